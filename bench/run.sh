@@ -1,0 +1,100 @@
+#!/bin/bash
+# bench/run.sh - `make bench`: measure kvmbox booting Linux in the emulated host.
+#
+#   bench/run.sh [RUNS]     (default 5, at least 5 recommended)
+#
+# One emulated-host boot (qemu TCG, -cpu max, kvm_amd; see DEVELOPERS.md) runs
+# tests/linux/host-bench.sh, which boots the Debian guest kernel (bzImage, 1 vCPU, 256M,
+# busybox initramfs) RUNS times with build/kvmbox-static and samples each run (method in
+# that script and in docs/PERFORMANCE.md). This script prints median, min and max of each
+# figure as a markdown table, also written to build/bench/results.md.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+source tests/linux/lib.sh
+
+RUNS=${1:-5}
+BIN=${KVMBOX_BIN:-build/kvmbox-static}
+OUT=build/bench
+mkdir -p "$OUT"
+
+why=$(kb_have_qemu) || { echo "bench: $why" >&2; exit 1; }
+[[ -x $BIN ]] || { echo "bench: $BIN missing (make static)" >&2; exit 1; }
+kb_build_host_initrd "$OUT/host-initrd" "$BIN" tests/linux/host-tests.sh tests/linux/host-bench.sh ||
+	exit 1
+
+echo "bench: $RUNS runs in the emulated host (about $((10 + RUNS * 15))s)..." >&2
+t0=$EPOCHSECONDS
+kb_boot_host "$OUT/host-initrd" $((300 + RUNS * 120)) "kvmbox.host=bench kvmbox.runs=$RUNS" 2>&1 |
+	tr -d '\r' >"$OUT/host.log"
+elapsed=$((EPOCHSECONDS - t0))
+if grep -q 'KVMBOX-HOST nokvm' "$OUT/host.log"; then
+	echo "bench: no usable /dev/kvm in the emulated host: $(grep -o 'nokvm.*' "$OUT/host.log")" >&2
+	exit 1
+fi
+grep -o 'KVMBOX-B .*' "$OUT/host.log" >"$OUT/runs.txt"
+if [[ ! -s $OUT/runs.txt ]]; then
+	echo "bench: no results (log: $OUT/host.log)" >&2
+	exit 1
+fi
+
+size=$(stat -c %s "$BIN")
+kver=$(grep -o 'KVMBOX-HOST up [^ ]* .*' "$OUT/host.log" | awk '{print $4}')
+version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\), [0-9]* bytes/\1/')
+
+{
+	echo "kvmbox $version, $(date -u +%Y-%m-%d), guest and emulated host kernel $kver,"
+	echo "emulated host: qemu $(${KB_QEMU} --version | head -n1 | awk '{print $4}') TCG -smp 2 -cpu max," \
+		"real host: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
+	echo
+	awk -v size="$size" '
+	{
+		ok = 0
+		for (i = 2; i <= NF; i++) {
+			split($i, kv, "=")
+			if (kv[1] == "status" && kv[2] == "0")
+				ok = 1
+		}
+		nruns++
+		if (!ok)
+			next
+		good++
+		for (i = 2; i <= NF; i++) {
+			split($i, kv, "=")
+			k = kv[1]
+			if (k == "run" || k == "status" || kv[2] == "-" || kv[2] == "")
+				continue
+			if (!(k in cnt))
+				order[++nkeys] = k
+			val[k, ++cnt[k]] = kv[2] + 0
+		}
+	}
+	function label(k) {
+		if (k == "boot_s") return "boot to guest init marker (s)"
+		if (k == "rss_kb") return "kvmbox RSS without guest RAM (KiB)"
+		if (k == "ram_rss_kb") return "guest RAM resident at init (KiB)"
+		if (k ~ /^kvm_/) { sub(/^kvm_/, "", k); return "KVM debugfs " k " at init" }
+		if (k ~ /^kvmbox_/) { sub(/^kvmbox_/, "", k); return "user-space exits (kvmbox --stats) " k }
+		return k
+	}
+	END {
+		printf "| figure | median | min | max | runs |\n|---|---:|---:|---:|---:|\n"
+		for (j = 1; j <= nkeys; j++) {
+			k = order[j]
+			n = cnt[k]
+			for (a = 1; a <= n; a++) s[a] = val[k, a]
+			for (a = 2; a <= n; a++) {
+				x = s[a]
+				for (b = a - 1; b >= 1 && s[b] > x; b--) s[b + 1] = s[b]
+				s[b + 1] = x
+			}
+			med = (n % 2) ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2
+			fmt = (k == "boot_s") ? "| %s | %.2f | %.2f | %.2f | %d |\n" : "| %s | %.0f | %.0f | %.0f | %d |\n"
+			printf fmt, label(k), med, s[1], s[n], n
+		}
+		printf "| size of build/kvmbox-static (bytes) | %d | | | |\n", size
+		if (good < nruns)
+			printf "\n%d of %d runs failed (status != 0); see build/bench/runs.txt\n", nruns - good, nruns
+	}' "$OUT/runs.txt"
+	echo
+	echo "(whole bench: ${elapsed}s; per-run data: build/bench/runs.txt)"
+} | tee "$OUT/results.md"

@@ -1,0 +1,36 @@
+/* arch.h - what the core asks of an architecture. x86_64 lives in arch/x86/. */
+#ifndef KVMBOX_ARCH_H
+#define KVMBOX_ARCH_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../core/config.h"
+#include "../core/memory.h"
+
+struct vm;
+struct vcpu;
+
+/* Split `ram` bytes into guest RAM regions around the architecture's MMIO
+ * holes. Returns the number of regions written to out (<= max). */
+int arch_mem_layout(uint64_t ram, struct mem_region *out, int max);
+/* Largest RAM size the address map allows. */
+uint64_t arch_max_ram(void);
+/* VM-wide set-up after RAM exists: irqchip, timers, fixed addresses. */
+int arch_vm_init(struct vm *vm);
+/* Create the platform devices (UART, RTC, reset, power, PCI host). */
+int arch_create_devices(struct vm *vm);
+/* Load kernel + initrd + command line, build firmware tables. Needs the
+ * vCPU count (tables list every vCPU). */
+int arch_load_kernel(struct vm *vm);
+/* Per-vCPU set-up before first run: CPUID, MSRs, LAPIC, FPU, and for the
+ * boot vCPU its entry registers. */
+int arch_vcpu_init(struct vcpu *vcpu);
+/* Entry registers of the boot vCPU (after arch_load_kernel). */
+int arch_vcpu_boot_regs(struct vcpu *vcpu);
+/* Register dump for crash reports. */
+void arch_vcpu_dump(struct vcpu *vcpu, FILE *f);
+/* Free arch private data. */
+void arch_vm_destroy(struct vm *vm);
+
+#endif

@@ -1,0 +1,250 @@
+/* x86.c - the x86_64 side of arch.h: address map, irqchip, platform
+ * devices, kernel loading. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../core/log.h"
+#include "../../core/vcpu.h"
+#include "../../core/vm.h"
+#include "../../devices/acpi_pm.h"
+#include "../../devices/i8042.h"
+#include "../../devices/pci.h"
+#include "../../devices/rtc.h"
+#include "../../devices/uart.h"
+#include "../arch.h"
+#include "acpi.h"
+#include "boot.h"
+#include "cpu.h"
+#include "layout.h"
+
+struct x86_vm {
+	struct kvm_cpuid2 *cpuid;     /* supported CPUID, before per-vCPU fixes */
+	struct x86_boot_entry entry;
+};
+
+int arch_mem_layout(uint64_t ram, struct mem_region *out, int max)
+{
+	if (max < 2)
+		return 0;
+	if (ram <= X86_PCI_HOLE_START) {
+		out[0] = (struct mem_region){ .gpa = 0, .size = ram };
+		return 1;
+	}
+	out[0] = (struct mem_region){ .gpa = 0, .size = X86_PCI_HOLE_START };
+	out[1] = (struct mem_region){ .gpa = X86_4G, .size = ram - X86_PCI_HOLE_START };
+	return 2;
+}
+
+uint64_t arch_max_ram(void)
+{
+	/* RAM above 4 GiB must end below the 64-bit PCI window. */
+	return X86_PCI_HOLE_START + (X86_PCI_MMIO64_START - X86_4G);
+}
+
+static const struct {
+	int cap;
+	const char *name;
+} x86_caps[] = {
+	{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+	{ KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR" },
+	{ KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+	{ KVM_CAP_PIT_STATE2, "KVM_CAP_PIT_STATE2" },
+	{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+	{ KVM_CAP_ADJUST_CLOCK, "KVM_CAP_ADJUST_CLOCK" },
+};
+
+int arch_vm_init(struct vm *vm)
+{
+	struct x86_vm *x = calloc(1, sizeof(*x));
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	uint64_t ident = X86_IDENTITY_MAP_ADDR;
+
+	if (!x) {
+		log_error("out of memory");
+		return -1;
+	}
+	vm->arch = x;
+	for (size_t i = 0; i < sizeof(x86_caps) / sizeof(x86_caps[0]); i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, x86_caps[i].cap) <= 0) {
+			log_error("/dev/kvm: the kernel lacks %s; use a kernel with full KVM support",
+				  x86_caps[i].name);
+			return -1;
+		}
+	}
+	/* Intel needs these three pages outside RAM; AMD ignores them. */
+	if (KVM_IOCTL(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0)
+		return -1;
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)X86_TSS_ADDR) < 0) {
+		log_error("KVM: ioctl KVM_SET_TSS_ADDR failed: %s", strerror(errno));
+		return -1;
+	}
+	if (KVM_IOCTL(vm->vm_fd, KVM_CREATE_IRQCHIP, NULL) < 0)
+		return -1;
+	if (KVM_IOCTL(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return -1;
+	x->cpuid = x86_supported_cpuid(vm->kvm_fd);
+	return x->cpuid ? 0 : -1;
+}
+
+static void machine_request(void *ctx, int reason)
+{
+	vm_request_stop(ctx, (enum vm_exit_reason)reason);
+}
+
+int arch_create_devices(struct vm *vm)
+{
+	struct machine_ctl ctl = { .request = machine_request, .ctx = vm };
+	struct device *d;
+
+#define IRQ(n) ((struct irq_line){ .set = vm_irq_set, .ctx = vm, .gsi = (n) })
+	d = uart_create("com1", &vm->pio, X86_COM1_PORT, IRQ(X86_COM1_IRQ), vm->console_port);
+	if (!d)
+		return -1;
+	vm_add_device(vm, d);
+	vm->console_dev = d;
+	d = rtc_create("rtc", &vm->pio, IRQ(X86_RTC_IRQ));
+	if (!d)
+		return -1;
+	vm_add_device(vm, d);
+	d = i8042_create("i8042", &vm->pio, IRQ(X86_I8042_IRQ), ctl);
+	if (!d)
+		return -1;
+	vm_add_device(vm, d);
+	d = acpi_pm_create("acpi-pm", &vm->pio, IRQ(X86_SCI_IRQ), ctl);
+	if (!d)
+		return -1;
+	vm_add_device(vm, d);
+	vm->power_dev = d;
+	d = pci_host_create("pci", &vm->pio, &vm->mmio, IRQ(0)); /* INTx GSIs are per slot */
+	if (!d)
+		return -1;
+	vm_add_device(vm, d);
+	vm->pci_host = d;
+#undef IRQ
+	return 0;
+}
+
+/* Read a whole regular file; `what` names it in errors ("kernel", "initrd"). */
+static int read_file(const char *what, const char *path, uint64_t limit, uint8_t **out, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf;
+	size_t done = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		log_error("%s %s: %s; give the path of a readable %s file", what, path, strerror(errno), what);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		log_error("%s %s: not a regular file; give the path of a %s file", what, path, what);
+		close(fd);
+		return -1;
+	}
+	if ((uint64_t)st.st_size > limit) {
+		log_error("%s %s: %llu MiB does not fit in %llu MiB of guest RAM; give more --memory", what, path,
+			  (unsigned long long)(st.st_size >> 20), (unsigned long long)(limit >> 20));
+		close(fd);
+		return -1;
+	}
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		log_error("%s %s: out of memory reading it", what, path);
+		close(fd);
+		return -1;
+	}
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_error("%s %s: read failed: %s; check the file", what, path,
+				  n < 0 ? strerror(errno) : "file shrank");
+			free(buf);
+			close(fd);
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	*out = buf;
+	*len = done;
+	return 0;
+}
+
+int arch_load_kernel(struct vm *vm)
+{
+	struct x86_vm *x = vm->arch;
+	const struct vm_config *cfg = vm->cfg;
+	uint8_t *kernel = NULL, *initrd = NULL;
+	size_t klen = 0, ilen = 0;
+	uint64_t rsdp = 0;
+	int ret = -1;
+
+	if (read_file("kernel", cfg->kernel, vm->mem.total, &kernel, &klen) < 0)
+		goto out;
+	if (cfg->initrd && read_file("initrd", cfg->initrd, vm->mem.total, &initrd, &ilen) < 0)
+		goto out;
+	if (x86_acpi_build(&vm->mem, vm->nr_vcpus ? vm->nr_vcpus : cfg->cpus, &rsdp) < 0)
+		goto out;
+	if (x86_load_kernel(&vm->mem, kernel, klen, cfg->kernel, initrd, ilen, cfg->initrd,
+			    cfg->append ? cfg->append : "", rsdp, &x->entry) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(kernel);
+	free(initrd);
+	return ret;
+}
+
+int arch_vcpu_init(struct vcpu *v)
+{
+	struct x86_vm *x = v->vm->arch;
+	struct kvm_cpuid2 *cpuid = x86_vcpu_cpuid(x->cpuid, v->id, v->vm->cfg->cpus);
+	int ret;
+
+	if (!cpuid) {
+		log_error("out of memory building CPUID");
+		return -1;
+	}
+	ret = x86_vcpu_setup(v->fd, cpuid);
+	free(cpuid);
+	return ret;
+}
+
+int arch_vcpu_boot_regs(struct vcpu *v)
+{
+	struct x86_vm *x = v->vm->arch;
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+
+	if (KVM_IOCTL(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		return -1;
+	memset(&regs, 0, sizeof(regs));
+	x86_boot_regs(&x->entry, &regs, &sregs);
+	if (KVM_IOCTL(v->fd, KVM_SET_SREGS, &sregs) < 0 || KVM_IOCTL(v->fd, KVM_SET_REGS, &regs) < 0)
+		return -1;
+	return 0;
+}
+
+void arch_vcpu_dump(struct vcpu *v, FILE *f)
+{
+	x86_dump_regs(v->fd, v->id, f);
+}
+
+void arch_vm_destroy(struct vm *vm)
+{
+	struct x86_vm *x = vm->arch;
+
+	if (!x)
+		return;
+	free(x->cpuid);
+	free(x);
+	vm->arch = NULL;
+}

@@ -1,0 +1,34 @@
+/* options.h - parsing of the command line (pure, unit-tested). */
+#ifndef KVMBOX_OPTIONS_H
+#define KVMBOX_OPTIONS_H
+
+#include <stdint.h>
+
+#include "../core/config.h"
+
+/* Exit statuses (documented in README.md). */
+enum kvmbox_status {
+	EXIT_GUEST_OFF = 0,     /* guest powered off (or rebooted with --no-reboot) */
+	EXIT_START_FAIL = 1,    /* bad input or missing /dev/kvm: the VM could not start */
+	EXIT_USAGE = 2,         /* malformed command line */
+	EXIT_GUEST_CRASH = 3,   /* triple fault, KVM internal error: register dump on stderr */
+	EXIT_HOST_FAIL = 4,     /* a host-side failure while the guest was running */
+	/* 128 + N: stopped by signal N (SIGTERM, SIGINT, Ctrl-A x counts as SIGINT) */
+};
+
+/* Parse "512M", "2G", "1048576K", "64m", "3g"; a plain number means MiB (as
+ * with QEMU's -m). Returns 0 or -1 for malformed input or overflow. */
+int parse_size(const char *s, uint64_t *out);
+/* Parse a decimal unsigned int with no sign, spaces or trailing junk. */
+int parse_uint(const char *s, unsigned *out);
+
+/* Parse `kvmbox run` arguments (argv[0] is "run"). Returns 0 when cfg is
+ * filled, EXIT_USAGE after printing a usage error, or -1 after printing help
+ * (the caller exits 0). Range checks that need the host (memory, vCPU limit)
+ * are the caller's. */
+int run_parse_args(int argc, char **argv, struct vm_config *cfg);
+/* Help texts. */
+void print_main_help(void);
+void print_run_help(void);
+
+#endif

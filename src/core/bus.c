@@ -1,0 +1,111 @@
+#include "bus.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void bus_init(struct bus *b, enum bus_space space)
+{
+	memset(b, 0, sizeof(*b));
+	b->space = space;
+	pthread_rwlock_init(&b->lock, NULL);
+}
+
+void bus_destroy(struct bus *b)
+{
+	free(b->ranges);
+	pthread_rwlock_destroy(&b->lock);
+	b->ranges = NULL;
+	b->nr = b->cap = 0;
+}
+
+/* Index of the first range whose base is > addr. */
+static int upper_bound(const struct bus *b, uint64_t addr)
+{
+	int lo = 0, hi = b->nr;
+
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+
+		if (b->ranges[mid].base <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int bus_register(struct bus *b, uint64_t base, uint64_t len, struct device *dev)
+{
+	int i, ret = -1;
+
+	if (len == 0 || base + len - 1 < base)
+		return -1;
+	pthread_rwlock_wrlock(&b->lock);
+	i = upper_bound(b, base);
+	/* The previous range must end before base, the next start after us. */
+	if (i > 0 && b->ranges[i - 1].base + b->ranges[i - 1].len - 1 >= base)
+		goto out;
+	if (i < b->nr && b->ranges[i].base <= base + len - 1)
+		goto out;
+	if (b->nr == b->cap) {
+		int cap = b->cap ? b->cap * 2 : 16;
+		struct bus_range *nr = realloc(b->ranges, (size_t)cap * sizeof(*nr));
+
+		if (!nr)
+			goto out;
+		b->ranges = nr;
+		b->cap = cap;
+	}
+	memmove(&b->ranges[i + 1], &b->ranges[i], (size_t)(b->nr - i) * sizeof(*b->ranges));
+	b->ranges[i] = (struct bus_range){ .base = base, .len = len, .dev = dev };
+	b->nr++;
+	ret = 0;
+out:
+	pthread_rwlock_unlock(&b->lock);
+	return ret;
+}
+
+int bus_unregister(struct bus *b, uint64_t base, struct device *dev)
+{
+	int ret = -1;
+
+	pthread_rwlock_wrlock(&b->lock);
+	for (int i = 0; i < b->nr; i++) {
+		if (b->ranges[i].base == base && b->ranges[i].dev == dev) {
+			memmove(&b->ranges[i], &b->ranges[i + 1], (size_t)(b->nr - i - 1) * sizeof(*b->ranges));
+			b->nr--;
+			ret = 0;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&b->lock);
+	return ret;
+}
+
+bool bus_dispatch(struct bus *b, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct bus_access a;
+	struct device *dev = NULL;
+	int i;
+
+	pthread_rwlock_rdlock(&b->lock);
+	i = upper_bound(b, addr) - 1;
+	if (i >= 0 && len > 0) {
+		const struct bus_range *r = &b->ranges[i];
+		uint64_t off = addr - r->base;
+
+		if (off < r->len && len <= r->len - off) {
+			dev = r->dev;
+			a = (struct bus_access){ .space = b->space, .base = r->base, .offset = off,
+						 .data = data, .len = len, .is_write = is_write };
+		}
+	}
+	/* The device is called under the read lock: a range cannot vanish while
+	 * its device runs. Devices must not register ranges from io(). */
+	if (dev)
+		dev->ops->io(dev, &a);
+	pthread_rwlock_unlock(&b->lock);
+	if (!dev && !is_write)
+		memset(data, 0xff, len);
+	return dev != NULL;
+}

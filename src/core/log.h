@@ -1,0 +1,15 @@
+/* log.h - one-line user-facing errors and debug output. */
+#ifndef KVMBOX_LOG_H
+#define KVMBOX_LOG_H
+
+#include <stdarg.h>
+
+/* Print "kvmbox: <message>\n" to stderr. Messages name the thing, the problem
+ * and the fix, on one line. */
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Same, prefixed with "warning: ". */
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Printed only when KVMBOX_DEBUG is set in the environment. */
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,149 @@
+#include "loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct loop_watch {
+	int fd;
+	loop_fn fn;
+	void *opaque;
+	struct loop_watch *next;
+};
+
+struct loop {
+	int epfd;
+	bool quit;
+	struct loop_watch *watches;
+};
+
+struct loop *loop_create(void)
+{
+	struct loop *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->epfd < 0) {
+		log_error("epoll_create1: %s; raise the open file limit", strerror(errno));
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+void loop_destroy(struct loop *l)
+{
+	struct loop_watch *w, *n;
+
+	if (!l)
+		return;
+	for (w = l->watches; w; w = n) {
+		n = w->next;
+		free(w);
+	}
+	close(l->epfd);
+	free(l);
+}
+
+int loop_add(struct loop *l, int fd, uint32_t events, loop_fn fn, void *opaque)
+{
+	struct loop_watch *w = calloc(1, sizeof(*w));
+	struct epoll_event ev = { .events = events };
+
+	if (!w)
+		return -1;
+	w->fd = fd;
+	w->fn = fn;
+	w->opaque = opaque;
+	ev.data.ptr = w;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int e = errno;
+
+		free(w);
+		errno = e; /* EPERM: a regular file; the caller decides */
+		return -1;
+	}
+	w->next = l->watches;
+	l->watches = w;
+	return 0;
+}
+
+static struct loop_watch *find(struct loop *l, int fd, struct loop_watch ***link)
+{
+	struct loop_watch **pp;
+
+	for (pp = &l->watches; *pp; pp = &(*pp)->next) {
+		if ((*pp)->fd == fd) {
+			if (link)
+				*link = pp;
+			return *pp;
+		}
+	}
+	return NULL;
+}
+
+int loop_mod(struct loop *l, int fd, uint32_t events)
+{
+	struct loop_watch *w = find(l, fd, NULL);
+	struct epoll_event ev = { .events = events };
+
+	if (!w)
+		return -1;
+	ev.data.ptr = w;
+	return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev);
+}
+
+int loop_del(struct loop *l, int fd)
+{
+	struct loop_watch **link, *w = find(l, fd, &link);
+
+	if (!w)
+		return -1;
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+	*link = w->next;
+	/* Events for w may still be in the current batch: loop_run checks. */
+	free(w);
+	return 0;
+}
+
+static bool still_watched(struct loop *l, struct loop_watch *w)
+{
+	for (struct loop_watch *p = l->watches; p; p = p->next)
+		if (p == w)
+			return true;
+	return false;
+}
+
+int loop_run(struct loop *l)
+{
+	struct epoll_event evs[16];
+
+	l->quit = false;
+	while (!l->quit) {
+		int n = epoll_wait(l->epfd, evs, 16, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("epoll_wait: %s", strerror(errno));
+			return -1;
+		}
+		for (int i = 0; i < n && !l->quit; i++) {
+			struct loop_watch *w = evs[i].data.ptr;
+
+			if (still_watched(l, w))
+				w->fn(l, w->fd, evs[i].events, w->opaque);
+		}
+	}
+	return 0;
+}
+
+void loop_quit(struct loop *l)
+{
+	l->quit = true;
+}

@@ -1,0 +1,91 @@
+#include "memory.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "log.h"
+
+void *gpa_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	if (len == 0)
+		len = 1;
+	for (int i = 0; i < m->nr_regions; i++) {
+		const struct mem_region *r = &m->regions[i];
+
+		if (gpa < r->gpa)
+			continue;
+		uint64_t off = gpa - r->gpa;
+		if (off >= r->size || len > r->size - off)
+			continue;
+		return r->host + off;
+	}
+	return NULL;
+}
+
+int gpa_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = gpa_ptr(m, gpa, len);
+
+	if (!p)
+		return -1;
+	if (len)
+		memcpy(p, src, len);
+	return 0;
+}
+
+int gpa_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len)
+{
+	const void *p = gpa_ptr(m, gpa, len);
+
+	if (!p)
+		return -1;
+	if (len)
+		memcpy(dst, p, len);
+	return 0;
+}
+
+void guest_mem_init_static(struct guest_mem *m, uint8_t *base, const struct mem_region *layout, int nr)
+{
+	uint64_t off = 0;
+
+	memset(m, 0, sizeof(*m));
+	m->base = base;
+	for (int i = 0; i < nr && i < GUEST_MEM_MAX_REGIONS; i++) {
+		m->regions[i].gpa = layout[i].gpa;
+		m->regions[i].size = layout[i].size;
+		m->regions[i].host = base + off;
+		off += layout[i].size;
+		m->nr_regions++;
+	}
+	m->total = off;
+}
+
+int guest_mem_alloc(struct guest_mem *m, const struct mem_region *layout, int nr)
+{
+	uint64_t total = 0;
+	void *p;
+
+	if (nr < 1 || nr > GUEST_MEM_MAX_REGIONS)
+		return -1;
+	for (int i = 0; i < nr; i++)
+		total += layout[i].size;
+	p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		log_error("guest memory: cannot map %llu MiB: %s; give a smaller --memory",
+			  (unsigned long long)(total >> 20), strerror(errno));
+		return -1;
+	}
+	/* Guest RAM is not worth dumping with a kvmbox crash; THP helps the EPT/NPT. */
+	madvise(p, total, MADV_DONTDUMP);
+	madvise(p, total, MADV_HUGEPAGE);
+	guest_mem_init_static(m, p, layout, nr);
+	return 0;
+}
+
+void guest_mem_free(struct guest_mem *m)
+{
+	if (m->base && m->total)
+		munmap(m->base, m->total);
+	memset(m, 0, sizeof(*m));
+}

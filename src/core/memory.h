@@ -1,0 +1,45 @@
+/* memory.h - guest physical memory and the one checked accessor.
+ *
+ * Guest RAM is a single host mapping split into regions (below and above
+ * the 32-bit PCI hole). Nothing else turns a guest physical address into a
+ * host pointer: every device goes through gpa_ptr(), which checks overflow
+ * and bounds and never lets a range cross a region. */
+#ifndef KVMBOX_MEMORY_H
+#define KVMBOX_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUEST_MEM_MAX_REGIONS 4
+
+struct mem_region {
+	uint64_t gpa;     /* guest physical start */
+	uint64_t size;    /* bytes */
+	uint8_t *host;    /* host address of gpa */
+};
+
+struct guest_mem {
+	struct mem_region regions[GUEST_MEM_MAX_REGIONS];
+	int nr_regions;
+	uint8_t *base;    /* start of the single host mapping */
+	uint64_t total;   /* total RAM bytes (sum of regions) */
+};
+
+/* Host pointer for [gpa, gpa+len) if it lies wholly inside one RAM region,
+ * else NULL. len 0 is treated as 1. Overflow-safe. */
+void *gpa_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+
+/* Copy to/from guest memory; return 0 or -1 when the range is not RAM. */
+int gpa_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len);
+int gpa_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
+
+/* Map `total` bytes of anonymous memory (MAP_NORESERVE) and lay it out into
+ * the regions given by `layout` (gpa/size filled, host ignored). Returns 0 or
+ * -1 with an error printed. */
+int guest_mem_alloc(struct guest_mem *m, const struct mem_region *layout, int nr);
+/* Describe caller-owned memory (unit tests: a malloc'ed buffer). */
+void guest_mem_init_static(struct guest_mem *m, uint8_t *base, const struct mem_region *layout, int nr);
+void guest_mem_free(struct guest_mem *m);
+
+#endif

@@ -1,0 +1,259 @@
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../arch/arch.h"
+#include "log.h"
+#include "vcpu.h"
+
+int kvm_ioctl_named(int fd, unsigned long req, void *arg, const char *name)
+{
+	int ret;
+
+	do {
+		ret = ioctl(fd, req, arg);
+	} while (ret < 0 && errno == EINTR);
+	if (ret < 0) {
+		int e = errno;
+
+		log_error("KVM: ioctl %s failed: %s", name, strerror(e));
+		errno = e;
+	}
+	return ret;
+}
+
+struct kvm_cap_need {
+	int cap;
+	const char *name;
+};
+
+/* Capabilities the core relies on; the architecture checks its own. */
+static const struct kvm_cap_need core_caps[] = {
+	{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+	{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+	{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+	{ KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING" },
+	{ KVM_CAP_IRQFD, "KVM_CAP_IRQFD" },
+	{ KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD" },
+	{ KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE" },
+};
+
+static int open_kvm(struct vm *vm)
+{
+	int ver;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int e = errno;
+
+		if (e == ENOENT || e == ENODEV || e == ENXIO)
+			log_error("/dev/kvm: %s; load the kvm module (modprobe kvm_intel or kvm_amd) "
+				  "on a host with hardware virtualisation", strerror(e));
+		else if (e == EACCES || e == EPERM)
+			log_error("/dev/kvm: permission denied; add your user to the kvm group "
+				  "or run kvmbox as root");
+		else
+			log_error("/dev/kvm: cannot open: %s; check that KVM is available", strerror(e));
+		return -1;
+	}
+	ver = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (ver < 0) {
+		log_error("/dev/kvm: not a KVM device (KVM_GET_API_VERSION: %s); "
+			  "make /dev/kvm the kernel's KVM device node", strerror(errno));
+		return -1;
+	}
+	if (ver != KVM_API_VERSION) {
+		log_error("/dev/kvm: KVM API version %d, kvmbox needs %d; use a newer kernel",
+			  ver, KVM_API_VERSION);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(core_caps) / sizeof(core_caps[0]); i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, core_caps[i].cap) <= 0) {
+			log_error("/dev/kvm: the kernel lacks %s; use a kernel with full KVM support",
+				  core_caps[i].name);
+			return -1;
+		}
+	}
+	vm->max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (vm->max_vcpus <= 0)
+		vm->max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	if (vm->max_vcpus <= 0)
+		vm->max_vcpus = 4; /* the API's documented minimum */
+	vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->vcpu_mmap_size < (int)sizeof(struct kvm_run)) {
+		log_error("/dev/kvm: KVM_GET_VCPU_MMAP_SIZE failed; check the kernel's KVM");
+		return -1;
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, const struct mem_region *layout, int nr_regions)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
+	vm->devices_tail = &vm->devices;
+	bus_init(&vm->pio, BUS_PIO);
+	bus_init(&vm->mmio, BUS_MMIO);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
+
+	if (open_kvm(vm) < 0)
+		return -1;
+	if (cfg->cpus > (unsigned)vm->max_vcpus) {
+		log_error("--cpus %u: this host's KVM allows at most %d vCPUs; give fewer --cpus",
+			  cfg->cpus, vm->max_vcpus);
+		return -1;
+	}
+	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_efd < 0) {
+		log_error("eventfd: %s; raise the open file limit", strerror(errno));
+		return -1;
+	}
+	do {
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	} while (vm->vm_fd < 0 && errno == EINTR);
+	if (vm->vm_fd < 0) {
+		log_error("/dev/kvm: KVM_CREATE_VM failed: %s; check that virtualisation is enabled",
+			  strerror(errno));
+		return -1;
+	}
+	if (guest_mem_alloc(&vm->mem, layout, nr_regions) < 0)
+		return -1;
+	for (int i = 0; i < vm->mem.nr_regions; i++) {
+		struct kvm_userspace_memory_region r = {
+			.slot = (uint32_t)i,
+			.guest_phys_addr = vm->mem.regions[i].gpa,
+			.memory_size = vm->mem.regions[i].size,
+			.userspace_addr = (uint64_t)(uintptr_t)vm->mem.regions[i].host,
+		};
+		if (KVM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void vm_add_device(struct vm *vm, struct device *dev)
+{
+	dev->next = NULL;
+	*vm->devices_tail = dev;
+	vm->devices_tail = &dev->next;
+}
+
+int vm_create_vcpus(struct vm *vm, unsigned n)
+{
+	vm->vcpus = calloc(n, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		log_error("out of memory creating %u vCPUs", n);
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		vm->vcpus[i] = vcpu_create(vm, i);
+		if (!vm->vcpus[i])
+			return -1;
+		vm->nr_vcpus++;
+		if (arch_vcpu_init(vm->vcpus[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int vm_start_vcpus(struct vm *vm)
+{
+	vm->nr_active = 0;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		if (vcpu_start(vm->vcpus[i]) < 0) {
+			vm_request_stop(vm, VM_HOST_ERROR);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+bool vm_request_stop(struct vm *vm, enum vm_exit_reason reason)
+{
+	int expected = VM_RUNNING;
+	uint64_t one = 1;
+
+	if (!atomic_compare_exchange_strong(&vm->exit_reason, &expected, (int)reason))
+		return false; /* the first reason wins */
+	if (write(vm->stop_efd, &one, sizeof(one)) < 0) {
+		/* counter overflow is impossible with one write; nothing to do */
+	}
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond); /* parked vCPUs must see the stop */
+	pthread_mutex_unlock(&vm->pause_lock);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+	return true;
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->pause_requested = true;
+	pthread_mutex_unlock(&vm->pause_lock);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->nr_paused < vm->nr_active)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->pause_requested = false;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_irq_set(void *opaque, uint32_t gsi, int level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		log_debug("KVM_IRQ_LINE gsi %u: %s", gsi, strerror(errno));
+}
+
+void vm_destroy(struct vm *vm)
+{
+	struct device *d, *next;
+
+	if (vm->vcpus) {
+		if (atomic_load(&vm->exit_reason) == VM_RUNNING)
+			vm_request_stop(vm, VM_HOST_ERROR);
+		for (unsigned i = 0; i < vm->nr_vcpus; i++)
+			vcpu_destroy(vm->vcpus[i]);
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+	}
+	for (d = vm->devices; d; d = next) {
+		next = d->next;
+		if (d->ops->destroy)
+			d->ops->destroy(d);
+	}
+	vm->devices = NULL;
+	arch_vm_destroy(vm);
+	guest_mem_free(&vm->mem);
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->stop_efd >= 0)
+		close(vm->stop_efd);
+	pthread_mutex_destroy(&vm->pause_lock);
+	pthread_cond_destroy(&vm->pause_cond);
+	vm->vm_fd = vm->kvm_fd = vm->stop_efd = -1;
+}

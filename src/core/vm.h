@@ -1,0 +1,97 @@
+/* vm.h - one virtual machine: KVM handles, RAM, buses, devices, vCPUs.
+ *
+ * Life cycle, in this order (see cli/run.c):
+ *   vm_create -> arch set-up (irqchip, devices, kernel) -> vm_start_vcpus
+ *   -> vm_wait (main thread event loop) -> vm_destroy.
+ * All state hangs off struct vm: there are no globals. */
+#ifndef KVMBOX_VM_H
+#define KVMBOX_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "config.h"
+#include "device.h"
+#include "memory.h"
+
+struct vcpu;
+struct eventloop;
+
+/* Why the VM stopped. Ordered by precedence: the first non-RUNNING reason
+ * set wins. */
+enum vm_exit_reason {
+	VM_RUNNING = 0,
+	VM_POWEROFF,   /* guest powered off: exit 0 */
+	VM_REBOOT,     /* guest asked for a reset */
+	VM_SIGNAL,     /* SIGTERM/SIGINT or console escape */
+	VM_CRASH,      /* triple fault, internal error, unhandled exit */
+	VM_HOST_ERROR, /* a host-side failure while running */
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	int kvm_fd;
+	int vm_fd;
+	int vcpu_mmap_size;
+	int max_vcpus;
+
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+
+	struct device *devices;     /* creation order */
+	struct device **devices_tail;
+
+	struct vcpu **vcpus;
+	unsigned nr_vcpus;
+
+	/* Stop request: set once, read by every vCPU thread. */
+	_Atomic int exit_reason;
+	int stop_efd;               /* eventfd the main loop waits on */
+
+	/* Pause protocol (pause/resume, snapshots). */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	bool pause_requested;
+	unsigned nr_paused;         /* vCPU threads parked */
+	unsigned nr_active;         /* vCPU threads running their loop */
+
+	/* Architecture private data (boot info, cpuid template ...). */
+	void *arch;
+	/* The console stream (set by the caller before arch_create_devices)
+	 * and the device the user's input goes to. */
+	struct char_port console_port;
+	struct device *console_dev;
+	struct device *power_dev;   /* ACPI PM: power button */
+	struct device *pci_host;    /* PCI host bridge */
+};
+
+/* Open /dev/kvm, check API version and every capability kvmbox uses, create
+ * the VM, allocate and register guest RAM from `layout`. 0 or -1 (printed). */
+int vm_create(struct vm *vm, const struct vm_config *cfg, const struct mem_region *layout, int nr_regions);
+/* Add a device to the VM's list (the VM owns it from now on). */
+void vm_add_device(struct vm *vm, struct device *dev);
+/* Create the vCPU objects (not yet running). */
+int vm_create_vcpus(struct vm *vm, unsigned n);
+/* Start one thread per vCPU. */
+int vm_start_vcpus(struct vm *vm);
+/* Ask every vCPU to stop with `reason` and wake the main loop. Safe from any
+ * thread. The first reason wins: returns true only for the call that set it. */
+bool vm_request_stop(struct vm *vm, enum vm_exit_reason reason);
+/* Park all vCPUs outside KVM_RUN / let them go again. Not re-entrant. */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+/* Join vCPU threads, destroy devices, free RAM, close fds. */
+void vm_destroy(struct vm *vm);
+
+/* Set an interrupt line (KVM_IRQ_LINE); usable as irq_line.set. */
+void vm_irq_set(void *vm, uint32_t gsi, int level);
+
+/* Wrappers that name the failing ioctl in the error. */
+int kvm_ioctl_named(int fd, unsigned long req, void *arg, const char *name);
+#define KVM_IOCTL(fd, req, arg) kvm_ioctl_named((fd), (req), (arg), #req)
+
+#endif

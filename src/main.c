@@ -1,0 +1,27 @@
+/* main.c - command dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/options.h"
+#include "cli/run.h"
+#include "core/log.h"
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		print_main_help();
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("kvmbox %s\n", KVMBOX_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		print_main_help();
+		return 0;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	log_error("unknown command '%s'; see kvmbox --help", argv[1]);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,73 @@
+#!/bin/sh
+# host-bench.sh - kvmbox measurements, run by busybox sh inside the emulated host.
+# Usage: host-bench.sh [RUNS]   (default 5)
+#
+# Each run boots the guest kernel (bzImage, 1 vCPU, 256M) to the guest init's marker; the
+# guest then sleeps 3 s (kvmbox.test=bench) so that kvmbox can be sampled, and powers off.
+# Prints one line per run:
+#   KVMBOX-B run=N status=S boot_s=T rss_kb=R ram_rss_kb=G kvm_<stat>=V... kvmbox_<stat>=V...
+# boot_s   /proc/uptime when the marker line reached us minus /proc/uptime just before
+#          kvmbox was started (10 ms resolution)
+# rss_kb   sum of Rss in /proc/PID/smaps over all mappings except guest RAM (the largest
+#          anonymous mapping of at least --memory), sampled when the marker arrived
+# kvm_*    KVM's debugfs counters for the VM (/sys/kernel/debug/kvm/PID-FD/), read when the
+#          marker arrived: all VM exits ('exits'), and per reason
+# kvmbox_* kvmbox --stats ("kvmbox: stats: exits=N io=N ..."): returns of KVM_RUN to kvmbox,
+#          i.e. exits to user space, over the whole run
+RUNS=${1:-5}
+[ -n "$RUNS" ] || RUNS=5
+MEM_MB=256
+W=/tmp/kvmbox-bench
+mkdir -p $W
+STATS="exits io_exits mmio_exits halt_exits irq_exits signal_exits irq_window_exits request_irq_exits hypercalls insn_emulation"
+
+echo "KVMBOX-I bench: $RUNS runs, kvmbox $(kvmbox --version 2>&1 | head -n1), $(stat -c %s /kvmbox/kvmbox) bytes"
+i=1
+while [ $i -le $RUNS ]; do
+	rm -f $W/fifo
+	mkfifo $W/fifo
+	read t0 _ </proc/uptime
+	kvmbox run --stats --no-reboot -m ${MEM_MB}M -k /kvmbox/vmlinuz -i /kvmbox/guest-initrd.gz \
+		-a "console=ttyS0 quiet panic=-1 kvmbox.test=bench" </dev/null >$W/fifo 2>$W/err &
+	pid=$!
+	(sleep 180; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
+	guard=$!
+	t1= rss= ram= kvm=
+	while IFS= read -r line; do
+		read up _ </proc/uptime
+		case "$line" in
+		*KVMBOX-INIT*)
+			t1=$up
+			d=$(ls -d /sys/kernel/debug/kvm/$pid-* 2>/dev/null | head -n1)
+			kvm=
+			for s in $STATS; do
+				v=-
+				[ -n "$d" ] && [ -r "$d/$s" ] && v=$(cat "$d/$s")
+				kvm="$kvm kvm_$s=$v"
+			done
+			set -- $(awk -v min=$((MEM_MB * 1024)) '
+				/^[0-9a-f]+-[0-9a-f]+ / { n++; anon[n] = (NF < 6 || $6 ~ /^(\/memfd:|\[anon)/) }
+				/^Size:/ { size[n] = $2 }
+				/^Rss:/ { rss[n] = $2; total += $2 }
+				END {
+					big = 0
+					for (k = 1; k <= n; k++)
+						if (anon[k] && size[k] >= min && (big == 0 || size[k] > size[big]))
+							big = k
+					printf "%d %s\n", total - (big ? rss[big] : 0), big ? rss[big] : "-"
+				}' /proc/$pid/smaps)
+			rss=$1 ram=$2
+			;;
+		esac
+	done <$W/fifo
+	wait $pid
+	st=$?
+	kill $guard 2>/dev/null
+	boot=-
+	[ -n "$t1" ] && boot=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%.2f", b - a }')
+	ks=$(grep 'stats:' $W/err | head -n1 | sed 's/.*stats: *//; s/\([a-z_]*\)=/kvmbox_\1=/g')
+	echo "KVMBOX-B run=$i status=$st boot_s=$boot rss_kb=${rss:--} ram_rss_kb=${ram:--}$kvm $ks"
+	[ "$st" = 0 ] || tail -n 5 $W/err | sed 's/^/KVMBOX-I stderr: /'
+	i=$((i + 1))
+done
+echo "KVMBOX-I bench done"

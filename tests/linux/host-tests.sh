@@ -1,0 +1,258 @@
+#!/bin/sh
+# host-tests.sh - the Linux scenarios, run by busybox sh inside the emulated host.
+# Usage: host-tests.sh [GLOB[,GLOB...]]   run only the tests whose name matches a glob
+#
+# Prints machine-readable lines that tests/linux/run.sh turns into PASS/FAIL/SKIP:
+#   KVMBOX-T PASS|FAIL|SKIP <name> [why]
+#   KVMBOX-T DATA linux-date <guest epoch> <emulated-host epoch>   (run.sh decides)
+#   KVMBOX-L <name> <text>            diagnostics after a FAIL (guest output, kvmbox stderr)
+#   KVMBOX-I <text>                   information (durations), logged only
+# Every kvmbox run is guarded by a timeout, so a hang is a FAIL, never a stuck suite.
+ONLY=$(echo "${1:-}" | tr ',' ' ')
+KB=/kvmbox
+BZ=$KB/vmlinuz
+ELF=$KB/vmlinux
+GI=$KB/guest-initrd.gz
+GAPPEND="console=ttyS0 quiet panic=-1"
+BOOT_TMO=${KVMBOX_BOOT_TIMEOUT:-120}
+BAD_TMO=30
+W=/tmp/kvmbox-tests
+mkdir -p $W
+
+# want NAME...: is any of these tests selected?
+want() {
+	[ -z "$ONLY" ] && return 0
+	for _w in "$@"; do
+		for _g in $ONLY; do
+			case $_w in $_g) return 0 ;; esac
+		done
+	done
+	return 1
+}
+
+res() { # STATUS NAME [WHY]
+	_st=$1 _n=$2
+	shift 2
+	want "$_n" && echo "KVMBOX-T $_st $_n $*"
+}
+
+now() { cut -d' ' -f1 /proc/uptime; }
+
+alive() { [ -r /proc/$1/status ] && ! grep -q '^State:[[:space:]]*Z' /proc/$1/status 2>/dev/null; }
+
+# vm ID TIMEOUT STOP_PATTERN STOP_COUNT kvmbox-run-args...: run kvmbox in the background,
+# output in $W/ID.out, stderr in $W/ID.err; kill it after TIMEOUT seconds, or (SIGTERM) once
+# STOP_PATTERN was printed STOP_COUNT times (stops reboot loops early). Sets RC (kvmbox's
+# status, or "timeout" / "stopped"), SECS.
+vm() {
+	id=$1 tmo=$2 pat=$3 cnt=$4
+	shift 4
+	t0=$(now)
+	DM0=$(dmesg | wc -l)
+	kvmbox run "$@" </dev/null >$W/$id.out 2>$W/$id.err &
+	pid=$!
+	ticks=0 why=
+	while alive $pid; do
+		if [ $ticks -ge $((tmo * 5)) ]; then
+			why=timeout
+			kill -KILL $pid 2>/dev/null
+			break
+		fi
+		if [ -n "$pat" ] && [ "$(grep -c "$pat" $W/$id.out 2>/dev/null)" -ge "$cnt" ]; then
+			why=stopped
+			kill -TERM $pid 2>/dev/null
+			sleep 2
+			kill -KILL $pid 2>/dev/null
+			break
+		fi
+		usleep 200000
+		ticks=$((ticks + 1))
+	done
+	wait $pid
+	RC=$?
+	[ -n "$why" ] && RC=$why
+	SECS=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+	echo "KVMBOX-I $id: kvmbox run $* -> status $RC after ${SECS}s"
+}
+
+# diag NAME ID: show what the guest and kvmbox said last.
+diag() {
+	want "$1" || return 0
+	tr -d '\r' <$W/$2.out | grep -v '^[[:space:]]*$' | tail -n 12 | sed "s/^/KVMBOX-L $1 guest: /"
+	tail -n 12 $W/$2.err | sed "s/^/KVMBOX-L $1 stderr: /"
+	dmesg | tail -n +$((DM0 + 1)) | tail -n 8 | sed "s/^/KVMBOX-L $1 host dmesg: /"
+}
+
+has() { tr -d '\r' <$W/$2.out | grep -q "$1"; }
+count() { tr -d '\r' <$W/$2.out | grep -c "$1"; }
+result() { tr -d '\r' <$W/$2.out | sed -n "s/.*KVMBOX-RESULT $1 \\([0-9]*\\).*/\\1/p" | head -n1; }
+
+# boot_check NAME ID: the guest reached init (on failure, shorten later boot timeouts: a
+# kvmbox that cannot boot Linux should not cost the full timeout six times over).
+boot_check() {
+	if has "KVMBOX-INIT" $2; then
+		res PASS $1
+	else
+		res FAIL $1 "no init marker from the guest (kvmbox status $RC after ${SECS}s)"
+		diag $1 $2
+		BOOT_TMO=60
+	fi
+}
+
+# --- Guest boots --------------------------------------------------------------------------
+
+if want linux-boot-bzimage linux-poweroff-exit0 linux-nproc-1 linux-date; then
+	# No --no-reboot: a guest poweroff must end kvmbox, a restart would show a second marker.
+	vm init $BOOT_TMO KVMBOX-INIT 2 -k $BZ -i $GI -a "$GAPPEND kvmbox.test=init"
+	ehost=$(date +%s)
+	boot_check linux-boot-bzimage init
+	if [ "$RC" = 0 ] && has KVMBOX-POWEROFF init && [ "$(count KVMBOX-INIT init)" = 1 ]; then
+		res PASS linux-poweroff-exit0
+	else
+		res FAIL linux-poweroff-exit0 "guest ran poweroff -f: kvmbox status $RC," \
+			"$(count KVMBOX-INIT init) init marker(s), expected status 0 and 1 marker"
+		diag linux-poweroff-exit0 init
+	fi
+	n=$(result nproc init)
+	if [ "$n" = 1 ]; then res PASS linux-nproc-1; else res FAIL linux-nproc-1 "guest nproc '$n' with --cpus 1"; fi
+	g=$(result date init)
+	if [ -n "$g" ]; then
+		want linux-date && echo "KVMBOX-T DATA linux-date $g $ehost"
+	else
+		res FAIL linux-date "the guest printed no date"
+	fi
+fi
+
+for c in 2 4; do
+	want linux-nproc-$c || continue
+	vm nproc$c $BOOT_TMO KVMBOX-INIT 2 --no-reboot -c $c -k $BZ -i $GI -a "$GAPPEND kvmbox.test=init"
+	n=$(result nproc nproc$c)
+	if [ "$n" = $c ]; then
+		res PASS linux-nproc-$c
+	else
+		res FAIL linux-nproc-$c "guest nproc '$n' with --cpus $c (kvmbox status $RC)"
+		diag linux-nproc-$c nproc$c
+	fi
+done
+
+if want linux-boot-pvh; then
+	vm pvh $BOOT_TMO KVMBOX-INIT 2 --no-reboot -k $ELF -i $GI -a "$GAPPEND kvmbox.test=init"
+	if has KVMBOX-INIT pvh && [ "$RC" = 0 ]; then
+		res PASS linux-boot-pvh
+	else
+		res FAIL linux-boot-pvh "ELF vmlinux (PVH entry): kvmbox status $RC," \
+			"$(count KVMBOX-INIT pvh) init marker(s)"
+		diag linux-boot-pvh pvh
+	fi
+fi
+
+if want linux-reboot-restarts linux-reboot-cmos-kept; then
+	# The guest counts its boots in CMOS NVRAM: boot 1 reboots, boot 2 powers off. If NVRAM
+	# were lost the guest would reboot forever: stop at the third marker.
+	vm reboot $BOOT_TMO KVMBOX-INIT 3 -k $BZ -i $GI -a "$GAPPEND kvmbox.test=reboot"
+	m=$(count KVMBOX-INIT reboot)
+	if [ "$m" -ge 2 ]; then
+		res PASS linux-reboot-restarts
+	else
+		res FAIL linux-reboot-restarts "guest ran reboot -f: $m init marker(s), kvmbox status $RC"
+		diag linux-reboot-restarts reboot
+	fi
+	if [ "$m" -ge 2 ] && has "KVMBOX-BOOT 2" reboot && [ "$RC" = 0 ]; then
+		res PASS linux-reboot-cmos-kept
+	elif [ "$m" -ge 2 ]; then
+		res FAIL linux-reboot-cmos-kept "boot counter in CMOS 0x5a not kept across reboot:" \
+			"$(tr -d '\r' <$W/reboot.out | grep KVMBOX-BOOT | tr '\n' ' ')kvmbox status $RC"
+		diag linux-reboot-cmos-kept reboot
+	else
+		res FAIL linux-reboot-cmos-kept "no reboot happened"
+	fi
+fi
+
+if want linux-no-reboot-exit0; then
+	vm noreboot $BOOT_TMO KVMBOX-INIT 2 --no-reboot -k $BZ -i $GI -a "$GAPPEND kvmbox.test=rebootonce"
+	if [ "$RC" = 0 ] && has KVMBOX-REBOOTING noreboot && [ "$(count KVMBOX-INIT noreboot)" = 1 ]; then
+		res PASS linux-no-reboot-exit0
+	else
+		res FAIL linux-no-reboot-exit0 "guest ran reboot -f with --no-reboot: kvmbox status $RC," \
+			"$(count KVMBOX-INIT noreboot) init marker(s), expected status 0 and 1 marker"
+		diag linux-no-reboot-exit0 noreboot
+	fi
+fi
+
+# --- Bad input: status 1 (cannot start) or 2 (usage), exactly one stderr line "kvmbox: ..." --
+
+# bad NAME "ALLOWED STATUSES" [as-nobody] -- kvmbox-run-args...
+bad() {
+	name=$1 allowed=$2
+	shift 2
+	want $name || return 0
+	vm $name $BAD_TMO "" 0 "$@"
+	lines=$(wc -l <$W/$name.err)
+	first=$(head -n1 $W/$name.err)
+	ok=0
+	for a in $allowed; do [ "$RC" = "$a" ] && ok=1; done
+	if [ $ok = 1 ] && [ "$lines" = 1 ] && [ "${first#kvmbox: }" != "$first" ]; then
+		res PASS $name
+	else
+		res FAIL $name "status $RC (want $allowed), $lines stderr line(s) (want 1 starting 'kvmbox: ')"
+		diag $name $name
+	fi
+}
+
+dd if=/dev/urandom of=$W/garbage bs=1024 count=2048 2>/dev/null
+truncate -s 160M $W/huge-initrd
+bad linux-bad-missing-kernel 1 -k $W/no-such-kernel -i $GI
+bad linux-bad-not-a-kernel 1 -k $W/garbage -i $GI
+bad linux-bad-elf-not-kernel 1 -k /bin/busybox -i $GI
+bad linux-bad-initrd-too-big 1 -m 64M -k $BZ -i $W/huge-initrd
+bad linux-bad-memory-1M "1 2" -m 1M -k $BZ -i $GI
+bad linux-bad-cpus-0 "1 2" -c 0 -k $BZ -i $GI
+# KVM_CAP_MAX_VCPUS is 1024 on this kernel (KVM_MAX_VCPUS for x86 since 5.15).
+bad linux-bad-cpus-too-many "1 2" -c 1025 -k $BZ -i $GI
+bad linux-bad-size-malformed 2 -m 12Q -k $BZ -i $GI
+bad linux-bad-no-kernel-option 2 -i $GI
+
+if want linux-bad-no-dev-kvm; then
+	mv /dev/kvm /dev/kvm.away
+	bad linux-bad-no-dev-kvm 1 -k $BZ -i $GI
+	mv /dev/kvm.away /dev/kvm
+fi
+
+if want linux-bad-dev-kvm-perm; then
+	echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd
+	echo 'nobody:x:65534:65534:nobody:/tmp:/bin/sh' >>/etc/passwd
+	echo 'root:x:0:' >/etc/group
+	echo 'nogroup:x:65534:' >>/etc/group
+	mode=$(stat -c %a /dev/kvm)
+	chmod 600 /dev/kvm
+	if [ "$(su -s /bin/sh nobody -c 'id -u' 2>/dev/null)" != 65534 ]; then
+		res SKIP linux-bad-dev-kvm-perm "cannot switch to user nobody with busybox su"
+	else
+		# The run as nobody goes through su; it returns the status of kvmbox (sh -c exec).
+		cat >$W/as-nobody <<-EOF
+			#!/bin/sh
+			exec su -s /bin/sh nobody -c "exec /kvmbox/kvmbox run -k $BZ -i $GI"
+		EOF
+		chmod 755 $W/as-nobody
+		name=linux-bad-dev-kvm-perm
+		DM0=$(dmesg | wc -l)
+		$W/as-nobody </dev/null >$W/$name.out 2>$W/$name.err &
+		pid=$!
+		(sleep $BAD_TMO; kill -KILL $pid 2>/dev/null) &
+		killer=$!
+		wait $pid
+		RC=$?
+		kill $killer 2>/dev/null
+		lines=$(wc -l <$W/$name.err)
+		first=$(head -n1 $W/$name.err)
+		if [ "$RC" = 1 ] && [ "$lines" = 1 ] && [ "${first#kvmbox: }" != "$first" ]; then
+			res PASS $name
+		else
+			res FAIL $name "as user nobody with /dev/kvm 0600: status $RC (want 1)," \
+				"$lines stderr line(s) (want 1 starting 'kvmbox: ')"
+			diag $name $name
+		fi
+	fi
+	chmod "$mode" /dev/kvm
+fi
+echo "KVMBOX-I tests done"

@@ -1,0 +1,277 @@
+# lib.sh - shared pieces of the Linux tier, `make demo` and `make bench` (bash, sourced).
+#
+# The machine's /dev/kvm cannot run a Linux guest, so Linux runs in an *emulated host*:
+# qemu-system-x86_64 under TCG with -cpu max (AMD SVM with nested paging), booting a Debian
+# kernel whose kvm_amd gives a working /dev/kvm, on which build/kvmbox-static runs the guest.
+# The same Debian kernel serves as emulated-host kernel and as guest kernel (bzImage and the
+# ELF vmlinux extracted from it for the PVH entry).
+#
+# Everything comes from Debian packages and is cached in $KB_CACHE, keyed by kernel version:
+#   $KB_CACHE/debs/                      downloaded .deb files
+#   $KB_CACHE/linux-<kver>/vmlinuz         the bzImage
+#   $KB_CACHE/linux-<kver>/vmlinux         ELF with the Xen PVH note, extracted from vmlinuz
+#   $KB_CACHE/linux-<kver>/modules/*.ko    kvm_amd and its dependencies, decompressed
+#   $KB_CACHE/linux-<kver>/modules.order   load order (dependencies first)
+#   $KB_CACHE/linux-<kver>/base-<bbsum>.cpio  uncompressed cpio of the above plus busybox
+# Functions print progress on stderr; they return non-zero (with a message) instead of exiting.
+
+KB_ROOT=${KB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+KB_CACHE=${KVMBOX_CACHE:-$HOME/.cache/kvmbox}
+KB_BUSYBOX=${KVMBOX_BUSYBOX:-/bin/busybox}
+KB_QEMU=${KVMBOX_QEMU:-qemu-system-x86_64}
+# The modules that make /dev/kvm in the emulated host (TCG's -cpu max emulates AMD SVM).
+KB_HOST_MODULES="kvm_amd"
+
+kb_log() { printf '%s\n' "linux: $*" >&2; }
+
+# kb_kernel_version: print the Debian kernel version (e.g. 6.1.0-56-amd64) to use.
+# KVMBOX_KERNEL_VERSION overrides; without apt metadata, fall back to the newest cached one.
+kb_kernel_version() {
+	local v
+	if [[ -n ${KVMBOX_KERNEL_VERSION:-} ]]; then
+		printf '%s\n' "$KVMBOX_KERNEL_VERSION"
+		return 0
+	fi
+	v=$(apt-cache depends linux-image-amd64 2>/dev/null |
+		sed -n 's/^ *Depends: linux-image-\([0-9].*-amd64\)$/\1/p' | head -n1)
+	if [[ -z $v ]]; then
+		v=$(ls -d "$KB_CACHE"/linux-*/ 2>/dev/null | sed 's|.*/linux-\(.*\)/$|\1|' |
+			sort -V | tail -n1)
+	fi
+	if [[ -z $v ]]; then
+		kb_log "cannot resolve the kernel version: run 'apt-get update' (apt-cache depends" \
+			"linux-image-amd64 found nothing) or set KVMBOX_KERNEL_VERSION"
+		return 1
+	fi
+	printf '%s\n' "$v"
+}
+
+# kb_module_cat FILE: the module's bytes, whatever its compression.
+kb_module_cat() {
+	case $1 in
+	*.ko.xz) xz -dc -- "$1" ;;
+	*.ko.zst) zstd -dcq -- "$1" ;;
+	*.ko.gz) gzip -dc -- "$1" ;;
+	*) cat -- "$1" ;;
+	esac
+}
+
+# kb_extract_vmlinux BZIMAGE OUT: decompress the kernel payload of a bzImage into an ELF.
+# Like the kernel's scripts/extract-vmlinux: find each compression magic, try to decompress
+# from there, keep the first result that is an ELF file.
+kb_extract_vmlinux() {
+	local in=$1 out=$2 magic tool off
+	# grep -P patterns (bash strings cannot hold the NUL bytes of the magics).
+	local -a tries=(
+		'\xfd7zXZ\x00' "xz -dc --single-stream"
+		'\x28\xb5\x2f\xfd' "zstd -dcq"
+		'\x1f\x8b\x08' "gzip -dc"
+		'\x5d\x00\x00' "xz -dc --format=lzma"
+	)
+	local i
+	for ((i = 0; i < ${#tries[@]}; i += 2)); do
+		magic=${tries[i]}
+		tool=${tries[i + 1]}
+		# grep -b on binary input gives the byte offset of each match.
+		for off in $(LC_ALL=C grep -aboP -- "$magic" "$in" 2>/dev/null | cut -d: -f1 | head -n5); do
+			tail -c +$((off + 1)) -- "$in" | $tool >"$out.tmp" 2>/dev/null
+			if [[ $(head -c4 "$out.tmp" 2>/dev/null) == $'\x7fELF' ]]; then
+				mv -- "$out.tmp" "$out"
+				return 0
+			fi
+		done
+	done
+	rm -f -- "$out.tmp"
+	kb_log "no compressed ELF payload found in $in"
+	return 1
+}
+
+# kb_has_pvh_note ELF: true when the ELF carries XEN_ELFNOTE_PHYS32_ENTRY (type 0x12).
+kb_has_pvh_note() {
+	LC_ALL=C readelf -n -- "$1" 2>/dev/null | grep -Eq 'Xen .*(\(0x00000012\)|PHYS32_ENTRY)'
+}
+
+# kb_fetch_kernel: make $KB_CACHE/linux-<kver>/ complete and set KB_KDIR and KB_KVER.
+kb_fetch_kernel() {
+	local kver pkg dir deb tmp
+	kver=$(kb_kernel_version) || return 1
+	dir=$KB_CACHE/linux-$kver
+	KB_KVER=$kver
+	KB_KDIR=$dir
+	[[ -f $dir/.complete ]] && return 0
+
+	pkg=linux-image-$kver-unsigned
+	mkdir -p "$KB_CACHE/debs" || return 1
+	deb=$(ls "$KB_CACHE/debs/${pkg}"_*.deb 2>/dev/null | sort -V | tail -n1)
+	if [[ -z $deb ]]; then
+		kb_log "downloading $pkg into $KB_CACHE/debs"
+		# apt-get download writes into the current directory.
+		(cd "$KB_CACHE/debs" && apt-get download "$pkg" >/dev/null 2>"$KB_CACHE/debs/apt.err") || {
+			kb_log "apt-get download $pkg failed: $(tail -n1 "$KB_CACHE/debs/apt.err")"
+			return 1
+		}
+		deb=$(ls "$KB_CACHE/debs/${pkg}"_*.deb 2>/dev/null | sort -V | tail -n1)
+		[[ -n $deb ]] || { kb_log "apt-get download left no $pkg .deb"; return 1; }
+	fi
+
+	kb_log "extracting $(basename "$deb")"
+	tmp=$(mktemp -d "$KB_CACHE/extract.XXXXXX") || return 1
+	rm -rf -- "$dir"
+	mkdir -p "$dir/modules" || return 1
+	if ! dpkg-deb -x "$deb" "$tmp"; then
+		rm -rf -- "$tmp"
+		kb_log "dpkg-deb -x $deb failed"
+		return 1
+	fi
+	cp -- "$tmp/boot/vmlinuz-$kver" "$dir/vmlinuz" || { rm -rf -- "$tmp"; return 1; }
+
+	# Resolve the modules kvm_amd needs from their depends= fields, dependencies first.
+	local moddir=$tmp/lib/modules/$kver order="" seen=" " list
+	list=$(cd "$moddir" && find . -name '*.ko*' | sed 's|^\./||')
+	_kb_mod_resolve() {
+		local name=${1//-/_} path deps d
+		[[ $seen == *" $name "* ]] && return 0
+		seen+="$name "
+		# File names may use - where the module name has _.
+		path=$(printf '%s\n' "$list" | awk -v n="$name" '{
+			f = $0; sub(/.*\//, "", f); sub(/\.ko(\.(xz|zst|gz))?$/, "", f); gsub(/-/, "_", f)
+			if (f == n) { print; exit }
+		}')
+		[[ -n $path ]] || { kb_log "module $name not in $kver"; return 1; }
+		deps=$(kb_module_cat "$moddir/$path" | strings | sed -n 's/^depends=//p' | head -n1 | tr , ' ')
+		for d in $deps; do
+			_kb_mod_resolve "$d" || return 1
+		done
+		kb_module_cat "$moddir/$path" >"$dir/modules/$name.ko" || return 1
+		order+="$name.ko"$'\n'
+	}
+	local m
+	for m in $KB_HOST_MODULES; do
+		_kb_mod_resolve "$m" || { rm -rf -- "$tmp"; return 1; }
+	done
+	printf '%s' "$order" >"$dir/modules.order"
+	rm -rf -- "$tmp"
+
+	kb_log "extracting the PVH vmlinux from the bzImage"
+	kb_extract_vmlinux "$dir/vmlinuz" "$dir/vmlinux" || return 1
+	if ! kb_has_pvh_note "$dir/vmlinux"; then
+		kb_log "$dir/vmlinux has no Xen PVH entry note (readelf -n)"
+		return 1
+	fi
+	touch "$dir/.complete"
+}
+
+# kb_check_busybox: the busybox we copy into initramfs images must be static.
+kb_check_busybox() {
+	if [[ ! -x $KB_BUSYBOX ]]; then
+		kb_log "$KB_BUSYBOX missing: apt-get install busybox-static"
+		return 1
+	fi
+	if ! LC_ALL=C readelf -l "$KB_BUSYBOX" 2>/dev/null | grep -q 'Elf file type is EXEC\|DYN'; then
+		kb_log "$KB_BUSYBOX is not an ELF program"
+		return 1
+	fi
+	if LC_ALL=C readelf -l "$KB_BUSYBOX" | grep -q 'INTERP'; then
+		kb_log "$KB_BUSYBOX is dynamically linked: apt-get install busybox-static"
+		return 1
+	fi
+}
+
+# kb_cpio DIR OUT [gzip]: pack DIR as a newc cpio owned by root, gzipped if asked.
+kb_cpio() {
+	local dir=$1 out=$2 z=${3:-}
+	if [[ $z == gzip ]]; then
+		(cd "$dir" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -1) >"$out"
+	else
+		(cd "$dir" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$out"
+	fi
+}
+
+# kb_skel DIR: the directories and /dev/console every initramfs needs.
+kb_skel() {
+	mkdir -p "$1"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,etc,root}
+	cp -- "$KB_BUSYBOX" "$1/bin/busybox"
+	# The kernel's built-in initramfs already has /dev/console; add it too when we may.
+	if [[ $(id -u) == 0 ]]; then
+		mknod -m 600 "$1/dev/console" c 5 1 2>/dev/null || true
+	fi
+}
+
+# kb_build_guest_initrd OUT: the guest initramfs (busybox + tests/linux/guest-init).
+kb_build_guest_initrd() {
+	local out=$1 d
+	d=$(mktemp -d) || return 1
+	kb_skel "$d"
+	install -m 755 "$KB_ROOT/tests/linux/guest-init" "$d/init"
+	kb_cpio "$d" "$out" gzip
+	local rc=$?
+	rm -rf -- "$d"
+	return $rc
+}
+
+# kb_base_cpio: the unchanging part of the host initramfs (busybox, modules, guest kernels),
+# uncompressed so the TCG-emulated kernel only copies it. Prints its path.
+kb_base_cpio() {
+	local sum out d
+	sum=$(sha256sum "$KB_BUSYBOX" | cut -c1-12)
+	out=$KB_KDIR/base-$sum.cpio
+	if [[ ! -f $out ]]; then
+		d=$(mktemp -d) || return 1
+		kb_skel "$d"
+		mkdir -p "$d/kvmbox/modules"
+		cp -- "$KB_KDIR"/modules/*.ko "$d/kvmbox/modules/"
+		cp -- "$KB_KDIR/modules.order" "$KB_KDIR/vmlinuz" "$KB_KDIR/vmlinux" "$d/kvmbox/"
+		kb_cpio "$d" "$out.tmp" && mv -- "$out.tmp" "$out"
+		rm -rf -- "$d"
+	fi
+	[[ -f $out ]] && printf '%s\n' "$out"
+}
+
+# kb_build_host_initrd OUT KVMBOX_BIN SCRIPT...: the emulated host's initramfs: the cached
+# base plus a small gzipped archive with kvmbox, the guest initramfs, /init and the scripts
+# (concatenated cpio archives are unpacked one after the other by the kernel).
+kb_build_host_initrd() {
+	local out=$1 bin=$2 base d s
+	shift 2
+	kb_check_busybox || return 1
+	kb_fetch_kernel || return 1
+	base=$(kb_base_cpio) || return 1
+	d=$(mktemp -d) || return 1
+	mkdir -p "$d/kvmbox"
+	install -m 755 "$KB_ROOT/tests/linux/host-init" "$d/init"
+	install -m 755 "$bin" "$d/kvmbox/kvmbox"
+	for s in "$@"; do
+		install -m 755 "$s" "$d/kvmbox/$(basename "$s")"
+	done
+	kb_build_guest_initrd "$d/kvmbox/guest-initrd.gz" || { rm -rf -- "$d"; return 1; }
+	kb_cpio "$d" "$d.cpio.gz" gzip || { rm -rf -- "$d" "$d.cpio.gz"; return 1; }
+	cat -- "$base" "$d.cpio.gz" >"$out"
+	rm -rf -- "$d" "$d.cpio.gz"
+}
+
+# kb_have_qemu: can we run the emulated host at all? Prints the reason when not.
+kb_have_qemu() {
+	if ! command -v "$KB_QEMU" >/dev/null 2>&1; then
+		echo "$KB_QEMU not installed (apt-get install qemu-system-x86)"
+		return 1
+	fi
+}
+
+# kb_boot_host INITRD TIMEOUT APPEND [interactive]: boot the emulated host; its serial console
+# is our stdout (and stdin when interactive). Returns qemu's status (124 when timed out).
+# Interactive sessions move qemu's escape key from Ctrl-A to Ctrl-] (Ctrl-] x quits qemu), so
+# that Ctrl-A reaches kvmbox running inside (Ctrl-A x quits kvmbox).
+kb_boot_host() {
+	local initrd=$1 tmo=$2 append=$3 mode=${4:-batch}
+	local -a cmd=(
+		"$KB_QEMU" -accel tcg,thread=multi -smp "${KVMBOX_HOST_CPUS:-2}" -cpu max
+		-m "${KVMBOX_HOST_MEMORY:-3G}" -nic none -nographic -no-reboot
+		-kernel "$KB_KDIR/vmlinuz" -initrd "$initrd"
+		-append "console=ttyS0 quiet panic=-1 $append"
+	)
+	if [[ $mode == interactive ]]; then
+		timeout --foreground -k 10 "$tmo" "${cmd[@]}" -echr 0x1d
+	else
+		timeout -k 10 "$tmo" "${cmd[@]}" </dev/null
+	fi
+}

@@ -1,0 +1,163 @@
+#!/bin/bash
+# run.sh - the Linux tier: boot Debian's kernel with kvmbox, inside ONE emulated-host boot.
+#
+#   tests/linux/run.sh                  all scenarios
+#   tests/linux/run.sh 'linux-nproc-*'  only the tests whose names match the globs
+#   tests/linux/run.sh --list           the test names
+#   tests/linux/run.sh --shell          a shell in the emulated host, kvm loaded, kvmbox in /kvmbox
+#
+# Prints one line per test: "PASS: name", "FAIL: name: why", "SKIP: name: why" (diagnostics
+# after a FAIL are indented). The emulated host's serial log, each line stamped with the real
+# host's time, is kept in build/linux/host.log.
+# Environment: KVMBOX_BIN (default build/kvmbox-static), KVMBOX_CACHE, KVMBOX_LINUX_TIMEOUT
+# (seconds for the whole emulated host, default 1200), KVMBOX_VERBOSE=1 (echo the serial log).
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+source tests/linux/lib.sh
+
+TESTS=(
+	linux-boot-bzimage linux-poweroff-exit0 linux-nproc-1 linux-date
+	linux-nproc-2 linux-nproc-4 linux-boot-pvh
+	linux-reboot-restarts linux-reboot-cmos-kept linux-no-reboot-exit0
+	linux-bad-missing-kernel linux-bad-not-a-kernel linux-bad-elf-not-kernel
+	linux-bad-initrd-too-big linux-bad-memory-1M linux-bad-cpus-0 linux-bad-cpus-too-many
+	linux-bad-size-malformed linux-bad-no-kernel-option linux-bad-no-dev-kvm linux-bad-dev-kvm-perm
+)
+BIN=${KVMBOX_BIN:-build/kvmbox-static}
+OUT=build/linux
+LOG=$OUT/host.log
+TMO=${KVMBOX_LINUX_TIMEOUT:-1200}
+DATE_TOLERANCE=60
+
+shell=0
+globs=()
+for a in "$@"; do
+	case $a in
+	--shell) shell=1 ;;
+	--list) printf '%s\n' "${TESTS[@]}"; exit 0 ;;
+	-h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) globs+=("$a") ;;
+	esac
+done
+
+selected() {
+	local g
+	((${#globs[@]} == 0)) && return 0
+	for g in "${globs[@]}"; do
+		# shellcheck disable=SC2053
+		[[ $1 == $g ]] && return 0
+	done
+	return 1
+}
+
+declare -A done_=()
+report() { # STATUS NAME [WHY]
+	local st=$1 name=$2 why=${3:-}
+	[[ -n ${done_[$name]:-} ]] && return 0
+	selected "$name" || return 0
+	done_[$name]=$st
+	if [[ $st == PASS ]]; then
+		echo "PASS: $name"
+	else
+		echo "$st: $name: $why"
+	fi
+}
+
+skip_all() {
+	local t
+	for t in "${TESTS[@]}"; do
+		report SKIP "$t" "$1"
+	done
+	exit 0
+}
+
+why=$(kb_have_qemu) || skip_all "$why"
+if [[ ! -x $BIN ]]; then
+	if ((shell)); then
+		echo "run.sh: $BIN missing (make static)" >&2
+		exit 1
+	fi
+	skip_all "$BIN missing (make static)"
+fi
+mkdir -p "$OUT"
+if ! kb_build_host_initrd "$OUT/host-initrd" "$BIN" tests/linux/host-tests.sh \
+	tests/linux/host-bench.sh 2>"$OUT/build.err"; then
+	cat "$OUT/build.err" >&2
+	skip_all "cannot build the emulated host: $(tail -n1 "$OUT/build.err")"
+fi
+
+if ((shell)); then
+	echo "Emulated host (qemu TCG): quit with 'poweroff -f', or Ctrl-] x." >&2
+	kb_boot_host "$OUT/host-initrd" 86400 "kvmbox.host=shell" interactive
+	exit $?
+fi
+
+only=$(IFS=,; echo "${globs[*]:-}")
+t_start=$EPOCHSECONDS
+host_state=booting
+: >"$LOG"
+exec 3< <(kb_boot_host "$OUT/host-initrd" "$TMO" "kvmbox.host=tests ${only:+kvmbox.only=$only}" 2>&1)
+qpid=$!
+last_fail=
+while IFS= read -r line <&3; do
+	line=${line//$'\r'/}
+	printf '%s\t%s\n' "$EPOCHSECONDS" "$line" >>"$LOG"
+	[[ ${KVMBOX_VERBOSE:-0} == 1 ]] && printf '%s\n' "$line" >&2
+	case $line in
+	*KVMBOX-HOST\ kvm\ ready*) host_state=ready ;;
+	*KVMBOX-HOST\ nokvm*) host_state="no usable /dev/kvm in the emulated host: ${line#*nokvm }" ;;
+	*KVMBOX-HOST\ done*) host_state=done ;;
+	*KVMBOX-T\ DATA\ *)
+		# Guest clock vs the emulated host's clock (what kvmbox itself sees: that is the one
+		# kvmbox is responsible for) and vs the real host's clock when the line arrived
+		# (what the user sees; the emulated host's clock comes from qemu's RTC, itself set
+		# from the real host). Both must be within DATE_TOLERANCE.
+		read -r _ name g e <<<"${line#*KVMBOX-T }"
+		r=$EPOCHSECONDS
+		if [[ ! $g =~ ^[0-9]+$ || ! $e =~ ^[0-9]+$ ]]; then
+			report FAIL "$name" "unreadable dates: guest '$g', emulated host '$e'"
+			continue
+		fi
+		de=$((g - e)) dr=$((g - r))
+		if ((${de#-} > DATE_TOLERANCE)); then
+			report FAIL "$name" "guest date $g is ${de}s off the emulated host's $e"
+		elif ((${dr#-} > DATE_TOLERANCE)); then
+			report FAIL "$name" "guest date $g is ${dr}s off the real host's $r (the emulated host's clock is ${de}s from the guest: a harness clock problem, not kvmbox)"
+		else
+			report PASS "$name"
+		fi
+		echo "linux-date: guest $g, emulated host $e (${de}s), real host $r (${dr}s)" >>"$LOG"
+		;;
+	*KVMBOX-T\ *)
+		read -r st name why <<<"${line#*KVMBOX-T }"
+		report "$st" "$name" "$why"
+		[[ $st == FAIL ]] && last_fail=$name
+		;;
+	*KVMBOX-L\ *)
+		read -r name text <<<"${line#*KVMBOX-L }"
+		[[ $name == "$last_fail" ]] && printf '    | %s\n' "$text"
+		;;
+	esac
+done
+exec 3<&-
+wait "$qpid"
+qrc=$?
+elapsed=$((EPOCHSECONDS - t_start))
+echo "linux: emulated host exited with status $qrc after ${elapsed}s (log: $LOG)" >>"$LOG"
+
+case $host_state in
+done) why="no result line (see $LOG)" ;;
+ready | booting)
+	if ((qrc == 124 || qrc == 137)); then
+		why="emulated host timed out after ${TMO}s before this test ran (see $LOG)"
+	else
+		why="emulated host stopped (qemu status $qrc) before this test ran (see $LOG)"
+	fi
+	;;
+*) skip_all "$host_state" ;;
+esac
+for t in "${TESTS[@]}"; do
+	report FAIL "$t" "$why"
+done
+echo "linux: ${elapsed}s in the emulated host; log in $LOG" >&2
+exit 0

@@ -1,0 +1,235 @@
+/* Unit tests for the i8042 controller model. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "arch/x86/layout.h"
+#include "core/bus.h"
+#include "core/vm.h"
+#include "devices/i8042.h"
+
+struct ctx {
+	struct bus pio;
+	struct device *dev;
+	int requests[8];
+	int nreq;
+	int level;
+	int nlevels;
+	int allow_same; /* a restore re-drives the line at its current level */
+};
+
+static void fake_request(void *p, int reason)
+{
+	struct ctx *c = p;
+
+	if (c->nreq < 8)
+		c->requests[c->nreq++] = reason;
+}
+
+static void fake_irq(void *p, uint32_t gsi, int level)
+{
+	struct ctx *c = p;
+
+	assert_int_equal(gsi, X86_I8042_IRQ);
+	if (!c->allow_same)
+		assert_int_not_equal(level, c->level); /* only changes are reported */
+	c->level = level;
+	c->nlevels++;
+}
+
+static int setup(void **state)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+
+	bus_init(&c->pio, BUS_PIO);
+	c->dev = i8042_create("i8042", &c->pio,
+			      (struct irq_line){ .set = fake_irq, .ctx = c, .gsi = X86_I8042_IRQ },
+			      (struct machine_ctl){ .request = fake_request, .ctx = c });
+	assert_non_null(c->dev);
+	*state = c;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *c = *state;
+
+	c->dev->ops->destroy(c->dev);
+	bus_destroy(&c->pio);
+	free(c);
+	return 0;
+}
+
+static uint8_t rd(struct ctx *c, uint16_t port)
+{
+	uint8_t v = 0;
+
+	assert_true(bus_dispatch(&c->pio, port, &v, 1, false));
+	return v;
+}
+
+static void wr(struct ctx *c, uint16_t port, uint8_t v)
+{
+	assert_true(bus_dispatch(&c->pio, port, &v, 1, true));
+}
+
+static uint8_t status(struct ctx *c)
+{
+	return rd(c, X86_I8042_CMD);
+}
+
+static void test_self_tests(void **state)
+{
+	struct ctx *c = *state;
+
+	assert_int_equal(status(c) & 0x03, 0); /* OBF and IBF clear */
+	wr(c, X86_I8042_CMD, 0xaa);
+	assert_int_equal(status(c) & 0x03, 0x01);
+	assert_int_equal(rd(c, X86_I8042_DATA), 0x55);
+	assert_int_equal(status(c) & 0x01, 0);
+	wr(c, X86_I8042_CMD, 0xab);
+	assert_int_equal(rd(c, X86_I8042_DATA), 0x00);
+	wr(c, X86_I8042_CMD, 0xa9);
+	assert_int_equal(status(c) & 0x01, 0x01);
+	assert_int_equal(rd(c, X86_I8042_DATA), 0x00);
+	assert_int_equal(c->nreq, 0);
+}
+
+static void test_command_byte(void **state)
+{
+	struct ctx *c = *state;
+
+	wr(c, X86_I8042_CMD, 0x20);
+	assert_int_equal(rd(c, X86_I8042_DATA), 0x45);
+	wr(c, X86_I8042_CMD, 0x60);
+	assert_int_equal(status(c) & 0x08, 0x08); /* last write was a command */
+	wr(c, X86_I8042_DATA, 0xff);
+	assert_int_equal(status(c) & 0x08, 0);
+	wr(c, X86_I8042_CMD, 0x20);
+	assert_int_equal(rd(c, X86_I8042_DATA), 0x77); /* reserved bits read 0 */
+	wr(c, X86_I8042_CMD, 0xa7);
+	wr(c, X86_I8042_CMD, 0xad);
+	wr(c, X86_I8042_CMD, 0x60);
+	wr(c, X86_I8042_DATA, 0x00);
+	wr(c, X86_I8042_CMD, 0xa7);
+	wr(c, X86_I8042_CMD, 0xad);
+	wr(c, X86_I8042_CMD, 0x20);
+	assert_int_equal(rd(c, X86_I8042_DATA), 0x30);
+	wr(c, X86_I8042_CMD, 0xa8);
+	wr(c, X86_I8042_CMD, 0xae);
+	wr(c, X86_I8042_CMD, 0x20);
+	assert_int_equal(rd(c, X86_I8042_DATA), 0x00);
+}
+
+static void test_irq_follows_obf(void **state)
+{
+	struct ctx *c = *state;
+
+	/* KBDINT is on by default: a response raises IRQ 1 until read. */
+	wr(c, X86_I8042_CMD, 0xaa);
+	assert_int_equal(c->level, 1);
+	rd(c, X86_I8042_DATA);
+	assert_int_equal(c->level, 0);
+	/* Aux data (0xD3) sets AUXDATA and does not raise the keyboard IRQ. */
+	wr(c, X86_I8042_CMD, 0xd3);
+	wr(c, X86_I8042_DATA, 0x5a);
+	assert_int_equal(status(c) & 0x21, 0x21);
+	assert_int_equal(c->level, 0);
+	assert_int_equal(rd(c, X86_I8042_DATA), 0x5a);
+	assert_int_equal(status(c) & 0x21, 0);
+	/* 0xD2 echoes as keyboard data. */
+	wr(c, X86_I8042_CMD, 0xd2);
+	wr(c, X86_I8042_DATA, 0x1c);
+	assert_int_equal(c->level, 1);
+	assert_int_equal(rd(c, X86_I8042_DATA), 0x1c);
+	/* With KBDINT off, no interrupt. */
+	wr(c, X86_I8042_CMD, 0x60);
+	wr(c, X86_I8042_DATA, 0x44);
+	wr(c, X86_I8042_CMD, 0xaa);
+	assert_int_equal(c->level, 0);
+	assert_int_equal(rd(c, X86_I8042_DATA), 0x55);
+}
+
+static void test_no_keyboard(void **state)
+{
+	struct ctx *c = *state;
+
+	wr(c, X86_I8042_DATA, 0xf2);             /* identify: nobody answers */
+	assert_int_equal(status(c) & 0x01, 0);
+	wr(c, X86_I8042_CMD, 0xd4);
+	wr(c, X86_I8042_DATA, 0xff);
+	assert_int_equal(status(c) & 0x01, 0);
+	assert_int_equal(c->nreq, 0);
+}
+
+static void test_reset_requests(void **state)
+{
+	struct ctx *c = *state;
+
+	wr(c, X86_I8042_CMD, 0xfe);
+	assert_int_equal(c->nreq, 1);
+	assert_int_equal(c->requests[0], VM_REBOOT);
+	wr(c, X86_I8042_CMD, 0xff);              /* pulses nothing */
+	assert_int_equal(c->nreq, 1);
+	wr(c, X86_I8042_CMD, 0xd0);
+	assert_int_equal(rd(c, X86_I8042_DATA) & 0x01, 0x01);
+	wr(c, X86_I8042_CMD, 0xd1);
+	wr(c, X86_I8042_DATA, 0x03);             /* reset line stays high */
+	assert_int_equal(c->nreq, 1);
+	wr(c, X86_I8042_CMD, 0xd1);
+	wr(c, X86_I8042_DATA, 0x02);             /* bit 0 clear: reset */
+	assert_int_equal(c->nreq, 2);
+	assert_int_equal(c->requests[1], VM_REBOOT);
+}
+
+static void test_odd_sizes_and_save_load(void **state)
+{
+	struct ctx *c = *state;
+	struct ser_writer w;
+	struct ser_reader r;
+	uint8_t buf[2] = { 0, 0 };
+
+	assert_true(bus_dispatch(&c->pio, X86_I8042_CMD, buf, 1, false));
+	assert_true(bus_dispatch(&c->pio, X86_I8042_DATA - 1, buf, 2, false) == false);
+	wr(c, X86_I8042_CMD, 0x60);
+	wr(c, X86_I8042_DATA, 0x47);
+	wr(c, X86_I8042_CMD, 0xd1);              /* pending data command */
+	ser_writer_init(&w);
+	c->dev->ops->save(c->dev, &w);
+	c->dev->ops->reset(c->dev);
+	wr(c, X86_I8042_CMD, 0x20);
+	assert_int_equal(rd(c, X86_I8042_DATA), 0x45);
+	ser_reader_init(&r, w.buf, w.len);
+	c->allow_same = 1;
+	assert_int_equal(c->dev->ops->load(c->dev, &r), 0);
+	assert_true(ser_reader_done(&r));
+	wr(c, X86_I8042_DATA, 0x00);             /* completes the saved 0xD1 */
+	assert_int_equal(c->nreq, 1);
+	wr(c, X86_I8042_CMD, 0x20);
+	assert_int_equal(rd(c, X86_I8042_DATA), 0x47);
+	w.buf[w.len - 2] = 0x42;                 /* bogus pending command */
+	ser_reader_init(&r, w.buf, w.len);
+	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	ser_reader_init(&r, w.buf, 3);
+	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	ser_writer_free(&w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_self_tests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_command_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_irq_follows_obf, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_keyboard, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_odd_sizes_and_save_load, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

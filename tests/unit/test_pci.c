@@ -1,0 +1,468 @@
+/* Unit tests for the PCI host bridge and function framework. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "arch/x86/layout.h"
+#include "core/bus.h"
+#include "devices/pci.h"
+
+struct fdev {
+	struct device dev;
+	struct pci_dev pci;
+	int last_bar;
+	uint64_t last_off, last_base;
+	uint32_t last_len;
+	bool last_write;
+	uint64_t last_val;
+	int mapped_events;
+	int config_writes;
+};
+
+struct ctx {
+	struct bus pio, mmio;
+	struct device *host;
+	struct fdev f;
+	int gsi_level[32];
+	int gsi_calls;
+};
+
+static void fake_irq(void *p, uint32_t gsi, int level)
+{
+	struct ctx *c = p;
+
+	assert_true(gsi < 32);
+	c->gsi_level[gsi] = level;
+	c->gsi_calls++;
+}
+
+static void f_bar_io(struct pci_dev *pdev, int bar, struct bus_access *a)
+{
+	struct fdev *f = (struct fdev *)((char *)pdev - offsetof(struct fdev, pci));
+
+	f->last_bar = bar;
+	f->last_off = a->offset;
+	f->last_base = a->base;
+	f->last_len = a->len;
+	f->last_write = a->is_write;
+	if (a->is_write) {
+		f->last_val = 0;
+		for (uint32_t i = 0; i < a->len; i++)
+			f->last_val |= (uint64_t)a->data[i] << (8 * i);
+	} else {
+		for (uint32_t i = 0; i < a->len; i++)
+			a->data[i] = (uint8_t)(0xa0 + bar * 0x10 + i);
+	}
+}
+
+static void f_mapped(struct pci_dev *pdev, int bar, uint64_t addr, bool mapped)
+{
+	struct fdev *f = (struct fdev *)((char *)pdev - offsetof(struct fdev, pci));
+
+	f->mapped_events++;
+}
+
+static void f_config_write(struct pci_dev *pdev, uint32_t off, uint32_t len)
+{
+	struct fdev *f = (struct fdev *)((char *)pdev - offsetof(struct fdev, pci));
+
+	f->config_writes++;
+}
+
+static const struct pci_dev_ops f_ops = {
+	.bar_io = f_bar_io,
+	.bar_mapped = f_mapped,
+	.config_write = f_config_write,
+};
+
+static int setup(void **state)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+	struct fdev *f = &c->f;
+
+	bus_init(&c->pio, BUS_PIO);
+	bus_init(&c->mmio, BUS_MMIO);
+	c->host = pci_host_create("pci", &c->pio, &c->mmio, (struct irq_line){ .set = fake_irq, .ctx = c });
+	assert_non_null(c->host);
+	snprintf(f->dev.name, sizeof(f->dev.name), "fake");
+	pci_dev_init(&f->pci, &f->dev, &f_ops, 0x1af4, 0x1041, 0x020000, 1);
+	assert_int_equal(pci_set_bar(&f->pci, 0, PCI_BAR_MEM32, 0x1000, false), 0);
+	assert_int_equal(pci_set_bar(&f->pci, 2, PCI_BAR_MEM64, 0x4000, true), 0);
+	assert_int_equal(pci_set_bar(&f->pci, 4, PCI_BAR_IO, 0x20, false), 0);
+	pci_set_intx_pin(&f->pci, 1);
+	*state = c;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *c = *state;
+
+	pci_remove_device(&c->f.pci);
+	c->host->ops->destroy(c->host);
+	pci_remove_device(&c->f.pci); /* after the host is gone: a no-op */
+	bus_destroy(&c->pio);
+	bus_destroy(&c->mmio);
+	free(c);
+	return 0;
+}
+
+static void set_addr(struct ctx *c, int slot, uint32_t off)
+{
+	uint8_t b[4];
+	uint32_t v = 0x80000000u | (uint32_t)slot << 11 | (off & 0xfc);
+
+	memcpy(b, &v, 4);
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_ADDR, b, 4, true));
+}
+
+static uint32_t cfg_rd(struct ctx *c, int slot, uint32_t off, uint32_t len)
+{
+	uint8_t b[4] = { 0 };
+	uint32_t v = 0;
+
+	set_addr(c, slot, off);
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_DATA + (off & 3), b, len, false));
+	for (uint32_t i = 0; i < len; i++)
+		v |= (uint32_t)b[i] << (8 * i);
+	return v;
+}
+
+static void cfg_wr(struct ctx *c, int slot, uint32_t off, uint32_t len, uint32_t v)
+{
+	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+
+	set_addr(c, slot, off);
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_DATA + (off & 3), b, len, true));
+}
+
+static uint32_t mmio_rd(struct ctx *c, uint64_t addr, uint32_t len, bool *hit)
+{
+	uint8_t b[8] = { 0 };
+	uint32_t v = 0;
+
+	*hit = bus_dispatch(&c->mmio, addr, b, len, false);
+	for (uint32_t i = 0; i < len && i < 4; i++)
+		v |= (uint32_t)b[i] << (8 * i);
+	return v;
+}
+
+static void test_host_bridge_config(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t b[4];
+
+	assert_int_equal(cfg_rd(c, 0, 0x00, 4), 0x00081b36);
+	assert_int_equal(cfg_rd(c, 0, 0x02, 2), 0x0008);
+	assert_int_equal(cfg_rd(c, 0, 0x01, 1), 0x1b);
+	assert_int_equal(cfg_rd(c, 0, 0x08, 4) >> 8, 0x060000);
+	assert_int_equal(cfg_rd(c, 0, 0x0e, 1), 0x00);
+	/* CONFIG_ADDRESS reads back; byte access to it is not decoded. */
+	set_addr(c, 3, 0x10);
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_ADDR, b, 4, false));
+	assert_int_equal(b[0] | b[1] << 8 | b[2] << 16 | (uint32_t)b[3] << 24, 0x80001810);
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_ADDR, b, 1, false));
+	assert_int_equal(b[0], 0xff);
+	/* Read-only fields stay read-only. */
+	cfg_wr(c, 0, 0x00, 4, 0x12345678);
+	cfg_wr(c, 0, 0x08, 4, 0);
+	assert_int_equal(cfg_rd(c, 0, 0x00, 4), 0x00081b36);
+	assert_int_equal(cfg_rd(c, 0, 0x08, 4) >> 8, 0x060000);
+	cfg_wr(c, 0, 0x3c, 1, 0x0b);
+	assert_int_equal(cfg_rd(c, 0, 0x3c, 1), 0x0b);
+}
+
+static void test_absent_devices_read_ones(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t b[4] = { 0 };
+	uint32_t v = 0x00000800u | 0x10; /* enable bit clear */
+
+	assert_int_equal(cfg_rd(c, 5, 0x00, 4), 0xffffffff);
+	assert_int_equal(cfg_rd(c, 31, 0x02, 2), 0xffff);
+	/* Function 1 of slot 0 and bus 1 do not exist. */
+	memcpy(b, &(uint32_t){ 0x80000100u }, 4);
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_ADDR, b, 4, true));
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_DATA, b, 4, false));
+	assert_int_equal(b[0] & b[1] & b[2] & b[3], 0xff);
+	memcpy(b, &(uint32_t){ 0x80010000u }, 4);
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_ADDR, b, 4, true));
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_DATA, b, 4, false));
+	assert_int_equal(b[0] & b[1] & b[2] & b[3], 0xff);
+	/* Enable bit clear: nothing decodes. */
+	memcpy(b, &v, 4);
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_ADDR, b, 4, true));
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_DATA, b, 2, false));
+	assert_int_equal(b[0] & b[1], 0xff);
+}
+
+static void test_add_device_and_bars(void **state)
+{
+	struct ctx *c = *state;
+	int slot = pci_add_device(c->host, &c->f.pci);
+	uint32_t bar0, bar2, bar3, bar4;
+
+	assert_int_equal(slot, 1);
+	assert_int_equal(cfg_rd(c, slot, 0x00, 4), 0x10411af4);
+	assert_int_equal(cfg_rd(c, slot, 0x04, 2), 0);      /* decoding off */
+	bar0 = cfg_rd(c, slot, 0x10, 4);
+	bar2 = cfg_rd(c, slot, 0x18, 4);
+	bar3 = cfg_rd(c, slot, 0x1c, 4);
+	bar4 = cfg_rd(c, slot, 0x20, 4);
+	/* Programmed, naturally aligned, inside the windows, with type bits. */
+	assert_int_equal(bar0, (uint32_t)X86_PCI_MMIO_START);
+	assert_int_equal(bar2 & 0xf, 0xc);                   /* 64-bit, prefetchable */
+	assert_int_equal((bar2 & ~0xfu) % 0x4000, 0);
+	assert_true((bar2 & ~0xfu) >= X86_PCI_MMIO_START + 0x1000);
+	assert_int_equal(bar3, 0);
+	assert_int_equal(bar4 & 3, 1);
+	assert_int_equal(bar4 & ~3u, PCI_IO_WINDOW_START);
+	/* Interrupt pin/line. */
+	assert_int_equal(cfg_rd(c, slot, 0x3d, 1), 1);
+	assert_int_equal(cfg_rd(c, slot, 0x3c, 1), X86_PCI_INTX_GSI_BASE + 1);
+	assert_int_equal(pci_intx_gsi(slot, 1), X86_PCI_INTX_GSI_BASE + 1);
+	assert_int_equal(pci_intx_gsi(7, 2), X86_PCI_INTX_GSI_BASE + 0);
+	/* Unused BARs and the ROM BAR read 0 even after all-ones writes. */
+	cfg_wr(c, slot, 0x14, 4, 0xffffffff);
+	cfg_wr(c, slot, 0x30, 4, 0xffffffff);
+	assert_int_equal(cfg_rd(c, slot, 0x14, 4), 0);
+	assert_int_equal(cfg_rd(c, slot, 0x30, 4), 0);
+	/* Second device goes to slot 2; a device cannot be added twice. */
+	assert_int_equal(pci_add_device(c->host, &c->f.pci), -1);
+}
+
+static void test_bar_sizing(void **state)
+{
+	struct ctx *c = *state;
+	int slot = pci_add_device(c->host, &c->f.pci);
+
+	cfg_wr(c, slot, 0x10, 4, 0xffffffff);
+	assert_int_equal(cfg_rd(c, slot, 0x10, 4), 0xfffff000);
+	cfg_wr(c, slot, 0x18, 4, 0xffffffff);
+	cfg_wr(c, slot, 0x1c, 4, 0xffffffff);
+	assert_int_equal(cfg_rd(c, slot, 0x18, 4), 0xffffc00c);
+	assert_int_equal(cfg_rd(c, slot, 0x1c, 4), 0xffffffff);
+	cfg_wr(c, slot, 0x20, 4, 0xffffffff);
+	assert_int_equal(cfg_rd(c, slot, 0x20, 4), 0x0000ffe1);
+	/* Nothing was mapped: decoding is off. */
+	assert_int_equal(c->f.mapped_events, 0);
+	/* Bad BAR declarations are refused. */
+	struct pci_dev p;
+	pci_dev_init(&p, NULL, NULL, 1, 2, 0, 0);
+	assert_int_equal(pci_set_bar(&p, 0, PCI_BAR_MEM32, 0x1800, false), -1);
+	assert_int_equal(pci_set_bar(&p, 5, PCI_BAR_MEM64, 0x1000, false), -1);
+	assert_int_equal(pci_set_bar(&p, 0, PCI_BAR_IO, 512, false), -1);
+	assert_int_equal(pci_set_bar(&p, 6, PCI_BAR_MEM32, 0x1000, false), -1);
+	assert_int_equal(pci_set_bar(&p, 0, PCI_BAR_MEM64, 0x1000, false), 0);
+	assert_int_equal(pci_set_bar(&p, 1, PCI_BAR_MEM32, 0x1000, false), -1);
+}
+
+static void test_bar_enable_and_move(void **state)
+{
+	struct ctx *c = *state;
+	int slot = pci_add_device(c->host, &c->f.pci);
+	uint32_t bar0 = cfg_rd(c, slot, 0x10, 4);
+	uint64_t bar2 = cfg_rd(c, slot, 0x18, 4) & ~0xfu;
+	uint32_t io = cfg_rd(c, slot, 0x20, 4) & ~3u;
+	uint8_t b[4];
+	bool hit;
+
+	mmio_rd(c, bar0, 4, &hit);
+	assert_false(hit);
+	cfg_wr(c, slot, 0x04, 2, PCI_COMMAND_MEMORY);
+	assert_int_equal(c->f.mapped_events, 2);
+	assert_int_equal(mmio_rd(c, bar0 + 0x10, 4, &hit), 0xa3a2a1a0);
+	assert_true(hit);
+	assert_int_equal(c->f.last_bar, 0);
+	assert_int_equal(c->f.last_off, 0x10);
+	assert_int_equal(c->f.last_base, bar0);
+	mmio_rd(c, bar2 + 0x3ffc, 4, &hit);
+	assert_true(hit);
+	assert_int_equal(c->f.last_bar, 2);
+	assert_int_equal(c->f.last_off, 0x3ffc);
+	mmio_rd(c, bar2 + 0x3ffe, 4, &hit);                   /* straddles the end */
+	assert_false(hit);
+	/* I/O BAR is still off; then on. */
+	assert_true(bus_dispatch(&c->pio, io + 4, b, 2, false));
+	assert_int_equal(b[0], 0xff);
+	cfg_wr(c, slot, 0x04, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_IO);
+	b[0] = 0x34;
+	b[1] = 0x12;
+	assert_true(bus_dispatch(&c->pio, io + 4, b, 2, true));
+	assert_int_equal(c->f.last_bar, 4);
+	assert_int_equal(c->f.last_off, 4);
+	assert_true(c->f.last_write);
+	assert_int_equal(c->f.last_val, 0x1234);
+
+	/* Move BAR0 (word write to the high half) and BAR2 (to above 4 GiB). */
+	cfg_wr(c, slot, 0x12, 2, 0xd000);
+	mmio_rd(c, bar0, 4, &hit);
+	assert_false(hit);
+	mmio_rd(c, 0xd0000000 + 8, 1, &hit);
+	assert_true(hit);
+	assert_int_equal(c->f.last_off, 8);
+	cfg_wr(c, slot, 0x1c, 4, 0x80);                        /* 0x80_xxxxxxxx */
+	mmio_rd(c, bar2, 4, &hit);
+	assert_false(hit);
+	mmio_rd(c, (0x80ULL << 32) | bar2, 4, &hit);
+	assert_true(hit);
+	assert_int_equal(c->f.last_bar, 2);
+	/* Disable memory decoding: both memory BARs vanish. */
+	cfg_wr(c, slot, 0x04, 2, PCI_COMMAND_IO);
+	mmio_rd(c, 0xd0000000, 4, &hit);
+	assert_false(hit);
+	assert_int_equal(c->mmio.nr, 0);
+	/* Moving the I/O BAR outside the window leaves it undecoded. */
+	cfg_wr(c, slot, 0x20, 4, 0x1000);
+	assert_true(bus_dispatch(&c->pio, io, b, 1, false));
+	assert_int_equal(b[0], 0xff);
+	assert_true(c->f.config_writes > 0);
+}
+
+static void test_capabilities(void **state)
+{
+	struct ctx *c = *state;
+	int off1, off2, slot;
+
+	off1 = pci_add_capability(&c->f.pci, PCI_CAP_ID_VNDR, 14);
+	off2 = pci_add_capability(&c->f.pci, PCI_CAP_ID_MSIX, 12);
+	assert_int_equal(off1, PCI_CAP_START);
+	assert_int_equal(off2, PCI_CAP_START + 16);             /* dword aligned */
+	pci_config_write(&c->f.pci, off1 + 2, 1, 14);
+	pci_config_write(&c->f.pci, off2 + 2, 2, 0x0003);
+	pci_config_set_wmask(&c->f.pci, off2 + 2, 2, 0xc000);   /* MSI-X enable/mask */
+	slot = pci_add_device(c->host, &c->f.pci);
+	assert_int_equal(cfg_rd(c, slot, 0x06, 2) & PCI_STATUS_CAP_LIST, PCI_STATUS_CAP_LIST);
+	assert_int_equal(cfg_rd(c, slot, 0x34, 1), off1);
+	assert_int_equal(cfg_rd(c, slot, (uint32_t)off1, 2), (uint32_t)(off2 << 8 | PCI_CAP_ID_VNDR));
+	assert_int_equal(cfg_rd(c, slot, (uint32_t)off2, 2), PCI_CAP_ID_MSIX);
+	assert_int_equal(cfg_rd(c, slot, (uint32_t)off1 + 2, 1), 14);
+	cfg_wr(c, slot, (uint32_t)off1, 4, 0xffffffff);         /* read-only */
+	assert_int_equal(cfg_rd(c, slot, (uint32_t)off1, 4),
+			 (uint32_t)(14 << 16 | off2 << 8 | PCI_CAP_ID_VNDR));
+	cfg_wr(c, slot, (uint32_t)off2 + 2, 2, 0xffff);
+	assert_int_equal(cfg_rd(c, slot, (uint32_t)off2 + 2, 2), 0xc003);
+	assert_int_equal(pci_config_read(&c->f.pci, (uint32_t)off2 + 2, 2), 0xc003);
+	/* Config space runs out. */
+	while (pci_add_capability(&c->f.pci, PCI_CAP_ID_VNDR, 64) > 0)
+		;
+	assert_int_equal(pci_add_capability(&c->f.pci, PCI_CAP_ID_VNDR, 64), -1);
+}
+
+static void test_command_status_masks_and_intx(void **state)
+{
+	struct ctx *c = *state;
+	int slot = pci_add_device(c->host, &c->f.pci);
+	uint32_t gsi = pci_intx_gsi(slot, 1);
+
+	cfg_wr(c, slot, 0x04, 2, 0xffff);
+	assert_int_equal(cfg_rd(c, slot, 0x04, 2), 0x0547);
+	cfg_wr(c, slot, 0x04, 2, 0);
+	pci_set_irq(&c->f.pci, 1);
+	assert_int_equal(c->gsi_level[gsi], 1);
+	assert_int_equal(cfg_rd(c, slot, 0x06, 2) & PCI_STATUS_INTERRUPT, PCI_STATUS_INTERRUPT);
+	cfg_wr(c, slot, 0x04, 2, PCI_COMMAND_INTX_DISABLE);   /* masks the line */
+	assert_int_equal(c->gsi_level[gsi], 0);
+	assert_int_equal(cfg_rd(c, slot, 0x06, 2) & PCI_STATUS_INTERRUPT, PCI_STATUS_INTERRUPT);
+	cfg_wr(c, slot, 0x04, 2, 0);
+	assert_int_equal(c->gsi_level[gsi], 1);
+	pci_set_irq(&c->f.pci, 0);
+	assert_int_equal(c->gsi_level[gsi], 0);
+	assert_int_equal(cfg_rd(c, slot, 0x06, 2) & PCI_STATUS_INTERRUPT, 0);
+	/* Status writes cannot set bits. */
+	cfg_wr(c, slot, 0x06, 2, 0xffff);
+	assert_int_equal(cfg_rd(c, slot, 0x06, 2), 0);
+}
+
+static void test_shared_intx_wire_or(void **state)
+{
+	struct ctx *c = *state;
+	struct fdev g[8];
+	int s1 = pci_add_device(c->host, &c->f.pci), sg = -1;
+	uint32_t gsi = pci_intx_gsi(s1, 1);
+
+	memset(g, 0, sizeof(g));
+	/* Fill slots until one shares the first device's GSI. */
+	for (int i = 0; i < 8; i++) {
+		pci_dev_init(&g[i].pci, &g[i].dev, &f_ops, 0x1af4, 0x1000, 0, 0);
+		pci_set_intx_pin(&g[i].pci, 1);
+		int s = pci_add_device(c->host, &g[i].pci);
+		if (pci_intx_gsi(s, 1) == gsi) {
+			sg = i;
+			break;
+		}
+	}
+	assert_true(sg >= 0);
+	pci_set_irq(&c->f.pci, 1);
+	pci_set_irq(&g[sg].pci, 1);
+	pci_set_irq(&c->f.pci, 0);
+	assert_int_equal(c->gsi_level[gsi], 1);                 /* still held by g */
+	pci_set_irq(&g[sg].pci, 0);
+	assert_int_equal(c->gsi_level[gsi], 0);
+	for (int i = 0; i <= sg; i++)
+		pci_remove_device(&g[i].pci);
+}
+
+static void test_save_load(void **state)
+{
+	struct ctx *c = *state;
+	int slot = pci_add_device(c->host, &c->f.pci);
+	struct ser_writer w;
+	struct ser_reader r;
+	bool hit;
+
+	cfg_wr(c, slot, 0x10, 4, 0xe0000000);
+	cfg_wr(c, slot, 0x04, 2, PCI_COMMAND_MEMORY);
+	cfg_wr(c, slot, 0x3c, 1, 0x33);
+	pci_set_irq(&c->f.pci, 1);
+	ser_writer_init(&w);
+	c->host->ops->save(c->host, &w);
+	assert_false(w.err);
+
+	c->host->ops->reset(c->host);
+	pci_set_irq(&c->f.pci, 0);
+	assert_int_equal(cfg_rd(c, slot, 0x04, 2), 0);
+	assert_int_equal(cfg_rd(c, slot, 0x10, 4), (uint32_t)X86_PCI_MMIO_START);
+	mmio_rd(c, 0xe0000000, 4, &hit);
+	assert_false(hit);
+
+	ser_reader_init(&r, w.buf, w.len);
+	assert_int_equal(c->host->ops->load(c->host, &r), 0);
+	assert_true(ser_reader_done(&r));
+	assert_int_equal(cfg_rd(c, slot, 0x10, 4), 0xe0000000);
+	assert_int_equal(cfg_rd(c, slot, 0x3c, 1), 0x33);
+	mmio_rd(c, 0xe0000000, 4, &hit);
+	assert_true(hit);
+	assert_int_equal(c->gsi_level[pci_intx_gsi(slot, 1)], 1);
+
+	/* A snapshot of a different machine is refused. */
+	pci_remove_device(&c->f.pci);
+	ser_reader_init(&r, w.buf, w.len);
+	assert_int_equal(c->host->ops->load(c->host, &r), -1);
+	ser_reader_init(&r, w.buf, 10);
+	assert_int_equal(c->host->ops->load(c->host, &r), -1);
+	ser_writer_free(&w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_host_bridge_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_absent_devices_read_ones, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_add_device_and_bars, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bar_sizing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bar_enable_and_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_capabilities, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_command_status_masks_and_intx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_intx_wire_or, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

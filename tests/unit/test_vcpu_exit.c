@@ -1,0 +1,225 @@
+/* Exit dispatch fed with made-up kvm_run structures (no KVM needed). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/vcpu.h"
+#include "core/vm.h"
+
+struct probe {
+	struct device dev;
+	int calls;
+	uint64_t last_off;
+	uint32_t last_len;
+	bool last_write;
+	uint8_t last_byte;
+};
+
+static void probe_io(struct device *d, struct bus_access *a)
+{
+	struct probe *p = (struct probe *)d;
+
+	p->calls++;
+	p->last_off = a->offset;
+	p->last_len = a->len;
+	p->last_write = a->is_write;
+	if (a->is_write)
+		p->last_byte = a->data[0];
+	else
+		memset(a->data, 0x5a, a->len);
+}
+
+static const struct device_ops probe_ops = { .type = "probe", .io = probe_io };
+
+struct fixture {
+	struct vm vm;
+	struct vcpu vcpu;
+	struct probe pio, mmio;
+	union {
+		struct kvm_run run;
+		uint8_t page[4096];
+	} u;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	bus_init(&f->vm.pio, BUS_PIO);
+	bus_init(&f->vm.mmio, BUS_MMIO);
+	f->vm.vcpu_mmap_size = 4096;
+	f->vm.stop_efd = -1;
+	pthread_mutex_init(&f->vm.pause_lock, NULL);
+	pthread_cond_init(&f->vm.pause_cond, NULL);
+	f->vcpu.vm = &f->vm;
+	f->vcpu.fd = -1;
+	f->pio.dev.ops = &probe_ops;
+	f->mmio.dev.ops = &probe_ops;
+	assert_int_equal(bus_register(&f->vm.pio, 0x3f8, 8, &f->pio.dev), 0);
+	assert_int_equal(bus_register(&f->vm.mmio, 0xd0000000, 0x1000, &f->mmio.dev), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	bus_destroy(&f->vm.pio);
+	bus_destroy(&f->vm.mmio);
+	free(f);
+	return 0;
+}
+
+static void test_pio_out_and_string_io(void **state)
+{
+	struct fixture *f = *state;
+	struct kvm_run *run = &f->u.run;
+
+	run->exit_reason = KVM_EXIT_IO;
+	run->io.direction = KVM_EXIT_IO_OUT;
+	run->io.port = 0x3f8;
+	run->io.size = 1;
+	run->io.count = 3;
+	run->io.data_offset = 1024;
+	memcpy(f->u.page + 1024, "abc", 3);
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_CONTINUE);
+	assert_int_equal(f->pio.calls, 3); /* rep outsb: one access per element */
+	assert_int_equal(f->pio.last_byte, 'c');
+	assert_true(f->pio.last_write);
+	assert_int_equal(f->vcpu.stats.io, 1);
+}
+
+static void test_pio_in_unassigned_reads_ones(void **state)
+{
+	struct fixture *f = *state;
+	struct kvm_run *run = &f->u.run;
+
+	run->exit_reason = KVM_EXIT_IO;
+	run->io.direction = KVM_EXIT_IO_IN;
+	run->io.port = 0x1234;
+	run->io.size = 2;
+	run->io.count = 1;
+	run->io.data_offset = 1024;
+	memset(f->u.page + 1024, 0, 2);
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_CONTINUE);
+	assert_int_equal(f->u.page[1024], 0xff);
+	assert_int_equal(f->u.page[1025], 0xff);
+	assert_int_equal(f->pio.calls, 0);
+}
+
+static void test_pio_bad_offset_stops(void **state)
+{
+	struct fixture *f = *state;
+	struct kvm_run *run = &f->u.run;
+
+	run->exit_reason = KVM_EXIT_IO;
+	run->io.direction = KVM_EXIT_IO_OUT;
+	run->io.port = 0x3f8;
+	run->io.size = 4;
+	run->io.count = 2;
+	run->io.data_offset = 4092; /* second element would be past the page */
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_STOP);
+	assert_int_equal(f->pio.calls, 0);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_CRASH);
+}
+
+static void test_mmio_read(void **state)
+{
+	struct fixture *f = *state;
+	struct kvm_run *run = &f->u.run;
+
+	run->exit_reason = KVM_EXIT_MMIO;
+	run->mmio.phys_addr = 0xd0000010;
+	run->mmio.len = 4;
+	run->mmio.is_write = 0;
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_CONTINUE);
+	assert_int_equal(f->mmio.calls, 1);
+	assert_true(f->mmio.last_off == 0x10);
+	assert_int_equal(run->mmio.data[0], 0x5a);
+	assert_int_equal(run->mmio.data[3], 0x5a);
+}
+
+static void test_mmio_bad_len_stops(void **state)
+{
+	struct fixture *f = *state;
+	struct kvm_run *run = &f->u.run;
+
+	run->exit_reason = KVM_EXIT_MMIO;
+	run->mmio.phys_addr = 0xd0000010;
+	run->mmio.len = 9;
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_STOP);
+	assert_int_equal(f->mmio.calls, 0);
+}
+
+static void test_system_events(void **state)
+{
+	struct fixture *f = *state;
+	struct kvm_run *run = &f->u.run;
+
+	run->exit_reason = KVM_EXIT_SYSTEM_EVENT;
+	run->system_event.type = KVM_SYSTEM_EVENT_RESET;
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_STOP);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_REBOOT);
+	/* The first reason wins. */
+	run->system_event.type = KVM_SYSTEM_EVENT_SHUTDOWN;
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_STOP);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_REBOOT);
+}
+
+static void test_shutdown_is_crash(void **state)
+{
+	struct fixture *f = *state;
+	struct kvm_run *run = &f->u.run;
+
+	run->exit_reason = KVM_EXIT_SHUTDOWN;
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_STOP);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_CRASH);
+}
+
+static void test_internal_error_and_unknown(void **state)
+{
+	struct fixture *f = *state;
+	struct kvm_run *run = &f->u.run;
+
+	run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+	run->internal.suberror = 1;
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_STOP);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_CRASH);
+	atomic_store(&f->vm.exit_reason, VM_RUNNING);
+	run->exit_reason = 0x7777;
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_STOP);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_CRASH);
+}
+
+static void test_intr_continues(void **state)
+{
+	struct fixture *f = *state;
+	struct kvm_run *run = &f->u.run;
+
+	run->exit_reason = KVM_EXIT_INTR;
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_CONTINUE);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_RUNNING);
+	assert_int_equal(f->vcpu.stats.intr, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pio_out_and_string_io, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pio_in_unassigned_reads_ones, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pio_bad_offset_stops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mmio_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mmio_bad_len_stops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_system_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_is_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_internal_error_and_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intr_continues, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
