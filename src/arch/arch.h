@@ -2,6 +2,7 @@
 #ifndef KVMBOX_ARCH_H
 #define KVMBOX_ARCH_H
 
+#include <linux/kvm.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -30,6 +31,9 @@ int arch_vcpu_init(struct vcpu *vcpu);
 int arch_vcpu_boot_regs(struct vcpu *vcpu);
 /* Register dump for crash reports. */
 void arch_vcpu_dump(struct vcpu *vcpu, FILE *f);
+/* Default GSI routes (the in-kernel irqchip pins) into out; returns the
+ * count and sets *first_free to the first GSI free for MSI routes. */
+int arch_default_routes(struct kvm_irq_routing_entry *out, int max, uint32_t *first_free);
 /* Free arch private data. */
 void arch_vm_destroy(struct vm *vm);
 

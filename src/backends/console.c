@@ -23,7 +23,7 @@ struct console {
 	bool in_eof;
 	struct loop *loop;
 	console_receive_fn receive;
-	struct device *dev;
+	void *dev;
 	void (*quit)(void *ctx);
 	void *quit_ctx;
 	uint8_t buf[CONSOLE_BUF];
@@ -204,7 +204,7 @@ struct console *console_open(int in_fd, int out_fd)
 	return c;
 }
 
-int console_attach(struct console *c, struct loop *l, console_receive_fn receive, struct device *dev,
+int console_attach(struct console *c, struct loop *l, console_receive_fn receive, void *dev,
 		   void (*quit)(void *ctx), void *quit_ctx)
 {
 	c->receive = receive;

@@ -16,15 +16,15 @@
 #include "../core/loop.h"
 
 struct console;
-/* Bytes the device took (0 when full). */
-typedef size_t (*console_receive_fn)(struct device *dev, const uint8_t *buf, size_t n);
+/* Bytes the console device took (0 when full). */
+typedef size_t (*console_receive_fn)(void *dev, const uint8_t *buf, size_t n);
 
 /* in_fd < 0: no input. out_fd < 0: output discarded. NULL on failure. */
 struct console *console_open(int in_fd, int out_fd);
 /* The stream the console device writes to and signals rx space on. */
 struct char_port console_port(struct console *c);
 /* Start feeding input on loop l to dev; quit() is called for Ctrl-A x. */
-int console_attach(struct console *c, struct loop *l, console_receive_fn receive, struct device *dev,
+int console_attach(struct console *c, struct loop *l, console_receive_fn receive, void *dev,
 		   void (*quit)(void *ctx), void *quit_ctx);
 /* Stop feeding (the device is going away). */
 void console_detach(struct console *c);

@@ -90,7 +90,7 @@ static void console_quit(void *ctx)
 		rs->last_signal = SIGINT;
 }
 
-static size_t uart_rx(struct device *dev, const uint8_t *buf, size_t n)
+static size_t uart_rx(void *dev, const uint8_t *buf, size_t n)
 {
 	return uart_receive(dev, buf, n);
 }

@@ -104,6 +104,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const struct mem_regio
 	bus_init(&vm->mmio, BUS_MMIO);
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
+	pthread_mutex_init(&vm->route_lock, NULL);
 
 	if (open_kvm(vm) < 0)
 		return -1;
@@ -225,6 +226,113 @@ void vm_irq_set(void *opaque, uint32_t gsi, int level)
 		log_debug("KVM_IRQ_LINE gsi %u: %s", gsi, strerror(errno));
 }
 
+#define MAX_GSI_ROUTES 1024
+
+/* Commit the table; caller holds route_lock. */
+static int commit_routes(struct vm *vm)
+{
+	struct kvm_irq_routing *r;
+	size_t sz = sizeof(*r) + vm->nr_routes * sizeof(r->entries[0]);
+	int ret;
+
+	r = calloc(1, sz);
+	if (!r)
+		return -1;
+	r->nr = vm->nr_routes;
+	memcpy(r->entries, vm->routes, vm->nr_routes * sizeof(r->entries[0]));
+	ret = KVM_IOCTL(vm->vm_fd, KVM_SET_GSI_ROUTING, r);
+	free(r);
+	return ret;
+}
+
+/* Load the default irqchip routes once; caller holds route_lock. */
+static int routes_init(struct vm *vm)
+{
+	if (vm->routes)
+		return 0;
+	vm->routes = calloc(MAX_GSI_ROUTES, sizeof(*vm->routes));
+	if (!vm->routes)
+		return -1;
+	vm->cap_routes = MAX_GSI_ROUTES;
+	vm->nr_routes = (unsigned)arch_default_routes(vm->routes, MAX_GSI_ROUTES, &vm->next_gsi);
+	return 0;
+}
+
+int vm_gsi_alloc(struct vm *vm)
+{
+	int gsi = -1;
+
+	pthread_mutex_lock(&vm->route_lock);
+	if (routes_init(vm) == 0 && vm->next_gsi < MAX_GSI_ROUTES)
+		gsi = (int)vm->next_gsi++;
+	pthread_mutex_unlock(&vm->route_lock);
+	if (gsi < 0)
+		log_error("VM: out of interrupt routes (%d); use fewer devices", MAX_GSI_ROUTES);
+	return gsi;
+}
+
+int vm_gsi_route_msi(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data)
+{
+	struct kvm_irq_routing_entry *e = NULL;
+	int ret = -1;
+
+	pthread_mutex_lock(&vm->route_lock);
+	if (routes_init(vm) < 0)
+		goto out;
+	for (unsigned i = 0; i < vm->nr_routes; i++) {
+		if (vm->routes[i].gsi == gsi && vm->routes[i].type == KVM_IRQ_ROUTING_MSI) {
+			e = &vm->routes[i];
+			break;
+		}
+	}
+	if (!e) {
+		if (vm->nr_routes == vm->cap_routes)
+			goto out;
+		e = &vm->routes[vm->nr_routes++];
+	}
+	memset(e, 0, sizeof(*e));
+	e->gsi = gsi;
+	e->type = KVM_IRQ_ROUTING_MSI;
+	e->u.msi.address_lo = (uint32_t)addr;
+	e->u.msi.address_hi = (uint32_t)(addr >> 32);
+	e->u.msi.data = data;
+	ret = commit_routes(vm);
+out:
+	pthread_mutex_unlock(&vm->route_lock);
+	return ret;
+}
+
+void vm_gsi_unroute(struct vm *vm, uint32_t gsi)
+{
+	pthread_mutex_lock(&vm->route_lock);
+	for (unsigned i = 0; vm->routes && i < vm->nr_routes; i++) {
+		if (vm->routes[i].gsi == gsi && vm->routes[i].type == KVM_IRQ_ROUTING_MSI) {
+			vm->routes[i] = vm->routes[--vm->nr_routes];
+			commit_routes(vm);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&vm->route_lock);
+}
+
+int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign)
+{
+	struct kvm_irqfd f = { .fd = (uint32_t)efd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
+
+	return KVM_IOCTL(vm->vm_fd, KVM_IRQFD, &f);
+}
+
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, bool pio, int efd, bool assign)
+{
+	struct kvm_ioeventfd e = { .addr = addr, .len = len, .fd = efd };
+
+	if (pio)
+		e.flags |= KVM_IOEVENTFD_FLAG_PIO;
+	if (!assign)
+		e.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+	return KVM_IOCTL(vm->vm_fd, KVM_IOEVENTFD, &e);
+}
+
 void vm_destroy(struct vm *vm)
 {
 	struct device *d, *next;
@@ -255,5 +363,8 @@ void vm_destroy(struct vm *vm)
 		close(vm->stop_efd);
 	pthread_mutex_destroy(&vm->pause_lock);
 	pthread_cond_destroy(&vm->pause_cond);
+	pthread_mutex_destroy(&vm->route_lock);
+	free(vm->routes);
+	vm->routes = NULL;
 	vm->vm_fd = vm->kvm_fd = vm->stop_efd = -1;
 }

@@ -7,6 +7,7 @@
 #ifndef KVMBOX_VM_H
 #define KVMBOX_VM_H
 
+#include <linux/kvm.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -59,6 +60,14 @@ struct vm {
 	unsigned nr_paused;         /* vCPU threads parked */
 	unsigned nr_active;         /* vCPU threads running their loop */
 
+	/* GSI routing table: KVM_SET_GSI_ROUTING replaces the whole table, so
+	 * the VM keeps it (default irqchip routes + MSI routes). */
+	pthread_mutex_t route_lock;
+	struct kvm_irq_routing_entry *routes;
+	unsigned nr_routes;
+	unsigned cap_routes;
+	uint32_t next_gsi;
+
 	/* Architecture private data (boot info, cpuid template ...). */
 	void *arch;
 	/* The console stream (set by the caller before arch_create_devices)
@@ -89,6 +98,18 @@ void vm_destroy(struct vm *vm);
 
 /* Set an interrupt line (KVM_IRQ_LINE); usable as irq_line.set. */
 void vm_irq_set(void *vm, uint32_t gsi, int level);
+
+/* Allocate a GSI for an MSI route (above the irqchip pins). -1 if none left. */
+int vm_gsi_alloc(struct vm *vm);
+/* Route gsi to an MSI message and commit the table. 0 or -1. */
+int vm_gsi_route_msi(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data);
+/* Drop gsi's route (if any) and commit. */
+void vm_gsi_unroute(struct vm *vm, uint32_t gsi);
+/* Attach/detach an eventfd that raises gsi when written (KVM_IRQFD). */
+int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign);
+/* Attach/detach an eventfd that a guest write of `len` bytes to addr (port
+ * I/O when pio) signals without an exit (KVM_IOEVENTFD). */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, bool pio, int efd, bool assign);
 
 /* Wrappers that name the failing ioctl in the error. */
 int kvm_ioctl_named(int fd, unsigned long req, void *arg, const char *name);

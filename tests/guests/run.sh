@@ -24,7 +24,7 @@ else
 fi
 
 GUEST_TESTS="serial rtc pit lapic_timer smp_1 smp_2 smp_4 poweroff reset_i8042_noreboot
-	reset_acpi_noreboot reset_reboot reset_reboot_acpi triple_fault hostile_io"
+	reset_acpi_noreboot reset_reboot reset_reboot_acpi triple_fault triple_fault_int3 hostile_io"
 CLI_TESTS="cli_missing_kernel cli_kernel_is_dir cli_not_a_kernel cli_initrd_too_big
 	cli_memory_too_small cli_memory_too_big cli_memory_malformed cli_cpus_zero
 	cli_cpus_too_many cli_unknown_option cli_no_kernel kvm_not_a_device kvm_missing"
@@ -52,20 +52,20 @@ run_vm() {
 
 # Why a boot went wrong, in one line: timeout, the guest's own ERROR line, or
 # the status and the last stderr line.
+# vm_trouble TEST WANT: print the FAIL line and succeed if the run went wrong.
 vm_trouble() {
-	local want=$1 e
+	local t=$1 want=$2 e
+	e=$(grep -m1 -a '^ERROR:' "$OUT")
 	if [ "$RC" = 124 ] || [ "$RC" = 137 ]; then
-		e=$(grep -m1 -a '^ERROR:' "$OUT")
-		echo "timed out after ${TIMEOUT}s${e:+ ($e)}"
+		fail "$t" "timed out after ${TIMEOUT}s${e:+ ($e)}"
 		return 0
 	fi
-	e=$(grep -m1 -a '^ERROR:' "$OUT")
 	if [ -n "$e" ]; then
-		echo "guest reported: ${e#ERROR: } (status $RC)"
+		fail "$t" "guest reported: ${e#ERROR: } (status $RC)"
 		return 0
 	fi
 	if [ "$RC" != "$want" ]; then
-		echo "status $RC, expected $want; stderr: $(tail -n1 "$ERR" | cut -c1-200)"
+		fail "$t" "status $RC, expected $want; stderr: $(tail -n1 "$ERR" | cut -c1-200)"
 		return 0
 	fi
 	return 1
@@ -77,7 +77,7 @@ have_line() { grep -qax -- "$1" "$OUT"; }
 
 t_serial() {
 	run_vm serial serial
-	vm_trouble 0 && return
+	vm_trouble serial 0 && return
 	grep -a '^serial:' "$OUT" >"$WORK/serial.got"
 	cat >"$WORK/serial.want" <<'WANT'
 serial: hello from the serial guest
@@ -105,7 +105,7 @@ t_rtc() {
 	local host guest diff
 	run_vm rtc rtc
 	host=$(date +%s)
-	vm_trouble 0 && return
+	vm_trouble rtc 0 && return
 	guest=$(sed -n 's/^rtc: unix \([0-9][0-9]*\)$/\1/p' "$OUT" | head -n1)
 	[ -z "$guest" ] && { fail rtc "no 'rtc: unix N' line"; return; }
 	diff=$((host - guest))
@@ -118,14 +118,14 @@ t_rtc() {
 
 t_pit() {
 	run_vm pit pit
-	vm_trouble 0 && return
+	vm_trouble pit 0 && return
 	have_line "pit: OK" || { fail pit "no 'pit: OK' line"; return; }
 	pass pit
 }
 
 t_lapic_timer() {
 	run_vm lapic_timer lapic_timer
-	vm_trouble 0 && return
+	vm_trouble lapic_timer 0 && return
 	have_line "lapic_timer: OK" || { fail lapic_timer "no 'lapic_timer: OK' line"; return; }
 	pass lapic_timer
 }
@@ -133,7 +133,7 @@ t_lapic_timer() {
 t_smp() {
 	local n=$1 t=smp_$1 got want
 	run_vm "$t" smp --cpus "$n" --append "cpus=$n"
-	vm_trouble 0 && return
+	vm_trouble "$t" 0 && return
 	got=$(sed -n 's/^cpu \([0-9][0-9]*\) up$/\1/p' "$OUT" | sort -n | tr '\n' ' ')
 	want=$(seq 0 $((n - 1)) | tr '\n' ' ')
 	[ "$got" != "$want" ] && { fail "$t" "CPUs that came up: '${got% }', expected '${want% }'"; return; }
@@ -143,7 +143,7 @@ t_smp() {
 
 t_poweroff() {
 	run_vm poweroff poweroff
-	vm_trouble 0 && return
+	vm_trouble poweroff 0 && return
 	have_line "poweroff: going down" || { fail poweroff "guest output missing"; return; }
 	pass poweroff
 }
@@ -152,7 +152,7 @@ t_poweroff() {
 reset_once() {
 	local t=$1 boots
 	run_vm "$t" reset --no-reboot --append "mode=$2"
-	vm_trouble 0 && return
+	vm_trouble "$t" 0 && return
 	boots=$(grep -ca '^reset: boot' "$OUT")
 	[ "$boots" != 1 ] && { fail "$t" "$boots boot lines, expected 1"; return; }
 	pass "$t"
@@ -162,28 +162,30 @@ reset_once() {
 reset_twice() {
 	local t=$1 got
 	run_vm "$t" reset --append "$2"
-	vm_trouble 0 && return
+	vm_trouble "$t" 0 && return
 	got=$(grep -a '^reset: boot' "$OUT" | tr '\n' ',')
 	[ "$got" != "reset: boot 1,reset: boot 2," ] &&
 		{ fail "$t" "boot lines '${got%,}', expected 'reset: boot 1,reset: boot 2'"; return; }
 	pass "$t"
 }
 
+# t_triple_fault TEST HOW: ud2 or int3 with an empty IDT; kvmbox must exit 3 with a register dump.
 t_triple_fault() {
-	run_vm triple_fault triple_fault
+	local t=$1
+	run_vm "$t" triple_fault --append "how=$2"
 	if [ "$RC" = 124 ] || [ "$RC" = 137 ]; then
-		fail triple_fault "timed out after ${TIMEOUT}s"
+		fail "$t" "timed out after ${TIMEOUT}s"
 		return
 	fi
-	[ "$RC" != 3 ] && { fail triple_fault "status $RC, expected 3; stderr: $(tail -n1 "$ERR" | cut -c1-200)"; return; }
-	have_line "triple_fault: faulting now" || { fail triple_fault "guest did not run"; return; }
-	grep -qai 'rip' "$ERR" || { fail triple_fault "no register dump (RIP) on stderr"; return; }
-	pass triple_fault
+	[ "$RC" != 3 ] && { fail "$t" "status $RC, expected 3; stderr: $(tail -n1 "$ERR" | cut -c1-200)"; return; }
+	have_line "triple_fault: faulting now" || { fail "$t" "guest did not run"; return; }
+	grep -qa 'RIP' "$ERR" || { fail "$t" "no register dump (RIP) on stderr"; return; }
+	pass "$t"
 }
 
 t_hostile_io() {
 	run_vm hostile_io hostile_io
-	vm_trouble 0 && return
+	vm_trouble hostile_io 0 && return
 	have_line "hostile_io: OK" || { fail hostile_io "no 'hostile_io: OK' line"; return; }
 	pass hostile_io
 }
@@ -275,7 +277,9 @@ t_kvm_ns() {
 
 run_test() {
 	case $1 in
-	serial | rtc | pit | lapic_timer | poweroff | triple_fault | hostile_io) "t_$1" ;;
+	serial | rtc | pit | lapic_timer | poweroff | hostile_io) "t_$1" ;;
+	triple_fault) t_triple_fault "$1" ud2 ;;
+	triple_fault_int3) t_triple_fault "$1" int3 ;;
 	smp_*) t_smp "${1#smp_}" ;;
 	reset_i8042_noreboot) reset_once "$1" i8042 ;;
 	reset_acpi_noreboot) reset_once "$1" acpi ;;
@@ -312,11 +316,20 @@ if [ ! -x "$KVMBOX" ]; then
 fi
 
 for t in $TESTS; do
+	case " $ALL_TESTS " in
+	*" $t "*) ;;
+	*)
+		case $t in
+		smp_[1-9] | smp_[1-9][0-9]) ;;   # any CPU count works
+		*) fail "$t" "no such test; see the list at the top of $0"; continue ;;
+		esac
+		;;
+	esac
 	case $t in
 	cli_* | kvm_*) run_test "$t" ;;
 	*)
 		g=${t%%_[0-9]*}
-		case $t in reset_*) g=reset ;; esac
+		case $t in reset_*) g=reset ;; triple_fault*) g=triple_fault ;; esac
 		if [ ! -f "$GUESTS/$g.elf" ]; then
 			fail "$t" "$GUESTS/$g.elf not built (make guests)"
 		else

@@ -375,7 +375,8 @@ static void test_regs_pvh(void **state)
 	struct kvm_sregs s;
 
 	memset(&s, 0, sizeof(s));
-	s.cr0 = 0x60000010;
+	s.cr0 = 0xe0000011;   /* stale long-mode state (e.g. after a reset) must be undone */
+	s.cr3 = 0x9000;
 	s.efer = 0x500;
 	s.cr4 = 0x20;
 	x86_boot_regs(&e, &regs, &s);
@@ -384,6 +385,7 @@ static void test_regs_pvh(void **state)
 	assert_int_equal(regs.rflags, 2);
 	assert_int_equal(s.cr0, 0x11);               /* PE | ET, paging off */
 	assert_int_equal(s.cr4, 0);
+	assert_int_equal(s.cr3, 0);
 	assert_int_equal(s.efer, 0);
 	assert_int_equal(s.cs.selector, 0x10);
 	assert_int_equal(s.cs.l, 0);
@@ -743,6 +745,14 @@ static void test_err_elf_segment_outside_ram(void **state)
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "file bytes", NULL);
 	/* Nothing was loaded by the failed attempts. */
 	assert_int_equal(*gp(&r, ELF_LOAD_PADDR), 0);
+	free(img.buf);
+	ram_free(&r);
+
+	/* RAM above 4 GiB is RAM, but the 32-bit PVH entry cannot have its kernel there. */
+	ram_init(&r, 64 * MiB, 16 * MiB);
+	make_elf(&img, 8, true, false);
+	img.ph[0].p_paddr = X86_4G;
+	expect_fail(&r, img.buf, img.size, NULL, 0, "", "outside RAM", NULL);
 	free(img.buf);
 	ram_free(&r);
 }

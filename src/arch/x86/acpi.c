@@ -244,7 +244,9 @@ static void build_fadt(uint8_t *p, uint64_t facs, uint64_t dsdt)
 	gas(p + FADT_RESET_REG, GAS_SYSTEM_IO, 8, GAS_ACCESS_BYTE, X86_PM_RESET_PORT);
 	p[FADT_RESET_VALUE] = X86_PM_RESET_VALUE;
 	p[FADT_MINOR_VERSION] = 0;
-	put64(p + FADT_X_FIRMWARE_CTRL, facs);
+	/* ACPI 6 (FADT X_FIRMWARE_CTRL): "If the FIRMWARE_CTRL field contains a non zero value then
+	 * this field must be zero"; setting both also makes Linux install the FACS twice. */
+	put64(p + FADT_X_FIRMWARE_CTRL, 0);
 	put64(p + FADT_X_DSDT, dsdt);
 	gas(p + FADT_X_PM1A_EVT_BLK, GAS_SYSTEM_IO, 32, GAS_ACCESS_WORD, X86_PM1A_EVT_PORT);
 	gas(p + FADT_X_PM1A_CNT_BLK, GAS_SYSTEM_IO, 16, GAS_ACCESS_WORD, X86_PM1A_CNT_PORT);

@@ -238,6 +238,26 @@ void arch_vcpu_dump(struct vcpu *v, FILE *f)
 	x86_dump_regs(v->fd, v->id, f);
 }
 
+int arch_default_routes(struct kvm_irq_routing_entry *out, int max, uint32_t *first_free)
+{
+	/* What KVM sets up by itself with KVM_CREATE_IRQCHIP: ISA IRQs 0-15 to
+	 * both the PIC and the IOAPIC, 16-23 to the IOAPIC only. */
+	int n = 0;
+
+	for (uint32_t gsi = 0; gsi < 24 && n < max; gsi++) {
+		out[n++] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi } };
+		if (gsi < 16 && n < max)
+			out[n++] = (struct kvm_irq_routing_entry){
+				.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+				.u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+					       .pin = gsi % 8 } };
+	}
+	*first_free = 24;
+	return n;
+}
+
 void arch_vm_destroy(struct vm *vm)
 {
 	struct x86_vm *x = vm->arch;
