@@ -74,6 +74,88 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int parse_mac(const char *s, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++) {
+		char *end;
+		unsigned long v;
+
+		if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1]))
+			return -1;
+		v = strtoul(s, &end, 16);
+		if (end != s + 2 || v > 0xff)
+			return -1;
+		mac[i] = (uint8_t)v;
+		s += 2;
+		if (i < 5 && *s++ != ':')
+			return -1;
+	}
+	if (*s || (mac[0] & 1))
+		return -1; /* trailing junk, or a multicast address */
+	return 0;
+}
+
+int parse_disk_opt(char *s, struct disk_config *d)
+{
+	char *save = NULL, *tok;
+
+	memset(d, 0, sizeof(*d));
+	tok = strtok_r(s, ",", &save);
+	if (!tok || !*tok) {
+		log_error("--disk: no image path; give --disk PATH[,ro][,serial=STR]");
+		return -1;
+	}
+	d->path = tok;
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		if (!strcmp(tok, "ro") || !strcmp(tok, "readonly")) {
+			d->readonly = true;
+		} else if (!strncmp(tok, "serial=", 7)) {
+			if (strlen(tok + 7) >= sizeof(d->serial)) {
+				log_error("--disk %s: serial '%s' is longer than %zu characters; give a shorter one",
+					  d->path, tok + 7, sizeof(d->serial) - 1);
+				return -1;
+			}
+			snprintf(d->serial, sizeof(d->serial), "%s", tok + 7);
+		} else {
+			log_error("--disk %s: unknown option '%s'; use ro or serial=STR", d->path, tok);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int parse_net_opt(char *s, struct net_config *n)
+{
+	char *save = NULL, *tok;
+
+	memset(n, 0, sizeof(*n));
+	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(tok, "tap=", 4)) {
+			if (!tok[4] || strlen(tok + 4) >= sizeof(n->tap)) {
+				log_error("--net: tap name '%s' is empty or longer than %zu characters; give a valid "
+					  "interface name", tok + 4, sizeof(n->tap) - 1);
+				return -1;
+			}
+			snprintf(n->tap, sizeof(n->tap), "%s", tok + 4);
+		} else if (!strncmp(tok, "mac=", 4)) {
+			if (parse_mac(tok + 4, n->mac) < 0) {
+				log_error("--net: mac '%s' is not a unicast MAC address; give one like "
+					  "52:54:00:12:34:56", tok + 4);
+				return -1;
+			}
+			n->mac_set = true;
+		} else {
+			log_error("--net: unknown option '%s'; use tap=NAME[,mac=MAC]", tok);
+			return -1;
+		}
+	}
+	if (!n->tap[0]) {
+		log_error("--net: no tap device; give --net tap=NAME[,mac=MAC]");
+		return -1;
+	}
+	return 0;
+}
+
 void print_main_help(void)
 {
 	printf("kvmbox %s - a small KVM virtual machine monitor\n"
@@ -93,7 +175,10 @@ void print_run_help(void)
 	       "  -a, --append STRING   kernel command line\n"
 	       "  -c, --cpus N          number of vCPUs (default 1)\n"
 	       "  -m, --memory SIZE     guest RAM, with K/M/G suffix (default 256M; no suffix = MiB)\n"
-	       "      --console KIND    serial (default: ttyS0 on stdin/stdout) or none\n"
+	       "  -d, --disk PATH[,ro][,serial=STR]  virtio-blk disk (repeatable: vda, vdb, ...)\n"
+	       "  -n, --net tap=NAME[,mac=MAC]       virtio-net card on a host tap device (repeatable)\n"
+	       "      --rng             virtio-rng fed from the host's getrandom()\n"
+	       "      --console KIND    serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none\n"
 	       "      --no-reboot       a guest reboot ends kvmbox instead of restarting the guest\n"
 	       "      --stats           print exit counters on stderr when the VM stops\n"
 	       "  -h, --help            this text\n"
@@ -103,7 +188,7 @@ void print_run_help(void)
 	       "start, 2 usage error, 3 guest crashed, 4 host failure while running, 128+N signal N.\n");
 }
 
-enum { OPT_CONSOLE = 256, OPT_NO_REBOOT, OPT_STATS };
+enum { OPT_CONSOLE = 256, OPT_NO_REBOOT, OPT_STATS, OPT_RNG };
 
 int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 {
@@ -116,6 +201,9 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
 		{ "stats", no_argument, NULL, OPT_STATS },
+		{ "disk", required_argument, NULL, 'd' },
+		{ "net", required_argument, NULL, 'n' },
+		{ "rng", no_argument, NULL, OPT_RNG },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -127,7 +215,7 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 	cfg->console = CONSOLE_SERIAL;
 	optind = 0; /* full re-initialisation: tests parse several times */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":k:i:a:c:m:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":k:i:a:c:m:d:n:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			cfg->kernel = optarg;
@@ -155,8 +243,10 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 				cfg->console = CONSOLE_SERIAL;
 			else if (!strcmp(optarg, "none"))
 				cfg->console = CONSOLE_NONE;
+			else if (!strcmp(optarg, "virtio"))
+				cfg->console = CONSOLE_VIRTIO;
 			else {
-				log_error("--console '%s': unknown console; give serial or none", optarg);
+				log_error("--console '%s': unknown console; give serial, virtio or none", optarg);
 				return EXIT_USAGE;
 			}
 			break;
@@ -165,6 +255,27 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 			break;
 		case OPT_STATS:
 			cfg->stats = true;
+			break;
+		case OPT_RNG:
+			cfg->rng = true;
+			break;
+		case 'd':
+			if (cfg->nr_disks == MAX_DISKS) {
+				log_error("--disk %s: at most %d disks; give fewer --disk options", optarg, MAX_DISKS);
+				return EXIT_USAGE;
+			}
+			if (parse_disk_opt(optarg, &cfg->disks[cfg->nr_disks]) < 0)
+				return EXIT_USAGE;
+			cfg->nr_disks++;
+			break;
+		case 'n':
+			if (cfg->nr_nets == MAX_NICS) {
+				log_error("--net: at most %d network cards; give fewer --net options", MAX_NICS);
+				return EXIT_USAGE;
+			}
+			if (parse_net_opt(optarg, &cfg->nets[cfg->nr_nets]) < 0)
+				return EXIT_USAGE;
+			cfg->nr_nets++;
 			break;
 		case 'h':
 			print_run_help();

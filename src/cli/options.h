@@ -22,6 +22,14 @@ int parse_size(const char *s, uint64_t *out);
 /* Parse a decimal unsigned int with no sign, spaces or trailing junk. */
 int parse_uint(const char *s, unsigned *out);
 
+/* Parse "PATH[,ro][,serial=STR]" into d (path points into s). 0 or -1
+ * (printed). */
+int parse_disk_opt(char *s, struct disk_config *d);
+/* Parse "tap=NAME[,mac=aa:bb:cc:dd:ee:ff]". 0 or -1 (printed). */
+int parse_net_opt(char *s, struct net_config *n);
+/* Parse "aa:bb:cc:dd:ee:ff" (unicast only). 0 or -1. */
+int parse_mac(const char *s, uint8_t mac[6]);
+
 /* Parse `kvmbox run` arguments (argv[0] is "run"). Returns 0 when cfg is
  * filled, EXIT_USAGE after printing a usage error, or -1 after printing help
  * (the caller exits 0). Range checks that need the host (memory, vCPU limit)

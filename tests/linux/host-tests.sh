@@ -189,6 +189,7 @@ bad() {
 	vm $name $BAD_TMO "" 0 "$@"
 	lines=$(wc -l <$W/$name.err)
 	first=$(head -n1 $W/$name.err)
+	echo "KVMBOX-I $name stderr: $first"
 	ok=0
 	for a in $allowed; do [ "$RC" = "$a" ] && ok=1; done
 	if [ $ok = 1 ] && [ "$lines" = 1 ] && [ "${first#kvmbox: }" != "$first" ]; then
@@ -245,6 +246,7 @@ if want linux-bad-dev-kvm-perm; then
 		kill $killer 2>/dev/null
 		lines=$(wc -l <$W/$name.err)
 		first=$(head -n1 $W/$name.err)
+		echo "KVMBOX-I $name: as nobody -> status $RC, stderr: $first"
 		if [ "$RC" = 1 ] && [ "$lines" = 1 ] && [ "${first#kvmbox: }" != "$first" ]; then
 			res PASS $name
 		else

@@ -149,6 +149,57 @@ static void test_console_filter(void **state)
 	assert_false(quit);
 }
 
+static void test_disk_and_net_options(void **state)
+{
+	struct vm_config cfg;
+	char d1[] = "rootfs.ext4", d2[] = "data.img,ro,serial=DATA01", n1[] = "tap=tap0,mac=52:54:00:12:34:56",
+	     n2[] = "tap=tap1";
+	char *argv[] = { "run", "-k", "bz", "--disk", d1, "-d", d2, "--net", n1, "-n", n2, "--rng",
+			 "--console", "virtio", NULL };
+
+	assert_int_equal(run_parse_args(ARGC(argv), argv, &cfg), 0);
+	assert_int_equal(cfg.nr_disks, 2);
+	assert_string_equal(cfg.disks[0].path, "rootfs.ext4");
+	assert_false(cfg.disks[0].readonly);
+	assert_string_equal(cfg.disks[0].serial, "");
+	assert_string_equal(cfg.disks[1].path, "data.img");
+	assert_true(cfg.disks[1].readonly);
+	assert_string_equal(cfg.disks[1].serial, "DATA01");
+	assert_int_equal(cfg.nr_nets, 2);
+	assert_string_equal(cfg.nets[0].tap, "tap0");
+	assert_true(cfg.nets[0].mac_set);
+	assert_memory_equal(cfg.nets[0].mac, "\x52\x54\x00\x12\x34\x56", 6);
+	assert_string_equal(cfg.nets[1].tap, "tap1");
+	assert_false(cfg.nets[1].mac_set);
+	assert_true(cfg.rng);
+	assert_int_equal(cfg.console, CONSOLE_VIRTIO);
+}
+
+static void test_disk_and_net_errors(void **state)
+{
+	struct disk_config d;
+	struct net_config n;
+	uint8_t mac[6];
+	char e1[] = "", e2[] = "x.img,rw", e3[] = "x.img,serial=123456789012345678901",
+	     e4[] = "mac=52:54:00:12:34:56", e5[] = "tap=", e6[] = "tap=tap0,mac=01:00:5e:00:00:01",
+	     e7[] = "tap=averyveryverylongname", e8[] = "tap=t,speed=10";
+
+	assert_int_equal(parse_disk_opt(e1, &d), -1);
+	assert_int_equal(parse_disk_opt(e2, &d), -1);
+	assert_int_equal(parse_disk_opt(e3, &d), -1); /* 21 chars: over the 20-byte id */
+	assert_int_equal(parse_net_opt(e4, &n), -1);   /* no tap */
+	assert_int_equal(parse_net_opt(e5, &n), -1);
+	assert_int_equal(parse_net_opt(e6, &n), -1);   /* multicast MAC */
+	assert_int_equal(parse_net_opt(e7, &n), -1);
+	assert_int_equal(parse_net_opt(e8, &n), -1);
+	assert_int_equal(parse_mac("52:54:00:ab:CD:ef", mac), 0);
+	assert_int_equal(mac[4], 0xcd);
+	assert_int_equal(parse_mac("52:54:00:ab:cd", mac), -1);
+	assert_int_equal(parse_mac("52:54:00:ab:cd:ef:00", mac), -1);
+	assert_int_equal(parse_mac("52-54-00-ab-cd-ef", mac), -1);
+	assert_int_equal(parse_mac("5:54:00:ab:cd:ef", mac), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +211,8 @@ int main(void)
 		cmocka_unit_test(test_run_args_usage_errors),
 		cmocka_unit_test(test_run_args_help),
 		cmocka_unit_test(test_console_filter),
+		cmocka_unit_test(test_disk_and_net_options),
+		cmocka_unit_test(test_disk_and_net_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

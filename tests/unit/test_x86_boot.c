@@ -560,7 +560,8 @@ static void test_err_not_a_kernel(void **state)
 	for (size_t i = 0; i < sizeof(junk); i++)
 		junk[i] = (uint8_t)(i * 31);
 	ram_init(&r, 64 * MiB, 0);
-	expect_fail(&r, junk, sizeof(junk), NULL, 0, "", "kernel vmlinuz: not a bzImage", "give a Linux kernel");
+	expect_fail(&r, junk, sizeof(junk), NULL, 0, "", "kernel vmlinuz: not a bzImage", "give a Linux "
+		    "kernel");
 	expect_fail(&r, junk, 3, NULL, 0, "", "not a bzImage", NULL);
 	ram_free(&r);
 }
@@ -680,7 +681,8 @@ static void test_err_initrd_too_big(void **state)
 	uint8_t *k = make_bzimage(&o, &ks), *initrd = calloc(1, is);
 
 	ram_init(&r, 64 * MiB, 0);
-	expect_fail(&r, k, ks, initrd, is, "", "initrd initrd.img: 80 MiB does not fit", "give more --memory");
+	expect_fail(&r, k, ks, initrd, is, "", "initrd initrd.img: 80 MiB does not fit", "give more "
+		    "--memory");
 	/* 40 MiB fits in RAM but not between the kernel (ends at 20 MiB) and initrd_addr_max 48 MiB. */
 	free(k);
 	o.initrd_addr_max = 48 * MiB - 1;

@@ -134,7 +134,8 @@ uint32_t aml_eisaid_value(const char *id)
 	uint16_t vendor;
 
 	/* Three 5-bit letters ('A' = 1) then four hex digits, stored big-endian. */
-	vendor = (uint16_t)(((id[0] - '@') & 0x1f) << 10 | ((id[1] - '@') & 0x1f) << 5 | ((id[2] - '@') & 0x1f));
+	vendor = (uint16_t)(((id[0] - '@') & 0x1f) << 10 | ((id[1] - '@') & 0x1f) << 5 |
+			    ((id[2] - '@') & 0x1f));
 	b[0] = vendor >> 8;
 	b[1] = vendor & 0xff;
 	b[2] = (uint8_t)(hexval(id[3]) << 4 | hexval(id[4]));

@@ -240,8 +240,8 @@ static int ram_error(const struct guest_mem *mem, const char *thing, uint64_t gp
 }
 
 static int load_bzimage(const struct guest_mem *mem, const uint8_t *k, size_t size, const char *what,
-			const uint8_t *initrd, size_t initrd_size, const char *what_initrd, const char *cmdline,
-			uint64_t rsdp_gpa, uint64_t low_end, struct x86_boot_entry *out)
+			const uint8_t *initrd, size_t initrd_size, const char *what_initrd,
+			const char *cmdline, uint64_t rsdp_gpa, uint64_t low_end, struct x86_boot_entry *out)
 {
 	uint8_t zp[PAGE_SIZE];
 	struct x86_e820_entry e820[X86_E820_MAX];
@@ -250,8 +250,8 @@ static int load_bzimage(const struct guest_mem *mem, const uint8_t *k, size_t si
 	int n;
 
 	if (size < HDR_MIN_END) {
-		log_error("kernel %s: truncated bzImage setup header (%zu bytes); give a complete kernel image",
-			  what, size);
+		log_error("kernel %s: truncated bzImage setup header (%zu bytes); give a complete kernel "
+			  "image", what, size);
 		return -1;
 	}
 	version = get16(k + HDR_VERSION);
@@ -270,8 +270,8 @@ static int load_bzimage(const struct guest_mem *mem, const uint8_t *k, size_t si
 	if (hdr_end > HDR_MAX_END)
 		hdr_end = HDR_MAX_END;
 	if (hdr_end > size) {
-		log_error("kernel %s: truncated bzImage setup header (%zu bytes); give a complete kernel image",
-			  what, size);
+		log_error("kernel %s: truncated bzImage setup header (%zu bytes); give a complete kernel "
+			  "image", what, size);
 		return -1;
 	}
 	if (!(k[HDR_LOADFLAGS] & LOADED_HIGH)) {
@@ -279,8 +279,8 @@ static int load_bzimage(const struct guest_mem *mem, const uint8_t *k, size_t si
 		return -1;
 	}
 	if (!(get16(k + HDR_XLOADFLAGS) & XLF_KERNEL_64)) {
-		log_error("kernel %s: bzImage has no 64-bit entry point (XLF_KERNEL_64); give an x86_64 kernel",
-			  what);
+		log_error("kernel %s: bzImage has no 64-bit entry point (XLF_KERNEL_64); give an x86_64 "
+			  "kernel", what);
 		return -1;
 	}
 	setup_size = ((uint64_t)(k[HDR_START] ? k[HDR_START] : 4) + 1) * 512;
@@ -357,7 +357,8 @@ static bool find_pvh_note(const uint8_t *p, uint64_t n, uint64_t *entry)
 
 	while (n - off >= 12) {
 		uint32_t namesz = get32(p + off), descsz = get32(p + off + 4), type = get32(p + off + 8);
-		uint64_t name_room = ((uint64_t)namesz + 3) & ~3ULL, desc_room = ((uint64_t)descsz + 3) & ~3ULL;
+		uint64_t name_room = ((uint64_t)namesz + 3) & ~3ULL;
+		uint64_t desc_room = ((uint64_t)descsz + 3) & ~3ULL;
 		const uint8_t *name, *desc;
 
 		off += 12;
@@ -402,8 +403,8 @@ static int load_elf(const struct guest_mem *mem, const uint8_t *k, size_t size, 
 	memcpy(&eh, k, sizeof(eh));
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
 	    eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC) {
-		log_error("kernel %s: not a little-endian x86_64 ELF executable; give an x86_64 vmlinux or bzImage",
-			  what);
+		log_error("kernel %s: not a little-endian x86_64 ELF executable; give an x86_64 vmlinux or "
+			  "bzImage", what);
 		return -1;
 	}
 	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > ELF_MAX_PHDRS ||
@@ -421,8 +422,8 @@ static int load_elf(const struct guest_mem *mem, const uint8_t *k, size_t size, 
 		if (ph.p_type != PT_LOAD && ph.p_type != PT_NOTE)
 			continue;
 		if (ph.p_offset > size || ph.p_filesz > size - ph.p_offset) {
-			log_error("kernel %s: ELF segment %u lies beyond the end of the file; give a complete vmlinux",
-				  what, i);
+			log_error("kernel %s: ELF segment %u lies beyond the end of the file; give a "
+				  "complete vmlinux", what, i);
 			return -1;
 		}
 		if (ph.p_type == PT_NOTE) {
@@ -431,30 +432,32 @@ static int load_elf(const struct guest_mem *mem, const uint8_t *k, size_t size, 
 			continue;
 		}
 		if (ph.p_filesz > ph.p_memsz) {
-			log_error("kernel %s: ELF segment %u has more file bytes than memory bytes; give a valid vmlinux",
-				  what, i);
+			log_error("kernel %s: ELF segment %u has more file bytes than memory bytes; give a "
+				  "valid vmlinux", what, i);
 			return -1;
 		}
 		if (ph.p_memsz == 0)
 			continue;
-		if (ph.p_paddr < X86_KERNEL_ADDR || ph.p_paddr >= low_end || ph.p_memsz > low_end - ph.p_paddr ||
+		if (ph.p_paddr < X86_KERNEL_ADDR || ph.p_paddr >= low_end ||
+		    ph.p_memsz > low_end - ph.p_paddr ||
 		    !gpa_ptr(mem, ph.p_paddr, ph.p_memsz)) {
-			log_error("kernel %s: ELF segment %u (0x%llx, %llu MiB) is outside RAM 1 MiB..0x%llx; "
-				  "give more --memory or a kernel linked for this address range", what, i,
-				  (unsigned long long)ph.p_paddr, MiB(ph.p_memsz), (unsigned long long)low_end);
+			log_error("kernel %s: ELF segment %u (0x%llx, %llu MiB) is outside RAM "
+				  "1 MiB..0x%llx; give more --memory or a kernel linked for this range",
+				  what, i, (unsigned long long)ph.p_paddr, MiB(ph.p_memsz),
+				  (unsigned long long)low_end);
 			return -1;
 		}
 		if (ph.p_paddr + ph.p_memsz > kernel_end)
 			kernel_end = ph.p_paddr + ph.p_memsz;
 	}
 	if (!have_entry) {
-		log_error("kernel %s: ELF vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); build it with "
-			  "CONFIG_PVH=y or give a bzImage", what);
+		log_error("kernel %s: ELF vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); build "
+			  "it with CONFIG_PVH=y or give a bzImage", what);
 		return -1;
 	}
 	if (entry < X86_KERNEL_ADDR || entry >= kernel_end) {
-		log_error("kernel %s: PVH entry point 0x%llx is outside the loaded kernel; give a valid vmlinux",
-			  what, (unsigned long long)entry);
+		log_error("kernel %s: PVH entry point 0x%llx is outside the loaded kernel; give a valid "
+			  "vmlinux", what, (unsigned long long)entry);
 		return -1;
 	}
 	if (check_cmdline(cmdline, X86_CMDLINE_MAX - 1))
@@ -538,14 +541,14 @@ int x86_load_kernel(const struct guest_mem *mem, const uint8_t *kernel, size_t k
 	}
 	memset(out, 0, sizeof(*out));
 	if (kernel_size >= SELFMAG && memcmp(kernel, ELFMAG, SELFMAG) == 0)
-		ret = load_elf(mem, kernel, kernel_size, what_kernel, initrd, initrd_size, what_initrd, cmdline,
-			       rsdp_gpa, low_end, out);
+		ret = load_elf(mem, kernel, kernel_size, what_kernel, initrd, initrd_size, what_initrd,
+			       cmdline, rsdp_gpa, low_end, out);
 	else if (kernel_size >= HDR_MAGIC + 4 && memcmp(kernel + HDR_MAGIC, "HdrS", 4) == 0)
 		ret = load_bzimage(mem, kernel, kernel_size, what_kernel, initrd, initrd_size, what_initrd,
 				   cmdline, rsdp_gpa, low_end, out);
 	else {
-		log_error("kernel %s: not a bzImage or ELF vmlinux with a PVH entry note; give a Linux kernel image",
-			  what_kernel);
+		log_error("kernel %s: not a bzImage or ELF vmlinux with a PVH entry note; give a Linux "
+			  "kernel image", what_kernel);
 		return -1;
 	}
 	if (ret)

@@ -1,0 +1,95 @@
+/* blockfile.h - a raw disk image (regular file or block device) with
+ * asynchronous I/O, the backend of virtio-blk.
+ *
+ * I/O goes through io_uring (liburing): requests are queued with
+ * blockfile_submit(), handed to the kernel in one go by blockfile_kick(), and
+ * their completions are signalled on an eventfd (blockfile_event_fd()) that
+ * the owner watches and answers with blockfile_reap(), which calls the done
+ * callback once per finished request. Partial transfers are continued and
+ * -EAGAIN/-EINTR retried here, so a request completes exactly once, whole or
+ * with an error. Without io_uring (old kernel, seccomp, or KVMBOX_BLK_SYNC=1
+ * in the environment, a test knob) the same interface runs each request
+ * synchronously at submit time and still completes it through the eventfd.
+ *
+ * Ordering: requests run concurrently and complete in any order, except that
+ * a FLUSH is started only after every write-like request (WRITE, DISCARD,
+ * WRITE_ZEROES) submitted before it has completed, and completes after
+ * fdatasync() of their data. Later requests do not wait for a flush.
+ *
+ * The image is locked with flock(): exclusive when writable, shared when
+ * read-only, so two VMs cannot write one image. One thread at a time: the
+ * owner serialises all calls (virtio-blk holds vd->lock). */
+#ifndef KVMBOX_BLOCKFILE_H
+#define KVMBOX_BLOCKFILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct blockfile;
+
+enum blockfile_op {
+	BLOCKFILE_READ,
+	BLOCKFILE_WRITE,
+	BLOCKFILE_FLUSH,
+	BLOCKFILE_DISCARD,       /* deallocate; a hint, "unsupported" counts as done */
+	BLOCKFILE_WRITE_ZEROES,  /* reads back as zeroes afterwards */
+};
+
+struct blockfile_req {
+	/* Set by the caller before blockfile_submit(). */
+	enum blockfile_op op;
+	uint64_t offset;         /* bytes into the image */
+	uint64_t len;            /* DISCARD, WRITE_ZEROES: bytes */
+	struct iovec *iov;       /* READ, WRITE: buffers, advanced in place on partial transfers */
+	unsigned niov;
+	bool unmap;              /* WRITE_ZEROES: may deallocate (punch a hole) */
+	bool fua;                /* WRITE: durable when it completes (RWF_DSYNC) */
+	/* Set when the done callback runs: 0, or -errno. */
+	int result;
+	/* Private to blockfile.c. */
+	uint64_t left;           /* bytes still to transfer */
+	uint64_t seq;            /* write-like: submission order; FLUSH: barrier */
+	int phase;
+	struct iovec ziov;
+	struct blockfile_req *wprev, *wnext; /* in-flight write-like list */
+	struct blockfile_req *next;          /* pending-flush / done FIFO */
+};
+
+/* Called from blockfile_reap()/blockfile_drain() for each finished request. */
+typedef void (*blockfile_done_fn)(struct blockfile_req *r, void *opaque);
+
+/* What the image is; identity lets a snapshot restore check it is the same. */
+struct blockfile_info {
+	uint64_t size;           /* bytes (file size, or BLKGETSIZE64) */
+	uint64_t dev, ino;       /* st_dev / st_ino of the opened path */
+	bool is_blockdev;
+	bool readonly;
+	bool async;              /* io_uring in use */
+};
+
+/* Open and lock `path` (O_RDONLY when readonly) for up to `depth` requests in
+ * flight. NULL with a one-line error naming the disk printed. */
+struct blockfile *blockfile_open(const char *path, bool readonly, unsigned depth, blockfile_done_fn done,
+				 void *opaque);
+/* Wait for everything in flight (callbacks run), then close and free. */
+void blockfile_close(struct blockfile *bf);
+/* The path given to blockfile_open (owned by bf). */
+const char *blockfile_path(const struct blockfile *bf);
+void blockfile_get_info(const struct blockfile *bf, struct blockfile_info *info);
+/* Readable (EPOLLIN) when completions are waiting for blockfile_reap(). */
+int blockfile_event_fd(const struct blockfile *bf);
+/* Queue r (its fields stay owned by the caller until the callback). Never
+ * calls the callback itself; errors are reported through it. */
+void blockfile_submit(struct blockfile *bf, struct blockfile_req *r);
+/* Hand queued requests to the kernel (once per batch of submits). */
+void blockfile_kick(struct blockfile *bf);
+/* Collect completions, run callbacks, continue partial requests. Returns the
+ * number of requests finished. Callbacks may submit new requests. */
+unsigned blockfile_reap(struct blockfile *bf);
+/* Requests submitted and not yet finished. */
+unsigned blockfile_in_flight(const struct blockfile *bf);
+/* Reap until nothing is in flight. 0, or -1 if waiting failed (printed). */
+int blockfile_drain(struct blockfile *bf);
+
+#endif

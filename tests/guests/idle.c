@@ -1,0 +1,90 @@
+/* idle.c - a guest that never stops, for the runner's process tests (signals,
+ * threads, SIGSTOP, terminal). Starts every AP the MADT lists into a hlt loop,
+ * prints "idle: ready", then "idle: tick N" every 0.2 s for ever. Time comes
+ * from the LAPIC timer in periodic mode and the BSP waits with hlt, so an idle
+ * VM costs the host (almost) nothing and a stopped process prints nothing.
+ *   noaps: leave the APs in wait-for-SIPI. */
+#include "guest.h"
+
+#define TICK_HZ 5
+#define BUS_HZ 1000000000u   /* KVM's APIC bus clock */
+
+extern char tramp_start[], tramp_end[];
+extern volatile u64 ap_stack_top;   /* read by ap_entry64 in start.S */
+static u8 ap_stacks[MAX_CPUS][4096] __attribute__((aligned(16)));
+static volatile int ap_started;
+static volatile u32 ticks;
+
+void ap_main(void)
+{
+	idt_load();
+	lapic_enable();
+	ap_started = 1;
+	halt_forever();
+}
+
+static void timer_irq(struct irq_frame *f)
+{
+	ticks++;
+	lapic_eoi();
+}
+
+/* INIT, then SIPI (twice if needed); the watchdog clock bounds the waits. */
+static void start_ap(u32 id, int slot)
+{
+	ap_started = 0;
+	ap_stack_top = (u64)&ap_stacks[slot][sizeof(ap_stacks[0])];
+	barrier();
+	if (!lapic_send_ipi(id, 0x4500))
+		fail("INIT to apic %u not delivered", id);
+	for (int tries = 0; tries < 2; tries++) {
+		if (!lapic_send_ipi(id, 0x4600 | (TRAMP_BASE >> 12)))
+			fail("SIPI to apic %u not delivered", id);
+		u64 t0 = clock_us();
+
+		while (clock_us() - t0 < (tries ? 5000000u : 500000u)) {
+			if (ap_started)
+				return;
+			cpu_relax();
+		}
+	}
+	fail("apic %u did not start after INIT+SIPI+SIPI", id);
+}
+
+void guest_main(struct hvm_start_info *si)
+{
+	struct madt_info mi;
+
+	guest_init(si);
+	pic_mask_all();
+	lapic_enable();
+	if (!acpi_read_madt(&mi))
+		fail("cannot read the MADT");
+	if (!cmdline_has("noaps")) {
+		u32 bsp = apic_id_cpuid();
+		int slot = 0;
+
+		watchdog_start();
+		memcpy((void *)TRAMP_BASE, tramp_start, (size_t)(tramp_end - tramp_start));
+		for (int i = 0; i < mi.ncpus; i++)
+			if (mi.apic_ids[i] != bsp)
+				start_ap(mi.apic_ids[i], slot++);
+	}
+
+	/* Reprogramming the timer replaces the watchdog: this guest runs for ever. */
+	irq_set_handler(VEC_LAPIC_TIMER, timer_irq);
+	lapic_write(LAPIC_TMICT, 0);
+	lapic_write(LAPIC_TDCR, 0x3);   /* divide by 16 */
+	lapic_write(LAPIC_LVT_TIMER, (1u << 17) | VEC_LAPIC_TIMER);   /* periodic */
+	lapic_write(LAPIC_TMICT, BUS_HZ / 16 / TICK_HZ);
+	gprintf("idle: ready (%d cpus)\n", mi.ncpus);
+
+	u32 seen = 0;
+
+	for (;;) {
+		while (ticks == seen)
+			wait_for_irq();
+		seen = ticks;
+		gprintf("idle: tick %u\n", seen);
+	}
+}
