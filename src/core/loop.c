@@ -143,6 +143,24 @@ int loop_run(struct loop *l)
 	return 0;
 }
 
+int loop_run_once(struct loop *l, int timeout_ms)
+{
+	struct epoll_event evs[16];
+	int n = epoll_wait(l->epfd, evs, 16, timeout_ms), ran = 0;
+
+	if (n < 0)
+		return errno == EINTR ? 0 : -1;
+	for (int i = 0; i < n; i++) {
+		struct loop_watch *w = evs[i].data.ptr;
+
+		if (still_watched(l, w)) {
+			w->fn(l, w->fd, evs[i].events, w->opaque);
+			ran++;
+		}
+	}
+	return ran;
+}
+
 void loop_quit(struct loop *l)
 {
 	l->quit = true;

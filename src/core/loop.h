@@ -21,6 +21,10 @@ int loop_mod(struct loop *l, int fd, uint32_t events);
 int loop_del(struct loop *l, int fd);
 /* Dispatch until loop_quit(). Returns 0, or -1 if epoll fails. */
 int loop_run(struct loop *l);
+/* Wait up to timeout_ms (-1: forever) for events and dispatch that one batch
+ * (tests drive a device's loop this way). Returns the number of handlers run
+ * (0 on timeout or EINTR), or -1 if epoll fails. */
+int loop_run_once(struct loop *l, int timeout_ms);
 void loop_quit(struct loop *l);
 
 #endif

@@ -15,7 +15,9 @@ KVMBOX=${KVMBOX:-$ROOT/build/kvmbox}
 GUESTS=${GUESTS:-$ROOT/build/guests}
 TIMEOUT=${GUEST_TIMEOUT:-60}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmbox-guests.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+BG_PIDS=
+# Background kvmbox runs (process tests) must not outlive the runner.
+trap 'for p in $BG_PIDS; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 if [ -n "${GUEST_LOGS:-}" ]; then
 	mkdir -p "$GUEST_LOGS"
 	LOGS=$GUEST_LOGS
@@ -24,7 +26,8 @@ else
 fi
 
 GUEST_TESTS="serial rtc pit lapic_timer smp_1 smp_2 smp_4 poweroff reset_i8042_noreboot
-	reset_acpi_noreboot reset_reboot reset_reboot_acpi triple_fault triple_fault_int3 hostile_io"
+	reset_acpi_noreboot reset_reboot reset_reboot_acpi triple_fault triple_fault_int3 hostile_io
+	sigterm sigint sighup sig_ignored threads sigstop fds_reboot tty_sigterm tty_ctrl_a_x tty_hangup"
 CLI_TESTS="cli_missing_kernel cli_kernel_is_dir cli_not_a_kernel cli_initrd_too_big
 	cli_memory_too_small cli_memory_too_big cli_memory_malformed cli_cpus_zero
 	cli_cpus_too_many cli_unknown_option cli_no_kernel kvm_not_a_device kvm_missing"
@@ -190,6 +193,292 @@ t_hostile_io() {
 	pass hostile_io
 }
 
+# ---- process tests: kvmbox in the background, looked at through /proc ----
+
+# Start background runs with the default dispositions: a non-interactive shell
+# starts `cmd &` with SIGINT and SIGQUIT ignored, which is not how kvmbox is
+# normally run (sig_ignored tests that case on purpose).
+if env --default-signal=INT true 2>/dev/null; then
+	DEFSIG="env --default-signal=HUP,INT,QUIT,TERM"
+else
+	DEFSIG=
+fi
+
+# bg_start TEST GUEST [kvmbox run options...]: start kvmbox on build/guests/GUEST.elf
+# in the background; sets PID, OUT (raw stdout) and ERR. BG_WRAP may prefix a command.
+bg_start() {
+	local t=$1 g=$2
+	shift 2
+	OUT=$LOGS/$t.out
+	ERR=$LOGS/$t.err
+	: >"$OUT"
+	${BG_WRAP:-$DEFSIG} "$KVMBOX" run --kernel "$GUESTS/$g.elf" --memory 64M --console serial "$@" \
+		</dev/null >"$OUT" 2>"$ERR" &
+	PID=$!
+	BG_PIDS="$BG_PIDS $PID"
+}
+
+# alive PID: running (or stopped), not exited.
+alive() {
+	kill -0 "$1" 2>/dev/null && [ "$(proc_state "$1")" != Z ]
+}
+
+# bg_kill: make sure the background kvmbox is gone (after a failure).
+bg_kill() {
+	kill -KILL "$PID" 2>/dev/null
+	kill -CONT "$PID" 2>/dev/null
+	wait "$PID" 2>/dev/null
+}
+
+# wait_out TEXT SECONDS: until OUT has a line starting with TEXT. Otherwise sets
+# WHY (kvmbox exited / timed out) and fails. Not in $(...): it waits for kvmbox.
+wait_out() {
+	local text=$1 n=$(($2 * 20))
+	while [ "$n" -gt 0 ]; do
+		tr -d '\r' <"$OUT" | grep -qa -- "^$text" && return 0
+		if ! alive "$PID"; then
+			wait "$PID"
+			WHY="kvmbox exited (status $?) before the guest printed '$text';"
+			WHY="$WHY stderr: $(tail -n1 "$ERR" | cut -c1-150)"
+			return 1
+		fi
+		sleep 0.05
+		n=$((n - 1))
+	done
+	WHY="no '$text' from the guest within $2s"
+	return 1
+}
+
+# bg_wait SECONDS: wait for kvmbox to exit; sets RC, or kills it and fails.
+bg_wait() {
+	local n=$(($1 * 20))
+	while alive "$PID" && [ "$n" -gt 0 ]; do
+		sleep 0.05
+		n=$((n - 1))
+	done
+	if alive "$PID"; then
+		bg_kill
+		return 1
+	fi
+	wait "$PID"
+	RC=$?
+	return 0
+}
+
+# proc_state PID_OR_TASK_DIR: the state letter from /proc/.../stat (comm may hold spaces).
+proc_state() {
+	local f=$1
+	case $f in /*) ;; *) f=/proc/$f ;; esac
+	sed -n 's/^.*) \([A-Za-z]\) .*$/\1/p' "$f/stat" 2>/dev/null
+}
+
+# stderr_errors: the error lines on ERR (the same pattern as tty.py's ERROR_LINE).
+stderr_errors() {
+	grep -aiE "error|fail|cannot|can't|unable|warn|abort|fault|leak" "$ERR" | head -n3 |
+		tr '\n' '|' | cut -c1-200
+}
+
+# check_threads PID CPUS: vcpu0..vcpuCPUS-1 each exactly once, no other vcpuN, no
+# zombie or dead task, and no stray thread: any thread besides the main one and
+# the vCPUs must carry its own name. Not an exact count: virtio workers will be
+# named after their device, and recent Linux (seen on 6.18) runs KVM's per-VM NX
+# huge page recovery worker as a thread of the VM process ("kvm-nx-lpage-recovery").
+# Prints why and fails otherwise.
+check_threads() {
+	local pid=$1 cpus=$2 d comm st main tasks=0 vcpus= others= i
+	main=$(cat "/proc/$pid/comm" 2>/dev/null) || { echo "process $pid gone"; return 1; }
+	for d in /proc/"$pid"/task/*; do
+		comm=$(cat "$d/comm" 2>/dev/null) || continue
+		st=$(proc_state "$d")
+		tasks=$((tasks + 1))
+		case $st in Z | X | x)
+			echo "thread ${d##*/} ($comm) is in state $st"
+			return 1 ;;
+		esac
+		case $comm in
+		vcpu[0-9]*) vcpus="$vcpus $comm" ;;
+		*) [ "${d##*/}" != "$pid" ] && others="$others $comm" ;;
+		esac
+	done
+	for i in $(seq 0 $((cpus - 1))); do
+		case "$vcpus " in
+		*" vcpu$i "*" vcpu$i "*) echo "two threads named vcpu$i"; return 1 ;;
+		*" vcpu$i "*) ;;
+		*) echo "no thread named vcpu$i (threads:$vcpus$others)"; return 1 ;;
+		esac
+	done
+	if [ "$(echo $vcpus | wc -w)" != "$cpus" ]; then
+		echo "vCPU threads:$vcpus, expected vcpu0..vcpu$((cpus - 1))"
+		return 1
+	fi
+	for comm in $others; do
+		if [ "$comm" = "$main" ]; then
+			echo "$tasks threads: an unnamed one besides main and $cpus vCPUs" \
+				"(threads:$vcpus$others)"
+			return 1
+		fi
+	done
+	return 0
+}
+
+# fd_list PID: "fd -> target" lines, sorted.
+fd_list() {
+	local f
+	for f in /proc/"$1"/fd/*; do
+		echo "${f##*/} -> $(readlink "$f" 2>/dev/null)"
+	done | sort -n
+}
+
+# fd_kinds: fd_list lines on stdin as "count target", the fd numbers and inode
+# numbers left out (what differs between two samples, not where).
+fd_kinds() {
+	sed -e 's/^[0-9]* -> //' -e 's/\[[0-9]*\]$/[]/' | sort | uniq -c | sed 's/^ *//'
+}
+
+# t_signal TEST SIG STATUS: the idle guest on 2 vCPUs; SIG must stop kvmbox
+# cleanly with STATUS within 5 s and nothing wrong on stderr.
+t_signal() {
+	local t=$1 sig=$2 want=$3 e
+	bg_start "$t" idle --cpus 2
+	wait_out "idle: ready" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	kill -"$sig" "$PID"
+	bg_wait 5 || { fail "$t" "still running 5s after SIG$sig"; return; }
+	[ "$RC" != "$want" ] && { fail "$t" "status $RC after SIG$sig, expected $want"; return; }
+	e=$(stderr_errors)
+	[ -n "$e" ] && { fail "$t" "error on stderr: $e"; return; }
+	pass "$t"
+}
+
+# t_sig_ignored: started with SIGHUP and SIGINT ignored, as `nohup kvmbox ...`
+# (POSIX nohup) or `kvmbox ... &` from a script (the shell) start it, kvmbox must
+# keep ignoring them; SIGTERM still stops it.
+t_sig_ignored() {
+	local t=sig_ignored sig s1
+	if ! env --ignore-signal=HUP true 2>/dev/null; then
+		skip "$t" "env --ignore-signal not available (coreutils < 8.31)"
+		return
+	fi
+	BG_WRAP="env --ignore-signal=HUP,INT" bg_start "$t" idle --cpus 2
+	wait_out "idle: ready" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	for sig in HUP INT; do
+		kill -"$sig" "$PID"
+		sleep 0.5
+		if ! alive "$PID"; then
+			wait "$PID"
+			fail "$t" "SIG$sig was ignored when kvmbox started, but it stopped the VM (status $?)"
+			return
+		fi
+	done
+	s1=$(stat -c %s "$OUT")
+	sleep 0.6
+	if [ "$(stat -c %s "$OUT")" = "$s1" ]; then
+		bg_kill
+		fail "$t" "guest stopped ticking after SIGHUP/SIGINT"
+		return
+	fi
+	kill -TERM "$PID"
+	bg_wait 5 || { fail "$t" "still running 5s after SIGTERM"; return; }
+	[ "$RC" != 143 ] && { fail "$t" "status $RC after SIGTERM, expected 143"; return; }
+	pass "$t"
+}
+
+# t_threads: with --cpus 2 (both vCPUs started and halted), the threads are the
+# main one, vcpu0 and vcpu1.
+t_threads() {
+	local t=threads cpus=2 why
+	bg_start "$t" idle --cpus 2
+	wait_out "idle: ready" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	why=$(check_threads "$PID" "$cpus") || { bg_kill; fail "$t" "$why"; return; }
+	kill -TERM "$PID"
+	bg_wait 5 || { fail "$t" "still running 5s after SIGTERM"; return; }
+	[ "$RC" != 143 ] && { fail "$t" "status $RC after SIGTERM, expected 143"; return; }
+	pass "$t"
+}
+
+# t_sigstop: SIGSTOP stops every thread and the guest's output (its clock ticks
+# 5 times a second); SIGCONT resumes both; then SIGTERM.
+t_sigstop() {
+	local t=sigstop why n s1 s2 d st bad
+	bg_start "$t" idle --cpus 2
+	wait_out "idle: tick 2" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	kill -STOP "$PID"
+	for n in $(seq 40); do
+		bad=
+		for d in /proc/"$PID"/task/*; do
+			st=$(proc_state "$d")
+			[ -n "$st" ] && [ "$st" != T ] && bad="$bad $(cat "$d/comm" 2>/dev/null)=$st"
+		done
+		[ -z "$bad" ] && break
+		sleep 0.05
+	done
+	alive "$PID" || { bg_kill; fail "$t" "kvmbox exited on SIGSTOP"; return; }
+	[ -n "$bad" ] && { bg_kill; fail "$t" "threads not stopped 2s after SIGSTOP:$bad"; return; }
+	s1=$(stat -c %s "$OUT")
+	sleep 2
+	s2=$(stat -c %s "$OUT")
+	if [ "$s1" != "$s2" ]; then
+		bg_kill
+		fail "$t" "output grew from $s1 to $s2 bytes while stopped"
+		return
+	fi
+	kill -CONT "$PID"
+	for n in $(seq 60); do
+		[ "$(stat -c %s "$OUT")" != "$s2" ] && break
+		sleep 0.05
+	done
+	if [ "$(stat -c %s "$OUT")" = "$s2" ]; then
+		bg_kill
+		fail "$t" "no guest output within 3s of SIGCONT"
+		return
+	fi
+	why=$(check_threads "$PID" 2) || { bg_kill; fail "$t" "after SIGCONT: $why"; return; }
+	kill -TERM "$PID"
+	bg_wait 5 || { fail "$t" "still running 5s after SIGTERM"; return; }
+	[ "$RC" != 143 ] && { fail "$t" "status $RC after SIGTERM, expected 143"; return; }
+	pass "$t"
+}
+
+# t_fds_reboot: the reboots guest boots 4 times (3 resets) on 2 vCPUs; kvmbox's
+# fds and threads during the last boot must be what they were during the first.
+t_fds_reboot() {
+	local t=fds_reboot boots=4 why fd1 fd2 th1 th2 d
+	bg_start "$t" reboots --cpus 2 --append "boots=$boots hold=1000"
+	wait_out "reboots: boot 1" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	fd_list "$PID" >"$LOGS/$t.fds1"
+	th1=$(ls /proc/"$PID"/task | wc -l)
+	wait_out "reboots: boot $boots" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	fd_list "$PID" >"$LOGS/$t.fds2"
+	th2=$(ls /proc/"$PID"/task | wc -l)
+	why=$(check_threads "$PID" 2) || { bg_kill; fail "$t" "during boot $boots: $why"; return; }
+	bg_wait 20 || { fail "$t" "did not power off"; return; }
+	vm_trouble "$t" 0 && return
+	tr -d '\r' <"$OUT" | grep -qax "reboots: done" || { fail "$t" "no 'reboots: done' line"; return; }
+	fd1=$(wc -l <"$LOGS/$t.fds1")
+	fd2=$(wc -l <"$LOGS/$t.fds2")
+	if [ "$fd1" != "$fd2" ]; then
+		d=$(diff <(fd_kinds <"$LOGS/$t.fds1") <(fd_kinds <"$LOGS/$t.fds2") | grep '^[<>]' |
+			head -n6 | tr '\n' ',')
+		fail "$t" "$fd1 fds during boot 1, $fd2 during boot $boots (count kind: ${d%,})"
+		return
+	fi
+	[ "$th1" != "$th2" ] && { fail "$t" "$th1 threads during boot 1, $th2 during boot $boots"; return; }
+	pass "$t"
+}
+
+# t_tty TEST HOW: kvmbox on a pseudo-terminal (tests/guests/tty.py).
+t_tty() {
+	local t=$1 how=$2
+	if ! command -v python3 >/dev/null || ! python3 -c 'import termios' 2>/dev/null; then
+		skip "$t" "python3 with the termios module not available"
+		return
+	fi
+	timeout -k 5 40 python3 "$ROOT/tests/guests/tty.py" "$t" "$how" "$LOGS/$t.err" "$LOGS/$t.out" \
+		$DEFSIG "$KVMBOX" run --kernel "$GUESTS/idle.elf" --memory 64M --cpus 2 \
+		>"$WORK/$t.res" 2>&1
+	grep -m1 -E "^(PASS|FAIL|SKIP): $t" "$WORK/$t.res" ||
+		fail "$t" "tty.py said: $(head -n1 "$WORK/$t.res" | cut -c1-200)"
+}
+
 # ---- command-line errors ----
 
 # cli_expect TEST "STATUSES" [kvmbox args...]: the status must be one of STATUSES
@@ -278,6 +567,13 @@ t_kvm_ns() {
 run_test() {
 	case $1 in
 	serial | rtc | pit | lapic_timer | poweroff | hostile_io) "t_$1" ;;
+	sigterm) t_signal "$1" TERM 143 ;;
+	sigint) t_signal "$1" INT 130 ;;
+	sighup) t_signal "$1" HUP 129 ;;
+	sig_ignored | threads | sigstop | fds_reboot) "t_$1" ;;
+	tty_sigterm) t_tty "$1" sigterm ;;
+	tty_ctrl_a_x) t_tty "$1" ctrl-a-x ;;
+	tty_hangup) t_tty "$1" hangup ;;
 	triple_fault) t_triple_fault "$1" ud2 ;;
 	triple_fault_int3) t_triple_fault "$1" int3 ;;
 	smp_*) t_smp "${1#smp_}" ;;
@@ -329,7 +625,12 @@ for t in $TESTS; do
 	cli_* | kvm_*) run_test "$t" ;;
 	*)
 		g=${t%%_[0-9]*}
-		case $t in reset_*) g=reset ;; triple_fault*) g=triple_fault ;; esac
+		case $t in
+		reset_*) g=reset ;;
+		triple_fault*) g=triple_fault ;;
+		sig* | threads | tty_*) g=idle ;;
+		fds_reboot) g=reboots ;;
+		esac
 		if [ ! -f "$GUESTS/$g.elf" ]; then
 			fail "$t" "$GUESTS/$g.elf not built (make guests)"
 		else

@@ -15,6 +15,7 @@ Prints one line: PASS: TEST / FAIL: TEST: why. Bounded by timeouts.
 import errno
 import fcntl
 import os
+import re
 import select
 import signal
 import sys
@@ -24,6 +25,8 @@ import time
 READY = b"idle: ready"
 TIMEOUT_READY = 20.0
 TIMEOUT_EXIT = 5.0
+# The runner's definition of an error line on stderr (see stderr_errors in run.sh).
+ERROR_LINE = re.compile(r"error|fail|cannot|can't|unable|warn|abort|fault|leak", re.I)
 # termios.tcgetattr: [iflag, oflag, cflag, lflag, ispeed, ospeed, cc]
 NAMES = ["iflag", "oflag", "cflag", "lflag", "ispeed", "ospeed", "cc"]
 
@@ -40,7 +43,7 @@ def spawn(argv, err_path):
             err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(err, 2)
             os.closerange(3, 1024)
-            os.execv(argv[0], argv)
+            os.execvp(argv[0], argv)
         except BaseException as e:  # noqa: BLE001 - report anything, then die
             os.write(2, ("tty.py: cannot start %s: %s\n" % (argv[0], e)).encode())
         os._exit(127)
@@ -98,12 +101,12 @@ def main():
         print("usage: tty.py TEST HOW ERRFILE OUTFILE kvmbox args...", file=sys.stderr)
         return 2
     test, how, err_path, out_path, argv = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
-    res = run(test, how, err_path, argv)
+    res = run(test, how, err_path, out_path, argv)
     print(res)
     return 0
 
 
-def run(test, how, err_path, argv):
+def run(test, how, err_path, out_path, argv):
     out = []
     pid, master, slave = spawn(argv, err_path)
     # The slave stays open here too: its termios outlive kvmbox, and reading
@@ -152,9 +155,9 @@ def run(test, how, err_path, argv):
             if after != before:
                 return "FAIL: %s: terminal not restored: %s" % (test, diff_tio(before, after))
         with open(err_path, "rb") as f:
-            bad = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+            bad = [ln for ln in f.read().decode(errors="replace").splitlines() if ERROR_LINE.search(ln)]
         if bad:
-            return "FAIL: %s: stderr not empty: %s" % (test, " | ".join(bad)[:200])
+            return "FAIL: %s: error on stderr: %s" % (test, " | ".join(bad)[:200])
         return "PASS: %s" % test
     finally:
         if pid is not None:
@@ -164,7 +167,7 @@ def run(test, how, err_path, argv):
             except OSError:
                 pass
         try:
-            with open(sys.argv[4], "wb") as f:
+            with open(out_path, "wb") as f:
                 f.write(b"".join(out))
         except OSError:
             pass

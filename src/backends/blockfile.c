@@ -1,0 +1,689 @@
+#include "blockfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <liburing.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+
+/* Zeroes are written in chunks of this size when the file system can neither
+ * zero a range nor punch a hole. */
+#define ZERO_CHUNK (1u << 20)
+
+#define MODE_PUNCH (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
+#define MODE_ZERO  (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE)
+
+/* The ways WRITE_ZEROES can be done, tried in turn (r->phase indexes the
+ * order for the request's unmap flag) until one is supported. */
+enum zero_method { ZM_ZERO_RANGE, ZM_PUNCH, ZM_WRITE };
+static const enum zero_method zero_order[2][3] = {
+	{ ZM_ZERO_RANGE, ZM_PUNCH, ZM_WRITE }, /* keep allocated if we can */
+	{ ZM_PUNCH, ZM_ZERO_RANGE, ZM_WRITE }, /* unmap allowed: punch first */
+};
+
+struct blockfile {
+	char *path;
+	int fd;
+	int efd;
+	struct blockfile_info info;
+	blockfile_done_fn done;
+	void *opaque;
+	bool async;
+	bool have_fallocate_op;  /* IORING_OP_FALLOCATE (5.6+) */
+	bool sq_dirty;           /* SQEs prepared and not yet submitted */
+	struct io_uring ring;
+	bool no_punch;           /* the file system refused PUNCH_HOLE */
+	bool no_zero_range;      /* ... ZERO_RANGE */
+	void *zero_buf;
+	unsigned in_flight;
+	unsigned finished;       /* running count, for blockfile_reap's result */
+	uint64_t write_seq;
+	struct blockfile_req *whead, *wtail; /* write-like in flight, oldest first */
+	struct blockfile_req *fhead, *ftail; /* flushes waiting for writes */
+	struct blockfile_req *dhead, *dtail; /* done synchronously, callback pending */
+};
+
+static bool write_like(const struct blockfile_req *r)
+{
+	return r->op == BLOCKFILE_WRITE || r->op == BLOCKFILE_DISCARD || r->op == BLOCKFILE_WRITE_ZEROES;
+}
+
+static void fifo_push(struct blockfile_req **head, struct blockfile_req **tail, struct blockfile_req *r)
+{
+	r->next = NULL;
+	if (*tail)
+		(*tail)->next = r;
+	else
+		*head = r;
+	*tail = r;
+}
+
+static struct blockfile_req *fifo_pop(struct blockfile_req **head, struct blockfile_req **tail)
+{
+	struct blockfile_req *r = *head;
+
+	if (r) {
+		*head = r->next;
+		if (!*head)
+			*tail = NULL;
+		r->next = NULL;
+	}
+	return r;
+}
+
+static uint64_t iov_total(const struct iovec *iov, unsigned n)
+{
+	uint64_t t = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
+/* Drop the first n transferred bytes from the request's buffers. */
+static void req_advance(struct blockfile_req *r, uint64_t n)
+{
+	r->offset += n;
+	r->left -= n;
+	if (r->op == BLOCKFILE_WRITE_ZEROES)
+		return; /* ziov is rebuilt for each chunk */
+	while (n && r->niov) {
+		if (n >= r->iov[0].iov_len) {
+			n -= r->iov[0].iov_len;
+			r->iov++;
+			r->niov--;
+		} else {
+			r->iov[0].iov_base = (uint8_t *)r->iov[0].iov_base + n;
+			r->iov[0].iov_len -= n;
+			n = 0;
+		}
+	}
+}
+
+/* At most IOV_MAX buffers per system call; the rest follow as a partial
+ * transfer would. */
+static int niov_cap(unsigned n)
+{
+	return n > IOV_MAX ? IOV_MAX : (int)n;
+}
+
+/* The zero-write method to use now, skipping ones known not to work. */
+static enum zero_method zero_method(const struct blockfile *bf, struct blockfile_req *r)
+{
+	for (;; r->phase++) {
+		enum zero_method m = zero_order[r->unmap][r->phase];
+
+		if ((m == ZM_PUNCH && bf->no_punch) || (m == ZM_ZERO_RANGE && bf->no_zero_range))
+			continue;
+		return m; /* ZM_WRITE is last and always possible */
+	}
+}
+
+static int zero_method_mode(enum zero_method m)
+{
+	return m == ZM_PUNCH ? MODE_PUNCH : MODE_ZERO;
+}
+
+/* A fallocate mode the file (system) does not implement. */
+static bool unsupported(int err)
+{
+	return err == -EOPNOTSUPP || err == -ENOSYS;
+}
+
+static void mark_unsupported(struct blockfile *bf, enum zero_method m)
+{
+	if (m == ZM_PUNCH)
+		bf->no_punch = true;
+	else if (m == ZM_ZERO_RANGE)
+		bf->no_zero_range = true;
+}
+
+static int prepare_zero_chunk(struct blockfile *bf, struct blockfile_req *r)
+{
+	if (!bf->zero_buf) {
+		bf->zero_buf = calloc(1, ZERO_CHUNK);
+		if (!bf->zero_buf)
+			return -ENOMEM;
+	}
+	r->ziov.iov_base = bf->zero_buf;
+	r->ziov.iov_len = r->left < ZERO_CHUNK ? r->left : ZERO_CHUNK;
+	return 0;
+}
+
+/* Run what is left of r to the end in this thread. Returns 0 or -errno. */
+static int run_sync(struct blockfile *bf, struct blockfile_req *r)
+{
+	ssize_t n;
+
+	switch (r->op) {
+	case BLOCKFILE_READ:
+	case BLOCKFILE_WRITE:
+		while (r->left) {
+			if (r->op == BLOCKFILE_READ)
+				n = preadv2(bf->fd, r->iov, niov_cap(r->niov), (off_t)r->offset, 0);
+			else
+				n = pwritev2(bf->fd, r->iov, niov_cap(r->niov), (off_t)r->offset,
+					     r->fua ? RWF_DSYNC : 0);
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n < 0)
+				return -errno;
+			if (n == 0)
+				return -EIO; /* end of file inside the disk: it shrank */
+			req_advance(r, (uint64_t)n);
+		}
+		return 0;
+	case BLOCKFILE_FLUSH:
+		while (fdatasync(bf->fd) < 0)
+			if (errno != EINTR)
+				return -errno;
+		return 0;
+	case BLOCKFILE_DISCARD:
+		if (r->len == 0 || bf->no_punch)
+			return 0;
+		if (fallocate(bf->fd, MODE_PUNCH, (off_t)r->offset, (off_t)r->len) == 0)
+			return 0;
+		if (unsupported(-errno)) {
+			bf->no_punch = true;
+			return 0; /* discard is a hint */
+		}
+		return -errno;
+	case BLOCKFILE_WRITE_ZEROES:
+		while (r->left) {
+			enum zero_method m = zero_method(bf, r);
+			off_t off = (off_t)r->offset, len = (off_t)r->left;
+			int err;
+
+			if (m != ZM_WRITE) {
+				if (fallocate(bf->fd, zero_method_mode(m), off, len) == 0)
+					return 0;
+				if (!unsupported(-errno))
+					return -errno;
+				mark_unsupported(bf, m);
+				continue;
+			}
+			err = prepare_zero_chunk(bf, r);
+			if (err)
+				return err;
+			n = pwritev(bf->fd, &r->ziov, 1, (off_t)r->offset);
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n < 0)
+				return -errno;
+			if (n == 0)
+				return -EIO;
+			req_advance(r, (uint64_t)n);
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Finish r synchronously; its callback runs from the next reap. */
+static void complete_later(struct blockfile *bf, struct blockfile_req *r, int result)
+{
+	uint64_t one = 1;
+
+	r->result = result;
+	fifo_push(&bf->dhead, &bf->dtail, r);
+	if (write(bf->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("disk %s: eventfd: %s", bf->path, strerror(errno));
+}
+
+static void flush_sq(struct blockfile *bf)
+{
+	int ret;
+
+	if (!bf->sq_dirty)
+		return;
+	do
+		ret = io_uring_submit(&bf->ring);
+	while (ret == -EINTR);
+	/* On -EAGAIN/-EBUSY the entries stay in the ring and go with the next
+	 * submit (every reap and drain submits again). */
+	if (ret < 0)
+		log_debug("disk %s: io_uring_submit: %s", bf->path, strerror(-ret));
+	else
+		bf->sq_dirty = false;
+}
+
+static struct io_uring_sqe *get_sqe(struct blockfile *bf)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&bf->ring);
+
+	if (!sqe) {
+		flush_sq(bf);
+		sqe = io_uring_get_sqe(&bf->ring);
+	}
+	return sqe;
+}
+
+/* Start (or continue) r: one SQE, or a synchronous run when io_uring cannot
+ * take it. */
+static void issue(struct blockfile *bf, struct blockfile_req *r)
+{
+	struct io_uring_sqe *sqe;
+	enum zero_method m = ZM_WRITE;
+
+	if (!bf->async)
+		goto sync;
+	if (r->op == BLOCKFILE_DISCARD) {
+		if (r->len == 0 || bf->no_punch) {
+			complete_later(bf, r, 0);
+			return;
+		}
+		if (!bf->have_fallocate_op)
+			goto sync;
+	}
+	if (r->op == BLOCKFILE_WRITE_ZEROES) {
+		m = zero_method(bf, r);
+		if (m != ZM_WRITE && !bf->have_fallocate_op)
+			goto sync;
+		if (m == ZM_WRITE) {
+			int err = prepare_zero_chunk(bf, r);
+
+			if (err) {
+				complete_later(bf, r, err);
+				return;
+			}
+		}
+	}
+	sqe = get_sqe(bf);
+	if (!sqe)
+		goto sync; /* cannot happen with depth <= ring size; stay correct anyway */
+	switch (r->op) {
+	case BLOCKFILE_READ:
+		io_uring_prep_readv(sqe, bf->fd, r->iov, (unsigned)niov_cap(r->niov), r->offset);
+		break;
+	case BLOCKFILE_WRITE:
+		io_uring_prep_writev(sqe, bf->fd, r->iov, (unsigned)niov_cap(r->niov), r->offset);
+		if (r->fua)
+			sqe->rw_flags = RWF_DSYNC;
+		break;
+	case BLOCKFILE_FLUSH:
+		io_uring_prep_fsync(sqe, bf->fd, IORING_FSYNC_DATASYNC);
+		break;
+	case BLOCKFILE_DISCARD:
+		io_uring_prep_fallocate(sqe, bf->fd, MODE_PUNCH, r->offset, r->len);
+		break;
+	case BLOCKFILE_WRITE_ZEROES:
+		if (m == ZM_WRITE)
+			io_uring_prep_writev(sqe, bf->fd, &r->ziov, 1, r->offset);
+		else
+			io_uring_prep_fallocate(sqe, bf->fd, zero_method_mode(m), r->offset, r->left);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, r);
+	bf->sq_dirty = true;
+	return;
+sync:
+	complete_later(bf, r, run_sync(bf, r));
+}
+
+/* Start every waiting flush whose earlier writes have all completed. */
+static void release_flushes(struct blockfile *bf)
+{
+	while (bf->fhead && (!bf->whead || bf->whead->seq > bf->fhead->seq))
+		issue(bf, fifo_pop(&bf->fhead, &bf->ftail));
+}
+
+static void finish(struct blockfile *bf, struct blockfile_req *r, int result)
+{
+	r->result = result;
+	if (write_like(r)) {
+		if (r->wprev)
+			r->wprev->wnext = r->wnext;
+		else
+			bf->whead = r->wnext;
+		if (r->wnext)
+			r->wnext->wprev = r->wprev;
+		else
+			bf->wtail = r->wprev;
+		r->wprev = r->wnext = NULL;
+	}
+	bf->in_flight--;
+	bf->finished++;
+	bf->done(r, bf->opaque);
+	release_flushes(bf);
+}
+
+/* One io_uring completion for r with result res. */
+static void on_cqe(struct blockfile *bf, struct blockfile_req *r, int res)
+{
+	if (res == -EINTR || res == -EAGAIN) {
+		issue(bf, r);
+		return;
+	}
+	switch (r->op) {
+	case BLOCKFILE_READ:
+	case BLOCKFILE_WRITE:
+		break;
+	case BLOCKFILE_FLUSH:
+		finish(bf, r, res < 0 ? res : 0);
+		return;
+	case BLOCKFILE_DISCARD:
+		if (unsupported(res)) {
+			bf->no_punch = true;
+			res = 0;
+		}
+		finish(bf, r, res < 0 ? res : 0);
+		return;
+	case BLOCKFILE_WRITE_ZEROES: {
+		enum zero_method m = zero_order[r->unmap][r->phase]; /* the one issued */
+
+		if (m == ZM_WRITE)
+			break;
+		if (unsupported(res)) {
+			mark_unsupported(bf, m);
+			issue(bf, r);
+			return;
+		}
+		finish(bf, r, res < 0 ? res : 0);
+		return;
+	}
+	}
+	/* A transfer: continue it until everything moved. */
+	if (res < 0) {
+		finish(bf, r, res);
+	} else if (res == 0) {
+		finish(bf, r, -EIO);
+	} else {
+		req_advance(r, (uint64_t)res);
+		if (r->left)
+			issue(bf, r);
+		else
+			finish(bf, r, 0);
+	}
+}
+
+void blockfile_submit(struct blockfile *bf, struct blockfile_req *r)
+{
+	r->result = 0;
+	r->phase = 0;
+	r->next = r->wprev = r->wnext = NULL;
+	bf->in_flight++;
+	switch (r->op) {
+	case BLOCKFILE_READ:
+	case BLOCKFILE_WRITE:
+		r->left = iov_total(r->iov, r->niov);
+		break;
+	case BLOCKFILE_DISCARD:
+	case BLOCKFILE_WRITE_ZEROES:
+		r->left = r->len;
+		break;
+	case BLOCKFILE_FLUSH:
+		r->left = 0;
+		r->seq = bf->write_seq; /* covers every write-like request so far */
+		if (bf->whead)
+			fifo_push(&bf->fhead, &bf->ftail, r);
+		else
+			issue(bf, r);
+		return;
+	default:
+		complete_later(bf, r, -EINVAL);
+		return;
+	}
+	/* Listed even when empty: finish() unlinks every write-like request. */
+	if (write_like(r)) {
+		r->seq = ++bf->write_seq;
+		r->wprev = bf->wtail;
+		if (bf->wtail)
+			bf->wtail->wnext = r;
+		else
+			bf->whead = r;
+		bf->wtail = r;
+	}
+	if (r->left == 0)
+		complete_later(bf, r, 0);
+	else
+		issue(bf, r);
+}
+
+void blockfile_kick(struct blockfile *bf)
+{
+	if (bf->async)
+		flush_sq(bf);
+}
+
+unsigned blockfile_reap(struct blockfile *bf)
+{
+	unsigned start = bf->finished;
+	uint64_t v;
+	bool progress;
+
+	/* Clear the eventfd first: anything completing after this signals it
+	 * again, so no completion is left unnoticed. */
+	if (read(bf->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_debug("disk %s: eventfd: %s", bf->path, strerror(errno));
+	do {
+		struct blockfile_req *r;
+
+		progress = false;
+		if (bf->async) {
+			struct io_uring_cqe *cqe;
+
+			while (io_uring_peek_cqe(&bf->ring, &cqe) == 0) {
+				int res = cqe->res;
+
+				r = io_uring_cqe_get_data(cqe);
+				io_uring_cqe_seen(&bf->ring, cqe);
+				progress = true;
+				if (r)
+					on_cqe(bf, r, res);
+			}
+		}
+		while ((r = fifo_pop(&bf->dhead, &bf->dtail))) {
+			progress = true;
+			finish(bf, r, r->result);
+		}
+		blockfile_kick(bf);
+	} while (progress);
+	return bf->finished - start;
+}
+
+unsigned blockfile_in_flight(const struct blockfile *bf)
+{
+	return bf->in_flight;
+}
+
+int blockfile_drain(struct blockfile *bf)
+{
+	while (bf->in_flight) {
+		struct io_uring_cqe *cqe;
+		int ret;
+
+		blockfile_reap(bf);
+		if (!bf->in_flight)
+			break;
+		if (bf->dhead)
+			continue; /* synchronous completions: reap again */
+		if (!bf->async) {
+			log_error("disk %s: internal error: %u requests lost", bf->path, bf->in_flight);
+			return -1;
+		}
+		ret = io_uring_wait_cqe(&bf->ring, &cqe);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN) {
+			log_error("disk %s: waiting for I/O to finish: %s", bf->path, strerror(-ret));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void open_error(const char *path, bool readonly, int err)
+{
+	const char *hint;
+
+	switch (err) {
+	case ENOENT:
+	case ENOTDIR:
+		hint = "give an existing image file";
+		break;
+	case EACCES:
+	case EPERM:
+		hint = readonly ? "check its permissions"
+				: "check its permissions, or add ,ro to use it read-only";
+		break;
+	case EROFS:
+		hint = "add ,ro to use it read-only";
+		break;
+	case EBUSY:
+		hint = "the block device is in use (mounted?); unmount it or add ,ro";
+		break;
+	default:
+		hint = "give a readable raw disk image";
+		break;
+	}
+	log_error("disk %s: %s; %s", path, strerror(err), hint);
+}
+
+/* Set up io_uring; false (and a warning) when it is not usable here. */
+static bool setup_uring(struct blockfile *bf, unsigned depth)
+{
+	struct io_uring_probe *probe;
+	unsigned entries = 8;
+	int ret;
+
+	if (getenv("KVMBOX_BLK_SYNC"))
+		return false;
+	while (entries < depth && entries < 4096)
+		entries <<= 1;
+	ret = io_uring_queue_init(entries, &bf->ring, 0);
+	if (ret < 0) {
+		log_warn("disk %s: io_uring unavailable (%s); using synchronous I/O, one request at a time",
+			 bf->path, strerror(-ret));
+		return false;
+	}
+	probe = io_uring_get_probe_ring(&bf->ring);
+	if (probe) {
+		if (!io_uring_opcode_supported(probe, IORING_OP_READV) ||
+		    !io_uring_opcode_supported(probe, IORING_OP_WRITEV) ||
+		    !io_uring_opcode_supported(probe, IORING_OP_FSYNC)) {
+			io_uring_free_probe(probe);
+			io_uring_queue_exit(&bf->ring);
+			log_warn("disk %s: io_uring lacks readv/writev/fsync; using synchronous I/O",
+				 bf->path);
+			return false;
+		}
+		bf->have_fallocate_op = io_uring_opcode_supported(probe, IORING_OP_FALLOCATE);
+		io_uring_free_probe(probe);
+	}
+	ret = io_uring_register_eventfd(&bf->ring, bf->efd);
+	if (ret < 0) {
+		io_uring_queue_exit(&bf->ring);
+		log_warn("disk %s: io_uring eventfd (%s); using synchronous I/O", bf->path, strerror(-ret));
+		return false;
+	}
+	return true;
+}
+
+struct blockfile *blockfile_open(const char *path, bool readonly, unsigned depth, blockfile_done_fn done,
+				 void *opaque)
+{
+	struct blockfile *bf;
+	struct stat st;
+	int flags = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+
+	/* A writable block device is opened O_EXCL: the kernel then refuses it
+	 * while mounted or used by another exclusive opener. */
+	if (!readonly && stat(path, &st) == 0 && S_ISBLK(st.st_mode))
+		flags |= O_EXCL;
+	bf = calloc(1, sizeof(*bf));
+	if (!bf || !(bf->path = strdup(path))) {
+		log_error("disk %s: out of memory", path);
+		free(bf);
+		return NULL;
+	}
+	bf->efd = -1;
+	bf->done = done;
+	bf->opaque = opaque;
+	bf->fd = open(path, flags);
+	if (bf->fd < 0) {
+		open_error(path, readonly, errno);
+		goto fail;
+	}
+	if (fstat(bf->fd, &st) < 0) {
+		open_error(path, readonly, errno);
+		goto fail;
+	}
+	if (S_ISREG(st.st_mode)) {
+		bf->info.size = (uint64_t)st.st_size;
+	} else if (S_ISBLK(st.st_mode)) {
+		bf->info.is_blockdev = true;
+		if (ioctl(bf->fd, BLKGETSIZE64, &bf->info.size) < 0) {
+			log_error("disk %s: cannot read the device size: %s; give a raw disk image", path,
+				  strerror(errno));
+			goto fail;
+		}
+	} else {
+		log_error("disk %s: not a regular file or block device; give a raw disk image", path);
+		goto fail;
+	}
+	bf->info.dev = (uint64_t)st.st_dev;
+	bf->info.ino = (uint64_t)st.st_ino;
+	bf->info.readonly = readonly;
+	if (flock(bf->fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK) {
+			log_error("disk %s: image is locked: another VM has it open%s; stop that VM%s", path,
+				  readonly ? " writable" : "", readonly ? "" : " or give ,ro to every user");
+			goto fail;
+		}
+		/* Some network file systems cannot lock: go on, but say so. */
+		log_warn("disk %s: cannot lock the image (%s); make sure no other VM writes it", path,
+			 strerror(errno));
+	}
+	bf->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (bf->efd < 0) {
+		log_error("disk %s: eventfd: %s; raise the open file limit", path, strerror(errno));
+		goto fail;
+	}
+	bf->async = setup_uring(bf, depth);
+	bf->info.async = bf->async;
+	return bf;
+fail:
+	if (bf->fd >= 0)
+		close(bf->fd);
+	if (bf->efd >= 0)
+		close(bf->efd);
+	free(bf->path);
+	free(bf);
+	return NULL;
+}
+
+void blockfile_close(struct blockfile *bf)
+{
+	if (!bf)
+		return;
+	blockfile_drain(bf);
+	if (bf->async)
+		io_uring_queue_exit(&bf->ring);
+	close(bf->efd);
+	close(bf->fd); /* drops the flock */
+	free(bf->zero_buf);
+	free(bf->path);
+	free(bf);
+}
+
+const char *blockfile_path(const struct blockfile *bf)
+{
+	return bf->path;
+}
+
+void blockfile_get_info(const struct blockfile *bf, struct blockfile_info *info)
+{
+	*info = bf->info;
+}
+
+int blockfile_event_fd(const struct blockfile *bf)
+{
+	return bf->efd;
+}

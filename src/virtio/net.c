@@ -1,0 +1,783 @@
+#include "net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../backends/tap.h"
+#include "../core/log.h"
+
+#define NET_QUEUE_SIZE 256
+#define NET_BUF_LEN (VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_FRAME)
+/* Frames per wake-up in each direction before going back to the loop, so a
+ * busy transmitter cannot starve receive (and the reverse). */
+#define NET_BATCH 64
+/* Consecutive failed reads before the backend is given up on: a fd that
+ * stays readable but only returns errors must not spin the worker. */
+#define NET_MAX_ERR_RUN 1024
+#define NET_SAVE_VERSION 1
+
+/* Offsets in virtio_net_hdr_v1. */
+#define HDR_FLAGS 0
+#define HDR_GSO_TYPE 1
+#define HDR_NUM_BUFFERS 10
+
+enum { RX_STOP = -1, RX_IDLE = 0, RX_DONE = 1, RX_STALL = 2 };
+
+struct virtio_net {
+	struct virtio_dev vd;       /* first: container of the ops' argument */
+	int fd;
+	bool is_tap;                /* offloads are set with TUNSETOFFLOAD */
+	bool is_socket;             /* use send/recvmsg (no SIGPIPE, MSG_TRUNC) */
+	bool fd_dead;               /* backend failed: unwatched, link down */
+	uint8_t mac[6];
+	uint32_t watch;             /* events currently asked of vd->loop */
+	bool rx_stalled;            /* no rx buffers: wait for the rx kick */
+	bool tx_resume;             /* tx paused (backend full, batch used): resume on EPOLLOUT */
+	unsigned err_run;           /* consecutive failed reads */
+	size_t pending;             /* bytes of a received frame waiting in bounce (mergeable) */
+	uint64_t rx_dropped, tx_dropped;
+	uint8_t rx_hdr[VIRTIO_NET_HDR_LEN];
+	uint8_t *bounce;            /* NET_BUF_LEN */
+	uint16_t rx_heads[VIRTQ_MAX_SIZE];
+	uint32_t rx_lens[VIRTQ_MAX_SIZE];
+	struct iovec iov[IOV_MAX];
+	struct virtq_chain first;   /* first rx chain of a frame (holds the header) */
+	struct virtq_chain chain;   /* scratch */
+};
+
+static struct virtio_net *to_net(struct virtio_dev *vd)
+{
+	return (struct virtio_net *)vd;
+}
+
+static bool net_running(const struct virtio_net *n)
+{
+	return n->vd.activated && !n->vd.broken;
+}
+
+static void net_fill_config(struct virtio_net *n)
+{
+	struct virtio_dev *vd = &n->vd;
+	uint16_t status = n->fd_dead ? 0 : VIRTIO_NET_S_LINK_UP;
+
+	memset(vd->config, 0, sizeof(vd->config));
+	memcpy(vd->config, n->mac, 6);
+	vd->config[6] = (uint8_t)status;
+	vd->config[7] = (uint8_t)(status >> 8);
+	vd->config_size = 8; /* mac, status: no MQ/MTU fields */
+}
+
+static void net_set_watch(struct virtio_net *n, uint32_t want)
+{
+	if (n->fd_dead || want == n->watch)
+		return;
+	if (loop_mod(n->vd.loop, n->fd, want) < 0) {
+		log_debug("%s: loop_mod: %s", n->vd.name, strerror(errno));
+		return;
+	}
+	n->watch = want;
+}
+
+/* Watch the backend for what we can act on now: input while the guest has
+ * rx buffers, output while transmit is waiting to resume. */
+static void net_update_watch(struct virtio_net *n)
+{
+	uint32_t want = 0;
+
+	if (net_running(n)) {
+		if (!n->rx_stalled)
+			want |= EPOLLIN;
+		if (n->tx_resume)
+			want |= EPOLLOUT;
+	}
+	net_set_watch(n, want);
+}
+
+static void net_backend_failed(struct virtio_net *n, const char *why)
+{
+	struct virtio_dev *vd = &n->vd;
+
+	if (n->fd_dead)
+		return;
+	log_error("%s: network backend %s; the guest's link is down (restart the VM to reconnect)", vd->name,
+		  why);
+	loop_del(vd->loop, n->fd);
+	n->fd_dead = true;
+	n->watch = 0;
+	n->pending = 0;
+	net_fill_config(n);
+	if (vd->activated)
+		virtio_notify_config(vd);
+}
+
+/* ---- transmit ----------------------------------------------------------- */
+
+/* The header may only ask for offloads the driver negotiated (5.1.6.2). */
+static bool net_tx_hdr_ok(const struct virtio_dev *vd, const uint8_t *h)
+{
+	if ((h[HDR_FLAGS] & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !virtio_has_feature(vd, VIRTIO_NET_F_CSUM))
+		return false;
+	if ((h[HDR_GSO_TYPE] & VIRTIO_NET_HDR_GSO_ECN) && !virtio_has_feature(vd, VIRTIO_NET_F_HOST_ECN))
+		return false;
+	switch (h[HDR_GSO_TYPE] & ~VIRTIO_NET_HDR_GSO_ECN) {
+	case VIRTIO_NET_HDR_GSO_NONE:
+		return true;
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		return virtio_has_feature(vd, VIRTIO_NET_F_HOST_TSO4);
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		return virtio_has_feature(vd, VIRTIO_NET_F_HOST_TSO6);
+	default:
+		return false;
+	}
+}
+
+static ssize_t net_send(struct virtio_net *n, struct iovec *iov, unsigned cnt)
+{
+	ssize_t r;
+
+	do {
+		if (n->is_socket) {
+			struct msghdr m = { .msg_iov = iov, .msg_iovlen = cnt };
+
+			r = sendmsg(n->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+		} else {
+			r = writev(n->fd, iov, (int)cnt);
+		}
+	} while (r < 0 && errno == EINTR);
+	return r;
+}
+
+/* Send one tx chain. 0: done (sent or dropped), 1: backend full, retry later. */
+static int net_tx_one(struct virtio_net *n, struct virtq_chain *c)
+{
+	struct virtio_dev *vd = &n->vd;
+	uint8_t hdr[VIRTIO_NET_HDR_LEN];
+	const char *why = NULL;
+
+	/* Writable segments in a tx chain are meaningless: ignored. */
+	if (c->out_len < VIRTIO_NET_HDR_LEN)
+		why = "no header";
+	else if (c->out_len > NET_BUF_LEN)
+		why = "frame too long";
+	else if (virtq_chain_read(c, 0, hdr, sizeof(hdr)) != sizeof(hdr) || !net_tx_hdr_ok(vd, hdr))
+		why = "header asks for offloads not negotiated";
+	if (!why && net_send(n, c->iov, c->n_out) < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 1;
+		why = strerror(errno);
+	}
+	if (why) {
+		n->tx_dropped++;
+		log_debug("%s: tx frame dropped (%s), %llu so far", vd->name, why,
+			  (unsigned long long)n->tx_dropped);
+	}
+	return 0;
+}
+
+static void net_tx(struct virtio_net *n)
+{
+	struct virtio_dev *vd = &n->vd;
+	struct virtq *q = &vd->vqs[VIRTIO_NET_TXQ];
+	unsigned done = 0, unsignalled = 0;
+	int r;
+
+	if (!net_running(n) || !q->enabled)
+		return;
+	n->tx_resume = false;
+	for (;;) {
+		virtq_set_notification(q, false);
+		while ((r = virtq_pop(q, &n->chain)) == VIRTQ_OK) {
+			if (net_tx_one(n, &n->chain)) {
+				/* Backend full: keep the chain and wait for EPOLLOUT
+				 * with kicks off (they would only wake us early). */
+				virtq_unpop(q);
+				n->tx_resume = true;
+				goto out;
+			}
+			virtq_push(q, n->chain.head, 0);
+			done++;
+			if (++unsignalled == NET_BATCH) {
+				virtio_notify_used(vd, VIRTIO_NET_TXQ);
+				unsignalled = 0;
+			}
+			if (done >= 4 * NET_BATCH) {
+				/* Let rx run; the backend being writable brings us back. */
+				n->tx_resume = true;
+				goto out;
+			}
+		}
+		if (r == VIRTQ_ERR) {
+			virtio_set_broken(vd, "malformed transmit chain");
+			goto out;
+		}
+		if (!virtq_set_notification(q, true))
+			break;
+	}
+out:
+	if (unsignalled)
+		virtio_notify_used(vd, VIRTIO_NET_TXQ);
+}
+
+/* ---- receive ------------------------------------------------------------ */
+
+/* Make the backend's header fit what the driver negotiated: a frame that
+ * needs an offload the guest did not take is dropped. Sets num_buffers 1. */
+static bool net_rx_fix_hdr(const struct virtio_dev *vd, uint8_t *h)
+{
+	uint8_t gso = h[HDR_GSO_TYPE];
+
+	if (!virtio_has_feature(vd, VIRTIO_NET_F_GUEST_CSUM)) {
+		if (h[HDR_FLAGS] & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+			return false;
+		h[HDR_FLAGS] = 0; /* 5.1.6.3.1: flags zero without GUEST_CSUM */
+	}
+	if ((gso & VIRTIO_NET_HDR_GSO_ECN) && !virtio_has_feature(vd, VIRTIO_NET_F_GUEST_ECN))
+		return false;
+	switch (gso & ~VIRTIO_NET_HDR_GSO_ECN) {
+	case VIRTIO_NET_HDR_GSO_NONE:
+		break;
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		if (!virtio_has_feature(vd, VIRTIO_NET_F_GUEST_TSO4))
+			return false;
+		break;
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		if (!virtio_has_feature(vd, VIRTIO_NET_F_GUEST_TSO6))
+			return false;
+		break;
+	default:
+		return false;
+	}
+	h[HDR_NUM_BUFFERS] = 1;
+	h[HDR_NUM_BUFFERS + 1] = 0;
+	return true;
+}
+
+/* One frame from the backend into iov. Returns the frame's full length
+ * (*trunc when it did not fit), or -1 with errno. */
+static ssize_t net_recv(struct virtio_net *n, struct iovec *iov, unsigned cnt, size_t cap, bool *trunc)
+{
+	ssize_t r;
+
+	*trunc = false;
+	do {
+		if (n->is_socket) {
+			struct msghdr m = { .msg_iov = iov, .msg_iovlen = cnt };
+
+			r = recvmsg(n->fd, &m, MSG_DONTWAIT | MSG_TRUNC);
+		} else {
+			/* tun reports the whole frame length even when it had to
+			 * cut it short. */
+			r = readv(n->fd, iov, (int)cnt);
+		}
+	} while (r < 0 && errno == EINTR);
+	if (r > 0 && (size_t)r > cap)
+		*trunc = true;
+	return r;
+}
+
+static void net_rx_drop(struct virtio_net *n, const char *why)
+{
+	n->rx_dropped++;
+	log_debug("%s: rx frame dropped (%s), %llu so far", n->vd.name, why, (unsigned long long)n->rx_dropped);
+}
+
+/* A read failed (r < 0, errno) or returned nothing (r == 0). */
+static int net_recv_failed(struct virtio_net *n, ssize_t r)
+{
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return RX_IDLE;
+	if (r < 0 && (errno == EBADF || errno == EBADFD || errno == ENXIO || errno == ENODEV)) {
+		net_backend_failed(n, "went away");
+		return RX_STOP;
+	}
+	if (++n->err_run >= NET_MAX_ERR_RUN) {
+		net_backend_failed(n, "keeps failing");
+		return RX_STOP;
+	}
+	net_rx_drop(n, r < 0 ? strerror(errno) : "empty read");
+	return RX_DONE;
+}
+
+/* Read the next frame into bounce (n->pending; 0 when it was dropped). */
+static int net_read_frame(struct virtio_net *n)
+{
+	struct iovec iov = { .iov_base = n->bounce, .iov_len = NET_BUF_LEN };
+	bool trunc;
+	ssize_t r = net_recv(n, &iov, 1, NET_BUF_LEN, &trunc);
+
+	if (r <= 0)
+		return net_recv_failed(n, r);
+	n->err_run = 0;
+	if (trunc || r < VIRTIO_NET_HDR_LEN)
+		net_rx_drop(n, "bad frame length");
+	else if (!net_rx_fix_hdr(&n->vd, n->bounce))
+		net_rx_drop(n, "offload not negotiated by the guest");
+	else
+		n->pending = (size_t)r;
+	return RX_DONE;
+}
+
+/* Scatter the frame in bounce over as many rx chains as it needs (one
+ * without MRG_RXBUF). RX_STALL: not enough buffers yet, frame kept. */
+static int net_rx_deliver(struct virtio_net *n, unsigned *pushed)
+{
+	struct virtio_dev *vd = &n->vd;
+	struct virtq *q = &vd->vqs[VIRTIO_NET_RXQ];
+	bool mrg = virtio_has_feature(vd, VIRTIO_NET_F_MRG_RXBUF);
+	size_t len = n->pending, off = 0;
+	unsigned nbufs = 0;
+	uint8_t nb[2];
+
+	while (off < len) {
+		struct virtq_chain *c = nbufs ? &n->chain : &n->first;
+		int r = virtq_pop(q, c);
+
+		if (r == VIRTQ_ERR) {
+			virtio_set_broken(vd, "malformed receive chain");
+			return RX_STOP;
+		}
+		if (r == VIRTQ_EMPTY) {
+			/* Every descriptor already in our hands and still short:
+			 * the frame can never fit this ring. */
+			bool never = (uint16_t)(q->last_avail - q->used_idx) >= q->size;
+
+			for (unsigned i = 0; i < nbufs; i++)
+				virtq_unpop(q);
+			if (!never)
+				return RX_STALL;
+			n->pending = 0;
+			net_rx_drop(n, "larger than the whole receive ring");
+			return RX_DONE;
+		}
+		if (c->in_len < (nbufs ? 1 : VIRTIO_NET_HDR_LEN)) {
+			virtio_set_broken(vd, "receive buffer smaller than the header");
+			return RX_STOP;
+		}
+		if (!mrg && c->in_len < len) {
+			virtq_unpop(q);
+			n->pending = 0;
+			net_rx_drop(n, "frame larger than the receive buffer");
+			return RX_DONE;
+		}
+		n->rx_heads[nbufs] = c->head;
+		n->rx_lens[nbufs] = (uint32_t)virtq_chain_write(c, 0, n->bounce + off, len - off);
+		off += n->rx_lens[nbufs];
+		nbufs++;
+	}
+	nb[0] = (uint8_t)nbufs;
+	nb[1] = (uint8_t)(nbufs >> 8);
+	virtq_chain_write(&n->first, HDR_NUM_BUFFERS, nb, sizeof(nb));
+	for (unsigned i = 0; i < nbufs; i++)
+		virtq_push(q, n->rx_heads[i], n->rx_lens[i]);
+	*pushed += nbufs;
+	n->pending = 0;
+	return RX_DONE;
+}
+
+static int net_rx_bounce(struct virtio_net *n, unsigned *pushed)
+{
+	if (!n->pending) {
+		int r = net_read_frame(n);
+
+		if (r != RX_DONE || !n->pending)
+			return r;
+	}
+	return net_rx_deliver(n, pushed);
+}
+
+/* Without MRG_RXBUF: read the frame straight into one rx chain. The header
+ * goes to a host buffer first (to be checked), and an overflow segment
+ * catches a frame too big for the chain so it can be told apart. */
+static int net_rx_direct(struct virtio_net *n, unsigned *pushed)
+{
+	struct virtio_dev *vd = &n->vd;
+	struct virtq *q = &vd->vqs[VIRTIO_NET_RXQ];
+	struct virtq_chain *c = &n->first;
+	size_t skip = VIRTIO_NET_HDR_LEN;
+	unsigned cnt = 0;
+	bool trunc;
+	ssize_t r;
+	int rc;
+
+	rc = virtq_pop(q, c);
+	if (rc == VIRTQ_ERR) {
+		virtio_set_broken(vd, "malformed receive chain");
+		return RX_STOP;
+	}
+	if (rc == VIRTQ_EMPTY)
+		return RX_STALL;
+	if (c->in_len < VIRTIO_NET_HDR_LEN) {
+		virtio_set_broken(vd, "receive buffer smaller than the header");
+		return RX_STOP;
+	}
+	if (c->n_in + 2 > IOV_MAX) {
+		virtq_unpop(q);
+		return net_rx_bounce(n, pushed);
+	}
+	n->iov[cnt++] = (struct iovec){ .iov_base = n->rx_hdr, .iov_len = VIRTIO_NET_HDR_LEN };
+	for (unsigned i = c->n_out; i < c->n_out + c->n_in; i++) {
+		size_t l = c->iov[i].iov_len;
+
+		if (l <= skip) {
+			skip -= l;
+			continue;
+		}
+		n->iov[cnt++] = (struct iovec){ .iov_base = (uint8_t *)c->iov[i].iov_base + skip,
+						 .iov_len = l - skip };
+		skip = 0;
+	}
+	n->iov[cnt++] = (struct iovec){ .iov_base = n->bounce, .iov_len = NET_BUF_LEN };
+	r = net_recv(n, n->iov, cnt, c->in_len, &trunc);
+	if (r <= 0) {
+		virtq_unpop(q);
+		return net_recv_failed(n, r);
+	}
+	n->err_run = 0;
+	if (trunc || r < VIRTIO_NET_HDR_LEN) {
+		virtq_unpop(q);
+		net_rx_drop(n, "frame larger than the receive buffer");
+		return RX_DONE;
+	}
+	if (!net_rx_fix_hdr(vd, n->rx_hdr)) {
+		virtq_unpop(q);
+		net_rx_drop(n, "offload not negotiated by the guest");
+		return RX_DONE;
+	}
+	virtq_chain_write(c, 0, n->rx_hdr, VIRTIO_NET_HDR_LEN);
+	virtq_push(q, c->head, (uint32_t)r);
+	(*pushed)++;
+	return RX_DONE;
+}
+
+/* No rx buffers: ask for the driver's kick, stop reading. False when
+ * buffers arrived meanwhile (go on). */
+static bool net_rx_stall(struct virtio_net *n)
+{
+	if (virtq_set_notification(&n->vd.vqs[VIRTIO_NET_RXQ], true))
+		return false;
+	n->rx_stalled = true;
+	return true;
+}
+
+/* Move frames from the backend to the guest until the backend is empty, the
+ * guest is out of buffers, or a batch is done. */
+static void net_rx(struct virtio_net *n)
+{
+	struct virtio_dev *vd = &n->vd;
+	struct virtq *q = &vd->vqs[VIRTIO_NET_RXQ];
+	bool mrg = virtio_has_feature(vd, VIRTIO_NET_F_MRG_RXBUF);
+	unsigned frames = 0, pushed = 0;
+
+	if (!net_running(n) || n->fd_dead)
+		return;
+	if (!q->enabled) {
+		n->rx_stalled = true; /* no receive queue: never read */
+		return;
+	}
+	while (frames < NET_BATCH) {
+		int r;
+
+		/* Only take a frame off the backend once there is a buffer for it. */
+		if (!n->pending && !virtq_has_work(q))
+			r = q->broken ? RX_STOP : RX_STALL;
+		else if (mrg || n->pending)
+			r = net_rx_bounce(n, &pushed);
+		else
+			r = net_rx_direct(n, &pushed);
+		if (r == RX_STALL) {
+			if (net_rx_stall(n))
+				break;
+			continue;
+		}
+		if (r != RX_DONE)
+			break;
+		frames++;
+	}
+	if (pushed)
+		virtio_notify_used(vd, VIRTIO_NET_RXQ);
+}
+
+/* ---- loop and ops ------------------------------------------------------- */
+
+static void net_on_fd(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->vd.lock);
+	if (events & EPOLLERR) {
+		int err = 0;
+		socklen_t sl = sizeof(err);
+
+		/* A socket's pending error is cleared by reading it; a tap only
+		 * reports errors once its interface is gone. */
+		if (!n->is_socket || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+			net_backend_failed(n, "reported an error");
+		else if (err)
+			log_debug("%s: backend error: %s", n->vd.name, strerror(err));
+	}
+	if ((events & EPOLLHUP) && !n->fd_dead)
+		net_backend_failed(n, "hung up");
+	if ((events & EPOLLOUT) && !n->fd_dead)
+		net_tx(n);
+	if ((events & EPOLLIN) && !n->fd_dead)
+		net_rx(n);
+	net_update_watch(n);
+	pthread_mutex_unlock(&n->vd.lock);
+}
+
+static unsigned net_tap_offloads(const struct virtio_dev *vd)
+{
+	unsigned f = 0;
+
+	/* tun rejects TSO without CSUM and ECN without TSO. */
+	if (!virtio_has_feature(vd, VIRTIO_NET_F_GUEST_CSUM))
+		return 0;
+	f |= TUN_F_CSUM;
+	if (virtio_has_feature(vd, VIRTIO_NET_F_GUEST_TSO4))
+		f |= TUN_F_TSO4;
+	if (virtio_has_feature(vd, VIRTIO_NET_F_GUEST_TSO6))
+		f |= TUN_F_TSO6;
+	if ((f & (TUN_F_TSO4 | TUN_F_TSO6)) && virtio_has_feature(vd, VIRTIO_NET_F_GUEST_ECN))
+		f |= TUN_F_TSO_ECN;
+	return f;
+}
+
+static int net_start(struct virtio_net *n)
+{
+	struct virtio_dev *vd = &n->vd;
+
+	if (!virtio_has_feature(vd, VIRTIO_F_VERSION_1)) {
+		log_error("%s: driver did not accept VIRTIO_F_VERSION_1; use a virtio 1.0 driver", vd->name);
+		return -1;
+	}
+	if (n->is_tap && !n->fd_dead && tap_set_offload(n->fd, net_tap_offloads(vd)) < 0) {
+		log_error("%s: TUNSETOFFLOAD: %s; the tap refused the guest's offloads", vd->name, strerror(errno));
+		return -1;
+	}
+	n->rx_stalled = false; /* look at the backend; stalls again if no buffers */
+	net_update_watch(n);
+	return 0;
+}
+
+static int net_activate(struct virtio_dev *vd)
+{
+	struct virtio_net *n = to_net(vd);
+
+	n->tx_resume = false;
+	n->pending = 0;
+	return net_start(n);
+}
+
+static void net_reset(struct virtio_dev *vd)
+{
+	struct virtio_net *n = to_net(vd);
+
+	/* Nothing is in flight outside this lock: forget the held frame and
+	 * stop reading until the next activation. */
+	n->pending = 0;
+	n->rx_stalled = false;
+	n->tx_resume = false;
+	n->err_run = 0;
+	net_set_watch(n, 0);
+	net_fill_config(n);
+}
+
+static void net_queue_notify(struct virtio_dev *vd, unsigned q)
+{
+	struct virtio_net *n = to_net(vd);
+
+	if (q == VIRTIO_NET_RXQ) {
+		/* New buffers: read again. Kicks stay off until we run dry. */
+		n->rx_stalled = false;
+		virtq_set_notification(&vd->vqs[VIRTIO_NET_RXQ], false);
+		net_rx(n);
+	} else if (q == VIRTIO_NET_TXQ) {
+		net_tx(n);
+	}
+	net_update_watch(n);
+}
+
+static void net_config_write(struct virtio_dev *vd, uint32_t off, uint32_t len)
+{
+	/* Every field is read-only for a VERSION_1 driver. */
+	net_fill_config(to_net(vd));
+}
+
+static void net_save(struct virtio_dev *vd, struct ser_writer *w)
+{
+	struct virtio_net *n = to_net(vd);
+
+	ser_put_u8(w, NET_SAVE_VERSION);
+	ser_put_bytes(w, n->mac, sizeof(n->mac));
+	ser_put_u32(w, (uint32_t)n->pending);
+	ser_put_bytes(w, n->bounce, n->pending);
+}
+
+static int net_load(struct virtio_dev *vd, struct ser_reader *r)
+{
+	struct virtio_net *n = to_net(vd);
+	uint8_t mac[6];
+	uint32_t pending;
+
+	if (ser_get_u8(r) != NET_SAVE_VERSION)
+		return -1;
+	ser_get_bytes(r, mac, sizeof(mac));
+	pending = ser_get_u32(r);
+	if (r->err || pending > NET_BUF_LEN || (pending && pending < VIRTIO_NET_HDR_LEN))
+		return -1;
+	ser_get_bytes(r, n->bounce, pending);
+	if (r->err)
+		return -1;
+	/* The guest knows the saved MAC: it wins over the configured one. */
+	memcpy(n->mac, mac, sizeof(mac));
+	n->pending = pending;
+	n->err_run = 0;
+	net_fill_config(n);
+	if (!vd->activated || vd->broken) {
+		n->pending = 0;
+		net_set_watch(n, 0);
+		return 0;
+	}
+	/* Kicks may have been lost across the snapshot: look at both sides. */
+	n->tx_resume = true;
+	return net_start(n);
+}
+
+static void net_destroy(struct virtio_dev *vd)
+{
+	struct virtio_net *n = to_net(vd);
+
+	if (!n->fd_dead)
+		loop_del(vd->loop, n->fd);
+	close(n->fd);
+	virtio_dev_fini(vd);
+	free(n->bounce);
+	free(n);
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.type = "virtio-net",
+	.device_id = VIRTIO_ID_NET,
+	.activate = net_activate,
+	.reset = net_reset,
+	.queue_notify = net_queue_notify,
+	.config_write = net_config_write,
+	.save = net_save,
+	.load = net_load,
+	.destroy = net_destroy,
+};
+
+void virtio_net_default_mac(const char *tap, unsigned index, uint8_t mac[6])
+{
+	uint32_t h = 2166136261u; /* FNV-1a: stable across runs and builds */
+
+	for (const char *p = tap; p && *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	for (int i = 0; i < 4; i++)
+		h = (h ^ ((index >> (8 * i)) & 0xff)) * 16777619u;
+	mac[0] = 0x52; /* locally administered, unicast */
+	mac[1] = 0x54;
+	mac[2] = 0x00;
+	mac[3] = (uint8_t)(h >> 16);
+	mac[4] = (uint8_t)(h >> 8);
+	mac[5] = (uint8_t)h;
+}
+
+static struct virtio_dev *net_create(const struct guest_mem *mem, int fd, const uint8_t mac[6], unsigned index,
+				     bool is_tap)
+{
+	struct virtio_net *n = calloc(1, sizeof(*n));
+	char name[32];
+	struct stat st;
+	int fl;
+
+	snprintf(name, sizeof(name), "virtio-net%u", index);
+	if (!n || !(n->bounce = malloc(NET_BUF_LEN))) {
+		log_error("%s: out of memory", name);
+		goto fail;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fstat(fd, &st) < 0) {
+		log_error("%s: backend fd: %s", name, strerror(errno));
+		goto fail;
+	}
+	if (virtio_dev_init(&n->vd, &net_ops, name, mem, 2, NET_QUEUE_SIZE) < 0)
+		goto fail;
+	n->fd = fd;
+	n->is_tap = is_tap;
+	n->is_socket = S_ISSOCK(st.st_mode);
+	memcpy(n->mac, mac, sizeof(n->mac));
+	n->vd.host_features = 1ULL << VIRTIO_NET_F_MAC | 1ULL << VIRTIO_NET_F_STATUS |
+			      1ULL << VIRTIO_NET_F_MRG_RXBUF | 1ULL << VIRTIO_NET_F_CSUM |
+			      1ULL << VIRTIO_NET_F_GUEST_CSUM | 1ULL << VIRTIO_NET_F_HOST_TSO4 |
+			      1ULL << VIRTIO_NET_F_HOST_TSO6 | 1ULL << VIRTIO_NET_F_HOST_ECN |
+			      1ULL << VIRTIO_NET_F_GUEST_TSO4 | 1ULL << VIRTIO_NET_F_GUEST_TSO6 |
+			      1ULL << VIRTIO_NET_F_GUEST_ECN;
+	net_fill_config(n);
+	/* Watched with no events until activation. */
+	if (loop_add(n->vd.loop, fd, 0, net_on_fd, n) < 0) {
+		log_error("%s: cannot poll the backend fd: %s", name, strerror(errno));
+		virtio_dev_fini(&n->vd);
+		goto fail;
+	}
+	return &n->vd;
+fail:
+	if (n)
+		free(n->bounce);
+	free(n);
+	return NULL;
+}
+
+struct virtio_dev *virtio_net_create_fd(const struct guest_mem *mem, int fd, const uint8_t mac[6],
+					unsigned index)
+{
+	return net_create(mem, fd, mac, index, false);
+}
+
+struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct net_config *cfg,
+				     unsigned index)
+{
+	char ifname[IFNAMSIZ];
+	uint8_t mac[6];
+	struct virtio_dev *vd;
+	bool vnet_ok;
+	int fd;
+
+	if (cfg->mac_set) {
+		static const uint8_t zero[6];
+
+		if ((cfg->mac[0] & 1) || !memcmp(cfg->mac, zero, 6)) {
+			log_error("tap %s: MAC %02x:%02x:%02x:%02x:%02x:%02x is not a unicast address; use e.g. "
+				  "52:54:00:12:34:56", cfg->tap, cfg->mac[0], cfg->mac[1], cfg->mac[2], cfg->mac[3],
+				  cfg->mac[4], cfg->mac[5]);
+			return NULL;
+		}
+		memcpy(mac, cfg->mac, 6);
+	} else {
+		virtio_net_default_mac(cfg->tap, index, mac);
+	}
+	fd = tap_open(cfg->tap, ifname, &vnet_ok);
+	if (fd < 0)
+		return NULL;
+	if (!vnet_ok) {
+		log_error("tap %s: the kernel refused the 12-byte vnet header (TUNSETVNETHDRSZ); use Linux >= 2.6.35",
+			  ifname);
+		close(fd);
+		return NULL;
+	}
+	vd = net_create(mem, fd, mac, index, true);
+	if (!vd)
+		close(fd);
+	return vd;
+}

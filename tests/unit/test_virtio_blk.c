@@ -1,0 +1,861 @@
+/* Unit tests for virtio-blk (virtio/blk.c) and its file backend
+ * (backends/blockfile.c). The test plays driver and transport: it lays out
+ * a split ring in fake guest RAM, writes requests into it, kicks the device
+ * and runs the device's loop until the completions arrive. Every test runs
+ * twice: with io_uring, and with the synchronous fallback (KVMBOX_BLK_SYNC). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/loop.h"
+#include "core/memory.h"
+#include "core/ser.h"
+#include "virtio/blk.h"
+#include "virtio/virtio.h"
+
+#define RAM_SIZE   (8u << 20)
+#define QSZ        VIRTIO_BLK_QUEUE_SIZE
+#define DESC_GPA   0x0000u
+#define AVAIL_GPA  0x1000u
+#define USED_GPA   0x2000u
+#define HDR_GPA    0x4000u    /* request headers, 32 bytes apart */
+#define STATUS_GPA 0x6000u    /* status bytes, one per request slot */
+#define DATA_GPA   0x10000u   /* data buffers */
+#define IMG_SIZE   (4u << 20)
+#define IMG_SECTORS (IMG_SIZE / 512)
+
+struct ctx {
+	uint8_t *ram;
+	struct guest_mem mem;
+	char path[256];
+	struct disk_config cfg;
+	struct virtio_dev *vd;
+	unsigned notifies;
+	unsigned needs_reset;
+	uint16_t avail_idx;
+	uint16_t used_seen;
+	unsigned next_desc;
+};
+
+struct seg {
+	uint64_t gpa;
+	uint32_t len;
+	bool write;   /* device-writable */
+};
+
+static uint8_t pattern(uint64_t off)
+{
+	return (uint8_t)(off * 7 + off / 512 + 1);
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, 2);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/* ---- fake transport --------------------------------------------------- */
+
+static void t_notify_queue(struct virtio_dev *vd, unsigned q)
+{
+	((struct ctx *)vd->transport)->notifies++;
+}
+
+static void t_notify_config(struct virtio_dev *vd)
+{
+}
+
+static void t_needs_reset(struct virtio_dev *vd)
+{
+	((struct ctx *)vd->transport)->needs_reset++;
+}
+
+static const struct virtio_transport_ops fake_tops = {
+	.notify_queue = t_notify_queue,
+	.notify_config = t_notify_config,
+	.needs_reset = t_needs_reset,
+};
+
+/* ---- image and device -------------------------------------------------- */
+
+/* Images go to $TMPDIR (default /tmp): pointing it at a tmpfs exercises the
+ * backend's fallbacks (no FALLOC_FL_ZERO_RANGE there). */
+static void temp_path(char *path, size_t size)
+{
+	const char *dir = getenv("TMPDIR");
+
+	snprintf(path, size, "%s/kvmbox-blk-XXXXXX", dir && *dir ? dir : "/tmp");
+}
+
+static void make_image(char *path, size_t size)
+{
+	uint8_t *buf = malloc(size);
+	int fd;
+
+	temp_path(path, 256);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	for (size_t i = 0; i < size; i++)
+		buf[i] = pattern(i);
+	assert_int_equal(pwrite(fd, buf, size, 0), (ssize_t)size);
+	close(fd);
+	free(buf);
+}
+
+static void file_read(const char *path, uint64_t off, void *buf, size_t len)
+{
+	FILE *f = fopen(path, "rb");
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, (long)off, SEEK_SET), 0);
+	assert_int_equal(fread(buf, 1, len, f), len);
+	fclose(f);
+}
+
+/* Driver side of device start: queue 0 at fixed addresses, features, go. */
+static void start_device(struct ctx *c, uint64_t drop_features)
+{
+	struct virtq *q = &c->vd->vqs[0];
+
+	memset(c->ram, 0, 0x3000); /* rings */
+	c->avail_idx = c->used_seen = 0;
+	c->next_desc = 0;
+	c->vd->tops = &fake_tops;
+	c->vd->transport = c;
+	c->vd->features = (c->vd->host_features | (1ULL << VIRTIO_F_VERSION_1)) & ~drop_features;
+	q->size = QSZ;
+	q->desc_gpa = DESC_GPA;
+	q->avail_gpa = AVAIL_GPA;
+	q->used_gpa = USED_GPA;
+	q->event_idx = false;
+	q->indirect = false;
+	assert_int_equal(virtq_enable(q, &c->mem), 0);
+	assert_int_equal(c->vd->ops->activate(c->vd), 0);
+	c->vd->activated = true;
+}
+
+static struct ctx *ctx_new(bool readonly)
+{
+	static const struct mem_region layout[1] = { { .gpa = 0, .size = RAM_SIZE } };
+	struct ctx *c = calloc(1, sizeof(*c));
+
+	c->ram = calloc(1, RAM_SIZE);
+	guest_mem_init_static(&c->mem, c->ram, layout, 1);
+	make_image(c->path, IMG_SIZE);
+	c->cfg.path = c->path;
+	c->cfg.readonly = readonly;
+	snprintf(c->cfg.serial, sizeof(c->cfg.serial), "kvmbox-test-serial");
+	c->vd = virtio_blk_create(&c->mem, &c->cfg, 0);
+	assert_non_null(c->vd);
+	start_device(c, 0);
+	return c;
+}
+
+static void ctx_free(struct ctx *c)
+{
+	if (c->vd)
+		c->vd->ops->destroy(c->vd);
+	unlink(c->path);
+	free(c->ram);
+	free(c);
+}
+
+static int setup_rw(void **state)
+{
+	*state = ctx_new(false);
+	return 0;
+}
+
+static int setup_ro(void **state)
+{
+	*state = ctx_new(true);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	ctx_free(*state);
+	return 0;
+}
+
+/* ---- driver side of the ring ------------------------------------------- */
+
+/* Write a chain into the descriptor table and make it available. */
+static uint16_t post(struct ctx *c, const struct seg *s, unsigned n)
+{
+	uint16_t head = (uint16_t)(c->next_desc % QSZ);
+
+	for (unsigned i = 0; i < n; i++) {
+		unsigned d = (c->next_desc + i) % QSZ;
+		uint8_t *e = c->ram + DESC_GPA + 16 * d;
+		uint16_t flags = (uint16_t)((s[i].write ? VIRTQ_DESC_F_WRITE : 0) |
+					    (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+
+		memcpy(e, &s[i].gpa, 8);
+		memcpy(e + 8, &s[i].len, 4);
+		put16(e + 12, flags);
+		put16(e + 14, (uint16_t)((d + 1) % QSZ));
+	}
+	c->next_desc += n;
+	put16(c->ram + AVAIL_GPA + 4 + 2 * (c->avail_idx % QSZ), head);
+	c->avail_idx++;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	put16(c->ram + AVAIL_GPA + 2, c->avail_idx);
+	return head;
+}
+
+static void kick(struct ctx *c)
+{
+	pthread_mutex_lock(&c->vd->lock);
+	c->vd->ops->queue_notify(c->vd, 0);
+	pthread_mutex_unlock(&c->vd->lock);
+}
+
+static uint16_t used_idx(struct ctx *c)
+{
+	return __atomic_load_n((uint16_t *)(c->ram + USED_GPA + 2), __ATOMIC_ACQUIRE);
+}
+
+/* Run the device loop until `n` more used entries appeared (5 s at most). */
+static void wait_used(struct ctx *c, unsigned n)
+{
+	uint16_t want = (uint16_t)(c->used_seen + n);
+
+	for (int i = 0; i < 500 && used_idx(c) != want; i++)
+		assert_true(loop_run_once(c->vd->loop, 10) >= 0);
+	assert_int_equal(used_idx(c), want);
+	c->used_seen = want;
+}
+
+/* The i-th used element: head and length. */
+static void used_elem(struct ctx *c, uint16_t i, uint32_t *head, uint32_t *len)
+{
+	const uint8_t *e = c->ram + USED_GPA + 4 + 8 * (i % QSZ);
+
+	*head = get32(e);
+	*len = get32(e + 4);
+}
+
+static void put_hdr(struct ctx *c, unsigned slot, uint32_t type, uint64_t sector)
+{
+	uint8_t *h = c->ram + HDR_GPA + 32 * slot;
+
+	memset(h, 0, 16);
+	memcpy(h, &type, 4);
+	memcpy(h + 8, &sector, 8);
+	c->ram[STATUS_GPA + slot] = 0xee;
+}
+
+/* One request: header, data segments, status; returns the status byte. */
+static int request(struct ctx *c, uint32_t type, uint64_t sector, const struct seg *data, unsigned n,
+		   uint32_t *used_len)
+{
+	struct seg s[QSZ];
+	uint32_t head, len;
+
+	assert_true(n + 2 <= QSZ);
+	put_hdr(c, 0, type, sector);
+	s[0] = (struct seg){ HDR_GPA, 16, false };
+	for (unsigned i = 0; i < n; i++)
+		s[i + 1] = data[i];
+	s[n + 1] = (struct seg){ STATUS_GPA, 1, true };
+	post(c, s, n + 2);
+	kick(c);
+	wait_used(c, 1);
+	used_elem(c, (uint16_t)(c->used_seen - 1), &head, &len);
+	if (used_len)
+		*used_len = len;
+	return c->ram[STATUS_GPA];
+}
+
+static int rw(struct ctx *c, uint32_t type, uint64_t sector, uint64_t gpa, uint32_t len)
+{
+	struct seg d = { gpa, len, type == VIRTIO_BLK_T_IN };
+
+	return request(c, type, sector, &d, 1, NULL);
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void test_config(void **state)
+{
+	struct ctx *c = *state;
+	const uint8_t *cfg = c->vd->config;
+	uint64_t f = c->vd->host_features;
+
+	assert_string_equal(c->vd->name, "virtio-blk0");
+	assert_int_equal(c->vd->ops->device_id, VIRTIO_ID_BLOCK);
+	assert_int_equal(c->vd->config_size, VIRTIO_BLK_CFG_SIZE);
+	assert_int_equal(get64(cfg + VIRTIO_BLK_CFG_CAPACITY), IMG_SECTORS);
+	assert_int_equal(get32(cfg + VIRTIO_BLK_CFG_SEG_MAX), QSZ - 2);
+	assert_int_equal(get32(cfg + VIRTIO_BLK_CFG_SIZE_MAX), VIRTIO_BLK_SIZE_MAX);
+	assert_int_equal(get32(cfg + VIRTIO_BLK_CFG_BLK_SIZE), 512);
+	assert_int_equal(get32(cfg + VIRTIO_BLK_CFG_MAX_DISCARD_SEG), VIRTIO_BLK_MAX_DZ_SEG);
+	assert_int_equal(get32(cfg + VIRTIO_BLK_CFG_MAX_WZ_SECTORS), VIRTIO_BLK_MAX_DZ_SECTORS);
+	assert_int_equal(cfg[VIRTIO_BLK_CFG_WZ_MAY_UNMAP], 1);
+	assert_true(f & (1ULL << VIRTIO_BLK_F_SEG_MAX));
+	assert_true(f & (1ULL << VIRTIO_BLK_F_SIZE_MAX));
+	assert_true(f & (1ULL << VIRTIO_BLK_F_FLUSH));
+	assert_true(f & (1ULL << VIRTIO_BLK_F_BLK_SIZE));
+	assert_true(f & (1ULL << VIRTIO_BLK_F_DISCARD));
+	assert_true(f & (1ULL << VIRTIO_BLK_F_WRITE_ZEROES));
+	assert_false(f & (1ULL << VIRTIO_BLK_F_RO));
+	assert_false(f & (1ULL << VIRTIO_BLK_F_MQ));
+}
+
+static void test_read(void **state)
+{
+	struct ctx *c = *state;
+	struct seg d[2] = { { DATA_GPA, 512, true }, { DATA_GPA + 0x10000, 1024, true } };
+	uint8_t want[1536];
+	uint32_t len;
+
+	file_read(c->path, 3 * 512, want, sizeof(want));
+	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 3, d, 2, &len), VIRTIO_BLK_S_OK);
+	assert_int_equal(len, 1536 + 1);
+	assert_memory_equal(c->ram + DATA_GPA, want, 512);
+	assert_memory_equal(c->ram + DATA_GPA + 0x10000, want + 512, 1024);
+	assert_true(c->notifies > 0);
+	/* The last sector of the disk is readable. */
+	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, IMG_SECTORS - 1, DATA_GPA, 512), VIRTIO_BLK_S_OK);
+	file_read(c->path, IMG_SIZE - 512, want, 512);
+	assert_memory_equal(c->ram + DATA_GPA, want, 512);
+}
+
+static void test_write(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t got[2048];
+
+	for (unsigned i = 0; i < 2048; i++)
+		c->ram[DATA_GPA + i] = (uint8_t)(0x5a ^ i);
+	assert_int_equal(rw(c, VIRTIO_BLK_T_OUT, 10, DATA_GPA, 2048), VIRTIO_BLK_S_OK);
+	file_read(c->path, 10 * 512, got, sizeof(got));
+	assert_memory_equal(got, c->ram + DATA_GPA, 2048);
+	/* Neighbours untouched. */
+	file_read(c->path, 9 * 512, got, 512);
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(got[i], pattern(9 * 512 + i));
+}
+
+/* Header split over two descriptors, the second also carrying the data. */
+static void test_split_header(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t base = DATA_GPA + 0x40000;
+	uint32_t type = VIRTIO_BLK_T_OUT;
+	uint64_t sector = 20;
+	struct seg s[3] = { { base, 10, false }, { base + 10, 6 + 512, false }, { STATUS_GPA, 1, true } };
+	uint8_t got[512];
+
+	memset(c->ram + base, 0, 16);
+	memcpy(c->ram + base, &type, 4);
+	memcpy(c->ram + base + 8, &sector, 8);
+	memset(c->ram + base + 16, 0xc3, 512);
+	c->ram[STATUS_GPA] = 0xee;
+	post(c, s, 3);
+	kick(c);
+	wait_used(c, 1);
+	assert_int_equal(c->ram[STATUS_GPA], VIRTIO_BLK_S_OK);
+	file_read(c->path, 20 * 512, got, 512);
+	assert_memory_equal(got, c->ram + base + 16, 512);
+
+	/* A read whose last data byte shares a descriptor with the status. */
+	sector = 21;
+	type = VIRTIO_BLK_T_IN;
+	put_hdr(c, 0, type, sector);
+	s[0] = (struct seg){ HDR_GPA, 16, false };
+	s[1] = (struct seg){ base, 513, true };
+	post(c, s, 2);
+	kick(c);
+	wait_used(c, 1);
+	assert_int_equal(c->ram[base + 512], VIRTIO_BLK_S_OK);
+	file_read(c->path, 21 * 512, got, 512);
+	assert_memory_equal(got, c->ram + base, 512);
+}
+
+/* Many requests in flight at once, completed in one or more batches. */
+static void test_many_in_flight(void **state)
+{
+	struct ctx *c = *state;
+	const unsigned n = 64;
+	uint8_t want[4096];
+
+	for (unsigned i = 0; i < n; i++) {
+		struct seg s[3] = {
+			{ HDR_GPA + 32 * i, 16, false },
+			{ DATA_GPA + 4096 * i, 4096, true },
+			{ STATUS_GPA + i, 1, true },
+		};
+
+		put_hdr(c, i, VIRTIO_BLK_T_IN, 8 * i);
+		post(c, s, 3);
+	}
+	kick(c);
+	wait_used(c, n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(c->ram[STATUS_GPA + i], VIRTIO_BLK_S_OK);
+		file_read(c->path, 4096 * i, want, sizeof(want));
+		assert_memory_equal(c->ram + DATA_GPA + 4096 * i, want, sizeof(want));
+	}
+	assert_true(c->notifies >= 1 && c->notifies <= n);
+}
+
+/* A flush queued with writes completes after them. */
+static void test_flush(void **state)
+{
+	struct ctx *c = *state;
+	uint32_t head[4], h, len;
+	uint8_t got[8192];
+	unsigned flush_pos = 0, i;
+
+	for (i = 0; i < 3; i++) {
+		struct seg s[3] = {
+			{ HDR_GPA + 32 * i, 16, false },
+			{ DATA_GPA + 8192 * i, 8192, false },
+			{ STATUS_GPA + i, 1, true },
+		};
+
+		memset(c->ram + DATA_GPA + 8192 * i, 0x30 + (int)i, 8192);
+		put_hdr(c, i, VIRTIO_BLK_T_OUT, 100 + 16 * i);
+		head[i] = post(c, s, 3);
+	}
+	{
+		struct seg s[2] = { { HDR_GPA + 32 * 3, 16, false }, { STATUS_GPA + 3, 1, true } };
+
+		put_hdr(c, 3, VIRTIO_BLK_T_FLUSH, 0);
+		head[3] = post(c, s, 2);
+	}
+	kick(c);
+	wait_used(c, 4);
+	for (i = 0; i < 4; i++) {
+		used_elem(c, (uint16_t)(c->used_seen - 4 + i), &h, &len);
+		if (h == head[3])
+			flush_pos = i;
+		assert_int_equal(len, 1);
+	}
+	assert_int_equal(flush_pos, 3); /* after every write */
+	for (i = 0; i < 4; i++)
+		assert_int_equal(c->ram[STATUS_GPA + i], VIRTIO_BLK_S_OK);
+	for (i = 0; i < 3; i++) {
+		file_read(c->path, (100 + 16 * i) * 512, got, sizeof(got));
+		assert_memory_equal(got, c->ram + DATA_GPA + 8192 * i, sizeof(got));
+	}
+	/* A lone flush. */
+	assert_int_equal(request(c, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, NULL), VIRTIO_BLK_S_OK);
+}
+
+static void test_get_id(void **state)
+{
+	struct ctx *c = *state;
+	struct seg d = { DATA_GPA, 20, true };
+	uint8_t want[20] = { 0 };
+	uint32_t len;
+
+	memcpy(want, "kvmbox-test-serial", 18);
+	memset(c->ram + DATA_GPA, 0xff, 20);
+	assert_int_equal(request(c, VIRTIO_BLK_T_GET_ID, 0, &d, 1, &len), VIRTIO_BLK_S_OK);
+	assert_int_equal(len, 21);
+	assert_memory_equal(c->ram + DATA_GPA, want, 20);
+	/* Without a buffer: an error, not a crash. */
+	assert_int_equal(request(c, VIRTIO_BLK_T_GET_ID, 0, NULL, 0, NULL), VIRTIO_BLK_S_IOERR);
+}
+
+static void put_dz(struct ctx *c, uint64_t gpa, uint64_t sector, uint32_t num, uint32_t flags)
+{
+	memcpy(c->ram + gpa, &sector, 8);
+	memcpy(c->ram + gpa + 8, &num, 4);
+	memcpy(c->ram + gpa + 12, &flags, 4);
+}
+
+static void test_discard(void **state)
+{
+	struct ctx *c = *state;
+	struct seg d = { DATA_GPA, 16, false };
+	uint8_t got[8192];
+
+	/* 64 KiB at sector 1024: whole file-system blocks, so a hole really
+	 * reads back as zeroes. */
+	put_dz(c, DATA_GPA, 1024, 128, 0);
+	assert_int_equal(request(c, VIRTIO_BLK_T_DISCARD, 0, &d, 1, NULL), VIRTIO_BLK_S_OK);
+	file_read(c->path, 1024 * 512, got, sizeof(got));
+	assert_true(all_zero(got, sizeof(got)));
+	file_read(c->path, 1152 * 512, got, 512); /* just after: untouched */
+	assert_int_equal(got[0], pattern(1152 * 512));
+	/* unmap is not a discard flag: UNSUPP; unknown flags too. */
+	put_dz(c, DATA_GPA, 2048, 8, VIRTIO_BLK_WZ_F_UNMAP);
+	assert_int_equal(request(c, VIRTIO_BLK_T_DISCARD, 0, &d, 1, NULL), VIRTIO_BLK_S_UNSUPP);
+	put_dz(c, DATA_GPA, 2048, 8, 4);
+	assert_int_equal(request(c, VIRTIO_BLK_T_DISCARD, 0, &d, 1, NULL), VIRTIO_BLK_S_UNSUPP);
+	/* Out of range; not a whole segment. */
+	put_dz(c, DATA_GPA, IMG_SECTORS - 4, 8, 0);
+	assert_int_equal(request(c, VIRTIO_BLK_T_DISCARD, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
+	d.len = 12;
+	assert_int_equal(request(c, VIRTIO_BLK_T_DISCARD, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
+}
+
+static void test_write_zeroes(void **state)
+{
+	struct ctx *c = *state;
+	struct seg d = { DATA_GPA, 32, false };
+	uint8_t got[4096];
+
+	/* Two segments in one request: with and without unmap, unaligned. */
+	put_dz(c, DATA_GPA, 3001, 5, 0);
+	put_dz(c, DATA_GPA + 16, 4000, 16, VIRTIO_BLK_WZ_F_UNMAP);
+	assert_int_equal(request(c, VIRTIO_BLK_T_WRITE_ZEROES, 0, &d, 1, NULL), VIRTIO_BLK_S_OK);
+	file_read(c->path, 3001 * 512, got, 5 * 512);
+	assert_true(all_zero(got, 5 * 512));
+	file_read(c->path, 3000 * 512, got, 512);
+	assert_int_equal(got[511], pattern(3000 * 512 + 511));
+	file_read(c->path, 3006 * 512, got, 512);
+	assert_int_equal(got[0], pattern(3006 * 512));
+	file_read(c->path, 4000 * 512, got, sizeof(got));
+	assert_true(all_zero(got, sizeof(got)));
+	/* Too many sectors in one segment. */
+	d.len = 16;
+	put_dz(c, DATA_GPA, 0, VIRTIO_BLK_MAX_DZ_SECTORS + 1, 0);
+	assert_int_equal(request(c, VIRTIO_BLK_T_WRITE_ZEROES, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
+	/* More segments than max_write_zeroes_seg. */
+	d.len = 16 * (VIRTIO_BLK_MAX_DZ_SEG + 1);
+	memset(c->ram + DATA_GPA, 0, d.len);
+	assert_int_equal(request(c, VIRTIO_BLK_T_WRITE_ZEROES, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
+}
+
+static void test_bad_requests(void **state)
+{
+	struct ctx *c = *state;
+	struct seg d;
+
+	/* Out of range: past the end, straddling it, and an overflowing sector. */
+	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, IMG_SECTORS, DATA_GPA, 512), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, IMG_SECTORS - 1, DATA_GPA, 1024), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(rw(c, VIRTIO_BLK_T_OUT, UINT64_MAX - 1, DATA_GPA, 1024), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, UINT64_MAX / 512 + 1, DATA_GPA, 512), VIRTIO_BLK_S_IOERR);
+	/* Not a multiple of 512, and empty. */
+	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 0, DATA_GPA, 100), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(rw(c, VIRTIO_BLK_T_OUT, 0, DATA_GPA, 513), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 0, NULL, 0, NULL), VIRTIO_BLK_S_IOERR);
+	/* Wrong direction: a read with readable data, a write with writable data. */
+	d = (struct seg){ DATA_GPA, 512, false };
+	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
+	d.write = true;
+	assert_int_equal(request(c, VIRTIO_BLK_T_OUT, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
+	/* Flush with data. */
+	assert_int_equal(request(c, VIRTIO_BLK_T_FLUSH, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
+	/* Unknown types. */
+	assert_int_equal(request(c, 99, 0, NULL, 0, NULL), VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(request(c, 10 /* GET_LIFETIME */, 0, &d, 1, NULL), VIRTIO_BLK_S_UNSUPP);
+	/* A segment over size_max (2 MiB, in range). */
+	d = (struct seg){ DATA_GPA, 2u << 20, true };
+	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
+	assert_false(c->vd->broken);
+	assert_int_equal(c->needs_reset, 0);
+}
+
+static void test_header_status(void **state)
+{
+	struct ctx *c = *state;
+	struct seg s[2];
+	uint32_t head, len;
+
+	/* Header too short: 8 bytes, then the status. */
+	put_hdr(c, 0, VIRTIO_BLK_T_IN, 0);
+	s[0] = (struct seg){ HDR_GPA, 8, false };
+	s[1] = (struct seg){ STATUS_GPA, 1, true };
+	post(c, s, 2);
+	kick(c);
+	wait_used(c, 1);
+	assert_int_equal(c->ram[STATUS_GPA], VIRTIO_BLK_S_IOERR);
+	/* No status byte at all: returned with length 0. */
+	put_hdr(c, 0, VIRTIO_BLK_T_OUT, 0);
+	s[0] = (struct seg){ HDR_GPA, 16, false };
+	s[1] = (struct seg){ DATA_GPA, 512, false };
+	post(c, s, 2);
+	kick(c);
+	wait_used(c, 1);
+	used_elem(c, (uint16_t)(c->used_seen - 1), &head, &len);
+	assert_int_equal(len, 0);
+	assert_int_equal(c->ram[STATUS_GPA], 0xee);
+	assert_false(c->vd->broken);
+	/* The device still works. */
+	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512), VIRTIO_BLK_S_OK);
+}
+
+static void test_seg_max(void **state)
+{
+	struct ctx *c = *state;
+	static struct seg d[QSZ];
+	struct seg s[QSZ];
+	uint64_t base = DATA_GPA;
+	uint32_t type = VIRTIO_BLK_T_IN, len;
+	uint64_t sector = 0;
+
+	/* Exactly seg_max data segments: fine. */
+	for (unsigned i = 0; i < VIRTIO_BLK_SEG_MAX; i++)
+		d[i] = (struct seg){ DATA_GPA + 512 * i, 512, true };
+	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 0, d, VIRTIO_BLK_SEG_MAX, &len), VIRTIO_BLK_S_OK);
+	assert_int_equal(len, 512 * VIRTIO_BLK_SEG_MAX + 1);
+	/* seg_max + 1, in a chain of queue-size descriptors: the header shares
+	 * the first descriptor with the first data segment. */
+	type = VIRTIO_BLK_T_OUT;
+	memset(c->ram + base, 0, 16);
+	memcpy(c->ram + base, &type, 4);
+	memcpy(c->ram + base + 8, &sector, 8);
+	s[0] = (struct seg){ base, 16 + 512, false };
+	for (unsigned i = 1; i < QSZ - 1; i++)
+		s[i] = (struct seg){ base + 0x20000 + 512 * i, 512, false };
+	s[QSZ - 1] = (struct seg){ STATUS_GPA, 1, true };
+	post(c, s, QSZ);
+	kick(c);
+	wait_used(c, 1);
+	assert_int_equal(c->ram[STATUS_GPA], VIRTIO_BLK_S_IOERR);
+	assert_false(c->vd->broken);
+}
+
+static void test_malformed_ring(void **state)
+{
+	struct ctx *c = *state;
+
+	/* A head past the table: the ring is broken, the device asks for reset. */
+	put16(c->ram + AVAIL_GPA + 4 + 2 * (c->avail_idx % QSZ), QSZ + 5);
+	c->avail_idx++;
+	put16(c->ram + AVAIL_GPA + 2, c->avail_idx);
+	kick(c);
+	assert_true(c->vd->broken);
+	assert_int_equal(c->needs_reset, 1);
+	/* Driver reset, then it works again. */
+	pthread_mutex_lock(&c->vd->lock);
+	c->vd->ops->reset(c->vd);
+	pthread_mutex_unlock(&c->vd->lock);
+	c->vd->broken = false;
+	start_device(c, 0);
+	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512), VIRTIO_BLK_S_OK);
+}
+
+/* Reset with requests in flight: they finish before reset returns and none
+ * is pushed to the (about to be forgotten) ring. */
+static void test_reset_in_flight(void **state)
+{
+	struct ctx *c = *state;
+
+	for (unsigned i = 0; i < 32; i++) {
+		struct seg s[3] = {
+			{ HDR_GPA + 32 * i, 16, false },
+			{ DATA_GPA + 65536 * i, 65536, true },
+			{ STATUS_GPA + i, 1, true },
+		};
+
+		put_hdr(c, i, VIRTIO_BLK_T_IN, 128 * i);
+		post(c, s, 3);
+	}
+	pthread_mutex_lock(&c->vd->lock);
+	c->vd->ops->queue_notify(c->vd, 0);
+	c->vd->ops->reset(c->vd);
+	pthread_mutex_unlock(&c->vd->lock);
+	assert_int_equal(used_idx(c), 0);
+	/* Nothing is left to complete later. */
+	assert_true(loop_run_once(c->vd->loop, 50) >= 0);
+	assert_int_equal(used_idx(c), 0);
+	start_device(c, 0);
+	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512), VIRTIO_BLK_S_OK);
+}
+
+static void test_quiesce_save_load(void **state)
+{
+	struct ctx *c = *state;
+	struct ser_writer w;
+	struct ser_reader r;
+	uint8_t *buf;
+
+	for (unsigned i = 0; i < 16; i++) {
+		struct seg s[3] = {
+			{ HDR_GPA + 32 * i, 16, false },
+			{ DATA_GPA + 4096 * i, 4096, false },
+			{ STATUS_GPA + i, 1, true },
+		};
+
+		put_hdr(c, i, VIRTIO_BLK_T_OUT, 8 * i);
+		post(c, s, 3);
+	}
+	pthread_mutex_lock(&c->vd->lock);
+	c->vd->ops->queue_notify(c->vd, 0);
+	assert_int_equal(virtio_blk_quiesce(c->vd), 0);
+	assert_int_equal(used_idx(c), 16); /* all completed, none waiting */
+	ser_writer_init(&w);
+	c->vd->ops->save(c->vd, &w);
+	pthread_mutex_unlock(&c->vd->lock);
+	c->used_seen = 16;
+	assert_false(w.err);
+	ser_reader_init(&r, w.buf, w.len);
+	assert_int_equal(c->vd->ops->load(c->vd, &r), 0);
+	assert_true(ser_reader_done(&r));
+	/* A different image (inode changed): refused. */
+	buf = malloc(w.len);
+	memcpy(buf, w.buf, w.len);
+	buf[2 + 8 + 8] ^= 1; /* version, ro, size, dev, then ino */
+	ser_reader_init(&r, buf, w.len);
+	assert_int_equal(c->vd->ops->load(c->vd, &r), -1);
+	/* Truncated: refused. */
+	ser_reader_init(&r, w.buf, w.len - 3);
+	assert_int_equal(c->vd->ops->load(c->vd, &r), -1);
+	free(buf);
+	ser_writer_free(&w);
+}
+
+/* Without FLUSH negotiated writes are write-through; they still land. */
+static void test_writethrough(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t got[512];
+
+	start_device(c, 1ULL << VIRTIO_BLK_F_FLUSH);
+	memset(c->ram + DATA_GPA, 0x77, 512);
+	assert_int_equal(rw(c, VIRTIO_BLK_T_OUT, 7, DATA_GPA, 512), VIRTIO_BLK_S_OK);
+	file_read(c->path, 7 * 512, got, 512);
+	assert_memory_equal(got, c->ram + DATA_GPA, 512);
+}
+
+static void test_lock(void **state)
+{
+	struct ctx *c = *state;
+	struct disk_config cfg = c->cfg;
+
+	/* Writable elsewhere: neither writable nor read-only. */
+	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
+	cfg.readonly = true;
+	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
+	/* Free again once the first is gone. */
+	c->vd->ops->destroy(c->vd);
+	c->vd = virtio_blk_create(&c->mem, &cfg, 1);
+	assert_non_null(c->vd);
+	assert_string_equal(c->vd->name, "virtio-blk1");
+}
+
+static void test_readonly(void **state)
+{
+	struct ctx *c = *state;
+	struct seg d = { DATA_GPA, 16, false };
+	struct disk_config cfg = c->cfg;
+	struct virtio_dev *other;
+	uint8_t got[1024];
+
+	assert_true(c->vd->host_features & (1ULL << VIRTIO_BLK_F_RO));
+	assert_false(c->vd->host_features & (1ULL << VIRTIO_BLK_F_DISCARD));
+	/* Reads work. */
+	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 2, DATA_GPA, 1024), VIRTIO_BLK_S_OK);
+	file_read(c->path, 1024, got, sizeof(got));
+	assert_memory_equal(got, c->ram + DATA_GPA, sizeof(got));
+	/* Writes, discard, write-zeroes are refused and change nothing. */
+	memset(c->ram + DATA_GPA, 0x11, 1024);
+	assert_int_equal(rw(c, VIRTIO_BLK_T_OUT, 2, DATA_GPA, 1024), VIRTIO_BLK_S_IOERR);
+	put_dz(c, DATA_GPA, 2, 2, 0);
+	assert_int_equal(request(c, VIRTIO_BLK_T_DISCARD, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(c, VIRTIO_BLK_T_WRITE_ZEROES, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
+	file_read(c->path, 1024, got, sizeof(got));
+	for (unsigned i = 0; i < sizeof(got); i++)
+		assert_int_equal(got[i], pattern(1024 + i));
+	assert_int_equal(request(c, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, NULL), VIRTIO_BLK_S_OK);
+	/* Read-only users share; a writer is kept out. */
+	other = virtio_blk_create(&c->mem, &cfg, 1);
+	assert_non_null(other);
+	other->ops->destroy(other);
+	cfg.readonly = false;
+	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
+}
+
+static void test_open_errors(void **state)
+{
+	static const struct mem_region layout[1] = { { .gpa = 0, .size = 4096 } };
+	static uint8_t ram[4096];
+	struct guest_mem mem;
+	struct disk_config cfg = { .path = "/nonexistent/rootfs.ext4" };
+	char path[256];
+	struct virtio_dev *vd;
+	int fd;
+
+	guest_mem_init_static(&mem, ram, layout, 1);
+	assert_null(virtio_blk_create(&mem, &cfg, 0));
+	cfg.path = "/tmp";
+	assert_null(virtio_blk_create(&mem, &cfg, 0));
+	/* A size that is not a multiple of 512: rounded down. */
+	temp_path(path, sizeof(path));
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 10 * 512 + 100), 0);
+	close(fd);
+	cfg.path = path;
+	vd = virtio_blk_create(&mem, &cfg, 3);
+	assert_non_null(vd);
+	assert_int_equal(get64(vd->config + VIRTIO_BLK_CFG_CAPACITY), 10);
+	vd->ops->destroy(vd);
+	unlink(path);
+}
+
+#define T(fn, setup) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+static const struct CMUnitTest tests[] = {
+	T(test_config, setup_rw),
+	T(test_read, setup_rw),
+	T(test_write, setup_rw),
+	T(test_split_header, setup_rw),
+	T(test_many_in_flight, setup_rw),
+	T(test_flush, setup_rw),
+	T(test_get_id, setup_rw),
+	T(test_discard, setup_rw),
+	T(test_write_zeroes, setup_rw),
+	T(test_bad_requests, setup_rw),
+	T(test_header_status, setup_rw),
+	T(test_seg_max, setup_rw),
+	T(test_malformed_ring, setup_rw),
+	T(test_reset_in_flight, setup_rw),
+	T(test_quiesce_save_load, setup_rw),
+	T(test_writethrough, setup_rw),
+	T(test_lock, setup_rw),
+	T(test_readonly, setup_ro),
+	cmocka_unit_test(test_open_errors),
+};
+
+int main(void)
+{
+	int failed;
+
+	unsetenv("KVMBOX_BLK_SYNC");
+	failed = cmocka_run_group_tests_name("virtio_blk_io_uring", tests, NULL, NULL);
+	setenv("KVMBOX_BLK_SYNC", "1", 1);
+	failed += cmocka_run_group_tests_name("virtio_blk_sync", tests, NULL, NULL);
+	return failed;
+}
