@@ -101,6 +101,19 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 		for (st in badst)
 			printf "\n%d of %d runs ended with kvmbox status %s (expected 0)\n", badst[st], nruns, st
 	}' "$OUT/runs.txt"
+	if grep -q 'KVMBOX-X uexit' "$OUT/host.log"; then
+		echo
+		echo "Exits to user space from kvmbox start to the guest init marker (one traced run):"
+		echo
+		echo "| exit reason | count |"
+		echo "|---|---:|"
+		grep -o 'KVMBOX-X uexit .*' "$OUT/host.log" | awk '{ printf "| %s | %d |\n", $3, $4; t += $4 }
+			END { printf "| total | %d |\n", t }'
+		echo
+		echo "| busiest I/O ports (all PIO exits, in-kernel or not) | access | count |"
+		echo "|---|---|---:|"
+		grep -o 'KVMBOX-X pio .*' "$OUT/host.log" | awk '{ printf "| %s | %s | %d |\n", $3, $4, $5 }'
+	fi
 	echo
 	echo "(whole bench: ${elapsed}s; per-run data: build/bench/runs.txt)"
 } | tee "$OUT/results.md"

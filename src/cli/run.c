@@ -78,16 +78,22 @@ static void on_signal(struct loop *l, int fd, uint32_t events, void *opaque)
 
 	if (read(fd, &si, sizeof(si)) != sizeof(si))
 		return;
-	if (rs->vm && vm_request_stop(rs->vm, VM_SIGNAL))
+	/* Kept even when the VM is already stopping (e.g. rebooting): the
+	 * reboot loop must not start the guest again after a SIGTERM. */
+	if (!rs->last_signal)
 		rs->last_signal = (int)si.ssi_signo;
+	if (rs->vm)
+		vm_request_stop(rs->vm, VM_SIGNAL);
 }
 
 static void console_quit(void *ctx)
 {
 	struct run_state *rs = ctx;
 
-	if (rs->vm && vm_request_stop(rs->vm, VM_SIGNAL))
+	if (!rs->last_signal)
 		rs->last_signal = SIGINT;
+	if (rs->vm)
+		vm_request_stop(rs->vm, VM_SIGNAL);
 }
 
 static size_t uart_rx(void *dev, const uint8_t *buf, size_t n)
@@ -196,9 +202,17 @@ int cmd_run(int argc, char **argv)
 	/* Termination signals are read through a signalfd on the main loop, so
 	 * block them everywhere (threads inherit the mask). */
 	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
+	/* A signal ignored by whoever started us (nohup, a shell's background
+	 * job) stays ignored: a blocked signal would be queued despite SIG_IGN. */
+	{
+		static const int optional[] = { SIGINT, SIGHUP };
+		struct sigaction old;
+
+		for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
+			if (sigaction(optional[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+				sigaddset(&mask, optional[i]);
+	}
 	sigaddset(&mask, SIG_VCPU_KICK); /* only vCPU threads take kicks */
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	sigdelset(&mask, SIG_VCPU_KICK);
@@ -220,6 +234,8 @@ int cmd_run(int argc, char **argv)
 	for (;;) {
 		int reason = boot_once(&rs, &cfg, &carry);
 
+		if (rs.last_signal)
+			reason = VM_SIGNAL; /* a signal during a reboot ends it too */
 		switch (reason) {
 		case VM_REBOOT:
 			if (!cfg.no_reboot)

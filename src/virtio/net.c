@@ -46,6 +46,8 @@ struct virtio_net {
 	bool tx_resume;             /* tx paused (backend full, batch used): resume on EPOLLOUT */
 	unsigned err_run;           /* consecutive failed reads */
 	size_t pending;             /* bytes of a received frame waiting in bounce (mergeable) */
+	size_t rx_off;              /* of it, bytes already in held rx chains */
+	unsigned rx_nbufs;          /* rx chains popped and filled, not yet pushed */
 	uint64_t rx_dropped, tx_dropped;
 	uint8_t rx_hdr[VIRTIO_NET_HDR_LEN];
 	uint8_t *bounce;            /* NET_BUF_LEN */
@@ -115,7 +117,6 @@ static void net_backend_failed(struct virtio_net *n, const char *why)
 	loop_del(vd->loop, n->fd);
 	n->fd_dead = true;
 	n->watch = 0;
-	n->pending = 0;
 	net_fill_config(n);
 	if (vd->activated)
 		virtio_notify_config(vd);
@@ -328,15 +329,23 @@ static int net_read_frame(struct virtio_net *n)
 	return RX_DONE;
 }
 
+static void net_rx_forget(struct virtio_net *n)
+{
+	n->pending = 0;
+	n->rx_off = 0;
+	n->rx_nbufs = 0;
+}
+
 /* Scatter the frame in bounce over as many rx chains as it needs (one
- * without MRG_RXBUF). RX_STALL: not enough buffers yet, frame kept. */
+ * without MRG_RXBUF). RX_STALL: not enough buffers yet; the frame and the
+ * chains filled so far are held, and delivery resumes with the next ones. */
 static int net_rx_deliver(struct virtio_net *n, unsigned *pushed)
 {
 	struct virtio_dev *vd = &n->vd;
 	struct virtq *q = &vd->vqs[VIRTIO_NET_RXQ];
 	bool mrg = virtio_has_feature(vd, VIRTIO_NET_F_MRG_RXBUF);
-	size_t len = n->pending, off = 0;
-	unsigned nbufs = 0;
+	size_t len = n->pending, off = n->rx_off;
+	unsigned nbufs = n->rx_nbufs;
 	uint8_t nb[2];
 
 	while (off < len) {
@@ -348,17 +357,18 @@ static int net_rx_deliver(struct virtio_net *n, unsigned *pushed)
 			return RX_STOP;
 		}
 		if (r == VIRTQ_EMPTY) {
-			/* Every descriptor already in our hands and still short:
-			 * the frame can never fit this ring. */
-			bool never = (uint16_t)(q->last_avail - q->used_idx) >= q->size;
-
-			for (unsigned i = 0; i < nbufs; i++)
-				virtq_unpop(q);
-			if (!never)
-				return RX_STALL;
-			n->pending = 0;
-			net_rx_drop(n, "larger than the whole receive ring");
-			return RX_DONE;
+			/* Every chain of the ring already in our hands and still
+			 * short: the frame can never fit. Give the chains back. */
+			if ((uint16_t)(q->last_avail - q->used_idx) >= q->size) {
+				for (unsigned i = 0; i < nbufs; i++)
+					virtq_unpop(q);
+				net_rx_forget(n);
+				net_rx_drop(n, "larger than the whole receive ring");
+				return RX_DONE;
+			}
+			n->rx_off = off;
+			n->rx_nbufs = nbufs;
+			return RX_STALL;
 		}
 		if (c->in_len < (nbufs ? 1 : VIRTIO_NET_HDR_LEN)) {
 			virtio_set_broken(vd, "receive buffer smaller than the header");
@@ -366,7 +376,7 @@ static int net_rx_deliver(struct virtio_net *n, unsigned *pushed)
 		}
 		if (!mrg && c->in_len < len) {
 			virtq_unpop(q);
-			n->pending = 0;
+			net_rx_forget(n);
 			net_rx_drop(n, "frame larger than the receive buffer");
 			return RX_DONE;
 		}
@@ -381,7 +391,7 @@ static int net_rx_deliver(struct virtio_net *n, unsigned *pushed)
 	for (unsigned i = 0; i < nbufs; i++)
 		virtq_push(q, n->rx_heads[i], n->rx_lens[i]);
 	*pushed += nbufs;
-	n->pending = 0;
+	net_rx_forget(n);
 	return RX_DONE;
 }
 
@@ -575,7 +585,7 @@ static int net_activate(struct virtio_dev *vd)
 	struct virtio_net *n = to_net(vd);
 
 	n->tx_resume = false;
-	n->pending = 0;
+	net_rx_forget(n);
 	return net_start(n);
 }
 
@@ -585,7 +595,7 @@ static void net_reset(struct virtio_dev *vd)
 
 	/* Nothing is in flight outside this lock: forget the held frame and
 	 * stop reading until the next activation. */
-	n->pending = 0;
+	net_rx_forget(n);
 	n->rx_stalled = false;
 	n->tx_resume = false;
 	n->err_run = 0;
@@ -622,13 +632,18 @@ static void net_save(struct virtio_dev *vd, struct ser_writer *w)
 	ser_put_bytes(w, n->mac, sizeof(n->mac));
 	ser_put_u32(w, (uint32_t)n->pending);
 	ser_put_bytes(w, n->bounce, n->pending);
+	/* Held rx chains are given back on load (the saved queue counts them
+	 * as popped) and the frame is delivered again from its start. */
+	ser_put_u16(w, (uint16_t)n->rx_nbufs);
 }
 
 static int net_load(struct virtio_dev *vd, struct ser_reader *r)
 {
 	struct virtio_net *n = to_net(vd);
+	struct virtq *q = &vd->vqs[VIRTIO_NET_RXQ];
 	uint8_t mac[6];
 	uint32_t pending;
+	uint16_t held;
 
 	if (ser_get_u8(r) != NET_SAVE_VERSION)
 		return -1;
@@ -637,11 +652,15 @@ static int net_load(struct virtio_dev *vd, struct ser_reader *r)
 	if (r->err || pending > NET_BUF_LEN || (pending && pending < VIRTIO_NET_HDR_LEN))
 		return -1;
 	ser_get_bytes(r, n->bounce, pending);
-	if (r->err)
+	held = ser_get_u16(r);
+	if (r->err || (held && (!pending || !q->enabled || held > (uint16_t)(q->last_avail - q->used_idx))))
 		return -1;
 	/* The guest knows the saved MAC: it wins over the configured one. */
 	memcpy(n->mac, mac, sizeof(mac));
+	net_rx_forget(n);
 	n->pending = pending;
+	for (unsigned i = 0; i < held; i++)
+		virtq_unpop(q);
 	n->err_run = 0;
 	net_fill_config(n);
 	if (!vd->activated || vd->broken) {

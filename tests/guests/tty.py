@@ -31,8 +31,7 @@ ERROR_LINE = re.compile(r"error|fail|cannot|can't|unable|warn|abort|fault|leak",
 NAMES = ["iflag", "oflag", "cflag", "lflag", "ispeed", "ospeed", "cc"]
 
 
-def spawn(argv, err_path):
-    master, slave = os.openpty()
+def spawn(argv, err_path, master, slave):
     pid = os.fork()
     if pid == 0:
         try:
@@ -47,7 +46,7 @@ def spawn(argv, err_path):
         except BaseException as e:  # noqa: BLE001 - report anything, then die
             os.write(2, ("tty.py: cannot start %s: %s\n" % (argv[0], e)).encode())
         os._exit(127)
-    return pid, master, slave
+    return pid
 
 
 def read_some(master, out, timeout):
@@ -108,11 +107,11 @@ def main():
 
 def run(test, how, err_path, out_path, argv):
     out = []
-    pid, master, slave = spawn(argv, err_path)
-    # The slave stays open here too: its termios outlive kvmbox, and reading
-    # the master does not fail with EIO when kvmbox exits.
+    master, slave = os.openpty()
+    # Before kvmbox can touch it. The slave stays open here too: its termios
+    # outlive kvmbox, and reading the master does not fail with EIO when kvmbox exits.
     before = termios.tcgetattr(slave)
-    status = None
+    pid = spawn(argv, err_path, master, slave)
     try:
         end = time.monotonic() + TIMEOUT_READY
         while READY not in b"".join(out):

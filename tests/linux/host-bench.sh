@@ -12,6 +12,9 @@
 #          anonymous mapping of at least --memory), sampled when the marker arrived
 # kvm_*    KVM's debugfs counters for the VM (/sys/kernel/debug/kvm/PID-FD/), read when the
 #          marker arrived: all VM exits ('exits'), and per reason
+# Then one untimed run with tracepoints kvm_userspace_exit and kvm_pio, stopped at the marker:
+#   KVMBOX-X uexit <KVM_EXIT_reason> <count>      exits to user space during boot, by reason
+#   KVMBOX-X pio <port> <pio_read|pio_write> <count>  the busiest I/O ports (in-kernel ones too)
 # kvmbox_* kvmbox --stats ("kvmbox: stats: exits=N io=N ..."): returns of KVM_RUN to kvmbox,
 #          i.e. exits to user space, over the whole run
 RUNS=${1:-5}
@@ -70,4 +73,35 @@ while [ $i -le $RUNS ]; do
 	[ "$st" = 0 ] || tail -n 5 $W/err | sed 's/^/KVMBOX-I stderr: /'
 	i=$((i + 1))
 done
+# One more, untimed run with KVM's tracepoints on, stopped at the init marker: which exits
+# reached user space during boot (kvm_userspace_exit) and which I/O ports they were for.
+T=/sys/kernel/debug/tracing
+if [ -w $T/events/kvm/kvm_userspace_exit/enable ]; then
+	echo 0 >$T/tracing_on
+	echo >$T/trace
+	echo 16384 >$T/buffer_size_kb
+	echo 1 >$T/events/kvm/kvm_userspace_exit/enable
+	echo 1 >$T/events/kvm/kvm_pio/enable
+	rm -f $W/fifo
+	mkfifo $W/fifo
+	echo 1 >$T/tracing_on
+	kvmbox run --no-reboot -m ${MEM_MB}M -k /kvmbox/vmlinuz -i /kvmbox/guest-initrd.gz \
+		-a "console=ttyS0 quiet panic=-1 kvmbox.test=bench" </dev/null >$W/fifo 2>$W/err &
+	pid=$!
+	(sleep 180; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
+	guard=$!
+	while IFS= read -r line; do
+		case "$line" in *KVMBOX-INIT*) echo 0 >$T/tracing_on ;; esac
+	done <$W/fifo
+	wait $pid
+	kill $guard 2>/dev/null
+	echo 0 >$T/tracing_on
+	grep -o 'reason [A-Z_]*' $T/trace | sort | uniq -c | sort -rn |
+		awk '{ print "KVMBOX-X uexit " $3 " " $1 }'
+	grep -o 'pio_[a-z]* at 0x[0-9a-f]*' $T/trace | sort | uniq -c | sort -rn | head -n 8 |
+		awk '{ print "KVMBOX-X pio " $4 " " $2 " " $1 }'
+	grep -q 'buffer.*overrun\|LOST' $T/trace && echo "KVMBOX-I trace buffer overran: counts are low"
+	echo 0 >$T/events/kvm/kvm_userspace_exit/enable
+	echo 0 >$T/events/kvm/kvm_pio/enable
+fi
 echo "KVMBOX-I bench done"

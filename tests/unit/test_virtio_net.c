@@ -717,7 +717,8 @@ static void test_save_load_pending_frame(void **state)
 	ser_writer_init(&w);
 	pthread_mutex_lock(&x->vd->lock);
 	x->vd->ops->save(x->vd, &w);
-	/* Forget everything, then restore (same queues, as the transport would). */
+	/* Forget everything, then restore (same queues, as the transport would:
+	 * it saved the rx queue with the held chain popped). */
 	x->vd->ops->reset(x->vd);
 	ser_reader_init(&r, w.buf, w.len);
 	assert_int_equal(x->vd->ops->load(x->vd, &r), 0);
@@ -738,7 +739,7 @@ static void test_save_load_pending_frame(void **state)
 
 	/* Truncated or bogus state is refused. */
 	{
-		uint8_t bad[] = { 1, 0x52, 0x54, 0, 1, 2, 3, 0xff, 0xff, 0xff, 0x7f };
+		uint8_t bad[] = { 1, 0x52, 0x54, 0, 1, 2, 3, 0xff, 0xff, 0xff, 0x7f, 0, 0 };
 
 		ser_reader_init(&r, bad, sizeof(bad));
 		pthread_mutex_lock(&x->vd->lock);
