@@ -21,6 +21,8 @@
 #include "../core/vm.h"
 #include "../devices/rtc.h"
 #include "../devices/uart.h"
+#include "../virtio/console.h"
+#include "../virtio/setup.h"
 #include "options.h"
 
 struct run_state {
@@ -101,6 +103,11 @@ static size_t uart_rx(void *dev, const uint8_t *buf, size_t n)
 	return uart_receive(dev, buf, n);
 }
 
+static size_t virtio_console_rx(void *vd, const uint8_t *buf, size_t n)
+{
+	return virtio_console_receive(vd, buf, n);
+}
+
 static void print_stats(const struct vm *vm)
 {
 	struct vcpu_stats t = { 0 };
@@ -126,6 +133,7 @@ static int boot_once(struct run_state *rs, const struct vm_config *cfg, struct s
 {
 	struct mem_region layout[GUEST_MEM_MAX_REGIONS];
 	struct vm *vm = calloc(1, sizeof(*vm));
+	struct virtio_dev *vcon = NULL;
 	int nr, reason = -1;
 
 	if (!vm) {
@@ -137,6 +145,8 @@ static int boot_once(struct run_state *rs, const struct vm_config *cfg, struct s
 		goto out;
 	vm->console_port = cfg->console == CONSOLE_SERIAL ? console_port(rs->console) : (struct char_port){ 0 };
 	if (arch_create_devices(vm) < 0)
+		goto out;
+	if (virtio_create_devices(vm, console_port(rs->console), &vcon) < 0)
 		goto out;
 	if (carry->len) {
 		struct ser_reader r;
@@ -153,6 +163,8 @@ static int boot_once(struct run_state *rs, const struct vm_config *cfg, struct s
 		goto out;
 	if (cfg->console == CONSOLE_SERIAL)
 		console_attach(rs->console, rs->loop, uart_rx, vm->console_dev, console_quit, rs);
+	else if (cfg->console == CONSOLE_VIRTIO)
+		console_attach(rs->console, rs->loop, virtio_console_rx, vcon, console_quit, rs);
 	if (loop_add(rs->loop, vm->stop_efd, EPOLLIN, on_stop, rs) < 0) {
 		log_error("cannot watch the VM's stop event: %s", strerror(errno));
 		goto out;
@@ -226,8 +238,8 @@ int cmd_run(int argc, char **argv)
 		log_error("cannot set up the event loop: %s", strerror(errno));
 		goto out;
 	}
-	rs.console = cfg.console == CONSOLE_SERIAL ? console_open(STDIN_FILENO, STDOUT_FILENO)
-						  : console_open(-1, -1);
+	rs.console = cfg.console != CONSOLE_NONE ? console_open(STDIN_FILENO, STDOUT_FILENO)
+						 : console_open(-1, -1);
 	if (!rs.console)
 		goto out;
 

@@ -75,9 +75,12 @@ static void console_tx(struct virtio_console *c)
 		virtq_set_notification(q, false);
 		while ((r = virtq_pop(q, &c->chain)) == VIRTQ_OK) {
 			/* Writable segments in an output chain are ignored. */
-			for (unsigned i = 0; i < c->chain.n_out; i++)
-				if (c->port.write && c->chain.iov[i].iov_len)
-					c->port.write(c->port.ctx, c->chain.iov[i].iov_base, c->chain.iov[i].iov_len);
+			for (unsigned i = 0; i < c->chain.n_out; i++) {
+				const struct iovec *v = &c->chain.iov[i];
+
+				if (c->port.write && v->iov_len)
+					c->port.write(c->port.ctx, v->iov_base, v->iov_len);
+			}
 			virtq_push(q, c->chain.head, 0);
 			pushed++;
 		}

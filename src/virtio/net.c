@@ -290,7 +290,8 @@ static ssize_t net_recv(struct virtio_net *n, struct iovec *iov, unsigned cnt, s
 static void net_rx_drop(struct virtio_net *n, const char *why)
 {
 	n->rx_dropped++;
-	log_debug("%s: rx frame dropped (%s), %llu so far", n->vd.name, why, (unsigned long long)n->rx_dropped);
+	log_debug("%s: rx frame dropped (%s), %llu so far", n->vd.name, why,
+		  (unsigned long long)n->rx_dropped);
 }
 
 /* A read failed (r < 0, errno) or returned nothing (r == 0). */
@@ -572,7 +573,8 @@ static int net_start(struct virtio_net *n)
 		return -1;
 	}
 	if (n->is_tap && !n->fd_dead && tap_set_offload(n->fd, net_tap_offloads(vd)) < 0) {
-		log_error("%s: TUNSETOFFLOAD: %s; the tap refused the guest's offloads", vd->name, strerror(errno));
+		log_error("%s: TUNSETOFFLOAD: %s; the tap refused the guest's offloads", vd->name,
+			  strerror(errno));
 		return -1;
 	}
 	n->rx_stalled = false; /* look at the backend; stalls again if no buffers */
@@ -713,8 +715,8 @@ void virtio_net_default_mac(const char *tap, unsigned index, uint8_t mac[6])
 	mac[5] = (uint8_t)h;
 }
 
-static struct virtio_dev *net_create(const struct guest_mem *mem, int fd, const uint8_t mac[6], unsigned index,
-				     bool is_tap)
+static struct virtio_dev *net_create(const struct guest_mem *mem, int fd, const uint8_t mac[6],
+				     unsigned index, bool is_tap)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	char name[32];
@@ -777,9 +779,9 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct n
 		static const uint8_t zero[6];
 
 		if ((cfg->mac[0] & 1) || !memcmp(cfg->mac, zero, 6)) {
-			log_error("tap %s: MAC %02x:%02x:%02x:%02x:%02x:%02x is not a unicast address; use e.g. "
-				  "52:54:00:12:34:56", cfg->tap, cfg->mac[0], cfg->mac[1], cfg->mac[2], cfg->mac[3],
-				  cfg->mac[4], cfg->mac[5]);
+			log_error("tap %s: MAC %02x:%02x:%02x:%02x:%02x:%02x is not a unicast address; "
+				  "use e.g. 52:54:00:12:34:56", cfg->tap, cfg->mac[0], cfg->mac[1],
+				  cfg->mac[2], cfg->mac[3], cfg->mac[4], cfg->mac[5]);
 			return NULL;
 		}
 		memcpy(mac, cfg->mac, 6);
@@ -790,8 +792,8 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct n
 	if (fd < 0)
 		return NULL;
 	if (!vnet_ok) {
-		log_error("tap %s: the kernel refused the 12-byte vnet header (TUNSETVNETHDRSZ); use Linux >= 2.6.35",
-			  ifname);
+		log_error("tap %s: the kernel refused the 12-byte vnet header (TUNSETVNETHDRSZ); "
+			  "use Linux >= 2.6.35", ifname);
 		close(fd);
 		return NULL;
 	}

@@ -32,7 +32,8 @@ static size_t rng_fill(struct virtio_dev *vd, const struct virtq_chain *c, size_
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0) {
-				log_debug("%s: getrandom: %s", vd->name, r < 0 ? strerror(errno) : "no bytes");
+				log_debug("%s: getrandom: %s", vd->name,
+					  r < 0 ? strerror(errno) : "no bytes");
 				return done + got;
 			}
 			got += (size_t)r;

@@ -33,6 +33,8 @@ int virtio_dev_init(struct virtio_dev *vd, const struct virtio_dev_ops *ops, con
 
 void virtio_dev_fini(struct virtio_dev *vd)
 {
+	if (!vd->loop)
+		return; /* already done: safe to call twice */
 	loop_destroy(vd->loop);
 	vd->loop = NULL;
 	pthread_mutex_destroy(&vd->lock);

@@ -98,7 +98,7 @@ struct virtio_dev {
  * is created. 0 or -1 (printed). */
 int virtio_dev_init(struct virtio_dev *vd, const struct virtio_dev_ops *ops, const char *name,
 		    const struct guest_mem *mem, unsigned num_queues, uint16_t queue_max);
-/* Free what virtio_dev_init allocated (after the worker stopped). */
+/* Free what virtio_dev_init allocated (after the worker stopped). Idempotent. */
 void virtio_dev_fini(struct virtio_dev *vd);
 
 /* For devices, with vd->lock held: */

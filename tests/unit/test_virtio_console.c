@@ -219,11 +219,11 @@ static int setup(void **state)
 {
 	static const struct mem_region layout[1] = { { .gpa = 0, .size = RAM_SIZE } };
 	struct ctx *x = calloc(1, sizeof(*x));
+	struct char_port port = { .write = port_write, .rx_space = port_rx_space, .ctx = x };
 
 	x->ram = calloc(1, RAM_SIZE);
 	guest_mem_init_static(&x->m, x->ram, layout, 1);
-	x->vd = virtio_console_create(&x->m, (struct char_port){ .write = port_write, .rx_space = port_rx_space,
-								  .ctx = x }, 0);
+	x->vd = virtio_console_create(&x->m, port, 0);
 	assert_non_null(x->vd);
 	x->vd->tops = &fake_tops;
 	x->vd->transport = &x->f;

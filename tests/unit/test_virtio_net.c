@@ -280,7 +280,8 @@ static int teardown(void **state)
 }
 
 #define MRG_FEATURES (1ULL << VIRTIO_NET_F_MRG_RXBUF | 1ULL << VIRTIO_NET_F_CSUM | \
-		      1ULL << VIRTIO_NET_F_GUEST_CSUM | 1ULL << VIRTIO_NET_F_MAC | 1ULL << VIRTIO_NET_F_STATUS)
+		      1ULL << VIRTIO_NET_F_GUEST_CSUM | 1ULL << VIRTIO_NET_F_MAC | \
+		      1ULL << VIRTIO_NET_F_STATUS)
 
 /* ---- tests ---- */
 

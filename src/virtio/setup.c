@@ -1,0 +1,51 @@
+#include "setup.h"
+
+#include <stdio.h>
+
+#include "../core/log.h"
+#include "../core/vm.h"
+#include "blk.h"
+#include "console.h"
+#include "net.h"
+#include "rng.h"
+#include "virtio_pci.h"
+
+/* Put vd on the PCI bus; on failure the device model is freed here. */
+static int plug(struct vm *vm, struct virtio_dev *vd)
+{
+	struct device *dev;
+
+	if (!vd)
+		return -1;
+	dev = virtio_pci_create(vm, vd);
+	if (!dev) {
+		virtio_dev_fini(vd);
+		vd->ops->destroy(vd);
+		return -1;
+	}
+	vm_add_device(vm, dev);
+	return 0;
+}
+
+int virtio_create_devices(struct vm *vm, struct char_port console_port, struct virtio_dev **console)
+{
+	const struct vm_config *cfg = vm->cfg;
+
+	*console = NULL;
+	for (unsigned i = 0; i < cfg->nr_disks; i++)
+		if (plug(vm, virtio_blk_create(&vm->mem, &cfg->disks[i], i)) < 0)
+			return -1;
+	for (unsigned i = 0; i < cfg->nr_nets; i++)
+		if (plug(vm, virtio_net_create(&vm->mem, &cfg->nets[i], i)) < 0)
+			return -1;
+	if (cfg->rng && plug(vm, virtio_rng_create(&vm->mem, 0)) < 0)
+		return -1;
+	if (cfg->console == CONSOLE_VIRTIO) {
+		struct virtio_dev *vd = virtio_console_create(&vm->mem, console_port, 0);
+
+		if (plug(vm, vd) < 0)
+			return -1;
+		*console = vd;
+	}
+	return 0;
+}
