@@ -269,8 +269,10 @@ static void write_status(struct vpci *p, uint8_t v)
 		    !(p->drv_features & (1ULL << VIRTIO_F_VERSION_1)))
 			v &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
 	}
-	/* NEEDS_RESET is the device's to set, and it stays. */
-	p->status = (uint8_t)((v & ~VIRTIO_STATUS_NEEDS_RESET) | (old & VIRTIO_STATUS_NEEDS_RESET));
+	/* Bits only accumulate until a reset (the driver must not clear them;
+	 * honouring it would restart queues behind the driver's back), and
+	 * NEEDS_RESET is the device's to set. */
+	p->status = (uint8_t)(old | (v & ~VIRTIO_STATUS_NEEDS_RESET));
 	if ((v & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
 	    (p->status & VIRTIO_STATUS_FEATURES_OK) && !p->vd->broken)
 		activate(p);
@@ -492,9 +494,11 @@ static void bar_access(struct vpci *p, uint64_t off, struct bus_access *a)
 		if (a->len > vd->config_size - o) {
 			io_fill_ones(a);
 		} else if (a->is_write) {
-			memcpy(vd->config + o, a->data, a->len);
-			if (vd->ops->config_write)
+			/* Only devices with writable fields take config writes. */
+			if (vd->ops->config_write) {
+				memcpy(vd->config + o, a->data, a->len);
 				vd->ops->config_write(vd, o, a->len);
+			}
 		} else {
 			memcpy(a->data, vd->config + o, a->len);
 		}

@@ -27,6 +27,7 @@ fi
 
 GUEST_TESTS="serial rtc pit lapic_timer smp_1 smp_2 smp_4 poweroff reset_i8042_noreboot
 	reset_acpi_noreboot reset_reboot reset_reboot_acpi triple_fault triple_fault_int3 hostile_io
+	virtio_hostile virtio_hostile_ro
 	sigterm sigint sighup sig_ignored threads sigstop fds_reboot tty_sigterm tty_ctrl_a_x tty_hangup"
 CLI_TESTS="cli_missing_kernel cli_kernel_is_dir cli_not_a_kernel cli_initrd_too_big
 	cli_memory_too_small cli_memory_too_big cli_memory_malformed cli_cpus_zero
@@ -191,6 +192,78 @@ t_hostile_io() {
 	vm_trouble hostile_io 0 && return
 	have_line "hostile_io: OK" || { fail hostile_io "no 'hostile_io: OK' line"; return; }
 	pass hostile_io
+}
+
+# ---- virtio-blk against a hostile driver ----
+
+# The case lines virtio_hostile.c must print, "NAME:EXPECT" ("case NAME: EXPECT ok").
+VH_CASES="loop:needs_reset self_loop:needs_reset loop_full:needs_reset head_oob:needs_reset
+	next_oob:needs_reset addr_hole:needs_reset addr_top:needs_reset addr_wrap:needs_reset
+	addr_ram_end:needs_reset len_huge:needs_reset avail_jump:needs_reset write_then_read:needs_reset
+	indirect_valid:completed indirect_not_negotiated:needs_reset indirect_next:needs_reset
+	indirect_nested:needs_reset indirect_len:needs_reset indirect_zero_len:needs_reset
+	indirect_loop:needs_reset indirect_table_hole:needs_reset beyond_capacity:ioerr
+	straddle_capacity:ioerr sector_overflow:ioerr partial_sector:ioerr unknown_type:unsupp
+	short_header:ioerr seg_max_exceeded:ioerr no_status:used_len0 rings_hole:needs_reset
+	rings_wrap:needs_reset rings_ram_end:needs_reset ring_misaligned:needs_reset
+	qsize_not_pow2:ignored features_unoffered:refused features_no_version1:refused
+	reset_inflight:quiet devcfg_readonly:ignored queue_frozen:ignored"
+VH_SECTORS=2048     # a 1 MiB image
+VH_PATTERN_SECTOR=8 # the only sector the guest may change, to (i * 13 + 0x5a) & 0xff
+
+# t_virtio_hostile TEST [ro]: the hostile virtio-blk driver on a 1 MiB image of
+# random bytes whose sector 0 starts with KVMBOX-DISK. kvmbox must survive every
+# case (the guest powers off: status 0), each case must report its expected
+# reaction, and the image must differ from the original in at most sector 8,
+# which must hold the pattern (read-only: not at all).
+t_virtio_hostile() {
+	local t=$1 ro=${2:-} img orig c e n got want miss= first bad sz
+	img=$LOGS/$t.img
+	orig=$LOGS/$t.orig
+	if ! head -c $((VH_SECTORS * 512)) /dev/urandom >"$orig" ||
+		! printf 'KVMBOX-DISK sector 0\n' | dd of="$orig" conv=notrunc status=none ||
+		! cp "$orig" "$img"; then
+		fail "$t" "cannot prepare the disk image in $LOGS"
+		return
+	fi
+	run_vm "$t" virtio_hostile --disk "$img${ro:+,ro}" --append "cap=$VH_SECTORS${ro:+ ro}"
+	vm_trouble "$t" 0 && return
+	have_line "virtio_hostile: done" || { fail "$t" "no 'virtio_hostile: done' line"; return; }
+	for c in $VH_CASES ${ro:+ro_write:ioerr}; do
+		have_line "case ${c%%:*}: ${c#*:} ok" || miss="$miss ${c%%:*}"
+	done
+	if [ -n "$miss" ]; then
+		first=${miss# }
+		first=${first%% *}
+		bad=$(grep -a "^case $first: " "$OUT" | head -n1)
+		fail "$t" "cases not ok:$miss${bad:+ (first: $bad)}"
+		return
+	fi
+	# Every case line must be one we know (a guest change needs a runner change).
+	n=$(grep -ac '^case ' "$OUT")
+	want=$(echo $VH_CASES ${ro:+ro_write:ioerr} | wc -w)
+	[ "$n" != "$want" ] && { fail "$t" "$n case lines, expected $want"; return; }
+	# Errors on stderr (as stderr_errors), except the documented fallback warning.
+	e=$(grep -avi 'io_uring unavailable' "$ERR" |
+		grep -aiE "error|fail|cannot|can't|unable|warn|abort|fault|leak" | head -n1 | cut -c1-200)
+	[ -n "$e" ] && { fail "$t" "error on stderr: $e"; return; }
+	# The image: same size, untouched outside sector 8, sector 8 = pattern.
+	sz=$(stat -c %s "$img")
+	[ "$sz" != $((VH_SECTORS * 512)) ] && { fail "$t" "image is $sz bytes, was $((VH_SECTORS * 512))"; return; }
+	if [ -n "$ro" ]; then
+		c=$(cmp "$orig" "$img" 2>&1) || { fail "$t" "read-only image changed: $c"; return; }
+		pass "$t"
+		return
+	fi
+	c=$(cmp -l "$orig" "$img" | awk -v p=$VH_PATTERN_SECTOR '{ s = int(($1 - 1) / 512) }
+		s != p && !(s in seen) { seen[s] = 1; n++; if (n <= 5) l = l " " s } END { if (n) print n ":" l }')
+	[ -n "$c" ] &&
+		{ fail "$t" "image changed outside sector $VH_PATTERN_SECTOR: ${c%%:*} sectors (${c#*: })"; return; }
+	got=$(od -An -v -tu1 -j $((VH_PATTERN_SECTOR * 512)) -N 512 "$img" | tr -s ' \n' ' ')
+	want=$(awk 'BEGIN { for (i = 0; i < 512; i++) printf " %d", (i * 13 + 90) % 256; printf " " }')
+	[ "$got" != "$want" ] &&
+		{ fail "$t" "sector $VH_PATTERN_SECTOR does not hold the guest's pattern"; return; }
+	pass "$t"
 }
 
 # ---- process tests: kvmbox in the background, looked at through /proc ----
@@ -574,6 +647,8 @@ run_test() {
 	tty_sigterm) t_tty "$1" sigterm ;;
 	tty_ctrl_a_x) t_tty "$1" ctrl-a-x ;;
 	tty_hangup) t_tty "$1" hangup ;;
+	virtio_hostile) t_virtio_hostile "$1" ;;
+	virtio_hostile_ro) t_virtio_hostile "$1" ro ;;
 	triple_fault) t_triple_fault "$1" ud2 ;;
 	triple_fault_int3) t_triple_fault "$1" int3 ;;
 	smp_*) t_smp "${1#smp_}" ;;
@@ -628,6 +703,7 @@ for t in $TESTS; do
 		case $t in
 		reset_*) g=reset ;;
 		triple_fault*) g=triple_fault ;;
+		virtio_hostile*) g=virtio_hostile ;;
 		sig* | threads | tty_*) g=idle ;;
 		fds_reboot) g=reboots ;;
 		esac

@@ -35,7 +35,7 @@ while [ $i -le $RUNS ]; do
 	pid=$!
 	(sleep 180; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
 	guard=$!
-	t1= rss= ram= kvm=
+	t1='' rss='' ram='' kvm=''
 	while IFS= read -r line; do
 		read up _ </proc/uptime
 		case "$line" in
@@ -48,6 +48,7 @@ while [ $i -le $RUNS ]; do
 				[ -n "$d" ] && [ -r "$d/$s" ] && v=$(cat "$d/$s")
 				kvm="$kvm kvm_$s=$v"
 			done
+			# shellcheck disable=SC2046 # two numbers
 			set -- $(awk -v min=$((MEM_MB * 1024)) '
 				/^[0-9a-f]+-[0-9a-f]+ / { n++; anon[n] = (NF < 6 || $6 ~ /^(\/memfd:|\[anon)/) }
 				/^Size:/ { size[n] = $2 }

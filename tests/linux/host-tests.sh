@@ -24,6 +24,7 @@ want() {
 	[ -z "$ONLY" ] && return 0
 	for _w in "$@"; do
 		for _g in $ONLY; do
+			# shellcheck disable=SC2254 # a glob on purpose
 			case $_w in $_g) return 0 ;; esac
 		done
 	done
@@ -95,7 +96,7 @@ boot_check() {
 	else
 		res FAIL $1 "no init marker from the guest (kvmbox status $RC after ${SECS}s)"
 		diag $1 $2
-		BOOT_TMO=60
+		[ "$BOOT_TMO" -gt 60 ] && BOOT_TMO=60
 	fi
 }
 

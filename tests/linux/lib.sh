@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh - shared pieces of the Linux tier, `make demo` and `make bench` (bash, sourced).
 #
 # The machine's /dev/kvm cannot run a Linux guest, so Linux runs in an *emulated host*:
@@ -96,6 +97,7 @@ kb_fetch_kernel() {
 	local kver pkg dir deb tmp
 	kver=$(kb_kernel_version) || return 1
 	dir=$KB_CACHE/linux-$kver
+	# shellcheck disable=SC2034 # for callers
 	KB_KVER=$kver
 	KB_KDIR=$dir
 	[[ -f $dir/.complete ]] && return 0
@@ -263,8 +265,9 @@ kb_have_qemu() {
 # that Ctrl-A reaches kvmbox running inside (Ctrl-A x quits kvmbox).
 kb_boot_host() {
 	local initrd=$1 tmo=$2 append=$3 mode=${4:-batch}
+	# shellcheck disable=SC2054 # the commas are qemu's
 	local -a cmd=(
-		"$KB_QEMU" -accel tcg,thread=multi -smp "${KVMBOX_HOST_CPUS:-2}" -cpu max
+		"$KB_QEMU" -accel tcg,thread=multi -smp "${KVMBOX_HOST_CPUS:-2}" -cpu "${KVMBOX_HOST_CPU:-max}"
 		-m "${KVMBOX_HOST_MEMORY:-3G}" -nic none -nographic -no-reboot
 		-kernel "$KB_KDIR/vmlinuz" -initrd "$initrd"
 		-append "console=ttyS0 quiet panic=-1 $append"

@@ -10,7 +10,8 @@
 # after a FAIL are indented). The emulated host's serial log, each line stamped with the real
 # host's time, is kept in build/linux/host.log.
 # Environment: KVMBOX_BIN (default build/kvmbox-static), KVMBOX_CACHE, KVMBOX_LINUX_TIMEOUT
-# (seconds for the whole emulated host, default 1200), KVMBOX_VERBOSE=1 (echo the serial log).
+# (seconds for the whole emulated host, default 1200), KVMBOX_BOOT_TIMEOUT (seconds per guest
+# boot, default 120), KVMBOX_VERBOSE=1 (echo the serial log).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source tests/linux/lib.sh
@@ -35,7 +36,7 @@ for a in "$@"; do
 	case $a in
 	--shell) shell=1 ;;
 	--list) printf '%s\n' "${TESTS[@]}"; exit 0 ;;
-	-h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) globs+=("$a") ;;
 	esac
 done
@@ -95,8 +96,11 @@ fi
 only=$(IFS=,; echo "${globs[*]:-}")
 t_start=$EPOCHSECONDS
 host_state=booting
+nokvm=
 : >"$LOG"
-exec 3< <(kb_boot_host "$OUT/host-initrd" "$TMO" "kvmbox.host=tests ${only:+kvmbox.only=$only}" 2>&1)
+bt=${KVMBOX_BOOT_TIMEOUT:-}
+exec 3< <(kb_boot_host "$OUT/host-initrd" "$TMO" \
+	"kvmbox.host=tests ${only:+kvmbox.only=$only} ${bt:+kvmbox.boot_timeout=$bt}" 2>&1)
 qpid=$!
 last_fail=
 while IFS= read -r line <&3; do
@@ -105,8 +109,8 @@ while IFS= read -r line <&3; do
 	[[ ${KVMBOX_VERBOSE:-0} == 1 ]] && printf '%s\n' "$line" >&2
 	case $line in
 	*KVMBOX-HOST\ kvm\ ready*) host_state=ready ;;
-	*KVMBOX-HOST\ nokvm*) host_state="no usable /dev/kvm in the emulated host: ${line#*nokvm }" ;;
-	*KVMBOX-HOST\ done*) host_state=done ;;
+	*KVMBOX-HOST\ nokvm*) nokvm="no usable /dev/kvm in the emulated host: ${line#*nokvm }" ;;
+	*"KVMBOX-HOST done"*) host_state=finished ;;
 	*KVMBOX-T\ DATA\ *)
 		# Guest clock vs the emulated host's clock (what kvmbox itself sees: that is the one
 		# kvmbox is responsible for) and vs the real host's clock when the line arrived
@@ -145,8 +149,9 @@ qrc=$?
 elapsed=$((EPOCHSECONDS - t_start))
 echo "linux: emulated host exited with status $qrc after ${elapsed}s (log: $LOG)" >>"$LOG"
 
+[[ -n $nokvm ]] && skip_all "$nokvm"
 case $host_state in
-done) why="no result line (see $LOG)" ;;
+finished) why="no result line (see $LOG)" ;;
 ready | booting)
 	if ((qrc == 124 || qrc == 137)); then
 		why="emulated host timed out after ${TMO}s before this test ran (see $LOG)"
@@ -154,7 +159,6 @@ ready | booting)
 		why="emulated host stopped (qemu status $qrc) before this test ran (see $LOG)"
 	fi
 	;;
-*) skip_all "$host_state" ;;
 esac
 for t in "${TESTS[@]}"; do
 	report FAIL "$t" "$why"
