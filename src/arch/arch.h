@@ -34,6 +34,20 @@ void arch_vcpu_dump(struct vcpu *vcpu, FILE *f);
 /* Default GSI routes (the in-kernel irqchip pins) into out; returns the
  * count and sets *first_free to the first GSI free for MSI routes. */
 int arch_default_routes(struct kvm_irq_routing_entry *out, int max, uint32_t *first_free);
+/* Snapshot state: one vCPU's full KVM state; the VM-wide irqchips, timer
+ * and clock; the host CPU features the guest may rely on (checked on
+ * restore so a snapshot is refused on a host that lacks them). load
+ * returns -1 after printing when the data is malformed or KVM refuses it. */
+#include "../core/ser.h"
+int arch_vcpu_save(struct vcpu *vcpu, struct ser_writer *w);
+int arch_vcpu_load(struct vcpu *vcpu, struct ser_reader *r);
+int arch_vm_save(struct vm *vm, struct ser_writer *w);
+int arch_vm_load(struct vm *vm, struct ser_reader *r);
+int arch_cpu_features_save(struct vm *vm, struct ser_writer *w);
+int arch_cpu_features_check(struct vm *vm, struct ser_reader *r);
+/* The guest's kvmclock (pause/resume keep it from jumping). */
+int arch_clock_get(struct vm *vm, uint64_t *ns);
+int arch_clock_set(struct vm *vm, uint64_t ns);
 /* Free arch private data. */
 void arch_vm_destroy(struct vm *vm);
 

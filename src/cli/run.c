@@ -141,7 +141,7 @@ static int boot_once(struct run_state *rs, const struct vm_config *cfg, struct s
 		return -1;
 	}
 	nr = arch_mem_layout(cfg->memory, layout, GUEST_MEM_MAX_REGIONS);
-	if (vm_create(vm, cfg, layout, nr) < 0 || arch_vm_init(vm) < 0)
+	if (vm_create(vm, cfg, layout, nr, NULL) < 0 || arch_vm_init(vm) < 0)
 		goto out;
 	vm->console_port = cfg->console == CONSOLE_SERIAL ? console_port(rs->console) : (struct char_port){ 0 };
 	if (arch_create_devices(vm) < 0)

@@ -37,6 +37,11 @@ struct device_ops {
 	 * device has no state. load returns 0, or -1 for malformed input. */
 	void (*save)(struct device *dev, struct ser_writer *w);
 	int (*load)(struct device *dev, struct ser_reader *r);
+	/* Optional: stop touching guest memory (finish in-flight I/O, park
+	 * worker threads) until resume. Called on the main thread with every
+	 * vCPU parked; pause and resume come in pairs. */
+	void (*pause)(struct device *dev);
+	void (*resume)(struct device *dev);
 	/* Release resources and free the device. */
 	void (*destroy)(struct device *dev);
 };

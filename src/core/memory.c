@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -88,4 +89,40 @@ void guest_mem_free(struct guest_mem *m)
 	if (m->base && m->total)
 		munmap(m->base, m->total);
 	memset(m, 0, sizeof(*m));
+}
+
+int guest_mem_alloc_file(struct guest_mem *m, const struct mem_region *layout, int nr, int fd, uint64_t off,
+			 bool copy)
+{
+	uint64_t done = 0;
+
+	if (guest_mem_alloc(m, layout, nr) < 0)
+		return -1;
+	if (copy) {
+		/* Read only the data extents: holes are zero already. */
+		while (done < m->total) {
+			ssize_t n = pread(fd, m->base + done, m->total - done > (1u << 30) ? (1u << 30) : m->total - done,
+					  (off_t)(off + done));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				log_error("snapshot: cannot read guest RAM: %s; the file is truncated or unreadable",
+					  n < 0 ? strerror(errno) : "end of file");
+				guest_mem_free(m);
+				return -1;
+			}
+			done += (uint64_t)n;
+		}
+		return 0;
+	}
+	/* Map the file over the anonymous reservation, copy-on-write. */
+	if (mmap(m->base, m->total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
+		 (off_t)off) == MAP_FAILED) {
+		log_error("snapshot: cannot map guest RAM from the file: %s; try --copy", strerror(errno));
+		guest_mem_free(m);
+		return -1;
+	}
+	madvise(m->base, m->total, MADV_DONTDUMP);
+	return 0;
 }

@@ -38,6 +38,12 @@ int gpa_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
  * the regions given by `layout` (gpa/size filled, host ignored). Returns 0 or
  * -1 with an error printed. */
 int guest_mem_alloc(struct guest_mem *m, const struct mem_region *layout, int nr);
+/* Like guest_mem_alloc, but the RAM's initial content comes from file fd
+ * at offset off (page aligned; regions back to back): mapped MAP_PRIVATE
+ * (copy-on-write, so the time does not grow with RAM size), or read into
+ * anonymous memory when copy is true. 0 or -1 (printed). */
+int guest_mem_alloc_file(struct guest_mem *m, const struct mem_region *layout, int nr, int fd, uint64_t off,
+			 bool copy);
 /* Describe caller-owned memory (unit tests: a malloc'ed buffer). */
 void guest_mem_init_static(struct guest_mem *m, uint8_t *base, const struct mem_region *layout, int nr);
 void guest_mem_free(struct guest_mem *m);

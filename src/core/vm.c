@@ -94,7 +94,8 @@ static int open_kvm(struct vm *vm)
 	return 0;
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, const struct mem_region *layout, int nr_regions)
+int vm_create(struct vm *vm, const struct vm_config *cfg, const struct mem_region *layout, int nr_regions,
+	      const struct ram_file *rf)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
@@ -126,7 +127,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const struct mem_regio
 			  strerror(errno));
 		return -1;
 	}
-	if (guest_mem_alloc(&vm->mem, layout, nr_regions) < 0)
+	if (rf ? guest_mem_alloc_file(&vm->mem, layout, nr_regions, rf->fd, rf->off, rf->copy) < 0
+	       : guest_mem_alloc(&vm->mem, layout, nr_regions) < 0)
 		return -1;
 	for (int i = 0; i < vm->mem.nr_regions; i++) {
 		struct kvm_userspace_memory_region r = {
@@ -196,6 +198,36 @@ bool vm_request_stop(struct vm *vm, enum vm_exit_reason reason)
 	return true;
 }
 
+static void set_slot(struct vm *vm, int i, uint32_t flags, int *ret)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = (uint32_t)i,
+		.flags = flags,
+		.guest_phys_addr = vm->mem.regions[i].gpa,
+		.memory_size = vm->mem.regions[i].size,
+		.userspace_addr = (uint64_t)(uintptr_t)vm->mem.regions[i].host,
+	};
+
+	if (KVM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		*ret = -1;
+}
+
+int vm_dirty_log_enable(struct vm *vm, bool on)
+{
+	int ret = 0;
+
+	for (int i = 0; i < vm->mem.nr_regions; i++)
+		set_slot(vm, i, on ? KVM_MEM_LOG_DIRTY_PAGES : 0, &ret);
+	return ret;
+}
+
+int vm_dirty_log_get(struct vm *vm, int slot, unsigned long *bitmap)
+{
+	struct kvm_dirty_log d = { .slot = (uint32_t)slot, .dirty_bitmap = bitmap };
+
+	return KVM_IOCTL(vm->vm_fd, KVM_GET_DIRTY_LOG, &d);
+}
+
 void vm_pause(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->pause_lock);
@@ -207,10 +239,25 @@ void vm_pause(struct vm *vm)
 	while (vm->nr_paused < vm->nr_active)
 		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
 	pthread_mutex_unlock(&vm->pause_lock);
+	for (struct device *d = vm->devices; d; d = d->next)
+		if (d->ops->pause)
+			d->ops->pause(d);
+	if (arch_clock_get(vm, &vm->paused_clock) < 0)
+		vm->paused_clock = 0;
+	vm->paused = true;
 }
 
 void vm_resume(struct vm *vm)
 {
+	if (vm->paused) {
+		/* The guest clock goes on from where it stopped. */
+		if (vm->paused_clock)
+			arch_clock_set(vm, vm->paused_clock);
+		for (struct device *d = vm->devices; d; d = d->next)
+			if (d->ops->resume)
+				d->ops->resume(d);
+		vm->paused = false;
+	}
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->pause_requested = false;
 	pthread_cond_broadcast(&vm->pause_cond);

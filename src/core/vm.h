@@ -21,6 +21,13 @@
 struct vcpu;
 struct eventloop;
 
+/* Where guest RAM starts from (restore): NULL means zeroed memory. */
+struct ram_file {
+	int fd;
+	uint64_t off;
+	bool copy;
+};
+
 /* Why the VM stopped. Ordered by precedence: the first non-RUNNING reason
  * set wins. */
 enum vm_exit_reason {
@@ -57,6 +64,8 @@ struct vm {
 	pthread_mutex_t pause_lock;
 	pthread_cond_t pause_cond;
 	bool pause_requested;
+	bool paused;                /* vm_pause done, vm_resume not yet */
+	uint64_t paused_clock;      /* kvmclock at vm_pause */
 	unsigned nr_paused;         /* vCPU threads parked */
 	unsigned nr_active;         /* vCPU threads running their loop */
 
@@ -80,7 +89,8 @@ struct vm {
 
 /* Open /dev/kvm, check API version and every capability kvmbox uses, create
  * the VM, allocate and register guest RAM from `layout`. 0 or -1 (printed). */
-int vm_create(struct vm *vm, const struct vm_config *cfg, const struct mem_region *layout, int nr_regions);
+int vm_create(struct vm *vm, const struct vm_config *cfg, const struct mem_region *layout, int nr_regions,
+	      const struct ram_file *rf);
 /* Add a device to the VM's list (the VM owns it from now on). */
 void vm_add_device(struct vm *vm, struct device *dev);
 /* Create the vCPU objects (not yet running). */
@@ -90,9 +100,17 @@ int vm_start_vcpus(struct vm *vm);
 /* Ask every vCPU to stop with `reason` and wake the main loop. Safe from any
  * thread. The first reason wins: returns true only for the call that set it. */
 bool vm_request_stop(struct vm *vm, enum vm_exit_reason reason);
-/* Park all vCPUs outside KVM_RUN / let them go again. Not re-entrant. */
+/* Park all vCPUs outside KVM_RUN and pause every device (no guest memory
+ * is touched until vm_resume), keeping the guest clock from jumping. Main
+ * thread only; not re-entrant. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+/* Turn KVM dirty-page logging on or off for every RAM slot. 0 or -1. */
+int vm_dirty_log_enable(struct vm *vm, bool on);
+/* Fetch and clear the dirty bitmap of RAM region `slot` into bitmap (one
+ * bit per 4 KiB page, unsigned long words, zeroed by KVM). 0 or -1. */
+int vm_dirty_log_get(struct vm *vm, int slot, unsigned long *bitmap);
+
 /* Join vCPU threads, destroy devices, free RAM, close fds. */
 void vm_destroy(struct vm *vm);
 

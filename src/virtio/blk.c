@@ -549,6 +549,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.device_id = VIRTIO_ID_BLOCK,
 	.activate = blk_activate,
 	.reset = blk_reset,
+	.quiesce = virtio_blk_quiesce,
 	.queue_notify = blk_queue_notify,
 	.save = blk_save,
 	.load = blk_load,

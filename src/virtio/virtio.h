@@ -59,6 +59,9 @@ struct virtio_dev_ops {
 	/* Optional: the driver wrote device config bytes [off, off+len) (the
 	 * new bytes are already in vd->config). */
 	void (*config_write)(struct virtio_dev *vd, uint32_t off, uint32_t len);
+	/* Optional: finish every in-flight request (no guest memory access
+	 * after return) before a pause or snapshot. */
+	int (*quiesce)(struct virtio_dev *vd);
 	/* Optional: device-specific state beyond features/queues/config,
 	 * which the transport saves itself. */
 	void (*save)(struct virtio_dev *vd, struct ser_writer *w);

@@ -86,6 +86,15 @@ struct vpci {
 	int stop_fd;
 	pthread_t worker;
 	bool worker_started;
+
+	/* Pause: the worker parks itself in a handler of its own loop, after
+	 * the device finished its in-flight work, so nothing touches guest
+	 * memory; kicks meanwhile wait in their eventfds. */
+	int pause_fd;
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond;
+	bool park_req;
+	bool parked;
 };
 
 static uint64_t offered_features(const struct vpci *p)
@@ -632,6 +641,54 @@ static void on_stop(struct loop *l, int fd, uint32_t events, void *opaque)
 	loop_quit(l);
 }
 
+static void on_pause(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct vpci *p = opaque;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0)
+		return;
+	pthread_mutex_lock(&p->vd->lock);
+	if (p->vd->ops->quiesce)
+		p->vd->ops->quiesce(p->vd);
+	pthread_mutex_unlock(&p->vd->lock);
+	pthread_mutex_lock(&p->park_lock);
+	p->parked = true;
+	pthread_cond_broadcast(&p->park_cond);
+	while (p->park_req)
+		pthread_cond_wait(&p->park_cond, &p->park_lock);
+	p->parked = false;
+	pthread_mutex_unlock(&p->park_lock);
+}
+
+static void vpci_pause(struct device *dev)
+{
+	struct vpci *p = container_of(dev, struct vpci, dev);
+	uint64_t one = 1;
+
+	if (!p->worker_started)
+		return;
+	pthread_mutex_lock(&p->park_lock);
+	p->park_req = true;
+	pthread_mutex_unlock(&p->park_lock);
+	if (write(p->pause_fd, &one, sizeof(one)) < 0)
+		log_debug("%s: pause: %s", p->vd->name, strerror(errno));
+	pthread_mutex_lock(&p->park_lock);
+	while (!p->parked)
+		pthread_cond_wait(&p->park_cond, &p->park_lock);
+	pthread_mutex_unlock(&p->park_lock);
+}
+
+static void vpci_resume(struct device *dev)
+{
+	struct vpci *p = container_of(dev, struct vpci, dev);
+
+	pthread_mutex_lock(&p->park_lock);
+	p->park_req = false;
+	pthread_cond_broadcast(&p->park_cond);
+	pthread_mutex_unlock(&p->park_lock);
+}
+
 static void *worker_main(void *arg)
 {
 	struct vpci *p = arg;
@@ -788,6 +845,10 @@ static void vpci_destroy(struct device *dev)
 			close(p->kick_fd[q]);
 	if (p->stop_fd >= 0)
 		close(p->stop_fd);
+	if (p->pause_fd >= 0)
+		close(p->pause_fd);
+	pthread_mutex_destroy(&p->park_lock);
+	pthread_cond_destroy(&p->park_cond);
 	virtio_dev_fini(vd);
 	if (vd->ops->destroy)
 		vd->ops->destroy(vd);
@@ -799,6 +860,8 @@ static const struct device_ops vpci_dev_ops = {
 	.reset = vpci_reset,
 	.save = vpci_save,
 	.load = vpci_load,
+	.pause = vpci_pause,
+	.resume = vpci_resume,
 	.destroy = vpci_destroy,
 };
 
@@ -843,6 +906,9 @@ struct device *virtio_pci_create(struct vm *vm, struct virtio_dev *vd)
 	p->vm = vm;
 	p->vd = vd;
 	p->stop_fd = -1;
+	p->pause_fd = -1;
+	pthread_mutex_init(&p->park_lock, NULL);
+	pthread_cond_init(&p->park_cond, NULL);
 	p->dev.ops = &vpci_dev_ops;
 	io_set_name(&p->dev, vd->name);
 	vd->tops = &vpci_tops;
@@ -867,6 +933,9 @@ struct device *virtio_pci_create(struct vm *vm, struct virtio_dev *vd)
 	}
 	p->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->stop_fd < 0 || loop_add(vd->loop, p->stop_fd, EPOLLIN, on_stop, p) < 0)
+		goto fail_fd;
+	p->pause_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->pause_fd < 0 || loop_add(vd->loop, p->pause_fd, EPOLLIN, on_pause, p) < 0)
 		goto fail_fd;
 
 	pd = &p->pci;
@@ -932,6 +1001,12 @@ fail:
 		loop_del(vd->loop, p->stop_fd);
 		close(p->stop_fd);
 	}
+	if (p->pause_fd >= 0) {
+		loop_del(vd->loop, p->pause_fd);
+		close(p->pause_fd);
+	}
+	pthread_mutex_destroy(&p->park_lock);
+	pthread_cond_destroy(&p->park_cond);
 	vd->tops = NULL;
 	vd->transport = NULL;
 	free(p);
