@@ -174,10 +174,8 @@ static int boot_once(struct run_state *rs, const struct vm_config *cfg, struct s
 		loop_run(rs->loop);
 	reason = atomic_load(&vm->exit_reason);
 	/* Join the vCPUs before reading their state or stats. */
-	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-		vcpu_destroy(vm->vcpus[i]);
-		vm->vcpus[i] = NULL;
-	}
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_join(vm->vcpus[i]);
 	if (reason == VM_REBOOT) {
 		ser_writer_free(carry);
 		for (struct device *d = vm->devices; d; d = d->next)

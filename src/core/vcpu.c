@@ -229,15 +229,20 @@ int vcpu_start(struct vcpu *v)
 	return 0;
 }
 
-void vcpu_destroy(struct vcpu *v)
+void vcpu_join(struct vcpu *v)
 {
-	if (!v)
-		return;
-	if (v->thread_started) {
+	if (v && v->thread_started) {
 		vcpu_kick(v);
 		pthread_join(v->thread, NULL);
 		v->thread_started = false;
 	}
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+	if (!v)
+		return;
+	vcpu_join(v);
 	if (v->run && v->run != MAP_FAILED)
 		munmap(v->run, (size_t)v->vm->vcpu_mmap_size);
 	if (v->fd >= 0)

@@ -53,6 +53,8 @@ struct vcpu *vcpu_create(struct vm *vm, unsigned id);
 int vcpu_start(struct vcpu *vcpu);
 /* Make a vCPU leave KVM_RUN soon. Safe from any thread. */
 void vcpu_kick(struct vcpu *vcpu);
+/* Wait for the thread to leave its loop (the VM must be stopping). */
+void vcpu_join(struct vcpu *vcpu);
 /* Join (if started), unmap, close, free. */
 void vcpu_destroy(struct vcpu *vcpu);
 /* Install the no-op kick handler (once per process). */

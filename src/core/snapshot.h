@@ -1,0 +1,78 @@
+/* snapshot.h - VM state capture, the snapshot file, and restore.
+ *
+ * File layout (all little endian):
+ *   0      header page: magic "KVMBOXSN", version, architecture, offsets and
+ *          lengths of the RAM image and of the metadata, their hashes, and a
+ *          hash of the header itself
+ *   4096   guest RAM, regions back to back, page aligned, written sparse:
+ *          zero pages are holes, so the file holds only what the guest used
+ *          and a restore can map it copy-on-write
+ *   after  metadata: checksummed sections (config, CPU features, VM, one per
+ *          vCPU, one per device, RAM index)
+ * Every section carries an XXH3 hash; the RAM hash covers the non-zero pages
+ * (index and content), so verifying costs what the guest used, not its size.
+ */
+#ifndef KVMBOX_SNAPSHOT_H
+#define KVMBOX_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ser.h"
+
+struct vm;
+
+#define SNAP_MAGIC "KVMBOXSN"
+#define SNAP_VERSION 1
+#define SNAP_RAM_OFFSET 4096ULL
+
+/* A vm_config read back from a snapshot, owning its strings. */
+struct snap_config {
+	struct vm_config cfg;
+	char *strings[4 + MAX_DISKS]; /* everything cfg points to */
+};
+
+/* Serialise / parse the run options needed to rebuild the VM. */
+void snap_config_save(const struct vm_config *cfg, struct ser_writer *w);
+int snap_config_load(struct snap_config *sc, struct ser_reader *r);
+void snap_config_free(struct snap_config *sc);
+
+/* Capture everything but RAM (config, CPU features, VM, vCPUs, devices)
+ * into w as sections. The VM must be paused. 0 or -1 (printed). */
+int vm_state_save(struct vm *vm, struct ser_writer *w);
+/* Apply state captured by vm_state_save to a VM built from the same config
+ * (devices created, vCPUs created, not started). 0 or -1 (printed). */
+int vm_state_load(struct vm *vm, struct ser_reader *r);
+
+struct snap_result {
+	uint64_t ram_bytes;    /* non-zero guest RAM written */
+	uint64_t file_bytes;   /* apparent file size */
+	double pause_ms;       /* how long the guest was paused */
+	double total_ms;
+};
+
+/* Write a snapshot of the running VM to path. With live, the guest is paused
+ * only while its state is captured and a copy-on-write image of its RAM is
+ * taken (fork); a child process writes RAM while the guest runs on. Without
+ * live (hibernate), the guest stays paused throughout and is left paused.
+ * The file is complete and fsync'ed on return. 0 or -1 (printed; errmsg
+ * gets the one-line reason). */
+int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_result *res, char *errmsg,
+		   size_t errlen);
+
+/* An opened, verified snapshot. */
+struct snapshot {
+	int fd;
+	struct snap_config config;
+	uint8_t *meta;        /* the state sections (for vm_state_load) */
+	uint64_t meta_len;
+	uint64_t ram_len;
+};
+
+/* Open path, check header, sizes and every hash (RAM too, unless
+ * verify_ram is false), and parse the config. 0 or -1 (printed). */
+int snapshot_open(const char *path, bool verify_ram, struct snapshot *s);
+void snapshot_close(struct snapshot *s);
+
+#endif
