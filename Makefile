@@ -15,7 +15,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Isrc -D_GNU_SOURCE -DKVMBOX_VERSION='"$(VERSION)"' -pthread -MMD -MP
 LDFLAGS ?=
-LDLIBS  += -pthread -luring
+LDLIBS  += -pthread -luring -ljson-c -lxxhash
 
 B := build
 SRCS := $(wildcard src/core/*.c src/devices/*.c src/virtio/*.c src/backends/*.c \

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/options.h"
+#include "api/api.h"
 #include "cli/run.h"
 #include "core/log.h"
 
@@ -22,6 +23,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "restore"))
+		return cmd_restore(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ctl"))
+		return cmd_ctl(argc - 1, argv + 1);
 	log_error("unknown command '%s'; see kvmbox --help", argv[1]);
 	return EXIT_USAGE;
 }

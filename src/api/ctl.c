@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -201,7 +202,8 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 		return 1;
 	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		log_error("control socket %s: %s; is the VM running with --api %s?", path, strerror(errno), path);
+		log_error("control socket %s: %s; is the VM running with --api %s?", path, strerror(errno),
+			  path);
 		close(fd);
 		return 1;
 	}
@@ -233,8 +235,8 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0) {
-				log_error("control socket %s: no reply within %u seconds; the command may still "
-					  "be running in the VM", path, timeout_s);
+				log_error("control socket %s: no reply within %u seconds; the command may "
+					  "still be running in the VM", path, timeout_s);
 				goto fail;
 			}
 		}
@@ -242,8 +244,8 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 			char *nb;
 
 			if (cap >= CTL_MAX_REPLY) {
-				log_error("control socket %s: reply longer than %d bytes; is this a kvmbox socket?",
-					  path, CTL_MAX_REPLY);
+				log_error("control socket %s: reply longer than %d bytes; is this a kvmbox "
+					  "socket?", path, CTL_MAX_REPLY);
 				goto fail;
 			}
 			nb = realloc(buf, cap ? cap * 2 : 65536);
@@ -283,16 +285,19 @@ static int show_reply(const char *path, const char *cmd, const char *text)
 	int ret = 1;
 
 	if (!r || !json_object_is_type(r, json_type_object)) {
-		log_error("control socket %s: the reply is not a JSON object; is this a kvmbox socket?", path);
+		log_error("control socket %s: the reply is not a JSON object; is this a kvmbox socket?",
+			  path);
 		json_object_put(r);
 		return 1;
 	}
-	printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
 	fflush(stdout);
 	if (json_object_object_get_ex(r, "return", NULL)) {
 		ret = 0;
 	} else if (json_object_object_get_ex(r, "error", &e)) {
-		if (json_object_object_get_ex(e, "desc", &desc) && json_object_is_type(desc, json_type_string))
+		if (json_object_object_get_ex(e, "desc", &desc) &&
+		    json_object_is_type(desc, json_type_string))
 			log_error("%s: %s", cmd, json_object_get_string(desc));
 		else
 			log_error("%s: failed (no description)", cmd);
@@ -323,7 +328,7 @@ int cmd_ctl(int argc, char **argv)
 			if (!v)
 				return usage_error("option --timeout needs a value");
 			if (parse_uint(v, &timeout_s) < 0 || timeout_s == 0)
-				return usage_error("--timeout '%s': give a whole number of seconds, at least 1", v);
+				return usage_error("--timeout '%s': give whole seconds, at least 1", v);
 		} else if (!strcmp(a, "--")) {
 			i++;
 			break;
@@ -344,12 +349,16 @@ int cmd_ctl(int argc, char **argv)
 			return EXIT_USAGE;
 		if (!json_object_object_get_ex(req, "id", NULL))
 			json_object_object_add(req, "id", json_object_new_int(1));
-		cmd = json_object_object_get_ex(req, "command", &cmdobj) && json_object_is_type(cmdobj, json_type_string)
-			      ? json_object_get_string(cmdobj)
-			      : "request";
+		if (json_object_object_get_ex(req, "command", &cmdobj) &&
+		    json_object_is_type(cmdobj, json_type_string))
+			cmd = json_object_get_string(cmdobj);
+		else
+			cmd = "request";
 	} else {
-		if (!*cmd || cmd[0] == '-')
-			return usage_error(*cmd ? "unknown option %s" : "empty COMMAND%s", cmd);
+		if (!*cmd)
+			return usage_error("empty COMMAND");
+		if (cmd[0] == '-')
+			return usage_error("unknown option %s (options go before SOCKET)", cmd);
 		req = json_object_new_object();
 		args = json_object_new_object();
 		if (!req || !args) {

@@ -336,7 +336,8 @@ static int client_collect(struct api_client *c)
 static int client_write(struct api_client *c)
 {
 	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -509,17 +510,23 @@ static bool client_done(struct api_client *c)
 /* Move answers out, send, re-arm; closes the client if it must go. */
 static void client_flush(struct api_client *c)
 {
-	if (client_collect(c) < 0 || client_write(c) < 0) {
-		client_close(c);
-		return;
-	}
-	/* Room in the queue again: parse lines held back by the limit. */
-	if (c->queued < API_MAX_PENDING && c->in_len) {
-		client_parse(c);
+	for (;;) {
+		size_t in_len;
+		unsigned queued;
+
 		if (client_collect(c) < 0 || client_write(c) < 0) {
 			client_close(c);
 			return;
 		}
+		/* Room in the queue again: parse lines held back by the limit
+		 * (the input buffer bounds the rounds). */
+		if (c->queued >= API_MAX_PENDING || !c->in_len)
+			break;
+		in_len = c->in_len;
+		queued = c->queued;
+		client_parse(c);
+		if (c->in_len == in_len && c->queued == queued)
+			break; /* only a partial line left */
 	}
 	if (client_done(c)) {
 		client_close(c);
@@ -603,7 +610,7 @@ static void accept_handler(struct loop *l, int fd, uint32_t events, void *opaque
 		if (c)
 			c->in = malloc(API_MAX_LINE + 2);
 		if (!c || !c->in || loop_add(s->loop, cfd, EPOLLIN, client_handler, c) < 0) {
-			log_warn("control socket: cannot take a client: %s", strerror(errno ? errno : ENOMEM));
+			log_warn("control socket: cannot take a client: out of memory");
 			if (c)
 				free(c->in);
 			free(c);
@@ -693,8 +700,8 @@ struct api_server *api_server_create(const char *path, struct loop *loop, api_ha
 		return NULL;
 	}
 	if (unlink(path) < 0 && errno != ENOENT) {
-		log_error("control socket %s: cannot remove the stale socket: %s; give another --api path", path,
-			  strerror(errno));
+		log_error("control socket %s: cannot remove the stale socket: %s; give another --api path",
+			  path, strerror(errno));
 		return NULL;
 	}
 

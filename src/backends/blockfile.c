@@ -32,8 +32,11 @@ static const enum zero_method zero_order[2][3] = {
 
 struct blockfile {
 	char *path;
-	int fd;
+	int fd;                  /* -1 while released (closed block device) */
 	int efd;
+	int open_flags;          /* to reopen by path after a release */
+	bool locked;             /* holds the flock */
+	bool released;           /* handed to another process: no I/O */
 	struct blockfile_info info;
 	blockfile_done_fn done;
 	void *opaque;
@@ -411,6 +414,13 @@ void blockfile_submit(struct blockfile *bf, struct blockfile_req *r)
 	r->phase = 0;
 	r->next = r->wprev = r->wnext = NULL;
 	bf->in_flight++;
+	if (bf->released) {
+		/* The owner must not submit while another process has the image;
+		 * fail the request rather than touch a file we no longer own. */
+		log_debug("disk %s: request while released", bf->path);
+		complete_later(bf, r, -EIO);
+		return;
+	}
 	switch (r->op) {
 	case BLOCKFILE_READ:
 	case BLOCKFILE_WRITE:
@@ -546,6 +556,32 @@ static void open_error(const char *path, bool readonly, int err)
 	log_error("disk %s: %s; %s", path, strerror(err), hint);
 }
 
+/* Take the flock: exclusive when writable, shared when read-only. -1 with a
+ * one-line error when another process holds it (`again`: we are taking it
+ * back after a release); a file system that cannot lock only warns. */
+static int lock_image(struct blockfile *bf, bool again)
+{
+	bool ro = bf->info.readonly;
+
+	if (flock(bf->fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0) {
+		bf->locked = true;
+		return 0;
+	}
+	if (errno == EWOULDBLOCK) {
+		if (again)
+			log_error("disk %s: cannot take the image back: another process locked it after "
+				  "the release (the migration destination?); stop it and retry", bf->path);
+		else
+			log_error("disk %s: image is locked: another VM has it open%s; stop that VM%s",
+				  bf->path, ro ? " writable" : "", ro ? "" : " or give ,ro to every user");
+		return -1;
+	}
+	/* Some network file systems cannot lock: go on, but say so. */
+	log_warn("disk %s: cannot lock the image (%s); make sure no other VM writes it", bf->path,
+		 strerror(errno));
+	return 0;
+}
+
 /* Set up io_uring; false (and a warning) when it is not usable here. */
 static bool setup_uring(struct blockfile *bf, unsigned depth)
 {
@@ -606,6 +642,7 @@ struct blockfile *blockfile_open(const char *path, bool readonly, unsigned depth
 	bf->efd = -1;
 	bf->done = done;
 	bf->opaque = opaque;
+	bf->open_flags = flags;
 	bf->fd = open(path, flags);
 	if (bf->fd < 0) {
 		open_error(path, readonly, errno);
@@ -631,16 +668,8 @@ struct blockfile *blockfile_open(const char *path, bool readonly, unsigned depth
 	bf->info.dev = (uint64_t)st.st_dev;
 	bf->info.ino = (uint64_t)st.st_ino;
 	bf->info.readonly = readonly;
-	if (flock(bf->fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK) {
-			log_error("disk %s: image is locked: another VM has it open%s; stop that VM%s", path,
-				  readonly ? " writable" : "", readonly ? "" : " or give ,ro to every user");
-			goto fail;
-		}
-		/* Some network file systems cannot lock: go on, but say so. */
-		log_warn("disk %s: cannot lock the image (%s); make sure no other VM writes it", path,
-			 strerror(errno));
-	}
+	if (lock_image(bf, false) < 0)
+		goto fail;
 	bf->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (bf->efd < 0) {
 		log_error("disk %s: eventfd: %s; raise the open file limit", path, strerror(errno));
@@ -667,7 +696,8 @@ void blockfile_close(struct blockfile *bf)
 	if (bf->async)
 		io_uring_queue_exit(&bf->ring);
 	close(bf->efd);
-	close(bf->fd); /* drops the flock */
+	if (bf->fd >= 0)
+		close(bf->fd); /* drops the flock */
 	free(bf->zero_buf);
 	free(bf->path);
 	free(bf);
@@ -686,4 +716,77 @@ void blockfile_get_info(const struct blockfile *bf, struct blockfile_info *info)
 int blockfile_event_fd(const struct blockfile *bf)
 {
 	return bf->efd;
+}
+
+int blockfile_release(struct blockfile *bf)
+{
+	if (bf->released)
+		return 0;
+	if (blockfile_drain(bf) < 0)
+		return -1;
+	/* The other process reads the image through its own fd: what the guest
+	 * wrote must be on disk (and out of the device cache) first. */
+	if (!bf->info.readonly) {
+		while (fdatasync(bf->fd) < 0) {
+			if (errno != EINTR) {
+				log_error("disk %s: cannot write back the image before handing it over: %s; "
+					  "check the disk (space, I/O errors)", bf->path, strerror(errno));
+				return -1;
+			}
+		}
+	}
+	if (bf->open_flags & O_EXCL) {
+		/* O_EXCL on a block device only ends with the last close. */
+		close(bf->fd);
+		bf->fd = -1;
+	} else if (bf->locked && flock(bf->fd, LOCK_UN) < 0) {
+		log_error("disk %s: cannot unlock the image: %s", bf->path, strerror(errno));
+		return -1;
+	}
+	bf->locked = false;
+	bf->released = true;
+	return 0;
+}
+
+int blockfile_reacquire(struct blockfile *bf)
+{
+	struct stat st;
+
+	if (!bf->released)
+		return 0;
+	if (bf->fd < 0) {
+		int fd = open(bf->path, bf->open_flags);
+
+		if (fd < 0) {
+			if (errno == EBUSY)
+				log_error("disk %s: cannot take the device back: another process opened it "
+					  "exclusively after the release (the migration destination?); stop it "
+					  "and retry", bf->path);
+			else
+				log_error("disk %s: cannot reopen the device: %s", bf->path, strerror(errno));
+			return -1;
+		}
+		/* The path must still name the device the guest was using. */
+		if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != bf->info.dev ||
+		    (uint64_t)st.st_ino != bf->info.ino) {
+			log_error("disk %s: the path now names another device; put the original back", bf->path);
+			close(fd);
+			return -1;
+		}
+		bf->fd = fd;
+	}
+	if (lock_image(bf, true) < 0) {
+		if (bf->open_flags & O_EXCL) {
+			close(bf->fd);
+			bf->fd = -1;
+		}
+		return -1;
+	}
+	bf->released = false;
+	return 0;
+}
+
+bool blockfile_released(const struct blockfile *bf)
+{
+	return bf->released;
 }

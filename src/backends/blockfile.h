@@ -18,7 +18,14 @@
  *
  * The image is locked with flock(): exclusive when writable, shared when
  * read-only, so two VMs cannot write one image. One thread at a time: the
- * owner serialises all calls (virtio-blk holds vd->lock). */
+ * owner serialises all calls (virtio-blk holds vd->lock).
+ *
+ * Live migration to another process on the same host: blockfile_release()
+ * hands the image over (data written back, lock dropped) and
+ * blockfile_reacquire() takes it back if the migration fails. A regular file
+ * or read-only device keeps its fd open meanwhile; a writable block device
+ * is closed (its O_EXCL claim ends only with the close) and reopened by the
+ * saved path, which must still name the same device. */
 #ifndef KVMBOX_BLOCKFILE_H
 #define KVMBOX_BLOCKFILE_H
 
@@ -91,5 +98,16 @@ unsigned blockfile_reap(struct blockfile *bf);
 unsigned blockfile_in_flight(const struct blockfile *bf);
 /* Reap until nothing is in flight. 0, or -1 if waiting failed (printed). */
 int blockfile_drain(struct blockfile *bf);
+/* Hand the image to another process: drain, fdatasync (writable), drop the
+ * lock (close a writable block device). Until blockfile_reacquire() the
+ * owner must submit nothing (a request would fail with -EIO). 0, or -1
+ * (printed; bf still owns the image). A no-op when already released. */
+int blockfile_release(struct blockfile *bf);
+/* Take the image back after blockfile_release(): re-lock (re-open a block
+ * device). 0, or -1 with a one-line error when another process holds it
+ * (bf stays released; retry later). A no-op when not released. */
+int blockfile_reacquire(struct blockfile *bf);
+/* Between blockfile_release() and a successful blockfile_reacquire(). */
+bool blockfile_released(const struct blockfile *bf);
 
 #endif

@@ -16,6 +16,22 @@ int tap_set_offload(int fd, unsigned flags)
 	return ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags);
 }
 
+int tap_get_persist(int fd, bool *persistent)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	if (ioctl(fd, TUNGETIFF, &ifr) < 0)
+		return -1;
+	*persistent = ifr.ifr_flags & IFF_PERSIST;
+	return 0;
+}
+
+int tap_set_persist(int fd, bool persistent)
+{
+	return ioctl(fd, TUNSETPERSIST, (unsigned long)persistent);
+}
+
 static void tap_error(const char *name, const char *what, int err)
 {
 	if (err == EPERM || err == EACCES)

@@ -20,5 +20,11 @@ int tap_open(const char *name, char *ifname_out, bool *vnet_hdr_ok);
 /* TUNSETOFFLOAD: which offloads (TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6,
  * TUN_F_TSO_ECN) the reader of fd can take. 0, or -1 with errno set. */
 int tap_set_offload(int fd, unsigned flags);
+/* Is the tap behind fd persistent (outlives its last fd: `ip tuntap add`)?
+ * 0 with *persistent set, or -1 with errno set. */
+int tap_get_persist(int fd, bool *persistent);
+/* TUNSETPERSIST: make the tap outlive (or not) the last fd. 0, or -1 with
+ * errno set. */
+int tap_set_persist(int fd, bool persistent);
 
 #endif

@@ -161,6 +161,8 @@ void print_main_help(void)
 	printf("kvmbox %s - a small KVM virtual machine monitor\n"
 	       "\n"
 	       "usage: kvmbox run --kernel PATH [options]   boot a VM (kvmbox run --help)\n"
+	       "       kvmbox restore FILE [options]       resume a snapshot (kvmbox restore --help)\n"
+	       "       kvmbox ctl SOCKET COMMAND [ARG]     control a running VM (kvmbox ctl --help)\n"
 	       "       kvmbox --version\n"
 	       "       kvmbox --help\n",
 	       KVMBOX_VERSION);
@@ -179,6 +181,9 @@ void print_run_help(void)
 	       "  -n, --net tap=NAME[,mac=MAC]       virtio-net card on a host tap device (repeatable)\n"
 	       "      --rng             virtio-rng fed from the host's getrandom()\n"
 	       "      --console KIND    serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none\n"
+	       "      --balloon         virtio-balloon (kvmbox ctl SOCKET balloon SIZE)\n"
+	       "      --api PATH        control socket (kvmbox ctl PATH ...; see docs/API.md)\n"
+	       "      --incoming URI    wait for a live migration on tcp:HOST:PORT or unix:PATH\n"
 	       "      --no-reboot       a guest reboot ends kvmbox instead of restarting the guest\n"
 	       "      --stats           print exit counters on stderr when the VM stops\n"
 	       "  -h, --help            this text\n"
@@ -188,7 +193,7 @@ void print_run_help(void)
 	       "start, 2 usage error, 3 guest crashed, 4 host failure while running, 128+N signal N.\n");
 }
 
-enum { OPT_CONSOLE = 256, OPT_NO_REBOOT, OPT_STATS, OPT_RNG };
+enum { OPT_CONSOLE = 256, OPT_NO_REBOOT, OPT_STATS, OPT_RNG, OPT_BALLOON, OPT_API, OPT_INCOMING };
 
 int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 {
@@ -204,6 +209,9 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 		{ "disk", required_argument, NULL, 'd' },
 		{ "net", required_argument, NULL, 'n' },
 		{ "rng", no_argument, NULL, OPT_RNG },
+		{ "balloon", no_argument, NULL, OPT_BALLOON },
+		{ "api", required_argument, NULL, OPT_API },
+		{ "incoming", required_argument, NULL, OPT_INCOMING },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -259,6 +267,15 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 		case OPT_RNG:
 			cfg->rng = true;
 			break;
+		case OPT_BALLOON:
+			cfg->balloon = true;
+			break;
+		case OPT_API:
+			cfg->api = optarg;
+			break;
+		case OPT_INCOMING:
+			cfg->incoming = optarg;
+			break;
 		case 'd':
 			if (cfg->nr_disks == MAX_DISKS) {
 				log_error("--disk %s: at most %d disks; give fewer --disk options", optarg, MAX_DISKS);
@@ -295,7 +312,7 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 		log_error("run: unexpected argument '%s'; see kvmbox run --help", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (!cfg->kernel) {
+	if (!cfg->kernel && !cfg->incoming) {
 		log_error("run: no kernel given; add --kernel PATH (see kvmbox run --help)");
 		return EXIT_USAGE;
 	}

@@ -4,6 +4,7 @@
 #include "run.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,15 +24,11 @@
 #include "../devices/uart.h"
 #include "../virtio/console.h"
 #include "../virtio/setup.h"
+#include "../api/api.h"
+#include "migrate.h"
+#include <sys/timerfd.h>
 #include "options.h"
 
-struct run_state {
-	struct vm *vm;          /* the current VM (replaced on reboot) */
-	struct loop *loop;
-	struct console *console;
-	int sfd;                /* signalfd */
-	int last_signal;        /* what stopped the VM, for VM_SIGNAL */
-};
 
 static int check_host_limits(const struct vm_config *cfg)
 {
@@ -128,26 +125,39 @@ static void print_stats(const struct vm *vm)
 }
 
 /* Build the VM and run it until it stops. Returns the stop reason, or -1 when
- * it could not start. `carry` holds CMOS state kept across a guest reset. */
+ * it could not start. `carry` holds CMOS state kept across a guest reset.
+ * The first boot may resume a snapshot (rs->restore) or an incoming
+ * migration (rs->incoming_fd) instead of loading the kernel. */
 static int boot_once(struct run_state *rs, const struct vm_config *cfg, struct ser_writer *carry)
 {
 	struct mem_region layout[GUEST_MEM_MAX_REGIONS];
 	struct vm *vm = calloc(1, sizeof(*vm));
-	struct virtio_dev *vcon = NULL;
+	struct virtio_handles vh = { 0 };
+	struct ram_file rf = { .fd = -1 };
+	uint8_t *state = NULL;
+	uint64_t state_len = 0;
 	int nr, reason = -1;
 
 	if (!vm) {
 		log_error("out of memory");
 		return -1;
 	}
+	if (rs->restore)
+		rf = (struct ram_file){ .fd = rs->restore->fd, .off = SNAP_RAM_OFFSET, .copy = rs->restore_copy };
 	nr = arch_mem_layout(cfg->memory, layout, GUEST_MEM_MAX_REGIONS);
-	if (vm_create(vm, cfg, layout, nr, NULL) < 0 || arch_vm_init(vm) < 0)
+	if (vm_create(vm, cfg, layout, nr, rs->restore ? &rf : NULL) < 0 || arch_vm_init(vm) < 0 ||
+	    vm_create_vcpus(vm, cfg->cpus) < 0)
 		goto out;
+	if (rs->incoming_fd >= 0) {
+		/* Guest RAM first; the devices take over the source's backends
+		 * only once it has stopped. */
+		state = migrate_receive_ram(vm, rs->incoming_fd, &state_len);
+		if (!state)
+			goto out;
+	}
 	vm->console_port = cfg->console == CONSOLE_SERIAL ? console_port(rs->console) : (struct char_port){ 0 };
-	if (arch_create_devices(vm) < 0)
-		goto out;
-	if (virtio_create_devices(vm, console_port(rs->console), &vcon) < 0)
-		goto out;
+	if (arch_create_devices(vm) < 0 || virtio_create_devices(vm, console_port(rs->console), &vh) < 0)
+		goto fail_incoming;
 	if (carry->len) {
 		struct ser_reader r;
 
@@ -158,20 +168,38 @@ static int boot_once(struct run_state *rs, const struct vm_config *cfg, struct s
 			}
 		}
 	}
-	if (vm_create_vcpus(vm, cfg->cpus) < 0 || arch_load_kernel(vm) < 0 ||
-	    arch_vcpu_boot_regs(vm->vcpus[0]) < 0)
+	if (rs->restore || state) {
+		struct ser_reader r;
+
+		if (rs->restore)
+			ser_reader_init(&r, rs->restore->meta, rs->restore->meta_len);
+		else
+			ser_reader_init(&r, state, state_len);
+		if (vm_state_load(vm, &r) < 0)
+			goto fail_incoming;
+		if (state && migrate_finish(rs->incoming_fd, true) < 0) {
+			log_error("migration: the source went away before the hand-over; not starting the VM");
+			goto out;
+		}
+	} else if (arch_load_kernel(vm) < 0 || arch_vcpu_boot_regs(vm->vcpus[0]) < 0) {
 		goto out;
+	}
 	if (cfg->console == CONSOLE_SERIAL)
 		console_attach(rs->console, rs->loop, uart_rx, vm->console_dev, console_quit, rs);
 	else if (cfg->console == CONSOLE_VIRTIO)
-		console_attach(rs->console, rs->loop, virtio_console_rx, vcon, console_quit, rs);
+		console_attach(rs->console, rs->loop, virtio_console_rx, vh.console, console_quit, rs);
 	if (loop_add(rs->loop, vm->stop_efd, EPOLLIN, on_stop, rs) < 0) {
 		log_error("cannot watch the VM's stop event: %s", strerror(errno));
 		goto out;
 	}
 	rs->vm = vm;
-	if (vm_start_vcpus(vm) == 0 || atomic_load(&vm->exit_reason) != VM_RUNNING)
+	rs->balloon = vh.balloon;
+	if (vm_start_vcpus(vm) == 0 || atomic_load(&vm->exit_reason) != VM_RUNNING) {
+		if (rs->user_paused)
+			vm_pause(vm); /* restore --paused */
 		loop_run(rs->loop);
+	}
+	migrate_cancel(rs); /* a migration must not outlive its VM */
 	reason = atomic_load(&vm->exit_reason);
 	/* Join the vCPUs before reading their state or stats. */
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
@@ -185,7 +213,16 @@ static int boot_once(struct run_state *rs, const struct vm_config *cfg, struct s
 	loop_del(rs->loop, vm->stop_efd);
 	console_detach(rs->console);
 	rs->vm = NULL;
+	rs->balloon = NULL;
+	rs->user_paused = false;
+	goto out;
+fail_incoming:
+	if (state)
+		migrate_finish(rs->incoming_fd, false);
 out:
+	free(state);
+	if (vm->paused)
+		vm_resume(vm); /* release parked device workers before teardown */
 	if (cfg->stats && vm->vcpus)
 		print_stats(vm);
 	vm_destroy(vm);
@@ -193,21 +230,13 @@ out:
 	return reason;
 }
 
-int cmd_run(int argc, char **argv)
+/* Signals, event loop, console, control socket; then boot until the VM is
+ * done for good. */
+static int supervise(struct run_state *rs, const struct vm_config *cfg)
 {
-	struct vm_config cfg;
-	struct run_state rs = { .sfd = -1 };
 	struct ser_writer carry;
 	sigset_t mask;
-	int ret, status = EXIT_START_FAIL;
-
-	ret = run_parse_args(argc, argv, &cfg);
-	if (ret < 0)
-		return 0; /* help */
-	if (ret)
-		return ret;
-	if (check_host_limits(&cfg) < 0)
-		return EXIT_START_FAIL;
+	int status = EXIT_START_FAIL;
 
 	/* Termination signals are read through a signalfd on the main loop, so
 	 * block them everywhere (threads inherit the mask). */
@@ -229,26 +258,43 @@ int cmd_run(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	vcpu_signals_init();
 
+	rs->cfg = cfg;
+	rs->sfd = -1;
+	rs->shutdown_tfd = -1;
 	ser_writer_init(&carry);
-	rs.loop = loop_create();
-	rs.sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (!rs.loop || rs.sfd < 0 || loop_add(rs.loop, rs.sfd, EPOLLIN, on_signal, &rs) < 0) {
+	rs->loop = loop_create();
+	rs->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (!rs->loop || rs->sfd < 0 || loop_add(rs->loop, rs->sfd, EPOLLIN, on_signal, rs) < 0) {
 		log_error("cannot set up the event loop: %s", strerror(errno));
 		goto out;
 	}
-	rs.console = cfg.console != CONSOLE_NONE ? console_open(STDIN_FILENO, STDOUT_FILENO)
-						 : console_open(-1, -1);
-	if (!rs.console)
+	rs->console = cfg->console != CONSOLE_NONE ? console_open(STDIN_FILENO, STDOUT_FILENO)
+						   : console_open(-1, -1);
+	if (!rs->console)
 		goto out;
+	if (cfg->api) {
+		rs->api = api_server_create(cfg->api, rs->loop, control_handle, rs);
+		if (!rs->api)
+			goto out;
+	}
 
 	for (;;) {
-		int reason = boot_once(&rs, &cfg, &carry);
+		int reason = boot_once(rs, cfg, &carry);
 
-		if (rs.last_signal)
+		/* Only the first boot resumes saved or migrated state. */
+		if (rs->restore) {
+			snapshot_close(rs->restore);
+			rs->restore = NULL;
+		}
+		if (rs->incoming_fd >= 0) {
+			close(rs->incoming_fd);
+			rs->incoming_fd = -1;
+		}
+		if (rs->last_signal)
 			reason = VM_SIGNAL; /* a signal during a reboot ends it too */
 		switch (reason) {
 		case VM_REBOOT:
-			if (!cfg.no_reboot)
+			if (!cfg->no_reboot)
 				continue;
 			status = EXIT_GUEST_OFF;
 			break;
@@ -266,14 +312,134 @@ int cmd_run(int argc, char **argv)
 			break;
 		}
 		if (reason == VM_SIGNAL)
-			status = 128 + rs.last_signal;
+			status = rs->hibernated || rs->migrated ? EXIT_GUEST_OFF : 128 + rs->last_signal;
 		break;
 	}
 out:
-	console_close(rs.console);
-	loop_destroy(rs.loop);
-	if (rs.sfd >= 0)
-		close(rs.sfd);
+	api_server_destroy(rs->api);
+	console_close(rs->console);
+	if (rs->shutdown_tfd >= 0)
+		close(rs->shutdown_tfd);
+	loop_destroy(rs->loop);
+	if (rs->sfd >= 0)
+		close(rs->sfd);
+	if (rs->incoming_fd >= 0)
+		close(rs->incoming_fd);
 	ser_writer_free(&carry);
+	return status;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	struct run_state rs = { .incoming_fd = -1 };
+	int ret;
+
+	ret = run_parse_args(argc, argv, &cfg);
+	if (ret < 0)
+		return 0; /* help */
+	if (ret)
+		return ret;
+	if (cfg.incoming) {
+		/* The source says what VM this is; only the control socket and
+		 * the console choice are ours. */
+		struct snap_config sc;
+		const char *api = cfg.api, *uri = cfg.incoming;
+
+		rs.incoming_fd = migrate_accept(uri, &sc);
+		if (rs.incoming_fd < 0)
+			return EXIT_START_FAIL;
+		cfg = sc.cfg;
+		cfg.api = api;
+		cfg.incoming = uri;
+		if (check_host_limits(&cfg) < 0) {
+			close(rs.incoming_fd);
+			snap_config_free(&sc);
+			return EXIT_START_FAIL;
+		}
+		ret = supervise(&rs, &cfg);
+		snap_config_free(&sc);
+		return ret;
+	}
+	if (check_host_limits(&cfg) < 0)
+		return EXIT_START_FAIL;
+	return supervise(&rs, &cfg);
+}
+
+static void print_restore_help(void)
+{
+	printf("usage: kvmbox restore FILE [options]\n"
+	       "\n"
+	       "Resume a VM from a snapshot written by `kvmbox ctl SOCKET snapshot|hibernate FILE`.\n"
+	       "Guest RAM is mapped from the file copy-on-write, so restoring does not take longer\n"
+	       "for a bigger guest. The disks, taps and console of the snapshot are used again.\n"
+	       "\n"
+	       "      --api PATH    control socket for the restored VM\n"
+	       "      --copy        read guest RAM into memory instead of mapping the file\n"
+	       "      --no-verify   skip the RAM checksum (state checksums are always checked)\n"
+	       "      --paused      stay paused after the restore (resume with kvmbox ctl)\n"
+	       "  -h, --help        this text\n");
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "api", required_argument, NULL, 'A' },
+		{ "copy", no_argument, NULL, 'C' },
+		{ "no-verify", no_argument, NULL, 'N' },
+		{ "paused", no_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct run_state rs = { .incoming_fd = -1 };
+	struct snapshot snap;
+	struct vm_config cfg;
+	const char *api = NULL;
+	bool verify = true, paused = false;
+	int c, status;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'A':
+			api = optarg;
+			break;
+		case 'C':
+			rs.restore_copy = true;
+			break;
+		case 'N':
+			verify = false;
+			break;
+		case 'P':
+			paused = true;
+			break;
+		case 'h':
+			print_restore_help();
+			return 0;
+		default:
+			log_error("restore: unknown option or missing value %s; see kvmbox restore --help",
+				  argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		log_error("restore: give exactly one snapshot FILE; see kvmbox restore --help");
+		return EXIT_USAGE;
+	}
+	if (snapshot_open(argv[optind], verify, &snap) < 0)
+		return EXIT_START_FAIL;
+	cfg = snap.config.cfg;
+	cfg.api = api;
+	cfg.incoming = NULL;
+	rs.restore = &snap;
+	rs.user_paused = paused;
+	if (check_host_limits(&cfg) < 0) {
+		snapshot_close(&snap);
+		return EXIT_START_FAIL;
+	}
+	status = supervise(&rs, &cfg);
+	if (rs.restore)
+		snapshot_close(&snap); /* the VM never started */
 	return status;
 }

@@ -41,6 +41,9 @@ struct vm_config {
 	struct net_config nets[MAX_NICS];
 	unsigned nr_nets;
 	bool rng;             /* --rng: virtio-rng */
+	bool balloon;         /* --balloon: virtio-balloon */
+	const char *api;      /* --api PATH: control socket */
+	const char *incoming; /* --incoming URI: wait for a migration */
 };
 
 #endif

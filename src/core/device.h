@@ -42,6 +42,10 @@ struct device_ops {
 	 * vCPU parked; pause and resume come in pairs. */
 	void (*pause)(struct device *dev);
 	void (*resume)(struct device *dev);
+	/* Optional: hand the host backend over to another process (migration)
+	 * / take it back. Called while paused. 0 or -1 (printed). */
+	int (*release)(struct device *dev);
+	int (*reacquire)(struct device *dev);
 	/* Release resources and free the device. */
 	void (*destroy)(struct device *dev);
 };

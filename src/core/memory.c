@@ -1,6 +1,7 @@
 #include "memory.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -125,4 +126,64 @@ int guest_mem_alloc_file(struct guest_mem *m, const struct mem_region *layout, i
 	}
 	madvise(m->base, m->total, MADV_DONTDUMP);
 	return 0;
+}
+
+#define BITS_PER_WORD (8 * sizeof(unsigned long))
+
+static size_t dirty_words(const struct guest_mem *m)
+{
+	return (size_t)((m->total / 4096 + BITS_PER_WORD - 1) / BITS_PER_WORD);
+}
+
+int guest_mem_dirty_start(struct guest_mem *m)
+{
+	unsigned long *b = calloc(dirty_words(m), sizeof(unsigned long));
+
+	if (!b)
+		return -1;
+	atomic_store(&m->dirty, b);
+	return 0;
+}
+
+int64_t guest_mem_page_index(const struct guest_mem *m, uint64_t gpa)
+{
+	uint64_t base = 0;
+
+	for (int i = 0; i < m->nr_regions; i++) {
+		const struct mem_region *r = &m->regions[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return (int64_t)((base + gpa - r->gpa) / 4096);
+		base += r->size;
+	}
+	return -1;
+}
+
+void guest_mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	unsigned long *b = atomic_load(&((struct guest_mem *)m)->dirty);
+
+	if (!b || !len)
+		return;
+	for (uint64_t p = gpa & ~4095ULL; p < gpa + len && p >= (gpa & ~4095ULL); p += 4096) {
+		int64_t idx = guest_mem_page_index(m, p);
+
+		if (idx >= 0)
+			__atomic_fetch_or(&b[(uint64_t)idx / BITS_PER_WORD], 1UL << ((uint64_t)idx % BITS_PER_WORD),
+					  __ATOMIC_RELAXED);
+	}
+}
+
+void guest_mem_dirty_take(struct guest_mem *m, unsigned long *out)
+{
+	unsigned long *b = atomic_load(&m->dirty);
+	size_t n = dirty_words(m);
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = b ? __atomic_exchange_n(&b[i], 0UL, __ATOMIC_ACQ_REL) : 0;
+}
+
+void guest_mem_dirty_stop(struct guest_mem *m)
+{
+	free(atomic_exchange(&m->dirty, NULL));
 }

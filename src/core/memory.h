@@ -7,6 +7,7 @@
 #ifndef KVMBOX_MEMORY_H
 #define KVMBOX_MEMORY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,9 @@ struct mem_region {
 struct guest_mem {
 	struct mem_region regions[GUEST_MEM_MAX_REGIONS];
 	int nr_regions;
+	/* Pages written by devices (not seen by KVM's dirty log), one bit per
+	 * 4 KiB page over all regions in order; NULL unless tracking. */
+	unsigned long *_Atomic dirty;
 	uint8_t *base;    /* start of the single host mapping */
 	uint64_t total;   /* total RAM bytes (sum of regions) */
 };
@@ -44,6 +48,15 @@ int guest_mem_alloc(struct guest_mem *m, const struct mem_region *layout, int nr
  * anonymous memory when copy is true. 0 or -1 (printed). */
 int guest_mem_alloc_file(struct guest_mem *m, const struct mem_region *layout, int nr, int fd, uint64_t off,
 			 bool copy);
+/* Device-write tracking for live migration: start (all clear), mark the
+ * pages of [gpa, gpa+len) (no-op when not tracking; any thread), take and
+ * clear the bitmap into out (nr_pages bits), stop. */
+int guest_mem_dirty_start(struct guest_mem *m);
+void guest_mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+void guest_mem_dirty_take(struct guest_mem *m, unsigned long *out);
+void guest_mem_dirty_stop(struct guest_mem *m);
+/* Page index (over all regions in order) of gpa, or -1. */
+int64_t guest_mem_page_index(const struct guest_mem *m, uint64_t gpa);
 /* Describe caller-owned memory (unit tests: a malloc'ed buffer). */
 void guest_mem_init_static(struct guest_mem *m, uint8_t *base, const struct mem_region *layout, int nr);
 void guest_mem_free(struct guest_mem *m);

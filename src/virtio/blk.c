@@ -390,6 +390,13 @@ static void blk_process(struct virtio_blk *b)
 	b->stalled = false;
 	if (!q->enabled || b->vd.broken || b->quiet)
 		return;
+	if (blockfile_released(b->bf)) {
+		/* Another process owns the image: leave the chains in the ring
+		 * and pick them up in blk_reacquire (the VM is paused, so this
+		 * only happens for a stray kick). */
+		b->stalled = true;
+		return;
+	}
 	do {
 		virtq_set_notification(q, false);
 		for (;;) {
@@ -471,6 +478,33 @@ int virtio_blk_quiesce(struct virtio_dev *vd)
 	return ret;
 }
 
+/* Live migration: hand the image to the destination process. The guest's
+ * writes are completed and on disk before the lock goes. */
+static int blk_release(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = to_blk(vd);
+
+	if (virtio_blk_quiesce(vd) < 0)
+		return -1;
+	return blockfile_release(b->bf);
+}
+
+/* The migration failed: take the image back (fails while the destination
+ * still holds it) and serve whatever the driver queued meanwhile. */
+static int blk_reacquire(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = to_blk(vd);
+
+	if (blockfile_reacquire(b->bf) < 0)
+		return -1;
+	if (b->stalled) {
+		blk_process(b);
+		blockfile_kick(b->bf);
+		blk_flush_notify(b);
+	}
+	return 0;
+}
+
 static void blk_save(struct virtio_dev *vd, struct ser_writer *w)
 {
 	struct virtio_blk *b = to_blk(vd);
@@ -550,6 +584,8 @@ static const struct virtio_dev_ops blk_ops = {
 	.activate = blk_activate,
 	.reset = blk_reset,
 	.quiesce = virtio_blk_quiesce,
+	.release = blk_release,
+	.reacquire = blk_reacquire,
 	.queue_notify = blk_queue_notify,
 	.save = blk_save,
 	.load = blk_load,

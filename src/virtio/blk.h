@@ -16,7 +16,11 @@
  * - Zero-length reads and writes are errors (the spec has no such thing).
  * - FLUSH waits for every write-like request submitted before it, then
  *   fdatasync()s. If the driver does not negotiate FLUSH, writes are
- *   write-through (RWF_DSYNC), as the spec asks. */
+ *   write-through (RWF_DSYNC), as the spec asks.
+ * - release (live migration to another process) completes every request,
+ *   fdatasync()s and unlocks the image; a writable block device is closed
+ *   and reopened by path on reacquire. reacquire fails (one-line error)
+ *   while another process holds the image. See blockfile.h. */
 #ifndef KVMBOX_VIRTIO_BLK_H
 #define KVMBOX_VIRTIO_BLK_H
 

@@ -40,6 +40,9 @@ struct virtio_net {
 	bool is_tap;                /* offloads are set with TUNSETOFFLOAD */
 	bool is_socket;             /* use send/recvmsg (no SIGPIPE, MSG_TRUNC) */
 	bool fd_dead;               /* backend failed: unwatched, link down */
+	bool released;              /* fd closed for another process (migration) */
+	bool made_persistent;       /* release set TUNSETPERSIST; reacquire undoes it */
+	char ifname[IFNAMSIZ];      /* tap to reopen on reacquire ("" for a passed-in fd) */
 	uint8_t mac[6];
 	uint32_t watch;             /* events currently asked of vd->loop */
 	bool rx_stalled;            /* no rx buffers: wait for the rx kick */
@@ -65,7 +68,7 @@ static struct virtio_net *to_net(struct virtio_dev *vd)
 
 static bool net_running(const struct virtio_net *n)
 {
-	return n->vd.activated && !n->vd.broken;
+	return n->vd.activated && !n->vd.broken && !n->released;
 }
 
 static void net_fill_config(struct virtio_net *n)
@@ -82,7 +85,7 @@ static void net_fill_config(struct virtio_net *n)
 
 static void net_set_watch(struct virtio_net *n, uint32_t want)
 {
-	if (n->fd_dead || want == n->watch)
+	if (n->fd_dead || n->released || want == n->watch)
 		return;
 	if (loop_mod(n->vd.loop, n->fd, want) < 0) {
 		log_debug("%s: loop_mod: %s", n->vd.name, strerror(errno));
@@ -572,7 +575,7 @@ static int net_start(struct virtio_net *n)
 		log_error("%s: driver did not accept VIRTIO_F_VERSION_1; use a virtio 1.0 driver", vd->name);
 		return -1;
 	}
-	if (n->is_tap && !n->fd_dead && tap_set_offload(n->fd, net_tap_offloads(vd)) < 0) {
+	if (n->is_tap && !n->fd_dead && !n->released && tap_set_offload(n->fd, net_tap_offloads(vd)) < 0) {
 		log_error("%s: TUNSETOFFLOAD: %s; the tap refused the guest's offloads", vd->name,
 			  strerror(errno));
 		return -1;
@@ -675,13 +678,110 @@ static int net_load(struct virtio_dev *vd, struct ser_reader *r)
 	return net_start(n);
 }
 
+/* Live migration: close the backend so the destination process can attach
+ * to the tap (TUNSETIFF fails with EBUSY while we hold it). A tap kvmbox
+ * created itself would vanish with its last fd: it is made persistent first,
+ * and stays so if the migration succeeds (remove it with `ip tuntap del`). */
+static int net_release(struct virtio_dev *vd)
+{
+	struct virtio_net *n = to_net(vd);
+	bool persistent;
+
+	if (n->released)
+		return 0;
+	/* A backend that already failed is only closed: there is nothing to
+	 * keep alive for the destination. */
+	if (n->is_tap && !n->fd_dead && !n->made_persistent) {
+		if (tap_get_persist(n->fd, &persistent) < 0) {
+			log_error("%s: tap %s: TUNGETIFF: %s; cannot hand the tap over", vd->name, n->ifname,
+				  strerror(errno));
+			return -1;
+		}
+		if (!persistent) {
+			if (tap_set_persist(n->fd, true) < 0) {
+				log_error("%s: tap %s: TUNSETPERSIST: %s; create the tap with `ip tuntap add` "
+					  "to migrate", vd->name, n->ifname, strerror(errno));
+				return -1;
+			}
+			n->made_persistent = true;
+		}
+	}
+	if (!n->fd_dead)
+		loop_del(vd->loop, n->fd);
+	close(n->fd);
+	n->fd = -1;
+	n->watch = 0;
+	n->released = true;
+	return 0;
+}
+
+/* The migration failed: attach to the tap again (fails while the destination
+ * still has it open), restore the guest's offloads and watch it. */
+static int net_reacquire(struct virtio_dev *vd)
+{
+	struct virtio_net *n = to_net(vd);
+	bool vnet_ok;
+	int fd;
+
+	if (!n->released)
+		return 0;
+	if (n->fd_dead) {
+		n->released = false; /* stays down, with no fd */
+		return 0;
+	}
+	if (!n->is_tap) {
+		log_error("%s: the network backend was passed in as an open fd and cannot be reopened; "
+			  "restart the VM to reconnect", vd->name);
+		return -1;
+	}
+	fd = tap_open(n->ifname, NULL, &vnet_ok);
+	if (fd < 0)
+		return -1;
+	if (!vnet_ok) {
+		log_error("tap %s: the kernel refused the 12-byte vnet header (TUNSETVNETHDRSZ) on reopen",
+			  n->ifname);
+		goto fail;
+	}
+	if (vd->activated && tap_set_offload(fd, net_tap_offloads(vd)) < 0) {
+		log_error("%s: TUNSETOFFLOAD: %s; the tap refused the guest's offloads", vd->name,
+			  strerror(errno));
+		goto fail;
+	}
+	if (loop_add(vd->loop, fd, 0, net_on_fd, n) < 0) {
+		log_error("%s: cannot poll the backend fd: %s", vd->name, strerror(errno));
+		goto fail;
+	}
+	/* Back to how it was before the release: a tap of our own again goes
+	 * away when kvmbox exits. */
+	if (n->made_persistent) {
+		if (tap_set_persist(fd, false) < 0)
+			log_warn("tap %s: TUNSETPERSIST 0: %s; it outlives the VM (ip tuntap del %s)",
+				 n->ifname, strerror(errno), n->ifname);
+		n->made_persistent = false;
+	}
+	n->fd = fd;
+	n->watch = 0;
+	n->released = false;
+	if (net_running(n)) {
+		/* A transmit kick during the release was ignored: look again.
+		 * rx_stalled is kept: receive is watched if the guest has buffers. */
+		n->tx_resume = true;
+		net_update_watch(n);
+	}
+	return 0;
+fail:
+	close(fd);
+	return -1;
+}
+
 static void net_destroy(struct virtio_dev *vd)
 {
 	struct virtio_net *n = to_net(vd);
 
-	if (!n->fd_dead)
+	if (!n->fd_dead && !n->released)
 		loop_del(vd->loop, n->fd);
-	close(n->fd);
+	if (n->fd >= 0)
+		close(n->fd);
 	virtio_dev_fini(vd);
 	free(n->bounce);
 	free(n);
@@ -696,6 +796,8 @@ static const struct virtio_dev_ops net_ops = {
 	.config_write = net_config_write,
 	.save = net_save,
 	.load = net_load,
+	.release = net_release,
+	.reacquire = net_reacquire,
 	.destroy = net_destroy,
 };
 
@@ -798,7 +900,10 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct n
 		return NULL;
 	}
 	vd = net_create(mem, fd, mac, index, true);
-	if (!vd)
+	if (!vd) {
 		close(fd);
+		return NULL;
+	}
+	snprintf(to_net(vd)->ifname, sizeof(to_net(vd)->ifname), "%s", ifname);
 	return vd;
 }

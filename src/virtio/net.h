@@ -4,7 +4,16 @@
  * Offered: MAC, STATUS (link up), MRG_RXBUF, CSUM, GUEST_CSUM, HOST_TSO4/6/ECN,
  * GUEST_TSO4/6/ECN. The backend fd carries one frame per read/write with a
  * 12-byte virtio_net_hdr_v1 in front (a tap with IFF_VNET_HDR, or in tests a
- * SOCK_DGRAM socket), so guest headers pass through unchanged. */
+ * SOCK_DGRAM socket), so guest headers pass through unchanged.
+ *
+ * Live migration (release / reacquire): release closes the backend fd so the
+ * destination process can open the same tap. A tap kvmbox created itself
+ * (not `ip tuntap add`) is made persistent first so it survives the close;
+ * after a successful migration it stays persistent (the destination cannot
+ * know it was not the admin's; `ip tuntap del` removes it). reacquire
+ * reopens the tap by name, restores the guest's offloads and persistence;
+ * it fails while another process has the tap open, and always for a fd given
+ * to virtio_net_create_fd (nothing to reopen). */
 #ifndef KVMBOX_VIRTIO_NET_H
 #define KVMBOX_VIRTIO_NET_H
 

@@ -4,6 +4,7 @@
 
 #include "../core/log.h"
 #include "../core/vm.h"
+#include "balloon.h"
 #include "blk.h"
 #include "console.h"
 #include "net.h"
@@ -27,11 +28,11 @@ static int plug(struct vm *vm, struct virtio_dev *vd)
 	return 0;
 }
 
-int virtio_create_devices(struct vm *vm, struct char_port console_port, struct virtio_dev **console)
+int virtio_create_devices(struct vm *vm, struct char_port console_port, struct virtio_handles *h)
 {
 	const struct vm_config *cfg = vm->cfg;
 
-	*console = NULL;
+	h->console = h->balloon = NULL;
 	for (unsigned i = 0; i < cfg->nr_disks; i++)
 		if (plug(vm, virtio_blk_create(&vm->mem, &cfg->disks[i], i)) < 0)
 			return -1;
@@ -40,12 +41,19 @@ int virtio_create_devices(struct vm *vm, struct char_port console_port, struct v
 			return -1;
 	if (cfg->rng && plug(vm, virtio_rng_create(&vm->mem, 0)) < 0)
 		return -1;
+	if (cfg->balloon) {
+		struct virtio_dev *vd = virtio_balloon_create(&vm->mem, 0);
+
+		if (plug(vm, vd) < 0)
+			return -1;
+		h->balloon = vd;
+	}
 	if (cfg->console == CONSOLE_VIRTIO) {
 		struct virtio_dev *vd = virtio_console_create(&vm->mem, console_port, 0);
 
 		if (plug(vm, vd) < 0)
 			return -1;
-		*console = vd;
+		h->console = vd;
 	}
 	return 0;
 }

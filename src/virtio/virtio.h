@@ -62,6 +62,12 @@ struct virtio_dev_ops {
 	/* Optional: finish every in-flight request (no guest memory access
 	 * after return) before a pause or snapshot. */
 	int (*quiesce)(struct virtio_dev *vd);
+	/* Optional: give up the host backend (disk lock, tap) so another
+	 * process can take it over at the end of a live migration, and take
+	 * it back if the migration fails. Called while paused (worker parked,
+	 * nothing in flight). 0 or -1 (printed). */
+	int (*release)(struct virtio_dev *vd);
+	int (*reacquire)(struct virtio_dev *vd);
 	/* Optional: device-specific state beyond features/queues/config,
 	 * which the transport saves itself. */
 	void (*save)(struct virtio_dev *vd, struct ser_writer *w);

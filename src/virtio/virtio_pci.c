@@ -855,6 +855,30 @@ static void vpci_destroy(struct device *dev)
 	free(p);
 }
 
+static int vpci_release(struct device *dev)
+{
+	struct vpci *p = container_of(dev, struct vpci, dev);
+	int ret = 0;
+
+	pthread_mutex_lock(&p->vd->lock);
+	if (p->vd->ops->release)
+		ret = p->vd->ops->release(p->vd);
+	pthread_mutex_unlock(&p->vd->lock);
+	return ret;
+}
+
+static int vpci_reacquire(struct device *dev)
+{
+	struct vpci *p = container_of(dev, struct vpci, dev);
+	int ret = 0;
+
+	pthread_mutex_lock(&p->vd->lock);
+	if (p->vd->ops->reacquire)
+		ret = p->vd->ops->reacquire(p->vd);
+	pthread_mutex_unlock(&p->vd->lock);
+	return ret;
+}
+
 static const struct device_ops vpci_dev_ops = {
 	.type = "virtio-pci",
 	.reset = vpci_reset,
@@ -862,6 +886,8 @@ static const struct device_ops vpci_dev_ops = {
 	.load = vpci_load,
 	.pause = vpci_pause,
 	.resume = vpci_resume,
+	.release = vpci_release,
+	.reacquire = vpci_reacquire,
 	.destroy = vpci_destroy,
 };
 

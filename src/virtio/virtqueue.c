@@ -11,6 +11,7 @@
 #include "virtqueue.h"
 
 #include <endian.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define DESC_SIZE 16u
@@ -185,7 +186,8 @@ static int chain_add(const struct virtq *q, struct virtq_chain *c, const struct 
 
 /* Walk the chain starting at head. Termination: every step consumes one unit
  * of the current table's budget (queue size for the ring's table, entry count
- * for an indirect one), and there is at most one indirect table per chain. */
+ * for an indirect one), and there is at most one indirect table per chain.
+ * With c NULL, only mark the device-writable buffers dirty (migration). */
 static int virtq_walk(const struct virtq *q, uint16_t head, struct virtq_chain *c)
 {
 	const uint8_t *table = q->desc;
@@ -219,8 +221,12 @@ static int virtq_walk(const struct virtq *q, uint16_t head, struct virtq_chain *
 		}
 		if (++bufs > VIRTQ_MAX_SEGS)
 			return -1;
-		if (chain_add(q, c, &d, &seen_write) < 0)
+		if (!c) {
+			if (d.flags & VIRTQ_DESC_F_WRITE)
+				guest_mem_mark_dirty(q->mem, d.addr, d.len);
+		} else if (chain_add(q, c, &d, &seen_write) < 0) {
 			return -1;
+		}
 		if (!(d.flags & VIRTQ_DESC_F_NEXT))
 			return 0;
 		i = d.next;
@@ -282,6 +288,12 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 
 	if (!q->enabled)
 		return;
+	if (atomic_load(&((struct guest_mem *)q->mem)->dirty)) {
+		/* A live migration is copying RAM: what the device wrote into
+		 * this chain, and the used ring, must be sent again. */
+		virtq_walk(q, head, NULL);
+		guest_mem_mark_dirty(q->mem, q->used_gpa, RING_ENTS + (size_t)USED_ELEM * q->size + 2);
+	}
 	e = (uint8_t *)q->used + RING_ENTS + (size_t)USED_ELEM * (q->used_idx & (q->size - 1));
 	st_le32(e, head);
 	st_le32(e + 4, len);

@@ -13,7 +13,11 @@
 #   $KB_CACHE/linux-<kver>/vmlinux         ELF with the Xen PVH note, extracted from vmlinuz
 #   $KB_CACHE/linux-<kver>/modules/*.ko    kvm_amd and its dependencies, decompressed
 #   $KB_CACHE/linux-<kver>/modules.order   load order (dependencies first)
-#   $KB_CACHE/linux-<kver>/base-<bbsum>.cpio  uncompressed cpio of the above plus busybox
+#   $KB_CACHE/linux-<kver>/host-extra/*.ko, host-extra.order   more emulated-host modules (tun)
+#   $KB_CACHE/linux-<kver>/guest-modules/*.ko, guest-modules.order  the guest's virtio and ext4
+#                                        modules (the Debian kernel has them as modules)
+#   $KB_CACHE/linux-<kver>/base-<sum>.cpio  uncompressed cpio of the above plus busybox and
+#                                        mke2fs (with its shared libraries)
 # Functions print progress on stderr; they return non-zero (with a message) instead of exiting.
 
 KB_ROOT=${KB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -22,6 +26,11 @@ KB_BUSYBOX=${KVMBOX_BUSYBOX:-/bin/busybox}
 KB_QEMU=${KVMBOX_QEMU:-qemu-system-x86_64}
 # The modules that make /dev/kvm in the emulated host (TCG's -cpu max emulates AMD SVM).
 KB_HOST_MODULES="kvm_amd"
+# Loaded after kvm in the emulated host: tun for the guests' tap devices.
+KB_HOST_EXTRA_MODULES="tun"
+# The guest's virtio drivers and ext4. The crypto API asks for crc32c_generic by name when ext4
+# mounts (no depends= names it), so it is listed explicitly, before ext4. rng-core is built in.
+KB_GUEST_MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng crc32c_generic ext4"
 
 kb_log() { printf '%s\n' "linux: $*" >&2; }
 
@@ -92,17 +101,9 @@ kb_has_pvh_note() {
 	LC_ALL=C readelf -n -- "$1" 2>/dev/null | grep -Eq 'Xen .*(\(0x00000012\)|PHYS32_ENTRY)'
 }
 
-# kb_fetch_kernel: make $KB_CACHE/linux-<kver>/ complete and set KB_KDIR and KB_KVER.
-kb_fetch_kernel() {
-	local kver pkg dir deb tmp
-	kver=$(kb_kernel_version) || return 1
-	dir=$KB_CACHE/linux-$kver
-	# shellcheck disable=SC2034 # for callers
-	KB_KVER=$kver
-	KB_KDIR=$dir
-	[[ -f $dir/.complete ]] && return 0
-
-	pkg=linux-image-$kver-unsigned
+# _kb_deb PKG: print the cached .deb of PKG, downloading it with apt-get if needed.
+_kb_deb() {
+	local pkg=$1 deb
 	mkdir -p "$KB_CACHE/debs" || return 1
 	deb=$(ls "$KB_CACHE/debs/${pkg}"_*.deb 2>/dev/null | sort -V | tail -n1)
 	if [[ -z $deb ]]; then
@@ -115,52 +116,89 @@ kb_fetch_kernel() {
 		deb=$(ls "$KB_CACHE/debs/${pkg}"_*.deb 2>/dev/null | sort -V | tail -n1)
 		[[ -n $deb ]] || { kb_log "apt-get download left no $pkg .deb"; return 1; }
 	fi
+	printf '%s\n' "$deb"
+}
 
-	kb_log "extracting $(basename "$deb")"
-	tmp=$(mktemp -d "$KB_CACHE/extract.XXXXXX") || return 1
-	rm -rf -- "$dir"
-	mkdir -p "$dir/modules" || return 1
-	if ! dpkg-deb -x "$deb" "$tmp"; then
-		rm -rf -- "$tmp"
-		kb_log "dpkg-deb -x $deb failed"
-		return 1
-	fi
-	cp -- "$tmp/boot/vmlinuz-$kver" "$dir/vmlinuz" || { rm -rf -- "$tmp"; return 1; }
-
-	# Resolve the modules kvm_amd needs from their depends= fields, dependencies first.
-	local moddir=$tmp/lib/modules/$kver order="" seen=" " list
+# _kb_modules MODDIR OUTDIR ORDERFILE MODULE...: copy the modules and everything their
+# depends= fields name (decompressed) into OUTDIR, and write the load order (dependencies
+# first) to ORDERFILE. Modules built into the kernel (modules.builtin) are skipped.
+_kb_modules() {
+	local moddir=$1 outdir=$2 orderfile=$3 order="" seen=" " list builtin m
+	shift 3
+	mkdir -p "$outdir" || return 1
 	list=$(cd "$moddir" && find . -name '*.ko*' | sed 's|^\./||')
+	builtin=$(sed 's|.*/||; s|\.ko$||; s|-|_|g' "$moddir/modules.builtin" 2>/dev/null | tr '\n' ' ')
 	_kb_mod_resolve() {
 		local name=${1//-/_} path deps d
 		[[ $seen == *" $name "* ]] && return 0
 		seen+="$name "
+		[[ " $builtin " == *" $name "* ]] && return 0
 		# File names may use - where the module name has _.
 		path=$(printf '%s\n' "$list" | awk -v n="$name" '{
 			f = $0; sub(/.*\//, "", f); sub(/\.ko(\.(xz|zst|gz))?$/, "", f); gsub(/-/, "_", f)
 			if (f == n) { print; exit }
 		}')
-		[[ -n $path ]] || { kb_log "module $name not in $kver"; return 1; }
+		[[ -n $path ]] || { kb_log "module $name not in $moddir"; return 1; }
 		deps=$(kb_module_cat "$moddir/$path" | strings | sed -n 's/^depends=//p' | head -n1 | tr , ' ')
 		for d in $deps; do
 			_kb_mod_resolve "$d" || return 1
 		done
-		kb_module_cat "$moddir/$path" >"$dir/modules/$name.ko" || return 1
+		kb_module_cat "$moddir/$path" >"$outdir/$name.ko" || return 1
 		order+="$name.ko"$'\n'
 	}
-	local m
-	for m in $KB_HOST_MODULES; do
-		_kb_mod_resolve "$m" || { rm -rf -- "$tmp"; return 1; }
+	for m in "$@"; do
+		_kb_mod_resolve "$m" || return 1
 	done
-	printf '%s' "$order" >"$dir/modules.order"
-	rm -rf -- "$tmp"
+	printf '%s' "$order" >"$orderfile"
+}
 
-	kb_log "extracting the PVH vmlinux from the bzImage"
-	kb_extract_vmlinux "$dir/vmlinuz" "$dir/vmlinux" || return 1
-	if ! kb_has_pvh_note "$dir/vmlinux"; then
-		kb_log "$dir/vmlinux has no Xen PVH entry note (readelf -n)"
+# kb_fetch_kernel: make $KB_CACHE/linux-<kver>/ complete and set KB_KDIR and KB_KVER.
+kb_fetch_kernel() {
+	local kver pkg dir deb tmp moddir mark
+	kver=$(kb_kernel_version) || return 1
+	dir=$KB_CACHE/linux-$kver
+	# shellcheck disable=SC2034 # for callers
+	KB_KVER=$kver
+	KB_KDIR=$dir
+	# The extra module sets have their own marker (named after the lists), so a cache made
+	# before they existed, or with other lists, gets them added without a new download.
+	mark=.complete-mods-$(printf '%s|%s' "$KB_HOST_EXTRA_MODULES" "$KB_GUEST_MODULES" | cksum | cut -d' ' -f1)
+	[[ -f $dir/.complete && -f $dir/$mark ]] && return 0
+
+	pkg=linux-image-$kver-unsigned
+	deb=$(_kb_deb "$pkg") || return 1
+	kb_log "extracting $(basename "$deb")"
+	tmp=$(mktemp -d "$KB_CACHE/extract.XXXXXX") || return 1
+	if ! dpkg-deb -x "$deb" "$tmp"; then
+		rm -rf -- "$tmp"
+		kb_log "dpkg-deb -x $deb failed"
 		return 1
 	fi
-	touch "$dir/.complete"
+	moddir=$tmp/lib/modules/$kver
+	if [[ ! -f $dir/.complete ]]; then
+		rm -rf -- "$dir"
+		mkdir -p "$dir" || { rm -rf -- "$tmp"; return 1; }
+		cp -- "$tmp/boot/vmlinuz-$kver" "$dir/vmlinuz" || { rm -rf -- "$tmp"; return 1; }
+		# The modules kvm_amd needs, dependencies first.
+		_kb_modules "$moddir" "$dir/modules" "$dir/modules.order" $KB_HOST_MODULES ||
+			{ rm -rf -- "$tmp"; return 1; }
+		kb_log "extracting the PVH vmlinux from the bzImage"
+		kb_extract_vmlinux "$dir/vmlinuz" "$dir/vmlinux" || { rm -rf -- "$tmp"; return 1; }
+		if ! kb_has_pvh_note "$dir/vmlinux"; then
+			rm -rf -- "$tmp"
+			kb_log "$dir/vmlinux has no Xen PVH entry note (readelf -n)"
+			return 1
+		fi
+		touch "$dir/.complete"
+	fi
+	rm -rf -- "$dir/host-extra" "$dir/guest-modules" "$dir"/.complete-mods-*
+	if ! _kb_modules "$moddir" "$dir/host-extra" "$dir/host-extra.order" $KB_HOST_EXTRA_MODULES ||
+		! _kb_modules "$moddir" "$dir/guest-modules" "$dir/guest-modules.order" $KB_GUEST_MODULES; then
+		rm -rf -- "$tmp"
+		return 1
+	fi
+	rm -rf -- "$tmp"
+	touch "$dir/$mark"
 }
 
 # kb_check_busybox: the busybox we copy into initramfs images must be static.
@@ -211,18 +249,53 @@ kb_build_guest_initrd() {
 	return $rc
 }
 
-# kb_base_cpio: the unchanging part of the host initramfs (busybox, modules, guest kernels),
-# uncompressed so the TCG-emulated kernel only copies it. Prints its path.
+# kb_add_prog DIR PROG: copy the dynamically linked PROG into the image DIR at its own path,
+# with the shared libraries and loader ldd lists (at their paths, links resolved).
+kb_add_prog() {
+	local d=$1 prog lib
+	prog=$(command -v "$2") || return 1
+	mkdir -p "$d$(dirname "$prog")" && cp -L -- "$prog" "$d$prog" || return 1
+	for lib in $(ldd "$prog" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
+		mkdir -p "$d$(dirname "$lib")" && cp -L -- "$lib" "$d$lib" || return 1
+	done
+}
+
+# kb_mke2fs: the mke2fs (e2fsprogs) copied into the emulated host, or nothing (busybox's
+# mke2fs makes ext2 only; the ext4 tests SKIP without it).
+kb_mke2fs() { PATH=$PATH:/sbin:/usr/sbin command -v mke2fs 2>/dev/null; }
+
+# kb_base_cpio: the unchanging part of the host initramfs (busybox, modules, guest kernels,
+# the guest's module archive, mke2fs), uncompressed so the TCG-emulated kernel only copies it.
+# Prints its path.
 kb_base_cpio() {
-	local sum out d
-	sum=$(sha256sum "$KB_BUSYBOX" | cut -c1-12)
+	local sum out d g e2fs
+	e2fs=$(kb_mke2fs)
+	sum=$({ sha256sum "$KB_BUSYBOX"; echo "$KB_HOST_EXTRA_MODULES|$KB_GUEST_MODULES|$e2fs"
+		[[ -n $e2fs ]] && sha256sum "$e2fs"; } | sha256sum | cut -c1-12)
 	out=$KB_KDIR/base-$sum.cpio
 	if [[ ! -f $out ]]; then
+		# Older bases are ~80 MB each: keep only the current one.
+		rm -f -- "$KB_KDIR"/base-*.cpio
 		d=$(mktemp -d) || return 1
 		kb_skel "$d"
-		mkdir -p "$d/kvmbox/modules"
+		mkdir -p "$d/kvmbox/modules" "$d/kvmbox/modules-extra"
 		cp -- "$KB_KDIR"/modules/*.ko "$d/kvmbox/modules/"
+		cp -- "$KB_KDIR"/host-extra/*.ko "$d/kvmbox/modules-extra/"
+		cp -- "$KB_KDIR/host-extra.order" "$d/kvmbox/modules-extra/order"
 		cp -- "$KB_KDIR/modules.order" "$KB_KDIR/vmlinuz" "$KB_KDIR/vmlinux" "$d/kvmbox/"
+		# The guest's modules as a gzipped cpio the emulated host appends to the guest
+		# initramfs (the guest kernel unpacks concatenated archives): /modules/*.ko and
+		# /modules/order.
+		g=$(mktemp -d) || return 1
+		mkdir -p "$g/modules"
+		cp -- "$KB_KDIR"/guest-modules/*.ko "$g/modules/"
+		cp -- "$KB_KDIR/guest-modules.order" "$g/modules/order"
+		kb_cpio "$g" "$d/kvmbox/guest-modules.cpio.gz" gzip
+		rm -rf -- "$g"
+		if [[ -n $e2fs ]]; then
+			kb_add_prog "$d" "$e2fs" || kb_log "cannot copy $e2fs and its libraries"
+			[[ -f /etc/mke2fs.conf ]] && cp -- /etc/mke2fs.conf "$d/etc/"
+		fi
 		kb_cpio "$d" "$out.tmp" && mv -- "$out.tmp" "$out"
 		rm -rf -- "$d"
 	fi

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -797,6 +799,177 @@ static void test_readonly(void **state)
 	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
 }
 
+static int dev_release(struct virtio_dev *vd)
+{
+	int ret;
+
+	pthread_mutex_lock(&vd->lock);
+	ret = vd->ops->release(vd);
+	pthread_mutex_unlock(&vd->lock);
+	return ret;
+}
+
+static int dev_reacquire(struct virtio_dev *vd)
+{
+	int ret;
+
+	pthread_mutex_lock(&vd->lock);
+	ret = vd->ops->reacquire(vd);
+	pthread_mutex_unlock(&vd->lock);
+	return ret;
+}
+
+static void pread_all(const char *path, uint64_t off, void *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+	close(fd);
+}
+
+/* Live migration hand-over: release writes back and unlocks, so a second
+ * process can take the image; reacquire fails while it holds it. */
+static void test_release_reacquire(void **state)
+{
+	struct ctx *c = *state;
+	struct disk_config cfg = c->cfg;
+	struct virtio_dev *other;
+	uint8_t got[4096];
+
+	assert_non_null(c->vd->ops->release);
+	assert_non_null(c->vd->ops->reacquire);
+	/* Writes still in flight when release is called are completed first. */
+	for (unsigned i = 0; i < 8; i++) {
+		struct seg sg[3] = {
+			{ HDR_GPA + 32 * i, 16, false },
+			{ DATA_GPA + 4096 * i, 4096, false },
+			{ STATUS_GPA + i, 1, true },
+		};
+
+		memset(c->ram + DATA_GPA + 4096 * i, 0xa0 + i, 4096);
+		put_hdr(c, i, VIRTIO_BLK_T_OUT, 100 + 8 * i);
+		post(c, sg, 3);
+	}
+	kick(c);
+	assert_int_equal(dev_release(c->vd), 0);
+	assert_int_equal(used_idx(c), 8);
+	c->used_seen = 8;
+	for (unsigned i = 0; i < 8; i++) {
+		assert_int_equal(c->ram[STATUS_GPA + i], VIRTIO_BLK_S_OK);
+		pread_all(c->path, (100 + 8 * i) * 512ULL, got, sizeof(got));
+		assert_memory_equal(got, c->ram + DATA_GPA + 4096 * i, sizeof(got));
+	}
+	assert_int_equal(dev_release(c->vd), 0); /* idempotent */
+	/* The destination opens it, writable. */
+	other = virtio_blk_create(&c->mem, &cfg, 1);
+	assert_non_null(other);
+	/* Taking it back fails while the destination holds it, and can be retried. */
+	assert_int_equal(dev_reacquire(c->vd), -1);
+	assert_int_equal(dev_reacquire(c->vd), -1);
+	other->ops->destroy(other);
+	assert_int_equal(dev_reacquire(c->vd), 0);
+	assert_int_equal(dev_reacquire(c->vd), 0); /* not released: no-op */
+	/* Locked again: nobody else gets it. */
+	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
+	cfg.readonly = true;
+	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
+	/* And the device works. */
+	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 100, DATA_GPA + 0x80000, 4096), VIRTIO_BLK_S_OK);
+	assert_memory_equal(c->ram + DATA_GPA + 0x80000, c->ram + DATA_GPA, 4096);
+}
+
+/* A kick that arrives while released is not served until reacquire. */
+static void test_release_kick_deferred(void **state)
+{
+	struct ctx *c = *state;
+	struct seg sg[3] = { { HDR_GPA, 16, false }, { DATA_GPA, 512, false }, { STATUS_GPA, 1, true } };
+	uint8_t got[512];
+
+	assert_int_equal(dev_release(c->vd), 0);
+	memset(c->ram + DATA_GPA, 0x3c, 512);
+	put_hdr(c, 0, VIRTIO_BLK_T_OUT, 5);
+	post(c, sg, 3);
+	kick(c);
+	assert_true(loop_run_once(c->vd->loop, 50) >= 0);
+	assert_int_equal(used_idx(c), 0);
+	pread_all(c->path, 5 * 512, got, sizeof(got));
+	for (unsigned i = 0; i < sizeof(got); i++)
+		assert_int_equal(got[i], pattern(5 * 512 + i));
+	assert_int_equal(dev_reacquire(c->vd), 0);
+	wait_used(c, 1);
+	assert_int_equal(c->ram[STATUS_GPA], VIRTIO_BLK_S_OK);
+	pread_all(c->path, 5 * 512, got, sizeof(got));
+	assert_memory_equal(got, c->ram + DATA_GPA, sizeof(got));
+}
+
+/* Read-only: the shared lock goes too, so a writer can take the image. */
+static void test_release_readonly(void **state)
+{
+	struct ctx *c = *state;
+	struct disk_config cfg = c->cfg;
+	struct virtio_dev *other;
+
+	cfg.readonly = false;
+	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
+	assert_int_equal(dev_release(c->vd), 0);
+	other = virtio_blk_create(&c->mem, &cfg, 1);
+	assert_non_null(other);
+	assert_int_equal(dev_reacquire(c->vd), -1);
+	other->ops->destroy(other);
+	assert_int_equal(dev_reacquire(c->vd), 0);
+	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512), VIRTIO_BLK_S_OK);
+}
+
+/* A writable block device is opened O_EXCL: release closes it, reacquire
+ * reopens it by path. Needs root and a free loop device, else skipped. */
+static void test_release_blockdev(void **state)
+{
+	static const struct mem_region layout[1] = { { .gpa = 0, .size = 4096 } };
+	static uint8_t ram[4096];
+	struct guest_mem mem;
+	struct disk_config cfg = { 0 };
+	struct virtio_dev *vd, *other;
+	char img[256], cmd[600], dev[64] = "";
+	FILE *p;
+	int fd;
+
+	if (geteuid() != 0 || access("/dev/loop-control", F_OK) != 0)
+		skip();
+	make_image(img, 1u << 20);
+	snprintf(cmd, sizeof(cmd), "losetup -f --show %s 2>/dev/null", img);
+	p = popen(cmd, "r");
+	if (!p || !fgets(dev, sizeof(dev), p) || strncmp(dev, "/dev/", 5)) {
+		if (p)
+			pclose(p);
+		unlink(img);
+		skip();
+	}
+	pclose(p);
+	dev[strcspn(dev, "\n")] = 0;
+	guest_mem_init_static(&mem, ram, layout, 1);
+	cfg.path = dev;
+	vd = virtio_blk_create(&mem, &cfg, 0);
+	assert_non_null(vd);
+	/* O_EXCL keeps other exclusive openers out ... */
+	fd = open(dev, O_RDWR | O_EXCL | O_CLOEXEC);
+	assert_int_equal(fd, -1);
+	assert_int_equal(errno, EBUSY);
+	/* ... until release. */
+	assert_int_equal(dev_release(vd), 0);
+	other = virtio_blk_create(&mem, &cfg, 1);
+	assert_non_null(other);
+	assert_int_equal(dev_reacquire(vd), -1);
+	other->ops->destroy(other);
+	assert_int_equal(dev_reacquire(vd), 0);
+	fd = open(dev, O_RDWR | O_EXCL | O_CLOEXEC);
+	assert_int_equal(fd, -1);
+	vd->ops->destroy(vd);
+	snprintf(cmd, sizeof(cmd), "losetup -d %s", dev);
+	assert_int_equal(system(cmd), 0);
+	unlink(img);
+}
+
 static void test_open_errors(void **state)
 {
 	static const struct mem_region layout[1] = { { .gpa = 0, .size = 4096 } };
@@ -846,6 +1019,10 @@ static const struct CMUnitTest tests[] = {
 	T(test_writethrough, setup_rw),
 	T(test_lock, setup_rw),
 	T(test_readonly, setup_ro),
+	T(test_release_reacquire, setup_rw),
+	T(test_release_kick_deferred, setup_rw),
+	T(test_release_readonly, setup_ro),
+	cmocka_unit_test(test_release_blockdev),
 	cmocka_unit_test(test_open_errors),
 };
 

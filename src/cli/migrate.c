@@ -1,0 +1,631 @@
+#include "migrate.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../api/api.h"
+#include "../core/log.h"
+#include "../core/vm.h"
+#include "run.h"
+
+#define MIG_MAGIC "KVMBOXMG"
+#define MIG_VERSION 1
+#define MIG_ARCH_X86_64 1
+#define PAGE 4096ULL
+#define MIG_MAX_ROUNDS 30
+#define MIG_SMALL_DIRTY 256          /* pages left that make the final copy short */
+#define MIG_BATCH_PAGES 64           /* pages per PAGES record */
+#define MIG_IO_TIMEOUT_S 30
+#define MIG_MAX_STATE (64u << 20)
+
+enum { REC_PAGES = 1, REC_ZERO, REC_ROUND, REC_FINAL };
+
+struct migration {
+	struct run_state *rs;
+	struct vm *vm;
+	struct api_req *req;
+	char uri[512];
+	pthread_t thread;
+	_Atomic bool cancel;
+	/* figures */
+	unsigned rounds;
+	uint64_t bytes;
+	uint64_t pages;
+	double t_start, t_pause, t_end;
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- stream I/O ------------------------------------------------------------ */
+
+static int send_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n) {
+		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int recv_all(int fd, void *p, size_t n)
+{
+	uint8_t *b = p;
+
+	while (n) {
+		ssize_t r = recv(fd, b, n, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = ECONNRESET;
+			return -1;
+		}
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int send_u32(int fd, uint32_t v)
+{
+	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+
+	return send_all(fd, b, 4);
+}
+
+static int send_u64(int fd, uint64_t v)
+{
+	return send_u32(fd, (uint32_t)v) || send_u32(fd, (uint32_t)(v >> 32)) ? -1 : 0;
+}
+
+static int recv_u32(int fd, uint32_t *v)
+{
+	uint8_t b[4];
+
+	if (recv_all(fd, b, 4) < 0)
+		return -1;
+	*v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+	return 0;
+}
+
+static int recv_u64(int fd, uint64_t *v)
+{
+	uint32_t lo, hi;
+
+	if (recv_u32(fd, &lo) < 0 || recv_u32(fd, &hi) < 0)
+		return -1;
+	*v = (uint64_t)hi << 32 | lo;
+	return 0;
+}
+
+static void set_timeouts(int fd, int seconds)
+{
+	struct timeval tv = { .tv_sec = seconds };
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+/* Resolve "tcp:HOST:PORT" or "unix:PATH" into a socket address. */
+static int parse_uri(const char *uri, struct sockaddr_storage *ss, socklen_t *len, int *family)
+{
+	if (!strncmp(uri, "unix:", 5)) {
+		struct sockaddr_un *un = (struct sockaddr_un *)ss;
+
+		if (!uri[5] || strlen(uri + 5) >= sizeof(un->sun_path))
+			return -1;
+		memset(un, 0, sizeof(*un));
+		un->sun_family = AF_UNIX;
+		strcpy(un->sun_path, uri + 5);
+		*len = sizeof(*un);
+		*family = AF_UNIX;
+		return 0;
+	}
+	if (!strncmp(uri, "tcp:", 4)) {
+		char host[256];
+		const char *colon = strrchr(uri + 4, ':');
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+		size_t hl;
+
+		if (!colon || colon == uri + 4 || !colon[1])
+			return -1;
+		hl = (size_t)(colon - (uri + 4));
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, uri + 4, hl);
+		host[hl] = '\0';
+		if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+			memmove(host, host + 1, hl - 2);
+			host[hl - 2] = '\0';
+		}
+		if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
+			return -1;
+		memcpy(ss, res->ai_addr, res->ai_addrlen);
+		*len = res->ai_addrlen;
+		*family = res->ai_family;
+		freeaddrinfo(res);
+		return 0;
+	}
+	return -1;
+}
+
+/* ---- destination ------------------------------------------------------------- */
+
+struct incoming_stats {
+	unsigned rounds;
+	uint64_t bytes;
+	double t_start;
+	double t_final;
+};
+
+/* One destination per process: the figures printed at the end. */
+static struct incoming_stats in_stats;
+
+int migrate_accept(const char *uri, struct snap_config *sc)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int family, lfd, fd = -1, one = 1;
+	uint8_t hello[16];
+	uint64_t clen;
+	uint8_t *cbuf = NULL;
+	struct ser_reader r;
+
+	if (parse_uri(uri, &ss, &len, &family) < 0) {
+		log_error("--incoming %s: not tcp:HOST:PORT or unix:PATH; give a valid address", uri);
+		return -1;
+	}
+	lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0) {
+		log_error("--incoming %s: socket: %s", uri, strerror(errno));
+		return -1;
+	}
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_UNIX)
+		unlink(((struct sockaddr_un *)&ss)->sun_path);
+	if (bind(lfd, (struct sockaddr *)&ss, len) < 0 || listen(lfd, 1) < 0) {
+		log_error("--incoming %s: cannot listen: %s; give a free address", uri, strerror(errno));
+		close(lfd);
+		return -1;
+	}
+	fprintf(stderr, "kvmbox: waiting for a migration on %s\n", uri);
+	do {
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	} while (fd < 0 && errno == EINTR);
+	close(lfd);
+	if (family == AF_UNIX)
+		unlink(((struct sockaddr_un *)&ss)->sun_path);
+	if (fd < 0) {
+		log_error("--incoming %s: accept: %s", uri, strerror(errno));
+		return -1;
+	}
+	in_stats.t_start = now_ms();
+	set_timeouts(fd, MIG_IO_TIMEOUT_S);
+	if (recv_all(fd, hello, sizeof(hello)) < 0 || memcmp(hello, MIG_MAGIC, 8) ||
+	    (hello[8] | hello[9] << 8) != MIG_VERSION || (hello[12] | hello[13] << 8) != MIG_ARCH_X86_64) {
+		log_error("migration from %s: not a kvmbox migration stream of this version and architecture", uri);
+		goto fail;
+	}
+	if (recv_u64(fd, &clen) < 0 || clen > (1u << 20) || !(cbuf = malloc(clen ? clen : 1)) ||
+	    recv_all(fd, cbuf, clen) < 0) {
+		log_error("migration from %s: the configuration did not arrive", uri);
+		goto fail;
+	}
+	ser_reader_init(&r, cbuf, clen);
+	if (snap_config_load(sc, &r) < 0) {
+		log_error("migration from %s: malformed configuration", uri);
+		goto fail;
+	}
+	free(cbuf);
+	return fd;
+fail:
+	free(cbuf);
+	close(fd);
+	return -1;
+}
+
+uint8_t *migrate_receive_ram(struct vm *vm, int fd, uint64_t *len)
+{
+	uint64_t npages = vm->mem.total / PAGE;
+	uint8_t *state = NULL;
+
+	for (;;) {
+		uint32_t type, count;
+		uint64_t first, slen;
+
+		if (recv_u32(fd, &type) < 0)
+			goto broken;
+		switch (type) {
+		case REC_PAGES:
+		case REC_ZERO:
+			if (recv_u64(fd, &first) < 0 || recv_u32(fd, &count) < 0)
+				goto broken;
+			if (count > MIG_BATCH_PAGES || first > npages || count > npages - first)
+				goto malformed;
+			for (uint32_t i = 0; i < count; i++) {
+				uint64_t pg = first + i, base = 0;
+				uint8_t *dst = NULL;
+
+				for (int k = 0; k < vm->mem.nr_regions; k++) {
+					uint64_t rp = vm->mem.regions[k].size / PAGE;
+
+					if (pg < base + rp) {
+						dst = vm->mem.regions[k].host + (pg - base) * PAGE;
+						break;
+					}
+					base += rp;
+				}
+				if (!dst)
+					goto malformed;
+				if (type == REC_ZERO)
+					memset(dst, 0, PAGE);
+				else if (recv_all(fd, dst, PAGE) < 0)
+					goto broken;
+			}
+			in_stats.bytes += (type == REC_PAGES ? count * PAGE : 0) + 16;
+			break;
+		case REC_ROUND:
+			in_stats.rounds++;
+			break;
+		case REC_FINAL:
+			in_stats.t_final = now_ms();
+			if (recv_u64(fd, &slen) < 0)
+				goto broken;
+			if (slen > MIG_MAX_STATE)
+				goto malformed;
+			state = malloc(slen ? slen : 1);
+			if (!state || recv_all(fd, state, slen) < 0)
+				goto broken;
+			in_stats.bytes += slen;
+			*len = slen;
+			return state;
+		default:
+			goto malformed;
+		}
+	}
+malformed:
+	log_error("migration: malformed stream from the source; the VM was not started");
+	free(state);
+	return NULL;
+broken:
+	log_error("migration: the stream from the source broke (%s); the VM was not started", strerror(errno));
+	free(state);
+	return NULL;
+}
+
+int migrate_finish(int fd, bool ok)
+{
+	int ret = send_u32(fd, ok ? 0 : 1);
+	double t = now_ms();
+
+	if (ok)
+		fprintf(stderr, "kvmbox: migration received: %u rounds, %.1f MiB, total %.0f ms, "
+				"downtime %.0f ms (final state to running)\n",
+			in_stats.rounds, (double)in_stats.bytes / (1 << 20), t - in_stats.t_start,
+			t - in_stats.t_final);
+	return ret;
+}
+
+/* ---- source -------------------------------------------------------------------- */
+
+#define BITS (8 * sizeof(unsigned long))
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)(const void *)p;
+
+	for (size_t i = 0; i < PAGE / 8; i += 4)
+		if (q[i] | q[i + 1] | q[i + 2] | q[i + 3])
+			return false;
+	return true;
+}
+
+static uint8_t *page_ptr(struct vm *vm, uint64_t pg)
+{
+	uint64_t base = 0;
+
+	for (int k = 0; k < vm->mem.nr_regions; k++) {
+		uint64_t rp = vm->mem.regions[k].size / PAGE;
+
+		if (pg < base + rp)
+			return vm->mem.regions[k].host + (pg - base) * PAGE;
+		base += rp;
+	}
+	return NULL;
+}
+
+/* Send the pages set in bitmap (or every page when bitmap is NULL, skipping
+ * zero pages, for round 0): runs of data pages and of zero pages. */
+static int send_pages(struct migration *m, int fd, const unsigned long *bitmap)
+{
+	uint64_t npages = m->vm->mem.total / PAGE;
+
+	for (uint64_t pg = 0; pg < npages;) {
+		uint32_t n = 0;
+		bool zero;
+
+		if (bitmap && !(bitmap[pg / BITS] & (1UL << (pg % BITS)))) {
+			pg++;
+			continue;
+		}
+		zero = page_is_zero(page_ptr(m->vm, pg));
+		if (zero && !bitmap) {
+			pg++;
+			continue;
+		}
+		/* A run of same-kind pages. */
+		while (n < MIG_BATCH_PAGES && pg + n < npages &&
+		       (!bitmap || (bitmap[(pg + n) / BITS] & (1UL << ((pg + n) % BITS)))) &&
+		       page_is_zero(page_ptr(m->vm, pg + n)) == zero)
+			n++;
+		if (send_u32(fd, zero ? REC_ZERO : REC_PAGES) < 0 || send_u64(fd, pg) < 0 || send_u32(fd, n) < 0)
+			return -1;
+		if (!zero) {
+			for (uint32_t i = 0; i < n; i++)
+				if (send_all(fd, page_ptr(m->vm, pg + i), PAGE) < 0)
+					return -1;
+			m->bytes += n * PAGE;
+		}
+		m->bytes += 16;
+		m->pages += n;
+		pg += n;
+		if (atomic_load(&m->cancel) || atomic_load(&m->vm->exit_reason) != VM_RUNNING)
+			return -1;
+	}
+	return 0;
+}
+
+/* KVM's dirty log of every slot plus the devices' writes, merged into out.
+ * Returns the number of dirty pages. */
+static uint64_t collect_dirty(struct migration *m, unsigned long *out, unsigned long *tmp, size_t words)
+{
+	struct vm *vm = m->vm;
+	uint64_t base = 0, count = 0;
+
+	guest_mem_dirty_take(&vm->mem, out);
+	for (int k = 0; k < vm->mem.nr_regions; k++) {
+		uint64_t rp = vm->mem.regions[k].size / PAGE;
+
+		memset(tmp, 0, words * sizeof(unsigned long));
+		if (vm_dirty_log_get(vm, k, tmp) < 0)
+			return UINT64_MAX;
+		for (uint64_t i = 0; i < rp; i++)
+			if (tmp[i / BITS] & (1UL << (i % BITS)))
+				out[(base + i) / BITS] |= 1UL << ((base + i) % BITS);
+		base += rp;
+	}
+	for (size_t i = 0; i < words; i++)
+		count += (uint64_t)__builtin_popcountl(out[i]);
+	return count;
+}
+
+static void *migrate_thread(void *arg)
+{
+	struct migration *m = arg;
+	struct vm *vm = m->vm;
+	struct sockaddr_storage ss;
+	socklen_t slen;
+	size_t words = (size_t)((vm->mem.total / PAGE + BITS - 1) / BITS);
+	unsigned long *dirty = calloc(words, sizeof(unsigned long));
+	unsigned long *tmp = calloc(words, sizeof(unsigned long));
+	struct ser_writer cfgw, state;
+	const char *why = NULL;
+	bool paused = false, released = false, logging = false;
+	uint8_t hello[16] = { 0 };
+	int family, fd = -1;
+	uint32_t ack = 1;
+
+	ser_writer_init(&cfgw);
+	ser_writer_init(&state);
+	pthread_setname_np(pthread_self(), "migrate");
+	m->t_start = now_ms();
+	if (!dirty || !tmp) {
+		why = "out of memory";
+		goto fail;
+	}
+	if (parse_uri(m->uri, &ss, &slen, &family) < 0) {
+		why = "not tcp:HOST:PORT or unix:PATH";
+		goto fail;
+	}
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, slen) < 0) {
+		why = strerror(errno);
+		goto fail;
+	}
+	set_timeouts(fd, MIG_IO_TIMEOUT_S);
+	memcpy(hello, MIG_MAGIC, 8);
+	hello[8] = MIG_VERSION;
+	hello[12] = MIG_ARCH_X86_64;
+	snap_config_save(vm->cfg, &cfgw);
+	if (cfgw.err || send_all(fd, hello, sizeof(hello)) < 0 || send_u64(fd, cfgw.len) < 0 ||
+	    send_all(fd, cfgw.buf, cfgw.len) < 0)
+		goto io;
+	/* Start tracking before the first copy: what changes from here on is
+	 * sent again. */
+	if (guest_mem_dirty_start(&vm->mem) < 0 || vm_dirty_log_enable(vm, true) < 0) {
+		why = "cannot start dirty-page logging";
+		goto fail;
+	}
+	logging = true;
+	collect_dirty(m, dirty, tmp, words); /* clear */
+	if (send_pages(m, fd, NULL) < 0 || send_u32(fd, REC_ROUND) < 0)
+		goto io;
+	m->rounds = 1;
+	for (;;) {
+		uint64_t n = collect_dirty(m, dirty, tmp, words);
+
+		if (n == UINT64_MAX) {
+			why = "reading the dirty log failed";
+			goto fail;
+		}
+		if (n <= MIG_SMALL_DIRTY || m->rounds >= MIG_MAX_ROUNDS)
+			break;
+		if (send_pages(m, fd, dirty) < 0 || send_u32(fd, REC_ROUND) < 0)
+			goto io;
+		m->rounds++;
+	}
+	/* Stop and copy: what is still dirty (the bitmap taken above plus what
+	 * changed since), then the state, then the backends change hands. */
+	vm_pause(vm);
+	paused = true;
+	m->t_pause = now_ms();
+	{
+		unsigned long *more = calloc(words, sizeof(unsigned long));
+
+		if (!more || collect_dirty(m, more, tmp, words) == UINT64_MAX) {
+			free(more);
+			why = "reading the dirty log failed";
+			goto fail;
+		}
+		for (size_t i = 0; i < words; i++)
+			dirty[i] |= more[i];
+		free(more);
+	}
+	if (send_pages(m, fd, dirty) < 0)
+		goto io;
+	if (vm_state_save(vm, &state) < 0) {
+		why = "could not capture the VM state";
+		goto fail;
+	}
+	for (struct device *d = vm->devices; d; d = d->next) {
+		if (d->ops->release && d->ops->release(d) < 0) {
+			why = "a device could not hand over its backend";
+			released = true;
+			goto fail;
+		}
+	}
+	released = true;
+	if (send_u32(fd, REC_FINAL) < 0 || send_u64(fd, state.len) < 0 || send_all(fd, state.buf, state.len) < 0)
+		goto io;
+	m->bytes += state.len;
+	/* The destination loads the state and answers; it may take a while to
+	 * open the disks. */
+	set_timeouts(fd, 120);
+	if (recv_u32(fd, &ack) < 0)
+		goto io;
+	if (ack != 0) {
+		why = "the destination could not load the state";
+		goto fail;
+	}
+	m->t_end = now_ms();
+	{
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "rounds", json_object_new_int((int)m->rounds));
+		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)m->bytes));
+		json_object_object_add(o, "pages", json_object_new_int64((int64_t)m->pages));
+		json_object_object_add(o, "total_ms", json_object_new_double(m->t_end - m->t_start));
+		json_object_object_add(o, "downtime_ms", json_object_new_double(m->t_end - m->t_pause));
+		fprintf(stderr, "kvmbox: migration sent: %u rounds, %.1f MiB, total %.0f ms, downtime %.0f ms\n",
+			m->rounds, (double)m->bytes / (1 << 20), m->t_end - m->t_start, m->t_end - m->t_pause);
+		api_reply(m->req, o);
+	}
+	m->rs->migrated = true;
+	vm_request_stop(vm, VM_SIGNAL);
+	/* The VM stays paused: the destination runs it now. */
+	guest_mem_dirty_stop(&vm->mem);
+	close(fd);
+	free(dirty);
+	free(tmp);
+	ser_writer_free(&cfgw);
+	ser_writer_free(&state);
+	return NULL;
+io:
+	why = atomic_load(&m->cancel) ? "cancelled: the VM stopped" : errno ? strerror(errno) : "stream broke";
+fail:
+	if (released)
+		for (struct device *d = vm->devices; d; d = d->next)
+			if (d->ops->reacquire && d->ops->reacquire(d) < 0)
+				log_error("migration: device %s could not take its backend back", d->name);
+	if (logging) {
+		vm_dirty_log_enable(vm, false);
+		guest_mem_dirty_stop(&vm->mem);
+	}
+	if (paused)
+		vm_resume(vm);
+	if (fd >= 0)
+		close(fd);
+	log_error("migration to %s failed: %s; the VM keeps running here", m->uri, why ? why : "unknown error");
+	api_error(m->req, "MigrationFailed", "migration to %s failed: %s; the VM keeps running here", m->uri,
+		  why ? why : "unknown error");
+	free(dirty);
+	free(tmp);
+	ser_writer_free(&cfgw);
+	ser_writer_free(&state);
+	atomic_store(&m->rs->migrating, false);
+	return NULL;
+}
+
+void migrate_start(struct run_state *rs, struct api_req *req, struct json_object *args)
+{
+	struct json_object *v;
+	struct migration *m;
+
+	if (!json_object_object_get_ex(args, "uri", &v) || !json_object_is_type(v, json_type_string)) {
+		api_error(req, "InvalidArgument", "migrate needs {\"uri\": \"tcp:HOST:PORT\" or \"unix:PATH\"}");
+		return;
+	}
+	if (rs->user_paused) {
+		api_error(req, "InvalidState", "the VM is paused; resume it before migrating");
+		return;
+	}
+	if (atomic_exchange(&rs->migrating, true)) {
+		api_error(req, "InvalidState", "a migration is already in progress");
+		return;
+	}
+	migrate_cancel(rs); /* reap a finished earlier attempt */
+	m = calloc(1, sizeof(*m));
+	if (!m || strlen(json_object_get_string(v)) >= sizeof(m->uri)) {
+		free(m);
+		atomic_store(&rs->migrating, false);
+		api_error(req, "InvalidArgument", "migration address too long");
+		return;
+	}
+	m->rs = rs;
+	m->vm = rs->vm;
+	m->req = req;
+	strcpy(m->uri, json_object_get_string(v));
+	if (pthread_create(&m->thread, NULL, migrate_thread, m) != 0) {
+		free(m);
+		atomic_store(&rs->migrating, false);
+		api_error(req, "GenericError", "cannot start the migration thread");
+		return;
+	}
+	rs->mig = m;
+}
+
+void migrate_cancel(struct run_state *rs)
+{
+	struct migration *m = rs->mig;
+
+	if (!m)
+		return;
+	atomic_store(&m->cancel, true);
+	pthread_join(m->thread, NULL);
+	free(m);
+	rs->mig = NULL;
+}

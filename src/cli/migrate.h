@@ -1,0 +1,45 @@
+/* migrate.h - live migration: pre-copy of guest RAM over TCP or a unix
+ * socket, then stop-and-copy of the rest and of all state.
+ *
+ * Source (migrate_start, from the control socket): dirty-page logging on;
+ * round 0 sends every non-zero page; each later round sends what KVM's dirty
+ * log and the devices' writes marked since the round before; when the dirty
+ * set is small (or after a round limit) the VM is paused, the last pages and
+ * the state are sent, the backends (disk locks, taps) are handed over and the
+ * destination's acknowledgement ends the source (exit 0). Any failure
+ * resumes the source, which keeps running; the destination exits non-zero.
+ *
+ * Stream (little endian): "KVMBOXMG" u32 version u32 arch, u64 len + config;
+ * then records: u32 type, ...; the destination answers one u32 status after
+ * the final record.
+ */
+#ifndef KVMBOX_MIGRATE_H
+#define KVMBOX_MIGRATE_H
+
+#include <json-c/json.h>
+
+#include "../core/snapshot.h"
+
+struct vm;
+struct run_state;
+struct api_req;
+
+/* Source: start migrating the running VM to args {"uri": ...}; the reply
+ * comes when it finished or failed. */
+void migrate_start(struct run_state *rs, struct api_req *req, struct json_object *args);
+/* Source: stop a migration in progress (the VM is going away) and wait. */
+void migrate_cancel(struct run_state *rs);
+
+/* Destination: listen on uri (tcp:HOST:PORT or unix:PATH), accept one
+ * source, read its hello and configuration into *sc. Returns the stream fd
+ * or -1 (printed). */
+int migrate_accept(const char *uri, struct snap_config *sc);
+/* Destination: receive RAM until the source stops its VM; returns the final
+ * state blob (malloc'ed, *len) for vm_state_load, or NULL (printed). The VM
+ * has RAM and vCPUs; its devices are created after this returns. */
+uint8_t *migrate_receive_ram(struct vm *vm, int fd, uint64_t *len);
+/* Destination: tell the source whether the state loaded (ok) and print the
+ * migration figures. 0 or -1. */
+int migrate_finish(int fd, bool ok);
+
+#endif

@@ -1,0 +1,668 @@
+#include "snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack: no allocation in the child */
+#include <xxhash.h>
+
+#include "../arch/arch.h"
+#include "log.h"
+#include "vcpu.h"
+#include "vm.h"
+
+#define PAGE 4096ULL
+#define SNAP_HEADER_SIZE 96
+#define SNAP_ARCH_X86_64 1
+
+enum snap_section {
+	SEC_CONFIG = 1,
+	SEC_CPUFEAT,
+	SEC_VM,
+	SEC_VCPU,
+	SEC_DEVICE,
+	SEC_RAM,
+	SEC_END,
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- config ---------------------------------------------------------- */
+
+static void put_str(struct ser_writer *w, const char *s)
+{
+	if (!s) {
+		ser_put_u32(w, UINT32_MAX);
+		return;
+	}
+	ser_put_u32(w, (uint32_t)strlen(s));
+	ser_put_bytes(w, s, strlen(s));
+}
+
+/* A string of at most max bytes, or NULL for the NULL marker; *err on bad input. */
+static char *get_str(struct ser_reader *r, size_t max, bool *err)
+{
+	uint32_t len = ser_get_u32(r);
+	char *s;
+
+	if (r->err || len == UINT32_MAX)
+		return NULL;
+	if (len > max || len > r->len - r->off) {
+		*err = true;
+		r->err = true;
+		return NULL;
+	}
+	s = malloc(len + 1u);
+	if (!s) {
+		*err = true;
+		return NULL;
+	}
+	ser_get_bytes(r, s, len);
+	s[len] = '\0';
+	if (strlen(s) != len)
+		*err = true; /* embedded NUL */
+	return s;
+}
+
+void snap_config_save(const struct vm_config *cfg, struct ser_writer *w)
+{
+	put_str(w, cfg->kernel);
+	put_str(w, cfg->initrd);
+	put_str(w, cfg->append);
+	ser_put_u32(w, cfg->cpus);
+	ser_put_u64(w, cfg->memory);
+	ser_put_u8(w, (uint8_t)cfg->console);
+	ser_put_u8(w, cfg->no_reboot);
+	ser_put_u8(w, cfg->rng);
+	ser_put_u8(w, cfg->balloon);
+	ser_put_u32(w, cfg->nr_disks);
+	for (unsigned i = 0; i < cfg->nr_disks; i++) {
+		put_str(w, cfg->disks[i].path);
+		ser_put_u8(w, cfg->disks[i].readonly);
+		put_str(w, cfg->disks[i].serial);
+	}
+	ser_put_u32(w, cfg->nr_nets);
+	for (unsigned i = 0; i < cfg->nr_nets; i++) {
+		put_str(w, cfg->nets[i].tap);
+		ser_put_bytes(w, cfg->nets[i].mac, 6);
+		ser_put_u8(w, cfg->nets[i].mac_set);
+	}
+}
+
+int snap_config_load(struct snap_config *sc, struct ser_reader *r)
+{
+	struct vm_config *c = &sc->cfg;
+	bool err = false;
+	char *s;
+
+	memset(sc, 0, sizeof(*sc));
+	c->kernel = sc->strings[0] = get_str(r, 4096, &err);
+	c->initrd = sc->strings[1] = get_str(r, 4096, &err);
+	c->append = sc->strings[2] = get_str(r, 65536, &err);
+	c->cpus = ser_get_u32(r);
+	c->memory = ser_get_u64(r);
+	c->console = (enum console_kind)ser_get_u8(r);
+	c->no_reboot = ser_get_u8(r);
+	c->rng = ser_get_u8(r);
+	c->balloon = ser_get_u8(r);
+	c->nr_disks = ser_get_u32(r);
+	if (c->nr_disks > MAX_DISKS || c->console > CONSOLE_VIRTIO || c->cpus == 0)
+		goto bad;
+	for (unsigned i = 0; i < c->nr_disks && !err; i++) {
+		c->disks[i].path = sc->strings[4 + i] = get_str(r, 4096, &err);
+		c->disks[i].readonly = ser_get_u8(r);
+		s = get_str(r, sizeof(c->disks[i].serial) - 1, &err);
+		if (s)
+			snprintf(c->disks[i].serial, sizeof(c->disks[i].serial), "%s", s);
+		free(s);
+		if (!c->disks[i].path)
+			err = true;
+	}
+	c->nr_nets = ser_get_u32(r);
+	if (c->nr_nets > MAX_NICS)
+		goto bad;
+	for (unsigned i = 0; i < c->nr_nets && !err; i++) {
+		s = get_str(r, sizeof(c->nets[i].tap) - 1, &err);
+		if (!s)
+			err = true;
+		else
+			snprintf(c->nets[i].tap, sizeof(c->nets[i].tap), "%s", s);
+		free(s);
+		ser_get_bytes(r, c->nets[i].mac, 6);
+		c->nets[i].mac_set = ser_get_u8(r);
+	}
+	if (err || r->err)
+		goto bad;
+	return 0;
+bad:
+	snap_config_free(sc);
+	return -1;
+}
+
+void snap_config_free(struct snap_config *sc)
+{
+	for (size_t i = 0; i < sizeof(sc->strings) / sizeof(sc->strings[0]); i++)
+		free(sc->strings[i]);
+	memset(sc, 0, sizeof(*sc));
+}
+
+/* ---- sections ---------------------------------------------------------- */
+
+/* Section: u32 type, u32 reserved, u64 length, u64 XXH3 of the payload. */
+static size_t section_begin(struct ser_writer *w, uint32_t type)
+{
+	size_t at = w->len;
+
+	ser_put_u32(w, type);
+	ser_put_u32(w, 0);
+	ser_put_u64(w, 0);
+	ser_put_u64(w, 0);
+	return at;
+}
+
+static void put_le64_at(struct ser_writer *w, size_t at, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		w->buf[at + (size_t)i] = (uint8_t)(v >> (8 * i));
+}
+
+static void section_end(struct ser_writer *w, size_t at)
+{
+	uint64_t len;
+
+	if (w->err)
+		return;
+	len = w->len - at - 24;
+	put_le64_at(w, at + 8, len);
+	put_le64_at(w, at + 16, XXH3_64bits(w->buf + at + 24, len));
+}
+
+/* Next section: checks its hash; *sub reads its payload. */
+static int section_next(struct ser_reader *r, uint32_t *type, struct ser_reader *sub)
+{
+	uint64_t len, hash;
+
+	*type = ser_get_u32(r);
+	ser_get_u32(r);
+	len = ser_get_u64(r);
+	hash = ser_get_u64(r);
+	if (r->err || len > r->len - r->off)
+		return -1;
+	if (XXH3_64bits(r->buf + r->off, len) != hash)
+		return -1;
+	ser_reader_init(sub, r->buf + r->off, len);
+	r->off += len;
+	return 0;
+}
+
+int vm_state_save(struct vm *vm, struct ser_writer *w)
+{
+	size_t at;
+
+	at = section_begin(w, SEC_CONFIG);
+	snap_config_save(vm->cfg, w);
+	section_end(w, at);
+	at = section_begin(w, SEC_CPUFEAT);
+	if (arch_cpu_features_save(vm, w) < 0)
+		return -1;
+	section_end(w, at);
+	at = section_begin(w, SEC_VM);
+	if (arch_vm_save(vm, w) < 0)
+		return -1;
+	section_end(w, at);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		at = section_begin(w, SEC_VCPU);
+		ser_put_u32(w, i);
+		if (arch_vcpu_save(vm->vcpus[i], w) < 0)
+			return -1;
+		section_end(w, at);
+	}
+	for (struct device *d = vm->devices; d; d = d->next) {
+		at = section_begin(w, SEC_DEVICE);
+		put_str(w, d->ops->type);
+		put_str(w, d->name);
+		if (d->ops->save)
+			d->ops->save(d, w);
+		section_end(w, at);
+	}
+	if (w->err) {
+		log_error("snapshot: out of memory capturing the VM state");
+		return -1;
+	}
+	return 0;
+}
+
+static int damaged(const char *what)
+{
+	log_error("snapshot: %s is malformed or does not match this VM; the file is damaged", what);
+	return -1;
+}
+
+int vm_state_load(struct vm *vm, struct ser_reader *r)
+{
+	struct ser_reader sub;
+	uint32_t type;
+	unsigned vcpu = 0;
+	struct device *dev = vm->devices;
+
+	while (r->off < r->len) {
+		if (section_next(r, &type, &sub) < 0)
+			return damaged("a state section");
+		switch (type) {
+		case SEC_CONFIG:
+		case SEC_RAM:
+		case SEC_END:
+			break; /* read by snapshot_open / the caller */
+		case SEC_CPUFEAT:
+			if (arch_cpu_features_check(vm, &sub) < 0)
+				return -1;
+			break;
+		case SEC_VM:
+			if (arch_vm_load(vm, &sub) < 0)
+				return -1;
+			break;
+		case SEC_VCPU:
+			if (vcpu >= vm->nr_vcpus || ser_get_u32(&sub) != vcpu)
+				return damaged("the vCPU list");
+			if (arch_vcpu_load(vm->vcpus[vcpu], &sub) < 0)
+				return -1;
+			vcpu++;
+			break;
+		case SEC_DEVICE: {
+			bool err = false;
+			char *t = get_str(&sub, 64, &err), *n = get_str(&sub, 64, &err);
+			int ok = !err && dev && t && n && !strcmp(t, dev->ops->type) && !strcmp(n, dev->name);
+
+			free(t);
+			free(n);
+			if (!ok)
+				return damaged("the device list");
+			if (dev->ops->load && dev->ops->load(dev, &sub) < 0) {
+				log_error("snapshot: device %s: saved state refused; the file is damaged or its "
+					  "disks changed", dev->name);
+				return -1;
+			}
+			dev = dev->next;
+			break;
+		}
+		default:
+			return damaged("a section type");
+		}
+	}
+	if (vcpu != vm->nr_vcpus || dev)
+		return damaged("the vCPU or device count");
+	return 0;
+}
+
+/* ---- RAM --------------------------------------------------------------- */
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)(const void *)p;
+
+	for (size_t i = 0; i < PAGE / 8; i += 4)
+		if (q[i] | q[i + 1] | q[i + 2] | q[i + 3])
+			return false;
+	return true;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* Write non-zero pages of the RAM image at SNAP_RAM_OFFSET (holes for the
+ * rest) and hash them as (page index, content). Runs in the forked child
+ * for live snapshots: no allocation, no locks. */
+static int write_ram(const struct guest_mem *m, int fd, uint64_t *hash_out, uint64_t *bytes)
+{
+	XXH3_state_t st;
+	uint64_t page = 0;
+
+	XXH3_64bits_reset(&st);
+	*bytes = 0;
+	for (int i = 0; i < m->nr_regions; i++) {
+		const uint8_t *base = m->regions[i].host;
+		uint64_t npages = m->regions[i].size / PAGE;
+
+		for (uint64_t j = 0; j < npages;) {
+			uint64_t k = j;
+
+			while (k < npages && !page_is_zero(base + k * PAGE)) {
+				uint64_t idx = page + k;
+
+				XXH3_64bits_update(&st, &idx, sizeof(idx));
+				XXH3_64bits_update(&st, base + k * PAGE, PAGE);
+				k++;
+			}
+			if (k > j) {
+				if (pwrite_all(fd, base + j * PAGE, (k - j) * PAGE,
+					       SNAP_RAM_OFFSET + (page + j) * PAGE) < 0)
+					return -1;
+				*bytes += (k - j) * PAGE;
+				j = k;
+			} else {
+				j++;
+			}
+		}
+		page += npages;
+	}
+	*hash_out = XXH3_64bits_digest(&st);
+	return 0;
+}
+
+/* Hash the RAM image of a snapshot file the same way, reading only its data
+ * extents (holes are zero pages, which write_ram skipped). */
+static int hash_ram_file(int fd, uint64_t ram_len, uint64_t *hash_out)
+{
+	XXH3_state_t st;
+	uint8_t *buf = malloc(1 << 20);
+	off_t pos = (off_t)SNAP_RAM_OFFSET, end = (off_t)(SNAP_RAM_OFFSET + ram_len);
+	int ret = -1;
+
+	if (!buf)
+		return -1;
+	XXH3_64bits_reset(&st);
+	while (pos < end) {
+		off_t data = lseek(fd, pos, SEEK_DATA), hole;
+
+		if (data < 0 || data >= end)
+			break; /* ENXIO: no more data */
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		data &= ~(off_t)(PAGE - 1);
+		for (off_t at = data; at < hole;) {
+			size_t n = (size_t)(hole - at) > (1u << 20) ? (1u << 20) : (size_t)(hole - at);
+			ssize_t got = pread(fd, buf, n, at);
+
+			if (got <= 0 || got % (ssize_t)PAGE)
+				goto out;
+			for (ssize_t o = 0; o < got; o += (ssize_t)PAGE) {
+				uint64_t idx = (uint64_t)(at + o - (off_t)SNAP_RAM_OFFSET) / PAGE;
+
+				if (page_is_zero(buf + o))
+					continue;
+				XXH3_64bits_update(&st, &idx, sizeof(idx));
+				XXH3_64bits_update(&st, buf + o, PAGE);
+			}
+			at += got;
+		}
+		pos = hole;
+	}
+	*hash_out = XXH3_64bits_digest(&st);
+	ret = 0;
+out:
+	free(buf);
+	return ret;
+}
+
+/* ---- header -------------------------------------------------------------- */
+
+struct snap_header {
+	uint64_t ram_len;
+	uint64_t ram_hash;
+	uint64_t meta_off;
+	uint64_t meta_len;
+	uint64_t meta_hash;
+};
+
+static void header_encode(const struct snap_header *h, uint8_t out[SNAP_HEADER_SIZE])
+{
+	struct ser_writer w;
+
+	ser_writer_init(&w);
+	ser_put_bytes(&w, SNAP_MAGIC, 8);
+	ser_put_u32(&w, SNAP_VERSION);
+	ser_put_u32(&w, SNAP_ARCH_X86_64);
+	ser_put_u64(&w, SNAP_RAM_OFFSET);
+	ser_put_u64(&w, h->ram_len);
+	ser_put_u64(&w, h->ram_hash);
+	ser_put_u64(&w, h->meta_off);
+	ser_put_u64(&w, h->meta_len);
+	ser_put_u64(&w, h->meta_hash);
+	memset(out, 0, SNAP_HEADER_SIZE);
+	if (!w.err)
+		memcpy(out, w.buf, w.len);
+	put_le64_at(&(struct ser_writer){ .buf = out }, SNAP_HEADER_SIZE - 8, XXH3_64bits(out, SNAP_HEADER_SIZE - 8));
+	ser_writer_free(&w);
+}
+
+static void set_err(char *errmsg, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(errmsg, errlen, fmt, ap);
+	va_end(ap);
+	log_error("%s", errmsg);
+}
+
+/* Child side of a live snapshot, or the synchronous path: RAM, then meta,
+ * then the header, then fsync. Returns 0 or an errno. */
+static int write_file(const struct guest_mem *m, int fd, const struct ser_writer *meta, uint64_t *ram_bytes)
+{
+	struct snap_header h = { .ram_len = m->total };
+	uint8_t hdr[SNAP_HEADER_SIZE];
+
+	if (write_ram(m, fd, &h.ram_hash, ram_bytes) < 0)
+		return errno ? errno : EIO;
+	h.meta_off = SNAP_RAM_OFFSET + m->total;
+	h.meta_len = meta->len;
+	h.meta_hash = XXH3_64bits(meta->buf, meta->len);
+	if (pwrite_all(fd, meta->buf, meta->len, h.meta_off) < 0)
+		return errno ? errno : EIO;
+	header_encode(&h, hdr);
+	if (pwrite_all(fd, hdr, sizeof(hdr), 0) < 0 || fsync(fd) < 0)
+		return errno ? errno : EIO;
+	return 0;
+}
+
+int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_result *res, char *errmsg,
+		   size_t errlen)
+{
+	struct ser_writer meta;
+	double t0 = now_ms(), t_resume = 0;
+	char tmp[4096];
+	int fd, err = 0, ret = -1;
+	pid_t pid = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		set_err(errmsg, errlen, "snapshot %s: path too long; give a shorter path", path);
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		set_err(errmsg, errlen, "snapshot %s: cannot create it: %s; give a writable path", path,
+			strerror(errno));
+		return -1;
+	}
+	ser_writer_init(&meta);
+	vm_pause(vm);
+	if (vm_state_save(vm, &meta) < 0) {
+		set_err(errmsg, errlen, "snapshot %s: could not capture the VM state (see above)", path);
+		goto resume;
+	}
+	if (live) {
+		/* The child gets a copy-on-write image of guest RAM frozen at this
+		 * instant; the guest runs on as soon as the fork returns. */
+		pid = fork();
+		if (pid < 0) {
+			set_err(errmsg, errlen, "snapshot %s: fork failed: %s; use hibernate, or free memory", path,
+				strerror(errno));
+			goto resume;
+		}
+		if (pid == 0) {
+			uint64_t bytes;
+
+			_exit(write_file(&vm->mem, fd, &meta, &bytes) == 0 ? 0 : 1);
+		}
+		vm_resume(vm);
+		t_resume = now_ms();
+		for (;;) {
+			int status;
+			pid_t w = waitpid(pid, &status, 0);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+				err = EIO;
+			break;
+		}
+		if (!err) {
+			struct stat st;
+
+			/* What the child wrote: the file's allocated blocks. */
+			if (fstat(fd, &st) == 0)
+				res->ram_bytes = (uint64_t)st.st_blocks * 512;
+		}
+	} else {
+		err = write_file(&vm->mem, fd, &meta, &res->ram_bytes);
+	}
+	if (err) {
+		set_err(errmsg, errlen, "snapshot %s: writing failed: %s; check the disk space", path, strerror(err));
+		goto resume;
+	}
+	if (rename(tmp, path) < 0) {
+		set_err(errmsg, errlen, "snapshot %s: cannot rename it into place: %s", path, strerror(errno));
+		goto resume;
+	}
+	ret = 0;
+resume:
+	if (ret < 0)
+		unlink(tmp);
+	res->file_bytes = SNAP_RAM_OFFSET + vm->mem.total + meta.len;
+	close(fd);
+	ser_writer_free(&meta);
+	if (vm->paused && (live || ret < 0)) {
+		vm_resume(vm);
+		t_resume = now_ms();
+	}
+	if (!t_resume)
+		t_resume = now_ms();
+	res->pause_ms = t_resume - t0;
+	res->total_ms = now_ms() - t0;
+	return ret;
+}
+
+/* ---- open / verify ----------------------------------------------------------- */
+
+static int refuse(const char *path, const char *why)
+{
+	log_error("snapshot %s: %s; it cannot be restored", path, why);
+	return -1;
+}
+
+int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
+{
+	uint8_t hdr[SNAP_HEADER_SIZE];
+	struct ser_reader r, sub;
+	struct snap_header h;
+	struct stat st;
+	uint32_t type;
+	uint64_t ram_off;
+	bool have_config = false;
+
+	memset(s, 0, sizeof(*s));
+	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (s->fd < 0) {
+		log_error("snapshot %s: %s; give the path of a kvmbox snapshot", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return snapshot_close(s), refuse(path, "not a regular file");
+	if (pread(s->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || memcmp(hdr, SNAP_MAGIC, 8))
+		return snapshot_close(s), refuse(path, "not a kvmbox snapshot (bad magic)");
+	ser_reader_init(&r, hdr, sizeof(hdr));
+	ser_get_bytes(&r, (uint8_t[8]){ 0 }, 8);
+	if (ser_get_u32(&r) != SNAP_VERSION)
+		return snapshot_close(s), refuse(path, "written by an incompatible kvmbox version");
+	if (ser_get_u32(&r) != SNAP_ARCH_X86_64)
+		return snapshot_close(s), refuse(path, "taken on another architecture");
+	ram_off = ser_get_u64(&r);
+	h.ram_len = ser_get_u64(&r);
+	h.ram_hash = ser_get_u64(&r);
+	h.meta_off = ser_get_u64(&r);
+	h.meta_len = ser_get_u64(&r);
+	h.meta_hash = ser_get_u64(&r);
+	{
+		uint64_t want = 0;
+
+		for (int i = 0; i < 8; i++)
+			want |= (uint64_t)hdr[SNAP_HEADER_SIZE - 8 + i] << (8 * i);
+		if (XXH3_64bits(hdr, SNAP_HEADER_SIZE - 8) != want)
+			return snapshot_close(s), refuse(path, "header checksum mismatch (corrupt)");
+	}
+	if (ram_off != SNAP_RAM_OFFSET || h.ram_len % PAGE || h.meta_off != SNAP_RAM_OFFSET + h.ram_len ||
+	    h.meta_len > (64u << 20) || h.meta_off + h.meta_len < h.meta_off)
+		return snapshot_close(s), refuse(path, "inconsistent header");
+	if ((uint64_t)st.st_size < h.meta_off + h.meta_len)
+		return snapshot_close(s), refuse(path, "truncated");
+	s->meta = malloc(h.meta_len ? h.meta_len : 1);
+	if (!s->meta)
+		return snapshot_close(s), refuse(path, "out of memory reading it");
+	if (pread(s->fd, s->meta, h.meta_len, (off_t)h.meta_off) != (ssize_t)h.meta_len)
+		return snapshot_close(s), refuse(path, "truncated");
+	if (XXH3_64bits(s->meta, h.meta_len) != h.meta_hash)
+		return snapshot_close(s), refuse(path, "state checksum mismatch (corrupt)");
+	s->meta_len = h.meta_len;
+	s->ram_len = h.ram_len;
+	ser_reader_init(&r, s->meta, s->meta_len);
+	while (r.off < r.len) {
+		if (section_next(&r, &type, &sub) < 0)
+			return snapshot_close(s), refuse(path, "section checksum mismatch (corrupt)");
+		if (type == SEC_CONFIG && !have_config) {
+			if (snap_config_load(&s->config, &sub) < 0)
+				return snapshot_close(s), refuse(path, "malformed configuration");
+			have_config = true;
+		}
+	}
+	if (!have_config)
+		return snapshot_close(s), refuse(path, "no configuration section");
+	if (s->config.cfg.memory != h.ram_len)
+		return snapshot_close(s), refuse(path, "RAM size does not match its configuration");
+	if (verify_ram) {
+		uint64_t got;
+
+		if (hash_ram_file(s->fd, h.ram_len, &got) < 0)
+			return snapshot_close(s), refuse(path, "cannot read its RAM image");
+		if (got != h.ram_hash)
+			return snapshot_close(s), refuse(path, "RAM checksum mismatch (corrupt)");
+	}
+	return 0;
+}
+
+void snapshot_close(struct snapshot *s)
+{
+	if (s->fd > 0)
+		close(s->fd);
+	free(s->meta);
+	snap_config_free(&s->config);
+	s->fd = -1;
+	s->meta = NULL;
+}
