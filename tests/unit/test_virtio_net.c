@@ -13,10 +13,17 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backends/tap.h"
 #include "core/loop.h"
 #include "virtio/net.h"
 
@@ -52,6 +59,8 @@ struct ctx {
 	struct guest_mem m;
 	struct virtio_dev *vd;
 	int peer;                       /* the "network" side of the backend */
+	int devfd;                      /* the device's side (owned by the device) */
+	char tap[IFNAMSIZ];             /* a test tap teardown removes, if any */
 	struct fake f;
 	struct drvq dq[2];
 	uint64_t next_buf;              /* bump allocator for buffers */
@@ -258,6 +267,7 @@ static int setup(void **state)
 	x->vd = virtio_net_create_fd(&x->m, sv[0], test_mac, 0);
 	assert_non_null(x->vd);
 	x->peer = sv[1];
+	x->devfd = sv[0];
 	x->vd->tops = &fake_tops;
 	x->vd->transport = &x->f;
 	x->next_buf = BUF_GPA;
@@ -274,6 +284,14 @@ static int teardown(void **state)
 	pthread_mutex_unlock(&x->vd->lock);
 	x->vd->ops->destroy(x->vd);
 	close(x->peer);
+	if (x->tap[0]) {
+		char cmd[64];
+
+		/* Also after a failed assertion; a no-op when already gone. */
+		snprintf(cmd, sizeof(cmd), "ip tuntap del dev %s mode tap 2>/dev/null", x->tap);
+		if (system(cmd) < 0)
+			fprintf(stderr, "test: cannot run `%s`\n", cmd);
+	}
 	free(x->ram);
 	free(x);
 	return 0;
@@ -776,6 +794,234 @@ static void test_backend_hangup_link_down(void **state)
 	vd->ops->destroy(vd);
 }
 
+static int dev_release(struct virtio_dev *vd)
+{
+	int ret;
+
+	pthread_mutex_lock(&vd->lock);
+	ret = vd->ops->release(vd);
+	pthread_mutex_unlock(&vd->lock);
+	return ret;
+}
+
+static int dev_reacquire(struct virtio_dev *vd)
+{
+	int ret;
+
+	pthread_mutex_lock(&vd->lock);
+	ret = vd->ops->reacquire(vd);
+	pthread_mutex_unlock(&vd->lock);
+	return ret;
+}
+
+/* Injected fd: release closes it; there is nothing to reopen. */
+static void test_release_fd(void **state)
+{
+	struct ctx *x = *state;
+	uint8_t hdr[HDR] = { 0 };
+	uint64_t h = alloc_buf(x, HDR + 64);
+	struct seg s = { h, HDR + 64, false };
+
+	assert_non_null(x->vd->ops->release);
+	assert_non_null(x->vd->ops->reacquire);
+	activate(x, MRG_FEATURES);
+	add_rx_buf(x, 2048);
+	assert_int_equal(dev_release(x->vd), 0);
+	/* The fd is closed: gone from this process, and the peer is alone. */
+	errno = 0;
+	assert_int_equal(fcntl(x->devfd, F_GETFD), -1);
+	assert_int_equal(errno, EBADF);
+	assert_int_equal(send(x->peer, hdr, sizeof(hdr), MSG_DONTWAIT | MSG_NOSIGNAL), -1);
+	assert_int_equal(dev_release(x->vd), 0); /* idempotent */
+	/* Kicks while released do nothing (and touch no fd). */
+	host(x, h, HDR)[0] = 0;
+	add_chain(x, VIRTIO_NET_TXQ, &s, 1);
+	kick(x, VIRTIO_NET_TXQ);
+	kick(x, VIRTIO_NET_RXQ);
+	assert_int_equal(used_count(x, VIRTIO_NET_TXQ), 0);
+	assert_int_equal(used_count(x, VIRTIO_NET_RXQ), 0);
+	/* Not a tap: cannot reopen. The device stays released; destroy copes. */
+	assert_int_equal(dev_reacquire(x->vd), -1);
+	assert_int_equal(dev_reacquire(x->vd), -1);
+	assert_int_equal(loop_run_once(x->vd->loop, 20), 0);
+}
+
+/* ---- real taps (root and /dev/net/tun, else skipped) ---- */
+
+static bool can_tap(void)
+{
+	return geteuid() == 0 && access("/dev/net/tun", R_OK | W_OK) == 0;
+}
+
+static void tap_name(char *name, size_t size, const char *tag)
+{
+	snprintf(name, size, "kvmbt%s%u", tag, (unsigned)getpid() % 100000);
+}
+
+static void sh(const char *fmt, const char *name)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), fmt, name);
+	if (system(cmd) != 0)
+		fprintf(stderr, "test: `%s` failed\n", cmd);
+}
+
+/* A packet socket on the tap's host side: what it sends the tap hands to
+ * the device's fd, and what the device writes it receives. */
+static int packet_socket(const char *name)
+{
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(0x88b5) };
+	struct timeval tv = { .tv_sec = 2 };
+	int ps = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(0x88b5));
+
+	assert_true(ps >= 0);
+	sll.sll_ifindex = (int)if_nametoindex(name);
+	assert_true(sll.sll_ifindex > 0);
+	assert_int_equal(bind(ps, (struct sockaddr *)&sll, sizeof(sll)), 0);
+	setsockopt(ps, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return ps;
+}
+
+static void eth_frame(uint8_t *f, size_t len, const uint8_t *dst, uint8_t marker)
+{
+	static const uint8_t src[6] = { 0x02, 0, 0, 0, 0, 0x42 };
+
+	memcpy(f, dst, 6);
+	memcpy(f + 6, src, 6);
+	f[12] = 0x88;
+	f[13] = 0xb5;
+	for (size_t i = 14; i < len; i++)
+		f[i] = (uint8_t)(marker + i);
+}
+
+/* Frames flow both ways on the reacquired tap fd. */
+static void check_tap_traffic(struct ctx *t, const char *name)
+{
+	uint8_t f[64], got[128], hdr[HDR] = { 0 };
+	uint64_t hg = alloc_buf(t, HDR), fg = alloc_buf(t, sizeof(f));
+	struct seg s[2] = { { hg, HDR, false }, { fg, sizeof(f), false } };
+	int ps = packet_socket(name);
+	bool found = false;
+	uint32_t id, len;
+	ssize_t r;
+
+	/* Host -> guest: receive is watched again (the guest has buffers). */
+	eth_frame(f, sizeof(f), test_mac, 0x10);
+	assert_int_equal(send(ps, f, sizeof(f), 0), (ssize_t)sizeof(f));
+	for (int i = 0; i < 100 && !found; i++) {
+		run_loop(t, 20);
+		while (next_used(t, VIRTIO_NET_RXQ, &id, &len))
+			if (len == HDR + sizeof(f) &&
+			    !memcmp(host(t, desc_addr(t, VIRTIO_NET_RXQ, id) + HDR, sizeof(f)), f, sizeof(f)))
+				found = true;
+	}
+	assert_true(found);
+	/* Guest -> host. */
+	eth_frame(f, sizeof(f), (const uint8_t[6]){ 0x02, 0, 0, 0, 0, 0x42 }, 0x20);
+	memcpy(host(t, hg, HDR), hdr, HDR);
+	memcpy(host(t, fg, sizeof(f)), f, sizeof(f));
+	add_chain(t, VIRTIO_NET_TXQ, s, 2);
+	kick(t, VIRTIO_NET_TXQ);
+	found = false;
+	for (int i = 0; i < 20 && !found; i++) {
+		r = recv(ps, got, sizeof(got), 0);
+		assert_true(r > 0);
+		found = r == (ssize_t)sizeof(f) && !memcmp(got, f, sizeof(f));
+	}
+	assert_true(found);
+	close(ps);
+}
+
+/* A tap device on the fixture's guest RAM, activated with offloads. */
+static struct virtio_dev *tap_device(struct ctx *x, struct ctx *t, const char *name)
+{
+	struct net_config cfg = { .mac_set = true };
+
+	memcpy(cfg.mac, test_mac, 6);
+	snprintf(cfg.tap, sizeof(cfg.tap), "%s", name);
+	memset(t, 0, sizeof(*t));
+	t->ram = x->ram;
+	t->m = x->m;
+	t->next_buf = BUF_GPA;
+	t->peer = -1;
+	t->vd = virtio_net_create(&t->m, &cfg, 2);
+	assert_non_null(t->vd);
+	t->vd->tops = &fake_tops;
+	t->vd->transport = &t->f;
+	activate(t, MRG_FEATURES | 1ULL << VIRTIO_NET_F_GUEST_TSO4 | 1ULL << VIRTIO_NET_F_GUEST_TSO6);
+	for (int i = 0; i < 16; i++)
+		add_rx_buf(t, 2048);
+	return t->vd;
+}
+
+/* The admin's persistent tap: released, another process attaches, gives it
+ * back, and the device takes it again. */
+static void test_release_tap_persistent(void **state)
+{
+	struct ctx *x = *state, t;
+	char name[IFNAMSIZ];
+	bool vnet_ok;
+	int other;
+
+	if (!can_tap())
+		skip();
+	tap_name(name, sizeof(name), "p");
+	memcpy(x->tap, name, sizeof(name));
+	sh("ip tuntap del dev %s mode tap 2>/dev/null", name);
+	sh("ip tuntap add dev %s mode tap", name);
+	if (!if_nametoindex(name))
+		skip();
+	sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 2>/dev/null", name);
+	sh("ip link set dev %s up", name);
+	tap_device(x, &t, name);
+	/* Held: nobody else can attach. */
+	assert_int_equal(tap_open(name, NULL, &vnet_ok), -1);
+	assert_int_equal(dev_release(t.vd), 0);
+	assert_int_equal(dev_release(t.vd), 0);
+	other = tap_open(name, NULL, &vnet_ok);
+	assert_true(other >= 0);
+	assert_int_equal(dev_reacquire(t.vd), -1); /* EBUSY: the "destination" has it */
+	close(other);
+	assert_int_equal(dev_reacquire(t.vd), 0);
+	assert_int_equal(tap_open(name, NULL, &vnet_ok), -1);
+	check_tap_traffic(&t, name);
+	t.vd->ops->destroy(t.vd);
+	assert_true(if_nametoindex(name) > 0); /* the admin's tap stays */
+	sh("ip tuntap del dev %s mode tap", name);
+}
+
+/* A tap kvmbox created: made persistent for the hand-over, and back to
+ * vanishing with the VM after reacquire. */
+static void test_release_tap_own(void **state)
+{
+	struct ctx *x = *state, t;
+	char name[IFNAMSIZ];
+	bool vnet_ok, persistent;
+	int other;
+
+	if (!can_tap())
+		skip();
+	tap_name(name, sizeof(name), "o");
+	memcpy(x->tap, name, sizeof(name));
+	sh("ip tuntap del dev %s mode tap 2>/dev/null", name);
+	tap_device(x, &t, name);
+	assert_int_equal(dev_release(t.vd), 0);
+	assert_true(if_nametoindex(name) > 0); /* survived the close */
+	other = tap_open(name, NULL, &vnet_ok);
+	assert_true(other >= 0);
+	assert_int_equal(tap_get_persist(other, &persistent), 0);
+	assert_true(persistent);
+	close(other);
+	assert_true(if_nametoindex(name) > 0);
+	assert_int_equal(dev_reacquire(t.vd), 0);
+	sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 2>/dev/null", name);
+	sh("ip link set dev %s up", name);
+	check_tap_traffic(&t, name);
+	t.vd->ops->destroy(t.vd);
+	assert_int_equal(if_nametoindex(name), 0); /* gone with its last fd, as before */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -795,6 +1041,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_and_reactivate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_load_pending_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_hangup_link_down, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_fd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_tap_persistent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_tap_own, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
