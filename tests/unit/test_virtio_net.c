@@ -288,7 +288,7 @@ static int teardown(void **state)
 		char cmd[64];
 
 		/* Also after a failed assertion; a no-op when already gone. */
-		snprintf(cmd, sizeof(cmd), "ip tuntap del dev %s mode tap 2>/dev/null", x->tap);
+		snprintf(cmd, sizeof(cmd), "ip link del dev %s 2>/dev/null", x->tap);
 		if (system(cmd) < 0)
 			fprintf(stderr, "test: cannot run `%s`\n", cmd);
 	}
