@@ -759,9 +759,9 @@ int blockfile_reacquire(struct blockfile *bf)
 
 		if (fd < 0) {
 			if (errno == EBUSY)
-				log_error("disk %s: cannot take the device back: another process opened it "
-					  "exclusively after the release (the migration destination?); stop it "
-					  "and retry", bf->path);
+				log_error("disk %s: cannot take the device back: another process "
+					  "opened it exclusively after the release (the migration "
+					  "destination?); stop it and retry", bf->path);
 			else
 				log_error("disk %s: cannot reopen the device: %s", bf->path, strerror(errno));
 			return -1;
@@ -769,7 +769,8 @@ int blockfile_reacquire(struct blockfile *bf)
 		/* The path must still name the device the guest was using. */
 		if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != bf->info.dev ||
 		    (uint64_t)st.st_ino != bf->info.ino) {
-			log_error("disk %s: the path now names another device; put the original back", bf->path);
+			log_error("disk %s: the path now names another device; put the original back",
+				  bf->path);
 			close(fd);
 			return -1;
 		}

@@ -699,8 +699,8 @@ static int net_release(struct virtio_dev *vd)
 		}
 		if (!persistent) {
 			if (tap_set_persist(n->fd, true) < 0) {
-				log_error("%s: tap %s: TUNSETPERSIST: %s; create the tap with `ip tuntap add` "
-					  "to migrate", vd->name, n->ifname, strerror(errno));
+				log_error("%s: tap %s: TUNSETPERSIST: %s; create the tap with "
+					  "`ip tuntap add` to migrate", vd->name, n->ifname, strerror(errno));
 				return -1;
 			}
 			n->made_persistent = true;
