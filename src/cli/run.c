@@ -316,6 +316,9 @@ static int supervise(struct run_state *rs, const struct vm_config *cfg)
 		break;
 	}
 out:
+	/* Let replies answered from other threads (a migration's) go out. */
+	for (int i = 0; rs->api && i < 10 && loop_run_once(rs->loop, 20) > 0; i++)
+		;
 	api_server_destroy(rs->api);
 	console_close(rs->console);
 	if (rs->shutdown_tfd >= 0)

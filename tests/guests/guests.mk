@@ -8,7 +8,7 @@ GUEST_OBJDUMP ?= objdump
 GUEST_SRC     := tests/guests
 GUEST_OUT     := $(B)/guests
 GUEST_NAMES   := serial rtc pit lapic_timer smp poweroff reset triple_fault hostile_io idle reboots \
-		 virtio_hostile
+		 virtio_hostile dirtier
 GUEST_ELFS    := $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_NAMES))
 GUEST_LIB_OBJS := $(GUEST_OUT)/obj/start.o $(GUEST_OUT)/obj/lib.o
 
