@@ -25,6 +25,8 @@ LIB  := $(B)/libkvmbox.a
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
+# Shared fixtures (fake RAM, recorders, fake virtio driver) linked into every unit test.
+UNIT_HELPERS := tests/unit/fakes.c tests/unit/vq_driver.c
 
 .PHONY: all static check check-unit check-guests check-linux bench demo clean guests
 all: $(B)/kvmbox
@@ -50,9 +52,9 @@ $(B)/kvmbox-static: $(B)/obj/main.o $(LIB)
 	$(CC) $(LDFLAGS) -static -o $@ $^ $(LDLIBS)
 	$(CROSS_COMPILE)strip -o $@.stripped $@ && mv $@.stripped $@
 
-$(B)/tests/%: tests/unit/%.c $(LIB)
+$(B)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(UNIT_HELPERS:.c=.h) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $< $(UNIT_HELPERS) $(LIB) $(LDLIBS) -lcmocka
 
 include tests/guests/guests.mk
 

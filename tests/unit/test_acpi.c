@@ -13,54 +13,28 @@
 #include "arch/x86/aml.h"
 #include "arch/x86/layout.h"
 #include "core/memory.h"
+#include "fakes.h"
 
 #define MiB (1ULL << 20)
 #define RAM_SIZE (16 * MiB)
 
-static uint16_t rd16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
-
 struct env {
-	struct guest_mem mem;
-	uint8_t *buf;
+	struct fake_ram ram;
 	uint64_t rsdp;
 };
 
 static struct env *env_new(unsigned ncpus)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	struct mem_region layout = { .gpa = 0, .size = RAM_SIZE };
 
-	e->buf = calloc(1, RAM_SIZE);
-	guest_mem_init_static(&e->mem, e->buf, &layout, 1);
-	assert_int_equal(x86_acpi_build(&e->mem, ncpus, &e->rsdp), 0);
+	fake_ram_init_flat(&e->ram, RAM_SIZE);
+	assert_int_equal(x86_acpi_build(&e->ram.mem, ncpus, &e->rsdp), 0);
 	return e;
 }
 
 static void env_free(struct env *e)
 {
-	free(e->buf);
+	fake_ram_free(&e->ram);
 	free(e);
 }
 
@@ -68,7 +42,7 @@ static uint8_t *at(struct env *e, uint64_t gpa)
 {
 	/* Every table must lie inside the reserved BIOS area. */
 	assert_true(gpa >= X86_BIOS_START && gpa < X86_BIOS_END);
-	return e->buf + gpa;
+	return e->ram.buf + gpa;
 }
 
 static uint8_t sum(const uint8_t *p, size_t n)
@@ -84,7 +58,7 @@ static uint8_t sum(const uint8_t *p, size_t n)
 static uint8_t *table(struct env *e, uint64_t gpa, const char *sig)
 {
 	uint8_t *t = at(e, gpa);
-	uint32_t len = rd32(t + 4);
+	uint32_t len = get_le32(t + 4);
 
 	assert_memory_equal(t, sig, 4);
 	assert_true(len >= 36);
@@ -96,14 +70,14 @@ static uint8_t *table(struct env *e, uint64_t gpa, const char *sig)
 
 static uint8_t *find_in_xsdt(struct env *e, const char *sig)
 {
-	uint8_t *rsdp = at(e, e->rsdp), *xsdt = table(e, rd64(rsdp + 24), "XSDT");
-	uint32_t n = (rd32(xsdt + 4) - 36) / 8;
+	uint8_t *rsdp = at(e, e->rsdp), *xsdt = table(e, get_le64(rsdp + 24), "XSDT");
+	uint32_t n = (get_le32(xsdt + 4) - 36) / 8;
 
 	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *t = at(e, rd64(xsdt + 36 + 8 * i));
+		uint8_t *t = at(e, get_le64(xsdt + 36 + 8 * i));
 
 		if (memcmp(t, sig, 4) == 0)
-			return table(e, rd64(xsdt + 36 + 8 * i), sig);
+			return table(e, get_le64(xsdt + 36 + 8 * i), sig);
 	}
 	fail_msg("%s not in XSDT", sig);
 	return NULL;
@@ -120,24 +94,24 @@ static void test_rsdp_xsdt_checksums(void **state)
 		assert_int_equal(e->rsdp, X86_BIOS_START);
 		assert_memory_equal(rsdp, "RSD PTR ", 8);
 		assert_int_equal(rsdp[15], 2);
-		assert_int_equal(rd32(rsdp + 20), 36);
+		assert_int_equal(get_le32(rsdp + 20), 36);
 		assert_int_equal(sum(rsdp, 20), 0);
 		assert_int_equal(sum(rsdp, 36), 0);
 		assert_memory_equal(rsdp + 9, "KVMBOX", 6);
 
-		xsdt = table(e, rd64(rsdp + 24), "XSDT");
-		assert_int_equal(rd32(xsdt + 4), 36 + 2 * 8);
-		table(e, rd64(xsdt + 36), "FACP");
-		table(e, rd64(xsdt + 44), "APIC");
-		rsdt = table(e, rd32(rsdp + 16), "RSDT");
-		assert_int_equal(rd32(rsdt + 36), rd64(xsdt + 36));
-		assert_int_equal(rd32(rsdt + 40), rd64(xsdt + 44));
+		xsdt = table(e, get_le64(rsdp + 24), "XSDT");
+		assert_int_equal(get_le32(xsdt + 4), 36 + 2 * 8);
+		table(e, get_le64(xsdt + 36), "FACP");
+		table(e, get_le64(xsdt + 44), "APIC");
+		rsdt = table(e, get_le32(rsdp + 16), "RSDT");
+		assert_int_equal(get_le32(rsdt + 36), get_le64(xsdt + 36));
+		assert_int_equal(get_le32(rsdt + 40), get_le64(xsdt + 44));
 
 		fadt = find_in_xsdt(e, "FACP");
-		table(e, rd64(fadt + 140), "DSDT");
-		assert_memory_equal(at(e, rd32(fadt + 36)), "FACS", 4);
-		assert_int_equal(rd32(at(e, rd32(fadt + 36)) + 4), 64);
-		assert_int_equal(rd32(fadt + 36) % 64, 0);
+		table(e, get_le64(fadt + 140), "DSDT");
+		assert_memory_equal(at(e, get_le32(fadt + 36)), "FACS", 4);
+		assert_int_equal(get_le32(at(e, get_le32(fadt + 36)) + 4), 64);
+		assert_int_equal(get_le32(fadt + 36) % 64, 0);
 		env_free(e);
 	}
 }
@@ -145,17 +119,15 @@ static void test_rsdp_xsdt_checksums(void **state)
 static void test_rsdp_found_by_scan(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	struct mem_region layout = { .gpa = 0, .size = RAM_SIZE };
 	int found = 0;
 
-	e->buf = calloc(1, RAM_SIZE);
-	guest_mem_init_static(&e->mem, e->buf, &layout, 1);
+	fake_ram_init_flat(&e->ram, RAM_SIZE);
 	/* A stale RSDP from an earlier run must be gone afterwards. */
-	memcpy(e->buf + 0xf0000, "RSD PTR ", 8);
-	assert_int_equal(x86_acpi_build(&e->mem, 2, &e->rsdp), 0);
+	memcpy(e->ram.buf + 0xf0000, "RSD PTR ", 8);
+	assert_int_equal(x86_acpi_build(&e->ram.mem, 2, &e->rsdp), 0);
 	/* What the kernel's BIOS-area scan does: 16-byte steps, signature + checksum. */
 	for (uint64_t a = 0xe0000; a < 0x100000; a += 16) {
-		if (memcmp(e->buf + a, "RSD PTR ", 8) == 0 && sum(e->buf + a, 20) == 0) {
+		if (memcmp(e->ram.buf + a, "RSD PTR ", 8) == 0 && sum(e->ram.buf + a, 20) == 0) {
 			assert_int_equal(a, e->rsdp);
 			found++;
 		}
@@ -170,43 +142,43 @@ static void test_fadt_fields(void **state)
 	uint8_t *f = find_in_xsdt(e, "FACP");
 	uint32_t flags;
 
-	assert_int_equal(rd32(f + 4), 276);
+	assert_int_equal(get_le32(f + 4), 276);
 	assert_int_equal(f[8], 6);
-	assert_int_equal(rd32(f + 40), rd64(f + 140));          /* DSDT == X_DSDT */
-	assert_int_not_equal(rd32(f + 36), 0);                   /* FIRMWARE_CTRL, */
-	assert_int_equal(rd64(f + 132), 0);                      /* so X_FIRMWARE_CTRL must be 0 */
-	assert_int_equal(rd16(f + 46), X86_SCI_IRQ);
-	assert_int_equal(rd32(f + 48), 0);                       /* SMI_CMD */
-	assert_int_equal(rd32(f + 56), X86_PM1A_EVT_PORT);
-	assert_int_equal(rd32(f + 64), X86_PM1A_CNT_PORT);
-	assert_int_equal(rd32(f + 76), 0);                       /* no PM timer */
+	assert_int_equal(get_le32(f + 40), get_le64(f + 140));  /* DSDT == X_DSDT */
+	assert_int_not_equal(get_le32(f + 36), 0);               /* FIRMWARE_CTRL, */
+	assert_int_equal(get_le64(f + 132), 0);                  /* so X_FIRMWARE_CTRL must be 0 */
+	assert_int_equal(get_le16(f + 46), X86_SCI_IRQ);
+	assert_int_equal(get_le32(f + 48), 0);                   /* SMI_CMD */
+	assert_int_equal(get_le32(f + 56), X86_PM1A_EVT_PORT);
+	assert_int_equal(get_le32(f + 64), X86_PM1A_CNT_PORT);
+	assert_int_equal(get_le32(f + 76), 0);                   /* no PM timer */
 	assert_int_equal(f[88], 4);
 	assert_int_equal(f[89], 2);
 	assert_int_equal(f[91], 0);
-	flags = rd32(f + 112);
+	flags = get_le32(f + 112);
 	assert_true(flags & (1 << 0));                           /* WBINVD */
 	assert_true(flags & (1 << 2));                           /* PROC_C1 */
 	assert_false(flags & (1 << 4));                          /* PWR_BUTTON: fixed feature */
 	assert_true(flags & (1 << 5));                           /* SLP_BUTTON */
 	assert_true(flags & (1 << 10));                          /* RESET_REG_SUP */
 	assert_false(flags & (1 << 20));                         /* not HW-reduced */
-	assert_int_equal(rd16(f + 109), 0x7);                    /* legacy, 8042, no VGA */
+	assert_int_equal(get_le16(f + 109), 0x7);                /* legacy, 8042, no VGA */
 	assert_int_not_equal(f[45], 0);                          /* preferred PM profile */
 	/* RESET_REG: SystemIO, 8 bits, byte access, port; RESET_VALUE. */
 	assert_int_equal(f[116], 1);
 	assert_int_equal(f[117], 8);
 	assert_int_equal(f[118], 0);
 	assert_int_equal(f[119], 1);
-	assert_int_equal(rd64(f + 120), X86_PM_RESET_PORT);
+	assert_int_equal(get_le64(f + 120), X86_PM_RESET_PORT);
 	assert_int_equal(f[128], X86_PM_RESET_VALUE);
 	/* X_PM1a_EVT_BLK, X_PM1a_CNT_BLK. */
 	assert_int_equal(f[148], 1);
 	assert_int_equal(f[149], 32);
-	assert_int_equal(rd64(f + 152), X86_PM1A_EVT_PORT);
+	assert_int_equal(get_le64(f + 152), X86_PM1A_EVT_PORT);
 	assert_int_equal(f[172], 1);
 	assert_int_equal(f[173], 16);
-	assert_int_equal(rd64(f + 176), X86_PM1A_CNT_PORT);
-	assert_int_equal(rd64(f + 160 + 4), 0);                  /* no PM1b */
+	assert_int_equal(get_le64(f + 176), X86_PM1A_CNT_PORT);
+	assert_int_equal(get_le64(f + 160 + 4), 0);              /* no PM1b */
 	env_free(e);
 }
 
@@ -216,9 +188,9 @@ static void check_madt(unsigned ncpus)
 	uint8_t *m = find_in_xsdt(e, "APIC"), *p, *end;
 	unsigned lapics = 0, ioapics = 0, isos = 0, nmis = 0;
 
-	assert_int_equal(rd32(m + 36), X86_LAPIC_ADDR);
-	assert_int_equal(rd32(m + 40), 1);                       /* PCAT_COMPAT */
-	end = m + rd32(m + 4);
+	assert_int_equal(get_le32(m + 36), X86_LAPIC_ADDR);
+	assert_int_equal(get_le32(m + 40), 1);                   /* PCAT_COMPAT */
+	end = m + get_le32(m + 4);
 	for (p = m + 44; p < end; p += p[1]) {
 		assert_true(p[1] >= 2 && p + p[1] <= end);
 		switch (p[0]) {
@@ -226,22 +198,22 @@ static void check_madt(unsigned ncpus)
 			assert_int_equal(p[1], 8);
 			assert_int_equal(p[2], lapics);              /* processor UID */
 			assert_int_equal(p[3], lapics);              /* APIC id */
-			assert_int_equal(rd32(p + 4), 1);
+			assert_int_equal(get_le32(p + 4), 1);
 			lapics++;
 			break;
 		case 1:
 			assert_int_equal(p[1], 12);
 			assert_int_equal(p[2], ncpus);
-			assert_int_equal(rd32(p + 4), X86_IOAPIC_ADDR);
-			assert_int_equal(rd32(p + 8), 0);
+			assert_int_equal(get_le32(p + 4), X86_IOAPIC_ADDR);
+			assert_int_equal(get_le32(p + 8), 0);
 			ioapics++;
 			break;
 		case 2:
 			assert_int_equal(p[1], 10);
 			assert_int_equal(p[2], 0);
 			assert_int_equal(p[3], X86_SCI_IRQ);          /* never IRQ0 */
-			assert_int_equal(rd32(p + 4), X86_SCI_IRQ);
-			assert_int_equal(rd16(p + 8), 0x000d);
+			assert_int_equal(get_le32(p + 4), X86_SCI_IRQ);
+			assert_int_equal(get_le16(p + 8), 0x000d);
 			isos++;
 			break;
 		case 4:
@@ -295,8 +267,8 @@ static void test_dsdt_contents(void **state)
 {
 	struct env *e = env_new(4);
 	uint8_t *f = find_in_xsdt(e, "FACP");
-	uint8_t *d = table(e, rd64(f + 140), "DSDT");
-	uint32_t len = rd32(d + 4);
+	uint8_t *d = table(e, get_le64(f + 140), "DSDT");
+	uint32_t len = get_le32(d + 4);
 	static const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0a, X86_SLP_TYP_S5,
 				      0x0a, X86_SLP_TYP_S5, 0x00, 0x00 };
 	static const uint8_t hid_pci[] = { 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03 };

@@ -12,42 +12,22 @@
 #include "core/bus.h"
 #include "core/vm.h"
 #include "devices/acpi_pm.h"
+#include "fakes.h"
 
 struct ctx {
 	struct bus pio;
 	struct device *dev;
-	int requests[8];
-	int nreq;
-	int level;
-	int nlevels;
+	struct fake_ctl ctl;
+	struct fake_irq irq;    /* the SCI; only changes are reported */
 };
-
-static void fake_request(void *p, int reason)
-{
-	struct ctx *c = p;
-
-	if (c->nreq < 8)
-		c->requests[c->nreq++] = reason;
-}
-
-static void fake_irq(void *p, uint32_t gsi, int level)
-{
-	struct ctx *c = p;
-
-	assert_int_equal(gsi, X86_SCI_IRQ);
-	assert_int_not_equal(level, c->level);
-	c->level = level;
-	c->nlevels++;
-}
 
 static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 
 	bus_init(&c->pio, BUS_PIO);
-	c->dev = acpi_pm_create("pm", &c->pio,
-				(struct irq_line){ .set = fake_irq, .ctx = c, .gsi = X86_SCI_IRQ },
-				(struct machine_ctl){ .request = fake_request, .ctx = c });
+	c->dev = acpi_pm_create("pm", &c->pio, fake_irq_line(&c->irq, X86_SCI_IRQ, true),
+				fake_machine_ctl(&c->ctl));
 	assert_non_null(c->dev);
 	*state = c;
 	return 0;
@@ -92,20 +72,20 @@ static void test_poweroff_only_s5_with_slp_en(void **state)
 
 	assert_int_equal(rd(c, X86_PM1A_CNT_PORT, 2), 0x0001); /* SCI_EN */
 	wr(c, X86_PM1A_CNT_PORT, 2, cnt(X86_SLP_TYP_S5, 0));
-	assert_int_equal(c->nreq, 0);
+	assert_int_equal(c->ctl.nreq, 0);
 	assert_int_equal(rd(c, X86_PM1A_CNT_PORT, 2), 0x0001 | (X86_SLP_TYP_S5 << 10)); /* SLP_EN reads 0 */
 	wr(c, X86_PM1A_CNT_PORT, 2, cnt(3, 1));                 /* S3: ignored */
 	wr(c, X86_PM1A_CNT_PORT, 2, cnt(0, 1));
-	assert_int_equal(c->nreq, 0);
+	assert_int_equal(c->ctl.nreq, 0);
 	wr(c, X86_PM1A_CNT_PORT, 2, cnt(X86_SLP_TYP_S5, 1));
-	assert_int_equal(c->nreq, 1);
-	assert_int_equal(c->requests[0], VM_POWEROFF);
+	assert_int_equal(c->ctl.nreq, 1);
+	assert_int_equal(c->ctl.requests[0], VM_POWEROFF);
 	/* Byte-wise: SLP_TYP and SLP_EN are both in the high byte. */
 	wr(c, X86_PM1A_CNT_PORT + 1, 1, cnt(X86_SLP_TYP_S5, 1) >> 8);
-	assert_int_equal(c->nreq, 2);
-	assert_int_equal(c->requests[1], VM_POWEROFF);
+	assert_int_equal(c->ctl.nreq, 2);
+	assert_int_equal(c->ctl.requests[1], VM_POWEROFF);
 	wr(c, X86_PM1A_CNT_PORT, 1, 0xff);                      /* low byte only */
-	assert_int_equal(c->nreq, 2);
+	assert_int_equal(c->ctl.nreq, 2);
 }
 
 static void test_reset_register(void **state)
@@ -113,10 +93,10 @@ static void test_reset_register(void **state)
 	struct ctx *c = *state;
 
 	wr(c, X86_PM_RESET_PORT, 1, 0x02);
-	assert_int_equal(c->nreq, 0);
+	assert_int_equal(c->ctl.nreq, 0);
 	wr(c, X86_PM_RESET_PORT, 1, X86_PM_RESET_VALUE);
-	assert_int_equal(c->nreq, 1);
-	assert_int_equal(c->requests[0], VM_REBOOT);
+	assert_int_equal(c->ctl.nreq, 1);
+	assert_int_equal(c->ctl.requests[0], VM_REBOOT);
 	assert_int_equal(rd(c, X86_PM_RESET_PORT, 1), 0);
 }
 
@@ -125,26 +105,26 @@ static void test_power_button_sci(void **state)
 	struct ctx *c = *state;
 
 	acpi_pm_power_button(c->dev);                           /* not enabled: no SCI */
-	assert_int_equal(c->nlevels, 0);
+	assert_int_equal(c->irq.nlevels, 0);
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 2), 0x0100);
 	wr(c, X86_PM1A_EVT_PORT + 2, 2, 0x0100);                /* PWRBTN_EN */
-	assert_int_equal(c->level, 1);
+	assert_int_equal(c->irq.level, 1);
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 4), 0x01000100);
 	wr(c, X86_PM1A_EVT_PORT, 2, 0x0000);                    /* writing 0 clears nothing */
-	assert_int_equal(c->level, 1);
+	assert_int_equal(c->irq.level, 1);
 	wr(c, X86_PM1A_EVT_PORT, 1, 0xff);                      /* wrong byte */
-	assert_int_equal(c->level, 1);
+	assert_int_equal(c->irq.level, 1);
 	wr(c, X86_PM1A_EVT_PORT + 1, 1, 0x01);                  /* W1C the high byte */
-	assert_int_equal(c->level, 0);
+	assert_int_equal(c->irq.level, 0);
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 2), 0);
 	acpi_pm_power_button(c->dev);
-	assert_int_equal(c->level, 1);
+	assert_int_equal(c->irq.level, 1);
 	wr(c, X86_PM1A_EVT_PORT + 2, 2, 0);                     /* disable: SCI drops */
-	assert_int_equal(c->level, 0);
+	assert_int_equal(c->irq.level, 0);
 	/* A dword write covers STS and EN at once. */
 	wr(c, X86_PM1A_EVT_PORT, 4, 0x01000100);
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 4), 0x01000000);
-	assert_int_equal(c->level, 0);
+	assert_int_equal(c->irq.level, 0);
 	/* Unaligned word across STS high byte and EN low byte. */
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT + 1, 2), 0x0000);
 	wr(c, X86_PM1A_EVT_PORT + 1, 2, 0x2100);                /* EN low = 0x21 */
@@ -162,17 +142,17 @@ static void test_save_load_and_reset(void **state)
 
 	wr(c, X86_PM1A_EVT_PORT + 2, 2, 0x0100);
 	acpi_pm_power_button(c->dev);
-	assert_int_equal(c->level, 1);
+	assert_int_equal(c->irq.level, 1);
 	ser_writer_init(&w);
 	c->dev->ops->save(c->dev, &w);
 	c->dev->ops->reset(c->dev);
-	assert_int_equal(c->level, 0);
+	assert_int_equal(c->irq.level, 0);
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 4), 0);
 	ser_reader_init(&r, w.buf, w.len);
 	assert_int_equal(c->dev->ops->load(c->dev, &r), 0);
 	assert_true(ser_reader_done(&r));
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 4), 0x01000100);
-	assert_int_equal(c->level, 1);
+	assert_int_equal(c->irq.level, 1);
 	w.buf[3] = 0xff;                                        /* EN reserved bits */
 	ser_reader_init(&r, w.buf, w.len);
 	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);

@@ -12,44 +12,22 @@
 #include "core/bus.h"
 #include "core/vm.h"
 #include "devices/i8042.h"
+#include "fakes.h"
 
 struct ctx {
 	struct bus pio;
 	struct device *dev;
-	int requests[8];
-	int nreq;
-	int level;
-	int nlevels;
-	int allow_same; /* a restore re-drives the line at its current level */
+	struct fake_ctl ctl;
+	struct fake_irq irq;    /* only changes are reported, except around a restore */
 };
-
-static void fake_request(void *p, int reason)
-{
-	struct ctx *c = p;
-
-	if (c->nreq < 8)
-		c->requests[c->nreq++] = reason;
-}
-
-static void fake_irq(void *p, uint32_t gsi, int level)
-{
-	struct ctx *c = p;
-
-	assert_int_equal(gsi, X86_I8042_IRQ);
-	if (!c->allow_same)
-		assert_int_not_equal(level, c->level); /* only changes are reported */
-	c->level = level;
-	c->nlevels++;
-}
 
 static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 
 	bus_init(&c->pio, BUS_PIO);
-	c->dev = i8042_create("i8042", &c->pio,
-			      (struct irq_line){ .set = fake_irq, .ctx = c, .gsi = X86_I8042_IRQ },
-			      (struct machine_ctl){ .request = fake_request, .ctx = c });
+	c->dev = i8042_create("i8042", &c->pio, fake_irq_line(&c->irq, X86_I8042_IRQ, true),
+			      fake_machine_ctl(&c->ctl));
 	assert_non_null(c->dev);
 	*state = c;
 	return 0;
@@ -97,7 +75,7 @@ static void test_self_tests(void **state)
 	wr(c, X86_I8042_CMD, 0xa9);
 	assert_int_equal(status(c) & 0x01, 0x01);
 	assert_int_equal(rd(c, X86_I8042_DATA), 0x00);
-	assert_int_equal(c->nreq, 0);
+	assert_int_equal(c->ctl.nreq, 0);
 }
 
 static void test_command_byte(void **state)
@@ -132,26 +110,26 @@ static void test_irq_follows_obf(void **state)
 
 	/* KBDINT is on by default: a response raises IRQ 1 until read. */
 	wr(c, X86_I8042_CMD, 0xaa);
-	assert_int_equal(c->level, 1);
+	assert_int_equal(c->irq.level, 1);
 	rd(c, X86_I8042_DATA);
-	assert_int_equal(c->level, 0);
+	assert_int_equal(c->irq.level, 0);
 	/* Aux data (0xD3) sets AUXDATA and does not raise the keyboard IRQ. */
 	wr(c, X86_I8042_CMD, 0xd3);
 	wr(c, X86_I8042_DATA, 0x5a);
 	assert_int_equal(status(c) & 0x21, 0x21);
-	assert_int_equal(c->level, 0);
+	assert_int_equal(c->irq.level, 0);
 	assert_int_equal(rd(c, X86_I8042_DATA), 0x5a);
 	assert_int_equal(status(c) & 0x21, 0);
 	/* 0xD2 echoes as keyboard data. */
 	wr(c, X86_I8042_CMD, 0xd2);
 	wr(c, X86_I8042_DATA, 0x1c);
-	assert_int_equal(c->level, 1);
+	assert_int_equal(c->irq.level, 1);
 	assert_int_equal(rd(c, X86_I8042_DATA), 0x1c);
 	/* With KBDINT off, no interrupt. */
 	wr(c, X86_I8042_CMD, 0x60);
 	wr(c, X86_I8042_DATA, 0x44);
 	wr(c, X86_I8042_CMD, 0xaa);
-	assert_int_equal(c->level, 0);
+	assert_int_equal(c->irq.level, 0);
 	assert_int_equal(rd(c, X86_I8042_DATA), 0x55);
 }
 
@@ -164,7 +142,7 @@ static void test_no_keyboard(void **state)
 	wr(c, X86_I8042_CMD, 0xd4);
 	wr(c, X86_I8042_DATA, 0xff);
 	assert_int_equal(status(c) & 0x01, 0);
-	assert_int_equal(c->nreq, 0);
+	assert_int_equal(c->ctl.nreq, 0);
 }
 
 static void test_reset_requests(void **state)
@@ -172,19 +150,19 @@ static void test_reset_requests(void **state)
 	struct ctx *c = *state;
 
 	wr(c, X86_I8042_CMD, 0xfe);
-	assert_int_equal(c->nreq, 1);
-	assert_int_equal(c->requests[0], VM_REBOOT);
+	assert_int_equal(c->ctl.nreq, 1);
+	assert_int_equal(c->ctl.requests[0], VM_REBOOT);
 	wr(c, X86_I8042_CMD, 0xff);              /* pulses nothing */
-	assert_int_equal(c->nreq, 1);
+	assert_int_equal(c->ctl.nreq, 1);
 	wr(c, X86_I8042_CMD, 0xd0);
 	assert_int_equal(rd(c, X86_I8042_DATA) & 0x01, 0x01);
 	wr(c, X86_I8042_CMD, 0xd1);
 	wr(c, X86_I8042_DATA, 0x03);             /* reset line stays high */
-	assert_int_equal(c->nreq, 1);
+	assert_int_equal(c->ctl.nreq, 1);
 	wr(c, X86_I8042_CMD, 0xd1);
 	wr(c, X86_I8042_DATA, 0x02);             /* bit 0 clear: reset */
-	assert_int_equal(c->nreq, 2);
-	assert_int_equal(c->requests[1], VM_REBOOT);
+	assert_int_equal(c->ctl.nreq, 2);
+	assert_int_equal(c->ctl.requests[1], VM_REBOOT);
 }
 
 static void test_odd_sizes_and_save_load(void **state)
@@ -205,11 +183,11 @@ static void test_odd_sizes_and_save_load(void **state)
 	wr(c, X86_I8042_CMD, 0x20);
 	assert_int_equal(rd(c, X86_I8042_DATA), 0x45);
 	ser_reader_init(&r, w.buf, w.len);
-	c->allow_same = 1;
+	c->irq.edges_only = false;      /* a restore re-drives the line at its current level */
 	assert_int_equal(c->dev->ops->load(c->dev, &r), 0);
 	assert_true(ser_reader_done(&r));
 	wr(c, X86_I8042_DATA, 0x00);             /* completes the saved 0xD1 */
-	assert_int_equal(c->nreq, 1);
+	assert_int_equal(c->ctl.nreq, 1);
 	wr(c, X86_I8042_CMD, 0x20);
 	assert_int_equal(rd(c, X86_I8042_DATA), 0x47);
 	w.buf[w.len - 2] = 0x42;                 /* bogus pending command */

@@ -11,12 +11,11 @@
 #include "arch/x86/layout.h"
 #include "core/bus.h"
 #include "devices/uart.h"
+#include "fakes.h"
 
 #define BASE X86_COM1_PORT
 
 struct fake {
-	int levels[64];   /* every level the UART drove */
-	int nlevels;
 	uint8_t out[64];  /* bytes sent to the console */
 	int nout;
 	int rx_space_calls;
@@ -25,17 +24,9 @@ struct fake {
 struct ctx {
 	struct bus pio;
 	struct device *dev;
+	struct fake_irq irq; /* every level the UART drove */
 	struct fake f;
 };
-
-static void fake_irq(void *c, uint32_t gsi, int level)
-{
-	struct fake *f = c;
-
-	assert_int_equal(gsi, X86_COM1_IRQ);
-	if (f->nlevels < 64)
-		f->levels[f->nlevels++] = level;
-}
 
 static void fake_write(void *c, const uint8_t *buf, size_t n)
 {
@@ -56,7 +47,7 @@ static int setup(void **state)
 
 	bus_init(&c->pio, BUS_PIO);
 	c->dev = uart_create("com1", &c->pio, BASE,
-			     (struct irq_line){ .set = fake_irq, .ctx = &c->f, .gsi = X86_COM1_IRQ },
+			     fake_irq_line(&c->irq, X86_COM1_IRQ, false),
 			     (struct char_port){ .write = fake_write, .rx_space = fake_rx_space,
 						 .ctx = &c->f });
 	assert_non_null(c->dev);
@@ -89,7 +80,7 @@ static void wr(struct ctx *c, int reg, uint8_t v)
 
 static int level(struct ctx *c)
 {
-	return c->f.nlevels ? c->f.levels[c->f.nlevels - 1] : 0;
+	return c->irq.level;
 }
 
 static void test_reset_values(void **state)
@@ -100,7 +91,7 @@ static void test_reset_values(void **state)
 	assert_int_equal(rd(c, 2), 0x01);        /* IIR: nothing pending, no FIFO */
 	assert_int_equal(rd(c, 5), 0x60);        /* LSR: THRE | TEMT */
 	assert_int_equal(rd(c, 6), 0xb0);        /* MSR: DCD | DSR | CTS */
-	assert_int_equal(c->f.nlevels, 0);
+	assert_int_equal(c->irq.nlevels, 0);
 }
 
 static void test_lcr_dlab_and_scratch(void **state)
@@ -186,7 +177,7 @@ static void test_iir_priorities_and_irq_levels(void **state)
 
 	wr(c, 2, 0xc1);               /* FIFO on, trigger 14 */
 	wr(c, 1, 0x01);               /* ERBFI */
-	assert_int_equal(c->f.nlevels, 0);
+	assert_int_equal(c->irq.nlevels, 0);
 	uart_receive(c->dev, &b, 1);
 	assert_int_equal(level(c), 1);
 	assert_int_equal(rd(c, 2), 0xcc); /* below trigger: char timeout */
@@ -210,8 +201,8 @@ static void test_iir_priorities_and_irq_levels(void **state)
 	assert_int_equal(rd(c, 2) & 0x0f, 0x01);
 	assert_int_equal(level(c), 0);
 	/* Level changes were reported once each: no repeated same levels. */
-	for (int i = 1; i < c->f.nlevels; i++)
-		assert_int_not_equal(c->f.levels[i], c->f.levels[i - 1]);
+	for (int i = 1; i < c->irq.nlevels && i < FAKE_IRQ_HISTORY; i++)
+		assert_int_not_equal(c->irq.history[i], c->irq.history[i - 1]);
 }
 
 static void test_rx_trigger_level(void **state)

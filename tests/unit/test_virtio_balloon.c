@@ -3,8 +3,8 @@
  * are harmless, deflate is counted, the target reaches config space with a
  * config interrupt, the stats buffer is held and handed back on request,
  * reset forgets the driver's state, and snapshots round-trip. RAM is a real
- * anonymous mapping (guest_mem_alloc) so madvise works; queues are driven
- * by hand as in test_virtio_rng.c. */
+ * anonymous mapping (fake_ram_map) so madvise works; queues are driven
+ * through the fake driver in vq_driver.h. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,204 +17,38 @@
 #include <cmocka.h>
 
 #include "virtio/balloon.h"
+#include "vq_driver.h"
 
 #define RAM_SIZE  (64ULL << 20)
 #define QSZ       64
-#define NQ        3
-#define Q_GPA(q)  (0x10000ULL + 0x10000ULL * (q))  /* desc; avail +0x1000; used +0x2000 */
-#define BUF_GPA   0x100000ULL                      /* PFN arrays, stats from 1 MiB */
+#define BUF_GPA   0x100000ULL      /* PFN arrays, stats from 1 MiB, above the rings */
 #define PAGES_GPA (32ULL << 20)                    /* pages to balloon from 32 MiB */
 #define PG        4096ULL
 
 #define F_STATS (1ULL << VIRTIO_BALLOON_F_STATS_VQ)
 
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write;
-};
-
-struct drvq {
-	uint16_t next_desc;
-	uint16_t avail_idx;
-	uint16_t used_seen;
-};
-
-struct fake {
-	unsigned notified[NQ];
-	unsigned config_changes;
-	unsigned needs_reset;
-};
-
 struct ctx {
-	struct guest_mem m;
+	struct fake_ram ram;
+	struct vq_driver d;
+	struct vq_transport f;
 	struct virtio_dev *vd;
-	struct fake f;
-	struct drvq dq[NQ];
-	uint64_t next_buf;
 };
-
-/* ---- fake transport ---- */
-
-static void fake_notify_queue(struct virtio_dev *vd, unsigned q)
-{
-	struct fake *f = vd->transport;
-
-	if (q < NQ)
-		f->notified[q]++;
-}
-
-static void fake_notify_config(struct virtio_dev *vd)
-{
-	((struct fake *)vd->transport)->config_changes++;
-}
-
-static void fake_needs_reset(struct virtio_dev *vd)
-{
-	((struct fake *)vd->transport)->needs_reset++;
-}
-
-static const struct virtio_transport_ops fake_tops = {
-	.notify_queue = fake_notify_queue,
-	.notify_config = fake_notify_config,
-	.needs_reset = fake_needs_reset,
-};
-
-/* ---- driver-side helpers ---- */
-
-static uint8_t *host(struct ctx *x, uint64_t gpa, uint64_t len)
-{
-	uint8_t *p = gpa_ptr(&x->m, gpa, len);
-
-	assert_non_null(p);
-	return p;
-}
-
-static void put16(struct ctx *x, uint64_t gpa, uint16_t v)
-{
-	uint8_t *p = host(x, gpa, 2);
-
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(struct ctx *x, uint64_t gpa, uint32_t v)
-{
-	put16(x, gpa, (uint16_t)v);
-	put16(x, gpa + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(struct ctx *x, uint64_t gpa, uint64_t v)
-{
-	put32(x, gpa, (uint32_t)v);
-	put32(x, gpa + 4, (uint32_t)(v >> 32));
-}
-
-static uint16_t get16(struct ctx *x, uint64_t gpa)
-{
-	const uint8_t *p = host(x, gpa, 2);
-
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(struct ctx *x, uint64_t gpa)
-{
-	return get16(x, gpa) | (uint32_t)get16(x, gpa + 2) << 16;
-}
 
 static uint32_t cfg32(struct ctx *x, unsigned off)
 {
-	const uint8_t *p = x->vd->config + off;
-
-	return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t alloc_buf(struct ctx *x, uint32_t len)
-{
-	uint64_t g = x->next_buf;
-
-	x->next_buf += (len + 15) & ~15u;
-	assert_true(x->next_buf <= PAGES_GPA);
-	return g;
-}
-
-static uint16_t add_chain(struct ctx *x, unsigned q, const struct seg *s, unsigned n)
-{
-	struct drvq *d = &x->dq[q];
-	uint16_t head = d->next_desc;
-
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t idx = (uint16_t)((head + i) % QSZ);
-		uint64_t dg = Q_GPA(q) + 16ULL * idx;
-		uint16_t flags = (s[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
-
-		put64(x, dg, s[i].gpa);
-		put32(x, dg + 8, s[i].len);
-		put16(x, dg + 12, flags);
-		put16(x, dg + 14, (uint16_t)((idx + 1) % QSZ));
-	}
-	d->next_desc = (uint16_t)((head + n) % QSZ);
-	put16(x, Q_GPA(q) + 0x1000 + 4 + 2ULL * (d->avail_idx % QSZ), head);
-	d->avail_idx++;
-	put16(x, Q_GPA(q) + 0x1000 + 2, d->avail_idx);
-	return head;
+	return get_le32(x->vd->config + off);
 }
 
 /* Post an array of PFNs (and `extra` odd trailing bytes) as one buffer on q. */
 static uint16_t add_pfns(struct ctx *x, unsigned q, const uint32_t *pfn, unsigned n, unsigned extra)
 {
-	struct seg s = { alloc_buf(x, 4 * n + extra), 4 * n + extra, false };
+	struct vq_seg s = { vqd_alloc(&x->d, 4 * n + extra), 4 * n + extra, false };
 
 	for (unsigned i = 0; i < n; i++)
-		put32(x, s.gpa + 4ULL * i, pfn[i]);
+		vqd_put32(&x->d, s.gpa + 4ULL * i, pfn[i]);
 	for (unsigned i = 0; i < extra; i++)
-		*host(x, s.gpa + 4ULL * n + i, 1) = 0xff;
-	return add_chain(x, q, &s, 1);
-}
-
-static bool next_used(struct ctx *x, unsigned q, uint32_t *id, uint32_t *len)
-{
-	struct drvq *d = &x->dq[q];
-	uint64_t e;
-
-	if (get16(x, Q_GPA(q) + 0x2000 + 2) == d->used_seen)
-		return false;
-	e = Q_GPA(q) + 0x2000 + 4 + 8ULL * (d->used_seen % QSZ);
-	*id = get32(x, e);
-	*len = get32(x, e + 4);
-	d->used_seen++;
-	return true;
-}
-
-static void kick(struct ctx *x, unsigned q)
-{
-	struct virtio_dev *vd = x->vd;
-
-	pthread_mutex_lock(&vd->lock);
-	if (vd->activated && !vd->broken && vd->vqs[q].enabled)
-		vd->ops->queue_notify(vd, q);
-	pthread_mutex_unlock(&vd->lock);
-}
-
-static void activate_dev(struct ctx *x, struct virtio_dev *vd, uint64_t features)
-{
-	pthread_mutex_lock(&vd->lock);
-	vd->features = features | 1ULL << VIRTIO_F_VERSION_1;
-	for (unsigned q = 0; q < vd->num_queues; q++) {
-		vd->vqs[q].size = QSZ;
-		vd->vqs[q].desc_gpa = Q_GPA(q);
-		vd->vqs[q].avail_gpa = Q_GPA(q) + 0x1000;
-		vd->vqs[q].used_gpa = Q_GPA(q) + 0x2000;
-		assert_int_equal(virtq_enable(&vd->vqs[q], &x->m), 0);
-	}
-	vd->activated = true;
-	assert_int_equal(vd->ops->activate(vd), 0);
-	pthread_mutex_unlock(&vd->lock);
-}
-
-static void activate(struct ctx *x, uint64_t features)
-{
-	activate_dev(x, x->vd, features);
+		*vqd_host(&x->d, s.gpa + 4ULL * n + i, 1) = 0xff;
+	return vqd_add_chain(&x->d, q, &s, 1);
 }
 
 /* What the transport does on a device reset. */
@@ -256,14 +90,14 @@ static bool resident(struct ctx *x, uint64_t gpa)
 {
 	unsigned char v = 0;
 
-	assert_int_equal(mincore(host(x, gpa, PG), PG, &v), 0);
+	assert_int_equal(mincore(vqd_host(&x->d, gpa, PG), PG, &v), 0);
 	return v & 1;
 }
 
 static void touch(struct ctx *x, uint64_t gpa, unsigned pages)
 {
 	for (unsigned i = 0; i < pages; i++)
-		memset(host(x, gpa + i * PG, PG), 0xa5, PG);
+		memset(vqd_host(&x->d, gpa + i * PG, PG), 0xa5, PG);
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -279,12 +113,12 @@ static int setup(void **state)
 	static const struct mem_region layout[1] = { { .gpa = 0, .size = RAM_SIZE } };
 	struct ctx *x = calloc(1, sizeof(*x));
 
-	assert_int_equal(guest_mem_alloc(&x->m, layout, 1), 0);
-	x->vd = virtio_balloon_create(&x->m, 0);
+	fake_ram_map(&x->ram, layout, 1);
+	vqd_init(&x->d, &x->ram.mem, BUF_GPA, PAGES_GPA);
+	x->vd = virtio_balloon_create(&x->ram.mem, 0);
 	assert_non_null(x->vd);
-	x->vd->tops = &fake_tops;
-	x->vd->transport = &x->f;
-	x->next_buf = BUF_GPA;
+	vqd_layout(&x->d, x->vd->num_queues, QSZ);
+	vq_transport_attach(&x->f, x->vd);
 	*state = x;
 	return 0;
 }
@@ -294,7 +128,7 @@ static int teardown(void **state)
 	struct ctx *x = *state;
 
 	x->vd->ops->destroy(x->vd);
-	guest_mem_free(&x->m);
+	fake_ram_free(&x->ram);
 	free(x);
 	return 0;
 }
@@ -338,10 +172,10 @@ static void test_inflate_releases_pages(void **state)
 	for (unsigned i = 0; i < N; i++)
 		assert_true(resident(x, (uint64_t)pfn[i] << 12));
 
-	activate(x, 0);
+	vqd_activate(&x->d, x->vd, 0);
 	head = add_pfns(x, VIRTIO_BALLOON_INFLATEQ, pfn, N, 0);
-	kick(x, VIRTIO_BALLOON_INFLATEQ);
-	assert_true(next_used(x, VIRTIO_BALLOON_INFLATEQ, &id, &len));
+	vqd_kick(x->vd, VIRTIO_BALLOON_INFLATEQ);
+	assert_true(vqd_next_used(&x->d, VIRTIO_BALLOON_INFLATEQ, &id, &len));
 	assert_int_equal(id, head);
 	assert_int_equal(len, 0);
 	assert_int_equal(x->f.notified[VIRTIO_BALLOON_INFLATEQ], 1);
@@ -350,12 +184,12 @@ static void test_inflate_releases_pages(void **state)
 		uint64_t g = (uint64_t)pfn[i] << 12;
 
 		assert_false(resident(x, g));
-		assert_true(all_zero(host(x, g, PG), PG));
+		assert_true(all_zero(vqd_host(&x->d, g, PG), PG));
 	}
 	/* Pages not in the balloon keep their data. */
 	assert_true(resident(x, PAGES_GPA + 256 * PG));
-	assert_int_equal(*host(x, PAGES_GPA + 256 * PG, 1), 0xa5);
-	assert_int_equal(*host(x, PAGES_GPA + 598 * PG, 1), 0xa5);
+	assert_int_equal(*vqd_host(&x->d, PAGES_GPA + 256 * PG, 1), 0xa5);
+	assert_int_equal(*vqd_host(&x->d, PAGES_GPA + 598 * PG, 1), 0xa5);
 
 	bi = info(x);
 	assert_int_equal(bi.inflated_pages, N);
@@ -372,10 +206,10 @@ static void test_invalid_pfns(void **state)
 	struct balloon_info bi;
 
 	touch(x, (uint64_t)last << 12, 1);
-	activate(x, 0);
+	vqd_activate(&x->d, x->vd, 0);
 	add_pfns(x, VIRTIO_BALLOON_INFLATEQ, pfn, 5, 0);
-	kick(x, VIRTIO_BALLOON_INFLATEQ);
-	assert_true(next_used(x, VIRTIO_BALLOON_INFLATEQ, &id, &len));
+	vqd_kick(x->vd, VIRTIO_BALLOON_INFLATEQ);
+	assert_true(vqd_next_used(&x->d, VIRTIO_BALLOON_INFLATEQ, &id, &len));
 	assert_int_equal(len, 0);
 	assert_false(resident(x, (uint64_t)last << 12));
 	bi = info(x);
@@ -390,11 +224,11 @@ static void test_odd_buffers(void **state)
 	struct ctx *x = *state;
 	uint64_t base = PAGES_GPA >> 12;
 	uint32_t three[3] = { (uint32_t)base, (uint32_t)base + 1, (uint32_t)base + 2 };
-	uint64_t g = alloc_buf(x, 12);
-	struct seg split[3] = { { g, 6, false }, { g + 6, 6, false }, { alloc_buf(x, 16), 16, true } };
+	uint64_t g = vqd_alloc(&x->d, 12);
+	struct vq_seg split[3] = { { g, 6, false }, { g + 6, 6, false }, { vqd_alloc(&x->d, 16), 16, true } };
 	uint32_t id, len;
 
-	activate(x, 0);
+	vqd_activate(&x->d, x->vd, 0);
 	/* 3 PFNs and 3 stray bytes: the stray bytes are ignored. */
 	touch(x, PAGES_GPA, 8);
 	add_pfns(x, VIRTIO_BALLOON_INFLATEQ, three, 3, 3);
@@ -402,11 +236,11 @@ static void test_odd_buffers(void **state)
 	add_pfns(x, VIRTIO_BALLOON_INFLATEQ, NULL, 0, 2);
 	/* A PFN array split mid-PFN across segments, plus a writable tail (ignored). */
 	for (unsigned i = 0; i < 3; i++)
-		put32(x, g + 4 * i, (uint32_t)base + 4 + i);
-	add_chain(x, VIRTIO_BALLOON_INFLATEQ, split, 3);
-	kick(x, VIRTIO_BALLOON_INFLATEQ);
+		vqd_put32(&x->d, g + 4 * i, (uint32_t)base + 4 + i);
+	vqd_add_chain(&x->d, VIRTIO_BALLOON_INFLATEQ, split, 3);
+	vqd_kick(x->vd, VIRTIO_BALLOON_INFLATEQ);
 	for (unsigned i = 0; i < 3; i++) {
-		assert_true(next_used(x, VIRTIO_BALLOON_INFLATEQ, &id, &len));
+		assert_true(vqd_next_used(&x->d, VIRTIO_BALLOON_INFLATEQ, &id, &len));
 		assert_int_equal(len, 0);
 	}
 	assert_int_equal(info(x).inflated_pages, 6);
@@ -423,26 +257,26 @@ static void test_deflate(void **state)
 
 	for (unsigned i = 0; i < 10; i++)
 		pfn[i] = (uint32_t)(PAGES_GPA >> 12) + i;
-	activate(x, 0);
+	vqd_activate(&x->d, x->vd, 0);
 	add_pfns(x, VIRTIO_BALLOON_INFLATEQ, pfn, 10, 0);
-	kick(x, VIRTIO_BALLOON_INFLATEQ);
+	vqd_kick(x->vd, VIRTIO_BALLOON_INFLATEQ);
 	add_pfns(x, VIRTIO_BALLOON_DEFLATEQ, pfn, 4, 0);
 	add_pfns(x, VIRTIO_BALLOON_DEFLATEQ, &bad, 1, 0);
-	kick(x, VIRTIO_BALLOON_DEFLATEQ);
-	assert_true(next_used(x, VIRTIO_BALLOON_DEFLATEQ, &id, &len));
-	assert_true(next_used(x, VIRTIO_BALLOON_DEFLATEQ, &id, &len));
-	assert_false(next_used(x, VIRTIO_BALLOON_DEFLATEQ, &id, &len));
+	vqd_kick(x->vd, VIRTIO_BALLOON_DEFLATEQ);
+	assert_true(vqd_next_used(&x->d, VIRTIO_BALLOON_DEFLATEQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_BALLOON_DEFLATEQ, &id, &len));
+	assert_false(vqd_next_used(&x->d, VIRTIO_BALLOON_DEFLATEQ, &id, &len));
 	assert_int_equal(x->f.notified[VIRTIO_BALLOON_DEFLATEQ], 1);
 	bi = info(x);
 	assert_int_equal(bi.inflated_pages, 6);
 	assert_int_equal(bi.invalid_pfns, 1);
 	/* Deflated pages are usable again: touching them faults in zero pages. */
-	assert_true(all_zero(host(x, PAGES_GPA, PG), PG));
-	memset(host(x, PAGES_GPA, PG), 1, PG);
+	assert_true(all_zero(vqd_host(&x->d, PAGES_GPA, PG), PG));
+	memset(vqd_host(&x->d, PAGES_GPA, PG), 1, PG);
 	assert_true(resident(x, PAGES_GPA));
 	/* More deflated than inflated (a confused driver) does not wrap. */
 	add_pfns(x, VIRTIO_BALLOON_DEFLATEQ, pfn, 10, 0);
-	kick(x, VIRTIO_BALLOON_DEFLATEQ);
+	vqd_kick(x->vd, VIRTIO_BALLOON_DEFLATEQ);
 	assert_int_equal(info(x).inflated_pages, 0);
 }
 
@@ -456,7 +290,7 @@ static void test_set_target(void **state)
 	assert_int_equal(x->f.config_changes, 0);
 	assert_int_equal(info(x).target_pages, 4096);
 
-	activate(x, F_STATS);
+	vqd_activate(&x->d, x->vd, F_STATS);
 	assert_int_equal(virtio_balloon_set_target(x->vd, 4ULL << 20), 0);
 	assert_int_equal(cfg32(x, 0), (60 << 20) / 4096);
 	assert_int_equal(x->f.config_changes, 1);
@@ -479,7 +313,7 @@ static void test_config_write(void **state)
 	struct ctx *x = *state;
 
 	assert_int_equal(virtio_balloon_set_target(x->vd, RAM_SIZE / 2), 0);
-	activate(x, 0);
+	vqd_activate(&x->d, x->vd, 0);
 	config_write(x, 4, 1234, 4);
 	assert_int_equal(cfg32(x, 4), 1234);
 	assert_int_equal(info(x).actual_pages, 1234);
@@ -496,15 +330,15 @@ static void test_config_write(void **state)
 /* Post a stats buffer with (tag, value) entries and `extra` stray bytes. */
 static uint16_t add_stats(struct ctx *x, const uint16_t *tag, const uint64_t *val, unsigned n, unsigned extra)
 {
-	struct seg s = { alloc_buf(x, 10 * n + extra), 10 * n + extra, false };
+	struct vq_seg s = { vqd_alloc(&x->d, 10 * n + extra), 10 * n + extra, false };
 
 	for (unsigned i = 0; i < n; i++) {
-		put16(x, s.gpa + 10ULL * i, tag[i]);
-		put64(x, s.gpa + 10ULL * i + 2, val[i]);
+		vqd_put16(&x->d, s.gpa + 10ULL * i, tag[i]);
+		vqd_put64(&x->d, s.gpa + 10ULL * i + 2, val[i]);
 	}
 	for (unsigned i = 0; i < extra; i++)
-		*host(x, s.gpa + 10ULL * n + i, 1) = 0x5a;
-	return add_chain(x, VIRTIO_BALLOON_STATSQ, &s, 1);
+		*vqd_host(&x->d, s.gpa + 10ULL * n + i, 1) = 0x5a;
+	return vqd_add_chain(&x->d, VIRTIO_BALLOON_STATSQ, &s, 1);
 }
 
 static void test_stats(void **state)
@@ -520,11 +354,11 @@ static void test_stats(void **state)
 	struct balloon_info bi;
 
 	assert_false(info(x).stats_valid);
-	activate(x, F_STATS);
+	vqd_activate(&x->d, x->vd, F_STATS);
 	head = add_stats(x, tags, vals, 6, 7);
-	kick(x, VIRTIO_BALLOON_STATSQ);
+	vqd_kick(x->vd, VIRTIO_BALLOON_STATSQ);
 	/* Held, not returned. */
-	assert_false(next_used(x, VIRTIO_BALLOON_STATSQ, &id, &len));
+	assert_false(vqd_next_used(&x->d, VIRTIO_BALLOON_STATSQ, &id, &len));
 	assert_int_equal(x->f.notified[VIRTIO_BALLOON_STATSQ], 0);
 	bi = info(x);
 	assert_true(bi.stats_valid);
@@ -537,16 +371,16 @@ static void test_stats(void **state)
 
 	/* Request fresh stats: the buffer goes back empty. */
 	assert_true(virtio_balloon_request_stats(x->vd));
-	assert_true(next_used(x, VIRTIO_BALLOON_STATSQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_BALLOON_STATSQ, &id, &len));
 	assert_int_equal(id, head);
 	assert_int_equal(len, 0);
 	assert_int_equal(x->f.notified[VIRTIO_BALLOON_STATSQ], 1);
 	assert_false(virtio_balloon_request_stats(x->vd)); /* nothing held now */
-	assert_false(next_used(x, VIRTIO_BALLOON_STATSQ, &id, &len));
+	assert_false(vqd_next_used(&x->d, VIRTIO_BALLOON_STATSQ, &id, &len));
 
 	/* The driver refills it: a full new snapshot. */
 	head = add_stats(x, tags2, vals2, 2, 0);
-	kick(x, VIRTIO_BALLOON_STATSQ);
+	vqd_kick(x->vd, VIRTIO_BALLOON_STATSQ);
 	bi = info(x);
 	assert_int_equal(bi.stats[VIRTIO_BALLOON_S_MEMFREE], 1000);
 	assert_int_equal(bi.stats[VIRTIO_BALLOON_S_AVAIL], 2000);
@@ -555,12 +389,12 @@ static void test_stats(void **state)
 	/* The periodic timer on the device loop hands it back too. */
 	assert_int_equal(virtio_balloon_set_stats_interval(x->vd, 20), 0);
 	assert_true(loop_run_once(x->vd->loop, 2000) >= 1);
-	assert_true(next_used(x, VIRTIO_BALLOON_STATSQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_BALLOON_STATSQ, &id, &len));
 	assert_int_equal(id, head);
 	assert_int_equal(len, 0);
 	/* Nothing held: the next tick is a no-op. */
 	assert_true(loop_run_once(x->vd->loop, 2000) >= 1);
-	assert_false(next_used(x, VIRTIO_BALLOON_STATSQ, &id, &len));
+	assert_false(vqd_next_used(&x->d, VIRTIO_BALLOON_STATSQ, &id, &len));
 	assert_int_equal(virtio_balloon_set_stats_interval(x->vd, 0), 0);
 	assert_int_equal(loop_run_once(x->vd->loop, 60), 0);
 	assert_false(virtio_is_broken(x->vd));
@@ -573,29 +407,29 @@ static void test_stats_odd(void **state)
 	uint64_t val[80];
 	uint16_t h1, h2;
 	uint32_t id, len;
-	struct seg wr = { alloc_buf(x, 64), 64, true };
+	struct vq_seg wr = { vqd_alloc(&x->d, 64), 64, true };
 	struct balloon_info bi;
 
 	for (unsigned i = 0; i < 80; i++) {
 		tag[i] = (uint16_t)(i % 20);
 		val[i] = i;
 	}
-	activate(x, F_STATS);
+	vqd_activate(&x->d, x->vd, F_STATS);
 	/* 80 entries: only the first 64 are looked at (tag 3 last at entry 63). */
 	h1 = add_stats(x, tag, val, 80, 0);
-	kick(x, VIRTIO_BALLOON_STATSQ);
+	vqd_kick(x->vd, VIRTIO_BALLOON_STATSQ);
 	bi = info(x);
 	assert_int_equal(bi.stats[3], 63);
 	assert_int_equal(bi.stats[4], 44);
 	/* A second buffer while one is held: the old one is returned, the new kept. */
-	h2 = add_chain(x, VIRTIO_BALLOON_STATSQ, &wr, 1);
-	kick(x, VIRTIO_BALLOON_STATSQ);
-	assert_true(next_used(x, VIRTIO_BALLOON_STATSQ, &id, &len));
+	h2 = vqd_add_chain(&x->d, VIRTIO_BALLOON_STATSQ, &wr, 1);
+	vqd_kick(x->vd, VIRTIO_BALLOON_STATSQ);
+	assert_true(vqd_next_used(&x->d, VIRTIO_BALLOON_STATSQ, &id, &len));
 	assert_int_equal(id, h1);
 	/* That one had no readable entries: the last stats stay. */
 	assert_int_equal(info(x).stats[3], 63);
 	assert_true(virtio_balloon_request_stats(x->vd));
-	assert_true(next_used(x, VIRTIO_BALLOON_STATSQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_BALLOON_STATSQ, &id, &len));
 	assert_int_equal(id, h2);
 }
 
@@ -606,12 +440,12 @@ static void test_stats_not_negotiated(void **state)
 	uint64_t val = 5;
 	uint32_t id, len;
 
-	activate(x, 0);
+	vqd_activate(&x->d, x->vd, 0);
 	add_stats(x, &tag, &val, 1, 0);
-	kick(x, VIRTIO_BALLOON_STATSQ);
+	vqd_kick(x->vd, VIRTIO_BALLOON_STATSQ);
 	assert_false(info(x).stats_valid);
 	assert_false(virtio_balloon_request_stats(x->vd));
-	assert_false(next_used(x, VIRTIO_BALLOON_STATSQ, &id, &len));
+	assert_false(vqd_next_used(&x->d, VIRTIO_BALLOON_STATSQ, &id, &len));
 	/* The timer stays off without a stats queue. */
 	assert_int_equal(virtio_balloon_set_stats_interval(x->vd, 10), 0);
 	assert_int_equal(loop_run_once(x->vd->loop, 60), 0);
@@ -620,14 +454,14 @@ static void test_stats_not_negotiated(void **state)
 static void test_malformed(void **state)
 {
 	struct ctx *x = *state;
-	struct seg bad = { RAM_SIZE - 4, 64, false };
+	struct vq_seg bad = { RAM_SIZE - 4, 64, false };
 
-	activate(x, 0);
-	add_chain(x, VIRTIO_BALLOON_INFLATEQ, &bad, 1);
-	kick(x, VIRTIO_BALLOON_INFLATEQ);
+	vqd_activate(&x->d, x->vd, 0);
+	vqd_add_chain(&x->d, VIRTIO_BALLOON_INFLATEQ, &bad, 1);
+	vqd_kick(x->vd, VIRTIO_BALLOON_INFLATEQ);
 	assert_true(virtio_is_broken(x->vd));
 	assert_int_equal(x->f.needs_reset, 1);
-	assert_int_equal(get16(x, Q_GPA(0) + 0x2000 + 2), 0);
+	assert_int_equal(vqd_used_idx(&x->d, 0), 0);
 }
 
 static void test_reset(void **state)
@@ -639,12 +473,12 @@ static void test_reset(void **state)
 	struct balloon_info bi;
 
 	assert_int_equal(virtio_balloon_set_target(x->vd, RAM_SIZE / 4), 0);
-	activate(x, F_STATS);
+	vqd_activate(&x->d, x->vd, F_STATS);
 	assert_int_equal(virtio_balloon_set_stats_interval(x->vd, 10), 0);
 	add_stats(x, &tag, &val, 1, 0);
-	kick(x, VIRTIO_BALLOON_STATSQ);
+	vqd_kick(x->vd, VIRTIO_BALLOON_STATSQ);
 	add_pfns(x, VIRTIO_BALLOON_INFLATEQ, &pfn, 1, 0);
-	kick(x, VIRTIO_BALLOON_INFLATEQ);
+	vqd_kick(x->vd, VIRTIO_BALLOON_INFLATEQ);
 	config_write(x, 4, 1, 4);
 	transport_reset(x);
 
@@ -658,18 +492,18 @@ static void test_reset(void **state)
 	/* The held buffer is gone: never pushed, by request or by timer. */
 	assert_false(virtio_balloon_request_stats(x->vd));
 	assert_int_equal(loop_run_once(x->vd->loop, 60), 0);
-	assert_false(next_used(x, VIRTIO_BALLOON_STATSQ, &id, &len));
+	assert_false(vqd_next_used(&x->d, VIRTIO_BALLOON_STATSQ, &id, &len));
 	assert_int_equal(x->f.notified[VIRTIO_BALLOON_STATSQ], 0);
 
 	/* A new driver starts over; the timer comes back with it. */
-	memset(x->dq, 0, sizeof(x->dq));
-	put16(x, Q_GPA(VIRTIO_BALLOON_STATSQ) + 0x2000 + 2, 0);
-	put16(x, Q_GPA(VIRTIO_BALLOON_STATSQ) + 0x1000 + 2, 0);
-	activate(x, F_STATS);
+	vqd_forget(&x->d);
+	vqd_put16(&x->d, x->d.q[VIRTIO_BALLOON_STATSQ].used_gpa + 2, 0);
+	vqd_put16(&x->d, x->d.q[VIRTIO_BALLOON_STATSQ].avail_gpa + 2, 0);
+	vqd_activate(&x->d, x->vd, F_STATS);
 	add_stats(x, &tag, &val, 1, 0);
-	kick(x, VIRTIO_BALLOON_STATSQ);
+	vqd_kick(x->vd, VIRTIO_BALLOON_STATSQ);
 	assert_true(loop_run_once(x->vd->loop, 2000) >= 1);
-	assert_true(next_used(x, VIRTIO_BALLOON_STATSQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_BALLOON_STATSQ, &id, &len));
 }
 
 /* Copy what the transport would save for the queues and config, then the device. */
@@ -693,7 +527,7 @@ static int load_all(struct ctx *x, struct virtio_dev *vd, uint64_t features, con
 	vd->features = features | 1ULL << VIRTIO_F_VERSION_1;
 	vd->activated = true;
 	for (unsigned q = 0; q < vd->num_queues && ret == 0; q++)
-		ret = virtq_load(&vd->vqs[q], &x->m, &r);
+		ret = virtq_load(&vd->vqs[q], &x->ram.mem, &r);
 	ser_get_bytes(&r, vd->config, vd->config_size);
 	if (ret == 0)
 		ret = vd->ops->load(vd, &r);
@@ -712,19 +546,19 @@ static void test_save_load(void **state)
 	uint16_t head;
 	struct ser_writer w, bad;
 	struct virtio_dev *vd2;
-	struct fake f2;
+	struct vq_transport f2;
 	struct balloon_info a, b;
 
 	for (unsigned i = 0; i < 5; i++)
 		pfn[i] = (uint32_t)(PAGES_GPA >> 12) + i;
 	assert_int_equal(virtio_balloon_set_target(x->vd, RAM_SIZE / 2), 0);
-	activate(x, F_STATS);
+	vqd_activate(&x->d, x->vd, F_STATS);
 	head = add_stats(x, tags, vals, 2, 0);
-	kick(x, VIRTIO_BALLOON_STATSQ);
+	vqd_kick(x->vd, VIRTIO_BALLOON_STATSQ);
 	add_pfns(x, VIRTIO_BALLOON_INFLATEQ, pfn, 5, 0);
-	kick(x, VIRTIO_BALLOON_INFLATEQ);
+	vqd_kick(x->vd, VIRTIO_BALLOON_INFLATEQ);
 	add_pfns(x, VIRTIO_BALLOON_DEFLATEQ, pfn, 2, 0);
-	kick(x, VIRTIO_BALLOON_DEFLATEQ);
+	vqd_kick(x->vd, VIRTIO_BALLOON_DEFLATEQ);
 	config_write(x, 4, 3, 4);
 
 	a = info(x); /* before the save: the saved age can only be older */
@@ -733,11 +567,10 @@ static void test_save_load(void **state)
 	assert_false(w.err);
 
 	/* Restore into a fresh device (the same RAM stands for the restored RAM). */
-	vd2 = virtio_balloon_create(&x->m, 1);
+	vd2 = virtio_balloon_create(&x->ram.mem, 1);
 	assert_non_null(vd2);
 	memset(&f2, 0, sizeof(f2));
-	vd2->tops = &fake_tops;
-	vd2->transport = &f2;
+	vq_transport_attach(&f2, vd2);
 	assert_int_equal(load_all(x, vd2, F_STATS, &w), 0);
 	virtio_balloon_info(vd2, &b);
 	assert_int_equal(b.target_pages, a.target_pages);
@@ -752,7 +585,7 @@ static void test_save_load(void **state)
 
 	/* The held stats buffer survives: the restored device hands it back. */
 	assert_true(virtio_balloon_request_stats(vd2));
-	assert_true(next_used(x, VIRTIO_BALLOON_STATSQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_BALLOON_STATSQ, &id, &len));
 	assert_int_equal(id, head);
 	assert_int_equal(len, 0);
 	assert_int_equal(f2.notified[VIRTIO_BALLOON_STATSQ], 1);
@@ -780,13 +613,12 @@ static void test_save_load_no_stats(void **state)
 	struct balloon_info b;
 
 	assert_int_equal(virtio_balloon_set_target(x->vd, RAM_SIZE - 8 * PG), 0);
-	activate(x, 0);
+	vqd_activate(&x->d, x->vd, 0);
 	ser_writer_init(&w);
 	save_all(x->vd, &w);
-	vd2 = virtio_balloon_create(&x->m, 1);
+	vd2 = virtio_balloon_create(&x->ram.mem, 1);
 	assert_non_null(vd2);
-	vd2->tops = &fake_tops;
-	vd2->transport = &x->f;
+	vq_transport_attach(&x->f, vd2);
 	assert_int_equal(load_all(x, vd2, 0, &w), 0);
 	virtio_balloon_info(vd2, &b);
 	assert_int_equal(b.target_pages, 8);

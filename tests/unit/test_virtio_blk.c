@@ -1,8 +1,9 @@
 /* Unit tests for virtio-blk (virtio/blk.c) and its file backend
- * (backends/blockfile.c). The test plays driver and transport: it lays out
- * a split ring in fake guest RAM, writes requests into it, kicks the device
- * and runs the device's loop until the completions arrive. Every test runs
- * twice: with io_uring, and with the synchronous fallback (KVMBOX_BLK_SYNC). */
+ * (backends/blockfile.c). The test plays driver and transport (vq_driver.h):
+ * it lays out a split ring in fake guest RAM, writes requests into it, kicks
+ * the device and runs the device's loop until the completions arrive. Every
+ * test runs twice: with io_uring, and with the synchronous fallback
+ * (KVMBOX_BLK_SYNC). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@
 #include "core/ser.h"
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
+#include "vq_driver.h"
 
 #define RAM_SIZE   (8u << 20)
 #define QSZ        VIRTIO_BLK_QUEUE_SIZE
@@ -37,71 +39,18 @@
 #define IMG_SECTORS (IMG_SIZE / 512)
 
 struct ctx {
-	uint8_t *ram;
-	struct guest_mem mem;
+	struct fake_ram ram;
+	struct vq_driver d;              /* queue 0 only */
+	struct vq_transport f;
 	char path[256];
 	struct disk_config cfg;
 	struct virtio_dev *vd;
-	unsigned notifies;
-	unsigned needs_reset;
-	uint16_t avail_idx;
-	uint16_t used_seen;
-	unsigned next_desc;
-};
-
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write;   /* device-writable */
 };
 
 static uint8_t pattern(uint64_t off)
 {
 	return (uint8_t)(off * 7 + off / 512 + 1);
 }
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, 2);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
-
-/* ---- fake transport --------------------------------------------------- */
-
-static void t_notify_queue(struct virtio_dev *vd, unsigned q)
-{
-	((struct ctx *)vd->transport)->notifies++;
-}
-
-static void t_notify_config(struct virtio_dev *vd)
-{
-}
-
-static void t_needs_reset(struct virtio_dev *vd)
-{
-	((struct ctx *)vd->transport)->needs_reset++;
-}
-
-static const struct virtio_transport_ops fake_tops = {
-	.notify_queue = t_notify_queue,
-	.notify_config = t_notify_config,
-	.needs_reset = t_needs_reset,
-};
 
 /* ---- image and device -------------------------------------------------- */
 
@@ -144,11 +93,9 @@ static void start_device(struct ctx *c, uint64_t drop_features)
 {
 	struct virtq *q = &c->vd->vqs[0];
 
-	memset(c->ram, 0, 0x3000); /* rings */
-	c->avail_idx = c->used_seen = 0;
-	c->next_desc = 0;
-	c->vd->tops = &fake_tops;
-	c->vd->transport = c;
+	vqd_clear_rings(&c->d);
+	vqd_forget(&c->d);
+	vq_transport_attach(&c->f, c->vd);
 	c->vd->features = (c->vd->host_features | (1ULL << VIRTIO_F_VERSION_1)) & ~drop_features;
 	q->size = QSZ;
 	q->desc_gpa = DESC_GPA;
@@ -156,23 +103,23 @@ static void start_device(struct ctx *c, uint64_t drop_features)
 	q->used_gpa = USED_GPA;
 	q->event_idx = false;
 	q->indirect = false;
-	assert_int_equal(virtq_enable(q, &c->mem), 0);
+	assert_int_equal(virtq_enable(q, &c->ram.mem), 0);
 	assert_int_equal(c->vd->ops->activate(c->vd), 0);
 	c->vd->activated = true;
 }
 
 static struct ctx *ctx_new(bool readonly)
 {
-	static const struct mem_region layout[1] = { { .gpa = 0, .size = RAM_SIZE } };
 	struct ctx *c = calloc(1, sizeof(*c));
 
-	c->ram = calloc(1, RAM_SIZE);
-	guest_mem_init_static(&c->mem, c->ram, layout, 1);
+	fake_ram_init_flat(&c->ram, RAM_SIZE);
+	vqd_init(&c->d, &c->ram.mem, DATA_GPA, RAM_SIZE);
+	vqd_queue_at(&c->d, 0, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA);
 	make_image(c->path, IMG_SIZE);
 	c->cfg.path = c->path;
 	c->cfg.readonly = readonly;
 	snprintf(c->cfg.serial, sizeof(c->cfg.serial), "kvmbox-test-serial");
-	c->vd = virtio_blk_create(&c->mem, &c->cfg, 0);
+	c->vd = virtio_blk_create(&c->ram.mem, &c->cfg, 0);
 	assert_non_null(c->vd);
 	start_device(c, 0);
 	return c;
@@ -183,7 +130,7 @@ static void ctx_free(struct ctx *c)
 	if (c->vd)
 		c->vd->ops->destroy(c->vd);
 	unlink(c->path);
-	free(c->ram);
+	fake_ram_free(&c->ram);
 	free(c);
 }
 
@@ -207,30 +154,8 @@ static int teardown(void **state)
 
 /* ---- driver side of the ring ------------------------------------------- */
 
-/* Write a chain into the descriptor table and make it available. */
-static uint16_t post(struct ctx *c, const struct seg *s, unsigned n)
-{
-	uint16_t head = (uint16_t)(c->next_desc % QSZ);
-
-	for (unsigned i = 0; i < n; i++) {
-		unsigned d = (c->next_desc + i) % QSZ;
-		uint8_t *e = c->ram + DESC_GPA + 16 * d;
-		uint16_t flags = (uint16_t)((s[i].write ? VIRTQ_DESC_F_WRITE : 0) |
-					    (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
-
-		memcpy(e, &s[i].gpa, 8);
-		memcpy(e + 8, &s[i].len, 4);
-		put16(e + 12, flags);
-		put16(e + 14, (uint16_t)((d + 1) % QSZ));
-	}
-	c->next_desc += n;
-	put16(c->ram + AVAIL_GPA + 4 + 2 * (c->avail_idx % QSZ), head);
-	c->avail_idx++;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	put16(c->ram + AVAIL_GPA + 2, c->avail_idx);
-	return head;
-}
-
+/* Unlike vqd_kick, notify unconditionally: the device itself must cope with
+ * kicks while released or with a broken ring. */
 static void kick(struct ctx *c)
 {
 	pthread_mutex_lock(&c->vd->lock);
@@ -238,66 +163,52 @@ static void kick(struct ctx *c)
 	pthread_mutex_unlock(&c->vd->lock);
 }
 
-static uint16_t used_idx(struct ctx *c)
-{
-	return __atomic_load_n((uint16_t *)(c->ram + USED_GPA + 2), __ATOMIC_ACQUIRE);
-}
-
 /* Run the device loop until `n` more used entries appeared (5 s at most). */
 static void wait_used(struct ctx *c, unsigned n)
 {
-	uint16_t want = (uint16_t)(c->used_seen + n);
+	uint16_t want = (uint16_t)(c->d.q[0].used_seen + n);
 
-	for (int i = 0; i < 500 && used_idx(c) != want; i++)
+	for (int i = 0; i < 500 && vqd_used_idx(&c->d, 0) != want; i++)
 		assert_true(loop_run_once(c->vd->loop, 10) >= 0);
-	assert_int_equal(used_idx(c), want);
-	c->used_seen = want;
-}
-
-/* The i-th used element: head and length. */
-static void used_elem(struct ctx *c, uint16_t i, uint32_t *head, uint32_t *len)
-{
-	const uint8_t *e = c->ram + USED_GPA + 4 + 8 * (i % QSZ);
-
-	*head = get32(e);
-	*len = get32(e + 4);
+	assert_int_equal(vqd_used_idx(&c->d, 0), want);
+	c->d.q[0].used_seen = want;
 }
 
 static void put_hdr(struct ctx *c, unsigned slot, uint32_t type, uint64_t sector)
 {
-	uint8_t *h = c->ram + HDR_GPA + 32 * slot;
+	uint8_t *h = c->ram.buf + HDR_GPA + 32 * slot;
 
 	memset(h, 0, 16);
 	memcpy(h, &type, 4);
 	memcpy(h + 8, &sector, 8);
-	c->ram[STATUS_GPA + slot] = 0xee;
+	c->ram.buf[STATUS_GPA + slot] = 0xee;
 }
 
 /* One request: header, data segments, status; returns the status byte. */
-static int request(struct ctx *c, uint32_t type, uint64_t sector, const struct seg *data, unsigned n,
+static int request(struct ctx *c, uint32_t type, uint64_t sector, const struct vq_seg *data, unsigned n,
 		   uint32_t *used_len)
 {
-	struct seg s[QSZ];
+	struct vq_seg s[QSZ];
 	uint32_t head, len;
 
 	assert_true(n + 2 <= QSZ);
 	put_hdr(c, 0, type, sector);
-	s[0] = (struct seg){ HDR_GPA, 16, false };
+	s[0] = (struct vq_seg){ HDR_GPA, 16, false };
 	for (unsigned i = 0; i < n; i++)
 		s[i + 1] = data[i];
-	s[n + 1] = (struct seg){ STATUS_GPA, 1, true };
-	post(c, s, n + 2);
+	s[n + 1] = (struct vq_seg){ STATUS_GPA, 1, true };
+	vqd_add_chain(&c->d, 0, s, n + 2);
 	kick(c);
 	wait_used(c, 1);
-	used_elem(c, (uint16_t)(c->used_seen - 1), &head, &len);
+	vqd_used_elem(&c->d, 0, (uint16_t)(c->d.q[0].used_seen - 1), &head, &len);
 	if (used_len)
 		*used_len = len;
-	return c->ram[STATUS_GPA];
+	return c->ram.buf[STATUS_GPA];
 }
 
 static int rw(struct ctx *c, uint32_t type, uint64_t sector, uint64_t gpa, uint32_t len)
 {
-	struct seg d = { gpa, len, type == VIRTIO_BLK_T_IN };
+	struct vq_seg d = { gpa, len, type == VIRTIO_BLK_T_IN };
 
 	return request(c, type, sector, &d, 1, NULL);
 }
@@ -321,12 +232,12 @@ static void test_config(void **state)
 	assert_string_equal(c->vd->name, "virtio-blk0");
 	assert_int_equal(c->vd->ops->device_id, VIRTIO_ID_BLOCK);
 	assert_int_equal(c->vd->config_size, VIRTIO_BLK_CFG_SIZE);
-	assert_int_equal(get64(cfg + VIRTIO_BLK_CFG_CAPACITY), IMG_SECTORS);
-	assert_int_equal(get32(cfg + VIRTIO_BLK_CFG_SEG_MAX), QSZ - 2);
-	assert_int_equal(get32(cfg + VIRTIO_BLK_CFG_SIZE_MAX), VIRTIO_BLK_SIZE_MAX);
-	assert_int_equal(get32(cfg + VIRTIO_BLK_CFG_BLK_SIZE), 512);
-	assert_int_equal(get32(cfg + VIRTIO_BLK_CFG_MAX_DISCARD_SEG), VIRTIO_BLK_MAX_DZ_SEG);
-	assert_int_equal(get32(cfg + VIRTIO_BLK_CFG_MAX_WZ_SECTORS), VIRTIO_BLK_MAX_DZ_SECTORS);
+	assert_int_equal(get_le64(cfg + VIRTIO_BLK_CFG_CAPACITY), IMG_SECTORS);
+	assert_int_equal(get_le32(cfg + VIRTIO_BLK_CFG_SEG_MAX), QSZ - 2);
+	assert_int_equal(get_le32(cfg + VIRTIO_BLK_CFG_SIZE_MAX), VIRTIO_BLK_SIZE_MAX);
+	assert_int_equal(get_le32(cfg + VIRTIO_BLK_CFG_BLK_SIZE), 512);
+	assert_int_equal(get_le32(cfg + VIRTIO_BLK_CFG_MAX_DISCARD_SEG), VIRTIO_BLK_MAX_DZ_SEG);
+	assert_int_equal(get_le32(cfg + VIRTIO_BLK_CFG_MAX_WZ_SECTORS), VIRTIO_BLK_MAX_DZ_SECTORS);
 	assert_int_equal(cfg[VIRTIO_BLK_CFG_WZ_MAY_UNMAP], 1);
 	assert_true(f & (1ULL << VIRTIO_BLK_F_SEG_MAX));
 	assert_true(f & (1ULL << VIRTIO_BLK_F_SIZE_MAX));
@@ -341,20 +252,20 @@ static void test_config(void **state)
 static void test_read(void **state)
 {
 	struct ctx *c = *state;
-	struct seg d[2] = { { DATA_GPA, 512, true }, { DATA_GPA + 0x10000, 1024, true } };
+	struct vq_seg d[2] = { { DATA_GPA, 512, true }, { DATA_GPA + 0x10000, 1024, true } };
 	uint8_t want[1536];
 	uint32_t len;
 
 	file_read(c->path, 3 * 512, want, sizeof(want));
 	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 3, d, 2, &len), VIRTIO_BLK_S_OK);
 	assert_int_equal(len, 1536 + 1);
-	assert_memory_equal(c->ram + DATA_GPA, want, 512);
-	assert_memory_equal(c->ram + DATA_GPA + 0x10000, want + 512, 1024);
-	assert_true(c->notifies > 0);
+	assert_memory_equal(c->ram.buf + DATA_GPA, want, 512);
+	assert_memory_equal(c->ram.buf + DATA_GPA + 0x10000, want + 512, 1024);
+	assert_true(c->f.notified[0] > 0);
 	/* The last sector of the disk is readable. */
 	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, IMG_SECTORS - 1, DATA_GPA, 512), VIRTIO_BLK_S_OK);
 	file_read(c->path, IMG_SIZE - 512, want, 512);
-	assert_memory_equal(c->ram + DATA_GPA, want, 512);
+	assert_memory_equal(c->ram.buf + DATA_GPA, want, 512);
 }
 
 static void test_write(void **state)
@@ -363,10 +274,10 @@ static void test_write(void **state)
 	uint8_t got[2048];
 
 	for (unsigned i = 0; i < 2048; i++)
-		c->ram[DATA_GPA + i] = (uint8_t)(0x5a ^ i);
+		c->ram.buf[DATA_GPA + i] = (uint8_t)(0x5a ^ i);
 	assert_int_equal(rw(c, VIRTIO_BLK_T_OUT, 10, DATA_GPA, 2048), VIRTIO_BLK_S_OK);
 	file_read(c->path, 10 * 512, got, sizeof(got));
-	assert_memory_equal(got, c->ram + DATA_GPA, 2048);
+	assert_memory_equal(got, c->ram.buf + DATA_GPA, 2048);
 	/* Neighbours untouched. */
 	file_read(c->path, 9 * 512, got, 512);
 	for (unsigned i = 0; i < 512; i++)
@@ -380,33 +291,33 @@ static void test_split_header(void **state)
 	uint64_t base = DATA_GPA + 0x40000;
 	uint32_t type = VIRTIO_BLK_T_OUT;
 	uint64_t sector = 20;
-	struct seg s[3] = { { base, 10, false }, { base + 10, 6 + 512, false }, { STATUS_GPA, 1, true } };
+	struct vq_seg s[3] = { { base, 10, false }, { base + 10, 6 + 512, false }, { STATUS_GPA, 1, true } };
 	uint8_t got[512];
 
-	memset(c->ram + base, 0, 16);
-	memcpy(c->ram + base, &type, 4);
-	memcpy(c->ram + base + 8, &sector, 8);
-	memset(c->ram + base + 16, 0xc3, 512);
-	c->ram[STATUS_GPA] = 0xee;
-	post(c, s, 3);
+	memset(c->ram.buf + base, 0, 16);
+	memcpy(c->ram.buf + base, &type, 4);
+	memcpy(c->ram.buf + base + 8, &sector, 8);
+	memset(c->ram.buf + base + 16, 0xc3, 512);
+	c->ram.buf[STATUS_GPA] = 0xee;
+	vqd_add_chain(&c->d, 0, s, 3);
 	kick(c);
 	wait_used(c, 1);
-	assert_int_equal(c->ram[STATUS_GPA], VIRTIO_BLK_S_OK);
+	assert_int_equal(c->ram.buf[STATUS_GPA], VIRTIO_BLK_S_OK);
 	file_read(c->path, 20 * 512, got, 512);
-	assert_memory_equal(got, c->ram + base + 16, 512);
+	assert_memory_equal(got, c->ram.buf + base + 16, 512);
 
 	/* A read whose last data byte shares a descriptor with the status. */
 	sector = 21;
 	type = VIRTIO_BLK_T_IN;
 	put_hdr(c, 0, type, sector);
-	s[0] = (struct seg){ HDR_GPA, 16, false };
-	s[1] = (struct seg){ base, 513, true };
-	post(c, s, 2);
+	s[0] = (struct vq_seg){ HDR_GPA, 16, false };
+	s[1] = (struct vq_seg){ base, 513, true };
+	vqd_add_chain(&c->d, 0, s, 2);
 	kick(c);
 	wait_used(c, 1);
-	assert_int_equal(c->ram[base + 512], VIRTIO_BLK_S_OK);
+	assert_int_equal(c->ram.buf[base + 512], VIRTIO_BLK_S_OK);
 	file_read(c->path, 21 * 512, got, 512);
-	assert_memory_equal(got, c->ram + base, 512);
+	assert_memory_equal(got, c->ram.buf + base, 512);
 }
 
 /* Many requests in flight at once, completed in one or more batches. */
@@ -417,23 +328,23 @@ static void test_many_in_flight(void **state)
 	uint8_t want[4096];
 
 	for (unsigned i = 0; i < n; i++) {
-		struct seg s[3] = {
+		struct vq_seg s[3] = {
 			{ HDR_GPA + 32 * i, 16, false },
 			{ DATA_GPA + 4096 * i, 4096, true },
 			{ STATUS_GPA + i, 1, true },
 		};
 
 		put_hdr(c, i, VIRTIO_BLK_T_IN, 8 * i);
-		post(c, s, 3);
+		vqd_add_chain(&c->d, 0, s, 3);
 	}
 	kick(c);
 	wait_used(c, n);
 	for (unsigned i = 0; i < n; i++) {
-		assert_int_equal(c->ram[STATUS_GPA + i], VIRTIO_BLK_S_OK);
+		assert_int_equal(c->ram.buf[STATUS_GPA + i], VIRTIO_BLK_S_OK);
 		file_read(c->path, 4096 * i, want, sizeof(want));
-		assert_memory_equal(c->ram + DATA_GPA + 4096 * i, want, sizeof(want));
+		assert_memory_equal(c->ram.buf + DATA_GPA + 4096 * i, want, sizeof(want));
 	}
-	assert_true(c->notifies >= 1 && c->notifies <= n);
+	assert_true(c->f.notified[0] >= 1 && c->f.notified[0] <= n);
 }
 
 /* A flush queued with writes completes after them. */
@@ -445,36 +356,36 @@ static void test_flush(void **state)
 	unsigned flush_pos = 0, i;
 
 	for (i = 0; i < 3; i++) {
-		struct seg s[3] = {
+		struct vq_seg s[3] = {
 			{ HDR_GPA + 32 * i, 16, false },
 			{ DATA_GPA + 8192 * i, 8192, false },
 			{ STATUS_GPA + i, 1, true },
 		};
 
-		memset(c->ram + DATA_GPA + 8192 * i, 0x30 + (int)i, 8192);
+		memset(c->ram.buf + DATA_GPA + 8192 * i, 0x30 + (int)i, 8192);
 		put_hdr(c, i, VIRTIO_BLK_T_OUT, 100 + 16 * i);
-		head[i] = post(c, s, 3);
+		head[i] = vqd_add_chain(&c->d, 0, s, 3);
 	}
 	{
-		struct seg s[2] = { { HDR_GPA + 32 * 3, 16, false }, { STATUS_GPA + 3, 1, true } };
+		struct vq_seg s[2] = { { HDR_GPA + 32 * 3, 16, false }, { STATUS_GPA + 3, 1, true } };
 
 		put_hdr(c, 3, VIRTIO_BLK_T_FLUSH, 0);
-		head[3] = post(c, s, 2);
+		head[3] = vqd_add_chain(&c->d, 0, s, 2);
 	}
 	kick(c);
 	wait_used(c, 4);
 	for (i = 0; i < 4; i++) {
-		used_elem(c, (uint16_t)(c->used_seen - 4 + i), &h, &len);
+		vqd_used_elem(&c->d, 0, (uint16_t)(c->d.q[0].used_seen - 4 + i), &h, &len);
 		if (h == head[3])
 			flush_pos = i;
 		assert_int_equal(len, 1);
 	}
 	assert_int_equal(flush_pos, 3); /* after every write */
 	for (i = 0; i < 4; i++)
-		assert_int_equal(c->ram[STATUS_GPA + i], VIRTIO_BLK_S_OK);
+		assert_int_equal(c->ram.buf[STATUS_GPA + i], VIRTIO_BLK_S_OK);
 	for (i = 0; i < 3; i++) {
 		file_read(c->path, (100 + 16 * i) * 512, got, sizeof(got));
-		assert_memory_equal(got, c->ram + DATA_GPA + 8192 * i, sizeof(got));
+		assert_memory_equal(got, c->ram.buf + DATA_GPA + 8192 * i, sizeof(got));
 	}
 	/* A lone flush. */
 	assert_int_equal(request(c, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, NULL), VIRTIO_BLK_S_OK);
@@ -483,30 +394,30 @@ static void test_flush(void **state)
 static void test_get_id(void **state)
 {
 	struct ctx *c = *state;
-	struct seg d = { DATA_GPA, 20, true };
+	struct vq_seg d = { DATA_GPA, 20, true };
 	uint8_t want[20] = { 0 };
 	uint32_t len;
 
 	memcpy(want, "kvmbox-test-serial", 18);
-	memset(c->ram + DATA_GPA, 0xff, 20);
+	memset(c->ram.buf + DATA_GPA, 0xff, 20);
 	assert_int_equal(request(c, VIRTIO_BLK_T_GET_ID, 0, &d, 1, &len), VIRTIO_BLK_S_OK);
 	assert_int_equal(len, 21);
-	assert_memory_equal(c->ram + DATA_GPA, want, 20);
+	assert_memory_equal(c->ram.buf + DATA_GPA, want, 20);
 	/* Without a buffer: an error, not a crash. */
 	assert_int_equal(request(c, VIRTIO_BLK_T_GET_ID, 0, NULL, 0, NULL), VIRTIO_BLK_S_IOERR);
 }
 
 static void put_dz(struct ctx *c, uint64_t gpa, uint64_t sector, uint32_t num, uint32_t flags)
 {
-	memcpy(c->ram + gpa, &sector, 8);
-	memcpy(c->ram + gpa + 8, &num, 4);
-	memcpy(c->ram + gpa + 12, &flags, 4);
+	memcpy(c->ram.buf + gpa, &sector, 8);
+	memcpy(c->ram.buf + gpa + 8, &num, 4);
+	memcpy(c->ram.buf + gpa + 12, &flags, 4);
 }
 
 static void test_discard(void **state)
 {
 	struct ctx *c = *state;
-	struct seg d = { DATA_GPA, 16, false };
+	struct vq_seg d = { DATA_GPA, 16, false };
 	uint8_t got[8192];
 
 	/* 64 KiB at sector 1024: whole file-system blocks, so a hole really
@@ -532,7 +443,7 @@ static void test_discard(void **state)
 static void test_write_zeroes(void **state)
 {
 	struct ctx *c = *state;
-	struct seg d = { DATA_GPA, 32, false };
+	struct vq_seg d = { DATA_GPA, 32, false };
 	uint8_t got[4096];
 
 	/* Two segments in one request: with and without unmap, unaligned. */
@@ -553,14 +464,14 @@ static void test_write_zeroes(void **state)
 	assert_int_equal(request(c, VIRTIO_BLK_T_WRITE_ZEROES, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
 	/* More segments than max_write_zeroes_seg. */
 	d.len = 16 * (VIRTIO_BLK_MAX_DZ_SEG + 1);
-	memset(c->ram + DATA_GPA, 0, d.len);
+	memset(c->ram.buf + DATA_GPA, 0, d.len);
 	assert_int_equal(request(c, VIRTIO_BLK_T_WRITE_ZEROES, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
 }
 
 static void test_bad_requests(void **state)
 {
 	struct ctx *c = *state;
-	struct seg d;
+	struct vq_seg d;
 
 	/* Out of range: past the end, straddling it, and an overflowing sector. */
 	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, IMG_SECTORS, DATA_GPA, 512), VIRTIO_BLK_S_IOERR);
@@ -572,7 +483,7 @@ static void test_bad_requests(void **state)
 	assert_int_equal(rw(c, VIRTIO_BLK_T_OUT, 0, DATA_GPA, 513), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 0, NULL, 0, NULL), VIRTIO_BLK_S_IOERR);
 	/* Wrong direction: a read with readable data, a write with writable data. */
-	d = (struct seg){ DATA_GPA, 512, false };
+	d = (struct vq_seg){ DATA_GPA, 512, false };
 	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
 	d.write = true;
 	assert_int_equal(request(c, VIRTIO_BLK_T_OUT, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
@@ -582,36 +493,36 @@ static void test_bad_requests(void **state)
 	assert_int_equal(request(c, 99, 0, NULL, 0, NULL), VIRTIO_BLK_S_UNSUPP);
 	assert_int_equal(request(c, 10 /* GET_LIFETIME */, 0, &d, 1, NULL), VIRTIO_BLK_S_UNSUPP);
 	/* A segment over size_max (2 MiB, in range). */
-	d = (struct seg){ DATA_GPA, 2u << 20, true };
+	d = (struct vq_seg){ DATA_GPA, 2u << 20, true };
 	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
 	assert_false(c->vd->broken);
-	assert_int_equal(c->needs_reset, 0);
+	assert_int_equal(c->f.needs_reset, 0);
 }
 
 static void test_header_status(void **state)
 {
 	struct ctx *c = *state;
-	struct seg s[2];
+	struct vq_seg s[2];
 	uint32_t head, len;
 
 	/* Header too short: 8 bytes, then the status. */
 	put_hdr(c, 0, VIRTIO_BLK_T_IN, 0);
-	s[0] = (struct seg){ HDR_GPA, 8, false };
-	s[1] = (struct seg){ STATUS_GPA, 1, true };
-	post(c, s, 2);
+	s[0] = (struct vq_seg){ HDR_GPA, 8, false };
+	s[1] = (struct vq_seg){ STATUS_GPA, 1, true };
+	vqd_add_chain(&c->d, 0, s, 2);
 	kick(c);
 	wait_used(c, 1);
-	assert_int_equal(c->ram[STATUS_GPA], VIRTIO_BLK_S_IOERR);
+	assert_int_equal(c->ram.buf[STATUS_GPA], VIRTIO_BLK_S_IOERR);
 	/* No status byte at all: returned with length 0. */
 	put_hdr(c, 0, VIRTIO_BLK_T_OUT, 0);
-	s[0] = (struct seg){ HDR_GPA, 16, false };
-	s[1] = (struct seg){ DATA_GPA, 512, false };
-	post(c, s, 2);
+	s[0] = (struct vq_seg){ HDR_GPA, 16, false };
+	s[1] = (struct vq_seg){ DATA_GPA, 512, false };
+	vqd_add_chain(&c->d, 0, s, 2);
 	kick(c);
 	wait_used(c, 1);
-	used_elem(c, (uint16_t)(c->used_seen - 1), &head, &len);
+	vqd_used_elem(&c->d, 0, (uint16_t)(c->d.q[0].used_seen - 1), &head, &len);
 	assert_int_equal(len, 0);
-	assert_int_equal(c->ram[STATUS_GPA], 0xee);
+	assert_int_equal(c->ram.buf[STATUS_GPA], 0xee);
 	assert_false(c->vd->broken);
 	/* The device still works. */
 	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512), VIRTIO_BLK_S_OK);
@@ -620,31 +531,31 @@ static void test_header_status(void **state)
 static void test_seg_max(void **state)
 {
 	struct ctx *c = *state;
-	static struct seg d[QSZ];
-	struct seg s[QSZ];
+	static struct vq_seg d[QSZ];
+	struct vq_seg s[QSZ];
 	uint64_t base = DATA_GPA;
 	uint32_t type = VIRTIO_BLK_T_IN, len;
 	uint64_t sector = 0;
 
 	/* Exactly seg_max data segments: fine. */
 	for (unsigned i = 0; i < VIRTIO_BLK_SEG_MAX; i++)
-		d[i] = (struct seg){ DATA_GPA + 512 * i, 512, true };
+		d[i] = (struct vq_seg){ DATA_GPA + 512 * i, 512, true };
 	assert_int_equal(request(c, VIRTIO_BLK_T_IN, 0, d, VIRTIO_BLK_SEG_MAX, &len), VIRTIO_BLK_S_OK);
 	assert_int_equal(len, 512 * VIRTIO_BLK_SEG_MAX + 1);
 	/* seg_max + 1, in a chain of queue-size descriptors: the header shares
 	 * the first descriptor with the first data segment. */
 	type = VIRTIO_BLK_T_OUT;
-	memset(c->ram + base, 0, 16);
-	memcpy(c->ram + base, &type, 4);
-	memcpy(c->ram + base + 8, &sector, 8);
-	s[0] = (struct seg){ base, 16 + 512, false };
+	memset(c->ram.buf + base, 0, 16);
+	memcpy(c->ram.buf + base, &type, 4);
+	memcpy(c->ram.buf + base + 8, &sector, 8);
+	s[0] = (struct vq_seg){ base, 16 + 512, false };
 	for (unsigned i = 1; i < QSZ - 1; i++)
-		s[i] = (struct seg){ base + 0x20000 + 512 * i, 512, false };
-	s[QSZ - 1] = (struct seg){ STATUS_GPA, 1, true };
-	post(c, s, QSZ);
+		s[i] = (struct vq_seg){ base + 0x20000 + 512 * i, 512, false };
+	s[QSZ - 1] = (struct vq_seg){ STATUS_GPA, 1, true };
+	vqd_add_chain(&c->d, 0, s, QSZ);
 	kick(c);
 	wait_used(c, 1);
-	assert_int_equal(c->ram[STATUS_GPA], VIRTIO_BLK_S_IOERR);
+	assert_int_equal(c->ram.buf[STATUS_GPA], VIRTIO_BLK_S_IOERR);
 	assert_false(c->vd->broken);
 }
 
@@ -653,12 +564,10 @@ static void test_malformed_ring(void **state)
 	struct ctx *c = *state;
 
 	/* A head past the table: the ring is broken, the device asks for reset. */
-	put16(c->ram + AVAIL_GPA + 4 + 2 * (c->avail_idx % QSZ), QSZ + 5);
-	c->avail_idx++;
-	put16(c->ram + AVAIL_GPA + 2, c->avail_idx);
+	vqd_avail_add(&c->d, 0, QSZ + 5);
 	kick(c);
 	assert_true(c->vd->broken);
-	assert_int_equal(c->needs_reset, 1);
+	assert_int_equal(c->f.needs_reset, 1);
 	/* Driver reset, then it works again. */
 	pthread_mutex_lock(&c->vd->lock);
 	c->vd->ops->reset(c->vd);
@@ -675,23 +584,23 @@ static void test_reset_in_flight(void **state)
 	struct ctx *c = *state;
 
 	for (unsigned i = 0; i < 32; i++) {
-		struct seg s[3] = {
+		struct vq_seg s[3] = {
 			{ HDR_GPA + 32 * i, 16, false },
 			{ DATA_GPA + 65536 * i, 65536, true },
 			{ STATUS_GPA + i, 1, true },
 		};
 
 		put_hdr(c, i, VIRTIO_BLK_T_IN, 128 * i);
-		post(c, s, 3);
+		vqd_add_chain(&c->d, 0, s, 3);
 	}
 	pthread_mutex_lock(&c->vd->lock);
 	c->vd->ops->queue_notify(c->vd, 0);
 	c->vd->ops->reset(c->vd);
 	pthread_mutex_unlock(&c->vd->lock);
-	assert_int_equal(used_idx(c), 0);
+	assert_int_equal(vqd_used_idx(&c->d, 0), 0);
 	/* Nothing is left to complete later. */
 	assert_true(loop_run_once(c->vd->loop, 50) >= 0);
-	assert_int_equal(used_idx(c), 0);
+	assert_int_equal(vqd_used_idx(&c->d, 0), 0);
 	start_device(c, 0);
 	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512), VIRTIO_BLK_S_OK);
 }
@@ -704,23 +613,23 @@ static void test_quiesce_save_load(void **state)
 	uint8_t *buf;
 
 	for (unsigned i = 0; i < 16; i++) {
-		struct seg s[3] = {
+		struct vq_seg s[3] = {
 			{ HDR_GPA + 32 * i, 16, false },
 			{ DATA_GPA + 4096 * i, 4096, false },
 			{ STATUS_GPA + i, 1, true },
 		};
 
 		put_hdr(c, i, VIRTIO_BLK_T_OUT, 8 * i);
-		post(c, s, 3);
+		vqd_add_chain(&c->d, 0, s, 3);
 	}
 	pthread_mutex_lock(&c->vd->lock);
 	c->vd->ops->queue_notify(c->vd, 0);
 	assert_int_equal(virtio_blk_quiesce(c->vd), 0);
-	assert_int_equal(used_idx(c), 16); /* all completed, none waiting */
+	assert_int_equal(vqd_used_idx(&c->d, 0), 16); /* all completed, none waiting */
 	ser_writer_init(&w);
 	c->vd->ops->save(c->vd, &w);
 	pthread_mutex_unlock(&c->vd->lock);
-	c->used_seen = 16;
+	c->d.q[0].used_seen = 16;
 	assert_false(w.err);
 	ser_reader_init(&r, w.buf, w.len);
 	assert_int_equal(c->vd->ops->load(c->vd, &r), 0);
@@ -745,10 +654,10 @@ static void test_writethrough(void **state)
 	uint8_t got[512];
 
 	start_device(c, 1ULL << VIRTIO_BLK_F_FLUSH);
-	memset(c->ram + DATA_GPA, 0x77, 512);
+	memset(c->ram.buf + DATA_GPA, 0x77, 512);
 	assert_int_equal(rw(c, VIRTIO_BLK_T_OUT, 7, DATA_GPA, 512), VIRTIO_BLK_S_OK);
 	file_read(c->path, 7 * 512, got, 512);
-	assert_memory_equal(got, c->ram + DATA_GPA, 512);
+	assert_memory_equal(got, c->ram.buf + DATA_GPA, 512);
 }
 
 static void test_lock(void **state)
@@ -757,12 +666,12 @@ static void test_lock(void **state)
 	struct disk_config cfg = c->cfg;
 
 	/* Writable elsewhere: neither writable nor read-only. */
-	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
+	assert_null(virtio_blk_create(&c->ram.mem, &cfg, 1));
 	cfg.readonly = true;
-	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
+	assert_null(virtio_blk_create(&c->ram.mem, &cfg, 1));
 	/* Free again once the first is gone. */
 	c->vd->ops->destroy(c->vd);
-	c->vd = virtio_blk_create(&c->mem, &cfg, 1);
+	c->vd = virtio_blk_create(&c->ram.mem, &cfg, 1);
 	assert_non_null(c->vd);
 	assert_string_equal(c->vd->name, "virtio-blk1");
 }
@@ -770,7 +679,7 @@ static void test_lock(void **state)
 static void test_readonly(void **state)
 {
 	struct ctx *c = *state;
-	struct seg d = { DATA_GPA, 16, false };
+	struct vq_seg d = { DATA_GPA, 16, false };
 	struct disk_config cfg = c->cfg;
 	struct virtio_dev *other;
 	uint8_t got[1024];
@@ -780,9 +689,9 @@ static void test_readonly(void **state)
 	/* Reads work. */
 	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 2, DATA_GPA, 1024), VIRTIO_BLK_S_OK);
 	file_read(c->path, 1024, got, sizeof(got));
-	assert_memory_equal(got, c->ram + DATA_GPA, sizeof(got));
+	assert_memory_equal(got, c->ram.buf + DATA_GPA, sizeof(got));
 	/* Writes, discard, write-zeroes are refused and change nothing. */
-	memset(c->ram + DATA_GPA, 0x11, 1024);
+	memset(c->ram.buf + DATA_GPA, 0x11, 1024);
 	assert_int_equal(rw(c, VIRTIO_BLK_T_OUT, 2, DATA_GPA, 1024), VIRTIO_BLK_S_IOERR);
 	put_dz(c, DATA_GPA, 2, 2, 0);
 	assert_int_equal(request(c, VIRTIO_BLK_T_DISCARD, 0, &d, 1, NULL), VIRTIO_BLK_S_IOERR);
@@ -792,31 +701,11 @@ static void test_readonly(void **state)
 		assert_int_equal(got[i], pattern(1024 + i));
 	assert_int_equal(request(c, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, NULL), VIRTIO_BLK_S_OK);
 	/* Read-only users share; a writer is kept out. */
-	other = virtio_blk_create(&c->mem, &cfg, 1);
+	other = virtio_blk_create(&c->ram.mem, &cfg, 1);
 	assert_non_null(other);
 	other->ops->destroy(other);
 	cfg.readonly = false;
-	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
-}
-
-static int dev_release(struct virtio_dev *vd)
-{
-	int ret;
-
-	pthread_mutex_lock(&vd->lock);
-	ret = vd->ops->release(vd);
-	pthread_mutex_unlock(&vd->lock);
-	return ret;
-}
-
-static int dev_reacquire(struct virtio_dev *vd)
-{
-	int ret;
-
-	pthread_mutex_lock(&vd->lock);
-	ret = vd->ops->reacquire(vd);
-	pthread_mutex_unlock(&vd->lock);
-	return ret;
+	assert_null(virtio_blk_create(&c->ram.mem, &cfg, 1));
 }
 
 static void pread_all(const char *path, uint64_t off, void *buf, size_t len)
@@ -841,66 +730,66 @@ static void test_release_reacquire(void **state)
 	assert_non_null(c->vd->ops->reacquire);
 	/* Writes still in flight when release is called are completed first. */
 	for (unsigned i = 0; i < 8; i++) {
-		struct seg sg[3] = {
+		struct vq_seg sg[3] = {
 			{ HDR_GPA + 32 * i, 16, false },
 			{ DATA_GPA + 4096 * i, 4096, false },
 			{ STATUS_GPA + i, 1, true },
 		};
 
-		memset(c->ram + DATA_GPA + 4096 * i, 0xa0 + i, 4096);
+		memset(c->ram.buf + DATA_GPA + 4096 * i, 0xa0 + i, 4096);
 		put_hdr(c, i, VIRTIO_BLK_T_OUT, 100 + 8 * i);
-		post(c, sg, 3);
+		vqd_add_chain(&c->d, 0, sg, 3);
 	}
 	kick(c);
-	assert_int_equal(dev_release(c->vd), 0);
-	assert_int_equal(used_idx(c), 8);
-	c->used_seen = 8;
+	assert_int_equal(vqd_release(c->vd), 0);
+	assert_int_equal(vqd_used_idx(&c->d, 0), 8);
+	c->d.q[0].used_seen = 8;
 	for (unsigned i = 0; i < 8; i++) {
-		assert_int_equal(c->ram[STATUS_GPA + i], VIRTIO_BLK_S_OK);
+		assert_int_equal(c->ram.buf[STATUS_GPA + i], VIRTIO_BLK_S_OK);
 		pread_all(c->path, (100 + 8 * i) * 512ULL, got, sizeof(got));
-		assert_memory_equal(got, c->ram + DATA_GPA + 4096 * i, sizeof(got));
+		assert_memory_equal(got, c->ram.buf + DATA_GPA + 4096 * i, sizeof(got));
 	}
-	assert_int_equal(dev_release(c->vd), 0); /* idempotent */
+	assert_int_equal(vqd_release(c->vd), 0); /* idempotent */
 	/* The destination opens it, writable. */
-	other = virtio_blk_create(&c->mem, &cfg, 1);
+	other = virtio_blk_create(&c->ram.mem, &cfg, 1);
 	assert_non_null(other);
 	/* Taking it back fails while the destination holds it, and can be retried. */
-	assert_int_equal(dev_reacquire(c->vd), -1);
-	assert_int_equal(dev_reacquire(c->vd), -1);
+	assert_int_equal(vqd_reacquire(c->vd), -1);
+	assert_int_equal(vqd_reacquire(c->vd), -1);
 	other->ops->destroy(other);
-	assert_int_equal(dev_reacquire(c->vd), 0);
-	assert_int_equal(dev_reacquire(c->vd), 0); /* not released: no-op */
+	assert_int_equal(vqd_reacquire(c->vd), 0);
+	assert_int_equal(vqd_reacquire(c->vd), 0); /* not released: no-op */
 	/* Locked again: nobody else gets it. */
-	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
+	assert_null(virtio_blk_create(&c->ram.mem, &cfg, 1));
 	cfg.readonly = true;
-	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
+	assert_null(virtio_blk_create(&c->ram.mem, &cfg, 1));
 	/* And the device works. */
 	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 100, DATA_GPA + 0x80000, 4096), VIRTIO_BLK_S_OK);
-	assert_memory_equal(c->ram + DATA_GPA + 0x80000, c->ram + DATA_GPA, 4096);
+	assert_memory_equal(c->ram.buf + DATA_GPA + 0x80000, c->ram.buf + DATA_GPA, 4096);
 }
 
 /* A kick that arrives while released is not served until reacquire. */
 static void test_release_kick_deferred(void **state)
 {
 	struct ctx *c = *state;
-	struct seg sg[3] = { { HDR_GPA, 16, false }, { DATA_GPA, 512, false }, { STATUS_GPA, 1, true } };
+	struct vq_seg sg[3] = { { HDR_GPA, 16, false }, { DATA_GPA, 512, false }, { STATUS_GPA, 1, true } };
 	uint8_t got[512];
 
-	assert_int_equal(dev_release(c->vd), 0);
-	memset(c->ram + DATA_GPA, 0x3c, 512);
+	assert_int_equal(vqd_release(c->vd), 0);
+	memset(c->ram.buf + DATA_GPA, 0x3c, 512);
 	put_hdr(c, 0, VIRTIO_BLK_T_OUT, 5);
-	post(c, sg, 3);
+	vqd_add_chain(&c->d, 0, sg, 3);
 	kick(c);
 	assert_true(loop_run_once(c->vd->loop, 50) >= 0);
-	assert_int_equal(used_idx(c), 0);
+	assert_int_equal(vqd_used_idx(&c->d, 0), 0);
 	pread_all(c->path, 5 * 512, got, sizeof(got));
 	for (unsigned i = 0; i < sizeof(got); i++)
 		assert_int_equal(got[i], pattern(5 * 512 + i));
-	assert_int_equal(dev_reacquire(c->vd), 0);
+	assert_int_equal(vqd_reacquire(c->vd), 0);
 	wait_used(c, 1);
-	assert_int_equal(c->ram[STATUS_GPA], VIRTIO_BLK_S_OK);
+	assert_int_equal(c->ram.buf[STATUS_GPA], VIRTIO_BLK_S_OK);
 	pread_all(c->path, 5 * 512, got, sizeof(got));
-	assert_memory_equal(got, c->ram + DATA_GPA, sizeof(got));
+	assert_memory_equal(got, c->ram.buf + DATA_GPA, sizeof(got));
 }
 
 /* Read-only: the shared lock goes too, so a writer can take the image. */
@@ -911,13 +800,13 @@ static void test_release_readonly(void **state)
 	struct virtio_dev *other;
 
 	cfg.readonly = false;
-	assert_null(virtio_blk_create(&c->mem, &cfg, 1));
-	assert_int_equal(dev_release(c->vd), 0);
-	other = virtio_blk_create(&c->mem, &cfg, 1);
+	assert_null(virtio_blk_create(&c->ram.mem, &cfg, 1));
+	assert_int_equal(vqd_release(c->vd), 0);
+	other = virtio_blk_create(&c->ram.mem, &cfg, 1);
 	assert_non_null(other);
-	assert_int_equal(dev_reacquire(c->vd), -1);
+	assert_int_equal(vqd_reacquire(c->vd), -1);
 	other->ops->destroy(other);
-	assert_int_equal(dev_reacquire(c->vd), 0);
+	assert_int_equal(vqd_reacquire(c->vd), 0);
 	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512), VIRTIO_BLK_S_OK);
 }
 
@@ -956,12 +845,12 @@ static void test_release_blockdev(void **state)
 	assert_int_equal(fd, -1);
 	assert_int_equal(errno, EBUSY);
 	/* ... until release. */
-	assert_int_equal(dev_release(vd), 0);
+	assert_int_equal(vqd_release(vd), 0);
 	other = virtio_blk_create(&mem, &cfg, 1);
 	assert_non_null(other);
-	assert_int_equal(dev_reacquire(vd), -1);
+	assert_int_equal(vqd_reacquire(vd), -1);
 	other->ops->destroy(other);
-	assert_int_equal(dev_reacquire(vd), 0);
+	assert_int_equal(vqd_reacquire(vd), 0);
 	fd = open(dev, O_RDWR | O_EXCL | O_CLOEXEC);
 	assert_int_equal(fd, -1);
 	vd->ops->destroy(vd);
@@ -993,7 +882,7 @@ static void test_open_errors(void **state)
 	cfg.path = path;
 	vd = virtio_blk_create(&mem, &cfg, 3);
 	assert_non_null(vd);
-	assert_int_equal(get64(vd->config + VIRTIO_BLK_CFG_CAPACITY), 10);
+	assert_int_equal(get_le64(vd->config + VIRTIO_BLK_CFG_CAPACITY), 10);
 	vd->ops->destroy(vd);
 	unlink(path);
 }

@@ -2,8 +2,9 @@
  *
  * The backend is one end of an AF_UNIX SOCK_DGRAM socketpair standing in for
  * a tap with IFF_VNET_HDR: each datagram is a 12-byte virtio_net_hdr_v1 plus
- * a frame. Queues are set up by hand in a fake guest RAM and driven the way a
- * driver would; a fake transport records interrupts and NEEDS_RESET. */
+ * a frame. Queues are set up in a fake guest RAM and driven the way a driver
+ * would, and a fake transport records interrupts and NEEDS_RESET (both from
+ * vq_driver.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,210 +27,29 @@
 #include "backends/tap.h"
 #include "core/loop.h"
 #include "virtio/net.h"
+#include "vq_driver.h"
 
 #define RAM_SIZE (4ULL << 20)
 #define QSZ      256
-#define Q_GPA(q) (0x10000ULL + 0x10000ULL * (q))  /* desc; avail +0x1000; used +0x2000 */
-#define BUF_GPA  0x100000ULL                      /* data buffers from 1 MiB */
+#define BUF_GPA  0x100000ULL    /* data buffers from 1 MiB, above the rings */
 #define HDR      VIRTIO_NET_HDR_LEN
 
 static const uint8_t test_mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
 
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write;
-};
-
-/* The driver's view of one queue. */
-struct drvq {
-	uint16_t next_desc;
-	uint16_t avail_idx;
-	uint16_t used_seen;
-};
-
-struct fake {
-	unsigned notified[2];
-	unsigned config_changes;
-	unsigned needs_reset;
-};
-
 struct ctx {
-	uint8_t *ram;
-	struct guest_mem m;
+	struct fake_ram ram;
+	struct vq_driver d;
+	struct vq_transport f;
 	struct virtio_dev *vd;
 	int peer;                       /* the "network" side of the backend */
 	int devfd;                      /* the device's side (owned by the device) */
 	char tap[IFNAMSIZ];             /* a test tap teardown removes, if any */
-	struct fake f;
-	struct drvq dq[2];
-	uint64_t next_buf;              /* bump allocator for buffers */
 };
-
-/* ---- fake transport ---- */
-
-static void fake_notify_queue(struct virtio_dev *vd, unsigned q)
-{
-	struct fake *f = vd->transport;
-
-	if (q < 2)
-		f->notified[q]++;
-}
-
-static void fake_notify_config(struct virtio_dev *vd)
-{
-	((struct fake *)vd->transport)->config_changes++;
-}
-
-static void fake_needs_reset(struct virtio_dev *vd)
-{
-	((struct fake *)vd->transport)->needs_reset++;
-}
-
-static const struct virtio_transport_ops fake_tops = {
-	.notify_queue = fake_notify_queue,
-	.notify_config = fake_notify_config,
-	.needs_reset = fake_needs_reset,
-};
-
-/* ---- driver-side helpers ---- */
-
-static uint8_t *host(struct ctx *x, uint64_t gpa, uint64_t len)
-{
-	uint8_t *p = gpa_ptr(&x->m, gpa, len);
-
-	assert_non_null(p);
-	return p;
-}
-
-static void put16(struct ctx *x, uint64_t gpa, uint16_t v)
-{
-	uint8_t *p = host(x, gpa, 2);
-
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(struct ctx *x, uint64_t gpa, uint32_t v)
-{
-	put16(x, gpa, (uint16_t)v);
-	put16(x, gpa + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(struct ctx *x, uint64_t gpa, uint64_t v)
-{
-	put32(x, gpa, (uint32_t)v);
-	put32(x, gpa + 4, (uint32_t)(v >> 32));
-}
-
-static uint16_t get16(struct ctx *x, uint64_t gpa)
-{
-	const uint8_t *p = host(x, gpa, 2);
-
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(struct ctx *x, uint64_t gpa)
-{
-	return get16(x, gpa) | (uint32_t)get16(x, gpa + 2) << 16;
-}
-
-static uint64_t alloc_buf(struct ctx *x, uint32_t len)
-{
-	uint64_t g = x->next_buf;
-
-	x->next_buf += (len + 15) & ~15u;
-	assert_true(x->next_buf <= RAM_SIZE);
-	return g;
-}
-
-/* Lay out a chain and make it available; returns the head. */
-static uint16_t add_chain(struct ctx *x, unsigned q, const struct seg *s, unsigned n)
-{
-	struct drvq *d = &x->dq[q];
-	uint16_t head = d->next_desc;
-
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t idx = (uint16_t)((head + i) % QSZ);
-		uint64_t dg = Q_GPA(q) + 16ULL * idx;
-		uint16_t flags = (s[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
-
-		put64(x, dg, s[i].gpa);
-		put32(x, dg + 8, s[i].len);
-		put16(x, dg + 12, flags);
-		put16(x, dg + 14, (uint16_t)((idx + 1) % QSZ));
-	}
-	d->next_desc = (uint16_t)((head + n) % QSZ);
-	put16(x, Q_GPA(q) + 0x1000 + 4 + 2ULL * (d->avail_idx % QSZ), head);
-	d->avail_idx++;
-	put16(x, Q_GPA(q) + 0x1000 + 2, d->avail_idx);
-	return head;
-}
 
 /* One writable rx buffer of len bytes; returns its gpa. */
 static uint64_t add_rx_buf(struct ctx *x, uint32_t len)
 {
-	struct seg s = { alloc_buf(x, len), len, true };
-
-	add_chain(x, VIRTIO_NET_RXQ, &s, 1);
-	return s.gpa;
-}
-
-/* Next used element of queue q, if any. */
-static bool next_used(struct ctx *x, unsigned q, uint32_t *id, uint32_t *len)
-{
-	struct drvq *d = &x->dq[q];
-	uint64_t e;
-
-	if (get16(x, Q_GPA(q) + 0x2000 + 2) == d->used_seen)
-		return false;
-	e = Q_GPA(q) + 0x2000 + 4 + 8ULL * (d->used_seen % QSZ);
-	*id = get32(x, e);
-	*len = get32(x, e + 4);
-	d->used_seen++;
-	return true;
-}
-
-static uint16_t used_count(struct ctx *x, unsigned q)
-{
-	return get16(x, Q_GPA(q) + 0x2000 + 2);
-}
-
-/* Gpa of descriptor `id` of queue q (one-descriptor rx chains). */
-static uint64_t desc_addr(struct ctx *x, unsigned q, uint32_t id)
-{
-	uint64_t dg = Q_GPA(q) + 16ULL * id;
-
-	return get32(x, dg) | (uint64_t)get32(x, dg + 4) << 32;
-}
-
-/* A kick, as the transport delivers it. */
-static void kick(struct ctx *x, unsigned q)
-{
-	struct virtio_dev *vd = x->vd;
-
-	pthread_mutex_lock(&vd->lock);
-	if (vd->activated && !vd->broken && vd->vqs[q].enabled)
-		vd->ops->queue_notify(vd, q);
-	pthread_mutex_unlock(&vd->lock);
-}
-
-static void activate(struct ctx *x, uint64_t features)
-{
-	struct virtio_dev *vd = x->vd;
-
-	pthread_mutex_lock(&vd->lock);
-	vd->features = features | 1ULL << VIRTIO_F_VERSION_1;
-	for (unsigned q = 0; q < 2; q++) {
-		vd->vqs[q].size = QSZ;
-		vd->vqs[q].desc_gpa = Q_GPA(q);
-		vd->vqs[q].avail_gpa = Q_GPA(q) + 0x1000;
-		vd->vqs[q].used_gpa = Q_GPA(q) + 0x2000;
-		assert_int_equal(virtq_enable(&vd->vqs[q], &x->m), 0);
-	}
-	vd->activated = true;
-	assert_int_equal(vd->ops->activate(vd), 0);
-	pthread_mutex_unlock(&vd->lock);
+	return vqd_add_buf(&x->d, VIRTIO_NET_RXQ, len, true);
 }
 
 /* Send a frame (header + payload) into the device's backend. */
@@ -254,23 +74,21 @@ static void pattern(uint8_t *p, size_t n, unsigned seed)
 
 static int setup(void **state)
 {
-	static const struct mem_region layout[1] = { { .gpa = 0, .size = RAM_SIZE } };
 	struct ctx *x = calloc(1, sizeof(*x));
 	int sv[2];
 	int big = 1 << 20;
 
-	x->ram = calloc(1, RAM_SIZE);
-	guest_mem_init_static(&x->m, x->ram, layout, 1);
+	fake_ram_init_flat(&x->ram, RAM_SIZE);
+	vqd_init(&x->d, &x->ram.mem, BUF_GPA, RAM_SIZE);
+	vqd_layout(&x->d, 2, QSZ);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
 	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-	x->vd = virtio_net_create_fd(&x->m, sv[0], test_mac, 0);
+	x->vd = virtio_net_create_fd(&x->ram.mem, sv[0], test_mac, 0);
 	assert_non_null(x->vd);
 	x->peer = sv[1];
 	x->devfd = sv[0];
-	x->vd->tops = &fake_tops;
-	x->vd->transport = &x->f;
-	x->next_buf = BUF_GPA;
+	vq_transport_attach(&x->f, x->vd);
 	*state = x;
 	return 0;
 }
@@ -292,7 +110,7 @@ static int teardown(void **state)
 		if (system(cmd) < 0)
 			fprintf(stderr, "test: cannot run `%s`\n", cmd);
 	}
-	free(x->ram);
+	fake_ram_free(&x->ram);
 	free(x);
 	return 0;
 }
@@ -343,24 +161,24 @@ static void test_tx(void **state)
 {
 	struct ctx *x = *state;
 	uint8_t frame[1000], got[2000], hdr[HDR] = { 0 };
-	uint64_t h = alloc_buf(x, HDR), p1 = alloc_buf(x, 400), p2 = alloc_buf(x, 600);
-	struct seg s[3] = { { h, HDR, false }, { p1, 400, false }, { p2, 600, false } };
+	uint64_t h = vqd_alloc(&x->d, HDR), p1 = vqd_alloc(&x->d, 400), p2 = vqd_alloc(&x->d, 600);
+	struct vq_seg s[3] = { { h, HDR, false }, { p1, 400, false }, { p2, 600, false } };
 	uint32_t id, len;
 	uint16_t head;
 
-	activate(x, MRG_FEATURES);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
 	pattern(frame, sizeof(frame), 3);
 	hdr[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM; /* CSUM negotiated: allowed */
-	memcpy(host(x, h, HDR), hdr, HDR);
-	memcpy(host(x, p1, 400), frame, 400);
-	memcpy(host(x, p2, 600), frame + 400, 600);
-	head = add_chain(x, VIRTIO_NET_TXQ, s, 3);
-	kick(x, VIRTIO_NET_TXQ);
+	memcpy(vqd_host(&x->d, h, HDR), hdr, HDR);
+	memcpy(vqd_host(&x->d, p1, 400), frame, 400);
+	memcpy(vqd_host(&x->d, p2, 600), frame + 400, 600);
+	head = vqd_add_chain(&x->d, VIRTIO_NET_TXQ, s, 3);
+	vqd_kick(x->vd, VIRTIO_NET_TXQ);
 
 	assert_int_equal(recv(x->peer, got, sizeof(got), MSG_DONTWAIT), HDR + 1000);
 	assert_memory_equal(got, hdr, HDR);
 	assert_memory_equal(got + HDR, frame, 1000);
-	assert_true(next_used(x, VIRTIO_NET_TXQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_NET_TXQ, &id, &len));
 	assert_int_equal(id, head);
 	assert_int_equal(len, 0);
 	assert_true(x->f.notified[VIRTIO_NET_TXQ] >= 1);
@@ -373,20 +191,20 @@ static void test_tx_batch(void **state)
 	uint8_t got[200];
 	uint32_t id, len;
 
-	activate(x, MRG_FEATURES);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
 	for (int i = 0; i < 10; i++) {
-		uint64_t b = alloc_buf(x, HDR + 60);
-		struct seg s = { b, HDR + 60, false };
+		uint64_t b = vqd_alloc(&x->d, HDR + 60);
+		struct vq_seg s = { b, HDR + 60, false };
 
-		memset(host(x, b, HDR + 60), 0, HDR + 60);
-		host(x, b, HDR + 60)[HDR] = (uint8_t)i;
-		add_chain(x, VIRTIO_NET_TXQ, &s, 1);
+		memset(vqd_host(&x->d, b, HDR + 60), 0, HDR + 60);
+		vqd_host(&x->d, b, HDR + 60)[HDR] = (uint8_t)i;
+		vqd_add_chain(&x->d, VIRTIO_NET_TXQ, &s, 1);
 	}
-	kick(x, VIRTIO_NET_TXQ);
+	vqd_kick(x->vd, VIRTIO_NET_TXQ);
 	for (int i = 0; i < 10; i++) {
 		assert_int_equal(recv(x->peer, got, sizeof(got), MSG_DONTWAIT), HDR + 60);
 		assert_int_equal(got[HDR], i);
-		assert_true(next_used(x, VIRTIO_NET_TXQ, &id, &len));
+		assert_true(vqd_next_used(&x->d, VIRTIO_NET_TXQ, &id, &len));
 	}
 	/* One interrupt for the batch. */
 	assert_int_equal(x->f.notified[VIRTIO_NET_TXQ], 1);
@@ -396,25 +214,25 @@ static void test_tx_bad_requests_dropped(void **state)
 {
 	struct ctx *x = *state;
 	uint8_t got[100];
-	uint64_t b = alloc_buf(x, 200);
-	struct seg shorthdr = { b, 4, false };
-	struct seg tso[2] = { { b, HDR, false }, { b + 16, 60, false } };
-	struct seg onlyw = { b, 100, true };
+	uint64_t b = vqd_alloc(&x->d, 200);
+	struct vq_seg shorthdr = { b, 4, false };
+	struct vq_seg tso[2] = { { b, HDR, false }, { b + 16, 60, false } };
+	struct vq_seg onlyw = { b, 100, true };
 	uint32_t id, len;
 
-	activate(x, MRG_FEATURES); /* no HOST_TSO4 */
-	memset(host(x, b, 200), 0, 200);
-	host(x, b, 2)[1] = VIRTIO_NET_HDR_GSO_TCPV4;
-	add_chain(x, VIRTIO_NET_TXQ, &shorthdr, 1);
-	add_chain(x, VIRTIO_NET_TXQ, tso, 2);
-	add_chain(x, VIRTIO_NET_TXQ, &onlyw, 1);
-	kick(x, VIRTIO_NET_TXQ);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES); /* no HOST_TSO4 */
+	memset(vqd_host(&x->d, b, 200), 0, 200);
+	vqd_host(&x->d, b, 2)[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+	vqd_add_chain(&x->d, VIRTIO_NET_TXQ, &shorthdr, 1);
+	vqd_add_chain(&x->d, VIRTIO_NET_TXQ, tso, 2);
+	vqd_add_chain(&x->d, VIRTIO_NET_TXQ, &onlyw, 1);
+	vqd_kick(x->vd, VIRTIO_NET_TXQ);
 
 	/* Nothing sent, every chain returned, device still usable. */
 	assert_int_equal(recv(x->peer, got, sizeof(got), MSG_DONTWAIT), -1);
 	assert_int_equal(errno, EAGAIN);
 	for (int i = 0; i < 3; i++)
-		assert_true(next_used(x, VIRTIO_NET_TXQ, &id, &len));
+		assert_true(vqd_next_used(&x->d, VIRTIO_NET_TXQ, &id, &len));
 	assert_false(virtio_is_broken(x->vd));
 	assert_int_equal(x->f.needs_reset, 0);
 }
@@ -422,15 +240,15 @@ static void test_tx_bad_requests_dropped(void **state)
 static void test_tx_malformed_chain_breaks(void **state)
 {
 	struct ctx *x = *state;
-	struct seg s = { RAM_SIZE - 8, 64, false }; /* runs off the end of RAM */
+	struct vq_seg s = { RAM_SIZE - 8, 64, false }; /* runs off the end of RAM */
 	uint8_t got[100];
 
-	activate(x, MRG_FEATURES);
-	add_chain(x, VIRTIO_NET_TXQ, &s, 1);
-	kick(x, VIRTIO_NET_TXQ);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
+	vqd_add_chain(&x->d, VIRTIO_NET_TXQ, &s, 1);
+	vqd_kick(x->vd, VIRTIO_NET_TXQ);
 	assert_true(virtio_is_broken(x->vd));
 	assert_int_equal(x->f.needs_reset, 1);
-	assert_int_equal(used_count(x, VIRTIO_NET_TXQ), 0);
+	assert_int_equal(vqd_used_idx(&x->d, VIRTIO_NET_TXQ), 0);
 	assert_int_equal(recv(x->peer, got, sizeof(got), MSG_DONTWAIT), -1);
 }
 
@@ -444,17 +262,17 @@ static void test_tx_backpressure(void **state)
 
 	/* The peer's datagram queue fills long before 200 frames: the
 	 * device must wait for EPOLLOUT and lose nothing. */
-	activate(x, MRG_FEATURES);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
 	setsockopt(x->peer, SOL_SOCKET, SO_RCVBUF, &tiny, sizeof(tiny));
 	for (int i = 0; i < 200; i++) {
-		uint64_t b = alloc_buf(x, HDR + 4000);
-		struct seg s = { b, HDR + 4000, false };
+		uint64_t b = vqd_alloc(&x->d, HDR + 4000);
+		struct vq_seg s = { b, HDR + 4000, false };
 
-		memset(host(x, b, HDR + 4000), 0, HDR + 4000);
-		add_chain(x, VIRTIO_NET_TXQ, &s, 1);
+		memset(vqd_host(&x->d, b, HDR + 4000), 0, HDR + 4000);
+		vqd_add_chain(&x->d, VIRTIO_NET_TXQ, &s, 1);
 		queued++;
 	}
-	kick(x, VIRTIO_NET_TXQ);
+	vqd_kick(x->vd, VIRTIO_NET_TXQ);
 	/* Drain the peer while running the loop: EPOLLOUT resumes tx. */
 	for (int round = 0; round < 2000 && sent < queued; round++) {
 		while (recv(x->peer, got, sizeof(got), MSG_DONTWAIT) > 0)
@@ -465,7 +283,7 @@ static void test_tx_backpressure(void **state)
 		sent++;
 	assert_int_equal(sent, queued);
 	for (unsigned i = 0; i < queued; i++)
-		assert_true(next_used(x, VIRTIO_NET_TXQ, &id, &len));
+		assert_true(vqd_next_used(&x->d, VIRTIO_NET_TXQ, &id, &len));
 	assert_false(virtio_is_broken(x->vd));
 }
 
@@ -477,23 +295,23 @@ static void test_rx_mergeable_small(void **state)
 	uint32_t id, len;
 	uint8_t *p;
 
-	activate(x, MRG_FEATURES);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
 	for (int i = 0; i < 4; i++)
 		b[i] = add_rx_buf(x, 2048);
-	kick(x, VIRTIO_NET_RXQ);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
 	pattern(frame, sizeof(frame), 9);
 	hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
 	send_frame(x, hdr, frame, sizeof(frame));
 	run_loop(x, 1000);
 
-	assert_true(next_used(x, VIRTIO_NET_RXQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len));
 	assert_int_equal(id, 0);
 	assert_int_equal(len, HDR + 100);
-	p = host(x, b[0], 2048);
+	p = vqd_host(&x->d, b[0], 2048);
 	assert_int_equal(p[0], VIRTIO_NET_HDR_F_DATA_VALID); /* GUEST_CSUM: kept */
 	assert_int_equal(p[10] | p[11] << 8, 1);             /* num_buffers */
 	assert_memory_equal(p + HDR, frame, 100);
-	assert_false(next_used(x, VIRTIO_NET_RXQ, &id, &len));
+	assert_false(vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len));
 	assert_true(x->f.notified[VIRTIO_NET_RXQ] >= 1);
 }
 
@@ -505,16 +323,16 @@ static void test_rx_mergeable_big(void **state)
 	unsigned bufs = 0, first_nb = 0;
 	uint32_t id, len;
 
-	activate(x, MRG_FEATURES);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
 	for (int i = 0; i < 40; i++)
 		add_rx_buf(x, 2048);
-	kick(x, VIRTIO_NET_RXQ);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
 	pattern(frame, n, 1);
 	send_frame(x, hdr, frame, n);
 	run_loop(x, 1000);
 
-	while (next_used(x, VIRTIO_NET_RXQ, &id, &len)) {
-		uint8_t *p = host(x, desc_addr(x, VIRTIO_NET_RXQ, id), len);
+	while (vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len)) {
+		uint8_t *p = vqd_host(&x->d, vqd_desc_addr(&x->d, VIRTIO_NET_RXQ, id), len);
 
 		if (!bufs)
 			first_nb = p[10] | p[11] << 8;
@@ -538,31 +356,31 @@ static void test_rx_backpressure(void **state)
 	uint32_t id, len;
 	uint64_t b1, b2;
 
-	activate(x, MRG_FEATURES);
-	kick(x, VIRTIO_NET_RXQ); /* the transport's post-activation kick */
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ); /* the transport's post-activation kick */
 	pattern(f1, sizeof(f1), 1);
 	pattern(f2, sizeof(f2), 2);
 	send_frame(x, hdr, f1, sizeof(f1));
 	/* No buffers: the device stops watching the backend ... */
 	run_loop(x, 100);
-	assert_int_equal(used_count(x, VIRTIO_NET_RXQ), 0);
+	assert_int_equal(vqd_used_idx(&x->d, VIRTIO_NET_RXQ), 0);
 	send_frame(x, hdr, f2, sizeof(f2));
 	/* ... so the loop stays quiet (no busy loop) with data pending. */
 	assert_int_equal(loop_run_once(x->vd->loop, 50), 0);
 	assert_int_equal(loop_run_once(x->vd->loop, 50), 0);
 	/* It asked for a kick on the rx queue. */
-	assert_int_equal(get16(x, Q_GPA(VIRTIO_NET_RXQ) + 0x2000) & VIRTQ_USED_F_NO_NOTIFY, 0);
+	assert_int_equal(vqd_used_flags(&x->d, VIRTIO_NET_RXQ) & VIRTQ_USED_F_NO_NOTIFY, 0);
 
 	b1 = add_rx_buf(x, 2048);
 	b2 = add_rx_buf(x, 2048);
-	kick(x, VIRTIO_NET_RXQ);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
 	run_loop(x, 100);
-	assert_true(next_used(x, VIRTIO_NET_RXQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len));
 	assert_int_equal(len, HDR + sizeof(f1));
-	assert_memory_equal(host(x, b1, 2048) + HDR, f1, sizeof(f1));
-	assert_true(next_used(x, VIRTIO_NET_RXQ, &id, &len));
+	assert_memory_equal(vqd_host(&x->d, b1, 2048) + HDR, f1, sizeof(f1));
+	assert_true(vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len));
 	assert_int_equal(len, HDR + sizeof(f2));
-	assert_memory_equal(host(x, b2, 2048) + HDR, f2, sizeof(f2));
+	assert_memory_equal(vqd_host(&x->d, b2, 2048) + HDR, f2, sizeof(f2));
 	assert_false(virtio_is_broken(x->vd));
 }
 
@@ -574,22 +392,22 @@ static void test_rx_mergeable_stall_mid_frame(void **state)
 	size_t off = 0;
 	uint32_t id, len;
 
-	activate(x, MRG_FEATURES);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
 	add_rx_buf(x, 1024);
 	add_rx_buf(x, 1024);
-	kick(x, VIRTIO_NET_RXQ);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
 	pattern(frame, sizeof(frame), 5);
 	send_frame(x, hdr, frame, sizeof(frame));
 	run_loop(x, 100);
 	/* Two buffers cannot hold it: nothing used, the frame is held. */
-	assert_int_equal(used_count(x, VIRTIO_NET_RXQ), 0);
+	assert_int_equal(vqd_used_idx(&x->d, VIRTIO_NET_RXQ), 0);
 	assert_int_equal(loop_run_once(x->vd->loop, 50), 0);
 
 	add_rx_buf(x, 1024);
 	add_rx_buf(x, 1024);
-	kick(x, VIRTIO_NET_RXQ);
-	while (next_used(x, VIRTIO_NET_RXQ, &id, &len)) {
-		uint8_t *p = host(x, desc_addr(x, VIRTIO_NET_RXQ, id), len);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
+	while (vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len)) {
+		uint8_t *p = vqd_host(&x->d, vqd_desc_addr(&x->d, VIRTIO_NET_RXQ, id), len);
 
 		if (!bufs)
 			assert_int_equal(p[10] | p[11] << 8, 3);
@@ -609,11 +427,11 @@ static void test_rx_not_mergeable(void **state)
 	uint32_t id, len;
 	uint64_t b;
 	uint64_t b2;
-	struct seg two[2];
+	struct vq_seg two[2];
 
-	activate(x, 1ULL << VIRTIO_NET_F_MAC);
+	vqd_activate(&x->d, x->vd, 1ULL << VIRTIO_NET_F_MAC);
 	b = add_rx_buf(x, 1600);
-	kick(x, VIRTIO_NET_RXQ);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
 	pattern(small, sizeof(small), 7);
 	pattern(big, sizeof(big), 8);
 	hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID; /* no GUEST_CSUM: must be cleared */
@@ -621,25 +439,25 @@ static void test_rx_not_mergeable(void **state)
 	send_frame(x, hdr, small, sizeof(small));
 	run_loop(x, 100);
 
-	assert_true(next_used(x, VIRTIO_NET_RXQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len));
 	assert_int_equal(len, HDR + sizeof(small));
-	assert_int_equal(host(x, b, 1)[0], 0);
-	assert_int_equal(get16(x, b + 10), 1);
-	assert_memory_equal(host(x, b, 1600) + HDR, small, sizeof(small));
-	assert_false(next_used(x, VIRTIO_NET_RXQ, &id, &len));
+	assert_int_equal(vqd_host(&x->d, b, 1)[0], 0);
+	assert_int_equal(vqd_get16(&x->d, b + 10), 1);
+	assert_memory_equal(vqd_host(&x->d, b, 1600) + HDR, small, sizeof(small));
+	assert_false(vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len));
 
 	/* A frame spread over a two-segment chain. */
-	b2 = alloc_buf(x, 2000);
-	two[0] = (struct seg){ b2, 10, true }; /* header split across segments */
-	two[1] = (struct seg){ b2 + 16, 1990, true };
-	add_chain(x, VIRTIO_NET_RXQ, two, 2);
-	kick(x, VIRTIO_NET_RXQ);
+	b2 = vqd_alloc(&x->d, 2000);
+	two[0] = (struct vq_seg){ b2, 10, true }; /* header split across segments */
+	two[1] = (struct vq_seg){ b2 + 16, 1990, true };
+	vqd_add_chain(&x->d, VIRTIO_NET_RXQ, two, 2);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
 	send_frame(x, hdr, big, 1500);
 	run_loop(x, 100);
-	assert_true(next_used(x, VIRTIO_NET_RXQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len));
 	assert_int_equal(len, HDR + 1500);
-	assert_int_equal(get16(x, b2 + 16), 1); /* num_buffers in the 2nd segment */
-	assert_memory_equal(host(x, b2 + 18, 1500), big, 1500);
+	assert_int_equal(vqd_get16(&x->d, b2 + 16), 1); /* num_buffers in the 2nd segment */
+	assert_memory_equal(vqd_host(&x->d, b2 + 18, 1500), big, 1500);
 	assert_false(virtio_is_broken(x->vd));
 }
 
@@ -650,9 +468,9 @@ static void test_rx_offload_not_negotiated_dropped(void **state)
 	uint32_t id, len;
 	uint64_t b;
 
-	activate(x, 1ULL << VIRTIO_NET_F_MRG_RXBUF); /* no GUEST_CSUM, no GUEST_TSO */
+	vqd_activate(&x->d, x->vd, 1ULL << VIRTIO_NET_F_MRG_RXBUF); /* no GUEST_CSUM, no GUEST_TSO */
 	b = add_rx_buf(x, 2048);
-	kick(x, VIRTIO_NET_RXQ);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
 	pattern(frame, sizeof(frame), 4);
 	hdr[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
 	send_frame(x, hdr, frame, sizeof(frame));
@@ -663,26 +481,26 @@ static void test_rx_offload_not_negotiated_dropped(void **state)
 	frame[0] = 0xee;
 	send_frame(x, hdr, frame, sizeof(frame));
 	run_loop(x, 100);
-	assert_true(next_used(x, VIRTIO_NET_RXQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len));
 	assert_int_equal(len, HDR + sizeof(frame));
-	assert_int_equal(host(x, b, HDR + 1)[HDR], 0xee);
-	assert_false(next_used(x, VIRTIO_NET_RXQ, &id, &len));
+	assert_int_equal(vqd_host(&x->d, b, HDR + 1)[HDR], 0xee);
+	assert_false(vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len));
 }
 
 static void test_rx_malformed_buffer_breaks(void **state)
 {
 	struct ctx *x = *state;
 	uint8_t hdr[HDR] = { 0 }, frame[100] = { 0 };
-	struct seg ro = { alloc_buf(x, 2048), 2048, false }; /* rx buffer not writable */
+	struct vq_seg ro = { vqd_alloc(&x->d, 2048), 2048, false }; /* rx buffer not writable */
 
-	activate(x, MRG_FEATURES);
-	add_chain(x, VIRTIO_NET_RXQ, &ro, 1);
-	kick(x, VIRTIO_NET_RXQ);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
+	vqd_add_chain(&x->d, VIRTIO_NET_RXQ, &ro, 1);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
 	send_frame(x, hdr, frame, sizeof(frame));
 	run_loop(x, 100);
 	assert_true(virtio_is_broken(x->vd));
 	assert_int_equal(x->f.needs_reset, 1);
-	assert_int_equal(used_count(x, VIRTIO_NET_RXQ), 0);
+	assert_int_equal(vqd_used_idx(&x->d, VIRTIO_NET_RXQ), 0);
 	/* Broken: the backend is no longer watched. */
 	assert_int_equal(loop_run_once(x->vd->loop, 50), 0);
 }
@@ -694,7 +512,7 @@ static void test_reset_and_reactivate(void **state)
 	uint32_t id, len;
 	uint64_t b;
 
-	activate(x, MRG_FEATURES);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
 	pthread_mutex_lock(&x->vd->lock);
 	x->vd->ops->reset(x->vd);
 	x->vd->activated = false;
@@ -705,15 +523,15 @@ static void test_reset_and_reactivate(void **state)
 	/* Reset: not reading. */
 	assert_int_equal(loop_run_once(x->vd->loop, 50), 0);
 
-	memset(x->dq, 0, sizeof(x->dq));
-	memset(host(x, Q_GPA(0), 0x20000), 0, 0x20000);
-	activate(x, MRG_FEATURES);
+	vqd_forget(&x->d);
+	vqd_clear_rings(&x->d);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
 	b = add_rx_buf(x, 2048);
-	kick(x, VIRTIO_NET_RXQ);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
 	run_loop(x, 100);
-	assert_true(next_used(x, VIRTIO_NET_RXQ, &id, &len));
+	assert_true(vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len));
 	assert_int_equal(len, HDR + sizeof(frame));
-	assert_memory_equal(host(x, b, 2048) + HDR, frame, sizeof(frame));
+	assert_memory_equal(vqd_host(&x->d, b, 2048) + HDR, frame, sizeof(frame));
 }
 
 static void test_save_load_pending_frame(void **state)
@@ -725,13 +543,13 @@ static void test_save_load_pending_frame(void **state)
 	size_t off = 0;
 	uint32_t id, len;
 
-	activate(x, MRG_FEATURES);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
 	add_rx_buf(x, 1024);
-	kick(x, VIRTIO_NET_RXQ);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
 	pattern(frame, sizeof(frame), 11);
 	send_frame(x, hdr, frame, sizeof(frame));
 	run_loop(x, 100);
-	assert_int_equal(used_count(x, VIRTIO_NET_RXQ), 0);
+	assert_int_equal(vqd_used_idx(&x->d, VIRTIO_NET_RXQ), 0);
 
 	ser_writer_init(&w);
 	pthread_mutex_lock(&x->vd->lock);
@@ -748,9 +566,9 @@ static void test_save_load_pending_frame(void **state)
 
 	add_rx_buf(x, 1024);
 	add_rx_buf(x, 1024);
-	kick(x, VIRTIO_NET_RXQ);
-	while (next_used(x, VIRTIO_NET_RXQ, &id, &len)) {
-		memcpy(all + off, host(x, desc_addr(x, VIRTIO_NET_RXQ, id), len), len);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
+	while (vqd_next_used(&x->d, VIRTIO_NET_RXQ, &id, &len)) {
+		memcpy(all + off, vqd_host(&x->d, vqd_desc_addr(&x->d, VIRTIO_NET_RXQ, id), len), len);
 		off += len;
 	}
 	assert_int_equal(off, sizeof(all));
@@ -772,15 +590,14 @@ static void test_backend_hangup_link_down(void **state)
 	struct ctx *x = *state;
 	int sv[2];
 	struct virtio_dev *vd;
-	struct fake f;
+	struct vq_transport f;
 
 	/* A stream socket whose peer closes reports EPOLLHUP. */
 	memset(&f, 0, sizeof(f));
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	vd = virtio_net_create_fd(&x->m, sv[0], test_mac, 1);
+	vd = virtio_net_create_fd(&x->ram.mem, sv[0], test_mac, 1);
 	assert_non_null(vd);
-	vd->tops = &fake_tops;
-	vd->transport = &f;
+	vq_transport_attach(&f, vd);
 	pthread_mutex_lock(&vd->lock);
 	vd->features = MRG_FEATURES | 1ULL << VIRTIO_F_VERSION_1;
 	vd->activated = true;
@@ -794,55 +611,35 @@ static void test_backend_hangup_link_down(void **state)
 	vd->ops->destroy(vd);
 }
 
-static int dev_release(struct virtio_dev *vd)
-{
-	int ret;
-
-	pthread_mutex_lock(&vd->lock);
-	ret = vd->ops->release(vd);
-	pthread_mutex_unlock(&vd->lock);
-	return ret;
-}
-
-static int dev_reacquire(struct virtio_dev *vd)
-{
-	int ret;
-
-	pthread_mutex_lock(&vd->lock);
-	ret = vd->ops->reacquire(vd);
-	pthread_mutex_unlock(&vd->lock);
-	return ret;
-}
-
 /* Injected fd: release closes it; there is nothing to reopen. */
 static void test_release_fd(void **state)
 {
 	struct ctx *x = *state;
 	uint8_t hdr[HDR] = { 0 };
-	uint64_t h = alloc_buf(x, HDR + 64);
-	struct seg s = { h, HDR + 64, false };
+	uint64_t h = vqd_alloc(&x->d, HDR + 64);
+	struct vq_seg s = { h, HDR + 64, false };
 
 	assert_non_null(x->vd->ops->release);
 	assert_non_null(x->vd->ops->reacquire);
-	activate(x, MRG_FEATURES);
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
 	add_rx_buf(x, 2048);
-	assert_int_equal(dev_release(x->vd), 0);
+	assert_int_equal(vqd_release(x->vd), 0);
 	/* The fd is closed: gone from this process, and the peer is alone. */
 	errno = 0;
 	assert_int_equal(fcntl(x->devfd, F_GETFD), -1);
 	assert_int_equal(errno, EBADF);
 	assert_int_equal(send(x->peer, hdr, sizeof(hdr), MSG_DONTWAIT | MSG_NOSIGNAL), -1);
-	assert_int_equal(dev_release(x->vd), 0); /* idempotent */
+	assert_int_equal(vqd_release(x->vd), 0); /* idempotent */
 	/* Kicks while released do nothing (and touch no fd). */
-	host(x, h, HDR)[0] = 0;
-	add_chain(x, VIRTIO_NET_TXQ, &s, 1);
-	kick(x, VIRTIO_NET_TXQ);
-	kick(x, VIRTIO_NET_RXQ);
-	assert_int_equal(used_count(x, VIRTIO_NET_TXQ), 0);
-	assert_int_equal(used_count(x, VIRTIO_NET_RXQ), 0);
+	vqd_host(&x->d, h, HDR)[0] = 0;
+	vqd_add_chain(&x->d, VIRTIO_NET_TXQ, &s, 1);
+	vqd_kick(x->vd, VIRTIO_NET_TXQ);
+	vqd_kick(x->vd, VIRTIO_NET_RXQ);
+	assert_int_equal(vqd_used_idx(&x->d, VIRTIO_NET_TXQ), 0);
+	assert_int_equal(vqd_used_idx(&x->d, VIRTIO_NET_RXQ), 0);
 	/* Not a tap: cannot reopen. The device stays released; destroy copes. */
-	assert_int_equal(dev_reacquire(x->vd), -1);
-	assert_int_equal(dev_reacquire(x->vd), -1);
+	assert_int_equal(vqd_reacquire(x->vd), -1);
+	assert_int_equal(vqd_reacquire(x->vd), -1);
 	assert_int_equal(loop_run_once(x->vd->loop, 20), 0);
 }
 
@@ -899,8 +696,8 @@ static void eth_frame(uint8_t *f, size_t len, const uint8_t *dst, uint8_t marker
 static void check_tap_traffic(struct ctx *t, const char *name)
 {
 	uint8_t f[64], got[128], hdr[HDR] = { 0 };
-	uint64_t hg = alloc_buf(t, HDR), fg = alloc_buf(t, sizeof(f));
-	struct seg s[2] = { { hg, HDR, false }, { fg, sizeof(f), false } };
+	uint64_t hg = vqd_alloc(&t->d, HDR), fg = vqd_alloc(&t->d, sizeof(f));
+	struct vq_seg s[2] = { { hg, HDR, false }, { fg, sizeof(f), false } };
 	int ps = packet_socket(name);
 	bool found = false;
 	uint32_t id, len;
@@ -911,18 +708,23 @@ static void check_tap_traffic(struct ctx *t, const char *name)
 	assert_int_equal(send(ps, f, sizeof(f), 0), (ssize_t)sizeof(f));
 	for (int i = 0; i < 100 && !found; i++) {
 		run_loop(t, 20);
-		while (next_used(t, VIRTIO_NET_RXQ, &id, &len))
-			if (len == HDR + sizeof(f) &&
-			    !memcmp(host(t, desc_addr(t, VIRTIO_NET_RXQ, id) + HDR, sizeof(f)), f, sizeof(f)))
+		while (vqd_next_used(&t->d, VIRTIO_NET_RXQ, &id, &len)) {
+			const uint8_t *p;
+
+			if (len != HDR + sizeof(f))
+				continue;
+			p = vqd_host(&t->d, vqd_desc_addr(&t->d, VIRTIO_NET_RXQ, id) + HDR, sizeof(f));
+			if (!memcmp(p, f, sizeof(f)))
 				found = true;
+		}
 	}
 	assert_true(found);
 	/* Guest -> host. */
 	eth_frame(f, sizeof(f), (const uint8_t[6]){ 0x02, 0, 0, 0, 0, 0x42 }, 0x20);
-	memcpy(host(t, hg, HDR), hdr, HDR);
-	memcpy(host(t, fg, sizeof(f)), f, sizeof(f));
-	add_chain(t, VIRTIO_NET_TXQ, s, 2);
-	kick(t, VIRTIO_NET_TXQ);
+	memcpy(vqd_host(&t->d, hg, HDR), hdr, HDR);
+	memcpy(vqd_host(&t->d, fg, sizeof(f)), f, sizeof(f));
+	vqd_add_chain(&t->d, VIRTIO_NET_TXQ, s, 2);
+	vqd_kick(t->vd, VIRTIO_NET_TXQ);
 	found = false;
 	for (int i = 0; i < 20 && !found; i++) {
 		r = recv(ps, got, sizeof(got), 0);
@@ -942,14 +744,14 @@ static struct virtio_dev *tap_device(struct ctx *x, struct ctx *t, const char *n
 	snprintf(cfg.tap, sizeof(cfg.tap), "%s", name);
 	memset(t, 0, sizeof(*t));
 	t->ram = x->ram;
-	t->m = x->m;
-	t->next_buf = BUF_GPA;
+	vqd_init(&t->d, &t->ram.mem, BUF_GPA, RAM_SIZE);
+	vqd_layout(&t->d, 2, QSZ);
 	t->peer = -1;
-	t->vd = virtio_net_create(&t->m, &cfg, 2);
+	t->vd = virtio_net_create(&t->ram.mem, &cfg, 2);
 	assert_non_null(t->vd);
-	t->vd->tops = &fake_tops;
-	t->vd->transport = &t->f;
-	activate(t, MRG_FEATURES | 1ULL << VIRTIO_NET_F_GUEST_TSO4 | 1ULL << VIRTIO_NET_F_GUEST_TSO6);
+	vq_transport_attach(&t->f, t->vd);
+	vqd_activate(&t->d, t->vd,
+		     MRG_FEATURES | 1ULL << VIRTIO_NET_F_GUEST_TSO4 | 1ULL << VIRTIO_NET_F_GUEST_TSO6);
 	for (int i = 0; i < 16; i++)
 		add_rx_buf(t, 2048);
 	return t->vd;
@@ -977,13 +779,13 @@ static void test_release_tap_persistent(void **state)
 	tap_device(x, &t, name);
 	/* Held: nobody else can attach. */
 	assert_int_equal(tap_open(name, NULL, &vnet_ok), -1);
-	assert_int_equal(dev_release(t.vd), 0);
-	assert_int_equal(dev_release(t.vd), 0);
+	assert_int_equal(vqd_release(t.vd), 0);
+	assert_int_equal(vqd_release(t.vd), 0);
 	other = tap_open(name, NULL, &vnet_ok);
 	assert_true(other >= 0);
-	assert_int_equal(dev_reacquire(t.vd), -1); /* EBUSY: the "destination" has it */
+	assert_int_equal(vqd_reacquire(t.vd), -1); /* EBUSY: the "destination" has it */
 	close(other);
-	assert_int_equal(dev_reacquire(t.vd), 0);
+	assert_int_equal(vqd_reacquire(t.vd), 0);
 	assert_int_equal(tap_open(name, NULL, &vnet_ok), -1);
 	check_tap_traffic(&t, name);
 	t.vd->ops->destroy(t.vd);
@@ -1006,7 +808,7 @@ static void test_release_tap_own(void **state)
 	memcpy(x->tap, name, sizeof(name));
 	sh("ip tuntap del dev %s mode tap 2>/dev/null", name);
 	tap_device(x, &t, name);
-	assert_int_equal(dev_release(t.vd), 0);
+	assert_int_equal(vqd_release(t.vd), 0);
 	assert_true(if_nametoindex(name) > 0); /* survived the close */
 	other = tap_open(name, NULL, &vnet_ok);
 	assert_true(other >= 0);
@@ -1014,7 +816,7 @@ static void test_release_tap_own(void **state)
 	assert_true(persistent);
 	close(other);
 	assert_true(if_nametoindex(name) > 0);
-	assert_int_equal(dev_reacquire(t.vd), 0);
+	assert_int_equal(vqd_reacquire(t.vd), 0);
 	sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 2>/dev/null", name);
 	sh("ip link set dev %s up", name);
 	check_tap_traffic(&t, name);

@@ -1,6 +1,7 @@
 /* Unit tests for virtio-rng (virtio/rng.c): writable buffers are filled
  * with random bytes, lengths are right and capped, malformed chains break
- * the device. Queues are driven by hand in a fake guest RAM. */
+ * the device. Queues are driven by the fake driver and transport of
+ * vq_driver.h in a fake guest RAM. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,205 +12,29 @@
 #include <cmocka.h>
 
 #include "virtio/rng.h"
+#include "vq_driver.h"
 
 #define RAM_SIZE (4ULL << 20)
 #define QSZ      64
-#define Q_GPA(q) (0x10000ULL + 0x10000ULL * (q))  /* desc; avail +0x1000; used +0x2000 */
-#define BUF_GPA  0x100000ULL                      /* data buffers from 1 MiB */
-
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write;
-};
-
-/* The driver's view of one queue. */
-struct drvq {
-	uint16_t next_desc;
-	uint16_t avail_idx;
-	uint16_t used_seen;
-};
-
-struct fake {
-	unsigned notified[2];
-	unsigned config_changes;
-	unsigned needs_reset;
-};
+#define BUF_GPA  0x100000ULL    /* data buffers from 1 MiB, above the rings */
 
 struct ctx {
-	uint8_t *ram;
-	struct guest_mem m;
+	struct fake_ram ram;
+	struct vq_driver d;
+	struct vq_transport f;
 	struct virtio_dev *vd;
-	struct fake f;
-	struct drvq dq[2];
-	uint64_t next_buf;              /* bump allocator for buffers */
 };
-
-/* ---- fake transport ---- */
-
-static void fake_notify_queue(struct virtio_dev *vd, unsigned q)
-{
-	struct fake *f = vd->transport;
-
-	if (q < 2)
-		f->notified[q]++;
-}
-
-static void fake_notify_config(struct virtio_dev *vd)
-{
-	((struct fake *)vd->transport)->config_changes++;
-}
-
-static void fake_needs_reset(struct virtio_dev *vd)
-{
-	((struct fake *)vd->transport)->needs_reset++;
-}
-
-static const struct virtio_transport_ops fake_tops = {
-	.notify_queue = fake_notify_queue,
-	.notify_config = fake_notify_config,
-	.needs_reset = fake_needs_reset,
-};
-
-/* ---- driver-side helpers ---- */
-
-static uint8_t *host(struct ctx *x, uint64_t gpa, uint64_t len)
-{
-	uint8_t *p = gpa_ptr(&x->m, gpa, len);
-
-	assert_non_null(p);
-	return p;
-}
-
-static void put16(struct ctx *x, uint64_t gpa, uint16_t v)
-{
-	uint8_t *p = host(x, gpa, 2);
-
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(struct ctx *x, uint64_t gpa, uint32_t v)
-{
-	put16(x, gpa, (uint16_t)v);
-	put16(x, gpa + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(struct ctx *x, uint64_t gpa, uint64_t v)
-{
-	put32(x, gpa, (uint32_t)v);
-	put32(x, gpa + 4, (uint32_t)(v >> 32));
-}
-
-static uint16_t get16(struct ctx *x, uint64_t gpa)
-{
-	const uint8_t *p = host(x, gpa, 2);
-
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(struct ctx *x, uint64_t gpa)
-{
-	return get16(x, gpa) | (uint32_t)get16(x, gpa + 2) << 16;
-}
-
-static uint64_t alloc_buf(struct ctx *x, uint32_t len)
-{
-	uint64_t g = x->next_buf;
-
-	x->next_buf += (len + 15) & ~15u;
-	assert_true(x->next_buf <= RAM_SIZE);
-	return g;
-}
-
-/* Lay out a chain and make it available; returns the head. */
-static uint16_t add_chain(struct ctx *x, unsigned q, const struct seg *s, unsigned n)
-{
-	struct drvq *d = &x->dq[q];
-	uint16_t head = d->next_desc;
-
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t idx = (uint16_t)((head + i) % QSZ);
-		uint64_t dg = Q_GPA(q) + 16ULL * idx;
-		uint16_t flags = (s[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
-
-		put64(x, dg, s[i].gpa);
-		put32(x, dg + 8, s[i].len);
-		put16(x, dg + 12, flags);
-		put16(x, dg + 14, (uint16_t)((idx + 1) % QSZ));
-	}
-	d->next_desc = (uint16_t)((head + n) % QSZ);
-	put16(x, Q_GPA(q) + 0x1000 + 4 + 2ULL * (d->avail_idx % QSZ), head);
-	d->avail_idx++;
-	put16(x, Q_GPA(q) + 0x1000 + 2, d->avail_idx);
-	return head;
-}
-
-/* One chain of a single buffer of len bytes on queue q; returns its gpa. */
-static uint64_t add_buf(struct ctx *x, unsigned q, uint32_t len, bool write)
-{
-	struct seg s = { alloc_buf(x, len), len, write };
-
-	add_chain(x, q, &s, 1);
-	return s.gpa;
-}
-
-/* Next used element of queue q, if any. */
-static bool next_used(struct ctx *x, unsigned q, uint32_t *id, uint32_t *len)
-{
-	struct drvq *d = &x->dq[q];
-	uint64_t e;
-
-	if (get16(x, Q_GPA(q) + 0x2000 + 2) == d->used_seen)
-		return false;
-	e = Q_GPA(q) + 0x2000 + 4 + 8ULL * (d->used_seen % QSZ);
-	*id = get32(x, e);
-	*len = get32(x, e + 4);
-	d->used_seen++;
-	return true;
-}
-
-/* A kick, as the transport delivers it. */
-static void kick(struct ctx *x, unsigned q)
-{
-	struct virtio_dev *vd = x->vd;
-
-	pthread_mutex_lock(&vd->lock);
-	if (vd->activated && !vd->broken && vd->vqs[q].enabled)
-		vd->ops->queue_notify(vd, q);
-	pthread_mutex_unlock(&vd->lock);
-}
-
-static void activate(struct ctx *x, uint64_t features)
-{
-	struct virtio_dev *vd = x->vd;
-
-	pthread_mutex_lock(&vd->lock);
-	vd->features = features | 1ULL << VIRTIO_F_VERSION_1;
-	for (unsigned q = 0; q < vd->num_queues; q++) {
-		vd->vqs[q].size = QSZ;
-		vd->vqs[q].desc_gpa = Q_GPA(q);
-		vd->vqs[q].avail_gpa = Q_GPA(q) + 0x1000;
-		vd->vqs[q].used_gpa = Q_GPA(q) + 0x2000;
-		assert_int_equal(virtq_enable(&vd->vqs[q], &x->m), 0);
-	}
-	vd->activated = true;
-	assert_int_equal(vd->ops->activate(vd), 0);
-	pthread_mutex_unlock(&vd->lock);
-}
 
 static int setup(void **state)
 {
-	static const struct mem_region layout[1] = { { .gpa = 0, .size = RAM_SIZE } };
 	struct ctx *x = calloc(1, sizeof(*x));
 
-	x->ram = calloc(1, RAM_SIZE);
-	guest_mem_init_static(&x->m, x->ram, layout, 1);
-	x->vd = virtio_rng_create(&x->m, 0);
+	fake_ram_init_flat(&x->ram, RAM_SIZE);
+	vqd_init(&x->d, &x->ram.mem, BUF_GPA, RAM_SIZE);
+	x->vd = virtio_rng_create(&x->ram.mem, 0);
 	assert_non_null(x->vd);
-	x->vd->tops = &fake_tops;
-	x->vd->transport = &x->f;
-	x->next_buf = BUF_GPA;
+	vqd_layout(&x->d, x->vd->num_queues, QSZ);
+	vq_transport_attach(&x->f, x->vd);
 	*state = x;
 	return 0;
 }
@@ -219,7 +44,7 @@ static int teardown(void **state)
 	struct ctx *x = *state;
 
 	x->vd->ops->destroy(x->vd);
-	free(x->ram);
+	fake_ram_free(&x->ram);
 	free(x);
 	return 0;
 }
@@ -244,26 +69,26 @@ static void test_identity(void **state)
 static void test_fill(void **state)
 {
 	struct ctx *x = *state;
-	uint64_t a = alloc_buf(x, 100), b = alloc_buf(x, 200), c;
-	struct seg two[2] = { { a, 100, true }, { b, 200, true } };
+	uint64_t a = vqd_alloc(&x->d, 100), b = vqd_alloc(&x->d, 200), c;
+	struct vq_seg two[2] = { { a, 100, true }, { b, 200, true } };
 	uint32_t id, len;
 	uint16_t h1, h2;
 
-	activate(x, 0);
-	h1 = add_chain(x, 0, two, 2);
-	h2 = x->dq[0].next_desc;
-	c = add_buf(x, 0, 4096, true);
-	kick(x, 0);
-	assert_true(next_used(x, 0, &id, &len));
+	vqd_activate(&x->d, x->vd, 0);
+	h1 = vqd_add_chain(&x->d, 0, two, 2);
+	h2 = x->d.q[0].next_desc;
+	c = vqd_add_buf(&x->d, 0, 4096, true);
+	vqd_kick(x->vd, 0);
+	assert_true(vqd_next_used(&x->d, 0, &id, &len));
 	assert_int_equal(id, h1);
 	assert_int_equal(len, 300);
-	assert_false(all_zero(host(x, a, 100), 100));
-	assert_false(all_zero(host(x, b, 200), 200));
-	assert_true(next_used(x, 0, &id, &len));
+	assert_false(all_zero(vqd_host(&x->d, a, 100), 100));
+	assert_false(all_zero(vqd_host(&x->d, b, 200), 200));
+	assert_true(vqd_next_used(&x->d, 0, &id, &len));
 	assert_int_equal(id, h2);
 	assert_int_equal(len, 4096);
-	assert_false(all_zero(host(x, c, 4096), 4096));
-	assert_false(next_used(x, 0, &id, &len));
+	assert_false(all_zero(vqd_host(&x->d, c, 4096), 4096));
+	assert_false(vqd_next_used(&x->d, 0, &id, &len));
 	assert_int_equal(x->f.notified[0], 1);
 	assert_false(virtio_is_broken(x->vd));
 }
@@ -271,23 +96,23 @@ static void test_fill(void **state)
 static void test_cap_and_edges(void **state)
 {
 	struct ctx *x = *state;
-	uint64_t big = alloc_buf(x, 100000);
-	struct seg mixed[2] = { { BUF_GPA, 16, false }, { BUF_GPA + 16, 32, true } };
+	uint64_t big = vqd_alloc(&x->d, 100000);
+	struct vq_seg mixed[2] = { { BUF_GPA, 16, false }, { BUF_GPA + 16, 32, true } };
 	uint32_t id, len;
 
-	activate(x, 0);
-	add_buf(x, 0, 100000, true);       /* capped per request */
-	add_buf(x, 0, 64, false);          /* nothing writable: 0 bytes */
-	add_chain(x, 0, mixed, 2);         /* readable part ignored */
-	kick(x, 0);
-	assert_true(next_used(x, 0, &id, &len));
+	vqd_activate(&x->d, x->vd, 0);
+	vqd_add_buf(&x->d, 0, 100000, true);    /* capped per request */
+	vqd_add_buf(&x->d, 0, 64, false);       /* nothing writable: 0 bytes */
+	vqd_add_chain(&x->d, 0, mixed, 2);      /* readable part ignored */
+	vqd_kick(x->vd, 0);
+	assert_true(vqd_next_used(&x->d, 0, &id, &len));
 	assert_int_equal(len, VIRTIO_RNG_MAX_REQUEST);
-	assert_false(all_zero(host(x, big, VIRTIO_RNG_MAX_REQUEST), VIRTIO_RNG_MAX_REQUEST));
-	assert_true(all_zero(host(x, big + VIRTIO_RNG_MAX_REQUEST, 100000 - VIRTIO_RNG_MAX_REQUEST),
+	assert_false(all_zero(vqd_host(&x->d, big, VIRTIO_RNG_MAX_REQUEST), VIRTIO_RNG_MAX_REQUEST));
+	assert_true(all_zero(vqd_host(&x->d, big + VIRTIO_RNG_MAX_REQUEST, 100000 - VIRTIO_RNG_MAX_REQUEST),
 			     100000 - VIRTIO_RNG_MAX_REQUEST));
-	assert_true(next_used(x, 0, &id, &len));
+	assert_true(vqd_next_used(&x->d, 0, &id, &len));
 	assert_int_equal(len, 0);
-	assert_true(next_used(x, 0, &id, &len));
+	assert_true(vqd_next_used(&x->d, 0, &id, &len));
 	assert_int_equal(len, 32);
 	assert_false(virtio_is_broken(x->vd));
 }
@@ -295,14 +120,14 @@ static void test_cap_and_edges(void **state)
 static void test_malformed(void **state)
 {
 	struct ctx *x = *state;
-	struct seg bad = { RAM_SIZE - 4, 64, true };
+	struct vq_seg bad = { RAM_SIZE - 4, 64, true };
 
-	activate(x, 0);
-	add_chain(x, 0, &bad, 1);
-	kick(x, 0);
+	vqd_activate(&x->d, x->vd, 0);
+	vqd_add_chain(&x->d, 0, &bad, 1);
+	vqd_kick(x->vd, 0);
 	assert_true(virtio_is_broken(x->vd));
 	assert_int_equal(x->f.needs_reset, 1);
-	assert_int_equal(get16(x, Q_GPA(0) + 0x2000 + 2), 0); /* nothing used */
+	assert_int_equal(vqd_used_idx(&x->d, 0), 0); /* nothing used */
 }
 
 int main(void)

@@ -1,7 +1,7 @@
 /* Unit tests for the split virtqueue (virtio/virtqueue.c).
  *
- * A fake guest RAM (two regions with a hole between them) and helpers that
- * lay out rings and descriptor chains the way a driver would. Malformed
+ * A fake guest RAM (two regions with a hole between them); vq_driver.h lays
+ * out rings and descriptor chains the way a driver would. Malformed
  * chains must come back as VIRTQ_ERR; the tests finishing at all shows that
  * no malformed input makes virtq_pop() loop forever. */
 #include <setjmp.h>
@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "virtio/virtqueue.h"
+#include "vq_driver.h"
 
 #define LOW_SIZE  0x40000ULL            /* region 0: [0, 256 KiB) */
 #define HIGH_GPA  0x100000ULL           /* region 1: [1 MiB, 1 MiB + 64 KiB) */
@@ -27,117 +28,17 @@
 #define BUF_GPA   0x10000ULL            /* data buffers */
 
 struct ctx {
-	uint8_t *buf;
-	struct guest_mem m;
+	struct fake_ram ram;
+	struct vq_driver d;             /* the driver's side of queue 0, kept in step with q */
 	struct virtq q;
 	struct virtq_chain c;
-	uint16_t avail_idx;             /* the driver's shadow of avail->idx */
 };
-
-/* ---- driver-side helpers ---- */
-
-static uint8_t *host(struct ctx *x, uint64_t gpa, uint64_t len)
-{
-	uint8_t *p = gpa_ptr(&x->m, gpa, len);
-
-	assert_non_null(p);
-	return p;
-}
-
-static void put16(struct ctx *x, uint64_t gpa, uint16_t v)
-{
-	uint8_t b[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
-
-	memcpy(host(x, gpa, 2), b, 2);
-}
-
-static void put32(struct ctx *x, uint64_t gpa, uint32_t v)
-{
-	put16(x, gpa, (uint16_t)v);
-	put16(x, gpa + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(struct ctx *x, uint64_t gpa, uint64_t v)
-{
-	put32(x, gpa, (uint32_t)v);
-	put32(x, gpa + 4, (uint32_t)(v >> 32));
-}
-
-static uint16_t get16(struct ctx *x, uint64_t gpa)
-{
-	const uint8_t *p = host(x, gpa, 2);
-
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(struct ctx *x, uint64_t gpa)
-{
-	return get16(x, gpa) | (uint32_t)get16(x, gpa + 2) << 16;
-}
-
-/* Descriptor i of the table at table_gpa. */
-static void set_desc_at(struct ctx *x, uint64_t table_gpa, unsigned i, uint64_t addr, uint32_t len,
-			uint16_t flags, uint16_t next)
-{
-	uint64_t d = table_gpa + 16ULL * i;
-
-	put64(x, d, addr);
-	put32(x, d + 8, len);
-	put16(x, d + 12, flags);
-	put16(x, d + 14, next);
-}
-
-static void set_desc(struct ctx *x, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-	set_desc_at(x, x->q.desc_gpa, i, addr, len, flags, next);
-}
-
-/* Make chain `head` available (ring entry, then the index, as a driver does). */
-static void avail_add(struct ctx *x, uint16_t head)
-{
-	put16(x, x->q.avail_gpa + 4 + 2ULL * (x->avail_idx % x->q.size), head);
-	x->avail_idx++;
-	put16(x, x->q.avail_gpa + 2, x->avail_idx);
-}
-
-static void set_avail_flags(struct ctx *x, uint16_t f)
-{
-	put16(x, x->q.avail_gpa, f);
-}
-
-static void set_used_event(struct ctx *x, uint16_t v)
-{
-	put16(x, x->q.avail_gpa + 4 + 2ULL * x->q.size, v);
-}
-
-static uint16_t used_idx(struct ctx *x)
-{
-	return get16(x, x->q.used_gpa + 2);
-}
-
-static uint16_t used_flags(struct ctx *x)
-{
-	return get16(x, x->q.used_gpa);
-}
-
-static uint16_t avail_event(struct ctx *x)
-{
-	return get16(x, x->q.used_gpa + 4 + 8ULL * x->q.size);
-}
-
-static void used_elem(struct ctx *x, uint16_t slot, uint32_t *id, uint32_t *len)
-{
-	uint64_t e = x->q.used_gpa + 4 + 8ULL * (slot % x->q.size);
-
-	*id = get32(x, e);
-	*len = get32(x, e + 4);
-}
 
 /* A single readable descriptor at head 0, made available. */
 static void simple_chain(struct ctx *x)
 {
-	set_desc(x, 0, BUF_GPA, 64, 0, 0);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, BUF_GPA, 64, 0, 0);
+	vqd_avail_add(&x->d, 0, 0);
 }
 
 static int pop(struct ctx *x)
@@ -146,6 +47,18 @@ static int pop(struct ctx *x)
 }
 
 /* ---- fixtures ---- */
+
+/* (Re-)enable with new ring parameters, the driver starting over on them;
+ * returns virtq_enable's result. */
+static int reenable(struct ctx *x, uint16_t size, uint64_t desc, uint64_t avail, uint64_t used)
+{
+	vqd_queue_at(&x->d, 0, size, desc, avail, used);
+	x->q.size = size;
+	x->q.desc_gpa = desc;
+	x->q.avail_gpa = avail;
+	x->q.used_gpa = used;
+	return virtq_enable(&x->q, &x->ram.mem);
+}
 
 static int setup(void **state)
 {
@@ -156,35 +69,24 @@ static int setup(void **state)
 	struct ctx *x = calloc(1, sizeof(*x));
 
 	assert_non_null(x);
-	x->buf = calloc(1, LOW_SIZE + HIGH_SIZE);
-	assert_non_null(x->buf);
-	guest_mem_init_static(&x->m, x->buf, layout, 2);
-	x->q.size = QSZ;
-	x->q.desc_gpa = DESC_GPA;
-	x->q.avail_gpa = AVAIL_GPA;
-	x->q.used_gpa = USED_GPA;
-	assert_int_equal(virtq_enable(&x->q, &x->m), 0);
+	fake_ram_init(&x->ram, layout, 2);
+	vqd_init(&x->d, &x->ram.mem, BUF_GPA, LOW_SIZE);
+	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
 	*state = x;
 	return 0;
 }
 
 static int setup_indirect(void **state)
 {
-	struct ctx *x;
-
 	setup(state);
-	x = *state;
-	x->q.indirect = true;
+	((struct ctx *)*state)->q.indirect = true;
 	return 0;
 }
 
 static int setup_event_idx(void **state)
 {
-	struct ctx *x;
-
 	setup(state);
-	x = *state;
-	x->q.event_idx = true;
+	((struct ctx *)*state)->q.event_idx = true;
 	return 0;
 }
 
@@ -192,20 +94,9 @@ static int teardown(void **state)
 {
 	struct ctx *x = *state;
 
-	free(x->buf);
+	fake_ram_free(&x->ram);
 	free(x);
 	return 0;
-}
-
-/* Re-enable with new ring parameters; returns virtq_enable's result. */
-static int reenable(struct ctx *x, uint16_t size, uint64_t desc, uint64_t avail, uint64_t used)
-{
-	x->q.size = size;
-	x->q.desc_gpa = desc;
-	x->q.avail_gpa = avail;
-	x->q.used_gpa = used;
-	x->avail_idx = 0;
-	return virtq_enable(&x->q, &x->m);
 }
 
 /* ---- enable ---- */
@@ -215,16 +106,16 @@ static void test_enable_ok(void **state)
 	struct ctx *x = *state;
 
 	assert_true(x->q.enabled);
-	assert_ptr_equal(x->q.desc, x->buf + DESC_GPA);
-	assert_ptr_equal(x->q.avail, x->buf + AVAIL_GPA);
-	assert_ptr_equal(x->q.used, x->buf + USED_GPA);
+	assert_ptr_equal(x->q.desc, x->ram.buf + DESC_GPA);
+	assert_ptr_equal(x->q.avail, x->ram.buf + AVAIL_GPA);
+	assert_ptr_equal(x->q.used, x->ram.buf + USED_GPA);
 	assert_int_equal(pop(x), VIRTQ_EMPTY);
 	assert_false(virtq_has_work(&x->q));
 	/* Smallest queue, and the largest one; rings in the high region. */
 	assert_int_equal(reenable(x, 1, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
 	assert_int_equal(reenable(x, VIRTQ_MAX_SIZE, 0x8000, 0x10000, 0x11000), 0);
 	assert_int_equal(reenable(x, 2, HIGH_GPA, HIGH_GPA + 0x20, HIGH_GPA + 0x40), 0);
-	assert_ptr_equal(x->q.desc, x->buf + LOW_SIZE);
+	assert_ptr_equal(x->q.desc, x->ram.buf + LOW_SIZE);
 	/* A ring ending exactly at the end of RAM (avail of 2: 10 bytes). */
 	assert_int_equal(reenable(x, 2, DESC_GPA, HIGH_GPA + HIGH_SIZE - 10, USED_GPA), 0);
 }
@@ -283,7 +174,7 @@ static void test_enable_straddle(void **state)
 	};
 	struct ctx *x = *state;
 
-	guest_mem_init_static(&x->m, x->buf, adjacent, 2);
+	guest_mem_init_static(&x->ram.mem, x->ram.buf, adjacent, 2);
 	assert_int_equal(reenable(x, QSZ, 0x7800, AVAIL_GPA, USED_GPA), -1);
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, 0x7f00, USED_GPA), -1);
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, 0x7800), -1);
@@ -296,7 +187,7 @@ static void test_single(void **state)
 {
 	struct ctx *x = *state;
 
-	memset(host(x, BUF_GPA, 64), 0xab, 64);
+	memset(vqd_host(&x->d, BUF_GPA, 64), 0xab, 64);
 	simple_chain(x);
 	assert_true(virtq_has_work(&x->q));
 	assert_int_equal(pop(x), VIRTQ_OK);
@@ -305,7 +196,7 @@ static void test_single(void **state)
 	assert_int_equal(x->c.n_in, 0);
 	assert_int_equal(x->c.out_len, 64);
 	assert_int_equal(x->c.in_len, 0);
-	assert_ptr_equal(x->c.iov[0].iov_base, x->buf + BUF_GPA);
+	assert_ptr_equal(x->c.iov[0].iov_base, x->ram.buf + BUF_GPA);
 	assert_int_equal(x->c.iov[0].iov_len, 64);
 	assert_int_equal(x->q.last_avail, 1);
 	assert_false(virtq_has_work(&x->q));
@@ -319,28 +210,28 @@ static void test_multi(void **state)
 
 	/* head 5: readable 16 @BUF -> readable 100 in the high region ->
 	 * writable 512 -> writable 1; unaligned addresses on purpose. */
-	set_desc(x, 5, BUF_GPA, 16, VIRTQ_DESC_F_NEXT, 9);
-	set_desc(x, 9, HIGH_GPA + 3, 100, VIRTQ_DESC_F_NEXT, 200);
-	set_desc(x, 200, BUF_GPA + 0x1001, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 255);
-	set_desc(x, 255, BUF_GPA + 0x2000, 1, VIRTQ_DESC_F_WRITE, 7); /* no NEXT: 7 ignored */
-	set_desc(x, 7, 0, 0, 0, 300);                                 /* garbage never read */
-	avail_add(x, 5);
+	vqd_set_desc(&x->d, 0, 5, BUF_GPA, 16, VIRTQ_DESC_F_NEXT, 9);
+	vqd_set_desc(&x->d, 0, 9, HIGH_GPA + 3, 100, VIRTQ_DESC_F_NEXT, 200);
+	vqd_set_desc(&x->d, 0, 200, BUF_GPA + 0x1001, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 255);
+	vqd_set_desc(&x->d, 0, 255, BUF_GPA + 0x2000, 1, VIRTQ_DESC_F_WRITE, 7); /* no NEXT: 7 ignored */
+	vqd_set_desc(&x->d, 0, 7, 0, 0, 0, 300);                      /* garbage never read */
+	vqd_avail_add(&x->d, 0, 5);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_int_equal(x->c.head, 5);
 	assert_int_equal(x->c.n_out, 2);
 	assert_int_equal(x->c.n_in, 2);
 	assert_int_equal(x->c.out_len, 116);
 	assert_int_equal(x->c.in_len, 513);
-	assert_ptr_equal(x->c.iov[0].iov_base, x->buf + BUF_GPA);
-	assert_ptr_equal(x->c.iov[1].iov_base, x->buf + LOW_SIZE + 3);
+	assert_ptr_equal(x->c.iov[0].iov_base, x->ram.buf + BUF_GPA);
+	assert_ptr_equal(x->c.iov[1].iov_base, x->ram.buf + LOW_SIZE + 3);
 	assert_int_equal(x->c.iov[1].iov_len, 100);
-	assert_ptr_equal(x->c.iov[2].iov_base, x->buf + BUF_GPA + 0x1001);
+	assert_ptr_equal(x->c.iov[2].iov_base, x->ram.buf + BUF_GPA + 0x1001);
 	assert_int_equal(x->c.iov[2].iov_len, 512);
-	assert_ptr_equal(x->c.iov[3].iov_base, x->buf + BUF_GPA + 0x2000);
+	assert_ptr_equal(x->c.iov[3].iov_base, x->ram.buf + BUF_GPA + 0x2000);
 
 	virtq_push(&x->q, x->c.head, 513);
-	assert_int_equal(used_idx(x), 1);
-	used_elem(x, 0, &id, &len);
+	assert_int_equal(vqd_used_idx(&x->d, 0), 1);
+	vqd_used_elem(&x->d, 0, 0, &id, &len);
 	assert_int_equal(id, 5);
 	assert_int_equal(len, 513);
 }
@@ -351,15 +242,15 @@ static void test_write_only_and_zero_len(void **state)
 
 	/* Only writable segments; zero-length descriptors (with any address)
 	 * produce no iovec entries. */
-	set_desc(x, 0, 0xdead0000000ULL, 0, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(x, 1, BUF_GPA, 8, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
-	set_desc(x, 2, 0xffffffffffffffffULL, 0, VIRTQ_DESC_F_WRITE, 0);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, 0xdead0000000ULL, 0, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc(&x->d, 0, 1, BUF_GPA, 8, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+	vqd_set_desc(&x->d, 0, 2, 0xffffffffffffffffULL, 0, VIRTQ_DESC_F_WRITE, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_int_equal(x->c.n_out, 0);
 	assert_int_equal(x->c.n_in, 1);
 	assert_int_equal(x->c.in_len, 8);
-	assert_ptr_equal(x->c.iov[0].iov_base, x->buf + BUF_GPA);
+	assert_ptr_equal(x->c.iov[0].iov_base, x->ram.buf + BUF_GPA);
 }
 
 static void test_full_length_chain(void **state)
@@ -368,8 +259,9 @@ static void test_full_length_chain(void **state)
 
 	/* A chain using every descriptor in the table is legal. */
 	for (unsigned i = 0; i < QSZ; i++)
-		set_desc(x, i, BUF_GPA + i, 1, i + 1 < QSZ ? VIRTQ_DESC_F_NEXT : 0, (uint16_t)(i + 1));
-	avail_add(x, 0);
+		vqd_set_desc(&x->d, 0, i, BUF_GPA + i, 1, i + 1 < QSZ ? VIRTQ_DESC_F_NEXT : 0,
+			     (uint16_t)(i + 1));
+	vqd_avail_add(&x->d, 0, 0);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_int_equal(x->c.n_out, QSZ);
 	assert_int_equal(x->c.out_len, QSZ);
@@ -383,26 +275,26 @@ static void test_several_and_wrap(void **state)
 	/* Start the free-running 16-bit indexes just below the wrap. */
 	x->q.last_avail = 65533;
 	x->q.used_idx = 65533;
-	put16(x, USED_GPA + 2, 65533);
-	x->avail_idx = 65533;
+	vqd_put16(&x->d, USED_GPA + 2, 65533);
+	x->d.q[0].avail_idx = 65533;
 	for (unsigned i = 0; i < 6; i++) {
-		set_desc(x, i, BUF_GPA + 0x100 * i, 10 + i, VIRTQ_DESC_F_WRITE, 0);
-		avail_add(x, (uint16_t)i);
+		vqd_set_desc(&x->d, 0, i, BUF_GPA + 0x100 * i, 10 + i, VIRTQ_DESC_F_WRITE, 0);
+		vqd_avail_add(&x->d, 0, (uint16_t)i);
 	}
-	assert_int_equal(get16(x, AVAIL_GPA + 2), 3);
+	assert_int_equal(vqd_get16(&x->d, AVAIL_GPA + 2), 3);
 	for (unsigned i = 0; i < 6; i++) {
 		assert_true(virtq_has_work(&x->q));
 		assert_int_equal(pop(x), VIRTQ_OK);
 		assert_int_equal(x->c.head, i);
 		assert_int_equal(x->c.in_len, 10 + i);
-		assert_ptr_equal(x->c.iov[0].iov_base, x->buf + BUF_GPA + 0x100 * i);
+		assert_ptr_equal(x->c.iov[0].iov_base, x->ram.buf + BUF_GPA + 0x100 * i);
 		virtq_push(&x->q, x->c.head, 10 + i);
 	}
 	assert_int_equal(pop(x), VIRTQ_EMPTY);
 	assert_int_equal(x->q.last_avail, 3);
-	assert_int_equal(used_idx(x), 3);
+	assert_int_equal(vqd_used_idx(&x->d, 0), 3);
 	for (unsigned i = 0; i < 6; i++) {
-		used_elem(x, (uint16_t)(65533 + i), &id, &len);
+		vqd_used_elem(&x->d, 0, (uint16_t)(65533 + i), &id, &len);
 		assert_int_equal(id, i);
 		assert_int_equal(len, 10 + i);
 	}
@@ -413,8 +305,8 @@ static void test_unpop(void **state)
 	struct ctx *x = *state;
 
 	simple_chain(x);
-	set_desc(x, 1, BUF_GPA, 4, VIRTQ_DESC_F_WRITE, 0);
-	avail_add(x, 1);
+	vqd_set_desc(&x->d, 0, 1, BUF_GPA, 4, VIRTQ_DESC_F_WRITE, 0);
+	vqd_avail_add(&x->d, 0, 1);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_int_equal(x->c.head, 0);
 	virtq_unpop(&x->q);
@@ -438,18 +330,18 @@ static void test_chain_read_write(void **state)
 {
 	struct ctx *x = *state;
 	uint8_t out[32], in[32];
-	uint8_t *a = host(x, BUF_GPA, 3), *b = host(x, BUF_GPA + 0x100, 5);
-	uint8_t *w1 = host(x, BUF_GPA + 0x200, 4), *w2 = host(x, BUF_GPA + 0x300, 6);
+	uint8_t *a = vqd_host(&x->d, BUF_GPA, 3), *b = vqd_host(&x->d, BUF_GPA + 0x100, 5);
+	uint8_t *w1 = vqd_host(&x->d, BUF_GPA + 0x200, 4), *w2 = vqd_host(&x->d, BUF_GPA + 0x300, 6);
 
 	memcpy(a, "abc", 3);
 	memcpy(b, "defgh", 5);
 	memset(w1, 0, 4);
 	memset(w2, 0, 6);
-	set_desc(x, 0, BUF_GPA, 3, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(x, 1, BUF_GPA + 0x100, 5, VIRTQ_DESC_F_NEXT, 2);
-	set_desc(x, 2, BUF_GPA + 0x200, 4, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 3);
-	set_desc(x, 3, BUF_GPA + 0x300, 6, VIRTQ_DESC_F_WRITE, 0);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, BUF_GPA, 3, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc(&x->d, 0, 1, BUF_GPA + 0x100, 5, VIRTQ_DESC_F_NEXT, 2);
+	vqd_set_desc(&x->d, 0, 2, BUF_GPA + 0x200, 4, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 3);
+	vqd_set_desc(&x->d, 0, 3, BUF_GPA + 0x300, 6, VIRTQ_DESC_F_WRITE, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	assert_int_equal(pop(x), VIRTQ_OK);
 
 	memset(out, 0, sizeof(out));
@@ -485,20 +377,20 @@ static void test_indirect(void **state)
 	struct ctx *x = *state;
 
 	/* Table entries chained out of order: 0 -> 2 -> 1. */
-	set_desc_at(x, IND_GPA, 0, BUF_GPA, 12, VIRTQ_DESC_F_NEXT, 2);
-	set_desc_at(x, IND_GPA, 2, BUF_GPA + 0x100, 20, VIRTQ_DESC_F_NEXT, 1);
-	set_desc_at(x, IND_GPA, 1, BUF_GPA + 0x200, 30, VIRTQ_DESC_F_WRITE, 0);
+	vqd_set_desc_at(&x->d, IND_GPA, 0, BUF_GPA, 12, VIRTQ_DESC_F_NEXT, 2);
+	vqd_set_desc_at(&x->d, IND_GPA, 2, BUF_GPA + 0x100, 20, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc_at(&x->d, IND_GPA, 1, BUF_GPA + 0x200, 30, VIRTQ_DESC_F_WRITE, 0);
 	/* The WRITE flag on the indirect descriptor itself is ignored. */
-	set_desc(x, 4, IND_GPA, 3 * 16, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE, 0);
-	avail_add(x, 4);
+	vqd_set_desc(&x->d, 0, 4, IND_GPA, 3 * 16, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE, 0);
+	vqd_avail_add(&x->d, 0, 4);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_int_equal(x->c.head, 4);
 	assert_int_equal(x->c.n_out, 2);
 	assert_int_equal(x->c.n_in, 1);
 	assert_int_equal(x->c.out_len, 32);
 	assert_int_equal(x->c.in_len, 30);
-	assert_ptr_equal(x->c.iov[1].iov_base, x->buf + BUF_GPA + 0x100);
-	assert_ptr_equal(x->c.iov[2].iov_base, x->buf + BUF_GPA + 0x200);
+	assert_ptr_equal(x->c.iov[1].iov_base, x->ram.buf + BUF_GPA + 0x100);
+	assert_ptr_equal(x->c.iov[2].iov_base, x->ram.buf + BUF_GPA + 0x200);
 }
 
 static void test_indirect_after_direct(void **state)
@@ -507,15 +399,15 @@ static void test_indirect_after_direct(void **state)
 
 	/* Direct descriptors followed by one indirect (2.7.5.3.2), with an
 	 * unaligned table in the high region. */
-	set_desc(x, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(x, 1, HIGH_GPA + 0x101, 32, VIRTQ_DESC_F_INDIRECT, 0);
-	set_desc_at(x, HIGH_GPA + 0x101, 0, BUF_GPA + 8, 8, VIRTQ_DESC_F_NEXT, 1);
-	set_desc_at(x, HIGH_GPA + 0x101, 1, BUF_GPA + 16, 8, VIRTQ_DESC_F_WRITE, 0);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc(&x->d, 0, 1, HIGH_GPA + 0x101, 32, VIRTQ_DESC_F_INDIRECT, 0);
+	vqd_set_desc_at(&x->d, HIGH_GPA + 0x101, 0, BUF_GPA + 8, 8, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc_at(&x->d, HIGH_GPA + 0x101, 1, BUF_GPA + 16, 8, VIRTQ_DESC_F_WRITE, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_int_equal(x->c.n_out, 2);
 	assert_int_equal(x->c.n_in, 1);
-	assert_ptr_equal(x->c.iov[2].iov_base, x->buf + BUF_GPA + 16);
+	assert_ptr_equal(x->c.iov[2].iov_base, x->ram.buf + BUF_GPA + 16);
 }
 
 static void test_indirect_max(void **state)
@@ -524,10 +416,10 @@ static void test_indirect_max(void **state)
 
 	/* A VIRTQ_MAX_SEGS-entry table is accepted (larger than the queue). */
 	for (unsigned i = 0; i < VIRTQ_MAX_SEGS; i++)
-		set_desc_at(x, IND_GPA, i, BUF_GPA + i, 1, i + 1 < VIRTQ_MAX_SEGS ? VIRTQ_DESC_F_NEXT : 0,
-			    (uint16_t)(i + 1));
-	set_desc(x, 0, IND_GPA, 16 * VIRTQ_MAX_SEGS, VIRTQ_DESC_F_INDIRECT, 0);
-	avail_add(x, 0);
+		vqd_set_desc_at(&x->d, IND_GPA, i, BUF_GPA + i, 1,
+				i + 1 < VIRTQ_MAX_SEGS ? VIRTQ_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+	vqd_set_desc(&x->d, 0, 0, IND_GPA, 16 * VIRTQ_MAX_SEGS, VIRTQ_DESC_F_INDIRECT, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_int_equal(x->c.n_out, VIRTQ_MAX_SEGS);
 	assert_int_equal(x->c.out_len, VIRTQ_MAX_SEGS);
@@ -537,9 +429,9 @@ static void test_indirect_not_negotiated(void **state)
 {
 	struct ctx *x = *state;
 
-	set_desc_at(x, IND_GPA, 0, BUF_GPA, 12, 0, 0);
-	set_desc(x, 0, IND_GPA, 16, VIRTQ_DESC_F_INDIRECT, 0);
-	avail_add(x, 0);
+	vqd_set_desc_at(&x->d, IND_GPA, 0, BUF_GPA, 12, 0, 0);
+	vqd_set_desc(&x->d, 0, 0, IND_GPA, 16, VIRTQ_DESC_F_INDIRECT, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	assert_int_equal(pop(x), VIRTQ_ERR);
 }
 
@@ -553,9 +445,9 @@ static void test_no_interrupt(void **state)
 	assert_int_equal(pop(x), VIRTQ_OK);
 	virtq_push(&x->q, x->c.head, 0);
 	assert_true(virtq_should_notify(&x->q));
-	set_avail_flags(x, VIRTQ_AVAIL_F_NO_INTERRUPT);
+	vqd_set_avail_flags(&x->d, 0, VIRTQ_AVAIL_F_NO_INTERRUPT);
 	assert_false(virtq_should_notify(&x->q));
-	set_avail_flags(x, 0);
+	vqd_set_avail_flags(&x->d, 0, 0);
 	assert_true(virtq_should_notify(&x->q));
 }
 
@@ -563,15 +455,15 @@ static void test_set_notification_flags(void **state)
 {
 	struct ctx *x = *state;
 
-	put16(x, USED_GPA, 0);
+	vqd_put16(&x->d, USED_GPA, 0);
 	assert_false(virtq_set_notification(&x->q, false));
-	assert_int_equal(used_flags(x), VIRTQ_USED_F_NO_NOTIFY);
+	assert_int_equal(vqd_used_flags(&x->d, 0), VIRTQ_USED_F_NO_NOTIFY);
 	assert_false(virtq_set_notification(&x->q, true));      /* nothing pending */
-	assert_int_equal(used_flags(x), 0);
+	assert_int_equal(vqd_used_flags(&x->d, 0), 0);
 	virtq_set_notification(&x->q, false);
 	simple_chain(x);                                        /* arrives while off */
 	assert_true(virtq_set_notification(&x->q, true));
-	assert_int_equal(used_flags(x), 0);
+	assert_int_equal(vqd_used_flags(&x->d, 0), 0);
 }
 
 static void test_event_idx_notify(void **state)
@@ -579,17 +471,17 @@ static void test_event_idx_notify(void **state)
 	struct ctx *x = *state;
 
 	for (unsigned i = 0; i < 8; i++) {
-		set_desc(x, i, BUF_GPA, 4, VIRTQ_DESC_F_WRITE, 0);
-		avail_add(x, (uint16_t)i);
+		vqd_set_desc(&x->d, 0, i, BUF_GPA, 4, VIRTQ_DESC_F_WRITE, 0);
+		vqd_avail_add(&x->d, 0, (uint16_t)i);
 	}
 	/* The first notification after enable always goes, whatever used_event
 	 * says. */
-	set_used_event(x, 100);
+	vqd_set_used_event(&x->d, 0, 100);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	virtq_push(&x->q, x->c.head, 4);                        /* used 1 */
 	assert_true(virtq_should_notify(&x->q));
 	/* used_event = 2: the driver wants an interrupt once used->idx passes 2. */
-	set_used_event(x, 2);
+	vqd_set_used_event(&x->d, 0, 2);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	virtq_push(&x->q, x->c.head, 4);                        /* used 2 */
 	assert_false(virtq_should_notify(&x->q));
@@ -598,19 +490,19 @@ static void test_event_idx_notify(void **state)
 	assert_true(virtq_should_notify(&x->q));
 	assert_false(virtq_should_notify(&x->q));               /* nothing new since */
 	/* Several pushes between checks: notify iff used_event in (old, new]. */
-	set_used_event(x, 4);
+	vqd_set_used_event(&x->d, 0, 4);
 	for (unsigned i = 0; i < 3; i++) {
 		assert_int_equal(pop(x), VIRTQ_OK);
 		virtq_push(&x->q, x->c.head, 4);                /* used 4, 5, 6 */
 	}
 	assert_true(virtq_should_notify(&x->q));
-	set_used_event(x, 5);                                   /* already behind */
+	vqd_set_used_event(&x->d, 0, 5);                        /* already behind */
 	assert_int_equal(pop(x), VIRTQ_OK);
 	virtq_push(&x->q, x->c.head, 4);                        /* used 7 */
 	assert_false(virtq_should_notify(&x->q));
 	/* The flag is ignored with EVENT_IDX. */
-	set_used_event(x, 7);
-	set_avail_flags(x, VIRTQ_AVAIL_F_NO_INTERRUPT);
+	vqd_set_used_event(&x->d, 0, 7);
+	vqd_set_avail_flags(&x->d, 0, VIRTQ_AVAIL_F_NO_INTERRUPT);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	virtq_push(&x->q, x->c.head, 4);                        /* used 8 */
 	assert_true(virtq_should_notify(&x->q));
@@ -621,14 +513,14 @@ static void test_event_idx_wrap(void **state)
 	struct ctx *x = *state;
 
 	x->q.last_avail = x->q.used_idx = 65534;
-	x->avail_idx = 65534;
+	x->d.q[0].avail_idx = 65534;
 	x->q.signalled_used = 65534;
 	x->q.signalled_used_valid = true;
 	for (unsigned i = 0; i < 3; i++) {
-		set_desc(x, i, BUF_GPA, 4, VIRTQ_DESC_F_WRITE, 0);
-		avail_add(x, (uint16_t)i);
+		vqd_set_desc(&x->d, 0, i, BUF_GPA, 4, VIRTQ_DESC_F_WRITE, 0);
+		vqd_avail_add(&x->d, 0, (uint16_t)i);
 	}
-	set_used_event(x, 65535);       /* interrupt when used->idx passes 65535 */
+	vqd_set_used_event(&x->d, 0, 65535); /* interrupt when used->idx passes 65535 */
 	assert_int_equal(pop(x), VIRTQ_OK);
 	virtq_push(&x->q, x->c.head, 4);                        /* used 65535 */
 	assert_false(virtq_should_notify(&x->q));
@@ -641,19 +533,19 @@ static void test_event_idx_avail_event(void **state)
 {
 	struct ctx *x = *state;
 
-	put16(x, USED_GPA, 0);
+	vqd_put16(&x->d, USED_GPA, 0);
 	simple_chain(x);
-	set_desc(x, 1, BUF_GPA, 4, 0, 0);
-	avail_add(x, 1);
+	vqd_set_desc(&x->d, 0, 1, BUF_GPA, 4, 0, 0);
+	vqd_avail_add(&x->d, 0, 1);
 	assert_true(virtq_set_notification(&x->q, true));
-	assert_int_equal(avail_event(x), 0);
+	assert_int_equal(vqd_avail_event(&x->d, 0), 0);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_false(virtq_set_notification(&x->q, false));
-	assert_int_equal(avail_event(x), 0);                    /* disabling leaves it */
+	assert_int_equal(vqd_avail_event(&x->d, 0), 0);         /* disabling leaves it */
 	assert_false(virtq_set_notification(&x->q, true));
-	assert_int_equal(avail_event(x), 2);
-	assert_int_equal(used_flags(x), 0);                     /* flags untouched */
+	assert_int_equal(vqd_avail_event(&x->d, 0), 2);
+	assert_int_equal(vqd_used_flags(&x->d, 0), 0);          /* flags untouched */
 }
 
 /* ---- malformed rings and chains: VIRTQ_ERR, promptly ---- */
@@ -671,11 +563,11 @@ static void test_bad_head(void **state)
 {
 	struct ctx *x = *state;
 
-	avail_add(x, QSZ);
+	vqd_avail_add(&x->d, 0, QSZ);
 	expect_err(x);
 	assert_int_equal(x->q.last_avail, 0);
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	avail_add(x, 0xffff);
+	vqd_avail_add(&x->d, 0, 0xffff);
 	expect_err(x);
 }
 
@@ -683,8 +575,8 @@ static void test_bad_next(void **state)
 {
 	struct ctx *x = *state;
 
-	set_desc(x, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, QSZ);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, QSZ);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 }
 
@@ -692,12 +584,12 @@ static void test_desc_outside_ram(void **state)
 {
 	struct ctx *x = *state;
 
-	set_desc(x, 0, LOW_SIZE, 8, 0, 0);                      /* in the hole */
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, LOW_SIZE, 8, 0, 0);           /* in the hole */
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	set_desc(x, 0, HIGH_GPA + HIGH_SIZE, 1, VIRTQ_DESC_F_WRITE, 0); /* past the end */
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, HIGH_GPA + HIGH_SIZE, 1, VIRTQ_DESC_F_WRITE, 0); /* past the end */
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 }
 
@@ -705,8 +597,8 @@ static void test_desc_wrap(void **state)
 {
 	struct ctx *x = *state;
 
-	set_desc(x, 0, 0xfffffffffffffff0ULL, 0x20, 0, 0);      /* addr + len wraps to RAM */
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, 0xfffffffffffffff0ULL, 0x20, 0, 0); /* addr + len wraps to RAM */
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 }
 
@@ -714,16 +606,16 @@ static void test_desc_len_past_end(void **state)
 {
 	struct ctx *x = *state;
 
-	set_desc(x, 0, HIGH_GPA + HIGH_SIZE - 16, 17, 0, 0);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, HIGH_GPA + HIGH_SIZE - 16, 17, 0, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	set_desc(x, 0, LOW_SIZE - 16, 32, 0, 0);                /* would straddle the hole */
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, LOW_SIZE - 16, 32, 0, 0);     /* would straddle the hole */
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	set_desc(x, 0, HIGH_GPA + HIGH_SIZE - 16, 16, 0, 0);    /* exactly to the end: fine */
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, HIGH_GPA + HIGH_SIZE - 16, 16, 0, 0); /* exactly to the end: fine */
+	vqd_avail_add(&x->d, 0, 0);
 	assert_int_equal(pop(x), VIRTQ_OK);
 }
 
@@ -731,9 +623,9 @@ static void test_loop(void **state)
 {
 	struct ctx *x = *state;
 
-	set_desc(x, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(x, 1, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 0);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc(&x->d, 0, 1, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 }
 
@@ -741,13 +633,13 @@ static void test_self_loop(void **state)
 {
 	struct ctx *x = *state;
 
-	set_desc(x, 3, BUF_GPA, 8, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 3);
-	avail_add(x, 3);
+	vqd_set_desc(&x->d, 0, 3, BUF_GPA, 8, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 3);
+	vqd_avail_add(&x->d, 0, 3);
 	expect_err(x);
 	/* Also with zero-length descriptors, which add no iovecs. */
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	set_desc(x, 3, 0, 0, VIRTQ_DESC_F_NEXT, 3);
-	avail_add(x, 3);
+	vqd_set_desc(&x->d, 0, 3, 0, 0, VIRTQ_DESC_F_NEXT, 3);
+	vqd_avail_add(&x->d, 0, 3);
 	expect_err(x);
 }
 
@@ -757,11 +649,11 @@ static void test_too_long_small_queue(void **state)
 
 	/* Queue of 4: a 5-step chain must revisit a descriptor. */
 	assert_int_equal(reenable(x, 4, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	set_desc(x, 0, BUF_GPA, 1, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(x, 1, BUF_GPA, 1, VIRTQ_DESC_F_NEXT, 2);
-	set_desc(x, 2, BUF_GPA, 1, VIRTQ_DESC_F_NEXT, 3);
-	set_desc(x, 3, BUF_GPA, 1, VIRTQ_DESC_F_NEXT, 1);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, BUF_GPA, 1, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc(&x->d, 0, 1, BUF_GPA, 1, VIRTQ_DESC_F_NEXT, 2);
+	vqd_set_desc(&x->d, 0, 2, BUF_GPA, 1, VIRTQ_DESC_F_NEXT, 3);
+	vqd_set_desc(&x->d, 0, 3, BUF_GPA, 1, VIRTQ_DESC_F_NEXT, 1);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 }
 
@@ -771,16 +663,16 @@ static void test_too_many_segments(void **state)
 
 	/* Direct + indirect buffers together over VIRTQ_MAX_SEGS. */
 	for (unsigned i = 0; i < VIRTQ_MAX_SEGS; i++)
-		set_desc_at(x, IND_GPA, i, BUF_GPA + i, 1, i + 1 < VIRTQ_MAX_SEGS ? VIRTQ_DESC_F_NEXT : 0,
-			    (uint16_t)(i + 1));
-	set_desc(x, 0, BUF_GPA, 1, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(x, 1, IND_GPA, 16 * VIRTQ_MAX_SEGS, VIRTQ_DESC_F_INDIRECT, 0);
-	avail_add(x, 0);
+		vqd_set_desc_at(&x->d, IND_GPA, i, BUF_GPA + i, 1,
+				i + 1 < VIRTQ_MAX_SEGS ? VIRTQ_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+	vqd_set_desc(&x->d, 0, 0, BUF_GPA, 1, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc(&x->d, 0, 1, IND_GPA, 16 * VIRTQ_MAX_SEGS, VIRTQ_DESC_F_INDIRECT, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	/* A table with more than VIRTQ_MAX_SEGS entries. */
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	set_desc(x, 0, IND_GPA, 16 * (VIRTQ_MAX_SEGS + 1), VIRTQ_DESC_F_INDIRECT, 0);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, IND_GPA, 16 * (VIRTQ_MAX_SEGS + 1), VIRTQ_DESC_F_INDIRECT, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 }
 
@@ -788,18 +680,18 @@ static void test_write_then_read(void **state)
 {
 	struct ctx *x = *state;
 
-	set_desc(x, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(x, 1, BUF_GPA, 8, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
-	set_desc(x, 2, BUF_GPA, 8, 0, 0);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc(&x->d, 0, 1, BUF_GPA, 8, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+	vqd_set_desc(&x->d, 0, 2, BUF_GPA, 8, 0, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	/* The same across the direct/indirect boundary. */
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
 	x->q.indirect = true;
-	set_desc(x, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
-	set_desc(x, 1, IND_GPA, 16, VIRTQ_DESC_F_INDIRECT, 0);
-	set_desc_at(x, IND_GPA, 0, BUF_GPA, 8, 0, 0);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
+	vqd_set_desc(&x->d, 0, 1, IND_GPA, 16, VIRTQ_DESC_F_INDIRECT, 0);
+	vqd_set_desc_at(&x->d, IND_GPA, 0, BUF_GPA, 8, 0, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 }
 
@@ -807,10 +699,10 @@ static void test_indirect_with_next(void **state)
 {
 	struct ctx *x = *state;
 
-	set_desc_at(x, IND_GPA, 0, BUF_GPA, 8, 0, 0);
-	set_desc(x, 0, IND_GPA, 16, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT, 1);
-	set_desc(x, 1, BUF_GPA, 8, 0, 0);
-	avail_add(x, 0);
+	vqd_set_desc_at(&x->d, IND_GPA, 0, BUF_GPA, 8, 0, 0);
+	vqd_set_desc(&x->d, 0, 0, IND_GPA, 16, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc(&x->d, 0, 1, BUF_GPA, 8, 0, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 }
 
@@ -818,10 +710,10 @@ static void test_indirect_nested(void **state)
 {
 	struct ctx *x = *state;
 
-	set_desc_at(x, IND_GPA, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 1);
-	set_desc_at(x, IND_GPA, 1, IND_GPA, 32, VIRTQ_DESC_F_INDIRECT, 0); /* itself */
-	set_desc(x, 0, IND_GPA, 32, VIRTQ_DESC_F_INDIRECT, 0);
-	avail_add(x, 0);
+	vqd_set_desc_at(&x->d, IND_GPA, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc_at(&x->d, IND_GPA, 1, IND_GPA, 32, VIRTQ_DESC_F_INDIRECT, 0); /* itself */
+	vqd_set_desc(&x->d, 0, 0, IND_GPA, 32, VIRTQ_DESC_F_INDIRECT, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 }
 
@@ -842,8 +734,8 @@ static void test_indirect_bad_table(void **state)
 
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-		set_desc(x, 0, bad[i].addr, bad[i].len, VIRTQ_DESC_F_INDIRECT, 0);
-		avail_add(x, 0);
+		vqd_set_desc(&x->d, 0, 0, bad[i].addr, bad[i].len, VIRTQ_DESC_F_INDIRECT, 0);
+		vqd_avail_add(&x->d, 0, 0);
 		expect_err(x);
 	}
 }
@@ -853,24 +745,24 @@ static void test_indirect_bad_next(void **state)
 	struct ctx *x = *state;
 
 	/* next inside the queue size but outside the 2-entry table. */
-	set_desc_at(x, IND_GPA, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 2);
-	set_desc_at(x, IND_GPA, 1, BUF_GPA, 8, 0, 0);
-	set_desc_at(x, IND_GPA, 2, BUF_GPA, 8, 0, 0);
-	set_desc(x, 0, IND_GPA, 32, VIRTQ_DESC_F_INDIRECT, 0);
-	avail_add(x, 0);
+	vqd_set_desc_at(&x->d, IND_GPA, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 2);
+	vqd_set_desc_at(&x->d, IND_GPA, 1, BUF_GPA, 8, 0, 0);
+	vqd_set_desc_at(&x->d, IND_GPA, 2, BUF_GPA, 8, 0, 0);
+	vqd_set_desc(&x->d, 0, 0, IND_GPA, 32, VIRTQ_DESC_F_INDIRECT, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	/* A loop inside the table. */
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	set_desc_at(x, IND_GPA, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 1);
-	set_desc_at(x, IND_GPA, 1, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 0);
-	set_desc(x, 0, IND_GPA, 32, VIRTQ_DESC_F_INDIRECT, 0);
-	avail_add(x, 0);
+	vqd_set_desc_at(&x->d, IND_GPA, 0, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc_at(&x->d, IND_GPA, 1, BUF_GPA, 8, VIRTQ_DESC_F_NEXT, 0);
+	vqd_set_desc(&x->d, 0, 0, IND_GPA, 32, VIRTQ_DESC_F_INDIRECT, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	/* Bad buffer address inside the table. */
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	set_desc_at(x, IND_GPA, 0, LOW_SIZE + 4, 8, 0, 0);
-	set_desc(x, 0, IND_GPA, 16, VIRTQ_DESC_F_INDIRECT, 0);
-	avail_add(x, 0);
+	vqd_set_desc_at(&x->d, IND_GPA, 0, LOW_SIZE + 4, 8, 0, 0);
+	vqd_set_desc(&x->d, 0, 0, IND_GPA, 16, VIRTQ_DESC_F_INDIRECT, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 }
 
@@ -879,16 +771,16 @@ static void test_avail_idx_jump(void **state)
 	struct ctx *x = *state;
 
 	simple_chain(x);
-	put16(x, AVAIL_GPA + 2, QSZ + 1);                       /* size + 1 ahead */
+	vqd_put16(&x->d, AVAIL_GPA + 2, QSZ + 1);               /* size + 1 ahead */
 	expect_err(x);
 	/* Exactly size ahead is fine. */
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	put16(x, AVAIL_GPA + 2, QSZ);
+	vqd_put16(&x->d, AVAIL_GPA + 2, QSZ);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	/* "Behind" is a huge jump forward in 16-bit arithmetic. */
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
 	x->q.last_avail = x->q.used_idx = 10;
-	put16(x, AVAIL_GPA + 2, 9);
+	vqd_put16(&x->d, AVAIL_GPA + 2, 9);
 	expect_err(x);
 }
 
@@ -899,21 +791,21 @@ static void test_too_many_in_flight(void **state)
 	/* Queue of 4; the driver offers head 0 over and over without waiting
 	 * for it to be used. */
 	assert_int_equal(reenable(x, 4, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	set_desc(x, 0, BUF_GPA, 8, 0, 0);
+	vqd_set_desc(&x->d, 0, 0, BUF_GPA, 8, 0, 0);
 	for (unsigned i = 0; i < 4; i++) {
-		avail_add(x, 0);
+		vqd_avail_add(&x->d, 0, 0);
 		assert_int_equal(pop(x), VIRTQ_OK);
 	}
-	avail_add(x, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	/* After a push there is room again. */
 	assert_int_equal(reenable(x, 4, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
 	for (unsigned i = 0; i < 4; i++) {
-		avail_add(x, 0);
+		vqd_avail_add(&x->d, 0, 0);
 		assert_int_equal(pop(x), VIRTQ_OK);
 	}
 	virtq_push(&x->q, 0, 0);
-	avail_add(x, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	assert_int_equal(pop(x), VIRTQ_OK);
 }
 
@@ -921,7 +813,7 @@ static void test_reset_clears_broken(void **state)
 {
 	struct ctx *x = *state;
 
-	avail_add(x, QSZ);
+	vqd_avail_add(&x->d, 0, QSZ);
 	expect_err(x);
 	virtq_reset(&x->q);
 	assert_false(x->q.enabled);
@@ -929,7 +821,7 @@ static void test_reset_clears_broken(void **state)
 	assert_int_equal(x->q.size, QSZ);                       /* kept for the transport */
 	assert_int_equal(x->q.desc_gpa, DESC_GPA);
 	assert_int_equal(pop(x), VIRTQ_EMPTY);
-	memset(host(x, AVAIL_GPA, 6 + 2 * QSZ), 0, 6 + 2 * QSZ);
+	memset(vqd_host(&x->d, AVAIL_GPA, 6 + 2 * QSZ), 0, 6 + 2 * QSZ);
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
 	simple_chain(x);
 	assert_int_equal(pop(x), VIRTQ_OK);
@@ -946,25 +838,25 @@ static void test_chain_over_4g(void **state)
 		skip();
 		return;
 	}
-	x->m = m;
+	x->ram.mem = m;
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
 	/* 0xffffffff + 1 overflows 32 bits... */
-	set_desc(x, 0, 0x100000, 0xffffffffU, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(x, 1, 0x100000, 1, VIRTQ_DESC_F_WRITE, 0);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, 0x100000, 0xffffffffU, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc(&x->d, 0, 1, 0x100000, 1, VIRTQ_DESC_F_WRITE, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	/* ...while exactly 0xffffffff in total is accepted. */
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	set_desc(x, 0, 0x100000, 0xfffffff0U, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(x, 1, 0x100000, 0xf, VIRTQ_DESC_F_WRITE, 0);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, 0x100000, 0xfffffff0U, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc(&x->d, 0, 1, 0x100000, 0xf, VIRTQ_DESC_F_WRITE, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_int_equal(x->c.out_len + x->c.in_len, 0xffffffffULL);
 	/* Two large readable segments. */
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	set_desc(x, 0, 0x100000, 0x80000000U, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(x, 1, 0x100000, 0x80000000U, 0, 0);
-	avail_add(x, 0);
+	vqd_set_desc(&x->d, 0, 0, 0x100000, 0x80000000U, VIRTQ_DESC_F_NEXT, 1);
+	vqd_set_desc(&x->d, 0, 1, 0x100000, 0x80000000U, 0, 0);
+	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	guest_mem_free(&m);
 }
@@ -981,8 +873,8 @@ static void test_save_load(void **state)
 	x->q.event_idx = true;
 	x->q.indirect = true;
 	for (unsigned i = 0; i < 3; i++) {
-		set_desc(x, i, BUF_GPA, 4, VIRTQ_DESC_F_WRITE, 0);
-		avail_add(x, (uint16_t)i);
+		vqd_set_desc(&x->d, 0, i, BUF_GPA, 4, VIRTQ_DESC_F_WRITE, 0);
+		vqd_avail_add(&x->d, 0, (uint16_t)i);
 	}
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_int_equal(pop(x), VIRTQ_OK);
@@ -994,7 +886,7 @@ static void test_save_load(void **state)
 
 	memset(&q2, 0x5a, sizeof(q2));
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(virtq_load(&q2, &x->m, &r), 0);
+	assert_int_equal(virtq_load(&q2, &x->ram.mem, &r), 0);
 	assert_true(ser_reader_done(&r));
 	assert_int_equal(q2.size, QSZ);
 	assert_int_equal(q2.desc_gpa, DESC_GPA);
@@ -1008,7 +900,7 @@ static void test_save_load(void **state)
 	assert_int_equal(q2.used_idx, 1);
 	assert_int_equal(q2.signalled_used, 1);
 	assert_true(q2.signalled_used_valid);
-	assert_ptr_equal(q2.mem, &x->m);
+	assert_ptr_equal(q2.mem, &x->ram.mem);
 	assert_ptr_equal(q2.desc, x->q.desc);
 	assert_ptr_equal(q2.avail, x->q.avail);
 	assert_ptr_equal(q2.used, x->q.used);
@@ -1024,7 +916,7 @@ static void test_save_load(void **state)
 	ser_writer_init(&w);
 	virtq_save(&x->q, &w);
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(virtq_load(&q2, &x->m, &r), 0);
+	assert_int_equal(virtq_load(&q2, &x->ram.mem, &r), 0);
 	assert_false(q2.enabled);
 	assert_null(q2.desc);
 	assert_int_equal(q2.desc_gpa, 0xdeadbeef);
@@ -1046,7 +938,7 @@ static void load_fails(struct ctx *x, size_t off, const void *bytes, size_t n, s
 	memset(&q2, 0x11, sizeof(q2));
 	memcpy(&before, &q2, sizeof(q2));
 	ser_reader_init(&r, w.buf, w.len - truncate);
-	assert_int_equal(virtq_load(&q2, &x->m, &r), -1);
+	assert_int_equal(virtq_load(&q2, &x->ram.mem, &r), -1);
 	assert_memory_equal(&q2, &before, sizeof(q2));
 	ser_writer_free(&w);
 }

@@ -15,74 +15,21 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
 #include "core/memory.h"
+#include "fakes.h"
 
 #define MiB (1ULL << 20)
 
-static uint16_t rd16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, 2);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-
 /* Fake guest RAM: one low region from 0, optionally one above 4 GiB. */
-struct fake_ram {
-	struct guest_mem mem;
-	uint8_t *buf;
-};
-
 static void ram_init(struct fake_ram *r, uint64_t low, uint64_t high)
 {
 	struct mem_region layout[2] = { { .gpa = 0, .size = low }, { .gpa = X86_4G, .size = high } };
 
-	r->buf = calloc(1, low + high);
-	assert_non_null(r->buf);
-	guest_mem_init_static(&r->mem, r->buf, layout, high ? 2 : 1);
-}
-
-static void ram_free(struct fake_ram *r)
-{
-	free(r->buf);
+	fake_ram_init(r, layout, high ? 2 : 1);
 }
 
 static uint8_t *gp(struct fake_ram *r, uint64_t gpa)
 {
-	uint8_t *p = gpa_ptr(&r->mem, gpa, 1);
-
-	assert_non_null(p);
-	return p;
+	return fake_host(&r->mem, gpa, 1);
 }
 
 /* Capture stderr so error tests can check the one-line message. */
@@ -142,20 +89,20 @@ static uint8_t *make_bzimage(const struct bz_opts *o, size_t *size)
 
 	assert_non_null(k);
 	k[0x1f1] = o->setup_sects;
-	wr16(k + 0x1fe, 0xaa55);
+	put_le16(k + 0x1fe, 0xaa55);
 	k[0x200] = 0xeb;
 	k[0x201] = 0x6a;                 /* header ends at 0x26c */
 	memcpy(k + 0x202, "HdrS", 4);
-	wr16(k + 0x206, o->version);
+	put_le16(k + 0x206, o->version);
 	k[0x211] = o->loadflags;
-	wr32(k + 0x214, 0x100000);
-	wr32(k + 0x22c, o->initrd_addr_max);
-	wr32(k + 0x230, 0x200000);
+	put_le32(k + 0x214, 0x100000);
+	put_le32(k + 0x22c, o->initrd_addr_max);
+	put_le32(k + 0x230, 0x200000);
 	k[0x234] = 1;
-	wr16(k + 0x236, o->xloadflags);
-	wr32(k + 0x238, o->cmdline_size);
-	wr64(k + 0x258, o->pref_address);
-	wr32(k + 0x260, o->init_size);
+	put_le16(k + 0x236, o->xloadflags);
+	put_le32(k + 0x238, o->cmdline_size);
+	put_le64(k + 0x258, o->pref_address);
+	put_le32(k + 0x260, o->init_size);
 	for (size_t i = 0; i < o->pm_size; i++)
 		k[setup + i] = (uint8_t)(i * 7 + 3);
 	*size = setup + o->pm_size;
@@ -191,23 +138,23 @@ static void test_bzimage_zero_page(void **state)
 	assert_int_equal(e.rsi, X86_ZERO_PAGE_ADDR);
 	/* Setup header copied, loader fields set. */
 	assert_memory_equal(zp + 0x202, "HdrS", 4);
-	assert_int_equal(rd16(zp + 0x206), 0x020f);
-	assert_int_equal(rd32(zp + 0x260), 4 * MiB);
+	assert_int_equal(get_le16(zp + 0x206), 0x020f);
+	assert_int_equal(get_le32(zp + 0x260), 4 * MiB);
 	assert_int_equal(zp[0x210], 0xff);
 	assert_int_equal(zp[0x211], 0x81);            /* LOADED_HIGH | CAN_USE_HEAP */
-	assert_int_equal(rd16(zp + 0x224), 0xde00);
-	assert_int_equal(rd32(zp + 0x228), X86_CMDLINE_ADDR);
+	assert_int_equal(get_le16(zp + 0x224), 0xde00);
+	assert_int_equal(get_le32(zp + 0x228), X86_CMDLINE_ADDR);
 	assert_string_equal((char *)gp(&r, X86_CMDLINE_ADDR), cmd);
-	assert_int_equal(rd64(zp + 0x070), 0xe0000);
+	assert_int_equal(get_le64(zp + 0x070), 0xe0000);
 	/* Nothing beyond the header copied into the e820/EDD area; fields outside stay zero. */
-	assert_int_equal(rd32(zp + 0x0c0), 0);
+	assert_int_equal(get_le32(zp + 0x0c0), 0);
 	assert_int_equal(zp[0x1ef], 0);
 	/* Protected-mode part at 1 MiB. */
 	assert_memory_equal(gp(&r, X86_KERNEL_ADDR), k + 5 * 512, o.pm_size);
 
 	/* Initrd: page aligned, as high as possible below 256 MiB, above the kernel, intact. */
-	img = rd32(zp + 0x218);
-	sz = rd32(zp + 0x21c);
+	img = get_le32(zp + 0x218);
+	sz = get_le32(zp + 0x21c);
 	assert_int_equal(sz, is);
 	assert_int_equal(img % 4096, 0);
 	assert_true(img + sz <= 256 * MiB);
@@ -231,11 +178,11 @@ static void test_bzimage_zero_page(void **state)
 	assert_int_equal(ent[3].addr, X86_IDENTITY_MAP_ADDR);
 	assert_int_equal(ent[3].size, 0x4000);
 	assert_int_equal(ent[3].type, X86_E820_RESERVED);
-	assert_int_equal(rd32(zp + 0x2d0 + 4 * 20), 0);   /* nothing after the 4th entry */
+	assert_int_equal(get_le32(zp + 0x2d0 + 4 * 20), 0); /* nothing after the 4th entry */
 
 	free(initrd);
 	free(k);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_bzimage_initrd_addr_max(void **state)
@@ -251,7 +198,7 @@ static void test_bzimage_initrd_addr_max(void **state)
 	k = make_bzimage(&o, &ks);
 	ram_init(&r, 256 * MiB, 0);
 	assert_int_equal(load(&r, k, ks, initrd, is, "", &e), 0);
-	img = rd32(gp(&r, X86_ZERO_PAGE_ADDR) + 0x218);
+	img = get_le32(gp(&r, X86_ZERO_PAGE_ADDR) + 0x218);
 	assert_int_equal(img % 4096, 0);
 	assert_true((uint64_t)img + is - 1 <= o.initrd_addr_max);
 	assert_true((uint64_t)img + is > 64 * MiB - 4096);
@@ -259,7 +206,7 @@ static void test_bzimage_initrd_addr_max(void **state)
 	assert_int_equal(*gp(&r, X86_CMDLINE_ADDR), 0);
 	free(initrd);
 	free(k);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_bzimage_no_initrd(void **state)
@@ -272,10 +219,10 @@ static void test_bzimage_no_initrd(void **state)
 
 	ram_init(&r, 64 * MiB, 0);
 	assert_int_equal(x86_load_kernel(&r.mem, k, ks, "vmlinuz", NULL, 0, NULL, NULL, 0xe0000, &e), 0);
-	assert_int_equal(rd32(gp(&r, X86_ZERO_PAGE_ADDR) + 0x218), 0);
-	assert_int_equal(rd32(gp(&r, X86_ZERO_PAGE_ADDR) + 0x21c), 0);
+	assert_int_equal(get_le32(gp(&r, X86_ZERO_PAGE_ADDR) + 0x218), 0);
+	assert_int_equal(get_le32(gp(&r, X86_ZERO_PAGE_ADDR) + 0x21c), 0);
 	free(k);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_e820_high_memory(void **state)
@@ -297,7 +244,7 @@ static void test_e820_high_memory(void **state)
 	assert_int_equal(e[4].type, X86_E820_RAM);
 	/* Too small an output array is refused, not overrun. */
 	assert_int_equal(x86_build_e820(&r.mem, e, 4), -1);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_page_tables_and_gdt(void **state)
@@ -311,24 +258,24 @@ static void test_page_tables_and_gdt(void **state)
 	ram_init(&r, 64 * MiB, 0);
 	memset(r.buf + X86_PML4_ADDR, 0xcc, 0x6000);   /* stale junk must be cleared */
 	assert_int_equal(load(&r, k, ks, NULL, 0, "", &e), 0);
-	assert_int_equal(rd64(gp(&r, X86_PML4_ADDR)), X86_PDPT_ADDR | 3);
-	assert_int_equal(rd64(gp(&r, X86_PML4_ADDR) + 8), 0);
+	assert_int_equal(get_le64(gp(&r, X86_PML4_ADDR)), X86_PDPT_ADDR | 3);
+	assert_int_equal(get_le64(gp(&r, X86_PML4_ADDR) + 8), 0);
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(rd64(gp(&r, X86_PDPT_ADDR) + 8 * i), (X86_PD_ADDR + 0x1000 * i) | 3);
-	assert_int_equal(rd64(gp(&r, X86_PDPT_ADDR) + 8 * 4), 0);
+		assert_int_equal(get_le64(gp(&r, X86_PDPT_ADDR) + 8 * i), (X86_PD_ADDR + 0x1000 * i) | 3);
+	assert_int_equal(get_le64(gp(&r, X86_PDPT_ADDR) + 8 * 4), 0);
 	pd = gp(&r, X86_PD_ADDR);
-	assert_int_equal(rd64(pd), 0x83);
-	assert_int_equal(rd64(pd + 8), 0x200000 | 0x83);
-	assert_int_equal(rd64(pd + 8 * 2047), 0xffe00000ULL | 0x83);
+	assert_int_equal(get_le64(pd), 0x83);
+	assert_int_equal(get_le64(pd + 8), 0x200000 | 0x83);
+	assert_int_equal(get_le64(pd + 8 * 2047), 0xffe00000ULL | 0x83);
 
 	uint8_t *gdt = gp(&r, X86_GDT_ADDR);
-	assert_int_equal(rd64(gdt), 0);
-	assert_int_equal(rd64(gdt + 8), 0);
-	assert_int_equal(rd64(gdt + X86_BOOT_CS), 0x00af9b000000ffffULL);
-	assert_int_equal(rd64(gdt + X86_BOOT_DS), 0x00cf93000000ffffULL);
-	assert_int_equal(rd64(gdt + X86_BOOT_TSS), 0x00008b0000000067ULL);
+	assert_int_equal(get_le64(gdt), 0);
+	assert_int_equal(get_le64(gdt + 8), 0);
+	assert_int_equal(get_le64(gdt + X86_BOOT_CS), 0x00af9b000000ffffULL);
+	assert_int_equal(get_le64(gdt + X86_BOOT_DS), 0x00cf93000000ffffULL);
+	assert_int_equal(get_le64(gdt + X86_BOOT_TSS), 0x00008b0000000067ULL);
 	free(k);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_regs_64bit(void **state)
@@ -441,19 +388,19 @@ static void make_elf(struct elf_img *img, int entry_size, bool with_note, bool g
 
 	n = img->buf + 0x100;
 	if (gnu_note_first) {
-		wr32(n, 4); wr32(n + 4, 20); wr32(n + 8, 3);   /* NT_GNU_BUILD_ID, 20-byte desc */
+		put_le32(n, 4); put_le32(n + 4, 20); put_le32(n + 8, 3); /* NT_GNU_BUILD_ID, 20-byte desc */
 		memcpy(n + 12, "GNU", 4);
 		memset(n + 16, 0xab, 20);
 		n += 36;
 	}
-	wr32(n, 4);
-	wr32(n + 4, (uint32_t)entry_size);
-	wr32(n + 8, with_note ? 18 : 17);
+	put_le32(n, 4);
+	put_le32(n + 4, (uint32_t)entry_size);
+	put_le32(n + 8, with_note ? 18 : 17);
 	memcpy(n + 12, "Xen", 4);
 	if (entry_size == 8)
-		wr64(n + 16, ELF_ENTRY);
+		put_le64(n + 16, ELF_ENTRY);
 	else
-		wr32(n + 16, (uint32_t)ELF_ENTRY);
+		put_le32(n + 16, (uint32_t)ELF_ENTRY);
 	n += 16 + (size_t)entry_size;
 
 	img->ph[1].p_type = PT_NOTE;
@@ -486,34 +433,34 @@ static void test_pvh_load(void **state)
 	assert_int_equal(*gp(&r, ELF_LOAD_PADDR + 0x3000), 0xcc);   /* nothing past memsz */
 
 	si = gp(&r, X86_PVH_INFO_ADDR);
-	assert_int_equal(rd32(si), 0x336ec578);
-	assert_int_equal(rd32(si + 4), 1);
-	assert_int_equal(rd32(si + 8), 0);                     /* flags */
-	assert_int_equal(rd32(si + 12), 1);                    /* nr_modules */
-	assert_int_equal(rd64(si + 24), X86_CMDLINE_ADDR);
+	assert_int_equal(get_le32(si), 0x336ec578);
+	assert_int_equal(get_le32(si + 4), 1);
+	assert_int_equal(get_le32(si + 8), 0);                 /* flags */
+	assert_int_equal(get_le32(si + 12), 1);                /* nr_modules */
+	assert_int_equal(get_le64(si + 24), X86_CMDLINE_ADDR);
 	assert_string_equal((char *)gp(&r, X86_CMDLINE_ADDR), "console=hvc0");
-	assert_int_equal(rd64(si + 32), 0xe0000);
-	mod = gp(&r, rd64(si + 16));
-	assert_int_equal(rd64(mod + 8), is);
-	assert_int_equal(rd64(mod) % 4096, 0);
-	assert_true(rd64(mod) + is <= 128 * MiB && rd64(mod) + is > 128 * MiB - 4096);
-	assert_memory_equal(gp(&r, rd64(mod)), initrd, is);
+	assert_int_equal(get_le64(si + 32), 0xe0000);
+	mod = gp(&r, get_le64(si + 16));
+	assert_int_equal(get_le64(mod + 8), is);
+	assert_int_equal(get_le64(mod) % 4096, 0);
+	assert_true(get_le64(mod) + is <= 128 * MiB && get_le64(mod) + is > 128 * MiB - 4096);
+	assert_memory_equal(gp(&r, get_le64(mod)), initrd, is);
 
 	n = x86_build_e820(&r.mem, ref, 8);
-	assert_int_equal(rd32(si + 48), n);
-	uint8_t *mm = gp(&r, rd64(si + 40));
+	assert_int_equal(get_le32(si + 48), n);
+	uint8_t *mm = gp(&r, get_le64(si + 40));
 	for (int i = 0; i < n; i++) {
-		assert_int_equal(rd64(mm + 24 * i), ref[i].addr);
-		assert_int_equal(rd64(mm + 24 * i + 8), ref[i].size);
-		assert_int_equal(rd32(mm + 24 * i + 16), ref[i].type);
+		assert_int_equal(get_le64(mm + 24 * i), ref[i].addr);
+		assert_int_equal(get_le64(mm + 24 * i + 8), ref[i].size);
+		assert_int_equal(get_le32(mm + 24 * i + 16), ref[i].type);
 	}
-	assert_int_equal(rd32(mm + 16), 1);   /* first entry: RAM */
-	assert_int_equal(rd32(mm + 24 + 16), 2);   /* then the EBDA..1 MiB reservation */
+	assert_int_equal(get_le32(mm + 16), 1);         /* first entry: RAM */
+	assert_int_equal(get_le32(mm + 24 + 16), 2);    /* then the EBDA..1 MiB reservation */
 	/* GDT code segment is 32-bit for PVH. */
-	assert_int_equal(rd64(gp(&r, X86_GDT_ADDR) + X86_BOOT_CS), 0x00cf9b000000ffffULL);
+	assert_int_equal(get_le64(gp(&r, X86_GDT_ADDR) + X86_BOOT_CS), 0x00cf9b000000ffffULL);
 	free(initrd);
 	free(img.buf);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_pvh_note_4byte_after_other_note(void **state)
@@ -526,9 +473,9 @@ static void test_pvh_note_4byte_after_other_note(void **state)
 	ram_init(&r, 64 * MiB, 0);
 	assert_int_equal(x86_load_kernel(&r.mem, img.buf, img.size, "vmlinux", NULL, 0, NULL, "", 0, &e), 0);
 	assert_int_equal(e.rip, ELF_ENTRY);
-	assert_int_equal(rd32(gp(&r, X86_PVH_INFO_ADDR) + 12), 0);   /* no modules */
+	assert_int_equal(get_le32(gp(&r, X86_PVH_INFO_ADDR) + 12), 0); /* no modules */
 	free(img.buf);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 /* Expect failure with a message containing each of the given fragments. */
@@ -563,7 +510,7 @@ static void test_err_not_a_kernel(void **state)
 	expect_fail(&r, junk, sizeof(junk), NULL, 0, "", "kernel vmlinuz: not a bzImage", "give a Linux "
 		    "kernel");
 	expect_fail(&r, junk, 3, NULL, 0, "", "not a bzImage", NULL);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_err_truncated(void **state)
@@ -581,9 +528,9 @@ static void test_err_truncated(void **state)
 	k[0x201] = 0x20;
 	expect_fail(&r, k, ks, NULL, 0, "", "setup header", NULL);
 	/* The zero page must not have been written by any failed attempt. */
-	assert_int_equal(rd32(gp(&r, X86_ZERO_PAGE_ADDR) + 0x202), 0);
+	assert_int_equal(get_le32(gp(&r, X86_ZERO_PAGE_ADDR) + 0x202), 0);
 	free(k);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_err_old_protocol(void **state)
@@ -598,7 +545,7 @@ static void test_err_old_protocol(void **state)
 	ram_init(&r, 64 * MiB, 0);
 	expect_fail(&r, k, ks, NULL, 0, "", "2.10 is too old", "newer kernel");
 	free(k);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_err_not_64bit(void **state)
@@ -618,7 +565,7 @@ static void test_err_not_64bit(void **state)
 	k = make_bzimage(&o, &ks);
 	expect_fail(&r, k, ks, NULL, 0, "", "zImage", NULL);
 	free(k);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_err_kernel_too_big(void **state)
@@ -638,7 +585,7 @@ static void test_err_kernel_too_big(void **state)
 	k = make_bzimage(&o, &ks);
 	expect_fail(&r, k, ks, NULL, 0, "", "vmlinuz", "give more --memory");
 	free(k);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_err_cmdline_too_long(void **state)
@@ -670,7 +617,7 @@ static void test_err_cmdline_too_long(void **state)
 	expect_fail(&r, k, ks, NULL, 0, huge, "command line", "shorten");
 	free(huge);
 	free(k);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_err_initrd_too_big(void **state)
@@ -690,7 +637,7 @@ static void test_err_initrd_too_big(void **state)
 	expect_fail(&r, k, ks, initrd, 40 * MiB, "", "does not fit below 0x2ffffff", NULL);
 	free(initrd);
 	free(k);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_err_elf_phdrs_beyond_file(void **state)
@@ -724,7 +671,7 @@ static void test_err_elf_phdrs_beyond_file(void **state)
 	img.eh->e_ident[EI_CLASS] = ELFCLASS32;
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "x86_64", NULL);
 	free(img.buf);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_err_elf_segment_outside_ram(void **state)
@@ -748,7 +695,7 @@ static void test_err_elf_segment_outside_ram(void **state)
 	/* Nothing was loaded by the failed attempts. */
 	assert_int_equal(*gp(&r, ELF_LOAD_PADDR), 0);
 	free(img.buf);
-	ram_free(&r);
+	fake_ram_free(&r);
 
 	/* RAM above 4 GiB is RAM, but the 32-bit PVH entry cannot have its kernel there. */
 	ram_init(&r, 64 * MiB, 16 * MiB);
@@ -756,7 +703,7 @@ static void test_err_elf_segment_outside_ram(void **state)
 	img.ph[0].p_paddr = X86_4G;
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "outside RAM", NULL);
 	free(img.buf);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_err_elf_no_pvh_note(void **state)
@@ -772,16 +719,16 @@ static void test_err_elf_no_pvh_note(void **state)
 	img.ph[1].p_type = PT_NULL;                          /* no PT_NOTE at all */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "no PVH entry note", NULL);
 	img.ph[1].p_type = PT_NOTE;
-	wr32(img.buf + 0x100, 0xfffffffd);                   /* namesz runs off the segment */
+	put_le32(img.buf + 0x100, 0xfffffffd);               /* namesz runs off the segment */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "no PVH entry note", NULL);
-	wr32(img.buf + 0x100, 4);
-	wr32(img.buf + 0x104, 2);                            /* entry neither 4 nor 8 bytes */
+	put_le32(img.buf + 0x100, 4);
+	put_le32(img.buf + 0x104, 2);                        /* entry neither 4 nor 8 bytes */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "no PVH entry note", NULL);
-	wr32(img.buf + 0x104, 8);
-	wr64(img.buf + 0x110, 0x500);                        /* entry outside the kernel */
+	put_le32(img.buf + 0x104, 8);
+	put_le64(img.buf + 0x110, 0x500);                    /* entry outside the kernel */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "entry point", NULL);
 	free(img.buf);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 static void test_err_pvh_initrd_too_big(void **state)
@@ -797,7 +744,7 @@ static void test_err_pvh_initrd_too_big(void **state)
 	expect_fail(&r, img.buf, img.size, initrd, is, "", "initrd initrd.img: 60 MiB", "give more --memory");
 	free(initrd);
 	free(img.buf);
-	ram_free(&r);
+	fake_ram_free(&r);
 }
 
 int main(void)

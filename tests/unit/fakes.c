@@ -1,0 +1,119 @@
+/* fakes.c - shared test stand-ins; see fakes.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fakes.h"
+
+void fake_ram_init(struct fake_ram *r, const struct mem_region *layout, int nr)
+{
+	uint64_t total = 0;
+
+	for (int i = 0; i < nr; i++)
+		total += layout[i].size;
+	r->buf = calloc(1, total);
+	assert_non_null(r->buf);
+	guest_mem_init_static(&r->mem, r->buf, layout, nr);
+}
+
+void fake_ram_init_flat(struct fake_ram *r, uint64_t size)
+{
+	const struct mem_region layout = { .gpa = 0, .size = size };
+
+	fake_ram_init(r, &layout, 1);
+}
+
+void fake_ram_map(struct fake_ram *r, const struct mem_region *layout, int nr)
+{
+	r->buf = NULL;
+	assert_int_equal(guest_mem_alloc(&r->mem, layout, nr), 0);
+}
+
+void fake_ram_free(struct fake_ram *r)
+{
+	if (r->buf)
+		free(r->buf);
+	else
+		guest_mem_free(&r->mem);
+	r->buf = NULL;
+}
+
+uint8_t *fake_host(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = gpa_ptr(m, gpa, len);
+
+	assert_non_null(p);
+	return p;
+}
+
+uint16_t get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+uint32_t get_le32(const uint8_t *p)
+{
+	return get_le16(p) | (uint32_t)get_le16(p + 2) << 16;
+}
+
+uint64_t get_le64(const uint8_t *p)
+{
+	return get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+void put_le32(uint8_t *p, uint32_t v)
+{
+	put_le16(p, (uint16_t)v);
+	put_le16(p + 2, (uint16_t)(v >> 16));
+}
+
+void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static void irq_record(void *ctx, uint32_t gsi, int level)
+{
+	struct fake_irq *f = ctx;
+
+	assert_int_equal(gsi, f->gsi);
+	if (f->edges_only)
+		assert_int_not_equal(level, f->level); /* only changes are reported */
+	if (f->nlevels < FAKE_IRQ_HISTORY)
+		f->history[f->nlevels] = level;
+	f->level = level;
+	f->nlevels++;
+}
+
+struct irq_line fake_irq_line(struct fake_irq *f, uint32_t gsi, bool edges_only)
+{
+	memset(f, 0, sizeof(*f));
+	f->gsi = gsi;
+	f->edges_only = edges_only;
+	return (struct irq_line){ .set = irq_record, .ctx = f, .gsi = gsi };
+}
+
+static void ctl_record(void *ctx, int reason)
+{
+	struct fake_ctl *f = ctx;
+
+	if (f->nreq < FAKE_CTL_MAX)
+		f->requests[f->nreq++] = reason;
+}
+
+struct machine_ctl fake_machine_ctl(struct fake_ctl *f)
+{
+	return (struct machine_ctl){ .request = ctl_record, .ctx = f };
+}

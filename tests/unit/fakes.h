@@ -1,0 +1,78 @@
+/* fakes.h - small stand-ins shared by the unit tests: fake guest RAM,
+ * little-endian byte helpers, and recorders for the interrupt line and the
+ * machine control a device is given at creation.
+ *
+ * Linked into every unit test (see the Makefile); failures are reported
+ * with cmocka assertions, so call these only from inside a test. */
+#ifndef KVMBOX_TESTS_FAKES_H
+#define KVMBOX_TESTS_FAKES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/device.h"
+#include "core/irq.h"
+#include "core/memory.h"
+
+/* ---- fake guest RAM ---- */
+
+/* Guest RAM for a test. buf is the calloc'ed backing when the regions are
+ * laid out back to back in it (fake_ram_init), NULL for a real anonymous
+ * mapping (fake_ram_map). */
+struct fake_ram {
+	uint8_t *buf;
+	struct guest_mem mem;
+};
+
+/* Zeroed RAM with the given regions (gpa/size; host ignored) back to back in one buffer. */
+void fake_ram_init(struct fake_ram *r, const struct mem_region *layout, int nr);
+/* Zeroed RAM of `size` bytes at gpa 0. */
+void fake_ram_init_flat(struct fake_ram *r, uint64_t size);
+/* RAM from guest_mem_alloc (an anonymous mapping, so madvise/mincore work). */
+void fake_ram_map(struct fake_ram *r, const struct mem_region *layout, int nr);
+/* Release what fake_ram_init/_flat/_map took; r may be reused afterwards. */
+void fake_ram_free(struct fake_ram *r);
+/* Host pointer for [gpa, gpa+len) of m; fails the test if that is not RAM. */
+uint8_t *fake_host(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+
+/* ---- little-endian fields in host buffers (guest structures are LE) ---- */
+
+uint16_t get_le16(const uint8_t *p);
+uint32_t get_le32(const uint8_t *p);
+uint64_t get_le64(const uint8_t *p);
+void put_le16(uint8_t *p, uint16_t v);
+void put_le32(uint8_t *p, uint32_t v);
+void put_le64(uint8_t *p, uint64_t v);
+
+/* ---- interrupt line recorder ---- */
+
+#define FAKE_IRQ_HISTORY 64
+
+/* What a device drove on its line. Every call must be for `gsi`; with
+ * edges_only, every call must also change the level (set it false around a
+ * restore, which re-drives the current level). */
+struct fake_irq {
+	uint32_t gsi;
+	bool edges_only;
+	int level;                       /* last level driven, 0 before any */
+	int nlevels;                     /* calls so far */
+	int history[FAKE_IRQ_HISTORY];   /* the first FAKE_IRQ_HISTORY levels, in order */
+};
+
+/* Set up f (zeroed, then gsi/edges_only) and return the line that records into it. */
+struct irq_line fake_irq_line(struct fake_irq *f, uint32_t gsi, bool edges_only);
+
+/* ---- machine control recorder ---- */
+
+#define FAKE_CTL_MAX 8
+
+/* Requests (VM_POWEROFF, VM_REBOOT, ...) in order; the first FAKE_CTL_MAX are kept. */
+struct fake_ctl {
+	int requests[FAKE_CTL_MAX];
+	int nreq;
+};
+
+/* The machine_ctl that records into f (f is not cleared). */
+struct machine_ctl fake_machine_ctl(struct fake_ctl *f);
+
+#endif
