@@ -68,7 +68,8 @@ check-guests: $(B)/kvmbox guests
 check-linux: $(B)/kvmbox-static
 	tests/check.sh linux
 
-bench: $(B)/kvmbox-static
+bench: $(B)/kvmbox $(B)/kvmbox-static guests
+	bench/lifecycle.sh
 	bench/run.sh
 
 demo: $(B)/kvmbox $(B)/kvmbox-static

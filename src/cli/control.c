@@ -104,8 +104,9 @@ static void cmd_snapshot(struct run_state *rs, struct api_req *req, struct json_
 	char err[512];
 	struct json_object *o;
 
-	if (!path || !*path) {
-		api_error(req, "InvalidArgument", "%s needs {\"path\": FILE}", hibernate ? "hibernate" : "snapshot");
+	if (!path || path[0] != '/') {
+		api_error(req, "InvalidArgument", "%s needs {\"path\": ABSOLUTE_FILE} (the VM's working "
+			  "directory is not yours)", hibernate ? "hibernate" : "snapshot");
 		return;
 	}
 	/* A VM paused by the user is written as it is and stays paused. */
@@ -196,9 +197,48 @@ static void cmd_balloon(struct run_state *rs, struct api_req *req, struct json_o
 	api_reply(req, NULL);
 }
 
+/* Arguments each command takes; anything else is refused. */
+static const struct {
+	const char *command;
+	const char *required;
+	const char *optional;
+} commands[] = {
+	{ "info", NULL, NULL },        { "pause", NULL, NULL },   { "resume", NULL, NULL },
+	{ "snapshot", "path", NULL },  { "hibernate", "path", NULL },
+	{ "migrate", "uri", NULL },    { "balloon", "size", NULL }, { "shutdown", NULL, "timeout" },
+};
+
+/* 0 when args fit the command, else -1 after an error reply. */
+static int check_args(struct api_req *req, const char *command, struct json_object *args)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(commands[i].command, command))
+			continue;
+		json_object_object_foreach(args, key, val) {
+			(void)val;
+			if ((!commands[i].required || strcmp(key, commands[i].required)) &&
+			    (!commands[i].optional || strcmp(key, commands[i].optional))) {
+				api_error(req, "InvalidArgument", "%s: unknown argument '%s'", command, key);
+				return -1;
+			}
+		}
+		if (commands[i].required && !json_object_object_get_ex(args, commands[i].required, NULL)) {
+			api_error(req, "InvalidArgument", "%s: needs the argument '%s'", command,
+				  commands[i].required);
+			return -1;
+		}
+		return 0;
+	}
+	api_error(req, "CommandNotFound", "unknown command '%s'; see docs/API.md", command);
+	return -1;
+}
+
 void control_handle(void *ctx, struct api_req *req, const char *command, struct json_object *args)
 {
 	struct run_state *rs = ctx;
+
+	if (check_args(req, command, args) < 0)
+		return;
 
 	if (!strcmp(command, "info")) {
 		cmd_info(rs, req);

@@ -25,6 +25,7 @@
 #define MIG_SMALL_DIRTY 256          /* pages left that make the final copy short */
 #define MIG_BATCH_PAGES 64           /* pages per PAGES record */
 #define MIG_IO_TIMEOUT_S 30
+#define MIG_ACK_TIMEOUT_S 20
 #define MIG_MAX_STATE (64u << 20)
 
 enum { REC_PAGES = 1, REC_ZERO, REC_ROUND, REC_FINAL };
@@ -522,11 +523,14 @@ static void *migrate_thread(void *arg)
 	if (send_u32(fd, REC_FINAL) < 0 || send_u64(fd, state.len) < 0 || send_all(fd, state.buf, state.len) < 0)
 		goto io;
 	m->bytes += state.len;
-	/* The destination loads the state and answers; it may take a while to
-	 * open the disks. */
-	set_timeouts(fd, 120);
-	if (recv_u32(fd, &ack) < 0)
-		goto io;
+	/* The destination loads the state and answers; the guest is stopped
+	 * meanwhile, so do not wait long. */
+	set_timeouts(fd, MIG_ACK_TIMEOUT_S);
+	if (recv_u32(fd, &ack) < 0) {
+		why = errno == EAGAIN || errno == EWOULDBLOCK ? "the destination did not acknowledge in time"
+							      : strerror(errno);
+		goto fail;
+	}
 	if (ack != 0) {
 		why = "the destination could not load the state";
 		goto fail;
@@ -555,7 +559,10 @@ static void *migrate_thread(void *arg)
 	ser_writer_free(&state);
 	return NULL;
 io:
-	why = atomic_load(&m->cancel) ? "cancelled: the VM stopped" : errno ? strerror(errno) : "stream broke";
+	why = atomic_load(&m->cancel)                    ? "cancelled: the VM stopped"
+	      : errno == EAGAIN || errno == EWOULDBLOCK ? "the destination stopped reading (timed out)"
+	      : errno                                   ? strerror(errno)
+							: "stream broke";
 fail:
 	if (released)
 		for (struct device *d = vm->devices; d; d = d->next)
@@ -592,6 +599,17 @@ void migrate_start(struct run_state *rs, struct api_req *req, struct json_object
 	if (rs->user_paused) {
 		api_error(req, "InvalidState", "the VM is paused; resume it before migrating");
 		return;
+	}
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		int fam;
+
+		if (parse_uri(json_object_get_string(v), &ss, &sl, &fam) < 0) {
+			api_error(req, "InvalidArgument", "migrate: '%s' is not tcp:HOST:PORT or unix:PATH",
+				  json_object_get_string(v));
+			return;
+		}
 	}
 	if (atomic_exchange(&rs->migrating, true)) {
 		api_error(req, "InvalidState", "a migration is already in progress");

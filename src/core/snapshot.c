@@ -596,7 +596,9 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 	}
 	if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return snapshot_close(s), refuse(path, "not a regular file");
-	if (pread(s->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || memcmp(hdr, SNAP_MAGIC, 8))
+	if (st.st_size < (off_t)sizeof(hdr) || pread(s->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+		return snapshot_close(s), refuse(path, "truncated (no complete header)");
+	if (memcmp(hdr, SNAP_MAGIC, 8))
 		return snapshot_close(s), refuse(path, "not a kvmbox snapshot (bad magic)");
 	ser_reader_init(&r, hdr, sizeof(hdr));
 	ser_get_bytes(&r, (uint8_t[8]){ 0 }, 8);
@@ -623,6 +625,8 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 		return snapshot_close(s), refuse(path, "inconsistent header");
 	if ((uint64_t)st.st_size < h.meta_off + h.meta_len)
 		return snapshot_close(s), refuse(path, "truncated");
+	if ((uint64_t)st.st_size > h.meta_off + h.meta_len)
+		return snapshot_close(s), refuse(path, "has data after its end (corrupt)");
 	s->meta = malloc(h.meta_len ? h.meta_len : 1);
 	if (!s->meta)
 		return snapshot_close(s), refuse(path, "out of memory reading it");

@@ -47,12 +47,14 @@ static void sleep_ms(u32 ms)
 
 void guest_main(struct hvm_start_info *si)
 {
-	u64 base = (u64)cmdline_int("base", 16) << 20;
-	u64 pages = ((u64)cmdline_int("mb", 8) << 20) / PAGE;
-	long passes = cmdline_int("passes", 0);
-	long delay = cmdline_int("delay", 0);
+	u64 base, pages;
+	long passes, delay;
 
-	guest_init(si);
+	guest_init(si);   /* first: it parses the command line */
+	base = (u64)cmdline_int("base", 16) << 20;
+	pages = ((u64)cmdline_int("mb", 8) << 20) / PAGE;
+	passes = cmdline_int("passes", 0);
+	delay = cmdline_int("delay", 0);
 	pic_mask_all();
 	lapic_enable();
 	irq_set_handler(VEC_LAPIC_TIMER, timer_irq);

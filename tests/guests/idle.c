@@ -3,11 +3,20 @@
  * prints "idle: ready", then "idle: tick N" every 0.2 s for ever. Time comes
  * from the LAPIC timer in periodic mode and the BSP waits with hlt, so an idle
  * VM costs the host (almost) nothing and a stopped process prints nothing.
- *   noaps: leave the APs in wait-for-SIPI. */
+ *   noaps: leave the APs in wait-for-SIPI.
+ *   hz=N: tick N times a second instead of 5 (bench/lifecycle.sh times restores by it).
+ *   pwrbtn: handle the ACPI power button: route the SCI (ISA IRQ 9 through the
+ *           MADT override) on the IOAPIC, enable PWRBTN_EN in PM1_EN and, on
+ *           the event, clear PWRBTN_STS, print "idle: power button" and power
+ *           off through PM1a_CNT. Without it the button is ignored. */
 #include "guest.h"
 
 #define TICK_HZ 5
 #define BUS_HZ 1000000000u   /* KVM's APIC bus clock */
+#define VEC_SCI 0x39
+#define PM1_STS 0x600
+#define PM1_EN 0x602
+#define PM1_PWRBTN (1u << 8)
 
 extern char tramp_start[], tramp_end[];
 extern volatile u64 ap_stack_top;   /* read by ap_entry64 in start.S */
@@ -27,6 +36,32 @@ static void timer_irq(struct irq_frame *f)
 {
 	ticks++;
 	lapic_eoi();
+}
+
+/* The SCI is level triggered: clear the status before the EOI or it fires again. */
+static void sci_irq(struct irq_frame *f)
+{
+	u16 sts = inw(PM1_STS);
+
+	if (sts & PM1_PWRBTN) {
+		outw(PM1_STS, PM1_PWRBTN);   /* write 1 to clear */
+		gprintf("idle: power button\n");
+		poweroff();
+	}
+	gprintf("idle: SCI with PM1_STS %x\n", sts);
+	lapic_eoi();
+}
+
+static void sci_setup(const struct madt_info *mi)
+{
+	bool level, active_low;
+	u32 gsi = isa_irq_gsi(mi, 9, &level, &active_low);
+
+	irq_set_handler(VEC_SCI, sci_irq);
+	ioapic_route(gsi, VEC_SCI, apic_id_cpuid(), level, active_low);
+	outw(PM1_EN, PM1_PWRBTN);
+	gprintf("idle: power button armed (gsi %u, %s, active %s)\n", gsi, level ? "level" : "edge",
+		active_low ? "low" : "high");
 }
 
 /* INIT, then SIPI (twice if needed); the watchdog clock bounds the waits. */
@@ -54,8 +89,12 @@ static void start_ap(u32 id, int slot)
 void guest_main(struct hvm_start_info *si)
 {
 	struct madt_info mi;
+	long hz;
 
 	guest_init(si);
+	hz = cmdline_int("hz", TICK_HZ);
+	if (hz < 1 || hz > 1000)
+		fail("idle: hz=%ld out of 1..1000", hz);
 	pic_mask_all();
 	lapic_enable();
 	if (!acpi_read_madt(&mi))
@@ -71,12 +110,15 @@ void guest_main(struct hvm_start_info *si)
 				start_ap(mi.apic_ids[i], slot++);
 	}
 
+	if (cmdline_has("pwrbtn"))
+		sci_setup(&mi);
+
 	/* Reprogramming the timer replaces the watchdog: this guest runs for ever. */
 	irq_set_handler(VEC_LAPIC_TIMER, timer_irq);
 	lapic_write(LAPIC_TMICT, 0);
 	lapic_write(LAPIC_TDCR, 0x3);   /* divide by 16 */
 	lapic_write(LAPIC_LVT_TIMER, (1u << 17) | VEC_LAPIC_TIMER);   /* periodic */
-	lapic_write(LAPIC_TMICT, BUS_HZ / 16 / TICK_HZ);
+	lapic_write(LAPIC_TMICT, BUS_HZ / 16 / (u32)hz);
 	gprintf("idle: ready (%d cpus)\n", mi.ncpus);
 
 	u32 seen = 0;

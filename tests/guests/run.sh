@@ -32,7 +32,9 @@ GUEST_TESTS="serial rtc pit lapic_timer smp_1 smp_2 smp_4 poweroff reset_i8042_n
 CLI_TESTS="cli_missing_kernel cli_kernel_is_dir cli_not_a_kernel cli_initrd_too_big
 	cli_memory_too_small cli_memory_too_big cli_memory_malformed cli_cpus_zero
 	cli_cpus_too_many cli_unknown_option cli_no_kernel kvm_not_a_device kvm_missing"
-ALL_TESTS=$(echo $GUEST_TESTS $CLI_TESTS)
+# The control-socket lifecycle tests (snapshot, migration, ...) live in lifecycle.sh.
+source "$ROOT/tests/guests/lifecycle.sh"
+ALL_TESTS=$(echo $GUEST_TESTS $LIFECYCLE_TESTS $CLI_TESTS)
 
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1: $2"; }
@@ -658,7 +660,7 @@ run_test() {
 	reset_reboot_acpi) reset_twice "$1" "mode=count via=acpi" ;;
 	cli_*) t_cli "$1" ;;
 	kvm_*) t_kvm_ns "$1" ;;
-	*) fail "$1" "no such test" ;;
+	*) lc_run_test "$1" || fail "$1" "no such test" ;;
 	esac
 }
 
@@ -706,6 +708,9 @@ for t in $TESTS; do
 		virtio_hostile*) g=virtio_hostile ;;
 		sig* | threads | tty_*) g=idle ;;
 		fds_reboot) g=reboots ;;
+		esac
+		case " $(echo $LIFECYCLE_TESTS) " in
+		*" $t "*) g=$(lc_guest "$t") ;;
 		esac
 		if [ ! -f "$GUESTS/$g.elf" ]; then
 			fail "$t" "$GUESTS/$g.elf not built (make guests)"

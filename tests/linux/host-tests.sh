@@ -227,8 +227,8 @@ if want $V1 $V2; then
 	dd if=/dev/urandom of=$W/rodir/file bs=64k count=4 2>/dev/null
 	rofile=$(hsum $W/rodir/file)
 	if [ -z "$e2" ]; then
-		$MKE2FS -q -F -t ext4 -E lazy_itable_init=0,lazy_journal_init=0 $W/ext4.img 2>$W/mke2fs.err &&
-			$MKE2FS -q -F -t ext4 -d $W/rodir $W/ro.img 16M 2>>$W/mke2fs.err ||
+		$MKE2FS -q -F -t ext4 -E lazy_itable_init=0,lazy_journal_init=0 $W/ext4.img >/dev/null 2>$W/mke2fs.err &&
+			$MKE2FS -q -F -t ext4 -d $W/rodir $W/ro.img 16M >/dev/null 2>>$W/mke2fs.err ||
 			e2="mke2fs failed: $(head -n1 $W/mke2fs.err)"
 	fi
 	[ -f $W/ro.img ] || truncate -s 16M $W/ro.img
@@ -320,9 +320,19 @@ if want $V1 $V2; then
 			res FAIL linux-virtio-net-tcp "$NET_MB MiB each way, sha256 $blob: guest received" \
 				"'${ri:-nothing}', sent '${ro:-nothing}'; the host got $nb bytes, sum $ns"
 			diag linux-virtio-net-tcp virtio1
+			if want linux-virtio-net-tcp; then
+				echo "KVMBOX-L linux-virtio-net-tcp guest counters after receiving: $(vget virtio1 netstat)"
+				echo "KVMBOX-L linux-virtio-net-tcp guest counters after sending: $(vget virtio1 netstat2)"
+				echo "KVMBOX-L linux-virtio-net-tcp host tap0: $(cd /sys/class/net/tap0/statistics &&
+					for c in rx_packets rx_bytes rx_dropped rx_errors tx_packets tx_bytes tx_dropped tx_errors; do
+						printf '%s=%s ' $c "$(cat $c)"; done)"
+				echo "KVMBOX-L linux-virtio-net-tcp host TCP: $(awk '/^Tcp:/ { if (!h++) for (i = 2; i <= NF; i++) k[i] = $i; else for (i = 2; i <= NF; i++) if (k[i] ~ /Err|Csum|Retrans/) printf "%s=%s ", k[i], $i }' /proc/net/snmp)"
+			fi
 		fi
 	fi
 
+fi
+if want $V2; then
 	# Boot 2: console=hvc0 (--console virtio): checks the files, a shell on hvc0 driven through
 	# kvmbox's stdin, then data written with conv=fsync and kvmbox killed with SIGKILL.
 	marker=KVMBOX-MARK-$(date +%s)-$$

@@ -1,0 +1,590 @@
+# tests/guests/lifecycle.sh - sourced by tests/guests/run.sh: the VM lifecycle
+# tests through the control socket (docs/API.md): snapshot and restore, corrupt
+# snapshots, hibernate, pause/resume, live migration (good and failing), the
+# socket protocol and ACPI shutdown. They use run.sh's helpers (bg_start,
+# wait_out, bg_wait, bg_kill, pass/fail/skip) and its globals (KVMBOX, GUESTS,
+# WORK, LOGS, PID, OUT, ERR, RC).
+
+LIFECYCLE_TESTS="snap_restore snap_restore_copy snap_corrupt hibernate pause_resume migrate_ok
+	migrate_tcp migrate_dirty migrate_fail_closed_port migrate_fail_dest_killed
+	migrate_fail_dest_closes api_protocol api_arguments shutdown shutdown_timeout"
+
+# lc_kill PID...: kill -9 and reap background kvmbox runs (after a failure).
+lc_kill() {
+	local p
+	for p in "$@"; do
+		[ -n "$p" ] || continue
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+}
+
+# lc_ctl SOCK WORDS...: `kvmbox ctl` with a time limit; sets CTL (stdout and
+# stderr) and CTL_RC.
+lc_ctl() {
+	local sock=$1
+	shift
+	CTL=$(timeout -k 2 40 "$KVMBOX" ctl --timeout 30 "$sock" "$@" 2>&1)
+	CTL_RC=$?
+}
+
+# lc_ctl_ok WHAT SOCK WORDS...: lc_ctl that must succeed; else sets WHY.
+lc_ctl_ok() {
+	local what=$1
+	shift
+	lc_ctl "$@"
+	[ "$CTL_RC" = 0 ] && return 0
+	WHY="$what: kvmbox ctl status $CTL_RC: $(echo "$CTL" | tr '\n' ' ' | tr -s ' ' | cut -c1-200)"
+	return 1
+}
+
+# lc_state SOCK: the "state" member of `info` (empty when it did not answer).
+lc_state() {
+	lc_ctl "$1" info
+	echo "$CTL" | sed -n 's/^ *"state": *"\([a-z]*\)".*/\1/p' | head -n1
+}
+
+# lc_bg TEST [kvmbox args...]: like bg_start, for any kvmbox command line
+# (restore, run --incoming); sets PID, OUT, ERR.
+lc_bg() {
+	local t=$1
+	shift
+	OUT=$LOGS/$t.out
+	ERR=$LOGS/$t.err
+	: >"$OUT"
+	$DEFSIG "$KVMBOX" "$@" </dev/null >"$OUT" 2>"$ERR" &
+	PID=$!
+	BG_PIDS="$BG_PIDS $PID"
+}
+
+# lc_ticks FILE: the numbers of the complete "idle: tick N" lines in FILE.
+lc_ticks() {
+	tr -d '\r' <"$1" | sed -n 's/^idle: tick \([0-9][0-9]*\)$/\1/p'
+}
+lc_last_tick() { lc_ticks "$1" | tail -n1; }
+lc_first_tick() { lc_ticks "$1" | head -n1; }
+
+# lc_passes FILE: the "N S" of the complete "pass N sum S" lines of the dirtier.
+lc_passes() {
+	tr -d '\r' <"$1" | sed -n 's/^pass \([0-9][0-9]*\) sum \([0-9a-f][0-9a-f]*\)$/\1 \2/p'
+}
+
+# lc_wait_err TEXT SECONDS: until ERR has a line containing TEXT (PID must live).
+lc_wait_err() {
+	local n=$(($2 * 20))
+	while [ "$n" -gt 0 ]; do
+		grep -qa -- "$1" "$ERR" && return 0
+		alive "$PID" || { WHY="kvmbox exited before printing '$1': $(tail -n1 "$ERR" | cut -c1-150)"; return 1; }
+		sleep 0.05
+		n=$((n - 1))
+	done
+	WHY="no '$1' on stderr within $2s"
+	return 1
+}
+
+# lc_grows FILE SECONDS: FILE grows within SECONDS (the guest is running).
+lc_grows() {
+	local s n=$(($2 * 20))
+	s=$(stat -c %s "$1")
+	while [ "$n" -gt 0 ]; do
+		[ "$(stat -c %s "$1")" != "$s" ] && return 0
+		sleep 0.05
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# lc_term: SIGTERM the background kvmbox (PID); it must stop with 143 within 5 s.
+lc_term() {
+	kill -TERM "$PID" 2>/dev/null
+	bg_wait 5 || { WHY="still running 5s after SIGTERM"; return 1; }
+	[ "$RC" = 143 ] || { WHY="status $RC after SIGTERM, expected 143"; return 1; }
+	return 0
+}
+
+# lc_rss PID: resident set size in KiB (0 when gone).
+lc_rss() {
+	local r
+	r=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null)
+	echo "${r:-0}"
+}
+
+# lc_free_port: a TCP port on 127.0.0.1 that nothing listens on (now).
+lc_free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# lc_snapshot_vm TEST FILE: boot idle with --api, snapshot it to FILE after
+# tick 3, check that it keeps running, kill -9 it. Sets LAST (the last tick
+# printed by the time the reply came) and SNAP_REPLY; else WHY.
+lc_snapshot_vm() {
+	local t=$1 file=$2 sock=$WORK/$1.sock
+	bg_start "$t" idle --api "$sock"
+	wait_out "idle: tick 3$" 20 || { bg_kill; return 1; }
+	lc_ctl_ok snapshot "$sock" snapshot "$file" || { bg_kill; return 1; }
+	LAST=$(lc_last_tick "$OUT")
+	SNAP_REPLY=$CTL
+	if ! echo "$CTL" | grep -q '"pause_ms"'; then
+		bg_kill
+		WHY="snapshot reply has no pause_ms: $(echo "$CTL" | tr -d '\n ' | cut -c1-150)"
+		return 1
+	fi
+	if ! wait_out "idle: tick $((LAST + 2))$" 5; then
+		bg_kill
+		WHY="the VM stopped ticking after the snapshot (last tick $LAST): $WHY"
+		return 1
+	fi
+	kill -KILL "$PID"
+	wait "$PID" 2>/dev/null
+	[ -s "$file" ] || { WHY="no snapshot file $file"; return 1; }
+	return 0
+}
+
+# lc_expect_continue T LO HI: the background kvmbox (PID/OUT) must print a
+# first tick in LO..HI and then keep ticking. Sets FIRST; else WHY.
+lc_expect_continue() {
+	local t=$1 lo=$2 hi=$3
+	wait_out "idle: tick [0-9]" 15 || return 1
+	FIRST=$(lc_first_tick "$OUT")
+	if [ -z "$FIRST" ]; then
+		sleep 0.5
+		FIRST=$(lc_first_tick "$OUT")
+	fi
+	if [ -z "$FIRST" ] || [ "$FIRST" -lt "$lo" ] || [ "$FIRST" -gt "$hi" ]; then
+		WHY="first tick ${FIRST:-none}, expected $lo..$hi (counter did not continue)"
+		return 1
+	fi
+	wait_out "idle: tick $((FIRST + 3))$" 5 || { WHY="no tick $((FIRST + 3)) after tick $FIRST: $WHY"; return 1; }
+	return 0
+}
+
+# ---- snapshot / restore ----
+
+# t_snap_restore TEST [--copy]: snapshot a running idle guest, kill -9 it,
+# restore: the tick counter continues from the snapshot, never from 0.
+t_snap_restore() {
+	local t=$1 copy=${2:-} file=$WORK/$1.snap
+	lc_snapshot_vm "$t.src" "$file" || { fail "$t" "$WHY"; return; }
+	lc_bg "$t" restore "$file" $copy --api "$WORK/$t.rsock"
+	lc_expect_continue "$t" $((LAST - 2)) $((LAST + 1)) || { bg_kill; fail "$t" "after restore: $WHY"; return; }
+	[ "$(lc_state "$WORK/$t.rsock")" = running ] ||
+		{ bg_kill; fail "$t" "restored VM's info: $(echo "$CTL" | tr -d '\n' | cut -c1-150)"; return; }
+	lc_term || { fail "$t" "$WHY"; return; }
+	pass "$t"
+}
+
+# lc_corrupt_case T NAME FILE KIND: restore of FILE must fail with status 1 and
+# one "kvmbox: snapshot FILE: ..." line mentioning KIND (a regex), nothing on stdout.
+lc_corrupt_case() {
+	local t=$1 name=$2 file=$3 kind=$4 rc lines first
+	timeout -k 2 20 "$KVMBOX" restore "$file" </dev/null >"$LOGS/$t.$name.out" 2>"$LOGS/$t.$name.err"
+	rc=$?
+	first=$(head -n1 "$LOGS/$t.$name.err")
+	lines=$(wc -l <"$LOGS/$t.$name.err")
+	[ "$rc" = 1 ] || { WHY="$name: status $rc, expected 1 (stderr: $(echo "$first" | cut -c1-120))"; return 1; }
+	[ "$lines" = 1 ] || { WHY="$name: $lines lines on stderr, expected 1"; return 1; }
+	case $first in
+	"kvmbox: snapshot $file: "*) ;;
+	*) WHY="$name: stderr is not 'kvmbox: snapshot $file: ...': $(echo "$first" | cut -c1-150)"; return 1 ;;
+	esac
+	echo "$first" | grep -qE "$kind" || { WHY="$name: message does not say '$kind': $first"; return 1; }
+	[ -s "$LOGS/$t.$name.out" ] && { WHY="$name: the guest ran (output on stdout)"; return 1; }
+	return 0
+}
+
+# lc_flip FILE OFFSET: xor the byte at OFFSET with 0x55.
+lc_flip() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    off = int(sys.argv[2])
+    f.seek(off)
+    b = f.read(1)
+    f.seek(off)
+    f.write(bytes([b[0] ^ 0x55]))
+PY
+}
+
+# lc_nonzero_page FILE: the file offset of a page after the header (4096) that holds
+# non-zero bytes, in the RAM image (before the metadata, which is near the end).
+lc_nonzero_page() {
+	python3 - "$1" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+off = 4096
+# Skip the guest's first pages (real-mode area): take a page of the loaded image (>= 1 MiB).
+off = 4096 + (1 << 20)
+while off + 4096 < size - 65536:
+    try:
+        off = os.lseek(fd, off, os.SEEK_DATA)
+    except OSError:
+        break
+    off -= off % 4096
+    if any(os.pread(fd, 4096, off)):
+        print(off)
+        sys.exit(0)
+    off += 4096
+sys.exit(1)
+PY
+}
+
+t_snap_corrupt() {
+	local t=snap_corrupt file=$WORK/snap_corrupt.snap c size ram
+	lc_snapshot_vm "$t.src" "$file" || { fail "$t" "$WHY"; return; }
+	size=$(stat -c %s "$file")
+	ram=$(lc_nonzero_page "$file") || { fail "$t" "no non-zero RAM page in the snapshot"; return; }
+	c=$WORK/$t.c
+	# The pristine file restores (the control case).
+	lc_bg "$t.good" restore "$file"
+	wait_out "idle: tick" 15 || { bg_kill; fail "$t" "the unmodified snapshot does not restore: $WHY"; return; }
+	bg_kill
+	head -c $((size / 2)) "$file" >"$c.trunc_half"
+	head -c $((size - 1)) "$file" >"$c.trunc_end"
+	head -c 2048 "$file" >"$c.trunc_header"
+	cp "$file" "$c.ram" && lc_flip "$c.ram" $((ram + 123))
+	cp "$file" "$c.meta_end" && lc_flip "$c.meta_end" $((size - 100))
+	cp "$file" "$c.header" && lc_flip "$c.header" 20
+	cp "$file" "$c.hole" && lc_flip "$c.hole" $((4096 + 40 * 1048576 + 8))   # a zero page at 40 MiB
+	for k in trunc_half trunc_end trunc_header; do
+		lc_corrupt_case "$t" "$k" "$c.$k" "truncated|corrupt" || { fail "$t" "$WHY"; return; }
+	done
+	for k in ram meta_end header hole; do
+		lc_corrupt_case "$t" "$k" "$c.$k" "corrupt" || { fail "$t" "$WHY"; return; }
+	done
+	# Files that are no snapshot at all.
+	echo "this is not a snapshot" >"$c.text"
+	: >"$c.empty"
+	for k in text empty; do
+		lc_corrupt_case "$t" "$k" "$c.$k" "." || { fail "$t" "$WHY"; return; }
+	done
+	pass "$t"
+}
+
+# t_hibernate: ctl hibernate → reply, kvmbox exits 0, socket gone; restore in a
+# fresh process continues the counter.
+t_hibernate() {
+	local t=hibernate file=$WORK/hibernate.snap sock=$WORK/hibernate.sock last
+	bg_start "$t.src" idle --api "$sock"
+	wait_out "idle: tick 3$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_ctl_ok hibernate "$sock" hibernate "$file" || { bg_kill; fail "$t" "$WHY"; return; }
+	bg_wait 10 || { fail "$t" "kvmbox still running 10s after the hibernate reply"; return; }
+	[ "$RC" = 0 ] || { fail "$t" "status $RC after hibernate, expected 0"; return; }
+	[ -e "$sock" ] && { fail "$t" "control socket $sock left behind"; return; }
+	last=$(lc_last_tick "$OUT")
+	lc_bg "$t" restore "$file"
+	lc_expect_continue "$t" $((last + 1)) $((last + 2)) ||
+		{ bg_kill; fail "$t" "after restore (last tick before hibernate $last): $WHY"; return; }
+	lc_term || { fail "$t" "$WHY"; return; }
+	pass "$t"
+}
+
+# t_pause_resume: pause → no output for 2 s and info "paused"; resume → ticks.
+t_pause_resume() {
+	local t=pause_resume sock=$WORK/pause_resume.sock s1 s2 st
+	bg_start "$t" idle --api "$sock"
+	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_ctl_ok pause "$sock" pause || { bg_kill; fail "$t" "$WHY"; return; }
+	sleep 0.3   # a line being printed at the pause may still come out
+	s1=$(stat -c %s "$OUT")
+	sleep 2
+	s2=$(stat -c %s "$OUT")
+	[ "$s1" != "$s2" ] && { bg_kill; fail "$t" "output grew from $s1 to $s2 bytes while paused"; return; }
+	st=$(lc_state "$sock")
+	[ "$st" = paused ] || { bg_kill; fail "$t" "info state '$st' while paused, expected paused"; return; }
+	lc_ctl_ok "pause again" "$sock" pause || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_ctl_ok resume "$sock" resume || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_grows "$OUT" 3 || { bg_kill; fail "$t" "no guest output within 3s of resume"; return; }
+	st=$(lc_state "$sock")
+	[ "$st" = running ] || { bg_kill; fail "$t" "info state '$st' after resume, expected running"; return; }
+	lc_term || { fail "$t" "$WHY"; return; }
+	pass "$t"
+}
+
+# ---- live migration ----
+
+# lc_dest T URI: start a destination (run --incoming URI --api) and wait until it listens.
+# Sets DPID, DOUT, DERR, DSOCK.
+lc_dest() {
+	local t=$1 uri=$2
+	DSOCK=$WORK/$t.dsock
+	lc_bg "$t.dst" run --incoming "$uri" --api "$DSOCK"
+	DPID=$PID DOUT=$OUT DERR=$ERR
+	lc_wait_err "waiting for a migration" 10
+}
+
+# t_migrate_ok TEST unix|tcp: migrate idle; the source exits 0, the
+# destination continues the counter and answers info.
+t_migrate_ok() {
+	local t=$1 how=$2 uri sock=$WORK/$1.sock spid sout last
+	if [ "$how" = tcp ]; then
+		uri=tcp:127.0.0.1:$(lc_free_port) || { fail "$t" "cannot pick a free port"; return; }
+	else
+		uri=unix:$WORK/$t.mig
+	fi
+	bg_start "$t.src" idle --api "$sock"
+	spid=$PID sout=$OUT
+	wait_out "idle: tick 3$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_dest "$t" "$uri" || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
+	PID=$spid OUT=$sout ERR=$LOGS/$t.src.err
+	lc_ctl "$sock" migrate "$uri"
+	echo "$CTL" >"$LOGS/$t.reply"
+	if [ "$CTL_RC" != 0 ]; then
+		lc_kill "$spid" "$DPID"
+		fail "$t" "migrate: ctl status $CTL_RC: $(echo "$CTL" | tr -d '\n' | tr -s ' ' | cut -c1-200)"
+		return
+	fi
+	for k in rounds bytes total_ms downtime_ms; do
+		echo "$CTL" | grep -q "\"$k\": *[0-9]" ||
+			{ lc_kill "$spid" "$DPID"; fail "$t" "migrate reply has no $k"; return; }
+	done
+	bg_wait 10 || { lc_kill "$DPID"; fail "$t" "source still running 10s after migrating"; return; }
+	[ "$RC" = 0 ] || { lc_kill "$DPID"; fail "$t" "source status $RC after migrating, expected 0"; return; }
+	last=$(lc_last_tick "$sout")
+	PID=$DPID OUT=$DOUT ERR=$DERR
+	lc_expect_continue "$t" $((last + 1)) $((last + 2)) ||
+		{ bg_kill; fail "$t" "destination (source's last tick $last): $WHY"; return; }
+	[ "$(lc_state "$DSOCK")" = running ] ||
+		{ bg_kill; fail "$t" "destination info: $(echo "$CTL" | tr -d '\n' | cut -c1-150)"; return; }
+	lc_term || { fail "$t" "destination: $WHY"; return; }
+	pass "$t"
+}
+
+# lc_check_passes FILE FROM: the dirtier's pass lines in FILE must be consecutive,
+# start at FROM or FROM+1 (FROM empty: any), carry the right sums, and no MISMATCH.
+# Sets NPASS and LASTPASS; else WHY.
+lc_check_passes() {
+	local f=$1 from=${2:-} r
+	if tr -d '\r' <"$f" | grep -qa 'MISMATCH'; then
+		WHY="guest saw memory it did not write: $(tr -d '\r' <"$f" | grep -a -m1 MISMATCH | cut -c1-150)"
+		return 1
+	fi
+	r=$(lc_passes "$f" | python3 -c '
+import sys
+M = (1 << 64) - 1
+def word(p, i):
+    return ((p * 0x9e3779b97f4a7c15) & M) ^ ((i * 0xbf58476d1ce4e5b9) & M) ^ 1
+pages, start = int(sys.argv[1]), sys.argv[2]
+prev = None
+rows = [l.split() for l in sys.stdin]
+if not rows:
+    print("ERR no pass lines"); sys.exit()
+if start and int(rows[0][0]) not in (int(start), int(start) + 1):
+    print("ERR first pass %s, expected %s or %d" % (rows[0][0], start, int(start) + 1)); sys.exit()
+for n, s in rows:
+    n = int(n)
+    if prev is not None and n != prev + 1:
+        print("ERR pass %d after pass %d" % (n, prev)); sys.exit()
+    prev = n
+    if int(s, 16) != sum(word(n, i) for i in range(pages)) & M:
+        print("ERR pass %d sum %s is wrong" % (n, s)); sys.exit()
+print("OK %d %d" % (len(rows), prev))
+' "${DIRTIER_PAGES:-2048}" "$from")
+	case $r in
+	"OK "*) set -- $r; NPASS=$2 LASTPASS=$3; return 0 ;;
+	*) WHY=${r#ERR }; return 1 ;;
+	esac
+}
+
+# t_migrate_dirty: the dirtier (8 MiB rewritten ~20 times a second) migrated
+# mid-run: every pass on both sides checks what the previous one wrote, so a
+# dirty page not re-sent shows up as MISMATCH on the destination.
+t_migrate_dirty() {
+	local t=migrate_dirty uri=unix:$WORK/migrate_dirty.mig sock=$WORK/migrate_dirty.sock spid sout last
+	bg_start "$t.src" dirtier --cpus 1 --api "$sock"
+	spid=$PID sout=$OUT
+	wait_out "pass 5 " 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_dest "$t" "$uri" || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
+	PID=$spid OUT=$sout ERR=$LOGS/$t.src.err
+	lc_ctl "$sock" migrate "$uri"
+	echo "$CTL" >"$LOGS/$t.reply"
+	if [ "$CTL_RC" != 0 ]; then
+		lc_kill "$spid" "$DPID"
+		fail "$t" "migrate: ctl status $CTL_RC: $(echo "$CTL" | tr -d '\n' | tr -s ' ' | cut -c1-200)"
+		return
+	fi
+	bg_wait 10 || { lc_kill "$DPID"; fail "$t" "source still running 10s after migrating"; return; }
+	[ "$RC" = 0 ] || { lc_kill "$DPID"; fail "$t" "source status $RC after migrating, expected 0"; return; }
+	lc_check_passes "$sout" || { lc_kill "$DPID"; fail "$t" "source: $WHY"; return; }
+	last=$LASTPASS
+	PID=$DPID OUT=$DOUT ERR=$DERR
+	wait_out "pass $((last + 10)) " 20 ||
+		{ bg_kill; fail "$t" "destination did not reach pass $((last + 10)) (source's last: $last): $WHY"; return; }
+	lc_check_passes "$DOUT" "$last" || { bg_kill; fail "$t" "destination: $WHY"; return; }
+	lc_term || { fail "$t" "destination: $WHY"; return; }
+	pass "$t"
+}
+
+# lc_source_survives T SOCK: after a failed migration, the source (PID/OUT) still
+# runs, answers info "running" and its guest makes progress. Else WHY.
+lc_source_survives() {
+	local st
+	alive "$PID" || { wait "$PID"; WHY="the source exited (status $?)"; return 1; }
+	st=$(lc_state "$2")
+	[ "$st" = running ] || { WHY="source info state '$st', expected running"; return 1; }
+	lc_grows "$OUT" 5 || { WHY="the source guest made no progress for 5s"; return 1; }
+	return 0
+}
+
+# t_migrate_fail_closed_port: migrate to a port nobody listens on (and to a
+# missing unix socket, and a malformed URI): error reply, ctl status 1, the
+# source keeps running.
+t_migrate_fail_closed_port() {
+	local t=migrate_fail_closed_port sock port uri
+	sock=$WORK/$t.sock
+	port=$(lc_free_port) || { fail "$t" "cannot pick a free port"; return; }
+	bg_start "$t" idle --api "$sock"
+	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	for uri in "tcp:127.0.0.1:$port" "unix:$WORK/$t.nothing" "nonsense:1"; do
+		lc_ctl "$sock" migrate "$uri"
+		if [ "$CTL_RC" != 1 ] || ! echo "$CTL" | grep -q '"error"'; then
+			bg_kill
+			fail "$t" "migrate $uri: ctl status $CTL_RC, expected 1 with an error reply"
+			return
+		fi
+		lc_source_survives "$t" "$sock" || { bg_kill; fail "$t" "after migrate $uri: $WHY"; return; }
+	done
+	lc_term || { fail "$t" "$WHY"; return; }
+	pass "$t"
+}
+
+# t_migrate_fail_dest_killed: the destination is killed (-9) once it has read a
+# MiB of the stream of a 1 GiB dirtier (256 MiB in use): error reply, the source
+# keeps running with its memory intact (the dirtier's own checks).
+t_migrate_fail_dest_killed() {
+	local t=migrate_fail_dest_killed uri sock spid sout cpid n rss rss0
+	uri=unix:$WORK/$t.mig sock=$WORK/$t.sock
+	bg_start "$t.src" dirtier --cpus 1 --memory 1G --append "mb=256" --api "$sock"
+	spid=$PID sout=$OUT
+	wait_out "pass 1 " 30 || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_dest "$t" "$uri" || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
+	(lc_ctl "$sock" migrate "$uri"; echo "$CTL_RC" >"$LOGS/$t.rc"; echo "$CTL" >"$LOGS/$t.reply") &
+	cpid=$!
+	# Kill it once it has stored 16 MiB of guest RAM (its RSS grew), or after 5 s.
+	rss0=$(lc_rss "$DPID")
+	for n in $(seq 500); do
+		rss=$(lc_rss "$DPID")
+		[ $((rss - rss0)) -gt 16384 ] && break
+		sleep 0.01
+	done
+	kill -KILL "$DPID"
+	wait "$DPID" 2>/dev/null
+	wait "$cpid"
+	PID=$spid OUT=$sout ERR=$LOGS/$t.src.err
+	if [ "$(cat "$LOGS/$t.rc")" != 1 ]; then
+		bg_kill
+		fail "$t" "migrate with the destination killed (its RSS grew $(((rss - rss0) / 1024)) MiB):\
+ ctl status $(cat "$LOGS/$t.rc"), expected 1: $(tr -d '\n' <"$LOGS/$t.reply" | tr -s ' ' | cut -c1-150)"
+		return
+	fi
+	lc_source_survives "$t" "$sock" || { bg_kill; fail "$t" "$WHY"; return; }
+	# Two more passes: the source's memory still holds what it wrote.
+	local l
+	l=$(lc_passes "$sout" | tail -n1 | cut -d' ' -f1)
+	wait_out "pass $((l + 2)) " 30 || { bg_kill; fail "$t" "source: $WHY"; return; }
+	DIRTIER_PAGES=65536 lc_check_passes "$sout" || { bg_kill; fail "$t" "source: $WHY"; return; }
+	lc_term || { fail "$t" "$WHY"; return; }
+	pass "$t"
+}
+
+# t_migrate_fail_dest_closes: a fake destination reads 50000 bytes (mid-stream:
+# the idle guest's stream is ~100 KB) and closes: error reply, source runs on.
+t_migrate_fail_dest_closes() {
+	local t=migrate_fail_dest_closes sock mig fpid n
+	sock=$WORK/$t.sock mig=$WORK/$t.mig
+	bg_start "$t" idle --api "$sock"
+	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	timeout 40 python3 "$ROOT/tests/guests/api_client.py" fake-dest "$mig" 50000 >"$LOGS/$t.fake" 2>&1 &
+	fpid=$!
+	for n in $(seq 100); do [ -S "$mig" ] && break; sleep 0.05; done
+	lc_ctl "$sock" migrate "unix:$mig"
+	wait "$fpid"
+	if [ "$CTL_RC" != 1 ]; then
+		bg_kill
+		fail "$t" "ctl status $CTL_RC, expected 1 (fake destination: $(tail -n1 "$LOGS/$t.fake"))"
+		return
+	fi
+	lc_source_survives "$t" "$sock" || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_term || { fail "$t" "$WHY"; return; }
+	pass "$t"
+}
+
+# ---- control socket protocol ----
+
+# t_api TEST MODE: api_client.py MODE against a running idle guest, which
+# must keep ticking throughout.
+t_api() {
+	local t=$1 mode=$2 sock=$WORK/$1.sock r before after
+	bg_start "$t" idle --api "$sock"
+	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	before=$(lc_last_tick "$OUT")
+	r=$(cd "$WORK" && timeout -k 2 60 python3 "$ROOT/tests/guests/api_client.py" "$mode" "$sock" 2>&1 | tail -n1)
+	[ "$r" = OK ] || { bg_kill; fail "$t" "${r#FAIL: }"; return; }
+	sleep 0.5
+	after=$(lc_last_tick "$OUT")
+	[ "$after" -gt "$before" ] || { bg_kill; fail "$t" "the guest stopped ticking (tick $before)"; return; }
+	lc_term || { fail "$t" "$WHY"; return; }
+	pass "$t"
+}
+
+# ---- ACPI shutdown ----
+
+# t_shutdown: idle with its power-button handler: ctl shutdown → the guest
+# sees the button and powers off; kvmbox exits 0.
+t_shutdown() {
+	local t=shutdown sock=$WORK/shutdown.sock
+	bg_start "$t" idle --append pwrbtn --api "$sock"
+	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	grep -qa 'power button armed' "$OUT" || { bg_kill; fail "$t" "guest did not arm the button"; return; }
+	lc_ctl_ok shutdown "$sock" shutdown || { bg_kill; fail "$t" "$WHY"; return; }
+	bg_wait 10 || { fail "$t" "still running 10s after ctl shutdown"; return; }
+	[ "$RC" = 0 ] || { fail "$t" "status $RC, expected 0"; return; }
+	tr -d '\r' <"$OUT" | grep -qax 'idle: power button' || { fail "$t" "no 'idle: power button' line"; return; }
+	pass "$t"
+}
+
+# t_shutdown_timeout: idle ignoring the button: ctl shutdown timeout=2 → kvmbox
+# stops 2 s later (1.5..5 s) with status 0 and a warning.
+t_shutdown_timeout() {
+	local t=shutdown_timeout sock=$WORK/shutdown_timeout.sock t0 t1 ms
+	bg_start "$t" idle --api "$sock"
+	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	t0=$(date +%s%N)
+	lc_ctl_ok shutdown "$sock" shutdown timeout=2 || { bg_kill; fail "$t" "$WHY"; return; }
+	bg_wait 10 || { fail "$t" "still running 10s after ctl shutdown timeout=2"; return; }
+	t1=$(date +%s%N)
+	ms=$(((t1 - t0) / 1000000))
+	[ "$RC" = 0 ] || { fail "$t" "status $RC, expected 0"; return; }
+	[ "$ms" -ge 1500 ] && [ "$ms" -le 5000 ] || { fail "$t" "stopped after ${ms} ms, expected ~2000"; return; }
+	grep -qai 'warn' "$ERR" || { fail "$t" "no warning on stderr"; return; }
+	pass "$t"
+}
+
+# lc_run_test NAME: run one lifecycle test (returns 1 if NAME is not one).
+lc_run_test() {
+	if ! command -v python3 >/dev/null; then
+		case " $(echo $LIFECYCLE_TESTS) " in
+		*" $1 "*) skip "$1" "python3 not available"; return 0 ;;
+		esac
+	fi
+	case $1 in
+	snap_restore) t_snap_restore "$1" ;;
+	snap_restore_copy) t_snap_restore "$1" --copy ;;
+	snap_corrupt | hibernate | pause_resume | migrate_dirty | shutdown | shutdown_timeout) "t_$1" ;;
+	migrate_fail_closed_port | migrate_fail_dest_killed | migrate_fail_dest_closes) "t_$1" ;;
+	migrate_ok) t_migrate_ok "$1" unix ;;
+	migrate_tcp) t_migrate_ok "$1" tcp ;;
+	api_protocol) t_api "$1" protocol ;;
+	api_arguments) t_api "$1" arguments ;;
+	*) return 1 ;;
+	esac
+	return 0
+}
+
+# lc_guest NAME: the guest a lifecycle test boots.
+lc_guest() {
+	case $1 in
+	migrate_dirty | migrate_fail_dest_killed) echo dirtier ;;
+	*) echo idle ;;
+	esac
+}
