@@ -22,9 +22,9 @@ why=$(kb_have_qemu) || { echo "bench: $why" >&2; exit 1; }
 kb_build_host_initrd "$OUT/host-initrd" "$BIN" tests/linux/host-tests.sh tests/linux/host-bench.sh ||
 	exit 1
 
-echo "bench: $RUNS runs in the emulated host (about $((10 + RUNS * 15))s)..." >&2
+echo "bench: $RUNS boot runs and 5 virtio runs in the emulated host (about $((100 + RUNS * 15))s)..." >&2
 t0=$EPOCHSECONDS
-kb_boot_host "$OUT/host-initrd" $((300 + RUNS * 120)) "kvmbox.host=bench kvmbox.runs=$RUNS" 2>&1 |
+kb_boot_host "$OUT/host-initrd" $((900 + RUNS * 120)) "kvmbox.host=bench kvmbox.runs=$RUNS" 2>&1 |
 	tr -d '\r' >"$OUT/host.log"
 elapsed=$((EPOCHSECONDS - t0))
 if grep -q 'KVMBOX-HOST nokvm' "$OUT/host.log"; then
@@ -114,6 +114,44 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 		echo "|---|---|---:|"
 		grep -o 'KVMBOX-X pio .*' "$OUT/host.log" | awk '{ printf "| %s | %s | %d |\n", $3, $4, $5 }'
 	fi
+	grep -o 'KVMBOX-VB .*' "$OUT/host.log" >"$OUT/virtio.txt"
+	if [[ -s $OUT/virtio.txt ]]; then
+		echo
+		echo "Virtio I/O (one guest boot per transfer, timed by the guest; exits to user space are"
+		echo "kvmbox --stats of that boot minus those of the idle boot, per MiB moved):"
+		echo
+		awk '
+		{
+			delete f
+			for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+			p = f["phase"]
+			ph[++n] = p; mb[p] = f["mb"]; secs[p] = f["secs"]; st[p] = f["status"]; gst[p] = f["guest_status"]
+			ex[p] = f["kvmbox_exits"]; io[p] = f["kvmbox_io"]; mm[p] = f["kvmbox_mmio"]
+		}
+		function label(p) {
+			if (p == "blkwrite") return "virtio-blk sequential write, dd bs=1M oflag=direct"
+			if (p == "blkread") return "virtio-blk sequential read, dd bs=1M iflag=direct"
+			if (p == "netout") return "TCP guest -> emulated host, busybox nc"
+			if (p == "netin") return "TCP emulated host -> guest, busybox nc"
+			return p
+		}
+		function per(x, base, m) { return (x == "" || base == "" || m == 0) ? "-" : sprintf("%.1f", (x - base) / m) }
+		END {
+			printf "| transfer | MiB | s | MiB/s | exits/MiB | io/MiB | mmio/MiB | status |\n"
+			printf "|---|---:|---:|---:|---:|---:|---:|---|\n"
+			for (j = 1; j <= n; j++) {
+				p = ph[j]
+				if (p == "idle") continue
+				rate = (secs[p] != "-" && secs[p] > 0) ? sprintf("%.1f", mb[p] / secs[p]) : "-"
+				printf "| %s | %d | %s | %s | %s | %s | %s | %s/%s |\n", label(p), mb[p], secs[p], rate,
+					per(ex[p], ex["idle"], mb[p]), per(io[p], io["idle"], mb[p]), per(mm[p], mm["idle"], mb[p]),
+					st[p], gst[p]
+			}
+			printf "| (idle boot: exits to user space) | | | | %s | %s | %s | %s |\n", ex["idle"], io["idle"], mm["idle"], st["idle"]
+		}' "$OUT/virtio.txt"
+		echo
+		echo "(status: kvmbox exit status / the transfer command's status in the guest)"
+	fi
 	echo
-	echo "(whole bench: ${elapsed}s; per-run data: build/bench/runs.txt)"
+	echo "(whole bench: ${elapsed}s; per-run data: build/bench/runs.txt, build/bench/virtio.txt)"
 } | tee "$OUT/results.md"

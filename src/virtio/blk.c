@@ -567,8 +567,8 @@ static void blk_destroy(struct virtio_dev *vd)
 	struct virtio_blk *b = to_blk(vd);
 
 	b->quiet = true;
-	/* The transport calls virtio_dev_fini first; a caller that never got
-	 * as far as the transport has not. */
+	/* Our fd leaves the loop before the loop goes (virtio.h contract);
+	 * tolerate a loop that is already gone. */
 	if (vd->loop) {
 		loop_del(vd->loop, blockfile_event_fd(b->bf));
 		virtio_dev_fini(vd);

@@ -20,8 +20,7 @@ static int plug(struct vm *vm, struct virtio_dev *vd)
 		return -1;
 	dev = virtio_pci_create(vm, vd);
 	if (!dev) {
-		virtio_dev_fini(vd);
-		vd->ops->destroy(vd);
+		vd->ops->destroy(vd); /* frees its fds, then its loop */
 		return -1;
 	}
 	vm_add_device(vm, dev);

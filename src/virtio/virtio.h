@@ -72,7 +72,8 @@ struct virtio_dev_ops {
 	 * which the transport saves itself. */
 	void (*save)(struct virtio_dev *vd, struct ser_writer *w);
 	int (*load)(struct virtio_dev *vd, struct ser_reader *r);
-	/* Free the device (worker already stopped, transport gone). */
+	/* Free the device: its own fds first (they are on vd->loop), then
+	 * virtio_dev_fini(vd), then its memory. The worker is stopped. */
 	void (*destroy)(struct virtio_dev *vd);
 };
 

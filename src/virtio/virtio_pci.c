@@ -849,9 +849,12 @@ static void vpci_destroy(struct device *dev)
 		close(p->pause_fd);
 	pthread_mutex_destroy(&p->park_lock);
 	pthread_cond_destroy(&p->park_cond);
-	virtio_dev_fini(vd);
+	/* The device frees its own fds from vd->loop, then the loop
+	 * (virtio_dev_fini); the worker is stopped, so nothing runs it. */
 	if (vd->ops->destroy)
 		vd->ops->destroy(vd);
+	else
+		virtio_dev_fini(vd);
 	free(p);
 }
 

@@ -17,6 +17,7 @@
 #   KVMBOX-X pio <port> <pio_read|pio_write> <count>  the busiest I/O ports (in-kernel ones too)
 # kvmbox_* kvmbox --stats ("kvmbox: stats: exits=N io=N ..."): returns of KVM_RUN to kvmbox,
 #          i.e. exits to user space, over the whole run
+# Then the virtio I/O phases (KVMBOX-VB lines, see below).
 RUNS=${1:-5}
 [ -n "$RUNS" ] || RUNS=5
 MEM_MB=256
@@ -74,6 +75,51 @@ while [ $i -le $RUNS ]; do
 	[ "$st" = 0 ] || tail -n 5 $W/err | sed 's/^/KVMBOX-I stderr: /'
 	i=$((i + 1))
 done
+# Virtio I/O: one boot per phase (idle, blkwrite, blkread, netout, netin) with the guest's
+# virtio modules, a 256 MiB disk and a tap; the guest times one transfer with its own clock
+# (kvmclock) and prints "KVMBOX-V vbench phase=P status=S mb=N secs=T". kvmbox --stats counts
+# the whole boot, so exits per MiB are (phase exits - idle exits) / MiB. One line per phase:
+#   KVMBOX-VB phase=P mb=N secs=T status=S kvmbox_exits=N kvmbox_io=N kvmbox_mmio=N ...
+BLK_MB=256
+NET_MB=64
+GV=$W/guest-virtio.gz
+cat /kvmbox/guest-initrd.gz /kvmbox/guest-modules.cpio.gz >$GV
+if ! ip link show tap0 >/dev/null 2>&1; then
+	tunctl -t tap0 >/dev/null 2>&1 && ip addr add 10.0.0.1/24 dev tap0 && ip link set tap0 up
+fi
+rm -f $W/disk.img
+truncate -s $((BLK_MB + 16))M $W/disk.img
+for phase in idle blkwrite blkread netout netin; do
+	mb=0
+	case $phase in
+	blk*) mb=$BLK_MB ;;
+	net*) mb=$NET_MB ;;
+	esac
+	# Busybox nc quits after the first buffer when its stdin ends: the receiver reads a sleep.
+	case $phase in
+	netout) sleep 900 | nc -l -p 5003 >/dev/null & ;;
+	netin) dd if=/dev/zero bs=1M count=$mb 2>/dev/null | nc -l -p 5004 & ;;
+	esac
+	kvmbox run --stats --no-reboot -m ${MEM_MB}M -d $W/disk.img --net tap=tap0 \
+		-k /kvmbox/vmlinuz -i $GV \
+		-a "console=ttyS0 quiet panic=-1 kvmbox.test=vbench kvmbox.phase=$phase kvmbox.mb=$mb" \
+		</dev/null >$W/vb.out 2>$W/vb.err &
+	pid=$!
+	(sleep 600; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
+	guard=$!
+	wait $pid
+	st=$?
+	kill $guard 2>/dev/null
+	v=$(tr -d '\r' <$W/vb.out | sed -n 's/.*KVMBOX-V vbench //p' | head -n1)
+	secs=$(echo " $v" | sed -n 's/.* secs=\([^ ]*\).*/\1/p')
+	gst=$(echo " $v" | sed -n 's/.* status=\([^ ]*\).*/\1/p')
+	ks=$(grep 'stats:' $W/vb.err | head -n1 | sed 's/.*stats: *//; s/\([a-z_]*\)=/kvmbox_\1=/g')
+	echo "KVMBOX-VB phase=$phase mb=$mb secs=${secs:--} guest_status=${gst:--} status=$st $ks"
+	[ "$st" = 0 ] || tail -n 5 $W/vb.err | sed 's/^/KVMBOX-I stderr: /'
+	[ -n "$v" ] || tr -d '\r' <$W/vb.out | tail -n 5 | sed 's/^/KVMBOX-I guest: /'
+done
+rm -f $W/disk.img
+
 # One more, untimed run with KVM's tracepoints on, stopped at the init marker: which exits
 # reached user space during boot (kvm_userspace_exit) and which I/O ports they were for.
 T=/sys/kernel/debug/tracing

@@ -47,6 +47,7 @@ static void d_destroy(struct virtio_dev *vd)
 	struct dummy *d = (struct dummy *)vd;
 
 	(*d->destroyed)++;
+	virtio_dev_fini(vd);
 	free(d);
 }
 
