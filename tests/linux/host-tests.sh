@@ -393,6 +393,503 @@ if want $V2; then
 	fi
 fi
 
+# --- VM lifecycle: control socket, snapshots, migration, balloon, shutdown (three boots) ----
+# The guest is kvmbox.test=life (guest-init): "KVMBOX-C <n> end" about every 0.2 s, commands
+# written into kvmbox's stdin (a FIFO), answers "KVMBOX-R <id> <command> <result>".
+#   boot 1 (256M): pause; snapshot, kill -9, restore; hibernate, restore --copy in a fresh
+#                  process; corrupt snapshots refused; ctl shutdown -> acpid powers off
+#   boot 2 (512M, net, disk): migrate to a closed port, to a destination killed mid-way, then
+#                  live (tcp) while the guest dirties memory; ctl shutdown timeout=5 unanswered
+#   boot 3 (512M, --balloon): 400 MiB touched, balloon 64M gives it back, 512M deflates
+LIFE1="linux-life-pause linux-life-snapshot linux-life-hibernate linux-life-restore-corrupt
+	linux-life-shutdown-acpi"
+LIFE2="linux-life-migrate-closed-port linux-life-migrate-dest-killed linux-life-migrate
+	linux-life-shutdown-timeout"
+LIFE3="linux-life-balloon"
+CTL_TMO=30
+
+# lstart ID IN kvmbox-args...: start kvmbox in the background with stdin IN; output in
+# $W/ID.out, stderr in $W/ID.err; sets LPID.
+lstart() {
+	_id=$1 _in=$2
+	shift 2
+	DM0=$(dmesg | wc -l)
+	kvmbox "$@" <$_in >$W/$_id.out 2>$W/$_id.err &
+	LPID=$!
+	echo "KVMBOX-I $_id: kvmbox $* (pid $LPID)"
+}
+
+# lwait ID PATTERN SECS PID: until $W/ID.out has a line matching PATTERN (grep regex, after
+# the \r are dropped); false after SECS seconds or once PID has exited (sets WHY).
+lwait() {
+	_n=0
+	while [ $_n -lt $(($3 * 5)) ]; do
+		tr -d '\r' <$W/$1.out | grep -q "$2" && return 0
+		if ! alive $4; then
+			tr -d '\r' <$W/$1.out | grep -q "$2" && return 0
+			WHY="kvmbox exited before '$2' appeared"
+			return 1
+		fi
+		usleep 200000
+		_n=$((_n + 1))
+	done
+	WHY="no '$2' within $3s"
+	return 1
+}
+
+# Counter lines of ID: the last and the first complete ones.
+lctr() { tr -d '\r' <$W/$1.out | sed -n 's/^KVMBOX-C \([0-9][0-9]*\) end$/\1/p' | tail -n1; }
+lfirst() { tr -d '\r' <$W/$1.out | sed -n 's/^KVMBOX-C \([0-9][0-9]*\) end$/\1/p' | head -n1; }
+
+# lticks ID SECS PID: the counter of ID advances by 3 within SECS seconds (the guest runs).
+lticks() {
+	_c=$(lctr $1)
+	lwait $1 "^KVMBOX-C $((${_c:-0} + 3)) end" $2 $3 || { WHY="counter stuck at ${_c:-none}: $WHY"; return 1; }
+}
+
+# lctl SOCK WORDS...: kvmbox ctl with a time limit (CTL_TMO); sets CTL (stdout and stderr)
+# and CTL_RC.
+lctl() {
+	CTL=$(timeout -k 5 $((CTL_TMO + 10)) kvmbox ctl --timeout $CTL_TMO "$@" 2>&1)
+	CTL_RC=$?
+	echo "KVMBOX-I ctl $*: status $CTL_RC: $(echo "$CTL" | tr -d '\n' | tr -s ' ' | cut -c1-400)"
+}
+# jget NAME: the value of "NAME": in the last ctl reply (first occurrence).
+jget() { echo "$CTL" | sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",]*\).*/\1/p" | head -n1; }
+# lstate SOCK: the state member of info.
+lstate() { lctl $1 info; jget state; }
+
+# lcmd ID FD SECS CMD [ARG]: write "<seq> CMD ARG" to the guest through fd FD, wait for its
+# answer; sets R (the answer after the command word) or WHY.
+LSEQ=0
+lcmd() {
+	_id=$1 _fd=$2 _s=$3
+	shift 3
+	LSEQ=$((LSEQ + 1))
+	echo "$LSEQ $*" >&$_fd
+	R=
+	lwait $_id "^KVMBOX-R $LSEQ " $_s $LPID || { WHY="guest command '$*': $WHY"; return 1; }
+	R=$(tr -d '\r' <$W/$_id.out | sed -n "s/^KVMBOX-R $LSEQ [^ ]* //p" | head -n1)
+	echo "KVMBOX-I $_id: guest '$*' -> $R"
+}
+
+# lreap PID SECS: wait for PID to exit, at most SECS seconds (then kill -9); sets RC
+# (its status, or "timeout") and SECS_R.
+lreap() {
+	_t0=$(now) _n=0
+	while alive $1 && [ $_n -lt $(($2 * 5)) ]; do usleep 200000; _n=$((_n + 1)); done
+	if alive $1; then
+		kill -KILL $1 2>/dev/null
+		wait $1
+		RC=timeout
+	else
+		wait $1
+		RC=$?
+	fi
+	SECS_R=$(awk -v a="$_t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+}
+
+lkill() { for _p in "$@"; do [ -n "$_p" ] && kill -KILL $_p 2>/dev/null && wait $_p; done; return 0; }
+lrss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$1/status 2>/dev/null; }
+# imgsum IMG N: sha256 of the MiB at N MiB of the image.
+imgsum() { dd if=$1 bs=1M skip=$2 count=1 2>/dev/null | sha256sum | cut -d' ' -f1; }
+# notrun "NAMES" WHY: FAIL for each of NAMES that did not report yet (a chain step failed).
+notrun() {
+	for _t in $1; do
+		eval "_d=\${done_$(echo $_t | tr - _):-}"
+		[ -n "$_d" ] || lres FAIL $_t "not run: $2"
+	done
+}
+# lres: res that remembers which tests reported (for notrun).
+lres() {
+	eval "done_$(echo $2 | tr - _)=1"
+	res "$@"
+}
+# lstep_fail NAME ID WHY: FAIL with diagnostics.
+lfail() { lres FAIL $1 "$3"; diag $1 $2; }
+
+[ -f $GV ] || cat $GI $KB/guest-modules.cpio.gz >$GV
+
+# shellcheck disable=SC2086
+life1() {
+	rm -f $W/l1.in $W/l1.sock $W/l2.sock $W/l3.sock
+	mkfifo $W/l1.in
+	exec 5<>$W/l1.in
+	truncate -s 16M $W/life.img
+	lstart l1 $W/l1.in run -m 256M --api $W/l1.sock -d $W/life.img -k $BZ -i $GV \
+		-a "$GAPPEND kvmbox.test=life kvmbox.mb=8"
+	P=$LPID
+	if ! lwait l1 '^KVMBOX-C 3 end' $BOOT_TMO $P; then
+		lkill $P
+		notrun "$LIFE1" "the lifecycle guest did not start: $WHY"
+		diag linux-life-pause l1
+		return
+	fi
+	tr -d '\r' <$W/l1.out | grep 'KVMBOX-V' | sed 's/^/KVMBOX-I l1: /'
+
+	# Pause: the counter stands still for 2 s, info says paused; resume: it counts again.
+	lctl $W/l1.sock pause
+	prc=$CTL_RC
+	usleep 500000 # a line being printed at the pause may still come out
+	c1=$(lctr l1) s1=$(stat -c %s $W/l1.out)
+	sleep 2
+	c2=$(lctr l1) s2=$(stat -c %s $W/l1.out)
+	st=$(lstate $W/l1.sock)
+	lctl $W/l1.sock resume
+	rrc=$CTL_RC
+	if [ "$prc" = 0 ] && [ "$rrc" = 0 ] && [ "$c1" = "$c2" ] && [ "$s1" = "$s2" ] && [ "$st" = paused ] &&
+		lticks l1 5 $P; then
+		lres PASS linux-life-pause
+	else
+		lfail linux-life-pause l1 "ctl pause status $prc, resume $rrc; counter $c1 -> $c2 and output" \
+			"$s1 -> $s2 bytes over 2 s while paused (want equal); info state '$st' (want paused);" \
+			"after resume: ${WHY:-counting}"
+	fi
+	WHY=
+
+	# Snapshot (the VM runs on), kill -9, restore: the counter continues, the tmpfs data and
+	# the disk are intact.
+	ok=1 why=
+	lcmd l1 5 60 disk 1 || { ok=0 why=$WHY; }
+	d1=$(field "$R" sum)
+	cb=$(lctr l1)
+	lctl $W/l1.sock snapshot $W/life1.snap
+	ca=$(lctr l1)
+	echo "KVMBOX-I snapshot figures: pause_ms=$(jget pause_ms) total_ms=$(jget total_ms)" \
+		"ram_bytes=$(jget ram_bytes) file_bytes=$(jget file_bytes) (counter $cb..$ca)"
+	[ $ok = 1 ] && [ "$CTL_RC" != 0 ] && ok=0 why="ctl snapshot status $CTL_RC: $(echo "$CTL" | tr -d '\n' | cut -c1-200)"
+	[ $ok = 1 ] && ! lticks l1 5 $P && ok=0 why="the VM stopped after the snapshot: $WHY"
+	lkill $P
+	if [ $ok = 0 ] || [ ! -s $W/life1.snap ]; then
+		lfail linux-life-snapshot l1 "${why:-no snapshot file}"
+		notrun "$LIFE1" "linux-life-snapshot failed"
+		return
+	fi
+	echo "KVMBOX-I snapshot file: $(ls -l $W/life1.snap | awk '{ print $5 }') bytes," \
+		"$(du -k $W/life1.snap | cut -f1) KiB allocated"
+	lstart l2 $W/l1.in restore $W/life1.snap --api $W/l2.sock
+	P=$LPID
+	if ! lwait l2 '^KVMBOX-C [0-9]* end' 30 $P; then
+		lfail linux-life-snapshot l2 "restore: no counter line: $WHY"
+		lkill $P
+		notrun "$LIFE1" "linux-life-snapshot failed"
+		return
+	fi
+	f=$(lfirst l2)
+	lcmd l2 5 30 check && c=$R || c="none: $WHY"
+	lcmd l2 5 60 disk 2 && d=$R || d="none: $WHY"
+	st=$(lstate $W/l2.sock)
+	i1=$(imgsum $W/life.img 1) i2=$(imgsum $W/life.img 2)
+	if [ "$f" -ge "$cb" ] && [ "$f" -le $((ca + 2)) ] && ! has KVMBOX-INIT l2 && [ "${c%% *}" = ok ] &&
+		[ "${d%% *}" = ok ] && [ "$(field "$d" sum)" = "$i2" ] && [ "$d1" = "$i1" ] && [ "$st" = running ]; then
+		lres PASS linux-life-snapshot
+	else
+		lfail linux-life-snapshot l2 "restored: first counter $f (want $cb..$((ca + 2)): it was at" \
+			"$cb..$ca at the snapshot), init markers $(count KVMBOX-INIT l2) (want 0); check '$c';" \
+			"disk '$d', image $i2; disk before the snapshot sum $d1, image $i1; info state '$st'"
+	fi
+
+	# Hibernate: the process exits 0 and its socket goes; restore --copy in a fresh process.
+	lctl $W/l2.sock hibernate $W/life2.snap
+	hrc=$CTL_RC
+	lreap $P 15
+	last=$(lctr l2)
+	sock=absent
+	[ -e $W/l2.sock ] && sock=present
+	ok=0
+	if [ "$hrc" = 0 ] && [ "$RC" = 0 ] && [ $sock = absent ]; then
+		lstart l3 $W/l1.in restore $W/life2.snap --copy --api $W/l3.sock
+		P=$LPID
+		lwait l3 '^KVMBOX-C [0-9]* end' 30 $P && ok=1
+		f=$(lfirst l3)
+		lcmd l3 5 30 check && c=$R || c="none: $WHY"
+		if [ $ok = 1 ] && [ "$f" -ge $((last + 1)) ] && [ "$f" -le $((last + 2)) ] && [ "${c%% *}" = ok ] &&
+			lticks l3 5 $P; then
+			lres PASS linux-life-hibernate
+		else
+			ok=0
+			lfail linux-life-hibernate l3 "restore --copy: first counter ${f:-none} (want $((last + 1))" \
+				"or $((last + 2))), check '$c' ${WHY:+($WHY)}"
+		fi
+	else
+		lfail linux-life-hibernate l2 "ctl hibernate status $hrc, kvmbox status $RC after ${SECS_R}s" \
+			"(want 0), control socket $sock (want absent)"
+	fi
+
+	# Corrupt snapshots (life1.snap is no longer mapped by any VM): a flipped RAM byte (in the
+	# kernel's text at 16 MiB) and a truncated file are refused: status 1, one line, no guest.
+	why=
+	off=$((4096 + 16 * 1048576 + 3 * 4096 + 123))
+	b=$(dd if=$W/life1.snap bs=1 skip=$off count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+	printf "\\$(printf %o $((b ^ 85)))" | dd of=$W/life1.snap bs=1 seek=$off count=1 conv=notrunc 2>/dev/null
+	b2=$(dd if=$W/life1.snap bs=1 skip=$off count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+	[ "$b2" = $((b ^ 85)) ] || why="could not flip the byte at $off ($b -> $b2)"
+	for k in flipped truncated; do
+		[ -n "$why" ] && break
+		if [ $k = truncated ]; then
+			printf "\\$(printf %o $b)" | dd of=$W/life1.snap bs=1 seek=$off count=1 conv=notrunc 2>/dev/null
+			truncate -s $(($(stat -c %s $W/life1.snap) / 2)) $W/life1.snap
+		fi
+		timeout -k 5 $BAD_TMO kvmbox restore $W/life1.snap </dev/null >$W/corrupt-$k.out 2>$W/corrupt-$k.err
+		rc=$?
+		lines=$(wc -l <$W/corrupt-$k.err)
+		first=$(head -n1 $W/corrupt-$k.err)
+		echo "KVMBOX-I restore of a $k snapshot: status $rc: $first"
+		if [ $rc != 1 ] || [ "$lines" != 1 ] || [ "${first#kvmbox: }" = "$first" ] || [ -s $W/corrupt-$k.out ]; then
+			why="$k snapshot: status $rc (want 1), $lines stderr line(s) (want 1 'kvmbox: ...'):"
+			why="$why '$(echo "$first" | cut -c1-150)', $(wc -c <$W/corrupt-$k.out) bytes of guest output (want 0)"
+		fi
+	done
+	if [ -z "$why" ]; then lres PASS linux-life-restore-corrupt; else lres FAIL linux-life-restore-corrupt "$why"; fi
+
+	# ctl shutdown: the power button reaches acpid, whose handler runs poweroff -f.
+	if [ $ok = 0 ]; then
+		lkill $P
+		notrun linux-life-shutdown-acpi "no running restored VM (linux-life-hibernate failed)"
+		return
+	fi
+	a=$(vget l1 acpid)
+	lctl $W/l3.sock shutdown timeout=30
+	src=$CTL_RC
+	lreap $P 40
+	if [ "$src" = 0 ] && [ "$RC" = 0 ] && has KVMBOX-ACPI l3 && ! grep -q 'did not power off' $W/l3.err; then
+		lres PASS linux-life-shutdown-acpi
+	else
+		lfail linux-life-shutdown-acpi l3 "ctl shutdown status $src; kvmbox status $RC after ${SECS_R}s" \
+			"(want 0); acpid handler ran: $(has KVMBOX-ACPI l3 && echo yes || echo NO); guest acpid '$a'"
+	fi
+	exec 5>&-
+}
+
+# shellcheck disable=SC2086
+life2() {
+	ne=$(net_setup)
+	if [ -n "$ne" ]; then
+		notrun "$LIFE2" "emulated host network: $ne"
+		return
+	fi
+	rm -f $W/m1.in $W/m2.in $W/m1.sock $W/d1.sock $W/d2.sock $W/mig1.sock
+	mkfifo $W/m1.in $W/m2.in
+	exec 5<>$W/m1.in 6<>$W/m2.in
+	truncate -s 16M $W/mig.img
+	lstart m1 $W/m1.in run -m 512M --api $W/m1.sock -d $W/mig.img --net tap=tap0,mac=52:54:00:12:34:57 \
+		-k $BZ -i $GV -a "$GAPPEND kvmbox.test=life kvmbox.mb=32 kvmbox.net=1"
+	S=$LPID
+	if ! lwait m1 '^KVMBOX-C 3 end' $BOOT_TMO $S; then
+		lkill $S
+		notrun "$LIFE2" "the lifecycle guest did not start: $WHY"
+		diag linux-life-migrate m1
+		return
+	fi
+	tr -d '\r' <$W/m1.out | grep 'KVMBOX-V' | sed 's/^/KVMBOX-I m1: /'
+	if ! lcmd m1 5 120 fill 5 || ! lcmd m1 5 120 dirty start 32; then
+		lkill $S
+		notrun "$LIFE2" "guest setup: $WHY"
+		diag linux-life-migrate m1
+		return
+	fi
+
+	# Nothing listens: an error reply, the source runs on.
+	why=
+	for uri in tcp:127.0.0.1:4999 unix:$W/nothing.sock; do
+		lctl $W/m1.sock migrate $uri
+		if [ "$CTL_RC" != 1 ] || ! echo "$CTL" | grep -q '"error"'; then
+			why="migrate $uri: ctl status $CTL_RC (want 1 and an error reply)"
+			break
+		fi
+		st=$(lstate $W/m1.sock)
+		[ "$st" = running ] || { why="after migrate $uri: info state '$st' (want running)"; break; }
+		lticks m1 5 $S || { why="after migrate $uri: $WHY"; break; }
+	done
+	if [ -z "$why" ]; then lres PASS linux-life-migrate-closed-port; else lfail linux-life-migrate-closed-port m1 "$why"; fi
+	alive $S || { notrun "$LIFE2" "the source VM is gone"; return; }
+
+	# The destination is killed (-9) once it holds 16 MiB of guest RAM: error reply, the
+	# source runs on with its memory intact (the dirtier's checks and the fixed data's sum).
+	lstart d1 /dev/null run --incoming unix:$W/mig1.sock --api $W/d1.sock
+	D=$LPID
+	n=0
+	while ! grep -q 'waiting for a migration' $W/d1.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
+	(lctl $W/m1.sock migrate unix:$W/mig1.sock; echo "$CTL_RC $(echo "$CTL" | tr -d '\n' | tr -s ' ')" >$W/d1.rc) &
+	cpid=$!
+	r0=$(lrss $D) n=0 r=$r0
+	while alive $D && [ $n -lt 500 ]; do
+		r=$(lrss $D)
+		[ $((${r:-0} - ${r0:-0})) -gt 16384 ] && break
+		usleep 20000
+		n=$((n + 1))
+	done
+	lkill $D
+	n=0
+	while alive $cpid && [ $n -lt 300 ]; do usleep 200000; n=$((n + 1)); done
+	lkill $cpid
+	res1=$(cat $W/d1.rc 2>/dev/null)
+	echo "KVMBOX-I destination killed with RSS ${r0:-?} -> ${r:-?} KiB; migrate: $res1"
+	why=
+	LPID=$S
+	if [ "${res1%% *}" != 1 ]; then
+		why="migrate with the destination killed: ctl '$(echo "$res1" | cut -c1-200)' (want status 1)"
+	elif [ "$(lstate $W/m1.sock)" != running ]; then
+		why="source info after the failed migration: '$(echo "$CTL" | tr -d '\n' | cut -c1-150)'"
+	elif ! lticks m1 5 $S; then
+		why="source after the failed migration: $WHY"
+	elif ! lcmd m1 5 60 check || [ "${R%% *}" != ok ]; then
+		why="source memory after the failed migration: check '$R' $WHY"
+	elif ! lcmd m1 5 30 dirty status || [ "$(field "$R" mismatches)" != 0 ]; then
+		why="source dirtier after the failed migration: '$R' $WHY"
+	fi
+	if [ -z "$why" ]; then lres PASS linux-life-migrate-dest-killed; else lfail linux-life-migrate-dest-killed m1 "$why"; fi
+	alive $S || { notrun "$LIFE2" "the source VM is gone"; return; }
+
+	# Live migration over tcp while the dirtier runs.
+	lstart d2 $W/m2.in run --incoming tcp:127.0.0.1:4445 --api $W/d2.sock
+	D=$LPID
+	n=0
+	while ! grep -q 'waiting for a migration' $W/d2.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
+	LPID=$S
+	lcmd m1 5 30 dirty status
+	p0=$(field "$R" passes)
+	cb=$(lctr m1)
+	CTL_TMO=300
+	lctl $W/m1.sock migrate tcp:127.0.0.1:4445
+	mrc=$CTL_RC CTL_TMO=30
+	fig="rounds=$(jget rounds) bytes=$(jget bytes) pages=$(jget pages) total_ms=$(jget total_ms) downtime_ms=$(jget downtime_ms)"
+	echo "KVMBOX-I migration figures: $fig (dirtier at pass $p0 before)"
+	lreap $S 15
+	src=$RC
+	ca=$(lctr m1)
+	LPID=$D
+	why=
+	if [ "$mrc" != 0 ] || [ -z "$(jget downtime_ms)" ]; then
+		why="ctl migrate status $mrc: $(echo "$CTL" | tr -d '\n' | tr -s ' ' | cut -c1-200)"
+	elif [ "$src" != 0 ]; then
+		why="source kvmbox status $src after ${SECS_R}s (want 0)"
+	elif ! lwait d2 '^KVMBOX-C [0-9]* end' 30 $D; then
+		why="destination: no counter: $WHY"
+	fi
+	f=$(lfirst d2)
+	if [ -z "$why" ] && { [ "$f" -lt "$cb" ] || [ "$f" -gt $((ca + 2)) ]; }; then
+		why="destination's first counter $f (want $cb..$((ca + 2)))"
+	fi
+	if [ -z "$why" ]; then
+		st=$(lstate $W/d2.sock)
+		lcmd d2 6 60 check && c=$R || c="none: $WHY"
+		# Two more full passes of the dirtier on the destination, then stop it.
+		lcmd d2 6 30 dirty status
+		p1=$(field "$R" passes) p2=$p1 n=0
+		while [ "${p2:-0}" -lt $((${p1:-0} + 2)) ] && [ $n -lt 30 ]; do
+			sleep 1
+			lcmd d2 6 30 dirty status && p2=$(field "$R" passes)
+			n=$((n + 1))
+		done
+		lcmd d2 6 30 dirty stop && dr=$R || dr="none: $WHY"
+		lcmd d2 6 30 ping && pg=$R || pg="none: $WHY"
+		lcmd d2 6 60 disk 3 && d=$R || d="none: $WHY"
+		i3=$(imgsum $W/mig.img 3)
+		if [ "$st" != running ]; then
+			why="destination info state '$st' (want running)"
+		elif [ "${c%% *}" != ok ]; then
+			why="32 MiB written before the migration: check '$c'"
+		elif [ "$(field "$dr" mismatches)" != 0 ] || [ "${p2:-0}" -lt $((${p1:-0} + 2)) ] ||
+			[ "${p1:-0}" -le "${p0:-0}" ]; then
+			why="dirtier: '$dr' (passes $p0 before the migration, $p1 after it, $p2 later; want no mismatch)"
+		elif [ "$(field "$pg" status)" != 0 ]; then
+			why="ping 10.0.0.1 after the migration: '$pg'"
+		elif [ "${d%% *}" != ok ] || [ "$(field "$d" sum)" != "$i3" ]; then
+			why="disk after the migration: '$d', image $i3"
+		fi
+	fi
+	if [ -z "$why" ]; then
+		lres PASS linux-life-migrate
+	else
+		lfail linux-life-migrate d2 "$why ($fig)"
+		diag linux-life-migrate m1
+	fi
+	alive $D || { notrun linux-life-shutdown-timeout "no migrated VM"; return; }
+
+	# The guest ignores the power button (acpid stopped): kvmbox stops it after the timeout.
+	lcmd d2 6 30 acpid stop
+	lctl $W/d2.sock shutdown timeout=5
+	src=$CTL_RC
+	lreap $D 30
+	if [ "$src" = 0 ] && [ "$RC" = 0 ] && ! has KVMBOX-ACPI d2 && grep -q 'did not power off' $W/d2.err &&
+		awk -v s="$SECS_R" 'BEGIN { exit !(s >= 4 && s <= 10) }'; then
+		lres PASS linux-life-shutdown-timeout
+	else
+		lfail linux-life-shutdown-timeout d2 "ctl shutdown timeout=5 status $src; kvmbox status $RC after" \
+			"${SECS_R}s (want 0 after ~5s, with a warning), acpid handler ran: $(has KVMBOX-ACPI d2 && echo YES || echo no)"
+	fi
+	exec 5>&- 6>&-
+}
+
+# shellcheck disable=SC2086
+life3() {
+	rm -f $W/b1.in $W/b1.sock
+	mkfifo $W/b1.in
+	exec 5<>$W/b1.in
+	lstart b1 $W/b1.in run -m 512M --balloon --api $W/b1.sock -k $BZ -i $GV \
+		-a "$GAPPEND kvmbox.test=life kvmbox.mb=1"
+	P=$LPID
+	if ! lwait b1 '^KVMBOX-C 3 end' $BOOT_TMO $P; then
+		lkill $P
+		lfail linux-life-balloon b1 "the lifecycle guest did not start: $WHY"
+		return
+	fi
+	why=
+	touched=400
+	lcmd b1 5 120 touch $touched || why=$WHY
+	r0=$(lrss $P)
+	lctl $W/b1.sock balloon 64M
+	brc=$CTL_RC
+	# Inflating: wait until actual is within 16 MiB of the target or has not moved for 5 s.
+	n=0 prev='' same=0 a=''
+	while [ $n -lt 30 ] && [ -z "$why" ]; do
+		lctl $W/b1.sock info
+		a=$(jget actual)
+		[ -n "$a" ] && [ "$a" -le $((80 * 1048576)) ] && break
+		if [ "$a" = "$prev" ]; then same=$((same + 1)); else same=0; fi
+		[ $same -ge 5 ] && break
+		prev=$a
+		sleep 1
+		n=$((n + 1))
+	done
+	r1=$(lrss $P)
+	drop=$(((${r0:-0} - ${r1:-0}) / 1024))
+	need=$(((touched - 64) / 2))
+	echo "KVMBOX-I balloon 64M: actual $a after ${n}s; kvmbox RSS $((${r0:-0} / 1024)) -> $((${r1:-0} / 1024)) MiB"
+	if [ -z "$why" ] && { [ "$brc" != 0 ] || [ "$drop" -lt $need ]; }; then
+		why="ctl balloon 64M status $brc; after ${n}s balloon actual ${a:-none}; kvmbox RSS fell by $drop MiB"
+		why="$why ($((${r0:-0} / 1024)) -> $((${r1:-0} / 1024)) MiB), want at least $need after touching $touched MiB"
+	fi
+	if [ -z "$why" ]; then
+		lctl $W/b1.sock balloon 512M
+		brc=$CTL_RC n=0
+		while [ $n -lt 20 ]; do
+			lctl $W/b1.sock info
+			a=$(jget actual)
+			[ "$a" = 536870912 ] && break
+			sleep 1
+			n=$((n + 1))
+		done
+		lcmd b1 5 30 mem && m=$R || m="none: $WHY"
+		echo "KVMBOX-I balloon 512M: actual $a after ${n}s, guest $m, RSS $(($(lrss $P) / 1024)) MiB"
+		if [ "$brc" != 0 ] || [ "$a" != 536870912 ]; then
+			why="deflate: ctl balloon 512M status $brc; balloon actual ${a:-none} after ${n}s (want 536870912)"
+		elif ! lticks b1 5 $P; then
+			why="after the balloon: $WHY"
+		fi
+	fi
+	lkill $P
+	if [ -z "$why" ]; then lres PASS linux-life-balloon; else lfail linux-life-balloon b1 "$why"; fi
+	exec 5>&-
+}
+
+# shellcheck disable=SC2086
+want $LIFE1 && life1
+# shellcheck disable=SC2086
+want $LIFE2 && life2
+want $LIFE3 && life3
+
 # --- Bad input: status 1 (cannot start) or 2 (usage), exactly one stderr line "kvmbox: ..." --
 
 # bad NAME "ALLOWED STATUSES" [as-nobody] -- kvmbox-run-args...

@@ -30,7 +30,9 @@ KB_HOST_MODULES="kvm_amd"
 KB_HOST_EXTRA_MODULES="tun"
 # The guest's virtio drivers and ext4. The crypto API asks for crc32c_generic by name when ext4
 # mounts (no depends= names it), so it is listed explicitly, before ext4. rng-core is built in.
-KB_GUEST_MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng crc32c_generic ext4"
+# button (ACPI power button) and evdev (its /dev/input/event*) are for busybox acpid.
+KB_GUEST_MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng virtio_balloon crc32c_generic ext4
+	button evdev"
 
 kb_log() { printf '%s\n' "linux: $*" >&2; }
 

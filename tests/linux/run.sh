@@ -11,7 +11,8 @@
 # host's time, is kept in build/linux/host.log.
 # Environment: KVMBOX_BIN (default build/kvmbox-static), KVMBOX_CACHE, KVMBOX_LINUX_TIMEOUT
 # (seconds for the whole emulated host, default 1200), KVMBOX_BOOT_TIMEOUT (seconds per guest
-# boot, default 120), KVMBOX_VERBOSE=1 (echo the serial log).
+# boot, default 120), KVMBOX_VERBOSE=1 (echo the serial log), KVMBOX_LINUX_OUT (directory for
+# the host initramfs and host.log, default build/linux: another one lets two runs coexist).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source tests/linux/lib.sh
@@ -23,12 +24,15 @@ TESTS=(
 	linux-virtio-modules linux-virtio-blk-serials linux-virtio-blk-ro linux-virtio-rng
 	linux-virtio-net-ping linux-virtio-net-tcp linux-virtio-blk-ext4 linux-virtio-console
 	linux-virtio-blk-fsync-kill9
+	linux-life-pause linux-life-snapshot linux-life-hibernate linux-life-restore-corrupt
+	linux-life-shutdown-acpi linux-life-migrate-closed-port linux-life-migrate-dest-killed
+	linux-life-migrate linux-life-shutdown-timeout linux-life-balloon
 	linux-bad-missing-kernel linux-bad-not-a-kernel linux-bad-elf-not-kernel
 	linux-bad-initrd-too-big linux-bad-memory-1M linux-bad-cpus-0 linux-bad-cpus-too-many
 	linux-bad-size-malformed linux-bad-no-kernel-option linux-bad-no-dev-kvm linux-bad-dev-kvm-perm
 )
 BIN=${KVMBOX_BIN:-build/kvmbox-static}
-OUT=build/linux
+OUT=${KVMBOX_LINUX_OUT:-build/linux}
 LOG=$OUT/host.log
 TMO=${KVMBOX_LINUX_TIMEOUT:-1200}
 DATE_TOLERANCE=60
