@@ -456,8 +456,11 @@ lctl() {
 }
 # jget NAME: the value of "NAME": in the last ctl reply (first occurrence).
 jget() { echo "$CTL" | sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",]*\).*/\1/p" | head -n1; }
-# lstate SOCK: the state member of info.
-lstate() { lctl $1 info; jget state; }
+# lstate SOCK: ST = the state member of info (empty when no answer).
+lstate() {
+	lctl "$1" info
+	ST=$(jget state)
+}
 
 # lcmd ID FD SECS CMD [ARG]: write "<seq> CMD ARG" to the guest through fd FD, wait for its
 # answer; sets R (the answer after the command word) or WHY.
@@ -505,8 +508,13 @@ lres() {
 	eval "done_$(echo $2 | tr - _)=1"
 	res "$@"
 }
-# lstep_fail NAME ID WHY: FAIL with diagnostics.
-lfail() { lres FAIL $1 "$3"; diag $1 $2; }
+# lfail NAME ID WHY...: FAIL with diagnostics (the output of ID).
+lfail() {
+	_n=$1 _i=$2
+	shift 2
+	lres FAIL $_n "$*"
+	diag $_n $_i
+}
 
 [ -f $GV ] || cat $GI $KB/guest-modules.cpio.gz >$GV
 
@@ -534,7 +542,8 @@ life1() {
 	c1=$(lctr l1) s1=$(stat -c %s $W/l1.out)
 	sleep 2
 	c2=$(lctr l1) s2=$(stat -c %s $W/l1.out)
-	st=$(lstate $W/l1.sock)
+	lstate $W/l1.sock
+	st=$ST
 	lctl $W/l1.sock resume
 	rrc=$CTL_RC
 	if [ "$prc" = 0 ] && [ "$rrc" = 0 ] && [ "$c1" = "$c2" ] && [ "$s1" = "$s2" ] && [ "$st" = paused ] &&
@@ -578,7 +587,8 @@ life1() {
 	f=$(lfirst l2)
 	lcmd l2 5 30 check && c=$R || c="none: $WHY"
 	lcmd l2 5 60 disk 2 && d=$R || d="none: $WHY"
-	st=$(lstate $W/l2.sock)
+	lstate $W/l2.sock
+	st=$ST
 	i1=$(imgsum $W/life.img 1) i2=$(imgsum $W/life.img 2)
 	if [ "$f" -ge "$cb" ] && [ "$f" -le $((ca + 2)) ] && ! has KVMBOX-INIT l2 && [ "${c%% *}" = ok ] &&
 		[ "${d%% *}" = ok ] && [ "$(field "$d" sum)" = "$i2" ] && [ "$d1" = "$i1" ] && [ "$st" = running ]; then
@@ -596,6 +606,36 @@ life1() {
 	last=$(lctr l2)
 	sock=absent
 	[ -e $W/l2.sock ] && sock=present
+
+	# Corrupt snapshots (life1.snap is no longer mapped by any VM, and no VM holds the disk, so
+	# an intact file would restore): a flipped RAM byte (in the kernel's text at 16 MiB) and a
+	# truncated file are refused: status 1, one line saying why, no guest output.
+	why=
+	off=$((4096 + 16 * 1048576 + 3 * 4096 + 123))
+	b=$(dd if=$W/life1.snap bs=1 skip=$off count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+	printf "\\$(printf %o $((b ^ 85)))" | dd of=$W/life1.snap bs=1 seek=$off count=1 conv=notrunc 2>/dev/null
+	b2=$(dd if=$W/life1.snap bs=1 skip=$off count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+	[ "$b2" = $((b ^ 85)) ] || why="could not flip the byte at $off ($b -> $b2)"
+	for k in flipped truncated; do
+		[ -n "$why" ] && break
+		if [ $k = truncated ]; then
+			printf "\\$(printf %o $b)" | dd of=$W/life1.snap bs=1 seek=$off count=1 conv=notrunc 2>/dev/null
+			truncate -s $(($(stat -c %s $W/life1.snap) / 2)) $W/life1.snap
+		fi
+		timeout -k 5 $BAD_TMO kvmbox restore $W/life1.snap </dev/null >$W/corrupt-$k.out 2>$W/corrupt-$k.err
+		rc=$?
+		lines=$(wc -l <$W/corrupt-$k.err)
+		first=$(head -n1 $W/corrupt-$k.err)
+		echo "KVMBOX-I restore of a $k snapshot: status $rc: $first"
+		[ $k = flipped ] && pat='corrupt|checksum' || pat='truncated'
+		if [ $rc != 1 ] || [ "$lines" != 1 ] || [ "${first#kvmbox: }" = "$first" ] || [ -s $W/corrupt-$k.out ] ||
+			! echo "$first" | grep -qE "$pat"; then
+			why="$k snapshot: status $rc (want 1), $lines stderr line(s) (want 1 'kvmbox: ...$pat...'):"
+			why="$why '$(echo "$first" | cut -c1-150)', $(wc -c <$W/corrupt-$k.out) bytes of guest output (want 0)"
+		fi
+	done
+	if [ -z "$why" ]; then lres PASS linux-life-restore-corrupt; else lres FAIL linux-life-restore-corrupt "$why"; fi
+
 	ok=0
 	if [ "$hrc" = 0 ] && [ "$RC" = 0 ] && [ $sock = absent ]; then
 		lstart l3 $W/l1.in restore $W/life2.snap --copy --api $W/l3.sock
@@ -615,32 +655,6 @@ life1() {
 		lfail linux-life-hibernate l2 "ctl hibernate status $hrc, kvmbox status $RC after ${SECS_R}s" \
 			"(want 0), control socket $sock (want absent)"
 	fi
-
-	# Corrupt snapshots (life1.snap is no longer mapped by any VM): a flipped RAM byte (in the
-	# kernel's text at 16 MiB) and a truncated file are refused: status 1, one line, no guest.
-	why=
-	off=$((4096 + 16 * 1048576 + 3 * 4096 + 123))
-	b=$(dd if=$W/life1.snap bs=1 skip=$off count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
-	printf "\\$(printf %o $((b ^ 85)))" | dd of=$W/life1.snap bs=1 seek=$off count=1 conv=notrunc 2>/dev/null
-	b2=$(dd if=$W/life1.snap bs=1 skip=$off count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
-	[ "$b2" = $((b ^ 85)) ] || why="could not flip the byte at $off ($b -> $b2)"
-	for k in flipped truncated; do
-		[ -n "$why" ] && break
-		if [ $k = truncated ]; then
-			printf "\\$(printf %o $b)" | dd of=$W/life1.snap bs=1 seek=$off count=1 conv=notrunc 2>/dev/null
-			truncate -s $(($(stat -c %s $W/life1.snap) / 2)) $W/life1.snap
-		fi
-		timeout -k 5 $BAD_TMO kvmbox restore $W/life1.snap </dev/null >$W/corrupt-$k.out 2>$W/corrupt-$k.err
-		rc=$?
-		lines=$(wc -l <$W/corrupt-$k.err)
-		first=$(head -n1 $W/corrupt-$k.err)
-		echo "KVMBOX-I restore of a $k snapshot: status $rc: $first"
-		if [ $rc != 1 ] || [ "$lines" != 1 ] || [ "${first#kvmbox: }" = "$first" ] || [ -s $W/corrupt-$k.out ]; then
-			why="$k snapshot: status $rc (want 1), $lines stderr line(s) (want 1 'kvmbox: ...'):"
-			why="$why '$(echo "$first" | cut -c1-150)', $(wc -c <$W/corrupt-$k.out) bytes of guest output (want 0)"
-		fi
-	done
-	if [ -z "$why" ]; then lres PASS linux-life-restore-corrupt; else lres FAIL linux-life-restore-corrupt "$why"; fi
 
 	# ctl shutdown: the power button reaches acpid, whose handler runs poweroff -f.
 	if [ $ok = 0 ]; then
@@ -663,6 +677,8 @@ life1() {
 
 # shellcheck disable=SC2086
 life2() {
+	# The emulated host's loopback, for tcp:127.0.0.1 migrations.
+	ip link set lo up
 	ne=$(net_setup)
 	if [ -n "$ne" ]; then
 		notrun "$LIFE2" "emulated host network: $ne"
@@ -697,8 +713,8 @@ life2() {
 			why="migrate $uri: ctl status $CTL_RC (want 1 and an error reply)"
 			break
 		fi
-		st=$(lstate $W/m1.sock)
-		[ "$st" = running ] || { why="after migrate $uri: info state '$st' (want running)"; break; }
+		lstate $W/m1.sock
+		[ "$ST" = running ] || { why="after migrate $uri: info state '$ST' (want running)"; break; }
 		lticks m1 5 $S || { why="after migrate $uri: $WHY"; break; }
 	done
 	if [ -z "$why" ]; then lres PASS linux-life-migrate-closed-port; else lfail linux-life-migrate-closed-port m1 "$why"; fi
@@ -729,8 +745,8 @@ life2() {
 	LPID=$S
 	if [ "${res1%% *}" != 1 ]; then
 		why="migrate with the destination killed: ctl '$(echo "$res1" | cut -c1-200)' (want status 1)"
-	elif [ "$(lstate $W/m1.sock)" != running ]; then
-		why="source info after the failed migration: '$(echo "$CTL" | tr -d '\n' | cut -c1-150)'"
+	elif ! lstate $W/m1.sock || [ "$ST" != running ]; then
+		why="source info after the failed migration: '$(echo "$CTL" | tr -d '\n' | tr -s ' ' | cut -c1-150)'"
 	elif ! lticks m1 5 $S; then
 		why="source after the failed migration: $WHY"
 	elif ! lcmd m1 5 60 check || [ "${R%% *}" != ok ]; then
@@ -772,7 +788,8 @@ life2() {
 		why="destination's first counter $f (want $cb..$((ca + 2)))"
 	fi
 	if [ -z "$why" ]; then
-		st=$(lstate $W/d2.sock)
+		lstate $W/d2.sock
+		st=$ST
 		lcmd d2 6 60 check && c=$R || c="none: $WHY"
 		# Two more full passes of the dirtier on the destination, then stop it.
 		lcmd d2 6 30 dirty status
@@ -841,12 +858,16 @@ life3() {
 	r0=$(lrss $P)
 	lctl $W/b1.sock balloon 64M
 	brc=$CTL_RC
-	# Inflating: wait until actual is within 16 MiB of the target or has not moved for 5 s.
+	# Inflating (the guest keeps ~60 MiB the balloon cannot take: actual stops near 95 MiB):
+	# at most 20 s, until kvmbox's RSS has fallen enough, actual is within 16 MiB of the target
+	# or has not moved for 5 s.
+	need=$(((touched - 64) / 2))
 	n=0 prev='' same=0 a=''
-	while [ $n -lt 30 ] && [ -z "$why" ]; do
+	while [ $n -lt 20 ] && [ -z "$why" ]; do
 		lctl $W/b1.sock info
 		a=$(jget actual)
 		[ -n "$a" ] && [ "$a" -le $((80 * 1048576)) ] && break
+		[ $(((${r0:-0} - $(lrss $P)) / 1024)) -ge $need ] && break
 		if [ "$a" = "$prev" ]; then same=$((same + 1)); else same=0; fi
 		[ $same -ge 5 ] && break
 		prev=$a
@@ -855,7 +876,6 @@ life3() {
 	done
 	r1=$(lrss $P)
 	drop=$(((${r0:-0} - ${r1:-0}) / 1024))
-	need=$(((touched - 64) / 2))
 	echo "KVMBOX-I balloon 64M: actual $a after ${n}s; kvmbox RSS $((${r0:-0} / 1024)) -> $((${r1:-0} / 1024)) MiB"
 	if [ -z "$why" ] && { [ "$brc" != 0 ] || [ "$drop" -lt $need ]; }; then
 		why="ctl balloon 64M status $brc; after ${n}s balloon actual ${a:-none}; kvmbox RSS fell by $drop MiB"
