@@ -576,9 +576,14 @@ fail:
 		vm_resume(vm);
 	if (fd >= 0)
 		close(fd);
-	log_error("migration to %s failed: %s; the VM keeps running here", m->uri, why ? why : "unknown error");
-	api_error(m->req, "MigrationFailed", "migration to %s failed: %s; the VM keeps running here", m->uri,
-		  why ? why : "unknown error");
+	{
+		const char *after = atomic_load(&vm->exit_reason) == VM_RUNNING ? "the VM keeps running here"
+										 : "the VM stopped here meanwhile";
+
+		log_error("migration to %s failed: %s; %s", m->uri, why ? why : "unknown error", after);
+		api_error(m->req, "MigrationFailed", "migration to %s failed: %s; %s", m->uri,
+			  why ? why : "unknown error", after);
+	}
 	free(dirty);
 	free(tmp);
 	ser_writer_free(&cfgw);

@@ -87,6 +87,7 @@ int guest_mem_alloc(struct guest_mem *m, const struct mem_region *layout, int nr
 
 void guest_mem_free(struct guest_mem *m)
 {
+	free(m->dirty);
 	if (m->base && m->total)
 		munmap(m->base, m->total);
 	memset(m, 0, sizeof(*m));
@@ -137,11 +138,14 @@ static size_t dirty_words(const struct guest_mem *m)
 
 int guest_mem_dirty_start(struct guest_mem *m)
 {
-	unsigned long *b = calloc(dirty_words(m), sizeof(unsigned long));
-
-	if (!b)
-		return -1;
-	atomic_store(&m->dirty, b);
+	if (!m->dirty) {
+		m->dirty = calloc(dirty_words(m), sizeof(unsigned long));
+		if (!m->dirty)
+			return -1;
+	}
+	for (size_t i = 0; i < dirty_words(m); i++)
+		__atomic_store_n(&m->dirty[i], 0UL, __ATOMIC_RELAXED);
+	atomic_store(&m->dirty_on, true);
 	return 0;
 }
 
@@ -161,29 +165,31 @@ int64_t guest_mem_page_index(const struct guest_mem *m, uint64_t gpa)
 
 void guest_mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
-	unsigned long *b = atomic_load(&((struct guest_mem *)m)->dirty);
-
-	if (!b || !len)
+	if (!atomic_load(&((struct guest_mem *)m)->dirty_on) || !len)
 		return;
 	for (uint64_t p = gpa & ~4095ULL; p < gpa + len && p >= (gpa & ~4095ULL); p += 4096) {
 		int64_t idx = guest_mem_page_index(m, p);
 
 		if (idx >= 0)
-			__atomic_fetch_or(&b[(uint64_t)idx / BITS_PER_WORD], 1UL << ((uint64_t)idx % BITS_PER_WORD),
-					  __ATOMIC_RELAXED);
+			__atomic_fetch_or(&m->dirty[(uint64_t)idx / BITS_PER_WORD],
+					  1UL << ((uint64_t)idx % BITS_PER_WORD), __ATOMIC_RELAXED);
 	}
 }
 
 void guest_mem_dirty_take(struct guest_mem *m, unsigned long *out)
 {
-	unsigned long *b = atomic_load(&m->dirty);
 	size_t n = dirty_words(m);
 
 	for (size_t i = 0; i < n; i++)
-		out[i] = b ? __atomic_exchange_n(&b[i], 0UL, __ATOMIC_ACQ_REL) : 0;
+		out[i] = m->dirty ? __atomic_exchange_n(&m->dirty[i], 0UL, __ATOMIC_ACQ_REL) : 0;
 }
 
 void guest_mem_dirty_stop(struct guest_mem *m)
 {
-	free(atomic_exchange(&m->dirty, NULL));
+	atomic_store(&m->dirty_on, false);
+}
+
+bool guest_mem_dirty_on(const struct guest_mem *m)
+{
+	return atomic_load(&((struct guest_mem *)m)->dirty_on);
 }

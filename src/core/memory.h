@@ -24,8 +24,11 @@ struct guest_mem {
 	struct mem_region regions[GUEST_MEM_MAX_REGIONS];
 	int nr_regions;
 	/* Pages written by devices (not seen by KVM's dirty log), one bit per
-	 * 4 KiB page over all regions in order; NULL unless tracking. */
-	unsigned long *_Atomic dirty;
+	 * 4 KiB page over all regions in order. Allocated at the first
+	 * migration and kept until guest_mem_free, so a device thread that
+	 * saw dirty_on never writes into freed memory. */
+	unsigned long *dirty;
+	_Atomic bool dirty_on;
 	uint8_t *base;    /* start of the single host mapping */
 	uint64_t total;   /* total RAM bytes (sum of regions) */
 };
@@ -55,6 +58,7 @@ int guest_mem_dirty_start(struct guest_mem *m);
 void guest_mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 void guest_mem_dirty_take(struct guest_mem *m, unsigned long *out);
 void guest_mem_dirty_stop(struct guest_mem *m);
+bool guest_mem_dirty_on(const struct guest_mem *m);
 /* Page index (over all regions in order) of gpa, or -1. */
 int64_t guest_mem_page_index(const struct guest_mem *m, uint64_t gpa);
 /* Describe caller-owned memory (unit tests: a malloc'ed buffer). */

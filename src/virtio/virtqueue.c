@@ -288,7 +288,7 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 
 	if (!q->enabled)
 		return;
-	if (atomic_load(&((struct guest_mem *)q->mem)->dirty)) {
+	if (guest_mem_dirty_on(q->mem)) {
 		/* A live migration is copying RAM: what the device wrote into
 		 * this chain, and the used ring, must be sent again. */
 		virtq_walk(q, head, NULL);
