@@ -268,18 +268,8 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, uint64_t *len)
 			if (count > MIG_BATCH_PAGES || first > npages || count > npages - first)
 				goto malformed;
 			for (uint32_t i = 0; i < count; i++) {
-				uint64_t pg = first + i, base = 0;
-				uint8_t *dst = NULL;
+				uint8_t *dst = guest_mem_page(&vm->mem, first + i);
 
-				for (int k = 0; k < vm->mem.nr_regions; k++) {
-					uint64_t rp = vm->mem.regions[k].size / PAGE;
-
-					if (pg < base + rp) {
-						dst = vm->mem.regions[k].host + (pg - base) * PAGE;
-						break;
-					}
-					base += rp;
-				}
 				if (!dst)
 					goto malformed;
 				if (type == REC_ZERO)
@@ -335,30 +325,6 @@ int migrate_finish(int fd, bool ok)
 
 #define BITS (8 * sizeof(unsigned long))
 
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *q = (const uint64_t *)(const void *)p;
-
-	for (size_t i = 0; i < PAGE / 8; i += 4)
-		if (q[i] | q[i + 1] | q[i + 2] | q[i + 3])
-			return false;
-	return true;
-}
-
-static uint8_t *page_ptr(struct vm *vm, uint64_t pg)
-{
-	uint64_t base = 0;
-
-	for (int k = 0; k < vm->mem.nr_regions; k++) {
-		uint64_t rp = vm->mem.regions[k].size / PAGE;
-
-		if (pg < base + rp)
-			return vm->mem.regions[k].host + (pg - base) * PAGE;
-		base += rp;
-	}
-	return NULL;
-}
-
 /* Send the pages set in bitmap (or every page when bitmap is NULL, skipping
  * zero pages, for round 0): runs of data pages and of zero pages. */
 static int send_pages(struct migration *m, int fd, const unsigned long *bitmap)
@@ -373,7 +339,7 @@ static int send_pages(struct migration *m, int fd, const unsigned long *bitmap)
 			pg++;
 			continue;
 		}
-		zero = page_is_zero(page_ptr(m->vm, pg));
+		zero = page_is_zero(guest_mem_page(&m->vm->mem, pg));
 		if (zero && !bitmap) {
 			pg++;
 			continue;
@@ -381,13 +347,13 @@ static int send_pages(struct migration *m, int fd, const unsigned long *bitmap)
 		/* A run of same-kind pages. */
 		while (n < MIG_BATCH_PAGES && pg + n < npages &&
 		       (!bitmap || (bitmap[(pg + n) / BITS] & (1UL << ((pg + n) % BITS)))) &&
-		       page_is_zero(page_ptr(m->vm, pg + n)) == zero)
+		       page_is_zero(guest_mem_page(&m->vm->mem, pg + n)) == zero)
 			n++;
 		if (send_u32(fd, zero ? REC_ZERO : REC_PAGES) < 0 || send_u64(fd, pg) < 0 || send_u32(fd, n) < 0)
 			return -1;
 		if (!zero) {
 			for (uint32_t i = 0; i < n; i++)
-				if (send_all(fd, page_ptr(m->vm, pg + i), PAGE) < 0)
+				if (send_all(fd, guest_mem_page(&m->vm->mem, pg + i), PAGE) < 0)
 					return -1;
 			m->bytes += n * PAGE;
 		}

@@ -193,3 +193,27 @@ bool guest_mem_dirty_on(const struct guest_mem *m)
 {
 	return atomic_load(&((struct guest_mem *)m)->dirty_on);
 }
+
+uint8_t *guest_mem_page(const struct guest_mem *m, uint64_t idx)
+{
+	uint64_t base = 0;
+
+	for (int k = 0; k < m->nr_regions; k++) {
+		uint64_t n = m->regions[k].size / 4096;
+
+		if (idx < base + n)
+			return m->regions[k].host + (idx - base) * 4096;
+		base += n;
+	}
+	return NULL;
+}
+
+bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)(const void *)p;
+
+	for (size_t i = 0; i < 4096 / 8; i += 4)
+		if (q[i] | q[i + 1] | q[i + 2] | q[i + 3])
+			return false;
+	return true;
+}

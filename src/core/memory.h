@@ -59,6 +59,10 @@ void guest_mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 void guest_mem_dirty_take(struct guest_mem *m, unsigned long *out);
 void guest_mem_dirty_stop(struct guest_mem *m);
 bool guest_mem_dirty_on(const struct guest_mem *m);
+/* Host address of page idx (4 KiB pages over all regions in order), or NULL. */
+uint8_t *guest_mem_page(const struct guest_mem *m, uint64_t idx);
+/* True when the 4 KiB page at p is all zero bytes (p 8-byte aligned). */
+bool page_is_zero(const uint8_t *p);
 /* Page index (over all regions in order) of gpa, or -1. */
 int64_t guest_mem_page_index(const struct guest_mem *m, uint64_t gpa);
 /* Describe caller-owned memory (unit tests: a malloc'ed buffer). */

@@ -309,16 +309,6 @@ int vm_state_load(struct vm *vm, struct ser_reader *r)
 
 /* ---- RAM --------------------------------------------------------------- */
 
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *q = (const uint64_t *)(const void *)p;
-
-	for (size_t i = 0; i < PAGE / 8; i += 4)
-		if (q[i] | q[i + 1] | q[i + 2] | q[i + 3])
-			return false;
-	return true;
-}
-
 static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
 	while (n) {

@@ -99,8 +99,8 @@ static int msr_list(struct vcpu *v, struct kvm_msrs *out)
 	return 0;
 }
 
-int arch_vcpu_save(struct vcpu *v, struct ser_writer *w)
-{
+/* One vCPU's KVM state, as saved and loaded. */
+struct cpu_state {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 	struct kvm_xcrs xcrs;
@@ -108,44 +108,54 @@ int arch_vcpu_save(struct vcpu *v, struct ser_writer *w)
 	struct kvm_lapic_state lapic;
 	struct kvm_vcpu_events ev;
 	struct kvm_mp_state mp;
-	struct kvm_cpuid2 *cpuid = NULL;
-	struct kvm_msrs *msrs = NULL;
-	void *xsave = NULL;
+	struct kvm_cpuid2 *cpuid;
+	struct kvm_msrs *msrs;
+	void *xsave;
+};
+
+static void cpu_state_free(struct cpu_state *c)
+{
+	free(c->cpuid);
+	free(c->msrs);
+	free(c->xsave);
+}
+
+int arch_vcpu_save(struct vcpu *v, struct ser_writer *w)
+{
+	struct cpu_state c = { 0 };
 	int xs = xsave_size(v->vm), ret = -1;
 
-	cpuid = calloc(1, sizeof(*cpuid) + 256 * sizeof(struct kvm_cpuid_entry2));
-	msrs = calloc(1, sizeof(*msrs) + MAX_STATE_MSRS * sizeof(struct kvm_msr_entry));
-	xsave = calloc(1, (size_t)xs);
-	if (!cpuid || !msrs || !xsave)
+	c.cpuid = calloc(1, sizeof(*c.cpuid) + 256 * sizeof(struct kvm_cpuid_entry2));
+	c.msrs = calloc(1, sizeof(*c.msrs) + MAX_STATE_MSRS * sizeof(struct kvm_msr_entry));
+	c.xsave = calloc(1, (size_t)xs);
+	if (!c.cpuid || !c.msrs || !c.xsave)
 		goto out;
-	cpuid->nent = 256;
-	if (KVM_IOCTL(v->fd, KVM_GET_CPUID2, cpuid) < 0 || KVM_IOCTL(v->fd, KVM_GET_MP_STATE, &mp) < 0 ||
-	    KVM_IOCTL(v->fd, KVM_GET_REGS, &regs) < 0 || KVM_IOCTL(v->fd, KVM_GET_SREGS, &sregs) < 0 ||
-	    KVM_IOCTL(v->fd, xs > (int)sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, xsave) < 0 ||
-	    KVM_IOCTL(v->fd, KVM_GET_XCRS, &xcrs) < 0 || KVM_IOCTL(v->fd, KVM_GET_DEBUGREGS, &dbg) < 0 ||
-	    KVM_IOCTL(v->fd, KVM_GET_LAPIC, &lapic) < 0 || KVM_IOCTL(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+	c.cpuid->nent = 256;
+	if (KVM_IOCTL(v->fd, KVM_GET_CPUID2, c.cpuid) < 0 || KVM_IOCTL(v->fd, KVM_GET_MP_STATE, &c.mp) < 0 ||
+	    KVM_IOCTL(v->fd, KVM_GET_REGS, &c.regs) < 0 || KVM_IOCTL(v->fd, KVM_GET_SREGS, &c.sregs) < 0 ||
+	    KVM_IOCTL(v->fd, xs > (int)sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, c.xsave) < 0 ||
+	    KVM_IOCTL(v->fd, KVM_GET_XCRS, &c.xcrs) < 0 || KVM_IOCTL(v->fd, KVM_GET_DEBUGREGS, &c.dbg) < 0 ||
+	    KVM_IOCTL(v->fd, KVM_GET_LAPIC, &c.lapic) < 0 || KVM_IOCTL(v->fd, KVM_GET_VCPU_EVENTS, &c.ev) < 0)
 		goto out;
-	if (msr_list(v, msrs) < 0)
+	if (msr_list(v, c.msrs) < 0)
 		goto out;
-	if (msrs->nmsrs && ioctl(v->fd, KVM_GET_MSRS, msrs) != (int)msrs->nmsrs) {
+	if (c.msrs->nmsrs && ioctl(v->fd, KVM_GET_MSRS, c.msrs) != (int)c.msrs->nmsrs) {
 		log_error("vCPU %u: KVM_GET_MSRS failed", v->id);
 		goto out;
 	}
-	put_rec(w, TAG_CPUID, cpuid, (uint32_t)(sizeof(*cpuid) + cpuid->nent * sizeof(cpuid->entries[0])));
-	put_rec(w, TAG_REGS, &regs, sizeof(regs));
-	put_rec(w, TAG_SREGS, &sregs, sizeof(sregs));
-	put_rec(w, TAG_XSAVE, xsave, (uint32_t)xs);
-	put_rec(w, TAG_XCRS, &xcrs, sizeof(xcrs));
-	put_rec(w, TAG_DEBUGREGS, &dbg, sizeof(dbg));
-	put_rec(w, TAG_LAPIC, &lapic, sizeof(lapic));
-	put_rec(w, TAG_MSRS, msrs, (uint32_t)(sizeof(*msrs) + msrs->nmsrs * sizeof(msrs->entries[0])));
-	put_rec(w, TAG_EVENTS, &ev, sizeof(ev));
-	put_rec(w, TAG_MPSTATE, &mp, sizeof(mp));
+	put_rec(w, TAG_CPUID, c.cpuid, (uint32_t)(sizeof(*c.cpuid) + c.cpuid->nent * sizeof(c.cpuid->entries[0])));
+	put_rec(w, TAG_REGS, &c.regs, sizeof(c.regs));
+	put_rec(w, TAG_SREGS, &c.sregs, sizeof(c.sregs));
+	put_rec(w, TAG_XSAVE, c.xsave, (uint32_t)xs);
+	put_rec(w, TAG_XCRS, &c.xcrs, sizeof(c.xcrs));
+	put_rec(w, TAG_DEBUGREGS, &c.dbg, sizeof(c.dbg));
+	put_rec(w, TAG_LAPIC, &c.lapic, sizeof(c.lapic));
+	put_rec(w, TAG_MSRS, c.msrs, (uint32_t)(sizeof(*c.msrs) + c.msrs->nmsrs * sizeof(c.msrs->entries[0])));
+	put_rec(w, TAG_EVENTS, &c.ev, sizeof(c.ev));
+	put_rec(w, TAG_MPSTATE, &c.mp, sizeof(c.mp));
 	ret = 0;
 out:
-	free(cpuid);
-	free(msrs);
-	free(xsave);
+	cpu_state_free(&c);
 	return ret;
 }
 
@@ -181,70 +191,59 @@ static int set_msrs(struct vcpu *v, struct kvm_msrs *m)
 
 int arch_vcpu_load(struct vcpu *v, struct ser_reader *r)
 {
-	struct kvm_regs regs;
-	struct kvm_sregs sregs;
-	struct kvm_xcrs xcrs;
-	struct kvm_debugregs dbg;
-	struct kvm_lapic_state lapic;
-	struct kvm_vcpu_events ev;
-	struct kvm_mp_state mp;
-	struct kvm_cpuid2 *cpuid = NULL;
-	struct kvm_msrs *msrs = NULL;
-	void *xsave = NULL;
+	struct cpu_state c = { 0 };
 	uint32_t len;
 	int xs = xsave_size(v->vm), ret = -1;
 
 	/* CPUID and MSRs have variable length. */
-	if (get_rec(r, TAG_CPUID, &len) < 0 || len < sizeof(*cpuid) ||
-	    (len - sizeof(*cpuid)) % sizeof(struct kvm_cpuid_entry2) || len > 64 * 1024)
+	if (get_rec(r, TAG_CPUID, &len) < 0 || len < sizeof(*c.cpuid) ||
+	    (len - sizeof(*c.cpuid)) % sizeof(struct kvm_cpuid_entry2) || len > 64 * 1024)
 		goto bad;
-	cpuid = malloc(len);
-	if (!cpuid)
+	c.cpuid = malloc(len);
+	if (!c.cpuid)
 		goto out;
-	ser_get_bytes(r, cpuid, len);
-	if (cpuid->nent != (len - sizeof(*cpuid)) / sizeof(struct kvm_cpuid_entry2))
+	ser_get_bytes(r, c.cpuid, len);
+	if (c.cpuid->nent != (len - sizeof(*c.cpuid)) / sizeof(struct kvm_cpuid_entry2))
 		goto bad;
-	xsave = calloc(1, (size_t)xs);
-	if (!xsave)
+	c.xsave = calloc(1, (size_t)xs);
+	if (!c.xsave)
 		goto out;
-	if (get_fixed(r, TAG_REGS, &regs, sizeof(regs)) < 0 || get_fixed(r, TAG_SREGS, &sregs, sizeof(sregs)) < 0)
+	if (get_fixed(r, TAG_REGS, &c.regs, sizeof(c.regs)) < 0 || get_fixed(r, TAG_SREGS, &c.sregs, sizeof(c.sregs)) < 0)
 		goto bad;
 	if (get_rec(r, TAG_XSAVE, &len) < 0 || len > (uint32_t)xs || len < sizeof(struct kvm_xsave))
 		goto bad;
-	ser_get_bytes(r, xsave, len);
-	if (get_fixed(r, TAG_XCRS, &xcrs, sizeof(xcrs)) < 0 || get_fixed(r, TAG_DEBUGREGS, &dbg, sizeof(dbg)) < 0 ||
-	    get_fixed(r, TAG_LAPIC, &lapic, sizeof(lapic)) < 0)
+	ser_get_bytes(r, c.xsave, len);
+	if (get_fixed(r, TAG_XCRS, &c.xcrs, sizeof(c.xcrs)) < 0 || get_fixed(r, TAG_DEBUGREGS, &c.dbg, sizeof(c.dbg)) < 0 ||
+	    get_fixed(r, TAG_LAPIC, &c.lapic, sizeof(c.lapic)) < 0)
 		goto bad;
-	if (get_rec(r, TAG_MSRS, &len) < 0 || len < sizeof(*msrs) ||
-	    (len - sizeof(*msrs)) % sizeof(struct kvm_msr_entry) ||
-	    (len - sizeof(*msrs)) / sizeof(struct kvm_msr_entry) > MAX_STATE_MSRS)
+	if (get_rec(r, TAG_MSRS, &len) < 0 || len < sizeof(*c.msrs) ||
+	    (len - sizeof(*c.msrs)) % sizeof(struct kvm_msr_entry) ||
+	    (len - sizeof(*c.msrs)) / sizeof(struct kvm_msr_entry) > MAX_STATE_MSRS)
 		goto bad;
-	msrs = malloc(len);
-	if (!msrs)
+	c.msrs = malloc(len);
+	if (!c.msrs)
 		goto out;
-	ser_get_bytes(r, msrs, len);
-	if (msrs->nmsrs != (len - sizeof(*msrs)) / sizeof(struct kvm_msr_entry))
+	ser_get_bytes(r, c.msrs, len);
+	if (c.msrs->nmsrs != (len - sizeof(*c.msrs)) / sizeof(struct kvm_msr_entry))
 		goto bad;
-	if (get_fixed(r, TAG_EVENTS, &ev, sizeof(ev)) < 0 || get_fixed(r, TAG_MPSTATE, &mp, sizeof(mp)) < 0)
+	if (get_fixed(r, TAG_EVENTS, &c.ev, sizeof(c.ev)) < 0 || get_fixed(r, TAG_MPSTATE, &c.mp, sizeof(c.mp)) < 0)
 		goto bad;
 
-	if (KVM_IOCTL(v->fd, KVM_SET_CPUID2, cpuid) < 0 || KVM_IOCTL(v->fd, KVM_SET_REGS, &regs) < 0 ||
-	    KVM_IOCTL(v->fd, KVM_SET_SREGS, &sregs) < 0 || KVM_IOCTL(v->fd, KVM_SET_XSAVE, xsave) < 0 ||
-	    KVM_IOCTL(v->fd, KVM_SET_XCRS, &xcrs) < 0 || KVM_IOCTL(v->fd, KVM_SET_DEBUGREGS, &dbg) < 0 ||
-	    KVM_IOCTL(v->fd, KVM_SET_LAPIC, &lapic) < 0)
+	if (KVM_IOCTL(v->fd, KVM_SET_CPUID2, c.cpuid) < 0 || KVM_IOCTL(v->fd, KVM_SET_REGS, &c.regs) < 0 ||
+	    KVM_IOCTL(v->fd, KVM_SET_SREGS, &c.sregs) < 0 || KVM_IOCTL(v->fd, KVM_SET_XSAVE, c.xsave) < 0 ||
+	    KVM_IOCTL(v->fd, KVM_SET_XCRS, &c.xcrs) < 0 || KVM_IOCTL(v->fd, KVM_SET_DEBUGREGS, &c.dbg) < 0 ||
+	    KVM_IOCTL(v->fd, KVM_SET_LAPIC, &c.lapic) < 0)
 		goto out;
-	if (set_msrs(v, msrs) < 0)
+	if (set_msrs(v, c.msrs) < 0)
 		goto out;
-	if (KVM_IOCTL(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 || KVM_IOCTL(v->fd, KVM_SET_MP_STATE, &mp) < 0)
+	if (KVM_IOCTL(v->fd, KVM_SET_VCPU_EVENTS, &c.ev) < 0 || KVM_IOCTL(v->fd, KVM_SET_MP_STATE, &c.mp) < 0)
 		goto out;
 	ret = 0;
 	goto out;
 bad:
 	log_error("snapshot: vCPU %u state is malformed; the file is damaged", v->id);
 out:
-	free(cpuid);
-	free(msrs);
-	free(xsave);
+	cpu_state_free(&c);
 	return ret;
 }
 
