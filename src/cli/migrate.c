@@ -535,7 +535,11 @@ fail:
 			if (d->ops->reacquire && d->ops->reacquire(d) < 0)
 				log_error("migration: device %s could not take its backend back", d->name);
 	if (logging) {
-		vm_dirty_log_enable(vm, false);
+		/* KVM's dirty logging stays on: it costs nothing once no one
+		 * fetches the log, and turning it off and on again while the
+		 * guest runs (a retry) wedged the nested KVM of the emulated
+		 * test host (soft lockups in the PIT thread and KVM_SET_USER_
+		 * MEMORY_REGION). A retry just starts a fresh log. */
 		guest_mem_dirty_stop(&vm->mem);
 	}
 	if (paused)

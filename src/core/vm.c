@@ -216,8 +216,12 @@ int vm_dirty_log_enable(struct vm *vm, bool on)
 {
 	int ret = 0;
 
+	if (vm->dirty_logging == on)
+		return 0;
 	for (int i = 0; i < vm->mem.nr_regions; i++)
 		set_slot(vm, i, on ? KVM_MEM_LOG_DIRTY_PAGES : 0, &ret);
+	if (ret == 0)
+		vm->dirty_logging = on;
 	return ret;
 }
 

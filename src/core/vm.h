@@ -66,6 +66,7 @@ struct vm {
 	bool pause_requested;
 	bool paused;                /* vm_pause done, vm_resume not yet */
 	uint64_t paused_clock;      /* kvmclock at vm_pause */
+	bool dirty_logging;         /* KVM dirty logging on for the RAM slots */
 	unsigned nr_paused;         /* vCPU threads parked */
 	unsigned nr_active;         /* vCPU threads running their loop */
 
@@ -105,7 +106,8 @@ bool vm_request_stop(struct vm *vm, enum vm_exit_reason reason);
  * thread only; not re-entrant. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
-/* Turn KVM dirty-page logging on or off for every RAM slot. 0 or -1. */
+/* Turn KVM dirty-page logging on or off for every RAM slot (no-op when it
+ * already is). 0 or -1. */
 int vm_dirty_log_enable(struct vm *vm, bool on);
 /* Fetch and clear the dirty bitmap of RAM region `slot` into bitmap (one
  * bit per 4 KiB page, unsigned long words, zeroed by KVM). 0 or -1. */
