@@ -110,7 +110,7 @@ static void cmd_snapshot(struct run_state *rs, struct api_req *req, struct json_
 		return;
 	}
 	/* A VM paused by the user is written as it is and stays paused. */
-	if (snapshot_write(rs->vm, path, !hibernate && !rs->vm->paused, &res, err, sizeof(err)) < 0) {
+	if (snapshot_write(rs->vm, path, !hibernate, &res, err, sizeof(err)) < 0) {
 		api_error(req, "GenericError", "%s", err);
 		return;
 	}

@@ -480,6 +480,7 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 	char tmp[4096];
 	int fd, err = 0, ret = -1;
 	pid_t pid = -1;
+	bool was_paused;
 
 	memset(res, 0, sizeof(*res));
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
@@ -493,7 +494,11 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 		return -1;
 	}
 	ser_writer_init(&meta);
-	vm_pause(vm);
+	/* A VM the user paused is written as it is and left paused: vm_pause
+	 * is not re-entrant. */
+	was_paused = vm->paused;
+	if (!was_paused)
+		vm_pause(vm);
 	if (vm_state_save(vm, &meta) < 0) {
 		set_err(errmsg, errlen, "snapshot %s: could not capture the VM state (see above)", path);
 		goto resume;
@@ -512,7 +517,8 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 
 			_exit(write_file(&vm->mem, fd, &meta, &bytes) == 0 ? 0 : 1);
 		}
-		vm_resume(vm);
+		if (!was_paused)
+			vm_resume(vm);
 		t_resume = now_ms();
 		for (;;) {
 			int status;
@@ -549,7 +555,7 @@ resume:
 	res->file_bytes = SNAP_RAM_OFFSET + vm->mem.total + meta.len;
 	close(fd);
 	ser_writer_free(&meta);
-	if (vm->paused && (live || ret < 0)) {
+	if (!was_paused && vm->paused && (live || ret < 0)) {
 		vm_resume(vm);
 		t_resume = now_ms();
 	}

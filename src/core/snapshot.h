@@ -55,7 +55,8 @@ struct snap_result {
 /* Write a snapshot of the running VM to path. With live, the guest is paused
  * only while its state is captured and a copy-on-write image of its RAM is
  * taken (fork); a child process writes RAM while the guest runs on. Without
- * live (hibernate), the guest stays paused throughout and is left paused.
+ * live (hibernate), the guest stays paused throughout and is left paused. A
+ * VM already paused (vm_pause) is written as it is and stays paused.
  * The file is complete and fsync'ed on return. 0 or -1 (printed; errmsg
  * gets the one-line reason). */
 int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_result *res, char *errmsg,
