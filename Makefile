@@ -1,15 +1,20 @@
 # kvmbox - a small KVM virtual machine monitor.
 #   make            build/kvmbox
 #   make static     build/kvmbox-static (fully static)
-#   make check      all tests (unit, test guests on /dev/kvm, Linux in the emulated host)
+#   make deps       install the Debian packages in scripts/packages.txt that are missing
+#   make check      all tests (unit, tiny test guests, Linux guests; see DEVELOPERS.md)
 #   make bench      benchmarks (see docs/PERFORMANCE.md)
 #   make demo       boot a Debian kernel to a busybox shell
+#   make format     clang-format the sources (make format-check: only report)
+#   make SANITIZE=address,undefined ...   a sanitizer build in build/san-address-undefined/
+#   make SANITIZE=thread ...              a ThreadSanitizer build in build/san-thread/
 
 CROSS_COMPILE ?=
 CC      := $(CROSS_COMPILE)gcc
 AR      := $(CROSS_COMPILE)ar
 ARCH    ?= x86
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+SANITIZE ?=
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
@@ -17,7 +22,16 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 LDFLAGS ?=
 LDLIBS  += -pthread -luring -ljson-c -lxxhash
 
+comma := ,
+ifeq ($(SANITIZE),)
 B := build
+else
+# Each sanitizer set builds in its own directory, so flavours never mix objects.
+B := build/san-$(subst $(comma),-,$(SANITIZE))
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
 SRCS := $(wildcard src/core/*.c src/devices/*.c src/virtio/*.c src/backends/*.c \
                    src/cli/*.c src/api/*.c src/arch/$(ARCH)/*.c)
 OBJS := $(patsubst src/%.c,$(B)/obj/%.o,$(SRCS))
@@ -28,7 +42,8 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 # Shared fixtures (fake RAM, recorders, fake virtio driver) linked into every unit test.
 UNIT_HELPERS := tests/unit/fakes.c tests/unit/vq_driver.c
 
-.PHONY: all static check check-unit check-guests check-linux bench demo clean guests
+.PHONY: all static deps check check-unit check-guests check-linux bench demo clean guests unit \
+	format format-check
 all: $(B)/kvmbox
 
 $(B)/obj/%.o: src/%.c
@@ -49,33 +64,57 @@ $(B)/kvmbox: $(B)/obj/main.o $(LIB)
 
 static: $(B)/kvmbox-static
 $(B)/kvmbox-static: $(B)/obj/main.o $(LIB)
+ifneq ($(SANITIZE),)
+	$(error the sanitizers need the dynamic build: make SANITIZE=$(SANITIZE) without static)
+endif
 	$(CC) $(LDFLAGS) -static -o $@ $^ $(LDLIBS)
 	$(CROSS_COMPILE)strip -o $@.stripped $@ && mv $@.stripped $@
 
+unit: $(UNIT_BINS)
 $(B)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(UNIT_HELPERS:.c=.h) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(UNIT_HELPERS) $(LIB) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_HELPERS) $(LIB) $(LDLIBS) -lcmocka
 
 include tests/guests/guests.mk
 
-check: $(B)/kvmbox $(B)/kvmbox-static $(UNIT_BINS) guests
+deps:
+	@scripts/deps.sh
+
+# `make check` installs what is missing, builds every flavour the tiers use (plain, static,
+# ASan+UBSan, TSan), then runs tests/check.sh. The sub-makes keep -j.
+check:
+	@scripts/deps.sh
+	$(MAKE) $(B)/kvmbox $(B)/kvmbox-static unit guests
+	$(MAKE) SANITIZE=address,undefined build/san-address-undefined/kvmbox unit
+	$(MAKE) SANITIZE=thread unit
 	tests/check.sh all
 
-check-unit: $(UNIT_BINS)
-	tests/check.sh unit
+check-unit: unit
+	KVMBOX_BUILD=$(B) tests/check.sh unit
 check-guests: $(B)/kvmbox guests
-	tests/check.sh guests
+	KVMBOX_BUILD=$(B) tests/check.sh guests
 check-linux: $(B)/kvmbox-static
 	tests/check.sh linux
 
-bench: $(B)/kvmbox $(B)/kvmbox-static guests
+bench:
+	@scripts/deps.sh
+	$(MAKE) $(B)/kvmbox $(B)/kvmbox-static guests
 	bench/lifecycle.sh
 	bench/run.sh
 
-demo: $(B)/kvmbox $(B)/kvmbox-static
+demo:
+	@scripts/deps.sh
+	$(MAKE) $(B)/kvmbox $(B)/kvmbox-static
 	tests/linux/demo.sh
 
+FORMAT_FILES = $(shell git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]' 'tests/guests/*.[ch]' \
+	'tests/guests/lib/*.[ch]' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_FILES)
+
 clean:
-	rm -rf $(B)
+	rm -rf build
 
 -include $(OBJS:.o=.d) $(B)/obj/main.d

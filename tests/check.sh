@@ -1,72 +1,119 @@
 #!/usr/bin/env bash
-# tests/check.sh [all|unit|guests|linux] - run test tiers and tally them.
-# Every tier prints one line per test: "PASS: name", "FAIL: name: why" or
-# "SKIP: name: why". The last line is "N passed, N failed, N skipped".
+# tests/check.sh [TIER...] - run test tiers and tally them (`make check` runs "all").
+#
+# Tiers: unit, unit-asan (ASan+UBSan), unit-tsan (TSan), guests, guests-asan, linux; "all" is
+# every one of them in that order. Every tier prints one line per test as it finishes:
+# "PASS: name", "FAIL: name: why" or "SKIP: name: why"; each tier ends with its time, and the
+# last line is "N passed, N failed, N skipped, N retried". build/check.log gets everything
+# the tiers print (the unit tests' TAP output, the guest and Linux tiers' diagnostics).
+# Environment: KVMBOX_BUILD (the plain build directory, default build).
 set -u
-cd "$(dirname "$0")/.."
-tiers=${1:-all}
-[ "$tiers" = all ] && tiers="unit guests linux"
+cd "$(dirname "$0")/.." || exit 1
+B=${KVMBOX_BUILD:-build}
 log=build/check.log
 mkdir -p build
 : >"$log"
 
+# The build directory of a flavour (Makefile: SANITIZE=a,b builds in build/san-a-b).
+flavour_dir() {
+	case $1 in
+	asan) echo build/san-address-undefined ;;
+	tsan) echo build/san-thread ;;
+	*) echo "$B" ;;
+	esac
+}
+
+# run_unit NAME DIR: every cmocka binary in DIR/tests, TAP turned into result lines.
 run_unit() {
-	local t out rc
-	for t in build/tests/test_*; do
+	local name=$1 dir=$2 t out rc n=0
+	for t in "$dir"/tests/test_*; do
 		[ -x "$t" ] || continue
-		out=$(CMOCKA_MESSAGE_OUTPUT=TAP timeout 120 "$t" 2>&1)
+		n=$((n + 1))
+		out=$(CMOCKA_MESSAGE_OUTPUT=TAP timeout 300 "$t" 2>&1)
 		rc=$?
 		printf '%s\n' "$out" >>"$log"
 		# TAP: "ok 3 - name" / "not ok 3 - name"
 		printf '%s\n' "$out" | sed -n \
-			-e "s|^ok [0-9]* - \(.*\)$|PASS: unit/${t##*/}/\1|p" \
-			-e "s|^not ok [0-9]* - \(.*\)$|FAIL: unit/${t##*/}/\1: see $log|p"
+			-e "s|^ok [0-9]* - \(.*\)$|PASS: $name/${t##*/}/\1|p" \
+			-e "s|^not ok [0-9]* - \(.*\)$|FAIL: $name/${t##*/}/\1: see $log|p"
 		if ! printf '%s\n' "$out" | grep -q '^1\.\.[0-9]'; then
-			echo "FAIL: unit/${t##*/}: exited $rc without a test plan (crash?): see $log"
+			echo "FAIL: $name/${t##*/}: exited $rc without a test plan (crash?): see $log"
 		elif [ "$rc" -ne 0 ] && ! printf '%s\n' "$out" | grep -q '^not ok'; then
-			echo "FAIL: unit/${t##*/}: exited $rc: see $log"
+			# A sanitizer report after the last test makes the binary fail on its own.
+			echo "FAIL: $name/${t##*/}: exited $rc after its tests (sanitizer report?): see $log"
 		fi
 	done
+	[ "$n" -gt 0 ] || echo "FAIL: $name: no unit test binaries in $dir/tests (make unit)"
 }
 
-# The Linux tier runs a guest under KVM inside QEMU's emulation of AMD SVM.
-# That nested set-up occasionally wedges (soft lockups in the emulated host)
-# or triple-faults a guest that was just running normally (seen ~1 run in 5
-# in the lifecycle scenarios). When the tier fails AND the emulated host's log
-# shows one of those signatures, the failed tests run once more and their
-# second result counts; the first log is kept as build/linux/host-first.log
-# and every retried test is listed. A test that fails twice still fails.
+# run_guests NAME KVMBOX: the tiny-guest tier with that kvmbox binary; names get a prefix.
+run_guests() {
+	KVMBOX=$2 tests/guests/run.sh 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\): /\1: $1\//"
+}
+
+# The Linux tier runs a guest under KVM inside QEMU's emulation of AMD SVM. When the tier
+# has failures AND the emulated host's own kernel reported a fault of its own (host-init
+# prints those dmesg lines as "KVMBOX-HOSTK ..."), the failed tests run once more: the
+# retried run's result counts, the first run's log is kept as build/linux/host-first.log,
+# and each retry is counted in the closing line. kvmbox's own messages (a guest crash, a
+# hang) never trigger a retry.
 run_linux() {
-	local out failed
-	out=$(tests/linux/run.sh 2>&1)
-	failed=$(printf '%s\n' "$out" | sed -n 's/^FAIL: \([^: ]*\).*/\1/p' | sort -u)
-	if [ -z "$failed" ] || ! grep -qa -e 'guest crashed on vCPU' -e 'soft lockup' build/linux/host.log; then
-		printf '%s\n' "$out"
-		return
-	fi
+	local failed sig t
+	tests/linux/run.sh 2>&1 | tee "$tmp/linux.out"
+	failed=$(sed -n 's/^FAIL: \([^: ]*\).*/\1/p' "$tmp/linux.out" | sort -u)
+	[ -n "$failed" ] || return 0
+	sig=$(grep -a -m1 -o 'KVMBOX-HOSTK .*' build/linux/host.log | cut -c14-160)
+	[ -n "$sig" ] || return 0
 	cp build/linux/host.log build/linux/host-first.log
-	printf '%s\n' "$out" | sed 's/^FAIL: /RETRY (nested-virtualisation crash in the first run, see build\/linux\/host-first.log): /'
+	for t in $failed; do
+		echo "RETRY: $t: the emulated host's kernel reported '$sig' (first run's log: build/linux/host-first.log)"
+	done
 	# shellcheck disable=SC2086
 	tests/linux/run.sh $failed 2>&1
 }
 
-results=$(mktemp)
-trap 'rm -f "$results"' EXIT
-for tier in $tiers; do
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+tiers=("$@")
+((${#tiers[@]})) || tiers=(all)
+[ "${tiers[*]}" = all ] && tiers=(unit unit-asan unit-tsan guests guests-asan linux)
+: >"$tmp/results"
+for tier in "${tiers[@]}"; do
+	start=$SECONDS
 	echo "== tier: $tier" | tee -a "$log"
 	case $tier in
-	unit) run_unit ;;
-	guests) tests/guests/run.sh ;;
+	unit) run_unit unit "$B" ;;
+	unit-asan) run_unit unit-asan "$(flavour_dir asan)" ;;
+	unit-tsan) TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1} run_unit unit-tsan "$(flavour_dir tsan)" ;;
+	guests) run_guests guests "$B/kvmbox" ;;
+	guests-asan) run_guests guests-asan "$(flavour_dir asan)/kvmbox" ;;
 	linux) run_linux ;;
-	*) echo "FAIL: check.sh: unknown tier $tier" ;;
-	esac 2>&1 | tee -a "$results"
+	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan guests guests-asan linux)" ;;
+	esac 2>&1 | tee -a "$log" "$tmp/tier"
+	grep -a -E '^(PASS|FAIL|SKIP|RETRY): ' "$tmp/tier" >>"$tmp/results"
+	awk -v tier="$tier" -v s=$((SECONDS - start)) '
+		/^PASS: / { p++ } /^FAIL: / { f++ } /^SKIP: / { k++ }
+		END { printf "== tier %s: %d passed, %d failed, %d skipped in %dm%02ds\n", tier, p, f, k, s / 60, s % 60 }' \
+		"$tmp/tier" | tee -a "$log"
 done
-pass=$(grep -c '^PASS: ' "$results")
-fail=$(grep -c '^FAIL: ' "$results")
-skip=$(grep -c '^SKIP: ' "$results")
-if [ "$fail" -gt 0 ]; then
-	echo "failed tests:"
-	grep '^FAIL: ' "$results" | sed 's/^/  /'
-fi
-echo "$pass passed, $fail failed, $skip skipped"
-[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+
+# Every result line counts, except that a retried test counts only with its last result.
+awk 'BEGIN { n = 0 }
+	/^RETRY: / { name = $2; sub(/:$/, "", name); retried[name] = 1; next }
+	{ st[n] = $1; sub(/:$/, "", st[n]); nm[n] = $2; sub(/:$/, "", nm[n]); line[n] = $0; lastof[nm[n]] = n; n++ }
+	END {
+		for (i = 0; i < n; i++) {
+			if ((nm[i] in retried) && lastof[nm[i]] != i)
+				continue
+			if (st[i] == "PASS") p++
+			else if (st[i] == "FAIL") { f++; fails = fails "  " line[i] "\n" }
+			else k++
+		}
+		r = 0; for (x in retried) r++
+		if (f) printf "failed tests:\n%s", fails
+		printf "%d passed, %d failed, %d skipped, %d retried\n", p, f, k, r
+		exit !(f == 0 && p > 0)
+	}' "$tmp/results" >"$tmp/summary"
+rc=$?
+tee -a "$log" <"$tmp/summary"
+exit $rc

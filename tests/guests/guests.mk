@@ -6,7 +6,7 @@
 GUEST_CC      ?= gcc
 GUEST_OBJDUMP ?= objdump
 GUEST_SRC     := tests/guests
-GUEST_OUT     := $(B)/guests
+GUEST_OUT     := build/guests
 GUEST_NAMES   := serial rtc pit lapic_timer smp poweroff reset triple_fault hostile_io idle reboots \
 		 virtio_hostile dirtier
 GUEST_ELFS    := $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_NAMES))
