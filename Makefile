@@ -67,7 +67,9 @@ $(B)/kvmbox-static: $(B)/obj/main.o $(LIB)
 ifneq ($(SANITIZE),)
 	$(error the sanitizers need the dynamic build: make SANITIZE=$(SANITIZE) without static)
 endif
-	$(CC) $(LDFLAGS) -static -o $@ $^ $(LDLIBS)
+	@# --fatal-warnings: glibc warns when a static program calls what needs its shared NSS
+	@# modules at run time (getaddrinfo, getpwnam...); the static binary must run without a libc.
+	$(CC) $(LDFLAGS) -static -Wl,--fatal-warnings -o $@ $^ $(LDLIBS)
 	$(CROSS_COMPILE)strip -o $@.stripped $@ && mv $@.stripped $@
 
 unit: $(UNIT_BINS)

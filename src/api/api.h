@@ -40,6 +40,10 @@ void api_reply(struct api_req *req, struct json_object *result);
 void api_error(struct api_req *req, const char *class, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* A duration in milliseconds for a reply, to the microsecond ("22.857", not
+ * "22.856650000001537"). */
+struct json_object *api_json_ms(double ms);
+
 /* `kvmbox ctl SOCKET COMMAND [ARG...]`: build the request from the words,
  * print the reply, return 0 for a "return" reply, 1 for an "error" reply or
  * when the socket cannot be reached, 2 for a usage error. */

@@ -192,6 +192,15 @@ static void req_finish(struct api_req *r, char *line, size_t len)
 	}
 }
 
+struct json_object *api_json_ms(double ms)
+{
+	char text[48];
+
+	snprintf(text, sizeof(text), "%.3f", ms);
+	/* The number is printed as text, parsed back as the value it shows. */
+	return json_object_new_double_s(strtod(text, NULL), text);
+}
+
 void api_reply(struct api_req *req, struct json_object *result)
 {
 	size_t len = 0;

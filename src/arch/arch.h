@@ -21,8 +21,9 @@ uint64_t arch_max_ram(void);
 int arch_vm_init(struct vm *vm);
 /* Create the platform devices (UART, RTC, reset, power, PCI host). */
 int arch_create_devices(struct vm *vm);
-/* Load kernel + initrd + command line, build firmware tables. Needs the
- * vCPU count (tables list every vCPU). */
+/* Load kernel + initrd + command line into guest RAM and build the firmware
+ * tables (they list cfg->cpus vCPUs). Needs only RAM: it runs before /dev/kvm
+ * is opened and before arch_vm_init, so a bad kernel is reported first. */
 int arch_load_kernel(struct vm *vm);
 /* Per-vCPU set-up before first run: CPUID, MSRs, LAPIC, FPU, and for the
  * boot vCPU its entry registers. */

@@ -118,8 +118,8 @@ static void cmd_snapshot(struct run_state *rs, struct api_req *req, struct json_
 	json_object_object_add(o, "path", json_object_new_string(path));
 	json_object_object_add(o, "ram_bytes", json_object_new_int64((int64_t)res.ram_bytes));
 	json_object_object_add(o, "file_bytes", json_object_new_int64((int64_t)res.file_bytes));
-	json_object_object_add(o, "pause_ms", json_object_new_double(res.pause_ms));
-	json_object_object_add(o, "total_ms", json_object_new_double(res.total_ms));
+	json_object_object_add(o, "pause_ms", api_json_ms(res.pause_ms));
+	json_object_object_add(o, "total_ms", api_json_ms(res.total_ms));
 	api_reply(req, o);
 	if (hibernate) {
 		rs->hibernated = true;

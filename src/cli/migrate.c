@@ -1,7 +1,7 @@
 #include "migrate.h"
 
 #include <errno.h>
-#include <netdb.h>
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@
 #include "../api/api.h"
 #include "../core/log.h"
 #include "../core/vm.h"
+#include "options.h"
 #include "run.h"
 
 #define MIG_MAGIC "KVMBOXMG"
@@ -131,8 +132,8 @@ static void set_timeouts(int fd, int seconds)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-/* Resolve "tcp:HOST:PORT" or "unix:PATH" into a socket address. */
-static int parse_uri(const char *uri, struct sockaddr_storage *ss, socklen_t *len, int *family)
+/* Parse "tcp:IP:PORT" (IPv4, [IPv6] or localhost) or "unix:PATH" into a socket address. */
+int migrate_parse_uri(const char *uri, struct sockaddr_storage *ss, socklen_t *len, int *family)
 {
 	if (!strncmp(uri, "unix:", 5)) {
 		struct sockaddr_un *un = (struct sockaddr_un *)ss;
@@ -147,29 +148,46 @@ static int parse_uri(const char *uri, struct sockaddr_storage *ss, socklen_t *le
 		return 0;
 	}
 	if (!strncmp(uri, "tcp:", 4)) {
-		char host[256];
+		/* Numeric addresses only: resolving names would need glibc's NSS modules at run
+		 * time, which the static binary (built for hosts without a libc) cannot load. */
+		char host[64];
 		const char *colon = strrchr(uri + 4, ':');
-		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
 		size_t hl;
+		unsigned port;
 
-		if (!colon || colon == uri + 4 || !colon[1])
+		if (!colon || colon == uri + 4 || parse_uint(colon + 1, &port) < 0 || port == 0 || port > 65535)
 			return -1;
 		hl = (size_t)(colon - (uri + 4));
 		if (hl >= sizeof(host))
 			return -1;
 		memcpy(host, uri + 4, hl);
 		host[hl] = '\0';
+		memset(ss, 0, sizeof(*ss));
 		if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-			memmove(host, host + 1, hl - 2);
-			host[hl - 2] = '\0';
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+			host[hl - 1] = '\0';
+			if (inet_pton(AF_INET6, host + 1, &in6->sin6_addr) != 1)
+				return -1;
+			in6->sin6_family = AF_INET6;
+			in6->sin6_port = htons((uint16_t)port);
+			*len = sizeof(*in6);
+			*family = AF_INET6;
+			return 0;
 		}
-		if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
-			return -1;
-		memcpy(ss, res->ai_addr, res->ai_addrlen);
-		*len = res->ai_addrlen;
-		*family = res->ai_family;
-		freeaddrinfo(res);
-		return 0;
+		{
+			struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+			if (!strcmp(host, "localhost"))
+				strcpy(host, "127.0.0.1");
+			if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
+				return -1;
+			in->sin_family = AF_INET;
+			in->sin_port = htons((uint16_t)port);
+			*len = sizeof(*in);
+			*family = AF_INET;
+			return 0;
+		}
 	}
 	return -1;
 }
@@ -196,8 +214,8 @@ int migrate_accept(const char *uri, struct snap_config *sc)
 	uint8_t *cbuf = NULL;
 	struct ser_reader r;
 
-	if (parse_uri(uri, &ss, &len, &family) < 0) {
-		log_error("--incoming %s: not tcp:HOST:PORT or unix:PATH; give a valid address", uri);
+	if (migrate_parse_uri(uri, &ss, &len, &family) < 0) {
+		log_error("--incoming %s: not tcp:IP:PORT or unix:PATH; give a numeric address (host names are not resolved)", uri);
 		return -1;
 	}
 	lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -414,8 +432,8 @@ static void *migrate_thread(void *arg)
 		why = "out of memory";
 		goto fail;
 	}
-	if (parse_uri(m->uri, &ss, &slen, &family) < 0) {
-		why = "not tcp:HOST:PORT or unix:PATH";
+	if (migrate_parse_uri(m->uri, &ss, &slen, &family) < 0) {
+		why = "not tcp:IP:PORT or unix:PATH";
 		goto fail;
 	}
 	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -508,8 +526,8 @@ static void *migrate_thread(void *arg)
 		json_object_object_add(o, "rounds", json_object_new_int((int)m->rounds));
 		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)m->bytes));
 		json_object_object_add(o, "pages", json_object_new_int64((int64_t)m->pages));
-		json_object_object_add(o, "total_ms", json_object_new_double(m->t_end - m->t_start));
-		json_object_object_add(o, "downtime_ms", json_object_new_double(m->t_end - m->t_pause));
+		json_object_object_add(o, "total_ms", api_json_ms(m->t_end - m->t_start));
+		json_object_object_add(o, "downtime_ms", api_json_ms(m->t_end - m->t_pause));
 		fprintf(stderr, "kvmbox: migration sent: %u rounds, %.1f MiB, total %.0f ms, downtime %.0f ms\n",
 			m->rounds, (double)m->bytes / (1 << 20), m->t_end - m->t_start, m->t_end - m->t_pause);
 		api_reply(m->req, o);
@@ -568,7 +586,7 @@ void migrate_start(struct run_state *rs, struct api_req *req, struct json_object
 	struct migration *m;
 
 	if (!json_object_object_get_ex(args, "uri", &v) || !json_object_is_type(v, json_type_string)) {
-		api_error(req, "InvalidArgument", "migrate needs {\"uri\": \"tcp:HOST:PORT\" or \"unix:PATH\"}");
+		api_error(req, "InvalidArgument", "migrate needs {\"uri\": \"tcp:IP:PORT\" or \"unix:PATH\"}");
 		return;
 	}
 	if (rs->user_paused) {
@@ -580,8 +598,8 @@ void migrate_start(struct run_state *rs, struct api_req *req, struct json_object
 		socklen_t sl;
 		int fam;
 
-		if (parse_uri(json_object_get_string(v), &ss, &sl, &fam) < 0) {
-			api_error(req, "InvalidArgument", "migrate: '%s' is not tcp:HOST:PORT or unix:PATH",
+		if (migrate_parse_uri(json_object_get_string(v), &ss, &sl, &fam) < 0) {
+			api_error(req, "InvalidArgument", "migrate: '%s' is not tcp:IP:PORT or unix:PATH (host names are not resolved)",
 				  json_object_get_string(v));
 			return;
 		}

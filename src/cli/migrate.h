@@ -24,13 +24,19 @@ struct vm;
 struct run_state;
 struct api_req;
 
+#include <sys/socket.h>
+
+/* Parse "tcp:IP:PORT" (IPv4, [IPv6] or localhost; names are not resolved) or "unix:PATH"
+ * into a socket address. 0 or -1. */
+int migrate_parse_uri(const char *uri, struct sockaddr_storage *ss, socklen_t *len, int *family);
+
 /* Source: start migrating the running VM to args {"uri": ...}; the reply
  * comes when it finished or failed. */
 void migrate_start(struct run_state *rs, struct api_req *req, struct json_object *args);
 /* Source: stop a migration in progress (the VM is going away) and wait. */
 void migrate_cancel(struct run_state *rs);
 
-/* Destination: listen on uri (tcp:HOST:PORT or unix:PATH), accept one
+/* Destination: listen on uri (tcp:IP:PORT or unix:PATH), accept one
  * source, read its hello and configuration into *sc. Returns the stream fd
  * or -1 (printed). */
 int migrate_accept(const char *uri, struct snap_config *sc);

@@ -74,6 +74,23 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+const char *format_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+
+	/* The largest unit that divides it exactly, as a user would write it. */
+	while (u < 3 && bytes && bytes % 1024 == 0) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%llu bytes", (unsigned long long)bytes);
+	else
+		snprintf(buf, len, "%llu%c", (unsigned long long)bytes, units[u]);
+	return buf;
+}
+
 int parse_mac(const char *s, uint8_t mac[6])
 {
 	for (int i = 0; i < 6; i++) {
@@ -176,14 +193,14 @@ void print_run_help(void)
 	       "  -i, --initrd PATH     initial ramdisk\n"
 	       "  -a, --append STRING   kernel command line\n"
 	       "  -c, --cpus N          number of vCPUs (default 1)\n"
-	       "  -m, --memory SIZE     guest RAM, with K/M/G suffix (default 256M; no suffix = MiB)\n"
+	       "  -m, --memory SIZE     guest RAM, K/M/G/T suffix (default 256M; no suffix = MiB)\n"
 	       "  -d, --disk PATH[,ro][,serial=STR]  virtio-blk disk (repeatable: vda, vdb, ...)\n"
 	       "  -n, --net tap=NAME[,mac=MAC]       virtio-net card on a host tap device (repeatable)\n"
 	       "      --rng             virtio-rng fed from the host's getrandom()\n"
 	       "      --console KIND    serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none\n"
 	       "      --balloon         virtio-balloon (kvmbox ctl SOCKET balloon SIZE)\n"
 	       "      --api PATH        control socket (kvmbox ctl PATH ...; see docs/API.md)\n"
-	       "      --incoming URI    wait for a live migration on tcp:HOST:PORT or unix:PATH\n"
+	       "      --incoming URI    wait for a live migration on tcp:IP:PORT or unix:PATH\n"
 	       "      --no-reboot       a guest reboot ends kvmbox instead of restarting the guest\n"
 	       "      --stats           print exit counters on stderr when the VM stops\n"
 	       "  -h, --help            this text\n"

@@ -2,6 +2,7 @@
 #ifndef KVMBOX_OPTIONS_H
 #define KVMBOX_OPTIONS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../core/config.h"
@@ -19,6 +20,9 @@ enum kvmbox_status {
 /* Parse "512M", "2G", "1048576K", "64m", "3g"; a plain number means MiB (as
  * with QEMU's -m). Returns 0 or -1 for malformed input or overflow. */
 int parse_size(const char *s, uint64_t *out);
+/* Write bytes as the user would give it ("8M", "1536K", "3G", "100 bytes") into buf;
+ * returns buf. */
+const char *format_size(uint64_t bytes, char *buf, size_t len);
 /* Parse a decimal unsigned int with no sign, spaces or trailing junk. */
 int parse_uint(const char *s, unsigned *out);
 

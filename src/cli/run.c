@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -33,27 +34,44 @@
 static int check_host_limits(const struct vm_config *cfg)
 {
 	struct sysinfo si;
+	char a[32], b[32];
 
 	if (cfg->cpus == 0) {
 		log_error("--cpus 0: a VM needs at least one vCPU; give --cpus 1 or more");
 		return -1;
 	}
 	if (cfg->memory < MIN_MEMORY) {
-		log_error("--memory %llu KiB: too small, kvmbox needs at least %llu MiB; give more --memory",
-			  (unsigned long long)(cfg->memory >> 10), (unsigned long long)(MIN_MEMORY >> 20));
+		log_error("--memory %s: too small, kvmbox needs at least %s; give more --memory",
+			  format_size(cfg->memory, a, sizeof(a)), format_size(MIN_MEMORY, b, sizeof(b)));
 		return -1;
 	}
 	if (cfg->memory > arch_max_ram()) {
-		log_error("--memory %llu MiB: above the %llu GiB this machine model can address; give less",
-			  (unsigned long long)(cfg->memory >> 20), (unsigned long long)(arch_max_ram() >> 30));
+		log_error("--memory %s: above the %s this machine model can address; give less",
+			  format_size(cfg->memory, a, sizeof(a)), format_size(arch_max_ram(), b, sizeof(b)));
 		return -1;
+	}
+	/* Disks are opened with the devices, after /dev/kvm: check what the paths are now, so
+	 * that a mistyped path is not hidden behind a /dev/kvm error. */
+	for (unsigned i = 0; i < cfg->nr_disks; i++) {
+		struct stat st;
+
+		if (stat(cfg->disks[i].path, &st) < 0) {
+			log_error("--disk %s: %s; give the path of a disk image or block device",
+				  cfg->disks[i].path, strerror(errno));
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+			log_error("--disk %s: not a regular file or block device; give a disk image",
+				  cfg->disks[i].path);
+			return -1;
+		}
 	}
 	if (sysinfo(&si) == 0) {
 		uint64_t host = ((uint64_t)si.totalram + si.totalswap) * si.mem_unit;
 
 		if (cfg->memory > host) {
-			log_error("--memory %llu MiB: more than this host's %llu MiB of RAM and swap; give less",
-				  (unsigned long long)(cfg->memory >> 20), (unsigned long long)(host >> 20));
+			log_error("--memory %s: more than this host's %llu MiB of RAM and swap; give less",
+				  format_size(cfg->memory, a, sizeof(a)), (unsigned long long)(host >> 20));
 			return -1;
 		}
 	}
@@ -145,8 +163,14 @@ static int boot_once(struct run_state *rs, const struct vm_config *cfg, struct s
 	if (rs->restore)
 		rf = (struct ram_file){ .fd = rs->restore->fd, .off = SNAP_RAM_OFFSET, .copy = rs->restore_copy };
 	nr = arch_mem_layout(cfg->memory, layout, GUEST_MEM_MAX_REGIONS);
-	if (vm_create(vm, cfg, layout, nr, rs->restore ? &rf : NULL) < 0 || arch_vm_init(vm) < 0 ||
-	    vm_create_vcpus(vm, cfg->cpus) < 0)
+	vm_init(vm, cfg);
+	/* The user's inputs (RAM, kernel, initrd) are checked before /dev/kvm is opened, so
+	 * their errors are not hidden behind a /dev/kvm one. */
+	if (vm_alloc_ram(vm, layout, nr, rs->restore ? &rf : NULL) < 0)
+		goto out;
+	if (!rs->restore && rs->incoming_fd < 0 && arch_load_kernel(vm) < 0)
+		goto out;
+	if (vm_open_kvm(vm) < 0 || arch_vm_init(vm) < 0 || vm_create_vcpus(vm, cfg->cpus) < 0)
 		goto out;
 	if (rs->incoming_fd >= 0) {
 		/* Guest RAM first; the devices take over the source's backends
@@ -181,7 +205,7 @@ static int boot_once(struct run_state *rs, const struct vm_config *cfg, struct s
 			log_error("migration: the source went away before the hand-over; not starting the VM");
 			goto out;
 		}
-	} else if (arch_load_kernel(vm) < 0 || arch_vcpu_boot_regs(vm->vcpus[0]) < 0) {
+	} else if (arch_vcpu_boot_regs(vm->vcpus[0]) < 0) {
 		goto out;
 	}
 	if (cfg->console == CONSOLE_SERIAL)

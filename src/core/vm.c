@@ -54,8 +54,9 @@ static int open_kvm(struct vm *vm)
 		int e = errno;
 
 		if (e == ENOENT || e == ENODEV || e == ENXIO)
-			log_error("/dev/kvm: %s; load the kvm module (modprobe kvm_intel or kvm_amd) "
-				  "on a host with hardware virtualisation", strerror(e));
+			log_error("/dev/kvm: %s; load the kvm module (modprobe kvm_intel or kvm_amd); a host "
+				  "without hardware virtualisation (no vmx or svm in /proc/cpuinfo) cannot run "
+				  "kvmbox, but a VM with nested virtualisation on it can", strerror(e));
 		else if (e == EACCES || e == EPERM)
 			log_error("/dev/kvm: permission denied; add your user to the kvm group "
 				  "or run kvmbox as root");
@@ -94,8 +95,7 @@ static int open_kvm(struct vm *vm)
 	return 0;
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, const struct mem_region *layout, int nr_regions,
-	      const struct ram_file *rf)
+void vm_init(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
@@ -106,12 +106,21 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const struct mem_regio
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	pthread_mutex_init(&vm->route_lock, NULL);
+}
 
+int vm_alloc_ram(struct vm *vm, const struct mem_region *layout, int nr_regions, const struct ram_file *rf)
+{
+	return rf ? guest_mem_alloc_file(&vm->mem, layout, nr_regions, rf->fd, rf->off, rf->copy)
+		  : guest_mem_alloc(&vm->mem, layout, nr_regions);
+}
+
+int vm_open_kvm(struct vm *vm)
+{
 	if (open_kvm(vm) < 0)
 		return -1;
-	if (cfg->cpus > (unsigned)vm->max_vcpus) {
+	if (vm->cfg->cpus > (unsigned)vm->max_vcpus) {
 		log_error("--cpus %u: this host's KVM allows at most %d vCPUs; give fewer --cpus",
-			  cfg->cpus, vm->max_vcpus);
+			  vm->cfg->cpus, vm->max_vcpus);
 		return -1;
 	}
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -127,9 +136,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const struct mem_regio
 			  strerror(errno));
 		return -1;
 	}
-	if (rf ? guest_mem_alloc_file(&vm->mem, layout, nr_regions, rf->fd, rf->off, rf->copy) < 0
-	       : guest_mem_alloc(&vm->mem, layout, nr_regions) < 0)
-		return -1;
 	for (int i = 0; i < vm->mem.nr_regions; i++) {
 		struct kvm_userspace_memory_region r = {
 			.slot = (uint32_t)i,

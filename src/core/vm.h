@@ -1,7 +1,7 @@
 /* vm.h - one virtual machine: KVM handles, RAM, buses, devices, vCPUs.
  *
  * Life cycle, in this order (see cli/run.c):
- *   vm_create -> arch set-up (irqchip, devices, kernel) -> vm_start_vcpus
+ *   vm_init -> vm_alloc_ram -> (kernel) -> vm_open_kvm -> arch set-up (irqchip, devices, kernel) -> vm_start_vcpus
  *   -> vm_wait (main thread event loop) -> vm_destroy.
  * All state hangs off struct vm: there are no globals. */
 #ifndef KVMBOX_VM_H
@@ -88,10 +88,16 @@ struct vm {
 	struct device *pci_host;    /* PCI host bridge */
 };
 
-/* Open /dev/kvm, check API version and every capability kvmbox uses, create
- * the VM, allocate and register guest RAM from `layout`. 0 or -1 (printed). */
-int vm_create(struct vm *vm, const struct vm_config *cfg, const struct mem_region *layout, int nr_regions,
-	      const struct ram_file *rf);
+/* Creating a VM takes three steps, so that everything the user gave (RAM size, kernel,
+ * initrd) is checked before /dev/kvm is opened:
+ *   vm_init       the empty VM: buses, locks, no fds (cannot fail)
+ *   vm_alloc_ram  guest RAM from `layout`, zeroed or (rf) from a snapshot file
+ *   vm_open_kvm   open /dev/kvm, check the API version, every capability kvmbox uses and the
+ *                 vCPU limit, create the VM and register the RAM
+ * vm_destroy undoes any prefix of them. The int ones return 0 or -1 (printed). */
+void vm_init(struct vm *vm, const struct vm_config *cfg);
+int vm_alloc_ram(struct vm *vm, const struct mem_region *layout, int nr_regions, const struct ram_file *rf);
+int vm_open_kvm(struct vm *vm);
 /* Add a device to the VM's list (the VM owns it from now on). */
 void vm_add_device(struct vm *vm, struct device *dev);
 /* Create the vCPU objects (not yet running). */

@@ -7,7 +7,12 @@
 #include <string.h>
 
 #include "backends/console.h"
+#include "cli/migrate.h"
 #include "cli/options.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
 
 static void test_parse_size_units(void **state)
 {
@@ -29,6 +34,58 @@ static void test_parse_size_units(void **state)
 	assert_true(v == 3ULL << 30);
 	assert_int_equal(parse_size("8MB", &v), 0);
 	assert_true(v == 8ULL << 20);
+}
+
+/* Sizes in messages read as the user wrote them, and parse back to the same value. */
+static void test_format_size(void **state)
+{
+	static const struct {
+		uint64_t bytes;
+		const char *text;
+	} cases[] = {
+		{ 8ULL << 20, "8M" },     { 1500ULL << 10, "1500K" }, { 3ULL << 30, "3G" },
+		{ 2ULL << 40, "2T" },     { 1025ULL << 20, "1025M" }, { 100, "100 bytes" },
+		{ 1ULL << 50, "1024T" },  { 0, "0 bytes" },
+	};
+	char buf[32];
+	uint64_t back;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_string_equal(format_size(cases[i].bytes, buf, sizeof(buf)), cases[i].text);
+		if (strchr(buf, ' '))
+			continue;
+		assert_int_equal(parse_size(buf, &back), 0);
+		assert_int_equal(back, cases[i].bytes);
+	}
+}
+
+/* Migration addresses: numeric only, so the static binary never needs NSS. */
+static void test_migrate_uri(void **state)
+{
+	static const char *const bad[] = {
+		"tcp:host.example:80", "tcp:127.0.0.1:0", "tcp:127.0.0.1:65536", "tcp:127.0.0.1:", "tcp::80",
+		"tcp:1.2.3:5", "tcp:[::1]:80x", "tcp:[::1:80", "unix:", "udp:1.2.3.4:5", "",
+	};
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int family;
+
+	(void)state;
+	assert_int_equal(migrate_parse_uri("tcp:10.1.2.3:4444", &ss, &len, &family), 0);
+	assert_int_equal(family, AF_INET);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 4444);
+	assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), 0x0a010203);
+	assert_int_equal(migrate_parse_uri("tcp:localhost:1", &ss, &len, &family), 0);
+	assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), 0x7f000001);
+	assert_int_equal(migrate_parse_uri("tcp:[::1]:65535", &ss, &len, &family), 0);
+	assert_int_equal(family, AF_INET6);
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 65535);
+	assert_int_equal(migrate_parse_uri("unix:/run/x.sock", &ss, &len, &family), 0);
+	assert_int_equal(family, AF_UNIX);
+	assert_string_equal(((struct sockaddr_un *)&ss)->sun_path, "/run/x.sock");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(migrate_parse_uri(bad[i], &ss, &len, &family), -1);
 }
 
 static void test_parse_size_malformed(void **state)
@@ -205,6 +262,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_size_units),
 		cmocka_unit_test(test_parse_size_malformed),
+		cmocka_unit_test(test_format_size),
+		cmocka_unit_test(test_migrate_uri),
 		cmocka_unit_test(test_parse_uint),
 		cmocka_unit_test(test_run_args_full),
 		cmocka_unit_test(test_run_args_defaults),

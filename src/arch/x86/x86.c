@@ -58,17 +58,25 @@ static const struct {
 	{ KVM_CAP_ADJUST_CLOCK, "KVM_CAP_ADJUST_CLOCK" },
 };
 
+/* The arch data, created by whichever of arch_load_kernel and arch_vm_init comes first. */
+static struct x86_vm *x86_vm(struct vm *vm)
+{
+	if (!vm->arch) {
+		vm->arch = calloc(1, sizeof(struct x86_vm));
+		if (!vm->arch)
+			log_error("out of memory");
+	}
+	return vm->arch;
+}
+
 int arch_vm_init(struct vm *vm)
 {
-	struct x86_vm *x = calloc(1, sizeof(*x));
+	struct x86_vm *x = x86_vm(vm);
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t ident = X86_IDENTITY_MAP_ADDR;
 
-	if (!x) {
-		log_error("out of memory");
+	if (!x)
 		return -1;
-	}
-	vm->arch = x;
 	for (size_t i = 0; i < sizeof(x86_caps) / sizeof(x86_caps[0]); i++) {
 		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, x86_caps[i].cap) <= 0) {
 			log_error("/dev/kvm: the kernel lacks %s; use a kernel with full KVM support",
@@ -135,7 +143,9 @@ static int read_file(const char *what, const char *path, uint64_t limit, uint8_t
 	struct stat st;
 	uint8_t *buf;
 	size_t done = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO or a device given by mistake must not block or act on open
+	 * before fstat refuses it; it changes nothing for a regular file. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0) {
 		log_error("%s %s: %s; give the path of a readable %s file", what, path, strerror(errno), what);
@@ -180,18 +190,20 @@ static int read_file(const char *what, const char *path, uint64_t limit, uint8_t
 
 int arch_load_kernel(struct vm *vm)
 {
-	struct x86_vm *x = vm->arch;
+	struct x86_vm *x = x86_vm(vm);
 	const struct vm_config *cfg = vm->cfg;
 	uint8_t *kernel = NULL, *initrd = NULL;
 	size_t klen = 0, ilen = 0;
 	uint64_t rsdp = 0;
 	int ret = -1;
 
+	if (!x)
+		return -1;
 	if (read_file("kernel", cfg->kernel, vm->mem.total, &kernel, &klen) < 0)
 		goto out;
 	if (cfg->initrd && read_file("initrd", cfg->initrd, vm->mem.total, &initrd, &ilen) < 0)
 		goto out;
-	if (x86_acpi_build(&vm->mem, vm->nr_vcpus ? vm->nr_vcpus : cfg->cpus, &rsdp) < 0)
+	if (x86_acpi_build(&vm->mem, cfg->cpus, &rsdp) < 0)
 		goto out;
 	if (x86_load_kernel(&vm->mem, kernel, klen, cfg->kernel, initrd, ilen, cfg->initrd,
 			    cfg->append ? cfg->append : "", rsdp, &x->entry) < 0)
