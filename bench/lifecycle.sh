@@ -43,8 +43,17 @@ RES=$OUT/lifecycle.txt
 for g in idle dirtier; do
 	[[ -f $GUESTS/$g.elf ]] || { echo "bench: $GUESTS/$g.elf missing (make guests)" >&2; exit 1; }
 done
-(exec 3<>/dev/kvm) 2>/dev/null || { echo "bench: /dev/kvm not usable here" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "bench: needs python3" >&2; exit 1; }
+# Never open /dev/kvm with a redirection to probe it: `<>` creates a regular file where there
+# is no device. Without a KVM device these tiny-guest benches cannot run; the Linux benches in
+# the emulated host (bench/run.sh) still do.
+if [[ ! -c /dev/kvm ]]; then
+	echo "bench: lifecycle benches skipped: no /dev/kvm device on this host (bench/run.sh measures in the emulated host)" >&2
+	exit 0
+fi
+if [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
+	echo "bench: lifecycle benches skipped: /dev/kvm is not readable and writable by $(id -un); add the user to the kvm group" >&2
+	exit 0
+fi
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 rm -rf "$DIR"
 mkdir -p "$DIR"
@@ -88,20 +97,24 @@ stop_vm() {
 
 # time_restore FILE: ms from starting `kvmbox restore FILE` to its first tick line.
 time_restore() {
-	python3 - "$BIN" "$1" <<'PY'
-import os, signal, subprocess, sys, time
-t0 = time.monotonic()
-p = subprocess.Popen([sys.argv[1], "restore", sys.argv[2]], stdin=subprocess.DEVNULL,
-                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-signal.signal(signal.SIGALRM, lambda *a: (p.kill(), sys.exit(1)))
-signal.alarm(20)
-for line in p.stdout:
-    if line.startswith(b"idle: tick"):
-        print("%.1f" % ((time.monotonic() - t0) * 1000))
-        break
-p.terminate()
-p.wait()
-PY
+	local fifo=$DIR/restore.fifo pid line t0 t1 rc=1
+	rm -f "$fifo"
+	mkfifo "$fifo" || return 1
+	t0=$(date +%s%N)
+	timeout -k 2 20 "$BIN" restore "$1" </dev/null >"$fifo" 2>/dev/null &
+	pid=$!
+	while IFS= read -r line; do
+		if [[ $line == "idle: tick"* ]]; then
+			t1=$(date +%s%N)
+			rc=0
+			break
+		fi
+	done <"$fifo"
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rm -f "$fifo"
+	((rc == 0)) && awk -v d=$((t1 - t0)) 'BEGIN { printf "%.1f\n", d / 1e6 }'
+	return $rc
 }
 
 echo "bench: lifecycle, $RUNS runs each, $BIN (about $((20 + RUNS * 6))s)..." >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/check.sh [TIER...] - run test tiers and tally them (`make check` runs "all").
 #
-# Tiers: unit, unit-asan (ASan+UBSan), unit-tsan (TSan), guests, guests-asan, linux; "all" is
+# Tiers: unit, unit-asan (ASan+UBSan), unit-tsan (TSan), scripts (the project's own tools:
+# tests/scripts/run.sh), guests, guests-asan, linux; "all" is
 # every one of them in that order. Every tier prints one line per test as it finishes:
 # "PASS: name", "FAIL: name: why" or "SKIP: name: why"; each tier ends with its time, and the
 # last line is "N passed, N failed, N skipped, N retried". build/check.log gets everything
@@ -76,7 +77,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 tiers=("$@")
 ((${#tiers[@]})) || tiers=(all)
-[ "${tiers[*]}" = all ] && tiers=(unit unit-asan unit-tsan guests guests-asan linux)
+[ "${tiers[*]}" = all ] && tiers=(unit unit-asan unit-tsan scripts guests guests-asan linux)
 : >"$tmp/results"
 for tier in "${tiers[@]}"; do
 	start=$SECONDS
@@ -85,10 +86,11 @@ for tier in "${tiers[@]}"; do
 	unit) run_unit unit "$B" ;;
 	unit-asan) run_unit unit-asan "$(flavour_dir asan)" ;;
 	unit-tsan) TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1} run_unit unit-tsan "$(flavour_dir tsan)" ;;
+	scripts) tests/scripts/run.sh 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\): /\1: scripts\//" ;;
 	guests) run_guests guests "$B/kvmbox" ;;
 	guests-asan) run_guests guests-asan "$(flavour_dir asan)/kvmbox" ;;
 	linux) run_linux ;;
-	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan guests guests-asan linux)" ;;
+	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan scripts guests guests-asan linux)" ;;
 	esac 2>&1 | tee -a "$log" "$tmp/tier"
 	grep -a -E '^(PASS|FAIL|SKIP|RETRY): ' "$tmp/tier" >>"$tmp/results"
 	awk -v tier="$tier" -v s=$((SECONDS - start)) '

@@ -36,4 +36,13 @@ why=$(kb_have_qemu) || { echo "demo: $why" >&2; exit 1; }
 kb_build_host_initrd build/linux/host-initrd build/kvmbox-static tests/linux/host-tests.sh \
 	tests/linux/host-bench.sh || exit 1
 echo "demo: booting the emulated host (Ctrl-A x quits kvmbox, Ctrl-] x quits qemu)" >&2
-kb_boot_host build/linux/host-initrd 86400 "kvmbox.host=demo" interactive
+status_file=build/linux/demo-status
+KB_STATUS_FILE=$status_file kb_boot_host build/linux/host-initrd 86400 "kvmbox.host=demo" interactive
+qrc=$?
+# The demo's status is kvmbox's in the emulated host, not qemu's.
+st=$(sed -n 's/^KVMBOX-STATUS \([0-9a-z]*\).*/\1/p' "$status_file" | tr -d '\r' | tail -n1)
+case $st in
+[0-9]*) exit "$st" ;;
+nokvm) echo "demo: the emulated host has no usable /dev/kvm (kvm_amd did not load)" >&2; exit 1 ;;
+*) echo "demo: the emulated host stopped (qemu status $qrc) before kvmbox finished" >&2; exit 1 ;;
+esac

@@ -336,6 +336,7 @@ kb_have_qemu() {
 
 # kb_boot_host INITRD TIMEOUT APPEND [interactive]: boot the emulated host; its serial console
 # is our stdout (and stdin when interactive). Returns qemu's status (124 when timed out).
+# With KB_STATUS_FILE set, the emulated host's second serial port (ttyS1) writes to that file.
 # Interactive sessions move qemu's escape key from Ctrl-A to Ctrl-] (Ctrl-] x quits qemu), so
 # that Ctrl-A reaches kvmbox running inside (Ctrl-A x quits kvmbox).
 kb_boot_host() {
@@ -347,6 +348,10 @@ kb_boot_host() {
 		-kernel "$KB_KDIR/vmlinuz" -initrd "$initrd"
 		-append "console=ttyS0 quiet panic=-1 $append"
 	)
+	if [[ -n ${KB_STATUS_FILE:-} ]]; then
+		: >"$KB_STATUS_FILE" || return 1
+		cmd+=(-serial mon:stdio -serial "file:$KB_STATUS_FILE")
+	fi
 	if [[ $mode == interactive ]]; then
 		timeout --foreground -k 10 "$tmo" "${cmd[@]}" -echr 0x1d
 	else

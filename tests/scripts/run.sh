@@ -1,0 +1,161 @@
+#!/bin/bash
+# tests/scripts/run.sh [test...] - tests of the project's own tools: scripts/deps.sh (with
+# stand-ins for dpkg-query, apt-cache, apt-get and id, so nothing is installed), `make bench`
+# without /dev/kvm (in a private mount namespace) and `make demo`'s exit status (booting the
+# emulated host). One line per test: PASS: name / FAIL: name: why / SKIP: name: why.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 1
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmbox-scripts.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+TESTS="deps_all_there deps_missing_not_root deps_missing_root deps_unknown_root deps_unknown_not_root
+	bench_no_kvm demo_status_poweroff demo_status_ctrl_a_x"
+
+pass() { echo "PASS: $1"; }
+fail() { echo "FAIL: $1: $2"; }
+skip() { echo "SKIP: $1: $2"; }
+
+# fake_apt DIR UID INSTALLED KNOWN: stand-ins in DIR/bin. INSTALLED and KNOWN are
+# space-separated package lists ("*" = every package); apt-get records its arguments in
+# DIR/calls and, for "update", makes every package known.
+fake_apt() {
+	local d=$1
+	mkdir -p "$d/bin"
+	printf '%s\n' "$3" >"$d/installed"
+	printf '%s\n' "$4" >"$d/known"
+	: >"$d/calls"
+	cat >"$d/bin/dpkg-query" <<EOS
+#!/bin/bash
+p=\${!#}
+l=\$(cat "$d/installed")
+[[ \$l == '*' || " \$l " == *" \$p "* ]] && printf installed || printf not-installed
+EOS
+	cat >"$d/bin/apt-cache" <<EOS
+#!/bin/bash
+l=\$(cat "$d/known")
+echo "\$2:"
+if [[ \$l == '*' || " \$l " == *" \$2 "* ]]; then echo "  Candidate: 1.0"; else echo "  Candidate: (none)"; fi
+EOS
+	cat >"$d/bin/apt-get" <<EOS
+#!/bin/bash
+echo "\$*" >>"$d/calls"
+[[ \$1 == update ]] && echo '*' >"$d/known"
+exit 0
+EOS
+	printf '#!/bin/sh\necho %s\n' "$2" >"$d/bin/id"
+	chmod +x "$d"/bin/*
+}
+
+# deps_run DIR: scripts/deps.sh with the stand-ins; sets RC, OUT (stdout and stderr).
+deps_run() {
+	OUT=$(PATH="$1/bin:$PATH" scripts/deps.sh 2>&1)
+	RC=$?
+}
+
+# The package names deps.sh reads, for the stand-ins.
+all_pkgs=$(sed -n 's/^\([a-z0-9.+-][^ ]*\).*/\1/p' scripts/packages.txt | sed 's/^fetch://' | tr '\n' ' ')
+
+t_deps() {
+	local t=$1 d=$WORK/$1 first
+	case $t in
+	deps_all_there)
+		fake_apt "$d" 0 '*' '*'
+		deps_run "$d"
+		[[ $RC == 0 && -z $OUT ]] || { fail "$t" "status $RC, output '$OUT' (expected 0 and nothing)"; return; }
+		[[ -s $d/calls ]] && { fail "$t" "apt-get was called: $(head -n1 "$d/calls")"; return; } ;;
+	deps_missing_not_root)
+		fake_apt "$d" 1000 "${all_pkgs/libcmocka-dev /}" '*'
+		deps_run "$d"
+		[[ $RC == 1 ]] || { fail "$t" "status $RC, expected 1"; return; }
+		[[ $OUT == "deps: missing Debian packages; run: sudo apt-get install --no-install-recommends libcmocka-dev" ]] ||
+			{ fail "$t" "unexpected output: $OUT"; return; }
+		[[ -s $d/calls ]] && { fail "$t" "apt-get was called as a user"; return; } ;;
+	deps_missing_root)
+		fake_apt "$d" 0 "${all_pkgs/libcmocka-dev /}" '*'
+		deps_run "$d"
+		[[ $RC == 0 ]] || { fail "$t" "status $RC: $OUT"; return; }
+		first=$(head -n1 "$d/calls")
+		[[ $(wc -l <"$d/calls") == 1 && $first == "install -y -q --no-install-recommends libcmocka-dev" ]] ||
+			{ fail "$t" "apt-get calls: $(tr '\n' '|' <"$d/calls") (expected one install, no update)"; return; } ;;
+	deps_unknown_root)
+		fake_apt "$d" 0 "${all_pkgs/libcmocka-dev /}" "${all_pkgs/libcmocka-dev /}"
+		deps_run "$d"
+		[[ $RC == 0 ]] || { fail "$t" "status $RC: $OUT"; return; }
+		[[ $(tr '\n' '|' <"$d/calls") == "update -q|install -y -q --no-install-recommends libcmocka-dev|" ]] ||
+			{ fail "$t" "apt-get calls: $(tr '\n' '|' <"$d/calls") (expected update, then install)"; return; } ;;
+	deps_unknown_not_root)
+		fake_apt "$d" 1000 '*' "${all_pkgs/linux-image-amd64/}"
+		deps_run "$d"
+		[[ $RC == 1 && $OUT == *"run: sudo apt-get update"* && $OUT == *linux-image-amd64* ]] ||
+			{ fail "$t" "status $RC, output '$OUT'"; return; } ;;
+	esac
+	pass "$t"
+}
+
+# `make bench` where there is no /dev/kvm must not create one, and must go on to the
+# emulated-host benches (lifecycle.sh exits 0 with one line).
+t_bench_no_kvm() {
+	local t=bench_no_kvm out rc
+	if ! command -v unshare >/dev/null || ! unshare -m true 2>/dev/null; then
+		skip "$t" "cannot make a private mount namespace here (needs root and unshare)"
+		return
+	fi
+	out=$(unshare -m bash -c 'mount -t tmpfs tmpfs /dev && bench/lifecycle.sh 1; rc=$?;
+		if [ -e /dev/kvm ]; then echo "CREATED /dev/kvm: $(ls -l /dev/kvm)"; fi; exit $rc' 2>&1)
+	rc=$?
+	[[ $out == *CREATED* ]] && { fail "$t" "${out##*CREATED }"; return; }
+	[[ $rc == 0 ]] || { fail "$t" "status $rc: $out"; return; }
+	[[ $(printf '%s\n' "$out" | wc -l) == 1 && $out == "bench: lifecycle benches skipped: no /dev/kvm"* ]] ||
+		{ fail "$t" "expected one 'skipped' line, got: $out"; return; }
+	pass "$t"
+}
+
+# `make demo` in the emulated host exits with kvmbox's status: 0 after poweroff in the guest,
+# 130 after Ctrl-A x. The keys go in through a FIFO once the guest's shell prompt is seen.
+t_demo() {
+	local t=$1 keys=$2 want=$3 fifo=$WORK/$1.in log=$WORK/$1.log pid rc n
+	source tests/linux/lib.sh
+	why=$(kb_have_qemu) || { skip "$t" "$why"; return; }
+	[[ -x build/kvmbox-static ]] || { fail "$t" "build/kvmbox-static missing (make static)"; return; }
+	mkfifo "$fifo"
+	KVMBOX_DEMO_EMULATED=1 timeout -k 5 300 tests/linux/demo.sh <"$fifo" >"$log" 2>&1 &
+	pid=$!
+	exec 5>"$fifo"
+	# The guest's shell prompt after its banner (guest-init's shell scenario).
+	ready() { awk '/to stop the VM\./ { b = 1 } b && /\/ # / { ok = 1 } END { exit !ok }' "$log"; }
+	for ((n = 0; n < 1800; n++)); do
+		ready && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! ready; then
+		exec 5>&-
+		kill "$pid" 2>/dev/null
+		wait "$pid"
+		fail "$t" "the demo guest's shell did not start: $(tail -n2 "$log" | tr '\r\n' '  ' | cut -c1-200)"
+		return
+	fi
+	printf '%b' "$keys" >&5
+	wait "$pid"
+	rc=$?
+	exec 5>&-
+	[[ $rc == "$want" ]] || { fail "$t" "make demo exited $rc, kvmbox's status is $want: $(tail -n3 "$log" | tr '\r\n' '  ' | cut -c1-200)"; return; }
+	grep -aq "kvmbox exited with status $want" "$log" ||
+		{ fail "$t" "the emulated host did not report kvmbox's status $want"; return; }
+	pass "$t"
+}
+
+run_test() {
+	case $1 in
+	deps_*) t_deps "$1" ;;
+	bench_no_kvm) t_bench_no_kvm ;;
+	demo_status_poweroff) t_demo "$1" 'poweroff -f\n' 0 ;;
+	demo_status_ctrl_a_x) t_demo "$1" '\001x' 130 ;;
+	*) fail "$1" "no such test; the list is at the top of $0" ;;
+	esac
+}
+
+for t in ${*:-$TESTS}; do
+	run_test "$t"
+done
+exit 0
