@@ -42,6 +42,11 @@ static void restore_tty(void)
 		tcsetattr(saved_tio_fd, TCSANOW, &saved_tio);
 }
 
+void console_restore_terminal(void)
+{
+	restore_tty();
+}
+
 static void fatal_signal(int sig)
 {
 	restore_tty();

@@ -30,6 +30,8 @@ int console_attach(struct console *c, struct loop *l, console_receive_fn receive
 void console_detach(struct console *c);
 /* Restore the terminal and free. */
 void console_close(struct console *c);
+/* Put the terminal back as it was before console_open, from any thread (a forced exit). */
+void console_restore_terminal(void);
 /* Pure escape-sequence filter, exposed for tests: copies input to out
  * (removing escapes), sets *quit on Ctrl-A x. `state` carries a pending
  * Ctrl-A between calls. Returns bytes written to out (<= n). */

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include "../backends/console.h"
 #include "../core/log.h"
 #include "../core/loop.h"
+#include "../core/sigwatch.h"
 #include "../core/vcpu.h"
 #include "../core/vm.h"
 #include "../devices/rtc.h"
@@ -30,6 +30,9 @@
 #include <sys/timerfd.h>
 #include "options.h"
 
+
+/* How long a stop requested by a signal may take before kvmbox exits anyway. */
+#define SIGNAL_GRACE_S 10
 
 static int check_host_limits(const struct vm_config *cfg)
 {
@@ -91,14 +94,14 @@ static void on_stop(struct loop *l, int fd, uint32_t events, void *opaque)
 static void on_signal(struct loop *l, int fd, uint32_t events, void *opaque)
 {
 	struct run_state *rs = opaque;
-	struct signalfd_siginfo si;
+	int sig = sigwatch_take(rs->sig);
 
-	if (read(fd, &si, sizeof(si)) != sizeof(si))
+	if (!sig)
 		return;
 	/* Kept even when the VM is already stopping (e.g. rebooting): the
 	 * reboot loop must not start the guest again after a SIGTERM. */
 	if (!rs->last_signal)
-		rs->last_signal = (int)si.ssi_signo;
+		rs->last_signal = sig;
 	if (rs->vm)
 		vm_request_stop(rs->vm, VM_SIGNAL);
 }
@@ -262,7 +265,7 @@ static int supervise(struct run_state *rs, const struct vm_config *cfg)
 	sigset_t mask;
 	int status = EXIT_START_FAIL;
 
-	/* Termination signals are read through a signalfd on the main loop, so
+	/* Termination signals are taken by the sigwatch thread and handed to the main loop, so
 	 * block them everywhere (threads inherit the mask). */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -283,12 +286,13 @@ static int supervise(struct run_state *rs, const struct vm_config *cfg)
 	vcpu_signals_init();
 
 	rs->cfg = cfg;
-	rs->sfd = -1;
 	rs->shutdown_tfd = -1;
 	ser_writer_init(&carry);
 	rs->loop = loop_create();
-	rs->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (!rs->loop || rs->sfd < 0 || loop_add(rs->loop, rs->sfd, EPOLLIN, on_signal, rs) < 0) {
+	rs->sig = sigwatch_start(&mask, SIGNAL_GRACE_S);
+	if (!rs->sig)
+		goto out;
+	if (!rs->loop || loop_add(rs->loop, sigwatch_fd(rs->sig), EPOLLIN, on_signal, rs) < 0) {
 		log_error("cannot set up the event loop: %s", strerror(errno));
 		goto out;
 	}
@@ -348,8 +352,7 @@ out:
 	if (rs->shutdown_tfd >= 0)
 		close(rs->shutdown_tfd);
 	loop_destroy(rs->loop);
-	if (rs->sfd >= 0)
-		close(rs->sfd);
+	sigwatch_stop(rs->sig);
 	if (rs->incoming_fd >= 0)
 		close(rs->incoming_fd);
 	ser_writer_free(&carry);

@@ -14,6 +14,7 @@ struct console;
 struct api_server;
 struct virtio_dev;
 struct migration;
+struct sigwatch;
 
 /* Everything the main thread keeps while a VM runs (across guest reboots). */
 struct run_state {
@@ -23,7 +24,7 @@ struct run_state {
 	struct console *console;
 	struct api_server *api;
 	struct virtio_dev *balloon; /* current VM's balloon, if any */
-	int sfd;                    /* signalfd */
+	struct sigwatch *sig;       /* termination signals */
 	int last_signal;            /* what stopped the VM, for VM_SIGNAL */
 	bool user_paused;           /* paused by the control socket */
 	int shutdown_tfd;           /* graceful shutdown deadline (timerfd) */

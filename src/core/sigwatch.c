@@ -1,0 +1,138 @@
+#include "sigwatch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../backends/console.h"
+#include "log.h"
+
+/* Sent by sigwatch_stop to end the thread's wait; never a termination signal. */
+#define SIG_WATCH_STOP (SIGRTMIN + 2)
+
+struct sigwatch {
+	pthread_t thread;
+	sigset_t set;      /* the termination signals plus SIG_WATCH_STOP */
+	int efd;
+	int grace_s;
+	_Atomic int signo; /* the first signal, for sigwatch_take */
+	_Atomic bool stopping;
+};
+
+static _Noreturn void force_exit(int sig, const char *why)
+{
+	console_restore_terminal();
+	fprintf(stderr, "kvmbox: %s after %s; stopped without a clean shutdown\n", why, strsignal(sig));
+	fflush(stderr);
+	_exit(128 + sig);
+}
+
+static void *sigwatch_thread(void *arg)
+{
+	struct sigwatch *w = arg;
+	siginfo_t si;
+	struct timespec deadline, now, left;
+	int first = 0, sig;
+	uint64_t one = 1;
+
+	pthread_setname_np(pthread_self(), "signals");
+	for (;;) {
+		if (!first) {
+			sig = sigwaitinfo(&w->set, &si);
+		} else {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left.tv_sec = deadline.tv_sec - now.tv_sec;
+			left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
+			if (left.tv_nsec < 0) {
+				left.tv_nsec += 1000000000L;
+				left.tv_sec--;
+			}
+			if (left.tv_sec < 0)
+				force_exit(first, "the VM did not stop in time");
+			sig = sigtimedwait(&w->set, &si, &left);
+		}
+		if (atomic_load(&w->stopping))
+			return NULL;
+		if (sig < 0) {
+			if (errno == EAGAIN && first)
+				force_exit(first, "the VM did not stop in time");
+			continue; /* EINTR */
+		}
+		if (sig == SIG_WATCH_STOP)
+			continue;
+		if (first)
+			force_exit(sig, "a second signal");
+		first = sig;
+		atomic_store(&w->signo, sig);
+		if (write(w->efd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow with one write */
+		}
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += w->grace_s;
+	}
+}
+
+struct sigwatch *sigwatch_start(const sigset_t *set, int grace_s)
+{
+	struct sigwatch *w = calloc(1, sizeof(*w));
+	sigset_t block;
+	int err;
+
+	if (!w) {
+		log_error("out of memory");
+		return NULL;
+	}
+	w->set = *set;
+	w->grace_s = grace_s;
+	sigaddset(&w->set, SIG_WATCH_STOP);
+	sigemptyset(&block);
+	sigaddset(&block, SIG_WATCH_STOP);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->efd < 0) {
+		log_error("eventfd: %s; raise the open file limit", strerror(errno));
+		free(w);
+		return NULL;
+	}
+	err = pthread_create(&w->thread, NULL, sigwatch_thread, w);
+	if (err) {
+		log_error("cannot start the signal thread: %s", strerror(err));
+		close(w->efd);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+int sigwatch_fd(const struct sigwatch *w)
+{
+	return w->efd;
+}
+
+int sigwatch_take(struct sigwatch *w)
+{
+	uint64_t v;
+
+	if (read(w->efd, &v, sizeof(v)) < 0) {
+		/* nothing pending */
+	}
+	return atomic_load(&w->signo);
+}
+
+void sigwatch_stop(struct sigwatch *w)
+{
+	if (!w)
+		return;
+	atomic_store(&w->stopping, true);
+	pthread_kill(w->thread, SIG_WATCH_STOP);
+	pthread_join(w->thread, NULL);
+	close(w->efd);
+	free(w);
+}
