@@ -26,10 +26,16 @@ struct sigwatch {
 	_Atomic bool stopping;
 };
 
-static _Noreturn void force_exit(int sig, const char *why)
+static _Noreturn void force_exit(struct sigwatch *w, int sig, bool second)
 {
+	const char *name = sigabbrev_np(sig);
+
 	console_restore_terminal();
-	fprintf(stderr, "kvmbox: %s after %s; stopped without a clean shutdown\n", why, strsignal(sig));
+	if (second)
+		fprintf(stderr, "kvmbox: a second SIG%s; exiting without a clean shutdown\n", name ? name : "?");
+	else
+		fprintf(stderr, "kvmbox: the VM did not stop within %d s of SIG%s; exiting without a clean "
+				"shutdown\n", w->grace_s, name ? name : "?");
 	fflush(stderr);
 	_exit(128 + sig);
 }
@@ -55,20 +61,20 @@ static void *sigwatch_thread(void *arg)
 				left.tv_sec--;
 			}
 			if (left.tv_sec < 0)
-				force_exit(first, "the VM did not stop in time");
+				force_exit(w, first, false);
 			sig = sigtimedwait(&w->set, &si, &left);
 		}
 		if (atomic_load(&w->stopping))
 			return NULL;
 		if (sig < 0) {
 			if (errno == EAGAIN && first)
-				force_exit(first, "the VM did not stop in time");
+				force_exit(w, first, false);
 			continue; /* EINTR */
 		}
 		if (sig == SIG_WATCH_STOP)
 			continue;
 		if (first)
-			force_exit(sig, "a second signal");
+			force_exit(w, sig, true);
 		first = sig;
 		atomic_store(&w->signo, sig);
 		if (write(w->efd, &one, sizeof(one)) < 0) {
