@@ -8,6 +8,26 @@
 #   KVMBOX-L <name> <text>            diagnostics after a FAIL (guest output, kvmbox stderr)
 #   KVMBOX-I <text>                   information (durations), logged only
 # Every kvmbox run is guarded by a timeout, so a hang is a FAIL, never a stuck suite.
+# The one list of the tier's tests, by group (tests/linux/run.sh reads it with --list).
+BOOT="linux-boot-bzimage linux-poweroff-exit0 linux-nproc-1 linux-date linux-nproc-2 linux-nproc-4
+	linux-boot-pvh linux-reboot-restarts linux-reboot-cmos-kept linux-no-reboot-exit0"
+V1="linux-virtio-devices linux-virtio-blk-serials linux-virtio-blk-ro linux-virtio-rng
+	linux-virtio-net-ping linux-virtio-net-tcp"
+V2="linux-virtio-blk-ext4 linux-virtio-console linux-virtio-blk-fsync-kill9"
+LIFE1="linux-life-pause linux-life-snapshot linux-life-hibernate linux-life-restore-corrupt
+	linux-life-shutdown-acpi"
+LIFE2="linux-life-migrate-closed-port linux-life-migrate-dest-killed linux-life-migrate
+	linux-life-shutdown-timeout"
+LIFE3="linux-life-balloon"
+BAD="linux-bad-missing-kernel linux-bad-not-a-kernel linux-bad-elf-not-kernel linux-bad-initrd-too-big
+	linux-bad-memory-1M linux-bad-cpus-0 linux-bad-cpus-too-many linux-bad-size-malformed
+	linux-bad-no-kernel-option linux-bad-no-dev-kvm linux-bad-dev-kvm-perm"
+ALL=$(echo $BOOT $V1 $V2 $LIFE1 $LIFE2 $LIFE3 $BAD)
+if [ "${1:-}" = --list ]; then
+	echo "$ALL" | tr ' ' '\n'
+	exit 0
+fi
+
 ONLY=$(echo "${1:-}" | tr ',' ' ')
 KB=/kvmbox
 BZ=$KB/vmlinuz
@@ -34,6 +54,10 @@ want() {
 res() { # STATUS NAME [WHY]
 	_st=$1 _n=$2
 	shift 2
+	case " $ALL " in
+	*" $_n "*) ;;
+	*) echo "KVMBOX-T FAIL $_n host-tests.sh reports a test that is not in its list (ALL)"; return ;;
+	esac
 	want "$_n" && echo "KVMBOX-T $_st $_n $*"
 }
 
@@ -211,9 +235,6 @@ net_setup() {
 	ip addr add 10.0.0.1/24 dev tap0 && ip link set tap0 up || { echo "cannot configure tap0"; return 1; }
 }
 
-V1="linux-virtio-modules linux-virtio-blk-serials linux-virtio-blk-ro linux-virtio-rng
-	linux-virtio-net-ping linux-virtio-net-tcp"
-V2="linux-virtio-blk-ext4 linux-virtio-console linux-virtio-blk-fsync-kill9"
 # shellcheck disable=SC2086
 if want $V1 $V2; then
 	cat $GI $KB/guest-modules.cpio.gz >$GV
@@ -256,12 +277,25 @@ if want $V1 $V2; then
 	rc1=$RC
 	ro1=$(hsum $W/ro.img)
 
+	# Every device kvmbox was given is found by the guest's driver, on PCI with virtio's IDs
+	# (0x1040 + virtio id) beside the host bridge, interrupting through MSI-X.
 	m=$(vget virtio1 modules)
-	if [ "$m" = ok ]; then
-		res PASS linux-virtio-modules
+	got=$(vget virtio1 devices) pci=$(vget virtio1 pci) msix=$(vget virtio1 msix)
+	want="1:virtio_net 2:virtio_blk 2:virtio_blk 2:virtio_blk 4:virtio_rng "
+	wpci="0x1af4:0x1041 0x1af4:0x1042 0x1af4:0x1042 0x1af4:0x1042 0x1af4:0x1044 0x1b36:0x0008 "
+	if [ -n "$neterr" ]; then
+		want="2:virtio_blk 2:virtio_blk 2:virtio_blk 4:virtio_rng "
+		wpci="0x1af4:0x1042 0x1af4:0x1042 0x1af4:0x1042 0x1af4:0x1044 0x1b36:0x0008 "
+	fi
+	if [ "$m" != ok ]; then
+		res FAIL linux-virtio-devices "the harness could not load the guest's virtio modules: '${m:-no report}' (kvmbox status $RC)"
+		diag linux-virtio-devices virtio1
+	elif [ "$got" = "$want" ] && [ "$pci" = "$wpci" ] && [ "${msix:-0}" -ge $(echo $want | wc -w) ]; then
+		res PASS linux-virtio-devices
 	else
-		res FAIL linux-virtio-modules "guest insmod: '${m:-no report}' (kvmbox status $RC)"
-		diag linux-virtio-modules virtio1
+		res FAIL linux-virtio-devices "guest found virtio '$got' (want '$want'), pci '$pci' (want '$wpci')," \
+			"$msix MSI-X virtio interrupts (want one per device at least)"
+		diag linux-virtio-devices virtio1
 	fi
 
 	da=$(vget virtio1 "disk vda") db=$(vget virtio1 "disk vdb")
@@ -401,11 +435,6 @@ fi
 #   boot 2 (512M, net, disk): migrate to a closed port, to a destination killed mid-way, then
 #                  live (tcp) while the guest dirties memory; ctl shutdown timeout=5 unanswered
 #   boot 3 (512M, --balloon): 400 MiB touched, balloon 64M gives it back, 512M deflates
-LIFE1="linux-life-pause linux-life-snapshot linux-life-hibernate linux-life-restore-corrupt
-	linux-life-shutdown-acpi"
-LIFE2="linux-life-migrate-closed-port linux-life-migrate-dest-killed linux-life-migrate
-	linux-life-shutdown-timeout"
-LIFE3="linux-life-balloon"
 CTL_TMO=30
 
 # lstart ID IN kvmbox-args...: start kvmbox in the background with stdin IN; output in

@@ -17,20 +17,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source tests/linux/lib.sh
 
-TESTS=(
-	linux-boot-bzimage linux-poweroff-exit0 linux-nproc-1 linux-date
-	linux-nproc-2 linux-nproc-4 linux-boot-pvh
-	linux-reboot-restarts linux-reboot-cmos-kept linux-no-reboot-exit0
-	linux-virtio-modules linux-virtio-blk-serials linux-virtio-blk-ro linux-virtio-rng
-	linux-virtio-net-ping linux-virtio-net-tcp linux-virtio-blk-ext4 linux-virtio-console
-	linux-virtio-blk-fsync-kill9
-	linux-life-pause linux-life-snapshot linux-life-hibernate linux-life-restore-corrupt
-	linux-life-shutdown-acpi linux-life-migrate-closed-port linux-life-migrate-dest-killed
-	linux-life-migrate linux-life-shutdown-timeout linux-life-balloon
-	linux-bad-missing-kernel linux-bad-not-a-kernel linux-bad-elf-not-kernel
-	linux-bad-initrd-too-big linux-bad-memory-1M linux-bad-cpus-0 linux-bad-cpus-too-many
-	linux-bad-size-malformed linux-bad-no-kernel-option linux-bad-no-dev-kvm linux-bad-dev-kvm-perm
-)
+# The test names: host-tests.sh keeps the one list.
+mapfile -t TESTS < <(sh tests/linux/host-tests.sh --list)
 BIN=${KVMBOX_BIN:-build/kvmbox-static}
 OUT=${KVMBOX_LINUX_OUT:-build/linux}
 LOG=$OUT/host.log
