@@ -236,4 +236,9 @@ void x86_dump_regs(int fd, unsigned id, FILE *f)
 		(unsigned long long)s.cr4, (unsigned long long)s.efer);
 	fprintf(f, "  GDT=%016llx/%x IDT=%016llx/%x APIC_BASE=%016llx\n", (unsigned long long)s.gdt.base,
 		s.gdt.limit, (unsigned long long)s.idt.base, s.idt.limit, (unsigned long long)s.apic_base);
+	/* KVM on AMD (SVM) puts a vCPU through INIT when it triple-faults, before returning
+	 * KVM_EXIT_SHUTDOWN: what is left is the reset state, not the state at the fault. */
+	if (r.rip == 0xfff0 && s.cs.base == 0xffff0000 && !(s.cr0 & 1))
+		fprintf(f, "  (these are reset-state registers: on AMD hosts KVM resets a vCPU that "
+			   "triple-faults, so the state at the fault is lost)\n");
 }
