@@ -1,0 +1,240 @@
+/* fdt.c - the arm64 guest's device tree (see fdt.h), written with libfdt's sequential-write API.
+ * Bindings: Documentation/devicetree/bindings/ in Linux (interrupt-controller/arm,gic-v3.yaml,
+ * timer/arm,arch_timer.yaml, arm/psci.yaml, serial/8250.yaml, rtc/arm,pl031.yaml). */
+#include "fdt.h"
+
+#include <libfdt.h>
+#include <stdio.h>
+
+#include "core/log.h"
+#include "layout.h"
+
+#define ARM64_APB_CLOCK_HZ 24000000 /* the PL031's bus clock: only its existence matters */
+#define MPIDR_AFF_MASK     0xff00ffffffULL
+
+uint64_t arm64_default_mpidr(unsigned id)
+{
+	return (uint64_t)(id & 0xf) | (uint64_t)((id >> 4) & 0xff) << 8 | (uint64_t)((id >> 12) & 0xff) << 16;
+}
+
+/* The first libfdt error of a sequence sticks; later calls are skipped. */
+struct dtw {
+	void *fdt;
+	int err;
+};
+
+#define DT(w, call)                            \
+	do {                                   \
+		if (!(w)->err) {               \
+			int r_ = (call);       \
+			if (r_ < 0)            \
+				(w)->err = r_; \
+		}                              \
+	} while (0)
+
+/* reg = <address size> with two cells each. */
+static void prop_reg(struct dtw *w, uint64_t addr, uint64_t size)
+{
+	fdt64_t v[2] = { cpu_to_fdt64(addr), cpu_to_fdt64(size) };
+
+	DT(w, fdt_property(w->fdt, "reg", v, sizeof(v)));
+}
+
+/* interrupts = <type number flags>, n times. */
+static void prop_irqs(struct dtw *w, const uint32_t *cells, int n)
+{
+	fdt32_t v[12];
+
+	for (int i = 0; i < 3 * n && i < 12; i++)
+		v[i] = cpu_to_fdt32(cells[i]);
+	DT(w, fdt_property(w->fdt, "interrupts", v, (int)(3 * n * sizeof(fdt32_t))));
+}
+
+static void begin(struct dtw *w, const char *name, uint64_t addr)
+{
+	char buf[64];
+
+	snprintf(buf, sizeof(buf), "%s@%llx", name, (unsigned long long)addr);
+	DT(w, fdt_begin_node(w->fdt, buf));
+}
+
+static void node_chosen(struct dtw *w, const struct arm64_dt *dt)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/uart@%llx", (unsigned long long)ARM64_UART_BASE);
+	DT(w, fdt_begin_node(w->fdt, "chosen"));
+	if (dt->bootargs)
+		DT(w, fdt_property_string(w->fdt, "bootargs", dt->bootargs));
+	if (dt->initrd_end > dt->initrd_start) {
+		DT(w, fdt_property_u64(w->fdt, "linux,initrd-start", dt->initrd_start));
+		DT(w, fdt_property_u64(w->fdt, "linux,initrd-end", dt->initrd_end));
+	}
+	/* The console, and what a bare "earlycon" on the command line uses. */
+	DT(w, fdt_property_string(w->fdt, "stdout-path", path));
+	DT(w, fdt_end_node(w->fdt));
+	DT(w, fdt_begin_node(w->fdt, "aliases"));
+	DT(w, fdt_property_string(w->fdt, "serial0", path));
+	DT(w, fdt_end_node(w->fdt));
+}
+
+static void node_cpus(struct dtw *w, const struct arm64_dt *dt)
+{
+	DT(w, fdt_begin_node(w->fdt, "cpus"));
+	DT(w, fdt_property_cell(w->fdt, "#address-cells", 1));
+	DT(w, fdt_property_cell(w->fdt, "#size-cells", 0));
+	for (unsigned i = 0; i < dt->ncpus; i++) {
+		uint64_t aff = (dt->mpidr ? dt->mpidr[i] : arm64_default_mpidr(i)) & MPIDR_AFF_MASK;
+
+		if (aff >> 32) { /* Aff3 would need two address cells; KVM never sets it */
+			w->err = -FDT_ERR_BADVALUE;
+			return;
+		}
+		begin(w, "cpu", aff);
+		DT(w, fdt_property_string(w->fdt, "device_type", "cpu"));
+		DT(w, fdt_property_string(w->fdt, "compatible", "arm,arm-v8"));
+		/* Secondaries start through PSCI CPU_ON, which KVM implements. */
+		DT(w, fdt_property_string(w->fdt, "enable-method", "psci"));
+		DT(w, fdt_property_cell(w->fdt, "reg", (uint32_t)aff));
+		DT(w, fdt_end_node(w->fdt));
+	}
+	DT(w, fdt_end_node(w->fdt));
+}
+
+static void node_psci(struct dtw *w)
+{
+	static const char compat[] = "arm,psci-1.0\0arm,psci-0.2";
+
+	DT(w, fdt_begin_node(w->fdt, "psci"));
+	DT(w, fdt_property(w->fdt, "compatible", compat, sizeof(compat)));
+	DT(w, fdt_property_string(w->fdt, "method", "hvc"));
+	DT(w, fdt_end_node(w->fdt));
+}
+
+static void node_gic(struct dtw *w, const struct arm64_dt *dt)
+{
+	fdt64_t reg[4] = {
+		cpu_to_fdt64(ARM64_GIC_DIST_BASE), cpu_to_fdt64(ARM64_GIC_DIST_SIZE),
+		cpu_to_fdt64(ARM64_GIC_REDIST_BASE), cpu_to_fdt64((uint64_t)dt->ncpus * ARM64_GIC_REDIST_STRIDE),
+	};
+	static const uint32_t maint[3] = { ARM64_DT_IRQ_PPI, ARM64_PPI_GIC_MAINT, ARM64_DT_IRQ_LEVEL_HIGH };
+
+	begin(w, "intc", ARM64_GIC_DIST_BASE);
+	DT(w, fdt_property_string(w->fdt, "compatible", "arm,gic-v3"));
+	DT(w, fdt_property_cell(w->fdt, "#interrupt-cells", 3));
+	DT(w, fdt_property(w->fdt, "interrupt-controller", NULL, 0));
+	DT(w, fdt_property(w->fdt, "reg", reg, sizeof(reg)));
+	DT(w, fdt_property_cell(w->fdt, "#redistributor-regions", 1));
+	prop_irqs(w, maint, 1);
+	DT(w, fdt_property_cell(w->fdt, "phandle", ARM64_PHANDLE_GIC));
+	if (dt->its) {
+		/* The ITS is a child: the GIC node needs ranges and cells for it. */
+		DT(w, fdt_property_cell(w->fdt, "#address-cells", 2));
+		DT(w, fdt_property_cell(w->fdt, "#size-cells", 2));
+		DT(w, fdt_property(w->fdt, "ranges", NULL, 0));
+		begin(w, "msi-controller", ARM64_GIC_ITS_BASE);
+		DT(w, fdt_property_string(w->fdt, "compatible", "arm,gic-v3-its"));
+		DT(w, fdt_property(w->fdt, "msi-controller", NULL, 0));
+		DT(w, fdt_property_cell(w->fdt, "#msi-cells", 1));
+		prop_reg(w, ARM64_GIC_ITS_BASE, ARM64_GIC_ITS_SIZE);
+		DT(w, fdt_property_cell(w->fdt, "phandle", ARM64_PHANDLE_ITS));
+		DT(w, fdt_end_node(w->fdt));
+	}
+	DT(w, fdt_end_node(w->fdt));
+}
+
+static void node_timer(struct dtw *w)
+{
+	/* Secure, non-secure, virtual and hypervisor physical timers, in the binding's order. */
+	static const uint32_t irqs[12] = {
+		ARM64_DT_IRQ_PPI, ARM64_PPI_TIMER_SEC, ARM64_DT_IRQ_LEVEL_HIGH,
+		ARM64_DT_IRQ_PPI, ARM64_PPI_TIMER_NONSEC, ARM64_DT_IRQ_LEVEL_HIGH,
+		ARM64_DT_IRQ_PPI, ARM64_PPI_TIMER_VIRT, ARM64_DT_IRQ_LEVEL_HIGH,
+		ARM64_DT_IRQ_PPI, ARM64_PPI_TIMER_HYP, ARM64_DT_IRQ_LEVEL_HIGH,
+	};
+
+	DT(w, fdt_begin_node(w->fdt, "timer"));
+	DT(w, fdt_property_string(w->fdt, "compatible", "arm,armv8-timer"));
+	prop_irqs(w, irqs, 4);
+	DT(w, fdt_property(w->fdt, "always-on", NULL, 0));
+	DT(w, fdt_end_node(w->fdt));
+}
+
+static void node_devices(struct dtw *w)
+{
+	static const uint32_t uart_irq[3] = { ARM64_DT_IRQ_SPI, ARM64_SPI_UART, ARM64_DT_IRQ_LEVEL_HIGH };
+	static const uint32_t rtc_irq[3] = { ARM64_DT_IRQ_SPI, ARM64_SPI_RTC, ARM64_DT_IRQ_LEVEL_HIGH };
+	static const char rtc_compat[] = "arm,pl031\0arm,primecell";
+
+	/* AMBA (PrimeCell) devices need their bus clock "apb_pclk" to probe. */
+	DT(w, fdt_begin_node(w->fdt, "apb-pclk"));
+	DT(w, fdt_property_string(w->fdt, "compatible", "fixed-clock"));
+	DT(w, fdt_property_cell(w->fdt, "#clock-cells", 0));
+	DT(w, fdt_property_cell(w->fdt, "clock-frequency", ARM64_APB_CLOCK_HZ));
+	DT(w, fdt_property_string(w->fdt, "clock-output-names", "clk24mhz"));
+	DT(w, fdt_property_cell(w->fdt, "phandle", ARM64_PHANDLE_CLOCK));
+	DT(w, fdt_end_node(w->fdt));
+
+	/* A 16550A with byte-wide registers one byte apart (reg-shift 0), like COM1 on x86. */
+	begin(w, "uart", ARM64_UART_BASE);
+	DT(w, fdt_property_string(w->fdt, "compatible", "ns16550a"));
+	prop_reg(w, ARM64_UART_BASE, ARM64_UART_SIZE);
+	prop_irqs(w, uart_irq, 1);
+	DT(w, fdt_property_cell(w->fdt, "clock-frequency", ARM64_UART_CLOCK));
+	DT(w, fdt_property_cell(w->fdt, "reg-io-width", 1));
+	DT(w, fdt_end_node(w->fdt));
+
+	begin(w, "rtc", ARM64_RTC_BASE);
+	DT(w, fdt_property(w->fdt, "compatible", rtc_compat, sizeof(rtc_compat)));
+	prop_reg(w, ARM64_RTC_BASE, ARM64_RTC_SIZE);
+	prop_irqs(w, rtc_irq, 1);
+	DT(w, fdt_property_cell(w->fdt, "clocks", ARM64_PHANDLE_CLOCK));
+	DT(w, fdt_property_string(w->fdt, "clock-names", "apb_pclk"));
+	DT(w, fdt_end_node(w->fdt));
+}
+
+/* PCI (issue 8 part 2): a "pci-host-ecam-generic" node goes here once the core has an ECAM
+ * config-access front-end: reg = ARM64_PCI_ECAM_BASE/SIZE, bus-range, ranges for the I/O-less
+ * ARM64_PCI_MMIO_* and ARM64_PCI_MMIO64_* windows, interrupt-map for INTx on
+ * ARM64_SPI_PCI_INTX.., and msi-map (or msi-parent) = <&its> for MSI-X through the ITS. */
+static void node_pci(struct dtw *w, const struct arm64_dt *dt)
+{
+	(void)w;
+	(void)dt;
+}
+
+int arm64_fdt_build(const struct arm64_dt *dt, void *buf, size_t size)
+{
+	struct dtw w = { .fdt = buf };
+
+	if (size > INT32_MAX || dt->ncpus == 0) {
+		log_error("device tree: bad size or no vCPU; this is a kvmbox bug");
+		return -1;
+	}
+	DT(&w, fdt_create(buf, (int)size));
+	DT(&w, fdt_finish_reservemap(buf));
+	DT(&w, fdt_begin_node(buf, ""));
+	DT(&w, fdt_property_string(buf, "compatible", "linux,dummy-virt"));
+	DT(&w, fdt_property_string(buf, "model", "kvmbox"));
+	DT(&w, fdt_property_cell(buf, "#address-cells", 2));
+	DT(&w, fdt_property_cell(buf, "#size-cells", 2));
+	DT(&w, fdt_property_cell(buf, "interrupt-parent", ARM64_PHANDLE_GIC));
+	node_chosen(&w, dt);
+	begin(&w, "memory", dt->ram_base);
+	DT(&w, fdt_property_string(buf, "device_type", "memory"));
+	prop_reg(&w, dt->ram_base, dt->ram_size);
+	DT(&w, fdt_end_node(buf));
+	node_cpus(&w, dt);
+	node_psci(&w);
+	node_gic(&w, dt);
+	node_timer(&w);
+	node_devices(&w);
+	node_pci(&w, dt);
+	DT(&w, fdt_end_node(buf));
+	DT(&w, fdt_finish(buf));
+	if (w.err) {
+		log_error("device tree: %s; this is a kvmbox bug", fdt_strerror(w.err));
+		return -1;
+	}
+	return 0;
+}
