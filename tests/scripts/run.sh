@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/scripts/run.sh [test...] - tests of the project's own tools: scripts/deps.sh (with
-# stand-ins for dpkg-query, apt-cache, apt-get and id, so nothing is installed), `make bench`
+# stand-ins for dpkg, dpkg-query, apt-cache, apt-get and id, so nothing is installed), `make bench`
 # without /dev/kvm (in a private mount namespace) and `make demo`'s exit status (booting the
 # emulated host). One line per test: PASS: name / FAIL: name: why / SKIP: name: why.
 set -u
@@ -9,26 +9,43 @@ cd "$ROOT" || exit 1
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmbox-scripts.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 TESTS="deps_all_there deps_missing_not_root deps_missing_root deps_unknown_root deps_unknown_not_root
+	deps_foreign_arch_root deps_foreign_arch_not_root deps_host_arm64
 	bench_no_kvm demo_status_poweroff demo_status_ctrl_a_x"
 
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1: $2"; }
 skip() { echo "SKIP: $1: $2"; }
 
-# fake_apt DIR UID INSTALLED KNOWN: stand-ins in DIR/bin. INSTALLED and KNOWN are
-# space-separated package lists ("*" = every package); apt-get records its arguments in
-# DIR/calls and, for "update", makes every package known.
+# fake_apt DIR UID INSTALLED KNOWN [HOST_ARCH [FOREIGN_ARCHES]]: stand-ins in DIR/bin. INSTALLED
+# and KNOWN are space-separated package lists ("*" = every package; PKG:ARCH names are matched
+# as written); apt-get records its arguments in DIR/calls and, for "update", makes every package
+# known; dpkg says HOST_ARCH (default amd64) and FOREIGN_ARCHES (default arm64) and records
+# --add-architecture in DIR/calls.
 fake_apt() {
 	local d=$1
 	mkdir -p "$d/bin"
 	printf '%s\n' "$3" >"$d/installed"
 	printf '%s\n' "$4" >"$d/known"
+	printf '%s\n' "${5:-amd64}" >"$d/arch"
+	printf '%s\n' "${6-arm64}" >"$d/foreign"
 	: >"$d/calls"
 	cat >"$d/bin/dpkg-query" <<EOS
 #!/bin/bash
 p=\${!#}
+a=\$(cat "$d/arch")
+[[ \$p == *:* ]] && a=\${p##*:}
 l=\$(cat "$d/installed")
-[[ \$l == '*' || " \$l " == *" \$p "* ]] && printf installed || printf not-installed
+[[ \$l == '*' || " \$l " == *" \$p "* ]] && echo "\$a installed" || echo "\$a not-installed"
+EOS
+	cat >"$d/bin/dpkg" <<EOS
+#!/bin/bash
+case \$1 in
+--print-architecture) cat "$d/arch" ;;
+--print-foreign-architectures) tr ' ' '\n' <"$d/foreign" | grep . ;;
+--add-architecture) echo "dpkg \$*" >>"$d/calls"; echo "\$(cat "$d/foreign") \$2" >"$d/foreign" ;;
+*) exit 2 ;;
+esac
+exit 0
 EOS
 	cat >"$d/bin/apt-cache" <<EOS
 #!/bin/bash
@@ -54,6 +71,8 @@ deps_run() {
 
 # The package names deps.sh reads, for the stand-ins.
 all_pkgs=$(sed -n 's/^\([a-z0-9.+-][^ ]*\).*/\1/p' scripts/packages.txt | sed 's/^fetch://' | tr '\n' ' ')
+# ... less the other architecture's: what apt knows before dpkg has the arm64 architecture.
+native_pkgs=$(printf '%s\n' $all_pkgs | grep -v ':arm64$' | tr '\n' ' ')
 
 t_deps() {
 	local t=$1 d=$WORK/$1 first
@@ -88,6 +107,27 @@ t_deps() {
 		deps_run "$d"
 		[[ $RC == 1 && $OUT == *"run: sudo apt-get update"* && $OUT == *linux-image-amd64* ]] ||
 			{ fail "$t" "status $RC, output '$OUT'"; return; } ;;
+	deps_foreign_arch_root)
+		# An x86_64 host without the arm64 architecture: added, apt updated, then the install.
+		fake_apt "$d" 0 "${all_pkgs/liburing-dev:arm64 /}" "$native_pkgs" amd64 ''
+		deps_run "$d"
+		[[ $RC == 0 ]] || { fail "$t" "status $RC: $OUT"; return; }
+		[[ $(tr '\n' '|' <"$d/calls") == "dpkg --add-architecture arm64|update -q|install -y -q --no-install-recommends liburing-dev:arm64|" ]] ||
+			{ fail "$t" "calls: $(tr '\n' '|' <"$d/calls") (expected add-architecture, update, install)"; return; } ;;
+	deps_foreign_arch_not_root)
+		fake_apt "$d" 1000 "${all_pkgs/liburing-dev:arm64 /}" "$native_pkgs" amd64 ''
+		deps_run "$d"
+		[[ $RC == 1 && $OUT == "deps: missing Debian packages; run: sudo dpkg --add-architecture arm64 && sudo apt-get update && sudo apt-get install --no-install-recommends liburing-dev:arm64" ]] ||
+			{ fail "$t" "status $RC, output '$OUT'"; return; }
+		[[ -s $d/calls ]] && { fail "$t" "dpkg or apt-get was called as a user"; return; } ;;
+	deps_host_arm64)
+		# On an arm64 host the arm64 packages are native ones: no foreign architecture, no cross
+		# packages ([!arm64]), and libfdt-dev ([arm64]) itself.
+		fake_apt "$d" 0 "${all_pkgs/libfdt-dev /}" '*' arm64 ''
+		deps_run "$d"
+		[[ $RC == 0 ]] || { fail "$t" "status $RC: $OUT"; return; }
+		[[ $(tr '\n' '|' <"$d/calls") == "install -y -q --no-install-recommends libfdt-dev|" ]] ||
+			{ fail "$t" "calls: $(tr '\n' '|' <"$d/calls") (expected one install of libfdt-dev)"; return; } ;;
 	esac
 	pass "$t"
 }
