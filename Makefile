@@ -51,7 +51,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 # Shared fixtures (fake RAM, recorders, fake virtio driver) linked into every unit test.
 UNIT_HELPERS := tests/unit/fakes.c tests/unit/vq_driver.c
 
-.PHONY: all static deps check check-unit check-guests check-linux bench demo clean guests unit \
+.PHONY: all static deps check check-unit check-guests check-linux check-linux-arm64 bench demo clean guests unit \
 	format format-check
 all: $(B)/kvmbox
 
@@ -125,6 +125,12 @@ check-guests: $(B)/kvmbox guests
 	KVMBOX_BUILD=$(B) tests/check.sh guests
 check-linux: $(B)/kvmbox-static
 	tests/check.sh linux
+# The arm64 Linux tier in an emulated arm64 host (tests/linux/arm64/), from any host.
+ARM64_BUILD := $(if $(filter arm64,$(NATIVE_ARCH)),build,build/arm64)
+ARM64_CROSS ?= $(if $(filter arm64,$(NATIVE_ARCH)),,aarch64-linux-gnu-)
+check-linux-arm64:
+	$(MAKE) ARCH=arm64 CROSS_COMPILE=$(ARM64_CROSS) $(ARM64_BUILD)/kvmbox-static
+	KVMBOX_ARCH=arm64 KVMBOX_BIN=$(ARM64_BUILD)/kvmbox-static tests/linux/run.sh
 
 bench:
 	@scripts/deps.sh

@@ -19,20 +19,67 @@
 #   $KB_CACHE/linux-<kver>/base-<sum>.cpio  uncompressed cpio of the above plus busybox and
 #                                        mke2fs (with its shared libraries)
 # Functions print progress on stderr; they return non-zero (with a message) instead of exiting.
+#
+# KVMBOX_ARCH=arm64 (default x86_64) makes all of this about an emulated *arm64* host instead:
+# qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max (TCG emulates EL2), Debian's
+# arm64 kernel (an uncompressed Image, KVM built in: no module to load, no vmlinux), and the
+# busybox of busybox-static:arm64, downloaded like the kernel and cached as
+# $KB_CACHE/busybox-arm64-<version>/busybox. The cache directories are named by kernel version,
+# which names the architecture (6.1.0-57-amd64, 6.1.0-57-arm64), so both live side by side.
 
 KB_ROOT=${KB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 KB_CACHE=${KVMBOX_CACHE:-$HOME/.cache/kvmbox}
-KB_BUSYBOX=${KVMBOX_BUSYBOX:-/bin/busybox}
-KB_QEMU=${KVMBOX_QEMU:-qemu-system-x86_64}
-# The modules that make /dev/kvm in the emulated host (TCG's -cpu max emulates AMD SVM).
-KB_HOST_MODULES="kvm_amd"
-# Loaded after kvm in the emulated host: tun for the guests' tap devices.
-KB_HOST_EXTRA_MODULES="tun"
-# The guest's virtio drivers and ext4. The crypto API asks for crc32c_generic by name when ext4
-# mounts (no depends= names it), so it is listed explicitly, before ext4. rng-core is built in.
-# button (ACPI power button) and evdev (its /dev/input/event*) are for busybox acpid.
-KB_GUEST_MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng virtio_balloon crc32c_generic ext4
+KB_ARCH=${KVMBOX_ARCH:-x86_64}
+case $KB_ARCH in
+arm64 | aarch64)
+	KB_ARCH=arm64
+	KB_DEB_ARCH=arm64
+	KB_QEMU=${KVMBOX_QEMU:-qemu-system-aarch64}
+	KB_QEMU_PKG=qemu-system-arm
+	# The virt board with EL2 (so the Debian kernel has KVM) and a GICv3 (KVM's vGICv3 needs one).
+	KB_QEMU_MACHINE=(-M virt,virtualization=on,gic-version=3)
+	KB_HOST_CONSOLE=ttyAMA0 # virt's PL011
+	# KVM is built into Debian's arm64 kernel: nothing to load.
+	KB_HOST_MODULES=""
+	# No tap or virtio on arm64 yet (they wait for the PCI host).
+	KB_HOST_EXTRA_MODULES=""
+	KB_GUEST_MODULES=""
+	KB_HOST_TESTS=tests/linux/arm64/host-tests.sh
+	KB_HOST_BENCH=
+	# The Makefile builds an arm64 host's own architecture in build/, a cross build in build/arm64/.
+	if [[ $(uname -m) == aarch64 ]]; then KB_DEFAULT_BIN=build/kvmbox-static; else KB_DEFAULT_BIN=build/arm64/kvmbox-static; fi
+	KB_DEFAULT_OUT=build/arm64/linux
+	;;
+*)
+	KB_ARCH=x86_64
+	KB_DEB_ARCH=amd64
+	KB_QEMU=${KVMBOX_QEMU:-qemu-system-x86_64}
+	KB_QEMU_PKG=qemu-system-x86
+	KB_QEMU_MACHINE=()
+	KB_HOST_CONSOLE=ttyS0
+	# The modules that make /dev/kvm in the emulated host (TCG's -cpu max emulates AMD SVM).
+	KB_HOST_MODULES="kvm_amd"
+	# Loaded after kvm in the emulated host: tun for the guests' tap devices.
+	KB_HOST_EXTRA_MODULES="tun"
+	# The guest's virtio drivers and ext4. The crypto API asks for crc32c_generic by name when
+	# ext4 mounts (no depends= names it), so it is listed explicitly, before ext4. rng-core is
+	# built in. button (ACPI power button) and evdev (its /dev/input/event*) are for busybox acpid.
+	KB_GUEST_MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng virtio_balloon crc32c_generic ext4
 	button evdev"
+	KB_HOST_TESTS=tests/linux/host-tests.sh
+	KB_HOST_BENCH=tests/linux/host-bench.sh
+	KB_DEFAULT_BIN=build/kvmbox-static
+	KB_DEFAULT_OUT=build/linux
+	;;
+esac
+# The busybox copied into the images: this machine's, unless it is for another architecture.
+if [[ -n ${KVMBOX_BUSYBOX:-} ]]; then
+	KB_BUSYBOX=$KVMBOX_BUSYBOX
+elif [[ $KB_DEB_ARCH == "$(dpkg --print-architecture 2>/dev/null || echo amd64)" ]]; then
+	KB_BUSYBOX=/bin/busybox
+else
+	KB_BUSYBOX= # kb_fetch_busybox
+fi
 
 kb_log() { printf '%s\n' "linux: $*" >&2; }
 
@@ -44,15 +91,18 @@ kb_kernel_version() {
 		printf '%s\n' "$KVMBOX_KERNEL_VERSION"
 		return 0
 	fi
-	v=$(apt-cache depends linux-image-amd64 2>/dev/null |
-		sed -n 's/^ *Depends: linux-image-\([0-9].*-amd64\)$/\1/p' | head -n1)
+	local a=$KB_DEB_ARCH
+	# Qualified by architecture (linux-image-arm64:arm64) so a foreign one resolves too.
+	v=$(apt-cache depends "linux-image-$a:$a" 2>/dev/null |
+		sed -n "s/^ *Depends: linux-image-\\([0-9].*-$a\\)\\(:$a\\)\\{0,1\\}\$/\\1/p" | head -n1)
 	if [[ -z $v ]]; then
-		v=$(ls -d "$KB_CACHE"/linux-*/ 2>/dev/null | sed 's|.*/linux-\(.*\)/$|\1|' |
+		v=$(ls -d "$KB_CACHE"/linux-*-"$a"/ 2>/dev/null | sed 's|.*/linux-\(.*\)/$|\1|' |
 			sort -V | tail -n1)
 	fi
 	if [[ -z $v ]]; then
 		kb_log "cannot resolve the kernel version: run 'apt-get update' (apt-cache depends" \
-			"linux-image-amd64 found nothing) or set KVMBOX_KERNEL_VERSION"
+			"linux-image-$a:$a found nothing; for a foreign architecture first" \
+			"'dpkg --add-architecture $a', or make deps) or set KVMBOX_KERNEL_VERSION"
 		return 1
 	fi
 	printf '%s\n' "$v"
@@ -103,22 +153,40 @@ kb_has_pvh_note() {
 	LC_ALL=C readelf -n -- "$1" 2>/dev/null | grep -Eq 'Xen .*(\(0x00000012\)|PHYS32_ENTRY)'
 }
 
-# _kb_deb PKG: print the cached .deb of PKG, downloading it with apt-get if needed.
+# _kb_deb PKG [ARCH]: print the cached .deb of PKG for ARCH (default: the emulated host's),
+# downloading it with apt-get if needed.
 _kb_deb() {
-	local pkg=$1 deb
+	local pkg=$1 arch=${2:-$KB_DEB_ARCH} deb
 	mkdir -p "$KB_CACHE/debs" || return 1
-	deb=$(ls "$KB_CACHE/debs/${pkg}"_*.deb 2>/dev/null | sort -V | tail -n1)
+	deb=$(ls "$KB_CACHE/debs/${pkg}"_*_"$arch".deb 2>/dev/null | sort -V | tail -n1)
 	if [[ -z $deb ]]; then
-		kb_log "downloading $pkg into $KB_CACHE/debs"
+		kb_log "downloading $pkg:$arch into $KB_CACHE/debs"
 		# apt-get download writes into the current directory.
-		(cd "$KB_CACHE/debs" && apt-get download "$pkg" >/dev/null 2>"$KB_CACHE/debs/apt.err") || {
-			kb_log "apt-get download $pkg failed: $(tail -n1 "$KB_CACHE/debs/apt.err")"
+		(cd "$KB_CACHE/debs" && apt-get download "$pkg:$arch" >/dev/null 2>"$KB_CACHE/debs/apt.err") || {
+			kb_log "apt-get download $pkg:$arch failed: $(tail -n1 "$KB_CACHE/debs/apt.err")"
 			return 1
 		}
-		deb=$(ls "$KB_CACHE/debs/${pkg}"_*.deb 2>/dev/null | sort -V | tail -n1)
-		[[ -n $deb ]] || { kb_log "apt-get download left no $pkg .deb"; return 1; }
+		deb=$(ls "$KB_CACHE/debs/${pkg}"_*_"$arch".deb 2>/dev/null | sort -V | tail -n1)
+		[[ -n $deb ]] || { kb_log "apt-get download left no $pkg:$arch .deb"; return 1; }
 	fi
 	printf '%s\n' "$deb"
+}
+
+# kb_fetch_busybox: when the images need another architecture's busybox, set KB_BUSYBOX to the
+# one of busybox-static:<arch>, downloaded and extracted into the cache once. (busybox-static
+# is not co-installable across architectures, so it is never installed.)
+kb_fetch_busybox() {
+	local deb dir
+	[[ -n $KB_BUSYBOX ]] && return 0
+	deb=$(_kb_deb busybox-static) || return 1
+	dir=$KB_CACHE/busybox-$KB_DEB_ARCH-$(basename "$deb" .deb | sed 's/^busybox-static_//; s/_[^_]*$//; s/^[0-9]*%3a//')
+	if [[ ! -x $dir/busybox ]]; then
+		rm -rf -- "$dir.tmp"
+		mkdir -p "$dir.tmp" && dpkg-deb -x "$deb" "$dir.tmp" || { kb_log "dpkg-deb -x $deb failed"; return 1; }
+		mkdir -p "$dir" && mv -- "$dir.tmp/bin/busybox" "$dir/busybox" || { kb_log "no bin/busybox in $deb"; return 1; }
+		rm -rf -- "$dir.tmp"
+	fi
+	KB_BUSYBOX=$dir/busybox
 }
 
 # _kb_modules MODDIR OUTDIR ORDERFILE MODULE...: copy the modules and everything their
@@ -181,15 +249,17 @@ kb_fetch_kernel() {
 		rm -rf -- "$dir"
 		mkdir -p "$dir" || { rm -rf -- "$tmp"; return 1; }
 		cp -- "$tmp/boot/vmlinuz-$kver" "$dir/vmlinuz" || { rm -rf -- "$tmp"; return 1; }
-		# The modules kvm_amd needs, dependencies first.
+		# The modules kvm_amd needs, dependencies first (none on arm64).
 		_kb_modules "$moddir" "$dir/modules" "$dir/modules.order" $KB_HOST_MODULES ||
 			{ rm -rf -- "$tmp"; return 1; }
-		kb_log "extracting the PVH vmlinux from the bzImage"
-		kb_extract_vmlinux "$dir/vmlinuz" "$dir/vmlinux" || { rm -rf -- "$tmp"; return 1; }
-		if ! kb_has_pvh_note "$dir/vmlinux"; then
-			rm -rf -- "$tmp"
-			kb_log "$dir/vmlinux has no Xen PVH entry note (readelf -n)"
-			return 1
+		if [[ $KB_ARCH == x86_64 ]]; then
+			kb_log "extracting the PVH vmlinux from the bzImage"
+			kb_extract_vmlinux "$dir/vmlinuz" "$dir/vmlinux" || { rm -rf -- "$tmp"; return 1; }
+			if ! kb_has_pvh_note "$dir/vmlinux"; then
+				rm -rf -- "$tmp"
+				kb_log "$dir/vmlinux has no Xen PVH entry note (readelf -n)"
+				return 1
+			fi
 		fi
 		touch "$dir/.complete"
 	fi
@@ -205,6 +275,7 @@ kb_fetch_kernel() {
 
 # kb_check_busybox: the busybox we copy into initramfs images must be static.
 kb_check_busybox() {
+	kb_fetch_busybox || return 1
 	if [[ ! -x $KB_BUSYBOX ]]; then
 		kb_log "$KB_BUSYBOX missing: apt-get install busybox-static"
 		return 1
@@ -263,8 +334,14 @@ kb_add_prog() {
 }
 
 # kb_mke2fs: the mke2fs (e2fsprogs) copied into the emulated host, or nothing (busybox's
-# mke2fs makes ext2 only; the ext4 tests SKIP without it).
-kb_mke2fs() { PATH=$PATH:/sbin:/usr/sbin command -v mke2fs 2>/dev/null; }
+# mke2fs makes ext2 only; the ext4 tests SKIP without it). This machine's: x86_64 hosts only.
+kb_mke2fs() {
+	[[ $KB_ARCH == x86_64 ]] || return 0
+	PATH=$PATH:/sbin:/usr/sbin command -v mke2fs 2>/dev/null
+}
+
+# _kb_cp_ko FROMDIR TODIR: copy the *.ko of FROMDIR (there may be none).
+_kb_cp_ko() { find "$1" -maxdepth 1 -name '*.ko' -exec cp -t "$2" -- {} +; }
 
 # kb_base_cpio: the unchanging part of the host initramfs (busybox, modules, guest kernels,
 # the guest's module archive, mke2fs), uncompressed so the TCG-emulated kernel only copies it.
@@ -281,16 +358,17 @@ kb_base_cpio() {
 		d=$(mktemp -d) || return 1
 		kb_skel "$d"
 		mkdir -p "$d/kvmbox/modules" "$d/kvmbox/modules-extra"
-		cp -- "$KB_KDIR"/modules/*.ko "$d/kvmbox/modules/"
-		cp -- "$KB_KDIR"/host-extra/*.ko "$d/kvmbox/modules-extra/"
+		_kb_cp_ko "$KB_KDIR/modules" "$d/kvmbox/modules/"
+		_kb_cp_ko "$KB_KDIR/host-extra" "$d/kvmbox/modules-extra/"
 		cp -- "$KB_KDIR/host-extra.order" "$d/kvmbox/modules-extra/order"
-		cp -- "$KB_KDIR/modules.order" "$KB_KDIR/vmlinuz" "$KB_KDIR/vmlinux" "$d/kvmbox/"
+		cp -- "$KB_KDIR/modules.order" "$KB_KDIR/vmlinuz" "$d/kvmbox/"
+		[[ -f $KB_KDIR/vmlinux ]] && cp -- "$KB_KDIR/vmlinux" "$d/kvmbox/"
 		# The guest's modules as a gzipped cpio the emulated host appends to the guest
 		# initramfs (the guest kernel unpacks concatenated archives): /modules/*.ko and
 		# /modules/order.
 		g=$(mktemp -d) || return 1
 		mkdir -p "$g/modules"
-		cp -- "$KB_KDIR"/guest-modules/*.ko "$g/modules/"
+		_kb_cp_ko "$KB_KDIR/guest-modules" "$g/modules/"
 		cp -- "$KB_KDIR/guest-modules.order" "$g/modules/order"
 		kb_cpio "$g" "$d/kvmbox/guest-modules.cpio.gz" gzip
 		rm -rf -- "$g"
@@ -329,7 +407,7 @@ kb_build_host_initrd() {
 # kb_have_qemu: can we run the emulated host at all? Prints the reason when not.
 kb_have_qemu() {
 	if ! command -v "$KB_QEMU" >/dev/null 2>&1; then
-		echo "$KB_QEMU not installed (apt-get install qemu-system-x86)"
+		echo "$KB_QEMU not installed (apt-get install $KB_QEMU_PKG)"
 		return 1
 	fi
 }
@@ -343,10 +421,10 @@ kb_boot_host() {
 	local initrd=$1 tmo=$2 append=$3 mode=${4:-batch}
 	# shellcheck disable=SC2054 # the commas are qemu's
 	local -a cmd=(
-		"$KB_QEMU" -accel tcg,thread=multi -smp "${KVMBOX_HOST_CPUS:-2}" -cpu "${KVMBOX_HOST_CPU:-max}"
-		-m "${KVMBOX_HOST_MEMORY:-3G}" -nic none -nographic -no-reboot
+		"$KB_QEMU" "${KB_QEMU_MACHINE[@]}" -accel tcg,thread=multi -smp "${KVMBOX_HOST_CPUS:-2}"
+		-cpu "${KVMBOX_HOST_CPU:-max}" -m "${KVMBOX_HOST_MEMORY:-3G}" -nic none -nographic -no-reboot
 		-kernel "$KB_KDIR/vmlinuz" -initrd "$initrd"
-		-append "console=ttyS0 quiet panic=-1 $append"
+		-append "console=$KB_HOST_CONSOLE quiet panic=-1 $append"
 	)
 	if [[ -n ${KB_STATUS_FILE:-} ]]; then
 		: >"$KB_STATUS_FILE" || return 1

@@ -13,14 +13,16 @@
 # (seconds for the whole emulated host, default 1200), KVMBOX_BOOT_TIMEOUT (seconds per guest
 # boot, default 120), KVMBOX_VERBOSE=1 (echo the serial log), KVMBOX_LINUX_OUT (directory for
 # the host initramfs and host.log, default build/linux: another one lets two runs coexist).
+# KVMBOX_ARCH=arm64: the arm64 tier instead (emulated arm64 host, tests/linux/arm64/host-tests.sh,
+# build/arm64/kvmbox-static, output in build/arm64/linux; see tests/linux/lib.sh).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source tests/linux/lib.sh
 
 # The test names: host-tests.sh keeps the one list.
-mapfile -t TESTS < <(sh tests/linux/host-tests.sh --list)
-BIN=${KVMBOX_BIN:-build/kvmbox-static}
-OUT=${KVMBOX_LINUX_OUT:-build/linux}
+mapfile -t TESTS < <(sh "$KB_HOST_TESTS" --list)
+BIN=${KVMBOX_BIN:-$KB_DEFAULT_BIN}
+OUT=${KVMBOX_LINUX_OUT:-$KB_DEFAULT_OUT}
 LOG=$OUT/host.log
 TMO=${KVMBOX_LINUX_TIMEOUT:-1200}
 DATE_TOLERANCE=60
@@ -76,8 +78,8 @@ if [[ ! -x $BIN ]]; then
 	skip_all "$BIN missing (make static)"
 fi
 mkdir -p "$OUT"
-if ! kb_build_host_initrd "$OUT/host-initrd" "$BIN" tests/linux/host-tests.sh \
-	tests/linux/host-bench.sh 2>"$OUT/build.err"; then
+if ! kb_build_host_initrd "$OUT/host-initrd" "$BIN" "$KB_HOST_TESTS" \
+	$KB_HOST_BENCH 2>"$OUT/build.err"; then
 	cat "$OUT/build.err" >&2
 	skip_all "cannot build the emulated host: $(tail -n1 "$OUT/build.err")"
 fi

@@ -1,0 +1,221 @@
+#!/bin/sh
+# host-tests.sh (arm64) - the arm64 Linux scenarios, run by busybox sh inside the emulated arm64
+# host (qemu-system-aarch64 -M virt,virtualization=on,gic-version=3, see tests/linux/lib.sh).
+# Installed as /kvmbox/host-tests.sh there; run by `KVMBOX_ARCH=arm64 tests/linux/run.sh`.
+# Usage: host-tests.sh [GLOB[,GLOB...]] | --list
+#
+# Same lines as tests/linux/host-tests.sh (KVMBOX-T PASS|FAIL|SKIP name why, KVMBOX-T DATA,
+# KVMBOX-L diagnostics, KVMBOX-I information). The guest is Debian's arm64 Image with the same
+# guest-init as on x86 (its init and rebootonce scenarios need nothing x86-specific).
+# Virtio, snapshots and migration are not on arm64 yet: no scenario for them here.
+BOOT="arm64-boot-1 arm64-poweroff-exit0 arm64-nproc-1 arm64-date arm64-boot-2 arm64-nproc-2
+	arm64-devices arm64-no-reboot-exit0 arm64-reboot-restarts"
+BAD="arm64-bad-not-a-kernel arm64-bad-elf arm64-bad-virtio arm64-bad-cpus-too-many"
+ALL=$(echo $BOOT $BAD)
+if [ "${1:-}" = --list ]; then
+	echo "$ALL" | tr ' ' '\n'
+	exit 0
+fi
+
+ONLY=$(echo "${1:-}" | tr ',' ' ')
+KB=/kvmbox
+IMG=$KB/vmlinuz
+GI=$KB/guest-initrd.gz
+GAPPEND="quiet panic=-1"
+BOOT_TMO=${KVMBOX_BOOT_TIMEOUT:-120}
+BAD_TMO=30
+W=/tmp/kvmbox-tests
+mkdir -p $W
+
+want() {
+	[ -z "$ONLY" ] && return 0
+	for _w in "$@"; do
+		for _g in $ONLY; do
+			# shellcheck disable=SC2254 # a glob on purpose
+			case $_w in $_g) return 0 ;; esac
+		done
+	done
+	return 1
+}
+
+res() { # STATUS NAME [WHY]
+	_st=$1 _n=$2
+	shift 2
+	case " $ALL " in
+	*" $_n "*) ;;
+	*) echo "KVMBOX-T FAIL $_n host-tests.sh reports a test that is not in its list (ALL)"; return ;;
+	esac
+	want "$_n" && echo "KVMBOX-T $_st $_n $*"
+}
+
+now() { cut -d' ' -f1 /proc/uptime; }
+alive() { [ -r /proc/$1/status ] && ! grep -q '^State:[[:space:]]*Z' /proc/$1/status 2>/dev/null; }
+
+# vm ID TIMEOUT STOP_PATTERN STOP_COUNT kvmbox-run-args...: run kvmbox in the background
+# (output $W/ID.out, stderr $W/ID.err), killed after TIMEOUT seconds or, with SIGTERM, once
+# STOP_PATTERN was printed STOP_COUNT times. Sets RC (status, "timeout" or "stopped"), SECS (the
+# whole run) and INIT_SECS (kvmbox start to the first KVMBOX-INIT, to the 0.1 s poll).
+vm() {
+	id=$1 tmo=$2 pat=$3 cnt=$4
+	shift 4
+	t0=$(now)
+	DM0=$(dmesg | wc -l)
+	INIT_SECS=
+	kvmbox run "$@" </dev/null >$W/$id.out 2>$W/$id.err &
+	pid=$!
+	ticks=0 why=
+	while alive $pid; do
+		if [ -z "$INIT_SECS" ] && grep -q KVMBOX-INIT $W/$id.out 2>/dev/null; then
+			INIT_SECS=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+		fi
+		if [ $ticks -ge $((tmo * 10)) ]; then
+			why=timeout
+			kill -KILL $pid 2>/dev/null
+			break
+		fi
+		if [ -n "$pat" ] && [ "$(grep -c "$pat" $W/$id.out 2>/dev/null)" -ge "$cnt" ]; then
+			why=stopped
+			kill -TERM $pid 2>/dev/null
+			sleep 2
+			kill -KILL $pid 2>/dev/null
+			break
+		fi
+		usleep 100000
+		ticks=$((ticks + 1))
+	done
+	wait $pid
+	RC=$?
+	[ -n "$why" ] && RC=$why
+	SECS=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+	echo "KVMBOX-I $id: kvmbox run $* -> status $RC after ${SECS}s (init marker after ${INIT_SECS:-none}s)"
+}
+
+diag() { # NAME ID: what the guest and kvmbox said last
+	want "$1" || return 0
+	tr -d '\r' <$W/$2.out | grep -v '^[[:space:]]*$' | tail -n 12 | sed "s/^/KVMBOX-L $1 guest: /"
+	tail -n 12 $W/$2.err | sed "s/^/KVMBOX-L $1 stderr: /"
+	dmesg | tail -n +$((DM0 + 1)) | tail -n 8 | sed "s/^/KVMBOX-L $1 host dmesg: /"
+}
+
+has() { tr -d '\r' <$W/$2.out | grep -q "$1"; }
+count() { tr -d '\r' <$W/$2.out | grep -c "$1"; }
+result() { tr -d '\r' <$W/$2.out | sed -n "s/.*KVMBOX-RESULT $1 \\([0-9]*\\).*/\\1/p" | head -n1; }
+
+boot_check() { # NAME ID
+	if has KVMBOX-INIT $2; then
+		res PASS $1
+	else
+		res FAIL $1 "no init marker from the guest (kvmbox status $RC after ${SECS}s)"
+		diag $1 $2
+		[ "$BOOT_TMO" -gt 60 ] && BOOT_TMO=60
+	fi
+}
+
+status_check() { # NAME ID WANT
+	if [ "$RC" = "$3" ]; then
+		res PASS $1
+	else
+		res FAIL $1 "kvmbox status $RC, expected $3"
+		diag $1 $2
+	fi
+}
+
+nproc_check() { # NAME ID N
+	n=$(result nproc $2)
+	if [ "$n" = "$3" ]; then
+		res PASS $1
+	else
+		res FAIL $1 "guest counts ${n:-no} CPUs, expected $3"
+		diag $1 $2
+	fi
+}
+
+# one_line NAME ID: a refused start is status 1 with exactly one line on stderr.
+one_line() {
+	if [ "$RC" = 1 ] && [ "$(wc -l <$W/$2.err)" = 1 ]; then
+		res PASS $1
+		echo "KVMBOX-I $1: $(cat $W/$2.err)"
+	else
+		res FAIL $1 "status $RC with $(wc -l <$W/$2.err) lines on stderr, expected 1 and one line"
+		diag $1 $2
+	fi
+}
+
+# --- Guest boots --------------------------------------------------------------------------
+
+if want arm64-boot-1 arm64-poweroff-exit0 arm64-nproc-1 arm64-date; then
+	# No --no-reboot: a guest poweroff must end kvmbox; a restart would show a second marker.
+	vm init1 $BOOT_TMO KVMBOX-INIT 2 -k $IMG -i $GI -c 1 -a "$GAPPEND kvmbox.test=init"
+	boot_check arm64-boot-1 init1
+	status_check arm64-poweroff-exit0 init1 0
+	nproc_check arm64-nproc-1 init1 1
+	g=$(result date init1)
+	if [ -n "$g" ]; then
+		echo "KVMBOX-T DATA arm64-date $g $(date +%s)"
+	else
+		res FAIL arm64-date "the guest printed no date"
+		diag arm64-date init1
+	fi
+fi
+
+if want arm64-boot-2 arm64-nproc-2 arm64-devices; then
+	# Not quiet, with earlycon: the boot log shows what the guest made of the device tree.
+	vm init2 $BOOT_TMO KVMBOX-INIT 2 -k $IMG -i $GI -c 2 -a "earlycon panic=-1 kvmbox.test=init"
+	boot_check arm64-boot-2 init2
+	nproc_check arm64-nproc-2 init2 2
+	miss=
+	for p in 'earlycon: ns16550a0 at MMIO 0x0*9000000' 'GICv3: 96 SPIs implemented' \
+		'ITS@0x0*8080000' 'psci: PSCIv1' 'smp: Brought up 1 node, 2 CPUs' \
+		'arch_timer: cp15 timer' 'rtc-pl031 9010000.rtc: registered as rtc0' \
+		'9000000.uart: ttyS0 at MMIO 0x9000000'; do
+		has "$p" init2 || miss="$miss '$p'"
+	done
+	if [ -z "$miss" ] && [ "$RC" = 0 ]; then
+		res PASS arm64-devices
+	else
+		res FAIL arm64-devices "status $RC; the boot log lacks:$miss"
+		diag arm64-devices init2
+		tr -d '\r' <$W/init2.out | grep -iE 'earlycon|GIC|ITS|psci|smp:|timer|rtc|ttyS|console' |
+			head -n 40 | sed 's/^/KVMBOX-L arm64-devices boot log: /'
+	fi
+fi
+
+if want arm64-no-reboot-exit0; then
+	vm noreboot $BOOT_TMO KVMBOX-INIT 2 --no-reboot -k $IMG -i $GI -a "$GAPPEND kvmbox.test=rebootonce"
+	if [ "$RC" = 0 ] && [ "$(count KVMBOX-INIT noreboot)" = 1 ]; then
+		res PASS arm64-no-reboot-exit0
+	else
+		res FAIL arm64-no-reboot-exit0 "status $RC, $(count KVMBOX-INIT noreboot) init markers (expected 0 and 1)"
+		diag arm64-no-reboot-exit0 noreboot
+	fi
+fi
+
+if want arm64-reboot-restarts; then
+	# Without --no-reboot the guest comes back: stop kvmbox at the second init marker.
+	vm reboot $BOOT_TMO KVMBOX-INIT 2 -k $IMG -i $GI -a "$GAPPEND kvmbox.test=rebootonce"
+	if [ "$(count KVMBOX-INIT reboot)" -ge 2 ]; then
+		res PASS arm64-reboot-restarts
+	else
+		res FAIL arm64-reboot-restarts "status $RC, $(count KVMBOX-INIT reboot) init markers (expected 2)"
+		diag arm64-reboot-restarts reboot
+	fi
+fi
+
+# --- Bad input: one line, status 1 ----------------------------------------------------------
+
+if want arm64-bad-not-a-kernel; then
+	vm badk $BAD_TMO "" 0 -k $GI
+	one_line arm64-bad-not-a-kernel badk
+fi
+if want arm64-bad-elf; then
+	vm badelf $BAD_TMO "" 0 -k $KB/kvmbox
+	one_line arm64-bad-elf badelf
+fi
+if want arm64-bad-virtio; then
+	vm badv $BAD_TMO "" 0 -k $IMG --rng
+	one_line arm64-bad-virtio badv
+fi
+if want arm64-bad-cpus-too-many; then
+	vm badc $BAD_TMO "" 0 -k $IMG -i $GI -c 200
+	one_line arm64-bad-cpus-too-many badc
+fi
