@@ -7,11 +7,12 @@
 # Same lines as tests/linux/host-tests.sh (KVMBOX-T PASS|FAIL|SKIP name why, KVMBOX-T DATA,
 # KVMBOX-L diagnostics, KVMBOX-I information). The guest is Debian's arm64 Image with the same
 # guest-init as on x86 (its init and rebootonce scenarios need nothing x86-specific).
-# Virtio, snapshots and migration are not on arm64 yet: no scenario for them here.
+# Virtio and migration are not on arm64 yet: no scenario for them here.
 BOOT="arm64-boot-1 arm64-poweroff-exit0 arm64-nproc-1 arm64-date arm64-boot-2 arm64-nproc-2
 	arm64-devices arm64-no-reboot-exit0 arm64-reboot-restarts"
+LIFE="arm64-life-pause arm64-life-snapshot-restore"
 BAD="arm64-bad-not-a-kernel arm64-bad-elf arm64-bad-virtio arm64-bad-cpus-too-many"
-ALL=$(echo $BOOT $BAD)
+ALL=$(echo $BOOT $LIFE $BAD)
 if [ "${1:-}" = --list ]; then
 	echo "$ALL" | tr ' ' '\n'
 	exit 0
@@ -199,6 +200,77 @@ if want arm64-reboot-restarts; then
 		res FAIL arm64-reboot-restarts "status $RC, $(count KVMBOX-INIT reboot) init markers (expected 2)"
 		diag arm64-reboot-restarts reboot
 	fi
+fi
+
+# --- Pause and snapshot ---------------------------------------------------------------------
+
+# tick ID: the last "KVMBOX-C <n>" counter the lifecycle guest printed (0 before any).
+tick() { tr -d '\r' <$W/$1.out | sed -n 's/.*KVMBOX-C \([0-9]*\) end.*/\1/p' | tail -n1 | grep . || echo 0; }
+# wait_tick ID N SECS: until the guest's counter reaches N.
+wait_tick() {
+	_i=0
+	while [ "$(tick $1)" -lt $2 ] && [ $_i -lt $(($3 * 10)) ] && alive $LPID; do usleep 100000; _i=$((_i + 1)); done
+	[ "$(tick $1)" -ge $2 ]
+}
+
+if want arm64-life-pause arm64-life-snapshot-restore; then
+	# The lifecycle guest (guest-init's life: a counter every 0.2 s) on 2 vCPUs, driven through
+	# the control socket.
+	S=$W/api.sock
+	rm -f $S $W/life.snap
+	DM0=$(dmesg | wc -l)
+	kvmbox run -k $IMG -i $GI -c 2 --api $S -a "$GAPPEND kvmbox.test=life" </dev/null >$W/life.out 2>$W/life.err &
+	LPID=$!
+	if ! wait_tick life 10 $BOOT_TMO; then
+		res FAIL arm64-life-pause "the lifecycle guest did not count to 10"
+		res FAIL arm64-life-snapshot-restore "not run: the lifecycle guest did not count to 10"
+		diag arm64-life-pause life
+	else
+		kvmbox ctl $S pause >$W/ctl.out 2>&1
+		a=$(tick life)
+		sleep 2
+		b=$(tick life)
+		kvmbox ctl $S resume >>$W/ctl.out 2>&1
+		if [ "$a" = "$b" ] && wait_tick life $((b + 5)) 20; then
+			res PASS arm64-life-pause
+		else
+			res FAIL arm64-life-pause "counter $a -> $b while paused, then $(tick life) after resume"
+			diag arm64-life-pause life
+		fi
+		t0=$(now)
+		# The state is captured somewhere between the counter before and after the command.
+		before=$(tick life)
+		if kvmbox ctl $S snapshot $W/life.snap >>$W/ctl.out 2>&1; then
+			snap=$(tick life)
+			echo "KVMBOX-I snapshot between counter $before and $snap in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')s, $(du -k $W/life.snap | cut -f1) KiB on disk"
+			wait_tick life $((snap + 10)) 20
+			kill -KILL $LPID
+			wait $LPID
+			kvmbox restore $W/life.snap </dev/null >$W/restored.out 2>$W/restored.err &
+			LPID=$!
+			t0=$(now)
+			wait_tick restored $((snap + 10)) 60
+			first=$(tr -d '\r' <$W/restored.out | sed -n 's/.*KVMBOX-C \([0-9]*\) end.*/\1/p' | head -n1)
+			last=$(tick restored)
+			echo "KVMBOX-I restored: counter $first..$last, $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')s"
+			kill -TERM $LPID 2>/dev/null
+			wait $LPID
+			# The restored guest goes on from where it was: no new boot, the counter continues.
+			if [ -n "$first" ] && [ "$first" -ge "$before" ] && [ "$first" -le $((snap + 1)) ] &&
+				[ "$last" -ge $((snap + 10)) ] && ! has KVMBOX-INIT restored; then
+				res PASS arm64-life-snapshot-restore
+			else
+				res FAIL arm64-life-snapshot-restore "snapshot between counter $before and $snap, restored counter ${first:-none}..$last"
+				diag arm64-life-snapshot-restore restored
+				tail -n 5 $W/ctl.out | sed 's/^/KVMBOX-L arm64-life-snapshot-restore ctl: /'
+			fi
+		else
+			res FAIL arm64-life-snapshot-restore "kvmbox ctl snapshot failed: $(tail -n1 $W/ctl.out)"
+			diag arm64-life-snapshot-restore life
+		fi
+	fi
+	kill -KILL $LPID 2>/dev/null
+	wait $LPID 2>/dev/null
 fi
 
 # --- Bad input: one line, status 1 ----------------------------------------------------------
