@@ -99,6 +99,15 @@ int arch_vm_init(struct vm *vm)
 	}
 	if (KVM_IOCTL(vm->vm_fd, KVM_ARM_PREFERRED_TARGET, &a->init) < 0)
 		return -1;
+	/* A guest MMIO access KVM cannot decode (no instruction syndrome: a load/store pair, a
+	 * writeback...) would otherwise fail KVM_RUN with ENOSYS, which the core reports as a host
+	 * failure; as an exit (KVM_EXIT_ARM_NISV) it is a guest crash with a register dump. */
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_ARM_NISV_TO_USER) > 0) {
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_ARM_NISV_TO_USER };
+
+		if (KVM_IOCTL(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+			return -1;
+	}
 	return arm64_gic_create(vm, a);
 }
 
