@@ -51,7 +51,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 # Shared fixtures (fake RAM, recorders, fake virtio driver) linked into every unit test.
 UNIT_HELPERS := tests/unit/fakes.c tests/unit/vq_driver.c
 
-.PHONY: all static deps check check-unit check-guests check-linux check-linux-arm64 bench demo clean guests unit \
+.PHONY: all static deps check check-unit check-guests check-linux check-linux-arm64 arm64-tiny bench demo clean guests unit \
 	format format-check
 all: $(B)/kvmbox
 
@@ -128,7 +128,14 @@ check-linux: $(B)/kvmbox-static
 # The arm64 Linux tier in an emulated arm64 host (tests/linux/arm64/), from any host.
 ARM64_BUILD := $(if $(filter arm64,$(NATIVE_ARCH)),build,build/arm64)
 ARM64_CROSS ?= $(if $(filter arm64,$(NATIVE_ARCH)),,aarch64-linux-gnu-)
-check-linux-arm64:
+# Tiny arm64 test guests (tests/linux/arm64/tiny/*.S): raw Images run in the emulated arm64 host.
+ARM64_TINY := $(patsubst tests/linux/arm64/tiny/%.S,$(ARM64_BUILD)/tiny/%.img,$(wildcard tests/linux/arm64/tiny/*.S))
+$(ARM64_BUILD)/tiny/%.img: tests/linux/arm64/tiny/%.S tests/linux/arm64/tiny/header.inc
+	@mkdir -p $(dir $@)
+	$(ARM64_CROSS)gcc -c -o $(@:.img=.o) $<
+	$(ARM64_CROSS)objcopy -O binary -j .text $(@:.img=.o) $@
+arm64-tiny: $(ARM64_TINY)
+check-linux-arm64: arm64-tiny
 	$(MAKE) ARCH=arm64 CROSS_COMPILE=$(ARM64_CROSS) $(ARM64_BUILD)/kvmbox-static
 	KVMBOX_ARCH=arm64 KVMBOX_BIN=$(ARM64_BUILD)/kvmbox-static tests/linux/run.sh
 

@@ -49,6 +49,8 @@ arm64 | aarch64)
 	# The Makefile builds an arm64 host's own architecture in build/, a cross build in build/arm64/.
 	if [[ $(uname -m) == aarch64 ]]; then KB_DEFAULT_BIN=build/kvmbox-static; else KB_DEFAULT_BIN=build/arm64/kvmbox-static; fi
 	KB_DEFAULT_OUT=build/arm64/linux
+	# The tiny test guests (make arm64-tiny), copied into /kvmbox when built.
+	KB_HOST_FILES=$(ls "$KB_ROOT/$(dirname "$KB_DEFAULT_BIN")"/tiny/*.img 2>/dev/null)
 	;;
 *)
 	KB_ARCH=x86_64
@@ -70,6 +72,7 @@ arm64 | aarch64)
 	KB_HOST_BENCH=tests/linux/host-bench.sh
 	KB_DEFAULT_BIN=build/kvmbox-static
 	KB_DEFAULT_OUT=build/linux
+	KB_HOST_FILES=
 	;;
 esac
 # The busybox copied into the images: this machine's, unless it is for another architecture.

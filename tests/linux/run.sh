@@ -79,7 +79,7 @@ if [[ ! -x $BIN ]]; then
 fi
 mkdir -p "$OUT"
 if ! kb_build_host_initrd "$OUT/host-initrd" "$BIN" "$KB_HOST_TESTS" \
-	$KB_HOST_BENCH 2>"$OUT/build.err"; then
+	$KB_HOST_BENCH $KB_HOST_FILES 2>"$OUT/build.err"; then
 	cat "$OUT/build.err" >&2
 	skip_all "cannot build the emulated host: $(tail -n1 "$OUT/build.err")"
 fi

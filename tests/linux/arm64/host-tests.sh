@@ -7,12 +7,13 @@
 # Same lines as tests/linux/host-tests.sh (KVMBOX-T PASS|FAIL|SKIP name why, KVMBOX-T DATA,
 # KVMBOX-L diagnostics, KVMBOX-I information). The guest is Debian's arm64 Image with the same
 # guest-init as on x86 (its init and rebootonce scenarios need nothing x86-specific).
-# Virtio and migration are not on arm64 yet: no scenario for them here.
+# Virtio is not on arm64 yet: no scenario for it here.
 BOOT="arm64-boot-1 arm64-poweroff-exit0 arm64-nproc-1 arm64-date arm64-boot-2 arm64-nproc-2
 	arm64-devices arm64-no-reboot-exit0 arm64-reboot-restarts"
-LIFE="arm64-life-pause arm64-life-snapshot-restore"
+TINY="arm64-tiny-serial-off arm64-tiny-reset arm64-tiny-smp arm64-tiny-nisv-crash"
+LIFE="arm64-life-pause arm64-life-snapshot-restore arm64-life-migrate"
 BAD="arm64-bad-not-a-kernel arm64-bad-elf arm64-bad-virtio arm64-bad-cpus-too-many"
-ALL=$(echo $BOOT $LIFE $BAD)
+ALL=$(echo $BOOT $TINY $LIFE $BAD)
 if [ "${1:-}" = --list ]; then
 	echo "$ALL" | tr ' ' '\n'
 	exit 0
@@ -202,6 +203,45 @@ if want arm64-reboot-restarts; then
 	fi
 fi
 
+# --- Tiny guests (tests/linux/arm64/tiny/*.S, make arm64-tiny) -------------------------------
+
+# tiny NAME IMAGE WANT_STATUS WANT_LINE kvmbox-args...: run a tiny guest; PASS when kvmbox ends
+# with WANT_STATUS and the console shows WANT_LINE exactly once.
+tiny() {
+	_n=$1 _img=$KB/$2.img _st=$3 _line=$4
+	shift 4
+	want $_n || return 0
+	if [ ! -f $_img ]; then
+		res SKIP $_n "$2.img not built (make arm64-tiny)"
+		return 0
+	fi
+	vm $2 20 "" 0 -k $_img "$@"
+	if [ "$RC" = "$_st" ] && [ "$(count "$_line" $2)" = 1 ]; then
+		res PASS $_n
+	else
+		res FAIL $_n "kvmbox status $RC (expected $_st), '$_line' seen $(count "$_line" $2) times (expected once)"
+		diag $_n $2
+	fi
+}
+tiny arm64-tiny-serial-off psci_off 0 "TINY-OFF serial works"
+tiny arm64-tiny-reset psci_reset 0 "TINY-RESET" --no-reboot
+tiny arm64-tiny-smp smp 0 "TINY-SMP vCPU 1 up" -c 2
+if want arm64-tiny-nisv-crash; then
+	if [ ! -f $KB/nisv.img ]; then
+		res SKIP arm64-tiny-nisv-crash "nisv.img not built (make arm64-tiny)"
+	else
+		vm nisv 20 "" 0 -k $KB/nisv.img
+		if [ "$RC" = 3 ] && grep -q 'guest crashed on vCPU 0' $W/nisv.err && grep -q ' pc ' $W/nisv.err &&
+			! has TINY-NISV nisv; then
+			res PASS arm64-tiny-nisv-crash
+			echo "KVMBOX-I arm64-tiny-nisv-crash: $(head -n1 $W/nisv.err)"
+		else
+			res FAIL arm64-tiny-nisv-crash "kvmbox status $RC (expected 3 with a register dump)"
+			diag arm64-tiny-nisv-crash nisv
+		fi
+	fi
+fi
+
 # --- Pause and snapshot ---------------------------------------------------------------------
 
 # tick ID: the last "KVMBOX-C <n>" counter the lifecycle guest printed (0 before any).
@@ -213,7 +253,7 @@ wait_tick() {
 	[ "$(tick $1)" -ge $2 ]
 }
 
-if want arm64-life-pause arm64-life-snapshot-restore; then
+if want arm64-life-pause arm64-life-snapshot-restore arm64-life-migrate; then
 	# The lifecycle guest (guest-init's life: a counter every 0.2 s) on 2 vCPUs, driven through
 	# the control socket.
 	S=$W/api.sock
@@ -224,6 +264,7 @@ if want arm64-life-pause arm64-life-snapshot-restore; then
 	if ! wait_tick life 10 $BOOT_TMO; then
 		res FAIL arm64-life-pause "the lifecycle guest did not count to 10"
 		res FAIL arm64-life-snapshot-restore "not run: the lifecycle guest did not count to 10"
+		res FAIL arm64-life-migrate "not run: the lifecycle guest did not count to 10"
 		diag arm64-life-pause life
 	else
 		kvmbox ctl $S pause >$W/ctl.out 2>&1
@@ -246,13 +287,44 @@ if want arm64-life-pause arm64-life-snapshot-restore; then
 			wait_tick life $((snap + 10)) 20
 			kill -KILL $LPID
 			wait $LPID
-			kvmbox restore $W/life.snap </dev/null >$W/restored.out 2>$W/restored.err &
+			rm -f $W/api2.sock
+			kvmbox restore $W/life.snap --api $W/api2.sock </dev/null >$W/restored.out 2>$W/restored.err &
 			LPID=$!
 			t0=$(now)
 			wait_tick restored $((snap + 10)) 60
 			first=$(tr -d '\r' <$W/restored.out | sed -n 's/.*KVMBOX-C \([0-9]*\) end.*/\1/p' | head -n1)
 			last=$(tick restored)
 			echo "KVMBOX-I restored: counter $first..$last, $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')s"
+			# Live migration of the restored VM to a second kvmbox (unix socket): the source
+			# exits 0, the destination's guest goes on counting.
+			if want arm64-life-migrate; then
+				rm -f $W/mig.sock
+				kvmbox run --incoming unix:$W/mig.sock </dev/null >$W/migrated.out 2>$W/migrated.err &
+				DPID=$!
+				_i=0
+				while [ ! -S $W/mig.sock ] && [ $_i -lt 50 ]; do usleep 100000; _i=$((_i + 1)); done
+				mfrom=$(tick restored)
+				kvmbox ctl $W/api2.sock migrate unix:$W/mig.sock >$W/mig.ctl 2>&1
+				mrc=$?
+				_i=0
+				while alive $LPID && [ $_i -lt 100 ]; do usleep 100000; _i=$((_i + 1)); done
+				wait $LPID
+				src=$?
+				mto=$(tick restored)
+				mfirst=$(tr -d '\r' <$W/migrated.out | sed -n 's/.*KVMBOX-C \([0-9]*\) end.*/\1/p' | head -n1)
+				LPID=$DPID
+				wait_tick migrated $((mto + 10)) 30
+				mlast=$(tick migrated)
+				echo "KVMBOX-I migrated: source counter $mfrom..$mto (ctl status $mrc, source status $src), destination ${mfirst:-none}..$mlast; $(grep -o '"downtime_ms": [0-9.]*' $W/mig.ctl)"
+				if [ "$mrc" = 0 ] && [ "$src" = 0 ] && [ -n "$mfirst" ] && [ "$mfirst" -ge "$mfrom" ] &&
+					[ "$mfirst" -le $((mto + 1)) ] && [ "$mlast" -ge $((mto + 10)) ] && ! has KVMBOX-INIT migrated; then
+					res PASS arm64-life-migrate
+				else
+					res FAIL arm64-life-migrate "ctl status $mrc, source status $src, source counter $mfrom..$mto, destination ${mfirst:-none}..$mlast"
+					diag arm64-life-migrate migrated
+					tail -n 5 $W/mig.ctl | sed 's/^/KVMBOX-L arm64-life-migrate ctl: /'
+				fi
+			fi
 			kill -TERM $LPID 2>/dev/null
 			wait $LPID
 			# The restored guest goes on from where it was: no new boot, the counter continues.
@@ -266,6 +338,7 @@ if want arm64-life-pause arm64-life-snapshot-restore; then
 			fi
 		else
 			res FAIL arm64-life-snapshot-restore "kvmbox ctl snapshot failed: $(tail -n1 $W/ctl.out)"
+			res FAIL arm64-life-migrate "not run: the snapshot failed"
 			diag arm64-life-snapshot-restore life
 		fi
 	fi
