@@ -208,19 +208,19 @@ fi
 # tiny NAME IMAGE WANT_STATUS WANT_LINE kvmbox-args...: run a tiny guest; PASS when kvmbox ends
 # with WANT_STATUS and the console shows WANT_LINE exactly once.
 tiny() {
-	_n=$1 _img=$KB/$2.img _st=$3 _line=$4
+	_n=$1 _id=$2 _img=$KB/$2.img _st=$3 _line=$4
 	shift 4
 	want $_n || return 0
 	if [ ! -f $_img ]; then
-		res SKIP $_n "$2.img not built (make arm64-tiny)"
+		res SKIP $_n "$_id.img not built (make arm64-tiny)"
 		return 0
 	fi
-	vm $2 20 "" 0 -k $_img "$@"
-	if [ "$RC" = "$_st" ] && [ "$(count "$_line" $2)" = 1 ]; then
+	vm $_id 20 "" 0 -k $_img "$@"
+	if [ "$RC" = "$_st" ] && [ "$(count "$_line" $_id)" = 1 ]; then
 		res PASS $_n
 	else
-		res FAIL $_n "kvmbox status $RC (expected $_st), '$_line' seen $(count "$_line" $2) times (expected once)"
-		diag $_n $2
+		res FAIL $_n "kvmbox status $RC (expected $_st), '$_line' seen $(count "$_line" $_id) times (expected once)"
+		diag $_n $_id
 	fi
 }
 tiny arm64-tiny-serial-off psci_off 0 "TINY-OFF serial works"
