@@ -15,10 +15,10 @@
 
 #include "../arch/arch.h"
 #include "log.h"
+#include "util.h"
 #include "vcpu.h"
 #include "vm.h"
 
-#define PAGE 4096ULL
 #define SNAP_HEADER_SIZE 96
 #define SNAP_ARCH_X86_64 1
 
@@ -31,14 +31,6 @@ enum snap_section {
 	SEC_RAM,
 	SEC_END,
 };
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* ---- config ---------------------------------------------------------- */
 
@@ -173,12 +165,6 @@ static size_t section_begin(struct ser_writer *w, uint32_t type)
 	return at;
 }
 
-static void put_le64_at(struct ser_writer *w, size_t at, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		w->buf[at + (size_t)i] = (uint8_t)(v >> (8 * i));
-}
-
 static void section_end(struct ser_writer *w, size_t at)
 {
 	uint64_t len;
@@ -186,8 +172,8 @@ static void section_end(struct ser_writer *w, size_t at)
 	if (w->err)
 		return;
 	len = w->len - at - 24;
-	put_le64_at(w, at + 8, len);
-	put_le64_at(w, at + 16, XXH3_64bits(w->buf + at + 24, len));
+	put_le64(w->buf + at + 8, len);
+	put_le64(w->buf + at + 16, XXH3_64bits(w->buf + at + 24, len));
 }
 
 /* Next section: checks its hash; *sub reads its payload. */
@@ -309,22 +295,6 @@ int vm_state_load(struct vm *vm, struct ser_reader *r)
 
 /* ---- RAM --------------------------------------------------------------- */
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	while (n) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
 /* Write non-zero pages of the RAM image at SNAP_RAM_OFFSET (holes for the
  * rest) and hash them as (page index, content). Runs in the forked child
  * for live snapshots: no allocation, no locks. */
@@ -337,23 +307,23 @@ static int write_ram(const struct guest_mem *m, int fd, uint64_t *hash_out, uint
 	*bytes = 0;
 	for (int i = 0; i < m->nr_regions; i++) {
 		const uint8_t *base = m->regions[i].host;
-		uint64_t npages = m->regions[i].size / PAGE;
+		uint64_t npages = m->regions[i].size / PAGE_SIZE;
 
 		for (uint64_t j = 0; j < npages;) {
 			uint64_t k = j;
 
-			while (k < npages && !page_is_zero(base + k * PAGE)) {
+			while (k < npages && !page_is_zero(base + k * PAGE_SIZE)) {
 				uint64_t idx = page + k;
 
 				XXH3_64bits_update(&st, &idx, sizeof(idx));
-				XXH3_64bits_update(&st, base + k * PAGE, PAGE);
+				XXH3_64bits_update(&st, base + k * PAGE_SIZE, PAGE_SIZE);
 				k++;
 			}
 			if (k > j) {
-				if (pwrite_all(fd, base + j * PAGE, (k - j) * PAGE,
-					       SNAP_RAM_OFFSET + (page + j) * PAGE) < 0)
+				if (pwrite_all(fd, base + j * PAGE_SIZE, (k - j) * PAGE_SIZE,
+					       SNAP_RAM_OFFSET + (page + j) * PAGE_SIZE) < 0)
 					return -1;
-				*bytes += (k - j) * PAGE;
+				*bytes += (k - j) * PAGE_SIZE;
 				j = k;
 			} else {
 				j++;
@@ -385,20 +355,20 @@ static int hash_ram_file(int fd, uint64_t ram_len, uint64_t *hash_out)
 		hole = lseek(fd, data, SEEK_HOLE);
 		if (hole < 0 || hole > end)
 			hole = end;
-		data &= ~(off_t)(PAGE - 1);
+		data &= ~(off_t)(PAGE_SIZE - 1);
 		for (off_t at = data; at < hole;) {
 			size_t n = (size_t)(hole - at) > (1u << 20) ? (1u << 20) : (size_t)(hole - at);
 			ssize_t got = pread(fd, buf, n, at);
 
-			if (got <= 0 || got % (ssize_t)PAGE)
+			if (got <= 0 || got % (ssize_t)PAGE_SIZE)
 				goto out;
-			for (ssize_t o = 0; o < got; o += (ssize_t)PAGE) {
-				uint64_t idx = (uint64_t)(at + o - (off_t)SNAP_RAM_OFFSET) / PAGE;
+			for (ssize_t o = 0; o < got; o += (ssize_t)PAGE_SIZE) {
+				uint64_t idx = (uint64_t)(at + o - (off_t)SNAP_RAM_OFFSET) / PAGE_SIZE;
 
 				if (page_is_zero(buf + o))
 					continue;
 				XXH3_64bits_update(&st, &idx, sizeof(idx));
-				XXH3_64bits_update(&st, buf + o, PAGE);
+				XXH3_64bits_update(&st, buf + o, PAGE_SIZE);
 			}
 			at += got;
 		}
@@ -438,7 +408,7 @@ static void header_encode(const struct snap_header *h, uint8_t out[SNAP_HEADER_S
 	memset(out, 0, SNAP_HEADER_SIZE);
 	if (!w.err)
 		memcpy(out, w.buf, w.len);
-	put_le64_at(&(struct ser_writer){ .buf = out }, SNAP_HEADER_SIZE - 8, XXH3_64bits(out, SNAP_HEADER_SIZE - 8));
+	put_le64(out + SNAP_HEADER_SIZE - 8, XXH3_64bits(out, SNAP_HEADER_SIZE - 8));
 	ser_writer_free(&w);
 }
 
@@ -480,7 +450,6 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 	char tmp[4096];
 	int fd, err = 0, ret = -1;
 	pid_t pid = -1;
-	bool was_paused;
 
 	memset(res, 0, sizeof(*res));
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
@@ -494,11 +463,8 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 		return -1;
 	}
 	ser_writer_init(&meta);
-	/* A VM the user paused is written as it is and left paused: vm_pause
-	 * is not re-entrant. */
-	was_paused = vm->paused;
-	if (!was_paused)
-		vm_pause(vm);
+	/* Pauses nest: a VM the user paused stays paused after the snapshot. */
+	vm_pause(vm);
 	if (vm_state_save(vm, &meta) < 0) {
 		set_err(errmsg, errlen, "snapshot %s: could not capture the VM state (see above)", path);
 		goto resume;
@@ -517,8 +483,7 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 
 			_exit(write_file(&vm->mem, fd, &meta, &bytes) == 0 ? 0 : 1);
 		}
-		if (!was_paused)
-			vm_resume(vm);
+		vm_resume(vm);
 		t_resume = now_ms();
 		for (;;) {
 			int status;
@@ -555,7 +520,8 @@ resume:
 	res->file_bytes = SNAP_RAM_OFFSET + vm->mem.total + meta.len;
 	close(fd);
 	ser_writer_free(&meta);
-	if (!was_paused && vm->paused && (live || ret < 0)) {
+	/* A hibernate keeps its pause: the VM stops right after. */
+	if (!t_resume && (live || ret < 0)) {
 		vm_resume(vm);
 		t_resume = now_ms();
 	}
@@ -609,14 +575,10 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 	h.meta_len = ser_get_u64(&r);
 	h.meta_hash = ser_get_u64(&r);
 	{
-		uint64_t want = 0;
-
-		for (int i = 0; i < 8; i++)
-			want |= (uint64_t)hdr[SNAP_HEADER_SIZE - 8 + i] << (8 * i);
-		if (XXH3_64bits(hdr, SNAP_HEADER_SIZE - 8) != want)
+		if (XXH3_64bits(hdr, SNAP_HEADER_SIZE - 8) != get_le64(hdr + SNAP_HEADER_SIZE - 8))
 			return snapshot_close(s), refuse(path, "header checksum mismatch (corrupt)");
 	}
-	if (ram_off != SNAP_RAM_OFFSET || h.ram_len % PAGE || h.meta_off != SNAP_RAM_OFFSET + h.ram_len ||
+	if (ram_off != SNAP_RAM_OFFSET || h.ram_len % PAGE_SIZE || h.meta_off != SNAP_RAM_OFFSET + h.ram_len ||
 	    h.meta_len > (64u << 20) || h.meta_off + h.meta_len < h.meta_off)
 		return snapshot_close(s), refuse(path, "inconsistent header");
 	if ((uint64_t)st.st_size < h.meta_off + h.meta_len)

@@ -104,6 +104,7 @@ void vm_init(struct vm *vm, const struct vm_config *cfg)
 	bus_init(&vm->pio, BUS_PIO);
 	bus_init(&vm->mmio, BUS_MMIO);
 	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_mutex_init(&vm->pause_op_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	pthread_mutex_init(&vm->route_lock, NULL);
 }
@@ -238,7 +239,8 @@ int vm_dirty_log_get(struct vm *vm, int slot, unsigned long *bitmap)
 	return KVM_IOCTL(vm->vm_fd, KVM_GET_DIRTY_LOG, &d);
 }
 
-void vm_pause(struct vm *vm)
+/* Park the vCPUs and pause the devices; caller holds pause_op_lock and depth was 0. */
+static void pause_now(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->pause_requested = true;
@@ -257,21 +259,55 @@ void vm_pause(struct vm *vm)
 	vm->paused = true;
 }
 
-void vm_resume(struct vm *vm)
+static void resume_now(struct vm *vm)
 {
-	if (vm->paused) {
-		/* The guest clock goes on from where it stopped. */
-		if (vm->paused_clock)
-			arch_clock_set(vm, vm->paused_clock);
-		for (struct device *d = vm->devices; d; d = d->next)
-			if (d->ops->resume)
-				d->ops->resume(d);
-		vm->paused = false;
-	}
+	/* The guest clock goes on from where it stopped. */
+	if (vm->paused_clock)
+		arch_clock_set(vm, vm->paused_clock);
+	for (struct device *d = vm->devices; d; d = d->next)
+		if (d->ops->resume)
+			d->ops->resume(d);
+	vm->paused = false;
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->pause_requested = false;
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_op_lock);
+	if (vm->pause_depth++ == 0)
+		pause_now(vm);
+	pthread_mutex_unlock(&vm->pause_op_lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_op_lock);
+	if (vm->pause_depth && --vm->pause_depth == 0)
+		resume_now(vm);
+	pthread_mutex_unlock(&vm->pause_op_lock);
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	bool p;
+
+	pthread_mutex_lock(&vm->pause_op_lock);
+	p = vm->pause_depth > 0;
+	pthread_mutex_unlock(&vm->pause_op_lock);
+	return p;
+}
+
+void vm_resume_all(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_op_lock);
+	if (vm->pause_depth) {
+		vm->pause_depth = 0;
+		resume_now(vm);
+	}
+	pthread_mutex_unlock(&vm->pause_op_lock);
 }
 
 void vm_irq_set(void *opaque, uint32_t gsi, int level)
@@ -419,6 +455,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
 	pthread_mutex_destroy(&vm->pause_lock);
+	pthread_mutex_destroy(&vm->pause_op_lock);
 	pthread_cond_destroy(&vm->pause_cond);
 	pthread_mutex_destroy(&vm->route_lock);
 	free(vm->routes);

@@ -60,11 +60,15 @@ struct vm {
 	_Atomic int exit_reason;
 	int stop_efd;               /* eventfd the main loop waits on */
 
-	/* Pause protocol (pause/resume, snapshots). */
+	/* Pause protocol (pause/resume, snapshots, migration). pause_op_lock serialises
+	 * vm_pause/vm_resume callers (any thread) and guards pause_depth; pause_lock and
+	 * pause_cond are how vCPU threads park. */
+	pthread_mutex_t pause_op_lock;
+	unsigned pause_depth;       /* vm_pause calls not yet matched by vm_resume */
 	pthread_mutex_t pause_lock;
 	pthread_cond_t pause_cond;
 	bool pause_requested;
-	bool paused;                /* vm_pause done, vm_resume not yet */
+	bool paused;                /* vCPUs parked and devices paused (pause_depth > 0) */
 	uint64_t paused_clock;      /* kvmclock at vm_pause */
 	bool dirty_logging;         /* KVM dirty logging on for the RAM slots */
 	unsigned nr_paused;         /* vCPU threads parked */
@@ -108,10 +112,14 @@ int vm_start_vcpus(struct vm *vm);
  * thread. The first reason wins: returns true only for the call that set it. */
 bool vm_request_stop(struct vm *vm, enum vm_exit_reason reason);
 /* Park all vCPUs outside KVM_RUN and pause every device (no guest memory
- * is touched until vm_resume), keeping the guest clock from jumping. Main
- * thread only; not re-entrant. */
+ * is touched until the matching vm_resume), keeping the guest clock from
+ * jumping. Any thread; pauses nest: the VM runs again when every vm_pause
+ * has had its vm_resume (a snapshot of a VM the user paused leaves it
+ * paused). vm_resume_all drops every pause (teardown). */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+void vm_resume_all(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
 /* Turn KVM dirty-page logging on or off for every RAM slot (no-op when it
  * already is). 0 or -1. */
 int vm_dirty_log_enable(struct vm *vm, bool on);
