@@ -59,7 +59,8 @@ void vcpu_kick(struct vcpu *v)
 	if (!v)
 		return;
 	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	if (v->thread_started && !pthread_equal(v->thread, pthread_self()))
+	if (atomic_load_explicit(&v->thread_started, memory_order_acquire) &&
+	    !pthread_equal(v->thread, pthread_self()))
 		pthread_kill(v->thread, SIG_VCPU_KICK);
 }
 
@@ -225,16 +226,20 @@ int vcpu_start(struct vcpu *v)
 		log_error("vCPU %u: cannot start thread: %s", v->id, strerror(err));
 		return -1;
 	}
-	v->thread_started = true;
+	/* Other vCPU threads may already kick this one (a stop request from
+	 * a vCPU started before it): publish v->thread with the flag. */
+	atomic_store_explicit(&v->thread_started, true, memory_order_release);
 	return 0;
 }
 
 void vcpu_join(struct vcpu *v)
 {
-	if (v && v->thread_started) {
+	if (v && atomic_load(&v->thread_started)) {
 		vcpu_kick(v);
+		/* Cleared before the join: a later kick only sets immediate_exit
+		 * and does not signal a thread that is being joined. */
+		atomic_store(&v->thread_started, false);
 		pthread_join(v->thread, NULL);
-		v->thread_started = false;
 	}
 }
 
