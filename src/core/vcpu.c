@@ -89,7 +89,8 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *v, struct kvm_run *run)
 		v->stats.io++;
 		/* The kernel fills these, but a bad value must not walk off the page. */
 		if ((size != 1 && size != 2 && size != 4) || count == 0 ||
-		    off >= (uint64_t)vm->vcpu_mmap_size || count > ((uint64_t)vm->vcpu_mmap_size - off) / size) {
+		    off >= (uint64_t)vm->vcpu_mmap_size ||
+		    count > ((uint64_t)vm->vcpu_mmap_size - off) / size) {
 			report_crash(v, "malformed I/O exit");
 			return VCPU_STOP;
 		}
@@ -104,7 +105,8 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *v, struct kvm_run *run)
 			report_crash(v, "malformed MMIO exit");
 			return VCPU_STOP;
 		}
-		bus_dispatch(&vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len, run->mmio.is_write);
+		bus_dispatch(&vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+			     run->mmio.is_write);
 		return VCPU_CONTINUE;
 	case KVM_EXIT_INTR:
 		v->stats.intr++;

@@ -25,7 +25,7 @@ struct vcpu_stats {
 	uint64_t io;
 	uint64_t mmio;
 	uint64_t hlt;
-	uint64_t intr;    /* KVM_EXIT_INTR (kicks, signals) */
+	uint64_t intr; /* KVM_EXIT_INTR (kicks, signals) */
 	uint64_t other;
 };
 

@@ -191,7 +191,7 @@ static int chain_add(const struct virtq *q, struct virtq_chain *c, const struct 
 	if (w)
 		*seen_write = true;
 	else if (*seen_write)
-		return -1;      /* readable after writable */
+		return -1; /* readable after writable */
 	if (d->len == 0)
 		return 0;
 	/* A chain is at most 4 GiB - 1 bytes, so its used length fits in le32. */
@@ -221,7 +221,7 @@ static int virtq_walk(const struct virtq *q, uint16_t head, struct virtq_chain *
 	const uint8_t *table = q->desc;
 	unsigned tsize = q->size;
 	unsigned budget = q->size;
-	unsigned bufs = 0;      /* buffer descriptors, direct + indirect */
+	unsigned bufs = 0; /* buffer descriptors, direct + indirect */
 	bool in_indirect = false;
 	bool seen_write = false;
 	unsigned i = head;

@@ -55,9 +55,9 @@ void put_le64(uint8_t *p, uint64_t v);
 struct fake_irq {
 	uint32_t gsi;
 	bool edges_only;
-	int level;                       /* last level driven, 0 before any */
-	int nlevels;                     /* calls so far */
-	int history[FAKE_IRQ_HISTORY];   /* the first FAKE_IRQ_HISTORY levels, in order */
+	int level;                     /* last level driven, 0 before any */
+	int nlevels;                   /* calls so far */
+	int history[FAKE_IRQ_HISTORY]; /* the first FAKE_IRQ_HISTORY levels, in order */
 };
 
 /* Set up f (zeroed, then gsi/edges_only) and return the line that records into it. */
@@ -83,9 +83,9 @@ struct machine_ctl fake_machine_ctl(struct fake_ctl *f);
  * nothing that can fail a cmocka assertion between begin and end: a failure
  * would leave stderr redirected. Single-threaded use only. */
 struct stderr_capture {
-	int saved;                       /* the real stderr, while capturing */
-	FILE *file;                      /* where stderr points meanwhile */
-	char text[4096];                 /* what end() returns */
+	int saved;       /* the real stderr, while capturing */
+	FILE *file;      /* where stderr points meanwhile */
+	char text[4096]; /* what end() returns */
 };
 
 void stderr_capture_begin(struct stderr_capture *c);

@@ -44,7 +44,7 @@ struct fx {
 	pthread_cond_t cond;
 	struct api_req *slow[MAX_SLOW];
 	int nslow;
-	int nhandled;                   /* handler calls so far (lock, cond) */
+	int nhandled; /* handler calls so far (lock, cond) */
 };
 
 /* slow: kept for the test to answer; err: an error; nosuch: unknown;

@@ -203,7 +203,7 @@ static char *write_temp(const void *data, size_t len)
 /* The file header (snapshot.c): magic, le32 version, le32 arch, le64 RAM
  * offset, RAM length, RAM hash, state offset, state length, state hash,
  * then zeroes and an XXH3 of the first 88 bytes in the last 8. */
-#define HDR_SIZE 96
+#define HDR_SIZE        96
 #define HDR_ARCH_X86_64 1
 
 static void put64(uint8_t *p, uint64_t v)

@@ -986,7 +986,8 @@ int main(void)
 		failed = cmocka_run_group_tests_name("virtio_blk_io_uring", tests, NULL, NULL);
 	} else {
 		/* Every test of the group reports SKIP, under its own name. */
-		printf("# virtio_blk_io_uring: io_uring unavailable (%s): its %d tests are skipped\n", missing, N);
+		printf("# virtio_blk_io_uring: io_uring unavailable (%s): its %d tests are skipped\n",
+		       missing, N);
 		for (int i = 0; i < N; i++)
 			skipped[i] = (struct CMUnitTest){ .name = tests[i].name, .test_func = skipped_test };
 		failed = cmocka_run_group_tests_name("virtio_blk_io_uring", skipped, NULL, NULL);

@@ -21,8 +21,8 @@ struct dummy {
 	struct virtio_dev vd;
 	int activated;
 	int resets;
-	int notifies;                /* under vd.lock */
-	pthread_cond_t notified;     /* broadcast (vd.lock held) on each notify */
+	int notifies;            /* under vd.lock */
+	pthread_cond_t notified; /* broadcast (vd.lock held) on each notify */
 	int destroyed_flag;
 	int *destroyed;
 };
@@ -215,8 +215,8 @@ static void test_ids_and_capabilities(void **state)
 		if (id == PCI_CAP_ID_MSIX) {
 			msix++;
 			assert_int_equal(cfg_read(f, 1, off + 2, 2) & 0x7ff, 2); /* 3 vectors */
-			assert_int_equal(cfg_read(f, 1, off + 4, 4), 0x4000);  /* table, BIR 0 */
-			assert_int_equal(cfg_read(f, 1, off + 8, 4), 0x5000);  /* PBA, BIR 0 */
+			assert_int_equal(cfg_read(f, 1, off + 4, 4), 0x4000);    /* table, BIR 0 */
+			assert_int_equal(cfg_read(f, 1, off + 8, 4), 0x5000);    /* PBA, BIR 0 */
 			continue;
 		}
 		assert_int_equal(id, PCI_CAP_ID_VNDR);
