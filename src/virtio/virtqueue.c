@@ -85,8 +85,8 @@ static inline void ring_store16(void *ring, size_t off, uint16_t v, int order)
  * It is written as a seq_cst read-modify-write of the ring field followed by
  * seq_cst loads, rather than as atomic_thread_fence(seq_cst): a seq_cst RMW and
  * a later seq_cst load are ordered in the single total order, so the compiler
- * must emit a store-load barrier (x86: the RMW is a LOCK-prefixed instruction,
- * a full barrier like MFENCE; arm64: LDAXR/STLXR then LDAR). The same guarantee,
+ * must emit a store-load barrier (x86: LOCK OR or XCHG, each a full barrier like
+ * MFENCE; arm64: an acquire-release RMW, then LDAR). The same guarantee,
  * but on a real variable, which ThreadSanitizer models (GCC refuses stand-alone
  * fences under -fsanitize=thread). Only the device writes the fields we RMW
  * (a driver that writes them anyway only confuses itself).
