@@ -478,6 +478,16 @@ int virtio_blk_quiesce(struct virtio_dev *vd)
 	return ret;
 }
 
+void virtio_blk_get_info(const struct virtio_dev *vd, struct blockfile_info *info)
+{
+	*info = ((const struct virtio_blk *)vd)->info;
+}
+
+unsigned virtio_blk_in_flight(const struct virtio_dev *vd)
+{
+	return blockfile_in_flight(((const struct virtio_blk *)vd)->bf);
+}
+
 /* Live migration: hand the image to the destination process. The guest's
  * writes are completed and on disk before the lock goes. */
 static int blk_release(struct virtio_dev *vd)

@@ -3,8 +3,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -116,4 +118,32 @@ static void ctl_record(void *ctx, int reason)
 struct machine_ctl fake_machine_ctl(struct fake_ctl *f)
 {
 	return (struct machine_ctl){ .request = ctl_record, .ctx = f };
+}
+
+/* ---- what the code under test prints ---- */
+
+void stderr_capture_begin(struct stderr_capture *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->file = tmpfile();
+	assert_non_null(c->file);
+	fflush(stderr);
+	c->saved = dup(STDERR_FILENO);
+	assert_true(c->saved >= 0);
+	assert_true(dup2(fileno(c->file), STDERR_FILENO) >= 0);
+}
+
+const char *stderr_capture_end(struct stderr_capture *c)
+{
+	size_t n;
+
+	fflush(stderr);
+	assert_true(dup2(c->saved, STDERR_FILENO) >= 0);
+	close(c->saved);
+	rewind(c->file);
+	n = fread(c->text, 1, sizeof(c->text) - 1, c->file);
+	c->text[n] = '\0';
+	fclose(c->file);
+	fputs(c->text, stderr);
+	return c->text;
 }

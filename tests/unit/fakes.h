@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/device.h"
 #include "core/irq.h"
@@ -54,9 +55,9 @@ void put_le64(uint8_t *p, uint64_t v);
 struct fake_irq {
 	uint32_t gsi;
 	bool edges_only;
-	int level;                       /* last level driven, 0 before any */
-	int nlevels;                     /* calls so far */
-	int history[FAKE_IRQ_HISTORY];   /* the first FAKE_IRQ_HISTORY levels, in order */
+	int level;                     /* last level driven, 0 before any */
+	int nlevels;                   /* calls so far */
+	int history[FAKE_IRQ_HISTORY]; /* the first FAKE_IRQ_HISTORY levels, in order */
 };
 
 /* Set up f (zeroed, then gsi/edges_only) and return the line that records into it. */
@@ -74,5 +75,23 @@ struct fake_ctl {
 
 /* The machine_ctl that records into f (f is not cleared). */
 struct machine_ctl fake_machine_ctl(struct fake_ctl *f);
+
+/* ---- what the code under test prints ---- */
+
+/* kvmbox's messages (log_error, log_warn) go to stderr. A test that must know
+ * which message it got (which check refused an input) captures them. Call
+ * nothing that can fail a cmocka assertion between begin and end: a failure
+ * would leave stderr redirected. Single-threaded use only. */
+struct stderr_capture {
+	int saved;       /* the real stderr, while capturing */
+	FILE *file;      /* where stderr points meanwhile */
+	char text[4096]; /* what end() returns */
+};
+
+void stderr_capture_begin(struct stderr_capture *c);
+/* Restore stderr and return what was printed since begin (NUL terminated,
+ * truncated to the buffer). It is also copied to the real stderr, so it
+ * still shows in the test log. */
+const char *stderr_capture_end(struct stderr_capture *c);
 
 #endif

@@ -6,6 +6,8 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "core/vcpu.h"
 #include "core/vm.h"
@@ -154,6 +156,7 @@ static void test_mmio_bad_len_stops(void **state)
 	run->mmio.len = 9;
 	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_STOP);
 	assert_int_equal(f->mmio.calls, 0);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_CRASH);
 }
 
 static void test_system_events(void **state)
@@ -207,6 +210,50 @@ static void test_intr_continues(void **state)
 	assert_int_equal(f->vcpu.stats.intr, 1);
 }
 
+/* The vCPU threads without KVM: KVM_RUN on fd -1 fails at once, so the first
+ * thread to get there stops the VM as a host error and kicks the others,
+ * possibly while the main thread is still starting them. Every thread must
+ * leave its loop and be joined; under ThreadSanitizer this also checks the
+ * start/kick/join hand-over (vcpu->thread, thread_started). */
+static void test_threads_stop_on_host_error(void **state)
+{
+	enum { N = 4 };
+	struct fixture *f = *state;
+	struct vcpu *v[N];
+	uint64_t stops;
+
+	vcpu_signals_init();
+	f->vm.stop_efd = eventfd(0, EFD_CLOEXEC);
+	assert_true(f->vm.stop_efd >= 0);
+	for (unsigned i = 0; i < N; i++) {
+		v[i] = calloc(1, sizeof(*v[i]));
+		assert_non_null(v[i]);
+		v[i]->vm = &f->vm;
+		v[i]->id = i;
+		v[i]->fd = -1;
+		v[i]->run = calloc(1, 4096);
+		assert_non_null(v[i]->run);
+	}
+	f->vm.vcpus = v;
+	f->vm.nr_vcpus = N;
+	assert_int_equal(vm_start_vcpus(&f->vm), 0);
+	/* Blocks until a thread asked for the stop. */
+	assert_int_equal(read(f->vm.stop_efd, &stops, sizeof(stops)), sizeof(stops));
+	assert_int_equal(stops, 1);
+	for (unsigned i = 0; i < N; i++)
+		vcpu_join(v[i]);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_HOST_ERROR);
+	assert_int_equal(f->vm.nr_active, 0);
+	for (unsigned i = 0; i < N; i++) {
+		free(v[i]->run);
+		free(v[i]);
+	}
+	f->vm.vcpus = NULL;
+	f->vm.nr_vcpus = 0;
+	close(f->vm.stop_efd);
+	f->vm.stop_efd = -1;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +266,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shutdown_is_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_internal_error_and_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intr_continues, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_stop_on_host_error, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

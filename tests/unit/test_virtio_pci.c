@@ -21,7 +21,8 @@ struct dummy {
 	struct virtio_dev vd;
 	int activated;
 	int resets;
-	_Atomic int notifies;
+	int notifies;            /* under vd.lock */
+	pthread_cond_t notified; /* broadcast (vd.lock held) on each notify */
 	int destroyed_flag;
 	int *destroyed;
 };
@@ -37,9 +38,30 @@ static void d_reset(struct virtio_dev *vd)
 	((struct dummy *)vd)->resets++;
 }
 
+/* Called on the worker thread with vd->lock held. */
 static void d_notify(struct virtio_dev *vd, unsigned q)
 {
-	((struct dummy *)vd)->notifies++;
+	struct dummy *d = (struct dummy *)vd;
+
+	d->notifies++;
+	pthread_cond_broadcast(&d->notified);
+}
+
+/* Wait (5 s at most) until the worker delivered n notifications in all;
+ * returns how many it had then. */
+static int wait_notifies(struct dummy *d, int n)
+{
+	struct timespec until;
+	int got;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&d->vd.lock);
+	while (d->notifies < n && pthread_cond_timedwait(&d->notified, &d->vd.lock, &until) == 0)
+		;
+	got = d->notifies;
+	pthread_mutex_unlock(&d->vd.lock);
+	return got;
 }
 
 static void d_destroy(struct virtio_dev *vd)
@@ -48,6 +70,7 @@ static void d_destroy(struct virtio_dev *vd)
 
 	(*d->destroyed)++;
 	virtio_dev_fini(vd);
+	pthread_cond_destroy(&d->notified);
 	free(d);
 }
 
@@ -123,6 +146,7 @@ static struct dummy *make_dummy(struct fx *f)
 	struct dummy *d = calloc(1, sizeof(*d));
 
 	assert_int_equal(virtio_dev_init(&d->vd, &dummy_ops, "virtio-dummy0", &f->vm.mem, 2, 256), 0);
+	pthread_cond_init(&d->notified, NULL);
 	d->vd.config_size = 8;
 	memcpy(d->vd.config, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
 	d->vd.host_features = 1ULL << 3;
@@ -191,8 +215,8 @@ static void test_ids_and_capabilities(void **state)
 		if (id == PCI_CAP_ID_MSIX) {
 			msix++;
 			assert_int_equal(cfg_read(f, 1, off + 2, 2) & 0x7ff, 2); /* 3 vectors */
-			assert_int_equal(cfg_read(f, 1, off + 4, 4), 0x4000);  /* table, BIR 0 */
-			assert_int_equal(cfg_read(f, 1, off + 8, 4), 0x5000);  /* PBA, BIR 0 */
+			assert_int_equal(cfg_read(f, 1, off + 4, 4), 0x4000);    /* table, BIR 0 */
+			assert_int_equal(cfg_read(f, 1, off + 8, 4), 0x5000);    /* PBA, BIR 0 */
 			continue;
 		}
 		assert_int_equal(id, PCI_CAP_ID_VNDR);
@@ -290,15 +314,11 @@ static void test_activate_kick_and_intx(void **state)
 	assert_true(f->d->vd.activated);
 	assert_true(f->d->vd.vqs[0].enabled);
 	assert_true(f->d->vd.vqs[0].event_idx);
-	/* Activation kicks every enabled queue once, then an MMIO kick. */
-	for (int i = 0; i < 200 && f->d->notifies < 1; i++)
-		usleep(5000);
-	int before = f->d->notifies;
-
+	/* Activation kicks every enabled queue (only queue 0) once ... */
+	assert_int_equal(wait_notifies(f->d, 1), 1);
+	/* ... and an MMIO write to the notify area is one more kick. */
 	bar_write(f, 0x3000, 2, 0);
-	for (int i = 0; i < 200 && f->d->notifies == before; i++)
-		usleep(5000);
-	assert_true(f->d->notifies > before);
+	assert_int_equal(wait_notifies(f->d, 2), 2);
 	/* INTx: a config change sets ISR bit 1 and raises the line; reading
 	 * the ISR acknowledges both. */
 	pthread_mutex_lock(&f->d->vd.lock);
