@@ -34,12 +34,14 @@ run_unit() {
 		rc=$?
 		printf '%s\n' "$out" >>"$log"
 		# TAP: "ok 3 - name" / "not ok 3 - name"
+		# cmocka 1.1 prints a skipped test as "not ok N # SKIP name".
 		printf '%s\n' "$out" | sed -n \
 			-e "s|^ok [0-9]* - \(.*\)$|PASS: $name/${t##*/}/\1|p" \
+			-e "s|^not ok [0-9]* # SKIP \(.*\)$|SKIP: $name/${t##*/}/\1: skipped by the test (see $log)|p" \
 			-e "s|^not ok [0-9]* - \(.*\)$|FAIL: $name/${t##*/}/\1: see $log|p"
 		if ! printf '%s\n' "$out" | grep -q '^1\.\.[0-9]'; then
 			echo "FAIL: $name/${t##*/}: exited $rc without a test plan (crash?): see $log"
-		elif [ "$rc" -ne 0 ] && ! printf '%s\n' "$out" | grep -q '^not ok'; then
+		elif [ "$rc" -ne 0 ] && ! printf '%s\n' "$out" | grep -q '^not ok [0-9]* - '; then
 			# A sanitizer report after the last test makes the binary fail on its own.
 			echo "FAIL: $name/${t##*/}: exited $rc after its tests (sanitizer report?): see $log"
 		fi
@@ -81,6 +83,7 @@ tiers=("$@")
 : >"$tmp/results"
 for tier in "${tiers[@]}"; do
 	start=$SECONDS
+	: >"$tmp/tier"
 	echo "== tier: $tier" | tee -a "$log"
 	case $tier in
 	unit) run_unit unit "$B" ;;
