@@ -33,7 +33,7 @@ LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 SRCS := $(wildcard src/core/*.c src/devices/*.c src/virtio/*.c src/backends/*.c \
-                   src/cli/*.c src/api/*.c src/arch/$(ARCH)/*.c)
+                   src/cli/*.c src/api/*.c src/arch/*.c src/arch/$(ARCH)/*.c)
 OBJS := $(patsubst src/%.c,$(B)/obj/%.o,$(SRCS))
 LIB  := $(B)/libkvmbox.a
 

@@ -20,7 +20,6 @@
 #include "vm.h"
 
 #define SNAP_HEADER_SIZE 96
-#define SNAP_ARCH_X86_64 1
 
 enum snap_section {
 	SEC_CONFIG = 1,
@@ -398,7 +397,7 @@ static void header_encode(const struct snap_header *h, uint8_t out[SNAP_HEADER_S
 	ser_writer_init(&w);
 	ser_put_bytes(&w, SNAP_MAGIC, 8);
 	ser_put_u32(&w, SNAP_VERSION);
-	ser_put_u32(&w, SNAP_ARCH_X86_64);
+	ser_put_u32(&w, arch_this);
 	ser_put_u64(&w, SNAP_RAM_OFFSET);
 	ser_put_u64(&w, h->ram_len);
 	ser_put_u64(&w, h->ram_hash);
@@ -540,6 +539,8 @@ static int refuse(const char *path, const char *why)
 	return -1;
 }
 
+static void snapshot_discard(struct snapshot *s);
+
 int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 {
 	uint8_t hdr[SNAP_HEADER_SIZE];
@@ -557,17 +558,24 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 		return -1;
 	}
 	if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return snapshot_close(s), refuse(path, "not a regular file");
+		return snapshot_discard(s), refuse(path, "not a regular file");
 	if (st.st_size < (off_t)sizeof(hdr) || pread(s->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
-		return snapshot_close(s), refuse(path, "truncated (no complete header)");
+		return snapshot_discard(s), refuse(path, "truncated (no complete header)");
 	if (memcmp(hdr, SNAP_MAGIC, 8))
-		return snapshot_close(s), refuse(path, "not a kvmbox snapshot (bad magic)");
+		return snapshot_discard(s), refuse(path, "not a kvmbox snapshot (bad magic)");
 	ser_reader_init(&r, hdr, sizeof(hdr));
 	ser_get_bytes(&r, (uint8_t[8]){ 0 }, 8);
 	if (ser_get_u32(&r) != SNAP_VERSION)
-		return snapshot_close(s), refuse(path, "written by an incompatible kvmbox version");
-	if (ser_get_u32(&r) != SNAP_ARCH_X86_64)
-		return snapshot_close(s), refuse(path, "taken on another architecture");
+		return snapshot_discard(s), refuse(path, "written by an incompatible kvmbox version");
+	{
+		uint32_t arch = ser_get_u32(&r);
+		char why[96];
+
+		if (arch != arch_this) {
+			snprintf(why, sizeof(why), "taken on %s, this is %s", arch_id_name(arch), arch_id_name(arch_this));
+			return snapshot_discard(s), refuse(path, why);
+		}
+	}
 	ram_off = ser_get_u64(&r);
 	h.ram_len = ser_get_u64(&r);
 	h.ram_hash = ser_get_u64(&r);
@@ -576,55 +584,61 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 	h.meta_hash = ser_get_u64(&r);
 	{
 		if (XXH3_64bits(hdr, SNAP_HEADER_SIZE - 8) != get_le64(hdr + SNAP_HEADER_SIZE - 8))
-			return snapshot_close(s), refuse(path, "header checksum mismatch (corrupt)");
+			return snapshot_discard(s), refuse(path, "header checksum mismatch (corrupt)");
 	}
 	if (ram_off != SNAP_RAM_OFFSET || h.ram_len % PAGE_SIZE || h.meta_off != SNAP_RAM_OFFSET + h.ram_len ||
 	    h.meta_len > (64u << 20) || h.meta_off + h.meta_len < h.meta_off)
-		return snapshot_close(s), refuse(path, "inconsistent header");
+		return snapshot_discard(s), refuse(path, "inconsistent header");
 	if ((uint64_t)st.st_size < h.meta_off + h.meta_len)
-		return snapshot_close(s), refuse(path, "truncated");
+		return snapshot_discard(s), refuse(path, "truncated");
 	if ((uint64_t)st.st_size > h.meta_off + h.meta_len)
-		return snapshot_close(s), refuse(path, "has data after its end (corrupt)");
+		return snapshot_discard(s), refuse(path, "has data after its end (corrupt)");
 	s->meta = malloc(h.meta_len ? h.meta_len : 1);
 	if (!s->meta)
-		return snapshot_close(s), refuse(path, "out of memory reading it");
+		return snapshot_discard(s), refuse(path, "out of memory reading it");
 	if (pread(s->fd, s->meta, h.meta_len, (off_t)h.meta_off) != (ssize_t)h.meta_len)
-		return snapshot_close(s), refuse(path, "truncated");
+		return snapshot_discard(s), refuse(path, "truncated");
 	if (XXH3_64bits(s->meta, h.meta_len) != h.meta_hash)
-		return snapshot_close(s), refuse(path, "state checksum mismatch (corrupt)");
+		return snapshot_discard(s), refuse(path, "state checksum mismatch (corrupt)");
 	s->meta_len = h.meta_len;
 	s->ram_len = h.ram_len;
 	ser_reader_init(&r, s->meta, s->meta_len);
 	while (r.off < r.len) {
 		if (section_next(&r, &type, &sub) < 0)
-			return snapshot_close(s), refuse(path, "section checksum mismatch (corrupt)");
+			return snapshot_discard(s), refuse(path, "section checksum mismatch (corrupt)");
 		if (type == SEC_CONFIG && !have_config) {
 			if (snap_config_load(&s->config, &sub) < 0)
-				return snapshot_close(s), refuse(path, "malformed configuration");
+				return snapshot_discard(s), refuse(path, "malformed configuration");
 			have_config = true;
 		}
 	}
 	if (!have_config)
-		return snapshot_close(s), refuse(path, "no configuration section");
+		return snapshot_discard(s), refuse(path, "no configuration section");
 	if (s->config.cfg.memory != h.ram_len)
-		return snapshot_close(s), refuse(path, "RAM size does not match its configuration");
+		return snapshot_discard(s), refuse(path, "RAM size does not match its configuration");
 	if (verify_ram) {
 		uint64_t got;
 
 		if (hash_ram_file(s->fd, h.ram_len, &got) < 0)
-			return snapshot_close(s), refuse(path, "cannot read its RAM image");
+			return snapshot_discard(s), refuse(path, "cannot read its RAM image");
 		if (got != h.ram_hash)
-			return snapshot_close(s), refuse(path, "RAM checksum mismatch (corrupt)");
+			return snapshot_discard(s), refuse(path, "RAM checksum mismatch (corrupt)");
 	}
 	return 0;
 }
 
 void snapshot_close(struct snapshot *s)
 {
-	if (s->fd > 0)
+	if (s->fd >= 0)
 		close(s->fd);
 	free(s->meta);
-	snap_config_free(&s->config);
 	s->fd = -1;
 	s->meta = NULL;
+}
+
+/* A snapshot that failed to open: nothing of it is kept. */
+static void snapshot_discard(struct snapshot *s)
+{
+	snapshot_close(s);
+	snap_config_free(&s->config);
 }

@@ -74,6 +74,8 @@ struct snapshot {
 /* Open path, check header, sizes and every hash (RAM too, unless
  * verify_ram is false), and parse the config. 0 or -1 (printed). */
 int snapshot_open(const char *path, bool verify_ram, struct snapshot *s);
+/* Close the file and free the state (once the VM was built from them). s->config, which a
+ * running VM's configuration points into, stays until snap_config_free(&s->config). */
 void snapshot_close(struct snapshot *s);
 
 #endif

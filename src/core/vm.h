@@ -37,6 +37,19 @@ enum vm_exit_reason {
 	VM_SIGNAL,     /* SIGTERM/SIGINT or console escape */
 	VM_CRASH,      /* triple fault, internal error, unhandled exit */
 	VM_HOST_ERROR, /* a host-side failure while running */
+	VM_HANDOFF,    /* its state lives on elsewhere (hibernate file, migration destination) */
+};
+
+/* Who takes the user's console input: registered by the device that is the console. */
+struct vm_console_in {
+	size_t (*receive)(void *ctx, const uint8_t *buf, size_t n); /* bytes taken */
+	void *ctx;
+};
+
+/* The power button (ACPI on x86), registered by the device that has one. */
+struct vm_power_button {
+	void (*press)(void *ctx);
+	void *ctx;
 };
 
 struct vm {
@@ -84,12 +97,12 @@ struct vm {
 
 	/* Architecture private data (boot info, cpuid template ...). */
 	void *arch;
-	/* The console stream (set by the caller before arch_create_devices)
-	 * and the device the user's input goes to. */
-	struct char_port console_port;
-	struct device *console_dev;
-	struct device *power_dev;   /* ACPI PM: power button */
-	struct device *pci_host;    /* PCI host bridge */
+	/* The console backend: the device that is the console (cfg->console) writes to it and
+	 * registers console_in for the user's input. Set by the owner before devices exist. */
+	struct char_port console_out;
+	struct vm_console_in console_in;
+	struct vm_power_button power_button;
+	struct device *pci_host;    /* the PCI host bridge virtio devices plug into */
 };
 
 /* Creating a VM takes three steps, so that everything the user gave (RAM size, kernel,

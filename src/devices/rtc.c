@@ -346,6 +346,9 @@ static const struct device_ops rtc_ops = {
 	.reset = rtc_reset,
 	.save = rtc_save,
 	.load = rtc_load,
+	/* A guest reset keeps the whole CMOS: its NVRAM and the clock the guest set. */
+	.keep_save = rtc_save,
+	.keep_load = rtc_load,
 	.destroy = rtc_destroy,
 };
 

@@ -27,11 +27,16 @@ static int plug(struct vm *vm, struct virtio_dev *vd)
 	return 0;
 }
 
-int virtio_create_devices(struct vm *vm, struct char_port console_port, struct virtio_handles *h)
+static size_t console_to_virtio(void *vd, const uint8_t *buf, size_t n)
+{
+	return virtio_console_receive(vd, buf, n);
+}
+
+int virtio_create_devices(struct vm *vm, struct virtio_handles *h)
 {
 	const struct vm_config *cfg = vm->cfg;
 
-	h->console = h->balloon = NULL;
+	h->balloon = NULL;
 	for (unsigned i = 0; i < cfg->nr_disks; i++)
 		if (plug(vm, virtio_blk_create(&vm->mem, &cfg->disks[i], i)) < 0)
 			return -1;
@@ -48,11 +53,11 @@ int virtio_create_devices(struct vm *vm, struct char_port console_port, struct v
 		h->balloon = vd;
 	}
 	if (cfg->console == CONSOLE_VIRTIO) {
-		struct virtio_dev *vd = virtio_console_create(&vm->mem, console_port, 0);
+		struct virtio_dev *vd = virtio_console_create(&vm->mem, vm->console_out, 0);
 
 		if (plug(vm, vd) < 0)
 			return -1;
-		h->console = vd;
+		vm->console_in = (struct vm_console_in){ .receive = console_to_virtio, .ctx = vd };
 	}
 	return 0;
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "backends/console.h"
-#include "cli/migrate.h"
+#include "core/migrate.h"
 #include "cli/options.h"
 
 #include <arpa/inet.h>

@@ -12,6 +12,7 @@
 
 #include <xxhash.h>
 
+#include "arch/arch.h"
 #include "core/snapshot.h"
 #include "fakes.h"
 
@@ -269,10 +270,11 @@ static void test_open_refuses_non_snapshots(void **state)
 	memcpy(buf, SNAP_MAGIC, 8);
 	buf[8] = 99;
 	expect_refused_data(buf, sizeof(buf), "incompatible kvmbox version");
-	/* Right version, another architecture. */
+	/* Right version, another architecture: named, with this one. */
 	buf[8] = SNAP_VERSION;
-	buf[12] = 2;
-	expect_refused_data(buf, sizeof(buf), "another architecture");
+	buf[12] = arch_this == ARCH_ID_ARM64 ? ARCH_ID_X86_64 : ARCH_ID_ARM64;
+	expect_refused_data(buf, sizeof(buf), arch_this == ARCH_ID_ARM64 ? "taken on x86_64, this is arm64"
+									: "taken on arm64, this is x86_64");
 	/* Right magic, version and architecture, header checksum wrong. */
 	make_header(buf, SNAP_VERSION, 4096, 16, XXH3_64bits(meta, 16));
 	buf[30] ^= 1;

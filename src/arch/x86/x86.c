@@ -22,6 +22,8 @@
 #include "cpu.h"
 #include "layout.h"
 
+const enum arch_id arch_this = ARCH_ID_X86_64;
+
 struct x86_vm {
 	struct kvm_cpuid2 *cpuid;     /* supported CPUID, before per-vCPU fixes */
 	struct x86_boot_entry entry;
@@ -104,17 +106,30 @@ static void machine_request(void *ctx, int reason)
 	vm_request_stop(ctx, (enum vm_exit_reason)reason);
 }
 
+static size_t console_to_uart(void *dev, const uint8_t *buf, size_t n)
+{
+	return uart_receive(dev, buf, n);
+}
+
+static void press_power_button(void *dev)
+{
+	acpi_pm_power_button(dev);
+}
+
 int arch_create_devices(struct vm *vm)
 {
 	struct machine_ctl ctl = { .request = machine_request, .ctx = vm };
 	struct device *d;
 
 #define IRQ(n) ((struct irq_line){ .set = vm_irq_set, .ctx = vm, .gsi = (n) })
-	d = uart_create("com1", &vm->pio, X86_COM1_PORT, IRQ(X86_COM1_IRQ), vm->console_port);
+	/* COM1 is the console unless the user chose another (or none). */
+	d = uart_create("com1", &vm->pio, X86_COM1_PORT, IRQ(X86_COM1_IRQ),
+			vm->cfg->console == CONSOLE_SERIAL ? vm->console_out : (struct char_port){ 0 });
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
-	vm->console_dev = d;
+	if (vm->cfg->console == CONSOLE_SERIAL)
+		vm->console_in = (struct vm_console_in){ .receive = console_to_uart, .ctx = d };
 	d = rtc_create("rtc", &vm->pio, IRQ(X86_RTC_IRQ));
 	if (!d)
 		return -1;
@@ -127,7 +142,7 @@ int arch_create_devices(struct vm *vm)
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
-	vm->power_dev = d;
+	vm->power_button = (struct vm_power_button){ .press = press_power_button, .ctx = d };
 	d = pci_host_create("pci", &vm->pio, &vm->mmio, IRQ(0)); /* INTx GSIs are per slot */
 	if (!d)
 		return -1;
