@@ -33,7 +33,7 @@ static void cmd_info(struct machine *m, struct api_req *req)
 	struct json_object *o = json_object_new_object(), *devs = json_object_new_array();
 	const struct vm_config *cfg = machine_config(m);
 	struct vm *vm = machine_vm(m);
-	struct virtio_dev *balloon = machine_balloon(m);
+	struct virtio_dev *balloon = vm ? vm_find_model(vm, &virtio_balloon_type) : NULL;
 
 	json_object_object_add(o, "state", json_object_new_string(state_name(m)));
 	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->cpus));
@@ -151,7 +151,8 @@ static void cmd_shutdown(struct machine *m, struct api_req *req, struct json_obj
 
 static void cmd_balloon(struct machine *m, struct api_req *req, struct json_object *args)
 {
-	struct virtio_dev *balloon = machine_balloon(m);
+	struct vm *vm = machine_vm(m);
+	struct virtio_dev *balloon = vm ? vm_find_model(vm, &virtio_balloon_type) : NULL;
 	uint64_t size;
 
 	if (!balloon) {

@@ -18,6 +18,7 @@
 #include "../core/log.h"
 #include "../core/loop.h"
 #include "../core/machine.h"
+#include "../core/devtype.h"
 #include "../core/migrate.h"
 #include "options.h"
 
@@ -40,22 +41,11 @@ static int check_host_limits(const struct vm_config *cfg)
 			  format_size(cfg->memory, a, sizeof(a)), format_size(arch_max_ram(), b, sizeof(b)));
 		return -1;
 	}
-	/* Disks are opened with the devices, after /dev/kvm: check what the paths are now, so
+	/* Devices open their host resources after /dev/kvm: check what their paths name now, so
 	 * that a mistyped path is not hidden behind a /dev/kvm error. */
-	for (unsigned i = 0; i < cfg->nr_disks; i++) {
-		struct stat st;
-
-		if (stat(cfg->disks[i].path, &st) < 0) {
-			log_error("--disk %s: %s; give the path of a disk image or block device",
-				  cfg->disks[i].path, strerror(errno));
+	for (unsigned i = 0; i < cfg->nr_devs; i++)
+		if (cfg->devs[i].type->check && cfg->devs[i].type->check(cfg->devs[i].cfg) < 0)
 			return -1;
-		}
-		if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-			log_error("--disk %s: not a regular file or block device; give a disk image",
-				  cfg->disks[i].path);
-			return -1;
-		}
-	}
 	if (sysinfo(&si) == 0) {
 		uint64_t host = ((uint64_t)si.totalram + si.totalswap) * si.mem_unit;
 
@@ -120,6 +110,7 @@ int cmd_run(int argc, char **argv)
 		const char *api = cfg.api, *uri = cfg.incoming;
 		int fd = migrate_accept(uri, &sc);
 
+		vm_config_free_devices(&cfg); /* the source's devices replace any given here */
 		if (fd < 0)
 			return EXIT_START_FAIL;
 		cfg = sc.cfg;
@@ -135,8 +126,11 @@ int cmd_run(int argc, char **argv)
 		return ret;
 	}
 	if (check_host_limits(&cfg) < 0)
-		return EXIT_START_FAIL;
-	return run_machine(&cfg, NULL, false, false, -1);
+		ret = EXIT_START_FAIL;
+	else
+		ret = run_machine(&cfg, NULL, false, false, -1);
+	vm_config_free_devices(&cfg);
+	return ret;
 }
 
 static void print_restore_help(void)

@@ -35,7 +35,6 @@ struct machine {
 	/* The current VM: set and cleared by the main thread; other threads (a migration) get
 	 * it handed over at their start and are joined before it goes away. */
 	struct vm *vm;
-	struct virtio_handles vh;   /* the current VM's balloon and console device models */
 	bool user_paused;           /* one vm_pause held for the user */
 	int shutdown_tfd;           /* graceful shutdown deadline (timerfd) */
 
@@ -194,7 +193,8 @@ static int boot_once(struct machine *m)
 	/* The console backend goes to whichever device is the console; it registers
 	 * vm->console_in for the user's input. */
 	vm->console_out = console_port(m->console);
-	if (arch_create_devices(vm) < 0 || virtio_create_devices(vm, &m->vh) < 0)
+	if (arch_create_devices(vm) < 0 || vm_create_devices(vm) < 0 ||
+	    (cfg->console == CONSOLE_VIRTIO && virtio_create_console(vm) < 0))
 		goto fail_incoming;
 	keep_load(m, vm);
 	if (m->restore || state) {
@@ -235,7 +235,6 @@ static int boot_once(struct machine *m)
 	loop_del(m->loop, vm->stop_efd);
 	console_detach(m->console);
 	m->vm = NULL;
-	m->vh = (struct virtio_handles){ 0 };
 	m->user_paused = false;
 	goto out;
 fail_incoming:
@@ -399,11 +398,6 @@ enum machine_state machine_state(struct machine *m)
 struct vm *machine_vm(struct machine *m)
 {
 	return m->vm;
-}
-
-struct virtio_dev *machine_balloon(struct machine *m)
-{
-	return m->vh.balloon;
 }
 
 int machine_user_pause(struct machine *m)

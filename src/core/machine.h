@@ -88,7 +88,4 @@ int machine_migrate(struct machine *m, const char *uri, migration_done_fn done, 
 		    size_t errlen);
 bool machine_migrating(struct machine *m);
 
-/* The current VM's balloon model, NULL without one (until device types own their commands). */
-struct virtio_dev *machine_balloon(struct machine *m);
-
 #endif

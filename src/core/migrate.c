@@ -20,7 +20,7 @@
 #include "vm.h"
 
 #define MIG_MAGIC "KVMBOXMG"
-#define MIG_VERSION 1
+#define MIG_VERSION 2
 #define MIG_MAX_ROUNDS 30
 #define MIG_SMALL_DIRTY 256          /* pages left that make the final copy short */
 #define MIG_BATCH_PAGES 64           /* pages per PAGES record */

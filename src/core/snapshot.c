@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "../arch/arch.h"
+#include "devtype.h"
 #include "log.h"
 #include "util.h"
 #include "vcpu.h"
@@ -33,110 +34,72 @@ enum snap_section {
 
 /* ---- config ---------------------------------------------------------- */
 
-static void put_str(struct ser_writer *w, const char *s)
-{
-	if (!s) {
-		ser_put_u32(w, UINT32_MAX);
-		return;
-	}
-	ser_put_u32(w, (uint32_t)strlen(s));
-	ser_put_bytes(w, s, strlen(s));
-}
-
-/* A string of at most max bytes, or NULL for the NULL marker; *err on bad input. */
-static char *get_str(struct ser_reader *r, size_t max, bool *err)
-{
-	uint32_t len = ser_get_u32(r);
-	char *s;
-
-	if (r->err || len == UINT32_MAX)
-		return NULL;
-	if (len > max || len > r->len - r->off) {
-		*err = true;
-		r->err = true;
-		return NULL;
-	}
-	s = malloc(len + 1u);
-	if (!s) {
-		*err = true;
-		return NULL;
-	}
-	ser_get_bytes(r, s, len);
-	s[len] = '\0';
-	if (strlen(s) != len)
-		*err = true; /* embedded NUL */
-	return s;
-}
-
 void snap_config_save(const struct vm_config *cfg, struct ser_writer *w)
 {
-	put_str(w, cfg->kernel);
-	put_str(w, cfg->initrd);
-	put_str(w, cfg->append);
+	ser_put_str(w, cfg->kernel);
+	ser_put_str(w, cfg->initrd);
+	ser_put_str(w, cfg->append);
 	ser_put_u32(w, cfg->cpus);
 	ser_put_u64(w, cfg->memory);
 	ser_put_u8(w, (uint8_t)cfg->console);
 	ser_put_u8(w, cfg->no_reboot);
-	ser_put_u8(w, cfg->rng);
-	ser_put_u8(w, cfg->balloon);
-	ser_put_u32(w, cfg->nr_disks);
-	for (unsigned i = 0; i < cfg->nr_disks; i++) {
-		put_str(w, cfg->disks[i].path);
-		ser_put_u8(w, cfg->disks[i].readonly);
-		put_str(w, cfg->disks[i].serial);
-	}
-	ser_put_u32(w, cfg->nr_nets);
-	for (unsigned i = 0; i < cfg->nr_nets; i++) {
-		put_str(w, cfg->nets[i].tap);
-		ser_put_bytes(w, cfg->nets[i].mac, 6);
-		ser_put_u8(w, cfg->nets[i].mac_set);
+	/* Each device: its type's name, then its type's own record, length-prefixed. */
+	ser_put_u32(w, cfg->nr_devs);
+	for (unsigned i = 0; i < cfg->nr_devs; i++) {
+		const struct device_type *t = cfg->devs[i].type;
+		struct ser_writer one;
+
+		ser_writer_init(&one);
+		if (t->save)
+			t->save(cfg->devs[i].cfg, &one);
+		ser_put_str(w, t->name);
+		ser_put_u32(w, (uint32_t)one.len);
+		ser_put_bytes(w, one.buf, one.len);
+		if (one.err)
+			w->err = true;
+		ser_writer_free(&one);
 	}
 }
 
 int snap_config_load(struct snap_config *sc, struct ser_reader *r)
 {
 	struct vm_config *c = &sc->cfg;
-	bool err = false;
-	char *s;
+	uint32_t nr;
+	uint8_t console, no_reboot;
 
 	memset(sc, 0, sizeof(*sc));
-	c->kernel = sc->strings[0] = get_str(r, 4096, &err);
-	c->initrd = sc->strings[1] = get_str(r, 4096, &err);
-	c->append = sc->strings[2] = get_str(r, 65536, &err);
+	c->kernel = sc->strings[0] = ser_get_str(r, 4096);
+	c->initrd = sc->strings[1] = ser_get_str(r, 4096);
+	c->append = sc->strings[2] = ser_get_str(r, 65536);
 	c->cpus = ser_get_u32(r);
 	c->memory = ser_get_u64(r);
-	c->console = (enum console_kind)ser_get_u8(r);
-	c->no_reboot = ser_get_u8(r);
-	c->rng = ser_get_u8(r);
-	c->balloon = ser_get_u8(r);
-	c->nr_disks = ser_get_u32(r);
-	if (c->nr_disks > MAX_DISKS || c->console > CONSOLE_VIRTIO || c->cpus == 0)
+	console = ser_get_u8(r);
+	no_reboot = ser_get_u8(r);
+	nr = ser_get_u32(r);
+	if (r->err || console > CONSOLE_VIRTIO || no_reboot > 1 || c->cpus == 0 || nr > MAX_DEVICES)
 		goto bad;
-	for (unsigned i = 0; i < c->nr_disks && !err; i++) {
-		c->disks[i].path = sc->strings[4 + i] = get_str(r, 4096, &err);
-		c->disks[i].readonly = ser_get_u8(r);
-		s = get_str(r, sizeof(c->disks[i].serial) - 1, &err);
-		if (s)
-			snprintf(c->disks[i].serial, sizeof(c->disks[i].serial), "%s", s);
-		free(s);
-		if (!c->disks[i].path)
-			err = true;
+	c->console = (enum console_kind)console;
+	c->no_reboot = no_reboot;
+	for (uint32_t i = 0; i < nr; i++) {
+		char *name = ser_get_str(r, 64);
+		const struct device_type *t = name ? device_type_by_name(name) : NULL;
+		uint32_t len = ser_get_u32(r);
+		struct ser_reader one;
+		void *cfg = NULL;
+
+		if (name && !t)
+			log_error("snapshot: a device of type '%s', which this kvmbox does not have", name);
+		free(name);
+		if (!t || r->err || len > r->len - r->off || vm_config_count(c, t) >= t->max)
+			goto bad;
+		ser_reader_init(&one, r->buf + r->off, len);
+		r->off += len;
+		if (t->config_size && !(cfg = calloc(1, t->config_size)))
+			goto bad;
+		c->devs[c->nr_devs++] = (struct dev_config){ .type = t, .cfg = cfg };
+		if ((t->load && t->load(cfg, &one) < 0) || !ser_reader_done(&one))
+			goto bad;
 	}
-	c->nr_nets = ser_get_u32(r);
-	if (c->nr_nets > MAX_NICS)
-		goto bad;
-	for (unsigned i = 0; i < c->nr_nets && !err; i++) {
-		s = get_str(r, sizeof(c->nets[i].tap) - 1, &err);
-		if (!s)
-			err = true;
-		else
-			snprintf(c->nets[i].tap, sizeof(c->nets[i].tap), "%s", s);
-		free(s);
-		ser_get_bytes(r, c->nets[i].mac, 6);
-		c->nets[i].mac_set = ser_get_u8(r);
-	}
-	if (err || r->err)
-		goto bad;
 	return 0;
 bad:
 	snap_config_free(sc);
@@ -145,7 +108,8 @@ bad:
 
 void snap_config_free(struct snap_config *sc)
 {
-	for (size_t i = 0; i < sizeof(sc->strings) / sizeof(sc->strings[0]); i++)
+	vm_config_free_devices(&sc->cfg);
+	for (size_t i = 0; i < ARRAY_SIZE(sc->strings); i++)
 		free(sc->strings[i]);
 	memset(sc, 0, sizeof(*sc));
 }
@@ -217,8 +181,8 @@ int vm_state_save(struct vm *vm, struct ser_writer *w)
 	}
 	for (struct device *d = vm->devices; d; d = d->next) {
 		at = section_begin(w, SEC_DEVICE);
-		put_str(w, d->ops->type);
-		put_str(w, d->name);
+		ser_put_str(w, d->ops->type);
+		ser_put_str(w, d->name);
 		if (d->ops->save)
 			d->ops->save(d, w);
 		section_end(w, at);
@@ -267,9 +231,8 @@ int vm_state_load(struct vm *vm, struct ser_reader *r)
 			vcpu++;
 			break;
 		case SEC_DEVICE: {
-			bool err = false;
-			char *t = get_str(&sub, 64, &err), *n = get_str(&sub, 64, &err);
-			int ok = !err && dev && t && n && !strcmp(t, dev->ops->type) && !strcmp(n, dev->name);
+			char *t = ser_get_str(&sub, 64), *n = ser_get_str(&sub, 64);
+			int ok = !sub.err && dev && t && n && !strcmp(t, dev->ops->type) && !strcmp(n, dev->name);
 
 			free(t);
 			free(n);

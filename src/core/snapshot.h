@@ -24,13 +24,13 @@
 struct vm;
 
 #define SNAP_MAGIC "KVMBOXSN"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2
 #define SNAP_RAM_OFFSET 4096ULL
 
 /* A vm_config read back from a snapshot, owning its strings. */
 struct snap_config {
 	struct vm_config cfg;
-	char *strings[4 + MAX_DISKS]; /* everything cfg points to */
+	char *strings[3]; /* kernel, initrd, append: what cfg points to besides its devices */
 };
 
 /* Serialise / parse the run options needed to rebuild the VM. */

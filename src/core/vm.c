@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../arch/arch.h"
+#include "devtype.h"
 #include "log.h"
 #include "vcpu.h"
 
@@ -155,6 +156,35 @@ void vm_add_device(struct vm *vm, struct device *dev)
 	dev->next = NULL;
 	*vm->devices_tail = dev;
 	vm->devices_tail = &dev->next;
+}
+
+int vm_create_devices(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+
+	for (unsigned t = 0; t < nr_device_types; t++) {
+		unsigned index = 0;
+
+		for (unsigned i = 0; i < cfg->nr_devs; i++) {
+			void *model;
+
+			if (cfg->devs[i].type != device_types[t])
+				continue;
+			model = device_types[t]->create(vm, cfg->devs[i].cfg, index++);
+			if (!model)
+				return -1;
+			vm->instances[vm->nr_instances++] = (struct vm_instance){ .type = device_types[t], .model = model };
+		}
+	}
+	return 0;
+}
+
+void *vm_find_model(struct vm *vm, const struct device_type *t)
+{
+	for (unsigned i = 0; i < vm->nr_instances; i++)
+		if (vm->instances[i].type == t)
+			return vm->instances[i].model;
+	return NULL;
 }
 
 int vm_create_vcpus(struct vm *vm, unsigned n)

@@ -103,6 +103,12 @@ struct vm {
 	struct vm_console_in console_in;
 	struct vm_power_button power_button;
 	struct device *pci_host;    /* the PCI host bridge virtio devices plug into */
+	/* The user's devices, by type (core/devtype.h), as their types' create returned them. */
+	struct vm_instance {
+		const struct device_type *type;
+		void *model;
+	} instances[MAX_DEVICES];
+	unsigned nr_instances;
 };
 
 /* Creating a VM takes three steps, so that everything the user gave (RAM size, kernel,
@@ -117,6 +123,12 @@ int vm_alloc_ram(struct vm *vm, const struct mem_region *layout, int nr_regions,
 int vm_open_kvm(struct vm *vm);
 /* Add a device to the VM's list (the VM owns it from now on). */
 void vm_add_device(struct vm *vm, struct device *dev);
+/* Create the devices of vm->cfg->devs, type by type in the order of device_types[] (so
+ * their PCI slots and guest names follow it) and in the order given within a type. 0 or -1
+ * (printed). */
+int vm_create_devices(struct vm *vm);
+/* The model of the first device of type t, or NULL. */
+void *vm_find_model(struct vm *vm, const struct device_type *t);
 /* Create the vCPU objects (not yet running). */
 int vm_create_vcpus(struct vm *vm, unsigned n);
 /* Start one thread per vCPU. */

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/vm.h"
+#include "setup.h"
 
 #define BALLOON_QUEUE_SIZE   64
 #define BALLOON_NUM_QUEUES   3
@@ -491,3 +493,16 @@ bool virtio_balloon_request_stats(struct virtio_dev *vd)
 	pthread_mutex_unlock(&vd->lock);
 	return r;
 }
+
+static void *type_create(struct vm *vm, const void *cfg, unsigned index)
+{
+	return virtio_plug(vm, virtio_balloon_create(&vm->mem, index));
+}
+
+const struct device_type virtio_balloon_type = {
+	.name = "virtio-balloon",
+	.option = "balloon",
+	.help = "virtio-balloon (kvmbox ctl SOCKET balloon SIZE)",
+	.max = 1,
+	.create = type_create,
+};

@@ -13,11 +13,14 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/epoll.h>
 
 #include "../backends/blockfile.h"
 #include "../core/log.h"
+#include "../core/vm.h"
+#include "setup.h"
 
 #define BLK_SAVE_VERSION 1
 
@@ -677,3 +680,131 @@ fail_bf:
 	free(b);
 	return NULL;
 }
+
+/* ---- the device type -------------------------------------------------------------------- */
+
+static int disk_parse(void *cfgp, const char *arg)
+{
+	struct disk_config *d = cfgp;
+	char *opts = strdup(arg), *p, *value;
+	char *const keys[] = { "ro", "readonly", "serial", NULL };
+	const char *comma = strchr(arg, ',');
+	int ret = -1;
+
+	if (!opts) {
+		log_error("--disk %s: out of memory", arg);
+		return -1;
+	}
+	if (!comma)
+		comma = arg + strlen(arg);
+	if (comma == arg) {
+		log_error("--disk: no image path; give --disk PATH[,ro][,serial=STR]");
+		goto out;
+	}
+	d->path = strndup(arg, (size_t)(comma - arg));
+	if (!d->path) {
+		log_error("--disk %s: out of memory", arg);
+		goto out;
+	}
+	p = opts + (comma - arg) + (*comma ? 1 : 0);
+	while (*p) {
+		switch (getsubopt(&p, keys, &value)) {
+		case 0:
+		case 1:
+			if (value)
+				goto unknown;
+			d->readonly = true;
+			break;
+		case 2:
+			if (!value || strlen(value) >= sizeof(d->serial)) {
+				log_error("--disk %s: serial '%s' is empty or longer than %zu characters; give a "
+					  "shorter one", d->path, value ? value : "", sizeof(d->serial) - 1);
+				goto out;
+			}
+			snprintf(d->serial, sizeof(d->serial), "%s", value);
+			break;
+		default:
+		unknown:
+			log_error("--disk %s: unknown option '%s'; use ro or serial=STR", d->path, value ? value : p);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	free(opts);
+	return ret;
+}
+
+static void disk_free(void *cfgp)
+{
+	struct disk_config *d = cfgp;
+
+	free(d->path);
+	d->path = NULL;
+}
+
+/* Before /dev/kvm: the path must name an image file or a block device. stat does not open it,
+ * so nothing acts on the open of a device given by mistake. */
+static int disk_check(const void *cfgp)
+{
+	const struct disk_config *d = cfgp;
+	struct stat st;
+
+	if (stat(d->path, &st) < 0) {
+		log_error("--disk %s: %s; give the path of a disk image or block device", d->path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		log_error("--disk %s: not a regular file or block device; give a disk image", d->path);
+		return -1;
+	}
+	return 0;
+}
+
+static void disk_save(const void *cfgp, struct ser_writer *w)
+{
+	const struct disk_config *d = cfgp;
+
+	ser_put_str(w, d->path);
+	ser_put_u8(w, d->readonly);
+	ser_put_str(w, d->serial);
+}
+
+static int disk_load(void *cfgp, struct ser_reader *r)
+{
+	struct disk_config *d = cfgp;
+	char *serial;
+	uint8_t ro;
+
+	d->path = ser_get_str(r, 4096);
+	ro = ser_get_u8(r);
+	serial = ser_get_str(r, sizeof(d->serial) - 1);
+	if (serial)
+		snprintf(d->serial, sizeof(d->serial), "%s", serial);
+	free(serial);
+	if (r->err || !d->path || !d->path[0] || ro > 1)
+		return -1;
+	d->readonly = ro;
+	return 0;
+}
+
+static void *disk_create(struct vm *vm, const void *cfg, unsigned index)
+{
+	return virtio_plug(vm, virtio_blk_create(&vm->mem, cfg, index));
+}
+
+const struct device_type virtio_blk_type = {
+	.name = "virtio-blk",
+	.option = "disk",
+	.short_opt = 'd',
+	.arg = "PATH[,ro][,serial=STR]",
+	.help = "virtio-blk disk on a raw image or block device (repeatable: vda, vdb, ...)",
+	.max = 16,
+	.config_size = sizeof(struct disk_config),
+	.parse = disk_parse,
+	.check = disk_check,
+	.save = disk_save,
+	.load = disk_load,
+	.free = disk_free,
+	.create = disk_create,
+};

@@ -27,8 +27,20 @@
 #include <stdint.h>
 
 #include "../backends/blockfile.h"
-#include "../core/config.h"
+#include <stdbool.h>
+
+#include "../core/devtype.h"
 #include "virtio.h"
+
+/* --disk PATH[,ro][,serial=STR] */
+struct disk_config {
+	char *path;           /* owned */
+	bool readonly;
+	char serial[21];      /* VIRTIO_BLK_ID_BYTES (20) + NUL; empty: none */
+};
+
+/* The `--disk` device type (core/devtype.h). */
+extern const struct device_type virtio_blk_type;
 
 /* Feature bits (5.2.3). */
 #define VIRTIO_BLK_F_SIZE_MAX     1

@@ -14,6 +14,10 @@
 
 #include "arch/arch.h"
 #include "core/snapshot.h"
+#include "virtio/balloon.h"
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/rng.h"
 #include "fakes.h"
 
 static void fill_config(struct vm_config *c)
@@ -26,17 +30,11 @@ static void fill_config(struct vm_config *c)
 	c->memory = 512ULL << 20;
 	c->console = CONSOLE_VIRTIO;
 	c->no_reboot = true;
-	c->rng = true;
-	c->balloon = true;
-	c->nr_disks = 2;
-	c->disks[0].path = "/var/a.img";
-	c->disks[1].path = "/var/b.img";
-	c->disks[1].readonly = true;
-	strcpy(c->disks[1].serial, "SER123");
-	c->nr_nets = 1;
-	strcpy(c->nets[0].tap, "tap7");
-	memcpy(c->nets[0].mac, "\x52\x54\x00\x01\x02\x03", 6);
-	c->nets[0].mac_set = true;
+	assert_int_equal(vm_config_add(c, &virtio_blk_type, "/var/a.img"), 0);
+	assert_int_equal(vm_config_add(c, &virtio_net_type, "tap=tap7,mac=52:54:00:01:02:03"), 0);
+	assert_int_equal(vm_config_add(c, &virtio_blk_type, "/var/b.img,ro,serial=SER123"), 0);
+	assert_int_equal(vm_config_add(c, &virtio_rng_type, NULL), 0);
+	assert_int_equal(vm_config_add(c, &virtio_balloon_type, NULL), 0);
 }
 
 static void test_config_roundtrip(void **state)
@@ -45,6 +43,8 @@ static void test_config_roundtrip(void **state)
 	struct ser_writer w;
 	struct ser_reader r;
 	struct snap_config sc;
+	const struct disk_config *d;
+	const struct net_config *n;
 
 	fill_config(&c);
 	ser_writer_init(&w);
@@ -59,15 +59,25 @@ static void test_config_roundtrip(void **state)
 	assert_int_equal(sc.cfg.cpus, 3);
 	assert_true(sc.cfg.memory == 512ULL << 20);
 	assert_int_equal(sc.cfg.console, CONSOLE_VIRTIO);
-	assert_true(sc.cfg.no_reboot && sc.cfg.rng && sc.cfg.balloon);
-	assert_int_equal(sc.cfg.nr_disks, 2);
-	assert_string_equal(sc.cfg.disks[1].path, "/var/b.img");
-	assert_true(sc.cfg.disks[1].readonly);
-	assert_string_equal(sc.cfg.disks[1].serial, "SER123");
-	assert_int_equal(sc.cfg.nr_nets, 1);
-	assert_string_equal(sc.cfg.nets[0].tap, "tap7");
-	assert_memory_equal(sc.cfg.nets[0].mac, "\x52\x54\x00\x01\x02\x03", 6);
-	assert_true(sc.cfg.nets[0].mac_set);
+	assert_true(sc.cfg.no_reboot);
+	/* The devices come back in the order given, with their configurations. */
+	assert_int_equal(sc.cfg.nr_devs, 5);
+	assert_ptr_equal(sc.cfg.devs[0].type, &virtio_blk_type);
+	assert_ptr_equal(sc.cfg.devs[1].type, &virtio_net_type);
+	assert_ptr_equal(sc.cfg.devs[2].type, &virtio_blk_type);
+	assert_ptr_equal(sc.cfg.devs[3].type, &virtio_rng_type);
+	assert_ptr_equal(sc.cfg.devs[4].type, &virtio_balloon_type);
+	d = sc.cfg.devs[0].cfg;
+	assert_string_equal(d->path, "/var/a.img");
+	assert_false(d->readonly);
+	d = sc.cfg.devs[2].cfg;
+	assert_string_equal(d->path, "/var/b.img");
+	assert_true(d->readonly);
+	assert_string_equal(d->serial, "SER123");
+	n = sc.cfg.devs[1].cfg;
+	assert_string_equal(n->tap, "tap7");
+	assert_memory_equal(n->mac, "\x52\x54\x00\x01\x02\x03", 6);
+	assert_true(n->mac_set);
 	snap_config_free(&sc);
 	/* Every truncation is refused. */
 	for (size_t cut = 0; cut < w.len; cut++) {
@@ -75,6 +85,7 @@ static void test_config_roundtrip(void **state)
 		assert_int_equal(snap_config_load(&sc, &r), -1);
 	}
 	ser_writer_free(&w);
+	vm_config_free_devices(&c);
 }
 
 /* snap_config_load on n bytes; what it loaded is freed again. */
@@ -91,92 +102,120 @@ static int load_config(const uint8_t *b, size_t n)
 	return ret;
 }
 
-/* Offsets in the encoding of small_config(): kernel (4+2), initrd and
- * append (NULL markers, 4 each), cpus (4), memory (8), then the bytes
- * console, no_reboot, rng, balloon, and the disk count. */
+/* The encoding of a small config up to its device count: kernel "/k" (4+2), initrd and append
+ * (NULL markers, 4 each), cpus (4), memory (8), console, no_reboot (1 each); then the count. */
 #define CFG_CONSOLE_AT 26
-#define CFG_DISKS_AT   30
 
-static void small_config(struct vm_config *c, unsigned disks, unsigned nets)
+static void small_head(struct ser_writer *w, uint32_t cpus, uint8_t console, uint32_t nr_devs)
 {
-	memset(c, 0, sizeof(*c));
-	c->kernel = "/k";
-	c->cpus = 1;
-	c->memory = 16u << 20;
-	c->nr_disks = disks;
-	for (unsigned i = 0; i < disks; i++)
-		c->disks[i].path = "/d";
-	c->nr_nets = nets;
-	for (unsigned i = 0; i < nets; i++)
-		strcpy(c->nets[i].tap, "t");
+	ser_put_str(w, "/k");
+	ser_put_str(w, NULL);
+	ser_put_str(w, NULL);
+	ser_put_u32(w, cpus);
+	ser_put_u64(w, 16u << 20);
+	ser_put_u8(w, console);
+	ser_put_u8(w, 0);
+	ser_put_u32(w, nr_devs);
 }
 
-static void put_u32_at(uint8_t *p, uint32_t v)
+/* One device record: the type's name, then its record of len bytes. */
+static void put_dev(struct ser_writer *w, const char *type, const void *rec, uint32_t len)
 {
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	ser_put_str(w, type);
+	ser_put_u32(w, len);
+	ser_put_bytes(w, rec, len);
 }
 
-/* Each case is a complete encoding with one fault, so only the check for
- * that fault can refuse it. For the counts that is one whole entry more than
- * the arrays hold: without the check the load writes past their end, which
- * the ASan/UBSan tier reports (a plain -O2 build may use that undefined
- * behaviour to end the loop early and refuse the encoding anyway). */
+/* A disk's record: path, ro, serial. */
+static size_t disk_rec(uint8_t *out, const char *path, uint8_t ro)
+{
+	struct ser_writer w;
+	size_t n;
+
+	ser_writer_init(&w);
+	ser_put_str(&w, path);
+	ser_put_u8(&w, ro);
+	ser_put_str(&w, "");
+	n = w.len;
+	memcpy(out, w.buf, n);
+	ser_writer_free(&w);
+	return n;
+}
+
+/* Each case is a complete encoding with one fault, so only the check for that fault can
+ * refuse it; the good twin of each case loads. */
 static void test_config_malformed(void **state)
 {
-	struct vm_config c;
-	struct ser_writer w, x;
+	uint8_t rec[64];
+	size_t rl = disk_rec(rec, "/d", 0);
+	struct ser_writer w;
 
-	/* MAX_DISKS disks load ... */
-	small_config(&c, MAX_DISKS, 0);
+	/* A good encoding: as many disks as a VM may have. */
 	ser_writer_init(&w);
-	snap_config_save(&c, &w);
+	small_head(&w, 1, CONSOLE_SERIAL, virtio_blk_type.max);
+	for (unsigned i = 0; i < virtio_blk_type.max; i++)
+		put_dev(&w, "virtio-blk", rec, (uint32_t)rl);
 	assert_false(w.err);
 	assert_int_equal(load_config(w.buf, w.len), 0);
-	/* ... one more does not: path, ro, serial, then the NIC count (0). */
-	ser_writer_init(&x);
-	ser_put_bytes(&x, w.buf, w.len - 4);
-	ser_put_u32(&x, 2);
-	ser_put_bytes(&x, "/e", 2);
-	ser_put_u8(&x, 0);
-	ser_put_u32(&x, UINT32_MAX);
-	ser_put_u32(&x, 0);
-	assert_false(x.err);
-	assert_int_equal(x.buf[CFG_DISKS_AT], MAX_DISKS);
-	put_u32_at(x.buf + CFG_DISKS_AT, MAX_DISKS + 1);
-	assert_int_equal(load_config(x.buf, x.len), -1);
-	ser_writer_free(&x);
 	ser_writer_free(&w);
 
-	/* MAX_NICS NICs load, one more (tap, MAC, mac_set) does not. */
-	small_config(&c, 0, MAX_NICS);
+	/* One disk more than a VM may have. */
 	ser_writer_init(&w);
-	snap_config_save(&c, &w);
-	assert_false(w.err);
-	assert_int_equal(load_config(w.buf, w.len), 0);
-	ser_writer_init(&x);
-	ser_put_bytes(&x, w.buf, w.len);
-	ser_put_u32(&x, 1);
-	ser_put_bytes(&x, "u", 1);
-	ser_put_bytes(&x, "\x52\x54\x00\x00\x00\x01", 6);
-	ser_put_u8(&x, 1);
-	assert_false(x.err);
-	assert_int_equal(x.buf[CFG_DISKS_AT + 4], MAX_NICS);
-	put_u32_at(x.buf + CFG_DISKS_AT + 4, MAX_NICS + 1);
-	assert_int_equal(load_config(x.buf, x.len), -1);
-	ser_writer_free(&x);
+	small_head(&w, 1, CONSOLE_SERIAL, virtio_blk_type.max + 1);
+	for (unsigned i = 0; i <= virtio_blk_type.max; i++)
+		put_dev(&w, "virtio-blk", rec, (uint32_t)rl);
+	assert_int_equal(load_config(w.buf, w.len), -1);
+	ser_writer_free(&w);
 
-	/* An unknown console kind. */
+	/* More devices than MAX_DEVICES (the count alone is refused). */
+	ser_writer_init(&w);
+	small_head(&w, 1, CONSOLE_SERIAL, MAX_DEVICES + 1);
+	assert_int_equal(load_config(w.buf, w.len), -1);
+	ser_writer_free(&w);
+
+	/* A device type this kvmbox does not have. */
+	ser_writer_init(&w);
+	small_head(&w, 1, CONSOLE_SERIAL, 1);
+	put_dev(&w, "virtio-gpu", rec, (uint32_t)rl);
+	assert_int_equal(load_config(w.buf, w.len), -1);
+	ser_writer_free(&w);
+
+	/* A device record with bytes its type does not read. */
+	ser_writer_init(&w);
+	small_head(&w, 1, CONSOLE_SERIAL, 1);
+	rec[rl] = 0;
+	put_dev(&w, "virtio-blk", rec, (uint32_t)rl + 1);
+	assert_int_equal(load_config(w.buf, w.len), -1);
+	ser_writer_free(&w);
+
+	/* A disk with an empty path; a disk with ro = 2. */
+	{
+		uint8_t r2[64];
+		size_t l2 = disk_rec(r2, "", 0);
+
+		ser_writer_init(&w);
+		small_head(&w, 1, CONSOLE_SERIAL, 1);
+		put_dev(&w, "virtio-blk", r2, (uint32_t)l2);
+		assert_int_equal(load_config(w.buf, w.len), -1);
+		ser_writer_free(&w);
+		l2 = disk_rec(r2, "/d", 2);
+		ser_writer_init(&w);
+		small_head(&w, 1, CONSOLE_SERIAL, 1);
+		put_dev(&w, "virtio-blk", r2, (uint32_t)l2);
+		assert_int_equal(load_config(w.buf, w.len), -1);
+		ser_writer_free(&w);
+	}
+
+	/* An unknown console kind, and zero vCPUs, without devices. */
+	ser_writer_init(&w);
+	small_head(&w, 1, CONSOLE_SERIAL, 0);
+	assert_int_equal(load_config(w.buf, w.len), 0);
 	assert_int_equal(w.buf[CFG_CONSOLE_AT], CONSOLE_SERIAL);
 	w.buf[CFG_CONSOLE_AT] = CONSOLE_VIRTIO + 1;
 	assert_int_equal(load_config(w.buf, w.len), -1);
 	ser_writer_free(&w);
-
-	/* Zero vCPUs. */
-	small_config(&c, 1, 1);
-	c.cpus = 0;
 	ser_writer_init(&w);
-	snap_config_save(&c, &w);
+	small_head(&w, 0, CONSOLE_SERIAL, 0);
 	assert_int_equal(load_config(w.buf, w.len), -1);
 	ser_writer_free(&w);
 
@@ -205,7 +244,6 @@ static char *write_temp(const void *data, size_t len)
  * offset, RAM length, RAM hash, state offset, state length, state hash,
  * then zeroes and an XXH3 of the first 88 bytes in the last 8. */
 #define HDR_SIZE        96
-#define HDR_ARCH_X86_64 1
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -218,7 +256,7 @@ static void make_header(uint8_t *h, uint32_t version, uint64_t ram_len, uint64_t
 	memset(h, 0, HDR_SIZE);
 	memcpy(h, SNAP_MAGIC, 8);
 	memcpy(h + 8, &version, 4);
-	h[12] = HDR_ARCH_X86_64;
+	h[12] = (uint8_t)arch_this;
 	put64(h + 16, SNAP_RAM_OFFSET);
 	put64(h + 24, ram_len);
 	put64(h + 40, SNAP_RAM_OFFSET + ram_len);
