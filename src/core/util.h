@@ -7,6 +7,7 @@
 #ifndef KVMBOX_UTIL_H
 #define KVMBOX_UTIL_H
 
+#include <endian.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,47 +27,48 @@
 
 /* ---- little endian ------------------------------------------------------------------------ */
 
+/* Unaligned-safe: guest structures (indirect descriptor tables, say) may sit at any address,
+ * so these never dereference a cast; the compiler makes each one load or store. */
 static inline uint16_t get_le16(const void *p)
 {
-	const uint8_t *b = p;
+	uint16_t v;
 
-	return (uint16_t)(b[0] | b[1] << 8);
+	memcpy(&v, p, sizeof(v));
+	return le16toh(v);
 }
 
 static inline uint32_t get_le32(const void *p)
 {
-	const uint8_t *b = p;
+	uint32_t v;
 
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+	memcpy(&v, p, sizeof(v));
+	return le32toh(v);
 }
 
 static inline uint64_t get_le64(const void *p)
 {
-	const uint8_t *b = p;
+	uint64_t v;
 
-	return (uint64_t)get_le32(b) | (uint64_t)get_le32(b + 4) << 32;
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
 }
 
 static inline void put_le16(void *p, uint16_t v)
 {
-	uint8_t *b = p;
-
-	b[0] = (uint8_t)v;
-	b[1] = (uint8_t)(v >> 8);
+	v = htole16(v);
+	memcpy(p, &v, sizeof(v));
 }
 
 static inline void put_le32(void *p, uint32_t v)
 {
-	uint8_t *b = p;
-
-	for (int i = 0; i < 4; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
+	v = htole32(v);
+	memcpy(p, &v, sizeof(v));
 }
 
 static inline void put_le64(void *p, uint64_t v)
 {
-	put_le32(p, (uint32_t)v);
-	put_le32((uint8_t *)p + 4, (uint32_t)(v >> 32));
+	v = htole64(v);
+	memcpy(p, &v, sizeof(v));
 }
 
 /* Value of an n-byte little-endian buffer (n <= 8), and the store of v's low n bytes: for

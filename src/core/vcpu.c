@@ -38,7 +38,7 @@ struct vcpu *vcpu_create(struct vm *vm, unsigned id)
 	}
 	v->vm = vm;
 	v->id = id;
-	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	v->fd = KVM_PROBE(vm->vm_fd, KVM_CREATE_VCPU, id);
 	if (v->fd < 0) {
 		log_error("vCPU %u: KVM_CREATE_VCPU failed: %s; give fewer --cpus", id, strerror(errno));
 		free(v);
@@ -193,7 +193,7 @@ static void *vcpu_thread(void *arg)
 			break;
 		if (!vcpu_park_if_paused(v))
 			break;
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		if (KVM_RUN_IOCTL(v->fd) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->stats.intr++;
 				continue;

@@ -12,16 +12,17 @@
 #include "../arch/arch.h"
 #include "devtype.h"
 #include "log.h"
+#include "util.h"
 #include "vcpu.h"
 
-int kvm_ioctl_named(int fd, unsigned long req, void *arg, const char *name)
+int kvm_ioctl(int fd, unsigned long req, void *arg, const char *name, int flags)
 {
 	int ret;
 
 	do {
 		ret = ioctl(fd, req, arg);
-	} while (ret < 0 && errno == EINTR);
-	if (ret < 0) {
+	} while (ret < 0 && errno == EINTR && !(flags & KVMIO_NO_RETRY));
+	if (ret < 0 && !(flags & KVMIO_QUIET)) {
 		int e = errno;
 
 		log_error("KVM: ioctl %s failed: %s", name, strerror(e));
@@ -65,7 +66,7 @@ static int open_kvm(struct vm *vm)
 			log_error("/dev/kvm: cannot open: %s; check that KVM is available", strerror(e));
 		return -1;
 	}
-	ver = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	ver = KVM_PROBE(vm->kvm_fd, KVM_GET_API_VERSION, 0);
 	if (ver < 0) {
 		log_error("/dev/kvm: not a KVM device (KVM_GET_API_VERSION: %s); "
 			  "make /dev/kvm the kernel's KVM device node", strerror(errno));
@@ -76,19 +77,19 @@ static int open_kvm(struct vm *vm)
 			  ver, KVM_API_VERSION);
 		return -1;
 	}
-	for (size_t i = 0; i < sizeof(core_caps) / sizeof(core_caps[0]); i++) {
-		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, core_caps[i].cap) <= 0) {
+	for (size_t i = 0; i < ARRAY_SIZE(core_caps); i++) {
+		if (KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, core_caps[i].cap) <= 0) {
 			log_error("/dev/kvm: the kernel lacks %s; use a kernel with full KVM support",
 				  core_caps[i].name);
 			return -1;
 		}
 	}
-	vm->max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	vm->max_vcpus = KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
 	if (vm->max_vcpus <= 0)
-		vm->max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+		vm->max_vcpus = KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
 	if (vm->max_vcpus <= 0)
 		vm->max_vcpus = 4; /* the API's documented minimum */
-	vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	vm->vcpu_mmap_size = KVM_PROBE(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->vcpu_mmap_size < (int)sizeof(struct kvm_run)) {
 		log_error("/dev/kvm: KVM_GET_VCPU_MMAP_SIZE failed; check the kernel's KVM");
 		return -1;
@@ -130,9 +131,7 @@ int vm_open_kvm(struct vm *vm)
 		log_error("eventfd: %s; raise the open file limit", strerror(errno));
 		return -1;
 	}
-	do {
-		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-	} while (vm->vm_fd < 0 && errno == EINTR);
+	vm->vm_fd = KVM_PROBE(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		log_error("/dev/kvm: KVM_CREATE_VM failed: %s; check that virtualisation is enabled",
 			  strerror(errno));
@@ -345,7 +344,7 @@ void vm_irq_set(void *opaque, uint32_t gsi, int level)
 	struct vm *vm = opaque;
 	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
 
-	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+	if (KVM_PROBE(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
 		log_debug("KVM_IRQ_LINE gsi %u: %s", gsi, strerror(errno));
 }
 

@@ -170,8 +170,19 @@ int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign);
  * I/O when pio) signals without an exit (KVM_IOEVENTFD). */
 int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, bool pio, int efd, bool assign);
 
-/* Wrappers that name the failing ioctl in the error. */
-int kvm_ioctl_named(int fd, unsigned long req, void *arg, const char *name);
-#define KVM_IOCTL(fd, req, arg) kvm_ioctl_named((fd), (req), (arg), #req)
+/* Every KVM ioctl goes through kvm_ioctl(), which retries EINTR and, unless asked not to,
+ * prints an error that names the ioctl:
+ *   KVM_IOCTL(fd, req, arg)  a failure is an error (printed)
+ *   KVM_PROBE(fd, req, arg)  a failure is an answer (KVM_CHECK_EXTENSION, probing an MSR,
+ *                            E2BIG sizing): the caller decides, nothing is printed
+ *   KVM_RUN_IOCTL(fd)        KVM_RUN: EINTR is how a kick ends it, so it is not retried, and
+ *                            the vCPU loop reports failures itself
+ * The return value and errno are the ioctl's. */
+#define KVMIO_QUIET    1
+#define KVMIO_NO_RETRY 2
+int kvm_ioctl(int fd, unsigned long req, void *arg, const char *name, int flags);
+#define KVM_IOCTL(fd, req, arg) kvm_ioctl((fd), (req), (void *)(arg), #req, 0)
+#define KVM_PROBE(fd, req, arg) kvm_ioctl((fd), (req), (void *)(uintptr_t)(arg), #req, KVMIO_QUIET)
+#define KVM_RUN_IOCTL(fd) kvm_ioctl((fd), KVM_RUN, NULL, "KVM_RUN", KVMIO_QUIET | KVMIO_NO_RETRY)
 
 #endif

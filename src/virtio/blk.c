@@ -19,6 +19,7 @@
 
 #include "../backends/blockfile.h"
 #include "../core/log.h"
+#include "../core/util.h"
 #include "../core/vm.h"
 #include "setup.h"
 
@@ -63,34 +64,6 @@ struct virtio_blk {
 static struct virtio_blk *to_blk(struct virtio_dev *vd)
 {
 	return (struct virtio_blk *)vd;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
 }
 
 /* Give the chain back to the driver (unless the ring is off limits) and free

@@ -10,9 +10,10 @@
  * checked is first copied to a local and only the copy is used. */
 #include "virtqueue.h"
 
-#include <endian.h>
 #include <stdatomic.h>
 #include <string.h>
+
+#include "../core/util.h"
 
 #define DESC_SIZE 16u
 
@@ -28,38 +29,6 @@ struct desc {
 	uint16_t flags;
 	uint16_t next;
 };
-
-/* Unaligned-safe little-endian accessors: descriptor tables (indirect ones
- * in particular) may sit at any address, so never dereference a cast. */
-static inline uint16_t ld_le16(const void *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le16toh(v);
-}
-
-static inline uint32_t ld_le32(const void *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
-static inline uint64_t ld_le64(const void *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
-
-static inline void st_le32(void *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
 
 /* Ring index fields are 2-byte aligned (checked at enable), so they can be
  * accessed atomically; the atomics give the ordering the protocol needs. */
@@ -118,10 +87,10 @@ static void desc_fetch(const uint8_t *table, unsigned i, struct desc *d)
 	uint8_t raw[DESC_SIZE];
 
 	memcpy(raw, table + (size_t)i * DESC_SIZE, DESC_SIZE);
-	d->addr = ld_le64(raw);
-	d->len = ld_le32(raw + 8);
-	d->flags = ld_le16(raw + 12);
-	d->next = ld_le16(raw + 14);
+	d->addr = get_le64(raw);
+	d->len = get_le32(raw + 8);
+	d->flags = get_le16(raw + 12);
+	d->next = get_le16(raw + 14);
 }
 
 static void *ring_map(const struct guest_mem *mem, uint64_t gpa, uint64_t len, uint64_t align)
@@ -323,8 +292,8 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 		guest_mem_mark_dirty(q->mem, q->used_gpa, RING_ENTS + (size_t)USED_ELEM * q->size + 2);
 	}
 	e = (uint8_t *)q->used + RING_ENTS + (size_t)USED_ELEM * (q->used_idx & (q->size - 1));
-	st_le32(e, head);
-	st_le32(e + 4, len);
+	put_le32(e, head);
+	put_le32(e + 4, len);
 	q->used_idx++;
 	/* Release: the element is visible before the index that publishes it. */
 	ring_store16(q->used, RING_IDX, q->used_idx, __ATOMIC_RELEASE);

@@ -253,24 +253,24 @@ static void test_ids_and_capabilities(void **state)
 
 static void negotiate(struct fx *f, uint64_t features)
 {
-	bar_write(f, 0x14, 1, 0);
-	bar_write(f, 0x14, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	bar_write(f, 0x08, 4, 0);
-	bar_write(f, 0x0c, 4, (uint32_t)features);
-	bar_write(f, 0x08, 4, 1);
-	bar_write(f, 0x0c, 4, (uint32_t)(features >> 32));
-	bar_write(f, 0x14, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	bar_write(f, VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+	bar_write(f, VIRTIO_PCI_COMMON_GF, 4, (uint32_t)features);
+	bar_write(f, VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	bar_write(f, VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(features >> 32));
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 }
 
 static void setup_queue(struct fx *f, unsigned q, uint64_t base)
 {
-	bar_write(f, 0x16, 2, q);
-	bar_write(f, 0x18, 2, 64);
-	bar_write(f, 0x20, 8, base);
-	bar_write(f, 0x28, 4, (uint32_t)(base + 0x1000)); /* 32-bit halves work too */
-	bar_write(f, 0x2c, 4, 0);
-	bar_write(f, 0x30, 8, base + 0x2000);
-	bar_write(f, 0x1c, 2, 1);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 2, 64);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_DESCLO, 8, base);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)(base + 0x1000)); /* 32-bit halves work too */
+	bar_write(f, VIRTIO_PCI_COMMON_Q_AVAILHI, 4, 0);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_USEDLO, 8, base + 0x2000);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
 }
 
 static void test_feature_negotiation(void **state)
@@ -278,23 +278,23 @@ static void test_feature_negotiation(void **state)
 	struct fx *f = *state;
 	uint64_t version1 = 1ULL << VIRTIO_F_VERSION_1;
 
-	bar_write(f, 0x00, 4, 0);
-	assert_int_equal(bar_read(f, 0x04, 4) & (1u << 3), 1u << 3);
-	assert_true(bar_read(f, 0x04, 4) & (1u << VIRTIO_F_EVENT_IDX));
-	bar_write(f, 0x00, 4, 1);
-	assert_int_equal(bar_read(f, 0x04, 4) & 1, 1); /* VERSION_1 */
-	assert_int_equal(bar_read(f, 0x12, 2), 2);
+	bar_write(f, VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_DF, 4) & (1u << 3), 1u << 3);
+	assert_true(bar_read(f, VIRTIO_PCI_COMMON_DF, 4) & (1u << VIRTIO_F_EVENT_IDX));
+	bar_write(f, VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_DF, 4) & 1, 1); /* VERSION_1 */
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
 	/* A feature we did not offer: FEATURES_OK does not stick. */
 	negotiate(f, version1 | (1ULL << 5));
-	assert_int_equal(bar_read(f, 0x14, 1) & VIRTIO_STATUS_FEATURES_OK, 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK, 0);
 	/* Legacy (no VERSION_1) is refused too. */
 	negotiate(f, 1ULL << 3);
-	assert_int_equal(bar_read(f, 0x14, 1) & VIRTIO_STATUS_FEATURES_OK, 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK, 0);
 	negotiate(f, version1 | (1ULL << 3));
-	assert_int_equal(bar_read(f, 0x14, 1) & VIRTIO_STATUS_FEATURES_OK, VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK, VIRTIO_STATUS_FEATURES_OK);
 	/* Device config reads. */
-	assert_int_equal(bar_read(f, 0x2000, 4), 0x44332211);
-	assert_int_equal(bar_read(f, 0x2004, 1), 0x55);
+	assert_int_equal(bar_read(f, VPCI_DEVCFG_OFF, 4), 0x44332211);
+	assert_int_equal(bar_read(f, VPCI_DEVCFG_OFF + 4, 1), 0x55);
 }
 
 static void test_activate_kick_and_intx(void **state)
@@ -304,12 +304,12 @@ static void test_activate_kick_and_intx(void **state)
 
 	negotiate(f, (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX));
 	setup_queue(f, 0, 0x10000);
-	assert_int_equal(bar_read(f, 0x18, 2), 64);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 64);
 	/* Fields of an enabled queue are frozen. */
-	bar_write(f, 0x18, 2, 128);
-	assert_int_equal(bar_read(f, 0x18, 2), 64);
-	assert_true(bar_read(f, 0x20, 8) == 0x10000);
-	bar_write(f, 0x14, 1, 0xf & ~VIRTIO_STATUS_FAILED);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 2, 128);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 64);
+	assert_true(bar_read(f, VIRTIO_PCI_COMMON_Q_DESCLO, 8) == 0x10000);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, 0xf & ~VIRTIO_STATUS_FAILED);
 	assert_int_equal(f->d->activated, 1);
 	assert_true(f->d->vd.activated);
 	assert_true(f->d->vd.vqs[0].enabled);
@@ -317,7 +317,7 @@ static void test_activate_kick_and_intx(void **state)
 	/* Activation kicks every enabled queue (only queue 0) once ... */
 	assert_int_equal(wait_notifies(f->d, 1), 1);
 	/* ... and an MMIO write to the notify area is one more kick. */
-	bar_write(f, 0x3000, 2, 0);
+	bar_write(f, VPCI_NOTIFY_OFF, 2, 0);
 	assert_int_equal(wait_notifies(f->d, 2), 2);
 	/* INTx: a config change sets ISR bit 1 and raises the line; reading
 	 * the ISR acknowledges both. */
@@ -325,10 +325,10 @@ static void test_activate_kick_and_intx(void **state)
 	virtio_notify_config(&f->d->vd);
 	pthread_mutex_unlock(&f->d->vd.lock);
 	assert_int_equal(f->levels[gsi], 1);
-	assert_int_equal(bar_read(f, 0x15, 1), 1); /* config generation bumped */
-	assert_int_equal(bar_read(f, 0x1000, 1), 2);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_CFGGENERATION, 1), 1); /* config generation bumped */
+	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1), 2);
 	assert_int_equal(f->levels[gsi], 0);
-	assert_int_equal(bar_read(f, 0x1000, 1), 0);
+	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1), 0);
 }
 
 static void test_bad_queue_needs_reset(void **state)
@@ -337,17 +337,17 @@ static void test_bad_queue_needs_reset(void **state)
 
 	negotiate(f, 1ULL << VIRTIO_F_VERSION_1);
 	setup_queue(f, 0, RAM_SIZE - 0x800); /* rings run past the end of RAM */
-	bar_write(f, 0x14, 1, 0xf & ~VIRTIO_STATUS_FAILED);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, 0xf & ~VIRTIO_STATUS_FAILED);
 	assert_int_equal(f->d->activated, 0);
-	assert_true(bar_read(f, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_true(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
 	/* Reset clears it and the queue state. */
-	bar_write(f, 0x14, 1, 0);
-	assert_int_equal(bar_read(f, 0x14, 1), 0);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1), 0);
 	assert_true(f->d->resets >= 1);
-	bar_write(f, 0x16, 2, 0);
-	assert_int_equal(bar_read(f, 0x1c, 2), 0);
-	assert_int_equal(bar_read(f, 0x18, 2), 256);
-	assert_true(bar_read(f, 0x20, 8) == 0);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 256);
+	assert_true(bar_read(f, VIRTIO_PCI_COMMON_Q_DESCLO, 8) == 0);
 }
 
 static void test_msix_vectors_and_pba(void **state)
@@ -362,26 +362,26 @@ static void test_msix_vectors_and_pba(void **state)
 	cfg_write(f, 1, cap + 2, 2, 0x8000);
 	assert_int_equal(cfg_read(f, 1, cap + 2, 2) & 0x8000, 0x8000);
 	/* Vector numbers beyond the table read back as NO_VECTOR. */
-	bar_write(f, 0x10, 2, 5);
-	assert_int_equal(bar_read(f, 0x10, 2), 0xffff);
-	bar_write(f, 0x10, 2, 2);
-	assert_int_equal(bar_read(f, 0x10, 2), 2);
+	bar_write(f, VIRTIO_PCI_COMMON_MSIX, 2, 5);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_MSIX, 2), 0xffff);
+	bar_write(f, VIRTIO_PCI_COMMON_MSIX, 2, 2);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_MSIX, 2), 2);
 	/* The table is read/write; vectors start masked. */
-	bar_write(f, 0x4020, 4, 0xfee00000);
-	bar_write(f, 0x4028, 4, 0x4041);
-	assert_int_equal(bar_read(f, 0x4020, 4), 0xfee00000);
-	assert_int_equal(bar_read(f, 0x4028, 4), 0x4041);
-	assert_int_equal(bar_read(f, 0x402c, 4), 1);
+	bar_write(f, VPCI_MSIX_OFF + 0x20, 4, 0xfee00000);
+	bar_write(f, VPCI_MSIX_OFF + 0x28, 4, 0x4041);
+	assert_int_equal(bar_read(f, VPCI_MSIX_OFF + 0x20, 4), 0xfee00000);
+	assert_int_equal(bar_read(f, VPCI_MSIX_OFF + 0x28, 4), 0x4041);
+	assert_int_equal(bar_read(f, VPCI_MSIX_OFF + 0x2c, 4), 1);
 	/* A masked vector's interrupt becomes pending in the PBA, no INTx. */
 	pthread_mutex_lock(&f->d->vd.lock);
 	virtio_notify_config(&f->d->vd);
 	pthread_mutex_unlock(&f->d->vd.lock);
-	assert_int_equal(bar_read(f, 0x5000, 4) & 4, 4);
+	assert_int_equal(bar_read(f, VPCI_PBA_OFF, 4) & 4, 4);
 	assert_int_equal(f->levels[pci_intx_gsi(1, 1)], 0);
-	assert_int_equal(bar_read(f, 0x1000, 1), 0);
+	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1), 0);
 	/* Out-of-table and odd-width accesses read all ones. */
-	assert_int_equal(bar_read(f, 0x4030, 4), 0xffffffff);
-	assert_int_equal(bar_read(f, 0x4021, 1), 0xff);
+	assert_int_equal(bar_read(f, VPCI_MSIX_OFF + 0x30, 4), 0xffffffff);
+	assert_int_equal(bar_read(f, VPCI_MSIX_OFF + 0x21, 1), 0xff);
 }
 
 static void test_odd_accesses(void **state)
@@ -390,19 +390,19 @@ static void test_odd_accesses(void **state)
 
 	/* Misaligned / wrong-width common config accesses read ones and are
 	 * ignored on write; unmapped parts of the BAR too. */
-	assert_int_equal(bar_read(f, 0x13, 1), 0xff);
-	assert_int_equal(bar_read(f, 0x14, 2), 0xffff);
-	bar_write(f, 0x14, 2, 0xffff);
-	assert_int_equal(bar_read(f, 0x14, 1), 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_NUMQ + 1, 1), 0xff);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 2), 0xffff);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 2, 0xffff);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1), 0);
 	assert_int_equal(bar_read(f, 0x6000, 4), 0xffffffff);
-	assert_int_equal(bar_read(f, 0x2006, 4), 0xffffffff); /* past the config end */
+	assert_int_equal(bar_read(f, VPCI_DEVCFG_OFF + 6, 4), 0xffffffff); /* past the config end */
 	/* Notify to a queue that does not exist is outside the notify area. */
-	assert_int_equal(bar_read(f, 0x3008, 2), 0xffff);
+	assert_int_equal(bar_read(f, VPCI_NOTIFY_OFF + 8, 2), 0xffff);
 	/* queue_select beyond num_queues: size 0, writes ignored. */
-	bar_write(f, 0x16, 2, 7);
-	assert_int_equal(bar_read(f, 0x18, 2), 0);
-	bar_write(f, 0x1c, 2, 1);
-	assert_int_equal(bar_read(f, 0x1c, 2), 0);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 2, 7);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
 }
 
 static void test_save_load_roundtrip(void **state)
@@ -415,7 +415,7 @@ static void test_save_load_roundtrip(void **state)
 
 	negotiate(f, (1ULL << VIRTIO_F_VERSION_1) | (1ULL << 3));
 	setup_queue(f, 1, 0x20000);
-	bar_write(f, 0x14, 1, 0xf & ~VIRTIO_STATUS_FAILED);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, 0xf & ~VIRTIO_STATUS_FAILED);
 	assert_int_equal(f->d->activated, 1);
 	ser_writer_init(&w);
 	f->dev->ops->save(f->dev, &w);

@@ -10,6 +10,7 @@
 
 #include "../../core/log.h"
 #include "../../core/vcpu.h"
+#include "../../core/util.h"
 #include "../../core/vm.h"
 #include "../../devices/acpi_pm.h"
 #include "../../devices/i8042.h"
@@ -79,8 +80,8 @@ int arch_vm_init(struct vm *vm)
 
 	if (!x)
 		return -1;
-	for (size_t i = 0; i < sizeof(x86_caps) / sizeof(x86_caps[0]); i++) {
-		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, x86_caps[i].cap) <= 0) {
+	for (size_t i = 0; i < ARRAY_SIZE(x86_caps); i++) {
+		if (KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, x86_caps[i].cap) <= 0) {
 			log_error("/dev/kvm: the kernel lacks %s; use a kernel with full KVM support",
 				  x86_caps[i].name);
 			return -1;
@@ -89,10 +90,8 @@ int arch_vm_init(struct vm *vm)
 	/* Intel needs these three pages outside RAM; AMD ignores them. */
 	if (KVM_IOCTL(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0)
 		return -1;
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)X86_TSS_ADDR) < 0) {
-		log_error("KVM: ioctl KVM_SET_TSS_ADDR failed: %s", strerror(errno));
+	if (KVM_IOCTL(vm->vm_fd, KVM_SET_TSS_ADDR, X86_TSS_ADDR) < 0)
 		return -1;
-	}
 	if (KVM_IOCTL(vm->vm_fd, KVM_CREATE_IRQCHIP, NULL) < 0)
 		return -1;
 	if (KVM_IOCTL(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
