@@ -55,8 +55,9 @@ run_guests() {
 }
 
 # The Linux tier runs a guest under KVM inside QEMU's emulation of AMD SVM. When the tier
-# has failures AND the emulated host's own kernel reported a fault of its own (host-init
-# prints those dmesg lines as "KVMBOX-HOSTK ..."), the failed tests run once more: the
+# has failures AND the emulated host itself failed (its kernel reported a fault, which
+# host-init prints as "KVMBOX-HOSTK ...", or it wedged: run.sh stopped it after printing
+# nothing for KVMBOX_HOST_SILENCE seconds), the failed tests run once more: the
 # retried run's result counts, the first run's log is kept as build/linux/host-first.log,
 # and each retry is counted in the closing line. kvmbox's own messages (a guest crash, a
 # hang) never trigger a retry.
@@ -66,6 +67,7 @@ run_linux() {
 	failed=$(sed -n 's/^FAIL: \([^: ]*\).*/\1/p' "$tmp/linux.out" | sort -u)
 	[ -n "$failed" ] || return 0
 	sig=$(grep -a -m1 -o 'KVMBOX-HOSTK .*' build/linux/host.log | cut -c14-160)
+	[ -n "$sig" ] || sig=$(grep -a -m1 -o 'the emulated host printed nothing for [0-9]*s' build/linux/host.log)
 	[ -n "$sig" ] || return 0
 	cp build/linux/host.log build/linux/host-first.log
 	for t in $failed; do

@@ -348,6 +348,7 @@ kb_boot_host() {
 		-kernel "$KB_KDIR/vmlinuz" -initrd "$initrd"
 		-append "console=ttyS0 quiet panic=-1 $append"
 	)
+	[[ -n ${KB_PIDFILE:-} ]] && cmd+=(-pidfile "$KB_PIDFILE")
 	if [[ -n ${KB_STATUS_FILE:-} ]]; then
 		: >"$KB_STATUS_FILE" || return 1
 		cmd+=(-serial mon:stdio -serial "file:$KB_STATUS_FILE")

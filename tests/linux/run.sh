@@ -94,11 +94,25 @@ host_state=booting
 nokvm=
 : >"$LOG"
 bt=${KVMBOX_BOOT_TIMEOUT:-}
-exec 3< <(kb_boot_host "$OUT/host-initrd" "$TMO" \
+# An emulated host that prints nothing for this long has wedged (every scenario prints at
+# least every boot timeout): it is stopped, and its tests fail with that reason.
+SILENCE=${KVMBOX_HOST_SILENCE:-300}
+rm -f "$OUT/qemu.pid"
+exec 3< <(KB_PIDFILE=$OUT/qemu.pid kb_boot_host "$OUT/host-initrd" "$TMO" \
 	"kvmbox.host=tests ${only:+kvmbox.only=$only} ${bt:+kvmbox.boot_timeout=$bt}" 2>&1)
 qpid=$!
 last_fail=
-while IFS= read -r line <&3; do
+silent=0
+while :; do
+	IFS= read -r -t "$SILENCE" line <&3
+	rc=$?
+	if ((rc != 0)); then
+		((rc > 128)) || break # end of the output
+		silent=1
+		kill "$(cat "$OUT/qemu.pid" 2>/dev/null)" 2>/dev/null
+		echo "linux: the emulated host printed nothing for ${SILENCE}s; stopped it" >>"$LOG"
+		break
+	fi
 	line=${line//$'\r'/}
 	printf '%s\t%s\n' "$EPOCHSECONDS" "$line" >>"$LOG"
 	[[ ${KVMBOX_VERBOSE:-0} == 1 ]] && printf '%s\n' "$line" >&2
@@ -145,8 +159,10 @@ elapsed=$((EPOCHSECONDS - t_start))
 echo "linux: emulated host exited with status $qrc after ${elapsed}s (log: $LOG)" >>"$LOG"
 
 [[ -n $nokvm ]] && skip_all "$nokvm"
+((silent)) && host_state=silent
 case $host_state in
 finished) why="no result line (see $LOG)" ;;
+silent) why="the emulated host printed nothing for ${SILENCE}s (wedged) before this test ran (see $LOG)" ;;
 ready | booting)
 	if ((qrc == 124 || qrc == 137)); then
 		why="emulated host timed out after ${TMO}s before this test ran (see $LOG)"
