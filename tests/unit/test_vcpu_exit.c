@@ -9,7 +9,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "core/util.h"
 #include "core/vcpu.h"
 #include "core/vm.h"
 #include "fakes.h"
@@ -194,7 +193,7 @@ struct poweroff_reg {
 
 static void poweroff_io(struct device *d, struct bus_access *a)
 {
-	struct vm *vm = container_of(d, struct poweroff_reg, dev)->vm;
+	struct vm *vm = ((struct poweroff_reg *)(void *)((char *)d - offsetof(struct poweroff_reg, dev)))->vm;
 
 	if (a->is_write)
 		vm_request_stop(vm, VM_POWEROFF);
