@@ -247,7 +247,7 @@ struct device *acpi_pm_create(const char *name, struct bus *pio, struct irq_line
 	p->sci = sci;
 	p->ctl = ctl;
 	pthread_mutex_init(&p->lock, NULL);
-	for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(ranges); i++) {
 		if (bus_register(pio, ranges[i].port, ranges[i].len, &p->dev) < 0) {
 			log_error("acpi_pm %s: I/O ports 0x%x-0x%x are already in use; this is a kvmbox bug",
 				  p->dev.name, ranges[i].port, ranges[i].port + ranges[i].len - 1);

@@ -50,12 +50,12 @@ static struct pci_host *to_host(struct device *dev)
 
 static uint32_t cfg_get(const uint8_t *c, uint32_t off, uint32_t len)
 {
-	return (uint32_t)io_le_get(c + off, len);
+	return (uint32_t)get_le(c + off, len);
 }
 
 static void cfg_put(uint8_t *c, uint32_t off, uint32_t len, uint32_t v)
 {
-	io_le_put(c + off, len, v);
+	put_le(c + off, len, v);
 }
 
 static bool cfg_range_ok(uint32_t off, uint32_t len)
@@ -641,9 +641,9 @@ static void host_io(struct device *dev, struct bus_access *a)
 		}
 		pthread_mutex_lock(&h->lock);
 		if (a->is_write)
-			h->addr = (uint32_t)io_le_get(a->data, 4) & CFG_ADDR_MASK;
+			h->addr = (uint32_t)get_le(a->data, 4) & CFG_ADDR_MASK;
 		else
-			io_le_put(a->data, 4, h->addr);
+			put_le(a->data, 4, h->addr);
 		pthread_mutex_unlock(&h->lock);
 		return;
 	}
@@ -858,7 +858,7 @@ struct device *pci_host_create(const char *name, struct bus *pio, struct bus *mm
 	memcpy(h->bridge.reset_config, h->bridge.config, PCI_CONFIG_SIZE);
 	h->bridge.host = h;
 	h->bridge.slot = 0;
-	for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(ranges); i++) {
 		if (bus_register(pio, ranges[i].base, ranges[i].len, &h->dev) < 0) {
 			log_error("pci %s: I/O ports 0x%llx-0x%llx are already in use; this is a kvmbox bug",
 				  h->dev.name, (unsigned long long)ranges[i].base,
