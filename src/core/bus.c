@@ -34,7 +34,8 @@ static int upper_bound(const struct bus *b, uint64_t addr)
 	return lo;
 }
 
-int bus_register(struct bus *b, uint64_t base, uint64_t len, struct device *dev)
+/* bus_register; on an overlap *holder (if given) is the device in the way. */
+static int do_register(struct bus *b, uint64_t base, uint64_t len, struct device *dev, struct device **holder)
 {
 	int i, ret = -1;
 
@@ -43,10 +44,16 @@ int bus_register(struct bus *b, uint64_t base, uint64_t len, struct device *dev)
 	pthread_rwlock_wrlock(&b->lock);
 	i = upper_bound(b, base);
 	/* The previous range must end before base, the next start after us. */
-	if (i > 0 && b->ranges[i - 1].base + b->ranges[i - 1].len - 1 >= base)
+	if (i > 0 && b->ranges[i - 1].base + b->ranges[i - 1].len - 1 >= base) {
+		if (holder)
+			*holder = b->ranges[i - 1].dev;
 		goto out;
-	if (i < b->nr && b->ranges[i].base <= base + len - 1)
+	}
+	if (i < b->nr && b->ranges[i].base <= base + len - 1) {
+		if (holder)
+			*holder = b->ranges[i].dev;
 		goto out;
+	}
 	if (b->nr == b->cap) {
 		int cap = b->cap ? b->cap * 2 : 16;
 		struct bus_range *nr = realloc(b->ranges, (size_t)cap * sizeof(*nr));
@@ -65,6 +72,11 @@ out:
 	return ret;
 }
 
+int bus_register(struct bus *b, uint64_t base, uint64_t len, struct device *dev)
+{
+	return do_register(b, base, len, dev, NULL);
+}
+
 int bus_unregister(struct bus *b, uint64_t base, struct device *dev)
 {
 	int ret = -1;
@@ -72,7 +84,8 @@ int bus_unregister(struct bus *b, uint64_t base, struct device *dev)
 	pthread_rwlock_wrlock(&b->lock);
 	for (int i = 0; i < b->nr; i++) {
 		if (b->ranges[i].base == base && b->ranges[i].dev == dev) {
-			memmove(&b->ranges[i], &b->ranges[i + 1], (size_t)(b->nr - i - 1) * sizeof(*b->ranges));
+			memmove(&b->ranges[i], &b->ranges[i + 1],
+				(size_t)(b->nr - i - 1) * sizeof(*b->ranges));
 			b->nr--;
 			ret = 0;
 			break;
@@ -88,6 +101,8 @@ bool bus_dispatch(struct bus *b, uint64_t addr, uint8_t *data, uint32_t len, boo
 	struct device *dev = NULL;
 	int i;
 
+	/* Only the lookup is under the lock: the device runs without it, so it
+	 * may (un)register ranges itself (bus.h says why that is safe). */
 	pthread_rwlock_rdlock(&b->lock);
 	i = upper_bound(b, addr) - 1;
 	if (i >= 0 && len > 0) {
@@ -96,16 +111,18 @@ bool bus_dispatch(struct bus *b, uint64_t addr, uint8_t *data, uint32_t len, boo
 
 		if (off < r->len && len <= r->len - off) {
 			dev = r->dev;
-			a = (struct bus_access){ .space = b->space, .base = r->base, .offset = off,
-						 .data = data, .len = len, .is_write = is_write };
+			a = (struct bus_access){ .space = b->space,
+						 .base = r->base,
+						 .offset = off,
+						 .data = data,
+						 .len = len,
+						 .is_write = is_write };
 		}
 	}
-	/* The device is called under the read lock: a range cannot vanish while
-	 * its device runs. Devices must not register ranges from io(). */
+	pthread_rwlock_unlock(&b->lock);
 	if (dev)
 		dev->ops->io(dev, &a);
-	pthread_rwlock_unlock(&b->lock);
-	if (!dev && !is_write)
+	else if (!is_write)
 		memset(data, 0xff, len);
 	return dev != NULL;
 }
