@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 void bus_init(struct bus *b, enum bus_space space)
 {
 	memset(b, 0, sizeof(*b));
@@ -93,6 +95,33 @@ int bus_unregister(struct bus *b, uint64_t base, struct device *dev)
 	}
 	pthread_rwlock_unlock(&b->lock);
 	return ret;
+}
+
+int bus_register_all(struct bus *b, const struct bus_claim *claims, size_t n, struct device *dev)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct bus_claim *c = &claims[i];
+		struct device *holder = NULL;
+		uint64_t last = c->len ? c->base + c->len - 1 : c->base;
+
+		if (do_register(b, c->base, c->len, dev, &holder) == 0)
+			continue;
+		log_error("%s %s: %s 0x%llx-0x%llx %s%s; this is a kvmbox bug", dev->ops->type, dev->name,
+			  b->space == BUS_PIO ? "I/O ports" : "MMIO", (unsigned long long)c->base,
+			  (unsigned long long)last,
+			  holder ? "are already in use by "
+				 : "cannot be claimed (empty, wrapping or out of memory)",
+			  holder ? holder->name : "");
+		bus_unregister_all(b, claims, i, dev);
+		return -1;
+	}
+	return 0;
+}
+
+void bus_unregister_all(struct bus *b, const struct bus_claim *claims, size_t n, struct device *dev)
+{
+	for (size_t i = 0; i < n; i++)
+		bus_unregister(b, claims[i].base, dev);
 }
 
 bool bus_dispatch(struct bus *b, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)

@@ -22,6 +22,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "device.h"
@@ -40,6 +41,12 @@ struct bus {
 	pthread_rwlock_t lock; /* writers: (un)register; readers: the lookup in dispatch */
 };
 
+/* One range a device claims: [base, base + len). */
+struct bus_claim {
+	uint64_t base;
+	uint64_t len;
+};
+
 void bus_init(struct bus *b, enum bus_space space);
 void bus_destroy(struct bus *b);
 /* Claim [base, base+len) for dev. Returns 0, or -1 if len is 0, the range
@@ -48,6 +55,12 @@ int bus_register(struct bus *b, uint64_t base, uint64_t len, struct device *dev)
 /* Release the range that starts at base and belongs to dev. 0 or -1. Safe
  * from a device's io(); see above for accesses already in flight. */
 int bus_unregister(struct bus *b, uint64_t base, struct device *dev);
+/* Claim all n ranges for dev, or none: on a failure the ones already claimed
+ * are released and one line names the device, the range and who holds it.
+ * 0 or -1. */
+int bus_register_all(struct bus *b, const struct bus_claim *claims, size_t n, struct device *dev);
+/* Release what bus_register_all claimed (ranges not held by dev are skipped). */
+void bus_unregister_all(struct bus *b, const struct bus_claim *claims, size_t n, struct device *dev);
 /* Deliver an access. Returns true when a device handled it; on false (no
  * device) a read's data is filled with 0xff, as on real buses. An access that
  * straddles the end of a range is not delivered. No bus lock is held while

@@ -38,6 +38,7 @@ struct acpi_pm {
 	struct device dev;
 	pthread_mutex_t lock;
 	struct bus *pio;
+	struct bus_claim claims[3]; /* event block, control block, reset register */
 	struct irq_line sci;
 	struct machine_ctl ctl;
 	uint16_t sts, en, cnt;
@@ -206,9 +207,7 @@ static void acpi_pm_destroy(struct device *dev)
 {
 	struct acpi_pm *p = to_pm(dev);
 
-	bus_unregister(p->pio, X86_PM1A_EVT_PORT, dev);
-	bus_unregister(p->pio, X86_PM1A_CNT_PORT, dev);
-	bus_unregister(p->pio, X86_PM_RESET_PORT, dev);
+	bus_unregister_all(p->pio, p->claims, ARRAY_SIZE(p->claims), dev);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -224,13 +223,7 @@ static const struct device_ops acpi_pm_ops = {
 
 struct device *acpi_pm_create(const char *name, struct bus *pio, struct irq_line sci, struct machine_ctl ctl)
 {
-	static const struct { uint16_t port, len; } ranges[] = {
-		{ X86_PM1A_EVT_PORT, PM1_EVT_LEN },
-		{ X86_PM1A_CNT_PORT, PM1_CNT_LEN },
-		{ X86_PM_RESET_PORT, PM_RESET_LEN },
-	};
 	struct acpi_pm *p;
-	size_t i;
 
 	if (!pio) {
 		log_error("acpi_pm %s: no I/O port bus; this is a kvmbox bug", name ? name : "?");
@@ -247,16 +240,13 @@ struct device *acpi_pm_create(const char *name, struct bus *pio, struct irq_line
 	p->sci = sci;
 	p->ctl = ctl;
 	pthread_mutex_init(&p->lock, NULL);
-	for (i = 0; i < ARRAY_SIZE(ranges); i++) {
-		if (bus_register(pio, ranges[i].port, ranges[i].len, &p->dev) < 0) {
-			log_error("acpi_pm %s: I/O ports 0x%x-0x%x are already in use; this is a kvmbox bug",
-				  p->dev.name, ranges[i].port, ranges[i].port + ranges[i].len - 1);
-			while (i-- > 0)
-				bus_unregister(pio, ranges[i].port, &p->dev);
-			pthread_mutex_destroy(&p->lock);
-			free(p);
-			return NULL;
-		}
+	p->claims[0] = (struct bus_claim){ X86_PM1A_EVT_PORT, PM1_EVT_LEN };
+	p->claims[1] = (struct bus_claim){ X86_PM1A_CNT_PORT, PM1_CNT_LEN };
+	p->claims[2] = (struct bus_claim){ X86_PM_RESET_PORT, PM_RESET_LEN };
+	if (bus_register_all(pio, p->claims, ARRAY_SIZE(p->claims), &p->dev) < 0) {
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+		return NULL;
 	}
 	return &p->dev;
 }

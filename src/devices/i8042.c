@@ -45,6 +45,7 @@ struct i8042 {
 	struct device dev;
 	pthread_mutex_t lock;
 	struct bus *pio;
+	struct bus_claim claims[2]; /* data port, command/status port */
 	struct irq_line irq;
 	struct machine_ctl ctl;
 	uint8_t ram[32];  /* controller RAM; ram[0] is the command byte */
@@ -258,8 +259,7 @@ static void i8042_destroy(struct device *dev)
 {
 	struct i8042 *k = to_i8042(dev);
 
-	bus_unregister(k->pio, X86_I8042_DATA, dev);
-	bus_unregister(k->pio, X86_I8042_CMD, dev);
+	bus_unregister_all(k->pio, k->claims, ARRAY_SIZE(k->claims), dev);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
@@ -294,20 +294,12 @@ struct device *i8042_create(const char *name, struct bus *pio, struct irq_line k
 	k->ctl = ctl;
 	i8042_reset_locked(k);
 	pthread_mutex_init(&k->lock, NULL);
-	if (bus_register(pio, X86_I8042_DATA, 1, &k->dev) < 0) {
-		log_error("i8042 %s: I/O port 0x%x is already in use; this is a kvmbox bug", k->dev.name,
-			  X86_I8042_DATA);
-		goto fail;
-	}
-	if (bus_register(pio, X86_I8042_CMD, 1, &k->dev) < 0) {
-		log_error("i8042 %s: I/O port 0x%x is already in use; this is a kvmbox bug", k->dev.name,
-			  X86_I8042_CMD);
-		bus_unregister(pio, X86_I8042_DATA, &k->dev);
-		goto fail;
+	k->claims[0] = (struct bus_claim){ X86_I8042_DATA, 1 };
+	k->claims[1] = (struct bus_claim){ X86_I8042_CMD, 1 };
+	if (bus_register_all(pio, k->claims, ARRAY_SIZE(k->claims), &k->dev) < 0) {
+		pthread_mutex_destroy(&k->lock);
+		free(k);
+		return NULL;
 	}
 	return &k->dev;
-fail:
-	pthread_mutex_destroy(&k->lock);
-	free(k);
-	return NULL;
 }

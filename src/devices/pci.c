@@ -33,6 +33,7 @@ struct pci_host {
 	pthread_mutex_t irq_lock; /* INTx wire-OR */
 	struct bus *pio;
 	struct bus *mmio;
+	struct bus_claim claims[3]; /* CONFIG_ADDRESS, CONFIG_DATA, I/O BAR window */
 	struct irq_line intx;
 	uint32_t addr;            /* CONFIG_ADDRESS (0xCF8) */
 	struct pci_dev bridge;    /* 00:00.0 */
@@ -806,9 +807,7 @@ static void host_destroy(struct device *dev)
 		h->slots[s] = NULL;
 	}
 	pthread_mutex_unlock(&h->map_lock);
-	bus_unregister(h->pio, X86_PCI_CONFIG_ADDR, dev);
-	bus_unregister(h->pio, X86_PCI_CONFIG_DATA, dev);
-	bus_unregister(h->pio, PCI_IO_WINDOW_START, dev);
+	bus_unregister_all(h->pio, h->claims, ARRAY_SIZE(h->claims), dev);
 	pthread_mutex_destroy(&h->lock);
 	pthread_mutex_destroy(&h->map_lock);
 	pthread_mutex_destroy(&h->irq_lock);
@@ -826,13 +825,7 @@ static const struct device_ops pci_host_ops = {
 
 struct device *pci_host_create(const char *name, struct bus *pio, struct bus *mmio, struct irq_line intx)
 {
-	static const struct { uint64_t base, len; } ranges[] = {
-		{ X86_PCI_CONFIG_ADDR, 4 },
-		{ X86_PCI_CONFIG_DATA, 4 },
-		{ PCI_IO_WINDOW_START, PCI_IO_WINDOW_SIZE },
-	};
 	struct pci_host *h;
-	size_t i;
 
 	if (!pio || !mmio) {
 		log_error("pci %s: missing I/O port or MMIO bus; this is a kvmbox bug", name ? name : "?");
@@ -858,19 +851,15 @@ struct device *pci_host_create(const char *name, struct bus *pio, struct bus *mm
 	memcpy(h->bridge.reset_config, h->bridge.config, PCI_CONFIG_SIZE);
 	h->bridge.host = h;
 	h->bridge.slot = 0;
-	for (i = 0; i < ARRAY_SIZE(ranges); i++) {
-		if (bus_register(pio, ranges[i].base, ranges[i].len, &h->dev) < 0) {
-			log_error("pci %s: I/O ports 0x%llx-0x%llx are already in use; this is a kvmbox bug",
-				  h->dev.name, (unsigned long long)ranges[i].base,
-				  (unsigned long long)(ranges[i].base + ranges[i].len - 1));
-			while (i-- > 0)
-				bus_unregister(pio, ranges[i].base, &h->dev);
-			pthread_mutex_destroy(&h->lock);
-			pthread_mutex_destroy(&h->map_lock);
-			pthread_mutex_destroy(&h->irq_lock);
-			free(h);
-			return NULL;
-		}
+	h->claims[0] = (struct bus_claim){ X86_PCI_CONFIG_ADDR, 4 };
+	h->claims[1] = (struct bus_claim){ X86_PCI_CONFIG_DATA, 4 };
+	h->claims[2] = (struct bus_claim){ PCI_IO_WINDOW_START, PCI_IO_WINDOW_SIZE };
+	if (bus_register_all(pio, h->claims, ARRAY_SIZE(h->claims), &h->dev) < 0) {
+		pthread_mutex_destroy(&h->lock);
+		pthread_mutex_destroy(&h->map_lock);
+		pthread_mutex_destroy(&h->irq_lock);
+		free(h);
+		return NULL;
 	}
 	return &h->dev;
 }

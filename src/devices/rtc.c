@@ -55,7 +55,8 @@ struct rtc {
 	struct device dev;
 	pthread_mutex_t lock;
 	struct bus *pio;
-	struct irq_line irq; /* kept for a future periodic interrupt */
+	struct bus_claim claim; /* index and data ports */
+	struct irq_line irq;    /* kept for a future periodic interrupt */
 	void (*now)(void *ctx, struct timespec *ts);
 	void *now_ctx;
 	uint8_t index;
@@ -335,7 +336,7 @@ static void rtc_destroy(struct device *dev)
 {
 	struct rtc *c = to_rtc(dev);
 
-	bus_unregister(c->pio, X86_RTC_PORT, dev);
+	bus_unregister_all(c->pio, &c->claim, 1, dev);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -383,9 +384,8 @@ struct device *rtc_create(const char *name, struct bus *pio, struct irq_line irq
 	c->cmos[REG_B] = B_24H;          /* BCD, 24-hour */
 	c->cmos[REG_D] = D_VRT;
 	pthread_mutex_init(&c->lock, NULL);
-	if (bus_register(pio, X86_RTC_PORT, 2, &c->dev) < 0) {
-		log_error("rtc %s: I/O ports 0x%x-0x%x are already in use; this is a kvmbox bug",
-			  c->dev.name, X86_RTC_PORT, X86_RTC_PORT + 1);
+	c->claim = (struct bus_claim){ X86_RTC_PORT, 2 };
+	if (bus_register_all(pio, &c->claim, 1, &c->dev) < 0) {
 		pthread_mutex_destroy(&c->lock);
 		free(c);
 		return NULL;

@@ -75,6 +75,7 @@ struct uart {
 	pthread_mutex_t lock;
 	struct bus *pio;
 	uint16_t base;
+	struct bus_claim claim; /* [base, base + 8) */
 	struct irq_line irq;
 	struct char_port port;
 
@@ -478,7 +479,7 @@ static void uart_destroy(struct device *dev)
 {
 	struct uart *u = to_uart(dev);
 
-	bus_unregister(u->pio, u->base, dev);
+	bus_unregister_all(u->pio, &u->claim, 1, dev);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
 }
@@ -514,9 +515,8 @@ struct device *uart_create(const char *name, struct bus *pio, uint16_t base, str
 	u->port = port;
 	pthread_mutex_init(&u->lock, NULL);
 	uart_reset_locked(u);
-	if (bus_register(pio, base, UART_NR_REGS, &u->dev) < 0) {
-		log_error("uart %s: I/O ports 0x%x-0x%x are already in use; pick another base",
-			  u->dev.name, base, base + UART_NR_REGS - 1);
+	u->claim = (struct bus_claim){ base, UART_NR_REGS };
+	if (bus_register_all(pio, &u->claim, 1, &u->dev) < 0) {
 		pthread_mutex_destroy(&u->lock);
 		free(u);
 		return NULL;

@@ -165,6 +165,27 @@ static void test_save_load_and_reset(void **state)
 	assert_int_equal(b[0] & b[1] & b[2], 0xff);
 }
 
+/* A second block whose reset register is taken fails as a whole: nothing of
+ * it stays claimed, and one line says which ports are taken and by whom. */
+static void test_create_conflict_rolls_back(void **state)
+{
+	struct ctx *c = *state;
+	struct stderr_capture cap;
+	struct bus other;
+	struct device *d;
+	const char *msg;
+
+	bus_init(&other, BUS_PIO);
+	assert_int_equal(bus_register(&other, X86_PM_RESET_PORT, 1, c->dev), 0);
+	stderr_capture_begin(&cap);
+	d = acpi_pm_create("pm2", &other, (struct irq_line){ 0 }, (struct machine_ctl){ 0 });
+	msg = stderr_capture_end(&cap);
+	assert_null(d);
+	assert_non_null(strstr(msg, "acpi_pm pm2: I/O ports 0x608-0x608 are already in use by pm"));
+	assert_int_equal(other.nr, 1);
+	bus_destroy(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +193,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_register, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_power_button_sci, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_load_and_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_conflict_rolls_back, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -158,6 +158,53 @@ static void test_dispatch(void **state)
 	bus_destroy(&b);
 }
 
+static void test_register_all_rolls_back(void **state)
+{
+	const struct bus_claim claims[] = { { 0x60, 1 }, { 0x64, 1 }, { 0x70, 2 } };
+	struct stderr_capture cap;
+	struct bus b;
+	struct rec a, c;
+	const char *msg;
+	uint8_t d = 0;
+	int ret;
+
+	rec_init(&a, 0x11);
+	rec_init(&c, 0x22);
+	snprintf(a.dev.name, sizeof(a.dev.name), "kbd");
+	snprintf(c.dev.name, sizeof(c.dev.name), "clock");
+	bus_init(&b, BUS_PIO);
+	assert_int_equal(bus_register(&b, 0x71, 1, &c.dev), 0);
+	stderr_capture_begin(&cap);
+	ret = bus_register_all(&b, claims, ARRAY_SIZE(claims), &a.dev);
+	msg = stderr_capture_end(&cap);
+	assert_int_equal(ret, -1);
+	/* One line naming the device, the range and who holds it. */
+	assert_non_null(strstr(msg, "rec kbd: I/O ports 0x70-0x71 are already in use by clock"));
+	assert_int_equal(strchr(msg, '\n') - msg, (long)strlen(msg) - 1);
+	/* Nothing of the device stayed registered. */
+	assert_int_equal(b.nr, 1);
+	assert_false(bus_dispatch(&b, 0x60, &d, 1, false));
+	assert_false(bus_dispatch(&b, 0x64, &d, 1, false));
+	assert_int_equal(a.calls, 0);
+
+	assert_int_equal(bus_unregister(&b, 0x71, &c.dev), 0);
+	assert_int_equal(bus_register_all(&b, claims, ARRAY_SIZE(claims), &a.dev), 0);
+	assert_int_equal(b.nr, 3);
+	assert_true(bus_dispatch(&b, 0x71, &d, 1, false));
+	assert_int_equal(a.calls, 1);
+	bus_unregister_all(&b, claims, ARRAY_SIZE(claims), &a.dev);
+	assert_int_equal(b.nr, 0);
+
+	/* An empty claim is refused too, with the same kind of line. */
+	stderr_capture_begin(&cap);
+	ret = bus_register_all(&b, (const struct bus_claim[]){ { 0x10, 4 }, { 0x20, 0 } }, 2, &a.dev);
+	msg = stderr_capture_end(&cap);
+	assert_int_equal(ret, -1);
+	assert_non_null(strstr(msg, "rec kbd: I/O ports 0x20-0x20 cannot be claimed"));
+	assert_int_equal(b.nr, 0);
+	bus_destroy(&b);
+}
+
 /* ---- devices that change the bus from inside their own access ----
  *
  * These run their bodies on a helper thread so that a deadlock (the bus lock
@@ -497,6 +544,7 @@ int main(void)
 		cmocka_unit_test(test_wrap_refused),
 		cmocka_unit_test(test_unregister),
 		cmocka_unit_test(test_dispatch),
+		cmocka_unit_test(test_register_all_rolls_back),
 		cmocka_unit_test(test_device_remaps_itself_from_io),
 		cmocka_unit_test(test_device_unregisters_itself_from_io),
 		cmocka_unit_test(test_concurrent_dispatch_and_remap),
