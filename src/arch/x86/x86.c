@@ -118,6 +118,14 @@ static void press_power_button(void *dev)
 
 int arch_create_devices(struct vm *vm)
 {
+	/* The same ports and values as the FADT and the DSDT's \_S5 (acpi.c). */
+	static const struct acpi_pm_config pm = {
+		.evt = X86_PM1A_EVT_PORT,
+		.cnt = X86_PM1A_CNT_PORT,
+		.reset = X86_PM_RESET_PORT,
+		.reset_value = X86_PM_RESET_VALUE,
+		.s5_slp_typ = X86_SLP_TYP_S5,
+	};
 	struct machine_ctl ctl = { .request = machine_request, .ctx = vm };
 	struct device *d;
 
@@ -130,15 +138,15 @@ int arch_create_devices(struct vm *vm)
 	vm_add_device(vm, d);
 	if (vm->cfg->console == CONSOLE_SERIAL)
 		vm->console_in = (struct vm_console_in){ .receive = console_to_uart, .ctx = d };
-	d = rtc_create("rtc", &vm->pio, IRQ(X86_RTC_IRQ));
+	d = rtc_create("rtc", &vm->pio, X86_RTC_PORT, IRQ(X86_RTC_IRQ));
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
-	d = i8042_create("i8042", &vm->pio, IRQ(X86_I8042_IRQ), ctl);
+	d = i8042_create("i8042", &vm->pio, X86_I8042_DATA, X86_I8042_CMD, IRQ(X86_I8042_IRQ), ctl);
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
-	d = acpi_pm_create("acpi-pm", &vm->pio, IRQ(X86_SCI_IRQ), ctl);
+	d = acpi_pm_create("acpi-pm", &vm->pio, &pm, IRQ(X86_SCI_IRQ), ctl);
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
