@@ -1,4 +1,5 @@
-/* Unit tests for the PCI host bridge and function framework. */
+/* Unit tests for the PCI core (host bridge, functions, BARs, INTx) and its
+ * config front-ends: configuration mechanism #1 and ECAM. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +12,9 @@
 
 #include "arch/x86/layout.h"
 #include "core/bus.h"
+#include "core/util.h"
 #include "devices/pci.h"
+#include "devices/pci_cf8.h"
 
 struct fdev {
 	struct device dev;
@@ -27,7 +30,7 @@ struct fdev {
 
 struct ctx {
 	struct bus pio, mmio;
-	struct device *host;
+	struct device *host, *cf8;
 	struct fdev f;
 	int gsi_level[32];
 	int gsi_calls;
@@ -85,11 +88,24 @@ static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 	struct fdev *f = &c->f;
+	struct pci_host_config cfg = {
+		.mmio = &c->mmio,
+		.mem32 = { X86_PCI_MMIO_START, X86_PCI_MMIO_END - X86_PCI_MMIO_START },
+		.mem64 = { X86_PCI_MMIO64_START, X86_PCI_MMIO64_SIZE },
+		.io_bus = &c->pio,
+		.io = { X86_PCI_IO_START, X86_PCI_IO_SIZE },
+		.io_bus_base = X86_PCI_IO_START,
+		.intx = { .set = fake_irq, .ctx = c },
+		.intx_gsi_base = X86_PCI_INTX_GSI_BASE,
+		.intx_lines = X86_PCI_INTX_GSI_COUNT,
+	};
 
 	bus_init(&c->pio, BUS_PIO);
 	bus_init(&c->mmio, BUS_MMIO);
-	c->host = pci_host_create("pci", &c->pio, &c->mmio, (struct irq_line){ .set = fake_irq, .ctx = c });
+	c->host = pci_host_create("pci", &cfg);
 	assert_non_null(c->host);
+	c->cf8 = pci_cf8_create("pci-cf8", c->host, &c->pio, X86_PCI_CONFIG_ADDR);
+	assert_non_null(c->cf8);
 	snprintf(f->dev.name, sizeof(f->dev.name), "fake");
 	pci_dev_init(&f->pci, &f->dev, &f_ops, 0x1af4, 0x1041, 0x020000, 1);
 	assert_int_equal(pci_set_bar(&f->pci, 0, PCI_BAR_MEM32, 0x1000, false), 0);
@@ -105,8 +121,11 @@ static int teardown(void **state)
 	struct ctx *c = *state;
 
 	pci_remove_device(&c->f.pci);
+	c->cf8->ops->destroy(c->cf8);
 	c->host->ops->destroy(c->host);
 	pci_remove_device(&c->f.pci); /* after the host is gone: a no-op */
+	assert_int_equal(c->pio.nr, 0);
+	assert_int_equal(c->mmio.nr, 0);
 	bus_destroy(&c->pio);
 	bus_destroy(&c->mmio);
 	free(c);
@@ -222,12 +241,12 @@ static void test_add_device_and_bars(void **state)
 	assert_true((bar2 & ~0xfu) >= X86_PCI_MMIO_START + 0x1000);
 	assert_int_equal(bar3, 0);
 	assert_int_equal(bar4 & 3, 1);
-	assert_int_equal(bar4 & ~3u, PCI_IO_WINDOW_START);
+	assert_int_equal(bar4 & ~3u, X86_PCI_IO_START);
 	/* Interrupt pin/line. */
 	assert_int_equal(cfg_rd(c, slot, 0x3d, 1), 1);
 	assert_int_equal(cfg_rd(c, slot, 0x3c, 1), X86_PCI_INTX_GSI_BASE + 1);
-	assert_int_equal(pci_intx_gsi(slot, 1), X86_PCI_INTX_GSI_BASE + 1);
-	assert_int_equal(pci_intx_gsi(7, 2), X86_PCI_INTX_GSI_BASE + 0);
+	assert_int_equal(pci_intx_gsi(c->host, slot, 1), X86_PCI_INTX_GSI_BASE + 1);
+	assert_int_equal(pci_intx_gsi(c->host, 7, 2), X86_PCI_INTX_GSI_BASE + 0);
 	/* Unused BARs and the ROM BAR read 0 even after all-ones writes. */
 	cfg_wr(c, slot, 0x14, 4, 0xffffffff);
 	cfg_wr(c, slot, 0x30, 4, 0xffffffff);
@@ -288,14 +307,17 @@ static void test_bar_enable_and_move(void **state)
 	assert_int_equal(c->f.last_off, 0x3ffc);
 	mmio_rd(c, bar2 + 0x3ffe, 4, &hit);                   /* straddles the end */
 	assert_false(hit);
-	/* I/O BAR is still off; then on. */
-	assert_true(bus_dispatch(&c->pio, io + 4, b, 2, false));
+	/* I/O BAR is still off; then on. Off, nothing decodes its ports (the host
+	 * no longer claims a window of its own: I/O BARs go on the bus itself). */
+	assert_false(bus_dispatch(&c->pio, io + 4, b, 2, false));
 	assert_int_equal(b[0], 0xff);
+	assert_int_equal(c->pio.nr, 2); /* CONFIG_ADDRESS, CONFIG_DATA */
 	cfg_wr(c, slot, 0x04, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_IO);
 	b[0] = 0x34;
 	b[1] = 0x12;
 	assert_true(bus_dispatch(&c->pio, io + 4, b, 2, true));
 	assert_int_equal(c->f.last_bar, 4);
+	assert_int_equal(c->f.last_base, io);
 	assert_int_equal(c->f.last_off, 4);
 	assert_true(c->f.last_write);
 	assert_int_equal(c->f.last_val, 0x1234);
@@ -318,10 +340,13 @@ static void test_bar_enable_and_move(void **state)
 	mmio_rd(c, 0xd0000000, 4, &hit);
 	assert_false(hit);
 	assert_int_equal(c->mmio.nr, 0);
-	/* Moving the I/O BAR outside the window leaves it undecoded. */
+	/* Moving the I/O BAR outside the window leaves it undecoded, there and
+	 * at the old place. */
 	cfg_wr(c, slot, 0x20, 4, 0x1000);
-	assert_true(bus_dispatch(&c->pio, io, b, 1, false));
+	assert_false(bus_dispatch(&c->pio, io, b, 1, false));
 	assert_int_equal(b[0], 0xff);
+	assert_false(bus_dispatch(&c->pio, 0x1000, b, 1, false));
+	assert_int_equal(c->pio.nr, 2);
 	assert_true(c->f.config_writes > 0);
 }
 
@@ -359,7 +384,7 @@ static void test_command_status_masks_and_intx(void **state)
 {
 	struct ctx *c = *state;
 	int slot = pci_add_device(c->host, &c->f.pci);
-	uint32_t gsi = pci_intx_gsi(slot, 1);
+	uint32_t gsi = pci_intx_gsi(c->host, slot, 1);
 
 	cfg_wr(c, slot, 0x04, 2, 0xffff);
 	assert_int_equal(cfg_rd(c, slot, 0x04, 2), 0x0547);
@@ -385,7 +410,7 @@ static void test_shared_intx_wire_or(void **state)
 	struct ctx *c = *state;
 	struct fdev g[8];
 	int s1 = pci_add_device(c->host, &c->f.pci), sg = -1;
-	uint32_t gsi = pci_intx_gsi(s1, 1);
+	uint32_t gsi = pci_intx_gsi(c->host, s1, 1);
 
 	memset(g, 0, sizeof(g));
 	/* Fill slots until one shares the first device's GSI. */
@@ -393,7 +418,7 @@ static void test_shared_intx_wire_or(void **state)
 		pci_dev_init(&g[i].pci, &g[i].dev, &f_ops, 0x1af4, 0x1000, 0, 0);
 		pci_set_intx_pin(&g[i].pci, 1);
 		int s = pci_add_device(c->host, &g[i].pci);
-		if (pci_intx_gsi(s, 1) == gsi) {
+		if (pci_intx_gsi(c->host, s, 1) == gsi) {
 			sg = i;
 			break;
 		}
@@ -439,7 +464,7 @@ static void test_save_load(void **state)
 	assert_int_equal(cfg_rd(c, slot, 0x3c, 1), 0x33);
 	mmio_rd(c, 0xe0000000, 4, &hit);
 	assert_true(hit);
-	assert_int_equal(c->gsi_level[pci_intx_gsi(slot, 1)], 1);
+	assert_int_equal(c->gsi_level[pci_intx_gsi(c->host, slot, 1)], 1);
 
 	/* A snapshot of a different machine is refused. */
 	pci_remove_device(&c->f.pci);
@@ -448,6 +473,214 @@ static void test_save_load(void **state)
 	ser_reader_init(&r, w.buf, 10);
 	assert_int_equal(c->host->ops->load(c->host, &r), -1);
 	ser_writer_free(&w);
+}
+
+/* CONFIG_ADDRESS is the front-end's state: saved, reset and loaded with it. */
+static void test_cf8_state(void **state)
+{
+	struct ctx *c = *state;
+	struct ser_writer w;
+	struct ser_reader r;
+	uint8_t b[4];
+
+	set_addr(c, 3, 0x10);
+	ser_writer_init(&w);
+	c->cf8->ops->save(c->cf8, &w);
+	assert_false(w.err);
+	c->cf8->ops->reset(c->cf8);
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_ADDR, b, 4, false));
+	assert_int_equal(get_le32(b), 0);
+	ser_reader_init(&r, w.buf, w.len);
+	assert_int_equal(c->cf8->ops->load(c->cf8, &r), 0);
+	assert_true(ser_reader_done(&r));
+	assert_true(bus_dispatch(&c->pio, X86_PCI_CONFIG_ADDR, b, 4, false));
+	assert_int_equal(get_le32(b), 0x80001810);
+	/* Reserved bits in a saved CONFIG_ADDRESS: refused. */
+	w.buf[1] |= 0x01;
+	ser_reader_init(&r, w.buf, w.len);
+	assert_int_equal(c->cf8->ops->load(c->cf8, &r), -1);
+	ser_reader_init(&r, w.buf, 3);
+	assert_int_equal(c->cf8->ops->load(c->cf8, &r), -1);
+	ser_writer_free(&w);
+}
+
+/* ---- what the architecture decides ---- */
+
+static uint32_t odd_swizzle(uint32_t slot, uint32_t pin, uint32_t lines)
+{
+	return slot * 4 + pin + 1000; /* beyond the lines: the core reduces it */
+}
+
+static uint32_t direct_rd(struct pci_host *h, uint8_t bus, uint8_t dev, uint8_t fn, uint16_t reg,
+			  uint32_t len)
+{
+	uint8_t b[4] = { 0 };
+
+	pci_host_config_access(h, (struct pci_cfg_addr){ bus, dev, fn, reg }, b, len, false);
+	return get_le32(b);
+}
+
+static void direct_wr(struct pci_host *h, uint8_t dev, uint16_t reg, uint32_t len, uint32_t v)
+{
+	uint8_t b[4];
+
+	put_le32(b, v);
+	pci_host_config_access(h, (struct pci_cfg_addr){ 0, dev, 0, reg }, b, len, true);
+}
+
+/* An arm64-like machine, driven through the generic config access without
+ * any front-end: no port bus (I/O BARs are an MMIO window whose bus address
+ * differs from the PCI one), other windows, other INTx lines and swizzle. */
+static void test_windows_and_intx_from_config(void **state)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+	struct fdev *f = &c->f;
+	struct pci_host_config cfg = {
+		.mmio = &c->mmio,
+		.mem32 = { 0x10000000, 0x2eff0000 },
+		.mem64 = { 0x8000000000ULL, 0x8000000000ULL },
+		.io_bus = &c->mmio,
+		.io = { 0x1000, 0xf000 },
+		.io_bus_base = 0x3eff1000,
+		.intx = { .set = fake_irq, .ctx = c },
+		.intx_gsi_base = 20,
+		.intx_lines = 4,
+		.intx_swizzle = odd_swizzle,
+	};
+	struct pci_host *h;
+	uint8_t b[4];
+	int slot;
+
+	bus_init(&c->mmio, BUS_MMIO);
+	c->host = pci_host_create("pci", &cfg);
+	assert_non_null(c->host);
+	h = pci_host_of(c->host);
+	assert_non_null(h);
+	assert_null(pci_host_of(&f->dev));
+	assert_int_equal(c->mmio.nr, 0); /* the core claims nothing itself */
+	pci_dev_init(&f->pci, &f->dev, &f_ops, 0x1af4, 0x1041, 0x020000, 1);
+	assert_int_equal(pci_set_bar(&f->pci, 0, PCI_BAR_MEM32, 0x1000, false), 0);
+	assert_int_equal(pci_set_bar(&f->pci, 4, PCI_BAR_IO, 0x20, false), 0);
+	pci_set_intx_pin(&f->pci, 2);
+	slot = pci_add_device(c->host, &f->pci);
+	assert_int_equal(slot, 1);
+
+	assert_int_equal(direct_rd(h, 0, 0, 0, 0, 4), 0x00081b36);
+	assert_int_equal(direct_rd(h, 0, 1, 0, 0, 4), 0x10411af4);
+	assert_int_equal(direct_rd(h, 0, 1, 0, 0x10, 4), 0x10000000);
+	assert_int_equal(direct_rd(h, 0, 1, 0, 0x20, 4), 0x1001);
+	/* INTB of slot 1: line (1 * 4 + 2 + 1000) % 4 = 2, GSI 22. */
+	assert_int_equal(pci_intx_gsi(c->host, 1, 2), 22);
+	assert_int_equal(direct_rd(h, 0, 1, 0, 0x3c, 1), 22);
+	pci_set_irq(&f->pci, 1);
+	assert_int_equal(c->gsi_level[22], 1);
+	pci_set_irq(&f->pci, 0);
+	assert_int_equal(c->gsi_level[22], 0);
+
+	/* The I/O BAR decodes on the MMIO bus at its bus address; the device
+	 * sees the PCI address. */
+	direct_wr(h, 1, PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+	put_le16(b, 0xbeef);
+	assert_true(bus_dispatch(&c->mmio, 0x3eff1000 + 4, b, 2, true));
+	assert_int_equal(f->last_bar, 4);
+	assert_int_equal(f->last_base, 0x1000);
+	assert_int_equal(f->last_off, 4);
+	assert_int_equal(f->last_val, 0xbeef);
+	assert_true(bus_dispatch(&c->mmio, 0x10000000 + 0x10, b, 4, false));
+	assert_int_equal(f->last_bar, 0);
+	/* Moving the I/O BAR moves its bus address with it; out of the window
+	 * (below io.base) it decodes nowhere. */
+	direct_wr(h, 1, 0x20, 4, 0x2000);
+	assert_false(bus_dispatch(&c->mmio, 0x3eff1000, b, 1, false));
+	assert_true(bus_dispatch(&c->mmio, 0x3eff2000, b, 1, false));
+	assert_int_equal(f->last_base, 0x2000);
+	direct_wr(h, 1, 0x20, 4, 0x0800);
+	assert_false(bus_dispatch(&c->mmio, 0x3eff2000, b, 1, false));
+	assert_false(bus_dispatch(&c->mmio, 0x3eff0800, b, 1, false));
+	assert_int_equal(c->mmio.nr, 1); /* BAR0 only */
+
+	pci_remove_device(&f->pci);
+	c->host->ops->destroy(c->host);
+	assert_int_equal(c->mmio.nr, 0);
+	bus_destroy(&c->mmio);
+	free(c);
+}
+
+/* The generic access refuses what no config request can be, and knows
+ * which functions exist. */
+static void test_config_access_rules(void **state)
+{
+	struct ctx *c = *state;
+	struct pci_host *h = pci_host_of(c->host);
+	int slot = pci_add_device(c->host, &c->f.pci);
+	uint8_t b[4];
+
+	assert_int_equal(slot, 1);
+	assert_int_equal(direct_rd(h, 0, 1, 0, 0, 4), 0x10411af4);
+	assert_int_equal(direct_rd(h, 0, 1, 1, 0, 4), 0xffffffff); /* function 1 */
+	assert_int_equal(direct_rd(h, 1, 1, 0, 0, 4), 0xffffffff); /* bus 1 */
+	assert_int_equal(direct_rd(h, 0, 2, 0, 0, 4), 0xffffffff); /* empty slot */
+	assert_int_equal(direct_rd(h, 0, 1, 0, 0x100, 4), 0);      /* extended space */
+	assert_int_equal(direct_rd(h, 0, 1, 0, 0xffc, 4), 0);
+	assert_int_equal(direct_rd(h, 0, 2, 0, 0x100, 4), 0xffffffff);
+	assert_int_equal(direct_rd(h, 0, 1, 0, 0x1000, 1), 0xff);    /* beyond 4 KiB */
+	assert_int_equal(direct_rd(h, 0, 1, 0, 0x2, 4), 0xffffffff); /* straddles a dword */
+	assert_int_equal(direct_rd(h, 0, 1, 0, 0x3, 2), 0xffff);
+	assert_int_equal(direct_rd(h, 0, 1, 0, 0x1, 2), 0x411a); /* inside one: fine */
+	memset(b, 0, sizeof(b));
+	pci_host_config_access(h, (struct pci_cfg_addr){ 0, 1, 0, 0 }, b, 3, false);
+	assert_int_equal(b[0] & b[1] & b[2], 0xff);
+	/* Refused writes change nothing: COMMAND through a straddling access,
+	 * the extended space, a write of 3 bytes. */
+	direct_wr(h, 1, 0x2, 4, 0xffffffff);
+	direct_wr(h, 1, 0x104, 4, 0xffffffff);
+	put_le32(b, 0xffffffff);
+	pci_host_config_access(h, (struct pci_cfg_addr){ 0, 1, 0, PCI_COMMAND }, b, 3, true);
+	assert_int_equal(direct_rd(h, 0, 1, 0, PCI_COMMAND, 2), 0);
+	assert_int_equal(direct_rd(h, 0, 1, 0, 0x104, 4), 0);
+	assert_int_equal(c->f.config_writes, 0);
+}
+
+static void test_host_config_refused(void **state)
+{
+	struct bus mmio;
+	struct pci_host_config ok = {
+		.mmio = &mmio,
+		.mem32 = { 0xc0000000, 0x10000000 },
+		.intx_lines = 8,
+	};
+	struct pci_host_config bad;
+	struct device *d;
+
+	bus_init(&mmio, BUS_MMIO);
+	d = pci_host_create("pci", &ok);
+	assert_non_null(d);
+	d->ops->destroy(d);
+	bad = ok;
+	bad.intx_lines = 0;
+	assert_null(pci_host_create("pci", &bad));
+	bad.intx_lines = PCI_INTX_MAX_LINES + 1;
+	assert_null(pci_host_create("pci", &bad));
+	bad = ok;
+	bad.mem32 = (struct pci_window){ 0xf0000000, 0x20000000 }; /* crosses 4 GiB */
+	assert_null(pci_host_create("pci", &bad));
+	bad = ok;
+	bad.mem32.size = 0;
+	assert_null(pci_host_create("pci", &bad));
+	bad = ok;
+	bad.mem64 = (struct pci_window){ UINT64_MAX - 0xfff, 0x2000 };
+	assert_null(pci_host_create("pci", &bad));
+	bad = ok;
+	bad.io_bus = &mmio; /* an I/O bus without an I/O window */
+	assert_null(pci_host_create("pci", &bad));
+	bad = ok;
+	bad.mmio = NULL;
+	assert_null(pci_host_create("pci", &bad));
+	assert_null(pci_host_create("pci", NULL));
+	/* Front-ends want a host. */
+	assert_null(pci_cf8_create("cf8", NULL, &mmio, 0xcf8));
+	assert_int_equal(mmio.nr, 0);
+	bus_destroy(&mmio);
 }
 
 int main(void)
@@ -462,6 +695,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_command_status_masks_and_intx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_intx_wire_or, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cf8_state, setup, teardown),
+		cmocka_unit_test(test_windows_and_intx_from_config),
+		cmocka_unit_test_setup_teardown(test_config_access_rules, setup, teardown),
+		cmocka_unit_test(test_host_config_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
