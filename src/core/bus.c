@@ -99,19 +99,27 @@ int bus_unregister(struct bus *b, uint64_t base, struct device *dev)
 
 int bus_register_all(struct bus *b, const struct bus_claim *claims, size_t n, struct device *dev)
 {
+	const char *space = b->space == BUS_PIO ? "I/O ports" : "MMIO";
+
 	for (size_t i = 0; i < n; i++) {
 		const struct bus_claim *c = &claims[i];
 		struct device *holder = NULL;
-		uint64_t last = c->len ? c->base + c->len - 1 : c->base;
 
 		if (do_register(b, c->base, c->len, dev, &holder) == 0)
 			continue;
-		log_error("%s %s: %s 0x%llx-0x%llx %s%s; this is a kvmbox bug", dev->ops->type, dev->name,
-			  b->space == BUS_PIO ? "I/O ports" : "MMIO", (unsigned long long)c->base,
-			  (unsigned long long)last,
-			  holder ? "are already in use by "
-				 : "cannot be claimed (empty, wrapping or out of memory)",
-			  holder ? holder->name : "");
+		if (c->len == 0 || c->base + c->len - 1 < c->base)
+			log_error(
+				"%s %s: %s range of 0x%llx bytes at 0x%llx is empty or wraps; this is a kvmbox bug",
+				dev->ops->type, dev->name, space, (unsigned long long)c->len,
+				(unsigned long long)c->base);
+		else if (holder)
+			log_error("%s %s: %s 0x%llx-0x%llx are already in use by %s; this is a kvmbox bug",
+				  dev->ops->type, dev->name, space, (unsigned long long)c->base,
+				  (unsigned long long)(c->base + c->len - 1), holder->name);
+		else
+			log_error("%s %s: out of memory claiming %s 0x%llx-0x%llx; free some host memory",
+				  dev->ops->type, dev->name, space, (unsigned long long)c->base,
+				  (unsigned long long)(c->base + c->len - 1));
 		bus_unregister_all(b, claims, i, dev);
 		return -1;
 	}
