@@ -2,8 +2,8 @@
  *
  * The core knows nothing of how the guest reaches config space: front-ends
  * decode that and call pci_host_config_access() with (bus, device, function,
- * register): pci_cf8.h (configuration mechanism #1, ports 0xCF8/0xCFC,
- * x86). Nor does it know
+ * register). Two exist: pci_cf8.h (configuration mechanism #1, ports
+ * 0xCF8/0xCFC, x86) and pci_ecam.h (PCIe ECAM over MMIO). Nor does it know
  * where anything is: the architecture gives the BAR windows, the buses they
  * decode on and the INTx lines in a struct pci_host_config.
  *
@@ -200,7 +200,7 @@ struct pci_dev {
 };
 
 /* Create the host bridge as cfg says (cfg is copied). It claims no bus range
- * itself: add a config front-end (pci_cf8_create). NULL
+ * itself: add a config front-end (pci_cf8_create, pci_ecam_create). NULL
  * with an error logged on failure (a config that makes no sense, memory). */
 struct device *pci_host_create(const char *name, const struct pci_host_config *cfg);
 
