@@ -34,12 +34,14 @@ run_unit() {
 		rc=$?
 		printf '%s\n' "$out" >>"$log"
 		# TAP: "ok 3 - name" / "not ok 3 - name"
+		# cmocka 1.1 prints a skipped test as "not ok N # SKIP name".
 		printf '%s\n' "$out" | sed -n \
 			-e "s|^ok [0-9]* - \(.*\)$|PASS: $name/${t##*/}/\1|p" \
+			-e "s|^not ok [0-9]* # SKIP \(.*\)$|SKIP: $name/${t##*/}/\1: skipped by the test (see $log)|p" \
 			-e "s|^not ok [0-9]* - \(.*\)$|FAIL: $name/${t##*/}/\1: see $log|p"
 		if ! printf '%s\n' "$out" | grep -q '^1\.\.[0-9]'; then
 			echo "FAIL: $name/${t##*/}: exited $rc without a test plan (crash?): see $log"
-		elif [ "$rc" -ne 0 ] && ! printf '%s\n' "$out" | grep -q '^not ok'; then
+		elif [ "$rc" -ne 0 ] && ! printf '%s\n' "$out" | grep -q '^not ok [0-9]* - '; then
 			# A sanitizer report after the last test makes the binary fail on its own.
 			echo "FAIL: $name/${t##*/}: exited $rc after its tests (sanitizer report?): see $log"
 		fi
@@ -53,8 +55,9 @@ run_guests() {
 }
 
 # The Linux tier runs a guest under KVM inside QEMU's emulation of AMD SVM. When the tier
-# has failures AND the emulated host's own kernel reported a fault of its own (host-init
-# prints those dmesg lines as "KVMBOX-HOSTK ..."), the failed tests run once more: the
+# has failures AND the emulated host itself failed (its kernel reported a fault, which
+# host-init prints as "KVMBOX-HOSTK ...", or it wedged: run.sh stopped it after printing
+# nothing for KVMBOX_HOST_SILENCE seconds), the failed tests run once more: the
 # retried run's result counts, the first run's log is kept as build/linux/host-first.log,
 # and each retry is counted in the closing line. kvmbox's own messages (a guest crash, a
 # hang) never trigger a retry.
@@ -64,6 +67,8 @@ run_linux() {
 	failed=$(sed -n 's/^FAIL: \([^: ]*\).*/\1/p' "$tmp/linux.out" | sort -u)
 	[ -n "$failed" ] || return 0
 	sig=$(grep -a -m1 -o 'KVMBOX-HOSTK .*' build/linux/host.log | cut -c14-160)
+	[ -n "$sig" ] || sig=$(grep -a -m1 -o -e 'the emulated host printed nothing for [0-9]*s' \
+		-e "the emulated host's kernel locked up.*" build/linux/host.log | cut -c1-160)
 	[ -n "$sig" ] || return 0
 	cp build/linux/host.log build/linux/host-first.log
 	for t in $failed; do
@@ -81,6 +86,7 @@ tiers=("$@")
 : >"$tmp/results"
 for tier in "${tiers[@]}"; do
 	start=$SECONDS
+	: >"$tmp/tier"
 	echo "== tier: $tier" | tee -a "$log"
 	case $tier in
 	unit) run_unit unit "$B" ;;

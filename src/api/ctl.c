@@ -17,6 +17,7 @@
 
 #include "../cli/options.h"
 #include "../core/log.h"
+#include "../core/util.h"
 
 /* A reply larger than this is not from kvmbox. */
 #define CTL_MAX_REPLY (64 * 1024 * 1024)
@@ -172,21 +173,13 @@ static struct json_object *parse_raw(const char *text)
 	return o;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Connect, send `line`, read one reply line into *reply (NUL-terminated,
  * without '\n'). Returns 0 or 1 after printing. */
 static int exchange(const char *path, const char *line, unsigned timeout_s, char **reply)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t len = strlen(line), off = 0, cap = 0, used = 0;
-	int64_t deadline = timeout_s ? now_ms() + (int64_t)timeout_s * 1000 : 0;
+	int64_t deadline = timeout_s ? (int64_t)(now_ns() / 1000000) + (int64_t)timeout_s * 1000 : 0;
 	char *buf = NULL;
 	int fd;
 
@@ -229,7 +222,7 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 		}
 		if (timeout_s) {
 			struct pollfd p = { .fd = fd, .events = POLLIN };
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - (int64_t)(now_ns() / 1000000);
 			int r = left > 0 ? poll(&p, 1, (int)(left > INT32_MAX ? INT32_MAX : left)) : 0;
 
 			if (r < 0 && errno == EINTR)

@@ -12,6 +12,13 @@
 struct vm;
 struct vcpu;
 
+/* Architectures, as snapshot files and migration streams name them. */
+enum arch_id { ARCH_ID_X86_64 = 1, ARCH_ID_ARM64 = 2 };
+/* This build's architecture. */
+extern const enum arch_id arch_this;
+/* "x86_64", "arm64" or "unknown" for an id read from a file or a stream. */
+const char *arch_id_name(uint32_t id);
+
 /* Split `ram` bytes into guest RAM regions around the architecture's MMIO
  * holes. Returns the number of regions written to out (<= max). */
 int arch_mem_layout(uint64_t ram, struct mem_region *out, int max);

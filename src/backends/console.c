@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/util.h"
 
 #define CONSOLE_BUF 4096
 #define ESCAPE_CHAR 0x01 /* Ctrl-A */
@@ -54,21 +55,14 @@ static void fatal_signal(int sig)
 	raise(sig);
 }
 
-static void write_all(void *ctx, const uint8_t *p, size_t n)
+/* The guest's output; a terminal or pipe that went away (EPIPE) only loses it: the guest keeps
+ * running. */
+static void console_write(void *ctx, const uint8_t *p, size_t n)
 {
 	struct console *c = ctx;
 
-	if (c->out_fd < 0)
-		return;
-	while (n) {
-		ssize_t w = write(c->out_fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return; /* output gone (EPIPE): the guest keeps running */
-		p += w;
-		n -= (size_t)w;
+	if (c->out_fd >= 0 && write_all(c->out_fd, p, n) < 0) {
+		/* output gone */
 	}
 }
 
@@ -84,7 +78,7 @@ static void rx_space(void *ctx)
 
 struct char_port console_port(struct console *c)
 {
-	return (struct char_port){ .write = write_all, .rx_space = rx_space, .ctx = c };
+	return (struct char_port){ .write = console_write, .rx_space = rx_space, .ctx = c };
 }
 
 size_t console_filter(bool *state, const uint8_t *in, size_t n, uint8_t *out, bool *quit)
@@ -200,7 +194,7 @@ struct console *console_open(int in_fd, int out_fd)
 		atexit(restore_tty);
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = fatal_signal;
-		for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		for (size_t i = 0; i < ARRAY_SIZE(fatal); i++)
 			sigaction(fatal[i], &sa, NULL);
 		cfmakeraw(&raw);
 		raw.c_oflag |= OPOST; /* keep \n -> \r\n for our own messages */

@@ -8,32 +8,36 @@
 
 #include "../api/api.h"
 #include "../core/log.h"
-#include "../core/loop.h"
-#include "migrate.h"
-#include "../core/snapshot.h"
-#include "../core/vm.h"
-#include "../devices/acpi_pm.h"
+#include "../core/machine.h"
+#include "../core/util.h"
 #include "../virtio/balloon.h"
 #include "options.h"
 #include "run.h"
 
 #define SHUTDOWN_DEFAULT_TIMEOUT 30
 
-static const char *state_name(const struct run_state *rs)
+static const char *state_name(struct machine *m)
 {
-	if (!rs->vm)
+	switch (machine_state(m)) {
+	case MACHINE_RESTARTING:
 		return "restarting";
-	return rs->user_paused ? "paused" : "running";
+	case MACHINE_PAUSED:
+		return "paused";
+	default:
+		return "running";
+	}
 }
 
-static void cmd_info(struct run_state *rs, struct api_req *req)
+static void cmd_info(struct machine *m, struct api_req *req)
 {
 	struct json_object *o = json_object_new_object(), *devs = json_object_new_array();
-	struct vm *vm = rs->vm;
+	const struct vm_config *cfg = machine_config(m);
+	struct vm *vm = machine_vm(m);
+	struct virtio_dev *balloon = vm ? vm_find_model(vm, &virtio_balloon_type) : NULL;
 
-	json_object_object_add(o, "state", json_object_new_string(state_name(rs)));
-	json_object_object_add(o, "vcpus", json_object_new_int((int)rs->cfg->cpus));
-	json_object_object_add(o, "memory", json_object_new_int64((int64_t)rs->cfg->memory));
+	json_object_object_add(o, "state", json_object_new_string(state_name(m)));
+	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->cpus));
+	json_object_object_add(o, "memory", json_object_new_int64((int64_t)cfg->memory));
 	json_object_object_add(o, "pid", json_object_new_int((int)getpid()));
 	for (struct device *d = vm ? vm->devices : NULL; d; d = d->next) {
 		struct json_object *dj = json_object_new_object();
@@ -43,7 +47,7 @@ static void cmd_info(struct run_state *rs, struct api_req *req)
 		json_object_array_add(devs, dj);
 	}
 	json_object_object_add(o, "devices", devs);
-	if (rs->balloon) {
+	if (balloon) {
 		struct balloon_info bi;
 		struct json_object *b = json_object_new_object(), *st = json_object_new_object();
 		static const char *const names[] = {
@@ -51,14 +55,14 @@ static void cmd_info(struct run_state *rs, struct api_req *req)
 			"available_memory", "disk_caches", "hugetlb_allocations", "hugetlb_failures",
 		};
 
-		virtio_balloon_info(rs->balloon, &bi);
-		json_object_object_add(b, "target", json_object_new_int64((int64_t)(rs->cfg->memory -
-										  bi.target_pages * 4096)));
-		json_object_object_add(b, "actual", json_object_new_int64((int64_t)(rs->cfg->memory -
-										  bi.actual_pages * 4096)));
+		virtio_balloon_info(balloon, &bi);
+		json_object_object_add(b, "target", json_object_new_int64((int64_t)(cfg->memory -
+										  bi.target_pages * PAGE_SIZE)));
+		json_object_object_add(b, "actual", json_object_new_int64((int64_t)(cfg->memory -
+										  bi.actual_pages * PAGE_SIZE)));
 		json_object_object_add(b, "balloon_pages", json_object_new_int64((int64_t)bi.actual_pages));
 		if (bi.stats_valid) {
-			for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			for (unsigned i = 0; i < ARRAY_SIZE(names); i++)
 				json_object_object_add(st, names[i], json_object_new_int64((int64_t)bi.stats[i]));
 			json_object_object_add(st, "age_ms", json_object_new_int64((int64_t)bi.stats_age_ms));
 		}
@@ -97,7 +101,7 @@ static int arg_size(struct json_object *args, const char *key, uint64_t *out)
 	return -1;
 }
 
-static void cmd_snapshot(struct run_state *rs, struct api_req *req, struct json_object *args, bool hibernate)
+static void cmd_snapshot(struct machine *m, struct api_req *req, struct json_object *args, bool hibernate)
 {
 	const char *path = arg_string(args, "path");
 	struct snap_result res;
@@ -109,8 +113,7 @@ static void cmd_snapshot(struct run_state *rs, struct api_req *req, struct json_
 			  "directory is not yours)", hibernate ? "hibernate" : "snapshot");
 		return;
 	}
-	/* A VM paused by the user is written as it is and stays paused. */
-	if (snapshot_write(rs->vm, path, !hibernate, &res, err, sizeof(err)) < 0) {
+	if (machine_snapshot(m, path, hibernate, &res, err, sizeof(err)) < 0) {
 		api_error(req, "GenericError", "%s", err);
 		return;
 	}
@@ -121,33 +124,13 @@ static void cmd_snapshot(struct run_state *rs, struct api_req *req, struct json_
 	json_object_object_add(o, "pause_ms", api_json_ms(res.pause_ms));
 	json_object_object_add(o, "total_ms", api_json_ms(res.total_ms));
 	api_reply(req, o);
-	if (hibernate) {
-		rs->hibernated = true;
-		vm_request_stop(rs->vm, VM_SIGNAL);
-	}
 }
 
-static void on_shutdown_deadline(struct loop *l, int fd, uint32_t events, void *opaque)
-{
-	struct run_state *rs = opaque;
-	uint64_t v;
-
-	if (read(fd, &v, sizeof(v)) < 0)
-		return;
-	loop_del(l, fd);
-	close(fd);
-	rs->shutdown_tfd = -1;
-	if (rs->vm) {
-		log_warn("the guest did not power off within the shutdown timeout; stopping it");
-		vm_request_stop(rs->vm, VM_POWEROFF);
-	}
-}
-
-static void cmd_shutdown(struct run_state *rs, struct api_req *req, struct json_object *args)
+static void cmd_shutdown(struct machine *m, struct api_req *req, struct json_object *args)
 {
 	struct json_object *v;
 	int timeout = SHUTDOWN_DEFAULT_TIMEOUT;
-	struct itimerspec its = { 0 };
+	char err[256];
 
 	if (json_object_object_get_ex(args, "timeout", &v)) {
 		timeout = json_object_is_type(v, json_type_string) ? atoi(json_object_get_string(v))
@@ -157,31 +140,22 @@ static void cmd_shutdown(struct run_state *rs, struct api_req *req, struct json_
 			return;
 		}
 	}
-	if (rs->user_paused) {
-		vm_resume(rs->vm); /* a paused guest cannot answer the power button */
-		rs->user_paused = false;
+	if (machine_shutdown(m, timeout, err, sizeof(err)) < 0) {
+		api_error(req, "GenericError", "%s", err);
+		return;
 	}
-	acpi_pm_power_button(rs->vm->power_dev);
-	if (rs->shutdown_tfd < 0) {
-		rs->shutdown_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-		if (rs->shutdown_tfd < 0 ||
-		    loop_add(rs->loop, rs->shutdown_tfd, EPOLLIN, on_shutdown_deadline, rs) < 0) {
-			api_error(req, "GenericError", "cannot arm the shutdown timer: %s", strerror(errno));
-			return;
-		}
-	}
-	its.it_value.tv_sec = timeout;
-	timerfd_settime(rs->shutdown_tfd, 0, &its, NULL);
 	v = json_object_new_object();
 	json_object_object_add(v, "timeout", json_object_new_int(timeout));
 	api_reply(req, v);
 }
 
-static void cmd_balloon(struct run_state *rs, struct api_req *req, struct json_object *args)
+static void cmd_balloon(struct machine *m, struct api_req *req, struct json_object *args)
 {
+	struct vm *vm = machine_vm(m);
+	struct virtio_dev *balloon = vm ? vm_find_model(vm, &virtio_balloon_type) : NULL;
 	uint64_t size;
 
-	if (!rs->balloon) {
+	if (!balloon) {
 		api_error(req, "DeviceNotFound", "this VM has no balloon; start it with --balloon");
 		return;
 	}
@@ -189,12 +163,55 @@ static void cmd_balloon(struct run_state *rs, struct api_req *req, struct json_o
 		api_error(req, "InvalidArgument", "balloon needs {\"size\": BYTES or \"128M\"}");
 		return;
 	}
-	if (virtio_balloon_set_target(rs->balloon, size) < 0) {
+	if (virtio_balloon_set_target(balloon, size) < 0) {
 		api_error(req, "InvalidArgument", "balloon size %llu is outside 1..%llu bytes",
-			  (unsigned long long)size, (unsigned long long)rs->cfg->memory);
+			  (unsigned long long)size, (unsigned long long)machine_config(m)->memory);
 		return;
 	}
 	api_reply(req, NULL);
+}
+
+/* The migration thread's end: the reply to the request that started it. */
+static void migration_done(void *ctx, const struct migration_result *r)
+{
+	struct api_req *req = ctx;
+	struct json_object *o;
+
+	if (!r->ok) {
+		api_error(req, "MigrationFailed", "%s", r->error);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "rounds", json_object_new_int((int)r->rounds));
+	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)r->bytes));
+	json_object_object_add(o, "pages", json_object_new_int64((int64_t)r->pages));
+	json_object_object_add(o, "total_ms", api_json_ms(r->total_ms));
+	json_object_object_add(o, "downtime_ms", api_json_ms(r->downtime_ms));
+	api_reply(req, o);
+}
+
+static void cmd_migrate(struct machine *m, struct api_req *req, struct json_object *args)
+{
+	const char *uri = arg_string(args, "uri");
+	char err[768];
+
+	if (!uri) {
+		api_error(req, "InvalidArgument", "migrate needs {\"uri\": \"tcp:IP:PORT\" or \"unix:PATH\"}");
+		return;
+	}
+	switch (machine_migrate(m, uri, migration_done, req, err, sizeof(err))) {
+	case 0:
+		break;
+	case MACHINE_BAD_ARGUMENT:
+		api_error(req, "InvalidArgument", "%s", err);
+		break;
+	case MACHINE_BAD_STATE:
+		api_error(req, "InvalidState", "%s", err);
+		break;
+	default:
+		api_error(req, "GenericError", "%s", err);
+		break;
+	}
 }
 
 /* Arguments each command takes; anything else is refused. */
@@ -211,7 +228,7 @@ static const struct {
 /* 0 when args fit the command, else -1 after an error reply. */
 static int check_args(struct api_req *req, const char *command, struct json_object *args)
 {
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
 		if (strcmp(commands[i].command, command))
 			continue;
 		json_object_object_foreach(args, key, val) {
@@ -235,45 +252,39 @@ static int check_args(struct api_req *req, const char *command, struct json_obje
 
 void control_handle(void *ctx, struct api_req *req, const char *command, struct json_object *args)
 {
-	struct run_state *rs = ctx;
+	struct machine *m = ctx;
 
 	if (check_args(req, command, args) < 0)
 		return;
 
 	if (!strcmp(command, "info")) {
-		cmd_info(rs, req);
+		cmd_info(m, req);
 		return;
 	}
-	if (!rs->vm) {
+	if (machine_state(m) == MACHINE_RESTARTING) {
 		api_error(req, "NotRunning", "the VM is restarting; try again");
 		return;
 	}
-	if (atomic_load(&rs->migrating) && strcmp(command, "balloon")) {
+	if (machine_migrating(m) && strcmp(command, "balloon")) {
 		api_error(req, "InvalidState", "a migration is in progress; wait for it to finish");
 		return;
 	}
 	if (!strcmp(command, "pause")) {
-		if (!rs->user_paused) {
-			vm_pause(rs->vm);
-			rs->user_paused = true;
-		}
+		machine_user_pause(m);
 		api_reply(req, NULL);
 	} else if (!strcmp(command, "resume")) {
-		if (rs->user_paused) {
-			vm_resume(rs->vm);
-			rs->user_paused = false;
-		}
+		machine_user_resume(m);
 		api_reply(req, NULL);
 	} else if (!strcmp(command, "snapshot")) {
-		cmd_snapshot(rs, req, args, false);
+		cmd_snapshot(m, req, args, false);
 	} else if (!strcmp(command, "hibernate")) {
-		cmd_snapshot(rs, req, args, true);
+		cmd_snapshot(m, req, args, true);
 	} else if (!strcmp(command, "shutdown")) {
-		cmd_shutdown(rs, req, args);
+		cmd_shutdown(m, req, args);
 	} else if (!strcmp(command, "balloon")) {
-		cmd_balloon(rs, req, args);
+		cmd_balloon(m, req, args);
 	} else if (!strcmp(command, "migrate")) {
-		migrate_start(rs, req, args);
+		cmd_migrate(m, req, args);
 	} else {
 		api_error(req, "CommandNotFound", "unknown command '%s'; see docs/API.md", command);
 	}

@@ -3,11 +3,15 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/devtype.h"
 #include "../core/log.h"
+#include "../core/util.h"
 
 int parse_uint(const char *s, unsigned *out)
 {
@@ -91,88 +95,6 @@ const char *format_size(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
-int parse_mac(const char *s, uint8_t mac[6])
-{
-	for (int i = 0; i < 6; i++) {
-		char *end;
-		unsigned long v;
-
-		if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1]))
-			return -1;
-		v = strtoul(s, &end, 16);
-		if (end != s + 2 || v > 0xff)
-			return -1;
-		mac[i] = (uint8_t)v;
-		s += 2;
-		if (i < 5 && *s++ != ':')
-			return -1;
-	}
-	if (*s || (mac[0] & 1))
-		return -1; /* trailing junk, or a multicast address */
-	return 0;
-}
-
-int parse_disk_opt(char *s, struct disk_config *d)
-{
-	char *save = NULL, *tok;
-
-	memset(d, 0, sizeof(*d));
-	tok = strtok_r(s, ",", &save);
-	if (!tok || !*tok) {
-		log_error("--disk: no image path; give --disk PATH[,ro][,serial=STR]");
-		return -1;
-	}
-	d->path = tok;
-	while ((tok = strtok_r(NULL, ",", &save))) {
-		if (!strcmp(tok, "ro") || !strcmp(tok, "readonly")) {
-			d->readonly = true;
-		} else if (!strncmp(tok, "serial=", 7)) {
-			if (strlen(tok + 7) >= sizeof(d->serial)) {
-				log_error("--disk %s: serial '%s' is longer than %zu characters; give a shorter one",
-					  d->path, tok + 7, sizeof(d->serial) - 1);
-				return -1;
-			}
-			snprintf(d->serial, sizeof(d->serial), "%s", tok + 7);
-		} else {
-			log_error("--disk %s: unknown option '%s'; use ro or serial=STR", d->path, tok);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-int parse_net_opt(char *s, struct net_config *n)
-{
-	char *save = NULL, *tok;
-
-	memset(n, 0, sizeof(*n));
-	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (!strncmp(tok, "tap=", 4)) {
-			if (!tok[4] || strlen(tok + 4) >= sizeof(n->tap)) {
-				log_error("--net: tap name '%s' is empty or longer than %zu characters; give a valid "
-					  "interface name", tok + 4, sizeof(n->tap) - 1);
-				return -1;
-			}
-			snprintf(n->tap, sizeof(n->tap), "%s", tok + 4);
-		} else if (!strncmp(tok, "mac=", 4)) {
-			if (parse_mac(tok + 4, n->mac) < 0) {
-				log_error("--net: mac '%s' is not a unicast MAC address; give one like "
-					  "52:54:00:12:34:56", tok + 4);
-				return -1;
-			}
-			n->mac_set = true;
-		} else {
-			log_error("--net: unknown option '%s'; use tap=NAME[,mac=MAC]", tok);
-			return -1;
-		}
-	}
-	if (!n->tap[0]) {
-		log_error("--net: no tap device; give --net tap=NAME[,mac=MAC]");
-		return -1;
-	}
-	return 0;
-}
-
 void print_main_help(void)
 {
 	printf("kvmbox %s - a small KVM virtual machine monitor\n"
@@ -185,152 +107,202 @@ void print_main_help(void)
 	       KVMBOX_VERSION);
 }
 
+/* ---- the run options ---------------------------------------------------------------------- */
+
+static int set_cpus(struct vm_config *c, const char *a)
+{
+	if (parse_uint(a, &c->cpus) < 0) {
+		log_error("--cpus '%s': not a number; give a vCPU count like --cpus 2", a);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int set_memory(struct vm_config *c, const char *a)
+{
+	if (parse_size(a, &c->memory) < 0) {
+		log_error("--memory '%s': not a size; give a size like 512M or 2G", a);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int set_console(struct vm_config *c, const char *a)
+{
+	if (!strcmp(a, "serial"))
+		c->console = CONSOLE_SERIAL;
+	else if (!strcmp(a, "none"))
+		c->console = CONSOLE_NONE;
+	else if (!strcmp(a, "virtio"))
+		c->console = CONSOLE_VIRTIO;
+	else {
+		log_error("--console '%s': unknown console; give serial, virtio or none", a);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* The run options that are not devices; the device types (core/devtype.h) add theirs, and
+ * --help lists both in this order. An option either stores its value as a string (str), sets
+ * a flag (flag), both at their offset in struct vm_config, or parses it (set). */
+#define STR(field) .str = offsetof(struct vm_config, field) + 1
+#define FLAG(field) .flag = offsetof(struct vm_config, field) + 1
+static const struct run_option {
+	const char *name;
+	char short_opt;
+	const char *arg; /* NULL: a flag */
+	const char *help;
+	size_t str, flag; /* 1 + the offset of a const char * / bool field, or 0 */
+	int (*set)(struct vm_config *c, const char *arg); /* 0, or EXIT_USAGE after printing */
+} run_options[] = {
+	{ "kernel", 'k', "PATH", "Linux bzImage, or ELF vmlinux with a PVH entry note", STR(kernel) },
+	{ "initrd", 'i', "PATH", "initial ramdisk", STR(initrd) },
+	{ "append", 'a', "STRING", "kernel command line", STR(append) },
+	{ "cpus", 'c', "N", "number of vCPUs (default 1)", .set = set_cpus },
+	{ "memory", 'm', "SIZE", "guest RAM, K/M/G/T suffix (default 256M; no suffix = MiB)", .set = set_memory },
+	{ "console", 0, "KIND", "serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none", .set = set_console },
+	{ "api", 0, "PATH", "control socket (kvmbox ctl PATH ...; see docs/API.md)", STR(api) },
+	{ "incoming", 0, "URI", "wait for a live migration on tcp:IP:PORT or unix:PATH", STR(incoming) },
+	{ "no-reboot", 0, NULL, "a guest reboot ends kvmbox instead of restarting the guest", FLAG(no_reboot) },
+	{ "stats", 0, NULL, "print exit counters on stderr when the VM stops", FLAG(stats) },
+};
+#undef STR
+#undef FLAG
+
+static int option_apply(const struct run_option *o, struct vm_config *c, const char *value)
+{
+	if (o->str)
+		*(const char **)(void *)((char *)c + o->str - 1) = value;
+	else if (o->flag)
+		*(bool *)((char *)c + o->flag - 1) = true;
+	else
+		return o->set(c, value);
+	return 0;
+}
+
+static void help_line(char short_opt, const char *name, const char *arg, const char *help)
+{
+	char left[64];
+
+	snprintf(left, sizeof(left), "%c%c%c --%s%s%s", short_opt ? '-' : ' ', short_opt ? short_opt : ' ',
+		 short_opt ? ',' : ' ', name, arg ? " " : "", arg ? arg : "");
+	if (strlen(left) < 24)
+		printf("  %-24s%s\n", left, help);
+	else
+		printf("  %s\n  %-24s%s\n", left, "", help);
+}
+
 void print_run_help(void)
 {
-	printf("usage: kvmbox run --kernel PATH [options]\n"
-	       "\n"
-	       "  -k, --kernel PATH     Linux bzImage, or ELF vmlinux with a PVH entry note\n"
-	       "  -i, --initrd PATH     initial ramdisk\n"
-	       "  -a, --append STRING   kernel command line\n"
-	       "  -c, --cpus N          number of vCPUs (default 1)\n"
-	       "  -m, --memory SIZE     guest RAM, K/M/G/T suffix (default 256M; no suffix = MiB)\n"
-	       "  -d, --disk PATH[,ro][,serial=STR]  virtio-blk disk (repeatable: vda, vdb, ...)\n"
-	       "  -n, --net tap=NAME[,mac=MAC]       virtio-net card on a host tap device (repeatable)\n"
-	       "      --rng             virtio-rng fed from the host's getrandom()\n"
-	       "      --console KIND    serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none\n"
-	       "      --balloon         virtio-balloon (kvmbox ctl SOCKET balloon SIZE)\n"
-	       "      --api PATH        control socket (kvmbox ctl PATH ...; see docs/API.md)\n"
-	       "      --incoming URI    wait for a live migration on tcp:IP:PORT or unix:PATH\n"
-	       "      --no-reboot       a guest reboot ends kvmbox instead of restarting the guest\n"
-	       "      --stats           print exit counters on stderr when the VM stops\n"
-	       "  -h, --help            this text\n"
-	       "\n"
+	printf("usage: kvmbox run --kernel PATH [options]\n\n");
+	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++)
+		help_line(run_options[i].short_opt, run_options[i].name, run_options[i].arg, run_options[i].help);
+	for (unsigned i = 0; i < nr_device_types; i++)
+		help_line(device_types[i]->short_opt, device_types[i]->option, device_types[i]->arg,
+			  device_types[i]->help);
+	help_line('h', "help", NULL, "this text");
+	printf("\n"
 	       "On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	       "Exit status: 0 guest powered off (or rebooted with --no-reboot), 1 the VM could not\n"
 	       "start, 2 usage error, 3 guest crashed, 4 host failure while running, 128+N signal N.\n");
 }
 
-enum { OPT_CONSOLE = 256, OPT_NO_REBOOT, OPT_STATS, OPT_RNG, OPT_BALLOON, OPT_API, OPT_INCOMING };
+int run_option_set(struct vm_config *cfg, const char *name, const char *value)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++)
+		if (!strcmp(run_options[i].name, name))
+			return option_apply(&run_options[i], cfg, value);
+	for (unsigned i = 0; i < nr_device_types; i++)
+		if (!strcmp(device_types[i]->option, name))
+			return vm_config_add(cfg, device_types[i], value) < 0 ? EXIT_USAGE : 0;
+	log_error("run: unknown option --%s; see kvmbox run --help", name);
+	return EXIT_USAGE;
+}
 
 int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 {
-	static const struct option opts[] = {
-		{ "kernel", required_argument, NULL, 'k' },
-		{ "initrd", required_argument, NULL, 'i' },
-		{ "append", required_argument, NULL, 'a' },
-		{ "cpus", required_argument, NULL, 'c' },
-		{ "memory", required_argument, NULL, 'm' },
-		{ "console", required_argument, NULL, OPT_CONSOLE },
-		{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
-		{ "stats", no_argument, NULL, OPT_STATS },
-		{ "disk", required_argument, NULL, 'd' },
-		{ "net", required_argument, NULL, 'n' },
-		{ "rng", no_argument, NULL, OPT_RNG },
-		{ "balloon", no_argument, NULL, OPT_BALLOON },
-		{ "api", required_argument, NULL, OPT_API },
-		{ "incoming", required_argument, NULL, OPT_INCOMING },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
+	struct option opts[ARRAY_SIZE(run_options) + MAX_DEVICE_TYPES + 2];
+	char shorts[2 + 3 * (ARRAY_SIZE(run_options) + MAX_DEVICE_TYPES) + 2] = ":";
+	size_t n = 0, sl = 1;
+	int c, idx, ret;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->cpus = 1;
 	cfg->memory = DEFAULT_MEMORY;
 	cfg->console = CONSOLE_SERIAL;
+	/* getopt's tables from ours: val is the index into the combined list. */
+	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++) {
+		opts[n] = (struct option){ run_options[i].name, run_options[i].arg ? required_argument : no_argument,
+					   NULL, 256 + (int)n };
+		n++;
+	}
+	for (unsigned i = 0; i < nr_device_types && i < MAX_DEVICE_TYPES; i++) {
+		opts[n] = (struct option){ device_types[i]->option,
+					   device_types[i]->arg ? required_argument : no_argument, NULL, 256 + (int)n };
+		n++;
+	}
+	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	opts[n] = (struct option){ NULL, 0, NULL, 0 };
+	for (size_t i = 0; i + 1 < n; i++) {
+		char s = i < ARRAY_SIZE(run_options) ? run_options[i].short_opt
+						     : device_types[i - ARRAY_SIZE(run_options)]->short_opt;
+
+		if (!s)
+			continue;
+		shorts[sl++] = s;
+		if (opts[i].has_arg)
+			shorts[sl++] = ':';
+	}
+	shorts[sl++] = 'h';
+	shorts[sl] = '\0';
+
 	optind = 0; /* full re-initialisation: tests parse several times */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":k:i:a:c:m:d:n:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'k':
-			cfg->kernel = optarg;
-			break;
-		case 'i':
-			cfg->initrd = optarg;
-			break;
-		case 'a':
-			cfg->append = optarg;
-			break;
-		case 'c':
-			if (parse_uint(optarg, &cfg->cpus) < 0) {
-				log_error("--cpus '%s': not a number; give a vCPU count like --cpus 2", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'm':
-			if (parse_size(optarg, &cfg->memory) < 0) {
-				log_error("--memory '%s': not a size; give a size like 512M or 2G", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case OPT_CONSOLE:
-			if (!strcmp(optarg, "serial"))
-				cfg->console = CONSOLE_SERIAL;
-			else if (!strcmp(optarg, "none"))
-				cfg->console = CONSOLE_NONE;
-			else if (!strcmp(optarg, "virtio"))
-				cfg->console = CONSOLE_VIRTIO;
-			else {
-				log_error("--console '%s': unknown console; give serial, virtio or none", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case OPT_NO_REBOOT:
-			cfg->no_reboot = true;
-			break;
-		case OPT_STATS:
-			cfg->stats = true;
-			break;
-		case OPT_RNG:
-			cfg->rng = true;
-			break;
-		case OPT_BALLOON:
-			cfg->balloon = true;
-			break;
-		case OPT_API:
-			cfg->api = optarg;
-			break;
-		case OPT_INCOMING:
-			cfg->incoming = optarg;
-			break;
-		case 'd':
-			if (cfg->nr_disks == MAX_DISKS) {
-				log_error("--disk %s: at most %d disks; give fewer --disk options", optarg, MAX_DISKS);
-				return EXIT_USAGE;
-			}
-			if (parse_disk_opt(optarg, &cfg->disks[cfg->nr_disks]) < 0)
-				return EXIT_USAGE;
-			cfg->nr_disks++;
-			break;
-		case 'n':
-			if (cfg->nr_nets == MAX_NICS) {
-				log_error("--net: at most %d network cards; give fewer --net options", MAX_NICS);
-				return EXIT_USAGE;
-			}
-			if (parse_net_opt(optarg, &cfg->nets[cfg->nr_nets]) < 0)
-				return EXIT_USAGE;
-			cfg->nr_nets++;
-			break;
-		case 'h':
+	while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+		if (c == 'h') {
 			print_run_help();
+			vm_config_free_devices(cfg);
 			return -1;
-		case ':':
+		}
+		if (c == ':') {
 			log_error("run: option %s needs a value; see kvmbox run --help", argv[optind - 1]);
+			vm_config_free_devices(cfg);
 			return EXIT_USAGE;
-		default:
+		}
+		if (c == '?') {
 			if (optopt)
 				log_error("run: unknown option -%c; see kvmbox run --help", optopt);
 			else
 				log_error("run: unknown option %s; see kvmbox run --help", argv[optind - 1]);
+			vm_config_free_devices(cfg);
 			return EXIT_USAGE;
+		}
+		idx = c >= 256 ? c - 256 : -1;
+		for (size_t i = 0; idx < 0 && i + 1 < n; i++) {
+			char s = i < ARRAY_SIZE(run_options) ? run_options[i].short_opt
+							     : device_types[i - ARRAY_SIZE(run_options)]->short_opt;
+
+			if (s == c)
+				idx = (int)i;
+		}
+		if (idx < 0 || (size_t)idx + 1 >= n) {
+			vm_config_free_devices(cfg);
+			return EXIT_USAGE;
+		}
+		ret = run_option_set(cfg, opts[idx].name, optarg);
+		if (ret) {
+			vm_config_free_devices(cfg);
+			return ret;
 		}
 	}
 	if (optind < argc) {
 		log_error("run: unexpected argument '%s'; see kvmbox run --help", argv[optind]);
+		vm_config_free_devices(cfg);
 		return EXIT_USAGE;
 	}
 	if (!cfg->kernel && !cfg->incoming) {
 		log_error("run: no kernel given; add --kernel PATH (see kvmbox run --help)");
+		vm_config_free_devices(cfg);
 		return EXIT_USAGE;
 	}
 	return 0;

@@ -26,18 +26,16 @@ const char *format_size(uint64_t bytes, char *buf, size_t len);
 /* Parse a decimal unsigned int with no sign, spaces or trailing junk. */
 int parse_uint(const char *s, unsigned *out);
 
-/* Parse "PATH[,ro][,serial=STR]" into d (path points into s). 0 or -1
- * (printed). */
-int parse_disk_opt(char *s, struct disk_config *d);
-/* Parse "tap=NAME[,mac=aa:bb:cc:dd:ee:ff]". 0 or -1 (printed). */
-int parse_net_opt(char *s, struct net_config *n);
-/* Parse "aa:bb:cc:dd:ee:ff" (unicast only). 0 or -1. */
-int parse_mac(const char *s, uint8_t mac[6]);
+/* Set run option `name` (long name, no dashes) to value (NULL for a flag) in cfg: the one
+ * table behind the command line and configuration files. 0, or EXIT_USAGE after printing. */
+int run_option_set(struct vm_config *cfg, const char *name, const char *value);
+/* Device types the option table has room for. */
+#define MAX_DEVICE_TYPES 32
 
 /* Parse `kvmbox run` arguments (argv[0] is "run"). Returns 0 when cfg is
- * filled, EXIT_USAGE after printing a usage error, or -1 after printing help
- * (the caller exits 0). Range checks that need the host (memory, vCPU limit)
- * are the caller's. */
+ * filled (free its devices with vm_config_free_devices), EXIT_USAGE after
+ * printing a usage error, or -1 after printing help (the caller exits 0).
+ * Range checks that need the host (memory, vCPU limit) are the caller's. */
 int run_parse_args(int argc, char **argv, struct vm_config *cfg);
 /* Help texts. */
 void print_main_help(void);

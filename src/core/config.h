@@ -10,21 +10,15 @@ enum console_kind { CONSOLE_SERIAL = 0, CONSOLE_NONE, CONSOLE_VIRTIO };
 #define DEFAULT_MEMORY (256ULL << 20)
 #define MIN_MEMORY (16ULL << 20)
 
-#define MAX_DISKS 16
-#define MAX_NICS 8
+#define MAX_DEVICES 32
 
-/* --disk PATH[,ro][,serial=STR] */
-struct disk_config {
-	const char *path;
-	bool readonly;
-	char serial[21];      /* VIRTIO_BLK_ID_BYTES (20) + NUL; empty: none */
-};
+struct device_type;
 
-/* --net tap=NAME[,mac=MAC] */
-struct net_config {
-	char tap[16];         /* IFNAMSIZ */
-	uint8_t mac[6];
-	bool mac_set;         /* else a stable MAC is generated from the tap name */
+/* One device the user asked for: its type (core/devtype.h) and its configuration, a
+ * type->config_size struct the config owns. */
+struct dev_config {
+	const struct device_type *type;
+	void *cfg;
 };
 
 struct vm_config {
@@ -36,14 +30,18 @@ struct vm_config {
 	enum console_kind console;
 	bool no_reboot;
 	bool stats;           /* print exit statistics on stderr at the end */
-	struct disk_config disks[MAX_DISKS];
-	unsigned nr_disks;
-	struct net_config nets[MAX_NICS];
-	unsigned nr_nets;
-	bool rng;             /* --rng: virtio-rng */
-	bool balloon;         /* --balloon: virtio-balloon */
+	struct dev_config devs[MAX_DEVICES]; /* in the order given */
+	unsigned nr_devs;
 	const char *api;      /* --api PATH: control socket */
 	const char *incoming; /* --incoming URI: wait for a migration */
 };
+
+/* Add an instance of type t configured from arg (NULL for a flag, which may be given again:
+ * a no-op). 0, or -1 after printing one line (too many, or a bad value). */
+int vm_config_add(struct vm_config *c, const struct device_type *t, const char *arg);
+/* Instances of t in c. */
+unsigned vm_config_count(const struct vm_config *c, const struct device_type *t);
+/* Free the device configurations (the rest of c is the caller's). */
+void vm_config_free_devices(struct vm_config *c);
 
 #endif

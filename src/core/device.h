@@ -46,6 +46,10 @@ struct device_ops {
 	 * / take it back. Called while paused. 0 or -1 (printed). */
 	int (*release)(struct device *dev);
 	int (*reacquire)(struct device *dev);
+	/* Optional: the part of the state a guest reset keeps (the CMOS), saved when the guest
+	 * resets and loaded into the device of the same name in the rebuilt VM. */
+	void (*keep_save)(struct device *dev, struct ser_writer *w);
+	int (*keep_load)(struct device *dev, struct ser_reader *r);
 	/* Release resources and free the device. */
 	void (*destroy)(struct device *dev);
 };

@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -32,12 +33,18 @@ void log_warn(const char *fmt, ...)
 
 void log_debug(const char *fmt, ...)
 {
-	static int enabled = -1; /* read once; a benign race at worst re-reads */
+	/* Read once. Any thread may be first (vCPUs, device workers): the
+	 * flag is atomic, so two first calls at once both store the same value
+	 * instead of racing on a plain int. */
+	static atomic_int enabled = -1;
+	int on = atomic_load_explicit(&enabled, memory_order_relaxed);
 	va_list ap;
 
-	if (enabled < 0)
-		enabled = getenv("KVMBOX_DEBUG") != NULL;
-	if (!enabled)
+	if (on < 0) {
+		on = getenv("KVMBOX_DEBUG") != NULL;
+		atomic_store_explicit(&enabled, on, memory_order_relaxed);
+	}
+	if (!on)
 		return;
 	va_start(ap, fmt);
 	vlog("debug: ", fmt, ap);

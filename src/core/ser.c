@@ -123,3 +123,39 @@ bool ser_reader_done(const struct ser_reader *r)
 {
 	return !r->err && r->off == r->len;
 }
+
+void ser_put_str(struct ser_writer *w, const char *s)
+{
+	if (!s) {
+		ser_put_u32(w, UINT32_MAX);
+		return;
+	}
+	ser_put_u32(w, (uint32_t)strlen(s));
+	ser_put_bytes(w, s, strlen(s));
+}
+
+char *ser_get_str(struct ser_reader *r, size_t max)
+{
+	uint32_t len = ser_get_u32(r);
+	char *s;
+
+	if (r->err || len == UINT32_MAX)
+		return NULL;
+	if (len > max || len > r->len - r->off) {
+		r->err = true;
+		return NULL;
+	}
+	s = malloc(len + 1u);
+	if (!s) {
+		r->err = true;
+		return NULL;
+	}
+	ser_get_bytes(r, s, len);
+	s[len] = '\0';
+	if (strlen(s) != len) {
+		free(s);
+		r->err = true; /* an embedded NUL */
+		return NULL;
+	}
+	return s;
+}

@@ -14,13 +14,13 @@
 #include <xxhash.h>
 
 #include "../arch/arch.h"
+#include "devtype.h"
 #include "log.h"
+#include "util.h"
 #include "vcpu.h"
 #include "vm.h"
 
-#define PAGE 4096ULL
 #define SNAP_HEADER_SIZE 96
-#define SNAP_ARCH_X86_64 1
 
 enum snap_section {
 	SEC_CONFIG = 1,
@@ -32,120 +32,74 @@ enum snap_section {
 	SEC_END,
 };
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* ---- config ---------------------------------------------------------- */
-
-static void put_str(struct ser_writer *w, const char *s)
-{
-	if (!s) {
-		ser_put_u32(w, UINT32_MAX);
-		return;
-	}
-	ser_put_u32(w, (uint32_t)strlen(s));
-	ser_put_bytes(w, s, strlen(s));
-}
-
-/* A string of at most max bytes, or NULL for the NULL marker; *err on bad input. */
-static char *get_str(struct ser_reader *r, size_t max, bool *err)
-{
-	uint32_t len = ser_get_u32(r);
-	char *s;
-
-	if (r->err || len == UINT32_MAX)
-		return NULL;
-	if (len > max || len > r->len - r->off) {
-		*err = true;
-		r->err = true;
-		return NULL;
-	}
-	s = malloc(len + 1u);
-	if (!s) {
-		*err = true;
-		return NULL;
-	}
-	ser_get_bytes(r, s, len);
-	s[len] = '\0';
-	if (strlen(s) != len)
-		*err = true; /* embedded NUL */
-	return s;
-}
 
 void snap_config_save(const struct vm_config *cfg, struct ser_writer *w)
 {
-	put_str(w, cfg->kernel);
-	put_str(w, cfg->initrd);
-	put_str(w, cfg->append);
+	ser_put_str(w, cfg->kernel);
+	ser_put_str(w, cfg->initrd);
+	ser_put_str(w, cfg->append);
 	ser_put_u32(w, cfg->cpus);
 	ser_put_u64(w, cfg->memory);
 	ser_put_u8(w, (uint8_t)cfg->console);
 	ser_put_u8(w, cfg->no_reboot);
-	ser_put_u8(w, cfg->rng);
-	ser_put_u8(w, cfg->balloon);
-	ser_put_u32(w, cfg->nr_disks);
-	for (unsigned i = 0; i < cfg->nr_disks; i++) {
-		put_str(w, cfg->disks[i].path);
-		ser_put_u8(w, cfg->disks[i].readonly);
-		put_str(w, cfg->disks[i].serial);
-	}
-	ser_put_u32(w, cfg->nr_nets);
-	for (unsigned i = 0; i < cfg->nr_nets; i++) {
-		put_str(w, cfg->nets[i].tap);
-		ser_put_bytes(w, cfg->nets[i].mac, 6);
-		ser_put_u8(w, cfg->nets[i].mac_set);
+	/* Each device: its type's name, then its type's own record, length-prefixed. */
+	ser_put_u32(w, cfg->nr_devs);
+	for (unsigned i = 0; i < cfg->nr_devs; i++) {
+		const struct device_type *t = cfg->devs[i].type;
+		struct ser_writer one;
+
+		ser_writer_init(&one);
+		if (t->save)
+			t->save(cfg->devs[i].cfg, &one);
+		ser_put_str(w, t->name);
+		ser_put_u32(w, (uint32_t)one.len);
+		ser_put_bytes(w, one.buf, one.len);
+		if (one.err)
+			w->err = true;
+		ser_writer_free(&one);
 	}
 }
 
 int snap_config_load(struct snap_config *sc, struct ser_reader *r)
 {
 	struct vm_config *c = &sc->cfg;
-	bool err = false;
-	char *s;
+	uint32_t nr;
+	uint8_t console, no_reboot;
 
 	memset(sc, 0, sizeof(*sc));
-	c->kernel = sc->strings[0] = get_str(r, 4096, &err);
-	c->initrd = sc->strings[1] = get_str(r, 4096, &err);
-	c->append = sc->strings[2] = get_str(r, 65536, &err);
+	c->kernel = sc->strings[0] = ser_get_str(r, 4096);
+	c->initrd = sc->strings[1] = ser_get_str(r, 4096);
+	c->append = sc->strings[2] = ser_get_str(r, 65536);
 	c->cpus = ser_get_u32(r);
 	c->memory = ser_get_u64(r);
-	c->console = (enum console_kind)ser_get_u8(r);
-	c->no_reboot = ser_get_u8(r);
-	c->rng = ser_get_u8(r);
-	c->balloon = ser_get_u8(r);
-	c->nr_disks = ser_get_u32(r);
-	if (c->nr_disks > MAX_DISKS || c->console > CONSOLE_VIRTIO || c->cpus == 0)
+	console = ser_get_u8(r);
+	no_reboot = ser_get_u8(r);
+	nr = ser_get_u32(r);
+	if (r->err || console > CONSOLE_VIRTIO || no_reboot > 1 || c->cpus == 0 || nr > MAX_DEVICES)
 		goto bad;
-	for (unsigned i = 0; i < c->nr_disks && !err; i++) {
-		c->disks[i].path = sc->strings[4 + i] = get_str(r, 4096, &err);
-		c->disks[i].readonly = ser_get_u8(r);
-		s = get_str(r, sizeof(c->disks[i].serial) - 1, &err);
-		if (s)
-			snprintf(c->disks[i].serial, sizeof(c->disks[i].serial), "%s", s);
-		free(s);
-		if (!c->disks[i].path)
-			err = true;
+	c->console = (enum console_kind)console;
+	c->no_reboot = no_reboot;
+	for (uint32_t i = 0; i < nr; i++) {
+		char *name = ser_get_str(r, 64);
+		const struct device_type *t = name ? device_type_by_name(name) : NULL;
+		uint32_t len = ser_get_u32(r);
+		struct ser_reader one;
+		void *cfg = NULL;
+
+		if (name && !t)
+			log_error("snapshot: a device of type '%s', which this kvmbox does not have", name);
+		free(name);
+		if (!t || r->err || len > r->len - r->off || vm_config_count(c, t) >= t->max)
+			goto bad;
+		ser_reader_init(&one, r->buf + r->off, len);
+		r->off += len;
+		if (t->config_size && !(cfg = calloc(1, t->config_size)))
+			goto bad;
+		c->devs[c->nr_devs++] = (struct dev_config){ .type = t, .cfg = cfg };
+		if ((t->load && t->load(cfg, &one) < 0) || !ser_reader_done(&one))
+			goto bad;
 	}
-	c->nr_nets = ser_get_u32(r);
-	if (c->nr_nets > MAX_NICS)
-		goto bad;
-	for (unsigned i = 0; i < c->nr_nets && !err; i++) {
-		s = get_str(r, sizeof(c->nets[i].tap) - 1, &err);
-		if (!s)
-			err = true;
-		else
-			snprintf(c->nets[i].tap, sizeof(c->nets[i].tap), "%s", s);
-		free(s);
-		ser_get_bytes(r, c->nets[i].mac, 6);
-		c->nets[i].mac_set = ser_get_u8(r);
-	}
-	if (err || r->err)
-		goto bad;
 	return 0;
 bad:
 	snap_config_free(sc);
@@ -154,7 +108,8 @@ bad:
 
 void snap_config_free(struct snap_config *sc)
 {
-	for (size_t i = 0; i < sizeof(sc->strings) / sizeof(sc->strings[0]); i++)
+	vm_config_free_devices(&sc->cfg);
+	for (size_t i = 0; i < ARRAY_SIZE(sc->strings); i++)
 		free(sc->strings[i]);
 	memset(sc, 0, sizeof(*sc));
 }
@@ -173,12 +128,6 @@ static size_t section_begin(struct ser_writer *w, uint32_t type)
 	return at;
 }
 
-static void put_le64_at(struct ser_writer *w, size_t at, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		w->buf[at + (size_t)i] = (uint8_t)(v >> (8 * i));
-}
-
 static void section_end(struct ser_writer *w, size_t at)
 {
 	uint64_t len;
@@ -186,8 +135,8 @@ static void section_end(struct ser_writer *w, size_t at)
 	if (w->err)
 		return;
 	len = w->len - at - 24;
-	put_le64_at(w, at + 8, len);
-	put_le64_at(w, at + 16, XXH3_64bits(w->buf + at + 24, len));
+	put_le64(w->buf + at + 8, len);
+	put_le64(w->buf + at + 16, XXH3_64bits(w->buf + at + 24, len));
 }
 
 /* Next section: checks its hash; *sub reads its payload. */
@@ -232,8 +181,8 @@ int vm_state_save(struct vm *vm, struct ser_writer *w)
 	}
 	for (struct device *d = vm->devices; d; d = d->next) {
 		at = section_begin(w, SEC_DEVICE);
-		put_str(w, d->ops->type);
-		put_str(w, d->name);
+		ser_put_str(w, d->ops->type);
+		ser_put_str(w, d->name);
 		if (d->ops->save)
 			d->ops->save(d, w);
 		section_end(w, at);
@@ -282,9 +231,8 @@ int vm_state_load(struct vm *vm, struct ser_reader *r)
 			vcpu++;
 			break;
 		case SEC_DEVICE: {
-			bool err = false;
-			char *t = get_str(&sub, 64, &err), *n = get_str(&sub, 64, &err);
-			int ok = !err && dev && t && n && !strcmp(t, dev->ops->type) && !strcmp(n, dev->name);
+			char *t = ser_get_str(&sub, 64), *n = ser_get_str(&sub, 64);
+			int ok = !sub.err && dev && t && n && !strcmp(t, dev->ops->type) && !strcmp(n, dev->name);
 
 			free(t);
 			free(n);
@@ -309,22 +257,6 @@ int vm_state_load(struct vm *vm, struct ser_reader *r)
 
 /* ---- RAM --------------------------------------------------------------- */
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	while (n) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
 /* Write non-zero pages of the RAM image at SNAP_RAM_OFFSET (holes for the
  * rest) and hash them as (page index, content). Runs in the forked child
  * for live snapshots: no allocation, no locks. */
@@ -337,23 +269,23 @@ static int write_ram(const struct guest_mem *m, int fd, uint64_t *hash_out, uint
 	*bytes = 0;
 	for (int i = 0; i < m->nr_regions; i++) {
 		const uint8_t *base = m->regions[i].host;
-		uint64_t npages = m->regions[i].size / PAGE;
+		uint64_t npages = m->regions[i].size / PAGE_SIZE;
 
 		for (uint64_t j = 0; j < npages;) {
 			uint64_t k = j;
 
-			while (k < npages && !page_is_zero(base + k * PAGE)) {
+			while (k < npages && !page_is_zero(base + k * PAGE_SIZE)) {
 				uint64_t idx = page + k;
 
 				XXH3_64bits_update(&st, &idx, sizeof(idx));
-				XXH3_64bits_update(&st, base + k * PAGE, PAGE);
+				XXH3_64bits_update(&st, base + k * PAGE_SIZE, PAGE_SIZE);
 				k++;
 			}
 			if (k > j) {
-				if (pwrite_all(fd, base + j * PAGE, (k - j) * PAGE,
-					       SNAP_RAM_OFFSET + (page + j) * PAGE) < 0)
+				if (pwrite_all(fd, base + j * PAGE_SIZE, (k - j) * PAGE_SIZE,
+					       SNAP_RAM_OFFSET + (page + j) * PAGE_SIZE) < 0)
 					return -1;
-				*bytes += (k - j) * PAGE;
+				*bytes += (k - j) * PAGE_SIZE;
 				j = k;
 			} else {
 				j++;
@@ -385,20 +317,20 @@ static int hash_ram_file(int fd, uint64_t ram_len, uint64_t *hash_out)
 		hole = lseek(fd, data, SEEK_HOLE);
 		if (hole < 0 || hole > end)
 			hole = end;
-		data &= ~(off_t)(PAGE - 1);
+		data &= ~(off_t)(PAGE_SIZE - 1);
 		for (off_t at = data; at < hole;) {
 			size_t n = (size_t)(hole - at) > (1u << 20) ? (1u << 20) : (size_t)(hole - at);
 			ssize_t got = pread(fd, buf, n, at);
 
-			if (got <= 0 || got % (ssize_t)PAGE)
+			if (got <= 0 || got % (ssize_t)PAGE_SIZE)
 				goto out;
-			for (ssize_t o = 0; o < got; o += (ssize_t)PAGE) {
-				uint64_t idx = (uint64_t)(at + o - (off_t)SNAP_RAM_OFFSET) / PAGE;
+			for (ssize_t o = 0; o < got; o += (ssize_t)PAGE_SIZE) {
+				uint64_t idx = (uint64_t)(at + o - (off_t)SNAP_RAM_OFFSET) / PAGE_SIZE;
 
 				if (page_is_zero(buf + o))
 					continue;
 				XXH3_64bits_update(&st, &idx, sizeof(idx));
-				XXH3_64bits_update(&st, buf + o, PAGE);
+				XXH3_64bits_update(&st, buf + o, PAGE_SIZE);
 			}
 			at += got;
 		}
@@ -428,7 +360,7 @@ static void header_encode(const struct snap_header *h, uint8_t out[SNAP_HEADER_S
 	ser_writer_init(&w);
 	ser_put_bytes(&w, SNAP_MAGIC, 8);
 	ser_put_u32(&w, SNAP_VERSION);
-	ser_put_u32(&w, SNAP_ARCH_X86_64);
+	ser_put_u32(&w, arch_this);
 	ser_put_u64(&w, SNAP_RAM_OFFSET);
 	ser_put_u64(&w, h->ram_len);
 	ser_put_u64(&w, h->ram_hash);
@@ -438,7 +370,7 @@ static void header_encode(const struct snap_header *h, uint8_t out[SNAP_HEADER_S
 	memset(out, 0, SNAP_HEADER_SIZE);
 	if (!w.err)
 		memcpy(out, w.buf, w.len);
-	put_le64_at(&(struct ser_writer){ .buf = out }, SNAP_HEADER_SIZE - 8, XXH3_64bits(out, SNAP_HEADER_SIZE - 8));
+	put_le64(out + SNAP_HEADER_SIZE - 8, XXH3_64bits(out, SNAP_HEADER_SIZE - 8));
 	ser_writer_free(&w);
 }
 
@@ -480,7 +412,6 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 	char tmp[4096];
 	int fd, err = 0, ret = -1;
 	pid_t pid = -1;
-	bool was_paused;
 
 	memset(res, 0, sizeof(*res));
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
@@ -494,11 +425,8 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 		return -1;
 	}
 	ser_writer_init(&meta);
-	/* A VM the user paused is written as it is and left paused: vm_pause
-	 * is not re-entrant. */
-	was_paused = vm->paused;
-	if (!was_paused)
-		vm_pause(vm);
+	/* Pauses nest: a VM the user paused stays paused after the snapshot. */
+	vm_pause(vm);
 	if (vm_state_save(vm, &meta) < 0) {
 		set_err(errmsg, errlen, "snapshot %s: could not capture the VM state (see above)", path);
 		goto resume;
@@ -517,8 +445,7 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 
 			_exit(write_file(&vm->mem, fd, &meta, &bytes) == 0 ? 0 : 1);
 		}
-		if (!was_paused)
-			vm_resume(vm);
+		vm_resume(vm);
 		t_resume = now_ms();
 		for (;;) {
 			int status;
@@ -555,7 +482,8 @@ resume:
 	res->file_bytes = SNAP_RAM_OFFSET + vm->mem.total + meta.len;
 	close(fd);
 	ser_writer_free(&meta);
-	if (!was_paused && vm->paused && (live || ret < 0)) {
+	/* A hibernate keeps its pause: the VM stops right after. */
+	if (!t_resume && (live || ret < 0)) {
 		vm_resume(vm);
 		t_resume = now_ms();
 	}
@@ -574,6 +502,8 @@ static int refuse(const char *path, const char *why)
 	return -1;
 }
 
+static void snapshot_discard(struct snapshot *s);
+
 int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 {
 	uint8_t hdr[SNAP_HEADER_SIZE];
@@ -591,17 +521,24 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 		return -1;
 	}
 	if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return snapshot_close(s), refuse(path, "not a regular file");
+		return snapshot_discard(s), refuse(path, "not a regular file");
 	if (st.st_size < (off_t)sizeof(hdr) || pread(s->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
-		return snapshot_close(s), refuse(path, "truncated (no complete header)");
+		return snapshot_discard(s), refuse(path, "truncated (no complete header)");
 	if (memcmp(hdr, SNAP_MAGIC, 8))
-		return snapshot_close(s), refuse(path, "not a kvmbox snapshot (bad magic)");
+		return snapshot_discard(s), refuse(path, "not a kvmbox snapshot (bad magic)");
 	ser_reader_init(&r, hdr, sizeof(hdr));
 	ser_get_bytes(&r, (uint8_t[8]){ 0 }, 8);
 	if (ser_get_u32(&r) != SNAP_VERSION)
-		return snapshot_close(s), refuse(path, "written by an incompatible kvmbox version");
-	if (ser_get_u32(&r) != SNAP_ARCH_X86_64)
-		return snapshot_close(s), refuse(path, "taken on another architecture");
+		return snapshot_discard(s), refuse(path, "written by an incompatible kvmbox version");
+	{
+		uint32_t arch = ser_get_u32(&r);
+		char why[96];
+
+		if (arch != arch_this) {
+			snprintf(why, sizeof(why), "taken on %s, this is %s", arch_id_name(arch), arch_id_name(arch_this));
+			return snapshot_discard(s), refuse(path, why);
+		}
+	}
 	ram_off = ser_get_u64(&r);
 	h.ram_len = ser_get_u64(&r);
 	h.ram_hash = ser_get_u64(&r);
@@ -609,60 +546,62 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 	h.meta_len = ser_get_u64(&r);
 	h.meta_hash = ser_get_u64(&r);
 	{
-		uint64_t want = 0;
-
-		for (int i = 0; i < 8; i++)
-			want |= (uint64_t)hdr[SNAP_HEADER_SIZE - 8 + i] << (8 * i);
-		if (XXH3_64bits(hdr, SNAP_HEADER_SIZE - 8) != want)
-			return snapshot_close(s), refuse(path, "header checksum mismatch (corrupt)");
+		if (XXH3_64bits(hdr, SNAP_HEADER_SIZE - 8) != get_le64(hdr + SNAP_HEADER_SIZE - 8))
+			return snapshot_discard(s), refuse(path, "header checksum mismatch (corrupt)");
 	}
-	if (ram_off != SNAP_RAM_OFFSET || h.ram_len % PAGE || h.meta_off != SNAP_RAM_OFFSET + h.ram_len ||
+	if (ram_off != SNAP_RAM_OFFSET || h.ram_len % PAGE_SIZE || h.meta_off != SNAP_RAM_OFFSET + h.ram_len ||
 	    h.meta_len > (64u << 20) || h.meta_off + h.meta_len < h.meta_off)
-		return snapshot_close(s), refuse(path, "inconsistent header");
+		return snapshot_discard(s), refuse(path, "inconsistent header");
 	if ((uint64_t)st.st_size < h.meta_off + h.meta_len)
-		return snapshot_close(s), refuse(path, "truncated");
+		return snapshot_discard(s), refuse(path, "truncated");
 	if ((uint64_t)st.st_size > h.meta_off + h.meta_len)
-		return snapshot_close(s), refuse(path, "has data after its end (corrupt)");
+		return snapshot_discard(s), refuse(path, "has data after its end (corrupt)");
 	s->meta = malloc(h.meta_len ? h.meta_len : 1);
 	if (!s->meta)
-		return snapshot_close(s), refuse(path, "out of memory reading it");
+		return snapshot_discard(s), refuse(path, "out of memory reading it");
 	if (pread(s->fd, s->meta, h.meta_len, (off_t)h.meta_off) != (ssize_t)h.meta_len)
-		return snapshot_close(s), refuse(path, "truncated");
+		return snapshot_discard(s), refuse(path, "truncated");
 	if (XXH3_64bits(s->meta, h.meta_len) != h.meta_hash)
-		return snapshot_close(s), refuse(path, "state checksum mismatch (corrupt)");
+		return snapshot_discard(s), refuse(path, "state checksum mismatch (corrupt)");
 	s->meta_len = h.meta_len;
 	s->ram_len = h.ram_len;
 	ser_reader_init(&r, s->meta, s->meta_len);
 	while (r.off < r.len) {
 		if (section_next(&r, &type, &sub) < 0)
-			return snapshot_close(s), refuse(path, "section checksum mismatch (corrupt)");
+			return snapshot_discard(s), refuse(path, "section checksum mismatch (corrupt)");
 		if (type == SEC_CONFIG && !have_config) {
 			if (snap_config_load(&s->config, &sub) < 0)
-				return snapshot_close(s), refuse(path, "malformed configuration");
+				return snapshot_discard(s), refuse(path, "malformed configuration");
 			have_config = true;
 		}
 	}
 	if (!have_config)
-		return snapshot_close(s), refuse(path, "no configuration section");
+		return snapshot_discard(s), refuse(path, "no configuration section");
 	if (s->config.cfg.memory != h.ram_len)
-		return snapshot_close(s), refuse(path, "RAM size does not match its configuration");
+		return snapshot_discard(s), refuse(path, "RAM size does not match its configuration");
 	if (verify_ram) {
 		uint64_t got;
 
 		if (hash_ram_file(s->fd, h.ram_len, &got) < 0)
-			return snapshot_close(s), refuse(path, "cannot read its RAM image");
+			return snapshot_discard(s), refuse(path, "cannot read its RAM image");
 		if (got != h.ram_hash)
-			return snapshot_close(s), refuse(path, "RAM checksum mismatch (corrupt)");
+			return snapshot_discard(s), refuse(path, "RAM checksum mismatch (corrupt)");
 	}
 	return 0;
 }
 
 void snapshot_close(struct snapshot *s)
 {
-	if (s->fd > 0)
+	if (s->fd >= 0)
 		close(s->fd);
 	free(s->meta);
-	snap_config_free(&s->config);
 	s->fd = -1;
 	s->meta = NULL;
+}
+
+/* A snapshot that failed to open: nothing of it is kept. */
+static void snapshot_discard(struct snapshot *s)
+{
+	snapshot_close(s);
+	snap_config_free(&s->config);
 }

@@ -24,13 +24,13 @@
 struct vm;
 
 #define SNAP_MAGIC "KVMBOXSN"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2
 #define SNAP_RAM_OFFSET 4096ULL
 
 /* A vm_config read back from a snapshot, owning its strings. */
 struct snap_config {
 	struct vm_config cfg;
-	char *strings[4 + MAX_DISKS]; /* everything cfg points to */
+	char *strings[3]; /* kernel, initrd, append: what cfg points to besides its devices */
 };
 
 /* Serialise / parse the run options needed to rebuild the VM. */
@@ -74,6 +74,8 @@ struct snapshot {
 /* Open path, check header, sizes and every hash (RAM too, unless
  * verify_ram is false), and parse the config. 0 or -1 (printed). */
 int snapshot_open(const char *path, bool verify_ram, struct snapshot *s);
+/* Close the file and free the state (once the VM was built from them). s->config, which a
+ * running VM's configuration points into, stays until snap_config_free(&s->config). */
 void snapshot_close(struct snapshot *s);
 
 #endif

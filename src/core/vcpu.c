@@ -38,7 +38,7 @@ struct vcpu *vcpu_create(struct vm *vm, unsigned id)
 	}
 	v->vm = vm;
 	v->id = id;
-	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	v->fd = KVM_PROBE(vm->vm_fd, KVM_CREATE_VCPU, id);
 	if (v->fd < 0) {
 		log_error("vCPU %u: KVM_CREATE_VCPU failed: %s; give fewer --cpus", id, strerror(errno));
 		free(v);
@@ -59,7 +59,8 @@ void vcpu_kick(struct vcpu *v)
 	if (!v)
 		return;
 	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	if (v->thread_started && !pthread_equal(v->thread, pthread_self()))
+	if (atomic_load_explicit(&v->thread_started, memory_order_acquire) &&
+	    !pthread_equal(v->thread, pthread_self()))
 		pthread_kill(v->thread, SIG_VCPU_KICK);
 }
 
@@ -88,7 +89,8 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *v, struct kvm_run *run)
 		v->stats.io++;
 		/* The kernel fills these, but a bad value must not walk off the page. */
 		if ((size != 1 && size != 2 && size != 4) || count == 0 ||
-		    off >= (uint64_t)vm->vcpu_mmap_size || count > ((uint64_t)vm->vcpu_mmap_size - off) / size) {
+		    off >= (uint64_t)vm->vcpu_mmap_size ||
+		    count > ((uint64_t)vm->vcpu_mmap_size - off) / size) {
 			report_crash(v, "malformed I/O exit");
 			return VCPU_STOP;
 		}
@@ -103,7 +105,8 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *v, struct kvm_run *run)
 			report_crash(v, "malformed MMIO exit");
 			return VCPU_STOP;
 		}
-		bus_dispatch(&vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len, run->mmio.is_write);
+		bus_dispatch(&vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+			     run->mmio.is_write);
 		return VCPU_CONTINUE;
 	case KVM_EXIT_INTR:
 		v->stats.intr++;
@@ -190,7 +193,7 @@ static void *vcpu_thread(void *arg)
 			break;
 		if (!vcpu_park_if_paused(v))
 			break;
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		if (KVM_RUN_IOCTL(v->fd) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->stats.intr++;
 				continue;
@@ -225,16 +228,20 @@ int vcpu_start(struct vcpu *v)
 		log_error("vCPU %u: cannot start thread: %s", v->id, strerror(err));
 		return -1;
 	}
-	v->thread_started = true;
+	/* Other vCPU threads may already kick this one (a stop request from
+	 * a vCPU started before it): publish v->thread with the flag. */
+	atomic_store_explicit(&v->thread_started, true, memory_order_release);
 	return 0;
 }
 
 void vcpu_join(struct vcpu *v)
 {
-	if (v && v->thread_started) {
+	if (v && atomic_load(&v->thread_started)) {
 		vcpu_kick(v);
+		/* Cleared before the join: a later kick only sets immediate_exit
+		 * and does not signal a thread that is being joined. */
+		atomic_store(&v->thread_started, false);
 		pthread_join(v->thread, NULL);
-		v->thread_started = false;
 	}
 }
 

@@ -11,6 +11,7 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -24,7 +25,7 @@ struct vcpu_stats {
 	uint64_t io;
 	uint64_t mmio;
 	uint64_t hlt;
-	uint64_t intr;    /* KVM_EXIT_INTR (kicks, signals) */
+	uint64_t intr; /* KVM_EXIT_INTR (kicks, signals) */
 	uint64_t other;
 };
 
@@ -34,7 +35,9 @@ struct vcpu {
 	int fd;
 	struct kvm_run *run;
 	pthread_t thread;
-	bool thread_started;
+	/* thread is valid: set (release) after pthread_create by the starting
+	 * thread, read (acquire) by any thread that kicks this vCPU. */
+	atomic_bool thread_started;
 	struct vcpu_stats stats;
 };
 

@@ -10,17 +10,19 @@
 #include <unistd.h>
 
 #include "../arch/arch.h"
+#include "devtype.h"
 #include "log.h"
+#include "util.h"
 #include "vcpu.h"
 
-int kvm_ioctl_named(int fd, unsigned long req, void *arg, const char *name)
+int kvm_ioctl(int fd, unsigned long req, void *arg, const char *name, int flags)
 {
 	int ret;
 
 	do {
 		ret = ioctl(fd, req, arg);
-	} while (ret < 0 && errno == EINTR);
-	if (ret < 0) {
+	} while (ret < 0 && errno == EINTR && !(flags & KVMIO_NO_RETRY));
+	if (ret < 0 && !(flags & KVMIO_QUIET)) {
 		int e = errno;
 
 		log_error("KVM: ioctl %s failed: %s", name, strerror(e));
@@ -64,7 +66,7 @@ static int open_kvm(struct vm *vm)
 			log_error("/dev/kvm: cannot open: %s; check that KVM is available", strerror(e));
 		return -1;
 	}
-	ver = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	ver = KVM_PROBE(vm->kvm_fd, KVM_GET_API_VERSION, 0);
 	if (ver < 0) {
 		log_error("/dev/kvm: not a KVM device (KVM_GET_API_VERSION: %s); "
 			  "make /dev/kvm the kernel's KVM device node", strerror(errno));
@@ -75,19 +77,19 @@ static int open_kvm(struct vm *vm)
 			  ver, KVM_API_VERSION);
 		return -1;
 	}
-	for (size_t i = 0; i < sizeof(core_caps) / sizeof(core_caps[0]); i++) {
-		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, core_caps[i].cap) <= 0) {
+	for (size_t i = 0; i < ARRAY_SIZE(core_caps); i++) {
+		if (KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, core_caps[i].cap) <= 0) {
 			log_error("/dev/kvm: the kernel lacks %s; use a kernel with full KVM support",
 				  core_caps[i].name);
 			return -1;
 		}
 	}
-	vm->max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	vm->max_vcpus = KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
 	if (vm->max_vcpus <= 0)
-		vm->max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+		vm->max_vcpus = KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
 	if (vm->max_vcpus <= 0)
 		vm->max_vcpus = 4; /* the API's documented minimum */
-	vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	vm->vcpu_mmap_size = KVM_PROBE(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->vcpu_mmap_size < (int)sizeof(struct kvm_run)) {
 		log_error("/dev/kvm: KVM_GET_VCPU_MMAP_SIZE failed; check the kernel's KVM");
 		return -1;
@@ -104,6 +106,7 @@ void vm_init(struct vm *vm, const struct vm_config *cfg)
 	bus_init(&vm->pio, BUS_PIO);
 	bus_init(&vm->mmio, BUS_MMIO);
 	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_mutex_init(&vm->pause_op_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	pthread_mutex_init(&vm->route_lock, NULL);
 }
@@ -128,9 +131,7 @@ int vm_open_kvm(struct vm *vm)
 		log_error("eventfd: %s; raise the open file limit", strerror(errno));
 		return -1;
 	}
-	do {
-		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-	} while (vm->vm_fd < 0 && errno == EINTR);
+	vm->vm_fd = KVM_PROBE(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		log_error("/dev/kvm: KVM_CREATE_VM failed: %s; check that virtualisation is enabled",
 			  strerror(errno));
@@ -154,6 +155,35 @@ void vm_add_device(struct vm *vm, struct device *dev)
 	dev->next = NULL;
 	*vm->devices_tail = dev;
 	vm->devices_tail = &dev->next;
+}
+
+int vm_create_devices(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+
+	for (unsigned t = 0; t < nr_device_types; t++) {
+		unsigned index = 0;
+
+		for (unsigned i = 0; i < cfg->nr_devs; i++) {
+			void *model;
+
+			if (cfg->devs[i].type != device_types[t])
+				continue;
+			model = device_types[t]->create(vm, cfg->devs[i].cfg, index++);
+			if (!model)
+				return -1;
+			vm->instances[vm->nr_instances++] = (struct vm_instance){ .type = device_types[t], .model = model };
+		}
+	}
+	return 0;
+}
+
+void *vm_find_model(struct vm *vm, const struct device_type *t)
+{
+	for (unsigned i = 0; i < vm->nr_instances; i++)
+		if (vm->instances[i].type == t)
+			return vm->instances[i].model;
+	return NULL;
 }
 
 int vm_create_vcpus(struct vm *vm, unsigned n)
@@ -238,7 +268,8 @@ int vm_dirty_log_get(struct vm *vm, int slot, unsigned long *bitmap)
 	return KVM_IOCTL(vm->vm_fd, KVM_GET_DIRTY_LOG, &d);
 }
 
-void vm_pause(struct vm *vm)
+/* Park the vCPUs and pause the devices; caller holds pause_op_lock and depth was 0. */
+static void pause_now(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->pause_requested = true;
@@ -257,21 +288,55 @@ void vm_pause(struct vm *vm)
 	vm->paused = true;
 }
 
-void vm_resume(struct vm *vm)
+static void resume_now(struct vm *vm)
 {
-	if (vm->paused) {
-		/* The guest clock goes on from where it stopped. */
-		if (vm->paused_clock)
-			arch_clock_set(vm, vm->paused_clock);
-		for (struct device *d = vm->devices; d; d = d->next)
-			if (d->ops->resume)
-				d->ops->resume(d);
-		vm->paused = false;
-	}
+	/* The guest clock goes on from where it stopped. */
+	if (vm->paused_clock)
+		arch_clock_set(vm, vm->paused_clock);
+	for (struct device *d = vm->devices; d; d = d->next)
+		if (d->ops->resume)
+			d->ops->resume(d);
+	vm->paused = false;
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->pause_requested = false;
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_op_lock);
+	if (vm->pause_depth++ == 0)
+		pause_now(vm);
+	pthread_mutex_unlock(&vm->pause_op_lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_op_lock);
+	if (vm->pause_depth && --vm->pause_depth == 0)
+		resume_now(vm);
+	pthread_mutex_unlock(&vm->pause_op_lock);
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	bool p;
+
+	pthread_mutex_lock(&vm->pause_op_lock);
+	p = vm->pause_depth > 0;
+	pthread_mutex_unlock(&vm->pause_op_lock);
+	return p;
+}
+
+void vm_resume_all(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_op_lock);
+	if (vm->pause_depth) {
+		vm->pause_depth = 0;
+		resume_now(vm);
+	}
+	pthread_mutex_unlock(&vm->pause_op_lock);
 }
 
 void vm_irq_set(void *opaque, uint32_t gsi, int level)
@@ -279,7 +344,7 @@ void vm_irq_set(void *opaque, uint32_t gsi, int level)
 	struct vm *vm = opaque;
 	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
 
-	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+	if (KVM_PROBE(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
 		log_debug("KVM_IRQ_LINE gsi %u: %s", gsi, strerror(errno));
 }
 
@@ -328,7 +393,7 @@ int vm_gsi_alloc(struct vm *vm)
 	return gsi;
 }
 
-int vm_gsi_route_msi(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data)
+int vm_gsi_route_msi(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data, uint32_t devid)
 {
 	struct kvm_irq_routing_entry *e = NULL;
 	int ret = -1;
@@ -353,6 +418,10 @@ int vm_gsi_route_msi(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data)
 	e->u.msi.address_lo = (uint32_t)addr;
 	e->u.msi.address_hi = (uint32_t)(addr >> 32);
 	e->u.msi.data = data;
+	if (vm->msi_devid) {
+		e->flags = KVM_MSI_VALID_DEVID;
+		e->u.msi.devid = devid;
+	}
 	ret = commit_routes(vm);
 out:
 	pthread_mutex_unlock(&vm->route_lock);
@@ -419,6 +488,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
 	pthread_mutex_destroy(&vm->pause_lock);
+	pthread_mutex_destroy(&vm->pause_op_lock);
 	pthread_cond_destroy(&vm->pause_cond);
 	pthread_mutex_destroy(&vm->route_lock);
 	free(vm->routes);

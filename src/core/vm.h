@@ -37,6 +37,19 @@ enum vm_exit_reason {
 	VM_SIGNAL,     /* SIGTERM/SIGINT or console escape */
 	VM_CRASH,      /* triple fault, internal error, unhandled exit */
 	VM_HOST_ERROR, /* a host-side failure while running */
+	VM_HANDOFF,    /* its state lives on elsewhere (hibernate file, migration destination) */
+};
+
+/* Who takes the user's console input: registered by the device that is the console. */
+struct vm_console_in {
+	size_t (*receive)(void *ctx, const uint8_t *buf, size_t n); /* bytes taken */
+	void *ctx;
+};
+
+/* The power button (ACPI on x86), registered by the device that has one. */
+struct vm_power_button {
+	void (*press)(void *ctx);
+	void *ctx;
 };
 
 struct vm {
@@ -60,13 +73,18 @@ struct vm {
 	_Atomic int exit_reason;
 	int stop_efd;               /* eventfd the main loop waits on */
 
-	/* Pause protocol (pause/resume, snapshots). */
+	/* Pause protocol (pause/resume, snapshots, migration). pause_op_lock serialises
+	 * vm_pause/vm_resume callers (any thread) and guards pause_depth; pause_lock and
+	 * pause_cond are how vCPU threads park. */
+	pthread_mutex_t pause_op_lock;
+	unsigned pause_depth;       /* vm_pause calls not yet matched by vm_resume */
 	pthread_mutex_t pause_lock;
 	pthread_cond_t pause_cond;
 	bool pause_requested;
-	bool paused;                /* vm_pause done, vm_resume not yet */
+	bool paused;                /* vCPUs parked and devices paused (pause_depth > 0) */
 	uint64_t paused_clock;      /* kvmclock at vm_pause */
 	bool dirty_logging;         /* KVM dirty logging on for the RAM slots */
+	bool msi_devid;             /* MSI routes carry the requester ID (set by the arch) */
 	unsigned nr_paused;         /* vCPU threads parked */
 	unsigned nr_active;         /* vCPU threads running their loop */
 
@@ -80,12 +98,18 @@ struct vm {
 
 	/* Architecture private data (boot info, cpuid template ...). */
 	void *arch;
-	/* The console stream (set by the caller before arch_create_devices)
-	 * and the device the user's input goes to. */
-	struct char_port console_port;
-	struct device *console_dev;
-	struct device *power_dev;   /* ACPI PM: power button */
-	struct device *pci_host;    /* PCI host bridge */
+	/* The console backend: the device that is the console (cfg->console) writes to it and
+	 * registers console_in for the user's input. Set by the owner before devices exist. */
+	struct char_port console_out;
+	struct vm_console_in console_in;
+	struct vm_power_button power_button;
+	struct device *pci_host;    /* the PCI host bridge virtio devices plug into */
+	/* The user's devices, by type (core/devtype.h), as their types' create returned them. */
+	struct vm_instance {
+		const struct device_type *type;
+		void *model;
+	} instances[MAX_DEVICES];
+	unsigned nr_instances;
 };
 
 /* Creating a VM takes three steps, so that everything the user gave (RAM size, kernel,
@@ -100,6 +124,12 @@ int vm_alloc_ram(struct vm *vm, const struct mem_region *layout, int nr_regions,
 int vm_open_kvm(struct vm *vm);
 /* Add a device to the VM's list (the VM owns it from now on). */
 void vm_add_device(struct vm *vm, struct device *dev);
+/* Create the devices of vm->cfg->devs, type by type in the order of device_types[] (so
+ * their PCI slots and guest names follow it) and in the order given within a type. 0 or -1
+ * (printed). */
+int vm_create_devices(struct vm *vm);
+/* The model of the first device of type t, or NULL. */
+void *vm_find_model(struct vm *vm, const struct device_type *t);
 /* Create the vCPU objects (not yet running). */
 int vm_create_vcpus(struct vm *vm, unsigned n);
 /* Start one thread per vCPU. */
@@ -108,10 +138,14 @@ int vm_start_vcpus(struct vm *vm);
  * thread. The first reason wins: returns true only for the call that set it. */
 bool vm_request_stop(struct vm *vm, enum vm_exit_reason reason);
 /* Park all vCPUs outside KVM_RUN and pause every device (no guest memory
- * is touched until vm_resume), keeping the guest clock from jumping. Main
- * thread only; not re-entrant. */
+ * is touched until the matching vm_resume), keeping the guest clock from
+ * jumping. Any thread; pauses nest: the VM runs again when every vm_pause
+ * has had its vm_resume (a snapshot of a VM the user paused leaves it
+ * paused). vm_resume_all drops every pause (teardown). */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+void vm_resume_all(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
 /* Turn KVM dirty-page logging on or off for every RAM slot (no-op when it
  * already is). 0 or -1. */
 int vm_dirty_log_enable(struct vm *vm, bool on);
@@ -127,8 +161,10 @@ void vm_irq_set(void *vm, uint32_t gsi, int level);
 
 /* Allocate a GSI for an MSI route (above the irqchip pins). -1 if none left. */
 int vm_gsi_alloc(struct vm *vm);
-/* Route gsi to an MSI message and commit the table. 0 or -1. */
-int vm_gsi_route_msi(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data);
+/* Route gsi to an MSI message from PCI requester devid (bus << 8 | devfn) and commit the
+ * table. The requester ID is passed to KVM only when vm->msi_devid (an arm64 ITS needs it to
+ * find the device's table). 0 or -1. */
+int vm_gsi_route_msi(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data, uint32_t devid);
 /* Drop gsi's route (if any) and commit. */
 void vm_gsi_unroute(struct vm *vm, uint32_t gsi);
 /* Attach/detach an eventfd that raises gsi when written (KVM_IRQFD). */
@@ -137,8 +173,19 @@ int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign);
  * I/O when pio) signals without an exit (KVM_IOEVENTFD). */
 int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, bool pio, int efd, bool assign);
 
-/* Wrappers that name the failing ioctl in the error. */
-int kvm_ioctl_named(int fd, unsigned long req, void *arg, const char *name);
-#define KVM_IOCTL(fd, req, arg) kvm_ioctl_named((fd), (req), (arg), #req)
+/* Every KVM ioctl goes through kvm_ioctl(), which retries EINTR and, unless asked not to,
+ * prints an error that names the ioctl:
+ *   KVM_IOCTL(fd, req, arg)  a failure is an error (printed)
+ *   KVM_PROBE(fd, req, arg)  a failure is an answer (KVM_CHECK_EXTENSION, probing an MSR,
+ *                            E2BIG sizing): the caller decides, nothing is printed
+ *   KVM_RUN_IOCTL(fd)        KVM_RUN: EINTR is how a kick ends it, so it is not retried, and
+ *                            the vCPU loop reports failures itself
+ * The return value and errno are the ioctl's. */
+#define KVMIO_QUIET    1
+#define KVMIO_NO_RETRY 2
+int kvm_ioctl(int fd, unsigned long req, void *arg, const char *name, int flags);
+#define KVM_IOCTL(fd, req, arg) kvm_ioctl((fd), (req), (void *)(arg), #req, 0)
+#define KVM_PROBE(fd, req, arg) kvm_ioctl((fd), (req), (void *)(uintptr_t)(arg), #req, KVMIO_QUIET)
+#define KVM_RUN_IOCTL(fd) kvm_ioctl((fd), KVM_RUN, NULL, "KVM_RUN", KVMIO_QUIET | KVMIO_NO_RETRY)
 
 #endif

@@ -141,9 +141,9 @@ static void pl031_io(struct device *dev, struct bus_access *a)
 	pthread_mutex_lock(&p->lock);
 	update(p);
 	if (a->is_write)
-		reg_write(p, a->offset, (uint32_t)io_le_get(a->data, 4));
+		reg_write(p, a->offset, (uint32_t)get_le(a->data, 4));
 	else
-		io_le_put(a->data, 4, reg_read(p, a->offset));
+		put_le(a->data, 4, reg_read(p, a->offset));
 	update(p);
 	pthread_mutex_unlock(&p->lock);
 }

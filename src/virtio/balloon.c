@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/util.h"
+#include "../core/vm.h"
+#include "setup.h"
 
 #define BALLOON_QUEUE_SIZE   64
 #define BALLOON_NUM_QUEUES   3
@@ -40,30 +43,6 @@ struct virtio_balloon {
 static struct virtio_balloon *to_balloon(struct virtio_dev *vd)
 {
 	return (struct virtio_balloon *)vd;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	return get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
 }
 
 static void balloon_fill_config(struct virtio_balloon *b)
@@ -151,7 +130,7 @@ static void stats_parse(struct virtio_balloon *b, const struct virtq_chain *c)
 			b->stats[tag] = get_le64(e + 2);
 	}
 	b->stats_valid = true;
-	b->stats_time_ms = now_ms();
+	b->stats_time_ms = now_ns() / 1000000;
 }
 
 static void stats_notify(struct virtio_balloon *b)
@@ -338,7 +317,7 @@ static void balloon_save(struct virtio_dev *vd, struct ser_writer *w)
 	for (unsigned i = 0; i < VIRTIO_BALLOON_S_NR; i++)
 		ser_put_u64(w, b->stats[i]);
 	/* Monotonic clocks differ between processes: store the age. */
-	ser_put_u64(w, b->stats_valid ? now_ms() - b->stats_time_ms : 0);
+	ser_put_u64(w, b->stats_valid ? now_ns() / 1000000 - b->stats_time_ms : 0);
 }
 
 static int balloon_load(struct virtio_dev *vd, struct ser_reader *r)
@@ -367,7 +346,7 @@ static int balloon_load(struct virtio_dev *vd, struct ser_reader *r)
 	b->target_pages = target;
 	b->actual_pages = actual;
 	balloon_fill_config(b);
-	b->stats_time_ms = now_ms();
+	b->stats_time_ms = now_ns() / 1000000;
 	b->stats_time_ms = age < b->stats_time_ms ? b->stats_time_ms - age : 0;
 	/* The held buffer's descriptors are still ours in guest memory: its head
 	 * is all we need to hand it back later. */
@@ -461,7 +440,7 @@ void virtio_balloon_info(struct virtio_dev *vd, struct balloon_info *out)
 	out->inflated_pages = b->inflated > b->deflated ? b->inflated - b->deflated : 0;
 	out->stats_valid = b->stats_valid;
 	if (b->stats_valid) {
-		uint64_t now = now_ms();
+		uint64_t now = now_ns() / 1000000;
 
 		memcpy(out->stats, b->stats, sizeof(out->stats));
 		out->stats_age_ms = now > b->stats_time_ms ? now - b->stats_time_ms : 0;
@@ -491,3 +470,16 @@ bool virtio_balloon_request_stats(struct virtio_dev *vd)
 	pthread_mutex_unlock(&vd->lock);
 	return r;
 }
+
+static void *type_create(struct vm *vm, const void *cfg, unsigned index)
+{
+	return virtio_plug(vm, virtio_balloon_create(&vm->mem, index));
+}
+
+const struct device_type virtio_balloon_type = {
+	.name = "virtio-balloon",
+	.option = "balloon",
+	.help = "virtio-balloon (kvmbox ctl SOCKET balloon SIZE)",
+	.max = 1,
+	.create = type_create,
+};

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../core/devtype.h"
 #include "virtio.h"
 
 /* Feature bits (virtio 1.x 5.5.3). */
@@ -73,5 +74,8 @@ int virtio_balloon_set_stats_interval(struct virtio_dev *vd, unsigned ms);
 /* Ask the guest for fresh stats now (hands back the held stats buffer, if any). Any thread.
  * Returns true when a request went out. */
 bool virtio_balloon_request_stats(struct virtio_dev *vd);
+
+/* The `--balloon` device type (core/devtype.h). */
+extern const struct device_type virtio_balloon_type;
 
 #endif

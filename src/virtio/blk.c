@@ -13,11 +13,15 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/epoll.h>
 
 #include "../backends/blockfile.h"
 #include "../core/log.h"
+#include "../core/util.h"
+#include "../core/vm.h"
+#include "setup.h"
 
 #define BLK_SAVE_VERSION 1
 
@@ -60,34 +64,6 @@ struct virtio_blk {
 static struct virtio_blk *to_blk(struct virtio_dev *vd)
 {
 	return (struct virtio_blk *)vd;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
 }
 
 /* Give the chain back to the driver (unless the ring is off limits) and free
@@ -478,6 +454,16 @@ int virtio_blk_quiesce(struct virtio_dev *vd)
 	return ret;
 }
 
+void virtio_blk_get_info(const struct virtio_dev *vd, struct blockfile_info *info)
+{
+	*info = ((const struct virtio_blk *)vd)->info;
+}
+
+unsigned virtio_blk_in_flight(const struct virtio_dev *vd)
+{
+	return blockfile_in_flight(((const struct virtio_blk *)vd)->bf);
+}
+
 /* Live migration: hand the image to the destination process. The guest's
  * writes are completed and on disk before the lock goes. */
 static int blk_release(struct virtio_dev *vd)
@@ -667,3 +653,131 @@ fail_bf:
 	free(b);
 	return NULL;
 }
+
+/* ---- the device type -------------------------------------------------------------------- */
+
+static int disk_parse(void *cfgp, const char *arg)
+{
+	struct disk_config *d = cfgp;
+	char *opts = strdup(arg), *p, *value;
+	char *const keys[] = { "ro", "readonly", "serial", NULL };
+	const char *comma = strchr(arg, ',');
+	int ret = -1;
+
+	if (!opts) {
+		log_error("--disk %s: out of memory", arg);
+		return -1;
+	}
+	if (!comma)
+		comma = arg + strlen(arg);
+	if (comma == arg) {
+		log_error("--disk: no image path; give --disk PATH[,ro][,serial=STR]");
+		goto out;
+	}
+	d->path = strndup(arg, (size_t)(comma - arg));
+	if (!d->path) {
+		log_error("--disk %s: out of memory", arg);
+		goto out;
+	}
+	p = opts + (comma - arg) + (*comma ? 1 : 0);
+	while (*p) {
+		switch (getsubopt(&p, keys, &value)) {
+		case 0:
+		case 1:
+			if (value)
+				goto unknown;
+			d->readonly = true;
+			break;
+		case 2:
+			if (!value || strlen(value) >= sizeof(d->serial)) {
+				log_error("--disk %s: serial '%s' is empty or longer than %zu characters; give a "
+					  "shorter one", d->path, value ? value : "", sizeof(d->serial) - 1);
+				goto out;
+			}
+			snprintf(d->serial, sizeof(d->serial), "%s", value);
+			break;
+		default:
+		unknown:
+			log_error("--disk %s: unknown option '%s'; use ro or serial=STR", d->path, value ? value : p);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	free(opts);
+	return ret;
+}
+
+static void disk_free(void *cfgp)
+{
+	struct disk_config *d = cfgp;
+
+	free(d->path);
+	d->path = NULL;
+}
+
+/* Before /dev/kvm: the path must name an image file or a block device. stat does not open it,
+ * so nothing acts on the open of a device given by mistake. */
+static int disk_check(const void *cfgp)
+{
+	const struct disk_config *d = cfgp;
+	struct stat st;
+
+	if (stat(d->path, &st) < 0) {
+		log_error("--disk %s: %s; give the path of a disk image or block device", d->path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		log_error("--disk %s: not a regular file or block device; give a disk image", d->path);
+		return -1;
+	}
+	return 0;
+}
+
+static void disk_save(const void *cfgp, struct ser_writer *w)
+{
+	const struct disk_config *d = cfgp;
+
+	ser_put_str(w, d->path);
+	ser_put_u8(w, d->readonly);
+	ser_put_str(w, d->serial);
+}
+
+static int disk_load(void *cfgp, struct ser_reader *r)
+{
+	struct disk_config *d = cfgp;
+	char *serial;
+	uint8_t ro;
+
+	d->path = ser_get_str(r, 4096);
+	ro = ser_get_u8(r);
+	serial = ser_get_str(r, sizeof(d->serial) - 1);
+	if (serial)
+		snprintf(d->serial, sizeof(d->serial), "%s", serial);
+	free(serial);
+	if (r->err || !d->path || !d->path[0] || ro > 1)
+		return -1;
+	d->readonly = ro;
+	return 0;
+}
+
+static void *disk_create(struct vm *vm, const void *cfg, unsigned index)
+{
+	return virtio_plug(vm, virtio_blk_create(&vm->mem, cfg, index));
+}
+
+const struct device_type virtio_blk_type = {
+	.name = "virtio-blk",
+	.option = "disk",
+	.short_opt = 'd',
+	.arg = "PATH[,ro][,serial=STR]",
+	.help = "virtio-blk disk on a raw image or block device (repeatable: vda, vdb, ...)",
+	.max = 16,
+	.config_size = sizeof(struct disk_config),
+	.parse = disk_parse,
+	.check = disk_check,
+	.save = disk_save,
+	.load = disk_load,
+	.free = disk_free,
+	.create = disk_create,
+};

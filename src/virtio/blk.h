@@ -26,8 +26,21 @@
 
 #include <stdint.h>
 
-#include "../core/config.h"
+#include "../backends/blockfile.h"
+#include <stdbool.h>
+
+#include "../core/devtype.h"
 #include "virtio.h"
+
+/* --disk PATH[,ro][,serial=STR] */
+struct disk_config {
+	char *path;           /* owned */
+	bool readonly;
+	char serial[21];      /* VIRTIO_BLK_ID_BYTES (20) + NUL; empty: none */
+};
+
+/* The `--disk` device type (core/devtype.h). */
+extern const struct device_type virtio_blk_type;
 
 /* Feature bits (5.2.3). */
 #define VIRTIO_BLK_F_SIZE_MAX     1
@@ -89,5 +102,10 @@ struct virtio_dev *virtio_blk_create(const struct guest_mem *mem, const struct d
  * the guest, so a snapshot sees no I/O in progress (nothing new starts while
  * the caller holds the lock). 0, or -1 if waiting failed (printed). */
 int virtio_blk_quiesce(struct virtio_dev *vd);
+/* What backs the disk: size, identity, read-only, and whether I/O goes
+ * through io_uring (async) or the synchronous fallback. */
+void virtio_blk_get_info(const struct virtio_dev *vd, struct blockfile_info *info);
+/* With vd->lock held: requests handed to the backend and not finished. */
+unsigned virtio_blk_in_flight(const struct virtio_dev *vd);
 
 #endif

@@ -1,5 +1,7 @@
 #include "net.h"
 
+#include <ctype.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,6 +18,8 @@
 
 #include "../backends/tap.h"
 #include "../core/log.h"
+#include "../core/vm.h"
+#include "setup.h"
 
 #define NET_QUEUE_SIZE 256
 #define NET_BUF_LEN (VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_FRAME)
@@ -907,3 +911,116 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct n
 	snprintf(to_net(vd)->ifname, sizeof(to_net(vd)->ifname), "%s", ifname);
 	return vd;
 }
+
+/* ---- the device type -------------------------------------------------------------------- */
+
+int parse_mac(const char *s, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++) {
+		char *end;
+		unsigned long v;
+
+		if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1]))
+			return -1;
+		v = strtoul(s, &end, 16);
+		if (end != s + 2 || v > 0xff)
+			return -1;
+		mac[i] = (uint8_t)v;
+		s += 2;
+		if (i < 5 && *s++ != ':')
+			return -1;
+	}
+	if (*s || (mac[0] & 1))
+		return -1; /* trailing junk, or a multicast address */
+	return 0;
+}
+
+static int net_parse(void *cfgp, const char *arg)
+{
+	struct net_config *n = cfgp;
+	char *opts = strdup(arg), *p, *value;
+	char *const keys[] = { "tap", "mac", NULL };
+	int ret = -1;
+
+	if (!opts) {
+		log_error("--net %s: out of memory", arg);
+		return -1;
+	}
+	p = opts;
+	while (*p) {
+		switch (getsubopt(&p, keys, &value)) {
+		case 0:
+			if (!value || !value[0] || strlen(value) >= sizeof(n->tap)) {
+				log_error("--net: tap name '%s' is empty or longer than %zu characters; give a valid "
+					  "interface name", value ? value : "", sizeof(n->tap) - 1);
+				goto out;
+			}
+			snprintf(n->tap, sizeof(n->tap), "%s", value);
+			break;
+		case 1:
+			if (!value || parse_mac(value, n->mac) < 0) {
+				log_error("--net: mac '%s' is not a unicast MAC address; give one like "
+					  "52:54:00:12:34:56", value ? value : "");
+				goto out;
+			}
+			n->mac_set = true;
+			break;
+		default:
+			log_error("--net: unknown option '%s'; use tap=NAME[,mac=MAC]", value ? value : p);
+			goto out;
+		}
+	}
+	if (!n->tap[0]) {
+		log_error("--net: no tap device; give --net tap=NAME[,mac=MAC]");
+		goto out;
+	}
+	ret = 0;
+out:
+	free(opts);
+	return ret;
+}
+
+static void net_cfg_save(const void *cfgp, struct ser_writer *w)
+{
+	const struct net_config *n = cfgp;
+
+	ser_put_str(w, n->tap);
+	ser_put_bytes(w, n->mac, 6);
+	ser_put_u8(w, n->mac_set);
+}
+
+static int net_cfg_load(void *cfgp, struct ser_reader *r)
+{
+	struct net_config *n = cfgp;
+	char *tap = ser_get_str(r, sizeof(n->tap) - 1);
+	uint8_t set;
+
+	if (tap)
+		snprintf(n->tap, sizeof(n->tap), "%s", tap);
+	free(tap);
+	ser_get_bytes(r, n->mac, 6);
+	set = ser_get_u8(r);
+	if (r->err || !n->tap[0] || set > 1 || (set && (n->mac[0] & 1)))
+		return -1;
+	n->mac_set = set;
+	return 0;
+}
+
+static void *net_type_create(struct vm *vm, const void *cfg, unsigned index)
+{
+	return virtio_plug(vm, virtio_net_create(&vm->mem, cfg, index));
+}
+
+const struct device_type virtio_net_type = {
+	.name = "virtio-net",
+	.option = "net",
+	.short_opt = 'n',
+	.arg = "tap=NAME[,mac=MAC]",
+	.help = "virtio-net card on a host tap device (repeatable)",
+	.max = 8,
+	.config_size = sizeof(struct net_config),
+	.parse = net_parse,
+	.save = net_cfg_save,
+	.load = net_cfg_load,
+	.create = net_type_create,
+};

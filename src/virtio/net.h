@@ -19,7 +19,22 @@
 
 #include <stdint.h>
 
-#include "../core/config.h"
+#include <stdbool.h>
+
+#include "../core/devtype.h"
+
+/* --net tap=NAME[,mac=MAC] */
+struct net_config {
+	char tap[16];         /* IFNAMSIZ */
+	uint8_t mac[6];
+	bool mac_set;         /* else a stable MAC is generated from the tap name */
+};
+
+/* The `--net` device type (core/devtype.h). */
+extern const struct device_type virtio_net_type;
+
+/* Parse "aa:bb:cc:dd:ee:ff" (unicast only). 0 or -1. */
+int parse_mac(const char *s, uint8_t mac[6]);
 #include "virtio.h"
 
 #define VIRTIO_NET_RXQ 0

@@ -7,6 +7,8 @@
 #include <sys/random.h>
 
 #include "../core/log.h"
+#include "../core/vm.h"
+#include "setup.h"
 
 #define RNG_QUEUE_SIZE 64
 
@@ -114,3 +116,16 @@ struct virtio_dev *virtio_rng_create(const struct guest_mem *mem, unsigned index
 	rng->vd.config_size = 0;
 	return &rng->vd;
 }
+
+static void *type_create(struct vm *vm, const void *cfg, unsigned index)
+{
+	return virtio_plug(vm, virtio_rng_create(&vm->mem, index));
+}
+
+const struct device_type virtio_rng_type = {
+	.name = "virtio-rng",
+	.option = "rng",
+	.help = "virtio-rng fed from the host's getrandom() (/dev/hwrng in the guest)",
+	.max = 1,
+	.create = type_create,
+};

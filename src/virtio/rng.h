@@ -3,6 +3,7 @@
 #ifndef KVMBOX_VIRTIO_RNG_H
 #define KVMBOX_VIRTIO_RNG_H
 
+#include "../core/devtype.h"
 #include "virtio.h"
 
 /* Bytes given per request at most (the driver asks again for more). */
@@ -10,5 +11,8 @@
 
 /* Create "virtio-rng<index>". NULL with an error printed. */
 struct virtio_dev *virtio_rng_create(const struct guest_mem *mem, unsigned index);
+
+/* The `--rng` device type (core/devtype.h). */
+extern const struct device_type virtio_rng_type;
 
 #endif

@@ -1,4 +1,4 @@
-/* setup.h - create the virtio devices the user asked for. */
+/* setup.h - put virtio device models on the VM's virtio transport (PCI today). */
 #ifndef KVMBOX_VIRTIO_SETUP_H
 #define KVMBOX_VIRTIO_SETUP_H
 
@@ -7,16 +7,13 @@
 
 struct vm;
 
-/* Device models the VM owner talks to after creation. */
-struct virtio_handles {
-	struct virtio_dev *console;   /* --console virtio: feed input here */
-	struct virtio_dev *balloon;   /* --balloon: set targets here */
-};
+/* Plug vd (NULL: its creation failed) into the VM's transport and add the transport device
+ * to the VM. Returns vd, or NULL with an error printed (vd is then freed). The device types'
+ * create functions end with this. */
+struct virtio_dev *virtio_plug(struct vm *vm, struct virtio_dev *vd);
 
-/* Create and plug in, in this PCI slot order, one virtio-blk per --disk
- * (so the guest names them vda, vdb, ... in order), one virtio-net per
- * --net, virtio-rng for --rng, virtio-balloon for --balloon and
- * virtio-console for --console virtio. 0 or -1 (printed). */
-int virtio_create_devices(struct vm *vm, struct char_port console_port, struct virtio_handles *h);
+/* The virtio console for --console virtio, on vm->console_out; it registers
+ * vm->console_in. 0 or -1 (printed). */
+int virtio_create_console(struct vm *vm);
 
 #endif

@@ -23,23 +23,7 @@
 #include "../devices/io_util.h"
 #include "../devices/pci.h"
 
-#define VPCI_BAR_SIZE     0x8000
-#define VPCI_COMMON_OFF   0x0000
-#define VPCI_COMMON_LEN   0x38
-#define VPCI_ISR_OFF      0x1000
-#define VPCI_DEVCFG_OFF   0x2000
-#define VPCI_NOTIFY_OFF   0x3000
-#define VPCI_NOTIFY_MULT  4
-#define VPCI_MSIX_OFF     0x4000
-#define VPCI_PBA_OFF      0x5000
 #define VPCI_NO_VECTOR    0xffff
-
-/* virtio_pci_cap cfg_type values. */
-#define VIRTIO_PCI_CAP_COMMON_CFG 1
-#define VIRTIO_PCI_CAP_NOTIFY_CFG 2
-#define VIRTIO_PCI_CAP_ISR_CFG    3
-#define VIRTIO_PCI_CAP_DEVICE_CFG 4
-#define VIRTIO_PCI_CAP_PCI_CFG    5
 
 #define MSIX_MAX_VECTORS (VIRTIO_MAX_QUEUES + 1)
 #define MSIX_CTRL_ENABLE 0x8000
@@ -123,7 +107,8 @@ static int msix_route(struct vpci *p, struct msix_vector *v)
 		if (vm_irqfd(p->vm, v->irqfd, (uint32_t)v->gsi, true) < 0)
 			return -1;
 	}
-	if (vm_gsi_route_msi(p->vm, (uint32_t)v->gsi, (uint64_t)v->addr_hi << 32 | v->addr_lo, v->data) < 0)
+	if (vm_gsi_route_msi(p->vm, (uint32_t)v->gsi, (uint64_t)v->addr_hi << 32 | v->addr_lo, v->data,
+			     (uint32_t)p->pci.slot << 3) < 0)
 		return -1;
 	v->routed = true;
 	return 0;
@@ -297,22 +282,22 @@ static uint64_t common_read(struct vpci *p, uint32_t off)
 	uint64_t feat = offered_features(p);
 
 	switch (off) {
-	case 0x00: return p->dev_feature_sel;
-	case 0x04: return p->dev_feature_sel < 2 ? (uint32_t)(feat >> (32 * p->dev_feature_sel)) : 0;
-	case 0x08: return p->drv_feature_sel;
-	case 0x0c: return p->drv_feature_sel < 2 ? (uint32_t)(p->drv_features >> (32 * p->drv_feature_sel)) : 0;
-	case 0x10: return p->config_vector;
-	case 0x12: return vd->num_queues;
-	case 0x14: return p->status;
-	case 0x15: return p->config_generation;
-	case 0x16: return p->queue_sel;
-	case 0x18: return qok ? vd->vqs[q].size : 0;
-	case 0x1a: return qok ? p->queue_vector[q] : VPCI_NO_VECTOR;
-	case 0x1c: return qok ? p->queue_enable[q] : 0;
-	case 0x1e: return qok ? q : 0;
-	case 0x20: return qok ? vd->vqs[q].desc_gpa : 0;
-	case 0x28: return qok ? vd->vqs[q].avail_gpa : 0;
-	case 0x30: return qok ? vd->vqs[q].used_gpa : 0;
+	case VIRTIO_PCI_COMMON_DFSELECT: return p->dev_feature_sel;
+	case VIRTIO_PCI_COMMON_DF: return p->dev_feature_sel < 2 ? (uint32_t)(feat >> (32 * p->dev_feature_sel)) : 0;
+	case VIRTIO_PCI_COMMON_GFSELECT: return p->drv_feature_sel;
+	case VIRTIO_PCI_COMMON_GF: return p->drv_feature_sel < 2 ? (uint32_t)(p->drv_features >> (32 * p->drv_feature_sel)) : 0;
+	case VIRTIO_PCI_COMMON_MSIX: return p->config_vector;
+	case VIRTIO_PCI_COMMON_NUMQ: return vd->num_queues;
+	case VIRTIO_PCI_COMMON_STATUS: return p->status;
+	case VIRTIO_PCI_COMMON_CFGGENERATION: return p->config_generation;
+	case VIRTIO_PCI_COMMON_Q_SELECT: return p->queue_sel;
+	case VIRTIO_PCI_COMMON_Q_SIZE: return qok ? vd->vqs[q].size : 0;
+	case VIRTIO_PCI_COMMON_Q_MSIX: return qok ? p->queue_vector[q] : VPCI_NO_VECTOR;
+	case VIRTIO_PCI_COMMON_Q_ENABLE: return qok ? p->queue_enable[q] : 0;
+	case VIRTIO_PCI_COMMON_Q_NOFF: return qok ? q : 0;
+	case VIRTIO_PCI_COMMON_Q_DESCLO: return qok ? vd->vqs[q].desc_gpa : 0;
+	case VIRTIO_PCI_COMMON_Q_AVAILLO: return qok ? vd->vqs[q].avail_gpa : 0;
+	case VIRTIO_PCI_COMMON_Q_USEDLO: return qok ? vd->vqs[q].used_gpa : 0;
 	default: return 0;
 	}
 }
@@ -321,10 +306,10 @@ static uint64_t common_read(struct vpci *p, uint32_t off)
 static uint32_t common_field_len(uint32_t off)
 {
 	switch (off) {
-	case 0x00: case 0x04: case 0x08: case 0x0c: return 4;
-	case 0x10: case 0x12: case 0x16: case 0x18: case 0x1a: case 0x1c: case 0x1e: return 2;
-	case 0x14: case 0x15: return 1;
-	case 0x20: case 0x28: case 0x30: return 8;
+	case VIRTIO_PCI_COMMON_DFSELECT: case VIRTIO_PCI_COMMON_DF: case VIRTIO_PCI_COMMON_GFSELECT: case VIRTIO_PCI_COMMON_GF: return 4;
+	case VIRTIO_PCI_COMMON_MSIX: case VIRTIO_PCI_COMMON_NUMQ: case VIRTIO_PCI_COMMON_Q_SELECT: case VIRTIO_PCI_COMMON_Q_SIZE: case VIRTIO_PCI_COMMON_Q_MSIX: case VIRTIO_PCI_COMMON_Q_ENABLE: case VIRTIO_PCI_COMMON_Q_NOFF: return 2;
+	case VIRTIO_PCI_COMMON_STATUS: case VIRTIO_PCI_COMMON_CFGGENERATION: return 1;
+	case VIRTIO_PCI_COMMON_Q_DESCLO: case VIRTIO_PCI_COMMON_Q_AVAILLO: case VIRTIO_PCI_COMMON_Q_USEDLO: return 8;
 	default: return 0;
 	}
 }
@@ -348,44 +333,44 @@ static void common_write(struct vpci *p, uint32_t off, uint32_t len, uint64_t va
 	bool qwritable = qok && !p->queue_enable[q];
 
 	switch (off) {
-	case 0x00: p->dev_feature_sel = (uint32_t)val; break;
-	case 0x08: p->drv_feature_sel = (uint32_t)val; break;
-	case 0x0c:
+	case VIRTIO_PCI_COMMON_DFSELECT: p->dev_feature_sel = (uint32_t)val; break;
+	case VIRTIO_PCI_COMMON_GFSELECT: p->drv_feature_sel = (uint32_t)val; break;
+	case VIRTIO_PCI_COMMON_GF:
 		if (p->drv_feature_sel < 2 && !(p->status & VIRTIO_STATUS_FEATURES_OK)) {
 			unsigned sh = 32 * p->drv_feature_sel;
 
 			p->drv_features = (p->drv_features & ~(0xffffffffULL << sh)) | ((uint64_t)(uint32_t)val << sh);
 		}
 		break;
-	case 0x10:
+	case VIRTIO_PCI_COMMON_MSIX:
 		p->config_vector = val < p->nvectors ? (uint16_t)val : VPCI_NO_VECTOR;
 		break;
-	case 0x14: write_status(p, (uint8_t)val); break;
-	case 0x16: p->queue_sel = (uint16_t)val; break;
-	case 0x18:
+	case VIRTIO_PCI_COMMON_STATUS: write_status(p, (uint8_t)val); break;
+	case VIRTIO_PCI_COMMON_Q_SELECT: p->queue_sel = (uint16_t)val; break;
+	case VIRTIO_PCI_COMMON_Q_SIZE:
 		/* Any power of two up to our maximum. */
 		if (qwritable && val && val <= vd->queue_max && !(val & (val - 1)))
 			vd->vqs[q].size = (uint16_t)val;
 		break;
-	case 0x1a:
+	case VIRTIO_PCI_COMMON_Q_MSIX:
 		if (qok)
 			p->queue_vector[q] = val < p->nvectors ? (uint16_t)val : VPCI_NO_VECTOR;
 		break;
-	case 0x1c:
+	case VIRTIO_PCI_COMMON_Q_ENABLE:
 		if (qok && val == 1)
 			p->queue_enable[q] = 1;
 		break;
-	case 0x20: case 0x24:
+	case VIRTIO_PCI_COMMON_Q_DESCLO: case VIRTIO_PCI_COMMON_Q_DESCHI:
 		if (qwritable)
-			set_u64_half(&vd->vqs[q].desc_gpa, off - 0x20, len, val);
+			set_u64_half(&vd->vqs[q].desc_gpa, off - VIRTIO_PCI_COMMON_Q_DESCLO, len, val);
 		break;
-	case 0x28: case 0x2c:
+	case VIRTIO_PCI_COMMON_Q_AVAILLO: case VIRTIO_PCI_COMMON_Q_AVAILHI:
 		if (qwritable)
-			set_u64_half(&vd->vqs[q].avail_gpa, off - 0x28, len, val);
+			set_u64_half(&vd->vqs[q].avail_gpa, off - VIRTIO_PCI_COMMON_Q_AVAILLO, len, val);
 		break;
-	case 0x30: case 0x34:
+	case VIRTIO_PCI_COMMON_Q_USEDLO: case VIRTIO_PCI_COMMON_Q_USEDHI:
 		if (qwritable)
-			set_u64_half(&vd->vqs[q].used_gpa, off - 0x30, len, val);
+			set_u64_half(&vd->vqs[q].used_gpa, off - VIRTIO_PCI_COMMON_Q_USEDLO, len, val);
 		break;
 	default:
 		break; /* read-only fields */
@@ -401,16 +386,16 @@ static void common_access(struct vpci *p, struct bus_access *a)
 	/* Accesses must hit a whole field (or a 32-bit half of a 64-bit one). */
 	if (half64) {
 		if (a->is_write)
-			common_write(p, off, 4, io_le_get(a->data, 4));
+			common_write(p, off, 4, get_le(a->data, 4));
 		else
-			io_le_put(a->data, 4, common_read(p, off - 4) >> 32);
+			put_le(a->data, 4, common_read(p, off - 4) >> 32);
 		return;
 	}
 	if (flen == 8 && a->len == 4) {
 		if (a->is_write)
-			common_write(p, off, 4, io_le_get(a->data, 4));
+			common_write(p, off, 4, get_le(a->data, 4));
 		else
-			io_le_put(a->data, 4, common_read(p, off));
+			put_le(a->data, 4, common_read(p, off));
 		return;
 	}
 	if (!flen || flen != a->len) {
@@ -418,9 +403,9 @@ static void common_access(struct vpci *p, struct bus_access *a)
 		return;
 	}
 	if (a->is_write)
-		common_write(p, off, a->len, io_le_get(a->data, a->len));
+		common_write(p, off, a->len, get_le(a->data, a->len));
 	else
-		io_le_put(a->data, a->len, common_read(p, off));
+		put_le(a->data, a->len, common_read(p, off));
 }
 
 static void msix_table_access(struct vpci *p, uint32_t off, struct bus_access *a)
@@ -436,18 +421,18 @@ static void msix_table_access(struct vpci *p, uint32_t off, struct bus_access *a
 	v = &p->vec[idx];
 	reg = field == 0 ? &v->addr_lo : field == 1 ? &v->addr_hi : field == 2 ? &v->data : &v->ctrl;
 	if (!a->is_write) {
-		io_le_put(a->data, 4, *reg);
+		put_le(a->data, 4, *reg);
 		return;
 	}
 	if (field == 3) {
 		bool was_masked = v->ctrl & 1;
 
-		v->ctrl = (uint32_t)io_le_get(a->data, 4) & 1;
+		v->ctrl = (uint32_t)get_le(a->data, 4) & 1;
 		if (was_masked && !(v->ctrl & 1))
 			msix_unmasked(p);
 		return;
 	}
-	*reg = (uint32_t)io_le_get(a->data, 4);
+	*reg = (uint32_t)get_le(a->data, 4);
 	v->routed = false; /* re-route before the next interrupt */
 }
 
@@ -583,7 +568,7 @@ static void vpci_config_write(struct pci_dev *pdev, uint32_t off, uint32_t len)
 
 		if (bar != 0 || (blen != 1 && blen != 2 && blen != 4) || boff >= VPCI_BAR_SIZE)
 			return;
-		io_le_put(data, 4, pci_config_read(pdev, data_off, 4));
+		put_le(data, 4, pci_config_read(pdev, data_off, 4));
 		a.len = blen;
 		bar_access(p, boff, &a);
 	}
@@ -791,10 +776,10 @@ static int vpci_load(struct device *dev, struct ser_reader *r)
 			goto out;
 		/* Replay the guest-visible writes: BARs, then COMMAND, then MSI-X. */
 		for (uint32_t off = PCI_BASE_ADDRESS_0; off < PCI_BASE_ADDRESS_0 + 24; off += 4)
-			pci_config_write(&p->pci, off, 4, io_le_get(cfg + off, 4));
-		pci_config_write(&p->pci, (uint32_t)p->msix_cap + 2, 2, io_le_get(cfg + p->msix_cap + 2, 2));
+			pci_config_write(&p->pci, off, 4, get_le(cfg + off, 4));
+		pci_config_write(&p->pci, (uint32_t)p->msix_cap + 2, 2, get_le(cfg + p->msix_cap + 2, 2));
 		pci_config_write(&p->pci, PCI_INTERRUPT_LINE, 1, cfg[PCI_INTERRUPT_LINE]);
-		pci_config_write(&p->pci, PCI_COMMAND, 2, io_le_get(cfg + PCI_COMMAND, 2));
+		pci_config_write(&p->pci, PCI_COMMAND, 2, get_le(cfg + PCI_COMMAND, 2));
 	}
 	if (vd->ops->load && vd->ops->load(vd, r) < 0)
 		goto out;

@@ -10,9 +10,10 @@
  * checked is first copied to a local and only the copy is used. */
 #include "virtqueue.h"
 
-#include <endian.h>
 #include <stdatomic.h>
 #include <string.h>
+
+#include "../core/util.h"
 
 #define DESC_SIZE 16u
 
@@ -29,38 +30,6 @@ struct desc {
 	uint16_t next;
 };
 
-/* Unaligned-safe little-endian accessors: descriptor tables (indirect ones
- * in particular) may sit at any address, so never dereference a cast. */
-static inline uint16_t ld_le16(const void *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le16toh(v);
-}
-
-static inline uint32_t ld_le32(const void *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
-static inline uint64_t ld_le64(const void *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
-
-static inline void st_le32(void *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
 /* Ring index fields are 2-byte aligned (checked at enable), so they can be
  * accessed atomically; the atomics give the ordering the protocol needs. */
 static inline uint16_t ring_load16(const void *ring, size_t off, int order)
@@ -71,6 +40,34 @@ static inline uint16_t ring_load16(const void *ring, size_t off, int order)
 static inline void ring_store16(void *ring, size_t off, uint16_t v, int order)
 {
 	__atomic_store_n((uint16_t *)((uint8_t *)ring + off), htole16(v), order);
+}
+
+/*
+ * Notification suppression is the store-buffering pattern: we store (used->idx,
+ * or the re-enabled avail_event / used->flags), then load what the driver
+ * stored (used_event / avail->flags, or avail->idx); the driver does the
+ * mirror image with a full barrier between its store and its load. Unless our
+ * store is visible before our load, each side can read the other's stale value
+ * and both wait: a lost interrupt or a lost kick. So the store and the load
+ * need a full (store-load) barrier between them.
+ *
+ * It is written as a seq_cst read-modify-write of the ring field followed by
+ * seq_cst loads, rather than as atomic_thread_fence(seq_cst): a seq_cst RMW and
+ * a later seq_cst load are ordered in the single total order, so the compiler
+ * must emit a store-load barrier (x86: LOCK OR or XCHG, each a full barrier like
+ * MFENCE; arm64: an acquire-release RMW, then LDAR). The same guarantee,
+ * but on a real variable, which ThreadSanitizer models (GCC refuses stand-alone
+ * fences under -fsanitize=thread). Only the device writes the fields we RMW
+ * (a driver that writes them anyway only confuses itself).
+ */
+static inline void ring_store16_full(void *ring, size_t off, uint16_t v)
+{
+	(void)__atomic_exchange_n((uint16_t *)((uint8_t *)ring + off), htole16(v), __ATOMIC_SEQ_CST);
+}
+
+static inline void ring_barrier16(void *ring, size_t off)
+{
+	(void)__atomic_fetch_or((uint16_t *)((uint8_t *)ring + off), 0, __ATOMIC_SEQ_CST);
 }
 
 static inline size_t avail_event_off(const struct virtq *q)
@@ -90,10 +87,10 @@ static void desc_fetch(const uint8_t *table, unsigned i, struct desc *d)
 	uint8_t raw[DESC_SIZE];
 
 	memcpy(raw, table + (size_t)i * DESC_SIZE, DESC_SIZE);
-	d->addr = ld_le64(raw);
-	d->len = ld_le32(raw + 8);
-	d->flags = ld_le16(raw + 12);
-	d->next = ld_le16(raw + 14);
+	d->addr = get_le64(raw);
+	d->len = get_le32(raw + 8);
+	d->flags = get_le16(raw + 12);
+	d->next = get_le16(raw + 14);
 }
 
 static void *ring_map(const struct guest_mem *mem, uint64_t gpa, uint64_t len, uint64_t align)
@@ -163,7 +160,7 @@ static int chain_add(const struct virtq *q, struct virtq_chain *c, const struct 
 	if (w)
 		*seen_write = true;
 	else if (*seen_write)
-		return -1;      /* readable after writable */
+		return -1; /* readable after writable */
 	if (d->len == 0)
 		return 0;
 	/* A chain is at most 4 GiB - 1 bytes, so its used length fits in le32. */
@@ -193,7 +190,7 @@ static int virtq_walk(const struct virtq *q, uint16_t head, struct virtq_chain *
 	const uint8_t *table = q->desc;
 	unsigned tsize = q->size;
 	unsigned budget = q->size;
-	unsigned bufs = 0;      /* buffer descriptors, direct + indirect */
+	unsigned bufs = 0; /* buffer descriptors, direct + indirect */
 	bool in_indirect = false;
 	bool seen_write = false;
 	unsigned i = head;
@@ -295,8 +292,8 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 		guest_mem_mark_dirty(q->mem, q->used_gpa, RING_ENTS + (size_t)USED_ELEM * q->size + 2);
 	}
 	e = (uint8_t *)q->used + RING_ENTS + (size_t)USED_ELEM * (q->used_idx & (q->size - 1));
-	st_le32(e, head);
-	st_le32(e + 4, len);
+	put_le32(e, head);
+	put_le32(e + 4, len);
 	q->used_idx++;
 	/* Release: the element is visible before the index that publishes it. */
 	ring_store16(q->used, RING_IDX, q->used_idx, __ATOMIC_RELEASE);
@@ -316,17 +313,18 @@ bool virtq_should_notify(struct virtq *q)
 	if (!q->enabled)
 		return false;
 	/* Our used->idx store must be visible before we read the driver's
-	 * suppression state, or we and the driver can both decide to wait. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	 * suppression state, or we and the driver can both decide to wait
+	 * (see ring_store16_full). */
+	ring_barrier16(q->used, RING_IDX);
 	if (!q->event_idx)
-		return !(ring_load16(q->avail, RING_FLAGS, __ATOMIC_RELAXED) & VIRTQ_AVAIL_F_NO_INTERRUPT);
+		return !(ring_load16(q->avail, RING_FLAGS, __ATOMIC_SEQ_CST) & VIRTQ_AVAIL_F_NO_INTERRUPT);
 	old = q->signalled_used;
 	valid = q->signalled_used_valid;
 	q->signalled_used = q->used_idx;
 	q->signalled_used_valid = true;
 	if (!valid)
 		return true;
-	event = ring_load16(q->avail, used_event_off(q), __ATOMIC_RELAXED);
+	event = ring_load16(q->avail, used_event_off(q), __ATOMIC_SEQ_CST);
 	return need_event(event, q->used_idx, old);
 }
 
@@ -336,25 +334,24 @@ bool virtq_set_notification(struct virtq *q, bool enable)
 
 	if (!q->enabled)
 		return false;
+	/* A re-enable is published with a full barrier before avail->idx is
+	 * read again: a kick the driver skipped while notifications were off
+	 * is caught here instead (see ring_store16_full). */
 	if (q->event_idx) {
 		/* With EVENT_IDX the driver ignores used->flags; when disabling we
 		 * simply stop moving avail_event forward. */
-		if (enable)
-			ring_store16(q->used, avail_event_off(q), q->last_avail, __ATOMIC_RELAXED);
+		if (!enable)
+			return false;
+		ring_store16_full(q->used, avail_event_off(q), q->last_avail);
 	} else {
 		flags = ring_load16(q->used, RING_FLAGS, __ATOMIC_RELAXED);
-		if (enable)
-			flags &= (uint16_t)~VIRTQ_USED_F_NO_NOTIFY;
-		else
-			flags |= VIRTQ_USED_F_NO_NOTIFY;
-		ring_store16(q->used, RING_FLAGS, flags, __ATOMIC_RELAXED);
+		if (!enable) {
+			ring_store16(q->used, RING_FLAGS, flags | VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+			return false;
+		}
+		ring_store16_full(q->used, RING_FLAGS, flags & (uint16_t)~VIRTQ_USED_F_NO_NOTIFY);
 	}
-	if (!enable)
-		return false;
-	/* Publish the re-enable before re-reading avail->idx: a kick the driver
-	 * skipped while notifications were off is caught here instead. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return virtq_has_work(q);
+	return !q->broken && ring_load16(q->avail, RING_IDX, __ATOMIC_SEQ_CST) != q->last_avail;
 }
 
 size_t virtq_chain_read(const struct virtq_chain *c, uint64_t off, void *dst, size_t len)

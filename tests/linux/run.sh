@@ -96,15 +96,42 @@ host_state=booting
 nokvm=
 : >"$LOG"
 bt=${KVMBOX_BOOT_TIMEOUT:-}
-exec 3< <(kb_boot_host "$OUT/host-initrd" "$TMO" \
+# An emulated host that prints nothing for this long has wedged (every scenario prints at
+# least every boot timeout): it is stopped, and its tests fail with that reason.
+SILENCE=${KVMBOX_HOST_SILENCE:-300}
+rm -f "$OUT/qemu.pid"
+exec 3< <(KB_PIDFILE=$OUT/qemu.pid kb_boot_host "$OUT/host-initrd" "$TMO" \
 	"kvmbox.host=tests ${only:+kvmbox.only=$only} ${bt:+kvmbox.boot_timeout=$bt}" 2>&1)
 qpid=$!
 last_fail=
-while IFS= read -r line <&3; do
+silent=0 lockup=
+while :; do
+	IFS= read -r -t "$SILENCE" line <&3
+	rc=$?
+	if ((rc != 0)); then
+		((rc > 128)) || break # end of the output
+		silent=1
+		kill "$(cat "$OUT/qemu.pid" 2>/dev/null)" 2>/dev/null
+		echo "linux: the emulated host printed nothing for ${SILENCE}s; stopped it" >>"$LOG"
+		break
+	fi
 	line=${line//$'\r'/}
 	printf '%s\t%s\n' "$EPOCHSECONDS" "$line" >>"$LOG"
 	[[ ${KVMBOX_VERBOSE:-0} == 1 ]] && printf '%s\n' "$line" >&2
 	case $line in
+	*"watchdog: BUG: soft lockup"*"stuck for "*)
+		# The emulated host's kernel is stuck (a kernel bug, not something a user-space
+		# program can do): past a minute it will not come back, so stop it now rather than
+		# at the tier's timeout. check.sh retries the tests it did not run.
+		s=${line##*stuck for }
+		s=${s%%s!*}
+		if [[ $s =~ ^[0-9]+$ ]] && ((s >= ${KVMBOX_LOCKUP_LIMIT:-60})); then
+			lockup=${line#*] }
+			kill "$(cat "$OUT/qemu.pid" 2>/dev/null)" 2>/dev/null
+			echo "linux: the emulated host's kernel locked up ($lockup); stopped it" >>"$LOG"
+			break
+		fi
+		;;
 	*KVMBOX-HOST\ kvm\ ready*) host_state=ready ;;
 	*KVMBOX-HOST\ nokvm*) nokvm="no usable /dev/kvm in the emulated host: ${line#*nokvm }" ;;
 	*"KVMBOX-HOST done"*) host_state=finished ;;
@@ -147,8 +174,12 @@ elapsed=$((EPOCHSECONDS - t_start))
 echo "linux: emulated host exited with status $qrc after ${elapsed}s (log: $LOG)" >>"$LOG"
 
 [[ -n $nokvm ]] && skip_all "$nokvm"
+((silent)) && host_state=silent
+[[ -n $lockup ]] && host_state=lockup
 case $host_state in
 finished) why="no result line (see $LOG)" ;;
+lockup) why="the emulated host's kernel locked up ($lockup) before this test ran (see $LOG)" ;;
+silent) why="the emulated host printed nothing for ${SILENCE}s (wedged) before this test ran (see $LOG)" ;;
 ready | booting)
 	if ((qrc == 124 || qrc == 137)); then
 		why="emulated host timed out after ${TMO}s before this test ran (see $LOG)"

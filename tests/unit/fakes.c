@@ -3,8 +3,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -51,39 +53,6 @@ uint8_t *fake_host(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 	return p;
 }
 
-uint16_t get_le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-uint32_t get_le32(const uint8_t *p)
-{
-	return get_le16(p) | (uint32_t)get_le16(p + 2) << 16;
-}
-
-uint64_t get_le64(const uint8_t *p)
-{
-	return get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
-void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-void put_le32(uint8_t *p, uint32_t v)
-{
-	put_le16(p, (uint16_t)v);
-	put_le16(p + 2, (uint16_t)(v >> 16));
-}
-
-void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
 static void irq_record(void *ctx, uint32_t gsi, int level)
 {
 	struct fake_irq *f = ctx;
@@ -116,4 +85,32 @@ static void ctl_record(void *ctx, int reason)
 struct machine_ctl fake_machine_ctl(struct fake_ctl *f)
 {
 	return (struct machine_ctl){ .request = ctl_record, .ctx = f };
+}
+
+/* ---- what the code under test prints ---- */
+
+void stderr_capture_begin(struct stderr_capture *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->file = tmpfile();
+	assert_non_null(c->file);
+	fflush(stderr);
+	c->saved = dup(STDERR_FILENO);
+	assert_true(c->saved >= 0);
+	assert_true(dup2(fileno(c->file), STDERR_FILENO) >= 0);
+}
+
+const char *stderr_capture_end(struct stderr_capture *c)
+{
+	size_t n;
+
+	fflush(stderr);
+	assert_true(dup2(c->saved, STDERR_FILENO) >= 0);
+	close(c->saved);
+	rewind(c->file);
+	n = fread(c->text, 1, sizeof(c->text) - 1, c->file);
+	c->text[n] = '\0';
+	fclose(c->file);
+	fputs(c->text, stderr);
+	return c->text;
 }

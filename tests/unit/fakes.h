@@ -1,6 +1,6 @@
-/* fakes.h - small stand-ins shared by the unit tests: fake guest RAM,
- * little-endian byte helpers, and recorders for the interrupt line and the
- * machine control a device is given at creation.
+/* fakes.h - small stand-ins shared by the unit tests: fake guest RAM and
+ * recorders for the interrupt line and the machine control a device is given
+ * at creation. The little-endian helpers are core/util.h's, included here.
  *
  * Linked into every unit test (see the Makefile); failures are reported
  * with cmocka assertions, so call these only from inside a test. */
@@ -9,10 +9,12 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/device.h"
 #include "core/irq.h"
 #include "core/memory.h"
+#include "core/util.h"
 
 /* ---- fake guest RAM ---- */
 
@@ -35,15 +37,6 @@ void fake_ram_free(struct fake_ram *r);
 /* Host pointer for [gpa, gpa+len) of m; fails the test if that is not RAM. */
 uint8_t *fake_host(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 
-/* ---- little-endian fields in host buffers (guest structures are LE) ---- */
-
-uint16_t get_le16(const uint8_t *p);
-uint32_t get_le32(const uint8_t *p);
-uint64_t get_le64(const uint8_t *p);
-void put_le16(uint8_t *p, uint16_t v);
-void put_le32(uint8_t *p, uint32_t v);
-void put_le64(uint8_t *p, uint64_t v);
-
 /* ---- interrupt line recorder ---- */
 
 #define FAKE_IRQ_HISTORY 64
@@ -54,9 +47,9 @@ void put_le64(uint8_t *p, uint64_t v);
 struct fake_irq {
 	uint32_t gsi;
 	bool edges_only;
-	int level;                       /* last level driven, 0 before any */
-	int nlevels;                     /* calls so far */
-	int history[FAKE_IRQ_HISTORY];   /* the first FAKE_IRQ_HISTORY levels, in order */
+	int level;                     /* last level driven, 0 before any */
+	int nlevels;                   /* calls so far */
+	int history[FAKE_IRQ_HISTORY]; /* the first FAKE_IRQ_HISTORY levels, in order */
 };
 
 /* Set up f (zeroed, then gsi/edges_only) and return the line that records into it. */
@@ -74,5 +67,23 @@ struct fake_ctl {
 
 /* The machine_ctl that records into f (f is not cleared). */
 struct machine_ctl fake_machine_ctl(struct fake_ctl *f);
+
+/* ---- what the code under test prints ---- */
+
+/* kvmbox's messages (log_error, log_warn) go to stderr. A test that must know
+ * which message it got (which check refused an input) captures them. Call
+ * nothing that can fail a cmocka assertion between begin and end: a failure
+ * would leave stderr redirected. Single-threaded use only. */
+struct stderr_capture {
+	int saved;       /* the real stderr, while capturing */
+	FILE *file;      /* where stderr points meanwhile */
+	char text[4096]; /* what end() returns */
+};
+
+void stderr_capture_begin(struct stderr_capture *c);
+/* Restore stderr and return what was printed since begin (NUL terminated,
+ * truncated to the buffer). It is also copied to the real stderr, so it
+ * still shows in the test log. */
+const char *stderr_capture_end(struct stderr_capture *c);
 
 #endif

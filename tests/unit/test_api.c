@@ -10,13 +10,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/sockios.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -41,6 +44,7 @@ struct fx {
 	pthread_cond_t cond;
 	struct api_req *slow[MAX_SLOW];
 	int nslow;
+	int nhandled; /* handler calls so far (lock, cond) */
 };
 
 /* slow: kept for the test to answer; err: an error; nosuch: unknown;
@@ -50,6 +54,12 @@ static void handler(void *ctx, struct api_req *req, const char *command, struct 
 	struct fx *f = ctx;
 	struct json_object *r;
 
+	/* Counted before the answer: a test that waits for the count knows
+	 * the answer exists when the handler returns to the server. */
+	pthread_mutex_lock(&f->lock);
+	f->nhandled++;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
 	if (!strcmp(command, "slow")) {
 		pthread_mutex_lock(&f->lock);
 		assert_true(f->nslow < MAX_SLOW);
@@ -279,16 +289,58 @@ static void roundtrip(const char *path)
 	close(fd);
 }
 
-static void wait_slow(struct fx *f, int n)
+/* Wait (5 s at most) until *count, under f->lock, reaches n. */
+static void wait_count(struct fx *f, const int *count, int n)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += 5;
 	pthread_mutex_lock(&f->lock);
-	while (f->nslow < n)
+	while (*count < n)
 		assert_int_equal(pthread_cond_timedwait(&f->cond, &f->lock, &ts), 0);
 	pthread_mutex_unlock(&f->lock);
+}
+
+static void wait_slow(struct fx *f, int n)
+{
+	wait_count(f, &f->nslow, n);
+}
+
+/* The handler has been called n times in all. */
+static void wait_handled(struct fx *f, int n)
+{
+	wait_count(f, &f->nhandled, n);
+}
+
+/* Wait until the server has read every byte sent on fd. For a unix stream
+ * socket SIOCOUTQ counts the bytes sent and not yet read by the peer; the
+ * kernel has no event for it reaching 0, so it is polled (5 s at most). */
+static void wait_consumed(int fd)
+{
+	struct timespec t0, now;
+	int unread;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		assert_int_equal(ioctl(fd, SIOCOUTQ, &unread), 0);
+		if (unread == 0)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec > 5)
+			fail_msg("the server left %d bytes unread for 5 s", unread);
+		sched_yield();
+	}
+}
+
+/* Nothing has arrived on fd (not waiting: callers first make sure the server
+ * has done what it would do). */
+static void assert_nothing_to_read(int fd)
+{
+	char c;
+
+	assert_int_equal(recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK), -1);
+	assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 static void *answer_thread(void *arg)
@@ -360,7 +412,6 @@ static void test_invalid_requests(void **state)
 {
 	struct fx *f = *state;
 	int fd = cli_connect(f->path);
-	char buf[256];
 
 	cli_send(fd, "{bad\n");
 	expect_error(fd, "InvalidInput", -1, NULL);
@@ -383,10 +434,12 @@ static void test_invalid_requests(void **state)
 	assert_int_equal(send(fd, "{\"a\"\0}\n", 7, MSG_NOSIGNAL), 7);
 	expect_error(fd, "InvalidInput", -1, "request line contains a NUL byte");
 
-	/* Empty lines are ignored: the next reply is the next request's. */
-	cli_send(fd, "\n\n  \n\r\n{\"id\":10,\"command\":\"echo\"}\n");
+	/* Empty lines are ignored: the next reply is the next request's, and
+	 * the one after it is the request after. */
+	cli_send(fd, "\n\n  \n\r\n{\"id\":10,\"command\":\"echo\"}\n\n");
 	expect_echo(fd, 10, "echo");
-	assert_int_equal(cli_readline_to(fd, buf, sizeof(buf), 100), -1);
+	cli_send(fd, "{\"id\":11,\"command\":\"echo\"}\n");
+	expect_echo(fd, 11, "echo");
 	close(fd);
 }
 
@@ -423,7 +476,8 @@ static void test_oversized_line(void **state)
 	expect_error(fd, "InvalidInput", -1, "request line longer than 65536 bytes");
 	expect_echo(fd, 12, "echo");
 
-	/* Oversized JSON that would parse, sent in pieces: one error only. */
+	/* Oversized JSON that would parse, sent in pieces the server reads one
+	 * by one (each is read before the next is sent): one error only. */
 	line = echo_line(big, 11, 'y');
 	for (size_t off = 0, len = strlen(line); off < len; off += 10000) {
 		char save;
@@ -433,7 +487,7 @@ static void test_oversized_line(void **state)
 		line[off + n] = '\0';
 		cli_send(fd, line + off);
 		line[off + n] = save;
-		usleep(1000);
+		wait_consumed(fd);
 	}
 	free(line);
 	cli_send(fd, "{\"id\":13,\"command\":\"echo\"}\n");
@@ -453,12 +507,14 @@ static void test_two_clients_interleaved(void **state)
 {
 	struct fx *f = *state;
 	int a = cli_connect(f->path), b = cli_connect(f->path);
-	char buf[64];
 
 	cli_send(a, "{\"id\":1,\"comm");
+	/* The server read a's partial line; b's request is answered after
+	 * that (one loop thread), and a has no answer. */
+	wait_consumed(a);
 	cli_send(b, "{\"id\":2,\"command\":\"bee\"}\n");
 	expect_echo(b, 2, "bee");
-	assert_int_equal(cli_readline_to(a, buf, sizeof(buf), 100), -1);
+	assert_nothing_to_read(a);
 	cli_send(a, "and\":\"ay\"}\n{\"id\":3,\"command\":\"ay2\"}\n");
 	cli_send(b, "{\"id\":4,\"command\":\"bee2\"}\n");
 	expect_echo(a, 1, "ay");
@@ -472,13 +528,16 @@ static void test_reply_order(void **state)
 {
 	struct fx *f = *state;
 	int fd = cli_connect(f->path);
-	char buf[256];
 	struct json_object *r;
 
 	cli_send(fd, "{\"id\":1,\"command\":\"slow\"}\n{\"id\":2,\"command\":\"fast\"}\n");
 	wait_slow(f, 1);
-	/* The fast answer exists but must wait for the slow one. */
-	assert_int_equal(cli_readline_to(fd, buf, sizeof(buf), 200), -1);
+	/* The fast answer exists (both handler calls returned) but must wait
+	 * for the slow one. A round trip on another connection is served after
+	 * the server finished with this one, so a reply it sent is here. */
+	wait_handled(f, 2);
+	roundtrip(f->path);
+	assert_nothing_to_read(fd);
 	answer_slow(f, 0);
 	r = cli_reply(fd);
 	assert_int_equal(json_object_get_int(jget(r, "id")), 1);
@@ -560,13 +619,18 @@ static void test_client_not_reading(void **state)
 			if (n < 0 && errno == EAGAIN) {
 				struct pollfd p = { .fd = fd, .events = POLLOUT };
 
-				if (poll(&p, 1, 2000) <= 0 || (p.revents & (POLLERR | POLLHUP))) {
+				/* Waiting is no cut-off: a server that just stops
+				 * reading from us must fail this test. */
+				if (poll(&p, 1, 5000) <= 0)
+					fail_msg("the server neither read nor disconnected us for 5 s");
+				if (p.revents & (POLLERR | POLLHUP)) {
 					dropped = true;
 					break;
 				}
 				continue;
 			}
 			if (n < 0) {
+				assert_true(errno == EPIPE || errno == ECONNRESET);
 				dropped = true;
 				break;
 			}

@@ -7,8 +7,13 @@
 #include <string.h>
 
 #include "backends/console.h"
-#include "cli/migrate.h"
+#include "core/migrate.h"
 #include "cli/options.h"
+#include "core/devtype.h"
+#include "virtio/balloon.h"
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/rng.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -206,55 +211,104 @@ static void test_console_filter(void **state)
 	assert_false(quit);
 }
 
+/* The i-th configuration of type t in cfg (NULL when there is none). */
+static const void *nth(const struct vm_config *cfg, const struct device_type *t, unsigned i)
+{
+	for (unsigned k = 0; k < cfg->nr_devs; k++)
+		if (cfg->devs[k].type == t && i-- == 0)
+			return cfg->devs[k].cfg;
+	return NULL;
+}
+
 static void test_disk_and_net_options(void **state)
 {
 	struct vm_config cfg;
 	char d1[] = "rootfs.ext4", d2[] = "data.img,ro,serial=DATA01", n1[] = "tap=tap0,mac=52:54:00:12:34:56",
 	     n2[] = "tap=tap1";
 	char *argv[] = { "run", "-k", "bz", "--disk", d1, "-d", d2, "--net", n1, "-n", n2, "--rng",
-			 "--console", "virtio", NULL };
+			 "--console", "virtio", "--rng", NULL };
+	const struct disk_config *a, *b;
+	const struct net_config *x, *y;
 
 	assert_int_equal(run_parse_args(ARGC(argv), argv, &cfg), 0);
-	assert_int_equal(cfg.nr_disks, 2);
-	assert_string_equal(cfg.disks[0].path, "rootfs.ext4");
-	assert_false(cfg.disks[0].readonly);
-	assert_string_equal(cfg.disks[0].serial, "");
-	assert_string_equal(cfg.disks[1].path, "data.img");
-	assert_true(cfg.disks[1].readonly);
-	assert_string_equal(cfg.disks[1].serial, "DATA01");
-	assert_int_equal(cfg.nr_nets, 2);
-	assert_string_equal(cfg.nets[0].tap, "tap0");
-	assert_true(cfg.nets[0].mac_set);
-	assert_memory_equal(cfg.nets[0].mac, "\x52\x54\x00\x12\x34\x56", 6);
-	assert_string_equal(cfg.nets[1].tap, "tap1");
-	assert_false(cfg.nets[1].mac_set);
-	assert_true(cfg.rng);
+	assert_int_equal(vm_config_count(&cfg, &virtio_blk_type), 2);
+	a = nth(&cfg, &virtio_blk_type, 0);
+	b = nth(&cfg, &virtio_blk_type, 1);
+	assert_string_equal(a->path, "rootfs.ext4");
+	assert_false(a->readonly);
+	assert_string_equal(a->serial, "");
+	assert_string_equal(b->path, "data.img");
+	assert_true(b->readonly);
+	assert_string_equal(b->serial, "DATA01");
+	assert_int_equal(vm_config_count(&cfg, &virtio_net_type), 2);
+	x = nth(&cfg, &virtio_net_type, 0);
+	y = nth(&cfg, &virtio_net_type, 1);
+	assert_string_equal(x->tap, "tap0");
+	assert_true(x->mac_set);
+	assert_memory_equal(x->mac, "\x52\x54\x00\x12\x34\x56", 6);
+	assert_string_equal(y->tap, "tap1");
+	assert_false(y->mac_set);
+	/* A flag given twice is one device. */
+	assert_int_equal(vm_config_count(&cfg, &virtio_rng_type), 1);
+	assert_int_equal(vm_config_count(&cfg, &virtio_balloon_type), 0);
 	assert_int_equal(cfg.console, CONSOLE_VIRTIO);
+	vm_config_free_devices(&cfg);
 }
 
 static void test_disk_and_net_errors(void **state)
 {
-	struct disk_config d;
-	struct net_config n;
+	static const char *const bad[] = {
+		"--disk=", "--disk=x.img,rw", "--disk=x.img,serial=123456789012345678901", "--disk=x.img,ro=1",
+		"--disk=,ro", "--net=mac=52:54:00:12:34:56", "--net=tap=", "--net=tap=tap0,mac=01:00:5e:00:00:01",
+		"--net=tap=averyveryverylongname", "--net=tap=t,speed=10", "--net=tap=t,mac",
+	};
+	struct vm_config cfg;
 	uint8_t mac[6];
-	char e1[] = "", e2[] = "x.img,rw", e3[] = "x.img,serial=123456789012345678901",
-	     e4[] = "mac=52:54:00:12:34:56", e5[] = "tap=", e6[] = "tap=tap0,mac=01:00:5e:00:00:01",
-	     e7[] = "tap=averyveryverylongname", e8[] = "tap=t,speed=10";
 
-	assert_int_equal(parse_disk_opt(e1, &d), -1);
-	assert_int_equal(parse_disk_opt(e2, &d), -1);
-	assert_int_equal(parse_disk_opt(e3, &d), -1); /* 21 chars: over the 20-byte id */
-	assert_int_equal(parse_net_opt(e4, &n), -1);   /* no tap */
-	assert_int_equal(parse_net_opt(e5, &n), -1);
-	assert_int_equal(parse_net_opt(e6, &n), -1);   /* multicast MAC */
-	assert_int_equal(parse_net_opt(e7, &n), -1);
-	assert_int_equal(parse_net_opt(e8, &n), -1);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { "run", "-k", "bz", (char *)bad[i], NULL };
+
+		assert_int_equal(run_parse_args(ARGC(argv), argv, &cfg), EXIT_USAGE);
+	}
+	/* More disks than a VM may have. */
+	{
+		char *argv[40] = { "run", "-k", "bz" };
+		int n = 3;
+
+		while (n < 3 + 17)
+			argv[n++] = "--disk=x.img";
+		argv[n] = NULL;
+		assert_int_equal(run_parse_args(n, argv, &cfg), EXIT_USAGE);
+	}
 	assert_int_equal(parse_mac("52:54:00:ab:CD:ef", mac), 0);
 	assert_int_equal(mac[4], 0xcd);
 	assert_int_equal(parse_mac("52:54:00:ab:cd", mac), -1);
 	assert_int_equal(parse_mac("52:54:00:ab:cd:ef:00", mac), -1);
 	assert_int_equal(parse_mac("52-54-00-ab-cd-ef", mac), -1);
 	assert_int_equal(parse_mac("5:54:00:ab:cd:ef", mac), -1);
+}
+
+/* The option table is the one source of `run --help` and of config-file keys. */
+static void test_option_table(void **state)
+{
+	struct vm_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(run_option_set(&cfg, "memory", "1G"), 0);
+	assert_int_equal(cfg.memory, 1ULL << 30);
+	assert_int_equal(run_option_set(&cfg, "disk", "a.img,ro"), 0);
+	assert_int_equal(run_option_set(&cfg, "balloon", NULL), 0);
+	assert_int_equal(cfg.nr_devs, 2);
+	assert_ptr_equal(cfg.devs[1].type, &virtio_balloon_type);
+	assert_int_equal(run_option_set(&cfg, "no-such-option", "x"), EXIT_USAGE);
+	assert_int_equal(run_option_set(&cfg, "cpus", "two"), EXIT_USAGE);
+	vm_config_free_devices(&cfg);
+	/* Every device type has a unique option and name. */
+	for (unsigned i = 0; i < nr_device_types; i++)
+		for (unsigned j = i + 1; j < nr_device_types; j++) {
+			assert_string_not_equal(device_types[i]->option, device_types[j]->option);
+			assert_string_not_equal(device_types[i]->name, device_types[j]->name);
+		}
 }
 
 int main(void)
@@ -272,6 +326,7 @@ int main(void)
 		cmocka_unit_test(test_console_filter),
 		cmocka_unit_test(test_disk_and_net_options),
 		cmocka_unit_test(test_disk_and_net_errors),
+		cmocka_unit_test(test_option_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

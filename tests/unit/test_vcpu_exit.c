@@ -6,9 +6,12 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "core/vcpu.h"
 #include "core/vm.h"
+#include "fakes.h"
 
 struct probe {
 	struct device dev;
@@ -154,6 +157,7 @@ static void test_mmio_bad_len_stops(void **state)
 	run->mmio.len = 9;
 	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_STOP);
 	assert_int_equal(f->mmio.calls, 0);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_CRASH);
 }
 
 static void test_system_events(void **state)
@@ -179,6 +183,66 @@ static void test_shutdown_is_crash(void **state)
 	run->exit_reason = KVM_EXIT_SHUTDOWN;
 	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_STOP);
 	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_CRASH);
+}
+
+/* A power-off register: the guest's write asks the VM to stop, as ACPI PM1a_CNT does. */
+struct poweroff_reg {
+	struct device dev;
+	struct vm *vm;
+};
+
+static void poweroff_io(struct device *d, struct bus_access *a)
+{
+	struct vm *vm = ((struct poweroff_reg *)(void *)((char *)d - offsetof(struct poweroff_reg, dev)))->vm;
+
+	if (a->is_write)
+		vm_request_stop(vm, VM_POWEROFF);
+	else
+		memset(a->data, 0, a->len);
+}
+
+static const struct device_ops poweroff_ops = { .type = "poweroff", .io = poweroff_io };
+
+/* A guest that has asked to power off is powered off, whatever its vCPUs do next: a vCPU
+ * that triple-faults afterwards (on AMD, KVM has then reset it) is not a crash, and prints
+ * no crash report. The same for a reset request. */
+static void test_request_wins_over_later_fault(void **state)
+{
+	struct fixture *f = *state;
+	struct kvm_run *run = &f->u.run;
+	struct poweroff_reg pm = { .dev.ops = &poweroff_ops, .vm = &f->vm };
+	struct vcpu other = { .vm = &f->vm, .id = 1, .fd = -1 };
+	struct stderr_capture cap;
+	const char *err;
+
+	assert_int_equal(bus_register(&f->vm.pio, 0x604, 2, &pm.dev), 0);
+	memset(run, 0, sizeof(f->u));
+	run->exit_reason = KVM_EXIT_IO;
+	run->io.direction = KVM_EXIT_IO_OUT;
+	run->io.size = 2;
+	run->io.port = 0x604;
+	run->io.count = 1;
+	run->io.data_offset = 512;
+	vcpu_handle_exit(&f->vcpu, run);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_POWEROFF);
+
+	stderr_capture_begin(&cap);
+	run->exit_reason = KVM_EXIT_SHUTDOWN;
+	assert_int_equal(vcpu_handle_exit(&other, run), VCPU_STOP);
+	run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+	assert_int_equal(vcpu_handle_exit(&other, run), VCPU_STOP);
+	err = stderr_capture_end(&cap);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_POWEROFF);
+	assert_null(strstr(err, "crashed"));
+
+	/* Reset: the same. */
+	atomic_store(&f->vm.exit_reason, VM_RUNNING);
+	run->exit_reason = KVM_EXIT_SYSTEM_EVENT;
+	run->system_event.type = KVM_SYSTEM_EVENT_RESET;
+	vcpu_handle_exit(&f->vcpu, run);
+	run->exit_reason = KVM_EXIT_SHUTDOWN;
+	vcpu_handle_exit(&other, run);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_REBOOT);
 }
 
 static void test_internal_error_and_unknown(void **state)
@@ -207,6 +271,50 @@ static void test_intr_continues(void **state)
 	assert_int_equal(f->vcpu.stats.intr, 1);
 }
 
+/* The vCPU threads without KVM: KVM_RUN on fd -1 fails at once, so the first
+ * thread to get there stops the VM as a host error and kicks the others,
+ * possibly while the main thread is still starting them. Every thread must
+ * leave its loop and be joined; under ThreadSanitizer this also checks the
+ * start/kick/join hand-over (vcpu->thread, thread_started). */
+static void test_threads_stop_on_host_error(void **state)
+{
+	enum { N = 4 };
+	struct fixture *f = *state;
+	struct vcpu *v[N];
+	uint64_t stops;
+
+	vcpu_signals_init();
+	f->vm.stop_efd = eventfd(0, EFD_CLOEXEC);
+	assert_true(f->vm.stop_efd >= 0);
+	for (unsigned i = 0; i < N; i++) {
+		v[i] = calloc(1, sizeof(*v[i]));
+		assert_non_null(v[i]);
+		v[i]->vm = &f->vm;
+		v[i]->id = i;
+		v[i]->fd = -1;
+		v[i]->run = calloc(1, 4096);
+		assert_non_null(v[i]->run);
+	}
+	f->vm.vcpus = v;
+	f->vm.nr_vcpus = N;
+	assert_int_equal(vm_start_vcpus(&f->vm), 0);
+	/* Blocks until a thread asked for the stop. */
+	assert_int_equal(read(f->vm.stop_efd, &stops, sizeof(stops)), sizeof(stops));
+	assert_int_equal(stops, 1);
+	for (unsigned i = 0; i < N; i++)
+		vcpu_join(v[i]);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_HOST_ERROR);
+	assert_int_equal(f->vm.nr_active, 0);
+	for (unsigned i = 0; i < N; i++) {
+		free(v[i]->run);
+		free(v[i]);
+	}
+	f->vm.vcpus = NULL;
+	f->vm.nr_vcpus = 0;
+	close(f->vm.stop_efd);
+	f->vm.stop_efd = -1;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -217,8 +325,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mmio_bad_len_stops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_system_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_is_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_wins_over_later_fault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_internal_error_and_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intr_continues, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_stop_on_host_error, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

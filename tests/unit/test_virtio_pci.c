@@ -11,8 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arch/x86/layout.h"
 #include "core/vm.h"
 #include "devices/pci.h"
+#include "devices/pci_cf8.h"
 #include "virtio/virtio_pci.h"
 
 #define RAM_SIZE (1u << 20)
@@ -21,7 +23,8 @@ struct dummy {
 	struct virtio_dev vd;
 	int activated;
 	int resets;
-	_Atomic int notifies;
+	int notifies;            /* under vd.lock */
+	pthread_cond_t notified; /* broadcast (vd.lock held) on each notify */
 	int destroyed_flag;
 	int *destroyed;
 };
@@ -37,9 +40,30 @@ static void d_reset(struct virtio_dev *vd)
 	((struct dummy *)vd)->resets++;
 }
 
+/* Called on the worker thread with vd->lock held. */
 static void d_notify(struct virtio_dev *vd, unsigned q)
 {
-	((struct dummy *)vd)->notifies++;
+	struct dummy *d = (struct dummy *)vd;
+
+	d->notifies++;
+	pthread_cond_broadcast(&d->notified);
+}
+
+/* Wait (5 s at most) until the worker delivered n notifications in all;
+ * returns how many it had then. */
+static int wait_notifies(struct dummy *d, int n)
+{
+	struct timespec until;
+	int got;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&d->vd.lock);
+	while (d->notifies < n && pthread_cond_timedwait(&d->notified, &d->vd.lock, &until) == 0)
+		;
+	got = d->notifies;
+	pthread_mutex_unlock(&d->vd.lock);
+	return got;
 }
 
 static void d_destroy(struct virtio_dev *vd)
@@ -48,6 +72,7 @@ static void d_destroy(struct virtio_dev *vd)
 
 	(*d->destroyed)++;
 	virtio_dev_fini(vd);
+	pthread_cond_destroy(&d->notified);
 	free(d);
 }
 
@@ -67,6 +92,7 @@ struct fx {
 	int destroyed;
 	struct dummy *d;
 	struct device *dev;
+	struct device *cf8; /* the config front-end on 0xcf8 */
 	uint64_t bar;
 };
 
@@ -123,6 +149,7 @@ static struct dummy *make_dummy(struct fx *f)
 	struct dummy *d = calloc(1, sizeof(*d));
 
 	assert_int_equal(virtio_dev_init(&d->vd, &dummy_ops, "virtio-dummy0", &f->vm.mem, 2, 256), 0);
+	pthread_cond_init(&d->notified, NULL);
 	d->vd.config_size = 8;
 	memcpy(d->vd.config, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
 	d->vd.host_features = 1ULL << 3;
@@ -134,6 +161,17 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct mem_region r = { .gpa = 0, .size = RAM_SIZE };
+	struct pci_host_config cfg = {
+		.mmio = &f->vm.mmio,
+		.mem32 = { X86_PCI_MMIO_START, X86_PCI_MMIO_END - X86_PCI_MMIO_START },
+		.mem64 = { X86_PCI_MMIO64_START, X86_PCI_MMIO64_SIZE },
+		.io_bus = &f->vm.pio,
+		.io = { X86_PCI_IO_START, X86_PCI_IO_SIZE },
+		.io_bus_base = X86_PCI_IO_START,
+		.intx = { .set = fake_irq, .ctx = f },
+		.intx_gsi_base = X86_PCI_INTX_GSI_BASE,
+		.intx_lines = X86_PCI_INTX_GSI_COUNT,
+	};
 
 	f->ram = calloc(1, RAM_SIZE);
 	guest_mem_init_static(&f->vm.mem, f->ram, &r, 1);
@@ -141,9 +179,11 @@ static int setup(void **state)
 	bus_init(&f->vm.mmio, BUS_MMIO);
 	pthread_mutex_init(&f->vm.route_lock, NULL);
 	f->vm.vm_fd = -1;
-	f->vm.pci_host = pci_host_create("pci", &f->vm.pio, &f->vm.mmio,
-					 (struct irq_line){ .set = fake_irq, .ctx = f });
+	/* The x86 machine's PCI host (arch_create_devices). */
+	f->vm.pci_host = pci_host_create("pci", &cfg);
 	assert_non_null(f->vm.pci_host);
+	f->cf8 = pci_cf8_create("pci-cf8", f->vm.pci_host, &f->vm.pio, 0xcf8);
+	assert_non_null(f->cf8);
 	f->d = make_dummy(f);
 	f->dev = virtio_pci_create(&f->vm, &f->d->vd);
 	assert_non_null(f->dev);
@@ -160,6 +200,7 @@ static int teardown(void **state)
 
 	if (f->dev)
 		f->dev->ops->destroy(f->dev);
+	f->cf8->ops->destroy(f->cf8);
 	f->vm.pci_host->ops->destroy(f->vm.pci_host);
 	bus_destroy(&f->vm.pio);
 	bus_destroy(&f->vm.mmio);
@@ -191,8 +232,8 @@ static void test_ids_and_capabilities(void **state)
 		if (id == PCI_CAP_ID_MSIX) {
 			msix++;
 			assert_int_equal(cfg_read(f, 1, off + 2, 2) & 0x7ff, 2); /* 3 vectors */
-			assert_int_equal(cfg_read(f, 1, off + 4, 4), 0x4000);  /* table, BIR 0 */
-			assert_int_equal(cfg_read(f, 1, off + 8, 4), 0x5000);  /* PBA, BIR 0 */
+			assert_int_equal(cfg_read(f, 1, off + 4, 4), 0x4000);    /* table, BIR 0 */
+			assert_int_equal(cfg_read(f, 1, off + 8, 4), 0x5000);    /* PBA, BIR 0 */
 			continue;
 		}
 		assert_int_equal(id, PCI_CAP_ID_VNDR);
@@ -229,24 +270,24 @@ static void test_ids_and_capabilities(void **state)
 
 static void negotiate(struct fx *f, uint64_t features)
 {
-	bar_write(f, 0x14, 1, 0);
-	bar_write(f, 0x14, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	bar_write(f, 0x08, 4, 0);
-	bar_write(f, 0x0c, 4, (uint32_t)features);
-	bar_write(f, 0x08, 4, 1);
-	bar_write(f, 0x0c, 4, (uint32_t)(features >> 32));
-	bar_write(f, 0x14, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	bar_write(f, VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+	bar_write(f, VIRTIO_PCI_COMMON_GF, 4, (uint32_t)features);
+	bar_write(f, VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	bar_write(f, VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(features >> 32));
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 }
 
 static void setup_queue(struct fx *f, unsigned q, uint64_t base)
 {
-	bar_write(f, 0x16, 2, q);
-	bar_write(f, 0x18, 2, 64);
-	bar_write(f, 0x20, 8, base);
-	bar_write(f, 0x28, 4, (uint32_t)(base + 0x1000)); /* 32-bit halves work too */
-	bar_write(f, 0x2c, 4, 0);
-	bar_write(f, 0x30, 8, base + 0x2000);
-	bar_write(f, 0x1c, 2, 1);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 2, 64);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_DESCLO, 8, base);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)(base + 0x1000)); /* 32-bit halves work too */
+	bar_write(f, VIRTIO_PCI_COMMON_Q_AVAILHI, 4, 0);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_USEDLO, 8, base + 0x2000);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
 }
 
 static void test_feature_negotiation(void **state)
@@ -254,61 +295,57 @@ static void test_feature_negotiation(void **state)
 	struct fx *f = *state;
 	uint64_t version1 = 1ULL << VIRTIO_F_VERSION_1;
 
-	bar_write(f, 0x00, 4, 0);
-	assert_int_equal(bar_read(f, 0x04, 4) & (1u << 3), 1u << 3);
-	assert_true(bar_read(f, 0x04, 4) & (1u << VIRTIO_F_EVENT_IDX));
-	bar_write(f, 0x00, 4, 1);
-	assert_int_equal(bar_read(f, 0x04, 4) & 1, 1); /* VERSION_1 */
-	assert_int_equal(bar_read(f, 0x12, 2), 2);
+	bar_write(f, VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_DF, 4) & (1u << 3), 1u << 3);
+	assert_true(bar_read(f, VIRTIO_PCI_COMMON_DF, 4) & (1u << VIRTIO_F_EVENT_IDX));
+	bar_write(f, VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_DF, 4) & 1, 1); /* VERSION_1 */
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
 	/* A feature we did not offer: FEATURES_OK does not stick. */
 	negotiate(f, version1 | (1ULL << 5));
-	assert_int_equal(bar_read(f, 0x14, 1) & VIRTIO_STATUS_FEATURES_OK, 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK, 0);
 	/* Legacy (no VERSION_1) is refused too. */
 	negotiate(f, 1ULL << 3);
-	assert_int_equal(bar_read(f, 0x14, 1) & VIRTIO_STATUS_FEATURES_OK, 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK, 0);
 	negotiate(f, version1 | (1ULL << 3));
-	assert_int_equal(bar_read(f, 0x14, 1) & VIRTIO_STATUS_FEATURES_OK, VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK, VIRTIO_STATUS_FEATURES_OK);
 	/* Device config reads. */
-	assert_int_equal(bar_read(f, 0x2000, 4), 0x44332211);
-	assert_int_equal(bar_read(f, 0x2004, 1), 0x55);
+	assert_int_equal(bar_read(f, VPCI_DEVCFG_OFF, 4), 0x44332211);
+	assert_int_equal(bar_read(f, VPCI_DEVCFG_OFF + 4, 1), 0x55);
 }
 
 static void test_activate_kick_and_intx(void **state)
 {
 	struct fx *f = *state;
-	uint32_t gsi = pci_intx_gsi(1, 1);
+	uint32_t gsi = pci_intx_gsi(f->vm.pci_host, 1, 1);
 
 	negotiate(f, (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX));
 	setup_queue(f, 0, 0x10000);
-	assert_int_equal(bar_read(f, 0x18, 2), 64);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 64);
 	/* Fields of an enabled queue are frozen. */
-	bar_write(f, 0x18, 2, 128);
-	assert_int_equal(bar_read(f, 0x18, 2), 64);
-	assert_true(bar_read(f, 0x20, 8) == 0x10000);
-	bar_write(f, 0x14, 1, 0xf & ~VIRTIO_STATUS_FAILED);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 2, 128);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 64);
+	assert_true(bar_read(f, VIRTIO_PCI_COMMON_Q_DESCLO, 8) == 0x10000);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, 0xf & ~VIRTIO_STATUS_FAILED);
 	assert_int_equal(f->d->activated, 1);
 	assert_true(f->d->vd.activated);
 	assert_true(f->d->vd.vqs[0].enabled);
 	assert_true(f->d->vd.vqs[0].event_idx);
-	/* Activation kicks every enabled queue once, then an MMIO kick. */
-	for (int i = 0; i < 200 && f->d->notifies < 1; i++)
-		usleep(5000);
-	int before = f->d->notifies;
-
-	bar_write(f, 0x3000, 2, 0);
-	for (int i = 0; i < 200 && f->d->notifies == before; i++)
-		usleep(5000);
-	assert_true(f->d->notifies > before);
+	/* Activation kicks every enabled queue (only queue 0) once ... */
+	assert_int_equal(wait_notifies(f->d, 1), 1);
+	/* ... and an MMIO write to the notify area is one more kick. */
+	bar_write(f, VPCI_NOTIFY_OFF, 2, 0);
+	assert_int_equal(wait_notifies(f->d, 2), 2);
 	/* INTx: a config change sets ISR bit 1 and raises the line; reading
 	 * the ISR acknowledges both. */
 	pthread_mutex_lock(&f->d->vd.lock);
 	virtio_notify_config(&f->d->vd);
 	pthread_mutex_unlock(&f->d->vd.lock);
 	assert_int_equal(f->levels[gsi], 1);
-	assert_int_equal(bar_read(f, 0x15, 1), 1); /* config generation bumped */
-	assert_int_equal(bar_read(f, 0x1000, 1), 2);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_CFGGENERATION, 1), 1); /* config generation bumped */
+	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1), 2);
 	assert_int_equal(f->levels[gsi], 0);
-	assert_int_equal(bar_read(f, 0x1000, 1), 0);
+	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1), 0);
 }
 
 static void test_bad_queue_needs_reset(void **state)
@@ -317,17 +354,17 @@ static void test_bad_queue_needs_reset(void **state)
 
 	negotiate(f, 1ULL << VIRTIO_F_VERSION_1);
 	setup_queue(f, 0, RAM_SIZE - 0x800); /* rings run past the end of RAM */
-	bar_write(f, 0x14, 1, 0xf & ~VIRTIO_STATUS_FAILED);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, 0xf & ~VIRTIO_STATUS_FAILED);
 	assert_int_equal(f->d->activated, 0);
-	assert_true(bar_read(f, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_true(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
 	/* Reset clears it and the queue state. */
-	bar_write(f, 0x14, 1, 0);
-	assert_int_equal(bar_read(f, 0x14, 1), 0);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1), 0);
 	assert_true(f->d->resets >= 1);
-	bar_write(f, 0x16, 2, 0);
-	assert_int_equal(bar_read(f, 0x1c, 2), 0);
-	assert_int_equal(bar_read(f, 0x18, 2), 256);
-	assert_true(bar_read(f, 0x20, 8) == 0);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 256);
+	assert_true(bar_read(f, VIRTIO_PCI_COMMON_Q_DESCLO, 8) == 0);
 }
 
 static void test_msix_vectors_and_pba(void **state)
@@ -342,26 +379,26 @@ static void test_msix_vectors_and_pba(void **state)
 	cfg_write(f, 1, cap + 2, 2, 0x8000);
 	assert_int_equal(cfg_read(f, 1, cap + 2, 2) & 0x8000, 0x8000);
 	/* Vector numbers beyond the table read back as NO_VECTOR. */
-	bar_write(f, 0x10, 2, 5);
-	assert_int_equal(bar_read(f, 0x10, 2), 0xffff);
-	bar_write(f, 0x10, 2, 2);
-	assert_int_equal(bar_read(f, 0x10, 2), 2);
+	bar_write(f, VIRTIO_PCI_COMMON_MSIX, 2, 5);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_MSIX, 2), 0xffff);
+	bar_write(f, VIRTIO_PCI_COMMON_MSIX, 2, 2);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_MSIX, 2), 2);
 	/* The table is read/write; vectors start masked. */
-	bar_write(f, 0x4020, 4, 0xfee00000);
-	bar_write(f, 0x4028, 4, 0x4041);
-	assert_int_equal(bar_read(f, 0x4020, 4), 0xfee00000);
-	assert_int_equal(bar_read(f, 0x4028, 4), 0x4041);
-	assert_int_equal(bar_read(f, 0x402c, 4), 1);
+	bar_write(f, VPCI_MSIX_OFF + 0x20, 4, 0xfee00000);
+	bar_write(f, VPCI_MSIX_OFF + 0x28, 4, 0x4041);
+	assert_int_equal(bar_read(f, VPCI_MSIX_OFF + 0x20, 4), 0xfee00000);
+	assert_int_equal(bar_read(f, VPCI_MSIX_OFF + 0x28, 4), 0x4041);
+	assert_int_equal(bar_read(f, VPCI_MSIX_OFF + 0x2c, 4), 1);
 	/* A masked vector's interrupt becomes pending in the PBA, no INTx. */
 	pthread_mutex_lock(&f->d->vd.lock);
 	virtio_notify_config(&f->d->vd);
 	pthread_mutex_unlock(&f->d->vd.lock);
-	assert_int_equal(bar_read(f, 0x5000, 4) & 4, 4);
-	assert_int_equal(f->levels[pci_intx_gsi(1, 1)], 0);
-	assert_int_equal(bar_read(f, 0x1000, 1), 0);
+	assert_int_equal(bar_read(f, VPCI_PBA_OFF, 4) & 4, 4);
+	assert_int_equal(f->levels[pci_intx_gsi(f->vm.pci_host, 1, 1)], 0);
+	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1), 0);
 	/* Out-of-table and odd-width accesses read all ones. */
-	assert_int_equal(bar_read(f, 0x4030, 4), 0xffffffff);
-	assert_int_equal(bar_read(f, 0x4021, 1), 0xff);
+	assert_int_equal(bar_read(f, VPCI_MSIX_OFF + 0x30, 4), 0xffffffff);
+	assert_int_equal(bar_read(f, VPCI_MSIX_OFF + 0x21, 1), 0xff);
 }
 
 static void test_odd_accesses(void **state)
@@ -370,19 +407,19 @@ static void test_odd_accesses(void **state)
 
 	/* Misaligned / wrong-width common config accesses read ones and are
 	 * ignored on write; unmapped parts of the BAR too. */
-	assert_int_equal(bar_read(f, 0x13, 1), 0xff);
-	assert_int_equal(bar_read(f, 0x14, 2), 0xffff);
-	bar_write(f, 0x14, 2, 0xffff);
-	assert_int_equal(bar_read(f, 0x14, 1), 0);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_NUMQ + 1, 1), 0xff);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 2), 0xffff);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 2, 0xffff);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1), 0);
 	assert_int_equal(bar_read(f, 0x6000, 4), 0xffffffff);
-	assert_int_equal(bar_read(f, 0x2006, 4), 0xffffffff); /* past the config end */
+	assert_int_equal(bar_read(f, VPCI_DEVCFG_OFF + 6, 4), 0xffffffff); /* past the config end */
 	/* Notify to a queue that does not exist is outside the notify area. */
-	assert_int_equal(bar_read(f, 0x3008, 2), 0xffff);
+	assert_int_equal(bar_read(f, VPCI_NOTIFY_OFF + 8, 2), 0xffff);
 	/* queue_select beyond num_queues: size 0, writes ignored. */
-	bar_write(f, 0x16, 2, 7);
-	assert_int_equal(bar_read(f, 0x18, 2), 0);
-	bar_write(f, 0x1c, 2, 1);
-	assert_int_equal(bar_read(f, 0x1c, 2), 0);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 2, 7);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+	bar_write(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
 }
 
 static void test_save_load_roundtrip(void **state)
@@ -395,7 +432,7 @@ static void test_save_load_roundtrip(void **state)
 
 	negotiate(f, (1ULL << VIRTIO_F_VERSION_1) | (1ULL << 3));
 	setup_queue(f, 1, 0x20000);
-	bar_write(f, 0x14, 1, 0xf & ~VIRTIO_STATUS_FAILED);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, 0xf & ~VIRTIO_STATUS_FAILED);
 	assert_int_equal(f->d->activated, 1);
 	ser_writer_init(&w);
 	f->dev->ops->save(f->dev, &w);

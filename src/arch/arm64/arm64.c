@@ -11,7 +11,10 @@
 #include "../../core/log.h"
 #include "../../core/vcpu.h"
 #include "../../core/vm.h"
+#include "../../devices/pci.h"
+#include "../../devices/pci_ecam.h"
 #include "../../devices/pl031.h"
+#include "../../devices/uart.h"
 #include "../../devices/uart_mmio.h"
 #include "../arch.h"
 #include "arm64.h"
@@ -21,6 +24,8 @@
 /* PSTATE at entry: EL1 using SP_EL1, Debug/SError/IRQ/FIQ masked. */
 #define PSR_MODE_EL1H 0x5
 #define PSR_DAIF      (0xfULL << 6)
+
+const enum arch_id arch_this = ARCH_ID_ARM64;
 
 int arm64_get_reg(int vcpu_fd, uint64_t id, uint64_t *val)
 {
@@ -108,32 +113,66 @@ int arch_vm_init(struct vm *vm)
 		if (KVM_IOCTL(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
 			return -1;
 	}
-	return arm64_gic_create(vm, a);
+	if (arm64_gic_create(vm, a) < 0)
+		return -1;
+	/* With an ITS, an MSI route names its PCI requester (the ITS finds the device by it). */
+	if (a->its_fd >= 0 && ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MSI_DEVID) > 0)
+		vm->msi_devid = true;
+	return 0;
 }
 
+static size_t console_to_uart(void *dev, const uint8_t *buf, size_t n)
+{
+	return uart_receive(dev, buf, n);
+}
+
+#define SPI(n)                                 \
+	((struct irq_line){ .set = vm_irq_set, \
+			    .ctx = vm,         \
+			    .gsi = KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT | (32 + (n)) })
 int arch_create_devices(struct vm *vm)
 {
 	struct arm64_vm *a = vm->arch;
 	struct device *d, *uart;
+	/* The windows and INTx lines the device tree's PCI node describes (fdt.c); no I/O space. */
+	const struct pci_host_config pci = {
+		.mmio = &vm->mmio,
+		.mem32 = { ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE },
+		.mem64 = { ARM64_PCI_MMIO64_BASE, ARM64_PCI_MMIO64_SIZE },
+		.intx = SPI(0), /* the line is per slot and pin */
+		.intx_gsi_base = SPI(ARM64_SPI_PCI_INTX).gsi,
+		.intx_lines = ARM64_PCI_INTX_LINES,
+	};
 
-	/* Every vCPU exists by now (see run.c), which the vGIC's initialisation needs. A core step
-	 * "after the vCPUs, before any device" would be the better place for it. */
+	/* Every vCPU exists by now (see core/machine.c), which the vGIC's initialisation needs. A
+	 * core step "after the vCPUs, before any device" would be the better place for it. */
 	if (arm64_gic_finalize(a) < 0)
 		return -1;
-#define SPI(n) ((struct irq_line){ .set = vm_irq_set, .ctx = vm,                                  \
-				   .gsi = KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT | (32 + (n)) })
-	d = uart_mmio_create("uart0", &vm->mmio, ARM64_UART_BASE, SPI(ARM64_SPI_UART), vm->console_port, &uart);
+	/* The UART is the console unless the user chose another (or none). */
+	d = uart_mmio_create("uart0", &vm->mmio, ARM64_UART_BASE, SPI(ARM64_SPI_UART),
+			     vm->cfg->console == CONSOLE_SERIAL ? vm->console_out : (struct char_port){ 0 },
+			     &uart);
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
-	vm->console_dev = uart;
+	if (vm->cfg->console == CONSOLE_SERIAL)
+		vm->console_in = (struct vm_console_in){ .receive = console_to_uart, .ctx = uart };
 	d = pl031_create("pl031", &vm->mmio, ARM64_RTC_BASE, SPI(ARM64_SPI_RTC));
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
+	d = pci_host_create("pci", &pci);
+	if (!d)
+		return -1;
+	vm_add_device(vm, d);
+	vm->pci_host = d;
+	d = pci_ecam_create("pci-ecam", vm->pci_host, &vm->mmio, ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_BUSES);
+	if (!d)
+		return -1;
+	vm_add_device(vm, d);
 #undef SPI
-	/* PCI: the ECAM host bridge comes here once the core has one (issue 8 part 2). Power-off and
-	 * reset need no device: PSCI SYSTEM_OFF/RESET reach vcpu.c as KVM_EXIT_SYSTEM_EVENT. */
+	/* Power-off and reset need no device: PSCI SYSTEM_OFF/RESET reach vcpu.c as
+	 * KVM_EXIT_SYSTEM_EVENT. */
 	return 0;
 }
 
@@ -187,20 +226,6 @@ static int read_file(const char *what, const char *path, uint64_t limit, uint8_t
 	return 0;
 }
 
-/* What needs the PCI host, which arm64 does not have yet: refused before anything starts. */
-static int check_no_pci(const struct vm_config *cfg)
-{
-	const char *opt = cfg->nr_disks ? "--disk" : cfg->nr_nets ? "--net" : cfg->rng ? "--rng"
-			: cfg->balloon ? "--balloon" : cfg->console == CONSOLE_VIRTIO ? "--console virtio" : NULL;
-
-	if (opt) {
-		log_error("%s: virtio devices need the PCI host, which kvmbox does not have on arm64 yet; "
-			  "leave %s out", opt, opt);
-		return -1;
-	}
-	return 0;
-}
-
 int arch_load_kernel(struct vm *vm)
 {
 	struct arm64_vm *a = arm64_vm(vm);
@@ -209,7 +234,7 @@ int arch_load_kernel(struct vm *vm)
 	size_t klen = 0, ilen = 0;
 	int ret = -1;
 
-	if (!a || check_no_pci(cfg) < 0)
+	if (!a)
 		return -1;
 	if (read_file("kernel", cfg->kernel, vm->mem.total, &kernel, &klen) < 0)
 		goto out;

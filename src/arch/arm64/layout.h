@@ -8,10 +8,10 @@
  *   0x080a0000  GICv3 redistributors, 128 KiB per vCPU, up to 0x08ffffff (123 vCPUs)
  *   0x09000000  16550A UART (console), one 4 KiB page
  *   0x09010000  PL031 RTC, one 4 KiB page
- *   0x10000000 .. 0x2fffffff  32-bit PCI MMIO window   } reserved for the ECAM PCI host
- *   0x30000000 .. 0x3fffffff  PCI ECAM (256 buses)     } (not created yet, see fdt.c)
+ *   0x10000000 .. 0x2fffffff  32-bit PCI MMIO window   } the ECAM PCI host (fdt.c)
+ *   0x30000000 .. 0x3fffffff  PCI ECAM (256 buses)     }
  *   0x40000000  RAM, one region, up to the 64-bit PCI window
- *   0x8000000000 .. 0xffffffffff  64-bit PCI MMIO window (reserved)
+ *   0x8000000000 .. 0xffffffffff  64-bit PCI MMIO window
  *
  * Everything stays below 1 TiB, the IPA size KVM gives a VM by default (40 bits), so the VM
  * needs no KVM_CAP_ARM_VM_IPA_SIZE. Inside RAM the boot protocol's pieces go:
@@ -41,6 +41,7 @@
 #define ARM64_PCI_MMIO_SIZE     0x20000000ULL
 #define ARM64_PCI_ECAM_BASE     0x30000000ULL
 #define ARM64_PCI_ECAM_SIZE     0x10000000ULL
+#define ARM64_PCI_ECAM_BUSES    256 /* 1 MiB of ECAM each */
 #define ARM64_PCI_MMIO64_BASE   0x8000000000ULL
 #define ARM64_PCI_MMIO64_SIZE   0x8000000000ULL
 
@@ -55,7 +56,8 @@
 /* Shared peripheral interrupts (SPI n is GIC INTID 32 + n), as on QEMU's virt machine. */
 #define ARM64_SPI_UART          1
 #define ARM64_SPI_RTC           2
-#define ARM64_SPI_PCI_INTX      3              /* 4 lines, INTA..INTD, for the future PCI host */
+#define ARM64_SPI_PCI_INTX      3 /* PCI INTx: ARM64_PCI_INTX_LINES SPIs from here */
+#define ARM64_PCI_INTX_LINES    4
 /* Interrupt IDs the in-kernel vGIC handles: 32 private ones plus the SPIs (multiple of 32). */
 #define ARM64_GIC_NR_IRQS       128
 #define ARM64_GIC_NR_SPIS       (ARM64_GIC_NR_IRQS - 32)

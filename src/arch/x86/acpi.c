@@ -8,6 +8,7 @@
 
 #include "aml.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "layout.h"
 
 #define OEM_ID        "KVMBOX"
@@ -63,21 +64,6 @@
 /* ISO flags: polarity active high (01) in bits 1:0, trigger level (11) in bits 3:2. */
 #define MPS_LEVEL_HIGH   0x000d
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
 static uint8_t sum8(const uint8_t *p, size_t n)
 {
 	uint8_t s = 0;
@@ -97,13 +83,13 @@ static void fix_checksum(uint8_t *p, size_t n, size_t at)
 static void sdt_header(uint8_t *p, const char *sig, uint32_t len, uint8_t rev)
 {
 	memcpy(p, sig, 4);
-	put32(p + 4, len);
+	put_le32(p + 4, len);
 	p[8] = rev;
 	memcpy(p + 10, OEM_ID, 6);
 	memcpy(p + 16, OEM_TABLE_ID, 8);
-	put32(p + 24, 1);              /* OEM revision */
+	put_le32(p + 24, 1);              /* OEM revision */
 	memcpy(p + 28, CREATOR_ID, 4);
-	put32(p + 32, 1);              /* creator revision */
+	put_le32(p + 32, 1);              /* creator revision */
 }
 
 static void sdt_finish(uint8_t *p)
@@ -120,7 +106,7 @@ static void gas(uint8_t *p, uint8_t space, uint8_t bits, uint8_t access, uint64_
 	p[1] = bits;
 	p[2] = 0;
 	p[3] = access;
-	put64(p + 4, addr);
+	put_le64(p + 4, addr);
 }
 
 /* Bump allocator over the table area. */
@@ -226,28 +212,28 @@ static void build_dsdt_body(struct aml *a)
 static void build_fadt(uint8_t *p, uint64_t facs, uint64_t dsdt)
 {
 	sdt_header(p, "FACP", FADT_SIZE, 6);
-	put32(p + FADT_FIRMWARE_CTRL, (uint32_t)facs);
-	put32(p + FADT_DSDT, (uint32_t)dsdt);
+	put_le32(p + FADT_FIRMWARE_CTRL, (uint32_t)facs);
+	put_le32(p + FADT_DSDT, (uint32_t)dsdt);
 	p[FADT_PM_PROFILE] = PM_PROFILE_DESKTOP;
-	put16(p + FADT_SCI_INT, X86_SCI_IRQ);
-	put32(p + FADT_SMI_CMD, 0);            /* no SMI port: ACPI mode is always on */
-	put32(p + FADT_PM1A_EVT_BLK, X86_PM1A_EVT_PORT);
-	put32(p + FADT_PM1A_CNT_BLK, X86_PM1A_CNT_PORT);
+	put_le16(p + FADT_SCI_INT, X86_SCI_IRQ);
+	put_le32(p + FADT_SMI_CMD, 0);            /* no SMI port: ACPI mode is always on */
+	put_le32(p + FADT_PM1A_EVT_BLK, X86_PM1A_EVT_PORT);
+	put_le32(p + FADT_PM1A_CNT_BLK, X86_PM1A_CNT_PORT);
 	p[FADT_PM1_EVT_LEN] = 4;
 	p[FADT_PM1_CNT_LEN] = 2;
 	/* PM timer and GPE blocks absent (lengths 0). C2/C3 unsupported: latencies above the limits. */
-	put16(p + FADT_P_LVL2_LAT, 101);
-	put16(p + FADT_P_LVL3_LAT, 1001);
-	put16(p + FADT_IAPC_BOOT_ARCH, BOOT_ARCH_LEGACY | BOOT_ARCH_8042 | BOOT_ARCH_NO_VGA);
+	put_le16(p + FADT_P_LVL2_LAT, 101);
+	put_le16(p + FADT_P_LVL3_LAT, 1001);
+	put_le16(p + FADT_IAPC_BOOT_ARCH, BOOT_ARCH_LEGACY | BOOT_ARCH_8042 | BOOT_ARCH_NO_VGA);
 	/* PWR_BUTTON clear: the power button is the fixed-feature one in PM1. */
-	put32(p + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
+	put_le32(p + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
 	gas(p + FADT_RESET_REG, GAS_SYSTEM_IO, 8, GAS_ACCESS_BYTE, X86_PM_RESET_PORT);
 	p[FADT_RESET_VALUE] = X86_PM_RESET_VALUE;
 	p[FADT_MINOR_VERSION] = 0;
 	/* ACPI 6 (FADT X_FIRMWARE_CTRL): "If the FIRMWARE_CTRL field contains a non zero value then
 	 * this field must be zero"; setting both also makes Linux install the FACS twice. */
-	put64(p + FADT_X_FIRMWARE_CTRL, 0);
-	put64(p + FADT_X_DSDT, dsdt);
+	put_le64(p + FADT_X_FIRMWARE_CTRL, 0);
+	put_le64(p + FADT_X_DSDT, dsdt);
 	gas(p + FADT_X_PM1A_EVT_BLK, GAS_SYSTEM_IO, 32, GAS_ACCESS_WORD, X86_PM1A_EVT_PORT);
 	gas(p + FADT_X_PM1A_CNT_BLK, GAS_SYSTEM_IO, 16, GAS_ACCESS_WORD, X86_PM1A_CNT_PORT);
 	memcpy(p + FADT_HYPERVISOR_ID, "KVMBOX\0\0", 8);
@@ -264,34 +250,34 @@ static void build_madt(uint8_t *p, unsigned ncpus)
 	uint8_t *e = p + HDR_SIZE + 8;
 
 	sdt_header(p, "APIC", (uint32_t)madt_size(ncpus), 5);
-	put32(p + HDR_SIZE, (uint32_t)X86_LAPIC_ADDR);
-	put32(p + HDR_SIZE + 4, MADT_PCAT_COMPAT);
+	put_le32(p + HDR_SIZE, (uint32_t)X86_LAPIC_ADDR);
+	put_le32(p + HDR_SIZE + 4, MADT_PCAT_COMPAT);
 	for (unsigned i = 0; i < ncpus; i++, e += 8) {
 		e[0] = MADT_LAPIC;
 		e[1] = 8;
 		e[2] = (uint8_t)i;                 /* ACPI processor UID */
 		e[3] = (uint8_t)i;                 /* APIC id */
-		put32(e + 4, 1);                   /* enabled */
+		put_le32(e + 4, 1);                   /* enabled */
 	}
 	e[0] = MADT_IOAPIC;
 	e[1] = 12;
 	e[2] = (uint8_t)ncpus;                     /* an id no LAPIC uses */
 	e[3] = 0;
-	put32(e + 4, (uint32_t)X86_IOAPIC_ADDR);
-	put32(e + 8, 0);                           /* GSI base */
+	put_le32(e + 4, (uint32_t)X86_IOAPIC_ADDR);
+	put_le32(e + 8, 0);                           /* GSI base */
 	e += 12;
 	/* Only the SCI needs an override (level, active high). IRQ0 stays on pin 0, as KVM routes it. */
 	e[0] = MADT_ISO;
 	e[1] = 10;
 	e[2] = 0;                                  /* ISA bus */
 	e[3] = X86_SCI_IRQ;
-	put32(e + 4, X86_SCI_IRQ);
-	put16(e + 8, MPS_LEVEL_HIGH);
+	put_le32(e + 4, X86_SCI_IRQ);
+	put_le16(e + 8, MPS_LEVEL_HIGH);
 	e += 10;
 	e[0] = MADT_LAPIC_NMI;
 	e[1] = 6;
 	e[2] = 0xff;                               /* all processors */
-	put16(e + 3, 0);                           /* bus-conformant polarity/trigger */
+	put_le16(e + 3, 0);                           /* bus-conformant polarity/trigger */
 	e[5] = 1;                                  /* LINT1 */
 	sdt_finish(p);
 }
@@ -348,28 +334,28 @@ int x86_acpi_build(const struct guest_mem *mem, unsigned ncpus, uint64_t *rsdp_g
 		goto too_big;
 
 	memcpy(facs, "FACS", 4);
-	put32(facs + 4, FACS_SIZE);
+	put_le32(facs + 4, FACS_SIZE);
 	facs[32] = 2;                              /* version */
 
 	build_fadt(fadt, facs_at, dsdt_at);
 	build_madt(madt, ncpus);
 
 	sdt_header(xsdt, "XSDT", HDR_SIZE + 2 * 8, 1);
-	put64(xsdt + HDR_SIZE, fadt_at);
-	put64(xsdt + HDR_SIZE + 8, madt_at);
+	put_le64(xsdt + HDR_SIZE, fadt_at);
+	put_le64(xsdt + HDR_SIZE + 8, madt_at);
 	sdt_finish(xsdt);
 	/* An RSDT too, for guests booted with acpi=rsdt or ACPI 1.0 parsers. */
 	sdt_header(rsdt, "RSDT", HDR_SIZE + 2 * 4, 1);
-	put32(rsdt + HDR_SIZE, (uint32_t)fadt_at);
-	put32(rsdt + HDR_SIZE + 4, (uint32_t)madt_at);
+	put_le32(rsdt + HDR_SIZE, (uint32_t)fadt_at);
+	put_le32(rsdt + HDR_SIZE + 4, (uint32_t)madt_at);
 	sdt_finish(rsdt);
 
 	memcpy(rsdp, "RSD PTR ", 8);
 	memcpy(rsdp + 9, OEM_ID, 6);
 	rsdp[15] = 2;                              /* revision: ACPI 2.0+ with XSDT */
-	put32(rsdp + 16, (uint32_t)rsdt_at);
-	put32(rsdp + 20, 36);
-	put64(rsdp + 24, xsdt_at);
+	put_le32(rsdp + 16, (uint32_t)rsdt_at);
+	put_le32(rsdp + 20, 36);
+	put_le64(rsdp + 24, xsdt_at);
 	fix_checksum(rsdp, 20, 8);                 /* ACPI 1.0 part */
 	fix_checksum(rsdp, 36, 32);                /* whole structure */
 

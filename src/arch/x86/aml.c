@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "core/util.h"
+
 /* Opcodes from the ACPI spec, section 20 (AML grammar). */
 enum {
 	AML_ZERO = 0x00, AML_ONE = 0x01, AML_NAME = 0x08, AML_BYTE = 0x0a, AML_WORD = 0x0b,
@@ -34,7 +36,7 @@ void aml_byte(struct aml *a, uint8_t v)
 	aml_bytes(a, &v, 1);
 }
 
-static void put_le(struct aml *a, uint64_t v, int n)
+static void emit_le(struct aml *a, uint64_t v, int n)
 {
 	for (int i = 0; i < n; i++)
 		aml_byte(a, (uint8_t)(v >> (8 * i)));
@@ -106,16 +108,16 @@ void aml_integer(struct aml *a, uint64_t v)
 		aml_byte(a, AML_ONE);
 	} else if (v <= 0xff) {
 		aml_byte(a, AML_BYTE);
-		put_le(a, v, 1);
+		emit_le(a, v, 1);
 	} else if (v <= 0xffff) {
 		aml_byte(a, AML_WORD);
-		put_le(a, v, 2);
+		emit_le(a, v, 2);
 	} else if (v <= 0xffffffffULL) {
 		aml_byte(a, AML_DWORD);
-		put_le(a, v, 4);
+		emit_le(a, v, 4);
 	} else {
 		aml_byte(a, AML_QWORD);
-		put_le(a, v, 8);
+		emit_le(a, v, 8);
 	}
 }
 
@@ -140,7 +142,7 @@ uint32_t aml_eisaid_value(const char *id)
 	b[1] = vendor & 0xff;
 	b[2] = (uint8_t)(hexval(id[3]) << 4 | hexval(id[4]));
 	b[3] = (uint8_t)(hexval(id[5]) << 4 | hexval(id[6]));
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+	return get_le32(b);
 }
 
 void aml_eisaid(struct aml *a, const char *id)
@@ -156,7 +158,7 @@ void aml_eisaid(struct aml *a, const char *id)
 		}
 	}
 	aml_byte(a, AML_DWORD);
-	put_le(a, aml_eisaid_value(id), 4);
+	emit_le(a, aml_eisaid_value(id), 4);
 }
 
 void aml_name_integer(struct aml *a, const char *name, uint64_t v)
@@ -180,7 +182,7 @@ static void pkg_open(struct aml *a)
 		return;
 	}
 	a->open[a->depth++] = a->len;
-	put_le(a, 0, PKGLEN_MAX);
+	emit_le(a, 0, PKGLEN_MAX);
 }
 
 void aml_end(struct aml *a)
@@ -272,8 +274,8 @@ void aml_res_io(struct aml *r, uint16_t base, uint8_t len)
 {
 	aml_byte(r, 0x47);      /* small item: I/O port, 7 bytes */
 	aml_byte(r, 0x01);      /* 16-bit decode */
-	put_le(r, base, 2);     /* min */
-	put_le(r, base, 2);     /* max */
+	emit_le(r, base, 2);     /* min */
+	emit_le(r, base, 2);     /* max */
 	aml_byte(r, 0x01);      /* alignment */
 	aml_byte(r, len);
 }
@@ -281,7 +283,7 @@ void aml_res_io(struct aml *r, uint16_t base, uint8_t len)
 void aml_res_irq(struct aml *r, unsigned irq)
 {
 	aml_byte(r, 0x22);      /* small item: IRQ, 2-byte mask: edge, active high */
-	put_le(r, irq < 16 ? 1u << irq : 0, 2);
+	emit_le(r, irq < 16 ? 1u << irq : 0, 2);
 }
 
 /* Word/DWord/QWord address space descriptors share a layout: tag, length, resource type,
@@ -291,15 +293,15 @@ static void res_addr(struct aml *r, uint8_t tag, int w, uint8_t type, uint8_t tf
 		     uint64_t max)
 {
 	aml_byte(r, tag);
-	put_le(r, 3 + 5 * (uint64_t)w, 2);
+	emit_le(r, 3 + 5 * (uint64_t)w, 2);
 	aml_byte(r, type);
 	aml_byte(r, 0x0c);
 	aml_byte(r, tflags);
-	put_le(r, 0, w);
-	put_le(r, min, w);
-	put_le(r, max, w);
-	put_le(r, 0, w);
-	put_le(r, max - min + 1, w);
+	emit_le(r, 0, w);
+	emit_le(r, min, w);
+	emit_le(r, max, w);
+	emit_le(r, 0, w);
+	emit_le(r, max - min + 1, w);
 }
 
 void aml_res_word_bus(struct aml *r, uint16_t min, uint16_t max)

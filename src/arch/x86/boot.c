@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/util.h"
 #include "layout.h"
 
 /* boot_params (zero page) fields outside the setup header. */
@@ -60,50 +61,8 @@
 #define PVH_MEMMAP_MAX       ((0x1000 - 0x80) / 24)
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
-#define PAGE_SIZE            0x1000ULL
 #define MiB(x)               (((unsigned long long)(x) + (1ULL << 20) - 1) >> 20)
 
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-/* End of the RAM region that holds the kernel load address, capped at 4 GiB: the boot protocol
- * structures, kernel and initrd all live below it. 0 if there is no RAM at 1 MiB. */
 static uint64_t low_ram_end(const struct guest_mem *mem)
 {
 	for (int i = 0; i < mem->nr_regions; i++) {
@@ -192,11 +151,11 @@ static int write_page_tables(const struct guest_mem *mem)
 	memset(pml4, 0, PAGE_SIZE);
 	memset(pdpt, 0, PAGE_SIZE);
 	memset(pd, 0, 4 * PAGE_SIZE);
-	put64(pml4, X86_PDPT_ADDR | 0x3);                           /* present, writable */
+	put_le64(pml4, X86_PDPT_ADDR | 0x3);                           /* present, writable */
 	for (uint64_t i = 0; i < 4; i++)
-		put64(pdpt + 8 * i, (X86_PD_ADDR + i * PAGE_SIZE) | 0x3);
+		put_le64(pdpt + 8 * i, (X86_PD_ADDR + i * PAGE_SIZE) | 0x3);
 	for (uint64_t i = 0; i < 4 * 512; i++)
-		put64(pd + 8 * i, (i << 21) | 0x83);                /* present, writable, 2 MiB page */
+		put_le64(pd + 8 * i, (i << 21) | 0x83);                /* present, writable, 2 MiB page */
 	return 0;
 }
 
@@ -254,7 +213,7 @@ static int load_bzimage(const struct guest_mem *mem, const uint8_t *k, size_t si
 			  "image", what, size);
 		return -1;
 	}
-	version = get16(k + HDR_VERSION);
+	version = get_le16(k + HDR_VERSION);
 	if (version < BOOT_PROTO_MIN) {
 		log_error("kernel %s: boot protocol %u.%02u is too old (need 2.12, Linux 3.8 or later); "
 			  "give a newer kernel", what, version >> 8, version & 0xff);
@@ -278,7 +237,7 @@ static int load_bzimage(const struct guest_mem *mem, const uint8_t *k, size_t si
 		log_error("kernel %s: zImage (loads below 1 MiB) is not supported; give a bzImage", what);
 		return -1;
 	}
-	if (!(get16(k + HDR_XLOADFLAGS) & XLF_KERNEL_64)) {
+	if (!(get_le16(k + HDR_XLOADFLAGS) & XLF_KERNEL_64)) {
 		log_error("kernel %s: bzImage has no 64-bit entry point (XLF_KERNEL_64); give an x86_64 "
 			  "kernel", what);
 		return -1;
@@ -293,8 +252,8 @@ static int load_bzimage(const struct guest_mem *mem, const uint8_t *k, size_t si
 
 	/* A relocatable 64-bit kernel decompresses itself at max(load address, pref_address) and needs
 	 * init_size bytes there; the initrd must stay clear of that. */
-	init_size = get32(k + HDR_INIT_SIZE);
-	run_start = get64(k + HDR_PREF_ADDRESS);
+	init_size = get_le32(k + HDR_INIT_SIZE);
+	run_start = get_le64(k + HDR_PREF_ADDRESS);
 	if (run_start < X86_KERNEL_ADDR)
 		run_start = X86_KERNEL_ADDR;
 	if (pm_size > low_end - X86_KERNEL_ADDR || run_start >= low_end || init_size > low_end - run_start) {
@@ -307,10 +266,10 @@ static int load_bzimage(const struct guest_mem *mem, const uint8_t *k, size_t si
 	if (kernel_end < X86_KERNEL_ADDR + pm_size)
 		kernel_end = X86_KERNEL_ADDR + pm_size;
 
-	if (check_cmdline(cmdline, get32(k + HDR_CMDLINE_SIZE)))
+	if (check_cmdline(cmdline, get_le32(k + HDR_CMDLINE_SIZE)))
 		return -1;
 	if (initrd_size) {
-		hi = (uint64_t)get32(k + HDR_INITRD_ADDR_MAX) + 1;
+		hi = (uint64_t)get_le32(k + HDR_INITRD_ADDR_MAX) + 1;
 		if (hi > low_end)
 			hi = low_end;
 		if (place_initrd(mem, initrd_size, kernel_end, hi, what_initrd, &initrd_gpa))
@@ -333,11 +292,11 @@ static int load_bzimage(const struct guest_mem *mem, const uint8_t *k, size_t si
 	memcpy(zp + HDR_START, k + HDR_START, hdr_end - HDR_START);
 	zp[HDR_TYPE_OF_LOADER] = LOADER_UNDEFINED;
 	zp[HDR_LOADFLAGS] |= CAN_USE_HEAP;
-	put16(zp + HDR_HEAP_END_PTR, HEAP_END_PTR);
-	put32(zp + HDR_CMD_LINE_PTR, (uint32_t)X86_CMDLINE_ADDR);
-	put32(zp + HDR_RAMDISK_IMAGE, (uint32_t)initrd_gpa);
-	put32(zp + HDR_RAMDISK_SIZE, (uint32_t)initrd_size);
-	put64(zp + BP_ACPI_RSDP_ADDR, rsdp_gpa);
+	put_le16(zp + HDR_HEAP_END_PTR, HEAP_END_PTR);
+	put_le32(zp + HDR_CMD_LINE_PTR, (uint32_t)X86_CMDLINE_ADDR);
+	put_le32(zp + HDR_RAMDISK_IMAGE, (uint32_t)initrd_gpa);
+	put_le32(zp + HDR_RAMDISK_SIZE, (uint32_t)initrd_size);
+	put_le64(zp + BP_ACPI_RSDP_ADDR, rsdp_gpa);
 	zp[BP_E820_ENTRIES] = (uint8_t)n;
 	memcpy(zp + BP_E820_TABLE, e820, sizeof(e820[0]) * (size_t)n);
 	if (gpa_write(mem, X86_ZERO_PAGE_ADDR, zp, sizeof(zp)))
@@ -356,7 +315,7 @@ static bool find_pvh_note(const uint8_t *p, uint64_t n, uint64_t *entry)
 	uint64_t off = 0;
 
 	while (n - off >= 12) {
-		uint32_t namesz = get32(p + off), descsz = get32(p + off + 4), type = get32(p + off + 8);
+		uint32_t namesz = get_le32(p + off), descsz = get_le32(p + off + 4), type = get_le32(p + off + 8);
 		uint64_t name_room = ((uint64_t)namesz + 3) & ~3ULL;
 		uint64_t desc_room = ((uint64_t)descsz + 3) & ~3ULL;
 		const uint8_t *name, *desc;
@@ -372,9 +331,9 @@ static bool find_pvh_note(const uint8_t *p, uint64_t n, uint64_t *entry)
 		off += desc_room;
 		if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 && memcmp(name, "Xen", 4) == 0) {
 			if (descsz == 4)
-				*entry = get32(desc);
+				*entry = get_le32(desc);
 			else if (descsz == 8)
-				*entry = get64(desc);
+				*entry = get_le64(desc);
 			else
 				return false;
 			return true;
@@ -490,28 +449,28 @@ static int load_elf(const struct guest_mem *mem, const uint8_t *k, size_t size, 
 	if (initrd_size) {
 		uint8_t mod[32] = { 0 };   /* hvm_modlist_entry: paddr, size, cmdline_paddr, reserved */
 
-		put64(mod, initrd_gpa);
-		put64(mod + 8, initrd_size);
+		put_le64(mod, initrd_gpa);
+		put_le64(mod + 8, initrd_size);
 		if (gpa_write(mem, PVH_MODLIST_ADDR, mod, sizeof(mod)))
 			return ram_error(mem, "PVH module list", PVH_MODLIST_ADDR);
-		put32(info + PVH_OFF_NR_MODULES, 1);
-		put64(info + PVH_OFF_MODLIST, PVH_MODLIST_ADDR);
+		put_le32(info + PVH_OFF_NR_MODULES, 1);
+		put_le64(info + PVH_OFF_MODLIST, PVH_MODLIST_ADDR);
 	}
 	for (int i = 0; i < n; i++) {
 		uint8_t ent[24] = { 0 };   /* hvm_memmap_table_entry: addr, size, type, reserved */
 
-		put64(ent, e820[i].addr);
-		put64(ent + 8, e820[i].size);
-		put32(ent + 16, e820[i].type);
+		put_le64(ent, e820[i].addr);
+		put_le64(ent + 8, e820[i].size);
+		put_le32(ent + 16, e820[i].type);
 		if (gpa_write(mem, PVH_MEMMAP_ADDR + 24 * (uint64_t)i, ent, sizeof(ent)))
 			return ram_error(mem, "PVH memory map", PVH_MEMMAP_ADDR);
 	}
-	put32(info + PVH_OFF_MAGIC, PVH_MAGIC);
-	put32(info + PVH_OFF_VERSION, 1);
-	put64(info + PVH_OFF_CMDLINE, X86_CMDLINE_ADDR);
-	put64(info + PVH_OFF_RSDP, rsdp_gpa);
-	put64(info + PVH_OFF_MEMMAP, PVH_MEMMAP_ADDR);
-	put32(info + PVH_OFF_MEMMAP_NR, (uint32_t)n);
+	put_le32(info + PVH_OFF_MAGIC, PVH_MAGIC);
+	put_le32(info + PVH_OFF_VERSION, 1);
+	put_le64(info + PVH_OFF_CMDLINE, X86_CMDLINE_ADDR);
+	put_le64(info + PVH_OFF_RSDP, rsdp_gpa);
+	put_le64(info + PVH_OFF_MEMMAP, PVH_MEMMAP_ADDR);
+	put_le32(info + PVH_OFF_MEMMAP_NR, (uint32_t)n);
 	if (gpa_write(mem, X86_PVH_INFO_ADDR, info, sizeof(info)))
 		return ram_error(mem, "PVH start info", X86_PVH_INFO_ADDR);
 

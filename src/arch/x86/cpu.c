@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 
 #include "../../core/log.h"
+#include "../../core/util.h"
 #include "../../core/vm.h"
 
 #define CPUID_MAX_ENTRIES 256
@@ -18,7 +19,7 @@ struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd)
 		if (!c)
 			return NULL;
 		c->nent = n;
-		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+		if (KVM_PROBE(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
 			return c;
 		free(c);
 		if (errno != E2BIG) {
@@ -140,7 +141,7 @@ static const struct msr_init boot_msrs[] = {
 	{ 0x2ff, (1u << 11) | 6 },    /* MTRRdefType: enabled, WB */
 };
 
-#define NR_BOOT_MSRS (sizeof(boot_msrs) / sizeof(boot_msrs[0]))
+#define NR_BOOT_MSRS ARRAY_SIZE(boot_msrs)
 
 static int setup_msrs(int fd)
 {
@@ -156,7 +157,7 @@ static int setup_msrs(int fd)
 		m.e[i].index = boot_msrs[i].index;
 		m.e[i].data = boot_msrs[i].value;
 	}
-	n = ioctl(fd, KVM_SET_MSRS, &m);
+	n = KVM_PROBE(fd, KVM_SET_MSRS, &m);
 	if (n != (int)NR_BOOT_MSRS) {
 		log_error("KVM: KVM_SET_MSRS set %d of %zu boot MSRs (MSR 0x%x refused)", n, NR_BOOT_MSRS,
 			  n >= 0 && n < (int)NR_BOOT_MSRS ? boot_msrs[n].index : 0);
@@ -214,7 +215,7 @@ void x86_dump_regs(int fd, unsigned id, FILE *f)
 	struct kvm_regs r;
 	struct kvm_sregs s;
 
-	if (ioctl(fd, KVM_GET_REGS, &r) < 0 || ioctl(fd, KVM_GET_SREGS, &s) < 0) {
+	if (KVM_PROBE(fd, KVM_GET_REGS, &r) < 0 || KVM_PROBE(fd, KVM_GET_SREGS, &s) < 0) {
 		fprintf(f, "  (vCPU %u registers unavailable: %s)\n", id, strerror(errno));
 		return;
 	}

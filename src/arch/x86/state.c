@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 
 #include "../../core/log.h"
+#include "../../core/util.h"
 #include "../../core/vcpu.h"
 #include "../../core/vm.h"
 #include "../arch.h"
@@ -66,7 +67,7 @@ static int get_fixed(struct ser_reader *r, uint32_t tag, void *p, uint32_t size)
 
 static int xsave_size(struct vm *vm)
 {
-	int sz = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	int sz = KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
 
 	return sz > (int)sizeof(struct kvm_xsave) ? sz : (int)sizeof(struct kvm_xsave);
 }
@@ -84,15 +85,13 @@ static int msr_list(struct vcpu *v, struct kvm_msrs *out)
 	} probe;
 	unsigned n = 0;
 
-	if (ioctl(v->vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &list) < 0) {
-		log_error("KVM: KVM_GET_MSR_INDEX_LIST failed: %s", strerror(errno));
+	if (KVM_IOCTL(v->vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &list) < 0)
 		return -1;
-	}
 	for (uint32_t i = 0; i < list.hdr.nmsrs && i < 1024 && n < MAX_STATE_MSRS; i++) {
 		memset(&probe, 0, sizeof(probe));
 		probe.hdr.nmsrs = 1;
 		probe.e.index = list.idx[i];
-		if (ioctl(v->fd, KVM_GET_MSRS, &probe) == 1)
+		if (KVM_PROBE(v->fd, KVM_GET_MSRS, &probe) == 1)
 			out->entries[n++] = probe.e;
 	}
 	out->nmsrs = n;
@@ -139,7 +138,7 @@ int arch_vcpu_save(struct vcpu *v, struct ser_writer *w)
 		goto out;
 	if (msr_list(v, c.msrs) < 0)
 		goto out;
-	if (c.msrs->nmsrs && ioctl(v->fd, KVM_GET_MSRS, c.msrs) != (int)c.msrs->nmsrs) {
+	if (c.msrs->nmsrs && KVM_PROBE(v->fd, KVM_GET_MSRS, c.msrs) != (int)c.msrs->nmsrs) {
 		log_error("vCPU %u: KVM_GET_MSRS failed", v->id);
 		goto out;
 	}
@@ -174,11 +173,9 @@ static int set_msrs(struct vcpu *v, struct kvm_msrs *m)
 		memset(&chunk.hdr, 0, sizeof(chunk.hdr));
 		chunk.hdr.nmsrs = m->nmsrs - done;
 		memcpy(chunk.e, &m->entries[done], chunk.hdr.nmsrs * sizeof(chunk.e[0]));
-		n = ioctl(v->fd, KVM_SET_MSRS, &chunk);
-		if (n < 0) {
-			log_error("vCPU %u: KVM_SET_MSRS failed: %s", v->id, strerror(errno));
+		n = KVM_IOCTL(v->fd, KVM_SET_MSRS, &chunk);
+		if (n < 0)
 			return -1;
-		}
 		done += (uint32_t)n;
 		if (done < m->nmsrs) {
 			log_warn("vCPU %u: this host's KVM refused MSR 0x%x from the snapshot; skipped", v->id,
@@ -347,7 +344,7 @@ static uint32_t cpuid_word(struct kvm_cpuid2 *c, int i)
 int arch_cpu_features_save(struct vm *vm, struct ser_writer *w)
 {
 	struct kvm_cpuid2 *c = x86_supported_cpuid(vm->kvm_fd);
-	int n = (int)(sizeof(feature_words) / sizeof(feature_words[0]));
+	int n = (int)ARRAY_SIZE(feature_words);
 
 	if (!c)
 		return -1;
@@ -361,7 +358,7 @@ int arch_cpu_features_save(struct vm *vm, struct ser_writer *w)
 int arch_cpu_features_check(struct vm *vm, struct ser_reader *r)
 {
 	struct kvm_cpuid2 *c = x86_supported_cpuid(vm->kvm_fd);
-	int n = (int)(sizeof(feature_words) / sizeof(feature_words[0])), ret = 0;
+	int n = (int)ARRAY_SIZE(feature_words), ret = 0;
 
 	if (!c)
 		return -1;

@@ -10,10 +10,12 @@
 
 #include "../../core/log.h"
 #include "../../core/vcpu.h"
+#include "../../core/util.h"
 #include "../../core/vm.h"
 #include "../../devices/acpi_pm.h"
 #include "../../devices/i8042.h"
 #include "../../devices/pci.h"
+#include "../../devices/pci_cf8.h"
 #include "../../devices/rtc.h"
 #include "../../devices/uart.h"
 #include "../arch.h"
@@ -21,6 +23,8 @@
 #include "boot.h"
 #include "cpu.h"
 #include "layout.h"
+
+const enum arch_id arch_this = ARCH_ID_X86_64;
 
 struct x86_vm {
 	struct kvm_cpuid2 *cpuid;     /* supported CPUID, before per-vCPU fixes */
@@ -77,8 +81,8 @@ int arch_vm_init(struct vm *vm)
 
 	if (!x)
 		return -1;
-	for (size_t i = 0; i < sizeof(x86_caps) / sizeof(x86_caps[0]); i++) {
-		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, x86_caps[i].cap) <= 0) {
+	for (size_t i = 0; i < ARRAY_SIZE(x86_caps); i++) {
+		if (KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, x86_caps[i].cap) <= 0) {
 			log_error("/dev/kvm: the kernel lacks %s; use a kernel with full KVM support",
 				  x86_caps[i].name);
 			return -1;
@@ -87,10 +91,8 @@ int arch_vm_init(struct vm *vm)
 	/* Intel needs these three pages outside RAM; AMD ignores them. */
 	if (KVM_IOCTL(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0)
 		return -1;
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)X86_TSS_ADDR) < 0) {
-		log_error("KVM: ioctl KVM_SET_TSS_ADDR failed: %s", strerror(errno));
+	if (KVM_IOCTL(vm->vm_fd, KVM_SET_TSS_ADDR, X86_TSS_ADDR) < 0)
 		return -1;
-	}
 	if (KVM_IOCTL(vm->vm_fd, KVM_CREATE_IRQCHIP, NULL) < 0)
 		return -1;
 	if (KVM_IOCTL(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
@@ -104,38 +106,75 @@ static void machine_request(void *ctx, int reason)
 	vm_request_stop(ctx, (enum vm_exit_reason)reason);
 }
 
+static size_t console_to_uart(void *dev, const uint8_t *buf, size_t n)
+{
+	return uart_receive(dev, buf, n);
+}
+
+static void press_power_button(void *dev)
+{
+	acpi_pm_power_button(dev);
+}
+
+#define IRQ(n) ((struct irq_line){ .set = vm_irq_set, .ctx = vm, .gsi = (n) })
 int arch_create_devices(struct vm *vm)
 {
+	/* The same ports and values as the FADT and the DSDT's \_S5 (acpi.c). */
+	static const struct acpi_pm_config pm = {
+		.evt = X86_PM1A_EVT_PORT,
+		.cnt = X86_PM1A_CNT_PORT,
+		.reset = X86_PM_RESET_PORT,
+		.reset_value = X86_PM_RESET_VALUE,
+		.s5_slp_typ = X86_SLP_TYP_S5,
+	};
+	/* The windows and INTx routing the DSDT's PCI0 _CRS and _PRT describe (acpi.c). */
+	const struct pci_host_config pci = {
+		.mmio = &vm->mmio,
+		.mem32 = { X86_PCI_MMIO_START, X86_PCI_MMIO_END - X86_PCI_MMIO_START },
+		.mem64 = { X86_PCI_MMIO64_START, X86_PCI_MMIO64_SIZE },
+		.io_bus = &vm->pio,
+		.io = { X86_PCI_IO_START, X86_PCI_IO_SIZE },
+		.io_bus_base = X86_PCI_IO_START,
+		.intx = IRQ(0), /* the GSI is per slot and pin */
+		.intx_gsi_base = X86_PCI_INTX_GSI_BASE,
+		.intx_lines = X86_PCI_INTX_GSI_COUNT,
+	};
 	struct machine_ctl ctl = { .request = machine_request, .ctx = vm };
 	struct device *d;
 
-#define IRQ(n) ((struct irq_line){ .set = vm_irq_set, .ctx = vm, .gsi = (n) })
-	d = uart_create("com1", &vm->pio, X86_COM1_PORT, IRQ(X86_COM1_IRQ), vm->console_port);
+	/* COM1 is the console unless the user chose another (or none). */
+	d = uart_create("com1", &vm->pio, X86_COM1_PORT, IRQ(X86_COM1_IRQ),
+			vm->cfg->console == CONSOLE_SERIAL ? vm->console_out : (struct char_port){ 0 });
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
-	vm->console_dev = d;
-	d = rtc_create("rtc", &vm->pio, IRQ(X86_RTC_IRQ));
+	if (vm->cfg->console == CONSOLE_SERIAL)
+		vm->console_in = (struct vm_console_in){ .receive = console_to_uart, .ctx = d };
+	d = rtc_create("rtc", &vm->pio, X86_RTC_PORT, IRQ(X86_RTC_IRQ));
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
-	d = i8042_create("i8042", &vm->pio, IRQ(X86_I8042_IRQ), ctl);
+	d = i8042_create("i8042", &vm->pio, X86_I8042_DATA, X86_I8042_CMD, IRQ(X86_I8042_IRQ), ctl);
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
-	d = acpi_pm_create("acpi-pm", &vm->pio, IRQ(X86_SCI_IRQ), ctl);
+	d = acpi_pm_create("acpi-pm", &vm->pio, &pm, IRQ(X86_SCI_IRQ), ctl);
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
-	vm->power_dev = d;
-	d = pci_host_create("pci", &vm->pio, &vm->mmio, IRQ(0)); /* INTx GSIs are per slot */
+	vm->power_button = (struct vm_power_button){ .press = press_power_button, .ctx = d };
+	d = pci_host_create("pci", &pci);
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
 	vm->pci_host = d;
-#undef IRQ
+	d = pci_cf8_create("pci-cf8", vm->pci_host, &vm->pio, X86_PCI_CONFIG_ADDR);
+	if (!d)
+		return -1;
+	vm_add_device(vm, d);
 	return 0;
 }
+#undef IRQ
 
 /* Read a whole regular file; `what` names it in errors ("kernel", "initrd"). */
 static int read_file(const char *what, const char *path, uint64_t limit, uint8_t **out, size_t *len)

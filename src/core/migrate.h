@@ -1,7 +1,7 @@
 /* migrate.h - live migration: pre-copy of guest RAM over TCP or a unix
  * socket, then stop-and-copy of the rest and of all state.
  *
- * Source (migrate_start, from the control socket): dirty-page logging on;
+ * Source (migrate_start, from machine_migrate): dirty-page logging on;
  * round 0 sends every non-zero page; each later round sends what KVM's dirty
  * log and the devices' writes marked since the round before; when the dirty
  * set is small (or after a round limit) the VM is paused, the last pages and
@@ -16,25 +16,28 @@
 #ifndef KVMBOX_MIGRATE_H
 #define KVMBOX_MIGRATE_H
 
-#include <json-c/json.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 
-#include "../core/snapshot.h"
+#include "machine.h"
+#include "snapshot.h"
 
 struct vm;
-struct run_state;
-struct api_req;
-
-#include <sys/socket.h>
+struct migration;
 
 /* Parse "tcp:IP:PORT" (IPv4, [IPv6] or localhost; names are not resolved) or "unix:PATH"
  * into a socket address. 0 or -1. */
 int migrate_parse_uri(const char *uri, struct sockaddr_storage *ss, socklen_t *len, int *family);
 
-/* Source: start migrating the running VM to args {"uri": ...}; the reply
- * comes when it finished or failed. */
-void migrate_start(struct run_state *rs, struct api_req *req, struct json_object *args);
-/* Source: stop a migration in progress (the VM is going away) and wait. */
-void migrate_cancel(struct run_state *rs);
+/* Source: migrate the running vm to uri on a thread of its own. done is called once from
+ * that thread: on success after the destination acknowledged (the caller's VM must then
+ * stop: migrate_start's thread asks it to, with VM_HANDOFF), on failure after the VM was
+ * resumed, with *migrating cleared. NULL with the reason in err when it cannot start. */
+struct migration *migrate_start(struct vm *vm, const char *uri, _Atomic bool *migrating, migration_done_fn done,
+				void *ctx, char *err, size_t errlen);
+/* Source: stop a migration in progress (the VM is going away), wait, free; *m = NULL. */
+void migrate_cancel(struct migration **m);
 
 /* Destination: listen on uri (tcp:IP:PORT or unix:PATH), accept one
  * source, read its hello and configuration into *sc. Returns the stream fd

@@ -12,16 +12,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../api/api.h"
-#include "../core/log.h"
-#include "../core/vm.h"
-#include "options.h"
-#include "run.h"
+#include "../arch/arch.h"
+#include "../cli/options.h"
+#include "log.h"
+#include "machine.h"
+#include "util.h"
+#include "vm.h"
 
 #define MIG_MAGIC "KVMBOXMG"
-#define MIG_VERSION 1
-#define MIG_ARCH_X86_64 1
-#define PAGE 4096ULL
+#define MIG_VERSION 2
 #define MIG_MAX_ROUNDS 30
 #define MIG_SMALL_DIRTY 256          /* pages left that make the final copy short */
 #define MIG_BATCH_PAGES 64           /* pages per PAGES record */
@@ -32,9 +31,10 @@
 enum { REC_PAGES = 1, REC_ZERO, REC_ROUND, REC_FINAL };
 
 struct migration {
-	struct run_state *rs;
 	struct vm *vm;
-	struct api_req *req;
+	_Atomic bool *migrating;     /* the owner's "in progress" flag, cleared when this ends */
+	migration_done_fn done;
+	void *done_ctx;
 	char uri[512];
 	pthread_t thread;
 	_Atomic bool cancel;
@@ -45,82 +45,43 @@ struct migration {
 	double t_start, t_pause, t_end;
 };
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* ---- stream I/O ------------------------------------------------------------ */
 
-static int send_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n) {
-		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int recv_all(int fd, void *p, size_t n)
-{
-	uint8_t *b = p;
-
-	while (n) {
-		ssize_t r = recv(fd, b, n, 0);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			if (r == 0)
-				errno = ECONNRESET;
-			return -1;
-		}
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
+/* The stream: little-endian integers, whole buffers (SIGPIPE is ignored: a peer that went
+ * away is an EPIPE error). */
 static int send_u32(int fd, uint32_t v)
 {
-	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+	uint8_t b[4];
 
-	return send_all(fd, b, 4);
+	put_le32(b, v);
+	return write_all(fd, b, 4);
 }
 
 static int send_u64(int fd, uint64_t v)
 {
-	return send_u32(fd, (uint32_t)v) || send_u32(fd, (uint32_t)(v >> 32)) ? -1 : 0;
+	uint8_t b[8];
+
+	put_le64(b, v);
+	return write_all(fd, b, 8);
 }
 
 static int recv_u32(int fd, uint32_t *v)
 {
 	uint8_t b[4];
 
-	if (recv_all(fd, b, 4) < 0)
+	if (read_all(fd, b, 4) < 0)
 		return -1;
-	*v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+	*v = get_le32(b);
 	return 0;
 }
 
 static int recv_u64(int fd, uint64_t *v)
 {
-	uint32_t lo, hi;
+	uint8_t b[8];
 
-	if (recv_u32(fd, &lo) < 0 || recv_u32(fd, &hi) < 0)
+	if (read_all(fd, b, 8) < 0)
 		return -1;
-	*v = (uint64_t)hi << 32 | lo;
+	*v = get_le64(b);
 	return 0;
 }
 
@@ -244,13 +205,18 @@ int migrate_accept(const char *uri, struct snap_config *sc)
 	}
 	in_stats.t_start = now_ms();
 	set_timeouts(fd, MIG_IO_TIMEOUT_S);
-	if (recv_all(fd, hello, sizeof(hello)) < 0 || memcmp(hello, MIG_MAGIC, 8) ||
-	    (hello[8] | hello[9] << 8) != MIG_VERSION || (hello[12] | hello[13] << 8) != MIG_ARCH_X86_64) {
-		log_error("migration from %s: not a kvmbox migration stream of this version and architecture", uri);
+	if (read_all(fd, hello, sizeof(hello)) < 0 || memcmp(hello, MIG_MAGIC, 8) ||
+	    get_le32(hello + 8) != MIG_VERSION) {
+		log_error("migration from %s: not a kvmbox migration stream of this version", uri);
+		goto fail;
+	}
+	if (get_le32(hello + 12) != arch_this) {
+		log_error("migration from %s: the source runs on %s, this host on %s; migrate between hosts of one "
+			  "architecture", uri, arch_id_name(get_le32(hello + 12)), arch_id_name(arch_this));
 		goto fail;
 	}
 	if (recv_u64(fd, &clen) < 0 || clen > (1u << 20) || !(cbuf = malloc(clen ? clen : 1)) ||
-	    recv_all(fd, cbuf, clen) < 0) {
+	    read_all(fd, cbuf, clen) < 0) {
 		log_error("migration from %s: the configuration did not arrive", uri);
 		goto fail;
 	}
@@ -269,7 +235,7 @@ fail:
 
 uint8_t *migrate_receive_ram(struct vm *vm, int fd, uint64_t *len)
 {
-	uint64_t npages = vm->mem.total / PAGE;
+	uint64_t npages = vm->mem.total / PAGE_SIZE;
 	uint8_t *state = NULL;
 
 	for (;;) {
@@ -291,11 +257,11 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, uint64_t *len)
 				if (!dst)
 					goto malformed;
 				if (type == REC_ZERO)
-					memset(dst, 0, PAGE);
-				else if (recv_all(fd, dst, PAGE) < 0)
+					memset(dst, 0, PAGE_SIZE);
+				else if (read_all(fd, dst, PAGE_SIZE) < 0)
 					goto broken;
 			}
-			in_stats.bytes += (type == REC_PAGES ? count * PAGE : 0) + 16;
+			in_stats.bytes += (type == REC_PAGES ? count * PAGE_SIZE : 0) + 16;
 			break;
 		case REC_ROUND:
 			in_stats.rounds++;
@@ -307,7 +273,7 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, uint64_t *len)
 			if (slen > MIG_MAX_STATE)
 				goto malformed;
 			state = malloc(slen ? slen : 1);
-			if (!state || recv_all(fd, state, slen) < 0)
+			if (!state || read_all(fd, state, slen) < 0)
 				goto broken;
 			in_stats.bytes += slen;
 			*len = slen;
@@ -347,7 +313,7 @@ int migrate_finish(int fd, bool ok)
  * zero pages, for round 0): runs of data pages and of zero pages. */
 static int send_pages(struct migration *m, int fd, const unsigned long *bitmap)
 {
-	uint64_t npages = m->vm->mem.total / PAGE;
+	uint64_t npages = m->vm->mem.total / PAGE_SIZE;
 
 	for (uint64_t pg = 0; pg < npages;) {
 		uint32_t n = 0;
@@ -371,9 +337,9 @@ static int send_pages(struct migration *m, int fd, const unsigned long *bitmap)
 			return -1;
 		if (!zero) {
 			for (uint32_t i = 0; i < n; i++)
-				if (send_all(fd, guest_mem_page(&m->vm->mem, pg + i), PAGE) < 0)
+				if (write_all(fd, guest_mem_page(&m->vm->mem, pg + i), PAGE_SIZE) < 0)
 					return -1;
-			m->bytes += n * PAGE;
+			m->bytes += n * PAGE_SIZE;
 		}
 		m->bytes += 16;
 		m->pages += n;
@@ -393,7 +359,7 @@ static uint64_t collect_dirty(struct migration *m, unsigned long *out, unsigned 
 
 	guest_mem_dirty_take(&vm->mem, out);
 	for (int k = 0; k < vm->mem.nr_regions; k++) {
-		uint64_t rp = vm->mem.regions[k].size / PAGE;
+		uint64_t rp = vm->mem.regions[k].size / PAGE_SIZE;
 
 		memset(tmp, 0, words * sizeof(unsigned long));
 		if (vm_dirty_log_get(vm, k, tmp) < 0)
@@ -414,7 +380,7 @@ static void *migrate_thread(void *arg)
 	struct vm *vm = m->vm;
 	struct sockaddr_storage ss;
 	socklen_t slen;
-	size_t words = (size_t)((vm->mem.total / PAGE + BITS - 1) / BITS);
+	size_t words = (size_t)((vm->mem.total / PAGE_SIZE + BITS - 1) / BITS);
 	unsigned long *dirty = calloc(words, sizeof(unsigned long));
 	unsigned long *tmp = calloc(words, sizeof(unsigned long));
 	struct ser_writer cfgw, state;
@@ -443,11 +409,11 @@ static void *migrate_thread(void *arg)
 	}
 	set_timeouts(fd, MIG_IO_TIMEOUT_S);
 	memcpy(hello, MIG_MAGIC, 8);
-	hello[8] = MIG_VERSION;
-	hello[12] = MIG_ARCH_X86_64;
+	put_le32(hello + 8, MIG_VERSION);
+	put_le32(hello + 12, arch_this);
 	snap_config_save(vm->cfg, &cfgw);
-	if (cfgw.err || send_all(fd, hello, sizeof(hello)) < 0 || send_u64(fd, cfgw.len) < 0 ||
-	    send_all(fd, cfgw.buf, cfgw.len) < 0)
+	if (cfgw.err || write_all(fd, hello, sizeof(hello)) < 0 || send_u64(fd, cfgw.len) < 0 ||
+	    write_all(fd, cfgw.buf, cfgw.len) < 0)
 		goto io;
 	/* Start tracking before the first copy: what changes from here on is
 	 * sent again. */
@@ -504,7 +470,7 @@ static void *migrate_thread(void *arg)
 		}
 	}
 	released = true;
-	if (send_u32(fd, REC_FINAL) < 0 || send_u64(fd, state.len) < 0 || send_all(fd, state.buf, state.len) < 0)
+	if (send_u32(fd, REC_FINAL) < 0 || send_u64(fd, state.len) < 0 || write_all(fd, state.buf, state.len) < 0)
 		goto io;
 	m->bytes += state.len;
 	/* The destination loads the state and answers; the guest is stopped
@@ -520,20 +486,17 @@ static void *migrate_thread(void *arg)
 		goto fail;
 	}
 	m->t_end = now_ms();
+	fprintf(stderr, "kvmbox: migration sent: %u rounds, %.1f MiB, total %.0f ms, downtime %.0f ms\n", m->rounds,
+		(double)m->bytes / (1 << 20), m->t_end - m->t_start, m->t_end - m->t_pause);
 	{
-		struct json_object *o = json_object_new_object();
+		struct migration_result r = { .ok = true, .rounds = m->rounds, .bytes = m->bytes, .pages = m->pages,
+					      .total_ms = m->t_end - m->t_start,
+					      .downtime_ms = m->t_end - m->t_pause };
 
-		json_object_object_add(o, "rounds", json_object_new_int((int)m->rounds));
-		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)m->bytes));
-		json_object_object_add(o, "pages", json_object_new_int64((int64_t)m->pages));
-		json_object_object_add(o, "total_ms", api_json_ms(m->t_end - m->t_start));
-		json_object_object_add(o, "downtime_ms", api_json_ms(m->t_end - m->t_pause));
-		fprintf(stderr, "kvmbox: migration sent: %u rounds, %.1f MiB, total %.0f ms, downtime %.0f ms\n",
-			m->rounds, (double)m->bytes / (1 << 20), m->t_end - m->t_start, m->t_end - m->t_pause);
-		api_reply(m->req, o);
+		m->done(m->done_ctx, &r);
 	}
-	m->rs->migrated = true;
-	vm_request_stop(vm, VM_SIGNAL);
+	/* The destination runs the VM now: it stops here, and kvmbox exits 0. */
+	vm_request_stop(vm, VM_HANDOFF);
 	/* The VM stays paused: the destination runs it now. */
 	guest_mem_dirty_stop(&vm->mem);
 	close(fd);
@@ -568,75 +531,64 @@ fail:
 		const char *after = atomic_load(&vm->exit_reason) == VM_RUNNING ? "the VM keeps running here"
 										 : "the VM stopped here meanwhile";
 
-		log_error("migration to %s failed: %s; %s", m->uri, why ? why : "unknown error", after);
-		api_error(m->req, "MigrationFailed", "migration to %s failed: %s; %s", m->uri,
-			  why ? why : "unknown error", after);
+		struct migration_result r = { .ok = false };
+
+		snprintf(r.error, sizeof(r.error), "migration to %s failed: %s; %s", m->uri,
+			 why ? why : "unknown error", after);
+		log_error("%s", r.error);
+		atomic_store(m->migrating, false);
+		m->done(m->done_ctx, &r);
 	}
 	free(dirty);
 	free(tmp);
 	ser_writer_free(&cfgw);
 	ser_writer_free(&state);
-	atomic_store(&m->rs->migrating, false);
 	return NULL;
 }
 
-void migrate_start(struct run_state *rs, struct api_req *req, struct json_object *args)
+struct migration *migrate_start(struct vm *vm, const char *uri, _Atomic bool *migrating, migration_done_fn done,
+				void *ctx, char *err, size_t errlen)
 {
-	struct json_object *v;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fam;
 	struct migration *m;
 
-	if (!json_object_object_get_ex(args, "uri", &v) || !json_object_is_type(v, json_type_string)) {
-		api_error(req, "InvalidArgument", "migrate needs {\"uri\": \"tcp:IP:PORT\" or \"unix:PATH\"}");
-		return;
+	if (migrate_parse_uri(uri, &ss, &sl, &fam) < 0) {
+		snprintf(err, errlen, "migrate: '%s' is not tcp:IP:PORT or unix:PATH (host names are not resolved)", uri);
+		return NULL;
 	}
-	if (rs->user_paused) {
-		api_error(req, "InvalidState", "the VM is paused; resume it before migrating");
-		return;
-	}
-	{
-		struct sockaddr_storage ss;
-		socklen_t sl;
-		int fam;
-
-		if (migrate_parse_uri(json_object_get_string(v), &ss, &sl, &fam) < 0) {
-			api_error(req, "InvalidArgument", "migrate: '%s' is not tcp:IP:PORT or unix:PATH (host names are not resolved)",
-				  json_object_get_string(v));
-			return;
-		}
-	}
-	if (atomic_exchange(&rs->migrating, true)) {
-		api_error(req, "InvalidState", "a migration is already in progress");
-		return;
-	}
-	migrate_cancel(rs); /* reap a finished earlier attempt */
 	m = calloc(1, sizeof(*m));
-	if (!m || strlen(json_object_get_string(v)) >= sizeof(m->uri)) {
-		free(m);
-		atomic_store(&rs->migrating, false);
-		api_error(req, "InvalidArgument", "migration address too long");
-		return;
+	if (!m) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
 	}
-	m->rs = rs;
-	m->vm = rs->vm;
-	m->req = req;
-	strcpy(m->uri, json_object_get_string(v));
+	if (strlen(uri) >= sizeof(m->uri)) {
+		free(m);
+		snprintf(err, errlen, "migration address too long");
+		return NULL;
+	}
+	m->vm = vm;
+	m->migrating = migrating;
+	m->done = done;
+	m->done_ctx = ctx;
+	strcpy(m->uri, uri);
 	if (pthread_create(&m->thread, NULL, migrate_thread, m) != 0) {
 		free(m);
-		atomic_store(&rs->migrating, false);
-		api_error(req, "GenericError", "cannot start the migration thread");
-		return;
+		snprintf(err, errlen, "cannot start the migration thread");
+		return NULL;
 	}
-	rs->mig = m;
+	return m;
 }
 
-void migrate_cancel(struct run_state *rs)
+void migrate_cancel(struct migration **mp)
 {
-	struct migration *m = rs->mig;
+	struct migration *m = *mp;
 
 	if (!m)
 		return;
 	atomic_store(&m->cancel, true);
 	pthread_join(m->thread, NULL);
 	free(m);
-	rs->mig = NULL;
+	*mp = NULL;
 }
