@@ -222,6 +222,47 @@ static void test_uart_rtc_clock(void **state)
 	free(fdt);
 }
 
+static void test_pci_host(void **state)
+{
+	void *fdt = build(&full);
+	const char *pci = "/pcie@30000000";
+	uint32_t bus_range[2] = { 0, 255 }, mask[4] = { 0x1800, 0, 0, 7 };
+	uint32_t msi_map[4] = { 0, ARM64_PHANDLE_ITS, 0, 0x10000 };
+	uint32_t ranges[14] = { 0x02000000, 0,    0x10000000, 0,    0x10000000, 0,    0x20000000,
+				0x43000000, 0x80, 0,          0x80, 0,          0x80, 0 };
+	const fdt32_t *map;
+	int len;
+
+	assert_str(fdt, pci, "compatible", "pci-host-ecam-generic");
+	assert_str(fdt, pci, "device_type", "pci");
+	assert_int_equal(cell(fdt, pci, "#address-cells"), 3);
+	assert_int_equal(cell(fdt, pci, "#size-cells"), 2);
+	assert_int_equal(cell(fdt, pci, "#interrupt-cells"), 1);
+	assert_reg(fdt, pci, ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE);
+	assert_cells(fdt, pci, "bus-range", bus_range, 2);
+	assert_cells(fdt, pci, "ranges", ranges, 14);
+	assert_cells(fdt, pci, "interrupt-map-mask", mask, 4);
+	assert_cells(fdt, pci, "msi-map", msi_map, 4);
+	assert_non_null(prop(fdt, pci, "dma-coherent", &len));
+	/* 4 slots x 4 pins; slot s pin p is SPI ARM64_SPI_PCI_INTX + (s + p - 1) % 4, level high, on
+	 * the GIC (whose 2 address cells the entry carries). */
+	map = prop(fdt, pci, "interrupt-map", &len);
+	assert_int_equal(len, 16 * ARM64_DT_IMAP_CELLS * 4);
+	assert_int_equal(cell(fdt, "/intc@8000000", "#address-cells"), 2);
+	for (uint32_t i = 0; i < 16; i++) {
+		const fdt32_t *e = map + i * ARM64_DT_IMAP_CELLS;
+		uint32_t slot = i / 4, pin = i % 4 + 1;
+
+		assert_int_equal(fdt32_to_cpu(e[0]), slot << 11);
+		assert_int_equal(fdt32_to_cpu(e[3]), pin);
+		assert_int_equal(fdt32_to_cpu(e[4]), ARM64_PHANDLE_GIC);
+		assert_int_equal(fdt32_to_cpu(e[7]), 0); /* SPI */
+		assert_int_equal(fdt32_to_cpu(e[8]), ARM64_SPI_PCI_INTX + (slot + pin - 1) % 4);
+		assert_int_equal(fdt32_to_cpu(e[9]), 4);
+	}
+	free(fdt);
+}
+
 static void test_minimal_no_its_no_initrd(void **state)
 {
 	struct arm64_dt dt = { .ram_base = ARM64_RAM_BASE, .ram_size = 16 << 20, .ncpus = 1 };
@@ -229,6 +270,8 @@ static void test_minimal_no_its_no_initrd(void **state)
 	int len;
 
 	assert_true(fdt_path_offset(fdt, "/intc@8000000/msi-controller@8080000") < 0);
+	/* Without an ITS the PCI host has INTx only. */
+	assert_null(fdt_getprop(fdt, node(fdt, "/pcie@30000000"), "msi-map", &len));
 	assert_null(fdt_getprop(fdt, node(fdt, "/chosen"), "linux,initrd-start", &len));
 	assert_null(fdt_getprop(fdt, node(fdt, "/chosen"), "bootargs", &len));
 	assert_true(fdt_path_offset(fdt, "/cpus/cpu@1") < 0);
@@ -251,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_cpu_reg_is_mpidr),
 		cmocka_unit_test(test_gic_its_timer),
 		cmocka_unit_test(test_uart_rtc_clock),
+		cmocka_unit_test(test_pci_host),
 		cmocka_unit_test(test_minimal_no_its_no_initrd),
 		cmocka_unit_test(test_too_small_buffer_fails),
 	};

@@ -5,8 +5,10 @@
 
 #include <libfdt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/log.h"
+#include "core/util.h"
 #include "layout.h"
 
 #define ARM64_APB_CLOCK_HZ 24000000 /* the PL031's bus clock: only its existence matters */
@@ -38,6 +40,20 @@ static void prop_reg(struct dtw *w, uint64_t addr, uint64_t size)
 	fdt64_t v[2] = { cpu_to_fdt64(addr), cpu_to_fdt64(size) };
 
 	DT(w, fdt_property(w->fdt, "reg", v, sizeof(v)));
+}
+
+/* name = <cells...> */
+static void prop_cells(struct dtw *w, const char *name, const uint32_t *cells, size_t n)
+{
+	fdt32_t v[16];
+
+	if (n > ARRAY_SIZE(v)) {
+		w->err = -FDT_ERR_NOSPACE;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = cpu_to_fdt32(cells[i]);
+	DT(w, fdt_property(w->fdt, name, v, (int)(n * sizeof(fdt32_t))));
 }
 
 /* interrupts = <type number flags>, n times. */
@@ -127,11 +143,12 @@ static void node_gic(struct dtw *w, const struct arm64_dt *dt)
 	DT(w, fdt_property_cell(w->fdt, "#redistributor-regions", 1));
 	prop_irqs(w, maint, 1);
 	DT(w, fdt_property_cell(w->fdt, "phandle", ARM64_PHANDLE_GIC));
+	/* The ITS is a child, so the GIC node has ranges and cells; the PCI interrupt-map gives the
+	 * GIC's 2 address cells too (ARM64_DT_IMAP_CELLS), so they are there with or without ITS. */
+	DT(w, fdt_property_cell(w->fdt, "#address-cells", 2));
+	DT(w, fdt_property_cell(w->fdt, "#size-cells", 2));
+	DT(w, fdt_property(w->fdt, "ranges", NULL, 0));
 	if (dt->its) {
-		/* The ITS is a child: the GIC node needs ranges and cells for it. */
-		DT(w, fdt_property_cell(w->fdt, "#address-cells", 2));
-		DT(w, fdt_property_cell(w->fdt, "#size-cells", 2));
-		DT(w, fdt_property(w->fdt, "ranges", NULL, 0));
 		begin(w, "msi-controller", ARM64_GIC_ITS_BASE);
 		DT(w, fdt_property_string(w->fdt, "compatible", "arm,gic-v3-its"));
 		DT(w, fdt_property(w->fdt, "msi-controller", NULL, 0));
@@ -193,14 +210,73 @@ static void node_devices(struct dtw *w)
 	DT(w, fdt_end_node(w->fdt));
 }
 
-/* PCI (issue 8 part 2): a "pci-host-ecam-generic" node goes here once the core has an ECAM
- * config-access front-end: reg = ARM64_PCI_ECAM_BASE/SIZE, bus-range, ranges for the I/O-less
- * ARM64_PCI_MMIO_* and ARM64_PCI_MMIO64_* windows, interrupt-map for INTx on
- * ARM64_SPI_PCI_INTX.., and msi-map (or msi-parent) = <&its> for MSI-X through the ITS. */
+/* The generic ECAM PCI host (pci/host-generic-pci.yaml, pci/pci-msi.txt, pci/pci-iommu.txt's
+ * interrupt-map conventions): config space at ARM64_PCI_ECAM_BASE, two memory windows (no I/O
+ * space), INTx through ARM64_PCI_INTX_LINES SPIs with the bridge swizzle pci.c uses, and MSIs
+ * through the ITS with the requester ID as the ITS DeviceID. */
 static void node_pci(struct dtw *w, const struct arm64_dt *dt)
 {
-	(void)w;
-	(void)dt;
+	/* PCI addresses are 3 cells (phys.hi: space code, then 64 bits), CPU addresses and sizes 2. */
+	static const uint32_t ranges[] = {
+		0x02000000,
+		(uint32_t)(ARM64_PCI_MMIO_BASE >> 32),
+		(uint32_t)ARM64_PCI_MMIO_BASE,
+		(uint32_t)(ARM64_PCI_MMIO_BASE >> 32),
+		(uint32_t)ARM64_PCI_MMIO_BASE,
+		(uint32_t)(ARM64_PCI_MMIO_SIZE >> 32),
+		(uint32_t)ARM64_PCI_MMIO_SIZE,
+		0x43000000,
+		(uint32_t)(ARM64_PCI_MMIO64_BASE >> 32),
+		(uint32_t)ARM64_PCI_MMIO64_BASE,
+		(uint32_t)(ARM64_PCI_MMIO64_BASE >> 32),
+		(uint32_t)ARM64_PCI_MMIO64_BASE,
+		(uint32_t)(ARM64_PCI_MMIO64_SIZE >> 32),
+		(uint32_t)ARM64_PCI_MMIO64_SIZE,
+	};
+	static const uint32_t bus_range[2] = { 0, ARM64_PCI_ECAM_BUSES - 1 };
+	static const uint32_t map_mask[4] = { 0x1800, 0, 0, 7 };
+	/* slot (phys.hi bits 11-15), 0, 0, pin; GIC phandle, its 2 address cells, SPI line level. */
+	uint32_t map[4 * 4 * ARM64_DT_IMAP_CELLS];
+	uint32_t msi_map[4] = { 0, ARM64_PHANDLE_ITS, 0, 0x10000 };
+	fdt32_t v[ARRAY_SIZE(map)];
+	int n = 0;
+
+	for (uint32_t slot = 0; slot < 4; slot++) {
+		for (uint32_t pin = 1; pin <= 4; pin++) {
+			uint32_t line = (slot + pin - 1) % ARM64_PCI_INTX_LINES; /* pci.c's swizzle */
+			uint32_t e[ARM64_DT_IMAP_CELLS] = { slot << 11,
+							    0,
+							    0,
+							    pin,
+							    ARM64_PHANDLE_GIC,
+							    0,
+							    0,
+							    ARM64_DT_IRQ_SPI,
+							    ARM64_SPI_PCI_INTX + line,
+							    ARM64_DT_IRQ_LEVEL_HIGH };
+
+			memcpy(&map[n], e, sizeof(e));
+			n += ARM64_DT_IMAP_CELLS;
+		}
+	}
+	begin(w, "pcie", ARM64_PCI_ECAM_BASE);
+	DT(w, fdt_property_string(w->fdt, "compatible", "pci-host-ecam-generic"));
+	DT(w, fdt_property_string(w->fdt, "device_type", "pci"));
+	DT(w, fdt_property_cell(w->fdt, "#address-cells", 3));
+	DT(w, fdt_property_cell(w->fdt, "#size-cells", 2));
+	DT(w, fdt_property_cell(w->fdt, "linux,pci-domain", 0));
+	prop_reg(w, ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE);
+	prop_cells(w, "bus-range", bus_range, ARRAY_SIZE(bus_range));
+	prop_cells(w, "ranges", ranges, ARRAY_SIZE(ranges));
+	DT(w, fdt_property(w->fdt, "dma-coherent", NULL, 0));
+	DT(w, fdt_property_cell(w->fdt, "#interrupt-cells", 1));
+	prop_cells(w, "interrupt-map-mask", map_mask, ARRAY_SIZE(map_mask));
+	for (int i = 0; i < n; i++)
+		v[i] = cpu_to_fdt32(map[i]);
+	DT(w, fdt_property(w->fdt, "interrupt-map", v, (int)(n * sizeof(fdt32_t))));
+	if (dt->its)
+		prop_cells(w, "msi-map", msi_map, ARRAY_SIZE(msi_map));
+	DT(w, fdt_end_node(w->fdt));
 }
 
 int arm64_fdt_build(const struct arm64_dt *dt, void *buf, size_t size)

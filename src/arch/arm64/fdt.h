@@ -18,6 +18,9 @@
 #define ARM64_DT_IRQ_SPI        0
 #define ARM64_DT_IRQ_PPI        1
 #define ARM64_DT_IRQ_LEVEL_HIGH 4
+/* Cells of one PCI interrupt-map entry: child address (3) and pin (1), the GIC's phandle, its
+ * address (2) and interrupt specifier (3). */
+#define ARM64_DT_IMAP_CELLS 10
 
 /* What the guest is given. */
 struct arm64_dt {
