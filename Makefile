@@ -112,12 +112,15 @@ deps:
 	@scripts/deps.sh
 
 # `make check` installs what is missing, builds every flavour the tiers use (plain, static,
-# ASan+UBSan, TSan), then runs tests/check.sh. The sub-makes keep -j.
+# ASan+UBSan, TSan, and the arm64 static binary with the tiny arm64 guests for the arm64 tier),
+# then runs tests/check.sh. The sub-makes keep -j.
 check:
 	@scripts/deps.sh
 	$(MAKE) $(B)/kvmbox $(B)/kvmbox-static unit guests
 	$(MAKE) SANITIZE=address,undefined build/san-address-undefined/kvmbox unit
 	$(MAKE) SANITIZE=thread unit
+	$(MAKE) arm64-tiny
+	$(MAKE) ARCH=arm64 CROSS_COMPILE=$(ARM64_CROSS) $(ARM64_BUILD)/kvmbox-static
 	tests/check.sh all
 
 check-unit: unit
@@ -138,7 +141,7 @@ $(ARM64_BUILD)/tiny/%.img: tests/linux/arm64/tiny/%.S tests/linux/arm64/tiny/hea
 arm64-tiny: $(ARM64_TINY)
 check-linux-arm64: arm64-tiny
 	$(MAKE) ARCH=arm64 CROSS_COMPILE=$(ARM64_CROSS) $(ARM64_BUILD)/kvmbox-static
-	KVMBOX_ARCH=arm64 KVMBOX_BIN=$(ARM64_BUILD)/kvmbox-static tests/linux/run.sh
+	tests/check.sh linux-arm64
 
 bench:
 	@scripts/deps.sh

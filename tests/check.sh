@@ -2,7 +2,8 @@
 # tests/check.sh [TIER...] - run test tiers and tally them (`make check` runs "all").
 #
 # Tiers: unit, unit-asan (ASan+UBSan), unit-tsan (TSan), scripts (the project's own tools:
-# tests/scripts/run.sh), guests, guests-asan, linux; "all" is
+# tests/scripts/run.sh), guests, guests-asan, linux, linux-arm64 (the arm64 Linux tier with
+# its tiny arm64 guests, in an emulated arm64 host); "all" is
 # every one of them in that order. Every tier prints one line per test as it finishes:
 # "PASS: name", "FAIL: name: why" or "SKIP: name: why"; each tier ends with its time, and the
 # last line is "N passed, N failed, N skipped, N retried". build/check.log gets everything
@@ -54,35 +55,37 @@ run_guests() {
 	KVMBOX=$2 tests/guests/run.sh 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\): /\1: $1\//"
 }
 
-# The Linux tier runs a guest under KVM inside QEMU's emulation of AMD SVM. When the tier
-# has failures AND the emulated host itself failed (its kernel reported a fault, which
-# host-init prints as "KVMBOX-HOSTK ...", or it wedged: run.sh stopped it after printing
+# The Linux tier runs a guest under KVM inside QEMU's emulation of AMD SVM (x86_64) or of
+# the arm64 virtualization extensions (linux-arm64: KVMBOX_ARCH=arm64, tests/linux/arm64/).
+# When the tier has failures AND the emulated host itself failed (its kernel reported a fault,
+# which host-init prints as "KVMBOX-HOSTK ...", or it wedged: run.sh stopped it after printing
 # nothing for KVMBOX_HOST_SILENCE seconds), the failed tests run once more: the
-# retried run's result counts, the first run's log is kept as build/linux/host-first.log,
+# retried run's result counts, the first run's log is kept as OUT/host-first.log,
 # and each retry is counted in the closing line. kvmbox's own messages (a guest crash, a
 # hang) never trigger a retry.
+# run_linux ARCH OUT: the tier of ARCH (x86_64 or arm64), whose host.log is in OUT.
 run_linux() {
-	local failed sig t
-	tests/linux/run.sh 2>&1 | tee "$tmp/linux.out"
+	local arch=$1 out=$2 failed sig t
+	KVMBOX_ARCH=$arch tests/linux/run.sh 2>&1 | tee "$tmp/linux.out"
 	failed=$(sed -n 's/^FAIL: \([^: ]*\).*/\1/p' "$tmp/linux.out" | sort -u)
 	[ -n "$failed" ] || return 0
-	sig=$(grep -a -m1 -o 'KVMBOX-HOSTK .*' build/linux/host.log | cut -c14-160)
+	sig=$(grep -a -m1 -o 'KVMBOX-HOSTK .*' "$out/host.log" | cut -c14-160)
 	[ -n "$sig" ] || sig=$(grep -a -m1 -o -e 'the emulated host printed nothing for [0-9]*s' \
-		-e "the emulated host's kernel locked up.*" build/linux/host.log | cut -c1-160)
+		-e "the emulated host's kernel locked up.*" "$out/host.log" | cut -c1-160)
 	[ -n "$sig" ] || return 0
-	cp build/linux/host.log build/linux/host-first.log
+	cp "$out/host.log" "$out/host-first.log"
 	for t in $failed; do
-		echo "RETRY: $t: the emulated host's kernel reported '$sig' (first run's log: build/linux/host-first.log)"
+		echo "RETRY: $t: the emulated host's kernel reported '$sig' (first run's log: $out/host-first.log)"
 	done
 	# shellcheck disable=SC2086
-	tests/linux/run.sh $failed 2>&1
+	KVMBOX_ARCH=$arch tests/linux/run.sh $failed 2>&1
 }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 tiers=("$@")
 ((${#tiers[@]})) || tiers=(all)
-[ "${tiers[*]}" = all ] && tiers=(unit unit-asan unit-tsan scripts guests guests-asan linux)
+[ "${tiers[*]}" = all ] && tiers=(unit unit-asan unit-tsan scripts guests guests-asan linux linux-arm64)
 : >"$tmp/results"
 for tier in "${tiers[@]}"; do
 	start=$SECONDS
@@ -95,8 +98,9 @@ for tier in "${tiers[@]}"; do
 	scripts) tests/scripts/run.sh 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\): /\1: scripts\//" ;;
 	guests) run_guests guests "$B/kvmbox" ;;
 	guests-asan) run_guests guests-asan "$(flavour_dir asan)/kvmbox" ;;
-	linux) run_linux ;;
-	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan scripts guests guests-asan linux)" ;;
+	linux) run_linux x86_64 build/linux ;;
+	linux-arm64) run_linux arm64 build/arm64/linux ;;
+	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan scripts guests guests-asan linux linux-arm64)" ;;
 	esac 2>&1 | tee -a "$log" "$tmp/tier"
 	grep -a -E '^(PASS|FAIL|SKIP|RETRY): ' "$tmp/tier" >>"$tmp/results"
 	awk -v tier="$tier" -v s=$((SECONDS - start)) '
