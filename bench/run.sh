@@ -13,13 +13,14 @@ cd "$(dirname "$0")/.." || exit 1
 source tests/linux/lib.sh
 
 RUNS=${1:-5}
-BIN=${KVMBOX_BIN:-build/kvmbox-static}
-OUT=build/bench
+BIN=${KVMBOX_BIN:-$KB_DEFAULT_BIN}
+# KVMBOX_ARCH=arm64: the same bench in the emulated arm64 host, results in build/arm64/bench.
+OUT=$(dirname "$KB_DEFAULT_OUT")/bench
 mkdir -p "$OUT"
 
 why=$(kb_have_qemu) || { echo "bench: $why" >&2; exit 1; }
-[[ -x $BIN ]] || { echo "bench: $BIN missing (make static)" >&2; exit 1; }
-kb_build_host_initrd "$OUT/host-initrd" "$BIN" tests/linux/host-tests.sh tests/linux/host-bench.sh ||
+[[ -x $BIN ]] || { echo "bench: $BIN missing (make static; arm64: make ARCH=arm64 static)" >&2; exit 1; }
+kb_build_host_initrd "$OUT/host-initrd" "$BIN" "$KB_HOST_TESTS" tests/linux/host-bench.sh ||
 	exit 1
 
 echo "bench: $RUNS boot runs and 5 virtio runs in the emulated host (about $((100 + RUNS * 15))s)..." >&2
@@ -43,10 +44,10 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 
 {
 	echo "kvmbox $version, $(date -u +%Y-%m-%d), guest and emulated host kernel $kver,"
-	echo "emulated host: qemu $(${KB_QEMU} --version | head -n1 | awk '{print $4}') TCG -smp 2 -cpu max," \
+	echo "emulated host ($KB_ARCH): qemu $(${KB_QEMU} --version | head -n1 | awk '{print $4}') TCG -smp 2 -cpu max," \
 		"real host: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
 	echo
-	awk -v size="$size" '
+	awk -v size="$size" -v bin="$BIN" '
 	{
 		# A run counts when the guest reached its init marker; a non-zero exit status
 		# after that is reported below but does not void the boot figures.
@@ -95,9 +96,9 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 			fmt = (k == "boot_s") ? "| %s | %.2f | %.2f | %.2f | %d |\n" : "| %s | %.0f | %.0f | %.0f | %d |\n"
 			printf fmt, label(k), med, s[1], s[n], n
 		}
-		printf "| size of build/kvmbox-static (bytes) | %d | | | |\n", size
+		printf "| size of %s (bytes) | %d | | | |\n", bin, size
 		if (good < nruns)
-			printf "\n%d of %d runs never reached the guest init marker; see build/bench/runs.txt\n", nruns - good, nruns
+			printf "\n%d of %d runs never reached the guest init marker; see runs.txt\n", nruns - good, nruns
 		for (st in badst)
 			printf "\n%d of %d runs ended with kvmbox status %s (expected 0)\n", badst[st], nruns, st
 	}' "$OUT/runs.txt"
@@ -153,5 +154,5 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 		echo "(status: kvmbox exit status / the transfer command's status in the guest)"
 	fi
 	echo
-	echo "(whole bench: ${elapsed}s; per-run data: build/bench/runs.txt, build/bench/virtio.txt)"
+	echo "(whole bench: ${elapsed}s; per-run data: $OUT/runs.txt, $OUT/virtio.txt)"
 } | tee "$OUT/results.md"

@@ -23,7 +23,9 @@ RUNS=${1:-5}
 MEM_MB=256
 W=/tmp/kvmbox-bench
 mkdir -p $W
-STATS="exits io_exits mmio_exits halt_exits irq_exits signal_exits irq_window_exits request_irq_exits hypercalls insn_emulation"
+# x86 and arm64 names; the other architecture's read as "-".
+STATS="exits io_exits mmio_exits halt_exits irq_exits signal_exits irq_window_exits request_irq_exits hypercalls
+	insn_emulation mmio_exit_user mmio_exit_kernel wfe_exit_stat wfi_exit_stat hvc_exit_stat"
 
 echo "KVMBOX-I bench: $RUNS runs, kvmbox $(kvmbox --version 2>&1 | head -n1), $(stat -c %s /kvmbox/kvmbox) bytes"
 i=1
@@ -128,7 +130,7 @@ if [ -w $T/events/kvm/kvm_userspace_exit/enable ]; then
 	echo >$T/trace
 	echo 16384 >$T/buffer_size_kb
 	echo 1 >$T/events/kvm/kvm_userspace_exit/enable
-	echo 1 >$T/events/kvm/kvm_pio/enable
+	[ -w $T/events/kvm/kvm_pio/enable ] && echo 1 >$T/events/kvm/kvm_pio/enable # x86 only
 	rm -f $W/fifo
 	mkfifo $W/fifo
 	echo 1 >$T/tracing_on
@@ -149,6 +151,6 @@ if [ -w $T/events/kvm/kvm_userspace_exit/enable ]; then
 		awk '{ print "KVMBOX-X pio " $4 " " $2 " " $1 }'
 	grep -q 'buffer.*overrun\|LOST' $T/trace && echo "KVMBOX-I trace buffer overran: counts are low"
 	echo 0 >$T/events/kvm/kvm_userspace_exit/enable
-	echo 0 >$T/events/kvm/kvm_pio/enable
+	[ -w $T/events/kvm/kvm_pio/enable ] && echo 0 >$T/events/kvm/kvm_pio/enable
 fi
 echo "KVMBOX-I bench done"
