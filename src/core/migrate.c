@@ -439,11 +439,17 @@ static void *migrate_thread(void *arg)
 			goto io;
 		m->rounds++;
 	}
-	/* Stop and copy: what is still dirty (the bitmap taken above plus what
-	 * changed since), then the state, then the backends change hands. */
+	/* Stop and copy: the state, then what is still dirty (the bitmap taken above plus what
+	 * changed since), then the backends change hands. The state is captured first because
+	 * capturing it may write guest RAM (arm64: KVM stores the ITS tables there), and those
+	 * pages must be sent too. */
 	vm_pause(vm);
 	paused = true;
 	m->t_pause = now_ms();
+	if (vm_state_save(vm, &state) < 0) {
+		why = "could not capture the VM state";
+		goto fail;
+	}
 	{
 		unsigned long *more = calloc(words, sizeof(unsigned long));
 
@@ -458,10 +464,6 @@ static void *migrate_thread(void *arg)
 	}
 	if (send_pages(m, fd, dirty) < 0)
 		goto io;
-	if (vm_state_save(vm, &state) < 0) {
-		why = "could not capture the VM state";
-		goto fail;
-	}
 	for (struct device *d = vm->devices; d; d = d->next) {
 		if (d->ops->release && d->ops->release(d) < 0) {
 			why = "a device could not hand over its backend";
