@@ -41,11 +41,12 @@ arm64 | aarch64)
 	KB_HOST_CONSOLE=ttyAMA0 # virt's PL011
 	# KVM is built into Debian's arm64 kernel: nothing to load.
 	KB_HOST_MODULES=""
-	# No tap or virtio on arm64 yet (they wait for the PCI host).
-	KB_HOST_EXTRA_MODULES=""
-	KB_GUEST_MODULES=""
+	# tun for the guests' taps; the guest's virtio drivers and ext4, as on x86 (the PCI host,
+	# the ITS and the PL031 are built in; no ACPI button: arm64 guests power off through PSCI).
+	KB_HOST_EXTRA_MODULES="tun"
+	KB_GUEST_MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng virtio_balloon crc32c_generic ext4"
 	KB_HOST_TESTS=tests/linux/arm64/host-tests.sh
-	KB_HOST_BENCH=
+	KB_HOST_BENCH=tests/linux/host-bench.sh # console=ttyS0 is the 16550 there too
 	# The Makefile builds an arm64 host's own architecture in build/, a cross build in build/arm64/.
 	if [[ $(uname -m) == aarch64 ]]; then KB_DEFAULT_BIN=build/kvmbox-static; else KB_DEFAULT_BIN=build/arm64/kvmbox-static; fi
 	KB_DEFAULT_OUT=build/arm64/linux
@@ -338,6 +339,8 @@ kb_add_prog() {
 
 # kb_mke2fs: the mke2fs (e2fsprogs) copied into the emulated host, or nothing (busybox's
 # mke2fs makes ext2 only; the ext4 tests SKIP without it). This machine's: x86_64 hosts only.
+# Another architecture's emulated host gets an empty ext4 image made here instead
+# (/kvmbox/ext4-64M.img.gz, see kb_base_cpio).
 kb_mke2fs() {
 	[[ $KB_ARCH == x86_64 ]] || return 0
 	PATH=$PATH:/sbin:/usr/sbin command -v mke2fs 2>/dev/null
@@ -352,7 +355,7 @@ _kb_cp_ko() { find "$1" -maxdepth 1 -name '*.ko' -exec cp -t "$2" -- {} +; }
 kb_base_cpio() {
 	local sum out d g e2fs
 	e2fs=$(kb_mke2fs)
-	sum=$({ sha256sum "$KB_BUSYBOX"; echo "$KB_HOST_EXTRA_MODULES|$KB_GUEST_MODULES|$e2fs"
+	sum=$({ sha256sum "$KB_BUSYBOX"; echo "$KB_HOST_EXTRA_MODULES|$KB_GUEST_MODULES|$e2fs|$KB_ARCH"
 		[[ -n $e2fs ]] && sha256sum "$e2fs"; } | sha256sum | cut -c1-12)
 	out=$KB_KDIR/base-$sum.cpio
 	if [[ ! -f $out ]]; then
@@ -378,6 +381,11 @@ kb_base_cpio() {
 		if [[ -n $e2fs ]]; then
 			kb_add_prog "$d" "$e2fs" || kb_log "cannot copy $e2fs and its libraries"
 			[[ -f /etc/mke2fs.conf ]] && cp -- /etc/mke2fs.conf "$d/etc/"
+		elif e2fs=$(PATH=$PATH:/sbin:/usr/sbin command -v mke2fs); then
+			# This machine's mke2fs cannot run there: an empty 64 MiB ext4 image instead.
+			truncate -s 64M "$d/kvmbox/ext4-64M.img" &&
+				"$e2fs" -q -F -t ext4 -E lazy_itable_init=0,lazy_journal_init=0 "$d/kvmbox/ext4-64M.img" &&
+				gzip -9 "$d/kvmbox/ext4-64M.img" || kb_log "cannot make an ext4 image with $e2fs"
 		fi
 		kb_cpio "$d" "$out.tmp" && mv -- "$out.tmp" "$out"
 		rm -rf -- "$d"

@@ -1,3 +1,5 @@
+			lcmd d2 6 $D 60 disk 3 && d=$R || d="none: $WHY"
+			i3=$(dd if=$W/mig.img bs=1M skip=3 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
 #!/bin/sh
 # host-tests.sh (arm64) - the arm64 Linux scenarios, run by busybox sh inside the emulated arm64
 # host (qemu-system-aarch64 -M virt,virtualization=on,gic-version=3, see tests/linux/lib.sh).
@@ -7,13 +9,16 @@
 # Same lines as tests/linux/host-tests.sh (KVMBOX-T PASS|FAIL|SKIP name why, KVMBOX-T DATA,
 # KVMBOX-L diagnostics, KVMBOX-I information). The guest is Debian's arm64 Image with the same
 # guest-init as on x86 (its init and rebootonce scenarios need nothing x86-specific).
-# Virtio is not on arm64 yet: no scenario for it here.
+# The virtio scenarios are x86's V1/V2 and its live migration with the dirtier and balloon.
 BOOT="arm64-boot-1 arm64-poweroff-exit0 arm64-nproc-1 arm64-date arm64-boot-2 arm64-nproc-2
-	arm64-devices arm64-no-reboot-exit0 arm64-reboot-restarts"
+	arm64-nproc-4 arm64-devices arm64-no-reboot-exit0 arm64-reboot-restarts"
+VIRTIO="arm64-virtio-devices arm64-virtio-rng arm64-virtio-net-ping arm64-virtio-net-tcp
+	arm64-virtio-blk-ext4 arm64-virtio-console"
 TINY="arm64-tiny-serial-off arm64-tiny-reset arm64-tiny-smp arm64-tiny-nisv-crash"
-LIFE="arm64-life-pause arm64-life-snapshot-restore arm64-life-migrate"
-BAD="arm64-bad-not-a-kernel arm64-bad-elf arm64-bad-virtio arm64-bad-cpus-too-many"
-ALL=$(echo $BOOT $TINY $LIFE $BAD)
+LIFE="arm64-life-pause arm64-life-snapshot-restore arm64-life-migrate arm64-life-migrate-dirty
+	arm64-life-balloon"
+BAD="arm64-bad-not-a-kernel arm64-bad-elf arm64-bad-memory-1M arm64-bad-cpus-too-many"
+ALL=$(echo $BOOT $VIRTIO $TINY $LIFE $BAD)
 if [ "${1:-}" = --list ]; then
 	echo "$ALL" | tr ' ' '\n'
 	exit 0
@@ -182,6 +187,11 @@ if want arm64-boot-2 arm64-nproc-2 arm64-devices; then
 	fi
 fi
 
+if want arm64-nproc-4; then
+	vm init4 $BOOT_TMO KVMBOX-INIT 2 --no-reboot -k $IMG -i $GI -c 4 -a "$GAPPEND kvmbox.test=init"
+	nproc_check arm64-nproc-4 init4 4
+fi
+
 if want arm64-no-reboot-exit0; then
 	vm noreboot $BOOT_TMO KVMBOX-INIT 2 --no-reboot -k $IMG -i $GI -a "$GAPPEND kvmbox.test=rebootonce"
 	if [ "$RC" = 0 ] && [ "$(count KVMBOX-INIT noreboot)" = 1 ]; then
@@ -200,6 +210,168 @@ if want arm64-reboot-restarts; then
 	else
 		res FAIL arm64-reboot-restarts "status $RC, $(count KVMBOX-INIT reboot) init markers (expected 2)"
 		diag arm64-reboot-restarts reboot
+	fi
+fi
+
+# --- Virtio: disk, network, rng, console (two guest boots) ------------------------------------
+# As tests/linux/host-tests.sh's V1/V2 with the same guest-init scenarios (virtio1, virtio2):
+# the devices sit on the ECAM PCI host and interrupt through MSI-X and the ITS. The ext4 image
+# is made on the real host (lib.sh: no mke2fs runs here).
+
+GV=$W/guest-virtio.gz
+VTMO=$((BOOT_TMO * 2))
+NET_MB=32
+
+# vget ID KEY: the rest of the guest's first "KVMBOX-V KEY ..." line.
+vget() { tr -d '\r' <$W/$1.out | sed -n "s/^.*KVMBOX-V $2 //p" | head -n1; }
+# field LINE NAME: the value of NAME=value in LINE.
+field() { echo " $1" | sed -n "s/.* $2=\([^ ]*\).*/\1/p"; }
+hsum() { sha256sum "$1" | cut -d' ' -f1; }
+
+# A persistent tap in the emulated host for the guest's eth0 (kvmbox opens it by name).
+net_setup() {
+	ip link show tap0 >/dev/null 2>&1 && return 0
+	[ -c /dev/net/tun ] || { echo "no /dev/net/tun (tun.ko not loaded)"; return 1; }
+	tunctl -t tap0 >/dev/null 2>&1 || { echo "busybox tunctl -t tap0 failed"; return 1; }
+	ip addr add 10.0.0.1/24 dev tap0 && ip link set tap0 up || { echo "cannot configure tap0"; return 1; }
+}
+
+[ -f $GV ] || cat $GI $KB/guest-modules.cpio.gz >$GV
+
+# shellcheck disable=SC2086
+if want $VIRTIO; then
+	e2=
+	if [ -f $KB/ext4-64M.img.gz ]; then
+		gunzip -c $KB/ext4-64M.img.gz >$W/ext4.img
+	else
+		e2="no ext4 image in the emulated host (lib.sh makes it with the real host's mke2fs)"
+		truncate -s 64M $W/ext4.img
+	fi
+	neterr=$(net_setup)
+	dd if=/dev/urandom of=$W/blob bs=1M count=$NET_MB 2>/dev/null
+	blob=$(hsum $W/blob)
+	: >$W/netback
+	netargs=
+	if [ -z "$neterr" ]; then
+		# Busybox nc quits after the first buffer when its stdin ends: the receiver reads a
+		# sleep; it ends when the guest closes the connection.
+		sleep 900 | nc -l -p 5001 >$W/netback &
+		NC1=$!
+		nc -l -p 5002 <$W/blob &
+		NC2=$!
+		netargs="--net tap=tap0,mac=52:54:00:12:34:56"
+	fi
+
+	# Boot 1: serial console; ext4 written on vda, net, rng.
+	vm virtio1 $VTMO "" 0 --no-reboot -m 384M -d $W/ext4.img $netargs --rng \
+		-k $IMG -i $GV -a "$GAPPEND kvmbox.test=virtio1"
+	rc1=$RC
+	kill $NC1 $NC2 2>/dev/null
+
+	m=$(vget virtio1 modules)
+	got=$(vget virtio1 devices) pci=$(vget virtio1 pci) msix=$(vget virtio1 msix)
+	want="1:virtio_net 2:virtio_blk 4:virtio_rng "
+	wpci="0x1af4:0x1041 0x1af4:0x1042 0x1af4:0x1044 0x1b36:0x0008 "
+	if [ -n "$neterr" ]; then
+		want="2:virtio_blk 4:virtio_rng "
+		wpci="0x1af4:0x1042 0x1af4:0x1044 0x1b36:0x0008 "
+	fi
+	if [ "$m" != ok ]; then
+		res FAIL arm64-virtio-devices "the guest's virtio modules did not load: '${m:-no report}' (kvmbox status $RC)"
+		diag arm64-virtio-devices virtio1
+	elif [ "$got" = "$want" ] && [ "$pci" = "$wpci" ] && [ "${msix:-0}" -ge "$(echo $want | wc -w)" ]; then
+		res PASS arm64-virtio-devices
+	else
+		res FAIL arm64-virtio-devices "guest found virtio '$got' (want '$want'), pci '$pci' (want '$wpci')," \
+			"${msix:-no} MSI-X virtio interrupts (want one per device at least)"
+		diag arm64-virtio-devices virtio1
+		tr -d '\r' <$W/virtio1.out | grep -iE 'pci|its|msi|virtio' | head -n 30 |
+			sed 's/^/KVMBOX-L arm64-virtio-devices boot log: /'
+	fi
+
+	r=$(vget virtio1 rng)
+	if [ "$(field "$r" bytes)" = 4096 ] && [ "$(field "$r" distinct)" -ge 200 ] 2>/dev/null &&
+		[ "${r#*virtio}" != "$r" ]; then
+		res PASS arm64-virtio-rng
+	else
+		res FAIL arm64-virtio-rng "want 4096 bytes from /dev/hwrng (rng_current virtio_rng.N)" \
+			"with at least 200 distinct byte values; guest: '${r:-no report}'"
+		diag arm64-virtio-rng virtio1
+	fi
+
+	if [ -n "$neterr" ]; then
+		res FAIL arm64-virtio-net-ping "emulated host network: $neterr"
+		res FAIL arm64-virtio-net-tcp "emulated host network: $neterr"
+	else
+		r=$(vget virtio1 ping)
+		if [ "$(field "$r" status)" = 0 ] && [ "${r#*3 packets received}" != "$r" ]; then
+			res PASS arm64-virtio-net-ping
+		else
+			res FAIL arm64-virtio-net-ping "guest ping -c 3 10.0.0.1: '${r:-no report}'"
+			diag arm64-virtio-net-ping virtio1
+		fi
+		ri=$(vget virtio1 netin) ro=$(vget virtio1 netout)
+		nb=$(wc -c <$W/netback) ns=$(hsum $W/netback)
+		wb=$((NET_MB * 1048576))
+		echo "KVMBOX-I net: in '$ri', out '$ro', host received $nb bytes"
+		if [ "$(field "$ri" bytes)" = $wb ] && [ "$(field "$ri" sum)" = "$blob" ] &&
+			[ "$(field "$ro" status)" = 0 ] && [ "$nb" = $wb ] && [ "$ns" = "$blob" ]; then
+			res PASS arm64-virtio-net-tcp
+		else
+			res FAIL arm64-virtio-net-tcp "$NET_MB MiB each way, sha256 $blob: guest received" \
+				"'${ri:-nothing}', sent '${ro:-nothing}'; the host got $nb bytes, sum $ns"
+			diag arm64-virtio-net-tcp virtio1
+		fi
+	fi
+
+	# Boot 2: console=hvc0 (--console virtio): the files of boot 1, then a shell on hvc0
+	# driven through kvmbox's stdin; stopped once the guest is past the shell.
+	rm -f $W/hvc.in
+	mkfifo $W/hvc.in
+	exec 4<>$W/hvc.in
+	truncate -s 8M $W/raw.img
+	kvmbox run --no-reboot --console virtio -m 256M -d $W/ext4.img -d $W/raw.img -k $IMG -i $GV \
+		-a "console=hvc0 quiet panic=-1 kvmbox.test=virtio2 kvmbox.marker=arm64" \
+		<$W/hvc.in >$W/virtio2.out 2>$W/virtio2.err &
+	pid=$!
+	DM0=$(dmesg | wc -l)
+	typed=0 ticks=0
+	while alive $pid && [ $ticks -lt $((VTMO * 10)) ]; do
+		if [ $typed = 0 ] && has "KVMBOX-V shell ready" virtio2; then
+			printf 'echo KVMBOX-SHELL-$((6 * 7))\nexit\n' >&4
+			typed=1
+		fi
+		has KVMBOX-FSYNCED virtio2 && break
+		usleep 100000
+		ticks=$((ticks + 1))
+	done
+	kill -KILL $pid 2>/dev/null
+	wait $pid
+	exec 4>&-
+	RC=stopped
+
+	if [ -n "$e2" ]; then
+		res SKIP arm64-virtio-blk-ext4 "$e2"
+	else
+		s1=$(tr -d '\r' <$W/virtio1.out | grep 'KVMBOX-V sum1 ' | sed 's/.*KVMBOX-V sum1 //' | sort)
+		s2=$(tr -d '\r' <$W/virtio2.out | grep 'KVMBOX-V sum2 ' | sed 's/.*KVMBOX-V sum2 //' | sort)
+		n1=$(echo "$s1" | grep -c '[0-9a-f]\{64\}')
+		if [ "$rc1" = 0 ] && [ "$(vget virtio1 ext4)" = written ] && [ "$n1" = 3 ] && [ "$s1" = "$s2" ]; then
+			res PASS arm64-virtio-blk-ext4
+		else
+			res FAIL arm64-virtio-blk-ext4 "boot 1 (kvmbox status $rc1, want 0): ext4" \
+				"'$(vget virtio1 ext4)', $n1 sums; boot 2 sums $([ "$s1" = "$s2" ] && echo equal || echo DIFFER):" \
+				"$(echo "$s2" | tr '\n' ' ')"
+			diag arm64-virtio-blk-ext4 virtio1
+			diag arm64-virtio-blk-ext4 virtio2
+		fi
+	fi
+	if has KVMBOX-SHELL-42 virtio2; then
+		res PASS arm64-virtio-console
+	else
+		res FAIL arm64-virtio-console "--console virtio: no answer on hvc0 to 'echo" \
+			"KVMBOX-SHELL-\$((6 * 7))' (typed: $typed)"
+		diag arm64-virtio-console virtio2
 	fi
 fi
 
@@ -346,6 +518,213 @@ if want arm64-life-pause arm64-life-snapshot-restore arm64-life-migrate; then
 	wait $LPID 2>/dev/null
 fi
 
+# --- Live migration with a memory-dirtying guest, and the balloon ------------------------------
+# guest-init's lifecycle guest takes commands on its console ("<id> <command> [arg]", answered
+# "KVMBOX-R <id> <command> <result>"): kvmbox's stdin is a FIFO the tests write to.
+CTL_TMO=30
+
+# lwait ID PATTERN SECS PID: until $W/ID.out has a line matching PATTERN; false after SECS
+# seconds or once PID has exited (sets WHY).
+lwait() {
+	_n=0
+	while [ $_n -lt $(($3 * 5)) ]; do
+		tr -d '\r' <$W/$1.out | grep -q "$2" && return 0
+		if ! alive $4; then
+			tr -d '\r' <$W/$1.out | grep -q "$2" && return 0
+			WHY="kvmbox exited before '$2' appeared"
+			return 1
+		fi
+		usleep 200000
+		_n=$((_n + 1))
+	done
+	WHY="no '$2' within $3s"
+	return 1
+}
+# lctl SOCK WORDS...: kvmbox ctl with a time limit; sets CTL and CTL_RC.
+lctl() {
+	CTL=$(timeout -k 5 $((CTL_TMO + 10)) kvmbox ctl --timeout $CTL_TMO "$@" 2>&1)
+	CTL_RC=$?
+	echo "KVMBOX-I ctl $*: status $CTL_RC: $(echo "$CTL" | tr -d '\n' | tr -s ' ' | cut -c1-300)"
+}
+# jget NAME: the value of "NAME": in the last ctl reply.
+jget() { echo "$CTL" | sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",]*\).*/\1/p" | head -n1; }
+# lcmd ID FD PID SECS CMD [ARG]: a guest command through fd FD; sets R (the answer) or WHY.
+LSEQ=0
+lcmd() {
+	_id=$1 _fd=$2 _p=$3 _s=$4
+	shift 4
+	LSEQ=$((LSEQ + 1))
+	echo "$LSEQ $*" >&$_fd
+	R=
+	lwait $_id "^KVMBOX-R $LSEQ " $_s $_p || { WHY="guest command '$*': $WHY"; return 1; }
+	R=$(tr -d '\r' <$W/$_id.out | sed -n "s/^KVMBOX-R $LSEQ [^ ]* //p" | head -n1)
+	echo "KVMBOX-I $_id: guest '$*' -> $R"
+}
+lctr() { tr -d '\r' <$W/$1.out | sed -n 's/^KVMBOX-C \([0-9][0-9]*\) end$/\1/p' | tail -n1; }
+lfirst() { tr -d '\r' <$W/$1.out | sed -n 's/^KVMBOX-C \([0-9][0-9]*\) end$/\1/p' | head -n1; }
+lrss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$1/status 2>/dev/null; }
+# lreap PID SECS: wait for PID to exit (kill -9 after SECS); sets RC.
+lreap() {
+	_n=0
+	while alive $1 && [ $_n -lt $(($2 * 5)) ]; do usleep 200000; _n=$((_n + 1)); done
+	alive $1 && kill -KILL $1 2>/dev/null
+	wait $1
+	RC=$?
+}
+
+# shellcheck disable=SC2086
+if want arm64-life-migrate-dirty; then
+	rm -f $W/m1.in $W/m2.in $W/m1.sock $W/d2.sock
+	mkfifo $W/m1.in $W/m2.in
+	exec 5<>$W/m1.in 6<>$W/m2.in
+	DM0=$(dmesg | wc -l)
+	truncate -s 16M $W/mig.img
+	# A disk too: after the move its interrupts (MSI-X through the ITS, whose tables KVM keeps in
+	# guest RAM) must still arrive.
+	kvmbox run -m 512M -c 2 --api $W/m1.sock -d $W/mig.img -k $IMG -i $GV \
+		-a "$GAPPEND kvmbox.test=life kvmbox.mb=32" \
+		<$W/m1.in >$W/m1.out 2>$W/m1.err &
+	S=$!
+	why=
+	if ! lwait m1 '^KVMBOX-C 3 end' $BOOT_TMO $S; then
+		why="the lifecycle guest did not start: $WHY"
+	elif ! lcmd m1 5 $S 120 dirty start 32; then
+		why="guest setup: $WHY"
+	fi
+	if [ -z "$why" ]; then
+		kvmbox run --incoming tcp:127.0.0.1:4445 --api $W/d2.sock <$W/m2.in >$W/d2.out 2>$W/d2.err &
+		D=$!
+		n=0
+		while ! grep -q 'waiting for a migration' $W/d2.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
+		lcmd m1 5 $S 30 dirty status
+		p0=$(field "$R" passes)
+		cb=$(lctr m1)
+		CTL_TMO=300
+		lctl $W/m1.sock migrate tcp:127.0.0.1:4445
+		mrc=$CTL_RC CTL_TMO=30
+		fig="rounds=$(jget rounds) bytes=$(jget bytes) pages=$(jget pages) total_ms=$(jget total_ms) downtime_ms=$(jget downtime_ms)"
+		echo "KVMBOX-I arm64 migration figures: $fig (dirtier at pass $p0 before)"
+		lreap $S 15
+		src=$RC
+		ca=$(lctr m1)
+		if [ "$mrc" != 0 ] || [ -z "$(jget downtime_ms)" ]; then
+			why="ctl migrate status $mrc: $(echo "$CTL" | tr -d '\n' | tr -s ' ' | cut -c1-200)"
+		elif [ "$src" != 0 ]; then
+			why="source kvmbox status $src (want 0)"
+		elif ! lwait d2 '^KVMBOX-C [0-9]* end' 30 $D; then
+			why="destination: no counter: $WHY"
+		fi
+		f=$(lfirst d2)
+		if [ -z "$why" ] && { [ "$f" -lt "$cb" ] || [ "$f" -gt $((ca + 2)) ]; }; then
+			why="destination's first counter $f (want $cb..$((ca + 2)))"
+		fi
+		if [ -z "$why" ]; then
+			lcmd d2 6 $D 60 check && c=$R || c="none: $WHY"
+			# Two more full passes of the dirtier on the destination, then stop it.
+			lcmd d2 6 $D 30 dirty status
+			p1=$(field "$R" passes) p2=$p1 n=0
+			while [ "${p2:-0}" -lt $((${p1:-0} + 2)) ] && [ $n -lt 30 ]; do
+				sleep 1
+				lcmd d2 6 $D 30 dirty status && p2=$(field "$R" passes)
+				n=$((n + 1))
+			done
+			lcmd d2 6 $D 30 dirty stop && dr=$R || dr="none: $WHY"
+			lcmd d2 6 $D 60 disk 3 && d=$R || d="none: $WHY"
+			i3=$(dd if=$W/mig.img bs=1M skip=3 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
+			if [ "${c%% *}" != ok ]; then
+				why="32 MiB written before the migration: check '$c'"
+			elif [ "$(field "$dr" mismatches)" != 0 ] || [ "${p2:-0}" -lt $((${p1:-0} + 2)) ] ||
+				[ "${p1:-0}" -le "${p0:-0}" ]; then
+				why="dirtier: '$dr' (passes $p0 before the migration, $p1 after it, $p2 later; want no mismatch)"
+			elif [ "${d%% *}" != ok ] || [ "$(field "$d" sum)" != "$i3" ]; then
+				why="disk after the migration: '$d', image $i3"
+			fi
+		fi
+		kill -KILL $D 2>/dev/null
+		wait $D
+	fi
+	kill -KILL $S 2>/dev/null
+	wait $S 2>/dev/null
+	exec 5>&- 6>&-
+	if [ -z "$why" ]; then
+		res PASS arm64-life-migrate-dirty
+	else
+		res FAIL arm64-life-migrate-dirty "$why"
+		diag arm64-life-migrate-dirty m1
+		diag arm64-life-migrate-dirty d2
+	fi
+fi
+
+# shellcheck disable=SC2086
+if want arm64-life-balloon; then
+	rm -f $W/b1.in $W/b1.sock
+	mkfifo $W/b1.in
+	exec 5<>$W/b1.in
+	DM0=$(dmesg | wc -l)
+	kvmbox run -m 512M --balloon --api $W/b1.sock -k $IMG -i $GV -a "$GAPPEND kvmbox.test=life kvmbox.mb=1" \
+		<$W/b1.in >$W/b1.out 2>$W/b1.err &
+	P=$!
+	why=
+	touched=400
+	if ! lwait b1 '^KVMBOX-C 3 end' $BOOT_TMO $P; then
+		why="the lifecycle guest did not start: $WHY"
+	elif ! lcmd b1 5 $P 120 touch $touched; then
+		why=$WHY
+	fi
+	if [ -z "$why" ]; then
+		r0=$(lrss $P)
+		lctl $W/b1.sock balloon 64M
+		brc=$CTL_RC
+		# Until kvmbox's RSS has fallen enough, actual is near the target or has not moved for
+		# 5 s (the guest keeps some memory the balloon cannot take); at most 30 s.
+		need=$(((touched - 64) / 2))
+		n=0 prev='' same=0 a=''
+		while [ $n -lt 30 ]; do
+			lctl $W/b1.sock info
+			a=$(jget actual)
+			[ -n "$a" ] && [ "$a" -le $((80 * 1048576)) ] && break
+			[ $(((${r0:-0} - $(lrss $P)) / 1024)) -ge $need ] && break
+			if [ "$a" = "$prev" ]; then same=$((same + 1)); else same=0; fi
+			[ $same -ge 5 ] && break
+			prev=$a
+			sleep 1
+			n=$((n + 1))
+		done
+		r1=$(lrss $P)
+		drop=$(((${r0:-0} - ${r1:-0}) / 1024))
+		echo "KVMBOX-I arm64 balloon 64M: actual $a after ${n}s; kvmbox RSS $((${r0:-0} / 1024)) -> $((${r1:-0} / 1024)) MiB"
+		if [ "$brc" != 0 ] || [ "$drop" -lt $need ]; then
+			why="ctl balloon 64M status $brc; after ${n}s balloon actual ${a:-none}; kvmbox RSS fell by $drop MiB"
+			why="$why, want at least $need after touching $touched MiB"
+		else
+			lctl $W/b1.sock balloon 512M
+			brc=$CTL_RC n=0
+			while [ $n -lt 30 ]; do
+				lctl $W/b1.sock info
+				a=$(jget actual)
+				[ "$a" = 536870912 ] && break
+				sleep 1
+				n=$((n + 1))
+			done
+			c0=$(lctr b1)
+			if [ "$brc" != 0 ] || [ "$a" != 536870912 ]; then
+				why="deflate: ctl balloon 512M status $brc; balloon actual ${a:-none} after ${n}s (want 536870912)"
+			elif ! lwait b1 "^KVMBOX-C $((${c0:-0} + 3)) end" 20 $P; then
+				why="after the balloon: $WHY"
+			fi
+		fi
+	fi
+	kill -KILL $P 2>/dev/null
+	wait $P 2>/dev/null
+	exec 5>&-
+	if [ -z "$why" ]; then
+		res PASS arm64-life-balloon
+	else
+		res FAIL arm64-life-balloon "$why"
+		diag arm64-life-balloon b1
+	fi
+fi
+
 # --- Bad input: one line, status 1 ----------------------------------------------------------
 
 if want arm64-bad-not-a-kernel; then
@@ -356,9 +735,9 @@ if want arm64-bad-elf; then
 	vm badelf $BAD_TMO "" 0 -k $KB/kvmbox
 	one_line arm64-bad-elf badelf
 fi
-if want arm64-bad-virtio; then
-	vm badv $BAD_TMO "" 0 -k $IMG --rng
-	one_line arm64-bad-virtio badv
+if want arm64-bad-memory-1M; then
+	vm badm $BAD_TMO "" 0 -k $IMG -i $GI -m 1M
+	one_line arm64-bad-memory-1M badm
 fi
 if want arm64-bad-cpus-too-many; then
 	vm badc $BAD_TMO "" 0 -k $IMG -i $GI -c 200
