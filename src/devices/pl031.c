@@ -14,8 +14,8 @@
 #include "../core/log.h"
 #include "io_util.h"
 
-#define CR_START   0x1
-#define INT_BIT    0x1
+#define CR_START 0x1
+#define INT_BIT  0x1
 /* PeriphID 0x00041031 (part 0x031, designer ARM 0x41, revision 0), PCellID 0xb105f00d. */
 static const uint8_t pl031_id[8] = { 0x31, 0x10, 0x04, 0x00, 0x0d, 0xf0, 0x05, 0xb1 };
 
@@ -29,11 +29,11 @@ struct pl031 {
 	struct irq_line irq;
 	void (*now)(void *ctx, struct timespec *ts);
 	void *now_ctx;
-	int64_t offset;  /* counter - host seconds */
+	int64_t offset; /* counter - host seconds */
 	uint32_t mr, lr;
 	uint8_t cr, imsc, ris;
-	bool armed;      /* the counter has not yet reached mr */
-	int irq_level;   /* level last driven on the line */
+	bool armed;    /* the counter has not yet reached mr */
+	int irq_level; /* level last driven on the line */
 };
 
 static struct pl031 *to_pl031(struct device *dev)
@@ -124,7 +124,7 @@ static void reg_write(struct pl031 *p, uint64_t off, uint32_t v)
 		p->imsc = v & INT_BIT;
 		break;
 	case PL031_ICR:
-		p->ris &= (uint8_t)~(v & INT_BIT);
+		p->ris &= (uint8_t) ~(v & INT_BIT);
 		break;
 	}
 	/* DR, RIS, MIS and the ID registers are read-only. */

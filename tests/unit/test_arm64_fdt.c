@@ -209,7 +209,8 @@ static void test_uart_rtc_clock(void **state)
 	assert_cells(fdt, "/uart@9000000", "interrupts", uart_irq, 3);
 	assert_int_equal(cell(fdt, "/uart@9000000", "clock-frequency"), 1843200);
 	assert_int_equal(fdt_stringlist_search(fdt, node(fdt, "/rtc@9010000"), "compatible", "arm,pl031"), 0);
-	assert_int_equal(fdt_stringlist_search(fdt, node(fdt, "/rtc@9010000"), "compatible", "arm,primecell"), 1);
+	assert_int_equal(fdt_stringlist_search(fdt, node(fdt, "/rtc@9010000"), "compatible", "arm,primecell"),
+			 1);
 	assert_reg(fdt, "/rtc@9010000", 0x09010000, 0x1000);
 	assert_cells(fdt, "/rtc@9010000", "interrupts", rtc_irq, 3);
 	assert_str(fdt, "/rtc@9010000", "clock-names", "apb_pclk");

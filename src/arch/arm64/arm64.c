@@ -39,7 +39,8 @@ int arm64_set_reg(int vcpu_fd, uint64_t id, uint64_t val)
 	struct kvm_one_reg r = { .id = id, .addr = (uint64_t)(uintptr_t)&val };
 
 	if (ioctl(vcpu_fd, KVM_SET_ONE_REG, &r) < 0) {
-		log_error("KVM: ioctl KVM_SET_ONE_REG 0x%llx failed: %s", (unsigned long long)id, strerror(errno));
+		log_error("KVM: ioctl KVM_SET_ONE_REG 0x%llx failed: %s", (unsigned long long)id,
+			  strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -99,7 +100,8 @@ int arch_vm_init(struct vm *vm)
 	}
 	if (vm->cfg->cpus > ARM64_GIC_MAX_CPUS) {
 		log_error("--cpus %u: the GICv3 redistributors of this machine model fit %llu vCPUs; give "
-			  "fewer --cpus", vm->cfg->cpus, (unsigned long long)ARM64_GIC_MAX_CPUS);
+			  "fewer --cpus",
+			  vm->cfg->cpus, (unsigned long long)ARM64_GIC_MAX_CPUS);
 		return -1;
 	}
 	if (KVM_IOCTL(vm->vm_fd, KVM_ARM_PREFERRED_TARGET, &a->init) < 0)
@@ -186,7 +188,8 @@ static int read_file(const char *what, const char *path, uint64_t limit, uint8_t
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0) {
-		log_error("%s %s: %s; give the path of a readable %s file", what, path, strerror(errno), what);
+		log_error("%s %s: %s; give the path of a readable %s file", what, path, strerror(errno),
+			  what);
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -195,8 +198,8 @@ static int read_file(const char *what, const char *path, uint64_t limit, uint8_t
 		return -1;
 	}
 	if ((uint64_t)st.st_size > limit) {
-		log_error("%s %s: %llu MiB does not fit in %llu MiB of guest RAM; give more --memory", what, path,
-			  (unsigned long long)(st.st_size >> 20), (unsigned long long)(limit >> 20));
+		log_error("%s %s: %llu MiB does not fit in %llu MiB of guest RAM; give more --memory", what,
+			  path, (unsigned long long)(st.st_size >> 20), (unsigned long long)(limit >> 20));
 		close(fd);
 		return -1;
 	}
@@ -313,14 +316,10 @@ void arch_vcpu_dump(struct vcpu *v, FILE *f)
 		const char *name;
 		uint64_t id;
 	} named[] = {
-		{ "pc", ARM64_CORE_REG(regs.pc) },
-		{ "pstate", ARM64_CORE_REG(regs.pstate) },
-		{ "sp_el0", ARM64_CORE_REG(regs.sp) },
-		{ "sp_el1", ARM64_CORE_REG(sp_el1) },
-		{ "elr_el1", ARM64_CORE_REG(elr_el1) },
-		{ "esr_el1", ARM64_REG_ESR_EL1 },
-		{ "far_el1", ARM64_REG_FAR_EL1 },
-		{ "mpidr", ARM64_REG_MPIDR_EL1 },
+		{ "pc", ARM64_CORE_REG(regs.pc) },      { "pstate", ARM64_CORE_REG(regs.pstate) },
+		{ "sp_el0", ARM64_CORE_REG(regs.sp) },  { "sp_el1", ARM64_CORE_REG(sp_el1) },
+		{ "elr_el1", ARM64_CORE_REG(elr_el1) }, { "esr_el1", ARM64_REG_ESR_EL1 },
+		{ "far_el1", ARM64_REG_FAR_EL1 },       { "mpidr", ARM64_REG_MPIDR_EL1 },
 	};
 	uint64_t val;
 
@@ -333,7 +332,8 @@ void arch_vcpu_dump(struct vcpu *v, FILE *f)
 	for (int i = 0; i < 31; i++) {
 		if (arm64_get_reg(v->fd, ARM64_CORE_REG(regs.regs[i]), &val) < 0)
 			val = 0;
-		fprintf(f, "  x%-2d %016llx%s", i, (unsigned long long)val, i % 4 == 3 || i == 30 ? "\n" : "");
+		fprintf(f, "  x%-2d %016llx%s", i, (unsigned long long)val,
+			i % 4 == 3 || i == 30 ? "\n" : "");
 	}
 }
 
@@ -343,7 +343,8 @@ int arch_default_routes(struct kvm_irq_routing_entry *out, int max, uint32_t *fi
 	int n = 0;
 
 	for (uint32_t gsi = 0; gsi < ARM64_GIC_NR_SPIS && n < max; gsi++)
-		out[n++] = (struct kvm_irq_routing_entry){ .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+		out[n++] = (struct kvm_irq_routing_entry){ .gsi = gsi,
+							   .type = KVM_IRQ_ROUTING_IRQCHIP,
 							   .u.irqchip = { .irqchip = 0, .pin = gsi } };
 	*first_free = ARM64_GIC_NR_SPIS;
 	return n;

@@ -130,8 +130,10 @@ static void node_psci(struct dtw *w)
 static void node_gic(struct dtw *w, const struct arm64_dt *dt)
 {
 	fdt64_t reg[4] = {
-		cpu_to_fdt64(ARM64_GIC_DIST_BASE), cpu_to_fdt64(ARM64_GIC_DIST_SIZE),
-		cpu_to_fdt64(ARM64_GIC_REDIST_BASE), cpu_to_fdt64((uint64_t)dt->ncpus * ARM64_GIC_REDIST_STRIDE),
+		cpu_to_fdt64(ARM64_GIC_DIST_BASE),
+		cpu_to_fdt64(ARM64_GIC_DIST_SIZE),
+		cpu_to_fdt64(ARM64_GIC_REDIST_BASE),
+		cpu_to_fdt64((uint64_t)dt->ncpus * ARM64_GIC_REDIST_STRIDE),
 	};
 	static const uint32_t maint[3] = { ARM64_DT_IRQ_PPI, ARM64_PPI_GIC_MAINT, ARM64_DT_IRQ_LEVEL_HIGH };
 
@@ -164,10 +166,10 @@ static void node_timer(struct dtw *w)
 {
 	/* Secure, non-secure, virtual and hypervisor physical timers, in the binding's order. */
 	static const uint32_t irqs[12] = {
-		ARM64_DT_IRQ_PPI, ARM64_PPI_TIMER_SEC, ARM64_DT_IRQ_LEVEL_HIGH,
+		ARM64_DT_IRQ_PPI, ARM64_PPI_TIMER_SEC,    ARM64_DT_IRQ_LEVEL_HIGH,
 		ARM64_DT_IRQ_PPI, ARM64_PPI_TIMER_NONSEC, ARM64_DT_IRQ_LEVEL_HIGH,
-		ARM64_DT_IRQ_PPI, ARM64_PPI_TIMER_VIRT, ARM64_DT_IRQ_LEVEL_HIGH,
-		ARM64_DT_IRQ_PPI, ARM64_PPI_TIMER_HYP, ARM64_DT_IRQ_LEVEL_HIGH,
+		ARM64_DT_IRQ_PPI, ARM64_PPI_TIMER_VIRT,   ARM64_DT_IRQ_LEVEL_HIGH,
+		ARM64_DT_IRQ_PPI, ARM64_PPI_TIMER_HYP,    ARM64_DT_IRQ_LEVEL_HIGH,
 	};
 
 	DT(w, fdt_begin_node(w->fdt, "timer"));

@@ -24,11 +24,11 @@
 
 /* What the guest is given. */
 struct arm64_dt {
-	uint64_t ram_base, ram_size;  /* the one RAM region */
-	unsigned ncpus;               /* vCPUs; cpu@N nodes have reg = mpidr[N] */
-	const uint64_t *mpidr;        /* MPIDR_EL1 of each vCPU (affinity bits are used) */
-	bool its;                     /* describe the vGIC's ITS (MSI controller) */
-	const char *bootargs;         /* NULL: none */
+	uint64_t ram_base, ram_size;       /* the one RAM region */
+	unsigned ncpus;                    /* vCPUs; cpu@N nodes have reg = mpidr[N] */
+	const uint64_t *mpidr;             /* MPIDR_EL1 of each vCPU (affinity bits are used) */
+	bool its;                          /* describe the vGIC's ITS (MSI controller) */
+	const char *bootargs;              /* NULL: none */
 	uint64_t initrd_start, initrd_end; /* both 0: no initrd */
 };
 

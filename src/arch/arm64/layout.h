@@ -27,46 +27,46 @@
 #define ARM64_GIC_ITS_BASE      0x08080000ULL
 #define ARM64_GIC_ITS_SIZE      0x20000ULL
 #define ARM64_GIC_REDIST_BASE   0x080a0000ULL
-#define ARM64_GIC_REDIST_STRIDE 0x20000ULL     /* RD_base + SGI_base frames per vCPU */
+#define ARM64_GIC_REDIST_STRIDE 0x20000ULL /* RD_base + SGI_base frames per vCPU */
 #define ARM64_GIC_REDIST_END    0x09000000ULL
 #define ARM64_GIC_MAX_CPUS      ((ARM64_GIC_REDIST_END - ARM64_GIC_REDIST_BASE) / ARM64_GIC_REDIST_STRIDE)
 
-#define ARM64_UART_BASE         0x09000000ULL
-#define ARM64_UART_SIZE         0x1000ULL
-#define ARM64_UART_CLOCK        1843200        /* the usual 16550 crystal; there is no baud rate */
-#define ARM64_RTC_BASE          0x09010000ULL
-#define ARM64_RTC_SIZE          0x1000ULL
+#define ARM64_UART_BASE  0x09000000ULL
+#define ARM64_UART_SIZE  0x1000ULL
+#define ARM64_UART_CLOCK 1843200 /* the usual 16550 crystal; there is no baud rate */
+#define ARM64_RTC_BASE   0x09010000ULL
+#define ARM64_RTC_SIZE   0x1000ULL
 
-#define ARM64_PCI_MMIO_BASE     0x10000000ULL
-#define ARM64_PCI_MMIO_SIZE     0x20000000ULL
-#define ARM64_PCI_ECAM_BASE     0x30000000ULL
-#define ARM64_PCI_ECAM_SIZE     0x10000000ULL
-#define ARM64_PCI_ECAM_BUSES    256 /* 1 MiB of ECAM each */
-#define ARM64_PCI_MMIO64_BASE   0x8000000000ULL
-#define ARM64_PCI_MMIO64_SIZE   0x8000000000ULL
+#define ARM64_PCI_MMIO_BASE   0x10000000ULL
+#define ARM64_PCI_MMIO_SIZE   0x20000000ULL
+#define ARM64_PCI_ECAM_BASE   0x30000000ULL
+#define ARM64_PCI_ECAM_SIZE   0x10000000ULL
+#define ARM64_PCI_ECAM_BUSES  256 /* 1 MiB of ECAM each */
+#define ARM64_PCI_MMIO64_BASE 0x8000000000ULL
+#define ARM64_PCI_MMIO64_SIZE 0x8000000000ULL
 
-#define ARM64_RAM_BASE          0x40000000ULL
-#define ARM64_RAM_MAX           (ARM64_PCI_MMIO64_BASE - ARM64_RAM_BASE)
+#define ARM64_RAM_BASE 0x40000000ULL
+#define ARM64_RAM_MAX  (ARM64_PCI_MMIO64_BASE - ARM64_RAM_BASE)
 
 /* Where the boot pieces go inside RAM. */
-#define ARM64_KERNEL_ALIGN      0x200000ULL    /* the Image's base is 2 MiB aligned */
-#define ARM64_FDT_BLOCK         0x200000ULL    /* the DTB gets the top 2 MiB block of RAM */
-#define ARM64_FDT_MAX           0x10000ULL     /* what we build stays far below 2 MiB */
+#define ARM64_KERNEL_ALIGN 0x200000ULL /* the Image's base is 2 MiB aligned */
+#define ARM64_FDT_BLOCK    0x200000ULL /* the DTB gets the top 2 MiB block of RAM */
+#define ARM64_FDT_MAX      0x10000ULL  /* what we build stays far below 2 MiB */
 
 /* Shared peripheral interrupts (SPI n is GIC INTID 32 + n), as on QEMU's virt machine. */
-#define ARM64_SPI_UART          1
-#define ARM64_SPI_RTC           2
-#define ARM64_SPI_PCI_INTX      3 /* PCI INTx: ARM64_PCI_INTX_LINES SPIs from here */
-#define ARM64_PCI_INTX_LINES    4
+#define ARM64_SPI_UART       1
+#define ARM64_SPI_RTC        2
+#define ARM64_SPI_PCI_INTX   3 /* PCI INTx: ARM64_PCI_INTX_LINES SPIs from here */
+#define ARM64_PCI_INTX_LINES 4
 /* Interrupt IDs the in-kernel vGIC handles: 32 private ones plus the SPIs (multiple of 32). */
-#define ARM64_GIC_NR_IRQS       128
-#define ARM64_GIC_NR_SPIS       (ARM64_GIC_NR_IRQS - 32)
+#define ARM64_GIC_NR_IRQS 128
+#define ARM64_GIC_NR_SPIS (ARM64_GIC_NR_IRQS - 32)
 
 /* Private peripheral interrupts of the architected timer (PPI n is INTID 16 + n). */
-#define ARM64_PPI_TIMER_SEC     13
-#define ARM64_PPI_TIMER_NONSEC  14
-#define ARM64_PPI_TIMER_VIRT    11
-#define ARM64_PPI_TIMER_HYP     10
-#define ARM64_PPI_GIC_MAINT     9
+#define ARM64_PPI_TIMER_SEC    13
+#define ARM64_PPI_TIMER_NONSEC 14
+#define ARM64_PPI_TIMER_VIRT   11
+#define ARM64_PPI_TIMER_HYP    10
+#define ARM64_PPI_GIC_MAINT    9
 
 #endif
