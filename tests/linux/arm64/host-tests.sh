@@ -1,5 +1,3 @@
-			lcmd d2 6 $D 60 disk 3 && d=$R || d="none: $WHY"
-			i3=$(dd if=$W/mig.img bs=1M skip=3 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
 #!/bin/sh
 # host-tests.sh (arm64) - the arm64 Linux scenarios, run by busybox sh inside the emulated arm64
 # host (qemu-system-aarch64 -M virt,virtualization=on,gic-version=3, see tests/linux/lib.sh).
