@@ -123,6 +123,12 @@ int arch_vm_init(struct vm *vm)
 	return 0;
 }
 
+/* Does the VM have (or will it get) a virtio device? They are all PCI. */
+static bool arm64_has_pci(const struct vm *vm)
+{
+	return vm->cfg->nr_devs > 0 || vm->cfg->console == CONSOLE_VIRTIO;
+}
+
 static size_t console_to_uart(void *dev, const uint8_t *buf, size_t n)
 {
 	return uart_receive(dev, buf, n);
@@ -163,15 +169,20 @@ int arch_create_devices(struct vm *vm)
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
-	d = pci_host_create("pci", &pci);
-	if (!d)
-		return -1;
-	vm_add_device(vm, d);
-	vm->pci_host = d;
-	d = pci_ecam_create("pci-ecam", vm->pci_host, &vm->mmio, ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_BUSES);
-	if (!d)
-		return -1;
-	vm_add_device(vm, d);
+	/* The PCI host only when a virtio device needs it (arm64_has_pci): a VM without one keeps
+	 * the machine it had before PCI existed here. */
+	if (arm64_has_pci(vm)) {
+		d = pci_host_create("pci", &pci);
+		if (!d)
+			return -1;
+		vm_add_device(vm, d);
+		vm->pci_host = d;
+		d = pci_ecam_create("pci-ecam", vm->pci_host, &vm->mmio, ARM64_PCI_ECAM_BASE,
+				    ARM64_PCI_ECAM_BUSES);
+		if (!d)
+			return -1;
+		vm_add_device(vm, d);
+	}
 #undef SPI
 	/* Power-off and reset need no device: PSCI SYSTEM_OFF/RESET reach vcpu.c as
 	 * KVM_EXIT_SYSTEM_EVENT. */
@@ -275,6 +286,7 @@ int arch_vcpu_boot_regs(struct vcpu *v)
 		.ncpus = vm->nr_vcpus,
 		.mpidr = mpidr,
 		.its = a->its_fd >= 0,
+		.pci = arm64_has_pci(vm),
 		.bootargs = vm->cfg->append ? vm->cfg->append : "",
 		.initrd_start = a->boot.initrd_start,
 		.initrd_end = a->boot.initrd_end,

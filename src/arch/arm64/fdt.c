@@ -307,7 +307,8 @@ int arm64_fdt_build(const struct arm64_dt *dt, void *buf, size_t size)
 	node_gic(&w, dt);
 	node_timer(&w);
 	node_devices(&w);
-	node_pci(&w, dt);
+	if (dt->pci)
+		node_pci(&w, dt);
 	DT(&w, fdt_end_node(buf));
 	DT(&w, fdt_finish(buf));
 	if (w.err) {

@@ -28,6 +28,7 @@ struct arm64_dt {
 	unsigned ncpus;                    /* vCPUs; cpu@N nodes have reg = mpidr[N] */
 	const uint64_t *mpidr;             /* MPIDR_EL1 of each vCPU (affinity bits are used) */
 	bool its;                          /* describe the vGIC's ITS (MSI controller) */
+	bool pci;                          /* describe the ECAM PCI host */
 	const char *bootargs;              /* NULL: none */
 	uint64_t initrd_start, initrd_end; /* both 0: no initrd */
 };
