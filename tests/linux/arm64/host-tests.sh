@@ -65,18 +65,13 @@ vm() {
 	shift 4
 	t0=$(now)
 	DM0=$(dmesg | wc -l)
-	INIT_SECS='' INIT_RSS=''
+	INIT_SECS=
 	kvmbox run "$@" </dev/null >$W/$id.out 2>$W/$id.err &
 	pid=$!
 	ticks=0 why=
 	while alive $pid; do
 		if [ -z "$INIT_SECS" ] && grep -q KVMBOX-INIT $W/$id.out 2>/dev/null; then
 			INIT_SECS=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-			# kvmbox's RSS without guest RAM (the largest anonymous mapping), as host-bench.sh.
-			INIT_RSS=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { n++; anon[n] = (NF < 6 || $6 ~ /^(\/memfd:|\[anon)/) }
-				/^Size:/ { size[n] = $2 } /^Rss:/ { rss[n] = $2; total += $2 }
-				END { big = 0; for (k = 1; k <= n; k++) if (anon[k] && (big == 0 || size[k] > size[big])) big = k
-					print total - (big ? rss[big] : 0) }' /proc/$pid/smaps 2>/dev/null)
 		fi
 		if [ $ticks -ge $((tmo * 10)) ]; then
 			why=timeout
@@ -97,7 +92,7 @@ vm() {
 	RC=$?
 	[ -n "$why" ] && RC=$why
 	SECS=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-	echo "KVMBOX-I $id: kvmbox run $* -> status $RC after ${SECS}s (init marker after ${INIT_SECS:-none}s, kvmbox RSS without guest RAM then ${INIT_RSS:-?} KiB)"
+	echo "KVMBOX-I $id: kvmbox run $* -> status $RC after ${SECS}s (init marker after ${INIT_SECS:-none}s)"
 }
 
 diag() { # NAME ID: what the guest and kvmbox said last
@@ -155,9 +150,8 @@ one_line() {
 
 if want arm64-boot-1 arm64-poweroff-exit0 arm64-nproc-1 arm64-date; then
 	# No --no-reboot: a guest poweroff must end kvmbox; a restart would show a second marker.
-	vm init1 $BOOT_TMO KVMBOX-INIT 2 --stats -k $IMG -i $GI -c 1 -a "$GAPPEND kvmbox.test=init"
+	vm init1 $BOOT_TMO KVMBOX-INIT 2 -k $IMG -i $GI -c 1 -a "$GAPPEND kvmbox.test=init"
 	boot_check arm64-boot-1 init1
-	echo "KVMBOX-I init1 (1 vCPU, whole run): $(grep -m1 'stats:' $W/init1.err)"
 	status_check arm64-poweroff-exit0 init1 0
 	nproc_check arm64-nproc-1 init1 1
 	g=$(result date init1)
