@@ -16,6 +16,7 @@
 #include "../cli/options.h"
 #include "log.h"
 #include "machine.h"
+#include "sandbox.h"
 #include "util.h"
 #include "vm.h"
 
@@ -393,6 +394,7 @@ static void *migrate_thread(void *arg)
 	ser_writer_init(&cfgw);
 	ser_writer_init(&state);
 	pthread_setname_np(pthread_self(), "migrate");
+	sandbox_thread_enter(SB_MIGRATE);
 	m->t_start = now_ms();
 	if (!dirty || !tmp) {
 		why = "out of memory";
