@@ -909,16 +909,16 @@ int sandbox_setup(const struct vm_config *cfg)
 	sb.has_tap = config_has_tap(cfg);
 	sb.jail = sc->jail;
 	sb.cgroup = sc->cgroup;
-	if (sc->user) {
-		if (sandbox_parse_user(sc->user, "/etc/passwd", "/etc/group", &sb.uid, &sb.gid) < 0)
-			return -1;
-		sb.drop_ids = true;
-	}
 	if ((sc->user || sc->jail) && !cfg->no_reboot) {
 		log_error("%s: a guest reboot builds the VM again from the kernel, initrd and disk paths, which %s "
 			  "cannot reach; add --no-reboot (a reboot then ends kvmbox with status 0)",
 			  sc->jail ? "--jail" : "--user", sc->jail ? "the jail" : "the dropped user");
 		return -1;
+	}
+	if (sc->user) {
+		if (sandbox_parse_user(sc->user, "/etc/passwd", "/etc/group", &sb.uid, &sb.gid) < 0)
+			return -1;
+		sb.drop_ids = true;
 	}
 	if (sc->cgroup && join_cgroup(sc->cgroup) < 0)
 		return -1;
