@@ -159,19 +159,20 @@ static const int sys_handover[] = { S(openat), S(newfstatat), S(fstat), S(flock)
 				    S(io_uring_enter), S(epoll_ctl), -1 };
 static const unsigned long ioctl_tap[] = { TUNSETIFF, TUNGETIFF, TUNSETPERSIST, TUNSETVNETHDRSZ, TUNSETOFFLOAD, 0 };
 
-/* The migration thread: the stream. */
+/* The migration thread: the stream; its reply is JSON (json-c seeds its hash with getrandom
+ * the first time it hashes, whichever thread that is). */
 static const int sys_migrate[] = { S(connect), S(setsockopt), S(getsockopt), S(read), S(recvfrom), S(sendto),
-				   -1 };
+				   S(getrandom), -1 };
 
 /* The main thread's own work: the event loop, the console, the control socket (accept, SO_PEERCRED,
  * replies), snapshots (create the file, fork the writer, wait for it, rename), the shutdown
  * timer, starting threads (clone; set_robust_list and rseq run in the new thread before it
- * installs its own list). */
+ * installs its own list), JSON (json-c seeds its hash tables with getrandom on first use). */
 static const int sys_main[] = {
 	S(accept4), S(sendto), S(recvfrom), S(getsockopt), S(openat), S(newfstatat), S(fstat), S(lseek),
 	S(pread64), S(pwrite64), S(fsync), S(fdatasync), S(rename), S(renameat), S(renameat2), S(unlink),
 	S(unlinkat), S(wait4), S(timerfd_create), S(timerfd_settime), S(eventfd2), S(epoll_create1),
-	S(fcntl), S(set_robust_list), S(rseq), S(read), -1,
+	S(fcntl), S(set_robust_list), S(rseq), S(read), S(getrandom), -1,
 };
 
 /* A guest reboot builds the VM again on the main thread: kernel and initrd read again, RAM
