@@ -733,13 +733,17 @@ static _Noreturn void jail_parent(pid_t child)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	sandbox_thread_enter(SB_JAIL_PARENT);
 	for (;;) {
-		int sig = sigwaitinfo(&set, NULL);
+		siginfo_t si;
+		int sig = sigwaitinfo(&set, &si);
 		pid_t w;
 
 		if (sig < 0)
 			continue;
 		if (sig != SIGCHLD) {
-			kill(child, sig);
+			/* What the terminal sends (Ctrl-C, a hang-up) reaches the VM's process group, the
+			 * VM included, by itself: only what kill(2) sent us is passed on. */
+			if (si.si_code <= 0)
+				kill(child, sig);
 			continue;
 		}
 		w = waitpid(child, &status, WNOHANG);
