@@ -69,6 +69,11 @@ static int run(enum sandbox_kind kind, enum seccomp_mode mode, bool no_reboot, e
 	ssize_t n, got = 0;
 	pid_t pid;
 
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan's run-time makes calls of its own (kvmbox's sanitizer builds default to
+	 * --seccomp log for that reason): the filters are tested in the plain and TSan builds. */
+	skip();
+#endif
 	assert_int_equal(pipe(p), 0);
 	pid = fork();
 	assert_true(pid >= 0);
