@@ -98,7 +98,9 @@ void unixsock_unlink(const char *path, const struct stat *st)
 {
 	struct stat now;
 
-	if (lstat(path, &now) == 0 && S_ISSOCK(now.st_mode) && now.st_dev == st->st_dev && now.st_ino == st->st_ino)
+	/* The change time too: a file system may give a successor's socket the same inode number. */
+	if (lstat(path, &now) == 0 && S_ISSOCK(now.st_mode) && now.st_dev == st->st_dev && now.st_ino == st->st_ino &&
+	    now.st_ctim.tv_sec == st->st_ctim.tv_sec && now.st_ctim.tv_nsec == st->st_ctim.tv_nsec)
 		unlink(path);
 }
 
