@@ -35,6 +35,7 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/magic.h>
+#include <malloc.h>
 #include <termios.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -112,7 +113,8 @@ static void add_set(struct sc_set *dst, const struct sc_set *src)
 static const int sys_base[] = {
 	S(exit), S(exit_group), S(rt_sigreturn), S(restart_syscall), S(futex), S(write), S(close),
 	S(brk), S(munmap), S(madvise), S(mremap), S(clock_gettime), S(gettimeofday), S(getpid), S(gettid),
-	S(tgkill), S(rt_sigprocmask), S(sched_yield), S(getuid), S(geteuid), S(getgid), S(getegid), -1,
+	S(tgkill), S(rt_sigprocmask), S(sched_yield), S(getuid), S(geteuid), S(getgid), S(getegid),
+	S(sched_getaffinity), -1,
 };
 /* The SIGSYS handler and a forced exit restore the terminal (tcsetattr); isatty is TCGETS. */
 static const unsigned long ioctl_tty[] = { TCGETS, TCSETS, TCSETSW, TCSETSF, 0 };
@@ -860,6 +862,10 @@ static int compile_all(const struct vm_config *cfg)
 		sb.ready = true;
 		return 0;
 	}
+	/* One malloc arena for every thread: glibc gives a thread arena's shrinking heap back by
+	 * first reading /proc/sys/vm/overcommit_memory, an open no worker's list holds. Threads
+	 * allocate little once running; the main arena trims with brk. */
+	mallopt(M_ARENA_MAX, 1);
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0) {
 		log_error("--seccomp: this kernel has no seccomp filters (%s); build it with CONFIG_SECCOMP_FILTER "
 			  "or give --seccomp off", strerror(errno));
