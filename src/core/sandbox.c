@@ -317,8 +317,9 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 				add_set(s, &t);
 			}
 		} else {
-			/* The vCPU threads start under main's list (on the first boot they are created
-			 * before main installs it, but keep the two independent of that order). */
+			/* What devices do when main calls them: the power button and a balloon target
+			 * raise interrupts (KVM_IRQ_LINE, irqfd writes), a pause or a teardown drains
+			 * io_uring; that is the vCPU list's device part, so main takes it whole. */
 			build_set(SB_VCPU, no_reboot, &t);
 			add_set(s, &t);
 		}
