@@ -37,6 +37,7 @@
 #include <linux/magic.h>
 #include <malloc.h>
 #include <termios.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -867,6 +868,9 @@ static int compile_all(const struct vm_config *cfg)
 	 * first reading /proc/sys/vm/overcommit_memory, an open no worker's list holds. Threads
 	 * allocate little once running; the main arena trims with brk. */
 	mallopt(M_ARENA_MAX, 1);
+	/* glibc loads the time zone (/etc/localtime) the first time any time conversion runs, even
+	 * gmtime_r (the RTC, on a vCPU thread): now, while opening is still allowed. */
+	tzset();
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0) {
 		log_error("--seccomp: this kernel has no seccomp filters (%s); build it with CONFIG_SECCOMP_FILTER "
 			  "or give --seccomp off", strerror(errno));
