@@ -19,13 +19,14 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/options.h"
 #include "core/config.h"
 #include "core/sandbox.h"
 
-enum action { DO_KVM_RUN, DO_SET_MEMORY_REGION, DO_SOCKET, DO_OPENAT, DO_CLONE_NEWNS, DO_CLONE3, DO_GETRANDOM, DO_CREATE_VM };
+enum action { DO_KVM_RUN, DO_SET_MEMORY_REGION, DO_SOCKET, DO_OPENAT, DO_CLONE_NEWNS, DO_CLONE3, DO_GETRANDOM, DO_CREATE_VM, DO_GMTIME };
 
 /* What the child does after installing `kind`'s list: 0 when the call returned (whatever its
  * result), 2 when clone3 did not say ENOSYS. */
@@ -51,6 +52,12 @@ static int act(enum action a, int fd)
 		break;
 	case DO_CLONE3:
 		return syscall(SYS_clone3, NULL, 0) < 0 && errno == ENOSYS ? 0 : 2;
+	case DO_GMTIME: {
+		time_t t = time(NULL);
+		struct tm tm;
+
+		return gmtime_r(&t, &tm) ? 0 : 3;
+	}
 	case DO_CREATE_VM:
 		ioctl(fd, KVM_CREATE_VM, 0);
 		break;
@@ -125,6 +132,16 @@ static void test_vcpu_may_not_set_memory(void **state)
 	assert_non_null(strstr(err, "ioctl (16)"));
 	assert_non_null(strstr(err, want));
 	assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1);
+}
+
+/* The RTC converts the host's time on a vCPU thread: glibc's first conversion would open
+ * /etc/localtime, so the set-up loads it while opening is allowed. */
+static void test_vcpu_time_conversion(void **state)
+{
+	char err[512];
+
+	assert_exit(run(SB_VCPU, SECCOMP_ON, false, DO_GMTIME, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
 }
 
 static void test_log_mode_lets_it_through(void **state)
@@ -291,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_rule_counts),
 		cmocka_unit_test(test_vcpu_may_run),
 		cmocka_unit_test(test_vcpu_may_not_set_memory),
+		cmocka_unit_test(test_vcpu_time_conversion),
 		cmocka_unit_test(test_log_mode_lets_it_through),
 		cmocka_unit_test(test_off_installs_nothing),
 		cmocka_unit_test(test_workers_cannot_open_or_connect),
