@@ -957,6 +957,15 @@ threads_filtered() {
 	done
 	echo "$_bad"
 }
+# child_of PID: the first process whose parent is PID (busybox has no pgrep).
+child_of() {
+	_want=$1
+	for _s in /proc/[0-9]*/stat; do
+		# shellcheck disable=SC2046 # the fields; kvmbox's comm has no space
+		set -- $(cat $_s 2>/dev/null)
+		[ "${4:-}" = "$_want" ] && { echo "$1"; return; }
+	done
+}
 sec_users() {
 	grep -q '^nobody:' /etc/passwd 2>/dev/null && return 0
 	echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd
@@ -1065,7 +1074,7 @@ sec_jail() {
 		lres FAIL linux-sec-jail-snapshot "not run: the jailed guest did not start"
 		return
 	fi
-	C=$(pgrep -P $P | head -n1)
+	C=$(child_of $P)
 	why=
 	[ -n "$C" ] || why="no VM process under the jail's parent $P;"
 	for ns in mnt pid ipc uts net; do
