@@ -42,7 +42,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 # Shared fixtures (fake RAM, recorders, fake virtio driver) linked into every unit test.
 UNIT_HELPERS := tests/unit/fakes.c tests/unit/vq_driver.c
 
-.PHONY: all static deps check check-unit check-guests check-linux bench demo clean guests unit \
+.PHONY: install all static deps check check-unit check-guests check-linux bench demo clean guests unit \
 	format format-check
 all: $(B)/kvmbox
 
@@ -115,6 +115,17 @@ format:
 	clang-format -i $(FORMAT_FILES)
 format-check:
 	@clang-format --dry-run --Werror $(FORMAT_FILES)
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the binary (the static one when built, as it
+# runs anywhere) and the man pages.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+install: $(B)/kvmbox
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(B)/kvmbox $(DESTDIR)$(BINDIR)/kvmbox
+	install -m 644 docs/kvmbox.1 $(DESTDIR)$(MANDIR)/man1/kvmbox.1
+	install -m 644 docs/kvmbox-api.7 $(DESTDIR)$(MANDIR)/man7/kvmbox-api.7
 
 clean:
 	rm -rf build

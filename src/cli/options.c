@@ -3,6 +3,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,24 +110,6 @@ void print_main_help(void)
 
 /* ---- the run options ---------------------------------------------------------------------- */
 
-static int set_kernel(struct vm_config *c, const char *a)
-{
-	c->kernel = a;
-	return 0;
-}
-
-static int set_initrd(struct vm_config *c, const char *a)
-{
-	c->initrd = a;
-	return 0;
-}
-
-static int set_append(struct vm_config *c, const char *a)
-{
-	c->append = a;
-	return 0;
-}
-
 static int set_cpus(struct vm_config *c, const char *a)
 {
 	if (parse_uint(a, &c->cpus) < 0) {
@@ -156,30 +140,6 @@ static int set_console(struct vm_config *c, const char *a)
 		log_error("--console '%s': unknown console; give serial, virtio or none", a);
 		return EXIT_USAGE;
 	}
-	return 0;
-}
-
-static int set_api(struct vm_config *c, const char *a)
-{
-	c->api = a;
-	return 0;
-}
-
-static int set_incoming(struct vm_config *c, const char *a)
-{
-	c->incoming = a;
-	return 0;
-}
-
-static int set_no_reboot(struct vm_config *c, const char *a)
-{
-	c->no_reboot = true;
-	return 0;
-}
-
-static int set_stats(struct vm_config *c, const char *a)
-{
-	c->stats = true;
 	return 0;
 }
 
@@ -223,30 +183,48 @@ static int set_cgroup(struct vm_config *c, const char *a)
 }
 
 /* The run options that are not devices; the device types (core/devtype.h) add theirs, and
- * --help lists both in this order. */
+ * --help lists both in this order. An option either stores its value as a string (str), sets
+ * a flag (flag), both at their offset in struct vm_config, or parses it (set). */
+#define STR(field) .str = offsetof(struct vm_config, field) + 1
+#define FLAG(field) .flag = offsetof(struct vm_config, field) + 1
 static const struct run_option {
 	const char *name;
 	char short_opt;
 	const char *arg; /* NULL: a flag */
 	const char *help;
+	size_t str, flag; /* 1 + the offset of a const char * / bool field, or 0 */
 	int (*set)(struct vm_config *c, const char *arg); /* 0, or EXIT_USAGE after printing */
 } run_options[] = {
-	{ "kernel", 'k', "PATH", "Linux bzImage, or ELF vmlinux with a PVH entry note", set_kernel },
-	{ "initrd", 'i', "PATH", "initial ramdisk", set_initrd },
-	{ "append", 'a', "STRING", "kernel command line", set_append },
-	{ "cpus", 'c', "N", "number of vCPUs (default 1)", set_cpus },
-	{ "memory", 'm', "SIZE", "guest RAM, K/M/G/T suffix (default 256M; no suffix = MiB)", set_memory },
-	{ "console", 0, "KIND", "serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none", set_console },
-	{ "api", 0, "PATH", "control socket (kvmbox ctl PATH ...; see docs/API.md)", set_api },
-	{ "incoming", 0, "URI", "wait for a live migration on tcp:IP:PORT or unix:PATH", set_incoming },
-	{ "no-reboot", 0, NULL, "a guest reboot ends kvmbox instead of restarting the guest", set_no_reboot },
-	{ "stats", 0, NULL, "print exit counters on stderr when the VM stops", set_stats },
+	{ "kernel", 'k', "PATH", "Linux bzImage, or ELF vmlinux with a PVH entry note", STR(kernel) },
+	{ "initrd", 'i', "PATH", "initial ramdisk", STR(initrd) },
+	{ "append", 'a', "STRING", "kernel command line", STR(append) },
+	{ "cpus", 'c', "N", "number of vCPUs (default 1)", .set = set_cpus },
+	{ "memory", 'm', "SIZE", "guest RAM, K/M/G/T suffix (default 256M; no suffix = MiB)", .set = set_memory },
+	{ "console", 0, "KIND", "serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none", .set = set_console },
+	{ "api", 0, "PATH", "control socket (kvmbox ctl PATH ...; see docs/API.md)", STR(api) },
+	{ "incoming", 0, "URI", "wait for a live migration on tcp:IP:PORT or unix:PATH", STR(incoming) },
+	{ "no-reboot", 0, NULL, "a guest reboot ends kvmbox instead of restarting the guest", FLAG(no_reboot) },
+	{ "stats", 0, NULL, "print exit counters on stderr when the VM stops", FLAG(stats) },
 	{ "seccomp", 0, "MODE", "on (default): per-thread system call filters; log: only log violations; off",
-	  set_seccomp },
-	{ "user", 0, "USER[:GROUP]", "drop to these ids (or UID:GID) once every host resource is open", set_user },
-	{ "jail", 0, "DIR", "run inside DIR in new namespaces (needs root; see docs/SECURITY.md)", set_jail },
-	{ "cgroup", 0, "PATH", "join this existing cgroup v2 first", set_cgroup },
+	  .set = set_seccomp },
+	{ "user", 0, "USER[:GROUP]", "drop to these ids (or UID:GID) once every host resource is open",
+	  .set = set_user },
+	{ "jail", 0, "DIR", "run inside DIR in new namespaces (needs root; see docs/SECURITY.md)", .set = set_jail },
+	{ "cgroup", 0, "PATH", "join this existing cgroup v2 first", .set = set_cgroup },
 };
+#undef STR
+#undef FLAG
+
+static int option_apply(const struct run_option *o, struct vm_config *c, const char *value)
+{
+	if (o->str)
+		*(const char **)(void *)((char *)c + o->str - 1) = value;
+	else if (o->flag)
+		*(bool *)((char *)c + o->flag - 1) = true;
+	else
+		return o->set(c, value);
+	return 0;
+}
 
 static void help_line(char short_opt, const char *name, const char *arg, const char *help)
 {
@@ -279,7 +257,7 @@ int run_option_set(struct vm_config *cfg, const char *name, const char *value)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++)
 		if (!strcmp(run_options[i].name, name))
-			return run_options[i].set(cfg, value);
+			return option_apply(&run_options[i], cfg, value);
 	for (unsigned i = 0; i < nr_device_types; i++)
 		if (!strcmp(device_types[i]->option, name))
 			return vm_config_add(cfg, device_types[i], value) < 0 ? EXIT_USAGE : 0;

@@ -9,7 +9,7 @@ cd "$ROOT" || exit 1
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmbox-scripts.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 TESTS="deps_all_there deps_missing_not_root deps_missing_root deps_unknown_root deps_unknown_not_root
-	bench_no_kvm demo_status_poweroff demo_status_ctrl_a_x"
+	bench_no_kvm demo_status_poweroff demo_status_ctrl_a_x install_destdir man_covers_options"
 
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1: $2"; }
@@ -145,10 +145,50 @@ t_demo() {
 	pass "$t"
 }
 
+# `make install` into a DESTDIR: the binary and both man pages, with their modes, and man
+# renders the pages without a warning.
+t_install() {
+	local t=install_destdir d=$WORK/dest out f
+	out=$(make -s install DESTDIR="$d" PREFIX=/usr 2>&1) || { fail "$t" "make install failed: $out"; return; }
+	for f in usr/bin/kvmbox:755 usr/share/man/man1/kvmbox.1:644 usr/share/man/man7/kvmbox-api.7:644; do
+		[[ -f $d/${f%:*} ]] || { fail "$t" "$d/${f%:*} missing"; return; }
+		[[ $(stat -c %a "$d/${f%:*}") == "${f#*:}" ]] || { fail "$t" "$d/${f%:*} has mode $(stat -c %a "$d/${f%:*}")"; return; }
+	done
+	"$d/usr/bin/kvmbox" --version | grep -q '^kvmbox ' || { fail "$t" "the installed binary does not run"; return; }
+	command -v man >/dev/null || { fail "$t" "man is missing (man-db is in scripts/packages.txt)"; return; }
+	for f in man1/kvmbox.1 man7/kvmbox-api.7; do
+		out=$(MANWIDTH=80 man -l --warnings=all "$d/usr/share/man/$f" 2>&1 >"$WORK/man.txt")
+		[[ -z $out ]] || { fail "$t" "man -l $f warns: $(echo "$out" | head -n1)"; return; }
+		[[ -s $WORK/man.txt ]] || { fail "$t" "man -l $f rendered nothing"; return; }
+	done
+	pass "$t"
+}
+
+# The man page documents every `run` option the binary has (the option table is the source of
+# both --help and the page) and every control command.
+t_man_options() {
+	local t=man_covers_options o miss=
+	[[ -x build/kvmbox ]] || { fail "$t" "build/kvmbox missing (make)"; return; }
+	for o in $(build/kvmbox run --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+		grep -qF -- "${o//-/\\-}" docs/kvmbox.1 || miss="$miss $o"
+	done
+	for o in $(build/kvmbox restore --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+		grep -qF -- "${o//-/\\-}" docs/kvmbox.1 || miss="$miss restore:$o"
+	done
+	for o in info pause resume snapshot hibernate migrate balloon shutdown; do
+		grep -q "^\.B.* $o\b\|^\.B $o\b\|^\.BI $o\b\|^\.BR $o\b" docs/kvmbox.1 || miss="$miss ctl:$o"
+		grep -q "$o" docs/kvmbox-api.7 || miss="$miss api:$o"
+	done
+	[[ -z $miss ]] || { fail "$t" "docs/kvmbox.1 or kvmbox-api.7 lacks:$miss"; return; }
+	pass "$t"
+}
+
 run_test() {
 	case $1 in
 	deps_*) t_deps "$1" ;;
 	bench_no_kvm) t_bench_no_kvm ;;
+	install_destdir) t_install ;;
+	man_covers_options) t_man_options ;;
 	demo_status_poweroff) t_demo "$1" 'poweroff -f\n' 0 ;;
 	demo_status_ctrl_a_x) t_demo "$1" '\001x' 130 ;;
 	*) fail "$1" "no such test; the list is at the top of $0" ;;

@@ -11,6 +11,7 @@
 
 #include "core/vcpu.h"
 #include "core/vm.h"
+#include "fakes.h"
 
 struct probe {
 	struct device dev;
@@ -184,6 +185,66 @@ static void test_shutdown_is_crash(void **state)
 	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_CRASH);
 }
 
+/* A power-off register: the guest's write asks the VM to stop, as ACPI PM1a_CNT does. */
+struct poweroff_reg {
+	struct device dev;
+	struct vm *vm;
+};
+
+static void poweroff_io(struct device *d, struct bus_access *a)
+{
+	struct vm *vm = ((struct poweroff_reg *)(void *)((char *)d - offsetof(struct poweroff_reg, dev)))->vm;
+
+	if (a->is_write)
+		vm_request_stop(vm, VM_POWEROFF);
+	else
+		memset(a->data, 0, a->len);
+}
+
+static const struct device_ops poweroff_ops = { .type = "poweroff", .io = poweroff_io };
+
+/* A guest that has asked to power off is powered off, whatever its vCPUs do next: a vCPU
+ * that triple-faults afterwards (on AMD, KVM has then reset it) is not a crash, and prints
+ * no crash report. The same for a reset request. */
+static void test_request_wins_over_later_fault(void **state)
+{
+	struct fixture *f = *state;
+	struct kvm_run *run = &f->u.run;
+	struct poweroff_reg pm = { .dev.ops = &poweroff_ops, .vm = &f->vm };
+	struct vcpu other = { .vm = &f->vm, .id = 1, .fd = -1 };
+	struct stderr_capture cap;
+	const char *err;
+
+	assert_int_equal(bus_register(&f->vm.pio, 0x604, 2, &pm.dev), 0);
+	memset(run, 0, sizeof(f->u));
+	run->exit_reason = KVM_EXIT_IO;
+	run->io.direction = KVM_EXIT_IO_OUT;
+	run->io.size = 2;
+	run->io.port = 0x604;
+	run->io.count = 1;
+	run->io.data_offset = 512;
+	vcpu_handle_exit(&f->vcpu, run);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_POWEROFF);
+
+	stderr_capture_begin(&cap);
+	run->exit_reason = KVM_EXIT_SHUTDOWN;
+	assert_int_equal(vcpu_handle_exit(&other, run), VCPU_STOP);
+	run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+	assert_int_equal(vcpu_handle_exit(&other, run), VCPU_STOP);
+	err = stderr_capture_end(&cap);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_POWEROFF);
+	assert_null(strstr(err, "crashed"));
+
+	/* Reset: the same. */
+	atomic_store(&f->vm.exit_reason, VM_RUNNING);
+	run->exit_reason = KVM_EXIT_SYSTEM_EVENT;
+	run->system_event.type = KVM_SYSTEM_EVENT_RESET;
+	vcpu_handle_exit(&f->vcpu, run);
+	run->exit_reason = KVM_EXIT_SHUTDOWN;
+	vcpu_handle_exit(&other, run);
+	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_REBOOT);
+}
+
 static void test_internal_error_and_unknown(void **state)
 {
 	struct fixture *f = *state;
@@ -264,6 +325,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mmio_bad_len_stops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_system_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_is_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_wins_over_later_fault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_internal_error_and_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intr_continues, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_stop_on_host_error, setup, teardown),
