@@ -109,6 +109,8 @@ static void add_set(struct sc_set *dst, const struct sc_set *src)
 
 /* ---- the groups ------------------------------------------------------------------------------ */
 
+/* clang-format off */
+
 /* Every thread: glibc's malloc (brk, mmap, munmap, madvise, mremap), locks and condition
  * variables (futex), log lines (write), kicks (tgkill: pthread_kill), clocks, ending. */
 static const int sys_base[] = {
@@ -192,6 +194,7 @@ static const unsigned long ioctl_build[] = {
 
 /* The jail's outside process: waits, forwards termination signals. */
 static const int sys_jail_parent[] = { S(rt_sigtimedwait), S(wait4), S(kill), -1 };
+/* clang-format on */
 
 /* ---- the filters ----------------------------------------------------------------------------- */
 

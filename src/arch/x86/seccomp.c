@@ -3,6 +3,8 @@
  * that names it (ioctl, with its request number). */
 #include "../arch.h"
 
+/* clang-format off */
+
 static const unsigned long build[] = {
 	/* arch_vm_init */
 	KVM_CHECK_EXTENSION, KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_TSS_ADDR, KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2,
@@ -26,6 +28,7 @@ static const unsigned long state_set[] = {
 static const unsigned long clock[] = { KVM_GET_CLOCK, KVM_SET_CLOCK, 0 };
 
 static const unsigned long crash_dump[] = { KVM_GET_REGS, KVM_GET_SREGS, 0 };
+/* clang-format on */
 
 const struct arch_ioctls arch_ioctls = {
 	.build = build,
