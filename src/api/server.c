@@ -76,7 +76,7 @@ struct api_server {
 	api_handler_fn handler;
 	void *ctx;
 	char *path;
-	struct stat st;                 /* the socket file we created */
+	struct stat st; /* the socket file we created */
 	int lfd;
 	int spare_fd;                   /* given up to shed a connection at the fd limit */
 	struct api_hub *hub;
@@ -608,12 +608,14 @@ static void accept_handler(struct loop *l, int fd, uint32_t events, void *opaque
 			return; /* EAGAIN, or a connection that died in the backlog */
 		}
 		if (!unixsock_peer_allowed(cfd, &peer)) {
-			static const char denied[] = "{\"error\":{\"class\":\"GenericError\","
-						     "\"desc\":\"permission denied: only the VM's user and root may "
-						     "connect\"}}\n";
+			static const char denied[] =
+				"{\"error\":{\"class\":\"GenericError\","
+				"\"desc\":\"permission denied: only the VM's user and root may "
+				"connect\"}}\n";
 
-			log_warn("control socket: refused a client of uid %ld (only uid %ld and root may connect)", peer,
-				 (long)geteuid());
+			log_warn(
+				"control socket: refused a client of uid %ld (only uid %ld and root may connect)",
+				peer, (long)geteuid());
 			if (send(cfd, denied, sizeof(denied) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 				log_debug("control socket: refusing a client: %s", strerror(errno));
 			close(cfd);

@@ -209,7 +209,8 @@ static const struct run_option {
 	  .set = set_seccomp },
 	{ "user", 0, "USER[:GROUP]", "drop to these ids (or UID:GID) once every host resource is open",
 	  .set = set_user },
-	{ "jail", 0, "DIR", "run inside DIR in new namespaces (needs root; see docs/SECURITY.md)", .set = set_jail },
+	{ "jail", 0, "DIR", "run inside DIR in new namespaces (needs root; see docs/SECURITY.md)",
+	  .set = set_jail },
 	{ "cgroup", 0, "PATH", "join this existing cgroup v2 first", .set = set_cgroup },
 };
 #undef STR

@@ -208,8 +208,9 @@ int cmd_restore(int argc, char **argv)
 		case 'U':
 		case 'J':
 		case 'G': {
-			static const char *const names[] = { ['S'] = "seccomp", ['U'] = "user", ['J'] = "jail",
-							     ['G'] = "cgroup" };
+			static const char *const names[] = {
+				['S'] = "seccomp", ['U'] = "user", ['J'] = "jail", ['G'] = "cgroup"
+			};
 
 			if (run_option_set(&given, names[c], optarg)) {
 				free(snap);

@@ -20,9 +20,9 @@ enum seccomp_mode { SECCOMP_ON = 0, SECCOMP_LOG, SECCOMP_OFF };
 /* The walls around the running VM (docs/SECURITY.md); strings as given on the command line. */
 struct sandbox_config {
 	enum seccomp_mode seccomp;
-	const char *user;     /* --user USER[:GROUP] or numeric ids, NULL: keep the ids */
-	const char *jail;     /* --jail DIR, NULL: none */
-	const char *cgroup;   /* --cgroup PATH (cgroup v2 directory), NULL: none */
+	const char *user;   /* --user USER[:GROUP] or numeric ids, NULL: keep the ids */
+	const char *jail;   /* --jail DIR, NULL: none */
+	const char *cgroup; /* --cgroup PATH (cgroup v2 directory), NULL: none */
 };
 
 /* One device the user asked for: its type (core/devtype.h) and its configuration, a

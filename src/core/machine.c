@@ -52,8 +52,8 @@ struct machine {
 	/* The sandbox (core/sandbox.h): /dev/kvm stays open from one boot to the next, so a reboot
 	 * does not open it again; the lock-down happens once, before the first boot's guest runs. */
 	int kvm_fd;
-	bool locked_down;           /* jail entered, ids and capabilities dropped */
-	bool main_filtered;         /* the main thread's seccomp filter is installed */
+	bool locked_down;   /* jail entered, ids and capabilities dropped */
+	bool main_filtered; /* the main thread's seccomp filter is installed */
 };
 
 static void on_stop(struct loop *l, int fd, uint32_t events, void *opaque)

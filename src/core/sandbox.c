@@ -48,19 +48,19 @@
 #include "util.h"
 
 #define MAX_SYSCALL 512
-#define MAX_IOCTLS 160
-#define SYS_WORDS (MAX_SYSCALL / 64)
+#define MAX_IOCTLS  160
+#define SYS_WORDS   (MAX_SYSCALL / 64)
 
 /* Namespaces no thread may create (clone); fork and pthread_create pass none of them. */
-#define CLONE_NS_FLAGS                                                                                       \
-	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |            \
+#define CLONE_NS_FLAGS                                                                             \
+	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | \
 	 CLONE_NEWCGROUP | CLONE_NEWTIME)
 
 /* Calls allowed only with checked arguments. */
 enum special {
-	SP_CLONE = 1,   /* threads and the snapshot fork: no new namespaces */
-	SP_SOCKET = 2,  /* unix, IPv4 and IPv6 sockets only */
-	SP_SETID = 4,   /* setresuid/setresgid/setgroups to exactly the --user ids (glibc runs the
+	SP_CLONE = 1,  /* threads and the snapshot fork: no new namespaces */
+	SP_SOCKET = 2, /* unix, IPv4 and IPv6 sockets only */
+	SP_SETID = 4,  /* setresuid/setresgid/setgroups to exactly the --user ids (glibc runs the
 			 * drop on every thread; threads started before it must let it through) */
 };
 
@@ -207,7 +207,7 @@ struct prog {
 /* The process's sandbox: set once by sandbox_setup on the single start-up thread, read-only
  * afterwards (each thread reads its program; the SIGSYS handler reads the names). */
 static struct {
-	bool ready;           /* filters compiled */
+	bool ready; /* filters compiled */
 	enum seccomp_mode mode;
 	struct prog progs[SB_NR_KINDS];
 	const char *names[MAX_SYSCALL];
@@ -218,16 +218,23 @@ static struct {
 	const char *cgroup;
 	long host_pid;
 	bool has_tap;
-	uint32_t arch;        /* the native AUDIT_ARCH_*, for the SIGSYS line */
+	uint32_t arch; /* the native AUDIT_ARCH_*, for the SIGSYS line */
 } sb;
 
 /* The calling thread's kind, for the SIGSYS line. */
 static __thread int thread_kind = -1;
 
 static const char *const kind_names[SB_NR_KINDS] = {
-	[SB_MAIN] = "main", [SB_VCPU] = "vcpu", [SB_SIGNALS] = "signals", [SB_MIGRATE] = "migrate",
-	[SB_SNAPSHOT] = "snapshot", [SB_BLK] = "virtio-blk", [SB_NET] = "virtio-net",
-	[SB_CONSOLE] = "virtio-console", [SB_RNG] = "virtio-rng", [SB_BALLOON] = "virtio-balloon",
+	[SB_MAIN] = "main",
+	[SB_VCPU] = "vcpu",
+	[SB_SIGNALS] = "signals",
+	[SB_MIGRATE] = "migrate",
+	[SB_SNAPSHOT] = "snapshot",
+	[SB_BLK] = "virtio-blk",
+	[SB_NET] = "virtio-net",
+	[SB_CONSOLE] = "virtio-console",
+	[SB_RNG] = "virtio-rng",
+	[SB_BALLOON] = "virtio-balloon",
 	[SB_JAIL_PARENT] = "jail-parent",
 };
 
@@ -479,7 +486,8 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv)
 		at = put_num(line, at, sizeof(line), (unsigned)nr, 10);
 		at = put_str(line, at, sizeof(line), " of a foreign ABI");
 	} else {
-		at = put_str(line, at, sizeof(line), nr >= 0 && nr < MAX_SYSCALL && sb.names[nr] ? sb.names[nr] : "?");
+		at = put_str(line, at, sizeof(line),
+			     nr >= 0 && nr < MAX_SYSCALL && sb.names[nr] ? sb.names[nr] : "?");
 		at = put_str(line, at, sizeof(line), " (");
 		at = put_num(line, at, sizeof(line), (unsigned)nr, 10);
 		at = put_str(line, at, sizeof(line), ")");
@@ -530,8 +538,9 @@ int sandbox_parse_user(const char *spec, const char *passwd, const char *group, 
 	if (grp)
 		*grp++ = '\0';
 	if (!*user || (grp && !*grp)) {
-		log_error("--user '%s': a user and, after ':', a group are needed; give USER[:GROUP] or UID[:GID]",
-			  spec);
+		log_error(
+			"--user '%s': a user and, after ':', a group are needed; give USER[:GROUP] or UID[:GID]",
+			spec);
 		return -1;
 	}
 	if (numeric(user, &n)) {
@@ -550,7 +559,8 @@ int sandbox_parse_user(const char *spec, const char *passwd, const char *group, 
 		if (f)
 			fclose(f);
 		if (!pw) {
-			log_error("--user %s: no such user in %s; give an existing user or a numeric UID", user, passwd);
+			log_error("--user %s: no such user in %s; give an existing user or a numeric UID",
+				  user, passwd);
 			return -1;
 		}
 	}
@@ -568,8 +578,9 @@ int sandbox_parse_user(const char *spec, const char *passwd, const char *group, 
 			if (f)
 				fclose(f);
 			if (!gr) {
-				log_error("--user %s: no such group '%s' in %s; give an existing group or a numeric GID",
-					  spec, grp, group);
+				log_error(
+					"--user %s: no such group '%s' in %s; give an existing group or a numeric GID",
+					spec, grp, group);
 				return -1;
 			}
 		}
@@ -641,7 +652,8 @@ static int caps_drop_exec_sets(void)
 	if (cap_has(d, CAP_SETPCAP)) {
 		for (int c = 0; prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; c++)
 			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
-				log_error("cannot drop capability %d from the bounding set: %s", c, strerror(errno));
+				log_error("cannot drop capability %d from the bounding set: %s", c,
+					  strerror(errno));
 				return -1;
 			}
 	}
@@ -658,8 +670,8 @@ static int caps_keep_running(void)
 {
 	static const int keep[] = {
 		CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, /* snapshots, disks and kernel reopened */
-		CAP_NET_ADMIN,                                      /* a tap reattached (reboot, failed migration) */
-		CAP_IPC_LOCK, CAP_SYS_RESOURCE,                     /* io_uring rings on older kernels */
+		CAP_NET_ADMIN,                      /* a tap reattached (reboot, failed migration) */
+		CAP_IPC_LOCK,     CAP_SYS_RESOURCE, /* io_uring rings on older kernels */
 	};
 	struct __user_cap_data_struct d[2], k[2];
 
@@ -691,13 +703,15 @@ static int join_cgroup(const char *path)
 	int fd, n;
 
 	if (statfs(path, &fs) < 0) {
-		log_error("--cgroup %s: %s; give the directory of an existing cgroup v2 (under /sys/fs/cgroup)",
-			  path, strerror(errno));
+		log_error(
+			"--cgroup %s: %s; give the directory of an existing cgroup v2 (under /sys/fs/cgroup)",
+			path, strerror(errno));
 		return -1;
 	}
 	if (fs.f_type != CGROUP2_SUPER_MAGIC) {
 		log_error("--cgroup %s: not on a cgroup v2 file system; mount cgroup2 (mount -t cgroup2 none "
-			  "/sys/fs/cgroup) and give a directory in it", path);
+			  "/sys/fs/cgroup) and give a directory in it",
+			  path);
 		return -1;
 	}
 	if (snprintf(procs, sizeof(procs), "%s/cgroup.procs", path) >= (int)sizeof(procs)) {
@@ -707,14 +721,16 @@ static int join_cgroup(const char *path)
 	fd = open(procs, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		log_error("--cgroup %s: cannot open cgroup.procs: %s; create the cgroup (mkdir) and make it "
-			  "writable for kvmbox's user", path, strerror(errno));
+			  "writable for kvmbox's user",
+			  path, strerror(errno));
 		return -1;
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (write(fd, pid, (size_t)n) != n) {
-		log_error("--cgroup %s: the kernel refused to move kvmbox there: %s; a cgroup with controllers "
-			  "enabled for its children (a non-leaf) takes no processes: give a leaf cgroup",
-			  path, strerror(errno));
+		log_error(
+			"--cgroup %s: the kernel refused to move kvmbox there: %s; a cgroup with controllers "
+			"enabled for its children (a non-leaf) takes no processes: give a leaf cgroup",
+			path, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -770,7 +786,8 @@ static int jail_prepare(const char *dir)
 	struct stat st;
 
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		log_error("--jail %s: %s; give an existing directory", dir, errno ? strerror(errno) : "not a directory");
+		log_error("--jail %s: %s; give an existing directory", dir,
+			  errno ? strerror(errno) : "not a directory");
 		return -1;
 	}
 	if (!sb.has_tap)
@@ -807,7 +824,8 @@ static int jail_prepare(const char *dir)
 	close(pfd[0]);
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* the parent gone (SIGKILL): so is the VM */
 	/* Our mounts stay ours, DIR becomes a mount point for pivot_root. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 || mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0) {
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0) {
 		log_error("--jail %s: cannot set up the mounts: %s", dir, strerror(errno));
 		return -1;
 	}
@@ -875,8 +893,10 @@ static int compile_all(const struct vm_config *cfg)
 	 * gmtime_r (the RTC, on a vCPU thread): now, while opening is still allowed. */
 	tzset();
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0) {
-		log_error("--seccomp: this kernel has no seccomp filters (%s); build it with CONFIG_SECCOMP_FILTER "
-			  "or give --seccomp off", strerror(errno));
+		log_error(
+			"--seccomp: this kernel has no seccomp filters (%s); build it with CONFIG_SECCOMP_FILTER "
+			"or give --seccomp off",
+			strerror(errno));
 		return -1;
 	}
 	for (int k = 0; k < SB_NR_KINDS; k++) {
@@ -888,8 +908,9 @@ static int compile_all(const struct vm_config *cfg)
 		build_set((enum sandbox_kind)k, cfg->no_reboot, &s);
 		r = compile(&s, sb.mode, &sb.progs[k]);
 		if (r < 0) {
-			log_error("--seccomp: cannot build the %s allow-list: %s; give --seccomp off and report it",
-				  kind_names[k], strerror(-r));
+			log_error(
+				"--seccomp: cannot build the %s allow-list: %s; give --seccomp off and report it",
+				kind_names[k], strerror(-r));
 			return -1;
 		}
 	}
@@ -929,9 +950,10 @@ int sandbox_setup(const struct vm_config *cfg)
 	sb.jail = sc->jail;
 	sb.cgroup = sc->cgroup;
 	if ((sc->user || sc->jail) && !cfg->no_reboot) {
-		log_error("%s: a guest reboot builds the VM again from the kernel, initrd and disk paths, which %s "
-			  "cannot reach; add --no-reboot (a reboot then ends kvmbox with status 0)",
-			  sc->jail ? "--jail" : "--user", sc->jail ? "the jail" : "the dropped user");
+		log_error(
+			"%s: a guest reboot builds the VM again from the kernel, initrd and disk paths, which %s "
+			"cannot reach; add --no-reboot (a reboot then ends kvmbox with status 0)",
+			sc->jail ? "--jail" : "--user", sc->jail ? "the jail" : "the dropped user");
 		return -1;
 	}
 	if (sc->user) {
@@ -960,8 +982,9 @@ int sandbox_lockdown(void)
 		/* glibc makes every thread drop them (threads share nothing of their ids). */
 		if (setgroups(0, NULL) < 0 || setresgid(sb.gid, sb.gid, sb.gid) < 0 ||
 		    setresuid(sb.uid, sb.uid, sb.uid) < 0) {
-			log_error("--user: cannot change to uid %u gid %u: %s; run kvmbox as root to use --user",
-				  (unsigned)sb.uid, (unsigned)sb.gid, strerror(errno));
+			log_error(
+				"--user: cannot change to uid %u gid %u: %s; run kvmbox as root to use --user",
+				(unsigned)sb.uid, (unsigned)sb.gid, strerror(errno));
 			return -1;
 		}
 		if (getresuid(&r, &e, &s) < 0 || r != sb.uid || e != sb.uid || s != sb.uid) {
@@ -992,8 +1015,8 @@ void sandbox_thread_enter(enum sandbox_kind kind)
 	fp.len = sb.progs[kind].len;
 	fp.filter = sb.progs[kind].insns;
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) < 0) {
-		log_error("%s thread: cannot install its seccomp filter: %s; give --seccomp off", kind_names[kind],
-			  strerror(errno));
+		log_error("%s thread: cannot install its seccomp filter: %s; give --seccomp off",
+			  kind_names[kind], strerror(errno));
 		_exit(4);
 	}
 }

@@ -70,12 +70,12 @@ bool sandbox_owner(uid_t *uid, gid_t *gid);
 
 /* What `kvmbox ctl SOCK info` shows. */
 struct sandbox_info {
-	const char *seccomp;   /* "on", "log", "off" */
+	const char *seccomp; /* "on", "log", "off" */
 	uid_t uid;
 	gid_t gid;
-	const char *jail;      /* NULL: none */
-	const char *cgroup;    /* NULL: none */
-	long host_pid;         /* the pid outside the jail's PID namespace */
+	const char *jail;   /* NULL: none */
+	const char *cgroup; /* NULL: none */
+	long host_pid;      /* the pid outside the jail's PID namespace */
 	bool no_new_privs;
 };
 void sandbox_get_info(struct sandbox_info *out);

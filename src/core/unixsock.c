@@ -23,8 +23,10 @@ static int in_use(const char *path, const struct sockaddr_un *sa, const char *wh
 		return -1;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		log_error("%s %s: exists and is not a socket (kvmbox only replaces a stale socket); give another "
-			  "path", what, path);
+		log_error(
+			"%s %s: exists and is not a socket (kvmbox only replaces a stale socket); give another "
+			"path",
+			what, path);
 		return -1;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -54,7 +56,8 @@ int unixsock_listen(const char *path, int backlog, bool nonblock, const char *wh
 		return -1;
 	}
 	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error("%s %s: path longer than %zu bytes; give a shorter path", what, path, sizeof(sa.sun_path) - 1);
+		log_error("%s %s: path longer than %zu bytes; give a shorter path", what, path,
+			  sizeof(sa.sun_path) - 1);
 		return -1;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -67,7 +70,8 @@ int unixsock_listen(const char *path, int backlog, bool nonblock, const char *wh
 	}
 	/* Stale: lstat just said it is a socket. */
 	if (unlink(path) < 0 && errno != ENOENT) {
-		log_error("%s %s: cannot remove the stale socket: %s; give another path", what, path, strerror(errno));
+		log_error("%s %s: cannot remove the stale socket: %s; give another path", what, path,
+			  strerror(errno));
 		return -1;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
@@ -99,8 +103,9 @@ void unixsock_unlink(const char *path, const struct stat *st)
 	struct stat now;
 
 	/* The change time too: a file system may give a successor's socket the same inode number. */
-	if (lstat(path, &now) == 0 && S_ISSOCK(now.st_mode) && now.st_dev == st->st_dev && now.st_ino == st->st_ino &&
-	    now.st_ctim.tv_sec == st->st_ctim.tv_sec && now.st_ctim.tv_nsec == st->st_ctim.tv_nsec)
+	if (lstat(path, &now) == 0 && S_ISSOCK(now.st_mode) && now.st_dev == st->st_dev &&
+	    now.st_ino == st->st_ino && now.st_ctim.tv_sec == st->st_ctim.tv_sec &&
+	    now.st_ctim.tv_nsec == st->st_ctim.tv_nsec)
 		unlink(path);
 }
 

@@ -26,7 +26,17 @@
 #include "core/config.h"
 #include "core/sandbox.h"
 
-enum action { DO_KVM_RUN, DO_SET_MEMORY_REGION, DO_SOCKET, DO_OPENAT, DO_CLONE_NEWNS, DO_CLONE3, DO_GETRANDOM, DO_CREATE_VM, DO_GMTIME };
+enum action {
+	DO_KVM_RUN,
+	DO_SET_MEMORY_REGION,
+	DO_SOCKET,
+	DO_OPENAT,
+	DO_CLONE_NEWNS,
+	DO_CLONE3,
+	DO_GETRANDOM,
+	DO_CREATE_VM,
+	DO_GMTIME
+};
 
 /* What the child does after installing `kind`'s list: 0 when the call returned (whatever its
  * result), 2 when clone3 did not say ENOSYS. */
@@ -124,7 +134,8 @@ static void test_vcpu_may_not_set_memory(void **state)
 {
 	char err[512], want[128];
 
-	assert_exit(run(SB_VCPU, SECCOMP_ON, false, DO_SET_MEMORY_REGION, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run(SB_VCPU, SECCOMP_ON, false, DO_SET_MEMORY_REGION, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
 	print_message("# %s", err);
 	snprintf(want, sizeof(want), "request %#lx", (unsigned long)KVM_SET_USER_MEMORY_REGION);
 	/* One line, naming the thread, its list, the call and the request. */
@@ -161,14 +172,16 @@ static void test_off_installs_nothing(void **state)
 
 static void test_workers_cannot_open_or_connect(void **state)
 {
-	static const enum sandbox_kind workers[] = { SB_BLK, SB_NET, SB_CONSOLE, SB_RNG, SB_BALLOON, SB_SIGNALS,
-						     SB_VCPU, SB_SNAPSHOT };
+	static const enum sandbox_kind workers[] = { SB_BLK,     SB_NET,     SB_CONSOLE, SB_RNG,
+						     SB_BALLOON, SB_SIGNALS, SB_VCPU,    SB_SNAPSHOT };
 	char err[512];
 
 	for (size_t i = 0; i < sizeof(workers) / sizeof(workers[0]); i++) {
-		assert_exit(run(workers[i], SECCOMP_ON, false, DO_OPENAT, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+		assert_exit(run(workers[i], SECCOMP_ON, false, DO_OPENAT, err, sizeof(err)),
+			    SANDBOX_EXIT_SECCOMP);
 		assert_non_null(strstr(err, "openat"));
-		assert_exit(run(workers[i], SECCOMP_ON, false, DO_SOCKET, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+		assert_exit(run(workers[i], SECCOMP_ON, false, DO_SOCKET, err, sizeof(err)),
+			    SANDBOX_EXIT_SECCOMP);
 		assert_non_null(strstr(err, "socket"));
 	}
 }
@@ -236,8 +249,8 @@ static void test_parse_seccomp(void **state)
 
 static void test_run_options(void **state)
 {
-	char *ok[] = { "run", "-k", "vmlinuz", "--seccomp", "log", "--user", "vm:kvm", "--jail", "/srv/j",
-		       "--cgroup", "/sys/fs/cgroup/vm", NULL };
+	char *ok[] = { "run",    "-k",     "vmlinuz",  "--seccomp",         "log", "--user", "vm:kvm",
+		       "--jail", "/srv/j", "--cgroup", "/sys/fs/cgroup/vm", NULL };
 	char *bad_mode[] = { "run", "-k", "vmlinuz", "--seccomp", "strict", NULL };
 	char *bad_jail[] = { "run", "-k", "vmlinuz", "--jail", "relative", NULL };
 	char *bad_user[] = { "run", "-k", "vmlinuz", "--user", "vm:", NULL };
@@ -290,8 +303,8 @@ static void test_parse_user(void **state)
 	assert_int_equal(g, 77);
 	assert_int_equal(sandbox_parse_user("nobody", pw, gr, &u, &g), -1); /* not in the file */
 	assert_int_equal(sandbox_parse_user("vm:nogroup", pw, gr, &u, &g), -1);
-	assert_int_equal(sandbox_parse_user("500", pw, gr, &u, &g), -1);     /* a UID needs a GID */
-	assert_int_equal(sandbox_parse_user("root", pw, gr, &u, &g), -1);    /* not a drop */
+	assert_int_equal(sandbox_parse_user("500", pw, gr, &u, &g), -1);  /* a UID needs a GID */
+	assert_int_equal(sandbox_parse_user("root", pw, gr, &u, &g), -1); /* not a drop */
 	assert_int_equal(sandbox_parse_user("vm:root", pw, gr, &u, &g), -1);
 	assert_int_equal(sandbox_parse_user("", pw, gr, &u, &g), -1);
 	unlink(pw);
