@@ -981,20 +981,27 @@ sec_users() {
 	echo 'nogroup:x:65534:' >>/etc/group
 }
 
+# sec_boot ID "TEST..." KVMBOX-RUN-ARGS...: the lifecycle guest with these options (console
+# none), waited for until it counts; P is its pid. Else it is killed, each TEST fails with the
+# reason, and the status is 1.
+sec_boot() {
+	_id=$1 _tests=$2
+	shift 2
+	lstart $_id /dev/null run --console none "$@" -k $BZ -i $GV -a "$GAPPEND kvmbox.test=life kvmbox.mb=1"
+	P=$LPID
+	lwait $_id '^KVMBOX-C 3 end' $BOOT_TMO $P && return 0
+	lkill $P
+	for _t in $_tests; do
+		lfail $_t $_id "the guest did not start: $WHY"
+	done
+	return 1
+}
+
 # One guest with the defaults: every thread filtered, the control socket 0600 and closed to
 # other users, a non-socket never removed.
 sec1() {
 	rm -f $W/s1.sock
-	lstart s1 /dev/null run --console none --api $W/s1.sock -k $BZ -i $GV \
-		-a "$GAPPEND kvmbox.test=life kvmbox.mb=1"
-	P=$LPID
-	if ! lwait s1 '^KVMBOX-C 3 end' $BOOT_TMO $P; then
-		lkill $P
-		for t in linux-sec-filtered linux-sec-socket-mode linux-sec-peercred; do
-			lfail $t s1 "the guest did not start: $WHY"
-		done
-		return
-	fi
+	sec_boot s1 "linux-sec-filtered linux-sec-socket-mode linux-sec-peercred" --api $W/s1.sock || return
 	bad=$(threads_filtered $P)
 	lctl $W/s1.sock info
 	mode=$(jget seccomp)
@@ -1038,14 +1045,7 @@ sec1() {
 sec_user() {
 	sec_users
 	rm -f $W/s2.sock
-	lstart s2 /dev/null run --console none --user nobody --no-reboot --api $W/s2.sock -k $BZ -i $GV \
-		-a "$GAPPEND kvmbox.test=life kvmbox.mb=1"
-	P=$LPID
-	if ! lwait s2 '^KVMBOX-C 3 end' $BOOT_TMO $P; then
-		lkill $P
-		lfail linux-sec-user s2 "the guest did not start: $WHY"
-		return
-	fi
+	sec_boot s2 linux-sec-user --user nobody --no-reboot --api $W/s2.sock || return
 	why=
 	for t in /proc/$P/task/*; do
 		tid=${t##*/}
@@ -1072,12 +1072,7 @@ sec_jail() {
 	rm -rf $J $W/s3.sock
 	mkdir -p $J
 	echo inside >$J/marker
-	lstart s3 /dev/null run --console none --jail $J --no-reboot --api $W/s3.sock -k $BZ -i $GV \
-		-a "$GAPPEND kvmbox.test=life kvmbox.mb=1"
-	P=$LPID
-	if ! lwait s3 '^KVMBOX-C 3 end' $BOOT_TMO $P; then
-		lkill $P
-		lfail linux-sec-jail s3 "the guest did not start: $WHY"
+	if ! sec_boot s3 linux-sec-jail --jail $J --no-reboot --api $W/s3.sock; then
 		lres FAIL linux-sec-jail-snapshot "not run: the jailed guest did not start"
 		return
 	fi
@@ -1113,13 +1108,7 @@ sec_cgroup() {
 	CG=/sys/fs/cgroup
 	grep -q " $CG cgroup2 " /proc/mounts || { mkdir -p $CG && mount -t cgroup2 none $CG; }
 	mkdir -p $CG/kvmbox-test
-	lstart s4 /dev/null run --console none --cgroup $CG/kvmbox-test -k $BZ -i $GV \
-		-a "$GAPPEND kvmbox.test=life kvmbox.mb=1"
-	P=$LPID
-	if ! lwait s4 '^KVMBOX-C 3 end' $BOOT_TMO $P; then
-		lkill $P
-		lfail linux-sec-cgroup s4 "the guest did not start: $WHY"
-	else
+	if sec_boot s4 linux-sec-cgroup --cgroup $CG/kvmbox-test; then
 		cg=$(cat /proc/$P/cgroup)
 		lkill $P
 		if [ "$cg" = "0::/kvmbox-test" ]; then lres PASS linux-sec-cgroup; else
