@@ -125,10 +125,12 @@ static const unsigned long ioctl_tty[] = { TCGETS, TCSETS, TCSETSW, TCSETSF, 0 }
 /* A thread that runs a core/loop.c event loop over eventfds. */
 static const int sys_loop[] = { S(epoll_wait), S(epoll_pwait), S(epoll_ctl), S(read), -1 };
 
-/* Interrupts raised by a device (INTx on KVM_IRQ_LINE; MSI-X goes through irqfd writes), and
- * what a guest's register access can make a device do on the vCPU thread: MSI-X routes,
- * ioeventfds when a BAR moves, irqfds. */
-static const unsigned long ioctl_irq[] = { KVM_IRQ_LINE, 0 };
+/* Interrupts raised by a device, on whichever thread raises them: INTx on KVM_IRQ_LINE; an
+ * MSI-X vector is an irqfd write, but the first one after the guest wrote the vector's table
+ * entry routes it again (virtio_pci.c msix_route: KVM_IRQFD the first time, then
+ * KVM_SET_GSI_ROUTING), so a device worker does that too. And what a guest's register access
+ * can make a device do on the vCPU thread: ioeventfds when a BAR moves. */
+static const unsigned long ioctl_irq[] = { KVM_IRQ_LINE, KVM_IRQFD, KVM_SET_GSI_ROUTING, 0 };
 static const unsigned long ioctl_dev_regs[] = { KVM_IRQ_LINE, KVM_IOEVENTFD, KVM_IRQFD, KVM_SET_GSI_ROUTING, 0 };
 
 /* vCPU: KVM_RUN; a device's activation or reset on a guest register write (virtio-net sets
