@@ -981,13 +981,13 @@ sec_users() {
 	echo 'nogroup:x:65534:' >>/etc/group
 }
 
-# sec_boot ID "TEST..." KVMBOX-RUN-ARGS...: the lifecycle guest with these options (console
-# none), waited for until it counts; P is its pid. Else it is killed, each TEST fails with the
-# reason, and the status is 1.
+# sec_boot ID "TEST..." KVMBOX-RUN-ARGS...: the lifecycle guest with these options, waited for
+# until it counts on its serial console ($W/ID.out: not --console none, which would hide it);
+# P is its pid. Else it is killed, each TEST fails with the reason, and the status is 1.
 sec_boot() {
 	_id=$1 _tests=$2
 	shift 2
-	lstart $_id /dev/null run --console none "$@" -k $BZ -i $GV -a "$GAPPEND kvmbox.test=life kvmbox.mb=1"
+	lstart $_id /dev/null run "$@" -k $BZ -i $GV -a "$GAPPEND kvmbox.test=life kvmbox.mb=1"
 	P=$LPID
 	lwait $_id '^KVMBOX-C 3 end' $BOOT_TMO $P && return 0
 	lkill $P
