@@ -161,7 +161,8 @@ static const int sys_snapshot[] = { S(pwrite64), S(fsync), S(fdatasync), -1 };
 static const unsigned long ioctl_dirty[] = { KVM_SET_USER_MEMORY_REGION, KVM_GET_DIRTY_LOG, 0 };
 
 /* Handing the disks and the tap over at the end of a migration, or taking them back when it
- * failed (blockfile_release/reacquire, net_release/reacquire). */
+ * failed (blockfile_release/reacquire, net_release/reacquire). Taking a disk back serves the
+ * requests the driver queued meanwhile (blk_reacquire: the disk's calls and its interrupt). */
 static const int sys_handover[] = { S(openat), S(newfstatat), S(fstat), S(flock), S(fdatasync), S(fcntl),
 				    S(io_uring_enter), S(epoll_ctl), -1 };
 static const unsigned long ioctl_tap[] = { TUNSETIFF, TUNGETIFF, TUNSETPERSIST, TUNSETVNETHDRSZ, TUNSETOFFLOAD, 0 };
@@ -299,6 +300,8 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 	case SB_MIGRATE:
 		add_sys(s, sys_migrate);
 		add_sys(s, sys_handover);
+		add_sys(s, sys_blk);
+		add_ioctls(s, ioctl_irq);
 		add_ioctls(s, ioctl_tap);
 		add_ioctls(s, ioctl_dirty);
 		add_ioctls(s, arch_ioctls.state_get);
