@@ -88,6 +88,10 @@ static int act(enum action a, int fd)
 	return 0;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#pragma GCC diagnostic ignored "-Wunused-function" /* the filter tests, left out below */
+#endif
+
 /* Run a child with `kind`'s list in mode; returns its wait status and its stderr in err. */
 static int run(enum sandbox_kind kind, enum seccomp_mode mode, bool no_reboot, enum action a, char *err,
 	       size_t errlen)
@@ -96,11 +100,6 @@ static int run(enum sandbox_kind kind, enum seccomp_mode mode, bool no_reboot, e
 	ssize_t n, got = 0;
 	pid_t pid;
 
-#if defined(__SANITIZE_ADDRESS__)
-	/* ASan's run-time makes calls of its own (kvmbox's sanitizer builds default to
-	 * --seccomp log for that reason): the filters are tested in the plain and TSan builds. */
-	skip();
-#endif
 	assert_int_equal(pipe(p), 0);
 	pid = fork();
 	assert_true(pid >= 0);
@@ -348,6 +347,10 @@ int main(void)
 		cmocka_unit_test(test_run_options),
 		cmocka_unit_test(test_parse_user),
 		cmocka_unit_test(test_rule_counts),
+#if !defined(__SANITIZE_ADDRESS__)
+		/* Children under the real filters. ASan's run-time makes calls of its own
+		 * (kvmbox's sanitizer builds default to --seccomp log for that reason), so the
+		 * ASan tier leaves these out; the plain and TSan tiers run them. */
 		cmocka_unit_test(test_vcpu_may_run),
 		cmocka_unit_test(test_vcpu_may_not_set_memory),
 		cmocka_unit_test(test_vcpu_time_conversion),
@@ -358,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_rng_may_getrandom_blk_may_not),
 		cmocka_unit_test(test_main_no_namespaces_clone3_enosys),
 		cmocka_unit_test(test_main_without_reboot_cannot_build),
+#endif
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
