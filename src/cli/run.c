@@ -20,6 +20,7 @@
 #include "../core/machine.h"
 #include "../core/devtype.h"
 #include "../core/migrate.h"
+#include "../core/sandbox.h"
 #include "options.h"
 
 static int check_host_limits(const struct vm_config *cfg)
@@ -63,10 +64,13 @@ static int check_host_limits(const struct vm_config *cfg)
 static int run_machine(const struct vm_config *cfg, struct snapshot *restore, bool copy, bool paused,
 		       int incoming_fd)
 {
-	struct machine *m = machine_create(cfg);
+	struct machine *m = NULL;
 	struct api_server *api = NULL;
 	int status = EXIT_START_FAIL;
 
+	/* Still one thread: the cgroup, the namespaces (--jail forks here) and the filters. */
+	if (sandbox_setup(cfg) == 0)
+		m = machine_create(cfg);
 	if (!m) {
 		if (incoming_fd >= 0)
 			close(incoming_fd);
@@ -113,9 +117,14 @@ int cmd_run(int argc, char **argv)
 		vm_config_free_devices(&cfg); /* the source's devices replace any given here */
 		if (fd < 0)
 			return EXIT_START_FAIL;
+		struct sandbox_config sandbox = cfg.sandbox;
+		bool no_reboot = cfg.no_reboot;
+
 		cfg = sc.cfg;
 		cfg.api = api;
 		cfg.incoming = uri;
+		cfg.sandbox = sandbox; /* the walls are this host's */
+		cfg.no_reboot |= no_reboot;
 		if (check_host_limits(&cfg) < 0) {
 			close(fd);
 			snap_config_free(&sc);
@@ -145,6 +154,9 @@ static void print_restore_help(void)
 	       "      --copy        read guest RAM into memory instead of mapping the file\n"
 	       "      --no-verify   skip the RAM checksum (state checksums are always checked)\n"
 	       "      --paused      stay paused after the restore (resume with kvmbox ctl)\n"
+	       "      --no-reboot   a guest reboot ends kvmbox (needed with --user and --jail)\n"
+	       "      --seccomp MODE, --user USER[:GROUP], --jail DIR, --cgroup PATH\n"
+	       "                    the sandbox, as for kvmbox run (docs/SECURITY.md)\n"
 	       "  -h, --help        this text\n");
 }
 
@@ -155,11 +167,16 @@ int cmd_restore(int argc, char **argv)
 		{ "copy", no_argument, NULL, 'C' },
 		{ "no-verify", no_argument, NULL, 'N' },
 		{ "paused", no_argument, NULL, 'P' },
+		{ "no-reboot", no_argument, NULL, 'R' },
+		{ "seccomp", required_argument, NULL, 'S' },
+		{ "user", required_argument, NULL, 'U' },
+		{ "jail", required_argument, NULL, 'J' },
+		{ "cgroup", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct snapshot *snap = calloc(1, sizeof(*snap));
-	struct vm_config cfg;
+	struct vm_config cfg, given = { .sandbox.seccomp = sandbox_default_mode() };
 	const char *api = NULL;
 	bool verify = true, paused = false, copy = false;
 	int c;
@@ -184,6 +201,23 @@ int cmd_restore(int argc, char **argv)
 		case 'P':
 			paused = true;
 			break;
+		case 'R':
+			given.no_reboot = true;
+			break;
+		case 'S':
+		case 'U':
+		case 'J':
+		case 'G': {
+			static const char *const names[] = {
+				['S'] = "seccomp", ['U'] = "user", ['J'] = "jail", ['G'] = "cgroup"
+			};
+
+			if (run_option_set(&given, names[c], optarg)) {
+				free(snap);
+				return EXIT_USAGE;
+			}
+			break;
+		}
 		case 'h':
 			free(snap);
 			print_restore_help();
@@ -207,6 +241,8 @@ int cmd_restore(int argc, char **argv)
 	cfg = snap->config.cfg;
 	cfg.api = api;
 	cfg.incoming = NULL;
+	cfg.sandbox = given.sandbox;
+	cfg.no_reboot |= given.no_reboot;
 	if (check_host_limits(&cfg) < 0) {
 		snapshot_close(snap);
 		snap_config_free(&snap->config);

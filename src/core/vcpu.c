@@ -10,6 +10,7 @@
 
 #include "../arch/arch.h"
 #include "log.h"
+#include "sandbox.h"
 #include "vm.h"
 
 static void kick_handler(int sig)
@@ -184,6 +185,12 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIG_VCPU_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	sandbox_thread_enter(SB_VCPU);
+	/* The owner may hold the vCPUs until the rest of the process is locked down too. */
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->vcpus_held && atomic_load(&vm->exit_reason) == VM_RUNNING)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
 
 	for (;;) {
 		/* Clear the kick before looking at requests, so a kick that comes

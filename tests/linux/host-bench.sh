@@ -77,6 +77,31 @@ while [ $i -le $RUNS ]; do
 	[ "$st" = 0 ] || tail -n 5 $W/err | sed 's/^/KVMBOX-I stderr: /'
 	i=$((i + 1))
 done
+# The sandbox's cost: the same boot RUNS more times with --seccomp off (the runs above have
+# the default, on). One line per run:
+#   KVMBOX-BS run=N status=S boot_s=T
+i=1
+while [ $i -le $RUNS ]; do
+	rm -f $W/fifo
+	mkfifo $W/fifo
+	read t0 _ </proc/uptime
+	kvmbox run --seccomp off --no-reboot -m ${MEM_MB}M -k /kvmbox/vmlinuz -i /kvmbox/guest-initrd.gz \
+		-a "console=ttyS0 quiet panic=-1 kvmbox.test=bench" </dev/null >$W/fifo 2>$W/err &
+	pid=$!
+	(sleep 180; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
+	guard=$!
+	t1=''
+	while IFS= read -r line; do
+		case "$line" in *KVMBOX-INIT*) read t1 _ </proc/uptime ;; esac
+	done <$W/fifo
+	wait $pid
+	st=$?
+	kill $guard 2>/dev/null
+	boot=-
+	[ -n "$t1" ] && boot=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%.2f", b - a }')
+	echo "KVMBOX-BS run=$i status=$st boot_s=$boot"
+	i=$((i + 1))
+done
 # Virtio I/O: one boot per phase (idle, blkwrite, blkread, netout, netin) with the guest's
 # virtio modules, a 256 MiB disk and a tap; the guest times one transfer with its own clock
 # (kvmclock) and prints "KVMBOX-V vbench phase=P status=S mb=N secs=T". kvmbox --stats counts
@@ -91,7 +116,10 @@ if ! ip link show tap0 >/dev/null 2>&1; then
 fi
 rm -f $W/disk.img
 truncate -s $((BLK_MB + 16))M $W/disk.img
-for phase in idle blkwrite blkread netout netin; do
+# A phase ending in -off runs with --seccomp off (the sandbox's cost).
+for phase in idle blkwrite blkread netout netin blkwrite-off blkread-off netout-off netin-off; do
+	sc=on
+	case $phase in *-off) sc=off ;; esac
 	mb=0
 	case $phase in
 	blk*) mb=$BLK_MB ;;
@@ -99,12 +127,12 @@ for phase in idle blkwrite blkread netout netin; do
 	esac
 	# Busybox nc quits after the first buffer when its stdin ends: the receiver reads a sleep.
 	case $phase in
-	netout) sleep 900 | nc -l -p 5003 >/dev/null & ;;
-	netin) dd if=/dev/zero bs=1M count=$mb 2>/dev/null | nc -l -p 5004 & ;;
+	netout*) sleep 900 | nc -l -p 5003 >/dev/null & ;;
+	netin*) dd if=/dev/zero bs=1M count=$mb 2>/dev/null | nc -l -p 5004 & ;;
 	esac
-	kvmbox run --stats --no-reboot -m ${MEM_MB}M -d $W/disk.img --net tap=tap0 \
+	kvmbox run --stats --seccomp $sc --no-reboot -m ${MEM_MB}M -d $W/disk.img --net tap=tap0 \
 		-k /kvmbox/vmlinuz -i $GV \
-		-a "console=ttyS0 quiet panic=-1 kvmbox.test=vbench kvmbox.phase=$phase kvmbox.mb=$mb" \
+		-a "console=ttyS0 quiet panic=-1 kvmbox.test=vbench kvmbox.phase=${phase%-off} kvmbox.mb=$mb" \
 		</dev/null >$W/vb.out 2>$W/vb.err &
 	pid=$!
 	(sleep 600; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
