@@ -607,7 +607,7 @@ enum seccomp_mode sandbox_default_mode(void)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 	return SECCOMP_LOG;
 #else
-	return SECCOMP_ON;
+	return arch_ioctls.unverified ? SECCOMP_LOG : SECCOMP_ON;
 #endif
 }
 
