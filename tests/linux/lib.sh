@@ -304,10 +304,11 @@ kb_cpio() {
 	fi
 }
 
-# kb_skel DIR: the directories and /dev/console every initramfs needs.
+# kb_skel DIR: the directories, busybox and /dev/console every initramfs needs (kb_check_busybox
+# first: another architecture's busybox is only known once fetched).
 kb_skel() {
-	mkdir -p "$1"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,etc,root}
-	cp -- "$KB_BUSYBOX" "$1/bin/busybox"
+	mkdir -p "$1"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,etc,root} || return 1
+	cp -- "$KB_BUSYBOX" "$1/bin/busybox" || return 1
 	# The kernel's built-in initramfs already has /dev/console; add it too when we may.
 	if [[ $(id -u) == 0 ]]; then
 		mknod -m 600 "$1/dev/console" c 5 1 2>/dev/null || true
@@ -317,8 +318,12 @@ kb_skel() {
 # kb_build_guest_initrd OUT: the guest initramfs (busybox + tests/linux/guest-init).
 kb_build_guest_initrd() {
 	local out=$1 d
+	# The guest's /init is a busybox script: without busybox the guest kernel finds no init and,
+	# with panic=-1, reboots forever. Another architecture's busybox is only known once
+	# kb_check_busybox has fetched it.
+	kb_check_busybox || return 1
 	d=$(mktemp -d) || return 1
-	kb_skel "$d"
+	kb_skel "$d" || { rm -rf -- "$d"; return 1; }
 	install -m 755 "$KB_ROOT/tests/linux/guest-init" "$d/init"
 	kb_cpio "$d" "$out" gzip
 	local rc=$?
@@ -362,7 +367,7 @@ kb_base_cpio() {
 		# Older bases are ~80 MB each: keep only the current one.
 		rm -f -- "$KB_KDIR"/base-*.cpio
 		d=$(mktemp -d) || return 1
-		kb_skel "$d"
+		kb_skel "$d" || { rm -rf -- "$d"; return 1; }
 		mkdir -p "$d/kvmbox/modules" "$d/kvmbox/modules-extra"
 		_kb_cp_ko "$KB_KDIR/modules" "$d/kvmbox/modules/"
 		_kb_cp_ko "$KB_KDIR/host-extra" "$d/kvmbox/modules-extra/"
