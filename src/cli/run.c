@@ -20,6 +20,7 @@
 #include "../core/machine.h"
 #include "../core/devtype.h"
 #include "../core/migrate.h"
+#include "../core/util.h"
 #include "options.h"
 
 static int check_host_limits(const struct vm_config *cfg)
@@ -55,7 +56,7 @@ static int check_host_limits(const struct vm_config *cfg)
 			return -1;
 		}
 	}
-	return 0;
+	return vm_tuning_check(cfg);
 }
 
 /* Create the machine, its control socket, and run it; returns the exit status. restore or
@@ -108,6 +109,7 @@ int cmd_run(int argc, char **argv)
 		 * are ours. */
 		struct snap_config sc;
 		const char *api = cfg.api, *uri = cfg.incoming;
+		struct vm_tuning tuning = cfg.tuning; /* what this command line gives overrides the source's */
 		int fd = migrate_accept(uri, &sc);
 
 		vm_config_free_devices(&cfg); /* the source's devices replace any given here */
@@ -116,6 +118,7 @@ int cmd_run(int argc, char **argv)
 		cfg = sc.cfg;
 		cfg.api = api;
 		cfg.incoming = uri;
+		vm_tuning_merge(&cfg.tuning, &tuning);
 		if (check_host_limits(&cfg) < 0) {
 			close(fd);
 			snap_config_free(&sc);
@@ -145,33 +148,46 @@ static void print_restore_help(void)
 	       "      --copy        read guest RAM into memory instead of mapping the file\n"
 	       "      --no-verify   skip the RAM checksum (state checksums are always checked)\n"
 	       "      --paused      stay paused after the restore (resume with kvmbox ctl)\n"
-	       "  -h, --help        this text\n");
+	       "  -h, --help        this text\n"
+	       "\nThe snapshot's CPU placement and memory options are kept; these replace them:\n");
+	print_restore_run_options();
 }
 
 int cmd_restore(int argc, char **argv)
 {
-	static const struct option opts[] = {
+	static const struct option fixed[] = {
 		{ "api", required_argument, NULL, 'A' },
 		{ "copy", no_argument, NULL, 'C' },
 		{ "no-verify", no_argument, NULL, 'N' },
 		{ "paused", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
 	};
+	struct option opts[ARRAY_SIZE(fixed) + 16 + 1];
 	struct snapshot *snap = calloc(1, sizeof(*snap));
-	struct vm_config cfg;
+	struct vm_config cfg, over; /* over: run options given here, over the snapshot's */
 	const char *api = NULL;
 	bool verify = true, paused = false, copy = false;
-	int c;
+	int c, idx = -1;
+	size_t n;
 
 	if (!snap) {
 		log_error("out of memory");
 		return EXIT_START_FAIL;
 	}
+	memcpy(opts, fixed, sizeof(fixed));
+	n = ARRAY_SIZE(fixed) + restore_run_options(opts + ARRAY_SIZE(fixed), 16, 'R');
+	opts[n] = (struct option){ NULL, 0, NULL, 0 };
+	memset(&over, 0, sizeof(over));
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", opts, &idx)) != -1) {
 		switch (c) {
+		case 'R':
+			if (run_option_set(&over, opts[idx].name, optarg)) {
+				free(snap);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'A':
 			api = optarg;
 			break;
@@ -207,6 +223,7 @@ int cmd_restore(int argc, char **argv)
 	cfg = snap->config.cfg;
 	cfg.api = api;
 	cfg.incoming = NULL;
+	vm_tuning_merge(&cfg.tuning, &over.tuning);
 	if (check_host_limits(&cfg) < 0) {
 		snapshot_close(snap);
 		snap_config_free(&snap->config);

@@ -184,6 +184,9 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIG_VCPU_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/* Its host CPUs and scheduling policy before the guest runs on it. */
+	if (vm_tuning_apply_vcpu(vm->cfg, v->id) < 0)
+		vm_request_stop(vm, VM_HOST_ERROR);
 
 	for (;;) {
 		/* Clear the kick before looking at requests, so a kick that comes

@@ -113,8 +113,14 @@ void vm_init(struct vm *vm, const struct vm_config *cfg)
 
 int vm_alloc_ram(struct vm *vm, const struct mem_region *layout, int nr_regions, const struct ram_file *rf)
 {
-	return rf ? guest_mem_alloc_file(&vm->mem, layout, nr_regions, rf->fd, rf->off, rf->copy)
-		  : guest_mem_alloc(&vm->mem, layout, nr_regions);
+	const struct vm_tuning *t = &vm->cfg->tuning;
+	struct ram_backing b = { .huge_dir = t->hugepage_dir[0] ? t->hugepage_dir : NULL,
+				 .prealloc = t->prealloc };
+
+	if (t->hugepages && !(b.huge_page = vm_tuning_huge_page_size(t)))
+		return -1;
+	return rf ? guest_mem_alloc_file_backed(&vm->mem, layout, nr_regions, rf->fd, rf->off, rf->copy, &b)
+		  : guest_mem_alloc_backed(&vm->mem, layout, nr_regions, &b);
 }
 
 int vm_open_kvm(struct vm *vm)
