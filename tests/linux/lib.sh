@@ -26,8 +26,9 @@ KB_BUSYBOX=${KVMBOX_BUSYBOX:-/bin/busybox}
 KB_QEMU=${KVMBOX_QEMU:-qemu-system-x86_64}
 # The modules that make /dev/kvm in the emulated host (TCG's -cpu max emulates AMD SVM).
 KB_HOST_MODULES="kvm_amd"
-# Loaded after kvm in the emulated host: tun for the guests' tap devices.
-KB_HOST_EXTRA_MODULES="tun"
+# Loaded after kvm in the emulated host: tun for the guests' tap devices, vhost_net for the
+# kernel's virtio-net data path.
+KB_HOST_EXTRA_MODULES="tun vhost_net"
 # The guest's virtio drivers and ext4. The crypto API asks for crc32c_generic by name when ext4
 # mounts (no depends= names it), so it is listed explicitly, before ext4. rng-core is built in.
 # button (ACPI power button) and evdev (its /dev/input/event*) are for busybox acpid.
@@ -336,6 +337,7 @@ kb_have_qemu() {
 
 # kb_boot_host INITRD TIMEOUT APPEND [interactive]: boot the emulated host; its serial console
 # is our stdout (and stdin when interactive). Returns qemu's status (124 when timed out).
+# With KB_HOST_HUGEPAGES=N, its kernel reserves N huge pages of 2 MiB at boot (hugepages=N).
 # With KB_STATUS_FILE set, the emulated host's second serial port (ttyS1) writes to that file.
 # Interactive sessions move qemu's escape key from Ctrl-A to Ctrl-] (Ctrl-] x quits qemu), so
 # that Ctrl-A reaches kvmbox running inside (Ctrl-A x quits kvmbox).
@@ -346,7 +348,7 @@ kb_boot_host() {
 		"$KB_QEMU" -accel tcg,thread=multi -smp "${KVMBOX_HOST_CPUS:-2}" -cpu "${KVMBOX_HOST_CPU:-max}"
 		-m "${KVMBOX_HOST_MEMORY:-3G}" -nic none -nographic -no-reboot
 		-kernel "$KB_KDIR/vmlinuz" -initrd "$initrd"
-		-append "console=ttyS0 quiet panic=-1 $append"
+		-append "console=ttyS0 quiet panic=-1 ${KB_HOST_HUGEPAGES:+hugepages=$KB_HOST_HUGEPAGES }$append"
 	)
 	[[ -n ${KB_PIDFILE:-} ]] && cmd+=(-pidfile "$KB_PIDFILE")
 	if [[ -n ${KB_STATUS_FILE:-} ]]; then
