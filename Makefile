@@ -4,7 +4,7 @@
 #   make static-musl build/musl/kvmbox-static (fully static against musl, small)
 #   make deps       install the Debian packages in scripts/packages.txt that are missing
 #   make check      all tests (unit, tiny test guests, Linux guests; see DEVELOPERS.md)
-#   make bench      benchmarks (see docs/PERFORMANCE.md)
+#   make bench      benchmarks, kvmtool side by side with KVMTOOL=path (see docs/PERFORMANCE.md)
 #   make demo       boot a Debian kernel to a busybox shell
 #   make format     clang-format the sources (make format-check: only report)
 #   make SANITIZE=address,undefined ...   a sanitizer build in build/san-address-undefined/
@@ -113,11 +113,15 @@ check-guests: $(B)/kvmbox guests
 check-linux: $(B)/kvmbox-static
 	tests/check.sh linux
 
+# make bench [KVMTOOL=path]: kvmtool (a static lkvm) boots the same guest side by side when one is
+# given or on PATH (lkvm-static, lkvm). The musl build is measured too when it can be built.
+KVMTOOL ?=
 bench:
 	@scripts/deps.sh
 	$(MAKE) $(B)/kvmbox $(B)/kvmbox-static guests
+	$(MAKE) static-musl || echo "bench: make static-musl failed: its column is left out" >&2
 	bench/lifecycle.sh
-	bench/run.sh
+	KVMTOOL="$(KVMTOOL)" bench/run.sh
 
 demo:
 	@scripts/deps.sh
