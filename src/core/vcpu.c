@@ -80,6 +80,8 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *v, struct kvm_run *run)
 	char what[96];
 
 	v->stats.exits++;
+	/* Writes KVM queued instead of exiting come first: they happened before this access. */
+	vm_coalesced_drain(vm);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO: {
 		uint64_t size = run->io.size, count = run->io.count;
