@@ -4,6 +4,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -640,6 +643,12 @@ int vm_tuning_apply_process(const struct vm_config *cfg)
 		/* "The others stay SCHED_OTHER" even when kvmbox was started real-time (chrt). */
 		pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
 	}
+#ifdef __GLIBC__
+	/* glibc gives threads malloc arenas that reserve 64 MiB each: under mlockall every
+	 * reservation counts against RLIMIT_MEMLOCK. One arena is plenty for kvmbox. */
+	if (t->mlock)
+		mallopt(M_ARENA_MAX, 1);
+#endif
 	if (t->mlock && mlockall(MCL_CURRENT | MCL_FUTURE) < 0) {
 		log_error(
 			"--mlock: mlockall failed: %s; raise RLIMIT_MEMLOCK (ulimit -l) or give kvmbox CAP_IPC_LOCK",
