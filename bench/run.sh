@@ -7,6 +7,7 @@
 #   KVMBOX_MUSL_BIN=path    the musl static kvmbox (default build/musl/kvmbox-static, if built)
 #   KVMTOOL=path            a static kvmtool (lkvm-static) to boot the same guest side by side;
 #                           default: lkvm-static or lkvm on PATH; none: the kvmbox columns only
+#   KVMBOX_BENCH_LOG=file   no emulated host: report the figures of an earlier run's host.log
 #
 # One emulated-host boot (qemu TCG, -cpu max, kvm_amd; see DEVELOPERS.md) runs
 # tests/linux/host-bench.sh: RUNS boots of the Debian guest kernel (1 vCPU, 256M, busybox
@@ -47,15 +48,21 @@ else
 fi
 # The latency bench runs its VM in huge pages: 160 of 2 MiB are reserved at boot.
 export KB_HOST_HUGEPAGES=${KB_HOST_HUGEPAGES:-160}
-kb_build_host_initrd "$OUT/host-initrd" "$BIN" tests/linux/host-tests.sh tests/linux/host-bench.sh "${extra[@]}" ||
-	exit 1
+if [[ -z ${KVMBOX_BENCH_LOG:-} ]]; then
+	kb_build_host_initrd "$OUT/host-initrd" "$BIN" tests/linux/host-tests.sh tests/linux/host-bench.sh \
+		"${extra[@]}" || exit 1
+fi
 
 nv=$((2 + ${#extra[@]}))
-echo "bench: $RUNS boots x $nv VMMs, 7 virtio boots and the latency bench in the emulated host" \
-	"(about $((300 + RUNS * nv * 15))s)..." >&2
 t0=$EPOCHSECONDS
-kb_boot_host "$OUT/host-initrd" $((1500 + RUNS * nv * 120)) "kvmbox.host=bench kvmbox.runs=$RUNS" 2>&1 |
-	tr -d '\r' >"$OUT/host.log"
+if [[ -n ${KVMBOX_BENCH_LOG:-} ]]; then
+	[[ $KVMBOX_BENCH_LOG -ef $OUT/host.log ]] || tr -d '\r' <"$KVMBOX_BENCH_LOG" >"$OUT/host.log" || exit 1
+else
+	echo "bench: $RUNS boots x $nv VMMs, 7 virtio boots and the latency bench in the emulated host" \
+		"(about $((300 + RUNS * nv * 15))s)..." >&2
+	kb_boot_host "$OUT/host-initrd" $((1500 + RUNS * nv * 120)) "kvmbox.host=bench kvmbox.runs=$RUNS" 2>&1 |
+		tr -d '\r' >"$OUT/host.log"
+fi
 elapsed=$((EPOCHSECONDS - t0))
 if grep -q 'KVMBOX-HOST nokvm' "$OUT/host.log"; then
 	echo "bench: no usable /dev/kvm in the emulated host: $(grep -o 'nokvm.*' "$OUT/host.log")" >&2
