@@ -67,7 +67,8 @@ run_linux() {
 	failed=$(sed -n 's/^FAIL: \([^: ]*\).*/\1/p' "$tmp/linux.out" | sort -u)
 	[ -n "$failed" ] || return 0
 	sig=$(grep -a -m1 -o 'KVMBOX-HOSTK .*' build/linux/host.log | cut -c14-160)
-	[ -n "$sig" ] || sig=$(grep -a -m1 -o 'the emulated host printed nothing for [0-9]*s' build/linux/host.log)
+	[ -n "$sig" ] || sig=$(grep -a -m1 -o -e 'the emulated host printed nothing for [0-9]*s' \
+		-e "the emulated host's kernel locked up.*" build/linux/host.log | cut -c1-160)
 	[ -n "$sig" ] || return 0
 	cp build/linux/host.log build/linux/host-first.log
 	for t in $failed; do

@@ -3,6 +3,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,24 +109,6 @@ void print_main_help(void)
 
 /* ---- the run options ---------------------------------------------------------------------- */
 
-static int set_kernel(struct vm_config *c, const char *a)
-{
-	c->kernel = a;
-	return 0;
-}
-
-static int set_initrd(struct vm_config *c, const char *a)
-{
-	c->initrd = a;
-	return 0;
-}
-
-static int set_append(struct vm_config *c, const char *a)
-{
-	c->append = a;
-	return 0;
-}
-
 static int set_cpus(struct vm_config *c, const char *a)
 {
 	if (parse_uint(a, &c->cpus) < 0) {
@@ -155,30 +139,6 @@ static int set_console(struct vm_config *c, const char *a)
 		log_error("--console '%s': unknown console; give serial, virtio or none", a);
 		return EXIT_USAGE;
 	}
-	return 0;
-}
-
-static int set_api(struct vm_config *c, const char *a)
-{
-	c->api = a;
-	return 0;
-}
-
-static int set_incoming(struct vm_config *c, const char *a)
-{
-	c->incoming = a;
-	return 0;
-}
-
-static int set_no_reboot(struct vm_config *c, const char *a)
-{
-	c->no_reboot = true;
-	return 0;
-}
-
-static int set_stats(struct vm_config *c, const char *a)
-{
-	c->stats = true;
 	return 0;
 }
 
@@ -213,35 +173,52 @@ static int set_prealloc(struct vm_config *c, const char *a)
 }
 
 /* The run options that are not devices; the device types (core/devtype.h) add theirs, and
- * --help lists both in this order. */
+ * --help lists both in this order. An option either stores its value as a string (str), sets
+ * a flag (flag), both at their offset in struct vm_config, or parses it (set). */
+#define STR(field) .str = offsetof(struct vm_config, field) + 1
+#define FLAG(field) .flag = offsetof(struct vm_config, field) + 1
 static const struct run_option {
 	const char *name;
 	char short_opt;
 	const char *arg; /* NULL: a flag; "[=...]": an optional value (--name=VALUE) */
 	const char *help;
+	size_t str, flag; /* 1 + the offset of a const char * / bool field, or 0 */
 	int (*set)(struct vm_config *c, const char *arg); /* 0, or EXIT_USAGE after printing */
 } run_options[] = {
-	{ "kernel", 'k', "PATH", "Linux bzImage, or ELF vmlinux with a PVH entry note", set_kernel },
-	{ "initrd", 'i', "PATH", "initial ramdisk", set_initrd },
-	{ "append", 'a', "STRING", "kernel command line", set_append },
-	{ "cpus", 'c', "N", "number of vCPUs (default 1)", set_cpus },
-	{ "memory", 'm', "SIZE", "guest RAM, K/M/G/T suffix (default 256M; no suffix = MiB)", set_memory },
-	{ "console", 0, "KIND", "serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none", set_console },
-	{ "api", 0, "PATH", "control socket (kvmbox ctl PATH ...; see docs/API.md)", set_api },
-	{ "incoming", 0, "URI", "wait for a live migration on tcp:IP:PORT or unix:PATH", set_incoming },
-	{ "no-reboot", 0, NULL, "a guest reboot ends kvmbox instead of restarting the guest", set_no_reboot },
-	{ "stats", 0, NULL, "print exit counters on stderr when the VM stops", set_stats },
+	{ "kernel", 'k', "PATH", "Linux bzImage, or ELF vmlinux with a PVH entry note", STR(kernel) },
+	{ "initrd", 'i', "PATH", "initial ramdisk", STR(initrd) },
+	{ "append", 'a', "STRING", "kernel command line", STR(append) },
+	{ "cpus", 'c', "N", "number of vCPUs (default 1)", .set = set_cpus },
+	{ "memory", 'm', "SIZE", "guest RAM, K/M/G/T suffix (default 256M; no suffix = MiB)", .set = set_memory },
+	{ "console", 0, "KIND", "serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none", .set = set_console },
+	{ "api", 0, "PATH", "control socket (kvmbox ctl PATH ...; see docs/API.md)", STR(api) },
+	{ "incoming", 0, "URI", "wait for a live migration on tcp:IP:PORT or unix:PATH", STR(incoming) },
+	{ "no-reboot", 0, NULL, "a guest reboot ends kvmbox instead of restarting the guest", FLAG(no_reboot) },
+	{ "stats", 0, NULL, "print exit counters on stderr when the VM stops", FLAG(stats) },
 	{ "vcpu-affinity", 0, "MAP", "host CPUs per vCPU: 0=2,1=3 (a list: 0=2-3,5); none",
-	  set_vcpu_affinity },
+	  .set = set_vcpu_affinity },
 	{ "io-affinity", 0, "CPUS", "host CPUs of the device workers, main loop and control socket",
-	  set_io_affinity },
+	  .set = set_io_affinity },
 	{ "rt-priority", 0, "N", "vCPU threads SCHED_FIFO at N (1-99; 0: off); see kvmbox(1)",
-	  set_rt_priority },
-	{ "mlock", 0, "[=on|off]", "lock guest RAM and kvmbox's memory (RLIMIT_MEMLOCK)", set_mlock },
+	  .set = set_rt_priority },
+	{ "mlock", 0, "[=on|off]", "lock guest RAM and kvmbox's memory (RLIMIT_MEMLOCK)", .set = set_mlock },
 	{ "hugepages", 0, "[=PATH|off]", "guest RAM in 2 MiB huge pages, or from a hugetlbfs directory",
-	  set_hugepages },
-	{ "prealloc", 0, "[=on|off]", "populate all guest RAM before the guest starts", set_prealloc },
+	  .set = set_hugepages },
+	{ "prealloc", 0, "[=on|off]", "populate all guest RAM before the guest starts", .set = set_prealloc },
 };
+#undef STR
+#undef FLAG
+
+static int option_apply(const struct run_option *o, struct vm_config *c, const char *value)
+{
+	if (o->str)
+		*(const char **)(void *)((char *)c + o->str - 1) = value;
+	else if (o->flag)
+		*(bool *)((char *)c + o->flag - 1) = true;
+	else
+		return o->set(c, value);
+	return 0;
+}
 
 static int option_has_arg(const char *arg)
 {
@@ -305,7 +282,7 @@ int run_option_set(struct vm_config *cfg, const char *name, const char *value)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++)
 		if (!strcmp(run_options[i].name, name))
-			return run_options[i].set(cfg, value);
+			return option_apply(&run_options[i], cfg, value);
 	for (unsigned i = 0; i < nr_device_types; i++)
 		if (!strcmp(device_types[i]->option, name))
 			return vm_config_add(cfg, device_types[i], value) < 0 ? EXIT_USAGE : 0;

@@ -9,7 +9,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "../arch/x86/layout.h"
 #include "../core/log.h"
 #include "../core/vm.h"
 #include "io_util.h"
@@ -37,7 +36,9 @@
 struct acpi_pm {
 	struct device dev;
 	pthread_mutex_t lock;
-	struct bus *pio;
+	struct bus *bus;
+	struct acpi_pm_config cfg;
+	struct bus_claim claims[3]; /* event block, control block, reset register */
 	struct irq_line sci;
 	struct machine_ctl ctl;
 	uint16_t sts, en, cnt;
@@ -59,27 +60,46 @@ static void update_sci(struct acpi_pm *p)
 	}
 }
 
+/* Which register byte an absolute port is. The blocks' bases are not
+ * assumed aligned, so the byte within a 16-bit register is counted from the
+ * block's base. */
+enum pm_reg { REG_NONE, REG_STS, REG_EN, REG_CNT, REG_RESET };
+
+static enum pm_reg decode(const struct acpi_pm *p, uint64_t port, unsigned int *byte)
+{
+	uint64_t e = port - p->cfg.evt, c = port - p->cfg.cnt;
+
+	if (e < PM1_EVT_LEN) {
+		*byte = (unsigned int)(e & 1);
+		return e < 2 ? REG_STS : REG_EN;
+	}
+	if (c < PM1_CNT_LEN) {
+		*byte = (unsigned int)c;
+		return REG_CNT;
+	}
+	*byte = 0;
+	return port == p->cfg.reset ? REG_RESET : REG_NONE;
+}
+
 static uint8_t read_byte(struct acpi_pm *p, uint64_t port)
 {
+	unsigned int byte;
 	uint16_t v;
 
-	switch (port) {
-	case X86_PM1A_EVT_PORT:
-	case X86_PM1A_EVT_PORT + 1:
+	switch (decode(p, port, &byte)) {
+	case REG_STS:
 		v = p->sts;
 		break;
-	case X86_PM1A_EVT_PORT + 2:
-	case X86_PM1A_EVT_PORT + 3:
+	case REG_EN:
 		v = p->en;
 		break;
-	case X86_PM1A_CNT_PORT:
-	case X86_PM1A_CNT_PORT + 1:
+	case REG_CNT:
 		v = p->cnt | CNT_SCI_EN; /* always in ACPI mode */
 		break;
 	default:
 		return 0; /* RESET_REG reads as 0 */
 	}
-	return (uint8_t)(v >> (8 * (port & 1)));
+	return (uint8_t)(v >> (8 * byte));
 }
 
 /* Merge the written bytes into (value, byte mask) per 16-bit register. */
@@ -88,9 +108,9 @@ struct reg_write {
 	uint16_t mask;
 };
 
-static void collect(struct reg_write *rw, uint64_t port, uint8_t b)
+static void collect(struct reg_write *rw, unsigned int byte, uint8_t b)
 {
-	unsigned int shift = 8 * (unsigned int)(port & 1);
+	unsigned int shift = 8 * byte;
 
 	rw->val |= (uint16_t)(b << shift);
 	rw->mask |= (uint16_t)(0xff << shift);
@@ -110,17 +130,28 @@ static void acpi_pm_io(struct device *dev, struct bus_access *a)
 	pthread_mutex_lock(&p->lock);
 	for (uint32_t i = 0; i < a->len; i++) {
 		uint64_t q = port + i;
+		unsigned int byte;
 
 		if (!a->is_write) {
 			a->data[i] = read_byte(p, q);
-		} else if (q == X86_PM1A_EVT_PORT || q == X86_PM1A_EVT_PORT + 1) {
-			collect(&sts, q, a->data[i]);
-		} else if (q == X86_PM1A_EVT_PORT + 2 || q == X86_PM1A_EVT_PORT + 3) {
-			collect(&en, q, a->data[i]);
-		} else if (q == X86_PM1A_CNT_PORT || q == X86_PM1A_CNT_PORT + 1) {
-			collect(&cnt, q, a->data[i]);
-		} else if (q == X86_PM_RESET_PORT && a->data[i] == X86_PM_RESET_VALUE) {
-			request = VM_REBOOT;
+			continue;
+		}
+		switch (decode(p, q, &byte)) {
+		case REG_STS:
+			collect(&sts, byte, a->data[i]);
+			break;
+		case REG_EN:
+			collect(&en, byte, a->data[i]);
+			break;
+		case REG_CNT:
+			collect(&cnt, byte, a->data[i]);
+			break;
+		case REG_RESET:
+			if (a->data[i] == p->cfg.reset_value)
+				request = VM_REBOOT;
+			break;
+		case REG_NONE:
+			break;
 		}
 	}
 	if (a->is_write) {
@@ -130,7 +161,7 @@ static void acpi_pm_io(struct device *dev, struct bus_access *a)
 		/* SLP_EN lives in the high byte; SLP_TYP is taken from this write
 		 * merged with the stored value for a byte-wide write. */
 		if ((cnt.mask & 0xff00) && (cnt.val & CNT_SLP_EN)) {
-			if (CNT_SLP_TYP(p->cnt) == X86_SLP_TYP_S5)
+			if (CNT_SLP_TYP(p->cnt) == p->cfg.s5_slp_typ)
 				request = VM_POWEROFF;
 			else
 				log_debug("acpi_pm %s: ignoring sleep type %u", p->dev.name,
@@ -206,9 +237,7 @@ static void acpi_pm_destroy(struct device *dev)
 {
 	struct acpi_pm *p = to_pm(dev);
 
-	bus_unregister(p->pio, X86_PM1A_EVT_PORT, dev);
-	bus_unregister(p->pio, X86_PM1A_CNT_PORT, dev);
-	bus_unregister(p->pio, X86_PM_RESET_PORT, dev);
+	bus_unregister_all(p->bus, p->claims, ARRAY_SIZE(p->claims), dev);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -222,18 +251,14 @@ static const struct device_ops acpi_pm_ops = {
 	.destroy = acpi_pm_destroy,
 };
 
-struct device *acpi_pm_create(const char *name, struct bus *pio, struct irq_line sci, struct machine_ctl ctl)
+struct device *acpi_pm_create(const char *name, struct bus *bus, const struct acpi_pm_config *cfg,
+			      struct irq_line sci, struct machine_ctl ctl)
 {
-	static const struct { uint16_t port, len; } ranges[] = {
-		{ X86_PM1A_EVT_PORT, PM1_EVT_LEN },
-		{ X86_PM1A_CNT_PORT, PM1_CNT_LEN },
-		{ X86_PM_RESET_PORT, PM_RESET_LEN },
-	};
 	struct acpi_pm *p;
-	size_t i;
 
-	if (!pio) {
-		log_error("acpi_pm %s: no I/O port bus; this is a kvmbox bug", name ? name : "?");
+	if (!bus || !cfg || cfg->s5_slp_typ > 7) {
+		log_error("acpi_pm %s: no bus, or an S5 sleep type beyond 3 bits; this is a kvmbox bug",
+			  name ? name : "?");
 		return NULL;
 	}
 	p = calloc(1, sizeof(*p));
@@ -243,20 +268,18 @@ struct device *acpi_pm_create(const char *name, struct bus *pio, struct irq_line
 	}
 	p->dev.ops = &acpi_pm_ops;
 	io_set_name(&p->dev, name);
-	p->pio = pio;
+	p->bus = bus;
+	p->cfg = *cfg;
 	p->sci = sci;
 	p->ctl = ctl;
 	pthread_mutex_init(&p->lock, NULL);
-	for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
-		if (bus_register(pio, ranges[i].port, ranges[i].len, &p->dev) < 0) {
-			log_error("acpi_pm %s: I/O ports 0x%x-0x%x are already in use; this is a kvmbox bug",
-				  p->dev.name, ranges[i].port, ranges[i].port + ranges[i].len - 1);
-			while (i-- > 0)
-				bus_unregister(pio, ranges[i].port, &p->dev);
-			pthread_mutex_destroy(&p->lock);
-			free(p);
-			return NULL;
-		}
+	p->claims[0] = (struct bus_claim){ cfg->evt, PM1_EVT_LEN };
+	p->claims[1] = (struct bus_claim){ cfg->cnt, PM1_CNT_LEN };
+	p->claims[2] = (struct bus_claim){ cfg->reset, PM_RESET_LEN };
+	if (bus_register_all(bus, p->claims, ARRAY_SIZE(p->claims), &p->dev) < 0) {
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+		return NULL;
 	}
 	return &p->dev;
 }

@@ -9,7 +9,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "../arch/x86/layout.h"
 #include "../core/log.h"
 #include "../core/vm.h"
 #include "io_util.h"
@@ -44,7 +43,8 @@
 struct i8042 {
 	struct device dev;
 	pthread_mutex_t lock;
-	struct bus *pio;
+	struct bus *bus;
+	struct bus_claim claims[2]; /* data port, command/status port */
 	struct irq_line irq;
 	struct machine_ctl ctl;
 	uint8_t ram[32];  /* controller RAM; ram[0] is the command byte */
@@ -165,7 +165,7 @@ static bool data_write(struct i8042 *k, uint8_t v)
 static void i8042_io(struct device *dev, struct bus_access *a)
 {
 	struct i8042 *k = to_i8042(dev);
-	bool is_cmd = a->base + a->offset == X86_I8042_CMD, reset = false;
+	bool is_cmd = a->base + a->offset == k->claims[1].base, reset = false;
 
 	if (a->len != 1 || a->offset != 0) {
 		io_fill_ones(a);
@@ -258,8 +258,7 @@ static void i8042_destroy(struct device *dev)
 {
 	struct i8042 *k = to_i8042(dev);
 
-	bus_unregister(k->pio, X86_I8042_DATA, dev);
-	bus_unregister(k->pio, X86_I8042_CMD, dev);
+	bus_unregister_all(k->bus, k->claims, ARRAY_SIZE(k->claims), dev);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
@@ -273,13 +272,13 @@ static const struct device_ops i8042_ops = {
 	.destroy = i8042_destroy,
 };
 
-struct device *i8042_create(const char *name, struct bus *pio, struct irq_line kbd_irq,
-			    struct machine_ctl ctl)
+struct device *i8042_create(const char *name, struct bus *bus, uint64_t data_port, uint64_t cmd_port,
+			    struct irq_line kbd_irq, struct machine_ctl ctl)
 {
 	struct i8042 *k;
 
-	if (!pio) {
-		log_error("i8042 %s: no I/O port bus; this is a kvmbox bug", name ? name : "?");
+	if (!bus) {
+		log_error("i8042 %s: no bus; this is a kvmbox bug", name ? name : "?");
 		return NULL;
 	}
 	k = calloc(1, sizeof(*k));
@@ -289,25 +288,17 @@ struct device *i8042_create(const char *name, struct bus *pio, struct irq_line k
 	}
 	k->dev.ops = &i8042_ops;
 	io_set_name(&k->dev, name);
-	k->pio = pio;
+	k->bus = bus;
 	k->irq = kbd_irq;
 	k->ctl = ctl;
 	i8042_reset_locked(k);
 	pthread_mutex_init(&k->lock, NULL);
-	if (bus_register(pio, X86_I8042_DATA, 1, &k->dev) < 0) {
-		log_error("i8042 %s: I/O port 0x%x is already in use; this is a kvmbox bug", k->dev.name,
-			  X86_I8042_DATA);
-		goto fail;
-	}
-	if (bus_register(pio, X86_I8042_CMD, 1, &k->dev) < 0) {
-		log_error("i8042 %s: I/O port 0x%x is already in use; this is a kvmbox bug", k->dev.name,
-			  X86_I8042_CMD);
-		bus_unregister(pio, X86_I8042_DATA, &k->dev);
-		goto fail;
+	k->claims[0] = (struct bus_claim){ data_port, 1 };
+	k->claims[1] = (struct bus_claim){ cmd_port, 1 };
+	if (bus_register_all(bus, k->claims, ARRAY_SIZE(k->claims), &k->dev) < 0) {
+		pthread_mutex_destroy(&k->lock);
+		free(k);
+		return NULL;
 	}
 	return &k->dev;
-fail:
-	pthread_mutex_destroy(&k->lock);
-	free(k);
-	return NULL;
 }

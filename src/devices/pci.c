@@ -1,15 +1,15 @@
-/* pci.c - PCI host bridge, configuration mechanism #1, BAR mapping, INTx.
+/* pci.c - PCI core: host bridge, config space, BAR mapping, INTx.
  *
- * Lock order: map_lock -> (bus write locks) and map_lock -> lock; lock and
- * irq_lock are leaves. map_lock serialises BAR (un)mapping and is never
- * taken from bar_io, so a config write waiting for the MMIO bus write lock
- * cannot deadlock against a BAR access that reads config space. */
+ * Lock order: map_lock -> (bus locks) and map_lock -> lock; lock and irq_lock
+ * are leaves. map_lock serialises BAR (un)mapping: a config write holds it
+ * while it syncs the bus registrations with config space. It is never taken
+ * from bar_io, and the buses call devices without their own lock, so a BAR
+ * access that reads config space never waits for a remap in progress. */
 #include "pci.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "../arch/x86/layout.h"
 #include "../core/log.h"
 #include "io_util.h"
 
@@ -17,28 +17,23 @@
 #define HOST_DEVICE 0x0008
 #define HOST_CLASS  0x060000
 
-#define CFG_ENABLE 0x80000000u
-#define CFG_ADDR_MASK 0x80fffffcu /* enable, bus, device, function, register */
-
 #define COMMAND_WMASK (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY | \
 		       PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE)
 #define STATUS_W1C 0xf900 /* parity, target/master abort, SERR, parity error */
 
-#define PCI_STATE_VERSION 1
+/* 2: the CF8 address register moved to its front-end (pci_cf8.c). */
+#define PCI_STATE_VERSION 2
 
 struct pci_host {
 	struct device dev;
-	pthread_mutex_t lock;     /* config spaces, addr, slots, allocators */
+	struct pci_host_config cfg;
+	pthread_mutex_t lock;     /* config spaces, slots, allocators */
 	pthread_mutex_t map_lock; /* BAR mapping changes */
 	pthread_mutex_t irq_lock; /* INTx wire-OR */
-	struct bus *pio;
-	struct bus *mmio;
-	struct irq_line intx;
-	uint32_t addr;            /* CONFIG_ADDRESS (0xCF8) */
 	struct pci_dev bridge;    /* 00:00.0 */
 	struct pci_dev *slots[PCI_SLOTS];
 	uint64_t mmio_next, mmio64_next, io_next;
-	unsigned int gsi_count[X86_PCI_INTX_GSI_COUNT];
+	unsigned int gsi_count[PCI_INTX_MAX_LINES];
 };
 
 static const struct device_ops pci_host_ops;
@@ -50,12 +45,12 @@ static struct pci_host *to_host(struct device *dev)
 
 static uint32_t cfg_get(const uint8_t *c, uint32_t off, uint32_t len)
 {
-	return (uint32_t)io_le_get(c + off, len);
+	return (uint32_t)get_le(c + off, len);
 }
 
 static void cfg_put(uint8_t *c, uint32_t off, uint32_t len, uint32_t v)
 {
-	io_le_put(c + off, len, v);
+	put_le(c + off, len, v);
 }
 
 static bool cfg_range_ok(uint32_t off, uint32_t len)
@@ -75,21 +70,35 @@ static void cfg_unlock(struct pci_dev *pdev)
 		pthread_mutex_unlock(&pdev->host->lock);
 }
 
-uint32_t pci_intx_gsi(int slot, int pin)
+/* The INTx line (0..lines-1) of pin 1..4 on slot. */
+static uint32_t intx_line(const struct pci_host *h, int slot, int pin)
 {
-	if (pin < 1 || pin > 4 || slot < 0)
-		return 0;
-	return X86_PCI_INTX_GSI_BASE + (uint32_t)((slot + pin - 1) % X86_PCI_INTX_GSI_COUNT);
+	uint32_t n = h->cfg.intx_lines;
+
+	if (h->cfg.intx_swizzle)
+		return h->cfg.intx_swizzle((uint32_t)slot, (uint32_t)pin, n) % n; /* % : never off the end */
+	return (uint32_t)(slot + pin - 1) % n;
 }
 
-/* ---- memory BAR shims on the MMIO bus ---- */
+uint32_t pci_intx_gsi(struct device *host, int slot, int pin)
+{
+	struct pci_host *h = pci_host_of(host);
+
+	if (!h || pin < 1 || pin > 4 || slot < 0 || slot >= PCI_SLOTS)
+		return 0;
+	return h->cfg.intx_gsi_base + intx_line(h, slot, pin);
+}
+
+/* ---- BAR shims on the buses ---- */
 
 static void shim_io(struct device *dev, struct bus_access *a)
 {
 	struct pci_bar_shim *s = container_of(dev, struct pci_bar_shim, dev);
+	struct bus_access pa = *a;
 
+	pa.base += s->to_pci;
 	if (s->pdev->ops && s->pdev->ops->bar_io)
-		s->pdev->ops->bar_io(s->pdev, s->bar, a);
+		s->pdev->ops->bar_io(s->pdev, s->bar, &pa);
 	else
 		io_fill_ones(a);
 }
@@ -157,7 +166,7 @@ int pci_set_bar(struct pci_dev *pdev, int bar, enum pci_bar_type type, uint64_t 
 		mask_lo = (uint32_t)~(size - 1) & 0xfffffff0u;
 		break;
 	case PCI_BAR_MEM64:
-		if (size < 16 || size > X86_PCI_MMIO64_SIZE || bar + 1 >= PCI_NUM_BARS ||
+		if (size < 16 || size > (1ULL << 63) || bar + 1 >= PCI_NUM_BARS ||
 		    pdev->bars[bar + 1].type != PCI_BAR_UNUSED)
 			return -1;
 		lo = 0x4 | (prefetch ? 0x8 : 0x0);
@@ -261,11 +270,11 @@ static void intx_update(struct pci_dev *pdev)
 	pthread_mutex_lock(&h->irq_lock);
 	want = atomic_load(&pdev->intx_level) && !atomic_load(&pdev->intx_disabled);
 	if (want != pdev->intx_asserted) {
-		struct irq_line line = h->intx;
+		struct irq_line line = h->cfg.intx;
 
 		pdev->intx_asserted = want;
-		line.gsi = pci_intx_gsi(pdev->slot, pin);
-		idx = line.gsi - X86_PCI_INTX_GSI_BASE;
+		idx = intx_line(h, pdev->slot, pin);
+		line.gsi = h->cfg.intx_gsi_base + idx;
 		/* Shared lines are wire-ORed: only the first assert and the last
 		 * deassert change the level. */
 		if (want && h->gsi_count[idx]++ == 0)
@@ -318,29 +327,29 @@ static bool bar_wanted(const struct pci_dev *pdev, int i, uint64_t *addr)
 	return true;
 }
 
-static bool io_bar_overlaps(struct pci_host *h, uint64_t addr, uint64_t size)
+static bool in_window(const struct pci_window *w, uint64_t addr, uint64_t size)
 {
-	for (int s = 1; s < PCI_SLOTS; s++) {
-		struct pci_dev *p = h->slots[s];
+	return addr >= w->base && addr - w->base < w->size && size <= w->size - (addr - w->base);
+}
 
-		for (int i = 0; p && i < PCI_NUM_BARS; i++) {
-			const struct pci_bar *b = &p->bars[i];
-
-			if (b->type == PCI_BAR_IO && b->mapped && addr < b->mapped_addr + b->size &&
-			    b->mapped_addr < addr + size)
-				return true;
-		}
+/* The bus a BAR decodes on, and where on it PCI address addr is. */
+static struct bus *bar_bus(const struct pci_host *h, const struct pci_bar *b, uint64_t addr, uint64_t *at)
+{
+	if (b->type == PCI_BAR_IO) {
+		*at = h->cfg.io_bus_base + (addr - h->cfg.io.base);
+		return h->cfg.io_bus;
 	}
-	return false;
+	*at = addr;
+	return h->cfg.mmio;
 }
 
 static void unmap_bar(struct pci_host *h, struct pci_dev *pdev, int i)
 {
 	struct pci_bar *b = &pdev->bars[i];
-	uint64_t addr = b->mapped_addr;
+	uint64_t addr = b->mapped_addr, at;
+	struct bus *bus = bar_bus(h, b, addr, &at);
 
-	if (b->type != PCI_BAR_IO)
-		bus_unregister(h->mmio, addr, &b->shim.dev);
+	bus_unregister(bus, at, &b->shim.dev);
 	pthread_mutex_lock(&h->lock);
 	b->mapped = false;
 	pthread_mutex_unlock(&h->lock);
@@ -351,27 +360,13 @@ static void unmap_bar(struct pci_host *h, struct pci_dev *pdev, int i)
 static void map_bar(struct pci_host *h, struct pci_dev *pdev, int i, uint64_t addr)
 {
 	struct pci_bar *b = &pdev->bars[i];
-	bool ok;
+	uint64_t at;
+	struct bus *bus = bar_bus(h, b, addr, &at);
+	/* I/O BARs decode only inside the window the arch routes to PCI; memory
+	 * BARs wherever the guest puts them, as long as nothing else is there. */
+	bool ok = bus && (b->type != PCI_BAR_IO || in_window(&h->cfg.io, addr, b->size)) &&
+		  bus_register(bus, at, b->size, &b->shim.dev) == 0;
 
-	if (b->type == PCI_BAR_IO) {
-		pthread_mutex_lock(&h->lock);
-		ok = addr >= PCI_IO_WINDOW_START && addr - PCI_IO_WINDOW_START < PCI_IO_WINDOW_SIZE &&
-		     b->size <= PCI_IO_WINDOW_SIZE - (addr - PCI_IO_WINDOW_START) &&
-		     !io_bar_overlaps(h, addr, b->size);
-		if (ok) {
-			b->mapped = true;
-			b->mapped_addr = addr;
-		}
-		pthread_mutex_unlock(&h->lock);
-	} else {
-		ok = bus_register(h->mmio, addr, b->size, &b->shim.dev) == 0;
-		if (ok) {
-			pthread_mutex_lock(&h->lock);
-			b->mapped = true;
-			b->mapped_addr = addr;
-			pthread_mutex_unlock(&h->lock);
-		}
-	}
 	if (!ok) {
 		/* Guests probe sizes with decoding on, or overlap BARs: the
 		 * BAR simply does not decode, as on a real bus conflict. */
@@ -379,6 +374,10 @@ static void map_bar(struct pci_host *h, struct pci_dev *pdev, int i, uint64_t ad
 			  pdev->owner ? pdev->owner->name : "?", i, (unsigned long long)addr);
 		return;
 	}
+	pthread_mutex_lock(&h->lock);
+	b->mapped = true;
+	b->mapped_addr = addr;
+	pthread_mutex_unlock(&h->lock);
 	if (pdev->ops && pdev->ops->bar_mapped)
 		pdev->ops->bar_mapped(pdev, i, addr, true);
 }
@@ -425,6 +424,8 @@ static bool alloc_range(uint64_t *next, uint64_t end, uint64_t size, uint64_t *o
 
 static int assign_bars(struct pci_host *h, struct pci_dev *pdev)
 {
+	const struct pci_host_config *c = &h->cfg;
+
 	for (int i = 0; i < PCI_NUM_BARS; i++) {
 		struct pci_bar *b = &pdev->bars[i];
 		uint32_t off = PCI_BASE_ADDRESS_0 + 4 * (uint32_t)i;
@@ -433,15 +434,15 @@ static int assign_bars(struct pci_host *h, struct pci_dev *pdev)
 
 		switch (b->type) {
 		case PCI_BAR_IO:
-			ok = alloc_range(&h->io_next, PCI_IO_WINDOW_START + PCI_IO_WINDOW_SIZE, b->size, &a);
+			ok = alloc_range(&h->io_next, c->io.base + c->io.size, b->size, &a);
 			break;
 		case PCI_BAR_MEM32:
-			ok = alloc_range(&h->mmio_next, X86_PCI_MMIO_END, b->size, &a);
+			ok = alloc_range(&h->mmio_next, c->mem32.base + c->mem32.size, b->size, &a);
 			break;
 		case PCI_BAR_MEM64:
-			ok = alloc_range(&h->mmio_next, X86_PCI_MMIO_END, b->size, &a) ||
-			     alloc_range(&h->mmio64_next, X86_PCI_MMIO64_START + X86_PCI_MMIO64_SIZE,
-					 b->size, &a);
+			ok = alloc_range(&h->mmio_next, c->mem32.base + c->mem32.size, b->size, &a) ||
+			     (c->mem64.size &&
+			      alloc_range(&h->mmio64_next, c->mem64.base + c->mem64.size, b->size, &a));
 			break;
 		default:
 			continue;
@@ -451,19 +452,20 @@ static int assign_bars(struct pci_host *h, struct pci_dev *pdev)
 		cfg_put(pdev->config, off, 4, (cfg_get(pdev->config, off, 4) & 0xf) | (uint32_t)a);
 		if (b->type == PCI_BAR_MEM64)
 			cfg_put(pdev->config, off + 4, 4, (uint32_t)(a >> 32));
+		/* An access on the I/O bus carries the bus address; bar_io gets the PCI one. */
+		b->shim.to_pci = b->type == PCI_BAR_IO ? c->io.base - c->io_bus_base : 0;
 	}
 	return 0;
 }
 
 int pci_add_device(struct device *host, struct pci_dev *pdev)
 {
-	struct pci_host *h;
+	struct pci_host *h = pci_host_of(host);
 	uint64_t save_mmio, save_mmio64, save_io;
 	int slot = -1, pin;
 
-	if (!host || !pdev || host->ops != &pci_host_ops || pdev->host)
+	if (!h || !pdev || pdev->host)
 		return -1;
-	h = to_host(host);
 	pthread_mutex_lock(&h->map_lock);
 	pthread_mutex_lock(&h->lock);
 	for (int s = 1; s < PCI_SLOTS; s++) {
@@ -491,7 +493,7 @@ int pci_add_device(struct device *host, struct pci_dev *pdev)
 	}
 	pin = pdev->config[PCI_INTERRUPT_PIN];
 	if (pin)
-		pdev->config[PCI_INTERRUPT_LINE] = (uint8_t)pci_intx_gsi(slot, pin);
+		pdev->config[PCI_INTERRUPT_LINE] = (uint8_t)(h->cfg.intx_gsi_base + intx_line(h, slot, pin));
 	memcpy(pdev->reset_config, pdev->config, PCI_CONFIG_SIZE);
 	pdev->slot = slot;
 	pdev->host = h;
@@ -520,38 +522,38 @@ void pci_remove_device(struct pci_dev *pdev)
 	pthread_mutex_unlock(&h->map_lock);
 }
 
-/* ---- guest config access ---- */
+/* ---- guest config access (what the front-ends call) ---- */
 
-static struct pci_dev *cfg_target(struct pci_host *h)
+/* The function at `at`, or NULL. Host lock held. */
+static struct pci_dev *cfg_target(struct pci_host *h, struct pci_cfg_addr at)
 {
-	uint32_t a = h->addr;
-
-	if (!(a & CFG_ENABLE) || ((a >> 16) & 0xff) != 0 || ((a >> 8) & 7) != 0)
+	if (at.bus != 0 || at.fn != 0 || at.dev >= PCI_SLOTS)
 		return NULL;
-	return ((a >> 11) & 0x1f) == 0 ? &h->bridge : h->slots[(a >> 11) & 0x1f];
+	return at.dev == 0 ? &h->bridge : h->slots[at.dev];
 }
 
-static void config_data_read(struct pci_host *h, struct bus_access *a)
+static void config_read(struct pci_host *h, struct pci_cfg_addr at, uint8_t *data, uint32_t len)
 {
+	uint32_t off = at.reg;
 	struct pci_dev *pdev;
-	uint32_t off = 0;
 
 	pthread_mutex_lock(&h->lock);
-	pdev = cfg_target(h);
-	if (pdev) {
-		off = (h->addr & 0xfc) + (uint32_t)a->offset;
-		memcpy(a->data, pdev->config + off, a->len);
+	pdev = cfg_target(h, at);
+	if (pdev && off < PCI_CONFIG_SIZE) {
+		memcpy(data, pdev->config + off, len);
 		/* STATUS.INTERRUPT mirrors the device's INTx level. */
-		if (off <= PCI_STATUS && PCI_STATUS < off + a->len && atomic_load(&pdev->intx_level))
-			a->data[PCI_STATUS - off] |= PCI_STATUS_INTERRUPT;
+		if (off <= PCI_STATUS && PCI_STATUS < off + len && atomic_load(&pdev->intx_level))
+			data[PCI_STATUS - off] |= PCI_STATUS_INTERRUPT;
+	} else if (pdev) {
+		memset(data, 0, len); /* extended space: no extended capabilities */
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (!pdev) {
-		io_fill_ones(a);
+		memset(data, 0xff, len);
 		return;
 	}
-	if (pdev->ops && pdev->ops->config_read)
-		pdev->ops->config_read(pdev, off, a->data, a->len);
+	if (off < PCI_CONFIG_SIZE && pdev->ops && pdev->ops->config_read)
+		pdev->ops->config_read(pdev, off, data, len);
 }
 
 static bool overlaps(uint32_t off, uint32_t len, uint32_t start, uint32_t end)
@@ -559,102 +561,57 @@ static bool overlaps(uint32_t off, uint32_t len, uint32_t start, uint32_t end)
 	return off < end && start < off + len;
 }
 
-static void config_data_write(struct pci_host *h, struct bus_access *a)
+static void config_write(struct pci_host *h, struct pci_cfg_addr at, const uint8_t *data, uint32_t len)
 {
+	uint32_t off = at.reg;
 	struct pci_dev *pdev;
-	uint32_t off = 0;
 	bool remap = false;
 
+	if (off >= PCI_CONFIG_SIZE)
+		return; /* extended space: nothing writable */
 	pthread_mutex_lock(&h->map_lock);
 	pthread_mutex_lock(&h->lock);
-	pdev = cfg_target(h);
+	pdev = cfg_target(h, at);
 	if (pdev) {
-		off = (h->addr & 0xfc) + (uint32_t)a->offset;
-		for (uint32_t i = 0; i < a->len; i++) {
-			uint8_t *c = &pdev->config[off + i], v = a->data[i];
+		for (uint32_t i = 0; i < len; i++) {
+			uint8_t *c = &pdev->config[off + i], v = data[i];
 			uint8_t wm = pdev->wmask[off + i], w1c = pdev->w1cmask[off + i];
 
 			*c = (uint8_t)((*c & ~wm) | (v & wm));
 			*c &= (uint8_t)~(v & w1c);
 		}
-		remap = overlaps(off, a->len, PCI_COMMAND, PCI_COMMAND + 2) ||
-			overlaps(off, a->len, PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_0 + 4 * PCI_NUM_BARS);
+		remap = overlaps(off, len, PCI_COMMAND, PCI_COMMAND + 2) ||
+			overlaps(off, len, PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_0 + 4 * PCI_NUM_BARS);
 		atomic_store(&pdev->intx_disabled,
 			     (cfg_get(pdev->config, PCI_COMMAND, 2) & PCI_COMMAND_INTX_DISABLE) != 0);
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (pdev) {
+		/* Registers and unregisters BARs on the buses from inside the
+		 * guest's config access: the buses allow it (core/bus.h). */
 		if (remap)
 			sync_bars(h, pdev);
 		intx_update(pdev);
 		if (pdev->ops && pdev->ops->config_write)
-			pdev->ops->config_write(pdev, off, a->len);
+			pdev->ops->config_write(pdev, off, len);
 	}
 	pthread_mutex_unlock(&h->map_lock);
 }
 
-/* An access to the I/O BAR window: find the BAR and forward it. */
-static void io_window(struct pci_host *h, struct bus_access *a)
+void pci_host_config_access(struct pci_host *h, struct pci_cfg_addr at, uint8_t *data, uint32_t len,
+			    bool is_write)
 {
-	uint64_t port = a->base + a->offset;
-	struct pci_dev *found = NULL;
-	struct bus_access ba = *a;
-	int bar = -1;
-
-	pthread_mutex_lock(&h->lock);
-	for (int s = 1; s < PCI_SLOTS && !found; s++) {
-		struct pci_dev *p = h->slots[s];
-
-		for (int i = 0; p && i < PCI_NUM_BARS; i++) {
-			const struct pci_bar *b = &p->bars[i];
-
-			if (b->type == PCI_BAR_IO && b->mapped && port >= b->mapped_addr &&
-			    port - b->mapped_addr < b->size && a->len <= b->size - (port - b->mapped_addr)) {
-				found = p;
-				bar = i;
-				ba.base = b->mapped_addr;
-				ba.offset = port - b->mapped_addr;
-				break;
-			}
-		}
+	/* One dword at most, as one config request: what both front-ends can
+	 * express (CF8 data port bytes, an ECAM access inside a dword). */
+	if ((len != 1 && len != 2 && len != 4) || at.reg >= PCI_EXT_CONFIG_SIZE || (at.reg & 3) + len > 4) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
 	}
-	pthread_mutex_unlock(&h->lock);
-	if (found && found->ops && found->ops->bar_io)
-		found->ops->bar_io(found, bar, &ba);
+	if (is_write)
+		config_write(h, at, data, len);
 	else
-		io_fill_ones(a);
-}
-
-static void host_io(struct device *dev, struct bus_access *a)
-{
-	struct pci_host *h = to_host(dev);
-
-	if (a->base == PCI_IO_WINDOW_START) {
-		io_window(h, a);
-		return;
-	}
-	if (a->base == X86_PCI_CONFIG_ADDR) {
-		/* Only dword accesses hit CONFIG_ADDRESS. */
-		if (a->len != 4 || a->offset != 0) {
-			io_fill_ones(a);
-			return;
-		}
-		pthread_mutex_lock(&h->lock);
-		if (a->is_write)
-			h->addr = (uint32_t)io_le_get(a->data, 4) & CFG_ADDR_MASK;
-		else
-			io_le_put(a->data, 4, h->addr);
-		pthread_mutex_unlock(&h->lock);
-		return;
-	}
-	if (a->len != 1 && a->len != 2 && a->len != 4) {
-		io_fill_ones(a);
-		return;
-	}
-	if (a->is_write)
-		config_data_write(h, a);
-	else
-		config_data_read(h, a);
+		config_read(h, at, data, len);
 }
 
 /* ---- device ops ---- */
@@ -669,9 +626,6 @@ static void host_reset(struct device *dev)
 	struct pci_host *h = to_host(dev);
 
 	pthread_mutex_lock(&h->map_lock);
-	pthread_mutex_lock(&h->lock);
-	h->addr = 0;
-	pthread_mutex_unlock(&h->lock);
 	for (int s = 0; s < PCI_SLOTS; s++) {
 		struct pci_dev *p = func(h, s);
 
@@ -699,7 +653,6 @@ static void host_save(struct device *dev, struct ser_writer *w)
 
 	pthread_mutex_lock(&h->lock);
 	ser_put_u8(w, PCI_STATE_VERSION);
-	ser_put_u32(w, h->addr);
 	for (int s = 0; s < PCI_SLOTS; s++) {
 		struct pci_dev *p = func(h, s);
 
@@ -715,19 +668,17 @@ static void host_save(struct device *dev, struct ser_writer *w)
 static int host_load(struct device *dev, struct ser_reader *r)
 {
 	struct pci_host *h = to_host(dev);
-	uint8_t (*cfg)[PCI_CONFIG_SIZE];
+	uint8_t(*cfg)[PCI_CONFIG_SIZE];
 	uint8_t intx[PCI_SLOTS] = { 0 };
-	uint32_t addr;
 	bool bad = false;
 	int ret = -1;
 
 	if (ser_get_u8(r) != PCI_STATE_VERSION)
 		return -1;
-	addr = ser_get_u32(r);
 	cfg = calloc(PCI_SLOTS, sizeof(*cfg));
 	if (!cfg)
 		return -1;
-	if (r->err || (addr & ~CFG_ADDR_MASK))
+	if (r->err)
 		goto out;
 	/* Read and check everything before changing anything. The same
 	 * functions must be plugged in, with the same identity. */
@@ -752,9 +703,6 @@ static int host_load(struct device *dev, struct ser_reader *r)
 	ret = 0;
 
 	pthread_mutex_lock(&h->map_lock);
-	pthread_mutex_lock(&h->lock);
-	h->addr = addr;
-	pthread_mutex_unlock(&h->lock);
 	for (int s = 0; s < PCI_SLOTS; s++) {
 		struct pci_dev *p = func(h, s);
 
@@ -777,10 +725,10 @@ static int host_load(struct device *dev, struct ser_reader *r)
 	}
 	/* The lines' real levels are unknown after a restore: drive them all. */
 	pthread_mutex_lock(&h->irq_lock);
-	for (unsigned int i = 0; i < X86_PCI_INTX_GSI_COUNT; i++) {
-		struct irq_line line = h->intx;
+	for (uint32_t i = 0; i < h->cfg.intx_lines; i++) {
+		struct irq_line line = h->cfg.intx;
 
-		line.gsi = X86_PCI_INTX_GSI_BASE + i;
+		line.gsi = h->cfg.intx_gsi_base + i;
 		irq_line_set(&line, h->gsi_count[i] != 0);
 	}
 	pthread_mutex_unlock(&h->irq_lock);
@@ -806,9 +754,6 @@ static void host_destroy(struct device *dev)
 		h->slots[s] = NULL;
 	}
 	pthread_mutex_unlock(&h->map_lock);
-	bus_unregister(h->pio, X86_PCI_CONFIG_ADDR, dev);
-	bus_unregister(h->pio, X86_PCI_CONFIG_DATA, dev);
-	bus_unregister(h->pio, PCI_IO_WINDOW_START, dev);
 	pthread_mutex_destroy(&h->lock);
 	pthread_mutex_destroy(&h->map_lock);
 	pthread_mutex_destroy(&h->irq_lock);
@@ -817,25 +762,39 @@ static void host_destroy(struct device *dev)
 
 static const struct device_ops pci_host_ops = {
 	.type = "pci-host",
-	.io = host_io,
 	.reset = host_reset,
 	.save = host_save,
 	.load = host_load,
 	.destroy = host_destroy,
 };
 
-struct device *pci_host_create(const char *name, struct bus *pio, struct bus *mmio, struct irq_line intx)
+struct pci_host *pci_host_of(struct device *dev)
 {
-	static const struct { uint64_t base, len; } ranges[] = {
-		{ X86_PCI_CONFIG_ADDR, 4 },
-		{ X86_PCI_CONFIG_DATA, 4 },
-		{ PCI_IO_WINDOW_START, PCI_IO_WINDOW_SIZE },
-	};
-	struct pci_host *h;
-	size_t i;
+	return dev && dev->ops == &pci_host_ops ? to_host(dev) : NULL;
+}
 
-	if (!pio || !mmio) {
-		log_error("pci %s: missing I/O port or MMIO bus; this is a kvmbox bug", name ? name : "?");
+/* [base, base + size) is empty or does not wrap and ends at or below last. */
+static bool fits(uint64_t base, uint64_t size, uint64_t last)
+{
+	return !size || (base + size - 1 >= base && base + size - 1 <= last);
+}
+
+static bool config_ok(const struct pci_host_config *c)
+{
+	return c->mmio && c->mem32.size && fits(c->mem32.base, c->mem32.size, UINT32_MAX) &&
+	       fits(c->mem64.base, c->mem64.size, UINT64_MAX) && (!c->io_bus || c->io.size) &&
+	       fits(c->io.base, c->io.size, UINT64_MAX) && fits(c->io_bus_base, c->io.size, UINT64_MAX) &&
+	       c->intx_lines >= 1 && c->intx_lines <= PCI_INTX_MAX_LINES;
+}
+
+struct device *pci_host_create(const char *name, const struct pci_host_config *cfg)
+{
+	struct pci_host *h;
+
+	if (!cfg || !config_ok(cfg)) {
+		log_error(
+			"pci %s: no MMIO bus, an empty, wrapping or misplaced BAR window, or not 1 to %d INTx lines; this is a kvmbox bug",
+			name ? name : "?", PCI_INTX_MAX_LINES);
 		return NULL;
 	}
 	h = calloc(1, sizeof(*h));
@@ -845,12 +804,10 @@ struct device *pci_host_create(const char *name, struct bus *pio, struct bus *mm
 	}
 	h->dev.ops = &pci_host_ops;
 	io_set_name(&h->dev, name);
-	h->pio = pio;
-	h->mmio = mmio;
-	h->intx = intx;
-	h->mmio_next = X86_PCI_MMIO_START;
-	h->mmio64_next = X86_PCI_MMIO64_START;
-	h->io_next = PCI_IO_WINDOW_START;
+	h->cfg = *cfg;
+	h->mmio_next = cfg->mem32.base;
+	h->mmio64_next = cfg->mem64.base;
+	h->io_next = cfg->io.base;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_init(&h->map_lock, NULL);
 	pthread_mutex_init(&h->irq_lock, NULL);
@@ -858,19 +815,5 @@ struct device *pci_host_create(const char *name, struct bus *pio, struct bus *mm
 	memcpy(h->bridge.reset_config, h->bridge.config, PCI_CONFIG_SIZE);
 	h->bridge.host = h;
 	h->bridge.slot = 0;
-	for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
-		if (bus_register(pio, ranges[i].base, ranges[i].len, &h->dev) < 0) {
-			log_error("pci %s: I/O ports 0x%llx-0x%llx are already in use; this is a kvmbox bug",
-				  h->dev.name, (unsigned long long)ranges[i].base,
-				  (unsigned long long)(ranges[i].base + ranges[i].len - 1));
-			while (i-- > 0)
-				bus_unregister(pio, ranges[i].base, &h->dev);
-			pthread_mutex_destroy(&h->lock);
-			pthread_mutex_destroy(&h->map_lock);
-			pthread_mutex_destroy(&h->irq_lock);
-			free(h);
-			return NULL;
-		}
-	}
 	return &h->dev;
 }

@@ -1,10 +1,16 @@
-/* pci.h - PCI host bridge (configuration mechanism #1) and function framework.
+/* pci.h - PCI core: the host bridge, its functions, BARs, capabilities, INTx.
  *
- * The host bridge decodes 0xCF8 (address, dword only) and 0xCFC-0xCFF (data)
- * for bus 0. Slot 0 is the bridge itself (00:00.0, vendor 0x1b36 device
- * 0x0008, the generic "PCIe host bridge" ID that has no chipset quirks in
- * Linux; class 0x060000). Other functions are single-function devices on
- * slots 1..31; absent devices read as all ones.
+ * The core knows nothing of how the guest reaches config space: front-ends
+ * decode that and call pci_host_config_access() with (bus, device, function,
+ * register). Two exist: pci_cf8.h (configuration mechanism #1, ports
+ * 0xCF8/0xCFC, x86) and pci_ecam.h (PCIe ECAM over MMIO). Nor does it know
+ * where anything is: the architecture gives the BAR windows, the buses they
+ * decode on and the INTx lines in a struct pci_host_config.
+ *
+ * One root bus, number 0. Device 0 is the bridge itself (00:00.0, vendor
+ * 0x1b36 device 0x0008, the generic "PCIe host bridge" ID that has no
+ * chipset quirks in Linux; class 0x060000). Other functions are single-
+ * function devices on slots 1..31; absent devices read as all ones.
  *
  * How a device (e.g. the virtio-pci transport) uses it:
  *
@@ -21,32 +27,34 @@
  *
  * Config space: 256 bytes per function with a write mask (bits the guest may
  * change) and a write-1-to-clear mask (status error bits). Everything else is
- * read-only to the guest. BAR sizing works as on hardware: writing all ones
- * and reading back gives the size mask. Whenever the guest changes COMMAND
- * (IO/MEM enable) or a BAR, the BAR is (un)mapped: memory BARs are registered
- * on the MMIO bus, I/O BARs are served from the host's I/O window
- * [PCI_IO_WINDOW_START, +PCI_IO_WINDOW_SIZE) which the host owns on the PIO
- * bus (a config write runs inside a PIO access, under the PIO bus read lock,
- * so it cannot register PIO ranges itself). Accesses reach ops->bar_io with
- * a->base = the BAR address and a->offset relative to it.
+ * read-only to the guest. PCIe's extended space (256..4095, reachable through
+ * ECAM only) holds no extended capabilities: it reads as 0. BAR sizing works
+ * as on hardware: writing all ones and reading back gives the size mask.
+ * Whenever the guest changes COMMAND (IO/MEM enable) or a BAR, the BAR is
+ * (un)mapped, from inside the config access: memory BARs are registered on
+ * the config's mmio bus at their address, I/O BARs on its io_bus at
+ * io_bus_base + (address - io.base), and only while they lie inside the I/O
+ * window. A BAR that would overlap another range simply does not decode, as
+ * on a real bus conflict. Accesses reach ops->bar_io with a->base = the BAR
+ * address (in PCI terms) and a->offset relative to it.
  *
  * pci_add_device() assigns initial BAR addresses (natural alignment) from
- * X86_PCI_MMIO_START..X86_PCI_MMIO_END (64-bit BARs that do not fit go to
- * X86_PCI_MMIO64_START..+X86_PCI_MMIO64_SIZE) and from the I/O window, so the
- * guest finds them programmed; COMMAND starts at 0 (decoding off) as after a
- * PCI reset; the guest's driver enables decoding.
+ * the mem32 window (64-bit BARs that do not fit go to mem64) and from the I/O
+ * window, so the guest finds them programmed; COMMAND starts at 0 (decoding
+ * off) as after a PCI reset; the guest's driver enables decoding.
  *
  * INTx: pin p (1 = INTA) of the device on slot s raises GSI
- * X86_PCI_INTX_GSI_BASE + ((s + p - 1) % X86_PCI_INTX_GSI_COUNT) through the
- * host's irq_line; the interrupt line register (0x3C) is preset to that GSI.
- * Lines shared by several devices are wire-ORed by the host.
+ * intx_gsi_base + swizzle(s, p) through intx; the swizzle is the arch's, by
+ * default the bridge swizzle (s + p - 1) % intx_lines. Whatever it is, the
+ * firmware tables (ACPI _PRT, device tree interrupt-map) must say the same.
+ * The interrupt line register (0x3C) is preset to the GSI. Lines shared by
+ * several devices are wire-ORed by the host.
  *
  * Locking: one host mutex protects all config spaces; it is a leaf lock.
  * Callbacks (bar_io, config_read, config_write, bar_mapped) are called
  * without it, so they may use the pci_config_* and pci_set_irq functions.
- * bar_io runs under the MMIO (or PIO) bus read lock: it must not register
- * bus ranges. Set-up functions (pci_dev_init, pci_set_bar, pci_set_intx_pin)
- * must be called before pci_add_device. */
+ * Set-up functions (pci_dev_init, pci_set_bar, pci_set_intx_pin) must be
+ * called before pci_add_device. */
 #ifndef KVMBOX_DEVICES_PCI_H
 #define KVMBOX_DEVICES_PCI_H
 
@@ -58,13 +66,11 @@
 #include "../core/device.h"
 #include "../core/irq.h"
 
-#define PCI_SLOTS        32
-#define PCI_NUM_BARS     6
-#define PCI_CONFIG_SIZE  256
-
-/* I/O BARs are allocated from, and decoded in, this port window. */
-#define PCI_IO_WINDOW_START 0xc000
-#define PCI_IO_WINDOW_SIZE  0x4000
+#define PCI_SLOTS           32
+#define PCI_NUM_BARS        6
+#define PCI_CONFIG_SIZE     256  /* conventional config space */
+#define PCI_EXT_CONFIG_SIZE 4096 /* PCIe: conventional + extended */
+#define PCI_INTX_MAX_LINES  32
 
 /* Type 0 header offsets. */
 #define PCI_VENDOR_ID           0x00
@@ -111,9 +117,40 @@ enum pci_bar_type {
 struct pci_dev;
 struct pci_host;
 
+/* A range of PCI addresses: [base, base + size). */
+struct pci_window {
+	uint64_t base;
+	uint64_t size;
+};
+
+/* What the architecture decides about its PCI host. */
+struct pci_host_config {
+	struct bus *mmio;        /* memory BARs decode here (CPU address = PCI address) */
+	struct pci_window mem32; /* memory BARs, below 4 GiB */
+	struct pci_window mem64; /* 64-bit BARs that do not fit in mem32; size 0: none */
+	struct bus *io_bus;      /* I/O BARs decode here (x86: the port bus); NULL: never */
+	struct pci_window io;    /* PCI I/O addresses of I/O BARs; a BAR at 0 is off, so start above */
+	uint64_t io_bus_base;    /* address of PCI I/O address io.base on io_bus */
+	struct irq_line intx;    /* raises the INTx lines (its gsi is ignored) */
+	uint32_t intx_gsi_base;  /* GSI of line 0 */
+	uint32_t intx_lines;     /* 1..PCI_INTX_MAX_LINES */
+	/* Optional: the line (0..lines-1) of pin (1..4) on slot (1..31); NULL is
+	 * the bridge swizzle (slot + pin - 1) % lines. */
+	uint32_t (*intx_swizzle)(uint32_t slot, uint32_t pin, uint32_t lines);
+};
+
+/* A config-space address as a front-end decoded it. */
+struct pci_cfg_addr {
+	uint8_t bus;
+	uint8_t dev;  /* 0..31 */
+	uint8_t fn;   /* 0..7 */
+	uint16_t reg; /* 0..PCI_EXT_CONFIG_SIZE-1 */
+};
+
 struct pci_dev_ops {
 	/* Guest access to BAR `bar` (required if the device has BARs). Reads
-	 * must fill a->data; odd sizes must be handled (fill with 0xff). */
+	 * must fill a->data; odd sizes must be handled (fill with 0xff). May
+	 * come once more just after the BAR stopped decoding (core/bus.h). */
 	void (*bar_io)(struct pci_dev *pdev, int bar, struct bus_access *a);
 	/* Optional: the guest wrote config bytes [off, off+len); the write
 	 * masks were already applied. */
@@ -126,18 +163,19 @@ struct pci_dev_ops {
 	void (*bar_mapped)(struct pci_dev *pdev, int bar, uint64_t addr, bool mapped);
 };
 
-/* Internal: the bus-facing stand-in for one memory BAR. */
+/* Internal: the bus-facing stand-in for one BAR. */
 struct pci_bar_shim {
 	struct device dev;
 	struct pci_dev *pdev;
 	int bar;
+	uint64_t to_pci; /* added to the bus address of an access: its PCI address (I/O BARs) */
 };
 
 struct pci_bar {
 	enum pci_bar_type type;
 	bool prefetch;
 	uint64_t size;
-	/* Owned by the host: where the BAR currently decodes. */
+	/* Owned by the host: where the BAR currently decodes (PCI address). */
 	bool mapped;
 	uint64_t mapped_addr;
 	struct pci_bar_shim shim;
@@ -161,10 +199,21 @@ struct pci_dev {
 	bool intx_asserted;        /* counted on the GSI (host irq lock) */
 };
 
-/* Create the host bridge: config ports on pio, the I/O BAR window on pio,
- * memory BARs on mmio. intx.set/ctx raise INTx GSIs (intx.gsi is ignored).
- * NULL with an error logged on failure. */
-struct device *pci_host_create(const char *name, struct bus *pio, struct bus *mmio, struct irq_line intx);
+/* Create the host bridge as cfg says (cfg is copied). It claims no bus range
+ * itself: add a config front-end (pci_cf8_create, pci_ecam_create). NULL
+ * with an error logged on failure (a config that makes no sense, memory). */
+struct device *pci_host_create(const char *name, const struct pci_host_config *cfg);
+
+/* The host behind a device created by pci_host_create; NULL for any other. */
+struct pci_host *pci_host_of(struct device *dev);
+
+/* A guest config access decoded by a front-end: read or write len (1, 2 or
+ * 4) bytes at at.reg, all within one dword. Anything else, and absent
+ * functions (other buses, functions 1..7, empty slots), reads as all ones
+ * and ignores writes; a present function's extended space reads 0. Called
+ * on vCPU threads with no bus lock held: a write may remap BARs. */
+void pci_host_config_access(struct pci_host *h, struct pci_cfg_addr at, uint8_t *data, uint32_t len,
+			    bool is_write);
 
 /* Initialise a function: ids, class (24 bits: class/subclass/prog-if),
  * standard write masks. owner is the device embedding pdev. */
@@ -197,8 +246,9 @@ void pci_remove_device(struct pci_dev *pdev);
 /* Set the device's INTx level (1 asserted). Safe from any thread. */
 void pci_set_irq(struct pci_dev *pdev, int level);
 
-/* GSI of pin (1..4) on slot; what the guest's routing table must say. */
-uint32_t pci_intx_gsi(int slot, int pin);
+/* GSI of pin (1..4) on slot (1..31) of host; what the guest's routing table
+ * must say. 0 for an invalid pin or slot. */
+uint32_t pci_intx_gsi(struct device *host, int slot, int pin);
 
 /* Device-side config access: read len (1, 2, 4) bytes at off; write them
  * raw (no masks, no remapping: not for COMMAND or BARs); set the mask of

@@ -11,7 +11,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "../arch/x86/layout.h"
 #include "../core/log.h"
 #include "io_util.h"
 
@@ -54,8 +53,9 @@
 struct rtc {
 	struct device dev;
 	pthread_mutex_t lock;
-	struct bus *pio;
-	struct irq_line irq; /* kept for a future periodic interrupt */
+	struct bus *bus;
+	struct bus_claim claim; /* index and data ports */
+	struct irq_line irq;    /* kept for a future periodic interrupt */
 	void (*now)(void *ctx, struct timespec *ts);
 	void *now_ctx;
 	uint8_t index;
@@ -335,7 +335,7 @@ static void rtc_destroy(struct device *dev)
 {
 	struct rtc *c = to_rtc(dev);
 
-	bus_unregister(c->pio, X86_RTC_PORT, dev);
+	bus_unregister_all(c->bus, &c->claim, 1, dev);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -362,12 +362,12 @@ void rtc_set_clock(struct device *dev, void (*now)(void *ctx, struct timespec *t
 	pthread_mutex_unlock(&c->lock);
 }
 
-struct device *rtc_create(const char *name, struct bus *pio, struct irq_line irq)
+struct device *rtc_create(const char *name, struct bus *bus, uint64_t base, struct irq_line irq)
 {
 	struct rtc *c;
 
-	if (!pio) {
-		log_error("rtc %s: no I/O port bus; this is a kvmbox bug", name ? name : "?");
+	if (!bus) {
+		log_error("rtc %s: no bus; this is a kvmbox bug", name ? name : "?");
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));
@@ -377,15 +377,14 @@ struct device *rtc_create(const char *name, struct bus *pio, struct irq_line irq
 	}
 	c->dev.ops = &rtc_ops;
 	io_set_name(&c->dev, name);
-	c->pio = pio;
+	c->bus = bus;
 	c->irq = irq;
 	c->cmos[REG_A] = A_DV_ON | 0x06; /* running, 1024 Hz rate */
 	c->cmos[REG_B] = B_24H;          /* BCD, 24-hour */
 	c->cmos[REG_D] = D_VRT;
 	pthread_mutex_init(&c->lock, NULL);
-	if (bus_register(pio, X86_RTC_PORT, 2, &c->dev) < 0) {
-		log_error("rtc %s: I/O ports 0x%x-0x%x are already in use; this is a kvmbox bug",
-			  c->dev.name, X86_RTC_PORT, X86_RTC_PORT + 1);
+	c->claim = (struct bus_claim){ base, 2 };
+	if (bus_register_all(bus, &c->claim, 1, &c->dev) < 0) {
 		pthread_mutex_destroy(&c->lock);
 		free(c);
 		return NULL;

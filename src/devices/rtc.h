@@ -1,4 +1,5 @@
-/* rtc.h - MC146818 CMOS real-time clock and NVRAM at ports 0x70/0x71.
+/* rtc.h - MC146818 CMOS real-time clock and NVRAM: an index port and a data
+ * port after it (0x70/0x71 on x86).
  *
  * The clock is the host's CLOCK_REALTIME plus an offset the guest sets by
  * writing the time registers; the offset and the 128 bytes of CMOS are the
@@ -18,9 +19,9 @@
 /* CMOS index of the century byte (the ACPI FADT CENTURY field names it). */
 #define RTC_CENTURY_INDEX 0x32
 
-/* Create the RTC decoding [X86_RTC_PORT, +2) on pio. NULL with an error
- * logged if the ports are taken or memory runs out. */
-struct device *rtc_create(const char *name, struct bus *pio, struct irq_line irq);
+/* Create the RTC decoding [base, base+2) on bus (index, data). NULL with an
+ * error logged if the ports are taken or memory runs out. */
+struct device *rtc_create(const char *name, struct bus *bus, uint64_t base, struct irq_line irq);
 
 /* Replace the host clock (unit tests). now() fills a CLOCK_REALTIME-like
  * timespec; NULL restores clock_gettime(CLOCK_REALTIME). */

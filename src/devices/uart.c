@@ -73,8 +73,8 @@
 struct uart {
 	struct device dev;
 	pthread_mutex_t lock;
-	struct bus *pio;
-	uint16_t base;
+	struct bus *bus;
+	struct bus_claim claim; /* [base, base + 8) */
 	struct irq_line irq;
 	struct char_port port;
 
@@ -478,7 +478,7 @@ static void uart_destroy(struct device *dev)
 {
 	struct uart *u = to_uart(dev);
 
-	bus_unregister(u->pio, u->base, dev);
+	bus_unregister_all(u->bus, &u->claim, 1, dev);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
 }
@@ -492,13 +492,13 @@ static const struct device_ops uart_ops = {
 	.destroy = uart_destroy,
 };
 
-struct device *uart_create(const char *name, struct bus *pio, uint16_t base, struct irq_line irq,
+struct device *uart_create(const char *name, struct bus *bus, uint64_t base, struct irq_line irq,
 			   struct char_port port)
 {
 	struct uart *u;
 
-	if (!pio) {
-		log_error("uart %s: no I/O port bus; this is a kvmbox bug", name ? name : "?");
+	if (!bus) {
+		log_error("uart %s: no bus; this is a kvmbox bug", name ? name : "?");
 		return NULL;
 	}
 	u = calloc(1, sizeof(*u));
@@ -508,15 +508,13 @@ struct device *uart_create(const char *name, struct bus *pio, uint16_t base, str
 	}
 	u->dev.ops = &uart_ops;
 	io_set_name(&u->dev, name);
-	u->pio = pio;
-	u->base = base;
+	u->bus = bus;
 	u->irq = irq;
 	u->port = port;
 	pthread_mutex_init(&u->lock, NULL);
 	uart_reset_locked(u);
-	if (bus_register(pio, base, UART_NR_REGS, &u->dev) < 0) {
-		log_error("uart %s: I/O ports 0x%x-0x%x are already in use; pick another base",
-			  u->dev.name, base, base + UART_NR_REGS - 1);
+	u->claim = (struct bus_claim){ base, UART_NR_REGS };
+	if (bus_register_all(bus, &u->claim, 1, &u->dev) < 0) {
 		pthread_mutex_destroy(&u->lock);
 		free(u);
 		return NULL;

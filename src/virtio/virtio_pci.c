@@ -400,16 +400,16 @@ static void common_access(struct vpci *p, struct bus_access *a)
 	/* Accesses must hit a whole field (or a 32-bit half of a 64-bit one). */
 	if (half64) {
 		if (a->is_write)
-			common_write(p, off, 4, io_le_get(a->data, 4));
+			common_write(p, off, 4, get_le(a->data, 4));
 		else
-			io_le_put(a->data, 4, common_read(p, off - 4) >> 32);
+			put_le(a->data, 4, common_read(p, off - 4) >> 32);
 		return;
 	}
 	if (flen == 8 && a->len == 4) {
 		if (a->is_write)
-			common_write(p, off, 4, io_le_get(a->data, 4));
+			common_write(p, off, 4, get_le(a->data, 4));
 		else
-			io_le_put(a->data, 4, common_read(p, off));
+			put_le(a->data, 4, common_read(p, off));
 		return;
 	}
 	if (!flen || flen != a->len) {
@@ -417,9 +417,9 @@ static void common_access(struct vpci *p, struct bus_access *a)
 		return;
 	}
 	if (a->is_write)
-		common_write(p, off, a->len, io_le_get(a->data, a->len));
+		common_write(p, off, a->len, get_le(a->data, a->len));
 	else
-		io_le_put(a->data, a->len, common_read(p, off));
+		put_le(a->data, a->len, common_read(p, off));
 }
 
 static void msix_table_access(struct vpci *p, uint32_t off, struct bus_access *a)
@@ -435,18 +435,18 @@ static void msix_table_access(struct vpci *p, uint32_t off, struct bus_access *a
 	v = &p->vec[idx];
 	reg = field == 0 ? &v->addr_lo : field == 1 ? &v->addr_hi : field == 2 ? &v->data : &v->ctrl;
 	if (!a->is_write) {
-		io_le_put(a->data, 4, *reg);
+		put_le(a->data, 4, *reg);
 		return;
 	}
 	if (field == 3) {
 		bool was_masked = v->ctrl & 1;
 
-		v->ctrl = (uint32_t)io_le_get(a->data, 4) & 1;
+		v->ctrl = (uint32_t)get_le(a->data, 4) & 1;
 		if (was_masked && !(v->ctrl & 1))
 			msix_unmasked(p);
 		return;
 	}
-	*reg = (uint32_t)io_le_get(a->data, 4);
+	*reg = (uint32_t)get_le(a->data, 4);
 	v->routed = false; /* re-route before the next interrupt */
 }
 
@@ -582,7 +582,7 @@ static void vpci_config_write(struct pci_dev *pdev, uint32_t off, uint32_t len)
 
 		if (bar != 0 || (blen != 1 && blen != 2 && blen != 4) || boff >= VPCI_BAR_SIZE)
 			return;
-		io_le_put(data, 4, pci_config_read(pdev, data_off, 4));
+		put_le(data, 4, pci_config_read(pdev, data_off, 4));
 		a.len = blen;
 		bar_access(p, boff, &a);
 	}
@@ -794,10 +794,10 @@ static int vpci_load(struct device *dev, struct ser_reader *r)
 			goto out;
 		/* Replay the guest-visible writes: BARs, then COMMAND, then MSI-X. */
 		for (uint32_t off = PCI_BASE_ADDRESS_0; off < PCI_BASE_ADDRESS_0 + 24; off += 4)
-			pci_config_write(&p->pci, off, 4, io_le_get(cfg + off, 4));
-		pci_config_write(&p->pci, (uint32_t)p->msix_cap + 2, 2, io_le_get(cfg + p->msix_cap + 2, 2));
+			pci_config_write(&p->pci, off, 4, get_le(cfg + off, 4));
+		pci_config_write(&p->pci, (uint32_t)p->msix_cap + 2, 2, get_le(cfg + p->msix_cap + 2, 2));
 		pci_config_write(&p->pci, PCI_INTERRUPT_LINE, 1, cfg[PCI_INTERRUPT_LINE]);
-		pci_config_write(&p->pci, PCI_COMMAND, 2, io_le_get(cfg + PCI_COMMAND, 2));
+		pci_config_write(&p->pci, PCI_COMMAND, 2, get_le(cfg + PCI_COMMAND, 2));
 	}
 	if (vd->ops->load && vd->ops->load(vd, r) < 0)
 		goto out;

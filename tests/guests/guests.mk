@@ -1,6 +1,7 @@
 # Tiny freestanding x86_64 test guests for tests/guests/run.sh.
-# Included by the top Makefile (which defines B); `make guests` builds
-# $(B)/guests/<name>.elf, PVH-bootable ELF images loaded at 1 MiB.
+# Included by the top Makefile; `make guests` builds build/guests/<name>.elf,
+# PVH-bootable ELF images loaded at 1 MiB, and the runner's helpers in
+# build/guests/tools/.
 # Guests are always x86_64, whatever CROSS_COMPILE says.
 
 GUEST_CC      ?= gcc
@@ -25,7 +26,19 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,$(GUEST_SRC)/guest.ld -Wl,--bu
 # Instructions the emulated nested KVM cannot execute.
 GUEST_FORBIDDEN := %[xy]mm|cmpxchg16b|popcnt|rdtscp|xsave|xrstor|fxsave|fxrstor
 
-guests: $(GUEST_ELFS)
+# Host-side helpers of the runner (tests/guests/tools/*.c): static, so the same
+# binaries run here and in the emulated host's initramfs (busybox, no libc).
+GUEST_TOOLS_CC ?= $(GUEST_CC)
+GUEST_TOOL_NAMES := deadline sigdisp ptyrun apiclient freeport passcheck bytes
+GUEST_TOOLS   := $(patsubst %,$(GUEST_OUT)/tools/%,$(GUEST_TOOL_NAMES))
+GUEST_TOOLS_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Werror -Wshadow -static
+GUEST_TOOLS_LIBS_apiclient := -ljson-c
+
+guests: $(GUEST_ELFS) $(GUEST_TOOLS)
+
+$(GUEST_OUT)/tools/%: $(GUEST_SRC)/tools/%.c
+	@mkdir -p $(dir $@)
+	$(GUEST_TOOLS_CC) $(GUEST_TOOLS_CFLAGS) -o $@ $< $(GUEST_TOOLS_LIBS_$*)
 
 .SECONDARY: $(patsubst %,$(GUEST_OUT)/obj/test_%.o,$(GUEST_NAMES)) $(GUEST_LIB_OBJS)
 

@@ -1,13 +1,9 @@
-# tests/guests/lifecycle.sh - sourced by tests/guests/run.sh: the VM lifecycle
-# tests through the control socket (docs/API.md): snapshot and restore, corrupt
-# snapshots, hibernate, pause/resume, live migration (good and failing), the
-# socket protocol and ACPI shutdown. They use run.sh's helpers (bg_start,
-# wait_out, bg_wait, bg_kill, pass/fail/skip) and its globals (KVMBOX, GUESTS,
-# WORK, LOGS, PID, OUT, ERR, RC).
-
-LIFECYCLE_TESTS="snap_restore snap_restore_copy snap_corrupt hibernate pause_resume migrate_ok
-	migrate_tcp migrate_dirty migrate_fail_closed_port migrate_fail_dest_killed
-	migrate_fail_dest_closes api_protocol api_arguments shutdown shutdown_timeout"
+# tests/guests/lifecycle.sh - sourced by tests/guests/run.sh (whose table lists them): the
+# VM lifecycle tests through the control socket (docs/API.md): snapshot and restore, corrupt
+# snapshots, hibernate, pause/resume, live migration (good and failing), the socket protocol
+# and ACPI shutdown. They use run.sh's helpers (bg_start, wait_out, bg_wait, bg_kill, grows,
+# stays_same, complete_lines, last_tick, pass/fail) and its globals (KVMBOX, TOOLS, WORK,
+# LOGS, CUR, G, PID, OUT, ERR, RC).
 
 # lc_kill PID...: kill -9 and reap background kvmbox runs (after a failure).
 lc_kill() {
@@ -19,13 +15,14 @@ lc_kill() {
 	done
 }
 
-# lc_ctl SOCK WORDS...: `kvmbox ctl` with a time limit; sets CTL (stdout and
-# stderr) and CTL_RC.
+# lc_ctl SOCK WORDS...: `kvmbox ctl` with a time limit; sets CTL (stdout and stderr) and
+# CTL_RC. The output is also kept in $LOGS/$CUR.ctl.err (for sanitizer reports).
 lc_ctl() {
 	local sock=$1
 	shift
-	CTL=$(timeout -k 2 40 "$KVMBOX" ctl --timeout 30 "$sock" "$@" 2>&1)
+	CTL=$("$TOOLS/deadline" -k 2 40 "$KVMBOX" ctl --timeout 30 "$sock" "$@" 2>&1)
 	CTL_RC=$?
+	printf '%s\n' "$CTL" >>"$LOGS/$CUR.ctl.err"
 }
 
 # lc_ctl_ok WHAT SOCK WORDS...: lc_ctl that must succeed; else sets WHY.
@@ -52,6 +49,7 @@ lc_bg() {
 	OUT=$LOGS/$t.out
 	ERR=$LOGS/$t.err
 	: >"$OUT"
+	: >"$ERR"
 	$DEFSIG "$KVMBOX" "$@" </dev/null >"$OUT" 2>"$ERR" &
 	PID=$!
 	BG_PIDS="$BG_PIDS $PID"
@@ -59,14 +57,13 @@ lc_bg() {
 
 # lc_ticks FILE: the numbers of the complete "idle: tick N" lines in FILE.
 lc_ticks() {
-	tr -d '\r' <"$1" | sed -n 's/^idle: tick \([0-9][0-9]*\)$/\1/p'
+	complete_lines "$1" | sed -n 's/^idle: tick \([0-9][0-9]*\)$/\1/p'
 }
-lc_last_tick() { lc_ticks "$1" | tail -n1; }
 lc_first_tick() { lc_ticks "$1" | head -n1; }
 
 # lc_passes FILE: the "N S" of the complete "pass N sum S" lines of the dirtier.
 lc_passes() {
-	tr -d '\r' <"$1" | sed -n 's/^pass \([0-9][0-9]*\) sum \([0-9a-f][0-9a-f]*\)$/\1 \2/p'
+	complete_lines "$1" | sed -n 's/^pass \([0-9][0-9]*\) sum \([0-9a-f][0-9a-f]*\)$/\1 \2/p'
 }
 
 # lc_wait_err TEXT SECONDS: until ERR has a line containing TEXT (PID must live).
@@ -79,18 +76,6 @@ lc_wait_err() {
 		n=$((n - 1))
 	done
 	WHY="no '$1' on stderr within $2s"
-	return 1
-}
-
-# lc_grows FILE SECONDS: FILE grows within SECONDS (the guest is running).
-lc_grows() {
-	local s n=$(($2 * 20))
-	s=$(stat -c %s "$1")
-	while [ "$n" -gt 0 ]; do
-		[ "$(stat -c %s "$1")" != "$s" ] && return 0
-		sleep 0.05
-		n=$((n - 1))
-	done
 	return 1
 }
 
@@ -109,20 +94,20 @@ lc_rss() {
 	echo "${r:-0}"
 }
 
-# lc_free_port: a TCP port on 127.0.0.1 that nothing listens on (now).
+# lc_free_port: a TCP port on 127.0.0.1 that nothing listens on (now; tools/freeport.c).
 lc_free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	"$TOOLS/freeport"
 }
 
 # lc_snapshot_vm TEST FILE: boot idle with --api, snapshot it to FILE after
-# tick 3, check that it keeps running, kill -9 it. Sets LAST (the last tick
-# printed by the time the reply came) and SNAP_REPLY; else WHY.
+# tick 3, check that it keeps running, kill -9 it. Sets LAST (the last complete
+# tick printed by the time the reply came) and SNAP_REPLY; else WHY.
 lc_snapshot_vm() {
 	local t=$1 file=$2 sock=$WORK/$1.sock
-	bg_start "$t" idle --api "$sock"
+	bg_start "$t" --api "$sock"
 	wait_out "idle: tick 3$" 20 || { bg_kill; return 1; }
 	lc_ctl_ok snapshot "$sock" snapshot "$file" || { bg_kill; return 1; }
-	LAST=$(lc_last_tick "$OUT")
+	LAST=$(last_tick "$OUT")
 	SNAP_REPLY=$CTL
 	if ! echo "$CTL" | grep -q '"pause_ms"'; then
 		bg_kill
@@ -140,16 +125,12 @@ lc_snapshot_vm() {
 	return 0
 }
 
-# lc_expect_continue T LO HI: the background kvmbox (PID/OUT) must print a
-# first tick in LO..HI and then keep ticking. Sets FIRST; else WHY.
+# lc_expect_continue T LO HI: the background kvmbox (PID/OUT) must print a first
+# complete tick line in LO..HI and then keep ticking. Sets FIRST; else WHY.
 lc_expect_continue() {
 	local t=$1 lo=$2 hi=$3
-	wait_out "idle: tick [0-9]" 15 || return 1
+	wait_out "idle: tick [0-9][0-9]*$" 15 || return 1
 	FIRST=$(lc_first_tick "$OUT")
-	if [ -z "$FIRST" ]; then
-		sleep 0.5
-		FIRST=$(lc_first_tick "$OUT")
-	fi
 	if [ -z "$FIRST" ] || [ "$FIRST" -lt "$lo" ] || [ "$FIRST" -gt "$hi" ]; then
 		WHY="first tick ${FIRST:-none}, expected $lo..$hi (counter did not continue)"
 		return 1
@@ -177,7 +158,7 @@ t_snap_restore() {
 # one "kvmbox: snapshot FILE: ..." line mentioning KIND (a regex), nothing on stdout.
 lc_corrupt_case() {
 	local t=$1 name=$2 file=$3 kind=$4 rc lines first
-	timeout -k 2 20 "$KVMBOX" restore "$file" </dev/null >"$LOGS/$t.$name.out" 2>"$LOGS/$t.$name.err"
+	"$TOOLS/deadline" -k 2 20 "$KVMBOX" restore "$file" </dev/null >"$LOGS/$t.$name.out" 2>"$LOGS/$t.$name.err"
 	rc=$?
 	first=$(head -n1 "$LOGS/$t.$name.err")
 	lines=$(wc -l <"$LOGS/$t.$name.err")
@@ -192,48 +173,19 @@ lc_corrupt_case() {
 	return 0
 }
 
-# lc_flip FILE OFFSET: xor the byte at OFFSET with 0x55.
+# lc_flip FILE OFFSET: xor the byte at OFFSET with 0x55 (tools/bytes.c).
 lc_flip() {
-	python3 - "$1" "$2" <<'PY'
-import sys
-with open(sys.argv[1], "r+b") as f:
-    off = int(sys.argv[2])
-    f.seek(off)
-    b = f.read(1)
-    f.seek(off)
-    f.write(bytes([b[0] ^ 0x55]))
-PY
-}
-
-# lc_nonzero_page FILE: the file offset of a page after the header (4096) that holds
-# non-zero bytes, in the RAM image (before the metadata, which is near the end).
-lc_nonzero_page() {
-	python3 - "$1" <<'PY'
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-size = os.fstat(fd).st_size
-off = 4096
-# Skip the guest's first pages (real-mode area): take a page of the loaded image (>= 1 MiB).
-off = 4096 + (1 << 20)
-while off + 4096 < size - 65536:
-    try:
-        off = os.lseek(fd, off, os.SEEK_DATA)
-    except OSError:
-        break
-    off -= off % 4096
-    if any(os.pread(fd, 4096, off)):
-        print(off)
-        sys.exit(0)
-    off += 4096
-sys.exit(1)
-PY
+	"$TOOLS/bytes" flip "$1" "$2"
 }
 
 t_snap_corrupt() {
-	local t=snap_corrupt file=$WORK/snap_corrupt.snap c size ram
+	local t=$1 file=$WORK/$1.snap c size ram k
 	lc_snapshot_vm "$t.src" "$file" || { fail "$t" "$WHY"; return; }
 	size=$(stat -c %s "$file")
-	ram=$(lc_nonzero_page "$file") || { fail "$t" "no non-zero RAM page in the snapshot"; return; }
+	# A page of the RAM image (it starts after the 4 KiB header) holding non-zero bytes: one of
+	# the loaded guest (>= 1 MiB, not the real-mode area), before the metadata near the end.
+	ram=$("$TOOLS/bytes" nonzero-page "$file" $((4096 + (1 << 20))) $((size - 65536))) ||
+		{ fail "$t" "no non-zero RAM page in the snapshot"; return; }
 	c=$WORK/$t.c
 	# The pristine file restores (the control case).
 	lc_bg "$t.good" restore "$file"
@@ -242,10 +194,14 @@ t_snap_corrupt() {
 	head -c $((size / 2)) "$file" >"$c.trunc_half"
 	head -c $((size - 1)) "$file" >"$c.trunc_end"
 	head -c 2048 "$file" >"$c.trunc_header"
-	cp "$file" "$c.ram" && lc_flip "$c.ram" $((ram + 123))
-	cp "$file" "$c.meta_end" && lc_flip "$c.meta_end" $((size - 100))
-	cp "$file" "$c.header" && lc_flip "$c.header" 20
-	cp "$file" "$c.hole" && lc_flip "$c.hole" $((4096 + 40 * 1048576 + 8))   # a zero page at 40 MiB
+	for k in ram meta_end header hole; do
+		cp "$file" "$c.$k" || { fail "$t" "cannot copy the snapshot"; return; }
+	done
+	lc_flip "$c.ram" $((ram + 123)) &&
+		lc_flip "$c.meta_end" $((size - 100)) &&
+		lc_flip "$c.header" 20 &&
+		lc_flip "$c.hole" $((4096 + 40 * 1048576 + 8)) ||   # a zero page at 40 MiB
+		{ fail "$t" "cannot modify the copies of the snapshot"; return; }
 	for k in trunc_half trunc_end trunc_header; do
 		lc_corrupt_case "$t" "$k" "$c.$k" "truncated|corrupt" || { fail "$t" "$WHY"; return; }
 	done
@@ -264,14 +220,14 @@ t_snap_corrupt() {
 # t_hibernate: ctl hibernate → reply, kvmbox exits 0, socket gone; restore in a
 # fresh process continues the counter.
 t_hibernate() {
-	local t=hibernate file=$WORK/hibernate.snap sock=$WORK/hibernate.sock last
-	bg_start "$t.src" idle --api "$sock"
+	local t=$1 file=$WORK/$1.snap sock=$WORK/$1.sock last
+	bg_start "$t.src" --api "$sock"
 	wait_out "idle: tick 3$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
 	lc_ctl_ok hibernate "$sock" hibernate "$file" || { bg_kill; fail "$t" "$WHY"; return; }
 	bg_wait 10 || { fail "$t" "kvmbox still running 10s after the hibernate reply"; return; }
 	[ "$RC" = 0 ] || { fail "$t" "status $RC after hibernate, expected 0"; return; }
 	[ -e "$sock" ] && { fail "$t" "control socket $sock left behind"; return; }
-	last=$(lc_last_tick "$OUT")
+	last=$(last_tick "$OUT")
 	lc_bg "$t" restore "$file"
 	lc_expect_continue "$t" $((last + 1)) $((last + 2)) ||
 		{ bg_kill; fail "$t" "after restore (last tick before hibernate $last): $WHY"; return; }
@@ -280,21 +236,19 @@ t_hibernate() {
 }
 
 # t_pause_resume: pause → no output for 2 s and info "paused"; resume → ticks.
+# The pause reply comes once every vCPU is parked, and the serial console writes
+# synchronously from the vCPU threads: from the reply on, the output cannot grow.
 t_pause_resume() {
-	local t=pause_resume sock=$WORK/pause_resume.sock s1 s2 st
-	bg_start "$t" idle --api "$sock"
+	local t=$1 sock=$WORK/$1.sock st
+	bg_start "$t" --api "$sock"
 	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
 	lc_ctl_ok pause "$sock" pause || { bg_kill; fail "$t" "$WHY"; return; }
-	sleep 0.3   # a line being printed at the pause may still come out
-	s1=$(stat -c %s "$OUT")
-	sleep 2
-	s2=$(stat -c %s "$OUT")
-	[ "$s1" != "$s2" ] && { bg_kill; fail "$t" "output grew from $s1 to $s2 bytes while paused"; return; }
+	stays_same "$OUT" 2 || { bg_kill; fail "$t" "$WHY while paused"; return; }
 	st=$(lc_state "$sock")
 	[ "$st" = paused ] || { bg_kill; fail "$t" "info state '$st' while paused, expected paused"; return; }
 	lc_ctl_ok "pause again" "$sock" pause || { bg_kill; fail "$t" "$WHY"; return; }
 	lc_ctl_ok resume "$sock" resume || { bg_kill; fail "$t" "$WHY"; return; }
-	lc_grows "$OUT" 3 || { bg_kill; fail "$t" "no guest output within 3s of resume"; return; }
+	grows "$OUT" 3 || { bg_kill; fail "$t" "no guest output within 3s of resume"; return; }
 	st=$(lc_state "$sock")
 	[ "$st" = running ] || { bg_kill; fail "$t" "info state '$st' after resume, expected running"; return; }
 	lc_term || { fail "$t" "$WHY"; return; }
@@ -316,13 +270,14 @@ lc_dest() {
 # t_migrate_ok TEST unix|tcp: migrate idle; the source exits 0, the
 # destination continues the counter and answers info.
 t_migrate_ok() {
-	local t=$1 how=$2 uri sock=$WORK/$1.sock spid sout last
+	local t=$1 how=$2 uri sock=$WORK/$1.sock spid sout last k port
 	if [ "$how" = tcp ]; then
-		uri=tcp:127.0.0.1:$(lc_free_port) || { fail "$t" "cannot pick a free port"; return; }
+		port=$(lc_free_port) || { fail "$t" "cannot pick a free port"; return; }
+		uri=tcp:127.0.0.1:$port
 	else
 		uri=unix:$WORK/$t.mig
 	fi
-	bg_start "$t.src" idle --api "$sock"
+	bg_start "$t.src" --api "$sock"
 	spid=$PID sout=$OUT
 	wait_out "idle: tick 3$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
 	lc_dest "$t" "$uri" || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
@@ -340,7 +295,7 @@ t_migrate_ok() {
 	done
 	bg_wait 10 || { lc_kill "$DPID"; fail "$t" "source still running 10s after migrating"; return; }
 	[ "$RC" = 0 ] || { lc_kill "$DPID"; fail "$t" "source status $RC after migrating, expected 0"; return; }
-	last=$(lc_last_tick "$sout")
+	last=$(last_tick "$sout")
 	PID=$DPID OUT=$DOUT ERR=$DERR
 	lc_expect_continue "$t" $((last + 1)) $((last + 2)) ||
 		{ bg_kill; fail "$t" "destination (source's last tick $last): $WHY"; return; }
@@ -351,38 +306,19 @@ t_migrate_ok() {
 }
 
 # lc_check_passes FILE FROM: the dirtier's pass lines in FILE must be consecutive,
-# start at FROM or FROM+1 (FROM empty: any), carry the right sums, and no MISMATCH.
-# Sets NPASS and LASTPASS; else WHY.
+# start at FROM or FROM+1 (FROM empty: any), carry the right sums (tools/passcheck.c),
+# and no MISMATCH. Sets NPASS and LASTPASS; else WHY.
 lc_check_passes() {
 	local f=$1 from=${2:-} r
 	if tr -d '\r' <"$f" | grep -qa 'MISMATCH'; then
 		WHY="guest saw memory it did not write: $(tr -d '\r' <"$f" | grep -a -m1 MISMATCH | cut -c1-150)"
 		return 1
 	fi
-	r=$(lc_passes "$f" | python3 -c '
-import sys
-M = (1 << 64) - 1
-def word(p, i):
-    return ((p * 0x9e3779b97f4a7c15) & M) ^ ((i * 0xbf58476d1ce4e5b9) & M) ^ 1
-pages, start = int(sys.argv[1]), sys.argv[2]
-prev = None
-rows = [l.split() for l in sys.stdin]
-if not rows:
-    print("ERR no pass lines"); sys.exit()
-if start and int(rows[0][0]) not in (int(start), int(start) + 1):
-    print("ERR first pass %s, expected %s or %d" % (rows[0][0], start, int(start) + 1)); sys.exit()
-for n, s in rows:
-    n = int(n)
-    if prev is not None and n != prev + 1:
-        print("ERR pass %d after pass %d" % (n, prev)); sys.exit()
-    prev = n
-    if int(s, 16) != sum(word(n, i) for i in range(pages)) & M:
-        print("ERR pass %d sum %s is wrong" % (n, s)); sys.exit()
-print("OK %d %d" % (len(rows), prev))
-' "${DIRTIER_PAGES:-2048}" "$from")
+	r=$(lc_passes "$f" | "$TOOLS/passcheck" "${DIRTIER_PAGES:-2048}" "$from" 2>&1)
 	case $r in
 	"OK "*) set -- $r; NPASS=$2 LASTPASS=$3; return 0 ;;
-	*) WHY=${r#ERR }; return 1 ;;
+	"ERR "*) WHY=${r#ERR }; return 1 ;;
+	*) WHY="passcheck: $r"; return 1 ;;
 	esac
 }
 
@@ -390,8 +326,8 @@ print("OK %d %d" % (len(rows), prev))
 # mid-run: every pass on both sides checks what the previous one wrote, so a
 # dirty page not re-sent shows up as MISMATCH on the destination.
 t_migrate_dirty() {
-	local t=migrate_dirty uri=unix:$WORK/migrate_dirty.mig sock=$WORK/migrate_dirty.sock spid sout last
-	bg_start "$t.src" dirtier --cpus 1 --api "$sock"
+	local t=$1 uri=unix:$WORK/$1.mig sock=$WORK/$1.sock spid sout last from
+	bg_start "$t.src" --cpus 1 --api "$sock"
 	spid=$PID sout=$OUT
 	wait_out "pass 5 " 20 || { bg_kill; fail "$t" "$WHY"; return; }
 	lc_dest "$t" "$uri" || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
@@ -412,7 +348,7 @@ t_migrate_dirty() {
 		{ bg_kill; fail "$t" "destination did not reach pass $((last + 10)) (source's last: $last): $WHY"; return; }
 	# A pass line the source had half printed when it paused is finished by
 	# the destination, so that pass shows up complete on neither side.
-	local from=$last
+	from=$last
 	[ -n "$(tail -c1 "$sout")" ] && tail -n1 "$sout" | grep -qa '^pass ' && from=$((last + 1))
 	lc_check_passes "$DOUT" "$from" || { bg_kill; fail "$t" "destination: $WHY"; return; }
 	lc_term || { fail "$t" "destination: $WHY"; return; }
@@ -426,7 +362,7 @@ lc_source_survives() {
 	alive "$PID" || { wait "$PID"; WHY="the source exited (status $?)"; return 1; }
 	st=$(lc_state "$2")
 	[ "$st" = running ] || { WHY="source info state '$st', expected running"; return 1; }
-	lc_grows "$OUT" 5 || { WHY="the source guest made no progress for 5s"; return 1; }
+	grows "$OUT" 5 || { WHY="the source guest made no progress for 5s"; return 1; }
 	return 0
 }
 
@@ -434,10 +370,9 @@ lc_source_survives() {
 # missing unix socket, and a malformed URI): error reply, ctl status 1, the
 # source keeps running.
 t_migrate_fail_closed_port() {
-	local t=migrate_fail_closed_port sock port uri
-	sock=$WORK/$t.sock
+	local t=$1 sock=$WORK/$1.sock port uri
 	port=$(lc_free_port) || { fail "$t" "cannot pick a free port"; return; }
-	bg_start "$t" idle --api "$sock"
+	bg_start "$t" --api "$sock"
 	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
 	for uri in "tcp:127.0.0.1:$port" "unix:$WORK/$t.nothing" "nonsense:1"; do
 		lc_ctl "$sock" migrate "$uri"
@@ -452,13 +387,12 @@ t_migrate_fail_closed_port() {
 	pass "$t"
 }
 
-# t_migrate_fail_dest_killed: the destination is killed (-9) once it has read a
-# MiB of the stream of a 1 GiB dirtier (256 MiB in use): error reply, the source
-# keeps running with its memory intact (the dirtier's own checks).
+# t_migrate_fail_dest_killed: the destination is killed (-9) once it has read 16 MiB
+# of the stream of a 1 GiB dirtier (256 MiB in use), or after 5 s: error reply, the
+# source keeps running with its memory intact (the dirtier's own checks).
 t_migrate_fail_dest_killed() {
-	local t=migrate_fail_dest_killed uri sock spid sout cpid n rss rss0
-	uri=unix:$WORK/$t.mig sock=$WORK/$t.sock
-	bg_start "$t.src" dirtier --cpus 1 --memory 1G --append "mb=256" --api "$sock"
+	local t=$1 uri=unix:$WORK/$1.mig sock=$WORK/$1.sock spid sout cpid n rss rss0 l
+	bg_start "$t.src" --cpus 1 --memory 1G --append "mb=256" --api "$sock"
 	spid=$PID sout=$OUT
 	wait_out "pass 1 " 30 || { bg_kill; fail "$t" "$WHY"; return; }
 	lc_dest "$t" "$uri" || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
@@ -483,7 +417,6 @@ t_migrate_fail_dest_killed() {
 	fi
 	lc_source_survives "$t" "$sock" || { bg_kill; fail "$t" "$WHY"; return; }
 	# Two more passes: the source's memory still holds what it wrote.
-	local l
 	l=$(lc_passes "$sout" | tail -n1 | cut -d' ' -f1)
 	wait_out "pass $((l + 2)) " 30 || { bg_kill; fail "$t" "source: $WHY"; return; }
 	DIRTIER_PAGES=65536 lc_check_passes "$sout" || { bg_kill; fail "$t" "source: $WHY"; return; }
@@ -491,23 +424,34 @@ t_migrate_fail_dest_killed() {
 	pass "$t"
 }
 
-# t_migrate_fail_dest_closes: a fake destination reads 50000 bytes (mid-stream:
-# the idle guest's stream is ~100 KB) and closes: error reply, source runs on.
+# t_migrate_fail_dest_closes: a fake destination (tools/apiclient.c) reads 50000 bytes
+# (mid-stream: the idle guest's stream is ~100 KB) and closes: error reply, source runs on.
 t_migrate_fail_dest_closes() {
-	local t=migrate_fail_dest_closes sock mig fpid n
-	sock=$WORK/$t.sock mig=$WORK/$t.mig
-	bg_start "$t" idle --api "$sock"
+	local t=$1 sock=$WORK/$1.sock mig=$WORK/$1.mig fpid n fake
+	bg_start "$t" --api "$sock"
 	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
-	timeout 40 python3 "$ROOT/tests/guests/api_client.py" fake-dest "$mig" 50000 >"$LOGS/$t.fake" 2>&1 &
+	"$TOOLS/deadline" 40 "$TOOLS/apiclient" fake-dest "$mig" 50000 >"$LOGS/$t.fake" 2>&1 &
 	fpid=$!
-	for n in $(seq 100); do [ -S "$mig" ] && break; sleep 0.05; done
-	lc_ctl "$sock" migrate "unix:$mig"
-	wait "$fpid"
-	if [ "$CTL_RC" != 1 ]; then
+	for ((n = 0; n < 200; n++)); do
+		[ -S "$mig" ] && break
+		sleep 0.05
+	done
+	if [ ! -S "$mig" ]; then
+		kill "$fpid" 2>/dev/null
+		wait "$fpid"
 		bg_kill
-		fail "$t" "ctl status $CTL_RC, expected 1 (fake destination: $(tail -n1 "$LOGS/$t.fake"))"
+		fail "$t" "the fake destination did not listen within 10s: $(head -n1 "$LOGS/$t.fake")"
 		return
 	fi
+	lc_ctl "$sock" migrate "unix:$mig"
+	wait "$fpid"
+	fake=$(tail -n1 "$LOGS/$t.fake")
+	if [ "$CTL_RC" != 1 ]; then
+		bg_kill
+		fail "$t" "ctl status $CTL_RC, expected 1 (fake destination: $fake)"
+		return
+	fi
+	[ "$fake" = OK ] || { bg_kill; fail "$t" "the fake destination did not get its 50000 bytes: $fake"; return; }
 	lc_source_survives "$t" "$sock" || { bg_kill; fail "$t" "$WHY"; return; }
 	lc_term || { fail "$t" "$WHY"; return; }
 	pass "$t"
@@ -515,18 +459,17 @@ t_migrate_fail_dest_closes() {
 
 # ---- control socket protocol ----
 
-# t_api TEST MODE: api_client.py MODE against a running idle guest, which
-# must keep ticking throughout.
+# t_api TEST MODE: tools/apiclient MODE against a running idle guest, which
+# must keep ticking throughout (and afterwards).
 t_api() {
-	local t=$1 mode=$2 sock=$WORK/$1.sock r before after
-	bg_start "$t" idle --api "$sock"
+	local t=$1 mode=$2 sock=$WORK/$1.sock r before
+	bg_start "$t" --api "$sock"
 	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
-	before=$(lc_last_tick "$OUT")
-	r=$(cd "$WORK" && timeout -k 2 60 python3 "$ROOT/tests/guests/api_client.py" "$mode" "$sock" 2>&1 | tail -n1)
+	before=$(last_tick "$OUT")
+	r=$(cd "$WORK" && "$TOOLS/deadline" -k 2 60 "$TOOLS/apiclient" "$mode" "$sock" 2>&1 | tail -n1)
 	[ "$r" = OK ] || { bg_kill; fail "$t" "${r#FAIL: }"; return; }
-	sleep 0.5
-	after=$(lc_last_tick "$OUT")
-	[ "$after" -gt "$before" ] || { bg_kill; fail "$t" "the guest stopped ticking (tick $before)"; return; }
+	wait_out "idle: tick $((before + 1))$" 5 ||
+		{ bg_kill; fail "$t" "the guest stopped ticking (tick $before): $WHY"; return; }
 	lc_term || { fail "$t" "$WHY"; return; }
 	pass "$t"
 }
@@ -536,8 +479,8 @@ t_api() {
 # t_shutdown: idle with its power-button handler: ctl shutdown → the guest
 # sees the button and powers off; kvmbox exits 0.
 t_shutdown() {
-	local t=shutdown sock=$WORK/shutdown.sock
-	bg_start "$t" idle --append pwrbtn --api "$sock"
+	local t=$1 sock=$WORK/$1.sock
+	bg_start "$t" --append pwrbtn --api "$sock"
 	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
 	grep -qa 'power button armed' "$OUT" || { bg_kill; fail "$t" "guest did not arm the button"; return; }
 	lc_ctl_ok shutdown "$sock" shutdown || { bg_kill; fail "$t" "$WHY"; return; }
@@ -550,45 +493,16 @@ t_shutdown() {
 # t_shutdown_timeout: idle ignoring the button: ctl shutdown timeout=2 → kvmbox
 # stops 2 s later (1.5..5 s) with status 0 and a warning.
 t_shutdown_timeout() {
-	local t=shutdown_timeout sock=$WORK/shutdown_timeout.sock t0 t1 ms
-	bg_start "$t" idle --api "$sock"
+	local t=$1 sock=$WORK/$1.sock t0 t1 ms
+	bg_start "$t" --api "$sock"
 	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
-	t0=$(date +%s%N)
+	t0=${EPOCHREALTIME/./}
 	lc_ctl_ok shutdown "$sock" shutdown timeout=2 || { bg_kill; fail "$t" "$WHY"; return; }
 	bg_wait 10 || { fail "$t" "still running 10s after ctl shutdown timeout=2"; return; }
-	t1=$(date +%s%N)
-	ms=$(((t1 - t0) / 1000000))
+	t1=${EPOCHREALTIME/./}
+	ms=$(((t1 - t0) / 1000))
 	[ "$RC" = 0 ] || { fail "$t" "status $RC, expected 0"; return; }
 	[ "$ms" -ge 1500 ] && [ "$ms" -le 5000 ] || { fail "$t" "stopped after ${ms} ms, expected ~2000"; return; }
 	grep -qai 'warn' "$ERR" || { fail "$t" "no warning on stderr"; return; }
 	pass "$t"
-}
-
-# lc_run_test NAME: run one lifecycle test (returns 1 if NAME is not one).
-lc_run_test() {
-	if ! command -v python3 >/dev/null; then
-		case " $(echo $LIFECYCLE_TESTS) " in
-		*" $1 "*) skip "$1" "python3 not available"; return 0 ;;
-		esac
-	fi
-	case $1 in
-	snap_restore) t_snap_restore "$1" ;;
-	snap_restore_copy) t_snap_restore "$1" --copy ;;
-	snap_corrupt | hibernate | pause_resume | migrate_dirty | shutdown | shutdown_timeout) "t_$1" ;;
-	migrate_fail_closed_port | migrate_fail_dest_killed | migrate_fail_dest_closes) "t_$1" ;;
-	migrate_ok) t_migrate_ok "$1" unix ;;
-	migrate_tcp) t_migrate_ok "$1" tcp ;;
-	api_protocol) t_api "$1" protocol ;;
-	api_arguments) t_api "$1" arguments ;;
-	*) return 1 ;;
-	esac
-	return 0
-}
-
-# lc_guest NAME: the guest a lifecycle test boots.
-lc_guest() {
-	case $1 in
-	migrate_dirty | migrate_fail_dest_killed) echo dirtier ;;
-	*) echo idle ;;
-	esac
 }

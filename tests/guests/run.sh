@@ -1,68 +1,203 @@
 #!/bin/bash
-# tests/guests/run.sh - tier-2 tests: boot each tiny guest from build/guests/
-# under build/kvmbox and check its serial output and exit status, plus host-side
-# command-line error checks. One line per test: PASS: name / FAIL: name: why /
-# SKIP: name: why. Always exits 0 (tests/check.sh counts the lines).
+# tests/guests/run.sh - the tiny-guest tier: boot each tiny guest (build/guests/*.elf) under
+# kvmbox and check its serial output, exit status and process behaviour, the control-socket
+# lifecycle (lifecycle.sh) and command-line errors. One line per test, printed as soon as it
+# is known: PASS: name / FAIL: name: why / SKIP: name: why. Always exits 0 (tests/check.sh
+# counts the lines).
 #
-#   tests/guests/run.sh [test...]      run all tests, or only the named ones
-#   KVMBOX=path GUESTS=dir             binaries to use (default build/kvmbox, build/guests)
-#   GUEST_TIMEOUT=seconds              per-run limit (default 60); a hang is a FAIL
-#   GUEST_LOGS=dir                     keep every run's stdout/stderr there
+#   tests/guests/run.sh [TEST|GLOB...]   all tests, or those whose names match
+#   tests/guests/run.sh --list           the test names
+#
+# Where: on this machine's /dev/kvm when it can run the tiny guests (a probe boots serial.elf),
+# otherwise inside the emulated host of the Linux tier (tests/linux/lib.sh; emulated.sh here),
+# where this same script runs with busybox and bash-static (run.sh --inside). A SKIP only
+# when neither works, with both reasons.
+#
+# Environment:
+#   KVMBOX=path            the kvmbox binary (default build/kvmbox; dynamic builds and
+#                          sanitizer builds work: their libraries go into the emulated host)
+#   GUESTS_WHERE=auto|here|emulated   force where the tier runs (default auto)
+#   GUEST_TIMEOUT=seconds  per kvmbox run (default 60); a hang is a FAIL
+#   GUEST_LOGS=dir         keep every run's stdout/stderr there (runs on this machine)
+#   GUEST_DIAG_LINES=N     after a FAIL, show the last N lines of each output (default 3)
+#   GUEST_REPEAT=N         run each selected test N times (to catch a flaky one)
+#   KVMBOX_GUESTS_TIMEOUT  the whole emulated host, seconds (default 900)
+#   KVMBOX_GUESTS_OUT      emulated host's initramfs and serial log (host.log; default
+#                          build/guests/emu/<flavour>: plain, san-address-undefined...)
+#   KVMBOX_HOST_LOGLEVEL=N the emulated host's console log level (default 1)
+#   KVMBOX_VERBOSE=1       echo the emulated host's serial log on stderr
 set -u
+export LC_ALL=C
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-KVMBOX=${KVMBOX:-$ROOT/build/kvmbox}
-GUESTS=${GUESTS:-$ROOT/build/guests}
-TIMEOUT=${GUEST_TIMEOUT:-60}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmbox-guests.XXXXXX")
-BG_PIDS=
-# Background kvmbox runs (process tests) must not outlive the runner.
-trap 'for p in $BG_PIDS; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
-if [ -n "${GUEST_LOGS:-}" ]; then
-	mkdir -p "$GUEST_LOGS"
-	LOGS=$GUEST_LOGS
-else
-	LOGS=$WORK
+INSIDE=
+if [ "${1:-}" = --inside ]; then
+	# In the emulated host (tests/linux/host-init, kvmbox.host=guests): emulated.sh wrote
+	# KVMBOX, GUEST_TIMEOUT and the selected tests (INSIDE_TESTS) into inside.env.
+	# shellcheck disable=SC1091
+	source "$ROOT/inside.env" || exit 1
+	INSIDE=1
+	GUESTS_WHERE=here
+	shift
+	set -- "${INSIDE_TESTS[@]}"
 fi
+KVMBOX=${KVMBOX:-$ROOT/build/kvmbox}
+case $KVMBOX in /*) ;; *) KVMBOX=$PWD/$KVMBOX ;; esac
+GUESTS=${GUESTS:-$ROOT/build/guests}
+TOOLS=$GUESTS/tools
+TIMEOUT=${GUEST_TIMEOUT:-60}
+DIAG_LINES=${GUEST_DIAG_LINES:-3}
 
-GUEST_TESTS="serial rtc pit lapic_timer smp_1 smp_2 smp_4 poweroff reset_i8042_noreboot
-	reset_acpi_noreboot reset_reboot reset_reboot_acpi triple_fault triple_fault_int3 hostile_io
-	virtio_hostile virtio_hostile_ro
-	sigterm sigint sighup sig_ignored threads sigstop fds_reboot tty_sigterm tty_ctrl_a_x tty_hangup"
-CLI_TESTS="cli_missing_kernel cli_kernel_is_dir cli_not_a_kernel cli_initrd_too_big
-	cli_memory_too_small cli_memory_too_big cli_memory_malformed cli_cpus_zero
-	cli_cpus_too_many cli_unknown_option cli_no_kernel kvm_not_a_device kvm_missing"
-# The control-socket lifecycle tests (snapshot, migration, ...) live in lifecycle.sh.
-source "$ROOT/tests/guests/lifecycle.sh"
-ALL_TESTS=$(echo $GUEST_TESTS $LIFECYCLE_TESTS $CLI_TESTS)
+# ---- the tests ----
+# One row per test: name, the guest it boots (build/guests/GUEST.elf; - for none), then the
+# function and its arguments; the function gets the test name first. The guest is in G.
+TABLE='
+serial                   serial          t_serial
+rtc                      rtc             t_rtc
+pit                      pit             t_ok
+lapic_timer              lapic_timer     t_ok
+smp_1                    smp             t_smp 1
+smp_2                    smp             t_smp 2
+smp_4                    smp             t_smp 4
+poweroff                 poweroff        t_poweroff
+reset_i8042_noreboot     reset           reset_once i8042
+reset_acpi_noreboot      reset           reset_once acpi
+reset_reboot             reset           reset_twice i8042
+reset_reboot_acpi        reset           reset_twice acpi
+triple_fault             triple_fault    t_triple_fault ud2
+triple_fault_int3        triple_fault    t_triple_fault int3
+hostile_io               hostile_io      t_ok
+virtio_hostile           virtio_hostile  t_virtio_hostile
+virtio_hostile_ro        virtio_hostile  t_virtio_hostile ro
+sigterm                  idle            t_signal TERM 143
+sigint                   idle            t_signal INT 130
+sighup                   idle            t_signal HUP 129
+sig_ignored              idle            t_sig_ignored
+threads                  idle            t_threads
+sigstop                  idle            t_sigstop
+fds_reboot               reboots         t_fds_reboot
+tty_sigterm              idle            t_tty sigterm
+tty_ctrl_a_x             idle            t_tty ctrl-a-x
+tty_hangup               idle            t_tty hangup
+snap_restore             idle            t_snap_restore
+snap_restore_copy        idle            t_snap_restore --copy
+snap_corrupt             idle            t_snap_corrupt
+hibernate                idle            t_hibernate
+pause_resume             idle            t_pause_resume
+migrate_ok               idle            t_migrate_ok unix
+migrate_tcp              idle            t_migrate_ok tcp
+migrate_dirty            dirtier         t_migrate_dirty
+migrate_fail_closed_port idle            t_migrate_fail_closed_port
+migrate_fail_dest_killed dirtier         t_migrate_fail_dest_killed
+migrate_fail_dest_closes idle            t_migrate_fail_dest_closes
+api_protocol             idle            t_api protocol
+api_arguments            idle            t_api arguments
+shutdown                 idle            t_shutdown
+shutdown_timeout         idle            t_shutdown_timeout
+cli_missing_kernel       -               t_cli_kernel missing
+cli_kernel_is_dir        -               t_cli_kernel dir
+cli_not_a_kernel         -               t_cli_kernel text
+cli_initrd_too_big       poweroff        t_cli_initrd_too_big
+cli_memory_too_small     poweroff        t_cli 1 --memory 1M
+cli_memory_too_big       poweroff        t_cli 1 --memory 100T
+cli_memory_malformed     poweroff        t_cli 1,2 --memory 12Q
+cli_cpus_zero            poweroff        t_cli 1 --cpus 0
+cli_cpus_too_many        poweroff        t_cli 1 --cpus 100000
+cli_unknown_option       poweroff        t_cli 2 --no-such-option
+cli_no_kernel            -               t_cli_no_kernel
+kvm_not_a_device         poweroff        t_kvm_ns
+kvm_missing              poweroff        t_kvm_ns
+'
 
-pass() { echo "PASS: $1"; }
-fail() { echo "FAIL: $1: $2"; }
-skip() { echo "SKIP: $1: $2"; }
+# The helpers in build/guests/tools (tests/guests/tools/*.c) and the other commands the tests
+# run (busybox has them all, with the options used: selftest_tools checks).
+HELPERS="deadline sigdisp ptyrun apiclient freeport passcheck bytes"
+COMMANDS="awk cat cmp cp cut dd diff grep head ln ls mkdir mktemp mount od readlink rm sed seq sh sleep
+	sort stat tail tr truncate uniq unshare wc"
+
+# ---- results ----
+
+RESULT_PREFIX=${INSIDE:+KVMBOX-G }
+NRES=0
+CUR=
+
+result() { # STATUS NAME [WHY]
+	NRES=$((NRES + 1))
+	[ -n "$CUR" ] && : >"$LOGS/$CUR.result"
+	if [ "$1" = PASS ]; then
+		echo "${RESULT_PREFIX}PASS: $2"
+	else
+		echo "${RESULT_PREFIX}$1: $2: $3"
+	fi
+}
+
+# sanitizer_report TEST: the first sanitizer line (ASan, UBSan, LSan...) on the stderr of any
+# kvmbox run of TEST ($LOGS/TEST.err, $LOGS/TEST.*.err; kvmbox ctl output is kept there too).
+sanitizer_report() {
+	local f
+	for f in "$LOGS/$1.err" "$LOGS/$1".*.err; do
+		[ -f "$f" ] || continue
+		grep -a -m1 -E 'ERROR: [A-Za-z]*Sanitizer|runtime error:' "$f" && return
+	done | head -n1 | cut -c1-200
+}
+
+# diag TEST: the last lines of the guest output and stderr of TEST's kvmbox runs, indented
+# under its FAIL line.
+diag() {
+	local f
+	for f in "$LOGS/$1.out" "$LOGS/$1".*.out "$LOGS/$1.err" "$LOGS/$1".*.err; do
+		case $f in *.ctl.err) continue ;; esac
+		[ -s "$f" ] || continue
+		tr -d '\r' <"$f" | tail -n "$DIAG_LINES" | cut -c1-200 | sed "s|^|${f##*/}: |"
+	done | tail -n $((DIAG_LINES * 5)) | while IFS= read -r l; do
+		if [ -n "$INSIDE" ]; then
+			echo "KVMBOX-L $1 $l"
+		else
+			echo "    | $l"
+		fi
+	done
+}
+
+pass() {
+	local s
+	s=$(sanitizer_report "$1")
+	if [ -n "$s" ]; then
+		result FAIL "$1" "sanitizer report on kvmbox's stderr: $s"
+		diag "$1"
+	else
+		result PASS "$1"
+	fi
+}
+fail() {
+	local s
+	s=$(sanitizer_report "$1")
+	result FAIL "$1" "$2${s:+ (sanitizer report: $s)}"
+	diag "$1"
+}
+skip() { result SKIP "$1" "$2"; }
 
 # ---- running things ----
 
-# run_vm TEST GUEST [kvmbox run options...]: boot build/guests/GUEST.elf; sets RC,
-# OUT (stdout, CRs removed) and ERR (stderr path).
+# run_vm TEST [kvmbox run options...]: boot build/guests/$G.elf; sets RC, OUT (stdout, CRs
+# removed) and ERR (stderr path).
 run_vm() {
-	local t=$1 g=$2
-	shift 2
+	local t=$1
+	shift
 	OUT=$LOGS/$t.out
 	ERR=$LOGS/$t.err
-	timeout -k 5 "$TIMEOUT" "$KVMBOX" run --kernel "$GUESTS/$g.elf" --memory 64M \
+	"$TOOLS/deadline" -k 5 "$TIMEOUT" "$KVMBOX" run --kernel "$GUESTS/$G.elf" --memory 64M \
 		--console serial "$@" </dev/null >"$OUT.raw" 2>"$ERR"
 	RC=$?
 	tr -d '\r' <"$OUT.raw" >"$OUT"
 	rm -f "$OUT.raw"
 }
 
-# Why a boot went wrong, in one line: timeout, the guest's own ERROR line, or
-# the status and the last stderr line.
-# vm_trouble TEST WANT: print the FAIL line and succeed if the run went wrong.
+# vm_trouble TEST WANT: print the FAIL line and succeed if the run went wrong: timeout, the
+# guest's own ERROR line, or a status other than WANT.
 vm_trouble() {
 	local t=$1 want=$2 e
 	e=$(grep -m1 -a '^ERROR:' "$OUT")
-	if [ "$RC" = 124 ] || [ "$RC" = 137 ]; then
+	if [ "$RC" = 124 ]; then
 		fail "$t" "timed out after ${TIMEOUT}s${e:+ ($e)}"
 		return 0
 	fi
@@ -79,66 +214,76 @@ vm_trouble() {
 
 have_line() { grep -qax -- "$1" "$OUT"; }
 
+# complete_lines FILE: FILE without CRs and without a last line that has no newline yet
+# (a guest may be in the middle of printing it).
+complete_lines() {
+	local s
+	s=$(tr -d '\r' <"$1"; echo .)
+	s=${s%.}
+	case $s in
+	*$'\n') printf '%s' "$s" ;;
+	*$'\n'*) printf '%s\n' "${s%$'\n'*}" ;;
+	esac
+}
+
 # ---- guest tests ----
 
 t_serial() {
-	run_vm serial serial
-	vm_trouble serial 0 && return
-	grep -a '^serial:' "$OUT" >"$WORK/serial.got"
-	cat >"$WORK/serial.want" <<'WANT'
-serial: hello from the serial guest
-serial: lsr idle 60
-serial: fifo enabled
-serial: scr ok
-serial: dlab ok
-serial: burst 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
-serial: burst2 the quick brown fox jumps over the lazy dog 0123456789 !"#$%&'()*+,-./
-serial: handshake line of more than sixteen bytes
-serial: loopback ok
-serial: ier ok
-serial: done
-WANT
-	if ! cmp -s "$WORK/serial.want" "$WORK/serial.got"; then
-		local d
-		d=$(diff "$WORK/serial.want" "$WORK/serial.got" | grep -m1 '^[<>]')
-		echo "FAIL: serial: output differs from the expected text: $d"
-		return
-	fi
-	pass serial
+	local t=$1 i
+	run_vm "$t"
+	vm_trouble "$t" 0 && return
+	local -a want=(
+		'serial: hello from the serial guest'
+		'serial: lsr idle 60'
+		'serial: fifo enabled'
+		'serial: scr ok'
+		'serial: dlab ok'
+		'serial: burst 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
+		'serial: burst2 the quick brown fox jumps over the lazy dog 0123456789 !"#$%&'"'"'()*+,-./'
+		'serial: handshake line of more than sixteen bytes'
+		'serial: loopback ok'
+		'serial: ier ok'
+		'serial: done'
+	)
+	local -a got
+	grep -a '^serial:' "$OUT" >"$OUT.serial"
+	mapfile -t got <"$OUT.serial"
+	for ((i = 0; i < ${#want[@]} || i < ${#got[@]}; i++)); do
+		if [ "${want[i]-}" != "${got[i]-}" ]; then
+			fail "$t" "output differs from the expected text at line $((i + 1)): got '${got[i]-(nothing)}', expected '${want[i]-(nothing)}'"
+			return
+		fi
+	done
+	pass "$t"
 }
 
 t_rtc() {
-	local host guest diff
-	run_vm rtc rtc
-	host=$(date +%s)
-	vm_trouble rtc 0 && return
+	local t=$1 host guest diff
+	run_vm "$t"
+	host=$EPOCHSECONDS
+	vm_trouble "$t" 0 && return
 	guest=$(sed -n 's/^rtc: unix \([0-9][0-9]*\)$/\1/p' "$OUT" | head -n1)
-	[ -z "$guest" ] && { fail rtc "no 'rtc: unix N' line"; return; }
+	[ -z "$guest" ] && { fail "$t" "no 'rtc: unix N' line"; return; }
 	diff=$((host - guest))
 	[ "$diff" -lt 0 ] && diff=$((-diff))
-	[ "$diff" -gt 60 ] && { fail rtc "guest time $guest is ${diff}s away from host time $host"; return; }
-	grep -qa '^rtc: ticked to ' "$OUT" || { fail rtc "RTC did not tick"; return; }
-	have_line "rtc: nvram ok" || { fail rtc "no 'rtc: nvram ok'"; return; }
-	pass rtc
+	[ "$diff" -gt 60 ] && { fail "$t" "guest time $guest is ${diff}s away from host time $host"; return; }
+	grep -qa '^rtc: ticked to ' "$OUT" || { fail "$t" "RTC did not tick"; return; }
+	have_line "rtc: nvram ok" || { fail "$t" "no 'rtc: nvram ok'"; return; }
+	pass "$t"
 }
 
-t_pit() {
-	run_vm pit pit
-	vm_trouble pit 0 && return
-	have_line "pit: OK" || { fail pit "no 'pit: OK' line"; return; }
-	pass pit
-}
-
-t_lapic_timer() {
-	run_vm lapic_timer lapic_timer
-	vm_trouble lapic_timer 0 && return
-	have_line "lapic_timer: OK" || { fail lapic_timer "no 'lapic_timer: OK' line"; return; }
-	pass lapic_timer
+# t_ok TEST: the guest checks everything itself and prints "GUEST: OK" (pit, lapic_timer, hostile_io).
+t_ok() {
+	local t=$1
+	run_vm "$t"
+	vm_trouble "$t" 0 && return
+	have_line "$G: OK" || { fail "$t" "no '$G: OK' line"; return; }
+	pass "$t"
 }
 
 t_smp() {
-	local n=$1 t=smp_$1 got want
-	run_vm "$t" smp --cpus "$n" --append "cpus=$n"
+	local t=$1 n=$2 got want
+	run_vm "$t" --cpus "$n" --append "cpus=$n"
 	vm_trouble "$t" 0 && return
 	got=$(sed -n 's/^cpu \([0-9][0-9]*\) up$/\1/p' "$OUT" | sort -n | tr '\n' ' ')
 	want=$(seq 0 $((n - 1)) | tr '\n' ' ')
@@ -148,26 +293,32 @@ t_smp() {
 }
 
 t_poweroff() {
-	run_vm poweroff poweroff
-	vm_trouble poweroff 0 && return
-	have_line "poweroff: going down" || { fail poweroff "guest output missing"; return; }
-	pass poweroff
+	local t=$1
+	run_vm "$t"
+	vm_trouble "$t" 0 && return
+	have_line "poweroff: going down" || { fail "$t" "guest output missing"; return; }
+	pass "$t"
 }
 
 # reset_once TEST MODE: reset once with --no-reboot; kvmbox must exit 0 after one boot.
 reset_once() {
 	local t=$1 boots
-	run_vm "$t" reset --no-reboot --append "mode=$2"
+	run_vm "$t" --no-reboot --append "mode=$2"
 	vm_trouble "$t" 0 && return
 	boots=$(grep -ca '^reset: boot' "$OUT")
 	[ "$boots" != 1 ] && { fail "$t" "$boots boot lines, expected 1"; return; }
 	pass "$t"
 }
 
-# reset_twice TEST CMDLINE: reset on the first boot (counted in CMOS), power off on the second.
+# reset_twice TEST VIA: reset (through i8042 or acpi) on the first boot, counted in CMOS;
+# power off on the second.
 reset_twice() {
-	local t=$1 got
-	run_vm "$t" reset --append "$2"
+	local t=$1 via=$2 got
+	if [ "$via" = acpi ]; then
+		run_vm "$t" --append "mode=count via=acpi"
+	else
+		run_vm "$t" --append "mode=count"
+	fi
 	vm_trouble "$t" 0 && return
 	got=$(grep -a '^reset: boot' "$OUT" | tr '\n' ',')
 	[ "$got" != "reset: boot 1,reset: boot 2," ] &&
@@ -178,22 +329,12 @@ reset_twice() {
 # t_triple_fault TEST HOW: ud2 or int3 with an empty IDT; kvmbox must exit 3 with a register dump.
 t_triple_fault() {
 	local t=$1
-	run_vm "$t" triple_fault --append "how=$2"
-	if [ "$RC" = 124 ] || [ "$RC" = 137 ]; then
-		fail "$t" "timed out after ${TIMEOUT}s"
-		return
-	fi
+	run_vm "$t" --append "how=$2"
+	[ "$RC" = 124 ] && { fail "$t" "timed out after ${TIMEOUT}s"; return; }
 	[ "$RC" != 3 ] && { fail "$t" "status $RC, expected 3; stderr: $(tail -n1 "$ERR" | cut -c1-200)"; return; }
 	have_line "triple_fault: faulting now" || { fail "$t" "guest did not run"; return; }
 	grep -qa 'RIP' "$ERR" || { fail "$t" "no register dump (RIP) on stderr"; return; }
 	pass "$t"
-}
-
-t_hostile_io() {
-	run_vm hostile_io hostile_io
-	vm_trouble hostile_io 0 && return
-	have_line "hostile_io: OK" || { fail hostile_io "no 'hostile_io: OK' line"; return; }
-	pass hostile_io
 }
 
 # ---- virtio-blk against a hostile driver ----
@@ -223,12 +364,12 @@ t_virtio_hostile() {
 	img=$LOGS/$t.img
 	orig=$LOGS/$t.orig
 	if ! head -c $((VH_SECTORS * 512)) /dev/urandom >"$orig" ||
-		! printf 'KVMBOX-DISK sector 0\n' | dd of="$orig" conv=notrunc status=none ||
-		! cp "$orig" "$img"; then
+		! printf 'KVMBOX-DISK sector 0\n' | dd of="$orig" conv=notrunc 2>/dev/null ||
+		! cp "$orig" "$img" || [ "$(head -c 11 "$img")" != KVMBOX-DISK ]; then
 		fail "$t" "cannot prepare the disk image in $LOGS"
 		return
 	fi
-	run_vm "$t" virtio_hostile --disk "$img${ro:+,ro}" --append "cap=$VH_SECTORS${ro:+ ro}"
+	run_vm "$t" --disk "$img${ro:+,ro}" --append "cap=$VH_SECTORS${ro:+ ro}"
 	vm_trouble "$t" 0 && return
 	have_line "virtio_hostile: done" || { fail "$t" "no 'virtio_hostile: done' line"; return; }
 	for c in $VH_CASES ${ro:+ro_write:ioerr}; do
@@ -246,14 +387,13 @@ t_virtio_hostile() {
 	want=$(echo $VH_CASES ${ro:+ro_write:ioerr} | wc -w)
 	[ "$n" != "$want" ] && { fail "$t" "$n case lines, expected $want"; return; }
 	# Errors on stderr (as stderr_errors), except the documented fallback warning.
-	e=$(grep -avi 'io_uring unavailable' "$ERR" |
-		grep -aiE "error|fail|cannot|can't|unable|warn|abort|fault|leak" | head -n1 | cut -c1-200)
+	e=$(grep -avi 'io_uring unavailable' "$ERR" | grep -aiE "$ERROR_RE" | head -n1 | cut -c1-200)
 	[ -n "$e" ] && { fail "$t" "error on stderr: $e"; return; }
 	# The image: same size, untouched outside sector 8, sector 8 = pattern.
 	sz=$(stat -c %s "$img")
 	[ "$sz" != $((VH_SECTORS * 512)) ] && { fail "$t" "image is $sz bytes, was $((VH_SECTORS * 512))"; return; }
 	if [ -n "$ro" ]; then
-		c=$(cmp "$orig" "$img" 2>&1) || { fail "$t" "read-only image changed: $c"; return; }
+		cmp -s "$orig" "$img" || { fail "$t" "read-only image changed: $(cmp "$orig" "$img" 2>&1)"; return; }
 		pass "$t"
 		return
 	fi
@@ -270,27 +410,31 @@ t_virtio_hostile() {
 
 # ---- process tests: kvmbox in the background, looked at through /proc ----
 
-# Start background runs with the default dispositions: a non-interactive shell
-# starts `cmd &` with SIGINT and SIGQUIT ignored, which is not how kvmbox is
-# normally run (sig_ignored tests that case on purpose).
-if env --default-signal=INT true 2>/dev/null; then
-	DEFSIG="env --default-signal=HUP,INT,QUIT,TERM"
-else
-	DEFSIG=
-fi
+# Background runs start with the default dispositions: a non-interactive shell starts
+# `cmd &` with SIGINT and SIGQUIT ignored, which is not how kvmbox is normally run
+# (sig_ignored tests that case on purpose).
+DEFSIG="$TOOLS/sigdisp -d HUP,INT,QUIT,TERM"
 
-# bg_start TEST GUEST [kvmbox run options...]: start kvmbox on build/guests/GUEST.elf
-# in the background; sets PID, OUT (raw stdout) and ERR. BG_WRAP may prefix a command.
+# bg_start TEST [kvmbox run options...]: start kvmbox on build/guests/$G.elf in the
+# background; sets PID, OUT (raw stdout) and ERR. BG_WRAP may replace the DEFSIG prefix.
 bg_start() {
-	local t=$1 g=$2
-	shift 2
+	local t=$1
+	shift
 	OUT=$LOGS/$t.out
 	ERR=$LOGS/$t.err
 	: >"$OUT"
-	${BG_WRAP:-$DEFSIG} "$KVMBOX" run --kernel "$GUESTS/$g.elf" --memory 64M --console serial "$@" \
+	: >"$ERR"
+	${BG_WRAP:-$DEFSIG} "$KVMBOX" run --kernel "$GUESTS/$G.elf" --memory 64M --console serial "$@" \
 		</dev/null >"$OUT" 2>"$ERR" &
 	PID=$!
 	BG_PIDS="$BG_PIDS $PID"
+}
+
+# proc_state PID_OR_TASK_DIR: the state letter from /proc/.../stat (comm may hold spaces).
+proc_state() {
+	local f=$1
+	case $f in /*) ;; *) f=/proc/$f ;; esac
+	sed -n 's/^.*) \([A-Za-z]\) .*$/\1/p' "$f/stat" 2>/dev/null
 }
 
 # alive PID: running (or stopped), not exited.
@@ -305,13 +449,14 @@ bg_kill() {
 	wait "$PID" 2>/dev/null
 }
 
-# wait_out TEXT SECONDS: until OUT has a line starting with TEXT. Otherwise sets
-# WHY (kvmbox exited / timed out) and fails. Not in $(...): it waits for kvmbox.
+# wait_out TEXT SECONDS: until OUT has a complete line starting with TEXT (a regex). Otherwise
+# sets WHY (kvmbox exited / timed out) and fails. Not in $(...): it waits for kvmbox.
 wait_out() {
 	local text=$1 n=$(($2 * 20))
 	while [ "$n" -gt 0 ]; do
-		tr -d '\r' <"$OUT" | grep -qa -- "^$text" && return 0
+		complete_lines "$OUT" | grep -qa -- "^$text" && return 0
 		if ! alive "$PID"; then
+			complete_lines "$OUT" | grep -qa -- "^$text" && return 0
 			wait "$PID"
 			WHY="kvmbox exited (status $?) before the guest printed '$text';"
 			WHY="$WHY stderr: $(tail -n1 "$ERR" | cut -c1-150)"
@@ -340,17 +485,38 @@ bg_wait() {
 	return 0
 }
 
-# proc_state PID_OR_TASK_DIR: the state letter from /proc/.../stat (comm may hold spaces).
-proc_state() {
-	local f=$1
-	case $f in /*) ;; *) f=/proc/$f ;; esac
-	sed -n 's/^.*) \([A-Za-z]\) .*$/\1/p' "$f/stat" 2>/dev/null
+# stays_same FILE SECONDS: FILE does not grow for SECONDS (polled: fails as soon as it does).
+# Sets SIZE (its size at the start) and WHY.
+stays_same() {
+	local n=$(($2 * 10)) s
+	SIZE=$(stat -c %s "$1")
+	while [ "$n" -gt 0 ]; do
+		sleep 0.1
+		s=$(stat -c %s "$1")
+		[ "$s" != "$SIZE" ] && { WHY="output grew from $SIZE to $s bytes"; return 1; }
+		n=$((n - 1))
+	done
+	return 0
 }
 
-# stderr_errors: the error lines on ERR (the same pattern as tty.py's ERROR_LINE).
+# grows FILE SECONDS: FILE grows within SECONDS (the guest is running).
+grows() {
+	local s n=$(($2 * 20))
+	s=$(stat -c %s "$1")
+	while [ "$n" -gt 0 ]; do
+		[ "$(stat -c %s "$1")" != "$s" ] && return 0
+		sleep 0.05
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# The runner's definition of an error line on stderr.
+ERROR_RE="error|fail|cannot|can't|unable|warn|abort|fault|leak"
+
+# stderr_errors: the error lines on ERR.
 stderr_errors() {
-	grep -aiE "error|fail|cannot|can't|unable|warn|abort|fault|leak" "$ERR" | head -n3 |
-		tr '\n' '|' | cut -c1-200
+	grep -aiE "$ERROR_RE" "$ERR" | head -n3 | tr '\n' '|' | cut -c1-200
 }
 
 # check_threads PID CPUS: vcpu0..vcpuCPUS-1 each exactly once, no other vcpuN, no
@@ -410,11 +576,16 @@ fd_kinds() {
 	sed -e 's/^[0-9]* -> //' -e 's/\[[0-9]*\]$/[]/' | sort | uniq -c | sed 's/^ *//'
 }
 
+# last_tick FILE: the number of the last complete "idle: tick N" line (empty if none).
+last_tick() {
+	complete_lines "$1" | sed -n 's/^idle: tick \([0-9][0-9]*\)$/\1/p' | tail -n1
+}
+
 # t_signal TEST SIG STATUS: the idle guest on 2 vCPUs; SIG must stop kvmbox
 # cleanly with STATUS within 5 s and nothing wrong on stderr.
 t_signal() {
 	local t=$1 sig=$2 want=$3 e
-	bg_start "$t" idle --cpus 2
+	bg_start "$t" --cpus 2
 	wait_out "idle: ready" 20 || { bg_kill; fail "$t" "$WHY"; return; }
 	kill -"$sig" "$PID"
 	bg_wait 5 || { fail "$t" "still running 5s after SIG$sig"; return; }
@@ -424,33 +595,42 @@ t_signal() {
 	pass "$t"
 }
 
+# sig_pending PID SIG: SIG is pending for the process (ShdPnd of /proc/PID/status).
+sig_pending() {
+	local m n
+	m=$(sed -n 's/^ShdPnd:[[:space:]]*\([0-9a-f]*\)$/\1/p' "/proc/$1/status" 2>/dev/null)
+	n=$(kill -l "$2")
+	[ -n "$m" ] && [ $(((0x$m >> (n - 1)) & 1)) = 1 ]
+}
+
 # t_sig_ignored: started with SIGHUP and SIGINT ignored, as `nohup kvmbox ...`
 # (POSIX nohup) or `kvmbox ... &` from a script (the shell) start it, kvmbox must
-# keep ignoring them; SIGTERM still stops it.
+# keep ignoring them; SIGTERM still stops it. After each signal: once it is no
+# longer pending (discarded as ignored, or read by kvmbox), the guest must print two
+# more ticks (kvmbox stops its vCPUs right after taking a signal it obeys).
 t_sig_ignored() {
-	local t=sig_ignored sig s1
-	if ! env --ignore-signal=HUP true 2>/dev/null; then
-		skip "$t" "env --ignore-signal not available (coreutils < 8.31)"
-		return
-	fi
-	BG_WRAP="env --ignore-signal=HUP,INT" bg_start "$t" idle --cpus 2
-	wait_out "idle: ready" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	local t=$1 sig n last
+	BG_WRAP="$TOOLS/sigdisp -d QUIT,TERM -i HUP,INT" bg_start "$t" --cpus 2
+	wait_out "idle: tick 1$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
 	for sig in HUP INT; do
 		kill -"$sig" "$PID"
-		sleep 0.5
+		for ((n = 0; n < 100; n++)); do
+			sig_pending "$PID" "$sig" || break
+			sleep 0.05
+		done
 		if ! alive "$PID"; then
 			wait "$PID"
 			fail "$t" "SIG$sig was ignored when kvmbox started, but it stopped the VM (status $?)"
 			return
 		fi
+		[ "$n" = 100 ] && { bg_kill; fail "$t" "SIG$sig still pending 5s after it was sent"; return; }
+		last=$(last_tick "$OUT")
+		if ! wait_out "idle: tick $((last + 2))$" 10; then
+			bg_kill
+			fail "$t" "after SIG$sig (ignored when kvmbox started): $WHY"
+			return
+		fi
 	done
-	s1=$(stat -c %s "$OUT")
-	sleep 0.6
-	if [ "$(stat -c %s "$OUT")" = "$s1" ]; then
-		bg_kill
-		fail "$t" "guest stopped ticking after SIGHUP/SIGINT"
-		return
-	fi
 	kill -TERM "$PID"
 	bg_wait 5 || { fail "$t" "still running 5s after SIGTERM"; return; }
 	[ "$RC" != 143 ] && { fail "$t" "status $RC after SIGTERM, expected 143"; return; }
@@ -460,8 +640,8 @@ t_sig_ignored() {
 # t_threads: with --cpus 2 (both vCPUs started and halted), the threads are the
 # main one, vcpu0 and vcpu1.
 t_threads() {
-	local t=threads cpus=2 why
-	bg_start "$t" idle --cpus 2
+	local t=$1 cpus=2 why
+	bg_start "$t" --cpus $cpus
 	wait_out "idle: ready" 20 || { bg_kill; fail "$t" "$WHY"; return; }
 	why=$(check_threads "$PID" "$cpus") || { bg_kill; fail "$t" "$why"; return; }
 	kill -TERM "$PID"
@@ -471,10 +651,10 @@ t_threads() {
 }
 
 # t_sigstop: SIGSTOP stops every thread and the guest's output (its clock ticks
-# 5 times a second); SIGCONT resumes both; then SIGTERM.
+# 5 times a second) for 2 s; SIGCONT resumes both; then SIGTERM.
 t_sigstop() {
-	local t=sigstop why n s1 s2 d st bad
-	bg_start "$t" idle --cpus 2
+	local t=$1 why n d st bad
+	bg_start "$t" --cpus 2
 	wait_out "idle: tick 2" 20 || { bg_kill; fail "$t" "$WHY"; return; }
 	kill -STOP "$PID"
 	for n in $(seq 40); do
@@ -488,24 +668,10 @@ t_sigstop() {
 	done
 	alive "$PID" || { bg_kill; fail "$t" "kvmbox exited on SIGSTOP"; return; }
 	[ -n "$bad" ] && { bg_kill; fail "$t" "threads not stopped 2s after SIGSTOP:$bad"; return; }
-	s1=$(stat -c %s "$OUT")
-	sleep 2
-	s2=$(stat -c %s "$OUT")
-	if [ "$s1" != "$s2" ]; then
-		bg_kill
-		fail "$t" "output grew from $s1 to $s2 bytes while stopped"
-		return
-	fi
+	# Every thread is stopped: nothing can write any more.
+	stays_same "$OUT" 2 || { bg_kill; fail "$t" "$WHY while stopped"; return; }
 	kill -CONT "$PID"
-	for n in $(seq 60); do
-		[ "$(stat -c %s "$OUT")" != "$s2" ] && break
-		sleep 0.05
-	done
-	if [ "$(stat -c %s "$OUT")" = "$s2" ]; then
-		bg_kill
-		fail "$t" "no guest output within 3s of SIGCONT"
-		return
-	fi
+	grows "$OUT" 3 || { bg_kill; fail "$t" "no guest output within 3s of SIGCONT"; return; }
 	why=$(check_threads "$PID" 2) || { bg_kill; fail "$t" "after SIGCONT: $why"; return; }
 	kill -TERM "$PID"
 	bg_wait 5 || { fail "$t" "still running 5s after SIGTERM"; return; }
@@ -516,8 +682,8 @@ t_sigstop() {
 # t_fds_reboot: the reboots guest boots 4 times (3 resets) on 2 vCPUs; kvmbox's
 # fds and threads during the last boot must be what they were during the first.
 t_fds_reboot() {
-	local t=fds_reboot boots=4 why fd1 fd2 th1 th2 d
-	bg_start "$t" reboots --cpus 2 --append "boots=$boots hold=1000"
+	local t=$1 boots=4 why fd1 fd2 th1 th2 d
+	bg_start "$t" --cpus 2 --append "boots=$boots hold=1000"
 	wait_out "reboots: boot 1" 20 || { bg_kill; fail "$t" "$WHY"; return; }
 	fd_list "$PID" >"$LOGS/$t.fds1"
 	th1=$(ls /proc/"$PID"/task | wc -l)
@@ -526,12 +692,16 @@ t_fds_reboot() {
 	th2=$(ls /proc/"$PID"/task | wc -l)
 	why=$(check_threads "$PID" 2) || { bg_kill; fail "$t" "during boot $boots: $why"; return; }
 	bg_wait 20 || { fail "$t" "did not power off"; return; }
+	tr -d '\r' <"$OUT" >"$OUT.txt"
+	OUT=$OUT.txt
 	vm_trouble "$t" 0 && return
-	tr -d '\r' <"$OUT" | grep -qax "reboots: done" || { fail "$t" "no 'reboots: done' line"; return; }
+	have_line "reboots: done" || { fail "$t" "no 'reboots: done' line"; return; }
 	fd1=$(wc -l <"$LOGS/$t.fds1")
 	fd2=$(wc -l <"$LOGS/$t.fds2")
 	if [ "$fd1" != "$fd2" ]; then
-		d=$(diff <(fd_kinds <"$LOGS/$t.fds1") <(fd_kinds <"$LOGS/$t.fds2") | grep '^[<>]' |
+		fd_kinds <"$LOGS/$t.fds1" >"$LOGS/$t.kinds1"
+		fd_kinds <"$LOGS/$t.fds2" >"$LOGS/$t.kinds2"
+		d=$(diff -u "$LOGS/$t.kinds1" "$LOGS/$t.kinds2" | sed -n '3,$p' | grep '^[-+]' |
 			head -n6 | tr '\n' ',')
 		fail "$t" "$fd1 fds during boot 1, $fd2 during boot $boots (count kind: ${d%,})"
 		return
@@ -540,35 +710,39 @@ t_fds_reboot() {
 	pass "$t"
 }
 
-# t_tty TEST HOW: kvmbox on a pseudo-terminal (tests/guests/tty.py).
+# t_tty TEST HOW: kvmbox on a pseudo-terminal (tools/ptyrun.c), then nothing wrong on stderr.
 t_tty() {
-	local t=$1 how=$2
-	if ! command -v python3 >/dev/null || ! python3 -c 'import termios' 2>/dev/null; then
-		skip "$t" "python3 with the termios module not available"
-		return
-	fi
-	timeout -k 5 40 python3 "$ROOT/tests/guests/tty.py" "$t" "$how" "$LOGS/$t.err" "$LOGS/$t.out" \
-		$DEFSIG "$KVMBOX" run --kernel "$GUESTS/idle.elf" --memory 64M --cpus 2 \
-		>"$WORK/$t.res" 2>&1
-	grep -m1 -E "^(PASS|FAIL|SKIP): $t" "$WORK/$t.res" ||
-		fail "$t" "tty.py said: $(head -n1 "$WORK/$t.res" | cut -c1-200)"
+	local t=$1 how=$2 r e
+	ERR=$LOGS/$t.err
+	r=$("$TOOLS/deadline" -k 5 40 "$TOOLS/ptyrun" "$t" "$how" "$ERR" "$LOGS/$t.out" \
+		$DEFSIG "$KVMBOX" run --kernel "$GUESTS/$G.elf" --memory 64M --cpus 2 2>&1)
+	case $r in
+	"PASS: $t") ;;
+	"FAIL: $t: "*) fail "$t" "${r#FAIL: $t: }"; return ;;
+	*) fail "$t" "ptyrun said: $(echo "$r" | head -n1 | cut -c1-200)"; return ;;
+	esac
+	e=$(stderr_errors)
+	[ -n "$e" ] && { fail "$t" "error on stderr: $e"; return; }
+	pass "$t"
 }
 
 # ---- command-line errors ----
 
-# cli_expect TEST "STATUSES" [kvmbox args...]: the status must be one of STATUSES
+# cli_expect TEST STATUSES [command...]: the status must be one of STATUSES (comma-separated)
 # and stderr exactly one line starting "kvmbox: ". Sets ERR.
 cli_expect() {
-	local t=$1 want=$2 rc lines first s ok=
+	local t=$1 want=$2 rc lines first
 	shift 2
 	ERR=$LOGS/$t.err
-	timeout -k 5 20 "$@" </dev/null >"$LOGS/$t.out" 2>"$ERR"
+	"$TOOLS/deadline" -k 5 20 "$@" </dev/null >"$LOGS/$t.out" 2>"$ERR"
 	rc=$?
-	for s in $want; do [ "$rc" = "$s" ] && ok=1; done
-	if [ -z "$ok" ]; then
-		fail "$t" "status $rc, expected ${want// / or }; stderr: $(head -n1 "$ERR" | cut -c1-200)"
+	case ",$want," in
+	*",$rc,"*) ;;
+	*)
+		fail "$t" "status $rc, expected ${want//,/ or }; stderr: $(head -n1 "$ERR" | cut -c1-200)"
 		return 1
-	fi
+		;;
+	esac
 	lines=$(wc -l <"$ERR")
 	first=$(head -n1 "$ERR")
 	# A message without a final newline still counts as one line.
@@ -584,54 +758,59 @@ cli_expect() {
 	return 0
 }
 
-K() { echo "$GUESTS/poweroff.elf"; }
-
+# t_cli TEST STATUSES OPTION...: kvmbox run of build/guests/$G.elf with OPTIONs must fail so.
 t_cli() {
-	local t=$1
-	case $t in
-	cli_missing_kernel)
-		cli_expect "$t" 1 "$KVMBOX" run --kernel "$WORK/no-such-kernel.elf" --no-reboot ;;
-	cli_kernel_is_dir)
-		cli_expect "$t" 1 "$KVMBOX" run --kernel "$WORK" --no-reboot ;;
-	cli_not_a_kernel)
-		local f=/etc/hostname
-		[ -r "$f" ] && [ -s "$f" ] || { echo "not a kernel" >"$WORK/text"; f=$WORK/text; }
-		cli_expect "$t" 1 "$KVMBOX" run --kernel "$f" --no-reboot ;;
-	cli_initrd_too_big)
-		truncate -s 100M "$WORK/big.initrd"
-		cli_expect "$t" 1 "$KVMBOX" run --kernel "$(K)" --memory 64M --initrd "$WORK/big.initrd" --no-reboot ;;
-	cli_memory_too_small)
-		cli_expect "$t" 1 "$KVMBOX" run --kernel "$(K)" --memory 1M --no-reboot ;;
-	cli_memory_too_big)
-		cli_expect "$t" 1 "$KVMBOX" run --kernel "$(K)" --memory 100T --no-reboot ;;
-	cli_memory_malformed)
-		# A malformed value may be reported as a usage error.
-		cli_expect "$t" "1 2" "$KVMBOX" run --kernel "$(K)" --memory 12Q --no-reboot ;;
-	cli_cpus_zero)
-		cli_expect "$t" 1 "$KVMBOX" run --kernel "$(K)" --cpus 0 --no-reboot ;;
-	cli_cpus_too_many)
-		cli_expect "$t" 1 "$KVMBOX" run --kernel "$(K)" --cpus 100000 --no-reboot ;;
-	cli_unknown_option)
-		cli_expect "$t" 2 "$KVMBOX" run --kernel "$(K)" --no-such-option --no-reboot ;;
-	cli_no_kernel)
-		cli_expect "$t" 2 "$KVMBOX" run --memory 64M --no-reboot ;;
-	esac && pass "$t"
+	local t=$1 want=$2
+	shift 2
+	cli_expect "$t" "$want" "$KVMBOX" run --kernel "$GUESTS/$G.elf" "$@" --no-reboot && pass "$t"
 }
 
-# /dev/kvm replaced by /dev/null, or absent, inside a private mount namespace.
+# t_cli_kernel TEST missing|dir|text: --kernel is no kernel: status 1.
+t_cli_kernel() {
+	local t=$1 k
+	case $2 in
+	missing) k=$WORK/no-such-kernel.elf ;;
+	dir) k=$WORK ;;
+	text) k=$WORK/text; echo "not a kernel" >"$k" ;;
+	esac
+	cli_expect "$t" 1 "$KVMBOX" run --kernel "$k" --no-reboot && pass "$t"
+}
+
+t_cli_initrd_too_big() {
+	local t=$1
+	truncate -s 100M "$WORK/big.initrd" || { fail "$t" "cannot make $WORK/big.initrd"; return; }
+	cli_expect "$t" 1 "$KVMBOX" run --kernel "$GUESTS/$G.elf" --memory 64M --initrd "$WORK/big.initrd" \
+		--no-reboot && pass "$t"
+	rm -f "$WORK/big.initrd"
+}
+
+t_cli_no_kernel() {
+	cli_expect "$1" 2 "$KVMBOX" run --memory 64M --no-reboot && pass "$1"
+}
+
+# t_kvm_ns TEST: /dev/kvm replaced by /dev/null (kvm_not_a_device), or absent (kvm_missing),
+# inside a private mount namespace: status 1, one line (naming /dev/kvm when it is missing).
 t_kvm_ns() {
-	local t=$1 setup
+	local t=$1 setup u
 	if [ "$t" = kvm_not_a_device ]; then
-		setup='mount --bind /dev/null /dev/kvm'
+		setup='mount -o bind /dev/null /dev/kvm'
 	else
 		setup='mount -t tmpfs tmpfs /dev'
 	fi
-	if ! command -v unshare >/dev/null || ! unshare -m sh -c "$setup" >/dev/null 2>&1; then
-		skip "$t" "cannot make a private mount namespace here (needs root and unshare)"
+	# As root, or else in a user namespace where we are root.
+	for u in "unshare -m" "unshare -r -m" ""; do
+		[ -n "$u" ] && $u sh -c "$setup" >/dev/null 2>&1 && break
+	done
+	if [ -z "$u" ]; then
+		if [ -n "$INSIDE" ]; then
+			fail "$t" "cannot make a private mount namespace: $(unshare -m sh -c "$setup" 2>&1 | head -n1)"
+		else
+			skip "$t" "cannot make a private mount namespace here (needs root, or user namespaces)"
+		fi
 		return
 	fi
-	cli_expect "$t" 1 unshare -m sh -c "$setup && exec \"\$0\" run --kernel \"\$1\" --no-reboot" \
-		"$KVMBOX" "$(K)" || return
+	cli_expect "$t" 1 $u sh -c "$setup && exec \"\$0\" run --kernel \"\$1\" --no-reboot" \
+		"$KVMBOX" "$GUESTS/$G.elf" || return
 	if [ "$t" = kvm_missing ] && ! grep -q '/dev/kvm' "$ERR"; then
 		fail "$t" "message does not mention /dev/kvm: $(head -n1 "$ERR" | cut -c1-200)"
 		return
@@ -639,85 +818,219 @@ t_kvm_ns() {
 	pass "$t"
 }
 
-run_test() {
-	case $1 in
-	serial | rtc | pit | lapic_timer | poweroff | hostile_io) "t_$1" ;;
-	sigterm) t_signal "$1" TERM 143 ;;
-	sigint) t_signal "$1" INT 130 ;;
-	sighup) t_signal "$1" HUP 129 ;;
-	sig_ignored | threads | sigstop | fds_reboot) "t_$1" ;;
-	tty_sigterm) t_tty "$1" sigterm ;;
-	tty_ctrl_a_x) t_tty "$1" ctrl-a-x ;;
-	tty_hangup) t_tty "$1" hangup ;;
-	virtio_hostile) t_virtio_hostile "$1" ;;
-	virtio_hostile_ro) t_virtio_hostile "$1" ro ;;
-	triple_fault) t_triple_fault "$1" ud2 ;;
-	triple_fault_int3) t_triple_fault "$1" int3 ;;
-	smp_*) t_smp "${1#smp_}" ;;
-	reset_i8042_noreboot) reset_once "$1" i8042 ;;
-	reset_acpi_noreboot) reset_once "$1" acpi ;;
-	reset_reboot) reset_twice "$1" "mode=count" ;;
-	reset_reboot_acpi) reset_twice "$1" "mode=count via=acpi" ;;
-	cli_*) t_cli "$1" ;;
-	kvm_*) t_kvm_ns "$1" ;;
-	*) lc_run_test "$1" || fail "$1" "no such test" ;;
-	esac
+# The control-socket lifecycle tests (snapshot, migration, ...).
+# shellcheck source=tests/guests/lifecycle.sh
+source "$ROOT/tests/guests/lifecycle.sh"
+
+# ---- checks of the runner's own tools ----
+
+# selftest_tools: every command the tests use exists and does what they expect of it (with
+# busybox in the emulated host too), so that no check passes because a tool misbehaves.
+# Prints what is wrong.
+selftest_tools() {
+	local c d s
+	for c in $HELPERS; do
+		[ -x "$TOOLS/$c" ] || { echo "$TOOLS/$c not built (make guests)"; return 1; }
+	done
+	for c in $COMMANDS; do
+		command -v "$c" >/dev/null || { echo "command '$c' not found"; return 1; }
+	done
+	d=$(mktemp -d "${TMPDIR:-/tmp}/kvmbox-selftest.XXXXXX") || { echo "mktemp -d failed"; return 1; }
+	printf 'a 1\nkvmbox: Error x\r\nb 22\n' >"$d/f"
+	printf 'abcdefgh' >"$d/g"
+	printf 'abXdefgY' >"$d/h"
+	check() { # WHAT EXPECTED ACTUAL
+		[ "$2" = "$3" ] && return 0
+		echo "'$1' gives '$3', expected '$2'"
+		return 1
+	}
+	check "grep -qax" 0 "$(grep -qax 'b 22' "$d/f"; echo $?)" &&
+	check "grep -qax (no match)" 1 "$(grep -qax 'b 2' "$d/f"; echo $?)" &&
+	check "grep -aiE" "kvmbox: Error x" "$(grep -aiE "$ERROR_RE" "$d/f" | tr -d '\r')" &&
+	check "grep -avi" 2 "$(grep -avi 'error' "$d/f" | wc -l)" &&
+	check "grep -ac" 2 "$(grep -ac '^[ab] ' "$d/f")" &&
+	check "grep -m1" "a 1" "$(grep -a -m1 '^[ab]' "$d/f")" &&
+	check "grep -E -m1 -h" "kvmbox: Error x" "$(grep -a -m1 -E 'E[r]+or' "$d/f" | tr -d '\r')" &&
+	check "sed -n s///p" 22 "$(sed -n 's/^b \([0-9][0-9]*\)$/\1/p' "$d/f")" &&
+	check "tr -d / tr -s" "a 1 kvmbox: Error x b 22 " "$(tr -d '\r' <"$d/f" | tr -s ' \n' ' ')" &&
+	check "cut -c" "kvm" "$(sed -n 2p "$d/f" | cut -c1-3)" &&
+	check "head -c / tail -c / tail -n" "ab h b 22" "$(head -c 2 "$d/g") $(tail -c1 "$d/g") $(tail -n1 "$d/f")" &&
+	check "od" " 99 100 101" "$(od -An -v -tu1 -j 2 -N 3 "$d/g" | tr -s ' \n' ' ' | sed 's/ $//')" &&
+	check "cmp -s" 1 "$(cmp -s "$d/g" "$d/h"; echo $?)" &&
+	check "cmp -l | awk" "3 8" "$(cmp -l "$d/g" "$d/h" | awk '{ printf "%s%d", (NR > 1 ? " " : ""), $1 }')" &&
+	check "stat -c %s" 8 "$(stat -c %s "$d/g")" &&
+	check "wc" "3 2" "$(wc -l <"$d/f") $(echo a b | wc -w)" &&
+	check "seq" "0 1 2" "$(seq 0 2 | tr '\n' ' ' | sed 's/ $//')" &&
+	check "sort -n" "2 10" "$(printf '10\n2\n' | sort -n | tr '\n' ' ' | sed 's/ $//')" &&
+	check "uniq -c" "2 x" "$(printf 'x\nx\n' | uniq -c | sed 's/^ *//')" &&
+	check "dd conv=notrunc" "XYcdefgh" "$(printf XY | dd of="$d/g" conv=notrunc 2>/dev/null; cat "$d/g")" &&
+	check "truncate -s" 1048576 "$(truncate -s 1M "$d/t" && stat -c %s "$d/t")" &&
+	check "diff -u" "-kvmbox: Error x +X" "$(printf 'a 1\nX\nb 22\n' >"$d/e"; diff -u "$d/f" "$d/e" | sed -n '3,$p' | grep '^[-+]' | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')" &&
+	check "readlink" "$d/g" "$(ln -s "$d/g" "$d/l" && readlink "$d/l")" &&
+	check "sleep 0.05" 0 "$(sleep 0.05; echo $?)" &&
+	check "kill -l" 1 "$(kill -l HUP)"
+	s=$?
+	rm -rf "$d"
+	return $s
 }
 
 # ---- main ----
 
-if [ $# -gt 0 ]; then
-	TESTS="$*"
-else
-	TESTS=$ALL_TESTS
-fi
-
-if [ ! -c /dev/kvm ]; then
-	why="/dev/kvm not available (no such character device)"
-elif ! (exec 3<>/dev/kvm) 2>/dev/null; then
-	why="/dev/kvm not available (cannot open it read-write)"
-else
-	why=
-fi
-if [ -n "$why" ]; then
-	for t in $TESTS; do skip "$t" "$why"; done
-	exit 0
-fi
-if [ ! -x "$KVMBOX" ]; then
-	for t in $TESTS; do fail "$t" "$KVMBOX not built (make)"; done
-	exit 0
-fi
-
-for t in $TESTS; do
-	case " $ALL_TESTS " in
-	*" $t "*) ;;
-	*)
-		case $t in
-		smp_[1-9] | smp_[1-9][0-9]) ;;   # any CPU count works
-		*) fail "$t" "no such test; see the list at the top of $0"; continue ;;
-		esac
-		;;
-	esac
-	case $t in
-	cli_* | kvm_*) run_test "$t" ;;
-	*)
-		g=${t%%_[0-9]*}
-		case $t in
-		reset_*) g=reset ;;
-		triple_fault*) g=triple_fault ;;
-		virtio_hostile*) g=virtio_hostile ;;
-		sig* | threads | tty_*) g=idle ;;
-		fds_reboot) g=reboots ;;
-		esac
-		case " $(echo $LIFECYCLE_TESTS) " in
-		*" $t "*) g=$(lc_guest "$t") ;;
-		esac
-		if [ ! -f "$GUESTS/$g.elf" ]; then
-			fail "$t" "$GUESTS/$g.elf not built (make guests)"
-		else
-			run_test "$t"
+# rows [GLOB...]: the table's rows (name guest function args) whose names match.
+rows() {
+	local name rest g
+	while read -r name rest; do
+		case $name in '' | '#'*) continue ;; esac
+		if [ $# = 0 ]; then
+			echo "$name $rest"
+			continue
 		fi
-		;;
-	esac
+		for g in "$@"; do
+			# shellcheck disable=SC2254 # a glob on purpose
+			case $name in $g) echo "$name $rest"; break ;; esac
+		done
+	done <<<"$TABLE"
+}
+
+# run_one NAME GUEST FUNCTION [ARGS...]: one test, in a subshell with its logs and processes
+# to itself (a shell error in one test, e.g. an unset variable, ends only that test). Its
+# lines are printed when it ends.
+# One narrow exception to "kvmbox's own messages are never retried": in the emulated host, a
+# migration test whose guest crashed (kvmbox: "guest crashed on vCPU") while dirty logging was
+# on runs once more. QEMU's emulated SVM makes a guest that writes under KVM's dirty-page write
+# protection triple-fault in about one migrate_dirty run in five (DEVELOPERS.md, known traps);
+# the same guest never crashes in any other test. The first failure is shown as
+# "RETRY: name: why" (counted in make check's closing line); the second result stands. Never
+# on this machine's own /dev/kvm, never for a sanitizer report, never for any other test.
+run_one() {
+	local name=$1 fn=$3 attempt held=$WORK/.lines.$1 first
+	G=$2
+	shift 3
+	for attempt in 1 2; do
+		CUR=$name NRES=0 BG_PIDS=
+		rm -f "$LOGS/$name".*
+		if [ "$G" != - ] && [ ! -f "$GUESTS/$G.elf" ]; then
+			fail "$name" "$GUESTS/$G.elf not built (make guests)"
+			return
+		fi
+		[ -n "$INSIDE" ] && echo "KVMBOX-I start $name"
+		(
+			trap 'for p in $BG_PIDS; do kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null; done' EXIT
+			"$fn" "$name" "$@"
+			[ "$NRES" -gt 0 ] || fail "$name" "the test printed no result (a runner bug)"
+			: >"$LOGS/$name.done"
+		) >"$held"
+		[ -f "$LOGS/$name.done" ] || [ -f "$LOGS/$name.result" ] ||
+			fail "$name" "the runner stopped in this test (a runner bug: see its stderr)" >>"$held"
+		first=$(grep -m1 "^${RESULT_PREFIX}FAIL: $name: " "$held")
+		if [ -n "$INSIDE" ] && [ $attempt = 1 ] && [ -n "$first" ] && case $name in migrate_*) true ;; *) false ;; esac &&
+			[ -z "$(sanitizer_report "$name")" ] &&
+			cat "$LOGS/$name.err" "$LOGS/$name".*.err 2>/dev/null | grep -qa 'guest crashed on vCPU'; then
+			echo "${RESULT_PREFIX}RETRY: $name: ${first#*FAIL: $name: } (a guest crashed under the" \
+				"emulated host's nested KVM: running the test once more)"
+			continue
+		fi
+		cat "$held"
+		break
+	done
+	rm -f "$held"
+}
+
+# probe_here: can this machine's /dev/kvm run the tiny guests? Prints why not.
+probe_here() {
+	local o
+	if [ ! -c /dev/kvm ]; then
+		echo "/dev/kvm not available (no such character device)"
+		return 1
+	fi
+	if ! (exec 3<>/dev/kvm) 2>/dev/null; then
+		echo "/dev/kvm not available (cannot open it read-write)"
+		return 1
+	fi
+	[ -f "$GUESTS/serial.elf" ] || { echo "$GUESTS/serial.elf not built (make guests)"; return 1; }
+	o=$(mktemp -d "${TMPDIR:-/tmp}/kvmbox-probe.XXXXXX") || return 1
+	"$TOOLS/deadline" -k 2 10 "$KVMBOX" run --kernel "$GUESTS/serial.elf" --memory 64M </dev/null \
+		>"$o/out" 2>"$o/err"
+	local rc=$?
+	if [ $rc != 0 ] || ! tr -d '\r' <"$o/out" | grep -qx 'serial: done'; then
+		echo "/dev/kvm here cannot run the tiny guests (probe serial.elf: status $rc$([ $rc = 124 ] &&
+			echo ", timed out after 10s"); $(tail -n1 "$o/err" | cut -c1-120))"
+		rm -rf "$o"
+		return 1
+	fi
+	rm -rf "$o"
+}
+
+all_rows() { # STATUS WHY: the same result for every selected test
+	local name rest
+	while read -r name rest; do
+		result "$1" "$name" "$2"
+	done <<<"$SELECTED"
+}
+
+case ${1:-} in
+--list)
+	rows | cut -d' ' -f1
+	exit 0
+	;;
+--selftest) # check the commands the tests use, nothing else
+	selftest_tools && echo "the runner's tools work"
+	exit
+	;;
+esac
+SELECTED=$(rows "$@")
+for g in "$@"; do
+	[ -n "$(rows "$g")" ] || result FAIL "$g" "no such test (see $0 --list)"
+done
+[ -n "$SELECTED" ] || exit 0
+
+if [ ! -x "$KVMBOX" ]; then
+	all_rows FAIL "$KVMBOX not built (make)"
+	exit 0
+fi
+case ${GUESTS_WHERE:=auto} in
+auto)
+	if why_here=$(probe_here); then
+		GUESTS_WHERE=here
+	else
+		GUESTS_WHERE=emulated
+		echo "guests: $why_here: running the tier in the emulated host" >&2
+	fi
+	;;
+here) ;;
+emulated) why_here="GUESTS_WHERE=emulated" ;;
+*)
+	all_rows FAIL "GUESTS_WHERE must be auto, here or emulated, not '$GUESTS_WHERE'"
+	exit 0
+	;;
+esac
+if [ "$GUESTS_WHERE" = emulated ]; then
+	# shellcheck source=tests/guests/emulated.sh
+	source "$ROOT/tests/guests/emulated.sh"
+	emu_run "$why_here"
+	exit 0
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmbox-guests.XXXXXX")
+BG_PIDS=
+# Background kvmbox runs (process tests) must not outlive the runner.
+trap 'for p in $BG_PIDS; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
+if [ -n "${GUEST_LOGS:-}" ] && [ -z "$INSIDE" ]; then
+	mkdir -p "$GUEST_LOGS"
+	LOGS=$GUEST_LOGS
+else
+	LOGS=$WORK
+fi
+if ! why=$(selftest_tools); then
+	all_rows FAIL "the runner's tools do not work here: $why"
+	exit 0
+fi
+# Not a `while read` loop: the tests must not read the list from their stdin.
+mapfile -t LINES <<<"$SELECTED"
+for ((i = 0; i < ${GUEST_REPEAT:-1}; i++)); do
+	for l in "${LINES[@]}"; do
+		# shellcheck disable=SC2086 # the table's words
+		run_one $l
+	done
 done
 exit 0

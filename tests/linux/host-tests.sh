@@ -118,7 +118,14 @@ diag() {
 	want "$1" || return 0
 	tr -d '\r' <$W/$2.out | grep -v '^[[:space:]]*$' | tail -n 12 | sed "s/^/KVMBOX-L $1 guest: /"
 	tail -n 12 $W/$2.err | sed "s/^/KVMBOX-L $1 stderr: /"
-	dmesg | tail -n +$((DM0 + 1)) | tail -n 8 | sed "s/^/KVMBOX-L $1 host dmesg: /"
+	# The emulated host's new kernel messages: a kernel warning or oops from its first line
+	# (what KVM complained about), else the last lines.
+	dmesg | tail -n +$((DM0 + 1)) >$W/dmesg.new
+	if grep -q -e 'cut here' -e 'WARNING:' -e 'BUG:' $W/dmesg.new; then
+		sed -n '/cut here\|WARNING:\|BUG:/,$p' $W/dmesg.new | head -n 30
+	else
+		tail -n 8 $W/dmesg.new
+	fi | sed "s/^/KVMBOX-L $1 host dmesg: /"
 }
 
 has() { tr -d '\r' <$W/$2.out | grep -q "$1"; }

@@ -332,26 +332,38 @@ kb_base_cpio() {
 	[[ -f $out ]] && printf '%s\n' "$out"
 }
 
-# kb_build_host_initrd OUT KVMBOX_BIN SCRIPT...: the emulated host's initramfs: the cached
-# base plus a small gzipped archive with kvmbox, the guest initramfs, /init and the scripts
-# (concatenated cpio archives are unpacked one after the other by the kernel).
-kb_build_host_initrd() {
-	local out=$1 bin=$2 base d s
-	shift 2
+# kb_host_initrd_from OUT DIR: the emulated host's initramfs: the cached base plus DIR as a
+# small gzipped archive (concatenated cpio archives are unpacked one after the other by the
+# kernel); DIR gets tests/linux/host-init as /init.
+kb_host_initrd_from() {
+	local out=$1 d=$2 base
 	kb_check_busybox || return 1
 	kb_fetch_kernel || return 1
 	base=$(kb_base_cpio) || return 1
+	install -m 755 "$KB_ROOT/tests/linux/host-init" "$d/init" || return 1
+	kb_cpio "$d" "$d.cpio.gz" gzip || { rm -f -- "$d.cpio.gz"; return 1; }
+	cat -- "$base" "$d.cpio.gz" >"$out"
+	local rc=$?
+	rm -f -- "$d.cpio.gz"
+	return $rc
+}
+
+# kb_build_host_initrd OUT KVMBOX_BIN SCRIPT...: the emulated host's initramfs with kvmbox,
+# the guest initramfs and the scripts in /kvmbox.
+kb_build_host_initrd() {
+	local out=$1 bin=$2 d s rc
+	shift 2
 	d=$(mktemp -d) || return 1
 	mkdir -p "$d/kvmbox"
-	install -m 755 "$KB_ROOT/tests/linux/host-init" "$d/init"
 	install -m 755 "$bin" "$d/kvmbox/kvmbox"
 	for s in "$@"; do
 		install -m 755 "$s" "$d/kvmbox/$(basename "$s")"
 	done
 	kb_build_guest_initrd "$d/kvmbox/guest-initrd.gz" || { rm -rf -- "$d"; return 1; }
-	kb_cpio "$d" "$d.cpio.gz" gzip || { rm -rf -- "$d" "$d.cpio.gz"; return 1; }
-	cat -- "$base" "$d.cpio.gz" >"$out"
-	rm -rf -- "$d" "$d.cpio.gz"
+	kb_host_initrd_from "$out" "$d"
+	rc=$?
+	rm -rf -- "$d"
+	return $rc
 }
 
 # kb_have_qemu: can we run the emulated host at all? Prints the reason when not.

@@ -110,7 +110,7 @@ exec 3< <(KB_PIDFILE=$OUT/qemu.pid kb_boot_host "$OUT/host-initrd" "$TMO" \
 	"kvmbox.host=tests ${only:+kvmbox.only=$only} ${bt:+kvmbox.boot_timeout=$bt}" 2>&1)
 qpid=$!
 last_fail=
-silent=0
+silent=0 lockup=
 while :; do
 	IFS= read -r -t "$SILENCE" line <&3
 	rc=$?
@@ -125,6 +125,19 @@ while :; do
 	printf '%s\t%s\n' "$EPOCHSECONDS" "$line" >>"$LOG"
 	[[ ${KVMBOX_VERBOSE:-0} == 1 ]] && printf '%s\n' "$line" >&2
 	case $line in
+	*"watchdog: BUG: soft lockup"*"stuck for "*)
+		# The emulated host's kernel is stuck (a kernel bug, not something a user-space
+		# program can do): past a minute it will not come back, so stop it now rather than
+		# at the tier's timeout. check.sh retries the tests it did not run.
+		s=${line##*stuck for }
+		s=${s%%s!*}
+		if [[ $s =~ ^[0-9]+$ ]] && ((s >= ${KVMBOX_LOCKUP_LIMIT:-60})); then
+			lockup=${line#*] }
+			kill "$(cat "$OUT/qemu.pid" 2>/dev/null)" 2>/dev/null
+			echo "linux: the emulated host's kernel locked up ($lockup); stopped it" >>"$LOG"
+			break
+		fi
+		;;
 	*KVMBOX-HOST\ kvm\ ready*) host_state=ready ;;
 	*KVMBOX-HOST\ nokvm*) nokvm="no usable /dev/kvm in the emulated host: ${line#*nokvm }" ;;
 	*"KVMBOX-HOST done"*) host_state=finished ;;
@@ -168,8 +181,10 @@ echo "linux: emulated host exited with status $qrc after ${elapsed}s (log: $LOG)
 
 [[ -n $nokvm ]] && skip_all "$nokvm"
 ((silent)) && host_state=silent
+[[ -n $lockup ]] && host_state=lockup
 case $host_state in
 finished) why="no result line (see $LOG)" ;;
+lockup) why="the emulated host's kernel locked up ($lockup) before this test ran (see $LOG)" ;;
 silent) why="the emulated host printed nothing for ${SILENCE}s (wedged) before this test ran (see $LOG)" ;;
 ready | booting)
 	if ((qrc == 124 || qrc == 137)); then

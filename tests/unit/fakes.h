@@ -1,6 +1,6 @@
-/* fakes.h - small stand-ins shared by the unit tests: fake guest RAM,
- * little-endian byte helpers, and recorders for the interrupt line and the
- * machine control a device is given at creation.
+/* fakes.h - small stand-ins shared by the unit tests: fake guest RAM and
+ * recorders for the interrupt line and the machine control a device is given
+ * at creation. The little-endian helpers are core/util.h's, included here.
  *
  * Linked into every unit test (see the Makefile); failures are reported
  * with cmocka assertions, so call these only from inside a test. */
@@ -14,6 +14,7 @@
 #include "core/device.h"
 #include "core/irq.h"
 #include "core/memory.h"
+#include "core/util.h"
 
 /* ---- fake guest RAM ---- */
 
@@ -35,15 +36,6 @@ void fake_ram_map(struct fake_ram *r, const struct mem_region *layout, int nr);
 void fake_ram_free(struct fake_ram *r);
 /* Host pointer for [gpa, gpa+len) of m; fails the test if that is not RAM. */
 uint8_t *fake_host(const struct guest_mem *m, uint64_t gpa, uint64_t len);
-
-/* ---- little-endian fields in host buffers (guest structures are LE) ---- */
-
-uint16_t get_le16(const uint8_t *p);
-uint32_t get_le32(const uint8_t *p);
-uint64_t get_le64(const uint8_t *p);
-void put_le16(uint8_t *p, uint16_t v);
-void put_le32(uint8_t *p, uint32_t v);
-void put_le64(uint8_t *p, uint64_t v);
 
 /* ---- interrupt line recorder ---- */
 

@@ -21,12 +21,21 @@ struct ctx {
 	struct fake_irq irq;    /* the SCI; only changes are reported */
 };
 
+/* The x86 machine's block (arch_create_devices). */
+static const struct acpi_pm_config x86_pm = {
+	.evt = X86_PM1A_EVT_PORT,
+	.cnt = X86_PM1A_CNT_PORT,
+	.reset = X86_PM_RESET_PORT,
+	.reset_value = X86_PM_RESET_VALUE,
+	.s5_slp_typ = X86_SLP_TYP_S5,
+};
+
 static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 
 	bus_init(&c->pio, BUS_PIO);
-	c->dev = acpi_pm_create("pm", &c->pio, fake_irq_line(&c->irq, X86_SCI_IRQ, true),
+	c->dev = acpi_pm_create("pm", &c->pio, &x86_pm, fake_irq_line(&c->irq, X86_SCI_IRQ, true),
 				fake_machine_ctl(&c->ctl));
 	assert_non_null(c->dev);
 	*state = c;
@@ -165,6 +174,76 @@ static void test_save_load_and_reset(void **state)
 	assert_int_equal(b[0] & b[1] & b[2], 0xff);
 }
 
+/* Nothing is x86's but what arch_create_devices passes: the same block at
+ * other places (odd bases, an MMIO bus) with other values behaves the same. */
+static void test_placement_and_values_from_config(void **state)
+{
+	static const struct acpi_pm_config cfg = {
+		.evt = 0x10001,
+		.cnt = 0x10013,
+		.reset = 0x10020,
+		.reset_value = 0x0f,
+		.s5_slp_typ = 2,
+	};
+	struct fake_ctl ctl = { 0 };
+	struct fake_irq irq;
+	struct bus mmio;
+	struct device *d;
+	uint8_t b[4];
+
+	bus_init(&mmio, BUS_MMIO);
+	d = acpi_pm_create("pm", &mmio, &cfg, fake_irq_line(&irq, 42, true), fake_machine_ctl(&ctl));
+	assert_non_null(d);
+	/* PWRBTN_EN then the button: the SCI rises; STS and EN read as one dword. */
+	memcpy(b, "\x00\x01", 2);
+	assert_true(bus_dispatch(&mmio, cfg.evt + 2, b, 2, true));
+	acpi_pm_power_button(d);
+	assert_int_equal(irq.level, 1);
+	assert_true(bus_dispatch(&mmio, cfg.evt, b, 4, false));
+	assert_int_equal(get_le32(b), 0x01000100);
+	/* x86's S5 value is just another sleep type here; 2 is soft off. */
+	put_le16(b, (uint16_t)(5 << 10 | 0x2000));
+	assert_true(bus_dispatch(&mmio, cfg.cnt, b, 2, true));
+	assert_int_equal(ctl.nreq, 0);
+	put_le16(b, (uint16_t)(2 << 10 | 0x2000));
+	assert_true(bus_dispatch(&mmio, cfg.cnt, b, 2, true));
+	assert_int_equal(ctl.nreq, 1);
+	assert_int_equal(ctl.requests[0], VM_POWEROFF);
+	b[0] = X86_PM_RESET_VALUE;
+	assert_true(bus_dispatch(&mmio, cfg.reset, b, 1, true));
+	assert_int_equal(ctl.nreq, 1);
+	b[0] = 0x0f;
+	assert_true(bus_dispatch(&mmio, cfg.reset, b, 1, true));
+	assert_int_equal(ctl.nreq, 2);
+	assert_int_equal(ctl.requests[1], VM_REBOOT);
+	/* Nothing at x86's ports. */
+	assert_false(bus_dispatch(&mmio, X86_PM1A_EVT_PORT, b, 1, false));
+	d->ops->destroy(d);
+	assert_int_equal(mmio.nr, 0);
+	bus_destroy(&mmio);
+}
+
+/* A second block whose reset register is taken fails as a whole: nothing of
+ * it stays claimed, and one line says which ports are taken and by whom. */
+static void test_create_conflict_rolls_back(void **state)
+{
+	struct ctx *c = *state;
+	struct stderr_capture cap;
+	struct bus other;
+	struct device *d;
+	const char *msg;
+
+	bus_init(&other, BUS_PIO);
+	assert_int_equal(bus_register(&other, X86_PM_RESET_PORT, 1, c->dev), 0);
+	stderr_capture_begin(&cap);
+	d = acpi_pm_create("pm2", &other, &x86_pm, (struct irq_line){ 0 }, (struct machine_ctl){ 0 });
+	msg = stderr_capture_end(&cap);
+	assert_null(d);
+	assert_non_null(strstr(msg, "acpi_pm pm2: I/O ports 0x608-0x608 are already in use by pm"));
+	assert_int_equal(other.nr, 1);
+	bus_destroy(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +251,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_register, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_power_button_sci, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_load_and_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_conflict_rolls_back, setup, teardown),
+		cmocka_unit_test(test_placement_and_values_from_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

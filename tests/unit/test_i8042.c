@@ -26,8 +26,8 @@ static int setup(void **state)
 	struct ctx *c = calloc(1, sizeof(*c));
 
 	bus_init(&c->pio, BUS_PIO);
-	c->dev = i8042_create("i8042", &c->pio, fake_irq_line(&c->irq, X86_I8042_IRQ, true),
-			      fake_machine_ctl(&c->ctl));
+	c->dev = i8042_create("i8042", &c->pio, X86_I8042_DATA, X86_I8042_CMD,
+			      fake_irq_line(&c->irq, X86_I8042_IRQ, true), fake_machine_ctl(&c->ctl));
 	assert_non_null(c->dev);
 	*state = c;
 	return 0;
@@ -198,9 +198,37 @@ static void test_odd_sizes_and_save_load(void **state)
 	ser_writer_free(&w);
 }
 
+/* The ports are the architecture's: data and command/status anywhere. */
+static void test_placement_from_config(void **state)
+{
+	struct fake_ctl ctl = { 0 };
+	struct bus mmio;
+	struct device *d;
+	uint8_t v;
+
+	bus_init(&mmio, BUS_MMIO);
+	d = i8042_create("kbc", &mmio, 0x2004, 0x2000, (struct irq_line){ 0 }, fake_machine_ctl(&ctl));
+	assert_non_null(d);
+	v = 0xaa; /* self test, to the command port */
+	assert_true(bus_dispatch(&mmio, 0x2000, &v, 1, true));
+	assert_true(bus_dispatch(&mmio, 0x2000, &v, 1, false));
+	assert_int_equal(v & 0x09, 0x09); /* OBF, last write was a command */
+	assert_true(bus_dispatch(&mmio, 0x2004, &v, 1, false));
+	assert_int_equal(v, 0x55);
+	v = 0xfe; /* pulse reset */
+	assert_true(bus_dispatch(&mmio, 0x2000, &v, 1, true));
+	assert_int_equal(ctl.nreq, 1);
+	assert_int_equal(ctl.requests[0], VM_REBOOT);
+	assert_false(bus_dispatch(&mmio, X86_I8042_DATA, &v, 1, false));
+	d->ops->destroy(d);
+	assert_int_equal(mmio.nr, 0);
+	bus_destroy(&mmio);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_placement_from_config),
 		cmocka_unit_test_setup_teardown(test_self_tests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_command_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_irq_follows_obf, setup, teardown),

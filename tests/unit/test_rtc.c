@@ -43,7 +43,7 @@ static int setup(void **state)
 	struct ctx *c = calloc(1, sizeof(*c));
 
 	bus_init(&c->pio, BUS_PIO);
-	c->dev = rtc_create("rtc", &c->pio,
+	c->dev = rtc_create("rtc", &c->pio, X86_RTC_PORT,
 			    (struct irq_line){ .set = fake_irq, .ctx = c, .gsi = X86_RTC_IRQ });
 	assert_non_null(c->dev);
 	c->now.tv_sec = utc(2024, 2, 29, 13, 45, 56); /* a Thursday */
@@ -241,9 +241,37 @@ static void test_reset_keeps_time(void **state)
 	assert_int_equal(cmos_rd(c, 0x50), 0x77);
 }
 
+/* The ports are the architecture's: an RTC on an MMIO bus at another base
+ * decodes index and data there and nothing at x86's ports. */
+static void test_placement_from_config(void **state)
+{
+	struct bus mmio;
+	struct device *d;
+	uint8_t v;
+
+	bus_init(&mmio, BUS_MMIO);
+	d = rtc_create("rtc", &mmio, 0x9000, (struct irq_line){ 0 });
+	assert_non_null(d);
+	v = 0x5a;
+	assert_true(bus_dispatch(&mmio, 0x9000, &v, 1, true));
+	v = 0xc3;
+	assert_true(bus_dispatch(&mmio, 0x9001, &v, 1, true));
+	v = 0x5a;
+	assert_true(bus_dispatch(&mmio, 0x9000, &v, 1, true));
+	v = 0;
+	assert_true(bus_dispatch(&mmio, 0x9001, &v, 1, false));
+	assert_int_equal(v, 0xc3);
+	assert_false(bus_dispatch(&mmio, X86_RTC_PORT, &v, 1, false));
+	assert_false(bus_dispatch(&mmio, 0x9002, &v, 1, false));
+	d->ops->destroy(d);
+	assert_int_equal(mmio.nr, 0);
+	bus_destroy(&mmio);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_placement_from_config),
 		cmocka_unit_test_setup_teardown(test_bcd_24h_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binary_12h, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_time, setup, teardown),

@@ -311,6 +311,7 @@ static void test_create_conflict(void **state)
 	struct ctx *c = *state;
 
 	assert_null(uart_create("dup", &c->pio, BASE + 4, (struct irq_line){ 0 }, (struct char_port){ 0 }));
+	assert_int_equal(c->pio.nr, 1); /* only com1's range */
 }
 
 int main(void)

@@ -703,10 +703,14 @@ static void check_tap_traffic(struct ctx *t, const char *name)
 	uint32_t id, len;
 	ssize_t r;
 
-	/* Host -> guest: receive is watched again (the guest has buffers). */
+	/* Host -> guest: receive is watched again (the guest has buffers). The frame is sent
+	 * again every 100 ms until it arrives: a tap whose fd was just attached reports its
+	 * carrier through the kernel's linkwatch, which may take a moment, and until then the
+	 * interface drops what is sent to it. */
 	eth_frame(f, sizeof(f), test_mac, 0x10);
-	assert_int_equal(send(ps, f, sizeof(f), 0), (ssize_t)sizeof(f));
-	for (int i = 0; i < 100 && !found; i++) {
+	for (int i = 0; i < 150 && !found; i++) {
+		if (i % 5 == 0)
+			assert_int_equal(send(ps, f, sizeof(f), 0), (ssize_t)sizeof(f));
 		run_loop(t, 20);
 		while (vqd_next_used(&t->d, VIRTIO_NET_RXQ, &id, &len)) {
 			const uint8_t *p;

@@ -11,8 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arch/x86/layout.h"
 #include "core/vm.h"
 #include "devices/pci.h"
+#include "devices/pci_cf8.h"
 #include "virtio/virtio_pci.h"
 
 #define RAM_SIZE (1u << 20)
@@ -90,6 +92,7 @@ struct fx {
 	int destroyed;
 	struct dummy *d;
 	struct device *dev;
+	struct device *cf8; /* the config front-end on 0xcf8 */
 	uint64_t bar;
 };
 
@@ -158,6 +161,17 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct mem_region r = { .gpa = 0, .size = RAM_SIZE };
+	struct pci_host_config cfg = {
+		.mmio = &f->vm.mmio,
+		.mem32 = { X86_PCI_MMIO_START, X86_PCI_MMIO_END - X86_PCI_MMIO_START },
+		.mem64 = { X86_PCI_MMIO64_START, X86_PCI_MMIO64_SIZE },
+		.io_bus = &f->vm.pio,
+		.io = { X86_PCI_IO_START, X86_PCI_IO_SIZE },
+		.io_bus_base = X86_PCI_IO_START,
+		.intx = { .set = fake_irq, .ctx = f },
+		.intx_gsi_base = X86_PCI_INTX_GSI_BASE,
+		.intx_lines = X86_PCI_INTX_GSI_COUNT,
+	};
 
 	f->ram = calloc(1, RAM_SIZE);
 	guest_mem_init_static(&f->vm.mem, f->ram, &r, 1);
@@ -165,9 +179,11 @@ static int setup(void **state)
 	bus_init(&f->vm.mmio, BUS_MMIO);
 	pthread_mutex_init(&f->vm.route_lock, NULL);
 	f->vm.vm_fd = -1;
-	f->vm.pci_host = pci_host_create("pci", &f->vm.pio, &f->vm.mmio,
-					 (struct irq_line){ .set = fake_irq, .ctx = f });
+	/* The x86 machine's PCI host (arch_create_devices). */
+	f->vm.pci_host = pci_host_create("pci", &cfg);
 	assert_non_null(f->vm.pci_host);
+	f->cf8 = pci_cf8_create("pci-cf8", f->vm.pci_host, &f->vm.pio, 0xcf8);
+	assert_non_null(f->cf8);
 	f->d = make_dummy(f);
 	f->dev = virtio_pci_create(&f->vm, &f->d->vd);
 	assert_non_null(f->dev);
@@ -184,6 +200,7 @@ static int teardown(void **state)
 
 	if (f->dev)
 		f->dev->ops->destroy(f->dev);
+	f->cf8->ops->destroy(f->cf8);
 	f->vm.pci_host->ops->destroy(f->vm.pci_host);
 	bus_destroy(&f->vm.pio);
 	bus_destroy(&f->vm.mmio);
@@ -300,7 +317,7 @@ static void test_feature_negotiation(void **state)
 static void test_activate_kick_and_intx(void **state)
 {
 	struct fx *f = *state;
-	uint32_t gsi = pci_intx_gsi(1, 1);
+	uint32_t gsi = pci_intx_gsi(f->vm.pci_host, 1, 1);
 
 	negotiate(f, (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX));
 	setup_queue(f, 0, 0x10000);
@@ -377,7 +394,7 @@ static void test_msix_vectors_and_pba(void **state)
 	virtio_notify_config(&f->d->vd);
 	pthread_mutex_unlock(&f->d->vd.lock);
 	assert_int_equal(bar_read(f, VPCI_PBA_OFF, 4) & 4, 4);
-	assert_int_equal(f->levels[pci_intx_gsi(1, 1)], 0);
+	assert_int_equal(f->levels[pci_intx_gsi(f->vm.pci_host, 1, 1)], 0);
 	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1), 0);
 	/* Out-of-table and odd-width accesses read all ones. */
 	assert_int_equal(bar_read(f, VPCI_MSIX_OFF + 0x30, 4), 0xffffffff);

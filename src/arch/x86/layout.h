@@ -49,8 +49,11 @@
 #define X86_I8042_IRQ   1
 #define X86_RTC_PORT    0x70 /* 0x70-0x71 */
 #define X86_RTC_IRQ     8
-#define X86_PCI_CONFIG_ADDR 0xcf8
-#define X86_PCI_CONFIG_DATA 0xcfc
+#define X86_PCI_CONFIG_ADDR 0xcf8 /* configuration mechanism #1 */
+#define X86_PCI_CONFIG_DATA 0xcfc /* = ADDR + 4 */
+/* I/O BARs are allocated from, and decode only in, this port window. */
+#define X86_PCI_IO_START 0xc000
+#define X86_PCI_IO_SIZE  0x4000
 /* ACPI fixed-hardware block (FADT points here). */
 #define X86_PM1A_EVT_PORT 0x600 /* 4 bytes: PM1_STS(2) PM1_EN(2) */
 #define X86_PM1A_CNT_PORT 0x604 /* 2 bytes: PM1_CNT */

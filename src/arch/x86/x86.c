@@ -15,6 +15,7 @@
 #include "../../devices/acpi_pm.h"
 #include "../../devices/i8042.h"
 #include "../../devices/pci.h"
+#include "../../devices/pci_cf8.h"
 #include "../../devices/rtc.h"
 #include "../../devices/uart.h"
 #include "../arch.h"
@@ -115,12 +116,32 @@ static void press_power_button(void *dev)
 	acpi_pm_power_button(dev);
 }
 
+#define IRQ(n) ((struct irq_line){ .set = vm_irq_set, .ctx = vm, .gsi = (n) })
 int arch_create_devices(struct vm *vm)
 {
+	/* The same ports and values as the FADT and the DSDT's \_S5 (acpi.c). */
+	static const struct acpi_pm_config pm = {
+		.evt = X86_PM1A_EVT_PORT,
+		.cnt = X86_PM1A_CNT_PORT,
+		.reset = X86_PM_RESET_PORT,
+		.reset_value = X86_PM_RESET_VALUE,
+		.s5_slp_typ = X86_SLP_TYP_S5,
+	};
+	/* The windows and INTx routing the DSDT's PCI0 _CRS and _PRT describe (acpi.c). */
+	const struct pci_host_config pci = {
+		.mmio = &vm->mmio,
+		.mem32 = { X86_PCI_MMIO_START, X86_PCI_MMIO_END - X86_PCI_MMIO_START },
+		.mem64 = { X86_PCI_MMIO64_START, X86_PCI_MMIO64_SIZE },
+		.io_bus = &vm->pio,
+		.io = { X86_PCI_IO_START, X86_PCI_IO_SIZE },
+		.io_bus_base = X86_PCI_IO_START,
+		.intx = IRQ(0), /* the GSI is per slot and pin */
+		.intx_gsi_base = X86_PCI_INTX_GSI_BASE,
+		.intx_lines = X86_PCI_INTX_GSI_COUNT,
+	};
 	struct machine_ctl ctl = { .request = machine_request, .ctx = vm };
 	struct device *d;
 
-#define IRQ(n) ((struct irq_line){ .set = vm_irq_set, .ctx = vm, .gsi = (n) })
 	/* COM1 is the console unless the user chose another (or none). */
 	d = uart_create("com1", &vm->pio, X86_COM1_PORT, IRQ(X86_COM1_IRQ),
 			vm->cfg->console == CONSOLE_SERIAL ? vm->console_out : (struct char_port){ 0 });
@@ -129,31 +150,35 @@ int arch_create_devices(struct vm *vm)
 	vm_add_device(vm, d);
 	if (vm->cfg->console == CONSOLE_SERIAL)
 		vm->console_in = (struct vm_console_in){ .receive = console_to_uart, .ctx = d };
-	d = rtc_create("rtc", &vm->pio, IRQ(X86_RTC_IRQ));
+	d = rtc_create("rtc", &vm->pio, X86_RTC_PORT, IRQ(X86_RTC_IRQ));
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
-	d = i8042_create("i8042", &vm->pio, IRQ(X86_I8042_IRQ), ctl);
+	d = i8042_create("i8042", &vm->pio, X86_I8042_DATA, X86_I8042_CMD, IRQ(X86_I8042_IRQ), ctl);
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
-	d = acpi_pm_create("acpi-pm", &vm->pio, IRQ(X86_SCI_IRQ), ctl);
+	d = acpi_pm_create("acpi-pm", &vm->pio, &pm, IRQ(X86_SCI_IRQ), ctl);
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
 	vm->power_button = (struct vm_power_button){ .press = press_power_button, .ctx = d };
-	d = pci_host_create("pci", &vm->pio, &vm->mmio, IRQ(0)); /* INTx GSIs are per slot */
+	d = pci_host_create("pci", &pci);
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
 	vm->pci_host = d;
+	d = pci_cf8_create("pci-cf8", vm->pci_host, &vm->pio, X86_PCI_CONFIG_ADDR);
+	if (!d)
+		return -1;
+	vm_add_device(vm, d);
 	/* CONFIG_ADDRESS writes only matter at the CONFIG_DATA access after them: KVM queues them,
 	 * so a configuration access through 0xcf8/0xcfc costs one exit instead of two. */
 	if (vm_coalesce_io(vm, X86_PCI_CONFIG_ADDR, 4, true) < 0)
 		log_debug("0xcf8 writes are not coalesced (no KVM_CAP_COALESCED_PIO)");
-#undef IRQ
 	return 0;
 }
+#undef IRQ
 
 /* Read a whole regular file; `what` names it in errors ("kernel", "initrd"). */
 static int read_file(const char *what, const char *path, uint64_t limit, uint8_t **out, size_t *len)

@@ -1,0 +1,213 @@
+# tests/guests/emulated.sh - sourced by tests/guests/run.sh when this machine's /dev/kvm cannot
+# run the tiny guests: the tier runs inside the emulated host of the Linux tier (QEMU TCG with
+# nested SVM, tests/linux/lib.sh), in one boot, and its result lines stream out as they come.
+#
+# The emulated host's initramfs gets, besides the cached base (busybox, kvm modules):
+#   /bin/bash                          bash-static (the runner is bash; no other shell there)
+#   $KVMBOX at its own absolute path   with the shared libraries ldd lists (a sanitizer build
+#                                      brings libasan, libubsan...)
+#   /kvmbox/guests/tests/guests/       run.sh and lifecycle.sh
+#   /kvmbox/guests/build/guests/       the guests (*.elf) and tools/ (static helpers)
+#   /kvmbox/guests/inside.env          KVMBOX, GUEST_TIMEOUT..., the tests to run
+# host-init (kvmbox.host=guests) mounts devpts, brings up lo, prints a heartbeat every 10 s
+# ("KVMBOX-I alive") and runs `run.sh --inside`, which prints "KVMBOX-I start NAME" before
+# each test, then "KVMBOX-G PASS: NAME" ... and "KVMBOX-L NAME text" (diagnostics after a FAIL).
+#
+# Nested virtualisation under TCG occasionally wedges the whole emulated host (no output at
+# all, heartbeat included; see DEVELOPERS.md). After 60 s of silence the host is stopped, and
+# the tests without a result (the one that was running included) run once more in a new boot;
+# a second wedge makes them FAIL. The serial log, each line stamped with the real time, is
+# ${KVMBOX_GUESTS_OUT:-build/guests/emu/<flavour>}/host.log (host-first.log: the wedged boot).
+
+EMU_SILENCE=60   # seconds without a line (the heartbeat comes every 10 s): wedged
+
+# emu_report LINE: print a result line from the emulated host, once per test (of the selected).
+emu_report() {
+	local r=$1 name
+	name=${r#*: }
+	name=${name%%:*}
+	[ -n "${EMU_WANT[$name]:-}" ] || return 0
+	# (With GUEST_REPEAT, every run of a test has its line.)
+	[ -z "${EMU_DONE[$name]:-}" ] || [ "${GUEST_REPEAT:-1}" -gt 1 ] || return 0
+	EMU_DONE[$name]=1
+	echo "$r"
+}
+
+# emu_all STATUS WHY: STATUS for every selected test not reported yet.
+emu_all() {
+	local name rest
+	while read -r name rest; do
+		[ -n "${EMU_DONE[$name]:-}" ] || emu_report "$1: $name: $2"
+	done <<<"$SELECTED"
+}
+
+# emu_todo: the names of the selected tests without a result yet.
+emu_todo() {
+	local name rest
+	while read -r name rest; do
+		[ -n "${EMU_DONE[$name]:-}" ] || echo "$name"
+	done <<<"$SELECTED"
+}
+
+# emu_tree DIR KVMBOX_ABS: the part of the initramfs that is the tier's (inside.env apart).
+emu_tree() {
+	local d=$1 bin=$2 g=$1/kvmbox/guests h
+	local bash_static=${KVMBOX_BASH_STATIC:-/bin/bash-static}
+	if [ ! -x "$bash_static" ] || LC_ALL=C readelf -l "$bash_static" 2>/dev/null | grep -q INTERP; then
+		echo "$bash_static missing or not static (apt-get install bash-static)"
+		return 1
+	fi
+	mkdir -p "$d/bin" "$g/tests/guests" "$g/build/guests/tools" || return 1
+	install -m 755 "$bash_static" "$d/bin/bash" &&
+		install -m 755 "$ROOT/tests/guests/run.sh" "$ROOT/tests/guests/lifecycle.sh" "$g/tests/guests/" ||
+		return 1
+	cp -- "$GUESTS"/*.elf "$g/build/guests/" 2>/dev/null
+	for h in $HELPERS; do
+		[ -x "$TOOLS/$h" ] || { echo "$TOOLS/$h not built (make guests)"; return 1; }
+		install -m 755 "$TOOLS/$h" "$g/build/guests/tools/" || return 1
+	done
+	kb_add_prog "$d" "$bin" || { echo "cannot copy $bin and its shared libraries (ldd)"; return 1; }
+}
+
+# emu_env FILE KVMBOX_ABS TEST...: what run.sh --inside reads.
+emu_env() {
+	local f=$1 bin=$2 v t
+	shift 2
+	{
+		printf 'KVMBOX=%q\n' "$bin"
+		for v in GUEST_TIMEOUT GUEST_DIAG_LINES GUEST_REPEAT; do
+			[ -n "${!v:-}" ] && printf '%s=%q\n' "$v" "${!v}"
+		done
+		for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do
+			[ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
+		done
+		printf 'INSIDE_TESTS=('
+		for t in "$@"; do printf ' %q' "$t"; done
+		printf ' )\n'
+	} >"$f"
+}
+
+# emu_cpu PID: the share of one CPU PID used over the next 2 s, in percent.
+emu_cpu() {
+	local a b
+	a=$(awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null) || return
+	sleep 2
+	b=$(awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null) || return
+	echo "$(((b - a) * 100 / $(getconf CLK_TCK) / 2))"
+}
+
+# emu_boot INITRD LOG: one emulated-host boot; streams the results. Sets EMU_STATE (booting,
+# ready, finished or wedged), EMU_NOKVM, EMU_QRC, EMU_CUR (the test that last started).
+emu_boot() {
+	local initrd=$1 log=$2 qpid line r rc last_fail= name text c q
+	EMU_STATE=booting EMU_NOKVM= EMU_CUR=
+	: >"$log"
+	exec 3< <(kb_boot_host "$initrd" "$EMU_TMO" "kvmbox.host=guests ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
+	qpid=$!
+	while :; do
+		IFS= read -t "$EMU_SILENCE" -r line <&3
+		rc=$?
+		if [ $rc != 0 ]; then
+			# EOF (qemu is gone), or silence: a wedged host.
+			[ $rc -gt 128 ] || break
+			EMU_STATE=wedged
+			# kb_boot_host runs `timeout ... qemu`: stop that timeout (it stops qemu).
+			c=$(cat /proc/"$qpid"/task/*/children 2>/dev/null)
+			q=$(for p in $c; do cat /proc/"$p"/task/*/children 2>/dev/null; done)
+			echo "guests: no line from the emulated host for ${EMU_SILENCE}s${EMU_CUR:+ (test $EMU_CUR was running)}; qemu uses $(emu_cpu "${q%% *}")% of a CPU; stopping it" >>"$log"
+			[ -n "$c" ] && kill -TERM $c 2>/dev/null
+			break
+		fi
+		line=${line//$'\r'/}
+		printf '%s\t%s\n' "$EPOCHSECONDS" "$line" >>"$log"
+		[ "${KVMBOX_VERBOSE:-0}" = 1 ] && printf '%s\n' "$line" >&2
+		case $line in
+		*"KVMBOX-HOST kvm ready"*) EMU_STATE=ready ;;
+		*"KVMBOX-HOST nokvm"*) EMU_NOKVM=${line#*KVMBOX-HOST nokvm } ;;
+		*"KVMBOX-HOST done"*) EMU_STATE=finished ;;
+		*"KVMBOX-I start "*) EMU_CUR=${line#*KVMBOX-I start } ;;
+		*"KVMBOX-G "*)
+			r=${line#*KVMBOX-G }
+			case $r in
+			"PASS: "* | "FAIL: "* | "SKIP: "*)
+				emu_report "$r"
+				case $r in "FAIL: "*) last_fail=${r#FAIL: } last_fail=${last_fail%%:*} ;; esac
+				;;
+			"RETRY: "*) echo "$r" ;;   # not a result: the test runs again (run.sh run_one)
+			esac
+			;;
+		*"KVMBOX-L "*)
+			read -r name text <<<"${line#*KVMBOX-L }"
+			[ "$name" = "$last_fail" ] && printf '    | %s\n' "$text"
+			;;
+		esac
+	done
+	exec 3<&-
+	wait "$qpid"
+	EMU_QRC=$?
+}
+
+# emu_run WHY_HERE: run the SELECTED tests in the emulated host; WHY_HERE says why not here.
+emu_run() {
+	local why_here=$1 why bin dir tag out d t0 name rest boot why_end
+	local -a todo
+	declare -gA EMU_WANT=() EMU_DONE=()
+	while read -r name rest; do EMU_WANT[$name]=1; done <<<"$SELECTED"
+	# shellcheck source=tests/linux/lib.sh
+	source "$ROOT/tests/linux/lib.sh"
+	if ! why=$(kb_have_qemu); then
+		emu_all SKIP "$why_here; no emulated host either: $why"
+		return
+	fi
+	bin=$(readlink -f "$KVMBOX") || { emu_all FAIL "cannot resolve $KVMBOX"; return; }
+	dir=${bin%/*}
+	tag=${dir##*/}
+	[ "$tag" = build ] && tag=plain
+	out=${KVMBOX_GUESTS_OUT:-$ROOT/build/guests/emu/$tag}
+	EMU_TMO=${KVMBOX_GUESTS_TIMEOUT:-900}
+	mkdir -p "$out" || { emu_all FAIL "cannot create $out"; return; }
+	rm -f "$out/host-first.log"
+	d=$(mktemp -d) || { emu_all FAIL "mktemp -d failed"; return; }
+	if ! why=$(emu_tree "$d" "$bin" 2>&1); then
+		rm -rf -- "$d"
+		emu_all FAIL "cannot build the emulated host's image: $why"
+		return
+	fi
+	t0=$EPOCHSECONDS
+	for boot in 1 2; do
+		mapfile -t todo < <(emu_todo)
+		emu_env "$d/kvmbox/guests/inside.env" "$bin" "${todo[@]}"
+		if ! kb_host_initrd_from "$out/host-initrd" "$d" 2>"$out/build.err"; then
+			rm -rf -- "$d"
+			cat "$out/build.err" >&2
+			emu_all SKIP "$why_here; cannot build the emulated host: $(tail -n1 "$out/build.err")"
+			return
+		fi
+		emu_boot "$out/host-initrd" "$out/host.log"
+		echo "guests: emulated host exited with status $EMU_QRC ($EMU_STATE) after $((EPOCHSECONDS - t0))s" \
+			>>"$out/host.log"
+		if [ -n "$EMU_NOKVM" ]; then
+			rm -rf -- "$d"
+			emu_all SKIP "$why_here; no usable /dev/kvm in the emulated host either: $EMU_NOKVM"
+			return
+		fi
+		[ "$EMU_STATE" = wedged ] && [ $boot = 1 ] && [ -n "$(emu_todo)" ] || break
+		mv "$out/host.log" "$out/host-first.log"
+		echo "guests: the emulated host wedged${EMU_CUR:+ during $EMU_CUR} (log: $out/host-first.log);" \
+			"running the $(emu_todo | wc -l) tests without a result in a new boot" >&2
+	done
+	rm -rf -- "$d"
+	case $EMU_STATE in
+	finished) why_end="no result line from the emulated host" ;;
+	wedged) why_end="the emulated host wedged${EMU_CUR:+ during $EMU_CUR} (no output for ${EMU_SILENCE}s), in both boots" ;;
+	*)
+		if [ "$EMU_QRC" = 124 ] || [ "$EMU_QRC" = 137 ]; then
+			why_end="the emulated host timed out after ${EMU_TMO}s before this test ended"
+		else
+			why_end="the emulated host stopped (qemu status $EMU_QRC) before this test ended"
+		fi
+		;;
+	esac
+	emu_all FAIL "$why_end (see $out/host.log)"
+	echo "guests: $((EPOCHSECONDS - t0))s in the emulated host ($tag); log in $out/host.log" >&2
+}
