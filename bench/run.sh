@@ -42,7 +42,9 @@ if [[ -n $KVMTOOL ]]; then
 		echo "bench: $KVMTOOL is dynamically linked; the emulated host has no libraries: give a static one (lkvm-static)" >&2
 		exit 1
 	fi
-	cp "$KVMTOOL" "$OUT/vmms/kvmtool" && extra+=("$OUT/vmms/kvmtool")
+	# Stripped like kvmbox-static, so the sizes compare the same thing (lkvm-static keeps its
+	# symbols and debug information).
+	strip -o "$OUT/vmms/kvmtool" "$KVMTOOL" && extra+=("$OUT/vmms/kvmtool")
 else
 	echo "bench: no kvmtool (KVMTOOL=path, or lkvm-static on PATH): kvmbox alone" >&2
 fi
@@ -286,5 +288,9 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 		grep -o 'latency bench skipped.*' "$OUT/host.log"
 	fi
 	echo
-	echo "(whole bench: ${elapsed}s; per-run data: build/bench/runs.txt, exits.txt, virtio.txt, latency.txt)"
+	if [[ -n ${KVMBOX_BENCH_LOG:-} ]]; then
+		echo "(figures from $KVMBOX_BENCH_LOG; per-run data: build/bench/runs.txt, exits.txt, virtio.txt, latency.txt)"
+	else
+		echo "(whole bench: ${elapsed}s; per-run data: build/bench/runs.txt, exits.txt, virtio.txt, latency.txt)"
+	fi
 } | tee "$OUT/results.md"
