@@ -29,7 +29,7 @@ static ssize_t kb_pwritev2(int fd, const struct iovec *iov, int n, off_t off, in
 {
 	return syscall(SYS_pwritev2, fd, iov, n, (long)off, 0L, flags);
 }
-#define preadv2 kb_preadv2
+#define preadv2  kb_preadv2
 #define pwritev2 kb_pwritev2
 #endif
 

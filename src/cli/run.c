@@ -109,7 +109,8 @@ int cmd_run(int argc, char **argv)
 		 * are ours. */
 		struct snap_config sc;
 		const char *api = cfg.api, *uri = cfg.incoming;
-		struct vm_tuning tuning = cfg.tuning; /* what this command line gives overrides the source's */
+		/* What this command line gives overrides the source's. */
+		struct vm_tuning tuning = cfg.tuning;
 		int fd = migrate_accept(uri, &sc);
 
 		vm_config_free_devices(&cfg); /* the source's devices replace any given here */

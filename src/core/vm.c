@@ -280,12 +280,14 @@ int vm_coalesce_io(struct vm *vm, uint64_t addr, uint32_t len, bool pio)
 	struct kvm_coalesced_mmio_zone z = { .addr = addr, .size = len, .pio = pio };
 	int page = KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
 
-	if (page <= 0 || !vm->nr_vcpus || (pio && KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) <= 0))
+	if (page <= 0 || !vm->nr_vcpus ||
+	    (pio && KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) <= 0))
 		return -1;
 	if ((long)(page + 1) * sysconf(_SC_PAGESIZE) > vm->vcpu_mmap_size)
 		return -1;
 	if (KVM_PROBE(vm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0) {
-		log_debug("KVM_REGISTER_COALESCED_MMIO %#llx+%u: %s", (unsigned long long)addr, len, strerror(errno));
+		log_debug("KVM_REGISTER_COALESCED_MMIO %#llx+%u: %s", (unsigned long long)addr, len,
+			  strerror(errno));
 		return -1;
 	}
 	vm->coalesced_ring = (void *)((uint8_t *)vm->vcpus[0]->run + (long)page * sysconf(_SC_PAGESIZE));

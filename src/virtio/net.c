@@ -70,12 +70,12 @@ struct virtio_net {
 	/* vhost-net: the kernel moves the frames between the rings and the tap; kicks go to it
 	 * straight from the ioeventfds, its "used" notifications come to the worker (vh_call),
 	 * which raises the interrupt through the transport (masking, routing). */
-	int vh_fd;                  /* /dev/vhost-net, or -1: the user-space path */
-	bool vh_running;            /* the rings are the kernel's */
-	uint64_t vh_features;       /* what vhost-net offers */
-	int vh_call[2];             /* eventfds vhost signals, per queue */
-	int vh_kick[2];             /* the transport's kick eventfds while vhost has them */
-	uint8_t *vh_log;            /* vhost's dirty log: a bit per 4 KiB of guest physical address */
+	int vh_fd;            /* /dev/vhost-net, or -1: the user-space path */
+	bool vh_running;      /* the rings are the kernel's */
+	uint64_t vh_features; /* what vhost-net offers */
+	int vh_call[2];       /* eventfds vhost signals, per queue */
+	int vh_kick[2];       /* the transport's kick eventfds while vhost has them */
+	uint8_t *vh_log;      /* vhost's dirty log: a bit per 4 KiB of guest physical address */
 	size_t vh_log_len;
 };
 
@@ -588,8 +588,9 @@ static unsigned net_tap_offloads(const struct virtio_dev *vd)
 /* ---- vhost-net ---------------------------------------------------------- */
 
 /* What vhost-net must know of the negotiated features: the ring layout and the header. */
-#define VH_RING_FEATURES (1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_EVENT_IDX | \
-			  1ULL << VIRTIO_F_INDIRECT_DESC | 1ULL << VIRTIO_NET_F_MRG_RXBUF)
+#define VH_RING_FEATURES                                                                            \
+	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_EVENT_IDX | 1ULL << VIRTIO_F_INDIRECT_DESC | \
+	 1ULL << VIRTIO_NET_F_MRG_RXBUF)
 
 static int vh_ioctl(struct virtio_net *n, unsigned long req, void *arg, const char *name)
 {
@@ -670,9 +671,11 @@ static int vh_start(struct virtio_net *n)
 	}
 	mt->nregions = (uint32_t)m->nr_regions;
 	for (int i = 0; i < m->nr_regions; i++) {
-		mt->regions[i] = (struct vhost_memory_region){ .guest_phys_addr = m->regions[i].gpa,
-							       .memory_size = m->regions[i].size,
-							       .userspace_addr = (uint64_t)(uintptr_t)m->regions[i].host };
+		mt->regions[i] =
+			(struct vhost_memory_region){ .guest_phys_addr = m->regions[i].gpa,
+						      .memory_size = m->regions[i].size,
+						      .userspace_addr =
+							      (uint64_t)(uintptr_t)m->regions[i].host };
 		if (m->regions[i].gpa + m->regions[i].size > top)
 			top = m->regions[i].gpa + m->regions[i].size;
 	}
@@ -706,7 +709,8 @@ static int vh_start(struct virtio_net *n)
 		struct vhost_vring_file be = { .index = q, .fd = n->fd };
 
 		if (!vq->enabled) {
-			log_error("%s: the driver did not enable queue %u; vhost-net needs both", vd->name, q);
+			log_error("%s: the driver did not enable queue %u; vhost-net needs both", vd->name,
+				  q);
 			goto out;
 		}
 		if (vh_ioctl(n, VHOST_SET_VRING_NUM, &num, "VHOST_SET_VRING_NUM") < 0 ||
@@ -777,8 +781,10 @@ static int vh_open(struct virtio_net *n, enum net_vhost mode)
 	}
 	return 0;
 fail:
-	log_error("%s: /dev/vhost-net: %s failed: %s; load vhost_net (modprobe vhost_net), give kvmbox access "
-		  "to /dev/vhost-net, or give --net ...,vhost=off", n->vd.name, what, strerror(errno));
+	log_error(
+		"%s: /dev/vhost-net: %s failed: %s; load vhost_net (modprobe vhost_net), give kvmbox access "
+		"to /dev/vhost-net, or give --net ...,vhost=off",
+		n->vd.name, what, strerror(errno));
 	return -1;
 }
 
@@ -1232,12 +1238,14 @@ static int net_parse(void *cfgp, const char *arg)
 				n->vhost = NET_VHOST_OFF;
 			else {
 				log_error("--net: vhost='%s'; give vhost=on or vhost=off (default: on when "
-					  "/dev/vhost-net is usable)", value ? value : "");
+					  "/dev/vhost-net is usable)",
+					  value ? value : "");
 				goto out;
 			}
 			break;
 		default:
-			log_error("--net: unknown option '%s'; use tap=NAME[,mac=MAC][,vhost=on|off]", value ? value : p);
+			log_error("--net: unknown option '%s'; use tap=NAME[,mac=MAC][,vhost=on|off]",
+				  value ? value : p);
 			goto out;
 		}
 	}

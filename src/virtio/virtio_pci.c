@@ -192,8 +192,8 @@ static int tr_queue_kick_fd(struct virtio_dev *vd, unsigned q, bool take)
 	if (q >= vd->num_queues || p->kick_fd[q] < 0)
 		return -1;
 	if (loop_mod(vd->loop, p->kick_fd[q], take ? 0 : EPOLLIN) < 0)
-		log_error("%s: cannot %s queue %u's kicks: %s", vd->name, take ? "hand over" : "watch again", q,
-			  strerror(errno));
+		log_error("%s: cannot %s queue %u's kicks: %s", vd->name, take ? "hand over" : "watch again",
+			  q, strerror(errno));
 	return p->kick_fd[q];
 }
 

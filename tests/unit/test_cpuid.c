@@ -102,11 +102,11 @@ static void test_no_gart_family(void **state)
 	uint32_t k8 = 0x0f << 8 | 0x6 << 16 | 0xb << 4 | 1;
 
 	assert_int_equal(x86_cpuid_no_gart_signature(k8), 0x0f << 8 | 0x2 << 20 | 0x6 << 16 | 0xb << 4 | 1);
-	assert_int_equal(x86_cpuid_no_gart_signature(0x00100f42), 0x00200f42);                 /* 0x10 Phenom II */
-	assert_int_equal(x86_cpuid_no_gart_signature(0x00600f12), 0x00200f12);                 /* 0x15 model 1 */
-	assert_int_equal(x86_cpuid_no_gart_signature(0x00610f01), 0x00610f01);                 /* 0x15 model 0x10 */
-	assert_int_equal(x86_cpuid_no_gart_signature(0x00a20f12), 0x00a20f12);                 /* 0x19 Zen 3 */
-	assert_int_equal(x86_cpuid_no_gart_signature(0x000006f6), 0x000006f6);                 /* family 6 */
+	assert_int_equal(x86_cpuid_no_gart_signature(0x00100f42), 0x00200f42); /* 0x10 Phenom II */
+	assert_int_equal(x86_cpuid_no_gart_signature(0x00600f12), 0x00200f12); /* 0x15 model 1 */
+	assert_int_equal(x86_cpuid_no_gart_signature(0x00610f01), 0x00610f01); /* 0x15 model 0x10 */
+	assert_int_equal(x86_cpuid_no_gart_signature(0x00a20f12), 0x00a20f12); /* 0x19 Zen 3 */
+	assert_int_equal(x86_cpuid_no_gart_signature(0x000006f6), 0x000006f6); /* family 6 */
 	/* In the vCPU table: leaf 1 and 0x80000001 on AMD; not with another vendor. */
 	x86_cpuid_find(b, 1, 0)->eax = k8;
 	x86_cpuid_find(b, 0x80000001, 0)->eax = k8;

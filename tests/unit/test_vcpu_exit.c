@@ -172,8 +172,10 @@ static void test_coalesced_writes_first(void **state)
 	} ring;
 
 	memset(&ring, 0, sizeof(ring));
-	ring.r.coalesced_mmio[0] = (struct kvm_coalesced_mmio){ .phys_addr = 0x3f9, .len = 1, .pio = 1, .data = { 0x11 } };
-	ring.r.coalesced_mmio[1] = (struct kvm_coalesced_mmio){ .phys_addr = 0x3fa, .len = 1, .pio = 1, .data = { 0x22 } };
+	ring.r.coalesced_mmio[0] =
+		(struct kvm_coalesced_mmio){ .phys_addr = 0x3f9, .len = 1, .pio = 1, .data = { 0x11 } };
+	ring.r.coalesced_mmio[1] =
+		(struct kvm_coalesced_mmio){ .phys_addr = 0x3fa, .len = 1, .pio = 1, .data = { 0x22 } };
 	ring.r.last = 2;
 	f->vm.coalesced_ring = &ring.r;
 	run->exit_reason = KVM_EXIT_MMIO;
