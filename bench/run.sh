@@ -111,7 +111,7 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 		while ((getline l < szf) > 0) {
 			split(l, f, " ")
 			v = f[2]; sub(/^vmm=/, "", v); b = f[3]; sub(/^bytes=/, "", b)
-			size[v] = b
+			size[v] = b + 0 # a number: sub() left a string, which compares as text
 		}
 		size["kvmbox-pvh"] = ("kvmbox-musl" in size) ? size["kvmbox-musl"] : size["kvmbox"]
 	}
