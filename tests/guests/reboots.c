@@ -3,9 +3,9 @@
  *   boots=N (default 4): boots counted in CMOS NVRAM (kept across a reset);
  *   boots 1..N-1 end in a reset (i8042 and ACPI reset register alternately),
  *   boot N powers off.
- *   hold=MS (default 1000): on the first and the last boot, wait this long
- *   (LAPIC timer, hlt) after the "reboots: boot n" line so the runner can look
- *   at the process. */
+ *   hold=MS (default 1000): on the first and the last boot, after the
+ *   "reboots: boot n" line, wait until a byte arrives on COM1 (the runner has
+ *   looked at the process) or, at the latest, MS milliseconds have passed. */
 #include "guest.h"
 
 #define NV_MAGIC_IDX 0x7b   /* reset.c uses 0x7d/0x7e */
@@ -13,28 +13,34 @@
 #define NV_MAGIC 0x5a
 #define VEC_HOLD 0x32
 
-static volatile int expired;
+static volatile unsigned ticks;
 
 static void hold_irq(struct irq_frame *f)
 {
-	expired = 1;
+	ticks++;
 	lapic_eoi();
 }
 
-/* One-shot LAPIC timer at divide 16 (62.5 MHz): at most ~68 s. */
+/* A periodic 10 ms LAPIC timer at divide 16 (62.5 MHz); each tick polls
+ * COM1's receiver (LSR data ready). Ends on a byte or after MS. */
 static void hold(long ms)
 {
 	if (ms <= 0)
 		return;
-	if (ms > 60000)
-		ms = 60000;
-	expired = 0;
+	ticks = 0;
 	irq_set_handler(VEC_HOLD, hold_irq);
 	lapic_write(LAPIC_TDCR, 0x3);
-	lapic_write(LAPIC_LVT_TIMER, VEC_HOLD);
-	lapic_write(LAPIC_TMICT, (u32)(ms * 62500));
-	while (!expired)
+	lapic_write(LAPIC_LVT_TIMER, VEC_HOLD | (1u << 17));
+	lapic_write(LAPIC_TMICT, 625000);
+	while ((long)ticks * 10 < ms) {
+		if (inb(COM1 + 5) & 0x01) {
+			(void)inb(COM1);
+			break;
+		}
 		wait_for_irq();
+	}
+	lapic_write(LAPIC_TMICT, 0);
+	lapic_write(LAPIC_LVT_TIMER, 0x10000 | VEC_HOLD);
 }
 
 void guest_main(struct hvm_start_info *si)
