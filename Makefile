@@ -21,7 +21,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Isrc -D_GNU_SOURCE -DKVMBOX_VERSION='"$(VERSION)"' -pthread -MMD -MP
 LDFLAGS ?=
-LDLIBS  += -pthread -luring -ljson-c -lxxhash
+LDLIBS  += -pthread -luring -ljson-c -lxxhash -lseccomp
 
 comma := ,
 ifeq ($(SANITIZE),)

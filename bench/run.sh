@@ -232,6 +232,7 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 			ex[p] = f["kvmbox_exits"]; io[p] = f["kvmbox_io"]; mm[p] = f["kvmbox_mmio"]
 		}
 		function label(p) {
+			if (p ~ /-off$/) { sub(/-off$/, "", p); return label(p) " (--seccomp off)" }
 			if (p == "blkwrite") return "virtio-blk sequential write, dd bs=1M oflag=direct"
 			if (p == "blkread") return "virtio-blk sequential read, dd bs=1M iflag=direct"
 			if (p == "netout") return "TCP guest -> emulated host, nc, vhost-net"
@@ -286,6 +287,32 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 	elif grep -q 'latency bench skipped' "$OUT/host.log"; then
 		echo
 		grep -o 'latency bench skipped.*' "$OUT/host.log"
+	fi
+	if grep -q 'KVMBOX-BS ' "$OUT/host.log"; then
+		echo
+		echo "The sandbox's cost: the same boot with the default --seccomp on (the runs above) and"
+		echo "with --seccomp off (the virtio rows marked --seccomp off above are the I/O side):"
+		echo
+		echo "| boot to guest init marker (s) | median | min | max | runs |"
+		echo "|---|---:|---:|---:|---:|"
+		{
+			grep -o 'KVMBOX-B run.*' "$OUT/host.log" | sed 's/^KVMBOX-B /on /'
+			grep -o 'KVMBOX-BS .*' "$OUT/host.log" | sed 's/^KVMBOX-BS /off /'
+		} | awk '
+		{
+			for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "boot_s" && kv[2] != "-") v[$1, ++n[$1]] = kv[2] + 0 }
+		}
+		END {
+			split("on off", modes, " ")
+			for (m = 1; m <= 2; m++) {
+				k = modes[m]; c = n[k]
+				if (!c) continue
+				for (a = 1; a <= c; a++) s[a] = v[k, a]
+				for (a = 2; a <= c; a++) { x = s[a]; for (b = a - 1; b >= 1 && s[b] > x; b--) s[b + 1] = s[b]; s[b + 1] = x }
+				med = (c % 2) ? s[(c + 1) / 2] : (s[c / 2] + s[c / 2 + 1]) / 2
+				printf "| --seccomp %s | %.2f | %.2f | %.2f | %d |\n", k, med, s[1], s[c], c
+			}
+		}'
 	fi
 	echo
 	if [[ -n ${KVMBOX_BENCH_LOG:-} ]]; then

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/unixsock.h"
 
 #define API_BACKLOG 16
 #define API_MAX_CLIENTS 32
@@ -75,8 +76,7 @@ struct api_server {
 	api_handler_fn handler;
 	void *ctx;
 	char *path;
-	dev_t dev;
-	ino_t ino;
+	struct stat st; /* the socket file we created */
 	int lfd;
 	int spare_fd;                   /* given up to shed a connection at the fd limit */
 	struct api_hub *hub;
@@ -589,6 +589,7 @@ static void accept_handler(struct loop *l, int fd, uint32_t events, void *opaque
 	for (;;) {
 		int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		struct api_client *c;
+		long peer;
 
 		if (cfd < 0) {
 			if (errno == EINTR)
@@ -605,6 +606,20 @@ static void accept_handler(struct loop *l, int fd, uint32_t events, void *opaque
 				continue;
 			}
 			return; /* EAGAIN, or a connection that died in the backlog */
+		}
+		if (!unixsock_peer_allowed(cfd, &peer)) {
+			static const char denied[] =
+				"{\"error\":{\"class\":\"GenericError\","
+				"\"desc\":\"permission denied: only the VM's user and root may "
+				"connect\"}}\n";
+
+			log_warn(
+				"control socket: refused a client of uid %ld (only uid %ld and root may connect)",
+				peer, (long)geteuid());
+			if (send(cfd, denied, sizeof(denied) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+				log_debug("control socket: refusing a client: %s", strerror(errno));
+			close(cfd);
+			continue;
 		}
 		if (s->nclients >= API_MAX_CLIENTS) {
 			static const char busy[] = "{\"error\":{\"class\":\"GenericError\","
@@ -651,69 +666,15 @@ static void wake_handler(struct loop *l, int fd, uint32_t events, void *opaque)
 
 /* --- setup --- */
 
-/* Is something listening on the socket at path? 1 yes, 0 no (stale or
- * absent), -1 on another error (printed). */
-static int socket_in_use(const char *path, const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, r, e;
-
-	if (lstat(path, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		log_error("control socket %s: %s; give another --api path", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		log_error("control socket %s: exists and is not a socket; give another --api path", path);
-		return -1;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		log_error("control socket %s: socket: %s", path, strerror(errno));
-		return -1;
-	}
-	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	e = errno;
-	close(fd);
-	if (r == 0 || e == EAGAIN || e == EINPROGRESS)
-		return 1; /* EAGAIN: a listener with a full backlog */
-	if (e == ECONNREFUSED || e == ENOENT)
-		return 0;
-	log_error("control socket %s: %s; give another --api path", path, strerror(e));
-	return -1;
-}
-
 struct api_server *api_server_create(const char *path, struct loop *loop, api_handler_fn handler, void *ctx)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct api_server *s;
 	struct stat st;
-	int r;
 
 	if (!path || !*path) {
 		log_error("control socket: empty path; give a socket path to --api");
 		return NULL;
 	}
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error("control socket %s: path longer than %zu bytes; give a shorter --api path", path,
-			  sizeof(sa.sun_path) - 1);
-		return NULL;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	r = socket_in_use(path, &sa);
-	if (r < 0)
-		return NULL;
-	if (r > 0) {
-		log_error("control socket %s: already in use by another VM; give another --api path", path);
-		return NULL;
-	}
-	if (unlink(path) < 0 && errno != ENOENT) {
-		log_error("control socket %s: cannot remove the stale socket: %s; give another --api path",
-			  path, strerror(errno));
-		return NULL;
-	}
-
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->hub = calloc(1, sizeof(*s->hub))) || !(s->path = strdup(path))) {
 		log_error("control socket %s: out of memory", path);
@@ -728,39 +689,22 @@ struct api_server *api_server_create(const char *path, struct loop *loop, api_ha
 	s->ctx = ctx;
 	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (s->lfd < 0) {
-		log_error("control socket %s: socket: %s", path, strerror(errno));
+	/* Whoever can connect controls the VM (and can make it write files): owner only, from the
+	 * bind on (core/unixsock.c), and each client's uid is checked on accept. */
+	s->lfd = unixsock_listen(path, API_BACKLOG, true, "control socket", &st);
+	if (s->lfd < 0)
 		goto fail;
-	}
-	if (bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		log_error("control socket %s: %s; give another --api path", path, strerror(errno));
-		goto fail;
-	}
-	/* Whoever can connect controls the VM (and can make it write files):
-	 * owner only. Done before listen(), so nobody connects in between. */
-	if (chmod(path, 0600) < 0 || lstat(path, &st) < 0) {
-		log_error("control socket %s: %s", path, strerror(errno));
-		unlink(path);
-		goto fail;
-	}
-	s->dev = st.st_dev;
-	s->ino = st.st_ino;
-	if (listen(s->lfd, API_BACKLOG) < 0) {
-		log_error("control socket %s: listen: %s", path, strerror(errno));
-		unlink(path);
-		goto fail;
-	}
+	s->st = st;
 	s->hub->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->hub->efd < 0 || loop_add(loop, s->hub->efd, EPOLLIN, wake_handler, s) < 0) {
 		log_error("control socket %s: eventfd: %s; raise the open file limit", path, strerror(errno));
-		unlink(path);
+		unixsock_unlink(path, &s->st);
 		goto fail;
 	}
 	if (loop_add(loop, s->lfd, EPOLLIN, accept_handler, s) < 0) {
 		log_error("control socket %s: epoll: %s", path, strerror(errno));
 		loop_del(loop, s->hub->efd);
-		unlink(path);
+		unixsock_unlink(path, &s->st);
 		goto fail;
 	}
 	return s;
@@ -787,8 +731,6 @@ fail_mem:
 
 void api_server_destroy(struct api_server *s)
 {
-	struct stat st;
-
 	if (!s)
 		return;
 	while (s->clients)
@@ -796,8 +738,7 @@ void api_server_destroy(struct api_server *s)
 	loop_del(s->loop, s->lfd);
 	close(s->lfd);
 	/* Remove the path only if it is still our socket, not a successor's. */
-	if (lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
-		unlink(s->path);
+	unixsock_unlink(s->path, &s->st);
 	loop_del(s->loop, s->hub->efd);
 	pthread_mutex_lock(&s->hub->lock);
 	close(s->hub->efd);

@@ -59,4 +59,15 @@ int arch_clock_set(struct vm *vm, uint64_t ns);
 /* Free arch private data. */
 void arch_vm_destroy(struct vm *vm);
 
+/* The KVM ioctl requests this architecture's code issues, by use, each list ending in 0:
+ * core/sandbox.c allows each use on the threads that need it (seccomp). */
+struct arch_ioctls {
+	const unsigned long *build;      /* arch_vm_init, arch_vcpu_init, arch_vcpu_boot_regs */
+	const unsigned long *state_get;  /* arch_*_save, arch_cpu_features_save, arch_clock_get */
+	const unsigned long *state_set;  /* arch_*_load, arch_clock_set */
+	const unsigned long *clock;      /* arch_clock_get/set (vm_pause, vm_resume) */
+	const unsigned long *crash_dump; /* arch_vcpu_dump, on the vCPU thread */
+};
+extern const struct arch_ioctls arch_ioctls;
+
 #endif

@@ -9,6 +9,7 @@
 #include "../api/api.h"
 #include "../core/log.h"
 #include "../core/machine.h"
+#include "../core/sandbox.h"
 #include "../core/util.h"
 #include "../virtio/balloon.h"
 #include "options.h"
@@ -34,11 +35,22 @@ static void cmd_info(struct machine *m, struct api_req *req)
 	const struct vm_config *cfg = machine_config(m);
 	struct vm *vm = machine_vm(m);
 	struct virtio_dev *balloon = vm ? vm_find_model(vm, &virtio_balloon_type) : NULL;
+	struct json_object *sbo = json_object_new_object();
+	struct sandbox_info sb;
 
 	json_object_object_add(o, "state", json_object_new_string(state_name(m)));
 	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->cpus));
 	json_object_object_add(o, "memory", json_object_new_int64((int64_t)cfg->memory));
-	json_object_object_add(o, "pid", json_object_new_int((int)getpid()));
+	sandbox_get_info(&sb);
+	/* The pid the host knows (inside --jail's PID namespace kvmbox is 1). */
+	json_object_object_add(o, "pid", json_object_new_int64(sb.host_pid));
+	json_object_object_add(sbo, "seccomp", json_object_new_string(sb.seccomp));
+	json_object_object_add(sbo, "uid", json_object_new_int64((int64_t)sb.uid));
+	json_object_object_add(sbo, "gid", json_object_new_int64((int64_t)sb.gid));
+	json_object_object_add(sbo, "jail", sb.jail ? json_object_new_string(sb.jail) : NULL);
+	json_object_object_add(sbo, "cgroup", sb.cgroup ? json_object_new_string(sb.cgroup) : NULL);
+	json_object_object_add(sbo, "no_new_privs", json_object_new_boolean(sb.no_new_privs));
+	json_object_object_add(o, "sandbox", sbo);
 	for (struct device *d = vm ? vm->devices : NULL; d; d = d->next) {
 		struct json_object *dj = json_object_new_object();
 

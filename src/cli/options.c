@@ -11,6 +11,7 @@
 
 #include "../core/devtype.h"
 #include "../core/log.h"
+#include "../core/sandbox.h"
 #include "../core/util.h"
 
 int parse_uint(const char *s, unsigned *out)
@@ -172,6 +173,45 @@ static int set_prealloc(struct vm_config *c, const char *a)
 	return set_tuning(c, "prealloc", a);
 }
 
+static int set_seccomp(struct vm_config *c, const char *a)
+{
+	if (sandbox_parse_seccomp(a, &c->sandbox.seccomp) < 0) {
+		log_error("--seccomp '%s': unknown mode; give on, log or off", a);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int set_user(struct vm_config *c, const char *a)
+{
+	if (!*a || a[0] == ':' || a[strlen(a) - 1] == ':') {
+		log_error("--user '%s': give USER[:GROUP] or UID:GID", a);
+		return EXIT_USAGE;
+	}
+	c->sandbox.user = a;
+	return 0;
+}
+
+static int set_jail(struct vm_config *c, const char *a)
+{
+	if (a[0] != '/' || !strcmp(a, "/")) {
+		log_error("--jail '%s': give the absolute path of a directory other than /", a);
+		return EXIT_USAGE;
+	}
+	c->sandbox.jail = a;
+	return 0;
+}
+
+static int set_cgroup(struct vm_config *c, const char *a)
+{
+	if (a[0] != '/') {
+		log_error("--cgroup '%s': give the absolute path of a cgroup v2 directory", a);
+		return EXIT_USAGE;
+	}
+	c->sandbox.cgroup = a;
+	return 0;
+}
+
 /* The run options that are not devices; the device types (core/devtype.h) add theirs, and
  * --help lists both in this order. An option either stores its value as a string (str), sets
  * a flag (flag), both at their offset in struct vm_config, or parses it (set). */
@@ -205,6 +245,13 @@ static const struct run_option {
 	{ "hugepages", 0, "[=PATH|off]", "guest RAM in 2 MiB huge pages, or from a hugetlbfs directory",
 	  .set = set_hugepages },
 	{ "prealloc", 0, "[=on|off]", "populate all guest RAM before the guest starts", .set = set_prealloc },
+	{ "seccomp", 0, "MODE", "on (default): per-thread system call filters; log: only log violations; off",
+	  .set = set_seccomp },
+	{ "user", 0, "USER[:GROUP]", "drop to these ids (or UID:GID) once every host resource is open",
+	  .set = set_user },
+	{ "jail", 0, "DIR", "run inside DIR in new namespaces (needs root; see docs/SECURITY.md)",
+	  .set = set_jail },
+	{ "cgroup", 0, "PATH", "join this existing cgroup v2 first", .set = set_cgroup },
 };
 #undef STR
 #undef FLAG
@@ -301,6 +348,7 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 	cfg->cpus = 1;
 	cfg->memory = DEFAULT_MEMORY;
 	cfg->console = CONSOLE_SERIAL;
+	cfg->sandbox.seccomp = sandbox_default_mode();
 	/* getopt's tables from ours: val is the index into the combined list. */
 	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++) {
 		opts[n] = (struct option){ run_options[i].name, option_has_arg(run_options[i].arg), NULL,

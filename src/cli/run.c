@@ -20,6 +20,7 @@
 #include "../core/machine.h"
 #include "../core/devtype.h"
 #include "../core/migrate.h"
+#include "../core/sandbox.h"
 #include "../core/util.h"
 #include "options.h"
 
@@ -64,10 +65,13 @@ static int check_host_limits(const struct vm_config *cfg)
 static int run_machine(const struct vm_config *cfg, struct snapshot *restore, bool copy, bool paused,
 		       int incoming_fd)
 {
-	struct machine *m = machine_create(cfg);
+	struct machine *m = NULL;
 	struct api_server *api = NULL;
 	int status = EXIT_START_FAIL;
 
+	/* Still one thread: the cgroup, the namespaces (--jail forks here) and the filters. */
+	if (sandbox_setup(cfg) == 0)
+		m = machine_create(cfg);
 	if (!m) {
 		if (incoming_fd >= 0)
 			close(incoming_fd);
@@ -116,10 +120,15 @@ int cmd_run(int argc, char **argv)
 		vm_config_free_devices(&cfg); /* the source's devices replace any given here */
 		if (fd < 0)
 			return EXIT_START_FAIL;
+		struct sandbox_config sandbox = cfg.sandbox;
+		bool no_reboot = cfg.no_reboot;
+
 		cfg = sc.cfg;
 		cfg.api = api;
 		cfg.incoming = uri;
 		vm_tuning_merge(&cfg.tuning, &tuning);
+		cfg.sandbox = sandbox; /* the walls are this host's */
+		cfg.no_reboot |= no_reboot;
 		if (check_host_limits(&cfg) < 0) {
 			close(fd);
 			snap_config_free(&sc);
@@ -149,6 +158,9 @@ static void print_restore_help(void)
 	       "      --copy        read guest RAM into memory instead of mapping the file\n"
 	       "      --no-verify   skip the RAM checksum (state checksums are always checked)\n"
 	       "      --paused      stay paused after the restore (resume with kvmbox ctl)\n"
+	       "      --no-reboot   a guest reboot ends kvmbox (needed with --user and --jail)\n"
+	       "      --seccomp MODE, --user USER[:GROUP], --jail DIR, --cgroup PATH\n"
+	       "                    the sandbox, as for kvmbox run (docs/SECURITY.md)\n"
 	       "  -h, --help        this text\n"
 	       "\nThe snapshot's CPU placement and memory options are kept; these replace them:\n");
 	print_restore_run_options();
@@ -161,6 +173,11 @@ int cmd_restore(int argc, char **argv)
 		{ "copy", no_argument, NULL, 'C' },
 		{ "no-verify", no_argument, NULL, 'N' },
 		{ "paused", no_argument, NULL, 'P' },
+		{ "no-reboot", no_argument, NULL, 'R' },
+		{ "seccomp", required_argument, NULL, 'S' },
+		{ "user", required_argument, NULL, 'U' },
+		{ "jail", required_argument, NULL, 'J' },
+		{ "cgroup", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 	};
 	struct option opts[ARRAY_SIZE(fixed) + 16 + 1];
@@ -176,14 +193,19 @@ int cmd_restore(int argc, char **argv)
 		return EXIT_START_FAIL;
 	}
 	memcpy(opts, fixed, sizeof(fixed));
-	n = ARRAY_SIZE(fixed) + restore_run_options(opts + ARRAY_SIZE(fixed), 16, 'R');
+	n = ARRAY_SIZE(fixed) + restore_run_options(opts + ARRAY_SIZE(fixed), 16, 'T');
 	opts[n] = (struct option){ NULL, 0, NULL, 0 };
 	memset(&over, 0, sizeof(over));
+	over.sandbox.seccomp = sandbox_default_mode();
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, &idx)) != -1) {
 		switch (c) {
-		case 'R':
+		case 'T': /* the tuning options */
+		case 'S':
+		case 'U':
+		case 'J':
+		case 'G':
 			if (run_option_set(&over, opts[idx].name, optarg)) {
 				free(snap);
 				return EXIT_USAGE;
@@ -200,6 +222,9 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'P':
 			paused = true;
+			break;
+		case 'R':
+			over.no_reboot = true;
 			break;
 		case 'h':
 			free(snap);
@@ -225,6 +250,8 @@ int cmd_restore(int argc, char **argv)
 	cfg.api = api;
 	cfg.incoming = NULL;
 	vm_tuning_merge(&cfg.tuning, &over.tuning);
+	cfg.sandbox = over.sandbox;
+	cfg.no_reboot |= over.no_reboot;
 	if (check_host_limits(&cfg) < 0) {
 		snapshot_close(snap);
 		snap_config_free(&snap->config);

@@ -16,6 +16,17 @@ enum console_kind { CONSOLE_SERIAL = 0, CONSOLE_NONE, CONSOLE_VIRTIO };
 
 struct device_type;
 
+/* --seccomp: the per-thread system call filters (core/sandbox.h). */
+enum seccomp_mode { SECCOMP_ON = 0, SECCOMP_LOG, SECCOMP_OFF };
+
+/* The walls around the running VM (docs/SECURITY.md); strings as given on the command line. */
+struct sandbox_config {
+	enum seccomp_mode seccomp;
+	const char *user;   /* --user USER[:GROUP] or numeric ids, NULL: keep the ids */
+	const char *jail;   /* --jail DIR, NULL: none */
+	const char *cgroup; /* --cgroup PATH (cgroup v2 directory), NULL: none */
+};
+
 /* One device the user asked for: its type (core/devtype.h) and its configuration, a
  * type->config_size struct the config owns. */
 struct dev_config {
@@ -37,6 +48,7 @@ struct vm_config {
 	const char *api;      /* --api PATH: control socket */
 	const char *incoming; /* --incoming URI: wait for a migration */
 	struct vm_tuning tuning; /* CPU placement, real-time vCPUs, locked and huge-page RAM */
+	struct sandbox_config sandbox; /* not saved in snapshots: each run gives its own */
 };
 
 /* Add an instance of type t configured from arg (NULL for a flag, which may be given again:

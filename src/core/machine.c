@@ -18,6 +18,7 @@
 #include "log.h"
 #include "loop.h"
 #include "migrate.h"
+#include "sandbox.h"
 #include "sigwatch.h"
 #include "util.h"
 #include "vcpu.h"
@@ -47,6 +48,12 @@ struct machine {
 
 	struct migration *mig;      /* outgoing migration thread, if one was started */
 	_Atomic bool migrating;
+
+	/* The sandbox (core/sandbox.h): /dev/kvm stays open from one boot to the next, so a reboot
+	 * does not open it again; the lock-down happens once, before the first boot's guest runs. */
+	int kvm_fd;
+	bool locked_down;   /* jail entered, ids and capabilities dropped */
+	bool main_filtered; /* the main thread's seccomp filter is installed */
 };
 
 static void on_stop(struct loop *l, int fd, uint32_t events, void *opaque)
@@ -166,6 +173,7 @@ static int boot_once(struct machine *m)
 	uint8_t *state = NULL;
 	uint64_t state_len = 0;
 	int nr, reason = -1;
+	bool hold, started;
 
 	if (!vm) {
 		log_error("out of memory");
@@ -175,13 +183,21 @@ static int boot_once(struct machine *m)
 		rf = (struct ram_file){ .fd = m->restore->fd, .off = SNAP_RAM_OFFSET, .copy = m->restore_copy };
 	nr = arch_mem_layout(cfg->memory, layout, GUEST_MEM_MAX_REGIONS);
 	vm_init(vm, cfg);
+	if (m->kvm_fd >= 0) {
+		vm->kvm_fd = m->kvm_fd;
+		vm->kvm_fd_kept = true;
+	}
 	/* The user's inputs (RAM, kernel, initrd) are checked before /dev/kvm is opened, so their
 	 * errors are not hidden behind a /dev/kvm one. */
 	if (vm_alloc_ram(vm, layout, nr, m->restore ? &rf : NULL) < 0)
 		goto out;
 	if (!m->restore && m->incoming_fd < 0 && arch_load_kernel(vm) < 0)
 		goto out;
-	if (vm_open_kvm(vm) < 0 || arch_vm_init(vm) < 0 || vm_create_vcpus(vm, cfg->cpus) < 0)
+	if (vm_open_kvm(vm) < 0)
+		goto out;
+	m->kvm_fd = vm->kvm_fd;
+	vm->kvm_fd_kept = true;
+	if (arch_vm_init(vm) < 0 || vm_create_vcpus(vm, cfg->cpus) < 0)
 		goto out;
 	if (m->incoming_fd >= 0) {
 		/* Guest RAM first; the devices take over the source's backends only once it has
@@ -213,6 +229,13 @@ static int boot_once(struct machine *m)
 	} else if (arch_vcpu_boot_regs(vm->vcpus[0]) < 0) {
 		goto out;
 	}
+	if (!m->locked_down) {
+		/* Every host resource is open (/dev/kvm, disks, taps, the control socket): the jail,
+		 * the ids and the capabilities go before the guest runs. */
+		if (sandbox_lockdown() < 0)
+			goto out;
+		m->locked_down = true;
+	}
 	if (cfg->console != CONSOLE_NONE)
 		console_attach(m->console, m->loop, console_rx, vm, console_quit, m);
 	if (loop_add(m->loop, vm->stop_efd, EPOLLIN, on_stop, m) < 0) {
@@ -220,7 +243,17 @@ static int boot_once(struct machine *m)
 		goto out;
 	}
 	m->vm = vm;
-	if (vm_start_vcpus(vm) == 0 || atomic_load(&vm->exit_reason) != VM_RUNNING) {
+	hold = !m->main_filtered;
+	started = vm_start_vcpus(vm, hold) == 0;
+	if (hold) {
+		/* The vCPU threads install their own filter and wait; the main thread's goes on
+		 * before the guest's first instruction. Threads created later (a rebooted VM's, a
+		 * migration's, the snapshot writer) start under it and add theirs. */
+		sandbox_thread_enter(SB_MAIN);
+		m->main_filtered = true;
+		vm_release_vcpus(vm);
+	}
+	if (started || atomic_load(&vm->exit_reason) != VM_RUNNING) {
 		if (m->user_paused)
 			vm_pause(vm); /* restore --paused */
 		loop_run(m->loop);
@@ -262,6 +295,7 @@ struct machine *machine_create(const struct vm_config *cfg)
 	m->cfg = cfg;
 	m->incoming_fd = -1;
 	m->shutdown_tfd = -1;
+	m->kvm_fd = -1;
 	ser_writer_init(&m->keep);
 	/* Before any thread exists: they inherit the I/O CPUs and stack size; memory locking. */
 	if (vm_tuning_apply_process(cfg) < 0) {
@@ -379,6 +413,8 @@ void machine_destroy(struct machine *m)
 	if (m->restore)
 		snapshot_close(m->restore);
 	ser_writer_free(&m->keep);
+	if (m->kvm_fd >= 0)
+		close(m->kvm_fd);
 	free(m);
 }
 

@@ -16,6 +16,8 @@
 #include "../cli/options.h"
 #include "log.h"
 #include "machine.h"
+#include "sandbox.h"
+#include "unixsock.h"
 #include "util.h"
 #include "vm.h"
 
@@ -174,20 +176,26 @@ int migrate_accept(const char *uri, struct snap_config *sc)
 	uint64_t clen;
 	uint8_t *cbuf = NULL;
 	struct ser_reader r;
+	struct stat ust;
 
 	if (migrate_parse_uri(uri, &ss, &len, &family) < 0) {
 		log_error("--incoming %s: not tcp:IP:PORT or unix:PATH; give a numeric address (host names are not resolved)", uri);
 		return -1;
 	}
-	lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0) {
-		log_error("--incoming %s: socket: %s", uri, strerror(errno));
-		return -1;
+	if (family == AF_UNIX) {
+		/* Mode 0600 from the bind on; only a stale socket is ever replaced (core/unixsock.c). */
+		lfd = unixsock_listen(((struct sockaddr_un *)&ss)->sun_path, 1, false, "--incoming", &ust);
+		if (lfd < 0)
+			return -1;
+	} else {
+		lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (lfd < 0) {
+			log_error("--incoming %s: socket: %s", uri, strerror(errno));
+			return -1;
+		}
+		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	}
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (family == AF_UNIX)
-		unlink(((struct sockaddr_un *)&ss)->sun_path);
-	if (bind(lfd, (struct sockaddr *)&ss, len) < 0 || listen(lfd, 1) < 0) {
+	if ((family != AF_UNIX && bind(lfd, (struct sockaddr *)&ss, len) < 0) || listen(lfd, 1) < 0) {
 		log_error("--incoming %s: cannot listen: %s; give a free address", uri, strerror(errno));
 		close(lfd);
 		return -1;
@@ -198,7 +206,7 @@ int migrate_accept(const char *uri, struct snap_config *sc)
 	} while (fd < 0 && errno == EINTR);
 	close(lfd);
 	if (family == AF_UNIX)
-		unlink(((struct sockaddr_un *)&ss)->sun_path);
+		unixsock_unlink(((struct sockaddr_un *)&ss)->sun_path, &ust);
 	if (fd < 0) {
 		log_error("--incoming %s: accept: %s", uri, strerror(errno));
 		return -1;
@@ -393,6 +401,7 @@ static void *migrate_thread(void *arg)
 	ser_writer_init(&cfgw);
 	ser_writer_init(&state);
 	pthread_setname_np(pthread_self(), "migrate");
+	sandbox_thread_enter(SB_MIGRATE);
 	m->t_start = now_ms();
 	if (!dirty || !tmp) {
 		why = "out of memory";

@@ -13,6 +13,7 @@
 
 #include "../backends/console.h"
 #include "log.h"
+#include "sandbox.h"
 
 /* Sent by sigwatch_stop to end the thread's wait; never a termination signal. */
 #define SIG_WATCH_STOP (SIGRTMIN + 2)
@@ -64,6 +65,7 @@ static void *sigwatch_thread(void *arg)
 	uint64_t one = 1;
 
 	pthread_setname_np(pthread_self(), "signals");
+	sandbox_thread_enter(SB_SIGNALS);
 	for (;;) {
 		if (!first) {
 			sig = sigwaitinfo(&w->set, &si);

@@ -16,6 +16,7 @@
 #include "../arch/arch.h"
 #include "devtype.h"
 #include "log.h"
+#include "sandbox.h"
 #include "util.h"
 #include "vcpu.h"
 #include "vm.h"
@@ -481,6 +482,7 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 		if (pid == 0) {
 			uint64_t bytes;
 
+			sandbox_thread_enter(SB_SNAPSHOT);
 			_exit(write_file(&vm->mem, fd, &meta, &bytes) == 0 ? 0 : 1);
 		}
 		vm_resume(vm);

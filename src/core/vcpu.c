@@ -10,6 +10,7 @@
 
 #include "../arch/arch.h"
 #include "log.h"
+#include "sandbox.h"
 #include "vm.h"
 
 static void kick_handler(int sig)
@@ -189,6 +190,12 @@ static void *vcpu_thread(void *arg)
 	/* Its host CPUs and scheduling policy before the guest runs on it. */
 	if (vm_tuning_apply_vcpu(vm->cfg, v->id) < 0)
 		vm_request_stop(vm, VM_HOST_ERROR);
+	sandbox_thread_enter(SB_VCPU);
+	/* The owner may hold the vCPUs until the rest of the process is locked down too. */
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->vcpus_held && atomic_load(&vm->exit_reason) == VM_RUNNING)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
 
 	for (;;) {
 		/* Clear the kick before looking at requests, so a kick that comes

@@ -51,7 +51,9 @@ static int open_kvm(struct vm *vm)
 {
 	int ver;
 
-	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	/* The machine keeps /dev/kvm open from one boot to the next. */
+	if (vm->kvm_fd < 0)
+		vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
 		int e = errno;
 
@@ -211,8 +213,11 @@ int vm_create_vcpus(struct vm *vm, unsigned n)
 	return 0;
 }
 
-int vm_start_vcpus(struct vm *vm)
+int vm_start_vcpus(struct vm *vm, bool hold)
 {
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->vcpus_held = hold;
+	pthread_mutex_unlock(&vm->pause_lock);
 	vm->nr_active = 0;
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		if (vcpu_start(vm->vcpus[i]) < 0) {
@@ -221,6 +226,14 @@ int vm_start_vcpus(struct vm *vm)
 		}
 	}
 	return 0;
+}
+
+void vm_release_vcpus(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->vcpus_held = false;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 }
 
 bool vm_request_stop(struct vm *vm, enum vm_exit_reason reason)
@@ -530,7 +543,7 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(&vm->mmio);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
-	if (vm->kvm_fd >= 0)
+	if (vm->kvm_fd >= 0 && !vm->kvm_fd_kept)
 		close(vm->kvm_fd);
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);

@@ -86,6 +86,8 @@ struct vm {
 	bool dirty_logging;         /* KVM dirty logging on for the RAM slots */
 	unsigned nr_paused;         /* vCPU threads parked */
 	unsigned nr_active;         /* vCPU threads running their loop */
+	bool vcpus_held;            /* under pause_lock: started vCPU threads wait before KVM_RUN */
+	bool kvm_fd_kept;           /* kvm_fd is the owner's, kept across VMs: not closed here */
 
 	/* GSI routing table: KVM_SET_GSI_ROUTING replaces the whole table, so
 	 * the VM keeps it (default irqchip routes + MSI routes). */
@@ -137,8 +139,10 @@ int vm_create_devices(struct vm *vm);
 void *vm_find_model(struct vm *vm, const struct device_type *t);
 /* Create the vCPU objects (not yet running). */
 int vm_create_vcpus(struct vm *vm, unsigned n);
-/* Start one thread per vCPU. */
-int vm_start_vcpus(struct vm *vm);
+/* Start one thread per vCPU. With hold, each installs its seccomp filter and waits before its
+ * first KVM_RUN until vm_release_vcpus (or a stop request). */
+int vm_start_vcpus(struct vm *vm, bool hold);
+void vm_release_vcpus(struct vm *vm);
 /* Ask every vCPU to stop with `reason` and wake the main loop. Safe from any
  * thread. The first reason wins: returns true only for the call that set it. */
 bool vm_request_stop(struct vm *vm, enum vm_exit_reason reason);

@@ -368,6 +368,7 @@ static void balloon_destroy(struct virtio_dev *vd)
 
 static const struct virtio_dev_ops balloon_ops = {
 	.type = "virtio-balloon",
+	.sandbox = SB_BALLOON,
 	.device_id = VIRTIO_ID_BALLOON,
 	.activate = balloon_activate,
 	.reset = balloon_reset,

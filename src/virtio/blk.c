@@ -566,6 +566,7 @@ static void blk_destroy(struct virtio_dev *vd)
 
 static const struct virtio_dev_ops blk_ops = {
 	.type = "virtio-blk",
+	.sandbox = SB_BLK,
 	.device_id = VIRTIO_ID_BLOCK,
 	.activate = blk_activate,
 	.reset = blk_reset,

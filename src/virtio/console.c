@@ -154,6 +154,7 @@ static void console_destroy(struct virtio_dev *vd)
 
 static const struct virtio_dev_ops console_ops = {
 	.type = "virtio-console",
+	.sandbox = SB_CONSOLE,
 	.device_id = VIRTIO_ID_CONSOLE,
 	.activate = console_activate,
 	.reset = console_reset,

@@ -1050,6 +1050,7 @@ static void net_destroy(struct virtio_dev *vd)
 
 static const struct virtio_dev_ops net_ops = {
 	.type = "virtio-net",
+	.sandbox = SB_NET,
 	.device_id = VIRTIO_ID_NET,
 	.activate = net_activate,
 	.reset = net_reset,

@@ -92,6 +92,7 @@ static void rng_destroy(struct virtio_dev *vd)
 
 static const struct virtio_dev_ops rng_ops = {
 	.type = "virtio-rng",
+	.sandbox = SB_RNG,
 	.device_id = VIRTIO_ID_RNG,
 	.activate = rng_activate,
 	.reset = rng_reset,

@@ -16,6 +16,7 @@
 #ifndef KVMBOX_VIRTIO_H
 #define KVMBOX_VIRTIO_H
 
+#include "../core/sandbox.h"
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -47,6 +48,7 @@ struct virtio_dev;
 struct virtio_dev_ops {
 	const char *type;        /* "virtio-blk": snapshot section, thread name */
 	uint16_t device_id;      /* VIRTIO_ID_* */
+	enum sandbox_kind sandbox; /* its worker thread's seccomp allow-list (core/sandbox.h) */
 	/* Driver set FEATURES_OK and DRIVER_OK; vd->features holds the
 	 * negotiated bits and the enabled queues are valid. Start work.
 	 * Return -1 to fail the device (NEEDS_RESET). */

@@ -700,6 +700,7 @@ static void *worker_main(void *arg)
 	memcpy(name, p->vd->name, sizeof(name) - 1);
 	name[sizeof(name) - 1] = '\0';
 	pthread_setname_np(pthread_self(), name);
+	sandbox_thread_enter(p->vd->ops->sandbox);
 	loop_run(p->vd->loop);
 	return NULL;
 }

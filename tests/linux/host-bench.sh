@@ -159,12 +159,38 @@ if [ -w $T/events/kvm/kvm_userspace_exit/enable ]; then
 	done
 fi
 
+# The sandbox's cost: the same boot RUNS more times with --seccomp off (the runs above have
+# the default, on). One line per run:
+#   KVMBOX-BS run=N status=S boot_s=T
+i=1
+while [ $i -le $RUNS ]; do
+	rm -f $W/fifo
+	mkfifo $W/fifo
+	read t0 _ </proc/uptime
+	kvmbox run --seccomp off --no-reboot -m ${MEM_MB}M -k /kvmbox/vmlinuz -i /kvmbox/guest-initrd.gz \
+		-a "console=ttyS0 quiet panic=-1 kvmbox.test=bench" </dev/null >$W/fifo 2>$W/err &
+	pid=$!
+	(sleep 180; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
+	guard=$!
+	t1=''
+	while IFS= read -r line; do
+		case "$line" in *KVMBOX-INIT*) read t1 _ </proc/uptime ;; esac
+	done <$W/fifo
+	wait $pid
+	st=$?
+	kill $guard 2>/dev/null
+	boot=-
+	[ -n "$t1" ] && boot=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%.2f", b - a }')
+	echo "KVMBOX-BS run=$i status=$st boot_s=$boot"
+	i=$((i + 1))
+done
 # Virtio I/O: one boot per phase with the guest's virtio modules, a 256 MiB disk and a tap;
 # the guest times one transfer with its own clock (kvmclock) and prints
 # "KVMBOX-V vbench phase=P status=S mb=N secs=T". kvmbox --stats counts the whole boot, so exits
 # per MiB are (phase exits - idle exits) / MiB. The network phases run on vhost-net (the
 # default when /dev/vhost-net is usable) and again on kvmbox's user-space path (vhost=off,
-# phases netout-user and netin-user). One line per phase:
+# phases netout-user and netin-user). A phase ending in -off runs with --seccomp off (the
+# sandbox's cost). One line per phase:
 #   KVMBOX-VB phase=P mb=N secs=T status=S kvmbox_exits=N kvmbox_io=N kvmbox_mmio=N ...
 BLK_MB=256
 NET_MB=64
@@ -176,7 +202,9 @@ fi
 echo "KVMBOX-I vhost-net: $([ -c /dev/vhost-net ] && echo usable || echo 'no /dev/vhost-net')"
 rm -f $W/disk.img
 truncate -s $((BLK_MB + 16))M $W/disk.img
-for phase in idle blkwrite blkread netout netin netout-user netin-user; do
+for phase in idle blkwrite blkread netout netin netout-user netin-user blkwrite-off blkread-off netout-off netin-off; do
+	sc=on
+	case $phase in *-off) sc=off ;; esac
 	mb=0
 	case $phase in
 	blk*) mb=$BLK_MB ;;
@@ -189,9 +217,9 @@ for phase in idle blkwrite blkread netout netin netout-user netin-user; do
 	netout*) sleep 900 | nc -l -p 5003 >/dev/null & ;;
 	netin*) dd if=/dev/zero bs=1M count=$mb 2>/dev/null | nc -l -p 5004 & ;;
 	esac
-	kvmbox run --stats --no-reboot -m ${MEM_MB}M -d $W/disk.img --net tap=tap0$vh \
+	kvmbox run --stats --seccomp $sc --no-reboot -m ${MEM_MB}M -d $W/disk.img --net tap=tap0$vh \
 		-k /kvmbox/vmlinuz -i $GV \
-		-a "console=ttyS0 quiet panic=-1 kvmbox.test=vbench kvmbox.phase=${phase%-user} kvmbox.mb=$mb" \
+		-a "console=ttyS0 quiet panic=-1 kvmbox.test=vbench kvmbox.phase=${phase%-*} kvmbox.mb=$mb" \
 		</dev/null >$W/vb.out 2>$W/vb.err &
 	pid=$!
 	(sleep 600; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &

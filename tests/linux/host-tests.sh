@@ -19,6 +19,9 @@ LIFE1="linux-life-pause linux-life-snapshot linux-life-hibernate linux-life-rest
 LIFE2="linux-life-migrate-closed-port linux-life-migrate-dest-killed linux-life-migrate
 	linux-life-shutdown-timeout"
 LIFE3="linux-life-balloon"
+SEC="linux-sec-filtered linux-sec-socket-mode linux-sec-peercred linux-sec-unlink-refused
+	linux-sec-user linux-sec-user-needs-no-reboot linux-sec-jail linux-sec-jail-snapshot
+	linux-sec-cgroup linux-sec-cgroup-not-v2"
 BAD="linux-bad-missing-kernel linux-bad-not-a-kernel linux-bad-elf-not-kernel linux-bad-initrd-too-big
 	linux-bad-memory-1M linux-bad-cpus-0 linux-bad-cpus-too-many linux-bad-size-malformed
 	linux-bad-no-kernel-option linux-bad-no-dev-kvm linux-bad-dev-kvm-perm"
@@ -26,7 +29,7 @@ RT="linux-rt-affinity linux-rt-policy linux-rt-mlock linux-rt-hugepages linux-rt
 	linux-rt-snapshot linux-rt-restore-override linux-rt-migrate linux-rt-bad-cpu linux-rt-bad-vcpu
 	linux-rt-bad-hugepages linux-rt-bad-hugepage-size linux-rt-bad-memlock linux-rt-bad-rtprio
 	linux-rt-bad-balloon"
-ALL=$(echo $BOOT $V1 $V2 $LIFE1 $LIFE2 $LIFE3 $BAD $RT)
+ALL=$(echo $BOOT $V1 $V2 $LIFE1 $LIFE2 $LIFE3 $SEC $BAD $RT)
 if [ "${1:-}" = --list ]; then
 	echo "$ALL" | tr ' ' '\n'
 	exit 0
@@ -990,6 +993,183 @@ want $LIFE1 && life1
 want $LIFE2 && life2
 want $LIFE3 && life3
 
+# --- The sandbox (docs/SECURITY.md) ----------------------------------------------------------
+
+# status PID FIELD: the value of FIELD in /proc/PID/status (tabs squeezed to spaces).
+pstatus() { sed -n "s/^$2:[[:space:]]*//p" /proc/$1/status 2>/dev/null | tr -s '\t ' ' '; }
+# every thread of PID has seccomp filter mode (2) and no_new_privs: empty, or what is wrong.
+threads_filtered() {
+	_bad=
+	for _t in /proc/$1/task/*; do
+		_s=$(sed -n 's/^Seccomp:[[:space:]]*//p' $_t/status 2>/dev/null)
+		_n=$(sed -n 's/^NoNewPrivs:[[:space:]]*//p' $_t/status 2>/dev/null)
+		_c=$(cat $_t/comm 2>/dev/null)
+		[ "$_s" = 2 ] && [ "$_n" = 1 ] || _bad="$_bad $_c(Seccomp=$_s,NoNewPrivs=$_n)"
+	done
+	echo "$_bad"
+}
+# child_of PID: the first process whose parent is PID (busybox has no pgrep).
+child_of() {
+	_want=$1
+	for _s in /proc/[0-9]*/stat; do
+		# shellcheck disable=SC2046 # the fields; kvmbox's comm has no space
+		set -- $(cat $_s 2>/dev/null)
+		[ "${4:-}" = "$_want" ] && { echo "$1"; return; }
+	done
+}
+sec_users() {
+	grep -q '^nobody:' /etc/passwd 2>/dev/null && return 0
+	echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd
+	echo 'nobody:x:65534:65534:nobody:/tmp:/bin/sh' >>/etc/passwd
+	echo 'root:x:0:' >/etc/group
+	echo 'nogroup:x:65534:' >>/etc/group
+}
+
+# sec_boot ID "TEST..." KVMBOX-RUN-ARGS...: the lifecycle guest with these options, waited for
+# until it counts on its serial console ($W/ID.out: not --console none, which would hide it);
+# P is its pid. Else it is killed, each TEST fails with the reason, and the status is 1.
+sec_boot() {
+	_id=$1 _tests=$2
+	shift 2
+	lstart $_id /dev/null run "$@" -k $BZ -i $GV -a "$GAPPEND kvmbox.test=life kvmbox.mb=1"
+	P=$LPID
+	lwait $_id '^KVMBOX-C 3 end' $BOOT_TMO $P && return 0
+	lkill $P
+	for _t in $_tests; do
+		lfail $_t $_id "the guest did not start: $WHY"
+	done
+	return 1
+}
+
+# One guest with the defaults: every thread filtered, the control socket 0600 and closed to
+# other users.
+sec1() {
+	rm -f $W/s1.sock
+	sec_boot s1 "linux-sec-filtered linux-sec-socket-mode linux-sec-peercred" --api $W/s1.sock || return
+	bad=$(threads_filtered $P)
+	lctl $W/s1.sock info
+	mode=$(jget seccomp)
+	echo "KVMBOX-I s1: threads $(cat /proc/$P/task/*/comm | tr '\n' ' '); CapBnd $(pstatus $P CapBnd); info $CTL"
+	if [ -n "$bad" ] || [ "$mode" != on ] || [ "$(pstatus $P CapBnd)" != 0000000000000000 ]; then
+		lfail linux-sec-filtered s1 "threads not filtered:${bad:- none}; info seccomp '$mode'; CapBnd $(pstatus $P CapBnd)"
+	elif ! lticks s1 10 $P; then
+		lfail linux-sec-filtered s1 "the guest stopped: $WHY"
+	else
+		lres PASS linux-sec-filtered
+	fi
+	m=$(stat -c '%a %F' $W/s1.sock)
+	if [ "$m" = "600 socket" ]; then lres PASS linux-sec-socket-mode; else
+		lfail linux-sec-socket-mode s1 "control socket is '$m', want '600 socket'"; fi
+	sec_users
+	# Opened to everyone on purpose: only SO_PEERCRED stands in the way then.
+	chmod 666 $W/s1.sock
+	out=$(su -s /bin/sh nobody -c "/kvmbox/kvmbox ctl $W/s1.sock info" 2>&1)
+	rc=$?
+	echo "KVMBOX-I s1: ctl info as nobody: status $rc: $out"
+	if [ $rc = 1 ] && echo "$out" | grep -q 'permission denied' && grep -q 'refused a client of uid 65534' $W/s1.err &&
+		lticks s1 10 $P; then
+		lres PASS linux-sec-peercred
+	else
+		lfail linux-sec-peercred s1 "ctl as nobody: status $rc, '$out' (want 1 and permission denied)"
+	fi
+	kill -TERM $P
+	lreap $P 30
+}
+
+# A regular file where the socket should go is refused and left alone.
+sec_notsock() {
+	echo keep >$W/s1.notsock
+	vm s1b $BAD_TMO "" 0 --api $W/s1.notsock -k $BZ -i $GI
+	if [ "$RC" = 1 ] && [ "$(cat $W/s1.notsock)" = keep ] && [ "$(wc -l <$W/s1b.err)" = 1 ] &&
+		grep -q 'is not a socket' $W/s1b.err; then
+		res PASS linux-sec-unlink-refused
+	else
+		res FAIL linux-sec-unlink-refused "status $RC, file '$(cat $W/s1.notsock 2>&1)', stderr '$(cat $W/s1b.err)'"
+	fi
+}
+
+# --user nobody: ids and capabilities dropped on every thread.
+sec_user() {
+	sec_users
+	rm -f $W/s2.sock
+	sec_boot s2 linux-sec-user --user nobody --no-reboot --api $W/s2.sock || return
+	why=
+	for t in /proc/$P/task/*; do
+		tid=${t##*/}
+		for f in "Uid 65534 65534 65534 65534" "Gid 65534 65534 65534 65534" "CapInh 0000000000000000" \
+			"CapPrm 0000000000000000" "CapEff 0000000000000000" "CapBnd 0000000000000000" \
+			"CapAmb 0000000000000000" "NoNewPrivs 1" "Seccomp 2" "Groups "; do
+			got="${f%% *} $(pstatus $P/task/$tid ${f%% *})"
+			[ "$got" = "$f" ] || [ "$got " = "$f" ] || why="$why $(cat $t/comm): '$got' want '$f';"
+		done
+	done
+	lctl $W/s2.sock info
+	echo "KVMBOX-I s2: $(grep -E '^(Uid|Gid|Groups|Cap|NoNewPrivs|Seccomp)' /proc/$P/status | tr '\t\n' '  ')"
+	[ "$(jget uid)" = 65534 ] || why="$why info uid '$(jget uid)';"
+	[ -z "$why" ] && ! lticks s2 10 $P && why="the guest stopped: $WHY"
+	kill -TERM $P
+	lreap $P 30
+	[ -z "$why" ] && [ "$RC" != 143 ] && why="SIGTERM: status $RC, want 143"
+	if [ -z "$why" ]; then lres PASS linux-sec-user; else lfail linux-sec-user s2 "$why"; fi
+}
+
+# --jail DIR: namespaces, DIR as /, snapshots written inside it.
+sec_jail() {
+	J=$W/jail
+	rm -rf $J $W/s3.sock
+	mkdir -p $J
+	echo inside >$J/marker
+	if ! sec_boot s3 linux-sec-jail --jail $J --no-reboot --api $W/s3.sock; then
+		lres FAIL linux-sec-jail-snapshot "not run: the jailed guest did not start"
+		return
+	fi
+	C=$(child_of $P)
+	why=
+	[ -n "$C" ] || why="no VM process under the jail's parent $P;"
+	for ns in mnt pid ipc uts net; do
+		[ -n "$C" ] && [ "$(readlink /proc/$C/ns/$ns)" = "$(readlink /proc/self/ns/$ns)" ] && why="$why same $ns namespace;"
+	done
+	[ -n "$C" ] && [ "$(cat /proc/$C/root/marker 2>/dev/null)" != inside ] && why="$why its / is not $J;"
+	[ -n "$C" ] && [ -e /proc/$C/root/kvmbox ] && why="$why the host's / is visible;"
+	lctl $W/s3.sock info
+	[ "$(jget jail)" = "$J" ] || why="$why info jail '$(jget jail)';"
+	[ "$(jget pid)" = "$C" ] || why="$why info pid '$(jget pid)' is not $C;"
+	echo "KVMBOX-I s3: parent $P, VM $C, ns $(readlink /proc/$C/ns/pid) vs $(readlink /proc/self/ns/pid)"
+	[ -z "$why" ] && [ -n "$(threads_filtered $C)" ] && why="threads not filtered: $(threads_filtered $C)"
+	if [ -z "$why" ]; then lres PASS linux-sec-jail; else lfail linux-sec-jail s3 "$why"; fi
+	# The path is the jail's.
+	lctl $W/s3.sock snapshot /vm.snap
+	if [ $CTL_RC = 0 ] && [ -s $J/vm.snap ] && [ ! -e /vm.snap ] && lticks s3 10 $P; then
+		lres PASS linux-sec-jail-snapshot
+	else
+		lfail linux-sec-jail-snapshot s3 "ctl snapshot /vm.snap: status $CTL_RC ($CTL); $J/vm.snap $(ls -l $J/vm.snap 2>&1)"
+	fi
+	kill -TERM $P
+	lreap $P 30
+	echo "KVMBOX-I s3: SIGTERM to the jail's parent: status $RC"
+	rm -rf $J
+}
+
+# --cgroup PATH: the process is in it; not cgroup v2 is one line.
+sec_cgroup() {
+	CG=/sys/fs/cgroup
+	grep -q " $CG cgroup2 " /proc/mounts || { mkdir -p $CG && mount -t cgroup2 none $CG; }
+	mkdir -p $CG/kvmbox-test
+	if sec_boot s4 linux-sec-cgroup --cgroup $CG/kvmbox-test; then
+		cg=$(cat /proc/$P/cgroup)
+		lkill $P
+		if [ "$cg" = "0::/kvmbox-test" ]; then lres PASS linux-sec-cgroup; else
+			lfail linux-sec-cgroup s4 "/proc/PID/cgroup is '$cg', want 0::/kvmbox-test"; fi
+	fi
+	rmdir $CG/kvmbox-test 2>/dev/null
+}
+
+want linux-sec-filtered linux-sec-socket-mode linux-sec-peercred && sec1
+want linux-sec-unlink-refused && sec_notsock
+want linux-sec-user && sec_user
+want linux-sec-jail linux-sec-jail-snapshot && sec_jail
+want linux-sec-cgroup && sec_cgroup
+
 # --- Bad input: status 1 (cannot start) or 2 (usage), exactly one stderr line "kvmbox: ..." --
 
 # bad NAME "ALLOWED STATUSES" [as-nobody] -- kvmbox-run-args...
@@ -1023,6 +1203,9 @@ bad linux-bad-cpus-0 "1 2" -c 0 -k $BZ -i $GI
 bad linux-bad-cpus-too-many "1 2" -c 1025 -k $BZ -i $GI
 bad linux-bad-size-malformed 2 -m 12Q -k $BZ -i $GI
 bad linux-bad-no-kernel-option 2 -i $GI
+want linux-sec-user-needs-no-reboot && sec_users
+bad linux-sec-user-needs-no-reboot 1 --user nobody -k $BZ -i $GI
+bad linux-sec-cgroup-not-v2 1 --cgroup /tmp -k $BZ -i $GI
 
 if want linux-bad-no-dev-kvm; then
 	mv /dev/kvm /dev/kvm.away

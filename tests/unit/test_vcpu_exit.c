@@ -329,7 +329,7 @@ static void test_threads_stop_on_host_error(void **state)
 	}
 	f->vm.vcpus = v;
 	f->vm.nr_vcpus = N;
-	assert_int_equal(vm_start_vcpus(&f->vm), 0);
+	assert_int_equal(vm_start_vcpus(&f->vm, false), 0);
 	/* Blocks until a thread asked for the stop. */
 	assert_int_equal(read(f->vm.stop_efd, &stops, sizeof(stops)), sizeof(stops));
 	assert_int_equal(stops, 1);

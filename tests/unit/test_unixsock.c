@@ -1,0 +1,141 @@
+/* Unix listening sockets (core/unixsock.c): mode 0600 from the bind whatever the umask, a path
+ * that is not a socket is never removed, a stale socket is replaced, a live one is not, and the
+ * peer check admits our own uid. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/unixsock.h"
+
+struct dir {
+	char path[64];
+	char sock[96];
+};
+
+static int setup(void **state)
+{
+	static struct dir d;
+
+	snprintf(d.path, sizeof(d.path), "/tmp/kvmbox-usXXXXXX");
+	assert_non_null(mkdtemp(d.path));
+	snprintf(d.sock, sizeof(d.sock), "%s/s", d.path);
+	*state = &d;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct dir *d = *state;
+
+	unlink(d->sock);
+	rmdir(d->path);
+	return 0;
+}
+
+static void test_mode_0600_under_umask_0(void **state)
+{
+	struct dir *d = *state;
+	struct stat st, now;
+	mode_t old = umask(0);
+	int fd = unixsock_listen(d->sock, 4, false, "test socket", &st);
+
+	umask(old);
+	assert_true(fd >= 0);
+	assert_int_equal(lstat(d->sock, &now), 0);
+	assert_true(S_ISSOCK(now.st_mode));
+	assert_int_equal(now.st_mode & 07777, 0600);
+	assert_int_equal(now.st_ino, st.st_ino);
+	close(fd);
+	unixsock_unlink(d->sock, &st);
+	assert_int_equal(access(d->sock, F_OK), -1);
+}
+
+static void test_not_a_socket_is_kept(void **state)
+{
+	struct dir *d = *state;
+	struct stat st;
+	int fd = open(d->sock, O_CREAT | O_WRONLY, 0644);
+	char target[128];
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "keep", 4), 4);
+	close(fd);
+	assert_int_equal(unixsock_listen(d->sock, 4, false, "test socket", &st), -1);
+	assert_int_equal(lstat(d->sock, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_size, 4);
+	unlink(d->sock);
+	/* A symlink (even to a socket) is not a socket either. */
+	snprintf(target, sizeof(target), "%s/elsewhere", d->path);
+	assert_int_equal(symlink(target, d->sock), 0);
+	assert_int_equal(unixsock_listen(d->sock, 4, false, "test socket", &st), -1);
+	assert_int_equal(lstat(d->sock, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	unlink(d->sock);
+}
+
+static void test_stale_replaced_live_refused(void **state)
+{
+	struct dir *d = *state;
+	struct stat st1, st2;
+	int a = unixsock_listen(d->sock, 4, false, "test socket", &st1), b;
+
+	assert_true(a >= 0);
+	/* Live: refused, and still the first socket. */
+	assert_int_equal(unixsock_listen(d->sock, 4, false, "test socket", &st2), -1);
+	assert_int_equal(lstat(d->sock, &st2), 0);
+	assert_int_equal(st2.st_ino, st1.st_ino);
+	close(a); /* now stale */
+	b = unixsock_listen(d->sock, 4, true, "test socket", &st2);
+	assert_true(b >= 0);
+	/* tmpfs may reuse the inode number: the change time tells them apart. */
+	assert_true(st2.st_ino != st1.st_ino || st2.st_ctim.tv_nsec != st1.st_ctim.tv_nsec ||
+		    st2.st_ctim.tv_sec != st1.st_ctim.tv_sec);
+	/* The first owner's cleanup must not remove its successor's socket. */
+	unixsock_unlink(d->sock, &st1);
+	assert_int_equal(access(d->sock, F_OK), 0);
+	close(b);
+}
+
+static void test_peer_is_us(void **state)
+{
+	struct dir *d = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int l = unixsock_listen(d->sock, 4, false, "test socket", &st), c, a;
+	long uid;
+
+	assert_true(l >= 0);
+	c = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->sock);
+	assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	a = accept(l, NULL, NULL);
+	assert_true(a >= 0);
+	assert_true(unixsock_peer_allowed(a, &uid));
+	assert_int_equal(uid, (long)geteuid());
+	close(a);
+	close(c);
+	close(l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_mode_0600_under_umask_0, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_socket_is_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_replaced_live_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_is_us, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
