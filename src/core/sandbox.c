@@ -49,6 +49,12 @@
 #include "util.h"
 #include "../virtio/net.h"
 
+/* musl's <unistd.h> makes pread64 and pwrite64 macros for pread and pwrite (its LFS64 names),
+ * which would turn SCMP_SYS(pread64) into an unknown __SNR_pread: the names here are the
+ * kernel's. */
+#undef pread64
+#undef pwrite64
+
 #define MAX_SYSCALL 512
 #define MAX_IOCTLS  160
 #define SYS_WORDS   (MAX_SYSCALL / 64)
@@ -76,11 +82,33 @@ struct sc_set {
 	unsigned special;
 };
 
+/* The same call under another number: which one a function makes is the C library's choice.
+ * The lists name glibc's; musl (make static-musl) opens with open, signals a thread with tkill
+ * (pthread_kill) and removes a file with unlink where glibc uses openat, tgkill and unlinkat. */
+static int libc_twin(int nr)
+{
+#ifndef __GLIBC__
+	if (nr == SCMP_SYS(openat))
+		return SCMP_SYS(open);
+	if (nr == SCMP_SYS(tgkill))
+		return SCMP_SYS(tkill);
+	if (nr == SCMP_SYS(unlinkat))
+		return SCMP_SYS(unlink);
+#endif
+	(void)nr;
+	return -1;
+}
+
 static void add_sys(struct sc_set *s, const int *list)
 {
-	for (; *list >= 0; list++)
+	for (; *list >= 0; list++) {
+		int twin = libc_twin(*list);
+
 		if (*list < MAX_SYSCALL)
 			s->sys[*list / 64] |= 1ULL << (*list % 64);
+		if (twin >= 0 && twin < MAX_SYSCALL)
+			s->sys[twin / 64] |= 1ULL << (twin % 64);
+	}
 }
 
 static void add_ioctls(struct sc_set *s, const unsigned long *list)
@@ -121,8 +149,15 @@ static const int sys_base[] = {
 	S(tgkill), S(rt_sigprocmask), S(sched_yield), S(getuid), S(geteuid), S(getgid), S(getegid),
 	S(sched_getaffinity), -1,
 };
-/* The SIGSYS handler and a forced exit restore the terminal (tcsetattr); isatty is TCGETS. */
-static const unsigned long ioctl_tty[] = { TCGETS, TCSETS, TCSETSW, TCSETSF, 0 };
+/* The SIGSYS handler and a forced exit restore the terminal (tcsetattr); isatty is TCGETS.
+ * musl's isatty asks TIOCGWINSZ instead. */
+static const unsigned long ioctl_tty[] = {
+	TCGETS, TCSETS, TCSETSW, TCSETSF,
+#ifndef __GLIBC__
+	TIOCGWINSZ,
+#endif
+	0,
+};
 
 /* A thread that runs a core/loop.c event loop over eventfds. */
 static const int sys_loop[] = { S(epoll_wait), S(epoll_pwait), S(epoll_ctl), S(read), -1 };
@@ -446,6 +481,11 @@ static int compile(const struct sc_set *s, enum seccomp_mode mode, struct prog *
 	if (r == 0 && (s->special & SP_CLONE)) {
 		a[0] = ARG(0, SCMP_CMP_MASKED_EQ, CLONE_NS_FLAGS, 0);
 		r = rule(ctx, &n, S(clone), 1, a);
+#ifndef __GLIBC__
+		/* musl's fork is the fork system call (no flags, so no namespaces either). */
+		if (r == 0)
+			r = rule(ctx, &n, S(fork), 0, NULL);
+#endif
 	}
 	if (r == 0 && (s->special & SP_SOCKET)) {
 		static const int fams[] = { AF_UNIX, AF_INET, AF_INET6 };
@@ -863,7 +903,7 @@ static int jail_prepare(const char *dir)
 		close(pfd[1]);
 		/* Everything but the terminal is the VM's: a migration socket or a snapshot the parent
 		 * kept open would outlive the VM. */
-		close_range(3, ~0U, 0);
+		syscall(SYS_close_range, 3, ~0U, 0); /* musl has no close_range() */
 		jail_parent(child);
 	}
 	close(pfd[1]);
@@ -948,10 +988,12 @@ static int compile_all(const struct vm_config *cfg)
 		sb.ready = true;
 		return 0;
 	}
+#ifdef __GLIBC__
 	/* One malloc arena for every thread: glibc gives a thread arena's shrinking heap back by
 	 * first reading /proc/sys/vm/overcommit_memory, an open no worker's list holds. Threads
 	 * allocate little once running; the main arena trims with brk. */
 	mallopt(M_ARENA_MAX, 1);
+#endif
 	/* glibc loads the time zone (/etc/localtime) the first time any time conversion runs, even
 	 * gmtime_r (the RTC, on a vCPU thread): now, while opening is still allowed. */
 	tzset();
