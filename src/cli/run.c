@@ -168,6 +168,7 @@ static void print_restore_help(void)
 
 int cmd_restore(int argc, char **argv)
 {
+	/* clang-format off */
 	static const struct option fixed[] = {
 		{ "api", required_argument, NULL, 'A' },
 		{ "copy", no_argument, NULL, 'C' },
@@ -180,6 +181,7 @@ int cmd_restore(int argc, char **argv)
 		{ "cgroup", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 	};
+	/* clang-format on */
 	struct option opts[ARRAY_SIZE(fixed) + 16 + 1];
 	struct snapshot *snap = calloc(1, sizeof(*snap));
 	struct vm_config cfg, over; /* over: run options given here, over the snapshot's */

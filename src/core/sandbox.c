@@ -287,7 +287,7 @@ static struct {
 	bool tune_affinity;  /* --vcpu-affinity or --io-affinity */
 	bool tune_rt;        /* --rt-priority */
 	bool tune_hugetlbfs; /* --hugepages=PATH */
-	uint32_t arch; /* the native AUDIT_ARCH_*, for the SIGSYS line */
+	uint32_t arch;       /* the native AUDIT_ARCH_*, for the SIGSYS line */
 } sb;
 
 /* The calling thread's kind, for the SIGSYS line. */

@@ -92,9 +92,10 @@ static int act(enum action a, int fd)
 		break;
 	case DO_VHOST_RINGS: {
 		/* What vh_start and vh_stop issue; on /dev/null each fails with ENOTTY once allowed. */
-		static const unsigned long req[] = { VHOST_SET_FEATURES, VHOST_SET_MEM_TABLE, VHOST_SET_LOG_BASE,
-						     VHOST_SET_VRING_NUM, VHOST_SET_VRING_BASE, VHOST_SET_VRING_ADDR,
-						     VHOST_SET_VRING_CALL, VHOST_SET_VRING_KICK,
+		static const unsigned long req[] = { VHOST_SET_FEATURES,    VHOST_SET_MEM_TABLE,
+						     VHOST_SET_LOG_BASE,    VHOST_SET_VRING_NUM,
+						     VHOST_SET_VRING_BASE,  VHOST_SET_VRING_ADDR,
+						     VHOST_SET_VRING_CALL,  VHOST_SET_VRING_KICK,
 						     VHOST_NET_SET_BACKEND, VHOST_GET_VRING_BASE };
 
 		for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++)
@@ -137,8 +138,8 @@ static int act(enum action a, int fd)
 #endif
 
 /* Run a child with `kind`'s list in mode; returns its wait status and its stderr in err. */
-static int run_cfg(enum sandbox_kind kind, const struct vm_config *base, enum seccomp_mode mode, enum action a,
-		   char *err, size_t errlen)
+static int run_cfg(enum sandbox_kind kind, const struct vm_config *base, enum seccomp_mode mode,
+		   enum action a, char *err, size_t errlen)
 {
 	int p[2], status;
 	ssize_t n, got = 0;
@@ -307,21 +308,25 @@ static void test_vhost_rings_where_started(void **state)
 	assert_exit(run_cfg(SB_MIGRATE, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)), 0);
 	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)), 0);
 	assert_string_equal(err, "");
-	assert_exit(run_cfg(SB_NET, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_NET, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
 	assert_non_null(strstr(err, "thread tester (virtio-net allow-list)"));
 	/* Opened once, before the filters: only a reboot opens it again. */
-	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VHOST_OWNER, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VHOST_OWNER, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
 	cfg.no_reboot = false;
 	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VHOST_OWNER, err, sizeof(err)), 0);
 	vm_config_free_devices(&cfg);
 
 	cfg = (struct vm_config){ .no_reboot = true };
 	assert_int_equal(vm_config_add(&cfg, &virtio_net_type, "tap=kb0,vhost=off"), 0);
-	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
 	assert_non_null(strstr(err, "(vcpu allow-list) made the forbidden system call ioctl"));
 	vm_config_free_devices(&cfg);
 	cfg = (struct vm_config){ .no_reboot = true };
-	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
 }
 
 /* The real-time options act before the filters (vcpu.c: a vCPU sets its CPUs and policy, then
@@ -332,8 +337,10 @@ static void test_tuning_calls_only_for_a_reboot(void **state)
 	struct vm_config cfg = { .no_reboot = false };
 	char err[512];
 
-	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETAFFINITY, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
-	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETSCHEDULER, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETAFFINITY, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETSCHEDULER, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
 	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_FTRUNCATE, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
 	assert_int_equal(vm_tuning_set(&cfg.tuning, "vcpu-affinity", "0=0"), 0);
 	assert_int_equal(vm_tuning_set(&cfg.tuning, "rt-priority", "10"), 0);
@@ -342,12 +349,16 @@ static void test_tuning_calls_only_for_a_reboot(void **state)
 	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETSCHEDULER, err, sizeof(err)), 0);
 	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_FTRUNCATE, err, sizeof(err)), 0);
 	assert_string_equal(err, "");
-	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_SETSCHEDULER, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_SETSCHEDULER, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
 	assert_non_null(strstr(err, "(vcpu allow-list) made the forbidden system call sched_setscheduler"));
-	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_SETAFFINITY, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_SETAFFINITY, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
 	cfg.no_reboot = true;
-	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETSCHEDULER, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
-	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETAFFINITY, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETSCHEDULER, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETAFFINITY, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
 }
 
 /* The coalesced ring for 0xcf8 is registered when the VM is built (again on a reboot: main);
