@@ -760,6 +760,7 @@ static int caps_keep_running(void)
 		CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, /* snapshots, disks and kernel reopened */
 		CAP_NET_ADMIN,                      /* a tap reattached (reboot, failed migration) */
 		CAP_IPC_LOCK,     CAP_SYS_RESOURCE, /* io_uring rings on older kernels */
+		CAP_SYS_NICE, /* --rt-priority: vCPU threads go SCHED_FIFO as they start (reboots too) */
 	};
 	struct __user_cap_data_struct d[2], k[2];
 
@@ -770,6 +771,8 @@ static int caps_keep_running(void)
 		int c = keep[i];
 
 		if (c == CAP_NET_ADMIN && !sb.has_tap)
+			continue;
+		if (c == CAP_SYS_NICE && !sb.tune_rt)
 			continue;
 		k[c / 32].permitted |= d[c / 32].permitted & (1u << (c % 32));
 	}

@@ -638,6 +638,23 @@ int vm_tuning_apply_process(const struct vm_config *cfg)
 		}
 	}
 	if (t->rt_priority) {
+		struct rlimit rl;
+
+		/* The vCPU threads go SCHED_FIFO once every host resource is open, after the sandbox
+		 * dropped CAP_SYS_NICE (core/sandbox.c keeps only what a running VM needs): what lets
+		 * them then is RLIMIT_RTPRIO, raised here to the priority asked for while kvmbox may
+		 * still raise it. When it cannot, a vCPU says so (check_rt passed with the
+		 * privileges kvmbox had at start). */
+		if (getrlimit(RLIMIT_RTPRIO, &rl) == 0 && rl.rlim_cur < t->rt_priority) {
+			rl.rlim_cur = t->rt_priority;
+			if (rl.rlim_max < rl.rlim_cur)
+				rl.rlim_max = rl.rlim_cur;
+			if (setrlimit(RLIMIT_RTPRIO, &rl) < 0)
+				log_debug("--rt-priority: RLIMIT_RTPRIO stays below %u: %s", t->rt_priority,
+					  strerror(errno));
+		}
+	}
+	if (t->rt_priority) {
 		struct sched_param sp = { .sched_priority = 0 };
 
 		/* "The others stay SCHED_OTHER" even when kvmbox was started real-time (chrt). */

@@ -11,12 +11,14 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <linux/vhost.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -373,6 +375,49 @@ static void test_coalesced_registered_at_build_only(void **state)
 	assert_non_null(strstr(err, "(vcpu allow-list) made the forbidden system call ioctl"));
 }
 
+/* RLIMIT_RTPRIO's soft limit: at 7 or more, SCHED_FIFO 7 needs no capability. */
+static rlim_t getrlimit_rtprio(void)
+{
+	struct rlimit rl;
+
+	return getrlimit(RLIMIT_RTPRIO, &rl) == 0 ? rl.rlim_cur : 0;
+}
+
+/* --rt-priority: the vCPU threads go SCHED_FIFO as they start, after the lockdown (every host
+ * resource is open by then): the lockdown keeps CAP_SYS_NICE for them, and only then. */
+static void test_lockdown_keeps_sys_nice_for_rt(void **state)
+{
+	for (int rt = 0; rt < 2; rt++) {
+		int status;
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct vm_config cfg = { .no_reboot = true };
+			struct sched_param fifo = { .sched_priority = 7 }, other = { .sched_priority = 0 };
+
+			/* Not allowed here at all (no CAP_SYS_NICE, RLIMIT_RTPRIO below 7): nothing to test. */
+			if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) != 0)
+				_exit(2);
+			pthread_setschedparam(pthread_self(), SCHED_OTHER, &other);
+			cfg.sandbox.seccomp = SECCOMP_OFF;
+			if (rt && vm_tuning_set(&cfg.tuning, "rt-priority", "7") < 0)
+				_exit(90);
+			if (sandbox_setup_filters_only(&cfg) < 0 || sandbox_lockdown() < 0)
+				_exit(91);
+			_exit(pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0 ? 0 : 1);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		if (WEXITSTATUS(status) == 2 ||
+		    (!rt && WEXITSTATUS(status) == 0 && getrlimit_rtprio() >= 7)) {
+			skip();
+			return;
+		}
+		assert_int_equal(WEXITSTATUS(status), rt ? 0 : 1);
+	}
+}
+
 static void test_rule_counts(void **state)
 {
 	struct vm_config cfg = { .no_reboot = false };
@@ -477,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_run_options),
 		cmocka_unit_test(test_parse_user),
 		cmocka_unit_test(test_rule_counts),
+		cmocka_unit_test(test_lockdown_keeps_sys_nice_for_rt),
 #if !defined(__SANITIZE_ADDRESS__)
 		/* Children under the real filters. ASan's run-time makes calls of its own
 		 * (kvmbox's sanitizer builds default to --seccomp log for that reason), so the
