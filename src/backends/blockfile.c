@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <liburing.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +12,26 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../core/log.h"
+
+#ifndef __GLIBC__
+/* musl (before 1.2.5) has no preadv2/pwritev2: the system calls (64-bit: the offset's high
+ * half is 0). */
+static ssize_t kb_preadv2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+{
+	return syscall(SYS_preadv2, fd, iov, n, (long)off, 0L, flags);
+}
+static ssize_t kb_pwritev2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+{
+	return syscall(SYS_pwritev2, fd, iov, n, (long)off, 0L, flags);
+}
+#define preadv2  kb_preadv2
+#define pwritev2 kb_pwritev2
+#endif
 
 /* Zeroes are written in chunks of this size when the file system can neither
  * zero a range nor punch a hole. */

@@ -29,6 +29,12 @@ int parse_uint(const char *s, unsigned *out);
 /* Set run option `name` (long name, no dashes) to value (NULL for a flag) in cfg: the one
  * table behind the command line and configuration files. 0, or EXIT_USAGE after printing. */
 int run_option_set(struct vm_config *cfg, const char *name, const char *value);
+/* The run options that `kvmbox restore` and `run --incoming` take too (they override what the
+ * snapshot or the source saved): their --help lines, and getopt entries for them (at most max,
+ * each with val; getopt's longindex names the option for run_option_set). */
+struct option;
+void print_restore_run_options(void);
+size_t restore_run_options(struct option *opts, size_t max, int val);
 /* Device types the option table has room for. */
 #define MAX_DEVICE_TYPES 32
 

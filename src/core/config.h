@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "tuning.h"
+
 enum console_kind { CONSOLE_SERIAL = 0, CONSOLE_NONE, CONSOLE_VIRTIO };
 
 #define DEFAULT_MEMORY (256ULL << 20)
@@ -45,6 +47,7 @@ struct vm_config {
 	unsigned nr_devs;
 	const char *api;      /* --api PATH: control socket */
 	const char *incoming; /* --incoming URI: wait for a migration */
+	struct vm_tuning tuning; /* CPU placement, real-time vCPUs, locked and huge-page RAM */
 	struct sandbox_config sandbox; /* not saved in snapshots: each run gives its own */
 };
 

@@ -297,6 +297,12 @@ struct machine *machine_create(const struct vm_config *cfg)
 	m->shutdown_tfd = -1;
 	m->kvm_fd = -1;
 	ser_writer_init(&m->keep);
+	/* Before any thread exists: they inherit the I/O CPUs and stack size; memory locking. */
+	if (vm_tuning_apply_process(cfg) < 0) {
+		ser_writer_free(&m->keep);
+		free(m);
+		return NULL;
+	}
 
 	/* Termination signals are taken by the sigwatch thread and handed to the main loop, so
 	 * block them everywhere (threads inherit the mask). */
@@ -465,8 +471,14 @@ int machine_snapshot(struct machine *m, const char *path, bool hibernate, struct
 		snprintf(err, errlen, "the VM is restarting; try again");
 		return -1;
 	}
-	if (snapshot_write(m->vm, path, !hibernate, res, err, errlen) < 0)
+	/* Huge-page RAM cannot be forked copy-on-write without a spare huge page for each page
+	 * the guest writes meanwhile: the guest stays paused while its RAM is written. */
+	bool live = !hibernate && !guest_mem_huge(&m->vm->mem);
+
+	if (snapshot_write(m->vm, path, live, res, err, errlen) < 0)
 		return -1;
+	if (!live && !hibernate)
+		vm_resume(m->vm);
 	/* The state lives on in the file: the VM stops, and kvmbox exits 0. */
 	if (hibernate)
 		vm_request_stop(m->vm, VM_HANDOFF);

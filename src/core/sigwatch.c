@@ -27,9 +27,24 @@ struct sigwatch {
 	_Atomic bool stopping;
 };
 
+/* The signal's name without "SIG" (sigabbrev_np is glibc's only). */
+static const char *sig_abbrev(int sig)
+{
+	switch (sig) {
+	case SIGTERM:
+		return "TERM";
+	case SIGINT:
+		return "INT";
+	case SIGHUP:
+		return "HUP";
+	default:
+		return NULL;
+	}
+}
+
 static _Noreturn void force_exit(struct sigwatch *w, int sig, bool second)
 {
-	const char *name = sigabbrev_np(sig);
+	const char *name = sig_abbrev(sig);
 
 	console_restore_terminal();
 	if (second)

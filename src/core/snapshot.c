@@ -35,6 +35,41 @@ enum snap_section {
 
 /* ---- config ---------------------------------------------------------- */
 
+/* Configuration added after format version 2, as tagged records after the devices: u32 tag,
+ * u32 length, the record. A file without them (older) loads with their defaults; a tag this
+ * kvmbox does not know is skipped. */
+enum config_ext { CFG_EXT_TUNING = 1 };
+
+static void config_ext_save(const struct vm_config *cfg, struct ser_writer *w)
+{
+	struct ser_writer one;
+
+	ser_writer_init(&one);
+	vm_tuning_save(&cfg->tuning, &one);
+	ser_put_u32(w, CFG_EXT_TUNING);
+	ser_put_u32(w, (uint32_t)one.len);
+	ser_put_bytes(w, one.buf, one.len);
+	if (one.err)
+		w->err = true;
+	ser_writer_free(&one);
+}
+
+static int config_ext_load(struct vm_config *c, struct ser_reader *r)
+{
+	while (!r->err && r->off < r->len) {
+		uint32_t tag = ser_get_u32(r), len = ser_get_u32(r);
+		struct ser_reader one;
+
+		if (r->err || len > r->len - r->off)
+			return -1;
+		ser_reader_init(&one, r->buf + r->off, len);
+		r->off += len;
+		if (tag == CFG_EXT_TUNING && (vm_tuning_load(&c->tuning, &one) < 0 || !ser_reader_done(&one)))
+			return -1;
+	}
+	return r->err ? -1 : 0;
+}
+
 void snap_config_save(const struct vm_config *cfg, struct ser_writer *w)
 {
 	ser_put_str(w, cfg->kernel);
@@ -60,6 +95,7 @@ void snap_config_save(const struct vm_config *cfg, struct ser_writer *w)
 			w->err = true;
 		ser_writer_free(&one);
 	}
+	config_ext_save(cfg, w);
 }
 
 int snap_config_load(struct snap_config *sc, struct ser_reader *r)
@@ -101,6 +137,8 @@ int snap_config_load(struct snap_config *sc, struct ser_reader *r)
 		if ((t->load && t->load(cfg, &one) < 0) || !ser_reader_done(&one))
 			goto bad;
 	}
+	if (config_ext_load(c, r) < 0)
+		goto bad;
 	return 0;
 bad:
 	snap_config_free(sc);

@@ -23,6 +23,8 @@
 
 /* The page of guest RAM as kvmbox lays it out, tracks it (dirty bitmaps) and stores it
  * (snapshots, migration streams): 4 KiB on every architecture. */
+#include <limits.h> /* first: musl's defines the host's PAGE_SIZE, which ours replaces */
+#undef PAGE_SIZE
 #define PAGE_SIZE 4096ULL
 
 /* ---- little endian ------------------------------------------------------------------------ */

@@ -97,6 +97,12 @@ struct vm {
 	unsigned cap_routes;
 	uint32_t next_gsi;
 
+	/* Coalesced I/O (vm_coalesce_io): KVM queues guest writes to the registered ranges in
+	 * this ring (a page of every vCPU's kvm_run mapping) instead of exiting; they are
+	 * dispatched, in order, before any exit is handled and when the VM pauses. */
+	struct kvm_coalesced_mmio_ring *coalesced_ring;
+	pthread_mutex_t coalesced_lock;
+
 	/* Architecture private data (boot info, cpuid template ...). */
 	void *arch;
 	/* The console backend: the device that is the console (cfg->console) writes to it and
@@ -173,6 +179,14 @@ int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign);
 /* Attach/detach an eventfd that a guest write of `len` bytes to addr (port
  * I/O when pio) signals without an exit (KVM_IOEVENTFD). */
 int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, bool pio, int efd, bool assign);
+
+/* Let KVM queue guest writes to [addr, addr+len) (port I/O when pio) instead of exiting, for
+ * registers whose writes only matter at a later access (PCI's CONFIG_ADDRESS): such an access
+ * exits, and vm_coalesced_drain runs the queued writes first. The vCPUs must exist. 0, or -1
+ * when KVM cannot (nothing printed: the writes then just exit). */
+int vm_coalesce_io(struct vm *vm, uint64_t addr, uint32_t len, bool pio);
+/* Dispatch the queued writes, oldest first (any thread). */
+void vm_coalesced_drain(struct vm *vm);
 
 /* Every KVM ioctl goes through kvm_ioctl(), which retries EINTR and, unless asked not to,
  * prints an error that names the ioctl:

@@ -474,6 +474,15 @@ bool virtio_balloon_request_stats(struct virtio_dev *vd)
 
 static void *type_create(struct vm *vm, const void *cfg, unsigned index)
 {
+	/* Locked RAM cannot be dropped, and huge pages only whole: the balloon's 4 KiB pages
+	 * could never go back to the host. */
+	if (vm->cfg && (vm->cfg->tuning.mlock || vm->cfg->tuning.hugepages)) {
+		log_error(
+			"--balloon: guest RAM under --%s cannot be given back to the host; drop --balloon or --%s",
+			vm->cfg->tuning.mlock ? "mlock" : "hugepages",
+			vm->cfg->tuning.mlock ? "mlock" : "hugepages");
+		return NULL;
+	}
 	return virtio_plug(vm, virtio_balloon_create(&vm->mem, index));
 }
 

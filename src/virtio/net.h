@@ -23,11 +23,16 @@
 
 #include "../core/devtype.h"
 
-/* --net tap=NAME[,mac=MAC] */
+/* vhost=: who moves the frames. */
+enum net_vhost { NET_VHOST_AUTO = 0, NET_VHOST_ON, NET_VHOST_OFF };
+
+/* --net tap=NAME[,mac=MAC][,vhost=on|off] */
 struct net_config {
 	char tap[16];         /* IFNAMSIZ */
 	uint8_t mac[6];
 	bool mac_set;         /* else a stable MAC is generated from the tap name */
+	uint8_t vhost;        /* enum net_vhost: the kernel's vhost-net when /dev/vhost-net is
+			       * usable (auto), always (on: an error without it), never (off) */
 };
 
 /* The `--net` device type (core/devtype.h). */

@@ -48,6 +48,19 @@ void virtio_notify_used(struct virtio_dev *vd, unsigned q)
 		vd->tops->notify_queue(vd, q);
 }
 
+void virtio_notify_queue_now(struct virtio_dev *vd, unsigned q)
+{
+	if (q < vd->num_queues && vd->tops)
+		vd->tops->notify_queue(vd, q);
+}
+
+int virtio_queue_kick_fd(struct virtio_dev *vd, unsigned q, bool take)
+{
+	if (q >= vd->num_queues || !vd->tops || !vd->tops->queue_kick_fd)
+		return -1;
+	return vd->tops->queue_kick_fd(vd, q, take);
+}
+
 void virtio_notify_config(struct virtio_dev *vd)
 {
 	if (vd->tops)

@@ -183,10 +183,25 @@ static void tr_needs_reset(struct virtio_dev *vd)
 		tr_notify_config(vd);
 }
 
+/* vhost takes a queue's kicks straight from the ioeventfd: the worker stops watching it
+ * (loop_mod, which may be called while the worker runs its loop). */
+static int tr_queue_kick_fd(struct virtio_dev *vd, unsigned q, bool take)
+{
+	struct vpci *p = vd->transport;
+
+	if (q >= vd->num_queues || p->kick_fd[q] < 0)
+		return -1;
+	if (loop_mod(vd->loop, p->kick_fd[q], take ? 0 : EPOLLIN) < 0)
+		log_error("%s: cannot %s queue %u's kicks: %s", vd->name, take ? "hand over" : "watch again",
+			  q, strerror(errno));
+	return p->kick_fd[q];
+}
+
 static const struct virtio_transport_ops vpci_tops = {
 	.notify_queue = tr_notify_queue,
 	.notify_config = tr_notify_config,
 	.needs_reset = tr_needs_reset,
+	.queue_kick_fd = tr_queue_kick_fd,
 };
 
 /* ---- device status ---------------------------------------------------- */
@@ -643,6 +658,10 @@ static void on_pause(struct loop *l, int fd, uint32_t events, void *opaque)
 		pthread_cond_wait(&p->park_cond, &p->park_lock);
 	p->parked = false;
 	pthread_mutex_unlock(&p->park_lock);
+	pthread_mutex_lock(&p->vd->lock);
+	if (p->vd->ops->resume)
+		p->vd->ops->resume(p->vd);
+	pthread_mutex_unlock(&p->vd->lock);
 }
 
 static void vpci_pause(struct device *dev)

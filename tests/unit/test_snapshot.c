@@ -79,10 +79,26 @@ static void test_config_roundtrip(void **state)
 	assert_memory_equal(n->mac, "\x52\x54\x00\x01\x02\x03", 6);
 	assert_true(n->mac_set);
 	snap_config_free(&sc);
-	/* Every truncation is refused. */
-	for (size_t cut = 0; cut < w.len; cut++) {
-		ser_reader_init(&r, w.buf, cut);
-		assert_int_equal(snap_config_load(&sc, &r), -1);
+	/* Every truncation is refused, but the one that drops the tagged records after the devices
+	 * whole: that is a configuration of an older kvmbox (core/tuning.c's record, u32 tag and
+	 * u32 length before it). */
+	{
+		struct ser_writer t;
+		size_t older;
+
+		ser_writer_init(&t);
+		vm_tuning_save(&c.tuning, &t);
+		older = w.len - 8 - t.len;
+		ser_writer_free(&t);
+		for (size_t cut = 0; cut < w.len; cut++) {
+			ser_reader_init(&r, w.buf, cut);
+			if (cut == older) {
+				assert_int_equal(snap_config_load(&sc, &r), 0);
+				snap_config_free(&sc);
+			} else {
+				assert_int_equal(snap_config_load(&sc, &r), -1);
+			}
+		}
 	}
 	ser_writer_free(&w);
 	vm_config_free_devices(&c);

@@ -78,17 +78,50 @@ static void topology_leaf(struct kvm_cpuid_entry2 *e, unsigned id, unsigned ncpu
 	e->edx = id;
 }
 
+/* AMD families 0xf (K8), 0x10 and 0x15 models 0-0xf have a GART in their northbridge, and
+ * Linux believes the family: it looks for an AGP bridge and the GART aperture by reading the
+ * class of every slot of every bus 0-255 with type 1 configuration cycles, twice
+ * (early_gart_iommu_check() and gart_iommu_hole_init(), each through search_agp_bridge()):
+ * 16,384 reads, 32,768 exits to kvmbox per boot, for a device this machine does not have.
+ * QEMU's TCG "max" CPU reports family 0xf (the emulated test host, docs/PERFORMANCE.md), as
+ * do real K8/K10/Bulldozer hosts. Such a signature becomes family 0x11, the K8-derived family
+ * Linux knows to have no GART; the model and stepping stay, and so do the feature bits (what
+ * the guest may use). Takes the signature (leaf 1 or 0x80000001 EAX). */
+uint32_t x86_cpuid_no_gart_signature(uint32_t eax)
+{
+	uint32_t base = (eax >> 8) & 0xf, ext = (eax >> 20) & 0xff;
+	uint32_t family = base == 0xf ? base + ext : base, model = ((eax >> 4) & 0xf) | ((eax >> 12) & 0xf0);
+
+	if (family == 0xf || family == 0x10 || (family == 0x15 && model < 0x10))
+		return (eax & ~(0xfu << 8 | 0xffu << 20)) | 0xfu << 8 | (0x11u - 0xf) << 20;
+	return eax;
+}
+
+static bool vendor_amd(const struct kvm_cpuid2 *c)
+{
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 0)
+			/* "AuthenticAMD" in ebx, edx, ecx */
+			return c->entries[i].ebx == 0x68747541 && c->entries[i].edx == 0x69746e65 &&
+			       c->entries[i].ecx == 0x444d4163;
+	return false;
+}
+
 struct kvm_cpuid2 *x86_vcpu_cpuid(const struct kvm_cpuid2 *base, unsigned id, unsigned ncpus)
 {
 	size_t sz = sizeof(*base) + base->nent * sizeof(struct kvm_cpuid_entry2);
 	struct kvm_cpuid2 *c = malloc(sz);
 	struct kvm_cpuid_entry2 *e;
+	bool amd;
 
 	if (!c)
 		return NULL;
 	memcpy(c, base, sz);
+	amd = vendor_amd(c);
 	for (uint32_t i = 0; i < c->nent; i++) {
 		e = &c->entries[i];
+		if (amd && (e->function == 0x1 || e->function == 0x80000001))
+			e->eax = x86_cpuid_no_gart_signature(e->eax);
 		switch (e->function) {
 		case 0x1:
 			/* Initial APIC id, logical processor count, hypervisor. */
