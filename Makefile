@@ -129,7 +129,7 @@ demo:
 	tests/linux/demo.sh
 
 FORMAT_FILES = $(shell git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]' 'tests/guests/*.[ch]' \
-	'tests/guests/lib/*.[ch]' 2>/dev/null)
+	'tests/guests/lib/*.[ch]' 'tests/guests/tools/*.c' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

@@ -235,7 +235,8 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 				continue;
 			if (r <= 0) {
 				log_error("control socket %s: no reply within %u seconds; the command may "
-					  "still be running in the VM", path, timeout_s);
+					  "still be running in the VM",
+					  path, timeout_s);
 				goto fail;
 			}
 		}
@@ -244,7 +245,8 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 
 			if (cap >= CTL_MAX_REPLY) {
 				log_error("control socket %s: reply longer than %d bytes; is this a kvmbox "
-					  "socket?", path, CTL_MAX_REPLY);
+					  "socket?",
+					  path, CTL_MAX_REPLY);
 				goto fail;
 			}
 			nb = realloc(buf, cap ? cap * 2 : 65536);
@@ -294,7 +296,7 @@ static int show_reply(const char *path, const char *cmd, const char *text)
 		return 1;
 	}
 	printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-								   JSON_C_TO_STRING_NOSLASHESCAPE));
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
 	fflush(stdout);
 	if (json_object_object_get_ex(r, "return", NULL)) {
 		ret = 0;
@@ -383,7 +385,7 @@ int cmd_ctl(int argc, char **argv)
 
 	{
 		const char *txt = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
-								       JSON_C_TO_STRING_NOSLASHESCAPE);
+									      JSON_C_TO_STRING_NOSLASHESCAPE);
 		char *line = NULL;
 
 		if (asprintf(&line, "%s\n", txt) < 0) {

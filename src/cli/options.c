@@ -215,7 +215,7 @@ static int set_cgroup(struct vm_config *c, const char *a)
 /* The run options that are not devices; the device types (core/devtype.h) add theirs, and
  * --help lists both in this order. An option either stores its value as a string (str), sets
  * a flag (flag), both at their offset in struct vm_config, or parses it (set). */
-#define STR(field) .str = offsetof(struct vm_config, field) + 1
+#define STR(field)  .str = offsetof(struct vm_config, field) + 1
 #define FLAG(field) .flag = offsetof(struct vm_config, field) + 1
 static const struct run_option {
 	const char *name;
@@ -229,11 +229,14 @@ static const struct run_option {
 	{ "initrd", 'i', "PATH", "initial ramdisk", STR(initrd) },
 	{ "append", 'a', "STRING", "kernel command line", STR(append) },
 	{ "cpus", 'c', "N", "number of vCPUs (default 1)", .set = set_cpus },
-	{ "memory", 'm', "SIZE", "guest RAM, K/M/G/T suffix (default 256M; no suffix = MiB)", .set = set_memory },
-	{ "console", 0, "KIND", "serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none", .set = set_console },
+	{ "memory", 'm', "SIZE", "guest RAM, K/M/G/T suffix (default 256M; no suffix = MiB)",
+	  .set = set_memory },
+	{ "console", 0, "KIND", "serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none",
+	  .set = set_console },
 	{ "api", 0, "PATH", "control socket (kvmbox ctl PATH ...; see docs/API.md)", STR(api) },
 	{ "incoming", 0, "URI", "wait for a live migration on tcp:IP:PORT or unix:PATH", STR(incoming) },
-	{ "no-reboot", 0, NULL, "a guest reboot ends kvmbox instead of restarting the guest", FLAG(no_reboot) },
+	{ "no-reboot", 0, NULL, "a guest reboot ends kvmbox instead of restarting the guest",
+	  FLAG(no_reboot) },
 	{ "stats", 0, NULL, "print exit counters on stderr when the VM stops", FLAG(stats) },
 	{ "vcpu-affinity", 0, "MAP", "host CPUs per vCPU: 0=2,1=3 (a list: 0=2-3,5); none",
 	  .set = set_vcpu_affinity },
@@ -288,7 +291,8 @@ void print_run_help(void)
 {
 	printf("usage: kvmbox run --kernel PATH [options]\n\n");
 	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++)
-		help_line(run_options[i].short_opt, run_options[i].name, run_options[i].arg, run_options[i].help);
+		help_line(run_options[i].short_opt, run_options[i].name, run_options[i].arg,
+			  run_options[i].help);
 	for (unsigned i = 0; i < nr_device_types; i++)
 		help_line(device_types[i]->short_opt, device_types[i]->option, device_types[i]->arg,
 			  device_types[i]->help);
@@ -357,7 +361,8 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 	}
 	for (unsigned i = 0; i < nr_device_types && i < MAX_DEVICE_TYPES; i++) {
 		opts[n] = (struct option){ device_types[i]->option,
-					   device_types[i]->arg ? required_argument : no_argument, NULL, 256 + (int)n };
+					   device_types[i]->arg ? required_argument : no_argument, NULL,
+					   256 + (int)n };
 		n++;
 	}
 	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
@@ -398,8 +403,9 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 		}
 		idx = c >= 256 ? c - 256 : -1;
 		for (size_t i = 0; idx < 0 && i + 1 < n; i++) {
-			char s = i < ARRAY_SIZE(run_options) ? run_options[i].short_opt
-							     : device_types[i - ARRAY_SIZE(run_options)]->short_opt;
+			char s = i < ARRAY_SIZE(run_options)
+					 ? run_options[i].short_opt
+					 : device_types[i - ARRAY_SIZE(run_options)]->short_opt;
 
 			if (s == c)
 				idx = (int)i;

@@ -9,12 +9,12 @@
 
 /* Exit statuses (documented in README.md). */
 enum kvmbox_status {
-	EXIT_GUEST_OFF = 0,     /* guest powered off (or rebooted with --no-reboot) */
-	EXIT_START_FAIL = 1,    /* bad input or missing /dev/kvm: the VM could not start */
-	EXIT_USAGE = 2,         /* malformed command line */
-	EXIT_GUEST_CRASH = 3,   /* triple fault, KVM internal error: register dump on stderr */
-	EXIT_HOST_FAIL = 4,     /* a host-side failure while the guest was running */
-	/* 128 + N: stopped by signal N (SIGTERM, SIGINT, Ctrl-A x counts as SIGINT) */
+	EXIT_GUEST_OFF = 0,   /* guest powered off (or rebooted with --no-reboot) */
+	EXIT_START_FAIL = 1,  /* bad input or missing /dev/kvm: the VM could not start */
+	EXIT_USAGE = 2,       /* malformed command line */
+	EXIT_GUEST_CRASH = 3, /* triple fault, KVM internal error: register dump on stderr */
+	EXIT_HOST_FAIL = 4,   /* a host-side failure while the guest was running */
+			      /* 128 + N: stopped by signal N (SIGTERM, SIGINT, Ctrl-A x counts as SIGINT) */
 };
 
 /* Parse "512M", "2G", "1048576K", "64m", "3g"; a plain number means MiB (as

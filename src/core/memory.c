@@ -210,14 +210,16 @@ int guest_mem_alloc_file_backed(struct guest_mem *m, const struct mem_region *la
 	if (copy) {
 		/* Read only the data extents: holes are zero already. */
 		while (done < m->total) {
-			ssize_t n = pread(fd, m->base + done, m->total - done > (1u << 30) ? (1u << 30) : m->total - done,
+			ssize_t n = pread(fd, m->base + done,
+					  m->total - done > (1u << 30) ? (1u << 30) : m->total - done,
 					  (off_t)(off + done));
 
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0) {
-				log_error("snapshot: cannot read guest RAM: %s; the file is truncated or unreadable",
-					  n < 0 ? strerror(errno) : "end of file");
+				log_error(
+					"snapshot: cannot read guest RAM: %s; the file is truncated or unreadable",
+					n < 0 ? strerror(errno) : "end of file");
 				guest_mem_free(m);
 				return -1;
 			}

@@ -15,9 +15,9 @@
 #define GUEST_MEM_MAX_REGIONS 4
 
 struct mem_region {
-	uint64_t gpa;     /* guest physical start */
-	uint64_t size;    /* bytes */
-	uint8_t *host;    /* host address of gpa */
+	uint64_t gpa;  /* guest physical start */
+	uint64_t size; /* bytes */
+	uint8_t *host; /* host address of gpa */
 };
 
 struct guest_mem {
@@ -29,9 +29,9 @@ struct guest_mem {
 	 * saw dirty_on never writes into freed memory. */
 	unsigned long *dirty;
 	_Atomic bool dirty_on;
-	uint8_t *base;    /* start of the single host mapping */
-	uint64_t total;   /* total RAM bytes (sum of regions) */
-	uint64_t map_len; /* bytes mapped at base when more than total (huge-page rounding) */
+	uint8_t *base;      /* start of the single host mapping */
+	uint64_t total;     /* total RAM bytes (sum of regions) */
+	uint64_t map_len;   /* bytes mapped at base when more than total (huge-page rounding) */
 	uint64_t huge_page; /* huge page size when RAM is in huge pages, else 0 */
 };
 

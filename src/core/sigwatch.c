@@ -20,7 +20,7 @@
 
 struct sigwatch {
 	pthread_t thread;
-	sigset_t set;      /* the termination signals plus SIG_WATCH_STOP */
+	sigset_t set; /* the termination signals plus SIG_WATCH_STOP */
 	int efd;
 	int grace_s;
 	_Atomic int signo; /* the first signal, for sigwatch_take */
@@ -48,10 +48,13 @@ static _Noreturn void force_exit(struct sigwatch *w, int sig, bool second)
 
 	console_restore_terminal();
 	if (second)
-		fprintf(stderr, "kvmbox: a second SIG%s; exiting without a clean shutdown\n", name ? name : "?");
+		fprintf(stderr, "kvmbox: a second SIG%s; exiting without a clean shutdown\n",
+			name ? name : "?");
 	else
-		fprintf(stderr, "kvmbox: the VM did not stop within %d s of SIG%s; exiting without a clean "
-				"shutdown\n", w->grace_s, name ? name : "?");
+		fprintf(stderr,
+			"kvmbox: the VM did not stop within %d s of SIG%s; exiting without a clean "
+			"shutdown\n",
+			w->grace_s, name ? name : "?");
 	fflush(stderr);
 	_exit(128 + sig);
 }

@@ -271,15 +271,18 @@ int vm_state_load(struct vm *vm, struct ser_reader *r)
 			break;
 		case SEC_DEVICE: {
 			char *t = ser_get_str(&sub, 64), *n = ser_get_str(&sub, 64);
-			int ok = !sub.err && dev && t && n && !strcmp(t, dev->ops->type) && !strcmp(n, dev->name);
+			int ok = !sub.err && dev && t && n && !strcmp(t, dev->ops->type) &&
+				 !strcmp(n, dev->name);
 
 			free(t);
 			free(n);
 			if (!ok)
 				return damaged("the device list");
 			if (dev->ops->load && dev->ops->load(dev, &sub) < 0) {
-				log_error("snapshot: device %s: saved state refused; the file is damaged or its "
-					  "disks changed", dev->name);
+				log_error(
+					"snapshot: device %s: saved state refused; the file is damaged or its "
+					"disks changed",
+					dev->name);
 				return -1;
 			}
 			dev = dev->next;
@@ -475,8 +478,8 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 		 * instant; the guest runs on as soon as the fork returns. */
 		pid = fork();
 		if (pid < 0) {
-			set_err(errmsg, errlen, "snapshot %s: fork failed: %s; use hibernate, or free memory", path,
-				strerror(errno));
+			set_err(errmsg, errlen, "snapshot %s: fork failed: %s; use hibernate, or free memory",
+				path, strerror(errno));
 			goto resume;
 		}
 		if (pid == 0) {
@@ -508,11 +511,13 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 		err = write_file(&vm->mem, fd, &meta, &res->ram_bytes);
 	}
 	if (err) {
-		set_err(errmsg, errlen, "snapshot %s: writing failed: %s; check the disk space", path, strerror(err));
+		set_err(errmsg, errlen, "snapshot %s: writing failed: %s; check the disk space", path,
+			strerror(err));
 		goto resume;
 	}
 	if (rename(tmp, path) < 0) {
-		set_err(errmsg, errlen, "snapshot %s: cannot rename it into place: %s", path, strerror(errno));
+		set_err(errmsg, errlen, "snapshot %s: cannot rename it into place: %s", path,
+			strerror(errno));
 		goto resume;
 	}
 	ret = 0;
@@ -575,7 +580,8 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 		char why[96];
 
 		if (arch != arch_this) {
-			snprintf(why, sizeof(why), "taken on %s, this is %s", arch_id_name(arch), arch_id_name(arch_this));
+			snprintf(why, sizeof(why), "taken on %s, this is %s", arch_id_name(arch),
+				 arch_id_name(arch_this));
 			return snapshot_discard(s), refuse(path, why);
 		}
 	}
@@ -589,8 +595,9 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 		if (XXH3_64bits(hdr, SNAP_HEADER_SIZE - 8) != get_le64(hdr + SNAP_HEADER_SIZE - 8))
 			return snapshot_discard(s), refuse(path, "header checksum mismatch (corrupt)");
 	}
-	if (ram_off != SNAP_RAM_OFFSET || h.ram_len % PAGE_SIZE || h.meta_off != SNAP_RAM_OFFSET + h.ram_len ||
-	    h.meta_len > (64u << 20) || h.meta_off + h.meta_len < h.meta_off)
+	if (ram_off != SNAP_RAM_OFFSET || h.ram_len % PAGE_SIZE ||
+	    h.meta_off != SNAP_RAM_OFFSET + h.ram_len || h.meta_len > (64u << 20) ||
+	    h.meta_off + h.meta_len < h.meta_off)
 		return snapshot_discard(s), refuse(path, "inconsistent header");
 	if ((uint64_t)st.st_size < h.meta_off + h.meta_len)
 		return snapshot_discard(s), refuse(path, "truncated");

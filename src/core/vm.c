@@ -58,9 +58,11 @@ static int open_kvm(struct vm *vm)
 		int e = errno;
 
 		if (e == ENOENT || e == ENODEV || e == ENXIO)
-			log_error("/dev/kvm: %s; load the kvm module (modprobe kvm_intel or kvm_amd); a host "
-				  "without hardware virtualisation (no vmx or svm in /proc/cpuinfo) cannot run "
-				  "kvmbox, but a VM with nested virtualisation on it can", strerror(e));
+			log_error(
+				"/dev/kvm: %s; load the kvm module (modprobe kvm_intel or kvm_amd); a host "
+				"without hardware virtualisation (no vmx or svm in /proc/cpuinfo) cannot run "
+				"kvmbox, but a VM with nested virtualisation on it can",
+				strerror(e));
 		else if (e == EACCES || e == EPERM)
 			log_error("/dev/kvm: permission denied; add your user to the kvm group "
 				  "or run kvmbox as root");
@@ -71,12 +73,13 @@ static int open_kvm(struct vm *vm)
 	ver = KVM_PROBE(vm->kvm_fd, KVM_GET_API_VERSION, 0);
 	if (ver < 0) {
 		log_error("/dev/kvm: not a KVM device (KVM_GET_API_VERSION: %s); "
-			  "make /dev/kvm the kernel's KVM device node", strerror(errno));
+			  "make /dev/kvm the kernel's KVM device node",
+			  strerror(errno));
 		return -1;
 	}
 	if (ver != KVM_API_VERSION) {
-		log_error("/dev/kvm: KVM API version %d, kvmbox needs %d; use a newer kernel",
-			  ver, KVM_API_VERSION);
+		log_error("/dev/kvm: KVM API version %d, kvmbox needs %d; use a newer kernel", ver,
+			  KVM_API_VERSION);
 		return -1;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(core_caps); i++) {
@@ -181,7 +184,8 @@ int vm_create_devices(struct vm *vm)
 			model = device_types[t]->create(vm, cfg->devs[i].cfg, index++);
 			if (!model)
 				return -1;
-			vm->instances[vm->nr_instances++] = (struct vm_instance){ .type = device_types[t], .model = model };
+			vm->instances[vm->nr_instances++] =
+				(struct vm_instance){ .type = device_types[t], .model = model };
 		}
 	}
 	return 0;
@@ -503,7 +507,9 @@ void vm_gsi_unroute(struct vm *vm, uint32_t gsi)
 
 int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign)
 {
-	struct kvm_irqfd f = { .fd = (uint32_t)efd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
+	struct kvm_irqfd f = { .fd = (uint32_t)efd,
+			       .gsi = gsi,
+			       .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
 
 	return KVM_IOCTL(vm->vm_fd, KVM_IRQFD, &f);
 }

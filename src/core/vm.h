@@ -63,7 +63,7 @@ struct vm {
 	struct bus pio;
 	struct bus mmio;
 
-	struct device *devices;     /* creation order */
+	struct device *devices; /* creation order */
 	struct device **devices_tail;
 
 	struct vcpu **vcpus;
@@ -71,23 +71,23 @@ struct vm {
 
 	/* Stop request: set once, read by every vCPU thread. */
 	_Atomic int exit_reason;
-	int stop_efd;               /* eventfd the main loop waits on */
+	int stop_efd; /* eventfd the main loop waits on */
 
 	/* Pause protocol (pause/resume, snapshots, migration). pause_op_lock serialises
 	 * vm_pause/vm_resume callers (any thread) and guards pause_depth; pause_lock and
 	 * pause_cond are how vCPU threads park. */
 	pthread_mutex_t pause_op_lock;
-	unsigned pause_depth;       /* vm_pause calls not yet matched by vm_resume */
+	unsigned pause_depth; /* vm_pause calls not yet matched by vm_resume */
 	pthread_mutex_t pause_lock;
 	pthread_cond_t pause_cond;
 	bool pause_requested;
-	bool paused;                /* vCPUs parked and devices paused (pause_depth > 0) */
-	uint64_t paused_clock;      /* kvmclock at vm_pause */
-	bool dirty_logging;         /* KVM dirty logging on for the RAM slots */
-	unsigned nr_paused;         /* vCPU threads parked */
-	unsigned nr_active;         /* vCPU threads running their loop */
-	bool vcpus_held;            /* under pause_lock: started vCPU threads wait before KVM_RUN */
-	bool kvm_fd_kept;           /* kvm_fd is the owner's, kept across VMs: not closed here */
+	bool paused;           /* vCPUs parked and devices paused (pause_depth > 0) */
+	uint64_t paused_clock; /* kvmclock at vm_pause */
+	bool dirty_logging;    /* KVM dirty logging on for the RAM slots */
+	unsigned nr_paused;    /* vCPU threads parked */
+	unsigned nr_active;    /* vCPU threads running their loop */
+	bool vcpus_held;       /* under pause_lock: started vCPU threads wait before KVM_RUN */
+	bool kvm_fd_kept;      /* kvm_fd is the owner's, kept across VMs: not closed here */
 
 	/* GSI routing table: KVM_SET_GSI_ROUTING replaces the whole table, so
 	 * the VM keeps it (default irqchip routes + MSI routes). */
@@ -110,7 +110,7 @@ struct vm {
 	struct char_port console_out;
 	struct vm_console_in console_in;
 	struct vm_power_button power_button;
-	struct device *pci_host;    /* the PCI host bridge virtio devices plug into */
+	struct device *pci_host; /* the PCI host bridge virtio devices plug into */
 	/* The user's devices, by type (core/devtype.h), as their types' create returned them. */
 	struct vm_instance {
 		const struct device_type *type;
@@ -201,6 +201,6 @@ void vm_coalesced_drain(struct vm *vm);
 int kvm_ioctl(int fd, unsigned long req, void *arg, const char *name, int flags);
 #define KVM_IOCTL(fd, req, arg) kvm_ioctl((fd), (req), (void *)(arg), #req, 0)
 #define KVM_PROBE(fd, req, arg) kvm_ioctl((fd), (req), (void *)(uintptr_t)(arg), #req, KVMIO_QUIET)
-#define KVM_RUN_IOCTL(fd) kvm_ioctl((fd), KVM_RUN, NULL, "KVM_RUN", KVMIO_QUIET | KVMIO_NO_RETRY)
+#define KVM_RUN_IOCTL(fd)       kvm_ioctl((fd), KVM_RUN, NULL, "KVM_RUN", KVMIO_QUIET | KVMIO_NO_RETRY)
 
 #endif

@@ -26,47 +26,47 @@
 #include "setup.h"
 
 #define NET_QUEUE_SIZE 256
-#define NET_BUF_LEN (VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_FRAME)
+#define NET_BUF_LEN    (VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_FRAME)
 /* Frames per wake-up in each direction before going back to the loop, so a
  * busy transmitter cannot starve receive (and the reverse). */
 #define NET_BATCH 64
 /* Consecutive failed reads before the backend is given up on: a fd that
  * stays readable but only returns errors must not spin the worker. */
-#define NET_MAX_ERR_RUN 1024
+#define NET_MAX_ERR_RUN  1024
 #define NET_SAVE_VERSION 1
 
 /* Offsets in virtio_net_hdr_v1. */
-#define HDR_FLAGS 0
-#define HDR_GSO_TYPE 1
+#define HDR_FLAGS       0
+#define HDR_GSO_TYPE    1
 #define HDR_NUM_BUFFERS 10
 
 enum { RX_STOP = -1, RX_IDLE = 0, RX_DONE = 1, RX_STALL = 2 };
 
 struct virtio_net {
-	struct virtio_dev vd;       /* first: container of the ops' argument */
+	struct virtio_dev vd; /* first: container of the ops' argument */
 	int fd;
-	bool is_tap;                /* offloads are set with TUNSETOFFLOAD */
-	bool is_socket;             /* use send/recvmsg (no SIGPIPE, MSG_TRUNC) */
-	bool fd_dead;               /* backend failed: unwatched, link down */
-	bool released;              /* fd closed for another process (migration) */
-	bool made_persistent;       /* release set TUNSETPERSIST; reacquire undoes it */
-	char ifname[IFNAMSIZ];      /* tap to reopen on reacquire ("" for a passed-in fd) */
+	bool is_tap;           /* offloads are set with TUNSETOFFLOAD */
+	bool is_socket;        /* use send/recvmsg (no SIGPIPE, MSG_TRUNC) */
+	bool fd_dead;          /* backend failed: unwatched, link down */
+	bool released;         /* fd closed for another process (migration) */
+	bool made_persistent;  /* release set TUNSETPERSIST; reacquire undoes it */
+	char ifname[IFNAMSIZ]; /* tap to reopen on reacquire ("" for a passed-in fd) */
 	uint8_t mac[6];
-	uint32_t watch;             /* events currently asked of vd->loop */
-	bool rx_stalled;            /* no rx buffers: wait for the rx kick */
-	bool tx_resume;             /* tx paused (backend full, batch used): resume on EPOLLOUT */
-	unsigned err_run;           /* consecutive failed reads */
-	size_t pending;             /* bytes of a received frame waiting in bounce (mergeable) */
-	size_t rx_off;              /* of it, bytes already in held rx chains */
-	unsigned rx_nbufs;          /* rx chains popped and filled, not yet pushed */
+	uint32_t watch;    /* events currently asked of vd->loop */
+	bool rx_stalled;   /* no rx buffers: wait for the rx kick */
+	bool tx_resume;    /* tx paused (backend full, batch used): resume on EPOLLOUT */
+	unsigned err_run;  /* consecutive failed reads */
+	size_t pending;    /* bytes of a received frame waiting in bounce (mergeable) */
+	size_t rx_off;     /* of it, bytes already in held rx chains */
+	unsigned rx_nbufs; /* rx chains popped and filled, not yet pushed */
 	uint64_t rx_dropped, tx_dropped;
 	uint8_t rx_hdr[VIRTIO_NET_HDR_LEN];
-	uint8_t *bounce;            /* NET_BUF_LEN */
+	uint8_t *bounce; /* NET_BUF_LEN */
 	uint16_t rx_heads[VIRTQ_MAX_SIZE];
 	uint32_t rx_lens[VIRTQ_MAX_SIZE];
 	struct iovec iov[IOV_MAX];
-	struct virtq_chain first;   /* first rx chain of a frame (holds the header) */
-	struct virtq_chain chain;   /* scratch */
+	struct virtq_chain first; /* first rx chain of a frame (holds the header) */
+	struct virtq_chain chain; /* scratch */
 	/* vhost-net: the kernel moves the frames between the rings and the tap; kicks go to it
 	 * straight from the ioeventfds, its "used" notifications come to the worker (vh_call),
 	 * which raises the interrupt through the transport (masking, routing). */
@@ -466,7 +466,7 @@ static int net_rx_direct(struct virtio_net *n, unsigned *pushed)
 			continue;
 		}
 		n->iov[cnt++] = (struct iovec){ .iov_base = (uint8_t *)c->iov[i].iov_base + skip,
-						 .iov_len = l - skip };
+						.iov_len = l - skip };
 		skip = 0;
 	}
 	n->iov[cnt++] = (struct iovec){ .iov_base = n->bounce, .iov_len = NET_BUF_LEN };
@@ -960,7 +960,8 @@ static int net_release(struct virtio_dev *vd)
 		if (!persistent) {
 			if (tap_set_persist(n->fd, true) < 0) {
 				log_error("%s: tap %s: TUNSETPERSIST: %s; create the tap with "
-					  "`ip tuntap add` to migrate", vd->name, n->ifname, strerror(errno));
+					  "`ip tuntap add` to migrate",
+					  vd->name, n->ifname, strerror(errno));
 				return -1;
 			}
 			n->made_persistent = true;
@@ -991,7 +992,8 @@ static int net_reacquire(struct virtio_dev *vd)
 	}
 	if (!n->is_tap) {
 		log_error("%s: the network backend was passed in as an open fd and cannot be reopened; "
-			  "restart the VM to reconnect", vd->name);
+			  "restart the VM to reconnect",
+			  vd->name);
 		return -1;
 	}
 	fd = tap_open(n->ifname, NULL, &vnet_ok);
@@ -1153,8 +1155,9 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct n
 
 		if ((cfg->mac[0] & 1) || !memcmp(cfg->mac, zero, 6)) {
 			log_error("tap %s: MAC %02x:%02x:%02x:%02x:%02x:%02x is not a unicast address; "
-				  "use e.g. 52:54:00:12:34:56", cfg->tap, cfg->mac[0], cfg->mac[1],
-				  cfg->mac[2], cfg->mac[3], cfg->mac[4], cfg->mac[5]);
+				  "use e.g. 52:54:00:12:34:56",
+				  cfg->tap, cfg->mac[0], cfg->mac[1], cfg->mac[2], cfg->mac[3], cfg->mac[4],
+				  cfg->mac[5]);
 			return NULL;
 		}
 		memcpy(mac, cfg->mac, 6);
@@ -1166,7 +1169,8 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct n
 		return NULL;
 	if (!vnet_ok) {
 		log_error("tap %s: the kernel refused the 12-byte vnet header (TUNSETVNETHDRSZ); "
-			  "use Linux >= 2.6.35", ifname);
+			  "use Linux >= 2.6.35",
+			  ifname);
 		close(fd);
 		return NULL;
 	}
@@ -1218,8 +1222,10 @@ static int net_parse(void *cfgp, const char *arg)
 		switch (getsubopt(&p, keys, &value)) {
 		case 0:
 			if (!value || !value[0] || strlen(value) >= sizeof(n->tap)) {
-				log_error("--net: tap name '%s' is empty or longer than %zu characters; give a valid "
-					  "interface name", value ? value : "", sizeof(n->tap) - 1);
+				log_error(
+					"--net: tap name '%s' is empty or longer than %zu characters; give a valid "
+					"interface name",
+					value ? value : "", sizeof(n->tap) - 1);
 				goto out;
 			}
 			snprintf(n->tap, sizeof(n->tap), "%s", value);
@@ -1227,7 +1233,8 @@ static int net_parse(void *cfgp, const char *arg)
 		case 1:
 			if (!value || parse_mac(value, n->mac) < 0) {
 				log_error("--net: mac '%s' is not a unicast MAC address; give one like "
-					  "52:54:00:12:34:56", value ? value : "");
+					  "52:54:00:12:34:56",
+					  value ? value : "");
 				goto out;
 			}
 			n->mac_set = true;

@@ -8,8 +8,8 @@
 int virtio_dev_init(struct virtio_dev *vd, const struct virtio_dev_ops *ops, const char *name,
 		    const struct guest_mem *mem, unsigned num_queues, uint16_t queue_max)
 {
-	if (num_queues == 0 || num_queues > VIRTIO_MAX_QUEUES || queue_max == 0 || queue_max > VIRTQ_MAX_SIZE ||
-	    (queue_max & (queue_max - 1))) {
+	if (num_queues == 0 || num_queues > VIRTIO_MAX_QUEUES || queue_max == 0 ||
+	    queue_max > VIRTQ_MAX_SIZE || (queue_max & (queue_max - 1))) {
 		log_error("%s: internal error: bad queue layout", name);
 		return -1;
 	}

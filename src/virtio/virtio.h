@@ -46,8 +46,8 @@
 struct virtio_dev;
 
 struct virtio_dev_ops {
-	const char *type;        /* "virtio-blk": snapshot section, thread name */
-	uint16_t device_id;      /* VIRTIO_ID_* */
+	const char *type;          /* "virtio-blk": snapshot section, thread name */
+	uint16_t device_id;        /* VIRTIO_ID_* */
 	enum sandbox_kind sandbox; /* its worker thread's seccomp allow-list (core/sandbox.h) */
 	/* Driver set FEATURES_OK and DRIVER_OK; vd->features holds the
 	 * negotiated bits and the enabled queues are valid. Start work.
@@ -95,22 +95,22 @@ struct virtio_transport_ops {
 
 struct virtio_dev {
 	const struct virtio_dev_ops *ops;
-	char name[32];               /* instance: "virtio-blk0" (thread name) */
+	char name[32]; /* instance: "virtio-blk0" (thread name) */
 	const struct guest_mem *mem;
-	uint64_t host_features;      /* offered device bits; the transport adds
+	uint64_t host_features; /* offered device bits; the transport adds
 				      * VERSION_1, EVENT_IDX, INDIRECT_DESC */
-	uint64_t features;           /* negotiated */
-	uint8_t config[256];         /* device config space, little endian */
+	uint64_t features;      /* negotiated */
+	uint8_t config[256];    /* device config space, little endian */
 	uint32_t config_size;
-	unsigned num_queues;         /* <= VIRTIO_MAX_QUEUES */
-	uint16_t queue_max;          /* largest queue size offered */
+	unsigned num_queues; /* <= VIRTIO_MAX_QUEUES */
+	uint16_t queue_max;  /* largest queue size offered */
 	struct virtq vqs[VIRTIO_MAX_QUEUES];
 	pthread_mutex_t lock;
-	struct loop *loop;           /* the worker's loop */
+	struct loop *loop; /* the worker's loop */
 	bool activated;
-	bool broken;                 /* NEEDS_RESET set; no work until reset */
+	bool broken; /* NEEDS_RESET set; no work until reset */
 	const struct virtio_transport_ops *tops;
-	void *transport;             /* private to the transport */
+	void *transport; /* private to the transport */
 };
 
 /* Prepare vd (lock, loop) before the device adds its fds and the transport

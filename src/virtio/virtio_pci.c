@@ -23,18 +23,18 @@
 #include "../devices/io_util.h"
 #include "../devices/pci.h"
 
-#define VPCI_NO_VECTOR    0xffff
+#define VPCI_NO_VECTOR 0xffff
 
-#define MSIX_MAX_VECTORS (VIRTIO_MAX_QUEUES + 1)
-#define MSIX_CTRL_ENABLE 0x8000
+#define MSIX_MAX_VECTORS  (VIRTIO_MAX_QUEUES + 1)
+#define MSIX_CTRL_ENABLE  0x8000
 #define MSIX_CTRL_MASKALL 0x4000
 
 struct msix_vector {
 	uint32_t addr_lo, addr_hi, data, ctrl; /* the table entry */
-	int gsi;          /* -1 until first used */
-	int irqfd;        /* eventfd attached to gsi */
-	bool routed;      /* route matches the entry */
-	bool pending;     /* PBA bit */
+	int gsi;                               /* -1 until first used */
+	int irqfd;                             /* eventfd attached to gsi */
+	bool routed;                           /* route matches the entry */
+	bool pending;                          /* PBA bit */
 };
 
 struct vpci {
@@ -56,7 +56,7 @@ struct vpci {
 	uint8_t isr;
 
 	/* MSI-X. */
-	int msix_cap;     /* config offset of the capability */
+	int msix_cap; /* config offset of the capability */
 	unsigned nvectors;
 	struct msix_vector vec[MSIX_MAX_VECTORS];
 
@@ -296,23 +296,40 @@ static uint64_t common_read(struct vpci *p, uint32_t off)
 	uint64_t feat = offered_features(p);
 
 	switch (off) {
-	case VIRTIO_PCI_COMMON_DFSELECT: return p->dev_feature_sel;
-	case VIRTIO_PCI_COMMON_DF: return p->dev_feature_sel < 2 ? (uint32_t)(feat >> (32 * p->dev_feature_sel)) : 0;
-	case VIRTIO_PCI_COMMON_GFSELECT: return p->drv_feature_sel;
-	case VIRTIO_PCI_COMMON_GF: return p->drv_feature_sel < 2 ? (uint32_t)(p->drv_features >> (32 * p->drv_feature_sel)) : 0;
-	case VIRTIO_PCI_COMMON_MSIX: return p->config_vector;
-	case VIRTIO_PCI_COMMON_NUMQ: return vd->num_queues;
-	case VIRTIO_PCI_COMMON_STATUS: return p->status;
-	case VIRTIO_PCI_COMMON_CFGGENERATION: return p->config_generation;
-	case VIRTIO_PCI_COMMON_Q_SELECT: return p->queue_sel;
-	case VIRTIO_PCI_COMMON_Q_SIZE: return qok ? vd->vqs[q].size : 0;
-	case VIRTIO_PCI_COMMON_Q_MSIX: return qok ? p->queue_vector[q] : VPCI_NO_VECTOR;
-	case VIRTIO_PCI_COMMON_Q_ENABLE: return qok ? p->queue_enable[q] : 0;
-	case VIRTIO_PCI_COMMON_Q_NOFF: return qok ? q : 0;
-	case VIRTIO_PCI_COMMON_Q_DESCLO: return qok ? vd->vqs[q].desc_gpa : 0;
-	case VIRTIO_PCI_COMMON_Q_AVAILLO: return qok ? vd->vqs[q].avail_gpa : 0;
-	case VIRTIO_PCI_COMMON_Q_USEDLO: return qok ? vd->vqs[q].used_gpa : 0;
-	default: return 0;
+	case VIRTIO_PCI_COMMON_DFSELECT:
+		return p->dev_feature_sel;
+	case VIRTIO_PCI_COMMON_DF:
+		return p->dev_feature_sel < 2 ? (uint32_t)(feat >> (32 * p->dev_feature_sel)) : 0;
+	case VIRTIO_PCI_COMMON_GFSELECT:
+		return p->drv_feature_sel;
+	case VIRTIO_PCI_COMMON_GF:
+		return p->drv_feature_sel < 2 ? (uint32_t)(p->drv_features >> (32 * p->drv_feature_sel)) : 0;
+	case VIRTIO_PCI_COMMON_MSIX:
+		return p->config_vector;
+	case VIRTIO_PCI_COMMON_NUMQ:
+		return vd->num_queues;
+	case VIRTIO_PCI_COMMON_STATUS:
+		return p->status;
+	case VIRTIO_PCI_COMMON_CFGGENERATION:
+		return p->config_generation;
+	case VIRTIO_PCI_COMMON_Q_SELECT:
+		return p->queue_sel;
+	case VIRTIO_PCI_COMMON_Q_SIZE:
+		return qok ? vd->vqs[q].size : 0;
+	case VIRTIO_PCI_COMMON_Q_MSIX:
+		return qok ? p->queue_vector[q] : VPCI_NO_VECTOR;
+	case VIRTIO_PCI_COMMON_Q_ENABLE:
+		return qok ? p->queue_enable[q] : 0;
+	case VIRTIO_PCI_COMMON_Q_NOFF:
+		return qok ? q : 0;
+	case VIRTIO_PCI_COMMON_Q_DESCLO:
+		return qok ? vd->vqs[q].desc_gpa : 0;
+	case VIRTIO_PCI_COMMON_Q_AVAILLO:
+		return qok ? vd->vqs[q].avail_gpa : 0;
+	case VIRTIO_PCI_COMMON_Q_USEDLO:
+		return qok ? vd->vqs[q].used_gpa : 0;
+	default:
+		return 0;
 	}
 }
 
@@ -320,11 +337,28 @@ static uint64_t common_read(struct vpci *p, uint32_t off)
 static uint32_t common_field_len(uint32_t off)
 {
 	switch (off) {
-	case VIRTIO_PCI_COMMON_DFSELECT: case VIRTIO_PCI_COMMON_DF: case VIRTIO_PCI_COMMON_GFSELECT: case VIRTIO_PCI_COMMON_GF: return 4;
-	case VIRTIO_PCI_COMMON_MSIX: case VIRTIO_PCI_COMMON_NUMQ: case VIRTIO_PCI_COMMON_Q_SELECT: case VIRTIO_PCI_COMMON_Q_SIZE: case VIRTIO_PCI_COMMON_Q_MSIX: case VIRTIO_PCI_COMMON_Q_ENABLE: case VIRTIO_PCI_COMMON_Q_NOFF: return 2;
-	case VIRTIO_PCI_COMMON_STATUS: case VIRTIO_PCI_COMMON_CFGGENERATION: return 1;
-	case VIRTIO_PCI_COMMON_Q_DESCLO: case VIRTIO_PCI_COMMON_Q_AVAILLO: case VIRTIO_PCI_COMMON_Q_USEDLO: return 8;
-	default: return 0;
+	case VIRTIO_PCI_COMMON_DFSELECT:
+	case VIRTIO_PCI_COMMON_DF:
+	case VIRTIO_PCI_COMMON_GFSELECT:
+	case VIRTIO_PCI_COMMON_GF:
+		return 4;
+	case VIRTIO_PCI_COMMON_MSIX:
+	case VIRTIO_PCI_COMMON_NUMQ:
+	case VIRTIO_PCI_COMMON_Q_SELECT:
+	case VIRTIO_PCI_COMMON_Q_SIZE:
+	case VIRTIO_PCI_COMMON_Q_MSIX:
+	case VIRTIO_PCI_COMMON_Q_ENABLE:
+	case VIRTIO_PCI_COMMON_Q_NOFF:
+		return 2;
+	case VIRTIO_PCI_COMMON_STATUS:
+	case VIRTIO_PCI_COMMON_CFGGENERATION:
+		return 1;
+	case VIRTIO_PCI_COMMON_Q_DESCLO:
+	case VIRTIO_PCI_COMMON_Q_AVAILLO:
+	case VIRTIO_PCI_COMMON_Q_USEDLO:
+		return 8;
+	default:
+		return 0;
 	}
 }
 
@@ -347,20 +381,29 @@ static void common_write(struct vpci *p, uint32_t off, uint32_t len, uint64_t va
 	bool qwritable = qok && !p->queue_enable[q];
 
 	switch (off) {
-	case VIRTIO_PCI_COMMON_DFSELECT: p->dev_feature_sel = (uint32_t)val; break;
-	case VIRTIO_PCI_COMMON_GFSELECT: p->drv_feature_sel = (uint32_t)val; break;
+	case VIRTIO_PCI_COMMON_DFSELECT:
+		p->dev_feature_sel = (uint32_t)val;
+		break;
+	case VIRTIO_PCI_COMMON_GFSELECT:
+		p->drv_feature_sel = (uint32_t)val;
+		break;
 	case VIRTIO_PCI_COMMON_GF:
 		if (p->drv_feature_sel < 2 && !(p->status & VIRTIO_STATUS_FEATURES_OK)) {
 			unsigned sh = 32 * p->drv_feature_sel;
 
-			p->drv_features = (p->drv_features & ~(0xffffffffULL << sh)) | ((uint64_t)(uint32_t)val << sh);
+			p->drv_features =
+				(p->drv_features & ~(0xffffffffULL << sh)) | ((uint64_t)(uint32_t)val << sh);
 		}
 		break;
 	case VIRTIO_PCI_COMMON_MSIX:
 		p->config_vector = val < p->nvectors ? (uint16_t)val : VPCI_NO_VECTOR;
 		break;
-	case VIRTIO_PCI_COMMON_STATUS: write_status(p, (uint8_t)val); break;
-	case VIRTIO_PCI_COMMON_Q_SELECT: p->queue_sel = (uint16_t)val; break;
+	case VIRTIO_PCI_COMMON_STATUS:
+		write_status(p, (uint8_t)val);
+		break;
+	case VIRTIO_PCI_COMMON_Q_SELECT:
+		p->queue_sel = (uint16_t)val;
+		break;
 	case VIRTIO_PCI_COMMON_Q_SIZE:
 		/* Any power of two up to our maximum. */
 		if (qwritable && val && val <= vd->queue_max && !(val & (val - 1)))
@@ -374,15 +417,18 @@ static void common_write(struct vpci *p, uint32_t off, uint32_t len, uint64_t va
 		if (qok && val == 1)
 			p->queue_enable[q] = 1;
 		break;
-	case VIRTIO_PCI_COMMON_Q_DESCLO: case VIRTIO_PCI_COMMON_Q_DESCHI:
+	case VIRTIO_PCI_COMMON_Q_DESCLO:
+	case VIRTIO_PCI_COMMON_Q_DESCHI:
 		if (qwritable)
 			set_u64_half(&vd->vqs[q].desc_gpa, off - VIRTIO_PCI_COMMON_Q_DESCLO, len, val);
 		break;
-	case VIRTIO_PCI_COMMON_Q_AVAILLO: case VIRTIO_PCI_COMMON_Q_AVAILHI:
+	case VIRTIO_PCI_COMMON_Q_AVAILLO:
+	case VIRTIO_PCI_COMMON_Q_AVAILHI:
 		if (qwritable)
 			set_u64_half(&vd->vqs[q].avail_gpa, off - VIRTIO_PCI_COMMON_Q_AVAILLO, len, val);
 		break;
-	case VIRTIO_PCI_COMMON_Q_USEDLO: case VIRTIO_PCI_COMMON_Q_USEDHI:
+	case VIRTIO_PCI_COMMON_Q_USEDLO:
+	case VIRTIO_PCI_COMMON_Q_USEDHI:
 		if (qwritable)
 			set_u64_half(&vd->vqs[q].used_gpa, off - VIRTIO_PCI_COMMON_Q_USEDLO, len, val);
 		break;
@@ -541,8 +587,8 @@ static void set_ioeventfds(struct vpci *p, bool assign)
 		if (vm_ioeventfd(p->vm, addr, 2, false, p->kick_fd[q], assign) < 0 && assign) {
 			/* Fall back to kicks through MMIO exits. */
 			for (unsigned r = 0; r < q; r++)
-				vm_ioeventfd(p->vm, p->bar_addr + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT * r, 2, false,
-					     p->kick_fd[r], false);
+				vm_ioeventfd(p->vm, p->bar_addr + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT * r, 2,
+					     false, p->kick_fd[r], false);
 			log_warn("%s: no ioeventfd, queue kicks will exit to kvmbox", p->vd->name);
 			return;
 		}
@@ -803,7 +849,8 @@ static int vpci_load(struct device *dev, struct ser_reader *r)
 	if (vd->ops->load && vd->ops->load(vd, r) < 0)
 		goto out;
 	ret = r->err ? -1 : 0;
-	if (ret == 0 && (p->isr & 1) && !(pci_config_read(&p->pci, (uint32_t)p->msix_cap + 2, 2) & MSIX_CTRL_ENABLE))
+	if (ret == 0 && (p->isr & 1) &&
+	    !(pci_config_read(&p->pci, (uint32_t)p->msix_cap + 2, 2) & MSIX_CTRL_ENABLE))
 		pci_set_irq(&p->pci, 1);
 out:
 	pthread_mutex_unlock(&vd->lock);
@@ -919,10 +966,14 @@ static void add_virtio_cap(struct pci_dev *pdev, uint8_t type, uint32_t off, uin
 static uint32_t class_of(uint16_t id)
 {
 	switch (id) {
-	case VIRTIO_ID_NET: return 0x020000;
-	case VIRTIO_ID_BLOCK: return 0x010000;
-	case VIRTIO_ID_CONSOLE: return 0x078000;
-	default: return 0x00ff00;
+	case VIRTIO_ID_NET:
+		return 0x020000;
+	case VIRTIO_ID_BLOCK:
+		return 0x010000;
+	case VIRTIO_ID_CONSOLE:
+		return 0x078000;
+	default:
+		return 0x00ff00;
 	}
 }
 

@@ -84,7 +84,7 @@ static void test_leaf4_and_amd(void **state)
 	assert_int_equal(x86_cpuid_find(c, 0x80000008, 0)->ecx & 0xff, 1);
 	assert_int_equal((x86_cpuid_find(c, 0x80000008, 0)->ecx >> 12) & 0xf, 1);
 	assert_false(x86_cpuid_find(c, 0x80000001, 0)->ecx & (1u << 22)); /* TOPOEXT off */
-	assert_true(x86_cpuid_find(c, 0x80000001, 0)->ecx & 1u);           /* others kept */
+	assert_true(x86_cpuid_find(c, 0x80000001, 0)->ecx & 1u);          /* others kept */
 	assert_int_equal(x86_cpuid_find(c, 0x40000000, 0)->ebx, 0x4b4d564b);
 	assert_null(x86_cpuid_find(c, 0xb, 7));
 	/* The base table is not modified. */

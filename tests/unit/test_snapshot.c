@@ -259,7 +259,7 @@ static char *write_temp(const void *data, size_t len)
 /* The file header (snapshot.c): magic, le32 version, le32 arch, le64 RAM
  * offset, RAM length, RAM hash, state offset, state length, state hash,
  * then zeroes and an XXH3 of the first 88 bytes in the last 8. */
-#define HDR_SIZE        96
+#define HDR_SIZE 96
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -327,8 +327,9 @@ static void test_open_refuses_non_snapshots(void **state)
 	/* Right version, another architecture: named, with this one. */
 	buf[8] = SNAP_VERSION;
 	buf[12] = arch_this == ARCH_ID_ARM64 ? ARCH_ID_X86_64 : ARCH_ID_ARM64;
-	expect_refused_data(buf, sizeof(buf), arch_this == ARCH_ID_ARM64 ? "taken on x86_64, this is arm64"
-									: "taken on arm64, this is x86_64");
+	expect_refused_data(buf, sizeof(buf),
+			    arch_this == ARCH_ID_ARM64 ? "taken on x86_64, this is arm64"
+						       : "taken on arm64, this is x86_64");
 	/* Right magic, version and architecture, header checksum wrong. */
 	make_header(buf, SNAP_VERSION, 4096, 16, XXH3_64bits(meta, 16));
 	buf[30] ^= 1;

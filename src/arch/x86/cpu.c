@@ -162,16 +162,16 @@ struct msr_init {
  * strings on, MTRRs enabled with write-back default (else Linux maps RAM
  * uncached and crawls). */
 static const struct msr_init boot_msrs[] = {
-	{ 0x174, 0 },                 /* IA32_SYSENTER_CS */
-	{ 0x175, 0 },                 /* IA32_SYSENTER_ESP */
-	{ 0x176, 0 },                 /* IA32_SYSENTER_EIP */
-	{ 0xc0000081, 0 },            /* STAR */
-	{ 0xc0000082, 0 },            /* LSTAR */
-	{ 0xc0000083, 0 },            /* CSTAR */
-	{ 0xc0000084, 0 },            /* SYSCALL_MASK */
-	{ 0xc0000102, 0 },            /* KERNEL_GS_BASE */
-	{ 0x1a0, 1 },                 /* IA32_MISC_ENABLE: fast strings */
-	{ 0x2ff, (1u << 11) | 6 },    /* MTRRdefType: enabled, WB */
+	{ 0x174, 0 },              /* IA32_SYSENTER_CS */
+	{ 0x175, 0 },              /* IA32_SYSENTER_ESP */
+	{ 0x176, 0 },              /* IA32_SYSENTER_EIP */
+	{ 0xc0000081, 0 },         /* STAR */
+	{ 0xc0000082, 0 },         /* LSTAR */
+	{ 0xc0000083, 0 },         /* CSTAR */
+	{ 0xc0000084, 0 },         /* SYSCALL_MASK */
+	{ 0xc0000102, 0 },         /* KERNEL_GS_BASE */
+	{ 0x1a0, 1 },              /* IA32_MISC_ENABLE: fast strings */
+	{ 0x2ff, (1u << 11) | 6 }, /* MTRRdefType: enabled, WB */
 };
 
 #define NR_BOOT_MSRS ARRAY_SIZE(boot_msrs)
@@ -199,10 +199,10 @@ static int setup_msrs(int fd)
 	return 0;
 }
 
-#define APIC_LVT0 0x350
-#define APIC_LVT1 0x360
+#define APIC_LVT0        0x350
+#define APIC_LVT1        0x360
 #define APIC_MODE_EXTINT 0x7
-#define APIC_MODE_NMI 0x4
+#define APIC_MODE_NMI    0x4
 
 static void lapic_set_lvt(struct kvm_lapic_state *s, int reg, uint32_t mode)
 {
