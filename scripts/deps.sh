@@ -22,9 +22,19 @@ while read -r pkg _; do
 	esac
 done <"$list"
 
+# Installed for this machine's architecture (or arch-independent): on a multiarch host,
+# dpkg-query lists every architecture's copy of a package.
+native=$(dpkg --print-architecture 2>/dev/null)
+is_installed() {
+	local arch st
+	while read -r arch st; do
+		[[ $st == installed && ($arch == "$native" || $arch == all) ]] && return 0
+	done < <(dpkg-query -W -f='${Architecture} ${db:Status-Status}\n' "$1" 2>/dev/null)
+	return 1
+}
 missing=()
 for p in "${install[@]}"; do
-	[[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
+	is_installed "$p" || missing+=("$p")
 done
 # Known to apt: has a candidate version (apt-cache policy prints "Candidate: (none)" or
 # nothing at all for a package it does not know).

@@ -29,7 +29,7 @@ fake_apt() {
 #!/bin/bash
 p=\${!#}
 l=\$(cat "$d/installed")
-[[ \$l == '*' || " \$l " == *" \$p "* ]] && printf installed || printf not-installed
+[[ \$l == '*' || " \$l " == *" \$p "* ]] && echo "all installed" || echo "all not-installed"
 EOS
 	cat >"$d/bin/apt-cache" <<EOS
 #!/bin/bash
