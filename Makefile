@@ -1,9 +1,10 @@
 # kvmbox - a small KVM virtual machine monitor.
 #   make            build/kvmbox
 #   make static     build/kvmbox-static (fully static)
+#   make static-musl build/musl/kvmbox-static (fully static against musl, small)
 #   make deps       install the Debian packages in scripts/packages.txt that are missing
 #   make check      all tests (unit, tiny test guests, Linux guests; see DEVELOPERS.md)
-#   make bench      benchmarks (see docs/PERFORMANCE.md)
+#   make bench      benchmarks, kvmtool side by side with KVMTOOL=path (see docs/PERFORMANCE.md)
 #   make demo       boot a Debian kernel to a busybox shell
 #   make format     clang-format the sources (make format-check: only report)
 #   make SANITIZE=address,undefined ...   a sanitizer build in build/san-address-undefined/
@@ -51,8 +52,8 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 # Shared fixtures (fake RAM, recorders, fake virtio driver) linked into every unit test.
 UNIT_HELPERS := tests/unit/fakes.c tests/unit/vq_driver.c
 
-.PHONY: install all static deps check check-unit check-guests check-linux check-linux-arm64 arm64-tiny bench demo clean \
-	guests unit \
+.PHONY: install all static static-musl deps check check-unit check-guests check-linux check-linux-arm64 arm64-tiny bench \
+	demo clean guests unit \
 	format format-check
 all: $(B)/kvmbox
 
@@ -81,6 +82,20 @@ endif
 	@# modules at run time (getaddrinfo, getpwnam...); the static binary must run without a libc.
 	$(CC) $(LDFLAGS) -static -Wl,--fatal-warnings -o $@ $^ $(LDLIBS)
 	$(CROSS_COMPILE)strip -o $@.stripped $@ && mv $@.stripped $@
+
+# make static-musl: build/musl/kvmbox-static, fully static against musl (Debian's musl-tools) and
+# built for size. The libraries of LDLIBS, which Debian builds only for glibc, are built from their
+# Debian source packages by scripts/musl-deps.sh into ~/.cache/kvmbox/musl (KVMBOX_CACHE), never
+# into the tree; it prints their -isystem/-L flags (MUSL_FLAGS below).
+MUSL_CFLAGS := -Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables
+static-musl:
+	@scripts/deps.sh
+	flags=$$(scripts/musl-deps.sh $(LDLIBS)) && CFLAGS="$(MUSL_CFLAGS)" LDFLAGS="-Wl,--gc-sections" \
+		$(MAKE) B=build/musl CC=musl-gcc MUSL_FLAGS="$$flags" build/musl/kvmbox-static
+ifneq ($(MUSL_FLAGS),)
+CFLAGS  += $(MUSL_FLAGS)
+LDFLAGS += $(MUSL_FLAGS)
+endif
 
 unit: $(UNIT_BINS)
 $(B)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(UNIT_HELPERS:.c=.h) $(LIB)
@@ -143,11 +158,15 @@ check-linux-arm64: arm64-tiny
 	$(MAKE) ARCH=arm64 CROSS_COMPILE=$(ARM64_CROSS) $(ARM64_BUILD)/kvmbox-static
 	tests/check.sh linux-arm64
 
+# make bench [KVMTOOL=path]: kvmtool (a static lkvm) boots the same guest side by side when one is
+# given or on PATH (lkvm-static, lkvm). The musl build is measured too when it can be built.
+KVMTOOL ?=
 bench:
 	@scripts/deps.sh
 	$(MAKE) $(B)/kvmbox $(B)/kvmbox-static guests
+	$(MAKE) static-musl || echo "bench: make static-musl failed: its column is left out" >&2
 	bench/lifecycle.sh
-	bench/run.sh
+	KVMTOOL="$(KVMTOOL)" bench/run.sh
 
 demo:
 	@scripts/deps.sh
@@ -155,7 +174,7 @@ demo:
 	tests/linux/demo.sh
 
 FORMAT_FILES = $(shell git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]' 'tests/guests/*.[ch]' \
-	'tests/guests/lib/*.[ch]' 2>/dev/null)
+	'tests/guests/lib/*.[ch]' 'tests/guests/tools/*.c' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

@@ -1,32 +1,76 @@
 #!/bin/bash
-# bench/run.sh - `make bench`: measure kvmbox booting Linux in the emulated host.
+# bench/run.sh - `make bench`: measure kvmbox booting Linux in the emulated host, side by side
+# with kvmtool when there is one.
 #
 #   bench/run.sh [RUNS]     (default 5, at least 5 recommended)
+#   KVMBOX_BIN=path         the glibc static kvmbox (default build/kvmbox-static)
+#   KVMBOX_MUSL_BIN=path    the musl static kvmbox (default build/musl/kvmbox-static, if built)
+#   KVMTOOL=path            a static kvmtool (lkvm-static) to boot the same guest side by side;
+#                           default: lkvm-static or lkvm on PATH; none: the kvmbox columns only
+#   KVMBOX_BENCH_LOG=file   no emulated host: report the figures of an earlier run's host.log
 #
 # One emulated-host boot (qemu TCG, -cpu max, kvm_amd; see DEVELOPERS.md) runs
-# tests/linux/host-bench.sh, which boots the Debian guest kernel (bzImage, 1 vCPU, 256M,
-# busybox initramfs) RUNS times with build/kvmbox-static and samples each run (method in
-# that script and in docs/PERFORMANCE.md). This script prints median, min and max of each
-# figure as a markdown table, also written to build/bench/results.md.
+# tests/linux/host-bench.sh: RUNS boots of the Debian guest kernel (1 vCPU, 256M, busybox
+# initramfs) per VMM, round robin, then one traced boot per VMM, the virtio I/O phases (vhost-net
+# and user space) and the latency bench (cyclictest). This script prints the figures with the
+# method as markdown, also written to build/bench/results.md (per-run data beside it).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 source tests/linux/lib.sh
 
 RUNS=${1:-5}
 BIN=${KVMBOX_BIN:-$KB_DEFAULT_BIN}
+MUSL_BIN=${KVMBOX_MUSL_BIN:-build/musl/kvmbox-static}
+KVMTOOL=${KVMTOOL:-$(command -v lkvm-static || command -v lkvm || true)}
+# The musl build and kvmtool found here are this machine's (x86_64): an arm64 bench leaves them out.
+if [[ $KB_ARCH != x86_64 ]]; then
+	MUSL_BIN=${KVMBOX_MUSL_BIN:-}
+	KVMTOOL=
+fi
 # KVMBOX_ARCH=arm64: the same bench in the emulated arm64 host, results in build/arm64/bench.
 OUT=$(dirname "$KB_DEFAULT_OUT")/bench
 mkdir -p "$OUT"
 
 why=$(kb_have_qemu) || { echo "bench: $why" >&2; exit 1; }
 [[ -x $BIN ]] || { echo "bench: $BIN missing (make static; arm64: make ARCH=arm64 static)" >&2; exit 1; }
-kb_build_host_initrd "$OUT/host-initrd" "$BIN" "$KB_HOST_TESTS" tests/linux/host-bench.sh ||
-	exit 1
+# The extra VMMs go in under the names host-bench.sh looks for.
+extra=()
+rm -rf "$OUT/vmms"
+mkdir -p "$OUT/vmms"
+if [[ -x $MUSL_BIN ]]; then
+	cp "$MUSL_BIN" "$OUT/vmms/kvmbox-musl" && extra+=("$OUT/vmms/kvmbox-musl")
+else
+	echo "bench: no musl build ($MUSL_BIN; make static-musl): its column is left out" >&2
+fi
+if [[ -n $KVMTOOL ]]; then
+	[[ -x $KVMTOOL ]] || { echo "bench: KVMTOOL=$KVMTOOL is not an executable" >&2; exit 1; }
+	if LC_ALL=C readelf -l "$KVMTOOL" 2>/dev/null | grep -q INTERP; then
+		echo "bench: $KVMTOOL is dynamically linked; the emulated host has no libraries: give a static one (lkvm-static)" >&2
+		exit 1
+	fi
+	# Stripped like kvmbox-static, so the sizes compare the same thing (lkvm-static keeps its
+	# symbols and debug information).
+	strip -o "$OUT/vmms/kvmtool" "$KVMTOOL" && extra+=("$OUT/vmms/kvmtool")
+else
+	echo "bench: no kvmtool (KVMTOOL=path, or lkvm-static on PATH): kvmbox alone" >&2
+fi
+# The latency bench runs its VM in huge pages: 160 of 2 MiB are reserved at boot.
+export KB_HOST_HUGEPAGES=${KB_HOST_HUGEPAGES:-160}
+if [[ -z ${KVMBOX_BENCH_LOG:-} ]]; then
+	kb_build_host_initrd "$OUT/host-initrd" "$BIN" "$KB_HOST_TESTS" tests/linux/host-bench.sh \
+		"${extra[@]}" || exit 1
+fi
 
-echo "bench: $RUNS boot runs and 5 virtio runs in the emulated host (about $((100 + RUNS * 15))s)..." >&2
+nv=$((2 + ${#extra[@]}))
 t0=$EPOCHSECONDS
-kb_boot_host "$OUT/host-initrd" $((900 + RUNS * 120)) "kvmbox.host=bench kvmbox.runs=$RUNS" 2>&1 |
-	tr -d '\r' >"$OUT/host.log"
+if [[ -n ${KVMBOX_BENCH_LOG:-} ]]; then
+	[[ $KVMBOX_BENCH_LOG -ef $OUT/host.log ]] || tr -d '\r' <"$KVMBOX_BENCH_LOG" >"$OUT/host.log" || exit 1
+else
+	echo "bench: $RUNS boots x $nv VMMs, 7 virtio boots and the latency bench in the emulated host" \
+		"(about $((300 + RUNS * nv * 15))s)..." >&2
+	kb_boot_host "$OUT/host-initrd" $((1500 + RUNS * nv * 120)) "kvmbox.host=bench kvmbox.runs=$RUNS" 2>&1 |
+		tr -d '\r' >"$OUT/host.log"
+fi
 elapsed=$((EPOCHSECONDS - t0))
 if grep -q 'KVMBOX-HOST nokvm' "$OUT/host.log"; then
 	echo "bench: no usable /dev/kvm in the emulated host: $(grep -o 'nokvm.*' "$OUT/host.log")" >&2
@@ -37,89 +81,153 @@ if [[ ! -s $OUT/runs.txt ]]; then
 	echo "bench: no results (log: $OUT/host.log)" >&2
 	exit 1
 fi
+grep -o 'KVMBOX-X .*' "$OUT/host.log" >"$OUT/exits.txt"
+grep -o 'KVMBOX-SIZE .*' "$OUT/host.log" >"$OUT/sizes.txt"
+grep -o 'KVMBOX-VB .*' "$OUT/host.log" >"$OUT/virtio.txt"
+grep -o 'KVMBOX-LAT .*' "$OUT/host.log" >"$OUT/latency.txt"
 
-size=$(stat -c %s "$BIN")
 kver=$(grep -o 'KVMBOX-HOST up [^ ]* .*' "$OUT/host.log" | awk '{print $4}')
 version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\), [0-9]* bytes/\1/')
 
 {
-	echo "kvmbox $version, $(date -u +%Y-%m-%d), guest and emulated host kernel $kver,"
+	echo "kvmbox $version at $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%Y-%m-%d)," \
+		"guest and emulated host kernel $kver,"
 	echo "emulated host ($KB_ARCH): qemu $(${KB_QEMU} --version | head -n1 | awk '{print $4}') TCG -smp 2 -cpu max," \
 		"real host: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
+	[[ -n $KVMTOOL ]] && echo "kvmtool: $KVMTOOL ($("$KVMTOOL" version 2>/dev/null | head -n1))."
 	echo
-	awk -v size="$size" -v bin="$BIN" '
+	echo "### Boot, side by side"
+	echo
+	echo "Method: $RUNS boots per VMM, round robin, of the Debian bzImage (1 vCPU, 256 MiB, a 1 MB busybox"
+	echo "initramfs whose /init prints a marker, sleeps 3 s and powers off; kvmbox-pvh boots the ELF"
+	echo "vmlinux through its PVH entry instead). boot: /proc/uptime of the emulated host from just"
+	echo "before the VMM starts to the marker line read from its console (10 ms resolution). RSS: Rss"
+	echo "summed over /proc/PID/smaps at the marker, without guest RAM (the largest anonymous mapping"
+	echo "of at least 256 MiB). KVM exits: the VM's debugfs counters at the marker. Exits to user"
+	echo "space: one more boot per VMM with the tracepoint kvm:kvm_userspace_exit on until the marker."
+	echo "Cells: median (min-max)."
+	echo
+	awk -v exf="$OUT/exits.txt" -v szf="$OUT/sizes.txt" '
+	BEGIN {
+		while ((getline l < exf) > 0) {
+			split(l, f, " ")
+			v = f[2]; sub(/^vmm=/, "", v)
+			if (f[3] == "uexit") uexit[v] += f[5]
+		}
+		while ((getline l < szf) > 0) {
+			split(l, f, " ")
+			v = f[2]; sub(/^vmm=/, "", v); b = f[3]; sub(/^bytes=/, "", b)
+			size[v] = b + 0 # a number: sub() left a string, which compares as text
+		}
+		size["kvmbox-pvh"] = ("kvmbox-musl" in size) ? size["kvmbox-musl"] : size["kvmbox"]
+	}
 	{
-		# A run counts when the guest reached its init marker; a non-zero exit status
-		# after that is reported below but does not void the boot figures.
-		ok = 0
-		for (i = 2; i <= NF; i++) {
-			split($i, kv, "=")
-			if (kv[1] == "boot_s" && kv[2] != "-")
-				ok = 1
-			if (kv[1] == "status" && kv[2] != "0")
-				badst[kv[2]]++
-		}
-		nruns++
-		if (!ok)
-			next
-		good++
-		for (i = 2; i <= NF; i++) {
-			split($i, kv, "=")
-			k = kv[1]
-			if (k == "run" || k == "status" || kv[2] == "-" || kv[2] == "")
-				continue
-			if (!(k in cnt))
-				order[++nkeys] = k
-			val[k, ++cnt[k]] = kv[2] + 0
+		delete f
+		for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+		v = f["vmm"]
+		if (!(v in seen)) { seen[v] = 1; vmms[++nv] = v }
+		runs[v]++
+		if (f["boot_s"] == "-" || f["boot_s"] == "") { failed[v]++; next }
+		if (f["status"] != "0" && f["status"] != "stopped") badst[v] = badst[v] " " f["status"]
+		for (k in f) {
+			if (k == "vmm" || k == "run" || k == "status" || f[k] == "-" || f[k] == "") continue
+			val[v, k, ++cnt[v, k]] = f[k] + 0
 		}
 	}
-	function label(k) {
-		if (k == "boot_s") return "boot to guest init marker (s)"
-		if (k == "rss_kb") return "kvmbox RSS without guest RAM (KiB)"
-		if (k == "ram_rss_kb") return "guest RAM resident at init (KiB)"
-		if (k ~ /^kvm_/) { sub(/^kvm_/, "", k); return "KVM debugfs " k " at init" }
-		if (k ~ /^kvmbox_/) { sub(/^kvmbox_/, "", k); return "user-space exits (kvmbox --stats) " k }
-		return k
+	function med(v, k,    n, a, b, x, s) {
+		n = cnt[v, k]
+		if (!n) return ""
+		for (a = 1; a <= n; a++) s[a] = val[v, k, a]
+		for (a = 2; a <= n; a++) { x = s[a]; for (b = a - 1; b >= 1 && s[b] > x; b--) s[b + 1] = s[b]; s[b + 1] = x }
+		lo[v, k] = s[1]; hi[v, k] = s[n]
+		return (n % 2) ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2
 	}
+	function cell(v, k, fmt,    m) {
+		m = med(v, k)
+		if (m == "") return "-"
+		return sprintf(fmt " (" fmt "-" fmt ")", m, lo[v, k], hi[v, k])
+	}
+	function row(label, k, fmt,    j, line) {
+		line = "| " label
+		for (j = 1; j <= nv; j++) line = line " | " cell(vmms[j], k, fmt)
+		print line " |"
+	}
+	function name(v) {
+		if (v == "kvmbox") return "kvmbox (glibc static)"
+		if (v == "kvmbox-musl") return "kvmbox (musl static)"
+		if (v == "kvmbox-pvh") return "kvmbox (musl, PVH vmlinux)"
+		return v
+	}
+	function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", a / b) }
 	END {
-		printf "| figure | median | min | max | runs |\n|---|---:|---:|---:|---:|\n"
-		for (j = 1; j <= nkeys; j++) {
-			k = order[j]
-			n = cnt[k]
-			for (a = 1; a <= n; a++) s[a] = val[k, a]
-			for (a = 2; a <= n; a++) {
-				x = s[a]
-				for (b = a - 1; b >= 1 && s[b] > x; b--) s[b + 1] = s[b]
-				s[b + 1] = x
-			}
-			med = (n % 2) ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2
-			fmt = (k == "boot_s") ? "| %s | %.2f | %.2f | %.2f | %d |\n" : "| %s | %.0f | %.0f | %.0f | %d |\n"
-			printf fmt, label(k), med, s[1], s[n], n
+		line = "| figure"; sep = "|---"
+		for (j = 1; j <= nv; j++) { line = line " | " name(vmms[j]); sep = sep "|---:" }
+		print line " |"; print sep "|"
+		row("boot to init marker (s, under TCG)", "boot_s", "%.2f")
+		row("RSS without guest RAM (KiB)", "rss_kb", "%.0f")
+		row("guest RAM resident at init (KiB)", "ram_rss_kb", "%.0f")
+		row("KVM exits, all (debugfs exits)", "kvm_exits", "%.0f")
+		row("port I/O exits (debugfs io_exits)", "kvm_io_exits", "%.0f")
+		row("MMIO exits to user space (debugfs mmio_exits)", "kvm_mmio_exits", "%.0f")
+		line = "| exits to user space during boot (traced)"
+		for (j = 1; j <= nv; j++) line = line " | " ((vmms[j] in uexit) ? uexit[vmms[j]] : "-")
+		print line " |"
+		line = "| static binary, stripped (bytes)"
+		for (j = 1; j <= nv; j++) line = line " | " ((vmms[j] in size) ? size[vmms[j]] : "-")
+		print line " |"
+		for (j = 1; j <= nv; j++) {
+			v = vmms[j]
+			if (failed[v]) printf "\n%s: %d of %d boots never reached the marker\n", name(v), failed[v], runs[v]
+			if (badst[v] != "") printf "\n%s: exit statuses%s (want 0)\n", name(v), badst[v]
 		}
-		printf "| size of %s (bytes) | %d | | | |\n", bin, size
-		if (good < nruns)
-			printf "\n%d of %d runs never reached the guest init marker; see runs.txt\n", nruns - good, nruns
-		for (st in badst)
-			printf "\n%d of %d runs ended with kvmbox status %s (expected 0)\n", badst[st], nruns, st
+		# The goals of the embedded profile, for the musl build (the one for flash) if there is one.
+		k = ("kvmbox-musl" in seen) ? "kvmbox-musl" : "kvmbox"
+		print ""
+		print "### Goals (" name(k) " against kvmtool)"
+		print ""
+		print "| goal | measured | met |"
+		print "|---|---|---|"
+		if ("kvmtool" in seen) {
+			r = ratio(uexit[k], uexit["kvmtool"])
+			printf "| exits to user space during boot at most 0.5x kvmtool | %s / %s = %s | %s |\n", uexit[k], uexit["kvmtool"], r, (r != "-" && r <= 0.5) ? "yes" : "no"
+			a = med(k, "boot_s"); b = med("kvmtool", "boot_s"); r = ratio(a, b)
+			printf "| boot to init at most 0.8x kvmtool | %.2f / %.2f s = %s | %s |\n", a, b, r, (r != "-" && r <= 0.8) ? "yes" : "no"
+		} else {
+			print "| exits and boot against kvmtool | no kvmtool in this run (KVMTOOL=path) | - |"
+		}
+		for (j = 1; j <= nv; j++) {
+			v = vmms[j]
+			if (v == "kvmtool" || v == "kvmbox-pvh") continue
+			a = med(v, "rss_kb")
+			printf "| %s: RSS without guest RAM at most 1024 KiB | %.0f KiB | %s |\n", name(v), a, (a != "" && a <= 1024) ? "yes" : "no"
+			printf "| %s: at most 500 KiB stripped | %.1f KiB | %s |\n", name(v), size[v] / 1024, (size[v] != "" && size[v] <= 512000) ? "yes" : "no"
+		}
+		if (("kvmbox-pvh" in seen) && (("kvmbox-musl" in seen) || ("kvmbox" in seen))) {
+			b = ("kvmbox-musl" in seen) ? "kvmbox-musl" : "kvmbox"
+			p = med("kvmbox-pvh", "boot_s"); z = med(b, "boot_s")
+			print ""
+			print "### PVH (ELF vmlinux) against the bzImage"
+			print ""
+			printf "Same kvmbox, same guest: ELF vmlinux through PVH %.2f s, bzImage %.2f s (medians): PVH takes %.2fx the bzImage'\''s time (%+.2f s).\n", p, z, p / z, p - z
+		}
 	}' "$OUT/runs.txt"
-	if grep -q 'KVMBOX-X uexit' "$OUT/host.log"; then
+	if [[ -s $OUT/exits.txt ]]; then
 		echo
-		echo "Exits to user space from kvmbox start to the guest init marker (one traced run):"
+		echo "Exits to user space from the VMM's start to the guest init marker (traced run), and the"
+		echo "busiest I/O ports (every port I/O exit, handled in the kernel or not):"
 		echo
-		echo "| exit reason | count |"
-		echo "|---|---:|"
-		grep -o 'KVMBOX-X uexit .*' "$OUT/host.log" | awk '{ printf "| %s | %d |\n", $3, $4; t += $4 }
-			END { printf "| total | %d |\n", t }'
-		echo
-		echo "| busiest I/O ports (all PIO exits, in-kernel or not) | access | count |"
-		echo "|---|---|---:|"
-		grep -o 'KVMBOX-X pio .*' "$OUT/host.log" | awk '{ printf "| %s | %s | %d |\n", $3, $4, $5 }'
+		awk '{ v = $2; sub(/^vmm=/, "", v)
+			if ($3 == "uexit") printf "- %s: %s %d\n", v, $4, $5
+			else printf "- %s: port %s %s %d\n", v, $4, $5, $6 }' "$OUT/exits.txt"
 	fi
-	grep -o 'KVMBOX-VB .*' "$OUT/host.log" >"$OUT/virtio.txt"
 	if [[ -s $OUT/virtio.txt ]]; then
 		echo
-		echo "Virtio I/O (one guest boot per transfer, timed by the guest; exits to user space are"
-		echo "kvmbox --stats of that boot minus those of the idle boot, per MiB moved):"
+		echo "### Virtio I/O"
+		echo
+		echo "Method: one guest boot per transfer with a 272 MiB sparse disk on tmpfs and a tap, timed by"
+		echo "the guest (kvmclock). Exits to user space per MiB: kvmbox --stats of that boot minus those"
+		echo "of an idle boot, divided by the MiB moved. The network transfers run on vhost-net (the"
+		echo "default when /dev/vhost-net is usable) and again with vhost=off (kvmbox's own worker)."
 		echo
 		awk '
 		{
@@ -133,11 +241,13 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 			if (p ~ /-off$/) { sub(/-off$/, "", p); return label(p) " (--seccomp off)" }
 			if (p == "blkwrite") return "virtio-blk sequential write, dd bs=1M oflag=direct"
 			if (p == "blkread") return "virtio-blk sequential read, dd bs=1M iflag=direct"
-			if (p == "netout") return "TCP guest -> emulated host, busybox nc"
-			if (p == "netin") return "TCP emulated host -> guest, busybox nc"
+			if (p == "netout") return "TCP guest -> emulated host, nc, vhost-net"
+			if (p == "netin") return "TCP emulated host -> guest, nc, vhost-net"
+			if (p == "netout-user") return "TCP guest -> emulated host, nc, vhost=off"
+			if (p == "netin-user") return "TCP emulated host -> guest, nc, vhost=off"
 			return p
 		}
-		function per(x, base, m) { return (x == "" || base == "" || m == 0) ? "-" : sprintf("%.1f", (x - base) / m) }
+		function per(x, base, m) { return (x == "" || base == "" || m == 0) ? "-" : sprintf("%.2f", (x - base) / m) }
 		END {
 			printf "| transfer | MiB | s | MiB/s | exits/MiB | io/MiB | mmio/MiB | status |\n"
 			printf "|---|---:|---:|---:|---:|---:|---:|---|\n"
@@ -153,6 +263,36 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 		}' "$OUT/virtio.txt"
 		echo
 		echo "(status: kvmbox exit status / the transfer command's status in the guest)"
+	fi
+	if [[ -s $OUT/latency.txt ]]; then
+		echo
+		echo "### Latency"
+		echo
+		echo "Method: cyclictest (Debian rt-tests) in the guest: one thread, SCHED_FIFO 80, 1 ms period,"
+		echo "20 s, memory locked, 1 us histogram; meanwhile a second VM spins its vCPU and the emulated"
+		echo "host runs a busy loop per CPU. plain: no options; rt: --vcpu-affinity 0=1 --io-affinity 0"
+		echo "--rt-priority 50 --mlock --hugepages --prealloc. Under TCG the absolute values are the"
+		echo "emulation's; the ratio rt/plain is the figure (docs/PERFORMANCE.md: on real hardware)."
+		echo
+		awk '
+		{
+			delete f
+			for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+			m = f["mode"]; p[m] = f["p999_us"]; x[m] = f["max_us"]; a[m] = f["avg_us"]; s[m] = f["samples"]; st[m] = f["status"] "/" f["kvmbox_status"]
+		}
+		function r(u, v) { return (u + 0 > 0 && v != "" && u !~ />/ && v !~ />/) ? sprintf("%.2f", v / u) : "-" }
+		END {
+			print "| figure | plain | rt | rt / plain |"
+			print "|---|---:|---:|---:|"
+			printf "| 99.9th percentile (us) | %s | %s | %s |\n", p["plain"], p["rt"], r(p["plain"], p["rt"])
+			printf "| max (us) | %s | %s | %s |\n", x["plain"], x["rt"], r(x["plain"], x["rt"])
+			printf "| average (us) | %s | %s | %s |\n", a["plain"], a["rt"], r(a["plain"], a["rt"])
+			printf "| samples | %s | %s | |\n", s["plain"], s["rt"]
+			printf "| status (cyclictest/kvmbox) | %s | %s | |\n", st["plain"], st["rt"]
+		}' "$OUT/latency.txt"
+	elif grep -q 'latency bench skipped' "$OUT/host.log"; then
+		echo
+		grep -o 'latency bench skipped.*' "$OUT/host.log"
 	fi
 	if grep -q 'KVMBOX-BS ' "$OUT/host.log"; then
 		echo
@@ -181,5 +321,9 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 		}'
 	fi
 	echo
-	echo "(whole bench: ${elapsed}s; per-run data: $OUT/runs.txt, $OUT/virtio.txt)"
+	if [[ -n ${KVMBOX_BENCH_LOG:-} ]]; then
+		echo "(figures from $KVMBOX_BENCH_LOG; per-run data: $OUT/runs.txt, exits.txt, virtio.txt, latency.txt)"
+	else
+		echo "(whole bench: ${elapsed}s; per-run data: $OUT/runs.txt, exits.txt, virtio.txt, latency.txt)"
+	fi
 } | tee "$OUT/results.md"

@@ -181,7 +181,7 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 	size_t len = strlen(line), off = 0, cap = 0, used = 0;
 	int64_t deadline = timeout_s ? (int64_t)(now_ns() / 1000000) + (int64_t)timeout_s * 1000 : 0;
 	char *buf = NULL;
-	int fd;
+	int fd, send_errno = 0;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		log_error("control socket %s: path longer than %zu bytes; give a shorter path", path,
@@ -206,6 +206,12 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			/* A server that refuses a client (SO_PEERCRED) sends why and closes at
+			 * once: read that reply before reporting the failed send. */
+			if (errno == EPIPE || errno == ECONNRESET) {
+				send_errno = errno;
+				break;
+			}
 			log_error("control socket %s: sending the request: %s", path, strerror(errno));
 			close(fd);
 			return 1;
@@ -229,7 +235,8 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 				continue;
 			if (r <= 0) {
 				log_error("control socket %s: no reply within %u seconds; the command may "
-					  "still be running in the VM", path, timeout_s);
+					  "still be running in the VM",
+					  path, timeout_s);
 				goto fail;
 			}
 		}
@@ -238,7 +245,8 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 
 			if (cap >= CTL_MAX_REPLY) {
 				log_error("control socket %s: reply longer than %d bytes; is this a kvmbox "
-					  "socket?", path, CTL_MAX_REPLY);
+					  "socket?",
+					  path, CTL_MAX_REPLY);
 				goto fail;
 			}
 			nb = realloc(buf, cap ? cap * 2 : 65536);
@@ -250,9 +258,13 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 			cap = cap ? cap * 2 : 65536;
 		}
 		n = recv(fd, buf + used, cap - used - 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 && send_errno) {
+			log_error("control socket %s: sending the request: %s", path, strerror(send_errno));
+			goto fail;
+		}
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
 			log_error("control socket %s: reading the reply: %s", path, strerror(errno));
 			goto fail;
 		}
@@ -284,7 +296,7 @@ static int show_reply(const char *path, const char *cmd, const char *text)
 		return 1;
 	}
 	printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-								   JSON_C_TO_STRING_NOSLASHESCAPE));
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
 	fflush(stdout);
 	if (json_object_object_get_ex(r, "return", NULL)) {
 		ret = 0;
@@ -373,7 +385,7 @@ int cmd_ctl(int argc, char **argv)
 
 	{
 		const char *txt = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
-								       JSON_C_TO_STRING_NOSLASHESCAPE);
+									      JSON_C_TO_STRING_NOSLASHESCAPE);
 		char *line = NULL;
 
 		if (asprintf(&line, "%s\n", txt) < 0) {

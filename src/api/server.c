@@ -29,7 +29,7 @@
 #include "../core/log.h"
 #include "../core/unixsock.h"
 
-#define API_BACKLOG 16
+#define API_BACKLOG     16
 #define API_MAX_CLIENTS 32
 /* Requests queued per client before we stop reading from it (backpressure). */
 #define API_MAX_PENDING 32
@@ -39,31 +39,31 @@
 /* Shared between the server (loop thread) and answering threads. */
 struct api_hub {
 	pthread_mutex_t lock;
-	int refs;               /* the server + every live request */
-	int efd;                /* wakes the loop; -1 once the server is gone */
+	int refs; /* the server + every live request */
+	int efd;  /* wakes the loop; -1 once the server is gone */
 };
 
 struct api_client;
 
 struct api_req {
 	struct api_hub *hub;
-	struct json_object *request;    /* the parsed line: owns id, command and args */
-	struct json_object *id;         /* borrowed from request; NULL if none */
-	char *reply;                    /* the reply line with '\n', once answered */
+	struct json_object *request; /* the parsed line: owns id, command and args */
+	struct json_object *id;      /* borrowed from request; NULL if none */
+	char *reply;                 /* the reply line with '\n', once answered */
 	size_t reply_len;
-	bool answered;                  /* under hub->lock */
-	bool orphaned;                  /* under hub->lock: nobody will send the reply */
-	struct api_req *next;           /* client queue: loop thread only */
+	bool answered;        /* under hub->lock */
+	bool orphaned;        /* under hub->lock: nobody will send the reply */
+	struct api_req *next; /* client queue: loop thread only */
 };
 
 struct api_client {
 	struct api_server *s;
 	int fd;
-	uint32_t events;                /* currently armed in the loop */
-	char *in;                       /* API_MAX_LINE + 2: a full line, '\n' and a NUL */
+	uint32_t events; /* currently armed in the loop */
+	char *in;        /* API_MAX_LINE + 2: a full line, '\n' and a NUL */
 	size_t in_len;
-	bool discarding;                /* inside an oversized line: drop up to '\n' */
-	bool eof;                       /* the client will send nothing more */
+	bool discarding; /* inside an oversized line: drop up to '\n' */
+	bool eof;        /* the client will send nothing more */
 	char *out;
 	size_t out_len, out_off;
 	struct api_req *head, *tail;
@@ -78,7 +78,7 @@ struct api_server {
 	char *path;
 	struct stat st; /* the socket file we created */
 	int lfd;
-	int spare_fd;                   /* given up to shed a connection at the fd limit */
+	int spare_fd; /* given up to shed a connection at the fd limit */
 	struct api_hub *hub;
 	struct api_client *clients;
 	unsigned nclients;
@@ -361,7 +361,8 @@ static int client_write(struct api_client *c)
 		c->out_off = c->out_len = 0;
 	} else if (c->out_len - c->out_off > API_MAX_OUTPUT) {
 		log_warn("control socket: a client does not read its replies (over %d bytes pending); "
-			 "disconnected it", API_MAX_OUTPUT);
+			 "disconnected it",
+			 API_MAX_OUTPUT);
 		return -1;
 	}
 	return 0;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <liburing.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +12,26 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../core/log.h"
+
+#ifndef __GLIBC__
+/* musl (before 1.2.5) has no preadv2/pwritev2: the system calls (64-bit: the offset's high
+ * half is 0). */
+static ssize_t kb_preadv2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+{
+	return syscall(SYS_preadv2, fd, iov, n, (long)off, 0L, flags);
+}
+static ssize_t kb_pwritev2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+{
+	return syscall(SYS_pwritev2, fd, iov, n, (long)off, 0L, flags);
+}
+#define preadv2  kb_preadv2
+#define pwritev2 kb_pwritev2
+#endif
 
 /* Zeroes are written in chunks of this size when the file system can neither
  * zero a range nor punch a hole. */
@@ -32,23 +50,23 @@ static const enum zero_method zero_order[2][3] = {
 
 struct blockfile {
 	char *path;
-	int fd;                  /* -1 while released (closed block device) */
+	int fd; /* -1 while released (closed block device) */
 	int efd;
-	int open_flags;          /* to reopen by path after a release */
-	bool locked;             /* holds the flock */
-	bool released;           /* handed to another process: no I/O */
+	int open_flags; /* to reopen by path after a release */
+	bool locked;    /* holds the flock */
+	bool released;  /* handed to another process: no I/O */
 	struct blockfile_info info;
 	blockfile_done_fn done;
 	void *opaque;
 	bool async;
-	bool have_fallocate_op;  /* IORING_OP_FALLOCATE (5.6+) */
-	bool sq_dirty;           /* SQEs prepared and not yet submitted */
+	bool have_fallocate_op; /* IORING_OP_FALLOCATE (5.6+) */
+	bool sq_dirty;          /* SQEs prepared and not yet submitted */
 	struct io_uring ring;
-	bool no_punch;           /* the file system refused PUNCH_HOLE */
-	bool no_zero_range;      /* ... ZERO_RANGE */
+	bool no_punch;      /* the file system refused PUNCH_HOLE */
+	bool no_zero_range; /* ... ZERO_RANGE */
 	void *zero_buf;
 	unsigned in_flight;
-	unsigned finished;       /* running count, for blockfile_reap's result */
+	unsigned finished; /* running count, for blockfile_reap's result */
 	uint64_t write_seq;
 	struct blockfile_req *whead, *wtail; /* write-like in flight, oldest first */
 	struct blockfile_req *fhead, *ftail; /* flushes waiting for writes */
@@ -573,7 +591,8 @@ static int lock_image(struct blockfile *bf, bool again)
 	if (errno == EWOULDBLOCK) {
 		if (again)
 			log_error("disk %s: cannot take the image back: another process locked it after "
-				  "the release (the migration destination?); stop it and retry", bf->path);
+				  "the release (the migration destination?); stop it and retry",
+				  bf->path);
 		else
 			log_error("disk %s: image is locked: another VM has it open%s; stop that VM%s",
 				  bf->path, ro ? " writable" : "", ro ? "" : " or give ,ro to every user");
@@ -733,7 +752,8 @@ int blockfile_release(struct blockfile *bf)
 		while (fdatasync(bf->fd) < 0) {
 			if (errno != EINTR) {
 				log_error("disk %s: cannot write back the image before handing it over: %s; "
-					  "check the disk (space, I/O errors)", bf->path, strerror(errno));
+					  "check the disk (space, I/O errors)",
+					  bf->path, strerror(errno));
 				return -1;
 			}
 		}
@@ -764,7 +784,8 @@ int blockfile_reacquire(struct blockfile *bf)
 			if (errno == EBUSY)
 				log_error("disk %s: cannot take the device back: another process "
 					  "opened it exclusively after the release (the migration "
-					  "destination?); stop it and retry", bf->path);
+					  "destination?); stop it and retry",
+					  bf->path);
 			else
 				log_error("disk %s: cannot reopen the device: %s", bf->path, strerror(errno));
 			return -1;

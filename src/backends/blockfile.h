@@ -39,24 +39,24 @@ enum blockfile_op {
 	BLOCKFILE_READ,
 	BLOCKFILE_WRITE,
 	BLOCKFILE_FLUSH,
-	BLOCKFILE_DISCARD,       /* deallocate; a hint, "unsupported" counts as done */
-	BLOCKFILE_WRITE_ZEROES,  /* reads back as zeroes afterwards */
+	BLOCKFILE_DISCARD,      /* deallocate; a hint, "unsupported" counts as done */
+	BLOCKFILE_WRITE_ZEROES, /* reads back as zeroes afterwards */
 };
 
 struct blockfile_req {
 	/* Set by the caller before blockfile_submit(). */
 	enum blockfile_op op;
-	uint64_t offset;         /* bytes into the image */
-	uint64_t len;            /* DISCARD, WRITE_ZEROES: bytes */
-	struct iovec *iov;       /* READ, WRITE: buffers, advanced in place on partial transfers */
+	uint64_t offset;   /* bytes into the image */
+	uint64_t len;      /* DISCARD, WRITE_ZEROES: bytes */
+	struct iovec *iov; /* READ, WRITE: buffers, advanced in place on partial transfers */
 	unsigned niov;
-	bool unmap;              /* WRITE_ZEROES: may deallocate (punch a hole) */
-	bool fua;                /* WRITE: durable when it completes (RWF_DSYNC) */
+	bool unmap; /* WRITE_ZEROES: may deallocate (punch a hole) */
+	bool fua;   /* WRITE: durable when it completes (RWF_DSYNC) */
 	/* Set when the done callback runs: 0, or -errno. */
 	int result;
 	/* Private to blockfile.c. */
-	uint64_t left;           /* bytes still to transfer */
-	uint64_t seq;            /* write-like: submission order; FLUSH: barrier */
+	uint64_t left; /* bytes still to transfer */
+	uint64_t seq;  /* write-like: submission order; FLUSH: barrier */
 	int phase;
 	struct iovec ziov;
 	struct blockfile_req *wprev, *wnext; /* in-flight write-like list */
@@ -68,11 +68,11 @@ typedef void (*blockfile_done_fn)(struct blockfile_req *r, void *opaque);
 
 /* What the image is; identity lets a snapshot restore check it is the same. */
 struct blockfile_info {
-	uint64_t size;           /* bytes (file size, or BLKGETSIZE64) */
-	uint64_t dev, ino;       /* st_dev / st_ino of the opened path */
+	uint64_t size;     /* bytes (file size, or BLKGETSIZE64) */
+	uint64_t dev, ino; /* st_dev / st_ino of the opened path */
 	bool is_blockdev;
 	bool readonly;
-	bool async;              /* io_uring in use */
+	bool async; /* io_uring in use */
 };
 
 /* Open and lock `path` (O_RDONLY when readonly) for up to `depth` requests in

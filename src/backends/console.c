@@ -18,7 +18,7 @@
 struct console {
 	int in_fd;
 	int out_fd;
-	int space_efd;       /* device -> main loop: room for input again */
+	int space_efd; /* device -> main loop: room for input again */
 	bool is_tty;
 	bool esc_pending;
 	bool in_eof;
@@ -28,7 +28,7 @@ struct console {
 	void (*quit)(void *ctx);
 	void *quit_ctx;
 	uint8_t buf[CONSOLE_BUF];
-	size_t head, len;   /* pending input */
+	size_t head, len; /* pending input */
 };
 
 /* The terminal is a process-wide resource, and a fatal signal handler can

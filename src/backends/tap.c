@@ -36,13 +36,15 @@ static void tap_error(const char *name, const char *what, int err)
 {
 	if (err == EPERM || err == EACCES)
 		log_error("tap %s: permission denied; kvmbox needs CAP_NET_ADMIN (run as root or give "
-			  "the binary cap_net_admin)", name);
+			  "the binary cap_net_admin)",
+			  name);
 	else if (err == EBUSY)
 		log_error("tap %s: %s: device busy; another process has it open (or it is not a tap: "
-			  "check `ip -d link show %s`)", name, what, name);
-	else if (err == EINVAL)
-		log_error("tap %s: %s: invalid argument; is %s an existing tun (not tap) device?",
+			  "check `ip -d link show %s`)",
 			  name, what, name);
+	else if (err == EINVAL)
+		log_error("tap %s: %s: invalid argument; is %s an existing tun (not tap) device?", name, what,
+			  name);
 	else
 		log_error("tap %s: %s: %s", name, what, strerror(err));
 }

@@ -63,19 +63,24 @@ static void cmd_info(struct machine *m, struct api_req *req)
 		struct balloon_info bi;
 		struct json_object *b = json_object_new_object(), *st = json_object_new_object();
 		static const char *const names[] = {
-			"swap_in", "swap_out", "major_faults", "minor_faults", "free_memory", "total_memory",
-			"available_memory", "disk_caches", "hugetlb_allocations", "hugetlb_failures",
+			"swap_in",          "swap_out",    "major_faults",
+			"minor_faults",     "free_memory", "total_memory",
+			"available_memory", "disk_caches", "hugetlb_allocations",
+			"hugetlb_failures",
 		};
 
 		virtio_balloon_info(balloon, &bi);
-		json_object_object_add(b, "target", json_object_new_int64((int64_t)(cfg->memory -
-										  bi.target_pages * PAGE_SIZE)));
-		json_object_object_add(b, "actual", json_object_new_int64((int64_t)(cfg->memory -
-										  bi.actual_pages * PAGE_SIZE)));
+		json_object_object_add(
+			b, "target",
+			json_object_new_int64((int64_t)(cfg->memory - bi.target_pages * PAGE_SIZE)));
+		json_object_object_add(
+			b, "actual",
+			json_object_new_int64((int64_t)(cfg->memory - bi.actual_pages * PAGE_SIZE)));
 		json_object_object_add(b, "balloon_pages", json_object_new_int64((int64_t)bi.actual_pages));
 		if (bi.stats_valid) {
 			for (unsigned i = 0; i < ARRAY_SIZE(names); i++)
-				json_object_object_add(st, names[i], json_object_new_int64((int64_t)bi.stats[i]));
+				json_object_object_add(st, names[i],
+						       json_object_new_int64((int64_t)bi.stats[i]));
 			json_object_object_add(st, "age_ms", json_object_new_int64((int64_t)bi.stats_age_ms));
 		}
 		json_object_object_add(b, "stats", st);
@@ -121,8 +126,10 @@ static void cmd_snapshot(struct machine *m, struct api_req *req, struct json_obj
 	struct json_object *o;
 
 	if (!path || path[0] != '/') {
-		api_error(req, "InvalidArgument", "%s needs {\"path\": ABSOLUTE_FILE} (the VM's working "
-			  "directory is not yours)", hibernate ? "hibernate" : "snapshot");
+		api_error(req, "InvalidArgument",
+			  "%s needs {\"path\": ABSOLUTE_FILE} (the VM's working "
+			  "directory is not yours)",
+			  hibernate ? "hibernate" : "snapshot");
 		return;
 	}
 	if (machine_snapshot(m, path, hibernate, &res, err, sizeof(err)) < 0) {
@@ -146,7 +153,7 @@ static void cmd_shutdown(struct machine *m, struct api_req *req, struct json_obj
 
 	if (json_object_object_get_ex(args, "timeout", &v)) {
 		timeout = json_object_is_type(v, json_type_string) ? atoi(json_object_get_string(v))
-								    : json_object_get_int(v);
+								   : json_object_get_int(v);
 		if (timeout <= 0 || timeout > 86400) {
 			api_error(req, "InvalidArgument", "shutdown timeout must be 1..86400 seconds");
 			return;
@@ -208,7 +215,8 @@ static void cmd_migrate(struct machine *m, struct api_req *req, struct json_obje
 	char err[768];
 
 	if (!uri) {
-		api_error(req, "InvalidArgument", "migrate needs {\"uri\": \"tcp:IP:PORT\" or \"unix:PATH\"}");
+		api_error(req, "InvalidArgument",
+			  "migrate needs {\"uri\": \"tcp:IP:PORT\" or \"unix:PATH\"}");
 		return;
 	}
 	switch (machine_migrate(m, uri, migration_done, req, err, sizeof(err))) {
@@ -232,9 +240,9 @@ static const struct {
 	const char *required;
 	const char *optional;
 } commands[] = {
-	{ "info", NULL, NULL },        { "pause", NULL, NULL },   { "resume", NULL, NULL },
-	{ "snapshot", "path", NULL },  { "hibernate", "path", NULL },
-	{ "migrate", "uri", NULL },    { "balloon", "size", NULL }, { "shutdown", NULL, "timeout" },
+	{ "info", NULL, NULL },       { "pause", NULL, NULL },         { "resume", NULL, NULL },
+	{ "snapshot", "path", NULL }, { "hibernate", "path", NULL },   { "migrate", "uri", NULL },
+	{ "balloon", "size", NULL },  { "shutdown", NULL, "timeout" },
 };
 
 /* 0 when args fit the command, else -1 after an error reply. */
@@ -243,7 +251,8 @@ static int check_args(struct api_req *req, const char *command, struct json_obje
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
 		if (strcmp(commands[i].command, command))
 			continue;
-		json_object_object_foreach(args, key, val) {
+		json_object_object_foreach(args, key, val)
+		{
 			(void)val;
 			if ((!commands[i].required || strcmp(key, commands[i].required)) &&
 			    (!commands[i].optional || strcmp(key, commands[i].optional))) {

@@ -143,6 +143,36 @@ static int set_console(struct vm_config *c, const char *a)
 	return 0;
 }
 
+/* The host tuning options (core/tuning.c parses them). */
+static int set_tuning(struct vm_config *c, const char *name, const char *a)
+{
+	return vm_tuning_set(&c->tuning, name, a) < 0 ? EXIT_USAGE : 0;
+}
+static int set_vcpu_affinity(struct vm_config *c, const char *a)
+{
+	return set_tuning(c, "vcpu-affinity", a);
+}
+static int set_io_affinity(struct vm_config *c, const char *a)
+{
+	return set_tuning(c, "io-affinity", a);
+}
+static int set_rt_priority(struct vm_config *c, const char *a)
+{
+	return set_tuning(c, "rt-priority", a);
+}
+static int set_mlock(struct vm_config *c, const char *a)
+{
+	return set_tuning(c, "mlock", a);
+}
+static int set_hugepages(struct vm_config *c, const char *a)
+{
+	return set_tuning(c, "hugepages", a);
+}
+static int set_prealloc(struct vm_config *c, const char *a)
+{
+	return set_tuning(c, "prealloc", a);
+}
+
 static int set_seccomp(struct vm_config *c, const char *a)
 {
 	if (sandbox_parse_seccomp(a, &c->sandbox.seccomp) < 0) {
@@ -185,12 +215,12 @@ static int set_cgroup(struct vm_config *c, const char *a)
 /* The run options that are not devices; the device types (core/devtype.h) add theirs, and
  * --help lists both in this order. An option either stores its value as a string (str), sets
  * a flag (flag), both at their offset in struct vm_config, or parses it (set). */
-#define STR(field) .str = offsetof(struct vm_config, field) + 1
+#define STR(field)  .str = offsetof(struct vm_config, field) + 1
 #define FLAG(field) .flag = offsetof(struct vm_config, field) + 1
 static const struct run_option {
 	const char *name;
 	char short_opt;
-	const char *arg; /* NULL: a flag */
+	const char *arg; /* NULL: a flag; "[=...]": an optional value (--name=VALUE) */
 	const char *help;
 	size_t str, flag; /* 1 + the offset of a const char * / bool field, or 0 */
 	int (*set)(struct vm_config *c, const char *arg); /* 0, or EXIT_USAGE after printing */
@@ -199,12 +229,25 @@ static const struct run_option {
 	{ "initrd", 'i', "PATH", "initial ramdisk", STR(initrd) },
 	{ "append", 'a', "STRING", "kernel command line", STR(append) },
 	{ "cpus", 'c', "N", "number of vCPUs (default 1)", .set = set_cpus },
-	{ "memory", 'm', "SIZE", "guest RAM, K/M/G/T suffix (default 256M; no suffix = MiB)", .set = set_memory },
-	{ "console", 0, "KIND", "serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none", .set = set_console },
+	{ "memory", 'm', "SIZE", "guest RAM, K/M/G/T suffix (default 256M; no suffix = MiB)",
+	  .set = set_memory },
+	{ "console", 0, "KIND", "serial (default: ttyS0 on stdin/stdout), virtio (hvc0) or none",
+	  .set = set_console },
 	{ "api", 0, "PATH", "control socket (kvmbox ctl PATH ...; see docs/API.md)", STR(api) },
 	{ "incoming", 0, "URI", "wait for a live migration on tcp:IP:PORT or unix:PATH", STR(incoming) },
-	{ "no-reboot", 0, NULL, "a guest reboot ends kvmbox instead of restarting the guest", FLAG(no_reboot) },
+	{ "no-reboot", 0, NULL, "a guest reboot ends kvmbox instead of restarting the guest",
+	  FLAG(no_reboot) },
 	{ "stats", 0, NULL, "print exit counters on stderr when the VM stops", FLAG(stats) },
+	{ "vcpu-affinity", 0, "MAP", "host CPUs per vCPU: 0=2,1=3 (a list: 0=2-3,5); none",
+	  .set = set_vcpu_affinity },
+	{ "io-affinity", 0, "CPUS", "host CPUs of the device workers, main loop and control socket",
+	  .set = set_io_affinity },
+	{ "rt-priority", 0, "N", "vCPU threads SCHED_FIFO at N (1-99; 0: off); see kvmbox(1)",
+	  .set = set_rt_priority },
+	{ "mlock", 0, "[=on|off]", "lock guest RAM and kvmbox's memory (RLIMIT_MEMLOCK)", .set = set_mlock },
+	{ "hugepages", 0, "[=PATH|off]", "guest RAM in 2 MiB huge pages, or from a hugetlbfs directory",
+	  .set = set_hugepages },
+	{ "prealloc", 0, "[=on|off]", "populate all guest RAM before the guest starts", .set = set_prealloc },
 	{ "seccomp", 0, "MODE", "on (default): per-thread system call filters; log: only log violations; off",
 	  .set = set_seccomp },
 	{ "user", 0, "USER[:GROUP]", "drop to these ids (or UID:GID) once every host resource is open",
@@ -227,12 +270,17 @@ static int option_apply(const struct run_option *o, struct vm_config *c, const c
 	return 0;
 }
 
+static int option_has_arg(const char *arg)
+{
+	return !arg ? no_argument : arg[0] == '[' ? optional_argument : required_argument;
+}
+
 static void help_line(char short_opt, const char *name, const char *arg, const char *help)
 {
 	char left[64];
 
 	snprintf(left, sizeof(left), "%c%c%c --%s%s%s", short_opt ? '-' : ' ', short_opt ? short_opt : ' ',
-		 short_opt ? ',' : ' ', name, arg ? " " : "", arg ? arg : "");
+		 short_opt ? ',' : ' ', name, arg && arg[0] != '[' ? " " : "", arg ? arg : "");
 	if (strlen(left) < 24)
 		printf("  %-24s%s\n", left, help);
 	else
@@ -243,7 +291,8 @@ void print_run_help(void)
 {
 	printf("usage: kvmbox run --kernel PATH [options]\n\n");
 	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++)
-		help_line(run_options[i].short_opt, run_options[i].name, run_options[i].arg, run_options[i].help);
+		help_line(run_options[i].short_opt, run_options[i].name, run_options[i].arg,
+			  run_options[i].help);
 	for (unsigned i = 0; i < nr_device_types; i++)
 		help_line(device_types[i]->short_opt, device_types[i]->option, device_types[i]->arg,
 			  device_types[i]->help);
@@ -252,6 +301,32 @@ void print_run_help(void)
 	       "On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	       "Exit status: 0 guest powered off (or rebooted with --no-reboot), 1 the VM could not\n"
 	       "start, 2 usage error, 3 guest crashed, 4 host failure while running, 128+N signal N.\n");
+}
+
+/* Also options of restore and run --incoming, where they override the saved configuration. */
+static bool restore_option(const struct run_option *o)
+{
+	return o->set == set_vcpu_affinity || o->set == set_io_affinity || o->set == set_rt_priority ||
+	       o->set == set_mlock || o->set == set_hugepages || o->set == set_prealloc;
+}
+
+void print_restore_run_options(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++)
+		if (restore_option(&run_options[i]))
+			help_line(run_options[i].short_opt, run_options[i].name, run_options[i].arg,
+				  run_options[i].help);
+}
+
+size_t restore_run_options(struct option *opts, size_t max, int val)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(run_options) && n < max; i++)
+		if (restore_option(&run_options[i]))
+			opts[n++] = (struct option){ run_options[i].name, option_has_arg(run_options[i].arg),
+						     NULL, val };
+	return n;
 }
 
 int run_option_set(struct vm_config *cfg, const char *name, const char *value)
@@ -280,13 +355,14 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 	cfg->sandbox.seccomp = sandbox_default_mode();
 	/* getopt's tables from ours: val is the index into the combined list. */
 	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++) {
-		opts[n] = (struct option){ run_options[i].name, run_options[i].arg ? required_argument : no_argument,
-					   NULL, 256 + (int)n };
+		opts[n] = (struct option){ run_options[i].name, option_has_arg(run_options[i].arg), NULL,
+					   256 + (int)n };
 		n++;
 	}
 	for (unsigned i = 0; i < nr_device_types && i < MAX_DEVICE_TYPES; i++) {
 		opts[n] = (struct option){ device_types[i]->option,
-					   device_types[i]->arg ? required_argument : no_argument, NULL, 256 + (int)n };
+					   device_types[i]->arg ? required_argument : no_argument, NULL,
+					   256 + (int)n };
 		n++;
 	}
 	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
@@ -327,8 +403,9 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 		}
 		idx = c >= 256 ? c - 256 : -1;
 		for (size_t i = 0; idx < 0 && i + 1 < n; i++) {
-			char s = i < ARRAY_SIZE(run_options) ? run_options[i].short_opt
-							     : device_types[i - ARRAY_SIZE(run_options)]->short_opt;
+			char s = i < ARRAY_SIZE(run_options)
+					 ? run_options[i].short_opt
+					 : device_types[i - ARRAY_SIZE(run_options)]->short_opt;
 
 			if (s == c)
 				idx = (int)i;

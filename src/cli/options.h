@@ -9,12 +9,12 @@
 
 /* Exit statuses (documented in README.md). */
 enum kvmbox_status {
-	EXIT_GUEST_OFF = 0,     /* guest powered off (or rebooted with --no-reboot) */
-	EXIT_START_FAIL = 1,    /* bad input or missing /dev/kvm: the VM could not start */
-	EXIT_USAGE = 2,         /* malformed command line */
-	EXIT_GUEST_CRASH = 3,   /* triple fault, KVM internal error: register dump on stderr */
-	EXIT_HOST_FAIL = 4,     /* a host-side failure while the guest was running */
-	/* 128 + N: stopped by signal N (SIGTERM, SIGINT, Ctrl-A x counts as SIGINT) */
+	EXIT_GUEST_OFF = 0,   /* guest powered off (or rebooted with --no-reboot) */
+	EXIT_START_FAIL = 1,  /* bad input or missing /dev/kvm: the VM could not start */
+	EXIT_USAGE = 2,       /* malformed command line */
+	EXIT_GUEST_CRASH = 3, /* triple fault, KVM internal error: register dump on stderr */
+	EXIT_HOST_FAIL = 4,   /* a host-side failure while the guest was running */
+			      /* 128 + N: stopped by signal N (SIGTERM, SIGINT, Ctrl-A x counts as SIGINT) */
 };
 
 /* Parse "512M", "2G", "1048576K", "64m", "3g"; a plain number means MiB (as
@@ -29,6 +29,12 @@ int parse_uint(const char *s, unsigned *out);
 /* Set run option `name` (long name, no dashes) to value (NULL for a flag) in cfg: the one
  * table behind the command line and configuration files. 0, or EXIT_USAGE after printing. */
 int run_option_set(struct vm_config *cfg, const char *name, const char *value);
+/* The run options that `kvmbox restore` and `run --incoming` take too (they override what the
+ * snapshot or the source saved): their --help lines, and getopt entries for them (at most max,
+ * each with val; getopt's longindex names the option for run_option_set). */
+struct option;
+void print_restore_run_options(void);
+size_t restore_run_options(struct option *opts, size_t max, int val);
 /* Device types the option table has room for. */
 #define MAX_DEVICE_TYPES 32
 

@@ -21,6 +21,7 @@
 #include "../core/devtype.h"
 #include "../core/migrate.h"
 #include "../core/sandbox.h"
+#include "../core/util.h"
 #include "options.h"
 
 static int check_host_limits(const struct vm_config *cfg)
@@ -56,7 +57,7 @@ static int check_host_limits(const struct vm_config *cfg)
 			return -1;
 		}
 	}
-	return 0;
+	return vm_tuning_check(cfg);
 }
 
 /* Create the machine, its control socket, and run it; returns the exit status. restore or
@@ -112,6 +113,8 @@ int cmd_run(int argc, char **argv)
 		 * are ours. */
 		struct snap_config sc;
 		const char *api = cfg.api, *uri = cfg.incoming;
+		/* What this command line gives overrides the source's. */
+		struct vm_tuning tuning = cfg.tuning;
 		int fd = migrate_accept(uri, &sc);
 
 		vm_config_free_devices(&cfg); /* the source's devices replace any given here */
@@ -123,6 +126,7 @@ int cmd_run(int argc, char **argv)
 		cfg = sc.cfg;
 		cfg.api = api;
 		cfg.incoming = uri;
+		vm_tuning_merge(&cfg.tuning, &tuning);
 		cfg.sandbox = sandbox; /* the walls are this host's */
 		cfg.no_reboot |= no_reboot;
 		if (check_host_limits(&cfg) < 0) {
@@ -157,12 +161,15 @@ static void print_restore_help(void)
 	       "      --no-reboot   a guest reboot ends kvmbox (needed with --user and --jail)\n"
 	       "      --seccomp MODE, --user USER[:GROUP], --jail DIR, --cgroup PATH\n"
 	       "                    the sandbox, as for kvmbox run (docs/SECURITY.md)\n"
-	       "  -h, --help        this text\n");
+	       "  -h, --help        this text\n"
+	       "\nThe snapshot's CPU placement and memory options are kept; these replace them:\n");
+	print_restore_run_options();
 }
 
 int cmd_restore(int argc, char **argv)
 {
-	static const struct option opts[] = {
+	/* clang-format off */
+	static const struct option fixed[] = {
 		{ "api", required_argument, NULL, 'A' },
 		{ "copy", no_argument, NULL, 'C' },
 		{ "no-verify", no_argument, NULL, 'N' },
@@ -173,22 +180,39 @@ int cmd_restore(int argc, char **argv)
 		{ "jail", required_argument, NULL, 'J' },
 		{ "cgroup", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
 	};
+	/* clang-format on */
+	struct option opts[ARRAY_SIZE(fixed) + 16 + 1];
 	struct snapshot *snap = calloc(1, sizeof(*snap));
-	struct vm_config cfg, given = { .sandbox.seccomp = sandbox_default_mode() };
+	struct vm_config cfg, over; /* over: run options given here, over the snapshot's */
 	const char *api = NULL;
 	bool verify = true, paused = false, copy = false;
-	int c;
+	int c, idx = -1;
+	size_t n;
 
 	if (!snap) {
 		log_error("out of memory");
 		return EXIT_START_FAIL;
 	}
+	memcpy(opts, fixed, sizeof(fixed));
+	n = ARRAY_SIZE(fixed) + restore_run_options(opts + ARRAY_SIZE(fixed), 16, 'T');
+	opts[n] = (struct option){ NULL, 0, NULL, 0 };
+	memset(&over, 0, sizeof(over));
+	over.sandbox.seccomp = sandbox_default_mode();
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", opts, &idx)) != -1) {
 		switch (c) {
+		case 'T': /* the tuning options */
+		case 'S':
+		case 'U':
+		case 'J':
+		case 'G':
+			if (run_option_set(&over, opts[idx].name, optarg)) {
+				free(snap);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'A':
 			api = optarg;
 			break;
@@ -202,22 +226,8 @@ int cmd_restore(int argc, char **argv)
 			paused = true;
 			break;
 		case 'R':
-			given.no_reboot = true;
+			over.no_reboot = true;
 			break;
-		case 'S':
-		case 'U':
-		case 'J':
-		case 'G': {
-			static const char *const names[] = {
-				['S'] = "seccomp", ['U'] = "user", ['J'] = "jail", ['G'] = "cgroup"
-			};
-
-			if (run_option_set(&given, names[c], optarg)) {
-				free(snap);
-				return EXIT_USAGE;
-			}
-			break;
-		}
 		case 'h':
 			free(snap);
 			print_restore_help();
@@ -241,8 +251,9 @@ int cmd_restore(int argc, char **argv)
 	cfg = snap->config.cfg;
 	cfg.api = api;
 	cfg.incoming = NULL;
-	cfg.sandbox = given.sandbox;
-	cfg.no_reboot |= given.no_reboot;
+	vm_tuning_merge(&cfg.tuning, &over.tuning);
+	cfg.sandbox = over.sandbox;
+	cfg.no_reboot |= over.no_reboot;
 	if (check_host_limits(&cfg) < 0) {
 		snapshot_close(snap);
 		snap_config_free(&snap->config);

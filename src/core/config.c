@@ -22,8 +22,8 @@ int vm_config_add(struct vm_config *c, const struct device_type *t, const char *
 	if (!t->arg && have)
 		return 0; /* a flag given twice */
 	if (have >= t->max || c->nr_devs >= MAX_DEVICES) {
-		log_error("--%s: at most %u; give fewer --%s options", t->option, have >= t->max ? t->max : MAX_DEVICES,
-			  t->option);
+		log_error("--%s: at most %u; give fewer --%s options", t->option,
+			  have >= t->max ? t->max : MAX_DEVICES, t->option);
 		return -1;
 	}
 	if (t->config_size) {

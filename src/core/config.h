@@ -5,10 +5,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "tuning.h"
+
 enum console_kind { CONSOLE_SERIAL = 0, CONSOLE_NONE, CONSOLE_VIRTIO };
 
 #define DEFAULT_MEMORY (256ULL << 20)
-#define MIN_MEMORY (16ULL << 20)
+#define MIN_MEMORY     (16ULL << 20)
 
 #define MAX_DEVICES 32
 
@@ -33,18 +35,19 @@ struct dev_config {
 };
 
 struct vm_config {
-	const char *kernel;   /* path, required */
-	const char *initrd;   /* path or NULL */
-	const char *append;   /* kernel command line or NULL */
-	unsigned cpus;        /* >= 1 */
-	uint64_t memory;      /* bytes */
+	const char *kernel; /* path, required */
+	const char *initrd; /* path or NULL */
+	const char *append; /* kernel command line or NULL */
+	unsigned cpus;      /* >= 1 */
+	uint64_t memory;    /* bytes */
 	enum console_kind console;
 	bool no_reboot;
-	bool stats;           /* print exit statistics on stderr at the end */
+	bool stats;                          /* print exit statistics on stderr at the end */
 	struct dev_config devs[MAX_DEVICES]; /* in the order given */
 	unsigned nr_devs;
-	const char *api;      /* --api PATH: control socket */
-	const char *incoming; /* --incoming URI: wait for a migration */
+	const char *api;               /* --api PATH: control socket */
+	const char *incoming;          /* --incoming URI: wait for a migration */
+	struct vm_tuning tuning;       /* CPU placement, real-time vCPUs, locked and huge-page RAM */
 	struct sandbox_config sandbox; /* not saved in snapshots: each run gives its own */
 };
 

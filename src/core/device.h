@@ -18,10 +18,10 @@ enum bus_space { BUS_PIO = 0, BUS_MMIO = 1 };
 /* One guest access as delivered to a device. */
 struct bus_access {
 	enum bus_space space;
-	uint64_t base;     /* start of the range the device registered */
-	uint64_t offset;   /* address - base */
-	uint8_t *data;     /* len bytes, little endian; fill it on reads */
-	uint32_t len;      /* 1, 2, 4 or 8 */
+	uint64_t base;   /* start of the range the device registered */
+	uint64_t offset; /* address - base */
+	uint8_t *data;   /* len bytes, little endian; fill it on reads */
+	uint32_t len;    /* 1, 2, 4 or 8 */
 	bool is_write;
 };
 
@@ -56,8 +56,8 @@ struct device_ops {
 
 struct device {
 	const struct device_ops *ops;
-	char name[32];        /* instance name, e.g. "com1" */
-	struct device *next;  /* VM's device list, in creation order */
+	char name[32];       /* instance name, e.g. "com1" */
+	struct device *next; /* VM's device list, in creation order */
 };
 
 #endif

@@ -31,13 +31,13 @@ struct machine {
 	struct loop *loop;
 	struct console *console;
 	struct sigwatch *sig;
-	int last_signal;            /* what stopped the VM, for VM_SIGNAL */
+	int last_signal; /* what stopped the VM, for VM_SIGNAL */
 
 	/* The current VM: set and cleared by the main thread; other threads (a migration) get
 	 * it handed over at their start and are joined before it goes away. */
 	struct vm *vm;
-	bool user_paused;           /* one vm_pause held for the user */
-	int shutdown_tfd;           /* graceful shutdown deadline (timerfd) */
+	bool user_paused; /* one vm_pause held for the user */
+	int shutdown_tfd; /* graceful shutdown deadline (timerfd) */
 
 	/* The first boot's source of state. */
 	struct snapshot *restore;
@@ -46,7 +46,7 @@ struct machine {
 	/* State a guest reset keeps (device keep_save records), from one boot to the next. */
 	struct ser_writer keep;
 
-	struct migration *mig;      /* outgoing migration thread, if one was started */
+	struct migration *mig; /* outgoing migration thread, if one was started */
 	_Atomic bool migrating;
 
 	/* The sandbox (core/sandbox.h): /dev/kvm stays open from one boot to the next, so a reboot
@@ -157,7 +157,8 @@ static void keep_load(struct machine *m, struct vm *vm)
 		r.off += len;
 		for (struct device *d = vm->devices; d; d = d->next)
 			if (d->ops->keep_load && !strcmp(d->name, name) && d->ops->keep_load(d, &one) < 0)
-				log_warn("%s: the state kept across the reset was refused; starting afresh", name);
+				log_warn("%s: the state kept across the reset was refused; starting afresh",
+					 name);
 	}
 }
 
@@ -180,7 +181,9 @@ static int boot_once(struct machine *m)
 		return -1;
 	}
 	if (m->restore)
-		rf = (struct ram_file){ .fd = m->restore->fd, .off = SNAP_RAM_OFFSET, .copy = m->restore_copy };
+		rf = (struct ram_file){ .fd = m->restore->fd,
+					.off = SNAP_RAM_OFFSET,
+					.copy = m->restore_copy };
 	nr = arch_mem_layout(cfg->memory, layout, GUEST_MEM_MAX_REGIONS);
 	vm_init(vm, cfg);
 	if (m->kvm_fd >= 0) {
@@ -223,7 +226,8 @@ static int boot_once(struct machine *m)
 		if (vm_state_load(vm, &r) < 0)
 			goto fail_incoming;
 		if (state && migrate_finish(m->incoming_fd, true) < 0) {
-			log_error("migration: the source went away before the hand-over; not starting the VM");
+			log_error(
+				"migration: the source went away before the hand-over; not starting the VM");
 			goto out;
 		}
 	} else if (arch_vcpu_boot_regs(vm->vcpus[0]) < 0) {
@@ -297,6 +301,12 @@ struct machine *machine_create(const struct vm_config *cfg)
 	m->shutdown_tfd = -1;
 	m->kvm_fd = -1;
 	ser_writer_init(&m->keep);
+	/* Before any thread exists: they inherit the I/O CPUs and stack size; memory locking. */
+	if (vm_tuning_apply_process(cfg) < 0) {
+		ser_writer_free(&m->keep);
+		free(m);
+		return NULL;
+	}
 
 	/* Termination signals are taken by the sigwatch thread and handed to the main loop, so
 	 * block them everywhere (threads inherit the mask). */
@@ -465,8 +475,14 @@ int machine_snapshot(struct machine *m, const char *path, bool hibernate, struct
 		snprintf(err, errlen, "the VM is restarting; try again");
 		return -1;
 	}
-	if (snapshot_write(m->vm, path, !hibernate, res, err, errlen) < 0)
+	/* Huge-page RAM cannot be forked copy-on-write without a spare huge page for each page
+	 * the guest writes meanwhile: the guest stays paused while its RAM is written. */
+	bool live = !hibernate && !guest_mem_huge(&m->vm->mem);
+
+	if (snapshot_write(m->vm, path, live, res, err, errlen) < 0)
 		return -1;
+	if (!live && !hibernate)
+		vm_resume(m->vm);
 	/* The state lives on in the file: the VM stops, and kvmbox exits 0. */
 	if (hibernate)
 		vm_request_stop(m->vm, VM_HANDOFF);
@@ -502,7 +518,8 @@ int machine_shutdown(struct machine *m, int timeout_s, char *err, size_t errlen)
 		m->vm->power_button.press(m->vm->power_button.ctx);
 	if (m->shutdown_tfd < 0) {
 		m->shutdown_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-		if (m->shutdown_tfd < 0 || loop_add(m->loop, m->shutdown_tfd, EPOLLIN, on_shutdown_deadline, m) < 0) {
+		if (m->shutdown_tfd < 0 ||
+		    loop_add(m->loop, m->shutdown_tfd, EPOLLIN, on_shutdown_deadline, m) < 0) {
 			snprintf(err, errlen, "cannot arm the shutdown timer: %s", strerror(errno));
 			if (m->shutdown_tfd >= 0)
 				close(m->shutdown_tfd);
@@ -523,8 +540,8 @@ int machine_migrate(struct machine *m, const char *uri, migration_done_fn done, 
 	int family;
 
 	if (migrate_parse_uri(uri, &ss, &sl, &family) < 0) {
-		snprintf(err, errlen, "migrate: '%s' is not tcp:IP:PORT or unix:PATH (host names are not resolved)",
-			 uri);
+		snprintf(err, errlen,
+			 "migrate: '%s' is not tcp:IP:PORT or unix:PATH (host names are not resolved)", uri);
 		return MACHINE_BAD_ARGUMENT;
 	}
 	if (!m->vm) {

@@ -28,11 +28,11 @@ struct loop;
 
 /* How the process ends when machine_run returns (README, "Exit status"). */
 enum machine_status {
-	MACHINE_EXIT_OFF = 0,       /* the guest powered off (or rebooted with --no-reboot) */
-	MACHINE_EXIT_START_FAIL = 1,/* the VM could not start */
-	MACHINE_EXIT_CRASH = 3,     /* the guest crashed */
-	MACHINE_EXIT_HOST_FAIL = 4, /* a host-side failure while running */
-	/* 128 + N: stopped by signal N */
+	MACHINE_EXIT_OFF = 0,        /* the guest powered off (or rebooted with --no-reboot) */
+	MACHINE_EXIT_START_FAIL = 1, /* the VM could not start */
+	MACHINE_EXIT_CRASH = 3,      /* the guest crashed */
+	MACHINE_EXIT_HOST_FAIL = 4,  /* a host-side failure while running */
+				     /* 128 + N: stopped by signal N */
 };
 
 enum machine_state { MACHINE_RUNNING, MACHINE_PAUSED, MACHINE_RESTARTING };
@@ -76,7 +76,7 @@ struct migration_result {
 	unsigned rounds;
 	uint64_t bytes, pages;
 	double total_ms, downtime_ms;
-	char error[768];         /* when !ok: the one-line reason */
+	char error[768]; /* when !ok: the one-line reason */
 };
 typedef void (*migration_done_fn)(void *ctx, const struct migration_result *r);
 /* Why machine_migrate refused (the control socket's error classes). */

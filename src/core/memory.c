@@ -1,8 +1,11 @@
 #include "memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/mman.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -65,52 +68,158 @@ void guest_mem_init_static(struct guest_mem *m, uint8_t *base, const struct mem_
 
 int guest_mem_alloc(struct guest_mem *m, const struct mem_region *layout, int nr)
 {
-	uint64_t total = 0;
+	return guest_mem_alloc_backed(m, layout, nr, NULL);
+}
+
+/* Huge pages: anonymous MAP_HUGETLB, or a shared mapping of an unlinked file in a hugetlbfs
+ * directory. Both reserve every huge page when mapped, so a short host fails here. */
+static void *map_huge(uint64_t len, const struct ram_backing *b)
+{
+	void *p;
+	int fd, e;
+
+	if (!b->huge_dir) {
+		int log2 = __builtin_ctzll(b->huge_page);
+
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (log2 << MAP_HUGE_SHIFT), -1, 0);
+		if (p == MAP_FAILED)
+			log_error(
+				"--hugepages: cannot map %llu MiB of %llu KiB huge pages: %s; reserve more (/sys/kernel/"
+				"mm/hugepages/hugepages-%llukB/nr_hugepages) or give less --memory",
+				(unsigned long long)(len >> 20), (unsigned long long)(b->huge_page >> 10),
+				strerror(errno), (unsigned long long)(b->huge_page >> 10));
+		return p;
+	}
+	fd = open(b->huge_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		/* A hugetlbfs without O_TMPFILE: a named file, unlinked at once. */
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/kvmbox-ram-XXXXXX", b->huge_dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0) {
+		log_error(
+			"--hugepages=%s: cannot create guest RAM there: %s; give a writable hugetlbfs directory",
+			b->huge_dir, strerror(errno));
+		return MAP_FAILED;
+	}
+	p = ftruncate(fd, (off_t)len) < 0 ? MAP_FAILED
+					  : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	e = errno;
+	close(fd); /* the mapping keeps the unlinked file */
+	if (p == MAP_FAILED)
+		log_error(
+			"--hugepages=%s: cannot map %llu MiB of huge pages there: %s; reserve more huge pages or "
+			"raise the mount's size= limit",
+			b->huge_dir, (unsigned long long)(len >> 20), strerror(e));
+	return p;
+}
+
+/* Fault in every page of [p, p+len) for writing, keeping what is there. */
+static int populate(uint8_t *p, uint64_t len, uint64_t step)
+{
+#ifdef MADV_POPULATE_WRITE
+	if (madvise(p, len, MADV_POPULATE_WRITE) == 0)
+		return 0;
+	if (errno != EINVAL) {
+		log_error("--prealloc: cannot populate guest RAM: %s; free host memory or give less --memory",
+			  strerror(errno));
+		return -1;
+	}
+#endif
+	/* A kernel before 5.14: touch each page (the guest does not run yet). */
+	for (uint64_t off = 0; off < len; off += step)
+		((volatile uint8_t *)p)[off] = ((volatile uint8_t *)p)[off];
+	return 0;
+}
+
+int guest_mem_alloc_backed(struct guest_mem *m, const struct mem_region *layout, int nr,
+			   const struct ram_backing *b)
+{
+	uint64_t total = 0, len;
 	void *p;
 
 	if (nr < 1 || nr > GUEST_MEM_MAX_REGIONS)
 		return -1;
 	for (int i = 0; i < nr; i++)
 		total += layout[i].size;
-	p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED) {
-		log_error("guest memory: cannot map %llu MiB: %s; give a smaller --memory",
-			  (unsigned long long)(total >> 20), strerror(errno));
+	len = total;
+	if (b && b->huge_page) {
+		len = (total + b->huge_page - 1) & ~(b->huge_page - 1);
+		p = map_huge(len, b);
+		if (p == MAP_FAILED)
+			return -1;
+	} else {
+		p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+			 0);
+		if (p == MAP_FAILED) {
+			log_error("guest memory: cannot map %llu MiB: %s; give a smaller --memory",
+				  (unsigned long long)(total >> 20), strerror(errno));
+			return -1;
+		}
+		/* THP helps the EPT/NPT. */
+		madvise(p, total, MADV_HUGEPAGE);
+	}
+	/* Guest RAM is not worth dumping with a kvmbox crash. */
+	madvise(p, len, MADV_DONTDUMP);
+	if (b && b->prealloc && populate(p, len, b->huge_page ? b->huge_page : 4096) < 0) {
+		munmap(p, len);
 		return -1;
 	}
-	/* Guest RAM is not worth dumping with a kvmbox crash; THP helps the EPT/NPT. */
-	madvise(p, total, MADV_DONTDUMP);
-	madvise(p, total, MADV_HUGEPAGE);
 	guest_mem_init_static(m, p, layout, nr);
+	m->map_len = len;
+	m->huge_page = b ? b->huge_page : 0;
 	return 0;
+}
+
+bool guest_mem_huge(const struct guest_mem *m)
+{
+	return m->huge_page != 0;
 }
 
 void guest_mem_free(struct guest_mem *m)
 {
 	free(m->dirty);
 	if (m->base && m->total)
-		munmap(m->base, m->total);
+		munmap(m->base, m->map_len > m->total ? m->map_len : m->total);
 	memset(m, 0, sizeof(*m));
 }
 
 int guest_mem_alloc_file(struct guest_mem *m, const struct mem_region *layout, int nr, int fd, uint64_t off,
 			 bool copy)
 {
+	return guest_mem_alloc_file_backed(m, layout, nr, fd, off, copy, NULL);
+}
+
+int guest_mem_alloc_file_backed(struct guest_mem *m, const struct mem_region *layout, int nr, int fd,
+				uint64_t off, bool copy, const struct ram_backing *b)
+{
+	struct ram_backing first = b ? *b : (struct ram_backing){ 0 };
 	uint64_t done = 0;
 
-	if (guest_mem_alloc(m, layout, nr) < 0)
+	copy = copy || first.huge_page;
+	/* The anonymous reservation a file mapping replaces needs no populating. */
+	if (!copy)
+		first.prealloc = false;
+	if (guest_mem_alloc_backed(m, layout, nr, &first) < 0)
 		return -1;
 	if (copy) {
 		/* Read only the data extents: holes are zero already. */
 		while (done < m->total) {
-			ssize_t n = pread(fd, m->base + done, m->total - done > (1u << 30) ? (1u << 30) : m->total - done,
+			ssize_t n = pread(fd, m->base + done,
+					  m->total - done > (1u << 30) ? (1u << 30) : m->total - done,
 					  (off_t)(off + done));
 
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0) {
-				log_error("snapshot: cannot read guest RAM: %s; the file is truncated or unreadable",
-					  n < 0 ? strerror(errno) : "end of file");
+				log_error(
+					"snapshot: cannot read guest RAM: %s; the file is truncated or unreadable",
+					n < 0 ? strerror(errno) : "end of file");
 				guest_mem_free(m);
 				return -1;
 			}
@@ -118,6 +227,8 @@ int guest_mem_alloc_file(struct guest_mem *m, const struct mem_region *layout, i
 		}
 		return 0;
 	}
+	/* Pre-allocation populated the anonymous reservation the file now replaces: populate the
+	 * file mapping instead (a private copy of every page). */
 	/* Map the file over the anonymous reservation, copy-on-write. */
 	if (mmap(m->base, m->total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
 		 (off_t)off) == MAP_FAILED) {
@@ -126,6 +237,10 @@ int guest_mem_alloc_file(struct guest_mem *m, const struct mem_region *layout, i
 		return -1;
 	}
 	madvise(m->base, m->total, MADV_DONTDUMP);
+	if (b && b->prealloc && populate(m->base, m->total, 4096) < 0) {
+		guest_mem_free(m);
+		return -1;
+	}
 	return 0;
 }
 

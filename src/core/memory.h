@@ -15,9 +15,9 @@
 #define GUEST_MEM_MAX_REGIONS 4
 
 struct mem_region {
-	uint64_t gpa;     /* guest physical start */
-	uint64_t size;    /* bytes */
-	uint8_t *host;    /* host address of gpa */
+	uint64_t gpa;  /* guest physical start */
+	uint64_t size; /* bytes */
+	uint8_t *host; /* host address of gpa */
 };
 
 struct guest_mem {
@@ -29,8 +29,10 @@ struct guest_mem {
 	 * saw dirty_on never writes into freed memory. */
 	unsigned long *dirty;
 	_Atomic bool dirty_on;
-	uint8_t *base;    /* start of the single host mapping */
-	uint64_t total;   /* total RAM bytes (sum of regions) */
+	uint8_t *base;      /* start of the single host mapping */
+	uint64_t total;     /* total RAM bytes (sum of regions) */
+	uint64_t map_len;   /* bytes mapped at base when more than total (huge-page rounding) */
+	uint64_t huge_page; /* huge page size when RAM is in huge pages, else 0 */
 };
 
 /* Host pointer for [gpa, gpa+len) if it lies wholly inside one RAM region,
@@ -45,12 +47,32 @@ int gpa_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
  * the regions given by `layout` (gpa/size filled, host ignored). Returns 0 or
  * -1 with an error printed. */
 int guest_mem_alloc(struct guest_mem *m, const struct mem_region *layout, int nr);
+
+/* What backs guest RAM (--hugepages, --prealloc; core/tuning.h). */
+struct ram_backing {
+	uint64_t huge_page;   /* 0: ordinary pages (transparent huge pages where the host has them);
+			       * else huge pages of this size, reserved when mapped */
+	const char *huge_dir; /* with huge_page: a hugetlbfs directory (an unlinked file there),
+			       * NULL: anonymous MAP_HUGETLB */
+	bool prealloc;        /* populate every page before returning */
+};
+/* guest_mem_alloc with a backing (NULL: the default). Not enough free huge pages is an
+ * error (printed), never a fallback to ordinary pages. */
+int guest_mem_alloc_backed(struct guest_mem *m, const struct mem_region *layout, int nr,
+			   const struct ram_backing *b);
+/* Guest RAM in huge pages: snapshots pause the guest while they write it (a fork could not
+ * copy-on-write it without a spare huge page per page written meanwhile). */
+bool guest_mem_huge(const struct guest_mem *m);
 /* Like guest_mem_alloc, but the RAM's initial content comes from file fd
  * at offset off (page aligned; regions back to back): mapped MAP_PRIVATE
  * (copy-on-write, so the time does not grow with RAM size), or read into
  * anonymous memory when copy is true. 0 or -1 (printed). */
 int guest_mem_alloc_file(struct guest_mem *m, const struct mem_region *layout, int nr, int fd, uint64_t off,
 			 bool copy);
+/* guest_mem_alloc_file with a backing (NULL: the default). Huge-page RAM is always read from
+ * the file (a file mapping cannot be in huge pages). */
+int guest_mem_alloc_file_backed(struct guest_mem *m, const struct mem_region *layout, int nr, int fd,
+				uint64_t off, bool copy, const struct ram_backing *b);
 /* Device-write tracking for live migration: start (all clear), mark the
  * pages of [gpa, gpa+len) (no-op when not tracking; any thread), take and
  * clear the bitmap into out (nr_pages bits), stop. */

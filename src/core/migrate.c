@@ -21,20 +21,20 @@
 #include "util.h"
 #include "vm.h"
 
-#define MIG_MAGIC "KVMBOXMG"
-#define MIG_VERSION 2
-#define MIG_MAX_ROUNDS 30
-#define MIG_SMALL_DIRTY 256          /* pages left that make the final copy short */
-#define MIG_BATCH_PAGES 64           /* pages per PAGES record */
-#define MIG_IO_TIMEOUT_S 30
+#define MIG_MAGIC         "KVMBOXMG"
+#define MIG_VERSION       2
+#define MIG_MAX_ROUNDS    30
+#define MIG_SMALL_DIRTY   256 /* pages left that make the final copy short */
+#define MIG_BATCH_PAGES   64  /* pages per PAGES record */
+#define MIG_IO_TIMEOUT_S  30
 #define MIG_ACK_TIMEOUT_S 20
-#define MIG_MAX_STATE (64u << 20)
+#define MIG_MAX_STATE     (64u << 20)
 
 enum { REC_PAGES = 1, REC_ZERO, REC_ROUND, REC_FINAL };
 
 struct migration {
 	struct vm *vm;
-	_Atomic bool *migrating;     /* the owner's "in progress" flag, cleared when this ends */
+	_Atomic bool *migrating; /* the owner's "in progress" flag, cleared when this ends */
 	migration_done_fn done;
 	void *done_ctx;
 	char uri[512];
@@ -118,7 +118,8 @@ int migrate_parse_uri(const char *uri, struct sockaddr_storage *ss, socklen_t *l
 		size_t hl;
 		unsigned port;
 
-		if (!colon || colon == uri + 4 || parse_uint(colon + 1, &port) < 0 || port == 0 || port > 65535)
+		if (!colon || colon == uri + 4 || parse_uint(colon + 1, &port) < 0 || port == 0 ||
+		    port > 65535)
 			return -1;
 		hl = (size_t)(colon - (uri + 4));
 		if (hl >= sizeof(host))
@@ -179,7 +180,9 @@ int migrate_accept(const char *uri, struct snap_config *sc)
 	struct stat ust;
 
 	if (migrate_parse_uri(uri, &ss, &len, &family) < 0) {
-		log_error("--incoming %s: not tcp:IP:PORT or unix:PATH; give a numeric address (host names are not resolved)", uri);
+		log_error(
+			"--incoming %s: not tcp:IP:PORT or unix:PATH; give a numeric address (host names are not resolved)",
+			uri);
 		return -1;
 	}
 	if (family == AF_UNIX) {
@@ -219,8 +222,10 @@ int migrate_accept(const char *uri, struct snap_config *sc)
 		goto fail;
 	}
 	if (get_le32(hello + 12) != arch_this) {
-		log_error("migration from %s: the source runs on %s, this host on %s; migrate between hosts of one "
-			  "architecture", uri, arch_id_name(get_le32(hello + 12)), arch_id_name(arch_this));
+		log_error(
+			"migration from %s: the source runs on %s, this host on %s; migrate between hosts of one "
+			"architecture",
+			uri, arch_id_name(get_le32(hello + 12)), arch_id_name(arch_this));
 		goto fail;
 	}
 	if (recv_u64(fd, &clen) < 0 || clen > (1u << 20) || !(cbuf = malloc(clen ? clen : 1)) ||
@@ -295,7 +300,8 @@ malformed:
 	free(state);
 	return NULL;
 broken:
-	log_error("migration: the stream from the source broke (%s); the VM was not started", strerror(errno));
+	log_error("migration: the stream from the source broke (%s); the VM was not started",
+		  strerror(errno));
 	free(state);
 	return NULL;
 }
@@ -306,8 +312,9 @@ int migrate_finish(int fd, bool ok)
 	double t = now_ms();
 
 	if (ok)
-		fprintf(stderr, "kvmbox: migration received: %u rounds, %.1f MiB, total %.0f ms, "
-				"downtime %.0f ms (final state to running)\n",
+		fprintf(stderr,
+			"kvmbox: migration received: %u rounds, %.1f MiB, total %.0f ms, "
+			"downtime %.0f ms (final state to running)\n",
 			in_stats.rounds, (double)in_stats.bytes / (1 << 20), t - in_stats.t_start,
 			t - in_stats.t_final);
 	return ret;
@@ -341,7 +348,8 @@ static int send_pages(struct migration *m, int fd, const unsigned long *bitmap)
 		       (!bitmap || (bitmap[(pg + n) / BITS] & (1UL << ((pg + n) % BITS)))) &&
 		       page_is_zero(guest_mem_page(&m->vm->mem, pg + n)) == zero)
 			n++;
-		if (send_u32(fd, zero ? REC_ZERO : REC_PAGES) < 0 || send_u64(fd, pg) < 0 || send_u32(fd, n) < 0)
+		if (send_u32(fd, zero ? REC_ZERO : REC_PAGES) < 0 || send_u64(fd, pg) < 0 ||
+		    send_u32(fd, n) < 0)
 			return -1;
 		if (!zero) {
 			for (uint32_t i = 0; i < n; i++)
@@ -481,7 +489,8 @@ static void *migrate_thread(void *arg)
 		}
 	}
 	released = true;
-	if (send_u32(fd, REC_FINAL) < 0 || send_u64(fd, state.len) < 0 || write_all(fd, state.buf, state.len) < 0)
+	if (send_u32(fd, REC_FINAL) < 0 || send_u64(fd, state.len) < 0 ||
+	    write_all(fd, state.buf, state.len) < 0)
 		goto io;
 	m->bytes += state.len;
 	/* The destination loads the state and answers; the guest is stopped
@@ -497,10 +506,13 @@ static void *migrate_thread(void *arg)
 		goto fail;
 	}
 	m->t_end = now_ms();
-	fprintf(stderr, "kvmbox: migration sent: %u rounds, %.1f MiB, total %.0f ms, downtime %.0f ms\n", m->rounds,
-		(double)m->bytes / (1 << 20), m->t_end - m->t_start, m->t_end - m->t_pause);
+	fprintf(stderr, "kvmbox: migration sent: %u rounds, %.1f MiB, total %.0f ms, downtime %.0f ms\n",
+		m->rounds, (double)m->bytes / (1 << 20), m->t_end - m->t_start, m->t_end - m->t_pause);
 	{
-		struct migration_result r = { .ok = true, .rounds = m->rounds, .bytes = m->bytes, .pages = m->pages,
+		struct migration_result r = { .ok = true,
+					      .rounds = m->rounds,
+					      .bytes = m->bytes,
+					      .pages = m->pages,
 					      .total_ms = m->t_end - m->t_start,
 					      .downtime_ms = m->t_end - m->t_pause };
 
@@ -517,7 +529,7 @@ static void *migrate_thread(void *arg)
 	ser_writer_free(&state);
 	return NULL;
 io:
-	why = atomic_load(&m->cancel)                    ? "cancelled: the VM stopped"
+	why = atomic_load(&m->cancel)                   ? "cancelled: the VM stopped"
 	      : errno == EAGAIN || errno == EWOULDBLOCK ? "the destination stopped reading (timed out)"
 	      : errno                                   ? strerror(errno)
 							: "stream broke";
@@ -539,8 +551,9 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	{
-		const char *after = atomic_load(&vm->exit_reason) == VM_RUNNING ? "the VM keeps running here"
-										 : "the VM stopped here meanwhile";
+		const char *after = atomic_load(&vm->exit_reason) == VM_RUNNING
+					    ? "the VM keeps running here"
+					    : "the VM stopped here meanwhile";
 
 		struct migration_result r = { .ok = false };
 
@@ -557,8 +570,8 @@ fail:
 	return NULL;
 }
 
-struct migration *migrate_start(struct vm *vm, const char *uri, _Atomic bool *migrating, migration_done_fn done,
-				void *ctx, char *err, size_t errlen)
+struct migration *migrate_start(struct vm *vm, const char *uri, _Atomic bool *migrating,
+				migration_done_fn done, void *ctx, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -566,7 +579,8 @@ struct migration *migrate_start(struct vm *vm, const char *uri, _Atomic bool *mi
 	struct migration *m;
 
 	if (migrate_parse_uri(uri, &ss, &sl, &fam) < 0) {
-		snprintf(err, errlen, "migrate: '%s' is not tcp:IP:PORT or unix:PATH (host names are not resolved)", uri);
+		snprintf(err, errlen,
+			 "migrate: '%s' is not tcp:IP:PORT or unix:PATH (host names are not resolved)", uri);
 		return NULL;
 	}
 	m = calloc(1, sizeof(*m));

@@ -34,8 +34,8 @@ int migrate_parse_uri(const char *uri, struct sockaddr_storage *ss, socklen_t *l
  * that thread: on success after the destination acknowledged (the caller's VM must then
  * stop: migrate_start's thread asks it to, with VM_HANDOFF), on failure after the VM was
  * resumed, with *migrating cleared. NULL with the reason in err when it cannot start. */
-struct migration *migrate_start(struct vm *vm, const char *uri, _Atomic bool *migrating, migration_done_fn done,
-				void *ctx, char *err, size_t errlen);
+struct migration *migrate_start(struct vm *vm, const char *uri, _Atomic bool *migrating,
+				migration_done_fn done, void *ctx, char *err, size_t errlen);
 /* Source: stop a migration in progress (the VM is going away), wait, free; *m = NULL. */
 void migrate_cancel(struct migration **m);
 

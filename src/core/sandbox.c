@@ -35,6 +35,7 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/magic.h>
+#include <linux/vhost.h>
 #include <malloc.h>
 #include <termios.h>
 #include <time.h>
@@ -46,6 +47,13 @@
 #include "devtype.h"
 #include "log.h"
 #include "util.h"
+#include "../virtio/net.h"
+
+/* musl's <unistd.h> makes pread64 and pwrite64 macros for pread and pwrite (its LFS64 names),
+ * which would turn SCMP_SYS(pread64) into an unknown __SNR_pread: the names here are the
+ * kernel's. */
+#undef pread64
+#undef pwrite64
 
 #define MAX_SYSCALL 512
 #define MAX_IOCTLS  160
@@ -74,11 +82,33 @@ struct sc_set {
 	unsigned special;
 };
 
+/* The same call under another number: which one a function makes is the C library's choice.
+ * The lists name glibc's; musl (make static-musl) opens with open, signals a thread with tkill
+ * (pthread_kill) and removes a file with unlink where glibc uses openat, tgkill and unlinkat. */
+static int libc_twin(int nr)
+{
+#ifndef __GLIBC__
+	if (nr == SCMP_SYS(openat))
+		return SCMP_SYS(open);
+	if (nr == SCMP_SYS(tgkill))
+		return SCMP_SYS(tkill);
+	if (nr == SCMP_SYS(unlinkat))
+		return SCMP_SYS(unlink);
+#endif
+	(void)nr;
+	return -1;
+}
+
 static void add_sys(struct sc_set *s, const int *list)
 {
-	for (; *list >= 0; list++)
+	for (; *list >= 0; list++) {
+		int twin = libc_twin(*list);
+
 		if (*list < MAX_SYSCALL)
 			s->sys[*list / 64] |= 1ULL << (*list % 64);
+		if (twin >= 0 && twin < MAX_SYSCALL)
+			s->sys[twin / 64] |= 1ULL << (twin % 64);
+	}
 }
 
 static void add_ioctls(struct sc_set *s, const unsigned long *list)
@@ -119,8 +149,15 @@ static const int sys_base[] = {
 	S(tgkill), S(rt_sigprocmask), S(sched_yield), S(getuid), S(geteuid), S(getgid), S(getegid),
 	S(sched_getaffinity), -1,
 };
-/* The SIGSYS handler and a forced exit restore the terminal (tcsetattr); isatty is TCGETS. */
-static const unsigned long ioctl_tty[] = { TCGETS, TCSETS, TCSETSW, TCSETSF, 0 };
+/* The SIGSYS handler and a forced exit restore the terminal (tcsetattr); isatty is TCGETS.
+ * musl's isatty asks TIOCGWINSZ instead. */
+static const unsigned long ioctl_tty[] = {
+	TCGETS, TCSETS, TCSETSW, TCSETSF,
+#ifndef __GLIBC__
+	TIOCGWINSZ,
+#endif
+	0,
+};
 
 /* A thread that runs a core/loop.c event loop over eventfds. */
 static const int sys_loop[] = { S(epoll_wait), S(epoll_pwait), S(epoll_ctl), S(read), -1 };
@@ -167,6 +204,28 @@ static const int sys_handover[] = { S(openat), S(newfstatat), S(fstat), S(flock)
 				    S(io_uring_enter), S(epoll_ctl), -1 };
 static const unsigned long ioctl_tap[] = { TUNSETIFF, TUNGETIFF, TUNSETPERSIST, TUNSETVNETHDRSZ, TUNSETOFFLOAD, 0 };
 
+/* vhost-net (virtio/net.c): the rings go to the kernel when the driver activates the device
+ * (vCPU thread), come back on a reset (vCPU) or a pause (main, migration: snapshots and
+ * migration save where vhost got to) and go again on a resume (main, migration: a failed
+ * migration). Only in the lists of a VM with a --net tap whose vhost is not off; the
+ * net worker itself only reads vhost's call eventfds (sys_loop) and raises interrupts. */
+static const unsigned long ioctl_vhost_rings[] = {
+	VHOST_SET_FEATURES, VHOST_SET_MEM_TABLE, VHOST_SET_LOG_BASE, VHOST_SET_VRING_NUM, VHOST_SET_VRING_BASE,
+	VHOST_SET_VRING_ADDR, VHOST_SET_VRING_CALL, VHOST_SET_VRING_KICK, VHOST_NET_SET_BACKEND,
+	VHOST_GET_VRING_BASE, 0,
+};
+/* Opening it (/dev/vhost-net with openat, its call eventfds): a reboot builds the device again. */
+static const unsigned long ioctl_vhost_open[] = { VHOST_SET_OWNER, VHOST_GET_FEATURES, 0 };
+
+/* The real-time and memory options (core/tuning.c) act before the filters: mlockall in
+ * machine_create, each vCPU thread's affinity and SCHED_FIFO before it installs its list.
+ * Only a reboot, which starts the vCPU threads again under main's list, needs the calls then,
+ * and only for the options given. A hugetlbfs file (--hugepages=PATH) is sized with ftruncate;
+ * locking (MCL_FUTURE), MAP_HUGETLB and --prealloc's madvise need nothing more. */
+static const int sys_tune_affinity[] = { S(sched_setaffinity), -1 };
+static const int sys_tune_rt[] = { S(sched_setscheduler), -1 };
+static const int sys_tune_hugetlbfs[] = { S(ftruncate), -1 };
+
 /* The migration thread: the stream; its reply is JSON (json-c seeds its hash with getrandom
  * the first time it hashes, whichever thread that is). */
 static const int sys_migrate[] = { S(connect), S(setsockopt), S(getsockopt), S(read), S(recvfrom), S(sendto),
@@ -192,7 +251,10 @@ static const int sys_build[] = { S(openat), S(read), S(pread64), S(newfstatat), 
 				 S(eventfd2), S(timerfd_create), S(fcntl), S(epoll_create1), -1 };
 static const unsigned long ioctl_build[] = {
 	KVM_GET_API_VERSION, KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE, KVM_CREATE_VM, KVM_CREATE_VCPU,
-	KVM_SET_USER_MEMORY_REGION, BLKGETSIZE64, 0,
+	KVM_SET_USER_MEMORY_REGION, BLKGETSIZE64,
+	/* vm_coalesce_io: PCI's CONFIG_ADDRESS writes queued in KVM's coalesced ring (read from
+	 * memory, no call, by whichever thread drains it) */
+	KVM_REGISTER_COALESCED_MMIO, 0,
 };
 
 /* The jail's outside process: waits, forwards termination signals. */
@@ -221,7 +283,11 @@ static struct {
 	const char *cgroup;
 	long host_pid;
 	bool has_tap;
-	uint32_t arch; /* the native AUDIT_ARCH_*, for the SIGSYS line */
+	bool has_vhost;      /* a --net tap with vhost not off */
+	bool tune_affinity;  /* --vcpu-affinity or --io-affinity */
+	bool tune_rt;        /* --rt-priority */
+	bool tune_hugetlbfs; /* --hugepages=PATH */
+	uint32_t arch;       /* the native AUDIT_ARCH_*, for the SIGSYS line */
 } sb;
 
 /* The calling thread's kind, for the SIGSYS line. */
@@ -267,6 +333,8 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 		add_ioctls(s, ioctl_vcpu);
 		add_ioctls(s, ioctl_dev_regs);
 		add_ioctls(s, arch_ioctls.crash_dump);
+		if (sb.has_vhost)
+			add_ioctls(s, ioctl_vhost_rings);
 		break;
 	case SB_BLK:
 		worker_set(s);
@@ -307,6 +375,8 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 		add_ioctls(s, arch_ioctls.state_get);
 		add_ioctls(s, arch_ioctls.clock);
 		s->special |= SP_SOCKET;
+		if (sb.has_vhost)
+			add_ioctls(s, ioctl_vhost_rings);
 		break;
 	case SB_MAIN:
 		add_sys(s, sys_main);
@@ -326,6 +396,14 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 			add_ioctls(s, ioctl_tap);
 			add_ioctls(s, arch_ioctls.build);
 			add_ioctls(s, arch_ioctls.state_set);
+			if (sb.has_vhost)
+				add_ioctls(s, ioctl_vhost_open);
+			if (sb.tune_affinity)
+				add_sys(s, sys_tune_affinity);
+			if (sb.tune_rt)
+				add_sys(s, sys_tune_rt);
+			if (sb.tune_hugetlbfs)
+				add_sys(s, sys_tune_hugetlbfs);
 			for (int k = SB_VCPU; k < SB_NR_KINDS; k++) {
 				if (k == SB_MAIN || k == SB_JAIL_PARENT || k == SB_SIGNALS)
 					continue;
@@ -403,6 +481,11 @@ static int compile(const struct sc_set *s, enum seccomp_mode mode, struct prog *
 	if (r == 0 && (s->special & SP_CLONE)) {
 		a[0] = ARG(0, SCMP_CMP_MASKED_EQ, CLONE_NS_FLAGS, 0);
 		r = rule(ctx, &n, S(clone), 1, a);
+#ifndef __GLIBC__
+		/* musl's fork is the fork system call (no flags, so no namespaces either). */
+		if (r == 0)
+			r = rule(ctx, &n, S(fork), 0, NULL);
+#endif
 	}
 	if (r == 0 && (s->special & SP_SOCKET)) {
 		static const int fams[] = { AF_UNIX, AF_INET, AF_INET6 };
@@ -677,6 +760,7 @@ static int caps_keep_running(void)
 		CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, /* snapshots, disks and kernel reopened */
 		CAP_NET_ADMIN,                      /* a tap reattached (reboot, failed migration) */
 		CAP_IPC_LOCK,     CAP_SYS_RESOURCE, /* io_uring rings on older kernels */
+		CAP_SYS_NICE, /* --rt-priority: vCPU threads go SCHED_FIFO as they start (reboots too) */
 	};
 	struct __user_cap_data_struct d[2], k[2];
 
@@ -687,6 +771,8 @@ static int caps_keep_running(void)
 		int c = keep[i];
 
 		if (c == CAP_NET_ADMIN && !sb.has_tap)
+			continue;
+		if (c == CAP_SYS_NICE && !sb.tune_rt)
 			continue;
 		k[c / 32].permitted |= d[c / 32].permitted & (1u << (c % 32));
 	}
@@ -820,7 +906,7 @@ static int jail_prepare(const char *dir)
 		close(pfd[1]);
 		/* Everything but the terminal is the VM's: a migration socket or a snapshot the parent
 		 * kept open would outlive the VM. */
-		close_range(3, ~0U, 0);
+		syscall(SYS_close_range, 3, ~0U, 0); /* musl has no close_range() */
 		jail_parent(child);
 	}
 	close(pfd[1]);
@@ -879,9 +965,24 @@ static bool config_has_tap(const struct vm_config *cfg)
 	return false;
 }
 
+static bool config_has_vhost(const struct vm_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->nr_devs; i++)
+		if (cfg->devs[i].type == &virtio_net_type &&
+		    ((const struct net_config *)cfg->devs[i].cfg)->vhost != NET_VHOST_OFF)
+			return true;
+	return false;
+}
+
 static int compile_all(const struct vm_config *cfg)
 {
+	const struct vm_tuning *t = &cfg->tuning;
+
 	sb.mode = cfg->sandbox.seccomp;
+	sb.has_vhost = config_has_vhost(cfg);
+	sb.tune_affinity = t->vcpu_affinity[0] || t->io_affinity[0];
+	sb.tune_rt = t->rt_priority != 0;
+	sb.tune_hugetlbfs = t->hugepages && t->hugepage_dir[0];
 	sb.arch = seccomp_arch_native();
 	for (int nr = 0; nr < MAX_SYSCALL; nr++)
 		if (!sb.names[nr])
@@ -890,10 +991,12 @@ static int compile_all(const struct vm_config *cfg)
 		sb.ready = true;
 		return 0;
 	}
+#ifdef __GLIBC__
 	/* One malloc arena for every thread: glibc gives a thread arena's shrinking heap back by
 	 * first reading /proc/sys/vm/overcommit_memory, an open no worker's list holds. Threads
 	 * allocate little once running; the main arena trims with brk. */
 	mallopt(M_ARENA_MAX, 1);
+#endif
 	/* glibc loads the time zone (/etc/localtime) the first time any time conversion runs, even
 	 * gmtime_r (the RTC, on a vCPU thread): now, while opening is still allowed. */
 	tzset();

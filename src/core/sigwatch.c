@@ -20,23 +20,41 @@
 
 struct sigwatch {
 	pthread_t thread;
-	sigset_t set;      /* the termination signals plus SIG_WATCH_STOP */
+	sigset_t set; /* the termination signals plus SIG_WATCH_STOP */
 	int efd;
 	int grace_s;
 	_Atomic int signo; /* the first signal, for sigwatch_take */
 	_Atomic bool stopping;
 };
 
+/* The signal's name without "SIG" (sigabbrev_np is glibc's only). */
+static const char *sig_abbrev(int sig)
+{
+	switch (sig) {
+	case SIGTERM:
+		return "TERM";
+	case SIGINT:
+		return "INT";
+	case SIGHUP:
+		return "HUP";
+	default:
+		return NULL;
+	}
+}
+
 static _Noreturn void force_exit(struct sigwatch *w, int sig, bool second)
 {
-	const char *name = sigabbrev_np(sig);
+	const char *name = sig_abbrev(sig);
 
 	console_restore_terminal();
 	if (second)
-		fprintf(stderr, "kvmbox: a second SIG%s; exiting without a clean shutdown\n", name ? name : "?");
+		fprintf(stderr, "kvmbox: a second SIG%s; exiting without a clean shutdown\n",
+			name ? name : "?");
 	else
-		fprintf(stderr, "kvmbox: the VM did not stop within %d s of SIG%s; exiting without a clean "
-				"shutdown\n", w->grace_s, name ? name : "?");
+		fprintf(stderr,
+			"kvmbox: the VM did not stop within %d s of SIG%s; exiting without a clean "
+			"shutdown\n",
+			w->grace_s, name ? name : "?");
 	fflush(stderr);
 	_exit(128 + sig);
 }

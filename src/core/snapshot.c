@@ -35,6 +35,41 @@ enum snap_section {
 
 /* ---- config ---------------------------------------------------------- */
 
+/* Configuration added after format version 2, as tagged records after the devices: u32 tag,
+ * u32 length, the record. A file without them (older) loads with their defaults; a tag this
+ * kvmbox does not know is skipped. */
+enum config_ext { CFG_EXT_TUNING = 1 };
+
+static void config_ext_save(const struct vm_config *cfg, struct ser_writer *w)
+{
+	struct ser_writer one;
+
+	ser_writer_init(&one);
+	vm_tuning_save(&cfg->tuning, &one);
+	ser_put_u32(w, CFG_EXT_TUNING);
+	ser_put_u32(w, (uint32_t)one.len);
+	ser_put_bytes(w, one.buf, one.len);
+	if (one.err)
+		w->err = true;
+	ser_writer_free(&one);
+}
+
+static int config_ext_load(struct vm_config *c, struct ser_reader *r)
+{
+	while (!r->err && r->off < r->len) {
+		uint32_t tag = ser_get_u32(r), len = ser_get_u32(r);
+		struct ser_reader one;
+
+		if (r->err || len > r->len - r->off)
+			return -1;
+		ser_reader_init(&one, r->buf + r->off, len);
+		r->off += len;
+		if (tag == CFG_EXT_TUNING && (vm_tuning_load(&c->tuning, &one) < 0 || !ser_reader_done(&one)))
+			return -1;
+	}
+	return r->err ? -1 : 0;
+}
+
 void snap_config_save(const struct vm_config *cfg, struct ser_writer *w)
 {
 	ser_put_str(w, cfg->kernel);
@@ -60,6 +95,7 @@ void snap_config_save(const struct vm_config *cfg, struct ser_writer *w)
 			w->err = true;
 		ser_writer_free(&one);
 	}
+	config_ext_save(cfg, w);
 }
 
 int snap_config_load(struct snap_config *sc, struct ser_reader *r)
@@ -101,6 +137,8 @@ int snap_config_load(struct snap_config *sc, struct ser_reader *r)
 		if ((t->load && t->load(cfg, &one) < 0) || !ser_reader_done(&one))
 			goto bad;
 	}
+	if (config_ext_load(c, r) < 0)
+		goto bad;
 	return 0;
 bad:
 	snap_config_free(sc);
@@ -233,15 +271,18 @@ int vm_state_load(struct vm *vm, struct ser_reader *r)
 			break;
 		case SEC_DEVICE: {
 			char *t = ser_get_str(&sub, 64), *n = ser_get_str(&sub, 64);
-			int ok = !sub.err && dev && t && n && !strcmp(t, dev->ops->type) && !strcmp(n, dev->name);
+			int ok = !sub.err && dev && t && n && !strcmp(t, dev->ops->type) &&
+				 !strcmp(n, dev->name);
 
 			free(t);
 			free(n);
 			if (!ok)
 				return damaged("the device list");
 			if (dev->ops->load && dev->ops->load(dev, &sub) < 0) {
-				log_error("snapshot: device %s: saved state refused; the file is damaged or its "
-					  "disks changed", dev->name);
+				log_error(
+					"snapshot: device %s: saved state refused; the file is damaged or its "
+					"disks changed",
+					dev->name);
 				return -1;
 			}
 			dev = dev->next;
@@ -437,8 +478,8 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 		 * instant; the guest runs on as soon as the fork returns. */
 		pid = fork();
 		if (pid < 0) {
-			set_err(errmsg, errlen, "snapshot %s: fork failed: %s; use hibernate, or free memory", path,
-				strerror(errno));
+			set_err(errmsg, errlen, "snapshot %s: fork failed: %s; use hibernate, or free memory",
+				path, strerror(errno));
 			goto resume;
 		}
 		if (pid == 0) {
@@ -470,11 +511,13 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 		err = write_file(&vm->mem, fd, &meta, &res->ram_bytes);
 	}
 	if (err) {
-		set_err(errmsg, errlen, "snapshot %s: writing failed: %s; check the disk space", path, strerror(err));
+		set_err(errmsg, errlen, "snapshot %s: writing failed: %s; check the disk space", path,
+			strerror(err));
 		goto resume;
 	}
 	if (rename(tmp, path) < 0) {
-		set_err(errmsg, errlen, "snapshot %s: cannot rename it into place: %s", path, strerror(errno));
+		set_err(errmsg, errlen, "snapshot %s: cannot rename it into place: %s", path,
+			strerror(errno));
 		goto resume;
 	}
 	ret = 0;
@@ -537,7 +580,8 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 		char why[96];
 
 		if (arch != arch_this) {
-			snprintf(why, sizeof(why), "taken on %s, this is %s", arch_id_name(arch), arch_id_name(arch_this));
+			snprintf(why, sizeof(why), "taken on %s, this is %s", arch_id_name(arch),
+				 arch_id_name(arch_this));
 			return snapshot_discard(s), refuse(path, why);
 		}
 	}
@@ -551,8 +595,9 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 		if (XXH3_64bits(hdr, SNAP_HEADER_SIZE - 8) != get_le64(hdr + SNAP_HEADER_SIZE - 8))
 			return snapshot_discard(s), refuse(path, "header checksum mismatch (corrupt)");
 	}
-	if (ram_off != SNAP_RAM_OFFSET || h.ram_len % PAGE_SIZE || h.meta_off != SNAP_RAM_OFFSET + h.ram_len ||
-	    h.meta_len > (64u << 20) || h.meta_off + h.meta_len < h.meta_off)
+	if (ram_off != SNAP_RAM_OFFSET || h.ram_len % PAGE_SIZE ||
+	    h.meta_off != SNAP_RAM_OFFSET + h.ram_len || h.meta_len > (64u << 20) ||
+	    h.meta_off + h.meta_len < h.meta_off)
 		return snapshot_discard(s), refuse(path, "inconsistent header");
 	if ((uint64_t)st.st_size < h.meta_off + h.meta_len)
 		return snapshot_discard(s), refuse(path, "truncated");

@@ -23,8 +23,8 @@
 
 struct vm;
 
-#define SNAP_MAGIC "KVMBOXSN"
-#define SNAP_VERSION 2
+#define SNAP_MAGIC      "KVMBOXSN"
+#define SNAP_VERSION    2
 #define SNAP_RAM_OFFSET 4096ULL
 
 /* A vm_config read back from a snapshot, owning its strings. */
@@ -46,9 +46,9 @@ int vm_state_save(struct vm *vm, struct ser_writer *w);
 int vm_state_load(struct vm *vm, struct ser_reader *r);
 
 struct snap_result {
-	uint64_t ram_bytes;    /* non-zero guest RAM written */
-	uint64_t file_bytes;   /* apparent file size */
-	double pause_ms;       /* how long the guest was paused */
+	uint64_t ram_bytes;  /* non-zero guest RAM written */
+	uint64_t file_bytes; /* apparent file size */
+	double pause_ms;     /* how long the guest was paused */
 	double total_ms;
 };
 
@@ -66,7 +66,7 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 struct snapshot {
 	int fd;
 	struct snap_config config;
-	uint8_t *meta;        /* the state sections (for vm_state_load) */
+	uint8_t *meta; /* the state sections (for vm_state_load) */
 	uint64_t meta_len;
 	uint64_t ram_len;
 };

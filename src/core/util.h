@@ -18,11 +18,13 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #ifndef container_of
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 #endif
 
 /* The page of guest RAM as kvmbox lays it out, tracks it (dirty bitmaps) and stores it
  * (snapshots, migration streams): 4 KiB on every architecture. */
+#include <limits.h> /* first: musl's defines the host's PAGE_SIZE, which ours replaces */
+#undef PAGE_SIZE
 #define PAGE_SIZE 4096ULL
 
 /* ---- little endian ------------------------------------------------------------------------ */

@@ -81,6 +81,8 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *v, struct kvm_run *run)
 	char what[96];
 
 	v->stats.exits++;
+	/* Writes KVM queued instead of exiting come first: they happened before this access. */
+	vm_coalesced_drain(vm);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO: {
 		uint64_t size = run->io.size, count = run->io.count;
@@ -185,6 +187,9 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIG_VCPU_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/* Its host CPUs and scheduling policy before the guest runs on it. */
+	if (vm_tuning_apply_vcpu(vm->cfg, v->id) < 0)
+		vm_request_stop(vm, VM_HOST_ERROR);
 	sandbox_thread_enter(SB_VCPU);
 	/* The owner may hold the vCPUs until the rest of the process is locked down too. */
 	pthread_mutex_lock(&vm->pause_lock);

@@ -58,9 +58,11 @@ static int open_kvm(struct vm *vm)
 		int e = errno;
 
 		if (e == ENOENT || e == ENODEV || e == ENXIO)
-			log_error("/dev/kvm: %s; load the kvm module (modprobe kvm_intel or kvm_amd); a host "
-				  "without hardware virtualisation (no vmx or svm in /proc/cpuinfo) cannot run "
-				  "kvmbox, but a VM with nested virtualisation on it can", strerror(e));
+			log_error(
+				"/dev/kvm: %s; load the kvm module (modprobe kvm_intel or kvm_amd); a host "
+				"without hardware virtualisation (no vmx or svm in /proc/cpuinfo) cannot run "
+				"kvmbox, but a VM with nested virtualisation on it can",
+				strerror(e));
 		else if (e == EACCES || e == EPERM)
 			log_error("/dev/kvm: permission denied; add your user to the kvm group "
 				  "or run kvmbox as root");
@@ -71,12 +73,13 @@ static int open_kvm(struct vm *vm)
 	ver = KVM_PROBE(vm->kvm_fd, KVM_GET_API_VERSION, 0);
 	if (ver < 0) {
 		log_error("/dev/kvm: not a KVM device (KVM_GET_API_VERSION: %s); "
-			  "make /dev/kvm the kernel's KVM device node", strerror(errno));
+			  "make /dev/kvm the kernel's KVM device node",
+			  strerror(errno));
 		return -1;
 	}
 	if (ver != KVM_API_VERSION) {
-		log_error("/dev/kvm: KVM API version %d, kvmbox needs %d; use a newer kernel",
-			  ver, KVM_API_VERSION);
+		log_error("/dev/kvm: KVM API version %d, kvmbox needs %d; use a newer kernel", ver,
+			  KVM_API_VERSION);
 		return -1;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(core_caps); i++) {
@@ -111,12 +114,19 @@ void vm_init(struct vm *vm, const struct vm_config *cfg)
 	pthread_mutex_init(&vm->pause_op_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	pthread_mutex_init(&vm->route_lock, NULL);
+	pthread_mutex_init(&vm->coalesced_lock, NULL);
 }
 
 int vm_alloc_ram(struct vm *vm, const struct mem_region *layout, int nr_regions, const struct ram_file *rf)
 {
-	return rf ? guest_mem_alloc_file(&vm->mem, layout, nr_regions, rf->fd, rf->off, rf->copy)
-		  : guest_mem_alloc(&vm->mem, layout, nr_regions);
+	const struct vm_tuning *t = &vm->cfg->tuning;
+	struct ram_backing b = { .huge_dir = t->hugepage_dir[0] ? t->hugepage_dir : NULL,
+				 .prealloc = t->prealloc };
+
+	if (t->hugepages && !(b.huge_page = vm_tuning_huge_page_size(t)))
+		return -1;
+	return rf ? guest_mem_alloc_file_backed(&vm->mem, layout, nr_regions, rf->fd, rf->off, rf->copy, &b)
+		  : guest_mem_alloc_backed(&vm->mem, layout, nr_regions, &b);
 }
 
 int vm_open_kvm(struct vm *vm)
@@ -174,7 +184,8 @@ int vm_create_devices(struct vm *vm)
 			model = device_types[t]->create(vm, cfg->devs[i].cfg, index++);
 			if (!model)
 				return -1;
-			vm->instances[vm->nr_instances++] = (struct vm_instance){ .type = device_types[t], .model = model };
+			vm->instances[vm->nr_instances++] =
+				(struct vm_instance){ .type = device_types[t], .model = model };
 		}
 	}
 	return 0;
@@ -281,6 +292,48 @@ int vm_dirty_log_get(struct vm *vm, int slot, unsigned long *bitmap)
 	return KVM_IOCTL(vm->vm_fd, KVM_GET_DIRTY_LOG, &d);
 }
 
+int vm_coalesce_io(struct vm *vm, uint64_t addr, uint32_t len, bool pio)
+{
+	struct kvm_coalesced_mmio_zone z = { .addr = addr, .size = len, .pio = pio };
+	int page = KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
+
+	if (page <= 0 || !vm->nr_vcpus ||
+	    (pio && KVM_PROBE(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) <= 0))
+		return -1;
+	if ((long)(page + 1) * sysconf(_SC_PAGESIZE) > vm->vcpu_mmap_size)
+		return -1;
+	if (KVM_PROBE(vm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0) {
+		log_debug("KVM_REGISTER_COALESCED_MMIO %#llx+%u: %s", (unsigned long long)addr, len,
+			  strerror(errno));
+		return -1;
+	}
+	vm->coalesced_ring = (void *)((uint8_t *)vm->vcpus[0]->run + (long)page * sysconf(_SC_PAGESIZE));
+	return 0;
+}
+
+void vm_coalesced_drain(struct vm *vm)
+{
+	struct kvm_coalesced_mmio_ring *r = vm->coalesced_ring;
+	uint32_t max;
+
+	/* Nothing queued, the usual case: no lock (a drain on another thread is no harm). */
+	if (!r || __atomic_load_n(&r->first, __ATOMIC_RELAXED) == __atomic_load_n(&r->last, __ATOMIC_ACQUIRE))
+		return;
+	max = (uint32_t)((sysconf(_SC_PAGESIZE) - sizeof(*r)) / sizeof(r->coalesced_mmio[0]));
+	pthread_mutex_lock(&vm->coalesced_lock);
+	/* KVM fills entries and then moves last; we read, then move first (KVM_COALESCED_MMIO). */
+	while (r->first != __atomic_load_n(&r->last, __ATOMIC_ACQUIRE)) {
+		struct kvm_coalesced_mmio *e = &r->coalesced_mmio[r->first % max];
+		uint8_t data[8];
+		uint32_t len = e->len > sizeof(data) ? sizeof(data) : e->len;
+
+		memcpy(data, e->data, len);
+		bus_dispatch(e->pio ? &vm->pio : &vm->mmio, e->phys_addr, data, len, true);
+		__atomic_store_n(&r->first, (r->first + 1) % max, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&vm->coalesced_lock);
+}
+
 /* Park the vCPUs and pause the devices; caller holds pause_op_lock and depth was 0. */
 static void pause_now(struct vm *vm)
 {
@@ -293,6 +346,8 @@ static void pause_now(struct vm *vm)
 	while (vm->nr_paused < vm->nr_active)
 		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
 	pthread_mutex_unlock(&vm->pause_lock);
+	/* A write KVM still queues is device state a snapshot must see. */
+	vm_coalesced_drain(vm);
 	for (struct device *d = vm->devices; d; d = d->next)
 		if (d->ops->pause)
 			d->ops->pause(d);
@@ -456,7 +511,9 @@ void vm_gsi_unroute(struct vm *vm, uint32_t gsi)
 
 int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign)
 {
-	struct kvm_irqfd f = { .fd = (uint32_t)efd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
+	struct kvm_irqfd f = { .fd = (uint32_t)efd,
+			       .gsi = gsi,
+			       .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
 
 	return KVM_IOCTL(vm->vm_fd, KVM_IRQFD, &f);
 }
@@ -504,6 +561,8 @@ void vm_destroy(struct vm *vm)
 	pthread_mutex_destroy(&vm->pause_op_lock);
 	pthread_cond_destroy(&vm->pause_cond);
 	pthread_mutex_destroy(&vm->route_lock);
+	pthread_mutex_destroy(&vm->coalesced_lock);
+	vm->coalesced_ring = NULL; /* it was a page of the vCPUs' mappings */
 	free(vm->routes);
 	vm->routes = NULL;
 	vm->vm_fd = vm->kvm_fd = vm->stop_efd = -1;

@@ -63,7 +63,7 @@ struct vm {
 	struct bus pio;
 	struct bus mmio;
 
-	struct device *devices;     /* creation order */
+	struct device *devices; /* creation order */
 	struct device **devices_tail;
 
 	struct vcpu **vcpus;
@@ -71,24 +71,24 @@ struct vm {
 
 	/* Stop request: set once, read by every vCPU thread. */
 	_Atomic int exit_reason;
-	int stop_efd;               /* eventfd the main loop waits on */
+	int stop_efd; /* eventfd the main loop waits on */
 
 	/* Pause protocol (pause/resume, snapshots, migration). pause_op_lock serialises
 	 * vm_pause/vm_resume callers (any thread) and guards pause_depth; pause_lock and
 	 * pause_cond are how vCPU threads park. */
 	pthread_mutex_t pause_op_lock;
-	unsigned pause_depth;       /* vm_pause calls not yet matched by vm_resume */
+	unsigned pause_depth; /* vm_pause calls not yet matched by vm_resume */
 	pthread_mutex_t pause_lock;
 	pthread_cond_t pause_cond;
 	bool pause_requested;
-	bool paused;                /* vCPUs parked and devices paused (pause_depth > 0) */
-	uint64_t paused_clock;      /* kvmclock at vm_pause */
-	bool dirty_logging;         /* KVM dirty logging on for the RAM slots */
-	bool msi_devid;             /* MSI routes carry the requester ID (set by the arch) */
-	unsigned nr_paused;         /* vCPU threads parked */
-	unsigned nr_active;         /* vCPU threads running their loop */
-	bool vcpus_held;            /* under pause_lock: started vCPU threads wait before KVM_RUN */
-	bool kvm_fd_kept;           /* kvm_fd is the owner's, kept across VMs: not closed here */
+	bool paused;           /* vCPUs parked and devices paused (pause_depth > 0) */
+	uint64_t paused_clock; /* kvmclock at vm_pause */
+	bool dirty_logging;    /* KVM dirty logging on for the RAM slots */
+	bool msi_devid;        /* MSI routes carry the requester ID (set by the arch) */
+	unsigned nr_paused;    /* vCPU threads parked */
+	unsigned nr_active;    /* vCPU threads running their loop */
+	bool vcpus_held;       /* under pause_lock: started vCPU threads wait before KVM_RUN */
+	bool kvm_fd_kept;      /* kvm_fd is the owner's, kept across VMs: not closed here */
 
 	/* GSI routing table: KVM_SET_GSI_ROUTING replaces the whole table, so
 	 * the VM keeps it (default irqchip routes + MSI routes). */
@@ -98,6 +98,12 @@ struct vm {
 	unsigned cap_routes;
 	uint32_t next_gsi;
 
+	/* Coalesced I/O (vm_coalesce_io): KVM queues guest writes to the registered ranges in
+	 * this ring (a page of every vCPU's kvm_run mapping) instead of exiting; they are
+	 * dispatched, in order, before any exit is handled and when the VM pauses. */
+	struct kvm_coalesced_mmio_ring *coalesced_ring;
+	pthread_mutex_t coalesced_lock;
+
 	/* Architecture private data (boot info, cpuid template ...). */
 	void *arch;
 	/* The console backend: the device that is the console (cfg->console) writes to it and
@@ -105,7 +111,7 @@ struct vm {
 	struct char_port console_out;
 	struct vm_console_in console_in;
 	struct vm_power_button power_button;
-	struct device *pci_host;    /* the PCI host bridge virtio devices plug into */
+	struct device *pci_host; /* the PCI host bridge virtio devices plug into */
 	/* The user's devices, by type (core/devtype.h), as their types' create returned them. */
 	struct vm_instance {
 		const struct device_type *type;
@@ -177,6 +183,14 @@ int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign);
  * I/O when pio) signals without an exit (KVM_IOEVENTFD). */
 int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, bool pio, int efd, bool assign);
 
+/* Let KVM queue guest writes to [addr, addr+len) (port I/O when pio) instead of exiting, for
+ * registers whose writes only matter at a later access (PCI's CONFIG_ADDRESS): such an access
+ * exits, and vm_coalesced_drain runs the queued writes first. The vCPUs must exist. 0, or -1
+ * when KVM cannot (nothing printed: the writes then just exit). */
+int vm_coalesce_io(struct vm *vm, uint64_t addr, uint32_t len, bool pio);
+/* Dispatch the queued writes, oldest first (any thread). */
+void vm_coalesced_drain(struct vm *vm);
+
 /* Every KVM ioctl goes through kvm_ioctl(), which retries EINTR and, unless asked not to,
  * prints an error that names the ioctl:
  *   KVM_IOCTL(fd, req, arg)  a failure is an error (printed)
@@ -190,6 +204,6 @@ int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, bool pio, int efd, 
 int kvm_ioctl(int fd, unsigned long req, void *arg, const char *name, int flags);
 #define KVM_IOCTL(fd, req, arg) kvm_ioctl((fd), (req), (void *)(arg), #req, 0)
 #define KVM_PROBE(fd, req, arg) kvm_ioctl((fd), (req), (void *)(uintptr_t)(arg), #req, KVMIO_QUIET)
-#define KVM_RUN_IOCTL(fd) kvm_ioctl((fd), KVM_RUN, NULL, "KVM_RUN", KVMIO_QUIET | KVMIO_NO_RETRY)
+#define KVM_RUN_IOCTL(fd)       kvm_ioctl((fd), KVM_RUN, NULL, "KVM_RUN", KVMIO_QUIET | KVMIO_NO_RETRY)
 
 #endif

@@ -13,23 +13,23 @@
 #include "../core/vm.h"
 #include "io_util.h"
 
-#define PM1_EVT_LEN 4
-#define PM1_CNT_LEN 2
+#define PM1_EVT_LEN  4
+#define PM1_CNT_LEN  2
 #define PM_RESET_LEN 1
 
 /* PM1_STS: timer, bus master, global, power/sleep button, RTC, PCIe wake, wake. */
-#define STS_PWRBTN    0x0100
-#define STS_VALID     0xc731
+#define STS_PWRBTN 0x0100
+#define STS_VALID  0xc731
 /* PM1_EN: timer, global, power/sleep button, RTC, PCIe wake disable. */
-#define EN_VALID      0x4721
+#define EN_VALID 0x4721
 /* PM1_CNT */
-#define CNT_SCI_EN    0x0001
-#define CNT_BM_RLD    0x0002
-#define CNT_GBL_RLS   0x0004 /* write-only */
-#define CNT_SLP_TYP(v) (((v) >> 10) & 7)
+#define CNT_SCI_EN       0x0001
+#define CNT_BM_RLD       0x0002
+#define CNT_GBL_RLS      0x0004 /* write-only */
+#define CNT_SLP_TYP(v)   (((v) >> 10) & 7)
 #define CNT_SLP_TYP_MASK 0x1c00
-#define CNT_SLP_EN    0x2000 /* write-only */
-#define CNT_STORED    (CNT_BM_RLD | CNT_SLP_TYP_MASK)
+#define CNT_SLP_EN       0x2000 /* write-only */
+#define CNT_STORED       (CNT_BM_RLD | CNT_SLP_TYP_MASK)
 
 #define ACPI_PM_STATE_VERSION 1
 
@@ -155,7 +155,7 @@ static void acpi_pm_io(struct device *dev, struct bus_access *a)
 		}
 	}
 	if (a->is_write) {
-		p->sts &= (uint16_t)~(sts.val & sts.mask & STS_VALID);
+		p->sts &= (uint16_t) ~(sts.val & sts.mask & STS_VALID);
 		p->en = (uint16_t)((p->en & ~en.mask) | (en.val & en.mask & EN_VALID));
 		p->cnt = (uint16_t)((p->cnt & ~cnt.mask) | (cnt.val & cnt.mask & CNT_STORED));
 		/* SLP_EN lives in the high byte; SLP_TYP is taken from this write

@@ -32,8 +32,8 @@
 /* What a BIOS leaves behind: keyboard interrupt, POST passed, translation. */
 #define CTR_DEFAULT (CTR_KBDINT | CTR_SYS | CTR_XLATE)
 
-#define OUTPORT_RESET 0x01 /* active low system reset */
-#define OUTPORT_A20   0x02
+#define OUTPORT_RESET   0x01 /* active low system reset */
+#define OUTPORT_A20     0x02
 #define OUTPORT_DEFAULT (OUTPORT_RESET | OUTPORT_A20)
 
 #define INPORT_VALUE 0x80 /* keyboard not inhibited */
@@ -47,10 +47,10 @@ struct i8042 {
 	struct bus_claim claims[2]; /* data port, command/status port */
 	struct irq_line irq;
 	struct machine_ctl ctl;
-	uint8_t ram[32];  /* controller RAM; ram[0] is the command byte */
-	uint8_t status;   /* STS_STORED bits */
-	uint8_t out;      /* output buffer */
-	uint8_t pending;  /* command waiting for its data byte, or 0 */
+	uint8_t ram[32]; /* controller RAM; ram[0] is the command byte */
+	uint8_t status;  /* STS_STORED bits */
+	uint8_t out;     /* output buffer */
+	uint8_t pending; /* command waiting for its data byte, or 0 */
 	uint8_t outport;
 	int irq_level;
 };
@@ -74,7 +74,7 @@ static void put_out(struct i8042 *k, uint8_t v, bool aux)
 {
 	k->out = v;
 	k->status |= STS_OBF;
-	k->status &= (uint8_t)~(STS_AUXDATA | STS_TIMEOUT);
+	k->status &= (uint8_t) ~(STS_AUXDATA | STS_TIMEOUT);
 	if (aux)
 		k->status |= STS_AUXDATA;
 }
@@ -184,7 +184,7 @@ static void i8042_io(struct device *dev, struct bus_access *a)
 		a->data[0] = k->status | STS_UNLOCK | (k->ram[0] & CTR_SYS ? STS_SYS : 0);
 	} else {
 		a->data[0] = k->out; /* an empty buffer repeats the last byte */
-		k->status &= (uint8_t)~(STS_OBF | STS_AUXDATA | STS_TIMEOUT);
+		k->status &= (uint8_t) ~(STS_OBF | STS_AUXDATA | STS_TIMEOUT);
 	}
 	update_irq(k);
 	pthread_mutex_unlock(&k->lock);

@@ -17,8 +17,9 @@
 #define HOST_DEVICE 0x0008
 #define HOST_CLASS  0x060000
 
-#define COMMAND_WMASK (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY | \
-		       PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE)
+#define COMMAND_WMASK                                                                                       \
+	(PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY | PCI_COMMAND_SERR | \
+	 PCI_COMMAND_INTX_DISABLE)
 #define STATUS_W1C 0xf900 /* parity, target/master abort, SERR, parity error */
 
 /* 2: the CF8 address register moved to its front-end (pci_cf8.c). */
@@ -157,20 +158,20 @@ int pci_set_bar(struct pci_dev *pdev, int bar, enum pci_bar_type type, uint64_t 
 		if (size < 4 || size > 256 || prefetch)
 			return -1;
 		lo = 0x1;
-		mask_lo = (uint32_t)~(size - 1) & 0xfffc;
+		mask_lo = (uint32_t) ~(size - 1) & 0xfffc;
 		break;
 	case PCI_BAR_MEM32:
 		if (size < 16 || size > 0x80000000ULL)
 			return -1;
 		lo = prefetch ? 0x8 : 0x0;
-		mask_lo = (uint32_t)~(size - 1) & 0xfffffff0u;
+		mask_lo = (uint32_t) ~(size - 1) & 0xfffffff0u;
 		break;
 	case PCI_BAR_MEM64:
 		if (size < 16 || size > (1ULL << 63) || bar + 1 >= PCI_NUM_BARS ||
 		    pdev->bars[bar + 1].type != PCI_BAR_UNUSED)
 			return -1;
 		lo = 0x4 | (prefetch ? 0x8 : 0x0);
-		mask_lo = (uint32_t)~(size - 1) & 0xfffffff0u;
+		mask_lo = (uint32_t) ~(size - 1) & 0xfffffff0u;
 		mask_hi = (uint32_t)(~(size - 1) >> 32);
 		break;
 	default:
@@ -315,8 +316,8 @@ static bool bar_wanted(const struct pci_dev *pdev, int i, uint64_t *addr)
 	case PCI_BAR_MEM64:
 		if (!(cmd & PCI_COMMAND_MEMORY))
 			return false;
-		a = (cfg_get(pdev->config, off, 4) & ~0xfu) |
-		    (uint64_t)cfg_get(pdev->config, off + 4, 4) << 32;
+		a = (cfg_get(pdev->config, off, 4) & ~0xfu) | (uint64_t)cfg_get(pdev->config, off + 4, 4)
+								      << 32;
 		break;
 	default:
 		return false;
@@ -578,7 +579,7 @@ static void config_write(struct pci_host *h, struct pci_cfg_addr at, const uint8
 			uint8_t wm = pdev->wmask[off + i], w1c = pdev->w1cmask[off + i];
 
 			*c = (uint8_t)((*c & ~wm) | (v & wm));
-			*c &= (uint8_t)~(v & w1c);
+			*c &= (uint8_t) ~(v & w1c);
 		}
 		remap = overlaps(off, len, PCI_COMMAND, PCI_COMMAND + 2) ||
 			overlaps(off, len, PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_0 + 4 * PCI_NUM_BARS);

@@ -90,18 +90,18 @@
 #define PCI_INTERRUPT_LINE      0x3c
 #define PCI_INTERRUPT_PIN       0x3d
 
-#define PCI_COMMAND_IO          0x0001
-#define PCI_COMMAND_MEMORY      0x0002
-#define PCI_COMMAND_MASTER      0x0004
-#define PCI_COMMAND_PARITY      0x0040
-#define PCI_COMMAND_SERR        0x0100
+#define PCI_COMMAND_IO           0x0001
+#define PCI_COMMAND_MEMORY       0x0002
+#define PCI_COMMAND_MASTER       0x0004
+#define PCI_COMMAND_PARITY       0x0040
+#define PCI_COMMAND_SERR         0x0100
 #define PCI_COMMAND_INTX_DISABLE 0x0400
-#define PCI_STATUS_INTERRUPT    0x0008
-#define PCI_STATUS_CAP_LIST     0x0010
+#define PCI_STATUS_INTERRUPT     0x0008
+#define PCI_STATUS_CAP_LIST      0x0010
 
-#define PCI_CAP_ID_MSI   0x05
-#define PCI_CAP_ID_VNDR  0x09
-#define PCI_CAP_ID_MSIX  0x11
+#define PCI_CAP_ID_MSI  0x05
+#define PCI_CAP_ID_VNDR 0x09
+#define PCI_CAP_ID_MSIX 0x11
 
 /* First config offset handed out to capabilities. */
 #define PCI_CAP_START 0x40
@@ -194,9 +194,9 @@ struct pci_dev {
 	unsigned int next_cap;
 	struct pci_host *host;
 	int slot;
-	atomic_int intx_level;     /* as set by the device */
-	atomic_int intx_disabled;  /* COMMAND.INTX_DISABLE */
-	bool intx_asserted;        /* counted on the GSI (host irq lock) */
+	atomic_int intx_level;    /* as set by the device */
+	atomic_int intx_disabled; /* COMMAND.INTX_DISABLE */
+	bool intx_asserted;       /* counted on the GSI (host irq lock) */
 };
 
 /* Create the host bridge as cfg says (cfg is copied). It claims no bus range

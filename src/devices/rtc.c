@@ -14,21 +14,21 @@
 #include "../core/log.h"
 #include "io_util.h"
 
-#define REG_SEC       0x00
-#define REG_SEC_ALARM 0x01
-#define REG_MIN       0x02
-#define REG_MIN_ALARM 0x03
-#define REG_HOUR      0x04
+#define REG_SEC        0x00
+#define REG_SEC_ALARM  0x01
+#define REG_MIN        0x02
+#define REG_MIN_ALARM  0x03
+#define REG_HOUR       0x04
 #define REG_HOUR_ALARM 0x05
-#define REG_WDAY      0x06
-#define REG_MDAY      0x07
-#define REG_MON       0x08
-#define REG_YEAR      0x09
-#define REG_A         0x0a
-#define REG_B         0x0b
-#define REG_C         0x0c
-#define REG_D         0x0d
-#define CMOS_SIZE     128
+#define REG_WDAY       0x06
+#define REG_MDAY       0x07
+#define REG_MON        0x08
+#define REG_YEAR       0x09
+#define REG_A          0x0a
+#define REG_B          0x0b
+#define REG_C          0x0c
+#define REG_D          0x0d
+#define CMOS_SIZE      128
 
 #define A_UIP   0x80
 #define A_DV    0x70
@@ -79,8 +79,14 @@ static void host_now(const struct rtc *c, struct timespec *ts)
 static bool is_time_reg(unsigned int idx)
 {
 	switch (idx) {
-	case REG_SEC: case REG_MIN: case REG_HOUR: case REG_WDAY:
-	case REG_MDAY: case REG_MON: case REG_YEAR: case RTC_CENTURY_INDEX:
+	case REG_SEC:
+	case REG_MIN:
+	case REG_HOUR:
+	case REG_WDAY:
+	case REG_MDAY:
+	case REG_MON:
+	case REG_YEAR:
+	case RTC_CENTURY_INDEX:
 		return true;
 	}
 	return false;
@@ -176,11 +182,9 @@ static void commit_time(struct rtc *c)
 	struct tm tm = { 0 };
 	time_t t;
 
-	if (!from_reg(c, c->cmos[REG_SEC], &sec) || sec > 59 ||
-	    !from_reg(c, c->cmos[REG_MIN], &min) || min > 59 ||
-	    !hour_from_reg(c, c->cmos[REG_HOUR], &hour) ||
-	    !from_reg(c, c->cmos[REG_MON], &mon) || mon < 1 || mon > 12 ||
-	    !from_reg(c, c->cmos[REG_YEAR], &year) || year > 99 ||
+	if (!from_reg(c, c->cmos[REG_SEC], &sec) || sec > 59 || !from_reg(c, c->cmos[REG_MIN], &min) ||
+	    min > 59 || !hour_from_reg(c, c->cmos[REG_HOUR], &hour) || !from_reg(c, c->cmos[REG_MON], &mon) ||
+	    mon < 1 || mon > 12 || !from_reg(c, c->cmos[REG_YEAR], &year) || year > 99 ||
 	    !from_reg(c, c->cmos[RTC_CENTURY_INDEX], &century) || century > 99 ||
 	    !from_reg(c, c->cmos[REG_MDAY], &mday) || mday < 1 ||
 	    mday > days_in_month(century * 100 + year, mon)) {
@@ -292,7 +296,7 @@ static void rtc_reset(struct device *dev)
 	/* The RESET pin clears the interrupt enables and flags; time, format
 	 * and NVRAM are battery backed and survive a reboot. */
 	pthread_mutex_lock(&c->lock);
-	c->cmos[REG_B] &= (uint8_t)~(B_PIE | B_AIE | B_UIE | B_SQWE);
+	c->cmos[REG_B] &= (uint8_t) ~(B_PIE | B_AIE | B_UIE | B_SQWE);
 	c->cmos[REG_C] = 0;
 	pthread_mutex_unlock(&c->lock);
 }

@@ -15,14 +15,14 @@
 #include "io_util.h"
 
 /* Register offsets. */
-#define REG_RBR_THR 0
-#define REG_IER     1
-#define REG_IIR_FCR 2
-#define REG_LCR     3
-#define REG_MCR     4
-#define REG_LSR     5
-#define REG_MSR     6
-#define REG_SCR     7
+#define REG_RBR_THR  0
+#define REG_IER      1
+#define REG_IIR_FCR  2
+#define REG_LCR      3
+#define REG_MCR      4
+#define REG_LSR      5
+#define REG_MSR      6
+#define REG_SCR      7
 #define UART_NR_REGS 8
 
 #define IER_ERBFI 0x01 /* received data available */
@@ -58,15 +58,15 @@
 #define LSR_THRE 0x20
 #define LSR_TEMT 0x40
 
-#define MSR_DCTS 0x01
-#define MSR_DDSR 0x02
-#define MSR_TERI 0x04
-#define MSR_DDCD 0x08
+#define MSR_DCTS  0x01
+#define MSR_DDSR  0x02
+#define MSR_TERI  0x04
+#define MSR_DDCD  0x08
 #define MSR_DELTA 0x0f
-#define MSR_CTS  0x10
-#define MSR_DSR  0x20
-#define MSR_RI   0x40
-#define MSR_DCD  0x80
+#define MSR_CTS   0x10
+#define MSR_DSR   0x20
+#define MSR_RI    0x40
+#define MSR_DCD   0x80
 
 #define UART_STATE_VERSION 1
 
@@ -82,8 +82,8 @@ struct uart {
 	uint8_t rx_head;
 	uint8_t rx_count;
 	uint8_t ier, fcr, lcr, mcr, scr, dll, dlm;
-	uint8_t lsr;   /* only the sticky bits (OE); DR/THRE/TEMT are derived */
-	uint8_t msr;   /* status bits and latched deltas */
+	uint8_t lsr;       /* only the sticky bits (OE); DR/THRE/TEMT are derived */
+	uint8_t msr;       /* status bits and latched deltas */
 	bool thr_ipending; /* THR-empty interrupt condition */
 	bool rx_blocked;   /* refused host input; call port.rx_space on room */
 	int irq_level;     /* level last driven on the line */
@@ -439,10 +439,9 @@ static int uart_load(struct device *dev, struct ser_reader *r)
 	thri = ser_get_u8(r);
 	blocked = ser_get_u8(r);
 	t.rx_count = ser_get_u8(r);
-	if (r->err || (t.ier & ~IER_MASK) || (t.fcr & ~FCR_STORED) ||
-	    (!(t.fcr & FCR_ENABLE) && t.fcr) || (t.mcr & ~MCR_MASK) || (t.lsr & ~LSR_OE) ||
-	    (t.msr & 0xf0) != msr_inputs(t.mcr) || thri > 1 || blocked > 1 ||
-	    t.rx_count > rx_capacity(&t))
+	if (r->err || (t.ier & ~IER_MASK) || (t.fcr & ~FCR_STORED) || (!(t.fcr & FCR_ENABLE) && t.fcr) ||
+	    (t.mcr & ~MCR_MASK) || (t.lsr & ~LSR_OE) || (t.msr & 0xf0) != msr_inputs(t.mcr) || thri > 1 ||
+	    blocked > 1 || t.rx_count > rx_capacity(&t))
 		return -1;
 	ser_get_bytes(r, t.rx, t.rx_count);
 	if (r->err)

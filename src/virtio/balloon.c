@@ -17,26 +17,26 @@
 
 #define BALLOON_QUEUE_SIZE   64
 #define BALLOON_NUM_QUEUES   3
-#define BALLOON_CONFIG_SIZE  8       /* num_pages, actual */
-#define BALLOON_PFN_CHUNK    256     /* PFNs read from a buffer at a time (Linux sends 256) */
-#define BALLOON_STAT_SIZE    10      /* le16 tag, le64 value, packed */
-#define BALLOON_STATS_MAX    64      /* entries parsed per report at most */
+#define BALLOON_CONFIG_SIZE  8   /* num_pages, actual */
+#define BALLOON_PFN_CHUNK    256 /* PFNs read from a buffer at a time (Linux sends 256) */
+#define BALLOON_STAT_SIZE    10  /* le16 tag, le64 value, packed */
+#define BALLOON_STATS_MAX    64  /* entries parsed per report at most */
 #define BALLOON_SAVE_VERSION 1
 
 struct virtio_balloon {
-	struct virtio_dev vd;   /* first: container of the ops' argument */
-	int timer_fd;           /* periodic fresh-stats requests, on vd->loop */
+	struct virtio_dev vd; /* first: container of the ops' argument */
+	int timer_fd;         /* periodic fresh-stats requests, on vd->loop */
 	unsigned interval_ms;
-	uint32_t target_pages;  /* config num_pages */
-	uint32_t actual_pages;  /* config actual, as the driver wrote it */
-	uint64_t inflated;      /* valid PFNs seen on inflateq */
-	uint64_t deflated;      /* valid PFNs seen on deflateq */
+	uint32_t target_pages; /* config num_pages */
+	uint32_t actual_pages; /* config actual, as the driver wrote it */
+	uint64_t inflated;     /* valid PFNs seen on inflateq */
+	uint64_t deflated;     /* valid PFNs seen on deflateq */
 	uint64_t invalid_pfns;
-	bool stats_held;        /* the driver's stats buffer is ours until we push it */
+	bool stats_held; /* the driver's stats buffer is ours until we push it */
 	uint16_t stats_head;
 	bool stats_valid;
 	uint64_t stats[VIRTIO_BALLOON_S_NR];
-	uint64_t stats_time_ms; /* CLOCK_MONOTONIC of the last report */
+	uint64_t stats_time_ms;   /* CLOCK_MONOTONIC of the last report */
 	struct virtq_chain chain; /* scratch; users hold vd->lock */
 };
 
@@ -246,7 +246,7 @@ static void pages_notify(struct virtio_balloon *b, unsigned qi)
 		}
 		if (r == VIRTQ_ERR) {
 			virtio_set_broken(vd, qi == VIRTIO_BALLOON_INFLATEQ ? "malformed inflate chain"
-									     : "malformed deflate chain");
+									    : "malformed deflate chain");
 			break;
 		}
 		if (!virtq_set_notification(q, true))
@@ -474,6 +474,15 @@ bool virtio_balloon_request_stats(struct virtio_dev *vd)
 
 static void *type_create(struct vm *vm, const void *cfg, unsigned index)
 {
+	/* Locked RAM cannot be dropped, and huge pages only whole: the balloon's 4 KiB pages
+	 * could never go back to the host. */
+	if (vm->cfg && (vm->cfg->tuning.mlock || vm->cfg->tuning.hugepages)) {
+		log_error(
+			"--balloon: guest RAM under --%s cannot be given back to the host; drop --balloon or --%s",
+			vm->cfg->tuning.mlock ? "mlock" : "hugepages",
+			vm->cfg->tuning.mlock ? "mlock" : "hugepages");
+		return NULL;
+	}
 	return virtio_plug(vm, virtio_balloon_create(&vm->mem, index));
 }
 

@@ -34,17 +34,17 @@
 #define VIRTIO_BALLOON_PAGE_SIZE (1u << VIRTIO_BALLOON_PFN_SHIFT)
 
 /* Statistic tags (virtio 1.x 5.5.6.3, plus the later Linux additions). */
-#define VIRTIO_BALLOON_S_SWAP_IN   0
-#define VIRTIO_BALLOON_S_SWAP_OUT  1
-#define VIRTIO_BALLOON_S_MAJFLT    2
-#define VIRTIO_BALLOON_S_MINFLT    3
-#define VIRTIO_BALLOON_S_MEMFREE   4
-#define VIRTIO_BALLOON_S_MEMTOT    5
-#define VIRTIO_BALLOON_S_AVAIL     6
-#define VIRTIO_BALLOON_S_CACHES    7
+#define VIRTIO_BALLOON_S_SWAP_IN      0
+#define VIRTIO_BALLOON_S_SWAP_OUT     1
+#define VIRTIO_BALLOON_S_MAJFLT       2
+#define VIRTIO_BALLOON_S_MINFLT       3
+#define VIRTIO_BALLOON_S_MEMFREE      4
+#define VIRTIO_BALLOON_S_MEMTOT       5
+#define VIRTIO_BALLOON_S_AVAIL        6
+#define VIRTIO_BALLOON_S_CACHES       7
 #define VIRTIO_BALLOON_S_HTLB_PGALLOC 8
 #define VIRTIO_BALLOON_S_HTLB_PGFAIL  9
-#define VIRTIO_BALLOON_S_NR        16 /* tags we record; larger ones are ignored */
+#define VIRTIO_BALLOON_S_NR           16 /* tags we record; larger ones are ignored */
 
 /* Default period of fresh-stats requests. */
 #define VIRTIO_BALLOON_STATS_INTERVAL_MS 2000
@@ -56,8 +56,8 @@ struct balloon_info {
 	bool stats_valid;
 	uint64_t stats[VIRTIO_BALLOON_S_NR]; /* indexed by VIRTIO_BALLOON_S_* tag, as last reported;
 					      * tags absent from that report read 0 */
-	uint64_t stats_age_ms;   /* since the last stats report */
-	uint64_t invalid_pfns;   /* PFNs outside guest RAM that were skipped (inflate + deflate) */
+	uint64_t stats_age_ms;               /* since the last stats report */
+	uint64_t invalid_pfns; /* PFNs outside guest RAM that were skipped (inflate + deflate) */
 };
 
 /* Create "virtio-balloon<index>" for the RAM `mem`. NULL with an error printed. */

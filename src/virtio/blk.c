@@ -32,33 +32,33 @@ struct blk_dz_seg {
 };
 
 struct blk_req {
-	struct blockfile_req io;   /* first: the backend hands this back */
+	struct blockfile_req io; /* first: the backend hands this back */
 	struct blk_req *next_free;
 	uint16_t head;
-	uint8_t *status;           /* host address of the status byte */
-	uint32_t ok_len;           /* used length on success */
+	uint8_t *status; /* host address of the status byte */
+	uint32_t ok_len; /* used length on success */
 	uint32_t type;
 	uint64_t sector;
-	unsigned nseg, cur;        /* discard / write-zeroes segments */
+	unsigned nseg, cur; /* discard / write-zeroes segments */
 	struct blk_dz_seg seg[VIRTIO_BLK_MAX_DZ_SEG];
 	struct iovec iov[VIRTIO_BLK_SEG_MAX];
 };
 
 struct virtio_blk {
-	struct virtio_dev vd;      /* first: ops get &vd */
+	struct virtio_dev vd; /* first: ops get &vd */
 	struct blockfile *bf;
 	struct blockfile_info info;
-	uint64_t capacity;         /* sectors */
+	uint64_t capacity; /* sectors */
 	char serial[VIRTIO_BLK_ID_BYTES];
 	bool readonly;
-	bool writethrough;         /* FLUSH not negotiated */
-	bool quiet;                /* reset/destroy: finish I/O, touch no ring */
-	bool stalled;              /* out of slots with chains left */
-	bool pushed;               /* used entries not yet notified */
+	bool writethrough; /* FLUSH not negotiated */
+	bool quiet;        /* reset/destroy: finish I/O, touch no ring */
+	bool stalled;      /* out of slots with chains left */
+	bool pushed;       /* used entries not yet notified */
 	bool warned_io;
 	struct blk_req *reqs;
 	struct blk_req *free;
-	struct virtq_chain chain;  /* scratch for virtq_pop (too big for a stack) */
+	struct virtq_chain chain; /* scratch for virtq_pop (too big for a stack) */
 };
 
 static struct virtio_blk *to_blk(struct virtio_dev *vd)
@@ -303,8 +303,8 @@ static void blk_handle(struct virtio_blk *b, const struct virtq_chain *c)
 	virtq_chain_read(c, 0, hdr, sizeof(hdr));
 	r->type = get_le32(hdr);
 	r->sector = get_le64(hdr + 8);
-	dout = c->out_len - VIRTIO_BLK_HDR_LEN;  /* readable data after the header */
-	din = c->in_len - 1;                     /* writable data before the status */
+	dout = c->out_len - VIRTIO_BLK_HDR_LEN; /* readable data after the header */
+	din = c->in_len - 1;                    /* writable data before the status */
 
 	switch (r->type) {
 	case VIRTIO_BLK_T_IN:
@@ -539,8 +539,8 @@ static int blk_load(struct virtio_dev *vd, struct ser_reader *r)
 	}
 	if (size != b->info.size || dev != b->info.dev || ino != b->info.ino || ro != b->readonly) {
 		log_error("disk %s: not the image the snapshot was taken with (%s, %" PRIu64
-			  " bytes%s); restore with that disk", blockfile_path(b->bf), path, size,
-			  ro ? ", read-only" : "");
+			  " bytes%s); restore with that disk",
+			  blockfile_path(b->bf), path, size, ro ? ", read-only" : "");
 		free(path);
 		return -1;
 	}
@@ -624,8 +624,8 @@ struct virtio_dev *virtio_blk_create(const struct guest_mem *mem, const struct d
 	b->capacity = b->info.size / VIRTIO_BLK_SECTOR;
 	if (b->info.size % VIRTIO_BLK_SECTOR)
 		log_warn("disk %s: size %" PRIu64 " is not a multiple of 512; the guest sees %" PRIu64
-			 " sectors and not the last %" PRIu64 " bytes", cfg->path, b->info.size, b->capacity,
-			 b->info.size % VIRTIO_BLK_SECTOR);
+			 " sectors and not the last %" PRIu64 " bytes",
+			 cfg->path, b->info.size, b->capacity, b->info.size % VIRTIO_BLK_SECTOR);
 	/* The serial is zero padded, not NUL terminated, when it is 20 bytes. */
 	memcpy(b->serial, cfg->serial, strnlen(cfg->serial, sizeof(b->serial)));
 	b->reqs = calloc(VIRTIO_BLK_QUEUE_SIZE, sizeof(*b->reqs));
@@ -691,15 +691,18 @@ static int disk_parse(void *cfgp, const char *arg)
 			break;
 		case 2:
 			if (!value || strlen(value) >= sizeof(d->serial)) {
-				log_error("--disk %s: serial '%s' is empty or longer than %zu characters; give a "
-					  "shorter one", d->path, value ? value : "", sizeof(d->serial) - 1);
+				log_error(
+					"--disk %s: serial '%s' is empty or longer than %zu characters; give a "
+					"shorter one",
+					d->path, value ? value : "", sizeof(d->serial) - 1);
 				goto out;
 			}
 			snprintf(d->serial, sizeof(d->serial), "%s", value);
 			break;
 		default:
-		unknown:
-			log_error("--disk %s: unknown option '%s'; use ro or serial=STR", d->path, value ? value : p);
+unknown:
+			log_error("--disk %s: unknown option '%s'; use ro or serial=STR", d->path,
+				  value ? value : p);
 			goto out;
 		}
 	}
@@ -725,7 +728,8 @@ static int disk_check(const void *cfgp)
 	struct stat st;
 
 	if (stat(d->path, &st) < 0) {
-		log_error("--disk %s: %s; give the path of a disk image or block device", d->path, strerror(errno));
+		log_error("--disk %s: %s; give the path of a disk image or block device", d->path,
+			  strerror(errno));
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {

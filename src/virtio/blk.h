@@ -34,9 +34,9 @@
 
 /* --disk PATH[,ro][,serial=STR] */
 struct disk_config {
-	char *path;           /* owned */
+	char *path; /* owned */
 	bool readonly;
-	char serial[21];      /* VIRTIO_BLK_ID_BYTES (20) + NUL; empty: none */
+	char serial[21]; /* VIRTIO_BLK_ID_BYTES (20) + NUL; empty: none */
 };
 
 /* The `--disk` device type (core/devtype.h). */
@@ -56,17 +56,17 @@ extern const struct device_type virtio_blk_type;
 #define VIRTIO_BLK_F_WRITE_ZEROES 14
 
 /* struct virtio_blk_config offsets (5.2.4), little endian. */
-#define VIRTIO_BLK_CFG_CAPACITY             0   /* le64, 512-byte sectors */
-#define VIRTIO_BLK_CFG_SIZE_MAX             8   /* le32 */
-#define VIRTIO_BLK_CFG_SEG_MAX              12  /* le32 */
-#define VIRTIO_BLK_CFG_BLK_SIZE             20  /* le32 */
-#define VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS  36  /* le32 */
-#define VIRTIO_BLK_CFG_MAX_DISCARD_SEG      40  /* le32 */
-#define VIRTIO_BLK_CFG_DISCARD_ALIGNMENT    44  /* le32, sectors */
-#define VIRTIO_BLK_CFG_MAX_WZ_SECTORS       48  /* le32 */
-#define VIRTIO_BLK_CFG_MAX_WZ_SEG           52  /* le32 */
-#define VIRTIO_BLK_CFG_WZ_MAY_UNMAP         56  /* u8 */
-#define VIRTIO_BLK_CFG_SIZE                 60
+#define VIRTIO_BLK_CFG_CAPACITY            0  /* le64, 512-byte sectors */
+#define VIRTIO_BLK_CFG_SIZE_MAX            8  /* le32 */
+#define VIRTIO_BLK_CFG_SEG_MAX             12 /* le32 */
+#define VIRTIO_BLK_CFG_BLK_SIZE            20 /* le32 */
+#define VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS 36 /* le32 */
+#define VIRTIO_BLK_CFG_MAX_DISCARD_SEG     40 /* le32 */
+#define VIRTIO_BLK_CFG_DISCARD_ALIGNMENT   44 /* le32, sectors */
+#define VIRTIO_BLK_CFG_MAX_WZ_SECTORS      48 /* le32 */
+#define VIRTIO_BLK_CFG_MAX_WZ_SEG          52 /* le32 */
+#define VIRTIO_BLK_CFG_WZ_MAY_UNMAP        56 /* u8 */
+#define VIRTIO_BLK_CFG_SIZE                60
 
 /* Request types (5.2.6). */
 #define VIRTIO_BLK_T_IN           0
@@ -84,15 +84,15 @@ extern const struct device_type virtio_blk_type;
 /* Discard / write-zeroes segment flags. */
 #define VIRTIO_BLK_WZ_F_UNMAP 1
 
-#define VIRTIO_BLK_SECTOR      512
-#define VIRTIO_BLK_HDR_LEN     16     /* le32 type, le32 reserved, le64 sector */
-#define VIRTIO_BLK_ID_BYTES    20
-#define VIRTIO_BLK_QUEUE_SIZE  256
-#define VIRTIO_BLK_SEG_MAX     (VIRTIO_BLK_QUEUE_SIZE - 2) /* data segments per request */
-#define VIRTIO_BLK_SIZE_MAX    (1u << 20)                  /* bytes per data segment */
-#define VIRTIO_BLK_MAX_DZ_SECTORS (1u << 22)               /* per discard/zeroes segment */
-#define VIRTIO_BLK_MAX_DZ_SEG  16                          /* segments per discard/zeroes */
-#define VIRTIO_BLK_DISCARD_ALIGN 8                         /* sectors (4 KiB) */
+#define VIRTIO_BLK_SECTOR         512
+#define VIRTIO_BLK_HDR_LEN        16 /* le32 type, le32 reserved, le64 sector */
+#define VIRTIO_BLK_ID_BYTES       20
+#define VIRTIO_BLK_QUEUE_SIZE     256
+#define VIRTIO_BLK_SEG_MAX        (VIRTIO_BLK_QUEUE_SIZE - 2) /* data segments per request */
+#define VIRTIO_BLK_SIZE_MAX       (1u << 20)                  /* bytes per data segment */
+#define VIRTIO_BLK_MAX_DZ_SECTORS (1u << 22)                  /* per discard/zeroes segment */
+#define VIRTIO_BLK_MAX_DZ_SEG     16                          /* segments per discard/zeroes */
+#define VIRTIO_BLK_DISCARD_ALIGN  8                           /* sectors (4 KiB) */
 
 /* Open and lock the image and build the device ("virtio-blk<index>"), its
  * completion eventfd already on vd->loop. NULL with a one-line error. */

@@ -6,13 +6,13 @@
 
 #include "../core/log.h"
 
-#define CONSOLE_QUEUE_SIZE 64
+#define CONSOLE_QUEUE_SIZE   64
 #define CONSOLE_SAVE_VERSION 1
 
 struct virtio_console {
-	struct virtio_dev vd;   /* first: container of the ops' argument */
+	struct virtio_dev vd; /* first: container of the ops' argument */
 	struct char_port port;
-	bool rx_refused;        /* input was refused: call port.rx_space on the next rx kick */
+	bool rx_refused;          /* input was refused: call port.rx_space on the next rx kick */
 	struct virtq_chain chain; /* scratch; users hold vd->lock */
 };
 

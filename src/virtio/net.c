@@ -6,11 +6,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/if_tun.h>
+#include <linux/vhost.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -18,51 +21,62 @@
 
 #include "../backends/tap.h"
 #include "../core/log.h"
+#include "../core/util.h"
 #include "../core/vm.h"
 #include "setup.h"
 
 #define NET_QUEUE_SIZE 256
-#define NET_BUF_LEN (VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_FRAME)
+#define NET_BUF_LEN    (VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_FRAME)
 /* Frames per wake-up in each direction before going back to the loop, so a
  * busy transmitter cannot starve receive (and the reverse). */
 #define NET_BATCH 64
 /* Consecutive failed reads before the backend is given up on: a fd that
  * stays readable but only returns errors must not spin the worker. */
-#define NET_MAX_ERR_RUN 1024
+#define NET_MAX_ERR_RUN  1024
 #define NET_SAVE_VERSION 1
 
 /* Offsets in virtio_net_hdr_v1. */
-#define HDR_FLAGS 0
-#define HDR_GSO_TYPE 1
+#define HDR_FLAGS       0
+#define HDR_GSO_TYPE    1
 #define HDR_NUM_BUFFERS 10
 
 enum { RX_STOP = -1, RX_IDLE = 0, RX_DONE = 1, RX_STALL = 2 };
 
 struct virtio_net {
-	struct virtio_dev vd;       /* first: container of the ops' argument */
+	struct virtio_dev vd; /* first: container of the ops' argument */
 	int fd;
-	bool is_tap;                /* offloads are set with TUNSETOFFLOAD */
-	bool is_socket;             /* use send/recvmsg (no SIGPIPE, MSG_TRUNC) */
-	bool fd_dead;               /* backend failed: unwatched, link down */
-	bool released;              /* fd closed for another process (migration) */
-	bool made_persistent;       /* release set TUNSETPERSIST; reacquire undoes it */
-	char ifname[IFNAMSIZ];      /* tap to reopen on reacquire ("" for a passed-in fd) */
+	bool is_tap;           /* offloads are set with TUNSETOFFLOAD */
+	bool is_socket;        /* use send/recvmsg (no SIGPIPE, MSG_TRUNC) */
+	bool fd_dead;          /* backend failed: unwatched, link down */
+	bool released;         /* fd closed for another process (migration) */
+	bool made_persistent;  /* release set TUNSETPERSIST; reacquire undoes it */
+	char ifname[IFNAMSIZ]; /* tap to reopen on reacquire ("" for a passed-in fd) */
 	uint8_t mac[6];
-	uint32_t watch;             /* events currently asked of vd->loop */
-	bool rx_stalled;            /* no rx buffers: wait for the rx kick */
-	bool tx_resume;             /* tx paused (backend full, batch used): resume on EPOLLOUT */
-	unsigned err_run;           /* consecutive failed reads */
-	size_t pending;             /* bytes of a received frame waiting in bounce (mergeable) */
-	size_t rx_off;              /* of it, bytes already in held rx chains */
-	unsigned rx_nbufs;          /* rx chains popped and filled, not yet pushed */
+	uint32_t watch;    /* events currently asked of vd->loop */
+	bool rx_stalled;   /* no rx buffers: wait for the rx kick */
+	bool tx_resume;    /* tx paused (backend full, batch used): resume on EPOLLOUT */
+	unsigned err_run;  /* consecutive failed reads */
+	size_t pending;    /* bytes of a received frame waiting in bounce (mergeable) */
+	size_t rx_off;     /* of it, bytes already in held rx chains */
+	unsigned rx_nbufs; /* rx chains popped and filled, not yet pushed */
 	uint64_t rx_dropped, tx_dropped;
 	uint8_t rx_hdr[VIRTIO_NET_HDR_LEN];
-	uint8_t *bounce;            /* NET_BUF_LEN */
+	uint8_t *bounce; /* NET_BUF_LEN */
 	uint16_t rx_heads[VIRTQ_MAX_SIZE];
 	uint32_t rx_lens[VIRTQ_MAX_SIZE];
 	struct iovec iov[IOV_MAX];
-	struct virtq_chain first;   /* first rx chain of a frame (holds the header) */
-	struct virtq_chain chain;   /* scratch */
+	struct virtq_chain first; /* first rx chain of a frame (holds the header) */
+	struct virtq_chain chain; /* scratch */
+	/* vhost-net: the kernel moves the frames between the rings and the tap; kicks go to it
+	 * straight from the ioeventfds, its "used" notifications come to the worker (vh_call),
+	 * which raises the interrupt through the transport (masking, routing). */
+	int vh_fd;            /* /dev/vhost-net, or -1: the user-space path */
+	bool vh_running;      /* the rings are the kernel's */
+	uint64_t vh_features; /* what vhost-net offers */
+	int vh_call[2];       /* eventfds vhost signals, per queue */
+	int vh_kick[2];       /* the transport's kick eventfds while vhost has them */
+	uint8_t *vh_log;      /* vhost's dirty log: a bit per 4 KiB of guest physical address */
+	size_t vh_log_len;
 };
 
 static struct virtio_net *to_net(struct virtio_dev *vd)
@@ -452,7 +466,7 @@ static int net_rx_direct(struct virtio_net *n, unsigned *pushed)
 			continue;
 		}
 		n->iov[cnt++] = (struct iovec){ .iov_base = (uint8_t *)c->iov[i].iov_base + skip,
-						 .iov_len = l - skip };
+						.iov_len = l - skip };
 		skip = 0;
 	}
 	n->iov[cnt++] = (struct iovec){ .iov_base = n->bounce, .iov_len = NET_BUF_LEN };
@@ -571,6 +585,224 @@ static unsigned net_tap_offloads(const struct virtio_dev *vd)
 	return f;
 }
 
+/* ---- vhost-net ---------------------------------------------------------- */
+
+/* What vhost-net must know of the negotiated features: the ring layout and the header. */
+#define VH_RING_FEATURES                                                                            \
+	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_EVENT_IDX | 1ULL << VIRTIO_F_INDIRECT_DESC | \
+	 1ULL << VIRTIO_NET_F_MRG_RXBUF)
+
+static int vh_ioctl(struct virtio_net *n, unsigned long req, void *arg, const char *name)
+{
+	if (ioctl(n->vh_fd, req, arg) == 0)
+		return 0;
+	log_error("%s: vhost-net %s: %s; give --net ...,vhost=off for the user-space path", n->vd.name, name,
+		  strerror(errno));
+	return -1;
+}
+
+/* The host address of guest range [gpa, gpa+len), as vhost wants it. */
+static uint64_t vh_hva(const struct virtio_net *n, uint64_t gpa, uint64_t len)
+{
+	return (uint64_t)(uintptr_t)gpa_ptr(n->vd.mem, gpa, len);
+}
+
+/* Pages vhost wrote (its log) are dirty for a migration; the log starts afresh. */
+static void vh_log_collect(struct virtio_net *n)
+{
+	if (!n->vh_log)
+		return;
+	for (size_t i = 0; i < n->vh_log_len; i++) {
+		uint8_t b = __atomic_exchange_n(&n->vh_log[i], 0, __ATOMIC_ACQ_REL);
+
+		for (unsigned bit = 0; b && bit < 8; bit++)
+			if (b & (1u << bit))
+				guest_mem_mark_dirty(n->vd.mem, ((uint64_t)i * 8 + bit) * 4096, 4096);
+	}
+}
+
+/* Take the rings back from the kernel: where it got to in each avail ring, and the used
+ * index it wrote. The queues' state is the user-space path's again (saved as such). */
+static void vh_stop(struct virtio_net *n)
+{
+	struct virtio_dev *vd = &n->vd;
+
+	if (!n->vh_running)
+		return;
+	for (unsigned q = 0; q < 2; q++) {
+		struct vhost_vring_file be = { .index = q, .fd = -1 };
+		struct vhost_vring_state st = { .index = q };
+		struct virtq *vq = &vd->vqs[q];
+
+		vh_ioctl(n, VHOST_NET_SET_BACKEND, &be, "VHOST_NET_SET_BACKEND");
+		if (vh_ioctl(n, VHOST_GET_VRING_BASE, &st, "VHOST_GET_VRING_BASE") == 0 && vq->enabled) {
+			vq->last_avail = (uint16_t)st.num;
+			vq->used_idx = get_le16((uint8_t *)vq->used + 2);
+			vq->signalled_used_valid = false;
+		}
+		if (n->vh_kick[q] >= 0) {
+			virtio_queue_kick_fd(vd, q, false);
+			n->vh_kick[q] = -1;
+		}
+	}
+	n->vh_running = false;
+	vh_log_collect(n);
+	/* A kick vhost had not seen yet is the user-space path's now. */
+	n->tx_resume = true;
+	n->rx_stalled = false;
+}
+
+/* Hand both rings and the tap to the kernel. */
+static int vh_start(struct virtio_net *n)
+{
+	struct virtio_dev *vd = &n->vd;
+	const struct guest_mem *m = vd->mem;
+	uint64_t features = (vd->features & VH_RING_FEATURES & n->vh_features) | 1ULL << VHOST_F_LOG_ALL;
+	struct vhost_memory *mt;
+	uint64_t top = 0, log_base;
+	int ret = -1;
+
+	if (vh_ioctl(n, VHOST_SET_FEATURES, &features, "VHOST_SET_FEATURES") < 0)
+		return -1;
+	mt = calloc(1, sizeof(*mt) + (size_t)m->nr_regions * sizeof(mt->regions[0]));
+	if (!mt) {
+		log_error("%s: out of memory", vd->name);
+		return -1;
+	}
+	mt->nregions = (uint32_t)m->nr_regions;
+	for (int i = 0; i < m->nr_regions; i++) {
+		mt->regions[i] =
+			(struct vhost_memory_region){ .guest_phys_addr = m->regions[i].gpa,
+						      .memory_size = m->regions[i].size,
+						      .userspace_addr =
+							      (uint64_t)(uintptr_t)m->regions[i].host };
+		if (m->regions[i].gpa + m->regions[i].size > top)
+			top = m->regions[i].gpa + m->regions[i].size;
+	}
+	if (vh_ioctl(n, VHOST_SET_MEM_TABLE, mt, "VHOST_SET_MEM_TABLE") < 0)
+		goto out;
+	if (!n->vh_log) {
+		n->vh_log_len = (size_t)((top / 4096 + 7) / 8);
+		n->vh_log = calloc(1, n->vh_log_len);
+		if (!n->vh_log) {
+			log_error("%s: out of memory", vd->name);
+			goto out;
+		}
+	}
+	log_base = (uint64_t)(uintptr_t)n->vh_log;
+	if (vh_ioctl(n, VHOST_SET_LOG_BASE, &log_base, "VHOST_SET_LOG_BASE") < 0)
+		goto out;
+	for (unsigned q = 0; q < 2; q++) {
+		struct virtq *vq = &vd->vqs[q];
+		struct vhost_vring_state num = { .index = q, .num = vq->size };
+		struct vhost_vring_state base = { .index = q, .num = vq->last_avail };
+		struct vhost_vring_addr addr = {
+			.index = q,
+			.flags = 1u << VHOST_VRING_F_LOG,
+			.desc_user_addr = vh_hva(n, vq->desc_gpa, 16ULL * vq->size),
+			.avail_user_addr = vh_hva(n, vq->avail_gpa, 6 + 2ULL * vq->size),
+			.used_user_addr = vh_hva(n, vq->used_gpa, 6 + 8ULL * vq->size),
+			.log_guest_addr = vq->used_gpa,
+		};
+		struct vhost_vring_file call = { .index = q, .fd = n->vh_call[q] };
+		struct vhost_vring_file kick = { .index = q };
+		struct vhost_vring_file be = { .index = q, .fd = n->fd };
+
+		if (!vq->enabled) {
+			log_error("%s: the driver did not enable queue %u; vhost-net needs both", vd->name,
+				  q);
+			goto out;
+		}
+		if (vh_ioctl(n, VHOST_SET_VRING_NUM, &num, "VHOST_SET_VRING_NUM") < 0 ||
+		    vh_ioctl(n, VHOST_SET_VRING_BASE, &base, "VHOST_SET_VRING_BASE") < 0 ||
+		    vh_ioctl(n, VHOST_SET_VRING_ADDR, &addr, "VHOST_SET_VRING_ADDR") < 0 ||
+		    vh_ioctl(n, VHOST_SET_VRING_CALL, &call, "VHOST_SET_VRING_CALL") < 0)
+			goto out;
+		kick.fd = virtio_queue_kick_fd(vd, q, true);
+		if (kick.fd < 0) {
+			log_error("%s: the transport has no kick eventfd for vhost-net", vd->name);
+			goto out;
+		}
+		n->vh_kick[q] = kick.fd;
+		n->vh_running = true; /* from here on, vh_stop undoes it */
+		if (vh_ioctl(n, VHOST_SET_VRING_KICK, &kick, "VHOST_SET_VRING_KICK") < 0 ||
+		    vh_ioctl(n, VHOST_NET_SET_BACKEND, &be, "VHOST_NET_SET_BACKEND") < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	free(mt);
+	if (ret < 0)
+		vh_stop(n);
+	return ret;
+}
+
+/* vhost signalled used buffers on a queue: interrupt the driver (vhost applied the
+ * driver's suppression already). */
+static void vh_on_call(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct virtio_net *n = opaque;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0)
+		return;
+	pthread_mutex_lock(&n->vd.lock);
+	if (n->vh_running)
+		virtio_notify_queue_now(&n->vd, fd == n->vh_call[0] ? 0 : 1);
+	pthread_mutex_unlock(&n->vd.lock);
+}
+
+/* Open vhost-net for the device (vhost=auto: quietly not when the host has none). 0, or -1
+ * after printing when it was asked for (on) or is there but unusable. */
+static int vh_open(struct virtio_net *n, enum net_vhost mode)
+{
+	const char *what = "open";
+
+	n->vh_fd = n->vh_call[0] = n->vh_call[1] = n->vh_kick[0] = n->vh_kick[1] = -1;
+	if (mode == NET_VHOST_OFF)
+		return 0;
+	n->vh_fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+	if (n->vh_fd < 0) {
+		if (mode == NET_VHOST_AUTO && (errno == ENOENT || errno == ENODEV || errno == ENXIO))
+			return 0;
+		goto fail;
+	}
+	what = "VHOST_SET_OWNER";
+	if (ioctl(n->vh_fd, VHOST_SET_OWNER, NULL) < 0)
+		goto fail;
+	what = "VHOST_GET_FEATURES";
+	if (ioctl(n->vh_fd, VHOST_GET_FEATURES, &n->vh_features) < 0)
+		goto fail;
+	what = "eventfd";
+	for (unsigned q = 0; q < 2; q++) {
+		n->vh_call[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (n->vh_call[q] < 0 || loop_add(n->vd.loop, n->vh_call[q], EPOLLIN, vh_on_call, n) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	log_error(
+		"%s: /dev/vhost-net: %s failed: %s; load vhost_net (modprobe vhost_net), give kvmbox access "
+		"to /dev/vhost-net, or give --net ...,vhost=off",
+		n->vd.name, what, strerror(errno));
+	return -1;
+}
+
+static void vh_close(struct virtio_net *n)
+{
+	vh_stop(n);
+	for (unsigned q = 0; q < 2; q++)
+		if (n->vh_call[q] >= 0) {
+			loop_del(n->vd.loop, n->vh_call[q]);
+			close(n->vh_call[q]);
+		}
+	if (n->vh_fd >= 0)
+		close(n->vh_fd);
+	free(n->vh_log);
+	n->vh_fd = -1;
+	n->vh_log = NULL;
+}
+
 static int net_start(struct virtio_net *n)
 {
 	struct virtio_dev *vd = &n->vd;
@@ -585,6 +817,11 @@ static int net_start(struct virtio_net *n)
 		return -1;
 	}
 	n->rx_stalled = false; /* look at the backend; stalls again if no buffers */
+	if (n->vh_fd >= 0 && !n->fd_dead && !n->released) {
+		/* The kernel reads and writes the tap: the worker only raises interrupts. */
+		net_set_watch(n, 0);
+		return vh_start(n);
+	}
 	net_update_watch(n);
 	return 0;
 }
@@ -604,6 +841,7 @@ static void net_reset(struct virtio_dev *vd)
 
 	/* Nothing is in flight outside this lock: forget the held frame and
 	 * stop reading until the next activation. */
+	vh_stop(n);
 	net_rx_forget(n);
 	n->rx_stalled = false;
 	n->tx_resume = false;
@@ -625,6 +863,24 @@ static void net_queue_notify(struct virtio_dev *vd, unsigned q)
 		net_tx(n);
 	}
 	net_update_watch(n);
+}
+
+/* A pause (snapshot, migration): the kernel gives the rings back, so nothing touches guest
+ * memory and the saved queue state is where vhost got to. */
+static int net_quiesce(struct virtio_dev *vd)
+{
+	vh_stop(to_net(vd));
+	return 0;
+}
+
+static void net_resume(struct virtio_dev *vd)
+{
+	struct virtio_net *n = to_net(vd);
+
+	if (n->vh_fd >= 0 && net_running(n) && !n->fd_dead && !n->vh_running && vh_start(n) < 0)
+		virtio_set_broken(vd, "vhost-net could not take the rings back");
+	else if (!n->vh_running)
+		net_update_watch(n);
 }
 
 static void net_config_write(struct virtio_dev *vd, uint32_t off, uint32_t len)
@@ -704,7 +960,8 @@ static int net_release(struct virtio_dev *vd)
 		if (!persistent) {
 			if (tap_set_persist(n->fd, true) < 0) {
 				log_error("%s: tap %s: TUNSETPERSIST: %s; create the tap with "
-					  "`ip tuntap add` to migrate", vd->name, n->ifname, strerror(errno));
+					  "`ip tuntap add` to migrate",
+					  vd->name, n->ifname, strerror(errno));
 				return -1;
 			}
 			n->made_persistent = true;
@@ -735,7 +992,8 @@ static int net_reacquire(struct virtio_dev *vd)
 	}
 	if (!n->is_tap) {
 		log_error("%s: the network backend was passed in as an open fd and cannot be reopened; "
-			  "restart the VM to reconnect", vd->name);
+			  "restart the VM to reconnect",
+			  vd->name);
 		return -1;
 	}
 	fd = tap_open(n->ifname, NULL, &vnet_ok);
@@ -782,6 +1040,7 @@ static void net_destroy(struct virtio_dev *vd)
 {
 	struct virtio_net *n = to_net(vd);
 
+	vh_close(n);
 	if (!n->fd_dead && !n->released)
 		loop_del(vd->loop, n->fd);
 	if (n->fd >= 0)
@@ -799,6 +1058,8 @@ static const struct virtio_dev_ops net_ops = {
 	.reset = net_reset,
 	.queue_notify = net_queue_notify,
 	.config_write = net_config_write,
+	.quiesce = net_quiesce,
+	.resume = net_resume,
 	.save = net_save,
 	.load = net_load,
 	.release = net_release,
@@ -823,7 +1084,7 @@ void virtio_net_default_mac(const char *tap, unsigned index, uint8_t mac[6])
 }
 
 static struct virtio_dev *net_create(const struct guest_mem *mem, int fd, const uint8_t mac[6],
-				     unsigned index, bool is_tap)
+				     unsigned index, bool is_tap, enum net_vhost vhost)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	char name[32];
@@ -859,6 +1120,13 @@ static struct virtio_dev *net_create(const struct guest_mem *mem, int fd, const 
 		virtio_dev_fini(&n->vd);
 		goto fail;
 	}
+	/* vhost-net only drives a tap. */
+	if (vh_open(n, is_tap ? vhost : NET_VHOST_OFF) < 0) {
+		vh_close(n);
+		loop_del(n->vd.loop, fd);
+		virtio_dev_fini(&n->vd);
+		goto fail;
+	}
 	return &n->vd;
 fail:
 	if (n)
@@ -870,7 +1138,7 @@ fail:
 struct virtio_dev *virtio_net_create_fd(const struct guest_mem *mem, int fd, const uint8_t mac[6],
 					unsigned index)
 {
-	return net_create(mem, fd, mac, index, false);
+	return net_create(mem, fd, mac, index, false, NET_VHOST_OFF);
 }
 
 struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct net_config *cfg,
@@ -887,8 +1155,9 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct n
 
 		if ((cfg->mac[0] & 1) || !memcmp(cfg->mac, zero, 6)) {
 			log_error("tap %s: MAC %02x:%02x:%02x:%02x:%02x:%02x is not a unicast address; "
-				  "use e.g. 52:54:00:12:34:56", cfg->tap, cfg->mac[0], cfg->mac[1],
-				  cfg->mac[2], cfg->mac[3], cfg->mac[4], cfg->mac[5]);
+				  "use e.g. 52:54:00:12:34:56",
+				  cfg->tap, cfg->mac[0], cfg->mac[1], cfg->mac[2], cfg->mac[3], cfg->mac[4],
+				  cfg->mac[5]);
 			return NULL;
 		}
 		memcpy(mac, cfg->mac, 6);
@@ -900,11 +1169,12 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct n
 		return NULL;
 	if (!vnet_ok) {
 		log_error("tap %s: the kernel refused the 12-byte vnet header (TUNSETVNETHDRSZ); "
-			  "use Linux >= 2.6.35", ifname);
+			  "use Linux >= 2.6.35",
+			  ifname);
 		close(fd);
 		return NULL;
 	}
-	vd = net_create(mem, fd, mac, index, true);
+	vd = net_create(mem, fd, mac, index, true, (enum net_vhost)cfg->vhost);
 	if (!vd) {
 		close(fd);
 		return NULL;
@@ -940,7 +1210,7 @@ static int net_parse(void *cfgp, const char *arg)
 {
 	struct net_config *n = cfgp;
 	char *opts = strdup(arg), *p, *value;
-	char *const keys[] = { "tap", "mac", NULL };
+	char *const keys[] = { "tap", "mac", "vhost", NULL };
 	int ret = -1;
 
 	if (!opts) {
@@ -952,8 +1222,10 @@ static int net_parse(void *cfgp, const char *arg)
 		switch (getsubopt(&p, keys, &value)) {
 		case 0:
 			if (!value || !value[0] || strlen(value) >= sizeof(n->tap)) {
-				log_error("--net: tap name '%s' is empty or longer than %zu characters; give a valid "
-					  "interface name", value ? value : "", sizeof(n->tap) - 1);
+				log_error(
+					"--net: tap name '%s' is empty or longer than %zu characters; give a valid "
+					"interface name",
+					value ? value : "", sizeof(n->tap) - 1);
 				goto out;
 			}
 			snprintf(n->tap, sizeof(n->tap), "%s", value);
@@ -961,18 +1233,32 @@ static int net_parse(void *cfgp, const char *arg)
 		case 1:
 			if (!value || parse_mac(value, n->mac) < 0) {
 				log_error("--net: mac '%s' is not a unicast MAC address; give one like "
-					  "52:54:00:12:34:56", value ? value : "");
+					  "52:54:00:12:34:56",
+					  value ? value : "");
 				goto out;
 			}
 			n->mac_set = true;
 			break;
+		case 2:
+			if (value && !strcmp(value, "on"))
+				n->vhost = NET_VHOST_ON;
+			else if (value && !strcmp(value, "off"))
+				n->vhost = NET_VHOST_OFF;
+			else {
+				log_error("--net: vhost='%s'; give vhost=on or vhost=off (default: on when "
+					  "/dev/vhost-net is usable)",
+					  value ? value : "");
+				goto out;
+			}
+			break;
 		default:
-			log_error("--net: unknown option '%s'; use tap=NAME[,mac=MAC]", value ? value : p);
+			log_error("--net: unknown option '%s'; use tap=NAME[,mac=MAC][,vhost=on|off]",
+				  value ? value : p);
 			goto out;
 		}
 	}
 	if (!n->tap[0]) {
-		log_error("--net: no tap device; give --net tap=NAME[,mac=MAC]");
+		log_error("--net: no tap device; give --net tap=NAME[,mac=MAC][,vhost=on|off]");
 		goto out;
 	}
 	ret = 0;
@@ -988,6 +1274,7 @@ static void net_cfg_save(const void *cfgp, struct ser_writer *w)
 	ser_put_str(w, n->tap);
 	ser_put_bytes(w, n->mac, 6);
 	ser_put_u8(w, n->mac_set);
+	ser_put_u8(w, n->vhost); /* absent in records of older kvmbox: auto */
 }
 
 static int net_cfg_load(void *cfgp, struct ser_reader *r)
@@ -1001,7 +1288,8 @@ static int net_cfg_load(void *cfgp, struct ser_reader *r)
 	free(tap);
 	ser_get_bytes(r, n->mac, 6);
 	set = ser_get_u8(r);
-	if (r->err || !n->tap[0] || set > 1 || (set && (n->mac[0] & 1)))
+	n->vhost = r->off < r->len ? ser_get_u8(r) : NET_VHOST_AUTO;
+	if (r->err || !n->tap[0] || set > 1 || (set && (n->mac[0] & 1)) || n->vhost > NET_VHOST_OFF)
 		return -1;
 	n->mac_set = set;
 	return 0;
@@ -1016,8 +1304,8 @@ const struct device_type virtio_net_type = {
 	.name = "virtio-net",
 	.option = "net",
 	.short_opt = 'n',
-	.arg = "tap=NAME[,mac=MAC]",
-	.help = "virtio-net card on a host tap device (repeatable)",
+	.arg = "tap=NAME[,mac=MAC][,vhost=on|off]",
+	.help = "virtio-net card on a host tap device (repeatable; vhost-net when usable)",
 	.max = 8,
 	.config_size = sizeof(struct net_config),
 	.parse = net_parse,

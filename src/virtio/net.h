@@ -23,11 +23,16 @@
 
 #include "../core/devtype.h"
 
-/* --net tap=NAME[,mac=MAC] */
+/* vhost=: who moves the frames. */
+enum net_vhost { NET_VHOST_AUTO = 0, NET_VHOST_ON, NET_VHOST_OFF };
+
+/* --net tap=NAME[,mac=MAC][,vhost=on|off] */
 struct net_config {
-	char tap[16];         /* IFNAMSIZ */
+	char tap[16]; /* IFNAMSIZ */
 	uint8_t mac[6];
-	bool mac_set;         /* else a stable MAC is generated from the tap name */
+	bool mac_set;  /* else a stable MAC is generated from the tap name */
+	uint8_t vhost; /* enum net_vhost: the kernel's vhost-net when /dev/vhost-net is
+			       * usable (auto), always (on: an error without it), never (off) */
 };
 
 /* The `--net` device type (core/devtype.h). */
@@ -58,14 +63,14 @@ int parse_mac(const char *s, uint8_t mac[6]);
 #define VIRTIO_NET_S_LINK_UP 1
 
 /* virtio_net_hdr_v1 (little endian). */
-#define VIRTIO_NET_HDR_LEN 12
+#define VIRTIO_NET_HDR_LEN          12
 #define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
 #define VIRTIO_NET_HDR_F_DATA_VALID 2
-#define VIRTIO_NET_HDR_GSO_NONE  0
-#define VIRTIO_NET_HDR_GSO_TCPV4 1
-#define VIRTIO_NET_HDR_GSO_UDP   3
-#define VIRTIO_NET_HDR_GSO_TCPV6 4
-#define VIRTIO_NET_HDR_GSO_ECN   0x80
+#define VIRTIO_NET_HDR_GSO_NONE     0
+#define VIRTIO_NET_HDR_GSO_TCPV4    1
+#define VIRTIO_NET_HDR_GSO_UDP      3
+#define VIRTIO_NET_HDR_GSO_TCPV6    4
+#define VIRTIO_NET_HDR_GSO_ECN      0x80
 
 /* Largest frame (without the vnet header) we move in either direction:
  * a 64 KiB GSO payload plus the Ethernet header. */

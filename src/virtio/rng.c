@@ -13,7 +13,7 @@
 #define RNG_QUEUE_SIZE 64
 
 struct virtio_rng {
-	struct virtio_dev vd;   /* first: container of the ops' argument */
+	struct virtio_dev vd; /* first: container of the ops' argument */
 	struct virtq_chain chain;
 };
 

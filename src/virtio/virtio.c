@@ -8,8 +8,8 @@
 int virtio_dev_init(struct virtio_dev *vd, const struct virtio_dev_ops *ops, const char *name,
 		    const struct guest_mem *mem, unsigned num_queues, uint16_t queue_max)
 {
-	if (num_queues == 0 || num_queues > VIRTIO_MAX_QUEUES || queue_max == 0 || queue_max > VIRTQ_MAX_SIZE ||
-	    (queue_max & (queue_max - 1))) {
+	if (num_queues == 0 || num_queues > VIRTIO_MAX_QUEUES || queue_max == 0 ||
+	    queue_max > VIRTQ_MAX_SIZE || (queue_max & (queue_max - 1))) {
 		log_error("%s: internal error: bad queue layout", name);
 		return -1;
 	}
@@ -46,6 +46,19 @@ void virtio_notify_used(struct virtio_dev *vd, unsigned q)
 		return;
 	if (virtq_should_notify(&vd->vqs[q]))
 		vd->tops->notify_queue(vd, q);
+}
+
+void virtio_notify_queue_now(struct virtio_dev *vd, unsigned q)
+{
+	if (q < vd->num_queues && vd->tops)
+		vd->tops->notify_queue(vd, q);
+}
+
+int virtio_queue_kick_fd(struct virtio_dev *vd, unsigned q, bool take)
+{
+	if (q >= vd->num_queues || !vd->tops || !vd->tops->queue_kick_fd)
+		return -1;
+	return vd->tops->queue_kick_fd(vd, q, take);
 }
 
 void virtio_notify_config(struct virtio_dev *vd)

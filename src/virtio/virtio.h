@@ -46,8 +46,8 @@
 struct virtio_dev;
 
 struct virtio_dev_ops {
-	const char *type;        /* "virtio-blk": snapshot section, thread name */
-	uint16_t device_id;      /* VIRTIO_ID_* */
+	const char *type;          /* "virtio-blk": snapshot section, thread name */
+	uint16_t device_id;        /* VIRTIO_ID_* */
 	enum sandbox_kind sandbox; /* its worker thread's seccomp allow-list (core/sandbox.h) */
 	/* Driver set FEATURES_OK and DRIVER_OK; vd->features holds the
 	 * negotiated bits and the enabled queues are valid. Start work.
@@ -72,6 +72,9 @@ struct virtio_dev_ops {
 	int (*reacquire)(struct virtio_dev *vd);
 	/* Optional: device-specific state beyond features/queues/config,
 	 * which the transport saves itself. */
+	/* Optional: the VM runs again after a pause: restart what quiesce stopped (a queue
+	 * handed to the kernel). */
+	void (*resume)(struct virtio_dev *vd);
 	void (*save)(struct virtio_dev *vd, struct ser_writer *w);
 	int (*load)(struct virtio_dev *vd, struct ser_reader *r);
 	/* Free the device: its own fds first (they are on vd->loop), then
@@ -84,26 +87,30 @@ struct virtio_transport_ops {
 	void (*notify_queue)(struct virtio_dev *vd, unsigned q); /* raise q's interrupt */
 	void (*notify_config)(struct virtio_dev *vd);            /* config interrupt */
 	void (*needs_reset)(struct virtio_dev *vd);              /* set NEEDS_RESET + tell */
+	/* Optional: the eventfd a driver's kick of queue q signals (a KVM ioeventfd where it can
+	 * be), for a device that hands the queue to the kernel (vhost): take stops the worker
+	 * from watching it, !take watches it again. -1 when the transport has none. */
+	int (*queue_kick_fd)(struct virtio_dev *vd, unsigned q, bool take);
 };
 
 struct virtio_dev {
 	const struct virtio_dev_ops *ops;
-	char name[32];               /* instance: "virtio-blk0" (thread name) */
+	char name[32]; /* instance: "virtio-blk0" (thread name) */
 	const struct guest_mem *mem;
-	uint64_t host_features;      /* offered device bits; the transport adds
+	uint64_t host_features; /* offered device bits; the transport adds
 				      * VERSION_1, EVENT_IDX, INDIRECT_DESC */
-	uint64_t features;           /* negotiated */
-	uint8_t config[256];         /* device config space, little endian */
+	uint64_t features;      /* negotiated */
+	uint8_t config[256];    /* device config space, little endian */
 	uint32_t config_size;
-	unsigned num_queues;         /* <= VIRTIO_MAX_QUEUES */
-	uint16_t queue_max;          /* largest queue size offered */
+	unsigned num_queues; /* <= VIRTIO_MAX_QUEUES */
+	uint16_t queue_max;  /* largest queue size offered */
 	struct virtq vqs[VIRTIO_MAX_QUEUES];
 	pthread_mutex_t lock;
-	struct loop *loop;           /* the worker's loop */
+	struct loop *loop; /* the worker's loop */
 	bool activated;
-	bool broken;                 /* NEEDS_RESET set; no work until reset */
+	bool broken; /* NEEDS_RESET set; no work until reset */
 	const struct virtio_transport_ops *tops;
-	void *transport;             /* private to the transport */
+	void *transport; /* private to the transport */
 };
 
 /* Prepare vd (lock, loop) before the device adds its fds and the transport
@@ -121,6 +128,12 @@ void virtio_notify_config(struct virtio_dev *vd);
 /* The driver broke the protocol (malformed ring ...): set NEEDS_RESET,
  * stop processing until reset, tell the driver. */
 void virtio_set_broken(struct virtio_dev *vd, const char *why);
+/* The kick eventfd of queue q, taken from (take) or given back to the worker; -1 when the
+ * transport cannot hand it out. */
+int virtio_queue_kick_fd(struct virtio_dev *vd, unsigned q, bool take);
+/* Raise queue q's interrupt whatever the driver's suppression says (the kernel's vhost
+ * already decided to). */
+void virtio_notify_queue_now(struct virtio_dev *vd, unsigned q);
 /* True when the device was marked broken and not yet reset. */
 bool virtio_is_broken(const struct virtio_dev *vd);
 /* Has feature bit `bit` been negotiated? */

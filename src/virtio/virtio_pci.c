@@ -23,18 +23,18 @@
 #include "../devices/io_util.h"
 #include "../devices/pci.h"
 
-#define VPCI_NO_VECTOR    0xffff
+#define VPCI_NO_VECTOR 0xffff
 
-#define MSIX_MAX_VECTORS (VIRTIO_MAX_QUEUES + 1)
-#define MSIX_CTRL_ENABLE 0x8000
+#define MSIX_MAX_VECTORS  (VIRTIO_MAX_QUEUES + 1)
+#define MSIX_CTRL_ENABLE  0x8000
 #define MSIX_CTRL_MASKALL 0x4000
 
 struct msix_vector {
 	uint32_t addr_lo, addr_hi, data, ctrl; /* the table entry */
-	int gsi;          /* -1 until first used */
-	int irqfd;        /* eventfd attached to gsi */
-	bool routed;      /* route matches the entry */
-	bool pending;     /* PBA bit */
+	int gsi;                               /* -1 until first used */
+	int irqfd;                             /* eventfd attached to gsi */
+	bool routed;                           /* route matches the entry */
+	bool pending;                          /* PBA bit */
 };
 
 struct vpci {
@@ -56,7 +56,7 @@ struct vpci {
 	uint8_t isr;
 
 	/* MSI-X. */
-	int msix_cap;     /* config offset of the capability */
+	int msix_cap; /* config offset of the capability */
 	unsigned nvectors;
 	struct msix_vector vec[MSIX_MAX_VECTORS];
 
@@ -184,10 +184,25 @@ static void tr_needs_reset(struct virtio_dev *vd)
 		tr_notify_config(vd);
 }
 
+/* vhost takes a queue's kicks straight from the ioeventfd: the worker stops watching it
+ * (loop_mod, which may be called while the worker runs its loop). */
+static int tr_queue_kick_fd(struct virtio_dev *vd, unsigned q, bool take)
+{
+	struct vpci *p = vd->transport;
+
+	if (q >= vd->num_queues || p->kick_fd[q] < 0)
+		return -1;
+	if (loop_mod(vd->loop, p->kick_fd[q], take ? 0 : EPOLLIN) < 0)
+		log_error("%s: cannot %s queue %u's kicks: %s", vd->name, take ? "hand over" : "watch again",
+			  q, strerror(errno));
+	return p->kick_fd[q];
+}
+
 static const struct virtio_transport_ops vpci_tops = {
 	.notify_queue = tr_notify_queue,
 	.notify_config = tr_notify_config,
 	.needs_reset = tr_needs_reset,
+	.queue_kick_fd = tr_queue_kick_fd,
 };
 
 /* ---- device status ---------------------------------------------------- */
@@ -282,23 +297,40 @@ static uint64_t common_read(struct vpci *p, uint32_t off)
 	uint64_t feat = offered_features(p);
 
 	switch (off) {
-	case VIRTIO_PCI_COMMON_DFSELECT: return p->dev_feature_sel;
-	case VIRTIO_PCI_COMMON_DF: return p->dev_feature_sel < 2 ? (uint32_t)(feat >> (32 * p->dev_feature_sel)) : 0;
-	case VIRTIO_PCI_COMMON_GFSELECT: return p->drv_feature_sel;
-	case VIRTIO_PCI_COMMON_GF: return p->drv_feature_sel < 2 ? (uint32_t)(p->drv_features >> (32 * p->drv_feature_sel)) : 0;
-	case VIRTIO_PCI_COMMON_MSIX: return p->config_vector;
-	case VIRTIO_PCI_COMMON_NUMQ: return vd->num_queues;
-	case VIRTIO_PCI_COMMON_STATUS: return p->status;
-	case VIRTIO_PCI_COMMON_CFGGENERATION: return p->config_generation;
-	case VIRTIO_PCI_COMMON_Q_SELECT: return p->queue_sel;
-	case VIRTIO_PCI_COMMON_Q_SIZE: return qok ? vd->vqs[q].size : 0;
-	case VIRTIO_PCI_COMMON_Q_MSIX: return qok ? p->queue_vector[q] : VPCI_NO_VECTOR;
-	case VIRTIO_PCI_COMMON_Q_ENABLE: return qok ? p->queue_enable[q] : 0;
-	case VIRTIO_PCI_COMMON_Q_NOFF: return qok ? q : 0;
-	case VIRTIO_PCI_COMMON_Q_DESCLO: return qok ? vd->vqs[q].desc_gpa : 0;
-	case VIRTIO_PCI_COMMON_Q_AVAILLO: return qok ? vd->vqs[q].avail_gpa : 0;
-	case VIRTIO_PCI_COMMON_Q_USEDLO: return qok ? vd->vqs[q].used_gpa : 0;
-	default: return 0;
+	case VIRTIO_PCI_COMMON_DFSELECT:
+		return p->dev_feature_sel;
+	case VIRTIO_PCI_COMMON_DF:
+		return p->dev_feature_sel < 2 ? (uint32_t)(feat >> (32 * p->dev_feature_sel)) : 0;
+	case VIRTIO_PCI_COMMON_GFSELECT:
+		return p->drv_feature_sel;
+	case VIRTIO_PCI_COMMON_GF:
+		return p->drv_feature_sel < 2 ? (uint32_t)(p->drv_features >> (32 * p->drv_feature_sel)) : 0;
+	case VIRTIO_PCI_COMMON_MSIX:
+		return p->config_vector;
+	case VIRTIO_PCI_COMMON_NUMQ:
+		return vd->num_queues;
+	case VIRTIO_PCI_COMMON_STATUS:
+		return p->status;
+	case VIRTIO_PCI_COMMON_CFGGENERATION:
+		return p->config_generation;
+	case VIRTIO_PCI_COMMON_Q_SELECT:
+		return p->queue_sel;
+	case VIRTIO_PCI_COMMON_Q_SIZE:
+		return qok ? vd->vqs[q].size : 0;
+	case VIRTIO_PCI_COMMON_Q_MSIX:
+		return qok ? p->queue_vector[q] : VPCI_NO_VECTOR;
+	case VIRTIO_PCI_COMMON_Q_ENABLE:
+		return qok ? p->queue_enable[q] : 0;
+	case VIRTIO_PCI_COMMON_Q_NOFF:
+		return qok ? q : 0;
+	case VIRTIO_PCI_COMMON_Q_DESCLO:
+		return qok ? vd->vqs[q].desc_gpa : 0;
+	case VIRTIO_PCI_COMMON_Q_AVAILLO:
+		return qok ? vd->vqs[q].avail_gpa : 0;
+	case VIRTIO_PCI_COMMON_Q_USEDLO:
+		return qok ? vd->vqs[q].used_gpa : 0;
+	default:
+		return 0;
 	}
 }
 
@@ -306,11 +338,28 @@ static uint64_t common_read(struct vpci *p, uint32_t off)
 static uint32_t common_field_len(uint32_t off)
 {
 	switch (off) {
-	case VIRTIO_PCI_COMMON_DFSELECT: case VIRTIO_PCI_COMMON_DF: case VIRTIO_PCI_COMMON_GFSELECT: case VIRTIO_PCI_COMMON_GF: return 4;
-	case VIRTIO_PCI_COMMON_MSIX: case VIRTIO_PCI_COMMON_NUMQ: case VIRTIO_PCI_COMMON_Q_SELECT: case VIRTIO_PCI_COMMON_Q_SIZE: case VIRTIO_PCI_COMMON_Q_MSIX: case VIRTIO_PCI_COMMON_Q_ENABLE: case VIRTIO_PCI_COMMON_Q_NOFF: return 2;
-	case VIRTIO_PCI_COMMON_STATUS: case VIRTIO_PCI_COMMON_CFGGENERATION: return 1;
-	case VIRTIO_PCI_COMMON_Q_DESCLO: case VIRTIO_PCI_COMMON_Q_AVAILLO: case VIRTIO_PCI_COMMON_Q_USEDLO: return 8;
-	default: return 0;
+	case VIRTIO_PCI_COMMON_DFSELECT:
+	case VIRTIO_PCI_COMMON_DF:
+	case VIRTIO_PCI_COMMON_GFSELECT:
+	case VIRTIO_PCI_COMMON_GF:
+		return 4;
+	case VIRTIO_PCI_COMMON_MSIX:
+	case VIRTIO_PCI_COMMON_NUMQ:
+	case VIRTIO_PCI_COMMON_Q_SELECT:
+	case VIRTIO_PCI_COMMON_Q_SIZE:
+	case VIRTIO_PCI_COMMON_Q_MSIX:
+	case VIRTIO_PCI_COMMON_Q_ENABLE:
+	case VIRTIO_PCI_COMMON_Q_NOFF:
+		return 2;
+	case VIRTIO_PCI_COMMON_STATUS:
+	case VIRTIO_PCI_COMMON_CFGGENERATION:
+		return 1;
+	case VIRTIO_PCI_COMMON_Q_DESCLO:
+	case VIRTIO_PCI_COMMON_Q_AVAILLO:
+	case VIRTIO_PCI_COMMON_Q_USEDLO:
+		return 8;
+	default:
+		return 0;
 	}
 }
 
@@ -333,20 +382,29 @@ static void common_write(struct vpci *p, uint32_t off, uint32_t len, uint64_t va
 	bool qwritable = qok && !p->queue_enable[q];
 
 	switch (off) {
-	case VIRTIO_PCI_COMMON_DFSELECT: p->dev_feature_sel = (uint32_t)val; break;
-	case VIRTIO_PCI_COMMON_GFSELECT: p->drv_feature_sel = (uint32_t)val; break;
+	case VIRTIO_PCI_COMMON_DFSELECT:
+		p->dev_feature_sel = (uint32_t)val;
+		break;
+	case VIRTIO_PCI_COMMON_GFSELECT:
+		p->drv_feature_sel = (uint32_t)val;
+		break;
 	case VIRTIO_PCI_COMMON_GF:
 		if (p->drv_feature_sel < 2 && !(p->status & VIRTIO_STATUS_FEATURES_OK)) {
 			unsigned sh = 32 * p->drv_feature_sel;
 
-			p->drv_features = (p->drv_features & ~(0xffffffffULL << sh)) | ((uint64_t)(uint32_t)val << sh);
+			p->drv_features =
+				(p->drv_features & ~(0xffffffffULL << sh)) | ((uint64_t)(uint32_t)val << sh);
 		}
 		break;
 	case VIRTIO_PCI_COMMON_MSIX:
 		p->config_vector = val < p->nvectors ? (uint16_t)val : VPCI_NO_VECTOR;
 		break;
-	case VIRTIO_PCI_COMMON_STATUS: write_status(p, (uint8_t)val); break;
-	case VIRTIO_PCI_COMMON_Q_SELECT: p->queue_sel = (uint16_t)val; break;
+	case VIRTIO_PCI_COMMON_STATUS:
+		write_status(p, (uint8_t)val);
+		break;
+	case VIRTIO_PCI_COMMON_Q_SELECT:
+		p->queue_sel = (uint16_t)val;
+		break;
 	case VIRTIO_PCI_COMMON_Q_SIZE:
 		/* Any power of two up to our maximum. */
 		if (qwritable && val && val <= vd->queue_max && !(val & (val - 1)))
@@ -360,15 +418,18 @@ static void common_write(struct vpci *p, uint32_t off, uint32_t len, uint64_t va
 		if (qok && val == 1)
 			p->queue_enable[q] = 1;
 		break;
-	case VIRTIO_PCI_COMMON_Q_DESCLO: case VIRTIO_PCI_COMMON_Q_DESCHI:
+	case VIRTIO_PCI_COMMON_Q_DESCLO:
+	case VIRTIO_PCI_COMMON_Q_DESCHI:
 		if (qwritable)
 			set_u64_half(&vd->vqs[q].desc_gpa, off - VIRTIO_PCI_COMMON_Q_DESCLO, len, val);
 		break;
-	case VIRTIO_PCI_COMMON_Q_AVAILLO: case VIRTIO_PCI_COMMON_Q_AVAILHI:
+	case VIRTIO_PCI_COMMON_Q_AVAILLO:
+	case VIRTIO_PCI_COMMON_Q_AVAILHI:
 		if (qwritable)
 			set_u64_half(&vd->vqs[q].avail_gpa, off - VIRTIO_PCI_COMMON_Q_AVAILLO, len, val);
 		break;
-	case VIRTIO_PCI_COMMON_Q_USEDLO: case VIRTIO_PCI_COMMON_Q_USEDHI:
+	case VIRTIO_PCI_COMMON_Q_USEDLO:
+	case VIRTIO_PCI_COMMON_Q_USEDHI:
 		if (qwritable)
 			set_u64_half(&vd->vqs[q].used_gpa, off - VIRTIO_PCI_COMMON_Q_USEDLO, len, val);
 		break;
@@ -527,8 +588,8 @@ static void set_ioeventfds(struct vpci *p, bool assign)
 		if (vm_ioeventfd(p->vm, addr, 2, false, p->kick_fd[q], assign) < 0 && assign) {
 			/* Fall back to kicks through MMIO exits. */
 			for (unsigned r = 0; r < q; r++)
-				vm_ioeventfd(p->vm, p->bar_addr + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT * r, 2, false,
-					     p->kick_fd[r], false);
+				vm_ioeventfd(p->vm, p->bar_addr + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT * r, 2,
+					     false, p->kick_fd[r], false);
 			log_warn("%s: no ioeventfd, queue kicks will exit to kvmbox", p->vd->name);
 			return;
 		}
@@ -644,6 +705,10 @@ static void on_pause(struct loop *l, int fd, uint32_t events, void *opaque)
 		pthread_cond_wait(&p->park_cond, &p->park_lock);
 	p->parked = false;
 	pthread_mutex_unlock(&p->park_lock);
+	pthread_mutex_lock(&p->vd->lock);
+	if (p->vd->ops->resume)
+		p->vd->ops->resume(p->vd);
+	pthread_mutex_unlock(&p->vd->lock);
 }
 
 static void vpci_pause(struct device *dev)
@@ -785,7 +850,8 @@ static int vpci_load(struct device *dev, struct ser_reader *r)
 	if (vd->ops->load && vd->ops->load(vd, r) < 0)
 		goto out;
 	ret = r->err ? -1 : 0;
-	if (ret == 0 && (p->isr & 1) && !(pci_config_read(&p->pci, (uint32_t)p->msix_cap + 2, 2) & MSIX_CTRL_ENABLE))
+	if (ret == 0 && (p->isr & 1) &&
+	    !(pci_config_read(&p->pci, (uint32_t)p->msix_cap + 2, 2) & MSIX_CTRL_ENABLE))
 		pci_set_irq(&p->pci, 1);
 out:
 	pthread_mutex_unlock(&vd->lock);
@@ -901,10 +967,14 @@ static void add_virtio_cap(struct pci_dev *pdev, uint8_t type, uint32_t off, uin
 static uint32_t class_of(uint16_t id)
 {
 	switch (id) {
-	case VIRTIO_ID_NET: return 0x020000;
-	case VIRTIO_ID_BLOCK: return 0x010000;
-	case VIRTIO_ID_CONSOLE: return 0x078000;
-	default: return 0x00ff00;
+	case VIRTIO_ID_NET:
+		return 0x020000;
+	case VIRTIO_ID_BLOCK:
+		return 0x010000;
+	case VIRTIO_ID_CONSOLE:
+		return 0x078000;
+	default:
+		return 0x00ff00;
 	}
 }
 

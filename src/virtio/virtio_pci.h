@@ -16,15 +16,15 @@
 #include "virtio.h"
 
 /* BAR 0's layout: where each capability's structure is (shared with the tests). */
-#define VPCI_BAR_SIZE     0x8000
-#define VPCI_COMMON_OFF   0x0000
-#define VPCI_COMMON_LEN   0x38
-#define VPCI_ISR_OFF      0x1000
-#define VPCI_DEVCFG_OFF   0x2000
-#define VPCI_NOTIFY_OFF   0x3000
-#define VPCI_NOTIFY_MULT  4      /* notify_off_multiplier: queue q kicks at NOTIFY_OFF + 4 q */
-#define VPCI_MSIX_OFF     0x4000
-#define VPCI_PBA_OFF      0x5000
+#define VPCI_BAR_SIZE    0x8000
+#define VPCI_COMMON_OFF  0x0000
+#define VPCI_COMMON_LEN  0x38
+#define VPCI_ISR_OFF     0x1000
+#define VPCI_DEVCFG_OFF  0x2000
+#define VPCI_NOTIFY_OFF  0x3000
+#define VPCI_NOTIFY_MULT 4 /* notify_off_multiplier: queue q kicks at NOTIFY_OFF + 4 q */
+#define VPCI_MSIX_OFF    0x4000
+#define VPCI_PBA_OFF     0x5000
 
 struct vm;
 

@@ -20,13 +20,13 @@
 #include "../core/memory.h"
 #include "../core/ser.h"
 
-#define VIRTQ_MAX_SIZE 1024        /* largest queue size we offer */
-#define VIRTQ_MAX_SEGS 1024        /* segments in one chain (incl. indirect) */
+#define VIRTQ_MAX_SIZE 1024 /* largest queue size we offer */
+#define VIRTQ_MAX_SEGS 1024 /* segments in one chain (incl. indirect) */
 
 /* Descriptor flags and ring flags (virtio 1.x). */
-#define VIRTQ_DESC_F_NEXT      1
-#define VIRTQ_DESC_F_WRITE     2
-#define VIRTQ_DESC_F_INDIRECT  4
+#define VIRTQ_DESC_F_NEXT          1
+#define VIRTQ_DESC_F_WRITE         2
+#define VIRTQ_DESC_F_INDIRECT      4
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
 #define VIRTQ_USED_F_NO_NOTIFY     1
 
@@ -38,30 +38,30 @@
 /* One request: a descriptor chain as host iovecs. iov[0..n_out) are
  * device-readable (driver -> device), iov[n_out..n_out+n_in) device-writable. */
 struct virtq_chain {
-	uint16_t head;          /* id to give back to virtq_push() */
+	uint16_t head; /* id to give back to virtq_push() */
 	unsigned n_out;
 	unsigned n_in;
-	uint64_t out_len;       /* bytes in readable segments */
-	uint64_t in_len;        /* bytes in writable segments */
+	uint64_t out_len; /* bytes in readable segments */
+	uint64_t in_len;  /* bytes in writable segments */
 	struct iovec iov[VIRTQ_MAX_SEGS];
 };
 
 struct virtq {
 	const struct guest_mem *mem;
 	/* Set by the transport from the driver's writes. */
-	uint16_t size;          /* entries; 0 < size <= VIRTQ_MAX_SIZE, power of 2 */
+	uint16_t size; /* entries; 0 < size <= VIRTQ_MAX_SIZE, power of 2 */
 	uint64_t desc_gpa;
 	uint64_t avail_gpa;
 	uint64_t used_gpa;
-	bool event_idx;         /* VIRTIO_F_EVENT_IDX negotiated */
-	bool indirect;          /* VIRTIO_F_INDIRECT_DESC negotiated */
+	bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated */
+	bool indirect;  /* VIRTIO_F_INDIRECT_DESC negotiated */
 	/* Device-side state. */
 	bool enabled;
-	uint16_t last_avail;    /* next avail ring entry to take */
-	uint16_t used_idx;      /* our copy of used->idx */
+	uint16_t last_avail; /* next avail ring entry to take */
+	uint16_t used_idx;   /* our copy of used->idx */
 	uint16_t signalled_used;
 	bool signalled_used_valid;
-	bool broken;            /* virtq_pop() failed: VIRTQ_ERR until reset/enable */
+	bool broken; /* virtq_pop() failed: VIRTQ_ERR until reset/enable */
 	/* Host pointers, valid while enabled. */
 	void *desc;
 	void *avail;

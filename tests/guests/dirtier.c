@@ -12,8 +12,8 @@
  *   delay=MS   pause between passes, from the LAPIC timer (default 0) */
 #include "guest.h"
 
-#define PAGE 4096u
-#define BUS_HZ 1000000000u   /* KVM's APIC bus clock */
+#define PAGE   4096u
+#define BUS_HZ 1000000000u /* KVM's APIC bus clock */
 
 static volatile u32 timer_fired;
 
@@ -38,8 +38,8 @@ static void timer_irq(struct irq_frame *f)
 static void sleep_ms(u32 ms)
 {
 	timer_fired = 0;
-	lapic_write(LAPIC_TDCR, 0x3);   /* divide by 16 */
-	lapic_write(LAPIC_LVT_TIMER, VEC_LAPIC_TIMER);   /* one-shot */
+	lapic_write(LAPIC_TDCR, 0x3);                  /* divide by 16 */
+	lapic_write(LAPIC_LVT_TIMER, VEC_LAPIC_TIMER); /* one-shot */
 	lapic_write(LAPIC_TMICT, (BUS_HZ / 16 / 1000) * ms);
 	while (!timer_fired)
 		wait_for_irq();
@@ -50,7 +50,7 @@ void guest_main(struct hvm_start_info *si)
 	u64 base, pages;
 	long passes, delay;
 
-	guest_init(si);   /* first: it parses the command line */
+	guest_init(si); /* first: it parses the command line */
 	base = (u64)cmdline_int("base", 16) << 20;
 	pages = ((u64)cmdline_int("mb", 8) << 20) / PAGE;
 	passes = cmdline_int("passes", 0);

@@ -36,7 +36,8 @@ void guest_main(struct hvm_start_info *si)
 		w = inw(p);
 		l = inl(p);
 		if (b != 0xff || w != 0xffff || l != 0xffffffff)
-			fail("unassigned port %x reads %x/%x/%x (byte/word/dword), expected all ones", p, b, w, l);
+			fail("unassigned port %x reads %x/%x/%x (byte/word/dword), expected all ones", p, b,
+			     w, l);
 	}
 	gprintf("hostile_io: unassigned ports ok (all ones)\n");
 
@@ -53,7 +54,8 @@ void guest_main(struct hvm_start_info *si)
 		l = mmio_read32(a);
 		b = mmio_read8(a + 3);
 		if (l != 0xffffffff || b != 0xff)
-			fail("unassigned MMIO %lx reads %x (dword), %x (byte at +3), expected all ones", a, l, b);
+			fail("unassigned MMIO %lx reads %x (dword), %x (byte at +3), expected all ones", a, l,
+			     b);
 		mmio_write32(a, 0xdeadbeef);
 		mmio_write8(a + 1, 0x5a);
 		l = mmio_read32(a);
@@ -63,7 +65,7 @@ void guest_main(struct hvm_start_info *si)
 		q = *(volatile u64 *)(a + 8);
 		if (q != ~0ULL)
 			fail("unassigned MMIO %lx reads %lx (qword), expected all ones", a + 8, q);
-		*(volatile u16 *)(a + 0x11) = 0xbeef;   /* unaligned */
+		*(volatile u16 *)(a + 0x11) = 0xbeef; /* unaligned */
 		w = *(volatile u16 *)(a + 0x11);
 		if (w != 0xffff)
 			fail("unassigned MMIO %lx reads %x (unaligned word), expected ffff", a + 0x11, w);
@@ -72,7 +74,7 @@ void guest_main(struct hvm_start_info *si)
 
 	/* UART at odd widths: reads across registers, then a word write spanning
 	 * SCR and the unassigned port after it. The UART is re-initialised after. */
-	if (!cmdline_has("qemu")) {   /* QEMU 7.2 asserts on these (hw/char/serial.c) */
+	if (!cmdline_has("qemu")) { /* QEMU 7.2 asserts on these (hw/char/serial.c) */
 		acc ^= inw(COM1) ^ inl(COM1) ^ inw(COM1 + 5) ^ inl(COM1 + 4) ^ inw(COM1 + 7);
 		outw(COM1 + 7, 0x1234);
 		serial_init();
@@ -80,9 +82,9 @@ void guest_main(struct hvm_start_info *si)
 	gprintf("hostile_io: uart odd widths ok (%x)\n", acc);
 
 	/* RTC: word and dword accesses at 0x70 (index+data), out-of-range index. */
-	outw(0x70, 0x007f);   /* index 0x7f (NVRAM) and data 0 in one access */
+	outw(0x70, 0x007f); /* index 0x7f (NVRAM) and data 0 in one access */
 	acc ^= inw(0x70) ^ inl(0x70);
-	outb(0x70, 0x80 | 0x7f);   /* NMI-disable bit with the last NVRAM index */
+	outb(0x70, 0x80 | 0x7f); /* NMI-disable bit with the last NVRAM index */
 	acc ^= inb(0x71);
 	outb(0x70, 0x00);
 	acc ^= inb(0x71);
@@ -102,12 +104,14 @@ void guest_main(struct hvm_start_info *si)
 	outb(0xcf8, 0x12);
 	outw(0xcfa, 0x3456);
 	acc ^= inl(0xcf8);
-	outl(0xcf8, 0);   /* disabled address: data reads are unspecified, must not crash */
+	outl(0xcf8, 0); /* disabled address: data reads are unspecified, must not crash */
 	acc ^= inl(0xcfc);
 	gprintf("hostile_io: pci port widths ok (%x)\n", acc);
 
 	/* Absent devices read as all-ones, at every width. */
-	static const u32 absent[][3] = { { 0, 31, 7 }, { 1, 0, 0 }, { 255, 31, 7 }, { 0, 30, 3 }, { 128, 5, 0 } };
+	static const u32 absent[][3] = {
+		{ 0, 31, 7 }, { 1, 0, 0 }, { 255, 31, 7 }, { 0, 30, 3 }, { 128, 5, 0 }
+	};
 	int present = 0;
 
 	for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++) {

@@ -11,15 +11,15 @@
  *           off through PM1a_CNT. Without it the button is ignored. */
 #include "guest.h"
 
-#define TICK_HZ 5
-#define BUS_HZ 1000000000u   /* KVM's APIC bus clock */
-#define VEC_SCI 0x39
-#define PM1_STS 0x600
-#define PM1_EN 0x602
+#define TICK_HZ    5
+#define BUS_HZ     1000000000u /* KVM's APIC bus clock */
+#define VEC_SCI    0x39
+#define PM1_STS    0x600
+#define PM1_EN     0x602
 #define PM1_PWRBTN (1u << 8)
 
 extern char tramp_start[], tramp_end[];
-extern volatile u64 ap_stack_top;   /* read by ap_entry64 in start.S */
+extern volatile u64 ap_stack_top; /* read by ap_entry64 in start.S */
 static u8 ap_stacks[MAX_CPUS][4096] __attribute__((aligned(16)));
 static volatile int ap_started;
 static volatile u32 ticks;
@@ -44,7 +44,7 @@ static void sci_irq(struct irq_frame *f)
 	u16 sts = inw(PM1_STS);
 
 	if (sts & PM1_PWRBTN) {
-		outw(PM1_STS, PM1_PWRBTN);   /* write 1 to clear */
+		outw(PM1_STS, PM1_PWRBTN); /* write 1 to clear */
 		gprintf("idle: power button\n");
 		poweroff();
 	}
@@ -116,8 +116,8 @@ void guest_main(struct hvm_start_info *si)
 	/* Reprogramming the timer replaces the watchdog: this guest runs for ever. */
 	irq_set_handler(VEC_LAPIC_TIMER, timer_irq);
 	lapic_write(LAPIC_TMICT, 0);
-	lapic_write(LAPIC_TDCR, 0x3);   /* divide by 16 */
-	lapic_write(LAPIC_LVT_TIMER, (1u << 17) | VEC_LAPIC_TIMER);   /* periodic */
+	lapic_write(LAPIC_TDCR, 0x3);                               /* divide by 16 */
+	lapic_write(LAPIC_LVT_TIMER, (1u << 17) | VEC_LAPIC_TIMER); /* periodic */
 	lapic_write(LAPIC_TMICT, BUS_HZ / 16 / (u32)hz);
 	gprintf("idle: ready (%d cpus)\n", mi.ncpus);
 

@@ -2,8 +2,8 @@
  * waits and EOI; rate checked against the RTC; then one-shot mode. */
 #include "guest.h"
 
-#define RATE 100
-#define BUS_HZ 1000000000u   /* KVM's APIC bus clock */
+#define RATE   100
+#define BUS_HZ 1000000000u /* KVM's APIC bus clock */
 
 static volatile u32 ticks;
 
@@ -22,8 +22,8 @@ void guest_main(struct hvm_start_info *si)
 
 	u32 init = BUS_HZ / 16 / RATE;
 
-	lapic_write(LAPIC_TDCR, 0x3);   /* divide by 16 */
-	lapic_write(LAPIC_LVT_TIMER, (1u << 17) | VEC_LAPIC_TIMER);   /* periodic */
+	lapic_write(LAPIC_TDCR, 0x3);                               /* divide by 16 */
+	lapic_write(LAPIC_LVT_TIMER, (1u << 17) | VEC_LAPIC_TIMER); /* periodic */
 	lapic_write(LAPIC_TMICT, init);
 
 	u32 c1 = lapic_read(LAPIC_TMCCT);
@@ -57,7 +57,7 @@ void guest_main(struct hvm_start_info *si)
 	lapic_write(LAPIC_LVT_TIMER, VEC_LAPIC_TIMER);
 	u32 before = ticks;
 
-	lapic_write(LAPIC_TMICT, init / 10);   /* 1 ms */
+	lapic_write(LAPIC_TMICT, init / 10); /* 1 ms */
 	while (ticks == before)
 		wait_for_irq();
 	for (int i = 0; i < 200000 && lapic_read(LAPIC_TMCCT) != 0; i++)
@@ -66,7 +66,7 @@ void guest_main(struct hvm_start_info *si)
 		fail("one-shot current count %u after expiry", lapic_read(LAPIC_TMCCT));
 	/* Arm a long one-shot as a fence: any extra tick from the 1 ms shot would
 	 * arrive before it. */
-	lapic_write(LAPIC_TMICT, init * 5);   /* 50 ms */
+	lapic_write(LAPIC_TMICT, init * 5); /* 50 ms */
 	while (ticks == before + 1)
 		wait_for_irq();
 	if (ticks != before + 2)

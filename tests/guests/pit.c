@@ -3,7 +3,7 @@
 #include "guest.h"
 
 #define PIT_HZ 1193182
-#define RATE 100
+#define RATE   100
 
 static volatile u32 ticks;
 
@@ -15,7 +15,7 @@ static void pit_irq(struct irq_frame *f)
 
 static u16 pit_read_count(void)
 {
-	outb(0x43, 0x00);   /* latch channel 0 */
+	outb(0x43, 0x00); /* latch channel 0 */
 	u8 lo = inb(0x40);
 	u8 hi = inb(0x40);
 
@@ -41,7 +41,7 @@ void guest_main(struct hvm_start_info *si)
 
 	u16 div = PIT_HZ / RATE;
 
-	outb(0x43, 0x34);   /* channel 0, lobyte/hibyte, mode 2 (rate generator) */
+	outb(0x43, 0x34); /* channel 0, lobyte/hibyte, mode 2 (rate generator) */
 	outb(0x40, div & 0xff);
 	outb(0x40, div >> 8);
 

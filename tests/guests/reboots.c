@@ -8,10 +8,10 @@
  *   looked at the process) or, at the latest, MS milliseconds have passed. */
 #include "guest.h"
 
-#define NV_MAGIC_IDX 0x7b   /* reset.c uses 0x7d/0x7e */
+#define NV_MAGIC_IDX 0x7b /* reset.c uses 0x7d/0x7e */
 #define NV_COUNT_IDX 0x7c
-#define NV_MAGIC 0x5a
-#define VEC_HOLD 0x32
+#define NV_MAGIC     0x5a
+#define VEC_HOLD     0x32
 
 static volatile unsigned ticks;
 

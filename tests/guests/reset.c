@@ -6,7 +6,7 @@
 
 #define NV_MAGIC_IDX 0x7d
 #define NV_COUNT_IDX 0x7e
-#define NV_MAGIC 0xa5
+#define NV_MAGIC     0xa5
 
 static void do_reset(const char *via)
 {

@@ -72,8 +72,8 @@ static long rtc_unix(const struct rtc_time *raw)
 		pm = hr & 0x80;
 		hr &= 0x7f;
 	}
-	if (bcd && !(valid_bcd(raw->sec) && valid_bcd(raw->min) && valid_bcd(hr) &&
-		     valid_bcd(raw->mday) && valid_bcd(raw->mon) && valid_bcd(raw->year)))
+	if (bcd && !(valid_bcd(raw->sec) && valid_bcd(raw->min) && valid_bcd(hr) && valid_bcd(raw->mday) &&
+		     valid_bcd(raw->mon) && valid_bcd(raw->year)))
 		fail("invalid BCD in RTC registers (regB %x)", raw->regb);
 	unsigned sec = from_bcd(raw->sec, bcd), min = from_bcd(raw->min, bcd);
 	unsigned hour = from_bcd(hr, bcd), mday = from_bcd(raw->mday, bcd);

@@ -13,7 +13,7 @@
 #define MSR 6
 #define SCR 7
 
-#define LSR_DR 0x01
+#define LSR_DR   0x01
 #define LSR_THRE 0x20
 #define LSR_TEMT 0x40
 
@@ -90,7 +90,8 @@ void guest_main(struct hvm_start_info *si)
 
 	/* Longer-than-FIFO lines written in 16-byte bursts. */
 	burst_write("serial: burst 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\n");
-	burst_write("serial: burst2 the quick brown fox jumps over the lazy dog 0123456789 !\"#$%&'()*+,-./\n");
+	burst_write(
+		"serial: burst2 the quick brown fox jumps over the lazy dog 0123456789 !\"#$%&'()*+,-./\n");
 
 	/* Byte-at-a-time with the THRE handshake. */
 	static const char *line = "serial: handshake line of more than sixteen bytes\n";
@@ -108,7 +109,7 @@ void guest_main(struct hvm_start_info *si)
 		fail("transmitter not idle before loopback");
 	while (inb(COM1 + LSR) & LSR_DR)
 		(void)inb(COM1 + RBR);
-	outb(COM1 + MCR, 0x10 | 0x0a);   /* LOOP | OUT2 | RTS */
+	outb(COM1 + MCR, 0x10 | 0x0a); /* LOOP | OUT2 | RTS */
 	u8 msr = inb(COM1 + MSR) & 0xf0;
 
 	if (msr != 0x90) {

@@ -5,7 +5,7 @@
 
 extern char tramp_start[], tramp_end[];
 
-extern volatile u64 ap_stack_top;   /* read by ap_entry64 in start.S */
+extern volatile u64 ap_stack_top; /* read by ap_entry64 in start.S */
 static u8 ap_stacks[MAX_CPUS][8192] __attribute__((aligned(16)));
 static volatile int print_lock;
 static volatile int cpus_up;
@@ -25,7 +25,7 @@ void ap_main(void)
 {
 	idt_load();
 	lapic_enable();
-	ap_started = 1;   /* the BSP may now reuse the temporary stack for the next AP */
+	ap_started = 1; /* the BSP may now reuse the temporary stack for the next AP */
 	announce();
 	halt_forever();
 }
@@ -75,7 +75,7 @@ void guest_main(struct hvm_start_info *si)
 		ap_started = 0;
 		ap_stack_top = (u64)&ap_stacks[ap++][sizeof(ap_stacks[0])];
 		barrier();
-		if (!lapic_send_ipi(id, 0x4500))   /* INIT, level assert */
+		if (!lapic_send_ipi(id, 0x4500)) /* INIT, level assert */
 			fail("INIT to apic %u not delivered", id);
 		/* SIPI, and once more if the AP has not shown up (as the MP spec says). */
 		bool ok = false;

@@ -12,7 +12,7 @@
  * Output: one "case NAME: EXPECT ok" (or "... FAIL: why") line per case. */
 #include "guest.h"
 
-#define VENDOR_VIRTIO 0x1af4
+#define VENDOR_VIRTIO     0x1af4
 #define DEVICE_VIRTIO_BLK 0x1042
 
 /* virtio_pci_cap cfg_type */
@@ -52,8 +52,8 @@
 #define T_IN  0
 #define T_OUT 1
 
-#define QSZ 16
-#define CANARY_SECTOR 100   /* malformed writes aim here; the runner sees any change */
+#define QSZ            16
+#define CANARY_SECTOR  100 /* malformed writes aim here; the runner sees any change */
 #define PATTERN_SECTOR 8
 
 struct vdesc {
@@ -65,7 +65,7 @@ struct vdesc {
 
 /* ---- PCI configuration mechanism #1 ---- */
 
-static u32 pci_bdf;   /* bus 0, slot << 11 | fn << 8 */
+static u32 pci_bdf; /* bus 0, slot << 11 | fn << 8 */
 
 static void pci_sel(u32 reg)
 {
@@ -98,22 +98,34 @@ static void cfg_w16(u32 reg, u16 v)
 
 /* ---- MMIO ---- */
 
-static inline u16 mmio_read16(u64 a) { return *(volatile u16 *)a; }
-static inline void mmio_write16(u64 a, u16 v) { *(volatile u16 *)a = v; }
+static inline u16 mmio_read16(u64 a)
+{
+	return *(volatile u16 *)a;
+}
+static inline void mmio_write16(u64 a, u16 v)
+{
+	*(volatile u16 *)a = v;
+}
 
 struct vdev {
 	u64 common, notify_base, isr, device;
 	u32 notify_mult;
-	u64 notify;       /* queue 0's notify address */
-	u64 ram_end;      /* end of the RAM region our rings live in */
+	u64 notify;  /* queue 0's notify address */
+	u64 ram_end; /* end of the RAM region our rings live in */
 	u64 capacity;
 	bool ro;
 };
 
 static struct vdev dev;
 
-static u8 status_get(void) { return mmio_read8(dev.common + C_STATUS); }
-static void status_set(u8 s) { mmio_write8(dev.common + C_STATUS, s); }
+static u8 status_get(void)
+{
+	return mmio_read8(dev.common + C_STATUS);
+}
+static void status_set(u8 s)
+{
+	mmio_write8(dev.common + C_STATUS, s);
+}
 
 static void w64(u32 off, u64 v)
 {
@@ -129,13 +141,13 @@ static u64 r64(u32 off)
 /* ---- rings and buffers in guest RAM (identity mapped) ---- */
 
 static u8 ringmem[4096] __attribute__((aligned(4096)));
-#define RING_DESC  ((volatile struct vdesc *)(ringmem + 0x000))
-#define RING_AVAIL ((u64)ringmem + 0x400)
-#define RING_USED  ((u64)ringmem + 0x800)
-#define AVAIL_IDX  (*(volatile u16 *)(RING_AVAIL + 2))
-#define AVAIL_RING ((volatile u16 *)(RING_AVAIL + 4))
-#define USED_IDX   (*(volatile u16 *)(RING_USED + 2))
-#define USED_ID(i) (*(volatile u32 *)(RING_USED + 4 + 8 * ((i) % QSZ)))
+#define RING_DESC   ((volatile struct vdesc *)(ringmem + 0x000))
+#define RING_AVAIL  ((u64)ringmem + 0x400)
+#define RING_USED   ((u64)ringmem + 0x800)
+#define AVAIL_IDX   (*(volatile u16 *)(RING_AVAIL + 2))
+#define AVAIL_RING  ((volatile u16 *)(RING_AVAIL + 4))
+#define USED_IDX    (*(volatile u16 *)(RING_USED + 2))
+#define USED_ID(i)  (*(volatile u32 *)(RING_USED + 4 + 8 * ((i) % QSZ)))
 #define USED_LEN(i) (*(volatile u32 *)(RING_USED + 8 + 8 * ((i) % QSZ)))
 
 static struct vdesc itab[8] __attribute__((aligned(16)));
@@ -672,7 +684,7 @@ static void register_cases(void)
 		got[1] = mmio_read16(dev.common + C_QSIZE);
 		mmio_write16(dev.common + C_QSIZE, (u16)(max * 2));
 		got[2] = mmio_read16(dev.common + C_QSIZE);
-		mmio_write16(dev.common + C_QSIZE, QSZ);   /* positive control */
+		mmio_write16(dev.common + C_QSIZE, QSZ); /* positive control */
 		if (got[0] != max || got[1] != max || got[2] != max)
 			report("qsize_not_pow2", "ignored", "a bad queue size was accepted");
 		else if (mmio_read16(dev.common + C_QSIZE) != QSZ)
@@ -753,15 +765,18 @@ static void register_cases(void)
 		/* Whatever it reports, the device must still check the real size. */
 		o = rw_request(T_OUT, dev.capacity, (u64)hostile, 512, &len);
 		if (o != O_DONE || st != 1) {
-			report("devcfg_readonly", "ignored", "a write past the real capacity was not refused");
+			report("devcfg_readonly", "ignored",
+			       "a write past the real capacity was not refused");
 			return;
 		}
 		reset_dev();
 		u64 c2 = mmio_read32(dev.device) | (u64)mmio_read32(dev.device + 4) << 32;
 
 		if (c1 != dev.capacity || c2 != dev.capacity) {
-			gprintf("virtio_hostile: capacity after a guest write %lx, after a reset %lx\n", c1, c2);
-			report("devcfg_readonly", "ignored", "the guest changed the capacity the device reports");
+			gprintf("virtio_hostile: capacity after a guest write %lx, after a reset %lx\n", c1,
+				c2);
+			report("devcfg_readonly", "ignored",
+			       "the guest changed the capacity the device reports");
 		} else {
 			report("devcfg_readonly", "ignored", NULL);
 		}
@@ -801,7 +816,7 @@ static bool find_device(void)
 				return true;
 			}
 			if (fn == 0 && !(cfg8(0x0e) & 0x80))
-				break;   /* single function */
+				break; /* single function */
 		}
 	}
 	return false;
@@ -845,14 +860,15 @@ static void find_caps(void)
 			continue;
 		type = cfg8(ptr + 3);
 		if (type < CAP_COMMON || type > CAP_DEVICE || *slot[type])
-			continue;   /* first of each type only; PCI_CFG unused */
+			continue; /* first of each type only; PCI_CFG unused */
 		b = cfg8(ptr + 4);
 		off = cfg32(ptr + 8);
 		len = cfg32(ptr + 12);
 		if (!bar_info(b, &addr, &size))
 			fail("virtio cap type %u points at unusable BAR %u", type, b);
 		if ((u64)off + len > size)
-			fail("virtio cap type %u: 0x%x+0x%x beyond BAR %u (size 0x%lx)", type, off, len, b, size);
+			fail("virtio cap type %u: 0x%x+0x%x beyond BAR %u (size 0x%lx)", type, off, len, b,
+			     size);
 		if (addr == 0 || addr + size > 0x100000000ULL)
 			fail("BAR %u at 0x%lx is not below 4 GiB (the guest maps only that)", b, addr);
 		*slot[type] = addr + off;
@@ -868,7 +884,10 @@ static void find_caps(void)
 /* End of the RAM region that holds our image (rings live there). */
 static u64 ram_end_of(struct hvm_start_info *si)
 {
-	struct mm { u64 addr, size; u32 type, reserved; };
+	struct mm {
+		u64 addr, size;
+		u32 type, reserved;
+	};
 	const struct mm *m = (const struct mm *)si->memmap_paddr;
 	u64 me = (u64)ringmem;
 
@@ -889,7 +908,7 @@ void guest_main(struct hvm_start_info *si)
 
 	guest_init(si);
 	lapic_enable();
-	watchdog_start();   /* interrupts stay off: only its clock is used */
+	watchdog_start(); /* interrupts stay off: only its clock is used */
 	dev.ro = cmdline_has("ro");
 	dev.ram_end = ram_end_of(si);
 	for (u32 i = 0; i < sizeof(hostile); i++)
@@ -898,7 +917,7 @@ void guest_main(struct hvm_start_info *si)
 	if (!find_device())
 		fail("no virtio-blk (1af4:1042) on bus 0");
 	find_caps();
-	cfg_w16(0x04, (u16)(cfg32(0x04) | 0x6));   /* memory decoding, bus master */
+	cfg_w16(0x04, (u16)(cfg32(0x04) | 0x6)); /* memory decoding, bus master */
 
 	/* Offered features and capacity. */
 	if (!reset_dev())

@@ -12,7 +12,7 @@
 BOOT="linux-boot-bzimage linux-poweroff-exit0 linux-nproc-1 linux-date linux-nproc-2 linux-nproc-4
 	linux-boot-pvh linux-reboot-restarts linux-reboot-cmos-kept linux-no-reboot-exit0"
 V1="linux-virtio-devices linux-virtio-blk-serials linux-virtio-blk-ro linux-virtio-rng
-	linux-virtio-net-ping linux-virtio-net-tcp"
+	linux-virtio-net-ping linux-virtio-net-tcp linux-virtio-net-vhost linux-virtio-net-user"
 V2="linux-virtio-blk-ext4 linux-virtio-console linux-virtio-blk-fsync-kill9"
 LIFE1="linux-life-pause linux-life-snapshot linux-life-hibernate linux-life-restore-corrupt
 	linux-life-shutdown-acpi"
@@ -25,7 +25,11 @@ SEC="linux-sec-filtered linux-sec-socket-mode linux-sec-peercred linux-sec-unlin
 BAD="linux-bad-missing-kernel linux-bad-not-a-kernel linux-bad-elf-not-kernel linux-bad-initrd-too-big
 	linux-bad-memory-1M linux-bad-cpus-0 linux-bad-cpus-too-many linux-bad-size-malformed
 	linux-bad-no-kernel-option linux-bad-no-dev-kvm linux-bad-dev-kvm-perm"
-ALL=$(echo $BOOT $V1 $V2 $LIFE1 $LIFE2 $LIFE3 $SEC $BAD)
+RT="linux-rt-affinity linux-rt-policy linux-rt-mlock linux-rt-hugepages linux-rt-hugetlbfs linux-rt-prealloc
+	linux-rt-snapshot linux-rt-restore-override linux-rt-migrate linux-rt-bad-cpu linux-rt-bad-vcpu
+	linux-rt-bad-hugepages linux-rt-bad-hugepage-size linux-rt-bad-memlock linux-rt-bad-rtprio
+	linux-rt-bad-balloon"
+ALL=$(echo $BOOT $V1 $V2 $LIFE1 $LIFE2 $LIFE3 $SEC $BAD $RT)
 if [ "${1:-}" = --list ]; then
 	echo "$ALL" | tr ' ' '\n'
 	exit 0
@@ -279,11 +283,17 @@ if want $V1 $V2; then
 	fi
 
 	# Boot 1: serial console; ext4 written on vda, raw vdb, read-only ext4 vdc, net, rng.
+	# The net card is on vhost-net (the default when /dev/vhost-net is usable): kvmbox has
+	# /dev/vhost-net open and the kernel runs a vhost-PID thread for it.
+	vh_seen=0
+	vh_hook() { [ "$vh_seen" != 0 ] || vh_seen=$(ls -l /proc/$pid/fd 2>/dev/null | grep -c /dev/vhost-net); }
+	VM_HOOK=vh_hook
 	# shellcheck disable=SC2086
 	vm virtio1 $VTMO "" 0 --no-reboot -m 384M \
 		-d $W/ext4.img,serial=kvmbox-vda -d $W/raw.img,serial=KVMBOX-SERIAL-20CHAR \
 		-d $W/ro.img,ro,serial=kvmbox-ro $netargs --rng \
 		-k $BZ -i $GV -a "$GAPPEND kvmbox.test=virtio1"
+	VM_HOOK=
 	rc1=$RC
 	ro1=$(hsum $W/ro.img)
 
@@ -373,6 +383,40 @@ if want $V1 $V2; then
 				echo "KVMBOX-L linux-virtio-net-tcp host TCP: $(awk '/^Tcp:/ { if (!h++) for (i = 2; i <= NF; i++) k[i] = $i; else for (i = 2; i <= NF; i++) if (k[i] ~ /Err|Csum|Retrans/) printf "%s=%s ", k[i], $i }' /proc/net/snmp)"
 			fi
 		fi
+	fi
+	if [ -n "$neterr" ]; then
+		res FAIL linux-virtio-net-vhost "emulated host network: $neterr"
+	elif [ ! -c /dev/vhost-net ]; then
+		res FAIL linux-virtio-net-vhost "no /dev/vhost-net in the emulated host (vhost_net.ko not loaded)"
+	elif [ "$vh_seen" -ge 1 ] && [ "$(vget virtio1 ping | sed -n 's/.*status=\([0-9]*\).*/\1/p')" = 0 ]; then
+		res PASS linux-virtio-net-vhost
+	else
+		res FAIL linux-virtio-net-vhost "kvmbox had /dev/vhost-net open $vh_seen time(s) (want 1 with" \
+			"vhost-net usable), guest ping '$(vget virtio1 ping)'"
+	fi
+
+	# vhost=off: the user-space path moves 8 MiB guest -> host (a vbench transfer).
+	if want linux-virtio-net-user && [ -z "$neterr" ]; then
+		: >$W/netuser
+		sleep 900 | nc -l -p 5003 >$W/netuser &
+		nlp=$!
+		vh_seen=0
+		VM_HOOK=vh_hook
+		vm netuser $VTMO "" 0 --no-reboot -m 256M --net tap=tap0,mac=52:54:00:12:34:56,vhost=off \
+			-k $BZ -i $GV -a "$GAPPEND kvmbox.test=vbench kvmbox.phase=netout kvmbox.mb=8"
+		VM_HOOK=
+		kill $nlp 2>/dev/null
+		r=$(vget netuser vbench)
+		nb=$(wc -c <$W/netuser)
+		if [ "$RC" = 0 ] && [ "$(field "$r" status)" = 0 ] && [ "$nb" = 8388608 ] && [ "$vh_seen" = 0 ]; then
+			res PASS linux-virtio-net-user
+		else
+			res FAIL linux-virtio-net-user "vhost=off: kvmbox status $RC, guest '$r', host got $nb bytes" \
+				"(want 8388608), /dev/vhost-net open $vh_seen time(s) (want 0)"
+			diag linux-virtio-net-user netuser
+		fi
+	elif want linux-virtio-net-user; then
+		res FAIL linux-virtio-net-user "emulated host network: $neterr"
 	fi
 
 fi
@@ -1169,11 +1213,16 @@ if want linux-bad-no-dev-kvm; then
 	mv /dev/kvm.away /dev/kvm
 fi
 
-if want linux-bad-dev-kvm-perm; then
+# nobody_setup: a user nobody for busybox su.
+nobody_setup() {
 	echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd
 	echo 'nobody:x:65534:65534:nobody:/tmp:/bin/sh' >>/etc/passwd
 	echo 'root:x:0:' >/etc/group
 	echo 'nogroup:x:65534:' >>/etc/group
+}
+
+if want linux-bad-dev-kvm-perm; then
+	nobody_setup
 	mode=$(stat -c %a /dev/kvm)
 	chmod 600 /dev/kvm
 	if [ "$(su -s /bin/sh nobody -c 'id -u' 2>/dev/null)" != 65534 ]; then
@@ -1207,4 +1256,275 @@ if want linux-bad-dev-kvm-perm; then
 	fi
 	chmod "$mode" /dev/kvm
 fi
+# --- Real-time and memory options (--vcpu-affinity ... --prealloc) --------------------------
+# The emulated host has 2 CPUs and, when these tests are selected, 160 huge pages of 2 MiB
+# (hugepages= on its command line, tests/linux/run.sh) and a hugetlbfs on /dev/hugepages
+# (host-init). What kvmbox set is read back from /proc: each thread's CPUs
+# (/proc/PID/task/TID/status Cpus_allowed_list), policy and priority (stat fields 41 and 40),
+# name (comm); VmLck; the host's HugePages_Free.
+
+hp_free() { sed -n 's/^HugePages_Free:[[:space:]]*//p' /proc/meminfo; }
+vmlck() { sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$1/status 2>/dev/null; }
+# threads PID: "name:policy:prio:cpus" for every thread of PID, sorted.
+threads() {
+	for _t in /proc/$1/task/*; do
+		_n=$(cat $_t/comm 2>/dev/null)
+		# The fields after "(comm)": state is 3, so rt_priority (40) and policy (41) are 38 and 39.
+		_f=$(sed 's/.*) //' $_t/stat 2>/dev/null | awk '{ print $39 ":" $38 }')
+		_c=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' $_t/status 2>/dev/null)
+		echo "$_n:$_f:$_c"
+	done | sort | tr '\n' ' '
+}
+# life_up ID IN kvmbox-args...: start a lifecycle guest and wait for its counter (LPID, or WHY).
+life_up() {
+	_lid=$1 _lin=$2
+	shift 2
+	lstart $_lid $_lin "$@"
+	lwait $_lid '^KVMBOX-C 3 end' $BOOT_TMO $LPID
+}
+
+rt_tests() {
+	hp0=$(hp_free)
+	if [ "${hp0:-0}" -lt 128 ]; then
+		for t in $RT; do
+			case $t in linux-rt-bad-cpu | linux-rt-bad-vcpu | linux-rt-bad-memlock | linux-rt-bad-rtprio) ;;
+			*) res FAIL $t "the emulated host has ${hp0:-no} free huge pages, the tests need 128" \
+				"(tests/linux/run.sh puts hugepages=160 on its command line)" ;;
+			esac
+		done
+	fi
+	rm -f $W/r1.in $W/r1.sock $W/r2.sock $W/r3.sock $W/r5.sock $W/rd.sock $W/rt-mig.sock
+	mkfifo $W/r1.in
+	exec 5<>$W/r1.in
+
+	# One VM with everything: 2 vCPUs pinned crosswise, I/O on CPU 0 (a virtio-rng worker among
+	# the threads), SCHED_FIFO 10, locked, in huge pages (which VmLck does not count: huge
+	# pages are never swapped; the locked-RAM check is a run of its own below).
+	if want linux-rt-affinity linux-rt-policy linux-rt-hugepages; then
+		if life_up r1 $W/r1.in run -c 2 -m 128M --api $W/r1.sock --vcpu-affinity 0=1,1=0 --io-affinity 0 \
+			--rt-priority 10 --mlock --hugepages --rng -k $BZ -i $GV \
+			-a "$GAPPEND kvmbox.test=life kvmbox.mb=1"; then
+			P=$LPID
+			th=$(threads $P) lck=$(vmlck $P) hp1=$(hp_free)
+			echo "KVMBOX-I rt: threads $th; VmLck $lck kB; HugePages_Free $hp0 -> $hp1"
+			# vCPU threads: their own CPU; every other thread: CPU 0.
+			why=
+			for x in $th; do
+				n=${x%%:*} c=${x##*:}
+				case $n in
+				vcpu0) [ "$c" = 1 ] || why="$why vcpu0 on '$c' (want 1)" ;;
+				vcpu1) [ "$c" = 0 ] || why="$why vcpu1 on '$c' (want 0)" ;;
+				*) [ "$c" = 0 ] || why="$why $n on '$c' (want 0)" ;;
+				esac
+			done
+			echo " $th" | grep -q ' vcpu0:' && echo " $th" | grep -q ' vcpu1:' && echo " $th" | grep -q ' virtio-' ||
+				why="$why (threads vcpu0, vcpu1 and a virtio worker expected)"
+			if [ -z "$why" ]; then res PASS linux-rt-affinity; else res FAIL linux-rt-affinity "$why; threads: $th"; fi
+			why=
+			for x in $th; do
+				n=${x%%:*} pp=${x#*:}
+				pp=${pp%:*}
+				case $n in
+				vcpu*) [ "$pp" = 1:10 ] || why="$why $n policy:prio $pp (want 1:10, SCHED_FIFO 10)" ;;
+				*) [ "$pp" = 0:0 ] || why="$why $n policy:prio $pp (want 0:0, SCHED_OTHER)" ;;
+				esac
+			done
+			if [ -z "$why" ]; then res PASS linux-rt-policy; else res FAIL linux-rt-policy "$why; threads: $th"; fi
+			if [ $((hp0 - hp1)) = 64 ] && [ "${lck:-0}" -gt 0 ]; then
+				res PASS linux-rt-hugepages
+			else
+				res FAIL linux-rt-hugepages "HugePages_Free $hp0 -> $hp1 with --hugepages --mlock -m 128M" \
+					"(want a drop of 64), VmLck ${lck:-none} kB (want some: kvmbox's own memory)"
+			fi
+			lkill $P
+		else
+			lkill $LPID
+			for t in linux-rt-affinity linux-rt-policy linux-rt-hugepages; do
+				res FAIL $t "the lifecycle guest did not start: $WHY"
+			done
+			diag linux-rt-affinity r1
+		fi
+	fi
+
+	# A hugetlbfs file, pre-allocated: the pages are taken before the guest runs.
+	if want linux-rt-hugetlbfs; then
+		hpa=$(hp_free)
+		VM_HOOK=rt_hook rt_seen=
+		rt_hook() { [ -z "$rt_seen" ] && has KVMBOX-INIT rth && rt_seen=$(hp_free); }
+		vm rth $BOOT_TMO "" 0 --no-reboot -m 128M --hugepages=/dev/hugepages --prealloc -k $BZ -i $GI \
+			-a "$GAPPEND kvmbox.test=bench"
+		VM_HOOK=
+		hpb=$rt_seen
+		if [ "$RC" = 0 ] && [ -n "$rt_seen" ] && [ $((hpa - hpb)) = 64 ] && [ "$(hp_free)" = "$hpa" ]; then
+			res PASS linux-rt-hugetlbfs
+		else
+			res FAIL linux-rt-hugetlbfs "--hugepages=/dev/hugepages --prealloc -m 128M: status $RC;" \
+				"HugePages_Free $hpa -> ${hpb:-not sampled} at init (want a drop of 64) -> $(hp_free) after"
+			diag linux-rt-hugetlbfs rth
+		fi
+	fi
+
+	# --prealloc: all guest RAM resident when init runs (the guest alone touches about half).
+	if want linux-rt-prealloc; then
+		VM_HOOK=rt_hook2 rt_rss=
+		rt_hook2() { [ -z "$rt_rss" ] && has KVMBOX-INIT rtp && rt_rss=$(lrss $pid); }
+		vm rtp $BOOT_TMO "" 0 --no-reboot -m 128M --prealloc -k $BZ -i $GI -a "$GAPPEND kvmbox.test=bench"
+		VM_HOOK=
+		if [ "$RC" = 0 ] && [ "${rt_rss:-0}" -ge 131072 ]; then
+			res PASS linux-rt-prealloc
+		else
+			res FAIL linux-rt-prealloc "--prealloc -m 128M: status $RC, VmRSS ${rt_rss:-not sampled} kB at init" \
+				"(want at least 131072)"
+			diag linux-rt-prealloc rtp
+		fi
+	fi
+
+	# --mlock: guest RAM (and kvmbox's own memory) locked, so VmLck covers all of it.
+	if want linux-rt-mlock; then
+		VM_HOOK=rt_hook3 rt_lck=
+		rt_hook3() { [ -z "$rt_lck" ] && has KVMBOX-INIT rtm && rt_lck=$(vmlck $pid); }
+		vm rtm $BOOT_TMO "" 0 --no-reboot -m 128M --mlock -k $BZ -i $GI -a "$GAPPEND kvmbox.test=bench"
+		VM_HOOK=
+		if [ "$RC" = 0 ] && [ "${rt_lck:-0}" -ge 131072 ]; then
+			res PASS linux-rt-mlock
+		else
+			res FAIL linux-rt-mlock "--mlock -m 128M: status $RC, VmLck ${rt_lck:-not sampled} kB at init" \
+				"(want at least 131072)"
+			diag linux-rt-mlock rtm
+		fi
+	fi
+
+	# Snapshot and restore of a locked huge-page VM: the restore keeps both (read into huge
+	# pages; VmLck then counts kvmbox's own memory), a restore with --hugepages=off --mlock=off
+	# drops them.
+	if want linux-rt-snapshot linux-rt-restore-override; then
+		hpa=$(hp_free)
+		if ! life_up r2 $W/r1.in run -m 128M --api $W/r2.sock --hugepages --mlock -k $BZ -i $GV \
+			-a "$GAPPEND kvmbox.test=life kvmbox.mb=8"; then
+			lkill $LPID
+			notrun "linux-rt-snapshot linux-rt-restore-override" "the lifecycle guest did not start: $WHY"
+		else
+			P=$LPID
+			lctl $W/r2.sock snapshot $W/rt.snap
+			src=$CTL_RC pm=$(jget pause_ms)
+			cb=$(lctr r2)
+			lticks r2 10 $P && alive=yes || alive="no: $WHY"
+			lkill $P
+			lstart r3 $W/r1.in restore $W/rt.snap --api $W/r3.sock
+			P=$LPID
+			why=
+			if [ "$src" != 0 ]; then
+				why="ctl snapshot status $src: $(echo "$CTL" | tr -d '\n' | cut -c1-200)"
+			elif [ "$alive" != yes ]; then
+				why="the VM after the snapshot: $alive"
+			elif ! lwait r3 '^KVMBOX-C [0-9]* end' 60 $P; then
+				why="restore: no counter: $WHY"
+			else
+				lcmd r3 5 30 check && c=$R || c="none: $WHY"
+				lck=$(vmlck $P) hpb=$(hp_free)
+				echo "KVMBOX-I rt snapshot: pause_ms $pm; restored: VmLck $lck kB, HugePages_Free $hpa -> $hpb"
+				if [ "${c%% *}" != ok ]; then
+					why="restored guest's data: check '$c'"
+				elif [ "${lck:-0}" -le 0 ] || [ $((hpa - hpb)) != 64 ]; then
+					why="restored VM: VmLck ${lck:-none} kB (want some), HugePages_Free $hpa -> $hpb (want -64)"
+				elif [ "$(lfirst r3)" -lt "$cb" ]; then
+					why="restored counter $(lfirst r3) before the snapshot's $cb"
+				fi
+			fi
+			if [ -z "$why" ]; then lres PASS linux-rt-snapshot; else lfail linux-rt-snapshot r3 "$why"; fi
+			lkill $P
+			lstart r4 $W/r1.in restore $W/rt.snap --hugepages=off --mlock=off
+			P=$LPID
+			why=
+			if ! lwait r4 '^KVMBOX-C [0-9]* end' 60 $P; then
+				why="restore --hugepages=off --mlock=off: no counter: $WHY"
+			else
+				lcmd r4 5 30 check && c=$R || c="none: $WHY"
+				lck=$(vmlck $P) hpb=$(hp_free)
+				if [ "${c%% *}" != ok ] || [ "${lck:-1}" != 0 ] || [ "$hpb" != "$hpa" ]; then
+					why="restore --hugepages=off --mlock=off: check '$c', VmLck ${lck:-none} kB (want 0)," \
+						"HugePages_Free $hpb (want $hpa, none used)"
+				fi
+			fi
+			if [ -z "$why" ]; then lres PASS linux-rt-restore-override; else lfail linux-rt-restore-override r4 "$why"; fi
+			lkill $P
+			rm -f $W/rt.snap
+		fi
+	fi
+
+	# Live migration of a locked huge-page VM to a destination whose command line says nothing:
+	# it keeps both.
+	if want linux-rt-migrate; then
+		ip link set lo up
+		rm -f $W/r6.in
+		mkfifo $W/r6.in
+		exec 6<>$W/r6.in
+		hpa=$(hp_free)
+		if ! life_up r5 $W/r1.in run -m 128M --api $W/r5.sock --hugepages --mlock -k $BZ -i $GV \
+			-a "$GAPPEND kvmbox.test=life kvmbox.mb=8"; then
+			lkill $LPID
+			lres FAIL linux-rt-migrate "the lifecycle guest did not start: $WHY"
+		else
+			S=$LPID
+			lcmd r5 5 60 dirty start 8 >/dev/null
+			lstart r6 $W/r6.in run --incoming unix:$W/rt-mig.sock --api $W/rd.sock
+			D=$LPID
+			n=0
+			while ! grep -q 'waiting for a migration' $W/r6.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
+			LPID=$S
+			CTL_TMO=120
+			lctl $W/r5.sock migrate unix:$W/rt-mig.sock
+			mrc=$CTL_RC CTL_TMO=30
+			lreap $S 15
+			LPID=$D
+			why=
+			if [ "$mrc" != 0 ] || [ "$RC" != 0 ]; then
+				why="ctl migrate status $mrc, source status $RC: $(echo "$CTL" | tr -d '\n' | cut -c1-200)"
+			elif ! lwait r6 '^KVMBOX-C [0-9]* end' 30 $D; then
+				why="destination: no counter: $WHY"
+			else
+				lcmd r6 6 30 check && c=$R || c="none: $WHY"
+				lcmd r6 6 30 dirty stop && dr=$R || dr="none: $WHY"
+				lck=$(vmlck $D) hpb=$(hp_free)
+				echo "KVMBOX-I rt migration: destination VmLck $lck kB, HugePages_Free $hpa -> $hpb"
+				if [ "${c%% *}" != ok ] || [ "$(field "$dr" mismatches)" != 0 ]; then
+					why="destination's data: check '$c', dirtier '$dr'"
+				elif [ "${lck:-0}" -le 0 ] || [ $((hpa - hpb)) != 64 ]; then
+					why="destination: VmLck ${lck:-none} kB (want some), HugePages_Free $hpa -> $hpb (want -64)"
+				fi
+			fi
+			if [ -z "$why" ]; then lres PASS linux-rt-migrate; else lfail linux-rt-migrate r6 "$why"; fi
+			lkill $D
+		fi
+		exec 6>&-
+	fi
+	exec 5>&-
+
+	# Impossible requests: status 1, one line.
+	bad linux-rt-bad-cpu 1 --vcpu-affinity 0=7 -k $BZ -i $GI
+	bad linux-rt-bad-vcpu 1 -c 2 --vcpu-affinity 0=0,2=1 -k $BZ -i $GI
+	bad linux-rt-bad-hugepages 1 -m 1G --hugepages -k $BZ -i $GI
+	bad linux-rt-bad-hugepage-size 1 -m 129M --hugepages -k $BZ -i $GI
+	bad linux-rt-bad-balloon 1 --mlock --balloon -k $BZ -i $GI
+	for name in linux-rt-bad-memlock linux-rt-bad-rtprio; do
+		want $name || continue
+		nobody_setup
+		[ $name = linux-rt-bad-memlock ] && args="ulimit -l 64; exec /kvmbox/kvmbox run --mlock -k $BZ -i $GI"
+		[ $name = linux-rt-bad-rtprio ] && args="ulimit -r 0; exec /kvmbox/kvmbox run --rt-priority 10 -k $BZ -i $GI"
+		timeout -k 5 $BAD_TMO su -s /bin/sh nobody -c "$args" </dev/null >$W/$name.out 2>$W/$name.err
+		RC=$?
+		lines=$(wc -l <$W/$name.err)
+		first=$(head -n1 $W/$name.err)
+		echo "KVMBOX-I $name: as nobody -> status $RC: $first"
+		[ $name = linux-rt-bad-memlock ] && pat='raise it by' || pat='SCHED_FIFO'
+		if [ "$RC" = 1 ] && [ "$lines" = 1 ] && echo "$first" | grep -q "^kvmbox: .*$pat"; then
+			res PASS $name
+		else
+			res FAIL $name "as nobody: status $RC (want 1), $lines stderr line(s) (want 1 'kvmbox: ...$pat...'): $first"
+		fi
+	done
+}
+# shellcheck disable=SC2086
+want $RT && rt_tests
+
 echo "KVMBOX-I tests done"

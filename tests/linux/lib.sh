@@ -62,8 +62,9 @@ arm64 | aarch64)
 	KB_HOST_CONSOLE=ttyS0
 	# The modules that make /dev/kvm in the emulated host (TCG's -cpu max emulates AMD SVM).
 	KB_HOST_MODULES="kvm_amd"
-	# Loaded after kvm in the emulated host: tun for the guests' tap devices.
-	KB_HOST_EXTRA_MODULES="tun"
+	# Loaded after kvm in the emulated host: tun for the guests' tap devices, vhost_net for the
+	# kernel's virtio-net data path.
+	KB_HOST_EXTRA_MODULES="tun vhost_net"
 	# The guest's virtio drivers and ext4. The crypto API asks for crc32c_generic by name when
 	# ext4 mounts (no depends= names it), so it is listed explicitly, before ext4. rng-core is
 	# built in. button (ACPI power button) and evdev (its /dev/input/event*) are for busybox acpid.
@@ -354,13 +355,40 @@ kb_mke2fs() {
 # _kb_cp_ko FROMDIR TODIR: copy the *.ko of FROMDIR (there may be none).
 _kb_cp_ko() { find "$1" -maxdepth 1 -name '*.ko' -exec cp -t "$2" -- {} +; }
 
+# kb_guest_rt_cpio: print the path of a gzipped cpio with cyclictest (Debian's rt-tests) and the
+# shared libraries it needs (libnuma1 from its .deb, the C library from this host), appended to
+# the guest initramfs by the latency bench. Downloaded with apt-get download once.
+KB_RT_DEBS="rt-tests libnuma1"
+kb_guest_rt_cpio() {
+	local d x deb out sum lib
+	sum=$(for deb in $KB_RT_DEBS; do _kb_deb "$deb" || return 1; done | xargs sha256sum | sha256sum | cut -c1-12)
+	out=$KB_CACHE/guest-rt-$sum.cpio.gz
+	if [[ ! -f $out ]]; then
+		x=$(mktemp -d) && d=$(mktemp -d) || return 1
+		for deb in $KB_RT_DEBS; do dpkg-deb -x "$(_kb_deb "$deb")" "$x" || { rm -rf "$x" "$d"; return 1; }; done
+		mkdir -p "$d/usr/bin" "$d/lib64" "$d/lib/x86_64-linux-gnu"
+		cp "$x/usr/bin/cyclictest" "$d/usr/bin/"
+		for lib in $(LD_LIBRARY_PATH=$x/usr/lib/x86_64-linux-gnu ldd "$x/usr/bin/cyclictest" |
+			sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
+			mkdir -p "$d$(dirname "${lib#$x}")" && cp -L "$lib" "$d${lib#$x}" || { rm -rf "$x" "$d"; return 1; }
+		done
+		kb_cpio "$d" "$out.tmp" gzip && mv "$out.tmp" "$out"
+		rm -rf "$x" "$d"
+	fi
+	[[ -f $out ]] && printf '%s\n' "$out"
+}
+
 # kb_base_cpio: the unchanging part of the host initramfs (busybox, modules, guest kernels,
 # the guest's module archive, mke2fs), uncompressed so the TCG-emulated kernel only copies it.
 # Prints its path.
 kb_base_cpio() {
-	local sum out d g e2fs
+	local sum out d g e2fs rt
 	e2fs=$(kb_mke2fs)
-	sum=$({ sha256sum "$KB_BUSYBOX"; echo "$KB_HOST_EXTRA_MODULES|$KB_GUEST_MODULES|$e2fs|$KB_ARCH"
+	# cyclictest for the latency bench: without it (no network for apt-get download) the bench
+	# says so and the tests do not mind. x86_64 guests only (kb_guest_rt_cpio takes amd64 libraries).
+	rt=
+	[[ $KB_ARCH == x86_64 ]] && { rt=$(kb_guest_rt_cpio 2>/dev/null) || rt=; }
+	sum=$({ sha256sum "$KB_BUSYBOX"; echo "$KB_HOST_EXTRA_MODULES|$KB_GUEST_MODULES|$e2fs|$rt|$KB_ARCH"
 		[[ -n $e2fs ]] && sha256sum "$e2fs"; } | sha256sum | cut -c1-12)
 	out=$KB_KDIR/base-$sum.cpio
 	if [[ ! -f $out ]]; then
@@ -383,6 +411,7 @@ kb_base_cpio() {
 		cp -- "$KB_KDIR/guest-modules.order" "$g/modules/order"
 		kb_cpio "$g" "$d/kvmbox/guest-modules.cpio.gz" gzip
 		rm -rf -- "$g"
+		[[ -n $rt ]] && cp -- "$rt" "$d/kvmbox/guest-rt.cpio.gz"
 		if [[ -n $e2fs ]]; then
 			kb_add_prog "$d" "$e2fs" || kb_log "cannot copy $e2fs and its libraries"
 			[[ -f /etc/mke2fs.conf ]] && cp -- /etc/mke2fs.conf "$d/etc/"
@@ -442,6 +471,7 @@ kb_have_qemu() {
 
 # kb_boot_host INITRD TIMEOUT APPEND [interactive]: boot the emulated host; its serial console
 # is our stdout (and stdin when interactive). Returns qemu's status (124 when timed out).
+# With KB_HOST_HUGEPAGES=N, its kernel reserves N huge pages of 2 MiB at boot (hugepages=N).
 # With KB_STATUS_FILE set, the emulated host's second serial port (ttyS1) writes to that file.
 # Interactive sessions move qemu's escape key from Ctrl-A to Ctrl-] (Ctrl-] x quits qemu), so
 # that Ctrl-A reaches kvmbox running inside (Ctrl-A x quits kvmbox).
@@ -452,7 +482,7 @@ kb_boot_host() {
 		"$KB_QEMU" "${KB_QEMU_MACHINE[@]}" -accel tcg,thread=multi -smp "${KVMBOX_HOST_CPUS:-2}"
 		-cpu "${KVMBOX_HOST_CPU:-max}" -m "${KVMBOX_HOST_MEMORY:-3G}" -nic none -nographic -no-reboot
 		-kernel "$KB_KDIR/vmlinuz" -initrd "$initrd"
-		-append "console=$KB_HOST_CONSOLE quiet panic=-1 $append"
+		-append "console=$KB_HOST_CONSOLE quiet panic=-1 ${KB_HOST_HUGEPAGES:+hugepages=$KB_HOST_HUGEPAGES }$append"
 	)
 	[[ -n ${KB_PIDFILE:-} ]] && cmd+=(-pidfile "$KB_PIDFILE")
 	if [[ -n ${KB_STATUS_FILE:-} ]]; then

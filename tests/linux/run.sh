@@ -91,6 +91,14 @@ if ((shell)); then
 fi
 
 only=$(IFS=,; echo "${globs[*]:-}")
+# The real-time tests need huge pages: 160 of 2 MiB (a migration holds two 128 MiB guests),
+# reserved at boot when one of them runs.
+for t in "${TESTS[@]}"; do
+	if [[ $t == linux-rt-* ]] && selected "$t"; then
+		export KB_HOST_HUGEPAGES=${KB_HOST_HUGEPAGES:-160}
+		break
+	fi
+done
 t_start=$EPOCHSECONDS
 host_state=booting
 nokvm=

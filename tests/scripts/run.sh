@@ -10,7 +10,8 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmbox-scripts.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 TESTS="deps_all_there deps_missing_not_root deps_missing_root deps_unknown_root deps_unknown_not_root
 	deps_foreign_arch_root deps_foreign_arch_not_root deps_host_arm64
-	bench_no_kvm demo_status_poweroff demo_status_ctrl_a_x install_destdir man_covers_options"
+	bench_no_kvm demo_status_poweroff demo_status_ctrl_a_x install_destdir man_covers_options
+	format_clean"
 
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1: $2"; }
@@ -223,12 +224,21 @@ t_man_options() {
 	pass "$t"
 }
 
+# The C sources are as .clang-format says (make format fixes them; make format-check reports).
+t_format() {
+	local t=format_clean out
+	command -v clang-format >/dev/null || { fail "$t" "clang-format missing (make deps)"; return; }
+	out=$(make -s format-check 2>&1) && { pass "$t"; return; }
+	fail "$t" "not clang-formatted (run make format): $(echo "$out" | grep -o '^[^:]*\.[ch]' | sort -u | head -n5 | tr '\n' ' ')"
+}
+
 run_test() {
 	case $1 in
 	deps_*) t_deps "$1" ;;
 	bench_no_kvm) t_bench_no_kvm ;;
 	install_destdir) t_install ;;
 	man_covers_options) t_man_options ;;
+	format_clean) t_format ;;
 	demo_status_poweroff) t_demo "$1" 'poweroff -f\n' 0 ;;
 	demo_status_ctrl_a_x) t_demo "$1" '\001x' 130 ;;
 	*) fail "$1" "no such test; the list is at the top of $0" ;;

@@ -15,7 +15,7 @@
 #include "core/memory.h"
 #include "fakes.h"
 
-#define MiB (1ULL << 20)
+#define MiB      (1ULL << 20)
 #define RAM_SIZE (16 * MiB)
 
 struct env {
@@ -144,26 +144,26 @@ static void test_fadt_fields(void **state)
 
 	assert_int_equal(get_le32(f + 4), 276);
 	assert_int_equal(f[8], 6);
-	assert_int_equal(get_le32(f + 40), get_le64(f + 140));  /* DSDT == X_DSDT */
-	assert_int_not_equal(get_le32(f + 36), 0);               /* FIRMWARE_CTRL, */
-	assert_int_equal(get_le64(f + 132), 0);                  /* so X_FIRMWARE_CTRL must be 0 */
+	assert_int_equal(get_le32(f + 40), get_le64(f + 140)); /* DSDT == X_DSDT */
+	assert_int_not_equal(get_le32(f + 36), 0);             /* FIRMWARE_CTRL, */
+	assert_int_equal(get_le64(f + 132), 0);                /* so X_FIRMWARE_CTRL must be 0 */
 	assert_int_equal(get_le16(f + 46), X86_SCI_IRQ);
-	assert_int_equal(get_le32(f + 48), 0);                   /* SMI_CMD */
+	assert_int_equal(get_le32(f + 48), 0); /* SMI_CMD */
 	assert_int_equal(get_le32(f + 56), X86_PM1A_EVT_PORT);
 	assert_int_equal(get_le32(f + 64), X86_PM1A_CNT_PORT);
-	assert_int_equal(get_le32(f + 76), 0);                   /* no PM timer */
+	assert_int_equal(get_le32(f + 76), 0); /* no PM timer */
 	assert_int_equal(f[88], 4);
 	assert_int_equal(f[89], 2);
 	assert_int_equal(f[91], 0);
 	flags = get_le32(f + 112);
-	assert_true(flags & (1 << 0));                           /* WBINVD */
-	assert_true(flags & (1 << 2));                           /* PROC_C1 */
-	assert_false(flags & (1 << 4));                          /* PWR_BUTTON: fixed feature */
-	assert_true(flags & (1 << 5));                           /* SLP_BUTTON */
-	assert_true(flags & (1 << 10));                          /* RESET_REG_SUP */
-	assert_false(flags & (1 << 20));                         /* not HW-reduced */
-	assert_int_equal(get_le16(f + 109), 0x7);                /* legacy, 8042, no VGA */
-	assert_int_not_equal(f[45], 0);                          /* preferred PM profile */
+	assert_true(flags & (1 << 0));            /* WBINVD */
+	assert_true(flags & (1 << 2));            /* PROC_C1 */
+	assert_false(flags & (1 << 4));           /* PWR_BUTTON: fixed feature */
+	assert_true(flags & (1 << 5));            /* SLP_BUTTON */
+	assert_true(flags & (1 << 10));           /* RESET_REG_SUP */
+	assert_false(flags & (1 << 20));          /* not HW-reduced */
+	assert_int_equal(get_le16(f + 109), 0x7); /* legacy, 8042, no VGA */
+	assert_int_not_equal(f[45], 0);           /* preferred PM profile */
 	/* RESET_REG: SystemIO, 8 bits, byte access, port; RESET_VALUE. */
 	assert_int_equal(f[116], 1);
 	assert_int_equal(f[117], 8);
@@ -178,7 +178,7 @@ static void test_fadt_fields(void **state)
 	assert_int_equal(f[172], 1);
 	assert_int_equal(f[173], 16);
 	assert_int_equal(get_le64(f + 176), X86_PM1A_CNT_PORT);
-	assert_int_equal(get_le64(f + 160 + 4), 0);              /* no PM1b */
+	assert_int_equal(get_le64(f + 160 + 4), 0); /* no PM1b */
 	env_free(e);
 }
 
@@ -189,15 +189,15 @@ static void check_madt(unsigned ncpus)
 	unsigned lapics = 0, ioapics = 0, isos = 0, nmis = 0;
 
 	assert_int_equal(get_le32(m + 36), X86_LAPIC_ADDR);
-	assert_int_equal(get_le32(m + 40), 1);                   /* PCAT_COMPAT */
+	assert_int_equal(get_le32(m + 40), 1); /* PCAT_COMPAT */
 	end = m + get_le32(m + 4);
 	for (p = m + 44; p < end; p += p[1]) {
 		assert_true(p[1] >= 2 && p + p[1] <= end);
 		switch (p[0]) {
 		case 0:
 			assert_int_equal(p[1], 8);
-			assert_int_equal(p[2], lapics);              /* processor UID */
-			assert_int_equal(p[3], lapics);              /* APIC id */
+			assert_int_equal(p[2], lapics); /* processor UID */
+			assert_int_equal(p[3], lapics); /* APIC id */
 			assert_int_equal(get_le32(p + 4), 1);
 			lapics++;
 			break;
@@ -211,7 +211,7 @@ static void check_madt(unsigned ncpus)
 		case 2:
 			assert_int_equal(p[1], 10);
 			assert_int_equal(p[2], 0);
-			assert_int_equal(p[3], X86_SCI_IRQ);          /* never IRQ0 */
+			assert_int_equal(p[3], X86_SCI_IRQ); /* never IRQ0 */
 			assert_int_equal(get_le32(p + 4), X86_SCI_IRQ);
 			assert_int_equal(get_le16(p + 8), 0x000d);
 			isos++;
@@ -219,7 +219,7 @@ static void check_madt(unsigned ncpus)
 		case 4:
 			assert_int_equal(p[1], 6);
 			assert_int_equal(p[2], 0xff);
-			assert_int_equal(p[5], 1);                    /* LINT1 */
+			assert_int_equal(p[5], 1); /* LINT1 */
 			nmis++;
 			break;
 		default:
@@ -269,18 +269,20 @@ static void test_dsdt_contents(void **state)
 	uint8_t *f = find_in_xsdt(e, "FACP");
 	uint8_t *d = table(e, get_le64(f + 140), "DSDT");
 	uint32_t len = get_le32(d + 4);
-	static const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0a, X86_SLP_TYP_S5,
-				      0x0a, X86_SLP_TYP_S5, 0x00, 0x00 };
+	static const uint8_t s5[] = {
+		0x08,           '_',  'S', '5', '_', 0x12, 0x08, 0x04, 0x0a, X86_SLP_TYP_S5, 0x0a,
+		X86_SLP_TYP_S5, 0x00, 0x00
+	};
 	static const uint8_t hid_pci[] = { 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03 };
 	/* _PRT entries: slot 1 INTA -> GSI 17, slot 31 INTD -> GSI 16 + (34 % 8) = 18. */
-	static const uint8_t prt_1a[] = { 0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x01, 0x00, 0x00, 0x00,
-					  0x0a, 17 };
-	static const uint8_t prt_31d[] = { 0x12, 0x0c, 0x04, 0x0c, 0xff, 0xff, 0x1f, 0x00, 0x0a, 0x03, 0x00,
-					   0x0a, 18 };
+	static const uint8_t prt_1a[] = {
+		0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x01, 0x00, 0x00, 0x00, 0x0a, 17
+	};
+	static const uint8_t prt_31d[] = { 0x12, 0x0c, 0x04, 0x0c, 0xff, 0xff, 0x1f,
+					   0x00, 0x0a, 0x03, 0x00, 0x0a, 18 };
 	/* 32-bit window: DWordMemory 0xc0000000..0xfebfffff. */
-	static const uint8_t win32[] = { 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0, 0, 0, 0,
-					 0x00, 0x00, 0x00, 0xc0,
-					 0xff, 0xff, 0xbf, 0xfe };
+	static const uint8_t win32[] = { 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0,    0,    0,
+					 0,    0x00, 0x00, 0x00, 0xc0, 0xff, 0xff, 0xbf, 0xfe };
 	uint8_t *p;
 	int n;
 
@@ -334,9 +336,8 @@ static void test_aml_encoder(void **state)
 	aml_integer(&a, 0x1234);
 	aml_integer(&a, 0x12345678);
 	aml_integer(&a, 0x123456789aULL);
-	static const uint8_t ints[] = { 0x00, 0x01, 0x0a, 0x80, 0x0b, 0x34, 0x12,
-					0x0c, 0x78, 0x56, 0x34, 0x12,
-					0x0e, 0x9a, 0x78, 0x56, 0x34, 0x12, 0x00, 0x00, 0x00 };
+	static const uint8_t ints[] = { 0x00, 0x01, 0x0a, 0x80, 0x0b, 0x34, 0x12, 0x0c, 0x78, 0x56, 0x34,
+					0x12, 0x0e, 0x9a, 0x78, 0x56, 0x34, 0x12, 0x00, 0x00, 0x00 };
 	assert_true(aml_ok(&a));
 	assert_int_equal(a.len, sizeof(ints));
 	assert_memory_equal(buf, ints, sizeof(ints));
@@ -383,7 +384,7 @@ static void test_failures(void **state)
 	uint64_t rsdp = 0x1234;
 
 	guest_mem_init_static(&mem, buf, &small, 1);
-	assert_int_equal(x86_acpi_build(&mem, 1, &rsdp), -1);          /* no RAM at 0xe0000 */
+	assert_int_equal(x86_acpi_build(&mem, 1, &rsdp), -1); /* no RAM at 0xe0000 */
 	assert_int_equal(rsdp, 0x1234);
 	small.size = RAM_SIZE;
 	guest_mem_init_static(&mem, buf, &small, 1);

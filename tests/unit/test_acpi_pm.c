@@ -18,7 +18,7 @@ struct ctx {
 	struct bus pio;
 	struct device *dev;
 	struct fake_ctl ctl;
-	struct fake_irq irq;    /* the SCI; only changes are reported */
+	struct fake_irq irq; /* the SCI; only changes are reported */
 };
 
 /* The x86 machine's block (arch_create_devices). */
@@ -83,7 +83,7 @@ static void test_poweroff_only_s5_with_slp_en(void **state)
 	wr(c, X86_PM1A_CNT_PORT, 2, cnt(X86_SLP_TYP_S5, 0));
 	assert_int_equal(c->ctl.nreq, 0);
 	assert_int_equal(rd(c, X86_PM1A_CNT_PORT, 2), 0x0001 | (X86_SLP_TYP_S5 << 10)); /* SLP_EN reads 0 */
-	wr(c, X86_PM1A_CNT_PORT, 2, cnt(3, 1));                 /* S3: ignored */
+	wr(c, X86_PM1A_CNT_PORT, 2, cnt(3, 1));                                         /* S3: ignored */
 	wr(c, X86_PM1A_CNT_PORT, 2, cnt(0, 1));
 	assert_int_equal(c->ctl.nreq, 0);
 	wr(c, X86_PM1A_CNT_PORT, 2, cnt(X86_SLP_TYP_S5, 1));
@@ -93,7 +93,7 @@ static void test_poweroff_only_s5_with_slp_en(void **state)
 	wr(c, X86_PM1A_CNT_PORT + 1, 1, cnt(X86_SLP_TYP_S5, 1) >> 8);
 	assert_int_equal(c->ctl.nreq, 2);
 	assert_int_equal(c->ctl.requests[1], VM_POWEROFF);
-	wr(c, X86_PM1A_CNT_PORT, 1, 0xff);                      /* low byte only */
+	wr(c, X86_PM1A_CNT_PORT, 1, 0xff); /* low byte only */
 	assert_int_equal(c->ctl.nreq, 2);
 }
 
@@ -113,22 +113,22 @@ static void test_power_button_sci(void **state)
 {
 	struct ctx *c = *state;
 
-	acpi_pm_power_button(c->dev);                           /* not enabled: no SCI */
+	acpi_pm_power_button(c->dev); /* not enabled: no SCI */
 	assert_int_equal(c->irq.nlevels, 0);
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 2), 0x0100);
-	wr(c, X86_PM1A_EVT_PORT + 2, 2, 0x0100);                /* PWRBTN_EN */
+	wr(c, X86_PM1A_EVT_PORT + 2, 2, 0x0100); /* PWRBTN_EN */
 	assert_int_equal(c->irq.level, 1);
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 4), 0x01000100);
-	wr(c, X86_PM1A_EVT_PORT, 2, 0x0000);                    /* writing 0 clears nothing */
+	wr(c, X86_PM1A_EVT_PORT, 2, 0x0000); /* writing 0 clears nothing */
 	assert_int_equal(c->irq.level, 1);
-	wr(c, X86_PM1A_EVT_PORT, 1, 0xff);                      /* wrong byte */
+	wr(c, X86_PM1A_EVT_PORT, 1, 0xff); /* wrong byte */
 	assert_int_equal(c->irq.level, 1);
-	wr(c, X86_PM1A_EVT_PORT + 1, 1, 0x01);                  /* W1C the high byte */
+	wr(c, X86_PM1A_EVT_PORT + 1, 1, 0x01); /* W1C the high byte */
 	assert_int_equal(c->irq.level, 0);
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 2), 0);
 	acpi_pm_power_button(c->dev);
 	assert_int_equal(c->irq.level, 1);
-	wr(c, X86_PM1A_EVT_PORT + 2, 2, 0);                     /* disable: SCI drops */
+	wr(c, X86_PM1A_EVT_PORT + 2, 2, 0); /* disable: SCI drops */
 	assert_int_equal(c->irq.level, 0);
 	/* A dword write covers STS and EN at once. */
 	wr(c, X86_PM1A_EVT_PORT, 4, 0x01000100);
@@ -136,7 +136,7 @@ static void test_power_button_sci(void **state)
 	assert_int_equal(c->irq.level, 0);
 	/* Unaligned word across STS high byte and EN low byte. */
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT + 1, 2), 0x0000);
-	wr(c, X86_PM1A_EVT_PORT + 1, 2, 0x2100);                /* EN low = 0x21 */
+	wr(c, X86_PM1A_EVT_PORT + 1, 2, 0x2100); /* EN low = 0x21 */
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT + 2, 2), 0x0121);
 	wr(c, X86_PM1A_EVT_PORT + 2, 2, 0xffff);
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT + 2, 2), 0x4721); /* only defined bits */
@@ -162,7 +162,7 @@ static void test_save_load_and_reset(void **state)
 	assert_true(ser_reader_done(&r));
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 4), 0x01000100);
 	assert_int_equal(c->irq.level, 1);
-	w.buf[3] = 0xff;                                        /* EN reserved bits */
+	w.buf[3] = 0xff; /* EN reserved bits */
 	ser_reader_init(&r, w.buf, w.len);
 	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
 	ser_writer_free(&w);

@@ -570,7 +570,7 @@ static void test_destroy_with_pending(void **state)
 	wait_slow(f, 1);
 	fx_stop(f);
 	assert_int_equal(stat(f->path, &st), -1); /* path removed */
-	answer_slow(f, 0); /* after the server is gone: dropped safely */
+	answer_slow(f, 0);                        /* after the server is gone: dropped safely */
 	close(fd);
 }
 

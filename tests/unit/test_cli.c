@@ -48,9 +48,9 @@ static void test_format_size(void **state)
 		uint64_t bytes;
 		const char *text;
 	} cases[] = {
-		{ 8ULL << 20, "8M" },     { 1500ULL << 10, "1500K" }, { 3ULL << 30, "3G" },
-		{ 2ULL << 40, "2T" },     { 1025ULL << 20, "1025M" }, { 100, "100 bytes" },
-		{ 1ULL << 50, "1024T" },  { 0, "0 bytes" },
+		{ 8ULL << 20, "8M" },    { 1500ULL << 10, "1500K" }, { 3ULL << 30, "3G" },
+		{ 2ULL << 40, "2T" },    { 1025ULL << 20, "1025M" }, { 100, "100 bytes" },
+		{ 1ULL << 50, "1024T" }, { 0, "0 bytes" },
 	};
 	char buf[32];
 	uint64_t back;
@@ -69,8 +69,17 @@ static void test_format_size(void **state)
 static void test_migrate_uri(void **state)
 {
 	static const char *const bad[] = {
-		"tcp:host.example:80", "tcp:127.0.0.1:0", "tcp:127.0.0.1:65536", "tcp:127.0.0.1:", "tcp::80",
-		"tcp:1.2.3:5", "tcp:[::1]:80x", "tcp:[::1:80", "unix:", "udp:1.2.3.4:5", "",
+		"tcp:host.example:80",
+		"tcp:127.0.0.1:0",
+		"tcp:127.0.0.1:65536",
+		"tcp:127.0.0.1:",
+		"tcp::80",
+		"tcp:1.2.3:5",
+		"tcp:[::1]:80x",
+		"tcp:[::1:80",
+		"unix:",
+		"udp:1.2.3.4:5",
+		"",
 	};
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -96,8 +105,19 @@ static void test_migrate_uri(void **state)
 static void test_parse_size_malformed(void **state)
 {
 	uint64_t v = 77;
-	const char *bad[] = { "", "M", "12Q", "-1G", " 1G", "1G ", "1.5G", "1GG", "0x10M",
-			      "99999999999999999999", "20000000000T", "1iB", NULL };
+	const char *bad[] = { "",
+			      "M",
+			      "12Q",
+			      "-1G",
+			      " 1G",
+			      "1G ",
+			      "1.5G",
+			      "1GG",
+			      "0x10M",
+			      "99999999999999999999",
+			      "20000000000T",
+			      "1iB",
+			      NULL };
 
 	for (int i = 0; bad[i]; i++) {
 		assert_int_equal(parse_size(bad[i], &v), -1);
@@ -125,8 +145,9 @@ static void test_parse_uint(void **state)
 static void test_run_args_full(void **state)
 {
 	struct vm_config cfg;
-	char *argv[] = { "run", "-k", "bz", "--initrd", "ird", "-a", "console=ttyS0 quiet", "--cpus", "4",
-			 "-m", "1G", "--console", "none", "--no-reboot", "--stats", NULL };
+	char *argv[] = { "run",     "-k", "bz", "--initrd", "ird",       "-a",   "console=ttyS0 quiet",
+			 "--cpus",  "4",  "-m", "1G",       "--console", "none", "--no-reboot",
+			 "--stats", NULL };
 
 	assert_int_equal(run_parse_args(ARGC(argv), argv, &cfg), 0);
 	assert_string_equal(cfg.kernel, "bz");
@@ -205,9 +226,15 @@ static void test_console_filter(void **state)
 	assert_true(quit);
 	/* Unknown escape passes both bytes through. */
 	quit = false;
-	n = console_filter(&esc, (const uint8_t *)"\x01" "c", 2, out, &quit);
+	n = console_filter(&esc,
+			   (const uint8_t *)"\x01"
+					    "c",
+			   2, out, &quit);
 	assert_int_equal(n, 2);
-	assert_memory_equal(out, "\x01" "c", 2);
+	assert_memory_equal(out,
+			    "\x01"
+			    "c",
+			    2);
 	assert_false(quit);
 }
 
@@ -223,10 +250,10 @@ static const void *nth(const struct vm_config *cfg, const struct device_type *t,
 static void test_disk_and_net_options(void **state)
 {
 	struct vm_config cfg;
-	char d1[] = "rootfs.ext4", d2[] = "data.img,ro,serial=DATA01", n1[] = "tap=tap0,mac=52:54:00:12:34:56",
-	     n2[] = "tap=tap1";
-	char *argv[] = { "run", "-k", "bz", "--disk", d1, "-d", d2, "--net", n1, "-n", n2, "--rng",
-			 "--console", "virtio", "--rng", NULL };
+	char d1[] = "rootfs.ext4", d2[] = "data.img,ro,serial=DATA01",
+	     n1[] = "tap=tap0,mac=52:54:00:12:34:56", n2[] = "tap=tap1";
+	char *argv[] = { "run", "-k", "bz", "--disk", d1,          "-d",     d2,      "--net",
+			 n1,    "-n", n2,   "--rng",  "--console", "virtio", "--rng", NULL };
 	const struct disk_config *a, *b;
 	const struct net_config *x, *y;
 
@@ -258,9 +285,17 @@ static void test_disk_and_net_options(void **state)
 static void test_disk_and_net_errors(void **state)
 {
 	static const char *const bad[] = {
-		"--disk=", "--disk=x.img,rw", "--disk=x.img,serial=123456789012345678901", "--disk=x.img,ro=1",
-		"--disk=,ro", "--net=mac=52:54:00:12:34:56", "--net=tap=", "--net=tap=tap0,mac=01:00:5e:00:00:01",
-		"--net=tap=averyveryverylongname", "--net=tap=t,speed=10", "--net=tap=t,mac",
+		"--disk=",
+		"--disk=x.img,rw",
+		"--disk=x.img,serial=123456789012345678901",
+		"--disk=x.img,ro=1",
+		"--disk=,ro",
+		"--net=mac=52:54:00:12:34:56",
+		"--net=tap=",
+		"--net=tap=tap0,mac=01:00:5e:00:00:01",
+		"--net=tap=averyveryverylongname",
+		"--net=tap=t,speed=10",
+		"--net=tap=t,mac",
 	};
 	struct vm_config cfg;
 	uint8_t mac[6];
@@ -314,18 +349,12 @@ static void test_option_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_size_units),
-		cmocka_unit_test(test_parse_size_malformed),
-		cmocka_unit_test(test_format_size),
-		cmocka_unit_test(test_migrate_uri),
-		cmocka_unit_test(test_parse_uint),
-		cmocka_unit_test(test_run_args_full),
-		cmocka_unit_test(test_run_args_defaults),
-		cmocka_unit_test(test_run_args_usage_errors),
-		cmocka_unit_test(test_run_args_help),
-		cmocka_unit_test(test_console_filter),
-		cmocka_unit_test(test_disk_and_net_options),
-		cmocka_unit_test(test_disk_and_net_errors),
+		cmocka_unit_test(test_parse_size_units),     cmocka_unit_test(test_parse_size_malformed),
+		cmocka_unit_test(test_format_size),          cmocka_unit_test(test_migrate_uri),
+		cmocka_unit_test(test_parse_uint),           cmocka_unit_test(test_run_args_full),
+		cmocka_unit_test(test_run_args_defaults),    cmocka_unit_test(test_run_args_usage_errors),
+		cmocka_unit_test(test_run_args_help),        cmocka_unit_test(test_console_filter),
+		cmocka_unit_test(test_disk_and_net_options), cmocka_unit_test(test_disk_and_net_errors),
 		cmocka_unit_test(test_option_table),
 	};
 

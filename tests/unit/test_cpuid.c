@@ -84,11 +84,42 @@ static void test_leaf4_and_amd(void **state)
 	assert_int_equal(x86_cpuid_find(c, 0x80000008, 0)->ecx & 0xff, 1);
 	assert_int_equal((x86_cpuid_find(c, 0x80000008, 0)->ecx >> 12) & 0xf, 1);
 	assert_false(x86_cpuid_find(c, 0x80000001, 0)->ecx & (1u << 22)); /* TOPOEXT off */
-	assert_true(x86_cpuid_find(c, 0x80000001, 0)->ecx & 1u);           /* others kept */
+	assert_true(x86_cpuid_find(c, 0x80000001, 0)->ecx & 1u);          /* others kept */
 	assert_int_equal(x86_cpuid_find(c, 0x40000000, 0)->ebx, 0x4b4d564b);
 	assert_null(x86_cpuid_find(c, 0xb, 7));
 	/* The base table is not modified. */
 	assert_int_equal(x86_cpuid_find(b, 1, 0)->ebx, 0x0800);
+	free(c);
+	free(b);
+}
+
+/* AMD signatures of families with a northbridge GART become family 0x11 (model and stepping
+ * kept); other families and other vendors are left alone. */
+static void test_no_gart_family(void **state)
+{
+	struct kvm_cpuid2 *b = base_table(), *c;
+	/* family 0xf model 107 stepping 1: QEMU's TCG "max" CPU */
+	uint32_t k8 = 0x0f << 8 | 0x6 << 16 | 0xb << 4 | 1;
+
+	assert_int_equal(x86_cpuid_no_gart_signature(k8), 0x0f << 8 | 0x2 << 20 | 0x6 << 16 | 0xb << 4 | 1);
+	assert_int_equal(x86_cpuid_no_gart_signature(0x00100f42), 0x00200f42); /* 0x10 Phenom II */
+	assert_int_equal(x86_cpuid_no_gart_signature(0x00600f12), 0x00200f12); /* 0x15 model 1 */
+	assert_int_equal(x86_cpuid_no_gart_signature(0x00610f01), 0x00610f01); /* 0x15 model 0x10 */
+	assert_int_equal(x86_cpuid_no_gart_signature(0x00a20f12), 0x00a20f12); /* 0x19 Zen 3 */
+	assert_int_equal(x86_cpuid_no_gart_signature(0x000006f6), 0x000006f6); /* family 6 */
+	/* In the vCPU table: leaf 1 and 0x80000001 on AMD; not with another vendor. */
+	x86_cpuid_find(b, 1, 0)->eax = k8;
+	x86_cpuid_find(b, 0x80000001, 0)->eax = k8;
+	x86_cpuid_find(b, 0, 0)->ebx = 0x68747541;
+	x86_cpuid_find(b, 0, 0)->edx = 0x69746e65;
+	x86_cpuid_find(b, 0, 0)->ecx = 0x444d4163;
+	c = x86_vcpu_cpuid(b, 0, 1);
+	assert_int_equal(x86_cpuid_find(c, 1, 0)->eax, x86_cpuid_no_gart_signature(k8));
+	assert_int_equal(x86_cpuid_find(c, 0x80000001, 0)->eax, x86_cpuid_no_gart_signature(k8));
+	free(c);
+	x86_cpuid_find(b, 0, 0)->ebx = 0x756e6547; /* "Genu" */
+	c = x86_vcpu_cpuid(b, 0, 1);
+	assert_int_equal(x86_cpuid_find(c, 1, 0)->eax, k8);
 	free(c);
 	free(b);
 }
@@ -99,6 +130,7 @@ int main(void)
 		cmocka_unit_test(test_leaf1_apic_id_and_count),
 		cmocka_unit_test(test_leaf_b_topology),
 		cmocka_unit_test(test_leaf4_and_amd),
+		cmocka_unit_test(test_no_gart_family),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

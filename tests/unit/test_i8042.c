@@ -18,7 +18,7 @@ struct ctx {
 	struct bus pio;
 	struct device *dev;
 	struct fake_ctl ctl;
-	struct fake_irq irq;    /* only changes are reported, except around a restore */
+	struct fake_irq irq; /* only changes are reported, except around a restore */
 };
 
 static int setup(void **state)
@@ -137,7 +137,7 @@ static void test_no_keyboard(void **state)
 {
 	struct ctx *c = *state;
 
-	wr(c, X86_I8042_DATA, 0xf2);             /* identify: nobody answers */
+	wr(c, X86_I8042_DATA, 0xf2); /* identify: nobody answers */
 	assert_int_equal(status(c) & 0x01, 0);
 	wr(c, X86_I8042_CMD, 0xd4);
 	wr(c, X86_I8042_DATA, 0xff);
@@ -152,15 +152,15 @@ static void test_reset_requests(void **state)
 	wr(c, X86_I8042_CMD, 0xfe);
 	assert_int_equal(c->ctl.nreq, 1);
 	assert_int_equal(c->ctl.requests[0], VM_REBOOT);
-	wr(c, X86_I8042_CMD, 0xff);              /* pulses nothing */
+	wr(c, X86_I8042_CMD, 0xff); /* pulses nothing */
 	assert_int_equal(c->ctl.nreq, 1);
 	wr(c, X86_I8042_CMD, 0xd0);
 	assert_int_equal(rd(c, X86_I8042_DATA) & 0x01, 0x01);
 	wr(c, X86_I8042_CMD, 0xd1);
-	wr(c, X86_I8042_DATA, 0x03);             /* reset line stays high */
+	wr(c, X86_I8042_DATA, 0x03); /* reset line stays high */
 	assert_int_equal(c->ctl.nreq, 1);
 	wr(c, X86_I8042_CMD, 0xd1);
-	wr(c, X86_I8042_DATA, 0x02);             /* bit 0 clear: reset */
+	wr(c, X86_I8042_DATA, 0x02); /* bit 0 clear: reset */
 	assert_int_equal(c->ctl.nreq, 2);
 	assert_int_equal(c->ctl.requests[1], VM_REBOOT);
 }
@@ -176,21 +176,21 @@ static void test_odd_sizes_and_save_load(void **state)
 	assert_true(bus_dispatch(&c->pio, X86_I8042_DATA - 1, buf, 2, false) == false);
 	wr(c, X86_I8042_CMD, 0x60);
 	wr(c, X86_I8042_DATA, 0x47);
-	wr(c, X86_I8042_CMD, 0xd1);              /* pending data command */
+	wr(c, X86_I8042_CMD, 0xd1); /* pending data command */
 	ser_writer_init(&w);
 	c->dev->ops->save(c->dev, &w);
 	c->dev->ops->reset(c->dev);
 	wr(c, X86_I8042_CMD, 0x20);
 	assert_int_equal(rd(c, X86_I8042_DATA), 0x45);
 	ser_reader_init(&r, w.buf, w.len);
-	c->irq.edges_only = false;      /* a restore re-drives the line at its current level */
+	c->irq.edges_only = false; /* a restore re-drives the line at its current level */
 	assert_int_equal(c->dev->ops->load(c->dev, &r), 0);
 	assert_true(ser_reader_done(&r));
-	wr(c, X86_I8042_DATA, 0x00);             /* completes the saved 0xD1 */
+	wr(c, X86_I8042_DATA, 0x00); /* completes the saved 0xD1 */
 	assert_int_equal(c->ctl.nreq, 1);
 	wr(c, X86_I8042_CMD, 0x20);
 	assert_int_equal(rd(c, X86_I8042_DATA), 0x47);
-	w.buf[w.len - 2] = 0x42;                 /* bogus pending command */
+	w.buf[w.len - 2] = 0x42; /* bogus pending command */
 	ser_reader_init(&r, w.buf, w.len);
 	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
 	ser_reader_init(&r, w.buf, 3);

@@ -56,11 +56,11 @@ static void test_edges(void **state)
 	struct ctx *c = *state;
 
 	assert_ptr_equal(gpa_ptr(&c->m, 0, 1), c->buf);
-	assert_ptr_equal(gpa_ptr(&c->m, 0, LOW_SIZE), c->buf);                 /* whole region */
+	assert_ptr_equal(gpa_ptr(&c->m, 0, LOW_SIZE), c->buf); /* whole region */
 	assert_null(gpa_ptr(&c->m, 0, LOW_SIZE + 1));
 	assert_ptr_equal(gpa_ptr(&c->m, LOW_SIZE - 1, 1), c->buf + LOW_SIZE - 1); /* last byte */
 	assert_null(gpa_ptr(&c->m, LOW_SIZE - 1, 2));
-	assert_null(gpa_ptr(&c->m, LOW_SIZE, 1));                              /* hole */
+	assert_null(gpa_ptr(&c->m, LOW_SIZE, 1)); /* hole */
 	assert_null(gpa_ptr(&c->m, HIGH_GPA - 1, 1));
 	assert_ptr_equal(gpa_ptr(&c->m, HIGH_GPA, 1), c->buf + LOW_SIZE);
 	assert_ptr_equal(gpa_ptr(&c->m, HIGH_GPA + HIGH_SIZE - 4, 4), c->buf + LOW_SIZE + HIGH_SIZE - 4);
@@ -77,8 +77,8 @@ static void test_overflow(void **state)
 
 	assert_null(gpa_ptr(&c->m, 0x10, UINT64_MAX));
 	assert_null(gpa_ptr(&c->m, UINT64_MAX, 1));
-	assert_null(gpa_ptr(&c->m, UINT64_MAX, 2));            /* gpa + len wraps to 1 */
-	assert_null(gpa_ptr(&c->m, UINT64_MAX - 0x10, 0x20));  /* wraps into region 0 */
+	assert_null(gpa_ptr(&c->m, UINT64_MAX, 2));           /* gpa + len wraps to 1 */
+	assert_null(gpa_ptr(&c->m, UINT64_MAX - 0x10, 0x20)); /* wraps into region 0 */
 	assert_null(gpa_ptr(&c->m, HIGH_GPA, UINT64_MAX - HIGH_GPA + 2));
 }
 
@@ -115,7 +115,7 @@ static void test_read_write(void **state)
 	assert_string_equal(back, msg);
 	assert_int_equal(gpa_write(&c->m, LOW_SIZE, msg, 1), -1);
 	assert_int_equal(gpa_read(&c->m, HIGH_GPA + HIGH_SIZE - 2, back, 3), -1);
-	assert_int_equal(gpa_write(&c->m, 0, msg, 0), 0);       /* empty copy in RAM */
+	assert_int_equal(gpa_write(&c->m, 0, msg, 0), 0); /* empty copy in RAM */
 }
 
 int main(void)

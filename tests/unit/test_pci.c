@@ -236,14 +236,14 @@ static void test_add_device_and_bars(void **state)
 
 	assert_int_equal(slot, 1);
 	assert_int_equal(cfg_rd(c, slot, 0x00, 4), 0x10411af4);
-	assert_int_equal(cfg_rd(c, slot, 0x04, 2), 0);      /* decoding off */
+	assert_int_equal(cfg_rd(c, slot, 0x04, 2), 0); /* decoding off */
 	bar0 = cfg_rd(c, slot, 0x10, 4);
 	bar2 = cfg_rd(c, slot, 0x18, 4);
 	bar3 = cfg_rd(c, slot, 0x1c, 4);
 	bar4 = cfg_rd(c, slot, 0x20, 4);
 	/* Programmed, naturally aligned, inside the windows, with type bits. */
 	assert_int_equal(bar0, (uint32_t)X86_PCI_MMIO_START);
-	assert_int_equal(bar2 & 0xf, 0xc);                   /* 64-bit, prefetchable */
+	assert_int_equal(bar2 & 0xf, 0xc); /* 64-bit, prefetchable */
 	assert_int_equal((bar2 & ~0xfu) % 0x4000, 0);
 	assert_true((bar2 & ~0xfu) >= X86_PCI_MMIO_START + 0x1000);
 	assert_int_equal(bar3, 0);
@@ -312,7 +312,7 @@ static void test_bar_enable_and_move(void **state)
 	assert_true(hit);
 	assert_int_equal(c->f.last_bar, 2);
 	assert_int_equal(c->f.last_off, 0x3ffc);
-	mmio_rd(c, bar2 + 0x3ffe, 4, &hit);                   /* straddles the end */
+	mmio_rd(c, bar2 + 0x3ffe, 4, &hit); /* straddles the end */
 	assert_false(hit);
 	/* I/O BAR is still off; then on. Off, nothing decodes its ports (the host
 	 * no longer claims a window of its own: I/O BARs go on the bus itself). */
@@ -336,7 +336,7 @@ static void test_bar_enable_and_move(void **state)
 	mmio_rd(c, 0xd0000000 + 8, 1, &hit);
 	assert_true(hit);
 	assert_int_equal(c->f.last_off, 8);
-	cfg_wr(c, slot, 0x1c, 4, 0x80);                        /* 0x80_xxxxxxxx */
+	cfg_wr(c, slot, 0x1c, 4, 0x80); /* 0x80_xxxxxxxx */
 	mmio_rd(c, bar2, 4, &hit);
 	assert_false(hit);
 	mmio_rd(c, (0x80ULL << 32) | bar2, 4, &hit);
@@ -365,17 +365,17 @@ static void test_capabilities(void **state)
 	off1 = pci_add_capability(&c->f.pci, PCI_CAP_ID_VNDR, 14);
 	off2 = pci_add_capability(&c->f.pci, PCI_CAP_ID_MSIX, 12);
 	assert_int_equal(off1, PCI_CAP_START);
-	assert_int_equal(off2, PCI_CAP_START + 16);             /* dword aligned */
+	assert_int_equal(off2, PCI_CAP_START + 16); /* dword aligned */
 	pci_config_write(&c->f.pci, off1 + 2, 1, 14);
 	pci_config_write(&c->f.pci, off2 + 2, 2, 0x0003);
-	pci_config_set_wmask(&c->f.pci, off2 + 2, 2, 0xc000);   /* MSI-X enable/mask */
+	pci_config_set_wmask(&c->f.pci, off2 + 2, 2, 0xc000); /* MSI-X enable/mask */
 	slot = pci_add_device(c->host, &c->f.pci);
 	assert_int_equal(cfg_rd(c, slot, 0x06, 2) & PCI_STATUS_CAP_LIST, PCI_STATUS_CAP_LIST);
 	assert_int_equal(cfg_rd(c, slot, 0x34, 1), off1);
 	assert_int_equal(cfg_rd(c, slot, (uint32_t)off1, 2), (uint32_t)(off2 << 8 | PCI_CAP_ID_VNDR));
 	assert_int_equal(cfg_rd(c, slot, (uint32_t)off2, 2), PCI_CAP_ID_MSIX);
 	assert_int_equal(cfg_rd(c, slot, (uint32_t)off1 + 2, 1), 14);
-	cfg_wr(c, slot, (uint32_t)off1, 4, 0xffffffff);         /* read-only */
+	cfg_wr(c, slot, (uint32_t)off1, 4, 0xffffffff); /* read-only */
 	assert_int_equal(cfg_rd(c, slot, (uint32_t)off1, 4),
 			 (uint32_t)(14 << 16 | off2 << 8 | PCI_CAP_ID_VNDR));
 	cfg_wr(c, slot, (uint32_t)off2 + 2, 2, 0xffff);
@@ -399,7 +399,7 @@ static void test_command_status_masks_and_intx(void **state)
 	pci_set_irq(&c->f.pci, 1);
 	assert_int_equal(c->gsi_level[gsi], 1);
 	assert_int_equal(cfg_rd(c, slot, 0x06, 2) & PCI_STATUS_INTERRUPT, PCI_STATUS_INTERRUPT);
-	cfg_wr(c, slot, 0x04, 2, PCI_COMMAND_INTX_DISABLE);   /* masks the line */
+	cfg_wr(c, slot, 0x04, 2, PCI_COMMAND_INTX_DISABLE); /* masks the line */
 	assert_int_equal(c->gsi_level[gsi], 0);
 	assert_int_equal(cfg_rd(c, slot, 0x06, 2) & PCI_STATUS_INTERRUPT, PCI_STATUS_INTERRUPT);
 	cfg_wr(c, slot, 0x04, 2, 0);
@@ -434,7 +434,7 @@ static void test_shared_intx_wire_or(void **state)
 	pci_set_irq(&c->f.pci, 1);
 	pci_set_irq(&g[sg].pci, 1);
 	pci_set_irq(&c->f.pci, 0);
-	assert_int_equal(c->gsi_level[gsi], 1);                 /* still held by g */
+	assert_int_equal(c->gsi_level[gsi], 1); /* still held by g */
 	pci_set_irq(&g[sg].pci, 0);
 	assert_int_equal(c->gsi_level[gsi], 0);
 	for (int i = 0; i <= sg; i++)

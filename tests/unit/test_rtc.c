@@ -32,8 +32,9 @@ static void fake_irq(void *p, uint32_t gsi, int level)
 
 static time_t utc(int y, int mon, int d, int h, int mi, int s)
 {
-	struct tm tm = { .tm_year = y - 1900, .tm_mon = mon - 1, .tm_mday = d,
-			 .tm_hour = h, .tm_min = mi, .tm_sec = s };
+	struct tm tm = {
+		.tm_year = y - 1900, .tm_mon = mon - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = s
+	};
 
 	return timegm(&tm);
 }
@@ -101,11 +102,11 @@ static void test_binary_12h(void **state)
 {
 	struct ctx *c = *state;
 
-	cmos_wr(c, 0x0b, 0x04);                  /* binary, 12-hour */
+	cmos_wr(c, 0x0b, 0x04); /* binary, 12-hour */
 	assert_int_equal(cmos_rd(c, 0x00), 56);
 	assert_int_equal(cmos_rd(c, 0x04), 0x80 | 1); /* 1 PM */
 	assert_int_equal(cmos_rd(c, 0x09), 24);
-	cmos_wr(c, 0x0b, 0x00);                  /* BCD, 12-hour */
+	cmos_wr(c, 0x0b, 0x00); /* BCD, 12-hour */
 	assert_int_equal(cmos_rd(c, 0x04), 0x81);
 	c->now.tv_sec = utc(2024, 3, 1, 0, 30, 0);
 	assert_int_equal(cmos_rd(c, 0x04), 0x12); /* midnight is 12 AM */
@@ -119,8 +120,8 @@ static void test_set_time(void **state)
 {
 	struct ctx *c = *state;
 
-	cmos_wr(c, 0x0b, 0x82);                  /* SET, BCD, 24h */
-	c->now.tv_sec += 5;                      /* frozen while SET */
+	cmos_wr(c, 0x0b, 0x82); /* SET, BCD, 24h */
+	c->now.tv_sec += 5;     /* frozen while SET */
 	assert_int_equal(cmos_rd(c, 0x00), 0x56);
 	cmos_wr(c, 0x00, 0x10);
 	cmos_wr(c, 0x02, 0x20);
@@ -129,7 +130,7 @@ static void test_set_time(void **state)
 	cmos_wr(c, 0x08, 0x12);
 	cmos_wr(c, 0x09, 0x99);
 	cmos_wr(c, RTC_CENTURY_INDEX, 0x19);
-	cmos_wr(c, 0x0b, 0x02);                  /* run from 1999-12-31 08:20:10 */
+	cmos_wr(c, 0x0b, 0x02);                    /* run from 1999-12-31 08:20:10 */
 	c->now.tv_sec += 3600 * 16 + 39 * 60 + 50; /* -> 2000-01-01 01:00:00 */
 	assert_int_equal(cmos_rd(c, 0x09), 0x00);
 	assert_int_equal(cmos_rd(c, RTC_CENTURY_INDEX), 0x20);
@@ -159,9 +160,9 @@ static void test_set_time_12h(void **state)
 {
 	struct ctx *c = *state;
 
-	cmos_wr(c, 0x0b, 0x84);                  /* SET, binary, 12h */
-	cmos_wr(c, 0x04, 0x80 | 12);             /* 12 PM = noon */
-	cmos_wr(c, 0x0b, 0x06);                  /* binary, 24h */
+	cmos_wr(c, 0x0b, 0x84);      /* SET, binary, 12h */
+	cmos_wr(c, 0x04, 0x80 | 12); /* 12 PM = noon */
+	cmos_wr(c, 0x0b, 0x06);      /* binary, 24h */
 	assert_int_equal(cmos_rd(c, 0x04), 12);
 }
 
@@ -170,7 +171,7 @@ static void test_regs_and_nvram(void **state)
 	struct ctx *c = *state;
 	uint8_t v;
 
-	cmos_wr(c, 0x0a, 0xa6);                  /* UIP is read-only */
+	cmos_wr(c, 0x0a, 0xa6); /* UIP is read-only */
 	assert_int_equal(cmos_rd(c, 0x0a), 0x26);
 	cmos_wr(c, 0x0c, 0xff);
 	assert_int_equal(cmos_rd(c, 0x0c), 0x00);
@@ -204,7 +205,7 @@ static void test_save_load(void **state)
 	struct ser_reader r;
 
 	cmos_wr(c, 0x0b, 0x82);
-	cmos_wr(c, 0x09, 0x28);                  /* 2028: Feb 29 stays valid */
+	cmos_wr(c, 0x09, 0x28); /* 2028: Feb 29 stays valid */
 	cmos_wr(c, 0x0b, 0x02);
 	cmos_wr(c, 0x40, 0xab);
 	ser_writer_init(&w);
@@ -224,7 +225,7 @@ static void test_save_load(void **state)
 
 	ser_reader_init(&r, w.buf, w.len - 1);
 	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
-	w.buf[1] = 0x80;                          /* index out of range */
+	w.buf[1] = 0x80; /* index out of range */
 	ser_reader_init(&r, w.buf, w.len);
 	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
 	ser_writer_free(&w);
@@ -234,7 +235,7 @@ static void test_reset_keeps_time(void **state)
 {
 	struct ctx *c = *state;
 
-	cmos_wr(c, 0x0b, 0x72);                  /* PIE | AIE | UIE */
+	cmos_wr(c, 0x0b, 0x72); /* PIE | AIE | UIE */
 	cmos_wr(c, 0x50, 0x77);
 	c->dev->ops->reset(c->dev);
 	assert_int_equal(cmos_rd(c, 0x0b), 0x02);

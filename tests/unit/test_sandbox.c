@@ -10,12 +10,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <linux/vhost.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -25,6 +28,8 @@
 #include "cli/options.h"
 #include "core/config.h"
 #include "core/sandbox.h"
+#include "core/tuning.h"
+#include "virtio/net.h"
 
 enum action {
 	DO_KVM_RUN,
@@ -37,7 +42,13 @@ enum action {
 	DO_CREATE_VM,
 	DO_GMTIME,
 	DO_ROUTE_MSIX,
-	DO_IOEVENTFD
+	DO_IOEVENTFD,
+	DO_VHOST_RINGS,
+	DO_VHOST_OWNER,
+	DO_SETAFFINITY,
+	DO_SETSCHEDULER,
+	DO_FTRUNCATE,
+	DO_COALESCED
 };
 
 /* What the child does after installing `kind`'s list: 0 when the call returned (whatever its
@@ -81,6 +92,42 @@ static int act(enum action a, int fd)
 	case DO_IOEVENTFD:
 		ioctl(fd, KVM_IOEVENTFD, NULL);
 		break;
+	case DO_VHOST_RINGS: {
+		/* What vh_start and vh_stop issue; on /dev/null each fails with ENOTTY once allowed. */
+		static const unsigned long req[] = { VHOST_SET_FEATURES,    VHOST_SET_MEM_TABLE,
+						     VHOST_SET_LOG_BASE,    VHOST_SET_VRING_NUM,
+						     VHOST_SET_VRING_BASE,  VHOST_SET_VRING_ADDR,
+						     VHOST_SET_VRING_CALL,  VHOST_SET_VRING_KICK,
+						     VHOST_NET_SET_BACKEND, VHOST_GET_VRING_BASE };
+
+		for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++)
+			ioctl(fd, req[i], NULL);
+		break;
+	}
+	case DO_VHOST_OWNER:
+		ioctl(fd, VHOST_SET_OWNER, NULL);
+		ioctl(fd, VHOST_GET_FEATURES, NULL);
+		break;
+	case DO_SETAFFINITY: {
+		cpu_set_t set;
+
+		if (sched_getaffinity(0, sizeof(set), &set) == 0)
+			sched_setaffinity(0, sizeof(set), &set); /* the same CPUs: no change */
+		break;
+	}
+	case DO_SETSCHEDULER: {
+		struct sched_param sp = { .sched_priority = 0 };
+
+		sched_setscheduler(0, SCHED_OTHER, &sp); /* the policy it has */
+		break;
+	}
+	case DO_FTRUNCATE:
+		if (ftruncate(fd, 0) < 0) /* /dev/null: EINVAL */
+			return 0;
+		break;
+	case DO_COALESCED:
+		ioctl(fd, KVM_REGISTER_COALESCED_MMIO, NULL);
+		break;
 	case DO_GETRANDOM:
 		syscall(SYS_getrandom, b, sizeof(b), 0);
 		break;
@@ -93,8 +140,8 @@ static int act(enum action a, int fd)
 #endif
 
 /* Run a child with `kind`'s list in mode; returns its wait status and its stderr in err. */
-static int run(enum sandbox_kind kind, enum seccomp_mode mode, bool no_reboot, enum action a, char *err,
-	       size_t errlen)
+static int run_cfg(enum sandbox_kind kind, const struct vm_config *base, enum seccomp_mode mode,
+		   enum action a, char *err, size_t errlen)
 {
 	int p[2], status;
 	ssize_t n, got = 0;
@@ -104,7 +151,7 @@ static int run(enum sandbox_kind kind, enum seccomp_mode mode, bool no_reboot, e
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct vm_config cfg = { .no_reboot = no_reboot };
+		struct vm_config cfg = *base;
 		int fd = open("/dev/null", O_RDWR | O_CLOEXEC); /* before the filter: workers open nothing */
 
 		dup2(p[1], STDERR_FILENO);
@@ -123,6 +170,14 @@ static int run(enum sandbox_kind kind, enum seccomp_mode mode, bool no_reboot, e
 	close(p[0]);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	return status;
+}
+
+static int run(enum sandbox_kind kind, enum seccomp_mode mode, bool no_reboot, enum action a, char *err,
+	       size_t errlen)
+{
+	struct vm_config cfg = { .no_reboot = no_reboot };
+
+	return run_cfg(kind, &cfg, mode, a, err, errlen);
 }
 
 static void assert_exit(int status, int code)
@@ -243,6 +298,126 @@ static void test_main_without_reboot_cannot_build(void **state)
 	assert_non_null(strstr(err, "thread tester (main allow-list)"));
 }
 
+/* A VM with a tap: vhost-net's ring ioctls on the threads that start and stop it (vCPU, migration,
+ * main), not on the net worker; none at all with vhost=off. */
+static void test_vhost_rings_where_started(void **state)
+{
+	struct vm_config cfg = { .no_reboot = true };
+	char err[512];
+
+	assert_int_equal(vm_config_add(&cfg, &virtio_net_type, "tap=kb0"), 0);
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_MIGRATE, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_exit(run_cfg(SB_NET, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_non_null(strstr(err, "thread tester (virtio-net allow-list)"));
+	/* Opened once, before the filters: only a reboot opens it again. */
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VHOST_OWNER, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	cfg.no_reboot = false;
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VHOST_OWNER, err, sizeof(err)), 0);
+	vm_config_free_devices(&cfg);
+
+	cfg = (struct vm_config){ .no_reboot = true };
+	assert_int_equal(vm_config_add(&cfg, &virtio_net_type, "tap=kb0,vhost=off"), 0);
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_non_null(strstr(err, "(vcpu allow-list) made the forbidden system call ioctl"));
+	vm_config_free_devices(&cfg);
+	cfg = (struct vm_config){ .no_reboot = true };
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+}
+
+/* The real-time options act before the filters (vcpu.c: a vCPU sets its CPUs and policy, then
+ * installs its list): no list has the calls, except main's when a reboot starts the vCPU
+ * threads again under it, and then only for the options given. */
+static void test_tuning_calls_only_for_a_reboot(void **state)
+{
+	struct vm_config cfg = { .no_reboot = false };
+	char err[512];
+
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETAFFINITY, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETSCHEDULER, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_FTRUNCATE, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_int_equal(vm_tuning_set(&cfg.tuning, "vcpu-affinity", "0=0"), 0);
+	assert_int_equal(vm_tuning_set(&cfg.tuning, "rt-priority", "10"), 0);
+	assert_int_equal(vm_tuning_set(&cfg.tuning, "hugepages", "/dev/hugepages"), 0);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETAFFINITY, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETSCHEDULER, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_FTRUNCATE, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_SETSCHEDULER, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_non_null(strstr(err, "(vcpu allow-list) made the forbidden system call sched_setscheduler"));
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_SETAFFINITY, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	cfg.no_reboot = true;
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETSCHEDULER, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_SETAFFINITY, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+}
+
+/* The coalesced ring for 0xcf8 is registered when the VM is built (again on a reboot: main);
+ * draining it is reading memory, so no running thread registers anything. */
+static void test_coalesced_registered_at_build_only(void **state)
+{
+	char err[512];
+
+	assert_exit(run(SB_MAIN, SECCOMP_ON, false, DO_COALESCED, err, sizeof(err)), 0);
+	assert_exit(run(SB_MAIN, SECCOMP_ON, true, DO_COALESCED, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run(SB_VCPU, SECCOMP_ON, false, DO_COALESCED, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_non_null(strstr(err, "(vcpu allow-list) made the forbidden system call ioctl"));
+}
+
+/* RLIMIT_RTPRIO's soft limit: at 7 or more, SCHED_FIFO 7 needs no capability. */
+static rlim_t getrlimit_rtprio(void)
+{
+	struct rlimit rl;
+
+	return getrlimit(RLIMIT_RTPRIO, &rl) == 0 ? rl.rlim_cur : 0;
+}
+
+/* --rt-priority: the vCPU threads go SCHED_FIFO as they start, after the lockdown (every host
+ * resource is open by then): the lockdown keeps CAP_SYS_NICE for them, and only then. */
+static void test_lockdown_keeps_sys_nice_for_rt(void **state)
+{
+	for (int rt = 0; rt < 2; rt++) {
+		int status;
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct vm_config cfg = { .no_reboot = true };
+			struct sched_param fifo = { .sched_priority = 7 }, other = { .sched_priority = 0 };
+
+			/* Not allowed here at all (no CAP_SYS_NICE, RLIMIT_RTPRIO below 7): nothing to test. */
+			if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) != 0)
+				_exit(2);
+			pthread_setschedparam(pthread_self(), SCHED_OTHER, &other);
+			cfg.sandbox.seccomp = SECCOMP_OFF;
+			if (rt && vm_tuning_set(&cfg.tuning, "rt-priority", "7") < 0)
+				_exit(90);
+			if (sandbox_setup_filters_only(&cfg) < 0 || sandbox_lockdown() < 0)
+				_exit(91);
+			_exit(pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0 ? 0 : 1);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		if (WEXITSTATUS(status) == 2 ||
+		    (!rt && WEXITSTATUS(status) == 0 && getrlimit_rtprio() >= 7)) {
+			skip();
+			return;
+		}
+		assert_int_equal(WEXITSTATUS(status), rt ? 0 : 1);
+	}
+}
+
 static void test_rule_counts(void **state)
 {
 	struct vm_config cfg = { .no_reboot = false };
@@ -347,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_run_options),
 		cmocka_unit_test(test_parse_user),
 		cmocka_unit_test(test_rule_counts),
+		cmocka_unit_test(test_lockdown_keeps_sys_nice_for_rt),
 #if !defined(__SANITIZE_ADDRESS__)
 		/* Children under the real filters. ASan's run-time makes calls of its own
 		 * (kvmbox's sanitizer builds default to --seccomp log for that reason), so the
@@ -361,6 +537,9 @@ int main(void)
 		cmocka_unit_test(test_rng_may_getrandom_blk_may_not),
 		cmocka_unit_test(test_main_no_namespaces_clone3_enosys),
 		cmocka_unit_test(test_main_without_reboot_cannot_build),
+		cmocka_unit_test(test_vhost_rings_where_started),
+		cmocka_unit_test(test_tuning_calls_only_for_a_reboot),
+		cmocka_unit_test(test_coalesced_registered_at_build_only),
 #endif
 	};
 

@@ -69,16 +69,16 @@ static void test_short_input(void **state)
 
 	ser_reader_init(&r, in, 5);
 	assert_int_equal(ser_get_u32(&r), 0x04030201);
-	assert_int_equal(ser_get_u16(&r), 0);          /* only one byte left */
+	assert_int_equal(ser_get_u16(&r), 0); /* only one byte left */
 	assert_true(r.err);
 	assert_false(ser_reader_done(&r));
 	/* The error latches: later reads fail even if they would fit. */
 	assert_int_equal(ser_get_u8(&r), 0);
 	ser_get_bytes(&r, buf, 4);
-	assert_int_equal(buf[0], 0);                   /* zero-filled */
+	assert_int_equal(buf[0], 0); /* zero-filled */
 
 	ser_reader_init(&r, in, 5);
-	ser_get_u64(&r);                               /* value unspecified on error */
+	ser_get_u64(&r); /* value unspecified on error */
 	assert_true(r.err);
 	assert_int_equal(ser_get_u8(&r), 0);
 	ser_reader_init(&r, NULL, 0);
@@ -95,7 +95,7 @@ static void test_trailing_data_not_done(void **state)
 	ser_reader_init(&r, in, 3);
 	assert_int_equal(ser_get_u16(&r), 0x0201);
 	assert_false(r.err);
-	assert_false(ser_reader_done(&r));             /* one byte unread */
+	assert_false(ser_reader_done(&r)); /* one byte unread */
 }
 
 int main(void)

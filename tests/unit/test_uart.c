@@ -16,7 +16,7 @@
 #define BASE X86_COM1_PORT
 
 struct fake {
-	uint8_t out[64];  /* bytes sent to the console */
+	uint8_t out[64]; /* bytes sent to the console */
 	int nout;
 	int rx_space_calls;
 };
@@ -46,10 +46,9 @@ static int setup(void **state)
 	struct ctx *c = calloc(1, sizeof(*c));
 
 	bus_init(&c->pio, BUS_PIO);
-	c->dev = uart_create("com1", &c->pio, BASE,
-			     fake_irq_line(&c->irq, X86_COM1_IRQ, false),
-			     (struct char_port){ .write = fake_write, .rx_space = fake_rx_space,
-						 .ctx = &c->f });
+	c->dev = uart_create(
+		"com1", &c->pio, BASE, fake_irq_line(&c->irq, X86_COM1_IRQ, false),
+		(struct char_port){ .write = fake_write, .rx_space = fake_rx_space, .ctx = &c->f });
 	assert_non_null(c->dev);
 	*state = c;
 	return 0;
@@ -87,10 +86,10 @@ static void test_reset_values(void **state)
 {
 	struct ctx *c = *state;
 
-	assert_int_equal(rd(c, 1), 0x00);        /* IER */
-	assert_int_equal(rd(c, 2), 0x01);        /* IIR: nothing pending, no FIFO */
-	assert_int_equal(rd(c, 5), 0x60);        /* LSR: THRE | TEMT */
-	assert_int_equal(rd(c, 6), 0xb0);        /* MSR: DCD | DSR | CTS */
+	assert_int_equal(rd(c, 1), 0x00); /* IER */
+	assert_int_equal(rd(c, 2), 0x01); /* IIR: nothing pending, no FIFO */
+	assert_int_equal(rd(c, 5), 0x60); /* LSR: THRE | TEMT */
+	assert_int_equal(rd(c, 6), 0xb0); /* MSR: DCD | DSR | CTS */
 	assert_int_equal(c->irq.nlevels, 0);
 }
 
@@ -98,10 +97,10 @@ static void test_lcr_dlab_and_scratch(void **state)
 {
 	struct ctx *c = *state;
 
-	wr(c, 1, 0x05);               /* IER */
-	wr(c, 3, 0x83);               /* DLAB on, 8N1 */
-	wr(c, 0, 0x01);               /* DLL */
-	wr(c, 1, 0x02);               /* DLM, not IER */
+	wr(c, 1, 0x05); /* IER */
+	wr(c, 3, 0x83); /* DLAB on, 8N1 */
+	wr(c, 0, 0x01); /* DLL */
+	wr(c, 1, 0x02); /* DLM, not IER */
 	assert_int_equal(rd(c, 0), 0x01);
 	assert_int_equal(rd(c, 1), 0x02);
 	assert_int_equal(rd(c, 3), 0x83);
@@ -175,8 +174,8 @@ static void test_iir_priorities_and_irq_levels(void **state)
 	struct ctx *c = *state;
 	uint8_t b = 'q';
 
-	wr(c, 2, 0xc1);               /* FIFO on, trigger 14 */
-	wr(c, 1, 0x01);               /* ERBFI */
+	wr(c, 2, 0xc1); /* FIFO on, trigger 14 */
+	wr(c, 1, 0x01); /* ERBFI */
 	assert_int_equal(c->irq.nlevels, 0);
 	uart_receive(c->dev, &b, 1);
 	assert_int_equal(level(c), 1);
@@ -186,18 +185,18 @@ static void test_iir_priorities_and_irq_levels(void **state)
 	assert_int_equal(rd(c, 2), 0xc1);
 
 	/* THRE + RX + modem status: RX wins, then THRE, then MSR. */
-	wr(c, 1, 0x0b);               /* ERBFI | ETBEI | EDSSI */
+	wr(c, 1, 0x0b); /* ERBFI | ETBEI | EDSSI */
 	assert_int_equal(level(c), 1);
-	wr(c, 4, 0x10);               /* loopback: modem inputs change -> deltas */
-	uart_receive(c->dev, &b, 1);  /* refused in loopback */
-	wr(c, 0, 'z');                /* looped back into RX */
+	wr(c, 4, 0x10);              /* loopback: modem inputs change -> deltas */
+	uart_receive(c->dev, &b, 1); /* refused in loopback */
+	wr(c, 0, 'z');               /* looped back into RX */
 	assert_int_equal(c->f.nout, 0);
 	assert_int_equal(rd(c, 2) & 0x0f, 0x0c);
 	assert_int_equal(rd(c, 0), 'z');
 	assert_int_equal(rd(c, 2) & 0x0f, 0x02); /* THRE, cleared by this read */
 	assert_int_equal(rd(c, 2) & 0x0f, 0x00); /* modem status */
 	assert_int_equal(level(c), 1);
-	rd(c, 6);                                /* clears the deltas */
+	rd(c, 6); /* clears the deltas */
 	assert_int_equal(rd(c, 2) & 0x0f, 0x01);
 	assert_int_equal(level(c), 0);
 	/* Level changes were reported once each: no repeated same levels. */
@@ -210,7 +209,7 @@ static void test_rx_trigger_level(void **state)
 	struct ctx *c = *state;
 	uint8_t in[4] = { 1, 2, 3, 4 };
 
-	wr(c, 2, 0x41);               /* FIFO on, trigger 4 */
+	wr(c, 2, 0x41); /* FIFO on, trigger 4 */
 	wr(c, 1, 0x01);
 	uart_receive(c->dev, in, 3);
 	assert_int_equal(rd(c, 2) & 0x0f, 0x0c);
@@ -222,18 +221,18 @@ static void test_thre_interrupt(void **state)
 {
 	struct ctx *c = *state;
 
-	wr(c, 1, 0x02);               /* enabling ETBEI with THR empty raises it */
+	wr(c, 1, 0x02); /* enabling ETBEI with THR empty raises it */
 	assert_int_equal(level(c), 1);
 	assert_int_equal(rd(c, 2), 0x02);
 	assert_int_equal(level(c), 0); /* reading IIR cleared it */
 	assert_int_equal(rd(c, 2), 0x01);
-	wr(c, 0, 'a');                /* THR empties again at once */
+	wr(c, 0, 'a'); /* THR empties again at once */
 	assert_int_equal(level(c), 1);
 	wr(c, 1, 0x00);
 	assert_int_equal(level(c), 0);
 	wr(c, 1, 0x02);
 	assert_int_equal(level(c), 1);
-	wr(c, 1, 0x02);               /* already enabled: no new event after clear */
+	wr(c, 1, 0x02); /* already enabled: no new event after clear */
 	rd(c, 2);
 	wr(c, 1, 0x02);
 	assert_int_equal(level(c), 0);
@@ -243,14 +242,14 @@ static void test_loopback_and_overrun(void **state)
 {
 	struct ctx *c = *state;
 
-	wr(c, 4, 0x1a);               /* loop | OUT2 | RTS */
+	wr(c, 4, 0x1a);                          /* loop | OUT2 | RTS */
 	assert_int_equal(rd(c, 6) & 0xf0, 0x90); /* DCD | CTS, what Linux checks */
-	wr(c, 4, 0x15);               /* loop | OUT1 | DTR */
+	wr(c, 4, 0x15);                          /* loop | OUT1 | DTR */
 	assert_int_equal(rd(c, 6) & 0xf0, 0x60); /* RI | DSR */
-	wr(c, 1, 0x04);               /* ELSI */
-	wr(c, 0, 'x');                /* 16450 mode: one byte fits */
+	wr(c, 1, 0x04);                          /* ELSI */
+	wr(c, 0, 'x');                           /* 16450 mode: one byte fits */
 	assert_int_equal(rd(c, 5) & 0x03, 0x01);
-	wr(c, 0, 'y');                /* overrun: RBR overwritten */
+	wr(c, 0, 'y'); /* overrun: RBR overwritten */
 	assert_int_equal(rd(c, 2) & 0x0f, 0x06);
 	assert_int_equal(level(c), 1);
 	assert_int_equal(rd(c, 5) & 0x03, 0x03); /* DR | OE, OE clears on read */
@@ -274,7 +273,7 @@ static void test_save_load_round_trip(void **state)
 	wr(c, 3, 0x1b);
 	wr(c, 7, 0x42);
 	uart_receive(c->dev, in, 5);
-	rd(c, 0);                     /* FIFO head moves: exercise wrapping */
+	rd(c, 0); /* FIFO head moves: exercise wrapping */
 	ser_writer_init(&w);
 	c->dev->ops->save(c->dev, &w);
 	assert_false(w.err);
@@ -296,11 +295,11 @@ static void test_save_load_round_trip(void **state)
 	/* Truncated and corrupt input is refused. */
 	ser_reader_init(&r, w.buf, 5);
 	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
-	w.buf[1] = 0xf0;              /* IER with reserved bits */
+	w.buf[1] = 0xf0; /* IER with reserved bits */
 	ser_reader_init(&r, w.buf, w.len);
 	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
 	w.buf[1] = 0x05;
-	w.buf[12] = 17;               /* more bytes than the FIFO holds */
+	w.buf[12] = 17; /* more bytes than the FIFO holds */
 	ser_reader_init(&r, w.buf, w.len);
 	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
 	ser_writer_free(&w);

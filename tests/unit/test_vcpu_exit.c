@@ -160,6 +160,38 @@ static void test_mmio_bad_len_stops(void **state)
 	assert_int_equal(atomic_load(&f->vm.exit_reason), VM_CRASH);
 }
 
+/* Writes KVM coalesced (vm_coalesce_io) are dispatched before the exit that follows them,
+ * oldest first, and only once. */
+static void test_coalesced_writes_first(void **state)
+{
+	struct fixture *f = *state;
+	struct kvm_run *run = &f->u.run;
+	static union {
+		struct kvm_coalesced_mmio_ring r;
+		uint8_t page[4096];
+	} ring;
+
+	memset(&ring, 0, sizeof(ring));
+	ring.r.coalesced_mmio[0] =
+		(struct kvm_coalesced_mmio){ .phys_addr = 0x3f9, .len = 1, .pio = 1, .data = { 0x11 } };
+	ring.r.coalesced_mmio[1] =
+		(struct kvm_coalesced_mmio){ .phys_addr = 0x3fa, .len = 1, .pio = 1, .data = { 0x22 } };
+	ring.r.last = 2;
+	f->vm.coalesced_ring = &ring.r;
+	run->exit_reason = KVM_EXIT_MMIO;
+	run->mmio.phys_addr = 0xd0000010;
+	run->mmio.len = 4;
+	run->mmio.is_write = 0;
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_CONTINUE);
+	assert_int_equal(f->pio.calls, 2);
+	assert_true(f->pio.last_write && f->pio.last_off == 2 && f->pio.last_byte == 0x22);
+	assert_int_equal(ring.r.first, 2);
+	assert_int_equal(f->mmio.calls, 1);
+	assert_int_equal(vcpu_handle_exit(&f->vcpu, run), VCPU_CONTINUE);
+	assert_int_equal(f->pio.calls, 2);
+	f->vm.coalesced_ring = NULL;
+}
+
 static void test_system_events(void **state)
 {
 	struct fixture *f = *state;
@@ -319,6 +351,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pio_out_and_string_io, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coalesced_writes_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pio_in_unassigned_reads_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pio_bad_offset_stops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmio_read, setup, teardown),

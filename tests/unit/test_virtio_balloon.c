@@ -21,8 +21,8 @@
 
 #define RAM_SIZE  (64ULL << 20)
 #define QSZ       64
-#define BUF_GPA   0x100000ULL      /* PFN arrays, stats from 1 MiB, above the rings */
-#define PAGES_GPA (32ULL << 20)                    /* pages to balloon from 32 MiB */
+#define BUF_GPA   0x100000ULL   /* PFN arrays, stats from 1 MiB, above the rings */
+#define PAGES_GPA (32ULL << 20) /* pages to balloon from 32 MiB */
 #define PG        4096ULL
 
 #define F_STATS (1ULL << VIRTIO_BALLOON_F_STATS_VQ)

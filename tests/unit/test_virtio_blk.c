@@ -31,20 +31,20 @@
 #include "virtio/virtio.h"
 #include "vq_driver.h"
 
-#define RAM_SIZE   (8u << 20)
-#define QSZ        VIRTIO_BLK_QUEUE_SIZE
-#define DESC_GPA   0x0000u
-#define AVAIL_GPA  0x1000u
-#define USED_GPA   0x2000u
-#define HDR_GPA    0x4000u    /* request headers, 32 bytes apart */
-#define STATUS_GPA 0x6000u    /* status bytes, one per request slot */
-#define DATA_GPA   0x10000u   /* data buffers */
-#define IMG_SIZE   (4u << 20)
+#define RAM_SIZE    (8u << 20)
+#define QSZ         VIRTIO_BLK_QUEUE_SIZE
+#define DESC_GPA    0x0000u
+#define AVAIL_GPA   0x1000u
+#define USED_GPA    0x2000u
+#define HDR_GPA     0x4000u  /* request headers, 32 bytes apart */
+#define STATUS_GPA  0x6000u  /* status bytes, one per request slot */
+#define DATA_GPA    0x10000u /* data buffers */
+#define IMG_SIZE    (4u << 20)
 #define IMG_SECTORS (IMG_SIZE / 512)
 
 struct ctx {
 	struct fake_ram ram;
-	struct vq_driver d;              /* queue 0 only */
+	struct vq_driver d; /* queue 0 only */
 	struct vq_transport f;
 	char path[256];
 	struct disk_config cfg;

@@ -16,14 +16,14 @@
 
 #define RAM_SIZE (4ULL << 20)
 #define QSZ      64
-#define BUF_GPA  0x100000ULL    /* data buffers from 1 MiB, above the rings */
+#define BUF_GPA  0x100000ULL /* data buffers from 1 MiB, above the rings */
 
 struct ctx {
 	struct fake_ram ram;
 	struct vq_driver d;
 	struct vq_transport f;
 	struct virtio_dev *vd;
-	uint8_t out[8192];              /* what reached the char_port */
+	uint8_t out[8192]; /* what reached the char_port */
 	size_t nout;
 	unsigned rx_space_calls;
 };

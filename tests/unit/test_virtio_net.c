@@ -31,7 +31,7 @@
 
 #define RAM_SIZE (4ULL << 20)
 #define QSZ      256
-#define BUF_GPA  0x100000ULL    /* data buffers from 1 MiB, above the rings */
+#define BUF_GPA  0x100000ULL /* data buffers from 1 MiB, above the rings */
 #define HDR      VIRTIO_NET_HDR_LEN
 
 static const uint8_t test_mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
@@ -41,9 +41,9 @@ struct ctx {
 	struct vq_driver d;
 	struct vq_transport f;
 	struct virtio_dev *vd;
-	int peer;                       /* the "network" side of the backend */
-	int devfd;                      /* the device's side (owned by the device) */
-	char tap[IFNAMSIZ];             /* a test tap teardown removes, if any */
+	int peer;           /* the "network" side of the backend */
+	int devfd;          /* the device's side (owned by the device) */
+	char tap[IFNAMSIZ]; /* a test tap teardown removes, if any */
 };
 
 /* One writable rx buffer of len bytes; returns its gpa. */
@@ -115,9 +115,9 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define MRG_FEATURES (1ULL << VIRTIO_NET_F_MRG_RXBUF | 1ULL << VIRTIO_NET_F_CSUM | \
-		      1ULL << VIRTIO_NET_F_GUEST_CSUM | 1ULL << VIRTIO_NET_F_MAC | \
-		      1ULL << VIRTIO_NET_F_STATUS)
+#define MRG_FEATURES                                                                                    \
+	(1ULL << VIRTIO_NET_F_MRG_RXBUF | 1ULL << VIRTIO_NET_F_CSUM | 1ULL << VIRTIO_NET_F_GUEST_CSUM | \
+	 1ULL << VIRTIO_NET_F_MAC | 1ULL << VIRTIO_NET_F_STATUS)
 
 /* ---- tests ---- */
 

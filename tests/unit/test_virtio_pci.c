@@ -276,7 +276,8 @@ static void negotiate(struct fx *f, uint64_t features)
 	bar_write(f, VIRTIO_PCI_COMMON_GF, 4, (uint32_t)features);
 	bar_write(f, VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
 	bar_write(f, VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(features >> 32));
-	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	bar_write(f, VIRTIO_PCI_COMMON_STATUS, 1,
+		  VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 }
 
 static void setup_queue(struct fx *f, unsigned q, uint64_t base)
@@ -308,7 +309,8 @@ static void test_feature_negotiation(void **state)
 	negotiate(f, 1ULL << 3);
 	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK, 0);
 	negotiate(f, version1 | (1ULL << 3));
-	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK, VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK,
+			 VIRTIO_STATUS_FEATURES_OK);
 	/* Device config reads. */
 	assert_int_equal(bar_read(f, VPCI_DEVCFG_OFF, 4), 0x44332211);
 	assert_int_equal(bar_read(f, VPCI_DEVCFG_OFF + 4, 1), 0x55);

@@ -16,7 +16,7 @@
 
 #define RAM_SIZE (4ULL << 20)
 #define QSZ      64
-#define BUF_GPA  0x100000ULL    /* data buffers from 1 MiB, above the rings */
+#define BUF_GPA  0x100000ULL /* data buffers from 1 MiB, above the rings */
 
 struct ctx {
 	struct fake_ram ram;
@@ -101,9 +101,9 @@ static void test_cap_and_edges(void **state)
 	uint32_t id, len;
 
 	vqd_activate(&x->d, x->vd, 0);
-	vqd_add_buf(&x->d, 0, 100000, true);    /* capped per request */
-	vqd_add_buf(&x->d, 0, 64, false);       /* nothing writable: 0 bytes */
-	vqd_add_chain(&x->d, 0, mixed, 2);      /* readable part ignored */
+	vqd_add_buf(&x->d, 0, 100000, true); /* capped per request */
+	vqd_add_buf(&x->d, 0, 64, false);    /* nothing writable: 0 bytes */
+	vqd_add_chain(&x->d, 0, mixed, 2);   /* readable part ignored */
 	vqd_kick(x->vd, 0);
 	assert_true(vqd_next_used(&x->d, 0, &id, &len));
 	assert_int_equal(len, VIRTIO_RNG_MAX_REQUEST);

@@ -16,20 +16,20 @@
 #include "virtio/virtqueue.h"
 #include "vq_driver.h"
 
-#define LOW_SIZE  0x40000ULL            /* region 0: [0, 256 KiB) */
-#define HIGH_GPA  0x100000ULL           /* region 1: [1 MiB, 1 MiB + 64 KiB) */
+#define LOW_SIZE  0x40000ULL  /* region 0: [0, 256 KiB) */
+#define HIGH_GPA  0x100000ULL /* region 1: [1 MiB, 1 MiB + 64 KiB) */
 #define HIGH_SIZE 0x10000ULL
 
 #define QSZ       256
-#define DESC_GPA  0x1000ULL             /* 16 * 256 = 0x1000 bytes */
+#define DESC_GPA  0x1000ULL /* 16 * 256 = 0x1000 bytes */
 #define AVAIL_GPA 0x2000ULL
 #define USED_GPA  0x3000ULL
-#define IND_GPA   0x6000ULL             /* indirect tables */
-#define BUF_GPA   0x10000ULL            /* data buffers */
+#define IND_GPA   0x6000ULL  /* indirect tables */
+#define BUF_GPA   0x10000ULL /* data buffers */
 
 struct ctx {
 	struct fake_ram ram;
-	struct vq_driver d;             /* the driver's side of queue 0, kept in step with q */
+	struct vq_driver d; /* the driver's side of queue 0, kept in step with q */
 	struct virtq q;
 	struct virtq_chain c;
 };
@@ -170,7 +170,7 @@ static void test_enable_straddle(void **state)
 {
 	static const struct mem_region adjacent[2] = {
 		{ .gpa = 0, .size = 0x8000 },
-		{ .gpa = 0x8000, .size = 0x8000 },  /* contiguous gpa, separate region */
+		{ .gpa = 0x8000, .size = 0x8000 }, /* contiguous gpa, separate region */
 	};
 	struct ctx *x = *state;
 
@@ -214,7 +214,7 @@ static void test_multi(void **state)
 	vqd_set_desc(&x->d, 0, 9, HIGH_GPA + 3, 100, VIRTQ_DESC_F_NEXT, 200);
 	vqd_set_desc(&x->d, 0, 200, BUF_GPA + 0x1001, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 255);
 	vqd_set_desc(&x->d, 0, 255, BUF_GPA + 0x2000, 1, VIRTQ_DESC_F_WRITE, 7); /* no NEXT: 7 ignored */
-	vqd_set_desc(&x->d, 0, 7, 0, 0, 0, 300);                      /* garbage never read */
+	vqd_set_desc(&x->d, 0, 7, 0, 0, 0, 300);                                 /* garbage never read */
 	vqd_avail_add(&x->d, 0, 5);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_int_equal(x->c.head, 5);
@@ -347,9 +347,9 @@ static void test_chain_read_write(void **state)
 	memset(out, 0, sizeof(out));
 	assert_int_equal(virtq_chain_read(&x->c, 0, out, sizeof(out)), 8);
 	assert_memory_equal(out, "abcdefgh", 8);
-	assert_int_equal(virtq_chain_read(&x->c, 2, out, 4), 4);        /* across the boundary */
+	assert_int_equal(virtq_chain_read(&x->c, 2, out, 4), 4); /* across the boundary */
 	assert_memory_equal(out, "cdef", 4);
-	assert_int_equal(virtq_chain_read(&x->c, 3, out, 2), 2);        /* starts at segment 2 */
+	assert_int_equal(virtq_chain_read(&x->c, 3, out, 2), 2); /* starts at segment 2 */
 	assert_memory_equal(out, "de", 2);
 	assert_int_equal(virtq_chain_read(&x->c, 7, out, 10), 1);
 	assert_int_equal(out[0], 'h');
@@ -359,7 +359,10 @@ static void test_chain_read_write(void **state)
 
 	memcpy(in, "0123456789", 10);
 	assert_int_equal(virtq_chain_write(&x->c, 2, in, 5), 5);
-	assert_memory_equal(w1, "\0\0" "01", 4);
+	assert_memory_equal(w1,
+			    "\0\0"
+			    "01",
+			    4);
 	assert_memory_equal(w2, "234\0\0\0", 6);
 	assert_int_equal(virtq_chain_write(&x->c, 0, in, 32), 10);
 	assert_memory_equal(w1, "0123", 4);
@@ -458,10 +461,10 @@ static void test_set_notification_flags(void **state)
 	vqd_put16(&x->d, USED_GPA, 0);
 	assert_false(virtq_set_notification(&x->q, false));
 	assert_int_equal(vqd_used_flags(&x->d, 0), VIRTQ_USED_F_NO_NOTIFY);
-	assert_false(virtq_set_notification(&x->q, true));      /* nothing pending */
+	assert_false(virtq_set_notification(&x->q, true)); /* nothing pending */
 	assert_int_equal(vqd_used_flags(&x->d, 0), 0);
 	virtq_set_notification(&x->q, false);
-	simple_chain(x);                                        /* arrives while off */
+	simple_chain(x); /* arrives while off */
 	assert_true(virtq_set_notification(&x->q, true));
 	assert_int_equal(vqd_used_flags(&x->d, 0), 0);
 }
@@ -478,33 +481,33 @@ static void test_event_idx_notify(void **state)
 	 * says. */
 	vqd_set_used_event(&x->d, 0, 100);
 	assert_int_equal(pop(x), VIRTQ_OK);
-	virtq_push(&x->q, x->c.head, 4);                        /* used 1 */
+	virtq_push(&x->q, x->c.head, 4); /* used 1 */
 	assert_true(virtq_should_notify(&x->q));
 	/* used_event = 2: the driver wants an interrupt once used->idx passes 2. */
 	vqd_set_used_event(&x->d, 0, 2);
 	assert_int_equal(pop(x), VIRTQ_OK);
-	virtq_push(&x->q, x->c.head, 4);                        /* used 2 */
+	virtq_push(&x->q, x->c.head, 4); /* used 2 */
 	assert_false(virtq_should_notify(&x->q));
 	assert_int_equal(pop(x), VIRTQ_OK);
-	virtq_push(&x->q, x->c.head, 4);                        /* used 3: crosses event */
+	virtq_push(&x->q, x->c.head, 4); /* used 3: crosses event */
 	assert_true(virtq_should_notify(&x->q));
-	assert_false(virtq_should_notify(&x->q));               /* nothing new since */
+	assert_false(virtq_should_notify(&x->q)); /* nothing new since */
 	/* Several pushes between checks: notify iff used_event in (old, new]. */
 	vqd_set_used_event(&x->d, 0, 4);
 	for (unsigned i = 0; i < 3; i++) {
 		assert_int_equal(pop(x), VIRTQ_OK);
-		virtq_push(&x->q, x->c.head, 4);                /* used 4, 5, 6 */
+		virtq_push(&x->q, x->c.head, 4); /* used 4, 5, 6 */
 	}
 	assert_true(virtq_should_notify(&x->q));
-	vqd_set_used_event(&x->d, 0, 5);                        /* already behind */
+	vqd_set_used_event(&x->d, 0, 5); /* already behind */
 	assert_int_equal(pop(x), VIRTQ_OK);
-	virtq_push(&x->q, x->c.head, 4);                        /* used 7 */
+	virtq_push(&x->q, x->c.head, 4); /* used 7 */
 	assert_false(virtq_should_notify(&x->q));
 	/* The flag is ignored with EVENT_IDX. */
 	vqd_set_used_event(&x->d, 0, 7);
 	vqd_set_avail_flags(&x->d, 0, VIRTQ_AVAIL_F_NO_INTERRUPT);
 	assert_int_equal(pop(x), VIRTQ_OK);
-	virtq_push(&x->q, x->c.head, 4);                        /* used 8 */
+	virtq_push(&x->q, x->c.head, 4); /* used 8 */
 	assert_true(virtq_should_notify(&x->q));
 }
 
@@ -522,10 +525,10 @@ static void test_event_idx_wrap(void **state)
 	}
 	vqd_set_used_event(&x->d, 0, 65535); /* interrupt when used->idx passes 65535 */
 	assert_int_equal(pop(x), VIRTQ_OK);
-	virtq_push(&x->q, x->c.head, 4);                        /* used 65535 */
+	virtq_push(&x->q, x->c.head, 4); /* used 65535 */
 	assert_false(virtq_should_notify(&x->q));
 	assert_int_equal(pop(x), VIRTQ_OK);
-	virtq_push(&x->q, x->c.head, 4);                        /* used 0 */
+	virtq_push(&x->q, x->c.head, 4); /* used 0 */
 	assert_true(virtq_should_notify(&x->q));
 }
 
@@ -542,10 +545,10 @@ static void test_event_idx_avail_event(void **state)
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_int_equal(pop(x), VIRTQ_OK);
 	assert_false(virtq_set_notification(&x->q, false));
-	assert_int_equal(vqd_avail_event(&x->d, 0), 0);         /* disabling leaves it */
+	assert_int_equal(vqd_avail_event(&x->d, 0), 0); /* disabling leaves it */
 	assert_false(virtq_set_notification(&x->q, true));
 	assert_int_equal(vqd_avail_event(&x->d, 0), 2);
-	assert_int_equal(vqd_used_flags(&x->d, 0), 0);          /* flags untouched */
+	assert_int_equal(vqd_used_flags(&x->d, 0), 0); /* flags untouched */
 }
 
 /* ---- malformed rings and chains: VIRTQ_ERR, promptly ---- */
@@ -584,7 +587,7 @@ static void test_desc_outside_ram(void **state)
 {
 	struct ctx *x = *state;
 
-	vqd_set_desc(&x->d, 0, 0, LOW_SIZE, 8, 0, 0);           /* in the hole */
+	vqd_set_desc(&x->d, 0, 0, LOW_SIZE, 8, 0, 0); /* in the hole */
 	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
@@ -610,7 +613,7 @@ static void test_desc_len_past_end(void **state)
 	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
-	vqd_set_desc(&x->d, 0, 0, LOW_SIZE - 16, 32, 0, 0);     /* would straddle the hole */
+	vqd_set_desc(&x->d, 0, 0, LOW_SIZE - 16, 32, 0, 0); /* would straddle the hole */
 	vqd_avail_add(&x->d, 0, 0);
 	expect_err(x);
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
@@ -724,12 +727,12 @@ static void test_indirect_bad_table(void **state)
 		uint64_t addr;
 		uint32_t len;
 	} bad[] = {
-		{ IND_GPA, 0 },                         /* empty */
-		{ IND_GPA, 24 },                        /* not a multiple of 16 */
+		{ IND_GPA, 0 },  /* empty */
+		{ IND_GPA, 24 }, /* not a multiple of 16 */
 		{ IND_GPA, 15 },
-		{ LOW_SIZE - 16, 32 },                  /* runs into the hole */
-		{ HIGH_GPA + HIGH_SIZE, 16 },           /* beyond RAM */
-		{ 0xfffffffffffffff0ULL, 32 },          /* wraps */
+		{ LOW_SIZE - 16, 32 },         /* runs into the hole */
+		{ HIGH_GPA + HIGH_SIZE, 16 },  /* beyond RAM */
+		{ 0xfffffffffffffff0ULL, 32 }, /* wraps */
 	};
 
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -771,7 +774,7 @@ static void test_avail_idx_jump(void **state)
 	struct ctx *x = *state;
 
 	simple_chain(x);
-	vqd_put16(&x->d, AVAIL_GPA + 2, QSZ + 1);               /* size + 1 ahead */
+	vqd_put16(&x->d, AVAIL_GPA + 2, QSZ + 1); /* size + 1 ahead */
 	expect_err(x);
 	/* Exactly size ahead is fine. */
 	assert_int_equal(reenable(x, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
@@ -818,7 +821,7 @@ static void test_reset_clears_broken(void **state)
 	virtq_reset(&x->q);
 	assert_false(x->q.enabled);
 	assert_false(x->q.broken);
-	assert_int_equal(x->q.size, QSZ);                       /* kept for the transport */
+	assert_int_equal(x->q.size, QSZ); /* kept for the transport */
 	assert_int_equal(x->q.desc_gpa, DESC_GPA);
 	assert_int_equal(pop(x), VIRTQ_EMPTY);
 	memset(vqd_host(&x->d, AVAIL_GPA, 6 + 2 * QSZ), 0, 6 + 2 * QSZ);
@@ -949,7 +952,7 @@ static void test_load_bad(void **state)
 	const uint8_t v2 = 2, badflags = 0x80;
 	const uint8_t size3[2] = { 3, 0 }, size2k[2] = { 0, 8 }, size0[2] = { 0, 0 };
 	const uint8_t odd[8] = { 0x01, 0x10 }, hole[8] = { 0, 0, 0x04 };
-	const uint8_t idx_far[2] = { 0x20, 0x01 };              /* last_avail 0x120 */
+	const uint8_t idx_far[2] = { 0x20, 0x01 }; /* last_avail 0x120 */
 	/* Image layout: ver u8, flags u8, size u16, desc u64, avail u64,
 	 * used u64, last_avail u16, used_idx u16, signalled_used u16. */
 
@@ -958,17 +961,17 @@ static void test_load_bad(void **state)
 	load_fails(x, 2, size3, 2, 0);
 	load_fails(x, 2, size2k, 2, 0);
 	load_fails(x, 2, size0, 2, 0);
-	load_fails(x, 4, odd, 8, 0);                            /* desc misaligned */
-	load_fails(x, 12, odd, 8, 0);                           /* avail misaligned */
-	load_fails(x, 20, hole, 8, 0);                          /* used in the hole */
-	load_fails(x, 28, idx_far, 2, 0);                       /* > size in flight */
-	load_fails(x, 0, &v2, 0, 1);                            /* truncated */
+	load_fails(x, 4, odd, 8, 0);      /* desc misaligned */
+	load_fails(x, 12, odd, 8, 0);     /* avail misaligned */
+	load_fails(x, 20, hole, 8, 0);    /* used in the hole */
+	load_fails(x, 28, idx_far, 2, 0); /* > size in flight */
+	load_fails(x, 0, &v2, 0, 1);      /* truncated */
 	load_fails(x, 0, &v2, 0, 33);
 }
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f)  cmocka_unit_test_setup_teardown(f, setup, teardown)
 #define TI(f) cmocka_unit_test_setup_teardown(f, setup_indirect, teardown)
 #define TE(f) cmocka_unit_test_setup_teardown(f, setup_event_idx, teardown)
 	const struct CMUnitTest tests[] = {

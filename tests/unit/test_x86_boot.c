@@ -76,9 +76,15 @@ struct bz_opts {
 static struct bz_opts bz_defaults(void)
 {
 	return (struct bz_opts){
-		.version = 0x020f, .xloadflags = 0x3, .loadflags = 0x01, .setup_sects = 4,
-		.cmdline_size = 2047, .initrd_addr_max = 0x7fffffff, .init_size = 4 * MiB,
-		.pref_address = 0x1000000, .pm_size = 0x10000,
+		.version = 0x020f,
+		.xloadflags = 0x3,
+		.loadflags = 0x01,
+		.setup_sects = 4,
+		.cmdline_size = 2047,
+		.initrd_addr_max = 0x7fffffff,
+		.init_size = 4 * MiB,
+		.pref_address = 0x1000000,
+		.pm_size = 0x10000,
 	};
 }
 
@@ -91,7 +97,7 @@ static uint8_t *make_bzimage(const struct bz_opts *o, size_t *size)
 	k[0x1f1] = o->setup_sects;
 	put_le16(k + 0x1fe, 0xaa55);
 	k[0x200] = 0xeb;
-	k[0x201] = 0x6a;                 /* header ends at 0x26c */
+	k[0x201] = 0x6a; /* header ends at 0x26c */
 	memcpy(k + 0x202, "HdrS", 4);
 	put_le16(k + 0x206, o->version);
 	k[0x211] = o->loadflags;
@@ -141,7 +147,7 @@ static void test_bzimage_zero_page(void **state)
 	assert_int_equal(get_le16(zp + 0x206), 0x020f);
 	assert_int_equal(get_le32(zp + 0x260), 4 * MiB);
 	assert_int_equal(zp[0x210], 0xff);
-	assert_int_equal(zp[0x211], 0x81);            /* LOADED_HIGH | CAN_USE_HEAP */
+	assert_int_equal(zp[0x211], 0x81); /* LOADED_HIGH | CAN_USE_HEAP */
 	assert_int_equal(get_le16(zp + 0x224), 0xde00);
 	assert_int_equal(get_le32(zp + 0x228), X86_CMDLINE_ADDR);
 	assert_string_equal((char *)gp(&r, X86_CMDLINE_ADDR), cmd);
@@ -194,7 +200,7 @@ static void test_bzimage_initrd_addr_max(void **state)
 	uint8_t *k, *initrd = calloc(1, is);
 	uint32_t img;
 
-	o.initrd_addr_max = 0x3ffffff;  /* 64 MiB - 1 */
+	o.initrd_addr_max = 0x3ffffff; /* 64 MiB - 1 */
 	k = make_bzimage(&o, &ks);
 	ram_init(&r, 256 * MiB, 0);
 	assert_int_equal(load(&r, k, ks, initrd, is, "", &e), 0);
@@ -256,7 +262,7 @@ static void test_page_tables_and_gdt(void **state)
 	uint8_t *k = make_bzimage(&o, &ks), *pd;
 
 	ram_init(&r, 64 * MiB, 0);
-	memset(r.buf + X86_PML4_ADDR, 0xcc, 0x6000);   /* stale junk must be cleared */
+	memset(r.buf + X86_PML4_ADDR, 0xcc, 0x6000); /* stale junk must be cleared */
 	assert_int_equal(load(&r, k, ks, NULL, 0, "", &e), 0);
 	assert_int_equal(get_le64(gp(&r, X86_PML4_ADDR)), X86_PDPT_ADDR | 3);
 	assert_int_equal(get_le64(gp(&r, X86_PML4_ADDR) + 8), 0);
@@ -286,14 +292,14 @@ static void test_regs_64bit(void **state)
 
 	memset(&regs, 0xa5, sizeof(regs));
 	memset(&s, 0, sizeof(s));
-	s.cr0 = 0x60000010;   /* reset value: CD | NW | ET */
+	s.cr0 = 0x60000010; /* reset value: CD | NW | ET */
 	x86_boot_regs(&e, &regs, &s);
 	assert_int_equal(regs.rip, 0x100200);
 	assert_int_equal(regs.rsi, X86_ZERO_PAGE_ADDR);
 	assert_int_equal(regs.rsp, X86_BOOT_STACK_TOP);
 	assert_int_equal(regs.rflags, 2);
 	assert_int_equal(regs.rax, 0);
-	assert_int_equal(s.cr0, 0x80000011);         /* PG | ET | PE, caches on */
+	assert_int_equal(s.cr0, 0x80000011); /* PG | ET | PE, caches on */
 	assert_int_equal(s.cr3, X86_PML4_ADDR);
 	assert_true(s.cr4 & (1 << 5));
 	assert_int_equal(s.efer & 0x500, 0x500);
@@ -322,7 +328,7 @@ static void test_regs_pvh(void **state)
 	struct kvm_sregs s;
 
 	memset(&s, 0, sizeof(s));
-	s.cr0 = 0xe0000011;   /* stale long-mode state (e.g. after a reset) must be undone */
+	s.cr0 = 0xe0000011; /* stale long-mode state (e.g. after a reset) must be undone */
 	s.cr3 = 0x9000;
 	s.efer = 0x500;
 	s.cr4 = 0x20;
@@ -330,7 +336,7 @@ static void test_regs_pvh(void **state)
 	assert_int_equal(regs.rip, 0x1000abc);
 	assert_int_equal(regs.rbx, X86_PVH_INFO_ADDR);
 	assert_int_equal(regs.rflags, 2);
-	assert_int_equal(s.cr0, 0x11);               /* PE | ET, paging off */
+	assert_int_equal(s.cr0, 0x11); /* PE | ET, paging off */
 	assert_int_equal(s.cr4, 0);
 	assert_int_equal(s.cr3, 0);
 	assert_int_equal(s.efer, 0);
@@ -351,7 +357,7 @@ struct elf_img {
 	uint8_t *buf;
 	size_t size;
 	Elf64_Ehdr *eh;
-	Elf64_Phdr *ph;   /* [0] PT_LOAD, [1] PT_NOTE */
+	Elf64_Phdr *ph; /* [0] PT_LOAD, [1] PT_NOTE */
 };
 
 /* Layout: ehdr | 2 phdrs | notes at 0x100 | segment data at 0x1000 (0x1000 bytes, memsz 0x3000). */
@@ -388,7 +394,9 @@ static void make_elf(struct elf_img *img, int entry_size, bool with_note, bool g
 
 	n = img->buf + 0x100;
 	if (gnu_note_first) {
-		put_le32(n, 4); put_le32(n + 4, 20); put_le32(n + 8, 3); /* NT_GNU_BUILD_ID, 20-byte desc */
+		put_le32(n, 4);
+		put_le32(n + 4, 20);
+		put_le32(n + 8, 3); /* NT_GNU_BUILD_ID, 20-byte desc */
 		memcpy(n + 12, "GNU", 4);
 		memset(n + 16, 0xab, 20);
 		n += 36;
@@ -421,22 +429,23 @@ static void test_pvh_load(void **state)
 	memset(initrd, 0x77, is);
 	make_elf(&img, 8, true, false);
 	ram_init(&r, 128 * MiB, 0);
-	memset(r.buf, 0xcc, 128 * MiB);   /* bss must be zeroed by the loader */
+	memset(r.buf, 0xcc, 128 * MiB); /* bss must be zeroed by the loader */
 	assert_int_equal(x86_load_kernel(&r.mem, img.buf, img.size, "vmlinux", initrd, is, "initrd.img",
-					 "console=hvc0", 0xe0000, &e), 0);
+					 "console=hvc0", 0xe0000, &e),
+			 0);
 	assert_true(e.pvh);
 	assert_int_equal(e.rip, ELF_ENTRY);
 	assert_int_equal(e.rbx, X86_PVH_INFO_ADDR);
 	assert_memory_equal(gp(&r, ELF_LOAD_PADDR), img.buf + 0x1000, 0x1000);
 	for (uint64_t a = ELF_LOAD_PADDR + 0x1000; a < ELF_LOAD_PADDR + 0x3000; a++)
 		assert_int_equal(*gp(&r, a), 0);
-	assert_int_equal(*gp(&r, ELF_LOAD_PADDR + 0x3000), 0xcc);   /* nothing past memsz */
+	assert_int_equal(*gp(&r, ELF_LOAD_PADDR + 0x3000), 0xcc); /* nothing past memsz */
 
 	si = gp(&r, X86_PVH_INFO_ADDR);
 	assert_int_equal(get_le32(si), 0x336ec578);
 	assert_int_equal(get_le32(si + 4), 1);
-	assert_int_equal(get_le32(si + 8), 0);                 /* flags */
-	assert_int_equal(get_le32(si + 12), 1);                /* nr_modules */
+	assert_int_equal(get_le32(si + 8), 0);  /* flags */
+	assert_int_equal(get_le32(si + 12), 1); /* nr_modules */
 	assert_int_equal(get_le64(si + 24), X86_CMDLINE_ADDR);
 	assert_string_equal((char *)gp(&r, X86_CMDLINE_ADDR), "console=hvc0");
 	assert_int_equal(get_le64(si + 32), 0xe0000);
@@ -454,8 +463,8 @@ static void test_pvh_load(void **state)
 		assert_int_equal(get_le64(mm + 24 * i + 8), ref[i].size);
 		assert_int_equal(get_le32(mm + 24 * i + 16), ref[i].type);
 	}
-	assert_int_equal(get_le32(mm + 16), 1);         /* first entry: RAM */
-	assert_int_equal(get_le32(mm + 24 + 16), 2);    /* then the EBDA..1 MiB reservation */
+	assert_int_equal(get_le32(mm + 16), 1);      /* first entry: RAM */
+	assert_int_equal(get_le32(mm + 24 + 16), 2); /* then the EBDA..1 MiB reservation */
 	/* GDT code segment is 32-bit for PVH. */
 	assert_int_equal(get_le64(gp(&r, X86_GDT_ADDR) + X86_BOOT_CS), 0x00cf9b000000ffffULL);
 	free(initrd);
@@ -495,8 +504,8 @@ static void expect_fail(struct fake_ram *r, const uint8_t *k, size_t ks, const u
 	assert_non_null(strstr(msg, frag1));
 	if (frag2)
 		assert_non_null(strstr(msg, frag2));
-	assert_non_null(strchr(msg, ';'));              /* problem; fix */
-	assert_ptr_equal(strchr(msg, '\n'), msg + strlen(msg) - 1);   /* exactly one line */
+	assert_non_null(strchr(msg, ';'));                          /* problem; fix */
+	assert_ptr_equal(strchr(msg, '\n'), msg + strlen(msg) - 1); /* exactly one line */
 }
 
 static void test_err_not_a_kernel(void **state)
@@ -507,7 +516,8 @@ static void test_err_not_a_kernel(void **state)
 	for (size_t i = 0; i < sizeof(junk); i++)
 		junk[i] = (uint8_t)(i * 31);
 	ram_init(&r, 64 * MiB, 0);
-	expect_fail(&r, junk, sizeof(junk), NULL, 0, "", "kernel vmlinuz: not a bzImage", "give a Linux "
+	expect_fail(&r, junk, sizeof(junk), NULL, 0, "", "kernel vmlinuz: not a bzImage",
+		    "give a Linux "
 		    "kernel");
 	expect_fail(&r, junk, 3, NULL, 0, "", "not a bzImage", NULL);
 	fake_ram_free(&r);
@@ -555,13 +565,13 @@ static void test_err_not_64bit(void **state)
 	size_t ks;
 	uint8_t *k;
 
-	o.xloadflags = 0x2;   /* can-be-loaded-above-4G but no 64-bit entry */
+	o.xloadflags = 0x2; /* can-be-loaded-above-4G but no 64-bit entry */
 	k = make_bzimage(&o, &ks);
 	ram_init(&r, 64 * MiB, 0);
 	expect_fail(&r, k, ks, NULL, 0, "", "64-bit", "x86_64");
 	free(k);
 	o = bz_defaults();
-	o.loadflags = 0;      /* zImage */
+	o.loadflags = 0; /* zImage */
 	k = make_bzimage(&o, &ks);
 	expect_fail(&r, k, ks, NULL, 0, "", "zImage", NULL);
 	free(k);
@@ -575,13 +585,13 @@ static void test_err_kernel_too_big(void **state)
 	size_t ks;
 	uint8_t *k;
 
-	o.init_size = 60 * MiB;    /* at pref_address 16 MiB: needs 76 MiB */
+	o.init_size = 60 * MiB; /* at pref_address 16 MiB: needs 76 MiB */
 	k = make_bzimage(&o, &ks);
 	ram_init(&r, 64 * MiB, 0);
 	expect_fail(&r, k, ks, NULL, 0, "", "vmlinuz", "give more --memory");
 	free(k);
 	o = bz_defaults();
-	o.pref_address = ~0ULL;    /* hostile: must not wrap */
+	o.pref_address = ~0ULL; /* hostile: must not wrap */
 	k = make_bzimage(&o, &ks);
 	expect_fail(&r, k, ks, NULL, 0, "", "vmlinuz", "give more --memory");
 	free(k);
@@ -603,7 +613,7 @@ static void test_err_cmdline_too_long(void **state)
 	memset(cmd, 'a', sizeof(cmd));
 	cmd[256] = '\0';
 	expect_fail(&r, k, ks, NULL, 0, cmd, "command line: 256 bytes", "shorten");
-	cmd[255] = '\0';   /* exactly the limit is fine */
+	cmd[255] = '\0'; /* exactly the limit is fine */
 	assert_int_equal(load(&r, k, ks, NULL, 0, cmd, &e), 0);
 	assert_int_equal(strlen((char *)gp(&r, X86_CMDLINE_ADDR)), 255);
 	free(k);
@@ -628,7 +638,8 @@ static void test_err_initrd_too_big(void **state)
 	uint8_t *k = make_bzimage(&o, &ks), *initrd = calloc(1, is);
 
 	ram_init(&r, 64 * MiB, 0);
-	expect_fail(&r, k, ks, initrd, is, "", "initrd initrd.img: 80 MiB does not fit", "give more "
+	expect_fail(&r, k, ks, initrd, is, "", "initrd initrd.img: 80 MiB does not fit",
+		    "give more "
 		    "--memory");
 	/* 40 MiB fits in RAM but not between the kernel (ends at 20 MiB) and initrd_addr_max 48 MiB. */
 	free(k);
@@ -647,9 +658,9 @@ static void test_err_elf_phdrs_beyond_file(void **state)
 
 	ram_init(&r, 64 * MiB, 0);
 	make_elf(&img, 8, true, false);
-	img.eh->e_phoff = img.size - sizeof(Elf64_Phdr);   /* second header past the end */
+	img.eh->e_phoff = img.size - sizeof(Elf64_Phdr); /* second header past the end */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "program headers", NULL);
-	img.eh->e_phoff = ~0ULL - 8;                        /* would wrap */
+	img.eh->e_phoff = ~0ULL - 8; /* would wrap */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "program headers", NULL);
 	img.eh->e_phoff = sizeof(Elf64_Ehdr);
 	img.eh->e_phnum = 0xffff;
@@ -658,7 +669,7 @@ static void test_err_elf_phdrs_beyond_file(void **state)
 	img.eh->e_phentsize = 32;
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "program headers", NULL);
 	img.eh->e_phentsize = sizeof(Elf64_Phdr);
-	img.ph[0].p_filesz = img.size;                      /* segment data past the end */
+	img.ph[0].p_filesz = img.size; /* segment data past the end */
 	img.ph[0].p_memsz = img.size;
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "beyond the end of the file", NULL);
 	img.ph[0].p_offset = ~0ULL;
@@ -683,14 +694,14 @@ static void test_err_elf_segment_outside_ram(void **state)
 	make_elf(&img, 8, true, false);
 	img.ph[0].p_paddr = 512 * MiB;
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "outside RAM", "give more --memory");
-	img.ph[0].p_paddr = 64 * MiB - 0x2000;              /* straddles the end */
+	img.ph[0].p_paddr = 64 * MiB - 0x2000; /* straddles the end */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "outside RAM", NULL);
-	img.ph[0].p_paddr = ~0ULL - 0x100;                  /* would wrap */
+	img.ph[0].p_paddr = ~0ULL - 0x100; /* would wrap */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "outside RAM", NULL);
-	img.ph[0].p_paddr = 0x7000;                         /* over the boot structures */
+	img.ph[0].p_paddr = 0x7000; /* over the boot structures */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "outside RAM", NULL);
 	img.ph[0].p_paddr = ELF_LOAD_PADDR;
-	img.ph[0].p_memsz = 0x800;                          /* filesz > memsz */
+	img.ph[0].p_memsz = 0x800; /* filesz > memsz */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "file bytes", NULL);
 	/* Nothing was loaded by the failed attempts. */
 	assert_int_equal(*gp(&r, ELF_LOAD_PADDR), 0);
@@ -712,20 +723,20 @@ static void test_err_elf_no_pvh_note(void **state)
 	struct elf_img img;
 
 	ram_init(&r, 64 * MiB, 0);
-	make_elf(&img, 8, false, true);                     /* notes, but not type 18 */
+	make_elf(&img, 8, false, true); /* notes, but not type 18 */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "no PVH entry note", "CONFIG_PVH");
 	free(img.buf);
 	make_elf(&img, 8, true, false);
-	img.ph[1].p_type = PT_NULL;                          /* no PT_NOTE at all */
+	img.ph[1].p_type = PT_NULL; /* no PT_NOTE at all */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "no PVH entry note", NULL);
 	img.ph[1].p_type = PT_NOTE;
-	put_le32(img.buf + 0x100, 0xfffffffd);               /* namesz runs off the segment */
+	put_le32(img.buf + 0x100, 0xfffffffd); /* namesz runs off the segment */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "no PVH entry note", NULL);
 	put_le32(img.buf + 0x100, 4);
-	put_le32(img.buf + 0x104, 2);                        /* entry neither 4 nor 8 bytes */
+	put_le32(img.buf + 0x104, 2); /* entry neither 4 nor 8 bytes */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "no PVH entry note", NULL);
 	put_le32(img.buf + 0x104, 8);
-	put_le64(img.buf + 0x110, 0x500);                    /* entry outside the kernel */
+	put_le64(img.buf + 0x110, 0x500); /* entry outside the kernel */
 	expect_fail(&r, img.buf, img.size, NULL, 0, "", "entry point", NULL);
 	free(img.buf);
 	fake_ram_free(&r);

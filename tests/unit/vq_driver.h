@@ -35,9 +35,9 @@
  * there, the avail ring 4 KiB and the used ring 8 KiB above it (room for
  * queues of up to 256 entries). Keep test buffers clear of [64 KiB, 64 KiB *
  * (nq + 1)). */
-#define VQD_RING_GPA(q)  (0x10000ULL + 0x10000ULL * (q))
-#define VQD_AVAIL_OFF    0x1000ULL
-#define VQD_USED_OFF     0x2000ULL
+#define VQD_RING_GPA(q) (0x10000ULL + 0x10000ULL * (q))
+#define VQD_AVAIL_OFF   0x1000ULL
+#define VQD_USED_OFF    0x2000ULL
 
 /* One buffer of a chain; write means device-writable. */
 struct vq_seg {
@@ -50,15 +50,15 @@ struct vq_seg {
 struct vqd_queue {
 	uint16_t size;
 	uint64_t desc_gpa, avail_gpa, used_gpa;
-	uint16_t next_desc;   /* where the next chain starts (chains are consecutive, wrapping) */
-	uint16_t avail_idx;   /* the driver's shadow of avail->idx */
-	uint16_t used_seen;   /* used entries consumed by vqd_next_used */
+	uint16_t next_desc; /* where the next chain starts (chains are consecutive, wrapping) */
+	uint16_t avail_idx; /* the driver's shadow of avail->idx */
+	uint16_t used_seen; /* used entries consumed by vqd_next_used */
 };
 
 struct vq_driver {
-	struct guest_mem *mem;            /* not owned; may be re-laid-out under the driver */
+	struct guest_mem *mem; /* not owned; may be re-laid-out under the driver */
 	struct vqd_queue q[VQD_MAX_QUEUES];
-	uint64_t next_buf, buf_end;       /* bump allocator for vqd_alloc */
+	uint64_t next_buf, buf_end; /* bump allocator for vqd_alloc */
 };
 
 /* A driver on mem with no queues set up; buffers are handed out from [buf_gpa, buf_end). */
@@ -125,9 +125,9 @@ bool vqd_next_used(struct vq_driver *d, unsigned q, uint32_t *id, uint32_t *len)
 
 /* Counts what a device asks of its transport. */
 struct vq_transport {
-	unsigned notified[VQD_MAX_QUEUES];   /* used-buffer interrupts per queue */
-	unsigned config_changes;             /* configuration-change interrupts */
-	unsigned needs_reset;                /* DEVICE_NEEDS_RESET requests */
+	unsigned notified[VQD_MAX_QUEUES]; /* used-buffer interrupts per queue */
+	unsigned config_changes;           /* configuration-change interrupts */
+	unsigned needs_reset;              /* DEVICE_NEEDS_RESET requests */
 };
 
 /* Make t (not cleared) vd's transport. */

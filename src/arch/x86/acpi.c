@@ -11,10 +11,10 @@
 #include "core/util.h"
 #include "layout.h"
 
-#define OEM_ID        "KVMBOX"
-#define OEM_TABLE_ID  "KVMBOX  "
-#define CREATOR_ID    "KVMB"
-#define HDR_SIZE      36
+#define OEM_ID       "KVMBOX"
+#define OEM_TABLE_ID "KVMBOX  "
+#define CREATOR_ID   "KVMB"
+#define HDR_SIZE     36
 
 /* FADT (revision 6, 276 bytes) field offsets. */
 #define FADT_SIZE            276
@@ -42,7 +42,7 @@
 
 #define FADT_F_WBINVD        (1u << 0)
 #define FADT_F_PROC_C1       (1u << 2)
-#define FADT_F_SLP_BUTTON    (1u << 5)  /* no fixed-feature sleep button */
+#define FADT_F_SLP_BUTTON    (1u << 5) /* no fixed-feature sleep button */
 #define FADT_F_RESET_REG_SUP (1u << 10)
 #define BOOT_ARCH_LEGACY     (1u << 0)
 #define BOOT_ARCH_8042       (1u << 1)
@@ -50,7 +50,7 @@
 #define PM_PROFILE_DESKTOP   1
 
 /* Generic Address Structure: space, bit width, bit offset, access size, address. */
-#define GAS_SYSTEM_IO  1
+#define GAS_SYSTEM_IO   1
 #define GAS_ACCESS_BYTE 1
 #define GAS_ACCESS_WORD 2
 
@@ -62,7 +62,7 @@
 #define MADT_ISO         2
 #define MADT_LAPIC_NMI   4
 /* ISO flags: polarity active high (01) in bits 1:0, trigger level (11) in bits 3:2. */
-#define MPS_LEVEL_HIGH   0x000d
+#define MPS_LEVEL_HIGH 0x000d
 
 static uint8_t sum8(const uint8_t *p, size_t n)
 {
@@ -87,9 +87,9 @@ static void sdt_header(uint8_t *p, const char *sig, uint32_t len, uint8_t rev)
 	p[8] = rev;
 	memcpy(p + 10, OEM_ID, 6);
 	memcpy(p + 16, OEM_TABLE_ID, 8);
-	put_le32(p + 24, 1);              /* OEM revision */
+	put_le32(p + 24, 1); /* OEM revision */
 	memcpy(p + 28, CREATOR_ID, 4);
-	put_le32(p + 32, 1);              /* creator revision */
+	put_le32(p + 32, 1); /* creator revision */
 }
 
 static void sdt_finish(uint8_t *p)
@@ -216,7 +216,7 @@ static void build_fadt(uint8_t *p, uint64_t facs, uint64_t dsdt)
 	put_le32(p + FADT_DSDT, (uint32_t)dsdt);
 	p[FADT_PM_PROFILE] = PM_PROFILE_DESKTOP;
 	put_le16(p + FADT_SCI_INT, X86_SCI_IRQ);
-	put_le32(p + FADT_SMI_CMD, 0);            /* no SMI port: ACPI mode is always on */
+	put_le32(p + FADT_SMI_CMD, 0); /* no SMI port: ACPI mode is always on */
 	put_le32(p + FADT_PM1A_EVT_BLK, X86_PM1A_EVT_PORT);
 	put_le32(p + FADT_PM1A_CNT_BLK, X86_PM1A_CNT_PORT);
 	p[FADT_PM1_EVT_LEN] = 4;
@@ -255,30 +255,30 @@ static void build_madt(uint8_t *p, unsigned ncpus)
 	for (unsigned i = 0; i < ncpus; i++, e += 8) {
 		e[0] = MADT_LAPIC;
 		e[1] = 8;
-		e[2] = (uint8_t)i;                 /* ACPI processor UID */
-		e[3] = (uint8_t)i;                 /* APIC id */
-		put_le32(e + 4, 1);                   /* enabled */
+		e[2] = (uint8_t)i;  /* ACPI processor UID */
+		e[3] = (uint8_t)i;  /* APIC id */
+		put_le32(e + 4, 1); /* enabled */
 	}
 	e[0] = MADT_IOAPIC;
 	e[1] = 12;
-	e[2] = (uint8_t)ncpus;                     /* an id no LAPIC uses */
+	e[2] = (uint8_t)ncpus; /* an id no LAPIC uses */
 	e[3] = 0;
 	put_le32(e + 4, (uint32_t)X86_IOAPIC_ADDR);
-	put_le32(e + 8, 0);                           /* GSI base */
+	put_le32(e + 8, 0); /* GSI base */
 	e += 12;
 	/* Only the SCI needs an override (level, active high). IRQ0 stays on pin 0, as KVM routes it. */
 	e[0] = MADT_ISO;
 	e[1] = 10;
-	e[2] = 0;                                  /* ISA bus */
+	e[2] = 0; /* ISA bus */
 	e[3] = X86_SCI_IRQ;
 	put_le32(e + 4, X86_SCI_IRQ);
 	put_le16(e + 8, MPS_LEVEL_HIGH);
 	e += 10;
 	e[0] = MADT_LAPIC_NMI;
 	e[1] = 6;
-	e[2] = 0xff;                               /* all processors */
-	put_le16(e + 3, 0);                           /* bus-conformant polarity/trigger */
-	e[5] = 1;                                  /* LINT1 */
+	e[2] = 0xff;        /* all processors */
+	put_le16(e + 3, 0); /* bus-conformant polarity/trigger */
+	e[5] = 1;           /* LINT1 */
 	sdt_finish(p);
 }
 
@@ -335,7 +335,7 @@ int x86_acpi_build(const struct guest_mem *mem, unsigned ncpus, uint64_t *rsdp_g
 
 	memcpy(facs, "FACS", 4);
 	put_le32(facs + 4, FACS_SIZE);
-	facs[32] = 2;                              /* version */
+	facs[32] = 2; /* version */
 
 	build_fadt(fadt, facs_at, dsdt_at);
 	build_madt(madt, ncpus);
@@ -352,12 +352,12 @@ int x86_acpi_build(const struct guest_mem *mem, unsigned ncpus, uint64_t *rsdp_g
 
 	memcpy(rsdp, "RSD PTR ", 8);
 	memcpy(rsdp + 9, OEM_ID, 6);
-	rsdp[15] = 2;                              /* revision: ACPI 2.0+ with XSDT */
+	rsdp[15] = 2; /* revision: ACPI 2.0+ with XSDT */
 	put_le32(rsdp + 16, (uint32_t)rsdt_at);
 	put_le32(rsdp + 20, 36);
 	put_le64(rsdp + 24, xsdt_at);
-	fix_checksum(rsdp, 20, 8);                 /* ACPI 1.0 part */
-	fix_checksum(rsdp, 36, 32);                /* whole structure */
+	fix_checksum(rsdp, 20, 8);  /* ACPI 1.0 part */
+	fix_checksum(rsdp, 36, 32); /* whole structure */
 
 	*rsdp_gpa = rsdp_at;
 	return 0;

@@ -6,9 +6,21 @@
 
 /* Opcodes from the ACPI spec, section 20 (AML grammar). */
 enum {
-	AML_ZERO = 0x00, AML_ONE = 0x01, AML_NAME = 0x08, AML_BYTE = 0x0a, AML_WORD = 0x0b,
-	AML_DWORD = 0x0c, AML_QWORD = 0x0e, AML_SCOPE = 0x10, AML_BUFFER = 0x11, AML_PACKAGE = 0x12,
-	AML_EXT = 0x5b, AML_EXT_DEVICE = 0x82, AML_ROOT = 0x5c, AML_DUAL = 0x2e, AML_MULTI = 0x2f,
+	AML_ZERO = 0x00,
+	AML_ONE = 0x01,
+	AML_NAME = 0x08,
+	AML_BYTE = 0x0a,
+	AML_WORD = 0x0b,
+	AML_DWORD = 0x0c,
+	AML_QWORD = 0x0e,
+	AML_SCOPE = 0x10,
+	AML_BUFFER = 0x11,
+	AML_PACKAGE = 0x12,
+	AML_EXT = 0x5b,
+	AML_EXT_DEVICE = 0x82,
+	AML_ROOT = 0x5c,
+	AML_DUAL = 0x2e,
+	AML_MULTI = 0x2f,
 };
 
 /* PkgLength is at most 4 bytes; we reserve that much and shrink on close. */
@@ -272,17 +284,17 @@ bool aml_ok(const struct aml *a)
 /* Resource descriptors: ACPI spec section 6.4. */
 void aml_res_io(struct aml *r, uint16_t base, uint8_t len)
 {
-	aml_byte(r, 0x47);      /* small item: I/O port, 7 bytes */
-	aml_byte(r, 0x01);      /* 16-bit decode */
-	emit_le(r, base, 2);     /* min */
-	emit_le(r, base, 2);     /* max */
-	aml_byte(r, 0x01);      /* alignment */
+	aml_byte(r, 0x47);   /* small item: I/O port, 7 bytes */
+	aml_byte(r, 0x01);   /* 16-bit decode */
+	emit_le(r, base, 2); /* min */
+	emit_le(r, base, 2); /* max */
+	aml_byte(r, 0x01);   /* alignment */
 	aml_byte(r, len);
 }
 
 void aml_res_irq(struct aml *r, unsigned irq)
 {
-	aml_byte(r, 0x22);      /* small item: IRQ, 2-byte mask: edge, active high */
+	aml_byte(r, 0x22); /* small item: IRQ, 2-byte mask: edge, active high */
 	emit_le(r, irq < 16 ? 1u << irq : 0, 2);
 }
 
@@ -326,6 +338,6 @@ void aml_res_qword_mem(struct aml *r, uint64_t min, uint64_t max)
 
 void aml_res_end(struct aml *r)
 {
-	aml_byte(r, 0x79);      /* end tag; checksum 0 means "not checked" */
+	aml_byte(r, 0x79); /* end tag; checksum 0 means "not checked" */
 	aml_byte(r, 0x00);
 }

@@ -17,8 +17,8 @@ struct aml {
 	uint8_t *buf;
 	size_t len;
 	size_t cap;
-	bool err;                     /* overflow, bad name or unbalanced nesting */
-	size_t open[AML_MAX_DEPTH];   /* offsets of the PkgLength placeholders */
+	bool err;                   /* overflow, bad name or unbalanced nesting */
+	size_t open[AML_MAX_DEPTH]; /* offsets of the PkgLength placeholders */
 	int depth;
 };
 

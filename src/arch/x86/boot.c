@@ -14,54 +14,54 @@
 #include "layout.h"
 
 /* boot_params (zero page) fields outside the setup header. */
-#define BP_ACPI_RSDP_ADDR    0x070
-#define BP_E820_ENTRIES      0x1e8
-#define BP_E820_TABLE        0x2d0
+#define BP_ACPI_RSDP_ADDR 0x070
+#define BP_E820_ENTRIES   0x1e8
+#define BP_E820_TABLE     0x2d0
 /* Setup header fields: the same offsets in the bzImage file and in the zero page. */
-#define HDR_START            0x1f1   /* setup_sects */
-#define HDR_JUMP_OFF         0x201   /* byte: header ends at 0x202 + this */
-#define HDR_MAGIC            0x202   /* "HdrS" */
-#define HDR_VERSION          0x206
-#define HDR_TYPE_OF_LOADER   0x210
-#define HDR_LOADFLAGS        0x211
-#define HDR_RAMDISK_IMAGE    0x218
-#define HDR_RAMDISK_SIZE     0x21c
-#define HDR_HEAP_END_PTR     0x224
-#define HDR_CMD_LINE_PTR     0x228
-#define HDR_INITRD_ADDR_MAX  0x22c
-#define HDR_XLOADFLAGS       0x236
-#define HDR_CMDLINE_SIZE     0x238
-#define HDR_PREF_ADDRESS     0x258
-#define HDR_INIT_SIZE        0x260
-#define HDR_MIN_END          0x264   /* protocol 2.12 guarantees fields up to init_size */
-#define HDR_MAX_END          0x290   /* the zero page's room for the header */
+#define HDR_START           0x1f1 /* setup_sects */
+#define HDR_JUMP_OFF        0x201 /* byte: header ends at 0x202 + this */
+#define HDR_MAGIC           0x202 /* "HdrS" */
+#define HDR_VERSION         0x206
+#define HDR_TYPE_OF_LOADER  0x210
+#define HDR_LOADFLAGS       0x211
+#define HDR_RAMDISK_IMAGE   0x218
+#define HDR_RAMDISK_SIZE    0x21c
+#define HDR_HEAP_END_PTR    0x224
+#define HDR_CMD_LINE_PTR    0x228
+#define HDR_INITRD_ADDR_MAX 0x22c
+#define HDR_XLOADFLAGS      0x236
+#define HDR_CMDLINE_SIZE    0x238
+#define HDR_PREF_ADDRESS    0x258
+#define HDR_INIT_SIZE       0x260
+#define HDR_MIN_END         0x264 /* protocol 2.12 guarantees fields up to init_size */
+#define HDR_MAX_END         0x290 /* the zero page's room for the header */
 
-#define BOOT_PROTO_MIN       0x020c  /* 2.12: xloadflags, the 64-bit entry */
-#define LOADED_HIGH          0x01
-#define CAN_USE_HEAP         0x80
-#define XLF_KERNEL_64        0x01
-#define LOADER_UNDEFINED     0xff
+#define BOOT_PROTO_MIN   0x020c /* 2.12: xloadflags, the 64-bit entry */
+#define LOADED_HIGH      0x01
+#define CAN_USE_HEAP     0x80
+#define XLF_KERNEL_64    0x01
+#define LOADER_UNDEFINED 0xff
 /* The real-mode heap ends below 0xe000 in the setup segment; the field holds that minus 0x200. */
-#define HEAP_END_PTR         (0xe000 - 0x200)
-#define ENTRY_64_OFFSET      0x200   /* startup_64 relative to the protected-mode load address */
+#define HEAP_END_PTR    (0xe000 - 0x200)
+#define ENTRY_64_OFFSET 0x200 /* startup_64 relative to the protected-mode load address */
 
 /* hvm_start_info (version 1) and friends. */
-#define PVH_MAGIC            0x336ec578
-#define PVH_OFF_MAGIC        0
-#define PVH_OFF_VERSION      4
-#define PVH_OFF_NR_MODULES   12
-#define PVH_OFF_MODLIST      16
-#define PVH_OFF_CMDLINE      24
-#define PVH_OFF_RSDP         32
-#define PVH_OFF_MEMMAP       40
-#define PVH_OFF_MEMMAP_NR    48
-#define PVH_INFO_SIZE        56
-#define PVH_MODLIST_ADDR     (X86_PVH_INFO_ADDR + 0x40)   /* one 32-byte hvm_modlist_entry */
-#define PVH_MEMMAP_ADDR      (X86_PVH_INFO_ADDR + 0x80)   /* 24-byte hvm_memmap_table_entry[] */
-#define PVH_MEMMAP_MAX       ((0x1000 - 0x80) / 24)
+#define PVH_MAGIC                0x336ec578
+#define PVH_OFF_MAGIC            0
+#define PVH_OFF_VERSION          4
+#define PVH_OFF_NR_MODULES       12
+#define PVH_OFF_MODLIST          16
+#define PVH_OFF_CMDLINE          24
+#define PVH_OFF_RSDP             32
+#define PVH_OFF_MEMMAP           40
+#define PVH_OFF_MEMMAP_NR        48
+#define PVH_INFO_SIZE            56
+#define PVH_MODLIST_ADDR         (X86_PVH_INFO_ADDR + 0x40) /* one 32-byte hvm_modlist_entry */
+#define PVH_MEMMAP_ADDR          (X86_PVH_INFO_ADDR + 0x80) /* 24-byte hvm_memmap_table_entry[] */
+#define PVH_MEMMAP_MAX           ((0x1000 - 0x80) / 24)
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
-#define MiB(x)               (((unsigned long long)(x) + (1ULL << 20) - 1) >> 20)
+#define MiB(x) (((unsigned long long)(x) + (1ULL << 20) - 1) >> 20)
 
 static uint64_t low_ram_end(const struct guest_mem *mem)
 {
@@ -134,7 +134,7 @@ static int write_gdt(const struct guest_mem *mem, bool pvh)
 
 	gdt[X86_BOOT_CS / 8] = pvh ? GDT_CODE32 : GDT_CODE64;
 	gdt[X86_BOOT_DS / 8] = GDT_DATA;
-	gdt[X86_BOOT_TSS / 8] = GDT_TSS;   /* the next slot stays 0: upper half of a 64-bit TSS */
+	gdt[X86_BOOT_TSS / 8] = GDT_TSS; /* the next slot stays 0: upper half of a 64-bit TSS */
 	return gpa_write(mem, X86_GDT_ADDR, gdt, sizeof(gdt));
 }
 
@@ -151,11 +151,11 @@ static int write_page_tables(const struct guest_mem *mem)
 	memset(pml4, 0, PAGE_SIZE);
 	memset(pdpt, 0, PAGE_SIZE);
 	memset(pd, 0, 4 * PAGE_SIZE);
-	put_le64(pml4, X86_PDPT_ADDR | 0x3);                           /* present, writable */
+	put_le64(pml4, X86_PDPT_ADDR | 0x3); /* present, writable */
 	for (uint64_t i = 0; i < 4; i++)
 		put_le64(pdpt + 8 * i, (X86_PD_ADDR + i * PAGE_SIZE) | 0x3);
 	for (uint64_t i = 0; i < 4 * 512; i++)
-		put_le64(pd + 8 * i, (i << 21) | 0x83);                /* present, writable, 2 MiB page */
+		put_le64(pd + 8 * i, (i << 21) | 0x83); /* present, writable, 2 MiB page */
 	return 0;
 }
 
@@ -184,8 +184,8 @@ static int check_cmdline(const char *cmdline, uint64_t limit)
 	if (len > limit || len + 1 > X86_CMDLINE_MAX) {
 		uint64_t max = limit < X86_CMDLINE_MAX - 1 ? limit : X86_CMDLINE_MAX - 1;
 
-		log_error("command line: %zu bytes is longer than the kernel accepts (%llu); shorten it",
-			  len, (unsigned long long)max);
+		log_error("command line: %zu bytes is longer than the kernel accepts (%llu); shorten it", len,
+			  (unsigned long long)max);
 		return -1;
 	}
 	return 0;
@@ -210,27 +210,30 @@ static int load_bzimage(const struct guest_mem *mem, const uint8_t *k, size_t si
 
 	if (size < HDR_MIN_END) {
 		log_error("kernel %s: truncated bzImage setup header (%zu bytes); give a complete kernel "
-			  "image", what, size);
+			  "image",
+			  what, size);
 		return -1;
 	}
 	version = get_le16(k + HDR_VERSION);
 	if (version < BOOT_PROTO_MIN) {
 		log_error("kernel %s: boot protocol %u.%02u is too old (need 2.12, Linux 3.8 or later); "
-			  "give a newer kernel", what, version >> 8, version & 0xff);
+			  "give a newer kernel",
+			  what, version >> 8, version & 0xff);
 		return -1;
 	}
 	hdr_end = 0x202 + (uint64_t)k[HDR_JUMP_OFF];
 	if (hdr_end < HDR_MIN_END) {
 		log_error("kernel %s: setup header ends at 0x%llx, too short for protocol %u.%02u; "
-			  "give an unmodified kernel image", what, (unsigned long long)hdr_end, version >> 8,
-			  version & 0xff);
+			  "give an unmodified kernel image",
+			  what, (unsigned long long)hdr_end, version >> 8, version & 0xff);
 		return -1;
 	}
 	if (hdr_end > HDR_MAX_END)
 		hdr_end = HDR_MAX_END;
 	if (hdr_end > size) {
 		log_error("kernel %s: truncated bzImage setup header (%zu bytes); give a complete kernel "
-			  "image", what, size);
+			  "image",
+			  what, size);
 		return -1;
 	}
 	if (!(k[HDR_LOADFLAGS] & LOADED_HIGH)) {
@@ -239,13 +242,15 @@ static int load_bzimage(const struct guest_mem *mem, const uint8_t *k, size_t si
 	}
 	if (!(get_le16(k + HDR_XLOADFLAGS) & XLF_KERNEL_64)) {
 		log_error("kernel %s: bzImage has no 64-bit entry point (XLF_KERNEL_64); give an x86_64 "
-			  "kernel", what);
+			  "kernel",
+			  what);
 		return -1;
 	}
 	setup_size = ((uint64_t)(k[HDR_START] ? k[HDR_START] : 4) + 1) * 512;
 	if (setup_size >= size) {
 		log_error("kernel %s: truncated bzImage (%zu bytes, setup alone is %llu); give a complete "
-			  "kernel image", what, size, (unsigned long long)setup_size);
+			  "kernel image",
+			  what, size, (unsigned long long)setup_size);
 		return -1;
 	}
 	pm_size = size - setup_size;
@@ -258,8 +263,9 @@ static int load_bzimage(const struct guest_mem *mem, const uint8_t *k, size_t si
 		run_start = X86_KERNEL_ADDR;
 	if (pm_size > low_end - X86_KERNEL_ADDR || run_start >= low_end || init_size > low_end - run_start) {
 		log_error("kernel %s: needs %llu MiB of RAM from 0x%llx but RAM below 4 GiB ends at 0x%llx; "
-			  "give more --memory", what, MiB(init_size > pm_size ? init_size : pm_size),
-			  (unsigned long long)run_start, (unsigned long long)low_end);
+			  "give more --memory",
+			  what, MiB(init_size > pm_size ? init_size : pm_size), (unsigned long long)run_start,
+			  (unsigned long long)low_end);
 		return -1;
 	}
 	kernel_end = run_start + init_size;
@@ -315,7 +321,8 @@ static bool find_pvh_note(const uint8_t *p, uint64_t n, uint64_t *entry)
 	uint64_t off = 0;
 
 	while (n - off >= 12) {
-		uint32_t namesz = get_le32(p + off), descsz = get_le32(p + off + 4), type = get_le32(p + off + 8);
+		uint32_t namesz = get_le32(p + off), descsz = get_le32(p + off + 4),
+			 type = get_le32(p + off + 8);
 		uint64_t name_room = ((uint64_t)namesz + 3) & ~3ULL;
 		uint64_t desc_room = ((uint64_t)descsz + 3) & ~3ULL;
 		const uint8_t *name, *desc;
@@ -363,13 +370,15 @@ static int load_elf(const struct guest_mem *mem, const uint8_t *k, size_t size, 
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
 	    eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC) {
 		log_error("kernel %s: not a little-endian x86_64 ELF executable; give an x86_64 vmlinux or "
-			  "bzImage", what);
+			  "bzImage",
+			  what);
 		return -1;
 	}
 	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > ELF_MAX_PHDRS ||
 	    eh.e_phoff > size || (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > size - eh.e_phoff) {
 		log_error("kernel %s: ELF program headers are missing or lie beyond the end of the file; "
-			  "give a complete vmlinux", what);
+			  "give a complete vmlinux",
+			  what);
 		return -1;
 	}
 
@@ -382,7 +391,8 @@ static int load_elf(const struct guest_mem *mem, const uint8_t *k, size_t size, 
 			continue;
 		if (ph.p_offset > size || ph.p_filesz > size - ph.p_offset) {
 			log_error("kernel %s: ELF segment %u lies beyond the end of the file; give a "
-				  "complete vmlinux", what, i);
+				  "complete vmlinux",
+				  what, i);
 			return -1;
 		}
 		if (ph.p_type == PT_NOTE) {
@@ -392,14 +402,14 @@ static int load_elf(const struct guest_mem *mem, const uint8_t *k, size_t size, 
 		}
 		if (ph.p_filesz > ph.p_memsz) {
 			log_error("kernel %s: ELF segment %u has more file bytes than memory bytes; give a "
-				  "valid vmlinux", what, i);
+				  "valid vmlinux",
+				  what, i);
 			return -1;
 		}
 		if (ph.p_memsz == 0)
 			continue;
 		if (ph.p_paddr < X86_KERNEL_ADDR || ph.p_paddr >= low_end ||
-		    ph.p_memsz > low_end - ph.p_paddr ||
-		    !gpa_ptr(mem, ph.p_paddr, ph.p_memsz)) {
+		    ph.p_memsz > low_end - ph.p_paddr || !gpa_ptr(mem, ph.p_paddr, ph.p_memsz)) {
 			log_error("kernel %s: ELF segment %u (0x%llx, %llu MiB) is outside RAM "
 				  "1 MiB..0x%llx; give more --memory or a kernel linked for this range",
 				  what, i, (unsigned long long)ph.p_paddr, MiB(ph.p_memsz),
@@ -411,12 +421,14 @@ static int load_elf(const struct guest_mem *mem, const uint8_t *k, size_t size, 
 	}
 	if (!have_entry) {
 		log_error("kernel %s: ELF vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); build "
-			  "it with CONFIG_PVH=y or give a bzImage", what);
+			  "it with CONFIG_PVH=y or give a bzImage",
+			  what);
 		return -1;
 	}
 	if (entry < X86_KERNEL_ADDR || entry >= kernel_end) {
 		log_error("kernel %s: PVH entry point 0x%llx is outside the loaded kernel; give a valid "
-			  "vmlinux", what, (unsigned long long)entry);
+			  "vmlinux",
+			  what, (unsigned long long)entry);
 		return -1;
 	}
 	if (check_cmdline(cmdline, X86_CMDLINE_MAX - 1))
@@ -437,7 +449,7 @@ static int load_elf(const struct guest_mem *mem, const uint8_t *k, size_t size, 
 		memcpy(&ph, k + eh.e_phoff + i * sizeof(ph), sizeof(ph));
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
-		dst = gpa_ptr(mem, ph.p_paddr, ph.p_memsz);   /* checked in pass 1 */
+		dst = gpa_ptr(mem, ph.p_paddr, ph.p_memsz); /* checked in pass 1 */
 		memcpy(dst, k + ph.p_offset, ph.p_filesz);
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 	}
@@ -447,7 +459,7 @@ static int load_elf(const struct guest_mem *mem, const uint8_t *k, size_t size, 
 		return ram_error(mem, "command line", X86_CMDLINE_ADDR);
 
 	if (initrd_size) {
-		uint8_t mod[32] = { 0 };   /* hvm_modlist_entry: paddr, size, cmdline_paddr, reserved */
+		uint8_t mod[32] = { 0 }; /* hvm_modlist_entry: paddr, size, cmdline_paddr, reserved */
 
 		put_le64(mod, initrd_gpa);
 		put_le64(mod + 8, initrd_size);
@@ -457,7 +469,7 @@ static int load_elf(const struct guest_mem *mem, const uint8_t *k, size_t size, 
 		put_le64(info + PVH_OFF_MODLIST, PVH_MODLIST_ADDR);
 	}
 	for (int i = 0; i < n; i++) {
-		uint8_t ent[24] = { 0 };   /* hvm_memmap_table_entry: addr, size, type, reserved */
+		uint8_t ent[24] = { 0 }; /* hvm_memmap_table_entry: addr, size, type, reserved */
 
 		put_le64(ent, e820[i].addr);
 		put_le64(ent + 8, e820[i].size);
@@ -507,7 +519,8 @@ int x86_load_kernel(const struct guest_mem *mem, const uint8_t *kernel, size_t k
 				   cmdline, rsdp_gpa, low_end, out);
 	else {
 		log_error("kernel %s: not a bzImage or ELF vmlinux with a PVH entry note; give a Linux "
-			  "kernel image", what_kernel);
+			  "kernel image",
+			  what_kernel);
 		return -1;
 	}
 	if (ret)
@@ -528,7 +541,7 @@ static void flat_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool cod
 	s->type = type;
 	s->present = 1;
 	s->dpl = 0;
-	s->db = code64 ? 0 : 1;   /* L=1 requires D=0 */
+	s->db = code64 ? 0 : 1; /* L=1 requires D=0 */
 	s->s = 1;
 	s->l = code64;
 	s->g = 1;
@@ -565,7 +578,7 @@ void x86_boot_regs(const struct x86_boot_entry *entry, struct kvm_regs *regs, st
 	memset(&sregs->tr, 0, sizeof(sregs->tr));
 	sregs->tr.selector = X86_BOOT_TSS;
 	sregs->tr.limit = 0x67;
-	sregs->tr.type = 0xb;      /* busy TSS: VM entry insists on it */
+	sregs->tr.type = 0xb; /* busy TSS: VM entry insists on it */
 	sregs->tr.present = 1;
 	sregs->gdt.base = X86_GDT_ADDR;
 	sregs->gdt.limit = X86_BOOT_GDT_ENTRIES * 8 - 1;

@@ -18,7 +18,7 @@
 #define X86_E820_RAM      1
 #define X86_E820_RESERVED 2
 /* Entries the zero page holds (boot_params.e820_table). */
-#define X86_E820_MAX      128
+#define X86_E820_MAX 128
 
 /* One e820 entry exactly as in boot_params (20 bytes, packed). */
 struct x86_e820_entry {
@@ -28,16 +28,16 @@ struct x86_e820_entry {
 } __attribute__((packed));
 
 /* Selectors in the boot GDT at X86_GDT_ADDR (entries 0 and 1 are null). */
-#define X86_BOOT_CS  0x10
-#define X86_BOOT_DS  0x18
-#define X86_BOOT_TSS 0x20
-#define X86_BOOT_GDT_ENTRIES 6   /* the 64-bit TSS descriptor takes two slots */
+#define X86_BOOT_CS          0x10
+#define X86_BOOT_DS          0x18
+#define X86_BOOT_TSS         0x20
+#define X86_BOOT_GDT_ENTRIES 6 /* the 64-bit TSS descriptor takes two slots */
 
 struct x86_boot_entry {
-	bool pvh;          /* true: 32-bit PVH entry, false: 64-bit Linux boot protocol entry */
-	uint64_t rip;      /* entry point */
-	uint64_t rsi;      /* 64-bit: boot_params (zero page) GPA */
-	uint64_t rbx;      /* PVH: hvm_start_info GPA */
+	bool pvh;     /* true: 32-bit PVH entry, false: 64-bit Linux boot protocol entry */
+	uint64_t rip; /* entry point */
+	uint64_t rsi; /* 64-bit: boot_params (zero page) GPA */
+	uint64_t rbx; /* PVH: hvm_start_info GPA */
 };
 
 /* Load a kernel (bzImage, or ELF64 vmlinux with a XEN_ELFNOTE_PHYS32_ENTRY note), optional initrd

@@ -78,17 +78,50 @@ static void topology_leaf(struct kvm_cpuid_entry2 *e, unsigned id, unsigned ncpu
 	e->edx = id;
 }
 
+/* AMD families 0xf (K8), 0x10 and 0x15 models 0-0xf have a GART in their northbridge, and
+ * Linux believes the family: it looks for an AGP bridge and the GART aperture by reading the
+ * class of every slot of every bus 0-255 with type 1 configuration cycles, twice
+ * (early_gart_iommu_check() and gart_iommu_hole_init(), each through search_agp_bridge()):
+ * 16,384 reads, 32,768 exits to kvmbox per boot, for a device this machine does not have.
+ * QEMU's TCG "max" CPU reports family 0xf (the emulated test host, docs/PERFORMANCE.md), as
+ * do real K8/K10/Bulldozer hosts. Such a signature becomes family 0x11, the K8-derived family
+ * Linux knows to have no GART; the model and stepping stay, and so do the feature bits (what
+ * the guest may use). Takes the signature (leaf 1 or 0x80000001 EAX). */
+uint32_t x86_cpuid_no_gart_signature(uint32_t eax)
+{
+	uint32_t base = (eax >> 8) & 0xf, ext = (eax >> 20) & 0xff;
+	uint32_t family = base == 0xf ? base + ext : base, model = ((eax >> 4) & 0xf) | ((eax >> 12) & 0xf0);
+
+	if (family == 0xf || family == 0x10 || (family == 0x15 && model < 0x10))
+		return (eax & ~(0xfu << 8 | 0xffu << 20)) | 0xfu << 8 | (0x11u - 0xf) << 20;
+	return eax;
+}
+
+static bool vendor_amd(const struct kvm_cpuid2 *c)
+{
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 0)
+			/* "AuthenticAMD" in ebx, edx, ecx */
+			return c->entries[i].ebx == 0x68747541 && c->entries[i].edx == 0x69746e65 &&
+			       c->entries[i].ecx == 0x444d4163;
+	return false;
+}
+
 struct kvm_cpuid2 *x86_vcpu_cpuid(const struct kvm_cpuid2 *base, unsigned id, unsigned ncpus)
 {
 	size_t sz = sizeof(*base) + base->nent * sizeof(struct kvm_cpuid_entry2);
 	struct kvm_cpuid2 *c = malloc(sz);
 	struct kvm_cpuid_entry2 *e;
+	bool amd;
 
 	if (!c)
 		return NULL;
 	memcpy(c, base, sz);
+	amd = vendor_amd(c);
 	for (uint32_t i = 0; i < c->nent; i++) {
 		e = &c->entries[i];
+		if (amd && (e->function == 0x1 || e->function == 0x80000001))
+			e->eax = x86_cpuid_no_gart_signature(e->eax);
 		switch (e->function) {
 		case 0x1:
 			/* Initial APIC id, logical processor count, hypervisor. */
@@ -129,16 +162,16 @@ struct msr_init {
  * strings on, MTRRs enabled with write-back default (else Linux maps RAM
  * uncached and crawls). */
 static const struct msr_init boot_msrs[] = {
-	{ 0x174, 0 },                 /* IA32_SYSENTER_CS */
-	{ 0x175, 0 },                 /* IA32_SYSENTER_ESP */
-	{ 0x176, 0 },                 /* IA32_SYSENTER_EIP */
-	{ 0xc0000081, 0 },            /* STAR */
-	{ 0xc0000082, 0 },            /* LSTAR */
-	{ 0xc0000083, 0 },            /* CSTAR */
-	{ 0xc0000084, 0 },            /* SYSCALL_MASK */
-	{ 0xc0000102, 0 },            /* KERNEL_GS_BASE */
-	{ 0x1a0, 1 },                 /* IA32_MISC_ENABLE: fast strings */
-	{ 0x2ff, (1u << 11) | 6 },    /* MTRRdefType: enabled, WB */
+	{ 0x174, 0 },              /* IA32_SYSENTER_CS */
+	{ 0x175, 0 },              /* IA32_SYSENTER_ESP */
+	{ 0x176, 0 },              /* IA32_SYSENTER_EIP */
+	{ 0xc0000081, 0 },         /* STAR */
+	{ 0xc0000082, 0 },         /* LSTAR */
+	{ 0xc0000083, 0 },         /* CSTAR */
+	{ 0xc0000084, 0 },         /* SYSCALL_MASK */
+	{ 0xc0000102, 0 },         /* KERNEL_GS_BASE */
+	{ 0x1a0, 1 },              /* IA32_MISC_ENABLE: fast strings */
+	{ 0x2ff, (1u << 11) | 6 }, /* MTRRdefType: enabled, WB */
 };
 
 #define NR_BOOT_MSRS ARRAY_SIZE(boot_msrs)
@@ -166,10 +199,10 @@ static int setup_msrs(int fd)
 	return 0;
 }
 
-#define APIC_LVT0 0x350
-#define APIC_LVT1 0x360
+#define APIC_LVT0        0x350
+#define APIC_LVT1        0x360
 #define APIC_MODE_EXTINT 0x7
-#define APIC_MODE_NMI 0x4
+#define APIC_MODE_NMI    0x4
 
 static void lapic_set_lvt(struct kvm_lapic_state *s, int reg, uint32_t mode)
 {

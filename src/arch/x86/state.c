@@ -132,7 +132,8 @@ int arch_vcpu_save(struct vcpu *v, struct ser_writer *w)
 	c.cpuid->nent = 256;
 	if (KVM_IOCTL(v->fd, KVM_GET_CPUID2, c.cpuid) < 0 || KVM_IOCTL(v->fd, KVM_GET_MP_STATE, &c.mp) < 0 ||
 	    KVM_IOCTL(v->fd, KVM_GET_REGS, &c.regs) < 0 || KVM_IOCTL(v->fd, KVM_GET_SREGS, &c.sregs) < 0 ||
-	    KVM_IOCTL(v->fd, xs > (int)sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, c.xsave) < 0 ||
+	    KVM_IOCTL(v->fd, xs > (int)sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, c.xsave) <
+		    0 ||
 	    KVM_IOCTL(v->fd, KVM_GET_XCRS, &c.xcrs) < 0 || KVM_IOCTL(v->fd, KVM_GET_DEBUGREGS, &c.dbg) < 0 ||
 	    KVM_IOCTL(v->fd, KVM_GET_LAPIC, &c.lapic) < 0 || KVM_IOCTL(v->fd, KVM_GET_VCPU_EVENTS, &c.ev) < 0)
 		goto out;
@@ -142,14 +143,16 @@ int arch_vcpu_save(struct vcpu *v, struct ser_writer *w)
 		log_error("vCPU %u: KVM_GET_MSRS failed", v->id);
 		goto out;
 	}
-	put_rec(w, TAG_CPUID, c.cpuid, (uint32_t)(sizeof(*c.cpuid) + c.cpuid->nent * sizeof(c.cpuid->entries[0])));
+	put_rec(w, TAG_CPUID, c.cpuid,
+		(uint32_t)(sizeof(*c.cpuid) + c.cpuid->nent * sizeof(c.cpuid->entries[0])));
 	put_rec(w, TAG_REGS, &c.regs, sizeof(c.regs));
 	put_rec(w, TAG_SREGS, &c.sregs, sizeof(c.sregs));
 	put_rec(w, TAG_XSAVE, c.xsave, (uint32_t)xs);
 	put_rec(w, TAG_XCRS, &c.xcrs, sizeof(c.xcrs));
 	put_rec(w, TAG_DEBUGREGS, &c.dbg, sizeof(c.dbg));
 	put_rec(w, TAG_LAPIC, &c.lapic, sizeof(c.lapic));
-	put_rec(w, TAG_MSRS, c.msrs, (uint32_t)(sizeof(*c.msrs) + c.msrs->nmsrs * sizeof(c.msrs->entries[0])));
+	put_rec(w, TAG_MSRS, c.msrs,
+		(uint32_t)(sizeof(*c.msrs) + c.msrs->nmsrs * sizeof(c.msrs->entries[0])));
 	put_rec(w, TAG_EVENTS, &c.ev, sizeof(c.ev));
 	put_rec(w, TAG_MPSTATE, &c.mp, sizeof(c.mp));
 	ret = 0;
@@ -178,8 +181,8 @@ static int set_msrs(struct vcpu *v, struct kvm_msrs *m)
 			return -1;
 		done += (uint32_t)n;
 		if (done < m->nmsrs) {
-			log_warn("vCPU %u: this host's KVM refused MSR 0x%x from the snapshot; skipped", v->id,
-				 m->entries[done].index);
+			log_warn("vCPU %u: this host's KVM refused MSR 0x%x from the snapshot; skipped",
+				 v->id, m->entries[done].index);
 			done++;
 		}
 	}
@@ -205,12 +208,14 @@ int arch_vcpu_load(struct vcpu *v, struct ser_reader *r)
 	c.xsave = calloc(1, (size_t)xs);
 	if (!c.xsave)
 		goto out;
-	if (get_fixed(r, TAG_REGS, &c.regs, sizeof(c.regs)) < 0 || get_fixed(r, TAG_SREGS, &c.sregs, sizeof(c.sregs)) < 0)
+	if (get_fixed(r, TAG_REGS, &c.regs, sizeof(c.regs)) < 0 ||
+	    get_fixed(r, TAG_SREGS, &c.sregs, sizeof(c.sregs)) < 0)
 		goto bad;
 	if (get_rec(r, TAG_XSAVE, &len) < 0 || len > (uint32_t)xs || len < sizeof(struct kvm_xsave))
 		goto bad;
 	ser_get_bytes(r, c.xsave, len);
-	if (get_fixed(r, TAG_XCRS, &c.xcrs, sizeof(c.xcrs)) < 0 || get_fixed(r, TAG_DEBUGREGS, &c.dbg, sizeof(c.dbg)) < 0 ||
+	if (get_fixed(r, TAG_XCRS, &c.xcrs, sizeof(c.xcrs)) < 0 ||
+	    get_fixed(r, TAG_DEBUGREGS, &c.dbg, sizeof(c.dbg)) < 0 ||
 	    get_fixed(r, TAG_LAPIC, &c.lapic, sizeof(c.lapic)) < 0)
 		goto bad;
 	if (get_rec(r, TAG_MSRS, &len) < 0 || len < sizeof(*c.msrs) ||
@@ -223,7 +228,8 @@ int arch_vcpu_load(struct vcpu *v, struct ser_reader *r)
 	ser_get_bytes(r, c.msrs, len);
 	if (c.msrs->nmsrs != (len - sizeof(*c.msrs)) / sizeof(struct kvm_msr_entry))
 		goto bad;
-	if (get_fixed(r, TAG_EVENTS, &c.ev, sizeof(c.ev)) < 0 || get_fixed(r, TAG_MPSTATE, &c.mp, sizeof(c.mp)) < 0)
+	if (get_fixed(r, TAG_EVENTS, &c.ev, sizeof(c.ev)) < 0 ||
+	    get_fixed(r, TAG_MPSTATE, &c.mp, sizeof(c.mp)) < 0)
 		goto bad;
 
 	if (KVM_IOCTL(v->fd, KVM_SET_CPUID2, c.cpuid) < 0 || KVM_IOCTL(v->fd, KVM_SET_REGS, &c.regs) < 0 ||
@@ -276,7 +282,8 @@ int arch_vm_load(struct vm *vm, struct ser_reader *r)
 	static const uint32_t ids[] = { KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC };
 
 	for (int i = 0; i < 3; i++) {
-		if (get_fixed(r, TAG_PIC_MASTER + (uint32_t)i, &chip, sizeof(chip)) < 0 || chip.chip_id != ids[i])
+		if (get_fixed(r, TAG_PIC_MASTER + (uint32_t)i, &chip, sizeof(chip)) < 0 ||
+		    chip.chip_id != ids[i])
 			goto bad;
 		if (KVM_IOCTL(vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0)
 			return -1;
@@ -323,8 +330,8 @@ static const struct {
 	uint32_t fn, idx;
 	int reg; /* 0 eax 1 ebx 2 ecx 3 edx */
 } feature_words[] = {
-	{ 1, 0, 2 }, { 1, 0, 3 }, { 7, 0, 1 }, { 7, 0, 2 }, { 7, 0, 3 },
-	{ 0xd, 1, 0 }, { 0x80000001, 0, 2 }, { 0x80000001, 0, 3 },
+	{ 1, 0, 2 }, { 1, 0, 3 },   { 7, 0, 1 },          { 7, 0, 2 },
+	{ 7, 0, 3 }, { 0xd, 1, 0 }, { 0x80000001, 0, 2 }, { 0x80000001, 0, 3 },
 };
 
 static uint32_t cpuid_word(struct kvm_cpuid2 *c, int i)
@@ -334,10 +341,14 @@ static uint32_t cpuid_word(struct kvm_cpuid2 *c, int i)
 	if (!e)
 		return 0;
 	switch (feature_words[i].reg) {
-	case 0: return e->eax;
-	case 1: return e->ebx;
-	case 2: return e->ecx;
-	default: return e->edx;
+	case 0:
+		return e->eax;
+	case 1:
+		return e->ebx;
+	case 2:
+		return e->ecx;
+	default:
+		return e->edx;
 	}
 }
 
@@ -371,9 +382,11 @@ int arch_cpu_features_check(struct vm *vm, struct ser_reader *r)
 		uint32_t need = ser_get_u32(r), have = cpuid_word(c, i);
 
 		if ((need & ~have) && ret == 0) {
-			log_error("snapshot: needs CPU features this host lacks (CPUID 0x%x.%u reg %d bits 0x%x); "
-				  "restore it on a host with the same CPU", feature_words[i].fn, feature_words[i].idx,
-				  feature_words[i].reg, need & ~have);
+			log_error(
+				"snapshot: needs CPU features this host lacks (CPUID 0x%x.%u reg %d bits 0x%x); "
+				"restore it on a host with the same CPU",
+				feature_words[i].fn, feature_words[i].idx, feature_words[i].reg,
+				need & ~have);
 			ret = -1;
 		}
 	}

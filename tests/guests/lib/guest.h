@@ -20,31 +20,31 @@ typedef uint64_t u64;
 
 /* Must match TRAMP_BASE in start.S: where the AP real-mode trampoline is copied. */
 #define TRAMP_BASE 0x10000UL
-#define MAX_CPUS 16
+#define MAX_CPUS   16
 
-#define COM1 0x3f8
-#define LAPIC_BASE 0xfee00000UL
+#define COM1        0x3f8
+#define LAPIC_BASE  0xfee00000UL
 #define IOAPIC_BASE 0xfec00000UL
 
-#define LAPIC_ID 0x20
-#define LAPIC_TPR 0x80
-#define LAPIC_EOI 0xb0
-#define LAPIC_SVR 0xf0
-#define LAPIC_ESR 0x280
-#define LAPIC_ICR_LO 0x300
-#define LAPIC_ICR_HI 0x310
+#define LAPIC_ID        0x20
+#define LAPIC_TPR       0x80
+#define LAPIC_EOI       0xb0
+#define LAPIC_SVR       0xf0
+#define LAPIC_ESR       0x280
+#define LAPIC_ICR_LO    0x300
+#define LAPIC_ICR_HI    0x310
 #define LAPIC_LVT_TIMER 0x320
 #define LAPIC_LVT_LINT0 0x350
 #define LAPIC_LVT_LINT1 0x360
 #define LAPIC_LVT_ERROR 0x370
-#define LAPIC_TMICT 0x380
-#define LAPIC_TMCCT 0x390
-#define LAPIC_TDCR 0x3e0
+#define LAPIC_TMICT     0x380
+#define LAPIC_TMCCT     0x390
+#define LAPIC_TDCR      0x3e0
 
-#define VEC_PIT 0x30
+#define VEC_PIT         0x30
 #define VEC_LAPIC_TIMER 0x31
-#define VEC_WATCHDOG 0xfe
-#define VEC_SPURIOUS 0xff
+#define VEC_WATCHDOG    0xfe
+#define VEC_SPURIOUS    0xff
 
 /* PVH start info handed over in %ebx (Xen public/arch-x86/hvm/start_info.h). */
 struct hvm_start_info {
@@ -71,9 +71,18 @@ struct irq_frame {
 
 typedef void (*irq_handler_t)(struct irq_frame *f);
 
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outb(u16 port, u8 v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline void outw(u16 port, u16 v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline void outl(u16 port, u32 v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
 static inline u8 inb(u16 port)
 {
 	u8 v;
@@ -92,17 +101,44 @@ static inline u32 inl(u16 port)
 	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
 	return v;
 }
-static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
-static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
-static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
+static inline void cpu_relax(void)
+{
+	__asm__ volatile("pause" ::: "memory");
+}
+static inline void cli(void)
+{
+	__asm__ volatile("cli" ::: "memory");
+}
+static inline void sti(void)
+{
+	__asm__ volatile("sti" ::: "memory");
+}
 /* Enable interrupts and halt atomically (sti's shadow covers hlt), then mask again. */
-static inline void wait_for_irq(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }
-static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
+static inline void wait_for_irq(void)
+{
+	__asm__ volatile("sti; hlt; cli" ::: "memory");
+}
+static inline void barrier(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
 
-static inline u32 mmio_read32(u64 addr) { return *(volatile u32 *)addr; }
-static inline void mmio_write32(u64 addr, u32 v) { *(volatile u32 *)addr = v; }
-static inline u8 mmio_read8(u64 addr) { return *(volatile u8 *)addr; }
-static inline void mmio_write8(u64 addr, u8 v) { *(volatile u8 *)addr = v; }
+static inline u32 mmio_read32(u64 addr)
+{
+	return *(volatile u32 *)addr;
+}
+static inline void mmio_write32(u64 addr, u32 v)
+{
+	*(volatile u32 *)addr = v;
+}
+static inline u8 mmio_read8(u64 addr)
+{
+	return *(volatile u8 *)addr;
+}
+static inline void mmio_write8(u64 addr, u8 v)
+{
+	*(volatile u8 *)addr = v;
+}
 
 static inline void cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
 {
@@ -158,7 +194,7 @@ bool cmdline_has(const char *key);
 long parse_long(const char *s);
 
 /* Interrupts. */
-void idt_load(void);            /* load the shared IDT on this CPU */
+void idt_load(void); /* load the shared IDT on this CPU */
 void irq_set_handler(int vec, irq_handler_t h);
 
 /* Machine control. Only returns when the VMM ignored the request (after an error line). */
@@ -175,18 +211,27 @@ void halt_forever(void) __attribute__((noreturn));
 void pic_mask_all(void);
 
 /* Local APIC. */
-static inline u32 lapic_read(u32 reg) { return mmio_read32(LAPIC_BASE + reg); }
-static inline void lapic_write(u32 reg, u32 v) { mmio_write32(LAPIC_BASE + reg, v); }
-void lapic_enable(void);        /* software enable, TPR 0, LINT0 masked */
-static inline void lapic_eoi(void) { lapic_write(LAPIC_EOI, 0); }
-u32 apic_id_cpuid(void);        /* initial APIC id from CPUID.1:EBX[31:24] */
+static inline u32 lapic_read(u32 reg)
+{
+	return mmio_read32(LAPIC_BASE + reg);
+}
+static inline void lapic_write(u32 reg, u32 v)
+{
+	mmio_write32(LAPIC_BASE + reg, v);
+}
+void lapic_enable(void); /* software enable, TPR 0, LINT0 masked */
+static inline void lapic_eoi(void)
+{
+	lapic_write(LAPIC_EOI, 0);
+}
+u32 apic_id_cpuid(void); /* initial APIC id from CPUID.1:EBX[31:24] */
 /* Send an IPI (ICR low word) to an APIC id and wait for delivery. Returns false on timeout. */
 bool lapic_send_ipi(u32 apic_id, u32 icr_lo);
 
 /* A watchdog and coarse clock from the LAPIC timer (one-shot, divide 8, ~34 s):
  * its interrupt (when interrupts are on) fails the test. Not for the LAPIC timer test. */
 void watchdog_start(void);
-u64 clock_us(void);   /* microseconds since watchdog_start() */
+u64 clock_us(void); /* microseconds since watchdog_start() */
 
 /* IOAPIC. */
 void ioapic_route(u32 pin, u8 vector, u32 dest_apic, bool level, bool active_low);
@@ -195,16 +240,16 @@ void ioapic_mask(u32 pin);
 /* CMOS / RTC. */
 u8 cmos_read(u8 idx);
 void cmos_write(u8 idx, u8 v);
-u8 rtc_seconds_raw(void);   /* RTC seconds register after UIP clears (BCD or binary) */
+u8 rtc_seconds_raw(void); /* RTC seconds register after UIP clears (BCD or binary) */
 /* Interrupt-driven *counter increments over one RTC second (edge to edge); the
  * counter must advance at least every second interrupt wake-up. Fails past limit. */
 u32 count_per_rtc_second(volatile u32 *counter, u64 limit);
 
 /* ACPI. */
 struct madt_info {
-	int ncpus;                    /* enabled Local APIC entries */
+	int ncpus; /* enabled Local APIC entries */
 	u8 apic_ids[MAX_CPUS];
-	bool have_iso[16];            /* interrupt source overrides by ISA IRQ */
+	bool have_iso[16]; /* interrupt source overrides by ISA IRQ */
 	u32 iso_gsi[16];
 	u16 iso_flags[16];
 };

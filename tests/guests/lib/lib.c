@@ -23,7 +23,7 @@ static struct idt_entry idt[256] __attribute__((aligned(16)));
 static irq_handler_t handlers[256];
 static const char *the_cmdline = "";
 static volatile int console_lock;
-static bool on_qemu;   /* "qemu" on the command line: use QEMU's power-off/reset ports */
+static bool on_qemu; /* "qemu" on the command line: use QEMU's power-off/reset ports */
 static u64 rsdp_addr;
 
 /* ---- strings ---- */
@@ -81,13 +81,13 @@ int strncmp(const char *a, const char *b, size_t n)
 
 void serial_init(void)
 {
-	outb(COM1 + 1, 0x00);   /* IER: no interrupts */
-	outb(COM1 + 3, 0x80);   /* LCR: DLAB */
-	outb(COM1 + 0, 0x01);   /* 115200 baud */
+	outb(COM1 + 1, 0x00); /* IER: no interrupts */
+	outb(COM1 + 3, 0x80); /* LCR: DLAB */
+	outb(COM1 + 0, 0x01); /* 115200 baud */
 	outb(COM1 + 1, 0x00);
-	outb(COM1 + 3, 0x03);   /* 8N1 */
-	outb(COM1 + 2, 0xc7);   /* FIFO on, clear both, 14-byte trigger */
-	outb(COM1 + 4, 0x03);   /* DTR | RTS */
+	outb(COM1 + 3, 0x03); /* 8N1 */
+	outb(COM1 + 2, 0xc7); /* FIFO on, clear both, 14-byte trigger */
+	outb(COM1 + 4, 0x03); /* DTR | RTS */
 }
 
 void serial_putc(char c)
@@ -260,7 +260,7 @@ static void idt_init(void)
 		idt[i].off_lo = a & 0xffff;
 		idt[i].sel = 0x18;
 		idt[i].ist = 0;
-		idt[i].type = 0x8e;   /* present, DPL 0, interrupt gate */
+		idt[i].type = 0x8e; /* present, DPL 0, interrupt gate */
 		idt[i].off_mid = (a >> 16) & 0xffff;
 		idt[i].off_hi = a >> 32;
 		idt[i].zero = 0;
@@ -286,8 +286,8 @@ void isr_dispatch(struct irq_frame *f)
 		u64 cr2;
 
 		__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-		gprintf("ERROR: exception %lu error %lx at rip %lx cr2 %lx (apic %u)\n",
-			f->vector, f->error, f->rip, cr2, apic_id_cpuid());
+		gprintf("ERROR: exception %lu error %lx at rip %lx cr2 %lx (apic %u)\n", f->vector, f->error,
+			f->rip, cr2, apic_id_cpuid());
 		triple_fault();
 	}
 	gprintf("ERROR: unexpected interrupt vector %lu (apic %u)\n", f->vector, apic_id_cpuid());
@@ -334,9 +334,9 @@ void triple_fault(void)
 void poweroff(void)
 {
 	if (on_qemu)
-		outl(0xf4, 0);   /* isa-debug-exit, if the runner added it */
+		outl(0xf4, 0); /* isa-debug-exit, if the runner added it */
 	else
-		outw(0x604, (5 << 10) | (1 << 13));   /* PM1a_CNT: SLP_TYP=S5, SLP_EN */
+		outw(0x604, (5 << 10) | (1 << 13)); /* PM1a_CNT: SLP_TYP=S5, SLP_EN */
 	short_delay();
 	gprintf("ERROR: still running after the ACPI power-off write\n");
 	triple_fault();
@@ -396,7 +396,7 @@ void lapic_enable(void)
 {
 	lapic_write(LAPIC_SVR, 0x100 | VEC_SPURIOUS);
 	lapic_write(LAPIC_TPR, 0);
-	lapic_write(LAPIC_LVT_LINT0, 0x10000 | 0x700);   /* masked ExtINT */
+	lapic_write(LAPIC_LVT_LINT0, 0x10000 | 0x700); /* masked ExtINT */
 	lapic_write(LAPIC_LVT_ERROR, 0x10000);
 }
 
@@ -428,8 +428,8 @@ static void watchdog_irq(struct irq_frame *f)
 void watchdog_start(void)
 {
 	irq_set_handler(VEC_WATCHDOG, watchdog_irq);
-	lapic_write(LAPIC_LVT_TIMER, VEC_WATCHDOG);   /* one-shot, unmasked */
-	lapic_write(LAPIC_TDCR, 0x2);                 /* divide by 8 */
+	lapic_write(LAPIC_LVT_TIMER, VEC_WATCHDOG); /* one-shot, unmasked */
+	lapic_write(LAPIC_TDCR, 0x2);               /* divide by 8 */
 	lapic_write(LAPIC_TMICT, 0xffffffff);
 }
 
@@ -545,17 +545,17 @@ bool acpi_read_madt(struct madt_info *mi)
 		gprintf("ERROR: %s MADT\n", madt ? "bad checksum in" : "no");
 		return false;
 	}
-	const u8 *p = (const u8 *)madt + sizeof(*madt) + 8;   /* skip LAPIC address + flags */
+	const u8 *p = (const u8 *)madt + sizeof(*madt) + 8; /* skip LAPIC address + flags */
 	const u8 *end = (const u8 *)madt + madt->length;
 
 	while (p + 2 <= end && p[1] >= 2 && p + p[1] <= end) {
-		if (p[0] == 0 && p[1] >= 8) {   /* Processor Local APIC */
+		if (p[0] == 0 && p[1] >= 8) { /* Processor Local APIC */
 			u32 flags;
 
 			memcpy(&flags, p + 4, 4);
 			if ((flags & 1) && mi->ncpus < MAX_CPUS)
 				mi->apic_ids[mi->ncpus++] = p[3];
-		} else if (p[0] == 2 && p[1] >= 10 && p[3] < 16) {   /* Interrupt Source Override */
+		} else if (p[0] == 2 && p[1] >= 10 && p[3] < 16) { /* Interrupt Source Override */
 			mi->have_iso[p[3]] = true;
 			memcpy(&mi->iso_gsi[p[3]], p + 4, 4);
 			memcpy(&mi->iso_flags[p[3]], p + 8, 2);

@@ -23,7 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define LIMIT_S 10
+#define LIMIT_S        10
 #define ACCEPT_LIMIT_S 30
 
 static jmp_buf fail_jmp;
@@ -43,7 +43,7 @@ static void fail(const char *fmt, ...)
 
 struct client {
 	int fd;
-	char *buf;   /* received, not yet returned as a line */
+	char *buf; /* received, not yet returned as a line */
 	size_t len, cap;
 };
 
@@ -146,7 +146,8 @@ static struct json_object *reply(struct client *c, const char *what)
 		fail("out of memory");
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	r = json_tokener_parse_ex(tok, c->buf, (int)len);
-	if (!r || json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != len) {
+	if (!r || json_tokener_get_error(tok) != json_tokener_success ||
+	    json_tokener_get_parse_end(tok) != len) {
 		json_tokener_free(tok);
 		fail("reply to %s is not JSON: %.120s", what, c->buf);
 	}
@@ -272,8 +273,8 @@ static void protocol(const char *path)
 	client_open(&c, path);
 	want_error(call(&c, "{\"id\":1,\"command\":\"no-such-command\"}\n", "an unknown command"),
 		   "CommandNotFound", "unknown command", 1);
-	want_error(call(&c, "{\"id\":2,\"command\":\"info\"\n", "malformed JSON"), "InvalidInput", "malformed JSON",
-		   -1);
+	want_error(call(&c, "{\"id\":2,\"command\":\"info\"\n", "malformed JSON"), "InvalidInput",
+		   "malformed JSON", -1);
 	want_error(call(&c, "{\"id\":3}\n", "a request without command"), "InvalidInput", "no command", 3);
 	want_error(call(&c, "{\"id\":4,\"command\":\"info\",\"arguments\":[1]}\n", "array arguments"),
 		   "InvalidInput", "arguments not an object", 4);
@@ -290,7 +291,8 @@ static void protocol(const char *path)
 	r = call(&c, "{\"id\":{\"a\":[1,\"x\"]},\"command\":\"info\"}\n", "info with an object id");
 	want = json_tokener_parse("{\"a\":[1,\"x\"]}");
 	if (!json_object_object_get_ex(r, "id", &id) || !json_object_equal(id, want))
-		fail("object id came back as %s", json_object_object_get_ex(r, "id", &id) ? text(id) : "missing");
+		fail("object id came back as %s",
+		     json_object_object_get_ex(r, "id", &id) ? text(id) : "missing");
 	json_object_put(want);
 	json_object_put(r);
 	r = call(&c, "{\"command\":\"info\"}\n", "info without id");
@@ -375,11 +377,13 @@ static void arguments(const char *path)
 	expect_invalid_argument(&c, "{\"id\":2,\"command\":\"resume\",\"arguments\":{\"bogus\":1}}\n",
 				"resume with an extra argument", probs, sizeof(probs));
 	expect_invalid_argument(
-		&c, "{\"id\":3,\"command\":\"snapshot\",\"arguments\":{\"path\":\"kvmbox-no-such-dir/relative.snap\"}}\n",
+		&c,
+		"{\"id\":3,\"command\":\"snapshot\",\"arguments\":{\"path\":\"kvmbox-no-such-dir/relative.snap\"}}\n",
 		"snapshot to a relative path", probs, sizeof(probs));
-	expect_invalid_argument(&c, "{\"id\":4,\"command\":\"snapshot\",\"arguments\":{}}\n", "snapshot without path",
-				probs, sizeof(probs));
-	expect_invalid_argument(&c, "{\"id\":5,\"command\":\"shutdown\",\"arguments\":{\"timeout\":\"soon\"}}\n",
+	expect_invalid_argument(&c, "{\"id\":4,\"command\":\"snapshot\",\"arguments\":{}}\n",
+				"snapshot without path", probs, sizeof(probs));
+	expect_invalid_argument(&c,
+				"{\"id\":5,\"command\":\"shutdown\",\"arguments\":{\"timeout\":\"soon\"}}\n",
 				"shutdown with timeout \"soon\"", probs, sizeof(probs));
 	info(&c, 6, "info at the end");
 	client_close(&c);
@@ -402,7 +406,7 @@ static void fake_dest(const char *path, const char *count)
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 1) < 0)
 		fail("listen on %s: %s", path, strerror(errno));
-	set_timeouts(s, ACCEPT_LIMIT_S);   /* SO_RCVTIMEO bounds accept() too */
+	set_timeouts(s, ACCEPT_LIMIT_S); /* SO_RCVTIMEO bounds accept() too */
 	printf("listening\n");
 	fflush(stdout);
 	c = accept(s, NULL, NULL);
@@ -430,7 +434,8 @@ int main(int argc, char **argv)
 {
 	if (!((argc == 3 && (!strcmp(argv[1], "protocol") || !strcmp(argv[1], "arguments"))) ||
 	      (argc == 4 && !strcmp(argv[1], "fake-dest")))) {
-		fprintf(stderr, "usage: apiclient protocol|arguments SOCKET | apiclient fake-dest PATH BYTES\n");
+		fprintf(stderr,
+			"usage: apiclient protocol|arguments SOCKET | apiclient fake-dest PATH BYTES\n");
 		return 2;
 	}
 	if (setjmp(fail_jmp)) {

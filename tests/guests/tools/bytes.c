@@ -48,7 +48,8 @@ static int flip(const char *path, off_t off)
 	}
 	b ^= 0x55;
 	if (pwrite(fd, &b, 1, off) != 1 || close(fd) < 0) {
-		fprintf(stderr, "bytes: %s: cannot write offset %lld: %s\n", path, (long long)off, strerror(errno));
+		fprintf(stderr, "bytes: %s: cannot write offset %lld: %s\n", path, (long long)off,
+			strerror(errno));
 		return 2;
 	}
 	return 0;

@@ -96,7 +96,7 @@ int main(int argc, char **argv)
 		}
 		left = end - now();
 		if (left <= 0) {
-			if (timed_out == 2)   /* not even SIGKILL ended it: do not hang with it */
+			if (timed_out == 2) /* not even SIGKILL ended it: do not hang with it */
 				break;
 			kill(pid, timed_out ? SIGKILL : SIGTERM);
 			timed_out++;

@@ -27,7 +27,8 @@ int main(int argc, char **argv)
 	memset(&a, 0, sizeof(a));
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || getsockname(s, (struct sockaddr *)&a, &len) < 0) {
+	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(s, (struct sockaddr *)&a, &len) < 0) {
 		fprintf(stderr, "freeport: 127.0.0.1: %s\n", strerror(errno));
 		return 1;
 	}

@@ -52,7 +52,8 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		if (count == 0 && argc == 3 && argv[2][0] && n != from && n != from + 1) {
-			printf("ERR first pass %" PRIu64 ", expected %" PRIu64 " or %" PRIu64 "\n", n, from, from + 1);
+			printf("ERR first pass %" PRIu64 ", expected %" PRIu64 " or %" PRIu64 "\n", n, from,
+			       from + 1);
 			return 0;
 		}
 		if (count > 0 && n != prev + 1) {

@@ -27,11 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READY "idle: ready"
+#define READY         "idle: ready"
 #define TIMEOUT_READY 20.0
-#define TIMEOUT_EXIT 5.0
+#define TIMEOUT_EXIT  5.0
 
-static char *out;   /* what the master gave, NUL-terminated */
+static char *out; /* what the master gave, NUL-terminated */
 static size_t out_len, out_cap;
 static const char *test;
 
@@ -99,10 +99,10 @@ static void tio_diff(const struct termios *a, const struct termios *b, char *buf
 {
 	size_t o = 0;
 
-#define FLAG(f)                                                                                              \
-	if (a->f != b->f)                                                                                    \
-		o += (size_t)snprintf(buf + o, len - o, "%s%s %#x -> %#x", o ? "; " : "", #f, (unsigned)a->f, \
-				      (unsigned)b->f)
+#define FLAG(f)                                                                                       \
+	if (a->f != b->f)                                                                             \
+	o += (size_t)snprintf(buf + o, len - o, "%s%s %#x -> %#x", o ? "; " : "", #f, (unsigned)a->f, \
+			      (unsigned)b->f)
 	FLAG(c_iflag);
 	FLAG(c_oflag);
 	FLAG(c_cflag);
@@ -190,7 +190,8 @@ static int run(const char *how, const char *err_path, char **argv, pid_t *pid, i
 			return fail("no '%s' on the pty within %.0fs", READY, TIMEOUT_READY);
 		if (waitpid(*pid, &st, WNOHANG) == *pid) {
 			*pid = 0;
-			return fail("kvmbox exited (wait status %#x) before the guest was ready", (unsigned)st);
+			return fail("kvmbox exited (wait status %#x) before the guest was ready",
+				    (unsigned)st);
 		}
 		read_some(*master, 50);
 	}
@@ -208,7 +209,7 @@ static int run(const char *how, const char *err_path, char **argv, pid_t *pid, i
 		if (write(*master, "\001x", 2) != 2)
 			return fail("cannot write to the pty: %s", strerror(errno));
 		want = 130;
-	} else {   /* hangup */
+	} else { /* hangup */
 		close(*slave);
 		*slave = -1;
 		close(*master);
@@ -242,8 +243,10 @@ int main(int argc, char **argv)
 	const char *how;
 	FILE *f;
 
-	if (argc < 6 || (strcmp(argv[2], "sigterm") && strcmp(argv[2], "ctrl-a-x") && strcmp(argv[2], "hangup"))) {
-		fprintf(stderr, "usage: ptyrun TEST sigterm|ctrl-a-x|hangup ERRFILE OUTFILE PROG [ARGS...]\n");
+	if (argc < 6 ||
+	    (strcmp(argv[2], "sigterm") && strcmp(argv[2], "ctrl-a-x") && strcmp(argv[2], "hangup"))) {
+		fprintf(stderr,
+			"usage: ptyrun TEST sigterm|ctrl-a-x|hangup ERRFILE OUTFILE PROG [ARGS...]\n");
 		return 2;
 	}
 	test = argv[1];
