@@ -19,15 +19,15 @@
 #define PL031_MMIO_SIZE 0x1000
 
 /* Register offsets. */
-#define PL031_DR    0x000 /* data: the counter, read-only */
-#define PL031_MR    0x004 /* match */
-#define PL031_LR    0x008 /* load: writing sets the counter */
-#define PL031_CR    0x00c /* control: bit 0 starts the counter (it always runs here) */
-#define PL031_IMSC  0x010 /* interrupt mask set/clear: bit 0 */
-#define PL031_RIS   0x014 /* raw interrupt status */
-#define PL031_MIS   0x018 /* masked interrupt status */
-#define PL031_ICR   0x01c /* interrupt clear, write-only */
-#define PL031_ID    0xfe0 /* PeriphID0..3 then PCellID0..3, one byte per word */
+#define PL031_DR   0x000 /* data: the counter, read-only */
+#define PL031_MR   0x004 /* match */
+#define PL031_LR   0x008 /* load: writing sets the counter */
+#define PL031_CR   0x00c /* control: bit 0 starts the counter (it always runs here) */
+#define PL031_IMSC 0x010 /* interrupt mask set/clear: bit 0 */
+#define PL031_RIS  0x014 /* raw interrupt status */
+#define PL031_MIS  0x018 /* masked interrupt status */
+#define PL031_ICR  0x01c /* interrupt clear, write-only */
+#define PL031_ID   0xfe0 /* PeriphID0..3 then PCellID0..3, one byte per word */
 
 /* Create the RTC decoding [base, base + PL031_MMIO_SIZE) on mmio. NULL with an error logged if
  * the range is taken or memory runs out. The device's type is "rtc". */

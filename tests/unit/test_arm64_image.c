@@ -83,7 +83,10 @@ static void test_header_bad(void **state)
 	k[56] ^= 1; /* bad magic */
 	assert_int_equal(arm64_image_parse(k, KSIZE, "k", &img), -1);
 	k[56] ^= 1;
-	memcpy(k, "\x7f" "ELF", 4); /* a vmlinux: no magic either, named as such in the error */
+	memcpy(k,
+	       "\x7f"
+	       "ELF",
+	       4); /* a vmlinux: no magic either, named as such in the error */
 	put_le32(k + 56, 0);
 	assert_int_equal(arm64_image_parse(k, 64, "k", &img), -1);
 	put_le32(k + 56, ARM64_IMAGE_MAGIC);
@@ -112,7 +115,9 @@ static void test_load_layout(void **state)
 
 	memset(initrd, 0xa5, sizeof(initrd));
 	ram(&r, RAM_SIZE);
-	assert_int_equal(arm64_load_kernel(&r.mem, k, KSIZE, "k", initrd, sizeof(initrd), "i", "console=ttyS0", &b), 0);
+	assert_int_equal(
+		arm64_load_kernel(&r.mem, k, KSIZE, "k", initrd, sizeof(initrd), "i", "console=ttyS0", &b),
+		0);
 	assert_true(b.entry == ARM64_RAM_BASE + 0x80000);
 	assert_true(b.kernel_end == b.entry + 4 * KSIZE);
 	assert_memory_equal(fake_host(&r.mem, b.entry, KSIZE), k, KSIZE);
@@ -215,12 +220,9 @@ static void test_gzip_bomb(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header_good),
-		cmocka_unit_test(test_header_bad),
-		cmocka_unit_test(test_load_layout),
-		cmocka_unit_test(test_load_too_big),
-		cmocka_unit_test(test_gzip_image),
-		cmocka_unit_test(test_gzip_bomb),
+		cmocka_unit_test(test_header_good), cmocka_unit_test(test_header_bad),
+		cmocka_unit_test(test_load_layout), cmocka_unit_test(test_load_too_big),
+		cmocka_unit_test(test_gzip_image),  cmocka_unit_test(test_gzip_bomb),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

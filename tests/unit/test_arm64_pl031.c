@@ -76,7 +76,7 @@ static void test_counter_is_host_time(void **state)
 	c->now.tv_sec += 5;
 	assert_int_equal(rd(c, PL031_DR), 1700000005);
 	assert_int_equal(rd(c, PL031_CR), 1); /* running from reset */
-	wr(c, PL031_CR, 0);                  /* cannot be stopped */
+	wr(c, PL031_CR, 0);                   /* cannot be stopped */
 	assert_int_equal(rd(c, PL031_CR), 1);
 	wr(c, PL031_DR, 7); /* read-only */
 	assert_int_equal(rd(c, PL031_DR), 1700000005);

@@ -13,16 +13,17 @@
 struct vm;
 
 struct arm64_vm {
-	struct arm64_boot boot;      /* where arch_load_kernel put things */
-	struct kvm_vcpu_init init;   /* KVM's preferred target; features are added per vCPU */
-	int gic_fd;                  /* the in-kernel GICv3 (KVM device), -1 before it exists */
-	int its_fd;                  /* its ITS, -1 when the host's KVM has none */
-	bool gic_ready;              /* KVM_DEV_ARM_VGIC_CTRL_INIT done */
+	struct arm64_boot boot;    /* where arch_load_kernel put things */
+	struct kvm_vcpu_init init; /* KVM's preferred target; features are added per vCPU */
+	int gic_fd;                /* the in-kernel GICv3 (KVM device), -1 before it exists */
+	int its_fd;                /* its ITS, -1 when the host's KVM has none */
+	bool gic_ready;            /* KVM_DEV_ARM_VGIC_CTRL_INIT done */
 };
 
 /* Register ids for KVM_GET/SET_ONE_REG. */
-#define ARM64_CORE_REG(field) \
-	(KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | (offsetof(struct kvm_regs, field) / sizeof(__u32)))
+#define ARM64_CORE_REG(field)                                  \
+	(KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | \
+	 (offsetof(struct kvm_regs, field) / sizeof(__u32)))
 #define ARM64_REG_MPIDR_EL1 ARM64_SYS_REG(3, 0, 0, 0, 5)
 #define ARM64_REG_ESR_EL1   ARM64_SYS_REG(3, 0, 5, 2, 0)
 #define ARM64_REG_FAR_EL1   ARM64_SYS_REG(3, 0, 6, 0, 0)

@@ -42,14 +42,18 @@ int arm64_gic_create(struct vm *vm, struct arm64_vm *a)
 		int e = errno;
 
 		if (create_device(vm->vm_fd, KVM_DEV_TYPE_ARM_VGIC_V2, true) == 0)
-			log_error("/dev/kvm: this host's interrupt controller is a GICv2 (no in-kernel GICv3: "
-				  "%s); kvmbox needs a host with a GICv3", strerror(e));
+			log_error(
+				"/dev/kvm: this host's interrupt controller is a GICv2 (no in-kernel GICv3: "
+				"%s); kvmbox needs a host with a GICv3",
+				strerror(e));
 		else
 			log_error("/dev/kvm: no in-kernel GIC (creating a vGICv3: %s); kvmbox needs a host "
-				  "whose KVM emulates a GICv3", strerror(e));
+				  "whose KVM emulates a GICv3",
+				  strerror(e));
 		return -1;
 	}
-	if (dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, &dist, "distributor") < 0 ||
+	if (dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, &dist, "distributor") <
+		    0 ||
 	    dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, &redist,
 		     "redistributors") < 0 ||
 	    dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr_irqs, "interrupt count") < 0)

@@ -32,17 +32,24 @@ static uint64_t align_down(uint64_t v, uint64_t a)
 int arm64_image_parse(const uint8_t *buf, size_t len, const char *what, struct arm64_image *out)
 {
 	if (len < ARM64_IMAGE_HEADER_SIZE) {
-		log_error("kernel %s: %zu bytes is too short for an arm64 Image header (%d); give the kernel's "
-			  "Image (Debian's vmlinuz)", what, len, ARM64_IMAGE_HEADER_SIZE);
+		log_error(
+			"kernel %s: %zu bytes is too short for an arm64 Image header (%d); give the kernel's "
+			"Image (Debian's vmlinuz)",
+			what, len, ARM64_IMAGE_HEADER_SIZE);
 		return -1;
 	}
 	if ((uint32_t)le64(buf + HDR_MAGIC) != ARM64_IMAGE_MAGIC) {
-		if (!memcmp(buf, "\x7f" "ELF", 4))
+		if (!memcmp(buf,
+			    "\x7f"
+			    "ELF",
+			    4))
 			log_error("kernel %s: an ELF file (vmlinux), kvmbox boots the arm64 Image; give "
-				  "arch/arm64/boot/Image or Debian's vmlinuz", what);
+				  "arch/arm64/boot/Image or Debian's vmlinuz",
+				  what);
 		else
 			log_error("kernel %s: not an arm64 Image (no ARM\\x64 magic at offset 56) nor a "
-				  "gzip-compressed one; give the kernel's Image (Debian's vmlinuz)", what);
+				  "gzip-compressed one; give the kernel's Image (Debian's vmlinuz)",
+				  what);
 		return -1;
 	}
 	out->text_offset = le64(buf + HDR_TEXT_OFFSET);
@@ -54,12 +61,14 @@ int arm64_image_parse(const uint8_t *buf, size_t len, const char *what, struct a
 	}
 	if (out->image_size == 0) {
 		log_error("kernel %s: the Image header has no image_size (Linux before 3.17); use a newer "
-			  "kernel", what);
+			  "kernel",
+			  what);
 		return -1;
 	}
 	if (out->text_offset >= ARM64_KERNEL_ALIGN || out->text_offset % 8) {
 		log_error("kernel %s: implausible text_offset 0x%llx in the Image header; give a valid "
-			  "kernel", what, (unsigned long long)out->text_offset);
+			  "kernel",
+			  what, (unsigned long long)out->text_offset);
 		return -1;
 	}
 	return 0;
@@ -102,8 +111,10 @@ int64_t arm64_gunzip(const uint8_t *in, size_t len, uint8_t *out, size_t cap, co
 		else if (ret == Z_MEM_ERROR)
 			log_error("kernel %s: out of memory decompressing it", what);
 		else if (s.avail_out == 0 && out_left == 0)
-			log_error("kernel %s: decompresses to more than the %zu MiB of guest RAM free for it; "
-				  "give more --memory", what, cap >> 20);
+			log_error(
+				"kernel %s: decompresses to more than the %zu MiB of guest RAM free for it; "
+				"give more --memory",
+				what, cap >> 20);
 		else
 			log_error("kernel %s: truncated gzip data; give a complete kernel", what);
 		inflateEnd(&s);
@@ -113,9 +124,9 @@ int64_t arm64_gunzip(const uint8_t *in, size_t len, uint8_t *out, size_t cap, co
 	return (int64_t)(cap - out_left - s.avail_out);
 }
 
-int arm64_load_kernel(const struct guest_mem *mem, const uint8_t *kernel, size_t klen, const char *what_kernel,
-		      const uint8_t *initrd, size_t ilen, const char *what_initrd, const char *cmdline,
-		      struct arm64_boot *out)
+int arm64_load_kernel(const struct guest_mem *mem, const uint8_t *kernel, size_t klen,
+		      const char *what_kernel, const uint8_t *initrd, size_t ilen, const char *what_initrd,
+		      const char *cmdline, struct arm64_boot *out)
 {
 	const struct mem_region *ram = &mem->regions[0];
 	uint64_t ram_end, top, kspan, room;
@@ -138,8 +149,10 @@ int arm64_load_kernel(const struct guest_mem *mem, const uint8_t *kernel, size_t
 	top = out->fdt;
 	if (initrd) {
 		if (ilen > top - ram->gpa - ARM64_KERNEL_ALIGN) {
-			log_error("initrd %s: %zu MiB does not fit in %llu MiB of RAM with the kernel; give more "
-				  "--memory", what_initrd, ilen >> 20, (unsigned long long)(ram->size >> 20));
+			log_error(
+				"initrd %s: %zu MiB does not fit in %llu MiB of RAM with the kernel; give more "
+				"--memory",
+				what_initrd, ilen >> 20, (unsigned long long)(ram->size >> 20));
 			return -1;
 		}
 		out->initrd_start = align_down(top - ilen, PAGE);
@@ -169,7 +182,8 @@ int arm64_load_kernel(const struct guest_mem *mem, const uint8_t *kernel, size_t
 	kspan = img.image_size > klen ? img.image_size : klen;
 	if (img.text_offset > room || kspan > room - img.text_offset) {
 		log_error("kernel %s: needs %llu MiB of RAM from 0x%llx but only %llu MiB are free below the "
-			  "%s; give more --memory", what_kernel, (unsigned long long)(kspan >> 20),
+			  "%s; give more --memory",
+			  what_kernel, (unsigned long long)(kspan >> 20),
 			  (unsigned long long)(ram->gpa + img.text_offset), (unsigned long long)(room >> 20),
 			  initrd ? "initrd" : "device tree");
 		return -1;

@@ -14,24 +14,24 @@
 #include "core/memory.h"
 
 #define ARM64_IMAGE_HEADER_SIZE 64
-#define ARM64_IMAGE_MAGIC       0x644d5241u  /* "ARM\x64", little endian, at offset 56 */
-#define ARM64_IMAGE_FLAG_BE     0x1ull       /* flags bit 0: big-endian kernel */
+#define ARM64_IMAGE_MAGIC       0x644d5241u /* "ARM\x64", little endian, at offset 56 */
+#define ARM64_IMAGE_FLAG_BE     0x1ull      /* flags bit 0: big-endian kernel */
 /* arm64's COMMAND_LINE_SIZE (Linux 6.1), including the NUL. */
-#define ARM64_CMDLINE_MAX       2048
+#define ARM64_CMDLINE_MAX 2048
 
 /* What the Image header says. */
 struct arm64_image {
-	uint64_t text_offset;  /* load address = 2 MiB aligned base + text_offset */
-	uint64_t image_size;   /* bytes the kernel uses from its load address, bss included */
+	uint64_t text_offset; /* load address = 2 MiB aligned base + text_offset */
+	uint64_t image_size;  /* bytes the kernel uses from its load address, bss included */
 	uint64_t flags;
 };
 
 /* Where the boot pieces went in guest RAM. */
 struct arm64_boot {
-	uint64_t entry;         /* the Image's load address: first instruction, x0 = fdt */
-	uint64_t kernel_end;    /* load address + the larger of image_size and the file size */
-	uint64_t fdt;           /* where the device tree goes (ARM64_FDT_MAX bytes reserved) */
-	uint64_t initrd_start;  /* [start, end) of the initrd; both 0 without one */
+	uint64_t entry;        /* the Image's load address: first instruction, x0 = fdt */
+	uint64_t kernel_end;   /* load address + the larger of image_size and the file size */
+	uint64_t fdt;          /* where the device tree goes (ARM64_FDT_MAX bytes reserved) */
+	uint64_t initrd_start; /* [start, end) of the initrd; both 0 without one */
 	uint64_t initrd_end;
 };
 
@@ -51,8 +51,8 @@ int64_t arm64_gunzip(const uint8_t *in, size_t len, uint8_t *out, size_t cap, co
  * tree's 2 MiB block at the top, the initrd (may be NULL) just below it, the kernel (an Image, or a
  * gzip-compressed one, inflated in place) at RAM base + text_offset. cmdline is only checked for
  * length here (it goes into the device tree). Returns 0, or -1 after log_error(). */
-int arm64_load_kernel(const struct guest_mem *mem, const uint8_t *kernel, size_t klen, const char *what_kernel,
-		      const uint8_t *initrd, size_t ilen, const char *what_initrd, const char *cmdline,
-		      struct arm64_boot *out);
+int arm64_load_kernel(const struct guest_mem *mem, const uint8_t *kernel, size_t klen,
+		      const char *what_kernel, const uint8_t *initrd, size_t ilen, const char *what_initrd,
+		      const char *cmdline, struct arm64_boot *out);
 
 #endif

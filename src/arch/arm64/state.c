@@ -22,16 +22,16 @@
 #include "layout.h"
 
 enum {
-	TAG_CPU = 1,     /* cpu features: magic, MIDR */
-	TAG_REGS,        /* u32 count, then (u64 id, bytes of its size) each */
+	TAG_CPU = 1, /* cpu features: magic, MIDR */
+	TAG_REGS,    /* u32 count, then (u64 id, bytes of its size) each */
 	TAG_MPSTATE,
-	TAG_GIC = 32,    /* u32 count, then (u32 group, u64 attr, u64 value) each */
+	TAG_GIC = 32, /* u32 count, then (u32 group, u64 attr, u64 value) each */
 	TAG_ITS,
 };
 
 #define ARM64_STATE_MAGIC 0x34366d61u /* "am64" */
 #define MAX_REGS          4096
-#define MAX_REG_BYTES     256         /* KVM_REG_SIZE_U2048 */
+#define MAX_REG_BYTES     256 /* KVM_REG_SIZE_U2048 */
 #define MAX_GIC_ATTRS     8192
 #define REG_MIDR_EL1      ARM64_SYS_REG(3, 0, 0, 0, 0)
 
@@ -151,8 +151,10 @@ int arch_vcpu_load(struct vcpu *v, struct ser_reader *r)
 		if (r->err)
 			return damaged("vCPU register");
 		if (ioctl(v->fd, KVM_SET_ONE_REG, &one) < 0) {
-			log_error("snapshot: vCPU %u: KVM refuses register 0x%llx: %s; restore it on a host with "
-				  "the same CPU and kernel", v->id, (unsigned long long)id, strerror(errno));
+			log_error(
+				"snapshot: vCPU %u: KVM refuses register 0x%llx: %s; restore it on a host with "
+				"the same CPU and kernel",
+				v->id, (unsigned long long)id, strerror(errno));
 			return -1;
 		}
 	}
@@ -193,15 +195,15 @@ static const uint64_t icc_regs[] = {
 /* Redistributor registers (RD frame, then SGI frame at +64 KiB), restore order: the LPI
  * tables before GICR_CTLR's EnableLPIs. 64-bit ones are two 32-bit halves. */
 static const uint32_t gicr_regs[] = {
-	0x0070, 0x0074, /* GICR_PROPBASER */
-	0x0078, 0x007c, /* GICR_PENDBASER */
-	0x0000,         /* GICR_CTLR */
-	0x10080,        /* GICR_IGROUPR0 */
-	0x10c00, 0x10c04, /* GICR_ICFGR0/1 */
+	0x0070,  0x0074,                                                        /* GICR_PROPBASER */
+	0x0078,  0x007c,                                                        /* GICR_PENDBASER */
+	0x0000,                                                                 /* GICR_CTLR */
+	0x10080,                                                                /* GICR_IGROUPR0 */
+	0x10c00, 0x10c04,                                                       /* GICR_ICFGR0/1 */
 	0x10400, 0x10404, 0x10408, 0x1040c, 0x10410, 0x10414, 0x10418, 0x1041c, /* GICR_IPRIORITYR */
-	0x10100,        /* GICR_ISENABLER0 */
-	0x10200,        /* GICR_ISPENDR0 */
-	0x10300,        /* GICR_ISACTIVER0 */
+	0x10100,                                                                /* GICR_ISENABLER0 */
+	0x10200,                                                                /* GICR_ISPENDR0 */
+	0x10300,                                                                /* GICR_ISACTIVER0 */
 };
 
 struct gic_attr {
@@ -215,10 +217,10 @@ static int gic_attrs(struct vm *vm, const uint64_t *mpidr, struct gic_attr *out,
 {
 	int n = 0;
 
-#define ADD(g, a)                                                                        \
-	do {                                                                             \
-		if (n < max)                                                             \
-			out[n++] = (struct gic_attr){ .group = (g), .attr = (a) };       \
+#define ADD(g, a)                                                                  \
+	do {                                                                       \
+		if (n < max)                                                       \
+			out[n++] = (struct gic_attr){ .group = (g), .attr = (a) }; \
 	} while (0)
 	/* Distributor: control, then the SPIs' configuration, routing, enables, state. */
 	ADD(KVM_DEV_ARM_VGIC_GRP_DIST_REGS, 0x0000); /* GICD_CTLR */
@@ -253,8 +255,10 @@ static int gic_access(int fd, struct gic_attr *a, bool set)
 {
 	uint32_t v32 = (uint32_t)a->value;
 	bool wide = a->group == KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS;
-	struct kvm_device_attr d = { .group = a->group, .attr = a->attr,
-				     .addr = wide ? (uint64_t)(uintptr_t)&a->value : (uint64_t)(uintptr_t)&v32 };
+	struct kvm_device_attr d = { .group = a->group,
+				     .attr = a->attr,
+				     .addr = wide ? (uint64_t)(uintptr_t)&a->value
+						  : (uint64_t)(uintptr_t)&v32 };
 
 	if (ioctl(fd, set ? KVM_SET_DEVICE_ATTR : KVM_GET_DEVICE_ATTR, &d) < 0)
 		return -1;
@@ -276,10 +280,10 @@ static uint64_t *vcpu_mpidrs(struct vm *vm)
 /* ITS registers (GRP_ITS_REGS, 64-bit values), in restore order: IIDR, CBASER, the others but
  * CTLR, then (after the tables) CTLR. */
 static const uint32_t its_regs[] = {
-	0x0004, /* GITS_IIDR */
-	0x0080, /* GITS_CBASER */
-	0x0090, /* GITS_CREADR */
-	0x0088, /* GITS_CWRITER */
+	0x0004,                                                         /* GITS_IIDR */
+	0x0080,                                                         /* GITS_CBASER */
+	0x0090,                                                         /* GITS_CREADR */
+	0x0088,                                                         /* GITS_CWRITER */
 	0x0100, 0x0108, 0x0110, 0x0118, 0x0120, 0x0128, 0x0130, 0x0138, /* GITS_BASER<n> */
 };
 #define GITS_CTLR 0x0000
@@ -317,7 +321,8 @@ int arch_vm_save(struct vm *vm, struct ser_writer *w)
 	}
 	/* The ITS writes its tables (device, collection, interrupt translation) into guest RAM. */
 	if (a->its_fd >= 0) {
-		if (its_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_ITS_SAVE_TABLES, NULL, true) < 0 ||
+		if (its_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_ITS_SAVE_TABLES, NULL, true) <
+			    0 ||
 		    its_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, GITS_CTLR, &ctlr, false) < 0) {
 			log_error("snapshot: saving the vGIC ITS failed: %s", strerror(errno));
 			goto out;
@@ -366,15 +371,19 @@ int arch_vm_load(struct vm *vm, struct ser_reader *r)
 		goto out;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		struct gic_attr g = { .group = ser_get_u32(r), .attr = ser_get_u64(r), .value = ser_get_u64(r) };
+		struct gic_attr g = { .group = ser_get_u32(r),
+				      .attr = ser_get_u64(r),
+				      .value = ser_get_u64(r) };
 
 		if (r->err || g.group != want[i].group || g.attr != want[i].attr) {
 			damaged("GIC");
 			goto out;
 		}
 		if (gic_access(a->gic_fd, &g, true) < 0) {
-			log_error("snapshot: KVM refuses vGIC register 0x%llx (group %u): %s; the file is damaged "
-				  "or from another host", (unsigned long long)g.attr, g.group, strerror(errno));
+			log_error(
+				"snapshot: KVM refuses vGIC register 0x%llx (group %u): %s; the file is damaged "
+				"or from another host",
+				(unsigned long long)g.attr, g.group, strerror(errno));
 			goto out;
 		}
 	}
@@ -382,8 +391,9 @@ int arch_vm_load(struct vm *vm, struct ser_reader *r)
 		uint64_t v[sizeof(its_regs) / sizeof(its_regs[0]) + 1];
 
 		if (a->its_fd < 0 || get_rec(r, TAG_ITS, &len) < 0 || len != sizeof(v)) {
-			log_error("snapshot: the vGIC ITS state does not match this host's (one has an ITS, the "
-				  "other not); restore it on a host like the one that saved it");
+			log_error(
+				"snapshot: the vGIC ITS state does not match this host's (one has an ITS, the "
+				"other not); restore it on a host like the one that saved it");
 			goto out;
 		}
 		for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
@@ -393,15 +403,17 @@ int arch_vm_load(struct vm *vm, struct ser_reader *r)
 			goto out;
 		}
 		for (size_t i = 0; i < sizeof(its_regs) / sizeof(its_regs[0]); i++) {
-			if (its_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, its_regs[i], &v[i], true) < 0) {
+			if (its_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, its_regs[i], &v[i], true) <
+			    0) {
 				log_error("snapshot: KVM refuses vGIC ITS register 0x%x: %s", its_regs[i],
 					  strerror(errno));
 				goto out;
 			}
 		}
-		if (its_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_ITS_RESTORE_TABLES, NULL, true) < 0 ||
-		    its_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, GITS_CTLR, &v[sizeof(v) / sizeof(v[0]) - 1],
-			     true) < 0) {
+		if (its_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_ITS_RESTORE_TABLES, NULL,
+			     true) < 0 ||
+		    its_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, GITS_CTLR,
+			     &v[sizeof(v) / sizeof(v[0]) - 1], true) < 0) {
 			log_error("snapshot: restoring the vGIC ITS failed: %s", strerror(errno));
 			goto out;
 		}
@@ -443,8 +455,10 @@ int arch_cpu_features_check(struct vm *vm, struct ser_reader *r)
 	if (r->err)
 		return damaged("CPU");
 	if (vm->nr_vcpus && arm64_get_reg(vm->vcpus[0]->fd, REG_MIDR_EL1, &midr) == 0 && midr != saved) {
-		log_error("snapshot: saved on another CPU model (MIDR_EL1 0x%llx, this host 0x%llx); restore it on "
-			  "a host with the same CPU", (unsigned long long)saved, (unsigned long long)midr);
+		log_error(
+			"snapshot: saved on another CPU model (MIDR_EL1 0x%llx, this host 0x%llx); restore it on "
+			"a host with the same CPU",
+			(unsigned long long)saved, (unsigned long long)midr);
 		return -1;
 	}
 	return 0;
