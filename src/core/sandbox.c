@@ -206,9 +206,9 @@ static const unsigned long ioctl_tap[] = { TUNSETIFF, TUNGETIFF, TUNSETPERSIST, 
 
 /* vhost-net (virtio/net.c): the rings go to the kernel when the driver activates the device
  * (vCPU thread), come back on a reset (vCPU) or a pause (main, migration: snapshots and
- * migration save where vhost got to) and go again on a resume (main, migration: a failed
- * migration). Only in the lists of a VM with a --net tap whose vhost is not off; the
- * net worker itself only reads vhost's call eventfds (sys_loop) and raises interrupts. */
+ * migration save where vhost got to; the device's own worker quiesces it, so the net worker
+ * too) and go again on a resume (main, migration: a failed migration). Only in the lists of
+ * a VM with a --net tap whose vhost is not off. */
 static const unsigned long ioctl_vhost_rings[] = {
 	VHOST_SET_FEATURES, VHOST_SET_MEM_TABLE, VHOST_SET_LOG_BASE, VHOST_SET_VRING_NUM, VHOST_SET_VRING_BASE,
 	VHOST_SET_VRING_ADDR, VHOST_SET_VRING_CALL, VHOST_SET_VRING_KICK, VHOST_NET_SET_BACKEND,
@@ -344,6 +344,8 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 		worker_set(s);
 		add_sys(s, sys_net);
 		add_ioctls(s, ioctl_net);
+		if (sb.has_vhost)
+			add_ioctls(s, ioctl_vhost_rings);
 		break;
 	case SB_CONSOLE:
 		worker_set(s);

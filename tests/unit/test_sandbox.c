@@ -299,7 +299,8 @@ static void test_main_without_reboot_cannot_build(void **state)
 }
 
 /* A VM with a tap: vhost-net's ring ioctls on the threads that start and stop it (vCPU, migration,
- * main), not on the net worker; none at all with vhost=off. */
+ * main, and the net worker, which quiesces its device for a pause: a migration with vhost on was
+ * stopped by seccomp there); none at all with vhost=off. */
 static void test_vhost_rings_where_started(void **state)
 {
 	struct vm_config cfg = { .no_reboot = true };
@@ -309,10 +310,8 @@ static void test_vhost_rings_where_started(void **state)
 	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)), 0);
 	assert_exit(run_cfg(SB_MIGRATE, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)), 0);
 	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_NET, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)), 0);
 	assert_string_equal(err, "");
-	assert_exit(run_cfg(SB_NET, &cfg, SECCOMP_ON, DO_VHOST_RINGS, err, sizeof(err)),
-		    SANDBOX_EXIT_SECCOMP);
-	assert_non_null(strstr(err, "thread tester (virtio-net allow-list)"));
 	/* Opened once, before the filters: only a reboot opens it again. */
 	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VHOST_OWNER, err, sizeof(err)),
 		    SANDBOX_EXIT_SECCOMP);
