@@ -4,8 +4,9 @@
 #
 # The emulated host's initramfs gets, besides the cached base (busybox, kvm modules):
 #   /bin/bash                          bash-static (the runner is bash; no other shell there)
-#   $KVMBOX at its own absolute path   with the shared libraries ldd lists (a sanitizer build
-#                                      brings libasan, libubsan...)
+#   /kvmbox/guests/bin/kvmbox          $KVMBOX, with the shared libraries ldd lists (a sanitizer
+#                                      build brings libasan...); not at its own path, which may
+#                                      be under a directory the host mounts over (/tmp, /run)
 #   /kvmbox/guests/tests/guests/       run.sh and lifecycle.sh
 #   /kvmbox/guests/build/guests/       the guests (*.elf) and tools/ (static helpers)
 #   /kvmbox/guests/inside.env          KVMBOX, GUEST_TIMEOUT..., the tests to run
@@ -13,13 +14,19 @@
 # ("KVMBOX-I alive") and runs `run.sh --inside`, which prints "KVMBOX-I start NAME" before
 # each test, then "KVMBOX-G PASS: NAME" ... and "KVMBOX-L NAME text" (diagnostics after a FAIL).
 #
-# Nested virtualisation under TCG occasionally wedges the whole emulated host (no output at
-# all, heartbeat included; see DEVELOPERS.md). After 60 s of silence the host is stopped, and
+# Nested virtualisation under TCG occasionally wedges the whole emulated host: no output at
+# all, or only its kernel's stall and lockup reports, without the heartbeat (see DEVELOPERS.md).
+# After 60 s without a heartbeat, 300 s without a test starting or ending, or on a soft lockup
+# of a minute, the host is stopped, and
 # the tests without a result (the one that was running included) run once more in a new boot;
 # a second wedge makes them FAIL. The serial log, each line stamped with the real time, is
 # ${KVMBOX_GUESTS_OUT:-build/guests/emu/<flavour>}/host.log (host-first.log: the wedged boot).
 
-EMU_SILENCE=60   # seconds without a line (the heartbeat comes every 10 s): wedged
+# Seconds without a heartbeat (it comes every 10 s), and without a test starting or ending (the
+# longest takes a minute), after which the host is wedged (settable for tests/scripts).
+EMU_SILENCE=${KVMBOX_EMU_SILENCE:-60}
+EMU_STALL=${KVMBOX_EMU_STALL:-300}
+EMU_BIN=/kvmbox/guests/bin/kvmbox   # where kvmbox is inside
 
 # emu_report LINE: print a result line from the emulated host, once per test (of the selected).
 emu_report() {
@@ -66,7 +73,7 @@ emu_tree() {
 		[ -x "$TOOLS/$h" ] || { echo "$TOOLS/$h not built (make guests)"; return 1; }
 		install -m 755 "$TOOLS/$h" "$g/build/guests/tools/" || return 1
 	done
-	kb_add_prog "$d" "$bin" || { echo "cannot copy $bin and its shared libraries (ldd)"; return 1; }
+	kb_add_prog "$d" "$bin" "$EMU_BIN" || { echo "cannot copy $bin and its shared libraries (ldd)"; return 1; }
 }
 
 # emu_env FILE KVMBOX_ABS TEST...: what run.sh --inside reads.
@@ -99,28 +106,40 @@ emu_cpu() {
 # emu_boot INITRD LOG: one emulated-host boot; streams the results. Sets EMU_STATE (booting,
 # ready, finished or wedged), EMU_NOKVM, EMU_QRC, EMU_CUR (the test that last started).
 emu_boot() {
-	local initrd=$1 log=$2 qpid line r rc last_fail= name text c q
+	local initrd=$1 log=$2 qpid line r rc last_fail= name text c q why last_kb last_prog
 	EMU_STATE=booting EMU_NOKVM= EMU_CUR=
 	: >"$log"
+	last_kb=$EPOCHSECONDS last_prog=$EPOCHSECONDS
 	exec 3< <(kb_boot_host "$initrd" "$EMU_TMO" "kvmbox.host=guests ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
 	qpid=$!
 	while :; do
 		IFS= read -t "$EMU_SILENCE" -r line <&3
 		rc=$?
-		if [ $rc != 0 ]; then
-			# EOF (qemu is gone), or silence: a wedged host.
-			[ $rc -gt 128 ] || break
+		[ $rc = 0 ] || [ $rc -gt 128 ] || break   # EOF: qemu is gone
+		why=
+		if [ $rc = 0 ]; then
+			line=${line//$'\r'/}
+			printf '%s\t%s\n' "$EPOCHSECONDS" "$line" >>"$log"
+			[ "${KVMBOX_VERBOSE:-0}" = 1 ] && printf '%s\n' "$line" >&2
+			case $line in *KVMBOX-*) last_kb=$EPOCHSECONDS ;; esac
+			case $line in *"KVMBOX-I start "* | *"KVMBOX-G "* | *"KVMBOX-HOST "*) last_prog=$EPOCHSECONDS ;; esac
+			r=$(kb_lockup "$line") && why="the emulated host's kernel locked up ($r)"
+		fi
+		if [ $((EPOCHSECONDS - last_kb)) -ge "$EMU_SILENCE" ]; then
+			why="no heartbeat from the emulated host for ${EMU_SILENCE}s"
+		elif [ $((EPOCHSECONDS - last_prog)) -ge "$EMU_STALL" ]; then
+			why="no test started or ended in the emulated host for ${EMU_STALL}s"
+		fi
+		if [ -n "$why" ]; then
+			# A wedged host. kb_boot_host runs `timeout ... qemu`: stop that timeout (it
+			# stops qemu).
 			EMU_STATE=wedged
-			# kb_boot_host runs `timeout ... qemu`: stop that timeout (it stops qemu).
 			c=$(cat /proc/"$qpid"/task/*/children 2>/dev/null)
 			q=$(for p in $c; do cat /proc/"$p"/task/*/children 2>/dev/null; done)
-			echo "guests: no line from the emulated host for ${EMU_SILENCE}s${EMU_CUR:+ (test $EMU_CUR was running)}; qemu uses $(emu_cpu "${q%% *}")% of a CPU; stopping it" >>"$log"
+			echo "guests: $why${EMU_CUR:+ (test $EMU_CUR was running)}; qemu uses $(emu_cpu "${q%% *}")% of a CPU; stopping it" >>"$log"
 			[ -n "$c" ] && kill -TERM $c 2>/dev/null
 			break
 		fi
-		line=${line//$'\r'/}
-		printf '%s\t%s\n' "$EPOCHSECONDS" "$line" >>"$log"
-		[ "${KVMBOX_VERBOSE:-0}" = 1 ] && printf '%s\n' "$line" >&2
 		case $line in
 		*"KVMBOX-HOST kvm ready"*) EMU_STATE=ready ;;
 		*"KVMBOX-HOST nokvm"*) EMU_NOKVM=${line#*KVMBOX-HOST nokvm } ;;
@@ -176,7 +195,7 @@ emu_run() {
 	t0=$EPOCHSECONDS
 	for boot in 1 2; do
 		mapfile -t todo < <(emu_todo)
-		emu_env "$d/kvmbox/guests/inside.env" "$bin" "${todo[@]}"
+		emu_env "$d/kvmbox/guests/inside.env" "$EMU_BIN" "${todo[@]}"
 		if ! kb_host_initrd_from "$out/host-initrd" "$d" 2>"$out/build.err"; then
 			rm -rf -- "$d"
 			cat "$out/build.err" >&2
@@ -199,7 +218,7 @@ emu_run() {
 	rm -rf -- "$d"
 	case $EMU_STATE in
 	finished) why_end="no result line from the emulated host" ;;
-	wedged) why_end="the emulated host wedged${EMU_CUR:+ during $EMU_CUR} (no output for ${EMU_SILENCE}s), in both boots" ;;
+	wedged) why_end="the emulated host wedged${EMU_CUR:+ during $EMU_CUR} (see the log), in both boots" ;;
 	*)
 		if [ "$EMU_QRC" = 124 ] || [ "$EMU_QRC" = 137 ]; then
 			why_end="the emulated host timed out after ${EMU_TMO}s before this test ended"

@@ -332,12 +332,27 @@ kb_build_guest_initrd() {
 	return $rc
 }
 
-# kb_add_prog DIR PROG: copy the dynamically linked PROG into the image DIR at its own path,
-# with the shared libraries and loader ldd lists (at their paths, links resolved).
+# kb_lockup LINE: print the soft-lockup report in LINE (a line of the emulated host's console)
+# when its kernel says a CPU has been stuck for KVMBOX_LOCKUP_LIMIT (60) seconds or more: a
+# kernel bug under nested TCG, not something a user-space program can do, and past a minute the
+# host does not come back. Status 1 for any other line.
+kb_lockup() {
+	local s
+	case $1 in *"watchdog: BUG: soft lockup"*"stuck for "*) ;; *) return 1 ;; esac
+	s=${1##*stuck for }
+	s=${s%%s!*}
+	[[ $s =~ ^[0-9]+$ ]] && ((s >= ${KVMBOX_LOCKUP_LIMIT:-60})) || return 1
+	echo "${1#*] }"
+}
+
+# kb_add_prog DIR PROG [DEST]: copy the dynamically linked PROG into the image DIR at its own
+# path (or at DEST), with the shared libraries and loader ldd lists (at their paths, links
+# resolved).
 kb_add_prog() {
-	local d=$1 prog lib
+	local d=$1 prog lib dest
 	prog=$(command -v "$2") || return 1
-	mkdir -p "$d$(dirname "$prog")" && cp -L -- "$prog" "$d$prog" || return 1
+	dest=${3:-$prog}
+	mkdir -p "$d$(dirname "$dest")" && cp -L -- "$prog" "$d$dest" || return 1
 	for lib in $(ldd "$prog" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
 		mkdir -p "$d$(dirname "$lib")" && cp -L -- "$lib" "$d$lib" || return 1
 	done

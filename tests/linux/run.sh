@@ -126,20 +126,14 @@ while :; do
 	line=${line//$'\r'/}
 	printf '%s\t%s\n' "$EPOCHSECONDS" "$line" >>"$LOG"
 	[[ ${KVMBOX_VERBOSE:-0} == 1 ]] && printf '%s\n' "$line" >&2
+	# The emulated host's kernel is stuck: stop it now rather than at the tier's timeout.
+	# check.sh retries the tests it did not run.
+	if lockup=$(kb_lockup "$line"); then
+		kill "$(cat "$OUT/qemu.pid" 2>/dev/null)" 2>/dev/null
+		echo "linux: the emulated host's kernel locked up ($lockup); stopped it" >>"$LOG"
+		break
+	fi
 	case $line in
-	*"watchdog: BUG: soft lockup"*"stuck for "*)
-		# The emulated host's kernel is stuck (a kernel bug, not something a user-space
-		# program can do): past a minute it will not come back, so stop it now rather than
-		# at the tier's timeout. check.sh retries the tests it did not run.
-		s=${line##*stuck for }
-		s=${s%%s!*}
-		if [[ $s =~ ^[0-9]+$ ]] && ((s >= ${KVMBOX_LOCKUP_LIMIT:-60})); then
-			lockup=${line#*] }
-			kill "$(cat "$OUT/qemu.pid" 2>/dev/null)" 2>/dev/null
-			echo "linux: the emulated host's kernel locked up ($lockup); stopped it" >>"$LOG"
-			break
-		fi
-		;;
 	*KVMBOX-HOST\ kvm\ ready*) host_state=ready ;;
 	*KVMBOX-HOST\ nokvm*) nokvm="no usable /dev/kvm in the emulated host: ${line#*nokvm }" ;;
 	*"KVMBOX-HOST done"*) host_state=finished ;;
