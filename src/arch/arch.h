@@ -67,9 +67,6 @@ struct arch_ioctls {
 	const unsigned long *state_set;  /* arch_*_load, arch_clock_set */
 	const unsigned long *clock;      /* arch_clock_get/set (vm_pause, vm_resume) */
 	const unsigned long *crash_dump; /* arch_vcpu_dump, on the vCPU thread */
-	/* The allow-lists have not yet run in this architecture's Linux tier: --seccomp defaults
-	 * to log (violations are logged, not fatal) instead of on. */
-	bool unverified;
 };
 extern const struct arch_ioctls arch_ioctls;
 

@@ -37,6 +37,4 @@ const struct arch_ioctls arch_ioctls = {
 	.state_set = state_set,
 	.clock = clock,
 	.crash_dump = crash_dump,
-	/* Not yet run in the arm64 Linux tier (its glibc makes other system calls than x86's). */
-	.unverified = true,
 };
