@@ -760,8 +760,6 @@ life1() {
 
 # shellcheck disable=SC2086
 life2() {
-	# The emulated host's loopback, for tcp:127.0.0.1 migrations.
-	ip link set lo up
 	ne=$(net_setup)
 	if [ -n "$ne" ]; then
 		notrun "$LIFE2" "emulated host network: $ne"
@@ -1455,7 +1453,6 @@ rt_tests() {
 	# Live migration of a locked huge-page VM to a destination whose command line says nothing:
 	# it keeps both.
 	if want linux-rt-migrate; then
-		ip link set lo up
 		rm -f $W/r6.in
 		mkfifo $W/r6.in
 		exec 6<>$W/r6.in
