@@ -21,11 +21,13 @@ source tests/linux/lib.sh
 RUNS=${1:-5}
 BIN=${KVMBOX_BIN:-$KB_DEFAULT_BIN}
 MUSL_BIN=${KVMBOX_MUSL_BIN:-build/musl/kvmbox-static}
-KVMTOOL=${KVMTOOL:-$(command -v lkvm-static || command -v lkvm || true)}
-# The musl build and kvmtool found here are this machine's (x86_64): an arm64 bench leaves them out.
+# The musl build and a kvmtool found on PATH are this machine's (x86_64): an arm64 bench takes
+# only ones given for it (KVMBOX_MUSL_BIN, KVMTOOL: an arm64 lkvm-static, checked below).
 if [[ $KB_ARCH != x86_64 ]]; then
 	MUSL_BIN=${KVMBOX_MUSL_BIN:-}
-	KVMTOOL=
+	KVMTOOL=${KVMTOOL:-}
+else
+	KVMTOOL=${KVMTOOL:-$(command -v lkvm-static || command -v lkvm || true)}
 fi
 # KVMBOX_ARCH=arm64: the same bench in the emulated arm64 host, results in build/arm64/bench.
 OUT=$(dirname "$KB_DEFAULT_OUT")/bench
@@ -44,13 +46,23 @@ else
 fi
 if [[ -n $KVMTOOL ]]; then
 	[[ -x $KVMTOOL ]] || { echo "bench: KVMTOOL=$KVMTOOL is not an executable" >&2; exit 1; }
+	m=$(LC_ALL=C readelf -h "$KVMTOOL" 2>/dev/null | sed -n 's/^ *Machine: *//p')
+	case $KB_ARCH:$m in
+	x86_64:*X86-64* | arm64:*AArch64*) ;;
+	*)
+		echo "bench: $KVMTOOL is built for '${m:-not an ELF file}', not $KB_ARCH: give an lkvm-static for $KB_ARCH" >&2
+		exit 1
+		;;
+	esac
 	if LC_ALL=C readelf -l "$KVMTOOL" 2>/dev/null | grep -q INTERP; then
 		echo "bench: $KVMTOOL is dynamically linked; the emulated host has no libraries: give a static one (lkvm-static)" >&2
 		exit 1
 	fi
 	# Stripped like kvmbox-static, so the sizes compare the same thing (lkvm-static keeps its
 	# symbols and debug information).
-	strip -o "$OUT/vmms/kvmtool" "$KVMTOOL" && extra+=("$OUT/vmms/kvmtool")
+	st=strip
+	[[ $KB_ARCH == arm64 && $(uname -m) != aarch64 ]] && st=aarch64-linux-gnu-strip
+	"$st" -o "$OUT/vmms/kvmtool" "$KVMTOOL" && extra+=("$OUT/vmms/kvmtool")
 else
 	echo "bench: no kvmtool (KVMTOOL=path, or lkvm-static on PATH): kvmbox alone" >&2
 fi
