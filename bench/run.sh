@@ -110,9 +110,9 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 	echo
 	echo "### Boot, side by side"
 	echo
-	echo "Method: $RUNS boots per VMM, round robin, of the Debian bzImage (1 vCPU, 256 MiB, a 1 MB busybox"
-	echo "initramfs whose /init prints a marker, sleeps 3 s and powers off; kvmbox-pvh boots the ELF"
-	echo "vmlinux through its PVH entry instead). boot: /proc/uptime of the emulated host from just"
+	echo "Method: $RUNS boots per VMM, round robin, of the Debian kernel (bzImage; arm64: its Image) (1 vCPU,"
+	echo "256 MiB, a 1 MB busybox initramfs whose /init prints a marker, sleeps 3 s and powers off; on"
+	echo "x86_64 kvmbox-pvh boots the ELF vmlinux through its PVH entry instead). boot: /proc/uptime of the emulated host from just"
 	echo "before the VMM starts to the marker line read from its console (10 ms resolution). RSS: Rss"
 	echo "summed over /proc/PID/smaps at the marker, without guest RAM (the largest anonymous mapping"
 	echo "of at least 256 MiB). KVM exits: the VM's debugfs counters at the marker. Exits to user"

@@ -64,6 +64,7 @@ for v in kvmbox kvmbox-musl kvmbox-pvh kvmtool; do
 	case $v in
 	kvmbox-musl) [ -x /kvmbox/kvmbox-musl ] || continue ;;
 	kvmtool) [ -x /kvmbox/kvmtool ] || continue ;;
+	kvmbox-pvh) [ "$(uname -m)" = x86_64 ] || continue ;; # PVH is an x86 boot protocol
 	esac
 	VMMS="$VMMS $v"
 done
@@ -133,7 +134,7 @@ if [ -w $T/events/kvm/kvm_userspace_exit/enable ]; then
 		echo >$T/trace
 		echo 32768 >$T/buffer_size_kb
 		echo 1 >$T/events/kvm/kvm_userspace_exit/enable
-		echo 1 >$T/events/kvm/kvm_pio/enable
+		[ -w $T/events/kvm/kvm_pio/enable ] && echo 1 >$T/events/kvm/kvm_pio/enable # x86 only
 		rm -f $W/fifo
 		mkfifo $W/fifo
 		echo 1 >$T/tracing_on
@@ -157,7 +158,7 @@ if [ -w $T/events/kvm/kvm_userspace_exit/enable ]; then
 			awk -v v=$v '{ print "KVMBOX-X vmm=" v " pio " $4 " " $2 " " $1 }'
 		grep -q 'buffer.*overrun\|LOST' $T/trace && echo "KVMBOX-I $v: trace buffer overran: counts are low"
 		echo 0 >$T/events/kvm/kvm_userspace_exit/enable
-		echo 0 >$T/events/kvm/kvm_pio/enable
+		[ -w $T/events/kvm/kvm_pio/enable ] && echo 0 >$T/events/kvm/kvm_pio/enable
 	done
 fi
 
@@ -238,38 +239,6 @@ for phase in idle blkwrite blkread netout netin netout-user netin-user blkwrite-
 	[ -n "$v" ] || tr -d '\r' <$W/vb.out | tail -n 5 | sed 's/^/KVMBOX-I guest: /'
 done
 rm -f $W/disk.img
-
-# One more, untimed run with KVM's tracepoints on, stopped at the init marker: which exits
-# reached user space during boot (kvm_userspace_exit) and which I/O ports they were for.
-T=/sys/kernel/debug/tracing
-if [ -w $T/events/kvm/kvm_userspace_exit/enable ]; then
-	echo 0 >$T/tracing_on
-	echo >$T/trace
-	echo 16384 >$T/buffer_size_kb
-	echo 1 >$T/events/kvm/kvm_userspace_exit/enable
-	[ -w $T/events/kvm/kvm_pio/enable ] && echo 1 >$T/events/kvm/kvm_pio/enable # x86 only
-	rm -f $W/fifo
-	mkfifo $W/fifo
-	echo 1 >$T/tracing_on
-	kvmbox run --no-reboot -m ${MEM_MB}M -k /kvmbox/vmlinuz -i /kvmbox/guest-initrd.gz \
-		-a "console=ttyS0 quiet panic=-1 kvmbox.test=bench" </dev/null >$W/fifo 2>$W/err &
-	pid=$!
-	(sleep 180; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
-	guard=$!
-	while IFS= read -r line; do
-		case "$line" in *KVMBOX-INIT*) echo 0 >$T/tracing_on ;; esac
-	done <$W/fifo
-	wait $pid
-	kill $guard 2>/dev/null
-	echo 0 >$T/tracing_on
-	grep -o 'reason [A-Z_]*' $T/trace | sort | uniq -c | sort -rn |
-		awk '{ print "KVMBOX-X uexit " $3 " " $1 }'
-	grep -o 'pio_[a-z]* at 0x[0-9a-f]*' $T/trace | sort | uniq -c | sort -rn | head -n 8 |
-		awk '{ print "KVMBOX-X pio " $4 " " $2 " " $1 }'
-	grep -q 'buffer.*overrun\|LOST' $T/trace && echo "KVMBOX-I trace buffer overran: counts are low"
-	echo 0 >$T/events/kvm/kvm_userspace_exit/enable
-	[ -w $T/events/kvm/kvm_pio/enable ] && echo 0 >$T/events/kvm/kvm_pio/enable
-fi
 
 # Latency: cyclictest in a guest (kvmbox.test=latency: one thread, SCHED_FIFO 80, 1 ms period,
 # LAT_SECS seconds) while a second VM spins its vCPU (kvmbox.test=busy) and the host runs one
