@@ -52,7 +52,7 @@ run_unit() {
 
 # run_guests NAME KVMBOX: the tiny-guest tier with that kvmbox binary; names get a prefix.
 run_guests() {
-	KVMBOX=$2 tests/guests/run.sh 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\): /\1: $1\//"
+	KVMBOX=$2 tests/guests/run.sh 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\|RETRY\): /\1: $1\//"
 }
 
 # The Linux tier runs a guest under KVM inside QEMU's emulation of AMD SVM (x86_64) or of
