@@ -142,8 +142,7 @@ for tier in "${tiers[@]}"; do
 	linux-arm64) run_linux arm64 build/arm64/linux ;;
 	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan scripts guests guests-asan linux linux-arm64)" ;;
 	esac 2>&1 | tee -a "$log" "$tmp/tier"
-	grep -a -E '^(PASS|FAIL|SKIP|RETRY): ' "$tmp/tier" >>"$tmp/results"
-	grep -a -E '^(PASS|FAIL|SKIP|RETRY): ' "$tmp/tier" | awk -v tier="$tier" -v s=$((SECONDS - start)) "$TALLY"'
+	grep -a -E '^(PASS|FAIL|SKIP|RETRY): ' "$tmp/tier" | tee -a "$tmp/results" | awk -v tier="$tier" -v s=$((SECONDS - start)) "$TALLY"'
 		END { printf "== tier %s: %d passed, %d failed, %d skipped in %dm%02ds\n", tier, p, f, k, s / 60, s % 60 }' |
 		tee -a "$log"
 done

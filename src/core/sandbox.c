@@ -105,11 +105,11 @@ static int libc_twin(int nr)
 static void add_sys(struct sc_set *s, const int *list)
 {
 	for (; *list != -1; list++) {
-		int twin = libc_twin(*list);
+		int twin;
 
 		if (*list < 0)
 			continue;
-
+		twin = libc_twin(*list);
 		if (*list < MAX_SYSCALL)
 			s->sys[*list / 64] |= 1ULL << (*list % 64);
 		if (twin >= 0 && twin < MAX_SYSCALL)

@@ -104,10 +104,11 @@ emu_cpu() {
 }
 
 # emu_boot INITRD LOG: one emulated-host boot; streams the results. Sets EMU_STATE (booting,
-# ready, finished or wedged), EMU_NOKVM, EMU_QRC, EMU_CUR (the test that last started).
+# ready, finished or wedged), EMU_WHY (why wedged), EMU_NOKVM, EMU_QRC, EMU_CUR (the test that
+# last started).
 emu_boot() {
 	local initrd=$1 log=$2 qpid line r rc last_fail= name text c q why last_kb last_prog
-	EMU_STATE=booting EMU_NOKVM= EMU_CUR=
+	EMU_STATE=booting EMU_WHY= EMU_NOKVM= EMU_CUR=
 	: >"$log"
 	last_kb=$EPOCHSECONDS last_prog=$EPOCHSECONDS
 	exec 3< <(kb_boot_host "$initrd" "$EMU_TMO" "kvmbox.host=guests ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
@@ -123,7 +124,7 @@ emu_boot() {
 			[ "${KVMBOX_VERBOSE:-0}" = 1 ] && printf '%s\n' "$line" >&2
 			case $line in *KVMBOX-*) last_kb=$EPOCHSECONDS ;; esac
 			case $line in *"KVMBOX-I start "* | *"KVMBOX-G "* | *"KVMBOX-HOST "*) last_prog=$EPOCHSECONDS ;; esac
-			r=$(kb_lockup "$line") && why="the emulated host's kernel locked up ($r)"
+			kb_lockup "$line" && why="the emulated host's kernel locked up ($KB_LOCKUP)"
 		fi
 		if [ $((EPOCHSECONDS - last_kb)) -ge "$EMU_SILENCE" ]; then
 			why="no heartbeat from the emulated host for ${EMU_SILENCE}s"
@@ -133,7 +134,7 @@ emu_boot() {
 		if [ -n "$why" ]; then
 			# A wedged host. kb_boot_host runs `timeout ... qemu`: stop that timeout (it
 			# stops qemu).
-			EMU_STATE=wedged
+			EMU_STATE=wedged EMU_WHY=$why
 			c=$(cat /proc/"$qpid"/task/*/children 2>/dev/null)
 			q=$(for p in $c; do cat /proc/"$p"/task/*/children 2>/dev/null; done)
 			echo "guests: $why${EMU_CUR:+ (test $EMU_CUR was running)}; qemu uses $(emu_cpu "${q%% *}")% of a CPU; stopping it" >>"$log"
@@ -218,7 +219,7 @@ emu_run() {
 	rm -rf -- "$d"
 	case $EMU_STATE in
 	finished) why_end="no result line from the emulated host" ;;
-	wedged) why_end="the emulated host wedged${EMU_CUR:+ during $EMU_CUR} (see the log), in both boots" ;;
+	wedged) why_end="the emulated host wedged${EMU_CUR:+ during $EMU_CUR} (the second time: $EMU_WHY), in both boots" ;;
 	*)
 		if [ "$EMU_QRC" = 124 ] || [ "$EMU_QRC" = 137 ]; then
 			why_end="the emulated host timed out after ${EMU_TMO}s before this test ended"

@@ -332,17 +332,18 @@ kb_build_guest_initrd() {
 	return $rc
 }
 
-# kb_lockup LINE: print the soft-lockup report in LINE (a line of the emulated host's console)
-# when its kernel says a CPU has been stuck for KVMBOX_LOCKUP_LIMIT (60) seconds or more: a
-# kernel bug under nested TCG, not something a user-space program can do, and past a minute the
-# host does not come back. Status 1 for any other line.
+# kb_lockup LINE: status 0, with the report in KB_LOCKUP, when LINE (a line of the emulated
+# host's console) is its kernel saying a CPU has been stuck for KVMBOX_LOCKUP_LIMIT (60) seconds
+# or more: a kernel bug under nested TCG, not something a user-space program can do, and past a
+# minute the host does not come back. Status 1 for any other line. Called on every console line:
+# no subshell.
 kb_lockup() {
 	local s
 	case $1 in *"watchdog: BUG: soft lockup"*"stuck for "*) ;; *) return 1 ;; esac
 	s=${1##*stuck for }
 	s=${s%%s!*}
 	[[ $s =~ ^[0-9]+$ ]] && ((s >= ${KVMBOX_LOCKUP_LIMIT:-60})) || return 1
-	echo "${1#*] }"
+	KB_LOCKUP=${1#*] }
 }
 
 # kb_add_prog DIR PROG [DEST]: copy the dynamically linked PROG into the image DIR at its own

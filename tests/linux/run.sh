@@ -128,7 +128,8 @@ while :; do
 	[[ ${KVMBOX_VERBOSE:-0} == 1 ]] && printf '%s\n' "$line" >&2
 	# The emulated host's kernel is stuck: stop it now rather than at the tier's timeout.
 	# check.sh retries the tests it did not run.
-	if lockup=$(kb_lockup "$line"); then
+	if kb_lockup "$line"; then
+		lockup=$KB_LOCKUP
 		kill "$(cat "$OUT/qemu.pid" 2>/dev/null)" 2>/dev/null
 		echo "linux: the emulated host's kernel locked up ($lockup); stopped it" >>"$LOG"
 		break
