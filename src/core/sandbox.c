@@ -1121,9 +1121,14 @@ void sandbox_thread_enter(enum sandbox_kind kind)
 {
 	struct sock_fprog fp;
 
+	/* The snapshot writer is a child forked from a threaded process: it must not print (stdio's
+	 * lock may be held by a thread that is not there); its parent reports status 4. */
+	bool quiet = kind == SB_SNAPSHOT;
+
 	thread_kind = (int)kind;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		log_error("%s thread: PR_SET_NO_NEW_PRIVS: %s", kind_names[kind], strerror(errno));
+		if (!quiet)
+			log_error("%s thread: PR_SET_NO_NEW_PRIVS: %s", kind_names[kind], strerror(errno));
 		_exit(4);
 	}
 	if (!sb.ready || sb.mode == SECCOMP_OFF || !sb.progs[kind].insns)
@@ -1131,8 +1136,9 @@ void sandbox_thread_enter(enum sandbox_kind kind)
 	fp.len = sb.progs[kind].len;
 	fp.filter = sb.progs[kind].insns;
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) < 0) {
-		log_error("%s thread: cannot install its seccomp filter: %s; give --seccomp off",
-			  kind_names[kind], strerror(errno));
+		if (!quiet)
+			log_error("%s thread: cannot install its seccomp filter: %s; give --seccomp off",
+				  kind_names[kind], strerror(errno));
 		_exit(4);
 	}
 }

@@ -239,6 +239,45 @@ static int damaged(const char *what)
 	return -1;
 }
 
+/* The sections a state must have once each, checked before any is applied. */
+static int sections_check(const struct ser_reader *all)
+{
+	static const struct {
+		uint32_t type;
+		const char *name;
+	} required[] = { { SEC_CPUFEAT, "CPU features" }, { SEC_VM, "VM" } };
+	unsigned seen[ARRAY_SIZE(required)] = { 0 };
+	struct ser_reader r = *all, sub;
+	uint32_t type;
+	bool vcpus = false;
+
+	while (r.off < r.len) {
+		if (section_next(&r, &type, &sub) < 0)
+			return damaged("a state section");
+		for (size_t i = 0; i < ARRAY_SIZE(required); i++) {
+			if (type != required[i].type)
+				continue;
+			/* The host's CPU is checked and the VM set up before a vCPU is loaded. */
+			if (++seen[i] > 1 || vcpus) {
+				log_error("snapshot: the state's %s section is repeated or out of place; the file "
+					  "is damaged",
+					  required[i].name);
+				return -1;
+			}
+		}
+		vcpus = vcpus || type == SEC_VCPU;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(required); i++) {
+		if (!seen[i]) {
+			log_error("snapshot: the state has no %s section; the file is damaged or not a "
+				  "complete snapshot",
+				  required[i].name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int vm_state_load(struct vm *vm, struct ser_reader *r)
 {
 	struct ser_reader sub;
@@ -246,6 +285,8 @@ int vm_state_load(struct vm *vm, struct ser_reader *r)
 	unsigned vcpu = 0;
 	struct device *dev = vm->devices;
 
+	if (sections_check(r) < 0)
+		return -1;
 	while (r->off < r->len) {
 		if (section_next(r, &type, &sub) < 0)
 			return damaged("a state section");
@@ -395,25 +436,20 @@ struct snap_header {
 	uint64_t meta_hash;
 };
 
+/* Fixed offsets, no allocation: the live snapshot's child encodes the header after fork. */
 static void header_encode(const struct snap_header *h, uint8_t out[SNAP_HEADER_SIZE])
 {
-	struct ser_writer w;
-
-	ser_writer_init(&w);
-	ser_put_bytes(&w, SNAP_MAGIC, 8);
-	ser_put_u32(&w, SNAP_VERSION);
-	ser_put_u32(&w, arch_this);
-	ser_put_u64(&w, SNAP_RAM_OFFSET);
-	ser_put_u64(&w, h->ram_len);
-	ser_put_u64(&w, h->ram_hash);
-	ser_put_u64(&w, h->meta_off);
-	ser_put_u64(&w, h->meta_len);
-	ser_put_u64(&w, h->meta_hash);
 	memset(out, 0, SNAP_HEADER_SIZE);
-	if (!w.err)
-		memcpy(out, w.buf, w.len);
+	memcpy(out, SNAP_MAGIC, 8);
+	put_le32(out + 8, SNAP_VERSION);
+	put_le32(out + 12, arch_this);
+	put_le64(out + 16, SNAP_RAM_OFFSET);
+	put_le64(out + 24, h->ram_len);
+	put_le64(out + 32, h->ram_hash);
+	put_le64(out + 40, h->meta_off);
+	put_le64(out + 48, h->meta_len);
+	put_le64(out + 56, h->meta_hash);
 	put_le64(out + SNAP_HEADER_SIZE - 8, XXH3_64bits(out, SNAP_HEADER_SIZE - 8));
-	ser_writer_free(&w);
 }
 
 static void set_err(char *errmsg, size_t errlen, const char *fmt, ...)
@@ -426,9 +462,8 @@ static void set_err(char *errmsg, size_t errlen, const char *fmt, ...)
 	log_error("%s", errmsg);
 }
 
-/* Child side of a live snapshot, or the synchronous path: RAM, then meta,
- * then the header, then fsync. Returns 0 or an errno. */
-static int write_file(const struct guest_mem *m, int fd, const struct ser_writer *meta, uint64_t *ram_bytes)
+int snapshot_file_write(const struct guest_mem *m, int fd, const void *meta, size_t meta_len,
+			uint64_t *ram_bytes)
 {
 	struct snap_header h = { .ram_len = m->total };
 	uint8_t hdr[SNAP_HEADER_SIZE];
@@ -436,14 +471,37 @@ static int write_file(const struct guest_mem *m, int fd, const struct ser_writer
 	if (write_ram(m, fd, &h.ram_hash, ram_bytes) < 0)
 		return errno ? errno : EIO;
 	h.meta_off = SNAP_RAM_OFFSET + m->total;
-	h.meta_len = meta->len;
-	h.meta_hash = XXH3_64bits(meta->buf, meta->len);
-	if (pwrite_all(fd, meta->buf, meta->len, h.meta_off) < 0)
+	h.meta_len = meta_len;
+	h.meta_hash = XXH3_64bits(meta, meta_len);
+	if (pwrite_all(fd, meta, meta_len, h.meta_off) < 0)
 		return errno ? errno : EIO;
 	header_encode(&h, hdr);
 	if (pwrite_all(fd, hdr, sizeof(hdr), 0) < 0 || fsync(fd) < 0)
 		return errno ? errno : EIO;
 	return 0;
+}
+
+int snapshot_tmp_create(const char *path, char *tmp, size_t len)
+{
+	static unsigned seq;
+
+	for (int tries = 0; tries < 16; tries++) {
+		struct timespec ts;
+		unsigned tag;
+		int fd;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		tag = (unsigned)ts.tv_nsec ^ (++seq * 2654435761u);
+		if (snprintf(tmp, len, "%s.tmp-%d-%08x", path, (int)getpid(), tag) >= (int)len) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		/* A new file of ours, never one that exists, never through a link. */
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	return -1; /* errno EEXIST: somebody keeps planting our names */
 }
 
 int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_result *res, char *errmsg,
@@ -453,17 +511,19 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 	double t0 = now_ms(), t_resume = 0;
 	char tmp[4096];
 	int fd, err = 0, ret = -1;
+	bool no_filter = false;
 	pid_t pid = -1;
 
 	memset(res, 0, sizeof(*res));
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-		set_err(errmsg, errlen, "snapshot %s: path too long; give a shorter path", path);
-		return -1;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = snapshot_tmp_create(path, tmp, sizeof(tmp));
 	if (fd < 0) {
-		set_err(errmsg, errlen, "snapshot %s: cannot create it: %s; give a writable path", path,
-			strerror(errno));
+		if (errno == ENAMETOOLONG)
+			set_err(errmsg, errlen, "snapshot %s: path too long; give a shorter path", path);
+		else
+			set_err(errmsg, errlen,
+				"snapshot %s: cannot create its temporary file beside it: %s; give a path in a "
+				"directory you can write",
+				path, strerror(errno));
 		return -1;
 	}
 	ser_writer_init(&meta);
@@ -485,8 +545,10 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 		if (pid == 0) {
 			uint64_t bytes;
 
+			/* Only system calls and arithmetic from here: another thread may have held a
+			 * lock (malloc's, stdio's) at the fork. */
 			sandbox_thread_enter(SB_SNAPSHOT);
-			_exit(write_file(&vm->mem, fd, &meta, &bytes) == 0 ? 0 : 1);
+			_exit(snapshot_file_write(&vm->mem, fd, meta.buf, meta.len, &bytes) == 0 ? 0 : 1);
 		}
 		vm_resume(vm);
 		t_resume = now_ms();
@@ -496,6 +558,8 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 
 			if (w < 0 && errno == EINTR)
 				continue;
+			if (w == pid && WIFEXITED(status) && WEXITSTATUS(status) == 4)
+				no_filter = true;
 			if (w < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 				err = EIO;
 			break;
@@ -508,7 +572,12 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 				res->ram_bytes = (uint64_t)st.st_blocks * 512;
 		}
 	} else {
-		err = write_file(&vm->mem, fd, &meta, &res->ram_bytes);
+		err = snapshot_file_write(&vm->mem, fd, meta.buf, meta.len, &res->ram_bytes);
+	}
+	if (no_filter) {
+		set_err(errmsg, errlen,
+			"snapshot %s: its writer could not install its seccomp filter; give --seccomp off", path);
+		goto resume;
 	}
 	if (err) {
 		set_err(errmsg, errlen, "snapshot %s: writing failed: %s; check the disk space", path,

@@ -16,12 +16,14 @@
 #define KVMBOX_SNAPSHOT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "ser.h"
 
 struct vm;
+struct guest_mem;
 
 #define SNAP_MAGIC      "KVMBOXSN"
 #define SNAP_VERSION    2
@@ -61,6 +63,16 @@ struct snap_result {
  * gets the one-line reason). */
 int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_result *res, char *errmsg,
 		   size_t errlen);
+
+/* Create the temporary file a snapshot of path is written to before it is renamed into place:
+ * path.tmp-PID-XXXXXXXX, a new file (O_EXCL, mode 0600) created without following a link, so a
+ * name planted beforehand is never written through; a few names are tried. The fd, or -1 with
+ * errno (ENAMETOOLONG when tmp, of len bytes, cannot hold the name). */
+int snapshot_tmp_create(const char *path, char *tmp, size_t len);
+/* Write the file: RAM of m (sparse), the state meta, the header, then fsync. Runs in the child
+ * a live snapshot forks: no allocation, no lock, only system calls. 0 or an errno. */
+int snapshot_file_write(const struct guest_mem *m, int fd, const void *meta, size_t meta_len,
+			uint64_t *ram_bytes);
 
 /* An opened, verified snapshot. */
 struct snapshot {

@@ -5,20 +5,61 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <xxhash.h>
 
 #include "arch/arch.h"
 #include "core/snapshot.h"
+#include "core/vm.h"
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
 #include "fakes.h"
+
+/* Allocations counted while `counting`: the live snapshot's child must make none. glibc's own
+ * allocator does the work; a sanitizer's run-time has its own, so there the count is off. */
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define CAN_COUNT_ALLOCS 1
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+static volatile int allocs;
+static volatile bool counting;
+
+void *malloc(size_t n)
+{
+	if (counting)
+		allocs++;
+	return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+	if (counting)
+		allocs++;
+	return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+	if (counting)
+		allocs++;
+	return __libc_realloc(p, n);
+}
+#else
+#define CAN_COUNT_ALLOCS 0
+static int allocs;
+static bool counting;
+#endif
 
 static void fill_config(struct vm_config *c)
 {
@@ -350,12 +391,229 @@ static void test_open_refuses_non_snapshots(void **state)
 	expect_refused("/tmp", "not a regular file");
 }
 
+/* One state section as snapshot.c writes it: le32 type, le32 0, le64 length, le64 XXH3, payload. */
+static void put_section(struct ser_writer *w, uint32_t type, const void *payload, size_t len)
+{
+	ser_put_u32(w, type);
+	ser_put_u32(w, 0);
+	ser_put_u64(w, len);
+	ser_put_u64(w, XXH3_64bits(payload, len));
+	ser_put_bytes(w, payload, len);
+}
+
+enum { T_CONFIG = 1, T_CPUFEAT, T_VM, T_VCPU, T_DEVICE };
+
+/* The writer of the live snapshot's child allocates nothing (another thread may have held
+ * malloc's lock at the fork) and writes a file snapshot_open takes, RAM included. */
+static void test_file_write_allocates_nothing(void **state)
+{
+	struct vm_config c;
+	struct fake_ram ram;
+	struct ser_writer cfg, meta;
+	struct snapshot s;
+	uint64_t bytes = 0;
+	char path[] = "/tmp/kvmbox-snapw-XXXXXX";
+	int fd, err;
+	uint8_t page[4096];
+
+	fill_config(&c);
+	c.memory = 16 * 4096;
+	fake_ram_init_flat(&ram, c.memory);
+	memset(ram.buf + 3 * 4096, 0xa5, 4096);
+	memcpy(ram.buf + 9 * 4096 + 100, "kvmbox", 6);
+	ser_writer_init(&cfg);
+	snap_config_save(&c, &cfg);
+	ser_writer_init(&meta);
+	put_section(&meta, T_CONFIG, cfg.buf, cfg.len);
+	assert_false(meta.err);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+
+	allocs = 0;
+	counting = true;
+	err = snapshot_file_write(&ram.mem, fd, meta.buf, meta.len, &bytes);
+	counting = false;
+	close(fd);
+	assert_int_equal(err, 0);
+	if (CAN_COUNT_ALLOCS)
+		assert_int_equal(allocs, 0);
+	else
+		print_message("# allocations not counted in a sanitizer build\n");
+	assert_true(bytes == 2 * 4096); /* the two non-zero pages */
+
+	assert_int_equal(snapshot_open(path, true, &s), 0);
+	assert_true(s.ram_len == c.memory);
+	assert_int_equal(s.config.cfg.cpus, 3);
+	assert_int_equal(pread(s.fd, page, sizeof(page), (off_t)(SNAP_RAM_OFFSET + 9 * 4096)), (ssize_t)sizeof(page));
+	assert_memory_equal(page + 100, "kvmbox", 6);
+	snapshot_close(&s);
+	snap_config_free(&s.config);
+	unlink(path);
+	ser_writer_free(&meta);
+	ser_writer_free(&cfg);
+	fake_ram_free(&ram);
+	vm_config_free_devices(&c);
+}
+
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+static void read_back(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	n = read(fd, buf, len - 1);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	close(fd);
+}
+
+/* The temporary file is always a new file of ours: a link planted where it goes (the old fixed
+ * name path.tmp) is not written through, and a failed snapshot leaves nothing behind. */
+static void test_tmp_file_never_through_a_link(void **state)
+{
+	char dir[] = "/tmp/kvmbox-snapdir-XXXXXX", snap[128], link_[160], target[128], tmp[256], tmp2[256], text[64];
+	struct vm_config c;
+	struct vm vm;
+	struct snap_result res;
+	struct stderr_capture cap;
+	struct stat st;
+	char err[256];
+	int fd, fd2;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(snap, sizeof(snap), "%s/vm.snap", dir);
+	snprintf(link_, sizeof(link_), "%s.tmp", snap);
+	snprintf(target, sizeof(target), "%s/victim", dir);
+	fd = open(target, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "precious", 8), 8);
+	close(fd);
+	assert_int_equal(symlink(target, link_), 0);
+
+	/* A VM without KVM: capturing its state fails, after the file was created. */
+	fill_config(&c);
+	memset(&vm, 0, sizeof(vm));
+	vm.cfg = &c;
+	vm.kvm_fd = vm.vm_fd = -1;
+	pthread_mutex_init(&vm.pause_lock, NULL);
+	pthread_mutex_init(&vm.pause_op_lock, NULL);
+	pthread_cond_init(&vm.pause_cond, NULL);
+	stderr_capture_begin(&cap);
+	snapshot_write(&vm, snap, false, &res, err, sizeof(err));
+	stderr_capture_end(&cap);
+	read_back(target, text, sizeof(text));
+	assert_string_equal(text, "precious");
+	assert_int_equal(lstat(link_, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	/* The victim and the link, and no temporary file left. */
+	assert_int_equal(count_entries(dir), 2 + (access(snap, F_OK) == 0));
+
+	/* Each name is new, mode 0600, a regular file beside the snapshot. */
+	fd = snapshot_tmp_create(snap, tmp, sizeof(tmp));
+	assert_true(fd >= 0);
+	assert_int_equal(strncmp(tmp, snap, strlen(snap)), 0);
+	assert_int_equal(strncmp(tmp + strlen(snap), ".tmp-", 5), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+	fd2 = snapshot_tmp_create(snap, tmp2, sizeof(tmp2));
+	assert_true(fd2 >= 0);
+	assert_string_not_equal(tmp, tmp2);
+	assert_int_equal(unlink(tmp), 0);
+	assert_int_equal(unlink(tmp2), 0);
+	close(fd2);
+	close(fd);
+	/* A name that does not fit is refused, nothing is created. */
+	errno = 0;
+	assert_int_equal(snapshot_tmp_create(snap, tmp, strlen(snap) + 6), -1);
+	assert_int_equal(errno, ENAMETOOLONG);
+
+	unlink(link_);
+	unlink(target);
+	unlink(snap);
+	assert_int_equal(rmdir(dir), 0);
+	pthread_mutex_destroy(&vm.pause_lock);
+	pthread_mutex_destroy(&vm.pause_op_lock);
+	pthread_cond_destroy(&vm.pause_cond);
+	vm_config_free_devices(&c);
+}
+
+/* vm_state_load on a VM without vCPUs or devices: stderr must name `why`. */
+static void expect_state_refused(const struct ser_writer *w, const char *why)
+{
+	struct stderr_capture cap;
+	struct ser_reader r;
+	struct vm vm;
+	int ret;
+
+	memset(&vm, 0, sizeof(vm));
+	vm.kvm_fd = vm.vm_fd = -1;
+	ser_reader_init(&r, w->buf, w->len);
+	stderr_capture_begin(&cap);
+	ret = vm_state_load(&vm, &r);
+	stderr_capture_end(&cap);
+	assert_int_equal(ret, -1);
+	if (!strstr(cap.text, why))
+		fail_msg("refused for another reason: \"%s\", expected \"%s\"", cap.text, why);
+}
+
+/* The CPU-feature and VM sections are required, once each, before the vCPUs; checked before
+ * anything is applied (so these refusals need no KVM). */
+static void test_state_requires_sections(void **state)
+{
+	static const uint8_t junk[4] = { 1, 2, 3, 4 };
+	struct ser_writer w;
+
+	ser_writer_init(&w);
+	expect_state_refused(&w, "no CPU features section");
+	put_section(&w, T_CONFIG, junk, sizeof(junk));
+	expect_state_refused(&w, "no CPU features section");
+	put_section(&w, T_CPUFEAT, junk, sizeof(junk));
+	expect_state_refused(&w, "no VM section");
+	ser_writer_free(&w);
+
+	ser_writer_init(&w);
+	put_section(&w, T_VM, junk, sizeof(junk));
+	expect_state_refused(&w, "no CPU features section");
+	ser_writer_free(&w);
+
+	ser_writer_init(&w);
+	put_section(&w, T_CPUFEAT, junk, sizeof(junk));
+	put_section(&w, T_VM, junk, sizeof(junk));
+	put_section(&w, T_VM, junk, sizeof(junk));
+	expect_state_refused(&w, "VM section is repeated or out of place");
+	ser_writer_free(&w);
+
+	ser_writer_init(&w);
+	put_section(&w, T_VCPU, junk, sizeof(junk));
+	put_section(&w, T_CPUFEAT, junk, sizeof(junk));
+	put_section(&w, T_VM, junk, sizeof(junk));
+	expect_state_refused(&w, "CPU features section is repeated or out of place");
+	ser_writer_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_roundtrip),
 		cmocka_unit_test(test_config_malformed),
 		cmocka_unit_test(test_open_refuses_non_snapshots),
+		cmocka_unit_test(test_file_write_allocates_nothing),
+		cmocka_unit_test(test_tmp_file_never_through_a_link),
+		cmocka_unit_test(test_state_requires_sections),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
