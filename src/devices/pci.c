@@ -666,6 +666,38 @@ static void host_save(struct device *dev, struct ser_writer *w)
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* Only guest-writable bits come from a saved config space, so a bad snapshot cannot change
+ * read-only fields (a BAR's type and size, the MSI-X table size); the BAR mappings and INTx then
+ * follow the result as after a guest write. map_lock held (when h). */
+static void apply_saved(struct pci_host *h, struct pci_dev *p, const uint8_t *cfg)
+{
+	if (h)
+		pthread_mutex_lock(&h->lock);
+	for (int i = 0; i < PCI_CONFIG_SIZE; i++) {
+		uint8_t m = p->wmask[i] | p->w1cmask[i];
+
+		p->config[i] = (uint8_t)((p->config[i] & ~m) | (cfg[i] & m));
+	}
+	atomic_store(&p->intx_disabled, (cfg_get(p->config, PCI_COMMAND, 2) & PCI_COMMAND_INTX_DISABLE) != 0);
+	if (h)
+		pthread_mutex_unlock(&h->lock);
+	if (h) {
+		sync_bars(h, p);
+		intx_update(p);
+	}
+}
+
+void pci_dev_load_config(struct pci_dev *pdev, const uint8_t cfg[PCI_CONFIG_SIZE])
+{
+	struct pci_host *h = pdev->host;
+
+	if (h)
+		pthread_mutex_lock(&h->map_lock);
+	apply_saved(h, pdev, cfg);
+	if (h)
+		pthread_mutex_unlock(&h->map_lock);
+}
+
 static int host_load(struct device *dev, struct ser_reader *r)
 {
 	struct pci_host *h = to_host(dev);
@@ -709,20 +741,10 @@ static int host_load(struct device *dev, struct ser_reader *r)
 
 		if (!p)
 			continue;
-		/* Only guest-writable bits come from the snapshot, so a bad
-		 * snapshot cannot change read-only fields. */
 		pthread_mutex_lock(&h->lock);
-		for (int i = 0; i < PCI_CONFIG_SIZE; i++) {
-			uint8_t m = p->wmask[i] | p->w1cmask[i];
-
-			p->config[i] = (uint8_t)((p->config[i] & ~m) | (cfg[s][i] & m));
-		}
-		atomic_store(&p->intx_disabled,
-			     (cfg_get(p->config, PCI_COMMAND, 2) & PCI_COMMAND_INTX_DISABLE) != 0);
 		atomic_store(&p->intx_level, intx[s]);
 		pthread_mutex_unlock(&h->lock);
-		sync_bars(h, p);
-		intx_update(p);
+		apply_saved(h, p, cfg[s]);
 	}
 	/* The lines' real levels are unknown after a restore: drive them all. */
 	pthread_mutex_lock(&h->irq_lock);

@@ -256,5 +256,10 @@ uint32_t pci_intx_gsi(struct device *host, int slot, int pin);
 uint32_t pci_config_read(struct pci_dev *pdev, uint32_t off, uint32_t len);
 void pci_config_write(struct pci_dev *pdev, uint32_t off, uint32_t len, uint32_t val);
 void pci_config_set_wmask(struct pci_dev *pdev, uint32_t off, uint32_t len, uint32_t mask);
+/* Apply a config space saved by a snapshot or a migration as a guest's writes would: only the
+ * guest-writable bits are taken, then the BARs are mapped where the result says (and the
+ * device's bar_mapped hook called) and INTx follows COMMAND. Takes the host's locks: call it
+ * without any lock of the device's that its hooks take. */
+void pci_dev_load_config(struct pci_dev *pdev, const uint8_t cfg[PCI_CONFIG_SIZE]);
 
 #endif

@@ -795,10 +795,33 @@ static void vpci_save(struct device *dev, struct ser_writer *w)
 	pthread_mutex_unlock(&vd->lock);
 }
 
+/* What a guest could not have written: features not offered or not the driver's, a vector
+ * beyond the table, a queue enable other than 0/1, a device running without DRIVER_OK. */
+static bool loaded_state_ok(const struct vpci *p)
+{
+	const struct virtio_dev *vd = p->vd;
+
+	if ((p->drv_features & ~offered_features(p)) || (vd->activated && vd->features != p->drv_features) ||
+	    (!vd->activated && vd->features))
+		return false;
+	if (vd->activated && (p->status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK)) !=
+				     (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK))
+		return false;
+	if (p->config_vector != VPCI_NO_VECTOR && p->config_vector >= p->nvectors)
+		return false;
+	for (unsigned q = 0; q < vd->num_queues; q++)
+		if (p->queue_enable[q] > 1 ||
+		    (p->queue_vector[q] != VPCI_NO_VECTOR && p->queue_vector[q] >= p->nvectors))
+			return false;
+	return true;
+}
+
 static int vpci_load(struct device *dev, struct ser_reader *r)
 {
 	struct vpci *p = container_of(dev, struct vpci, dev);
 	struct virtio_dev *vd = p->vd;
+	uint8_t cfg[PCI_CONFIG_SIZE];
+	uint8_t activated, broken;
 	int ret = -1;
 
 	pthread_mutex_lock(&vd->lock);
@@ -813,8 +836,12 @@ static int vpci_load(struct device *dev, struct ser_reader *r)
 	p->status = ser_get_u8(r);
 	p->config_generation = ser_get_u8(r);
 	p->isr = ser_get_u8(r);
-	vd->activated = ser_get_u8(r);
-	vd->broken = ser_get_u8(r);
+	activated = ser_get_u8(r);
+	broken = ser_get_u8(r);
+	if (r->err || activated > 1 || broken > 1)
+		goto out;
+	vd->activated = activated;
+	vd->broken = broken;
 	for (unsigned q = 0; q < vd->num_queues; q++) {
 		p->queue_vector[q] = ser_get_u16(r);
 		p->queue_enable[q] = ser_get_u16(r);
@@ -829,33 +856,27 @@ static int vpci_load(struct device *dev, struct ser_reader *r)
 		p->vec[i].data = ser_get_u32(r);
 		p->vec[i].ctrl = ser_get_u32(r) & 1;
 		p->vec[i].pending = ser_get_u8(r);
-		p->vec[i].routed = false;
+		p->vec[i].routed = false; /* routed again from the entry on its first interrupt */
 	}
 	if (ser_get_u32(r) != vd->config_size)
 		goto out;
 	ser_get_bytes(r, vd->config, vd->config_size);
-	{
-		uint8_t cfg[PCI_CONFIG_SIZE];
-
-		ser_get_bytes(r, cfg, sizeof(cfg));
-		if (r->err)
-			goto out;
-		/* Replay the guest-visible writes: BARs, then COMMAND, then MSI-X. */
-		for (uint32_t off = PCI_BASE_ADDRESS_0; off < PCI_BASE_ADDRESS_0 + 24; off += 4)
-			pci_config_write(&p->pci, off, 4, get_le(cfg + off, 4));
-		pci_config_write(&p->pci, (uint32_t)p->msix_cap + 2, 2, get_le(cfg + p->msix_cap + 2, 2));
-		pci_config_write(&p->pci, PCI_INTERRUPT_LINE, 1, cfg[PCI_INTERRUPT_LINE]);
-		pci_config_write(&p->pci, PCI_COMMAND, 2, get_le(cfg + PCI_COMMAND, 2));
-	}
+	ser_get_bytes(r, cfg, sizeof(cfg));
+	if (r->err || !loaded_state_ok(p))
+		goto out;
 	if (vd->ops->load && vd->ops->load(vd, r) < 0)
 		goto out;
 	ret = r->err ? -1 : 0;
-	if (ret == 0 && (p->isr & 1) &&
-	    !(pci_config_read(&p->pci, (uint32_t)p->msix_cap + 2, 2) & MSIX_CTRL_ENABLE))
-		pci_set_irq(&p->pci, 1);
 out:
 	pthread_mutex_unlock(&vd->lock);
-	return ret;
+	if (ret < 0)
+		return -1;
+	/* BARs, COMMAND, MSI-X control: through the guest's write masks, and BAR 0 mapped (with its
+	 * ioeventfds) where the loaded address says; outside vd->lock, as a guest's write is. */
+	pci_dev_load_config(&p->pci, cfg);
+	if ((p->isr & 1) && !(pci_config_read(&p->pci, (uint32_t)p->msix_cap + 2, 2) & MSIX_CTRL_ENABLE))
+		pci_set_irq(&p->pci, 1);
+	return 0;
 }
 
 static void vpci_reset(struct device *dev)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "arch/x86/layout.h"
+#include "core/util.h"
 #include "core/vm.h"
 #include "devices/pci.h"
 #include "devices/pci_cf8.h"
@@ -461,6 +462,98 @@ static void test_save_load_roundtrip(void **state)
 	assert_int_equal(f->destroyed, 1);
 }
 
+static uint32_t msix_cap_of(struct fx *f, int slot)
+{
+	for (uint32_t off = cfg_read(f, slot, PCI_CAPABILITY_LIST, 1); off; off = cfg_read(f, slot, off + 1, 1))
+		if (cfg_read(f, slot, off, 1) == PCI_CAP_ID_MSIX)
+			return off;
+	fail_msg("no MSI-X capability");
+	return 0;
+}
+
+/* Offsets in vpci_save's record: its fields, then the PCI config space last (the dummy device
+ * saves nothing of its own). */
+#define SAVED_DRV_FEATURES  20
+#define SAVED_CONFIG_VECTOR 36
+#define SAVED_ACTIVATED     43
+#define SAVED_QUEUE0_ENABLE 47
+
+/* A loaded config space goes through the guest's write masks (read-only bits stay), and BAR 0
+ * decodes where the loaded BAR says; what no guest could have written is refused. */
+static void test_load_through_masks_and_remap(void **state)
+{
+	struct fx *f = *state;
+	struct ser_writer w;
+	struct ser_reader r;
+	struct dummy *d2;
+	uint32_t cap = msix_cap_of(f, 1), bar_lo = cfg_read(f, 1, 0x10, 4);
+	uint64_t moved = f->bar + 0x10000;
+	uint8_t *pcicfg, *copy;
+
+	/* The guest moves BAR 0 and turns MSI-X on, then the state is saved. */
+	cfg_write(f, 1, PCI_COMMAND, 2, 0);
+	cfg_write(f, 1, 0x10, 4, (uint32_t)moved);
+	cfg_write(f, 1, 0x14, 4, (uint32_t)(moved >> 32));
+	cfg_write(f, 1, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	cfg_write(f, 1, cap + 2, 2, 0x8000);
+	f->bar = moved;
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
+	ser_writer_init(&w);
+	f->dev->ops->save(f->dev, &w);
+	assert_false(w.err);
+	pcicfg = w.buf + w.len - PCI_CONFIG_SIZE;
+	/* Bits no guest can write: the BAR's type, the table size, the vendor, INTx pin. */
+	pcicfg[0x10] |= 0x0f;
+	pcicfg[0] = 0x34;
+	put_le16(pcicfg + cap + 2, 0xc7ff);
+	pcicfg[PCI_INTERRUPT_PIN] = 4;
+
+	/* A new VM's device in its place: BAR 0 where kvmbox assigned it, decoding off. */
+	f->dev->ops->destroy(f->dev);
+	f->dev = NULL;
+	d2 = make_dummy(f);
+	f->dev = virtio_pci_create(&f->vm, &d2->vd);
+	assert_non_null(f->dev);
+	f->d = d2;
+	assert_int_equal(cfg_read(f, 1, 0, 2), 0x1af4);
+	ser_reader_init(&r, w.buf, w.len);
+	assert_int_equal(f->dev->ops->load(f->dev, &r), 0);
+	assert_true(ser_reader_done(&r));
+	assert_int_equal(cfg_read(f, 1, 0, 2), 0x1af4);
+	assert_int_equal(cfg_read(f, 1, 0x10, 4), (uint32_t)moved | (bar_lo & 0xf));
+	assert_int_equal(cfg_read(f, 1, 0x14, 4), (uint32_t)(moved >> 32));
+	assert_int_equal(cfg_read(f, 1, cap + 2, 2), 0xc002); /* enable, mask-all; 3 vectors */
+	assert_int_equal(cfg_read(f, 1, PCI_INTERRUPT_PIN, 1), 1);
+	assert_int_equal(cfg_read(f, 1, PCI_COMMAND, 2) & PCI_COMMAND_MEMORY, PCI_COMMAND_MEMORY);
+	/* BAR 0 decodes at the loaded address. */
+	assert_int_equal(bar_read(f, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
+
+	/* Refused: a vector beyond the table, a feature not offered, activated = 2, enable = 2. */
+	copy = malloc(w.len);
+	assert_non_null(copy);
+	{
+		static const struct {
+			size_t at;
+			uint8_t v;
+		} bad[] = {
+			{ SAVED_CONFIG_VECTOR, 0x50 },
+			{ SAVED_DRV_FEATURES + 5, 0x80 },
+			{ SAVED_ACTIVATED, 2 },
+			{ SAVED_QUEUE0_ENABLE, 2 },
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			memcpy(copy, w.buf, w.len);
+			copy[bad[i].at] = bad[i].v;
+			ser_reader_init(&r, copy, w.len);
+			if (f->dev->ops->load(f->dev, &r) != -1)
+				fail_msg("case %zu loaded", i);
+		}
+	}
+	free(copy);
+	ser_writer_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -471,6 +564,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_msix_vectors_and_pba, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_odd_accesses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_load_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_through_masks_and_remap, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
