@@ -459,6 +459,11 @@ void virtio_blk_get_info(const struct virtio_dev *vd, struct blockfile_info *inf
 	*info = ((const struct virtio_blk *)vd)->info;
 }
 
+bool virtio_blk_writethrough(const struct virtio_dev *vd)
+{
+	return ((const struct virtio_blk *)vd)->writethrough;
+}
+
 unsigned virtio_blk_in_flight(const struct virtio_dev *vd)
 {
 	return blockfile_in_flight(((const struct virtio_blk *)vd)->bf);
@@ -545,6 +550,9 @@ static int blk_load(struct virtio_dev *vd, struct ser_reader *r)
 		return -1;
 	}
 	free(path);
+	/* The transport loaded the negotiated features first: a restored or migrated driver that
+	 * did not negotiate FLUSH keeps its writes durable, as blk_activate set them. */
+	b->writethrough = vd->activated && !virtio_has_feature(vd, VIRTIO_BLK_F_FLUSH);
 	return 0;
 }
 

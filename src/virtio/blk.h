@@ -107,5 +107,7 @@ int virtio_blk_quiesce(struct virtio_dev *vd);
 void virtio_blk_get_info(const struct virtio_dev *vd, struct blockfile_info *info);
 /* With vd->lock held: requests handed to the backend and not finished. */
 unsigned virtio_blk_in_flight(const struct virtio_dev *vd);
+/* Whether writes are write-through (RWF_DSYNC): the driver did not negotiate FLUSH. */
+bool virtio_blk_writethrough(const struct virtio_dev *vd);
 
 #endif

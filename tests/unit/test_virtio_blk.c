@@ -677,6 +677,42 @@ static void test_writethrough(void **state)
 	assert_memory_equal(got, c->ram.buf + DATA_GPA, 512);
 }
 
+/* Write-through follows the negotiated features into a restored or migrated VM: its device is
+ * loaded, never activated. */
+static void test_writethrough_after_load(void **state)
+{
+	struct ctx *c = *state;
+	struct disk_config cfg2 = c->cfg;
+	struct virtio_dev *vd2;
+	struct ser_writer w;
+	struct ser_reader r;
+
+	start_device(c, 1ULL << VIRTIO_BLK_F_FLUSH);
+	assert_true(virtio_blk_writethrough(c->vd));
+	pthread_mutex_lock(&c->vd->lock);
+	ser_writer_init(&w);
+	c->vd->ops->save(c->vd, &w);
+	pthread_mutex_unlock(&c->vd->lock);
+	assert_false(w.err);
+	/* The image changes hands, as in a migration; the transport loads features, then the device. */
+	c->vd->ops->destroy(c->vd);
+	c->vd = NULL;
+	vd2 = virtio_blk_create(&c->ram.mem, &cfg2, 0);
+	assert_non_null(vd2);
+	c->vd = vd2;
+	vd2->features = (vd2->host_features | (1ULL << VIRTIO_F_VERSION_1)) & ~(1ULL << VIRTIO_BLK_F_FLUSH);
+	vd2->activated = true;
+	ser_reader_init(&r, w.buf, w.len);
+	assert_int_equal(vd2->ops->load(vd2, &r), 0);
+	assert_true(virtio_blk_writethrough(vd2));
+	/* With FLUSH negotiated it is not. */
+	vd2->features |= 1ULL << VIRTIO_BLK_F_FLUSH;
+	ser_reader_init(&r, w.buf, w.len);
+	assert_int_equal(vd2->ops->load(vd2, &r), 0);
+	assert_false(virtio_blk_writethrough(vd2));
+	ser_writer_free(&w);
+}
+
 static void test_lock(void **state)
 {
 	struct ctx *c = *state;
@@ -926,6 +962,7 @@ static const struct CMUnitTest tests[] = {
 	T(test_reset_in_flight, setup_rw),
 	T(test_quiesce_save_load, setup_rw),
 	T(test_writethrough, setup_rw),
+	T(test_writethrough_after_load, setup_rw),
 	T(test_lock, setup_rw),
 	T(test_readonly, setup_ro),
 	T(test_release_reacquire, setup_rw),
