@@ -520,10 +520,8 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 		if (errno == ENAMETOOLONG)
 			set_err(errmsg, errlen, "snapshot %s: path too long; give a shorter path", path);
 		else
-			set_err(errmsg, errlen,
-				"snapshot %s: cannot create its temporary file beside it: %s; give a path in a "
-				"directory you can write",
-				path, strerror(errno));
+			set_err(errmsg, errlen, "snapshot %s: cannot create it: %s; give a writable path", path,
+				strerror(errno));
 		return -1;
 	}
 	ser_writer_init(&meta);

@@ -437,7 +437,11 @@ void virtio_balloon_info(struct virtio_dev *vd, struct balloon_info *out)
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&vd->lock);
 	out->target_pages = b->target_pages;
+	/* 'actual' is the driver's word: a balloon larger than RAM is RAM (`info` reports RAM minus
+	 * it). The config keeps what the driver wrote. */
 	out->actual_pages = b->actual_pages;
+	if (out->actual_pages > vd->mem->total / VIRTIO_BALLOON_PAGE_SIZE)
+		out->actual_pages = vd->mem->total / VIRTIO_BALLOON_PAGE_SIZE;
 	out->inflated_pages = b->inflated > b->deflated ? b->inflated - b->deflated : 0;
 	out->stats_valid = b->stats_valid;
 	if (b->stats_valid) {

@@ -51,7 +51,7 @@
 
 struct balloon_info {
 	uint64_t target_pages;   /* num_pages we asked for */
-	uint64_t actual_pages;   /* pages the guest reports in the balloon (config 'actual') */
+	uint64_t actual_pages;   /* pages the guest reports in the balloon (config 'actual'), at most RAM's */
 	uint64_t inflated_pages; /* pages we saw on the inflate queue minus deflated */
 	bool stats_valid;
 	uint64_t stats[VIRTIO_BALLOON_S_NR]; /* indexed by VIRTIO_BALLOON_S_* tag, as last reported;

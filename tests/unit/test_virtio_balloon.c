@@ -325,6 +325,15 @@ static void test_config_write(void **state)
 	/* A byte-wide write into 'actual'. */
 	config_write(x, 5, 0x01, 1);
 	assert_int_equal(info(x).actual_pages, 1234 % 256 + 256);
+	/* A driver claiming more than RAM: reported as all of RAM (`info` said RAM minus it, wrapped),
+	 * while the config keeps what it wrote. */
+	config_write(x, 4, 0xffffffff, 4);
+	assert_int_equal(cfg32(x, 4), 0xffffffff);
+	assert_int_equal(info(x).actual_pages, RAM_SIZE / 4096);
+	config_write(x, 4, RAM_SIZE / 4096 + 1, 4);
+	assert_int_equal(info(x).actual_pages, RAM_SIZE / 4096);
+	config_write(x, 4, RAM_SIZE / 4096, 4);
+	assert_int_equal(info(x).actual_pages, RAM_SIZE / 4096);
 }
 
 /* Post a stats buffer with (tag, value) entries and `extra` stray bytes. */
