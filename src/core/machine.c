@@ -348,7 +348,10 @@ struct machine *machine_create(const struct vm_config *cfg)
 void machine_set_restore(struct machine *m, struct snapshot *s, bool copy, bool start_paused)
 {
 	m->restore = s;
-	m->restore_copy = copy;
+	m->restore_copy = copy || s->shared_writable;
+	if (!copy && s->shared_writable)
+		log_warn("snapshot: another user may write the file; reading guest RAM into memory instead "
+			 "of mapping it (as --copy)");
 	m->user_paused = start_paused;
 }
 

@@ -259,9 +259,10 @@ static int sections_check(const struct ser_reader *all)
 				continue;
 			/* The host's CPU is checked and the VM set up before a vCPU is loaded. */
 			if (++seen[i] > 1 || vcpus) {
-				log_error("snapshot: the state's %s section is repeated or out of place; the file "
-					  "is damaged",
-					  required[i].name);
+				log_error(
+					"snapshot: the state's %s section is repeated or out of place; the file "
+					"is damaged",
+					required[i].name);
 				return -1;
 			}
 		}
@@ -520,8 +521,8 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 		if (errno == ENAMETOOLONG)
 			set_err(errmsg, errlen, "snapshot %s: path too long; give a shorter path", path);
 		else
-			set_err(errmsg, errlen, "snapshot %s: cannot create it: %s; give a writable path", path,
-				strerror(errno));
+			set_err(errmsg, errlen, "snapshot %s: cannot create it: %s; give a writable path",
+				path, strerror(errno));
 		return -1;
 	}
 	ser_writer_init(&meta);
@@ -574,7 +575,8 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 	}
 	if (no_filter) {
 		set_err(errmsg, errlen,
-			"snapshot %s: its writer could not install its seccomp filter; give --seccomp off", path);
+			"snapshot %s: its writer could not install its seccomp filter; give --seccomp off",
+			path);
 		goto resume;
 	}
 	if (err) {
@@ -634,6 +636,7 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 	}
 	if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return snapshot_discard(s), refuse(path, "not a regular file");
+	s->shared_writable = (st.st_mode & (S_IWGRP | S_IWOTH)) || st.st_uid != geteuid();
 	if (st.st_size < (off_t)sizeof(hdr) || pread(s->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
 		return snapshot_discard(s), refuse(path, "truncated (no complete header)");
 	if (memcmp(hdr, SNAP_MAGIC, 8))

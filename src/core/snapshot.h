@@ -81,6 +81,10 @@ struct snapshot {
 	uint8_t *meta; /* the state sections (for vm_state_load) */
 	uint64_t meta_len;
 	uint64_t ram_len;
+	/* Someone besides the user kvmbox runs as (and root) may write the file: its group or others
+	 * may, or another user owns it. Guest RAM mapped from it would see their later writes (and a
+	 * truncation would be a SIGBUS), so a restore reads it into memory instead (as --copy). */
+	bool shared_writable;
 };
 
 /* Open path, check header, sizes and every hash (RAM too, unless

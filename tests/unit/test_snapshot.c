@@ -444,10 +444,20 @@ static void test_file_write_allocates_nothing(void **state)
 	assert_int_equal(snapshot_open(path, true, &s), 0);
 	assert_true(s.ram_len == c.memory);
 	assert_int_equal(s.config.cfg.cpus, 3);
-	assert_int_equal(pread(s.fd, page, sizeof(page), (off_t)(SNAP_RAM_OFFSET + 9 * 4096)), (ssize_t)sizeof(page));
+	assert_int_equal(pread(s.fd, page, sizeof(page), (off_t)(SNAP_RAM_OFFSET + 9 * 4096)),
+			 (ssize_t)sizeof(page));
 	assert_memory_equal(page + 100, "kvmbox", 6);
+	assert_false(s.shared_writable); /* ours, 0600: RAM may be mapped from it */
 	snapshot_close(&s);
 	snap_config_free(&s.config);
+	/* Writable by its group or by others: a restore must not map it. */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(chmod(path, i ? 0602 : 0620), 0);
+		assert_int_equal(snapshot_open(path, true, &s), 0);
+		assert_true(s.shared_writable);
+		snapshot_close(&s);
+		snap_config_free(&s.config);
+	}
 	unlink(path);
 	ser_writer_free(&meta);
 	ser_writer_free(&cfg);
@@ -484,7 +494,8 @@ static void read_back(const char *path, char *buf, size_t len)
  * name path.tmp) is not written through, and a failed snapshot leaves nothing behind. */
 static void test_tmp_file_never_through_a_link(void **state)
 {
-	char dir[] = "/tmp/kvmbox-snapdir-XXXXXX", snap[128], link_[160], target[128], tmp[256], tmp2[256], text[64];
+	char dir[] = "/tmp/kvmbox-snapdir-XXXXXX", snap[128], link_[160], target[128], tmp[256], tmp2[256],
+	     text[64];
 	struct vm_config c;
 	struct vm vm;
 	struct snap_result res;

@@ -464,7 +464,8 @@ static void test_save_load_roundtrip(void **state)
 
 static uint32_t msix_cap_of(struct fx *f, int slot)
 {
-	for (uint32_t off = cfg_read(f, slot, PCI_CAPABILITY_LIST, 1); off; off = cfg_read(f, slot, off + 1, 1))
+	for (uint32_t off = cfg_read(f, slot, PCI_CAPABILITY_LIST, 1); off;
+	     off = cfg_read(f, slot, off + 1, 1))
 		if (cfg_read(f, slot, off, 1) == PCI_CAP_ID_MSIX)
 			return off;
 	fail_msg("no MSI-X capability");
