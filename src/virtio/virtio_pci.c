@@ -801,8 +801,10 @@ static bool loaded_state_ok(const struct vpci *p)
 {
 	const struct virtio_dev *vd = p->vd;
 
-	if ((p->drv_features & ~offered_features(p)) || (vd->activated && vd->features != p->drv_features) ||
-	    (!vd->activated && vd->features))
+	/* Until FEATURES_OK the driver may write any bits (write_status then refuses them); a device
+	 * whose activation failed (broken) keeps the features it was given. */
+	if ((vd->features & ~offered_features(p)) || (vd->activated && vd->features != p->drv_features) ||
+	    ((p->status & VIRTIO_STATUS_FEATURES_OK) && (p->drv_features & ~offered_features(p))))
 		return false;
 	if (vd->activated && (p->status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK)) !=
 				     (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK))

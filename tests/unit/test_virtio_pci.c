@@ -474,8 +474,10 @@ static uint32_t msix_cap_of(struct fx *f, int slot)
 
 /* Offsets in vpci_save's record: its fields, then the PCI config space last (the dummy device
  * saves nothing of its own). */
+#define SAVED_FEATURES      12
 #define SAVED_DRV_FEATURES  20
 #define SAVED_CONFIG_VECTOR 36
+#define SAVED_STATUS        40
 #define SAVED_ACTIVATED     43
 #define SAVED_QUEUE0_ENABLE 47
 
@@ -538,7 +540,7 @@ static void test_load_through_masks_and_remap(void **state)
 			uint8_t v;
 		} bad[] = {
 			{ SAVED_CONFIG_VECTOR, 0x50 },
-			{ SAVED_DRV_FEATURES + 5, 0x80 },
+			{ SAVED_FEATURES + 5, 0x80 },
 			{ SAVED_ACTIVATED, 2 },
 			{ SAVED_QUEUE0_ENABLE, 2 },
 		};
@@ -551,6 +553,24 @@ static void test_load_through_masks_and_remap(void **state)
 				fail_msg("case %zu loaded", i);
 		}
 	}
+	/* A device whose activation failed: not activated, broken, with the features it was given. */
+	memcpy(copy, w.buf, w.len);
+	copy[SAVED_FEATURES + 4] = 1; /* VERSION_1 (bit 32) */
+	copy[SAVED_DRV_FEATURES + 4] = 1;
+	copy[SAVED_ACTIVATED] = 0;
+	copy[SAVED_ACTIVATED + 1] = 1;
+	ser_reader_init(&r, copy, w.len);
+	assert_int_equal(f->dev->ops->load(f->dev, &r), 0);
+	assert_true(d2->vd.broken);
+	/* A driver still negotiating may have written bits not offered (FEATURES_OK would refuse
+	 * them): a state a guest can reach loads; with FEATURES_OK set it cannot be reached. */
+	memcpy(copy, w.buf, w.len);
+	copy[SAVED_DRV_FEATURES + 5] = 0x80;
+	ser_reader_init(&r, copy, w.len);
+	assert_int_equal(f->dev->ops->load(f->dev, &r), 0);
+	copy[SAVED_STATUS] |= VIRTIO_STATUS_FEATURES_OK;
+	ser_reader_init(&r, copy, w.len);
+	assert_int_equal(f->dev->ops->load(f->dev, &r), -1);
 	free(copy);
 	ser_writer_free(&w);
 }
