@@ -95,13 +95,14 @@ stop_vm() {
 	wait "$1" 2>/dev/null
 }
 
-# time_restore FILE: ms from starting `kvmbox restore FILE` to its first tick line.
+# time_restore FILE MEMORY: ms from starting `kvmbox restore FILE` (with the idle guest's run
+# options: a restore takes its host resources from its own command line) to its first tick line.
 time_restore() {
 	local fifo=$DIR/restore.fifo pid line t0 t1 rc=1
 	rm -f "$fifo"
 	mkfifo "$fifo" || return 1
 	t0=$(date +%s%N)
-	timeout -k 2 20 "$BIN" restore "$1" </dev/null >"$fifo" 2>/dev/null &
+	timeout -k 2 20 "$BIN" restore "$1" --kernel "$GUESTS/idle.elf" --memory "$2" </dev/null >"$fifo" 2>/dev/null &
 	pid=$!
 	while IFS= read -r line; do
 		if [[ $line == "idle: tick"* ]]; then
@@ -138,7 +139,7 @@ for mem in 256M 2G; do
 	done
 	stop_vm "$VPID"
 	for i in $(seq "$RUNS"); do
-		ms=$(time_restore "$DIR/snap$mem.1") || { echo "bench: restore ($mem) printed no tick" >&2; exit 1; }
+		ms=$(time_restore "$DIR/snap$mem.1" "$mem") || { echo "bench: restore ($mem) printed no tick" >&2; exit 1; }
 		rec "restore_ms_$mem" "$ms"
 	done
 	rm -f "$DIR"/snap"$mem".*
@@ -156,7 +157,7 @@ for kind in idle dirtier; do
 		fi
 		spid=$VPID
 		wait_line "$VOUT" "$first" 20 || { echo "bench: $kind source did not start: $(tail -n1 "$DIR/mig$kind.err")" >&2; exit 1; }
-		"$BIN" run --incoming "unix:$DIR/mig.sock" </dev/null >"$DIR/dst.out" 2>"$DIR/dst.err" &
+		"$BIN" run --kernel "$GUESTS/$kind.elf" --memory 256M --incoming "unix:$DIR/mig.sock" </dev/null >"$DIR/dst.out" 2>"$DIR/dst.err" &
 		dpid=$!
 		PIDS="$PIDS $dpid"
 		wait_line "$DIR/dst.err" 'waiting for a migration' 10 || { echo "bench: destination did not listen" >&2; exit 1; }

@@ -287,46 +287,47 @@ static void help_line(char short_opt, const char *name, const char *arg, const c
 		printf("  %s\n  %-24s%s\n", left, "", help);
 }
 
-void print_run_help(void)
+/* The run options and the device types' (without --incoming for restore). */
+static void print_run_options(bool restore)
 {
-	printf("usage: kvmbox run --kernel PATH [options]\n\n");
 	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++)
-		help_line(run_options[i].short_opt, run_options[i].name, run_options[i].arg,
-			  run_options[i].help);
+		if (!restore || strcmp(run_options[i].name, "incoming"))
+			help_line(run_options[i].short_opt, run_options[i].name, run_options[i].arg,
+				  run_options[i].help);
 	for (unsigned i = 0; i < nr_device_types; i++)
 		help_line(device_types[i]->short_opt, device_types[i]->option, device_types[i]->arg,
 			  device_types[i]->help);
 	help_line('h', "help", NULL, "this text");
+}
+
+void print_run_help(void)
+{
+	printf("usage: kvmbox run --kernel PATH [options]\n\n");
+	print_run_options(false);
 	printf("\n"
+	       "With --incoming, the VM's host resources come from this command line as for a boot;\n"
+	       "the source's configuration is only checked against it (see kvmbox restore --help).\n"
 	       "On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	       "Exit status: 0 guest powered off (or rebooted with --no-reboot), 1 the VM could not\n"
 	       "start, 2 usage error, 3 guest crashed, 4 host failure while running, 128+N signal N.\n");
 }
 
-/* Also options of restore and run --incoming, where they override the saved configuration. */
-static bool restore_option(const struct run_option *o)
+void print_restore_help(void)
 {
-	return o->set == set_vcpu_affinity || o->set == set_io_affinity || o->set == set_rt_priority ||
-	       o->set == set_mlock || o->set == set_hugepages || o->set == set_prealloc;
-}
-
-void print_restore_run_options(void)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++)
-		if (restore_option(&run_options[i]))
-			help_line(run_options[i].short_opt, run_options[i].name, run_options[i].arg,
-				  run_options[i].help);
-}
-
-size_t restore_run_options(struct option *opts, size_t max, int val)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < ARRAY_SIZE(run_options) && n < max; i++)
-		if (restore_option(&run_options[i]))
-			opts[n++] = (struct option){ run_options[i].name, option_has_arg(run_options[i].arg),
-						     NULL, val };
-	return n;
+	printf("usage: kvmbox restore FILE --kernel PATH [options]\n"
+	       "\n"
+	       "Resume a VM from a snapshot written by `kvmbox ctl SOCKET snapshot|hibernate FILE`.\n"
+	       "Guest RAM is mapped from the file copy-on-write, so restoring does not take longer\n"
+	       "for a bigger guest. The host resources come from this command line, never from the\n"
+	       "file: give the kernel, initrd, disks, taps, console and tuning as for kvmbox run. The\n"
+	       "file's configuration is only checked against them: the same --memory and --cpus, the\n"
+	       "same devices in the same order (ro, serial, MAC) and a virtio console or not; its\n"
+	       "kernel command line is used when no --append is given.\n"
+	       "\n"
+	       "      --copy        read guest RAM into memory instead of mapping the file\n"
+	       "      --no-verify   skip the RAM checksum (state checksums are always checked)\n"
+	       "      --paused      stay paused after the restore (resume with kvmbox ctl)\n");
+	print_run_options(true);
 }
 
 int run_option_set(struct vm_config *cfg, const char *name, const char *value)
@@ -341,11 +342,16 @@ int run_option_set(struct vm_config *cfg, const char *name, const char *value)
 	return EXIT_USAGE;
 }
 
-int run_parse_args(int argc, char **argv, struct vm_config *cfg)
+/* The options restore takes besides the run options. */
+enum { OPT_COPY = 1000, OPT_NO_VERIFY, OPT_PAUSED };
+
+/* run, or restore when ra is given. */
+static int parse_args(int argc, char **argv, struct vm_config *cfg, struct restore_args *ra)
 {
-	struct option opts[ARRAY_SIZE(run_options) + MAX_DEVICE_TYPES + 2];
+	const char *cmd = ra ? "restore" : "run";
+	struct option opts[ARRAY_SIZE(run_options) + MAX_DEVICE_TYPES + 5];
 	char shorts[2 + 3 * (ARRAY_SIZE(run_options) + MAX_DEVICE_TYPES) + 2] = ":";
-	size_t n = 0, sl = 1;
+	size_t n = 0, sl = 1, nr_opts;
 	int c, idx, ret;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -365,9 +371,16 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 					   256 + (int)n };
 		n++;
 	}
+	nr_opts = n; /* the run options and the device types */
 	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	if (ra) {
+		memset(ra, 0, sizeof(*ra));
+		opts[n++] = (struct option){ "copy", no_argument, NULL, OPT_COPY };
+		opts[n++] = (struct option){ "no-verify", no_argument, NULL, OPT_NO_VERIFY };
+		opts[n++] = (struct option){ "paused", no_argument, NULL, OPT_PAUSED };
+	}
 	opts[n] = (struct option){ NULL, 0, NULL, 0 };
-	for (size_t i = 0; i + 1 < n; i++) {
+	for (size_t i = 0; i < nr_opts; i++) {
 		char s = i < ARRAY_SIZE(run_options) ? run_options[i].short_opt
 						     : device_types[i - ARRAY_SIZE(run_options)]->short_opt;
 
@@ -384,25 +397,36 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
 		if (c == 'h') {
-			print_run_help();
+			if (ra)
+				print_restore_help();
+			else
+				print_run_help();
 			vm_config_free_devices(cfg);
 			return -1;
 		}
 		if (c == ':') {
-			log_error("run: option %s needs a value; see kvmbox run --help", argv[optind - 1]);
+			log_error("%s: option %s needs a value; see kvmbox %s --help", cmd, argv[optind - 1],
+				  cmd);
 			vm_config_free_devices(cfg);
 			return EXIT_USAGE;
 		}
 		if (c == '?') {
 			if (optopt)
-				log_error("run: unknown option -%c; see kvmbox run --help", optopt);
+				log_error("%s: unknown option -%c; see kvmbox %s --help", cmd, optopt, cmd);
 			else
-				log_error("run: unknown option %s; see kvmbox run --help", argv[optind - 1]);
+				log_error("%s: unknown option %s; see kvmbox %s --help", cmd,
+					  argv[optind - 1], cmd);
 			vm_config_free_devices(cfg);
 			return EXIT_USAGE;
 		}
-		idx = c >= 256 ? c - 256 : -1;
-		for (size_t i = 0; idx < 0 && i + 1 < n; i++) {
+		if (ra && c >= OPT_COPY) {
+			ra->copy |= c == OPT_COPY;
+			ra->no_verify |= c == OPT_NO_VERIFY;
+			ra->paused |= c == OPT_PAUSED;
+			continue;
+		}
+		idx = c >= 256 && c < OPT_COPY ? c - 256 : -1;
+		for (size_t i = 0; idx < 0 && i < nr_opts; i++) {
 			char s = i < ARRAY_SIZE(run_options)
 					 ? run_options[i].short_opt
 					 : device_types[i - ARRAY_SIZE(run_options)]->short_opt;
@@ -410,7 +434,13 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 			if (s == c)
 				idx = (int)i;
 		}
-		if (idx < 0 || (size_t)idx + 1 >= n) {
+		if (idx < 0 || (size_t)idx >= nr_opts) {
+			vm_config_free_devices(cfg);
+			return EXIT_USAGE;
+		}
+		if (ra && !strcmp(opts[idx].name, "incoming")) {
+			log_error("restore: --incoming is an option of kvmbox run; give either a snapshot "
+				  "FILE or run --incoming");
 			vm_config_free_devices(cfg);
 			return EXIT_USAGE;
 		}
@@ -420,15 +450,41 @@ int run_parse_args(int argc, char **argv, struct vm_config *cfg)
 			return ret;
 		}
 	}
+	if (ra && optind == argc - 1) {
+		ra->file = argv[optind++];
+	} else if (ra) {
+		log_error("restore: give exactly one snapshot FILE; see kvmbox restore --help");
+		vm_config_free_devices(cfg);
+		return EXIT_USAGE;
+	}
 	if (optind < argc) {
 		log_error("run: unexpected argument '%s'; see kvmbox run --help", argv[optind]);
 		vm_config_free_devices(cfg);
 		return EXIT_USAGE;
 	}
-	if (!cfg->kernel && !cfg->incoming) {
-		log_error("run: no kernel given; add --kernel PATH (see kvmbox run --help)");
+	if (!cfg->kernel) {
+		/* A restored or migrated VM boots this kernel when the guest reboots. */
+		if (ra)
+			log_error("restore: no kernel given; add --kernel PATH and the VM's other run "
+				  "options (see kvmbox restore --help)");
+		else if (cfg->incoming)
+			log_error("run --incoming: no kernel given; add --kernel PATH and the VM's other "
+				  "run options: a destination takes its host resources from its own "
+				  "command line");
+		else
+			log_error("run: no kernel given; add --kernel PATH (see kvmbox run --help)");
 		vm_config_free_devices(cfg);
 		return EXIT_USAGE;
 	}
 	return 0;
+}
+
+int run_parse_args(int argc, char **argv, struct vm_config *cfg)
+{
+	return parse_args(argc, argv, cfg, NULL);
+}
+
+int restore_parse_args(int argc, char **argv, struct vm_config *cfg, struct restore_args *ra)
+{
+	return parse_args(argc, argv, cfg, ra);
 }

@@ -2,6 +2,7 @@
 #ifndef KVMBOX_OPTIONS_H
 #define KVMBOX_OPTIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,12 +30,6 @@ int parse_uint(const char *s, unsigned *out);
 /* Set run option `name` (long name, no dashes) to value (NULL for a flag) in cfg: the one
  * table behind the command line and configuration files. 0, or EXIT_USAGE after printing. */
 int run_option_set(struct vm_config *cfg, const char *name, const char *value);
-/* The run options that `kvmbox restore` and `run --incoming` take too (they override what the
- * snapshot or the source saved): their --help lines, and getopt entries for them (at most max,
- * each with val; getopt's longindex names the option for run_option_set). */
-struct option;
-void print_restore_run_options(void);
-size_t restore_run_options(struct option *opts, size_t max, int val);
 /* Device types the option table has room for. */
 #define MAX_DEVICE_TYPES 32
 
@@ -43,8 +38,17 @@ size_t restore_run_options(struct option *opts, size_t max, int val);
  * printing a usage error, or -1 after printing help (the caller exits 0).
  * Range checks that need the host (memory, vCPU limit) are the caller's. */
 int run_parse_args(int argc, char **argv, struct vm_config *cfg);
+/* What `kvmbox restore` takes besides the run options. */
+struct restore_args {
+	const char *file; /* the snapshot */
+	bool copy, no_verify, paused;
+};
+/* Parse `kvmbox restore FILE [run options] [--copy] [--no-verify] [--paused]` (argv[0] is
+ * "restore"): as run_parse_args, without --incoming, with ra filled. */
+int restore_parse_args(int argc, char **argv, struct vm_config *cfg, struct restore_args *ra);
 /* Help texts. */
 void print_main_help(void);
 void print_run_help(void);
+void print_restore_help(void);
 
 #endif

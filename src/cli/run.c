@@ -4,11 +4,13 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
@@ -21,6 +23,7 @@
 #include "../core/devtype.h"
 #include "../core/migrate.h"
 #include "../core/sandbox.h"
+#include "../core/sigwatch.h"
 #include "../core/util.h"
 #include "options.h"
 
@@ -98,6 +101,58 @@ out:
 	return status;
 }
 
+/* Wait for a migration and run what it brings. cfg, from this command line, names every host
+ * resource; the source's configuration is only checked against it. */
+static int run_incoming(struct vm_config *cfg)
+{
+	struct snap_config sc;
+	char msg[512];
+	sigset_t set;
+	int fd, sfd, ret;
+
+	if (check_host_limits(cfg) < 0)
+		return EXIT_START_FAIL;
+	/* A termination signal while waiting ends kvmbox before anything was received (the
+	 * machine's signal thread takes over later; what is blocked here stays blocked). */
+	sigwatch_termination_set(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		log_error("signalfd: %s; raise the open file limit", strerror(errno));
+		return EXIT_START_FAIL;
+	}
+	fd = migrate_accept(cfg->incoming, sfd, &sc);
+	if (fd < 0) {
+		struct signalfd_siginfo si;
+
+		ret = EXIT_START_FAIL;
+		if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			log_error("--incoming %s: SIG%s came before the migration was received; the "
+				  "source keeps its VM",
+				  cfg->incoming,
+				  si.ssi_signo == SIGTERM  ? "TERM"
+				  : si.ssi_signo == SIGINT ? "INT"
+							   : "HUP");
+			ret = 128 + (int)si.ssi_signo;
+		}
+		close(sfd);
+		return ret;
+	}
+	close(sfd);
+	if (vm_config_match(&sc.cfg, cfg, "the source VM", msg, sizeof(msg)) < 0) {
+		/* Closing the stream fails the source's next write: it resumes its VM. */
+		log_error("migration from %s refused: %s", cfg->incoming, msg);
+		close(fd);
+		snap_config_free(&sc);
+		return EXIT_START_FAIL;
+	}
+	if (!cfg->append)
+		cfg->append = sc.cfg.append; /* not a host resource */
+	ret = run_machine(cfg, NULL, false, false, fd);
+	snap_config_free(&sc);
+	return ret;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
@@ -108,37 +163,9 @@ int cmd_run(int argc, char **argv)
 		return 0; /* help */
 	if (ret)
 		return ret;
-	if (cfg.incoming) {
-		/* The source says what VM this is; only the control socket and the console choice
-		 * are ours. */
-		struct snap_config sc;
-		const char *api = cfg.api, *uri = cfg.incoming;
-		/* What this command line gives overrides the source's. */
-		struct vm_tuning tuning = cfg.tuning;
-		int fd = migrate_accept(uri, &sc);
-
-		vm_config_free_devices(&cfg); /* the source's devices replace any given here */
-		if (fd < 0)
-			return EXIT_START_FAIL;
-		struct sandbox_config sandbox = cfg.sandbox;
-		bool no_reboot = cfg.no_reboot;
-
-		cfg = sc.cfg;
-		cfg.api = api;
-		cfg.incoming = uri;
-		vm_tuning_merge(&cfg.tuning, &tuning);
-		cfg.sandbox = sandbox; /* the walls are this host's */
-		cfg.no_reboot |= no_reboot;
-		if (check_host_limits(&cfg) < 0) {
-			close(fd);
-			snap_config_free(&sc);
-			return EXIT_START_FAIL;
-		}
-		ret = run_machine(&cfg, NULL, false, false, fd);
-		snap_config_free(&sc);
-		return ret;
-	}
-	if (check_host_limits(&cfg) < 0)
+	if (cfg.incoming)
+		ret = run_incoming(&cfg);
+	else if (check_host_limits(&cfg) < 0)
 		ret = EXIT_START_FAIL;
 	else
 		ret = run_machine(&cfg, NULL, false, false, -1);
@@ -146,124 +173,44 @@ int cmd_run(int argc, char **argv)
 	return ret;
 }
 
-static void print_restore_help(void)
-{
-	printf("usage: kvmbox restore FILE [options]\n"
-	       "\n"
-	       "Resume a VM from a snapshot written by `kvmbox ctl SOCKET snapshot|hibernate FILE`.\n"
-	       "Guest RAM is mapped from the file copy-on-write, so restoring does not take longer\n"
-	       "for a bigger guest. The disks, taps and console of the snapshot are used again.\n"
-	       "\n"
-	       "      --api PATH    control socket for the restored VM\n"
-	       "      --copy        read guest RAM into memory instead of mapping the file\n"
-	       "      --no-verify   skip the RAM checksum (state checksums are always checked)\n"
-	       "      --paused      stay paused after the restore (resume with kvmbox ctl)\n"
-	       "      --no-reboot   a guest reboot ends kvmbox (needed with --user and --jail)\n"
-	       "      --seccomp MODE, --user USER[:GROUP], --jail DIR, --cgroup PATH\n"
-	       "                    the sandbox, as for kvmbox run (docs/SECURITY.md)\n"
-	       "  -h, --help        this text\n"
-	       "\nThe snapshot's CPU placement and memory options are kept; these replace them:\n");
-	print_restore_run_options();
-}
-
 int cmd_restore(int argc, char **argv)
 {
-	/* clang-format off */
-	static const struct option fixed[] = {
-		{ "api", required_argument, NULL, 'A' },
-		{ "copy", no_argument, NULL, 'C' },
-		{ "no-verify", no_argument, NULL, 'N' },
-		{ "paused", no_argument, NULL, 'P' },
-		{ "no-reboot", no_argument, NULL, 'R' },
-		{ "seccomp", required_argument, NULL, 'S' },
-		{ "user", required_argument, NULL, 'U' },
-		{ "jail", required_argument, NULL, 'J' },
-		{ "cgroup", required_argument, NULL, 'G' },
-		{ "help", no_argument, NULL, 'h' },
-	};
-	/* clang-format on */
-	struct option opts[ARRAY_SIZE(fixed) + 16 + 1];
-	struct snapshot *snap = calloc(1, sizeof(*snap));
-	struct vm_config cfg, over; /* over: run options given here, over the snapshot's */
-	const char *api = NULL;
-	bool verify = true, paused = false, copy = false;
-	int c, idx = -1;
-	size_t n;
+	struct snapshot *snap;
+	struct restore_args ra;
+	struct vm_config cfg;
+	char msg[512];
+	int ret;
 
+	ret = restore_parse_args(argc, argv, &cfg, &ra);
+	if (ret < 0)
+		return 0; /* help */
+	if (ret)
+		return ret;
+	snap = calloc(1, sizeof(*snap));
 	if (!snap) {
 		log_error("out of memory");
+		vm_config_free_devices(&cfg);
 		return EXIT_START_FAIL;
 	}
-	memcpy(opts, fixed, sizeof(fixed));
-	n = ARRAY_SIZE(fixed) + restore_run_options(opts + ARRAY_SIZE(fixed), 16, 'T');
-	opts[n] = (struct option){ NULL, 0, NULL, 0 };
-	memset(&over, 0, sizeof(over));
-	over.sandbox.seccomp = sandbox_default_mode();
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, &idx)) != -1) {
-		switch (c) {
-		case 'T': /* the tuning options */
-		case 'S':
-		case 'U':
-		case 'J':
-		case 'G':
-			if (run_option_set(&over, opts[idx].name, optarg)) {
-				free(snap);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'A':
-			api = optarg;
-			break;
-		case 'C':
-			copy = true;
-			break;
-		case 'N':
-			verify = false;
-			break;
-		case 'P':
-			paused = true;
-			break;
-		case 'R':
-			over.no_reboot = true;
-			break;
-		case 'h':
-			free(snap);
-			print_restore_help();
-			return 0;
-		default:
-			free(snap);
-			log_error("restore: unknown option or missing value %s; see kvmbox restore --help",
-				  argv[optind - 1]);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		free(snap);
-		log_error("restore: give exactly one snapshot FILE; see kvmbox restore --help");
-		return EXIT_USAGE;
-	}
-	if (snapshot_open(argv[optind], verify, snap) < 0) {
-		free(snap);
-		return EXIT_START_FAIL;
-	}
-	cfg = snap->config.cfg;
-	cfg.api = api;
-	cfg.incoming = NULL;
-	vm_tuning_merge(&cfg.tuning, &over.tuning);
-	cfg.sandbox = over.sandbox;
-	cfg.no_reboot |= over.no_reboot;
-	if (check_host_limits(&cfg) < 0) {
+	ret = EXIT_START_FAIL;
+	/* Only this command line names host resources: the file's configuration, which a forged
+	 * file can set at will, is checked against it and never opened. */
+	if (check_host_limits(&cfg) < 0 || snapshot_open(ra.file, !ra.no_verify, snap) < 0)
+		goto out;
+	if (vm_config_match(&snap->config.cfg, &cfg, "the snapshot's VM", msg, sizeof(msg)) < 0) {
+		log_error("restore %s refused: %s", ra.file, msg);
 		snapshot_close(snap);
 		snap_config_free(&snap->config);
-		free(snap);
-		return EXIT_START_FAIL;
+		goto out;
 	}
-	/* The machine closes the snapshot once the VM is built; cfg's strings live in it, so
+	if (!cfg.append)
+		cfg.append = snap->config.cfg.append; /* not a host resource */
+	/* The machine closes the snapshot once the VM is built; cfg.append may live in it, so
 	 * it is freed only after the machine is gone. */
-	c = run_machine(&cfg, snap, copy, paused, -1);
+	ret = run_machine(&cfg, snap, ra.copy, ra.paused, -1);
 	snap_config_free(&snap->config);
+out:
 	free(snap);
-	return c;
+	vm_config_free_devices(&cfg);
+	return ret;
 }

@@ -56,6 +56,14 @@ struct vm_config {
 int vm_config_add(struct vm_config *c, const struct device_type *t, const char *arg);
 /* Instances of t in c. */
 unsigned vm_config_count(const struct vm_config *c, const struct device_type *t);
+/* Check a saved configuration (a snapshot's, a migration source's: hostile bytes, already
+ * parsed) against local, the one this command line gives, which alone names the host's
+ * resources: kernel, initrd, disk images, taps, console, tuning, sandbox. What the guest sees
+ * must be the same: RAM size, vCPU count, a virtio console or not, the devices in the same
+ * order with the same guest-visible settings (device_type.match). who names the saved side
+ * ("the source VM"). 0, or -1 with one line in msg: what differs and the option to give. */
+int vm_config_match(const struct vm_config *saved, const struct vm_config *local, const char *who, char *msg,
+		    size_t len);
 /* Free the device configurations (the rest of c is the caller's). */
 void vm_config_free_devices(struct vm_config *c);
 

@@ -34,6 +34,12 @@ struct device_type {
 	 * (the bytes are hostile) and returns 0 or -1. Both may be NULL without a config. */
 	void (*save)(const void *cfg, struct ser_writer *w);
 	int (*load)(void *cfg, struct ser_reader *r);
+	/* Optional: compare what the guest sees of a saved configuration (a snapshot's, a
+	 * migration source's) with the local one of the same type, instance `index` of it. The host
+	 * resources (paths, tap names) are the local one's and never compared. 0, or -1 with one
+	 * line in msg: what differs, as "<who> ...; give ...". Without it, any two match. */
+	int (*match)(const void *saved, const void *local, unsigned index, const char *who, char *msg,
+		     size_t len);
 	/* Optional: free what parse or load allocated inside cfg. */
 	void (*free)(void *cfg);
 	/* Create instance `index` (0, 1, ... within the type) in vm and add it to the VM's devices.

@@ -162,6 +162,16 @@ static void keep_load(struct machine *m, struct vm *vm)
 	}
 }
 
+/* A termination signal came (taken here: the loop does not run during a receive). */
+static bool incoming_signalled(struct machine *m)
+{
+	int sig = sigwatch_take(m->sig);
+
+	if (sig && !m->last_signal)
+		m->last_signal = sig;
+	return sig != 0;
+}
+
 /* Build the VM and run it until it stops. Returns the stop reason, or -1 when it could not
  * start. The first boot may resume a snapshot (m->restore) or an incoming migration
  * (m->incoming_fd) instead of loading the kernel. */
@@ -205,9 +215,11 @@ static int boot_once(struct machine *m)
 	if (m->incoming_fd >= 0) {
 		/* Guest RAM first; the devices take over the source's backends only once it has
 		 * stopped. */
-		state = migrate_receive_ram(vm, m->incoming_fd, &state_len);
-		if (!state)
+		state = migrate_receive_ram(vm, m->incoming_fd, sigwatch_fd(m->sig), &state_len);
+		if (!state) {
+			incoming_signalled(m); /* then 128+N */
 			goto out;
+		}
 	}
 	/* The console backend goes to whichever device is the console; it registers
 	 * vm->console_in for the user's input. */
@@ -225,6 +237,13 @@ static int boot_once(struct machine *m)
 			ser_reader_init(&r, state, state_len);
 		if (vm_state_load(vm, &r) < 0)
 			goto fail_incoming;
+		/* A termination signal before the acknowledgement ends the receive: the source,
+		 * told so, resumes its VM. After it, it stops this VM like any other. */
+		if (state && incoming_signalled(m)) {
+			log_error("migration: a termination signal came before the hand-over; the VM was "
+				  "not started here and the source keeps running it");
+			goto fail_incoming;
+		}
 		if (state && migrate_finish(m->incoming_fd, true) < 0) {
 			log_error(
 				"migration: the source went away before the hand-over; not starting the VM");
@@ -310,18 +329,7 @@ struct machine *machine_create(const struct vm_config *cfg)
 
 	/* Termination signals are taken by the sigwatch thread and handed to the main loop, so
 	 * block them everywhere (threads inherit the mask). */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	/* A signal ignored by whoever started us (nohup, a shell's background job) stays
-	 * ignored: a blocked signal would be queued despite SIG_IGN. */
-	{
-		static const int optional[] = { SIGINT, SIGHUP };
-		struct sigaction old;
-
-		for (size_t i = 0; i < ARRAY_SIZE(optional); i++)
-			if (sigaction(optional[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
-				sigaddset(&mask, optional[i]);
-	}
+	sigwatch_termination_set(&mask);
 	sigaddset(&mask, SIG_VCPU_KICK); /* only vCPU threads take kicks */
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	sigdelset(&mask, SIG_VCPU_KICK);

@@ -1,7 +1,9 @@
 #include "migrate.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <arpa/inet.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,9 @@
 #define MIG_IO_TIMEOUT_S  30
 #define MIG_ACK_TIMEOUT_S 20
 #define MIG_MAX_STATE     (64u << 20)
+
+/* A whole receive, from the accept to the final state (in_why names MIG_IO_TIMEOUT_S too). */
+#define MIG_RECV_DEADLINE_S 600
 
 enum { REC_PAGES = 1, REC_ZERO, REC_ROUND, REC_FINAL };
 
@@ -74,16 +79,6 @@ static int recv_u32(int fd, uint32_t *v)
 	if (read_all(fd, b, 4) < 0)
 		return -1;
 	*v = get_le32(b);
-	return 0;
-}
-
-static int recv_u64(int fd, uint64_t *v)
-{
-	uint8_t b[8];
-
-	if (read_all(fd, b, 8) < 0)
-		return -1;
-	*v = get_le64(b);
 	return 0;
 }
 
@@ -168,13 +163,107 @@ struct incoming_stats {
 /* One destination per process: the figures printed at the end. */
 static struct incoming_stats in_stats;
 
-int migrate_accept(const char *uri, struct snap_config *sc)
+/* What ends a receive early: its deadline, and stop_fd (readable: a termination signal came). */
+static struct {
+	int stop_fd;
+	double deadline; /* now_ms() time */
+	bool stopped;    /* stop_fd ended it */
+	unsigned reads;
+} in_guard = { .stop_fd = -1 };
+
+/* read_all for the destination: a hostile or stalled source cannot hold it past the deadline,
+ * and a termination signal ends it. Data already there is taken without waiting; stop_fd is
+ * looked at whenever the stream has to be waited for, and every 64 reads. */
+static int in_read(int fd, void *p, size_t n)
+{
+	uint8_t *b = p;
+
+	while (n) {
+		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN },
+					 { .fd = in_guard.stop_fd, .events = POLLIN } };
+		double left = in_guard.deadline - now_ms();
+		ssize_t got = -1;
+		int r;
+
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (++in_guard.reads % 64) {
+			got = recv(fd, b, n, MSG_DONTWAIT);
+			if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				return -1;
+		}
+		if (got < 0) {
+			r = poll(pfd, 2,
+				 left > MIG_IO_TIMEOUT_S * 1000.0 ? MIG_IO_TIMEOUT_S * 1000 : (int)left + 1);
+			if (r < 0 && errno != EINTR)
+				return -1;
+			if (r > 0 && pfd[1].revents) {
+				in_guard.stopped = true;
+				errno = EINTR;
+				return -1;
+			}
+			if (r == 0) {
+				errno = left > MIG_IO_TIMEOUT_S * 1000.0 ? EAGAIN : ETIMEDOUT;
+				return -1;
+			}
+			if (r < 0 || !pfd[0].revents)
+				continue;
+			got = recv(fd, b, n, MSG_DONTWAIT);
+			if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+				continue;
+		}
+		if (got <= 0) {
+			if (got == 0)
+				errno = ECONNRESET;
+			return -1;
+		}
+		b += got;
+		n -= (size_t)got;
+	}
+	return 0;
+}
+
+static int in_u32(int fd, uint32_t *v)
+{
+	uint8_t b[4];
+
+	if (in_read(fd, b, 4) < 0)
+		return -1;
+	*v = get_le32(b);
+	return 0;
+}
+
+static int in_u64(int fd, uint64_t *v)
+{
+	uint8_t b[8];
+
+	if (in_read(fd, b, 8) < 0)
+		return -1;
+	*v = get_le64(b);
+	return 0;
+}
+
+/* Why a receive read failed, for its one line. */
+static const char *in_why(void)
+{
+	if (in_guard.stopped)
+		return "a termination signal came";
+	if (errno == ETIMEDOUT)
+		return "the receive's deadline passed";
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return "the source sent nothing for 30 s";
+	return strerror(errno);
+}
+
+int migrate_accept(const char *uri, int stop_fd, struct snap_config *sc)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int family, lfd, fd = -1, one = 1;
 	uint8_t hello[16];
-	uint64_t clen;
+	uint64_t clen = 0;
 	uint8_t *cbuf = NULL;
 	struct ser_reader r;
 	struct stat ust;
@@ -204,20 +293,42 @@ int migrate_accept(const char *uri, struct snap_config *sc)
 		return -1;
 	}
 	fprintf(stderr, "kvmbox: waiting for a migration on %s\n", uri);
-	do {
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	} while (fd < 0 && errno == EINTR);
+	in_guard.stop_fd = stop_fd;
+	for (;;) {
+		struct pollfd pfd[2] = { { .fd = lfd, .events = POLLIN },
+					 { .fd = stop_fd, .events = POLLIN } };
+
+		if (poll(pfd, 2, -1) > 0 && pfd[1].revents) {
+			errno = EINTR;
+			in_guard.stopped = true;
+			break;
+		}
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0 ||
+		    (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED))
+			break;
+	}
+	if (fd >= 0 && fcntl(fd, F_SETFL, 0) < 0) {
+		close(fd);
+		fd = -1;
+	}
 	close(lfd);
 	if (family == AF_UNIX)
 		unixsock_unlink(((struct sockaddr_un *)&ss)->sun_path, &ust);
 	if (fd < 0) {
-		log_error("--incoming %s: accept: %s", uri, strerror(errno));
+		if (!in_guard.stopped)
+			log_error("--incoming %s: accept: %s", uri, strerror(errno));
 		return -1;
 	}
 	in_stats.t_start = now_ms();
+	in_guard.deadline = in_stats.t_start + MIG_RECV_DEADLINE_S * 1000.0;
 	set_timeouts(fd, MIG_IO_TIMEOUT_S);
-	if (read_all(fd, hello, sizeof(hello)) < 0 || memcmp(hello, MIG_MAGIC, 8) ||
-	    get_le32(hello + 8) != MIG_VERSION) {
+	if (in_read(fd, hello, sizeof(hello)) < 0) {
+		if (!in_guard.stopped) /* else the caller says why */
+			log_error("migration from %s: no hello from the source: %s", uri, in_why());
+		goto fail;
+	}
+	if (memcmp(hello, MIG_MAGIC, 8) || get_le32(hello + 8) != MIG_VERSION) {
 		log_error("migration from %s: not a kvmbox migration stream of this version", uri);
 		goto fail;
 	}
@@ -228,9 +339,11 @@ int migrate_accept(const char *uri, struct snap_config *sc)
 			uri, arch_id_name(get_le32(hello + 12)), arch_id_name(arch_this));
 		goto fail;
 	}
-	if (recv_u64(fd, &clen) < 0 || clen > (1u << 20) || !(cbuf = malloc(clen ? clen : 1)) ||
-	    read_all(fd, cbuf, clen) < 0) {
-		log_error("migration from %s: the configuration did not arrive", uri);
+	if (in_u64(fd, &clen) < 0 || clen > (1u << 20) || !(cbuf = malloc(clen ? clen : 1)) ||
+	    in_read(fd, cbuf, clen) < 0) {
+		if (!in_guard.stopped)
+			log_error("migration from %s: the configuration did not arrive: %s", uri,
+				  clen > (1u << 20) ? "too long" : in_why());
 		goto fail;
 	}
 	ser_reader_init(&r, cbuf, clen);
@@ -246,21 +359,22 @@ fail:
 	return -1;
 }
 
-uint8_t *migrate_receive_ram(struct vm *vm, int fd, uint64_t *len)
+uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len)
 {
 	uint64_t npages = vm->mem.total / PAGE_SIZE;
 	uint8_t *state = NULL;
 
+	in_guard.stop_fd = stop_fd;
 	for (;;) {
 		uint32_t type, count;
 		uint64_t first, slen;
 
-		if (recv_u32(fd, &type) < 0)
+		if (in_u32(fd, &type) < 0)
 			goto broken;
 		switch (type) {
 		case REC_PAGES:
 		case REC_ZERO:
-			if (recv_u64(fd, &first) < 0 || recv_u32(fd, &count) < 0)
+			if (in_u64(fd, &first) < 0 || in_u32(fd, &count) < 0)
 				goto broken;
 			if (count > MIG_BATCH_PAGES || first > npages || count > npages - first)
 				goto malformed;
@@ -271,7 +385,7 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, uint64_t *len)
 					goto malformed;
 				if (type == REC_ZERO)
 					memset(dst, 0, PAGE_SIZE);
-				else if (read_all(fd, dst, PAGE_SIZE) < 0)
+				else if (in_read(fd, dst, PAGE_SIZE) < 0)
 					goto broken;
 			}
 			in_stats.bytes += (type == REC_PAGES ? count * PAGE_SIZE : 0) + 16;
@@ -281,12 +395,12 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, uint64_t *len)
 			break;
 		case REC_FINAL:
 			in_stats.t_final = now_ms();
-			if (recv_u64(fd, &slen) < 0)
+			if (in_u64(fd, &slen) < 0)
 				goto broken;
 			if (slen > MIG_MAX_STATE)
 				goto malformed;
 			state = malloc(slen ? slen : 1);
-			if (!state || read_all(fd, state, slen) < 0)
+			if (!state || in_read(fd, state, slen) < 0)
 				goto broken;
 			in_stats.bytes += slen;
 			*len = slen;
@@ -300,8 +414,12 @@ malformed:
 	free(state);
 	return NULL;
 broken:
-	log_error("migration: the stream from the source broke (%s); the VM was not started",
-		  strerror(errno));
+	if (in_guard.stopped)
+		log_error("migration: a termination signal came before the hand-over; the VM was not "
+			  "started here and the source keeps running it");
+	else
+		log_error("migration: the stream from the source broke (%s); the VM was not started",
+			  in_why());
 	free(state);
 	return NULL;
 }

@@ -41,12 +41,14 @@ void migrate_cancel(struct migration **m);
 
 /* Destination: listen on uri (tcp:IP:PORT or unix:PATH), accept one
  * source, read its hello and configuration into *sc. Returns the stream fd
- * or -1 (printed). */
-int migrate_accept(const char *uri, struct snap_config *sc);
+ * or -1 (printed, except when stop_fd became readable: a termination signal).
+ * From the accept on, the receive has an overall deadline (10 min). */
+int migrate_accept(const char *uri, int stop_fd, struct snap_config *sc);
 /* Destination: receive RAM until the source stops its VM; returns the final
- * state blob (malloc'ed, *len) for vm_state_load, or NULL (printed). The VM
- * has RAM and vCPUs; its devices are created after this returns. */
-uint8_t *migrate_receive_ram(struct vm *vm, int fd, uint64_t *len);
+ * state blob (malloc'ed, *len) for vm_state_load, or NULL (printed), also when
+ * stop_fd becomes readable (a termination signal) or the deadline passes. The
+ * VM has RAM and vCPUs; its devices are created after this returns. */
+uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len);
 /* Destination: tell the source whether the state loaded (ok) and print the
  * migration figures. 0 or -1. */
 int migrate_finish(int fd, bool ok);

@@ -105,6 +105,18 @@ static void *sigwatch_thread(void *arg)
 	}
 }
 
+void sigwatch_termination_set(sigset_t *set)
+{
+	static const int optional[] = { SIGINT, SIGHUP };
+	struct sigaction old;
+
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
+		if (sigaction(optional[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+			sigaddset(set, optional[i]);
+}
+
 struct sigwatch *sigwatch_start(const sigset_t *set, int grace_s)
 {
 	struct sigwatch *w = calloc(1, sizeof(*w));

@@ -13,6 +13,9 @@
 
 struct sigwatch;
 
+/* The termination signals: SIGTERM, and SIGINT and SIGHUP unless ignored by whoever started
+ * kvmbox (nohup, a shell's background job: a blocked signal would be queued despite SIG_IGN). */
+void sigwatch_termination_set(sigset_t *set);
 /* Start the thread for the signals in `set` (blocked in the caller, hence in every thread
  * it starts later). NULL with an error printed. */
 struct sigwatch *sigwatch_start(const sigset_t *set, int grace_s);

@@ -291,25 +291,6 @@ int vm_tuning_set(struct vm_tuning *t, const char *name, const char *value)
 	return 0;
 }
 
-void vm_tuning_merge(struct vm_tuning *dst, const struct vm_tuning *src)
-{
-	if (src->given & TUNE_VCPU_AFFINITY)
-		memcpy(dst->vcpu_affinity, src->vcpu_affinity, sizeof(dst->vcpu_affinity));
-	if (src->given & TUNE_IO_AFFINITY)
-		memcpy(dst->io_affinity, src->io_affinity, sizeof(dst->io_affinity));
-	if (src->given & TUNE_RT_PRIORITY)
-		dst->rt_priority = src->rt_priority;
-	if (src->given & TUNE_MLOCK)
-		dst->mlock = src->mlock;
-	if (src->given & TUNE_PREALLOC)
-		dst->prealloc = src->prealloc;
-	if (src->given & TUNE_HUGEPAGES) {
-		dst->hugepages = src->hugepages;
-		memcpy(dst->hugepage_dir, src->hugepage_dir, sizeof(dst->hugepage_dir));
-	}
-	dst->given |= src->given;
-}
-
 /* ---- snapshot and migration record ---------------------------------------------------------- */
 
 #define TUNING_RECORD_VERSION 1

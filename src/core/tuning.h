@@ -1,9 +1,9 @@
 /* tuning.h - how a VM uses its host: CPU placement, real-time vCPUs, locked and huge-page RAM.
  *
  * The run options --vcpu-affinity, --io-affinity, --rt-priority, --mlock, --hugepages and
- * --prealloc. They are part of the VM's configuration (struct vm_config), saved in snapshots
- * and migration streams, and kept by a restored or migrated VM unless the command line of
- * `kvmbox restore` or `kvmbox run --incoming` gives them again (vm_tuning_merge).
+ * --prealloc. They are part of the VM's configuration (struct vm_config) and saved in
+ * snapshots and migration streams, but a restored or migrated VM takes them from the command
+ * line of `kvmbox restore` or `kvmbox run --incoming` only: they name host resources.
  *
  * Order of use:
  *   vm_tuning_set       parse one option (cli); syntax errors only
@@ -55,9 +55,6 @@ struct vm_config;
 /* Set option name to value (NULL: given without a value) and mark it given. 0, or -1 after
  * printing one line naming the option and what to give instead. */
 int vm_tuning_set(struct vm_tuning *t, const char *name, const char *value);
-/* Copy into dst every option src->given names (a restore's or migration destination's
- * command line over the saved configuration). */
-void vm_tuning_merge(struct vm_tuning *dst, const struct vm_tuning *src);
 
 /* Parse a host CPU list ("3", "0-2,5", ...) into set. 0, or -1 when malformed or a CPU is
  * beyond CPU_SETSIZE. */

@@ -774,6 +774,27 @@ static int disk_load(void *cfgp, struct ser_reader *r)
 	return 0;
 }
 
+/* What the guest sees of the configuration: read-only and the serial; the path is the host's. */
+static int disk_match(const void *savedp, const void *localp, unsigned index, const char *who, char *msg,
+		      size_t len)
+{
+	const struct disk_config *s = savedp, *l = localp;
+
+	if (s->readonly != l->readonly) {
+		snprintf(msg, len, "%s has disk %u (--disk) %s, this command line %s; %s ,ro on that --disk",
+			 who, index, s->readonly ? "read-only" : "read-write",
+			 l->readonly ? "read-only" : "read-write", s->readonly ? "add" : "remove");
+		return -1;
+	}
+	if (strcmp(s->serial, l->serial)) {
+		snprintf(msg, len,
+			 "%s has disk %u (--disk) with serial '%s', this command line '%s'; give %s%s", who,
+			 index, s->serial, l->serial, s->serial[0] ? ",serial=" : "no serial=", s->serial);
+		return -1;
+	}
+	return 0;
+}
+
 static void *disk_create(struct vm *vm, const void *cfg, unsigned index)
 {
 	return virtio_plug(vm, virtio_blk_create(&vm->mem, cfg, index));
@@ -791,6 +812,7 @@ const struct device_type virtio_blk_type = {
 	.check = disk_check,
 	.save = disk_save,
 	.load = disk_load,
+	.match = disk_match,
 	.free = disk_free,
 	.create = disk_create,
 };

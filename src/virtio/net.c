@@ -1295,6 +1295,32 @@ static int net_cfg_load(void *cfgp, struct ser_reader *r)
 	return 0;
 }
 
+/* What the guest sees: the MAC (given, or made from the tap name); the tap is the host's. */
+static int net_cfg_match(const void *savedp, const void *localp, unsigned index, const char *who, char *msg,
+			 size_t len)
+{
+	const struct net_config *s = savedp, *l = localp;
+	uint8_t sm[6], lm[6];
+
+	if (s->mac_set)
+		memcpy(sm, s->mac, 6);
+	else
+		virtio_net_default_mac(s->tap, index, sm);
+	if (l->mac_set)
+		memcpy(lm, l->mac, 6);
+	else
+		virtio_net_default_mac(l->tap, index, lm);
+	if (memcmp(sm, lm, 6)) {
+		snprintf(msg, len,
+			 "%s has card %u (--net) with MAC %02x:%02x:%02x:%02x:%02x:%02x, this command line "
+			 "%02x:%02x:%02x:%02x:%02x:%02x; add mac=%02x:%02x:%02x:%02x:%02x:%02x to that --net",
+			 who, index, sm[0], sm[1], sm[2], sm[3], sm[4], sm[5], lm[0], lm[1], lm[2], lm[3],
+			 lm[4], lm[5], sm[0], sm[1], sm[2], sm[3], sm[4], sm[5]);
+		return -1;
+	}
+	return 0;
+}
+
 static void *net_type_create(struct vm *vm, const void *cfg, unsigned index)
 {
 	return virtio_plug(vm, virtio_net_create(&vm->mem, cfg, index));
@@ -1311,5 +1337,6 @@ const struct device_type virtio_net_type = {
 	.parse = net_parse,
 	.save = net_cfg_save,
 	.load = net_cfg_load,
+	.match = net_cfg_match,
 	.create = net_type_create,
 };

@@ -55,6 +55,13 @@ lc_bg() {
 	BG_PIDS="$BG_PIDS $PID"
 }
 
+# lc_vm [args...]: VM=(...), the run options bg_start gives the guest G, then args: what a
+# restore or a migration destination of it gives again (host resources are never taken from
+# the snapshot or the source; their sizes and devices must match).
+lc_vm() {
+	VM=(--kernel "$GUESTS/$G.elf" --memory 64M --console serial "$@")
+}
+
 # lc_ticks FILE: the numbers of the complete "idle: tick N" lines in FILE.
 lc_ticks() {
 	complete_lines "$1" | sed -n 's/^idle: tick \([0-9][0-9]*\)$/\1/p'
@@ -148,7 +155,8 @@ lc_expect_continue() {
 t_snap_restore() {
 	local t=$1 copy=${2:-} file=$WORK/$1.snap
 	lc_snapshot_vm "$t.src" "$file" || { fail "$t" "$WHY"; return; }
-	lc_bg "$t" restore "$file" $copy --api "$WORK/$t.rsock"
+	lc_vm
+	lc_bg "$t" restore "$file" "${VM[@]}" $copy --api "$WORK/$t.rsock"
 	# The VM was paused for its state somewhere between the ticks seen before the request and
 	# at the reply: the guest ticks on while the client starts and connects (9 ticks once,
 	# under ASan in the emulated host).
@@ -163,7 +171,8 @@ t_snap_restore() {
 # one "kvmbox: snapshot FILE: ..." line mentioning KIND (a regex), nothing on stdout.
 lc_corrupt_case() {
 	local t=$1 name=$2 file=$3 kind=$4 rc lines first
-	"$TOOLS/deadline" -k 2 20 "$KVMBOX" restore "$file" </dev/null >"$LOGS/$t.$name.out" 2>"$LOGS/$t.$name.err"
+	lc_vm
+	"$TOOLS/deadline" -k 2 20 "$KVMBOX" restore "$file" "${VM[@]}" </dev/null >"$LOGS/$t.$name.out" 2>"$LOGS/$t.$name.err"
 	rc=$?
 	first=$(head -n1 "$LOGS/$t.$name.err")
 	lines=$(wc -l <"$LOGS/$t.$name.err")
@@ -193,7 +202,8 @@ t_snap_corrupt() {
 		{ fail "$t" "no non-zero RAM page in the snapshot"; return; }
 	c=$WORK/$t.c
 	# The pristine file restores (the control case).
-	lc_bg "$t.good" restore "$file"
+	lc_vm
+	lc_bg "$t.good" restore "$file" "${VM[@]}"
 	wait_out "idle: tick" 15 || { bg_kill; fail "$t" "the unmodified snapshot does not restore: $WHY"; return; }
 	bg_kill
 	head -c $((size / 2)) "$file" >"$c.trunc_half"
@@ -233,7 +243,8 @@ t_hibernate() {
 	[ "$RC" = 0 ] || { fail "$t" "status $RC after hibernate, expected 0"; return; }
 	[ -e "$sock" ] && { fail "$t" "control socket $sock left behind"; return; }
 	last=$(last_tick "$OUT")
-	lc_bg "$t" restore "$file"
+	lc_vm
+	lc_bg "$t" restore "$file" "${VM[@]}"
 	lc_expect_continue "$t" $((last + 1)) $((last + 2)) ||
 		{ bg_kill; fail "$t" "after restore (last tick before hibernate $last): $WHY"; return; }
 	lc_term || { fail "$t" "$WHY"; return; }
@@ -262,12 +273,15 @@ t_pause_resume() {
 
 # ---- live migration ----
 
-# lc_dest T URI: start a destination (run --incoming URI --api) and wait until it listens.
-# Sets DPID, DOUT, DERR, DSOCK.
+# lc_dest T URI [args...]: start a destination (run --incoming URI --api, the guest's run
+# options as bg_start gives them, then args) and wait until it listens. Sets DPID, DOUT, DERR,
+# DSOCK.
 lc_dest() {
 	local t=$1 uri=$2
+	shift 2
 	DSOCK=$WORK/$t.dsock
-	lc_bg "$t.dst" run --incoming "$uri" --api "$DSOCK"
+	lc_vm "$@"
+	lc_bg "$t.dst" run "${VM[@]}" --incoming "$uri" --api "$DSOCK"
 	DPID=$PID DOUT=$OUT DERR=$ERR
 	lc_wait_err "waiting for a migration" 10
 }
@@ -402,7 +416,7 @@ t_migrate_fail_dest_killed() {
 	bg_start "$t.src" --cpus 1 --memory 1G --append "mb=256" --api "$sock"
 	spid=$PID sout=$OUT
 	wait_out "pass 1 " 30 || { bg_kill; fail "$t" "$WHY"; return; }
-	lc_dest "$t" "$uri" || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
+	lc_dest "$t" "$uri" --memory 1G || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
 	(lc_ctl "$sock" migrate "$uri"; echo "$CTL_RC" >"$LOGS/$t.rc"; echo "$CTL" >"$LOGS/$t.reply") &
 	cpid=$!
 	# Kill it once it has stored 16 MiB of guest RAM (its RSS grew), or after 5 s.
@@ -460,6 +474,116 @@ t_migrate_fail_dest_closes() {
 	fi
 	[ "$fake" = OK ] || { bg_kill; fail "$t" "the fake destination did not get its 50000 bytes: $fake"; return; }
 	lc_source_survives "$t" "$sock" || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_term || { fail "$t" "$WHY"; return; }
+	pass "$t"
+}
+
+# t_snap_local: a restore takes the VM's host resources from its own command line and only
+# checks the snapshot's configuration against it: another --memory is refused with one line
+# naming the option to give (status 1, the guest never runs), no --kernel is a usage error.
+t_snap_local() {
+	local t=$1 file=$WORK/$1.snap rc first
+	lc_snapshot_vm "$t.src" "$file" || { fail "$t" "$WHY"; return; }
+	lc_vm --memory 128M
+	"$TOOLS/deadline" -k 2 20 "$KVMBOX" restore "$file" "${VM[@]}" </dev/null >"$LOGS/$t.mem.out" 2>"$LOGS/$t.mem.err"
+	rc=$?
+	first=$(head -n1 "$LOGS/$t.mem.err")
+	[ "$rc" = 1 ] || { fail "$t" "restore with --memory 128M: status $rc, expected 1: $(echo "$first" | cut -c1-150)"; return; }
+	[ "$(wc -l <"$LOGS/$t.mem.err")" = 1 ] || { fail "$t" "restore with --memory 128M: more than one line on stderr"; return; }
+	case $first in
+	*"refused: the snapshot's VM has 64M of RAM and 1 vCPUs"*"start with --memory 64M --cpus 1") ;;
+	*) fail "$t" "restore with --memory 128M: unexpected line: $(echo "$first" | cut -c1-200)"; return ;;
+	esac
+	[ -s "$LOGS/$t.mem.out" ] && { fail "$t" "the refused restore ran the guest"; return; }
+	"$TOOLS/deadline" -k 2 20 "$KVMBOX" restore "$file" --memory 64M </dev/null >/dev/null 2>"$LOGS/$t.nok.err"
+	rc=$?
+	[ "$rc" = 2 ] && grep -q -- "no kernel given; add --kernel PATH" "$LOGS/$t.nok.err" ||
+		{ fail "$t" "restore without --kernel: status $rc: $(head -n1 "$LOGS/$t.nok.err" | cut -c1-150)"; return; }
+	pass "$t"
+}
+
+# t_migrate_refused: a destination started with other sizes refuses the source's VM with one
+# line naming the options to give and exits 1; the source is told (its migrate fails) and runs
+# on.
+t_migrate_refused() {
+	local t=$1 uri=unix:$WORK/$1.mig sock=$WORK/$1.sock spid sout
+	bg_start "$t.src" --api "$sock"
+	spid=$PID sout=$OUT
+	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_dest "$t" "$uri" --memory 128M --cpus 2 || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
+	PID=$spid OUT=$sout ERR=$LOGS/$t.src.err
+	lc_ctl "$sock" migrate "$uri"
+	[ "$CTL_RC" = 1 ] || { lc_kill "$spid" "$DPID"; fail "$t" "migrate: ctl status $CTL_RC, expected 1"; return; }
+	lc_source_survives "$t" "$sock" || { lc_kill "$spid" "$DPID"; fail "$t" "$WHY"; return; }
+	PID=$DPID OUT=$DOUT ERR=$DERR
+	bg_wait 10 || { lc_kill "$spid"; fail "$t" "the destination still runs 10s after refusing"; return; }
+	[ "$RC" = 1 ] || { lc_kill "$spid"; fail "$t" "destination status $RC, expected 1"; return; }
+	grep -q "refused: the source VM has 64M of RAM and 1 vCPUs.*start with --memory 64M --cpus 1$" "$DERR" ||
+		{ lc_kill "$spid"; fail "$t" "destination's line: $(grep -v waiting "$DERR" | head -n1 | cut -c1-200)"; return; }
+	[ -s "$DOUT" ] && { lc_kill "$spid"; fail "$t" "the destination ran the guest"; return; }
+	PID=$spid OUT=$sout
+	lc_term || { fail "$t" "source: $WHY"; return; }
+	pass "$t"
+}
+
+# t_migrate_console: the console is the destination's own: a source without one (--console
+# none) migrates to a destination with --console serial, whose stdout gets the guest's ticks.
+t_migrate_console() {
+	local t=$1 uri=unix:$WORK/$1.mig sock=$WORK/$1.sock spid sout n
+	bg_start "$t.src" --api "$sock" --console none
+	spid=$PID sout=$OUT
+	for ((n = 0; n < 200; n++)); do
+		[ "$(lc_state "$sock")" = running ] && break
+		alive "$PID" || break
+		sleep 0.05
+	done
+	[ "$(lc_state "$sock")" = running ] || { bg_kill; fail "$t" "the source did not answer info 'running'"; return; }
+	lc_dest "$t" "$uri" || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
+	PID=$spid OUT=$sout ERR=$LOGS/$t.src.err
+	lc_ctl_ok migrate "$sock" migrate "$uri" || { lc_kill "$spid" "$DPID"; fail "$t" "$WHY"; return; }
+	bg_wait 10 || { lc_kill "$DPID"; fail "$t" "source still running 10s after migrating"; return; }
+	[ -s "$sout" ] && { lc_kill "$DPID"; fail "$t" "the source with --console none printed"; return; }
+	PID=$DPID OUT=$DOUT ERR=$DERR
+	wait_out "idle: tick [0-9][0-9]*$" 15 || { bg_kill; fail "$t" "no tick on the destination's serial console: $WHY"; return; }
+	lc_term || { fail "$t" "destination: $WHY"; return; }
+	pass "$t"
+}
+
+# t_migrate_sigterm: SIGTERM to a destination in the middle of receiving a 1 GiB dirtier
+# (256 MiB in use; sent once it has stored 16 MiB): it ends the receive at once, before the
+# acknowledgement (status 143 within 5 s, one line saying so), and the source, whose migrate
+# fails, runs on with its memory intact.
+t_migrate_sigterm() {
+	local t=$1 uri=unix:$WORK/$1.mig sock=$WORK/$1.sock spid sout cpid n rss rss0 l
+	bg_start "$t.src" --cpus 1 --memory 1G --append "mb=256" --api "$sock"
+	spid=$PID sout=$OUT
+	wait_out "pass 1 " 30 || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_dest "$t" "$uri" --memory 1G || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
+	(lc_ctl "$sock" migrate "$uri"; echo "$CTL_RC" >"$LOGS/$t.rc"; echo "$CTL" >"$LOGS/$t.reply") &
+	cpid=$!
+	rss0=$(lc_rss "$DPID")
+	for n in $(seq 1000); do
+		rss=$(lc_rss "$DPID")
+		[ $((rss - rss0)) -gt 16384 ] && break
+		sleep 0.01
+	done
+	PID=$DPID OUT=$DOUT ERR=$DERR
+	if ! lc_term; then
+		lc_kill "$spid" "$DPID"
+		wait "$cpid"
+		fail "$t" "destination: $WHY (its RSS grew $(((rss - rss0) / 1024)) MiB)"
+		return
+	fi
+	wait "$cpid"
+	grep -q "a termination signal came before the hand-over" "$DERR" ||
+		{ lc_kill "$spid"; fail "$t" "destination's stderr: $(tail -n1 "$DERR" | cut -c1-200)"; return; }
+	PID=$spid OUT=$sout ERR=$LOGS/$t.src.err
+	[ "$(cat "$LOGS/$t.rc")" = 1 ] ||
+		{ bg_kill; fail "$t" "migrate: ctl status $(cat "$LOGS/$t.rc"), expected 1: $(tr -d '\n' <"$LOGS/$t.reply" | cut -c1-150)"; return; }
+	lc_source_survives "$t" "$sock" || { bg_kill; fail "$t" "$WHY"; return; }
+	l=$(lc_passes "$sout" | tail -n1 | cut -d' ' -f1)
+	wait_out "pass $((l + 2)) " 30 || { bg_kill; fail "$t" "source: $WHY"; return; }
+	DIRTIER_PAGES=65536 lc_check_passes "$sout" || { bg_kill; fail "$t" "source: $WHY"; return; }
 	lc_term || { fail "$t" "$WHY"; return; }
 	pass "$t"
 }

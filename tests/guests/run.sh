@@ -82,6 +82,7 @@ tty_hangup               idle            t_tty hangup
 snap_restore             idle            t_snap_restore
 snap_restore_copy        idle            t_snap_restore --copy
 snap_corrupt             idle            t_snap_corrupt
+snap_local               idle            t_snap_local
 hibernate                idle            t_hibernate
 pause_resume             idle            t_pause_resume
 migrate_ok               idle            t_migrate_ok unix
@@ -90,6 +91,9 @@ migrate_dirty            dirtier         t_migrate_dirty
 migrate_fail_closed_port idle            t_migrate_fail_closed_port
 migrate_fail_dest_killed dirtier         t_migrate_fail_dest_killed
 migrate_fail_dest_closes idle            t_migrate_fail_dest_closes
+migrate_refused          idle            t_migrate_refused
+migrate_console          idle            t_migrate_console
+migrate_sigterm          dirtier         t_migrate_sigterm
 api_protocol             idle            t_api protocol
 api_arguments            idle            t_api arguments
 shutdown                 idle            t_shutdown

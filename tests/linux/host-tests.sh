@@ -607,8 +607,9 @@ life1() {
 	mkfifo $W/l1.in
 	exec 5<>$W/l1.in
 	truncate -s 16M $W/life.img
-	lstart l1 $W/l1.in run -m 256M --api $W/l1.sock -d $W/life.img -k $BZ -i $GV \
-		-a "$GAPPEND kvmbox.test=life kvmbox.mb=8"
+	# What a restore gives again: the host resources are never taken from the snapshot.
+	L1VM="-m 256M -d $W/life.img -k $BZ -i $GV"
+	lstart l1 $W/l1.in run $L1VM --api $W/l1.sock -a "$GAPPEND kvmbox.test=life kvmbox.mb=8"
 	P=$LPID
 	if ! lwait l1 '^KVMBOX-C 3 end' $BOOT_TMO $P; then
 		lkill $P
@@ -659,7 +660,7 @@ life1() {
 	fi
 	echo "KVMBOX-I snapshot file: $(ls -l $W/life1.snap | awk '{ print $5 }') bytes," \
 		"$(du -k $W/life1.snap | cut -f1) KiB allocated"
-	lstart l2 $W/l1.in restore $W/life1.snap --api $W/l2.sock
+	lstart l2 $W/l1.in restore $W/life1.snap $L1VM --api $W/l2.sock
 	P=$LPID
 	if ! lwait l2 '^KVMBOX-C [0-9]* end' 30 $P; then
 		lfail linux-life-snapshot l2 "restore: no counter line: $WHY"
@@ -705,7 +706,7 @@ life1() {
 			printf "\\$(printf %o $b)" | dd of=$W/life1.snap bs=1 seek=$off count=1 conv=notrunc 2>/dev/null
 			truncate -s $(($(stat -c %s $W/life1.snap) / 2)) $W/life1.snap
 		fi
-		timeout -k 5 $BAD_TMO kvmbox restore $W/life1.snap </dev/null >$W/corrupt-$k.out 2>$W/corrupt-$k.err
+		timeout -k 5 $BAD_TMO kvmbox restore $W/life1.snap $L1VM </dev/null >$W/corrupt-$k.out 2>$W/corrupt-$k.err
 		rc=$?
 		lines=$(wc -l <$W/corrupt-$k.err)
 		first=$(head -n1 $W/corrupt-$k.err)
@@ -721,7 +722,7 @@ life1() {
 
 	ok=0
 	if [ "$hrc" = 0 ] && [ "$RC" = 0 ] && [ $sock = absent ]; then
-		lstart l3 $W/l1.in restore $W/life2.snap --copy --api $W/l3.sock
+		lstart l3 $W/l1.in restore $W/life2.snap $L1VM --copy --api $W/l3.sock
 		P=$LPID
 		lwait l3 '^KVMBOX-C [0-9]* end' 30 $P && ok=1
 		f=$(lfirst l3)
@@ -769,8 +770,9 @@ life2() {
 	mkfifo $W/m1.in $W/m2.in
 	exec 5<>$W/m1.in 6<>$W/m2.in
 	truncate -s 16M $W/mig.img
-	lstart m1 $W/m1.in run -m 512M --api $W/m1.sock -d $W/mig.img --net tap=tap0,mac=52:54:00:12:34:57 \
-		-k $BZ -i $GV -a "$GAPPEND kvmbox.test=life kvmbox.mb=32 kvmbox.net=1"
+	# What a destination gives again (its own host resources; sizes and devices must match).
+	M1VM="-m 512M -d $W/mig.img --net tap=tap0,mac=52:54:00:12:34:57 -k $BZ -i $GV"
+	lstart m1 $W/m1.in run $M1VM --api $W/m1.sock -a "$GAPPEND kvmbox.test=life kvmbox.mb=32 kvmbox.net=1"
 	S=$LPID
 	if ! lwait m1 '^KVMBOX-C 3 end' $BOOT_TMO $S; then
 		lkill $S
@@ -803,7 +805,7 @@ life2() {
 
 	# The destination is killed (-9) once it holds 16 MiB of guest RAM: error reply, the
 	# source runs on with its memory intact (the dirtier's checks and the fixed data's sum).
-	lstart d1 /dev/null run --incoming unix:$W/mig1.sock --api $W/d1.sock
+	lstart d1 /dev/null run $M1VM --incoming unix:$W/mig1.sock --api $W/d1.sock
 	D=$LPID
 	n=0
 	while ! grep -q 'waiting for a migration' $W/d1.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
@@ -839,7 +841,7 @@ life2() {
 	alive $S || { notrun "$LIFE2" "the source VM is gone"; return; }
 
 	# Live migration over tcp while the dirtier runs.
-	lstart d2 $W/m2.in run --incoming tcp:127.0.0.1:4445 --api $W/d2.sock
+	lstart d2 $W/m2.in run $M1VM --incoming tcp:127.0.0.1:4445 --api $W/d2.sock
 	D=$LPID
 	n=0
 	while ! grep -q 'waiting for a migration' $W/d2.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
@@ -1392,9 +1394,10 @@ rt_tests() {
 		fi
 	fi
 
-	# Snapshot and restore of a locked huge-page VM: the restore keeps both (read into huge
-	# pages; VmLck then counts kvmbox's own memory), a restore with --hugepages=off --mlock=off
-	# drops them.
+	# Snapshot and restore of a locked huge-page VM: a restore given --hugepages --mlock again
+	# has both (read into huge pages; VmLck then counts kvmbox's own memory: the tuning is the
+	# restoring command line's, never the file's), a restore with --hugepages=off --mlock=off
+	# has neither.
 	if want linux-rt-snapshot linux-rt-restore-override; then
 		hpa=$(hp_free)
 		if ! life_up r2 $W/r1.in run -m 128M --api $W/r2.sock --hugepages --mlock -k $BZ -i $GV \
@@ -1408,7 +1411,7 @@ rt_tests() {
 			cb=$(lctr r2)
 			lticks r2 10 $P && alive=yes || alive="no: $WHY"
 			lkill $P
-			lstart r3 $W/r1.in restore $W/rt.snap --api $W/r3.sock
+			lstart r3 $W/r1.in restore $W/rt.snap -m 128M -k $BZ -i $GV --hugepages --mlock --api $W/r3.sock
 			P=$LPID
 			why=
 			if [ "$src" != 0 ]; then
@@ -1431,7 +1434,7 @@ rt_tests() {
 			fi
 			if [ -z "$why" ]; then lres PASS linux-rt-snapshot; else lfail linux-rt-snapshot r3 "$why"; fi
 			lkill $P
-			lstart r4 $W/r1.in restore $W/rt.snap --hugepages=off --mlock=off
+			lstart r4 $W/r1.in restore $W/rt.snap -m 128M -k $BZ -i $GV --hugepages=off --mlock=off
 			P=$LPID
 			why=
 			if ! lwait r4 '^KVMBOX-C [0-9]* end' 60 $P; then
@@ -1450,8 +1453,8 @@ rt_tests() {
 		fi
 	fi
 
-	# Live migration of a locked huge-page VM to a destination whose command line says nothing:
-	# it keeps both.
+	# Live migration of a locked huge-page VM to a destination given --hugepages --mlock too:
+	# it has both.
 	if want linux-rt-migrate; then
 		rm -f $W/r6.in
 		mkfifo $W/r6.in
@@ -1464,7 +1467,8 @@ rt_tests() {
 		else
 			S=$LPID
 			lcmd r5 5 60 dirty start 8 >/dev/null
-			lstart r6 $W/r6.in run --incoming unix:$W/rt-mig.sock --api $W/rd.sock
+			lstart r6 $W/r6.in run -m 128M -k $BZ -i $GV --hugepages --mlock --incoming unix:$W/rt-mig.sock \
+				--api $W/rd.sock
 			D=$LPID
 			n=0
 			while ! grep -q 'waiting for a migration' $W/r6.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done

@@ -11,7 +11,7 @@ trap 'rm -rf "$WORK"' EXIT
 TESTS="deps_all_there deps_missing_not_root deps_missing_root deps_unknown_root deps_unknown_not_root
 	deps_foreign_arch_root deps_foreign_arch_not_root deps_host_arm64
 	bench_no_kvm demo_status_poweroff demo_status_ctrl_a_x install_destdir man_covers_options
-	format_clean emu_wedge_lockup emu_wedge_stall emu_wedge_silent emu_wedge_twice"
+	format_clean incoming_sigterm_waiting incoming_sigterm_stalled emu_wedge_lockup emu_wedge_stall emu_wedge_silent emu_wedge_twice"
 
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1: $2"; }
@@ -270,6 +270,47 @@ EOS
 	fi
 }
 
+# kvmbox run --incoming ends on SIGTERM while it waits for a source (waiting), and while a
+# connected source sends nothing (stalled): status 143 promptly, with one line saying nothing
+# was received. Nothing needs /dev/kvm before the source's configuration has arrived.
+t_incoming_sigterm() {
+	local t=$1 how=$2 bin=${KVMBOX_BUILD:-build}/kvmbox err=$WORK/$1.err port pid rc n try
+	[[ -x $bin ]] || { fail "$t" "$bin missing (make)"; return; }
+	for try in 1 2 3 4 5; do
+		port=$((20000 + RANDOM % 30000))
+		"$bin" run --kernel /nonexistent --incoming "tcp:127.0.0.1:$port" </dev/null >/dev/null 2>"$err" &
+		pid=$!
+		for ((n = 0; n < 200; n++)); do
+			grep -q "waiting for a migration" "$err" && break
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		grep -q "waiting for a migration" "$err" && break
+		wait "$pid"
+		grep -q "cannot listen" "$err" || { fail "$t" "kvmbox did not wait for a migration: $(head -n1 "$err")"; return; }
+	done
+	grep -q "waiting for a migration" "$err" || { kill -KILL "$pid"; wait "$pid"; fail "$t" "no free port found"; return; }
+	if [[ $how == stalled ]]; then
+		# A source that sends part of its hello and stalls.
+		exec 3<>"/dev/tcp/127.0.0.1/$port" || { kill -KILL "$pid"; wait "$pid"; fail "$t" "cannot connect"; return; }
+		printf KVMB >&3
+	fi
+	kill -TERM "$pid"
+	for ((n = 0; n < 100; n++)); do
+		[[ $(sed -n 's/^.*) \([A-Za-z]\) .*$/\1/p' "/proc/$pid/stat" 2>/dev/null) =~ ^(Z|)$ ]] && break
+		sleep 0.05
+	done
+	[[ $how == stalled ]] && exec 3>&-
+	kill -0 "$pid" 2>/dev/null && [[ $n == 100 ]] && { kill -KILL "$pid"; wait "$pid"; fail "$t" "still running 5 s after SIGTERM"; return; }
+	wait "$pid"
+	rc=$?
+	[[ $rc == 143 ]] || { fail "$t" "status $rc, expected 143: $(tail -n1 "$err")"; return; }
+	[[ $(grep -vc "waiting for a migration" "$err") == 1 ]] &&
+		grep -q "^kvmbox: --incoming tcp:127.0.0.1:$port: SIGTERM came before the migration was received; the source keeps its VM$" "$err" ||
+		{ fail "$t" "expected one line about SIGTERM, got: $(grep -v waiting "$err" | tr '\n' ' ' | cut -c1-200)"; return; }
+	pass "$t"
+}
+
 run_test() {
 	case $1 in
 	deps_*) t_deps "$1" ;;
@@ -277,6 +318,8 @@ run_test() {
 	install_destdir) t_install ;;
 	man_covers_options) t_man_options ;;
 	format_clean) t_format ;;
+	incoming_sigterm_waiting) t_incoming_sigterm "$1" waiting ;;
+	incoming_sigterm_stalled) t_incoming_sigterm "$1" stalled ;;
 	emu_wedge_lockup) t_emu_wedge "$1" lockup "PASS: serial" ;;
 	emu_wedge_stall) t_emu_wedge "$1" stall "PASS: serial" ;;
 	emu_wedge_silent) t_emu_wedge "$1" silent "PASS: serial" ;;

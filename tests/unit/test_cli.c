@@ -195,6 +195,39 @@ static void test_run_args_usage_errors(void **state)
 	assert_int_equal(run_parse_args(ARGC(extra), extra, &cfg), EXIT_USAGE);
 }
 
+/* restore and run --incoming take the VM's host resources from their own command line: the
+ * kernel is required, and restore takes every run option but --incoming. */
+static void test_restore_and_incoming_args(void **state)
+{
+	struct vm_config cfg;
+	struct restore_args ra;
+	char *incoming_no_kernel[] = { "run", "--incoming", "unix:/tmp/m", "-m", "512M", NULL };
+	char *restore_no_kernel[] = { "restore", "snap", "-m", "512M", NULL };
+	char *restore_incoming[] = { "restore", "snap", "-k", "k", "--incoming", "unix:/x", NULL };
+	char *restore_two_files[] = { "restore", "a", "b", "-k", "k", NULL };
+	char *restore_full[] = { "restore",  "--copy",      "-k",        "bz", "snap", "-m",
+				 "512M",     "--disk",      "/d.img,ro", "-c", "2",    "--console=none",
+				 "--paused", "--no-verify", "--mlock",   NULL };
+
+	(void)state;
+	assert_int_equal(run_parse_args(ARGC(incoming_no_kernel), incoming_no_kernel, &cfg), EXIT_USAGE);
+	assert_int_equal(restore_parse_args(ARGC(restore_no_kernel), restore_no_kernel, &cfg, &ra),
+			 EXIT_USAGE);
+	assert_int_equal(restore_parse_args(ARGC(restore_incoming), restore_incoming, &cfg, &ra), EXIT_USAGE);
+	assert_int_equal(restore_parse_args(ARGC(restore_two_files), restore_two_files, &cfg, &ra),
+			 EXIT_USAGE);
+	assert_int_equal(restore_parse_args(ARGC(restore_full), restore_full, &cfg, &ra), 0);
+	assert_string_equal(ra.file, "snap");
+	assert_true(ra.copy && ra.paused && ra.no_verify);
+	assert_string_equal(cfg.kernel, "bz");
+	assert_int_equal(cfg.memory, 512ULL << 20);
+	assert_int_equal(cfg.cpus, 2);
+	assert_int_equal(cfg.console, CONSOLE_NONE);
+	assert_int_equal(cfg.nr_devs, 1);
+	assert_true(cfg.tuning.mlock);
+	vm_config_free_devices(&cfg);
+}
+
 static void test_run_args_help(void **state)
 {
 	struct vm_config cfg;
@@ -355,7 +388,7 @@ int main(void)
 		cmocka_unit_test(test_run_args_defaults),    cmocka_unit_test(test_run_args_usage_errors),
 		cmocka_unit_test(test_run_args_help),        cmocka_unit_test(test_console_filter),
 		cmocka_unit_test(test_disk_and_net_options), cmocka_unit_test(test_disk_and_net_errors),
-		cmocka_unit_test(test_option_table),
+		cmocka_unit_test(test_option_table),         cmocka_unit_test(test_restore_and_incoming_args),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

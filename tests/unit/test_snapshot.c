@@ -616,11 +616,107 @@ static void test_state_requires_sections(void **state)
 	ser_writer_free(&w);
 }
 
+/* The local command line names the host resources; the saved configuration only has to
+ * describe the same guest (vm_config_match, shared by restore and run --incoming). */
+static void test_config_match(void **state)
+{
+	struct vm_config saved, local;
+	struct snap_config sc;
+	struct ser_writer w;
+	struct ser_reader r;
+	char msg[512];
+
+	(void)state;
+	fill_config(&saved);
+	/* Through the snapshot encoding, as a restore or a destination gets it. */
+	ser_writer_init(&w);
+	snap_config_save(&saved, &w);
+	vm_config_free_devices(&saved);
+	ser_reader_init(&r, w.buf, w.len);
+	assert_int_equal(snap_config_load(&sc, &r), 0);
+	ser_writer_free(&w);
+
+	/* Other paths, tap names, kernel, tuning and a serial console: the same guest. */
+	memset(&local, 0, sizeof(local));
+	local.kernel = "/local/bzImage";
+	local.cpus = 3;
+	local.memory = 512ULL << 20;
+	local.console = CONSOLE_VIRTIO;
+	assert_int_equal(vm_config_add(&local, &virtio_blk_type, "/local/a.img"), 0);
+	assert_int_equal(vm_config_add(&local, &virtio_net_type, "tap=other,mac=52:54:00:01:02:03"), 0);
+	assert_int_equal(vm_config_add(&local, &virtio_blk_type, "/local/b.img,ro,serial=SER123"), 0);
+	assert_int_equal(vm_config_add(&local, &virtio_rng_type, NULL), 0);
+	assert_int_equal(vm_config_add(&local, &virtio_balloon_type, NULL), 0);
+	assert_int_equal(vm_tuning_set(&local.tuning, "mlock", NULL), 0);
+	assert_int_equal(vm_config_match(&sc.cfg, &local, "the source VM", msg, sizeof(msg)), 0);
+
+	/* RAM or vCPUs: the line names both options with the saved values. */
+	local.memory = 256ULL << 20;
+	assert_int_equal(vm_config_match(&sc.cfg, &local, "the source VM", msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "the source VM has 512M of RAM and 3 vCPUs"));
+	assert_non_null(strstr(msg, "start with --memory 512M --cpus 3"));
+	assert_null(strchr(msg, '\n'));
+	local.memory = 512ULL << 20;
+	local.cpus = 1;
+	assert_int_equal(vm_config_match(&sc.cfg, &local, "x", msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "--cpus 3"));
+	local.cpus = 3;
+
+	/* A virtio console is a guest device; serial and none are this host's business. */
+	local.console = CONSOLE_SERIAL;
+	assert_int_equal(vm_config_match(&sc.cfg, &local, "x", msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "--console virtio"));
+	sc.cfg.console = CONSOLE_NONE;
+	assert_int_equal(vm_config_match(&sc.cfg, &local, "x", msg, sizeof(msg)), 0);
+	sc.cfg.console = CONSOLE_VIRTIO;
+	local.console = CONSOLE_VIRTIO;
+
+	/* The ro flag and the serial are the guest's. */
+	((struct disk_config *)local.devs[2].cfg)->readonly = false;
+	assert_int_equal(vm_config_match(&sc.cfg, &local, "the snapshot's VM", msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "disk 1 (--disk) read-only"));
+	assert_non_null(strstr(msg, "add ,ro"));
+	((struct disk_config *)local.devs[2].cfg)->readonly = true;
+	snprintf(((struct disk_config *)local.devs[2].cfg)->serial, 21, "OTHER");
+	assert_int_equal(vm_config_match(&sc.cfg, &local, "x", msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, ",serial=SER123"));
+	snprintf(((struct disk_config *)local.devs[2].cfg)->serial, 21, "SER123");
+
+	/* The MAC: given, or made from the tap name (so another tap without mac= differs). */
+	((struct net_config *)local.devs[1].cfg)->mac_set = false;
+	assert_int_equal(vm_config_match(&sc.cfg, &local, "x", msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "mac=52:54:00:01:02:03"));
+	((struct net_config *)local.devs[1].cfg)->mac_set = true;
+	assert_int_equal(vm_config_match(&sc.cfg, &local, "x", msg, sizeof(msg)), 0);
+
+	/* A device more, a device less, or another order. */
+	assert_int_equal(vm_config_add(&local, &virtio_blk_type, "/local/c.img"), 0);
+	assert_int_equal(vm_config_match(&sc.cfg, &local, "x", msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "remove that --disk"));
+	local.nr_devs--;
+	vm_config_free_devices(&(struct vm_config){ .devs = { local.devs[5] }, .nr_devs = 1 });
+	local.nr_devs--;
+	assert_int_equal(vm_config_match(&sc.cfg, &local, "x", msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "the next one is a --balloon"));
+	local.nr_devs++;
+	{
+		struct dev_config t = local.devs[0];
+
+		local.devs[0] = local.devs[1];
+		local.devs[1] = t;
+	}
+	assert_int_equal(vm_config_match(&sc.cfg, &local, "x", msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "has a --disk as device 0, this command line a --net"));
+	vm_config_free_devices(&local);
+	snap_config_free(&sc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_roundtrip),
 		cmocka_unit_test(test_config_malformed),
+		cmocka_unit_test(test_config_match),
 		cmocka_unit_test(test_open_refuses_non_snapshots),
 		cmocka_unit_test(test_file_write_allocates_nothing),
 		cmocka_unit_test(test_tmp_file_never_through_a_link),

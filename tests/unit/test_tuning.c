@@ -116,33 +116,6 @@ static void test_run_option_errors(void **state)
 	}
 }
 
-/* A restore keeps the snapshot's options except those its command line gives; "off" and
- * "none" turn them off. */
-static void test_merge(void **state)
-{
-	struct vm_tuning saved = { 0 }, cmd = { 0 };
-
-	(void)state;
-	assert_int_equal(vm_tuning_set(&saved, "vcpu-affinity", "0=1"), 0);
-	assert_int_equal(vm_tuning_set(&saved, "io-affinity", "0"), 0);
-	assert_int_equal(vm_tuning_set(&saved, "rt-priority", "20"), 0);
-	assert_int_equal(vm_tuning_set(&saved, "mlock", NULL), 0);
-	assert_int_equal(vm_tuning_set(&saved, "hugepages", "/mnt/huge"), 0);
-	saved.given = 0; /* as loaded from a file */
-	assert_int_equal(vm_tuning_set(&cmd, "hugepages", "off"), 0);
-	assert_int_equal(vm_tuning_set(&cmd, "vcpu-affinity", "none"), 0);
-	assert_int_equal(vm_tuning_set(&cmd, "prealloc", NULL), 0);
-	vm_tuning_merge(&saved, &cmd);
-	assert_false(saved.hugepages);
-	assert_string_equal(saved.hugepage_dir, "");
-	assert_string_equal(saved.vcpu_affinity, "");
-	assert_true(saved.prealloc);
-	/* Not given on the command line: kept. */
-	assert_true(saved.mlock);
-	assert_int_equal(saved.rt_priority, 20);
-	assert_string_equal(saved.io_affinity, "0");
-}
-
 /* The configuration record: a round trip, an older record without the tuning (kept off), and
  * hostile bytes refused. */
 static void test_config_record(void **state)
@@ -232,10 +205,9 @@ static void test_prealloc(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cpulist),     cmocka_unit_test(test_vcpu_affinity),
-		cmocka_unit_test(test_run_options), cmocka_unit_test(test_run_option_errors),
-		cmocka_unit_test(test_merge),       cmocka_unit_test(test_config_record),
-		cmocka_unit_test(test_prealloc),
+		cmocka_unit_test(test_cpulist),       cmocka_unit_test(test_vcpu_affinity),
+		cmocka_unit_test(test_run_options),   cmocka_unit_test(test_run_option_errors),
+		cmocka_unit_test(test_config_record), cmocka_unit_test(test_prealloc),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

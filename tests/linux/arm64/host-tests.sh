@@ -458,7 +458,7 @@ if want arm64-life-pause arm64-life-snapshot-restore arm64-life-migrate; then
 			kill -KILL $LPID
 			wait $LPID
 			rm -f $W/api2.sock
-			kvmbox restore $W/life.snap --api $W/api2.sock </dev/null >$W/restored.out 2>$W/restored.err &
+			kvmbox restore $W/life.snap -k $IMG -i $GI -c 2 --api $W/api2.sock </dev/null >$W/restored.out 2>$W/restored.err &
 			LPID=$!
 			t0=$(now)
 			wait_tick restored $((snap + 10)) 60
@@ -469,7 +469,7 @@ if want arm64-life-pause arm64-life-snapshot-restore arm64-life-migrate; then
 			# exits 0, the destination's guest goes on counting.
 			if want arm64-life-migrate; then
 				rm -f $W/mig.sock
-				kvmbox run --incoming unix:$W/mig.sock </dev/null >$W/migrated.out 2>$W/migrated.err &
+				kvmbox run -k $IMG -i $GI -c 2 --incoming unix:$W/mig.sock </dev/null >$W/migrated.out 2>$W/migrated.err &
 				DPID=$!
 				_i=0
 				while [ ! -S $W/mig.sock ] && [ $_i -lt 50 ]; do usleep 100000; _i=$((_i + 1)); done
@@ -590,7 +590,7 @@ if want arm64-life-migrate-dirty; then
 		why="guest setup: $WHY"
 	fi
 	if [ -z "$why" ]; then
-		kvmbox run --incoming tcp:127.0.0.1:4445 --api $W/d2.sock <$W/m2.in >$W/d2.out 2>$W/d2.err &
+		kvmbox run -m 512M -c 2 -d $W/mig.img -k $IMG -i $GV --incoming tcp:127.0.0.1:4445 --api $W/d2.sock <$W/m2.in >$W/d2.out 2>$W/d2.err &
 		D=$!
 		n=0
 		while ! grep -q 'waiting for a migration' $W/d2.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
