@@ -202,6 +202,24 @@ static int set_jail(struct vm_config *c, const char *a)
 	return 0;
 }
 
+static int set_migration_key(struct vm_config *c, const char *a)
+{
+	c->keys.migration_key_file = a;
+	return 0;
+}
+
+static int set_insecure_migration(struct vm_config *c, const char *a)
+{
+	c->keys.insecure_migration = true;
+	return 0;
+}
+
+static int set_snapshot_key(struct vm_config *c, const char *a)
+{
+	c->keys.snapshot_key_file = a;
+	return 0;
+}
+
 static int set_cgroup(struct vm_config *c, const char *a)
 {
 	if (a[0] != '/') {
@@ -255,6 +273,12 @@ static const struct run_option {
 	{ "jail", 0, "DIR", "run inside DIR in new namespaces (needs root; see docs/SECURITY.md)",
 	  .set = set_jail },
 	{ "cgroup", 0, "PATH", "join this existing cgroup v2 first", .set = set_cgroup },
+	{ "migration-key", 0, "FILE", "encrypt and authenticate migrations with this 32-byte key",
+	  .set = set_migration_key },
+	{ "insecure-migration", 0, NULL, "allow migrations over TCP without a key",
+	  .set = set_insecure_migration },
+	{ "snapshot-key", 0, "FILE", "sign snapshots written with this 32-byte key (restore checks it)",
+	  .set = set_snapshot_key },
 };
 #undef STR
 #undef FLAG
@@ -307,7 +331,8 @@ void print_run_help(void)
 static bool restore_option(const struct run_option *o)
 {
 	return o->set == set_vcpu_affinity || o->set == set_io_affinity || o->set == set_rt_priority ||
-	       o->set == set_mlock || o->set == set_hugepages || o->set == set_prealloc;
+	       o->set == set_mlock || o->set == set_hugepages || o->set == set_prealloc ||
+	       o->set == set_migration_key || o->set == set_insecure_migration || o->set == set_snapshot_key;
 }
 
 void print_restore_run_options(void)

@@ -108,6 +108,10 @@ int cmd_run(int argc, char **argv)
 		return 0; /* help */
 	if (ret)
 		return ret;
+	if (vm_keys_load(&cfg.keys) < 0) {
+		vm_config_free_devices(&cfg);
+		return EXIT_START_FAIL;
+	}
 	if (cfg.incoming) {
 		/* The source says what VM this is; only the control socket and the console choice
 		 * are ours. */
@@ -115,7 +119,8 @@ int cmd_run(int argc, char **argv)
 		const char *api = cfg.api, *uri = cfg.incoming;
 		/* What this command line gives overrides the source's. */
 		struct vm_tuning tuning = cfg.tuning;
-		int fd = migrate_accept(uri, &sc);
+		struct vm_keys keys = cfg.keys;
+		int fd = migrate_accept(uri, &keys, &sc);
 
 		vm_config_free_devices(&cfg); /* the source's devices replace any given here */
 		if (fd < 0)
@@ -128,6 +133,7 @@ int cmd_run(int argc, char **argv)
 		cfg.incoming = uri;
 		vm_tuning_merge(&cfg.tuning, &tuning);
 		cfg.sandbox = sandbox; /* the walls are this host's */
+		cfg.keys = keys;
 		cfg.no_reboot |= no_reboot;
 		if (check_host_limits(&cfg) < 0) {
 			close(fd);
@@ -156,13 +162,15 @@ static void print_restore_help(void)
 	       "\n"
 	       "      --api PATH    control socket for the restored VM\n"
 	       "      --copy        read guest RAM into memory instead of mapping the file\n"
-	       "      --no-verify   skip the RAM checksum (state checksums are always checked)\n"
+	       "      --no-verify   skip the RAM checksum (state checksums are always checked;\n"
+	       "                    not with --snapshot-key, whose check covers RAM too)\n"
 	       "      --paused      stay paused after the restore (resume with kvmbox ctl)\n"
 	       "      --no-reboot   a guest reboot ends kvmbox (needed with --user and --jail)\n"
 	       "      --seccomp MODE, --user USER[:GROUP], --jail DIR, --cgroup PATH\n"
 	       "                    the sandbox, as for kvmbox run (docs/SECURITY.md)\n"
 	       "  -h, --help        this text\n"
-	       "\nThe snapshot's CPU placement and memory options are kept; these replace them:\n");
+	       "\nThe snapshot's CPU placement and memory options are kept; these replace them, and\n"
+	       "give the keys (--snapshot-key checks this file and signs the VM's later snapshots):\n");
 	print_restore_run_options();
 }
 
@@ -244,7 +252,15 @@ int cmd_restore(int argc, char **argv)
 		log_error("restore: give exactly one snapshot FILE; see kvmbox restore --help");
 		return EXIT_USAGE;
 	}
-	if (snapshot_open(argv[optind], verify, snap) < 0) {
+	if (over.keys.snapshot_key_file && !verify) {
+		free(snap);
+		log_error("restore: --no-verify with --snapshot-key: the key's check reads the whole file; "
+			  "drop --no-verify");
+		return EXIT_USAGE;
+	}
+	if (vm_keys_load(&over.keys) < 0 ||
+	    snapshot_open(argv[optind], verify, over.keys.have_snapshot_key ? over.keys.snapshot_key : NULL,
+			  snap) < 0) {
 		free(snap);
 		return EXIT_START_FAIL;
 	}
@@ -253,6 +269,7 @@ int cmd_restore(int argc, char **argv)
 	cfg.incoming = NULL;
 	vm_tuning_merge(&cfg.tuning, &over.tuning);
 	cfg.sandbox = over.sandbox;
+	cfg.keys = over.keys;
 	cfg.no_reboot |= over.no_reboot;
 	if (check_host_limits(&cfg) < 0) {
 		snapshot_close(snap);

@@ -11,6 +11,8 @@
  *          vCPU, one per device, RAM index)
  * Every section carries an XXH3 hash; the RAM hash covers the non-zero pages
  * (index and content), so verifying costs what the guest used, not its size.
+ * These find corruption, not forgery: a VM with --snapshot-key also writes a
+ * keyed MAC (BLAKE2b) of the whole file into the header page (snapshot.c).
  */
 #ifndef KVMBOX_SNAPSHOT_H
 #define KVMBOX_SNAPSHOT_H
@@ -62,6 +64,13 @@ struct snap_result {
 int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_result *res, char *errmsg,
 		   size_t errlen);
 
+/* The file itself, at offset 0 of fd: RAM, then meta (vm_state_save's sections), then the
+ * header (and the MAC when key, KEY_BYTES, is not NULL), then fsync. Runs in snapshot_write's
+ * child for live snapshots (no allocation). 0 or an errno. */
+struct guest_mem;
+int snapshot_write_file(const struct guest_mem *m, int fd, const struct ser_writer *meta, uint64_t *ram_bytes,
+			const uint8_t *key);
+
 /* An opened, verified snapshot. */
 struct snapshot {
 	int fd;
@@ -72,8 +81,11 @@ struct snapshot {
 };
 
 /* Open path, check header, sizes and every hash (RAM too, unless
- * verify_ram is false), and parse the config. 0 or -1 (printed). */
-int snapshot_open(const char *path, bool verify_ram, struct snapshot *s);
+ * verify_ram is false), and parse the config. With key (KEY_BYTES, --snapshot-key), the file
+ * must carry a MAC under it, checked over the whole file (RAM included, whatever verify_ram
+ * says) before anything in it is parsed; without key, a file that carries one is refused.
+ * 0 or -1 (printed). */
+int snapshot_open(const char *path, bool verify_ram, const uint8_t *key, struct snapshot *s);
 /* Close the file and free the state (once the VM was built from them). s->config, which a
  * running VM's configuration points into, stays until snap_config_free(&s->config). */
 void snapshot_close(struct snapshot *s);

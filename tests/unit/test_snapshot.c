@@ -293,7 +293,7 @@ static void expect_refused(const char *path, const char *why)
 	int ret;
 
 	stderr_capture_begin(&cap);
-	ret = snapshot_open(path, true, &s);
+	ret = snapshot_open(path, true, NULL, &s);
 	stderr_capture_end(&cap);
 	assert_int_equal(ret, -1);
 	if (!strstr(cap.text, why))
