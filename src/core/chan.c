@@ -105,8 +105,10 @@ static int handshake(struct chan *c, const uint8_t key[KEY_BYTES], bool source)
 	uint8_t h_tx[HDR_BYTES], h_rx[HDR_BYTES], echo[HDR_BYTES];
 	int ret = -1;
 
-	crypto_kdf_derive_from_key(k_tx, sizeof(k_tx), source ? KDF_TO_DEST : KDF_TO_SOURCE, kdf_context, key);
-	crypto_kdf_derive_from_key(k_rx, sizeof(k_rx), source ? KDF_TO_SOURCE : KDF_TO_DEST, kdf_context, key);
+	crypto_kdf_derive_from_key(k_tx, sizeof(k_tx), source ? KDF_TO_DEST : KDF_TO_SOURCE, kdf_context,
+				   key);
+	crypto_kdf_derive_from_key(k_rx, sizeof(k_rx), source ? KDF_TO_SOURCE : KDF_TO_DEST, kdf_context,
+				   key);
 	crypto_secretstream_xchacha20poly1305_init_push(&c->tx, h_tx, k_tx);
 	if (source) {
 		if (write_all(c->fd, CHAN_MAGIC, 8) < 0 || write_all(c->fd, h_tx, HDR_BYTES) < 0 ||

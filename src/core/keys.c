@@ -30,13 +30,13 @@ int key_file_load(const char *path, const char *option, uint8_t key[KEY_BYTES])
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
-		log_error("%s %s: %s; give a key file (make one with: head -c 32 /dev/urandom > FILE)", option,
-			  path, strerror(errno));
+		log_error("%s %s: %s; give a key file (make one with: head -c 32 /dev/urandom > FILE)",
+			  option, path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		log_error("%s %s: not a regular file; give a key file (head -c 32 /dev/urandom > FILE)", option,
-			  path);
+		log_error("%s %s: not a regular file; give a key file (head -c 32 /dev/urandom > FILE)",
+			  option, path);
 		goto out;
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -350,13 +352,150 @@ static void test_open_refuses_non_snapshots(void **state)
 	expect_refused("/tmp", "not a regular file");
 }
 
+/* ---- the keyed MAC of --snapshot-key ---- */
+
+static uint8_t mac_key[KEY_BYTES], other_key[KEY_BYTES];
+
+/* A whole snapshot file of fake RAM (1 MiB, a few non-zero pages) and a configuration section,
+ * written by snapshot_write_file with key (or none). Returns its path (static). */
+static const char *write_snapshot(const uint8_t *key, uint64_t *ram_page_off)
+{
+	static char path[64];
+	struct fake_ram ram;
+	struct vm_config c;
+	struct ser_writer meta, cfgw;
+	uint64_t bytes;
+	uint8_t sec[24];
+	int fd;
+
+	fake_ram_init_flat(&ram, 1 << 20);
+	for (int pg = 3; pg < 200; pg += 17)
+		memset(ram.buf + pg * 4096 + 100, pg, 300);
+	*ram_page_off = SNAP_RAM_OFFSET + 20 * 4096; /* page 20 holds data */
+	fill_config(&c);
+	c.memory = 1 << 20;
+	ser_writer_init(&cfgw);
+	snap_config_save(&c, &cfgw);
+	assert_false(cfgw.err);
+	/* The configuration section: u32 type 1, u32 0, u64 length, u64 XXH3, the payload. */
+	memset(sec, 0, sizeof(sec));
+	sec[0] = 1;
+	put_le64(sec + 8, cfgw.len);
+	put_le64(sec + 16, XXH3_64bits(cfgw.buf, cfgw.len));
+	ser_writer_init(&meta);
+	ser_put_bytes(&meta, sec, sizeof(sec));
+	ser_put_bytes(&meta, cfgw.buf, cfgw.len);
+	strcpy(path, "/tmp/kvmbox-snapmac-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(snapshot_write_file(&ram.mem, fd, &meta, &bytes, key), 0);
+	close(fd);
+	ser_writer_free(&meta);
+	ser_writer_free(&cfgw);
+	vm_config_free_devices(&c);
+	fake_ram_free(&ram);
+	return path;
+}
+
+static int open_with(const char *path, bool verify, const uint8_t *key, const char *why)
+{
+	struct stderr_capture cap;
+	struct snapshot s;
+	int ret;
+
+	stderr_capture_begin(&cap);
+	ret = snapshot_open(path, verify, key, &s);
+	stderr_capture_end(&cap);
+	if (ret == 0) {
+		assert_true(s.config.cfg.memory == 1 << 20);
+		snapshot_close(&s);
+		snap_config_free(&s.config);
+		return 0;
+	}
+	if (why && !strstr(cap.text, why))
+		fail_msg("refused for another reason: \"%s\", expected \"%s\"", cap.text, why);
+	assert_non_null(strchr(cap.text, '\n'));
+	assert_int_equal(strchr(cap.text, '\n')[1], '\0');
+	return ret;
+}
+
+static void flip(const char *path, uint64_t off)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= 0x01;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+static void test_mac(void **state)
+{
+	uint64_t page;
+	const char *p = write_snapshot(mac_key, &page);
+
+	/* Good: with its key, checked or not (the MAC covers RAM either way). */
+	assert_int_equal(open_with(p, true, mac_key, NULL), 0);
+	assert_int_equal(open_with(p, false, mac_key, NULL), 0);
+	/* Without the key: refused, saying which option to give. */
+	assert_int_equal(open_with(p, true, NULL, "give the key with --snapshot-key FILE"), -1);
+	/* Another key (a file an attacker signed, all checksums right): refused. */
+	assert_int_equal(open_with(p, true, other_key, "MAC mismatch"), -1);
+	/* A byte of RAM changed: the MAC finds it, even with verify off. */
+	flip(p, page + 200);
+	assert_int_equal(open_with(p, false, mac_key, "MAC mismatch"), -1);
+	flip(p, page + 200);
+	assert_int_equal(open_with(p, true, mac_key, NULL), 0);
+	/* A zero page (a hole) made non-zero, a byte of the MAC itself. */
+	flip(p, SNAP_RAM_OFFSET + 100 * 4096 + 5);
+	assert_int_equal(open_with(p, true, mac_key, "MAC mismatch"), -1);
+	flip(p, SNAP_RAM_OFFSET + 100 * 4096 + 5);
+	flip(p, 96 + 7);
+	assert_int_equal(open_with(p, true, mac_key, "MAC mismatch"), -1);
+	unlink(p);
+	/* A file written without a key (its checksums right) is refused when a key is given, and
+	 * restores without one. */
+	p = write_snapshot(NULL, &page);
+	assert_int_equal(open_with(p, true, mac_key, "has no MAC"), -1);
+	assert_int_equal(open_with(p, true, NULL, NULL), 0);
+	unlink(p);
+}
+
+/* The MAC flag cannot be stripped: the header then has no MAC, refused with the key. */
+static void test_mac_stripped(void **state)
+{
+	uint64_t page;
+	const char *p = write_snapshot(mac_key, &page);
+	uint8_t h[HDR_SIZE];
+	int fd = open(p, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, h, HDR_SIZE, 0), HDR_SIZE);
+	assert_int_equal(h[64], 1);
+	h[64] = 0;
+	put64(h + HDR_SIZE - 8, XXH3_64bits(h, HDR_SIZE - 8));
+	assert_int_equal(pwrite(fd, h, HDR_SIZE, 0), HDR_SIZE);
+	close(fd);
+	assert_int_equal(open_with(p, true, mac_key, "has no MAC"), -1);
+	unlink(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_roundtrip),
 		cmocka_unit_test(test_config_malformed),
 		cmocka_unit_test(test_open_refuses_non_snapshots),
+		cmocka_unit_test(test_mac),
+		cmocka_unit_test(test_mac_stripped),
 	};
+
+	if (sodium_init() < 0)
+		return 1;
+	randombytes_buf(mac_key, sizeof(mac_key));
+	randombytes_buf(other_key, sizeof(other_key));
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
