@@ -486,8 +486,9 @@ fi
 # written into kvmbox's stdin (a FIFO), answers "KVMBOX-R <id> <command> <result>".
 #   boot 1 (256M): pause; snapshot, kill -9, restore; hibernate, restore --copy in a fresh
 #                  process; corrupt snapshots refused; ctl shutdown -> acpid powers off
-#   boot 2 (512M, net, disk): migrate to a closed port, to a destination killed mid-way, then
-#                  live (tcp) while the guest dirties memory; ctl shutdown timeout=5 unanswered
+#   boot 2 (512M, net, disk, --migration-key on both sides: the stream is encrypted): migrate to
+#                  a closed port, to a destination killed mid-way, then live (tcp) while the
+#                  guest dirties memory; ctl shutdown timeout=5 unanswered
 #   boot 3 (512M, --balloon): 400 MiB touched, balloon 64M gives it back, 512M deflates
 CTL_TMO=30
 
@@ -769,8 +770,10 @@ life2() {
 	mkfifo $W/m1.in $W/m2.in
 	exec 5<>$W/m1.in 6<>$W/m2.in
 	truncate -s 16M $W/mig.img
+	# Over tcp the stream is encrypted: the same --migration-key on both sides.
+	head -c 32 /dev/urandom >$W/mig.key && chmod 600 $W/mig.key
 	lstart m1 $W/m1.in run -m 512M --api $W/m1.sock -d $W/mig.img --net tap=tap0,mac=52:54:00:12:34:57 \
-		-k $BZ -i $GV -a "$GAPPEND kvmbox.test=life kvmbox.mb=32 kvmbox.net=1"
+		--migration-key $W/mig.key -k $BZ -i $GV -a "$GAPPEND kvmbox.test=life kvmbox.mb=32 kvmbox.net=1"
 	S=$LPID
 	if ! lwait m1 '^KVMBOX-C 3 end' $BOOT_TMO $S; then
 		lkill $S
@@ -803,7 +806,7 @@ life2() {
 
 	# The destination is killed (-9) once it holds 16 MiB of guest RAM: error reply, the
 	# source runs on with its memory intact (the dirtier's checks and the fixed data's sum).
-	lstart d1 /dev/null run --incoming unix:$W/mig1.sock --api $W/d1.sock
+	lstart d1 /dev/null run --incoming unix:$W/mig1.sock --api $W/d1.sock --migration-key $W/mig.key
 	D=$LPID
 	n=0
 	while ! grep -q 'waiting for a migration' $W/d1.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
@@ -839,7 +842,7 @@ life2() {
 	alive $S || { notrun "$LIFE2" "the source VM is gone"; return; }
 
 	# Live migration over tcp while the dirtier runs.
-	lstart d2 $W/m2.in run --incoming tcp:127.0.0.1:4445 --api $W/d2.sock
+	lstart d2 $W/m2.in run --incoming tcp:127.0.0.1:4445 --api $W/d2.sock --migration-key $W/mig.key
 	D=$LPID
 	n=0
 	while ! grep -q 'waiting for a migration' $W/d2.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done

@@ -211,8 +211,8 @@ static void test_flipped_byte(void **state)
 		assert_int_equal(pwrite(p.wire, &b, 1, where[i]), 1);
 		assert_int_equal(read_back(&p), -1);
 		if (!p.dst.c.auth_failed)
-			fail_msg("byte %lld flipped: errno %d, not an authentication failure", (long long)where[i],
-				 errno);
+			fail_msg("byte %lld flipped: errno %d, not an authentication failure",
+				 (long long)where[i], errno);
 		pair_free(&p);
 	}
 }
@@ -412,9 +412,9 @@ static void test_key_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_encrypted),
-		cmocka_unit_test(test_wrong_key),   cmocka_unit_test(test_flipped_byte),
-		cmocka_unit_test(test_truncated),   cmocka_unit_test(test_reordered),
+		cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_encrypted),
+		cmocka_unit_test(test_wrong_key),       cmocka_unit_test(test_flipped_byte),
+		cmocka_unit_test(test_truncated),       cmocka_unit_test(test_reordered),
 		cmocka_unit_test(test_replayed_answer), cmocka_unit_test(test_plain),
 		cmocka_unit_test(test_key_files),
 	};
