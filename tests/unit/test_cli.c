@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <getopt.h>
 #include <string.h>
 
 #include "backends/console.h"
@@ -158,6 +159,36 @@ static void test_run_args_full(void **state)
 	assert_int_equal(cfg.console, CONSOLE_NONE);
 	assert_true(cfg.no_reboot);
 	assert_true(cfg.stats);
+}
+
+/* The key options: paths kept (read later, by vm_keys_load), never on by default; restore and
+ * run --incoming take them too. */
+static void test_run_args_keys(void **state)
+{
+	struct vm_config cfg;
+	char *argv[] = {
+		"run",  "-k", "bz", "--migration-key", "/k/m", "--insecure-migration", "--snapshot-key",
+		"/k/s", NULL
+	};
+	char *none[] = { "run", "-k", "bz", NULL };
+	struct option opts[16];
+	size_t n = restore_run_options(opts, 16, 'T');
+	int found = 0;
+
+	assert_int_equal(run_parse_args(ARGC(argv), argv, &cfg), 0);
+	assert_string_equal(cfg.keys.migration_key_file, "/k/m");
+	assert_string_equal(cfg.keys.snapshot_key_file, "/k/s");
+	assert_true(cfg.keys.insecure_migration);
+	assert_false(cfg.keys.have_migration_key);
+	assert_int_equal(run_parse_args(ARGC(none), none, &cfg), 0);
+	assert_null(cfg.keys.migration_key_file);
+	assert_null(cfg.keys.snapshot_key_file);
+	assert_false(cfg.keys.insecure_migration);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(opts[i].name, "migration-key") || !strcmp(opts[i].name, "snapshot-key") ||
+		    !strcmp(opts[i].name, "insecure-migration"))
+			found++;
+	assert_int_equal(found, 3);
 }
 
 static void test_run_args_defaults(void **state)
@@ -349,12 +380,19 @@ static void test_option_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_size_units),     cmocka_unit_test(test_parse_size_malformed),
-		cmocka_unit_test(test_format_size),          cmocka_unit_test(test_migrate_uri),
-		cmocka_unit_test(test_parse_uint),           cmocka_unit_test(test_run_args_full),
-		cmocka_unit_test(test_run_args_defaults),    cmocka_unit_test(test_run_args_usage_errors),
-		cmocka_unit_test(test_run_args_help),        cmocka_unit_test(test_console_filter),
-		cmocka_unit_test(test_disk_and_net_options), cmocka_unit_test(test_disk_and_net_errors),
+		cmocka_unit_test(test_parse_size_units),
+		cmocka_unit_test(test_parse_size_malformed),
+		cmocka_unit_test(test_format_size),
+		cmocka_unit_test(test_migrate_uri),
+		cmocka_unit_test(test_parse_uint),
+		cmocka_unit_test(test_run_args_full),
+		cmocka_unit_test(test_run_args_keys),
+		cmocka_unit_test(test_run_args_defaults),
+		cmocka_unit_test(test_run_args_usage_errors),
+		cmocka_unit_test(test_run_args_help),
+		cmocka_unit_test(test_console_filter),
+		cmocka_unit_test(test_disk_and_net_options),
+		cmocka_unit_test(test_disk_and_net_errors),
 		cmocka_unit_test(test_option_table),
 	};
 
