@@ -1,4 +1,5 @@
 /* main.c - command dispatch. */
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +10,12 @@
 
 int main(int argc, char **argv)
 {
+	/* Before any thread or filter: libsodium picks its implementations and checks that
+	 * getrandom works (core/keys.h, chan.h: the keys of migrations and snapshots). */
+	if (sodium_init() < 0) {
+		log_error("libsodium could not start (no random source?); kvmbox cannot run here");
+		return EXIT_START_FAIL;
+	}
 	if (argc < 2) {
 		print_main_help();
 		return EXIT_USAGE;

@@ -202,6 +202,24 @@ static int set_jail(struct vm_config *c, const char *a)
 	return 0;
 }
 
+static int set_migration_key(struct vm_config *c, const char *a)
+{
+	c->keys.migration_key_file = a;
+	return 0;
+}
+
+static int set_insecure_migration(struct vm_config *c, const char *a)
+{
+	c->keys.insecure_migration = true;
+	return 0;
+}
+
+static int set_snapshot_key(struct vm_config *c, const char *a)
+{
+	c->keys.snapshot_key_file = a;
+	return 0;
+}
+
 static int set_cgroup(struct vm_config *c, const char *a)
 {
 	if (a[0] != '/') {
@@ -255,6 +273,12 @@ static const struct run_option {
 	{ "jail", 0, "DIR", "run inside DIR in new namespaces (needs root; see docs/SECURITY.md)",
 	  .set = set_jail },
 	{ "cgroup", 0, "PATH", "join this existing cgroup v2 first", .set = set_cgroup },
+	{ "migration-key", 0, "FILE", "encrypt and authenticate migrations with this 32-byte key",
+	  .set = set_migration_key },
+	{ "insecure-migration", 0, NULL, "allow migrations over TCP without a key",
+	  .set = set_insecure_migration },
+	{ "snapshot-key", 0, "FILE", "sign snapshots written with this 32-byte key (restore checks it)",
+	  .set = set_snapshot_key },
 };
 #undef STR
 #undef FLAG
@@ -325,7 +349,8 @@ void print_restore_help(void)
 	       "kernel command line is used when no --append is given.\n"
 	       "\n"
 	       "      --copy        read guest RAM into memory instead of mapping the file\n"
-	       "      --no-verify   skip the RAM checksum (state checksums are always checked)\n"
+	       "      --no-verify   skip the RAM checksum (state checksums are always checked;\n"
+	       "                    not with --snapshot-key, whose check covers RAM too)\n"
 	       "      --paused      stay paused after the restore (resume with kvmbox ctl)\n");
 	print_run_options(true);
 }

@@ -121,7 +121,7 @@ static int run_incoming(struct vm_config *cfg)
 		log_error("signalfd: %s; raise the open file limit", strerror(errno));
 		return EXIT_START_FAIL;
 	}
-	fd = migrate_accept(cfg->incoming, sfd, &sc);
+	fd = migrate_accept(cfg->incoming, sfd, &cfg->keys, &sc);
 	if (fd < 0) {
 		struct signalfd_siginfo si;
 
@@ -163,6 +163,10 @@ int cmd_run(int argc, char **argv)
 		return 0; /* help */
 	if (ret)
 		return ret;
+	if (vm_keys_load(&cfg.keys) < 0) {
+		vm_config_free_devices(&cfg);
+		return EXIT_START_FAIL;
+	}
 	if (cfg.incoming)
 		ret = run_incoming(&cfg);
 	else if (check_host_limits(&cfg) < 0)
@@ -193,9 +197,17 @@ int cmd_restore(int argc, char **argv)
 		return EXIT_START_FAIL;
 	}
 	ret = EXIT_START_FAIL;
+	if (cfg.keys.snapshot_key_file && ra.no_verify) {
+		log_error("restore: --no-verify with --snapshot-key: the key's check reads the whole file; "
+			  "drop --no-verify");
+		ret = EXIT_USAGE;
+		goto out;
+	}
 	/* Only this command line names host resources: the file's configuration, which a forged
 	 * file can set at will, is checked against it and never opened. */
-	if (check_host_limits(&cfg) < 0 || snapshot_open(ra.file, !ra.no_verify, snap) < 0)
+	if (vm_keys_load(&cfg.keys) < 0 || check_host_limits(&cfg) < 0 ||
+	    snapshot_open(ra.file, !ra.no_verify, cfg.keys.have_snapshot_key ? cfg.keys.snapshot_key : NULL,
+			  snap) < 0)
 		goto out;
 	if (vm_config_match(&snap->config.cfg, &cfg, "the snapshot's VM", msg, sizeof(msg)) < 0) {
 		log_error("restore %s refused: %s", ra.file, msg);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "keys.h"
 #include "tuning.h"
 
 enum console_kind { CONSOLE_SERIAL = 0, CONSOLE_NONE, CONSOLE_VIRTIO };
@@ -49,6 +50,7 @@ struct vm_config {
 	const char *incoming;          /* --incoming URI: wait for a migration */
 	struct vm_tuning tuning;       /* CPU placement, real-time vCPUs, locked and huge-page RAM */
 	struct sandbox_config sandbox; /* not saved in snapshots: each run gives its own */
+	struct vm_keys keys;           /* nor these: --migration-key, --snapshot-key (core/keys.h) */
 };
 
 /* Add an instance of type t configured from arg (NULL for a flag, which may be given again:

@@ -16,6 +16,7 @@
 
 #include "../arch/arch.h"
 #include "../cli/options.h"
+#include "chan.h"
 #include "log.h"
 #include "machine.h"
 #include "sandbox.h"
@@ -54,32 +55,49 @@ struct migration {
 
 /* ---- stream I/O ------------------------------------------------------------ */
 
-/* The stream: little-endian integers, whole buffers (SIGPIPE is ignored: a peer that went
- * away is an EPIPE error). */
-static int send_u32(int fd, uint32_t v)
+/* The stream: little-endian integers, whole buffers, through the channel (core/chan.h: plain or
+ * encrypted). SIGPIPE is ignored: a peer that went away is an EPIPE error. */
+static int send_u32(struct chan *c, uint32_t v)
 {
 	uint8_t b[4];
 
 	put_le32(b, v);
-	return write_all(fd, b, 4);
+	return chan_write(c, b, 4);
 }
 
-static int send_u64(int fd, uint64_t v)
+static int send_u64(struct chan *c, uint64_t v)
 {
 	uint8_t b[8];
 
 	put_le64(b, v);
-	return write_all(fd, b, 8);
+	return chan_write(c, b, 8);
 }
 
-static int recv_u32(int fd, uint32_t *v)
+static int recv_u32(struct chan *c, uint32_t *v)
 {
 	uint8_t b[4];
 
-	if (read_all(fd, b, 4) < 0)
+	if (chan_read(c, b, 4) < 0)
 		return -1;
 	*v = get_le32(b);
 	return 0;
+}
+
+static int recv_u64(struct chan *c, uint64_t *v)
+{
+	uint8_t b[8];
+
+	if (chan_read(c, b, 8) < 0)
+		return -1;
+	*v = get_le64(b);
+	return 0;
+}
+
+/* Refuse plain TCP unless the user said so: anyone on the path could read the guest's memory
+ * and change what runs. A unix socket stays on this host (and checks its peer). */
+static bool tcp_refused(int family, const struct vm_keys *keys)
+{
+	return family != AF_UNIX && !keys->have_migration_key && !keys->insecure_migration;
 }
 
 static void set_timeouts(int fd, int seconds)
@@ -160,8 +178,10 @@ struct incoming_stats {
 	double t_final;
 };
 
-/* One destination per process: the figures printed at the end. */
+/* One destination per process: the figures printed at the end, and the stream's channel (the
+ * fd the machine holds is its socket). */
 static struct incoming_stats in_stats;
+static struct chan in_chan = { .fd = -1 };
 
 /* What ends a receive early: its deadline, and stop_fd (readable: a termination signal came). */
 static struct {
@@ -171,9 +191,9 @@ static struct {
 	unsigned reads;
 } in_guard = { .stop_fd = -1 };
 
-/* read_all for the destination: a hostile or stalled source cannot hold it past the deadline,
- * and a termination signal ends it. Data already there is taken without waiting; stop_fd is
- * looked at whenever the stream has to be waited for, and every 64 reads. */
+/* read_all for the destination (the channel's reader): a hostile or stalled source cannot hold
+ * it past the deadline, and a termination signal ends it. Data already there is taken without
+ * waiting; stop_fd is looked at whenever the stream has to be waited for, and every 64 reads. */
 static int in_read(int fd, void *p, size_t n)
 {
 	uint8_t *b = p;
@@ -225,31 +245,13 @@ static int in_read(int fd, void *p, size_t n)
 	return 0;
 }
 
-static int in_u32(int fd, uint32_t *v)
-{
-	uint8_t b[4];
-
-	if (in_read(fd, b, 4) < 0)
-		return -1;
-	*v = get_le32(b);
-	return 0;
-}
-
-static int in_u64(int fd, uint64_t *v)
-{
-	uint8_t b[8];
-
-	if (in_read(fd, b, 8) < 0)
-		return -1;
-	*v = get_le64(b);
-	return 0;
-}
-
 /* Why a receive read failed, for its one line. */
 static const char *in_why(void)
 {
 	if (in_guard.stopped)
 		return "a termination signal came";
+	if (in_chan.auth_failed)
+		return "a message did not authenticate: changed on the way, or not the source's";
 	if (errno == ETIMEDOUT)
 		return "the receive's deadline passed";
 	if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -257,7 +259,64 @@ static const char *in_why(void)
 	return strerror(errno);
 }
 
-int migrate_accept(const char *uri, int stop_fd, struct snap_config *sc)
+/* The first 8 bytes decide: a plain stream starts with its hello, an encrypted one with the
+ * channel's magic (core/chan.h). Both sides must agree on having a key. Every read goes
+ * through in_read. A stop (in_guard.stopped) is not printed: the caller says why. */
+static int incoming_channel(int fd, const char *uri, const struct vm_keys *keys, uint8_t hello[16])
+{
+	uint8_t magic[8];
+
+	if (in_read(fd, magic, 8) < 0) {
+		if (!in_guard.stopped)
+			log_error("migration from %s: no hello from the source (%s); the VM was not started",
+				  uri, in_why());
+		return -1;
+	}
+	if (!memcmp(magic, CHAN_MAGIC, 8)) {
+		if (!keys->have_migration_key) {
+			log_error(
+				"migration from %s: the source encrypts its stream; give this destination the "
+				"source's key with --migration-key FILE",
+				uri);
+			return -1;
+		}
+		if (chan_accept(&in_chan, fd, keys->migration_key, in_read) < 0) {
+			if (in_chan.auth_failed)
+				log_error(
+					"migration from %s: the source did not authenticate: its --migration-key "
+					"is not this one; the VM was not started",
+					uri);
+			else if (!in_guard.stopped)
+				log_error(
+					"migration from %s: the key exchange broke (%s); the VM was not started",
+					uri, in_why());
+			return -1;
+		}
+		if (chan_read(&in_chan, hello, 16) < 0) {
+			if (!in_guard.stopped)
+				log_error("migration from %s: no hello from the source (%s)", uri, in_why());
+			return -1;
+		}
+		return 0;
+	}
+	if (keys->have_migration_key && !memcmp(magic, MIG_MAGIC, 8)) {
+		log_error("migration from %s: the source sent an unencrypted stream; start the source VM "
+			  "with the same --migration-key FILE",
+			  uri);
+		return -1;
+	}
+	chan_init_plain(&in_chan, fd);
+	in_chan.read_fn = in_read;
+	memcpy(hello, magic, 8);
+	if (chan_read(&in_chan, hello + 8, 8) < 0) {
+		if (!in_guard.stopped)
+			log_error("migration from %s: no hello from the source (%s)", uri, in_why());
+		return -1;
+	}
+	return 0;
+}
+
+int migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys, struct snap_config *sc)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -271,6 +330,13 @@ int migrate_accept(const char *uri, int stop_fd, struct snap_config *sc)
 	if (migrate_parse_uri(uri, &ss, &len, &family) < 0) {
 		log_error(
 			"--incoming %s: not tcp:IP:PORT or unix:PATH; give a numeric address (host names are not resolved)",
+			uri);
+		return -1;
+	}
+	if (tcp_refused(family, keys)) {
+		log_error(
+			"--incoming %s: a migration over TCP without a key can be read and changed on the way; "
+			"give --migration-key FILE (the same on the source), or --insecure-migration",
 			uri);
 		return -1;
 	}
@@ -320,14 +386,23 @@ int migrate_accept(const char *uri, int stop_fd, struct snap_config *sc)
 			log_error("--incoming %s: accept: %s", uri, strerror(errno));
 		return -1;
 	}
+	if (family == AF_UNIX) {
+		long peer;
+
+		/* Whatever the socket file's mode became: only our uid and root may send a VM. */
+		if (!unixsock_peer_allowed(fd, &peer)) {
+			log_error("--incoming %s: refused a source run by uid %ld; migrate as the user this "
+				  "kvmbox runs as, or root",
+				  uri, peer);
+			close(fd);
+			return -1;
+		}
+	}
 	in_stats.t_start = now_ms();
 	in_guard.deadline = in_stats.t_start + MIG_RECV_DEADLINE_S * 1000.0;
 	set_timeouts(fd, MIG_IO_TIMEOUT_S);
-	if (in_read(fd, hello, sizeof(hello)) < 0) {
-		if (!in_guard.stopped) /* else the caller says why */
-			log_error("migration from %s: no hello from the source: %s", uri, in_why());
+	if (incoming_channel(fd, uri, keys, hello) < 0)
 		goto fail;
-	}
 	if (memcmp(hello, MIG_MAGIC, 8) || get_le32(hello + 8) != MIG_VERSION) {
 		log_error("migration from %s: not a kvmbox migration stream of this version", uri);
 		goto fail;
@@ -339,8 +414,8 @@ int migrate_accept(const char *uri, int stop_fd, struct snap_config *sc)
 			uri, arch_id_name(get_le32(hello + 12)), arch_id_name(arch_this));
 		goto fail;
 	}
-	if (in_u64(fd, &clen) < 0 || clen > (1u << 20) || !(cbuf = malloc(clen ? clen : 1)) ||
-	    in_read(fd, cbuf, clen) < 0) {
+	if (recv_u64(&in_chan, &clen) < 0 || clen > (1u << 20) || !(cbuf = malloc(clen ? clen : 1)) ||
+	    chan_read(&in_chan, cbuf, clen) < 0) {
 		if (!in_guard.stopped)
 			log_error("migration from %s: the configuration did not arrive: %s", uri,
 				  clen > (1u << 20) ? "too long" : in_why());
@@ -355,6 +430,7 @@ int migrate_accept(const char *uri, int stop_fd, struct snap_config *sc)
 	return fd;
 fail:
 	free(cbuf);
+	chan_free(&in_chan);
 	close(fd);
 	return -1;
 }
@@ -363,18 +439,20 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len)
 {
 	uint64_t npages = vm->mem.total / PAGE_SIZE;
 	uint8_t *state = NULL;
+	struct chan *c = &in_chan; /* on fd, from migrate_accept */
 
+	(void)fd;
 	in_guard.stop_fd = stop_fd;
 	for (;;) {
 		uint32_t type, count;
 		uint64_t first, slen;
 
-		if (in_u32(fd, &type) < 0)
+		if (recv_u32(c, &type) < 0)
 			goto broken;
 		switch (type) {
 		case REC_PAGES:
 		case REC_ZERO:
-			if (in_u64(fd, &first) < 0 || in_u32(fd, &count) < 0)
+			if (recv_u64(c, &first) < 0 || recv_u32(c, &count) < 0)
 				goto broken;
 			if (count > MIG_BATCH_PAGES || first > npages || count > npages - first)
 				goto malformed;
@@ -385,7 +463,7 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len)
 					goto malformed;
 				if (type == REC_ZERO)
 					memset(dst, 0, PAGE_SIZE);
-				else if (in_read(fd, dst, PAGE_SIZE) < 0)
+				else if (chan_read(c, dst, PAGE_SIZE) < 0)
 					goto broken;
 			}
 			in_stats.bytes += (type == REC_PAGES ? count * PAGE_SIZE : 0) + 16;
@@ -395,13 +473,16 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len)
 			break;
 		case REC_FINAL:
 			in_stats.t_final = now_ms();
-			if (in_u64(fd, &slen) < 0)
+			if (recv_u64(c, &slen) < 0)
 				goto broken;
 			if (slen > MIG_MAX_STATE)
 				goto malformed;
 			state = malloc(slen ? slen : 1);
-			if (!state || in_read(fd, state, slen) < 0)
+			if (!state || chan_read(c, state, slen) < 0)
 				goto broken;
+			/* Encrypted, the state ends the source's stream: its FINAL message. */
+			if (!chan_at_end(c))
+				goto malformed;
 			in_stats.bytes += slen;
 			*len = slen;
 			return state;
@@ -426,9 +507,12 @@ broken:
 
 int migrate_finish(int fd, bool ok)
 {
-	int ret = send_u32(fd, ok ? 0 : 1);
+	int ret;
 	double t = now_ms();
 
+	(void)fd;
+	ret = send_u32(&in_chan, ok ? 0 : 1) < 0 || chan_flush(&in_chan, true) < 0 ? -1 : 0;
+	chan_free(&in_chan);
 	if (ok)
 		fprintf(stderr,
 			"kvmbox: migration received: %u rounds, %.1f MiB, total %.0f ms, "
@@ -444,7 +528,7 @@ int migrate_finish(int fd, bool ok)
 
 /* Send the pages set in bitmap (or every page when bitmap is NULL, skipping
  * zero pages, for round 0): runs of data pages and of zero pages. */
-static int send_pages(struct migration *m, int fd, const unsigned long *bitmap)
+static int send_pages(struct migration *m, struct chan *c, const unsigned long *bitmap)
 {
 	uint64_t npages = m->vm->mem.total / PAGE_SIZE;
 
@@ -466,12 +550,11 @@ static int send_pages(struct migration *m, int fd, const unsigned long *bitmap)
 		       (!bitmap || (bitmap[(pg + n) / BITS] & (1UL << ((pg + n) % BITS)))) &&
 		       page_is_zero(guest_mem_page(&m->vm->mem, pg + n)) == zero)
 			n++;
-		if (send_u32(fd, zero ? REC_ZERO : REC_PAGES) < 0 || send_u64(fd, pg) < 0 ||
-		    send_u32(fd, n) < 0)
+		if (send_u32(c, zero ? REC_ZERO : REC_PAGES) < 0 || send_u64(c, pg) < 0 || send_u32(c, n) < 0)
 			return -1;
 		if (!zero) {
 			for (uint32_t i = 0; i < n; i++)
-				if (write_all(fd, guest_mem_page(&m->vm->mem, pg + i), PAGE_SIZE) < 0)
+				if (chan_write(c, guest_mem_page(&m->vm->mem, pg + i), PAGE_SIZE) < 0)
 					return -1;
 			m->bytes += n * PAGE_SIZE;
 		}
@@ -523,7 +606,10 @@ static void *migrate_thread(void *arg)
 	uint8_t hello[16] = { 0 };
 	int family, fd = -1;
 	uint32_t ack = 1;
+	const struct vm_keys *keys = &vm->cfg->keys;
+	struct chan ch;
 
+	chan_init_plain(&ch, -1);
 	ser_writer_init(&cfgw);
 	ser_writer_init(&state);
 	pthread_setname_np(pthread_self(), "migrate");
@@ -543,12 +629,22 @@ static void *migrate_thread(void *arg)
 		goto fail;
 	}
 	set_timeouts(fd, MIG_IO_TIMEOUT_S);
+	if (!keys->have_migration_key) {
+		chan_init_plain(&ch, fd);
+	} else if (chan_connect(&ch, fd, keys->migration_key) < 0) {
+		why = ch.auth_failed
+			      ? "the destination did not authenticate: its --migration-key is not this one"
+		      : errno == ECONNRESET || errno == EPIPE
+			      ? "the destination refused the key exchange (a different --migration-key there, or none)"
+			      : strerror(errno);
+		goto fail;
+	}
 	memcpy(hello, MIG_MAGIC, 8);
 	put_le32(hello + 8, MIG_VERSION);
 	put_le32(hello + 12, arch_this);
 	snap_config_save(vm->cfg, &cfgw);
-	if (cfgw.err || write_all(fd, hello, sizeof(hello)) < 0 || send_u64(fd, cfgw.len) < 0 ||
-	    write_all(fd, cfgw.buf, cfgw.len) < 0)
+	if (cfgw.err || chan_write(&ch, hello, sizeof(hello)) < 0 || send_u64(&ch, cfgw.len) < 0 ||
+	    chan_write(&ch, cfgw.buf, cfgw.len) < 0)
 		goto io;
 	/* Start tracking before the first copy: what changes from here on is
 	 * sent again. */
@@ -558,7 +654,7 @@ static void *migrate_thread(void *arg)
 	}
 	logging = true;
 	collect_dirty(m, dirty, tmp, words); /* clear */
-	if (send_pages(m, fd, NULL) < 0 || send_u32(fd, REC_ROUND) < 0)
+	if (send_pages(m, &ch, NULL) < 0 || send_u32(&ch, REC_ROUND) < 0)
 		goto io;
 	m->rounds = 1;
 	for (;;) {
@@ -570,7 +666,7 @@ static void *migrate_thread(void *arg)
 		}
 		if (n <= MIG_SMALL_DIRTY || m->rounds >= MIG_MAX_ROUNDS)
 			break;
-		if (send_pages(m, fd, dirty) < 0 || send_u32(fd, REC_ROUND) < 0)
+		if (send_pages(m, &ch, dirty) < 0 || send_u32(&ch, REC_ROUND) < 0)
 			goto io;
 		m->rounds++;
 	}
@@ -597,7 +693,7 @@ static void *migrate_thread(void *arg)
 			dirty[i] |= more[i];
 		free(more);
 	}
-	if (send_pages(m, fd, dirty) < 0)
+	if (send_pages(m, &ch, dirty) < 0)
 		goto io;
 	for (struct device *d = vm->devices; d; d = d->next) {
 		if (d->ops->release && d->ops->release(d) < 0) {
@@ -607,16 +703,22 @@ static void *migrate_thread(void *arg)
 		}
 	}
 	released = true;
-	if (send_u32(fd, REC_FINAL) < 0 || send_u64(fd, state.len) < 0 ||
-	    write_all(fd, state.buf, state.len) < 0)
+	if (send_u32(&ch, REC_FINAL) < 0 || send_u64(&ch, state.len) < 0 ||
+	    chan_write(&ch, state.buf, state.len) < 0 || chan_flush(&ch, true) < 0)
 		goto io;
 	m->bytes += state.len;
 	/* The destination loads the state and answers; the guest is stopped
 	 * meanwhile, so do not wait long. */
 	set_timeouts(fd, MIG_ACK_TIMEOUT_S);
-	if (recv_u32(fd, &ack) < 0) {
-		why = errno == EAGAIN || errno == EWOULDBLOCK ? "the destination did not acknowledge in time"
-							      : strerror(errno);
+	if (recv_u32(&ch, &ack) < 0) {
+		why = ch.auth_failed ? "the destination's answer did not authenticate (changed on the way?)"
+		      : errno == EAGAIN || errno == EWOULDBLOCK
+			      ? "the destination did not acknowledge in time"
+			      : strerror(errno);
+		goto fail;
+	}
+	if (!chan_at_end(&ch)) {
+		why = "the destination's answer did not end its stream";
 		goto fail;
 	}
 	if (ack != 0) {
@@ -640,6 +742,7 @@ static void *migrate_thread(void *arg)
 	vm_request_stop(vm, VM_HANDOFF);
 	/* The VM stays paused: the destination runs it now. */
 	guest_mem_dirty_stop(&vm->mem);
+	chan_free(&ch);
 	close(fd);
 	free(dirty);
 	free(tmp);
@@ -648,6 +751,7 @@ static void *migrate_thread(void *arg)
 	return NULL;
 io:
 	why = atomic_load(&m->cancel)                   ? "cancelled: the VM stopped"
+	      : ch.auth_failed                          ? "a message did not authenticate"
 	      : errno == EAGAIN || errno == EWOULDBLOCK ? "the destination stopped reading (timed out)"
 	      : errno                                   ? strerror(errno)
 							: "stream broke";
@@ -666,6 +770,7 @@ fail:
 	}
 	if (paused)
 		vm_resume(vm);
+	chan_free(&ch);
 	if (fd >= 0)
 		close(fd);
 	{
@@ -699,6 +804,14 @@ struct migration *migrate_start(struct vm *vm, const char *uri, _Atomic bool *mi
 	if (migrate_parse_uri(uri, &ss, &sl, &fam) < 0) {
 		snprintf(err, errlen,
 			 "migrate: '%s' is not tcp:IP:PORT or unix:PATH (host names are not resolved)", uri);
+		return NULL;
+	}
+	if (tcp_refused(fam, &vm->cfg->keys)) {
+		snprintf(err, errlen,
+			 "migrate %s: a migration over TCP without a key can be read and changed on the way; "
+			 "start the VM with --migration-key FILE (the same on the destination), or "
+			 "--insecure-migration",
+			 uri);
 		return NULL;
 	}
 	m = calloc(1, sizeof(*m));

@@ -11,7 +11,9 @@
  *
  * Stream (little endian): "KVMBOXMG" u32 version u32 arch, u64 len + config;
  * then records: u32 type, ...; the destination answers one u32 status after
- * the final record.
+ * the final record. With a --migration-key both directions go through an
+ * authenticated, encrypted channel (core/chan.h); without one, TCP is refused
+ * unless --insecure-migration is given.
  */
 #ifndef KVMBOX_MIGRATE_H
 #define KVMBOX_MIGRATE_H
@@ -40,10 +42,12 @@ struct migration *migrate_start(struct vm *vm, const char *uri, _Atomic bool *mi
 void migrate_cancel(struct migration **m);
 
 /* Destination: listen on uri (tcp:IP:PORT or unix:PATH), accept one
- * source, read its hello and configuration into *sc. Returns the stream fd
- * or -1 (printed, except when stop_fd became readable: a termination signal).
- * From the accept on, the receive has an overall deadline (10 min). */
-int migrate_accept(const char *uri, int stop_fd, struct snap_config *sc);
+ * source (over a unix socket: only one of our uid or root), set up the stream's channel
+ * (encrypted with keys' migration key; plain TCP only with keys' insecure_migration), read its
+ * hello and configuration into *sc. Returns the stream fd or -1 (printed, except when stop_fd
+ * became readable: a termination signal). From the accept on, the receive has an overall
+ * deadline (10 min). */
+int migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys, struct snap_config *sc);
 /* Destination: receive RAM until the source stops its VM; returns the final
  * state blob (malloc'ed, *len) for vm_state_load, or NULL (printed), also when
  * stop_fd becomes readable (a termination signal) or the deadline passes. The

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack: no allocation in the child */
 #include <xxhash.h>
+#include <sodium.h>
 
 #include "../arch/arch.h"
 #include "devtype.h"
@@ -22,6 +23,31 @@
 #include "vm.h"
 
 #define SNAP_HEADER_SIZE 96
+/* Header flags (u32 at 64; files of kvmbox before the flags have 0 there). */
+#define SNAP_FLAG_MAC   1u /* a keyed MAC (--snapshot-key) at SNAP_MAC_OFFSET */
+#define SNAP_MAC_OFFSET SNAP_HEADER_SIZE
+#define SNAP_MAC_BYTES  crypto_generichash_BYTES
+
+/* The keyed MAC of --snapshot-key: BLAKE2b (crypto_generichash) under the key, over a fixed
+ * string, then every non-zero RAM page as (u64 index, content) in index order (the pages a
+ * restore maps: zero pages are holes), then the metadata, then the 96-byte header (which holds
+ * the lengths and the flags). It sits at SNAP_MAC_OFFSET, in the header page. */
+static const char mac_context[] = "kvmbox snapshot MAC 1";
+
+static void mac_begin(crypto_generichash_state *st, const uint8_t *key)
+{
+	crypto_generichash_init(st, key, KEY_BYTES, SNAP_MAC_BYTES);
+	crypto_generichash_update(st, (const uint8_t *)mac_context, sizeof(mac_context));
+}
+
+static void mac_page(crypto_generichash_state *st, uint64_t idx, const uint8_t *page)
+{
+	uint8_t le[8];
+
+	put_le64(le, idx);
+	crypto_generichash_update(st, le, sizeof(le));
+	crypto_generichash_update(st, page, PAGE_SIZE);
+}
 
 enum snap_section {
 	SEC_CONFIG = 1,
@@ -344,7 +370,8 @@ int vm_state_load(struct vm *vm, struct ser_reader *r)
 /* Write non-zero pages of the RAM image at SNAP_RAM_OFFSET (holes for the
  * rest) and hash them as (page index, content). Runs in the forked child
  * for live snapshots: no allocation, no locks. */
-static int write_ram(const struct guest_mem *m, int fd, uint64_t *hash_out, uint64_t *bytes)
+static int write_ram(const struct guest_mem *m, int fd, uint64_t *hash_out, uint64_t *bytes,
+		     crypto_generichash_state *mac)
 {
 	XXH3_state_t st;
 	uint64_t page = 0;
@@ -363,6 +390,8 @@ static int write_ram(const struct guest_mem *m, int fd, uint64_t *hash_out, uint
 
 				XXH3_64bits_update(&st, &idx, sizeof(idx));
 				XXH3_64bits_update(&st, base + k * PAGE_SIZE, PAGE_SIZE);
+				if (mac)
+					mac_page(mac, idx, base + k * PAGE_SIZE);
 				k++;
 			}
 			if (k > j) {
@@ -383,7 +412,7 @@ static int write_ram(const struct guest_mem *m, int fd, uint64_t *hash_out, uint
 
 /* Hash the RAM image of a snapshot file the same way, reading only its data
  * extents (holes are zero pages, which write_ram skipped). */
-static int hash_ram_file(int fd, uint64_t ram_len, uint64_t *hash_out)
+static int hash_ram_file(int fd, uint64_t ram_len, uint64_t *hash_out, crypto_generichash_state *mac)
 {
 	XXH3_state_t st;
 	uint8_t *buf = malloc(1 << 20);
@@ -415,6 +444,8 @@ static int hash_ram_file(int fd, uint64_t ram_len, uint64_t *hash_out)
 					continue;
 				XXH3_64bits_update(&st, &idx, sizeof(idx));
 				XXH3_64bits_update(&st, buf + o, PAGE_SIZE);
+				if (mac)
+					mac_page(mac, idx, buf + o);
 			}
 			at += got;
 		}
@@ -435,6 +466,7 @@ struct snap_header {
 	uint64_t meta_off;
 	uint64_t meta_len;
 	uint64_t meta_hash;
+	uint32_t flags;
 };
 
 /* Fixed offsets, no allocation: the live snapshot's child encodes the header after fork. */
@@ -450,6 +482,7 @@ static void header_encode(const struct snap_header *h, uint8_t out[SNAP_HEADER_S
 	put_le64(out + 40, h->meta_off);
 	put_le64(out + 48, h->meta_len);
 	put_le64(out + 56, h->meta_hash);
+	put_le32(out + 64, h->flags);
 	put_le64(out + SNAP_HEADER_SIZE - 8, XXH3_64bits(out, SNAP_HEADER_SIZE - 8));
 }
 
@@ -464,12 +497,15 @@ static void set_err(char *errmsg, size_t errlen, const char *fmt, ...)
 }
 
 int snapshot_file_write(const struct guest_mem *m, int fd, const void *meta, size_t meta_len,
-			uint64_t *ram_bytes)
+			uint64_t *ram_bytes, const uint8_t *key)
 {
-	struct snap_header h = { .ram_len = m->total };
-	uint8_t hdr[SNAP_HEADER_SIZE];
+	struct snap_header h = { .ram_len = m->total, .flags = key ? SNAP_FLAG_MAC : 0 };
+	uint8_t hdr[SNAP_HEADER_SIZE], tag[SNAP_MAC_BYTES];
+	crypto_generichash_state mac;
 
-	if (write_ram(m, fd, &h.ram_hash, ram_bytes) < 0)
+	if (key)
+		mac_begin(&mac, key);
+	if (write_ram(m, fd, &h.ram_hash, ram_bytes, key ? &mac : NULL) < 0)
 		return errno ? errno : EIO;
 	h.meta_off = SNAP_RAM_OFFSET + m->total;
 	h.meta_len = meta_len;
@@ -477,6 +513,13 @@ int snapshot_file_write(const struct guest_mem *m, int fd, const void *meta, siz
 	if (pwrite_all(fd, meta, meta_len, h.meta_off) < 0)
 		return errno ? errno : EIO;
 	header_encode(&h, hdr);
+	if (key) {
+		crypto_generichash_update(&mac, meta, meta_len);
+		crypto_generichash_update(&mac, hdr, sizeof(hdr));
+		crypto_generichash_final(&mac, tag, sizeof(tag));
+		if (pwrite_all(fd, tag, sizeof(tag), SNAP_MAC_OFFSET) < 0)
+			return errno ? errno : EIO;
+	}
 	if (pwrite_all(fd, hdr, sizeof(hdr), 0) < 0 || fsync(fd) < 0)
 		return errno ? errno : EIO;
 	return 0;
@@ -509,6 +552,7 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 		   size_t errlen)
 {
 	struct ser_writer meta;
+	const uint8_t *key = vm->cfg->keys.have_snapshot_key ? vm->cfg->keys.snapshot_key : NULL;
 	double t0 = now_ms(), t_resume = 0;
 	char tmp[4096];
 	int fd, err = 0, ret = -1;
@@ -547,7 +591,8 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 			/* Only system calls and arithmetic from here: another thread may have held a
 			 * lock (malloc's, stdio's) at the fork. */
 			sandbox_thread_enter(SB_SNAPSHOT);
-			_exit(snapshot_file_write(&vm->mem, fd, meta.buf, meta.len, &bytes) == 0 ? 0 : 1);
+			_exit(snapshot_file_write(&vm->mem, fd, meta.buf, meta.len, &bytes, key) == 0 ? 0
+												      : 1);
 		}
 		vm_resume(vm);
 		t_resume = now_ms();
@@ -571,7 +616,7 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
 				res->ram_bytes = (uint64_t)st.st_blocks * 512;
 		}
 	} else {
-		err = snapshot_file_write(&vm->mem, fd, meta.buf, meta.len, &res->ram_bytes);
+		err = snapshot_file_write(&vm->mem, fd, meta.buf, meta.len, &res->ram_bytes, key);
 	}
 	if (no_filter) {
 		set_err(errmsg, errlen,
@@ -618,7 +663,7 @@ static int refuse(const char *path, const char *why)
 
 static void snapshot_discard(struct snapshot *s);
 
-int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
+int snapshot_open(const char *path, bool verify_ram, const uint8_t *key, struct snapshot *s)
 {
 	uint8_t hdr[SNAP_HEADER_SIZE];
 	struct ser_reader r, sub;
@@ -661,10 +706,20 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 	h.meta_off = ser_get_u64(&r);
 	h.meta_len = ser_get_u64(&r);
 	h.meta_hash = ser_get_u64(&r);
+	h.flags = ser_get_u32(&r);
 	{
 		if (XXH3_64bits(hdr, SNAP_HEADER_SIZE - 8) != get_le64(hdr + SNAP_HEADER_SIZE - 8))
 			return snapshot_discard(s), refuse(path, "header checksum mismatch (corrupt)");
 	}
+	if (h.flags & ~SNAP_FLAG_MAC)
+		return snapshot_discard(s), refuse(path, "has header flags this kvmbox does not know");
+	if (key && !(h.flags & SNAP_FLAG_MAC))
+		return snapshot_discard(s),
+		       refuse(path, "has no MAC: it was written without --snapshot-key, or changed since");
+	if (!key && (h.flags & SNAP_FLAG_MAC))
+		return snapshot_discard(s),
+		       refuse(path,
+			      "is signed (written with --snapshot-key); give the key with --snapshot-key FILE");
 	if (ram_off != SNAP_RAM_OFFSET || h.ram_len % PAGE_SIZE ||
 	    h.meta_off != SNAP_RAM_OFFSET + h.ram_len || h.meta_len > (64u << 20) ||
 	    h.meta_off + h.meta_len < h.meta_off)
@@ -682,6 +737,28 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 		return snapshot_discard(s), refuse(path, "state checksum mismatch (corrupt)");
 	s->meta_len = h.meta_len;
 	s->ram_len = h.ram_len;
+	if (key) {
+		/* Before anything in the file is parsed: RAM (its checksum too), state, header. */
+		crypto_generichash_state mac;
+		uint8_t want[SNAP_MAC_BYTES], got_mac[SNAP_MAC_BYTES];
+		uint64_t got;
+
+		mac_begin(&mac, key);
+		if (hash_ram_file(s->fd, h.ram_len, &got, &mac) < 0)
+			return snapshot_discard(s), refuse(path, "cannot read its RAM image");
+		crypto_generichash_update(&mac, s->meta, s->meta_len);
+		crypto_generichash_update(&mac, hdr, sizeof(hdr));
+		crypto_generichash_final(&mac, got_mac, sizeof(got_mac));
+		if (pread(s->fd, want, sizeof(want), SNAP_MAC_OFFSET) != (ssize_t)sizeof(want) ||
+		    sodium_memcmp(want, got_mac, sizeof(want)) != 0)
+			return snapshot_discard(s),
+			       refuse(path,
+				      "MAC mismatch: changed since it was written, or not written with this "
+				      "--snapshot-key");
+		if (got != h.ram_hash)
+			return snapshot_discard(s), refuse(path, "RAM checksum mismatch (corrupt)");
+		verify_ram = false; /* done */
+	}
 	ser_reader_init(&r, s->meta, s->meta_len);
 	while (r.off < r.len) {
 		if (section_next(&r, &type, &sub) < 0)
@@ -699,7 +776,7 @@ int snapshot_open(const char *path, bool verify_ram, struct snapshot *s)
 	if (verify_ram) {
 		uint64_t got;
 
-		if (hash_ram_file(s->fd, h.ram_len, &got) < 0)
+		if (hash_ram_file(s->fd, h.ram_len, &got, NULL) < 0)
 			return snapshot_discard(s), refuse(path, "cannot read its RAM image");
 		if (got != h.ram_hash)
 			return snapshot_discard(s), refuse(path, "RAM checksum mismatch (corrupt)");

@@ -11,6 +11,8 @@
  *          vCPU, one per device, RAM index)
  * Every section carries an XXH3 hash; the RAM hash covers the non-zero pages
  * (index and content), so verifying costs what the guest used, not its size.
+ * These find corruption, not forgery: a VM with --snapshot-key also writes a
+ * keyed MAC (BLAKE2b) of the whole file into the header page (snapshot.c).
  */
 #ifndef KVMBOX_SNAPSHOT_H
 #define KVMBOX_SNAPSHOT_H
@@ -69,10 +71,11 @@ int snapshot_write(struct vm *vm, const char *path, bool live, struct snap_resul
  * name planted beforehand is never written through; a few names are tried. The fd, or -1 with
  * errno (ENAMETOOLONG when tmp, of len bytes, cannot hold the name). */
 int snapshot_tmp_create(const char *path, char *tmp, size_t len);
-/* Write the file: RAM of m (sparse), the state meta, the header, then fsync. Runs in the child
- * a live snapshot forks: no allocation, no lock, only system calls. 0 or an errno. */
+/* Write the file: RAM of m (sparse), the state meta (vm_state_save's sections), the header (and
+ * the MAC when key, KEY_BYTES, is not NULL), then fsync. Runs in the child a live snapshot
+ * forks: no allocation, no lock, only system calls. 0 or an errno. */
 int snapshot_file_write(const struct guest_mem *m, int fd, const void *meta, size_t meta_len,
-			uint64_t *ram_bytes);
+			uint64_t *ram_bytes, const uint8_t *key);
 
 /* An opened, verified snapshot. */
 struct snapshot {
@@ -88,8 +91,11 @@ struct snapshot {
 };
 
 /* Open path, check header, sizes and every hash (RAM too, unless
- * verify_ram is false), and parse the config. 0 or -1 (printed). */
-int snapshot_open(const char *path, bool verify_ram, struct snapshot *s);
+ * verify_ram is false), and parse the config. With key (KEY_BYTES, --snapshot-key), the file
+ * must carry a MAC under it, checked over the whole file (RAM included, whatever verify_ram
+ * says) before anything in it is parsed; without key, a file that carries one is refused.
+ * 0 or -1 (printed). */
+int snapshot_open(const char *path, bool verify_ram, const uint8_t *key, struct snapshot *s);
 /* Close the file and free the state (once the VM was built from them). s->config, which a
  * running VM's configuration points into, stays until snap_config_free(&s->config). */
 void snapshot_close(struct snapshot *s);

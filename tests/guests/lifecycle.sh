@@ -106,13 +106,19 @@ lc_free_port() {
 	"$TOOLS/freeport"
 }
 
-# lc_snapshot_vm TEST FILE: boot idle with --api, snapshot it to FILE after
-# tick 3, check that it keeps running, kill -9 it. Sets BEFORE and LAST (the last
+# lc_key FILE: a new random key file (--migration-key, --snapshot-key), mode 600.
+lc_key() {
+	head -c 32 /dev/urandom >"$1" && chmod 600 "$1" && [ "$(stat -c %s "$1")" = 32 ]
+}
+
+# lc_snapshot_vm TEST FILE [ARGS...]: boot idle with --api (and ARGS), snapshot it to FILE
+# after tick 3, check that it keeps running, kill -9 it. Sets BEFORE and LAST (the last
 # complete tick printed before the request and by the time the reply came) and
 # SNAP_REPLY; else WHY.
 lc_snapshot_vm() {
 	local t=$1 file=$2 sock=$WORK/$1.sock
-	bg_start "$t" --api "$sock"
+	shift 2
+	bg_start "$t" --api "$sock" "$@"
 	wait_out "idle: tick 3$" 20 || { bg_kill; return 1; }
 	BEFORE=$(last_tick "$OUT")
 	lc_ctl_ok snapshot "$sock" snapshot "$file" || { bg_kill; return 1; }
@@ -167,12 +173,14 @@ t_snap_restore() {
 	pass "$t"
 }
 
-# lc_corrupt_case T NAME FILE KIND: restore of FILE must fail with status 1 and
-# one "kvmbox: snapshot FILE: ..." line mentioning KIND (a regex), nothing on stdout.
+# lc_corrupt_case T NAME FILE KIND [ARGS...]: restore of FILE (with ARGS) must fail with
+# status 1 and one "kvmbox: snapshot FILE: ..." line mentioning KIND (a regex), nothing on
+# stdout.
 lc_corrupt_case() {
 	local t=$1 name=$2 file=$3 kind=$4 rc lines first
+	shift 4
 	lc_vm
-	"$TOOLS/deadline" -k 2 20 "$KVMBOX" restore "$file" "${VM[@]}" </dev/null >"$LOGS/$t.$name.out" 2>"$LOGS/$t.$name.err"
+	"$TOOLS/deadline" -k 2 20 "$KVMBOX" restore "$file" "${VM[@]}" "$@" </dev/null >"$LOGS/$t.$name.out" 2>"$LOGS/$t.$name.err"
 	rc=$?
 	first=$(head -n1 "$LOGS/$t.$name.err")
 	lines=$(wc -l <"$LOGS/$t.$name.err")
@@ -232,6 +240,44 @@ t_snap_corrupt() {
 	pass "$t"
 }
 
+# t_snap_key: a VM with --snapshot-key writes a signed snapshot. Restore refuses it without
+# the key, with another key, with a byte of RAM changed or a zero page made non-zero, and a
+# key file others can read; with the key it restores and the counter continues. (A stripped
+# MAC flag with the checksums made right again: tests/unit/test_snapshot.c.)
+t_snap_key() {
+	local t=$1 file=$WORK/$1.snap key=$WORK/$1.key other=$WORK/$1.other c size ram k first
+	lc_key "$key" && lc_key "$other" || { fail "$t" "cannot make key files"; return; }
+	lc_snapshot_vm "$t.src" "$file" --snapshot-key "$key" || { fail "$t" "$WHY"; return; }
+	size=$(stat -c %s "$file")
+	ram=$("$TOOLS/bytes" nonzero-page "$file" $((4096 + (1 << 20))) $((size - 65536))) ||
+		{ fail "$t" "no non-zero RAM page in the snapshot"; return; }
+	c=$WORK/$t.c
+	for k in ram hole; do
+		cp "$file" "$c.$k" || { fail "$t" "cannot copy the snapshot"; return; }
+	done
+	lc_flip "$c.ram" $((ram + 123)) &&
+		lc_flip "$c.hole" $((4096 + 40 * 1048576 + 8)) ||
+		{ fail "$t" "cannot modify the copies of the snapshot"; return; }
+	lc_corrupt_case "$t" nokey "$file" "signed.*give the key with --snapshot-key" || { fail "$t" "$WHY"; return; }
+	lc_corrupt_case "$t" otherkey "$file" "MAC mismatch" --snapshot-key "$other" || { fail "$t" "$WHY"; return; }
+	for k in ram hole; do
+		lc_corrupt_case "$t" "$k" "$c.$k" "MAC mismatch" --snapshot-key "$key" || { fail "$t" "$WHY"; return; }
+	done
+	# A key file others can read is refused before the snapshot is opened.
+	chmod 644 "$other"
+	lc_vm
+	"$TOOLS/deadline" -k 2 20 "$KVMBOX" restore "$file" "${VM[@]}" --snapshot-key "$other" </dev/null >/dev/null 2>"$LOGS/$t.mode.err"
+	k=$?
+	first=$(head -n1 "$LOGS/$t.mode.err")
+	[ "$k" = 1 ] && [ "$(wc -l <"$LOGS/$t.mode.err")" = 1 ] && echo "$first" | grep -q "chmod 600" ||
+		{ fail "$t" "a key file of mode 644: status $k, '$(echo "$first" | cut -c1-150)'"; return; }
+	# With the key: restored, the counter continues.
+	lc_bg "$t" restore "$file" "${VM[@]}" --snapshot-key "$key" --api "$WORK/$t.rsock"
+	lc_expect_continue "$t" $((BEFORE - 1)) $((LAST + 1)) || { bg_kill; fail "$t" "after restore with the key: $WHY"; return; }
+	lc_term || { fail "$t" "$WHY"; return; }
+	pass "$t"
+}
+
 # t_hibernate: ctl hibernate → reply, kvmbox exits 0, socket gone; restore in a
 # fresh process continues the counter.
 t_hibernate() {
@@ -287,19 +333,22 @@ lc_dest() {
 }
 
 # t_migrate_ok TEST unix|tcp: migrate idle; the source exits 0, the
-# destination continues the counter and answers info.
+# destination continues the counter and answers info. Over tcp, both sides have a
+# --migration-key (the stream is encrypted).
 t_migrate_ok() {
-	local t=$1 how=$2 uri sock=$WORK/$1.sock spid sout last k port
+	local t=$1 how=$2 uri sock=$WORK/$1.sock spid sout last k port keys=()
 	if [ "$how" = tcp ]; then
 		port=$(lc_free_port) || { fail "$t" "cannot pick a free port"; return; }
 		uri=tcp:127.0.0.1:$port
+		lc_key "$WORK/$t.key" || { fail "$t" "cannot make a key file"; return; }
+		keys=(--migration-key "$WORK/$t.key")
 	else
 		uri=unix:$WORK/$t.mig
 	fi
-	bg_start "$t.src" --api "$sock"
+	bg_start "$t.src" --api "$sock" "${keys[@]}"
 	spid=$PID sout=$OUT
 	wait_out "idle: tick 3$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
-	lc_dest "$t" "$uri" || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
+	lc_dest "$t" "$uri" "${keys[@]}" || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
 	PID=$spid OUT=$sout ERR=$LOGS/$t.src.err
 	lc_ctl "$sock" migrate "$uri"
 	echo "$CTL" >"$LOGS/$t.reply"
@@ -393,7 +442,7 @@ lc_source_survives() {
 t_migrate_fail_closed_port() {
 	local t=$1 sock=$WORK/$1.sock port uri
 	port=$(lc_free_port) || { fail "$t" "cannot pick a free port"; return; }
-	bg_start "$t" --api "$sock"
+	bg_start "$t" --api "$sock" --insecure-migration
 	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
 	for uri in "tcp:127.0.0.1:$port" "unix:$WORK/$t.nothing" "nonsense:1"; do
 		lc_ctl "$sock" migrate "$uri"
@@ -404,6 +453,53 @@ t_migrate_fail_closed_port() {
 		fi
 		lc_source_survives "$t" "$sock" || { bg_kill; fail "$t" "after migrate $uri: $WHY"; return; }
 	done
+	lc_term || { fail "$t" "$WHY"; return; }
+	pass "$t"
+}
+
+# t_migrate_key_refused: over tcp, a source without a key (nor --insecure-migration) is
+# refused at once, and so is a destination at its start; a source and a destination with
+# different keys: the destination refuses the source with one line and exits 1, the source's
+# migrate fails and it runs on.
+t_migrate_key_refused() {
+	local t=$1 sock=$WORK/$1.sock port uri spid sout
+	port=$(lc_free_port) || { fail "$t" "cannot pick a free port"; return; }
+	uri=tcp:127.0.0.1:$port
+	lc_key "$WORK/$t.key" && lc_key "$WORK/$t.other" || { fail "$t" "cannot make key files"; return; }
+	lc_vm
+	"$TOOLS/deadline" -k 2 20 "$KVMBOX" run "${VM[@]}" --incoming "$uri" </dev/null >/dev/null 2>"$LOGS/$t.nokey.err"
+	RC=$?
+	[ "$RC" = 1 ] && [ "$(wc -l <"$LOGS/$t.nokey.err")" = 1 ] &&
+		grep -q -- "--migration-key FILE.*--insecure-migration" "$LOGS/$t.nokey.err" ||
+		{ fail "$t" "run --incoming $uri without a key: status $RC, '$(head -n1 "$LOGS/$t.nokey.err" | cut -c1-150)'"; return; }
+	bg_start "$t.src" --api "$sock"
+	spid=$PID sout=$OUT
+	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_ctl "$sock" migrate "$uri"
+	[ "$CTL_RC" = 1 ] && echo "$CTL" | grep -q -- "--migration-key" ||
+		{ bg_kill; fail "$t" "migrate $uri without a key: ctl status $CTL_RC: $(echo "$CTL" | tr -d '\n' | cut -c1-150)"; return; }
+	lc_source_survives "$t" "$sock" || { bg_kill; fail "$t" "after migrate without a key: $WHY"; return; }
+	kill -KILL "$spid"
+	wait "$spid" 2>/dev/null
+	# Different keys.
+	bg_start "$t.src2" --api "$sock" --migration-key "$WORK/$t.key"
+	spid=$PID sout=$OUT
+	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_dest "$t" "$uri" --migration-key "$WORK/$t.other" || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
+	PID=$spid OUT=$sout ERR=$LOGS/$t.src2.err
+	lc_ctl "$sock" migrate "$uri"
+	if [ "$CTL_RC" != 1 ] || ! echo "$CTL" | grep -q -- "--migration-key"; then
+		lc_kill "$spid" "$DPID"
+		fail "$t" "migrate with another key: ctl status $CTL_RC: $(echo "$CTL" | tr -d '\n' | cut -c1-150)"
+		return
+	fi
+	lc_source_survives "$t" "$sock" || { lc_kill "$DPID"; bg_kill; fail "$t" "after migrate with another key: $WHY"; return; }
+	PID=$DPID OUT=$DOUT ERR=$DERR
+	bg_wait 10 || { lc_kill "$spid"; fail "$t" "the destination still runs 10s after refusing the source"; return; }
+	[ "$RC" = 1 ] && grep -q "did not authenticate" "$DERR" ||
+		{ lc_kill "$spid"; fail "$t" "destination: status $RC, '$(grep -a kvmbox: "$DERR" | tail -n1 | cut -c1-150)'"; return; }
+	[ -s "$DOUT" ] && { lc_kill "$spid"; fail "$t" "the destination ran the guest"; return; }
+	PID=$spid OUT=$sout ERR=$LOGS/$t.src2.err
 	lc_term || { fail "$t" "$WHY"; return; }
 	pass "$t"
 }

@@ -83,12 +83,14 @@ snap_restore             idle            t_snap_restore
 snap_restore_copy        idle            t_snap_restore --copy
 snap_corrupt             idle            t_snap_corrupt
 snap_local               idle            t_snap_local
+snap_key                 idle            t_snap_key
 hibernate                idle            t_hibernate
 pause_resume             idle            t_pause_resume
 migrate_ok               idle            t_migrate_ok unix
 migrate_tcp              idle            t_migrate_ok tcp
 migrate_dirty            dirtier         t_migrate_dirty
 migrate_fail_closed_port idle            t_migrate_fail_closed_port
+migrate_key_refused      idle            t_migrate_key_refused
 migrate_fail_dest_killed dirtier         t_migrate_fail_dest_killed
 migrate_fail_dest_closes idle            t_migrate_fail_dest_closes
 migrate_refused          idle            t_migrate_refused
@@ -116,7 +118,7 @@ kvm_missing              poweroff        t_kvm_ns
 # The helpers in build/guests/tools (tests/guests/tools/*.c) and the other commands the tests
 # run (busybox has them all, with the options used: selftest_tools checks).
 HELPERS="deadline sigdisp ptyrun apiclient freeport passcheck bytes"
-COMMANDS="awk cat cmp cp cut dd diff grep head ln ls mkdir mktemp mount od readlink rm sed seq sh sleep
+COMMANDS="awk cat chmod cmp cp cut dd diff grep head ln ls mkdir mktemp mount od readlink rm sed seq sh sleep
 	sort stat tail tr truncate uniq unshare wc"
 
 # ---- results ----
@@ -890,6 +892,7 @@ selftest_tools() {
 	check "truncate -s" 1048576 "$(truncate -s 1M "$d/t" && stat -c %s "$d/t")" &&
 	check "diff -u" "-kvmbox: Error x +X" "$(printf 'a 1\nX\nb 22\n' >"$d/e"; diff -u "$d/f" "$d/e" | sed -n '3,$p' | grep '^[-+]' | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')" &&
 	check "readlink" "$d/g" "$(ln -s "$d/g" "$d/l" && readlink "$d/l")" &&
+	check "head -c 32 /dev/urandom, chmod, stat -c %a" "32 600" "$(head -c 32 /dev/urandom >"$d/k" && chmod 600 "$d/k" && stat -c '%s %a' "$d/k")" &&
 	check "sleep 0.05" 0 "$(sleep 0.05; echo $?)" &&
 	check "kill -l" 1 "$(kill -l HUP)"
 	s=$?

@@ -486,8 +486,9 @@ fi
 # written into kvmbox's stdin (a FIFO), answers "KVMBOX-R <id> <command> <result>".
 #   boot 1 (256M): pause; snapshot, kill -9, restore; hibernate, restore --copy in a fresh
 #                  process; corrupt snapshots refused; ctl shutdown -> acpid powers off
-#   boot 2 (512M, net, disk): migrate to a closed port, to a destination killed mid-way, then
-#                  live (tcp) while the guest dirties memory; ctl shutdown timeout=5 unanswered
+#   boot 2 (512M, net, disk, --migration-key on both sides: the stream is encrypted): migrate to
+#                  a closed port, to a destination killed mid-way, then live (tcp) while the
+#                  guest dirties memory; ctl shutdown timeout=5 unanswered
 #   boot 3 (512M, --balloon): 400 MiB touched, balloon 64M gives it back, 512M deflates
 CTL_TMO=30
 
@@ -771,7 +772,9 @@ life2() {
 	exec 5<>$W/m1.in 6<>$W/m2.in
 	truncate -s 16M $W/mig.img
 	# What a destination gives again (its own host resources; sizes and devices must match).
-	M1VM="-m 512M -d $W/mig.img --net tap=tap0,mac=52:54:00:12:34:57 -k $BZ -i $GV"
+	# Over tcp the stream is encrypted: the same --migration-key on both sides.
+	head -c 32 /dev/urandom >$W/mig.key && chmod 600 $W/mig.key
+	M1VM="-m 512M -d $W/mig.img --net tap=tap0,mac=52:54:00:12:34:57 --migration-key $W/mig.key -k $BZ -i $GV"
 	lstart m1 $W/m1.in run $M1VM --api $W/m1.sock -a "$GAPPEND kvmbox.test=life kvmbox.mb=32 kvmbox.net=1"
 	S=$LPID
 	if ! lwait m1 '^KVMBOX-C 3 end' $BOOT_TMO $S; then

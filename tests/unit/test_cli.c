@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <getopt.h>
 #include <string.h>
 
 #include "backends/console.h"
@@ -158,6 +159,44 @@ static void test_run_args_full(void **state)
 	assert_int_equal(cfg.console, CONSOLE_NONE);
 	assert_true(cfg.no_reboot);
 	assert_true(cfg.stats);
+}
+
+/* The key options: paths kept (read later, by vm_keys_load), never on by default; restore and
+ * run --incoming take them too. */
+static void test_run_args_keys(void **state)
+{
+	struct vm_config cfg;
+	char *argv[] = {
+		"run",  "-k", "bz", "--migration-key", "/k/m", "--insecure-migration", "--snapshot-key",
+		"/k/s", NULL
+	};
+	char *none[] = { "run", "-k", "bz", NULL };
+	char *restore[] = { "restore",
+			    "snap",
+			    "-k",
+			    "bz",
+			    "--migration-key",
+			    "/k/m",
+			    "--snapshot-key",
+			    "/k/s",
+			    "--insecure-migration",
+			    NULL };
+	struct restore_args ra;
+
+	assert_int_equal(run_parse_args(ARGC(argv), argv, &cfg), 0);
+	assert_string_equal(cfg.keys.migration_key_file, "/k/m");
+	assert_string_equal(cfg.keys.snapshot_key_file, "/k/s");
+	assert_true(cfg.keys.insecure_migration);
+	assert_false(cfg.keys.have_migration_key);
+	assert_int_equal(run_parse_args(ARGC(none), none, &cfg), 0);
+	assert_null(cfg.keys.migration_key_file);
+	assert_null(cfg.keys.snapshot_key_file);
+	assert_false(cfg.keys.insecure_migration);
+	assert_int_equal(restore_parse_args(ARGC(restore), restore, &cfg, &ra), 0);
+	assert_string_equal(cfg.keys.migration_key_file, "/k/m");
+	assert_string_equal(cfg.keys.snapshot_key_file, "/k/s");
+	assert_true(cfg.keys.insecure_migration);
+	vm_config_free_devices(&cfg);
 }
 
 static void test_run_args_defaults(void **state)
@@ -389,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_run_args_help),        cmocka_unit_test(test_console_filter),
 		cmocka_unit_test(test_disk_and_net_options), cmocka_unit_test(test_disk_and_net_errors),
 		cmocka_unit_test(test_option_table),         cmocka_unit_test(test_restore_and_incoming_args),
+		cmocka_unit_test(test_run_args_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

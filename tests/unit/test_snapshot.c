@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -334,7 +336,7 @@ static void expect_refused(const char *path, const char *why)
 	int ret;
 
 	stderr_capture_begin(&cap);
-	ret = snapshot_open(path, true, &s);
+	ret = snapshot_open(path, true, NULL, &s);
 	stderr_capture_end(&cap);
 	assert_int_equal(ret, -1);
 	if (!strstr(cap.text, why))
@@ -431,7 +433,7 @@ static void test_file_write_allocates_nothing(void **state)
 
 	allocs = 0;
 	counting = true;
-	err = snapshot_file_write(&ram.mem, fd, meta.buf, meta.len, &bytes);
+	err = snapshot_file_write(&ram.mem, fd, meta.buf, meta.len, &bytes, NULL);
 	counting = false;
 	close(fd);
 	assert_int_equal(err, 0);
@@ -441,7 +443,7 @@ static void test_file_write_allocates_nothing(void **state)
 		print_message("# allocations not counted in a sanitizer build\n");
 	assert_true(bytes == 2 * 4096); /* the two non-zero pages */
 
-	assert_int_equal(snapshot_open(path, true, &s), 0);
+	assert_int_equal(snapshot_open(path, true, NULL, &s), 0);
 	assert_true(s.ram_len == c.memory);
 	assert_int_equal(s.config.cfg.cpus, 3);
 	assert_int_equal(pread(s.fd, page, sizeof(page), (off_t)(SNAP_RAM_OFFSET + 9 * 4096)),
@@ -453,7 +455,7 @@ static void test_file_write_allocates_nothing(void **state)
 	/* Writable by its group or by others: a restore must not map it. */
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(chmod(path, i ? 0602 : 0620), 0);
-		assert_int_equal(snapshot_open(path, true, &s), 0);
+		assert_int_equal(snapshot_open(path, true, NULL, &s), 0);
 		assert_true(s.shared_writable);
 		snapshot_close(&s);
 		snap_config_free(&s.config);
@@ -711,6 +713,136 @@ static void test_config_match(void **state)
 	snap_config_free(&sc);
 }
 
+/* ---- the keyed MAC of --snapshot-key ---- */
+
+static uint8_t mac_key[KEY_BYTES], other_key[KEY_BYTES];
+
+/* A whole snapshot file of fake RAM (1 MiB, a few non-zero pages) and a configuration section,
+ * written by snapshot_write_file with key (or none). Returns its path (static). */
+static const char *write_snapshot(const uint8_t *key, uint64_t *ram_page_off)
+{
+	static char path[64];
+	struct fake_ram ram;
+	struct vm_config c;
+	struct ser_writer meta, cfgw;
+	uint64_t bytes;
+	uint8_t sec[24];
+	int fd;
+
+	fake_ram_init_flat(&ram, 1 << 20);
+	for (int pg = 3; pg < 200; pg += 17)
+		memset(ram.buf + pg * 4096 + 100, pg, 300);
+	*ram_page_off = SNAP_RAM_OFFSET + 20 * 4096; /* page 20 holds data */
+	fill_config(&c);
+	c.memory = 1 << 20;
+	ser_writer_init(&cfgw);
+	snap_config_save(&c, &cfgw);
+	assert_false(cfgw.err);
+	/* The configuration section: u32 type 1, u32 0, u64 length, u64 XXH3, the payload. */
+	memset(sec, 0, sizeof(sec));
+	sec[0] = 1;
+	put_le64(sec + 8, cfgw.len);
+	put_le64(sec + 16, XXH3_64bits(cfgw.buf, cfgw.len));
+	ser_writer_init(&meta);
+	ser_put_bytes(&meta, sec, sizeof(sec));
+	ser_put_bytes(&meta, cfgw.buf, cfgw.len);
+	strcpy(path, "/tmp/kvmbox-snapmac-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(snapshot_file_write(&ram.mem, fd, meta.buf, meta.len, &bytes, key), 0);
+	close(fd);
+	ser_writer_free(&meta);
+	ser_writer_free(&cfgw);
+	vm_config_free_devices(&c);
+	fake_ram_free(&ram);
+	return path;
+}
+
+static int open_with(const char *path, bool verify, const uint8_t *key, const char *why)
+{
+	struct stderr_capture cap;
+	struct snapshot s;
+	int ret;
+
+	stderr_capture_begin(&cap);
+	ret = snapshot_open(path, verify, key, &s);
+	stderr_capture_end(&cap);
+	if (ret == 0) {
+		assert_true(s.config.cfg.memory == 1 << 20);
+		snapshot_close(&s);
+		snap_config_free(&s.config);
+		return 0;
+	}
+	if (why && !strstr(cap.text, why))
+		fail_msg("refused for another reason: \"%s\", expected \"%s\"", cap.text, why);
+	assert_non_null(strchr(cap.text, '\n'));
+	assert_int_equal(strchr(cap.text, '\n')[1], '\0');
+	return ret;
+}
+
+static void flip(const char *path, uint64_t off)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= 0x01;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+static void test_mac(void **state)
+{
+	uint64_t page;
+	const char *p = write_snapshot(mac_key, &page);
+
+	/* Good: with its key, checked or not (the MAC covers RAM either way). */
+	assert_int_equal(open_with(p, true, mac_key, NULL), 0);
+	assert_int_equal(open_with(p, false, mac_key, NULL), 0);
+	/* Without the key: refused, saying which option to give. */
+	assert_int_equal(open_with(p, true, NULL, "give the key with --snapshot-key FILE"), -1);
+	/* Another key (a file an attacker signed, all checksums right): refused. */
+	assert_int_equal(open_with(p, true, other_key, "MAC mismatch"), -1);
+	/* A byte of RAM changed: the MAC finds it, even with verify off. */
+	flip(p, page + 200);
+	assert_int_equal(open_with(p, false, mac_key, "MAC mismatch"), -1);
+	flip(p, page + 200);
+	assert_int_equal(open_with(p, true, mac_key, NULL), 0);
+	/* A zero page (a hole) made non-zero, a byte of the MAC itself. */
+	flip(p, SNAP_RAM_OFFSET + 100 * 4096 + 5);
+	assert_int_equal(open_with(p, true, mac_key, "MAC mismatch"), -1);
+	flip(p, SNAP_RAM_OFFSET + 100 * 4096 + 5);
+	flip(p, 96 + 7);
+	assert_int_equal(open_with(p, true, mac_key, "MAC mismatch"), -1);
+	unlink(p);
+	/* A file written without a key (its checksums right) is refused when a key is given, and
+	 * restores without one. */
+	p = write_snapshot(NULL, &page);
+	assert_int_equal(open_with(p, true, mac_key, "has no MAC"), -1);
+	assert_int_equal(open_with(p, true, NULL, NULL), 0);
+	unlink(p);
+}
+
+/* The MAC flag cannot be stripped: the header then has no MAC, refused with the key. */
+static void test_mac_stripped(void **state)
+{
+	uint64_t page;
+	const char *p = write_snapshot(mac_key, &page);
+	uint8_t h[HDR_SIZE];
+	int fd = open(p, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, h, HDR_SIZE, 0), HDR_SIZE);
+	assert_int_equal(h[64], 1);
+	h[64] = 0;
+	put64(h + HDR_SIZE - 8, XXH3_64bits(h, HDR_SIZE - 8));
+	assert_int_equal(pwrite(fd, h, HDR_SIZE, 0), HDR_SIZE);
+	close(fd);
+	assert_int_equal(open_with(p, true, mac_key, "has no MAC"), -1);
+	unlink(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -721,7 +853,14 @@ int main(void)
 		cmocka_unit_test(test_file_write_allocates_nothing),
 		cmocka_unit_test(test_tmp_file_never_through_a_link),
 		cmocka_unit_test(test_state_requires_sections),
+		cmocka_unit_test(test_mac),
+		cmocka_unit_test(test_mac_stripped),
 	};
+
+	if (sodium_init() < 0)
+		return 1;
+	randombytes_buf(mac_key, sizeof(mac_key));
+	randombytes_buf(other_key, sizeof(other_key));
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -577,9 +577,11 @@ if want arm64-life-migrate-dirty; then
 	exec 5<>$W/m1.in 6<>$W/m2.in
 	DM0=$(dmesg | wc -l)
 	truncate -s 16M $W/mig.img
+	# Over tcp the stream is encrypted: the same --migration-key on both sides.
+	head -c 32 /dev/urandom >$W/mig.key && chmod 600 $W/mig.key
 	# A disk too: after the move its interrupts (MSI-X through the ITS, whose tables KVM keeps in
 	# guest RAM) must still arrive.
-	kvmbox run -m 512M -c 2 --api $W/m1.sock -d $W/mig.img -k $IMG -i $GV \
+	kvmbox run -m 512M -c 2 --api $W/m1.sock -d $W/mig.img --migration-key $W/mig.key -k $IMG -i $GV \
 		-a "$GAPPEND kvmbox.test=life kvmbox.mb=32" \
 		<$W/m1.in >$W/m1.out 2>$W/m1.err &
 	S=$!
@@ -590,7 +592,7 @@ if want arm64-life-migrate-dirty; then
 		why="guest setup: $WHY"
 	fi
 	if [ -z "$why" ]; then
-		kvmbox run -m 512M -c 2 -d $W/mig.img -k $IMG -i $GV --incoming tcp:127.0.0.1:4445 --api $W/d2.sock <$W/m2.in >$W/d2.out 2>$W/d2.err &
+		kvmbox run -m 512M -c 2 -d $W/mig.img -k $IMG -i $GV --incoming tcp:127.0.0.1:4445 --api $W/d2.sock --migration-key $W/mig.key <$W/m2.in >$W/d2.out 2>$W/d2.err &
 		D=$!
 		n=0
 		while ! grep -q 'waiting for a migration' $W/d2.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
