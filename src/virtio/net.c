@@ -434,12 +434,15 @@ static int net_rx_deliver(struct virtio_net *n, unsigned *pushed)
 		}
 		n->rx_heads[nbufs] = c->head;
 		n->rx_lens[nbufs] = (uint32_t)virtq_chain_write(c, 0, n->bounce + off, len - off);
+		if (nbufs)
+			virtq_chain_mark_written(q, c); /* the first one once its count is in */
 		off += n->rx_lens[nbufs];
 		nbufs++;
 	}
 	nb[0] = (uint8_t)nbufs;
 	nb[1] = (uint8_t)(nbufs >> 8);
 	virtq_chain_write(&n->first, HDR_NUM_BUFFERS, nb, sizeof(nb));
+	virtq_chain_mark_written(q, &n->first);
 	for (unsigned i = 0; i < nbufs; i++)
 		virtq_push(q, n->rx_heads[i], n->rx_lens[i]);
 	*pushed += nbufs;
@@ -517,6 +520,7 @@ static int net_rx_direct(struct virtio_net *n, unsigned *pushed)
 		return RX_DONE;
 	}
 	virtq_chain_write(c, 0, n->rx_hdr, VIRTIO_NET_HDR_LEN);
+	virtq_chain_mark_written(q, c);
 	virtq_push(q, c->head, (uint32_t)r);
 	(*pushed)++;
 	return RX_DONE;
