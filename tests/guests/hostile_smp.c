@@ -13,6 +13,31 @@ extern volatile u64 ap_stack_top; /* read by ap_entry64 in start.S */
 static u8 ap_stacks[MAX_CPUS][8192] __attribute__((aligned(16)));
 static volatile int print_lock, ap_started, go, hammered, check, checked;
 static long iters;
+static struct madt_info mi;
+static u32 bsp;
+
+/* A waiting AP halts (the BSP wakes it with this IPI) instead of spinning: the vCPUs still
+ * hammering keep the host CPUs, which the emulated host has fewer of than this guest's vCPUs. */
+#define VEC_WAKE 0x40
+
+static void wake_irq(struct irq_frame *f)
+{
+	(void)f;
+	lapic_eoi();
+}
+
+static void wait_woken(volatile int *flag)
+{
+	while (!*flag)
+		wait_for_irq(); /* sti; hlt: no wake-up lost in between */
+}
+
+static void wake_aps(void)
+{
+	for (int i = 0; i < mi.ncpus; i++)
+		if (mi.apic_ids[i] != bsp && !lapic_send_ipi(mi.apic_ids[i], VEC_WAKE))
+			fail("wake-up IPI to apic %u not delivered", mi.apic_ids[i]);
+}
 
 /* The functions present on bus 0, found before the hammering. */
 struct fn {
@@ -232,11 +257,9 @@ void ap_main(void)
 	idt_load();
 	lapic_enable();
 	ap_started = 1;
-	while (!go)
-		cpu_relax();
+	wait_woken(&go);
 	hammer(id);
-	while (!check)
-		cpu_relax();
+	wait_woken(&check);
 	check_unassigned(id);
 	halt_forever();
 }
@@ -259,7 +282,8 @@ static void find_functions(void)
 			f->bdf = bdf;
 			f->id = id;
 			if (cfg32(bdf, 0x04) >> 16 & 0x10) {
-				for (u32 p = cfg8(bdf, 0x34) & 0xfc; p >= 0x40 && n < 48; p = cfg8(bdf, p + 1) & 0xfc, n++)
+				for (u32 p = cfg8(bdf, 0x34) & 0xfc; p >= 0x40 && n < 48;
+				     p = cfg8(bdf, p + 1) & 0xfc, n++)
 					if (cfg8(bdf, p) == 0x11)
 						f->msix = (u8)p;
 			}
@@ -313,14 +337,13 @@ static bool wait_flag(volatile int *flag, u64 us)
 
 void guest_main(struct hvm_start_info *si)
 {
-	struct madt_info mi;
-	u32 bsp;
 	int ap = 0;
 
 	guest_init(si);
 	pic_mask_all();
 	lapic_enable();
 	watchdog_start();
+	irq_set_handler(VEC_WAKE, wake_irq);
 	iters = cmdline_int("iters", 4000);
 	bsp = apic_id_cpuid();
 	if (!acpi_read_madt(&mi))
@@ -353,6 +376,7 @@ void guest_main(struct hvm_start_info *si)
 	}
 
 	go = 1;
+	wake_aps();
 	hammer(bsp);
 	u64 t0 = clock_us();
 
@@ -366,8 +390,8 @@ void guest_main(struct hvm_start_info *si)
 	for (int i = 0; i < nfns; i++) {
 		cfg_w16(fns[i].bdf, 0x04, 0);
 		if (cfg32(fns[i].bdf, 0) != fns[i].id)
-			fail("PCI %x reads id %x after the hammering, was %x", fns[i].bdf, cfg32(fns[i].bdf, 0),
-			     fns[i].id);
+			fail("PCI %x reads id %x after the hammering, was %x", fns[i].bdf,
+			     cfg32(fns[i].bdf, 0), fns[i].id);
 		if (cfg32(fns[i].bdf, 0x04) & 0x7)
 			fail("PCI %x still decodes after COMMAND was cleared", fns[i].bdf);
 	}
@@ -379,9 +403,11 @@ void guest_main(struct hvm_start_info *si)
 		for (int j = 0; j < nfns; j++)
 			there |= fns[j].bdf == absent[i];
 		if (!there && cfg32(absent[i], 0) != 0xffffffff)
-			fail("absent PCI function %x reads %x, expected ffffffff", absent[i], cfg32(absent[i], 0));
+			fail("absent PCI function %x reads %x, expected ffffffff", absent[i],
+			     cfg32(absent[i], 0));
 	}
 	check = 1;
+	wake_aps();
 	check_unassigned(bsp);
 	t0 = clock_us();
 	while (checked < mi.ncpus) {
