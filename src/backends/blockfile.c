@@ -651,10 +651,18 @@ struct blockfile *blockfile_open(const char *path, bool readonly, unsigned depth
 	struct stat st;
 	int flags = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 
-	/* A writable block device is opened O_EXCL: the kernel then refuses it
-	 * while mounted or used by another exclusive opener. */
-	if (!readonly && stat(path, &st) == 0 && S_ISBLK(st.st_mode))
-		flags |= O_EXCL;
+	/* stat first: anything but an image file or a block device is refused without being
+	 * opened (a FIFO's open blocks, a character device may act on an open for writing). */
+	if (stat(path, &st) == 0) {
+		if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+			log_error("disk %s: not a regular file or block device; give a raw disk image", path);
+			return NULL;
+		}
+		/* A writable block device is opened O_EXCL: the kernel then refuses it
+		 * while mounted or used by another exclusive opener. */
+		if (!readonly && S_ISBLK(st.st_mode))
+			flags |= O_EXCL;
+	}
 	bf = calloc(1, sizeof(*bf));
 	if (!bf || !(bf->path = strdup(path))) {
 		log_error("disk %s: out of memory", path);
@@ -665,12 +673,18 @@ struct blockfile *blockfile_open(const char *path, bool readonly, unsigned depth
 	bf->done = done;
 	bf->opaque = opaque;
 	bf->open_flags = flags;
-	bf->fd = open(path, flags);
+	/* O_NONBLOCK until fstat has checked the type again (the path may have changed since
+	 * stat); then off, or io_uring would fail what it has to wait for with EAGAIN. */
+	bf->fd = open(path, flags | O_NONBLOCK);
 	if (bf->fd < 0) {
 		open_error(path, readonly, errno);
 		goto fail;
 	}
 	if (fstat(bf->fd, &st) < 0) {
+		open_error(path, readonly, errno);
+		goto fail;
+	}
+	if ((S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) && fcntl(bf->fd, F_SETFL, 0) < 0) {
 		open_error(path, readonly, errno);
 		goto fail;
 	}
@@ -778,7 +792,17 @@ int blockfile_reacquire(struct blockfile *bf)
 	if (!bf->released)
 		return 0;
 	if (bf->fd < 0) {
-		int fd = open(bf->path, bf->open_flags);
+		int fd;
+
+		/* Only the device it was: nothing else at the path is opened (a FIFO's open blocks, a
+		 * character device's may act). */
+		if (stat(bf->path, &st) < 0 || !S_ISBLK(st.st_mode) || (uint64_t)st.st_dev != bf->info.dev ||
+		    (uint64_t)st.st_ino != bf->info.ino) {
+			log_error("disk %s: the path now names another device; put the original back",
+				  bf->path);
+			return -1;
+		}
+		fd = open(bf->path, bf->open_flags);
 
 		if (fd < 0) {
 			if (errno == EBUSY)

@@ -291,6 +291,25 @@ void guest_mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 	}
 }
 
+void guest_mem_mark_dirty_host(const struct guest_mem *m, const void *p, uint64_t len)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	if (!atomic_load(&((struct guest_mem *)m)->dirty_on) || !len)
+		return;
+	for (int i = 0; i < m->nr_regions; i++) {
+		const struct mem_region *r = &m->regions[i];
+		uintptr_t h = (uintptr_t)r->host;
+
+		if (a >= h && a - h < r->size) {
+			uint64_t off = a - h;
+
+			guest_mem_mark_dirty(m, r->gpa + off, len < r->size - off ? len : r->size - off);
+			return;
+		}
+	}
+}
+
 void guest_mem_dirty_take(struct guest_mem *m, unsigned long *out)
 {
 	size_t n = dirty_words(m);

@@ -78,6 +78,9 @@ int guest_mem_alloc_file_backed(struct guest_mem *m, const struct mem_region *la
  * clear the bitmap into out (nr_pages bits), stop. */
 int guest_mem_dirty_start(struct guest_mem *m);
 void guest_mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* The same for [p, p+len) given as a host address inside guest RAM (a buffer gpa_ptr gave a
+ * device earlier); the part outside every region is ignored. */
+void guest_mem_mark_dirty_host(const struct guest_mem *m, const void *p, uint64_t len);
 void guest_mem_dirty_take(struct guest_mem *m, unsigned long *out);
 void guest_mem_dirty_stop(struct guest_mem *m);
 bool guest_mem_dirty_on(const struct guest_mem *m);

@@ -41,7 +41,9 @@ struct blk_req {
 	uint64_t sector;
 	unsigned nseg, cur; /* discard / write-zeroes segments */
 	struct blk_dz_seg seg[VIRTIO_BLK_MAX_DZ_SEG];
-	struct iovec iov[VIRTIO_BLK_SEG_MAX];
+	struct iovec iov[VIRTIO_BLK_SEG_MAX];  /* the data; the backend advances them in place */
+	struct iovec read[VIRTIO_BLK_SEG_MAX]; /* a read's data as popped: marked dirty at the end */
+	unsigned nread;
 };
 
 struct virtio_blk {
@@ -71,9 +73,17 @@ static struct virtio_blk *to_blk(struct virtio_dev *vd)
 static void blk_complete(struct virtio_blk *b, struct blk_req *r, uint8_t status, uint32_t len)
 {
 	if (!b->quiet && !b->vd.broken) {
-		if (r->status)
+		struct virtq *q = &b->vd.vqs[0];
+
+		if (r->status) {
+			struct iovec st = { .iov_base = r->status, .iov_len = 1 };
+
 			*r->status = status;
-		virtq_push(&b->vd.vqs[0], r->head, r->status ? len : 0);
+			virtq_mark_written(q, &st, 1);
+		}
+		/* A read wrote its data segments, as recorded when the chain was popped. */
+		virtq_mark_written(q, r->read, r->nread);
+		virtq_push(q, r->head, r->status ? len : 0);
 		b->pushed = true;
 	}
 	r->next_free = b->free;
@@ -221,6 +231,10 @@ static void blk_rw(struct virtio_blk *b, struct blk_req *r, const struct virtq_c
 			return;
 		}
 	}
+	if (!write) {
+		memcpy(r->read, r->iov, (size_t)n * sizeof(r->iov[0]));
+		r->nread = (unsigned)n;
+	}
 	r->io.op = write ? BLOCKFILE_WRITE : BLOCKFILE_READ;
 	r->io.offset = r->sector * VIRTIO_BLK_SECTOR;
 	r->io.iov = r->iov;
@@ -283,6 +297,7 @@ static void blk_handle(struct virtio_blk *b, const struct virtq_chain *c)
 	r->type = UINT32_MAX;
 	r->sector = 0;
 	r->nseg = r->cur = 0;
+	r->nread = 0;
 	memset(&r->io, 0, sizeof(r->io));
 	for (unsigned i = c->n_out + c->n_in; i > c->n_out; i--) {
 		const struct iovec *v = &c->iov[i - 1];
@@ -341,6 +356,7 @@ static void blk_handle(struct virtio_blk *b, const struct virtq_chain *c)
 			return;
 		}
 		virtq_chain_write(c, 0, b->serial, n);
+		virtq_chain_mark_written(&b->vd.vqs[0], c);
 		blk_complete(b, r, VIRTIO_BLK_S_OK, (uint32_t)n + 1);
 		return;
 	}

@@ -52,6 +52,7 @@ size_t virtio_console_receive(struct virtio_dev *vd, const uint8_t *buf, size_t 
 			break;
 		}
 		w = virtq_chain_write(&c->chain, 0, buf + took, n - took);
+		virtq_chain_mark_written(q, &c->chain);
 		virtq_push(q, c->chain.head, (uint32_t)w);
 		pushed++;
 		took += w;

@@ -65,8 +65,9 @@ struct virtio_net {
 	uint16_t rx_heads[VIRTQ_MAX_SIZE];
 	uint32_t rx_lens[VIRTQ_MAX_SIZE];
 	struct iovec iov[IOV_MAX];
-	struct virtq_chain first; /* first rx chain of a frame (holds the header) */
-	struct virtq_chain chain; /* scratch */
+	struct iovec tx_iov[IOV_MAX]; /* a tx frame: the checked header copy, then the guest's rest */
+	struct virtq_chain first;     /* first rx chain of a frame (holds the header) */
+	struct virtq_chain chain;     /* scratch */
 	/* vhost-net: the kernel moves the frames between the rings and the tap; kicks go to it
 	 * straight from the ioeventfds, its "used" notifications come to the worker (vh_call),
 	 * which raises the interrupt through the transport (masking, routing). */
@@ -180,12 +181,39 @@ static ssize_t net_send(struct virtio_net *n, struct iovec *iov, unsigned cnt)
 	return r;
 }
 
-/* Send one tx chain. 0: done (sent or dropped), 1: backend full, retry later. */
+/* n->tx_iov = hdr (the checked copy), then the chain's readable bytes after the header. The
+ * number of entries, or 0 when they would be more than IOV_MAX. */
+static unsigned net_tx_iov(struct virtio_net *n, const struct virtq_chain *c, uint8_t *hdr)
+{
+	size_t skip = VIRTIO_NET_HDR_LEN;
+	unsigned cnt = 0;
+
+	n->tx_iov[cnt++] = (struct iovec){ .iov_base = hdr, .iov_len = VIRTIO_NET_HDR_LEN };
+	for (unsigned i = 0; i < c->n_out; i++) {
+		size_t l = c->iov[i].iov_len;
+
+		if (l <= skip) {
+			skip -= l;
+			continue;
+		}
+		if (cnt == IOV_MAX)
+			return 0;
+		n->tx_iov[cnt++] = (struct iovec){ .iov_base = (uint8_t *)c->iov[i].iov_base + skip,
+						   .iov_len = l - skip };
+		skip = 0;
+	}
+	return cnt;
+}
+
+/* Send one tx chain. 0: done (sent or dropped), 1: backend full, retry later. The header that
+ * goes out is the copy that was checked: a vCPU rewriting the guest's one meanwhile changes
+ * nothing. */
 static int net_tx_one(struct virtio_net *n, struct virtq_chain *c)
 {
 	struct virtio_dev *vd = &n->vd;
 	uint8_t hdr[VIRTIO_NET_HDR_LEN];
 	const char *why = NULL;
+	unsigned cnt = 0;
 
 	/* Writable segments in a tx chain are meaningless: ignored. */
 	if (c->out_len < VIRTIO_NET_HDR_LEN)
@@ -194,7 +222,9 @@ static int net_tx_one(struct virtio_net *n, struct virtq_chain *c)
 		why = "frame too long";
 	else if (virtq_chain_read(c, 0, hdr, sizeof(hdr)) != sizeof(hdr) || !net_tx_hdr_ok(vd, hdr))
 		why = "header asks for offloads not negotiated";
-	if (!why && net_send(n, c->iov, c->n_out) < 0) {
+	else if (!(cnt = net_tx_iov(n, c, hdr)))
+		why = "too many segments";
+	if (!why && net_send(n, n->tx_iov, cnt) < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return 1;
 		why = strerror(errno);
@@ -404,12 +434,15 @@ static int net_rx_deliver(struct virtio_net *n, unsigned *pushed)
 		}
 		n->rx_heads[nbufs] = c->head;
 		n->rx_lens[nbufs] = (uint32_t)virtq_chain_write(c, 0, n->bounce + off, len - off);
+		if (nbufs)
+			virtq_chain_mark_written(q, c); /* the first one once its count is in */
 		off += n->rx_lens[nbufs];
 		nbufs++;
 	}
 	nb[0] = (uint8_t)nbufs;
 	nb[1] = (uint8_t)(nbufs >> 8);
 	virtq_chain_write(&n->first, HDR_NUM_BUFFERS, nb, sizeof(nb));
+	virtq_chain_mark_written(q, &n->first);
 	for (unsigned i = 0; i < nbufs; i++)
 		virtq_push(q, n->rx_heads[i], n->rx_lens[i]);
 	*pushed += nbufs;
@@ -487,6 +520,7 @@ static int net_rx_direct(struct virtio_net *n, unsigned *pushed)
 		return RX_DONE;
 	}
 	virtq_chain_write(c, 0, n->rx_hdr, VIRTIO_NET_HDR_LEN);
+	virtq_chain_mark_written(q, c);
 	virtq_push(q, c->head, (uint32_t)r);
 	(*pushed)++;
 	return RX_DONE;

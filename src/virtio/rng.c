@@ -60,6 +60,7 @@ static void rng_queue_notify(struct virtio_dev *vd, unsigned qi)
 			/* Readable segments carry nothing for us: ignored. */
 			size_t n = rng_fill(vd, &rng->chain, VIRTIO_RNG_MAX_REQUEST);
 
+			virtq_chain_mark_written(q, &rng->chain);
 			virtq_push(q, rng->chain.head, (uint32_t)n);
 			pushed++;
 		}

@@ -183,8 +183,7 @@ static int chain_add(const struct virtq *q, struct virtq_chain *c, const struct 
 
 /* Walk the chain starting at head. Termination: every step consumes one unit
  * of the current table's budget (queue size for the ring's table, entry count
- * for an indirect one), and there is at most one indirect table per chain.
- * With c NULL, only mark the device-writable buffers dirty (migration). */
+ * for an indirect one), and there is at most one indirect table per chain. */
 static int virtq_walk(const struct virtq *q, uint16_t head, struct virtq_chain *c)
 {
 	const uint8_t *table = q->desc;
@@ -218,12 +217,8 @@ static int virtq_walk(const struct virtq *q, uint16_t head, struct virtq_chain *
 		}
 		if (++bufs > VIRTQ_MAX_SEGS)
 			return -1;
-		if (!c) {
-			if (d.flags & VIRTQ_DESC_F_WRITE)
-				guest_mem_mark_dirty(q->mem, d.addr, d.len);
-		} else if (chain_add(q, c, &d, &seen_write) < 0) {
+		if (chain_add(q, c, &d, &seen_write) < 0)
 			return -1;
-		}
 		if (!(d.flags & VIRTQ_DESC_F_NEXT))
 			return 0;
 		i = d.next;
@@ -285,18 +280,28 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 
 	if (!q->enabled)
 		return;
-	if (guest_mem_dirty_on(q->mem)) {
-		/* A live migration is copying RAM: what the device wrote into
-		 * this chain, and the used ring, must be sent again. */
-		virtq_walk(q, head, NULL);
-		guest_mem_mark_dirty(q->mem, q->used_gpa, RING_ENTS + (size_t)USED_ELEM * q->size + 2);
-	}
+	/* A live migration is copying RAM: the used ring must be sent again (what the device wrote
+	 * into the chain, its caller marked with virtq_mark_written). */
+	guest_mem_mark_dirty(q->mem, q->used_gpa, RING_ENTS + (size_t)USED_ELEM * q->size + 2);
 	e = (uint8_t *)q->used + RING_ENTS + (size_t)USED_ELEM * (q->used_idx & (q->size - 1));
 	put_le32(e, head);
 	put_le32(e + 4, len);
 	q->used_idx++;
 	/* Release: the element is visible before the index that publishes it. */
 	ring_store16(q->used, RING_IDX, q->used_idx, __ATOMIC_RELEASE);
+}
+
+void virtq_mark_written(const struct virtq *q, const struct iovec *iov, unsigned n)
+{
+	if (!q->mem || !guest_mem_dirty_on(q->mem))
+		return;
+	for (unsigned i = 0; i < n; i++)
+		guest_mem_mark_dirty_host(q->mem, iov[i].iov_base, iov[i].iov_len);
+}
+
+void virtq_chain_mark_written(const struct virtq *q, const struct virtq_chain *c)
+{
+	virtq_mark_written(q, c->iov + c->n_out, c->n_in);
 }
 
 /* virtio 1.x 2.7.10: interrupt when used_event lies in (old, new]. */

@@ -82,6 +82,12 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c);
 void virtq_unpop(struct virtq *q);
 /* Return a completed chain with `len` bytes written by the device. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
+/* During a live migration, mark guest RAM the device has written dirty: host buffers of a
+ * popped chain (iov), or all of a chain's writable segments. Called after the writes, before
+ * the push; the buffers are those validated when the chain was popped, never the descriptors
+ * read again (the driver may have rewritten them). No-op when not migrating. */
+void virtq_mark_written(const struct virtq *q, const struct iovec *iov, unsigned n);
+void virtq_chain_mark_written(const struct virtq *q, const struct virtq_chain *c);
 /* After pushes: should the driver be interrupted (EVENT_IDX / NO_INTERRUPT)? */
 bool virtq_should_notify(struct virtq *q);
 /* Tell the driver whether we want kicks (used->flags or avail_event).

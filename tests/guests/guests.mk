@@ -9,7 +9,7 @@ GUEST_OBJDUMP ?= objdump
 GUEST_SRC     := tests/guests
 GUEST_OUT     := build/guests
 GUEST_NAMES   := serial rtc pit lapic_timer smp poweroff reset triple_fault hostile_io idle reboots \
-		 virtio_hostile dirtier
+		 virtio_hostile dirtier hostile_smp
 GUEST_ELFS    := $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_NAMES))
 GUEST_LIB_OBJS := $(GUEST_OUT)/obj/start.o $(GUEST_OUT)/obj/lib.o
 

@@ -67,6 +67,7 @@ reset_reboot_acpi        reset           reset_twice acpi
 triple_fault             triple_fault    t_triple_fault ud2
 triple_fault_int3        triple_fault    t_triple_fault int3
 hostile_io               hostile_io      t_ok
+hostile_smp              hostile_smp     t_hostile_smp 4
 virtio_hostile           virtio_hostile  t_virtio_hostile
 virtio_hostile_ro        virtio_hostile  t_virtio_hostile ro
 sigterm                  idle            t_signal TERM 143
@@ -295,6 +296,21 @@ t_smp() {
 	want=$(seq 0 $((n - 1)) | tr '\n' ' ')
 	[ "$got" != "$want" ] && { fail "$t" "CPUs that came up: '${got% }', expected '${want% }'"; return; }
 	have_line "smp: all $n cpus up" || { fail "$t" "no 'smp: all $n cpus up' line"; return; }
+	pass "$t"
+}
+
+# t_hostile_smp TEST N: N vCPUs hammer PCI config, MSI-X and unassigned MMIO/ports at once
+# (hostile_smp.c); kvmbox stays up, the guest sees all-ones where nothing answers and ends with
+# a poweroff (status 0).
+t_hostile_smp() {
+	local t=$1 n=$2 got
+	run_vm "$t" --cpus "$n" --rng --append "cpus=$n iters=2000"
+	vm_trouble "$t" 0 && return
+	got=$(grep -ac '^hostile_smp: cpu [0-9]* hammered 2000 accesses$' "$OUT")
+	[ "$got" = "$n" ] || { fail "$t" "$got of $n CPUs reported their accesses"; return; }
+	have_line "hostile_smp: all $n cpus read all-ones from unassigned MMIO and ports" ||
+		{ fail "$t" "no all-ones line for $n CPUs"; return; }
+	have_line "hostile_smp: OK" || { fail "$t" "no 'hostile_smp: OK' line"; return; }
 	pass "$t"
 }
 

@@ -622,6 +622,44 @@ static void test_reset_in_flight(void **state)
 	assert_int_equal(rw(c, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512), VIRTIO_BLK_S_OK);
 }
 
+/* A migration marks the pages a read wrote from the buffers validated when the chain was
+ * popped, not from descriptors read again at completion: the driver may have redirected them
+ * meanwhile (issue 9). */
+static void test_dirty_from_popped_chain(void **state)
+{
+	struct ctx *c = *state;
+	const uint64_t a = DATA_GPA, other = DATA_GPA + 0x40000;
+	const size_t bpw = 8 * sizeof(unsigned long);
+	struct vq_seg s[3] = { { HDR_GPA, 16, false }, { a, 4096, true }, { STATUS_GPA, 1, true } };
+	unsigned long *bits = calloc(RAM_SIZE / 4096 / bpw + 1, sizeof(unsigned long));
+	uint16_t head;
+	uint8_t want[4096];
+
+#define DIRTY(gpa) ((bits[(gpa) / 4096 / bpw] >> ((gpa) / 4096 % bpw)) & 1)
+	assert_non_null(bits);
+	file_read(c->path, 8 * 512, want, sizeof(want));
+	put_hdr(c, 0, VIRTIO_BLK_T_IN, 8);
+	assert_int_equal(guest_mem_dirty_start(&c->ram.mem), 0);
+	head = vqd_add_chain(&c->d, 0, s, 3);
+	kick(c);
+	assert_int_equal(vqd_used_idx(&c->d, 0), 0); /* popped, not completed */
+	/* The driver points the data descriptor elsewhere before the completion. */
+	put_le64(c->ram.buf + DESC_GPA + 16 * ((head + 1u) % QSZ), other);
+	wait_used(c, 1);
+	assert_int_equal(c->ram.buf[STATUS_GPA], VIRTIO_BLK_S_OK);
+	assert_memory_equal(c->ram.buf + a, want, sizeof(want));
+	guest_mem_dirty_take(&c->ram.mem, bits);
+	assert_true(DIRTY(a));
+	assert_true(DIRTY(STATUS_GPA));
+	assert_true(DIRTY(USED_GPA));
+	assert_false(DIRTY(other));
+#undef DIRTY
+	guest_mem_dirty_stop(&c->ram.mem);
+	free(c->ram.mem.dirty); /* fake RAM does not own it */
+	c->ram.mem.dirty = NULL;
+	free(bits);
+}
+
 static void test_quiesce_save_load(void **state)
 {
 	struct ctx *c = *state;
@@ -960,6 +998,7 @@ static const struct CMUnitTest tests[] = {
 	T(test_seg_max, setup_rw),
 	T(test_malformed_ring, setup_rw),
 	T(test_reset_in_flight, setup_rw),
+	T(test_dirty_from_popped_chain, setup_rw),
 	T(test_quiesce_save_load, setup_rw),
 	T(test_writethrough, setup_rw),
 	T(test_writethrough_after_load, setup_rw),

@@ -22,6 +22,7 @@
 #include <net/if.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "backends/tap.h"
@@ -121,6 +122,21 @@ static int teardown(void **state)
 
 /* ---- tests ---- */
 
+/* The device's sendmsg (the socket backend) comes here: with race_hdr set, it first rewrites
+ * those guest bytes, as a vCPU racing with the device could after the header was checked. */
+static uint8_t *race_hdr;
+static unsigned race_sends;
+
+ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	if (race_hdr) {
+		race_hdr[0] = 0xff;                            /* every flag */
+		race_hdr[1] = VIRTIO_NET_HDR_GSO_TCPV4 | 0x40; /* not negotiated, and unknown */
+		race_sends++;
+	}
+	return syscall(SYS_sendmsg, fd, m, flags);
+}
+
 static void test_config(void **state)
 {
 	struct ctx *x = *state;
@@ -182,6 +198,38 @@ static void test_tx(void **state)
 	assert_int_equal(id, head);
 	assert_int_equal(len, 0);
 	assert_true(x->f.notified[VIRTIO_NET_TXQ] >= 1);
+	assert_false(virtio_is_broken(x->vd));
+}
+
+/* The header sent is the copy that was checked, not the guest's bytes read again after the
+ * check (issue 9). */
+static void test_tx_sends_checked_header(void **state)
+{
+	struct ctx *x = *state;
+	uint8_t frame[300], got[400], hdr[HDR] = { 0 };
+	uint64_t h = vqd_alloc(&x->d, HDR + 100), p = vqd_alloc(&x->d, 200);
+	/* The header shares its buffer with the first 100 bytes of the frame. */
+	struct vq_seg s[2] = { { h, HDR + 100, false }, { p, 200, false } };
+	uint32_t id, len;
+
+	vqd_activate(&x->d, x->vd, MRG_FEATURES);
+	pattern(frame, sizeof(frame), 9);
+	hdr[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	hdr[2] = 14; /* hdr_len */
+	memcpy(vqd_host(&x->d, h, HDR), hdr, HDR);
+	memcpy(vqd_host(&x->d, h + HDR, 100), frame, 100);
+	memcpy(vqd_host(&x->d, p, 200), frame + 100, 200);
+	vqd_add_chain(&x->d, VIRTIO_NET_TXQ, s, 2);
+	race_hdr = vqd_host(&x->d, h, HDR);
+	race_sends = 0;
+	vqd_kick(x->vd, VIRTIO_NET_TXQ);
+	race_hdr = NULL;
+
+	assert_int_equal(race_sends, 1);
+	assert_int_equal(recv(x->peer, got, sizeof(got), MSG_DONTWAIT), HDR + 300);
+	assert_memory_equal(got, hdr, HDR);
+	assert_memory_equal(got + HDR, frame, 300);
+	assert_true(vqd_next_used(&x->d, VIRTIO_NET_TXQ, &id, &len));
 	assert_false(virtio_is_broken(x->vd));
 }
 
@@ -833,6 +881,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tx_sends_checked_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_bad_requests_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_malformed_chain_breaks, setup, teardown),

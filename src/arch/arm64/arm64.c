@@ -195,9 +195,16 @@ static int read_file(const char *what, const char *path, uint64_t limit, uint8_t
 	struct stat st;
 	uint8_t *buf;
 	size_t done = 0;
-	/* O_NONBLOCK: a FIFO or a device given by mistake must not block before fstat refuses it. */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	int fd;
 
+	/* stat first: a FIFO or a device given by mistake is refused without being opened (a
+	 * FIFO's open blocks, a device's may act). O_NONBLOCK and fstat cover a path changed in
+	 * between; O_NONBLOCK changes nothing for a regular file. */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		log_error("%s %s: not a regular file; give the path of a %s file", what, path, what);
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		log_error("%s %s: %s; give the path of a readable %s file", what, path, strerror(errno),
 			  what);
