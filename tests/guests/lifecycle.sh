@@ -733,3 +733,73 @@ t_shutdown_timeout() {
 	grep -qai 'warn' "$ERR" || { fail "$t" "no warning on stderr"; return; }
 	pass "$t"
 }
+
+# ---- soak: no growth over many lifecycle operations ----
+
+# lc_sample PID: "FDS THREADS RSS_KIB" of a kvmbox process.
+lc_sample() {
+	echo "$(ls /proc/"$1"/fd 2>/dev/null | wc -l) $(ls /proc/"$1"/task 2>/dev/null | wc -l) $(lc_rss "$1")"
+}
+
+# lc_no_growth WHAT FILE: FILE holds one lc_sample line per step; from the first on, fds and
+# threads must stay the same and RSS must not grow by more than SOAK_RSS_KIB (default 1024).
+# Else sets WHY.
+lc_no_growth() {
+	WHY=$(awk -v what="$1" -v lim="${SOAK_RSS_KIB:-1024}" '
+		NR == 1 { f = $1; th = $2; r = $3; next }
+		$1 != f { printf "%s %d: %d fds, %d at the first", what, NR, $1, f; exit 1 }
+		$2 != th { printf "%s %d: %d threads, %d at the first", what, NR, $2, th; exit 1 }
+		$3 - r > lim { printf "%s %d: RSS %d KiB, %d at the first (limit +%d)", what, NR, $3, r, lim; exit 1 }
+		END { if (NR < 2) { printf "only %d samples", NR; exit 1 } }' "$2") && return 0
+	return 1
+}
+
+# t_soak_snapshots: 20 live snapshots of one running VM (each sampled: fds, threads, RSS), then
+# the last one restored in a new process, where the counter goes on.
+t_soak_snapshots() {
+	local t=$1 sock=$WORK/$1.sock file=$WORK/$1.snap i before
+	bg_start "$t.src" --api "$sock"
+	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	: >"$LOGS/$t.samples"
+	for i in $(seq 1 20); do
+		before=$(last_tick "$OUT")
+		lc_ctl_ok "snapshot $i" "$sock" snapshot "$file" || { bg_kill; fail "$t" "$WHY"; return; }
+		lc_sample "$PID" >>"$LOGS/$t.samples"
+	done
+	wait_out "idle: tick $((before + 2))$" 10 || { bg_kill; fail "$t" "the VM stopped after 20 snapshots: $WHY"; return; }
+	lc_no_growth snapshot "$LOGS/$t.samples" || { bg_kill; fail "$t" "$WHY"; return; }
+	BEFORE=$before
+	LAST=$(last_tick "$OUT")
+	bg_kill
+	lc_vm
+	lc_bg "$t" restore "$file" "${VM[@]}" --api "$WORK/$t.rsock"
+	lc_expect_continue "$t" $((BEFORE - 1)) $((LAST + 1)) || { bg_kill; fail "$t" "after restore: $WHY"; return; }
+	lc_term || { fail "$t" "$WHY"; return; }
+	pass "$t"
+}
+
+# t_soak_migrations: the VM migrates 10 times between kvmbox processes over unix sockets; each
+# destination is sampled once it runs the guest: the same fds and threads, no RSS growth.
+t_soak_migrations() {
+	local t=$1 i sock=$WORK/$1.sock spid sout last uri
+	bg_start "$t.0" --api "$sock"
+	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	: >"$LOGS/$t.samples"
+	for i in $(seq 1 10); do
+		spid=$PID sout=$OUT
+		uri=unix:$WORK/$t.$i.mig
+		lc_dest "$t.$i" "$uri" || { lc_kill "$spid" "$DPID"; fail "$t" "destination $i: $WHY"; return; }
+		lc_ctl "$sock" migrate "$uri"
+		[ "$CTL_RC" = 0 ] || { lc_kill "$spid" "$DPID"; fail "$t" "migration $i: ctl status $CTL_RC: $(echo "$CTL" | tr -d '\n' | cut -c1-150)"; return; }
+		PID=$spid
+		bg_wait 10 || { lc_kill "$DPID"; fail "$t" "source $i still running 10s after migrating"; return; }
+		[ "$RC" = 0 ] || { lc_kill "$DPID"; fail "$t" "source $i: status $RC, expected 0"; return; }
+		last=$(last_tick "$sout")
+		PID=$DPID OUT=$DOUT ERR=$DERR sock=$DSOCK
+		wait_out "idle: tick $((last + 1))$" 10 || { bg_kill; fail "$t" "destination $i (source's last tick $last): $WHY"; return; }
+		lc_sample "$PID" >>"$LOGS/$t.samples"
+	done
+	lc_no_growth migration "$LOGS/$t.samples" || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_term || { fail "$t" "$WHY"; return; }
+	pass "$t"
+}

@@ -77,6 +77,7 @@ sig_ignored              idle            t_sig_ignored
 threads                  idle            t_threads
 sigstop                  idle            t_sigstop
 fds_reboot               reboots         t_fds_reboot
+soak_reboots             reboots         t_fds_reboot 50
 tty_sigterm              idle            t_tty sigterm
 tty_ctrl_a_x             idle            t_tty ctrl-a-x
 tty_hangup               idle            t_tty hangup
@@ -99,6 +100,8 @@ migrate_console          idle            t_migrate_console
 migrate_sigterm          dirtier         t_migrate_sigterm
 api_protocol             idle            t_api protocol
 api_arguments            idle            t_api arguments
+soak_snapshots           idle            t_soak_snapshots
+soak_migrations          idle            t_soak_migrations
 shutdown                 idle            t_shutdown
 shutdown_timeout         idle            t_shutdown_timeout
 cli_missing_kernel       -               t_cli_kernel missing
@@ -712,12 +715,13 @@ t_sigstop() {
 	pass "$t"
 }
 
-# t_fds_reboot: the reboots guest boots 4 times (3 resets) on 2 vCPUs; kvmbox's
-# fds and threads during the last boot must match the first. On boots 1 and 4 the guest
-# holds (up to 60 s) until the runner sends it a byte on the console: the runner looks at
+# t_fds_reboot TEST [BOOTS]: the reboots guest boots BOOTS times (default 4; BOOTS-1 resets) on
+# 2 vCPUs; kvmbox's fds and threads during the last boot must match the first, and its RSS must
+# not have grown by more than SOAK_RSS_KIB (default 1024). On the first and the last boot the
+# guest holds (up to 60 s) until the runner sends it a byte on the console: the runner looks at
 # the process first.
 t_fds_reboot() {
-	local t=$1 boots=4 why fd1 fd2 th1 th2 d in
+	local t=$1 boots=${2:-4} why fd1 fd2 th1 th2 rss1 rss2 d in
 	mkfifo "$LOGS/$t.in" || { fail "$t" "mkfifo failed"; return; }
 	exec {in}<>"$LOGS/$t.in"
 	BG_STDIN=$LOGS/$t.in bg_start "$t" --cpus 2 --append "boots=$boots hold=60000"
@@ -725,12 +729,14 @@ t_fds_reboot() {
 	why=$(wait_threads "$PID" 2 10) || { bg_kill; fail "$t" "during boot 1: $why"; return; }
 	fd_list "$PID" >"$LOGS/$t.fds1"
 	th1=$(ls /proc/"$PID"/task | wc -l)
+	rss1=$(lc_rss "$PID")
 	printf 'n' >&"$in"
-	wait_out "reboots: boot $boots" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	wait_out "reboots: boot $boots$" $((20 + boots)) || { bg_kill; fail "$t" "$WHY"; return; }
 	# vcpu1 names its thread itself once started, possibly after vcpu0 printed: wait for it.
 	why=$(wait_threads "$PID" 2 10) || { bg_kill; fail "$t" "during boot $boots: $why"; return; }
 	fd_list "$PID" >"$LOGS/$t.fds2"
 	th2=$(ls /proc/"$PID"/task | wc -l)
+	rss2=$(lc_rss "$PID")
 	printf 'n' >&"$in"
 	bg_wait 20 || { fail "$t" "did not power off"; return; }
 	tr -d '\r' <"$OUT" >"$OUT.txt"
@@ -748,6 +754,8 @@ t_fds_reboot() {
 		return
 	fi
 	[ "$th1" != "$th2" ] && { fail "$t" "$th1 threads during boot 1, $th2 during boot $boots"; return; }
+	[ $((rss2 - rss1)) -gt "${SOAK_RSS_KIB:-1024}" ] &&
+		{ fail "$t" "RSS $rss1 KiB during boot 1, $rss2 during boot $boots (limit +${SOAK_RSS_KIB:-1024})"; return; }
 	pass "$t"
 }
 
