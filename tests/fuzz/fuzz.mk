@@ -17,7 +17,8 @@ FUZZ_SRCS    := $(wildcard src/core/*.c src/devices/*.c src/virtio/*.c src/backe
 FUZZ_OBJS    := $(patsubst src/%.c,$(FUZZ_B)/obj/%.o,$(FUZZ_SRCS))
 FUZZ_LIB     := $(FUZZ_B)/libkvmbox.a
 # The unit tests' fakes (fake RAM, recorders, the fake virtio driver) and the harnesses' own helpers.
-FUZZ_HELPERS := tests/fuzz/fuzz_util.c tests/unit/fakes.c tests/unit/vq_driver.c
+FUZZ_HELPERS := tests/fuzz/fuzz_util.c tests/fuzz/fake_kvm.c tests/fuzz/fake_vm.c tests/unit/fakes.c \
+		tests/unit/vq_driver.c
 FUZZ_HELPER_OBJS := $(patsubst tests/%.c,$(FUZZ_B)/obj/tests/%.o,$(FUZZ_HELPERS))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(filter-out tests/fuzz/fuzz_util.c,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS    := $(patsubst %,$(FUZZ_B)/%,$(FUZZ_TARGETS))
