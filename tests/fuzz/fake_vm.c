@@ -1,5 +1,4 @@
 /* fake_vm.c - see fake_vm.h. */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "core/vcpu.h"
 #include "fake_kvm.h"
 #include "fake_vm.h"
+#include "fuzz_util.h"
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/rng.h"
@@ -22,27 +22,6 @@ struct fake_vm {
 	struct vm_config cfg;
 	void *devcfg[3];
 };
-
-static char img_path[256];
-
-/* One scratch image at a fixed path, $TMPDIR/kvmbox-fuzz-disk.img (default /tmp), for every VM:
- * a saved virtio-blk names its disk, and the seeds must load in any process. */
-static const char *image(void)
-{
-	const char *dir = getenv("TMPDIR");
-	int fd;
-
-	if (img_path[0])
-		return img_path;
-	snprintf(img_path, sizeof(img_path), "%s/kvmbox-fuzz-disk.img", dir && *dir ? dir : "/tmp");
-	fd = open(img_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || ftruncate(fd, 1 << 20) < 0)
-		abort();
-	close(fd);
-	/* The synchronous disk path: nothing completes behind the harness's back. */
-	setenv("KVMBOX_BLK_SYNC", "1", 1);
-	return img_path;
-}
 
 static void add_dev(struct fake_vm *f, const struct device_type *t, const char *arg)
 {
@@ -68,7 +47,7 @@ struct vm *fake_vm_create(void)
 	f->cfg.cpus = 1;
 	f->cfg.memory = FAKE_VM_MEMORY;
 	f->cfg.console = CONSOLE_SERIAL;
-	add_dev(f, &virtio_blk_type, image());
+	add_dev(f, &virtio_blk_type, fuzz_disk_image());
 	add_dev(f, &virtio_rng_type, NULL);
 	add_dev(f, &virtio_balloon_type, NULL);
 	vm_init(vm, &f->cfg);

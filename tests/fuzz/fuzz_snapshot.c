@@ -34,21 +34,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define RAM_OFF   4096u
 #define RAM_LIMIT (256ULL << 20)
 
-/* Section framing (snapshot.c): le32 type, le32 0, le64 length, le64 XXH3 of the payload. */
-static void fix_sections(uint8_t *p, size_t len)
-{
-	size_t off = 0;
-
-	while (len - off >= 24) {
-		uint64_t n = get_le64(p + off + 8);
-
-		if (n > len - off - 24)
-			return;
-		put_le64(p + off + 16, XXH3_64bits(p + off + 24, n));
-		off += 24 + n;
-	}
-}
-
 static void write_seed(const char *path)
 {
 	struct vm *vm = fake_vm_create();
@@ -126,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	meta = fuzz_take(&in, fuzz_left(&in), &meta_len);
 	m = malloc(meta_len + 1);
 	memcpy(m, meta, meta_len);
-	fix_sections(m, meta_len);
+	fuzz_fix_sections(m, meta_len);
 
 	ram_len = get_le64(hdr + 24);
 	if (!(flags & 1)) {

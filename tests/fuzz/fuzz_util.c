@@ -1,7 +1,12 @@
 /* fuzz_util.c - see fuzz_util.h. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "core/util.h"
 
 #include "fuzz_util.h"
 
@@ -55,4 +60,35 @@ void fuzz_fail(const char *file, int line, const char *what)
 {
 	fprintf(stderr, "%s:%d: check failed: %s\n", file, line, what);
 	abort();
+}
+
+void fuzz_fix_sections(uint8_t *p, size_t len)
+{
+	size_t off = 0;
+
+	while (len - off >= 24) {
+		uint64_t n = get_le64(p + off + 8);
+
+		if (n > len - off - 24)
+			return;
+		put_le64(p + off + 16, XXH3_64bits(p + off + 24, n));
+		off += 24 + n;
+	}
+}
+
+const char *fuzz_disk_image(void)
+{
+	static char path[256];
+	const char *dir = getenv("TMPDIR");
+	int fd;
+
+	if (path[0])
+		return path;
+	snprintf(path, sizeof(path), "%s/kvmbox-fuzz-disk.img", dir && *dir ? dir : "/tmp");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, 1 << 20) < 0)
+		abort();
+	close(fd);
+	setenv("KVMBOX_BLK_SYNC", "1", 1);
+	return path;
 }

@@ -39,6 +39,17 @@ size_t fuzz_bytes(struct fuzz_in *in, void *buf, size_t n);
 /* Pointer to the next n bytes (fewer when the input ends: *got says how many). */
 const uint8_t *fuzz_take(struct fuzz_in *in, size_t n, size_t *got);
 
+/* Recompute the XXH3 of every state section in p[0, len) (snapshot.c's framing: le32 type, le32
+ * 0, le64 length, le64 hash of the payload), as whoever writes a snapshot or a migration stream
+ * can; stops at the first section whose length overruns. */
+void fuzz_fix_sections(uint8_t *p, size_t len);
+
+/* A 1 MiB scratch disk image at a fixed path, $TMPDIR/kvmbox-fuzz-disk.img (default /tmp),
+ * created once, for the harnesses' virtio-blk devices: a saved virtio-blk names its disk, so a
+ * seed must load in any process. Also sets KVMBOX_BLK_SYNC: every request completes inside the
+ * kick, so an input replays the same way. */
+const char *fuzz_disk_image(void);
+
 /* Abort with a message when cond is false: an invariant the harness checks after the code ran. */
 #define FUZZ_CHECK(cond)                                                                                   \
 	do {                                                                                               \

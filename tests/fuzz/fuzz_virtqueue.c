@@ -42,12 +42,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 #define RAM_SIZE (1u << 20)
 #define DATA     0x80000u
-#define IMG_SIZE (256u << 10)
 
 enum { DEV_BARE, DEV_BLK, DEV_NET, DEV_CONSOLE, DEV_RNG, DEV_BALLOON, NDEV };
 
 static struct guest_mem mem;
-static char img_path[64];
 static struct virtq_chain chain;
 static uint8_t scratch[1 << 16];
 
@@ -58,18 +56,10 @@ static void port_write(void *ctx, const uint8_t *buf, size_t n)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	static const struct mem_region r = { .gpa = 0, .size = RAM_SIZE };
-	int fd;
 
 	/* Real anonymous RAM: the balloon madvises it. */
 	if (guest_mem_alloc(&mem, &r, 1) < 0)
 		abort();
-	/* The synchronous disk path: every request completes inside the kick, so a crash replays. */
-	setenv("KVMBOX_BLK_SYNC", "1", 1);
-	snprintf(img_path, sizeof(img_path), "/tmp/kvmbox-fuzz-blk-XXXXXX");
-	fd = mkstemp(img_path);
-	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0)
-		abort();
-	close(fd);
 	return 0;
 }
 
@@ -218,7 +208,7 @@ static bool create(struct fx *x)
 	case DEV_BARE:
 		return true;
 	case DEV_BLK:
-		x->disk.path = img_path;
+		x->disk.path = (char *)fuzz_disk_image();
 		snprintf(x->disk.serial, sizeof(x->disk.serial), "fuzz");
 		x->vd = virtio_blk_create(&mem, &x->disk, 0);
 		break;
