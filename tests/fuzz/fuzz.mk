@@ -3,7 +3,8 @@
 # UBSan: the library's sources are compiled again into build/fuzz/obj (the x86 flavour, plus the
 # arm64 Image loader, which is plain parsing), so the normal build is untouched. `make
 # fuzz-smoke` runs each target for FUZZ_SECONDS on a copy of its corpus (tests/fuzz/corpus/<target>)
-# and fails on a crash; DEVELOPERS.md says how to run them for hours.
+# and fails on a crash; `make fuzz-seeds` writes the corpora again. DEVELOPERS.md says how to
+# run them for hours.
 
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 30
@@ -23,7 +24,7 @@ FUZZ_HELPER_OBJS := $(patsubst tests/%.c,$(FUZZ_B)/obj/tests/%.o,$(FUZZ_HELPERS)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(filter-out tests/fuzz/fuzz_util.c,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS    := $(patsubst %,$(FUZZ_B)/%,$(FUZZ_TARGETS))
 
-.PHONY: fuzz fuzz-smoke
+.PHONY: fuzz fuzz-smoke fuzz-seeds
 .PRECIOUS: $(FUZZ_B)/obj/tests/%.o
 fuzz: $(FUZZ_BINS)
 
@@ -46,5 +47,10 @@ $(FUZZ_B)/fuzz_%: $(FUZZ_B)/obj/tests/fuzz/fuzz_%.o $(FUZZ_HELPER_OBJS) $(FUZZ_L
 # test discarded (-close_fd_mask=2: libFuzzer's and the sanitizers' reports still show).
 fuzz-smoke: fuzz
 	@FUZZ_B=$(FUZZ_B) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/smoke.sh $(FUZZ_TARGETS)
+
+# Write the committed seed corpora again (tests/fuzz/make-seeds.sh); the snapshot and migration
+# seeds come from the harnesses themselves.
+fuzz-seeds: fuzz
+	FUZZ_B=$(FUZZ_B) tests/fuzz/make-seeds.sh
 
 -include $(FUZZ_OBJS:.o=.d) $(FUZZ_HELPER_OBJS:.o=.d) $(FUZZ_B)/obj/tests/fuzz/*.d

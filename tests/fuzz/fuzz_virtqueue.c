@@ -8,7 +8,7 @@
  *           not forced on), features (le64: ANDed
  *           with what the device offers plus VERSION_1, EVENT_IDX and INDIRECT_DESC)
  *   ops (one byte, % 10, then its operands):
- *     0 raw write: le16 offset into RAM (doubled), length byte, bytes
+ *     0 raw write: le32 offset into RAM (modulo its size), length byte, bytes
  *     1 descriptor: queue, index, addr (le32: bit 31 set means "as is", else DATA + low 20 bits),
  *       le32 len, flags byte, next byte
  *     2 avail: queue, head (le16): put on the avail ring and bump avail->idx
@@ -179,6 +179,9 @@ static void save_load(struct fx *x, struct fuzz_in *in)
 		return;
 	}
 	pthread_mutex_lock(&x->vd->lock);
+	/* As before a snapshot: in-flight requests finish first. */
+	if (x->vd->ops->quiesce)
+		x->vd->ops->quiesce(x->vd);
 	for (unsigned q = 0; q < x->vd->num_queues; q++) {
 		ser_writer_init(&w);
 		virtq_save(&x->vd->vqs[q], &w);
@@ -308,7 +311,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		switch (fuzz_u8(&in) % 10) {
 		case 0: {
-			uint32_t off = (uint32_t)fuzz_u16(&in) * 2;
+			uint32_t off = fuzz_u32(&in) % RAM_SIZE;
 			size_t n = fuzz_u8(&in);
 
 			fuzz_bytes(&in, ram + off, off + n > RAM_SIZE ? RAM_SIZE - off : n);
