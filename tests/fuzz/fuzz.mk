@@ -21,8 +21,8 @@ FUZZ_LIB     := $(FUZZ_B)/libkvmbox.a
 FUZZ_HELPERS := tests/fuzz/fuzz_util.c tests/fuzz/fake_kvm.c tests/fuzz/fake_vm.c tests/unit/fakes.c \
 		tests/unit/vq_driver.c
 FUZZ_HELPER_OBJS := $(patsubst tests/%.c,$(FUZZ_B)/obj/tests/%.o,$(FUZZ_HELPERS))
-FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(filter-out tests/fuzz/fuzz_util.c,$(wildcard tests/fuzz/fuzz_*.c)))
-FUZZ_BINS    := $(patsubst %,$(FUZZ_B)/%,$(FUZZ_TARGETS))
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(filter-out tests/fuzz/fuzz_util.c,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_BINS    := $(patsubst %,$(FUZZ_B)/fuzz_%,$(FUZZ_TARGETS))
 
 .PHONY: fuzz fuzz-smoke fuzz-seeds
 .PRECIOUS: $(FUZZ_B)/obj/tests/%.o

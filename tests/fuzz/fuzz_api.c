@@ -46,8 +46,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *dir = getenv("TMPDIR");
 	sigset_t mask;
 
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/kvmbox-fuzz-api-%d.sock", dir && *dir ? dir : "/tmp",
-		 (int)getpid());
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/kvmbox-fuzz-api-%d.sock",
+		 dir && *dir ? dir : "/tmp", (int)getpid());
 	machine = machine_create(&cfg);
 	if (!machine)
 		abort();

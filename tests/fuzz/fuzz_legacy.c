@@ -92,11 +92,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bus_init(&mmio, BUS_MMIO);
 	dev[D_UART] = uart_create("com1", &pio, X86_COM1_PORT,
 				  (struct irq_line){ .set = irq_set, .gsi = X86_COM1_IRQ }, port);
-	dev[D_RTC] = rtc_create("rtc", &pio, X86_RTC_PORT, (struct irq_line){ .set = irq_set, .gsi = X86_RTC_IRQ });
+	dev[D_RTC] = rtc_create("rtc", &pio, X86_RTC_PORT,
+				(struct irq_line){ .set = irq_set, .gsi = X86_RTC_IRQ });
 	dev[D_I8042] = i8042_create("i8042", &pio, X86_I8042_DATA, X86_I8042_CMD,
 				    (struct irq_line){ .set = irq_set, .gsi = X86_I8042_IRQ }, ctl);
-	dev[D_PM] = acpi_pm_create("pm", &pio, &pm, (struct irq_line){ .set = irq_set, .gsi = X86_SCI_IRQ }, ctl);
-	dev[D_PL031] = pl031_create("pl031", &mmio, ARM64_RTC_BASE, (struct irq_line){ .set = irq_set, .gsi = 2 });
+	dev[D_PM] =
+		acpi_pm_create("pm", &pio, &pm, (struct irq_line){ .set = irq_set, .gsi = X86_SCI_IRQ }, ctl);
+	dev[D_PL031] =
+		pl031_create("pl031", &mmio, ARM64_RTC_BASE, (struct irq_line){ .set = irq_set, .gsi = 2 });
 	dev[D_UART_MMIO] = uart_mmio_create("uart", &mmio, ARM64_UART_BASE,
 					    (struct irq_line){ .set = irq_set, .gsi = 1 }, port, &mmio_uart);
 	for (int i = 0; i < NDEV; i++)

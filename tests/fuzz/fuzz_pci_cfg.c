@@ -48,7 +48,8 @@ static void f_bar_io(struct pci_dev *pdev, int bar, struct bus_access *a)
 	struct fdev *f = (struct fdev *)((char *)pdev - offsetof(struct fdev, pci));
 	uint8_t *r = (uint8_t *)f->regs;
 
-	FUZZ_CHECK(a->offset < pdev->bars[bar].size && a->len <= 8 && a->offset + a->len <= pdev->bars[bar].size);
+	FUZZ_CHECK(a->offset < pdev->bars[bar].size && a->len <= 8 &&
+		   a->offset + a->len <= pdev->bars[bar].size);
 	if (a->offset + a->len > sizeof(f->regs))
 		memset(a->data, 0, a->is_write ? 0 : a->len);
 	else if (a->is_write)
@@ -134,7 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			access(&pio, X86_PCI_CONFIG_ADDR + (fuzz_u8(&in) & 7), len, write, &in);
 			break;
 		case 2:
-			access(&mmio, ARM64_PCI_ECAM_BASE + (fuzz_u32(&in) % (ECAM_BUSES * PCI_ECAM_BUS_SIZE)), len,
+			access(&mmio,
+			       ARM64_PCI_ECAM_BASE + (fuzz_u32(&in) % (ECAM_BUSES * PCI_ECAM_BUS_SIZE)), len,
 			       write, &in);
 			break;
 		case 3: {
@@ -149,8 +151,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			}
 			if (bar->type == PCI_BAR_IO)
-				access(&pio, bar->mapped_addr - bar->shim.to_pci + off % (bar->size + 8), len, write,
-				       &in);
+				access(&pio, bar->mapped_addr - bar->shim.to_pci + off % (bar->size + 8), len,
+				       write, &in);
 			else
 				access(&mmio, bar->mapped_addr + off % (bar->size + 8), len, write, &in);
 			break;

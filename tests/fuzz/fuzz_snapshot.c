@@ -52,7 +52,8 @@ static void write_seed(const char *path)
 	f = fopen(path, "wb");
 	/* flags: two RAM pages */
 	if (!f || fputc(2 << 1, f) < 0 || fwrite(hdr, 1, sizeof(hdr), f) != sizeof(hdr) ||
-	    fwrite("\x00\x00\x5a\x10\x00\xa5", 1, 6, f) != 6 || fwrite(w.buf, 1, w.len, f) != w.len || fclose(f))
+	    fwrite("\x00\x00\x5a\x10\x00\xa5", 1, 6, f) != 6 || fwrite(w.buf, 1, w.len, f) != w.len ||
+	    fclose(f))
 		abort();
 	ser_writer_free(&w);
 	fake_vm_destroy(vm);

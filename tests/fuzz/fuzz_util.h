@@ -51,10 +51,10 @@ void fuzz_fix_sections(uint8_t *p, size_t len);
 const char *fuzz_disk_image(void);
 
 /* Abort with a message when cond is false: an invariant the harness checks after the code ran. */
-#define FUZZ_CHECK(cond)                                                                                   \
-	do {                                                                                               \
-		if (!(cond))                                                                               \
-			fuzz_fail(__FILE__, __LINE__, #cond);                                              \
+#define FUZZ_CHECK(cond)                                      \
+	do {                                                  \
+		if (!(cond))                                  \
+			fuzz_fail(__FILE__, __LINE__, #cond); \
 	} while (0)
 void fuzz_fail(const char *file, int line, const char *what) __attribute__((noreturn));
 
