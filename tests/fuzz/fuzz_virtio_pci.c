@@ -159,6 +159,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d->vd.host_features = 1ULL << 3;
 	f->dev = virtio_pci_create(&f->vm, &d->vd);
 	FUZZ_CHECK(f->dev != NULL);
+	/* As firmware leaves it: BAR 0 assigned, memory decode and bus mastering on. */
+	cfg_access(f, PCI_COMMAND, (uint8_t[4]){ PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER }, 2, true);
 	find_bar(f);
 
 	fuzz_in_init(&in, data, size);
