@@ -6,6 +6,7 @@
 #   make check      all tests (unit, tiny test guests, Linux guests; see DEVELOPERS.md)
 #   make bench      benchmarks, kvmtool side by side with KVMTOOL=path (see docs/PERFORMANCE.md)
 #   make demo       boot a Debian kernel to a busybox shell
+#   make fuzz       libFuzzer harnesses in build/fuzz/ (make fuzz-smoke: 30 s each; see DEVELOPERS.md)
 #   make format     clang-format the sources (make format-check: only report)
 #   make SANITIZE=address,undefined ...   a sanitizer build in build/san-address-undefined/
 #   make SANITIZE=thread ...              a ThreadSanitizer build in build/san-thread/
@@ -122,6 +123,7 @@ $(B)/tests/test_arm64_%: tests/unit/test_arm64_%.c $(ARM64_TEST_SRCS) $(wildcard
 		$(ARM64_TEST_LIBS) -lcmocka
 
 include tests/guests/guests.mk
+include tests/fuzz/fuzz.mk
 
 deps:
 	@scripts/deps.sh
@@ -174,7 +176,7 @@ demo:
 	tests/linux/demo.sh
 
 FORMAT_FILES = $(shell git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]' 'tests/guests/*.[ch]' \
-	'tests/guests/lib/*.[ch]' 'tests/guests/tools/*.c' 2>/dev/null)
+	'tests/guests/lib/*.[ch]' 'tests/guests/tools/*.c' 'tests/fuzz/*.[ch]' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

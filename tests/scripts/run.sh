@@ -11,7 +11,7 @@ trap 'rm -rf "$WORK"' EXIT
 TESTS="deps_all_there deps_missing_not_root deps_missing_root deps_unknown_root deps_unknown_not_root
 	deps_foreign_arch_root deps_foreign_arch_not_root deps_host_arm64
 	bench_no_kvm demo_status_poweroff demo_status_ctrl_a_x install_destdir man_covers_options
-	format_clean incoming_sigterm_waiting incoming_sigterm_stalled emu_wedge_lockup emu_wedge_stall emu_wedge_silent emu_wedge_twice"
+	format_clean fuzz_corpus incoming_sigterm_waiting incoming_sigterm_stalled emu_wedge_lockup emu_wedge_stall emu_wedge_silent emu_wedge_twice"
 
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1: $2"; }
@@ -278,7 +278,7 @@ t_incoming_sigterm() {
 	[[ -x $bin ]] || { fail "$t" "$bin missing (make)"; return; }
 	for try in 1 2 3 4 5; do
 		port=$((20000 + RANDOM % 30000))
-		"$bin" run --kernel /nonexistent --incoming "tcp:127.0.0.1:$port" </dev/null >/dev/null 2>"$err" &
+		"$bin" run --kernel /nonexistent --insecure-migration --incoming "tcp:127.0.0.1:$port" </dev/null >/dev/null 2>"$err" &
 		pid=$!
 		for ((n = 0; n < 200; n++)); do
 			grep -q "waiting for a migration" "$err" && break
@@ -309,10 +309,32 @@ t_incoming_sigterm() {
 		grep -q "^kvmbox: --incoming tcp:127.0.0.1:$port: SIGTERM came before the migration was received; the source keeps its VM$" "$err" ||
 		{ fail "$t" "expected one line about SIGTERM, got: $(grep -v waiting "$err" | tr '\n' ' ' | cut -c1-200)"; return; }
 	pass "$t"
+# Every libFuzzer harness (tests/fuzz/fuzz_*.c) has a committed seed corpus, every corpus a
+# harness, and the corpora stay small (DEVELOPERS.md, Fuzzing). Running them is make fuzz-smoke's.
+t_fuzz_corpus() {
+	local t=fuzz_corpus f name n bytes=0 why=
+	for f in tests/fuzz/fuzz_*.c; do
+		name=${f#tests/fuzz/fuzz_}
+		name=${name%.c}
+		[[ $name == util ]] && continue
+		n=$(git ls-files "tests/fuzz/corpus/$name/" | wc -l)
+		((n > 0)) || why+=" $name has no committed seeds;"
+	done
+	for f in tests/fuzz/corpus/*/; do
+		name=$(basename "$f")
+		[[ -f tests/fuzz/fuzz_$name.c ]] || why+=" corpus/$name has no harness;"
+	done
+	while read -r f; do
+		bytes=$((bytes + $(stat -c %s "$f")))
+	done < <(git ls-files tests/fuzz/corpus)
+	((bytes < 200 * 1024)) || why+=" the corpora hold $bytes bytes (keep them under 200 KiB);"
+	why=${why# }
+	if [[ -n $why ]]; then fail "$t" "${why%;}"; else pass "$t"; fi
 }
 
 run_test() {
 	case $1 in
+	fuzz_corpus) t_fuzz_corpus ;;
 	deps_*) t_deps "$1" ;;
 	bench_no_kvm) t_bench_no_kvm ;;
 	install_destdir) t_install ;;
