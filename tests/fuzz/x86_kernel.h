@@ -16,8 +16,8 @@
 
 #define RAM_MAX (64u << 20)
 
-static inline int fuzz_x86_kernel(const uint8_t *data, size_t size, size_t min, size_t moff, const char *magic,
-				  size_t mlen)
+static inline int fuzz_x86_kernel(const uint8_t *data, size_t size, size_t min, size_t moff,
+				  const char *magic, size_t mlen)
 {
 	static const uint8_t initrd[4096] = { 1, 2, 3 };
 	static uint8_t *ram;

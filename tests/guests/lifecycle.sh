@@ -504,24 +504,35 @@ t_migrate_key_refused() {
 	pass "$t"
 }
 
+# lc_mid_receive T URI SOCK TRIES: a 1 GiB dirtier (256 MiB in use) as the source (control
+# socket SOCK), a destination on URI, and `migrate` running in the background (its status and
+# reply in $LOGS/T.rc and T.reply), until the destination has stored 16 MiB of guest RAM (its
+# RSS grew) or TRIES polls of 10 ms passed. Sets SPID, SOUT, CPID, DPID...; else WHY (and
+# nothing is left running).
+lc_mid_receive() {
+	local t=$1 uri=$2 sock=$3 tries=$4 n rss rss0
+	bg_start "$t.src" --cpus 1 --memory 1G --append "mb=256" --api "$sock"
+	SPID=$PID SOUT=$OUT
+	wait_out "pass 1 " 30 || { bg_kill; return 1; }
+	lc_dest "$t" "$uri" --memory 1G || { lc_kill "$SPID" "$DPID"; WHY="destination: $WHY"; return 1; }
+	(lc_ctl "$sock" migrate "$uri"; echo "$CTL_RC" >"$LOGS/$t.rc"; echo "$CTL" >"$LOGS/$t.reply") &
+	CPID=$!
+	rss0=$(lc_rss "$DPID")
+	for n in $(seq "$tries"); do
+		rss=$(lc_rss "$DPID")
+		[ $((rss - rss0)) -gt 16384 ] && break
+		sleep 0.01
+	done
+	return 0
+}
+
 # t_migrate_fail_dest_killed: the destination is killed (-9) once it has read 16 MiB
 # of the stream of a 1 GiB dirtier (256 MiB in use), or after 5 s: error reply, the
 # source keeps running with its memory intact (the dirtier's own checks).
 t_migrate_fail_dest_killed() {
 	local t=$1 uri=unix:$WORK/$1.mig sock=$WORK/$1.sock spid sout cpid n rss rss0 l
-	bg_start "$t.src" --cpus 1 --memory 1G --append "mb=256" --api "$sock"
-	spid=$PID sout=$OUT
-	wait_out "pass 1 " 30 || { bg_kill; fail "$t" "$WHY"; return; }
-	lc_dest "$t" "$uri" --memory 1G || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
-	(lc_ctl "$sock" migrate "$uri"; echo "$CTL_RC" >"$LOGS/$t.rc"; echo "$CTL" >"$LOGS/$t.reply") &
-	cpid=$!
-	# Kill it once it has stored 16 MiB of guest RAM (its RSS grew), or after 5 s.
-	rss0=$(lc_rss "$DPID")
-	for n in $(seq 500); do
-		rss=$(lc_rss "$DPID")
-		[ $((rss - rss0)) -gt 16384 ] && break
-		sleep 0.01
-	done
+	lc_mid_receive "$t" "$uri" "$sock" 500 || { fail "$t" "$WHY"; return; }
+	spid=$SPID sout=$SOUT cpid=$CPID
 	kill -KILL "$DPID"
 	wait "$DPID" 2>/dev/null
 	wait "$cpid"
@@ -651,18 +662,8 @@ t_migrate_console() {
 # fails, runs on with its memory intact.
 t_migrate_sigterm() {
 	local t=$1 uri=unix:$WORK/$1.mig sock=$WORK/$1.sock spid sout cpid n rss rss0 l
-	bg_start "$t.src" --cpus 1 --memory 1G --append "mb=256" --api "$sock"
-	spid=$PID sout=$OUT
-	wait_out "pass 1 " 30 || { bg_kill; fail "$t" "$WHY"; return; }
-	lc_dest "$t" "$uri" --memory 1G || { lc_kill "$spid" "$DPID"; fail "$t" "destination: $WHY"; return; }
-	(lc_ctl "$sock" migrate "$uri"; echo "$CTL_RC" >"$LOGS/$t.rc"; echo "$CTL" >"$LOGS/$t.reply") &
-	cpid=$!
-	rss0=$(lc_rss "$DPID")
-	for n in $(seq 1000); do
-		rss=$(lc_rss "$DPID")
-		[ $((rss - rss0)) -gt 16384 ] && break
-		sleep 0.01
-	done
+	lc_mid_receive "$t" "$uri" "$sock" 1000 || { fail "$t" "$WHY"; return; }
+	spid=$SPID sout=$SOUT cpid=$CPID
 	PID=$DPID OUT=$DOUT ERR=$DERR
 	if ! lc_term; then
 		lc_kill "$spid" "$DPID"

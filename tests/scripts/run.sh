@@ -309,6 +309,8 @@ t_incoming_sigterm() {
 		grep -q "^kvmbox: --incoming tcp:127.0.0.1:$port: SIGTERM came before the migration was received; the source keeps its VM$" "$err" ||
 		{ fail "$t" "expected one line about SIGTERM, got: $(grep -v waiting "$err" | tr '\n' ' ' | cut -c1-200)"; return; }
 	pass "$t"
+}
+
 # Every libFuzzer harness (tests/fuzz/fuzz_*.c) has a committed seed corpus, every corpus a
 # harness, and the corpora stay small (DEVELOPERS.md, Fuzzing). Running them is make fuzz-smoke's.
 t_fuzz_corpus() {
