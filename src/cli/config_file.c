@@ -32,10 +32,10 @@ struct config_file {
 	bool restore;
 	char *text;
 	size_t size, pos;
-	unsigned line;  /* the lines handed to libinih so far: the number of the line it is on */
-	unsigned stop;  /* the first line with a problem: the reader stops there (0: none known) */
-	bool loud;      /* print problems (the second pass) */
-	bool failed;    /* a problem was found (and printed when loud) */
+	unsigned line; /* the lines handed to libinih so far: the number of the line it is on */
+	unsigned stop; /* the first line with a problem: the reader stops there (0: none known) */
+	bool loud;     /* print problems (the second pass) */
+	bool failed;   /* a problem was found (and printed when loud) */
 	unsigned nr_seen;
 	struct {
 		const char *name;
@@ -83,7 +83,8 @@ static int check_section(struct config_file *cf, const char *p, size_t len)
 		if (vm_section(name))
 			return 0;
 	}
-	problem(cf, cf->line, "unknown section [%.*s]; put the VM's keys at the top of the file or under [vm]",
+	problem(cf, cf->line,
+		"unknown section [%.*s]; put the VM's keys at the top of the file or under [vm]",
 		(int)(end - p - 1 < 64 ? end - p - 1 : 64), p + 1);
 	return -1;
 }
@@ -134,7 +135,8 @@ static char *next_line(char *str, int num, void *stream)
 /* The boolean values of a flag: true, yes, on, 1 and false, no, off, 0. */
 static int parse_bool(const char *s, bool *out)
 {
-	static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off", "0" };
+	static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off",
+										       "0" };
 
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		if (!strcasecmp(s, yes[i]) || !strcasecmp(s, no[i])) {
@@ -179,8 +181,9 @@ static int set_key(struct config_file *cf, const char *name, const char *value)
 	int has_arg, ret;
 
 	if (!strcmp(name, "config")) {
-		problem(cf, cf->line, "config cannot be a key of a configuration file; give --config on "
-				      "the command line only");
+		problem(cf, cf->line,
+			"config cannot be a key of a configuration file; give --config on "
+			"the command line only");
 		return -1;
 	}
 	has_arg = run_option_arg(name, &repeatable);
@@ -199,15 +202,16 @@ static int set_key(struct config_file *cf, const char *name, const char *value)
 		return -1;
 	if (has_arg == no_argument) {
 		if (parse_bool(value, &on) < 0) {
-			problem(cf, cf->line, "%s = %s: not a boolean; give %s = true or false (yes/no, on/off, 1/0)",
-				name, value, name);
+			problem(cf, cf->line,
+				"%s = %s: not a boolean; give %s = true or false (yes/no, on/off, 1/0)", name,
+				value, name);
 			return -1;
 		}
 		if (!on)
 			return 0; /* as if not given */
 	} else if (!*value && has_arg == required_argument) {
-		problem(cf, cf->line, "%s has no value; give %s = VALUE as for --%s (kvmbox run --help)", name,
-			name, name);
+		problem(cf, cf->line, "%s has no value; give %s = VALUE as for --%s (kvmbox run --help)",
+			name, name, name);
 		return -1;
 	} else if (*value) {
 		/* Empty, an optional value is left out: mlock = is --mlock. */

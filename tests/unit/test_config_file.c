@@ -202,8 +202,9 @@ static void test_config_command_line_wins(void **state)
 				   "disk = b.img\n"
 				   "net = tap=tap0\n"
 				   "rng = on\n";
-	static const char *const cli[] = { "--memory", "2G", "-a", "from the command line", "--disk", "c.img",
-					   "-d", "d.img", "--rng", NULL };
+	static const char *const cli[] = { "--memory", "2G",    "-a", "from the command line",
+					   "--disk",   "c.img", "-d", "d.img",
+					   "--rng",    NULL };
 	static const char *const net[] = { "--net", "tap=tap9", "--kernel", "/k", NULL };
 	struct vm_config cfg;
 
@@ -231,7 +232,8 @@ static void test_config_command_line_wins(void **state)
 	assert_string_equal(cfg.kernel, "bz");
 	assert_true(cfg.memory == 64ULL << 20);
 	vm_config_free_devices(&cfg);
-	assert_int_equal(parse("kernel = bz\ncpus = 3\n", (const char *const[]){ "--copy", NULL }, true, &cfg), 0);
+	assert_int_equal(
+		parse("kernel = bz\ncpus = 3\n", (const char *const[]){ "--copy", NULL }, true, &cfg), 0);
 	assert_int_equal(cfg.cpus, 3);
 	vm_config_free_devices(&cfg);
 }
@@ -240,7 +242,8 @@ static void test_config_errors(void **state)
 {
 	char *long_line = malloc(400);
 
-	refused("kernel = k\nmemroy = 512M\n", 2, "unknown key 'memroy'; the keys are the long options of kvmbox run --help");
+	refused("kernel = k\nmemroy = 512M\n", 2,
+		"unknown key 'memroy'; the keys are the long options of kvmbox run --help");
 	refused("memory = 5x\n", 1, "--memory '5x': not a size; give a size like 512M or 2G");
 	refused("kernel = k\ncpus = two\n", 2, "--cpus 'two': not a number");
 	refused("kernel = k\n\nconsole = tty\n", 3, "--console 'tty': unknown console");
@@ -251,7 +254,8 @@ static void test_config_errors(void **state)
 	refused("kernel = k\nconfig = other.conf\n", 2, "config cannot be a key of a configuration file");
 	refused("kernel = k\n[defaults]\ncpus = 2\n", 2, "unknown section [defaults]");
 	refused("[vm one]\n", 1, "unknown section [vm one]");
-	refused("kernel = k\nno-reboot = maybe\n", 2, "no-reboot = maybe: not a boolean; give no-reboot = true or false");
+	refused("kernel = k\nno-reboot = maybe\n", 2,
+		"no-reboot = maybe: not a boolean; give no-reboot = true or false");
 	refused("kernel =\n", 1, "kernel has no value; give kernel = VALUE");
 	refused("kernel = k\nmlock = sometimes\n", 2, "--mlock=sometimes");
 	refused("kernel = k\n= 2\n", 2, "unknown key ''");
@@ -282,7 +286,8 @@ static void test_config_file_errors(void **state)
 
 	unlink(path);
 	assert_int_equal(parse(NULL, NULL, false, &cfg), EXIT_USAGE);
-	snprintf(want, sizeof(want), "kvmbox: --config %s: cannot open it: No such file or directory; ", path);
+	snprintf(want, sizeof(want), "kvmbox: --config %s: cannot open it: No such file or directory; ",
+		 path);
 	assert_memory_equal(err, want, strlen(want));
 	assert_int_equal(mkdir(path, 0700), 0);
 	assert_int_equal(parse(NULL, NULL, false, &cfg), EXIT_USAGE);
@@ -296,8 +301,9 @@ static void test_config_file_errors(void **state)
 		assert_non_null(strstr(err, ": cannot open it: Permission denied"));
 	}
 	/* --config once; restore refuses incoming in the file as on its command line. */
-	assert_int_equal(parse("kernel = k\n", (const char *const[]){ "--config", "b.conf", NULL }, false, &cfg),
-			 EXIT_USAGE);
+	assert_int_equal(
+		parse("kernel = k\n", (const char *const[]){ "--config", "b.conf", NULL }, false, &cfg),
+		EXIT_USAGE);
 	assert_non_null(strstr(err, "--config given twice"));
 	assert_int_equal(parse("kernel = k\nincoming = unix:/s\n", NULL, true, &cfg), EXIT_USAGE);
 	assert_non_null(strstr(err, ":2: incoming is an option of kvmbox run, not of restore"));
