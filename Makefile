@@ -27,7 +27,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Isrc -D_GNU_SOURCE -DKVMBOX_VERSION='"$(VERSION)"' -pthread -MMD -MP
 LDFLAGS ?=
-LDLIBS  += -pthread -luring -ljson-c -lxxhash -lseccomp -lsodium
+LDLIBS  += -pthread -luring -ljson-c -lxxhash -lseccomp -lsodium -linih # -linih: pkg-config --libs inih
 ifeq ($(ARCH),arm64)
 LDLIBS  += -lfdt -lz # the device tree (libfdt), gzip-compressed kernel Images (zlib)
 endif

@@ -321,6 +321,8 @@ static void print_run_options(bool restore)
 	for (unsigned i = 0; i < nr_device_types; i++)
 		help_line(device_types[i]->short_opt, device_types[i]->option, device_types[i]->arg,
 			  device_types[i]->help);
+	help_line(0, "config", "FILE",
+		  "read run options from this INI file (kvmbox(1)); the command line's win");
 	help_line('h', "help", NULL, "this text");
 }
 
@@ -367,23 +369,70 @@ int run_option_set(struct vm_config *cfg, const char *name, const char *value)
 	return EXIT_USAGE;
 }
 
-/* The options restore takes besides the run options. */
-enum { OPT_COPY = 1000, OPT_NO_VERIFY, OPT_PAUSED };
+int run_option_arg(const char *name, bool *repeatable)
+{
+	*repeatable = false;
+	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++)
+		if (!strcmp(run_options[i].name, name))
+			return option_has_arg(run_options[i].arg);
+	for (unsigned i = 0; i < nr_device_types; i++)
+		if (!strcmp(device_types[i]->option, name)) {
+			*repeatable = device_types[i]->arg && device_types[i]->max > 1;
+			return option_has_arg(device_types[i]->arg);
+		}
+	return -1;
+}
+
+/* The options restore takes besides the run options, and --config. */
+enum { OPT_CONFIG = 900, OPT_COPY = 1000, OPT_NO_VERIFY, OPT_PAUSED };
+
+/* A run option of the command line, applied after the configuration file. */
+struct given_option {
+	const char *name, *value;
+};
+
+/* The command line's options over the file's: a single value replaces the file's, the first
+ * --disk (--net) replaces all the file's disks (taps). */
+static int apply_given(struct vm_config *cfg, const struct given_option *given, size_t n)
+{
+	bool replaced[MAX_DEVICE_TYPES] = { false };
+	int ret;
+
+	for (size_t i = 0; i < n; i++) {
+		for (unsigned t = 0; t < nr_device_types && t < MAX_DEVICE_TYPES; t++) {
+			if (strcmp(device_types[t]->option, given[i].name) || !device_types[t]->arg ||
+			    replaced[t])
+				continue;
+			vm_config_remove(cfg, device_types[t]);
+			replaced[t] = true;
+		}
+		ret = run_option_set(cfg, given[i].name, given[i].value);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
 
 /* run, or restore when ra is given. */
 static int parse_args(int argc, char **argv, struct vm_config *cfg, struct restore_args *ra)
 {
-	const char *cmd = ra ? "restore" : "run";
-	struct option opts[ARRAY_SIZE(run_options) + MAX_DEVICE_TYPES + 5];
+	const char *cmd = ra ? "restore" : "run", *config = NULL;
+	struct option opts[ARRAY_SIZE(run_options) + MAX_DEVICE_TYPES + 6];
 	char shorts[2 + 3 * (ARRAY_SIZE(run_options) + MAX_DEVICE_TYPES) + 2] = ":";
-	size_t n = 0, sl = 1, nr_opts;
-	int c, idx, ret;
+	struct given_option *given;
+	size_t n = 0, sl = 1, nr_opts, nr_given = 0;
+	int c, idx, ret = EXIT_USAGE;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->cpus = 1;
 	cfg->memory = DEFAULT_MEMORY;
 	cfg->console = CONSOLE_SERIAL;
 	cfg->sandbox.seccomp = sandbox_default_mode();
+	given = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*given));
+	if (!given) {
+		log_error("%s: out of memory", cmd);
+		return EXIT_USAGE;
+	}
 	/* getopt's tables from ours: val is the index into the combined list. */
 	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++) {
 		opts[n] = (struct option){ run_options[i].name, option_has_arg(run_options[i].arg), NULL,
@@ -398,6 +447,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct resto
 	}
 	nr_opts = n; /* the run options and the device types */
 	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	opts[n++] = (struct option){ "config", required_argument, NULL, OPT_CONFIG };
 	if (ra) {
 		memset(ra, 0, sizeof(*ra));
 		opts[n++] = (struct option){ "copy", no_argument, NULL, OPT_COPY };
@@ -418,6 +468,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct resto
 	shorts[sl++] = 'h';
 	shorts[sl] = '\0';
 
+	/* The command line's run options are collected, and applied after the file's. */
 	optind = 0; /* full re-initialisation: tests parse several times */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
@@ -426,14 +477,13 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct resto
 				print_restore_help();
 			else
 				print_run_help();
-			vm_config_free_devices(cfg);
-			return -1;
+			ret = -1;
+			goto fail;
 		}
 		if (c == ':') {
 			log_error("%s: option %s needs a value; see kvmbox %s --help", cmd, argv[optind - 1],
 				  cmd);
-			vm_config_free_devices(cfg);
-			return EXIT_USAGE;
+			goto fail;
 		}
 		if (c == '?') {
 			if (optopt)
@@ -441,8 +491,16 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct resto
 			else
 				log_error("%s: unknown option %s; see kvmbox %s --help", cmd,
 					  argv[optind - 1], cmd);
-			vm_config_free_devices(cfg);
-			return EXIT_USAGE;
+			goto fail;
+		}
+		if (c == OPT_CONFIG) {
+			if (config) {
+				log_error("%s: --config given twice ('%s', '%s'); give one file", cmd, config,
+					  optarg);
+				goto fail;
+			}
+			config = optarg;
+			continue;
 		}
 		if (ra && c >= OPT_COPY) {
 			ra->copy |= c == OPT_COPY;
@@ -450,7 +508,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct resto
 			ra->paused |= c == OPT_PAUSED;
 			continue;
 		}
-		idx = c >= 256 && c < OPT_COPY ? c - 256 : -1;
+		idx = c >= 256 && c < OPT_CONFIG ? c - 256 : -1;
 		for (size_t i = 0; idx < 0 && i < nr_opts; i++) {
 			char s = i < ARRAY_SIZE(run_options)
 					 ? run_options[i].short_opt
@@ -459,34 +517,30 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct resto
 			if (s == c)
 				idx = (int)i;
 		}
-		if (idx < 0 || (size_t)idx >= nr_opts) {
-			vm_config_free_devices(cfg);
-			return EXIT_USAGE;
-		}
+		if (idx < 0 || (size_t)idx >= nr_opts || nr_given >= (size_t)argc)
+			goto fail;
 		if (ra && !strcmp(opts[idx].name, "incoming")) {
 			log_error("restore: --incoming is an option of kvmbox run; give either a snapshot "
 				  "FILE or run --incoming");
-			vm_config_free_devices(cfg);
-			return EXIT_USAGE;
+			goto fail;
 		}
-		ret = run_option_set(cfg, opts[idx].name, optarg);
-		if (ret) {
-			vm_config_free_devices(cfg);
-			return ret;
-		}
+		given[nr_given++] = (struct given_option){ opts[idx].name, optarg };
 	}
 	if (ra && optind == argc - 1) {
 		ra->file = argv[optind++];
 	} else if (ra) {
 		log_error("restore: give exactly one snapshot FILE; see kvmbox restore --help");
-		vm_config_free_devices(cfg);
-		return EXIT_USAGE;
+		goto fail;
 	}
 	if (optind < argc) {
 		log_error("run: unexpected argument '%s'; see kvmbox run --help", argv[optind]);
-		vm_config_free_devices(cfg);
-		return EXIT_USAGE;
+		goto fail;
 	}
+	if (config && (ret = run_config_file(cfg, config, ra != NULL)))
+		goto fail;
+	if ((ret = apply_given(cfg, given, nr_given)))
+		goto fail;
+	ret = EXIT_USAGE;
 	if (!cfg->kernel) {
 		/* A restored or migrated VM boots this kernel when the guest reboots. */
 		if (ra)
@@ -498,10 +552,14 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct resto
 				  "command line");
 		else
 			log_error("run: no kernel given; add --kernel PATH (see kvmbox run --help)");
-		vm_config_free_devices(cfg);
-		return EXIT_USAGE;
+		goto fail;
 	}
+	free(given);
 	return 0;
+fail:
+	free(given);
+	vm_config_free_devices(cfg);
+	return ret;
 }
 
 int run_parse_args(int argc, char **argv, struct vm_config *cfg)

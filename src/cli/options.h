@@ -30,6 +30,14 @@ int parse_uint(const char *s, unsigned *out);
 /* Set run option `name` (long name, no dashes) to value (NULL for a flag) in cfg: the one
  * table behind the command line and configuration files. 0, or EXIT_USAGE after printing. */
 int run_option_set(struct vm_config *cfg, const char *name, const char *value);
+/* How run option `name` takes a value, as getopt's has_arg: no_argument (a flag),
+ * required_argument or optional_argument (--name[=VALUE]); -1 when there is none such.
+ * repeatable: it may be given several times, each adding one (--disk, --net). */
+int run_option_arg(const char *name, bool *repeatable);
+/* Read run options from the INI file `path` into cfg (README.md, "Configuration files"): each
+ * key goes through run_option_set; the values are kept in cfg. restore: `incoming` is refused.
+ * 0, or EXIT_USAGE after printing one line that names FILE:LINE. */
+int run_config_file(struct vm_config *cfg, const char *path, bool restore);
 /* Device types the option table has room for. */
 #define MAX_DEVICE_TYPES 32
 

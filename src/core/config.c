@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../cli/options.h"
 #include "devtype.h"
@@ -45,14 +46,50 @@ int vm_config_add(struct vm_config *c, const struct device_type *t, const char *
 	return 0;
 }
 
+static void dev_config_free(struct dev_config *d)
+{
+	if (d->type->free)
+		d->type->free(d->cfg);
+	free(d->cfg);
+}
+
+void vm_config_remove(struct vm_config *c, const struct device_type *t)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < c->nr_devs; i++) {
+		if (c->devs[i].type == t)
+			dev_config_free(&c->devs[i]);
+		else
+			c->devs[n++] = c->devs[i];
+	}
+	c->nr_devs = n;
+}
+
+const char *vm_config_strdup(struct vm_config *c, const char *s)
+{
+	size_t len = strlen(s) + 1;
+	struct config_string *cs = malloc(sizeof(*cs) + len);
+
+	if (!cs)
+		return NULL;
+	memcpy(cs->s, s, len);
+	cs->next = c->strings;
+	c->strings = cs;
+	return cs->s;
+}
+
 void vm_config_free_devices(struct vm_config *c)
 {
-	for (unsigned i = 0; i < c->nr_devs; i++) {
-		if (c->devs[i].type->free)
-			c->devs[i].type->free(c->devs[i].cfg);
-		free(c->devs[i].cfg);
-	}
+	for (unsigned i = 0; i < c->nr_devs; i++)
+		dev_config_free(&c->devs[i]);
 	c->nr_devs = 0;
+	while (c->strings) {
+		struct config_string *next = c->strings->next;
+
+		free(c->strings);
+		c->strings = next;
+	}
 }
 
 int vm_config_match(const struct vm_config *saved, const struct vm_config *local, const char *who, char *msg,

@@ -51,7 +51,20 @@ struct vm_config {
 	struct vm_tuning tuning;       /* CPU placement, real-time vCPUs, locked and huge-page RAM */
 	struct sandbox_config sandbox; /* not saved in snapshots: each run gives its own */
 	struct vm_keys keys;           /* nor these: --migration-key, --snapshot-key (core/keys.h) */
+	struct config_string *strings; /* the values read from a --config file, which the fields
+					* above may point into (vm_config_free_devices frees them) */
 };
+
+/* A value kept for the lifetime of a vm_config. */
+struct config_string {
+	struct config_string *next;
+	char s[];
+};
+
+/* A copy of s that c owns, or NULL when out of memory. */
+const char *vm_config_strdup(struct vm_config *c, const char *s);
+/* Remove every instance of t from c (the command line's --disk replacing a file's). */
+void vm_config_remove(struct vm_config *c, const struct device_type *t);
 
 /* Add an instance of type t configured from arg (NULL for a flag, which may be given again:
  * a no-op). 0, or -1 after printing one line (too many, or a bad value). */
@@ -66,7 +79,7 @@ unsigned vm_config_count(const struct vm_config *c, const struct device_type *t)
  * ("the source VM"). 0, or -1 with one line in msg: what differs and the option to give. */
 int vm_config_match(const struct vm_config *saved, const struct vm_config *local, const char *who, char *msg,
 		    size_t len);
-/* Free the device configurations (the rest of c is the caller's). */
+/* Free the device configurations and the kept strings (the rest of c is the caller's). */
 void vm_config_free_devices(struct vm_config *c);
 
 #endif

@@ -4,13 +4,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+static _Thread_local const char *log_context;
+
+void log_set_context(const char *context)
+{
+	log_context = context;
+}
+
 static void vlog(const char *prefix, const char *fmt, va_list ap)
 {
 	char buf[1024];
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	/* One write so lines from several threads do not interleave. */
-	fprintf(stderr, "kvmbox: %s%s\n", prefix, buf);
+	fprintf(stderr, "kvmbox: %s%s%s\n", log_context ? log_context : "", prefix, buf);
 }
 
 void log_error(const char *fmt, ...)

@@ -7,6 +7,9 @@
 /* Print "kvmbox: <message>\n" to stderr. Messages name the thing, the problem
  * and the fix, on one line. */
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Put context ("vm.conf:3: ") after "kvmbox: " in this thread's messages until it is set to
+ * NULL again: a configuration file's line before an option's own message. */
+void log_set_context(const char *context);
 /* Same, prefixed with "warning: ". */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Printed only when KVMBOX_DEBUG is set in the environment. */
