@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#ifndef KVMBOX_NO_INIH
 #include <ini.h>
+#endif
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +25,19 @@
 #include "../core/log.h"
 #include "options.h"
 
+#ifdef KVMBOX_NO_INIH
+/* make static-musl without libinih (Debian's archive here did not offer its source to build for
+ * musl: scripts/musl-deps.sh): --config is refused, in one line, never ignored. */
+int run_config_file(struct vm_config *cfg, const char *path, bool restore)
+{
+	(void)cfg;
+	(void)restore;
+	log_error("--config %s: this kvmbox was built without libinih (make static-musl could not build it); "
+		  "give the options on the command line, or use a build with it (make, make static)",
+		  path);
+	return EXIT_USAGE;
+}
+#else
 #define CONFIG_MAX_SIZE (1 << 20)
 #define CONFIG_MAX_KEYS 128
 
@@ -330,3 +345,4 @@ int run_config_file(struct vm_config *cfg, const char *path, bool restore)
 	free(cf.text);
 	return cf.failed ? EXIT_USAGE : 0;
 }
+#endif
