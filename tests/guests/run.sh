@@ -754,8 +754,8 @@ t_fds_reboot() {
 		return
 	fi
 	[ "$th1" != "$th2" ] && { fail "$t" "$th1 threads during boot 1, $th2 during boot $boots"; return; }
-	[ $((rss2 - rss1)) -gt "${SOAK_RSS_KIB:-1024}" ] &&
-		{ fail "$t" "RSS $rss1 KiB during boot 1, $rss2 during boot $boots (limit +${SOAK_RSS_KIB:-1024})"; return; }
+	[ $((rss2 - rss1)) -gt "$(soak_rss_limit)" ] &&
+		{ fail "$t" "RSS $rss1 KiB during boot 1, $rss2 during boot $boots (limit +$(soak_rss_limit))"; return; }
 	pass "$t"
 }
 
