@@ -57,21 +57,6 @@ static void port_write(void *ctx, const uint8_t *buf, size_t n)
 {
 }
 
-static void save_load(struct device *dev)
-{
-	struct ser_writer w;
-	struct ser_reader r;
-
-	if (!dev->ops->save || !dev->ops->load)
-		return;
-	ser_writer_init(&w);
-	dev->ops->save(dev, &w);
-	ser_reader_init(&r, w.buf, w.len);
-	/* The device's own state must load back. */
-	FUZZ_CHECK(dev->ops->load(dev, &r) == 0);
-	ser_writer_free(&w);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct acpi_pm_config pm = {
@@ -132,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				dev[which]->ops->reset(dev[which]);
 			continue;
 		case 3:
-			save_load(dev[which]);
+			fuzz_save_load(dev[which]);
 			continue;
 		}
 		uint64_t off = fuzz_u8(&in) % ranges[which].len;

@@ -6,6 +6,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "core/device.h"
+#include "core/ser.h"
 #include "core/util.h"
 
 #include "fuzz_util.h"
@@ -91,4 +93,18 @@ const char *fuzz_disk_image(void)
 	close(fd);
 	setenv("KVMBOX_BLK_SYNC", "1", 1);
 	return path;
+}
+
+void fuzz_save_load(struct device *dev)
+{
+	struct ser_writer w;
+	struct ser_reader r;
+
+	if (!dev->ops->save || !dev->ops->load)
+		return;
+	ser_writer_init(&w);
+	dev->ops->save(dev, &w);
+	ser_reader_init(&r, w.buf, w.len);
+	FUZZ_CHECK(dev->ops->load(dev, &r) == 0);
+	ser_writer_free(&w);
 }

@@ -50,6 +50,11 @@ void fuzz_fix_sections(uint8_t *p, size_t len);
  * kick, so an input replays the same way. */
 const char *fuzz_disk_image(void);
 
+/* Save dev's state and load it back into dev (when its type has both): the device's own state
+ * must always load (FUZZ_CHECK). */
+struct device;
+void fuzz_save_load(struct device *dev);
+
 /* Abort with a message when cond is false: an invariant the harness checks after the code ran. */
 #define FUZZ_CHECK(cond)                                      \
 	do {                                                  \

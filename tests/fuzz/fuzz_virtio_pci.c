@@ -108,19 +108,6 @@ static void find_bar(struct fx *f)
 	f->bar = (cfg_read32(f, 0x10) & ~0xfULL) | (uint64_t)cfg_read32(f, 0x14) << 32;
 }
 
-static void save_load(struct device *dev)
-{
-	struct ser_writer w;
-	struct ser_reader r;
-
-	ser_writer_init(&w);
-	dev->ops->save(dev, &w);
-	ser_reader_init(&r, w.buf, w.len);
-	/* The transport's own state must load back. */
-	FUZZ_CHECK(dev->ops->load(dev, &r) == 0);
-	ser_writer_free(&w);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint32_t region[6] = { VPCI_COMMON_OFF, VPCI_ISR_OFF,  VPCI_DEVCFG_OFF,
@@ -176,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (what == 0) {
 				f->dev->ops->reset(f->dev);
 			} else if (what == 1) {
-				save_load(f->dev);
+				fuzz_save_load(f->dev);
 			} else {
 				struct ser_reader sr;
 				size_t got;
