@@ -48,6 +48,7 @@
 #include "log.h"
 #include "util.h"
 #include "../virtio/net.h"
+#include "../virtio/vsock.h"
 
 /* musl's <unistd.h> makes pread64 and pwrite64 macros for pread and pwrite (its LFS64 names),
  * which would turn SCMP_SYS(pread64) into an unknown __SNR_pread: the names here are the
@@ -222,6 +223,16 @@ static const unsigned long ioctl_vhost_rings[] = {
 };
 /* Opening it (/dev/vhost-net with openat, its call eventfds): a reboot builds the device again. */
 static const unsigned long ioctl_vhost_open[] = { VHOST_SET_OWNER, VHOST_GET_FEATURES, 0 };
+/* vhost-vsock (virtio/vsock.c), only with --vsock: the rings go to the kernel and come back as
+ * for vhost-net (activation and reset on a vCPU, a pause on the device's worker, a restore or a
+ * failed migration's resume on main or the worker). Opening it and claiming the CID: a reboot
+ * (main) builds the device again, a failed migration (migrate) reopens it (reacquire). */
+static const unsigned long ioctl_vsock_rings[] = {
+	VHOST_SET_FEATURES, VHOST_SET_MEM_TABLE, VHOST_SET_LOG_BASE, VHOST_SET_VRING_NUM, VHOST_SET_VRING_BASE,
+	VHOST_SET_VRING_ADDR, VHOST_SET_VRING_CALL, VHOST_SET_VRING_KICK, VHOST_GET_VRING_BASE,
+	VHOST_VSOCK_SET_RUNNING, 0,
+};
+static const unsigned long ioctl_vsock_open[] = { VHOST_SET_OWNER, VHOST_GET_FEATURES, VHOST_VSOCK_SET_GUEST_CID, 0 };
 
 /* The real-time and memory options (core/tuning.c) act before the filters: mlockall in
  * machine_create, each vCPU thread's affinity and SCHED_FIFO before it installs its list.
@@ -290,6 +301,7 @@ static struct {
 	long host_pid;
 	bool has_tap;
 	bool has_vhost;      /* a --net tap with vhost not off */
+	bool has_vsock;      /* --vsock */
 	bool tune_affinity;  /* --vcpu-affinity or --io-affinity */
 	bool tune_rt;        /* --rt-priority */
 	bool tune_hugetlbfs; /* --hugepages=PATH */
@@ -300,17 +312,12 @@ static struct {
 static __thread int thread_kind = -1;
 
 static const char *const kind_names[SB_NR_KINDS] = {
-	[SB_MAIN] = "main",
-	[SB_VCPU] = "vcpu",
-	[SB_SIGNALS] = "signals",
-	[SB_MIGRATE] = "migrate",
-	[SB_SNAPSHOT] = "snapshot",
-	[SB_BLK] = "virtio-blk",
-	[SB_NET] = "virtio-net",
-	[SB_CONSOLE] = "virtio-console",
-	[SB_RNG] = "virtio-rng",
-	[SB_BALLOON] = "virtio-balloon",
-	[SB_JAIL_PARENT] = "jail-parent",
+	[SB_MAIN] = "main",          [SB_VCPU] = "vcpu",
+	[SB_SIGNALS] = "signals",    [SB_MIGRATE] = "migrate",
+	[SB_SNAPSHOT] = "snapshot",  [SB_BLK] = "virtio-blk",
+	[SB_NET] = "virtio-net",     [SB_CONSOLE] = "virtio-console",
+	[SB_RNG] = "virtio-rng",     [SB_BALLOON] = "virtio-balloon",
+	[SB_VSOCK] = "virtio-vsock", [SB_JAIL_PARENT] = "jail-parent",
 };
 
 const char *sandbox_kind_name(enum sandbox_kind kind)
@@ -341,6 +348,8 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 		add_ioctls(s, arch_ioctls.crash_dump);
 		if (sb.has_vhost)
 			add_ioctls(s, ioctl_vhost_rings);
+		if (sb.has_vsock)
+			add_ioctls(s, ioctl_vsock_rings);
 		break;
 	case SB_BLK:
 		worker_set(s);
@@ -364,6 +373,10 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 		worker_set(s);
 		add_sys(s, sys_balloon);
 		break;
+	case SB_VSOCK:
+		worker_set(s);
+		add_ioctls(s, ioctl_vsock_rings);
+		break;
 	case SB_SIGNALS:
 		add_sys(s, sys_signals);
 		break;
@@ -385,6 +398,10 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 		s->special |= SP_SOCKET;
 		if (sb.has_vhost)
 			add_ioctls(s, ioctl_vhost_rings);
+		if (sb.has_vsock) {
+			add_ioctls(s, ioctl_vsock_rings);
+			add_ioctls(s, ioctl_vsock_open);
+		}
 		break;
 	case SB_MAIN:
 		add_sys(s, sys_main);
@@ -406,6 +423,8 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 			add_ioctls(s, arch_ioctls.state_set);
 			if (sb.has_vhost)
 				add_ioctls(s, ioctl_vhost_open);
+			if (sb.has_vsock)
+				add_ioctls(s, ioctl_vsock_open);
 			if (sb.tune_affinity)
 				add_sys(s, sys_tune_affinity);
 			if (sb.tune_rt)
@@ -982,12 +1001,21 @@ static bool config_has_vhost(const struct vm_config *cfg)
 	return false;
 }
 
+static bool config_has_vsock(const struct vm_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->nr_devs; i++)
+		if (cfg->devs[i].type == &virtio_vsock_type)
+			return true;
+	return false;
+}
+
 static int compile_all(const struct vm_config *cfg)
 {
 	const struct vm_tuning *t = &cfg->tuning;
 
 	sb.mode = cfg->sandbox.seccomp;
 	sb.has_vhost = config_has_vhost(cfg);
+	sb.has_vsock = config_has_vsock(cfg);
 	sb.tune_affinity = t->vcpu_affinity[0] || t->io_affinity[0];
 	sb.tune_rt = t->rt_priority != 0;
 	sb.tune_hugetlbfs = t->hugepages && t->hugepage_dir[0];

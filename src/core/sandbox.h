@@ -38,6 +38,7 @@ enum sandbox_kind {
 	SB_CONSOLE,     /* virtio-console worker */
 	SB_RNG,         /* virtio-rng worker: getrandom */
 	SB_BALLOON,     /* virtio-balloon worker: madvise, stats timer */
+	SB_VSOCK,       /* virtio-vsock worker: vhost-vsock's interrupts, the event queue */
 	SB_JAIL_PARENT, /* --jail: the process outside that waits for the VM */
 	SB_NR_KINDS
 };

@@ -8,12 +8,10 @@
 #include "../virtio/blk.h"
 #include "../virtio/net.h"
 #include "../virtio/rng.h"
+#include "../virtio/vsock.h"
 
 const struct device_type *const device_types[] = {
-	&virtio_blk_type,
-	&virtio_net_type,
-	&virtio_rng_type,
-	&virtio_balloon_type,
+	&virtio_blk_type, &virtio_net_type, &virtio_rng_type, &virtio_balloon_type, &virtio_vsock_type,
 };
 const unsigned nr_device_types = ARRAY_SIZE(device_types);
 

@@ -24,6 +24,7 @@
 #include "../core/util.h"
 #include "../core/vm.h"
 #include "setup.h"
+#include "vhost.h"
 
 #define NET_QUEUE_SIZE 256
 #define NET_BUF_LEN    (VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_FRAME)
@@ -626,33 +627,11 @@ static unsigned net_tap_offloads(const struct virtio_dev *vd)
 	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_EVENT_IDX | 1ULL << VIRTIO_F_INDIRECT_DESC | \
 	 1ULL << VIRTIO_NET_F_MRG_RXBUF)
 
+#define VH_FIX "give --net ...,vhost=off for the user-space path"
+
 static int vh_ioctl(struct virtio_net *n, unsigned long req, void *arg, const char *name)
 {
-	if (ioctl(n->vh_fd, req, arg) == 0)
-		return 0;
-	log_error("%s: vhost-net %s: %s; give --net ...,vhost=off for the user-space path", n->vd.name, name,
-		  strerror(errno));
-	return -1;
-}
-
-/* The host address of guest range [gpa, gpa+len), as vhost wants it. */
-static uint64_t vh_hva(const struct virtio_net *n, uint64_t gpa, uint64_t len)
-{
-	return (uint64_t)(uintptr_t)gpa_ptr(n->vd.mem, gpa, len);
-}
-
-/* Pages vhost wrote (its log) are dirty for a migration; the log starts afresh. */
-static void vh_log_collect(struct virtio_net *n)
-{
-	if (!n->vh_log)
-		return;
-	for (size_t i = 0; i < n->vh_log_len; i++) {
-		uint8_t b = __atomic_exchange_n(&n->vh_log[i], 0, __ATOMIC_ACQ_REL);
-
-		for (unsigned bit = 0; b && bit < 8; bit++)
-			if (b & (1u << bit))
-				guest_mem_mark_dirty(n->vd.mem, ((uint64_t)i * 8 + bit) * 4096, 4096);
-	}
+	return vhost_ioctl(&(struct vhost_io){ n->vh_fd, n->vd.name, "vhost-net", VH_FIX }, req, arg, name);
 }
 
 /* Take the rings back from the kernel: where it got to in each avail ring, and the used
@@ -665,22 +644,17 @@ static void vh_stop(struct virtio_net *n)
 		return;
 	for (unsigned q = 0; q < 2; q++) {
 		struct vhost_vring_file be = { .index = q, .fd = -1 };
-		struct vhost_vring_state st = { .index = q };
-		struct virtq *vq = &vd->vqs[q];
 
 		vh_ioctl(n, VHOST_NET_SET_BACKEND, &be, "VHOST_NET_SET_BACKEND");
-		if (vh_ioctl(n, VHOST_GET_VRING_BASE, &st, "VHOST_GET_VRING_BASE") == 0 && vq->enabled) {
-			vq->last_avail = (uint16_t)st.num;
-			vq->used_idx = get_le16((uint8_t *)vq->used + 2);
-			vq->signalled_used_valid = false;
-		}
+		vhost_vring_stop(&(struct vhost_io){ n->vh_fd, vd->name, "vhost-net", VH_FIX }, q,
+				 &vd->vqs[q]);
 		if (n->vh_kick[q] >= 0) {
 			virtio_queue_kick_fd(vd, q, false);
 			n->vh_kick[q] = -1;
 		}
 	}
 	n->vh_running = false;
-	vh_log_collect(n);
+	vhost_log_collect(vd->mem, n->vh_log, n->vh_log_len);
 	/* A kick vhost had not seen yet is the user-space path's now. */
 	n->tx_resume = true;
 	n->rx_stalled = false;
@@ -690,55 +664,16 @@ static void vh_stop(struct virtio_net *n)
 static int vh_start(struct virtio_net *n)
 {
 	struct virtio_dev *vd = &n->vd;
-	const struct guest_mem *m = vd->mem;
 	uint64_t features = (vd->features & VH_RING_FEATURES & n->vh_features) | 1ULL << VHOST_F_LOG_ALL;
-	struct vhost_memory *mt;
-	uint64_t top = 0, log_base;
+	const struct vhost_io io = { n->vh_fd, vd->name, "vhost-net", VH_FIX };
 	int ret = -1;
 
 	if (vh_ioctl(n, VHOST_SET_FEATURES, &features, "VHOST_SET_FEATURES") < 0)
 		return -1;
-	mt = calloc(1, sizeof(*mt) + (size_t)m->nr_regions * sizeof(mt->regions[0]));
-	if (!mt) {
-		log_error("%s: out of memory", vd->name);
-		return -1;
-	}
-	mt->nregions = (uint32_t)m->nr_regions;
-	for (int i = 0; i < m->nr_regions; i++) {
-		mt->regions[i] =
-			(struct vhost_memory_region){ .guest_phys_addr = m->regions[i].gpa,
-						      .memory_size = m->regions[i].size,
-						      .userspace_addr =
-							      (uint64_t)(uintptr_t)m->regions[i].host };
-		if (m->regions[i].gpa + m->regions[i].size > top)
-			top = m->regions[i].gpa + m->regions[i].size;
-	}
-	if (vh_ioctl(n, VHOST_SET_MEM_TABLE, mt, "VHOST_SET_MEM_TABLE") < 0)
-		goto out;
-	if (!n->vh_log) {
-		n->vh_log_len = (size_t)((top / 4096 + 7) / 8);
-		n->vh_log = calloc(1, n->vh_log_len);
-		if (!n->vh_log) {
-			log_error("%s: out of memory", vd->name);
-			goto out;
-		}
-	}
-	log_base = (uint64_t)(uintptr_t)n->vh_log;
-	if (vh_ioctl(n, VHOST_SET_LOG_BASE, &log_base, "VHOST_SET_LOG_BASE") < 0)
+	if (vhost_set_mem(&io, vd->mem, &n->vh_log, &n->vh_log_len) < 0)
 		goto out;
 	for (unsigned q = 0; q < 2; q++) {
 		struct virtq *vq = &vd->vqs[q];
-		struct vhost_vring_state num = { .index = q, .num = vq->size };
-		struct vhost_vring_state base = { .index = q, .num = vq->last_avail };
-		struct vhost_vring_addr addr = {
-			.index = q,
-			.flags = 1u << VHOST_VRING_F_LOG,
-			.desc_user_addr = vh_hva(n, vq->desc_gpa, 16ULL * vq->size),
-			.avail_user_addr = vh_hva(n, vq->avail_gpa, 6 + 2ULL * vq->size),
-			.used_user_addr = vh_hva(n, vq->used_gpa, 6 + 8ULL * vq->size),
-			.log_guest_addr = vq->used_gpa,
-		};
-		struct vhost_vring_file call = { .index = q, .fd = n->vh_call[q] };
 		struct vhost_vring_file kick = { .index = q };
 		struct vhost_vring_file be = { .index = q, .fd = n->fd };
 
@@ -747,10 +682,7 @@ static int vh_start(struct virtio_net *n)
 				  q);
 			goto out;
 		}
-		if (vh_ioctl(n, VHOST_SET_VRING_NUM, &num, "VHOST_SET_VRING_NUM") < 0 ||
-		    vh_ioctl(n, VHOST_SET_VRING_BASE, &base, "VHOST_SET_VRING_BASE") < 0 ||
-		    vh_ioctl(n, VHOST_SET_VRING_ADDR, &addr, "VHOST_SET_VRING_ADDR") < 0 ||
-		    vh_ioctl(n, VHOST_SET_VRING_CALL, &call, "VHOST_SET_VRING_CALL") < 0)
+		if (vhost_vring_setup(&io, q, vq, n->vh_call[q], true) < 0)
 			goto out;
 		kick.fd = virtio_queue_kick_fd(vd, q, true);
 		if (kick.fd < 0) {
@@ -765,7 +697,6 @@ static int vh_start(struct virtio_net *n)
 	}
 	ret = 0;
 out:
-	free(mt);
 	if (ret < 0)
 		vh_stop(n);
 	return ret;
@@ -795,18 +726,13 @@ static int vh_open(struct virtio_net *n, enum net_vhost mode)
 	n->vh_fd = n->vh_call[0] = n->vh_call[1] = n->vh_kick[0] = n->vh_kick[1] = -1;
 	if (mode == NET_VHOST_OFF)
 		return 0;
-	n->vh_fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+	n->vh_fd = vhost_open("/dev/vhost-net", &n->vh_features, &what);
 	if (n->vh_fd < 0) {
-		if (mode == NET_VHOST_AUTO && (errno == ENOENT || errno == ENODEV || errno == ENXIO))
+		if (mode == NET_VHOST_AUTO && !strcmp(what, "open") &&
+		    (errno == ENOENT || errno == ENODEV || errno == ENXIO))
 			return 0;
 		goto fail;
 	}
-	what = "VHOST_SET_OWNER";
-	if (ioctl(n->vh_fd, VHOST_SET_OWNER, NULL) < 0)
-		goto fail;
-	what = "VHOST_GET_FEATURES";
-	if (ioctl(n->vh_fd, VHOST_GET_FEATURES, &n->vh_features) < 0)
-		goto fail;
 	what = "eventfd";
 	for (unsigned q = 0; q < 2; q++) {
 		n->vh_call[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -34,6 +34,7 @@
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG     4
 #define VIRTIO_ID_BALLOON 5
+#define VIRTIO_ID_VSOCK   19
 
 /* Device status bits. */
 #define VIRTIO_STATUS_ACKNOWLEDGE 1
@@ -77,6 +78,9 @@ struct virtio_dev_ops {
 	void (*resume)(struct virtio_dev *vd);
 	void (*save)(struct virtio_dev *vd, struct ser_writer *w);
 	int (*load)(struct virtio_dev *vd, struct ser_reader *r);
+	/* Optional: after a successful load, once the transport's own state (MSI-X table and
+	 * enable, BARs) is in place too: the device may interrupt the driver from here on. */
+	void (*loaded)(struct virtio_dev *vd);
 	/* Free the device: its own fds first (they are on vd->loop), then
 	 * virtio_dev_fini(vd), then its memory. The worker is stopped. */
 	void (*destroy)(struct virtio_dev *vd);

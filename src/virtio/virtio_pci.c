@@ -878,6 +878,11 @@ out:
 	pci_dev_load_config(&p->pci, cfg);
 	if ((p->isr & 1) && !(pci_config_read(&p->pci, (uint32_t)p->msix_cap + 2, 2) & MSIX_CTRL_ENABLE))
 		pci_set_irq(&p->pci, 1);
+	if (vd->ops->loaded) {
+		pthread_mutex_lock(&vd->lock);
+		vd->ops->loaded(vd);
+		pthread_mutex_unlock(&vd->lock);
+	}
 	return 0;
 }
 
@@ -995,6 +1000,7 @@ static uint32_t class_of(uint16_t id)
 	case VIRTIO_ID_BLOCK:
 		return 0x010000;
 	case VIRTIO_ID_CONSOLE:
+	case VIRTIO_ID_VSOCK:
 		return 0x078000;
 	default:
 		return 0x00ff00;
