@@ -93,7 +93,8 @@ out:
 	return ret;
 }
 
-int vhost_vring_setup(const struct vhost_io *io, unsigned index, const struct virtq *vq, int call_fd, bool log)
+int vhost_vring_setup(const struct vhost_io *io, unsigned index, const struct virtq *vq, int call_fd,
+		      bool log)
 {
 	const struct guest_mem *m = vq->mem;
 	struct vhost_vring_state num = { .index = index, .num = vq->size };

@@ -15,10 +15,10 @@
 
 /* Who is asking, for the error line. */
 struct vhost_io {
-	int fd;          /* the open /dev/vhost-* */
-	const char *dev; /* "virtio-net0" */
+	int fd;           /* the open /dev/vhost-* */
+	const char *dev;  /* "virtio-net0" */
 	const char *kind; /* "vhost-net" */
-	const char *fix; /* what the user can do: "give --net ...,vhost=off ..." */
+	const char *fix;  /* what the user can do: "give --net ...,vhost=off ..." */
 };
 
 /* One ioctl; 0, or -1 after printing (errno kept). */

@@ -16,13 +16,14 @@
 #include "setup.h"
 #include "vhost.h"
 
-#define VSOCK_QUEUE_SIZE 128
+#define VSOCK_QUEUE_SIZE   128
 #define VSOCK_SAVE_VERSION 1
-#define VSOCK_DEV "/dev/vhost-vsock"
-#define VSOCK_FIX "see README \"vsock\""
+#define VSOCK_DEV          "/dev/vhost-vsock"
+#define VSOCK_FIX          "see README \"vsock\""
 
 /* What vhost-vsock must know of the negotiated features: the ring layout. */
-#define VH_RING_FEATURES (1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_EVENT_IDX | 1ULL << VIRTIO_F_INDIRECT_DESC)
+#define VH_RING_FEATURES \
+	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_EVENT_IDX | 1ULL << VIRTIO_F_INDIRECT_DESC)
 
 struct virtio_vsock {
 	struct virtio_dev vd; /* first: container of the ops' argument */
@@ -139,8 +140,8 @@ static int vh_start(struct virtio_vsock *v)
 		struct vhost_vring_file kick = { .index = q };
 
 		if (!vq->enabled) {
-			log_error("%s: the driver did not enable queue %u; vhost-vsock needs rx and tx", vd->name,
-				  q);
+			log_error("%s: the driver did not enable queue %u; vhost-vsock needs rx and tx",
+				  vd->name, q);
 			goto fail;
 		}
 		if (vhost_vring_setup(&io, q, vq, v->vh_call[q], log) < 0)
@@ -188,8 +189,9 @@ static int vh_open_cid(const char *name, uint32_t cid, uint64_t *features)
 	if (fd < 0) {
 		e = errno;
 		if (!strcmp(what, "open") && (e == ENOENT || e == ENODEV || e == ENXIO))
-			log_error("%s: no %s on this host; load the vhost_vsock module (modprobe vhost_vsock)",
-				  name, VSOCK_DEV);
+			log_error(
+				"%s: no %s on this host; load the vhost_vsock module (modprobe vhost_vsock)",
+				name, VSOCK_DEV);
 		else if (!strcmp(what, "open") && (e == EACCES || e == EPERM))
 			log_error("%s: %s: %s; give kvmbox read-write access to it (or run it as root)", name,
 				  VSOCK_DEV, strerror(e));
@@ -204,8 +206,8 @@ static int vh_open_cid(const char *name, uint32_t cid, uint64_t *features)
 			log_error("%s: vsock CID %u is in use by another VM on this host; pick another cid=",
 				  name, cid);
 		else
-			log_error("%s: %s: VHOST_VSOCK_SET_GUEST_CID %u: %s; pick another cid= (3 to %u)", name,
-				  VSOCK_DEV, cid, strerror(e), VSOCK_CID_MAX);
+			log_error("%s: %s: VHOST_VSOCK_SET_GUEST_CID %u: %s; pick another cid= (3 to %u)",
+				  name, VSOCK_DEV, cid, strerror(e), VSOCK_CID_MAX);
 		close(fd);
 		return -1;
 	}

@@ -29,7 +29,9 @@ RT="linux-rt-affinity linux-rt-policy linux-rt-mlock linux-rt-hugepages linux-rt
 	linux-rt-snapshot linux-rt-restore-override linux-rt-migrate linux-rt-bad-cpu linux-rt-bad-vcpu
 	linux-rt-bad-hugepages linux-rt-bad-hugepage-size linux-rt-bad-memlock linux-rt-bad-rtprio
 	linux-rt-bad-balloon"
-ALL=$(echo $BOOT $V1 $V2 $LIFE1 $LIFE2 $LIFE3 $SEC $BAD $RT)
+VSOCK="linux-vsock-bad-cid linux-vsock-host-to-guest linux-vsock-guest-to-host linux-vsock-cid-in-use
+	linux-vsock-reset linux-vsock-snapshot linux-vsock-migrate"
+ALL=$(echo $BOOT $V1 $V2 $LIFE1 $LIFE2 $LIFE3 $VSOCK $SEC $BAD $RT)
 if [ "${1:-}" = --list ]; then
 	echo "$ALL" | tr ' ' '\n'
 	exit 0
@@ -995,6 +997,209 @@ want $LIFE1 && life1
 # shellcheck disable=SC2086
 want $LIFE2 && life2
 want $LIFE3 && life3
+
+# --- vsock (vhost-vsock) ---------------------------------------------------------------------
+# One lifecycle guest with --vsock cid=42; tests/linux/vsock-echo.c is the helper on both sides
+# (an echo server, a client that sends stdin and writes what comes back, an idle connection).
+#   bad-cid        reserved and impossible CIDs are refused: status 2 (usage), one line
+#   host-to-guest  the host connects to the guest's echo server: 16 MiB, the guest's copy and the
+#                  echo have the blob's sha256
+#   guest-to-host  the guest connects to the host's echo server: 16 MiB, the host's copy and the
+#                  echo have the guest's sha256
+#   cid-in-use     a second VM with the same CID: status 1, "pick another cid="; the first runs on
+#   reset          snapshot, kill -9, restore: a connection the guest held ends (the transport
+#                  reset event), the guest does not boot again
+#   snapshot       after the restore, new connections both ways (16 MiB each, sums equal)
+#   migrate        live migration (unix socket, same host: the source lets go of the CID) to a
+#                  destination with the same cid=: a held connection ends, a new one works
+VS_CID=42
+VS_MB=16
+VSFD=7 # the fd of the guest's console (lcmd)
+
+# vs_cmd ID SECS CMD...: lcmd on the guest's console, then wait until its answer is whole (it
+# ends with "end": a long line may be half written when lcmd sees its start).
+vs_cmd() {
+	_vi=$1 _vs=$2
+	shift 2
+	lcmd $_vi $VSFD $_vs "$@" || return 1
+	_n=0
+	while [ "${R% end}" = "$R" ] && [ $_n -lt 50 ]; do
+		usleep 200000
+		R=$(tr -d '\r' <$W/$_vi.out | sed -n "s/^KVMBOX-R $LSEQ [^ ]* //p" | head -n1)
+		_n=$((_n + 1))
+	done
+	[ "${R% end}" != "$R" ] || { WHY="guest command '$*': answer '$R' never ended"; return 1; }
+}
+
+# vs_h2g ID PORT OUT: the host sends the blob to the guest's echo server (PORT); VSWHY says
+# what was wrong (empty: all right).
+vs_h2g() {
+	timeout -k 5 120 vsock-echo connect $VS_CID $2 <$W/vblob >$W/$3 2>$W/$3.err
+	_rc=$?
+	echo "KVMBOX-I vsock host->guest ($1): status $_rc, $(tail -n1 $W/$3.err)"
+	vs_cmd $1 60 vrx || { VSWHY="guest: $WHY"; return; }
+	VSWHY=
+	if [ $_rc != 0 ] || [ "$(hsum $W/$3)" != "$vb" ] || [ "$(field "$R" sum)" != "$vb" ] ||
+		[ "$(field "$R" bytes)" != $((VS_MB * 1048576)) ]; then
+		VSWHY="host connect status $_rc ($(tail -n1 $W/$3.err)); echo $(wc -c <$W/$3) bytes sum $(hsum $W/$3)," 			"guest received '$R'; want $((VS_MB * 1048576)) bytes, sum $vb"
+	fi
+}
+
+# vs_g2h ID: the guest sends VS_MB MiB to the host's echo server (port 5001, copy in $W/vrx).
+vs_g2h() {
+	VSWHY=
+	vs_cmd $1 180 vsend 5001 $VS_MB || { VSWHY="guest: $WHY"; return; }
+	echo "KVMBOX-I vsock guest->host ($1): $R"
+	if [ "$(field "$R" status)" != 0 ] || [ "$(field "$R" txsum)" != "$(field "$R" echosum)" ] ||
+		[ "$(field "$R" bytes)" != $((VS_MB * 1048576)) ] || [ "$(hsum $W/vrx)" != "$(field "$R" txsum)" ]; then
+		VSWHY="guest '$R'; the host received $(wc -c <$W/vrx) bytes, sum $(hsum $W/vrx)"
+	fi
+}
+
+# vs_held ID SECS: wait until the guest's held connection ended; R is its last line.
+vs_held() {
+	_n=0
+	while [ $_n -lt $2 ]; do
+		lcmd $1 $VSFD 30 vheld || return 1
+		case "$R" in closed*) return 0 ;; esac
+		sleep 1
+		_n=$((_n + 1))
+	done
+	return 1
+}
+
+# shellcheck disable=SC2086
+vsock_tests() {
+	if [ ! -c /dev/vhost-vsock ]; then
+		notrun "$VSOCK" "no /dev/vhost-vsock in the emulated host (vhost_vsock.ko not loaded)"
+		return
+	fi
+	if [ ! -x $KB/vsock-echo ]; then
+		notrun "$VSOCK" "no $KB/vsock-echo (tests/linux/lib.sh could not build tests/linux/vsock-echo.c)"
+		return
+	fi
+	# Refused before anything runs: one line, status 1.
+	why=
+	for c in 2 1 0 4294967295 4294967296 x; do
+		kvmbox run -m 64M --vsock cid=$c -k $BZ -i $GV >$W/vbad.out 2>$W/vbad.err
+		rc=$?
+		if [ $rc != 2 ] || [ "$(wc -l <$W/vbad.err)" != 1 ] || ! grep -q "cid '$c' is not a guest CID" $W/vbad.err; then
+			why="cid=$c: status $rc, stderr '$(head -n 2 $W/vbad.err | tr '\n' ' ')' (want 2, a usage error, and one line)"
+			break
+		fi
+	done
+	if [ -z "$why" ]; then lres PASS linux-vsock-bad-cid; else lres FAIL linux-vsock-bad-cid "$why"; fi
+
+	rm -f $W/v1.in $W/v3.in $W/v1.sock $W/v2.sock $W/v3.sock $W/vmig.sock $W/vsock.snap
+	mkfifo $W/v1.in $W/v3.in
+	exec 7<>$W/v1.in 8<>$W/v3.in
+	dd if=/dev/urandom of=$W/vblob bs=1M count=$VS_MB 2>/dev/null
+	vb=$(hsum $W/vblob)
+	: >$W/vrx
+	vsock-echo serve 5001 $W/vrx >$W/vserve1.out 2>&1 &
+	HS1=$!
+	vsock-echo serve 5002 - >$W/vserve2.out 2>&1 &
+	HS2=$!
+	# What a restore or a destination gives again.
+	V1VM="-m 256M --vsock cid=$VS_CID -k $BZ -i $GV"
+	lstart v1 $W/v1.in run $V1VM --api $W/v1.sock -a "$GAPPEND kvmbox.test=life kvmbox.mb=1"
+	P=$LPID
+	if ! lwait v1 '^KVMBOX-C 3 end' $BOOT_TMO $P || ! lcmd v1 $VSFD 30 vserve 5000 || [ "$R" != ok ]; then
+		lkill $P $HS1 $HS2
+		notrun "$VSOCK" "the vsock guest did not start: ${WHY:-vserve '$R'}"
+		diag linux-vsock-host-to-guest v1
+		return
+	fi
+	if ! grep -q listening $W/vserve1.out || ! grep -q listening $W/vserve2.out; then
+		lkill $P $HS1 $HS2
+		notrun "$VSOCK" "the host's echo servers: $(cat $W/vserve1.out $W/vserve2.out | tr '\n' ' ')"
+		return
+	fi
+
+	vs_h2g v1 5000 vecho1
+	if [ -z "$VSWHY" ]; then lres PASS linux-vsock-host-to-guest; else lfail linux-vsock-host-to-guest v1 "$VSWHY"; fi
+	vs_g2h v1
+	if [ -z "$VSWHY" ]; then lres PASS linux-vsock-guest-to-host; else lfail linux-vsock-guest-to-host v1 "$VSWHY"; fi
+
+	# The same CID twice: refused with the fix, the first VM unharmed.
+	kvmbox run -m 128M --vsock cid=$VS_CID -k $BZ -i $GV >$W/vdup.out 2>$W/vdup.err </dev/null
+	rc=$?
+	echo "KVMBOX-I vsock cid in use: status $rc, $(tr '\n' ' ' <$W/vdup.err)"
+	if [ $rc = 1 ] && grep -q "CID $VS_CID is in use.*pick another cid=" $W/vdup.err && lticks v1 5 $P; then
+		lres PASS linux-vsock-cid-in-use
+	else
+		lres FAIL linux-vsock-cid-in-use "second VM with cid=$VS_CID: status $rc, stderr" \
+			"'$(head -n 2 $W/vdup.err | tr '\n' ' ')' (want 1 and 'in use ... pick another cid='); first VM: ${WHY:-counting}"
+	fi
+
+	# Snapshot with a connection open, kill -9, restore.
+	lcmd v1 $VSFD 30 vhold 5002
+	h=$R
+	lctl $W/v1.sock snapshot $W/vsock.snap
+	src=$CTL_RC
+	lkill $P
+	if [ "$h" != connected ] || [ "$src" != 0 ] || [ ! -s $W/vsock.snap ]; then
+		lfail linux-vsock-reset v1 "before the snapshot: hold '$h', ctl snapshot status $src"
+		notrun "$VSOCK" "no snapshot"
+		lkill $HS1 $HS2
+		return
+	fi
+	lstart v2 $W/v1.in restore $W/vsock.snap $V1VM --api $W/v2.sock
+	P=$LPID
+	if ! lwait v2 '^KVMBOX-C [0-9]* end' 30 $P; then
+		lfail linux-vsock-reset v2 "restore: no counter line: $WHY"
+		notrun "$VSOCK" "the restore failed"
+		lkill $P $HS1 $HS2
+		return
+	fi
+	if vs_held v2 20 && ! has KVMBOX-INIT v2; then
+		lres PASS linux-vsock-reset
+	else
+		lfail linux-vsock-reset v2 "after the restore the connection held across the snapshot says" \
+			"'$R' after 20 s (want closed: the transport reset event); init markers $(count KVMBOX-INIT v2) (want 0)"
+	fi
+	vs_h2g v2 5000 vecho2
+	why=$VSWHY
+	if [ -z "$why" ]; then
+		vs_g2h v2
+		why=$VSWHY
+	fi
+	if [ -z "$why" ]; then lres PASS linux-vsock-snapshot; else lfail linux-vsock-snapshot v2 "after the restore: $why"; fi
+
+	# Live migration on this host: the destination claims the same CID once the source let go.
+	lstart v3 $W/v3.in run $V1VM --incoming unix:$W/vmig.sock --api $W/v3.sock
+	D=$LPID
+	n=0
+	while ! grep -q 'waiting for a migration' $W/v3.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
+	LPID=$P
+	lcmd v2 $VSFD 30 vhold 5002
+	h=$R
+	lctl $W/v2.sock migrate unix:$W/vmig.sock
+	mrc=$CTL_RC
+	lreap $P 15
+	src=$RC
+	LPID=$D
+	why=
+	if [ "$h" != connected ]; then
+		why="hold before the migration: '$h'"
+	elif [ "$mrc" != 0 ] || [ "$src" != 0 ]; then
+		why="ctl migrate status $mrc ($(echo "$CTL" | tr -d '\n' | tr -s ' ' | cut -c1-200)), source status $src"
+	elif ! lwait v3 '^KVMBOX-C [0-9]* end' 30 $D; then
+		why="destination: no counter: $WHY"
+	else
+		VSFD=8 # the destination's console is v3.in
+		if ! vs_held v3 20; then
+			why="the connection held across the migration says '$R' after 20 s (want closed)"
+		else
+			vs_h2g v3 5000 vecho3
+			why=$VSWHY
+		fi
+	fi
+	if [ -z "$why" ]; then lres PASS linux-vsock-migrate; else lfail linux-vsock-migrate v3 "$why"; fi
+	lkill $D $HS1 $HS2
+	exec 7>&- 8>&-
+}
+want $VSOCK && vsock_tests
 
 # --- The sandbox (docs/SECURITY.md) ----------------------------------------------------------
 

@@ -63,13 +63,14 @@ arm64 | aarch64)
 	# The modules that make /dev/kvm in the emulated host (TCG's -cpu max emulates AMD SVM).
 	KB_HOST_MODULES="kvm_amd"
 	# Loaded after kvm in the emulated host: tun for the guests' tap devices, vhost_net for the
-	# kernel's virtio-net data path.
-	KB_HOST_EXTRA_MODULES="tun vhost_net"
+	# kernel's virtio-net data path, vhost_vsock (with vsock, vhost, vhost_iotlb) for --vsock.
+	KB_HOST_EXTRA_MODULES="tun vhost_net vsock vhost_iotlb vhost vhost_vsock"
 	# The guest's virtio drivers and ext4. The crypto API asks for crc32c_generic by name when
 	# ext4 mounts (no depends= names it), so it is listed explicitly, before ext4. rng-core is
 	# built in. button (ACPI power button) and evdev (its /dev/input/event*) are for busybox acpid.
+	# vsock and the virtio transport for the linux-vsock-* tests.
 	KB_GUEST_MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng virtio_balloon crc32c_generic ext4
-	button evdev"
+	button evdev vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport"
 	KB_HOST_TESTS=tests/linux/host-tests.sh
 	KB_HOST_BENCH=tests/linux/host-bench.sh
 	KB_DEFAULT_BIN=build/kvmbox-static
@@ -316,7 +317,17 @@ kb_skel() {
 	fi
 }
 
-# kb_build_guest_initrd OUT: the guest initramfs (busybox + tests/linux/guest-init).
+# kb_vsock_echo OUT: build tests/linux/vsock-echo.c static for KB_ARCH into OUT (the vsock tests'
+# helper, in the emulated host and in the guest). A compiler that is missing is only logged: the
+# vsock tests then fail saying so.
+kb_vsock_echo() {
+	local cc=gcc
+	[[ $KB_ARCH == arm64 && $(uname -m) != aarch64 ]] && cc=aarch64-linux-gnu-gcc
+	"$cc" -static -O2 -Wall -Wextra -pthread -o "$1" "$KB_ROOT/tests/linux/vsock-echo.c" ||
+		kb_log "cannot build tests/linux/vsock-echo.c with $cc: the linux-vsock-* tests will fail"
+}
+
+# kb_build_guest_initrd OUT: the guest initramfs (busybox, tests/linux/guest-init, vsock-echo).
 kb_build_guest_initrd() {
 	local out=$1 d
 	# The guest's /init is a busybox script: without busybox the guest kernel finds no init and,
@@ -326,6 +337,7 @@ kb_build_guest_initrd() {
 	d=$(mktemp -d) || return 1
 	kb_skel "$d" || { rm -rf -- "$d"; return 1; }
 	install -m 755 "$KB_ROOT/tests/linux/guest-init" "$d/init"
+	kb_vsock_echo "$d/bin/vsock-echo"
 	kb_cpio "$d" "$out" gzip
 	local rc=$?
 	rm -rf -- "$d"
@@ -471,6 +483,7 @@ kb_build_host_initrd() {
 		install -m 755 "$s" "$d/kvmbox/$(basename "$s")"
 	done
 	kb_build_guest_initrd "$d/kvmbox/guest-initrd.gz" || { rm -rf -- "$d"; return 1; }
+	kb_vsock_echo "$d/kvmbox/vsock-echo"
 	kb_host_initrd_from "$out" "$d"
 	rc=$?
 	rm -rf -- "$d"

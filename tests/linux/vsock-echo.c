@@ -1,0 +1,199 @@
+/* vsock-echo - the AF_VSOCK helper of the Linux tier's vsock tests (linux-vsock-*), the same
+ * program in the emulated host and in the guest (tests/linux/lib.sh builds it static).
+ *
+ *   vsock-echo serve PORT [COPY] [once]  listen on PORT (any CID); print "listening" once ready;
+ *                                        echo every connection's bytes back, writing what it
+ *                                        received to COPY too; with once, exit after the first
+ *   vsock-echo connect CID PORT          stdin to the connection, then shut its sending side; the
+ *                                        connection's bytes to stdout until it ends; on stderr
+ *                                        "sent=N received=N secs=S MiBps=R"; status 0 when both
+ *                                        sides ended cleanly
+ *   vsock-echo hold CID PORT             connect and read until the connection ends: prints
+ *                                        "connected", then "closed eof" or "closed <error>"
+ *                                        (a connection the transport reset ends with an error) */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vm_sockets.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUF (64 * 1024)
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int vsock_connect(const char *cid, const char *port)
+{
+	struct sockaddr_vm a = { .svm_family = AF_VSOCK };
+	int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+
+	a.svm_cid = (unsigned)strtoul(cid, NULL, 10);
+	a.svm_port = (unsigned)strtoul(port, NULL, 10);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		fprintf(stderr, "vsock-echo: connect %s:%s: %s\n", cid, port, strerror(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+static void serve(const char *port, const char *copy, int once)
+{
+	struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY };
+	static char buf[BUF];
+	int ls = socket(AF_VSOCK, SOCK_STREAM, 0);
+
+	a.svm_port = (unsigned)strtoul(port, NULL, 10);
+	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ls, 4) < 0) {
+		fprintf(stderr, "vsock-echo: listen on port %s: %s\n", port, strerror(errno));
+		exit(1);
+	}
+	printf("listening\n");
+	fflush(stdout);
+	for (;;) {
+		int c = accept(ls, NULL, NULL), cf = -1;
+		ssize_t r;
+
+		if (c < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "vsock-echo: accept: %s\n", strerror(errno));
+			exit(1);
+		}
+		if (copy && (cf = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
+			fprintf(stderr, "vsock-echo: %s: %s\n", copy, strerror(errno));
+			exit(1);
+		}
+		while ((r = read(c, buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR)) {
+			if (r < 0)
+				continue;
+			if ((cf >= 0 && write_all(cf, buf, (size_t)r) < 0) || write_all(c, buf, (size_t)r) < 0)
+				break;
+		}
+		if (r < 0)
+			fprintf(stderr, "vsock-echo: read: %s\n", strerror(errno));
+		if (cf >= 0)
+			close(cf);
+		close(c);
+		if (once)
+			exit(r < 0);
+	}
+}
+
+struct sender {
+	int fd;
+	unsigned long long sent;
+	int err;
+};
+
+static void *send_stdin(void *arg)
+{
+	struct sender *s = arg;
+	static char buf[BUF];
+	ssize_t r;
+
+	while ((r = read(0, buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR)) {
+		if (r < 0)
+			continue;
+		if (write_all(s->fd, buf, (size_t)r) < 0) {
+			s->err = errno;
+			return NULL;
+		}
+		s->sent += (unsigned long long)r;
+	}
+	if (r < 0)
+		s->err = errno;
+	shutdown(s->fd, SHUT_WR);
+	return NULL;
+}
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int client(const char *cid, const char *port)
+{
+	static char buf[BUF];
+	struct sender s = { 0 };
+	unsigned long long got = 0;
+	pthread_t t;
+	double t0 = now(), secs;
+	ssize_t r;
+	int rerr = 0;
+
+	s.fd = vsock_connect(cid, port);
+	t0 = now();
+	if (pthread_create(&t, NULL, send_stdin, &s) != 0) {
+		fprintf(stderr, "vsock-echo: pthread_create failed\n");
+		return 1;
+	}
+	while ((r = read(s.fd, buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR)) {
+		if (r < 0)
+			continue;
+		if (write_all(1, buf, (size_t)r) < 0) {
+			rerr = errno;
+			break;
+		}
+		got += (unsigned long long)r;
+	}
+	if (r < 0)
+		rerr = errno;
+	pthread_join(t, NULL);
+	secs = now() - t0;
+	fprintf(stderr, "sent=%llu received=%llu secs=%.3f MiBps=%.1f%s%s%s%s\n", s.sent, got, secs,
+		secs > 0 ? (double)(s.sent + got) / 2 / 1048576 / secs : 0.0, s.err ? " send_error=" : "",
+		s.err ? strerror(s.err) : "", rerr ? " recv_error=" : "", rerr ? strerror(rerr) : "");
+	return s.err || rerr;
+}
+
+static int hold(const char *cid, const char *port)
+{
+	char c;
+	ssize_t r;
+	int fd = vsock_connect(cid, port);
+
+	printf("connected\n");
+	fflush(stdout);
+	while ((r = read(fd, &c, 1)) != 0) {
+		if (r < 0 && errno != EINTR) {
+			printf("closed %s\n", strerror(errno));
+			return 0;
+		}
+	}
+	printf("closed eof\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (argc >= 3 && !strcmp(argv[1], "serve"))
+		serve(argv[2], argc > 3 && strcmp(argv[3], "-") ? argv[3] : NULL, argc > 4 && !strcmp(argv[4], "once"));
+	else if (argc == 4 && !strcmp(argv[1], "connect"))
+		return client(argv[2], argv[3]);
+	else if (argc == 4 && !strcmp(argv[1], "hold"))
+		return hold(argv[2], argv[3]);
+	fprintf(stderr, "usage: vsock-echo serve PORT [COPY|-] [once] | connect CID PORT | hold CID PORT\n");
+	return 2;
+}
