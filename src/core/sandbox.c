@@ -375,7 +375,8 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 		break;
 	case SB_VSOCK:
 		worker_set(s);
-		add_ioctls(s, ioctl_vsock_rings);
+		if (sb.has_vsock)
+			add_ioctls(s, ioctl_vsock_rings);
 		break;
 	case SB_SIGNALS:
 		add_sys(s, sys_signals);

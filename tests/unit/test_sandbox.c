@@ -30,6 +30,7 @@
 #include "core/sandbox.h"
 #include "core/tuning.h"
 #include "virtio/net.h"
+#include "virtio/vsock.h"
 
 enum action {
 	DO_KVM_RUN,
@@ -45,6 +46,8 @@ enum action {
 	DO_IOEVENTFD,
 	DO_VHOST_RINGS,
 	DO_VHOST_OWNER,
+	DO_VSOCK_RINGS,
+	DO_VSOCK_OPEN,
 	DO_SETAFFINITY,
 	DO_SETSCHEDULER,
 	DO_FTRUNCATE,
@@ -107,6 +110,23 @@ static int act(enum action a, int fd)
 	case DO_VHOST_OWNER:
 		ioctl(fd, VHOST_SET_OWNER, NULL);
 		ioctl(fd, VHOST_GET_FEATURES, NULL);
+		break;
+	case DO_VSOCK_RINGS: {
+		/* What vsock.c's vh_start and vh_stop issue. */
+		static const unsigned long req[] = { VHOST_SET_FEATURES,   VHOST_SET_MEM_TABLE,
+						     VHOST_SET_LOG_BASE,   VHOST_SET_VRING_NUM,
+						     VHOST_SET_VRING_BASE, VHOST_SET_VRING_ADDR,
+						     VHOST_SET_VRING_CALL, VHOST_SET_VRING_KICK,
+						     VHOST_GET_VRING_BASE, VHOST_VSOCK_SET_RUNNING };
+
+		for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++)
+			ioctl(fd, req[i], NULL);
+		break;
+	}
+	case DO_VSOCK_OPEN:
+		ioctl(fd, VHOST_SET_OWNER, NULL);
+		ioctl(fd, VHOST_GET_FEATURES, NULL);
+		ioctl(fd, VHOST_VSOCK_SET_GUEST_CID, NULL);
 		break;
 	case DO_SETAFFINITY: {
 		cpu_set_t set;
@@ -330,6 +350,37 @@ static void test_vhost_rings_where_started(void **state)
 		    SANDBOX_EXIT_SECCOMP);
 }
 
+/* --vsock: vhost-vsock's ring ioctls where the rings are handed over or taken back (vCPU:
+ * activation and reset; the vsock worker: a pause; migration and main: a failed migration's
+ * resume, a restore), claiming the CID again only where a failed migration (the migration
+ * thread, which starts under main's list) or a reboot does it; none of it without --vsock. */
+static void test_vsock_where_used(void **state)
+{
+	struct vm_config cfg = { .no_reboot = true };
+	char err[512];
+
+	assert_int_equal(vm_config_add(&cfg, &virtio_vsock_type, "cid=3"), 0);
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VSOCK_RINGS, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_VSOCK, &cfg, SECCOMP_ON, DO_VSOCK_RINGS, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_MIGRATE, &cfg, SECCOMP_ON, DO_VSOCK_RINGS, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VSOCK_RINGS, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_MIGRATE, &cfg, SECCOMP_ON, DO_VSOCK_OPEN, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VSOCK_OPEN, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_VSOCK, &cfg, SECCOMP_ON, DO_VSOCK_OPEN, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_non_null(strstr(err, "(virtio-vsock allow-list) made the forbidden system call ioctl"));
+	assert_exit(run_cfg(SB_VSOCK, &cfg, SECCOMP_ON, DO_OPENAT, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	vm_config_free_devices(&cfg);
+
+	cfg = (struct vm_config){ .no_reboot = true };
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VSOCK_RINGS, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_MIGRATE, &cfg, SECCOMP_ON, DO_VSOCK_OPEN, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+}
+
 /* The real-time options act before the filters (vcpu.c: a vCPU sets its CPUs and policy, then
  * installs its list): no list has the calls, except main's when a reboot starts the vCPU
  * threads again under it, and then only for the options given. */
@@ -520,6 +571,7 @@ int main(void)
 		cmocka_unit_test(test_parse_seccomp),
 		cmocka_unit_test(test_run_options),
 		cmocka_unit_test(test_parse_user),
+		cmocka_unit_test(test_vsock_where_used),
 		cmocka_unit_test(test_rule_counts),
 		cmocka_unit_test(test_lockdown_keeps_sys_nice_for_rt),
 #if !defined(__SANITIZE_ADDRESS__)

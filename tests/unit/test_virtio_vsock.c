@@ -68,8 +68,10 @@ static int parse(const char *arg, struct vsock_config *c)
 
 static void test_parse_cid(void **state)
 {
-	static const char *const bad[] = { "0", "1", "2", "4294967295", "4294967296", "18446744073709551616",
-					   "", "abc", "3x", "-5", " 3", "+3", "0x10", NULL };
+	static const char *const bad[] = {
+		"0",  "1",  "2",  "4294967295", "4294967296", "18446744073709551616", "", "abc", "3x",
+		"-5", " 3", "+3", "0x10",       NULL
+	};
 	uint32_t cid = 0;
 
 	assert_int_equal(vsock_parse_cid("3", &cid), 0);
