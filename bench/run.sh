@@ -257,6 +257,7 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 			if (p == "netin") return "TCP emulated host -> guest, nc, vhost-net"
 			if (p == "netout-user") return "TCP guest -> emulated host, nc, vhost=off"
 			if (p == "netin-user") return "TCP emulated host -> guest, nc, vhost=off"
+			if (p == "vsock") return "vsock guest <-> emulated host echo (MiB each way), vhost-vsock"
 			return p
 		}
 		function per(x, base, m) { return (x == "" || base == "" || m == 0) ? "-" : sprintf("%.2f", (x - base) / m) }

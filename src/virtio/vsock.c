@@ -327,12 +327,11 @@ static int vs_release(struct virtio_dev *vd)
 static int vs_reacquire(struct virtio_dev *vd)
 {
 	struct virtio_vsock *v = to_vsock(vd);
-	uint64_t features;
 	int fd;
 
 	if (!v->released)
 		return 0;
-	fd = vh_open_cid(vd->name, v->cid, &features);
+	fd = vh_open_cid(vd->name, v->cid, &v->vh_features);
 	if (fd < 0)
 		return -1;
 	v->vh_fd = fd;

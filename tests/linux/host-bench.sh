@@ -192,11 +192,14 @@ done
 # "KVMBOX-V vbench phase=P status=S mb=N secs=T". kvmbox --stats counts the whole boot, so exits
 # per MiB are (phase exits - idle exits) / MiB. The network phases run on vhost-net (the
 # default when /dev/vhost-net is usable) and again on kvmbox's user-space path (vhost=off,
-# phases netout-user and netin-user). A phase ending in -off runs with --seccomp off (the
+# phases netout-user and netin-user). Phase vsock: VSOCK_MB MiB from the guest to the host's
+# vsock-echo (tests/linux/vsock-echo.c) and back, at once, over --vsock (vhost-vsock); mb is
+# each way. A phase ending in -off runs with --seccomp off (the
 # sandbox's cost). One line per phase:
 #   KVMBOX-VB phase=P mb=N secs=T status=S kvmbox_exits=N kvmbox_io=N kvmbox_mmio=N ...
 BLK_MB=256
 NET_MB=64
+VSOCK_MB=32
 GV=$W/guest-virtio.gz
 cat /kvmbox/guest-initrd.gz /kvmbox/guest-modules.cpio.gz >$GV
 if ! ip link show tap0 >/dev/null 2>&1; then
@@ -205,13 +208,14 @@ fi
 echo "KVMBOX-I vhost-net: $([ -c /dev/vhost-net ] && echo usable || echo 'no /dev/vhost-net')"
 rm -f $W/disk.img
 truncate -s $((BLK_MB + 16))M $W/disk.img
-for phase in idle blkwrite blkread netout netin netout-user netin-user blkwrite-off blkread-off netout-off netin-off; do
+for phase in idle blkwrite blkread netout netin netout-user netin-user vsock blkwrite-off blkread-off netout-off netin-off; do
 	sc=on
 	case $phase in *-off) sc=off ;; esac
 	mb=0
 	case $phase in
 	blk*) mb=$BLK_MB ;;
 	net*) mb=$NET_MB ;;
+	vsock) mb=$VSOCK_MB ;;
 	esac
 	vh=
 	case $phase in *-user) vh=,vhost=off ;; esac
@@ -219,8 +223,18 @@ for phase in idle blkwrite blkread netout netin netout-user netin-user blkwrite-
 	case $phase in
 	netout*) sleep 900 | nc -l -p 5003 >/dev/null & ;;
 	netin*) dd if=/dev/zero bs=1M count=$mb 2>/dev/null | nc -l -p 5004 & ;;
+	vsock)
+		: >$W/vsock-serve.out
+		/kvmbox/vsock-echo serve 5005 - once >$W/vsock-serve.out 2>&1 &
+		vsp=$!
+		n=0
+		while ! grep -q listening $W/vsock-serve.out && [ $n -lt 50 ]; do usleep 100000; n=$((n + 1)); done
+		;;
 	esac
-	kvmbox run --stats --seccomp $sc --no-reboot -m ${MEM_MB}M -d $W/disk.img --net tap=tap0$vh \
+	vs=
+	[ $phase = vsock ] && vs="--vsock cid=43"
+	# shellcheck disable=SC2086
+	kvmbox run --stats --seccomp $sc --no-reboot -m ${MEM_MB}M -d $W/disk.img --net tap=tap0$vh $vs \
 		-k /kvmbox/vmlinuz -i $GV \
 		-a "console=ttyS0 quiet panic=-1 kvmbox.test=vbench kvmbox.phase=${phase%-*} kvmbox.mb=$mb" \
 		</dev/null >$W/vb.out 2>$W/vb.err &
@@ -230,6 +244,7 @@ for phase in idle blkwrite blkread netout netin netout-user netin-user blkwrite-
 	wait $pid
 	st=$?
 	kill $guard 2>/dev/null
+	[ $phase = vsock ] && kill $vsp 2>/dev/null # it ends by itself after its one connection
 	v=$(tr -d '\r' <$W/vb.out | sed -n 's/.*KVMBOX-V vbench //p' | head -n1)
 	secs=$(echo " $v" | sed -n 's/.* secs=\([^ ]*\).*/\1/p')
 	gst=$(echo " $v" | sed -n 's/.* status=\([^ ]*\).*/\1/p')

@@ -30,7 +30,8 @@ RT="linux-rt-affinity linux-rt-policy linux-rt-mlock linux-rt-hugepages linux-rt
 	linux-rt-bad-hugepages linux-rt-bad-hugepage-size linux-rt-bad-memlock linux-rt-bad-rtprio
 	linux-rt-bad-balloon"
 VSOCK="linux-vsock-bad-cid linux-vsock-host-to-guest linux-vsock-guest-to-host linux-vsock-cid-in-use
-	linux-vsock-reset linux-vsock-snapshot linux-vsock-migrate"
+	linux-vsock-reset linux-vsock-snapshot linux-vsock-migrate-fail linux-vsock-migrate linux-vsock-driver-reload
+	linux-vsock-reboot"
 ALL=$(echo $BOOT $V1 $V2 $LIFE1 $LIFE2 $LIFE3 $VSOCK $SEC $BAD $RT)
 if [ "${1:-}" = --list ]; then
 	echo "$ALL" | tr ' ' '\n'
@@ -1010,8 +1011,15 @@ want $LIFE3 && life3
 #   reset          snapshot, kill -9, restore: a connection the guest held ends (the transport
 #                  reset event), the guest does not boot again
 #   snapshot       after the restore, new connections both ways (16 MiB each, sums equal)
+#   migrate-fail   a migration whose destination cannot claim its CID (vsock-echo claim holds it)
+#                  fails after the source let go of its own: the source claims it again, runs on,
+#                  its held connection ends (reset event), a new one works
 #   migrate        live migration (unix socket, same host: the source lets go of the CID) to a
 #                  destination with the same cid=: a held connection ends, a new one works
+#   driver-reload  the guest unloads and loads its vsock transport (device reset, activation
+#                  again: the rings go back to the kernel): a new connection works
+#   reboot         a guest reboot builds the device again (the CID let go of and claimed again,
+#                  under the main thread's seccomp list): after it, a new connection works
 VS_CID=42
 VS_MB=16
 VSFD=7 # the fd of the guest's console (lcmd)
@@ -1041,7 +1049,8 @@ vs_h2g() {
 	VSWHY=
 	if [ $_rc != 0 ] || [ "$(hsum $W/$3)" != "$vb" ] || [ "$(field "$R" sum)" != "$vb" ] ||
 		[ "$(field "$R" bytes)" != $((VS_MB * 1048576)) ]; then
-		VSWHY="host connect status $_rc ($(tail -n1 $W/$3.err)); echo $(wc -c <$W/$3) bytes sum $(hsum $W/$3)," 			"guest received '$R'; want $((VS_MB * 1048576)) bytes, sum $vb"
+		VSWHY="host connect status $_rc ($(tail -n1 $W/$3.err)); echo $(wc -c <$W/$3) bytes sum $(hsum $W/$3),"
+		VSWHY="$VSWHY guest received '$R'; want $((VS_MB * 1048576)) bytes, sum $vb"
 	fi
 }
 
@@ -1078,7 +1087,7 @@ vsock_tests() {
 		notrun "$VSOCK" "no $KB/vsock-echo (tests/linux/lib.sh could not build tests/linux/vsock-echo.c)"
 		return
 	fi
-	# Refused before anything runs: one line, status 1.
+	# Refused before anything runs: one line, status 2.
 	why=
 	for c in 2 1 0 4294967295 4294967296 x; do
 		kvmbox run -m 64M --vsock cid=$c -k $BZ -i $GV >$W/vbad.out 2>$W/vbad.err
@@ -1166,6 +1175,43 @@ vsock_tests() {
 	fi
 	if [ -z "$why" ]; then lres PASS linux-vsock-snapshot; else lfail linux-vsock-snapshot v2 "after the restore: $why"; fi
 
+	# A migration that fails after the hand-over began: the destination's CID is taken.
+	why=
+	vsock-echo claim 50 >$W/vclaim.out 2>&1 &
+	CL=$!
+	n=0
+	while ! grep -q claim $W/vclaim.out && [ $n -lt 50 ]; do usleep 100000; n=$((n + 1)); done
+	lstart vf /dev/null run -m 256M --vsock cid=50 -k $BZ -i $GV --incoming unix:$W/vfail.sock
+	F=$LPID
+	n=0
+	while ! grep -q 'waiting for a migration' $W/vf.err && alive $F && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
+	LPID=$P
+	lcmd v2 $VSFD 30 vhold 5002
+	h=$R
+	lctl $W/v2.sock migrate unix:$W/vfail.sock
+	mrc=$CTL_RC
+	lreap $F 30
+	echo "KVMBOX-I vsock failed migration: claim '$(cat $W/vclaim.out)', destination status $RC: $(tr '\n' ' ' <$W/vf.err | cut -c1-300)"
+	lkill $CL
+	if ! grep -q claimed $W/vclaim.out; then
+		why="vsock-echo claim 50: '$(cat $W/vclaim.out)'"
+	elif [ "$h" != connected ]; then
+		why="hold before the migration: '$h'"
+	elif [ "$mrc" != 1 ]; then
+		why="ctl migrate status $mrc (want 1: the destination could not take the VM)"
+	elif ! grep -q 'CID 50 is in use' $W/vf.err; then
+		why="the destination did not say its CID was in use: '$(tr '\n' ' ' <$W/vf.err | cut -c1-200)'"
+	elif ! lticks v2 10 $P; then
+		why="the source after the failed migration: $WHY"
+	elif ! vs_held v2 20; then
+		why="the source's held connection says '$R' after 20 s (want closed: it let go of its CID)"
+	else
+		vs_h2g v2 5000 vechof
+		why=$VSWHY
+	fi
+	if [ -z "$why" ]; then lres PASS linux-vsock-migrate-fail; else lfail linux-vsock-migrate-fail v2 "$why"; fi
+	alive $P || { notrun "$VSOCK" "the source VM is gone"; lkill $HS1 $HS2; exec 7>&- 8>&-; return; }
+
 	# Live migration on this host: the destination claims the same CID once the source let go.
 	lstart v3 $W/v3.in run $V1VM --incoming unix:$W/vmig.sock --api $W/v3.sock
 	D=$LPID
@@ -1196,6 +1242,37 @@ vsock_tests() {
 		fi
 	fi
 	if [ -z "$why" ]; then lres PASS linux-vsock-migrate; else lfail linux-vsock-migrate v3 "$why"; fi
+	if ! alive $D || [ "$VSFD" != 8 ]; then
+		notrun "$VSOCK" "no migrated VM"
+		lkill $D $HS1 $HS2
+		exec 7>&- 8>&-
+		return
+	fi
+
+	why=
+	if ! lcmd v3 $VSFD 60 vreload || [ "$R" != ok ]; then
+		why="guest vreload: '$R' $WHY"
+	elif ! lcmd v3 $VSFD 30 vserve 5010 || [ "$R" != ok ]; then
+		why="guest vserve after the reload: '$R' $WHY"
+	else
+		vs_h2g v3 5010 vecho4
+		why=$VSWHY
+	fi
+	if [ -z "$why" ]; then lres PASS linux-vsock-driver-reload; else lfail linux-vsock-driver-reload v3 "$why"; fi
+
+	why=
+	LSEQ=$((LSEQ + 1))
+	echo "$LSEQ vreboot" >&$VSFD
+	# v3.out starts at the migration: its first "life ready" is the rebooted guest's.
+	if ! lwait v3 'KVMBOX-V life ready' $BOOT_TMO $D; then
+		why="the rebooted guest did not come back: $WHY"
+	elif ! lcmd v3 $VSFD 30 vserve 5011 || [ "$R" != ok ]; then
+		why="guest vserve after the reboot: '$R' $WHY"
+	else
+		vs_h2g v3 5011 vecho5
+		why=$VSWHY
+	fi
+	if [ -z "$why" ]; then lres PASS linux-vsock-reboot; else lfail linux-vsock-reboot v3 "$why"; fi
 	lkill $D $HS1 $HS2
 	exec 7>&- 8>&-
 }

@@ -10,15 +10,19 @@
  *                                        sides ended cleanly
  *   vsock-echo hold CID PORT             connect and read until the connection ends: prints
  *                                        "connected", then "closed eof" or "closed <error>"
- *                                        (a connection the transport reset ends with an error) */
+ *                                        (a connection the transport reset ends with an error)
+ *   vsock-echo claim CID                 hold guest CID CID on /dev/vhost-vsock (as a VM would)
+ *                                        until killed: prints "claimed", or the error */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/vhost.h>
 #include <linux/vm_sockets.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -185,6 +189,21 @@ static int hold(const char *cid, const char *port)
 	return 0;
 }
 
+static int claim(const char *cid)
+{
+	unsigned long long c = strtoull(cid, NULL, 10);
+	int fd = open("/dev/vhost-vsock", O_RDWR);
+
+	if (fd < 0 || ioctl(fd, VHOST_SET_OWNER, NULL) < 0 || ioctl(fd, VHOST_VSOCK_SET_GUEST_CID, &c) < 0) {
+		printf("claim %s: %s\n", cid, strerror(errno));
+		return 1;
+	}
+	printf("claimed\n");
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -194,6 +213,8 @@ int main(int argc, char **argv)
 		return client(argv[2], argv[3]);
 	else if (argc == 4 && !strcmp(argv[1], "hold"))
 		return hold(argv[2], argv[3]);
-	fprintf(stderr, "usage: vsock-echo serve PORT [COPY|-] [once] | connect CID PORT | hold CID PORT\n");
+	else if (argc == 3 && !strcmp(argv[1], "claim"))
+		return claim(argv[2]);
+	fprintf(stderr, "usage: vsock-echo serve PORT [COPY|-] [once] | connect CID PORT | hold CID PORT | claim CID\n");
 	return 2;
 }
