@@ -1,9 +1,10 @@
 /* fuzz_virtqueue - the split virtqueue (virtio/virtqueue.c) and each virtio device's request
- * handling (blk, net, console, rng, balloon), driven through the device ops as the transport
+ * handling (blk, net, console, rng, balloon, vsock's event queue), driven through the device ops as the transport
  * calls them, by a hostile driver that owns guest RAM.
  *
  * Input: a header, then operations.
- *   header: device (byte % 6: 0 the bare queue, 1 blk, 2 net, 3 console, 4 rng, 5 balloon), queue
+ *   header: device (byte % 7: 0 the bare queue, 1 blk, 2 net, 3 console, 4 rng, 5 balloon,
+ *           6 vsock without a kernel behind it: only its event queue is the device's), queue
  *           size (byte: 1 << (b & 15), capped at what the device offers; bit 7: VERSION_1 is
  *           not forced on), features (le64: ANDed
  *           with what the device offers plus VERSION_1, EVENT_IDX and INDIRECT_DESC)
@@ -14,7 +15,8 @@
  *     2 avail: queue, head (le16): put on the avail ring and bump avail->idx
  *     3 kick: queue
  *     4 run the device's loop once without waiting (completions, net receive)
- *     5 host input: length byte and bytes (console receive; a frame from the net backend)
+ *     5 host input: length byte and bytes (console receive; a frame from the net backend; vsock:
+ *       a transport reset event)
  *     6 device reset, then activation again with the same features
  *     7 queue state saved and loaded back; the bare queue: virtq_load of fuzz bytes instead
  *     8 used_event / avail flags: queue, le16, byte
@@ -34,6 +36,7 @@
 #include "virtio/console.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
+#include "virtio/vsock.h"
 #include "virtio/virtio.h"
 #include "vq_driver.h"
 
@@ -43,7 +46,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define RAM_SIZE (1u << 20)
 #define DATA     0x80000u
 
-enum { DEV_BARE, DEV_BLK, DEV_NET, DEV_CONSOLE, DEV_RNG, DEV_BALLOON, NDEV };
+enum { DEV_BARE, DEV_BLK, DEV_NET, DEV_CONSOLE, DEV_RNG, DEV_BALLOON, DEV_VSOCK, NDEV };
 
 static struct guest_mem mem;
 static struct virtq_chain chain;
@@ -230,6 +233,9 @@ static bool create(struct fx *x)
 	case DEV_BALLOON:
 		x->vd = virtio_balloon_create(&mem, 0);
 		break;
+	case DEV_VSOCK:
+		x->vd = virtio_vsock_create_nobackend(&mem, 3, 0);
+		break;
 	}
 	FUZZ_CHECK(x->vd != NULL);
 	vq_transport_attach(&x->t, x->vd);
@@ -258,6 +264,10 @@ static void host_input(struct fx *x, struct fuzz_in *in)
 	} else if (x->kind == DEV_NET) {
 		if (send(x->peer, buf, n, MSG_DONTWAIT) < 0 && errno != EAGAIN)
 			abort();
+	} else if (x->kind == DEV_VSOCK) {
+		pthread_mutex_lock(&x->vd->lock);
+		virtio_vsock_transport_reset(x->vd);
+		pthread_mutex_unlock(&x->vd->lock);
 	}
 }
 

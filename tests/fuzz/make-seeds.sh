@@ -151,6 +151,12 @@ kick() { echo "03$(printf '%02x' "$1")"; }
 	hex "$(raw 0x80020 "$(le 2 4)$(le 8 4096)")$(desc 2 0 0x20 10 0 0)$(avail 2 0)$(kick 2)04 07"
 } >"$C/virtqueue/balloon"
 {
+	# vsock (no kernel behind it): an event buffer, a transport reset event (host input), another
+	# buffer and a reset pending across a save and load
+	hex "06 04 $feat $(desc 2 0 0 4 2 0)$(avail 2 0)$(kick 2)05 00"
+	hex "$(desc 2 1 0x100 8 2 0)05 00 07 $(avail 2 1)$(kick 2)06"
+} >"$C/virtqueue/vsock"
+{
 	# the bare queue: a two-part chain, an indirect chain, event index, state load
 	hex "00 03 $feat $(desc 0 0 0 32 1 1)$(desc 0 1 0x100 64 2 0)$(avail 0 0)$(kick 0) 10 10 00 00"
 	hex "$(raw 0x81000 "$(le 8 0x80200)$(le 4 16)$(le 2 1)$(le 2 1)$(le 8 0x80300)$(le 4 16)$(le 2 2)$(le 2 0)")"
