@@ -2,7 +2,7 @@
  * parsing and CID validation, the configuration record, config space (guest_cid, le64,
  * read-only), and the event queue: the transport reset event goes into the driver's event
  * buffer at once or as soon as one arrives, after a load once the transport says it is loaded,
- * and never to a reset device. The rx and tx rings are vhost-vsock's and are not driven here
+ * and never to a reset device; the vhost helper's dirty log. The rx and tx rings are vhost-vsock's and are not driven here
  * (tests/linux: linux-vsock-*). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "core/ser.h"
+#include "virtio/vhost.h"
 #include "virtio/vsock.h"
 #include "vq_driver.h"
 
@@ -299,6 +300,33 @@ static void test_load_sends_reset(void **state)
 	vd2->ops->destroy(vd2);
 }
 
+/* The shared vhost helper (virtio/vhost.c) turns vhost's dirty log into dirty pages for a
+ * migration and starts the log afresh. */
+static void test_vhost_log_collect(void **state)
+{
+	struct ctx *x = *state;
+	uint8_t log[(RAM_SIZE / 4096 + 7) / 8] = { 0 };
+	unsigned long bits[RAM_SIZE / 4096 / (8 * sizeof(unsigned long)) + 1] = { 0 };
+	unsigned n = 0;
+
+	vhost_log_collect(&x->ram.mem, log, sizeof(log)); /* not migrating: nothing to mark */
+	assert_int_equal(guest_mem_dirty_start(&x->ram.mem), 0);
+	log[0] = 0x05;               /* pages 0 and 2 */
+	log[sizeof(log) - 1] = 0x80; /* the last page */
+	vhost_log_collect(&x->ram.mem, log, sizeof(log));
+	vhost_log_collect(&x->ram.mem, NULL, 0); /* no log: nothing */
+	guest_mem_dirty_take(&x->ram.mem, bits);
+	for (uint64_t p = 0; p < RAM_SIZE / 4096; p++)
+		if (bits[p / (8 * sizeof(unsigned long))] & (1UL << (p % (8 * sizeof(unsigned long))))) {
+			assert_true(p == 0 || p == 2 || p == RAM_SIZE / 4096 - 1);
+			n++;
+		}
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < sizeof(log); i++)
+		assert_int_equal(log[i], 0);
+	guest_mem_dirty_stop(&x->ram.mem);
+}
+
 /* Without a backend, release and reacquire have nothing to hand over. */
 static void test_release_nobackend(void **state)
 {
@@ -322,6 +350,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_forgets_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_sends_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_nobackend, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vhost_log_collect, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
