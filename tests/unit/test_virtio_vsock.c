@@ -325,6 +325,8 @@ static void test_vhost_log_collect(void **state)
 	for (size_t i = 0; i < sizeof(log); i++)
 		assert_int_equal(log[i], 0);
 	guest_mem_dirty_stop(&x->ram.mem);
+	free(x->ram.mem.dirty); /* fake RAM does not own it */
+	x->ram.mem.dirty = NULL;
 }
 
 /* Without a backend, release and reacquire have nothing to hand over. */
