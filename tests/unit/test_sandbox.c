@@ -571,7 +571,6 @@ int main(void)
 		cmocka_unit_test(test_parse_seccomp),
 		cmocka_unit_test(test_run_options),
 		cmocka_unit_test(test_parse_user),
-		cmocka_unit_test(test_vsock_where_used),
 		cmocka_unit_test(test_rule_counts),
 		cmocka_unit_test(test_lockdown_keeps_sys_nice_for_rt),
 #if !defined(__SANITIZE_ADDRESS__)
@@ -589,6 +588,7 @@ int main(void)
 		cmocka_unit_test(test_main_no_namespaces_clone3_enosys),
 		cmocka_unit_test(test_main_without_reboot_cannot_build),
 		cmocka_unit_test(test_vhost_rings_where_started),
+		cmocka_unit_test(test_vsock_where_used),
 		cmocka_unit_test(test_tuning_calls_only_for_a_reboot),
 		cmocka_unit_test(test_coalesced_registered_at_build_only),
 #endif
