@@ -110,7 +110,7 @@ struct ctx {
 	int vm, vcpu;
 	struct kvm_run *run;
 	uint8_t *mem;
-	atomic_int done;   /* the vCPU thread stopped: its verdict is in rc/msg */
+	atomic_int done; /* the vCPU thread stopped: its verdict is in rc/msg */
 	atomic_long passes;
 	int rc;
 	char msg[512];
@@ -125,7 +125,10 @@ static int die(const char *what)
 static void set_slot(struct ctx *c, uint32_t flags)
 {
 	struct kvm_userspace_memory_region r = {
-		.slot = 0, .flags = flags, .guest_phys_addr = 0, .memory_size = MEM_SIZE,
+		.slot = 0,
+		.flags = flags,
+		.guest_phys_addr = 0,
+		.memory_size = MEM_SIZE,
 		.userspace_addr = (uint64_t)(uintptr_t)c->mem,
 	};
 
@@ -137,10 +140,24 @@ static void setup_guest(struct ctx *c, int kvm, uint32_t timer_count)
 {
 	uint64_t *pml4 = (uint64_t *)(c->mem + PML4), *pdpt = (uint64_t *)(c->mem + PDPT);
 	uint64_t *pd = (uint64_t *)(c->mem + PD), *gdt = (uint64_t *)(c->mem + GDT);
-	struct kvm_segment cs = { .base = 0, .limit = 0xffffffff, .selector = 8, .type = 11, .present = 1,
-				  .dpl = 0, .s = 1, .l = 1, .g = 1 };
-	struct kvm_segment ds = { .base = 0, .limit = 0xffffffff, .selector = 16, .type = 3, .present = 1,
-				  .dpl = 0, .s = 1, .db = 1, .g = 1 };
+	struct kvm_segment cs = { .base = 0,
+				  .limit = 0xffffffff,
+				  .selector = 8,
+				  .type = 11,
+				  .present = 1,
+				  .dpl = 0,
+				  .s = 1,
+				  .l = 1,
+				  .g = 1 };
+	struct kvm_segment ds = { .base = 0,
+				  .limit = 0xffffffff,
+				  .selector = 16,
+				  .type = 3,
+				  .present = 1,
+				  .dpl = 0,
+				  .s = 1,
+				  .db = 1,
+				  .g = 1 };
 	struct kvm_sregs sr;
 	struct kvm_regs regs = { .rip = CODE, .rsp = STACK_TOP, .rflags = 2, .rbp = (uint64_t)timer_count };
 	uint64_t handler = CODE + (uint64_t)(guest_irq - guest_code), *idt = (uint64_t *)(c->mem + IDT);
@@ -158,7 +175,8 @@ static void setup_guest(struct ctx *c, int kvm, uint32_t timer_count)
 	memcpy(c->mem + CODE, guest_code, (size_t)(guest_code_end - guest_code));
 	/* An interrupt gate: its delivery writes the stack page, which dirty logging keeps
 	 * write-protecting (a nested page fault in the middle of an event's delivery). */
-	idt[2 * VEC_TIMER] = (handler & 0xffff) | (8ull << 16) | (0x8eull << 40) | ((handler >> 16 & 0xffff) << 48);
+	idt[2 * VEC_TIMER] =
+		(handler & 0xffff) | (8ull << 16) | (0x8eull << 40) | ((handler >> 16 & 0xffff) << 48);
 	idt[2 * VEC_TIMER + 1] = handler >> 32;
 
 	if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, &cpuid) < 0)
@@ -174,9 +192,9 @@ static void setup_guest(struct ctx *c, int kvm, uint32_t timer_count)
 	sr.idt.base = IDT;
 	sr.idt.limit = 256 * 16 - 1;
 	sr.cr3 = PML4;
-	sr.cr4 = 0x20;                    /* PAE */
-	sr.cr0 = 0x80000033;              /* PG, NE, ET, MP, PE */
-	sr.efer = 0x500;                  /* LME, LMA */
+	sr.cr4 = 0x20;       /* PAE */
+	sr.cr0 = 0x80000033; /* PG, NE, ET, MP, PE */
+	sr.efer = 0x500;     /* LME, LMA */
 	if (ioctl(c->vcpu, KVM_SET_SREGS, &sr) < 0)
 		die("KVM_SET_SREGS");
 	if (ioctl(c->vcpu, KVM_SET_REGS, &regs) < 0)
@@ -206,8 +224,7 @@ static void *vcpu_thread(void *arg)
 
 			snprintf(c->msg, sizeof(c->msg),
 				 "the guest's page at 0x%x lost a write (pass %ld): it holds %llu", a,
-				 atomic_load(&c->passes),
-				 (unsigned long long)*(uint64_t *)(c->mem + a));
+				 atomic_load(&c->passes), (unsigned long long)*(uint64_t *)(c->mem + a));
 			c->rc = 1;
 			break;
 		}
@@ -217,7 +234,8 @@ static void *vcpu_thread(void *arg)
 			 "the vCPU stopped: exit reason %u%s after %ld passes; RIP=%llx RSP=%llx CR0=%llx "
 			 "CR3=%llx CS.base=%llx",
 			 c->run->exit_reason,
-			 c->run->exit_reason == KVM_EXIT_SHUTDOWN ? " (KVM_EXIT_SHUTDOWN: a triple fault)" : "",
+			 c->run->exit_reason == KVM_EXIT_SHUTDOWN ? " (KVM_EXIT_SHUTDOWN: a triple fault)"
+								  : "",
 			 atomic_load(&c->passes), (unsigned long long)r.rip, (unsigned long long)r.rsp,
 			 (unsigned long long)s.cr0, (unsigned long long)s.cr3, (unsigned long long)s.cs.base);
 		c->rc = 2;
@@ -249,7 +267,8 @@ int main(int argc, char **argv)
 	c.vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	if (c.vm < 0)
 		die("KVM_CREATE_VM");
-	c.mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	c.mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+		     0);
 	if (c.mem == MAP_FAILED)
 		die("mmap");
 	madvise(c.mem, MEM_SIZE, MADV_HUGEPAGE);
@@ -270,7 +289,8 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		if (atomic_load(&c.done) || (double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 > seconds)
+		if (atomic_load(&c.done) ||
+		    (double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 > seconds)
 			break;
 		set_slot(&c, KVM_MEM_LOG_DIRTY_PAGES);
 		toggles++;
