@@ -17,6 +17,7 @@
 #include "../../devices/i8042.h"
 #include "../../devices/pci.h"
 #include "../../devices/pci_cf8.h"
+#include "../../devices/pci_ecam.h"
 #include "../../devices/rtc.h"
 #include "../../devices/uart.h"
 #include "../arch.h"
@@ -26,6 +27,13 @@
 #include "layout.h"
 
 const enum arch_id arch_this = ARCH_ID_X86_64;
+
+/* The ECAM window sits between the 32-bit BAR window and the IOAPIC, decoded by nothing else. */
+_Static_assert(X86_PCI_ECAM_BASE >= X86_PCI_MMIO_END &&
+		       X86_PCI_ECAM_BASE + X86_PCI_ECAM_SIZE <= X86_IOAPIC_ADDR &&
+		       X86_PCI_ECAM_SIZE == X86_PCI_ECAM_BUSES * PCI_ECAM_BUS_SIZE &&
+		       X86_PCI_ECAM_BASE % PCI_ECAM_BUS_SIZE == 0,
+	       "the x86 ECAM window overlaps the PCI MMIO window or the IOAPIC, or is misaligned");
 
 struct x86_vm {
 	struct kvm_cpuid2 *cpuid; /* supported CPUID, before per-vCPU fixes */
@@ -170,6 +178,13 @@ int arch_create_devices(struct vm *vm)
 	vm_add_device(vm, d);
 	vm->pci_host = d;
 	d = pci_cf8_create("pci-cf8", vm->pci_host, &vm->pio, X86_PCI_CONFIG_ADDR);
+	if (!d)
+		return -1;
+	vm_add_device(vm, d);
+	/* The MCFG table's window (acpi.c): Linux reaches config space here once it has checked the
+	 * window is reserved in e820, and through 0xcf8/0xcfc before that (and, on x86, for the first
+	 * 256 bytes of each function whenever type 1 works). Stateless: every register is the core's. */
+	d = pci_ecam_create("pci-ecam", vm->pci_host, &vm->mmio, X86_PCI_ECAM_BASE, X86_PCI_ECAM_BUSES);
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
