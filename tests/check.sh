@@ -59,7 +59,8 @@ run_guests() {
 # the arm64 virtualization extensions (linux-arm64: KVMBOX_ARCH=arm64, tests/linux/arm64/).
 # When the tier has failures AND the emulated host itself failed (its kernel reported a fault,
 # which host-init prints as "KVMBOX-HOSTK ...", or it wedged: run.sh stopped it after printing
-# nothing for KVMBOX_HOST_SILENCE seconds), the failed tests run once more: the
+# nothing for KVMBOX_HOST_SILENCE seconds, or it stopped on its own before it finished: a
+# kernel panic or a reset of the emulated CPU), the failed tests run once more: the
 # retried run's result counts, the first run's log is kept as OUT/host-first.log,
 # and each retry is counted in the closing line. kvmbox's own messages (a guest crash, a
 # hang) never trigger a retry, but for one trap of the emulated SVM: a migration test whose
@@ -90,6 +91,10 @@ linux_retry_set() {
 	sig=$(grep -a -m1 -o 'KVMBOX-HOSTK .*' "$out/host.log" | cut -c14-160)
 	[ -n "$sig" ] || sig=$(grep -a -m1 -o -e 'the emulated host printed nothing for [0-9]*s' \
 		-e "the emulated host's kernel locked up.*" "$out/host.log" | cut -c1-160)
+	# The emulated host ended on its own before it finished (run.sh: its kernel panicked, or
+	# the emulated CPU reset): nothing kvmbox, a process in it, can do.
+	[ -n "$sig" ] || sig=$(grep -a -m1 -o 'emulated host stopped (qemu status [0-9]*; [^)]*)' "$tmp/linux.out" |
+		cut -c1-160)
 	if [ -n "$sig" ]; then
 		RETRY_WHY="the emulated host's kernel reported '$sig'"
 		return 0

@@ -19,7 +19,9 @@
 # After 60 s without a heartbeat, 300 s without a test starting or ending, or on a soft lockup
 # of a minute, the host is stopped, and
 # the tests without a result (the one that was running included) run once more in a new boot;
-# a second wedge makes them FAIL. The serial log, each line stamped with the real time, is
+# so do they when the host ends on its own before it finished (its kernel panicked: panic=-1
+# with -no-reboot ends qemu with status 0; its last lines go to stderr). A second wedge or stop
+# makes them FAIL. The serial log, each line stamped with the real time, is
 # ${KVMBOX_GUESTS_OUT:-build/guests/emu/<flavour>}/host.log (host-first.log: the wedged boot).
 
 # Seconds without a heartbeat (it comes every 10 s), and without a test starting or ending (the
@@ -206,20 +208,29 @@ emu_run() {
 		emu_boot "$out/host-initrd" "$out/host.log"
 		echo "guests: emulated host exited with status $EMU_QRC ($EMU_STATE) after $((EPOCHSECONDS - t0))s" \
 			>>"$out/host.log"
+		# Ended on its own before it finished (a panic of its kernel, a reset of the emulated
+		# CPU; not a timeout): as a wedge, the tests without a result get a second boot.
+		if [ "$EMU_STATE" = booting ] || [ "$EMU_STATE" = ready ]; then
+			if [ "$EMU_QRC" != 124 ] && [ "$EMU_QRC" != 137 ] && [ -z "$EMU_NOKVM" ]; then
+				EMU_STATE=stopped
+				EMU_WHY="it stopped (qemu status $EMU_QRC; $(kb_host_death "$out/host.log"))"
+			fi
+		fi
 		if [ -n "$EMU_NOKVM" ]; then
 			rm -rf -- "$d"
 			emu_all SKIP "$why_here; no usable /dev/kvm in the emulated host either: $EMU_NOKVM"
 			return
 		fi
-		[ "$EMU_STATE" = wedged ] && [ $boot = 1 ] && [ -n "$(emu_todo)" ] || break
+		case $EMU_STATE in wedged | stopped) ;; *) break ;; esac
+		[ $boot = 1 ] && [ -n "$(emu_todo)" ] || break
 		mv "$out/host.log" "$out/host-first.log"
-		echo "guests: the emulated host wedged${EMU_CUR:+ during $EMU_CUR} (log: $out/host-first.log);" \
+		echo "guests: the emulated host $EMU_STATE${EMU_CUR:+ during $EMU_CUR} ($EMU_WHY; log: $out/host-first.log);" \
 			"running the $(emu_todo | wc -l) tests without a result in a new boot" >&2
 	done
 	rm -rf -- "$d"
 	case $EMU_STATE in
 	finished) why_end="no result line from the emulated host" ;;
-	wedged) why_end="the emulated host wedged${EMU_CUR:+ during $EMU_CUR} (the second time: $EMU_WHY), in both boots" ;;
+	wedged | stopped) why_end="the emulated host $EMU_STATE${EMU_CUR:+ during $EMU_CUR} (the second time: $EMU_WHY), in both boots" ;;
 	*)
 		if [ "$EMU_QRC" = 124 ] || [ "$EMU_QRC" = 137 ]; then
 			why_end="the emulated host timed out after ${EMU_TMO}s before this test ended"

@@ -729,14 +729,14 @@ t_fds_reboot() {
 	why=$(wait_threads "$PID" 2 10) || { bg_kill; fail "$t" "during boot 1: $why"; return; }
 	fd_list "$PID" >"$LOGS/$t.fds1"
 	th1=$(ls /proc/"$PID"/task | wc -l)
-	rss1=$(lc_rss "$PID")
+	rss1=$(lc_rss_own "$PID")
 	printf 'n' >&"$in"
 	wait_out "reboots: boot $boots$" $((20 + boots)) || { bg_kill; fail "$t" "$WHY"; return; }
 	# vcpu1 names its thread itself once started, possibly after vcpu0 printed: wait for it.
 	why=$(wait_threads "$PID" 2 10) || { bg_kill; fail "$t" "during boot $boots: $why"; return; }
 	fd_list "$PID" >"$LOGS/$t.fds2"
 	th2=$(ls /proc/"$PID"/task | wc -l)
-	rss2=$(lc_rss "$PID")
+	rss2=$(lc_rss_own "$PID")
 	printf 'n' >&"$in"
 	bg_wait 20 || { fail "$t" "did not power off"; return; }
 	tr -d '\r' <"$OUT" >"$OUT.txt"

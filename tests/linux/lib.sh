@@ -358,6 +358,21 @@ kb_lockup() {
 	KB_LOCKUP=${1#*] }
 }
 
+# kb_host_death LOG: why the emulated host whose console is in LOG (run.sh's and emulated.sh's
+# "EPOCH<TAB>line" format) stopped on its own: its kernel's panic line (panic=-1 and qemu's
+# -no-reboot make a panic end qemu with status 0), else that it printed none (a triple fault
+# of the emulated CPU ends it the same way). Then its last 12 console lines on stderr, so a CI
+# log shows them.
+kb_host_death() {
+	local p
+	p=$(grep -a -m1 -o -E 'Kernel panic - not syncing.*|Attempted to kill init.*' "$1" | cut -c1-160)
+	echo "${p:+its kernel panicked: '$p'}${p:-its kernel printed no panic}"
+	{
+		echo "the emulated host's last console lines ($1):"
+		tail -n 12 "$1" | cut -f2- | cut -c1-200 | sed 's/^/    | /'
+	} >&2
+}
+
 # kb_add_prog DIR PROG [DEST]: copy the dynamically linked PROG into the image DIR at its own
 # path (or at DEST), with the shared libraries and loader ldd lists (at their paths, links
 # resolved).

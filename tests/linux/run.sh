@@ -187,7 +187,7 @@ ready | booting)
 	if ((qrc == 124 || qrc == 137)); then
 		why="emulated host timed out after ${TMO}s before this test ran (see $LOG)"
 	else
-		why="emulated host stopped (qemu status $qrc) before this test ran (see $LOG)"
+		why="emulated host stopped (qemu status $qrc; $(kb_host_death "$LOG")) before this test ran (see $LOG)"
 	fi
 	;;
 esac

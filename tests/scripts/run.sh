@@ -11,7 +11,7 @@ trap 'rm -rf "$WORK"' EXIT
 TESTS="deps_all_there deps_missing_not_root deps_missing_root deps_unknown_root deps_unknown_not_root
 	deps_foreign_arch_root deps_foreign_arch_not_root deps_host_arm64
 	bench_no_kvm demo_status_poweroff demo_status_ctrl_a_x install_destdir man_covers_options
-	format_clean fuzz_corpus incoming_sigterm_waiting incoming_sigterm_stalled emu_wedge_lockup emu_wedge_stall emu_wedge_silent emu_wedge_twice"
+	format_clean fuzz_corpus incoming_sigterm_waiting incoming_sigterm_stalled emu_wedge_lockup emu_wedge_stall emu_wedge_silent emu_wedge_twice emu_wedge_panic"
 
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1: $2"; }
@@ -186,6 +186,24 @@ t_demo() {
 	pass "$t"
 }
 
+# t_demo_retry NAME KEYS STATUS: t_demo, run once more when it failed and the emulated host's
+# own kernel locked up or panicked meanwhile (nested virtualisation under TCG, DEVELOPERS.md
+# Known traps; seen: a 182 s soft lockup); kvmbox's own failures are never retried.
+t_demo_retry() {
+	local r sig
+	r=$(t_demo "$@")
+	if [[ $r == FAIL:* ]]; then
+		sig=$(grep -a -m1 -o -E 'watchdog: BUG: soft lockup.*|Kernel panic - not syncing.*' "$WORK/$1.log" | cut -c1-120)
+		if [[ -n $sig ]]; then
+			echo "RETRY: $1: the emulated host's kernel reported '$sig' (first run: ${r#FAIL: $1: })"
+			mv "$WORK/$1.log" "$WORK/$1.first.log"
+			rm -f "$WORK/$1.in"
+			r=$(t_demo "$@")
+		fi
+	fi
+	echo "$r"
+}
+
 # `make install` into a DESTDIR: the binary and both man pages, with their modes, and man
 # renders the pages without a warning.
 t_install() {
@@ -235,7 +253,8 @@ t_format() {
 # t_emu_wedge NAME MODE WANT: the tiny-guest tier's watchdog over the emulated host
 # (tests/guests/emulated.sh), with a stand-in for qemu that prints what a host prints and then
 # wedges in its first boot (twice: in both) the MODE way: lockup (the kernel's soft-lockup
-# report, heartbeats going on), stall (heartbeats, no test progress), silent (nothing). The
+# report, heartbeats going on), stall (heartbeats, no test progress), silent (nothing), panic
+# (its kernel panics: qemu ends with status 0, as with panic=-1 and -no-reboot). The
 # runner must stop it within seconds, not at the tier's timeout, and run the test again in a
 # second boot, where the stand-in passes it: WANT is the result line expected.
 t_emu_wedge() {
@@ -251,6 +270,7 @@ if [ \$n = 0 ] || [ $mode-\$n = twice-1 ]; then
 		while echo "KVMBOX-I alive 91"; do sleep 0.2; done ;;
 	stall) while echo "KVMBOX-I alive 91"; do sleep 0.2; done ;;
 	silent) exec sleep 600 ;;
+	panic) echo "[   90.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009"; exit 0 ;;
 	esac
 fi
 echo "KVMBOX-G PASS: serial"; echo "KVMBOX-HOST done 2.0"
@@ -348,8 +368,9 @@ run_test() {
 	emu_wedge_stall) t_emu_wedge "$1" stall "PASS: serial" ;;
 	emu_wedge_silent) t_emu_wedge "$1" silent "PASS: serial" ;;
 	emu_wedge_twice) t_emu_wedge "$1" twice "FAIL: serial: the emulated host wedged during serial" ;;
-	demo_status_poweroff) t_demo "$1" 'poweroff -f\n' 0 ;;
-	demo_status_ctrl_a_x) t_demo "$1" '\001x' 130 ;;
+	emu_wedge_panic) t_emu_wedge "$1" panic "PASS: serial" ;;
+	demo_status_poweroff) t_demo_retry "$1" 'poweroff -f\n' 0 ;;
+	demo_status_ctrl_a_x) t_demo_retry "$1" '\001x' 130 ;;
 	*) fail "$1" "no such test; the list is at the top of $0" ;;
 	esac
 }
