@@ -37,11 +37,13 @@
 #include "../core/util.h"
 #include "options.h"
 
-#define UP_TICK_MS 100
+#define UP_TICK_MS      100
 #define UP_KILL_GRACE_S 10 /* after a shutdown's own timeout, before SIGKILL */
 
 enum vm_state { VM_STOPPED, VM_STARTING, VM_RUNNING, VM_STOPPING, VM_BACKOFF, VM_FAILED };
-static const char *const state_names[] = { "stopped", "starting", "running", "stopping", "backoff", "failed" };
+static const char *const state_names[] = {
+	"stopped", "starting", "running", "stopping", "backoff", "failed"
+};
 
 struct sup_vm {
 	const struct up_vm *vm;
@@ -230,7 +232,8 @@ static void reaped(struct up *u, struct sup_vm *s, int st)
 	if (ran_ms >= UP_STABLE_MS)
 		s->streak = 0;
 	if (s->streak >= s->vm->restart_limit) {
-		vm_failed(s, "%u restarts in a row (restart-limit); left stopped: kvmbox ctl UP_SOCKET start %s",
+		vm_failed(s,
+			  "%u restarts in a row (restart-limit); left stopped: kvmbox ctl UP_SOCKET start %s",
 			  s->streak, s->vm->name);
 		return;
 	}
@@ -273,7 +276,8 @@ static void tick(struct up *u)
 			kill(s->pid, SIGKILL);
 			s->due_ns = UINT64_MAX;
 		}
-		busy |= s->pending || s->state == VM_STARTING || s->state == VM_BACKOFF || s->state == VM_STOPPING;
+		busy |= s->pending || s->state == VM_STARTING || s->state == VM_BACKOFF ||
+			s->state == VM_STOPPING;
 		any |= alive(s) || s->pending || s->state == VM_BACKOFF;
 		all_up &= s->ran;
 	}
@@ -290,9 +294,10 @@ static void tick(struct up *u)
 	}
 	/* Nothing left: the end, unless the set's socket may start a VM again. */
 	if (!any && (u->stopping || !u->api)) {
-		/* 0 when every VM stopped cleanly: powered off on its own, or shut down by us. */
-		for (unsigned i = 0; i < u->uc.nr_vms && !u->result; i++)
-			if (u->vms[i].state == VM_FAILED || (!u->stopping && u->vms[i].status != 0))
+		/* After SIGTERM: 0 when every VM running then stopped cleanly (reaped). When they
+		 * all ended on their own: 0 when every one powered off. */
+		for (unsigned i = 0; i < u->uc.nr_vms && !u->stopping && !u->result; i++)
+			if (u->vms[i].status != 0)
 				u->result = 1;
 		loop_quit(u->loop);
 	}
@@ -301,7 +306,9 @@ static void tick(struct up *u)
 static void begin_shutdown(struct up *u, int sig)
 {
 	fprintf(stderr, "kvmbox up: SIG%s: shutting every VM down\n",
-		sig == SIGTERM ? "TERM" : sig == SIGINT ? "INT" : "HUP");
+		sig == SIGTERM  ? "TERM"
+		: sig == SIGINT ? "INT"
+				: "HUP");
 	u->stopping = true;
 	notify_send(u->notify_fd, "STOPPING=1");
 	/* The reverse of the start order: a VM stops before those it started after. */
@@ -389,7 +396,8 @@ static void forward(struct sup_vm *s, struct api_req *req, struct json_object *a
 	pthread_attr_t attr;
 	pthread_t t;
 
-	if (!json_object_object_get_ex(args, "command", &cmd) || !json_object_is_type(cmd, json_type_string)) {
+	if (!json_object_object_get_ex(args, "command", &cmd) ||
+	    !json_object_is_type(cmd, json_type_string)) {
 		api_error(req, "InvalidArgument", "vm needs {\"name\": NAME, \"command\": COMMAND}");
 		return;
 	}
@@ -413,8 +421,8 @@ static void forward(struct sup_vm *s, struct api_req *req, struct json_object *a
 	memcpy(f->sock, s->sock, sizeof(f->sock));
 	memcpy(f->name, s->vm->name, sizeof(f->name));
 	if (asprintf(&f->line, "%s\n",
-		     json_object_to_json_string_ext(request, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) <
-	    0)
+		     json_object_to_json_string_ext(request, JSON_C_TO_STRING_PLAIN |
+								     JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
 		f->line = NULL;
 	json_object_put(request);
 	pthread_attr_init(&attr);
@@ -422,7 +430,8 @@ static void forward(struct sup_vm *s, struct api_req *req, struct json_object *a
 	if (!f->line || pthread_create(&t, &attr, forward_thread, f)) {
 		free(f->line);
 		free(f);
-		api_error(req, "GenericError", "vm %s: cannot forward the request (out of resources)", s->vm->name);
+		api_error(req, "GenericError", "vm %s: cannot forward the request (out of resources)",
+			  s->vm->name);
 	}
 	pthread_attr_destroy(&attr);
 }
@@ -435,9 +444,10 @@ static struct json_object *vm_json(const struct sup_vm *s)
 	json_object_object_add(o, "state", json_object_new_string(state_names[s->state]));
 	json_object_object_add(o, "pid", s->pid ? json_object_new_int(s->pid) : NULL);
 	json_object_object_add(o, "restarts", json_object_new_int((int)s->restarts));
-	json_object_object_add(o, "uptime_s", alive(s) ? json_object_new_int64((int64_t)((now_ns() - s->started_ns) /
-											1000000000ULL))
-						       : NULL);
+	json_object_object_add(
+		o, "uptime_s",
+		alive(s) ? json_object_new_int64((int64_t)((now_ns() - s->started_ns) / 1000000000ULL))
+			 : NULL);
 	json_object_object_add(o, "last_status", s->status >= 0 ? json_object_new_int(s->status) : NULL);
 	json_object_object_add(o, "socket", json_object_new_string(s->sock));
 	json_object_object_add(o, "console_log", json_object_new_string(s->vm->console_log));
@@ -461,9 +471,10 @@ static void up_handle(void *ctx, struct api_req *req, const char *command, struc
 	}
 	if (strcmp(command, "start") && strcmp(command, "stop") && strcmp(command, "restart") &&
 	    strcmp(command, "vm")) {
-		api_error(req, "CommandNotFound",
-			  "unknown command '%s'; kvmbox up takes list, start, stop, restart and vm (docs/API.md)",
-			  command);
+		api_error(
+			req, "CommandNotFound",
+			"unknown command '%s'; kvmbox up takes list, start, stop, restart and vm (docs/API.md)",
+			command);
 		return;
 	}
 	if (!json_object_object_get_ex(args, "name", &name) || !json_object_is_type(name, json_type_string)) {
@@ -488,7 +499,8 @@ static void up_handle(void *ctx, struct api_req *req, const char *command, struc
 	}
 	if (!strcmp(command, "start")) {
 		if (alive(s) || s->state == VM_BACKOFF) {
-			api_error(req, "InvalidState", "vm %s is %s already", s->vm->name, state_names[s->state]);
+			api_error(req, "InvalidState", "vm %s is %s already", s->vm->name,
+				  state_names[s->state]);
 			return;
 		}
 		s->streak = 0;
@@ -571,7 +583,8 @@ int cmd_up(int argc, char **argv)
 		} else if (!strncmp(argv[i], "--api=", 6)) {
 			api = argv[i] + 6;
 		} else if (argv[i][0] == '-' || file) {
-			log_error("up: unexpected argument '%s'; usage: kvmbox up [--api SOCKET] FILE", argv[i]);
+			log_error("up: unexpected argument '%s'; usage: kvmbox up [--api SOCKET] FILE",
+				  argv[i]);
 			return EXIT_USAGE;
 		} else {
 			file = argv[i];

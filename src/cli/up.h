@@ -14,25 +14,25 @@
 
 #include "../core/config.h"
 
-#define UP_MAX_VMS      32
-#define UP_NAME_MAX     32  /* bytes of a VM name, [A-Za-z0-9_.-] */
-#define UP_MAX_ARGS     160 /* run arguments of one VM */
-#define UP_DEFAULT_DIR  "/run/kvmbox"
-#define UP_BACKOFF_MIN  1000  /* ms before the first restart */
-#define UP_BACKOFF_MAX  30000 /* ms: the back-off doubles up to this */
-#define UP_STABLE_MS    60000 /* a VM that ran this long starts its back-off and count afresh */
-#define UP_DEFAULT_LIMIT 5    /* restarts in a row (restart-limit) */
-#define UP_SHUTDOWN_TIMEOUT 30 /* s an ACPI shutdown may take before kvmbox forces it */
+#define UP_MAX_VMS          32
+#define UP_NAME_MAX         32  /* bytes of a VM name, [A-Za-z0-9_.-] */
+#define UP_MAX_ARGS         160 /* run arguments of one VM */
+#define UP_DEFAULT_DIR      "/run/kvmbox"
+#define UP_BACKOFF_MIN      1000  /* ms before the first restart */
+#define UP_BACKOFF_MAX      30000 /* ms: the back-off doubles up to this */
+#define UP_STABLE_MS        60000 /* a VM that ran this long starts its back-off and count afresh */
+#define UP_DEFAULT_LIMIT    5     /* restarts in a row (restart-limit) */
+#define UP_SHUTDOWN_TIMEOUT 30    /* s an ACPI shutdown may take before kvmbox forces it */
 
 enum up_restart { UP_RESTART_NO = 0, UP_RESTART_ON_FAILURE, UP_RESTART_ALWAYS };
 
 /* One VM of the file. */
 struct up_vm {
 	char name[UP_NAME_MAX + 1];
-	unsigned line;           /* its [vm NAME] line */
-	struct vm_config cfg;    /* its run options, defaults merged (checked; for the conflicts) */
-	unsigned dev_line[MAX_DEVICES]; /* the line of the key that made cfg.devs[i] */
-	unsigned affinity_line;  /* the vcpu-affinity key's line, 0: none */
+	unsigned line;                     /* its [vm NAME] line */
+	struct vm_config cfg;              /* its run options, defaults merged (checked; for the conflicts) */
+	unsigned dev_line[MAX_DEVICES];    /* the line of the key that made cfg.devs[i] */
+	unsigned affinity_line;            /* the vcpu-affinity key's line, 0: none */
 	const char *argv[UP_MAX_ARGS + 1]; /* `--key=value` run arguments, NULL-terminated; the
 					    * strings are cfg's */
 	unsigned argc;

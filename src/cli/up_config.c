@@ -75,10 +75,12 @@ int up_order(struct up_config *uc)
 				continue;
 			log_error("%s:%u: after = %s: a cycle (%s, each after the next); remove one of "
 				  "these after keys",
-				  uc->path, uc->vms[v].after_line[a], uc->vms[uc->vms[v].after[a]].name, chain);
+				  uc->path, uc->vms[v].after_line[a], uc->vms[uc->vms[v].after[a]].name,
+				  chain);
 			return -1;
 		}
-		log_error("%s:%u: a cycle of after keys (%s); remove one of them", uc->path, uc->vms[v].line, chain);
+		log_error("%s:%u: a cycle of after keys (%s); remove one of them", uc->path, uc->vms[v].line,
+			  chain);
 		return -1;
 	}
 	return 0;
@@ -129,9 +131,10 @@ static int check_devices(const struct up_config *uc, unsigned v)
 
 					if ((x->readonly && y->readonly) || !same_file(x->path, y->path))
 						continue;
-					log_error("%s:%u: disk %s is also [vm %s]'s (line %u), writable in one of "
-						  "them; give each VM its own image, or ,ro in both",
-						  uc->path, vm->dev_line[i], x->path, o->name, o->dev_line[j]);
+					log_error(
+						"%s:%u: disk %s is also [vm %s]'s (line %u), writable in one of "
+						"them; give each VM its own image, or ,ro in both",
+						uc->path, vm->dev_line[i], x->path, o->name, o->dev_line[j]);
 					return -1;
 				}
 				if (d->type == &virtio_net_type) {
@@ -139,9 +142,10 @@ static int check_devices(const struct up_config *uc, unsigned v)
 
 					if (strcmp(x->tap, y->tap))
 						continue;
-					log_error("%s:%u: tap %s is also [vm %s]'s (line %u); give each VM its own "
-						  "tap",
-						  uc->path, vm->dev_line[i], x->tap, o->name, o->dev_line[j]);
+					log_error(
+						"%s:%u: tap %s is also [vm %s]'s (line %u); give each VM its own "
+						"tap",
+						uc->path, vm->dev_line[i], x->tap, o->name, o->dev_line[j]);
 					return -1;
 				}
 			}
@@ -167,17 +171,18 @@ int up_check_conflicts(const struct up_config *uc)
 			CPU_AND(&both, &cpus[v], &cpus[w]);
 			if (!CPU_COUNT(&both))
 				continue;
-			log_error("%s:%u: vcpu-affinity dedicates host CPUs %s that [vm %s] has too (line %u); "
-				  "give each VM its own CPUs",
-				  uc->path, vm->affinity_line, cpulist_format(&both, list, sizeof(list)),
-				  uc->vms[w].name, uc->vms[w].affinity_line);
+			log_error(
+				"%s:%u: vcpu-affinity dedicates host CPUs %s that [vm %s] has too (line %u); "
+				"give each VM its own CPUs",
+				uc->path, vm->affinity_line, cpulist_format(&both, list, sizeof(list)),
+				uc->vms[w].name, uc->vms[w].affinity_line);
 			return -1;
 		}
 		for (unsigned w = 0; w < v; w++) {
 			if (strcmp(vm->console_log, uc->vms[w].console_log))
 				continue;
-			log_error("%s:%u: console-log %s is also [vm %s]'s; give each VM its own file", uc->path,
-				  vm->line, vm->console_log, uc->vms[w].name);
+			log_error("%s:%u: console-log %s is also [vm %s]'s; give each VM its own file",
+				  uc->path, vm->line, vm->console_log, uc->vms[w].name);
 			return -1;
 		}
 	}

@@ -810,3 +810,121 @@ t_soak_migrations() {
 	lc_term || { fail "$t" "$WHY"; return; }
 	pass "$t"
 }
+
+# ---- kvmbox up: a set of VMs from one file ----
+
+# up_field NAME FIELD: FIELD of VM NAME in the last `ctl list` reply (CTL), quotes dropped.
+up_field() {
+	echo "$CTL" | tr -d ' \n' | sed -n "s/.*{\"name\":\"$1\",\([^}]*\)}.*/\1/p" |
+		sed -n "s/.*\"$2\":\([^,]*\).*/\1/p" | tr -d '"'
+}
+
+# up_wait SOCK SECONDS NAME FIELD VALUE [NAME FIELD VALUE...]: until `ctl SOCK list` shows each
+# FIELD of NAME as VALUE (a regex); else WHY.
+up_wait() {
+	local sock=$1 n=$(($2 * 10)) ok i
+	shift 2
+	local want=("$@")
+	while [ "$n" -gt 0 ]; do
+		lc_ctl "$sock" list
+		ok=1
+		for ((i = 0; i < ${#want[@]}; i += 3)); do
+			up_field "${want[i]}" "${want[i + 1]}" | grep -qx -- "${want[i + 2]}" || ok=
+		done
+		[ -n "$ok" ] && return 0
+		alive "$PID" || { WHY="kvmbox up exited: $(tail -n1 "$ERR" | cut -c1-150)"; return 1; }
+		sleep 0.1
+		n=$((n - 1))
+	done
+	WHY="ctl list never showed ${want[*]}: $(echo "$CTL" | tr -d ' \n' | cut -c1-300)"
+	return 1
+}
+
+# t_up: three idle guests from one file (b after a, c after b) under `kvmbox up --api`: all run
+# and their console logs grow; kill -9 of a (restart = on-failure) brings it back with a new pid
+# and restarts 1 while b and c keep theirs; kill -9 of b (restart = no) leaves it down;
+# `vm c info` reaches c's own socket; SIGTERM shuts the rest down through ACPI: status 0, no
+# VM process left.
+t_up() {
+	local t=$1 dir=$WORK/$1.d sock=$WORK/$1.sock conf=$WORK/$1.conf pa pb pc na v
+	mkdir -p "$dir"
+	cat >"$conf" <<-EOF
+		[defaults]
+		state-dir = $dir/state
+		kernel = $GUESTS/$G.elf
+		memory = 64M
+		append = pwrbtn
+		restart = on-failure
+
+		[vm c]
+		after = b
+		[vm a]
+		[vm b]
+		after = a
+		restart = no
+	EOF
+	lc_bg "$t" up --api "$sock" "$conf"
+	up_wait "$sock" 60 a state running b state running c state running || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
+	pa=$(up_field a pid) pb=$(up_field b pid) pc=$(up_field c pid)
+	# Started in after order, whatever the file's order.
+	v=$(sed -n 's/^kvmbox up: vm \([abc]\): started.*/\1/p' "$ERR" | tr -d '\n')
+	[ "$v" = abc ] || { lc_kill "$PID"; fail "$t" "start order '$v', expected abc"; return; }
+	for v in a b c; do
+		OUT=$dir/state/$v.console.log
+		wait_out "idle: tick 2$" 20 || { lc_kill "$PID"; fail "$t" "console log of $v: $WHY"; return; }
+		grows "$OUT" 5 || { lc_kill "$PID"; fail "$t" "console log of $v does not grow"; return; }
+	done
+	kill -KILL "$pa"
+	up_wait "$sock" 30 a state running a restarts 1 || { lc_kill "$PID"; fail "$t" "a: $WHY"; return; }
+	na=$(up_field a pid)
+	[ -n "$na" ] && [ "$na" != "$pa" ] || { lc_kill "$PID"; fail "$t" "a's pid $na after the restart, was $pa"; return; }
+	[ "$(up_field b pid)" = "$pb" ] && [ "$(up_field c pid)" = "$pc" ] ||
+		{ lc_kill "$PID"; fail "$t" "b or c changed: $(echo "$CTL" | tr -d ' \n' | cut -c1-300)"; return; }
+	kill -KILL "$pb"
+	up_wait "$sock" 30 b state failed b pid null b last_status 137 b restarts 0 ||
+		{ lc_kill "$PID"; fail "$t" "b: $WHY"; return; }
+	lc_ctl_ok "vm c info" "$sock" vm c info || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
+	echo "$CTL" | grep -q '"state": "running"' || { lc_kill "$PID"; fail "$t" "vm c info: $(echo "$CTL" | tr -d ' \n' | cut -c1-200)"; return; }
+	kill -TERM "$PID"
+	bg_wait 60 || { lc_kill "$na" "$pc"; fail "$t" "kvmbox up still running 60s after SIGTERM"; return; }
+	for v in "$na" "$pc"; do
+		kill -0 "$v" 2>/dev/null && { lc_kill "$v"; fail "$t" "VM process $v still there after up exited"; return; }
+	done
+	[ "$RC" = 0 ] || { fail "$t" "status $RC after SIGTERM, expected 0: $(tail -n2 "$ERR" | tr '\n' '|')"; return; }
+	[ "$(grep -c '^kvmbox up: vm b: started' "$ERR")" = 1 ] || { fail "$t" "b (restart = no) was started again"; return; }
+	grep -q '^kvmbox up: vm a: exited with status 0' "$ERR" && grep -q '^kvmbox up: vm c: exited with status 0' "$ERR" ||
+		{ fail "$t" "a and c did not power off cleanly: $(grep 'exited' "$ERR" | tr '\n' '|' | cut -c1-200)"; return; }
+	pass "$t"
+}
+
+# t_up_clean: two idle guests under `kvmbox up` (no --api), SIGTERM: both power off through ACPI,
+# up exits 0 and no VM process is left.
+t_up_clean() {
+	local t=$1 dir=$WORK/$1.d conf=$WORK/$1.conf p pids
+	mkdir -p "$dir"
+	cat >"$conf" <<-EOF
+		[defaults]
+		state-dir = $dir
+		kernel = $GUESTS/$G.elf
+		memory = 64M
+		append = pwrbtn
+		[vm one]
+		[vm two]
+		after = one
+	EOF
+	lc_bg "$t" up "$conf"
+	for p in one two; do
+		OUT=$dir/$p.console.log
+		: >>"$OUT"
+		wait_out "idle: power button armed" 30 || { lc_kill "$PID"; fail "$t" "$p: $WHY"; return; }
+	done
+	pids=$(sed -n 's/^kvmbox up: vm [a-z]*: started, pid \([0-9]*\)$/\1/p' "$ERR")
+	kill -TERM "$PID"
+	bg_wait 60 || { fail "$t" "kvmbox up still running 60s after SIGTERM"; return; }
+	for p in $pids; do
+		kill -0 "$p" 2>/dev/null && { lc_kill "$p"; fail "$t" "VM process $p still there after up exited"; return; }
+	done
+	[ "$RC" = 0 ] || { fail "$t" "status $RC after SIGTERM, expected 0: $(tail -n2 "$ERR" | tr '\n' '|')"; return; }
+	[ "$(grep -c 'exited with status 0' "$ERR")" = 2 ] || { fail "$t" "not both VMs exited 0: $(grep exited "$ERR" | tr '\n' '|')"; return; }
+	pass "$t"
+}

@@ -104,6 +104,8 @@ soak_snapshots           idle            t_soak_snapshots
 soak_migrations          idle            t_soak_migrations
 shutdown                 idle            t_shutdown
 shutdown_timeout         idle            t_shutdown_timeout
+up                       idle            t_up
+up_clean                 idle            t_up_clean
 cli_missing_kernel       -               t_cli_kernel missing
 cli_kernel_is_dir        -               t_cli_kernel dir
 cli_not_a_kernel         -               t_cli_kernel text
