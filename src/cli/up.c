@@ -601,6 +601,7 @@ int cmd_up(int argc, char **argv)
 	}
 	u->sfd = u->tfd = u->lock_fd = -1;
 	u->notify_fd = notify_open();
+	unsetenv("NOTIFY_SOCKET"); /* ours alone: the VMs' processes do not speak to systemd */
 	u->argv0 = program_invocation_name;
 	if (up_config_load(&u->uc, file)) {
 		ret = EXIT_USAGE;

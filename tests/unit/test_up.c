@@ -231,8 +231,8 @@ static void test_up_bad_files(void **state)
 		snprintf(prefix, sizeof(prefix), "kvmbox: %s:%u: ", path, bad[i].line);
 		if (ret != EXIT_USAGE || strncmp(err, prefix, strlen(prefix)) || !strstr(err, bad[i].want) ||
 		    strchr(err, '\n') + 1 != err + strlen(err))
-			fail_msg("file %zu: status %d, want one line '%s...%s', got '%s'", i, ret, prefix, bad[i].want,
-				 err);
+			fail_msg("file %zu: status %d, want one line '%s...%s', got '%s'", i, ret, prefix,
+				 bad[i].want, err);
 	}
 	/* No VM: nothing to point at but the file. */
 	assert_int_equal(load("[defaults]\nmemory = 64M\n"), EXIT_USAGE);
@@ -304,9 +304,9 @@ static void test_up_order(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_up_merge),      cmocka_unit_test(test_up_no_conflict),
-		cmocka_unit_test(test_up_bad_files),  cmocka_unit_test(test_up_long_state_dir),
-		cmocka_unit_test(test_up_backoff),    cmocka_unit_test(test_up_order),
+		cmocka_unit_test(test_up_merge),     cmocka_unit_test(test_up_no_conflict),
+		cmocka_unit_test(test_up_bad_files), cmocka_unit_test(test_up_long_state_dir),
+		cmocka_unit_test(test_up_backoff),   cmocka_unit_test(test_up_order),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
