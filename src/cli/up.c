@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "../api/api.h"
+#include "../core/devtype.h"
 #include "../core/log.h"
 #include "../core/loop.h"
 #include "../core/notify.h"
@@ -537,6 +538,32 @@ static void up_help(void)
 	       "start), 2 usage or configuration error, 128+N a second signal N.\n");
 }
 
+/* What the VMs' devices name on this host (a disk image's path...), before any VM starts: a
+ * problem is FILE:LINE and the device's own message, as kvmbox run would print it. 0 or -1. */
+static int check_paths(const struct up_config *uc)
+{
+	char context[512];
+
+	for (unsigned v = 0; v < uc->nr_vms; v++) {
+		const struct up_vm *vm = &uc->vms[v];
+
+		for (unsigned i = 0; i < vm->cfg.nr_devs; i++) {
+			const struct dev_config *d = &vm->cfg.devs[i];
+			int bad;
+
+			if (!d->type->check)
+				continue;
+			snprintf(context, sizeof(context), "%s:%u: ", uc->path, vm->dev_line[i]);
+			log_set_context(context);
+			bad = d->type->check(d->cfg) < 0;
+			log_set_context(NULL);
+			if (bad)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 /* The state directory: created 0700, ours, locked against a second `up` on it. 0 or -1. */
 static int state_dir(struct up *u)
 {
@@ -607,15 +634,17 @@ int cmd_up(int argc, char **argv)
 		ret = EXIT_USAGE;
 		goto out;
 	}
-	if (state_dir(u) < 0)
+	if (check_paths(&u->uc) < 0 || state_dir(u) < 0)
 		goto out;
 	for (unsigned i = 0; i < u->uc.nr_vms; i++) {
 		struct sup_vm *s = &u->vms[i];
+		char sock[sizeof(s->sock)]; /* not straight into s->sock: GCC's -Wrestrict sees *u twice */
 
 		s->vm = &u->uc.vms[i];
 		s->pending = true;
 		s->status = -1;
-		snprintf(s->sock, sizeof(s->sock), "%s/%s.sock", u->uc.state_dir, s->vm->name);
+		snprintf(sock, sizeof(sock), "%s/%s.sock", u->uc.state_dir, s->vm->name);
+		memcpy(s->sock, sock, sizeof(sock));
 	}
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);

@@ -56,9 +56,8 @@ static void test_notify_path(void **state)
 	char path[108];
 	int lfd;
 
-	snprintf(path, sizeof(path), "%s/kvmbox-notify-%d", getenv("TMPDIR") && strlen(getenv("TMPDIR")) < 60
-								       ? getenv("TMPDIR")
-								       : "/tmp",
+	snprintf(path, sizeof(path), "%s/kvmbox-notify-%d",
+		 getenv("TMPDIR") && strlen(getenv("TMPDIR")) < 60 ? getenv("TMPDIR") : "/tmp",
 		 (int)getpid());
 	unlink(path);
 	lfd = listener(path);
