@@ -43,10 +43,9 @@ int run_config_file(struct vm_config *cfg, const char *path, bool restore)
 int up_config_load(struct up_config *uc, const char *path)
 {
 	memset(uc, 0, sizeof(*uc));
-	log_error(
-		"kvmbox up %s: this kvmbox was built without libinih (make static-musl could not build it); "
-		"use a build with it (make, make static)",
-		path);
+	log_error("up %s: this kvmbox was built without libinih (make static-musl could not build it); "
+		  "use a build with it (make, make static)",
+		  path);
 	return EXIT_USAGE;
 }
 
@@ -73,7 +72,7 @@ struct up_section {
 	unsigned nr_entries;
 	char after[UP_MAX_VMS][UP_NAME_MAX + 1]; /* the names of its after keys */
 	unsigned after_line[UP_MAX_VMS], nr_after;
-	unsigned state_dir_line, console_log_line;
+	unsigned state_dir_line;
 	const char *console_log; /* as given */
 };
 
@@ -645,7 +644,6 @@ static int up_key(struct config_file *cf, const char *name, const char *value)
 			return -1;
 		}
 		sec->console_log = vm_config_strdup(&vm->cfg, value);
-		sec->console_log_line = cf->line;
 		if (!sec->console_log) {
 			problem(cf, cf->line, "out of memory");
 			return -1;
@@ -654,10 +652,19 @@ static int up_key(struct config_file *cf, const char *name, const char *value)
 	return up_entry_add(cf, name, NULL);
 }
 
+/* Key name on line set vm's option: the lines the checks across VMs name (up_config.c). devs:
+ * the VM's device count before. */
+static void note_lines(struct up_vm *vm, unsigned devs, const char *name, unsigned line)
+{
+	if (vm->cfg.nr_devs > devs)
+		vm->dev_line[vm->cfg.nr_devs - 1] = line;
+	if (!strcmp(name, "vcpu-affinity"))
+		vm->affinity_line = line;
+}
+
 /* A key of a `kvmbox up` file. 0 or -1. */
 static int up_handler(struct config_file *cf, const char *name, const char *value)
 {
-	struct vm_config *cfg;
 	unsigned devs;
 
 	if (!cf->cur) {
@@ -677,14 +684,10 @@ static int up_handler(struct config_file *cf, const char *name, const char *valu
 		problem(cf, cf->line, "incoming is an option of kvmbox run, not of kvmbox up; remove it");
 		return -1;
 	}
-	cfg = &cf->cur->vm->cfg;
-	devs = cfg->nr_devs;
+	devs = cf->cur->vm->cfg.nr_devs;
 	if (set_key(cf, name, value) < 0)
 		return -1;
-	if (cfg->nr_devs > devs)
-		cf->cur->vm->dev_line[cfg->nr_devs - 1] = cf->line;
-	if (!strcmp(name, "vcpu-affinity"))
-		cf->cur->vm->affinity_line = cf->line;
+	note_lines(cf->cur->vm, devs, name, cf->line);
 	return up_entry_add(cf, name, value);
 }
 
@@ -714,10 +717,7 @@ static int up_arg(struct config_file *cf, struct up_vm *vm, const struct up_entr
 	if (apply) {
 		if (apply_option(cf, &vm->cfg, e->line, e->name, value) < 0)
 			return -1;
-		if (vm->cfg.nr_devs > devs)
-			vm->dev_line[vm->cfg.nr_devs - 1] = e->line;
-		if (!strcmp(e->name, "vcpu-affinity"))
-			vm->affinity_line = e->line;
+		note_lines(vm, devs, e->name, e->line);
 	}
 	if (vm->argc >= UP_MAX_ARGS) {
 		problem(cf, e->line, "[vm %s] has more than %d options; give fewer", vm->name, UP_MAX_ARGS);
