@@ -260,8 +260,20 @@ static void tick(struct up *u)
 		if (s->pending && !u->stopping) {
 			for (a = 0; a < s->vm->nr_after && u->vms[s->vm->after[a]].ran; a++)
 				;
-			if (a == s->vm->nr_after)
+			if (a == s->vm->nr_after) {
 				spawn(u, s);
+			} else {
+				const struct sup_vm *d = &u->vms[s->vm->after[a]];
+
+				if (!alive(d) && !d->pending && d->state != VM_BACKOFF) {
+					/* What it waits for ended before it started: it never will. */
+					log_error(
+						"up: vm %s: not started: vm %s, which it is after, stopped first "
+						"(start it with kvmbox ctl UP_SOCKET start %s)",
+						s->vm->name, d->vm->name, s->vm->name);
+					s->pending = false;
+				}
+			}
 		}
 		if (s->state == VM_STARTING && answers(s)) {
 			s->state = VM_RUNNING;
