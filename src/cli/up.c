@@ -324,7 +324,8 @@ static void begin_shutdown(struct up *u, int sig)
 				: "HUP");
 	u->stopping = true;
 	notify_send(u->notify_fd, "STOPPING=1");
-	/* The reverse of the start order: a VM stops before those it started after. */
+	/* The requests in the reverse of the start order (a VM is asked before those it started
+	 * after); the guests then shut down side by side. */
 	for (unsigned k = u->uc.nr_vms; k-- > 0;)
 		stop_vm(u, &u->vms[u->uc.order[k]]);
 }
