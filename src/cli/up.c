@@ -658,6 +658,12 @@ int cmd_up(int argc, char **argv)
 		s->status = -1;
 		snprintf(sock, sizeof(sock), "%s/%s.sock", u->uc.state_dir, s->vm->name);
 		memcpy(s->sock, sock, sizeof(sock));
+		if (api && !strcmp(api, sock)) {
+			log_error("up: --api %s is vm %s's own control socket; give another path", api,
+				  s->vm->name);
+			ret = EXIT_USAGE;
+			goto out;
+		}
 	}
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
