@@ -191,15 +191,23 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMAT_FILES)
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the binary (the static one when built, as it
-# runs anywhere) and the man pages.
+# runs anywhere), the man pages and the systemd units (systemd/: kvmbox.service for
+# `kvmbox up /etc/kvmbox/system.conf`, kvmbox@.service for `kvmbox run --config /etc/kvmbox/%i.conf`),
+# whose ExecStart names $(BINDIR)/kvmbox.
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 install: $(B)/kvmbox
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 755 $(B)/kvmbox $(DESTDIR)$(BINDIR)/kvmbox
 	install -m 644 docs/kvmbox.1 $(DESTDIR)$(MANDIR)/man1/kvmbox.1
 	install -m 644 docs/kvmbox-api.7 $(DESTDIR)$(MANDIR)/man7/kvmbox-api.7
+	for u in kvmbox.service kvmbox@.service; do \
+		sed 's|@BINDIR@|$(BINDIR)|g' systemd/$$u >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
+		chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
+		mv $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
+	done
 
 clean:
 	rm -rf build

@@ -6,6 +6,7 @@
 #include "cli/options.h"
 #include "api/api.h"
 #include "cli/run.h"
+#include "cli/up.h"
 #include "core/log.h"
 
 int main(int argc, char **argv)
@@ -32,6 +33,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "restore"))
 		return cmd_restore(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "up"))
+		return cmd_up(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
 	log_error("unknown command '%s'; see kvmbox --help", argv[1]);

@@ -44,6 +44,11 @@ void api_error(struct api_req *req, const char *class, const char *fmt, ...)
  * "22.856650000001537"). */
 struct json_object *api_json_ms(double ms);
 
+/* Connect to the control socket path, send line (a request and '\n'), read one reply line
+ * into *reply (malloc'd, NUL-terminated, without '\n'); timeout_s 0: wait for ever. 0, or 1
+ * with one line in err (what failed and what to check). */
+int api_call(const char *path, const char *line, unsigned timeout_s, char **reply, char *err, size_t errlen);
+
 /* `kvmbox ctl SOCKET COMMAND [ARG...]`: build the request from the words,
  * print the reply, return 0 for a "return" reply, 1 for an "error" reply or
  * when the socket cannot be reached, 2 for a usage error. */

@@ -40,6 +40,11 @@ static void ctl_help(void)
 	       "  balloon SIZE          set the balloon target, e.g. 512M (a plain number is MiB)\n"
 	       "  NAME [KEY=VALUE...]   any other command, with string arguments\n"
 	       "\n"
+	       "commands of `kvmbox up --api SOCKET` (the whole set of VMs):\n"
+	       "  list                  each VM: name, state, pid, restarts, uptime\n"
+	       "  start|stop|restart VM start, shut down (ACPI), or both, the VM called VM\n"
+	       "  vm VM COMMAND [ARG...] any command above, sent to that VM's own socket\n"
+	       "\n"
 	       "options:\n"
 	       "  --json REQUEST        send REQUEST, a JSON object, as is (\"id\": 1 is added if absent)\n"
 	       "  --timeout SECONDS     give up if no reply comes in time (default: wait forever)\n"
@@ -83,6 +88,33 @@ static char *absolute_path(const char *path)
  * EXIT_USAGE after printing, or 1 after printing a host error. */
 static int build_args(const char *cmd, int nwords, char **words, struct json_object *args)
 {
+	/* The commands of `kvmbox up --api` (cli/up.c): a VM's NAME first. */
+	if ((!strcmp(cmd, "start") || !strcmp(cmd, "stop") || !strcmp(cmd, "restart")) && nwords == 1 &&
+	    !strchr(words[0], '=')) {
+		json_object_object_add(args, "name", json_object_new_string(words[0]));
+		return 0;
+	}
+	if (!strcmp(cmd, "vm")) {
+		struct json_object *inner;
+		int ret;
+
+		if (nwords < 2 || !*words[1] || words[1][0] == '-')
+			return usage_error("vm needs a VM NAME and a COMMAND: vm NAME info");
+		inner = json_object_new_object();
+		if (!inner) {
+			log_error("ctl: out of memory");
+			return 1;
+		}
+		ret = build_args(words[1], nwords - 2, words + 2, inner);
+		if (ret) {
+			json_object_put(inner);
+			return ret;
+		}
+		json_object_object_add(args, "name", json_object_new_string(words[0]));
+		json_object_object_add(args, "command", json_object_new_string(words[1]));
+		json_object_object_add(args, "arguments", inner);
+		return 0;
+	}
 	if (!strcmp(cmd, "info") || !strcmp(cmd, "pause") || !strcmp(cmd, "resume")) {
 		if (nwords)
 			return usage_error("%s takes no arguments", cmd);
@@ -173,9 +205,7 @@ static struct json_object *parse_raw(const char *text)
 	return o;
 }
 
-/* Connect, send `line`, read one reply line into *reply (NUL-terminated,
- * without '\n'). Returns 0 or 1 after printing. */
-static int exchange(const char *path, const char *line, unsigned timeout_s, char **reply)
+int api_call(const char *path, const char *line, unsigned timeout_s, char **reply, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t len = strlen(line), off = 0, cap = 0, used = 0;
@@ -184,19 +214,19 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 	int fd, send_errno = 0;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error("control socket %s: path longer than %zu bytes; give a shorter path", path,
-			  sizeof(sa.sun_path) - 1);
+		snprintf(err, errlen, "control socket %s: path longer than %zu bytes; give a shorter path",
+			 path, sizeof(sa.sun_path) - 1);
 		return 1;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		log_error("control socket %s: socket: %s", path, strerror(errno));
+		snprintf(err, errlen, "control socket %s: socket: %s", path, strerror(errno));
 		return 1;
 	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		log_error("control socket %s: %s; is the VM running with --api %s?", path, strerror(errno),
-			  path);
+		snprintf(err, errlen, "control socket %s: %s; is the VM running with --api %s?", path,
+			 strerror(errno), path);
 		close(fd);
 		return 1;
 	}
@@ -212,7 +242,8 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 				send_errno = errno;
 				break;
 			}
-			log_error("control socket %s: sending the request: %s", path, strerror(errno));
+			snprintf(err, errlen, "control socket %s: sending the request: %s", path,
+				 strerror(errno));
 			close(fd);
 			return 1;
 		}
@@ -234,9 +265,10 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0) {
-				log_error("control socket %s: no reply within %u seconds; the command may "
-					  "still be running in the VM",
-					  path, timeout_s);
+				snprintf(err, errlen,
+					 "control socket %s: no reply within %u seconds; the command may "
+					 "still be running in the VM",
+					 path, timeout_s);
 				goto fail;
 			}
 		}
@@ -244,14 +276,15 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 			char *nb;
 
 			if (cap >= CTL_MAX_REPLY) {
-				log_error("control socket %s: reply longer than %d bytes; is this a kvmbox "
-					  "socket?",
-					  path, CTL_MAX_REPLY);
+				snprintf(err, errlen,
+					 "control socket %s: reply longer than %d bytes; is this a kvmbox "
+					 "socket?",
+					 path, CTL_MAX_REPLY);
 				goto fail;
 			}
 			nb = realloc(buf, cap ? cap * 2 : 65536);
 			if (!nb) {
-				log_error("ctl: out of memory");
+				snprintf(err, errlen, "ctl: out of memory");
 				goto fail;
 			}
 			buf = nb;
@@ -261,15 +294,18 @@ static int exchange(const char *path, const char *line, unsigned timeout_s, char
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0 && send_errno) {
-			log_error("control socket %s: sending the request: %s", path, strerror(send_errno));
+			snprintf(err, errlen, "control socket %s: sending the request: %s", path,
+				 strerror(send_errno));
 			goto fail;
 		}
 		if (n < 0) {
-			log_error("control socket %s: reading the reply: %s", path, strerror(errno));
+			snprintf(err, errlen, "control socket %s: reading the reply: %s", path,
+				 strerror(errno));
 			goto fail;
 		}
 		if (n == 0) {
-			log_error("control socket %s: the VM closed the connection without replying", path);
+			snprintf(err, errlen,
+				 "control socket %s: the VM closed the connection without replying", path);
 			goto fail;
 		}
 		used += (size_t)n;
@@ -393,7 +429,11 @@ int cmd_ctl(int argc, char **argv)
 			log_error("ctl: out of memory");
 			return 1;
 		}
-		ret = exchange(path, line, timeout_s, &reply);
+		char err[512];
+
+		ret = api_call(path, line, timeout_s, &reply, err, sizeof(err));
+		if (ret)
+			log_error("%s", err);
 		free(line);
 	}
 	if (ret == 0)

@@ -102,6 +102,7 @@ void print_main_help(void)
 	       "\n"
 	       "usage: kvmbox run --kernel PATH [options]   boot a VM (kvmbox run --help)\n"
 	       "       kvmbox restore FILE [options]       resume a snapshot (kvmbox restore --help)\n"
+	       "       kvmbox up [--api SOCKET] FILE       run and supervise a set of VMs (kvmbox up --help)\n"
 	       "       kvmbox ctl SOCKET COMMAND [ARG]     control a running VM (kvmbox ctl --help)\n"
 	       "       kvmbox --version\n"
 	       "       kvmbox --help\n",
@@ -357,6 +358,15 @@ void print_restore_help(void)
 	print_run_options(true);
 }
 
+void vm_config_init(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->cpus = 1;
+	cfg->memory = DEFAULT_MEMORY;
+	cfg->console = CONSOLE_SERIAL;
+	cfg->sandbox.seccomp = sandbox_default_mode();
+}
+
 int run_option_set(struct vm_config *cfg, const char *name, const char *value)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(run_options); i++)
@@ -423,11 +433,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct resto
 	size_t n = 0, sl = 1, nr_opts, nr_given = 0;
 	int c, idx, ret = EXIT_USAGE;
 
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->cpus = 1;
-	cfg->memory = DEFAULT_MEMORY;
-	cfg->console = CONSOLE_SERIAL;
-	cfg->sandbox.seccomp = sandbox_default_mode();
+	vm_config_init(cfg);
 	given = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*given));
 	if (!given) {
 		log_error("%s: out of memory", cmd);

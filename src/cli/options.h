@@ -27,6 +27,8 @@ const char *format_size(uint64_t bytes, char *buf, size_t len);
 /* Parse a decimal unsigned int with no sign, spaces or trailing junk. */
 int parse_uint(const char *s, unsigned *out);
 
+/* The run options' defaults, before any option is given: 1 vCPU, 256M, a serial console. */
+void vm_config_init(struct vm_config *cfg);
 /* Set run option `name` (long name, no dashes) to value (NULL for a flag) in cfg: the one
  * table behind the command line and configuration files. 0, or EXIT_USAGE after printing. */
 int run_option_set(struct vm_config *cfg, const char *name, const char *value);

@@ -22,6 +22,7 @@
 #include "../core/machine.h"
 #include "../core/devtype.h"
 #include "../core/migrate.h"
+#include "../core/notify.h"
 #include "../core/sandbox.h"
 #include "../core/sigwatch.h"
 #include "../core/util.h"
@@ -70,11 +71,17 @@ static int run_machine(const struct vm_config *cfg, struct snapshot *restore, bo
 {
 	struct machine *m = NULL;
 	struct api_server *api = NULL;
-	int status = EXIT_START_FAIL;
+	int status = EXIT_START_FAIL, notify_fd;
 
+	/* systemd's socket (Type=notify units), connected before a jail hides its path. */
+	notify_fd = notify_open();
 	/* Still one thread: the cgroup, the namespaces (--jail forks here) and the filters. */
 	if (sandbox_setup(cfg) == 0)
 		m = machine_create(cfg);
+	if (m)
+		machine_set_notify(m, notify_fd);
+	else if (notify_fd >= 0)
+		close(notify_fd);
 	if (!m) {
 		if (incoming_fd >= 0)
 			close(incoming_fd);

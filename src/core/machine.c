@@ -18,6 +18,7 @@
 #include "log.h"
 #include "loop.h"
 #include "migrate.h"
+#include "notify.h"
 #include "sandbox.h"
 #include "sigwatch.h"
 #include "util.h"
@@ -54,6 +55,8 @@ struct machine {
 	int kvm_fd;
 	bool locked_down;   /* jail entered, ids and capabilities dropped */
 	bool main_filtered; /* the main thread's seccomp filter is installed */
+	int notify_fd;      /* systemd's NOTIFY_SOCKET, -1: none */
+	bool notified;      /* READY=1 sent */
 };
 
 static void on_stop(struct loop *l, int fd, uint32_t events, void *opaque)
@@ -276,6 +279,10 @@ static int boot_once(struct machine *m)
 		m->main_filtered = true;
 		vm_release_vcpus(vm);
 	}
+	if (started && !m->notified) {
+		notify_send(m->notify_fd, "READY=1");
+		m->notified = true;
+	}
 	if (started || atomic_load(&vm->exit_reason) != VM_RUNNING) {
 		if (m->user_paused)
 			vm_pause(vm); /* restore --paused */
@@ -317,6 +324,7 @@ struct machine *machine_create(const struct vm_config *cfg)
 	}
 	m->cfg = cfg;
 	m->incoming_fd = -1;
+	m->notify_fd = -1;
 	m->shutdown_tfd = -1;
 	m->kvm_fd = -1;
 	ser_writer_init(&m->keep);
@@ -368,6 +376,11 @@ void machine_set_incoming(struct machine *m, int fd)
 	m->incoming_fd = fd;
 }
 
+void machine_set_notify(struct machine *m, int notify_fd)
+{
+	m->notify_fd = notify_fd;
+}
+
 int machine_run(struct machine *m)
 {
 	int status = MACHINE_EXIT_START_FAIL;
@@ -409,6 +422,7 @@ int machine_run(struct machine *m)
 			status = MACHINE_EXIT_START_FAIL;
 			break;
 		}
+		notify_send(m->notify_fd, "STOPPING=1");
 		return status;
 	}
 }
@@ -430,6 +444,8 @@ void machine_destroy(struct machine *m)
 	ser_writer_free(&m->keep);
 	if (m->kvm_fd >= 0)
 		close(m->kvm_fd);
+	if (m->notify_fd >= 0)
+		close(m->notify_fd);
 	free(m);
 }
 

@@ -45,6 +45,9 @@ struct machine *machine_create(const struct vm_config *cfg);
 void machine_set_restore(struct machine *m, struct snapshot *s, bool copy, bool start_paused);
 /* The first boot receives an incoming migration on fd (taken over) instead. */
 void machine_set_incoming(struct machine *m, int fd);
+/* Tell systemd through notify_fd (core/notify.h; taken over, -1: none) READY=1 once the first
+ * boot's vCPUs run, STOPPING=1 when the VM stops for good. */
+void machine_set_notify(struct machine *m, int notify_fd);
 /* Boot and supervise until the VM is done; the process exit status (machine_status, or
  * 128 + signal). */
 int machine_run(struct machine *m);

@@ -822,3 +822,189 @@ t_soak_migrations() {
 	lc_term || { fail "$t" "$WHY"; return; }
 	pass "$t"
 }
+
+# ---- kvmbox up: a set of VMs from one file ----
+
+# up_field NAME FIELD: FIELD of VM NAME in the last `ctl list` reply (CTL), quotes dropped.
+up_field() {
+	echo "$CTL" | tr -d ' \n' | sed -n "s/.*{\"name\":\"$1\",\([^}]*\)}.*/\1/p" |
+		sed -n "s/.*\"$2\":\([^,]*\).*/\1/p" | tr -d '"'
+}
+
+# up_wait SOCK SECONDS NAME FIELD VALUE [NAME FIELD VALUE...]: until `ctl SOCK list` shows each
+# FIELD of NAME as VALUE (a regex); else WHY.
+up_wait() {
+	local sock=$1 n=$(($2 * 10)) ok i
+	shift 2
+	local want=("$@")
+	while [ "$n" -gt 0 ]; do
+		lc_ctl "$sock" list
+		ok=1
+		for ((i = 0; i < ${#want[@]}; i += 3)); do
+			up_field "${want[i]}" "${want[i + 1]}" | grep -qx -- "${want[i + 2]}" || ok=
+		done
+		[ -n "$ok" ] && return 0
+		alive "$PID" || { WHY="kvmbox up exited: $(tail -n1 "$ERR" | cut -c1-150)"; return 1; }
+		sleep 0.1
+		n=$((n - 1))
+	done
+	WHY="ctl list never showed ${want[*]}: $(echo "$CTL" | tr -d ' \n' | cut -c1-300)"
+	return 1
+}
+
+# lc_notify NAME FILE: a stand-in for systemd's notification socket on NAME (a path or @NAME;
+# tools/notifysock.c) in the background, writing what it gets to FILE; returns once it listens.
+lc_notify() {
+	local n=100
+	: >"$2"
+	"$TOOLS/notifysock" "$1" "$2" 2>>"$LOGS/$CUR.notify.err" &
+	BG_PIDS="$BG_PIDS $!"
+	while [ "$n" -gt 0 ]; do
+		grep -qx listening "$2" && return 0
+		sleep 0.05
+		n=$((n - 1))
+	done
+	WHY="notifysock $1 did not start: $(head -c 150 "$LOGS/$CUR.notify.err")"
+	return 1
+}
+
+# lc_wait_line FILE LINE SECONDS: until FILE has the line LINE; else WHY.
+lc_wait_line() {
+	local n=$(($3 * 20))
+	while [ "$n" -gt 0 ]; do
+		grep -qx -- "$2" "$1" && return 0
+		sleep 0.05
+		n=$((n - 1))
+	done
+	WHY="no '$2' in $1 within $3s: $(tr '\n' '|' <"$1" | cut -c1-100)"
+	return 1
+}
+
+# t_notify_run: kvmbox run under a Type=notify unit's $NOTIFY_SOCKET (an abstract one): READY=1
+# once the guest runs, STOPPING=1 when SIGTERM stops it, nothing else.
+t_notify_run() {
+	local t=$1 nf=$WORK/$1.notify
+	lc_notify "@kvmbox-test-$$-$t" "$nf" || { fail "$t" "$WHY"; return; }
+	NOTIFY_SOCKET="@kvmbox-test-$$-$t" bg_start "$t"
+	wait_out "idle: tick 2$" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_wait_line "$nf" READY=1 5 || { bg_kill; fail "$t" "$WHY"; return; }
+	lc_term || { fail "$t" "$WHY"; return; }
+	lc_wait_line "$nf" STOPPING=1 5 || { fail "$t" "$WHY"; return; }
+	[ "$(tr '\n' ' ' <"$nf")" = "listening READY=1 STOPPING=1 " ] ||
+		{ fail "$t" "notifications: $(tr '\n' ' ' <"$nf")"; return; }
+	pass "$t"
+}
+
+# t_up: three idle guests from one file (b after a, c after b) under `kvmbox up --api`: all run
+# and their console logs grow; kill -9 of a (restart = on-failure) brings it back with a new pid
+# and restarts 1 while b and c keep theirs; kill -9 of b (restart = no) leaves it down;
+# `vm c info` reaches c's own socket; `start b` brings b back, `restart c` gives c a new
+# process, `stop c` powers it off for good; SIGTERM shuts the rest down through ACPI: status 0,
+# no VM process left. systemd's socket (a path) gets READY=1 once all three run, STOPPING=1 at
+# the SIGTERM, and nothing from the VMs' own processes.
+t_up() {
+	local t=$1 dir=$WORK/$1.d sock=$WORK/$1.sock conf=$WORK/$1.conf nf=$WORK/$1.notify pa pb pc na nb nc v
+	mkdir -p "$dir"
+	cat >"$conf" <<-EOF
+		[defaults]
+		state-dir = $dir/state
+		kernel = $GUESTS/$G.elf
+		memory = 64M
+		append = pwrbtn
+		restart = on-failure
+
+		[vm c]
+		after = b
+		[vm a]
+		[vm b]
+		after = a
+		restart = no
+	EOF
+	lc_notify "$WORK/$t.nsock" "$nf" || { fail "$t" "$WHY"; return; }
+	NOTIFY_SOCKET=$WORK/$t.nsock lc_bg "$t" up --api "$sock" "$conf"
+	up_wait "$sock" 60 a state running b state running c state running || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
+	pa=$(up_field a pid) pb=$(up_field b pid) pc=$(up_field c pid)
+	lc_wait_line "$nf" READY=1 5 || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
+	# Started in after order, whatever the file's order.
+	v=$(sed -n 's/^kvmbox up: vm \([abc]\): started.*/\1/p' "$ERR" | tr -d '\n')
+	[ "$v" = abc ] || { lc_kill "$PID"; fail "$t" "start order '$v', expected abc"; return; }
+	for v in a b c; do
+		OUT=$dir/state/$v.console.log
+		wait_out "idle: tick 2$" 20 || { lc_kill "$PID"; fail "$t" "console log of $v: $WHY"; return; }
+		grows "$OUT" 5 || { lc_kill "$PID"; fail "$t" "console log of $v does not grow"; return; }
+	done
+	kill -KILL "$pa"
+	up_wait "$sock" 30 a state running a restarts 1 || { lc_kill "$PID"; fail "$t" "a: $WHY"; return; }
+	na=$(up_field a pid)
+	[ -n "$na" ] && [ "$na" != "$pa" ] || { lc_kill "$PID"; fail "$t" "a's pid $na after the restart, was $pa"; return; }
+	[ "$(up_field b pid)" = "$pb" ] && [ "$(up_field c pid)" = "$pc" ] ||
+		{ lc_kill "$PID"; fail "$t" "b or c changed: $(echo "$CTL" | tr -d ' \n' | cut -c1-300)"; return; }
+	kill -KILL "$pb"
+	up_wait "$sock" 30 b state failed b pid null b last_status 137 b restarts 0 ||
+		{ lc_kill "$PID"; fail "$t" "b: $WHY"; return; }
+	lc_ctl_ok "vm c info" "$sock" vm c info || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
+	echo "$CTL" | grep -q '"state": "running"' || { lc_kill "$PID"; fail "$t" "vm c info: $(echo "$CTL" | tr -d ' \n' | cut -c1-200)"; return; }
+	lc_ctl "$sock" vm nosuch info
+	[ "$CTL_RC" = 1 ] && echo "$CTL" | grep -q "no VM called 'nosuch'" ||
+		{ lc_kill "$PID"; fail "$t" "vm nosuch info: status $CTL_RC: $(echo "$CTL" | tr -d '\n' | cut -c1-200)"; return; }
+	# The set's commands: start b again, restart c (a new process), stop c for good.
+	lc_ctl_ok "start b" "$sock" start b || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
+	up_wait "$sock" 30 b state running || { lc_kill "$PID"; fail "$t" "start b: $WHY"; return; }
+	nb=$(up_field b pid)
+	lc_ctl_ok "restart c" "$sock" restart c || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
+	up_wait "$sock" 40 c state running c last_status 0 || { lc_kill "$PID"; fail "$t" "restart c: $WHY"; return; }
+	nc=$(up_field c pid)
+	[ -n "$nc" ] && [ "$nc" != "$pc" ] || { lc_kill "$PID"; fail "$t" "c's pid $nc after restart, was $pc"; return; }
+	kill -0 "$pc" 2>/dev/null && { lc_kill "$PID"; fail "$t" "c's first process $pc still there after restart"; return; }
+	lc_ctl_ok "stop c" "$sock" stop c || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
+	up_wait "$sock" 40 c state stopped c pid null || { lc_kill "$PID"; fail "$t" "stop c: $WHY"; return; }
+	[ "$(up_field a pid)" = "$na" ] && [ "$(up_field b pid)" = "$nb" ] ||
+		{ lc_kill "$PID"; fail "$t" "a or b changed: $(echo "$CTL" | tr -d ' \n' | cut -c1-300)"; return; }
+	grep -qx STOPPING=1 "$nf" && { lc_kill "$PID"; fail "$t" "STOPPING=1 before the SIGTERM"; return; }
+	kill -TERM "$PID"
+	bg_wait 60 || { lc_kill "$na" "$nb"; fail "$t" "kvmbox up still running 60s after SIGTERM"; return; }
+	lc_wait_line "$nf" STOPPING=1 5 || { fail "$t" "$WHY"; return; }
+	[ "$(tr '\n' ' ' <"$nf")" = "listening READY=1 STOPPING=1 " ] ||
+		{ fail "$t" "notifications: $(tr '\n' ' ' <"$nf")"; return; }
+	for v in "$na" "$nb"; do
+		kill -0 "$v" 2>/dev/null && { lc_kill "$v"; fail "$t" "VM process $v still there after up exited"; return; }
+	done
+	[ "$RC" = 0 ] || { fail "$t" "status $RC after SIGTERM, expected 0: $(tail -n2 "$ERR" | tr '\n' '|')"; return; }
+	# b (restart = no) came back only through `start b`.
+	[ "$(grep -c '^kvmbox up: vm b: started' "$ERR")" = 2 ] || { fail "$t" "b was started $(grep -c '^kvmbox up: vm b: started' "$ERR") times, expected 2"; return; }
+	[ "$(grep -c '^kvmbox up: vm [ab]: exited with status 0' "$ERR")" = 2 ] ||
+		{ fail "$t" "a and b did not power off cleanly: $(grep 'exited' "$ERR" | tr '\n' '|' | cut -c1-200)"; return; }
+	pass "$t"
+}
+
+# t_up_clean: two idle guests under `kvmbox up` (no --api), SIGTERM: both power off through ACPI,
+# up exits 0 and no VM process is left.
+t_up_clean() {
+	local t=$1 dir=$WORK/$1.d conf=$WORK/$1.conf p pids
+	mkdir -p "$dir"
+	cat >"$conf" <<-EOF
+		[defaults]
+		state-dir = $dir
+		kernel = $GUESTS/$G.elf
+		memory = 64M
+		append = pwrbtn
+		[vm one]
+		[vm two]
+		after = one
+	EOF
+	lc_bg "$t" up "$conf"
+	for p in one two; do
+		OUT=$dir/$p.console.log
+		: >>"$OUT"
+		wait_out "idle: power button armed" 30 || { lc_kill "$PID"; fail "$t" "$p: $WHY"; return; }
+	done
+	pids=$(sed -n 's/^kvmbox up: vm [a-z]*: started, pid \([0-9]*\)$/\1/p' "$ERR")
+	kill -TERM "$PID"
+	bg_wait 60 || { fail "$t" "kvmbox up still running 60s after SIGTERM"; return; }
+	for p in $pids; do
+		kill -0 "$p" 2>/dev/null && { lc_kill "$p"; fail "$t" "VM process $p still there after up exited"; return; }
+	done
+	[ "$RC" = 0 ] || { fail "$t" "status $RC after SIGTERM, expected 0: $(tail -n2 "$ERR" | tr '\n' '|')"; return; }
+	[ "$(grep -c 'exited with status 0' "$ERR")" = 2 ] || { fail "$t" "not both VMs exited 0: $(grep exited "$ERR" | tr '\n' '|')"; return; }
+	pass "$t"
+}

@@ -104,6 +104,9 @@ soak_snapshots           idle            t_soak_snapshots
 soak_migrations          idle            t_soak_migrations
 shutdown                 idle            t_shutdown
 shutdown_timeout         idle            t_shutdown_timeout
+up                       idle            t_up
+up_clean                 idle            t_up_clean
+notify_run               idle            t_notify_run
 cli_missing_kernel       -               t_cli_kernel missing
 cli_kernel_is_dir        -               t_cli_kernel dir
 cli_not_a_kernel         -               t_cli_kernel text
@@ -121,7 +124,7 @@ kvm_missing              poweroff        t_kvm_ns
 
 # The helpers in build/guests/tools (tests/guests/tools/*.c) and the other commands the tests
 # run (busybox has them all, with the options used: selftest_tools checks).
-HELPERS="deadline sigdisp ptyrun apiclient freeport passcheck bytes"
+HELPERS="deadline sigdisp ptyrun apiclient freeport passcheck bytes notifysock"
 COMMANDS="awk cat chmod cmp cp cut dd diff grep head ln ls mkdir mktemp mount od readlink rm sed seq sh sleep
 	sort stat tail tr truncate uniq unshare wc"
 

@@ -206,16 +206,24 @@ t_demo_retry() {
 	echo "$r"
 }
 
-# `make install` into a DESTDIR: the binary and both man pages, with their modes, and man
-# renders the pages without a warning.
+# `make install` into a DESTDIR: the binary, both man pages and the systemd units, with their
+# modes (the units' ExecStart naming the installed binary), and man renders the pages without
+# a warning.
 t_install() {
 	local t=install_destdir d=$WORK/dest out f
 	out=$(make -s install DESTDIR="$d" PREFIX=/usr 2>&1) || { fail "$t" "make install failed: $out"; return; }
-	for f in usr/bin/kvmbox:755 usr/share/man/man1/kvmbox.1:644 usr/share/man/man7/kvmbox-api.7:644; do
+	for f in usr/bin/kvmbox:755 usr/share/man/man1/kvmbox.1:644 usr/share/man/man7/kvmbox-api.7:644 \
+		usr/lib/systemd/system/kvmbox.service:644 usr/lib/systemd/system/kvmbox@.service:644; do
 		[[ -f $d/${f%:*} ]] || { fail "$t" "$d/${f%:*} missing"; return; }
 		[[ $(stat -c %a "$d/${f%:*}") == "${f#*:}" ]] || { fail "$t" "$d/${f%:*} has mode $(stat -c %a "$d/${f%:*}")"; return; }
 	done
 	"$d/usr/bin/kvmbox" --version | grep -q '^kvmbox ' || { fail "$t" "the installed binary does not run"; return; }
+	grep -qx 'ExecStart=/usr/bin/kvmbox up --api /run/kvmbox/up.sock /etc/kvmbox/system.conf' \
+		"$d/usr/lib/systemd/system/kvmbox.service" &&
+		grep -qx 'ExecStart=/usr/bin/kvmbox run --config /etc/kvmbox/%i.conf --api /run/kvmbox/%i.sock' \
+			"$d/usr/lib/systemd/system/kvmbox@.service" &&
+		grep -q '^Type=notify$' "$d/usr/lib/systemd/system/kvmbox.service" ||
+		{ fail "$t" "the systemd units do not run $d/usr/bin/kvmbox as Type=notify"; return; }
 	command -v man >/dev/null || { fail "$t" "man is missing (man-db is in scripts/packages.txt)"; return; }
 	for f in man1/kvmbox.1 man7/kvmbox-api.7; do
 		out=$(MANWIDTH=80 man -l --warnings=all "$d/usr/share/man/$f" 2>&1 >"$WORK/man.txt")

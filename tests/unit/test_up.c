@@ -1,0 +1,313 @@
+/* test_up.c - kvmbox up FILE: [defaults] merged into each [vm NAME], the run arguments of each
+ * VM, the checks across VMs (a table of bad files and their one-line messages), the start
+ * order and the restart back-off. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/options.h"
+#include "cli/up.h"
+#include "virtio/blk.h"
+
+static char dir[64];
+static char path[128];
+static char err[8192]; /* what the last load printed on stderr */
+static struct up_config uc;
+
+static int setup(void **state)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(dir, sizeof(dir), "%s/kvmbox-up-XXXXXX", tmp && strlen(tmp) < 30 ? tmp : "/tmp");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/system.conf", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	unlink(path);
+	rmdir(dir);
+	return 0;
+}
+
+/* up_config_load on a file holding text; stderr caught in err. */
+static int load(const char *text)
+{
+	int saved, fd, ret;
+	ssize_t n;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(dir, O_TMPFILE | O_RDWR, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, 2);
+	ret = up_config_load(&uc, path);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, err, sizeof(err) - 1, 0);
+	err[n > 0 ? n : 0] = '\0';
+	close(fd);
+	return ret;
+}
+
+/* The VM called name in uc. */
+static const struct up_vm *vm(const char *name)
+{
+	for (unsigned i = 0; i < uc.nr_vms; i++)
+		if (!strcmp(uc.vms[i].name, name))
+			return &uc.vms[i];
+	fail_msg("no VM %s", name);
+	return NULL;
+}
+
+/* The VM's run arguments, space-separated. */
+static const char *args(const char *name)
+{
+	static char buf[2048];
+	const struct up_vm *v = vm(name);
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < v->argc; i++) {
+		if (i)
+			strcat(buf, " ");
+		strcat(buf, v->argv[i]);
+	}
+	assert_null(v->argv[v->argc]);
+	return buf;
+}
+
+static void test_up_merge(void **state)
+{
+	static const char text[] = "# a board\n"
+				   "[defaults]\n"
+				   "state-dir = /run/board\n"
+				   "memory = 64M\n"
+				   "append = quiet\n"
+				   "disk = /srv/base.img,ro\n"
+				   "no-reboot = yes\n"
+				   "restart = on-failure\n"
+				   "restart-limit = 3\n"
+				   "\n"
+				   "[vm web]\n"
+				   "kernel = /k/web\n"
+				   "cpus = 2\n"
+				   "after = db\n"
+				   "console-log = web.log\n"
+				   "[vm db]\n"
+				   "kernel = /k/db\n"
+				   "memory = 128M\n"
+				   "disk = /srv/db.img\n"
+				   "disk = /srv/db2.img\n"
+				   "no-reboot = no\n"
+				   "restart = always\n"
+				   "shutdown-timeout = 5\n"
+				   "[vm log]\n"
+				   "kernel = /k/log\n"
+				   "console-log = /var/log/log.console\n";
+
+	assert_int_equal(load(text), 0);
+	assert_string_equal(err, "");
+	assert_int_equal(uc.nr_vms, 3);
+	assert_string_equal(uc.state_dir, "/run/board");
+	/* [defaults] first, then the VM's own keys; a VM's key replaces the defaults' (a disk all
+	 * of them), a flag set to false is left out. */
+	assert_string_equal(args("web"), "--memory=64M --append=quiet --disk=/srv/base.img,ro --no-reboot "
+					 "--kernel=/k/web --cpus=2");
+	assert_string_equal(args("db"), "--append=quiet --kernel=/k/db --memory=128M --disk=/srv/db.img "
+					"--disk=/srv/db2.img");
+	assert_int_equal(vm("web")->cfg.memory, 64 << 20);
+	assert_int_equal(vm("web")->cfg.cpus, 2);
+	assert_true(vm("web")->cfg.no_reboot);
+	assert_int_equal(vm("db")->cfg.memory, 128 << 20);
+	assert_false(vm("db")->cfg.no_reboot);
+	assert_int_equal(vm("db")->cfg.nr_devs, 2);
+	assert_string_equal(((const struct disk_config *)vm("db")->cfg.devs[1].cfg)->path, "/srv/db2.img");
+	assert_int_equal(vm("db")->dev_line[1], 20);
+	assert_int_equal(vm("web")->dev_line[0], 6); /* the [defaults] line */
+	/* The supervisor's keys. */
+	assert_int_equal(vm("web")->restart, UP_RESTART_ON_FAILURE);
+	assert_int_equal(vm("web")->restart_limit, 3);
+	assert_int_equal(vm("web")->shutdown_timeout, UP_SHUTDOWN_TIMEOUT);
+	assert_int_equal(vm("db")->restart, UP_RESTART_ALWAYS);
+	assert_int_equal(vm("db")->shutdown_timeout, 5);
+	assert_string_equal(vm("web")->console_log, "/run/board/web.log");
+	assert_string_equal(vm("db")->console_log, "/run/board/db.console.log");
+	assert_string_equal(vm("log")->console_log, "/var/log/log.console");
+	/* web waits for db: db, web, then log (file order otherwise). */
+	assert_int_equal(vm("web")->nr_after, 1);
+	assert_int_equal(vm("web")->after_line[0], 14);
+	assert_string_equal(uc.vms[uc.order[0]].name, "db");
+	assert_string_equal(uc.vms[uc.order[1]].name, "web");
+	assert_string_equal(uc.vms[uc.order[2]].name, "log");
+	up_config_free(&uc);
+}
+
+/* Read-only sharing, separate taps and CPUs, names with every allowed character. */
+static void test_up_no_conflict(void **state)
+{
+	static const char text[] = "[vm a_1.x-y]\n"
+				   "kernel = /k\n"
+				   "disk = /srv/shared.img,ro\n"
+				   "net = tap=tap0\n"
+				   "vcpu-affinity = 0=2,1=3\n"
+				   "[vm b]\n"
+				   "kernel = /k\n"
+				   "disk = /srv/shared.img,ro\n"
+				   "net = tap=tap1\n"
+				   "vcpu-affinity = 0=4-5\n";
+
+	assert_int_equal(load(text), 0);
+	assert_string_equal(err, "");
+	assert_int_equal(uc.nr_vms, 2);
+	up_config_free(&uc);
+}
+
+/* Each bad file: status 2 (EXIT_USAGE), one line "kvmbox: FILE:LINE: ...want...". */
+static const struct {
+	const char *text;
+	unsigned line;
+	const char *want;
+} bad[] = {
+	/* clang-format off */
+	{ "[vm a]\nkernel = /k\nmemroy = 1G\n", 3, "unknown key 'memroy'; the keys are the long options of kvmbox run --help" },
+	{ "[vm a]\nkernel = /k\ncpus = two\n", 3, "--cpus 'two': not a number" },
+	{ "[defaults]\nmemory = 5x\n[vm a]\nkernel = /k\n", 2, "--memory '5x': not a size" },
+	{ "[vm a]\nkernel = /k\n[vm b]\nkernel = /k\n[vm a]\nkernel = /k\n", 5, "[vm a] given again (first on line 1); give each VM its own name" },
+	{ "[vm a]\nkernel = /k\ncpus = 1\ncpus = 2\n", 4, "cpus given again (first on line 3)" },
+	{ "[defaults]\ncpus = 1\n[defaults]\n", 3, "[defaults] given again (first on line 1)" },
+	{ "[vm a]\nkernel = /k\ndisk = /srv/x.img\n[vm b]\nkernel = /k\ndisk = /srv/x.img,ro\n", 6, "disk /srv/x.img is also [vm a]'s (line 3), writable in one of them" },
+	{ "[defaults]\ndisk = /srv/x.img\n[vm a]\nkernel = /k\n[vm b]\nkernel = /k\n", 2, "disk /srv/x.img is also [vm a]'s (line 2)" },
+	{ "[vm a]\nkernel = /k\nnet = tap=tap0\n[vm b]\nkernel = /k\nnet = tap=tap1\nnet = tap=tap0\n", 7, "tap tap0 is also [vm a]'s (line 3); give each VM its own tap" },
+	{ "[vm a]\nkernel = /k\nvcpu-affinity = 0=2,1=3\n[vm b]\nkernel = /k\nvcpu-affinity = 0=1,1=3-4\n", 6, "vcpu-affinity dedicates host CPUs 3 that [vm a] has too (line 3)" },
+	{ "[vm a]\nkernel = /k\nafter = z\n", 3, "after = z: no such VM in this file" },
+	{ "[vm a]\nkernel = /k\nafter = a\n", 3, "after = a: a VM cannot start after itself" },
+	{ "[vm a]\nkernel = /k\nafter = c\n[vm b]\nkernel = /k\n[vm c]\nkernel = /k\nafter = b, a\n", 3, "after = c: a cycle (a -> c -> a, each after the next)" },
+	{ "[vm x]\nkernel = /k\n[vm a]\nkernel = /k\nafter = b\n[vm b]\nkernel = /k\nafter = c\n[vm c]\nkernel = /k\nafter = a\n", 5, "after = b: a cycle (a -> b -> c -> a" },
+	{ "[defaults]\nafter = a\n[vm a]\nkernel = /k\n", 2, "after in [defaults] would make every VM wait for another" },
+	{ "[vm a]\nkernel = /k\nstate-dir = /run/x\n", 3, "state-dir is a key of [defaults]" },
+	{ "[defaults]\nstate-dir = run\n[vm a]\nkernel = /k\n", 2, "state-dir = run: give an absolute path" },
+	{ "[defaults]\nconsole-log = a.log\n[vm a]\nkernel = /k\n", 2, "console-log in [defaults] would give every VM one file" },
+	{ "[vm a]\nkernel = /k\nconsole-log = /l\n[vm b]\nkernel = /k\nconsole-log = /l\n", 4, "console-log /l is also [vm a]'s" },
+	{ "[vm a]\nkernel = /k\nrestart = sometimes\n", 3, "restart = sometimes: give restart = no, on-failure or always" },
+	{ "[vm a]\nkernel = /k\nrestart-limit = many\n", 3, "restart-limit = many: give a number" },
+	{ "[vm a]\nkernel = /k\nshutdown-timeout = 0\n", 3, "shutdown-timeout = 0: give whole seconds, 1 to 86400" },
+	{ "[vm a]\nkernel = /k\napi = /run/a.sock\n", 3, "api is kvmbox up's to give" },
+	{ "[vm a]\nkernel = /k\nincoming = unix:/x\n", 3, "incoming is an option of kvmbox run, not of kvmbox up" },
+	{ "[vm a]\nkernel = /k\nconfig = other.conf\n", 3, "config cannot be a key of a configuration file" },
+	{ "[vm a]\nmemory = 64M\n", 1, "[vm a] has no kernel; give kernel = PATH under it or in [defaults]" },
+	{ "kernel = /k\n[vm a]\n", 1, "kernel: a key before any section; put it under [defaults] or [vm NAME]" },
+	{ "[vm]\nkernel = /k\n", 1, "unknown section [vm]" },
+	{ "[vm a/b]\nkernel = /k\n", 1, "[vm a/b]: a VM name is 1 to 32 letters, digits" },
+	{ "[vm -a]\nkernel = /k\n", 1, "a VM name is" },
+	{ "[defaults]\n[vms a]\n", 2, "unknown section [vms a]; a file for kvmbox up has [defaults] and [vm NAME]" },
+	{ "[vm a]\nkernel = /k\nnot ini\n", 3, "not a `key = value` line" },
+	/* The first problem in line order wins over the checks across VMs. */
+	{ "[vm a]\nkernel = /k\nafter = z\n[vm b]\ncpus = x\n", 5, "--cpus 'x'" },
+	/* clang-format on */
+};
+
+static void test_up_bad_files(void **state)
+{
+	char prefix[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int ret = load(bad[i].text);
+
+		up_config_free(&uc);
+		snprintf(prefix, sizeof(prefix), "kvmbox: %s:%u: ", path, bad[i].line);
+		if (ret != EXIT_USAGE || strncmp(err, prefix, strlen(prefix)) || !strstr(err, bad[i].want) ||
+		    strchr(err, '\n') + 1 != err + strlen(err))
+			fail_msg("file %zu: status %d, want one line '%s...%s', got '%s'", i, ret, prefix,
+				 bad[i].want, err);
+	}
+	/* No VM: nothing to point at but the file. */
+	assert_int_equal(load("[defaults]\nmemory = 64M\n"), EXIT_USAGE);
+	up_config_free(&uc);
+	assert_non_null(strstr(err, ": no [vm NAME] section; describe each VM in one"));
+}
+
+/* The socket path must fit a sockaddr_un. */
+static void test_up_long_state_dir(void **state)
+{
+	char text[512], longdir[150];
+
+	memset(longdir, 'd', sizeof(longdir) - 1);
+	longdir[0] = '/';
+	longdir[sizeof(longdir) - 1] = '\0';
+	snprintf(text, sizeof(text), "[defaults]\nstate-dir = %s\n[vm a]\nkernel = /k\n", longdir);
+	assert_int_equal(load(text), EXIT_USAGE);
+	up_config_free(&uc);
+	assert_non_null(strstr(err, ":2: the control socket /ddd"));
+	assert_non_null(strstr(err, "give a shorter state-dir or VM name"));
+}
+
+static void test_up_backoff(void **state)
+{
+	static const unsigned want[] = { 1000, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000 };
+
+	for (unsigned n = 0; n < sizeof(want) / sizeof(want[0]); n++)
+		assert_int_equal(up_backoff_ms(n), want[n]);
+	assert_int_equal(up_backoff_ms(1000000), UP_BACKOFF_MAX);
+}
+
+/* up_order alone: file order when nothing waits, a chain reversed, a diamond. */
+static void test_up_order(void **state)
+{
+	struct up_config *o = calloc(1, sizeof(*o));
+	static const char *const names[] = { "a", "b", "c", "d" };
+
+	assert_non_null(o);
+	o->path = "x.conf";
+	o->nr_vms = 4;
+	for (unsigned i = 0; i < 4; i++)
+		strcpy(o->vms[i].name, names[i]);
+	assert_int_equal(up_order(o), 0);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(o->order[i], i);
+	/* a after b after c after d. */
+	for (unsigned i = 0; i < 3; i++) {
+		o->vms[i].after[0] = i + 1;
+		o->vms[i].nr_after = 1;
+	}
+	assert_int_equal(up_order(o), 0);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(o->order[i], 3 - i);
+	/* d after b and c, both after a. */
+	memset(o->vms, 0, sizeof(o->vms));
+	for (unsigned i = 0; i < 4; i++)
+		strcpy(o->vms[i].name, names[i]);
+	o->vms[3] = (struct up_vm){ .name = "d", .after = { 1, 2 }, .nr_after = 2 };
+	o->vms[1].after[0] = 0;
+	o->vms[1].nr_after = 1;
+	o->vms[2].after[0] = 0;
+	o->vms[2].nr_after = 1;
+	assert_int_equal(up_order(o), 0);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(o->order[i], i);
+	free(o);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_up_merge),     cmocka_unit_test(test_up_no_conflict),
+		cmocka_unit_test(test_up_bad_files), cmocka_unit_test(test_up_long_state_dir),
+		cmocka_unit_test(test_up_backoff),   cmocka_unit_test(test_up_order),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
