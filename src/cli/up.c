@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,14 +52,15 @@ struct sup_vm {
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	enum vm_state state;
 	pid_t pid;
-	uint64_t started_ns; /* the process's start */
-	uint64_t due_ns;     /* VM_BACKOFF: restart then; VM_STOPPING: SIGKILL then */
-	unsigned restarts;   /* by the supervisor, in all */
-	unsigned streak;     /* restarts in a row (reset by a run of UP_STABLE_MS) */
-	bool pending;        /* to be started once the VMs it is after ran */
-	bool ran;            /* its socket answered at least once */
-	bool again;          /* restart once stopped (the restart command) */
-	int status;          /* the last exit status (-1: none yet) */
+	uint64_t started_ns;    /* the process's start */
+	uint64_t due_ns;        /* VM_BACKOFF: restart then; VM_STOPPING: SIGKILL then */
+	unsigned restarts;      /* by the supervisor, in all */
+	unsigned streak;        /* restarts in a row (reset by a run of UP_STABLE_MS) */
+	bool pending;           /* to be started once the VMs it is after ran */
+	bool ran;               /* its socket answered at least once */
+	bool again;             /* restart once stopped (the restart command) */
+	int status;             /* the last exit status (-1: none yet) */
+	atomic_bool forwarding; /* a `vm NAME ...` request is on its way (one at a time) */
 };
 
 struct up {
@@ -369,7 +371,13 @@ static void on_timer(struct loop *l, int fd, uint32_t events, void *opaque)
 
 /* ---- the set's control socket (docs/API.md, "kvmbox up") ------------------------------ */
 
+/* How long a `vm NAME ...` request may wait for the VM's reply: a stopped (SIGSTOP) or wedged
+ * VM must not hold its forwarding thread for ever. Long enough for a snapshot or a migration of
+ * a large guest. */
+#define UP_FORWARD_TIMEOUT_S 900
+
 struct forward {
+	struct sup_vm *s;
 	struct api_req *req;
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char name[UP_NAME_MAX + 1];
@@ -384,7 +392,7 @@ static void *forward_thread(void *opaque)
 	struct json_object *r = NULL, *v, *cls, *desc;
 	char err[512], *reply = NULL;
 
-	if (api_call(f->sock, f->line, 0, &reply, err, sizeof(err))) {
+	if (api_call(f->sock, f->line, UP_FORWARD_TIMEOUT_S, &reply, err, sizeof(err))) {
 		api_error(f->req, "NotRunning", "vm %s: %s", f->name, err);
 	} else if (!(r = json_tokener_parse(reply)) || !json_object_is_type(r, json_type_object)) {
 		api_error(f->req, "GenericError", "vm %s: the reply is not a JSON object", f->name);
@@ -399,6 +407,7 @@ static void *forward_thread(void *opaque)
 	json_object_put(r);
 	free(reply);
 	free(f->line);
+	atomic_store(&f->s->forwarding, false);
 	free(f);
 	return NULL;
 }
@@ -419,14 +428,24 @@ static void forward(struct sup_vm *s, struct api_req *req, struct json_object *a
 		api_error(req, "NotRunning", "vm %s is %s", s->vm->name, state_names[s->state]);
 		return;
 	}
+	/* One request at a time per VM: a client cannot pile up threads behind a VM that does
+	 * not answer. */
+	if (atomic_exchange(&s->forwarding, true)) {
+		api_error(req, "Busy",
+			  "vm %s: a request to it is still waiting for its reply; try again later",
+			  s->vm->name);
+		return;
+	}
 	f = calloc(1, sizeof(*f));
 	request = json_object_new_object();
 	if (!f || !request) {
 		free(f);
 		json_object_put(request);
+		atomic_store(&s->forwarding, false);
 		api_error(req, "GenericError", "out of memory");
 		return;
 	}
+	f->s = s;
 	json_object_object_add(request, "id", json_object_new_int(1));
 	json_object_object_add(request, "command", json_object_get(cmd));
 	if (json_object_object_get_ex(args, "arguments", &inner))
@@ -444,6 +463,7 @@ static void forward(struct sup_vm *s, struct api_req *req, struct json_object *a
 	if (!f->line || pthread_create(&t, &attr, forward_thread, f)) {
 		free(f->line);
 		free(f);
+		atomic_store(&s->forwarding, false);
 		api_error(req, "GenericError", "vm %s: cannot forward the request (out of resources)",
 			  s->vm->name);
 	}
