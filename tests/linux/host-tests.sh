@@ -25,11 +25,12 @@ SEC="linux-sec-filtered linux-sec-socket-mode linux-sec-peercred linux-sec-unlin
 BAD="linux-bad-missing-kernel linux-bad-not-a-kernel linux-bad-elf-not-kernel linux-bad-initrd-too-big
 	linux-bad-memory-1M linux-bad-cpus-0 linux-bad-cpus-too-many linux-bad-size-malformed
 	linux-bad-no-kernel-option linux-bad-no-dev-kvm linux-bad-dev-kvm-perm"
+LINK="linux-link-ping linux-link-tcp linux-link-isolated linux-link-features linux-link-socket-file"
 RT="linux-rt-affinity linux-rt-policy linux-rt-mlock linux-rt-hugepages linux-rt-hugetlbfs linux-rt-prealloc
 	linux-rt-snapshot linux-rt-restore-override linux-rt-migrate linux-rt-bad-cpu linux-rt-bad-vcpu
 	linux-rt-bad-hugepages linux-rt-bad-hugepage-size linux-rt-bad-memlock linux-rt-bad-rtprio
 	linux-rt-bad-balloon"
-ALL=$(echo $BOOT $V1 $V2 $LIFE1 $LIFE2 $LIFE3 $SEC $BAD $RT)
+ALL=$(echo $BOOT $V1 $V2 $LINK $LIFE1 $LIFE2 $LIFE3 $SEC $BAD $RT)
 if [ "${1:-}" = --list ]; then
 	echo "$ALL" | tr ' ' '\n'
 	exit 0
@@ -478,6 +479,106 @@ if want $V2; then
 			"(run: $rc2, want stopped); guest '${f:-no report}'; image: marker" \
 			"$([ "$got" = "$marker" ] && echo present || echo MISSING), 1 MiB at 1 MiB sum $chunk"
 		diag linux-virtio-blk-fsync-kill9 virtio2
+	fi
+fi
+
+# --- Links between VMs (--net link=NAME, --net socket=PATH; three guest boots at once) -------
+# A (serve, 10.1.0.1) and B (fetch, 10.1.0.2) on link lan-a in the default directory
+# (/run/kvmbox/links for root): B pings A and fetches 16 MiB from it, and tells A the sum it got.
+# C (10.1.0.3) is alone at its own socket (--net socket=PATH), started once A serves: its pings
+# to A must go unanswered. A idles until B and C are done, then the host stops it.
+
+# stop_hook: a vm() hook that stops kvmbox once $W/<id>.stop exists.
+stop_hook() { [ -f $W/$id.stop ] && kill -TERM $pid 2>/dev/null; }
+
+# shellcheck disable=SC2086
+if want $LINK; then
+	GV=$W/guest-virtio.gz
+	[ -f $GV ] || cat $GI $KB/guest-modules.cpio.gz >$GV
+	LTMO=$((BOOT_TMO * 3))
+	LD=/run/kvmbox/links
+	rm -rf $LD $W/links $W/link?.stop $W/link?.rc
+	mkdir -p $W/links
+	lrun="--no-reboot -m 256M -k $BZ -i $GV"
+	lguest="$GAPPEND kvmbox.test=link kvmbox.mb=16"
+	(
+		VM_HOOK=stop_hook
+		vm linka $LTMO "" 0 $lrun --net link=lan-a,mac=52:54:00:00:0a:01 \
+			-a "$lguest kvmbox.role=serve kvmbox.ip=10.1.0.1"
+		echo "$RC" >$W/linka.rc
+	) &
+	pa=$!
+	(
+		vm linkb $LTMO "" 0 $lrun --net link=lan-a \
+			-a "$lguest kvmbox.role=fetch kvmbox.ip=10.1.0.2 kvmbox.peer=10.1.0.1"
+		echo "$RC" >$W/linkb.rc
+	) &
+	pb=$!
+	i=0
+	while ! has "KVMBOX-V serving" linka && alive $pa && [ $i -lt $((LTMO * 5)) ]; do
+		usleep 200000
+		i=$((i + 1))
+	done
+	smode=$(ls -l $LD/lan-a 2>&1 | cut -c1-10)
+	(
+		vm linkc $LTMO "" 0 $lrun --net socket=$W/links/c.sock \
+			-a "$lguest kvmbox.role=isolated kvmbox.ip=10.1.0.3 kvmbox.peer=10.1.0.1"
+		echo "$RC" >$W/linkc.rc
+	) &
+	pc=$!
+	wait $pb
+	wait $pc
+	: >$W/linka.stop
+	wait $pa
+	left=$(ls -A $LD 2>&1 | tr '\n' ' ')
+	rb=$(cat $W/linkb.rc 2>/dev/null) rcc=$(cat $W/linkc.rc 2>/dev/null)
+	echo "KVMBOX-I link: A '$(vget linka serving)' / '$(vget linka "peer said")'; B '$(vget linkb fetched)';" \
+		"C '$(vget linkc isolated)'; B status $rb, C status $rcc"
+
+	r=$(vget linkb ping)
+	if [ "$(field "$r" status)" = 0 ] && [ "${r#*3 packets received}" != "$r" ]; then
+		res PASS linux-link-ping
+	else
+		res FAIL linux-link-ping "B pinging A over link lan-a: '${r:-no report}' (B status $rb)"
+		diag linux-link-ping linkb
+		diag linux-link-ping linka
+	fi
+	sa=$(vget linka serving) fb=$(vget linkb fetched) said=$(vget linka "peer said")
+	want=$((16 * 1048576))
+	if [ "$(field "$sa" bytes)" = $want ] && [ "$(field "$fb" bytes)" = $want ] &&
+		[ -n "$(field "$sa" sum)" ] && [ "$(field "$fb" sum)" = "$(field "$sa" sum)" ] &&
+		[ "$said" = "$(field "$sa" sum)" ] && [ "$rb" = 0 ]; then
+		res PASS linux-link-tcp
+		echo "KVMBOX-I link: 16 MiB A -> B in $(field "$fb" secs) s"
+	else
+		res FAIL linux-link-tcp "16 MiB A -> B: A served '${sa:-nothing}', B fetched '${fb:-nothing}'," \
+			"A heard back '${said:-nothing}' (B status $rb)"
+		diag linux-link-tcp linkb
+		diag linux-link-tcp linka
+	fi
+	r=$(vget linkc isolated)
+	if [ -n "$(vget linkc link)" ] && [ -n "$r" ] && [ "$(field "$r" status)" != 0 ] &&
+		[ "${r#*" 0 packets received"}" != "$r" ] && [ "$rcc" = 0 ]; then
+		res PASS linux-link-isolated
+	else
+		res FAIL linux-link-isolated "C on another socket pinging A: '${r:-no report}' (want none" \
+			"answered), C status $rcc"
+		diag linux-link-isolated linkc
+	fi
+	# The guest's features (bit 0 CSUM, 1 GUEST_CSUM, 7/8 GUEST_TSO4/6, 11/12 HOST_TSO4/6):
+	# a link card offers no offload; MRG_RXBUF (15) it does.
+	f=$(field "$(vget linkb link)" features)
+	if [ -n "$f" ] && [ "$(echo "$f" | cut -c1,2,8,9,12,13)" = 000000 ] && [ "$(echo "$f" | cut -c16)" = 1 ]; then
+		res PASS linux-link-features
+	else
+		res FAIL linux-link-features "the guest's virtio-net features '$f': want no CSUM/TSO bits, MRG_RXBUF"
+		diag linux-link-features linkb
+	fi
+	if [ "$smode" = srw------- ] && [ -z "$left" -o "$left" = "lan-a.lock " ]; then
+		res PASS linux-link-socket-file
+	else
+		res FAIL linux-link-socket-file "$LD/lan-a while the link was up: '$smode' (want srw-------);" \
+			"left in $LD after every member stopped: '$left' (want only lan-a.lock)"
 	fi
 fi
 
