@@ -121,8 +121,8 @@ bool dgram_name_ok(const char *name)
 	for (size_t i = 0; i < n; i++) {
 		char c = name[i];
 
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-		      c == '_' || c == '-'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
 			return false;
 	}
 	return true;
@@ -139,8 +139,8 @@ int dgram_link_path(const char *dir, const char *name, char *path, size_t len)
 		return -1;
 	}
 	if (!dir[0] || dir[0] != '/') {
-		log_error("--net link=%s: link directory '%s' is not an absolute path; give linkdir=/PATH", name,
-			  dir);
+		log_error("--net link=%s: link directory '%s' is not an absolute path; give linkdir=/PATH",
+			  name, dir);
 		return -1;
 	}
 	n = snprintf(path, len, "%s/%s", dir, name);
@@ -162,10 +162,10 @@ struct dgram {
 	struct loop *loop;
 	loop_fn cb;
 	void *opaque;
-	int local;                   /* port 0: the switch's end of the device's socketpair */
-	int lfd;                     /* listening: we are the link's switch; else -1 */
-	struct stat lst;             /* the socket file we bound (removed when we leave) */
-	int port[DGRAM_MAX_PORTS];   /* 1..: members (listener) or the listener (member); -1 free */
+	int local;                 /* port 0: the switch's end of the device's socketpair */
+	int lfd;                   /* listening: we are the link's switch; else -1 */
+	struct stat lst;           /* the socket file we bound (removed when we leave) */
+	int port[DGRAM_MAX_PORTS]; /* 1..: members (listener) or the listener (member); -1 free */
 	bool joined;
 	bool mkdir_dir;
 	struct fdb fdb;
@@ -498,7 +498,8 @@ static void on_accept(struct dgram *d)
 		long uid;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
 				log_debug("%s: link %s: accept: %s", d->who, d->path, strerror(errno));
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -511,7 +512,8 @@ static void on_accept(struct dgram *d)
 		}
 		set_bufs(fd);
 		if (add_port(d, fd) < 0) {
-			log_warn("%s: link %s: refused a member: %d already", d->who, d->path, DGRAM_MAX_PORTS - 1);
+			log_warn("%s: link %s: refused a member: %d already", d->who, d->path,
+				 DGRAM_MAX_PORTS - 1);
 			close(fd);
 			continue;
 		}

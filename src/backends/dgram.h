@@ -25,11 +25,11 @@
 
 #include "../core/loop.h"
 
-#define DGRAM_HDR_LEN   12    /* the device side's virtio_net_hdr_v1 */
-#define DGRAM_ETH_HLEN  14    /* shortest frame: destination, source, type */
-#define DGRAM_MAX_FRAME 65550 /* longest frame (VIRTIO_NET_MAX_FRAME) */
-#define DGRAM_MAX_PORTS 16    /* the local card and up to 15 members */
-#define DGRAM_FDB_SIZE  256   /* MACs learned; the oldest goes first when full */
+#define DGRAM_HDR_LEN   12                       /* the device side's virtio_net_hdr_v1 */
+#define DGRAM_ETH_HLEN  14                       /* shortest frame: destination, source, type */
+#define DGRAM_MAX_FRAME 65550                    /* longest frame (VIRTIO_NET_MAX_FRAME) */
+#define DGRAM_MAX_PORTS 16                       /* the local card and up to 15 members */
+#define DGRAM_FDB_SIZE  256                      /* MACs learned; the oldest goes first when full */
 #define DGRAM_FDB_AGE   (300ULL * 1000000000ULL) /* ns an unrefreshed entry is trusted */
 
 /* ---- the learning table (exposed for the unit tests) ------------------------------------ */

@@ -493,7 +493,6 @@ stop_hook() { [ -f $W/$id.stop ] && kill -TERM $pid 2>/dev/null; }
 
 # shellcheck disable=SC2086
 if want $LINK; then
-	GV=$W/guest-virtio.gz
 	[ -f $GV ] || cat $GI $KB/guest-modules.cpio.gz >$GV
 	LTMO=$((BOOT_TMO * 3))
 	LD=/run/kvmbox/links
@@ -515,7 +514,7 @@ if want $LINK; then
 	) &
 	pb=$!
 	i=0
-	while ! has "KVMBOX-V serving" linka && alive $pa && [ $i -lt $((LTMO * 5)) ]; do
+	while ! { [ -f $W/linka.out ] && has "KVMBOX-V serving" linka; } && alive $pa && [ $i -lt $((LTMO * 5)) ]; do
 		usleep 200000
 		i=$((i + 1))
 	done

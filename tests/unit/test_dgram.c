@@ -154,9 +154,11 @@ static void test_parse_socket(void **state)
 	assert_int_equal(parse(&n, "socket=/run/a.sock,vhost=off"), 0);
 	assert_int_equal(parse(&n, "socket=/run/a.sock,vhost=on"), -1);
 	assert_int_equal(parse(&n, "socket="), -1);
-	assert_int_equal(parse(&n, "socket=/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-				   "aaaaaaaaaaaaaaaaaaaaaa"),
-			 -1); /* 104 characters: no room for ".lock" */
+	assert_int_equal(
+		parse(&n,
+		      "socket=/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		      "aaaaaaaaaaaaaaaaaaaaaa"),
+		-1); /* 104 characters: no room for ".lock" */
 	assert_int_equal(parse(&n, "socket=/a,tap=tap0"), -1);
 	assert_int_equal(parse(&n, "socket=/a,link=l"), -1);
 	assert_int_equal(parse(&n, "socket=/a,linkdir=/b"), -1);
@@ -195,7 +197,8 @@ static void test_parse_link(void **state)
 	assert_int_equal(parse(&n, "link=.hidden"), -1);
 	assert_int_equal(parse(&n, "link=a/b"), -1);
 	assert_int_equal(parse(&n, "link=a b"), -1);
-	assert_int_equal(parse(&n, "link=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), -1); /* 65 */
+	assert_int_equal(parse(&n, "link=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+			 -1); /* 65 */
 	assert_int_equal(parse(&n, "link=l,linkdir=relative"), -1);
 	assert_int_equal(parse(&n, "link=l,vhost=on"), -1);
 	assert_int_equal(parse(&n, "link=l,foo=1"), -1);
@@ -471,7 +474,7 @@ static void test_bad_frames_dropped(void **state)
 	memcpy(f, bcast, 6);
 	memcpy(f + 6, mac_b, 6);
 	f[14] = 7;
-	assert_int_equal(send(raw, f, 13, 0), 13);                 /* too short */
+	assert_int_equal(send(raw, f, 13, 0), 13); /* too short */
 	memcpy(f + 6, bcast, 6);
 	assert_int_equal(send(raw, f, 60, 0), 60); /* multicast source */
 	memcpy(f + 6, mac_b, 6);
