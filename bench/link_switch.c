@@ -176,7 +176,8 @@ static void measure(int n, long frames, size_t size)
 	}
 	printf("| %d cards (%s) | %zu | %ld | %.0f | %.1f | %ld | %.2f |\n", n,
 	       n == 2 ? "member -> switch" : "member -> switch -> member", size, rx.got, rx.got / t,
-	       rx.got * (double)size / t / 1048576.0, frames - rx.got, c * 1e6 / (double)(rx.got ? rx.got : 1));
+	       rx.got * (double)size / t / 1048576.0, frames - rx.got,
+	       c * 1e6 / (double)(rx.got ? rx.got : 1));
 	loops_stop = 1;
 	for (int i = 0; i < n; i++) {
 		pthread_join(p[i].t, NULL);

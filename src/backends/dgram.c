@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -235,6 +236,7 @@ static void drop_port(struct dgram *d, int i)
 static int meet(struct dgram *d)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tmo = { .tv_sec = 2 };
 	int lock, fd = -1, ret = -1;
 	struct stat st;
 	mode_t old;
@@ -263,16 +265,22 @@ static int meet(struct dgram *d)
 		log_error("%s: link %s: flock %s: %s", d->who, d->path, d->lockpath, strerror(errno));
 		goto out;
 	}
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/* Blocking while connecting: a listener whose backlog is full takes us as soon as its
+	 * worker accepts (bounded by the send timeout). */
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_error("%s: link %s: socket: %s", d->who, d->path, strerror(errno));
 		goto out;
 	}
 	set_bufs(fd);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN) {
-		/* A member: port 1 is the listener (a full backlog still queues us: EAGAIN). */
-		if (add_port(d, fd) < 0)
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		/* A member: its port is the connection to the listener. */
+		if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0 || add_port(d, fd) < 0) {
+			log_error("%s: link %s: cannot use the connection: %s", d->who, d->path,
+				  strerror(errno));
 			goto out;
+		}
 		fd = -1;
 		log_debug("%s: link %s: joined as a member", d->who, d->path);
 		ret = 0;

@@ -195,7 +195,7 @@ static const unsigned long ioctl_net[] = { TUNSETOFFLOAD, 0 };
  * leaves it when the VM ends. Only in the lists of a VM with such a card. */
 static const int sys_link[] = { S(connect), S(bind), S(listen), S(accept4), S(setsockopt), S(getsockopt),
 				S(sendto), S(recvfrom), S(openat), S(flock), S(newfstatat), S(fstat), S(unlink),
-				S(unlinkat), S(umask), S(mkdir), S(mkdirat), S(poll), S(ppoll), S(socketpair), -1 };
+				S(unlinkat), S(umask), S(mkdir), S(mkdirat), S(poll), S(ppoll), S(socketpair), S(fcntl), -1 };
 static const int sys_rng[] = { S(getrandom), -1 };
 /* virtio-balloon: pages go back with madvise (in the base); the stats timer. */
 static const int sys_balloon[] = { S(timerfd_settime), -1 };

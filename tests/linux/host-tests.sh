@@ -26,11 +26,12 @@ BAD="linux-bad-missing-kernel linux-bad-not-a-kernel linux-bad-elf-not-kernel li
 	linux-bad-memory-1M linux-bad-cpus-0 linux-bad-cpus-too-many linux-bad-size-malformed
 	linux-bad-no-kernel-option linux-bad-no-dev-kvm linux-bad-dev-kvm-perm"
 LINK="linux-link-ping linux-link-tcp linux-link-isolated linux-link-features linux-link-socket-file"
+LINKR="linux-link-takeover linux-link-restore linux-link-migrate"
 RT="linux-rt-affinity linux-rt-policy linux-rt-mlock linux-rt-hugepages linux-rt-hugetlbfs linux-rt-prealloc
 	linux-rt-snapshot linux-rt-restore-override linux-rt-migrate linux-rt-bad-cpu linux-rt-bad-vcpu
 	linux-rt-bad-hugepages linux-rt-bad-hugepage-size linux-rt-bad-memlock linux-rt-bad-rtprio
 	linux-rt-bad-balloon"
-ALL=$(echo $BOOT $V1 $V2 $LINK $LIFE1 $LIFE2 $LIFE3 $SEC $BAD $RT)
+ALL=$(echo $BOOT $V1 $V2 $LINK $LINKR $LIFE1 $LIFE2 $LIFE3 $SEC $BAD $RT)
 if [ "${1:-}" = --list ]; then
 	echo "$ALL" | tr ' ' '\n'
 	exit 0
@@ -1095,6 +1096,112 @@ want $LIFE1 && life1
 # shellcheck disable=SC2086
 want $LIFE2 && life2
 want $LIFE3 && life3
+
+# --- A link card through kill -9, restore and migration (two boots) --------------------------
+# The lifecycle guest L (link lan-r in $W/lr, the first member: the link's switch) and a peer P
+# (kvmbox.test=link role=idle, 10.0.0.1) that joins it. L brings eth0 up (netup: pings P).
+# Snapshot, kill -9 L: P finds the stale socket, removes it and listens (linux-link-takeover);
+# restore L from its own command line: it joins P's link and pings P (linux-link-restore);
+# migrate L over a unix socket to `run --incoming` with the same --net: the source leaves the
+# link, the destination joins it and pings P (linux-link-migrate).
+# shellcheck disable=SC2086
+linkr() {
+	rm -rf $W/lr $W/lr.in $W/lr3.in $W/lr*.sock $W/lrp.stop $W/lr.snap
+	mkfifo $W/lr.in $W/lr3.in
+	exec 6<>$W/lr.in
+	exec 7<>$W/lr3.in
+	LRVM="-m 256M -k $BZ -i $GV --net link=lan-r,linkdir=$W/lr"
+	lstart lr1 $W/lr.in run $LRVM --api $W/lr1.sock -a "$GAPPEND kvmbox.test=life kvmbox.mb=8"
+	L=$LPID
+	if ! lwait lr1 '^KVMBOX-C 3 end' $BOOT_TMO $L; then
+		lkill $L
+		notrun "$LINKR" "the lifecycle guest did not start: $WHY"
+		diag linux-link-restore lr1
+		return
+	fi
+	(
+		VM_HOOK=stop_hook
+		vm lrp $((BOOT_TMO * 4)) "" 0 --no-reboot -m 256M -k $BZ -i $GV --net link=lan-r,linkdir=$W/lr \
+			-a "$GAPPEND kvmbox.test=link kvmbox.role=idle kvmbox.ip=10.0.0.1"
+	) &
+	PP=$!
+	n=0
+	while ! { [ -f $W/lrp.out ] && has "KVMBOX-V idle" lrp; } && alive $PP && [ $n -lt $((BOOT_TMO * 5)) ]; do
+		usleep 200000
+		n=$((n + 1))
+	done
+	LPID=$L
+	if ! lcmd lr1 6 60 netup || [ "$R" != ok ]; then
+		lfail linux-link-takeover lr1 "L could not reach its peer on the link: '$R' $WHY"
+		diag linux-link-takeover lrp
+		notrun "$LINKR" "the link did not come up"
+		lkill $L
+		: >$W/lrp.stop
+		wait $PP
+		return
+	fi
+	i0=$(ls -i $W/lr/lan-r 2>/dev/null | awk '{ print $1 }')
+	lctl $W/lr1.sock snapshot $W/lr.snap
+	src=$CTL_RC
+	lkill $L
+	# P meets again: a new socket (another inode) where L's stale one was.
+	n=0 i1=$i0
+	while [ "$i1" = "$i0" ] && [ $n -lt 50 ]; do
+		usleep 100000
+		i1=$(ls -i $W/lr/lan-r 2>/dev/null | awk '{ print $1 }')
+		n=$((n + 1))
+	done
+	if [ -n "$i0" ] && [ -n "$i1" ] && [ "$i1" != "$i0" ] && [ -S $W/lr/lan-r ]; then
+		lres PASS linux-link-takeover
+	else
+		lres FAIL linux-link-takeover "after L (the switch) was killed, $W/lr/lan-r inode '$i0' -> '$i1'" \
+			"(want a new socket from P within 5 s)"
+		diag linux-link-takeover lrp
+	fi
+	if [ "$src" != 0 ] || [ ! -s $W/lr.snap ]; then
+		notrun "linux-link-restore linux-link-migrate" "ctl snapshot status $src"
+		: >$W/lrp.stop
+		wait $PP
+		return
+	fi
+	lstart lr2 $W/lr.in restore $W/lr.snap $LRVM --api $W/lr2.sock
+	L=$LPID
+	why=
+	if ! lwait lr2 '^KVMBOX-C [0-9]* end' 30 $L; then
+		why="restore: no counter line: $WHY"
+	elif ! lcmd lr2 6 60 ping || [ "$(field "$R" status)" != 0 ]; then
+		why="the restored L pinging P: '$R' $WHY"
+	fi
+	if [ -z "$why" ]; then lres PASS linux-link-restore; else lfail linux-link-restore lr2 "$why"; fi
+
+	lstart lr3 $W/lr3.in run $LRVM --incoming unix:$W/lr-mig.sock --api $W/lr3.sock
+	D=$LPID
+	n=0
+	while ! grep -q 'waiting for a migration' $W/lr3.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
+	LPID=$L
+	CTL_TMO=120
+	lctl $W/lr2.sock migrate unix:$W/lr-mig.sock
+	mrc=$CTL_RC CTL_TMO=30
+	lreap $L 15
+	LPID=$D
+	why=
+	if [ "$mrc" != 0 ] || [ "$RC" != 0 ]; then
+		why="ctl migrate status $mrc, source status $RC: $(echo "$CTL" | tr -d '\n' | cut -c1-200)"
+	elif ! lwait lr3 '^KVMBOX-C [0-9]* end' 30 $D; then
+		why="destination: no counter: $WHY"
+	elif ! lcmd lr3 7 60 ping || [ "$(field "$R" status)" != 0 ]; then
+		why="the migrated L pinging P: '$R' $WHY"
+	fi
+	if [ -z "$why" ]; then lres PASS linux-link-migrate; else lfail linux-link-migrate lr3 "$why"; fi
+	lkill $D
+	: >$W/lrp.stop
+	wait $PP
+	exec 6>&- 7>&-
+}
+if want $LINKR; then
+	[ -f $GV ] || cat $GI $KB/guest-modules.cpio.gz >$GV
+	linkr
+fi
 
 # --- The sandbox (docs/SECURITY.md) ----------------------------------------------------------
 
