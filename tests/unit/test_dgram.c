@@ -22,6 +22,7 @@
 #include "backends/dgram.h"
 #include "core/loop.h"
 #include "core/ser.h"
+#include "fakes.h"
 #include "virtio/net.h"
 
 #define SEC 1000000000ULL
@@ -601,6 +602,38 @@ static void test_leave_join(void **state)
 	assert_int_equal(tags[0], 2);
 }
 
+/* The card itself (virtio_net_create on a socket= config): no offload offered, the socket
+ * listened on while it exists and removed with it. */
+static void test_card_features(void **state)
+{
+	struct world *w = *state;
+	struct fake_ram ram;
+	struct net_config n;
+	struct virtio_dev *vd;
+	struct stat st;
+	char arg[128];
+	const uint64_t offloads = 1ULL << VIRTIO_NET_F_CSUM | 1ULL << VIRTIO_NET_F_GUEST_CSUM |
+				  1ULL << VIRTIO_NET_F_HOST_TSO4 | 1ULL << VIRTIO_NET_F_HOST_TSO6 |
+				  1ULL << VIRTIO_NET_F_GUEST_TSO4 | 1ULL << VIRTIO_NET_F_GUEST_TSO6 |
+				  1ULL << VIRTIO_NET_F_HOST_ECN | 1ULL << VIRTIO_NET_F_GUEST_ECN;
+
+	assert_int_equal(mkdir(w->dir, 0700) == 0 || errno == EEXIST, 1);
+	snprintf(arg, sizeof(arg), "socket=%s/card.sock", w->dir);
+	assert_int_equal(parse(&n, arg), 0);
+	fake_ram_init_flat(&ram, 1 << 20);
+	vd = virtio_net_create(&ram.mem, &n, 0);
+	assert_non_null(vd);
+	assert_int_equal(vd->host_features & offloads, 0);
+	assert_true(vd->host_features & (1ULL << VIRTIO_NET_F_MRG_RXBUF));
+	assert_true(vd->host_features & (1ULL << VIRTIO_NET_F_MAC));
+	assert_memory_equal(vd->config, n.mac, 6); /* the random MAC drawn at parse */
+	assert_int_equal(lstat(n.path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	vd->ops->destroy(vd);
+	assert_int_equal(lstat(n.path, &st), -1);
+	fake_ram_free(&ram);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -619,6 +652,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_not_a_socket_kept, wsetup, wteardown),
 		cmocka_unit_test_setup_teardown(test_stale_socket_of_another_uid_kept, wsetup, wteardown),
 		cmocka_unit_test_setup_teardown(test_leave_join, wsetup, wteardown),
+		cmocka_unit_test_setup_teardown(test_card_features, wsetup, wteardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
