@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 #include "backends/dgram.h"
+#include "cli/options.h"
+#include "core/config.h"
+#include "core/sandbox.h"
 #include "core/loop.h"
 #include "core/ser.h"
 #include "fakes.h"
@@ -634,6 +637,19 @@ static void test_card_features(void **state)
 	fake_ram_free(&ram);
 }
 
+/* --jail with a link card is refused (it would meet its link again at another path). */
+static void test_jail_refused(void **state)
+{
+	char *args[] = { "run",    "-k",     "vmlinuz", "--no-reboot",
+			 "--jail", "/srv/j", "--net",   "link=l,linkdir=/tmp/x",
+			 NULL };
+	struct vm_config cfg;
+
+	assert_int_equal(run_parse_args(8, args, &cfg), 0);
+	assert_int_equal(sandbox_setup(&cfg), -1);
+	vm_config_free_devices(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -653,6 +669,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stale_socket_of_another_uid_kept, wsetup, wteardown),
 		cmocka_unit_test_setup_teardown(test_leave_join, wsetup, wteardown),
 		cmocka_unit_test_setup_teardown(test_card_features, wsetup, wteardown),
+		cmocka_unit_test(test_jail_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
