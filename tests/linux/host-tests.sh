@@ -26,12 +26,13 @@ BAD="linux-bad-missing-kernel linux-bad-not-a-kernel linux-bad-elf-not-kernel li
 	linux-bad-memory-1M linux-bad-cpus-0 linux-bad-cpus-too-many linux-bad-size-malformed
 	linux-bad-no-kernel-option linux-bad-no-dev-kvm linux-bad-dev-kvm-perm"
 LINK="linux-link-ping linux-link-tcp linux-link-isolated linux-link-features linux-link-socket-file"
+LINKT="linux-link-throughput"
 LINKR="linux-link-takeover linux-link-restore linux-link-hub linux-link-migrate"
 RT="linux-rt-affinity linux-rt-policy linux-rt-mlock linux-rt-hugepages linux-rt-hugetlbfs linux-rt-prealloc
 	linux-rt-snapshot linux-rt-restore-override linux-rt-migrate linux-rt-bad-cpu linux-rt-bad-vcpu
 	linux-rt-bad-hugepages linux-rt-bad-hugepage-size linux-rt-bad-memlock linux-rt-bad-rtprio
 	linux-rt-bad-balloon"
-ALL=$(echo $BOOT $V1 $V2 $LINK $LINKR $LIFE1 $LIFE2 $LIFE3 $SEC $BAD $RT)
+ALL=$(echo $BOOT $V1 $V2 $LINK $LINKT $LINKR $LIFE1 $LIFE2 $LIFE3 $SEC $BAD $RT)
 if [ "${1:-}" = --list ]; then
 	echo "$ALL" | tr ' ' '\n'
 	exit 0
@@ -1096,6 +1097,69 @@ want $LIFE1 && life1
 # shellcheck disable=SC2086
 want $LIFE2 && life2
 want $LIFE3 && life3
+
+# --- Link throughput against the tap path (three boots one after the other, one beside) -----
+# The vbench guest sends 16 MiB with busybox nc (kvmbox.phase=netout) to 10.0.0.1:5003: over a
+# link to a sink guest (kvmbox.test=link role=sink), then over the tap to the emulated host with
+# vhost=off (kvmbox's worker, as a link card) and with vhost-net. The link's 16 MiB must arrive
+# whole; the figures go to host.log ("KVMBOX-I link throughput") for docs/PERFORMANCE.md.
+# shellcheck disable=SC2086
+if want $LINKT; then
+	[ -f $GV ] || cat $GI $KB/guest-modules.cpio.gz >$GV
+	rm -rf $W/lt $W/lts.stop $W/lts.rc
+	tput_args="--no-reboot -m 256M -k $BZ -i $GV"
+	tput_guest="$GAPPEND kvmbox.test=vbench kvmbox.phase=netout kvmbox.mb=16"
+	(
+		VM_HOOK=stop_hook
+		vm lts $((BOOT_TMO * 4)) "" 0 $tput_args --net link=lan-t,linkdir=$W/lt \
+			-a "$GAPPEND kvmbox.test=link kvmbox.role=sink kvmbox.ip=10.0.0.1 kvmbox.mb=16"
+		echo "$RC" >$W/lts.rc
+	) &
+	PS_=$!
+	n=0
+	while ! { [ -f $W/lts.out ] && has "KVMBOX-V sink ready" lts; } && alive $PS_ && [ $n -lt $((BOOT_TMO * 5)) ]; do
+		usleep 200000
+		n=$((n + 1))
+	done
+	vm ltl $VTMO "" 0 $tput_args --net link=lan-t,linkdir=$W/lt -a "$tput_guest"
+	rl=$RC
+	n=0
+	while ! has "KVMBOX-V sank" lts && alive $PS_ && [ $n -lt 150 ]; do usleep 200000; n=$((n + 1)); done
+	: >$W/lts.stop
+	wait $PS_
+	vl=$(vget ltl vbench) sank=$(field "$(vget lts sank)" bytes)
+	neterr=$(net_setup)
+	vu= vv= nu= nv=
+	if [ -z "$neterr" ]; then
+		: >$W/ltu
+		sleep 900 | nc -l -p 5003 >$W/ltu &
+		nlp=$!
+		vm ltu $VTMO "" 0 $tput_args --net tap=tap0,mac=52:54:00:12:34:56,vhost=off -a "$tput_guest"
+		kill $nlp 2>/dev/null
+		vu=$(vget ltu vbench) nu=$(wc -c <$W/ltu)
+		: >$W/ltv
+		sleep 900 | nc -l -p 5003 >$W/ltv &
+		nlp=$!
+		vm ltv $VTMO "" 0 $tput_args --net tap=tap0,mac=52:54:00:12:34:56 -a "$tput_guest"
+		kill $nlp 2>/dev/null
+		vv=$(vget ltv vbench) nv=$(wc -c <$W/ltv)
+	fi
+	mibs() { awk -v s="$(field "$1" secs)" 'BEGIN { if (s > 0) printf "%.2f", 16 / s; else print "-" }'; }
+	echo "KVMBOX-I link throughput: 16 MiB guest -> guest over a link $(field "$vl" secs) s ($(mibs "$vl") MiB/s)," \
+		"guest -> emulated host over the tap, vhost=off $(field "$vu" secs) s ($(mibs "$vu") MiB/s)," \
+		"vhost-net $(field "$vv" secs) s ($(mibs "$vv") MiB/s)"
+	echo "KVMBOX-I link throughput: the tap runs moved ${nu:-nothing}/${nv:-nothing} bytes (want 16 MiB;" \
+		"${neterr:-tap0 up}); guest -> emulated host over a tap now and then hangs (docs/PERFORMANCE.md)"
+	# The link's transfer is the test; the tap's are its yardstick only.
+	want=$((16 * 1048576))
+	if [ "$rl" = 0 ] && [ "$(field "$vl" status)" = 0 ] && [ "$sank" = $want ]; then
+		res PASS linux-link-throughput
+	else
+		res FAIL linux-link-throughput "16 MiB over the link: sender '$vl' (status $rl), the sink got '$sank'"
+		diag linux-link-throughput ltl
+		diag linux-link-throughput lts
+	fi
+fi
 
 # --- A link card through kill -9, restore and migration (two boots) --------------------------
 # The lifecycle guest L (link lan-r in $W/lr, the first member: the link's switch) and a peer P
