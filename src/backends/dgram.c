@@ -168,6 +168,8 @@ struct dgram {
 	struct stat lst;           /* the socket file we bound (removed when we leave) */
 	int port[DGRAM_MAX_PORTS]; /* 1..: members (listener) or the listener (member); -1 free */
 	bool joined;
+	uint64_t met_at;       /* when meet() last connected or listened (ns) */
+	unsigned quick_losses; /* connections the switch closed within a second, in a row */
 	bool mkdir_dir;
 	struct fdb fdb;
 	uint8_t buf[DGRAM_HDR_LEN + DGRAM_MAX_FRAME + 1];
@@ -283,6 +285,7 @@ static int meet(struct dgram *d)
 		}
 		fd = -1;
 		log_debug("%s: link %s: joined as a member", d->who, d->path);
+		d->met_at = now_ns();
 		ret = 0;
 		goto out;
 	}
@@ -333,6 +336,7 @@ static int meet(struct dgram *d)
 	d->lfd = fd;
 	fd = -1;
 	log_debug("%s: link %s: listening (the link's switch)", d->who, d->path);
+	d->met_at = now_ns();
 	ret = 0;
 out:
 	if (fd >= 0)
@@ -532,9 +536,24 @@ static void on_accept(struct dgram *d)
 /* Port i hung up. A member's listener gone: meet again (one member becomes the switch). */
 static void lost(struct dgram *d, int i)
 {
+	uint64_t now = now_ns();
+
 	drop_port(d, i);
 	if (d->lfd >= 0)
 		return;
+	/* A switch that closes us at once (full, or our user may not join) would have us meet
+	 * it again and again: after a few such connections the card stays off the link. */
+	if (now - d->met_at < 1000000000ULL) {
+		if (++d->quick_losses >= 3) {
+			log_error("%s: link %s: the link's switch keeps closing the connection (15 members "
+				  "already, or this user may not join); the card stays off the link",
+				  d->who, d->path);
+			d->joined = false;
+			return;
+		}
+	} else {
+		d->quick_losses = 0;
+	}
 	log_debug("%s: link %s: the switch went away; meeting again", d->who, d->path);
 	d->joined = false;
 	if (meet(d) == 0)

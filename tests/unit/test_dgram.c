@@ -637,6 +637,39 @@ static void test_card_features(void **state)
 	fake_ram_free(&ram);
 }
 
+/* A full link: the switch closes a newcomer at once; after three such meetings the newcomer
+ * stays off the link instead of meeting again forever. */
+static void test_full_link_gives_up(void **state)
+{
+	struct world *w = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int raw[DGRAM_MAX_PORTS - 1];
+	uint64_t fwd, dropped;
+	uint8_t b[64];
+
+	assert_int_equal(open_port(w, 0), 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w->path);
+	for (int i = 0; i < DGRAM_MAX_PORTS - 1; i++) {
+		raw[i] = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		assert_int_equal(connect(raw[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+	}
+	settle(w);
+	assert_int_equal(open_port(w, 1), 0); /* connects: the kernel queues it */
+	for (int k = 0; k < 20; k++)
+		settle(w);
+	dev_send(&w->p[1], bcast, mac_b, 1, 60);
+	settle(w);
+	dgram_counters(w->p[1].d, &fwd, &dropped);
+	assert_int_equal(fwd, 0);
+	assert_int_equal(dropped, 1);
+	/* The members still get the switch's own frames. */
+	dev_send(&w->p[0], bcast, mac_a, 2, 60);
+	settle(w);
+	assert_int_equal(recv(raw[0], b, sizeof(b), MSG_DONTWAIT), 60);
+	for (int i = 0; i < DGRAM_MAX_PORTS - 1; i++)
+		close(raw[i]);
+}
+
 /* --jail with a link card is refused (it would meet its link again at another path). */
 static void test_jail_refused(void **state)
 {
@@ -669,6 +702,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stale_socket_of_another_uid_kept, wsetup, wteardown),
 		cmocka_unit_test_setup_teardown(test_leave_join, wsetup, wteardown),
 		cmocka_unit_test_setup_teardown(test_card_features, wsetup, wteardown),
+		cmocka_unit_test_setup_teardown(test_full_link_gives_up, wsetup, wteardown),
 		cmocka_unit_test(test_jail_refused),
 	};
 
