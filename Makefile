@@ -91,11 +91,12 @@ endif
 MUSL_CFLAGS := -Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables
 static-musl:
 	@scripts/deps.sh
-	flags=$$(scripts/musl-deps.sh $(filter-out -linih,$(LDLIBS))) && CFLAGS="$(MUSL_CFLAGS)" \
-		LDFLAGS="-Wl,--gc-sections" $(MAKE) B=build/musl CC=musl-gcc MUSL_FLAGS="$$flags" NO_INIH=1 \
+	flags=$$(scripts/musl-deps.sh $(LDLIBS)) && CFLAGS="$(MUSL_CFLAGS)" \
+		LDFLAGS="-Wl,--gc-sections" $(MAKE) B=build/musl CC=musl-gcc MUSL_FLAGS="$$flags" \
 		build/musl/kvmbox-static
-# NO_INIH=1: without libinih, whose Debian source this archive does not offer (404) for
-# make static-musl to build; --config is then refused with one line (src/cli/config_file.c).
+# NO_INIH=1: a build without libinih (a system that lacks it); --config is then refused with
+# one line (src/cli/config_file.c). make static-musl has it: when libinih's Debian source cannot
+# be fetched, its glibc archive serves (scripts/musl-deps.sh, glibc_archive).
 ifeq ($(NO_INIH),1)
 CFLAGS  += -DKVMBOX_NO_INIH
 LDLIBS  := $(filter-out -linih,$(LDLIBS))

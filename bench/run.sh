@@ -8,6 +8,8 @@
 #   KVMTOOL=path            a static kvmtool (lkvm-static) to boot the same guest side by side;
 #                           default: lkvm-static or lkvm on PATH; none: the kvmbox columns only
 #   KVMBOX_BENCH_LOG=file   no emulated host: report the figures of an earlier run's host.log
+#   KVMBOX_BENCH_PARTS=list only these parts of host-bench.sh: boot,trace,seccomp,virtio,latency
+#                           (default all; e.g. boot,trace for the boot and exit figures alone)
 #
 # One emulated-host boot (qemu TCG, -cpu max, kvm_amd; see DEVELOPERS.md) runs
 # tests/linux/host-bench.sh: RUNS boots of the Debian guest kernel (1 vCPU, 256M, busybox
@@ -80,7 +82,8 @@ if [[ -n ${KVMBOX_BENCH_LOG:-} ]]; then
 else
 	echo "bench: $RUNS boots x $nv VMMs, 7 virtio boots and the latency bench in the emulated host" \
 		"(about $((300 + RUNS * nv * 15))s)..." >&2
-	kb_boot_host "$OUT/host-initrd" $((1500 + RUNS * nv * 120)) "kvmbox.host=bench kvmbox.runs=$RUNS" 2>&1 |
+	kb_boot_host "$OUT/host-initrd" $((1500 + RUNS * nv * 120)) \
+		"kvmbox.host=bench kvmbox.runs=$RUNS${KVMBOX_BENCH_PARTS:+ kvmbox.parts=$KVMBOX_BENCH_PARTS}" 2>&1 |
 		tr -d '\r' >"$OUT/host.log"
 fi
 elapsed=$((EPOCHSECONDS - t0))

@@ -127,6 +127,31 @@ build() {
 	) >"$log" 2>&1
 }
 
+# glibc_archive NAME BIN ROOT: when Debian's source of libNAME cannot be fetched (seen: the
+# archive answers 404 for libinih 55-1's tarballs), the static archive that BIN (the -dev
+# package) ships for glibc serves instead, if every symbol it leaves undefined is one that
+# musl's libc.a defines with glibc's ABI: musl keeps glibc's calling conventions for these and
+# provides glibc's own entry points (__ctype_b_loc, fopen64, __stack_chk_fail); a symbol musl
+# lacks (glibc's __*_chk fortify calls, its internal FILE macros) refuses it. Its headers are
+# BIN's. Status 1 with the reason on stdout.
+glibc_archive() {
+	local name=$1 bin=$2 root=$3 a=/usr/lib/$multiarch/lib$1.a libc missing f
+	[[ -f $a ]] || { echo "$bin ships no lib$name.a"; return 1; }
+	libc=$("$MUSL_CC" -print-file-name=libc.a)
+	[[ -f $libc ]] || { echo "no musl libc.a ($MUSL_CC -print-file-name=libc.a)"; return 1; }
+	missing=$(comm -23 <(nm -u "$a" | awk '$1 == "U" && $2 != "_GLOBAL_OFFSET_TABLE_" { print $2 }' | sort -u) \
+		<(nm -g --defined-only "$libc" 2>/dev/null | awk 'NF == 3 { print $3 }' | sort -u))
+	[[ -z $missing ]] || { echo "lib$name.a needs symbols musl lacks: $(echo $missing)"; return 1; }
+	mkdir -p "$root/lib" "$root/include"
+	cp "$a" "$root/lib/"
+	while read -r f; do
+		[[ -f $f && $f == /usr/include/* ]] || continue
+		mkdir -p "$root/include/$(dirname "${f#/usr/include/}")"
+		cp "$f" "$root/include/${f#/usr/include/}"
+	done < <(dpkg -L "$bin:$(dpkg --print-architecture)" 2>/dev/null || dpkg -L "$bin")
+	[[ -n $(ls -A "$root/include") ]] || { echo "$bin installs no header under /usr/include"; return 1; }
+}
+
 flags="-isystem $khdr"
 for arg in "$@"; do
 	case $arg in
@@ -150,7 +175,15 @@ for arg in "$@"; do
 		mkdir -p "$dir/dl"
 		say "lib$name: Debian source $src $ver (from $bin), building for musl in $dir"
 		if ! (cd "$dir/dl" && apt-get source --download-only "$src=$ver" >"$dir/apt.log" 2>&1); then
-			die "apt-get source $src=$ver failed (log: $dir/apt.log); apt's deb-src must offer the installed version"
+			if why=$(glibc_archive "$name" "$bin" "$root"); then
+				say "lib$name: apt-get source $src=$ver failed (log: $dir/apt.log); using $bin's own" \
+					"static archive, every undefined symbol of which musl's libc.a defines"
+				touch "$dir/.built"
+				flags="$flags -isystem $root/include -L$root/lib"
+				continue
+			fi
+			die "apt-get source $src=$ver failed (log: $dir/apt.log), and $bin's glibc archive cannot" \
+				"serve: $why; apt's deb-src must offer the installed version"
 		fi
 		dpkg-source -x --no-check "$dir"/dl/*.dsc "$dir/src" >>"$dir/apt.log" 2>&1 ||
 			die "dpkg-source -x $src failed (log: $dir/apt.log)"

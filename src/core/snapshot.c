@@ -305,6 +305,17 @@ static int sections_check(const struct ser_reader *all)
 	return 0;
 }
 
+struct device *snap_device_for(struct device *dev, const char *type, const char *name)
+{
+	for (; dev; dev = dev->next) {
+		if (type && name && !strcmp(type, dev->ops->type) && !strcmp(name, dev->name))
+			return dev;
+		if (dev->ops->save || dev->ops->load)
+			return type ? NULL : dev;
+	}
+	return NULL;
+}
+
 int vm_state_load(struct vm *vm, struct ser_reader *r)
 {
 	struct ser_reader sub;
@@ -339,12 +350,11 @@ int vm_state_load(struct vm *vm, struct ser_reader *r)
 			break;
 		case SEC_DEVICE: {
 			char *t = ser_get_str(&sub, 64), *n = ser_get_str(&sub, 64);
-			int ok = !sub.err && dev && t && n && !strcmp(t, dev->ops->type) &&
-				 !strcmp(n, dev->name);
 
+			dev = !sub.err && t && n ? snap_device_for(dev, t, n) : NULL;
 			free(t);
 			free(n);
-			if (!ok)
+			if (!dev)
 				return damaged("the device list");
 			if (dev->ops->load && dev->ops->load(dev, &sub) < 0) {
 				log_error(
@@ -360,7 +370,7 @@ int vm_state_load(struct vm *vm, struct ser_reader *r)
 			return damaged("a section type");
 		}
 	}
-	if (vcpu != vm->nr_vcpus || dev)
+	if (vcpu != vm->nr_vcpus || snap_device_for(dev, NULL, NULL))
 		return damaged("the vCPU or device count");
 	return 0;
 }

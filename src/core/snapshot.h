@@ -26,6 +26,7 @@
 
 struct vm;
 struct guest_mem;
+struct device;
 
 #define SNAP_MAGIC      "KVMBOXSN"
 #define SNAP_VERSION    2
@@ -45,6 +46,13 @@ void snap_config_free(struct snap_config *sc);
 /* Capture everything but RAM (config, CPU features, VM, vCPUs, devices)
  * into w as sections. The VM must be paused. 0 or -1 (printed). */
 int vm_state_save(struct vm *vm, struct ser_writer *w);
+/* The device of vm->devices, from dev on, that a saved device section of this type and name
+ * belongs to; NULL when there is none. Devices that keep no state (neither save nor load in
+ * their ops) may be missing from a state: one written before they existed lacks them (x86's
+ * pci-ecam, added without a format change), so they are passed over. With type NULL (the end
+ * of the state): NULL when every device from dev on keeps no state, else the first that does,
+ * which the state lacks. Every device still writes its section, so the format is unchanged. */
+struct device *snap_device_for(struct device *dev, const char *type, const char *name);
 /* Apply state captured by vm_state_save to a VM built from the same config
  * (devices created, vCPUs created, not started). 0 or -1 (printed). */
 int vm_state_load(struct vm *vm, struct ser_reader *r);

@@ -366,8 +366,10 @@ static uint64_t own_vm_size(void)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmSize: %llu kB", &kb) == 1)
+		if (!strncmp(line, "VmSize:", 7)) {
+			kb = strtoull(line + 7, NULL, 10);
 			break;
+		}
 	fclose(f);
 	return (uint64_t)kb << 10;
 }
@@ -405,14 +407,19 @@ static long free_huge_pages(uint64_t sz, long *total)
 
 	for (int i = 0; i < 3; i++) {
 		FILE *f;
+		char num[32], *end;
 
 		snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/%s",
 			 (unsigned long long)(sz >> 10), names[i]);
 		f = fopen(path, "re");
 		if (!f)
 			return -1;
-		if (fscanf(f, "%ld", &v[i]) != 1)
-			v[i] = -1;
+		if (fgets(num, sizeof(num), f)) {
+			errno = 0;
+			v[i] = strtol(num, &end, 10);
+			if (end == num || errno || (*end && *end != '\n'))
+				v[i] = -1;
+		}
 		fclose(f);
 		if (v[i] < 0)
 			return -1;

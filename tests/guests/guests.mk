@@ -29,7 +29,7 @@ GUEST_FORBIDDEN := %[xy]mm|cmpxchg16b|popcnt|rdtscp|xsave|xrstor|fxsave|fxrstor
 # Host-side helpers of the runner (tests/guests/tools/*.c): static, so the same
 # binaries run here and in the emulated host's initramfs (busybox, no libc).
 GUEST_TOOLS_CC ?= $(GUEST_CC)
-GUEST_TOOL_NAMES := deadline sigdisp ptyrun apiclient freeport passcheck bytes
+GUEST_TOOL_NAMES := deadline sigdisp ptyrun apiclient freeport passcheck bytes dirtylog
 GUEST_TOOLS   := $(patsubst %,$(GUEST_OUT)/tools/%,$(GUEST_TOOL_NAMES))
 GUEST_TOOLS_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Werror -Wshadow -static
 GUEST_TOOLS_LIBS_apiclient := -ljson-c

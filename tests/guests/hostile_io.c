@@ -41,9 +41,10 @@ void guest_main(struct hvm_start_info *si)
 	}
 	gprintf("hostile_io: unassigned ports ok (all ones)\n");
 
-	/* Unassigned MMIO: PCI hole, above RAM, near the IOAPIC/LAPIC, odd offsets.
-	 * Writes are dropped; reads of every width, aligned or not, are all ones. */
-	static const u64 mmio[] = { 0xd0000000, 0xc0000000, 0xfebff000, 0xfed00000, 0x3f000000, 0xfec01001 };
+	/* Unassigned MMIO: PCI hole, its last page below the ECAM window (0xfeb00000, which
+	 * decodes), above RAM, near the IOAPIC/LAPIC, odd offsets. Writes are dropped; reads of
+	 * every width, aligned or not, are all ones. */
+	static const u64 mmio[] = { 0xd0000000, 0xc0000000, 0xfeaff000, 0xfed00000, 0x3f000000, 0xfec01001 };
 
 	for (size_t i = 0; i < sizeof(mmio) / sizeof(mmio[0]); i++) {
 		u64 a = mmio[i], q;

@@ -50,9 +50,9 @@ static int nfns;
 static u64 msix_table, msix_pba;
 static u32 msix_entries;
 
-/* Unassigned while no BAR decodes there: the 32-bit PCI window, above RAM (64M), around the
- * IOAPIC; ports no device claims. BAR writes below stay in 0xc0000000..0xc0ffffff. */
-static const u64 ummio[] = { 0xd0000000, 0xe0000000, 0xfebff000, 0xfed00000, 0x3f000000 };
+/* Unassigned while no BAR decodes there: the 32-bit PCI window (its last page is just below the
+ * ECAM window at 0xfeb00000), above RAM (64M), around the IOAPIC; ports no device claims. BAR writes below stay in 0xc0000000..0xc0ffffff. */
+static const u64 ummio[] = { 0xd0000000, 0xe0000000, 0xfeaff000, 0xfed00000, 0x3f000000 };
 static const u16 uports[] = { 0x100, 0x2e8, 0x1234, 0x5658, 0x9000, 0xfff8 };
 
 static u32 pci_addr(u32 bdf, u32 reg)

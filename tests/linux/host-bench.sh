@@ -1,6 +1,8 @@
 #!/bin/sh
 # host-bench.sh - kvmbox measurements, run by busybox sh inside the emulated host.
-# Usage: host-bench.sh [RUNS]   (default 5)
+# Usage: host-bench.sh [RUNS [PARTS]]   (default 5, all)
+#   PARTS: a comma-separated subset of boot,trace,seccomp,virtio,latency (the sections below, in
+#   that order); empty or "all": every one.
 #
 # The VMMs booted side by side, round robin, RUNS times each (whichever are in /kvmbox):
 #   kvmbox        /kvmbox/kvmbox (the glibc static build), bzImage
@@ -25,6 +27,16 @@
 # Then the virtio I/O phases (KVMBOX-VB lines) and the latency bench (KVMBOX-LAT), below.
 RUNS=${1:-5}
 [ -n "$RUNS" ] || RUNS=5
+PARTS=${2:-all}
+# part NAME: is this section of the bench selected?
+part() {
+	case ",$PARTS," in
+	*,all,* | ,,) return 0 ;;
+	*",$1,"*) return 0 ;;
+	esac
+	return 1
+}
+echo "KVMBOX-I bench parts: $PARTS"
 MEM_MB=256
 W=/tmp/kvmbox-bench
 mkdir -p $W
@@ -71,7 +83,7 @@ done
 echo "KVMBOX-I bench VMMs:$VMMS"
 
 i=1
-while [ $i -le $RUNS ]; do
+while part boot && [ $i -le $RUNS ]; do
 	for v in $VMMS; do
 		rm -f $W/fifo
 		mkfifo $W/fifo
@@ -128,7 +140,7 @@ done
 
 # Exits to user space and the busiest ports: one traced run per VMM.
 T=/sys/kernel/debug/tracing
-if [ -w $T/events/kvm/kvm_userspace_exit/enable ]; then
+if part trace && [ -w $T/events/kvm/kvm_userspace_exit/enable ]; then
 	for v in $VMMS; do
 		echo 0 >$T/tracing_on
 		echo >$T/trace
@@ -166,7 +178,7 @@ fi
 # the default, on). One line per run:
 #   KVMBOX-BS run=N status=S boot_s=T
 i=1
-while [ $i -le $RUNS ]; do
+while part seccomp && [ $i -le $RUNS ]; do
 	rm -f $W/fifo
 	mkfifo $W/fifo
 	read t0 _ </proc/uptime
@@ -205,7 +217,9 @@ fi
 echo "KVMBOX-I vhost-net: $([ -c /dev/vhost-net ] && echo usable || echo 'no /dev/vhost-net')"
 rm -f $W/disk.img
 truncate -s $((BLK_MB + 16))M $W/disk.img
-for phase in idle blkwrite blkread netout netin netout-user netin-user blkwrite-off blkread-off netout-off netin-off; do
+VB_PHASES="idle blkwrite blkread netout netin netout-user netin-user blkwrite-off blkread-off netout-off netin-off"
+part virtio || VB_PHASES=
+for phase in $VB_PHASES; do
 	sc=on
 	case $phase in *-off) sc=off ;; esac
 	mb=0
@@ -247,7 +261,9 @@ rm -f $W/disk.img
 #   KVMBOX-LAT mode=plain|rt samples=N p999_us=X max_us=Y avg_us=Z status=S
 LAT_SECS=20
 RT_OPTS="--vcpu-affinity 0=1 --io-affinity 0 --rt-priority 50 --mlock --hugepages --prealloc"
-if [ -f /kvmbox/guest-rt.cpio.gz ]; then
+if ! part latency; then
+	:
+elif [ -f /kvmbox/guest-rt.cpio.gz ]; then
 	GL=$W/guest-rt.gz
 	cat /kvmbox/guest-initrd.gz /kvmbox/guest-rt.cpio.gz >$GL
 	for mode in plain rt; do

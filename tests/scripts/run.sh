@@ -186,6 +186,24 @@ t_demo() {
 	pass "$t"
 }
 
+# t_demo_retry NAME KEYS STATUS: t_demo, run once more when it failed and the emulated host's
+# own kernel locked up or panicked meanwhile (nested virtualisation under TCG, DEVELOPERS.md
+# Known traps; seen: a 182 s soft lockup); kvmbox's own failures are never retried.
+t_demo_retry() {
+	local r sig
+	r=$(t_demo "$@")
+	if [[ $r == FAIL:* ]]; then
+		sig=$(grep -a -m1 -o -E 'watchdog: BUG: soft lockup.*|Kernel panic - not syncing.*' "$WORK/$1.log" | cut -c1-120)
+		if [[ -n $sig ]]; then
+			echo "RETRY: $1: the emulated host's kernel reported '$sig' (first run: ${r#FAIL: $1: })"
+			mv "$WORK/$1.log" "$WORK/$1.first.log"
+			rm -f "$WORK/$1.in"
+			r=$(t_demo "$@")
+		fi
+	fi
+	echo "$r"
+}
+
 # `make install` into a DESTDIR: the binary and both man pages, with their modes, and man
 # renders the pages without a warning.
 t_install() {
@@ -351,8 +369,8 @@ run_test() {
 	emu_wedge_silent) t_emu_wedge "$1" silent "PASS: serial" ;;
 	emu_wedge_twice) t_emu_wedge "$1" twice "FAIL: serial: the emulated host wedged during serial" ;;
 	emu_wedge_panic) t_emu_wedge "$1" panic "PASS: serial" ;;
-	demo_status_poweroff) t_demo "$1" 'poweroff -f\n' 0 ;;
-	demo_status_ctrl_a_x) t_demo "$1" '\001x' 130 ;;
+	demo_status_poweroff) t_demo_retry "$1" 'poweroff -f\n' 0 ;;
+	demo_status_ctrl_a_x) t_demo_retry "$1" '\001x' 130 ;;
 	*) fail "$1" "no such test; the list is at the top of $0" ;;
 	esac
 }

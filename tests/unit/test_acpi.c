@@ -1,5 +1,6 @@
 /* Unit tests for arch/x86/acpi.c and the AML encoder: table checksums and pointers, FADT fields,
- * MADT contents for several vCPU counts, DSDT contents and encoding, and failure cases. */
+ * MADT contents for several vCPU counts, the MCFG's ECAM window, DSDT contents and encoding (its
+ * PCI0 windows clear of the ECAM window), and failure cases. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -100,12 +101,15 @@ static void test_rsdp_xsdt_checksums(void **state)
 		assert_memory_equal(rsdp + 9, "KVMBOX", 6);
 
 		xsdt = table(e, get_le64(rsdp + 24), "XSDT");
-		assert_int_equal(get_le32(xsdt + 4), 36 + 2 * 8);
+		assert_int_equal(get_le32(xsdt + 4), 36 + 3 * 8);
 		table(e, get_le64(xsdt + 36), "FACP");
 		table(e, get_le64(xsdt + 44), "APIC");
+		table(e, get_le64(xsdt + 52), "MCFG");
 		rsdt = table(e, get_le32(rsdp + 16), "RSDT");
+		assert_int_equal(get_le32(rsdt + 4), 36 + 3 * 4);
 		assert_int_equal(get_le32(rsdt + 36), get_le64(xsdt + 36));
 		assert_int_equal(get_le32(rsdt + 40), get_le64(xsdt + 44));
+		assert_int_equal(get_le32(rsdt + 44), get_le64(xsdt + 52));
 
 		fadt = find_in_xsdt(e, "FACP");
 		table(e, get_le64(fadt + 140), "DSDT");
@@ -243,6 +247,32 @@ static void test_madt(void **state)
 	check_madt(X86_ACPI_MAX_CPUS);
 }
 
+/* The MCFG (PCI Firmware Specification 4.1.2) Linux's pci_parse_mcfg reads: one allocation,
+ * segment 0, bus 0 only (the DSDT's PCI0), at the window layout.h reserves; 1 MiB aligned. */
+static void test_mcfg(void **state)
+{
+	unsigned counts[] = { 1, X86_ACPI_MAX_CPUS };
+
+	for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+		struct env *e = env_new(counts[c]);
+		uint8_t *m = find_in_xsdt(e, "MCFG"), *a = m + 44;
+
+		assert_int_equal(get_le32(m + 4), 36 + 8 + 16); /* header, reserved, one allocation */
+		assert_int_equal(m[8], 1);                      /* revision */
+		assert_int_equal(sum(m, get_le32(m + 4)), 0);
+		assert_int_equal(get_le64(m + 36), 0); /* reserved */
+		assert_int_equal(get_le64(a), 0xfeb00000ULL);
+		assert_int_equal(get_le64(a), X86_PCI_ECAM_BASE);
+		assert_int_equal(get_le16(a + 8), 0); /* segment */
+		assert_int_equal(a[10], 0);           /* start bus */
+		assert_int_equal(a[11], 0);           /* end bus: 1 MiB of ECAM */
+		assert_int_equal(get_le32(a + 12), 0);
+		assert_int_equal(X86_PCI_ECAM_SIZE, (uint64_t)(a[11] - a[10] + 1) << 20);
+		assert_int_equal(X86_PCI_ECAM_BASE % (1 << 20), 0);
+		env_free(e);
+	}
+}
+
 static uint8_t *memmem_or_null(uint8_t *h, size_t hn, const void *n, size_t nn)
 {
 	return memmem(h, hn, n, nn);
@@ -280,9 +310,9 @@ static void test_dsdt_contents(void **state)
 	};
 	static const uint8_t prt_31d[] = { 0x12, 0x0c, 0x04, 0x0c, 0xff, 0xff, 0x1f,
 					   0x00, 0x0a, 0x03, 0x00, 0x0a, 18 };
-	/* 32-bit window: DWordMemory 0xc0000000..0xfebfffff. */
+	/* 32-bit window: DWordMemory 0xc0000000..0xfeafffff (the ECAM window follows). */
 	static const uint8_t win32[] = { 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0,    0,    0,
-					 0,    0x00, 0x00, 0x00, 0xc0, 0xff, 0xff, 0xbf, 0xfe };
+					 0,    0x00, 0x00, 0x00, 0xc0, 0xff, 0xff, 0xaf, 0xfe };
 	uint8_t *p;
 	int n;
 
@@ -320,6 +350,79 @@ static void test_dsdt_contents(void **state)
 	size_t dev = pkglen(p + 2, &n);
 	assert_memory_equal(p + 2 + n, "PCI0", 4);
 	assert_true(p + 2 + dev <= d + len);
+	env_free(e);
+}
+
+/* PCI0's _CRS, decoded as Linux's resource parser does: the memory windows it hands to BARs
+ * must not overlap the ECAM window (Linux would assign a BAR over config space), the bus range
+ * must be the MCFG's (bus 0), and the ports must leave out 0xcf8..0xcff. */
+static void test_dsdt_windows_clear_of_ecam(void **state)
+{
+	struct env *e = env_new(2);
+	uint8_t *f = find_in_xsdt(e, "FACP");
+	uint8_t *d = table(e, get_le64(f + 140), "DSDT"), *end = d + get_le32(d + 4);
+	uint8_t *m = find_in_xsdt(e, "MCFG");
+	uint64_t ecam = get_le64(m + 44), ecam_end = ecam + ((uint64_t)(m[55] - m[54] + 1) << 20);
+	uint8_t *p = memmem_or_null(d, get_le32(d + 4), "PCI0", 4);
+	unsigned mem = 0, bus = 0, io = 0;
+	int n;
+
+	assert_non_null(p);
+	p = memmem_or_null(p, (size_t)(end - p), "_CRS", 4);
+	assert_non_null(p);
+	assert_int_equal(p[4], 0x11); /* Buffer */
+	pkglen(p + 5, &n);
+	p += 5 + n;
+	/* The buffer's size: ByteConst or WordConst. */
+	assert_true(p[0] == 0x0a || p[0] == 0x0b);
+	p += p[0] == 0x0a ? 2 : 3;
+	while (p < end && p[0] != 0x79) {
+		uint64_t min, max;
+		size_t len;
+
+		/* Only large address-space descriptors (Word 0x88, DWord 0x87, QWord 0x8a) here. */
+		assert_true(p[0] == 0x88 || p[0] == 0x87 || p[0] == 0x8a);
+		len = 3 + get_le16(p + 1);
+		if (p[0] == 0x88) {
+			min = get_le16(p + 8);
+			max = get_le16(p + 10);
+		} else if (p[0] == 0x87) {
+			min = get_le32(p + 10);
+			max = get_le32(p + 14);
+		} else {
+			min = get_le64(p + 14);
+			max = get_le64(p + 22);
+		}
+		assert_true(min <= max);
+		switch (p[3]) {
+		case 0: /* memory */
+			if (min < ecam_end && max >= ecam)
+				fail_msg("PCI0 memory window 0x%llx..0x%llx overlaps ECAM 0x%llx..0x%llx",
+					 (unsigned long long)min, (unsigned long long)max,
+					 (unsigned long long)ecam, (unsigned long long)ecam_end - 1);
+			mem++;
+			break;
+		case 1: /* I/O */
+			assert_true(max < X86_PCI_CONFIG_ADDR || min > X86_PCI_CONFIG_DATA + 3);
+			io++;
+			break;
+		case 2: /* bus numbers: exactly the MCFG's */
+			assert_int_equal(min, m[54]);
+			assert_int_equal(max, m[55]);
+			bus++;
+			break;
+		default:
+			fail_msg("unexpected resource type %u", p[3]);
+		}
+		p += len;
+	}
+	assert_true(p < end); /* the end tag was found */
+	assert_int_equal(mem, 2);
+	assert_int_equal(io, 2);
+	assert_int_equal(bus, 1);
+	/* The BAR window itself ends where the ECAM window starts, below the IOAPIC. */
+	assert_int_equal(X86_PCI_MMIO_END, ecam);
+	assert_true(ecam_end <= X86_IOAPIC_ADDR);
 	env_free(e);
 }
 
@@ -401,7 +504,9 @@ int main(void)
 		cmocka_unit_test(test_rsdp_found_by_scan),
 		cmocka_unit_test(test_fadt_fields),
 		cmocka_unit_test(test_madt),
+		cmocka_unit_test(test_mcfg),
 		cmocka_unit_test(test_dsdt_contents),
+		cmocka_unit_test(test_dsdt_windows_clear_of_ecam),
 		cmocka_unit_test(test_aml_encoder),
 		cmocka_unit_test(test_failures),
 	};

@@ -618,6 +618,56 @@ static void test_state_requires_sections(void **state)
 	ser_writer_free(&w);
 }
 
+/* A device section matches the VM's device list in order; a device that keeps no state (x86's
+ * pci-ecam) may be missing from a state written before it existed, one that keeps state may
+ * not, nor may a section name a device the VM does not have. */
+static void fake_save(struct device *d, struct ser_writer *w)
+{
+	(void)d;
+	(void)w;
+}
+
+static void test_state_device_list(void **state)
+{
+	static const struct device_ops stateful = { .type = "pci", .save = fake_save };
+	static const struct device_ops cf8 = { .type = "pci-cf8", .save = fake_save };
+	static const struct device_ops stateless = { .type = "pci-ecam" };
+	static const struct device_ops blk = { .type = "virtio-blk", .save = fake_save };
+	struct device d[4] = {
+		{ .ops = &stateful, .name = "pci" },
+		{ .ops = &cf8, .name = "pci-cf8" },
+		{ .ops = &stateless, .name = "pci-ecam" },
+		{ .ops = &blk, .name = "virtio-blk0" },
+	};
+
+	for (int i = 0; i < 3; i++)
+		d[i].next = &d[i + 1];
+	/* A state with every section: each finds its own device, in order. */
+	assert_ptr_equal(snap_device_for(&d[0], "pci", "pci"), &d[0]);
+	assert_ptr_equal(snap_device_for(&d[1], "pci-cf8", "pci-cf8"), &d[1]);
+	assert_ptr_equal(snap_device_for(&d[2], "pci-ecam", "pci-ecam"), &d[2]);
+	assert_ptr_equal(snap_device_for(&d[3], "virtio-blk", "virtio-blk0"), &d[3]);
+	assert_null(snap_device_for(NULL, NULL, NULL)); /* nothing left over */
+	/* A state written before pci-ecam existed: after pci-cf8 comes virtio-blk0's section. */
+	assert_ptr_equal(snap_device_for(&d[2], "virtio-blk", "virtio-blk0"), &d[3]);
+	/* A state that ends after pci-cf8 lacks virtio-blk0 (pci-ecam is passed over) ... */
+	assert_ptr_equal(snap_device_for(&d[2], NULL, NULL), &d[3]);
+	/* ... but is complete for a VM whose list ends with the stateless device. */
+	d[2].next = NULL;
+	assert_null(snap_device_for(&d[2], NULL, NULL));
+	d[2].next = &d[3];
+	/* A device with state is never passed over: its section missing is a damaged state. */
+	assert_null(snap_device_for(&d[1], "virtio-blk", "virtio-blk0"));
+	assert_ptr_equal(snap_device_for(&d[3], NULL, NULL), &d[3]);
+	assert_ptr_equal(snap_device_for(&d[1], NULL, NULL), &d[1]);
+	/* A section of a device the VM lacks, or under another name, matches nothing. */
+	assert_null(snap_device_for(&d[2], "virtio-net", "virtio-net0"));
+	assert_null(snap_device_for(&d[3], "virtio-blk", "virtio-blk1"));
+	assert_null(snap_device_for(NULL, "pci", "pci"));
+	/* Sections out of order are refused, stateless device in between or not. */
+	assert_null(snap_device_for(&d[0], "pci-cf8", "pci-cf8"));
+}
+
 /* The local command line names the host resources; the saved configuration only has to
  * describe the same guest (vm_config_match, shared by restore and run --incoming). */
 static void test_config_match(void **state)
@@ -853,6 +903,7 @@ int main(void)
 		cmocka_unit_test(test_file_write_allocates_nothing),
 		cmocka_unit_test(test_tmp_file_never_through_a_link),
 		cmocka_unit_test(test_state_requires_sections),
+		cmocka_unit_test(test_state_device_list),
 		cmocka_unit_test(test_mac),
 		cmocka_unit_test(test_mac_stripped),
 	};

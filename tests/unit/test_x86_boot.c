@@ -169,8 +169,8 @@ static void test_bzimage_zero_page(void **state)
 	assert_memory_equal(gp(&r, img), initrd, is);
 
 	/* e820 in the zero page. */
-	assert_int_equal(zp[0x1e8], 4);
-	struct x86_e820_entry ent[4];
+	assert_int_equal(zp[0x1e8], 5);
+	struct x86_e820_entry ent[5];
 	memcpy(ent, zp + 0x2d0, sizeof(ent));
 	assert_int_equal(ent[0].addr, 0);
 	assert_int_equal(ent[0].size, X86_EBDA_START);
@@ -181,10 +181,13 @@ static void test_bzimage_zero_page(void **state)
 	assert_int_equal(ent[2].addr, X86_KERNEL_ADDR);
 	assert_int_equal(ent[2].size, 256 * MiB - X86_KERNEL_ADDR);
 	assert_int_equal(ent[2].type, X86_E820_RAM);
-	assert_int_equal(ent[3].addr, X86_IDENTITY_MAP_ADDR);
-	assert_int_equal(ent[3].size, 0x4000);
+	assert_int_equal(ent[3].addr, X86_PCI_ECAM_BASE); /* the MCFG's window */
+	assert_int_equal(ent[3].size, X86_PCI_ECAM_SIZE);
 	assert_int_equal(ent[3].type, X86_E820_RESERVED);
-	assert_int_equal(get_le32(zp + 0x2d0 + 4 * 20), 0); /* nothing after the 4th entry */
+	assert_int_equal(ent[4].addr, X86_IDENTITY_MAP_ADDR);
+	assert_int_equal(ent[4].size, 0x4000);
+	assert_int_equal(ent[4].type, X86_E820_RESERVED);
+	assert_int_equal(get_le32(zp + 0x2d0 + 5 * 20), 0); /* nothing after the 5th entry */
 
 	free(initrd);
 	free(k);
@@ -239,18 +242,57 @@ static void test_e820_high_memory(void **state)
 
 	ram_init(&r, 64 * MiB, 16 * MiB);
 	n = x86_build_e820(&r.mem, e, 8);
-	assert_int_equal(n, 5);
+	assert_int_equal(n, 6);
 	for (int i = 1; i < n; i++)
 		assert_true(e[i - 1].addr + e[i - 1].size <= e[i].addr);
 	assert_int_equal(e[2].addr, X86_KERNEL_ADDR);
 	assert_int_equal(e[2].size, 63 * MiB);
-	assert_int_equal(e[3].addr, X86_IDENTITY_MAP_ADDR);
-	assert_int_equal(e[4].addr, X86_4G);
-	assert_int_equal(e[4].size, 16 * MiB);
-	assert_int_equal(e[4].type, X86_E820_RAM);
+	assert_int_equal(e[3].addr, X86_PCI_ECAM_BASE);
+	assert_int_equal(e[4].addr, X86_IDENTITY_MAP_ADDR);
+	assert_int_equal(e[5].addr, X86_4G);
+	assert_int_equal(e[5].size, 16 * MiB);
+	assert_int_equal(e[5].type, X86_E820_RAM);
 	/* Too small an output array is refused, not overrun. */
-	assert_int_equal(x86_build_e820(&r.mem, e, 4), -1);
+	assert_int_equal(x86_build_e820(&r.mem, e, 5), -1);
 	fake_ram_free(&r);
+}
+
+/* The ECAM window of the MCFG (0xfeb00000, 1 MiB) is one reserved e820 entry, never RAM, for
+ * every RAM size (Linux checks it is reserved before it uses MMCONFIG), and no entry overlaps
+ * another. */
+static void test_e820_reserves_ecam(void **state)
+{
+	static const uint64_t lows[] = { 16 * MiB, 256 * MiB, X86_PCI_HOLE_START };
+	static const uint64_t highs[] = { 0, 0, 1024 * MiB };
+
+	for (size_t c = 0; c < sizeof(lows) / sizeof(lows[0]); c++) {
+		struct fake_ram r;
+		struct x86_e820_entry e[16];
+		int n, covering = 0;
+
+		struct mem_region layout[2] = { { .gpa = 0, .size = lows[c] },
+						{ .gpa = X86_4G, .size = highs[c] } };
+
+		fake_ram_map(&r, layout, highs[c] ? 2 : 1); /* MAP_NORESERVE: 4 GiB cost nothing */
+		n = x86_build_e820(&r.mem, e, 16);
+		assert_true(n > 0);
+		for (int i = 0; i < n; i++) {
+			uint64_t start = e[i].addr, end = e[i].addr + e[i].size;
+
+			if (i > 0)
+				assert_true(e[i - 1].addr + e[i - 1].size <= start);
+			if (start < X86_PCI_ECAM_BASE + X86_PCI_ECAM_SIZE && end > X86_PCI_ECAM_BASE) {
+				assert_int_equal(e[i].type, X86_E820_RESERVED);
+				assert_true(start <= X86_PCI_ECAM_BASE);
+				assert_true(end >= X86_PCI_ECAM_BASE + X86_PCI_ECAM_SIZE);
+				covering++;
+			}
+		}
+		assert_int_equal(covering, 1);
+		fake_ram_free(&r);
+	}
+	assert_int_equal(X86_PCI_ECAM_BASE, 0xfeb00000ULL);
+	assert_int_equal(X86_PCI_ECAM_SIZE, 1 * MiB);
 }
 
 static void test_page_tables_and_gdt(void **state)
@@ -765,6 +807,7 @@ int main(void)
 		cmocka_unit_test(test_bzimage_initrd_addr_max),
 		cmocka_unit_test(test_bzimage_no_initrd),
 		cmocka_unit_test(test_e820_high_memory),
+		cmocka_unit_test(test_e820_reserves_ecam),
 		cmocka_unit_test(test_page_tables_and_gdt),
 		cmocka_unit_test(test_regs_64bit),
 		cmocka_unit_test(test_regs_pvh),

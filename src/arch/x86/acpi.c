@@ -56,6 +56,14 @@
 
 #define FACS_SIZE 64
 
+/* MCFG (PCI Firmware Specification 3.x, 4.1.2): the header, 8 reserved bytes, then one 16-byte
+ * allocation per segment and bus range: base address (u64), segment (u16), start and end bus,
+ * 4 reserved bytes. */
+#define MCFG_SIZE (HDR_SIZE + 8 + 16)
+
+/* Tables the XSDT and the RSDT point to: FADT, MADT, MCFG. */
+#define SDT_ENTRIES 3
+
 #define MADT_PCAT_COMPAT 1
 #define MADT_LAPIC       0
 #define MADT_IOAPIC      1
@@ -282,12 +290,28 @@ static void build_madt(uint8_t *p, unsigned ncpus)
 	sdt_finish(p);
 }
 
+/* The ECAM window of layout.h, which x86.c maps (pci_ecam_create): segment 0, buses 0 to
+ * X86_PCI_ECAM_BUSES - 1, as the DSDT's PCI0 (_SEG 0, _BBN 0, bus range 0..0). */
+static void build_mcfg(uint8_t *p)
+{
+	uint8_t *e = p + HDR_SIZE + 8;
+
+	sdt_header(p, "MCFG", MCFG_SIZE, 1);
+	put_le64(e, X86_PCI_ECAM_BASE);
+	put_le16(e + 8, 0);
+	e[10] = 0;
+	e[11] = X86_PCI_ECAM_BUSES - 1;
+	sdt_finish(p);
+}
+
 int x86_acpi_build(const struct guest_mem *mem, unsigned ncpus, uint64_t *rsdp_gpa)
 {
 	struct area ar;
 	struct aml a;
-	uint8_t *rsdp, *facs, *dsdt, *fadt, *madt, *xsdt, *rsdt;
-	uint64_t rsdp_at = 0, facs_at = 0, dsdt_at = 0, fadt_at = 0, madt_at = 0, xsdt_at = 0, rsdt_at = 0;
+	uint8_t *rsdp, *facs, *dsdt, *fadt, *madt, *mcfg, *xsdt, *rsdt;
+	uint64_t rsdp_at = 0, facs_at = 0, dsdt_at = 0, fadt_at = 0, madt_at = 0, mcfg_at = 0, xsdt_at = 0,
+		 rsdt_at = 0;
+	uint64_t sdts[SDT_ENTRIES];
 	size_t dsdt_start;
 
 	if (ncpus == 0 || ncpus > X86_ACPI_MAX_CPUS) {
@@ -328,9 +352,10 @@ int x86_acpi_build(const struct guest_mem *mem, unsigned ncpus, uint64_t *rsdp_g
 
 	fadt = area_alloc(&ar, FADT_SIZE, 16, &fadt_at);
 	madt = area_alloc(&ar, madt_size(ncpus), 16, &madt_at);
-	xsdt = area_alloc(&ar, HDR_SIZE + 2 * 8, 16, &xsdt_at);
-	rsdt = area_alloc(&ar, HDR_SIZE + 2 * 4, 16, &rsdt_at);
-	if (!fadt || !madt || !xsdt || !rsdt)
+	mcfg = area_alloc(&ar, MCFG_SIZE, 16, &mcfg_at);
+	xsdt = area_alloc(&ar, HDR_SIZE + SDT_ENTRIES * 8, 16, &xsdt_at);
+	rsdt = area_alloc(&ar, HDR_SIZE + SDT_ENTRIES * 4, 16, &rsdt_at);
+	if (!fadt || !madt || !mcfg || !xsdt || !rsdt)
 		goto too_big;
 
 	memcpy(facs, "FACS", 4);
@@ -339,15 +364,19 @@ int x86_acpi_build(const struct guest_mem *mem, unsigned ncpus, uint64_t *rsdp_g
 
 	build_fadt(fadt, facs_at, dsdt_at);
 	build_madt(madt, ncpus);
+	build_mcfg(mcfg);
 
-	sdt_header(xsdt, "XSDT", HDR_SIZE + 2 * 8, 1);
-	put_le64(xsdt + HDR_SIZE, fadt_at);
-	put_le64(xsdt + HDR_SIZE + 8, madt_at);
-	sdt_finish(xsdt);
+	sdts[0] = fadt_at;
+	sdts[1] = madt_at;
+	sdts[2] = mcfg_at;
+	sdt_header(xsdt, "XSDT", HDR_SIZE + SDT_ENTRIES * 8, 1);
 	/* An RSDT too, for guests booted with acpi=rsdt or ACPI 1.0 parsers. */
-	sdt_header(rsdt, "RSDT", HDR_SIZE + 2 * 4, 1);
-	put_le32(rsdt + HDR_SIZE, (uint32_t)fadt_at);
-	put_le32(rsdt + HDR_SIZE + 4, (uint32_t)madt_at);
+	sdt_header(rsdt, "RSDT", HDR_SIZE + SDT_ENTRIES * 4, 1);
+	for (int i = 0; i < SDT_ENTRIES; i++) {
+		put_le64(xsdt + HDR_SIZE + 8 * i, sdts[i]);
+		put_le32(rsdt + HDR_SIZE + 4 * i, (uint32_t)sdts[i]);
+	}
+	sdt_finish(xsdt);
 	sdt_finish(rsdt);
 
 	memcpy(rsdp, "RSD PTR ", 8);

@@ -1,8 +1,9 @@
-/* acpi.h - the ACPI tables kvmbox hands an x86 guest (RSDP, RSDT/XSDT, FADT, FACS, DSDT, MADT).
+/* acpi.h - the ACPI tables kvmbox hands an x86 guest (RSDP, RSDT/XSDT, FADT, FACS, DSDT, MADT,
+ * MCFG).
  *
  * The tables describe the fixed platform of layout.h: the PM1 block, reset register and SCI the
- * lead's power device emulates, the IOAPIC/LAPICs, a PCI root bridge with its _PRT, and the legacy
- * COM1/RTC/i8042 devices. They are written once, before the first vCPU runs. */
+ * lead's power device emulates, the IOAPIC/LAPICs, a PCI root bridge with its _PRT and its ECAM window
+ * (MCFG), and the legacy COM1/RTC/i8042 devices. They are written once, before the first vCPU runs. */
 #ifndef KVMBOX_X86_ACPI_H
 #define KVMBOX_X86_ACPI_H
 

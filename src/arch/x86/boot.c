@@ -89,7 +89,7 @@ static void e820_add(struct x86_e820_entry *e, int *n, uint64_t start, uint64_t 
 
 int x86_build_e820(const struct guest_mem *mem, struct x86_e820_entry *out, int max)
 {
-	struct x86_e820_entry e[2 * GUEST_MEM_MAX_REGIONS + 2];
+	struct x86_e820_entry e[2 * GUEST_MEM_MAX_REGIONS + 3];
 	int n = 0;
 
 	for (int i = 0; i < mem->nr_regions; i++) {
@@ -104,6 +104,8 @@ int x86_build_e820(const struct guest_mem *mem, struct x86_e820_entry *out, int 
 		}
 	}
 	e820_add(e, &n, X86_EBDA_START, X86_KERNEL_ADDR, X86_E820_RESERVED);
+	/* The PCI ECAM window (MCFG): Linux uses MMCONFIG only where the firmware reserved it. */
+	e820_add(e, &n, X86_PCI_ECAM_BASE, X86_PCI_ECAM_BASE + X86_PCI_ECAM_SIZE, X86_E820_RESERVED);
 	/* KVM's identity-map page and the 3 TSS pages (KVM_SET_IDENTITY_MAP_ADDR / KVM_SET_TSS_ADDR). */
 	e820_add(e, &n, X86_IDENTITY_MAP_ADDR, X86_TSS_ADDR + 3 * PAGE_SIZE, X86_E820_RESERVED);
 

@@ -7,7 +7,8 @@
  *   0x0009fc00  EBDA (reserved)          0x000e0000  ACPI tables / MP table (reserved)
  *   0x00100000  kernel (bzImage protected-mode part, or vmlinux segments)
  *   RAM above 1 MiB up to min(memory, PCI hole start); the rest above 4 GiB.
- *   0xc0000000 .. 0xfebfffff  32-bit PCI MMIO window (hole)
+ *   0xc0000000 .. 0xfeafffff  32-bit PCI MMIO window (hole)
+ *   0xfeb00000 .. 0xfebfffff  PCI ECAM (MMCONFIG) of bus 0: the MCFG table's window, reserved in e820
  *   0xfec00000 IOAPIC   0xfee00000 LAPIC   0xfeffc000 KVM identity map + TSS
  */
 #ifndef KVMBOX_X86_LAYOUT_H
@@ -28,9 +29,13 @@
 #define X86_BIOS_END       0x100000ULL
 #define X86_KERNEL_ADDR    0x100000ULL
 
-#define X86_PCI_HOLE_START    0xc0000000ULL
-#define X86_PCI_MMIO_START    0xc0000000ULL
-#define X86_PCI_MMIO_END      0xfec00000ULL /* exclusive */
+#define X86_PCI_HOLE_START 0xc0000000ULL
+#define X86_PCI_MMIO_START 0xc0000000ULL
+#define X86_PCI_MMIO_END   0xfeb00000ULL /* exclusive: the ECAM window follows */
+/* ECAM (MMCONFIG) for bus 0 only, the one bus the DSDT's PCI0 declares: 1 MiB, 1 MiB aligned. */
+#define X86_PCI_ECAM_BASE     0xfeb00000ULL
+#define X86_PCI_ECAM_BUSES    1
+#define X86_PCI_ECAM_SIZE     (X86_PCI_ECAM_BUSES * 0x100000ULL)
 #define X86_IOAPIC_ADDR       0xfec00000ULL
 #define X86_LAPIC_ADDR        0xfee00000ULL
 #define X86_IDENTITY_MAP_ADDR 0xfeffc000ULL

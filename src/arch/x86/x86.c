@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../core/inputfile.h"
 #include "../../core/log.h"
 #include "../../core/vcpu.h"
 #include "../../core/util.h"
@@ -16,6 +17,7 @@
 #include "../../devices/i8042.h"
 #include "../../devices/pci.h"
 #include "../../devices/pci_cf8.h"
+#include "../../devices/pci_ecam.h"
 #include "../../devices/rtc.h"
 #include "../../devices/uart.h"
 #include "../arch.h"
@@ -25,6 +27,13 @@
 #include "layout.h"
 
 const enum arch_id arch_this = ARCH_ID_X86_64;
+
+/* The ECAM window sits between the 32-bit BAR window and the IOAPIC, decoded by nothing else. */
+_Static_assert(X86_PCI_ECAM_BASE >= X86_PCI_MMIO_END &&
+		       X86_PCI_ECAM_BASE + X86_PCI_ECAM_SIZE <= X86_IOAPIC_ADDR &&
+		       X86_PCI_ECAM_SIZE == X86_PCI_ECAM_BUSES * PCI_ECAM_BUS_SIZE &&
+		       X86_PCI_ECAM_BASE % PCI_ECAM_BUS_SIZE == 0,
+	       "the x86 ECAM window overlaps the PCI MMIO window or the IOAPIC, or is misaligned");
 
 struct x86_vm {
 	struct kvm_cpuid2 *cpuid; /* supported CPUID, before per-vCPU fixes */
@@ -172,6 +181,13 @@ int arch_create_devices(struct vm *vm)
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
+	/* The MCFG table's window (acpi.c): Linux reaches config space here once it has checked the
+	 * window is reserved in e820, and through 0xcf8/0xcfc before that (and, on x86, for the first
+	 * 256 bytes of each function whenever type 1 works). Stateless: every register is the core's. */
+	d = pci_ecam_create("pci-ecam", vm->pci_host, &vm->mmio, X86_PCI_ECAM_BASE, X86_PCI_ECAM_BUSES);
+	if (!d)
+		return -1;
+	vm_add_device(vm, d);
 	/* CONFIG_ADDRESS writes only matter at the CONFIG_DATA access after them: KVM queues them,
 	 * so a configuration access through 0xcf8/0xcfc costs one exit instead of two. */
 	if (vm_coalesce_io(vm, X86_PCI_CONFIG_ADDR, 4, true) < 0)
@@ -179,64 +195,6 @@ int arch_create_devices(struct vm *vm)
 	return 0;
 }
 #undef IRQ
-
-/* Read a whole regular file; `what` names it in errors ("kernel", "initrd"). */
-static int read_file(const char *what, const char *path, uint64_t limit, uint8_t **out, size_t *len)
-{
-	struct stat st;
-	uint8_t *buf;
-	size_t done = 0;
-	int fd;
-
-	/* stat first: a FIFO or a device given by mistake is refused without being opened (a
-	 * FIFO's open blocks, a device's may act). O_NONBLOCK and fstat cover a path changed in
-	 * between; O_NONBLOCK changes nothing for a regular file. */
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-		log_error("%s %s: not a regular file; give the path of a %s file", what, path, what);
-		return -1;
-	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		log_error("%s %s: %s; give the path of a readable %s file", what, path, strerror(errno),
-			  what);
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		log_error("%s %s: not a regular file; give the path of a %s file", what, path, what);
-		close(fd);
-		return -1;
-	}
-	if ((uint64_t)st.st_size > limit) {
-		log_error("%s %s: %llu MiB does not fit in %llu MiB of guest RAM; give more --memory", what,
-			  path, (unsigned long long)(st.st_size >> 20), (unsigned long long)(limit >> 20));
-		close(fd);
-		return -1;
-	}
-	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!buf) {
-		log_error("%s %s: out of memory reading it", what, path);
-		close(fd);
-		return -1;
-	}
-	while (done < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			log_error("%s %s: read failed: %s; check the file", what, path,
-				  n < 0 ? strerror(errno) : "file shrank");
-			free(buf);
-			close(fd);
-			return -1;
-		}
-		done += (size_t)n;
-	}
-	close(fd);
-	*out = buf;
-	*len = done;
-	return 0;
-}
 
 int arch_load_kernel(struct vm *vm)
 {
@@ -249,9 +207,9 @@ int arch_load_kernel(struct vm *vm)
 
 	if (!x)
 		return -1;
-	if (read_file("kernel", cfg->kernel, vm->mem.total, &kernel, &klen) < 0)
+	if (input_file_read("kernel", cfg->kernel, vm->mem.total, &kernel, &klen) < 0)
 		goto out;
-	if (cfg->initrd && read_file("initrd", cfg->initrd, vm->mem.total, &initrd, &ilen) < 0)
+	if (cfg->initrd && input_file_read("initrd", cfg->initrd, vm->mem.total, &initrd, &ilen) < 0)
 		goto out;
 	if (x86_acpi_build(&vm->mem, cfg->cpus, &rsdp) < 0)
 		goto out;
