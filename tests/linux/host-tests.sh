@@ -1152,7 +1152,7 @@ if want $LINKT; then
 	wait $PS_
 	vl=$(vget ltl vbench) sank=$(field "$(vget lts sank)" bytes)
 	neterr=$(net_setup)
-	vu= vv= nu= nv=
+	vu='' vv='' nu='' nv=''
 	if [ -z "$neterr" ]; then
 		: >$W/ltu
 		sleep 900 | nc -l -p 5003 >$W/ltu &
