@@ -1222,7 +1222,8 @@ static struct virtio_dev *net_create_link(const struct guest_mem *mem, const str
 
 	snprintf(who, sizeof(who), "virtio-net%u", index);
 	if (!memcmp(cfg->mac, "\0\0\0\0\0\0", 6)) {
-		log_error("%s: MAC 00:00:00:00:00:00 is not a unicast address; use e.g. 52:54:00:12:34:56", who);
+		log_error("%s: MAC 00:00:00:00:00:00 is not a unicast address; use e.g. 52:54:00:12:34:56",
+			  who);
 		return NULL;
 	}
 	d = dgram_open(cfg->path, cfg->backend == NET_BACKEND_LINK, who, &fd);
