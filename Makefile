@@ -106,6 +106,11 @@ CFLAGS  += $(MUSL_FLAGS)
 LDFLAGS += $(MUSL_FLAGS)
 endif
 
+# The link switch's micro-benchmark (docs/PERFORMANCE.md, Links between VMs).
+$(B)/bench/link_switch: bench/link_switch.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 unit: $(UNIT_BINS)
 $(B)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(UNIT_HELPERS:.c=.h) $(LIB)
 	@mkdir -p $(dir $@)

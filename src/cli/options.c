@@ -302,7 +302,7 @@ static int option_has_arg(const char *arg)
 
 static void help_line(char short_opt, const char *name, const char *arg, const char *help)
 {
-	char left[64];
+	char left[96];
 
 	snprintf(left, sizeof(left), "%c%c%c --%s%s%s", short_opt ? '-' : ' ', short_opt ? short_opt : ' ',
 		 short_opt ? ',' : ' ', name, arg && arg[0] != '[' ? " " : "", arg ? arg : "");

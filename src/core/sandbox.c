@@ -190,6 +190,13 @@ static const int sys_blk[] = { S(io_uring_enter), S(preadv2), S(pwritev2), S(pre
 /* virtio-net's worker: the tap (readv/writev) or a socket backend (sendmsg/recvmsg, SO_ERROR). */
 static const int sys_net[] = { S(readv), S(writev), S(sendmsg), S(recvmsg), S(getsockopt), -1 };
 static const unsigned long ioctl_net[] = { TUNSETOFFLOAD, 0 };
+/* A link card (--net socket=/link=, backends/dgram.c): its worker forwards frames and meets at
+ * the link's socket again when the link's switch went away (lock file, stale socket removed,
+ * bind, listen, accept), the migration thread leaves and joins the link at a hand-over, main
+ * leaves it when the VM ends. Only in the lists of a VM with such a card. */
+static const int sys_link[] = { S(connect), S(bind), S(listen), S(accept4), S(setsockopt), S(getsockopt),
+				S(sendto), S(recvfrom), S(openat), S(flock), S(newfstatat), S(fstat), S(unlink),
+				S(unlinkat), S(umask), S(mkdir), S(mkdirat), S(poll), S(ppoll), S(socketpair), S(fcntl), -1 };
 static const int sys_rng[] = { S(getrandom), -1 };
 /* virtio-balloon: pages go back with madvise (in the base); the stats timer. */
 static const int sys_balloon[] = { S(timerfd_settime), -1 };
@@ -302,6 +309,7 @@ static struct {
 	bool has_tap;
 	bool has_vhost;      /* a --net tap with vhost not off */
 	bool has_vsock;      /* --vsock */
+	bool has_link;       /* a --net socket= or link= card */
 	bool tune_affinity;  /* --vcpu-affinity or --io-affinity */
 	bool tune_rt;        /* --rt-priority */
 	bool tune_hugetlbfs; /* --hugepages=PATH */
@@ -361,6 +369,10 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 		add_ioctls(s, ioctl_net);
 		if (sb.has_vhost)
 			add_ioctls(s, ioctl_vhost_rings);
+		if (sb.has_link) {
+			add_sys(s, sys_link);
+			s->special |= SP_SOCKET;
+		}
 		break;
 	case SB_CONSOLE:
 		worker_set(s);
@@ -403,10 +415,16 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 			add_ioctls(s, ioctl_vsock_rings);
 			add_ioctls(s, ioctl_vsock_open);
 		}
+		if (sb.has_link)
+			add_sys(s, sys_link);
 		break;
 	case SB_MAIN:
 		add_sys(s, sys_main);
 		add_sys(s, sys_loop);
+		if (sb.has_link) {
+			add_sys(s, sys_link);
+			s->special |= SP_SOCKET;
+		}
 		add_ioctls(s, arch_ioctls.state_get);
 		add_ioctls(s, arch_ioctls.clock);
 		s->special |= SP_CLONE;
@@ -988,7 +1006,17 @@ static int jail_enter(const char *dir)
 static bool config_has_tap(const struct vm_config *cfg)
 {
 	for (unsigned i = 0; i < cfg->nr_devs; i++)
-		if (!strcmp(cfg->devs[i].type->option, "net"))
+		if (cfg->devs[i].type == &virtio_net_type &&
+		    ((const struct net_config *)cfg->devs[i].cfg)->backend == NET_BACKEND_TAP)
+			return true;
+	return false;
+}
+
+static bool config_has_link(const struct vm_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->nr_devs; i++)
+		if (cfg->devs[i].type == &virtio_net_type &&
+		    ((const struct net_config *)cfg->devs[i].cfg)->backend != NET_BACKEND_TAP)
 			return true;
 	return false;
 }
@@ -1017,6 +1045,7 @@ static int compile_all(const struct vm_config *cfg)
 	sb.mode = cfg->sandbox.seccomp;
 	sb.has_vhost = config_has_vhost(cfg);
 	sb.has_vsock = config_has_vsock(cfg);
+	sb.has_link = config_has_link(cfg);
 	sb.tune_affinity = t->vcpu_affinity[0] || t->io_affinity[0];
 	sb.tune_rt = t->rt_priority != 0;
 	sb.tune_hugetlbfs = t->hugepages && t->hugepage_dir[0];
@@ -1099,6 +1128,13 @@ int sandbox_setup(const struct vm_config *cfg)
 			"%s: a guest reboot builds the VM again from the kernel, initrd and disk paths, which %s "
 			"cannot reach; add --no-reboot (a reboot then ends kvmbox with status 0)",
 			sc->jail ? "--jail" : "--user", sc->jail ? "the jail" : "the dropped user");
+		return -1;
+	}
+	if (sc->jail && config_has_link(cfg)) {
+		/* A card meets its link again when the link's switch goes away, by path: inside the
+		 * jail that path is another one, and the link would split without a word. */
+		log_error("--jail: a link card (--net link= or socket=) meets its link again by path, which "
+			  "the jail changes; run such a VM without --jail");
 		return -1;
 	}
 	if (sc->user) {

@@ -13,12 +13,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../backends/dgram.h"
 #include "../backends/tap.h"
 #include "../core/log.h"
 #include "../core/util.h"
@@ -52,6 +54,7 @@ struct virtio_net {
 	bool released;         /* fd closed for another process (migration) */
 	bool made_persistent;  /* release set TUNSETPERSIST; reacquire undoes it */
 	char ifname[IFNAMSIZ]; /* tap to reopen on reacquire ("" for a passed-in fd) */
+	struct dgram *dg;      /* a link card's switch port (socket=, link=), or NULL */
 	uint8_t mac[6];
 	uint32_t watch;    /* events currently asked of vd->loop */
 	bool rx_stalled;   /* no rx buffers: wait for the rx kick */
@@ -909,6 +912,13 @@ static int net_release(struct virtio_dev *vd)
 
 	if (n->released)
 		return 0;
+	if (n->dg) {
+		/* Leave the link: the destination joins it from its own command line. The device's
+		 * end of the socketpair stays. */
+		dgram_leave(n->dg);
+		n->released = true;
+		return 0;
+	}
 	/* A backend that already failed is only closed: there is nothing to
 	 * keep alive for the destination. */
 	if (n->is_tap && !n->fd_dead && !n->made_persistent) {
@@ -948,6 +958,16 @@ static int net_reacquire(struct virtio_dev *vd)
 		return 0;
 	if (n->fd_dead) {
 		n->released = false; /* stays down, with no fd */
+		return 0;
+	}
+	if (n->dg) {
+		if (dgram_join(n->dg) < 0)
+			return -1;
+		n->released = false;
+		if (net_running(n)) {
+			n->tx_resume = true;
+			net_update_watch(n);
+		}
 		return 0;
 	}
 	if (!n->is_tap) {
@@ -1005,6 +1025,7 @@ static void net_destroy(struct virtio_dev *vd)
 		loop_del(vd->loop, n->fd);
 	if (n->fd >= 0)
 		close(n->fd);
+	dgram_close(n->dg);
 	virtio_dev_fini(vd);
 	free(n->bounce);
 	free(n);
@@ -1044,7 +1065,7 @@ void virtio_net_default_mac(const char *tap, unsigned index, uint8_t mac[6])
 }
 
 static struct virtio_dev *net_create(const struct guest_mem *mem, int fd, const uint8_t mac[6],
-				     unsigned index, bool is_tap, enum net_vhost vhost)
+				     unsigned index, bool is_tap, enum net_vhost vhost, bool offloads)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	char name[32];
@@ -1073,6 +1094,9 @@ static struct virtio_dev *net_create(const struct guest_mem *mem, int fd, const 
 			      1ULL << VIRTIO_NET_F_HOST_TSO6 | 1ULL << VIRTIO_NET_F_HOST_ECN |
 			      1ULL << VIRTIO_NET_F_GUEST_TSO4 | 1ULL << VIRTIO_NET_F_GUEST_TSO6 |
 			      1ULL << VIRTIO_NET_F_GUEST_ECN;
+	if (!offloads) /* a link: whole, checksummed frames only */
+		n->vd.host_features = 1ULL << VIRTIO_NET_F_MAC | 1ULL << VIRTIO_NET_F_STATUS |
+				      1ULL << VIRTIO_NET_F_MRG_RXBUF;
 	net_fill_config(n);
 	/* Watched with no events until activation. */
 	if (loop_add(n->vd.loop, fd, 0, net_on_fd, n) < 0) {
@@ -1098,7 +1122,52 @@ fail:
 struct virtio_dev *virtio_net_create_fd(const struct guest_mem *mem, int fd, const uint8_t mac[6],
 					unsigned index)
 {
-	return net_create(mem, fd, mac, index, false, NET_VHOST_OFF);
+	return net_create(mem, fd, mac, index, false, NET_VHOST_OFF, true);
+}
+
+/* The link's fds are watched on the device's loop, under the device's lock. */
+static void net_on_link(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->vd.lock);
+	if (n->dg)
+		dgram_on_fd(n->dg, fd, events);
+	pthread_mutex_unlock(&n->vd.lock);
+}
+
+/* A link card: a socketpair to the switch port of backends/dgram.c. */
+static struct virtio_dev *net_create_link(const struct guest_mem *mem, const struct net_config *cfg,
+					  unsigned index)
+{
+	struct virtio_dev *vd;
+	struct virtio_net *n;
+	struct dgram *d;
+	char who[32];
+	int fd;
+
+	snprintf(who, sizeof(who), "virtio-net%u", index);
+	if (!memcmp(cfg->mac, "\0\0\0\0\0\0", 6)) {
+		log_error("%s: MAC 00:00:00:00:00:00 is not a unicast address; use e.g. 52:54:00:12:34:56",
+			  who);
+		return NULL;
+	}
+	d = dgram_open(cfg->path, cfg->backend == NET_BACKEND_LINK, who, &fd);
+	if (!d)
+		return NULL;
+	vd = net_create(mem, fd, cfg->mac, index, false, NET_VHOST_OFF, false);
+	if (!vd) {
+		close(fd);
+		dgram_close(d);
+		return NULL;
+	}
+	n = to_net(vd);
+	n->dg = d;
+	if (dgram_attach(n->dg, vd->loop, net_on_link, n) < 0) {
+		net_destroy(vd);
+		return NULL;
+	}
+	return vd;
 }
 
 struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct net_config *cfg,
@@ -1110,6 +1179,8 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct n
 	bool vnet_ok;
 	int fd;
 
+	if (cfg->backend != NET_BACKEND_TAP)
+		return net_create_link(mem, cfg, index);
 	if (cfg->mac_set) {
 		static const uint8_t zero[6];
 
@@ -1134,7 +1205,7 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, const struct n
 		close(fd);
 		return NULL;
 	}
-	vd = net_create(mem, fd, mac, index, true, (enum net_vhost)cfg->vhost);
+	vd = net_create(mem, fd, mac, index, true, (enum net_vhost)cfg->vhost, true);
 	if (!vd) {
 		close(fd);
 		return NULL;
@@ -1166,11 +1237,60 @@ int parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
+#define NET_USAGE "tap=NAME|socket=PATH|link=NAME[,linkdir=DIR][,mac=MAC][,vhost=on|off]"
+
+/* A random locally administered unicast MAC (52:54:00 like the tap cards' stable ones). */
+static void net_random_mac(uint8_t mac[6])
+{
+	uint8_t r[3] = { 0 };
+
+	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+		uint64_t t = now_ns() ^ ((uint64_t)getpid() << 20);
+
+		r[0] = (uint8_t)(t >> 8);
+		r[1] = (uint8_t)(t >> 16);
+		r[2] = (uint8_t)(t >> 24);
+	}
+	mac[0] = 0x52;
+	mac[1] = 0x54;
+	mac[2] = 0x00;
+	memcpy(mac + 3, r, 3);
+}
+
+/* socket=PATH made absolute (the jail and a reboot may change the directory), with room for
+ * ".lock" in a unix socket address. */
+static int net_socket_path(const char *value, char *path, size_t len)
+{
+	char cwd[PATH_MAX];
+	int n;
+
+	if (!value || !value[0]) {
+		log_error("--net: socket= needs a path; give socket=/PATH");
+		return -1;
+	}
+	if (value[0] == '/')
+		n = snprintf(path, len, "%s", value);
+	else if (getcwd(cwd, sizeof(cwd)))
+		n = snprintf(path, len, "%s/%s", cwd, value);
+	else
+		n = -1;
+	if (n < 0 || (size_t)n + 5 >= len) {
+		log_error(
+			"--net socket=%s: the path is longer than a unix socket path may be (%zu bytes with "
+			"\".lock\"); give a shorter one",
+			value, len - 1);
+		return -1;
+	}
+	return 0;
+}
+
 static int net_parse(void *cfgp, const char *arg)
 {
 	struct net_config *n = cfgp;
 	char *opts = strdup(arg), *p, *value;
-	char *const keys[] = { "tap", "mac", "vhost", NULL };
+	char *const keys[] = { "tap", "mac", "vhost", "socket", "link", "linkdir", NULL };
+	char linkdir[108] = "";
+	unsigned backends = 0;
 	int ret = -1;
 
 	if (!opts) {
@@ -1189,6 +1309,8 @@ static int net_parse(void *cfgp, const char *arg)
 				goto out;
 			}
 			snprintf(n->tap, sizeof(n->tap), "%s", value);
+			n->backend = NET_BACKEND_TAP;
+			backends++;
 			break;
 		case 1:
 			if (!value || parse_mac(value, n->mac) < 0) {
@@ -1211,15 +1333,61 @@ static int net_parse(void *cfgp, const char *arg)
 				goto out;
 			}
 			break;
+		case 3:
+			if (net_socket_path(value, n->path, sizeof(n->path)) < 0)
+				goto out;
+			n->backend = NET_BACKEND_SOCKET;
+			backends++;
+			break;
+		case 4:
+			if (!value || !dgram_name_ok(value)) {
+				log_error(
+					"--net: link name '%s'; a link name is 1 to 64 of A-Z a-z 0-9 . _ - "
+					"(not starting with .)",
+					value ? value : "");
+				goto out;
+			}
+			snprintf(n->link, sizeof(n->link), "%s", value);
+			n->backend = NET_BACKEND_LINK;
+			backends++;
+			break;
+		case 5:
+			if (!value || value[0] != '/' || strlen(value) >= sizeof(linkdir)) {
+				log_error("--net: linkdir='%s'; give an absolute directory path",
+					  value ? value : "");
+				goto out;
+			}
+			snprintf(linkdir, sizeof(linkdir), "%s", value);
+			break;
 		default:
-			log_error("--net: unknown option '%s'; use tap=NAME[,mac=MAC][,vhost=on|off]",
-				  value ? value : p);
+			log_error("--net: unknown option '%s'; use " NET_USAGE, value ? value : p);
 			goto out;
 		}
 	}
-	if (!n->tap[0]) {
-		log_error("--net: no tap device; give --net tap=NAME[,mac=MAC][,vhost=on|off]");
+	if (backends != 1) {
+		log_error("--net: %s; give exactly one of tap=NAME, socket=PATH, link=NAME",
+			  backends ? "more than one of tap=, socket=, link=" : "no tap, socket or link");
 		goto out;
+	}
+	if (linkdir[0] && n->backend != NET_BACKEND_LINK) {
+		log_error("--net: linkdir= goes with link=NAME only");
+		goto out;
+	}
+	if (n->backend != NET_BACKEND_TAP) {
+		if (n->vhost == NET_VHOST_ON) {
+			log_error("--net: vhost=on needs a tap; a socket= or link= card moves its frames "
+				  "in kvmbox");
+			goto out;
+		}
+		n->vhost = NET_VHOST_OFF;
+		if (n->backend == NET_BACKEND_LINK) {
+			if (!linkdir[0])
+				dgram_default_dir(linkdir, sizeof(linkdir));
+			if (dgram_link_path(linkdir, n->link, n->path, sizeof(n->path)) < 0)
+				goto out;
+		}
+		if (!n->mac_set)
+			net_random_mac(n->mac);
 	}
 	ret = 0;
 out:
@@ -1234,7 +1402,10 @@ static void net_cfg_save(const void *cfgp, struct ser_writer *w)
 	ser_put_str(w, n->tap);
 	ser_put_bytes(w, n->mac, 6);
 	ser_put_u8(w, n->mac_set);
-	ser_put_u8(w, n->vhost); /* absent in records of older kvmbox: auto */
+	ser_put_u8(w, n->vhost);   /* absent in records of older kvmbox: auto */
+	ser_put_u8(w, n->backend); /* absent in older records: a tap */
+	ser_put_str(w, n->path);
+	ser_put_str(w, n->link);
 }
 
 static int net_cfg_load(void *cfgp, struct ser_reader *r)
@@ -1249,19 +1420,37 @@ static int net_cfg_load(void *cfgp, struct ser_reader *r)
 	ser_get_bytes(r, n->mac, 6);
 	set = ser_get_u8(r);
 	n->vhost = r->off < r->len ? ser_get_u8(r) : NET_VHOST_AUTO;
-	if (r->err || !n->tap[0] || set > 1 || (set && (n->mac[0] & 1)) || n->vhost > NET_VHOST_OFF)
+	n->backend = NET_BACKEND_TAP;
+	if (r->off < r->len) {
+		char *path, *link;
+
+		n->backend = ser_get_u8(r);
+		path = ser_get_str(r, sizeof(n->path) - 1);
+		link = ser_get_str(r, sizeof(n->link) - 1);
+		if (path)
+			snprintf(n->path, sizeof(n->path), "%s", path);
+		if (link)
+			snprintf(n->link, sizeof(n->link), "%s", link);
+		free(path);
+		free(link);
+	}
+	if (r->err || set > 1 || (set && (n->mac[0] & 1)) || n->vhost > NET_VHOST_OFF ||
+	    n->backend > NET_BACKEND_LINK || (n->backend == NET_BACKEND_TAP ? !n->tap[0] : !n->path[0]))
 		return -1;
 	n->mac_set = set;
 	return 0;
 }
 
-/* What the guest sees: the MAC (given, or made from the tap name); the tap is the host's. */
+/* What the guest sees: the MAC (given, or made from the tap name); the tap is the host's. A
+ * link card without mac= takes the MAC the guest had (the device state's). */
 static int net_cfg_match(const void *savedp, const void *localp, unsigned index, const char *who, char *msg,
 			 size_t len)
 {
 	const struct net_config *s = savedp, *l = localp;
 	uint8_t sm[6], lm[6];
 
+	if ((s->backend != NET_BACKEND_TAP && !s->mac_set) || (l->backend != NET_BACKEND_TAP && !l->mac_set))
+		return 0;
 	if (s->mac_set)
 		memcpy(sm, s->mac, 6);
 	else
@@ -1290,8 +1479,9 @@ const struct device_type virtio_net_type = {
 	.name = "virtio-net",
 	.option = "net",
 	.short_opt = 'n',
-	.arg = "tap=NAME[,mac=MAC][,vhost=on|off]",
-	.help = "virtio-net card on a host tap device (repeatable; vhost-net when usable)",
+	.arg = NET_USAGE,
+	.help = "virtio-net card on a host tap device (vhost-net when usable), or linked to other VMs "
+		"at a unix socket (socket=) or a named link (link=); repeatable",
 	.max = 8,
 	.config_size = sizeof(struct net_config),
 	.parse = net_parse,

@@ -2,7 +2,8 @@
  *
  * Two queues (receiveq 0, transmitq 1), no control queue, no multiqueue.
  * Offered: MAC, STATUS (link up), MRG_RXBUF, CSUM, GUEST_CSUM, HOST_TSO4/6/ECN,
- * GUEST_TSO4/6/ECN. The backend fd carries one frame per read/write with a
+ * GUEST_TSO4/6/ECN; on a link card (socket=, link=) only MAC, STATUS and MRG_RXBUF: the frames
+ * cross to other guests whole and checksummed (backends/dgram.h). The backend fd carries one frame per read/write with a
  * 12-byte virtio_net_hdr_v1 in front (a tap with IFF_VNET_HDR, or in tests a
  * SOCK_DGRAM socket), so guest headers pass through unchanged.
  *
@@ -26,13 +27,24 @@
 /* vhost=: who moves the frames. */
 enum net_vhost { NET_VHOST_AUTO = 0, NET_VHOST_ON, NET_VHOST_OFF };
 
-/* --net tap=NAME[,mac=MAC][,vhost=on|off] */
+/* Where the frames go. */
+enum net_backend {
+	NET_BACKEND_TAP = 0, /* tap=NAME: a host tap device */
+	NET_BACKEND_SOCKET,  /* socket=PATH: other VMs meeting at a unix socket (backends/dgram.h) */
+	NET_BACKEND_LINK,    /* link=NAME: the same, at LINKDIR/NAME */
+};
+
+/* --net tap=NAME|socket=PATH|link=NAME[,linkdir=DIR][,mac=MAC][,vhost=on|off] */
 struct net_config {
 	char tap[16]; /* IFNAMSIZ */
 	uint8_t mac[6];
-	bool mac_set;  /* else a stable MAC is generated from the tap name */
-	uint8_t vhost; /* enum net_vhost: the kernel's vhost-net when /dev/vhost-net is
+	bool mac_set;    /* else a stable MAC is generated from the tap name (a link card: a random
+			* one, drawn when the option is parsed, kept across reboots) */
+	uint8_t vhost;   /* enum net_vhost: the kernel's vhost-net when /dev/vhost-net is
 			       * usable (auto), always (on: an error without it), never (off) */
+	uint8_t backend; /* enum net_backend */
+	char path[108];  /* socket=PATH (made absolute), or link=NAME's LINKDIR/NAME */
+	char link[65];   /* link=NAME */
 };
 
 /* The `--net` device type (core/devtype.h). */

@@ -898,12 +898,13 @@ t_notify_run() {
 # t_up: three idle guests from one file (b after a, c after b) under `kvmbox up --api`: all run
 # and their console logs grow; kill -9 of a (restart = on-failure) brings it back with a new pid
 # and restarts 1 while b and c keep theirs; kill -9 of b (restart = no) leaves it down;
-# `vm c info` reaches c's own socket; `start b` brings b back, `restart c` gives c a new
+# `vm c info` reaches c's own socket (while c is stopped, a second one is Busy and the first
+# waits for c to go on); `start b` brings b back, `restart c` gives c a new
 # process, `stop c` powers it off for good; SIGTERM shuts the rest down through ACPI: status 0,
 # no VM process left. systemd's socket (a path) gets READY=1 once all three run, STOPPING=1 at
 # the SIGTERM, and nothing from the VMs' own processes.
 t_up() {
-	local t=$1 dir=$WORK/$1.d sock=$WORK/$1.sock conf=$WORK/$1.conf nf=$WORK/$1.notify pa pb pc na nb nc v
+	local t=$1 dir=$WORK/$1.d sock=$WORK/$1.sock conf=$WORK/$1.conf nf=$WORK/$1.notify pa pb pc na nb nc v i
 	mkdir -p "$dir"
 	cat >"$conf" <<-EOF
 		[defaults]
@@ -947,6 +948,21 @@ t_up() {
 	lc_ctl "$sock" vm nosuch info
 	[ "$CTL_RC" = 1 ] && echo "$CTL" | grep -q "no VM called 'nosuch'" ||
 		{ lc_kill "$PID"; fail "$t" "vm nosuch info: status $CTL_RC: $(echo "$CTL" | tr -d '\n' | cut -c1-200)"; return; }
+	# A VM that does not answer (stopped): its request waits in a thread of up's own; a second
+	# one meanwhile is Busy; the first gets its reply once the VM goes on.
+	kill -STOP "$pc"
+	"$KVMBOX" ctl --timeout 60 "$sock" vm c info >"$WORK/$t.first" 2>&1 &
+	v=$!
+	for ((i = 0; i < 100; i++)); do
+		[ "$(ls /proc/"$PID"/task | wc -l)" = 2 ] && break
+		sleep 0.1
+	done
+	lc_ctl "$sock" vm c info
+	kill -CONT "$pc"
+	[ "$CTL_RC" = 1 ] && echo "$CTL" | grep -q "Busy" ||
+		{ lc_kill "$PID"; fail "$t" "a second vm c info while c is stopped: status $CTL_RC: $(echo "$CTL" | tr -d '\n' | cut -c1-200)"; return; }
+	wait "$v" && grep -q '"state": "running"' "$WORK/$t.first" ||
+		{ lc_kill "$PID"; fail "$t" "vm c info, sent while c was stopped: $(tr -d ' \n' <"$WORK/$t.first" | cut -c1-200)"; return; }
 	# The set's commands: start b again, restart c (a new process), stop c for good.
 	lc_ctl_ok "start b" "$sock" start b || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
 	up_wait "$sock" 30 b state running || { lc_kill "$PID"; fail "$t" "start b: $WHY"; return; }

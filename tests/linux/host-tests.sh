@@ -25,6 +25,9 @@ SEC="linux-sec-filtered linux-sec-socket-mode linux-sec-peercred linux-sec-unlin
 BAD="linux-bad-missing-kernel linux-bad-not-a-kernel linux-bad-elf-not-kernel linux-bad-initrd-too-big
 	linux-bad-memory-1M linux-bad-cpus-0 linux-bad-cpus-too-many linux-bad-size-malformed
 	linux-bad-no-kernel-option linux-bad-no-dev-kvm linux-bad-dev-kvm-perm"
+LINK="linux-link-ping linux-link-tcp linux-link-isolated linux-link-features linux-link-socket-file"
+LINKT="linux-link-throughput"
+LINKR="linux-link-takeover linux-link-restore linux-link-hub linux-link-migrate"
 RT="linux-rt-affinity linux-rt-policy linux-rt-mlock linux-rt-hugepages linux-rt-hugetlbfs linux-rt-prealloc
 	linux-rt-snapshot linux-rt-restore-override linux-rt-migrate linux-rt-bad-cpu linux-rt-bad-vcpu
 	linux-rt-bad-hugepages linux-rt-bad-hugepage-size linux-rt-bad-memlock linux-rt-bad-rtprio
@@ -32,7 +35,7 @@ RT="linux-rt-affinity linux-rt-policy linux-rt-mlock linux-rt-hugepages linux-rt
 VSOCK="linux-vsock-bad-cid linux-vsock-host-to-guest linux-vsock-guest-to-host linux-vsock-cid-in-use
 	linux-vsock-reset linux-vsock-snapshot linux-vsock-migrate-fail linux-vsock-migrate linux-vsock-driver-reload
 	linux-vsock-reboot"
-ALL=$(echo $BOOT $V1 $V2 $LIFE1 $LIFE2 $LIFE3 $VSOCK $SEC $BAD $RT)
+ALL=$(echo $BOOT $V1 $V2 $LINK $LINKT $LINKR $LIFE1 $LIFE2 $LIFE3 $VSOCK $SEC $BAD $RT)
 if [ "${1:-}" = --list ]; then
 	echo "$ALL" | tr ' ' '\n'
 	exit 0
@@ -504,6 +507,105 @@ if want $V2; then
 			"(run: $rc2, want stopped); guest '${f:-no report}'; image: marker" \
 			"$([ "$got" = "$marker" ] && echo present || echo MISSING), 1 MiB at 1 MiB sum $chunk"
 		diag linux-virtio-blk-fsync-kill9 virtio2
+	fi
+fi
+
+# --- Links between VMs (--net link=NAME, --net socket=PATH; three guest boots at once) -------
+# A (serve, 10.1.0.1) and B (fetch, 10.1.0.2) on link lan-a in the default directory
+# (/run/kvmbox/links for root): B pings A and fetches 16 MiB from it, and tells A the sum it got.
+# C (10.1.0.3) is alone at its own socket (--net socket=PATH), started once A serves: its pings
+# to A must go unanswered. A idles until B and C are done, then the host stops it.
+
+# stop_hook: a vm() hook that stops kvmbox once $W/<id>.stop exists.
+stop_hook() { [ -f $W/$id.stop ] && kill -TERM $pid 2>/dev/null; }
+
+# shellcheck disable=SC2086
+if want $LINK; then
+	[ -f $GV ] || cat $GI $KB/guest-modules.cpio.gz >$GV
+	LTMO=$((BOOT_TMO * 3))
+	LD=/run/kvmbox/links
+	rm -rf $LD $W/links $W/link?.stop $W/link?.rc
+	mkdir -p $W/links
+	lrun="--no-reboot -m 256M -k $BZ -i $GV"
+	lguest="$GAPPEND kvmbox.test=link kvmbox.mb=16"
+	(
+		VM_HOOK=stop_hook
+		vm linka $LTMO "" 0 $lrun --net link=lan-a,mac=52:54:00:00:0a:01 \
+			-a "$lguest kvmbox.role=serve kvmbox.ip=10.1.0.1"
+		echo "$RC" >$W/linka.rc
+	) &
+	pa=$!
+	(
+		vm linkb $LTMO "" 0 $lrun --net link=lan-a \
+			-a "$lguest kvmbox.role=fetch kvmbox.ip=10.1.0.2 kvmbox.peer=10.1.0.1"
+		echo "$RC" >$W/linkb.rc
+	) &
+	pb=$!
+	i=0
+	while ! { [ -f $W/linka.out ] && has "KVMBOX-V serving" linka; } && alive $pa && [ $i -lt $((LTMO * 5)) ]; do
+		usleep 200000
+		i=$((i + 1))
+	done
+	smode=$(ls -l $LD/lan-a 2>&1 | cut -c1-10)
+	(
+		vm linkc $LTMO "" 0 $lrun --net socket=$W/links/c.sock \
+			-a "$lguest kvmbox.role=isolated kvmbox.ip=10.1.0.3 kvmbox.peer=10.1.0.1"
+		echo "$RC" >$W/linkc.rc
+	) &
+	pc=$!
+	wait $pb
+	wait $pc
+	: >$W/linka.stop
+	wait $pa
+	left=$(ls -A $LD 2>&1 | tr '\n' ' ')
+	rb=$(cat $W/linkb.rc 2>/dev/null) rcc=$(cat $W/linkc.rc 2>/dev/null)
+	echo "KVMBOX-I link: A '$(vget linka serving)' / '$(vget linka "peer said")'; B '$(vget linkb fetched)';" \
+		"C '$(vget linkc isolated)'; B status $rb, C status $rcc"
+
+	r=$(vget linkb ping)
+	if [ "$(field "$r" status)" = 0 ] && [ "${r#*3 packets received}" != "$r" ]; then
+		res PASS linux-link-ping
+	else
+		res FAIL linux-link-ping "B pinging A over link lan-a: '${r:-no report}' (B status $rb)"
+		diag linux-link-ping linkb
+		diag linux-link-ping linka
+	fi
+	sa=$(vget linka serving) fb=$(vget linkb fetched) said=$(vget linka "peer said")
+	want=$((16 * 1048576))
+	if [ "$(field "$sa" bytes)" = $want ] && [ "$(field "$fb" bytes)" = $want ] &&
+		[ -n "$(field "$sa" sum)" ] && [ "$(field "$fb" sum)" = "$(field "$sa" sum)" ] &&
+		[ "$said" = "$(field "$sa" sum)" ] && [ "$rb" = 0 ]; then
+		res PASS linux-link-tcp
+		echo "KVMBOX-I link: 16 MiB A -> B in $(field "$fb" secs) s"
+	else
+		res FAIL linux-link-tcp "16 MiB A -> B: A served '${sa:-nothing}', B fetched '${fb:-nothing}'," \
+			"A heard back '${said:-nothing}' (B status $rb)"
+		diag linux-link-tcp linkb
+		diag linux-link-tcp linka
+	fi
+	r=$(vget linkc isolated)
+	if [ -n "$(vget linkc link)" ] && [ -n "$r" ] && [ "$(field "$r" status)" != 0 ] &&
+		[ "${r#*" 0 packets received"}" != "$r" ] && [ "$rcc" = 0 ]; then
+		res PASS linux-link-isolated
+	else
+		res FAIL linux-link-isolated "C on another socket pinging A: '${r:-no report}' (want none" \
+			"answered), C status $rcc"
+		diag linux-link-isolated linkc
+	fi
+	# The guest's features (bit 0 CSUM, 1 GUEST_CSUM, 7/8 GUEST_TSO4/6, 11/12 HOST_TSO4/6):
+	# a link card offers no offload; MRG_RXBUF (15) it does.
+	f=$(field "$(vget linkb link)" features)
+	if [ -n "$f" ] && [ "$(echo "$f" | cut -c1,2,8,9,12,13)" = 000000 ] && [ "$(echo "$f" | cut -c16)" = 1 ]; then
+		res PASS linux-link-features
+	else
+		res FAIL linux-link-features "the guest's virtio-net features '$f': want no CSUM/TSO bits, MRG_RXBUF"
+		diag linux-link-features linkb
+	fi
+	if [ "$smode" = srw------- ] && { [ -z "$left" ] || [ "$left" = "lan-a.lock " ]; }; then
+		res PASS linux-link-socket-file
+	else
+		res FAIL linux-link-socket-file "$LD/lan-a while the link was up: '$smode' (want srw-------);" \
+			"left in $LD after every member stopped: '$left' (want only lan-a.lock)"
 	fi
 fi
 
@@ -1300,6 +1402,218 @@ vsock_tests() {
 	exec 7>&- 8>&-
 }
 want $VSOCK && vsock_tests
+
+# --- Link throughput against the tap path (three boots one after the other, one beside) -----
+# The vbench guest sends 16 MiB with busybox nc (kvmbox.phase=netout) to 10.0.0.1:5003: over a
+# link to a sink guest (kvmbox.test=link role=sink), then over the tap to the emulated host with
+# vhost=off (kvmbox's worker, as a link card) and with vhost-net. The link's 16 MiB must arrive
+# whole; the figures go to host.log ("KVMBOX-I link throughput") for docs/PERFORMANCE.md.
+# shellcheck disable=SC2086
+if want $LINKT; then
+	[ -f $GV ] || cat $GI $KB/guest-modules.cpio.gz >$GV
+	rm -rf $W/lt $W/lts.stop $W/lts.rc
+	tput_args="--no-reboot -m 256M -k $BZ -i $GV"
+	tput_guest="$GAPPEND kvmbox.test=vbench kvmbox.phase=netout kvmbox.mb=16"
+	(
+		VM_HOOK=stop_hook
+		vm lts $((BOOT_TMO * 4)) "" 0 $tput_args --net link=lan-t,linkdir=$W/lt \
+			-a "$GAPPEND kvmbox.test=link kvmbox.role=sink kvmbox.ip=10.0.0.1 kvmbox.mb=16"
+		echo "$RC" >$W/lts.rc
+	) &
+	PS_=$!
+	n=0
+	while ! { [ -f $W/lts.out ] && has "KVMBOX-V sink ready" lts; } && alive $PS_ && [ $n -lt $((BOOT_TMO * 5)) ]; do
+		usleep 200000
+		n=$((n + 1))
+	done
+	vm ltl $VTMO "" 0 $tput_args --net link=lan-t,linkdir=$W/lt -a "$tput_guest"
+	rl=$RC
+	n=0
+	while ! has "KVMBOX-V sank" lts && alive $PS_ && [ $n -lt 150 ]; do usleep 200000; n=$((n + 1)); done
+	: >$W/lts.stop
+	wait $PS_
+	vl=$(vget ltl vbench) sank=$(field "$(vget lts sank)" bytes)
+	neterr=$(net_setup)
+	vu='' vv='' nu='' nv=''
+	if [ -z "$neterr" ]; then
+		: >$W/ltu
+		sleep 900 | nc -l -p 5003 >$W/ltu &
+		nlp=$!
+		vm ltu $VTMO "" 0 $tput_args --net tap=tap0,mac=52:54:00:12:34:56,vhost=off -a "$tput_guest"
+		kill $nlp 2>/dev/null
+		vu=$(vget ltu vbench) nu=$(wc -c <$W/ltu)
+		: >$W/ltv
+		sleep 900 | nc -l -p 5003 >$W/ltv &
+		nlp=$!
+		vm ltv $VTMO "" 0 $tput_args --net tap=tap0,mac=52:54:00:12:34:56 -a "$tput_guest"
+		kill $nlp 2>/dev/null
+		vv=$(vget ltv vbench) nv=$(wc -c <$W/ltv)
+	fi
+	mibs() { awk -v s="$(field "$1" secs)" 'BEGIN { if (s > 0) printf "%.2f", 16 / s; else print "-" }'; }
+	echo "KVMBOX-I link throughput: 16 MiB guest -> guest over a link $(field "$vl" secs) s ($(mibs "$vl") MiB/s)," \
+		"guest -> emulated host over the tap, vhost=off $(field "$vu" secs) s ($(mibs "$vu") MiB/s)," \
+		"vhost-net $(field "$vv" secs) s ($(mibs "$vv") MiB/s)"
+	echo "KVMBOX-I link throughput: the tap runs moved ${nu:-nothing}/${nv:-nothing} bytes (want 16 MiB;" \
+		"${neterr:-tap0 up}); guest -> emulated host over a tap now and then hangs (docs/PERFORMANCE.md)"
+	# The link's transfer is the test; the tap's are its yardstick only.
+	want=$((16 * 1048576))
+	if [ "$rl" = 0 ] && [ "$(field "$vl" status)" = 0 ] && [ "$sank" = $want ]; then
+		res PASS linux-link-throughput
+	else
+		res FAIL linux-link-throughput "16 MiB over the link: sender '$vl' (status $rl), the sink got '$sank'"
+		diag linux-link-throughput ltl
+		diag linux-link-throughput lts
+	fi
+fi
+
+# --- A link card through kill -9, restore and migration (two boots) --------------------------
+# The lifecycle guest L (link lan-r in $W/lr, the first member: the link's switch) and a peer P
+# (kvmbox.test=link role=idle, 10.0.0.1) that joins it. L brings eth0 up (netup: pings P).
+# Snapshot, kill -9 L: P finds the stale socket, removes it and listens (linux-link-takeover);
+# restore L from its own command line: it joins P's link and pings P (linux-link-restore);
+# migrate L over a unix socket to `run --incoming` with the same --net: the source leaves the
+# link, the destination joins it and pings P (linux-link-migrate).
+# shellcheck disable=SC2086
+linkr() {
+	rm -rf $W/lr $W/lr.in $W/lr3.in $W/lr*.sock $W/lrp.stop $W/lrq.stop $W/lrp.rc $W/lrq.rc $W/lr.snap
+	mkfifo $W/lr.in $W/lr3.in
+	exec 6<>$W/lr.in
+	exec 7<>$W/lr3.in
+	LRVM="-m 256M -k $BZ -i $GV --net link=lan-r,linkdir=$W/lr"
+	lstart lr1 $W/lr.in run $LRVM --api $W/lr1.sock -a "$GAPPEND kvmbox.test=life kvmbox.mb=8"
+	L=$LPID
+	if ! lwait lr1 '^KVMBOX-C 3 end' $BOOT_TMO $L; then
+		lkill $L
+		notrun "$LINKR" "the lifecycle guest did not start: $WHY"
+		diag linux-link-restore lr1
+		return
+	fi
+	# P, then Q (one guest boot at a time: the emulated host is slow enough).
+	(
+		VM_HOOK=stop_hook
+		vm lrp $((BOOT_TMO * 4)) "" 0 --no-reboot -m 256M -k $BZ -i $GV --net link=lan-r,linkdir=$W/lr \
+			-a "$GAPPEND kvmbox.test=link kvmbox.role=idle kvmbox.ip=10.0.0.1"
+		echo "$RC" >$W/lrp.rc
+	) &
+	PP=$!
+	n=0
+	while ! { [ -f $W/lrp.out ] && has "KVMBOX-V idle" lrp; } && alive $PP && [ $n -lt $((BOOT_TMO * 5)) ]; do
+		usleep 200000
+		n=$((n + 1))
+	done
+	(
+		VM_HOOK=stop_hook
+		vm lrq $((BOOT_TMO * 4)) "" 0 --no-reboot -m 256M -k $BZ -i $GV --net link=lan-r,linkdir=$W/lr \
+			-a "$GAPPEND kvmbox.test=link kvmbox.role=idle kvmbox.ip=10.0.0.3"
+		echo "$RC" >$W/lrq.rc
+	) &
+	PQ=$!
+	n=0
+	while ! { [ -f $W/lrq.out ] && has "KVMBOX-V idle" lrq; } && alive $PQ && [ $n -lt $((BOOT_TMO * 5)) ]; do
+		usleep 200000
+		n=$((n + 1))
+	done
+	if ! alive $PP || ! alive $PQ; then
+		lfail linux-link-takeover lrp "the peers did not stay up: P status $(cat $W/lrp.rc 2>/dev/null)," \
+			"Q status $(cat $W/lrq.rc 2>/dev/null)"
+		diag linux-link-takeover lrq
+		notrun "$LINKR" "a peer stopped"
+		lkill $L
+		: >$W/lrp.stop
+		: >$W/lrq.stop
+		wait $PP
+		wait $PQ
+		return
+	fi
+	LPID=$L
+	if ! lcmd lr1 6 60 netup || [ "$R" != ok ]; then
+		lfail linux-link-takeover lr1 "L could not reach its peer on the link: '$R' $WHY"
+		diag linux-link-takeover lrp
+		notrun "$LINKR" "the link did not come up"
+		lkill $L
+		: >$W/lrp.stop
+		: >$W/lrq.stop
+		wait $PP
+		wait $PQ
+		return
+	fi
+	i0=$(ls -i $W/lr/lan-r 2>/dev/null | awk '{ print $1 }')
+	lctl $W/lr1.sock snapshot $W/lr.snap
+	src=$CTL_RC
+	lkill $L
+	# P meets again: a new socket (another inode) where L's stale one was.
+	n=0 i1=$i0
+	while [ "$i1" = "$i0" ] && [ $n -lt 50 ]; do
+		usleep 100000
+		i1=$(ls -i $W/lr/lan-r 2>/dev/null | awk '{ print $1 }')
+		n=$((n + 1))
+	done
+	if [ -n "$i0" ] && [ -n "$i1" ] && [ "$i1" != "$i0" ] && [ -S $W/lr/lan-r ]; then
+		lres PASS linux-link-takeover
+	else
+		lres FAIL linux-link-takeover "after L (the switch) was killed, $W/lr/lan-r inode '$i0' -> '$i1'" \
+			"(want a new socket from P or Q within 5 s)"
+		diag linux-link-takeover lrp
+	fi
+	if [ "$src" != 0 ] || [ ! -s $W/lr.snap ]; then
+		notrun "linux-link-restore linux-link-hub linux-link-migrate" "ctl snapshot status $src"
+		: >$W/lrp.stop
+		: >$W/lrq.stop
+		wait $PP
+		wait $PQ
+		return
+	fi
+	lstart lr2 $W/lr.in restore $W/lr.snap $LRVM --api $W/lr2.sock
+	L=$LPID
+	why=
+	if ! lwait lr2 '^KVMBOX-C [0-9]* end' 30 $L; then
+		why="restore: no counter line: $WHY"
+	elif ! lcmd lr2 6 60 ping || [ "$(field "$R" status)" != 0 ]; then
+		why="the restored L pinging P: '$R' $WHY"
+	fi
+	if [ -z "$why" ]; then lres PASS linux-link-restore; else lfail linux-link-restore lr2 "$why"; fi
+	# Three members: P and Q met again when L died (one is the switch now, the other its
+	# member, which met from its card's worker under its seccomp list); L reaches both.
+	why=
+	if ! alive $PP || ! alive $PQ; then
+		why="P or Q stopped when the switch went away: $(tail -n 2 $W/lrp.err $W/lrq.err | tr '\n' ' ')"
+	elif ! lcmd lr2 6 60 ping 10.0.0.3 || [ "$(field "$R" status)" != 0 ]; then
+		why="the restored L pinging Q: '$R' $WHY"
+	elif ! lcmd lr2 6 60 ping 10.0.0.1 || [ "$(field "$R" status)" != 0 ]; then
+		why="the restored L pinging P again: '$R' $WHY"
+	fi
+	if [ -z "$why" ]; then lres PASS linux-link-hub; else lfail linux-link-hub lrq "$why"; fi
+
+	lstart lr3 $W/lr3.in run $LRVM --incoming unix:$W/lr-mig.sock --api $W/lr3.sock
+	D=$LPID
+	n=0
+	while ! grep -q 'waiting for a migration' $W/lr3.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
+	LPID=$L
+	CTL_TMO=120
+	lctl $W/lr2.sock migrate unix:$W/lr-mig.sock
+	mrc=$CTL_RC CTL_TMO=30
+	lreap $L 15
+	LPID=$D
+	why=
+	if [ "$mrc" != 0 ] || [ "$RC" != 0 ]; then
+		why="ctl migrate status $mrc, source status $RC: $(echo "$CTL" | tr -d '\n' | cut -c1-200)"
+	elif ! lwait lr3 '^KVMBOX-C [0-9]* end' 30 $D; then
+		why="destination: no counter: $WHY"
+	elif ! lcmd lr3 7 60 ping || [ "$(field "$R" status)" != 0 ]; then
+		why="the migrated L pinging P: '$R' $WHY"
+	fi
+	if [ -z "$why" ]; then lres PASS linux-link-migrate; else lfail linux-link-migrate lr3 "$why"; fi
+	lkill $D
+	: >$W/lrp.stop
+	: >$W/lrq.stop
+	wait $PP
+	wait $PQ
+	exec 6>&- 7>&-
+}
+if want $LINKR; then
+	[ -f $GV ] || cat $GI $KB/guest-modules.cpio.gz >$GV
+	linkr
+fi
 
 # --- The sandbox (docs/SECURITY.md) ----------------------------------------------------------
 
