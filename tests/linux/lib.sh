@@ -366,7 +366,7 @@ kb_lockup() {
 kb_host_death() {
 	local p
 	p=$(grep -a -m1 -o -E 'Kernel panic - not syncing.*|Attempted to kill init.*' "$1" | cut -c1-160)
-	echo "${p:+its kernel panicked: '$p'}${p:-its kernel printed no panic}"
+	if [ -n "$p" ]; then echo "its kernel panicked: '$p'"; else echo "its kernel printed no panic"; fi
 	{
 		echo "the emulated host's last console lines ($1):"
 		tail -n 12 "$1" | cut -f2- | cut -c1-200 | sed 's/^/    | /'
