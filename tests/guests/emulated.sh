@@ -20,9 +20,11 @@
 # of a minute, the host is stopped, and
 # the tests without a result (the one that was running included) run once more in a new boot;
 # so do they when the host ends on its own before it finished (its kernel panicked: panic=-1
-# with -no-reboot ends qemu with status 0; its last lines go to stderr). A second wedge or stop
-# makes them FAIL. The serial log, each line stamped with the real time, is
-# ${KVMBOX_GUESTS_OUT:-build/guests/emu/<flavour>}/host.log (host-first.log: the wedged boot).
+# with -no-reboot ends qemu with status 0; its last lines go to stderr). Up to three boots (seen:
+# two wedges in a row, soft lockups of both emulated CPUs, in one ASan tier); a third wedge or
+# stop makes them FAIL. The serial log, each line stamped with the real time, is
+# ${KVMBOX_GUESTS_OUT:-build/guests/emu/<flavour>}/host.log (host-boot1.log, host-boot2.log: the
+# wedged boots).
 
 # Seconds without a heartbeat (it comes every 10 s), and without a test starting or ending (the
 # longest takes a minute), after which the host is wedged (settable for tests/scripts).
@@ -188,7 +190,7 @@ emu_run() {
 	out=${KVMBOX_GUESTS_OUT:-$ROOT/build/guests/emu/$tag}
 	EMU_TMO=${KVMBOX_GUESTS_TIMEOUT:-900}
 	mkdir -p "$out" || { emu_all FAIL "cannot create $out"; return; }
-	rm -f "$out/host-first.log"
+	rm -f "$out"/host-boot[12].log
 	d=$(mktemp -d) || { emu_all FAIL "mktemp -d failed"; return; }
 	if ! why=$(emu_tree "$d" "$bin" 2>&1); then
 		rm -rf -- "$d"
@@ -196,7 +198,7 @@ emu_run() {
 		return
 	fi
 	t0=$EPOCHSECONDS
-	for boot in 1 2; do
+	for boot in 1 2 3; do
 		mapfile -t todo < <(emu_todo)
 		emu_env "$d/kvmbox/guests/inside.env" "$EMU_BIN" "${todo[@]}"
 		if ! kb_host_initrd_from "$out/host-initrd" "$d" 2>"$out/build.err"; then
@@ -222,15 +224,15 @@ emu_run() {
 			return
 		fi
 		case $EMU_STATE in wedged | stopped) ;; *) break ;; esac
-		[ $boot = 1 ] && [ -n "$(emu_todo)" ] || break
-		mv "$out/host.log" "$out/host-first.log"
-		echo "guests: the emulated host $EMU_STATE${EMU_CUR:+ during $EMU_CUR} ($EMU_WHY; log: $out/host-first.log);" \
+		[ $boot -lt 3 ] && [ -n "$(emu_todo)" ] || break
+		mv "$out/host.log" "$out/host-boot$boot.log"
+		echo "guests: the emulated host $EMU_STATE${EMU_CUR:+ during $EMU_CUR} ($EMU_WHY; log: $out/host-boot$boot.log);" \
 			"running the $(emu_todo | wc -l) tests without a result in a new boot" >&2
 	done
 	rm -rf -- "$d"
 	case $EMU_STATE in
 	finished) why_end="no result line from the emulated host" ;;
-	wedged | stopped) why_end="the emulated host $EMU_STATE${EMU_CUR:+ during $EMU_CUR} (the second time: $EMU_WHY), in both boots" ;;
+	wedged | stopped) why_end="the emulated host $EMU_STATE${EMU_CUR:+ during $EMU_CUR} (the last time: $EMU_WHY), in all three boots" ;;
 	*)
 		if [ "$EMU_QRC" = 124 ] || [ "$EMU_QRC" = 137 ]; then
 			why_end="the emulated host timed out after ${EMU_TMO}s before this test ended"
