@@ -107,6 +107,8 @@ linux_retry_set() {
 	RETRY_SET=$(sed -n -E 's/^FAIL: ([^: ]*migrate[^: ]*): .*(source (kvmbox )?status 3|the VM stopped here meanwhile).*/\1/p' \
 		"$tmp/linux.out" | sort -u)
 	[ -n "$RETRY_SET" ] || return 1
+	# With them, the tests that could not run for want of the migrated VM ("not run: ...").
+	RETRY_SET=$(printf '%s\n' $RETRY_SET $(sed -n 's/^FAIL: \([^: ]*\): not run: .*/\1/p' "$tmp/linux.out") | sort -u)
 	RETRY_WHY="the source guest crashed during the migration (the emulated SVM's trap, DEVELOPERS.md)"
 }
 
