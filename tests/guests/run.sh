@@ -948,46 +948,29 @@ rows() {
 # run_one NAME GUEST FUNCTION [ARGS...]: one test, in a subshell with its logs and processes
 # to itself (a shell error in one test, e.g. an unset variable, ends only that test). Its
 # lines are printed when it ends.
-# One narrow exception to "kvmbox's own messages are never retried": in the emulated host, a
-# migration test whose guest crashed (kvmbox: "guest crashed on vCPU") while dirty logging was
-# on runs again, at most twice more. QEMU's emulated SVM makes a guest that writes under KVM's
-# dirty-page write protection triple-fault in about one migrate_dirty run in five, and in more
-# when the machine is busy (3 runs of 4 once, while a fuzzer competed for the CPUs;
-# DEVELOPERS.md, known traps); the same guest never crashes in any other test. Each failure
-# retried is shown as "RETRY: name: why" (counted in make check's closing line); the last
-# result stands. Never on this machine's own /dev/kvm, never for a sanitizer report, never for
-# any other test.
+# kvmbox's own messages (a guest crash, a hang) are never retried: a failure stands. (Earlier
+# runs retried a migration test whose guest crashed in the emulated host; that came from QEMU's
+# multi-threaded TCG, which this tier's emulated host no longer uses: emulated.sh.)
 run_one() {
-	local name=$1 fn=$3 attempt held=$WORK/.lines.$1 first
+	local name=$1 fn=$3 held=$WORK/.lines.$1
 	G=$2
 	shift 3
-	for attempt in 1 2 3; do
-		CUR=$name NRES=0 BG_PIDS=
-		rm -f "$LOGS/$name".*
-		if [ "$G" != - ] && [ ! -f "$GUESTS/$G.elf" ]; then
-			fail "$name" "$GUESTS/$G.elf not built (make guests)"
-			return
-		fi
-		[ -n "$INSIDE" ] && echo "KVMBOX-I start $name"
-		(
-			trap 'for p in $BG_PIDS; do kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null; done' EXIT
-			"$fn" "$name" "$@"
-			[ "$NRES" -gt 0 ] || fail "$name" "the test printed no result (a runner bug)"
-			: >"$LOGS/$name.done"
-		) >"$held"
-		[ -f "$LOGS/$name.done" ] || [ -f "$LOGS/$name.result" ] ||
-			fail "$name" "the runner stopped in this test (a runner bug: see its stderr)" >>"$held"
-		first=$(grep -m1 "^${RESULT_PREFIX}FAIL: $name: " "$held")
-		if [ -n "$INSIDE" ] && [ $attempt -lt 3 ] && [ -n "$first" ] && case $name in migrate_*) true ;; *) false ;; esac &&
-			[ -z "$(sanitizer_report "$name")" ] &&
-			cat "$LOGS/$name.err" "$LOGS/$name".*.err 2>/dev/null | grep -qa 'guest crashed on vCPU'; then
-			echo "${RESULT_PREFIX}RETRY: $name: ${first#*FAIL: $name: } (a guest crashed under the" \
-				"emulated host's nested KVM: running the test again, attempt $((attempt + 1)) of 3)"
-			continue
-		fi
-		cat "$held"
-		break
-	done
+	CUR=$name NRES=0 BG_PIDS=
+	rm -f "$LOGS/$name".*
+	if [ "$G" != - ] && [ ! -f "$GUESTS/$G.elf" ]; then
+		fail "$name" "$GUESTS/$G.elf not built (make guests)"
+		return
+	fi
+	[ -n "$INSIDE" ] && echo "KVMBOX-I start $name"
+	(
+		trap 'for p in $BG_PIDS; do kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null; done' EXIT
+		"$fn" "$name" "$@"
+		[ "$NRES" -gt 0 ] || fail "$name" "the test printed no result (a runner bug)"
+		: >"$LOGS/$name.done"
+	) >"$held"
+	[ -f "$LOGS/$name.done" ] || [ -f "$LOGS/$name.result" ] ||
+		fail "$name" "the runner stopped in this test (a runner bug: see its stderr)" >>"$held"
+	cat "$held"
 	rm -f "$held"
 }
 

@@ -30,6 +30,9 @@
 KB_ROOT=${KB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 KB_CACHE=${KVMBOX_CACHE:-$HOME/.cache/kvmbox}
 KB_ARCH=${KVMBOX_ARCH:-x86_64}
+# QEMU's TCG: a host thread per emulated CPU (multi) or one for all, round robin (single). The
+# x86 tiny-guest tier chooses single (tests/guests/emulated.sh; DEVELOPERS.md, Known traps).
+KB_TCG_THREAD=${KVMBOX_HOST_TCG_THREAD:-multi}
 case $KB_ARCH in
 arm64 | aarch64)
 	KB_ARCH=arm64
@@ -473,7 +476,17 @@ kb_base_cpio() {
 # kb_host_initrd_from OUT DIR: the emulated host's initramfs: the cached base plus DIR as a
 # small gzipped archive (concatenated cpio archives are unpacked one after the other by the
 # kernel); DIR gets tests/linux/host-init as /init.
+# Two tiers may build their images at once (check.sh runs the two tiny-guest tiers side by
+# side): the cache is filled and read under one lock.
 kb_host_initrd_from() {
+	local out=$1 d=$2 lock rc
+	mkdir -p "$KB_CACHE" && exec {lock}>"$KB_CACHE/.lock" && flock "$lock" || return 1
+	_kb_host_initrd_from "$out" "$d"
+	rc=$?
+	exec {lock}>&-
+	return $rc
+}
+_kb_host_initrd_from() {
 	local out=$1 d=$2 base
 	kb_check_busybox || return 1
 	kb_fetch_kernel || return 1
@@ -523,7 +536,7 @@ kb_boot_host() {
 	local initrd=$1 tmo=$2 append=$3 mode=${4:-batch}
 	# shellcheck disable=SC2054 # the commas are qemu's
 	local -a cmd=(
-		"$KB_QEMU" "${KB_QEMU_MACHINE[@]}" -accel tcg,thread=multi -smp "${KVMBOX_HOST_CPUS:-2}"
+		"$KB_QEMU" "${KB_QEMU_MACHINE[@]}" -accel "tcg,thread=$KB_TCG_THREAD" -smp "${KVMBOX_HOST_CPUS:-2}"
 		-cpu "${KVMBOX_HOST_CPU:-max}" -m "${KVMBOX_HOST_MEMORY:-3G}" -nic none -nographic -no-reboot
 		-kernel "$KB_KDIR/vmlinuz" -initrd "$initrd"
 		-append "console=$KB_HOST_CONSOLE quiet panic=-1 ${KB_HOST_HUGEPAGES:+hugepages=$KB_HOST_HUGEPAGES }$append"
