@@ -53,6 +53,35 @@ uint8_t *fake_host(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 	return p;
 }
 
+void *bus_fixture_new(void **state, size_t size, enum bus_space space)
+{
+	struct bus_fixture *b;
+
+	assert_true(size >= sizeof(*b));
+	b = calloc(1, size);
+	assert_non_null(b);
+	bus_init(&b->bus, space);
+	*state = b;
+	return b;
+}
+
+int bus_fixture_free(void **state)
+{
+	struct bus_fixture *b = *state;
+
+	b->dev->ops->destroy(b->dev);
+	bus_destroy(&b->bus);
+	free(b);
+	return 0;
+}
+
+void device_and_bus_destroy(struct device *dev, struct bus *bus)
+{
+	dev->ops->destroy(dev);
+	assert_int_equal(bus->nr, 0);
+	bus_destroy(bus);
+}
+
 static void irq_record(void *ctx, uint32_t gsi, int level)
 {
 	struct fake_irq *f = ctx;

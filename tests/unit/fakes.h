@@ -8,9 +8,11 @@
 #define KVMBOX_TESTS_FAKES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/bus.h"
 #include "core/device.h"
 #include "core/irq.h"
 #include "core/memory.h"
@@ -67,6 +69,25 @@ struct fake_ctl {
 
 /* The machine_ctl that records into f (f is not cleared). */
 struct machine_ctl fake_machine_ctl(struct fake_ctl *f);
+
+/* ---- a device on a bus of its own ---- */
+
+/* A device test's state starts with this: the bus the device sits on (port
+ * I/O or MMIO) and the device. */
+struct bus_fixture {
+	struct bus bus;
+	struct device *dev;
+};
+
+/* A cmocka setup's start: `size` zeroed bytes (a struct that starts with a
+ * struct bus_fixture) into *state, its bus initialised for `space`; the test
+ * then creates its device on the bus. Returns *state. */
+void *bus_fixture_new(void **state, size_t size, enum bus_space space);
+/* The cmocka teardown of that state: destroy the device and the bus, free the state. */
+int bus_fixture_free(void **state);
+/* Destroy dev, check that it let go of all it claimed on bus (the only device
+ * there), then destroy the bus. */
+void device_and_bus_destroy(struct device *dev, struct bus *bus);
 
 /* ---- what the code under test prints ---- */
 

@@ -15,8 +15,7 @@
 #include "fakes.h"
 
 struct ctx {
-	struct bus pio;
-	struct device *dev;
+	struct bus_fixture fx; /* first: the state is bus_fixture_new's */
 	struct fake_ctl ctl;
 	struct fake_irq irq; /* the SCI; only changes are reported */
 };
@@ -32,23 +31,11 @@ static const struct acpi_pm_config x86_pm = {
 
 static int setup(void **state)
 {
-	struct ctx *c = calloc(1, sizeof(*c));
+	struct ctx *c = bus_fixture_new(state, sizeof(*c), BUS_PIO);
 
-	bus_init(&c->pio, BUS_PIO);
-	c->dev = acpi_pm_create("pm", &c->pio, &x86_pm, fake_irq_line(&c->irq, X86_SCI_IRQ, true),
-				fake_machine_ctl(&c->ctl));
-	assert_non_null(c->dev);
-	*state = c;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-
-	c->dev->ops->destroy(c->dev);
-	bus_destroy(&c->pio);
-	free(c);
+	c->fx.dev = acpi_pm_create("pm", &c->fx.bus, &x86_pm, fake_irq_line(&c->irq, X86_SCI_IRQ, true),
+				   fake_machine_ctl(&c->ctl));
+	assert_non_null(c->fx.dev);
 	return 0;
 }
 
@@ -57,7 +44,7 @@ static uint32_t rd(struct ctx *c, uint16_t port, uint32_t len)
 	uint8_t b[4] = { 0 };
 	uint32_t v = 0;
 
-	assert_true(bus_dispatch(&c->pio, port, b, len, false));
+	assert_true(bus_dispatch(&c->fx.bus, port, b, len, false));
 	for (uint32_t i = 0; i < len; i++)
 		v |= (uint32_t)b[i] << (8 * i);
 	return v;
@@ -67,7 +54,7 @@ static void wr(struct ctx *c, uint16_t port, uint32_t len, uint32_t v)
 {
 	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
 
-	assert_true(bus_dispatch(&c->pio, port, b, len, true));
+	assert_true(bus_dispatch(&c->fx.bus, port, b, len, true));
 }
 
 static uint16_t cnt(int typ, int en)
@@ -113,7 +100,7 @@ static void test_power_button_sci(void **state)
 {
 	struct ctx *c = *state;
 
-	acpi_pm_power_button(c->dev); /* not enabled: no SCI */
+	acpi_pm_power_button(c->fx.dev); /* not enabled: no SCI */
 	assert_int_equal(c->irq.nlevels, 0);
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 2), 0x0100);
 	wr(c, X86_PM1A_EVT_PORT + 2, 2, 0x0100); /* PWRBTN_EN */
@@ -126,7 +113,7 @@ static void test_power_button_sci(void **state)
 	wr(c, X86_PM1A_EVT_PORT + 1, 1, 0x01); /* W1C the high byte */
 	assert_int_equal(c->irq.level, 0);
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 2), 0);
-	acpi_pm_power_button(c->dev);
+	acpi_pm_power_button(c->fx.dev);
 	assert_int_equal(c->irq.level, 1);
 	wr(c, X86_PM1A_EVT_PORT + 2, 2, 0); /* disable: SCI drops */
 	assert_int_equal(c->irq.level, 0);
@@ -150,27 +137,27 @@ static void test_save_load_and_reset(void **state)
 	uint8_t b[4];
 
 	wr(c, X86_PM1A_EVT_PORT + 2, 2, 0x0100);
-	acpi_pm_power_button(c->dev);
+	acpi_pm_power_button(c->fx.dev);
 	assert_int_equal(c->irq.level, 1);
 	ser_writer_init(&w);
-	c->dev->ops->save(c->dev, &w);
-	c->dev->ops->reset(c->dev);
+	c->fx.dev->ops->save(c->fx.dev, &w);
+	c->fx.dev->ops->reset(c->fx.dev);
 	assert_int_equal(c->irq.level, 0);
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 4), 0);
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), 0);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), 0);
 	assert_true(ser_reader_done(&r));
 	assert_int_equal(rd(c, X86_PM1A_EVT_PORT, 4), 0x01000100);
 	assert_int_equal(c->irq.level, 1);
 	w.buf[3] = 0xff; /* EN reserved bits */
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), -1);
 	ser_writer_free(&w);
 	/* 8-byte accesses are not defined: all ones, ignored. */
 	uint8_t q[8];
 	memset(q, 0, sizeof(q));
-	assert_false(bus_dispatch(&c->pio, X86_PM1A_EVT_PORT, q, 8, false)); /* straddles */
-	assert_true(bus_dispatch(&c->pio, X86_PM1A_EVT_PORT, b, 3, false));
+	assert_false(bus_dispatch(&c->fx.bus, X86_PM1A_EVT_PORT, q, 8, false)); /* straddles */
+	assert_true(bus_dispatch(&c->fx.bus, X86_PM1A_EVT_PORT, b, 3, false));
 	assert_int_equal(b[0] & b[1] & b[2], 0xff);
 }
 
@@ -218,9 +205,7 @@ static void test_placement_and_values_from_config(void **state)
 	assert_int_equal(ctl.requests[1], VM_REBOOT);
 	/* Nothing at x86's ports. */
 	assert_false(bus_dispatch(&mmio, X86_PM1A_EVT_PORT, b, 1, false));
-	d->ops->destroy(d);
-	assert_int_equal(mmio.nr, 0);
-	bus_destroy(&mmio);
+	device_and_bus_destroy(d, &mmio);
 }
 
 /* A second block whose reset register is taken fails as a whole: nothing of
@@ -234,7 +219,7 @@ static void test_create_conflict_rolls_back(void **state)
 	const char *msg;
 
 	bus_init(&other, BUS_PIO);
-	assert_int_equal(bus_register(&other, X86_PM_RESET_PORT, 1, c->dev), 0);
+	assert_int_equal(bus_register(&other, X86_PM_RESET_PORT, 1, c->fx.dev), 0);
 	stderr_capture_begin(&cap);
 	d = acpi_pm_create("pm2", &other, &x86_pm, (struct irq_line){ 0 }, (struct machine_ctl){ 0 });
 	msg = stderr_capture_end(&cap);
@@ -247,11 +232,11 @@ static void test_create_conflict_rolls_back(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_poweroff_only_s5_with_slp_en, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset_register, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_power_button_sci, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load_and_reset, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_conflict_rolls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poweroff_only_s5_with_slp_en, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_reset_register, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_power_button_sci, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_save_load_and_reset, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_create_conflict_rolls_back, setup, bus_fixture_free),
 		cmocka_unit_test(test_placement_and_values_from_config),
 	};
 

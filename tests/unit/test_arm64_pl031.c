@@ -18,8 +18,7 @@
 #define GSI  34
 
 struct ctx {
-	struct bus mmio;
-	struct device *dev;
+	struct bus_fixture fx; /* first: the state is bus_fixture_new's */
 	struct timespec now;
 	struct fake_irq irq;
 };
@@ -31,24 +30,12 @@ static void fake_clock(void *p, struct timespec *ts)
 
 static int setup(void **state)
 {
-	struct ctx *c = calloc(1, sizeof(*c));
+	struct ctx *c = bus_fixture_new(state, sizeof(*c), BUS_MMIO);
 
-	bus_init(&c->mmio, BUS_MMIO);
-	c->dev = pl031_create("pl031", &c->mmio, BASE, fake_irq_line(&c->irq, GSI, true));
-	assert_non_null(c->dev);
+	c->fx.dev = pl031_create("pl031", &c->fx.bus, BASE, fake_irq_line(&c->irq, GSI, true));
+	assert_non_null(c->fx.dev);
 	c->now.tv_sec = 1700000000;
-	pl031_set_clock(c->dev, fake_clock, c);
-	*state = c;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-
-	c->dev->ops->destroy(c->dev);
-	bus_destroy(&c->mmio);
-	free(c);
+	pl031_set_clock(c->fx.dev, fake_clock, c);
 	return 0;
 }
 
@@ -56,7 +43,7 @@ static uint32_t rd(struct ctx *c, uint64_t off)
 {
 	uint8_t b[4];
 
-	assert_true(bus_dispatch(&c->mmio, BASE + off, b, 4, false));
+	assert_true(bus_dispatch(&c->fx.bus, BASE + off, b, 4, false));
 	return get_le32(b);
 }
 
@@ -65,7 +52,7 @@ static void wr(struct ctx *c, uint64_t off, uint32_t v)
 	uint8_t b[4];
 
 	put_le32(b, v);
-	assert_true(bus_dispatch(&c->mmio, BASE + off, b, 4, true));
+	assert_true(bus_dispatch(&c->fx.bus, BASE + off, b, 4, true));
 }
 
 static void test_counter_is_host_time(void **state)
@@ -136,17 +123,17 @@ static void test_bad_accesses(void **state)
 	uint8_t b[8];
 
 	memset(b, 0, sizeof(b));
-	assert_true(bus_dispatch(&c->mmio, BASE + PL031_DR, b, 1, false)); /* byte read */
+	assert_true(bus_dispatch(&c->fx.bus, BASE + PL031_DR, b, 1, false)); /* byte read */
 	assert_int_equal(b[0], 0xff);
 	memset(b, 0, sizeof(b));
-	assert_true(bus_dispatch(&c->mmio, BASE + 2, b, 4, false)); /* unaligned */
+	assert_true(bus_dispatch(&c->fx.bus, BASE + 2, b, 4, false)); /* unaligned */
 	assert_int_equal(get_le32(b), 0xffffffff);
-	assert_true(bus_dispatch(&c->mmio, BASE + PL031_DR, b, 8, false)); /* 64-bit */
+	assert_true(bus_dispatch(&c->fx.bus, BASE + PL031_DR, b, 8, false)); /* 64-bit */
 	put_le32(b, 5);
-	assert_true(bus_dispatch(&c->mmio, BASE + PL031_LR, b, 2, true)); /* ignored */
+	assert_true(bus_dispatch(&c->fx.bus, BASE + PL031_LR, b, 2, true)); /* ignored */
 	assert_int_equal(rd(c, PL031_LR), 0);
 	assert_int_equal(rd(c, 0x800), 0); /* reserved word */
-	assert_false(bus_dispatch(&c->mmio, BASE + PL031_MMIO_SIZE, b, 4, false));
+	assert_false(bus_dispatch(&c->fx.bus, BASE + PL031_MMIO_SIZE, b, 4, false));
 }
 
 static void test_save_load_and_reset(void **state)
@@ -161,16 +148,16 @@ static void test_save_load_and_reset(void **state)
 	wr(c, PL031_IMSC, 1);
 	assert_int_equal(rd(c, PL031_RIS), 0);
 	ser_writer_init(&w);
-	c->dev->ops->save(c->dev, &w);
+	c->fx.dev->ops->save(c->fx.dev, &w);
 	assert_false(w.err);
 	/* Scramble, then load: the counter is the saved offset from host time. */
-	c->dev->ops->reset(c->dev);
+	c->fx.dev->ops->reset(c->fx.dev);
 	assert_int_equal(rd(c, PL031_MR), 0);
 	assert_int_equal(rd(c, PL031_DR), 5000); /* reset keeps the counter */
 	wr(c, PL031_LR, 1);
 	ser_reader_init(&r, w.buf, w.len);
 	c->irq.edges_only = false; /* a load re-drives the line at its level */
-	assert_int_equal(c->dev->ops->load(c->dev, &r), 0);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), 0);
 	assert_int_equal(c->irq.level, 0);
 	c->irq.edges_only = true;
 	assert_true(ser_reader_done(&r));
@@ -184,17 +171,17 @@ static void test_save_load_and_reset(void **state)
 	/* Malformed: wrong version, truncated, out-of-range fields. */
 	w.buf[0] = 9;
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), -1);
 	w.buf[0] = 1;
 	ser_reader_init(&r, w.buf, w.len - 1);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), -1);
 	w.buf[w.len - 1] = 2; /* armed is a bool */
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), -1);
 	w.buf[w.len - 1] = 0;
 	w.buf[8] = 0x40; /* offset far beyond a 32-bit counter */
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), -1);
 	assert_int_equal(rd(c, PL031_MR), 5003); /* a refused load changes nothing */
 	ser_writer_free(&w);
 }
@@ -204,21 +191,21 @@ static void test_range_taken(void **state)
 	struct ctx *c = *state;
 	struct fake_irq irq;
 
-	assert_null(pl031_create("again", &c->mmio, BASE + 0x800, fake_irq_line(&irq, GSI, false)));
+	assert_null(pl031_create("again", &c->fx.bus, BASE + 0x800, fake_irq_line(&irq, GSI, false)));
 	assert_null(pl031_create("nobus", NULL, BASE, fake_irq_line(&irq, GSI, false)));
-	assert_string_equal(c->dev->ops->type, "rtc"); /* kept across guest reboots like the CMOS RTC */
+	assert_string_equal(c->fx.dev->ops->type, "rtc"); /* kept across guest reboots like the CMOS RTC */
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_counter_is_host_time, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_load_sets_counter, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_primecell_ids, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_match_interrupt, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_accesses, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load_and_reset, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_range_taken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_counter_is_host_time, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_load_sets_counter, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_primecell_ids, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_match_interrupt, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_bad_accesses, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_save_load_and_reset, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_range_taken, setup, bus_fixture_free),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

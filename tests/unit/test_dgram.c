@@ -383,6 +383,63 @@ static int dev_recv(struct port *p, int *tags, int max)
 	return n;
 }
 
+/* After the ports settle, `from` sends dst <- src tagged `tag` (60 bytes): once they settle
+ * again, `to` has received that frame and no other. */
+static void send_one(struct world *w, int from, int to, const uint8_t *dst, const uint8_t *src, uint8_t tag)
+{
+	int tags[8];
+
+	settle(w);
+	dev_send(&w->p[from], dst, src, tag, 60);
+	settle(w);
+	assert_int_equal(dev_recv(&w->p[to], tags, 8), 1);
+	assert_int_equal(tags[0], tag);
+}
+
+/* A raw member of w's link, as a peer would be on the wire: a connected socket. */
+static int raw_member(struct world *w)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int raw = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	assert_true(raw >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w->path);
+	assert_int_equal(connect(raw, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return raw;
+}
+
+/* What p's switch counted: frames forwarded and dropped. */
+static void assert_counters(struct port *p, uint64_t want_fwd, uint64_t want_dropped)
+{
+	uint64_t fwd, dropped;
+
+	dgram_counters(p->d, &fwd, &dropped);
+	assert_int_equal(fwd, want_fwd);
+	assert_int_equal(dropped, want_dropped);
+}
+
+/* w->path becomes the directory's `name`, where a socket is bound and closed: stale. */
+static void stale_socket(struct world *w, const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int s;
+
+	snprintf(w->path, sizeof(w->path), "%s/%s", w->dir, name);
+	s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w->path);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(s);
+}
+
+/* open_port(w, 0) refuses what stands at w->path, a file of the given type (S_IFREG...), and
+ * leaves it there: *st is its lstat. */
+static void assert_kept(struct world *w, mode_t type, struct stat *st)
+{
+	assert_int_equal(open_port(w, 0), -1);
+	assert_int_equal(lstat(w->path, st), 0);
+	assert_int_equal(st->st_mode & S_IFMT, type);
+}
+
 static void test_two_ports(void **state)
 {
 	struct world *w = *state;
@@ -394,11 +451,7 @@ static void test_two_ports(void **state)
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(open_port(w, 1), 0);
-	settle(w);
-	dev_send(&w->p[0], bcast, mac_a, 1, 60);
-	settle(w);
-	assert_int_equal(dev_recv(&w->p[1], tags, 8), 1);
-	assert_int_equal(tags[0], 1);
+	send_one(w, 0, 1, bcast, mac_a, 1);
 	assert_int_equal(dev_recv(&w->p[0], tags, 8), 0); /* never back to the sender */
 	dev_send(&w->p[1], mac_a, mac_b, 2, 1514);
 	dev_send(&w->p[1], mac_a, mac_b, 3, 60);
@@ -414,11 +467,7 @@ static void test_two_ports(void **state)
 	assert_int_equal(lstat(w->path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(open_port(w, 2), 0);
-	settle(w);
-	dev_send(&w->p[2], mac_b, mac_c, 4, 60);
-	settle(w);
-	assert_int_equal(dev_recv(&w->p[1], tags, 8), 1);
-	assert_int_equal(tags[0], 4);
+	send_one(w, 2, 1, mac_b, mac_c, 4);
 }
 
 static void test_learning_three(void **state)
@@ -452,27 +501,17 @@ static void test_learning_three(void **state)
 	assert_int_equal(tags[0], 12);
 	/* A member that goes away is forgotten: its MAC floods again. */
 	close_port(w, 2);
-	settle(w);
-	dev_send(&w->p[1], mac_c, mac_b, 13, 60);
-	settle(w);
-	assert_int_equal(dev_recv(&w->p[0], tags, 8), 1);
-	assert_int_equal(tags[0], 13);
+	send_one(w, 1, 0, mac_c, mac_b, 13);
 }
 
 static void test_bad_frames_dropped(void **state)
 {
 	struct world *w = *state;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	uint8_t f[DGRAM_MAX_FRAME + 100];
-	uint64_t fwd, dropped;
 	int raw, tags[8];
 
 	assert_int_equal(open_port(w, 0), 0);
-	/* A raw member, as a peer would be on the wire. */
-	raw = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	assert_true(raw >= 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w->path);
-	assert_int_equal(connect(raw, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	raw = raw_member(w);
 	settle(w);
 	memset(f, 0, sizeof(f));
 	memcpy(f, bcast, 6);
@@ -486,26 +525,19 @@ static void test_bad_frames_dropped(void **state)
 	settle(w);
 	assert_int_equal(dev_recv(&w->p[0], tags, 8), 1);
 	assert_int_equal(tags[0], 7);
-	dgram_counters(w->p[0].d, &fwd, &dropped);
-	assert_int_equal(fwd, 1);
-	assert_int_equal(dropped, 2);
+	assert_counters(&w->p[0], 1, 2);
 	close(raw);
 }
 
 static void test_large_frame_from_member(void **state)
 {
 	struct world *w = *state;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	static uint8_t f[DGRAM_MAX_FRAME + 2];
 	int raw;
 	ssize_t r;
-	uint64_t fwd, dropped;
 
 	assert_int_equal(open_port(w, 0), 0);
-	raw = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	assert_true(raw >= 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w->path);
-	assert_int_equal(connect(raw, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	raw = raw_member(w);
 	settle(w);
 	memcpy(f, bcast, 6);
 	memcpy(f + 6, mac_b, 6);
@@ -516,26 +548,17 @@ static void test_large_frame_from_member(void **state)
 		skip();
 	}
 	settle(w);
-	dgram_counters(w->p[0].d, &fwd, &dropped);
-	assert_int_equal(fwd, 0);
-	assert_int_equal(dropped, 1);
+	assert_counters(&w->p[0], 0, 1);
 	close(raw);
 }
 
 static void test_stale_socket_replaced(void **state)
 {
 	struct world *w = *state;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
-	int s;
 
-	/* A socket bound and closed: stale. */
 	assert_int_equal(mkdir(w->dir, 0700) == 0 || errno == EEXIST, 1);
-	snprintf(w->path, sizeof(w->path), "%s/stale", w->dir);
-	s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w->path);
-	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	close(s);
+	stale_socket(w, "stale");
 	assert_int_equal(open_port(w, 0), 0);
 	assert_int_equal(lstat(w->path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
@@ -553,30 +576,20 @@ static void test_not_a_socket_kept(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "x", 1), 1);
 	close(fd);
-	assert_int_equal(open_port(w, 0), -1);
-	assert_int_equal(lstat(w->path, &st), 0);
-	assert_true(S_ISREG(st.st_mode));
+	assert_kept(w, S_IFREG, &st);
 	assert_int_equal(st.st_size, 1);
 }
 
 static void test_stale_socket_of_another_uid_kept(void **state)
 {
 	struct world *w = *state;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
-	int s;
 
 	if (geteuid() != 0)
 		skip(); /* only root can give a file away */
-	snprintf(w->path, sizeof(w->path), "%s/other", w->dir);
-	s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w->path);
-	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	close(s);
+	stale_socket(w, "other");
 	assert_int_equal(lchown(w->path, 4321, 4321), 0);
-	assert_int_equal(open_port(w, 0), -1);
-	assert_int_equal(lstat(w->path, &st), 0);
-	assert_true(S_ISSOCK(st.st_mode));
+	assert_kept(w, S_IFSOCK, &st);
 	assert_int_equal(st.st_uid, 4321);
 }
 
@@ -598,11 +611,7 @@ static void test_leave_join(void **state)
 	settle(w);
 	assert_int_equal(dev_recv(&w->p[1], tags, 8), 0);
 	assert_int_equal(dgram_join(w->p[0].d), 0);
-	settle(w);
-	dev_send(&w->p[0], bcast, mac_a, 2, 60);
-	settle(w);
-	assert_int_equal(dev_recv(&w->p[1], tags, 8), 1);
-	assert_int_equal(tags[0], 2);
+	send_one(w, 0, 1, bcast, mac_a, 2);
 }
 
 /* The card itself (virtio_net_create on a socket= config): no offload offered, the socket
@@ -644,7 +653,6 @@ static void test_full_link_gives_up(void **state)
 	struct world *w = *state;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int raw[DGRAM_MAX_PORTS - 1];
-	uint64_t fwd, dropped;
 	uint8_t b[64];
 
 	assert_int_equal(open_port(w, 0), 0);
@@ -659,9 +667,7 @@ static void test_full_link_gives_up(void **state)
 		settle(w);
 	dev_send(&w->p[1], bcast, mac_b, 1, 60);
 	settle(w);
-	dgram_counters(w->p[1].d, &fwd, &dropped);
-	assert_int_equal(fwd, 0);
-	assert_int_equal(dropped, 1);
+	assert_counters(&w->p[1], 0, 1);
 	/* The members still get the switch's own frames. */
 	dev_send(&w->p[0], bcast, mac_a, 2, 60);
 	settle(w);

@@ -15,31 +15,18 @@
 #include "fakes.h"
 
 struct ctx {
-	struct bus pio;
-	struct device *dev;
+	struct bus_fixture fx; /* first: the state is bus_fixture_new's */
 	struct fake_ctl ctl;
 	struct fake_irq irq; /* only changes are reported, except around a restore */
 };
 
 static int setup(void **state)
 {
-	struct ctx *c = calloc(1, sizeof(*c));
+	struct ctx *c = bus_fixture_new(state, sizeof(*c), BUS_PIO);
 
-	bus_init(&c->pio, BUS_PIO);
-	c->dev = i8042_create("i8042", &c->pio, X86_I8042_DATA, X86_I8042_CMD,
-			      fake_irq_line(&c->irq, X86_I8042_IRQ, true), fake_machine_ctl(&c->ctl));
-	assert_non_null(c->dev);
-	*state = c;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-
-	c->dev->ops->destroy(c->dev);
-	bus_destroy(&c->pio);
-	free(c);
+	c->fx.dev = i8042_create("i8042", &c->fx.bus, X86_I8042_DATA, X86_I8042_CMD,
+				 fake_irq_line(&c->irq, X86_I8042_IRQ, true), fake_machine_ctl(&c->ctl));
+	assert_non_null(c->fx.dev);
 	return 0;
 }
 
@@ -47,13 +34,13 @@ static uint8_t rd(struct ctx *c, uint16_t port)
 {
 	uint8_t v = 0;
 
-	assert_true(bus_dispatch(&c->pio, port, &v, 1, false));
+	assert_true(bus_dispatch(&c->fx.bus, port, &v, 1, false));
 	return v;
 }
 
 static void wr(struct ctx *c, uint16_t port, uint8_t v)
 {
-	assert_true(bus_dispatch(&c->pio, port, &v, 1, true));
+	assert_true(bus_dispatch(&c->fx.bus, port, &v, 1, true));
 }
 
 static uint8_t status(struct ctx *c)
@@ -172,19 +159,19 @@ static void test_odd_sizes_and_save_load(void **state)
 	struct ser_reader r;
 	uint8_t buf[2] = { 0, 0 };
 
-	assert_true(bus_dispatch(&c->pio, X86_I8042_CMD, buf, 1, false));
-	assert_true(bus_dispatch(&c->pio, X86_I8042_DATA - 1, buf, 2, false) == false);
+	assert_true(bus_dispatch(&c->fx.bus, X86_I8042_CMD, buf, 1, false));
+	assert_true(bus_dispatch(&c->fx.bus, X86_I8042_DATA - 1, buf, 2, false) == false);
 	wr(c, X86_I8042_CMD, 0x60);
 	wr(c, X86_I8042_DATA, 0x47);
 	wr(c, X86_I8042_CMD, 0xd1); /* pending data command */
 	ser_writer_init(&w);
-	c->dev->ops->save(c->dev, &w);
-	c->dev->ops->reset(c->dev);
+	c->fx.dev->ops->save(c->fx.dev, &w);
+	c->fx.dev->ops->reset(c->fx.dev);
 	wr(c, X86_I8042_CMD, 0x20);
 	assert_int_equal(rd(c, X86_I8042_DATA), 0x45);
 	ser_reader_init(&r, w.buf, w.len);
 	c->irq.edges_only = false; /* a restore re-drives the line at its current level */
-	assert_int_equal(c->dev->ops->load(c->dev, &r), 0);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), 0);
 	assert_true(ser_reader_done(&r));
 	wr(c, X86_I8042_DATA, 0x00); /* completes the saved 0xD1 */
 	assert_int_equal(c->ctl.nreq, 1);
@@ -192,9 +179,9 @@ static void test_odd_sizes_and_save_load(void **state)
 	assert_int_equal(rd(c, X86_I8042_DATA), 0x47);
 	w.buf[w.len - 2] = 0x42; /* bogus pending command */
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), -1);
 	ser_reader_init(&r, w.buf, 3);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), -1);
 	ser_writer_free(&w);
 }
 
@@ -220,21 +207,19 @@ static void test_placement_from_config(void **state)
 	assert_int_equal(ctl.nreq, 1);
 	assert_int_equal(ctl.requests[0], VM_REBOOT);
 	assert_false(bus_dispatch(&mmio, X86_I8042_DATA, &v, 1, false));
-	d->ops->destroy(d);
-	assert_int_equal(mmio.nr, 0);
-	bus_destroy(&mmio);
+	device_and_bus_destroy(d, &mmio);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_placement_from_config),
-		cmocka_unit_test_setup_teardown(test_self_tests, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_command_byte, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_irq_follows_obf, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_keyboard, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset_requests, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_odd_sizes_and_save_load, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_self_tests, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_command_byte, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_irq_follows_obf, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_no_keyboard, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_reset_requests, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_odd_sizes_and_save_load, setup, bus_fixture_free),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

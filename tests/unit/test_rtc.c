@@ -12,10 +12,10 @@
 #include "arch/x86/layout.h"
 #include "core/bus.h"
 #include "devices/rtc.h"
+#include "fakes.h"
 
 struct ctx {
-	struct bus pio;
-	struct device *dev;
+	struct bus_fixture fx; /* first: the state is bus_fixture_new's */
 	struct timespec now;
 	int irq_calls;
 };
@@ -41,25 +41,13 @@ static time_t utc(int y, int mon, int d, int h, int mi, int s)
 
 static int setup(void **state)
 {
-	struct ctx *c = calloc(1, sizeof(*c));
+	struct ctx *c = bus_fixture_new(state, sizeof(*c), BUS_PIO);
 
-	bus_init(&c->pio, BUS_PIO);
-	c->dev = rtc_create("rtc", &c->pio, X86_RTC_PORT,
-			    (struct irq_line){ .set = fake_irq, .ctx = c, .gsi = X86_RTC_IRQ });
-	assert_non_null(c->dev);
+	c->fx.dev = rtc_create("rtc", &c->fx.bus, X86_RTC_PORT,
+			       (struct irq_line){ .set = fake_irq, .ctx = c, .gsi = X86_RTC_IRQ });
+	assert_non_null(c->fx.dev);
 	c->now.tv_sec = utc(2024, 2, 29, 13, 45, 56); /* a Thursday */
-	rtc_set_clock(c->dev, fake_clock, c);
-	*state = c;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-
-	c->dev->ops->destroy(c->dev);
-	bus_destroy(&c->pio);
-	free(c);
+	rtc_set_clock(c->fx.dev, fake_clock, c);
 	return 0;
 }
 
@@ -67,15 +55,15 @@ static uint8_t cmos_rd(struct ctx *c, uint8_t idx)
 {
 	uint8_t v = idx | 0x80; /* NMI mask bit must be ignored */
 
-	assert_true(bus_dispatch(&c->pio, X86_RTC_PORT, &v, 1, true));
-	assert_true(bus_dispatch(&c->pio, X86_RTC_PORT + 1, &v, 1, false));
+	assert_true(bus_dispatch(&c->fx.bus, X86_RTC_PORT, &v, 1, true));
+	assert_true(bus_dispatch(&c->fx.bus, X86_RTC_PORT + 1, &v, 1, false));
 	return v;
 }
 
 static void cmos_wr(struct ctx *c, uint8_t idx, uint8_t v)
 {
-	assert_true(bus_dispatch(&c->pio, X86_RTC_PORT, &idx, 1, true));
-	assert_true(bus_dispatch(&c->pio, X86_RTC_PORT + 1, &v, 1, true));
+	assert_true(bus_dispatch(&c->fx.bus, X86_RTC_PORT, &idx, 1, true));
+	assert_true(bus_dispatch(&c->fx.bus, X86_RTC_PORT + 1, &v, 1, true));
 }
 
 static void test_bcd_24h_default(void **state)
@@ -187,10 +175,10 @@ static void test_regs_and_nvram(void **state)
 	cmos_wr(c, 0x01, 0x33);
 	assert_int_equal(cmos_rd(c, 0x01), 0x33);
 	/* The index port is write-only; odd sizes read all ones. */
-	assert_true(bus_dispatch(&c->pio, X86_RTC_PORT, &v, 1, false));
+	assert_true(bus_dispatch(&c->fx.bus, X86_RTC_PORT, &v, 1, false));
 	assert_int_equal(v, 0xff);
 	uint8_t w[2] = { 0, 0 };
-	assert_true(bus_dispatch(&c->pio, X86_RTC_PORT, w, 2, false));
+	assert_true(bus_dispatch(&c->fx.bus, X86_RTC_PORT, w, 2, false));
 	assert_int_equal(w[0] & w[1], 0xff);
 	/* UIP shows in the last 244 us of a second. */
 	c->now.tv_nsec = 999900000L;
@@ -209,7 +197,7 @@ static void test_save_load(void **state)
 	cmos_wr(c, 0x0b, 0x02);
 	cmos_wr(c, 0x40, 0xab);
 	ser_writer_init(&w);
-	c->dev->ops->save(c->dev, &w);
+	c->fx.dev->ops->save(c->fx.dev, &w);
 	assert_false(w.err);
 
 	cmos_wr(c, 0x0b, 0x82);
@@ -217,17 +205,17 @@ static void test_save_load(void **state)
 	cmos_wr(c, 0x0b, 0x06);
 	cmos_wr(c, 0x40, 0x00);
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), 0);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), 0);
 	assert_true(ser_reader_done(&r));
 	assert_int_equal(cmos_rd(c, 0x09), 0x28);
 	assert_int_equal(cmos_rd(c, 0x40), 0xab);
 	assert_int_equal(cmos_rd(c, 0x0b), 0x02);
 
 	ser_reader_init(&r, w.buf, w.len - 1);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), -1);
 	w.buf[1] = 0x80; /* index out of range */
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), -1);
 	ser_writer_free(&w);
 }
 
@@ -237,7 +225,7 @@ static void test_reset_keeps_time(void **state)
 
 	cmos_wr(c, 0x0b, 0x72); /* PIE | AIE | UIE */
 	cmos_wr(c, 0x50, 0x77);
-	c->dev->ops->reset(c->dev);
+	c->fx.dev->ops->reset(c->fx.dev);
 	assert_int_equal(cmos_rd(c, 0x0b), 0x02);
 	assert_int_equal(cmos_rd(c, 0x50), 0x77);
 }
@@ -264,22 +252,20 @@ static void test_placement_from_config(void **state)
 	assert_int_equal(v, 0xc3);
 	assert_false(bus_dispatch(&mmio, X86_RTC_PORT, &v, 1, false));
 	assert_false(bus_dispatch(&mmio, 0x9002, &v, 1, false));
-	d->ops->destroy(d);
-	assert_int_equal(mmio.nr, 0);
-	bus_destroy(&mmio);
+	device_and_bus_destroy(d, &mmio);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_placement_from_config),
-		cmocka_unit_test_setup_teardown(test_bcd_24h_default, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_binary_12h, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_set_time, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_set_time_12h, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_regs_and_nvram, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset_keeps_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bcd_24h_default, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_binary_12h, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_set_time, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_set_time_12h, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_regs_and_nvram, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_save_load, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_reset_keeps_time, setup, bus_fixture_free),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

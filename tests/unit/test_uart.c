@@ -22,9 +22,8 @@ struct fake {
 };
 
 struct ctx {
-	struct bus pio;
-	struct device *dev;
-	struct fake_irq irq; /* every level the UART drove */
+	struct bus_fixture fx; /* first: the state is bus_fixture_new's */
+	struct fake_irq irq;   /* every level the UART drove */
 	struct fake f;
 };
 
@@ -43,24 +42,12 @@ static void fake_rx_space(void *c)
 
 static int setup(void **state)
 {
-	struct ctx *c = calloc(1, sizeof(*c));
+	struct ctx *c = bus_fixture_new(state, sizeof(*c), BUS_PIO);
 
-	bus_init(&c->pio, BUS_PIO);
-	c->dev = uart_create(
-		"com1", &c->pio, BASE, fake_irq_line(&c->irq, X86_COM1_IRQ, false),
+	c->fx.dev = uart_create(
+		"com1", &c->fx.bus, BASE, fake_irq_line(&c->irq, X86_COM1_IRQ, false),
 		(struct char_port){ .write = fake_write, .rx_space = fake_rx_space, .ctx = &c->f });
-	assert_non_null(c->dev);
-	*state = c;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-
-	c->dev->ops->destroy(c->dev);
-	bus_destroy(&c->pio);
-	free(c);
+	assert_non_null(c->fx.dev);
 	return 0;
 }
 
@@ -68,13 +55,13 @@ static uint8_t rd(struct ctx *c, int reg)
 {
 	uint8_t v = 0x5a;
 
-	assert_true(bus_dispatch(&c->pio, BASE + reg, &v, 1, false));
+	assert_true(bus_dispatch(&c->fx.bus, BASE + reg, &v, 1, false));
 	return v;
 }
 
 static void wr(struct ctx *c, int reg, uint8_t v)
 {
-	assert_true(bus_dispatch(&c->pio, BASE + reg, &v, 1, true));
+	assert_true(bus_dispatch(&c->fx.bus, BASE + reg, &v, 1, true));
 }
 
 static int level(struct ctx *c)
@@ -129,14 +116,14 @@ static void test_odd_sizes(void **state)
 	struct ctx *c = *state;
 	uint8_t buf[4] = { 1, 2, 3, 4 };
 
-	assert_true(bus_dispatch(&c->pio, BASE, buf, 2, false));
+	assert_true(bus_dispatch(&c->fx.bus, BASE, buf, 2, false));
 	assert_int_equal(buf[0], 0xff);
 	assert_int_equal(buf[1], 0xff);
 	buf[0] = 'x';
 	buf[1] = 'y';
-	assert_true(bus_dispatch(&c->pio, BASE, buf, 2, true));
+	assert_true(bus_dispatch(&c->fx.bus, BASE, buf, 2, true));
 	assert_int_equal(c->f.nout, 0); /* ignored */
-	assert_true(bus_dispatch(&c->pio, BASE + 4, buf, 4, false));
+	assert_true(bus_dispatch(&c->fx.bus, BASE + 4, buf, 4, false));
 	assert_int_equal(buf[3], 0xff);
 }
 
@@ -148,7 +135,7 @@ static void test_rx_fifo_fill_and_flow_control(void **state)
 	for (int i = 0; i < 20; i++)
 		in[i] = (uint8_t)('a' + i);
 	/* FIFO disabled: a single holding register. */
-	assert_int_equal(uart_receive(c->dev, in, 3), 1);
+	assert_int_equal(uart_receive(c->fx.dev, in, 3), 1);
 	assert_int_equal(rd(c, 5) & 0x01, 0x01);
 	assert_int_equal(rd(c, 0), 'a');
 	assert_int_equal(c->f.rx_space_calls, 1); /* refused earlier, room now */
@@ -156,15 +143,15 @@ static void test_rx_fifo_fill_and_flow_control(void **state)
 
 	wr(c, 2, 0x07); /* enable + clear FIFOs */
 	assert_int_equal(rd(c, 2) & 0xc0, 0xc0);
-	assert_int_equal(uart_receive(c->dev, in, 20), 16);
-	assert_int_equal(uart_receive(c->dev, in, 1), 0);
+	assert_int_equal(uart_receive(c->fx.dev, in, 20), 16);
+	assert_int_equal(uart_receive(c->fx.dev, in, 1), 0);
 	assert_int_equal(c->f.rx_space_calls, 1);
 	for (int i = 0; i < 16; i++)
 		assert_int_equal(rd(c, 0), 'a' + i);
 	assert_int_equal(c->f.rx_space_calls, 2);
 	assert_int_equal(rd(c, 5) & 0x03, 0); /* no DR, and no overrun from the host */
 	/* FCR clear-RX empties the FIFO. */
-	assert_int_equal(uart_receive(c->dev, in, 4), 4);
+	assert_int_equal(uart_receive(c->fx.dev, in, 4), 4);
 	wr(c, 2, 0x03);
 	assert_int_equal(rd(c, 5) & 0x01, 0);
 }
@@ -177,7 +164,7 @@ static void test_iir_priorities_and_irq_levels(void **state)
 	wr(c, 2, 0xc1); /* FIFO on, trigger 14 */
 	wr(c, 1, 0x01); /* ERBFI */
 	assert_int_equal(c->irq.nlevels, 0);
-	uart_receive(c->dev, &b, 1);
+	uart_receive(c->fx.dev, &b, 1);
 	assert_int_equal(level(c), 1);
 	assert_int_equal(rd(c, 2), 0xcc); /* below trigger: char timeout */
 	rd(c, 0);
@@ -187,9 +174,9 @@ static void test_iir_priorities_and_irq_levels(void **state)
 	/* THRE + RX + modem status: RX wins, then THRE, then MSR. */
 	wr(c, 1, 0x0b); /* ERBFI | ETBEI | EDSSI */
 	assert_int_equal(level(c), 1);
-	wr(c, 4, 0x10);              /* loopback: modem inputs change -> deltas */
-	uart_receive(c->dev, &b, 1); /* refused in loopback */
-	wr(c, 0, 'z');               /* looped back into RX */
+	wr(c, 4, 0x10);                 /* loopback: modem inputs change -> deltas */
+	uart_receive(c->fx.dev, &b, 1); /* refused in loopback */
+	wr(c, 0, 'z');                  /* looped back into RX */
 	assert_int_equal(c->f.nout, 0);
 	assert_int_equal(rd(c, 2) & 0x0f, 0x0c);
 	assert_int_equal(rd(c, 0), 'z');
@@ -211,9 +198,9 @@ static void test_rx_trigger_level(void **state)
 
 	wr(c, 2, 0x41); /* FIFO on, trigger 4 */
 	wr(c, 1, 0x01);
-	uart_receive(c->dev, in, 3);
+	uart_receive(c->fx.dev, in, 3);
 	assert_int_equal(rd(c, 2) & 0x0f, 0x0c);
-	uart_receive(c->dev, in + 3, 1);
+	uart_receive(c->fx.dev, in + 3, 1);
 	assert_int_equal(rd(c, 2) & 0x0f, 0x04);
 }
 
@@ -272,16 +259,16 @@ static void test_save_load_round_trip(void **state)
 	wr(c, 1, 0x05);
 	wr(c, 3, 0x1b);
 	wr(c, 7, 0x42);
-	uart_receive(c->dev, in, 5);
+	uart_receive(c->fx.dev, in, 5);
 	rd(c, 0); /* FIFO head moves: exercise wrapping */
 	ser_writer_init(&w);
-	c->dev->ops->save(c->dev, &w);
+	c->fx.dev->ops->save(c->fx.dev, &w);
 	assert_false(w.err);
 
-	c->dev->ops->reset(c->dev);
+	c->fx.dev->ops->reset(c->fx.dev);
 	assert_int_equal(rd(c, 5) & 0x01, 0);
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), 0);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), 0);
 	assert_true(ser_reader_done(&r));
 	assert_int_equal(rd(c, 1), 0x05);
 	assert_int_equal(rd(c, 3), 0x1b);
@@ -294,14 +281,14 @@ static void test_save_load_round_trip(void **state)
 
 	/* Truncated and corrupt input is refused. */
 	ser_reader_init(&r, w.buf, 5);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), -1);
 	w.buf[1] = 0xf0; /* IER with reserved bits */
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), -1);
 	w.buf[1] = 0x05;
 	w.buf[12] = 17; /* more bytes than the FIFO holds */
 	ser_reader_init(&r, w.buf, w.len);
-	assert_int_equal(c->dev->ops->load(c->dev, &r), -1);
+	assert_int_equal(c->fx.dev->ops->load(c->fx.dev, &r), -1);
 	ser_writer_free(&w);
 }
 
@@ -309,24 +296,25 @@ static void test_create_conflict(void **state)
 {
 	struct ctx *c = *state;
 
-	assert_null(uart_create("dup", &c->pio, BASE + 4, (struct irq_line){ 0 }, (struct char_port){ 0 }));
-	assert_int_equal(c->pio.nr, 1); /* only com1's range */
+	assert_null(
+		uart_create("dup", &c->fx.bus, BASE + 4, (struct irq_line){ 0 }, (struct char_port){ 0 }));
+	assert_int_equal(c->fx.bus.nr, 1); /* only com1's range */
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_reset_values, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lcr_dlab_and_scratch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tx, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_odd_sizes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rx_fifo_fill_and_flow_control, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_iir_priorities_and_irq_levels, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rx_trigger_level, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_thre_interrupt, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_loopback_and_overrun, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_conflict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_values, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_lcr_dlab_and_scratch, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_tx, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_odd_sizes, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_rx_fifo_fill_and_flow_control, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_iir_priorities_and_irq_levels, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_rx_trigger_level, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_thre_interrupt, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_loopback_and_overrun, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_save_load_round_trip, setup, bus_fixture_free),
+		cmocka_unit_test_setup_teardown(test_create_conflict, setup, bus_fixture_free),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,20 +27,13 @@
 
 #define F_STATS (1ULL << VIRTIO_BALLOON_F_STATS_VQ)
 
-struct ctx {
-	struct fake_ram ram;
-	struct vq_driver d;
-	struct vq_transport f;
-	struct virtio_dev *vd;
-};
-
-static uint32_t cfg32(struct ctx *x, unsigned off)
+static uint32_t cfg32(struct vq_fixture *x, unsigned off)
 {
 	return get_le32(x->vd->config + off);
 }
 
 /* Post an array of PFNs (and `extra` odd trailing bytes) as one buffer on q. */
-static uint16_t add_pfns(struct ctx *x, unsigned q, const uint32_t *pfn, unsigned n, unsigned extra)
+static uint16_t add_pfns(struct vq_fixture *x, unsigned q, const uint32_t *pfn, unsigned n, unsigned extra)
 {
 	struct vq_seg s = { vqd_alloc(&x->d, 4 * n + extra), 4 * n + extra, false };
 
@@ -52,7 +45,7 @@ static uint16_t add_pfns(struct ctx *x, unsigned q, const uint32_t *pfn, unsigne
 }
 
 /* What the transport does on a device reset. */
-static void transport_reset(struct ctx *x)
+static void transport_reset(struct vq_fixture *x)
 {
 	struct virtio_dev *vd = x->vd;
 
@@ -67,7 +60,7 @@ static void transport_reset(struct ctx *x)
 }
 
 /* A driver config write, as the transport delivers it. */
-static void config_write(struct ctx *x, unsigned off, uint32_t v, unsigned len)
+static void config_write(struct vq_fixture *x, unsigned off, uint32_t v, unsigned len)
 {
 	struct virtio_dev *vd = x->vd;
 
@@ -78,7 +71,7 @@ static void config_write(struct ctx *x, unsigned off, uint32_t v, unsigned len)
 	pthread_mutex_unlock(&vd->lock);
 }
 
-static struct balloon_info info(struct ctx *x)
+static struct balloon_info info(struct vq_fixture *x)
 {
 	struct balloon_info bi;
 
@@ -86,7 +79,7 @@ static struct balloon_info info(struct ctx *x)
 	return bi;
 }
 
-static bool resident(struct ctx *x, uint64_t gpa)
+static bool resident(struct vq_fixture *x, uint64_t gpa)
 {
 	unsigned char v = 0;
 
@@ -94,7 +87,7 @@ static bool resident(struct ctx *x, uint64_t gpa)
 	return v & 1;
 }
 
-static void touch(struct ctx *x, uint64_t gpa, unsigned pages)
+static void touch(struct vq_fixture *x, uint64_t gpa, unsigned pages)
 {
 	for (unsigned i = 0; i < pages; i++)
 		memset(vqd_host(&x->d, gpa + i * PG, PG), 0xa5, PG);
@@ -110,26 +103,9 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 static int setup(void **state)
 {
-	static const struct mem_region layout[1] = { { .gpa = 0, .size = RAM_SIZE } };
-	struct ctx *x = calloc(1, sizeof(*x));
+	struct vq_fixture *x = vq_fixture_new(state, sizeof(*x), RAM_SIZE, true, BUF_GPA, PAGES_GPA);
 
-	fake_ram_map(&x->ram, layout, 1);
-	vqd_init(&x->d, &x->ram.mem, BUF_GPA, PAGES_GPA);
-	x->vd = virtio_balloon_create(&x->ram.mem, 0);
-	assert_non_null(x->vd);
-	vqd_layout(&x->d, x->vd->num_queues, QSZ);
-	vq_transport_attach(&x->f, x->vd);
-	*state = x;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *x = *state;
-
-	x->vd->ops->destroy(x->vd);
-	fake_ram_free(&x->ram);
-	free(x);
+	vq_fixture_attach(x, virtio_balloon_create(&x->ram.mem, 0), QSZ);
 	return 0;
 }
 
@@ -137,7 +113,7 @@ static int teardown(void **state)
 
 static void test_identity(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 
 	assert_string_equal(x->vd->name, "virtio-balloon0");
 	assert_int_equal(x->vd->ops->device_id, VIRTIO_ID_BALLOON);
@@ -152,7 +128,7 @@ static void test_identity(void **state)
 
 static void test_inflate_releases_pages(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	enum { N = 300 };
 	uint32_t pfn[N], id, len;
 	uint16_t head;
@@ -199,7 +175,7 @@ static void test_inflate_releases_pages(void **state)
 
 static void test_invalid_pfns(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint32_t last = (uint32_t)(RAM_SIZE / PG - 1);
 	uint32_t pfn[] = { last + 1, 0xffffffffu, last, 0x80000000u, last + 100 };
 	uint32_t id, len;
@@ -221,7 +197,7 @@ static void test_invalid_pfns(void **state)
 
 static void test_odd_buffers(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint64_t base = PAGES_GPA >> 12;
 	uint32_t three[3] = { (uint32_t)base, (uint32_t)base + 1, (uint32_t)base + 2 };
 	uint64_t g = vqd_alloc(&x->d, 12);
@@ -251,7 +227,7 @@ static void test_odd_buffers(void **state)
 
 static void test_deflate(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint32_t pfn[10], bad = 0xfffffff0u, id, len;
 	struct balloon_info bi;
 
@@ -282,7 +258,7 @@ static void test_deflate(void **state)
 
 static void test_set_target(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 
 	/* Before the driver runs: config only, no interrupt. */
 	assert_int_equal(virtio_balloon_set_target(x->vd, RAM_SIZE - (16ULL << 20)), 0);
@@ -310,7 +286,7 @@ static void test_set_target(void **state)
 
 static void test_config_write(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 
 	assert_int_equal(virtio_balloon_set_target(x->vd, RAM_SIZE / 2), 0);
 	vqd_activate(&x->d, x->vd, 0);
@@ -337,7 +313,8 @@ static void test_config_write(void **state)
 }
 
 /* Post a stats buffer with (tag, value) entries and `extra` stray bytes. */
-static uint16_t add_stats(struct ctx *x, const uint16_t *tag, const uint64_t *val, unsigned n, unsigned extra)
+static uint16_t add_stats(struct vq_fixture *x, const uint16_t *tag, const uint64_t *val, unsigned n,
+			  unsigned extra)
 {
 	struct vq_seg s = { vqd_alloc(&x->d, 10 * n + extra), 10 * n + extra, false };
 
@@ -352,7 +329,7 @@ static uint16_t add_stats(struct ctx *x, const uint16_t *tag, const uint64_t *va
 
 static void test_stats(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint16_t tags[] = { VIRTIO_BALLOON_S_MEMFREE, VIRTIO_BALLOON_S_MEMTOT, 100, 15, 0xffff,
 			    VIRTIO_BALLOON_S_MAJFLT };
 	uint64_t vals[] = { 111, 222, 333, 444, 555, 666 };
@@ -411,7 +388,7 @@ static void test_stats(void **state)
 
 static void test_stats_odd(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint16_t tag[80];
 	uint64_t val[80];
 	uint16_t h1, h2;
@@ -444,7 +421,7 @@ static void test_stats_odd(void **state)
 
 static void test_stats_not_negotiated(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint16_t tag = VIRTIO_BALLOON_S_MEMFREE;
 	uint64_t val = 5;
 	uint32_t id, len;
@@ -462,7 +439,7 @@ static void test_stats_not_negotiated(void **state)
 
 static void test_malformed(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	struct vq_seg bad = { RAM_SIZE - 4, 64, false };
 
 	vqd_activate(&x->d, x->vd, 0);
@@ -475,7 +452,7 @@ static void test_malformed(void **state)
 
 static void test_reset(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint16_t tag = VIRTIO_BALLOON_S_MEMFREE;
 	uint64_t val = 5;
 	uint32_t pfn = (uint32_t)(PAGES_GPA >> 12), id, len;
@@ -526,7 +503,8 @@ static void save_all(struct virtio_dev *vd, struct ser_writer *w)
 	pthread_mutex_unlock(&vd->lock);
 }
 
-static int load_all(struct ctx *x, struct virtio_dev *vd, uint64_t features, const struct ser_writer *w)
+static int load_all(struct vq_fixture *x, struct virtio_dev *vd, uint64_t features,
+		    const struct ser_writer *w)
 {
 	struct ser_reader r;
 	int ret = 0;
@@ -548,7 +526,7 @@ static int load_all(struct ctx *x, struct virtio_dev *vd, uint64_t features, con
 
 static void test_save_load(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint16_t tags[] = { VIRTIO_BALLOON_S_MEMFREE, VIRTIO_BALLOON_S_CACHES };
 	uint64_t vals[] = { 77, 88 };
 	uint32_t pfn[5], id, len;
@@ -616,7 +594,7 @@ static void test_save_load(void **state)
 /* Without a stats queue, a snapshot holds no buffer and loads the same. */
 static void test_save_load_no_stats(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	struct ser_writer w;
 	struct virtio_dev *vd2;
 	struct balloon_info b;
@@ -640,20 +618,20 @@ static void test_save_load_no_stats(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_inflate_releases_pages, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_invalid_pfns, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_odd_buffers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deflate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_set_target, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_config_write, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stats_odd, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stats_not_negotiated, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load_no_stats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identity, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_inflate_releases_pages, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_invalid_pfns, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_odd_buffers, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_deflate, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_set_target, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_config_write, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_stats, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_stats_odd, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_stats_not_negotiated, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_malformed, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_reset, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_save_load, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_save_load_no_stats, setup, vq_fixture_free),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

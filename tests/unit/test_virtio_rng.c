@@ -18,34 +18,11 @@
 #define QSZ      64
 #define BUF_GPA  0x100000ULL /* data buffers from 1 MiB, above the rings */
 
-struct ctx {
-	struct fake_ram ram;
-	struct vq_driver d;
-	struct vq_transport f;
-	struct virtio_dev *vd;
-};
-
 static int setup(void **state)
 {
-	struct ctx *x = calloc(1, sizeof(*x));
+	struct vq_fixture *x = vq_fixture_new(state, sizeof(*x), RAM_SIZE, false, BUF_GPA, RAM_SIZE);
 
-	fake_ram_init_flat(&x->ram, RAM_SIZE);
-	vqd_init(&x->d, &x->ram.mem, BUF_GPA, RAM_SIZE);
-	x->vd = virtio_rng_create(&x->ram.mem, 0);
-	assert_non_null(x->vd);
-	vqd_layout(&x->d, x->vd->num_queues, QSZ);
-	vq_transport_attach(&x->f, x->vd);
-	*state = x;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *x = *state;
-
-	x->vd->ops->destroy(x->vd);
-	fake_ram_free(&x->ram);
-	free(x);
+	vq_fixture_attach(x, virtio_rng_create(&x->ram.mem, 0), QSZ);
 	return 0;
 }
 
@@ -59,7 +36,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 static void test_identity(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 
 	assert_int_equal(x->vd->ops->device_id, VIRTIO_ID_RNG);
 	assert_int_equal(x->vd->num_queues, 1);
@@ -68,7 +45,7 @@ static void test_identity(void **state)
 
 static void test_fill(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint64_t a = vqd_alloc(&x->d, 100), b = vqd_alloc(&x->d, 200), c;
 	struct vq_seg two[2] = { { a, 100, true }, { b, 200, true } };
 	uint32_t id, len;
@@ -95,7 +72,7 @@ static void test_fill(void **state)
 
 static void test_cap_and_edges(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint64_t big = vqd_alloc(&x->d, 100000);
 	struct vq_seg mixed[2] = { { BUF_GPA, 16, false }, { BUF_GPA + 16, 32, true } };
 	uint32_t id, len;
@@ -119,7 +96,7 @@ static void test_cap_and_edges(void **state)
 
 static void test_malformed(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	struct vq_seg bad = { RAM_SIZE - 4, 64, true };
 
 	vqd_activate(&x->d, x->vd, 0);
@@ -133,10 +110,10 @@ static void test_malformed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fill, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cap_and_edges, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identity, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_fill, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_cap_and_edges, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_malformed, setup, vq_fixture_free),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,34 +22,11 @@
 #define QSZ      16
 #define BUF_GPA  0x100000ULL
 
-struct ctx {
-	struct fake_ram ram;
-	struct vq_driver d;
-	struct vq_transport f;
-	struct virtio_dev *vd;
-};
-
 static int setup(void **state)
 {
-	struct ctx *x = calloc(1, sizeof(*x));
+	struct vq_fixture *x = vq_fixture_new(state, sizeof(*x), RAM_SIZE, false, BUF_GPA, RAM_SIZE);
 
-	fake_ram_init_flat(&x->ram, RAM_SIZE);
-	vqd_init(&x->d, &x->ram.mem, BUF_GPA, RAM_SIZE);
-	x->vd = virtio_vsock_create_nobackend(&x->ram.mem, 0x12345678, 0);
-	assert_non_null(x->vd);
-	vqd_layout(&x->d, x->vd->num_queues, QSZ);
-	vq_transport_attach(&x->f, x->vd);
-	*state = x;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *x = *state;
-
-	x->vd->ops->destroy(x->vd);
-	fake_ram_free(&x->ram);
-	free(x);
+	vq_fixture_attach(x, virtio_vsock_create_nobackend(&x->ram.mem, 0x12345678, 0), QSZ);
 	return 0;
 }
 
@@ -146,7 +123,7 @@ static void test_config_record(void **state)
 
 static void test_identity_and_config(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 
 	assert_int_equal(x->vd->ops->device_id, VIRTIO_ID_VSOCK);
 	assert_int_equal(VIRTIO_ID_VSOCK, 19);
@@ -162,7 +139,7 @@ static void test_identity_and_config(void **state)
 	assert_int_equal(get_le64(x->vd->config), 0x12345678);
 }
 
-static void reset_event(struct ctx *x)
+static void reset_event(struct vq_fixture *x)
 {
 	pthread_mutex_lock(&x->vd->lock);
 	virtio_vsock_transport_reset(x->vd);
@@ -171,7 +148,7 @@ static void reset_event(struct ctx *x)
 
 static void test_transport_reset_event(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint64_t ev;
 	uint32_t id, len;
 
@@ -195,7 +172,7 @@ static void test_transport_reset_event(void **state)
 /* No event buffer: the event waits for the driver's next one (and its kick). */
 static void test_event_waits_for_buffer(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint64_t ev;
 	uint32_t id, len;
 
@@ -213,7 +190,7 @@ static void test_event_waits_for_buffer(void **state)
 /* A buffer too small for an event, or a readable one, breaks the device. */
 static void test_event_buffer_too_small(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 
 	vqd_activate(&x->d, x->vd, 0);
 	vqd_add_buf(&x->d, VIRTIO_VSOCK_EVTQ, 8, false);
@@ -224,7 +201,7 @@ static void test_event_buffer_too_small(void **state)
 /* A reset forgets a pending event (the next driver has no connections to reset). */
 static void test_reset_forgets_event(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint32_t id, len;
 
 	vqd_activate(&x->d, x->vd, 0);
@@ -245,7 +222,7 @@ static void test_reset_forgets_event(void **state)
  * is loaded; config space is this VM's CID, whatever the snapshot held. */
 static void test_load_sends_reset(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	struct virtio_dev *vd2 = virtio_vsock_create_nobackend(&x->ram.mem, 77, 0);
 	struct vq_transport f2 = { 0 };
 	struct ser_writer w;
@@ -304,7 +281,7 @@ static void test_load_sends_reset(void **state)
  * migration and starts the log afresh. */
 static void test_vhost_log_collect(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 	uint8_t log[(RAM_SIZE / 4096 + 7) / 8] = { 0 };
 	unsigned long bits[RAM_SIZE / 4096 / (8 * sizeof(unsigned long)) + 1] = { 0 };
 	unsigned n = 0;
@@ -332,7 +309,7 @@ static void test_vhost_log_collect(void **state)
 /* Without a backend, release and reacquire have nothing to hand over. */
 static void test_release_nobackend(void **state)
 {
-	struct ctx *x = *state;
+	struct vq_fixture *x = *state;
 
 	vqd_activate(&x->d, x->vd, 0);
 	assert_int_equal(vqd_release(x->vd), 0);
@@ -345,14 +322,14 @@ int main(void)
 		cmocka_unit_test(test_parse_cid),
 		cmocka_unit_test(test_parse_option),
 		cmocka_unit_test(test_config_record),
-		cmocka_unit_test_setup_teardown(test_identity_and_config, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_transport_reset_event, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_event_waits_for_buffer, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_event_buffer_too_small, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset_forgets_event, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_load_sends_reset, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_release_nobackend, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vhost_log_collect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identity_and_config, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_transport_reset_event, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_event_waits_for_buffer, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_event_buffer_too_small, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_reset_forgets_event, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_load_sends_reset, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_release_nobackend, setup, vq_fixture_free),
+		cmocka_unit_test_setup_teardown(test_vhost_log_collect, setup, vq_fixture_free),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -285,4 +286,40 @@ int vqd_release(struct virtio_dev *vd)
 int vqd_reacquire(struct virtio_dev *vd)
 {
 	return call_locked(vd, vd->ops->reacquire);
+}
+
+void *vq_fixture_new(void **state, size_t size, uint64_t ram_size, bool mapped, uint64_t buf_gpa,
+		     uint64_t buf_end)
+{
+	const struct mem_region layout = { .gpa = 0, .size = ram_size };
+	struct vq_fixture *x;
+
+	assert_true(size >= sizeof(*x));
+	x = calloc(1, size);
+	assert_non_null(x);
+	if (mapped)
+		fake_ram_map(&x->ram, &layout, 1);
+	else
+		fake_ram_init_flat(&x->ram, ram_size);
+	vqd_init(&x->d, &x->ram.mem, buf_gpa, buf_end);
+	*state = x;
+	return x;
+}
+
+void vq_fixture_attach(struct vq_fixture *x, struct virtio_dev *vd, uint16_t qsize)
+{
+	assert_non_null(vd);
+	x->vd = vd;
+	vqd_layout(&x->d, vd->num_queues, qsize);
+	vq_transport_attach(&x->f, vd);
+}
+
+int vq_fixture_free(void **state)
+{
+	struct vq_fixture *x = *state;
+
+	x->vd->ops->destroy(x->vd);
+	fake_ram_free(&x->ram);
+	free(x);
+	return 0;
 }

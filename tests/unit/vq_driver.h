@@ -17,12 +17,16 @@
  *	vqd_kick(x->vd, q);
  *	while (vqd_next_used(&x->d, q, &id, &len)) ...
  *
+ * The first five lines are a cmocka setup's; vq_fixture_new and
+ * vq_fixture_attach at the end do them, and vq_fixture_free is the teardown.
+ *
  * Failures (a gpa outside RAM, the buffer area exhausted, an activation the
  * device refuses) fail the test through cmocka assertions. */
 #ifndef KVMBOX_TESTS_VQ_DRIVER_H
 #define KVMBOX_TESTS_VQ_DRIVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/memory.h"
@@ -142,5 +146,29 @@ void vqd_activate(const struct vq_driver *d, struct virtio_dev *vd, uint64_t fea
  * under the device lock, as the transport calls them; returns the op's result. */
 int vqd_release(struct virtio_dev *vd);
 int vqd_reacquire(struct virtio_dev *vd);
+
+/* ---- a device under test ---- */
+
+/* What a device test drives: the RAM, the driver on it, the transport and the
+ * device. A test's state is one, or a struct that starts with one. */
+struct vq_fixture {
+	struct fake_ram ram;
+	struct vq_driver d;
+	struct vq_transport f;
+	struct virtio_dev *vd;
+};
+
+/* A cmocka setup's first half: `size` zeroed bytes (a struct that starts with
+ * a struct vq_fixture) into *state, with zeroed RAM of ram_size bytes at gpa 0
+ * (a real anonymous mapping when mapped, as fake_ram_map) and a driver on it
+ * that hands out buffers from [buf_gpa, buf_end). Returns *state. */
+void *vq_fixture_new(void **state, size_t size, uint64_t ram_size, bool mapped, uint64_t buf_gpa,
+		     uint64_t buf_end);
+/* The second half: vd, created on x->ram.mem, becomes the device (fails the
+ * test if it is NULL): its queues laid out with qsize entries (vqd_layout),
+ * the fake transport attached. */
+void vq_fixture_attach(struct vq_fixture *x, struct virtio_dev *vd, uint16_t qsize);
+/* The cmocka teardown of that state: destroy the device, free the RAM and the state. */
+int vq_fixture_free(void **state);
 
 #endif
