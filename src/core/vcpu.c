@@ -158,12 +158,43 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *v, struct kvm_run *run)
 	}
 }
 
+/* Let KVM finish the exit the last KVM_RUN returned (see vcpu.h): KVM_RUN with
+ * immediate_exit completes it and returns EINTR. Finishing one may need another
+ * exit (the next chunk of a string I/O instruction); that is handled and
+ * finished in turn. */
+static void vcpu_finish_exit(struct vcpu *v)
+{
+	for (int i = 0; i < 64 && v->exit_unfinished; i++) {
+		v->exit_unfinished = false;
+		if (atomic_load(&v->vm->exit_reason) != VM_RUNNING)
+			return;
+		/* Left set: the loop clears it before its next KVM_RUN, after the checks. */
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		if (KVM_RUN_IOCTL(v->fd) < 0) {
+			if (errno != EINTR && errno != EAGAIN) {
+				log_error("vCPU %u: KVM_RUN to finish an exit failed: %s", v->id,
+					  strerror(errno));
+				vm_request_stop(v->vm, VM_HOST_ERROR);
+			}
+			return;
+		}
+		v->exit_unfinished = true;
+		if (vcpu_handle_exit(v, v->run) == VCPU_STOP)
+			return;
+	}
+}
+
 /* Park here while a pause is requested. Returns false when the VM stops. */
 static bool vcpu_park_if_paused(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
 
 	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->pause_requested && v->exit_unfinished && atomic_load(&vm->exit_reason) == VM_RUNNING) {
+		pthread_mutex_unlock(&vm->pause_lock);
+		vcpu_finish_exit(v);
+		pthread_mutex_lock(&vm->pause_lock);
+	}
 	if (vm->pause_requested && atomic_load(&vm->exit_reason) == VM_RUNNING) {
 		vm->nr_paused++;
 		pthread_cond_broadcast(&vm->pause_cond);
@@ -205,6 +236,7 @@ static void *vcpu_thread(void *arg)
 			break;
 		if (!vcpu_park_if_paused(v))
 			break;
+		v->exit_unfinished = false;
 		if (KVM_RUN_IOCTL(v->fd) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->stats.intr++;
@@ -214,6 +246,9 @@ static void *vcpu_thread(void *arg)
 			vm_request_stop(vm, VM_HOST_ERROR);
 			break;
 		}
+		/* Every exit to user space: KVM finishes I/O, MMIO and the like on the next
+		 * KVM_RUN, and one more KVM_RUN is harmless for the others. */
+		v->exit_unfinished = true;
 		if (vcpu_handle_exit(v, v->run) == VCPU_STOP)
 			break;
 	}

@@ -4,7 +4,16 @@
  * kvm_run->immediate_exit makes a KVM_RUN that has not started return at
  * once, and a signal (SIG_VCPU_KICK, with an empty handler) interrupts one
  * that is in progress. Parking uses the VM's pause condition variable; no
- * signal handler ever takes a lock. */
+ * signal handler ever takes a lock.
+ *
+ * An I/O or MMIO exit is finished by KVM only on the next KVM_RUN (the value
+ * of a read goes into the register, RIP/PC moves past the instruction), and
+ * that unfinished part is in no state user space can read. So a vCPU that is
+ * to park after such an exit first re-enters KVM_RUN with immediate_exit set:
+ * KVM completes the access and returns at once, and the state a snapshot or a
+ * migration then reads is consistent (KVM's API documentation, KVM_RUN).
+ * Without it a read with a side effect (a UART byte taken from its FIFO, a
+ * read-to-clear status) would happen twice after a restore. */
 #ifndef KVMBOX_VCPU_H
 #define KVMBOX_VCPU_H
 
@@ -38,6 +47,9 @@ struct vcpu {
 	/* thread is valid: set (release) after pthread_create by the starting
 	 * thread, read (acquire) by any thread that kicks this vCPU. */
 	atomic_bool thread_started;
+	/* The last KVM_RUN ended in an exit KVM finishes on the next one (vCPU
+	 * thread only). */
+	bool exit_unfinished;
 	struct vcpu_stats stats;
 };
 

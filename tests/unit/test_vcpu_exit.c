@@ -4,9 +4,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/vcpu.h"
@@ -347,6 +352,115 @@ static void test_threads_stop_on_host_error(void **state)
 	f->vm.stop_efd = -1;
 }
 
+/* A stand-in KVM_RUN on one descriptor (fk.fd; every other ioctl is the real one): the first
+ * call waits until the test lets it return an OUT exit to user space; each later call records
+ * immediate_exit and whether the vCPU had parked, and ends as a kick does (EINTR). */
+static struct {
+	int fd;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool go;
+	int calls;
+	uint8_t immediate[4];
+	unsigned parked[4];
+	struct vm *vm;
+	struct kvm_run *run;
+} fk = { .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+	int n;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (fd < 0 || fd != fk.fd || req != KVM_RUN)
+		return (int)syscall(SYS_ioctl, fd, req, arg);
+	pthread_mutex_lock(&fk.lock);
+	n = fk.calls++;
+	pthread_cond_broadcast(&fk.cond);
+	if (n < 4) {
+		fk.immediate[n] = fk.run->immediate_exit;
+		pthread_mutex_lock(&fk.vm->pause_lock);
+		fk.parked[n] = fk.vm->nr_paused;
+		pthread_mutex_unlock(&fk.vm->pause_lock);
+	}
+	if (n == 0) {
+		while (!fk.go)
+			pthread_cond_wait(&fk.cond, &fk.lock);
+		pthread_mutex_unlock(&fk.lock);
+		fk.run->exit_reason = KVM_EXIT_IO;
+		fk.run->io.direction = KVM_EXIT_IO_OUT;
+		fk.run->io.size = 1;
+		fk.run->io.port = 0x3f8;
+		fk.run->io.count = 1;
+		fk.run->io.data_offset = 1024;
+		((uint8_t *)fk.run)[1024] = 'k';
+		return 0;
+	}
+	pthread_mutex_unlock(&fk.lock);
+	errno = EINTR;
+	return -1;
+}
+
+/* A pause asked for while a vCPU handles an I/O exit: before it parks, the vCPU lets KVM
+ * finish that exit with one more KVM_RUN with immediate_exit set, so the state a snapshot or
+ * a migration reads next has the access complete (a read's value in its register, RIP past
+ * the instruction). Without that call, a destination would run the access again. */
+static void test_pause_finishes_the_exit(void **state)
+{
+	struct fixture *f = *state;
+	struct vcpu *list[1] = { &f->vcpu };
+
+	vcpu_signals_init();
+	fk.fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(fk.fd >= 0);
+	fk.vm = &f->vm;
+	fk.run = &f->u.run;
+	f->vcpu.fd = fk.fd;
+	f->vcpu.run = &f->u.run;
+	f->vm.vcpus = list;
+	f->vm.nr_vcpus = 1;
+	assert_int_equal(vcpu_start(&f->vcpu), 0);
+	/* The pause comes while the vCPU is in KVM_RUN; the exit comes after it. */
+	pthread_mutex_lock(&fk.lock);
+	while (fk.calls < 1)
+		pthread_cond_wait(&fk.cond, &fk.lock);
+	pthread_mutex_unlock(&fk.lock);
+	pthread_mutex_lock(&f->vm.pause_lock);
+	f->vm.pause_requested = true;
+	pthread_mutex_unlock(&f->vm.pause_lock);
+	pthread_mutex_lock(&fk.lock);
+	fk.go = true;
+	pthread_cond_broadcast(&fk.cond);
+	pthread_mutex_unlock(&fk.lock);
+	pthread_mutex_lock(&f->vm.pause_lock);
+	while (f->vm.nr_paused != 1)
+		pthread_cond_wait(&f->vm.pause_cond, &f->vm.pause_lock);
+	pthread_mutex_unlock(&f->vm.pause_lock);
+
+	pthread_mutex_lock(&fk.lock);
+	assert_int_equal(fk.calls, 2);
+	assert_int_equal(fk.immediate[0], 0);
+	assert_int_equal(fk.immediate[1], 1); /* finish only, never run the guest */
+	assert_int_equal(fk.parked[1], 0);    /* before parking */
+	pthread_mutex_unlock(&fk.lock);
+	assert_int_equal(f->pio.calls, 1);
+	assert_int_equal(f->pio.last_byte, 'k');
+	assert_false(f->vcpu.exit_unfinished);
+
+	assert_true(vm_request_stop(&f->vm, VM_POWEROFF));
+	vcpu_join(&f->vcpu);
+	assert_int_equal(f->vm.nr_active, 0);
+	assert_int_equal(fk.calls, 2); /* stopping from the pause runs nothing more */
+	f->vm.vcpus = NULL;
+	f->vm.nr_vcpus = 0;
+	close(fk.fd);
+	fk.fd = -1;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +476,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_internal_error_and_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intr_continues, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_stop_on_host_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pause_finishes_the_exit, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
