@@ -102,16 +102,23 @@ linux_retry_set() {
 	# One exception (DEVELOPERS.md, Known traps): QEMU's multi-threaded TCG, which this tier
 	# still needs for its SMP Linux guests, corrupts the nested guests' memory now and then
 	# (measured in the tiny-guest tier, which now runs single-threaded and retries nothing).
-	# So an x86 migration test whose source guest crashed while dirty logging was on (the
-	# source's status 3, EXIT_GUEST_CRASH, or the source's reply that its VM stopped
-	# meanwhile) runs once more.
+	# So an x86 test whose guest crashed runs once more: kvmbox's crash message among the
+	# lines after its FAIL line (its stderr), or, for a migration test, the source's status 3
+	# (EXIT_GUEST_CRASH) or its reply that its VM stopped meanwhile.
 	[ "$arch" = x86_64 ] || return 1
-	RETRY_SET=$(sed -n -E 's/^FAIL: ([^: ]*migrate[^: ]*): .*(source (kvmbox )?status 3|the VM stopped here meanwhile).*/\1/p' \
-		"$tmp/linux.out" | sort -u)
+	RETRY_SET=$(awk '
+		/^FAIL: / {
+			cur = $2; sub(/:$/, "", cur)
+			if (cur ~ /migrate/ && $0 ~ /source (kvmbox )?status 3|the VM stopped here meanwhile/) set[cur] = 1
+			next
+		}
+		/^    \| / { if (cur != "" && /guest crashed on vCPU/) set[cur] = 1; next }
+		{ cur = "" }
+		END { for (t in set) print t }' "$tmp/linux.out" | sort -u)
 	[ -n "$RETRY_SET" ] || return 1
 	# With them, the tests that could not run for want of the migrated VM ("not run: ...").
 	RETRY_SET=$(printf '%s\n' $RETRY_SET $(sed -n 's/^FAIL: \([^: ]*\): not run: .*/\1/p' "$tmp/linux.out") | sort -u)
-	RETRY_WHY="the source guest crashed during the migration (multi-threaded TCG's corruption, DEVELOPERS.md)"
+	RETRY_WHY="its guest crashed (multi-threaded TCG's memory corruption, DEVELOPERS.md Known traps)"
 }
 
 # The tally of result lines (awk; the caller adds its own END): every result line counts,
