@@ -11,7 +11,7 @@ trap 'rm -rf "$WORK"' EXIT
 TESTS="deps_all_there deps_missing_not_root deps_missing_root deps_unknown_root deps_unknown_not_root
 	deps_foreign_arch_root deps_foreign_arch_not_root deps_host_arm64
 	bench_no_kvm demo_status_ctrl_a_x install_destdir man_covers_options
-	format_clean fuzz_corpus incoming_sigterm_waiting incoming_sigterm_stalled emu_wedge_lockup emu_wedge_stall emu_wedge_silent emu_wedge_thrice emu_wedge_panic"
+	format_clean fuzz_corpus incoming_sigterm_waiting incoming_sigterm_stalled emu_wedge_lockup emu_wedge_stall emu_wedge_silent emu_wedge_thrice emu_wedge_panic linux_retry_rule"
 
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1: $2"; }
@@ -365,8 +365,53 @@ t_fuzz_corpus() {
 	if [[ -n $why ]]; then fail "$t" "${why%;}"; else pass "$t"; fi
 }
 
+# t_linux_retry_rule: check.sh's rule for running failed Linux-tier tests once more
+# (tests/linux/retry.sh), on made-up tier outputs: a crash of the guest (kvmbox's message in the
+# lines after a FAIL) and a migration's source status 3 are retried on x86 only, with the tests
+# that were not run for want of the migrated VM; any other failure only when the emulated host
+# itself reported a fault; no failure, no retry.
+t_linux_retry_rule() {
+	local t=linux_retry_rule tmp why= got
+	tmp=$(mktemp -d) || { fail "$t" "mktemp -d failed"; return; }
+	# shellcheck source=tests/linux/retry.sh
+	source tests/linux/retry.sh
+	: >"$tmp/host.log"
+	cat >"$tmp/linux.out" <<-'OUT'
+		PASS: linux-a
+		FAIL: linux-b: guest said 'x' (kvmbox status 3)
+		    | stderr: kvmbox: guest crashed on vCPU 0: triple fault (KVM_EXIT_SHUTDOWN); register dump follows
+		FAIL: linux-c: guest said 'y'
+		    | stderr: kvmbox: something else
+		FAIL: linux-d-migrate: ctl migrate status 1, source status 3
+		FAIL: linux-e: not run: no migrated VM
+		FAIL: linux-f: guest said 'z'
+	OUT
+	if ! linux_retry_set x86_64 "$tmp"; then
+		why+=" x86: nothing to retry;"
+	else
+		got=$(echo $RETRY_SET)
+		[ "$got" = "linux-b linux-d-migrate linux-e" ] || why+=" x86: retried '$got' (want linux-b linux-d-migrate linux-e);"
+		[[ $RETRY_WHY == *"guest crashed"* ]] || why+=" x86: why '$RETRY_WHY';"
+	fi
+	linux_retry_set arm64 "$tmp" && why+=" arm64: retried '$(echo $RETRY_SET)' (want none: no guest-crash retry there);"
+	echo '1700000000	KVMBOX-HOSTK [  12.5] watchdog: BUG: soft lockup - CPU#1 stuck for 23s!' >"$tmp/host.log"
+	if ! linux_retry_set arm64 "$tmp"; then
+		why+=" host fault: nothing to retry;"
+	else
+		got=$(echo $RETRY_SET)
+		[ "$got" = "linux-b linux-c linux-d-migrate linux-e linux-f" ] || why+=" host fault: retried '$got' (want all five);"
+		[[ $RETRY_WHY == *"soft lockup"* ]] || why+=" host fault: why '$RETRY_WHY';"
+	fi
+	echo 'PASS: linux-a' >"$tmp/linux.out"
+	linux_retry_set x86_64 "$tmp" && why+=" no failure: retried '$(echo $RETRY_SET)';"
+	rm -rf -- "$tmp"
+	why=${why# }
+	if [[ -n $why ]]; then fail "$t" "${why%;}"; else pass "$t"; fi
+}
+
 run_test() {
 	case $1 in
+	linux_retry_rule) t_linux_retry_rule ;;
 	fuzz_corpus) t_fuzz_corpus ;;
 	deps_*) t_deps "$1" ;;
 	bench_no_kvm) t_bench_no_kvm ;;
