@@ -386,22 +386,21 @@ t_linux_retry_rule() {
 		FAIL: linux-e: not run: no migrated VM
 		FAIL: linux-f: guest said 'z'
 	OUT
-	if ! linux_retry_set x86_64 "$tmp"; then
-		why+=" x86: nothing to retry;"
-	else
+	# retry_want CASE ARCH TESTS WHY: linux_retry_set ARCH retries exactly TESTS, saying WHY.
+	retry_want() {
+		local got
+		if ! linux_retry_set "$2" "$tmp"; then
+			why+=" $1: nothing to retry;"
+			return
+		fi
 		got=$(echo $RETRY_SET)
-		[ "$got" = "linux-b linux-d-migrate linux-e" ] || why+=" x86: retried '$got' (want linux-b linux-d-migrate linux-e);"
-		[[ $RETRY_WHY == *"guest crashed"* ]] || why+=" x86: why '$RETRY_WHY';"
-	fi
+		[ "$got" = "$3" ] || why+=" $1: retried '$got' (want $3);"
+		[[ $RETRY_WHY == *"$4"* ]] || why+=" $1: why '$RETRY_WHY';"
+	}
+	retry_want x86 x86_64 "linux-b linux-d-migrate linux-e" "guest crashed"
 	linux_retry_set arm64 "$tmp" && why+=" arm64: retried '$(echo $RETRY_SET)' (want none: no guest-crash retry there);"
 	echo '1700000000	KVMBOX-HOSTK [  12.5] watchdog: BUG: soft lockup - CPU#1 stuck for 23s!' >"$tmp/host.log"
-	if ! linux_retry_set arm64 "$tmp"; then
-		why+=" host fault: nothing to retry;"
-	else
-		got=$(echo $RETRY_SET)
-		[ "$got" = "linux-b linux-c linux-d-migrate linux-e linux-f" ] || why+=" host fault: retried '$got' (want all five);"
-		[[ $RETRY_WHY == *"soft lockup"* ]] || why+=" host fault: why '$RETRY_WHY';"
-	fi
+	retry_want "host fault" arm64 "linux-b linux-c linux-d-migrate linux-e linux-f" "soft lockup"
 	echo 'PASS: linux-a' >"$tmp/linux.out"
 	linux_retry_set x86_64 "$tmp" && why+=" no failure: retried '$(echo $RETRY_SET)';"
 	rm -rf -- "$tmp"
