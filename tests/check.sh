@@ -63,11 +63,10 @@ run_guests() {
 # kernel panic or a reset of the emulated CPU), the failed tests run once more: the
 # retried run's result counts, the first run's log is kept as OUT/host-first.log,
 # and each retry is counted in the closing line. kvmbox's own messages (a guest crash, a
-# hang) never trigger a retry, but for one trap of the emulated SVM: a migration test whose
-# source guest crashed (linux_retry_set, DEVELOPERS.md Known traps).
+# hang) never trigger a retry (linux_retry_set).
 # run_linux ARCH OUT: the tier of ARCH (x86_64 or arm64), whose host.log is in OUT. At most
 # two retry rounds, each over the previous round's failures (a test the wedged host of the
-# first round never ran can meet a source-guest crash in the second).
+# first round never ran can meet another host fault in the second).
 run_linux() {
 	local arch=$1 out=$2 round
 	KVMBOX_ARCH=$arch tests/linux/run.sh 2>&1 | tee "$tmp/linux.out"

@@ -100,15 +100,6 @@ emu_env() {
 	} >"$f"
 }
 
-# emu_cpu PID: the share of one CPU PID used over the next 2 s, in percent.
-emu_cpu() {
-	local a b
-	a=$(awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null) || return
-	sleep 2
-	b=$(awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null) || return
-	echo "$(((b - a) * 100 / $(getconf CLK_TCK) / 2))"
-}
-
 # emu_boot INITRD LOG: one emulated-host boot; streams the results. Sets EMU_STATE (booting,
 # ready, finished or wedged), EMU_WHY (why wedged), EMU_NOKVM, EMU_QRC, EMU_CUR (the test that
 # last started).
@@ -143,7 +134,7 @@ emu_boot() {
 			EMU_STATE=wedged EMU_WHY=$why
 			c=$(cat /proc/"$qpid"/task/*/children 2>/dev/null)
 			q=$(for p in $c; do cat /proc/"$p"/task/*/children 2>/dev/null; done)
-			echo "guests: $why${EMU_CUR:+ (test $EMU_CUR was running)}; qemu uses $(emu_cpu "${q%% *}")% of a CPU; stopping it" >>"$log"
+			echo "guests: $why${EMU_CUR:+ (test $EMU_CUR was running)}; qemu uses $(kb_cpu_use "${q%% *}")% of a CPU; stopping it" >>"$log"
 			[ -n "$c" ] && kill -TERM $c 2>/dev/null
 			break
 		fi

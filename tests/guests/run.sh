@@ -75,6 +75,7 @@ sigint                   idle            t_signal INT 130
 sighup                   idle            t_signal HUP 129
 sig_ignored              idle            t_sig_ignored
 threads                  idle            t_threads
+rt_affinity              idle            t_rt_affinity
 sigstop                  idle            t_sigstop
 fds_reboot               reboots         t_fds_reboot
 soak_reboots             reboots         t_fds_reboot 50
@@ -686,6 +687,35 @@ t_threads() {
 	kill -TERM "$PID"
 	bg_wait 5 || { fail "$t" "still running 5s after SIGTERM"; return; }
 	[ "$RC" != 143 ] && { fail "$t" "status $RC after SIGTERM, expected 143"; return; }
+	pass "$t"
+}
+
+# t_rt_affinity: --vcpu-affinity 0=1,1=0 --io-affinity 0 --rt-priority 10 with two vCPUs and a
+# virtio-rng worker, read back from /proc: each vCPU thread on its own CPU (crosswise, so that a
+# mix-up of vCPUs shows), every other thread on CPU 0; the vCPUs SCHED_FIFO 10, the others
+# SCHED_OTHER. Needs two CPUs here (the emulated host has them; the Linux tier's has one).
+t_rt_affinity() {
+	local t=$1 d n c f why= th=
+	[ "$(nproc)" -ge 2 ] || { skip "$t" "needs 2 CPUs, this host has $(nproc)"; return; }
+	bg_start "$t" --cpus 2 --vcpu-affinity 0=1,1=0 --io-affinity 0 --rt-priority 10 --rng
+	wait_out "idle: tick 2" 20 || { bg_kill; fail "$t" "$WHY"; return; }
+	for d in /proc/"$PID"/task/*; do
+		n=$(cat "$d/comm" 2>/dev/null) || continue
+		c=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "$d/status" 2>/dev/null)
+		# After "(comm)", state is field 3: rt_priority (40) and policy (41) are 38th and 39th.
+		f=$(sed 's/.*) //' "$d/stat" 2>/dev/null | awk '{ print $39 ":" $38 }')
+		th="$th $n:$f:$c"
+		case $n in
+		vcpu0) [ "$f:$c" = 1:10:1 ] || why="$why vcpu0 policy:prio:cpus $f:$c (want 1:10:1)" ;;
+		vcpu1) [ "$f:$c" = 1:10:0 ] || why="$why vcpu1 policy:prio:cpus $f:$c (want 1:10:0)" ;;
+		*) [ "$f:$c" = 0:0:0 ] || why="$why $n policy:prio:cpus $f:$c (want 0:0:0)" ;;
+		esac
+	done
+	case "$th " in *" vcpu0:"*" vcpu1:"* | *" vcpu1:"*" vcpu0:"*) ;; *) why="$why (no vcpu0 and vcpu1)" ;; esac
+	case "$th" in *" virtio-"*) ;; *) why="$why (no virtio worker)" ;; esac
+	kill -TERM "$PID"
+	bg_wait 5 || { fail "$t" "still running 5s after SIGTERM"; return; }
+	[ -z "$why" ] || { fail "$t" "${why# };${th}"; return; }
 	pass "$t"
 }
 

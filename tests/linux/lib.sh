@@ -518,6 +518,16 @@ kb_build_host_initrd() {
 	return $rc
 }
 
+# kb_cpu_use PID: the share of one CPU PID used over the next 2 s, in percent (a wedged
+# emulated host at 0% waits for an interrupt that never comes; at 100% it spins).
+kb_cpu_use() {
+	local a b
+	a=$(awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null) || return
+	sleep 2
+	b=$(awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null) || return
+	echo "$(((b - a) * 100 / $(getconf CLK_TCK) / 2))"
+}
+
 # kb_have_qemu: can we run the emulated host at all? Prints the reason when not.
 kb_have_qemu() {
 	if ! command -v "$KB_QEMU" >/dev/null 2>&1; then

@@ -9,9 +9,17 @@
 # Prints one line per test: "PASS: name", "FAIL: name: why", "SKIP: name: why" (diagnostics
 # after a FAIL are indented). The emulated host's serial log, each line stamped with the real
 # host's time, is kept in build/linux/host.log.
+# The x86 tier runs in two emulated hosts of one CPU each, side by side: parts "a" and "b"
+# (tests/linux/host-tests.sh says which tests), each on one thread of this machine. QEMU's
+# multi-threaded TCG, which an emulated host of two CPUs needs to be fast, corrupts the nested
+# guests' memory now and then (DEVELOPERS.md, Known traps); with one CPU it cannot. Their logs
+# are in OUT/a and OUT/b, and host.log has both. KVMBOX_LINUX_PART=all runs every test in one
+# emulated host of KVMBOX_HOST_CPUS (default 2) CPUs with KVMBOX_HOST_TCG_THREAD (default
+# multi), as the arm64 tier always does.
 # Environment: KVMBOX_BIN (default build/kvmbox-static), KVMBOX_CACHE, KVMBOX_LINUX_TIMEOUT
 # (seconds for the whole emulated host, default 1200), KVMBOX_BOOT_TIMEOUT (seconds per guest
-# boot, default 120), KVMBOX_VERBOSE=1 (echo the serial log), KVMBOX_LINUX_OUT (directory for
+# boot, default 120), KVMBOX_VERBOSE=1 (echo the serial log), KVMBOX_HOST_LOGLEVEL=N (the
+# emulated host's console log level, default 1), KVMBOX_LINUX_OUT (directory for
 # the host initramfs and host.log, default build/linux: another one lets two runs coexist).
 # KVMBOX_ARCH=arm64: the arm64 tier instead (emulated arm64 host, tests/linux/arm64/host-tests.sh,
 # build/arm64/kvmbox-static, output in build/arm64/linux; see tests/linux/lib.sh).
@@ -19,8 +27,18 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source tests/linux/lib.sh
 
+# Which emulated host(s): split (x86's default: the parts a and b, each by a run.sh of its
+# own), or one host for the part all, a or b.
+PART=${KVMBOX_LINUX_PART:-}
+if [[ -z $PART ]]; then
+	if [[ $KB_ARCH == x86_64 ]]; then PART="split"; else PART="all"; fi
+fi
+case $PART in
+split | all | a | b) ;;
+*) echo "run.sh: KVMBOX_LINUX_PART=$PART: not one of all, a, b (unset: the default)" >&2; exit 1 ;;
+esac
 # The test names: host-tests.sh keeps the one list.
-mapfile -t TESTS < <(sh "$KB_HOST_TESTS" --list)
+mapfile -t TESTS < <(sh "$KB_HOST_TESTS" --list "${PART/split/all}")
 BIN=${KVMBOX_BIN:-$KB_DEFAULT_BIN}
 OUT=${KVMBOX_LINUX_OUT:-$KB_DEFAULT_OUT}
 LOG=$OUT/host.log
@@ -48,14 +66,24 @@ selected() {
 	return 1
 }
 
+# A FAIL line is held until its diagnostics have come, then printed with them in one write:
+# the two hosts' lines do not mix into each other's diagnostics.
+held=
+flush() {
+	[[ -n $held ]] && printf '%s' "$held"
+	held=
+}
 declare -A done_=()
 report() { # STATUS NAME [WHY]
 	local st=$1 name=$2 why=${3:-}
 	[[ -n ${done_[$name]:-} ]] && return 0
 	selected "$name" || return 0
 	done_[$name]=$st
+	flush
 	if [[ $st == PASS ]]; then
 		echo "PASS: $name"
+	elif [[ $st == FAIL ]]; then
+		held="FAIL: $name: $why"$'\n'
 	else
 		echo "$st: $name: $why"
 	fi
@@ -78,15 +106,48 @@ if [[ ! -x $BIN ]]; then
 	skip_all "$BIN missing (make static)"
 fi
 mkdir -p "$OUT"
-if ! kb_build_host_initrd "$OUT/host-initrd" "$BIN" "$KB_HOST_TESTS" \
-	$KB_HOST_BENCH $KB_HOST_FILES 2>"$OUT/build.err"; then
+INITRD=${KVMBOX_LINUX_INITRD:-$OUT/host-initrd}
+# A given initrd (the split run's parts) comes with its kernel in the cache: this only sets KB_KDIR.
+host_initrd() {
+	if [[ -n ${KVMBOX_LINUX_INITRD:-} ]]; then
+		kb_fetch_kernel
+	else
+		# shellcheck disable=SC2086 # lists of files
+		kb_build_host_initrd "$INITRD" "$BIN" "$KB_HOST_TESTS" $KB_HOST_BENCH $KB_HOST_FILES
+	fi
+}
+if ! host_initrd 2>"$OUT/build.err"; then
 	cat "$OUT/build.err" >&2
 	skip_all "cannot build the emulated host: $(tail -n1 "$OUT/build.err")"
 fi
 
+if [[ $PART == split ]] && ((!shell)); then
+	# Each part with a selected test gets its emulated host (one thread of QEMU each), both
+	# at once; their result lines stream here as they come.
+	t_start=$EPOCHSECONDS
+	pids=()
+	rm -f "$OUT/a/host.log" "$OUT/b/host.log"
+	for p in a b; do
+		n=0
+		while read -r t; do selected "$t" && n=$((n + 1)); done < <(sh "$KB_HOST_TESTS" --list $p)
+		((n)) || continue
+		KVMBOX_LINUX_PART=$p KVMBOX_LINUX_OUT=$OUT/$p KVMBOX_LINUX_INITRD=$INITRD \
+			KVMBOX_HOST_CPUS=1 KVMBOX_HOST_TCG_THREAD=single "$KB_ROOT/tests/linux/run.sh" "${globs[@]}" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for p in a b; do
+		[[ -f $OUT/$p/host.log ]] || continue
+		echo "== emulated host $p ($OUT/$p/host.log)"
+		cat "$OUT/$p/host.log"
+	done >"$LOG"
+	echo "linux: $((EPOCHSECONDS - t_start))s for both emulated hosts; log in $LOG" >&2
+	exit 0
+fi
+
 if ((shell)); then
 	echo "Emulated host (qemu TCG): quit with 'poweroff -f', or Ctrl-] x." >&2
-	kb_boot_host "$OUT/host-initrd" 86400 "kvmbox.host=shell" interactive
+	kb_boot_host "$INITRD" 86400 "kvmbox.host=shell" interactive
 	exit $?
 fi
 
@@ -104,13 +165,23 @@ host_state=booting
 nokvm=
 : >"$LOG"
 bt=${KVMBOX_BOOT_TIMEOUT:-}
-# An emulated host that prints nothing for this long has wedged (every scenario prints at
-# least every boot timeout): it is stopped, and its tests fail with that reason.
-SILENCE=${KVMBOX_HOST_SILENCE:-300}
+# An emulated host that prints nothing for this long has wedged (host-init prints a heartbeat,
+# "KVMBOX-I alive", every 10 s while the tests run; a test that hangs ends at its own timeout):
+# it is stopped, and its tests fail with that reason.
+SILENCE=${KVMBOX_HOST_SILENCE:-60}
 rm -f "$OUT/qemu.pid"
-exec 3< <(KB_PIDFILE=$OUT/qemu.pid kb_boot_host "$OUT/host-initrd" "$TMO" \
-	"kvmbox.host=tests ${only:+kvmbox.only=$only} ${bt:+kvmbox.boot_timeout=$bt}" 2>&1)
+part_arg=
+[[ $PART == [ab] ]] && part_arg="kvmbox.part=$PART "
+exec 3< <(KB_PIDFILE=$OUT/qemu.pid kb_boot_host "$INITRD" "$TMO" \
+	"kvmbox.host=tests $part_arg${only:+kvmbox.only=$only} ${bt:+kvmbox.boot_timeout=$bt} ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
 qpid=$!
+# stop_host: stop qemu: through kb_boot_host's `timeout` (the child of $qpid), which stops it.
+stop_host() {
+	local c
+	c=$(cat /proc/"$qpid"/task/*/children 2>/dev/null)
+	# shellcheck disable=SC2086 # a list of pids
+	[[ -n $c ]] && kill -TERM $c 2>/dev/null
+}
 last_fail=
 silent=0 lockup=
 while :; do
@@ -119,8 +190,9 @@ while :; do
 	if ((rc != 0)); then
 		((rc > 128)) || break # end of the output
 		silent=1
-		kill "$(cat "$OUT/qemu.pid" 2>/dev/null)" 2>/dev/null
-		echo "linux: the emulated host printed nothing for ${SILENCE}s; stopped it" >>"$LOG"
+		echo "linux: the emulated host printed nothing for ${SILENCE}s; qemu uses" \
+			"$(kb_cpu_use "$(cat "$OUT/qemu.pid" 2>/dev/null)")% of a CPU; stopping it" >>"$LOG"
+		stop_host
 		break
 	fi
 	line=${line//$'\r'/}
@@ -130,7 +202,7 @@ while :; do
 	# check.sh retries the tests it did not run.
 	if kb_lockup "$line"; then
 		lockup=$KB_LOCKUP
-		kill "$(cat "$OUT/qemu.pid" 2>/dev/null)" 2>/dev/null
+		stop_host
 		echo "linux: the emulated host's kernel locked up ($lockup); stopped it" >>"$LOG"
 		break
 	fi
@@ -166,10 +238,13 @@ while :; do
 		;;
 	*KVMBOX-L\ *)
 		read -r name text <<<"${line#*KVMBOX-L }"
-		[[ $name == "$last_fail" ]] && printf '    | %s\n' "$text"
+		if [[ $name == "$last_fail" ]]; then
+			if [[ -n $held ]]; then held+="    | $text"$'\n'; else printf '    | %s\n' "$text"; fi
+		fi
 		;;
 	esac
 done
+flush
 exec 3<&-
 wait "$qpid"
 qrc=$?
@@ -194,5 +269,6 @@ esac
 for t in "${TESTS[@]}"; do
 	report FAIL "$t" "$why"
 done
+flush
 echo "linux: ${elapsed}s in the emulated host; log in $LOG" >&2
 exit 0

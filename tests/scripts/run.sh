@@ -11,7 +11,8 @@ trap 'rm -rf "$WORK"' EXIT
 TESTS="deps_all_there deps_missing_not_root deps_missing_root deps_unknown_root deps_unknown_not_root
 	deps_foreign_arch_root deps_foreign_arch_not_root deps_host_arm64
 	bench_no_kvm demo_status_ctrl_a_x install_destdir man_covers_options
-	format_clean fuzz_corpus incoming_sigterm_waiting incoming_sigterm_stalled emu_wedge_lockup emu_wedge_stall emu_wedge_silent emu_wedge_thrice emu_wedge_panic linux_retry_rule"
+	format_clean fuzz_corpus incoming_sigterm_waiting incoming_sigterm_stalled emu_wedge_lockup emu_wedge_stall emu_wedge_silent emu_wedge_thrice emu_wedge_panic linux_retry_rule
+	linux_split"
 
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1: $2"; }
@@ -301,6 +302,44 @@ EOS
 	fi
 }
 
+# t_linux_split: the x86 Linux tier's two emulated hosts (tests/linux/run.sh), with a stand-in
+# for qemu: each part's tests go to its own host, both hosts get one CPU and single-threaded
+# TCG, their results stream out, host.log holds both logs; part b goes silent after its first
+# result, so its other test FAILs as a wedge while part a's pass.
+t_linux_split() {
+	local t=$1 d=$WORK/$1 out why=
+	mkdir -p "$d"
+	cat >"$d/qemu" <<EOS
+#!/bin/bash
+# The stand-in: the part and the tests from -append, the arguments kept per part.
+app=\$(printf '%s\n' "\$@" | grep -m1 kvmbox.host=tests)
+part=\$(echo "\$app" | sed -n 's/.*kvmbox\.part=\([ab]\).*/\1/p')
+printf '%s\n' "\$*" >"$d/args.\${part:-none}"
+echo "KVMBOX-HOST up 1.0"; echo "KVMBOX-HOST kvm ready 1.2"
+for n in \$(echo "\$app" | sed -n 's/.*kvmbox\.only=\([^ ]*\).*/\1/p' | tr , ' '); do
+	sh "$ROOT/tests/linux/host-tests.sh" --list "\$part" | grep -qx "\$n" || continue
+	echo "KVMBOX-T PASS \$n"
+	[ "\$part" = b ] && exec sleep 600
+done
+echo "KVMBOX-HOST done 2.0"
+EOS
+	chmod +x "$d/qemu"
+	out=$(KVMBOX_QEMU=$d/qemu KVMBOX_LINUX_OUT=$d/out KVMBOX_HOST_SILENCE=3 timeout 200 \
+		tests/linux/run.sh linux-boot-bzimage linux-nproc-1 linux-vsock-bad-cid linux-bad-cpus-0 2>/dev/null)
+	for want in "PASS: linux-boot-bzimage" "PASS: linux-nproc-1" "PASS: linux-vsock-bad-cid" \
+		"FAIL: linux-bad-cpus-0: the emulated host printed nothing for 3s"; do
+		[[ $out == *"$want"* ]] || why+=" no '$want';"
+	done
+	[[ $(echo "$out" | grep -c '^[A-Z]*: ') == 4 ]] || why+=" $(echo "$out" | grep -c '^[A-Z]*: ') result lines, want 4;"
+	for p in a b; do
+		grep -q -- '-accel tcg,thread=single -smp 1 ' "$d/args.$p" 2>/dev/null ||
+			why+=" host $p: not one CPU, single-threaded: $(cut -c1-120 "$d/args.$p" 2>/dev/null);"
+		grep -q "^== emulated host $p" "$d/out/host.log" 2>/dev/null || why+=" host.log lacks host $p;"
+	done
+	[[ -e $d/args.none ]] && why+=" a host without a part;"
+	if [[ -n $why ]]; then fail "$t" "${why# }: $(echo "$out" | tr '\n' ' ' | cut -c1-300)"; else pass "$t"; fi
+}
+
 # kvmbox run --incoming ends on SIGTERM while it waits for a source (waiting), and while a
 # connected source sends nothing (stalled): status 143 promptly, with one line saying nothing
 # was received. Nothing needs /dev/kvm before the source's configuration has arrived.
@@ -367,9 +406,8 @@ t_fuzz_corpus() {
 
 # t_linux_retry_rule: check.sh's rule for running failed Linux-tier tests once more
 # (tests/linux/retry.sh), on made-up tier outputs: a crash of the guest (kvmbox's message in the
-# lines after a FAIL) and a migration's source status 3 are retried on x86 only, with the tests
-# that were not run for want of the migrated VM; any other failure only when the emulated host
-# itself reported a fault; no failure, no retry.
+# lines after a FAIL) or a migration's source status 3 is never retried, on any architecture;
+# every failed test is, when the emulated host itself reported a fault; no failure, no retry.
 t_linux_retry_rule() {
 	local t=linux_retry_rule tmp why= got
 	tmp=$(mktemp -d) || { fail "$t" "mktemp -d failed"; return; }
@@ -397,10 +435,12 @@ t_linux_retry_rule() {
 		[ "$got" = "$3" ] || why+=" $1: retried '$got' (want $3);"
 		[[ $RETRY_WHY == *"$4"* ]] || why+=" $1: why '$RETRY_WHY';"
 	}
-	retry_want x86 x86_64 "linux-b linux-d-migrate linux-e" "guest crashed"
-	linux_retry_set arm64 "$tmp" && why+=" arm64: retried '$(echo $RETRY_SET)' (want none: no guest-crash retry there);"
+	local arch
+	for arch in x86_64 arm64; do
+		linux_retry_set $arch "$tmp" && why+=" $arch: retried '$(echo $RETRY_SET)' (want none: a guest crash is kvmbox's to explain);"
+	done
 	echo '1700000000	KVMBOX-HOSTK [  12.5] watchdog: BUG: soft lockup - CPU#1 stuck for 23s!' >"$tmp/host.log"
-	retry_want "host fault" arm64 "linux-b linux-c linux-d-migrate linux-e linux-f" "soft lockup"
+	retry_want "host fault" x86_64 "linux-b linux-c linux-d-migrate linux-e linux-f" "soft lockup"
 	echo 'PASS: linux-a' >"$tmp/linux.out"
 	linux_retry_set x86_64 "$tmp" && why+=" no failure: retried '$(echo $RETRY_SET)';"
 	rm -rf -- "$tmp"
@@ -411,6 +451,7 @@ t_linux_retry_rule() {
 run_test() {
 	case $1 in
 	linux_retry_rule) t_linux_retry_rule ;;
+	linux_split) t_linux_split "$1" ;;
 	fuzz_corpus) t_fuzz_corpus ;;
 	deps_*) t_deps "$1" ;;
 	bench_no_kvm) t_bench_no_kvm ;;
