@@ -323,8 +323,9 @@ static void tick(struct up *u)
 		if (s->state == VM_RUNNING && s->vm->snapshot_every_ms && !u->stopping) {
 			if (!s->snap_due_ns)
 				s->snap_due_ns = now + s->vm->snapshot_every_ms * 1000000ULL;
-			/* Another request to the VM on its way: the next tick tries again. */
-			if (now >= s->snap_due_ns && snapshot_start(u, s, NULL) == 0)
+			/* Another request to the VM on its way (Busy): the next tick tries again;
+			 * started, or failed otherwise (said): the next one a period later. */
+			if (now >= s->snap_due_ns && snapshot_start(u, s, NULL) != -EBUSY)
 				s->snap_due_ns = now + s->vm->snapshot_every_ms * 1000000ULL;
 			busy = true;
 		}
@@ -537,7 +538,8 @@ static void *forward_thread(void *opaque)
 
 /* Send request (taken) to VM s's socket from a thread of its own: one at a time per VM, so a
  * client cannot pile up threads behind a VM that does not answer. snapshot: an up snapshot
- * (snapshot_done). 0, or -1 after an error reply to req (if any): Busy, or out of resources. */
+ * (snapshot_done). 0, or after an error reply to req (if any) -EBUSY (another request is on its
+ * way) or -ENOMEM (out of resources). */
 static int forward_start(struct up *u, struct sup_vm *s, struct api_req *req, struct json_object *request,
 			 bool snapshot)
 {
@@ -551,7 +553,7 @@ static int forward_start(struct up *u, struct sup_vm *s, struct api_req *req, st
 			api_error(req, "Busy",
 				  "vm %s: a request to it is still waiting for its reply; try again later",
 				  s->vm->name);
-		return -1;
+		return -EBUSY;
 	}
 	f = calloc(1, sizeof(*f));
 	if (f && asprintf(&f->line, "%s\n",
@@ -586,7 +588,7 @@ static int forward_start(struct up *u, struct sup_vm *s, struct api_req *req, st
 			  s->vm->name);
 	else
 		log_error("up: vm %s: cannot ask it for a snapshot (out of resources)", s->vm->name);
-	return -1;
+	return -ENOMEM;
 }
 
 /* A request {"id":1,"command":command,"arguments":arguments (taken, may be NULL)}. */
@@ -606,7 +608,8 @@ static struct json_object *request_new(const char *command, struct json_object *
 }
 
 /* Ask VM s for an up snapshot (into NAME.snap.part, then NAME.snap): snapshot-every's, or the
- * set's snapshot command (req). 0, or -1 (Busy...: an error reply to req when there is one). */
+ * set's snapshot command (req). 0, or forward_start's -EBUSY or -ENOMEM (an error reply to req
+ * when there is one). */
 static int snapshot_start(struct up *u, struct sup_vm *s, struct api_req *req)
 {
 	struct json_object *args = json_object_new_object(), *request;
@@ -617,7 +620,9 @@ static int snapshot_start(struct up *u, struct sup_vm *s, struct api_req *req)
 	if (!request) {
 		if (req)
 			api_error(req, "GenericError", "out of memory");
-		return -1;
+		else
+			log_error("up: vm %s: cannot ask it for a snapshot (out of memory)", s->vm->name);
+		return -ENOMEM;
 	}
 	return forward_start(u, s, req, request, true);
 }
