@@ -71,6 +71,7 @@ struct sup_vm {
 	atomic_bool forwarding; /* a request to its socket is on its way (one at a time) */
 	uint64_t snap_due_ns;   /* snapshot-every: the next one then (0: not scheduled) */
 	bool from_snapshot;     /* this process was started by `kvmbox restore` */
+	bool failed_exit;       /* VM_BACKOFF: the process ended with an error (not a power-off) */
 	/* Under snap_lock (the forwarding thread writes them, the loop reads them). */
 	pthread_mutex_t snap_lock;
 	bool have_snap;      /* a snapshot of this up's is at vm->snapshot_path */
@@ -117,7 +118,8 @@ static void vm_failed(struct sup_vm *s, const char *fmt, ...)
 }
 
 /* Start VM s's process: a boot, or a restore of its last good snapshot when policy (a restart
- * its restart policy makes) and restart-from = snapshot say so (up_restore_from). */
+ * its restart policy makes after a failure) and restart-from = snapshot say so
+ * (up_restore_from). */
 static void spawn(struct up *u, struct sup_vm *s, bool policy)
 {
 	const char *argv[UP_MAX_ARGS + 6], *snap;
@@ -275,6 +277,7 @@ static void reaped(struct up *u, struct sup_vm *s, int st)
 	}
 	s->streak++;
 	s->state = VM_BACKOFF;
+	s->failed_exit = !clean;
 	s->due_ns = now_ns() + (uint64_t)up_backoff_ms(s->streak) * 1000000ULL;
 	fprintf(stderr, "kvmbox up: vm %s: restart %u in %u ms\n", s->vm->name, s->streak,
 		up_backoff_ms(s->streak));
@@ -318,7 +321,8 @@ static void tick(struct up *u)
 		}
 		if (s->state == VM_BACKOFF && now >= s->due_ns) {
 			s->restarts++;
-			spawn(u, s, true);
+			/* A failure may resume from a snapshot; a power-off (restart = always) boots. */
+			spawn(u, s, s->failed_exit);
 		}
 		if (s->state == VM_RUNNING && s->vm->snapshot_every_ms && !u->stopping) {
 			if (!s->snap_due_ns)

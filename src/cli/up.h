@@ -87,8 +87,9 @@ unsigned up_backoff_ms(unsigned n);
 int up_parse_duration(const char *s, uint64_t *ms);
 
 /* The snapshot a start of vm restores: vm->snapshot_path when restart-from = snapshot, the start
- * is a restart the restart policy makes (policy), a snapshot of this up succeeded (have_snapshot)
- * and no restore from it failed since (restore_failed). NULL: boot. */
+ * is a restart the restart policy makes after the VM failed (policy: not a power-off under
+ * restart = always, not the start or restart command), a snapshot of this up succeeded
+ * (have_snapshot) and no restore from it failed since (restore_failed). NULL: boot. */
 const char *up_restore_from(const struct up_vm *vm, bool policy, bool have_snapshot, bool restore_failed);
 /* The command line of vm's process into argv (at least UP_MAX_ARGS + 6 entries, NULL-terminated):
  * argv0 run ARGS... api_arg, or argv0 restore SNAPSHOT ARGS... api_arg when snapshot is given.
