@@ -1089,6 +1089,7 @@ up_wait_count() {
 # SIGTERM: status 0.
 t_up_snapshot() {
 	local t=$1 dir=$WORK/$1.d sock=$WORK/$1.sock conf=$WORK/$1.conf snap id0 id1 pid size first new n
+	rm -rf "$dir" # GUEST_REPEAT: not the last run's s.snap or s.snap.part
 	mkdir -p "$dir"
 	cat >"$conf" <<-EOF
 		[defaults]
