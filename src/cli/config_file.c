@@ -73,7 +73,9 @@ struct up_section {
 	char after[UP_MAX_VMS][UP_NAME_MAX + 1]; /* the names of its after keys */
 	unsigned after_line[UP_MAX_VMS], nr_after;
 	unsigned state_dir_line;
-	const char *console_log; /* as given */
+	const char *console_log;  /* as given */
+	const char *snapshot_dir; /* as given */
+	unsigned snapshot_every_line, snapshot_dir_line, restart_from_line;
 };
 
 struct config_file {
@@ -424,8 +426,9 @@ int run_config_file(struct vm_config *cfg, const char *path, bool restore)
 /* ---- kvmbox up: [defaults] and [vm NAME] ------------------------------------------------- */
 
 /* The supervisor's keys (not run options). */
-static const char *const up_keys[] = { "after",       "restart",          "restart-limit",
-				       "console-log", "shutdown-timeout", "state-dir" };
+static const char *const up_keys[] = { "after",          "restart",          "restart-limit",
+				       "console-log",    "shutdown-timeout", "state-dir",
+				       "snapshot-every", "snapshot-dir",     "restart-from" };
 
 static bool is_up_key(const char *name)
 {
@@ -632,6 +635,41 @@ static int up_key(struct config_file *cf, const char *name, const char *value)
 			return -1;
 		}
 		vm->shutdown_timeout = n;
+	} else if (!strcmp(name, "snapshot-every")) {
+		uint64_t ms;
+
+		if (up_parse_duration(value, &ms) < 0 || (ms && ms < UP_SNAPSHOT_MIN_MS) ||
+		    ms > UP_SNAPSHOT_MAX_MS) {
+			problem(cf, cf->line,
+				"snapshot-every = %s: give a duration like 500ms, 30s, 5m or 1h, from %llums "
+				"to 30 days (0: never)",
+				value, (unsigned long long)UP_SNAPSHOT_MIN_MS);
+			return -1;
+		}
+		vm->snapshot_every_ms = ms;
+		sec->snapshot_every_line = cf->line;
+	} else if (!strcmp(name, "restart-from")) {
+		if (!strcmp(value, "boot"))
+			vm->restart_from = UP_FROM_BOOT;
+		else if (!strcmp(value, "snapshot"))
+			vm->restart_from = UP_FROM_SNAPSHOT;
+		else {
+			problem(cf, cf->line, "restart-from = %s: give restart-from = snapshot or boot",
+				value);
+			return -1;
+		}
+		sec->restart_from_line = cf->line;
+	} else if (!strcmp(name, "snapshot-dir")) {
+		if (!*value) {
+			problem(cf, cf->line, "snapshot-dir has no value; give snapshot-dir = DIRECTORY");
+			return -1;
+		}
+		sec->snapshot_dir = vm_config_strdup(&vm->cfg, value);
+		if (!sec->snapshot_dir) {
+			problem(cf, cf->line, "out of memory");
+			return -1;
+		}
+		sec->snapshot_dir_line = cf->line;
 	} else { /* console-log */
 		if (defaults) {
 			problem(cf, cf->line,
@@ -735,6 +773,67 @@ static int up_arg(struct config_file *cf, struct up_vm *vm, const struct up_entr
 	return 0;
 }
 
+/* VM v's snapshot keys, [defaults] merged: its snapshot paths, and the checks. 0 or -1. */
+static int up_merge_snapshot(struct config_file *cf, unsigned v)
+{
+	const struct up_section *def = &cf->sections[0], *sec = &cf->sections[1 + v];
+	struct up_vm *vm = sec->vm;
+	const char *dir = sec->snapshot_dir ? sec->snapshot_dir : def->snapshot_dir;
+	unsigned dir_line = sec->snapshot_dir ? sec->snapshot_dir_line : def->snapshot_dir_line;
+	unsigned every_line = sec->snapshot_every_line ? sec->snapshot_every_line : def->snapshot_every_line;
+	unsigned from_line = sec->restart_from_line ? sec->restart_from_line : def->restart_from_line;
+	char *path = NULL, *snap = NULL, *part = NULL;
+	struct stat st;
+
+	/* A relative snapshot-dir is in the state directory, as a console log is. */
+	if (!dir)
+		path = strdup(cf->up->state_dir);
+	else if (dir[0] == '/')
+		path = strdup(dir);
+	else if (asprintf(&path, "%s/%s", cf->up->state_dir, dir) < 0)
+		path = NULL;
+	if (path && (asprintf(&snap, "%s/%s" UP_SNAPSHOT_SUFFIX, path, vm->name) < 0 ||
+		     asprintf(&part, "%s/%s" UP_SNAPSHOT_PART, path, vm->name) < 0)) {
+		snap = part = NULL;
+	}
+	vm->snapshot_dir = path ? vm_config_strdup(&vm->cfg, path) : NULL;
+	vm->snapshot_path = snap ? vm_config_strdup(&vm->cfg, snap) : NULL;
+	vm->snapshot_part = part ? vm_config_strdup(&vm->cfg, part) : NULL;
+	free(path);
+	free(snap);
+	free(part);
+	if (!vm->snapshot_dir || !vm->snapshot_path || !vm->snapshot_part) {
+		problem(cf, vm->line, "out of memory");
+		return -1;
+	}
+	/* The state directory is made when up starts; a snapshot-dir given must be there. */
+	if (dir && (stat(vm->snapshot_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+		int err = errno;
+
+		if (stat(vm->snapshot_dir, &st) == 0)
+			err = ENOTDIR;
+		problem(cf, dir_line, "snapshot-dir = %s: %s: %s; create that directory or give another", dir,
+			vm->snapshot_dir, strerror(err));
+		return -1;
+	}
+	if (vm->restart_from == UP_FROM_SNAPSHOT && !vm->snapshot_every_ms) {
+		problem(cf, from_line,
+			"restart-from = snapshot for [vm %s], which has no snapshot-every (nothing to "
+			"restart from); give snapshot-every = DURATION, or restart-from = boot",
+			vm->name);
+		return -1;
+	}
+	/* Under --jail the VM writes its snapshot inside the jail, where up cannot rename it. */
+	if (vm->snapshot_every_ms && vm->cfg.sandbox.jail) {
+		problem(cf, every_line,
+			"snapshot-every for [vm %s], which has jail = %s: its snapshots would land inside "
+			"the jail, out of up's reach; remove jail or snapshot-every",
+			vm->name, vm->cfg.sandbox.jail);
+		return -1;
+	}
+	return 0;
+}
+
 /* [defaults] into VM v (each key the VM does not give itself), its run arguments, its console
  * log's path. 0 or -1. */
 static int up_merge(struct config_file *cf, unsigned v)
@@ -758,6 +857,10 @@ static int up_merge(struct config_file *cf, unsigned v)
 			vm->restart_limit = cf->defaults->restart_limit;
 		} else if (!strcmp(e->name, "shutdown-timeout")) {
 			vm->shutdown_timeout = cf->defaults->shutdown_timeout;
+		} else if (!strcmp(e->name, "snapshot-every")) {
+			vm->snapshot_every_ms = cf->defaults->snapshot_every_ms;
+		} else if (!strcmp(e->name, "restart-from")) {
+			vm->restart_from = cf->defaults->restart_from;
 		}
 	}
 	for (unsigned i = 0; i < sec->nr_entries; i++)
@@ -780,7 +883,7 @@ static int up_merge(struct config_file *cf, unsigned v)
 		problem(cf, vm->line, "out of memory");
 		return -1;
 	}
-	return 0;
+	return up_merge_snapshot(cf, v);
 }
 
 /* The after keys' names as VM indexes. 0 or -1. */

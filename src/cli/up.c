@@ -7,7 +7,15 @@
  * --api STATE_DIR/NAME.sock; a VM is "running" once that socket answers. Its stdout (the
  * serial or virtio console) goes to its console log, its stderr is ours. The child is in a
  * process group of its own (a terminal's Ctrl-C reaches only us: we shut the VMs down in
- * order) and gets SIGTERM should we die (PR_SET_PDEATHSIG). */
+ * order) and gets SIGTERM should we die (PR_SET_PDEATHSIG).
+ *
+ * Requests to a VM's own socket (`vm NAME ...`, and up's own snapshots: snapshot-every, the
+ * set's snapshot command) go out from a detached thread each (forward_start), one at a time per
+ * VM, so that a VM that takes its time never holds the loop. An up snapshot is written by the VM
+ * to SNAPSHOT_DIR/NAME.snap.part; that thread fsyncs it, renames it over NAME.snap and fsyncs the
+ * directory, so NAME.snap is always the last complete one. What it learns (a good snapshot, when)
+ * is the VM's snap_* fields, under snap_lock; the loop reads them for `list` and to decide how a
+ * restart starts (restart-from = snapshot: `kvmbox restore NAME.snap ...`). */
 #include "up.h"
 
 #include <errno.h>
@@ -60,7 +68,15 @@ struct sup_vm {
 	bool ran;               /* its socket answered at least once */
 	bool again;             /* restart once stopped (the restart command) */
 	int status;             /* the last exit status (-1: none yet) */
-	atomic_bool forwarding; /* a `vm NAME ...` request is on its way (one at a time) */
+	atomic_bool forwarding; /* a request to its socket is on its way (one at a time) */
+	uint64_t snap_due_ns;   /* snapshot-every: the next one then (0: not scheduled) */
+	bool from_snapshot;     /* this process was started by `kvmbox restore` */
+	bool failed_exit;       /* VM_BACKOFF: the process ended with an error (not a power-off) */
+	/* Under snap_lock (the forwarding thread writes them, the loop reads them). */
+	pthread_mutex_t snap_lock;
+	bool have_snap;      /* a snapshot of this up's is at vm->snapshot_path */
+	uint64_t snap_ns;    /* when it was asked for (now_ns) */
+	bool restore_failed; /* a restore from it failed: restarts boot until the next good one */
 };
 
 struct up {
@@ -71,7 +87,8 @@ struct up {
 	const char *argv0;
 	int sfd, tfd, notify_fd, lock_fd;
 	bool ticking, ready, stopping;
-	int result; /* the exit status */
+	int result;            /* the exit status */
+	atomic_uint in_flight; /* forwarding threads still running (they use vms[]) */
 };
 
 /* ---- the VMs' processes --------------------------------------------------------------- */
@@ -100,14 +117,16 @@ static void vm_failed(struct sup_vm *s, const char *fmt, ...)
 	s->pending = false;
 }
 
-/* Start VM s's process. */
-static void spawn(struct up *u, struct sup_vm *s)
+/* Start VM s's process: a boot, or a restore of its last good snapshot when policy (a restart
+ * its restart policy makes after a failure) and restart-from = snapshot say so
+ * (up_restore_from). */
+static void spawn(struct up *u, struct sup_vm *s, bool policy)
 {
-	const char *argv[UP_MAX_ARGS + 5];
+	const char *argv[UP_MAX_ARGS + 6], *snap;
 	char api[sizeof(s->sock) + 8];
-	unsigned n = 0;
 	int log_fd, null_fd;
 	pid_t parent = getpid(), pid;
+	bool have, failed;
 
 	s->pending = false;
 	log_fd = open(s->vm->console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
@@ -117,12 +136,12 @@ static void spawn(struct up *u, struct sup_vm *s)
 	}
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	snprintf(api, sizeof(api), "--api=%s", s->sock);
-	argv[n++] = u->argv0;
-	argv[n++] = "run";
-	for (unsigned i = 0; i < s->vm->argc; i++)
-		argv[n++] = s->vm->argv[i];
-	argv[n++] = api;
-	argv[n] = NULL;
+	pthread_mutex_lock(&s->snap_lock);
+	have = s->have_snap;
+	failed = s->restore_failed;
+	pthread_mutex_unlock(&s->snap_lock);
+	snap = up_restore_from(s->vm, policy, have, failed);
+	up_command(s->vm, u->argv0, api, snap, argv);
 	pid = null_fd < 0 ? -1 : fork();
 	if (pid == 0) {
 		sigset_t none;
@@ -149,7 +168,13 @@ static void spawn(struct up *u, struct sup_vm *s)
 	s->pid = pid;
 	s->state = VM_STARTING;
 	s->started_ns = now_ns();
-	fprintf(stderr, "kvmbox up: vm %s: started, pid %d\n", s->vm->name, (int)pid);
+	s->from_snapshot = snap != NULL;
+	s->snap_due_ns = 0;
+	if (snap)
+		fprintf(stderr, "kvmbox up: vm %s: started, pid %d, restoring %s\n", s->vm->name, (int)pid,
+			snap);
+	else
+		fprintf(stderr, "kvmbox up: vm %s: started, pid %d\n", s->vm->name, (int)pid);
 	arm_timer(u);
 }
 
@@ -213,6 +238,16 @@ static void reaped(struct up *u, struct sup_vm *s, int st)
 	s->state = VM_STOPPED;
 	fprintf(stderr, "kvmbox up: vm %s: exited with status %d after %llu ms\n", s->vm->name, s->status,
 		(unsigned long long)ran_ms);
+	/* A restore that ended before its socket answered, with an error: the snapshot does not
+	 * restore (corrupt, refused). Restarts boot until a new snapshot is good; said once. */
+	if (s->from_snapshot && was == VM_STARTING && !clean) {
+		pthread_mutex_lock(&s->snap_lock);
+		s->restore_failed = true;
+		pthread_mutex_unlock(&s->snap_lock);
+		log_error("up: vm %s: restoring %s failed (status %d); its next start boots", s->vm->name,
+			  s->vm->snapshot_path, s->status);
+	}
+	s->from_snapshot = false;
 	if (u->stopping) {
 		if (!clean && !u->result)
 			u->result = 1;
@@ -222,7 +257,7 @@ static void reaped(struct up *u, struct sup_vm *s, int st)
 		if (s->again) {
 			s->again = false;
 			s->streak = 0;
-			spawn(u, s);
+			spawn(u, s, false);
 		}
 		return;
 	}
@@ -242,11 +277,14 @@ static void reaped(struct up *u, struct sup_vm *s, int st)
 	}
 	s->streak++;
 	s->state = VM_BACKOFF;
+	s->failed_exit = !clean;
 	s->due_ns = now_ns() + (uint64_t)up_backoff_ms(s->streak) * 1000000ULL;
 	fprintf(stderr, "kvmbox up: vm %s: restart %u in %u ms\n", s->vm->name, s->streak,
 		up_backoff_ms(s->streak));
 	arm_timer(u);
 }
+
+static int snapshot_start(struct up *u, struct sup_vm *s, struct api_req *req);
 
 /* Start what may start, notice what came up, restart and kill what is due; stop ticking when
  * nothing is under way; end the loop when nothing is left to do. */
@@ -263,7 +301,7 @@ static void tick(struct up *u)
 			for (a = 0; a < s->vm->nr_after && u->vms[s->vm->after[a]].ran; a++)
 				;
 			if (a == s->vm->nr_after) {
-				spawn(u, s);
+				spawn(u, s, false);
 			} else {
 				const struct sup_vm *d = &u->vms[s->vm->after[a]];
 
@@ -283,7 +321,17 @@ static void tick(struct up *u)
 		}
 		if (s->state == VM_BACKOFF && now >= s->due_ns) {
 			s->restarts++;
-			spawn(u, s);
+			/* A failure may resume from a snapshot; a power-off (restart = always) boots. */
+			spawn(u, s, s->failed_exit);
+		}
+		if (s->state == VM_RUNNING && s->vm->snapshot_every_ms && !u->stopping) {
+			if (!s->snap_due_ns)
+				s->snap_due_ns = now + s->vm->snapshot_every_ms * 1000000ULL;
+			/* Another request to the VM on its way (Busy): the next tick tries again;
+			 * started, or failed otherwise (said): the next one a period later. */
+			if (now >= s->snap_due_ns && snapshot_start(u, s, NULL) != -EBUSY)
+				s->snap_due_ns = now + s->vm->snapshot_every_ms * 1000000ULL;
+			busy = true;
 		}
 		if (s->state == VM_STOPPING && now >= s->due_ns) {
 			log_warn("up: vm %s: still running %u s after its shutdown; killing it", s->vm->name,
@@ -377,47 +425,215 @@ static void on_timer(struct loop *l, int fd, uint32_t events, void *opaque)
 #define UP_FORWARD_TIMEOUT_S 900
 
 struct forward {
+	struct up *u;
 	struct sup_vm *s;
-	struct api_req *req;
+	struct api_req *req; /* NULL: up's own periodic snapshot */
+	bool snapshot;       /* up's snapshot: NAME.snap.part renamed over NAME.snap */
+	uint64_t t0;         /* when it was sent (now_ns) */
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char name[UP_NAME_MAX + 1];
 	char *line;
 };
 
-/* `vm NAME COMMAND`: the VM's own reply, from a thread of its own (a snapshot may take a while;
- * api_reply is thread-safe). */
+/* fsync path (a file, or a directory) by name. 0 or -1 with errno. */
+static int fsync_path(const char *path, int flags)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | flags), ret;
+
+	if (fd < 0)
+		return -1;
+	ret = fsync(fd);
+	if (ret < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return close(fd);
+}
+
+/* An up snapshot's end (in its forwarding thread): the VM wrote NAME.snap.part (reply: its
+ * return value, or NULL and why): make it NAME.snap, durably, or keep the last good one and
+ * say why in one line. The reply to f->req, if any. */
+static void snapshot_done(struct forward *f, struct json_object *ret, const char *class, const char *why)
+{
+	const struct up_vm *vm = f->s->vm;
+	char msg[512];
+
+	if (ret && fsync_path(vm->snapshot_part, 0) < 0)
+		snprintf(msg, sizeof(msg), "fsync %s: %s", vm->snapshot_part, strerror(errno));
+	else if (ret && rename(vm->snapshot_part, vm->snapshot_path) < 0)
+		snprintf(msg, sizeof(msg), "rename %s to %s: %s", vm->snapshot_part, vm->snapshot_path,
+			 strerror(errno));
+	else if (ret && fsync_path(vm->snapshot_dir, O_DIRECTORY) < 0)
+		snprintf(msg, sizeof(msg), "fsync %s: %s", vm->snapshot_dir, strerror(errno));
+	else if (ret)
+		msg[0] = '\0';
+	else
+		snprintf(msg, sizeof(msg), "%s", why);
+	if (msg[0]) {
+		/* The directory's fsync failing leaves the new file in place, complete: keep it. */
+		if (access(vm->snapshot_part, F_OK) == 0)
+			unlink(vm->snapshot_part);
+		log_error("up: vm %s: snapshot failed, %s kept as it was: %s", f->name, vm->snapshot_path,
+			  msg);
+		if (f->req)
+			api_error(f->req, ret ? "GenericError" : class, "vm %s: snapshot failed: %s", f->name,
+				  msg);
+		return;
+	}
+	pthread_mutex_lock(&f->s->snap_lock);
+	f->s->have_snap = true;
+	f->s->snap_ns = f->t0;
+	f->s->restore_failed = false;
+	pthread_mutex_unlock(&f->s->snap_lock);
+	if (f->req) {
+		struct json_object *o = json_object_get(ret);
+
+		json_object_object_add(o, "name", json_object_new_string(f->name));
+		json_object_object_add(o, "path", json_object_new_string(vm->snapshot_path));
+		api_reply(f->req, o);
+	}
+}
+
+/* A request to a VM's own socket, from a thread of its own (a snapshot may take a while;
+ * api_reply is thread-safe): the VM's reply to f->req (`vm NAME ...`), or an up snapshot's end. */
 static void *forward_thread(void *opaque)
 {
 	struct forward *f = opaque;
+	struct up *u = f->u;
 	struct json_object *r = NULL, *v, *cls, *desc;
-	char err[512], *reply = NULL;
+	char err[512], why[600], *reply = NULL;
+	const char *class = "GenericError";
 
+	why[0] = '\0';
+	v = NULL;
 	if (api_call(f->sock, f->line, UP_FORWARD_TIMEOUT_S, &reply, err, sizeof(err))) {
-		api_error(f->req, "NotRunning", "vm %s: %s", f->name, err);
+		class = "NotRunning";
+		snprintf(why, sizeof(why), "vm %s: %s", f->name, err);
 	} else if (!(r = json_tokener_parse(reply)) || !json_object_is_type(r, json_type_object)) {
-		api_error(f->req, "GenericError", "vm %s: the reply is not a JSON object", f->name);
+		snprintf(why, sizeof(why), "vm %s: the reply is not a JSON object", f->name);
 	} else if (json_object_object_get_ex(r, "return", &v)) {
-		api_reply(f->req, json_object_get(v));
+		/* v is the reply */
 	} else if (json_object_object_get_ex(r, "error", &v) && json_object_object_get_ex(v, "class", &cls) &&
 		   json_object_object_get_ex(v, "desc", &desc)) {
-		api_error(f->req, json_object_get_string(cls), "%s", json_object_get_string(desc));
+		class = json_object_get_string(cls);
+		snprintf(why, sizeof(why), "%s", json_object_get_string(desc));
+		v = NULL;
 	} else {
-		api_error(f->req, "GenericError", "vm %s: a reply without \"return\" or \"error\"", f->name);
+		snprintf(why, sizeof(why), "vm %s: a reply without \"return\" or \"error\"", f->name);
+		v = NULL;
 	}
+	if (f->snapshot)
+		snapshot_done(f, v, class, why);
+	else if (v)
+		api_reply(f->req, json_object_get(v));
+	else
+		api_error(f->req, class, "%s", why);
 	json_object_put(r);
 	free(reply);
 	free(f->line);
 	atomic_store(&f->s->forwarding, false);
 	free(f);
+	atomic_fetch_sub(&u->in_flight, 1);
 	return NULL;
 }
 
-static void forward(struct sup_vm *s, struct api_req *req, struct json_object *args)
+/* Send request (taken) to VM s's socket from a thread of its own: one at a time per VM, so a
+ * client cannot pile up threads behind a VM that does not answer. snapshot: an up snapshot
+ * (snapshot_done). 0, or after an error reply to req (if any) -EBUSY (another request is on its
+ * way) or -ENOMEM (out of resources). */
+static int forward_start(struct up *u, struct sup_vm *s, struct api_req *req, struct json_object *request,
+			 bool snapshot)
 {
-	struct json_object *cmd, *inner, *request;
 	struct forward *f;
 	pthread_attr_t attr;
 	pthread_t t;
+
+	if (atomic_exchange(&s->forwarding, true)) {
+		json_object_put(request);
+		if (req)
+			api_error(req, "Busy",
+				  "vm %s: a request to it is still waiting for its reply; try again later",
+				  s->vm->name);
+		return -EBUSY;
+	}
+	f = calloc(1, sizeof(*f));
+	if (f && asprintf(&f->line, "%s\n",
+			  json_object_to_json_string_ext(
+				  request, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
+		f->line = NULL;
+	json_object_put(request);
+	if (f && f->line) {
+		f->u = u;
+		f->s = s;
+		f->req = req;
+		f->snapshot = snapshot;
+		f->t0 = now_ns();
+		memcpy(f->sock, s->sock, sizeof(f->sock));
+		memcpy(f->name, s->vm->name, sizeof(f->name));
+		atomic_fetch_add(&u->in_flight, 1);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (!pthread_create(&t, &attr, forward_thread, f)) {
+			pthread_attr_destroy(&attr);
+			return 0;
+		}
+		pthread_attr_destroy(&attr);
+		atomic_fetch_sub(&u->in_flight, 1);
+	}
+	if (f)
+		free(f->line);
+	free(f);
+	atomic_store(&s->forwarding, false);
+	if (req)
+		api_error(req, "GenericError", "vm %s: cannot send it the request (out of resources)",
+			  s->vm->name);
+	else
+		log_error("up: vm %s: cannot ask it for a snapshot (out of resources)", s->vm->name);
+	return -ENOMEM;
+}
+
+/* A request {"id":1,"command":command,"arguments":arguments (taken, may be NULL)}. */
+static struct json_object *request_new(const char *command, struct json_object *arguments)
+{
+	struct json_object *request = json_object_new_object();
+
+	if (!request) {
+		json_object_put(arguments);
+		return NULL;
+	}
+	json_object_object_add(request, "id", json_object_new_int(1));
+	json_object_object_add(request, "command", json_object_new_string(command));
+	if (arguments)
+		json_object_object_add(request, "arguments", arguments);
+	return request;
+}
+
+/* Ask VM s for an up snapshot (into NAME.snap.part, then NAME.snap): snapshot-every's, or the
+ * set's snapshot command (req). 0, or forward_start's -EBUSY or -ENOMEM (an error reply to req
+ * when there is one). */
+static int snapshot_start(struct up *u, struct sup_vm *s, struct api_req *req)
+{
+	struct json_object *args = json_object_new_object(), *request;
+
+	if (args)
+		json_object_object_add(args, "path", json_object_new_string(s->vm->snapshot_part));
+	request = args ? request_new("snapshot", args) : NULL;
+	if (!request) {
+		if (req)
+			api_error(req, "GenericError", "out of memory");
+		else
+			log_error("up: vm %s: cannot ask it for a snapshot (out of memory)", s->vm->name);
+		return -ENOMEM;
+	}
+	return forward_start(u, s, req, request, true);
+}
+
+static void forward(struct up *u, struct sup_vm *s, struct api_req *req, struct json_object *args)
+{
+	struct json_object *cmd, *inner, *request;
 
 	if (!json_object_object_get_ex(args, "command", &cmd) ||
 	    !json_object_is_type(cmd, json_type_string)) {
@@ -428,49 +644,35 @@ static void forward(struct sup_vm *s, struct api_req *req, struct json_object *a
 		api_error(req, "NotRunning", "vm %s is %s", s->vm->name, state_names[s->state]);
 		return;
 	}
-	/* One request at a time per VM: a client cannot pile up threads behind a VM that does
-	 * not answer. */
-	if (atomic_exchange(&s->forwarding, true)) {
-		api_error(req, "Busy",
-			  "vm %s: a request to it is still waiting for its reply; try again later",
-			  s->vm->name);
-		return;
-	}
-	f = calloc(1, sizeof(*f));
-	request = json_object_new_object();
-	if (!f || !request) {
-		free(f);
-		json_object_put(request);
-		atomic_store(&s->forwarding, false);
+	if (!json_object_object_get_ex(args, "arguments", &inner))
+		inner = NULL;
+	request = request_new(json_object_get_string(cmd), json_object_get(inner));
+	if (!request) {
 		api_error(req, "GenericError", "out of memory");
 		return;
 	}
-	f->s = s;
-	json_object_object_add(request, "id", json_object_new_int(1));
-	json_object_object_add(request, "command", json_object_get(cmd));
-	if (json_object_object_get_ex(args, "arguments", &inner))
-		json_object_object_add(request, "arguments", json_object_get(inner));
-	f->req = req;
-	memcpy(f->sock, s->sock, sizeof(f->sock));
-	memcpy(f->name, s->vm->name, sizeof(f->name));
-	if (asprintf(&f->line, "%s\n",
-		     json_object_to_json_string_ext(request, JSON_C_TO_STRING_PLAIN |
-								     JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
-		f->line = NULL;
-	json_object_put(request);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (!f->line || pthread_create(&t, &attr, forward_thread, f)) {
-		free(f->line);
-		free(f);
-		atomic_store(&s->forwarding, false);
-		api_error(req, "GenericError", "vm %s: cannot forward the request (out of resources)",
-			  s->vm->name);
-	}
-	pthread_attr_destroy(&attr);
+	forward_start(u, s, req, request, false);
 }
 
-static struct json_object *vm_json(const struct sup_vm *s)
+/* {"path": NAME.snap, "age_s": whole seconds since it was taken}, or NULL: no snapshot of this
+ * up's yet. */
+static struct json_object *snapshot_json(struct sup_vm *s)
+{
+	struct json_object *o = NULL;
+
+	pthread_mutex_lock(&s->snap_lock);
+	if (s->have_snap) {
+		o = json_object_new_object();
+		json_object_object_add(o, "path", json_object_new_string(s->vm->snapshot_path));
+		json_object_object_add(
+			o, "age_s",
+			json_object_new_int64((int64_t)((now_ns() - s->snap_ns) / 1000000000ULL)));
+	}
+	pthread_mutex_unlock(&s->snap_lock);
+	return o;
+}
+
+static struct json_object *vm_json(struct sup_vm *s)
 {
 	struct json_object *o = json_object_new_object();
 
@@ -485,6 +687,7 @@ static struct json_object *vm_json(const struct sup_vm *s)
 	json_object_object_add(o, "last_status", s->status >= 0 ? json_object_new_int(s->status) : NULL);
 	json_object_object_add(o, "socket", json_object_new_string(s->sock));
 	json_object_object_add(o, "console_log", json_object_new_string(s->vm->console_log));
+	json_object_object_add(o, "last_snapshot", snapshot_json(s));
 	return o;
 }
 
@@ -493,6 +696,7 @@ static void up_handle(void *ctx, struct api_req *req, const char *command, struc
 	struct up *u = ctx;
 	struct json_object *name;
 	struct sup_vm *s = NULL;
+	const char *vm_name;
 
 	if (!strcmp(command, "list")) {
 		struct json_object *list = json_object_new_array(), *o = json_object_new_object();
@@ -504,27 +708,42 @@ static void up_handle(void *ctx, struct api_req *req, const char *command, struc
 		return;
 	}
 	if (strcmp(command, "start") && strcmp(command, "stop") && strcmp(command, "restart") &&
-	    strcmp(command, "vm")) {
-		api_error(
-			req, "CommandNotFound",
-			"unknown command '%s'; kvmbox up takes list, start, stop, restart and vm (docs/API.md)",
-			command);
+	    strcmp(command, "vm") && strcmp(command, "snapshot")) {
+		api_error(req, "CommandNotFound",
+			  "unknown command '%s'; kvmbox up takes list, start, stop, restart, snapshot and vm "
+			  "(docs/API.md)",
+			  command);
 		return;
 	}
-	if (!json_object_object_get_ex(args, "name", &name) || !json_object_is_type(name, json_type_string)) {
+	/* `kvmbox ctl UP_SOCKET snapshot NAME` sends NAME as a path made absolute (the single VM's
+	 * snapshot PATH): its last component is the name. */
+	if (!strcmp(command, "snapshot") && !json_object_object_get_ex(args, "name", NULL) &&
+	    json_object_object_get_ex(args, "path", &name) && json_object_is_type(name, json_type_string) &&
+	    strrchr(json_object_get_string(name), '/')) {
+		vm_name = strrchr(json_object_get_string(name), '/') + 1;
+	} else if (json_object_object_get_ex(args, "name", &name) &&
+		   json_object_is_type(name, json_type_string)) {
+		vm_name = json_object_get_string(name);
+	} else {
 		api_error(req, "InvalidArgument", "%s needs {\"name\": NAME}", command);
 		return;
 	}
 	for (unsigned i = 0; i < u->uc.nr_vms; i++)
-		if (!strcmp(u->vms[i].vm->name, json_object_get_string(name)))
+		if (!strcmp(u->vms[i].vm->name, vm_name))
 			s = &u->vms[i];
 	if (!s) {
-		api_error(req, "InvalidArgument", "no VM called '%s' (kvmbox ctl SOCKET list)",
-			  json_object_get_string(name));
+		api_error(req, "InvalidArgument", "no VM called '%s' (kvmbox ctl SOCKET list)", vm_name);
 		return;
 	}
 	if (!strcmp(command, "vm")) {
-		forward(s, req, args);
+		forward(u, s, req, args);
+		return;
+	}
+	if (!strcmp(command, "snapshot")) {
+		if (s->state != VM_RUNNING)
+			api_error(req, "NotRunning", "vm %s is %s", s->vm->name, state_names[s->state]);
+		else
+			snapshot_start(u, s, req);
 		return;
 	}
 	if (u->stopping) {
@@ -538,7 +757,7 @@ static void up_handle(void *ctx, struct api_req *req, const char *command, struc
 			return;
 		}
 		s->streak = 0;
-		spawn(u, s);
+		spawn(u, s, false);
 	} else if (!strcmp(command, "stop")) {
 		s->again = false;
 		stop_vm(u, s);
@@ -548,7 +767,7 @@ static void up_handle(void *ctx, struct api_req *req, const char *command, struc
 			stop_vm(u, s);
 	} else {
 		s->streak = 0;
-		spawn(u, s);
+		spawn(u, s, false);
 	}
 	api_reply(req, vm_json(s));
 }
@@ -564,7 +783,7 @@ static void up_help(void)
 	       "restart keys say, and shut them all down (ACPI) on SIGTERM or SIGINT.\n"
 	       "\n"
 	       "      --api SOCKET  control socket for the set: kvmbox ctl SOCKET list|start|stop|\n"
-	       "                    restart NAME|vm NAME COMMAND\n"
+	       "                    restart|snapshot NAME|vm NAME COMMAND\n"
 	       "  -h, --help        this text\n"
 	       "\n"
 	       "Exit status: 0 every VM stopped cleanly, 1 a VM did not (or the set could not\n"
@@ -674,6 +893,7 @@ int cmd_up(int argc, char **argv)
 		char sock[sizeof(s->sock)]; /* not straight into s->sock: GCC's -Wrestrict sees *u twice */
 
 		s->vm = &u->uc.vms[i];
+		pthread_mutex_init(&s->snap_lock, NULL);
 		s->pending = true;
 		s->status = -1;
 		snprintf(sock, sizeof(sock), "%s/%s.sock", u->uc.state_dir, s->vm->name);
@@ -706,6 +926,10 @@ int cmd_up(int argc, char **argv)
 		u->result = EXIT_START_FAIL;
 	ret = u->result;
 out:
+	/* The forwarding threads use u->vms: wait for them (every VM's process has ended by now,
+	 * so their requests end at once). */
+	while (atomic_load(&u->in_flight))
+		usleep(10000);
 	api_server_destroy(u->api);
 	if (u->loop)
 		loop_destroy(u->loop);
@@ -717,6 +941,9 @@ out:
 		close(u->lock_fd);
 	if (u->notify_fd >= 0)
 		close(u->notify_fd);
+	for (unsigned i = 0; i < u->uc.nr_vms; i++)
+		if (u->vms[i].vm)
+			pthread_mutex_destroy(&u->vms[i].snap_lock);
 	up_config_free(&u->uc);
 	free(u);
 	return ret;

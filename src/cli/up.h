@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../core/config.h"
 
@@ -24,7 +25,13 @@
 #define UP_DEFAULT_LIMIT    5     /* restarts in a row (restart-limit) */
 #define UP_SHUTDOWN_TIMEOUT 30    /* s an ACPI shutdown may take before kvmbox forces it */
 
+#define UP_SNAPSHOT_MIN_MS 100ULL                     /* snapshot-every: at least (the tick) */
+#define UP_SNAPSHOT_MAX_MS (30ULL * 24 * 3600 * 1000) /* and at most 30 days */
+#define UP_SNAPSHOT_SUFFIX ".snap"                    /* SNAPSHOT_DIR/NAME.snap: the last good snapshot */
+#define UP_SNAPSHOT_PART   ".snap.part"               /* SNAPSHOT_DIR/NAME.snap.part: one being written */
+
 enum up_restart { UP_RESTART_NO = 0, UP_RESTART_ON_FAILURE, UP_RESTART_ALWAYS };
+enum up_restart_from { UP_FROM_BOOT = 0, UP_FROM_SNAPSHOT };
 
 /* One VM of the file. */
 struct up_vm {
@@ -41,8 +48,13 @@ struct up_vm {
 	unsigned nr_after;
 	enum up_restart restart;
 	unsigned restart_limit;
-	unsigned shutdown_timeout; /* seconds */
-	const char *console_log;   /* absolute path (cfg's) */
+	unsigned shutdown_timeout;  /* seconds */
+	const char *console_log;    /* absolute path (cfg's) */
+	uint64_t snapshot_every_ms; /* snapshot-every: 0, never */
+	const char *snapshot_path;  /* SNAPSHOT_DIR/NAME.snap, absolute (cfg's) */
+	const char *snapshot_part;  /* SNAPSHOT_DIR/NAME.snap.part, where up's snapshots go first */
+	const char *snapshot_dir;   /* absolute (cfg's) */
+	enum up_restart_from restart_from;
 };
 
 struct up_config {
@@ -69,6 +81,21 @@ int up_check_conflicts(const struct up_config *uc);
 /* Milliseconds to wait before restart number n (1, 2, ...) of a row: UP_BACKOFF_MIN doubling,
  * at most UP_BACKOFF_MAX. */
 unsigned up_backoff_ms(unsigned n);
+
+/* A duration: "0", or digits and a unit (ms, s, m, h): "500ms", "30s", "5m", "1h". 0 with
+ * *ms set, or -1 (no unit, no digits, an unknown unit, an overflow). */
+int up_parse_duration(const char *s, uint64_t *ms);
+
+/* The snapshot a start of vm restores: vm->snapshot_path when restart-from = snapshot, the start
+ * is a restart the restart policy makes after the VM failed (policy: not a power-off under
+ * restart = always, not the start or restart command), a snapshot of this up succeeded
+ * (have_snapshot) and no restore from it failed since (restore_failed). NULL: boot. */
+const char *up_restore_from(const struct up_vm *vm, bool policy, bool have_snapshot, bool restore_failed);
+/* The command line of vm's process into argv (at least UP_MAX_ARGS + 6 entries, NULL-terminated):
+ * argv0 run ARGS... api_arg, or argv0 restore SNAPSHOT ARGS... api_arg when snapshot is given.
+ * The number of arguments. */
+unsigned up_command(const struct up_vm *vm, const char *argv0, const char *api_arg, const char *snapshot,
+		    const char **argv);
 
 /* `kvmbox up [--api PATH] FILE`. The exit status. */
 int cmd_up(int argc, char **argv);

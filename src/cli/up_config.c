@@ -188,3 +188,57 @@ int up_check_conflicts(const struct up_config *uc)
 	}
 	return 0;
 }
+
+int up_parse_duration(const char *s, uint64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 } };
+	uint64_t n = 0;
+	const char *p = s;
+
+	if (!strcmp(s, "0")) {
+		*ms = 0;
+		return 0;
+	}
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(p, units[i].unit))
+			continue;
+		if (n > UINT64_MAX / units[i].ms)
+			return -1;
+		*ms = n * units[i].ms;
+		return 0;
+	}
+	return -1;
+}
+
+const char *up_restore_from(const struct up_vm *vm, bool policy, bool have_snapshot, bool restore_failed)
+{
+	if (vm->restart_from != UP_FROM_SNAPSHOT || !policy || !have_snapshot || restore_failed)
+		return NULL;
+	return vm->snapshot_path;
+}
+
+unsigned up_command(const struct up_vm *vm, const char *argv0, const char *api_arg, const char *snapshot,
+		    const char **argv)
+{
+	unsigned n = 0;
+
+	argv[n++] = argv0;
+	argv[n++] = snapshot ? "restore" : "run";
+	if (snapshot)
+		argv[n++] = snapshot;
+	for (unsigned i = 0; i < vm->argc; i++)
+		argv[n++] = vm->argv[i];
+	argv[n++] = api_arg;
+	argv[n] = NULL;
+	return n;
+}

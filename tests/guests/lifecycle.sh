@@ -1042,3 +1042,133 @@ t_up_clean() {
 	[ "$(grep -c 'exited with status 0' "$ERR")" = 2 ] || { fail "$t" "not both VMs exited 0: $(grep exited "$ERR" | tr '\n' '|')"; return; }
 	pass "$t"
 }
+
+# up_file_id FILE: its inode and whole-second mtime ("INODE MTIME"; empty when it is not there).
+up_file_id() {
+	stat -c '%i %Y' "$1" 2>/dev/null
+}
+
+# up_wait_snap FILE OLD SECONDS: until FILE is there as another file than OLD ("INODE MTIME",
+# may be empty) with a later mtime (an up snapshot is a new file renamed over the old one); sets
+# ID; else WHY.
+up_wait_snap() {
+	local n=$(($3 * 20))
+	while [ "$n" -gt 0 ]; do
+		ID=$(up_file_id "$1")
+		if [ -n "$ID" ] && [ -s "$1" ] && { [ -z "$2" ] || { [ "${ID% *}" != "${2% *}" ] && [ "${ID#* }" -gt "${2#* }" ]; }; }; then
+			return 0
+		fi
+		alive "$PID" || { WHY="kvmbox up exited: $(tail -n1 "$ERR" | cut -c1-150)"; return 1; }
+		sleep 0.05
+		n=$((n - 1))
+	done
+	WHY="$1 ${2:+was $2, }is '$ID' after $3s"
+	return 1
+}
+
+# up_wait_count PATTERN N SECONDS: until ERR has N lines matching PATTERN (grep -E); else WHY.
+up_wait_count() {
+	local n=$(($3 * 20))
+	while [ "$n" -gt 0 ]; do
+		[ "$(grep -acE -- "$1" "$ERR")" -ge "$2" ] && return 0
+		alive "$PID" || { WHY="kvmbox up exited: $(tail -n1 "$ERR" | cut -c1-150)"; return 1; }
+		sleep 0.05
+		n=$((n - 1))
+	done
+	WHY="$(grep -acE -- "$1" "$ERR") lines '$1' on up's stderr after $3s, expected $2"
+	return 1
+}
+
+# t_up_snapshot: an idle guest under `kvmbox up --api` with snapshot-every = 1s and
+# restart-from = snapshot: s.snap appears and is replaced by newer ones (a new file each time,
+# its mtime later); `list` names it; `ctl UP snapshot s` takes one now. kill -9 of the VM: up
+# restarts it from s.snap (`kvmbox restore`; restarts 1) and its console goes on from a tick > 1,
+# with no new "idle: ready". A snapshot that cannot be written (a directory in the way of
+# s.snap.part) is one line each time and s.snap stays the one it was. s.snap corrupted, kill -9:
+# the restore fails (said once), the next restart boots (idle: ready, a first tick <= 5).
+# SIGTERM: status 0.
+t_up_snapshot() {
+	local t=$1 dir=$WORK/$1.d sock=$WORK/$1.sock conf=$WORK/$1.conf snap id0 id1 pid size first new n
+	rm -rf "$dir" # GUEST_REPEAT: not the last run's s.snap or s.snap.part
+	mkdir -p "$dir"
+	cat >"$conf" <<-EOF
+		[defaults]
+		state-dir = $dir/state
+		kernel = $GUESTS/$G.elf
+		memory = 64M
+		append = pwrbtn
+		restart = on-failure
+		snapshot-every = 1s
+		restart-from = snapshot
+
+		[vm s]
+	EOF
+	snap=$dir/state/s.snap
+	new=$WORK/$t.after
+	lc_bg "$t" up --api "$sock" "$conf"
+	up_wait "$sock" 60 s state running || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
+	pid=$(up_field s pid)
+	# The first snapshot, then a newer one in its place.
+	up_wait_snap "$snap" "" 20 || { lc_kill "$PID"; fail "$t" "no first snapshot: $WHY"; return; }
+	id0=$ID
+	up_wait_snap "$snap" "$id0" 20 || { lc_kill "$PID"; fail "$t" "the snapshot is not refreshed: $WHY"; return; }
+	up_wait "$sock" 10 s last_snapshot "{path:$snap" s age_s '[0-9]*' ||
+		{ lc_kill "$PID"; fail "$t" "list: $WHY"; return; }
+	# One now, through the set's socket (Busy while a periodic one is on its way: again).
+	for ((n = 0; n < 100; n++)); do
+		lc_ctl "$sock" snapshot s
+		echo "$CTL" | grep -q Busy || break
+		sleep 0.1
+	done
+	[ "$CTL_RC" = 0 ] && echo "$CTL" | tr -d ' \n' | grep -q "\"path\":\"$snap\"" && echo "$CTL" | grep -q '"pause_ms"' ||
+		{ lc_kill "$PID"; fail "$t" "ctl snapshot s: status $CTL_RC: $(echo "$CTL" | tr -d '\n' | cut -c1-200)"; return; }
+	# kill -9: back from the snapshot.
+	OUT=$dir/state/s.console.log
+	wait_out "idle: tick 2$" 20 || { lc_kill "$PID"; fail "$t" "console: $WHY"; return; }
+	size=$(stat -c %s "$OUT")
+	kill -KILL "$pid"
+	up_wait "$sock" 30 s state running s restarts 1 || { lc_kill "$PID"; fail "$t" "after kill -9: $WHY"; return; }
+	grep -aqx "kvmbox up: vm s: started, pid $(up_field s pid), restoring $snap" "$ERR" ||
+		{ lc_kill "$PID"; fail "$t" "the restart did not restore $snap: $(grep -a started "$ERR" | tail -n1)"; return; }
+	OUT=$new
+	for ((n = 0; n < 200; n++)); do
+		tail -c +$((size + 1)) "$dir/state/s.console.log" >"$new"
+		[ -n "$(lc_first_tick "$new")" ] && break
+		sleep 0.05
+	done
+	first=$(lc_first_tick "$new")
+	[ -n "$first" ] && [ "$first" -gt 1 ] ||
+		{ lc_kill "$PID"; fail "$t" "first tick after the restart '${first:-none}', expected one > 1 (resumed)"; return; }
+	grep -aq "idle: ready" "$new" && { lc_kill "$PID"; fail "$t" "the restarted guest booted (idle: ready)"; return; }
+	# Snapshots that fail: each one line, s.snap kept. Once the restored VM has written one of
+	# its own (s.snap is not the file its RAM is mapped from).
+	up_wait_snap "$snap" "$(up_file_id "$snap")" 20 || { lc_kill "$PID"; fail "$t" "no snapshot after the restore: $WHY"; return; }
+	mkdir "$dir/state/s.snap.part"
+	up_wait_count "^kvmbox: up: vm s: snapshot failed, $snap kept as it was: " 1 20 || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
+	id1=$(up_file_id "$snap")
+	up_wait_count "^kvmbox: up: vm s: snapshot failed, $snap kept as it was: " 3 20 || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
+	[ "$(up_file_id "$snap")" = "$id1" ] || { lc_kill "$PID"; fail "$t" "s.snap changed while snapshots failed"; return; }
+	# A corrupt s.snap: the restore fails, once; the restart after it boots.
+	lc_flip "$snap" 20 || { lc_kill "$PID"; fail "$t" "cannot modify s.snap"; return; }
+	pid=$(up_field s pid)
+	size=$(stat -c %s "$dir/state/s.console.log")
+	kill -KILL "$pid"
+	up_wait "$sock" 40 s state running s restarts 3 || { lc_kill "$PID"; fail "$t" "after the corrupt snapshot: $WHY"; return; }
+	[ "$(grep -ac "^kvmbox: up: vm s: restoring $snap failed (status [1-9][0-9]*); its next start boots$" "$ERR")" = 1 ] ||
+		{ lc_kill "$PID"; fail "$t" "not one 'restoring ... failed' line: $(grep -a restoring "$ERR" | tr '\n' '|' | cut -c1-300)"; return; }
+	grep -aqx "kvmbox up: vm s: started, pid $(up_field s pid)" "$ERR" ||
+		{ lc_kill "$PID"; fail "$t" "the restart after the failed restore did not boot: $(grep -a started "$ERR" | tail -n1)"; return; }
+	OUT=$new
+	for ((n = 0; n < 400; n++)); do
+		tail -c +$((size + 1)) "$dir/state/s.console.log" >"$new"
+		[ -n "$(lc_first_tick "$new")" ] && break
+		sleep 0.05
+	done
+	first=$(lc_first_tick "$new")
+	grep -aq "^idle: ready" "$new" && [ -n "$first" ] && [ "$first" -le 5 ] ||
+		{ lc_kill "$PID"; fail "$t" "after the failed restore: no boot (first tick '${first:-none}')"; return; }
+	kill -TERM "$PID"
+	bg_wait 60 || { fail "$t" "kvmbox up still running 60s after SIGTERM"; return; }
+	[ "$RC" = 0 ] || { fail "$t" "status $RC after SIGTERM, expected 0: $(tail -n2 "$ERR" | tr '\n' '|')"; return; }
+	pass "$t"
+}

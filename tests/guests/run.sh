@@ -107,6 +107,7 @@ shutdown                 idle            t_shutdown
 shutdown_timeout         idle            t_shutdown_timeout
 up                       idle            t_up
 up_clean                 idle            t_up_clean
+up_snapshot              idle            t_up_snapshot
 notify_run               idle            t_notify_run
 cli_missing_kernel       -               t_cli_kernel missing
 cli_kernel_is_dir        -               t_cli_kernel dir

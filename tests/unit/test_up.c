@@ -1,6 +1,7 @@
 /* test_up.c - kvmbox up FILE: [defaults] merged into each [vm NAME], the run arguments of each
  * VM, the checks across VMs (a table of bad files and their one-line messages), the start
- * order and the restart back-off. */
+ * order and the restart back-off; the snapshot keys (snapshot-every, snapshot-dir,
+ * restart-from), durations, and the command line a start gets (boot or restore). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -215,6 +216,23 @@ static const struct {
 	{ "[vm -a]\nkernel = /k\n", 1, "a VM name is" },
 	{ "[defaults]\n[vms a]\n", 2, "unknown section [vms a]; a file for kvmbox up has [defaults] and [vm NAME]" },
 	{ "[vm a]\nkernel = /k\nnot ini\n", 3, "not a `key = value` line" },
+	{ "[vm a]\nkernel = /k\nsnapshot-every = 5\n", 3, "snapshot-every = 5: give a duration like 500ms, 30s, 5m or 1h, from 100ms to 30 days (0: never)" },
+	{ "[vm a]\nkernel = /k\nsnapshot-every = 10x\n", 3, "snapshot-every = 10x: give a duration" },
+	{ "[vm a]\nkernel = /k\nsnapshot-every = 50ms\n", 3, "snapshot-every = 50ms: give a duration" },
+	{ "[vm a]\nkernel = /k\nsnapshot-every = 31d\n", 3, "snapshot-every = 31d: give a duration" },
+	{ "[vm a]\nkernel = /k\nsnapshot-every = 721h\n", 3, "snapshot-every = 721h: give a duration" },
+	{ "[vm a]\nkernel = /k\nsnapshot-every = 99999999999999999999s\n", 3, "give a duration" },
+	{ "[vm a]\nkernel = /k\nsnapshot-every = -1s\n", 3, "give a duration" },
+	{ "[vm a]\nkernel = /k\nsnapshot-every =\n", 3, "give a duration" },
+	{ "[vm a]\nkernel = /k\nsnapshot-every = 1s\nsnapshot-every = 2s\n", 4, "snapshot-every given again (first on line 3)" },
+	{ "[vm a]\nkernel = /k\nrestart-from = maybe\n", 3, "restart-from = maybe: give restart-from = snapshot or boot" },
+	{ "[defaults]\nrestart-from = snapshot\n[vm a]\nkernel = /k\n", 2, "restart-from = snapshot for [vm a], which has no snapshot-every (nothing to restart from); give snapshot-every = DURATION, or restart-from = boot" },
+	{ "[defaults]\nsnapshot-every = 1s\nrestart-from = snapshot\n[vm a]\nkernel = /k\n[vm b]\nkernel = /k\nsnapshot-every = 0\n", 3, "restart-from = snapshot for [vm b], which has no snapshot-every" },
+	{ "[vm a]\nkernel = /k\nsnapshot-dir = /nonexistent-kvmbox-dir/x\n", 3, "snapshot-dir = /nonexistent-kvmbox-dir/x: /nonexistent-kvmbox-dir/x: No such file or directory; create that directory or give another" },
+	{ "[defaults]\nstate-dir = /nonexistent-kvmbox-dir\nsnapshot-dir = snaps\n[vm a]\nkernel = /k\n", 3, "snapshot-dir = snaps: /nonexistent-kvmbox-dir/snaps: No such file" },
+	{ "[vm a]\nkernel = /k\nsnapshot-dir = /dev/null\n", 3, "snapshot-dir = /dev/null: /dev/null: Not a directory" },
+	{ "[vm a]\nkernel = /k\nsnapshot-dir =\n", 3, "snapshot-dir has no value" },
+	{ "[defaults]\nsnapshot-every = 1m\n[vm a]\nkernel = /k\njail = /srv/jail\n", 2, "snapshot-every for [vm a], which has jail = /srv/jail: its snapshots would land inside the jail, out of up's reach; remove jail or snapshot-every" },
 	/* The first problem in line order wins over the checks across VMs. */
 	{ "[vm a]\nkernel = /k\nafter = z\n[vm b]\ncpus = x\n", 5, "--cpus 'x'" },
 	/* clang-format on */
@@ -301,12 +319,143 @@ static void test_up_order(void **state)
 	free(o);
 }
 
+static void test_up_duration(void **state)
+{
+	static const struct {
+		const char *text;
+		uint64_t ms;
+	} good[] = { { "0", 0 },        { "500ms", 500 }, { "30s", 30000 }, { "5m", 300000 },
+		     { "1h", 3600000 }, { "0s", 0 },      { "007s", 7000 }, { "720h", 2592000000ULL } };
+	static const char *const bad_durations[] = { "",
+						     "5",
+						     "s",
+						     "1.5s",
+						     "1 s",
+						     "1s ",
+						     " 1s",
+						     "-1s",
+						     "1S",
+						     "1sec",
+						     "1d",
+						     "0x10s",
+						     "1hh",
+						     "18446744073709551616ms",
+						     "18446744073709551615h" };
+	uint64_t ms;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ms = 12345;
+		if (up_parse_duration(good[i].text, &ms) < 0 || ms != good[i].ms)
+			fail_msg("'%s': got %llu, want %llu", good[i].text, (unsigned long long)ms,
+				 (unsigned long long)good[i].ms);
+	}
+	for (size_t i = 0; i < sizeof(bad_durations) / sizeof(bad_durations[0]); i++)
+		if (up_parse_duration(bad_durations[i], &ms) == 0)
+			fail_msg("'%s' taken as %llu ms", bad_durations[i], (unsigned long long)ms);
+}
+
+/* The snapshot keys: [defaults] and a VM's own, a relative snapshot-dir in the state directory,
+ * the default (the state directory). */
+static void test_up_snapshot_keys(void **state)
+{
+	char text[1024], want[256];
+
+	snprintf(text, sizeof(text),
+		 "[defaults]\n"
+		 "state-dir = %s\n"
+		 "kernel = /k\n"
+		 "snapshot-every = 30s\n"
+		 "restart-from = snapshot\n"
+		 "[vm a]\n"
+		 "[vm b]\n"
+		 "snapshot-every = 500ms\n"
+		 "restart-from = boot\n"
+		 "snapshot-dir = .\n"
+		 "[vm c]\n"
+		 "snapshot-every = 0\n"
+		 "restart-from = boot\n"
+		 "[vm d]\n"
+		 "snapshot-dir = %s\n",
+		 dir, dir);
+	assert_int_equal(load(text), 0);
+	assert_string_equal(err, "");
+	assert_int_equal(vm("a")->snapshot_every_ms, 30000);
+	assert_int_equal(vm("a")->restart_from, UP_FROM_SNAPSHOT);
+	snprintf(want, sizeof(want), "%s/a.snap", dir);
+	assert_string_equal(vm("a")->snapshot_path, want);
+	snprintf(want, sizeof(want), "%s/a.snap.part", dir);
+	assert_string_equal(vm("a")->snapshot_part, want);
+	assert_string_equal(vm("a")->snapshot_dir, dir);
+	assert_int_equal(vm("b")->snapshot_every_ms, 500);
+	assert_int_equal(vm("b")->restart_from, UP_FROM_BOOT);
+	snprintf(want, sizeof(want), "%s/./b.snap", dir);
+	assert_string_equal(vm("b")->snapshot_path, want);
+	assert_int_equal(vm("c")->snapshot_every_ms, 0);
+	assert_int_equal(vm("d")->snapshot_every_ms, 30000);
+	assert_int_equal(vm("d")->restart_from, UP_FROM_SNAPSHOT);
+	snprintf(want, sizeof(want), "%s/d.snap", dir);
+	assert_string_equal(vm("d")->snapshot_path, want);
+	/* The supervisor's keys are no run arguments. */
+	assert_string_equal(args("a"), "--kernel=/k");
+	assert_string_equal(args("d"), "--kernel=/k");
+	up_config_free(&uc);
+	/* Without the keys: never, boot, the state directory. */
+	assert_int_equal(load("[defaults]\nstate-dir = /run/board\n[vm a]\nkernel = /k\n"), 0);
+	assert_int_equal(vm("a")->snapshot_every_ms, 0);
+	assert_int_equal(vm("a")->restart_from, UP_FROM_BOOT);
+	assert_string_equal(vm("a")->snapshot_path, "/run/board/a.snap");
+	up_config_free(&uc);
+	/* A snapshot-dir that is a file. */
+	snprintf(text, sizeof(text), "[vm a]\nkernel = /k\nsnapshot-dir = %s\n", path);
+	assert_int_equal(load(text), EXIT_USAGE);
+	up_config_free(&uc);
+	assert_non_null(strstr(err, ":3: snapshot-dir = "));
+	assert_non_null(strstr(err, "Not a directory; create that directory or give another"));
+}
+
+/* What a start's command line is: boot unless restart-from = snapshot, a restart the policy
+ * makes, a good snapshot and no failed restore since, all four. */
+static void test_up_restart_command(void **state)
+{
+	const char *argv[UP_MAX_ARGS + 6], *snap;
+	char line[1024];
+	unsigned n;
+
+	assert_int_equal(load("[defaults]\nstate-dir = /run/board\nkernel = /k\nmemory = 64M\n"
+			      "snapshot-every = 1s\nrestart-from = snapshot\nrestart = on-failure\n"
+			      "[vm a]\n[vm b]\nrestart-from = boot\n"),
+			 0);
+	/* a: the only case that restores. */
+	assert_string_equal(up_restore_from(vm("a"), true, true, false), "/run/board/a.snap");
+	assert_null(up_restore_from(vm("a"), false, true, false)); /* the first start, start, restart */
+	assert_null(up_restore_from(vm("a"), true, false, false)); /* no snapshot yet */
+	assert_null(up_restore_from(vm("a"), true, true, true));   /* its restore failed */
+	assert_null(up_restore_from(vm("b"), true, true, false));  /* restart-from = boot */
+	for (unsigned i = 0; i < 2; i++) {
+		snap = up_restore_from(vm("a"), true, true, i == 1);
+		n = up_command(vm("a"), "/bin/kvmbox", "--api=/run/board/a.sock", snap, argv);
+		line[0] = '\0';
+		for (unsigned k = 0; k < n; k++) {
+			strcat(line, argv[k]);
+			strcat(line, k + 1 < n ? " " : "");
+		}
+		assert_null(argv[n]);
+		assert_string_equal(
+			line, i == 0 ? "/bin/kvmbox restore /run/board/a.snap --kernel=/k --memory=64M "
+				       "--api=/run/board/a.sock"
+				     : "/bin/kvmbox run --kernel=/k --memory=64M --api=/run/board/a.sock");
+	}
+	up_config_free(&uc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_up_merge),     cmocka_unit_test(test_up_no_conflict),
-		cmocka_unit_test(test_up_bad_files), cmocka_unit_test(test_up_long_state_dir),
-		cmocka_unit_test(test_up_backoff),   cmocka_unit_test(test_up_order),
+		cmocka_unit_test(test_up_merge),           cmocka_unit_test(test_up_no_conflict),
+		cmocka_unit_test(test_up_bad_files),       cmocka_unit_test(test_up_long_state_dir),
+		cmocka_unit_test(test_up_backoff),         cmocka_unit_test(test_up_order),
+		cmocka_unit_test(test_up_duration),        cmocka_unit_test(test_up_snapshot_keys),
+		cmocka_unit_test(test_up_restart_command),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
