@@ -549,7 +549,7 @@ kb_boot_host() {
 		"$KB_QEMU" "${KB_QEMU_MACHINE[@]}" -accel "tcg,thread=$KB_TCG_THREAD" -smp "${KVMBOX_HOST_CPUS:-2}"
 		-cpu "${KVMBOX_HOST_CPU:-max}" -m "${KVMBOX_HOST_MEMORY:-3G}" -nic none -nographic -no-reboot
 		-kernel "$KB_KDIR/vmlinuz" -initrd "$initrd"
-		-append "console=$KB_HOST_CONSOLE quiet panic=-1 ${KB_HOST_HUGEPAGES:+hugepages=$KB_HOST_HUGEPAGES }$append"
+		-append "console=$KB_HOST_CONSOLE quiet panic=-1 ${KB_HOST_HUGEPAGES:+hugepages=$KB_HOST_HUGEPAGES }${KVMBOX_HOST_APPEND:+$KVMBOX_HOST_APPEND }$append"
 	)
 	[[ -n ${KB_PIDFILE:-} ]] && cmd+=(-pidfile "$KB_PIDFILE")
 	if [[ -n ${KB_STATUS_FILE:-} ]]; then

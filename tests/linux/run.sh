@@ -172,7 +172,12 @@ SILENCE=${KVMBOX_HOST_SILENCE:-60}
 rm -f "$OUT/qemu.pid"
 part_arg=
 [[ $PART == [ab] ]] && part_arg="kvmbox.part=$PART "
-exec 3< <(KB_PIDFILE=$OUT/qemu.pid kb_boot_host "$INITRD" "$TMO" \
+# x86: the emulated host's second serial port (a 16550, ttyS1) gets the heartbeat too, into
+# OUT/ttyS1 (the arm64 board has one UART).
+status=
+[[ $KB_ARCH == x86_64 ]] && status=$OUT/ttyS1
+rm -f "$OUT/ttyS1"
+exec 3< <(KB_PIDFILE=$OUT/qemu.pid KB_STATUS_FILE=$status kb_boot_host "$INITRD" "$TMO" \
 	"kvmbox.host=tests $part_arg${only:+kvmbox.only=$only} ${bt:+kvmbox.boot_timeout=$bt} ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
 qpid=$!
 # stop_host: stop qemu: through kb_boot_host's `timeout` (the child of $qpid), which stops it.
@@ -190,8 +195,11 @@ while :; do
 	if ((rc != 0)); then
 		((rc > 128)) || break # end of the output
 		silent=1
+		hb=$(tail -n1 "$OUT/ttyS1" 2>/dev/null)
 		echo "linux: the emulated host printed nothing for ${SILENCE}s; qemu uses" \
-			"$(kb_cpu_use "$(cat "$OUT/qemu.pid" 2>/dev/null)")% of a CPU; stopping it" >>"$LOG"
+			"$(kb_cpu_use "$(cat "$OUT/qemu.pid" 2>/dev/null)")% of a CPU; its second serial port's" \
+			"last heartbeat: ${hb:-none} $((EPOCHSECONDS - $(stat -c %Y "$OUT/ttyS1" 2>/dev/null || echo 0)))s ago;" \
+			"stopping it" >>"$LOG"
 		stop_host
 		break
 	fi
