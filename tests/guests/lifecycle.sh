@@ -1048,6 +1048,19 @@ up_file_id() {
 	stat -c '%i %Y' "$1" 2>/dev/null
 }
 
+# up_tick_after LOG SIZE NEW SECONDS: until LOG's bytes after its first SIZE (copied to NEW)
+# have an idle tick; sets first (the tick's number; empty when none came in time).
+up_tick_after() {
+	local n=$(($4 * 20))
+	first=
+	while [ "$n" -gt 0 ] && [ -z "$first" ]; do
+		tail -c +$(($2 + 1)) "$1" >"$3"
+		first=$(lc_first_tick "$3")
+		[ -n "$first" ] || sleep 0.05
+		n=$((n - 1))
+	done
+}
+
 # up_wait_snap FILE OLD SECONDS: until FILE is there as another file than OLD ("INODE MTIME",
 # may be empty) with a later mtime (an up snapshot is a new file renamed over the old one); sets
 # ID; else WHY.
@@ -1131,12 +1144,7 @@ t_up_snapshot() {
 	grep -aqx "kvmbox up: vm s: started, pid $(up_field s pid), restoring $snap" "$ERR" ||
 		{ lc_kill "$PID"; fail "$t" "the restart did not restore $snap: $(grep -a started "$ERR" | tail -n1)"; return; }
 	OUT=$new
-	for ((n = 0; n < 200; n++)); do
-		tail -c +$((size + 1)) "$dir/state/s.console.log" >"$new"
-		[ -n "$(lc_first_tick "$new")" ] && break
-		sleep 0.05
-	done
-	first=$(lc_first_tick "$new")
+	up_tick_after "$dir/state/s.console.log" "$size" "$new" 10
 	[ -n "$first" ] && [ "$first" -gt 1 ] ||
 		{ lc_kill "$PID"; fail "$t" "first tick after the restart '${first:-none}', expected one > 1 (resumed)"; return; }
 	grep -aq "idle: ready" "$new" && { lc_kill "$PID"; fail "$t" "the restarted guest booted (idle: ready)"; return; }
@@ -1159,12 +1167,7 @@ t_up_snapshot() {
 	grep -aqx "kvmbox up: vm s: started, pid $(up_field s pid)" "$ERR" ||
 		{ lc_kill "$PID"; fail "$t" "the restart after the failed restore did not boot: $(grep -a started "$ERR" | tail -n1)"; return; }
 	OUT=$new
-	for ((n = 0; n < 400; n++)); do
-		tail -c +$((size + 1)) "$dir/state/s.console.log" >"$new"
-		[ -n "$(lc_first_tick "$new")" ] && break
-		sleep 0.05
-	done
-	first=$(lc_first_tick "$new")
+	up_tick_after "$dir/state/s.console.log" "$size" "$new" 20
 	grep -aq "^idle: ready" "$new" && [ -n "$first" ] && [ "$first" -le 5 ] ||
 		{ lc_kill "$PID"; fail "$t" "after the failed restore: no boot (first tick '${first:-none}')"; return; }
 	kill -TERM "$PID"
