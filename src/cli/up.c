@@ -901,7 +901,7 @@ static void up_help(void)
 	       "restart keys say, and shut them all down (ACPI) on SIGTERM or SIGINT.\n"
 	       "\n"
 	       "      --api SOCKET  control socket for the set: kvmbox ctl SOCKET list|start|stop|\n"
-	       "                    restart|snapshot NAME|vm NAME COMMAND\n"
+	       "                    restart|snapshot NAME|vm NAME COMMAND|console NAME\n"
 	       "  -h, --help        this text\n"
 	       "\n"
 	       "Exit status: 0 every VM stopped cleanly, 1 a VM did not (or the set could not\n"
