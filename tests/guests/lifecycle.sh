@@ -1181,7 +1181,7 @@ up_console_wait() {
 		n=$((n - 1))
 		sleep 0.05
 	done
-	WHY="no '$2' in $(basename "$1") after $3s: $(tail -c 200 "$1" 2>/dev/null | tr -d '\r' | tr '\n' '|')"
+	WHY="no '$2' in ${1##*/} after $3s: $(tail -c 200 "$1" 2>/dev/null | tr -d '\r' | tr '\n' '|')"
 	return 1
 }
 
