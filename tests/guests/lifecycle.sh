@@ -1267,8 +1267,9 @@ t_up_console() {
 	# From a FIFO: input without a terminal; the VM killed: up's line, status 1.
 	rm -f "$WORK/$t.fifo"
 	mkfifo "$WORK/$t.fifo" || { lc_kill "$PID"; fail "$t" "mkfifo failed"; return; }
-	exec {fd}<>"$WORK/$t.fifo" # ours, to write; the client's stdin is read-only: it ends with ours
-	"$TOOLS/deadline" -k 2 60 "$KVMBOX" ctl "$sock" console a <"$WORK/$t.fifo" >"$WORK/$t.cout" 2>"$WORK/$t.cerr" &
+	# Ours, to write (not the client's: {fd}>&-); its stdin is read-only and ends with ours.
+	exec {fd}<>"$WORK/$t.fifo"
+	"$TOOLS/deadline" -k 2 60 "$KVMBOX" ctl "$sock" console a <"$WORK/$t.fifo" >"$WORK/$t.cout" 2>"$WORK/$t.cerr" {fd}>&- &
 	cpid=$!
 	up_console_wait "$WORK/$t.cout" "idle: tick [0-9]+" 20 || { exec {fd}>&-; lc_kill "$PID" "$cpid"; fail "$t" "from a FIFO: $WHY"; return; }
 	printf 'fifo line\r' >&"$fd"
@@ -1287,7 +1288,7 @@ t_up_console() {
 	up_wait "$sock" 30 a state running a restarts 1 || { lc_kill "$PID"; fail "$t" "after kill -9: $WHY"; return; }
 	# The restarted VM takes a new client; the end of its stdin detaches it.
 	exec {fd}<>"$WORK/$t.fifo"
-	"$TOOLS/deadline" -k 2 60 "$KVMBOX" ctl "$sock" console a <"$WORK/$t.fifo" >"$WORK/$t.cout2" 2>"$WORK/$t.cerr2" &
+	"$TOOLS/deadline" -k 2 60 "$KVMBOX" ctl "$sock" console a <"$WORK/$t.fifo" >"$WORK/$t.cout2" 2>"$WORK/$t.cerr2" {fd}>&- &
 	cpid=$!
 	up_console_wait "$WORK/$t.cout2" "idle: tick [0-9]+" 20 || { exec {fd}>&-; lc_kill "$PID" "$cpid"; fail "$t" "after the restart: $WHY"; return; }
 	exec {fd}>&-
