@@ -45,6 +45,10 @@ static void ctl_help(void)
 	       "  start|stop|restart VM start, shut down (ACPI), or both, the VM called VM\n"
 	       "  snapshot VM           a snapshot of VM now, into its SNAPSHOT_DIR/VM.snap\n"
 	       "  vm VM COMMAND [ARG...] any command above, sent to that VM's own socket\n"
+	       "  console VM            this terminal on VM's console: the last lines of its log,\n"
+	       "                        then live; what you type goes to the guest. Ctrl-A x\n"
+	       "                        detaches (Ctrl-A Ctrl-A sends Ctrl-A); one client per VM.\n"
+	       "                        Ends with a line when the VM's process exits (status 1)\n"
 	       "\n"
 	       "options:\n"
 	       "  --json REQUEST        send REQUEST, a JSON object, as is (\"id\": 1 is added if absent)\n"
@@ -52,7 +56,8 @@ static void ctl_help(void)
 	       "  -h, --help            this text\n"
 	       "\n"
 	       "exit status: 0 the VM answered with a result, 1 the VM answered with an error or\n"
-	       "could not be reached, 2 usage error.\n");
+	       "could not be reached, 2 usage error; console: 0 detached (Ctrl-A x, or the end of\n"
+	       "stdin), 1 not attached or ended by up (the VM stopped), 128+N signal N.\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -382,6 +387,11 @@ int cmd_ctl(int argc, char **argv)
 		return usage_error(argc - i < 1 ? "missing SOCKET and COMMAND" : "missing COMMAND");
 	path = argv[i++];
 	cmd = argv[i++];
+	if (!strcmp(cmd, "console")) {
+		if (argc - i != 1 || !*argv[i] || argv[i][0] == '-')
+			return usage_error("console needs one argument, the VM NAME (of kvmbox up's socket)");
+		return ctl_console(path, argv[i], timeout_s);
+	}
 
 	if (!strcmp(cmd, "--json")) {
 		if (argc - i != 1)

@@ -54,6 +54,8 @@ struct api_req {
 	bool answered;        /* under hub->lock */
 	bool orphaned;        /* under hub->lock: nobody will send the reply */
 	struct api_req *next; /* client queue: loop thread only */
+	api_hijack_fn hijack; /* api_hijack: the connection goes to hijack(hijack_ctx, ...) */
+	void *hijack_ctx;
 };
 
 struct api_client {
@@ -68,6 +70,9 @@ struct api_client {
 	size_t out_len, out_off;
 	struct api_req *head, *tail;
 	unsigned queued;
+	api_hijack_fn hijack; /* set: no more requests; the connection goes to hijack() once the
+			       * replies queued before it are out (client_handover) */
+	void *hijack_ctx;
 	struct api_client *next;
 };
 
@@ -219,6 +224,13 @@ void api_reply(struct api_req *req, struct json_object *result)
 	req_finish(req, line, line ? len : 0);
 }
 
+void api_hijack(struct api_req *req, struct json_object *result, api_hijack_fn fn, void *ctx)
+{
+	req->hijack = fn;
+	req->hijack_ctx = ctx;
+	api_reply(req, result);
+}
+
 void api_error(struct api_req *req, const char *class, const char *fmt, ...)
 {
 	va_list ap;
@@ -278,6 +290,32 @@ static void client_close(struct api_client *c)
 	}
 	free(c->in);
 	free(c->out);
+	/* A hijack that never happened: its owner learns the client is gone. */
+	if (c->hijack)
+		c->hijack(c->hijack_ctx, -1, NULL, 0);
+	free(c);
+}
+
+/* The replies up to the hijacked request's have gone out: the connection is the hijacker's now,
+ * with the bytes the client sent after that request. */
+static void client_handover(struct api_client *c)
+{
+	struct api_server *s = c->s;
+	struct api_client **pp;
+	api_hijack_fn fn = c->hijack;
+
+	for (pp = &s->clients; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	s->nclients--;
+	loop_del(s->loop, c->fd);
+	c->hijack = NULL;
+	fn(c->hijack_ctx, c->fd, (const uint8_t *)c->in, c->in_len);
+	free(c->in);
+	free(c->out);
 	free(c);
 }
 
@@ -285,7 +323,7 @@ static void client_arm(struct api_client *c)
 {
 	uint32_t ev = 0;
 
-	if (!c->eof && c->queued < API_MAX_PENDING)
+	if (!c->eof && c->queued < API_MAX_PENDING && !c->hijack)
 		ev |= EPOLLIN;
 	if (c->out_off < c->out_len)
 		ev |= EPOLLOUT;
@@ -470,6 +508,11 @@ static void handle_line(struct api_client *c, char *line, size_t len)
 	/* The handler may answer right here or later from any thread; the
 	 * queue keeps r until then. */
 	s->handler(s->ctx, r, json_object_get_string(cmd), args);
+	/* api_hijack is called by the handler itself, on this thread: r is still queued. */
+	if (r->hijack) {
+		c->hijack = r->hijack;
+		c->hijack_ctx = r->hijack_ctx;
+	}
 }
 
 /* Parse the complete lines in the input buffer, as far as the queue allows. */
@@ -478,7 +521,7 @@ static void client_parse(struct api_client *c)
 	size_t start = 0;
 	char *nl = NULL;
 
-	while (c->queued < API_MAX_PENDING && start < c->in_len) {
+	while (c->queued < API_MAX_PENDING && start < c->in_len && !c->hijack) {
 		size_t len;
 
 		nl = memchr(c->in + start, '\n', c->in_len - start);
@@ -496,6 +539,8 @@ static void client_parse(struct api_client *c)
 		memmove(c->in, c->in + start, c->in_len - start);
 		c->in_len -= start;
 	}
+	if (c->hijack)
+		return; /* the rest is the hijacker's */
 	if (nl || c->queued >= API_MAX_PENDING)
 		return; /* stopped by the queue limit, not by a missing '\n' */
 	if (c->discarding) {
@@ -530,13 +575,17 @@ static void client_flush(struct api_client *c)
 		}
 		/* Room in the queue again: parse lines held back by the limit
 		 * (the input buffer bounds the rounds). */
-		if (c->queued >= API_MAX_PENDING || !c->in_len)
+		if (c->queued >= API_MAX_PENDING || !c->in_len || c->hijack)
 			break;
 		in_len = c->in_len;
 		queued = c->queued;
 		client_parse(c);
 		if (c->in_len == in_len && c->queued == queued)
 			break; /* only a partial line left */
+	}
+	if (c->hijack && !c->head && c->out_off == c->out_len) {
+		client_handover(c);
+		return;
 	}
 	if (client_done(c)) {
 		client_close(c);
@@ -548,7 +597,7 @@ static void client_flush(struct api_client *c)
 static void client_read(struct api_client *c)
 {
 	/* A bounded number of rounds: one busy client cannot starve the loop. */
-	for (int rounds = 0; rounds < 16 && !c->eof && c->queued < API_MAX_PENDING; rounds++) {
+	for (int rounds = 0; rounds < 16 && !c->eof && c->queued < API_MAX_PENDING && !c->hijack; rounds++) {
 		ssize_t n;
 
 		if (c->in_len > API_MAX_LINE)

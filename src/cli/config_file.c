@@ -493,10 +493,7 @@ static int up_section_line(struct config_file *cf, const char *name)
 	len = strlen(name);
 	while (len && name[len - 1] == ' ')
 		len--;
-	if (!len || len > UP_NAME_MAX ||
-	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			 "0123456789_.-") < len ||
-	    name[0] == '.' || name[0] == '-') {
+	if (!up_name_valid(name, len)) {
 		problem(cf, cf->line,
 			"[vm %.*s]: a VM name is 1 to %d letters, digits, '_', '.' or '-' (not first); "
 			"rename it",

@@ -46,6 +46,7 @@
 #include "../core/notify.h"
 #include "../core/util.h"
 #include "options.h"
+#include "up_console.h"
 
 #define UP_TICK_MS      100
 #define UP_KILL_GRACE_S 10 /* after a shutdown's own timeout, before SIGKILL */
@@ -72,6 +73,8 @@ struct sup_vm {
 	uint64_t snap_due_ns;   /* snapshot-every: the next one then (0: not scheduled) */
 	bool from_snapshot;     /* this process was started by `kvmbox restore` */
 	bool failed_exit;       /* VM_BACKOFF: the process ended with an error (not a power-off) */
+	int in_fd;              /* with --api: the write end of the process's stdin, a pipe (-1: none) */
+	struct up_console *con; /* the client attached to its console (up_console.h), or NULL */
 	/* Under snap_lock (the forwarding thread writes them, the loop reads them). */
 	pthread_mutex_t snap_lock;
 	bool have_snap;      /* a snapshot of this up's is at vm->snapshot_path */
@@ -124,7 +127,7 @@ static void spawn(struct up *u, struct sup_vm *s, bool policy)
 {
 	const char *argv[UP_MAX_ARGS + 6], *snap;
 	char api[sizeof(s->sock) + 8];
-	int log_fd, null_fd;
+	int log_fd, in_rd;
 	pid_t parent = getpid(), pid;
 	bool have, failed;
 
@@ -134,7 +137,23 @@ static void spawn(struct up *u, struct sup_vm *s, bool policy)
 		vm_failed(s, "console-log %s: %s; give a writable path", s->vm->console_log, strerror(errno));
 		return;
 	}
-	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	/* Its stdin: with a set's socket, a pipe whose write end is ours (a `console` client's
+	 * input goes there); else /dev/null. */
+	if (u->api) {
+		int p[2];
+
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			close(log_fd);
+			vm_failed(s, "cannot start its process: pipe: %s; raise the open file limit",
+				  strerror(errno));
+			return;
+		}
+		in_rd = p[0];
+		s->in_fd = p[1];
+		fcntl(s->in_fd, F_SETFL, O_NONBLOCK);
+	} else {
+		in_rd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
 	snprintf(api, sizeof(api), "--api=%s", s->sock);
 	pthread_mutex_lock(&s->snap_lock);
 	have = s->have_snap;
@@ -142,7 +161,7 @@ static void spawn(struct up *u, struct sup_vm *s, bool policy)
 	pthread_mutex_unlock(&s->snap_lock);
 	snap = up_restore_from(s->vm, policy, have, failed);
 	up_command(s->vm, u->argv0, api, snap, argv);
-	pid = null_fd < 0 ? -1 : fork();
+	pid = in_rd < 0 ? -1 : fork();
 	if (pid == 0) {
 		sigset_t none;
 
@@ -151,7 +170,7 @@ static void spawn(struct up *u, struct sup_vm *s, bool policy)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(128 + SIGTERM);
-		dup2(null_fd, 0);
+		dup2(in_rd, 0);
 		dup2(log_fd, 1);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -159,9 +178,13 @@ static void spawn(struct up *u, struct sup_vm *s, bool policy)
 		_exit(127);
 	}
 	close(log_fd);
-	if (null_fd >= 0)
-		close(null_fd);
+	if (in_rd >= 0)
+		close(in_rd);
 	if (pid < 0) {
+		if (s->in_fd >= 0) {
+			close(s->in_fd);
+			s->in_fd = -1;
+		}
 		vm_failed(s, "cannot start its process: %s", strerror(errno));
 		return;
 	}
@@ -238,6 +261,22 @@ static void reaped(struct up *u, struct sup_vm *s, int st)
 	s->state = VM_STOPPED;
 	fprintf(stderr, "kvmbox up: vm %s: exited with status %d after %llu ms\n", s->vm->name, s->status,
 		(unsigned long long)ran_ms);
+	/* Its console: the attached client gets the rest of the log and one line, and is
+	 * detached (a restart is a new process: attach again). */
+	if (s->in_fd >= 0) {
+		close(s->in_fd);
+		s->in_fd = -1;
+	}
+	if (s->con) {
+		char line[200];
+
+		snprintf(line, sizeof(line),
+			 "kvmbox: up: vm %s: its process exited with status %d; console detached (attach "
+			 "again once it runs)",
+			 s->vm->name, s->status);
+		up_console_stop(s->con, line);
+		s->con = NULL;
+	}
 	/* A restore that ended before its socket answered, with an error: the snapshot does not
 	 * restore (corrupt, refused). Restarts boot until a new snapshot is good; said once. */
 	if (s->from_snapshot && was == VM_STARTING && !clean) {
@@ -691,12 +730,78 @@ static struct json_object *vm_json(struct sup_vm *s)
 	return o;
 }
 
+/* ---- console (up_console.h) ---- */
+
+static void console_gone(void *ctx)
+{
+	struct sup_vm *s = ctx;
+
+	s->con = NULL;
+}
+
+/* `console {name}`: the connection becomes VM s's console (docs/API.md). */
+static void console_start(struct up *u, struct sup_vm *s, struct api_req *req, struct json_object *args)
+{
+	struct json_object *o;
+	char err[512];
+
+	json_object_object_foreach(args, key, val)
+	{
+		(void)val;
+		if (strcmp(key, "name")) {
+			api_error(req, "InvalidArgument", "console takes {\"name\": NAME} only, not '%.64s'",
+				  key);
+			return;
+		}
+	}
+	if (u->stopping) {
+		api_error(req, "InvalidState", "kvmbox up is shutting every VM down");
+		return;
+	}
+	if (s->vm->cfg.console == CONSOLE_NONE) {
+		api_error(req, "DeviceNotFound",
+			  "vm %s has no console (console = none); give it console = "
+			  "serial or virtio",
+			  s->vm->name);
+		return;
+	}
+	if (s->state != VM_STARTING && s->state != VM_RUNNING) {
+		api_error(req, "NotRunning", "vm %s is %s; start it first (start %s)", s->vm->name,
+			  state_names[s->state], s->vm->name);
+		return;
+	}
+	if (s->con) {
+		api_error(req, "Busy",
+			  "vm %s: another client is attached to its console; only one at a time: detach it "
+			  "first (Ctrl-A x)",
+			  s->vm->name);
+		return;
+	}
+	if (s->in_fd < 0) {
+		api_error(req, "GenericError", "vm %s: its process has no console input", s->vm->name);
+		return;
+	}
+	s->con = up_console_new(u->loop, s->vm->name, s->vm->console_log, s->in_fd, console_gone, s, err,
+				sizeof(err));
+	if (!s->con) {
+		api_error(req, "GenericError", "%s", err);
+		return;
+	}
+	o = json_object_new_object();
+	if (o) {
+		json_object_object_add(o, "name", json_object_new_string(s->vm->name));
+		json_object_object_add(o, "console_log", json_object_new_string(s->vm->console_log));
+	}
+	api_hijack(req, o, up_console_hijacked, s->con);
+}
+
 static void up_handle(void *ctx, struct api_req *req, const char *command, struct json_object *args)
 {
 	struct up *u = ctx;
 	struct json_object *name;
 	struct sup_vm *s = NULL;
 	const char *vm_name;
+	size_t len;
 
 	if (!strcmp(command, "list")) {
 		struct json_object *list = json_object_new_array(), *o = json_object_new_object();
@@ -708,10 +813,10 @@ static void up_handle(void *ctx, struct api_req *req, const char *command, struc
 		return;
 	}
 	if (strcmp(command, "start") && strcmp(command, "stop") && strcmp(command, "restart") &&
-	    strcmp(command, "vm") && strcmp(command, "snapshot")) {
+	    strcmp(command, "vm") && strcmp(command, "snapshot") && strcmp(command, "console")) {
 		api_error(req, "CommandNotFound",
-			  "unknown command '%s'; kvmbox up takes list, start, stop, restart, snapshot and vm "
-			  "(docs/API.md)",
+			  "unknown command '%.64s'; kvmbox up takes list, start, stop, restart, snapshot, vm "
+			  "and console (docs/API.md)",
 			  command);
 		return;
 	}
@@ -721,11 +826,20 @@ static void up_handle(void *ctx, struct api_req *req, const char *command, struc
 	    json_object_object_get_ex(args, "path", &name) && json_object_is_type(name, json_type_string) &&
 	    strrchr(json_object_get_string(name), '/')) {
 		vm_name = strrchr(json_object_get_string(name), '/') + 1;
+		len = strlen(vm_name);
 	} else if (json_object_object_get_ex(args, "name", &name) &&
 		   json_object_is_type(name, json_type_string)) {
 		vm_name = json_object_get_string(name);
+		len = (size_t)json_object_get_string_len(name); /* a \u0000 inside is not a name */
 	} else {
 		api_error(req, "InvalidArgument", "%s needs {\"name\": NAME}", command);
+		return;
+	}
+	if (!up_name_valid(vm_name, len)) {
+		api_error(req, "InvalidArgument",
+			  "'%.40s%s' is not a VM name (1 to %d letters, digits, '_', '.' or '-'); kvmbox ctl "
+			  "SOCKET list names them",
+			  vm_name, strlen(vm_name) > 40 ? "..." : "", UP_NAME_MAX);
 		return;
 	}
 	for (unsigned i = 0; i < u->uc.nr_vms; i++)
@@ -737,6 +851,10 @@ static void up_handle(void *ctx, struct api_req *req, const char *command, struc
 	}
 	if (!strcmp(command, "vm")) {
 		forward(u, s, req, args);
+		return;
+	}
+	if (!strcmp(command, "console")) {
+		console_start(u, s, req, args);
 		return;
 	}
 	if (!strcmp(command, "snapshot")) {
@@ -783,7 +901,7 @@ static void up_help(void)
 	       "restart keys say, and shut them all down (ACPI) on SIGTERM or SIGINT.\n"
 	       "\n"
 	       "      --api SOCKET  control socket for the set: kvmbox ctl SOCKET list|start|stop|\n"
-	       "                    restart|snapshot NAME|vm NAME COMMAND\n"
+	       "                    restart|snapshot NAME|vm NAME COMMAND|console NAME\n"
 	       "  -h, --help        this text\n"
 	       "\n"
 	       "Exit status: 0 every VM stopped cleanly, 1 a VM did not (or the set could not\n"
@@ -850,7 +968,7 @@ int cmd_up(int argc, char **argv)
 {
 	struct up *u;
 	const char *api = NULL, *file = NULL;
-	sigset_t set;
+	sigset_t set, pipe_set;
 	int ret = EXIT_START_FAIL;
 
 	for (int i = 1; i < argc; i++) {
@@ -893,6 +1011,7 @@ int cmd_up(int argc, char **argv)
 		char sock[sizeof(s->sock)]; /* not straight into s->sock: GCC's -Wrestrict sees *u twice */
 
 		s->vm = &u->uc.vms[i];
+		s->in_fd = -1;
 		pthread_mutex_init(&s->snap_lock, NULL);
 		s->pending = true;
 		s->status = -1;
@@ -911,6 +1030,11 @@ int cmd_up(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* A console client's input written to the pipe of a VM that just ended is EPIPE, not the
+	 * end of up (the VMs' processes get an empty mask before exec). */
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
 	u->loop = loop_create();
 	u->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	u->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -930,6 +1054,20 @@ out:
 	 * so their requests end at once). */
 	while (atomic_load(&u->in_flight))
 		usleep(10000);
+	/* Consoles still attached (up ends with VMs it could not stop: a second signal): the
+	 * clients get one line; a console not handed over yet ends in api_server_destroy. */
+	for (unsigned i = 0; i < u->uc.nr_vms; i++) {
+		struct sup_vm *s = &u->vms[i];
+
+		if (!s->vm)
+			continue; /* not set up: in_fd is not ours */
+		if (s->con) {
+			up_console_stop(s->con, "kvmbox: up: exiting; console detached");
+			s->con = NULL;
+		}
+		if (s->in_fd >= 0)
+			close(s->in_fd);
+	}
 	api_server_destroy(u->api);
 	if (u->loop)
 		loop_destroy(u->loop);

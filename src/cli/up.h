@@ -72,6 +72,10 @@ struct up_config {
 int up_config_load(struct up_config *uc, const char *path);
 void up_config_free(struct up_config *uc);
 
+/* Is name[0..len) a VM name: 1 to UP_NAME_MAX letters, digits, '_', '.' or '-', not starting
+ * with '.' or '-' (no NUL, no '/')? The file's [vm NAME] and every name a control client sends. */
+bool up_name_valid(const char *name, size_t len);
+
 /* Start order of uc's VMs into uc->order: each after the VMs it names, otherwise in file
  * order. 0, or -1 with one line (FILE:LINE) printed for a cycle. */
 int up_order(struct up_config *uc);

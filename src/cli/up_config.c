@@ -21,6 +21,17 @@ unsigned up_backoff_ms(unsigned n)
 }
 
 /* Kahn's algorithm, taking the first ready VM in file order each time. */
+bool up_name_valid(const char *name, size_t len)
+{
+	if (!name || !len || len > UP_NAME_MAX || name[0] == '.' || name[0] == '-')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", name[i]) ||
+		    !name[i])
+			return false;
+	return true;
+}
+
 int up_order(struct up_config *uc)
 {
 	bool placed[UP_MAX_VMS] = { false };

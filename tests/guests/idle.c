@@ -8,7 +8,10 @@
  *   pwrbtn: handle the ACPI power button: route the SCI (ISA IRQ 9 through the
  *           MADT override) on the IOAPIC, enable PWRBTN_EN in PM1_EN and, on
  *           the event, clear PWRBTN_STS, print "idle: power button" and power
- *           off through PM1a_CNT. Without it the button is ignored. */
+ *           off through PM1a_CNT. Without it the button is ignored.
+ *   echo: read the serial port's input at each tick (LSR's data-ready bit, no interrupt) and
+ *         print each line as "idle: echo LINE" (printable ASCII, up to 64 characters; CR or
+ *         LF ends a line), for kvmbox up's console test. */
 #include "guest.h"
 
 #define TICK_HZ    5
@@ -62,6 +65,27 @@ static void sci_setup(const struct madt_info *mi)
 	outw(PM1_EN, PM1_PWRBTN);
 	gprintf("idle: power button armed (gsi %u, %s, active %s)\n", gsi, level ? "level" : "edge",
 		active_low ? "low" : "high");
+}
+
+/* The input received since the last tick: each complete line printed back. */
+static void echo_poll(void)
+{
+	static char line[65];
+	static int len;
+
+	while (inb(COM1 + 5) & 0x01) { /* LSR: data ready */
+		char ch = (char)inb(COM1);
+
+		if (ch == '\r' || ch == '\n') {
+			if (len) {
+				line[len] = '\0';
+				gprintf("idle: echo %s\n", line);
+				len = 0;
+			}
+		} else if (ch >= 0x20 && ch < 0x7f && len < (int)sizeof(line) - 1) {
+			line[len++] = ch;
+		}
+	}
 }
 
 /* INIT, then SIPI (twice if needed); the watchdog clock bounds the waits. */
@@ -122,11 +146,14 @@ void guest_main(struct hvm_start_info *si)
 	gprintf("idle: ready (%d cpus)\n", mi.ncpus);
 
 	u32 seen = 0;
+	bool echo = cmdline_has("echo");
 
 	for (;;) {
 		while (ticks == seen)
 			wait_for_irq();
 		seen = ticks;
 		gprintf("idle: tick %u\n", seen);
+		if (echo)
+			echo_poll();
 	}
 }

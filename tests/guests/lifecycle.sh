@@ -1175,3 +1175,134 @@ t_up_snapshot() {
 	[ "$RC" = 0 ] || { fail "$t" "status $RC after SIGTERM, expected 0: $(tail -n2 "$ERR" | tr '\n' '|')"; return; }
 	pass "$t"
 }
+
+# up_console_wait FILE TEXT SECONDS: until FILE has TEXT (grep -aE); else WHY.
+up_console_wait() {
+	local n=$(($3 * 20))
+	while [ "$n" -gt 0 ]; do
+		grep -aqE -- "$2" "$1" 2>/dev/null && return 0
+		n=$((n - 1))
+		sleep 0.05
+	done
+	WHY="no '$2' in ${1##*/} after $3s: $(tail -c 200 "$1" 2>/dev/null | tr -d '\r' | tr '\n' '|')"
+	return 1
+}
+
+# t_up_console: an idle guest that echoes its serial input (idle's `echo`) under `kvmbox up
+# --api`, L the last tick in its console log. `ctl UP console a` on a pty (tools/ptyrun
+# console=L): the pty shows ticks up to L first (the log's tail) and then ticks above L, is in raw
+# mode, "hello console" typed there comes back as "idle: echo hello console"; a second attach
+# meanwhile is refused (status 1, one line saying another client is attached); Ctrl-A x
+# detaches with status 0 and the pty's termios are what they were before; attached again on a
+# pty, SIGTERM ends the client with 143 and the termios restored. Names that are not a VM's are
+# refused with one line. Attached from a FIFO (no terminal, so no escape), a line written there
+# is echoed; kill -9 of the VM's process ends the client with status 1 and up's one line saying
+# it exited with 137; the VM restarts (restart = on-failure) and takes a new attach, which the
+# end of its stdin detaches (status 0). The console log holds both echoes; SIGTERM: status 0.
+t_up_console() {
+	local t=$1 dir=$WORK/$1.d sock=$WORK/$1.sock conf=$WORK/$1.conf log last first r rc cpid pa n fd line
+	rm -rf "$dir" "$LOGS/$t.pty"* "$LOGS/$t.term"*
+	mkdir -p "$dir"
+	cat >"$conf" <<-EOF
+		[defaults]
+		state-dir = $dir/state
+		kernel = $GUESTS/$G.elf
+		memory = 64M
+		append = pwrbtn echo
+		restart = on-failure
+
+		[vm a]
+	EOF
+	log=$dir/state/a.console.log
+	lc_bg "$t" up --api "$sock" "$conf"
+	up_wait "$sock" 60 a state running || { lc_kill "$PID"; fail "$t" "$WHY"; return; }
+	OUT=$log
+	wait_out "idle: tick 3$" 20 || { lc_kill "$PID"; fail "$t" "console log: $WHY"; return; }
+	last=$(lc_ticks "$log" | tail -n1)
+	# On a pty: tail, live output, input, a second attach refused, Ctrl-A x.
+	"$TOOLS/deadline" -k 5 60 "$TOOLS/ptyrun" "$t" "console=$last" "$LOGS/$t.pty.err" "$LOGS/$t.pty.out" \
+		$DEFSIG "$KVMBOX" ctl "$sock" console a >"$WORK/$t.r" 2>&1 &
+	cpid=$!
+	for ((n = 0; n < 600; n++)); do
+		[ -e "$LOGS/$t.pty.out.attached" ] && break
+		kill -0 "$cpid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if [ ! -e "$LOGS/$t.pty.out.attached" ]; then
+		kill "$cpid" 2>/dev/null
+		wait "$cpid"
+		lc_kill "$PID"
+		fail "$t" "not attached: $(head -n1 "$WORK/$t.r" | cut -c1-200)"
+		return
+	fi
+	r=$("$TOOLS/deadline" -k 2 20 "$KVMBOX" ctl --timeout 10 "$sock" console a </dev/null 2>&1 >/dev/null)
+	rc=$?
+	printf '%s\n' "$r" >>"$LOGS/$CUR.ctl.err"
+	: >"$LOGS/$t.pty.out.go"
+	wait "$cpid"
+	[ "$rc" = 1 ] && [ "$(printf '%s\n' "$r" | wc -l)" = 1 ] &&
+		echo "$r" | grep -q "^kvmbox: console: vm a: another client is attached to its console" ||
+		{ lc_kill "$PID"; fail "$t" "a second attach: status $rc: $(echo "$r" | tr '\n' '|' | cut -c1-200)"; return; }
+	r=$(head -n1 "$WORK/$t.r")
+	[ "$r" = "PASS: $t" ] || { lc_kill "$PID"; fail "$t" "on a pty: ${r#FAIL: $t: }"; return; }
+	first=$(tr -d '\r' <"$LOGS/$t.pty.out" | sed -n 's/^idle: tick \([0-9][0-9]*\)$/\1/p' | head -n1)
+	[ -n "$first" ] && [ "$first" -le "$last" ] ||
+		{ lc_kill "$PID"; fail "$t" "the pty's first tick '${first:-none}', expected the log's tail (<= $last)"; return; }
+	r=$(grep -aiE "$ERROR_RE" "$LOGS/$t.pty.err" | head -n1)
+	[ -z "$r" ] || { lc_kill "$PID"; fail "$t" "the client's stderr: $r"; return; }
+	cat "$LOGS/$t.pty.err" >>"$LOGS/$CUR.ctl.err"
+	# SIGTERM to an attached client: 143, the terminal restored.
+	last=$(lc_ticks "$log" | tail -n1)
+	: >"$LOGS/$t.term.out.go"
+	r=$("$TOOLS/deadline" -k 5 60 "$TOOLS/ptyrun" "$t" "console-term=$last" "$LOGS/$t.term.err" "$LOGS/$t.term.out" \
+		$DEFSIG "$KVMBOX" ctl "$sock" console a 2>&1)
+	cat "$LOGS/$t.term.err" >>"$LOGS/$CUR.ctl.err"
+	[ "$r" = "PASS: $t" ] || { lc_kill "$PID"; fail "$t" "SIGTERM on a pty: ${r#FAIL: $t: }"; return; }
+	# Names: not a VM of the set, not a name at all.
+	for v in nosuch ../a 'a b'; do
+		r=$("$TOOLS/deadline" -k 2 20 "$KVMBOX" ctl --timeout 10 "$sock" console "$v" </dev/null 2>&1 >/dev/null)
+		rc=$?
+		printf '%s\n' "$r" >>"$LOGS/$CUR.ctl.err"
+		[ "$rc" = 1 ] && [ "$(printf '%s\n' "$r" | wc -l)" = 1 ] &&
+			echo "$r" | grep -qE "^kvmbox: console: (no VM called 'nosuch'|'$v' is not a VM name)" ||
+			{ lc_kill "$PID"; fail "$t" "console '$v': status $rc: $(echo "$r" | tr '\n' '|' | cut -c1-200)"; return; }
+	done
+	# From a FIFO: input without a terminal; the VM killed: up's line, status 1.
+	rm -f "$WORK/$t.fifo"
+	mkfifo "$WORK/$t.fifo" || { lc_kill "$PID"; fail "$t" "mkfifo failed"; return; }
+	# Ours, to write (not the client's: {fd}>&-); its stdin is read-only and ends with ours.
+	exec {fd}<>"$WORK/$t.fifo"
+	"$TOOLS/deadline" -k 2 60 "$KVMBOX" ctl "$sock" console a <"$WORK/$t.fifo" >"$WORK/$t.cout" 2>"$WORK/$t.cerr" {fd}>&- &
+	cpid=$!
+	up_console_wait "$WORK/$t.cout" "idle: tick [0-9]+" 20 || { exec {fd}>&-; lc_kill "$PID" "$cpid"; fail "$t" "from a FIFO: $WHY"; return; }
+	printf 'fifo line\r' >&"$fd"
+	up_console_wait "$WORK/$t.cout" "idle: echo fifo line" 20 || { exec {fd}>&-; lc_kill "$PID" "$cpid"; fail "$t" "from a FIFO: $WHY"; return; }
+	lc_ctl "$sock" list
+	pa=$(up_field a pid)
+	kill -KILL "$pa"
+	wait "$cpid"
+	rc=$?
+	exec {fd}>&-
+	cat "$WORK/$t.cerr" >>"$LOGS/$CUR.ctl.err"
+	line=$(tr -d '\r' <"$WORK/$t.cout" | tail -n1)
+	[ "$rc" = 1 ] && [ "$line" = "kvmbox: up: vm a: its process exited with status 137; console detached (attach again once it runs)" ] &&
+		[ ! -s "$WORK/$t.cerr" ] ||
+		{ lc_kill "$PID"; fail "$t" "after kill -9 of the VM: status $rc, last line '$line', stderr '$(head -n1 "$WORK/$t.cerr")'"; return; }
+	up_wait "$sock" 30 a state running a restarts 1 || { lc_kill "$PID"; fail "$t" "after kill -9: $WHY"; return; }
+	# The restarted VM takes a new client; the end of its stdin detaches it.
+	exec {fd}<>"$WORK/$t.fifo"
+	"$TOOLS/deadline" -k 2 60 "$KVMBOX" ctl "$sock" console a <"$WORK/$t.fifo" >"$WORK/$t.cout2" 2>"$WORK/$t.cerr2" {fd}>&- &
+	cpid=$!
+	up_console_wait "$WORK/$t.cout2" "idle: tick [0-9]+" 20 || { exec {fd}>&-; lc_kill "$PID" "$cpid"; fail "$t" "after the restart: $WHY"; return; }
+	exec {fd}>&-
+	wait "$cpid"
+	rc=$?
+	cat "$WORK/$t.cerr2" >>"$LOGS/$CUR.ctl.err"
+	[ "$rc" = 0 ] || { lc_kill "$PID"; fail "$t" "after the restart: status $rc at the end of stdin: $(head -n1 "$WORK/$t.cerr2")"; return; }
+	grep -aq "^idle: echo hello console$" "$log" && grep -aq "^idle: echo fifo line$" "$log" ||
+		{ lc_kill "$PID"; fail "$t" "the console log lacks an echo"; return; }
+	kill -TERM "$PID"
+	bg_wait 60 || { fail "$t" "kvmbox up still running 60s after SIGTERM"; return; }
+	[ "$RC" = 0 ] || { fail "$t" "status $RC after SIGTERM, expected 0: $(tail -n2 "$ERR" | tr '\n' '|')"; return; }
+	pass "$t"
+}

@@ -108,6 +108,7 @@ shutdown_timeout         idle            t_shutdown_timeout
 up                       idle            t_up
 up_clean                 idle            t_up_clean
 up_snapshot              idle            t_up_snapshot
+up_console               idle            t_up_console
 notify_run               idle            t_notify_run
 cli_missing_kernel       -               t_cli_kernel missing
 cli_kernel_is_dir        -               t_cli_kernel dir

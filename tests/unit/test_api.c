@@ -13,6 +13,7 @@
 #include <linux/sockios.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -45,7 +47,52 @@ struct fx {
 	struct api_req *slow[MAX_SLOW];
 	int nslow;
 	int nhandled; /* handler calls so far (lock, cond) */
+	/* api_hijack (lock, cond): the connections handed over */
+	int nhijacked;
+	bool ctl_stdin_open; /* run_ctl: stdin a pipe nobody writes to (never ends), not the test's */
+	int hj_fd;
+	char hj_pending[256];
+	size_t hj_n;
 };
+
+/* The "hijack" command's: keep the connection for the test. */
+static void hijack_keep(void *ctx, int fd, const uint8_t *pending, size_t n)
+{
+	struct fx *f = ctx;
+
+	pthread_mutex_lock(&f->lock);
+	f->hj_fd = fd;
+	f->hj_n = n < sizeof(f->hj_pending) ? n : sizeof(f->hj_pending) - 1;
+	if (n)
+		memcpy(f->hj_pending, pending, f->hj_n);
+	f->hj_pending[f->hj_n] = '\0';
+	f->nhijacked++;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* "console" (kvmbox ctl's console against a stand-in for up): output, up's last line, the end. */
+static void hijack_up_line(void *ctx, int fd, const uint8_t *pending, size_t n)
+{
+	static const char text[] = "console!\r\n\r\nkvmbox: up: vm x: stopped\r\n";
+
+	if (fd < 0)
+		return;
+	/* Not asserted (this is the loop's thread): a client whose stdin ended may be gone. */
+	if (send(fd, text, sizeof(text) - 1, MSG_NOSIGNAL) < 0)
+		fprintf(stderr, "test: console: %s\n", strerror(errno));
+	close(fd);
+}
+
+/* "console" of VM "silent": output, then the end without up's line. */
+static void hijack_silent(void *ctx, int fd, const uint8_t *pending, size_t n)
+{
+	if (fd < 0)
+		return;
+	if (send(fd, "x", 1, MSG_NOSIGNAL) < 0)
+		fprintf(stderr, "test: console: %s\n", strerror(errno));
+	close(fd);
+}
 
 /* slow: kept for the test to answer; err: an error; nosuch: unknown;
  * anything else: echo the command and arguments. */
@@ -66,6 +113,24 @@ static void handler(void *ctx, struct api_req *req, const char *command, struct 
 		f->slow[f->nslow++] = req;
 		pthread_cond_broadcast(&f->cond);
 		pthread_mutex_unlock(&f->lock);
+		return;
+	}
+	if (!strcmp(command, "hijack")) {
+		r = json_object_new_object();
+		json_object_object_add(r, "hijacked", json_object_new_boolean(1));
+		api_hijack(req, r, hijack_keep, f);
+		return;
+	}
+	if (!strcmp(command, "console")) {
+		struct json_object *name;
+		const char *vm;
+
+		assert_true(json_object_object_get_ex(args, "name", &name));
+		vm = json_object_get_string(name);
+		if (!strcmp(vm, "busy"))
+			api_error(req, "Busy", "vm busy: another client is attached to its console");
+		else
+			api_hijack(req, NULL, strcmp(vm, "silent") ? hijack_up_line : hijack_silent, f);
 		return;
 	}
 	if (!strcmp(command, "err")) {
@@ -726,6 +791,12 @@ static void run_ctl(struct fx *f, struct ctl_out *o, ...)
 
 		if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
 			_exit(99);
+		if (f->ctl_stdin_open) {
+			int p[2];
+
+			if (pipe(p) < 0 || dup2(p[0], 0) < 0)
+				_exit(99);
+		}
 		st = cmd_ctl(argc, argv);
 		fflush(NULL);
 		_exit(st);
@@ -903,6 +974,233 @@ static void test_ctl_usage(void **state)
 	free(o);
 }
 
+/* --- api_hijack and kvmbox ctl's console --- */
+
+/* The connection leaves the protocol after the hijacking request's reply: the bytes after its
+ * line are the hijacker's (a request among them is not handled), the connection carries raw
+ * bytes both ways, and the server goes on with other clients. */
+static void test_hijack(void **state)
+{
+	struct fx *f = *state;
+	int fd = cli_connect(f->path);
+	struct json_object *r;
+	char buf[64];
+
+	cli_send(fd, "{\"id\":1,\"command\":\"hijack\"}\nraw bytes\n{\"id\":2,\"command\":\"info\"}\n");
+	r = cli_reply(fd);
+	assert_int_equal(json_object_get_int(jget(r, "id")), 1);
+	assert_true(json_object_get_boolean(jget(jget(r, "return"), "hijacked")));
+	json_object_put(r);
+	wait_count(f, &f->nhijacked, 1);
+	assert_true(f->hj_fd >= 0);
+	assert_string_equal(f->hj_pending, "raw bytes\n{\"id\":2,\"command\":\"info\"}\n");
+	assert_int_equal(f->nhandled, 1);
+	assert_int_equal(send(f->hj_fd, "out", 3, MSG_NOSIGNAL), 3);
+	assert_int_equal(cli_readline_to(fd, buf, sizeof(buf), 2000), -1); /* "out", no '\n' */
+	cli_send(fd, "in\n");
+	{
+		struct pollfd p = { .fd = f->hj_fd, .events = POLLIN };
+
+		assert_int_equal(poll(&p, 1, 2000), 1);
+		assert_int_equal(recv(f->hj_fd, buf, sizeof(buf), 0), 3);
+		assert_memory_equal(buf, "in\n", 3);
+	}
+	roundtrip(f->path);
+	close(f->hj_fd);
+	assert_int_equal(recv(fd, buf, sizeof(buf), 0), 0); /* the hijacker closed it */
+	close(fd);
+}
+
+/* A hijack behind a request not answered yet waits for it: both replies in order, then the
+ * hand-over; the client leaving first, or the server going away, is a hand-over of -1. */
+static void test_hijack_waits(void **state)
+{
+	struct fx *f = *state;
+	int fd = cli_connect(f->path);
+	struct json_object *r;
+
+	cli_send(fd, "{\"id\":1,\"command\":\"slow\"}\n{\"id\":2,\"command\":\"hijack\"}\nX");
+	wait_slow(f, 1);
+	wait_handled(f, 2);
+	assert_int_equal(f->nhijacked, 0);
+	answer_slow(f, 0);
+	r = cli_reply(fd);
+	assert_int_equal(json_object_get_int(jget(r, "id")), 1);
+	json_object_put(r);
+	r = cli_reply(fd);
+	assert_int_equal(json_object_get_int(jget(r, "id")), 2);
+	json_object_put(r);
+	wait_count(f, &f->nhijacked, 1);
+	assert_true(f->hj_fd >= 0);
+	assert_string_equal(f->hj_pending, "X");
+	close(f->hj_fd);
+	close(fd);
+
+	/* The client leaves before its hand-over. */
+	fd = cli_connect(f->path);
+	cli_send(fd, "{\"id\":1,\"command\":\"slow\"}\n{\"id\":2,\"command\":\"hijack\"}\n");
+	wait_slow(f, 2);
+	wait_handled(f, 4);
+	close(fd);
+	wait_count(f, &f->nhijacked, 2);
+	assert_int_equal(f->hj_fd, -1);
+	answer_slow(f, 1);
+
+	/* The server goes away before it. */
+	fd = cli_connect(f->path);
+	cli_send(fd, "{\"id\":1,\"command\":\"slow\"}\n{\"id\":2,\"command\":\"hijack\"}\n");
+	wait_slow(f, 3);
+	wait_handled(f, 6);
+	f->hj_fd = 99;
+	fx_stop(f);
+	assert_int_equal(f->nhijacked, 3);
+	assert_int_equal(f->hj_fd, -1);
+	answer_slow(f, 2);
+	close(fd);
+}
+
+/* kvmbox ctl SOCKET console NAME (not a terminal): the output and up's last line, status 1 and
+ * nothing more said; without up's line, one line saying the connection ended; an error reply
+ * is one line; usage. */
+static void test_ctl_console(void **state)
+{
+	struct fx *f = *state;
+	struct ctl_out *o = malloc(sizeof(*o));
+	char want[512];
+
+	assert_non_null(o);
+	f->ctl_stdin_open = true;
+	run_ctl(f, o, f->path, "console", "x", NULL);
+	assert_int_equal(o->status, 1);
+	assert_string_equal(o->out, "console!\r\n\r\nkvmbox: up: vm x: stopped\r\n");
+	assert_string_equal(o->err, "");
+
+	run_ctl(f, o, f->path, "console", "silent", NULL);
+	assert_int_equal(o->status, 1);
+	assert_string_equal(o->out, "x");
+	snprintf(want, sizeof(want),
+		 "kvmbox: console: control socket %s closed the connection; is kvmbox up still running?\n",
+		 f->path);
+	assert_string_equal(o->err, want);
+
+	run_ctl(f, o, f->path, "console", "busy", NULL);
+	assert_int_equal(o->status, 1);
+	assert_string_equal(o->out, "");
+	assert_string_equal(o->err, "kvmbox: console: vm busy: another client is attached to its console\n");
+
+	/* The end of stdin detaches: status 0. */
+	f->ctl_stdin_open = false;
+	{
+		int saved = dup(0), null = open("/dev/null", O_RDONLY);
+
+		assert_true(saved >= 0 && null >= 0);
+		dup2(null, 0);
+		run_ctl(f, o, f->path, "console", "x", NULL);
+		dup2(saved, 0);
+		close(saved);
+		close(null);
+	}
+	assert_true(o->status == 0 || o->status == 1); /* stdin's end or up's line, whichever first */
+	assert_string_equal(o->err, "");
+
+	run_ctl(f, o, f->path, "console", NULL);
+	assert_int_equal(o->status, 2);
+	run_ctl(f, o, f->path, "console", "a", "b", NULL);
+	assert_int_equal(o->status, 2);
+	run_ctl(f, o, f->path, "console", "-x", NULL);
+	assert_int_equal(o->status, 2);
+	free(o);
+}
+
+/* The relay of an attached console: escapes (on a terminal), the end of input, up's end, a
+ * signal. */
+static void test_console_relay(void **state)
+{
+	int sv[2], in[2], out[2], sig[2];
+	char buf[256];
+	bool up;
+	ssize_t n;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(pipe(in), 0);
+	assert_int_equal(pipe(out), 0);
+	assert_int_equal(pipe(sig), 0);
+	/* Ctrl-A Ctrl-A is one Ctrl-A, Ctrl-A x detaches: what came before it is sent. The first
+	 * bytes (after the reply) are output. */
+	assert_int_equal(write(in[1],
+			       "ab\x01\x01"
+			       "c\x01x",
+			       7),
+			 7);
+	assert_int_equal(ctl_console_relay(sv[0], in[0], out[1], true, sig[0], (const uint8_t *)"hi", 2, &up),
+			 0);
+	assert_false(up);
+	assert_int_equal(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT), 4);
+	assert_memory_equal(buf,
+			    "ab\x01"
+			    "c",
+			    4);
+	assert_int_equal(read(out[0], buf, sizeof(buf)), 2);
+	assert_memory_equal(buf, "hi", 2);
+
+	/* Not a terminal: no escape; the end of input detaches (0). */
+	assert_int_equal(write(in[1], "\x01x", 2), 2);
+	close(in[1]);
+	assert_int_equal(ctl_console_relay(sv[0], in[0], out[1], false, sig[0], NULL, 0, &up), 0);
+	assert_int_equal(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT), 2);
+	assert_memory_equal(buf, "\x01x", 2);
+	close(in[0]);
+
+	/* A signal: 128+N. */
+	{
+		struct signalfd_siginfo si = { .ssi_signo = SIGTERM };
+
+		assert_int_equal(write(sig[1], &si, sizeof(si)), (ssize_t)sizeof(si));
+		assert_int_equal(ctl_console_relay(sv[0], -1, out[1], true, sig[0], NULL, 0, &up),
+				 128 + SIGTERM);
+	}
+
+	/* up's line and the end: 1, ended by up; its output on out. */
+	assert_int_equal(send(sv[1], "tick\r\n\r\nkvmbox: up: vm a: stopped\r\n", 35, 0), 35);
+	shutdown(sv[1], SHUT_WR);
+	assert_int_equal(ctl_console_relay(sv[0], -1, out[1], true, sig[0], NULL, 0, &up), 1);
+	assert_true(up);
+	n = read(out[0], buf, sizeof(buf));
+	assert_int_equal(n, 35);
+	close(sv[0]);
+	close(sv[1]);
+
+	/* The end without it: not ended by up. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(send(sv[1], "tick\r\n", 6, 0), 6);
+	close(sv[1]);
+	assert_int_equal(ctl_console_relay(sv[0], -1, out[1], true, sig[0], NULL, 0, &up), 1);
+	assert_false(up);
+	close(sv[0]);
+	close(out[0]);
+	close(out[1]);
+	close(sig[0]);
+	close(sig[1]);
+}
+
+static void test_console_ended_by_up(void **state)
+{
+	const char *yes = "x\r\nkvmbox: up: vm a: its process exited with status 0; console detached\r\n";
+	const char *no[] = { "",
+			     "\r\n",
+			     "kvmbox: up: vm a",
+			     "tick 3\r\n",
+			     "\r\nkvmbox: up:\r\n",
+			     "kvmbox: up: vm a: x\r\ntick\r\n" };
+
+	(void)state;
+	assert_true(ctl_console_ended_by_up(yes, strlen(yes)));
+	assert_true(ctl_console_ended_by_up(yes + 3, strlen(yes) - 3)); /* the line alone */
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		assert_false(ctl_console_ended_by_up(no[i], strlen(no[i])));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -920,6 +1218,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ctl_commands, setup_running, teardown),
 		cmocka_unit_test_setup_teardown(test_ctl_errors, setup_running, teardown),
 		cmocka_unit_test_setup_teardown(test_ctl_usage, setup_running, teardown),
+		cmocka_unit_test_setup_teardown(test_hijack, setup_running, teardown),
+		cmocka_unit_test_setup_teardown(test_hijack_waits, setup_running, teardown),
+		cmocka_unit_test_setup_teardown(test_ctl_console, setup_running, teardown),
+		cmocka_unit_test(test_console_relay),
+		cmocka_unit_test(test_console_ended_by_up),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

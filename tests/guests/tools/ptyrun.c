@@ -10,6 +10,13 @@
  *   sigterm   SIGTERM                  -> status 143, termios as before the run
  *   ctrl-a-x  "\001x" into the master  -> status 130, termios as before the run
  *   hangup    close the master         -> status 129 (SIGHUP from the hang-up)
+ * The console modes drive `kvmbox ctl UP_SOCKET console NAME` attached to an idle guest booted
+ * with `echo` under kvmbox up, L being the last tick the caller saw in the console log:
+ *   console=L       a tick above L on the master (then raw mode is checked), OUTFILE.attached
+ *                   created and OUTFILE.go waited for (the caller tries a second attach
+ *                   meanwhile), "hello console\r" typed and "idle: echo hello console" back,
+ *                   "\001x" -> status 0, termios as before the run
+ *   console-term=L  the same, then SIGTERM instead of the escape -> status 143, termios as before
  * Prints one line, "PASS: TEST" or "FAIL: TEST: why", and exits 0 (2 on bad
  * usage). Every wait is bounded. ERRFILE's contents are the caller's to judge. */
 #define _GNU_SOURCE
@@ -17,6 +24,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +132,39 @@ static int tio_same(const struct termios *a, const struct termios *b)
 	       cfgetospeed(a) == cfgetospeed(b) && !memcmp(a->c_cc, b->c_cc, sizeof(a->c_cc));
 }
 
+/* The highest N of the "idle: tick N" lines in out (-1: none). */
+static long max_tick(void)
+{
+	long best = -1;
+
+	for (const char *p = out; p && (p = strstr(p, "idle: tick ")); p++) {
+		char *end;
+		long v = strtol(p + 11, &end, 10);
+
+		if (end != p + 11 && v > best)
+			best = v;
+	}
+	return best;
+}
+
+/* Read from the master until text shows up, up to timeout s. 0, or -1 (*pid reaped if it ended). */
+static int wait_text(const char *text, double timeout, pid_t *pid, int master)
+{
+	double end = now() + timeout;
+	int st;
+
+	while (!out || !strstr(out, text)) {
+		if (now() > end)
+			return -1;
+		if (waitpid(*pid, &st, WNOHANG) == *pid) {
+			*pid = 0;
+			return -1;
+		}
+		read_some(master, 50);
+	}
+	return 0;
+}
+
 static void child(char **argv, const char *err_path, int master, int slave)
 {
 	int err;
@@ -159,8 +200,12 @@ static int fail(const char *fmt, ...)
 }
 
 /* The test itself; kills and reaps *pid on any early return (the caller does). */
-static int run(const char *how, const char *err_path, char **argv, pid_t *pid, int *master, int *slave)
+static int run(const char *how, const char *err_path, const char *out_path, char **argv, pid_t *pid,
+	       int *master, int *slave)
 {
+	bool console = !strncmp(how, "console=", 8) || !strncmp(how, "console-term=", 13);
+	long last = console ? strtol(strchr(how, '=') + 1, NULL, 10) : 0;
+
 	struct termios before, during, after;
 	double end;
 	int want, status;
@@ -181,6 +226,60 @@ static int run(const char *how, const char *err_path, char **argv, pid_t *pid, i
 		return fail("fork: %s", strerror(errno));
 	if (*pid == 0)
 		child(argv, err_path, *master, *slave);
+
+	if (console) {
+		char path[4096];
+		int fd;
+
+		end = now() + TIMEOUT_READY;
+		while (max_tick() <= last) {
+			int st;
+
+			if (now() > end)
+				return fail("no tick above %ld on the pty within %.0fs (highest %ld)", last,
+					    TIMEOUT_READY, max_tick());
+			if (waitpid(*pid, &st, WNOHANG) == *pid) {
+				*pid = 0;
+				return fail(
+					"the console client exited (wait status %#x) before a tick above %ld",
+					(unsigned)st, last);
+			}
+			read_some(*master, 50);
+		}
+		if (tcgetattr(*slave, &during) < 0)
+			return fail("tcgetattr: %s", strerror(errno));
+		if (during.c_lflag & (ICANON | ECHO | ISIG))
+			return fail("pty not in raw mode while attached (%s%s%s still on)",
+				    during.c_lflag & ICANON ? "ICANON " : "",
+				    during.c_lflag & ECHO ? "ECHO " : "",
+				    during.c_lflag & ISIG ? "ISIG" : "");
+		snprintf(path, sizeof(path), "%s.attached", out_path);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return fail("cannot create %s: %s", path, strerror(errno));
+		close(fd);
+		snprintf(path, sizeof(path), "%s.go", out_path);
+		end = now() + TIMEOUT_READY;
+		while (access(path, F_OK) < 0) {
+			if (now() > end)
+				return fail("no %s within %.0fs", path, TIMEOUT_READY);
+			read_some(*master, 50);
+		}
+		if (write(*master, "hello console\r", 14) != 14)
+			return fail("cannot write to the pty: %s", strerror(errno));
+		if (wait_text("idle: echo hello console", 10.0, pid, *master) < 0)
+			return fail("no 'idle: echo hello console' within 10s of typing it%s",
+				    *pid ? "" : " (the client exited)");
+		if (!strncmp(how, "console=", 8)) {
+			if (write(*master, "\001x", 2) != 2)
+				return fail("cannot write to the pty: %s", strerror(errno));
+			want = 0;
+		} else {
+			kill(*pid, SIGTERM);
+			want = 143;
+		}
+		goto wait;
+	}
 
 	end = now() + TIMEOUT_READY;
 	while (!out || !strstr(out, READY)) {
@@ -216,6 +315,7 @@ static int run(const char *how, const char *err_path, char **argv, pid_t *pid, i
 		*master = -1;
 		want = 129;
 	}
+wait:
 	status = wait_exit(*pid, *master, TIMEOUT_EXIT);
 	if (status < 0)
 		return fail("still running %.0fs after the %s", TIMEOUT_EXIT, how);
@@ -244,15 +344,16 @@ int main(int argc, char **argv)
 	FILE *f;
 
 	if (argc < 6 ||
-	    (strcmp(argv[2], "sigterm") && strcmp(argv[2], "ctrl-a-x") && strcmp(argv[2], "hangup"))) {
-		fprintf(stderr,
-			"usage: ptyrun TEST sigterm|ctrl-a-x|hangup ERRFILE OUTFILE PROG [ARGS...]\n");
+	    (strcmp(argv[2], "sigterm") && strcmp(argv[2], "ctrl-a-x") && strcmp(argv[2], "hangup") &&
+	     strncmp(argv[2], "console=", 8) && strncmp(argv[2], "console-term=", 13))) {
+		fprintf(stderr, "usage: ptyrun TEST sigterm|ctrl-a-x|hangup|console=L|console-term=L ERRFILE "
+				"OUTFILE PROG [ARGS...]\n");
 		return 2;
 	}
 	test = argv[1];
 	how = argv[2];
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	run(how, argv[3], &argv[5], &pid, &master, &slave);
+	run(how, argv[3], argv[4], &argv[5], &pid, &master, &slave);
 	if (pid > 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
