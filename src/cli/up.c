@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -498,7 +499,8 @@ static int fsync_path(const char *path, int flags)
 static void snapshot_done(struct forward *f, struct json_object *ret, const char *class, const char *why)
 {
 	const struct up_vm *vm = f->s->vm;
-	char msg[512];
+	/* Two paths and an errno string, or forward_thread's why[]: never cut short. */
+	char msg[2 * PATH_MAX + 700];
 
 	if (ret && fsync_path(vm->snapshot_part, 0) < 0)
 		snprintf(msg, sizeof(msg), "fsync %s: %s", vm->snapshot_part, strerror(errno));

@@ -85,10 +85,13 @@ struct sc_set {
 
 /* The same call under another number: which one a function makes is the C library's choice.
  * The lists name glibc's; musl (make static-musl) opens with open, signals a thread with tkill
- * (pthread_kill) and removes a file with unlink where glibc uses openat, tgkill and unlinkat. */
+ * (pthread_kill), removes a file with unlink and writes its stdio buffers with writev where
+ * glibc uses openat, tgkill, unlinkat and write. */
 static int libc_twin(int nr)
 {
 #ifndef __GLIBC__
+	if (nr == SCMP_SYS(write))
+		return SCMP_SYS(writev);
 	if (nr == SCMP_SYS(openat))
 		return SCMP_SYS(open);
 	if (nr == SCMP_SYS(tgkill))
