@@ -83,24 +83,33 @@ struct sc_set {
 	unsigned special;
 };
 
-/* The same call under another number: which one a function makes is the C library's choice.
+/* The same call under other numbers: which one a function makes is the C library's choice.
  * The lists name glibc's; musl (make static-musl) opens with open, signals a thread with tkill
- * (pthread_kill), removes a file with unlink and writes its stdio buffers with writev where
- * glibc uses openat, tgkill, unlinkat and write. */
-static int libc_twin(int nr)
+ * (pthread_kill), removes a file with unlink, writes its stdio buffers with writev and makes
+ * stat and lstat with their own calls where glibc uses openat, tgkill, unlinkat, write and
+ * newfstatat. Writes nr's twins into twin[2]; returns how many (a name this architecture does
+ * not have is a pseudo number below -1, passed over by the caller). */
+static int libc_twins(int nr, int twin[2])
 {
+	int n = 0;
+
 #ifndef __GLIBC__
 	if (nr == SCMP_SYS(write))
-		return SCMP_SYS(writev);
+		twin[n++] = SCMP_SYS(writev);
 	if (nr == SCMP_SYS(openat))
-		return SCMP_SYS(open);
+		twin[n++] = SCMP_SYS(open);
 	if (nr == SCMP_SYS(tgkill))
-		return SCMP_SYS(tkill);
+		twin[n++] = SCMP_SYS(tkill);
 	if (nr == SCMP_SYS(unlinkat))
-		return SCMP_SYS(unlink);
+		twin[n++] = SCMP_SYS(unlink);
+	if (nr == SCMP_SYS(newfstatat)) {
+		twin[n++] = SCMP_SYS(stat);
+		twin[n++] = SCMP_SYS(lstat);
+	}
 #endif
 	(void)nr;
-	return -1;
+	(void)twin;
+	return n;
 }
 
 /* Each list of system calls ends in -1. A name this architecture does not have (epoll_wait,
@@ -109,15 +118,16 @@ static int libc_twin(int nr)
 static void add_sys(struct sc_set *s, const int *list)
 {
 	for (; *list != -1; list++) {
-		int twin;
+		int twin[2], n;
 
 		if (*list < 0)
 			continue;
-		twin = libc_twin(*list);
+		n = libc_twins(*list, twin);
 		if (*list < MAX_SYSCALL)
 			s->sys[*list / 64] |= 1ULL << (*list % 64);
-		if (twin >= 0 && twin < MAX_SYSCALL)
-			s->sys[twin / 64] |= 1ULL << (twin % 64);
+		for (int i = 0; i < n; i++)
+			if (twin[i] >= 0 && twin[i] < MAX_SYSCALL)
+				s->sys[twin[i] / 64] |= 1ULL << (twin[i] % 64);
 	}
 }
 
@@ -504,8 +514,11 @@ static int compile(const struct sc_set *s, enum seccomp_mode mode, struct prog *
 	for (int nr = 0; nr < MAX_SYSCALL && r == 0; nr++)
 		if (s->sys[nr / 64] & (1ULL << (nr % 64)))
 			r = rule(ctx, &n, nr, 0, NULL);
+	/* The kernel takes an ioctl's request as an unsigned int: only its low 32 bits count. musl's
+	 * ioctl(int, int, ...) sign-extends the request (KVM's _IOR/_IOW numbers have bit 31 set),
+	 * glibc's (int, unsigned long, ...) does not: compare the low 32 bits, as the kernel does. */
 	for (unsigned i = 0; i < s->nioctls && r == 0; i++) {
-		a[0] = ARG(1, SCMP_CMP_EQ, s->ioctls[i], 0);
+		a[0] = ARG(1, SCMP_CMP_MASKED_EQ, 0xffffffffULL, s->ioctls[i] & 0xffffffffULL);
 		r = rule(ctx, &n, S(ioctl), 1, a);
 	}
 	/* Never executable memory: kvmbox maps none after start-up. */
