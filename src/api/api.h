@@ -62,6 +62,11 @@ struct json_object *api_json_ms(double ms);
  * into *reply (malloc'd, NUL-terminated, without '\n'); timeout_s 0: wait for ever. 0, or 1
  * with one line in err (what failed and what to check). */
 int api_call(const char *path, const char *line, unsigned timeout_s, char **reply, char *err, size_t errlen);
+/* api_call's exchange, keeping the connection: the connected socket (the caller closes it), or
+ * -1 with one line in err. *reply as api_call's; the *extra bytes that came after the reply line
+ * follow its NUL in the same buffer (a hijacked connection's first raw bytes). */
+int api_exchange(const char *path, const char *line, unsigned timeout_s, char **reply, size_t *extra,
+		 char *err, size_t errlen);
 
 /* `kvmbox ctl UP_SOCKET console NAME` (ctl_console.c, docs/API.md "console"): connect to path,
  * ask for VM name's console and read the reply line. The connected socket, with the bytes that

@@ -211,7 +211,8 @@ static struct json_object *parse_raw(const char *text)
 	return o;
 }
 
-int api_call(const char *path, const char *line, unsigned timeout_s, char **reply, char *err, size_t errlen)
+int api_exchange(const char *path, const char *line, unsigned timeout_s, char **reply, size_t *extra,
+		 char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t len = strlen(line), off = 0, cap = 0, used = 0;
@@ -222,19 +223,19 @@ int api_call(const char *path, const char *line, unsigned timeout_s, char **repl
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		snprintf(err, errlen, "control socket %s: path longer than %zu bytes; give a shorter path",
 			 path, sizeof(sa.sun_path) - 1);
-		return 1;
+		return -1;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "control socket %s: socket: %s", path, strerror(errno));
-		return 1;
+		return -1;
 	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		snprintf(err, errlen, "control socket %s: %s; is the VM running with --api %s?", path,
 			 strerror(errno), path);
 		close(fd);
-		return 1;
+		return -1;
 	}
 	while (off < len) {
 		ssize_t n = send(fd, line + off, len - off, MSG_NOSIGNAL);
@@ -251,7 +252,7 @@ int api_call(const char *path, const char *line, unsigned timeout_s, char **repl
 			snprintf(err, errlen, "control socket %s: sending the request: %s", path,
 				 strerror(errno));
 			close(fd);
-			return 1;
+			return -1;
 		}
 		off += (size_t)n;
 	}
@@ -261,6 +262,7 @@ int api_call(const char *path, const char *line, unsigned timeout_s, char **repl
 
 		if (nl) {
 			*nl = '\0';
+			*extra = used - (size_t)(nl + 1 - buf);
 			break;
 		}
 		if (timeout_s) {
@@ -316,13 +318,23 @@ int api_call(const char *path, const char *line, unsigned timeout_s, char **repl
 		}
 		used += (size_t)n;
 	}
-	close(fd);
 	*reply = buf;
-	return 0;
+	return fd;
 fail:
 	close(fd);
 	free(buf);
-	return 1;
+	return -1;
+}
+
+int api_call(const char *path, const char *line, unsigned timeout_s, char **reply, char *err, size_t errlen)
+{
+	size_t extra;
+	int fd = api_exchange(path, line, timeout_s, reply, &extra, err, errlen);
+
+	if (fd < 0)
+		return 1;
+	close(fd);
+	return 0;
 }
 
 /* Print the reply; 0 for "return", 1 for "error" or a malformed reply. */

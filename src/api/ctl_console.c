@@ -43,25 +43,16 @@ bool ctl_console_ended_by_up(const char *tail, size_t len)
 
 int ctl_console_attach(const char *path, const char *name, unsigned timeout_s, uint8_t **pending, size_t *n)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct json_object *req, *args, *r = NULL, *e, *desc;
-	char *line = NULL, *buf = NULL, *nl;
-	size_t used = 0, cap = API_MAX_LINE + 2;
-	int64_t deadline = timeout_s ? (int64_t)(now_ns() / 1000000) + (int64_t)timeout_s * 1000 : 0;
+	char *line = NULL, *buf = NULL, err[512];
+	size_t extra = 0, len;
 	int fd = -1;
 
 	*pending = NULL;
 	*n = 0;
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error("control socket %s: path longer than %zu bytes; give a shorter path", path,
-			  sizeof(sa.sun_path) - 1);
-		return -1;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
 	req = json_object_new_object();
 	args = json_object_new_object();
-	buf = malloc(cap);
-	if (!req || !args || !buf) {
+	if (!req || !args) {
 		json_object_put(req);
 		json_object_put(args);
 		goto oom;
@@ -77,49 +68,12 @@ int ctl_console_attach(const char *path, const char *name, unsigned timeout_s, u
 	json_object_put(req);
 	if (!line)
 		goto oom;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		log_error("control socket %s: %s; is kvmbox up running with --api %s?", path, strerror(errno),
-			  path);
-		goto fail;
-	}
-	if (write_all(fd, line, strlen(line)) < 0 && errno != EPIPE && errno != ECONNRESET) {
-		log_error("control socket %s: sending the request: %s", path, strerror(errno));
-		goto fail;
-	}
 	/* The reply line; what follows it is the console's first output. */
-	while (!(nl = used ? memchr(buf, '\n', used) : NULL)) {
-		ssize_t got;
-
-		if (used >= cap - 1) {
-			log_error(
-				"control socket %s: reply longer than %d bytes; is this kvmbox up's socket?",
-				path, API_MAX_LINE);
-			goto fail;
-		}
-		if (timeout_s) {
-			struct pollfd p = { .fd = fd, .events = POLLIN };
-			int64_t left = deadline - (int64_t)(now_ns() / 1000000);
-			int pr = left > 0 ? poll(&p, 1, (int)(left > INT32_MAX ? INT32_MAX : left)) : 0;
-
-			if (pr < 0 && errno == EINTR)
-				continue;
-			if (pr <= 0) {
-				log_error("control socket %s: no reply within %u seconds", path, timeout_s);
-				goto fail;
-			}
-		}
-		got = recv(fd, buf + used, cap - 1 - used, 0);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0) {
-			log_error("control socket %s: %s before replying; is this kvmbox up's socket?", path,
-				  got < 0 ? strerror(errno) : "the connection was closed");
-			goto fail;
-		}
-		used += (size_t)got;
+	fd = api_exchange(path, line, timeout_s, &buf, &extra, err, sizeof(err));
+	if (fd < 0) {
+		log_error("%s", err);
+		goto fail;
 	}
-	*nl = '\0';
 	r = json_tokener_parse(buf);
 	if (!r || !json_object_is_type(r, json_type_object)) {
 		log_error("control socket %s: the reply is not a JSON object; is this kvmbox up's socket?",
@@ -138,8 +92,9 @@ int ctl_console_attach(const char *path, const char *name, unsigned timeout_s, u
 		log_error("control socket %s: the reply has neither \"return\" nor \"error\"", path);
 		goto fail;
 	}
-	*n = used - (size_t)(nl + 1 - buf);
-	memmove(buf, nl + 1, *n);
+	len = strlen(buf);
+	memmove(buf, buf + len + 1, extra);
+	*n = extra;
 	*pending = (uint8_t *)buf;
 	json_object_put(r);
 	free(line);

@@ -2,7 +2,8 @@
  * pipe standing for the VM's stdin and a socketpair for the client, driven by the loop in this
  * thread: the tail a new client sees, live output (inotify), input into the pipe and held while
  * the pipe is full, the client detaching, the VM stopping (before and after the hand-over), and
- * the VM names a control client may send (up_name_valid). */
+ * the VM names a control client may send (up_name_valid); and the client's side of the hand-over
+ * (api/ctl_console.c, ctl_console_attach over api_exchange) against a one-shot server thread. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,8 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include "api/api.h"
 
 #include "cli/up.h"
 #include "cli/up_console.h"
@@ -293,6 +298,103 @@ static void test_name_valid(void **state)
 	assert_false(up_name_valid(NULL, 0));
 }
 
+/* A one-shot control socket: accepts one client, reads its request line into req, sends reply
+ * (the reply line and whatever follows it, in one write) and closes. */
+struct one_shot {
+	int lfd;
+	const char *reply;
+	char req[512];
+};
+
+static void *one_shot_serve(void *arg)
+{
+	struct one_shot *s = arg;
+	size_t used = 0;
+	int c = accept(s->lfd, NULL, NULL);
+
+	if (c < 0)
+		return NULL;
+	while (used < sizeof(s->req) - 1 && !memchr(s->req, '\n', used)) {
+		ssize_t n = read(c, s->req + used, sizeof(s->req) - 1 - used);
+
+		if (n <= 0)
+			break;
+		used += (size_t)n;
+	}
+	s->req[used] = '\0';
+	if (write(c, s->reply, strlen(s->reply)) < 0)
+		s->req[0] = '\0';
+	close(c);
+	return NULL;
+}
+
+/* attach_to: ctl_console_attach against a one-shot server answering reply; the request it saw
+ * in s->req. */
+static int attach_to(struct one_shot *s, const char *reply, uint8_t **pending, size_t *n)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[] = "/tmp/kvmbox-attach-XXXXXX";
+	pthread_t t;
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/up.sock", dir);
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s->lfd >= 0);
+	assert_int_equal(bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(s->lfd, 1), 0);
+	s->reply = reply;
+	assert_int_equal(pthread_create(&t, NULL, one_shot_serve, s), 0);
+	fd = ctl_console_attach(sa.sun_path, "web", 5, pending, n);
+	pthread_join(t, NULL);
+	close(s->lfd);
+	unlink(sa.sun_path);
+	rmdir(dir);
+	return fd;
+}
+
+static void test_attach_handover(void **state)
+{
+	struct one_shot s = { 0 };
+	uint8_t *pending;
+	size_t n;
+	char got[16] = "";
+	int fd;
+
+	(void)state;
+	/* The reply and the console's first bytes in one segment: the bytes after the reply line are
+	 * the console's, not part of the reply. */
+	fd = attach_to(&s, "{\"id\":1,\"return\":{}}\nlogin: ", &pending, &n);
+	assert_true(fd >= 0);
+	assert_non_null(strstr(s.req, "\"command\":\"console\""));
+	assert_non_null(strstr(s.req, "\"name\":\"web\""));
+	assert_int_equal(n, 7);
+	assert_memory_equal(pending, "login: ", 7);
+	/* The connection stays open for the relay: what the server sent last was its close. */
+	assert_int_equal(read(fd, got, sizeof(got)), 0);
+	close(fd);
+	free(pending);
+
+	/* No bytes after the reply. */
+	fd = attach_to(&s, "{\"id\":1,\"return\":{}}\n", &pending, &n);
+	assert_true(fd >= 0);
+	assert_int_equal(n, 0);
+	close(fd);
+	free(pending);
+
+	/* An error reply: -1, nothing pending. */
+	fd = attach_to(&s, "{\"id\":1,\"error\":{\"class\":\"GenericError\",\"desc\":\"no VM named web\"}}\n",
+		       &pending, &n);
+	assert_int_equal(fd, -1);
+	assert_null(pending);
+	assert_int_equal(n, 0);
+
+	/* Not JSON. */
+	fd = attach_to(&s, "SSH-2.0-OpenSSH\n", &pending, &n);
+	assert_int_equal(fd, -1);
+	assert_null(pending);
+}
+
 int main(void)
 {
 	/* As in up: input for a VM whose process ended is EPIPE, not the end of the program. */
@@ -305,6 +407,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_input_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_missing, setup, teardown),
 		cmocka_unit_test(test_name_valid),
+		cmocka_unit_test(test_attach_handover),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
