@@ -1,0 +1,458 @@
+/* Unit tests for the config space of a passed-through PCI function (devices/vfio_pci_cfg.c):
+ * BARs sized from VFIO's regions, the relinked capability list with MSI hidden, the emulated
+ * MSI-X capability, passed-through reads and the write mask on forwarded writes, against a
+ * fake device config region, through the PCI core as the guest reaches it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "arch/x86/layout.h"
+#include "core/bus.h"
+#include "devices/pci.h"
+#include "devices/vfio_pci_cfg.h"
+
+/* The device's config region as VFIO would show it: reads and writes go to dev[]. */
+struct fake {
+	uint8_t dev[PCI_CONFIG_SIZE];
+	int reads, writes;
+	bool fail;
+};
+
+static int fake_read(void *ctx, uint32_t off, uint8_t *buf, uint32_t len)
+{
+	struct fake *f = ctx;
+
+	f->reads++;
+	if (f->fail)
+		return -1;
+	assert_true(off + len <= PCI_CONFIG_SIZE);
+	memcpy(buf, f->dev + off, len);
+	return 0;
+}
+
+static int fake_write(void *ctx, uint32_t off, const uint8_t *buf, uint32_t len)
+{
+	struct fake *f = ctx;
+
+	f->writes++;
+	if (f->fail)
+		return -1;
+	assert_true(off + len <= PCI_CONFIG_SIZE);
+	memcpy(f->dev + off, buf, len);
+	return 0;
+}
+
+struct ctx {
+	struct bus pio, mmio;
+	struct device *host;
+	struct device dev;
+	struct pci_dev pci;
+	struct vfio_pci_cfg cfg;
+	struct fake fake;
+	struct vfio_pci_cfg_io io;
+	int slot;
+};
+
+static struct ctx *the_ctx; /* for the hooks: one device per test */
+
+static void put(uint8_t *b, uint32_t off, uint32_t len, uint32_t v)
+{
+	for (uint32_t i = 0; i < len; i++)
+		b[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get(const uint8_t *b, uint32_t off, uint32_t len)
+{
+	uint32_t v = 0;
+
+	for (uint32_t i = 0; i < len; i++)
+		v |= (uint32_t)b[off + i] << (8 * i);
+	return v;
+}
+
+/* An NVMe-like function: BAR0 64-bit 16 KiB, BAR4 I/O 32 bytes, BAR5 32-bit prefetchable 4 KiB;
+ * capabilities PM 0x40 -> MSI 0x50 (64-bit, maskable) -> MSI-X 0x70 -> PCIe 0x80. */
+static const uint64_t sizes[PCI_NUM_BARS] = { 0x4000, 0, 0, 0, 0x20, 0x1000 };
+
+static void make_phys(uint8_t *p)
+{
+	memset(p, 0, PCI_CONFIG_SIZE);
+	put(p, PCI_VENDOR_ID, 2, 0x1b36);
+	put(p, PCI_DEVICE_ID, 2, 0x0010);
+	put(p, PCI_COMMAND, 2, PCI_COMMAND_PARITY);
+	put(p, PCI_STATUS, 2, PCI_STATUS_CAP_LIST);
+	p[PCI_REVISION_ID] = 2;
+	put(p, PCI_CLASS_PROG, 3, 0x010802);
+	put(p, PCI_BASE_ADDRESS_0, 4, 0xfebf0004);      /* 64-bit memory */
+	put(p, PCI_BASE_ADDRESS_0 + 4, 4, 0);           /* its upper half */
+	put(p, PCI_BASE_ADDRESS_0 + 16, 4, 0xc001);     /* I/O */
+	put(p, PCI_BASE_ADDRESS_0 + 20, 4, 0xfe000008); /* 32-bit prefetchable */
+	put(p, PCI_SUBSYSTEM_VENDOR_ID, 2, 0x1af4);
+	put(p, PCI_SUBSYSTEM_ID, 2, 0x1100);
+	p[PCI_CAPABILITY_LIST] = 0x40;
+	p[PCI_INTERRUPT_PIN] = 1;
+	p[0x40] = PCI_CAP_ID_PM;
+	p[0x41] = 0x50;
+	put(p, 0x42, 2, 0x0003);
+	put(p, 0x44, 2, 0x0008); /* PMCSR: No_Soft_Reset */
+	p[0x50] = PCI_CAP_ID_MSI;
+	p[0x51] = 0x70;
+	put(p, 0x52, 2, 0x0180); /* 64-bit, per-vector mask */
+	p[0x70] = PCI_CAP_ID_MSIX;
+	p[0x71] = 0x80;
+	put(p, 0x72, 2, VFIO_MSIX_CTRL_ENABLE | 7); /* 8 vectors; enabled on the host side */
+	put(p, 0x74, 4, 0x2000 | 0);                /* table: BAR0 + 0x2000 */
+	put(p, 0x78, 4, 0x3000 | 0);                /* PBA: BAR0 + 0x3000 */
+	p[0x80] = PCI_CAP_ID_EXP;
+	p[0x81] = 0;
+	put(p, 0x82, 2, 0x0002);
+	put(p, 0x84, 4, 0x10008000); /* DevCap */
+	put(p, 0x88, 2, 0x8000);     /* DevCtl: Initiate FLR reads 0 on hardware; set to see it kept */
+}
+
+static void hook_read(struct pci_dev *pdev, uint32_t off, uint8_t *data, uint32_t len)
+{
+	(void)pdev;
+	vfio_pci_cfg_guest_read(&the_ctx->cfg, &the_ctx->io, off, data, len);
+}
+
+static void hook_write(struct pci_dev *pdev, uint32_t off, uint32_t len)
+{
+	vfio_pci_cfg_guest_write(&the_ctx->cfg, &the_ctx->io, pdev, off, len);
+}
+
+static void hook_bar_io(struct pci_dev *pdev, int bar, struct bus_access *a)
+{
+	(void)pdev;
+	(void)bar;
+	if (!a->is_write)
+		memset(a->data, 0, a->len);
+}
+
+static const struct pci_dev_ops ops = {
+	.bar_io = hook_bar_io,
+	.config_read = hook_read,
+	.config_write = hook_write,
+};
+
+static void no_irq(void *p, uint32_t gsi, int level)
+{
+	(void)p;
+	(void)gsi;
+	(void)level;
+}
+
+static int setup(void **state)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+	struct pci_host_config hc = {
+		.mmio = &c->mmio,
+		.mem32 = { X86_PCI_MMIO_START, X86_PCI_MMIO_END - X86_PCI_MMIO_START },
+		.mem64 = { X86_PCI_MMIO64_START, X86_PCI_MMIO64_SIZE },
+		.io_bus = &c->pio,
+		.io = { X86_PCI_IO_START, X86_PCI_IO_SIZE },
+		.io_bus_base = X86_PCI_IO_START,
+		.intx = { .set = no_irq, .ctx = c },
+		.intx_gsi_base = X86_PCI_INTX_GSI_BASE,
+		.intx_lines = X86_PCI_INTX_GSI_COUNT,
+	};
+	char err[200] = "";
+
+	bus_init(&c->pio, BUS_PIO);
+	bus_init(&c->mmio, BUS_MMIO);
+	c->host = pci_host_create("pci", &hc);
+	assert_non_null(c->host);
+	make_phys(c->fake.dev);
+	c->io = (struct vfio_pci_cfg_io){ .read = fake_read, .write = fake_write, .ctx = &c->fake };
+	snprintf(c->dev.name, sizeof(c->dev.name), "vfio0");
+	assert_int_equal(vfio_pci_cfg_parse(&c->cfg, c->fake.dev, sizes, err, sizeof(err)), 0);
+	assert_int_equal(vfio_pci_cfg_setup(&c->cfg, &c->pci, &c->dev, &ops), 0);
+	c->slot = pci_add_device(c->host, &c->pci);
+	assert_true(c->slot > 0);
+	the_ctx = c;
+	*state = c;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *c = *state;
+
+	pci_remove_device(&c->pci);
+	c->host->ops->destroy(c->host);
+	bus_destroy(&c->pio);
+	bus_destroy(&c->mmio);
+	free(c);
+	the_ctx = NULL;
+	return 0;
+}
+
+static uint32_t cfg_rd(struct ctx *c, uint16_t reg, uint32_t len)
+{
+	uint8_t b[4] = { 0 };
+
+	pci_host_config_access(pci_host_of(c->host), (struct pci_cfg_addr){ 0, (uint8_t)c->slot, 0, reg }, b,
+			       len, false);
+	return get(b, 0, len);
+}
+
+static void cfg_wr(struct ctx *c, uint16_t reg, uint32_t len, uint32_t v)
+{
+	uint8_t b[4];
+
+	put(b, 0, len, v);
+	pci_host_config_access(pci_host_of(c->host), (struct pci_cfg_addr){ 0, (uint8_t)c->slot, 0, reg }, b,
+			       len, true);
+}
+
+static void test_parse(void **state)
+{
+	struct ctx *c = *state;
+	struct vfio_pci_cfg *v = &c->cfg;
+
+	assert_int_equal(v->bar[0].type, PCI_BAR_MEM64);
+	assert_int_equal(v->bar[0].size, 0x4000);
+	assert_false(v->bar[0].prefetch);
+	assert_int_equal(v->bar[1].type, PCI_BAR_MEM64_HI);
+	assert_int_equal(v->bar[2].type, PCI_BAR_UNUSED);
+	assert_int_equal(v->bar[4].type, PCI_BAR_IO);
+	assert_int_equal(v->bar[5].type, PCI_BAR_MEM32);
+	assert_true(v->bar[5].prefetch);
+	assert_int_equal(v->msix.cap, 0x70);
+	assert_int_equal(v->msix.nvec, 8);
+	assert_int_equal(v->msix.table_bar, 0);
+	assert_int_equal(v->msix.table_off, 0x2000);
+	assert_int_equal(v->msix.pba_bar, 0);
+	assert_int_equal(v->msix.pba_off, 0x3000);
+	assert_int_equal(v->msi_cap, 0x50);
+	assert_int_equal(v->ncaps, 3);
+	assert_int_equal(v->caps[0], 0x40);
+	assert_int_equal(v->caps[1], 0x70);
+	assert_int_equal(v->caps[2], 0x80);
+}
+
+/* The guest sizes the BARs as on hardware and finds the header the device's. */
+static void test_header_and_bar_sizing(void **state)
+{
+	struct ctx *c = *state;
+
+	assert_int_equal(cfg_rd(c, PCI_VENDOR_ID, 4), 0x00101b36);
+	assert_int_equal(cfg_rd(c, PCI_REVISION_ID, 4), 0x01080202);
+	assert_int_equal(cfg_rd(c, PCI_SUBSYSTEM_VENDOR_ID, 4), 0x11001af4);
+	assert_int_equal(cfg_rd(c, PCI_INTERRUPT_PIN, 1), 1);
+	cfg_wr(c, PCI_BASE_ADDRESS_0, 4, 0xffffffff);
+	cfg_wr(c, PCI_BASE_ADDRESS_0 + 4, 4, 0xffffffff);
+	assert_int_equal(cfg_rd(c, PCI_BASE_ADDRESS_0, 4), 0xffffc004);
+	assert_int_equal(cfg_rd(c, PCI_BASE_ADDRESS_0 + 4, 4), 0xffffffff);
+	cfg_wr(c, PCI_BASE_ADDRESS_0 + 8, 4, 0xffffffff);
+	assert_int_equal(cfg_rd(c, PCI_BASE_ADDRESS_0 + 8, 4), 0); /* not implemented */
+	cfg_wr(c, PCI_BASE_ADDRESS_0 + 16, 4, 0xffffffff);
+	assert_int_equal(cfg_rd(c, PCI_BASE_ADDRESS_0 + 16, 4) & 0xffff, 0xffe1);
+	cfg_wr(c, PCI_BASE_ADDRESS_0 + 20, 4, 0xffffffff);
+	assert_int_equal(cfg_rd(c, PCI_BASE_ADDRESS_0 + 20, 4), 0xfffff008);
+	assert_int_equal(cfg_rd(c, PCI_ROM_ADDRESS, 4), 0);
+	/* None of it reached the device: the BARs there keep the host's addresses. */
+	assert_int_equal(get(c->fake.dev, PCI_BASE_ADDRESS_0, 4), 0xfebf0004);
+	assert_int_equal(c->fake.writes, 0);
+}
+
+/* The list skips MSI; MSI-X is the emulated one; the rest is read from the device live. */
+static void test_capability_list(void **state)
+{
+	struct ctx *c = *state;
+
+	assert_true(cfg_rd(c, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
+	assert_int_equal(cfg_rd(c, PCI_CAPABILITY_LIST, 1), 0x40);
+	assert_int_equal(cfg_rd(c, 0x40, 2), 0x7001); /* PM, next MSI-X (MSI unlinked) */
+	assert_int_equal(cfg_rd(c, 0x70, 2), 0x8011);
+	assert_int_equal(cfg_rd(c, 0x80, 2), 0x0010);
+	assert_int_equal(cfg_rd(c, 0x50, 4), 0); /* the hidden MSI capability */
+	/* MSI-X: the table size and locations are the device's; Enable starts clear here even
+	 * though the host side has it set. */
+	assert_int_equal(cfg_rd(c, 0x72, 2), 7);
+	assert_int_equal(cfg_rd(c, 0x74, 4), 0x2000);
+	assert_int_equal(cfg_rd(c, 0x78, 4), 0x3000);
+	/* Passed through, and live: a change on the device shows. */
+	assert_int_equal(cfg_rd(c, 0x84, 4), 0x10008000);
+	put(c->fake.dev, 0x84, 4, 0x12345678);
+	assert_int_equal(cfg_rd(c, 0x84, 4), 0x12345678);
+	assert_int_equal(cfg_rd(c, 0x42, 2), 0x0003);
+	/* A dword read across an emulated and a passed-through half. */
+	assert_int_equal(cfg_rd(c, 0x80, 4), 0x00020010);
+}
+
+/* MSI-X control: only Enable and Function Mask are the guest's; nothing goes to the device. */
+static void test_msix_control(void **state)
+{
+	struct ctx *c = *state;
+
+	cfg_wr(c, 0x72, 2, 0xffff);
+	assert_int_equal(cfg_rd(c, 0x72, 2), VFIO_MSIX_CTRL_ENABLE | VFIO_MSIX_CTRL_MASKALL | 7);
+	cfg_wr(c, 0x74, 4, 0xffffffff);
+	assert_int_equal(cfg_rd(c, 0x74, 4), 0x2000);
+	assert_int_equal(c->fake.writes, 0);
+}
+
+/* Passed-through writes: only the mask's bits reach the device, the rest keeps its value. */
+static void test_write_mask(void **state)
+{
+	struct ctx *c = *state;
+
+	/* PCIe Device Control: all but Initiate FLR (bit 15), which keeps the device's value. */
+	cfg_wr(c, 0x88, 2, 0x7fff);
+	assert_int_equal(get(c->fake.dev, 0x88, 2), 0xffff);
+	cfg_wr(c, 0x88, 2, 0x0000);
+	assert_int_equal(get(c->fake.dev, 0x88, 2), 0x8000);
+	cfg_wr(c, 0x88, 2, 0x8000);
+	assert_int_equal(get(c->fake.dev, 0x88, 2), 0x8000);
+	/* PMCSR: PowerState and PME_En only. */
+	cfg_wr(c, 0x44, 2, 0xffff);
+	assert_int_equal(get(c->fake.dev, 0x44, 2), 0x0008 | 0x0103);
+	/* Read-only registers: Device Capabilities, PM Capabilities, the capability headers. */
+	int w = c->fake.writes;
+	cfg_wr(c, 0x84, 4, 0xffffffff);
+	cfg_wr(c, 0x42, 2, 0xffff);
+	cfg_wr(c, 0x80, 2, 0xffff);
+	assert_int_equal(c->fake.writes, w);
+	assert_int_equal(get(c->fake.dev, 0x84, 4), 0x10008000);
+	assert_int_equal(cfg_rd(c, 0x80, 2), 0x0010);
+	/* The hidden MSI capability cannot be written into the device either. */
+	cfg_wr(c, 0x52, 2, 0x0001);
+	assert_int_equal(get(c->fake.dev, 0x52, 2), 0x0180);
+}
+
+/* COMMAND: decode, bus master and INTx disable are forwarded; other bits keep the device's. */
+static void test_command_forwarded(void **state)
+{
+	struct ctx *c = *state;
+
+	cfg_wr(c, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
+	assert_int_equal(get(c->fake.dev, PCI_COMMAND, 2), PCI_COMMAND_PARITY | PCI_COMMAND_MEMORY |
+								   PCI_COMMAND_MASTER |
+								   PCI_COMMAND_INTX_DISABLE);
+	cfg_wr(c, PCI_COMMAND, 1, 0);
+	assert_int_equal(get(c->fake.dev, PCI_COMMAND, 2), PCI_COMMAND_PARITY | PCI_COMMAND_INTX_DISABLE);
+}
+
+/* A device whose config region fails: passed-through bytes read as all ones, writes report. */
+static void test_device_errors(void **state)
+{
+	struct ctx *c = *state;
+
+	c->fake.fail = true;
+	assert_int_equal(cfg_rd(c, 0x84, 4), 0xffffffff);
+	assert_int_equal(cfg_rd(c, PCI_VENDOR_ID, 2), 0x1b36); /* emulated: no device read */
+	assert_int_equal(vfio_pci_cfg_guest_write(&c->cfg, &c->io, &c->pci, 0x88, 2), -1);
+	assert_int_equal(vfio_pci_cfg_guest_write(&c->cfg, &c->io, &c->pci, 0x84, 4),
+			 0); /* nothing writable */
+	/* Out-of-range arguments are ignored. */
+	uint8_t b[4] = { 1, 2, 3, 4 };
+	vfio_pci_cfg_guest_read(&c->cfg, &c->io, 0xfe, b, 4);
+	assert_int_equal(b[0], 1);
+	assert_int_equal(vfio_pci_cfg_guest_write(&c->cfg, &c->io, &c->pci, 0x100, 4), 0);
+}
+
+static void expect_refused(uint8_t *p, const uint64_t *sz, const char *words)
+{
+	struct vfio_pci_cfg *v = malloc(sizeof(*v));
+	char err[200] = "";
+
+	assert_int_equal(vfio_pci_cfg_parse(v, p, sz, err, sizeof(err)), -1);
+	if (!strstr(err, words))
+		fail_msg("error '%s' does not say '%s'", err, words);
+	free(v);
+}
+
+static void test_refused(void **state)
+{
+	uint8_t p[PCI_CONFIG_SIZE];
+	uint64_t sz[PCI_NUM_BARS];
+
+	(void)state;
+	memcpy(sz, sizes, sizeof(sz));
+	make_phys(p);
+	p[PCI_HEADER_TYPE] = 1;
+	expect_refused(p, sz, "bridges");
+	make_phys(p);
+	put(p, PCI_VENDOR_ID, 2, 0xffff);
+	expect_refused(p, sz, "does not answer");
+	make_phys(p);
+	p[0x81] = 0x40; /* PCIe points back to PM */
+	expect_refused(p, sz, "loops");
+	make_phys(p);
+	p[PCI_CAPABILITY_LIST] = 0x20;
+	expect_refused(p, sz, "outside 0x40");
+	make_phys(p);
+	p[0x41] = 0xfc;
+	p[0xfc] = PCI_CAP_ID_MSIX;
+	expect_refused(p, sz, "runs past");
+	make_phys(p);
+	put(p, 0x72, 2, 0x7ff); /* 2048 vectors: 32 KiB of table in a 16 KiB BAR */
+	expect_refused(p, sz, "leaves BAR 0");
+	make_phys(p);
+	put(p, 0x74, 4, 0x2000 | 2); /* table in the unimplemented BAR 2 */
+	expect_refused(p, sz, "no memory BAR");
+	make_phys(p);
+	put(p, PCI_BASE_ADDRESS_0 + 20, 4, 0x4); /* BAR 5 claims 64 bits */
+	expect_refused(p, sz, "no BAR 6");
+	make_phys(p);
+	sz[0] = 0x3000;
+	expect_refused(p, sz, "power of two");
+	sz[0] = 0x4000;
+	sz[4] = 0x400; /* an I/O BAR too big for the PCI core */
+	expect_refused(p, sz, "4..256");
+	sz[4] = 0x20;
+	sz[1] = 0x1000; /* a region for the upper half of a 64-bit BAR */
+	expect_refused(p, sz, "upper half");
+	sz[1] = 0;
+	make_phys(p);
+	p[PCI_INTERRUPT_PIN] = 5;
+	expect_refused(p, sz, "interrupt pin");
+}
+
+/* A function without capabilities and with MSI only: no list, INTx only. */
+static void test_no_msix(void **state)
+{
+	struct vfio_pci_cfg *v = malloc(sizeof(*v));
+	uint8_t p[PCI_CONFIG_SIZE];
+	char err[200] = "";
+
+	(void)state;
+	make_phys(p);
+	p[0x41] = 0x50;
+	p[0x51] = 0; /* PM -> MSI -> end */
+	assert_int_equal(vfio_pci_cfg_parse(v, p, sizes, err, sizeof(err)), 0);
+	assert_int_equal(v->msix.cap, 0);
+	assert_int_equal(v->msi_cap, 0x50);
+	assert_int_equal(v->ncaps, 1);
+	assert_false(v->passthrough[0x50]);
+	assert_true(v->passthrough[0x70]); /* no longer a capability: the device's bytes */
+	put(p, PCI_STATUS, 2, 0);
+	assert_int_equal(vfio_pci_cfg_parse(v, p, sizes, err, sizeof(err)), 0);
+	assert_int_equal(v->ncaps, 0);
+	assert_int_equal(v->msi_cap, 0);
+	free(v);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_and_bar_sizing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_capability_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msix_control, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_mask, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_command_forwarded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_errors, setup, teardown),
+		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_no_msix),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
