@@ -144,13 +144,13 @@ int vfio_sysfs_check(const char *root, const char *bdf, int *group, char *err, s
 			continue;
 		snprintf(other, sizeof(other), "%s/%s/driver", path, e->d_name);
 		if (link_name(other, drv, sizeof(drv)) < 0 || !driver_ok(drv)) {
-			closedir(d);
-			return fail(
-				err, errlen,
-				"vfio=%s: IOMMU group %ld is not viable: %s in the same group is bound to %s; "
-				"bind every function of the group to vfio-pci (ls /sys/kernel/iommu_groups/%ld/"
-				"devices) or move the device to another slot",
-				bdf, g, e->d_name, drv, g);
+			fail(err, errlen,
+			     "vfio=%s: IOMMU group %ld is not viable: %s in the same group is bound to %s; "
+			     "bind every function of the group to vfio-pci (ls /sys/kernel/iommu_groups/%ld/"
+			     "devices) or move the device to another slot",
+			     bdf, g, e->d_name, drv, g);
+			closedir(d); /* after the message: e lives in d */
+			return -1;
 		}
 	}
 	closedir(d);
