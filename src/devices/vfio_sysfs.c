@@ -179,8 +179,10 @@ int vfio_group_open(const char *devdir, int group, char *err, size_t errlen)
 			    "(chown USER %s; /dev/vfio/vfio must be readable and writable too)",
 			    path, path);
 	case EBUSY:
-		return fail(err, errlen, "%s: in use: another process (a VMM) holds IOMMU group %d", path,
-			    group);
+		return fail(
+			err, errlen,
+			"%s: in use: IOMMU group %d is already open (another VMM, or a second vfio= of this VM in the same group)",
+			path, group);
 	default:
 		return fail(err, errlen, "%s: %s", path, strerror(errno));
 	}

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "devices/vfio.h"
 #include "devices/vfio_sysfs.h"
 
 struct tree {
@@ -169,12 +170,41 @@ static void test_group_open(void **state)
 	}
 }
 
+/* vfio_dev_open stops at the first refusal with its message and leaves nothing open. */
+static void test_dev_open_refusals(void **state)
+{
+	struct tree *t = *state;
+	char dev[128], err[512] = "";
+	struct vfio_paths p = { t->root, dev };
+	struct vfio_dev d;
+
+	snprintf(dev, sizeof(dev), "%s/dev", t->root);
+	sh("mkdir -p %s", dev);
+	add_fn(t, "0000:00:02.0", 2, "nvme");
+	assert_int_equal(vfio_dev_open(&d, &p, "0000:00:02.0", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "bound to nvme"));
+	assert_int_equal(d.container, -1);
+	add_fn(t, "0000:00:03.0", 3, "vfio-pci");
+	/* No /dev/vfio/vfio: the module to load. */
+	assert_int_equal(vfio_dev_open(&d, &p, "0000:00:03.0", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "modprobe vfio-pci"));
+	/* Something that is no VFIO container. */
+	sh("touch %s/vfio", dev);
+	assert_int_equal(vfio_dev_open(&d, &p, "0000:00:03.0", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "VFIO API is version -1"));
+	assert_int_equal(d.container, -1);
+	assert_int_equal(d.group, -1);
+	assert_int_equal(d.fd, -1);
+	vfio_dev_close(&d); /* closed twice: a no-op */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_bdf),
 		cmocka_unit_test_setup_teardown(test_sysfs_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dev_open_refusals, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
