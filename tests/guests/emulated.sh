@@ -108,7 +108,7 @@ emu_boot() {
 	EMU_STATE=booting EMU_WHY= EMU_NOKVM= EMU_CUR=
 	: >"$log"
 	last_kb=$EPOCHSECONDS last_prog=$EPOCHSECONDS
-	exec 3< <(kb_boot_host "$initrd" "$EMU_TMO" "kvmbox.host=guests ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
+	exec 3< <(KB_MONITOR=$log.mon kb_boot_host "$initrd" "$EMU_TMO" "kvmbox.host=guests ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
 	qpid=$!
 	while :; do
 		IFS= read -t "$EMU_SILENCE" -r line <&3
@@ -135,6 +135,7 @@ emu_boot() {
 			c=$(cat /proc/"$qpid"/task/*/children 2>/dev/null)
 			q=$(for p in $c; do cat /proc/"$p"/task/*/children 2>/dev/null; done)
 			echo "guests: $why${EMU_CUR:+ (test $EMU_CUR was running)}; qemu uses $(kb_cpu_use "${q%% *}")% of a CPU; stopping it" >>"$log"
+			kb_monitor_dump "$log.mon" "guests: qemu monitor: " >>"$log"
 			[ -n "$c" ] && kill -TERM $c 2>/dev/null
 			break
 		fi

@@ -177,7 +177,7 @@ part_arg=
 status=
 [[ $KB_ARCH == x86_64 ]] && status=$OUT/ttyS1
 rm -f "$OUT/ttyS1"
-exec 3< <(KB_PIDFILE=$OUT/qemu.pid KB_STATUS_FILE=$status kb_boot_host "$INITRD" "$TMO" \
+exec 3< <(KB_PIDFILE=$OUT/qemu.pid KB_STATUS_FILE=$status KB_MONITOR=$OUT/monitor.sock kb_boot_host "$INITRD" "$TMO" \
 	"kvmbox.host=tests $part_arg${only:+kvmbox.only=$only} ${bt:+kvmbox.boot_timeout=$bt} ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
 qpid=$!
 # stop_host: stop qemu: through kb_boot_host's `timeout` (the child of $qpid), which stops it.
@@ -200,6 +200,7 @@ while :; do
 			"$(kb_cpu_use "$(cat "$OUT/qemu.pid" 2>/dev/null)")% of a CPU; its second serial port's" \
 			"last heartbeat: ${hb:-none} $((EPOCHSECONDS - $(stat -c %Y "$OUT/ttyS1" 2>/dev/null || echo 0)))s ago;" \
 			"stopping it" >>"$LOG"
+		kb_monitor_dump "$OUT/monitor.sock" "linux: qemu monitor: " >>"$LOG"
 		stop_host
 		break
 	fi

@@ -297,6 +297,9 @@ EOS
 		fail "$t" "the wedged host was stopped after $((EPOCHSECONDS - t0))s, not within seconds"
 	elif [[ $(cat "$d/boots") != "${4:-2}" ]]; then
 		fail "$t" "$(cat "$d/boots") boots of the emulated host, not ${4:-2}"
+	elif [[ $mode == silent ]] && ! grep -rq '^guests: qemu monitor: ' "$d/out"; then
+		# The stand-in has no monitor: the line says so (kb_monitor_dump).
+		fail "$t" "the wedged host's log has no 'guests: qemu monitor:' line"
 	else
 		pass "$t"
 	fi
