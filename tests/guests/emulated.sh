@@ -32,6 +32,11 @@
 # longest takes a minute), after which the host is wedged (settable for tests/scripts).
 EMU_SILENCE=${KVMBOX_EMU_SILENCE:-60}
 EMU_STALL=${KVMBOX_EMU_STALL:-300}
+# Every EMU_KICK seconds without a heartbeat, before EMU_SILENCE: a key press through QEMU's
+# monitor wakes a host whose CPU QEMU left halted with a timer interrupt pending (tests/linux/
+# run.sh, KICK; DEVELOPERS.md, Known traps).
+EMU_KICK=${KVMBOX_HOST_KICK:-20}
+((EMU_KICK > 0 && EMU_KICK < EMU_SILENCE)) || EMU_KICK=$EMU_SILENCE
 EMU_BIN=/kvmbox/guests/bin/kvmbox   # where kvmbox is inside
 
 # emu_report LINE: print a result line from the emulated host, once per test (of the selected).
@@ -104,14 +109,14 @@ emu_env() {
 # ready, finished or wedged), EMU_WHY (why wedged), EMU_NOKVM, EMU_QRC, EMU_CUR (the test that
 # last started).
 emu_boot() {
-	local initrd=$1 log=$2 qpid line r rc last_fail= name text c q why last_kb last_prog
+	local initrd=$1 log=$2 qpid line r rc last_fail= name text c q why last_kb last_prog kicks=0
 	EMU_STATE=booting EMU_WHY= EMU_NOKVM= EMU_CUR=
 	: >"$log"
 	last_kb=$EPOCHSECONDS last_prog=$EPOCHSECONDS
 	exec 3< <(KB_MONITOR=$log.mon kb_boot_host "$initrd" "$EMU_TMO" "kvmbox.host=guests ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
 	qpid=$!
 	while :; do
-		IFS= read -t "$EMU_SILENCE" -r line <&3
+		IFS= read -t "$EMU_KICK" -r line <&3
 		rc=$?
 		[ $rc = 0 ] || [ $rc -gt 128 ] || break   # EOF: qemu is gone
 		why=
@@ -119,12 +124,21 @@ emu_boot() {
 			line=${line//$'\r'/}
 			printf '%s\t%s\n' "$EPOCHSECONDS" "$line" >>"$log"
 			[ "${KVMBOX_VERBOSE:-0}" = 1 ] && printf '%s\n' "$line" >&2
-			case $line in *KVMBOX-*) last_kb=$EPOCHSECONDS ;; esac
+			case $line in *KVMBOX-*)
+				((kicks)) && echo "guests: the emulated host went on after $((EPOCHSECONDS - last_kb))s of silence and $kicks key presses" >>"$log"
+				last_kb=$EPOCHSECONDS kicks=0
+				;;
+			esac
 			case $line in *"KVMBOX-I start "* | *"KVMBOX-G "* | *"KVMBOX-HOST "*) last_prog=$EPOCHSECONDS ;; esac
 			kb_lockup "$line" && why="the emulated host's kernel locked up ($KB_LOCKUP)"
 		fi
 		if [ $((EPOCHSECONDS - last_kb)) -ge "$EMU_SILENCE" ]; then
 			why="no heartbeat from the emulated host for ${EMU_SILENCE}s"
+		elif [ $((EPOCHSECONDS - last_kb)) -ge $((EMU_KICK * (kicks + 1))) ]; then
+			echo "guests: no heartbeat from the emulated host for $((EPOCHSECONDS - last_kb))s; a key press to wake it (kick $((kicks + 1)))" >>"$log"
+			((kicks)) || kb_monitor_dump "$log.mon" "guests: qemu monitor: " >>"$log"
+			kb_monitor "$log.mon" "sendkey shift" >/dev/null
+			kicks=$((kicks + 1))
 		elif [ $((EPOCHSECONDS - last_prog)) -ge "$EMU_STALL" ]; then
 			why="no test started or ended in the emulated host for ${EMU_STALL}s"
 		fi
