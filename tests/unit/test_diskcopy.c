@@ -117,11 +117,11 @@ static void test_writes_mark_their_blocks(void **state)
 	uint64_t n;
 
 	assert_int_equal(blockfile_dirty_start(f->bf), 0);
-	assert_int_equal(take(f->bf, &n), 0); /* starts clean */
-	run(f->bf, BLOCKFILE_WRITE, BLK + 4096, 8192);       /* inside block 1 */
-	run(f->bf, BLOCKFILE_WRITE, 3 * BLK - 512, 1024);    /* across blocks 2 and 3 */
-	run(f->bf, BLOCKFILE_READ, 10 * BLK, 4096);          /* a read marks nothing */
-	run(f->bf, BLOCKFILE_WRITE, 16 * BLK, 100);          /* the short last block */
+	assert_int_equal(take(f->bf, &n), 0);             /* starts clean */
+	run(f->bf, BLOCKFILE_WRITE, BLK + 4096, 8192);    /* inside block 1 */
+	run(f->bf, BLOCKFILE_WRITE, 3 * BLK - 512, 1024); /* across blocks 2 and 3 */
+	run(f->bf, BLOCKFILE_READ, 10 * BLK, 4096);       /* a read marks nothing */
+	run(f->bf, BLOCKFILE_WRITE, 16 * BLK, 100);       /* the short last block */
 	assert_int_equal(take(f->bf, &n), (1UL << 1) | (1UL << 2) | (1UL << 3) | (1UL << 16));
 	assert_int_equal(n, 4);
 	/* Taken means cleared. */
@@ -141,7 +141,7 @@ static void test_discard_and_zeroes_mark(void **state)
 	uint64_t n;
 
 	assert_int_equal(blockfile_dirty_start(f->bf), 0);
-	run(f->bf, BLOCKFILE_DISCARD, 5 * BLK, BLK);                /* block 5 */
+	run(f->bf, BLOCKFILE_DISCARD, 5 * BLK, BLK);                 /* block 5 */
 	run(f->bf, BLOCKFILE_WRITE_ZEROES, 7 * BLK + 4096, 2 * BLK); /* blocks 7, 8, 9 */
 	assert_int_equal(take(f->bf, &n), (1UL << 5) | (1UL << 7) | (1UL << 8) | (1UL << 9));
 	assert_int_equal(n, 4);
@@ -227,14 +227,13 @@ static void test_record_check(void **state)
 	assert_false(migrate_disk_record_ok(sizes, 2, 0, (UINT64_MAX / BLK) * BLK, BLK));
 }
 
-#define TESTS(prefix)                                                                        \
-	cmocka_unit_test_setup_teardown(test_blocks, setup, teardown),                        \
-		cmocka_unit_test_setup_teardown(test_off_by_default, setup, teardown),        \
-		cmocka_unit_test_setup_teardown(test_writes_mark_their_blocks, setup, teardown), \
-		cmocka_unit_test_setup_teardown(test_discard_and_zeroes_mark, setup, teardown), \
-		cmocka_unit_test_setup_teardown(test_take_merges_into_pending, setup, teardown), \
-		cmocka_unit_test_setup_teardown(test_stop_frees_and_restart_is_clean, setup,  \
-						teardown),                                    \
+#define TESTS(prefix)                                                                                   \
+	cmocka_unit_test_setup_teardown(test_blocks, setup, teardown),                                  \
+		cmocka_unit_test_setup_teardown(test_off_by_default, setup, teardown),                  \
+		cmocka_unit_test_setup_teardown(test_writes_mark_their_blocks, setup, teardown),        \
+		cmocka_unit_test_setup_teardown(test_discard_and_zeroes_mark, setup, teardown),         \
+		cmocka_unit_test_setup_teardown(test_take_merges_into_pending, setup, teardown),        \
+		cmocka_unit_test_setup_teardown(test_stop_frees_and_restart_is_clean, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_pread_sees_completed_writes, setup, teardown)
 
 int main(void)
