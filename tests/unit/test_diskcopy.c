@@ -227,7 +227,7 @@ static void test_record_check(void **state)
 	assert_false(migrate_disk_record_ok(sizes, 2, 0, (UINT64_MAX / BLK) * BLK, BLK));
 }
 
-#define TESTS(prefix)                                                                                   \
+#define TESTS                                                                                           \
 	cmocka_unit_test_setup_teardown(test_blocks, setup, teardown),                                  \
 		cmocka_unit_test_setup_teardown(test_off_by_default, setup, teardown),                  \
 		cmocka_unit_test_setup_teardown(test_writes_mark_their_blocks, setup, teardown),        \
@@ -238,7 +238,7 @@ static void test_record_check(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest backend_tests[] = { TESTS(x) };
+	const struct CMUnitTest backend_tests[] = { TESTS };
 	const struct CMUnitTest record_tests[] = { cmocka_unit_test(test_record_check) };
 	int failed;
 
