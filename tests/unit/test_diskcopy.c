@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +181,37 @@ static void test_stop_frees_and_restart_is_clean(void **state)
 	blockfile_dirty_stop(f->bf);
 }
 
+/* The copy takes the map on its own thread while the owner's writes complete: no bit is lost. */
+static _Atomic bool taker_stop;
+static unsigned long taken[WORDS];
+
+static void *taker(void *arg)
+{
+	struct blockfile *bf = arg;
+
+	while (!atomic_load(&taker_stop))
+		blockfile_dirty_take(bf, taken);
+	return NULL;
+}
+
+static void test_take_while_writing(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t t;
+
+	taken[0] = 0;
+	atomic_store(&taker_stop, false);
+	assert_int_equal(blockfile_dirty_start(f->bf), 0);
+	assert_int_equal(pthread_create(&t, NULL, taker, f->bf), 0);
+	for (unsigned i = 0; i < 64; i++)
+		run(f->bf, BLOCKFILE_WRITE, (uint64_t)((i * 7) % 16) * BLK, 512);
+	atomic_store(&taker_stop, true);
+	pthread_join(t, NULL);
+	blockfile_dirty_take(f->bf, taken);
+	assert_int_equal(taken[0], 0xffffUL); /* blocks 0..15, each written */
+	blockfile_dirty_stop(f->bf);
+}
+
 static void test_pread_sees_completed_writes(void **state)
 {
 	struct fixture *f = *state;
@@ -234,6 +267,7 @@ static void test_record_check(void **state)
 		cmocka_unit_test_setup_teardown(test_discard_and_zeroes_mark, setup, teardown),         \
 		cmocka_unit_test_setup_teardown(test_take_merges_into_pending, setup, teardown),        \
 		cmocka_unit_test_setup_teardown(test_stop_frees_and_restart_is_clean, setup, teardown), \
+		cmocka_unit_test_setup_teardown(test_take_while_writing, setup, teardown),              \
 		cmocka_unit_test_setup_teardown(test_pread_sees_completed_writes, setup, teardown)
 
 int main(void)
