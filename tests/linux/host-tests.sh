@@ -1147,8 +1147,9 @@ want $LIFE2 && life2
 want $LIFE3 && life3
 
 # Migration without shared storage (migrate ... disks=copy). The source's disk A holds random
-# bytes from the host; the guest's disk writer (guest-init dwrite) rewrites random pieces of it
-# (O_DIRECT, so they reach the disk) and keeps its own record of what the disk must hold.
+# bytes from the host; the guest's disk writer (guest-init dwrite) rewrites it piece after piece
+# (O_DIRECT, so they reach the disk; a request is nearly always in flight, so the final round has
+# blocks to send) and keeps its own record of what the disk must hold.
 # shellcheck disable=SC2086
 life_disks() {
 	rm -f $W/k1.in $W/k2.in $W/k1.sock $W/k2.sock $W/kx.sock $W/kmig.sock
