@@ -14,8 +14,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arch/arch.h"
 #include "backends/blockfile.h"
+#include "core/config.h"
+#include "core/keys.h"
 #include "core/migrate.h"
+#include "core/snapshot.h"
+#include "core/util.h"
+#include "virtio/blk.h"
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #define BLK   BLOCKFILE_DIRTY_BLOCK
 #define SIZE  (16 * (uint64_t)BLK + 100) /* 17 blocks, the last one 100 bytes */
@@ -53,11 +62,27 @@ static int setup(void **state)
 	return 0;
 }
 
+/* The image alone, not opened by a backend (a destination's disk before its VM runs). */
+static int setup_file(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	int fd;
+
+	snprintf(f->path, sizeof(f->path), "/tmp/kvmbox-test-diskcopy-XXXXXX");
+	fd = mkstemp(f->path);
+	if (fd < 0 || ftruncate(fd, (off_t)SIZE) < 0)
+		return -1;
+	close(fd);
+	*state = f;
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	blockfile_close(f->bf);
+	if (f->bf)
+		blockfile_close(f->bf);
 	unlink(f->path);
 	free(f);
 	return 0;
@@ -260,6 +285,140 @@ static void test_record_check(void **state)
 	assert_false(migrate_disk_record_ok(sizes, 2, 0, (UINT64_MAX / BLK) * BLK, BLK));
 }
 
+/* ---- the destination's answer to a disks=copy source ---- */
+
+struct source {
+	char sock[108];
+	uint32_t ndisks;
+	uint64_t size, dev, ino;
+	uint32_t status; /* what came back */
+	char msg[600];
+};
+
+/* A disks=copy source: hello (version 3), a configuration with one disk, its list of disks;
+ * then it reads the answer. */
+static void *source_thread(void *arg)
+{
+	struct source *s = arg;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct disk_config dc = { .path = (char *)"/src.img" };
+	struct vm_config cfg = { .kernel = "k", .cpus = 1, .memory = 64 << 20 };
+	struct ser_writer w, c;
+	uint8_t b[8];
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	strcpy(sa.sun_path, s->sock);
+	for (int i = 0; i < 100000 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0; i++)
+		usleep(100);
+	cfg.devs[0] = (struct dev_config){ .type = &virtio_blk_type, .cfg = &dc };
+	cfg.nr_devs = 1;
+	ser_writer_init(&w);
+	ser_writer_init(&c);
+	snap_config_save(&cfg, &c);
+	ser_put_bytes(&w, "KVMBOXMG", 8);
+	ser_put_u32(&w, 3);
+	ser_put_u32(&w, arch_this);
+	ser_put_u64(&w, c.len);
+	ser_put_bytes(&w, c.buf, c.len);
+	ser_put_u32(&w, s->ndisks);
+	for (uint32_t i = 0; i < s->ndisks; i++) {
+		ser_put_u64(&w, s->size);
+		ser_put_u64(&w, s->dev);
+		ser_put_u64(&w, s->ino);
+	}
+	s->status = 99;
+	if (write_all(fd, w.buf, w.len) == 0 && read_all(fd, b, 4) == 0) {
+		s->status = get_le32(b);
+		if (s->status && read_all(fd, b, 4) == 0 && get_le32(b) < sizeof(s->msg) &&
+		    read_all(fd, s->msg, get_le32(b)) == 0)
+			s->msg[get_le32(b)] = '\0';
+	}
+	ser_writer_free(&w);
+	ser_writer_free(&c);
+	close(fd);
+	return NULL;
+}
+
+/* The destination (this thread) with one disk, the fixture's image: accept, check the disks,
+ * answer. Returns migrate_accept_disks's result; the source's view is in *s. */
+static int destination(struct fixture *f, struct source *s)
+{
+	struct disk_config dc = { .path = f->path };
+	struct vm_config local = { .kernel = "k", .cpus = 1, .memory = 64 << 20 };
+	struct snap_config sc;
+	char uri[128], msg[512] = "";
+	pthread_t t;
+	int fd, ret;
+
+	snprintf(s->sock, sizeof(s->sock), "/tmp/kvmbox-test-diskcopy-%d.sock", (int)getpid());
+	snprintf(uri, sizeof(uri), "unix:%s", s->sock);
+	local.devs[0] = (struct dev_config){ .type = &virtio_blk_type, .cfg = &dc };
+	local.nr_devs = 1;
+	assert_int_equal(pthread_create(&t, NULL, source_thread, s), 0);
+	fd = migrate_accept(uri, -1, &(struct vm_keys){ 0 }, &sc);
+	assert_true(fd >= 0);
+	ret = migrate_accept_disks(&local, msg, sizeof(msg));
+	if (ret < 0)
+		migrate_refuse(msg);
+	else
+		migrate_refuse("test over"); /* the source has read its answer: close what is open */
+	pthread_join(t, NULL);
+	snap_config_free(&sc);
+	close(fd);
+	return ret;
+}
+
+static void test_destination_takes_its_own_image(void **state)
+{
+	struct source s = { .ndisks = 1, .size = SIZE };
+
+	assert_int_equal(destination(*state, &s), 0);
+	assert_int_equal(s.status, 0);
+}
+
+static void test_destination_refuses_another_size(void **state)
+{
+	struct source s = { .ndisks = 1, .size = SIZE + 512 };
+
+	assert_int_equal(destination(*state, &s), -1);
+	assert_int_equal(s.status, 1);
+	assert_non_null(strstr(s.msg, "is 1048676 bytes here, the source's is 1049188"));
+	assert_null(strchr(s.msg, '\n'));
+}
+
+static void test_destination_refuses_the_sources_own_file(void **state)
+{
+	struct fixture *f = *state;
+	struct stat st;
+	struct source s = { .ndisks = 1, .size = SIZE };
+
+	assert_int_equal(stat(f->path, &st), 0);
+	s.dev = (uint64_t)st.st_dev;
+	s.ino = (uint64_t)st.st_ino;
+	assert_int_equal(destination(f, &s), -1);
+	assert_int_equal(s.status, 1);
+	assert_non_null(strstr(s.msg, "the source's own image"));
+}
+
+static void test_destination_refuses_another_count(void **state)
+{
+	struct source s = { .ndisks = 2, .size = SIZE };
+
+	assert_int_equal(destination(*state, &s), -1);
+	assert_int_equal(s.status, 1);
+	assert_non_null(strstr(s.msg, "the source copies 2 disks (disks=copy), this command line has 1"));
+}
+
+static void test_destination_refuses_a_locked_image(void **state)
+{
+	/* The fixture's backend holds the image's lock, as a VM using it would: the copy must not
+	 * write under it. */
+	struct source s = { .ndisks = 1, .size = SIZE };
+
+	assert_int_equal(destination(*state, &s), -1);
+	assert_non_null(strstr(s.msg, "is locked: another VM has it open"));
+}
+
 #define TESTS                                                                                           \
 	cmocka_unit_test_setup_teardown(test_blocks, setup, teardown),                                  \
 		cmocka_unit_test_setup_teardown(test_off_by_default, setup, teardown),                  \
@@ -273,7 +432,15 @@ static void test_record_check(void **state)
 int main(void)
 {
 	const struct CMUnitTest backend_tests[] = { TESTS };
-	const struct CMUnitTest record_tests[] = { cmocka_unit_test(test_record_check) };
+	const struct CMUnitTest record_tests[] = {
+		cmocka_unit_test(test_record_check),
+		cmocka_unit_test_setup_teardown(test_destination_takes_its_own_image, setup_file, teardown),
+		cmocka_unit_test_setup_teardown(test_destination_refuses_another_size, setup_file, teardown),
+		cmocka_unit_test_setup_teardown(test_destination_refuses_the_sources_own_file, setup_file,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_destination_refuses_another_count, setup_file, teardown),
+		cmocka_unit_test_setup_teardown(test_destination_refuses_a_locked_image, setup, teardown),
+	};
 	int failed;
 
 	/* The dirty map is fed from finish(), whichever path completed the request: io_uring's
