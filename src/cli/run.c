@@ -119,6 +119,9 @@ static int run_incoming(struct vm_config *cfg)
 
 	if (check_host_limits(cfg) < 0)
 		return EXIT_START_FAIL;
+	/* The destination answers a disks=copy source before the machine exists (which ignores
+	 * SIGPIPE from then on): a source gone meanwhile is an EPIPE error, not a kill. */
+	signal(SIGPIPE, SIG_IGN);
 	/* A termination signal while waiting ends kvmbox before anything was received (the
 	 * machine's signal thread takes over later; what is blocked here stays blocked). */
 	sigwatch_termination_set(&set);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -443,6 +444,7 @@ int main(void)
 	};
 	int failed;
 
+	signal(SIGPIPE, SIG_IGN); /* as in kvmbox: a peer that went away is an EPIPE error */
 	/* The dirty map is fed from finish(), whichever path completed the request: io_uring's
 	 * completions (where the kernel has it) and the synchronous fallback. */
 	unsetenv("KVMBOX_BLK_SYNC");
