@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/util.h"
 
 #ifndef __GLIBC__
 /* musl (before 1.2.5) has no preadv2/pwritev2: the system calls (64-bit: the offset's high
@@ -828,23 +829,7 @@ bool blockfile_dirty_tracking(const struct blockfile *bf)
 
 int blockfile_pread(struct blockfile *bf, void *buf, size_t len, uint64_t offset)
 {
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pread(bf->fd, p, len, (off_t)offset);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		offset += (uint64_t)n;
-	}
-	return 0;
+	return pread_all(bf->fd, buf, len, offset);
 }
 
 const char *blockfile_path(const struct blockfile *bf)

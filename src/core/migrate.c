@@ -675,8 +675,6 @@ static int receive_disk(struct chan *c, uint32_t type)
 {
 	uint32_t disk, len;
 	uint64_t off;
-	const uint8_t *data = in_dbuf;
-	ssize_t w;
 
 	if (recv_u32(c, &disk) < 0 || recv_u64(c, &off) < 0 || recv_u32(c, &len) < 0)
 		return -1;
@@ -695,17 +693,10 @@ static int receive_disk(struct chan *c, uint32_t type)
 			return 0;
 		memset(in_dbuf, 0, len);
 	}
-	for (uint32_t done = 0; done < len; done += (uint32_t)w) {
-		w = pwrite(in_disks.fd[disk], data + done, len - done, (off_t)(off + done));
-		if (w < 0 && errno == EINTR) {
-			w = 0;
-			continue;
-		}
-		if (w <= 0) {
-			log_error("migration: writing disk %u at %llu failed: %s; the VM was not started",
-				  disk, (unsigned long long)off, w < 0 ? strerror(errno) : "short write");
-			return -3;
-		}
+	if (pwrite_all(in_disks.fd[disk], in_dbuf, len, off) < 0) {
+		log_error("migration: writing disk %u at %llu failed: %s; the VM was not started", disk,
+			  (unsigned long long)off, strerror(errno));
+		return -3;
 	}
 	return 0;
 }
@@ -925,8 +916,8 @@ static uint64_t disks_take(struct migration *m)
 }
 
 /* Send every block (all: the first round), or the pending ones, as REC_DISK / REC_DISK_ZERO
- * records. 0; -1 when the stream broke or the migration was cancelled; -2 when a disk could
- * not be read (why set). */
+ * records. 0, or -1: the stream broke or the migration was cancelled, or (why set) a disk
+ * could not be read. */
 static int send_disks(struct migration *m, struct chan *c, bool all, const char **why)
 {
 	for (unsigned i = 0; i < m->ndisks; i++) {
@@ -945,7 +936,7 @@ static int send_disks(struct migration *m, struct chan *c, bool all, const char 
 				snprintf(m->why, sizeof(m->why), "reading disk %u (%s) at %llu failed: %s", i,
 					 blockfile_path(k->bf), (unsigned long long)off, strerror(errno));
 				*why = m->why;
-				return -2;
+				return -1;
 			}
 			/* All zero: the first byte is, and every byte equals the next. */
 			zero = m->dbuf[0] == 0 && !memcmp(m->dbuf, m->dbuf + 1, len - 1);
@@ -1078,11 +1069,8 @@ static void *migrate_thread(void *arg)
 			why = "out of memory for the disks' dirty maps";
 			goto fail;
 		}
-		if (disks_offer(m, &ch, &why) < 0) {
-			if (why)
-				goto fail;
-			goto io;
-		}
+		if (disks_offer(m, &ch, &why) < 0)
+			goto io_or_why;
 	}
 	/* Start tracking before the first copy: what changes from here on is
 	 * sent again. */
@@ -1094,12 +1082,8 @@ static void *migrate_thread(void *arg)
 	collect_dirty(m, dirty, tmp, words); /* clear */
 	if (send_pages(m, &ch, NULL) < 0)
 		goto io;
-	switch (send_disks(m, &ch, true, &why)) {
-	case -1:
-		goto io;
-	case -2:
-		goto fail;
-	}
+	if (send_disks(m, &ch, true, &why) < 0)
+		goto io_or_why;
 	if (send_u32(&ch, REC_ROUND) < 0)
 		goto io;
 	m->rounds = 1;
@@ -1117,12 +1101,8 @@ static void *migrate_thread(void *arg)
 			break;
 		if (send_pages(m, &ch, dirty) < 0)
 			goto io;
-		switch (send_disks(m, &ch, false, &why)) {
-		case -1:
-			goto io;
-		case -2:
-			goto fail;
-		}
+		if (send_disks(m, &ch, false, &why) < 0)
+			goto io_or_why;
 		if (send_u32(&ch, REC_ROUND) < 0)
 			goto io;
 		m->rounds++;
@@ -1155,12 +1135,8 @@ static void *migrate_thread(void *arg)
 	/* The pause completed every disk request (virtio-blk's quiesce), so what they wrote is
 	 * in the dirty maps now: the last blocks. */
 	disks_take(m);
-	switch (send_disks(m, &ch, false, &why)) {
-	case -1:
-		goto io;
-	case -2:
-		goto fail;
-	}
+	if (send_disks(m, &ch, false, &why) < 0)
+		goto io_or_why;
 	for (struct device *d = vm->devices; d; d = d->next) {
 		if (d->ops->release && d->ops->release(d) < 0) {
 			why = "a device could not hand over its backend";
@@ -1220,6 +1196,9 @@ static void *migrate_thread(void *arg)
 	ser_writer_free(&cfgw);
 	ser_writer_free(&state);
 	return NULL;
+io_or_why: /* the stream broke, unless the step said why it failed */
+	if (why)
+		goto fail;
 io:
 	why = atomic_load(&m->cancel)                   ? "cancelled: the VM stopped"
 	      : ch.auth_failed                          ? "a message did not authenticate"
