@@ -559,8 +559,8 @@ int machine_shutdown(struct machine *m, int timeout_s, char *err, size_t errlen)
 	return 0;
 }
 
-int machine_migrate(struct machine *m, const char *uri, migration_done_fn done, void *ctx, char *err,
-		    size_t errlen)
+int machine_migrate(struct machine *m, const char *uri, bool copy_disks, migration_done_fn done, void *ctx,
+		    char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -584,7 +584,7 @@ int machine_migrate(struct machine *m, const char *uri, migration_done_fn done, 
 		return MACHINE_BAD_STATE;
 	}
 	migrate_cancel(&m->mig); /* reap a finished earlier attempt */
-	m->mig = migrate_start(m->vm, uri, &m->migrating, done, ctx, err, errlen);
+	m->mig = migrate_start(m->vm, uri, copy_disks, &m->migrating, done, ctx, err, errlen);
 	if (!m->mig) {
 		atomic_store(&m->migrating, false);
 		return MACHINE_FAILED;

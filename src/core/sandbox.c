@@ -264,9 +264,10 @@ static const int sys_tune_rt[] = { S(sched_setscheduler), -1 };
 static const int sys_tune_hugetlbfs[] = { S(ftruncate), -1 };
 
 /* The migration thread: the stream; its reply is JSON (json-c seeds its hash with getrandom
- * the first time it hashes, whichever thread that is). */
+ * the first time it hashes, whichever thread that is); with disks=copy it reads the images
+ * (pread64 on the disks' own fds; the dirty maps take a futex, which every thread may). */
 static const int sys_migrate[] = { S(connect), S(setsockopt), S(getsockopt), S(read), S(recvfrom), S(sendto),
-				   S(getrandom), -1 };
+				   S(getrandom), S(pread64), -1 };
 
 /* The main thread's own work: the event loop, the console, the control socket (accept, SO_PEERCRED,
  * replies), snapshots (create the file, fork the writer, wait for it, rename), the shutdown

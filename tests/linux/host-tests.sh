@@ -21,6 +21,7 @@ LIFE1="linux-life-pause linux-life-snapshot linux-life-hibernate linux-life-rest
 LIFE2="linux-life-migrate-closed-port linux-life-migrate-dest-killed linux-life-migrate
 	linux-life-shutdown-timeout"
 LIFE3="linux-life-balloon"
+LIFE4="linux-life-migrate-disks-refused linux-life-migrate-disks"
 SEC="linux-sec-filtered linux-sec-socket-mode linux-sec-peercred linux-sec-unlink-refused
 	linux-sec-user linux-sec-user-needs-no-reboot linux-sec-jail linux-sec-jail-snapshot
 	linux-sec-cgroup linux-sec-cgroup-not-v2"
@@ -37,7 +38,7 @@ RT="linux-rt-policy linux-rt-mlock linux-rt-hugepages linux-rt-hugetlbfs linux-r
 VSOCK="linux-vsock-bad-cid linux-vsock-host-to-guest linux-vsock-guest-to-host linux-vsock-cid-in-use
 	linux-vsock-reset linux-vsock-snapshot linux-vsock-migrate-fail linux-vsock-migrate linux-vsock-driver-reload
 	linux-vsock-reboot"
-ALL=$(echo $BOOT $V1 $V2 $LINK $LINKT $LINKR $LIFE1 $LIFE2 $LIFE3 $VSOCK $SEC $BAD $RT)
+ALL=$(echo $BOOT $V1 $V2 $LINK $LINKT $LINKR $LIFE1 $LIFE2 $LIFE3 $LIFE4 $VSOCK $SEC $BAD $RT)
 # The x86 tier runs in two emulated hosts of one CPU each, side by side (tests/linux/run.sh;
 # DEVELOPERS.md, Known traps): part "a" and part "b" (these groups), of about equal time.
 # "all" is every test, in one host.
@@ -636,6 +637,9 @@ fi
 #                  a closed port, to a destination killed mid-way, then live (tcp) while the
 #                  guest dirties memory; ctl shutdown timeout=5 unanswered
 #   boot 3 (512M, --balloon): 400 MiB touched, balloon 64M gives it back, 512M deflates
+#   boot 4 (256M, an 8 MiB disk, no shared storage): migrate disks=copy refused (a destination
+#                  disk of another size, the source's own image), then done over a unix socket
+#                  into a zeroed image while the guest keeps writing its disk
 CTL_TMO=30
 
 # lstart ID IN kvmbox-args...: start kvmbox in the background with stdin IN; output in
@@ -1141,6 +1145,110 @@ want $LIFE1 && life1
 # shellcheck disable=SC2086
 want $LIFE2 && life2
 want $LIFE3 && life3
+
+# Migration without shared storage (migrate ... disks=copy). The source's disk A holds random
+# bytes from the host; the guest's disk writer (guest-init dwrite) rewrites it piece after piece
+# (O_DIRECT, so they reach the disk; a request is nearly always in flight, so the final round has
+# blocks to send) and keeps its own record of what the disk must hold.
+# shellcheck disable=SC2086
+life_disks() {
+	rm -f $W/k1.in $W/k2.in $W/k1.sock $W/k2.sock $W/kx.sock $W/kmig.sock
+	mkfifo $W/k1.in $W/k2.in
+	exec 7<>$W/k1.in 8<>$W/k2.in
+	dd if=/dev/urandom of=$W/dA.img bs=1M count=8 2>/dev/null
+	rm -f $W/dB.img $W/dC.img
+	truncate -s 8M $W/dB.img
+	truncate -s 12M $W/dC.img
+	K1VM="-m 256M -k $BZ -i $GV"
+	lstart k1 $W/k1.in run $K1VM -d $W/dA.img --api $W/k1.sock -a "$GAPPEND kvmbox.test=life kvmbox.mb=4"
+	S=$LPID
+	if ! lwait k1 '^KVMBOX-C 3 end' $BOOT_TMO $S || ! lcmd k1 7 60 dwrite start; then
+		lkill $S
+		notrun "$LIFE4" "the lifecycle guest did not start its disk writer: $WHY"
+		diag linux-life-migrate-disks k1
+		return
+	fi
+
+	# Refused by the destination: its disk is 12 MiB, then it is A itself (the same file on
+	# this host). One-line error reply, the destination exits, the source's guest goes on.
+	why=
+	for c in "dC.img:bytes here, the source's is 8388608" "dA.img:the source's own image"; do
+		lstart kx /dev/null run $K1VM -d $W/${c%%:*} --incoming unix:$W/kx.sock
+		D=$LPID n=0
+		while ! grep -q 'waiting for a migration' $W/kx.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
+		lctl $W/k1.sock migrate unix:$W/kx.sock disks=copy
+		lreap $D 30
+		LPID=$S
+		if [ "$CTL_RC" != 1 ] || ! echo "$CTL" | grep -qF "${c#*:}"; then
+			why="destination disk ${c%%:*}: ctl migrate status $CTL_RC: '$(echo "$CTL" | tr -d '\n' | cut -c1-300)' (want 1 and '${c#*:}')"
+		elif [ "$RC" = 0 ] || [ "$RC" = timeout ]; then
+			why="destination disk ${c%%:*}: the destination's status $RC (want a failure)"
+		elif ! lstate $W/k1.sock || [ "$ST" != running ]; then
+			why="destination disk ${c%%:*}: source info state '$ST' (want running)"
+		elif ! lticks k1 5 $S || ! lcmd k1 7 30 dwrite status || [ "$(field "$R" failed)" != 0 ]; then
+			why="destination disk ${c%%:*}: the source's guest after the refusal: '$R' $WHY"
+		fi
+		[ -n "$why" ] && break
+	done
+	if [ -z "$why" ] && [ "$(hsum $W/dC.img)" != "$(head -c 12582912 /dev/zero | sha256sum | cut -d' ' -f1)" ]; then
+		why="the refused destination's disk dC.img was written"
+	fi
+	if [ -z "$why" ]; then
+		lres PASS linux-life-migrate-disks-refused
+	else
+		lfail linux-life-migrate-disks-refused k1 "$why"
+		diag linux-life-migrate-disks-refused kx
+	fi
+	alive $S || { notrun linux-life-migrate-disks "the source VM is gone"; return; }
+
+	# The migration, into the zeroed B, while the writer runs.
+	lstart k2 $W/k2.in run $K1VM -d $W/dB.img --incoming unix:$W/kmig.sock --api $W/k2.sock
+	D=$LPID n=0
+	while ! grep -q 'waiting for a migration' $W/k2.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
+	LPID=$S
+	lcmd k1 7 30 dwrite status
+	w0=$(field "$R" writes)
+	CTL_TMO=300
+	lctl $W/k1.sock migrate unix:$W/kmig.sock disks=copy
+	mrc=$CTL_RC CTL_TMO=30
+	fig="rounds=$(jget rounds) bytes=$(jget bytes) disk_bytes=$(jget disk_bytes) total_ms=$(jget total_ms) downtime_ms=$(jget downtime_ms)"
+	echo "KVMBOX-I disks=copy migration figures: $fig (writer at $w0 writes before)"
+	lreap $S 15
+	src=$RC
+	LPID=$D
+	why=
+	if [ "$mrc" != 0 ] || [ -z "$(jget disk_bytes)" ]; then
+		why="ctl migrate status $mrc: $(echo "$CTL" | tr -d '\n' | tr -s ' ' | cut -c1-300)"
+	elif [ "$src" != 0 ]; then
+		why="source kvmbox status $src after ${SECS_R}s (want 0)"
+	elif ! lwait k2 '^KVMBOX-C [0-9]* end' 30 $D; then
+		why="destination: no counter: $WHY"
+	elif ! lcmd k2 8 30 dwrite stop; then
+		why="destination: the writer: $WHY"
+	else
+		w1=$(field "$R" writes) wf=$(field "$R" failed)
+		lcmd k2 8 120 dsum && d=$R || d="none: $WHY"
+		hb=$(hsum $W/dB.img)
+		echo "KVMBOX-I disks=copy: writes $w0 before the migration, $w1 at the end; guest $d; B $hb"
+		if [ "${w1:-0}" -le "${w0:-0}" ] || [ "$wf" != 0 ]; then
+			why="the disk writer did not go on across the migration: writes $w0 -> $w1, failed '$wf'"
+		elif [ "${d%% *}" != ok ]; then
+			why="the guest's disk on the destination is not what it wrote: '$d'"
+		elif [ "$(field "$d" sum)" != "$hb" ]; then
+			why="the destination's image B ($hb) is not the guest's view ($(field "$d" sum))"
+		fi
+	fi
+	lkill $D
+	if [ -z "$why" ]; then
+		lres PASS linux-life-migrate-disks
+	else
+		lfail linux-life-migrate-disks k2 "$why ($fig)"
+		diag linux-life-migrate-disks k1
+	fi
+	exec 7>&- 8>&-
+}
+# shellcheck disable=SC2086
+want $LIFE4 && life_disks
 
 # --- vsock (vhost-vsock) ---------------------------------------------------------------------
 # One lifecycle guest with --vsock cid=42; tests/linux/vsock-echo.c is the helper on both sides
