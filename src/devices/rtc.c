@@ -368,7 +368,7 @@ static void update_irq(struct rtc *c)
 /* Arm the timer for the earliest enabled event whose flag is clear, or disarm it. */
 static void rearm(struct rtc *c)
 {
-	int64_t next = INT64_MAX, p = pf_period(c), sec = c->synced / HZ;
+	int64_t next = INT64_MAX, p = pf_period(c), sec = c->synced / HZ, alarm;
 	uint8_t b = c->cmos[REG_B], f = c->cmos[REG_C];
 	struct timespec ts;
 
@@ -376,9 +376,11 @@ static void rearm(struct rtc *c)
 		return;
 	if (!stopped(c) && (b & B_UIE) && !(f & C_UF))
 		next = (sec + 1) * HZ;
-	if (!stopped(c) && (b & B_AIE) && !(f & C_AF) && alarm_after(c, sec) != ALARM_NEVER &&
-	    alarm_after(c, sec) * HZ < next)
-		next = alarm_after(c, sec) * HZ;
+	if (!stopped(c) && (b & B_AIE) && !(f & C_AF)) {
+		alarm = alarm_after(c, sec);
+		if (alarm != ALARM_NEVER && alarm * HZ < next)
+			next = alarm * HZ;
+	}
 	if (p && (b & B_PIE) && !(f & C_PF) && (c->synced / p + 1) * p < next)
 		next = (c->synced / p + 1) * p;
 	if (next == INT64_MAX)
@@ -394,6 +396,13 @@ static void rearm(struct rtc *c)
 	c->armed = next;
 }
 
+/* After the flags or the settings changed: IRQF, the line and the timer. */
+static void settle(struct rtc *c)
+{
+	update_irq(c);
+	rearm(c);
+}
+
 static void rtc_timer(void *opaque)
 {
 	struct rtc *c = opaque;
@@ -401,8 +410,7 @@ static void rtc_timer(void *opaque)
 	pthread_mutex_lock(&c->lock);
 	c->armed = 0; /* a one-shot timer that fired */
 	catch_up(c, now_ticks(c));
-	update_irq(c);
-	rearm(c);
+	settle(c);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -489,8 +497,7 @@ static void rtc_io(struct device *dev, struct bus_access *a)
 			data_write(c, a->data[0]);
 		else
 			a->data[0] = data_read(c);
-		update_irq(c);
-		rearm(c);
+		settle(c);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -501,8 +508,7 @@ static void reset_irqs(struct rtc *c)
 {
 	c->cmos[REG_B] &= (uint8_t) ~(B_PIE | B_AIE | B_UIE | B_SQWE);
 	c->cmos[REG_C] = 0;
-	update_irq(c);
-	rearm(c);
+	settle(c);
 }
 
 static void rtc_reset(struct device *dev)
@@ -564,9 +570,8 @@ static int rtc_load(struct device *dev, struct ser_reader *r)
 	c->alarm_at = ALARM_UNKNOWN;
 	/* Events due since the save are pending now; the line and the timer as the state says. */
 	catch_up(c, now);
-	update_irq(c);
 	c->armed = -1; /* whatever the timer held, set it */
-	rearm(c);
+	settle(c);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
@@ -616,8 +621,7 @@ void rtc_set_clock(struct device *dev, void (*now)(void *ctx, struct timespec *t
 	c->synced = now_ticks(c);
 	c->alarm_at = ALARM_UNKNOWN;
 	c->cmos[REG_C] = 0;
-	update_irq(c);
-	rearm(c);
+	settle(c);
 	pthread_mutex_unlock(&c->lock);
 }
 
