@@ -18,6 +18,7 @@
 #include <linux/rtc.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,21 +136,12 @@ static void check_alarm(int fd)
 		report("alarm", 0, "RTC_RD_TIME: %s", strerror(errno));
 		return;
 	}
-	t.tm_sec = tm.tm_sec;
-	t.tm_min = tm.tm_min;
-	t.tm_hour = tm.tm_hour;
-	t.tm_mday = tm.tm_mday;
-	t.tm_mon = tm.tm_mon;
-	t.tm_year = tm.tm_year;
+	/* struct rtc_time is struct tm's first nine ints (linux/rtc.h). */
+	_Static_assert(offsetof(struct tm, tm_isdst) == offsetof(struct rtc_time, tm_isdst), "rtc_time");
+	memcpy(&t, &tm, sizeof(tm));
 	when = timegm(&t) + 2;
 	gmtime_r(&when, &t);
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_sec = t.tm_sec;
-	tm.tm_min = t.tm_min;
-	tm.tm_hour = t.tm_hour;
-	tm.tm_mday = t.tm_mday;
-	tm.tm_mon = t.tm_mon;
-	tm.tm_year = t.tm_year;
+	memcpy(&tm, &t, sizeof(tm));
 	if (ioctl(fd, RTC_ALM_SET, &tm) < 0 || ioctl(fd, RTC_AIE_ON, 0) < 0) {
 		report("alarm", 0, "RTC_ALM_SET/RTC_AIE_ON: %s", strerror(errno));
 		return;
