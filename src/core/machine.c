@@ -227,6 +227,7 @@ static int boot_once(struct machine *m)
 	/* The console backend goes to whichever device is the console; it registers
 	 * vm->console_in for the user's input. */
 	vm->console_out = console_port(m->console);
+	vm->loop = m->loop;
 	if (arch_create_devices(vm) < 0 || vm_create_devices(vm) < 0 ||
 	    (cfg->console == CONSOLE_VIRTIO && virtio_create_console(vm) < 0))
 		goto fail_incoming;

@@ -191,7 +191,8 @@ static const unsigned long ioctl_irq[] = { KVM_IRQ_LINE, KVM_IRQFD, KVM_SET_GSI_
 static const unsigned long ioctl_dev_regs[] = { KVM_IRQ_LINE, KVM_IOEVENTFD, KVM_IRQFD, KVM_SET_GSI_ROUTING, 0 };
 
 /* vCPU: KVM_RUN; a device's activation or reset on a guest register write (virtio-net sets
- * the tap's offloads, virtio-blk drains io_uring, virtio-balloon arms its stats timer, a
+ * the tap's offloads, virtio-blk drains io_uring, virtio-balloon arms its stats timer, the RTC
+ * its interrupt timer, a
  * device's worker is watched differently: epoll_ctl); the crash dump. Not
  * KVM_SET_USER_MEMORY_REGION, not KVM_CREATE_*. */
 static const int sys_vcpu[] = { S(io_uring_enter), S(timerfd_settime), S(epoll_ctl), S(read), -1 };
@@ -435,6 +436,8 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 	case SB_MAIN:
 		add_sys(s, sys_main);
 		add_sys(s, sys_loop);
+		/* Devices' timers (loop_timer_new: the RTC's interrupts) fire on main's loop. */
+		add_ioctls(s, ioctl_irq);
 		if (sb.has_link) {
 			add_sys(s, sys_link);
 			s->special |= SP_SOCKET;

@@ -285,6 +285,7 @@ t_rtc() {
 	[ "$diff" -gt 60 ] && { fail "$t" "guest time $guest is ${diff}s away from host time $host"; return; }
 	grep -qa '^rtc: ticked to ' "$OUT" || { fail "$t" "RTC did not tick"; return; }
 	have_line "rtc: nvram ok" || { fail "$t" "no 'rtc: nvram ok'"; return; }
+	have_line "rtc: interrupts ok" || { fail "$t" "no 'rtc: interrupts ok'"; return; }
 	pass "$t"
 }
 

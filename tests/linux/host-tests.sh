@@ -12,7 +12,8 @@
 # Every kvmbox run is guarded by a timeout, so a hang is a FAIL, never a stuck suite.
 # The one list of the tier's tests, by group (tests/linux/run.sh reads it with --list).
 BOOT="linux-boot-bzimage linux-poweroff-exit0 linux-nproc-1 linux-date linux-nproc-2 linux-nproc-4
-	linux-boot-pvh linux-reboot-restarts linux-reboot-cmos-kept linux-no-reboot-exit0 linux-pci-ecam"
+	linux-boot-pvh linux-rtc-irq linux-reboot-restarts linux-reboot-cmos-kept linux-no-reboot-exit0
+	linux-pci-ecam"
 V1="linux-virtio-devices linux-virtio-blk-serials linux-virtio-blk-ro linux-virtio-rng
 	linux-virtio-net-ping linux-virtio-net-tcp linux-virtio-net-vhost linux-virtio-net-user"
 V2="linux-virtio-blk-ext4 linux-virtio-console linux-virtio-blk-fsync-kill9"
@@ -231,14 +232,25 @@ for c in 2 4; do
 	fi
 done
 
-if want linux-boot-pvh; then
-	vm pvh $BOOT_TMO KVMBOX-INIT 2 --no-reboot -k $ELF -i $GI -a "$GAPPEND kvmbox.test=init"
+# The PVH boot also checks the RTC's interrupts (kvmbox.rtc=1: tests/linux/rtc-irq.c in the
+# guest, about 6 s): update interrupts, an alarm, periodic ones, and IRQ 8's count in
+# /proc/interrupts, each "KVMBOX-V rtc NAME ok|FAIL ..." line.
+if want linux-boot-pvh linux-rtc-irq; then
+	vm pvh $BOOT_TMO KVMBOX-INIT 2 --no-reboot -k $ELF -i $GI -a "$GAPPEND kvmbox.test=init kvmbox.rtc=1"
 	if has KVMBOX-INIT pvh && [ "$RC" = 0 ]; then
 		res PASS linux-boot-pvh
 	else
 		res FAIL linux-boot-pvh "ELF vmlinux (PVH entry): kvmbox status $RC," \
 			"$(count KVMBOX-INIT pvh) init marker(s)"
 		diag linux-boot-pvh pvh
+	fi
+	tr -d '\r' <$W/pvh.out | sed -n 's/^.*KVMBOX-V rtc //p' >$W/rtc.txt
+	sed 's/^/KVMBOX-I rtc: /' $W/rtc.txt
+	if [ "$(grep -c '^[a-z]* ok ' $W/rtc.txt)" = 4 ] && ! grep -q -e FAIL -e '^status' $W/rtc.txt; then
+		res PASS linux-rtc-irq
+	else
+		res FAIL linux-rtc-irq "want uie, alarm, pie and irqs ok: $(tr '\n' '|' <$W/rtc.txt)"
+		diag linux-rtc-irq pvh
 	fi
 fi
 

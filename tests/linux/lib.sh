@@ -320,17 +320,23 @@ kb_skel() {
 	fi
 }
 
-# kb_vsock_echo OUT: build tests/linux/vsock-echo.c static for KB_ARCH into OUT (the vsock tests'
-# helper, in the emulated host and in the guest). A compiler that is missing is only logged: the
-# vsock tests then fail saying so.
-kb_vsock_echo() {
+# kb_helper NAME OUT TESTS: build tests/linux/NAME.c static for KB_ARCH into OUT. A compiler that
+# is missing is only logged: the tests named TESTS then fail saying so.
+kb_helper() {
 	local cc=gcc
 	[[ $KB_ARCH == arm64 && $(uname -m) != aarch64 ]] && cc=aarch64-linux-gnu-gcc
-	"$cc" -static -O2 -Wall -Wextra -pthread -o "$1" "$KB_ROOT/tests/linux/vsock-echo.c" ||
-		kb_log "cannot build tests/linux/vsock-echo.c with $cc: the linux-vsock-* tests will fail"
+	"$cc" -static -O2 -Wall -Wextra -pthread -o "$2" "$KB_ROOT/tests/linux/$1.c" ||
+		kb_log "cannot build tests/linux/$1.c with $cc: the $3 tests will fail"
 }
 
-# kb_build_guest_initrd OUT: the guest initramfs (busybox, tests/linux/guest-init, vsock-echo).
+# kb_vsock_echo OUT: the vsock tests' helper (tests/linux/vsock-echo.c), in the emulated host and
+# in the guest.
+kb_vsock_echo() {
+	kb_helper vsock-echo "$1" "linux-vsock-*"
+}
+
+# kb_build_guest_initrd OUT: the guest initramfs (busybox, tests/linux/guest-init, vsock-echo,
+# rtc-irq).
 kb_build_guest_initrd() {
 	local out=$1 d
 	# The guest's /init is a busybox script: without busybox the guest kernel finds no init and,
@@ -341,6 +347,7 @@ kb_build_guest_initrd() {
 	kb_skel "$d" || { rm -rf -- "$d"; return 1; }
 	install -m 755 "$KB_ROOT/tests/linux/guest-init" "$d/init"
 	kb_vsock_echo "$d/bin/vsock-echo"
+	kb_helper rtc-irq "$d/bin/rtc-irq" linux-rtc-irq
 	kb_cpio "$d" "$out" gzip
 	local rc=$?
 	rm -rf -- "$d"
