@@ -8,10 +8,11 @@
  * each waits with a deadline (poll), and the status is 0 only when all passed:
  *   uie     RTC_UIE_ON: three update interrupts read(), spread over at least 1.5 s
  *   alarm   RTC_ALM_SET 2 s ahead + RTC_AIE_ON: an alarm interrupt after 1 to 4 s
- *   pie     RTC_IRQP_SET 64 + RTC_PIE_ON: 48 to 80 periodic interrupts in one second
- *   irqs    the rtc0 line of /proc/interrupts grew over the three
- * (Linux's rtc core drives update interrupts through the chip's alarm, and periodic ones from
- * an hrtimer of its own: uie and alarm are the chip's interrupts on IRQ 8.) */
+ *   irqs    the rtc0 line of /proc/interrupts grew over the two
+ * (Linux's rtc core drives update interrupts through the chip's alarm: both are the chip's
+ * interrupts on IRQ 8. Its periodic ones come from an hrtimer of its own, whatever the chip
+ * does, so they are not checked here: the tiny guest tests/guests/rtc.c and test_rtc check the
+ * chip's periodic interrupt.) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -159,34 +160,6 @@ static void check_alarm(int fd)
 		       tm.tm_sec, dt);
 }
 
-static void check_pie(int fd)
-{
-	double t0, end;
-	int n = 0;
-
-	if (ioctl(fd, RTC_IRQP_SET, 64UL) < 0 || ioctl(fd, RTC_PIE_ON, 0) < 0) {
-		report("pie", 0, "RTC_IRQP_SET 64/RTC_PIE_ON: %s", strerror(errno));
-		return;
-	}
-	/* The first one starts the second, so the count does not include the start-up. */
-	if (!next_irq(fd, 1000)) {
-		ioctl(fd, RTC_PIE_OFF, 0);
-		report("pie", 0, "no periodic interrupt in 1 s");
-		return;
-	}
-	t0 = mono();
-	end = t0 + 1;
-	while (mono() < end) {
-		int left = (int)((end - mono()) * 1000) + 1;
-		unsigned long d = next_irq(fd, left);
-
-		if (d & RTC_PF)
-			n += (int)(d >> 8); /* the count of interrupts since the last read */
-	}
-	ioctl(fd, RTC_PIE_OFF, 0);
-	report("pie", n >= 48 && n <= 80, "%d periodic interrupts in one second at 64 Hz", n);
-}
-
 int main(int argc, char **argv)
 {
 	const char *dev = argc > 1 ? argv[1] : "/dev/rtc0";
@@ -200,7 +173,6 @@ int main(int argc, char **argv)
 	before = rtc_irqs();
 	check_uie(fd);
 	check_alarm(fd);
-	check_pie(fd);
 	after = rtc_irqs();
 	report("irqs", before >= 0 && after > before, "rtc0 in /proc/interrupts from %ld to %ld", before, after);
 	close(fd);
