@@ -8,7 +8,7 @@
 #   KVMTOOL=path            a static kvmtool (lkvm-static) to boot the same guest side by side;
 #                           default: lkvm-static or lkvm on PATH; none: the kvmbox columns only
 #   KVMBOX_BENCH_LOG=file   no emulated host: report the figures of an earlier run's host.log
-#   KVMBOX_BENCH_PARTS=list only these parts of host-bench.sh: boot,trace,seccomp,virtio,latency
+#   KVMBOX_BENCH_PARTS=list only these parts of host-bench.sh: boot,trace,seccomp,up,virtio,latency
 #                           (default all; e.g. boot,trace for the boot and exit figures alone)
 #
 # One emulated-host boot (qemu TCG, -cpu max, kvm_amd; see DEVELOPERS.md) runs
@@ -82,9 +82,35 @@ if [[ -n ${KVMBOX_BENCH_LOG:-} ]]; then
 else
 	echo "bench: $RUNS boots x $nv VMMs, 7 virtio boots and the latency bench in the emulated host" \
 		"(about $((300 + RUNS * nv * 15))s)..." >&2
-	kb_boot_host "$OUT/host-initrd" $((1500 + RUNS * nv * 120)) \
+	# The host prints a heartbeat ("KVMBOX-I alive") every 10 s. After 20 s without a line it gets
+	# a key press through QEMU's monitor (OUT/monitor.sock), which wakes a CPU that QEMU's
+	# one-CPU TCG left halted with a timer interrupt pending (DEVELOPERS.md, Known traps); each
+	# kick, with where the CPU was, goes to OUT/kicks.log. Lines reach host.log as they come.
+	: >"$OUT/kicks.log"
+	: >"$OUT/host.log"
+	(
+		last=-1 quiet=0
+		while sleep 10; do
+			size=$(stat -c %s "$OUT/host.log" 2>/dev/null || echo 0)
+			if [[ $size == "$last" ]]; then quiet=$((quiet + 10)); else quiet=0; fi
+			last=$size
+			if ((quiet >= 20)); then
+				echo "bench: the emulated host printed nothing for ${quiet}s: a key press to wake it (OUT/kicks.log)" >&2
+				{
+					echo "== $(date -u +%T) after ${quiet}s of silence"
+					kb_monitor_dump "$OUT/monitor.sock" ""
+				} >>"$OUT/kicks.log"
+				kb_monitor "$OUT/monitor.sock" "sendkey shift" >/dev/null
+				quiet=0
+			fi
+		done
+	) &
+	kicker=$!
+	KB_MONITOR=$OUT/monitor.sock kb_boot_host "$OUT/host-initrd" $((1500 + RUNS * nv * 120)) \
 		"kvmbox.host=bench kvmbox.runs=$RUNS${KVMBOX_BENCH_PARTS:+ kvmbox.parts=$KVMBOX_BENCH_PARTS}" 2>&1 |
-		tr -d '\r' >"$OUT/host.log"
+		sed -u 's/\r//g' >"$OUT/host.log"
+	kill "$kicker" 2>/dev/null
+	wait "$kicker" 2>/dev/null
 fi
 elapsed=$((EPOCHSECONDS - t0))
 if grep -q 'KVMBOX-HOST nokvm' "$OUT/host.log"; then
@@ -107,7 +133,7 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 {
 	echo "kvmbox $version at $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%Y-%m-%d)," \
 		"guest and emulated host kernel $kver,"
-	echo "emulated host ($KB_ARCH): qemu $(${KB_QEMU} --version | head -n1 | awk '{print $4}') TCG -smp 2 -cpu max," \
+	echo "emulated host ($KB_ARCH): qemu $(${KB_QEMU} --version | head -n1 | awk '{print $4}') TCG (thread=$KB_TCG_THREAD) -smp ${KVMBOX_HOST_CPUS:-2} -cpu ${KVMBOX_HOST_CPU:-max}," \
 		"real host: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
 	[[ -n $KVMTOOL ]] && echo "kvmtool: $KVMTOOL ($("$KVMTOOL" version 2>/dev/null | head -n1))."
 	echo
@@ -313,12 +339,13 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 	if grep -q 'KVMBOX-BS ' "$OUT/host.log"; then
 		echo
 		echo "The sandbox's cost: the same boot with the default --seccomp on (the runs above) and"
-		echo "with --seccomp off (the virtio rows marked --seccomp off above are the I/O side):"
+		echo "with --seccomp off (the virtio rows marked --seccomp off above are the I/O side);"
+		echo "both are the glibc build (kvmbox column):"
 		echo
 		echo "| boot to guest init marker (s) | median | min | max | runs |"
 		echo "|---|---:|---:|---:|---:|"
 		{
-			grep -o 'KVMBOX-B run.*' "$OUT/host.log" | sed 's/^KVMBOX-B /on /'
+			grep -o 'KVMBOX-B vmm=kvmbox run=.*' "$OUT/host.log" | sed 's/^KVMBOX-B vmm=kvmbox /on /'
 			grep -o 'KVMBOX-BS .*' "$OUT/host.log" | sed 's/^KVMBOX-BS /off /'
 		} | awk '
 		{
@@ -335,6 +362,49 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 				printf "| --seccomp %s | %.2f | %.2f | %.2f | %d |\n", k, med, s[1], s[c], c
 			}
 		}'
+	fi
+	if grep -q 'KVMBOX-UP ' "$OUT/host.log"; then
+		echo
+		echo "kvmbox up: three bench guests (1 vCPU, 256M each) from one file, against the same three"
+		echo "started by hand (three kvmbox run at once); all three at their init marker, and the"
+		echo "supervisor's own RSS then:"
+		echo
+		echo "| start | all three at init (s), median | min | max | runs | up's RSS (KiB), median |"
+		echo "|---|---:|---:|---:|---:|---:|"
+		grep -o 'KVMBOX-UP .*' "$OUT/host.log" | awk '
+		{
+			m = ""; t = ""; r = ""
+			for (i = 2; i <= NF; i++) {
+				split($i, kv, "=")
+				if (kv[1] == "mode") m = kv[2]
+				else if (kv[1] == "all_init_s" && kv[2] != "-") t = kv[2] + 0
+				else if (kv[1] == "up_rss_kb" && kv[2] != "-") r = kv[2] + 0
+			}
+			if (t != "") v[m, ++n[m]] = t
+			if (r != "") w[m, ++nr[m]] = r
+		}
+		function med(arr, k, c,   a, b, x, s) {
+			for (a = 1; a <= c; a++) s[a] = arr[k, a]
+			for (a = 2; a <= c; a++) { x = s[a]; for (b = a - 1; b >= 1 && s[b] > x; b--) s[b + 1] = s[b]; s[b + 1] = x }
+			lo = s[1]; hi = s[c]
+			return (c % 2) ? s[(c + 1) / 2] : (s[c / 2] + s[c / 2 + 1]) / 2
+		}
+		END {
+			split("up run", modes, " ")
+			for (i = 1; i <= 2; i++) {
+				k = modes[i]; c = n[k]
+				if (!c) { printf "| %s | - | - | - | 0 | - |\n", k == "up" ? "kvmbox up" : "3 x kvmbox run"; continue }
+				m = med(v, k, c); l = lo; h = hi
+				rs = nr[k] ? sprintf("%d", med(w, k, nr[k])) : "-"
+				printf "| %s | %.2f | %.2f | %.2f | %d | %s |\n", k == "up" ? "kvmbox up" : "3 x kvmbox run", m, l, h, c, rs
+			}
+		}'
+	fi
+	k=$(grep -c '^== ' "$OUT/kicks.log" 2>/dev/null)
+	if [[ -z ${KVMBOX_BENCH_LOG:-} ]] && ((${k:-0} > 0)); then
+		echo
+		echo "The emulated host stopped printing $k times and went on after a key press (QEMU's one-CPU"
+		echo "TCG left its CPU halted with a timer interrupt pending; $OUT/kicks.log): what ran then is slower."
 	fi
 	echo
 	if [[ -n ${KVMBOX_BENCH_LOG:-} ]]; then
