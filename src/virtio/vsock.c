@@ -235,7 +235,7 @@ static int vs_activate(struct virtio_dev *vd)
 		return -1;
 	vs_deliver_event(v);
 	if (v->uds)
-		vsock_uds_kick(v->uds);
+		vsock_uds_wake(v->uds); /* on a vCPU thread: the worker does the work */
 	return 0;
 }
 

@@ -465,11 +465,7 @@ static bool do_tx(struct vsock_uds *u)
 		return false;
 	for (unsigned n = 0;; n++) {
 		if (n == TX_BATCH) {
-			uint64_t one = 1;
-
-			/* A guest that refills as fast as we take: let the other fds have a turn. */
-			if (write(u->wake, &one, sizeof(one)) < 0)
-				log_debug("%s: wake: %s", vd->name, strerror(errno));
+			vsock_uds_wake(u); /* a guest that refills as fast as we take: others' turn */
 			break;
 		}
 		r = virtq_pop(q, &u->chain);
@@ -729,13 +725,18 @@ void vsock_uds_kick(struct vsock_uds *u)
 	pump(u);
 }
 
-void vsock_uds_drop_all(struct vsock_uds *u)
+void vsock_uds_wake(struct vsock_uds *u)
 {
 	uint64_t one = 1;
 
-	u->drop_pending = true;
 	if (write(u->wake, &one, sizeof(one)) < 0)
 		log_debug("%s: wake: %s", u->vd->name, strerror(errno));
+}
+
+void vsock_uds_drop_all(struct vsock_uds *u)
+{
+	u->drop_pending = true;
+	vsock_uds_wake(u);
 }
 
 /* ---- the unix sockets --------------------------------------------------------------------- */

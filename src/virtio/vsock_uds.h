@@ -59,8 +59,11 @@ struct vsock_uds;
 /* Listen on path for the device vd (guest CID cid) and watch it on vd->loop. NULL after
  * printing one line (path too long, exists and is not a socket, in use). */
 struct vsock_uds *vsock_uds_create(struct virtio_dev *vd, uint32_t cid, const char *path);
-/* The driver kicked rx or tx, or activated the device: move what can move. */
+/* The driver kicked rx or tx (on the worker): move what can move. */
 void vsock_uds_kick(struct vsock_uds *u);
+/* Have the worker move what can move (the driver activated the device on a vCPU thread, whose
+ * seccomp list has no socket calls). */
+void vsock_uds_wake(struct vsock_uds *u);
 /* Drop every connection (device reset, a load): done on the worker, which this wakes. */
 void vsock_uds_drop_all(struct vsock_uds *u);
 /* Live migration (worker parked): close the listener and the connections, remove the socket
