@@ -1433,7 +1433,7 @@ want $VSOCK && vsock_tests
 #                      server: 16 MiB, the host's copy and the echo have the guest's sha256
 #   uds-snapshot       snapshot with a connection held, kill -9 (PATH is left, stale), restore
 #                      from the same command line: the held connection ends (the transport reset
-#                      event), kvmbox listens at PATH again, new connections both ways (16 MiB)
+#                      event), kvmbox listens at PATH again, new connections both ways (2 MiB)
 # shellcheck disable=SC2086
 vsock_uds_tests() {
 	if [ ! -x $KB/vsock-echo ]; then
@@ -1491,6 +1491,10 @@ vsock_uds_tests() {
 			why="after the restore the connection held across the snapshot says '$R' after 20 s (want"
 			why="$why closed: the transport reset event); init markers $(count KVMBOX-INIT vu2) (want 0)"
 		else
+			# New connections both ways, 2 MiB each (the 16 MiB ones ran above): time is short.
+			VS_MB=2
+			dd if=/dev/urandom of=$W/vblob bs=1M count=$VS_MB 2>/dev/null
+			vb=$(hsum $W/vblob)
 			vs_h2g vu2 5000 vuecho2
 			why=$VSWHY
 			if [ -z "$why" ]; then
@@ -1501,6 +1505,7 @@ vsock_uds_tests() {
 	fi
 	if [ -z "$why" ]; then lres PASS linux-vsock-uds-snapshot; else lfail linux-vsock-uds-snapshot vu2 "$why"; fi
 	VS_CONN=
+	VS_MB=16
 	lkill $P $HS1 $HS2
 	exec 7>&-
 }
