@@ -416,7 +416,7 @@ static struct virtio_dev *vs_create(const struct guest_mem *mem, uint32_t cid, u
 	}
 	v->vh_fd = v->vh_call[0] = v->vh_call[1] = v->vh_kick[0] = v->vh_kick[1] = -1;
 	v->cid = cid;
-	v->no_backend = !backend;
+	v->no_backend = !backend && !uds;
 	if (uds)
 		backend = false; /* no vhost-vsock: the rings are served here */
 	if (backend && (v->vh_fd = vh_open_cid(name, cid, &v->vh_features)) < 0) {

@@ -631,6 +631,38 @@ static void test_reset_drops(void **state)
 	close(c);
 }
 
+/* A live migration's hand-over: the connections end and the socket file goes (the destination
+ * listens there); a failed migration listens again. */
+static void test_release_reacquire(void **state)
+{
+	struct fx *f = *state;
+	struct pkt p;
+	int lfd, c;
+
+	add_rx(f, 8);
+	lfd = host_listen(f, 5000);
+	c = guest_conn(f, lfd, 1000, 5000, 65536);
+	assert_int_equal(vqd_release(f->x.vd), 0);
+	assert_true(host_eof(f, c));
+	close(c);
+	assert_int_equal(virtio_vsock_uds_conns(f->x.vd), 0);
+	assert_int_equal(access(f->path, F_OK), -1);
+	/* Released: a guest packet is not served. */
+	send_op(f, 1001, 5000, VSOCK_OP_REQUEST, 0, NULL, 0, 65536);
+	expect_none(f);
+	assert_int_equal(vqd_reacquire(f->x.vd), 0);
+	assert_int_equal(access(f->path, F_OK), 0);
+	c = host_connect(f);
+	assert_int_equal(write(c, "CONNECT 7\n", 10), 10);
+	vqd_kick(f->x.vd, VIRTIO_VSOCK_TXQ); /* the resume's kick */
+	while (recv_pkt(f, &p, 200) && p.op != VSOCK_OP_REQUEST)
+		;
+	assert_int_equal(p.op, VSOCK_OP_REQUEST);
+	assert_int_equal(p.dst_port, 7);
+	close(c);
+	close(lfd);
+}
+
 static void test_path_errors(void **state)
 {
 	struct fake_ram ram;
@@ -699,6 +731,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_conn_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_drops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_reacquire, setup, teardown),
 		cmocka_unit_test(test_path_errors),
 	};
 
