@@ -71,7 +71,8 @@ struct vsock_uds {
 	struct stat lst;
 	int wake; /* eventfd: the worker has connections to drop or a batch to finish */
 	bool drop_pending;
-	bool rx_starved; /* the driver gave no rx buffer: wait for its kick */
+	bool listen_paused; /* accept failed (out of fds): listen again when a connection ends */
+	bool rx_starved;    /* the driver gave no rx buffer: wait for its kick */
 	uint32_t next_port;
 	unsigned rr; /* where the next rx round starts */
 	struct {
@@ -200,6 +201,8 @@ static void conn_free(struct uconn *c)
 		loop_del(c->u->vd->loop, c->fd);
 	close(c->fd);
 	free(c->buf);
+	if (c->u->listen_paused && c->u->lfd >= 0 && loop_mod(c->u->vd->loop, c->u->lfd, EPOLLIN) == 0)
+		c->u->listen_paused = false;
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 }
@@ -842,8 +845,16 @@ static void on_listen(struct loop *l, int fd, uint32_t events, void *opaque)
 	if (u->drop_pending)
 		drop_now(u);
 	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd < 0)
+	if (cfd < 0) {
+		/* Out of fds: the pending connection would wake the loop again and again. */
+		if ((errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) &&
+		    loop_mod(l, fd, 0) == 0) {
+			log_warn("%s: %s: accept: %s; new connections wait until one ends", u->vd->name,
+				 u->path, strerror(errno));
+			u->listen_paused = true;
+		}
 		goto out;
+	}
 	if (!unixsock_peer_allowed(cfd, &uid)) {
 		log_warn("%s: %s: refused a connection from uid %ld (only uid %ld and root may connect)",
 			 u->vd->name, u->path, uid, (long)geteuid());
@@ -896,6 +907,7 @@ static void uds_unlisten(struct vsock_uds *u)
 	close(u->lfd);
 	unixsock_unlink(u->path, &u->lst);
 	u->lfd = -1;
+	u->listen_paused = false;
 }
 
 struct vsock_uds *vsock_uds_create(struct virtio_dev *vd, uint32_t cid, const char *path)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -663,6 +664,48 @@ static void test_release_reacquire(void **state)
 	close(lfd);
 }
 
+/* Out of fds at accept: the listener pauses (no busy loop) and listens again once a connection
+ * ends. */
+static void test_accept_out_of_fds(void **state)
+{
+	struct fx *f = *state;
+	struct rlimit old, low;
+	struct pkt p;
+	int lfd, c, h, next;
+
+	add_rx(f, 16);
+	lfd = host_listen(f, 5000);
+	c = guest_conn(f, lfd, 1000, 5000, 65536);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	next = dup(0);
+	assert_true(next >= 0);
+	close(next);
+	low = old;
+	low.rlim_cur = (rlim_t)next + 1; /* room for the test's socket, none for the accept */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	h = host_connect(f);
+	assert_int_equal(h, next);
+	{
+		int ran = 1, rounds = 0;
+
+		/* One EMFILE, then quiet: a listener left readable would run on every round. */
+		while (ran > 0 && rounds++ < 50)
+			ran = loop_run_once(f->x.vd->loop, 20);
+		assert_int_equal(ran, 0);
+		assert_true(rounds < 10);
+	}
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(write(h, "CONNECT 8\n", 10), 10);
+	expect_none(f);
+	/* A connection ends: the waiting one is taken. */
+	send_op(f, 1000, 5000, VSOCK_OP_RST, 0, NULL, 0, 0);
+	expect_pkt(f, &p, VSOCK_OP_REQUEST);
+	assert_int_equal(p.dst_port, 8);
+	close(h);
+	close(c);
+	close(lfd);
+}
+
 static void test_path_errors(void **state)
 {
 	struct fake_ram ram;
@@ -732,6 +775,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_drops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_reacquire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_accept_out_of_fds, setup, teardown),
 		cmocka_unit_test(test_path_errors),
 	};
 
