@@ -87,13 +87,20 @@ endif
 # make static-musl: build/musl/kvmbox-static, fully static against musl (Debian's musl-tools) and
 # built for size. The libraries of LDLIBS, which Debian builds only for glibc, are built from their
 # Debian source packages by scripts/musl-deps.sh into ~/.cache/kvmbox/musl (KVMBOX_CACHE), never
-# into the tree; it prints their -isystem/-L flags (MUSL_FLAGS below).
-MUSL_CFLAGS := -Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables
+# into the tree; it prints their -isystem/-L flags (MUSL_FLAGS below). Those name the libraries'
+# directories, which change with their version and build recipe: when they differ from the last
+# build's (build/musl/flags), kvmbox is compiled and linked again against the new ones.
+# -flto=auto: kvmbox's own code optimised for size as a whole (docs/PERFORMANCE.md).
+MUSL_CFLAGS := -Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables \
+	-flto=auto
 static-musl:
 	@scripts/deps.sh
-	flags=$$(scripts/musl-deps.sh $(LDLIBS)) && CFLAGS="$(MUSL_CFLAGS)" \
-		LDFLAGS="-Wl,--gc-sections" $(MAKE) B=build/musl CC=musl-gcc MUSL_FLAGS="$$flags" \
-		build/musl/kvmbox-static
+	flags=$$(scripts/musl-deps.sh $(LDLIBS)) && \
+	if ! printf '%s\n' "$$flags" | cmp -s - build/musl/flags; then \
+		rm -rf build/musl && mkdir -p build/musl && printf '%s\n' "$$flags" >build/musl/flags; \
+	fi && \
+	CFLAGS="$(MUSL_CFLAGS)" LDFLAGS="-Wl,--gc-sections -flto=auto" \
+		$(MAKE) B=build/musl CC=musl-gcc MUSL_FLAGS="$$flags" build/musl/kvmbox-static
 # NO_INIH=1: a build without libinih (a system that lacks it); --config is then refused with
 # one line (src/cli/config_file.c). make static-musl has it: when libinih's Debian source cannot
 # be fetched, its glibc archive serves (scripts/musl-deps.sh, glibc_archive).
