@@ -12,7 +12,8 @@
 # ${KVMBOX_CACHE:-~/.cache/kvmbox}/musl/<source>-<version>-<recipe>/, built once per version and
 # recipe. The recipe is this script and scripts/musl-patches/: a change to either gives every
 # library a new directory (the key is their hash), so a library an older recipe built is never
-# linked; building one removes what older recipes left for its source.
+# linked. Older recipes' directories are left alone (another checkout may still use them); rm -rf
+# the musl directory to reclaim the space.
 #
 # A source may have a patch, scripts/musl-patches/<source>.patch (applied with patch -p1 after
 # Debian's own patches; its header says why), and configure options (configure_options below).
@@ -49,6 +50,9 @@ configure_options() {
 
 say() { printf 'musl-deps: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+# nosource WHY: a source cannot be fetched here (no deb-src, no network, not in the archive):
+# status 3 and a line starting "musl-deps: no Debian source:" (make check's musl tier SKIPs on it).
+nosource() { say "no Debian source: $*"; exit 3; }
 
 command -v "$MUSL_CC" >/dev/null || die "$MUSL_CC missing: apt-get install musl-tools (make deps)"
 command -v dpkg-source >/dev/null || die "dpkg-source missing: apt-get install dpkg-dev (make deps)"
@@ -80,12 +84,12 @@ add_deb_src() {
 	done
 	sed -n 's/^[[:space:]]*deb[[:space:]]/deb-src /p' /etc/apt/sources.list 2>/dev/null >"$DEBSRC.list.tmp" || true
 	[[ -s $DEBSRC.sources.tmp || -s $DEBSRC.list.tmp ]] ||
-		die "no deb entries in /etc/apt to derive deb-src entries from; add deb-src entries and run apt-get update"
+		nosource "no deb entries in /etc/apt to derive deb-src entries from; add deb-src entries and run apt-get update"
 	for f in sources list; do
 		if [[ -s $DEBSRC.$f.tmp ]]; then mv "$DEBSRC.$f.tmp" "$DEBSRC.$f"; chmod 644 "$DEBSRC.$f"; else rm -f "$DEBSRC.$f.tmp"; fi
 	done
 	say "added deb-src entries ($DEBSRC.*); apt-get update"
-	apt-get update -q >"$CACHE/apt-update.log" 2>&1 || die "apt-get update failed (log: $CACHE/apt-update.log)"
+	apt-get update -q >"$CACHE/apt-update.log" 2>&1 || nosource "apt-get update failed (log: $CACHE/apt-update.log)"
 }
 
 # Does apt know source package $1? (Not apt-cache | grep -q: with pipefail, grep's early exit
@@ -95,14 +99,15 @@ known_src() { [[ $(apt-cache showsrc "$1" 2>/dev/null) == *Package:* ]]; }
 need_deb_src() { # SOURCE: make apt know the source package
 	known_src "$1" && return 0
 	if (($(id -u) != 0)); then
-		die "apt has no deb-src entries (apt-get source $1 fails): run as root once, or add" \
+		nosource "apt has no deb-src entries (apt-get source $1 fails): run as root once, or add" \
 			"deb-src twins of your deb entries and run: sudo apt-get update"
 	fi
 	[[ -f $DEBSRC.sources || -f $DEBSRC.list ]] || add_deb_src
 	known_src "$1" || {
-		apt-get update -q >"$CACHE/apt-update.log" 2>&1
+		apt-get update -q >"$CACHE/apt-update.log" 2>&1 ||
+			nosource "apt-get update failed (log: $CACHE/apt-update.log)"
 		known_src "$1" ||
-			die "no source package $1 even with $DEBSRC.*; check /etc/apt"
+			nosource "no source package $1 even with $DEBSRC.*; check /etc/apt"
 	}
 }
 
@@ -173,15 +178,6 @@ glibc_archive() {
 	[[ -n $(ls -A "$root/include") ]] || { echo "$bin installs no header under /usr/include"; return 1; }
 }
 
-# prune DIR: remove what older recipes built for the same source and version as DIR (ending in
-# -$RECIPE), and the directory of the recipe before the key (no suffix).
-prune() {
-	local d
-	for d in "${1%-"$RECIPE"}" "${1%-"$RECIPE"}"-*; do
-		if [[ $d != "$1" && -f $d/.built ]]; then rm -rf "$d"; fi
-	done
-}
-
 flags="-isystem $khdr"
 for arg in "$@"; do
 	case $arg in
@@ -212,7 +208,7 @@ for arg in "$@"; do
 				flags="$flags -isystem $root/include -L$root/lib"
 				continue
 			fi
-			die "apt-get source $src=$ver failed (log: $dir/apt.log), and $bin's glibc archive cannot" \
+			nosource "apt-get source $src=$ver failed (log: $dir/apt.log), and $bin's glibc archive cannot" \
 				"serve: $why; apt's deb-src must offer the installed version"
 		fi
 		dpkg-source -x --no-check "$dir"/dl/*.dsc "$dir/src" >>"$dir/apt.log" 2>&1 ||
@@ -230,7 +226,6 @@ for arg in "$@"; do
 		rm -f "$root"/lib/*.so "$root"/lib/*.so.*
 		[[ -f $root/lib/lib$name.a ]] || die "building $src left no lib$name.a in $root/lib (log: $dir/build.log)"
 		touch "$dir/.built"
-		prune "$dir"
 	fi
 	flags="$flags -isystem $root/include -L$root/lib"
 done
