@@ -169,7 +169,7 @@ check-guests: $(B)/kvmbox guests
 check-linux: $(B)/kvmbox-static
 	tests/check.sh linux
 # The musl tier (tests/check.sh: it runs make static-musl itself, and SKIPs when Debian's sources
-# cannot be fetched); its tiny guests migrate to $(B)/kvmbox-static.
+# cannot be fetched); $(B)/kvmbox-static receives its tiny guests' migrations and snapshots.
 check-musl: guests
 	KVMBOX_BUILD=$(B) tests/check.sh musl
 # The arm64 Linux tier in an emulated arm64 host (tests/linux/arm64/), from any host.

@@ -58,7 +58,7 @@ run_guests() {
 }
 
 # The musl tier: build/musl/kvmbox-static (make static-musl; its libraries are built from Debian's
-# sources by scripts/musl-deps.sh the first time, 2-4 minutes) and a few tiny-guest tests booted
+# sources by scripts/musl-deps.sh the first time, 2-6 minutes) and a few tiny-guest tests booted
 # by it with its seccomp filters on, whose migrations and snapshots the glibc build
 # ($B/kvmbox-static, KVMBOX_PEER) receives and restores: a boot with output through stdio, SMP,
 # a hostile virtio driver, a signal, a snapshot signed with --snapshot-key, keyed and plain
