@@ -7,9 +7,10 @@
 #   /kvmbox/guests/bin/kvmbox          $KVMBOX, with the shared libraries ldd lists (a sanitizer
 #                                      build brings libasan...); not at its own path, which may
 #                                      be under a directory the host mounts over (/tmp, /run)
+#   /kvmbox/guests/bin/kvmbox-peer     $KVMBOX_PEER when it is another binary (the same way)
 #   /kvmbox/guests/tests/guests/       run.sh and lifecycle.sh
 #   /kvmbox/guests/build/guests/       the guests (*.elf) and tools/ (static helpers)
-#   /kvmbox/guests/inside.env          KVMBOX, GUEST_TIMEOUT..., the tests to run
+#   /kvmbox/guests/inside.env          KVMBOX, KVMBOX_PEER, GUEST_TIMEOUT..., the tests to run
 # host-init (kvmbox.host=guests) mounts devpts, brings up lo, prints a heartbeat every 10 s
 # ("KVMBOX-I alive") and runs `run.sh --inside`, which prints "KVMBOX-I start NAME" before
 # each test, then "KVMBOX-G PASS: NAME" ... and "KVMBOX-L NAME text" (diagnostics after a FAIL).
@@ -38,6 +39,7 @@ EMU_STALL=${KVMBOX_EMU_STALL:-300}
 EMU_KICK=${KVMBOX_HOST_KICK:-20}
 ((EMU_KICK > 0 && EMU_KICK < EMU_SILENCE)) || EMU_KICK=$EMU_SILENCE
 EMU_BIN=/kvmbox/guests/bin/kvmbox   # where kvmbox is inside
+EMU_PEER=/kvmbox/guests/bin/kvmbox-peer
 
 # emu_report LINE: print a result line from the emulated host, once per test (of the selected).
 emu_report() {
@@ -85,6 +87,10 @@ emu_tree() {
 		install -m 755 "$TOOLS/$h" "$g/build/guests/tools/" || return 1
 	done
 	kb_add_prog "$d" "$bin" "$EMU_BIN" || { echo "cannot copy $bin and its shared libraries (ldd)"; return 1; }
+	if [ "$KVMBOX_PEER" != "$KVMBOX" ]; then
+		kb_add_prog "$d" "$KVMBOX_PEER" "$EMU_PEER" ||
+			{ echo "cannot copy $KVMBOX_PEER and its shared libraries (ldd)"; return 1; }
+	fi
 }
 
 # emu_env FILE KVMBOX_ABS TEST...: what run.sh --inside reads.
@@ -93,6 +99,7 @@ emu_env() {
 	shift 2
 	{
 		printf 'KVMBOX=%q\n' "$bin"
+		if [ "$KVMBOX_PEER" != "$KVMBOX" ]; then printf 'KVMBOX_PEER=%q\n' "$EMU_PEER"; fi
 		for v in GUEST_TIMEOUT GUEST_DIAG_LINES GUEST_REPEAT; do
 			[ -n "${!v:-}" ] && printf '%s=%q\n' "$v" "${!v}"
 		done
