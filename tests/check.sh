@@ -67,9 +67,13 @@ run_guests() {
 MUSL_BIN=build/musl/kvmbox-static
 MUSL_LIMIT=512000
 MUSL_TESTS=(serial smp_2 virtio_hostile sigterm snap_key migrate_tcp migrate_dirty migrate_key_refused)
-run_musl() {
-	local mlog=build/musl-build.log size why
-	if ! make static-musl "$B/kvmbox-static" >"$mlog" 2>&1; then
+# musl_build: make static-musl; its result line (PASS, or SKIP/FAIL with the reason) in
+# $tmp/musl.build. It runs beside the tiers before the musl tier (started at the beginning).
+musl_build() {
+	local mlog=build/musl-build.log why
+	if make static-musl "$B/kvmbox-static" >"$mlog" 2>&1; then
+		echo "PASS: musl/build"
+	else
 		why=$(grep -m1 '^musl-deps: no Debian source: ' "$mlog")
 		if [ -n "$why" ]; then
 			echo "SKIP: musl/build: ${why#musl-deps: } (log: $mlog)"
@@ -77,9 +81,14 @@ run_musl() {
 			why=$(grep '^musl-deps: ' "$mlog" | tail -n1)
 			echo "FAIL: musl/build: make static-musl failed: ${why:-$(tail -n1 "$mlog")} (log: $mlog)"
 		fi
-		return
-	fi
-	echo "PASS: musl/build"
+	fi >"$tmp/musl.build"
+}
+# run_musl: the tier in its turn (its emulated host never runs beside the guests tiers' two).
+run_musl() {
+	local size
+	[ -s "$tmp/musl.build" ] || musl_build
+	cat "$tmp/musl.build"
+	grep -q '^PASS: musl/build' "$tmp/musl.build" || return
 	KVMBOX_PEER=$B/kvmbox-static run_guests musl "$MUSL_BIN" "${MUSL_TESTS[@]}"
 	size=$(stat -c %s "$MUSL_BIN")
 	if [ "$size" -le "$MUSL_LIMIT" ]; then
@@ -158,11 +167,13 @@ side_start() {
 side_or() {
 	if [ -n "${side_pid[$tier]:-}" ]; then cat "$tmp/$tier.out"; else "$@"; fi
 }
-# The musl tier runs from the start, beside the tiers before it: the unit and scripts tiers
+# The musl build runs from the start, beside the tiers before it: the unit and scripts tiers
 # leave one of the two CPUs mostly idle, and building the musl libraries from source waits on
-# the network.
+# the network. Its tests run in the musl tier's turn, after the guests tiers' two emulated hosts.
+musl_pid=
 if [[ " ${tiers[*]} " == *" musl "* ]] && [ "${tiers[0]}" != musl ]; then
-	side_start musl run_musl
+	musl_build &
+	musl_pid=$!
 fi
 for tier in "${tiers[@]}"; do
 	start=$SECONDS secs=
@@ -175,6 +186,9 @@ for tier in "${tiers[@]}"; do
 		side_start guests-asan run_guests guests-asan "$(flavour_dir asan)/kvmbox"
 	fi
 	# The case below runs in a pipeline's subshell: wait here, where the side tier is a child.
+	if [ "$tier" = musl ] && [ -n "$musl_pid" ]; then
+		wait "$musl_pid"
+	fi
 	if [ -n "${side_pid[$tier]:-}" ]; then
 		wait "${side_pid[$tier]}"
 		secs=$(cat "$tmp/$tier.secs" 2>/dev/null)
@@ -186,7 +200,7 @@ for tier in "${tiers[@]}"; do
 	scripts) tests/scripts/run.sh 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\): /\1: scripts\//" ;;
 	guests) run_guests guests "$B/kvmbox" ;;
 	guests-asan) side_or run_guests guests-asan "$(flavour_dir asan)/kvmbox" ;;
-	musl) side_or run_musl ;;
+	musl) run_musl ;;
 	linux) run_linux x86_64 build/linux ;;
 	linux-arm64) run_linux arm64 build/arm64/linux ;;
 	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan scripts guests guests-asan musl linux linux-arm64)" ;;
