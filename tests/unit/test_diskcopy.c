@@ -46,23 +46,6 @@ struct fixture {
 	struct blockfile *bf;
 };
 
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	int fd;
-
-	snprintf(f->path, sizeof(f->path), "/tmp/kvmbox-test-diskcopy-XXXXXX");
-	fd = mkstemp(f->path);
-	if (fd < 0 || ftruncate(fd, (off_t)SIZE) < 0)
-		return -1;
-	close(fd);
-	f->bf = blockfile_open(f->path, false, 8, on_done, NULL);
-	if (!f->bf)
-		return -1;
-	*state = f;
-	return 0;
-}
-
 /* The image alone, not opened by a backend (a destination's disk before its VM runs). */
 static int setup_file(void **state)
 {
@@ -76,6 +59,17 @@ static int setup_file(void **state)
 	close(fd);
 	*state = f;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f;
+
+	if (setup_file(state) < 0)
+		return -1;
+	f = *state;
+	f->bf = blockfile_open(f->path, false, 8, on_done, NULL);
+	return f->bf ? 0 : -1;
 }
 
 static int teardown(void **state)
