@@ -1163,7 +1163,9 @@ want $LIFE3 && life3
 # Migration without shared storage (migrate ... disks=copy). The source's disk A holds random
 # bytes from the host; the guest's disk writer (guest-init dwrite) rewrites it piece after piece
 # (O_DIRECT, so they reach the disk; a request is nearly always in flight, so the final round has
-# blocks to send) and keeps its own record of what the disk must hold.
+# blocks to send) and keeps its own record of what the disk must hold. After the migration the
+# guest's view must match its record and the destination's image B, and the source's image A must
+# be as the hand-over left it while the guest writes on at the destination.
 # shellcheck disable=SC2086
 life_disks() {
 	rm -f $W/k1.in $W/k2.in $W/k1.sock $W/k2.sock $W/kx.sock $W/kmig.sock
@@ -1229,6 +1231,8 @@ life_disks() {
 	echo "KVMBOX-I disks=copy migration figures: $fig (writer at $w0 writes before)"
 	lreap $S 15
 	src=$RC
+	# The source's image as the hand-over left it: nothing may write it afterwards.
+	ha=$(hsum $W/dA.img)
 	LPID=$D
 	why=
 	if [ "$mrc" != 0 ] || [ -z "$(jget disk_bytes)" ]; then
@@ -1250,6 +1254,8 @@ life_disks() {
 			why="the guest's disk on the destination is not what it wrote: '$d'"
 		elif [ "$(field "$d" sum)" != "$hb" ]; then
 			why="the destination's image B ($hb) is not the guest's view ($(field "$d" sum))"
+		elif [ "$(hsum $W/dA.img)" != "$ha" ]; then
+			why="the source's image A changed after the hand-over ($ha -> $(hsum $W/dA.img))"
 		fi
 	fi
 	lkill $D
