@@ -36,7 +36,7 @@ EMU_STALL=${KVMBOX_EMU_STALL:-300}
 # Every EMU_KICK seconds without a heartbeat, before EMU_SILENCE: a key press through QEMU's
 # monitor wakes a host whose CPU QEMU left halted with a timer interrupt pending (tests/linux/
 # run.sh, KICK; DEVELOPERS.md, Known traps).
-EMU_KICK=${KVMBOX_HOST_KICK:-20}
+EMU_KICK=${KVMBOX_HOST_KICK:-15}
 ((EMU_KICK > 0 && EMU_KICK < EMU_SILENCE)) || EMU_KICK=$EMU_SILENCE
 EMU_BIN=/kvmbox/guests/bin/kvmbox   # where kvmbox is inside
 EMU_PEER=/kvmbox/guests/bin/kvmbox-peer

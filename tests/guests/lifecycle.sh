@@ -1196,14 +1196,15 @@ up_console_wait() {
 # mode, "hello console" typed there comes back as "idle: echo hello console"; a second attach
 # meanwhile is refused (status 1, one line saying another client is attached); Ctrl-A x
 # detaches with status 0 and the pty's termios are what they were before; attached again on a
-# pty, SIGTERM ends the client with 143 and the termios restored. Names that are not a VM's are
+# pty, SIGTERM ends the client with 143 and the termios restored, and so does a hang-up of the
+# pty with 129 (SIGHUP; ptyrun console-hup=L). Names that are not a VM's are
 # refused with one line. Attached from a FIFO (no terminal, so no escape), a line written there
 # is echoed; kill -9 of the VM's process ends the client with status 1 and up's one line saying
 # it exited with 137; the VM restarts (restart = on-failure) and takes a new attach, which the
 # end of its stdin detaches (status 0). The console log holds both echoes; SIGTERM: status 0.
 t_up_console() {
 	local t=$1 dir=$WORK/$1.d sock=$WORK/$1.sock conf=$WORK/$1.conf log last first r rc cpid pa n fd line
-	rm -rf "$dir" "$LOGS/$t.pty"* "$LOGS/$t.term"*
+	rm -rf "$dir" "$LOGS/$t.pty"* "$LOGS/$t.term"* "$LOGS/$t.hup"*
 	mkdir -p "$dir"
 	cat >"$conf" <<-EOF
 		[defaults]
@@ -1260,6 +1261,13 @@ t_up_console() {
 		$DEFSIG "$KVMBOX" ctl "$sock" console a 2>&1)
 	cat "$LOGS/$t.term.err" >>"$LOGS/$CUR.ctl.err"
 	[ "$r" = "PASS: $t" ] || { lc_kill "$PID"; fail "$t" "SIGTERM on a pty: ${r#FAIL: $t: }"; return; }
+	# The terminal hangs up under an attached client: SIGHUP, 129 (the VM runs on).
+	last=$(lc_ticks "$log" | tail -n1)
+	: >"$LOGS/$t.hup.out.go"
+	r=$("$TOOLS/deadline" -k 5 60 "$TOOLS/ptyrun" "$t" "console-hup=$last" "$LOGS/$t.hup.err" "$LOGS/$t.hup.out" \
+		$DEFSIG "$KVMBOX" ctl "$sock" console a 2>&1)
+	cat "$LOGS/$t.hup.err" >>"$LOGS/$CUR.ctl.err"
+	[ "$r" = "PASS: $t" ] || { lc_kill "$PID"; fail "$t" "hang-up on a pty: ${r#FAIL: $t: }"; return; }
 	# Names: not a VM of the set, not a name at all.
 	for v in nosuch ../a 'a b'; do
 		r=$("$TOOLS/deadline" -k 2 20 "$KVMBOX" ctl --timeout 10 "$sock" console "$v" </dev/null 2>&1 >/dev/null)

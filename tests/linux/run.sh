@@ -169,11 +169,11 @@ bt=${KVMBOX_BOOT_TIMEOUT:-}
 # "KVMBOX-I alive", every 10 s while the tests run; a test that hangs ends at its own timeout):
 # it is stopped, and its tests fail with that reason.
 SILENCE=${KVMBOX_HOST_SILENCE:-60}
-# Before that, every KICK seconds of silence the host gets a key press (QEMU's monitor,
+# Before that, every KICK (15) seconds of silence the host gets a key press (QEMU's monitor,
 # `sendkey shift`): QEMU's one-CPU TCG has been seen to leave its CPU halted with a timer
 # interrupt pending in the local APIC (IRR) and interrupts enabled, for good; any new interrupt
 # wakes it (DEVELOPERS.md, Known traps). The first kick logs where the CPU was.
-KICK=${KVMBOX_HOST_KICK:-20}
+KICK=${KVMBOX_HOST_KICK:-15}
 ((KICK > 0 && KICK < SILENCE)) || KICK=$SILENCE
 rm -f "$OUT/qemu.pid"
 part_arg=
