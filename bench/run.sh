@@ -420,7 +420,7 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 			printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f["run"], f["status"], f["rounds"], mb, db, f["total_ms"], f["downtime_ms"], f["equal"]
 		}'
 	fi
-	k=$(grep -c '^== ' "$OUT/kicks.log" 2>/dev/null)
+	k=$(grep -c '^== [0-9]' "$OUT/kicks.log" 2>/dev/null)
 	if [[ -z ${KVMBOX_BENCH_LOG:-} ]] && ((${k:-0} > 0)); then
 		echo
 		echo "The emulated host stopped printing $k times and went on after a key press (QEMU's one-CPU"
