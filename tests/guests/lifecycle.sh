@@ -1254,20 +1254,16 @@ t_up_console() {
 	r=$(grep -aiE "$ERROR_RE" "$LOGS/$t.pty.err" | head -n1)
 	[ -z "$r" ] || { lc_kill "$PID"; fail "$t" "the client's stderr: $r"; return; }
 	cat "$LOGS/$t.pty.err" >>"$LOGS/$CUR.ctl.err"
-	# SIGTERM to an attached client: 143, the terminal restored.
-	last=$(lc_ticks "$log" | tail -n1)
-	: >"$LOGS/$t.term.out.go"
-	r=$("$TOOLS/deadline" -k 5 60 "$TOOLS/ptyrun" "$t" "console-term=$last" "$LOGS/$t.term.err" "$LOGS/$t.term.out" \
-		$DEFSIG "$KVMBOX" ctl "$sock" console a 2>&1)
-	cat "$LOGS/$t.term.err" >>"$LOGS/$CUR.ctl.err"
-	[ "$r" = "PASS: $t" ] || { lc_kill "$PID"; fail "$t" "SIGTERM on a pty: ${r#FAIL: $t: }"; return; }
-	# The terminal hangs up under an attached client: SIGHUP, 129 (the VM runs on).
-	last=$(lc_ticks "$log" | tail -n1)
-	: >"$LOGS/$t.hup.out.go"
-	r=$("$TOOLS/deadline" -k 5 60 "$TOOLS/ptyrun" "$t" "console-hup=$last" "$LOGS/$t.hup.err" "$LOGS/$t.hup.out" \
-		$DEFSIG "$KVMBOX" ctl "$sock" console a 2>&1)
-	cat "$LOGS/$t.hup.err" >>"$LOGS/$CUR.ctl.err"
-	[ "$r" = "PASS: $t" ] || { lc_kill "$PID"; fail "$t" "hang-up on a pty: ${r#FAIL: $t: }"; return; }
+	# An attached client ended by SIGTERM (143) and by a hang-up of its terminal (SIGHUP, 129),
+	# the terminal restored and the VM running on (ptyrun console-term=L, console-hup=L).
+	for how in term:SIGTERM hup:hang-up; do
+		last=$(lc_ticks "$log" | tail -n1)
+		: >"$LOGS/$t.${how%%:*}.out.go"
+		r=$("$TOOLS/deadline" -k 5 60 "$TOOLS/ptyrun" "$t" "console-${how%%:*}=$last" "$LOGS/$t.${how%%:*}.err" \
+			"$LOGS/$t.${how%%:*}.out" $DEFSIG "$KVMBOX" ctl "$sock" console a 2>&1)
+		cat "$LOGS/$t.${how%%:*}.err" >>"$LOGS/$CUR.ctl.err"
+		[ "$r" = "PASS: $t" ] || { lc_kill "$PID"; fail "$t" "${how#*:} on a pty: ${r#FAIL: $t: }"; return; }
+	done
 	# Names: not a VM of the set, not a name at all.
 	for v in nosuch ../a 'a b'; do
 		r=$("$TOOLS/deadline" -k 2 20 "$KVMBOX" ctl --timeout 10 "$sock" console "$v" </dev/null 2>&1 >/dev/null)
