@@ -98,9 +98,8 @@ else
 				echo "bench: the emulated host printed nothing for ${quiet}s: a key press to wake it (OUT/kicks.log)" >&2
 				{
 					echo "== $(date -u +%T) after ${quiet}s of silence"
-					kb_monitor_dump "$OUT/monitor.sock" ""
+					kb_kick "$OUT/monitor.sock" "" dump
 				} >>"$OUT/kicks.log"
-				kb_monitor "$OUT/monitor.sock" "sendkey shift" >/dev/null
 				quiet=0
 			fi
 		done

@@ -143,8 +143,7 @@ emu_boot() {
 			why="no heartbeat from the emulated host for ${EMU_SILENCE}s"
 		elif [ $((EPOCHSECONDS - last_kb)) -ge $((EMU_KICK * (kicks + 1))) ]; then
 			echo "guests: no heartbeat from the emulated host for $((EPOCHSECONDS - last_kb))s; a key press to wake it (kick $((kicks + 1)))" >>"$log"
-			((kicks)) || kb_monitor_dump "$log.mon" "guests: qemu monitor: " >>"$log"
-			kb_monitor "$log.mon" "sendkey shift" >/dev/null
+			kb_kick "$log.mon" "guests: qemu monitor: " "$( ((kicks)) || echo dump)" >>"$log"
 			kicks=$((kicks + 1))
 		elif [ $((EPOCHSECONDS - last_prog)) -ge "$EMU_STALL" ]; then
 			why="no test started or ended in the emulated host for ${EMU_STALL}s"

@@ -586,6 +586,15 @@ kb_monitor_dump() {
 		sed "s/^/$2/"
 }
 
+# kb_kick SOCKET PREFIX [dump]: wake an emulated host whose CPU QEMU's one-CPU TCG left with its
+# timer interrupt pending (DEVELOPERS.md, Known traps): a key press through the monitor at
+# SOCKET, a new interrupt. With `dump`, first where the CPU was (kb_monitor_dump, lines after
+# PREFIX on stdout).
+kb_kick() {
+	[[ ${3:-} == dump ]] && kb_monitor_dump "$1" "$2"
+	kb_monitor "$1" "sendkey shift" >/dev/null
+}
+
 # kb_have_qemu: can we run the emulated host at all? Prints the reason when not.
 kb_have_qemu() {
 	if ! command -v "$KB_QEMU" >/dev/null 2>&1; then

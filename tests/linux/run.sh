@@ -203,8 +203,7 @@ while :; do
 		quiet=$((quiet + KICK))
 		if ((quiet < SILENCE)); then
 			echo "linux: the emulated host printed nothing for ${quiet}s; a key press to wake it (kick $((kicks + 1)))" >>"$LOG"
-			((kicks)) || kb_monitor_dump "$OUT/monitor.sock" "linux: qemu monitor: " >>"$LOG"
-			kb_monitor "$OUT/monitor.sock" "sendkey shift" >/dev/null
+			kb_kick "$OUT/monitor.sock" "linux: qemu monitor: " "$( ((kicks)) || echo dump)" >>"$LOG"
 			kicks=$((kicks + 1))
 			continue
 		fi

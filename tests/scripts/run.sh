@@ -176,7 +176,7 @@ t_demo() {
 		((n % 10)) && continue
 		size=$(stat -c %s "$log" 2>/dev/null || echo 0)
 		if [[ $size == "$last" ]]; then quiet=$((quiet + 1)); else quiet=0 last=$size; fi
-		((quiet >= 15)) && { kb_monitor "$WORK/$1.mon" "sendkey shift" >/dev/null; quiet=0; }
+		((quiet >= 15)) && { kb_kick "$WORK/$1.mon" ""; quiet=0; }
 	done
 	if ! ready; then
 		exec 5>&-
