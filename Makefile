@@ -3,7 +3,7 @@
 #   make static     build/kvmbox-static (fully static)
 #   make static-musl build/musl/kvmbox-static (fully static against musl, small)
 #   make deps       install the Debian packages in scripts/packages.txt that are missing
-#   make check      all tests (unit, tiny test guests, Linux guests; see DEVELOPERS.md)
+#   make check      all tests (unit, tiny test guests, the musl build, Linux guests; see DEVELOPERS.md)
 #   make bench      benchmarks, kvmtool side by side with KVMTOOL=path (see docs/PERFORMANCE.md)
 #   make demo       boot a Debian kernel to a busybox shell
 #   make fuzz       libFuzzer harnesses in build/fuzz/ (make fuzz-smoke: 30 s each; see DEVELOPERS.md)
@@ -53,7 +53,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 # Shared fixtures (fake RAM, recorders, fake virtio driver) linked into every unit test.
 UNIT_HELPERS := tests/unit/fakes.c tests/unit/vq_driver.c
 
-.PHONY: install all static static-musl deps check check-unit check-guests check-linux check-linux-arm64 arm64-tiny bench \
+.PHONY: install all static static-musl deps check check-unit check-guests check-musl check-linux check-linux-arm64 arm64-tiny bench \
 	demo clean guests unit \
 	format format-check
 all: $(B)/kvmbox
@@ -87,13 +87,20 @@ endif
 # make static-musl: build/musl/kvmbox-static, fully static against musl (Debian's musl-tools) and
 # built for size. The libraries of LDLIBS, which Debian builds only for glibc, are built from their
 # Debian source packages by scripts/musl-deps.sh into ~/.cache/kvmbox/musl (KVMBOX_CACHE), never
-# into the tree; it prints their -isystem/-L flags (MUSL_FLAGS below).
-MUSL_CFLAGS := -Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables
+# into the tree; it prints their -isystem/-L flags (MUSL_FLAGS below). Those name the libraries'
+# directories, which change with their version and build recipe: when they differ from the last
+# build's (build/musl/flags), kvmbox is compiled and linked again against the new ones.
+# -flto=auto: kvmbox's own code optimised for size as a whole (docs/PERFORMANCE.md).
+MUSL_CFLAGS := -Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables \
+	-flto=auto
 static-musl:
 	@scripts/deps.sh
-	flags=$$(scripts/musl-deps.sh $(LDLIBS)) && CFLAGS="$(MUSL_CFLAGS)" \
-		LDFLAGS="-Wl,--gc-sections" $(MAKE) B=build/musl CC=musl-gcc MUSL_FLAGS="$$flags" \
-		build/musl/kvmbox-static
+	flags=$$(scripts/musl-deps.sh $(LDLIBS)) && \
+	if ! printf '%s\n' "$$flags" | cmp -s - build/musl/flags; then \
+		rm -rf build/musl && mkdir -p build/musl && printf '%s\n' "$$flags" >build/musl/flags; \
+	fi && \
+	CFLAGS="$(MUSL_CFLAGS)" LDFLAGS="-Wl,--gc-sections -flto=auto" \
+		$(MAKE) B=build/musl CC=musl-gcc MUSL_FLAGS="$$flags" build/musl/kvmbox-static
 # NO_INIH=1: a build without libinih (a system that lacks it); --config is then refused with
 # one line (src/cli/config_file.c). make static-musl has it: when libinih's Debian source cannot
 # be fetched, its glibc archive serves (scripts/musl-deps.sh, glibc_archive).
@@ -161,6 +168,10 @@ check-guests: $(B)/kvmbox guests
 	KVMBOX_BUILD=$(B) tests/check.sh guests
 check-linux: $(B)/kvmbox-static
 	tests/check.sh linux
+# The musl tier (tests/check.sh: it runs make static-musl itself, and SKIPs when Debian's sources
+# cannot be fetched); $(B)/kvmbox-static receives its tiny guests' migrations and snapshots.
+check-musl: guests
+	KVMBOX_BUILD=$(B) tests/check.sh musl
 # The arm64 Linux tier in an emulated arm64 host (tests/linux/arm64/), from any host.
 ARM64_BUILD := $(if $(filter arm64,$(NATIVE_ARCH)),build,build/arm64)
 ARM64_CROSS ?= $(if $(filter arm64,$(NATIVE_ARCH)),,aarch64-linux-gnu-)

@@ -8,7 +8,7 @@
 #   KVMTOOL=path            a static kvmtool (lkvm-static) to boot the same guest side by side;
 #                           default: lkvm-static or lkvm on PATH; none: the kvmbox columns only
 #   KVMBOX_BENCH_LOG=file   no emulated host: report the figures of an earlier run's host.log
-#   KVMBOX_BENCH_PARTS=list only these parts of host-bench.sh: boot,trace,seccomp,virtio,latency
+#   KVMBOX_BENCH_PARTS=list only these parts of host-bench.sh: boot,trace,seccomp,up,diskcopy,virtio,latency
 #                           (default all; e.g. boot,trace for the boot and exit figures alone)
 #
 # One emulated-host boot (qemu TCG, -cpu max, kvm_amd; see DEVELOPERS.md) runs
@@ -82,9 +82,34 @@ if [[ -n ${KVMBOX_BENCH_LOG:-} ]]; then
 else
 	echo "bench: $RUNS boots x $nv VMMs, 7 virtio boots and the latency bench in the emulated host" \
 		"(about $((300 + RUNS * nv * 15))s)..." >&2
-	kb_boot_host "$OUT/host-initrd" $((1500 + RUNS * nv * 120)) \
+	# The host prints a heartbeat ("KVMBOX-I alive") every 10 s. After 20 s without a line it gets
+	# a key press through QEMU's monitor (OUT/monitor.sock), which wakes a CPU that QEMU's
+	# one-CPU TCG left halted with a timer interrupt pending (DEVELOPERS.md, Known traps); each
+	# kick, with where the CPU was, goes to OUT/kicks.log. Lines reach host.log as they come.
+	: >"$OUT/kicks.log"
+	: >"$OUT/host.log"
+	(
+		last=-1 quiet=0
+		while sleep 10; do
+			size=$(stat -c %s "$OUT/host.log" 2>/dev/null || echo 0)
+			if [[ $size == "$last" ]]; then quiet=$((quiet + 10)); else quiet=0; fi
+			last=$size
+			if ((quiet >= 20)); then
+				echo "bench: the emulated host printed nothing for ${quiet}s: a key press to wake it (OUT/kicks.log)" >&2
+				{
+					echo "== $(date -u +%T) after ${quiet}s of silence"
+					kb_kick "$OUT/monitor.sock" "" dump
+				} >>"$OUT/kicks.log"
+				quiet=0
+			fi
+		done
+	) &
+	kicker=$!
+	KB_MONITOR=$OUT/monitor.sock kb_boot_host "$OUT/host-initrd" $((1500 + RUNS * nv * 120)) \
 		"kvmbox.host=bench kvmbox.runs=$RUNS${KVMBOX_BENCH_PARTS:+ kvmbox.parts=$KVMBOX_BENCH_PARTS}" 2>&1 |
-		tr -d '\r' >"$OUT/host.log"
+		sed -u 's/\r//g' >"$OUT/host.log"
+	kill "$kicker" 2>/dev/null
+	wait "$kicker" 2>/dev/null
 fi
 elapsed=$((EPOCHSECONDS - t0))
 if grep -q 'KVMBOX-HOST nokvm' "$OUT/host.log"; then
@@ -92,7 +117,8 @@ if grep -q 'KVMBOX-HOST nokvm' "$OUT/host.log"; then
 	exit 1
 fi
 grep -o 'KVMBOX-B .*' "$OUT/host.log" >"$OUT/runs.txt"
-if [[ ! -s $OUT/runs.txt ]]; then
+# The boot part may be left out (KVMBOX_BENCH_PARTS): any part's lines are results.
+if ! grep -q -E 'KVMBOX-(B|BS|UP|DC|VB|LAT) ' "$OUT/host.log"; then
 	echo "bench: no results (log: $OUT/host.log)" >&2
 	exit 1
 fi
@@ -107,125 +133,127 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 {
 	echo "kvmbox $version at $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%Y-%m-%d)," \
 		"guest and emulated host kernel $kver,"
-	echo "emulated host ($KB_ARCH): qemu $(${KB_QEMU} --version | head -n1 | awk '{print $4}') TCG -smp 2 -cpu max," \
+	echo "emulated host ($KB_ARCH): qemu $(${KB_QEMU} --version | head -n1 | awk '{print $4}') TCG (thread=$KB_TCG_THREAD) -smp ${KVMBOX_HOST_CPUS:-2} -cpu ${KVMBOX_HOST_CPU:-max}," \
 		"real host: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
 	[[ -n $KVMTOOL ]] && echo "kvmtool: $KVMTOOL ($("$KVMTOOL" version 2>/dev/null | head -n1))."
-	echo
-	echo "### Boot, side by side"
-	echo
-	echo "Method: $RUNS boots per VMM, round robin, of the Debian kernel (bzImage; arm64: its Image) (1 vCPU,"
-	echo "256 MiB, a 1 MB busybox initramfs whose /init prints a marker, sleeps 3 s and powers off; on"
-	echo "x86_64 kvmbox-pvh boots the ELF vmlinux through its PVH entry instead). boot: /proc/uptime of the emulated host from just"
-	echo "before the VMM starts to the marker line read from its console (10 ms resolution). RSS: Rss"
-	echo "summed over /proc/PID/smaps at the marker, without guest RAM (the largest anonymous mapping"
-	echo "of at least 256 MiB). KVM exits: the VM's debugfs counters at the marker. Exits to user"
-	echo "space: one more boot per VMM with the tracepoint kvm:kvm_userspace_exit on until the marker."
-	echo "Cells: median (min-max)."
-	echo
-	awk -v exf="$OUT/exits.txt" -v szf="$OUT/sizes.txt" '
-	BEGIN {
-		while ((getline l < exf) > 0) {
-			split(l, f, " ")
-			v = f[2]; sub(/^vmm=/, "", v)
-			if (f[3] == "uexit") uexit[v] += f[5]
+	if [[ -s $OUT/runs.txt ]]; then
+		echo
+		echo "### Boot, side by side"
+		echo
+		echo "Method: $RUNS boots per VMM, round robin, of the Debian kernel (bzImage; arm64: its Image) (1 vCPU,"
+		echo "256 MiB, a 1 MB busybox initramfs whose /init prints a marker, sleeps 3 s and powers off; on"
+		echo "x86_64 kvmbox-pvh boots the ELF vmlinux through its PVH entry instead). boot: /proc/uptime of the emulated host from just"
+		echo "before the VMM starts to the marker line read from its console (10 ms resolution). RSS: Rss"
+		echo "summed over /proc/PID/smaps at the marker, without guest RAM (the largest anonymous mapping"
+		echo "of at least 256 MiB). KVM exits: the VM's debugfs counters at the marker. Exits to user"
+		echo "space: one more boot per VMM with the tracepoint kvm:kvm_userspace_exit on until the marker."
+		echo "Cells: median (min-max)."
+		echo
+		awk -v exf="$OUT/exits.txt" -v szf="$OUT/sizes.txt" '
+		BEGIN {
+			while ((getline l < exf) > 0) {
+				split(l, f, " ")
+				v = f[2]; sub(/^vmm=/, "", v)
+				if (f[3] == "uexit") uexit[v] += f[5]
+			}
+			while ((getline l < szf) > 0) {
+				split(l, f, " ")
+				v = f[2]; sub(/^vmm=/, "", v); b = f[3]; sub(/^bytes=/, "", b)
+				size[v] = b + 0 # a number: sub() left a string, which compares as text
+			}
+			size["kvmbox-pvh"] = ("kvmbox-musl" in size) ? size["kvmbox-musl"] : size["kvmbox"]
 		}
-		while ((getline l < szf) > 0) {
-			split(l, f, " ")
-			v = f[2]; sub(/^vmm=/, "", v); b = f[3]; sub(/^bytes=/, "", b)
-			size[v] = b + 0 # a number: sub() left a string, which compares as text
+		{
+			delete f
+			for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+			v = f["vmm"]
+			if (!(v in seen)) { seen[v] = 1; vmms[++nv] = v }
+			runs[v]++
+			if (f["boot_s"] == "-" || f["boot_s"] == "") { failed[v]++; next }
+			if (f["status"] != "0" && f["status"] != "stopped") badst[v] = badst[v] " " f["status"]
+			for (k in f) {
+				if (k == "vmm" || k == "run" || k == "status" || f[k] == "-" || f[k] == "") continue
+				val[v, k, ++cnt[v, k]] = f[k] + 0
+			}
 		}
-		size["kvmbox-pvh"] = ("kvmbox-musl" in size) ? size["kvmbox-musl"] : size["kvmbox"]
-	}
-	{
-		delete f
-		for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
-		v = f["vmm"]
-		if (!(v in seen)) { seen[v] = 1; vmms[++nv] = v }
-		runs[v]++
-		if (f["boot_s"] == "-" || f["boot_s"] == "") { failed[v]++; next }
-		if (f["status"] != "0" && f["status"] != "stopped") badst[v] = badst[v] " " f["status"]
-		for (k in f) {
-			if (k == "vmm" || k == "run" || k == "status" || f[k] == "-" || f[k] == "") continue
-			val[v, k, ++cnt[v, k]] = f[k] + 0
+		function med(v, k,    n, a, b, x, s) {
+			n = cnt[v, k]
+			if (!n) return ""
+			for (a = 1; a <= n; a++) s[a] = val[v, k, a]
+			for (a = 2; a <= n; a++) { x = s[a]; for (b = a - 1; b >= 1 && s[b] > x; b--) s[b + 1] = s[b]; s[b + 1] = x }
+			lo[v, k] = s[1]; hi[v, k] = s[n]
+			return (n % 2) ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2
 		}
-	}
-	function med(v, k,    n, a, b, x, s) {
-		n = cnt[v, k]
-		if (!n) return ""
-		for (a = 1; a <= n; a++) s[a] = val[v, k, a]
-		for (a = 2; a <= n; a++) { x = s[a]; for (b = a - 1; b >= 1 && s[b] > x; b--) s[b + 1] = s[b]; s[b + 1] = x }
-		lo[v, k] = s[1]; hi[v, k] = s[n]
-		return (n % 2) ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2
-	}
-	function cell(v, k, fmt,    m) {
-		m = med(v, k)
-		if (m == "") return "-"
-		return sprintf(fmt " (" fmt "-" fmt ")", m, lo[v, k], hi[v, k])
-	}
-	function row(label, k, fmt,    j, line) {
-		line = "| " label
-		for (j = 1; j <= nv; j++) line = line " | " cell(vmms[j], k, fmt)
-		print line " |"
-	}
-	function name(v) {
-		if (v == "kvmbox") return "kvmbox (glibc static)"
-		if (v == "kvmbox-musl") return "kvmbox (musl static)"
-		if (v == "kvmbox-pvh") return "kvmbox (musl, PVH vmlinux)"
-		return v
-	}
-	function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", a / b) }
-	END {
-		line = "| figure"; sep = "|---"
-		for (j = 1; j <= nv; j++) { line = line " | " name(vmms[j]); sep = sep "|---:" }
-		print line " |"; print sep "|"
-		row("boot to init marker (s, under TCG)", "boot_s", "%.2f")
-		row("RSS without guest RAM (KiB)", "rss_kb", "%.0f")
-		row("guest RAM resident at init (KiB)", "ram_rss_kb", "%.0f")
-		row("KVM exits, all (debugfs exits)", "kvm_exits", "%.0f")
-		row("port I/O exits (debugfs io_exits)", "kvm_io_exits", "%.0f")
-		row("MMIO exits to user space (debugfs mmio_exits)", "kvm_mmio_exits", "%.0f")
-		line = "| exits to user space during boot (traced)"
-		for (j = 1; j <= nv; j++) line = line " | " ((vmms[j] in uexit) ? uexit[vmms[j]] : "-")
-		print line " |"
-		line = "| static binary, stripped (bytes)"
-		for (j = 1; j <= nv; j++) line = line " | " ((vmms[j] in size) ? size[vmms[j]] : "-")
-		print line " |"
-		for (j = 1; j <= nv; j++) {
-			v = vmms[j]
-			if (failed[v]) printf "\n%s: %d of %d boots never reached the marker\n", name(v), failed[v], runs[v]
-			if (badst[v] != "") printf "\n%s: exit statuses%s (want 0)\n", name(v), badst[v]
+		function cell(v, k, fmt,    m) {
+			m = med(v, k)
+			if (m == "") return "-"
+			return sprintf(fmt " (" fmt "-" fmt ")", m, lo[v, k], hi[v, k])
 		}
-		# The goals of the embedded profile, for the musl build (the one for flash) if there is one.
-		k = ("kvmbox-musl" in seen) ? "kvmbox-musl" : "kvmbox"
-		print ""
-		print "### Goals (" name(k) " against kvmtool)"
-		print ""
-		print "| goal | measured | met |"
-		print "|---|---|---|"
-		if ("kvmtool" in seen) {
-			r = ratio(uexit[k], uexit["kvmtool"])
-			printf "| exits to user space during boot at most 0.5x kvmtool | %s / %s = %s | %s |\n", uexit[k], uexit["kvmtool"], r, (r != "-" && r <= 0.5) ? "yes" : "no"
-			a = med(k, "boot_s"); b = med("kvmtool", "boot_s"); r = ratio(a, b)
-			printf "| boot to init at most 0.8x kvmtool | %.2f / %.2f s = %s | %s |\n", a, b, r, (r != "-" && r <= 0.8) ? "yes" : "no"
-		} else {
-			print "| exits and boot against kvmtool | no kvmtool in this run (KVMTOOL=path) | - |"
+		function row(label, k, fmt,    j, line) {
+			line = "| " label
+			for (j = 1; j <= nv; j++) line = line " | " cell(vmms[j], k, fmt)
+			print line " |"
 		}
-		for (j = 1; j <= nv; j++) {
-			v = vmms[j]
-			if (v == "kvmtool" || v == "kvmbox-pvh") continue
-			a = med(v, "rss_kb")
-			printf "| %s: RSS without guest RAM at most 1024 KiB | %.0f KiB | %s |\n", name(v), a, (a != "" && a <= 1024) ? "yes" : "no"
-			printf "| %s: at most 500 KiB stripped | %.1f KiB | %s |\n", name(v), size[v] / 1024, (size[v] != "" && size[v] <= 512000) ? "yes" : "no"
+		function name(v) {
+			if (v == "kvmbox") return "kvmbox (glibc static)"
+			if (v == "kvmbox-musl") return "kvmbox (musl static)"
+			if (v == "kvmbox-pvh") return "kvmbox (musl, PVH vmlinux)"
+			return v
 		}
-		if (("kvmbox-pvh" in seen) && (("kvmbox-musl" in seen) || ("kvmbox" in seen))) {
-			b = ("kvmbox-musl" in seen) ? "kvmbox-musl" : "kvmbox"
-			p = med("kvmbox-pvh", "boot_s"); z = med(b, "boot_s")
+		function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", a / b) }
+		END {
+			line = "| figure"; sep = "|---"
+			for (j = 1; j <= nv; j++) { line = line " | " name(vmms[j]); sep = sep "|---:" }
+			print line " |"; print sep "|"
+			row("boot to init marker (s, under TCG)", "boot_s", "%.2f")
+			row("RSS without guest RAM (KiB)", "rss_kb", "%.0f")
+			row("guest RAM resident at init (KiB)", "ram_rss_kb", "%.0f")
+			row("KVM exits, all (debugfs exits)", "kvm_exits", "%.0f")
+			row("port I/O exits (debugfs io_exits)", "kvm_io_exits", "%.0f")
+			row("MMIO exits to user space (debugfs mmio_exits)", "kvm_mmio_exits", "%.0f")
+			line = "| exits to user space during boot (traced)"
+			for (j = 1; j <= nv; j++) line = line " | " ((vmms[j] in uexit) ? uexit[vmms[j]] : "-")
+			print line " |"
+			line = "| static binary, stripped (bytes)"
+			for (j = 1; j <= nv; j++) line = line " | " ((vmms[j] in size) ? size[vmms[j]] : "-")
+			print line " |"
+			for (j = 1; j <= nv; j++) {
+				v = vmms[j]
+				if (failed[v]) printf "\n%s: %d of %d boots never reached the marker\n", name(v), failed[v], runs[v]
+				if (badst[v] != "") printf "\n%s: exit statuses%s (want 0)\n", name(v), badst[v]
+			}
+			# The goals of the embedded profile, for the musl build (the one for flash) if there is one.
+			k = ("kvmbox-musl" in seen) ? "kvmbox-musl" : "kvmbox"
 			print ""
-			print "### PVH (ELF vmlinux) against the bzImage"
+			print "### Goals (" name(k) " against kvmtool)"
 			print ""
-			printf "Same kvmbox, same guest: ELF vmlinux through PVH %.2f s, bzImage %.2f s (medians): PVH takes %.2fx the bzImage'\''s time (%+.2f s).\n", p, z, p / z, p - z
-		}
-	}' "$OUT/runs.txt"
+			print "| goal | measured | met |"
+			print "|---|---|---|"
+			if ("kvmtool" in seen) {
+				r = ratio(uexit[k], uexit["kvmtool"])
+				printf "| exits to user space during boot at most 0.5x kvmtool | %s / %s = %s | %s |\n", uexit[k], uexit["kvmtool"], r, (r != "-" && r <= 0.5) ? "yes" : "no"
+				a = med(k, "boot_s"); b = med("kvmtool", "boot_s"); r = ratio(a, b)
+				printf "| boot to init at most 0.8x kvmtool | %.2f / %.2f s = %s | %s |\n", a, b, r, (r != "-" && r <= 0.8) ? "yes" : "no"
+			} else {
+				print "| exits and boot against kvmtool | no kvmtool in this run (KVMTOOL=path) | - |"
+			}
+			for (j = 1; j <= nv; j++) {
+				v = vmms[j]
+				if (v == "kvmtool" || v == "kvmbox-pvh") continue
+				a = med(v, "rss_kb")
+				printf "| %s: RSS without guest RAM at most 1024 KiB | %.0f KiB | %s |\n", name(v), a, (a != "" && a <= 1024) ? "yes" : "no"
+				printf "| %s: at most 500 KiB stripped | %.1f KiB | %s |\n", name(v), size[v] / 1024, (size[v] != "" && size[v] <= 512000) ? "yes" : "no"
+			}
+			if (("kvmbox-pvh" in seen) && (("kvmbox-musl" in seen) || ("kvmbox" in seen))) {
+				b = ("kvmbox-musl" in seen) ? "kvmbox-musl" : "kvmbox"
+				p = med("kvmbox-pvh", "boot_s"); z = med(b, "boot_s")
+				print ""
+				print "### PVH (ELF vmlinux) against the bzImage"
+				print ""
+				printf "Same kvmbox, same guest: ELF vmlinux through PVH %.2f s, bzImage %.2f s (medians): PVH takes %.2fx the bzImage'\''s time (%+.2f s).\n", p, z, p / z, p - z
+			}
+		}' "$OUT/runs.txt"
+	fi
 	if [[ -s $OUT/exits.txt ]]; then
 		echo
 		echo "Exits to user space from the VMM's start to the guest init marker (traced run), and the"
@@ -313,12 +341,13 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 	if grep -q 'KVMBOX-BS ' "$OUT/host.log"; then
 		echo
 		echo "The sandbox's cost: the same boot with the default --seccomp on (the runs above) and"
-		echo "with --seccomp off (the virtio rows marked --seccomp off above are the I/O side):"
+		echo "with --seccomp off (the virtio rows marked --seccomp off above are the I/O side);"
+		echo "both are the glibc build (kvmbox column):"
 		echo
 		echo "| boot to guest init marker (s) | median | min | max | runs |"
 		echo "|---|---:|---:|---:|---:|"
 		{
-			grep -o 'KVMBOX-B run.*' "$OUT/host.log" | sed 's/^KVMBOX-B /on /'
+			grep -o 'KVMBOX-B vmm=kvmbox run=.*' "$OUT/host.log" | sed 's/^KVMBOX-B vmm=kvmbox /on /'
 			grep -o 'KVMBOX-BS .*' "$OUT/host.log" | sed 's/^KVMBOX-BS /off /'
 		} | awk '
 		{
@@ -335,6 +364,66 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 				printf "| --seccomp %s | %.2f | %.2f | %.2f | %d |\n", k, med, s[1], s[c], c
 			}
 		}'
+	fi
+	if grep -q 'KVMBOX-UP ' "$OUT/host.log"; then
+		echo
+		echo "kvmbox up: three bench guests (1 vCPU, 256M each) from one file, against the same three"
+		echo "started by hand (three kvmbox run at once); all three at their init marker, and the"
+		echo "supervisor's own RSS then:"
+		echo
+		echo "| start | all three at init (s), median | min | max | runs | up's RSS (KiB), median |"
+		echo "|---|---:|---:|---:|---:|---:|"
+		grep -o 'KVMBOX-UP .*' "$OUT/host.log" | awk '
+		{
+			m = ""; t = ""; r = ""
+			for (i = 2; i <= NF; i++) {
+				split($i, kv, "=")
+				if (kv[1] == "mode") m = kv[2]
+				else if (kv[1] == "all_init_s" && kv[2] != "-") t = kv[2] + 0
+				else if (kv[1] == "up_rss_kb" && kv[2] != "-") r = kv[2] + 0
+			}
+			if (t != "") v[m, ++n[m]] = t
+			if (r != "") w[m, ++nr[m]] = r
+		}
+		function med(arr, k, c,   a, b, x, s) {
+			for (a = 1; a <= c; a++) s[a] = arr[k, a]
+			for (a = 2; a <= c; a++) { x = s[a]; for (b = a - 1; b >= 1 && s[b] > x; b--) s[b + 1] = s[b]; s[b + 1] = x }
+			lo = s[1]; hi = s[c]
+			return (c % 2) ? s[(c + 1) / 2] : (s[c / 2] + s[c / 2 + 1]) / 2
+		}
+		END {
+			split("up run", modes, " ")
+			for (i = 1; i <= 2; i++) {
+				k = modes[i]; c = n[k]
+				if (!c) { printf "| %s | - | - | - | 0 | - |\n", k == "up" ? "kvmbox up" : "3 x kvmbox run"; continue }
+				m = med(v, k, c); l = lo; h = hi
+				rs = nr[k] ? sprintf("%d", med(w, k, nr[k])) : "-"
+				printf "| %s | %.2f | %.2f | %.2f | %d | %s |\n", k == "up" ? "kvmbox up" : "3 x kvmbox run", m, l, h, c, rs
+			}
+		}'
+	fi
+	if grep -q 'KVMBOX-DC ' "$OUT/host.log"; then
+		echo
+		echo "Live migration without shared storage (\`migrate unix:... disks=copy\`): the life guest (1 vCPU,"
+		echo "256 MiB, idle but for its console counter) with a 256 MiB disk of random data, to a"
+		echo "destination on a zeroed image in the same emulated host; figures from the migrate reply."
+		echo
+		echo "| run | status | rounds | MiB sent in all | of it disk | total (ms) | downtime (ms) | images equal |"
+		echo "|---:|---:|---:|---:|---:|---:|---:|---|"
+		grep -o 'KVMBOX-DC .*' "$OUT/host.log" | awk '
+		{
+			delete f
+			for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+			mb = f["bytes"] == "" ? "-" : sprintf("%.1f", f["bytes"] / 1048576)
+			db = f["disk_bytes"] == "" ? "-" : sprintf("%.1f", f["disk_bytes"] / 1048576)
+			printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f["run"], f["status"], f["rounds"], mb, db, f["total_ms"], f["downtime_ms"], f["equal"]
+		}'
+	fi
+	k=$(grep -c '^== [0-9]' "$OUT/kicks.log" 2>/dev/null)
+	if [[ -z ${KVMBOX_BENCH_LOG:-} ]] && ((${k:-0} > 0)); then
+		echo
+		echo "The emulated host stopped printing $k times and went on after a key press (QEMU's one-CPU"
+		echo "TCG left its CPU halted with a timer interrupt pending; $OUT/kicks.log): what ran then is slower."
 	fi
 	echo
 	if [[ -n ${KVMBOX_BENCH_LOG:-} ]]; then

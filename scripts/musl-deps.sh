@@ -9,11 +9,18 @@
 # `apt-get source`, unpacks it with Debian's patches (dpkg-source -x) and builds a static library
 # with musl-gcc, by the source's own build system (meson, CMake, Autoconf, a plain configure
 # script or a Makefile). Nothing is committed: sources and results live in
-# ${KVMBOX_CACHE:-~/.cache/kvmbox}/musl/<source>-<version>/, built once per version.
+# ${KVMBOX_CACHE:-~/.cache/kvmbox}/musl/<source>-<version>-<recipe>/, built once per version and
+# recipe. The recipe is this script and scripts/musl-patches/: a change to either gives every
+# library a new directory (the key is their hash), so a library an older recipe built is never
+# linked. Older recipes' directories are left alone (another checkout may still use them); rm -rf
+# the musl directory to reclaim the space.
+#
+# A source may have a patch, scripts/musl-patches/<source>.patch (applied with patch -p1 after
+# Debian's own patches; its header says why), and configure options (configure_options below).
 #
 # Prints the compiler and linker flags for them on stdout (-isystem DIR/include -LDIR/lib per
 # library, and the kernel headers, which musl does not ship). Progress goes to stderr, and
-# each build's log to musl/<source>-<version>/build.log.
+# each build's log to musl/<source>-<version>-<recipe>/build.log.
 #
 # apt-get source needs deb-src entries. When apt has none, as root this adds
 # /etc/apt/sources.list.d/kvmbox-deb-src.sources and .list (the deb-src twin of every deb entry
@@ -27,9 +34,25 @@ MUSL_CC=${MUSL_CC:-musl-gcc}
 # Small code first: the result must fit in flash.
 LIB_CFLAGS="-Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fPIC -D_GNU_SOURCE"
 DEBSRC=/etc/apt/sources.list.d/kvmbox-deb-src
+PATCHES=scripts/musl-patches
+RECIPE=$(cat scripts/musl-deps.sh "$PATCHES"/*.patch | sha256sum | cut -c1-10)
+
+# configure_options SOURCE: what an Autoconf source is configured with besides the static build.
+# libsodium: kvmbox calls XChaCha20-Poly1305 secretstream, BLAKE2b and its KDF (docs/PERFORMANCE.md,
+# the musl build): --enable-minimal leaves out the APIs a minimal build need not have, and
+# --disable-asm the amd64 assembly (Curve25519 sandy2x, Salsa20) and CPU feature detection, so
+# only the portable implementations run; with the patch, no SSE/AVX variant is compiled either.
+configure_options() {
+	case $1 in
+	libsodium) echo --enable-minimal --disable-asm ;;
+	esac
+}
 
 say() { printf 'musl-deps: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+# nosource WHY: a source cannot be fetched here (no deb-src, no network, not in the archive):
+# status 3 and a line starting "musl-deps: no Debian source:" (make check's musl tier SKIPs on it).
+nosource() { say "no Debian source: $*"; exit 3; }
 
 command -v "$MUSL_CC" >/dev/null || die "$MUSL_CC missing: apt-get install musl-tools (make deps)"
 command -v dpkg-source >/dev/null || die "dpkg-source missing: apt-get install dpkg-dev (make deps)"
@@ -61,12 +84,12 @@ add_deb_src() {
 	done
 	sed -n 's/^[[:space:]]*deb[[:space:]]/deb-src /p' /etc/apt/sources.list 2>/dev/null >"$DEBSRC.list.tmp" || true
 	[[ -s $DEBSRC.sources.tmp || -s $DEBSRC.list.tmp ]] ||
-		die "no deb entries in /etc/apt to derive deb-src entries from; add deb-src entries and run apt-get update"
+		nosource "no deb entries in /etc/apt to derive deb-src entries from; add deb-src entries and run apt-get update"
 	for f in sources list; do
 		if [[ -s $DEBSRC.$f.tmp ]]; then mv "$DEBSRC.$f.tmp" "$DEBSRC.$f"; chmod 644 "$DEBSRC.$f"; else rm -f "$DEBSRC.$f.tmp"; fi
 	done
 	say "added deb-src entries ($DEBSRC.*); apt-get update"
-	apt-get update -q >"$CACHE/apt-update.log" 2>&1 || die "apt-get update failed (log: $CACHE/apt-update.log)"
+	apt-get update -q >"$CACHE/apt-update.log" 2>&1 || nosource "apt-get update failed (log: $CACHE/apt-update.log)"
 }
 
 # Does apt know source package $1? (Not apt-cache | grep -q: with pipefail, grep's early exit
@@ -76,20 +99,23 @@ known_src() { [[ $(apt-cache showsrc "$1" 2>/dev/null) == *Package:* ]]; }
 need_deb_src() { # SOURCE: make apt know the source package
 	known_src "$1" && return 0
 	if (($(id -u) != 0)); then
-		die "apt has no deb-src entries (apt-get source $1 fails): run as root once, or add" \
+		nosource "apt has no deb-src entries (apt-get source $1 fails): run as root once, or add" \
 			"deb-src twins of your deb entries and run: sudo apt-get update"
 	fi
 	[[ -f $DEBSRC.sources || -f $DEBSRC.list ]] || add_deb_src
 	known_src "$1" || {
-		apt-get update -q >"$CACHE/apt-update.log" 2>&1
+		apt-get update -q >"$CACHE/apt-update.log" 2>&1 ||
+			nosource "apt-get update failed (log: $CACHE/apt-update.log)"
 		known_src "$1" ||
-			die "no source package $1 even with $DEBSRC.*; check /etc/apt"
+			nosource "no source package $1 even with $DEBSRC.*; check /etc/apt"
 	}
 }
 
-# build DIR PREFIX LOG: the source tree's build system, static, with musl-gcc.
+# build DIR PREFIX LOG [CONFIGURE-OPTION...]: the source tree's build system, static, with
+# musl-gcc; the options go to an Autoconf configure.
 build() {
 	local d=$1 p=$2 log=$3
+	shift 3
 	(
 		cd "$d"
 		export CC=$MUSL_CC CFLAGS="$LIB_CFLAGS -isystem $khdr"
@@ -104,12 +130,12 @@ build() {
 			cmake --build _musl -j2
 			cmake --install _musl
 		elif [[ -x configure ]] && grep -q 'Generated by GNU Autoconf' configure; then
-			./configure --prefix="$p" --libdir="$p/lib" --disable-shared --enable-static
+			./configure --prefix="$p" --libdir="$p/lib" --disable-shared --enable-static "$@"
 			make -j2
 			make install
 		elif [[ -f configure.ac || -f configure.in ]]; then
 			autoreconf -fi
-			./configure --prefix="$p" --libdir="$p/lib" --disable-shared --enable-static
+			./configure --prefix="$p" --libdir="$p/lib" --disable-shared --enable-static "$@"
 			make -j2
 			make install
 		elif [[ -x configure ]]; then
@@ -167,7 +193,7 @@ for arg in "$@"; do
 	done
 	[[ -n $bin ]] || die "-l$name: no installed Debian package provides lib$name; install its -dev package (make deps)"
 	read -r src ver < <(dpkg-query -W -f='${source:Package} ${source:Version}\n' "$bin" | head -n1)
-	dir=$CACHE/$src-$ver
+	dir=$CACHE/$src-$ver-$RECIPE
 	root=$dir/root
 	if [[ ! -f $dir/.built ]]; then
 		need_deb_src "$src"
@@ -182,12 +208,19 @@ for arg in "$@"; do
 				flags="$flags -isystem $root/include -L$root/lib"
 				continue
 			fi
-			die "apt-get source $src=$ver failed (log: $dir/apt.log), and $bin's glibc archive cannot" \
+			nosource "apt-get source $src=$ver failed (log: $dir/apt.log), and $bin's glibc archive cannot" \
 				"serve: $why; apt's deb-src must offer the installed version"
 		fi
 		dpkg-source -x --no-check "$dir"/dl/*.dsc "$dir/src" >>"$dir/apt.log" 2>&1 ||
 			die "dpkg-source -x $src failed (log: $dir/apt.log)"
-		build "$dir/src" "$root" "$dir/build.log" ||
+		if [[ -f $PATCHES/$src.patch ]]; then
+			patch -p1 -d "$dir/src" <"$PATCHES/$src.patch" >>"$dir/apt.log" 2>&1 ||
+				die "$PATCHES/$src.patch does not apply to $src $ver (log: $dir/apt.log)"
+			# A patched configure.ac takes effect only through autoreconf (build()).
+			if grep -q '^+++ [^ ]*/configure.ac' "$PATCHES/$src.patch"; then rm -f "$dir/src/configure"; fi
+		fi
+		# shellcheck disable=SC2046 # configure_options prints words
+		build "$dir/src" "$root" "$dir/build.log" $(configure_options "$src") ||
 			die "building $src $ver for musl failed: $(tail -n1 "$dir/build.log") (log: $dir/build.log)"
 		# Only the static archives: the linker must not pick a shared one.
 		rm -f "$root"/lib/*.so "$root"/lib/*.so.*

@@ -2,7 +2,8 @@
 # tests/check.sh [TIER...] - run test tiers and tally them (`make check` runs "all").
 #
 # Tiers: unit, unit-asan (ASan+UBSan), unit-tsan (TSan), scripts (the project's own tools:
-# tests/scripts/run.sh), guests, guests-asan, linux, linux-arm64 (the arm64 Linux tier with
+# tests/scripts/run.sh), guests, guests-asan, musl (make static-musl: its size and tiny guests
+# booted by it, received by the glibc build), linux, linux-arm64 (the arm64 Linux tier with
 # its tiny arm64 guests, in an emulated arm64 host); "all" is
 # every one of them in that order. Every tier prints one line per test as it finishes:
 # "PASS: name", "FAIL: name: why" or "SKIP: name: why"; each tier ends with its time, and the
@@ -50,9 +51,51 @@ run_unit() {
 	[ "$n" -gt 0 ] || echo "FAIL: $name: no unit test binaries in $dir/tests (make unit)"
 }
 
-# run_guests NAME KVMBOX: the tiny-guest tier with that kvmbox binary; names get a prefix.
+# run_guests NAME KVMBOX [TEST...]: the tiny-guest tier (or those tests) with that kvmbox
+# binary; names get a prefix.
 run_guests() {
-	KVMBOX=$2 tests/guests/run.sh 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\|RETRY\): /\1: $1\//"
+	KVMBOX=$2 tests/guests/run.sh "${@:3}" 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\|RETRY\): /\1: $1\//"
+}
+
+# The musl tier: build/musl/kvmbox-static (make static-musl; its libraries are built from Debian's
+# sources by scripts/musl-deps.sh the first time, 2-6 minutes) and a few tiny-guest tests booted
+# by it with its seccomp filters on, whose migrations and snapshots the glibc build
+# ($B/kvmbox-static, KVMBOX_PEER) receives and restores: a boot with output through stdio, SMP,
+# a hostile virtio driver, a signal, a snapshot signed with --snapshot-key, keyed and plain
+# migrations. Then its size against the 500 KiB goal (docs/PERFORMANCE.md). When a library's
+# source cannot be fetched here (musl-deps.sh: "no Debian source"), one SKIP says why.
+MUSL_BIN=build/musl/kvmbox-static
+MUSL_LIMIT=512000
+MUSL_TESTS=(serial smp_2 virtio_hostile sigterm snap_key migrate_tcp migrate_dirty migrate_key_refused)
+# musl_build: make static-musl; its result line (PASS, or SKIP/FAIL with the reason) in
+# $tmp/musl.build. It runs beside the tiers before the musl tier (started at the beginning).
+musl_build() {
+	local mlog=build/musl-build.log why
+	if make static-musl "$B/kvmbox-static" >"$mlog" 2>&1; then
+		echo "PASS: musl/build"
+	else
+		why=$(grep -m1 '^musl-deps: no Debian source: ' "$mlog")
+		if [ -n "$why" ]; then
+			echo "SKIP: musl/build: ${why#musl-deps: } (log: $mlog)"
+		else
+			why=$(grep '^musl-deps: ' "$mlog" | tail -n1)
+			echo "FAIL: musl/build: make static-musl failed: ${why:-$(tail -n1 "$mlog")} (log: $mlog)"
+		fi
+	fi >"$tmp/musl.build"
+}
+# run_musl: the tier in its turn (its emulated host never runs beside the guests tiers' two).
+run_musl() {
+	local size
+	[ -s "$tmp/musl.build" ] || musl_build
+	cat "$tmp/musl.build"
+	grep -q '^PASS: musl/build' "$tmp/musl.build" || return
+	KVMBOX_PEER=$B/kvmbox-static run_guests musl "$MUSL_BIN" "${MUSL_TESTS[@]}"
+	size=$(stat -c %s "$MUSL_BIN")
+	if [ "$size" -le "$MUSL_LIMIT" ]; then
+		echo "PASS: musl/size: $size bytes (at most $MUSL_LIMIT, 500 KiB)"
+	else
+		echo "FAIL: musl/size: $MUSL_BIN is $size bytes, over the 500 KiB goal ($MUSL_LIMIT; docs/PERFORMANCE.md)"
+	fi
 }
 
 # The Linux tier runs a guest under KVM inside QEMU's emulation of AMD SVM (x86_64) or of
@@ -105,29 +148,50 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 tiers=("$@")
 ((${#tiers[@]})) || tiers=(all)
-[ "${tiers[*]}" = all ] && tiers=(unit unit-asan unit-tsan scripts guests guests-asan linux linux-arm64)
+[ "${tiers[*]}" = all ] && tiers=(unit unit-asan unit-tsan scripts guests guests-asan musl linux linux-arm64)
 : >"$tmp/results"
-# The two tiny-guest tiers run side by side when both are asked for: each emulated host runs
-# on one host thread (tests/guests/emulated.sh), so together they use the two CPUs the Linux
-# tiers use one at a time. guests-asan starts with guests; its lines (kept in a file) and its
-# own time are printed in its turn.
-side=
+# A tier can run beside others, started earlier; its lines and its own time are kept in files and
+# printed in its turn. side_start TIER COMMAND...: start it; side_pid[TIER] is its process.
+declare -A side_pid=()
+side_start() {
+	local tier=$1
+	shift
+	(
+		s=$SECONDS
+		"$@"
+		echo $((SECONDS - s)) >"$tmp/$tier.secs"
+	) >"$tmp/$tier.out" 2>&1 &
+	side_pid[$tier]=$!
+}
+# side_or COMMAND...: the lines of $tier when it ran beside, else run COMMAND now.
+side_or() {
+	if [ -n "${side_pid[$tier]:-}" ]; then cat "$tmp/$tier.out"; else "$@"; fi
+}
+# The musl build runs from the start, beside the tiers before it: the unit and scripts tiers
+# leave one of the two CPUs mostly idle, and building the musl libraries from source waits on
+# the network. Its tests run in the musl tier's turn, after the guests tiers' two emulated hosts.
+musl_pid=
+if [[ " ${tiers[*]} " == *" musl "* ]] && [ "${tiers[0]}" != musl ]; then
+	musl_build &
+	musl_pid=$!
+fi
 for tier in "${tiers[@]}"; do
 	start=$SECONDS secs=
 	: >"$tmp/tier"
 	echo "== tier: $tier" | tee -a "$log"
+	# The two tiny-guest tiers run side by side when both are asked for: each emulated host
+	# runs on one host thread (tests/guests/emulated.sh), so together they use the two CPUs the
+	# Linux tiers use one at a time. guests-asan starts with guests.
 	if [ "$tier" = guests ] && [[ " ${tiers[*]} " == *" guests-asan "* ]]; then
-		(
-			s=$SECONDS
-			run_guests guests-asan "$(flavour_dir asan)/kvmbox"
-			echo $((SECONDS - s)) >"$tmp/side.secs"
-		) >"$tmp/side.out" 2>&1 &
-		side=$!
+		side_start guests-asan run_guests guests-asan "$(flavour_dir asan)/kvmbox"
 	fi
 	# The case below runs in a pipeline's subshell: wait here, where the side tier is a child.
-	if [ "$tier" = guests-asan ] && [ -n "$side" ]; then
-		wait "$side"
-		secs=$(cat "$tmp/side.secs" 2>/dev/null)
+	if [ "$tier" = musl ] && [ -n "$musl_pid" ]; then
+		wait "$musl_pid"
+	fi
+	if [ -n "${side_pid[$tier]:-}" ]; then
+		wait "${side_pid[$tier]}"
+		secs=$(cat "$tmp/$tier.secs" 2>/dev/null)
 	fi
 	case $tier in
 	unit) run_unit unit "$B" ;;
@@ -135,16 +199,11 @@ for tier in "${tiers[@]}"; do
 	unit-tsan) TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1} run_unit unit-tsan "$(flavour_dir tsan)" ;;
 	scripts) tests/scripts/run.sh 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\): /\1: scripts\//" ;;
 	guests) run_guests guests "$B/kvmbox" ;;
-	guests-asan)
-		if [ -n "$side" ]; then
-			cat "$tmp/side.out"
-		else
-			run_guests guests-asan "$(flavour_dir asan)/kvmbox"
-		fi
-		;;
+	guests-asan) side_or run_guests guests-asan "$(flavour_dir asan)/kvmbox" ;;
+	musl) run_musl ;;
 	linux) run_linux x86_64 build/linux ;;
 	linux-arm64) run_linux arm64 build/arm64/linux ;;
-	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan scripts guests guests-asan linux linux-arm64)" ;;
+	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan scripts guests guests-asan musl linux linux-arm64)" ;;
 	esac 2>&1 | tee -a "$log" "$tmp/tier"
 	grep -a -E '^(PASS|FAIL|SKIP|RETRY): ' "$tmp/tier" | tee -a "$tmp/results" | awk -v tier="$tier" -v s="${secs:-$((SECONDS - start))}" "$TALLY"'
 		END { printf "== tier %s: %d passed, %d failed, %d skipped in %dm%02ds\n", tier, p, f, k, s / 60, s % 60 }' |

@@ -36,7 +36,7 @@ static void ctl_help(void)
 	       "  shutdown [timeout=S]  power the guest off (optionally forced after S seconds)\n"
 	       "  snapshot PATH         save the VM state to PATH (relative to this directory)\n"
 	       "  hibernate PATH        save the VM state to PATH and stop the VM\n"
-	       "  migrate URI           send the VM to URI\n"
+	       "  migrate URI [disks=copy]  send the VM to URI (disks=copy: its disk images too)\n"
 	       "  balloon SIZE          set the balloon target, e.g. 512M (a plain number is MiB)\n"
 	       "  NAME [KEY=VALUE...]   any other command, with string arguments\n"
 	       "\n"
@@ -153,9 +153,13 @@ static int build_args(const char *cmd, int nwords, char **words, struct json_obj
 		return 0;
 	}
 	if (!strcmp(cmd, "migrate")) {
-		if (nwords != 1 || !*words[0])
-			return usage_error("migrate needs one argument, the destination URI");
+		if (nwords < 1 || nwords > 2 || !*words[0])
+			return usage_error("migrate needs the destination URI, then optionally disks=copy");
+		if (nwords == 2 && strcmp(words[1], "disks=copy"))
+			return usage_error("migrate %s: '%s' is not disks=copy", words[0], words[1]);
 		json_object_object_add(args, "uri", json_object_new_string(words[0]));
+		if (nwords == 2)
+			json_object_object_add(args, "disks", json_object_new_string("copy"));
 		return 0;
 	}
 	if (!strcmp(cmd, "balloon")) {

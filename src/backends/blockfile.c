@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/util.h"
 
 #ifndef __GLIBC__
 /* musl (before 1.2.5) has no preadv2/pwritev2: the system calls (64-bit: the offset's high
@@ -71,7 +74,14 @@ struct blockfile {
 	struct blockfile_req *whead, *wtail; /* write-like in flight, oldest first */
 	struct blockfile_req *fhead, *ftail; /* flushes waiting for writes */
 	struct blockfile_req *dhead, *dtail; /* done synchronously, callback pending */
+	/* Dirty tracking (blockfile_dirty_*): dirty_on is read without the lock on every
+	 * write-like completion, so an image nobody copies pays one atomic load. */
+	_Atomic bool dirty_on;
+	pthread_mutex_t dirty_lock;
+	unsigned long *dirty; /* blockfile_dirty_blocks() bits, under dirty_lock */
 };
+
+#define LBITS (8 * sizeof(unsigned long))
 
 static bool write_like(const struct blockfile_req *r)
 {
@@ -360,9 +370,30 @@ static void release_flushes(struct blockfile *bf)
 		issue(bf, fifo_pop(&bf->fhead, &bf->ftail));
 }
 
+/* Set the bits of the blocks [off, off + len) touches (clipped to the image). */
+static void dirty_mark(struct blockfile *bf, uint64_t off, uint64_t len)
+{
+	uint64_t nblk = blockfile_dirty_blocks(bf), first, last;
+
+	if (!len || off >= bf->info.size)
+		return;
+	if (len > bf->info.size - off)
+		len = bf->info.size - off;
+	first = off >> BLOCKFILE_DIRTY_SHIFT;
+	last = (off + len - 1) >> BLOCKFILE_DIRTY_SHIFT;
+	pthread_mutex_lock(&bf->dirty_lock);
+	if (bf->dirty)
+		for (uint64_t b = first; b <= last && b < nblk; b++)
+			bf->dirty[b / LBITS] |= 1UL << (b % LBITS);
+	pthread_mutex_unlock(&bf->dirty_lock);
+}
+
 static void finish(struct blockfile *bf, struct blockfile_req *r, int result)
 {
 	r->result = result;
+	/* Whatever the result: a failed or partial write may have changed part of its range. */
+	if (write_like(r) && atomic_load_explicit(&bf->dirty_on, memory_order_acquire))
+		dirty_mark(bf, r->span_off, r->span_len);
 	if (write_like(r)) {
 		if (r->wprev)
 			r->wprev->wnext = r->wnext;
@@ -465,6 +496,8 @@ void blockfile_submit(struct blockfile *bf, struct blockfile_req *r)
 	}
 	/* Listed even when empty: finish() unlinks every write-like request. */
 	if (write_like(r)) {
+		r->span_off = r->offset; /* WRITE advances offset on partial transfers */
+		r->span_len = r->left;
 		r->seq = ++bf->write_seq;
 		r->wprev = bf->wtail;
 		if (bf->wtail)
@@ -664,6 +697,8 @@ struct blockfile *blockfile_open(const char *path, bool readonly, unsigned depth
 			flags |= O_EXCL;
 	}
 	bf = calloc(1, sizeof(*bf));
+	if (bf)
+		pthread_mutex_init(&bf->dirty_lock, NULL);
 	if (!bf || !(bf->path = strdup(path))) {
 		log_error("disk %s: out of memory", path);
 		free(bf);
@@ -719,6 +754,7 @@ fail:
 		close(bf->fd);
 	if (bf->efd >= 0)
 		close(bf->efd);
+	pthread_mutex_destroy(&bf->dirty_lock);
 	free(bf->path);
 	free(bf);
 	return NULL;
@@ -734,9 +770,66 @@ void blockfile_close(struct blockfile *bf)
 	close(bf->efd);
 	if (bf->fd >= 0)
 		close(bf->fd); /* drops the flock */
+	blockfile_dirty_stop(bf);
+	pthread_mutex_destroy(&bf->dirty_lock);
 	free(bf->zero_buf);
 	free(bf->path);
 	free(bf);
+}
+
+uint64_t blockfile_dirty_blocks(const struct blockfile *bf)
+{
+	return (bf->info.size + BLOCKFILE_DIRTY_BLOCK - 1) >> BLOCKFILE_DIRTY_SHIFT;
+}
+
+int blockfile_dirty_start(struct blockfile *bf)
+{
+	size_t words = (size_t)((blockfile_dirty_blocks(bf) + LBITS - 1) / LBITS);
+	unsigned long *map = calloc(words ? words : 1, sizeof(unsigned long));
+
+	if (!map)
+		return -1;
+	pthread_mutex_lock(&bf->dirty_lock);
+	free(bf->dirty);
+	bf->dirty = map;
+	atomic_store_explicit(&bf->dirty_on, true, memory_order_release);
+	pthread_mutex_unlock(&bf->dirty_lock);
+	return 0;
+}
+
+uint64_t blockfile_dirty_take(struct blockfile *bf, unsigned long *out)
+{
+	size_t words = (size_t)((blockfile_dirty_blocks(bf) + LBITS - 1) / LBITS);
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&bf->dirty_lock);
+	if (bf->dirty)
+		for (size_t i = 0; i < words; i++) {
+			n += (uint64_t)__builtin_popcountl(bf->dirty[i]);
+			out[i] |= bf->dirty[i];
+			bf->dirty[i] = 0;
+		}
+	pthread_mutex_unlock(&bf->dirty_lock);
+	return n;
+}
+
+void blockfile_dirty_stop(struct blockfile *bf)
+{
+	pthread_mutex_lock(&bf->dirty_lock);
+	atomic_store_explicit(&bf->dirty_on, false, memory_order_release);
+	free(bf->dirty);
+	bf->dirty = NULL;
+	pthread_mutex_unlock(&bf->dirty_lock);
+}
+
+bool blockfile_dirty_tracking(const struct blockfile *bf)
+{
+	return atomic_load_explicit(&bf->dirty_on, memory_order_acquire);
+}
+
+int blockfile_pread(struct blockfile *bf, void *buf, size_t len, uint64_t offset)
+{
+	return pread_all(bf->fd, buf, len, offset);
 }
 
 const char *blockfile_path(const struct blockfile *bf)

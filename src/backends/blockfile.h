@@ -55,8 +55,9 @@ struct blockfile_req {
 	/* Set when the done callback runs: 0, or -errno. */
 	int result;
 	/* Private to blockfile.c. */
-	uint64_t left; /* bytes still to transfer */
-	uint64_t seq;  /* write-like: submission order; FLUSH: barrier */
+	uint64_t left;               /* bytes still to transfer */
+	uint64_t span_off, span_len; /* write-like: what it changes, for the dirty map */
+	uint64_t seq;                /* write-like: submission order; FLUSH: barrier */
 	int phase;
 	struct iovec ziov;
 	struct blockfile_req *wprev, *wnext; /* in-flight write-like list */
@@ -109,5 +110,29 @@ int blockfile_release(struct blockfile *bf);
 int blockfile_reacquire(struct blockfile *bf);
 /* Between blockfile_release() and a successful blockfile_reacquire(). */
 bool blockfile_released(const struct blockfile *bf);
+
+/* Dirty tracking for a migration that copies the disk (core/migrate.c, disks=copy): while it is
+ * on, every write-like request (WRITE, DISCARD, WRITE_ZEROES; io_uring or synchronous, whole,
+ * partial or failed) marks the blocks it touched when it completes, i.e. once its data is in
+ * the file: a copy that reads a block after taking its bit either sees the new data or gets the
+ * bit again. Blocks are BLOCKFILE_DIRTY_BLOCK bytes (the last one may be short). These calls
+ * may come from any thread (a mutex of its own guards the map); the I/O calls above stay the
+ * owner's. Off by default: nothing is allocated or locked then. */
+#define BLOCKFILE_DIRTY_SHIFT 16
+#define BLOCKFILE_DIRTY_BLOCK (1u << BLOCKFILE_DIRTY_SHIFT)
+/* Blocks of the image (size rounded up to whole blocks). */
+uint64_t blockfile_dirty_blocks(const struct blockfile *bf);
+/* Start tracking with every block clean. 0, or -1 (out of memory). Restarting clears it. */
+int blockfile_dirty_start(struct blockfile *bf);
+/* Move the dirty bits into out (ORed in; blockfile_dirty_blocks() bits, in unsigned longs)
+ * and clear them. Returns how many bits the map had set (0 when tracking is off). */
+uint64_t blockfile_dirty_take(struct blockfile *bf, unsigned long *out);
+/* Stop tracking and free the map. Harmless when off. */
+void blockfile_dirty_stop(struct blockfile *bf);
+/* Whether tracking is on (a copy of the image is under way). */
+bool blockfile_dirty_tracking(const struct blockfile *bf);
+/* Read len bytes at offset straight from the image (the copy's reader, on its own thread;
+ * the owner may have requests in flight). 0, or -1 with errno (EIO for a short read). */
+int blockfile_pread(struct blockfile *bf, void *buf, size_t len, uint64_t offset);
 
 #endif

@@ -204,6 +204,7 @@ static void migration_done(void *ctx, const struct migration_result *r)
 	json_object_object_add(o, "rounds", json_object_new_int((int)r->rounds));
 	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)r->bytes));
 	json_object_object_add(o, "pages", json_object_new_int64((int64_t)r->pages));
+	json_object_object_add(o, "disk_bytes", json_object_new_int64((int64_t)r->disk_bytes));
 	json_object_object_add(o, "total_ms", api_json_ms(r->total_ms));
 	json_object_object_add(o, "downtime_ms", api_json_ms(r->downtime_ms));
 	api_reply(req, o);
@@ -212,6 +213,7 @@ static void migration_done(void *ctx, const struct migration_result *r)
 static void cmd_migrate(struct machine *m, struct api_req *req, struct json_object *args)
 {
 	const char *uri = arg_string(args, "uri");
+	const char *disks = arg_string(args, "disks");
 	char err[768];
 
 	if (!uri) {
@@ -219,7 +221,12 @@ static void cmd_migrate(struct machine *m, struct api_req *req, struct json_obje
 			  "migrate needs {\"uri\": \"tcp:IP:PORT\" or \"unix:PATH\"}");
 		return;
 	}
-	switch (machine_migrate(m, uri, migration_done, req, err, sizeof(err))) {
+	if (json_object_object_get_ex(args, "disks", NULL) && (!disks || strcmp(disks, "copy"))) {
+		api_error(req, "InvalidArgument",
+			  "migrate: disks must be \"copy\" (stream the disk images too), or left out");
+		return;
+	}
+	switch (machine_migrate(m, uri, disks != NULL, migration_done, req, err, sizeof(err))) {
 	case 0:
 		break;
 	case MACHINE_BAD_ARGUMENT:
@@ -241,7 +248,7 @@ static const struct {
 	const char *optional;
 } commands[] = {
 	{ "info", NULL, NULL },       { "pause", NULL, NULL },         { "resume", NULL, NULL },
-	{ "snapshot", "path", NULL }, { "hibernate", "path", NULL },   { "migrate", "uri", NULL },
+	{ "snapshot", "path", NULL }, { "hibernate", "path", NULL },   { "migrate", "uri", "disks" },
 	{ "balloon", "size", NULL },  { "shutdown", NULL, "timeout" },
 };
 

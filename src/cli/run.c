@@ -119,6 +119,9 @@ static int run_incoming(struct vm_config *cfg)
 
 	if (check_host_limits(cfg) < 0)
 		return EXIT_START_FAIL;
+	/* The destination answers a disks=copy source before the machine exists (which ignores
+	 * SIGPIPE from then on): a source gone meanwhile is an EPIPE error, not a kill. */
+	signal(SIGPIPE, SIG_IGN);
 	/* A termination signal while waiting ends kvmbox before anything was received (the
 	 * machine's signal thread takes over later; what is blocked here stays blocked). */
 	sigwatch_termination_set(&set);
@@ -146,9 +149,12 @@ static int run_incoming(struct vm_config *cfg)
 		return ret;
 	}
 	close(sfd);
-	if (vm_config_match(&sc.cfg, cfg, "the source VM", msg, sizeof(msg)) < 0) {
-		/* Closing the stream fails the source's next write: it resumes its VM. */
+	if (vm_config_match(&sc.cfg, cfg, "the source VM", msg, sizeof(msg)) < 0 ||
+	    migrate_accept_disks(cfg, msg, sizeof(msg)) < 0) {
+		/* The source resumes its VM: a disks=copy source reads msg as its error, any other
+		 * fails its next write on the closed stream. */
 		log_error("migration from %s refused: %s", cfg->incoming, msg);
+		migrate_refuse(msg);
 		close(fd);
 		snap_config_free(&sc);
 		return EXIT_START_FAIL;

@@ -26,6 +26,7 @@ struct bus_access {
 };
 
 struct device;
+struct blockfile;
 
 struct device_ops {
 	const char *type; /* "uart", "rtc", ... : names the section in snapshots */
@@ -46,6 +47,9 @@ struct device_ops {
 	 * / take it back. Called while paused. 0 or -1 (printed). */
 	int (*release)(struct device *dev);
 	int (*reacquire)(struct device *dev);
+	/* Optional: the disk image behind the device (backends/blockfile.h), which a migration
+	 * with disks=copy streams; NULL when it has none. The pointer lives as long as the device. */
+	struct blockfile *(*disk)(struct device *dev);
 	/* Optional: the part of the state a guest reset keeps (the CMOS), saved when the guest
 	 * resets and loaded into the device of the same name in the rebuilt VM. */
 	void (*keep_save)(struct device *dev, struct ser_writer *w);

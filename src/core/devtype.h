@@ -40,6 +40,9 @@ struct device_type {
 	 * line in msg: what differs, as "<who> ...; give ...". Without it, any two match. */
 	int (*match)(const void *saved, const void *local, unsigned index, const char *who, char *msg,
 		     size_t len);
+	/* Optional: the disk image an instance's configuration names (the host's path), for an
+	 * incoming migration that copies disks (core/migrate.c). */
+	const char *(*disk_path)(const void *cfg);
 	/* Optional: free what parse or load allocated inside cfg. */
 	void (*free)(void *cfg);
 	/* Create instance `index` (0, 1, ... within the type) in vm and add it to the VM's devices.

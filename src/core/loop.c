@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -164,4 +165,68 @@ int loop_run_once(struct loop *l, int timeout_ms)
 void loop_quit(struct loop *l)
 {
 	l->quit = true;
+}
+
+struct loop_timer {
+	struct loop *loop;
+	int fd;
+	loop_timer_fn fn;
+	void *opaque;
+};
+
+static void timer_expired(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct loop_timer *t = opaque;
+	uint64_t n;
+
+	(void)l;
+	(void)events;
+	/* Empties the expiry count; EAGAIN when another thread re-armed it meanwhile. The owner
+	 * looks at its own clock, so a spurious call is harmless. */
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_debug("timerfd read: %s", strerror(errno));
+	t->fn(t->opaque);
+}
+
+struct loop_timer *loop_timer_new(struct loop *l, int clock, loop_timer_fn fn, void *opaque)
+{
+	struct loop_timer *t = calloc(1, sizeof(*t));
+	int e;
+
+	if (!t)
+		return NULL;
+	t->loop = l;
+	t->fn = fn;
+	t->opaque = opaque;
+	t->fd = timerfd_create(clock, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (t->fd >= 0 && loop_add(l, t->fd, EPOLLIN, timer_expired, t) == 0)
+		return t;
+	e = errno;
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t);
+	errno = e;
+	return NULL;
+}
+
+int loop_timer_set(struct loop_timer *t, const struct timespec *when)
+{
+	struct itimerspec its = { 0 };
+
+	if (when) {
+		its.it_value = *when;
+		/* {0, 0} would disarm: the earliest time there is fires at once instead. */
+		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+			its.it_value.tv_nsec = 1;
+	}
+	return timerfd_settime(t->fd, when ? TFD_TIMER_ABSTIME : 0, &its, NULL);
+}
+
+void loop_timer_free(struct loop_timer *t)
+{
+	if (!t)
+		return;
+	loop_del(t->loop, t->fd);
+	close(t->fd);
+	free(t);
 }

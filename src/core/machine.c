@@ -227,6 +227,7 @@ static int boot_once(struct machine *m)
 	/* The console backend goes to whichever device is the console; it registers
 	 * vm->console_in for the user's input. */
 	vm->console_out = console_port(m->console);
+	vm->loop = m->loop;
 	if (arch_create_devices(vm) < 0 || vm_create_devices(vm) < 0 ||
 	    (cfg->console == CONSOLE_VIRTIO && virtio_create_console(vm) < 0))
 		goto fail_incoming;
@@ -559,8 +560,8 @@ int machine_shutdown(struct machine *m, int timeout_s, char *err, size_t errlen)
 	return 0;
 }
 
-int machine_migrate(struct machine *m, const char *uri, migration_done_fn done, void *ctx, char *err,
-		    size_t errlen)
+int machine_migrate(struct machine *m, const char *uri, bool copy_disks, migration_done_fn done, void *ctx,
+		    char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -584,7 +585,7 @@ int machine_migrate(struct machine *m, const char *uri, migration_done_fn done, 
 		return MACHINE_BAD_STATE;
 	}
 	migrate_cancel(&m->mig); /* reap a finished earlier attempt */
-	m->mig = migrate_start(m->vm, uri, &m->migrating, done, ctx, err, errlen);
+	m->mig = migrate_start(m->vm, uri, copy_disks, &m->migrating, done, ctx, err, errlen);
 	if (!m->mig) {
 		atomic_store(&m->migrating, false);
 		return MACHINE_FAILED;

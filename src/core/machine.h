@@ -78,17 +78,18 @@ struct migration_result {
 	bool ok;
 	unsigned rounds;
 	uint64_t bytes, pages;
+	uint64_t disk_bytes; /* disks=copy: data of the disk blocks sent (zero blocks not counted) */
 	double total_ms, downtime_ms;
 	char error[768]; /* when !ok: the one-line reason */
 };
 typedef void (*migration_done_fn)(void *ctx, const struct migration_result *r);
 /* Why machine_migrate refused (the control socket's error classes). */
 enum machine_refusal { MACHINE_BAD_STATE = -1, MACHINE_BAD_ARGUMENT = -2, MACHINE_FAILED = -3 };
-/* Start migrating to uri; done is called once, from the migration thread, when it finished
+/* Start migrating to uri (copy_disks: disks=copy, the disk images go too); done is called once, from the migration thread, when it finished
  * (the VM then stops and the process exits 0) or failed (the VM runs on). A negative
  * machine_refusal with the reason in err when it cannot start. */
-int machine_migrate(struct machine *m, const char *uri, migration_done_fn done, void *ctx, char *err,
-		    size_t errlen);
+int machine_migrate(struct machine *m, const char *uri, bool copy_disks, migration_done_fn done, void *ctx,
+		    char *err, size_t errlen);
 bool machine_migrating(struct machine *m);
 
 #endif

@@ -8,14 +8,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <netinet/in.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../arch/arch.h"
+#include "../backends/blockfile.h"
 #include "../cli/options.h"
+#include "config.h"
+#include "devtype.h"
 #include "chan.h"
 #include "log.h"
 #include "machine.h"
@@ -26,6 +35,7 @@
 
 #define MIG_MAGIC         "KVMBOXMG"
 #define MIG_VERSION       2
+#define MIG_VERSION_DISKS 3 /* version 2 plus the disks' list and records (disks=copy) */
 #define MIG_MAX_ROUNDS    30
 #define MIG_SMALL_DIRTY   256 /* pages left that make the final copy short */
 #define MIG_BATCH_PAGES   64  /* pages per PAGES record */
@@ -36,7 +46,27 @@
 /* A whole receive, from the accept to the final state (in_why names MIG_IO_TIMEOUT_S too). */
 #define MIG_RECV_DEADLINE_S 600
 
-enum { REC_PAGES = 1, REC_ZERO, REC_ROUND, REC_FINAL };
+enum { REC_PAGES = 1, REC_ZERO, REC_ROUND, REC_FINAL, REC_DISK, REC_DISK_ZERO };
+
+/* A disk record carries one block of the source's dirty map (backends/blockfile.h): 64 KiB.
+ * Why that size: a write the guest makes costs at most one such block again (a 4 KiB page
+ * would mean 16 times the bits to scan and 16 times the record headers on a first full copy;
+ * 1 MiB would resend up to 1 MiB for every 4 KiB write a busy guest makes during the copy),
+ * it is the largest message the encrypted channel seals at once (CHAN_MSG), and it is the
+ * destination's one receive buffer, so a record can never make it allocate. A 1 TiB disk's
+ * map is 2 MiB. */
+#define MIG_DISK_BLOCK BLOCKFILE_DIRTY_BLOCK
+/* Disk blocks count as this many pages in the pre-copy's "small enough to stop" figure. */
+#define MIG_DISK_PAGES (MIG_DISK_BLOCK / PAGE_SIZE)
+
+/* A source disk being copied (disks=copy). */
+struct mig_disk {
+	struct blockfile *bf;
+	struct blockfile_info info;
+	uint64_t nblocks;
+	unsigned long *pend; /* blocks still to send: taken from the backend's dirty map */
+	bool tracking;
+};
 
 struct migration {
 	struct vm *vm;
@@ -46,10 +76,16 @@ struct migration {
 	char uri[512];
 	pthread_t thread;
 	_Atomic bool cancel;
+	bool copy_disks; /* disks=copy */
+	struct mig_disk disks[MIG_MAX_DISKS];
+	unsigned ndisks;
+	uint8_t *dbuf;                  /* MIG_DISK_BLOCK bytes, the disk reader's */
+	char why[MIG_MAX_REFUSAL + 64]; /* a failure's reason, when it is made up here */
 	/* figures */
 	unsigned rounds;
 	uint64_t bytes;
 	uint64_t pages;
+	uint64_t disk_bytes;
 	double t_start, t_pause, t_end;
 };
 
@@ -191,6 +227,20 @@ static struct {
 	unsigned reads;
 } in_guard = { .stop_fd = -1 };
 
+/* disks=copy on the destination: what the source said of its disks, and the images this
+ * command line names, opened for the copy by migrate_accept_disks and written back and closed
+ * at the final record, before the devices open (and lock) them. */
+static struct {
+	bool copy;      /* the source's hello asked for disks=copy */
+	bool same_host; /* the source is on this host: a unix socket, or TCP from a loopback address */
+	unsigned n;
+	uint64_t size[MIG_MAX_DISKS], dev[MIG_MAX_DISKS], ino[MIG_MAX_DISKS]; /* the source's */
+	int fd[MIG_MAX_DISKS];
+	bool open; /* fd[0..n) are open */
+	uint64_t bytes;
+} in_disks;
+static uint8_t in_dbuf[MIG_DISK_BLOCK];
+
 /* read_all for the destination (the channel's reader): a hostile or stalled source cannot hold
  * it past the deadline, and a termination signal ends it. Data already there is taken without
  * waiting; stop_fd is looked at whenever the stream has to be waited for, and every 64 reads. */
@@ -316,6 +366,25 @@ static int incoming_channel(int fd, const char *uri, const struct vm_keys *keys,
 	return 0;
 }
 
+/* A TCP source on a loopback address runs on this host (its disks' st_dev/st_ino mean
+ * something here). */
+static bool peer_is_loopback(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+		return true; /* unknown: compare, a false "same file" is only a refusal */
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return true;
+}
+
 int migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys, struct snap_config *sc)
 {
 	struct sockaddr_storage ss;
@@ -403,7 +472,8 @@ int migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys, str
 	set_timeouts(fd, MIG_IO_TIMEOUT_S);
 	if (incoming_channel(fd, uri, keys, hello) < 0)
 		goto fail;
-	if (memcmp(hello, MIG_MAGIC, 8) || get_le32(hello + 8) != MIG_VERSION) {
+	if (memcmp(hello, MIG_MAGIC, 8) ||
+	    (get_le32(hello + 8) != MIG_VERSION && get_le32(hello + 8) != MIG_VERSION_DISKS)) {
 		log_error("migration from %s: not a kvmbox migration stream of this version", uri);
 		goto fail;
 	}
@@ -427,12 +497,208 @@ int migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys, str
 		goto fail;
 	}
 	free(cbuf);
+	cbuf = NULL;
+	in_disks.copy = get_le32(hello + 8) == MIG_VERSION_DISKS;
+	if (in_disks.copy) {
+		/* u32 count, then per disk u64 size, st_dev, st_ino. */
+		uint32_t n = 0;
+
+		if (recv_u32(&in_chan, &n) < 0)
+			goto disks_broken;
+		if (n > MIG_MAX_DISKS) {
+			snap_config_free(sc);
+			log_error("migration from %s: malformed list of disks", uri);
+			goto fail;
+		}
+		in_disks.n = n;
+		for (uint32_t i = 0; i < n; i++)
+			if (recv_u64(&in_chan, &in_disks.size[i]) < 0 ||
+			    recv_u64(&in_chan, &in_disks.dev[i]) < 0 ||
+			    recv_u64(&in_chan, &in_disks.ino[i]) < 0)
+				goto disks_broken;
+		in_disks.same_host = family == AF_UNIX || peer_is_loopback(fd);
+	}
 	return fd;
+disks_broken:
+	snap_config_free(sc);
+	if (!in_guard.stopped)
+		log_error("migration from %s: the list of disks did not arrive: %s", uri, in_why());
 fail:
 	free(cbuf);
 	chan_free(&in_chan);
 	close(fd);
 	return -1;
+}
+
+bool migrate_disk_record_ok(const uint64_t *sizes, unsigned n, uint32_t disk, uint64_t offset, uint32_t len)
+{
+	return disk < n && len > 0 && len <= MIG_DISK_BLOCK && offset % MIG_DISK_BLOCK == 0 &&
+	       offset < sizes[disk] && len <= sizes[disk] - offset &&
+	       /* whole blocks, except the disk's last one */
+	       (len == MIG_DISK_BLOCK || len == sizes[disk] - offset);
+}
+
+static void close_disks(void)
+{
+	if (!in_disks.open)
+		return;
+	for (unsigned i = 0; i < in_disks.n; i++)
+		close(in_disks.fd[i]);
+	in_disks.open = false;
+}
+
+/* Open image i (path, this command line's) for the copy and check it against the source's
+ * disk i. 0, or -1 with one line in msg. */
+static int open_copy_target(unsigned i, const char *path, char *msg, size_t len)
+{
+	struct stat st;
+	uint64_t size = 0;
+	int ro = 0, fd;
+
+	/* O_NONBLOCK: a FIFO's open must not block (the type is checked below). */
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+		snprintf(msg, len,
+			 "disk %u (%s) is read-only here (%s); disks=copy writes the source's disk into it: "
+			 "give a writable image",
+			 i, path, strerror(errno));
+		return -1;
+	}
+	if (fd < 0) {
+		snprintf(msg, len, "disk %u (%s): %s%s", i, path, strerror(errno),
+			 errno == EBUSY ? " (a block device in use: mounted, or the source's own)" : "");
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+		snprintf(msg, len, "disk %u (%s): not a regular file or block device", i, path);
+		goto fail;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, &size) < 0 || ioctl(fd, BLKROGET, &ro) < 0) {
+			snprintf(msg, len, "disk %u (%s): cannot read the device's size: %s", i, path,
+				 strerror(errno));
+			goto fail;
+		}
+		if (ro) {
+			snprintf(msg, len, "disk %u (%s) is a read-only block device; disks=copy writes it",
+				 i, path);
+			goto fail;
+		}
+	} else {
+		size = (uint64_t)st.st_size;
+	}
+	if (in_disks.same_host && (uint64_t)st.st_dev == in_disks.dev[i] &&
+	    (uint64_t)st.st_ino == in_disks.ino[i]) {
+		snprintf(msg, len,
+			 "disk %u (%s) is the source's own image (same file on this host): copying it onto "
+			 "itself would corrupt it; give another image, or migrate without disks=copy",
+			 i, path);
+		goto fail;
+	}
+	if (size != in_disks.size[i]) {
+		snprintf(msg, len,
+			 "disk %u (%s) is %llu bytes here, the source's is %llu; give an image of that size",
+			 i, path, (unsigned long long)size, (unsigned long long)in_disks.size[i]);
+		goto fail;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+		snprintf(msg, len, "disk %u (%s) is locked: another VM has it open", i, path);
+		goto fail;
+	}
+	if (fcntl(fd, F_SETFL, 0) < 0) {
+		snprintf(msg, len, "disk %u (%s): %s", i, path, strerror(errno));
+		goto fail;
+	}
+	in_disks.fd[i] = fd;
+	return 0;
+fail:
+	close(fd);
+	return -1;
+}
+
+int migrate_accept_disks(const struct vm_config *local, char *msg, size_t len)
+{
+	unsigned n = 0;
+
+	if (!in_disks.copy)
+		return 0;
+	for (unsigned i = 0; i < local->nr_devs; i++)
+		if (local->devs[i].type->disk_path)
+			n++;
+	if (n != in_disks.n) {
+		snprintf(msg, len, "the source copies %u disks (disks=copy), this command line has %u",
+			 in_disks.n, n);
+		return -1;
+	}
+	n = 0;
+	for (unsigned i = 0; i < local->nr_devs; i++) {
+		const struct dev_config *d = &local->devs[i];
+
+		if (!d->type->disk_path)
+			continue;
+		if (open_copy_target(n, d->type->disk_path(d->cfg), msg, len) < 0) {
+			for (unsigned k = 0; k < n; k++)
+				close(in_disks.fd[k]);
+			return -1;
+		}
+		n++;
+	}
+	in_disks.open = true;
+	/* The answer the source waits for: go on. */
+	if (send_u32(&in_chan, 0) < 0 || chan_flush(&in_chan, false) < 0) {
+		snprintf(msg, len, "the source went away (%s)", strerror(errno));
+		close_disks();
+		return -1;
+	}
+	return 0;
+}
+
+void migrate_refuse(const char *msg)
+{
+	size_t n = strlen(msg);
+
+	if (in_disks.copy) {
+		/* A disks=copy source waits for an answer: tell it why (its one-line error). */
+		if (n > MIG_MAX_REFUSAL)
+			n = MIG_MAX_REFUSAL;
+		if (send_u32(&in_chan, 1) == 0 && send_u32(&in_chan, (uint32_t)n) == 0 &&
+		    chan_write(&in_chan, msg, n) == 0)
+			chan_flush(&in_chan, true);
+	}
+	close_disks();
+	chan_free(&in_chan);
+}
+
+/* One disk record: u32 disk, u64 offset, u32 length, then the data (REC_DISK) or nothing
+ * (REC_DISK_ZERO: zeroes). 0, -1 broken stream, -2 malformed. */
+static int receive_disk(struct chan *c, uint32_t type)
+{
+	uint32_t disk, len;
+	uint64_t off;
+
+	if (recv_u32(c, &disk) < 0 || recv_u64(c, &off) < 0 || recv_u32(c, &len) < 0)
+		return -1;
+	if (!in_disks.open || !migrate_disk_record_ok(in_disks.size, in_disks.n, disk, off, len))
+		return -2;
+	if (type == REC_DISK) {
+		if (chan_read(c, in_dbuf, len) < 0)
+			return -1;
+		in_disks.bytes += len;
+		in_stats.bytes += len;
+	} else {
+		/* A hole where the file system can punch one (a sparse image stays sparse), else
+		 * written zeroes (a block device, or no hole punching). */
+		if (fallocate(in_disks.fd[disk], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+			      (off_t)len) == 0)
+			return 0;
+		memset(in_dbuf, 0, len);
+	}
+	if (pwrite_all(in_disks.fd[disk], in_dbuf, len, off) < 0) {
+		log_error("migration: writing disk %u at %llu failed: %s; the VM was not started", disk,
+			  (unsigned long long)off, strerror(errno));
+		return -3;
+	}
+	return 0;
 }
 
 uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len)
@@ -471,8 +737,34 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len)
 		case REC_ROUND:
 			in_stats.rounds++;
 			break;
+		case REC_DISK:
+		case REC_DISK_ZERO: {
+			int ret = receive_disk(c, type);
+
+			if (ret == -1)
+				goto broken;
+			if (ret == -2)
+				goto malformed;
+			if (ret < 0)
+				goto failed;
+			in_stats.bytes += 20;
+			break;
+		}
 		case REC_FINAL:
 			in_stats.t_final = now_ms();
+			/* The copied disks are on stable storage and unlocked before the devices open
+			 * them; the source's last dirty blocks came before this record. */
+			if (in_disks.open) {
+				for (unsigned i = 0; i < in_disks.n; i++)
+					if (fdatasync(in_disks.fd[i]) < 0 && errno != EINVAL) {
+						log_error(
+							"migration: writing the copied disk %u back failed: %s; "
+							"the VM was not started",
+							i, strerror(errno));
+						goto failed;
+					}
+				close_disks();
+			}
 			if (recv_u64(c, &slen) < 0)
 				goto broken;
 			if (slen > MIG_MAX_STATE)
@@ -492,9 +784,12 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len)
 	}
 malformed:
 	log_error("migration: malformed stream from the source; the VM was not started");
+failed:
+	close_disks();
 	free(state);
 	return NULL;
 broken:
+	close_disks();
 	if (in_guard.stopped)
 		log_error("migration: a termination signal came before the hand-over; the VM was not "
 			  "started here and the source keeps running it");
@@ -515,10 +810,10 @@ int migrate_finish(int fd, bool ok)
 	chan_free(&in_chan);
 	if (ok)
 		fprintf(stderr,
-			"kvmbox: migration received: %u rounds, %.1f MiB, total %.0f ms, "
+			"kvmbox: migration received: %u rounds, %.1f MiB (disks %.1f MiB), total %.0f ms, "
 			"downtime %.0f ms (final state to running)\n",
-			in_stats.rounds, (double)in_stats.bytes / (1 << 20), t - in_stats.t_start,
-			t - in_stats.t_final);
+			in_stats.rounds, (double)in_stats.bytes / (1 << 20),
+			(double)in_disks.bytes / (1 << 20), t - in_stats.t_start, t - in_stats.t_final);
 	return ret;
 }
 
@@ -565,6 +860,127 @@ static int send_pages(struct migration *m, struct chan *c, const unsigned long *
 			return -1;
 	}
 	return 0;
+}
+
+/* ---- source: disks=copy ---- */
+
+/* The VM's disks in creation order (the destination lists its own --disk images in the same
+ * order), each tracked from here on. 0, or -1 (out of memory). */
+static int disks_start(struct migration *m)
+{
+	for (struct device *d = m->vm->devices; d; d = d->next) {
+		struct blockfile *bf = d->ops->disk ? d->ops->disk(d) : NULL;
+		struct mig_disk *k;
+
+		if (!bf)
+			continue;
+		if (m->ndisks == MIG_MAX_DISKS)
+			return -1;
+		k = &m->disks[m->ndisks++];
+		k->bf = bf;
+		blockfile_get_info(bf, &k->info);
+		k->nblocks = blockfile_dirty_blocks(bf);
+		k->pend = calloc((size_t)((k->nblocks + BITS - 1) / BITS) + 1, sizeof(unsigned long));
+		if (!k->pend || blockfile_dirty_start(bf) < 0)
+			return -1;
+		k->tracking = true;
+	}
+	return 0;
+}
+
+/* Tracking off, maps freed (success or failure alike: nothing is kept). */
+static void disks_stop(struct migration *m)
+{
+	for (unsigned i = 0; i < m->ndisks; i++) {
+		if (m->disks[i].tracking)
+			blockfile_dirty_stop(m->disks[i].bf);
+		free(m->disks[i].pend);
+	}
+	m->ndisks = 0;
+}
+
+/* Move what the guest wrote since the last call into the blocks to send. Returns the blocks
+ * to send, all disks together. */
+static uint64_t disks_take(struct migration *m)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < m->ndisks; i++) {
+		struct mig_disk *k = &m->disks[i];
+
+		blockfile_dirty_take(k->bf, k->pend);
+		for (uint64_t w = 0; w < (k->nblocks + BITS - 1) / BITS; w++)
+			n += (uint64_t)__builtin_popcountl(k->pend[w]);
+	}
+	return n;
+}
+
+/* Send every block (all: the first round), or the pending ones, as REC_DISK / REC_DISK_ZERO
+ * records. 0, or -1: the stream broke or the migration was cancelled, or (why set) a disk
+ * could not be read. */
+static int send_disks(struct migration *m, struct chan *c, bool all, const char **why)
+{
+	for (unsigned i = 0; i < m->ndisks; i++) {
+		struct mig_disk *k = &m->disks[i];
+
+		for (uint64_t b = 0; b < k->nblocks; b++) {
+			uint64_t off = b * MIG_DISK_BLOCK;
+			uint32_t len = (uint32_t)(k->info.size - off < MIG_DISK_BLOCK ? k->info.size - off
+										      : MIG_DISK_BLOCK);
+			bool zero;
+
+			if (!all && !(k->pend[b / BITS] & (1UL << (b % BITS))))
+				continue;
+			k->pend[b / BITS] &= ~(1UL << (b % BITS));
+			if (blockfile_pread(k->bf, m->dbuf, len, off) < 0) {
+				snprintf(m->why, sizeof(m->why), "reading disk %u (%s) at %llu failed: %s", i,
+					 blockfile_path(k->bf), (unsigned long long)off, strerror(errno));
+				*why = m->why;
+				return -1;
+			}
+			/* All zero: the first byte is, and every byte equals the next. */
+			zero = m->dbuf[0] == 0 && !memcmp(m->dbuf, m->dbuf + 1, len - 1);
+			if (send_u32(c, zero ? REC_DISK_ZERO : REC_DISK) < 0 || send_u32(c, i) < 0 ||
+			    send_u64(c, off) < 0 || send_u32(c, len) < 0 ||
+			    (!zero && chan_write(c, m->dbuf, len) < 0))
+				return -1;
+			m->bytes += 20 + (zero ? 0 : len);
+			m->disk_bytes += zero ? 0 : len;
+			if (atomic_load(&m->cancel) || atomic_load(&m->vm->exit_reason) != VM_RUNNING)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Tell the destination which disks come and wait for its yes; -1 with why on a refusal (its
+ * line) or a broken stream. */
+static int disks_offer(struct migration *m, struct chan *c, const char **why)
+{
+	char text[MIG_MAX_REFUSAL + 1];
+	uint32_t status = 1, n = 0;
+
+	if (send_u32(c, m->ndisks) < 0)
+		return -1;
+	for (unsigned i = 0; i < m->ndisks; i++)
+		if (send_u64(c, m->disks[i].info.size) < 0 || send_u64(c, m->disks[i].info.dev) < 0 ||
+		    send_u64(c, m->disks[i].info.ino) < 0)
+			return -1;
+	if (chan_flush(c, false) < 0 || recv_u32(c, &status) < 0)
+		return -1;
+	if (status == 0)
+		return 0;
+	if (recv_u32(c, &n) < 0 || n > MIG_MAX_REFUSAL || chan_read(c, text, n) < 0) {
+		*why = "the destination refused the disks (no reason came)";
+		return -1;
+	}
+	text[n] = '\0';
+	for (uint32_t i = 0; i < n; i++)
+		if (text[i] < 0x20 || text[i] == 0x7f)
+			text[i] = '?'; /* one line, whatever the peer sent */
+	snprintf(m->why, sizeof(m->why), "the destination refused: %s", text);
+	*why = m->why;
+	return -1;
 }
 
 /* KVM's dirty log of every slot plus the devices' writes, merged into out.
@@ -640,12 +1056,22 @@ static void *migrate_thread(void *arg)
 		goto fail;
 	}
 	memcpy(hello, MIG_MAGIC, 8);
-	put_le32(hello + 8, MIG_VERSION);
+	put_le32(hello + 8, m->copy_disks ? MIG_VERSION_DISKS : MIG_VERSION);
 	put_le32(hello + 12, arch_this);
 	snap_config_save(vm->cfg, &cfgw);
 	if (cfgw.err || chan_write(&ch, hello, sizeof(hello)) < 0 || send_u64(&ch, cfgw.len) < 0 ||
 	    chan_write(&ch, cfgw.buf, cfgw.len) < 0)
 		goto io;
+	if (m->copy_disks) {
+		/* Tracked from before the first copy on: whatever the guest writes later goes again. */
+		m->dbuf = malloc(MIG_DISK_BLOCK);
+		if (!m->dbuf || disks_start(m) < 0) {
+			why = "out of memory for the disks' dirty maps";
+			goto fail;
+		}
+		if (disks_offer(m, &ch, &why) < 0)
+			goto io_or_why;
+	}
 	/* Start tracking before the first copy: what changes from here on is
 	 * sent again. */
 	if (guest_mem_dirty_start(&vm->mem) < 0 || vm_dirty_log_enable(vm, true) < 0) {
@@ -654,7 +1080,11 @@ static void *migrate_thread(void *arg)
 	}
 	logging = true;
 	collect_dirty(m, dirty, tmp, words); /* clear */
-	if (send_pages(m, &ch, NULL) < 0 || send_u32(&ch, REC_ROUND) < 0)
+	if (send_pages(m, &ch, NULL) < 0)
+		goto io;
+	if (send_disks(m, &ch, true, &why) < 0)
+		goto io_or_why;
+	if (send_u32(&ch, REC_ROUND) < 0)
 		goto io;
 	m->rounds = 1;
 	for (;;) {
@@ -664,9 +1094,16 @@ static void *migrate_thread(void *arg)
 			why = "reading the dirty log failed";
 			goto fail;
 		}
+		/* The disks' pending blocks count in pages: a guest that writes its disk faster than it
+		 * goes out meets the round limit, and the final round sends the rest. */
+		n += disks_take(m) * MIG_DISK_PAGES;
 		if (n <= MIG_SMALL_DIRTY || m->rounds >= MIG_MAX_ROUNDS)
 			break;
-		if (send_pages(m, &ch, dirty) < 0 || send_u32(&ch, REC_ROUND) < 0)
+		if (send_pages(m, &ch, dirty) < 0)
+			goto io;
+		if (send_disks(m, &ch, false, &why) < 0)
+			goto io_or_why;
+		if (send_u32(&ch, REC_ROUND) < 0)
 			goto io;
 		m->rounds++;
 	}
@@ -695,6 +1132,11 @@ static void *migrate_thread(void *arg)
 	}
 	if (send_pages(m, &ch, dirty) < 0)
 		goto io;
+	/* The pause completed every disk request (virtio-blk's quiesce), so what they wrote is
+	 * in the dirty maps now: the last blocks. */
+	disks_take(m);
+	if (send_disks(m, &ch, false, &why) < 0)
+		goto io_or_why;
 	for (struct device *d = vm->devices; d; d = d->next) {
 		if (d->ops->release && d->ops->release(d) < 0) {
 			why = "a device could not hand over its backend";
@@ -726,13 +1168,16 @@ static void *migrate_thread(void *arg)
 		goto fail;
 	}
 	m->t_end = now_ms();
-	fprintf(stderr, "kvmbox: migration sent: %u rounds, %.1f MiB, total %.0f ms, downtime %.0f ms\n",
-		m->rounds, (double)m->bytes / (1 << 20), m->t_end - m->t_start, m->t_end - m->t_pause);
+	fprintf(stderr,
+		"kvmbox: migration sent: %u rounds, %.1f MiB (disks %.1f MiB), total %.0f ms, downtime %.0f ms\n",
+		m->rounds, (double)m->bytes / (1 << 20), (double)m->disk_bytes / (1 << 20),
+		m->t_end - m->t_start, m->t_end - m->t_pause);
 	{
 		struct migration_result r = { .ok = true,
 					      .rounds = m->rounds,
 					      .bytes = m->bytes,
 					      .pages = m->pages,
+					      .disk_bytes = m->disk_bytes,
 					      .total_ms = m->t_end - m->t_start,
 					      .downtime_ms = m->t_end - m->t_pause };
 
@@ -742,6 +1187,8 @@ static void *migrate_thread(void *arg)
 	vm_request_stop(vm, VM_HANDOFF);
 	/* The VM stays paused: the destination runs it now. */
 	guest_mem_dirty_stop(&vm->mem);
+	disks_stop(m);
+	free(m->dbuf);
 	chan_free(&ch);
 	close(fd);
 	free(dirty);
@@ -749,6 +1196,9 @@ static void *migrate_thread(void *arg)
 	ser_writer_free(&cfgw);
 	ser_writer_free(&state);
 	return NULL;
+io_or_why: /* the stream broke, unless the step said why it failed */
+	if (why)
+		goto fail;
 io:
 	why = atomic_load(&m->cancel)                   ? "cancelled: the VM stopped"
 	      : ch.auth_failed                          ? "a message did not authenticate"
@@ -768,6 +1218,11 @@ fail:
 		 * MEMORY_REGION). A retry just starts a fresh log. */
 		guest_mem_dirty_stop(&vm->mem);
 	}
+	/* The disks' tracking ends with the attempt: nothing was lost (the source's images are
+	 * whole), a retry copies them again. */
+	disks_stop(m);
+	free(m->dbuf);
+	m->dbuf = NULL;
 	if (paused)
 		vm_resume(vm);
 	chan_free(&ch);
@@ -793,7 +1248,7 @@ fail:
 	return NULL;
 }
 
-struct migration *migrate_start(struct vm *vm, const char *uri, _Atomic bool *migrating,
+struct migration *migrate_start(struct vm *vm, const char *uri, bool copy_disks, _Atomic bool *migrating,
 				migration_done_fn done, void *ctx, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
@@ -825,6 +1280,7 @@ struct migration *migrate_start(struct vm *vm, const char *uri, _Atomic bool *mi
 		return NULL;
 	}
 	m->vm = vm;
+	m->copy_disks = copy_disks;
 	m->migrating = migrating;
 	m->done = done;
 	m->done_ctx = ctx;

@@ -191,7 +191,8 @@ static const unsigned long ioctl_irq[] = { KVM_IRQ_LINE, KVM_IRQFD, KVM_SET_GSI_
 static const unsigned long ioctl_dev_regs[] = { KVM_IRQ_LINE, KVM_IOEVENTFD, KVM_IRQFD, KVM_SET_GSI_ROUTING, 0 };
 
 /* vCPU: KVM_RUN; a device's activation or reset on a guest register write (virtio-net sets
- * the tap's offloads, virtio-blk drains io_uring, virtio-balloon arms its stats timer, a
+ * the tap's offloads, virtio-blk drains io_uring, virtio-balloon arms its stats timer, the RTC
+ * its interrupt timer, a
  * device's worker is watched differently: epoll_ctl); the crash dump. Not
  * KVM_SET_USER_MEMORY_REGION, not KVM_CREATE_*. */
 static const int sys_vcpu[] = { S(io_uring_enter), S(timerfd_settime), S(epoll_ctl), S(read), -1 };
@@ -253,6 +254,15 @@ static const unsigned long ioctl_vsock_rings[] = {
 	VHOST_VSOCK_SET_RUNNING, 0,
 };
 static const unsigned long ioctl_vsock_open[] = { VHOST_SET_OWNER, VHOST_GET_FEATURES, VHOST_VSOCK_SET_GUEST_CID, 0 };
+/* vsock's unix-socket mode (--vsock uds=, virtio/vsock_uds.c): its worker accepts host
+ * programs on the listener (SO_PEERCRED), connects to PATH_<port> for the guest (a unix
+ * socket), moves bytes with readv/writev, half-closes with shutdown and wakes itself through
+ * an eventfd. A failed migration listens again (migrate: lstat, stale socket removed, bind
+ * under umask 0177, listen); the hand-over and the end remove the socket file (main too). A
+ * reboot (main) builds the device again. Only in the lists of a VM with --vsock uds=. */
+static const int sys_vsock_uds[] = { S(accept4), S(connect), S(bind), S(listen), S(getsockopt), S(shutdown),
+				     S(readv), S(writev), S(read), S(umask), S(newfstatat), S(unlink),
+				     S(unlinkat), -1 };
 
 /* The real-time and memory options (core/tuning.c) act before the filters: mlockall in
  * machine_create, each vCPU thread's affinity and SCHED_FIFO before it installs its list.
@@ -264,9 +274,10 @@ static const int sys_tune_rt[] = { S(sched_setscheduler), -1 };
 static const int sys_tune_hugetlbfs[] = { S(ftruncate), -1 };
 
 /* The migration thread: the stream; its reply is JSON (json-c seeds its hash with getrandom
- * the first time it hashes, whichever thread that is). */
+ * the first time it hashes, whichever thread that is); with disks=copy it reads the images
+ * (pread64 on the disks' own fds; the dirty maps take a futex, which every thread may). */
 static const int sys_migrate[] = { S(connect), S(setsockopt), S(getsockopt), S(read), S(recvfrom), S(sendto),
-				   S(getrandom), -1 };
+				   S(getrandom), S(pread64), -1 };
 
 /* The main thread's own work: the event loop, the console, the control socket (accept, SO_PEERCRED,
  * replies), snapshots (create the file, fork the writer, wait for it, rename), the shutdown
@@ -322,6 +333,7 @@ static struct {
 	bool has_tap;
 	bool has_vhost;      /* a --net tap with vhost not off */
 	bool has_vsock;      /* --vsock */
+	bool has_vsock_uds;  /* --vsock uds= */
 	bool has_link;       /* a --net socket= or link= card */
 	bool tune_affinity;  /* --vcpu-affinity or --io-affinity */
 	bool tune_rt;        /* --rt-priority */
@@ -402,6 +414,10 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 		worker_set(s);
 		if (sb.has_vsock)
 			add_ioctls(s, ioctl_vsock_rings);
+		if (sb.has_vsock_uds) {
+			add_sys(s, sys_vsock_uds);
+			s->special |= SP_SOCKET;
+		}
 		break;
 	case SB_SIGNALS:
 		add_sys(s, sys_signals);
@@ -430,14 +446,20 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 		}
 		if (sb.has_link)
 			add_sys(s, sys_link);
+		if (sb.has_vsock_uds)
+			add_sys(s, sys_vsock_uds);
 		break;
 	case SB_MAIN:
 		add_sys(s, sys_main);
 		add_sys(s, sys_loop);
+		/* Devices' timers (loop_timer_new: the RTC's interrupts) fire on main's loop. */
+		add_ioctls(s, ioctl_irq);
 		if (sb.has_link) {
 			add_sys(s, sys_link);
 			s->special |= SP_SOCKET;
 		}
+		if (sb.has_vsock_uds)
+			add_sys(s, sys_vsock_uds);
 		add_ioctls(s, arch_ioctls.state_get);
 		add_ioctls(s, arch_ioctls.clock);
 		s->special |= SP_CLONE;
@@ -1054,6 +1076,15 @@ static bool config_has_vsock(const struct vm_config *cfg)
 	return false;
 }
 
+static bool config_has_vsock_uds(const struct vm_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->nr_devs; i++)
+		if (cfg->devs[i].type == &virtio_vsock_type &&
+		    ((const struct vsock_config *)cfg->devs[i].cfg)->uds[0])
+			return true;
+	return false;
+}
+
 static int compile_all(const struct vm_config *cfg)
 {
 	const struct vm_tuning *t = &cfg->tuning;
@@ -1061,6 +1092,7 @@ static int compile_all(const struct vm_config *cfg)
 	sb.mode = cfg->sandbox.seccomp;
 	sb.has_vhost = config_has_vhost(cfg);
 	sb.has_vsock = config_has_vsock(cfg);
+	sb.has_vsock_uds = config_has_vsock_uds(cfg);
 	sb.has_link = config_has_link(cfg);
 	sb.tune_affinity = t->vcpu_affinity[0] || t->io_affinity[0];
 	sb.tune_rt = t->rt_priority != 0;

@@ -153,6 +153,28 @@ static inline int read_all(int fd, void *p, size_t n)
 	return 0;
 }
 
+/* pread all n bytes at off. 0 or -1 (errno; EIO when the file ends first). */
+static inline int pread_all(int fd, void *p, size_t n, uint64_t off)
+{
+	uint8_t *b = p;
+
+	while (n) {
+		ssize_t r = pread(fd, b, n, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;
+			return -1;
+		}
+		b += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
 /* pwrite all n bytes at off. 0 or -1 (errno). */
 static inline int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
 {

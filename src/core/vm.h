@@ -19,7 +19,7 @@
 #include "memory.h"
 
 struct vcpu;
-struct eventloop;
+struct loop;
 
 /* Where guest RAM starts from (restore): NULL means zeroed memory. */
 struct ram_file {
@@ -110,6 +110,10 @@ struct vm {
 	 * registers console_in for the user's input. Set by the owner before devices exist. */
 	struct char_port console_out;
 	struct vm_console_in console_in;
+	/* The main thread's event loop, for devices' timers (loop_timer_new); NULL where there is
+	 * none (the fuzz harnesses' VM): such a device works without timed events. Set by the owner
+	 * before devices exist. */
+	struct loop *loop;
 	struct vm_power_button power_button;
 	struct device *pci_host; /* the PCI host bridge virtio devices plug into */
 	/* The user's devices, by type (core/devtype.h), as their types' create returned them. */

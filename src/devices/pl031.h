@@ -3,8 +3,8 @@
  * A 32-bit seconds counter: the host's CLOCK_REALTIME plus an offset the guest sets through the
  * load register. The match register latches the raw interrupt status when the counter reaches
  * it, evaluated at each guest access: the interrupt line follows the masked status then, but no
- * timer raises it on its own (like the x86 RTC, which has no alarm interrupt either), so a guest
- * sleeping until an RTC alarm is not woken. The offset and the registers are the saved state.
+ * timer raises it on its own (the x86 RTC's alarm has one: a loop_timer, src/devices/rtc.c), so a
+ * guest sleeping until an RTC alarm is not woken. The offset and the registers are the saved state.
  * 32-bit accesses only; others read as all ones and are ignored when written. */
 #ifndef KVMBOX_DEVICES_PL031_H
 #define KVMBOX_DEVICES_PL031_H

@@ -512,6 +512,11 @@ static int blk_reacquire(struct virtio_dev *vd)
 	return 0;
 }
 
+static struct blockfile *blk_disk(struct virtio_dev *vd)
+{
+	return to_blk(vd)->bf;
+}
+
 static void blk_save(struct virtio_dev *vd, struct ser_writer *w)
 {
 	struct virtio_blk *b = to_blk(vd);
@@ -530,8 +535,10 @@ static void blk_save(struct virtio_dev *vd, struct ser_writer *w)
 	ser_put_u8(w, BLK_SAVE_VERSION);
 	ser_put_u8(w, b->readonly);
 	ser_put_u64(w, b->info.size);
-	ser_put_u64(w, b->info.dev);
-	ser_put_u64(w, b->info.ino);
+	/* A migration that copies the disk (disks=copy) hands no image over: the destination's own
+	 * is the copy, a file of its own of the same size. No identity then (0, 0). */
+	ser_put_u64(w, blockfile_dirty_tracking(b->bf) ? 0 : b->info.dev);
+	ser_put_u64(w, blockfile_dirty_tracking(b->bf) ? 0 : b->info.ino);
 	ser_put_u16(w, (uint16_t)len);
 	ser_put_bytes(w, path, len);
 }
@@ -558,7 +565,8 @@ static int blk_load(struct virtio_dev *vd, struct ser_reader *r)
 		free(path);
 		return -1;
 	}
-	if (size != b->info.size || dev != b->info.dev || ino != b->info.ino || ro != b->readonly) {
+	if (size != b->info.size || ((dev || ino) && (dev != b->info.dev || ino != b->info.ino)) ||
+	    ro != b->readonly) {
 		log_error("disk %s: not the image the snapshot was taken with (%s, %" PRIu64
 			  " bytes%s); restore with that disk",
 			  blockfile_path(b->bf), path, size, ro ? ", read-only" : "");
@@ -597,6 +605,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.quiesce = virtio_blk_quiesce,
 	.release = blk_release,
 	.reacquire = blk_reacquire,
+	.disk = blk_disk,
 	.queue_notify = blk_queue_notify,
 	.save = blk_save,
 	.load = blk_load,
@@ -811,6 +820,11 @@ static int disk_match(const void *savedp, const void *localp, unsigned index, co
 	return 0;
 }
 
+static const char *disk_path(const void *cfg)
+{
+	return ((const struct disk_config *)cfg)->path;
+}
+
 static void *disk_create(struct vm *vm, const void *cfg, unsigned index)
 {
 	return virtio_plug(vm, virtio_blk_create(&vm->mem, cfg, index));
@@ -829,6 +843,7 @@ const struct device_type virtio_blk_type = {
 	.save = disk_save,
 	.load = disk_load,
 	.match = disk_match,
+	.disk_path = disk_path,
 	.free = disk_free,
 	.create = disk_create,
 };

@@ -71,6 +71,8 @@ struct virtio_dev_ops {
 	 * nothing in flight). 0 or -1 (printed). */
 	int (*release)(struct virtio_dev *vd);
 	int (*reacquire)(struct virtio_dev *vd);
+	/* Optional: the disk image behind the device (core/device.h's disk). */
+	struct blockfile *(*disk)(struct virtio_dev *vd);
 	/* Optional: device-specific state beyond features/queues/config,
 	 * which the transport saves itself. */
 	/* Optional: the VM runs again after a pause: restart what quiesce stopped (a queue

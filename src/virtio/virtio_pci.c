@@ -962,6 +962,13 @@ static int vpci_reacquire(struct device *dev)
 	return ret;
 }
 
+static struct blockfile *vpci_disk(struct device *dev)
+{
+	struct vpci *p = container_of(dev, struct vpci, dev);
+
+	return p->vd->ops->disk ? p->vd->ops->disk(p->vd) : NULL;
+}
+
 static const struct device_ops vpci_dev_ops = {
 	.type = "virtio-pci",
 	.reset = vpci_reset,
@@ -971,6 +978,7 @@ static const struct device_ops vpci_dev_ops = {
 	.resume = vpci_resume,
 	.release = vpci_release,
 	.reacquire = vpci_reacquire,
+	.disk = vpci_disk,
 	.destroy = vpci_destroy,
 };
 

@@ -15,6 +15,7 @@
 #include "../core/vm.h"
 #include "setup.h"
 #include "vhost.h"
+#include "vsock_uds.h"
 
 #define VSOCK_QUEUE_SIZE   128
 #define VSOCK_SAVE_VERSION 1
@@ -38,6 +39,7 @@ struct virtio_vsock {
 	int vh_kick[2];       /* the transport's kick eventfds while vhost has them */
 	uint8_t *vh_log;      /* vhost's dirty log */
 	size_t vh_log_len;
+	struct vsock_uds *uds; /* --vsock uds=: the user-space data path (vsock_uds.c) instead */
 	struct virtq_chain chain;
 };
 
@@ -232,6 +234,8 @@ static int vs_activate(struct virtio_dev *vd)
 	if (v->vh_fd >= 0 && !v->released && vh_start(v) < 0)
 		return -1;
 	vs_deliver_event(v);
+	if (v->uds)
+		vsock_uds_wake(v->uds); /* on a vCPU thread: the worker does the work */
 	return 0;
 }
 
@@ -240,15 +244,21 @@ static void vs_reset(struct virtio_dev *vd)
 	struct virtio_vsock *v = to_vsock(vd);
 
 	vh_stop(v);
+	if (v->uds)
+		vsock_uds_drop_all(v->uds);
 	v->reset_pending = false; /* a new driver starts without connections anyway */
 	vs_fill_config(v);
 }
 
 static void vs_queue_notify(struct virtio_dev *vd, unsigned q)
 {
-	/* rx and tx kicks are the kernel's while it runs; only the event queue is ours. */
+	struct virtio_vsock *v = to_vsock(vd);
+
+	/* With vhost, rx and tx kicks are the kernel's while it runs; only the event queue is ours. */
 	if (q == VIRTIO_VSOCK_EVTQ)
-		vs_deliver_event(to_vsock(vd));
+		vs_deliver_event(v);
+	else if (v->uds)
+		vsock_uds_kick(v->uds);
 }
 
 static void vs_config_write(struct virtio_dev *vd, uint32_t off, uint32_t len)
@@ -275,6 +285,8 @@ static void vs_resume(struct virtio_dev *vd)
 		return;
 	}
 	vs_deliver_event(v);
+	if (v->uds)
+		vsock_uds_kick(v->uds);
 }
 
 static void vs_save(struct virtio_dev *vd, struct ser_writer *w)
@@ -296,6 +308,8 @@ static int vs_load(struct virtio_dev *vd, struct ser_reader *r)
 	/* The guest learns this VM's CID again with the reset event. */
 	vs_fill_config(v);
 	v->reset_pending = vd->activated && !vd->broken;
+	if (v->uds)
+		vsock_uds_drop_all(v->uds); /* a restore in place: the connections end with the reset */
 	if (!vs_running(v))
 		return 0;
 	return v->vh_fd >= 0 ? vh_start(v) : 0;
@@ -315,6 +329,12 @@ static int vs_release(struct virtio_dev *vd)
 
 	if (v->released || v->no_backend)
 		return 0;
+	if (v->uds) {
+		/* The destination listens at the same path: the socket file goes. */
+		vsock_uds_release(v->uds);
+		v->released = true;
+		return 0;
+	}
 	vh_stop(v);
 	close(v->vh_fd);
 	v->vh_fd = -1;
@@ -331,6 +351,13 @@ static int vs_reacquire(struct virtio_dev *vd)
 
 	if (!v->released)
 		return 0;
+	if (v->uds) {
+		if (vsock_uds_reacquire(v->uds) < 0)
+			return -1;
+		v->released = false;
+		v->reset_pending = vd->activated && !vd->broken;
+		return 0;
+	}
 	fd = vh_open_cid(vd->name, v->cid, &v->vh_features);
 	if (fd < 0)
 		return -1;
@@ -345,6 +372,7 @@ static void vs_destroy(struct virtio_dev *vd)
 	struct virtio_vsock *v = to_vsock(vd);
 
 	vh_stop(v);
+	vsock_uds_destroy(v->uds);
 	for (unsigned q = 0; q < 2; q++)
 		if (v->vh_call[q] >= 0) {
 			loop_del(vd->loop, v->vh_call[q]);
@@ -375,7 +403,8 @@ static const struct virtio_dev_ops vsock_ops = {
 	.destroy = vs_destroy,
 };
 
-static struct virtio_dev *vs_create(const struct guest_mem *mem, uint32_t cid, unsigned index, bool backend)
+static struct virtio_dev *vs_create(const struct guest_mem *mem, uint32_t cid, unsigned index, bool backend,
+				    const char *uds)
 {
 	struct virtio_vsock *v = calloc(1, sizeof(*v));
 	char name[32];
@@ -387,7 +416,9 @@ static struct virtio_dev *vs_create(const struct guest_mem *mem, uint32_t cid, u
 	}
 	v->vh_fd = v->vh_call[0] = v->vh_call[1] = v->vh_kick[0] = v->vh_kick[1] = -1;
 	v->cid = cid;
-	v->no_backend = !backend;
+	v->no_backend = !backend && !uds;
+	if (uds)
+		backend = false; /* no vhost-vsock: the rings are served here */
 	if (backend && (v->vh_fd = vh_open_cid(name, cid, &v->vh_features)) < 0) {
 		free(v);
 		return NULL;
@@ -399,6 +430,10 @@ static struct virtio_dev *vs_create(const struct guest_mem *mem, uint32_t cid, u
 		return NULL;
 	}
 	vs_fill_config(v);
+	if (uds && !(v->uds = vsock_uds_create(&v->vd, cid, uds))) {
+		vs_destroy(&v->vd);
+		return NULL;
+	}
 	for (unsigned q = 0; backend && q < 2; q++) {
 		v->vh_call[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (v->vh_call[q] < 0 || loop_add(v->vd.loop, v->vh_call[q], EPOLLIN, vh_on_call, v) < 0) {
@@ -415,12 +450,23 @@ static struct virtio_dev *vs_create(const struct guest_mem *mem, uint32_t cid, u
 
 struct virtio_dev *virtio_vsock_create(const struct guest_mem *mem, uint32_t cid, unsigned index)
 {
-	return vs_create(mem, cid, index, true);
+	return vs_create(mem, cid, index, true, NULL);
+}
+
+struct virtio_dev *virtio_vsock_create_uds(const struct guest_mem *mem, uint32_t cid, const char *path,
+					   unsigned index)
+{
+	return vs_create(mem, cid, index, false, path);
+}
+
+unsigned virtio_vsock_uds_conns(struct virtio_dev *vd)
+{
+	return to_vsock(vd)->uds ? vsock_uds_conns(to_vsock(vd)->uds) : 0;
 }
 
 struct virtio_dev *virtio_vsock_create_nobackend(const struct guest_mem *mem, uint32_t cid, unsigned index)
 {
-	return vs_create(mem, cid, index, false);
+	return vs_create(mem, cid, index, false, NULL);
 }
 
 /* ---- the device type -------------------------------------------------------------------- */
@@ -444,7 +490,7 @@ static int vsock_parse(void *cfgp, const char *arg)
 {
 	struct vsock_config *c = cfgp;
 	char *opts = strdup(arg), *p, *value;
-	char *const keys[] = { "cid", NULL };
+	char *const keys[] = { "cid", "uds", NULL };
 	bool have = false;
 	int ret = -1;
 
@@ -464,8 +510,22 @@ static int vsock_parse(void *cfgp, const char *arg)
 			}
 			have = true;
 			break;
+		case 1:
+			if (!value || !*value) {
+				log_error("--vsock: uds= needs a path; give --vsock cid=N,uds=PATH");
+				goto out;
+			}
+			if (strlen(value) + sizeof("_4294967295") > sizeof(c->uds)) {
+				log_error("--vsock uds=%s: path longer than %zu bytes (the guest's ports add "
+					  "_<port>); give a shorter path",
+					  value, sizeof(c->uds) - sizeof("_4294967295"));
+				goto out;
+			}
+			memcpy(c->uds, value, strlen(value) + 1);
+			break;
 		default:
-			log_error("--vsock: unknown option '%s'; use --vsock cid=N", value ? value : p);
+			log_error("--vsock: unknown option '%s'; use --vsock cid=N[,uds=PATH]",
+				  value ? value : p);
 			goto out;
 		}
 	}
@@ -495,7 +555,11 @@ static int vsock_cfg_load(void *cfgp, struct ser_reader *r)
 
 static void *vsock_type_create(struct vm *vm, const void *cfg, unsigned index)
 {
-	return virtio_plug(vm, virtio_vsock_create(&vm->mem, ((const struct vsock_config *)cfg)->cid, index));
+	const struct vsock_config *c = cfg;
+
+	if (c->uds[0])
+		return virtio_plug(vm, virtio_vsock_create_uds(&vm->mem, c->cid, c->uds, index));
+	return virtio_plug(vm, virtio_vsock_create(&vm->mem, c->cid, index));
 }
 
 /* No match: the CID is the host's to give (a restore may take another one; the guest reads it
@@ -503,8 +567,9 @@ static void *vsock_type_create(struct vm *vm, const void *cfg, unsigned index)
 const struct device_type virtio_vsock_type = {
 	.name = "virtio-vsock",
 	.option = "vsock",
-	.arg = "cid=N",
-	.help = "virtio-vsock on the host's vhost-vsock: host programs reach the guest at CID N (AF_VSOCK)",
+	.arg = "cid=N[,uds=PATH]",
+	.help = "virtio-vsock: host programs reach the guest at CID N (AF_VSOCK on vhost-vsock), or with "
+		"uds= through the unix socket PATH (\"CONNECT <port>\\n\"; the guest reaches PATH_<port>)",
 	.max = 1,
 	.config_size = sizeof(struct vsock_config),
 	.parse = vsock_parse,

@@ -36,9 +36,10 @@
 #define VSOCK_CID_MIN 3u
 #define VSOCK_CID_MAX 0xfffffffeu
 
-/* --vsock cid=N */
+/* --vsock cid=N[,uds=PATH] */
 struct vsock_config {
 	uint32_t cid;
+	char uds[108]; /* the unix socket of the user-space mode (vsock_uds.h); "": vhost-vsock */
 };
 
 /* The `--vsock` device type (core/devtype.h). */
@@ -50,6 +51,12 @@ int vsock_parse_cid(const char *s, uint32_t *cid);
 /* Open /dev/vhost-vsock for the guest `cid` and create "virtio-vsock<index>" on it. NULL with
  * one line printed that says what to do (load vhost_vsock, pick another cid=). */
 struct virtio_dev *virtio_vsock_create(const struct guest_mem *mem, uint32_t cid, unsigned index);
+/* The same device with its data path in user space over the unix socket path (vsock_uds.h);
+ * NULL with one line printed (path too long, exists and is not a socket, in use). */
+struct virtio_dev *virtio_vsock_create_uds(const struct guest_mem *mem, uint32_t cid, const char *path,
+					   unsigned index);
+/* Connections the user-space mode has open (tests); 0 with vhost-vsock. */
+unsigned virtio_vsock_uds_conns(struct virtio_dev *vd);
 /* The device without a kernel behind it (unit tests): config space and event queue only; the
  * rx and tx queues are never serviced. */
 struct virtio_dev *virtio_vsock_create_nobackend(const struct guest_mem *mem, uint32_t cid, unsigned index);

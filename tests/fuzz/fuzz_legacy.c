@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dev[D_UART] = uart_create("com1", &pio, X86_COM1_PORT,
 				  (struct irq_line){ .set = irq_set, .gsi = X86_COM1_IRQ }, port);
 	dev[D_RTC] = rtc_create("rtc", &pio, X86_RTC_PORT,
-				(struct irq_line){ .set = irq_set, .gsi = X86_RTC_IRQ });
+				(struct irq_line){ .set = irq_set, .gsi = X86_RTC_IRQ }, NULL);
 	dev[D_I8042] = i8042_create("i8042", &pio, X86_I8042_DATA, X86_I8042_CMD,
 				    (struct irq_line){ .set = irq_set, .gsi = X86_I8042_IRQ }, ctl);
 	dev[D_PM] =

@@ -7,10 +7,18 @@
  * harness walks the stream as the receiver will and recomputes the XXH3 of every section of the
  * final state, as a source can.
  *
+ * A stream of version 3 (disks=copy) goes on, after its list of disks, into
+ * migrate_accept_disks with this harness's own copy target ($TMPDIR/kvmbox-fuzz-copy-PID.img,
+ * COPY_SIZE bytes: a last block shorter than the others), so the disk records are written there;
+ * the image must keep its size whatever the input (nothing written past it).
+ *
  * With KVMBOX_FUZZ_SEED=PATH in the environment it writes a seed instead (its own VM's
- * configuration, a page, a zero run, a round mark and its state) and exits. */
+ * configuration, a page, a zero run, a round mark and its state), and PATH-disks (the same with
+ * one disk: a zero block and the short last block), and exits. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,20 +33,25 @@
 #include "core/util.h"
 #include "core/vm.h"
 #include "fake_vm.h"
+#include "virtio/blk.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* The stream, as migrate.c has it. */
-#define MIG_MAGIC       "KVMBOXMG"
-#define MIG_VERSION     2
-#define MIG_BATCH_PAGES 64
-enum { REC_PAGES = 1, REC_ZERO, REC_ROUND, REC_FINAL };
-#define PAGE 4096u
+#define MIG_MAGIC         "KVMBOXMG"
+#define MIG_VERSION       2
+#define MIG_VERSION_DISKS 3
+#define MIG_BATCH_PAGES   64
+enum { REC_PAGES = 1, REC_ZERO, REC_ROUND, REC_FINAL, REC_DISK, REC_DISK_ZERO };
+#define PAGE      4096u
+#define DISK_BLK  65536u
+#define COPY_SIZE (DISK_BLK + 512u)
 
 static char sock_path[108];
 static char uri[128];
+static char copy_path[256];
 
 static void rec_pages(struct ser_writer *w, uint32_t type, uint64_t first, uint32_t count, uint8_t fill)
 {
@@ -52,9 +65,8 @@ static void rec_pages(struct ser_writer *w, uint32_t type, uint64_t first, uint3
 		ser_put_bytes(w, page, sizeof(page));
 }
 
-static void write_seed(const char *path)
+static void write_one_seed(struct vm *vm, const char *path, bool disks)
 {
-	struct vm *vm = fake_vm_create();
 	struct ser_writer w, cfg, st;
 	FILE *f;
 
@@ -65,10 +77,29 @@ static void write_seed(const char *path)
 	if (vm_state_save(vm, &st) < 0)
 		abort();
 	ser_put_bytes(&w, MIG_MAGIC, 8);
-	ser_put_u32(&w, MIG_VERSION);
+	ser_put_u32(&w, disks ? MIG_VERSION_DISKS : MIG_VERSION);
 	ser_put_u32(&w, arch_this);
 	ser_put_u64(&w, cfg.len);
 	ser_put_bytes(&w, cfg.buf, cfg.len);
+	if (disks) {
+		uint8_t tail[512];
+
+		/* One disk of COPY_SIZE bytes (st_dev, st_ino 0), a block of zeroes, the last one. */
+		ser_put_u32(&w, 1);
+		ser_put_u64(&w, COPY_SIZE);
+		ser_put_u64(&w, 0);
+		ser_put_u64(&w, 0);
+		ser_put_u32(&w, REC_DISK_ZERO);
+		ser_put_u32(&w, 0);
+		ser_put_u64(&w, 0);
+		ser_put_u32(&w, DISK_BLK);
+		ser_put_u32(&w, REC_DISK);
+		ser_put_u32(&w, 0);
+		ser_put_u64(&w, DISK_BLK);
+		ser_put_u32(&w, sizeof(tail));
+		memset(tail, 0xd5, sizeof(tail));
+		ser_put_bytes(&w, tail, sizeof(tail));
+	}
 	rec_pages(&w, REC_PAGES, 0x100, 1, 0x5a);
 	rec_pages(&w, REC_ZERO, 0x200, 8, 0);
 	ser_put_u32(&w, REC_ROUND);
@@ -81,6 +112,16 @@ static void write_seed(const char *path)
 	ser_writer_free(&w);
 	ser_writer_free(&cfg);
 	ser_writer_free(&st);
+}
+
+static void write_seed(const char *path)
+{
+	struct vm *vm = fake_vm_create();
+	char disks[4096];
+
+	write_one_seed(vm, path, false);
+	snprintf(disks, sizeof(disks), "%s-disks", path);
+	write_one_seed(vm, disks, true);
 	fake_vm_destroy(vm);
 	exit(0);
 }
@@ -88,6 +129,7 @@ static void write_seed(const char *path)
 static void rm_sock(void)
 {
 	unlink(sock_path);
+	unlink(copy_path);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -99,6 +141,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(sock_path, sizeof(sock_path), "%s/kvmbox-fuzz-mig-%d.sock", dir && *dir ? dir : "/tmp",
 		 (int)getpid());
 	snprintf(uri, sizeof(uri), "unix:%s", sock_path);
+	snprintf(copy_path, sizeof(copy_path), "%s/kvmbox-fuzz-copy-%d.img", dir && *dir ? dir : "/tmp",
+		 (int)getpid());
+	{
+		int fd = open(copy_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		if (fd < 0 || ftruncate(fd, COPY_SIZE) < 0)
+			abort();
+		close(fd);
+	}
 	atexit(rm_sock);
 	signal(SIGPIPE, SIG_IGN); /* a receiver that gave up: the feeder gets EPIPE */
 	return 0;
@@ -116,6 +167,16 @@ static void fix_stream(uint8_t *p, size_t len)
 	if (n > len - off - 8)
 		return;
 	off += 8 + n;
+	if (get_le32(p + 8) == MIG_VERSION_DISKS) {
+		/* The list of disks: u32 count, 24 bytes each. */
+		if (len - off < 4)
+			return;
+		n = get_le32(p + off);
+		off += 4;
+		if (n > (len - off) / 24)
+			return;
+		off += (size_t)n * 24;
+	}
 	while (len - off >= 4) {
 		uint32_t type = get_le32(p + off);
 
@@ -133,6 +194,18 @@ static void fix_stream(uint8_t *p, size_t len)
 				if ((uint64_t)count * PAGE > len - off)
 					return;
 				off += (size_t)count * PAGE;
+			}
+		} else if (type == REC_DISK || type == REC_DISK_ZERO) {
+			uint32_t dlen;
+
+			if (len - off < 16)
+				return;
+			dlen = get_le32(p + off + 12);
+			off += 16;
+			if (type == REC_DISK) {
+				if (dlen > DISK_BLK || dlen > len - off)
+					return;
+				off += dlen;
 			}
 		} else if (type == REC_FINAL) {
 			if (len - off < 8)
@@ -157,6 +230,7 @@ static void *feeder(void *arg)
 	struct feed *f = arg;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char buf[256];
 
 	FUZZ_CHECK(fd >= 0);
 	strcpy(sa.sun_path, sock_path);
@@ -170,6 +244,10 @@ static void *feeder(void *arg)
 			break;
 		off += (size_t)n;
 	}
+	/* Stay until the receiver closes, as a source does: it may answer (disks=copy's "go on"). */
+	shutdown(fd, SHUT_WR);
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
 	close(fd);
 	return NULL;
 }
@@ -189,6 +267,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(pthread_create(&t, NULL, feeder, &f) == 0);
 	fd = migrate_accept(uri, -1, &(struct vm_keys){ 0 }, &sc);
 	if (fd >= 0) {
+		/* This destination's own command line: one disk, the copy target (only asked for by
+		 * a version 3 stream). */
+		static struct disk_config dc;
+		static struct vm_config lc;
+		char msg[512];
+
+		dc.path = copy_path;
+		lc.devs[0] = (struct dev_config){ .type = &virtio_blk_type, .cfg = &dc };
+		lc.nr_devs = 1;
+		if (migrate_accept_disks(&lc, msg, sizeof(msg)) < 0) {
+			migrate_refuse(msg);
+			snap_config_free(&sc);
+			close(fd);
+			goto out;
+		}
+	}
+	if (fd >= 0) {
 		struct vm *vm = fake_vm_create();
 
 		state = migrate_receive_ram(vm, fd, -1, &slen);
@@ -203,7 +298,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snap_config_free(&sc);
 		close(fd);
 	}
+out:
 	pthread_join(t, NULL);
 	free(copy);
+	{
+		/* No record wrote past the disk. */
+		struct stat st;
+
+		FUZZ_CHECK(stat(copy_path, &st) == 0 && st.st_size == COPY_SIZE);
+	}
 	return 0;
 }

@@ -7,9 +7,10 @@
 #   /kvmbox/guests/bin/kvmbox          $KVMBOX, with the shared libraries ldd lists (a sanitizer
 #                                      build brings libasan...); not at its own path, which may
 #                                      be under a directory the host mounts over (/tmp, /run)
+#   /kvmbox/guests/bin/kvmbox-peer     $KVMBOX_PEER when it is another binary (the same way)
 #   /kvmbox/guests/tests/guests/       run.sh and lifecycle.sh
 #   /kvmbox/guests/build/guests/       the guests (*.elf) and tools/ (static helpers)
-#   /kvmbox/guests/inside.env          KVMBOX, GUEST_TIMEOUT..., the tests to run
+#   /kvmbox/guests/inside.env          KVMBOX, KVMBOX_PEER, GUEST_TIMEOUT..., the tests to run
 # host-init (kvmbox.host=guests) mounts devpts, brings up lo, prints a heartbeat every 10 s
 # ("KVMBOX-I alive") and runs `run.sh --inside`, which prints "KVMBOX-I start NAME" before
 # each test, then "KVMBOX-G PASS: NAME" ... and "KVMBOX-L NAME text" (diagnostics after a FAIL).
@@ -32,7 +33,13 @@
 # longest takes a minute), after which the host is wedged (settable for tests/scripts).
 EMU_SILENCE=${KVMBOX_EMU_SILENCE:-60}
 EMU_STALL=${KVMBOX_EMU_STALL:-300}
+# Every EMU_KICK seconds without a heartbeat, before EMU_SILENCE: a key press through QEMU's
+# monitor wakes a host whose CPU QEMU left halted with a timer interrupt pending (tests/linux/
+# run.sh, KICK; DEVELOPERS.md, Known traps).
+EMU_KICK=${KVMBOX_HOST_KICK:-15}
+((EMU_KICK > 0 && EMU_KICK < EMU_SILENCE)) || EMU_KICK=$EMU_SILENCE
 EMU_BIN=/kvmbox/guests/bin/kvmbox   # where kvmbox is inside
+EMU_PEER=/kvmbox/guests/bin/kvmbox-peer
 
 # emu_report LINE: print a result line from the emulated host, once per test (of the selected).
 emu_report() {
@@ -80,6 +87,10 @@ emu_tree() {
 		install -m 755 "$TOOLS/$h" "$g/build/guests/tools/" || return 1
 	done
 	kb_add_prog "$d" "$bin" "$EMU_BIN" || { echo "cannot copy $bin and its shared libraries (ldd)"; return 1; }
+	if [ "$KVMBOX_PEER" != "$KVMBOX" ]; then
+		kb_add_prog "$d" "$KVMBOX_PEER" "$EMU_PEER" ||
+			{ echo "cannot copy $KVMBOX_PEER and its shared libraries (ldd)"; return 1; }
+	fi
 }
 
 # emu_env FILE KVMBOX_ABS TEST...: what run.sh --inside reads.
@@ -88,6 +99,7 @@ emu_env() {
 	shift 2
 	{
 		printf 'KVMBOX=%q\n' "$bin"
+		if [ "$KVMBOX_PEER" != "$KVMBOX" ]; then printf 'KVMBOX_PEER=%q\n' "$EMU_PEER"; fi
 		for v in GUEST_TIMEOUT GUEST_DIAG_LINES GUEST_REPEAT; do
 			[ -n "${!v:-}" ] && printf '%s=%q\n' "$v" "${!v}"
 		done
@@ -104,14 +116,14 @@ emu_env() {
 # ready, finished or wedged), EMU_WHY (why wedged), EMU_NOKVM, EMU_QRC, EMU_CUR (the test that
 # last started).
 emu_boot() {
-	local initrd=$1 log=$2 qpid line r rc last_fail= name text c q why last_kb last_prog
+	local initrd=$1 log=$2 qpid line r rc last_fail= name text c q why last_kb last_prog kicks=0
 	EMU_STATE=booting EMU_WHY= EMU_NOKVM= EMU_CUR=
 	: >"$log"
 	last_kb=$EPOCHSECONDS last_prog=$EPOCHSECONDS
-	exec 3< <(kb_boot_host "$initrd" "$EMU_TMO" "kvmbox.host=guests ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
+	exec 3< <(KB_MONITOR=$log.mon kb_boot_host "$initrd" "$EMU_TMO" "kvmbox.host=guests ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
 	qpid=$!
 	while :; do
-		IFS= read -t "$EMU_SILENCE" -r line <&3
+		IFS= read -t "$EMU_KICK" -r line <&3
 		rc=$?
 		[ $rc = 0 ] || [ $rc -gt 128 ] || break   # EOF: qemu is gone
 		why=
@@ -119,12 +131,20 @@ emu_boot() {
 			line=${line//$'\r'/}
 			printf '%s\t%s\n' "$EPOCHSECONDS" "$line" >>"$log"
 			[ "${KVMBOX_VERBOSE:-0}" = 1 ] && printf '%s\n' "$line" >&2
-			case $line in *KVMBOX-*) last_kb=$EPOCHSECONDS ;; esac
+			case $line in *KVMBOX-*)
+				((kicks)) && echo "guests: the emulated host went on after $((EPOCHSECONDS - last_kb))s of silence and $kicks key presses" >>"$log"
+				last_kb=$EPOCHSECONDS kicks=0
+				;;
+			esac
 			case $line in *"KVMBOX-I start "* | *"KVMBOX-G "* | *"KVMBOX-HOST "*) last_prog=$EPOCHSECONDS ;; esac
 			kb_lockup "$line" && why="the emulated host's kernel locked up ($KB_LOCKUP)"
 		fi
 		if [ $((EPOCHSECONDS - last_kb)) -ge "$EMU_SILENCE" ]; then
 			why="no heartbeat from the emulated host for ${EMU_SILENCE}s"
+		elif [ $((EPOCHSECONDS - last_kb)) -ge $((EMU_KICK * (kicks + 1))) ]; then
+			echo "guests: no heartbeat from the emulated host for $((EPOCHSECONDS - last_kb))s; a key press to wake it (kick $((kicks + 1)))" >>"$log"
+			kb_kick "$log.mon" "guests: qemu monitor: " "$( ((kicks)) || echo dump)" >>"$log"
+			kicks=$((kicks + 1))
 		elif [ $((EPOCHSECONDS - last_prog)) -ge "$EMU_STALL" ]; then
 			why="no test started or ended in the emulated host for ${EMU_STALL}s"
 		fi
@@ -135,6 +155,7 @@ emu_boot() {
 			c=$(cat /proc/"$qpid"/task/*/children 2>/dev/null)
 			q=$(for p in $c; do cat /proc/"$p"/task/*/children 2>/dev/null; done)
 			echo "guests: $why${EMU_CUR:+ (test $EMU_CUR was running)}; qemu uses $(kb_cpu_use "${q%% *}")% of a CPU; stopping it" >>"$log"
+			kb_monitor_dump "$log.mon" "guests: qemu monitor: " >>"$log"
 			[ -n "$c" ] && kill -TERM $c 2>/dev/null
 			break
 		fi

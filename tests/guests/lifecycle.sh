@@ -2,8 +2,8 @@
 # VM lifecycle tests through the control socket (docs/API.md): snapshot and restore, corrupt
 # snapshots, hibernate, pause/resume, live migration (good and failing), the socket protocol
 # and ACPI shutdown. They use run.sh's helpers (bg_start, wait_out, bg_wait, bg_kill, grows,
-# stays_same, complete_lines, last_tick, pass/fail) and its globals (KVMBOX, TOOLS, WORK,
-# LOGS, CUR, G, PID, OUT, ERR, RC).
+# stays_same, complete_lines, last_tick, pass/fail) and its globals (KVMBOX, KVMBOX_PEER, TOOLS,
+# WORK, LOGS, CUR, G, PID, OUT, ERR, RC).
 
 # lc_kill PID...: kill -9 and reap background kvmbox runs (after a failure).
 lc_kill() {
@@ -42,15 +42,17 @@ lc_state() {
 }
 
 # lc_bg TEST [kvmbox args...]: like bg_start, for any kvmbox command line
-# (restore, run --incoming); sets PID, OUT, ERR.
-lc_bg() {
-	local t=$1
-	shift
+# (restore, run --incoming); sets PID, OUT, ERR. lc_bg_bin BIN TEST [args...]: the same with
+# the kvmbox binary BIN.
+lc_bg() { lc_bg_bin "$KVMBOX" "$@"; }
+lc_bg_bin() {
+	local bin=$1 t=$2
+	shift 2
 	OUT=$LOGS/$t.out
 	ERR=$LOGS/$t.err
 	: >"$OUT"
 	: >"$ERR"
-	$DEFSIG "$KVMBOX" "$@" </dev/null >"$OUT" 2>"$ERR" &
+	$DEFSIG "$bin" "$@" </dev/null >"$OUT" 2>"$ERR" &
 	PID=$!
 	BG_PIDS="$BG_PIDS $PID"
 }
@@ -174,7 +176,7 @@ t_snap_restore() {
 	local t=$1 copy=${2:-} file=$WORK/$1.snap
 	lc_snapshot_vm "$t.src" "$file" || { fail "$t" "$WHY"; return; }
 	lc_vm
-	lc_bg "$t" restore "$file" "${VM[@]}" $copy --api "$WORK/$t.rsock"
+	lc_bg_bin "$KVMBOX_PEER" "$t" restore "$file" "${VM[@]}" $copy --api "$WORK/$t.rsock"
 	# The VM was paused for its state somewhere between the ticks seen before the request and
 	# at the reply: the guest ticks on while the client starts and connects (9 ticks once,
 	# under ASan in the emulated host).
@@ -192,7 +194,7 @@ lc_corrupt_case() {
 	local t=$1 name=$2 file=$3 kind=$4 rc lines first
 	shift 4
 	lc_vm
-	"$TOOLS/deadline" -k 2 20 "$KVMBOX" restore "$file" "${VM[@]}" "$@" </dev/null >"$LOGS/$t.$name.out" 2>"$LOGS/$t.$name.err"
+	"$TOOLS/deadline" -k 2 20 "$KVMBOX_PEER" restore "$file" "${VM[@]}" "$@" </dev/null >"$LOGS/$t.$name.out" 2>"$LOGS/$t.$name.err"
 	rc=$?
 	first=$(head -n1 "$LOGS/$t.$name.err")
 	lines=$(wc -l <"$LOGS/$t.$name.err")
@@ -223,7 +225,7 @@ t_snap_corrupt() {
 	c=$WORK/$t.c
 	# The pristine file restores (the control case).
 	lc_vm
-	lc_bg "$t.good" restore "$file" "${VM[@]}"
+	lc_bg_bin "$KVMBOX_PEER" "$t.good" restore "$file" "${VM[@]}"
 	wait_out "idle: tick" 15 || { bg_kill; fail "$t" "the unmodified snapshot does not restore: $WHY"; return; }
 	bg_kill
 	head -c $((size / 2)) "$file" >"$c.trunc_half"
@@ -278,13 +280,13 @@ t_snap_key() {
 	# A key file others can read is refused before the snapshot is opened.
 	chmod 644 "$other"
 	lc_vm
-	"$TOOLS/deadline" -k 2 20 "$KVMBOX" restore "$file" "${VM[@]}" --snapshot-key "$other" </dev/null >/dev/null 2>"$LOGS/$t.mode.err"
+	"$TOOLS/deadline" -k 2 20 "$KVMBOX_PEER" restore "$file" "${VM[@]}" --snapshot-key "$other" </dev/null >/dev/null 2>"$LOGS/$t.mode.err"
 	k=$?
 	first=$(head -n1 "$LOGS/$t.mode.err")
 	[ "$k" = 1 ] && [ "$(wc -l <"$LOGS/$t.mode.err")" = 1 ] && echo "$first" | grep -q "chmod 600" ||
 		{ fail "$t" "a key file of mode 644: status $k, '$(echo "$first" | cut -c1-150)'"; return; }
 	# With the key: restored, the counter continues.
-	lc_bg "$t" restore "$file" "${VM[@]}" --snapshot-key "$key" --api "$WORK/$t.rsock"
+	lc_bg_bin "$KVMBOX_PEER" "$t" restore "$file" "${VM[@]}" --snapshot-key "$key" --api "$WORK/$t.rsock"
 	lc_expect_continue "$t" $((BEFORE - 1)) $((LAST + 1)) || { bg_kill; fail "$t" "after restore with the key: $WHY"; return; }
 	lc_term || { fail "$t" "$WHY"; return; }
 	pass "$t"
@@ -302,7 +304,7 @@ t_hibernate() {
 	[ -e "$sock" ] && { fail "$t" "control socket $sock left behind"; return; }
 	last=$(last_tick "$OUT")
 	lc_vm
-	lc_bg "$t" restore "$file" "${VM[@]}"
+	lc_bg_bin "$KVMBOX_PEER" "$t" restore "$file" "${VM[@]}"
 	lc_expect_continue "$t" $((last + 1)) $((last + 2)) ||
 		{ bg_kill; fail "$t" "after restore (last tick before hibernate $last): $WHY"; return; }
 	lc_term || { fail "$t" "$WHY"; return; }
@@ -332,14 +334,14 @@ t_pause_resume() {
 # ---- live migration ----
 
 # lc_dest T URI [args...]: start a destination (run --incoming URI --api, the guest's run
-# options as bg_start gives them, then args) and wait until it listens. Sets DPID, DOUT, DERR,
-# DSOCK.
+# options as bg_start gives them, then args) with KVMBOX_PEER and wait until it listens. Sets
+# DPID, DOUT, DERR, DSOCK. (Every restore runs KVMBOX_PEER too.)
 lc_dest() {
 	local t=$1 uri=$2
 	shift 2
 	DSOCK=$WORK/$t.dsock
 	lc_vm "$@"
-	lc_bg "$t.dst" run "${VM[@]}" --incoming "$uri" --api "$DSOCK"
+	lc_bg_bin "$KVMBOX_PEER" "$t.dst" run "${VM[@]}" --incoming "$uri" --api "$DSOCK"
 	DPID=$PID DOUT=$OUT DERR=$ERR
 	lc_wait_err "waiting for a migration" 10
 }
@@ -479,7 +481,7 @@ t_migrate_key_refused() {
 	uri=tcp:127.0.0.1:$port
 	lc_key "$WORK/$t.key" && lc_key "$WORK/$t.other" || { fail "$t" "cannot make key files"; return; }
 	lc_vm
-	"$TOOLS/deadline" -k 2 20 "$KVMBOX" run "${VM[@]}" --incoming "$uri" </dev/null >/dev/null 2>"$LOGS/$t.nokey.err"
+	"$TOOLS/deadline" -k 2 20 "$KVMBOX_PEER" run "${VM[@]}" --incoming "$uri" </dev/null >/dev/null 2>"$LOGS/$t.nokey.err"
 	RC=$?
 	[ "$RC" = 1 ] && [ "$(wc -l <"$LOGS/$t.nokey.err")" = 1 ] &&
 		grep -q -- "--migration-key FILE.*--insecure-migration" "$LOGS/$t.nokey.err" ||
@@ -604,7 +606,7 @@ t_snap_local() {
 	local t=$1 file=$WORK/$1.snap rc first
 	lc_snapshot_vm "$t.src" "$file" || { fail "$t" "$WHY"; return; }
 	lc_vm --memory 128M
-	"$TOOLS/deadline" -k 2 20 "$KVMBOX" restore "$file" "${VM[@]}" </dev/null >"$LOGS/$t.mem.out" 2>"$LOGS/$t.mem.err"
+	"$TOOLS/deadline" -k 2 20 "$KVMBOX_PEER" restore "$file" "${VM[@]}" </dev/null >"$LOGS/$t.mem.out" 2>"$LOGS/$t.mem.err"
 	rc=$?
 	first=$(head -n1 "$LOGS/$t.mem.err")
 	[ "$rc" = 1 ] || { fail "$t" "restore with --memory 128M: status $rc, expected 1: $(echo "$first" | cut -c1-150)"; return; }
@@ -614,7 +616,7 @@ t_snap_local() {
 	*) fail "$t" "restore with --memory 128M: unexpected line: $(echo "$first" | cut -c1-200)"; return ;;
 	esac
 	[ -s "$LOGS/$t.mem.out" ] && { fail "$t" "the refused restore ran the guest"; return; }
-	"$TOOLS/deadline" -k 2 20 "$KVMBOX" restore "$file" --memory 64M </dev/null >/dev/null 2>"$LOGS/$t.nok.err"
+	"$TOOLS/deadline" -k 2 20 "$KVMBOX_PEER" restore "$file" --memory 64M </dev/null >/dev/null 2>"$LOGS/$t.nok.err"
 	rc=$?
 	[ "$rc" = 2 ] && grep -q -- "no kernel given; add --kernel PATH" "$LOGS/$t.nok.err" ||
 		{ fail "$t" "restore without --kernel: status $rc: $(head -n1 "$LOGS/$t.nok.err" | cut -c1-150)"; return; }
@@ -791,7 +793,7 @@ t_soak_snapshots() {
 	LAST=$(last_tick "$OUT")
 	bg_kill
 	lc_vm
-	lc_bg "$t" restore "$file" "${VM[@]}" --api "$WORK/$t.rsock"
+	lc_bg_bin "$KVMBOX_PEER" "$t" restore "$file" "${VM[@]}" --api "$WORK/$t.rsock"
 	lc_expect_continue "$t" $((BEFORE - 1)) $((LAST + 1)) || { bg_kill; fail "$t" "after restore: $WHY"; return; }
 	lc_term || { fail "$t" "$WHY"; return; }
 	pass "$t"
@@ -1194,14 +1196,15 @@ up_console_wait() {
 # mode, "hello console" typed there comes back as "idle: echo hello console"; a second attach
 # meanwhile is refused (status 1, one line saying another client is attached); Ctrl-A x
 # detaches with status 0 and the pty's termios are what they were before; attached again on a
-# pty, SIGTERM ends the client with 143 and the termios restored. Names that are not a VM's are
+# pty, SIGTERM ends the client with 143 and the termios restored, and so does a hang-up of the
+# pty with 129 (SIGHUP; ptyrun console-hup=L). Names that are not a VM's are
 # refused with one line. Attached from a FIFO (no terminal, so no escape), a line written there
 # is echoed; kill -9 of the VM's process ends the client with status 1 and up's one line saying
 # it exited with 137; the VM restarts (restart = on-failure) and takes a new attach, which the
 # end of its stdin detaches (status 0). The console log holds both echoes; SIGTERM: status 0.
 t_up_console() {
 	local t=$1 dir=$WORK/$1.d sock=$WORK/$1.sock conf=$WORK/$1.conf log last first r rc cpid pa n fd line
-	rm -rf "$dir" "$LOGS/$t.pty"* "$LOGS/$t.term"*
+	rm -rf "$dir" "$LOGS/$t.pty"* "$LOGS/$t.term"* "$LOGS/$t.hup"*
 	mkdir -p "$dir"
 	cat >"$conf" <<-EOF
 		[defaults]
@@ -1251,13 +1254,16 @@ t_up_console() {
 	r=$(grep -aiE "$ERROR_RE" "$LOGS/$t.pty.err" | head -n1)
 	[ -z "$r" ] || { lc_kill "$PID"; fail "$t" "the client's stderr: $r"; return; }
 	cat "$LOGS/$t.pty.err" >>"$LOGS/$CUR.ctl.err"
-	# SIGTERM to an attached client: 143, the terminal restored.
-	last=$(lc_ticks "$log" | tail -n1)
-	: >"$LOGS/$t.term.out.go"
-	r=$("$TOOLS/deadline" -k 5 60 "$TOOLS/ptyrun" "$t" "console-term=$last" "$LOGS/$t.term.err" "$LOGS/$t.term.out" \
-		$DEFSIG "$KVMBOX" ctl "$sock" console a 2>&1)
-	cat "$LOGS/$t.term.err" >>"$LOGS/$CUR.ctl.err"
-	[ "$r" = "PASS: $t" ] || { lc_kill "$PID"; fail "$t" "SIGTERM on a pty: ${r#FAIL: $t: }"; return; }
+	# An attached client ended by SIGTERM (143) and by a hang-up of its terminal (SIGHUP, 129),
+	# the terminal restored and the VM running on (ptyrun console-term=L, console-hup=L).
+	for how in term:SIGTERM hup:hang-up; do
+		last=$(lc_ticks "$log" | tail -n1)
+		: >"$LOGS/$t.${how%%:*}.out.go"
+		r=$("$TOOLS/deadline" -k 5 60 "$TOOLS/ptyrun" "$t" "console-${how%%:*}=$last" "$LOGS/$t.${how%%:*}.err" \
+			"$LOGS/$t.${how%%:*}.out" $DEFSIG "$KVMBOX" ctl "$sock" console a 2>&1)
+		cat "$LOGS/$t.${how%%:*}.err" >>"$LOGS/$CUR.ctl.err"
+		[ "$r" = "PASS: $t" ] || { lc_kill "$PID"; fail "$t" "${how#*:} on a pty: ${r#FAIL: $t: }"; return; }
+	done
 	# Names: not a VM of the set, not a name at all.
 	for v in nosuch ../a 'a b'; do
 		r=$("$TOOLS/deadline" -k 2 20 "$KVMBOX" ctl --timeout 10 "$sock" console "$v" </dev/null 2>&1 >/dev/null)

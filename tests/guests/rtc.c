@@ -1,6 +1,8 @@
 /* rtc.c - the CMOS clock: read the time (UIP, BCD/binary and 12/24 h per
- * register B), print it as a unix timestamp, watch it tick, and round-trip
- * NVRAM bytes. */
+ * register B), print it as a unix timestamp, watch it tick, round-trip
+ * NVRAM bytes; then its interrupts on IRQ 8 through the IOAPIC: update-ended
+ * ones each second, periodic ones at 64 Hz counted between two of those, an
+ * alarm 2 s ahead with don't-care hours and minutes, and none once disabled. */
 #include "guest.h"
 
 struct rtc_time {
@@ -106,6 +108,104 @@ static void nvram_check(u8 idx)
 	cmos_write(idx, orig);
 }
 
+#define VEC_RTC 0x32
+
+static volatile u32 n_irq, n_uf, n_pf, n_af, n_noirqf;
+static volatile u32 pf_at_uf[4]; /* n_pf at the first update interrupts */
+
+static void rtc_irq(struct irq_frame *f)
+{
+	u8 c = cmos_read(0x0c); /* clears the flags and lowers the line */
+
+	n_irq++;
+	if (!(c & 0x80))
+		n_noirqf++;
+	if (c & 0x40)
+		n_pf++;
+	if (c & 0x20)
+		n_af++;
+	if (c & 0x10) {
+		if (n_uf < 4)
+			pf_at_uf[n_uf] = n_pf;
+		n_uf++;
+	}
+	lapic_eoi();
+}
+
+/* Spin with interrupts on until *v reaches want or limit_us pass (the guest's own register
+ * accesses happen with interrupts off, so the handler's never interleave with them). */
+static bool wait_count(volatile u32 *v, u32 want, u64 limit_us)
+{
+	u64 t0 = clock_us();
+	bool ok = true;
+
+	sti();
+	while (*v < want && ok)
+		ok = clock_us() - t0 <= limit_us;
+	cli();
+	return ok;
+}
+
+static void rtc_interrupts(u8 regb)
+{
+	struct madt_info mi;
+	struct rtc_time t;
+	bool level, low, bcd = !(regb & 0x04);
+	u32 gsi, pf, before;
+	u64 t0;
+
+	if (!acpi_read_madt(&mi))
+		fail("cannot read the MADT");
+	gsi = isa_irq_gsi(&mi, 8, &level, &low);
+	pic_mask_all();
+	irq_set_handler(VEC_RTC, rtc_irq);
+	ioapic_route(gsi, VEC_RTC, apic_id_cpuid(), level, low);
+	cmos_read(0x0c);
+
+	/* Update-ended and periodic (64 Hz: RS 10) interrupts together. */
+	cmos_write(0x0a, 0x2a);
+	cmos_write(0x0b, regb | 0x50);
+	if (!wait_count(&n_uf, 3, 5000000))
+		fail("%u update interrupts in 5 s (%u interrupts in all)", n_uf, n_irq);
+	pf = pf_at_uf[2] - pf_at_uf[1];
+	gprintf("rtc: %u update interrupts, %u periodic ones in one RTC second\n", n_uf, pf);
+	if (pf < 48 || pf > 80)
+		fail("periodic rate %u Hz, programmed 64 Hz", pf);
+	cmos_write(0x0b, regb);
+	cmos_write(0x0a, 0x26);
+	cmos_read(0x0c);
+
+	/* The alarm: hh:mm:ss+2, hours and minutes "don't care". */
+	rtc_read(&t);
+	u8 sec = (u8)((from_bcd(t.sec, bcd) + 2) % 60);
+
+	cmos_write(0x01, bcd ? (u8)((sec / 10) << 4 | sec % 10) : sec);
+	cmos_write(0x03, 0xc0);
+	cmos_write(0x05, 0xff);
+	before = n_irq;
+	t0 = clock_us();
+	cmos_write(0x0b, regb | 0x20);
+	if (!wait_count(&n_af, 1, 4000000))
+		fail("no alarm interrupt 4 s after setting one 2 s ahead");
+	if (clock_us() - t0 < 900000 || n_irq != before + 1)
+		fail("the alarm came after %lu us, %u interrupts", clock_us() - t0, n_irq - before);
+	gprintf("rtc: alarm after %lu ms\n", (clock_us() - t0) / 1000);
+
+	/* Disabled: the flags still rise, no interrupt. */
+	cmos_write(0x0b, regb);
+	cmos_read(0x0c);
+	before = n_irq;
+	wait_count(&n_irq, before + 1, 1200000);
+	if (n_irq != before)
+		fail("%u interrupts with every RTC interrupt disabled", n_irq - before);
+	if (!(cmos_read(0x0c) & 0x50))
+		fail("register C shows no UF or PF after 1.2 s");
+	if (n_noirqf)
+		fail("%u interrupts without IRQF in register C", n_noirqf);
+	ioapic_mask(gsi);
+	gprintf("rtc: interrupts ok\n");
+}
+
 void guest_main(struct hvm_start_info *si)
 {
 	struct rtc_time t;
@@ -148,5 +248,6 @@ void guest_main(struct hvm_start_info *si)
 	if (cmos_read(0x40) != 0x99)
 		fail("NVRAM[40] did not keep 99");
 	gprintf("rtc: nvram ok\n");
+	rtc_interrupts(t.regb);
 	poweroff();
 }

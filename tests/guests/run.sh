@@ -16,6 +16,9 @@
 # Environment:
 #   KVMBOX=path            the kvmbox binary (default build/kvmbox; dynamic builds and
 #                          sanitizer builds work: their libraries go into the emulated host)
+#   KVMBOX_PEER=path       another kvmbox build for the receiving side: every migration's
+#                          destination and every restore (default KVMBOX). The musl tier
+#                          migrates and restores from the musl build to the glibc one
 #   GUESTS_WHERE=auto|here|emulated   force where the tier runs (default auto)
 #   GUEST_TIMEOUT=seconds  per kvmbox run (default 60); a hang is a FAIL
 #   GUEST_LOGS=dir         keep every run's stdout/stderr there (runs on this machine)
@@ -43,6 +46,8 @@ if [ "${1:-}" = --inside ]; then
 fi
 KVMBOX=${KVMBOX:-$ROOT/build/kvmbox}
 case $KVMBOX in /*) ;; *) KVMBOX=$PWD/$KVMBOX ;; esac
+KVMBOX_PEER=${KVMBOX_PEER:-$KVMBOX}
+case $KVMBOX_PEER in /*) ;; *) KVMBOX_PEER=$PWD/$KVMBOX_PEER ;; esac
 GUESTS=${GUESTS:-$ROOT/build/guests}
 TOOLS=$GUESTS/tools
 TIMEOUT=${GUEST_TIMEOUT:-60}
@@ -285,6 +290,7 @@ t_rtc() {
 	[ "$diff" -gt 60 ] && { fail "$t" "guest time $guest is ${diff}s away from host time $host"; return; }
 	grep -qa '^rtc: ticked to ' "$OUT" || { fail "$t" "RTC did not tick"; return; }
 	have_line "rtc: nvram ok" || { fail "$t" "no 'rtc: nvram ok'"; return; }
+	have_line "rtc: interrupts ok" || { fail "$t" "no 'rtc: interrupts ok'"; return; }
 	pass "$t"
 }
 
@@ -1054,10 +1060,12 @@ for g in "$@"; do
 done
 [ -n "$SELECTED" ] || exit 0
 
-if [ ! -x "$KVMBOX" ]; then
-	all_rows FAIL "$KVMBOX not built (make)"
-	exit 0
-fi
+for b in "$KVMBOX" "$KVMBOX_PEER"; do
+	if [ ! -x "$b" ]; then
+		all_rows FAIL "$b not built (make)"
+		exit 0
+	fi
+done
 case ${GUESTS_WHERE:=auto} in
 auto)
 	if why_here=$(probe_here); then

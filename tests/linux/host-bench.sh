@@ -1,7 +1,7 @@
 #!/bin/sh
 # host-bench.sh - kvmbox measurements, run by busybox sh inside the emulated host.
 # Usage: host-bench.sh [RUNS [PARTS]]   (default 5, all)
-#   PARTS: a comma-separated subset of boot,trace,seccomp,virtio,latency (the sections below, in
+#   PARTS: a comma-separated subset of boot,trace,seccomp,up,diskcopy,virtio,latency (the sections below, in
 #   that order); empty or "all": every one.
 #
 # The VMMs booted side by side, round robin, RUNS times each (whichever are in /kvmbox):
@@ -199,6 +199,131 @@ while part seccomp && [ $i -le $RUNS ]; do
 	echo "KVMBOX-BS run=$i status=$st boot_s=$boot"
 	i=$((i + 1))
 done
+# kvmbox up: three bench guests (1 vCPU, MEM_MB each, restart = no) from one file, against the
+# same three started by hand (three `kvmbox run` at once). all_init_s is the time from the start
+# until all three printed their init marker (polled in their console output every 0.1 s);
+# up_rss_kb is the supervisor's own VmRSS at that moment (not its VMs'). The guests power off 3 s
+# after the marker and up ends. One line per mode and run:
+#   KVMBOX-UP mode=up|run run=N status=S all_init_s=T up_rss_kb=K
+# marker_count FILE...: how many of the files hold the guest's init marker.
+marker_count() {
+	_c=0
+	for _f in "$@"; do grep -q KVMBOX-INIT "$_f" 2>/dev/null && _c=$((_c + 1)); done
+	echo $_c
+}
+i=1
+while part up && [ $i -le $RUNS ]; do
+	for mode in up run; do
+		rm -rf $W/up
+		mkdir -p $W/up
+		read t0 _ </proc/uptime
+		if [ $mode = up ]; then
+			cat >$W/up/system.conf <<-EOF
+				[defaults]
+				state-dir = $W/up
+				kernel = /kvmbox/vmlinuz
+				initrd = /kvmbox/guest-initrd.gz
+				append = console=ttyS0 quiet panic=-1 kvmbox.test=bench
+				memory = ${MEM_MB}M
+				no-reboot = true
+				[vm a]
+				[vm b]
+				[vm c]
+			EOF
+			kvmbox up $W/up/system.conf </dev/null >$W/up/up.out 2>&1 &
+			pid=$!
+			logs="$W/up/a.console.log $W/up/b.console.log $W/up/c.console.log"
+		else
+			pid=
+			for v in a b c; do
+				kvmbox run --no-reboot -m ${MEM_MB}M -k /kvmbox/vmlinuz -i /kvmbox/guest-initrd.gz \
+					-a "console=ttyS0 quiet panic=-1 kvmbox.test=bench" </dev/null >$W/up/$v.out 2>&1 &
+				pid="$pid $!"
+			done
+			logs="$W/up/a.out $W/up/b.out $W/up/c.out"
+		fi
+		# shellcheck disable=SC2086
+		(sleep 300; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
+		guard=$!
+		t1='' rss=-
+		n=0
+		# shellcheck disable=SC2086
+		while [ $n -lt 3000 ] && kill -0 $pid 2>/dev/null; do
+			# shellcheck disable=SC2086
+			if [ "$(marker_count $logs)" = 3 ]; then
+				read t1 _ </proc/uptime
+				[ $mode = up ] && rss=$(awk '/^VmRSS:/ { print $2 }' /proc/$pid/status)
+				break
+			fi
+			usleep 100000
+			n=$((n + 1))
+		done
+		st=0
+		for p in $pid; do wait $p || st=$?; done
+		kill $guard 2>/dev/null
+		all=-
+		[ -n "$t1" ] && all=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%.2f", b - a }')
+		echo "KVMBOX-UP mode=$mode run=$i status=$st all_init_s=$all up_rss_kb=${rss:--}"
+		[ "$st" = 0 ] || tail -n 5 $W/up/up.out $W/up/a.out 2>/dev/null | sed 's/^/KVMBOX-I up: /'
+	done
+	i=$((i + 1))
+done
+rm -rf $W/up
+# Live migration without shared storage (migrate ... disks=copy), RUNS times: the life guest
+# (idle but for its console counter) with a 256 MiB disk of random data, to a destination on a
+# zeroed 256 MiB image, over a unix socket; the figures are the migrate reply's. After the
+# hand-over the destination's image must equal the source's (the guest does not write). One
+# line per run:
+#   KVMBOX-DC run=N status=S rounds=R bytes=B disk_bytes=D total_ms=T downtime_ms=W equal=yes|no
+DC_MB=256
+# wait_for FILE TEXT SECONDS: poll (0.2 s) until FILE holds TEXT; 1 when it never did.
+wait_for() {
+	_n=0
+	while ! grep -q "$2" "$1" 2>/dev/null; do
+		[ $_n -ge $(($3 * 5)) ] && return 1
+		usleep 200000
+		_n=$((_n + 1))
+	done
+}
+# dc_field NAME: a number member of the last migrate reply ($out).
+dc_field() { echo "$out" | sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p" | head -n1; }
+i=1
+part diskcopy && dd if=/dev/urandom of=$W/dsrc.img bs=1M count=$DC_MB 2>/dev/null
+while part diskcopy && [ $i -le $RUNS ]; do
+	rm -f $W/ddst.img $W/dc-src.sock $W/dc-dst.sock $W/dc-mig.sock
+	truncate -s ${DC_MB}M $W/ddst.img
+	GA="console=ttyS0 quiet panic=-1 kvmbox.test=life"
+	kvmbox run -m ${MEM_MB}M -d $W/dsrc.img --api $W/dc-src.sock -k /kvmbox/vmlinuz \
+		-i /kvmbox/guest-initrd.gz -a "$GA" </dev/null >$W/dcs.out 2>$W/dcs.err &
+	spid=$!
+	kvmbox run -m ${MEM_MB}M -d $W/ddst.img --api $W/dc-dst.sock --incoming unix:$W/dc-mig.sock \
+		-k /kvmbox/vmlinuz -i /kvmbox/guest-initrd.gz -a "$GA" </dev/null >$W/dcd.out 2>$W/dcd.err &
+	dpid=$!
+	st=-
+	out=
+	if wait_for $W/dcs.out KVMBOX-INIT 180 && wait_for $W/dcd.err 'waiting for a migration' 30; then
+		out=$(kvmbox ctl --timeout 300 $W/dc-src.sock migrate unix:$W/dc-mig.sock disks=copy 2>&1)
+		st=$?
+	fi
+	# The source ends after the hand-over (or stays, after a failure: stopped here).
+	n=0
+	while kill -0 $spid 2>/dev/null && [ $n -lt 150 ]; do usleep 200000; n=$((n + 1)); done
+	kill -KILL $spid 2>/dev/null
+	wait $spid 2>/dev/null
+	eq=no
+	[ "$(sha256sum <$W/dsrc.img)" = "$(sha256sum <$W/ddst.img)" ] && eq=yes
+	kill -TERM $dpid 2>/dev/null
+	n=0
+	while kill -0 $dpid 2>/dev/null && [ $n -lt 100 ]; do usleep 200000; n=$((n + 1)); done
+	kill -KILL $dpid 2>/dev/null
+	wait $dpid 2>/dev/null
+	echo "KVMBOX-DC run=$i status=$st rounds=$(dc_field rounds) bytes=$(dc_field bytes)" \
+		"disk_bytes=$(dc_field disk_bytes) total_ms=$(dc_field total_ms) downtime_ms=$(dc_field downtime_ms) equal=$eq"
+	[ "$st" = 0 ] || { echo "$out" | tail -n 3; tail -n 3 $W/dcs.err $W/dcd.err; } | sed 's/^/KVMBOX-I diskcopy: /'
+	i=$((i + 1))
+done
+rm -f $W/dsrc.img $W/ddst.img
+
 # Virtio I/O: one boot per phase with the guest's virtio modules, a 256 MiB disk and a tap;
 # the guest times one transfer with its own clock (kvmclock) and prints
 # "KVMBOX-V vbench phase=P status=S mb=N secs=T". kvmbox --stats counts the whole boot, so exits

@@ -12,7 +12,8 @@
 # Every kvmbox run is guarded by a timeout, so a hang is a FAIL, never a stuck suite.
 # The one list of the tier's tests, by group (tests/linux/run.sh reads it with --list).
 BOOT="linux-boot-bzimage linux-poweroff-exit0 linux-nproc-1 linux-date linux-nproc-2 linux-nproc-4
-	linux-boot-pvh linux-reboot-restarts linux-reboot-cmos-kept linux-no-reboot-exit0 linux-pci-ecam"
+	linux-boot-pvh linux-rtc-irq linux-reboot-restarts linux-reboot-cmos-kept linux-no-reboot-exit0
+	linux-pci-ecam"
 V1="linux-virtio-devices linux-virtio-blk-serials linux-virtio-blk-ro linux-virtio-rng
 	linux-virtio-net-ping linux-virtio-net-tcp linux-virtio-net-vhost linux-virtio-net-user"
 V2="linux-virtio-blk-ext4 linux-virtio-console linux-virtio-blk-fsync-kill9"
@@ -21,6 +22,7 @@ LIFE1="linux-life-pause linux-life-snapshot linux-life-hibernate linux-life-rest
 LIFE2="linux-life-migrate-closed-port linux-life-migrate-dest-killed linux-life-migrate
 	linux-life-shutdown-timeout"
 LIFE3="linux-life-balloon"
+LIFE4="linux-life-migrate-disks-refused linux-life-migrate-disks"
 SEC="linux-sec-filtered linux-sec-socket-mode linux-sec-peercred linux-sec-unlink-refused
 	linux-sec-user linux-sec-user-needs-no-reboot linux-sec-jail linux-sec-jail-snapshot
 	linux-sec-cgroup linux-sec-cgroup-not-v2"
@@ -37,11 +39,12 @@ RT="linux-rt-policy linux-rt-mlock linux-rt-hugepages linux-rt-hugetlbfs linux-r
 VSOCK="linux-vsock-bad-cid linux-vsock-host-to-guest linux-vsock-guest-to-host linux-vsock-cid-in-use
 	linux-vsock-reset linux-vsock-snapshot linux-vsock-migrate-fail linux-vsock-migrate linux-vsock-driver-reload
 	linux-vsock-reboot"
-ALL=$(echo $BOOT $V1 $V2 $LINK $LINKT $LINKR $LIFE1 $LIFE2 $LIFE3 $VSOCK $SEC $BAD $RT)
+VSU="linux-vsock-uds-host-to-guest linux-vsock-uds-guest-to-host linux-vsock-uds-snapshot"
+ALL=$(echo $BOOT $V1 $V2 $LINK $LINKT $LINKR $LIFE1 $LIFE2 $LIFE3 $LIFE4 $VSOCK $VSU $SEC $BAD $RT)
 # The x86 tier runs in two emulated hosts of one CPU each, side by side (tests/linux/run.sh;
 # DEVELOPERS.md, Known traps): part "a" and part "b" (these groups), of about equal time.
 # "all" is every test, in one host.
-PART_B=$(echo $VSOCK $LINKT $LINKR $SEC $BAD $RT)
+PART_B=$(echo $VSOCK $VSU $LINKT $LINKR $SEC $BAD $RT)
 # in_part PART NAME: is the test NAME one of PART's?
 in_part() {
 	case $1 in
@@ -230,14 +233,26 @@ for c in 2 4; do
 	fi
 done
 
-if want linux-boot-pvh; then
-	vm pvh $BOOT_TMO KVMBOX-INIT 2 --no-reboot -k $ELF -i $GI -a "$GAPPEND kvmbox.test=init"
+# The PVH boot also checks the RTC's interrupts (kvmbox.rtc=1: tests/linux/rtc-irq.c in the
+# guest, about 5 s): update interrupts, an alarm, and IRQ 8's count in /proc/interrupts, each a
+# "KVMBOX-V rtc NAME ok|FAIL ..." line (the guest's periodic interrupts are Linux's own hrtimer,
+# not the chip's: tests/guests/rtc.c checks those).
+if want linux-boot-pvh linux-rtc-irq; then
+	vm pvh $BOOT_TMO KVMBOX-INIT 2 --no-reboot -k $ELF -i $GI -a "$GAPPEND kvmbox.test=init kvmbox.rtc=1"
 	if has KVMBOX-INIT pvh && [ "$RC" = 0 ]; then
 		res PASS linux-boot-pvh
 	else
 		res FAIL linux-boot-pvh "ELF vmlinux (PVH entry): kvmbox status $RC," \
 			"$(count KVMBOX-INIT pvh) init marker(s)"
 		diag linux-boot-pvh pvh
+	fi
+	tr -d '\r' <$W/pvh.out | sed -n 's/^.*KVMBOX-V rtc //p' >$W/rtc.txt
+	sed 's/^/KVMBOX-I rtc: /' $W/rtc.txt
+	if [ "$(grep -c '^[a-z]* ok ' $W/rtc.txt)" = 3 ] && ! grep -q -e FAIL -e '^status' $W/rtc.txt; then
+		res PASS linux-rtc-irq
+	else
+		res FAIL linux-rtc-irq "want uie, alarm and irqs ok: $(tr '\n' '|' <$W/rtc.txt)"
+		diag linux-rtc-irq pvh
 	fi
 fi
 
@@ -636,6 +651,9 @@ fi
 #                  a closed port, to a destination killed mid-way, then live (tcp) while the
 #                  guest dirties memory; ctl shutdown timeout=5 unanswered
 #   boot 3 (512M, --balloon): 400 MiB touched, balloon 64M gives it back, 512M deflates
+#   boot 4 (256M, an 8 MiB disk, no shared storage): migrate disks=copy refused (a destination
+#                  disk of another size, the source's own image), then done over a unix socket
+#                  into a zeroed image while the guest keeps writing its disk
 CTL_TMO=30
 
 # lstart ID IN kvmbox-args...: start kvmbox in the background with stdin IN; output in
@@ -1142,6 +1160,116 @@ want $LIFE1 && life1
 want $LIFE2 && life2
 want $LIFE3 && life3
 
+# Migration without shared storage (migrate ... disks=copy). The source's disk A holds random
+# bytes from the host; the guest's disk writer (guest-init dwrite) rewrites it piece after piece
+# (O_DIRECT, so they reach the disk; a request is nearly always in flight, so the final round has
+# blocks to send) and keeps its own record of what the disk must hold. After the migration the
+# guest's view must match its record and the destination's image B, and the source's image A must
+# be as the hand-over left it while the guest writes on at the destination.
+# shellcheck disable=SC2086
+life_disks() {
+	rm -f $W/k1.in $W/k2.in $W/k1.sock $W/k2.sock $W/kx.sock $W/kmig.sock
+	mkfifo $W/k1.in $W/k2.in
+	exec 7<>$W/k1.in 8<>$W/k2.in
+	dd if=/dev/urandom of=$W/dA.img bs=1M count=8 2>/dev/null
+	rm -f $W/dB.img $W/dC.img
+	truncate -s 8M $W/dB.img
+	truncate -s 12M $W/dC.img
+	K1VM="-m 256M -k $BZ -i $GV"
+	lstart k1 $W/k1.in run $K1VM -d $W/dA.img --api $W/k1.sock -a "$GAPPEND kvmbox.test=life kvmbox.mb=4"
+	S=$LPID
+	if ! lwait k1 '^KVMBOX-C 3 end' $BOOT_TMO $S || ! lcmd k1 7 60 dwrite start; then
+		lkill $S
+		notrun "$LIFE4" "the lifecycle guest did not start its disk writer: $WHY"
+		diag linux-life-migrate-disks k1
+		return
+	fi
+
+	# Refused by the destination: its disk is 12 MiB, then it is A itself (the same file on
+	# this host). One-line error reply, the destination exits, the source's guest goes on.
+	why=
+	for c in "dC.img:bytes here, the source's is 8388608" "dA.img:the source's own image"; do
+		lstart kx /dev/null run $K1VM -d $W/${c%%:*} --incoming unix:$W/kx.sock
+		D=$LPID n=0
+		while ! grep -q 'waiting for a migration' $W/kx.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
+		lctl $W/k1.sock migrate unix:$W/kx.sock disks=copy
+		lreap $D 30
+		LPID=$S
+		if [ "$CTL_RC" != 1 ] || ! echo "$CTL" | grep -qF "${c#*:}"; then
+			why="destination disk ${c%%:*}: ctl migrate status $CTL_RC: '$(echo "$CTL" | tr -d '\n' | cut -c1-300)' (want 1 and '${c#*:}')"
+		elif [ "$RC" = 0 ] || [ "$RC" = timeout ]; then
+			why="destination disk ${c%%:*}: the destination's status $RC (want a failure)"
+		elif ! lstate $W/k1.sock || [ "$ST" != running ]; then
+			why="destination disk ${c%%:*}: source info state '$ST' (want running)"
+		elif ! lticks k1 5 $S || ! lcmd k1 7 30 dwrite status || [ "$(field "$R" failed)" != 0 ]; then
+			why="destination disk ${c%%:*}: the source's guest after the refusal: '$R' $WHY"
+		fi
+		[ -n "$why" ] && break
+	done
+	if [ -z "$why" ] && [ "$(hsum $W/dC.img)" != "$(head -c 12582912 /dev/zero | sha256sum | cut -d' ' -f1)" ]; then
+		why="the refused destination's disk dC.img was written"
+	fi
+	if [ -z "$why" ]; then
+		lres PASS linux-life-migrate-disks-refused
+	else
+		lfail linux-life-migrate-disks-refused k1 "$why"
+		diag linux-life-migrate-disks-refused kx
+	fi
+	alive $S || { notrun linux-life-migrate-disks "the source VM is gone"; return; }
+
+	# The migration, into the zeroed B, while the writer runs.
+	lstart k2 $W/k2.in run $K1VM -d $W/dB.img --incoming unix:$W/kmig.sock --api $W/k2.sock
+	D=$LPID n=0
+	while ! grep -q 'waiting for a migration' $W/k2.err && alive $D && [ $n -lt 50 ]; do usleep 200000; n=$((n + 1)); done
+	LPID=$S
+	lcmd k1 7 30 dwrite status
+	w0=$(field "$R" writes)
+	CTL_TMO=300
+	lctl $W/k1.sock migrate unix:$W/kmig.sock disks=copy
+	mrc=$CTL_RC CTL_TMO=30
+	fig="rounds=$(jget rounds) bytes=$(jget bytes) disk_bytes=$(jget disk_bytes) total_ms=$(jget total_ms) downtime_ms=$(jget downtime_ms)"
+	echo "KVMBOX-I disks=copy migration figures: $fig (writer at $w0 writes before)"
+	lreap $S 15
+	src=$RC
+	# The source's image as the hand-over left it: nothing may write it afterwards.
+	ha=$(hsum $W/dA.img)
+	LPID=$D
+	why=
+	if [ "$mrc" != 0 ] || [ -z "$(jget disk_bytes)" ]; then
+		why="ctl migrate status $mrc: $(echo "$CTL" | tr -d '\n' | tr -s ' ' | cut -c1-300)"
+	elif [ "$src" != 0 ]; then
+		why="source kvmbox status $src after ${SECS_R}s (want 0)"
+	elif ! lwait k2 '^KVMBOX-C [0-9]* end' 30 $D; then
+		why="destination: no counter: $WHY"
+	elif ! lcmd k2 8 30 dwrite stop; then
+		why="destination: the writer: $WHY"
+	else
+		w1=$(field "$R" writes) wf=$(field "$R" failed)
+		lcmd k2 8 120 dsum && d=$R || d="none: $WHY"
+		hb=$(hsum $W/dB.img)
+		echo "KVMBOX-I disks=copy: writes $w0 before the migration, $w1 at the end; guest $d; B $hb"
+		if [ "${w1:-0}" -le "${w0:-0}" ] || [ "$wf" != 0 ]; then
+			why="the disk writer did not go on across the migration: writes $w0 -> $w1, failed '$wf'"
+		elif [ "${d%% *}" != ok ]; then
+			why="the guest's disk on the destination is not what it wrote: '$d'"
+		elif [ "$(field "$d" sum)" != "$hb" ]; then
+			why="the destination's image B ($hb) is not the guest's view ($(field "$d" sum))"
+		elif [ "$(hsum $W/dA.img)" != "$ha" ]; then
+			why="the source's image A changed after the hand-over ($ha -> $(hsum $W/dA.img))"
+		fi
+	fi
+	lkill $D
+	if [ -z "$why" ]; then
+		lres PASS linux-life-migrate-disks
+	else
+		lfail linux-life-migrate-disks k2 "$why ($fig)"
+		diag linux-life-migrate-disks k1
+	fi
+	exec 7>&- 8>&-
+}
+# shellcheck disable=SC2086
+want $LIFE4 && life_disks
+
 # --- vsock (vhost-vsock) ---------------------------------------------------------------------
 # One lifecycle guest with --vsock cid=42; tests/linux/vsock-echo.c is the helper on both sides
 # (an echo server, a client that sends stdin and writes what comes back, an idle connection).
@@ -1183,9 +1311,11 @@ vs_cmd() {
 }
 
 # vs_h2g ID PORT OUT: the host sends the blob to the guest's echo server (PORT); VSWHY says
-# what was wrong (empty: all right).
+# what was wrong (empty: all right). VS_CONN is how the host connects (the uds tests: through
+# kvmbox's unix socket).
 vs_h2g() {
-	timeout -k 5 120 vsock-echo connect $VS_CID $2 <$W/vblob >$W/$3 2>$W/$3.err
+	# shellcheck disable=SC2086
+	timeout -k 5 120 ${VS_CONN:-vsock-echo connect $VS_CID} $2 <$W/vblob >$W/$3 2>$W/$3.err
 	_rc=$?
 	echo "KVMBOX-I vsock host->guest ($1): status $_rc, $(tail -n1 $W/$3.err)"
 	vs_cmd $1 60 vrx || { VSWHY="guest: $WHY"; return; }
@@ -1420,6 +1550,93 @@ vsock_tests() {
 	exec 7>&- 8>&-
 }
 want $VSOCK && vsock_tests
+
+# --- vsock, unix-socket mode (--vsock cid=N,uds=PATH) ----------------------------------------
+# The same guest and helpers as above; no vhost-vsock needed. The host's side is vsock-echo's
+# uconnect (through PATH: "CONNECT <port>\n", "OK <n>\n") and userve (on PATH_<port>).
+#   uds-host-to-guest  a host program connects through PATH to the guest's echo server: 16 MiB,
+#                      the guest's copy and the echo have the blob's sha256
+#   uds-guest-to-host  the guest connects to CID 2 port 5001, which is PATH_5001, the host's echo
+#                      server: 16 MiB, the host's copy and the echo have the guest's sha256
+#   uds-snapshot       snapshot with a connection held, kill -9 (PATH is left, stale), restore
+#                      from the same command line: the held connection ends (the transport reset
+#                      event), kvmbox listens at PATH again, new connections both ways (2 MiB)
+# shellcheck disable=SC2086
+vsock_uds_tests() {
+	if [ ! -x $KB/vsock-echo ]; then
+		notrun "$VSU" "no $KB/vsock-echo (tests/linux/lib.sh could not build tests/linux/vsock-echo.c)"
+		return
+	fi
+	VSFD=7
+	VU=$W/vu.sock
+	rm -f $W/vu1.in $W/vu1.sock $W/vu2.sock $W/vu.snap $VU ${VU}_5001 ${VU}_5002
+	mkfifo $W/vu1.in
+	exec 7<>$W/vu1.in
+	dd if=/dev/urandom of=$W/vblob bs=1M count=$VS_MB 2>/dev/null
+	vb=$(hsum $W/vblob)
+	: >$W/vrx
+	vsock-echo userve ${VU}_5001 $W/vrx >$W/vuserve1.out 2>&1 &
+	HS1=$!
+	vsock-echo userve ${VU}_5002 - >$W/vuserve2.out 2>&1 &
+	HS2=$!
+	VUVM="-m 256M --vsock cid=$VS_CID,uds=$VU -k $BZ -i $GV"
+	lstart vu1 $W/vu1.in run $VUVM --api $W/vu1.sock -a "$GAPPEND kvmbox.test=life kvmbox.mb=1"
+	P=$LPID
+	if ! lwait vu1 '^KVMBOX-C 3 end' $BOOT_TMO $P || ! lcmd vu1 $VSFD 30 vserve 5000 || [ "$R" != ok ]; then
+		lkill $P $HS1 $HS2
+		notrun "$VSU" "the vsock guest did not start: ${WHY:-vserve '$R'}"
+		diag linux-vsock-uds-host-to-guest vu1
+		exec 7>&-
+		return
+	fi
+	if ! grep -q listening $W/vuserve1.out || ! grep -q listening $W/vuserve2.out || [ ! -S $VU ]; then
+		lkill $P $HS1 $HS2
+		notrun "$VSU" "the host's echo servers: $(cat $W/vuserve1.out $W/vuserve2.out | tr '\n' ' '); kvmbox's socket: $(ls -l $VU 2>&1)"
+		exec 7>&-
+		return
+	fi
+	VS_CONN="vsock-echo uconnect $VU"
+	vs_h2g vu1 5000 vuecho1
+	if [ -z "$VSWHY" ]; then lres PASS linux-vsock-uds-host-to-guest; else lfail linux-vsock-uds-host-to-guest vu1 "$VSWHY"; fi
+	vs_g2h vu1
+	if [ -z "$VSWHY" ]; then lres PASS linux-vsock-uds-guest-to-host; else lfail linux-vsock-uds-guest-to-host vu1 "$VSWHY"; fi
+
+	lcmd vu1 $VSFD 30 vhold 5002
+	h=$R
+	lctl $W/vu1.sock snapshot $W/vu.snap
+	src=$CTL_RC
+	lkill $P
+	why=
+	if [ "$h" != connected ] || [ "$src" != 0 ] || [ ! -s $W/vu.snap ]; then
+		why="before the snapshot: hold '$h', ctl snapshot status $src"
+	else
+		lstart vu2 $W/vu1.in restore $W/vu.snap $VUVM --api $W/vu2.sock
+		P=$LPID
+		if ! lwait vu2 '^KVMBOX-C [0-9]* end' 30 $P; then
+			why="restore: no counter line: $WHY"
+		elif ! vs_held vu2 20 || has KVMBOX-INIT vu2; then
+			why="after the restore the connection held across the snapshot says '$R' after 20 s (want"
+			why="$why closed: the transport reset event); init markers $(count KVMBOX-INIT vu2) (want 0)"
+		else
+			# New connections both ways, 2 MiB each (the 16 MiB ones ran above): time is short.
+			VS_MB=2
+			dd if=/dev/urandom of=$W/vblob bs=1M count=$VS_MB 2>/dev/null
+			vb=$(hsum $W/vblob)
+			vs_h2g vu2 5000 vuecho2
+			why=$VSWHY
+			if [ -z "$why" ]; then
+				vs_g2h vu2
+				why=$VSWHY
+			fi
+		fi
+	fi
+	if [ -z "$why" ]; then lres PASS linux-vsock-uds-snapshot; else lfail linux-vsock-uds-snapshot vu2 "$why"; fi
+	VS_CONN=
+	VS_MB=16
+	lkill $P $HS1 $HS2
+	exec 7>&-
+}
+want $VSU && vsock_uds_tests
 # The emulated host's /tmp is RAM: the vsock tests' blob, echoes and 256 MiB snapshot must not
 # stay for the tests after them (the last full check: later snapshots failed with ENOSPC).
 rm -f $W/vblob $W/vsock.snap $W/vecho* $W/vclaim.out

@@ -320,17 +320,23 @@ kb_skel() {
 	fi
 }
 
-# kb_vsock_echo OUT: build tests/linux/vsock-echo.c static for KB_ARCH into OUT (the vsock tests'
-# helper, in the emulated host and in the guest). A compiler that is missing is only logged: the
-# vsock tests then fail saying so.
-kb_vsock_echo() {
+# kb_helper NAME OUT TESTS: build tests/linux/NAME.c static for KB_ARCH into OUT. A compiler that
+# is missing is only logged: the tests named TESTS then fail saying so.
+kb_helper() {
 	local cc=gcc
 	[[ $KB_ARCH == arm64 && $(uname -m) != aarch64 ]] && cc=aarch64-linux-gnu-gcc
-	"$cc" -static -O2 -Wall -Wextra -pthread -o "$1" "$KB_ROOT/tests/linux/vsock-echo.c" ||
-		kb_log "cannot build tests/linux/vsock-echo.c with $cc: the linux-vsock-* tests will fail"
+	"$cc" -static -O2 -Wall -Wextra -pthread -o "$2" "$KB_ROOT/tests/linux/$1.c" ||
+		kb_log "cannot build tests/linux/$1.c with $cc: the $3 tests will fail"
 }
 
-# kb_build_guest_initrd OUT: the guest initramfs (busybox, tests/linux/guest-init, vsock-echo).
+# kb_vsock_echo OUT: the vsock tests' helper (tests/linux/vsock-echo.c), in the emulated host and
+# in the guest.
+kb_vsock_echo() {
+	kb_helper vsock-echo "$1" "linux-vsock-*"
+}
+
+# kb_build_guest_initrd OUT: the guest initramfs (busybox, tests/linux/guest-init, vsock-echo,
+# rtc-irq).
 kb_build_guest_initrd() {
 	local out=$1 d
 	# The guest's /init is a busybox script: without busybox the guest kernel finds no init and,
@@ -341,6 +347,7 @@ kb_build_guest_initrd() {
 	kb_skel "$d" || { rm -rf -- "$d"; return 1; }
 	install -m 755 "$KB_ROOT/tests/linux/guest-init" "$d/init"
 	kb_vsock_echo "$d/bin/vsock-echo"
+	kb_helper rtc-irq "$d/bin/rtc-irq" linux-rtc-irq
 	kb_cpio "$d" "$out" gzip
 	local rc=$?
 	rm -rf -- "$d"
@@ -528,6 +535,66 @@ kb_cpu_use() {
 	echo "$(((b - a) * 100 / $(getconf CLK_TCK) / 2))"
 }
 
+# kb_monitor SOCKET COMMAND...: each COMMAND's answer from the QEMU monitor at SOCKET (kb_boot_host
+# with KB_MONITOR=SOCKET), for a wedged emulated host: `info registers` says where its CPU is
+# (RIP, HLT) and `info lapic` whether an interrupt waits. QEMU's monitor runs on its main
+# thread, so it answers while the emulated CPU spins or sleeps. Needs python3 (a unix-socket
+# client); without it, or when the monitor does not answer within 5 s, one line says so.
+kb_monitor() {
+	local sock=$1
+	shift
+	command -v python3 >/dev/null 2>&1 || { echo "(no python3 to ask QEMU's monitor)"; return 0; }
+	timeout 20 python3 - "$sock" "$@" <<-'PY' 2>&1 || echo "(QEMU's monitor at $sock did not answer)"
+		import socket, sys
+		s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+		s.settimeout(5)
+		try:
+		    s.connect(sys.argv[1])
+		except OSError as e:
+		    print("(no QEMU monitor at %s: %s)" % (sys.argv[1], e.strerror))
+		    sys.exit(0)
+		def until_prompt():
+		    buf = b""
+		    while not buf.endswith(b"(qemu) "):
+		        chunk = s.recv(65536)
+		        if not chunk:
+		            break
+		        buf += chunk
+		    return buf.decode(errors="replace")
+		try:
+		    until_prompt()
+		except OSError as e:
+		    print("(QEMU's monitor did not greet: %s)" % e)
+		    sys.exit(0)
+		for cmd in sys.argv[2:]:
+		    s.sendall(cmd.encode() + b"\n")
+		    try:
+		        out = until_prompt().replace("\r", "")
+		    except OSError as e:
+		        print("(QEMU's monitor stopped answering: %s)" % e)
+		        break
+		    lines = out.split("\n")[1:-1]  # the echoed command and the next prompt left out
+		    print("== " + cmd)
+		    print("\n".join(l for l in lines if l.strip()))
+	PY
+}
+
+# kb_monitor_dump SOCKET PREFIX: where a wedged emulated host's CPU is, for its log: the monitor's
+# registers (without the FPU, SSE and debug ones) and local APIC, each line after PREFIX.
+kb_monitor_dump() {
+	kb_monitor "$1" "info registers" "info lapic" | grep -v -E '^(FPR|XMM|YMM|ZMM|DR[0-9]|FCW|Code=)' |
+		sed "s/^/$2/"
+}
+
+# kb_kick SOCKET PREFIX [dump]: wake an emulated host whose CPU QEMU's one-CPU TCG left with its
+# timer interrupt pending (DEVELOPERS.md, Known traps): a key press through the monitor at
+# SOCKET, a new interrupt. With `dump`, first where the CPU was (kb_monitor_dump, lines after
+# PREFIX on stdout).
+kb_kick() {
+	[[ ${3:-} == dump ]] && kb_monitor_dump "$1" "$2"
+	kb_monitor "$1" "sendkey shift" >/dev/null
+}
+
 # kb_have_qemu: can we run the emulated host at all? Prints the reason when not.
 kb_have_qemu() {
 	if ! command -v "$KB_QEMU" >/dev/null 2>&1; then
@@ -552,6 +619,10 @@ kb_boot_host() {
 		-append "console=$KB_HOST_CONSOLE quiet panic=-1 ${KB_HOST_HUGEPAGES:+hugepages=$KB_HOST_HUGEPAGES }${KVMBOX_HOST_APPEND:+$KVMBOX_HOST_APPEND }$append"
 	)
 	[[ -n ${KB_PIDFILE:-} ]] && cmd+=(-pidfile "$KB_PIDFILE")
+	# (A unix socket's path has at most 107 bytes: a longer one goes without the monitor.)
+	if [[ -n ${KB_MONITOR:-} ]] && ((${#KB_MONITOR} < 100)); then
+		rm -f "$KB_MONITOR" && cmd+=(-monitor "unix:$KB_MONITOR,server=on,wait=off")
+	fi
 	if [[ -n ${KB_STATUS_FILE:-} ]]; then
 		: >"$KB_STATUS_FILE" || return 1
 		cmd+=(-serial mon:stdio -serial "file:$KB_STATUS_FILE")

@@ -169,6 +169,12 @@ bt=${KVMBOX_BOOT_TIMEOUT:-}
 # "KVMBOX-I alive", every 10 s while the tests run; a test that hangs ends at its own timeout):
 # it is stopped, and its tests fail with that reason.
 SILENCE=${KVMBOX_HOST_SILENCE:-60}
+# Before that, every KICK (15) seconds of silence the host gets a key press (QEMU's monitor,
+# `sendkey shift`): QEMU's one-CPU TCG has been seen to leave its CPU halted with a timer
+# interrupt pending in the local APIC (IRR) and interrupts enabled, for good; any new interrupt
+# wakes it (DEVELOPERS.md, Known traps). The first kick logs where the CPU was.
+KICK=${KVMBOX_HOST_KICK:-15}
+((KICK > 0 && KICK < SILENCE)) || KICK=$SILENCE
 rm -f "$OUT/qemu.pid"
 part_arg=
 [[ $PART == [ab] ]] && part_arg="kvmbox.part=$PART "
@@ -177,7 +183,7 @@ part_arg=
 status=
 [[ $KB_ARCH == x86_64 ]] && status=$OUT/ttyS1
 rm -f "$OUT/ttyS1"
-exec 3< <(KB_PIDFILE=$OUT/qemu.pid KB_STATUS_FILE=$status kb_boot_host "$INITRD" "$TMO" \
+exec 3< <(KB_PIDFILE=$OUT/qemu.pid KB_STATUS_FILE=$status KB_MONITOR=$OUT/monitor.sock kb_boot_host "$INITRD" "$TMO" \
 	"kvmbox.host=tests $part_arg${only:+kvmbox.only=$only} ${bt:+kvmbox.boot_timeout=$bt} ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
 qpid=$!
 # stop_host: stop qemu: through kb_boot_host's `timeout` (the child of $qpid), which stops it.
@@ -188,22 +194,34 @@ stop_host() {
 	[[ -n $c ]] && kill -TERM $c 2>/dev/null
 }
 last_fail=
-silent=0 lockup=
+silent=0 lockup= quiet=0 kicks=0
 while :; do
-	IFS= read -r -t "$SILENCE" line <&3
+	IFS= read -r -t "$KICK" line <&3
 	rc=$?
 	if ((rc != 0)); then
 		((rc > 128)) || break # end of the output
+		quiet=$((quiet + KICK))
+		if ((quiet < SILENCE)); then
+			echo "linux: the emulated host printed nothing for ${quiet}s; a key press to wake it (kick $((kicks + 1)))" >>"$LOG"
+			kb_kick "$OUT/monitor.sock" "linux: qemu monitor: " "$( ((kicks)) || echo dump)" >>"$LOG"
+			kicks=$((kicks + 1))
+			continue
+		fi
 		silent=1
 		hb=$(tail -n1 "$OUT/ttyS1" 2>/dev/null)
 		echo "linux: the emulated host printed nothing for ${SILENCE}s; qemu uses" \
 			"$(kb_cpu_use "$(cat "$OUT/qemu.pid" 2>/dev/null)")% of a CPU; its second serial port's" \
 			"last heartbeat: ${hb:-none} $((EPOCHSECONDS - $(stat -c %Y "$OUT/ttyS1" 2>/dev/null || echo 0)))s ago;" \
 			"stopping it" >>"$LOG"
+		kb_monitor_dump "$OUT/monitor.sock" "linux: qemu monitor: " >>"$LOG"
 		stop_host
 		break
 	fi
 	line=${line//$'\r'/}
+	if ((quiet)); then
+		echo "linux: the emulated host went on after ${quiet}s of silence and $kicks key presses" >>"$LOG"
+		quiet=0 kicks=0
+	fi
 	printf '%s\t%s\n' "$EPOCHSECONDS" "$line" >>"$LOG"
 	[[ ${KVMBOX_VERBOSE:-0} == 1 ]] && printf '%s\n' "$line" >&2
 	# The emulated host's kernel is stuck: stop it now rather than at the tier's timeout.

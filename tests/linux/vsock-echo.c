@@ -12,7 +12,14 @@
  *                                        "connected", then "closed eof" or "closed <error>"
  *                                        (a connection the transport reset ends with an error)
  *   vsock-echo claim CID                 hold guest CID CID on /dev/vhost-vsock (as a VM would)
- *                                        until killed: prints "claimed", or the error */
+ *                                        until killed: prints "claimed", or the error
+ * The unix-socket mode of kvmbox's vsock (--vsock cid=N,uds=PATH), from the host's side:
+ *   vsock-echo userve PATH_PORT [COPY|-] [once]  serve as above on the unix socket PATH_PORT
+ *                                        (what a guest's connection to CID 2 port PORT reaches)
+ *   vsock-echo uconnect PATH PORT        connect as above through the unix socket PATH: sends
+ *                                        "CONNECT PORT\n", needs "OK <n>\n" back first (else
+ *                                        "no OK line" on stderr, status 1)
+ *   vsock-echo uhold PATH PORT           hold as above, through PATH */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vhost.h>
@@ -24,6 +31,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,10 +66,51 @@ static int vsock_connect(const char *cid, const char *port)
 	return fd;
 }
 
+static int unix_addr(const char *path, struct sockaddr_un *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(a->sun_path)) {
+		fprintf(stderr, "vsock-echo: %s: path too long\n", path);
+		exit(1);
+	}
+	strcpy(a->sun_path, path);
+	return socket(AF_UNIX, SOCK_STREAM, 0);
+}
+
+/* Through kvmbox's unix socket: "CONNECT PORT\n", then "OK <host port>\n" (read a byte at a
+ * time: what follows is the stream's). */
+static int unix_connect(const char *path, const char *port)
+{
+	struct sockaddr_un a;
+	char line[64], c;
+	size_t n = 0;
+	int fd = unix_addr(path, &a);
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		fprintf(stderr, "vsock-echo: connect %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	snprintf(line, sizeof(line), "CONNECT %s\n", port);
+	if (write_all(fd, line, strlen(line)) < 0) {
+		fprintf(stderr, "vsock-echo: %s: write: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	while (n < sizeof(line) - 1 && read(fd, &c, 1) == 1 && c != '\n')
+		line[n++] = c;
+	line[n] = 0;
+	if (strncmp(line, "OK ", 3)) {
+		fprintf(stderr, "vsock-echo: %s port %s: no OK line (got '%s')\n", path, port, line);
+		exit(1);
+	}
+	return fd;
+}
+
+static void serve_fd(int ls, const char *copy, int once);
+
 static void serve(const char *port, const char *copy, int once)
 {
 	struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY };
-	static char buf[BUF];
 	int ls = socket(AF_VSOCK, SOCK_STREAM, 0);
 
 	a.svm_port = (unsigned)strtoul(port, NULL, 10);
@@ -69,6 +118,26 @@ static void serve(const char *port, const char *copy, int once)
 		fprintf(stderr, "vsock-echo: listen on port %s: %s\n", port, strerror(errno));
 		exit(1);
 	}
+	serve_fd(ls, copy, once);
+}
+
+static void userve(const char *path, const char *copy, int once)
+{
+	struct sockaddr_un a;
+	int ls = unix_addr(path, &a);
+
+	unlink(path);
+	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ls, 4) < 0) {
+		fprintf(stderr, "vsock-echo: listen on %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	serve_fd(ls, copy, once);
+}
+
+static void serve_fd(int ls, const char *copy, int once)
+{
+	static char buf[BUF];
+
 	printf("listening\n");
 	fflush(stdout);
 	for (;;) {
@@ -136,17 +205,17 @@ static double now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static int client(const char *cid, const char *port)
+static int client(int fd)
 {
 	static char buf[BUF];
 	struct sender s = { 0 };
 	unsigned long long got = 0;
 	pthread_t t;
-	double t0 = now(), secs;
+	double t0, secs;
 	ssize_t r;
 	int rerr = 0;
 
-	s.fd = vsock_connect(cid, port);
+	s.fd = fd;
 	t0 = now();
 	if (pthread_create(&t, NULL, send_stdin, &s) != 0) {
 		fprintf(stderr, "vsock-echo: pthread_create failed\n");
@@ -171,11 +240,10 @@ static int client(const char *cid, const char *port)
 	return s.err || rerr;
 }
 
-static int hold(const char *cid, const char *port)
+static int hold(int fd)
 {
 	char c;
 	ssize_t r;
-	int fd = vsock_connect(cid, port);
 
 	printf("connected\n");
 	fflush(stdout);
@@ -209,12 +277,19 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc >= 3 && !strcmp(argv[1], "serve"))
 		serve(argv[2], argc > 3 && strcmp(argv[3], "-") ? argv[3] : NULL, argc > 4 && !strcmp(argv[4], "once"));
+	else if (argc >= 3 && !strcmp(argv[1], "userve"))
+		userve(argv[2], argc > 3 && strcmp(argv[3], "-") ? argv[3] : NULL, argc > 4 && !strcmp(argv[4], "once"));
 	else if (argc == 4 && !strcmp(argv[1], "connect"))
-		return client(argv[2], argv[3]);
+		return client(vsock_connect(argv[2], argv[3]));
+	else if (argc == 4 && !strcmp(argv[1], "uconnect"))
+		return client(unix_connect(argv[2], argv[3]));
 	else if (argc == 4 && !strcmp(argv[1], "hold"))
-		return hold(argv[2], argv[3]);
+		return hold(vsock_connect(argv[2], argv[3]));
+	else if (argc == 4 && !strcmp(argv[1], "uhold"))
+		return hold(unix_connect(argv[2], argv[3]));
 	else if (argc == 3 && !strcmp(argv[1], "claim"))
 		return claim(argv[2]);
-	fprintf(stderr, "usage: vsock-echo serve PORT [COPY|-] [once] | connect CID PORT | hold CID PORT | claim CID\n");
+	fprintf(stderr, "usage: vsock-echo serve PORT [COPY|-] [once] | connect CID PORT | hold CID PORT | claim CID"
+			" | userve PATH_PORT [COPY|-] [once] | uconnect PATH PORT | uhold PATH PORT\n");
 	return 2;
 }

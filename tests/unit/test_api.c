@@ -853,6 +853,13 @@ static void test_ctl_commands(void **state)
 	run_ctl(f, o, f->path, "migrate", "tcp:10.0.0.2:4444", NULL);
 	a = ctl_args(o, "migrate");
 	assert_string_equal(jstr(a, "uri"), "tcp:10.0.0.2:4444");
+	assert_null(jget(a, "disks"));
+	json_object_put(a);
+
+	run_ctl(f, o, f->path, "migrate", "unix:/run/m.sock", "disks=copy", NULL);
+	a = ctl_args(o, "migrate");
+	assert_string_equal(jstr(a, "uri"), "unix:/run/m.sock");
+	assert_string_equal(jstr(a, "disks"), "copy");
 	json_object_put(a);
 
 	run_ctl(f, o, f->path, "balloon", "512M", NULL);
@@ -939,6 +946,7 @@ static void test_ctl_usage(void **state)
 		{ "sock", "snapshot", NULL },
 		{ "sock", "snapshot", "a", "b" },
 		{ "sock", "migrate", NULL },
+		{ "sock", "migrate", "unix:/m", "disks=share" },
 		{ "sock", "shutdown", "now", NULL },
 		{ "sock", "custom", "noequals", NULL },
 		{ "sock", "--json", "{nope", NULL },

@@ -20,7 +20,10 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +51,8 @@ enum action {
 	DO_VHOST_OWNER,
 	DO_VSOCK_RINGS,
 	DO_VSOCK_OPEN,
+	DO_VSOCK_UDS,
+	DO_UDS_LISTEN,
 	DO_SETAFFINITY,
 	DO_SETSCHEDULER,
 	DO_FTRUNCATE,
@@ -128,6 +133,39 @@ static int act(enum action a, int fd)
 		ioctl(fd, VHOST_GET_FEATURES, NULL);
 		ioctl(fd, VHOST_VSOCK_SET_GUEST_CID, NULL);
 		break;
+	case DO_VSOCK_UDS: {
+		/* What vsock_uds.c's worker does: accept a host program (its credentials), connect
+		 * for the guest, move bytes, half-close. On an unbound socket each call fails. */
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		struct ucred cr;
+		socklen_t len = sizeof(cr);
+		struct iovec iov = { b, 1 };
+		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+		connect(s, (struct sockaddr *)&sa, sizeof(sa));
+		accept4(s, NULL, NULL, SOCK_NONBLOCK);
+		getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &len);
+		shutdown(s, SHUT_WR);
+		readv(s, &iov, 1);
+		writev(s, &iov, 1);
+		close(s);
+		break;
+	}
+	case DO_UDS_LISTEN: {
+		/* Listening again (unixsock_listen) and removing the socket file. */
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		struct stat st;
+		int s = socket(AF_UNIX, SOCK_STREAM, 0);
+		mode_t old = umask(0177);
+
+		umask(old);
+		lstat("/nonexistent/kvmbox", &st);
+		unlink("/nonexistent/kvmbox");
+		bind(s, (struct sockaddr *)&sa, 0);
+		listen(s, 1);
+		close(s);
+		break;
+	}
 	case DO_SETAFFINITY: {
 		cpu_set_t set;
 
@@ -381,6 +419,35 @@ static void test_vsock_where_used(void **state)
 		    SANDBOX_EXIT_SECCOMP);
 }
 
+/* --vsock uds=: the worker's socket calls, listening again on the migration thread and main
+ * (a failed migration, a reboot); none of it with vhost-vsock or without --vsock. */
+static void test_vsock_uds_where_used(void **state)
+{
+	struct vm_config cfg = { .no_reboot = true };
+	char err[512];
+
+	assert_int_equal(vm_config_add(&cfg, &virtio_vsock_type, "cid=3,uds=/tmp/v.sock"), 0);
+	assert_exit(run_cfg(SB_VSOCK, &cfg, SECCOMP_ON, DO_VSOCK_UDS, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_exit(run_cfg(SB_MIGRATE, &cfg, SECCOMP_ON, DO_UDS_LISTEN, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_UDS_LISTEN, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VSOCK_UDS, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	vm_config_free_devices(&cfg);
+
+	cfg = (struct vm_config){ .no_reboot = false };
+	assert_int_equal(vm_config_add(&cfg, &virtio_vsock_type, "cid=3,uds=/tmp/v.sock"), 0);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VSOCK_UDS, err, sizeof(err)), 0);
+	vm_config_free_devices(&cfg);
+
+	cfg = (struct vm_config){ .no_reboot = true };
+	assert_int_equal(vm_config_add(&cfg, &virtio_vsock_type, "cid=3"), 0);
+	assert_exit(run_cfg(SB_VSOCK, &cfg, SECCOMP_ON, DO_VSOCK_UDS, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_non_null(strstr(err, "(virtio-vsock allow-list) made the forbidden system call"));
+	vm_config_free_devices(&cfg);
+}
+
 /* The real-time options act before the filters (vcpu.c: a vCPU sets its CPUs and policy, then
  * installs its list): no list has the calls, except main's when a reboot starts the vCPU
  * threads again under it, and then only for the options given. */
@@ -589,6 +656,7 @@ int main(void)
 		cmocka_unit_test(test_main_without_reboot_cannot_build),
 		cmocka_unit_test(test_vhost_rings_where_started),
 		cmocka_unit_test(test_vsock_where_used),
+		cmocka_unit_test(test_vsock_uds_where_used),
 		cmocka_unit_test(test_tuning_calls_only_for_a_reboot),
 		cmocka_unit_test(test_coalesced_registered_at_build_only),
 #endif

@@ -799,7 +799,7 @@ static void test_readonly(void **state)
 	assert_null(virtio_blk_create(&c->ram.mem, &cfg, 1));
 }
 
-static void pread_all(const char *path, uint64_t off, void *buf, size_t len)
+static void read_image_at(const char *path, uint64_t off, void *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -837,7 +837,7 @@ static void test_release_reacquire(void **state)
 	c->d.q[0].used_seen = 8;
 	for (unsigned i = 0; i < 8; i++) {
 		assert_int_equal(c->ram.buf[STATUS_GPA + i], VIRTIO_BLK_S_OK);
-		pread_all(c->path, (100 + 8 * i) * 512ULL, got, sizeof(got));
+		read_image_at(c->path, (100 + 8 * i) * 512ULL, got, sizeof(got));
 		assert_memory_equal(got, c->ram.buf + DATA_GPA + 4096 * i, sizeof(got));
 	}
 	assert_int_equal(vqd_release(c->vd), 0); /* idempotent */
@@ -876,13 +876,13 @@ static void test_release_kick_deferred(void **state)
 	assert_int_equal(virtio_blk_in_flight(c->vd), 0);
 	assert_int_equal(loop_run_once(c->vd->loop, 50), 0);
 	assert_int_equal(vqd_used_idx(&c->d, 0), 0);
-	pread_all(c->path, 5 * 512, got, sizeof(got));
+	read_image_at(c->path, 5 * 512, got, sizeof(got));
 	for (unsigned i = 0; i < sizeof(got); i++)
 		assert_int_equal(got[i], pattern(5 * 512 + i));
 	assert_int_equal(vqd_reacquire(c->vd), 0);
 	wait_used(c, 1);
 	assert_int_equal(c->ram.buf[STATUS_GPA], VIRTIO_BLK_S_OK);
-	pread_all(c->path, 5 * 512, got, sizeof(got));
+	read_image_at(c->path, 5 * 512, got, sizeof(got));
 	assert_memory_equal(got, c->ram.buf + DATA_GPA, sizeof(got));
 }
 

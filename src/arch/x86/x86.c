@@ -159,7 +159,7 @@ int arch_create_devices(struct vm *vm)
 	vm_add_device(vm, d);
 	if (vm->cfg->console == CONSOLE_SERIAL)
 		vm->console_in = (struct vm_console_in){ .receive = console_to_uart, .ctx = d };
-	d = rtc_create("rtc", &vm->pio, X86_RTC_PORT, IRQ(X86_RTC_IRQ));
+	d = rtc_create("rtc", &vm->pio, X86_RTC_PORT, IRQ(X86_RTC_IRQ), vm->loop);
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);

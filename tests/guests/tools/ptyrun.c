@@ -17,6 +17,7 @@
  *                   meanwhile), "hello console\r" typed and "idle: echo hello console" back,
  *                   "\001x" -> status 0, termios as before the run
  *   console-term=L  the same, then SIGTERM instead of the escape -> status 143, termios as before
+ *   console-hup=L   the same, then the terminal hangs up (master and slave closed) -> status 129
  * Prints one line, "PASS: TEST" or "FAIL: TEST: why", and exits 0 (2 on bad
  * usage). Every wait is bounded. ERRFILE's contents are the caller's to judge. */
 #define _GNU_SOURCE
@@ -203,7 +204,8 @@ static int fail(const char *fmt, ...)
 static int run(const char *how, const char *err_path, const char *out_path, char **argv, pid_t *pid,
 	       int *master, int *slave)
 {
-	bool console = !strncmp(how, "console=", 8) || !strncmp(how, "console-term=", 13);
+	bool console = !strncmp(how, "console=", 8) || !strncmp(how, "console-term=", 13) ||
+		       !strncmp(how, "console-hup=", 12);
 	long last = console ? strtol(strchr(how, '=') + 1, NULL, 10) : 0;
 
 	struct termios before, during, after;
@@ -274,6 +276,12 @@ static int run(const char *how, const char *err_path, const char *out_path, char
 			if (write(*master, "\001x", 2) != 2)
 				return fail("cannot write to the pty: %s", strerror(errno));
 			want = 0;
+		} else if (!strncmp(how, "console-hup=", 12)) {
+			close(*slave);
+			*slave = -1;
+			close(*master);
+			*master = -1;
+			want = 129;
 		} else {
 			kill(*pid, SIGTERM);
 			want = 143;
@@ -343,11 +351,12 @@ int main(int argc, char **argv)
 	const char *how;
 	FILE *f;
 
-	if (argc < 6 ||
-	    (strcmp(argv[2], "sigterm") && strcmp(argv[2], "ctrl-a-x") && strcmp(argv[2], "hangup") &&
-	     strncmp(argv[2], "console=", 8) && strncmp(argv[2], "console-term=", 13))) {
-		fprintf(stderr, "usage: ptyrun TEST sigterm|ctrl-a-x|hangup|console=L|console-term=L ERRFILE "
-				"OUTFILE PROG [ARGS...]\n");
+	if (argc < 6 || (strcmp(argv[2], "sigterm") && strcmp(argv[2], "ctrl-a-x") &&
+			 strcmp(argv[2], "hangup") && strncmp(argv[2], "console=", 8) &&
+			 strncmp(argv[2], "console-term=", 13) && strncmp(argv[2], "console-hup=", 12))) {
+		fprintf(stderr,
+			"usage: ptyrun TEST sigterm|ctrl-a-x|hangup|console=L|console-term=L|console-hup=L ERRFILE "
+			"OUTFILE PROG [ARGS...]\n");
 		return 2;
 	}
 	test = argv[1];
