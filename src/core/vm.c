@@ -518,6 +518,58 @@ int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign)
 	return KVM_IOCTL(vm->vm_fd, KVM_IRQFD, &f);
 }
 
+int vm_irqfd_resample(struct vm *vm, int efd, int resample_efd, uint32_t gsi, bool assign)
+{
+	struct kvm_irqfd f = { .fd = (uint32_t)efd, .gsi = gsi };
+
+	if (assign) {
+		f.flags = KVM_IRQFD_FLAG_RESAMPLE;
+		f.resamplefd = (uint32_t)resample_efd;
+	} else {
+		f.flags = KVM_IRQFD_FLAG_DEASSIGN;
+	}
+	return KVM_IOCTL(vm->vm_fd, KVM_IRQFD, &f);
+}
+
+int vm_mem_slot_add(struct vm *vm, uint64_t gpa, void *host, uint64_t size)
+{
+	uint32_t used = atomic_load(&vm->dev_slots);
+	int i;
+
+	do {
+		for (i = 0; i < VM_DEV_SLOTS && (used & (1u << i)); i++)
+			;
+		if (i == VM_DEV_SLOTS) {
+			log_error("VM: out of device memory slots (%d); pass through fewer devices",
+				  VM_DEV_SLOTS);
+			return -1;
+		}
+	} while (!atomic_compare_exchange_weak(&vm->dev_slots, &used, used | (1u << i)));
+
+	struct kvm_userspace_memory_region r = {
+		.slot = (uint32_t)(VM_DEV_SLOT_BASE + i),
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)host,
+	};
+	if (KVM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+		atomic_fetch_and(&vm->dev_slots, ~(1u << i));
+		return -1;
+	}
+	return VM_DEV_SLOT_BASE + i;
+}
+
+void vm_mem_slot_remove(struct vm *vm, int slot)
+{
+	int i = slot - VM_DEV_SLOT_BASE;
+	struct kvm_userspace_memory_region r = { .slot = (uint32_t)slot };
+
+	if (slot < 0 || i < 0 || i >= VM_DEV_SLOTS || !(atomic_load(&vm->dev_slots) & (1u << i)))
+		return;
+	KVM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r); /* size 0 deletes it */
+	atomic_fetch_and(&vm->dev_slots, ~(1u << i));
+}
+
 int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, bool pio, int efd, bool assign)
 {
 	struct kvm_ioeventfd e = { .addr = addr, .len = len, .fd = efd };

@@ -98,6 +98,10 @@ struct vm {
 	unsigned cap_routes;
 	uint32_t next_gsi;
 
+	/* KVM memory slots of device memory (vm_mem_slot_add), above the RAM's: bit i is slot
+	 * VM_DEV_SLOT_BASE + i. Any thread (a guest's BAR write moves them on its vCPU). */
+	_Atomic uint32_t dev_slots;
+
 	/* Coalesced I/O (vm_coalesce_io): KVM queues guest writes to the registered ranges in
 	 * this ring (a page of every vCPU's kvm_run mapping) instead of exiting; they are
 	 * dispatched, in order, before any exit is handled and when the VM pauses. */
@@ -183,6 +187,20 @@ int vm_gsi_route_msi(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data, 
 void vm_gsi_unroute(struct vm *vm, uint32_t gsi);
 /* Attach/detach an eventfd that raises gsi when written (KVM_IRQFD). */
 int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign);
+/* The level-triggered kind, for a passed-through device's INTx: a write to efd asserts the
+ * irqchip pin gsi until the guest's EOI, which deasserts it and writes resample_efd (the device
+ * then unmasks its line). assign false detaches (resample_efd ignored). 0 or -1 (printed). */
+int vm_irqfd_resample(struct vm *vm, int efd, int resample_efd, uint32_t gsi, bool assign);
+
+/* Device memory the guest reaches without exits (a passed-through device's BAR, mmap'd): host
+ * [host, host+size) appears at guest-physical gpa in a KVM memory slot of its own, until
+ * vm_mem_slot_remove. gpa, size and host page-aligned; must not overlap RAM or another slot.
+ * Any thread. The slot, or -1 (printed: out of slots, or KVM refused). */
+#define VM_DEV_SLOT_BASE GUEST_MEM_MAX_REGIONS
+#define VM_DEV_SLOTS     32
+int vm_mem_slot_add(struct vm *vm, uint64_t gpa, void *host, uint64_t size);
+/* Take slot (as vm_mem_slot_add gave it) out of the guest; a negative slot is a no-op. */
+void vm_mem_slot_remove(struct vm *vm, int slot);
 /* Attach/detach an eventfd that a guest write of `len` bytes to addr (port
  * I/O when pio) signals without an exit (KVM_IOEVENTFD). */
 int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, bool pio, int efd, bool assign);
