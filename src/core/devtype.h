@@ -43,6 +43,10 @@ struct device_type {
 	/* Optional: the disk image an instance's configuration names (the host's path), for an
 	 * incoming migration that copies disks (core/migrate.c). */
 	const char *(*disk_path)(const void *cfg);
+	/* Non-NULL: why an instance's state cannot be saved ("its state is in the host's
+	 * hardware"); snapshots, hibernation and migrations of a VM with one are refused with it
+	 * (vm_pinned) and the VM runs on. */
+	const char *pinned;
 	/* Optional: free what parse or load allocated inside cfg. */
 	void (*free)(void *cfg);
 	/* Create instance `index` (0, 1, ... within the type) in vm and add it to the VM's devices.

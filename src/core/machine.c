@@ -507,6 +507,8 @@ int machine_snapshot(struct machine *m, const char *path, bool hibernate, struct
 	 * the guest writes meanwhile: the guest stays paused while its RAM is written. */
 	bool live = !hibernate && !guest_mem_huge(&m->vm->mem);
 
+	if (vm_pinned(m->vm, hibernate ? "hibernate" : "snapshot", err, errlen) < 0)
+		return -1;
 	if (snapshot_write(m->vm, path, live, res, err, errlen) < 0)
 		return -1;
 	if (!live && !hibernate)
@@ -580,6 +582,8 @@ int machine_migrate(struct machine *m, const char *uri, bool copy_disks, migrati
 		snprintf(err, errlen, "the VM is paused; resume it before migrating");
 		return MACHINE_BAD_STATE;
 	}
+	if (vm_pinned(m->vm, "migrate", err, errlen) < 0)
+		return MACHINE_BAD_STATE;
 	if (atomic_exchange(&m->migrating, true)) {
 		snprintf(err, errlen, "a migration is already in progress");
 		return MACHINE_BAD_STATE;

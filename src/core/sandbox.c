@@ -35,6 +35,7 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/magic.h>
+#include <linux/vfio.h>
 #include <linux/vhost.h>
 #include <malloc.h>
 #include <termios.h>
@@ -47,6 +48,7 @@
 #include "devtype.h"
 #include "log.h"
 #include "util.h"
+#include "../devices/vfio_pci.h"
 #include "../virtio/net.h"
 #include "../virtio/vsock.h"
 
@@ -264,6 +266,26 @@ static const int sys_vsock_uds[] = { S(accept4), S(connect), S(bind), S(listen),
 				     S(readv), S(writev), S(read), S(umask), S(newfstatat), S(unlink),
 				     S(unlinkat), -1 };
 
+/* A passed-through PCI function (--device vfio=, devices/vfio_pci.c). A guest's register access
+ * on a vCPU: config space and trapped BAR parts are pread64/pwrite64 on the VFIO device fd;
+ * enabling or disabling MSI-X hands VFIO the vectors' eventfds (VFIO_DEVICE_SET_IRQS, INTx off
+ * or on again); moving a BAR moves its KVM memory slots (KVM_SET_USER_MEMORY_REGION, which
+ * vCPU threads have only in a VM with such a device). Main takes the same at teardown, with the
+ * DMA unmap. Only in the lists of a VM with --device vfio=. */
+static const int sys_vfio_run[] = { S(pread64), S(pwrite64), -1 };
+static const unsigned long ioctl_vfio_run[] = { VFIO_DEVICE_SET_IRQS, KVM_SET_USER_MEMORY_REGION,
+						VFIO_IOMMU_UNMAP_DMA, 0 };
+/* A reboot (main) opens the function again: sysfs checked (readlink, the IOMMU group's
+ * directory listed), /dev/vfio's container, group and device set up, the function reset, guest
+ * RAM DMA-mapped, the KVM VFIO device told the group, the BARs mmap'd (MAP_SHARED). */
+static const int sys_vfio_open[] = { S(readlink), S(readlinkat), S(getdents64), -1 };
+static const unsigned long ioctl_vfio_open[] = {
+	VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER,
+	VFIO_SET_IOMMU, VFIO_GROUP_GET_DEVICE_FD, VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_REGION_INFO,
+	VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_RESET, VFIO_IOMMU_MAP_DMA, KVM_CREATE_DEVICE,
+	KVM_SET_DEVICE_ATTR, 0,
+};
+
 /* The real-time and memory options (core/tuning.c) act before the filters: mlockall in
  * machine_create, each vCPU thread's affinity and SCHED_FIFO before it installs its list.
  * Only a reboot, which starts the vCPU threads again under main's list, needs the calls then,
@@ -335,6 +357,7 @@ static struct {
 	bool has_vsock;      /* --vsock */
 	bool has_vsock_uds;  /* --vsock uds= */
 	bool has_link;       /* a --net socket= or link= card */
+	bool has_vfio;       /* --device vfio= */
 	bool tune_affinity;  /* --vcpu-affinity or --io-affinity */
 	bool tune_rt;        /* --rt-priority */
 	bool tune_hugetlbfs; /* --hugepages=PATH */
@@ -383,6 +406,10 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 			add_ioctls(s, ioctl_vhost_rings);
 		if (sb.has_vsock)
 			add_ioctls(s, ioctl_vsock_rings);
+		if (sb.has_vfio) {
+			add_sys(s, sys_vfio_run);
+			add_ioctls(s, ioctl_vfio_run);
+		}
 		break;
 	case SB_BLK:
 		worker_set(s);
@@ -460,6 +487,10 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 		}
 		if (sb.has_vsock_uds)
 			add_sys(s, sys_vsock_uds);
+		if (sb.has_vfio) {
+			add_sys(s, sys_vfio_run);
+			add_ioctls(s, ioctl_vfio_run);
+		}
 		add_ioctls(s, arch_ioctls.state_get);
 		add_ioctls(s, arch_ioctls.clock);
 		s->special |= SP_CLONE;
@@ -479,6 +510,10 @@ static void build_set(enum sandbox_kind kind, bool no_reboot, struct sc_set *s)
 				add_ioctls(s, ioctl_vhost_open);
 			if (sb.has_vsock)
 				add_ioctls(s, ioctl_vsock_open);
+			if (sb.has_vfio) {
+				add_sys(s, sys_vfio_open);
+				add_ioctls(s, ioctl_vfio_open);
+			}
 			if (sb.tune_affinity)
 				add_sys(s, sys_tune_affinity);
 			if (sb.tune_rt)
@@ -1085,6 +1120,14 @@ static bool config_has_vsock_uds(const struct vm_config *cfg)
 	return false;
 }
 
+static bool config_has_vfio(const struct vm_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->nr_devs; i++)
+		if (cfg->devs[i].type == &vfio_pci_type)
+			return true;
+	return false;
+}
+
 static int compile_all(const struct vm_config *cfg)
 {
 	const struct vm_tuning *t = &cfg->tuning;
@@ -1094,6 +1137,7 @@ static int compile_all(const struct vm_config *cfg)
 	sb.has_vsock = config_has_vsock(cfg);
 	sb.has_vsock_uds = config_has_vsock_uds(cfg);
 	sb.has_link = config_has_link(cfg);
+	sb.has_vfio = config_has_vfio(cfg);
 	sb.tune_affinity = t->vcpu_affinity[0] || t->io_affinity[0];
 	sb.tune_rt = t->rt_priority != 0;
 	sb.tune_hugetlbfs = t->hugepages && t->hugepage_dir[0];

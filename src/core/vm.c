@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -197,6 +198,22 @@ void *vm_find_model(struct vm *vm, const struct device_type *t)
 		if (vm->instances[i].type == t)
 			return vm->instances[i].model;
 	return NULL;
+}
+
+int vm_pinned(const struct vm *vm, const char *what, char *msg, size_t len)
+{
+	for (unsigned i = 0; i < vm->nr_instances; i++) {
+		const struct device_type *t = vm->instances[i].type;
+
+		if (t->pinned) {
+			snprintf(msg, len,
+				 "%s refused: the VM has a %s device (--%s), which cannot be saved: %s; "
+				 "run the VM without it to %s",
+				 what, t->name, t->option, t->pinned, what);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int vm_create_vcpus(struct vm *vm, unsigned n)

@@ -146,6 +146,9 @@ void vm_add_device(struct vm *vm, struct device *dev);
 int vm_create_devices(struct vm *vm);
 /* The model of the first device of type t, or NULL. */
 void *vm_find_model(struct vm *vm, const struct device_type *t);
+/* A device whose state cannot leave the host (device_type.pinned): 0, or -1 with one line in
+ * msg naming it, why, and what to do; `what` names the refused operation ("snapshot"). */
+int vm_pinned(const struct vm *vm, const char *what, char *msg, size_t len);
 /* Create the vCPU objects (not yet running). */
 int vm_create_vcpus(struct vm *vm, unsigned n);
 /* Start one thread per vCPU. With hold, each installs its seccomp filter and waits before its

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "vfio_pci.h"
 #include "../virtio/balloon.h"
 #include "../virtio/blk.h"
 #include "../virtio/net.h"
@@ -11,7 +12,8 @@
 #include "../virtio/vsock.h"
 
 const struct device_type *const device_types[] = {
-	&virtio_blk_type, &virtio_net_type, &virtio_rng_type, &virtio_balloon_type, &virtio_vsock_type,
+	&virtio_blk_type,     &virtio_net_type,   &virtio_rng_type,
+	&virtio_balloon_type, &virtio_vsock_type, &vfio_pci_type,
 };
 const unsigned nr_device_types = ARRAY_SIZE(device_types);
 

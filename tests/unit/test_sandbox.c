@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <linux/vfio.h>
 #include <linux/vhost.h>
 #include <pthread.h>
 #include <sched.h>
@@ -32,6 +33,7 @@
 #include "core/config.h"
 #include "core/sandbox.h"
 #include "core/tuning.h"
+#include "devices/vfio_pci.h"
 #include "virtio/net.h"
 #include "virtio/vsock.h"
 
@@ -56,7 +58,10 @@ enum action {
 	DO_SETAFFINITY,
 	DO_SETSCHEDULER,
 	DO_FTRUNCATE,
-	DO_COALESCED
+	DO_COALESCED,
+	DO_VFIO_IRQS,
+	DO_VFIO_OPEN,
+	DO_VFIO_REGION,
 };
 
 /* What the child does after installing `kind`'s list: 0 when the call returned (whatever its
@@ -188,6 +193,16 @@ static int act(enum action a, int fd)
 		break;
 	case DO_GETRANDOM:
 		syscall(SYS_getrandom, b, sizeof(b), 0);
+		break;
+	case DO_VFIO_IRQS:
+		ioctl(fd, VFIO_DEVICE_SET_IRQS, NULL);
+		break;
+	case DO_VFIO_OPEN:
+		ioctl(fd, VFIO_GROUP_GET_DEVICE_FD, "0000:01:00.0");
+		break;
+	case DO_VFIO_REGION:
+		if (pread(fd, b, sizeof(b), 0) < 0) /* /dev/null: 0 */
+			return 0;
 		break;
 	}
 	return 0;
@@ -448,6 +463,38 @@ static void test_vsock_uds_where_used(void **state)
 	vm_config_free_devices(&cfg);
 }
 
+/* A passed-through function (--device vfio=): a guest's register access on a vCPU reads and
+ * writes the device fd, sets its interrupts and moves BARs' memory slots; only a reboot opens it
+ * again (main). None of it without the device. */
+static void test_vfio_where_used(void **state)
+{
+	struct vm_config cfg = { .no_reboot = true };
+	char err[512];
+
+	assert_int_equal(vm_config_add(&cfg, &vfio_pci_type, "vfio=0000:01:00.0"), 0);
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VFIO_IRQS, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_SET_MEMORY_REGION, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VFIO_REGION, err, sizeof(err)), 0);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VFIO_IRQS, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VFIO_OPEN, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VFIO_OPEN, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_BLK, &cfg, SECCOMP_ON, DO_VFIO_IRQS, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	cfg.no_reboot = false;
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VFIO_OPEN, err, sizeof(err)), 0);
+	vm_config_free_devices(&cfg);
+
+	cfg = (struct vm_config){ .no_reboot = true };
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VFIO_IRQS, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_SET_MEMORY_REGION, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_exit(run_cfg(SB_VCPU, &cfg, SECCOMP_ON, DO_VFIO_REGION, err, sizeof(err)),
+		    SANDBOX_EXIT_SECCOMP);
+	assert_non_null(strstr(err, "(vcpu allow-list) made the forbidden system call pread64"));
+	cfg.no_reboot = false;
+	assert_exit(run_cfg(SB_MAIN, &cfg, SECCOMP_ON, DO_VFIO_OPEN, err, sizeof(err)), SANDBOX_EXIT_SECCOMP);
+}
+
 /* The real-time options act before the filters (vcpu.c: a vCPU sets its CPUs and policy, then
  * installs its list): no list has the calls, except main's when a reboot starts the vCPU
  * threads again under it, and then only for the options given. */
@@ -658,6 +705,7 @@ int main(void)
 		cmocka_unit_test(test_vsock_where_used),
 		cmocka_unit_test(test_vsock_uds_where_used),
 		cmocka_unit_test(test_tuning_calls_only_for_a_reboot),
+		cmocka_unit_test(test_vfio_where_used),
 		cmocka_unit_test(test_coalesced_registered_at_build_only),
 #endif
 	};

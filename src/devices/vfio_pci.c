@@ -1,0 +1,533 @@
+/* vfio_pci.c - a host PCI function passed through to the guest (see the header). */
+#include "vfio_pci.h"
+
+#include <errno.h>
+#include <linux/vfio.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "../core/vm.h"
+#include "pci.h"
+#include "vfio.h"
+#include "vfio_msix.h"
+#include "vfio_pci_cfg.h"
+
+#define PAGE 4096ULL
+
+struct vbar {
+	void *map;        /* the whole region mmap'd, or NULL: every access trapped */
+	uint64_t size;    /* of the BAR */
+	uint64_t trap_lo; /* [trap_lo, trap_hi) of the BAR always traps (MSI-X table, PBA) */
+	uint64_t trap_hi;
+	int slot[2]; /* KVM slots of [0, trap_lo) and [trap_hi, size) while mapped; -1 */
+};
+
+struct vfio_pci {
+	struct device dev;
+	struct pci_dev pci;
+	struct vm *vm;
+	struct vfio_dev vd;
+	struct vfio_pci_cfg cfg;
+	struct vfio_pci_cfg_io io;
+	pthread_mutex_t lock; /* msix, the interrupt state below */
+	struct vbar bar[PCI_NUM_BARS];
+
+	struct vfio_msix msix;
+	bool has_msix;
+	bool msix_on;       /* VFIO's MSI-X index has the eventfds */
+	int *vec_efd;       /* per vector: VFIO signals it */
+	int *vec_gsi;       /* per vector: its GSI, -1 until first routed */
+	bool *vec_attached; /* its irqfd is attached */
+
+	int intx_efd, intx_resample; /* -1: no INTx */
+	uint32_t intx_gsi;
+	bool intx_on; /* VFIO's INTx index has the eventfds */
+
+	int kvm_dev; /* the KVM VFIO device, -1 */
+	int nr_dma;  /* RAM regions DMA-mapped (the first nr_dma) */
+};
+
+/* ---- config space ------------------------------------------------------------------------ */
+
+static int cfg_read(void *ctx, uint32_t off, uint8_t *buf, uint32_t len)
+{
+	return vfio_dev_region_read(ctx, VFIO_DEV_CONFIG, off, buf, len);
+}
+
+static int cfg_write(void *ctx, uint32_t off, const uint8_t *buf, uint32_t len)
+{
+	return vfio_dev_region_write(ctx, VFIO_DEV_CONFIG, off, buf, len);
+}
+
+static void intx_set(struct vfio_pci *p, bool on)
+{
+	if (p->intx_efd < 0 || p->intx_on == on)
+		return;
+	if (on) {
+		if (vfio_dev_set_intx(&p->vd, p->intx_efd, p->intx_resample) < 0) {
+			log_warn("%s: VFIO INTx on: %s", p->dev.name, strerror(errno));
+			return;
+		}
+	} else if (vfio_dev_set_irqs(&p->vd, VFIO_PCI_INTX_IRQ_INDEX, NULL, 0) < 0) {
+		log_warn("%s: VFIO INTx off: %s", p->dev.name, strerror(errno));
+		return;
+	}
+	p->intx_on = on;
+}
+
+/* The guest's MSI-X Enable / Function Mask bits changed (or may have); caller holds the lock.
+ * VFIO gets the vector eventfds before any vector goes live, and loses them after the last
+ * one stopped; INTx is off meanwhile (VFIO has one interrupt index at a time). */
+static void msix_control(struct vfio_pci *p)
+{
+	uint16_t ctrl = (uint16_t)pci_config_read(&p->pci, (uint32_t)p->cfg.msix.cap + 2, 2);
+	bool en = ctrl & VFIO_MSIX_CTRL_ENABLE, mask = ctrl & VFIO_MSIX_CTRL_MASKALL;
+
+	if (en && !p->msix_on) {
+		intx_set(p, false);
+		if (vfio_dev_set_irqs(&p->vd, VFIO_PCI_MSIX_IRQ_INDEX, p->vec_efd, p->msix.nvec) < 0) {
+			log_warn("%s: VFIO MSI-X on (%u vectors): %s; the device's interrupts are lost",
+				 p->dev.name, p->msix.nvec, strerror(errno));
+			en = false;
+		} else {
+			p->msix_on = true;
+		}
+	}
+	vfio_msix_control(&p->msix, en, mask);
+	if (!en && p->msix_on) {
+		if (vfio_dev_set_irqs(&p->vd, VFIO_PCI_MSIX_IRQ_INDEX, NULL, 0) < 0)
+			log_warn("%s: VFIO MSI-X off: %s", p->dev.name, strerror(errno));
+		p->msix_on = false;
+		intx_set(p, true);
+	}
+}
+
+static void hook_config_read(struct pci_dev *pdev, uint32_t off, uint8_t *data, uint32_t len)
+{
+	struct vfio_pci *p = (struct vfio_pci *)pdev->owner;
+
+	vfio_pci_cfg_guest_read(&p->cfg, &p->io, off, data, len);
+}
+
+static void hook_config_write(struct pci_dev *pdev, uint32_t off, uint32_t len)
+{
+	struct vfio_pci *p = (struct vfio_pci *)pdev->owner;
+	uint32_t cap = (uint32_t)p->cfg.msix.cap;
+
+	if (vfio_pci_cfg_guest_write(&p->cfg, &p->io, pdev, off, len) < 0)
+		log_warn("%s: config write at %#x refused by the device", p->dev.name, off);
+	if (p->has_msix && off < cap + 4 && off + len > cap + 2) {
+		pthread_mutex_lock(&p->lock);
+		msix_control(p);
+		pthread_mutex_unlock(&p->lock);
+	}
+}
+
+/* ---- MSI-X vectors: VFIO eventfd -> KVM irqfd -> GSI routed to the guest's message -------- */
+
+static int vec_route(void *ctx, unsigned vec, uint64_t addr, uint32_t data)
+{
+	struct vfio_pci *p = ctx;
+
+	if (p->vec_gsi[vec] < 0) {
+		p->vec_gsi[vec] = vm_gsi_alloc(p->vm);
+		if (p->vec_gsi[vec] < 0)
+			return -1;
+	}
+	if (vm_gsi_route_msi(p->vm, (uint32_t)p->vec_gsi[vec], addr, data, (uint32_t)p->pci.slot << 3) < 0)
+		return -1;
+	if (!p->vec_attached[vec]) {
+		if (vm_irqfd(p->vm, p->vec_efd[vec], (uint32_t)p->vec_gsi[vec], true) < 0)
+			return -1;
+		p->vec_attached[vec] = true;
+	}
+	return 0;
+}
+
+static void vec_unroute(void *ctx, unsigned vec)
+{
+	struct vfio_pci *p = ctx;
+
+	if (p->vec_attached[vec]) {
+		vm_irqfd(p->vm, p->vec_efd[vec], (uint32_t)p->vec_gsi[vec], false);
+		p->vec_attached[vec] = false;
+	}
+}
+
+static const struct vfio_msix_ops msix_ops = { .route = vec_route, .unroute = vec_unroute };
+
+/* ---- BARs ---------------------------------------------------------------------------------- */
+
+static void hook_bar_io(struct pci_dev *pdev, int bar, struct bus_access *a)
+{
+	struct vfio_pci *p = (struct vfio_pci *)pdev->owner;
+	const struct vfio_pci_msix *mx = &p->cfg.msix;
+	uint64_t tsize = (uint64_t)mx->nvec * VFIO_MSIX_ENTRY_SIZE, psize = ((mx->nvec + 63) / 64) * 8;
+	uint64_t off = a->offset;
+
+	if (p->has_msix && bar == mx->table_bar && off >= mx->table_off && off - mx->table_off < tsize) {
+		pthread_mutex_lock(&p->lock);
+		vfio_msix_table_access(&p->msix, off - mx->table_off, a->data, a->len, a->is_write);
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
+	if (p->has_msix && bar == mx->pba_bar && off >= mx->pba_off && off - mx->pba_off < psize) {
+		if (!a->is_write) {
+			pthread_mutex_lock(&p->lock);
+			vfio_msix_pba_read(&p->msix, off - mx->pba_off, a->data, a->len);
+			pthread_mutex_unlock(&p->lock);
+		}
+		return;
+	}
+	if (a->is_write) {
+		if (vfio_dev_region_write(&p->vd, bar, off, a->data, a->len) < 0)
+			log_debug("%s: BAR%d write at %#llx refused", p->dev.name, bar,
+				  (unsigned long long)off);
+	} else if (vfio_dev_region_read(&p->vd, bar, off, a->data, a->len) < 0) {
+		memset(a->data, 0xff, a->len);
+	}
+}
+
+static void bar_unmap(struct vfio_pci *p, int bar)
+{
+	for (int i = 0; i < 2; i++) {
+		vm_mem_slot_remove(p->vm, p->bar[bar].slot[i]);
+		p->bar[bar].slot[i] = -1;
+	}
+}
+
+/* BAR bar now decodes at addr: its mmap'd parts become guest memory there. */
+static void hook_bar_mapped(struct pci_dev *pdev, int bar, uint64_t addr, bool mapped)
+{
+	struct vfio_pci *p = (struct vfio_pci *)pdev->owner;
+	struct vbar *b = &p->bar[bar];
+
+	bar_unmap(p, bar);
+	if (!mapped || !b->map)
+		return;
+	if (b->trap_lo > 0)
+		b->slot[0] = vm_mem_slot_add(p->vm, addr, b->map, b->trap_lo);
+	if (b->trap_hi < b->size)
+		b->slot[1] = vm_mem_slot_add(p->vm, addr + b->trap_hi, (uint8_t *)b->map + b->trap_hi,
+					     b->size - b->trap_hi);
+}
+
+static const struct pci_dev_ops vfio_pci_dev_ops = {
+	.bar_io = hook_bar_io,
+	.config_read = hook_config_read,
+	.config_write = hook_config_write,
+	.bar_mapped = hook_bar_mapped,
+};
+
+/* Grow [lo, hi) to cover the pages of [off, off+len). */
+static void trap_pages(struct vbar *b, uint64_t off, uint64_t len)
+{
+	uint64_t lo = off & ~(PAGE - 1), hi = (off + len + PAGE - 1) & ~(PAGE - 1);
+
+	if (hi > b->size)
+		hi = b->size;
+	if (b->trap_lo == b->trap_hi) {
+		b->trap_lo = lo;
+		b->trap_hi = hi;
+		return;
+	}
+	if (lo < b->trap_lo)
+		b->trap_lo = lo;
+	if (hi > b->trap_hi)
+		b->trap_hi = hi;
+}
+
+/* mmap the BARs VFIO lets us, and decide what of each traps. */
+static void bars_map(struct vfio_pci *p)
+{
+	const struct vfio_pci_msix *mx = &p->cfg.msix;
+
+	for (int i = 0; i < PCI_NUM_BARS; i++) {
+		struct vbar *b = &p->bar[i];
+		const struct vfio_dev_region *r = &p->vd.region[i];
+		enum pci_bar_type t = p->cfg.bar[i].type;
+
+		b->slot[0] = b->slot[1] = -1;
+		b->size = p->cfg.bar[i].size;
+		b->trap_lo = b->trap_hi = b->size; /* nothing trapped: one slot */
+		if ((t != PCI_BAR_MEM32 && t != PCI_BAR_MEM64) || !(r->flags & VFIO_REGION_INFO_FLAG_MMAP) ||
+		    b->size < PAGE || r->size != b->size)
+			continue;
+		if (p->has_msix && (mx->table_bar == i || mx->pba_bar == i)) {
+			b->trap_lo = b->trap_hi = 0;
+			if (mx->table_bar == i)
+				trap_pages(b, mx->table_off, (uint64_t)mx->nvec * VFIO_MSIX_ENTRY_SIZE);
+			if (mx->pba_bar == i)
+				trap_pages(b, mx->pba_off, ((mx->nvec + 63) / 64) * 8);
+			if (b->trap_lo == 0 && b->trap_hi == b->size)
+				continue; /* all of it traps */
+		}
+		b->map = mmap(NULL, b->size, PROT_READ | PROT_WRITE, MAP_SHARED, p->vd.fd, (off_t)r->offset);
+		if (b->map == MAP_FAILED) {
+			log_debug("%s: BAR%d not mmap'd (%s): trapped", p->dev.name, i, strerror(errno));
+			b->map = NULL;
+		}
+	}
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+static void vfio_pci_reset(struct device *dev)
+{
+	struct vfio_pci *p = (struct vfio_pci *)dev;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->has_msix) {
+		vfio_msix_reset(&p->msix);
+		if (p->msix_on) {
+			vfio_dev_set_irqs(&p->vd, VFIO_PCI_MSIX_IRQ_INDEX, NULL, 0);
+			p->msix_on = false;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (p->vd.can_reset && vfio_dev_reset(&p->vd) < 0)
+		log_warn("%s: VFIO_DEVICE_RESET: %s", dev->name, strerror(errno));
+	intx_set(p, true);
+}
+
+static void vfio_pci_destroy(struct device *dev)
+{
+	struct vfio_pci *p = (struct vfio_pci *)dev;
+
+	pci_remove_device(&p->pci);
+	for (int i = 0; i < PCI_NUM_BARS; i++) {
+		bar_unmap(p, i);
+		if (p->bar[i].map)
+			munmap(p->bar[i].map, p->bar[i].size);
+	}
+	if (p->has_msix) {
+		vfio_msix_destroy(&p->msix);
+		if (p->msix_on)
+			vfio_dev_set_irqs(&p->vd, VFIO_PCI_MSIX_IRQ_INDEX, NULL, 0);
+	}
+	if (p->intx_efd >= 0) {
+		if (p->intx_on)
+			vfio_dev_set_irqs(&p->vd, VFIO_PCI_INTX_IRQ_INDEX, NULL, 0);
+		vm_irqfd_resample(p->vm, p->intx_efd, -1, p->intx_gsi, false);
+		close(p->intx_efd);
+	}
+	if (p->intx_resample >= 0)
+		close(p->intx_resample);
+	for (unsigned v = 0; p->vec_efd && v < p->cfg.msix.nvec; v++) {
+		if (p->vec_efd[v] >= 0)
+			close(p->vec_efd[v]);
+		if (p->vec_gsi[v] >= 0)
+			vm_gsi_unroute(p->vm, (uint32_t)p->vec_gsi[v]);
+	}
+	free(p->vec_efd);
+	free(p->vec_gsi);
+	free(p->vec_attached);
+	for (int i = 0; i < p->nr_dma; i++)
+		vfio_dev_unmap_dma(&p->vd, p->vm->mem.regions[i].gpa, p->vm->mem.regions[i].size);
+	if (p->kvm_dev >= 0)
+		close(p->kvm_dev);
+	vfio_dev_close(&p->vd);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+static const struct device_ops vfio_pci_ops = {
+	.type = "vfio-pci",
+	.reset = vfio_pci_reset,
+	.destroy = vfio_pci_destroy,
+};
+
+static int efd_new(struct vfio_pci *p, int *fd)
+{
+	*fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (*fd < 0)
+		log_error("%s: eventfd: %s; raise the open file limit", p->dev.name, strerror(errno));
+	return *fd < 0 ? -1 : 0;
+}
+
+/* Interrupts: MSI-X vectors' eventfds, INTx on its resampling irqfd. After pci_add_device. */
+static int irqs_setup(struct vfio_pci *p)
+{
+	unsigned n = p->cfg.msix.nvec;
+
+	if (p->has_msix) {
+		p->vec_efd = malloc(n * sizeof(int));
+		p->vec_gsi = malloc(n * sizeof(int));
+		p->vec_attached = calloc(n, sizeof(bool));
+		if (!p->vec_efd || !p->vec_gsi || !p->vec_attached) {
+			log_error("%s: out of memory for %u MSI-X vectors", p->dev.name, n);
+			return -1;
+		}
+		for (unsigned v = 0; v < n; v++)
+			p->vec_efd[v] = p->vec_gsi[v] = -1;
+		for (unsigned v = 0; v < n; v++)
+			if (efd_new(p, &p->vec_efd[v]) < 0)
+				return -1;
+		if (vfio_msix_init(&p->msix, n, &msix_ops, p) < 0) {
+			log_error("%s: out of memory for %u MSI-X vectors", p->dev.name, n);
+			return -1;
+		}
+	}
+	if (p->cfg.intx_pin && p->vd.intx_count) {
+		if (efd_new(p, &p->intx_efd) < 0 || efd_new(p, &p->intx_resample) < 0)
+			return -1;
+		p->intx_gsi = pci_intx_gsi(p->vm->pci_host, p->pci.slot, p->cfg.intx_pin);
+		if (vm_irqfd_resample(p->vm, p->intx_efd, p->intx_resample, p->intx_gsi, true) < 0) {
+			close(p->intx_efd);
+			p->intx_efd = -1;
+			return -1;
+		}
+		intx_set(p, true);
+	}
+	return 0;
+}
+
+static struct vfio_pci *vfio_pci_create(struct vm *vm, const char *bdf, unsigned index)
+{
+	struct vfio_pci *p = calloc(1, sizeof(*p));
+	uint8_t phys[PCI_CONFIG_SIZE];
+	uint64_t sizes[PCI_NUM_BARS];
+	char err[512];
+
+	if (!p) {
+		log_error("vfio=%s: out of memory", bdf);
+		return NULL;
+	}
+	p->dev.ops = &vfio_pci_ops;
+	snprintf(p->dev.name, sizeof(p->dev.name), "vfio%u", index);
+	p->vm = vm;
+	p->kvm_dev = p->intx_efd = p->intx_resample = -1;
+	pthread_mutex_init(&p->lock, NULL);
+	vfio_dev_init(&p->vd);
+	for (int i = 0; i < PCI_NUM_BARS; i++)
+		p->bar[i].slot[0] = p->bar[i].slot[1] = -1;
+	if (!vm->pci_host) {
+		log_error("vfio=%s: this machine has no PCI host to plug it into", bdf);
+		goto fail;
+	}
+	if (vfio_dev_open(&p->vd, NULL, bdf, err, sizeof(err)) < 0) {
+		log_error("--device %s", err);
+		goto fail;
+	}
+	/* A known state before the guest sees it (and after the previous boot's guest). */
+	if (p->vd.can_reset && vfio_dev_reset(&p->vd) < 0)
+		log_warn("vfio=%s: VFIO_DEVICE_RESET: %s; the guest gets the function as it is", bdf,
+			 strerror(errno));
+	for (int i = 0; i < vm->mem.nr_regions; i++, p->nr_dma++) {
+		const struct mem_region *r = &vm->mem.regions[i];
+
+		if (vfio_dev_map_dma(&p->vd, r->gpa, r->host, r->size) < 0) {
+			log_error("vfio=%s: DMA map of guest RAM at %#llx (%llu MiB): %s; raise the locked "
+				  "memory limit (ulimit -l) to at least the guest's RAM",
+				  bdf, (unsigned long long)r->gpa, (unsigned long long)(r->size >> 20),
+				  strerror(errno));
+			goto fail;
+		}
+	}
+	p->kvm_dev = vfio_dev_kvm_add(&p->vd, vm->vm_fd);
+	if (p->kvm_dev < 0) {
+		log_error("vfio=%s: KVM VFIO device: %s; the host's KVM lacks CONFIG_KVM_VFIO", bdf,
+			  strerror(errno));
+		goto fail;
+	}
+	if (vfio_dev_region_read(&p->vd, VFIO_DEV_CONFIG, 0, phys, sizeof(phys)) < 0) {
+		log_error("vfio=%s: cannot read its config space: %s", bdf, strerror(errno));
+		goto fail;
+	}
+	for (int i = 0; i < PCI_NUM_BARS; i++)
+		sizes[i] = p->vd.region[i].size;
+	if (vfio_pci_cfg_parse(&p->cfg, phys, sizes, err, sizeof(err)) < 0) {
+		log_error("vfio=%s: %s; this function cannot be passed through", bdf, err);
+		goto fail;
+	}
+	p->has_msix = p->cfg.msix.cap != 0;
+	if (p->has_msix && p->cfg.msix.nvec > p->vd.msix_count) {
+		log_error("vfio=%s: the MSI-X capability says %u vectors, VFIO offers %u", bdf,
+			  p->cfg.msix.nvec, p->vd.msix_count);
+		goto fail;
+	}
+	p->io = (struct vfio_pci_cfg_io){ .read = cfg_read, .write = cfg_write, .ctx = &p->vd };
+	bars_map(p);
+	if (vfio_pci_cfg_setup(&p->cfg, &p->pci, &p->dev, &vfio_pci_dev_ops) < 0) {
+		log_error("vfio=%s: a BAR the PCI host cannot model", bdf);
+		goto fail;
+	}
+	if (pci_add_device(vm->pci_host, &p->pci) < 0)
+		goto fail;
+	if (irqs_setup(p) < 0)
+		goto fail;
+	log_debug("%s: %s %04x:%04x on slot %d, %u MSI-X vectors, INTx %s", p->dev.name, bdf, p->cfg.vendor,
+		  p->cfg.device, p->pci.slot, p->cfg.msix.nvec, p->intx_efd >= 0 ? "on" : "off");
+	return p;
+fail:
+	vfio_pci_destroy(&p->dev);
+	return NULL;
+}
+
+/* ---- the device type ----------------------------------------------------------------------- */
+
+int vfio_pci_parse(struct vfio_pci_config *c, const char *arg)
+{
+	char err[512];
+
+	if (strncmp(arg, "vfio=", 5) != 0) {
+		log_error("--device %s: unknown device kind; give --device vfio=DOMAIN:BUS:DEVICE.FUNCTION",
+			  arg);
+		return -1;
+	}
+	if (vfio_parse_bdf(arg + 5, c->bdf, err, sizeof(err)) < 0) {
+		log_error("--device %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int type_parse(void *cfg, const char *arg)
+{
+	return vfio_pci_parse(cfg, arg);
+}
+
+/* Before /dev/kvm: the sysfs checks, so a function bound to the wrong driver is one line. */
+static int type_check(const void *cfg)
+{
+	const struct vfio_pci_config *c = cfg;
+	char err[512];
+	int group;
+
+	if (vfio_sysfs_check("/sys", c->bdf, &group, err, sizeof(err)) < 0) {
+		log_error("--device %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void *type_create(struct vm *vm, const void *cfg, unsigned index)
+{
+	const struct vfio_pci_config *c = cfg;
+	struct vfio_pci *p = vfio_pci_create(vm, c->bdf, index);
+
+	if (!p)
+		return NULL;
+	vm_add_device(vm, &p->dev);
+	return p;
+}
+
+const struct device_type vfio_pci_type = {
+	.name = "vfio-pci",
+	.option = "device",
+	.arg = "vfio=BDF",
+	.help = "pass the host's PCI function BDF (0000:01:00.0, or its /sys/bus/pci/devices path) "
+		"through to the guest; it must be bound to vfio-pci",
+	.max = 8,
+	.config_size = sizeof(struct vfio_pci_config),
+	.parse = type_parse,
+	.check = type_check,
+	.pinned = "its state is in the host's hardware",
+	.create = type_create,
+};
