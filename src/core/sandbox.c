@@ -275,10 +275,11 @@ static const int sys_vsock_uds[] = { S(accept4), S(connect), S(bind), S(listen),
 static const int sys_vfio_run[] = { S(pread64), S(pwrite64), -1 };
 static const unsigned long ioctl_vfio_run[] = { VFIO_DEVICE_SET_IRQS, KVM_SET_USER_MEMORY_REGION,
 						VFIO_IOMMU_UNMAP_DMA, 0 };
-/* A reboot (main) opens the function again: sysfs checked (readlink, the IOMMU group's
+/* A reboot (main) opens the function again: sysfs checked (access, readlink, the IOMMU group's
  * directory listed), /dev/vfio's container, group and device set up, the function reset, guest
  * RAM DMA-mapped, the KVM VFIO device told the group, the BARs mmap'd (MAP_SHARED). */
-static const int sys_vfio_open[] = { S(readlink), S(readlinkat), S(getdents64), -1 };
+static const int sys_vfio_open[] = { S(readlink), S(readlinkat), S(getdents64), S(access), S(faccessat),
+				     S(faccessat2), -1 };
 static const unsigned long ioctl_vfio_open[] = {
 	VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER,
 	VFIO_SET_IOMMU, VFIO_GROUP_GET_DEVICE_FD, VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_REGION_INFO,

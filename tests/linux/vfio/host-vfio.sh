@@ -1,15 +1,27 @@
 #!/bin/busybox sh
 # host-vfio.sh MODE KVM_OK - in the emulated host of tests/linux/vfio/run.sh (busybox sh): load
 # vfio, vfio_iommu_type1 and vfio_pci (/kvmbox/vfio/host/order), bind the emulated NVMe controller
-# (class 0x010802) to vfio-pci, and report. Lines for the harness start with KVMBOX-VFIO; the
-# verdict is "KVMBOX-VFIO PASS ..." or "KVMBOX-VFIO FAIL why".
-#   probe   the evidence that VFIO can work here: DMAR/IOMMU kernel lines, the IOMMU groups, the
-#           controller's group and driver, /dev/vfio/N, /dev/kvm, and /kvmbox/vfio-check's walk
-#           through the VFIO and KVM ioctls
+# (class 0x010802) to vfio-pci, and report. Lines for the harness start with KVMBOX-VFIO; each
+# test's verdict is "KVMBOX-VFIO T <name> PASS ..." or "KVMBOX-VFIO T <name> FAIL why" (run.sh
+# turns them into PASS:/FAIL: lines; a test never reached fails there).
+#   probe   the evidence that VFIO can work here (test probe): DMAR/IOMMU kernel lines, the
+#           IOMMU groups, the controller's group and driver, /dev/vfio/N, /dev/kvm, and
+#           /kvmbox/vfio-check's walk through the VFIO and KVM ioctls
+#   all     probe, then kvmbox itself: refused with its one line and status 1 while the
+#           function is on the host's nvme driver (test unbound), and the guest
+#           (/kvmbox/vfio/guest.gz, tests/linux/vfio/guest-vfio) on the function passed through:
+#           pass 1 writes and reads back, reboots (kvmbox builds the VM again, the function is
+#           reset), pass 2 finds pass 1's data and writes more (tests guest-io, guest-msix,
+#           guest-reboot); "KVMBOX-VFIO sums MD5_AT_1MIB MD5_AT_2MIB" for run.sh's check of the
+#           image after the run (test image)
 mode=$1
 kvm_ok=$2
 say() { echo "KVMBOX-VFIO $*"; }
-verdict() { say "$@"; exit 0; }
+# verdict PASS|FAIL WHY: the probe's verdict; a FAIL ends the run (the later tests are not reached).
+verdict() {
+	say T probe "$@"
+	[ "$1" = PASS ] || exit 0
+}
 
 for m in $(cat /kvmbox/vfio/host/order); do
 	# irqbypass is already in (kvm needs it).
@@ -51,6 +63,17 @@ done
 out=$(/kvmbox/vfio-check -e "$dev")
 say "on nvme: $out"
 case $out in *"bound to nvme, not vfio-pci"*"driver/unbind"*) ;; *) verdict FAIL "function on nvme: $out" ;; esac
+if [ "$mode" = all ]; then
+	# kvmbox itself with the function on the host's driver: one line, status 1, before any VM.
+	out=$(timeout 60 /kvmbox/kvmbox run -k /kvmbox/vmlinuz --device "vfio=$dev" 2>&1)
+	st=$?
+	n=$(echo "$out" | wc -l)
+	case "$st $n $out" in
+	"1 1 kvmbox: --device vfio=$dev: "*"bound to nvme, not vfio-pci; bind it with:"*"driver_override"*)
+		say T unbound PASS "(status 1: $out)" ;;
+	*) say T unbound FAIL "status $st, $n lines: $(echo "$out" | tr '\n' '|' | cut -c1-300)" ;;
+	esac
+fi
 # The fix the message gives.
 echo "$dev" >"$sys/driver/unbind" && echo vfio-pci >"$sys/driver_override" && echo "$dev" >/sys/bus/pci/drivers_probe
 drv=$(basename "$(readlink "$sys/driver" 2>/dev/null)" 2>/dev/null)
@@ -65,7 +88,40 @@ case $out in *"vfio-check PASS"*) ;; *) verdict FAIL "vfio-check: $(echo "$out" 
 # The config region reads what sysfs says.
 v=$(echo "$out" | sed -n 's/^ok config vendor \([^ ]*\) .*/\1/p')
 [ "$v" = "$(cat "$sys/vendor")" ] || verdict FAIL "config region vendor '$v', sysfs $(cat "$sys/vendor")"
-case $mode in
-probe) verdict PASS "($dev in IOMMU group $group, bound to vfio-pci, /dev/vfio/$group, /dev/kvm; kvmbox's VFIO set-up, DMA map, interrupts, reset and KVM VFIO device work; refusals named)" ;;
-*) verdict FAIL "unknown mode '$mode'" ;;
+verdict PASS "($dev in IOMMU group $group, bound to vfio-pci, /dev/vfio/$group, /dev/kvm; kvmbox's VFIO set-up, DMA map, interrupts, reset and KVM VFIO device work; refusals named)"
+[ "$mode" = all ] || exit 0
+
+# The guest on the function: two boots of one kvmbox run (pass 1 reboots, pass 2 powers off).
+t0=$(cut -d' ' -f1 /proc/uptime)
+timeout 240 /kvmbox/kvmbox run -k /kvmbox/vmlinuz -i /kvmbox/vfio/guest.gz -m 256M -c 1 \
+	-a "console=ttyS0 quiet panic=-1" --device "vfio=$dev" >/tmp/guest.log 2>&1
+st=$?
+say "kvmbox status $st after $(awk -v a="$t0" '{ printf "%d", $1 - a }' /proc/uptime) s"
+grep -a 'VFIO-G\|kvmbox:' /tmp/guest.log | tr -d '\r' | sed 's/^/KVMBOX-VFIO guest /'
+p1=$(grep -a -m1 '^VFIO-G pass1 ' /tmp/guest.log | tr -d '\r')
+p2=$(grep -a -m1 '^VFIO-G pass2 ' /tmp/guest.log | tr -d '\r')
+why="kvmbox status $st; last lines: $(tail -n 3 /tmp/guest.log | tr -d '\r' | tr '\n' '|' | cut -c1-300)"
+# field N of a "VFIO-G passN ok md5 SUM irq BEFORE AFTER ..." line (SUM 5, BEFORE 7, AFTER 8)
+fld() { echo "$1" | cut -d' ' -f"$2"; }
+case $p1 in
+"VFIO-G pass1 ok "*) say T guest-io PASS "(1 MiB written and read back through the passed-through controller, md5 $(fld "$p1" 5))" ;;
+"") say T guest-io FAIL "no pass 1 line; $why" ;;
+*) say T guest-io FAIL "$p1" ;;
+esac
+irq_ok=1
+for p in "$p1" "$p2"; do
+	case $p in "VFIO-G pass"?" ok "*) ;; *) irq_ok=0; continue ;; esac
+	[ "$(fld "$p" 8)" -gt "$(fld "$p" 7)" ] 2>/dev/null || irq_ok=0
+done
+if [ $irq_ok = 1 ]; then
+	say T guest-msix PASS "(nvme MSI-X interrupts $(fld "$p1" 7) -> $(fld "$p1" 8) in pass 1, $(fld "$p2" 7) -> $(fld "$p2" 8) in pass 2)"
+else
+	say T guest-msix FAIL "the nvme MSI-X counts did not grow in both passes: '$p1' '$p2'"
+fi
+case "$st|$p2" in
+"0|VFIO-G pass2 ok "*) say T guest-reboot PASS "(after the guest's reboot the reset function served pass 2, pass 1's data intact; kvmbox exited 0)" ;;
+*) say T guest-reboot FAIL "${p2:-no pass 2 line}; $why" ;;
+esac
+case "$p1|$p2" in
+"VFIO-G pass1 ok "*"|VFIO-G pass2 ok "*) say sums "$(fld "$p1" 5)" "$(fld "$p2" 5)" ;;
 esac

@@ -3,6 +3,17 @@
 # of the default Linux tier) with an emulated Intel IOMMU and an emulated NVMe controller, which
 # its kernel binds to vfio-pci for kvmbox to pass through.
 #
+#   tests/linux/vfio/run.sh [all]   the probe below, then kvmbox itself in the emulated host:
+#                                   vfio-unbound (the function on the host's nvme driver:
+#                                   kvmbox's one line and status 1), and a guest (Debian's
+#                                   kernel, tests/linux/vfio/guest-vfio as /init, the nvme
+#                                   driver) with --device vfio=BDF: vfio-guest-io (1 MiB written
+#                                   and read back), vfio-guest-msix (the guest's nvme MSI-X
+#                                   counts grow), vfio-guest-reboot (the guest reboots, kvmbox
+#                                   builds the VM again and resets the function, pass 2 finds
+#                                   pass 1's data and writes more, kvmbox exits 0), vfio-image
+#                                   (after the run, qemu's image file holds what the guest
+#                                   said it wrote, at both places)
 #   tests/linux/vfio/run.sh probe   boot it and check what VFIO needs: DMAR up, the controller in
 #                                   an IOMMU group of its own, bound to vfio-pci, /dev/vfio/N,
 #                                   /dev/kvm (kvm_amd with an Intel IOMMU), then kvmbox's own
@@ -11,7 +22,8 @@
 #                                   config space parsed, MSI-X and INTx eventfds, reset, the KVM
 #                                   VFIO device, the refusals: unbound, bound to nvme, group in use)
 #
-# Prints "PASS: vfio-probe" or "FAIL: vfio-probe: why"; the emulated host's console (with the
+# Prints "PASS: vfio-NAME", "FAIL: vfio-NAME: why" or "SKIP: vfio-NAME: why" lines; status 1
+# when one failed. The emulated host's console (with the
 # kernel's DMAR/IOMMU lines) is kept in OUT/host.log. The machine is q35 (intel-iommu needs it)
 # with -device intel-iommu,intremap=on,caching-mode=on; under TCG there is no kernel irqchip, so
 # intremap needs no kernel-irqchip=split. The host kernel gets intel_iommu=on and no iommu=pt:
@@ -28,10 +40,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/../../.." || exit 1
 source tests/linux/lib.sh
-[[ $KB_ARCH == x86_64 ]] || { echo "SKIP: vfio: x86_64 only (KVMBOX_ARCH=$KB_ARCH)"; exit 0; }
-
-MODE=${1:-probe}
-case $MODE in probe) ;; *) echo "usage: $0 probe" >&2; exit 2 ;; esac
+MODE=${1:-all}
+case $MODE in
+probe) TESTS="probe" ;;
+all) TESTS="probe unbound guest-io guest-msix guest-reboot image" ;;
+*) echo "usage: $0 [all|probe]" >&2; exit 2 ;;
+esac
+skip_all() { for t in $TESTS; do echo "SKIP: vfio-$t: $*"; done; exit 0; }
+[[ $KB_ARCH == x86_64 ]] || skip_all "x86_64 only (KVMBOX_ARCH=$KB_ARCH)"
 OUT=${KVMBOX_LINUX_OUT:-build/linux-vfio}
 TMO=${KVMBOX_LINUX_TIMEOUT:-600}
 IOMMU_ARGS=${KVMBOX_VFIO_IOMMU_ARGS-intel_iommu=on}
@@ -42,8 +58,9 @@ VFIO_GUEST_MODULES="crc64_rocksoft_generic crct10dif_generic nvme"
 KB_QEMU_MACHINE=(-M q35 -vga none -device intel-iommu,intremap=on,caching-mode=on
 	-device nvme,drive=nv0,serial=kvmbox-vfio -drive "if=none,id=nv0,file=$OUT/nvme.img,format=raw")
 
-fail() { echo "FAIL: vfio-$MODE: $*"; exit 1; }
-kb_have_qemu >/dev/null || fail "$(kb_have_qemu)"
+# A failure before the emulated host ran fails every test.
+fail() { for t in $TESTS; do echo "FAIL: vfio-$t: $*"; done; exit 1; }
+kb_have_qemu >/dev/null || skip_all "$(kb_have_qemu)"
 mkdir -p "$OUT" || fail "cannot make $OUT"
 kb_fetch_kernel || fail "kb_fetch_kernel"
 
@@ -73,6 +90,19 @@ lib=${KVMBOX_BUILD:-build}/libkvmbox.a
 [[ -f $lib ]] || fail "no $lib: make all first"
 gcc -static -O2 -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE -o "$d/kvmbox/vfio-check" tests/linux/vfio/vfio-check.c \
 	"$lib" -pthread || fail "cannot build tests/linux/vfio/vfio-check.c"
+if [[ $MODE == all ]]; then
+	bin=${KVMBOX_BIN:-${KVMBOX_BUILD:-build}/kvmbox-static}
+	[[ -x $bin ]] || fail "no $bin: make static first"
+	install -m 755 "$bin" "$d/kvmbox/kvmbox" || fail "copy $bin"
+	# The guest's initramfs: busybox, guest-vfio as /init, the nvme driver in /modules.
+	kb_check_busybox || fail "no busybox"
+	g=$d/guest
+	{ kb_skel "$g" && install -m 755 tests/linux/vfio/guest-vfio "$g/init" && mkdir -p "$g/modules" &&
+		cp -- "$mods"/guest/*.ko "$g/modules/" && cp -- "$mods/guest/order" "$g/modules/order"; } ||
+		fail "cannot build the guest's initramfs"
+	kb_cpio "$g" "$d/kvmbox/vfio/guest.gz" gzip || fail "cannot pack the guest's initramfs"
+	rm -rf -- "$g"
+fi
 initrd=$OUT/host-initrd
 kb_host_initrd_from "$initrd" "$d" || fail "cannot build the host initramfs"
 # A fresh image each run: the emulated host checks what the guest wrote.
@@ -83,10 +113,28 @@ kb_boot_host "$initrd" "$TMO" "$IOMMU_ARGS kvmbox.host=vfio kvmbox.vfio=$MODE" >
 rc=$?
 [[ ${KVMBOX_VERBOSE:-0} == 1 ]] && cat "$OUT/host.log"
 echo "vfio: emulated host ran $(($(date +%s) - start)) s (qemu status $rc)" >&2
-res=$(grep -a -m1 -E '^KVMBOX-VFIO (PASS|FAIL)' "$OUT/host.log" | tr -d '\r')
-case $res in
-"KVMBOX-VFIO PASS"*) echo "PASS: vfio-$MODE${res#KVMBOX-VFIO PASS}" ;;
-"KVMBOX-VFIO FAIL"*) echo "FAIL: vfio-$MODE:${res#KVMBOX-VFIO FAIL}"; grep -a '^KVMBOX-VFIO' "$OUT/host.log" | sed 's/^/    /'; exit 1 ;;
-*) [[ $rc == 124 ]] && fail "the emulated host timed out after $TMO s ($OUT/host.log)"
-	fail "no result line; $(kb_host_death "$OUT/host.log")" ;;
-esac
+# Each test's line; one the emulated host never reached fails with why it stopped.
+if [[ $rc == 124 ]]; then gone="the emulated host timed out after $TMO s ($OUT/host.log)"
+else gone="no result line; $(kb_host_death "$OUT/host.log" 2>/dev/null)"; fi
+status=0
+for t in $TESTS; do
+	if [[ $t == image ]]; then
+		# What the guest said it wrote, in qemu's file, after the emulated host is gone.
+		sums=$(grep -a -m1 '^KVMBOX-VFIO sums ' "$OUT/host.log" | tr -d '\r')
+		read -r _ _ s1 s2 <<<"$sums"
+		i1=$(dd if="$OUT/nvme.img" bs=1M skip=1 count=1 2>/dev/null | md5sum | cut -d' ' -f1)
+		i2=$(dd if="$OUT/nvme.img" bs=1M skip=2 count=1 2>/dev/null | md5sum | cut -d' ' -f1)
+		if [[ -z $sums ]]; then echo "FAIL: vfio-image: the guest reported no sums (see vfio-guest-*)"; status=1
+		elif [[ $s1 == "$i1" && $s2 == "$i2" ]]; then echo "PASS: vfio-image ($OUT/nvme.img holds both MiB the guest wrote: $i1 $i2)"
+		else echo "FAIL: vfio-image: $OUT/nvme.img has $i1 $i2 at 1 and 2 MiB, the guest wrote $s1 $s2"; status=1; fi
+		continue
+	fi
+	res=$(grep -a -m1 -E "^KVMBOX-VFIO T $t (PASS|FAIL)" "$OUT/host.log" | tr -d '\r')
+	case $res in
+	"KVMBOX-VFIO T $t PASS"*) echo "PASS: vfio-$t${res#KVMBOX-VFIO T "$t" PASS}" ;;
+	"KVMBOX-VFIO T $t FAIL"*) echo "FAIL: vfio-$t:${res#KVMBOX-VFIO T "$t" FAIL}"; status=1 ;;
+	*) echo "FAIL: vfio-$t: $gone"; status=1 ;;
+	esac
+done
+((status == 0)) || grep -a '^KVMBOX-VFIO' "$OUT/host.log" | cut -f2- | sed 's/^/    /' >&2
+exit $status
