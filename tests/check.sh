@@ -4,8 +4,10 @@
 # Tiers: unit, unit-asan (ASan+UBSan), unit-tsan (TSan), scripts (the project's own tools:
 # tests/scripts/run.sh), guests, guests-asan, musl (make static-musl: its size and tiny guests
 # booted by it, received by the glibc build), linux, linux-arm64 (the arm64 Linux tier with
-# its tiny arm64 guests, in an emulated arm64 host); "all" is
-# every one of them in that order. Every tier prints one line per test as it finishes:
+# its tiny arm64 guests, in an emulated arm64 host), linux-vfio (PCI pass-through of an emulated
+# NVMe controller behind an emulated IOMMU: tests/linux/vfio/run.sh, make all static first;
+# not in "all"); "all" is
+# every one of them but linux-vfio in that order. Every tier prints one line per test as it finishes:
 # "PASS: name", "FAIL: name: why" or "SKIP: name: why"; each tier ends with its time, and the
 # last line is "N passed, N failed, N skipped, N retried". build/check.log gets everything
 # the tiers print (the unit tests' TAP output, the guest and Linux tiers' diagnostics).
@@ -203,7 +205,8 @@ for tier in "${tiers[@]}"; do
 	musl) run_musl ;;
 	linux) run_linux x86_64 build/linux ;;
 	linux-arm64) run_linux arm64 build/arm64/linux ;;
-	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan scripts guests guests-asan musl linux linux-arm64)" ;;
+	linux-vfio) tests/linux/vfio/run.sh ;;
+	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan scripts guests guests-asan musl linux linux-arm64 linux-vfio)" ;;
 	esac 2>&1 | tee -a "$log" "$tmp/tier"
 	grep -a -E '^(PASS|FAIL|SKIP|RETRY): ' "$tmp/tier" | tee -a "$tmp/results" | awk -v tier="$tier" -v s="${secs:-$((SECONDS - start))}" "$TALLY"'
 		END { printf "== tier %s: %d passed, %d failed, %d skipped in %dm%02ds\n", tier, p, f, k, s / 60, s % 60 }' |

@@ -93,7 +93,7 @@ verdict PASS "($dev in IOMMU group $group, bound to vfio-pci, /dev/vfio/$group, 
 
 # The guest on the function: two boots of one kvmbox run (pass 1 reboots, pass 2 powers off).
 t0=$(cut -d' ' -f1 /proc/uptime)
-timeout 240 /kvmbox/kvmbox run -k /kvmbox/vmlinuz -i /kvmbox/vfio/guest.gz -m 256M -c 1 \
+timeout 180 /kvmbox/kvmbox run -k /kvmbox/vmlinuz -i /kvmbox/vfio/guest.gz -m 256M -c 1 \
 	-a "console=ttyS0 quiet panic=-1" --device "vfio=$dev" >/tmp/guest.log 2>&1
 st=$?
 say "kvmbox status $st after $(awk -v a="$t0" '{ printf "%d", $1 - a }' /proc/uptime) s"
