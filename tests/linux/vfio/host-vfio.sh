@@ -12,7 +12,8 @@
 #           (/kvmbox/vfio/guest.gz, tests/linux/vfio/guest-vfio) on the function passed through:
 #           pass 1 writes and reads back, reboots (kvmbox builds the VM again, the function is
 #           reset), pass 2 finds pass 1's data and writes more (tests guest-io, guest-msix,
-#           guest-reboot); "KVMBOX-VFIO sums MD5_AT_1MIB MD5_AT_2MIB" for run.sh's check of the
+#           guest-reboot); meanwhile kvmbox ctl snapshot, hibernate and migrate are refused
+#           with their line and the guest runs on (test refuse-state); "KVMBOX-VFIO sums MD5_AT_1MIB MD5_AT_2MIB" for run.sh's check of the
 #           image after the run (test image)
 mode=$1
 kvm_ok=$2
@@ -93,8 +94,42 @@ verdict PASS "($dev in IOMMU group $group, bound to vfio-pci, /dev/vfio/$group, 
 
 # The guest on the function: two boots of one kvmbox run (pass 1 reboots, pass 2 powers off).
 t0=$(cut -d' ' -f1 /proc/uptime)
+api=/tmp/vfio-api.sock
 timeout 180 /kvmbox/kvmbox run -k /kvmbox/vmlinuz -i /kvmbox/vfio/guest.gz -m 256M -c 1 \
-	-a "console=ttyS0 quiet panic=-1" --device "vfio=$dev" >/tmp/guest.log 2>&1
+	-a "console=ttyS0 quiet panic=-1" --device "vfio=$dev" --api $api >/tmp/guest.log 2>&1 &
+kpid=$!
+# While the guest runs: snapshot, hibernate and migrate refused with one line, the VM running on
+# (its passes below still have to complete). The control socket comes up with the VM; an answer
+# that the VM is restarting (between boots) is asked again.
+ctl() {
+	i=0
+	while [ $i -lt 300 ]; do
+		if [ -S $api ]; then
+			o=$(/kvmbox/kvmbox ctl $api "$@" 2>&1)
+			c=$?
+			case $o in *restarting*) ;; *) echo "$c $o"; return ;; esac
+		fi
+		usleep 100000
+		i=$((i + 1))
+	done
+	echo "none: no answer from $api in 30 s"
+}
+ref_ok=1
+ref=
+for op in "snapshot /tmp/vfio.snap" "hibernate /tmp/vfio.hib" "migrate unix:/tmp/vfio-mig.sock"; do
+	# shellcheck disable=SC2086 # op is the command and its argument
+	o=$(ctl $op)
+	case $o in
+	0*|none*) ref_ok=0 ;;
+	*"${op%% *} refused: the VM has a vfio-pci device (--device), which cannot be saved"*) ;;
+	*) ref_ok=0 ;;
+	esac
+	[ -e /tmp/vfio.snap ] || [ -e /tmp/vfio.hib ] && ref_ok=0
+	d=$(echo "$o" | sed -n 's/.*"desc": "\(.*\)".*/\1/p')
+	[ -n "$d" ] || d=$(echo "$o" | tr '\n' ' ' | cut -c1-200)
+	ref="$ref ${op%% *}: status ${o%% *}, ${d%%;*};"
+done
+wait $kpid
 st=$?
 say "kvmbox status $st after $(awk -v a="$t0" '{ printf "%d", $1 - a }' /proc/uptime) s"
 grep -a 'VFIO-G\|kvmbox:' /tmp/guest.log | tr -d '\r' | sed 's/^/KVMBOX-VFIO guest /'
@@ -103,6 +138,11 @@ p2=$(grep -a -m1 '^VFIO-G pass2 ' /tmp/guest.log | tr -d '\r')
 why="kvmbox status $st; last lines: $(tail -n 3 /tmp/guest.log | tr -d '\r' | tr '\n' '|' | cut -c1-300)"
 # field N of a "VFIO-G passN ok md5 SUM irq BEFORE AFTER ..." line (SUM 5, BEFORE 7, AFTER 8)
 fld() { echo "$1" | cut -d' ' -f"$2"; }
+if [ $ref_ok = 1 ] && [ -n "$p2" ]; then
+	say T refuse-state PASS "(and the guest ran on:$ref)"
+else
+	say T refuse-state FAIL "${ref# } pass 2: ${p2:-none}"
+fi
 case $p1 in
 "VFIO-G pass1 ok "*) say T guest-io PASS "(1 MiB written and read back through the passed-through controller, md5 $(fld "$p1" 5))" ;;
 "") say T guest-io FAIL "no pass 1 line; $why" ;;

@@ -11,7 +11,10 @@
 #                                   and read back), vfio-guest-msix (the guest's nvme MSI-X
 #                                   counts grow), vfio-guest-reboot (the guest reboots, kvmbox
 #                                   builds the VM again and resets the function, pass 2 finds
-#                                   pass 1's data and writes more, kvmbox exits 0), vfio-image
+#                                   pass 1's data and writes more, kvmbox exits 0),
+#                                   vfio-refuse-state (kvmbox ctl snapshot, hibernate and
+#                                   migrate refused with one line while the guest runs on,
+#                                   which it then does), vfio-image
 #                                   (after the run, qemu's image file holds what the guest
 #                                   said it wrote, at both places)
 #   tests/linux/vfio/run.sh probe   boot it and check what VFIO needs: DMAR up, the controller in
@@ -43,7 +46,7 @@ source tests/linux/lib.sh
 MODE=${1:-all}
 case $MODE in
 probe) TESTS="probe" ;;
-all) TESTS="probe unbound guest-io guest-msix guest-reboot image" ;;
+all) TESTS="probe unbound guest-io guest-msix guest-reboot refuse-state image" ;;
 *) echo "usage: $0 [all|probe]" >&2; exit 2 ;;
 esac
 skip_all() { for t in $TESTS; do echo "SKIP: vfio-$t: $*"; done; exit 0; }
