@@ -13,7 +13,8 @@
 #           pass 1 writes and reads back, reboots (kvmbox builds the VM again, the function is
 #           reset), pass 2 finds pass 1's data and writes more (tests guest-io, guest-msix,
 #           guest-reboot); meanwhile kvmbox ctl snapshot, hibernate and migrate are refused
-#           with their line and the guest runs on (test refuse-state); "KVMBOX-VFIO sums MD5_AT_1MIB MD5_AT_2MIB" for run.sh's check of the
+#           with their line and the guest runs on (test refuse-state); then the guest once
+#           more with pci=nomsi, on the function's INTx (test guest-intx); "KVMBOX-VFIO sums MD5_AT_1MIB MD5_AT_2MIB MD5_AT_3MIB" for run.sh's check of the
 #           image after the run (test image)
 mode=$1
 kvm_ok=$2
@@ -162,6 +163,23 @@ case "$st|$p2" in
 "0|VFIO-G pass2 ok "*) say T guest-reboot PASS "(after the guest's reboot the reset function served pass 2, pass 1's data intact; kvmbox exited 0)" ;;
 *) say T guest-reboot FAIL "${p2:-no pass 2 line}; $why" ;;
 esac
-case "$p1|$p2" in
-"VFIO-G pass1 ok "*"|VFIO-G pass2 ok "*) say sums "$(fld "$p1" 5)" "$(fld "$p2" 5)" ;;
+# INTx: the guest again, with pci=nomsi, so nvme's only interrupt is the function's INTx pin,
+# which kvmbox delivers on a resampling irqfd (VFIO masks the line until the guest's EOI).
+timeout 120 /kvmbox/kvmbox run -k /kvmbox/vmlinuz -i /kvmbox/vfio/guest.gz -m 256M -c 1 --no-reboot \
+	-a "console=ttyS0 quiet panic=-1 pci=nomsi kvmbox.intx=1" --device "vfio=$dev" >/tmp/guest-intx.log 2>&1
+sti=$?
+grep -a 'VFIO-G\|kvmbox:' /tmp/guest-intx.log | tr -d '\r' | sed 's/^/KVMBOX-VFIO guest-intx /'
+pi=$(grep -a -m1 '^VFIO-G passintx ' /tmp/guest-intx.log | tr -d '\r')
+case "$sti|$pi" in
+"0|VFIO-G passintx ok "*)
+	if [ "$(fld "$pi" 8)" -gt "$(fld "$pi" 7)" ] 2>/dev/null; then
+		say T guest-intx PASS "(1 MiB written and read back on INTx only: nvme IO-APIC interrupts $(fld "$pi" 7) -> $(fld "$pi" 8))"
+	else
+		say T guest-intx FAIL "the nvme IO-APIC count did not grow: $pi"
+	fi
+	;;
+*) say T guest-intx FAIL "${pi:-no result line}; kvmbox status $sti; last lines: $(tail -n 3 /tmp/guest-intx.log | tr -d '\r' | tr '\n' '|' | cut -c1-300)" ;;
+esac
+case "$p1|$p2|$pi" in
+"VFIO-G pass1 ok "*"|VFIO-G pass2 ok "*"|VFIO-G passintx ok "*) say sums "$(fld "$p1" 5)" "$(fld "$p2" 5)" "$(fld "$pi" 5)" ;;
 esac

@@ -14,9 +14,11 @@
 #                                   pass 1's data and writes more, kvmbox exits 0),
 #                                   vfio-refuse-state (kvmbox ctl snapshot, hibernate and
 #                                   migrate refused with one line while the guest runs on,
-#                                   which it then does), vfio-image
+#                                   which it then does), vfio-guest-intx (the guest again with
+#                                   pci=nomsi: 1 MiB at 3 MiB on the function's INTx, through a
+#                                   resampling irqfd), vfio-image
 #                                   (after the run, qemu's image file holds what the guest
-#                                   said it wrote, at both places)
+#                                   said it wrote, at all three places)
 #   tests/linux/vfio/run.sh probe   boot it and check what VFIO needs: DMAR up, the controller in
 #                                   an IOMMU group of its own, bound to vfio-pci, /dev/vfio/N,
 #                                   /dev/kvm (kvm_amd with an Intel IOMMU), then kvmbox's own
@@ -46,7 +48,7 @@ source tests/linux/lib.sh
 MODE=${1:-all}
 case $MODE in
 probe) TESTS="probe" ;;
-all) TESTS="probe unbound guest-io guest-msix guest-reboot refuse-state image" ;;
+all) TESTS="probe unbound guest-io guest-msix guest-reboot refuse-state guest-intx image" ;;
 *) echo "usage: $0 [all|probe]" >&2; exit 2 ;;
 esac
 skip_all() { for t in $TESTS; do echo "SKIP: vfio-$t: $*"; done; exit 0; }
@@ -124,12 +126,14 @@ for t in $TESTS; do
 	if [[ $t == image ]]; then
 		# What the guest said it wrote, in qemu's file, after the emulated host is gone.
 		sums=$(grep -a -m1 '^KVMBOX-VFIO sums ' "$OUT/host.log" | tr -d '\r')
-		read -r _ _ s1 s2 <<<"$sums"
+		read -r _ _ s1 s2 s3 <<<"$sums"
 		i1=$(dd if="$OUT/nvme.img" bs=1M skip=1 count=1 2>/dev/null | md5sum | cut -d' ' -f1)
 		i2=$(dd if="$OUT/nvme.img" bs=1M skip=2 count=1 2>/dev/null | md5sum | cut -d' ' -f1)
+		i3=$(dd if="$OUT/nvme.img" bs=1M skip=3 count=1 2>/dev/null | md5sum | cut -d' ' -f1)
 		if [[ -z $sums ]]; then echo "FAIL: vfio-image: the guest reported no sums (see vfio-guest-*)"; status=1
-		elif [[ $s1 == "$i1" && $s2 == "$i2" ]]; then echo "PASS: vfio-image ($OUT/nvme.img holds both MiB the guest wrote: $i1 $i2)"
-		else echo "FAIL: vfio-image: $OUT/nvme.img has $i1 $i2 at 1 and 2 MiB, the guest wrote $s1 $s2"; status=1; fi
+		elif [[ $s1 == "$i1" && $s2 == "$i2" && $s3 == "$i3" ]]; then
+			echo "PASS: vfio-image ($OUT/nvme.img holds the three MiB the guest wrote: $i1 $i2 $i3)"
+		else echo "FAIL: vfio-image: $OUT/nvme.img has $i1 $i2 $i3 at 1, 2 and 3 MiB, the guest wrote $s1 $s2 $s3"; status=1; fi
 		continue
 	fi
 	res=$(grep -a -m1 -E "^KVMBOX-VFIO T $t (PASS|FAIL)" "$OUT/host.log" | tr -d '\r')
