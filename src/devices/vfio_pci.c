@@ -407,6 +407,16 @@ static struct vfio_pci *vfio_pci_create(struct vm *vm, const char *bdf, unsigned
 	vfio_dev_init(&p->vd);
 	for (int i = 0; i < PCI_NUM_BARS; i++)
 		p->bar[i].slot[0] = p->bar[i].slot[1] = -1;
+	/* A balloon hands guest pages back to the host, but the IOMMU keeps the pages it pinned:
+	 * the device would DMA into memory the guest no longer sees. */
+	for (unsigned i = 0; i < vm->cfg->nr_devs; i++) {
+		if (vm->cfg->devs[i].type == device_type_by_name("virtio-balloon")) {
+			log_error("--device vfio=%s: cannot be used with --balloon (the device's DMA would "
+				  "miss the pages the balloon gives back); drop --balloon",
+				  bdf);
+			goto fail;
+		}
+	}
 	if (!vm->pci_host) {
 		log_error("vfio=%s: this machine has no PCI host to plug it into", bdf);
 		goto fail;

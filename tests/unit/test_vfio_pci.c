@@ -16,6 +16,7 @@
 #include "core/devtype.h"
 #include "core/vm.h"
 #include "devices/vfio_pci.h"
+#include "fakes.h"
 
 static void test_parse(void **state)
 {
@@ -77,12 +78,41 @@ static void test_pinned(void **state)
 	free(vm);
 }
 
+/* --balloon with a passed-through device is refused before anything is opened: the IOMMU would
+ * keep the pages the balloon gives back. */
+static void test_no_balloon(void **state)
+{
+	struct vm_config cfg = { 0 };
+	struct vm *vm = calloc(1, sizeof(*vm));
+
+	(void)state;
+	assert_non_null(vm);
+	vm_init(vm, &cfg);
+	assert_int_equal(vm_config_add(&cfg, device_type_by_name("virtio-balloon"), NULL), 0);
+	assert_int_equal(vm_config_add(&cfg, &vfio_pci_type, "vfio=0000:01:00.0"), 0);
+	struct stderr_capture cap;
+	void *model;
+	const char *out;
+
+	stderr_capture_begin(&cap);
+	model = vfio_pci_type.create(vm, cfg.devs[1].cfg, 0);
+	out = stderr_capture_end(&cap);
+	assert_null(model);
+	assert_null(vm->devices);
+	if (!strstr(out, "--device vfio=0000:01:00.0: cannot be used with --balloon") ||
+	    strchr(out, '\n') != strrchr(out, '\n'))
+		fail_msg("not the one balloon line: '%s'", out);
+	vm_config_free_devices(&cfg);
+	free(vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_in_the_table),
 		cmocka_unit_test(test_pinned),
+		cmocka_unit_test(test_no_balloon),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
