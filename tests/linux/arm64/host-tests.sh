@@ -14,7 +14,7 @@ VIRTIO="arm64-virtio-devices arm64-virtio-rng arm64-virtio-net-ping arm64-virtio
 	arm64-virtio-blk-ext4 arm64-virtio-console"
 TINY="arm64-tiny-serial-off arm64-tiny-reset arm64-tiny-smp arm64-tiny-nisv-crash"
 LIFE="arm64-life-pause arm64-life-snapshot-restore arm64-life-migrate arm64-life-migrate-dirty
-	arm64-life-balloon"
+	arm64-life-shutdown arm64-life-balloon"
 BAD="arm64-bad-not-a-kernel arm64-bad-elf arm64-bad-memory-1M arm64-bad-cpus-too-many"
 UP="arm64-up-boot arm64-up-cpus arm64-up-link-ping arm64-up-link-tcp arm64-up-isolated arm64-up-sigterm"
 ALL=$(echo $BOOT $VIRTIO $TINY $LIFE $UP $BAD)
@@ -572,7 +572,7 @@ lreap() {
 }
 
 # shellcheck disable=SC2086
-if want arm64-life-migrate-dirty; then
+if want arm64-life-migrate-dirty arm64-life-shutdown; then
 	rm -f $W/m1.in $W/m2.in $W/m1.sock $W/d2.sock
 	mkfifo $W/m1.in $W/m2.in
 	exec 5<>$W/m1.in 6<>$W/m2.in
@@ -641,6 +641,19 @@ if want arm64-life-migrate-dirty; then
 				why="disk after the migration: '$d', image $i3"
 			fi
 		fi
+		# The power button (the PL061's gpio-keys KEY_POWER; the guest's acpid powers off)
+		# on the destination: `ctl shutdown` ends kvmbox with status 0, the guest's own.
+		swhy="not run: $why"
+		if [ -z "$why" ]; then
+			lctl $W/d2.sock shutdown timeout=30
+			lreap $D 40
+			if [ "$CTL_RC" = 0 ] && [ "$RC" = 0 ] && has 'KVMBOX-ACPI power button' d2; then
+				swhy=
+			else
+				seen=$(has 'KVMBOX-ACPI power button' d2 && echo saw || echo 'did not see')
+				swhy="ctl shutdown status $CTL_RC, kvmbox status $RC (want 0 and 0); the guest $seen the key"
+			fi
+		fi
 		kill -KILL $D 2>/dev/null
 		wait $D
 	fi
@@ -653,6 +666,14 @@ if want arm64-life-migrate-dirty; then
 		res FAIL arm64-life-migrate-dirty "$why"
 		diag arm64-life-migrate-dirty m1
 		diag arm64-life-migrate-dirty d2
+	fi
+	if [ -z "$swhy" ]; then
+		res PASS arm64-life-shutdown
+	else
+		res FAIL arm64-life-shutdown "$swhy"
+		[ -n "$why" ] || diag arm64-life-shutdown d2
+		tr -d '\r' <$W/m1.out | grep -iE 'acpid|gpio|input|modules' | head -n 8 |
+			sed 's/^/KVMBOX-L arm64-life-shutdown boot: /'
 	fi
 fi
 
@@ -730,8 +751,8 @@ fi
 # One [vm] section each: A (serve, 10.1.0.1, its vCPU on host CPU 0) and B (fetch, after A, on
 # CPU 1) on link lan-u; C (isolated, 10.1.0.3, CPUs not dedicated) alone on link lan-v. B pings A
 # and fetches 16 MiB from it, and tells A the sum it got; C's pings to A go unanswered. B and C
-# power off (restart = no); then SIGTERM to up stops A (no power button on arm64: kvmbox's
-# shutdown timeout) and up exits 0 with no VM process left.
+# power off (restart = no); then SIGTERM to up presses A's power button (the PL061's gpio-keys
+# KEY_POWER: the guest's acpid powers off) and up exits 0 with no VM process left.
 
 # up_cpus PID: the Cpus_allowed_list of each vCPU thread of PID, one line each, sorted.
 up_cpus() {
@@ -763,7 +784,7 @@ if want $UP; then
 		initrd = $GV
 		memory = 256M
 		restart = no
-		shutdown-timeout = 2
+		shutdown-timeout = 30
 
 		[vm a]
 		net = link=lan-u,mac=52:54:00:00:0b:01
@@ -851,10 +872,14 @@ if want $UP; then
 		res FAIL arm64-up-isolated "C on link lan-v pinging A: '${r:-no report}' (want none answered)"
 		up_log c | tail -n 8 | sed 's/^/KVMBOX-L arm64-up-isolated c: /'
 	fi
-	if [ "$urc" = 0 ] && [ -z "$left" ] && grep -q '^kvmbox up: SIGTERM' $W/up.err; then
+	if [ "$urc" = 0 ] && [ -z "$left" ] && grep -q '^kvmbox up: SIGTERM' $W/up.err &&
+		grep -q '^kvmbox up: vm a: exited with status 0' $W/up.err && up_log a | grep -q 'KVMBOX-ACPI power button'; then
 		res PASS arm64-up-sigterm
 	else
-		res FAIL arm64-up-sigterm "kvmbox up after SIGTERM: status $urc (want 0), VM processes left:'${left:- none}'"
+		res FAIL arm64-up-sigterm "kvmbox up after SIGTERM: status $urc (want 0), VM processes left:'${left:- none}'," \
+			"A: '$(grep '^kvmbox up: vm a: exited' $W/up.err)' (want status 0), its guest" \
+			"$(up_log a | grep -q 'KVMBOX-ACPI power button' && echo saw || echo 'did not see') the power button"
+		up_log a | grep -iE 'acpid|gpio|input|modules' | head -n 8 | sed 's/^/KVMBOX-L arm64-up-sigterm a: /'
 		tail -n 8 $W/up.err | sed 's/^/KVMBOX-L arm64-up-sigterm up: /'
 	fi
 fi
