@@ -1555,7 +1555,8 @@ want $VSOCK && vsock_tests
 # The same guest and helpers as above; no vhost-vsock needed. The host's side is vsock-echo's
 # uconnect (through PATH: "CONNECT <port>\n", "OK <n>\n") and userve (on PATH_<port>).
 #   uds-host-to-guest  a host program connects through PATH to the guest's echo server: 16 MiB,
-#                      the guest's copy and the echo have the blob's sha256
+#                      the guest's copy and the echo have the blob's sha256; a CONNECT to a port
+#                      nobody listens on in the guest is closed (its RST) without an OK line
 #   uds-guest-to-host  the guest connects to CID 2 port 5001, which is PATH_5001, the host's echo
 #                      server: 16 MiB, the host's copy and the echo have the guest's sha256
 #   uds-snapshot       snapshot with a connection held, kill -9 (PATH is left, stale), restore
@@ -1603,6 +1604,18 @@ vsock_uds_tests() {
 	fi
 	VS_CONN="vsock-echo uconnect $VU"
 	vs_h2g vu1 5000 vuecho1
+	if [ -z "$VSWHY" ]; then
+		# A port nobody listens on in the guest: its RST (at worst the 2 s handshake timeout)
+		# closes the host's client, no "OK" line, well within 10 s.
+		t0=$(now)
+		timeout -k 2 10 vsock-echo uconnect $VU 5999 </dev/null >/dev/null 2>$W/vurefused.err
+		rc=$?
+		el=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+		echo "KVMBOX-I vsock uds CONNECT to a closed port: status $rc after ${el}s: $(cat $W/vurefused.err)"
+		if [ $rc != 1 ] || ! grep -q 'no OK line' $W/vurefused.err; then
+			VSWHY="CONNECT 5999 (nobody listens in the guest): status $rc after ${el}s, '$(cat $W/vurefused.err)' (want 1, no OK line)"
+		fi
+	fi
 	if [ -z "$VSWHY" ]; then lres PASS linux-vsock-uds-host-to-guest; else lfail linux-vsock-uds-host-to-guest vu1 "$VSWHY"; fi
 	vs_g2h vu1
 	if [ -z "$VSWHY" ]; then lres PASS linux-vsock-uds-guest-to-host; else lfail linux-vsock-uds-guest-to-host vu1 "$VSWHY"; fi
