@@ -9,7 +9,8 @@
 #                           default: lkvm-static or lkvm on PATH; none: the kvmbox columns only
 #   KVMBOX_BENCH_LOG=file   no emulated host: report the figures of an earlier run's host.log
 #   KVMBOX_BENCH_PARTS=list only these parts of host-bench.sh: boot,trace,seccomp,up,diskcopy,virtio,latency
-#                           (default all; e.g. boot,trace for the boot and exit figures alone)
+#                           (default all; e.g. boot,trace for the boot and exit figures alone), or
+#                           vsock: of the virtio phases only the idle boot and the four vsock ones
 #
 # One emulated-host boot (qemu TCG, -cpu max, kvm_amd; see DEVELOPERS.md) runs
 # tests/linux/host-bench.sh: RUNS boots of the Debian guest kernel (1 vCPU, 256M, busybox
@@ -80,7 +81,7 @@ t0=$EPOCHSECONDS
 if [[ -n ${KVMBOX_BENCH_LOG:-} ]]; then
 	[[ $KVMBOX_BENCH_LOG -ef $OUT/host.log ]] || tr -d '\r' <"$KVMBOX_BENCH_LOG" >"$OUT/host.log" || exit 1
 else
-	echo "bench: $RUNS boots x $nv VMMs, 7 virtio boots and the latency bench in the emulated host" \
+	echo "bench: $RUNS boots x $nv VMMs, 15 virtio boots and the latency bench in the emulated host" \
 		"(about $((300 + RUNS * nv * 15))s)..." >&2
 	# The host prints a heartbeat ("KVMBOX-I alive") every 10 s. After 20 s without a line it gets
 	# a key press through QEMU's monitor (OUT/monitor.sock), which wakes a CPU that QEMU's
@@ -279,6 +280,10 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 			p = f["phase"]
 			ph[++n] = p; mb[p] = f["mb"]; secs[p] = f["secs"]; st[p] = f["status"]; gst[p] = f["guest_status"]
 			ex[p] = f["kvmbox_exits"]; io[p] = f["kvmbox_io"]; mm[p] = f["kvmbox_mmio"]
+			if (p ~ /^vsocklat/) {
+				lat[p] = 1; rtts[p] = f["rtts"]; sz[p] = f["size"]; lmin[p] = f["min_us"]; lmed[p] = f["median_us"]
+				lmean[p] = f["mean_us"]; l99[p] = f["p99_us"]; lmax[p] = f["max_us"]
+			}
 		}
 		function label(p) {
 			if (p ~ /-off$/) { sub(/-off$/, "", p); return label(p) " (--seccomp off)" }
@@ -289,6 +294,9 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 			if (p == "netout-user") return "TCP guest -> emulated host, nc, vhost=off"
 			if (p == "netin-user") return "TCP emulated host -> guest, nc, vhost=off"
 			if (p == "vsock") return "vsock guest <-> emulated host echo (MiB each way), vhost-vsock"
+			if (p == "vsock-uds") return "vsock guest <-> emulated host echo (MiB each way), uds= (kvmbox)"
+			if (p == "vsocklat") return "vsock round trips guest -> emulated host echo, vhost-vsock"
+			if (p == "vsocklat-uds") return "vsock round trips guest -> emulated host echo, uds= (kvmbox)"
 			return p
 		}
 		function per(x, base, m) { return (x == "" || base == "" || m == 0) ? "-" : sprintf("%.2f", (x - base) / m) }
@@ -297,13 +305,31 @@ version=$(grep -o 'KVMBOX-I bench: .*' "$OUT/host.log" | sed 's/.*kvmbox \(.*\),
 			printf "|---|---:|---:|---:|---:|---:|---:|---|\n"
 			for (j = 1; j <= n; j++) {
 				p = ph[j]
-				if (p == "idle") continue
+				if (p == "idle" || (p in lat)) continue
 				rate = (secs[p] != "-" && secs[p] > 0) ? sprintf("%.1f", mb[p] / secs[p]) : "-"
 				printf "| %s | %d | %s | %s | %s | %s | %s | %s/%s |\n", label(p), mb[p], secs[p], rate,
 					per(ex[p], ex["idle"], mb[p]), per(io[p], io["idle"], mb[p]), per(mm[p], mm["idle"], mb[p]),
 					st[p], gst[p]
 			}
 			printf "| (idle boot: exits to user space) | | | | %s | %s | %s | %s |\n", ex["idle"], io["idle"], mm["idle"], st["idle"]
+			nl = 0
+			for (j = 1; j <= n; j++) {
+				p = ph[j]
+				if (!(p in lat)) continue
+				if (!nl++) {
+					print ""
+					print "Round trips (vsock-echo ping in the guest: one message out, its echo back, the next"
+					print "after it; the guest'\''s clock; exits to user space: kvmbox --stats of the whole boot, to set"
+					print "against the transfer boots'\'' above, which have the same devices):"
+					print ""
+					print "| path | round trips x bytes | median (us) | mean (us) | p99 (us) | min (us) | max (us) | exits (boot) | status |"
+					print "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+				}
+				printf "| %s | %s x %s | %s | %s | %s | %s | %s | %s | %s/%s |\n", label(p), rtts[p] == "" ? "-" : rtts[p],
+					sz[p] == "" ? "-" : sz[p], lmed[p] == "" ? "-" : lmed[p], lmean[p] == "" ? "-" : lmean[p],
+					l99[p] == "" ? "-" : l99[p], lmin[p] == "" ? "-" : lmin[p], lmax[p] == "" ? "-" : lmax[p],
+					ex[p] == "" ? "-" : ex[p], st[p], gst[p]
+			}
 		}' "$OUT/virtio.txt"
 		echo
 		echo "(status: kvmbox exit status / the transfer command's status in the guest)"

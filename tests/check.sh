@@ -53,6 +53,10 @@ run_unit() {
 	[ "$n" -gt 0 ] || echo "FAIL: $name: no unit test binaries in $dir/tests (make unit)"
 }
 
+# run_scripts: the scripts tier (tests/scripts/run.sh), names prefixed.
+run_scripts() {
+	tests/scripts/run.sh 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\): /\1: scripts\//"
+}
 # run_guests NAME KVMBOX [TEST...]: the tiny-guest tier (or those tests) with that kvmbox
 # binary; names get a prefix.
 run_guests() {
@@ -177,6 +181,12 @@ if [[ " ${tiers[*]} " == *" musl "* ]] && [ "${tiers[0]}" != musl ]; then
 	musl_build &
 	musl_pid=$!
 fi
+# The scripts tier runs beside the unit tiers when both are asked for: most of its tests wait on
+# made-up timeouts (the emulated-host watchdogs' stand-ins) and its one emulated host (the
+# demo) is a single thread, while the unit tiers run one binary at a time.
+if [[ " ${tiers[*]} " == *" scripts "* ]] && [[ " ${tiers[*]} " == *" unit "* ]]; then
+	side_start scripts run_scripts
+fi
 for tier in "${tiers[@]}"; do
 	start=$SECONDS secs=
 	: >"$tmp/tier"
@@ -199,7 +209,7 @@ for tier in "${tiers[@]}"; do
 	unit) run_unit unit "$B" ;;
 	unit-asan) run_unit unit-asan "$(flavour_dir asan)" ;;
 	unit-tsan) TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1} run_unit unit-tsan "$(flavour_dir tsan)" ;;
-	scripts) tests/scripts/run.sh 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\): /\1: scripts\//" ;;
+	scripts) side_or run_scripts ;;
 	guests) run_guests guests "$B/kvmbox" ;;
 	guests-asan) side_or run_guests guests-asan "$(flavour_dir asan)/kvmbox" ;;
 	musl) run_musl ;;

@@ -65,9 +65,9 @@ static int check_host_limits(const struct vm_config *cfg)
 }
 
 /* Create the machine, its control socket, and run it; returns the exit status. restore or
- * incoming_fd (>= 0) give the first boot's state. */
+ * incoming (taken over) give the first boot's state. */
 static int run_machine(const struct vm_config *cfg, struct snapshot *restore, bool copy, bool paused,
-		       int incoming_fd)
+		       struct migrate_in *incoming)
 {
 	struct machine *m = NULL;
 	struct api_server *api = NULL;
@@ -83,16 +83,15 @@ static int run_machine(const struct vm_config *cfg, struct snapshot *restore, bo
 	else if (notify_fd >= 0)
 		close(notify_fd);
 	if (!m) {
-		if (incoming_fd >= 0)
-			close(incoming_fd);
+		migrate_in_close(incoming);
 		if (restore)
 			snapshot_close(restore); /* its config is the caller's */
 		return status;
 	}
 	if (restore)
 		machine_set_restore(m, restore, copy, paused);
-	if (incoming_fd >= 0)
-		machine_set_incoming(m, incoming_fd);
+	if (incoming)
+		machine_set_incoming(m, incoming);
 	if (cfg->api) {
 		api = api_server_create(cfg->api, machine_loop(m), control_handle, m);
 		if (!api)
@@ -115,7 +114,8 @@ static int run_incoming(struct vm_config *cfg)
 	struct snap_config sc;
 	char msg[512];
 	sigset_t set;
-	int fd, sfd, ret;
+	struct migrate_in *in;
+	int sfd, ret;
 
 	if (check_host_limits(cfg) < 0)
 		return EXIT_START_FAIL;
@@ -131,8 +131,8 @@ static int run_incoming(struct vm_config *cfg)
 		log_error("signalfd: %s; raise the open file limit", strerror(errno));
 		return EXIT_START_FAIL;
 	}
-	fd = migrate_accept(cfg->incoming, sfd, &cfg->keys, &sc);
-	if (fd < 0) {
+	in = migrate_accept(cfg->incoming, sfd, &cfg->keys, &sc);
+	if (!in) {
 		struct signalfd_siginfo si;
 
 		ret = EXIT_START_FAIL;
@@ -150,18 +150,18 @@ static int run_incoming(struct vm_config *cfg)
 	}
 	close(sfd);
 	if (vm_config_match(&sc.cfg, cfg, "the source VM", msg, sizeof(msg)) < 0 ||
-	    migrate_accept_disks(cfg, msg, sizeof(msg)) < 0) {
+	    migrate_accept_disks(in, cfg, msg, sizeof(msg)) < 0) {
 		/* The source resumes its VM: a disks=copy source reads msg as its error, any other
 		 * fails its next write on the closed stream. */
 		log_error("migration from %s refused: %s", cfg->incoming, msg);
-		migrate_refuse(msg);
-		close(fd);
+		migrate_refuse(in, msg);
+		migrate_in_close(in);
 		snap_config_free(&sc);
 		return EXIT_START_FAIL;
 	}
 	if (!cfg->append)
 		cfg->append = sc.cfg.append; /* not a host resource */
-	ret = run_machine(cfg, NULL, false, false, fd);
+	ret = run_machine(cfg, NULL, false, false, in);
 	snap_config_free(&sc);
 	return ret;
 }
@@ -185,7 +185,7 @@ int cmd_run(int argc, char **argv)
 	else if (check_host_limits(&cfg) < 0)
 		ret = EXIT_START_FAIL;
 	else
-		ret = run_machine(&cfg, NULL, false, false, -1);
+		ret = run_machine(&cfg, NULL, false, false, NULL);
 	vm_config_free_devices(&cfg);
 	return ret;
 }
@@ -232,7 +232,7 @@ int cmd_restore(int argc, char **argv)
 		cfg.append = snap->config.cfg.append; /* not a host resource */
 	/* The machine closes the snapshot once the VM is built; cfg.append may live in it, so
 	 * it is freed only after the machine is gone. */
-	ret = run_machine(&cfg, snap, ra.copy, ra.paused, -1);
+	ret = run_machine(&cfg, snap, ra.copy, ra.paused, NULL);
 	snap_config_free(&snap->config);
 out:
 	free(snap);

@@ -151,6 +151,20 @@ static int check_devices(const struct up_config *uc, unsigned v)
 				if (d->type == &virtio_net_type) {
 					const struct net_config *x = d->cfg, *y = e->cfg;
 
+					if (x->backend != NET_BACKEND_TAP || y->backend != NET_BACKEND_TAP) {
+						/* Two cards on one link: one MAC each (a link is one layer-2
+						 * segment; a switch cannot tell two equal ones apart). */
+						if (!x->mac_set || !y->mac_set || strcmp(x->path, y->path) ||
+						    memcmp(x->mac, y->mac, sizeof(x->mac)))
+							continue;
+						log_error(
+							"%s:%u: mac %02x:%02x:%02x:%02x:%02x:%02x on %s is also "
+							"[vm %s]'s (line %u); give each card on a link its own mac=",
+							uc->path, vm->dev_line[i], x->mac[0], x->mac[1],
+							x->mac[2], x->mac[3], x->mac[4], x->mac[5], x->path,
+							o->name, o->dev_line[j]);
+						return -1;
+					}
 					if (strcmp(x->tap, y->tap))
 						continue;
 					log_error(

@@ -50,7 +50,7 @@ static int chan_alloc(struct chan *c, int fd)
 
 static int raw_read(const struct chan *c, void *p, size_t n)
 {
-	return c->read_fn ? c->read_fn(c->fd, p, n) : read_all(c->fd, p, n);
+	return c->read_fn ? c->read_fn(c->read_ctx, c->fd, p, n) : read_all(c->fd, p, n);
 }
 
 /* Seal len bytes of plaintext as one message and send it. */
@@ -163,11 +163,12 @@ int chan_connect(struct chan *c, int fd, const uint8_t key[KEY_BYTES])
 }
 
 int chan_accept(struct chan *c, int fd, const uint8_t key[KEY_BYTES],
-		int (*read_fn)(int fd, void *p, size_t n))
+		int (*read_fn)(void *ctx, int fd, void *p, size_t n), void *ctx)
 {
 	if (chan_alloc(c, fd) < 0)
 		return -1;
 	c->read_fn = read_fn;
+	c->read_ctx = ctx;
 	return handshake(c, key, false);
 }
 

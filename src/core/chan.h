@@ -33,7 +33,8 @@
 struct chan {
 	int fd;
 	/* Reads from fd (read_all when NULL): the destination's keeps a deadline and a stop. */
-	int (*read_fn)(int fd, void *p, size_t n);
+	int (*read_fn)(void *ctx, int fd, void *p, size_t n);
+	void *read_ctx; /* read_fn's first argument */
 	bool secure;
 	bool auth_failed; /* a message did not authenticate */
 	bool ended;       /* the peer's FINAL message was read */
@@ -51,10 +52,10 @@ void chan_init_plain(struct chan *c, int fd);
  * 0, or -1 with errno (EBADMSG and c->auth_failed: the destination's answer did not
  * authenticate). chan_free in both cases. */
 int chan_connect(struct chan *c, int fd, const uint8_t key[KEY_BYTES]);
-/* The destination's side, once it has read CHAN_MAGIC from fd, reading with read_fn (NULL:
- * read_all). As chan_connect. */
+/* The destination's side, once it has read CHAN_MAGIC from fd, reading with read_fn(ctx, ...)
+ * (NULL: read_all). As chan_connect. */
 int chan_accept(struct chan *c, int fd, const uint8_t key[KEY_BYTES],
-		int (*read_fn)(int fd, void *p, size_t n));
+		int (*read_fn)(void *ctx, int fd, void *p, size_t n), void *ctx);
 /* Send n bytes (encrypted: buffered into messages). 0, or -1 with errno. */
 int chan_write(struct chan *c, const void *p, size_t n);
 /* Encrypted: send what is buffered; with final, as the direction's FINAL message (then no

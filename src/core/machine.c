@@ -43,7 +43,7 @@ struct machine {
 	/* The first boot's source of state. */
 	struct snapshot *restore;
 	bool restore_copy;
-	int incoming_fd;
+	struct migrate_in *incoming;
 	/* State a guest reset keeps (device keep_save records), from one boot to the next. */
 	struct ser_writer keep;
 
@@ -177,7 +177,7 @@ static bool incoming_signalled(struct machine *m)
 
 /* Build the VM and run it until it stops. Returns the stop reason, or -1 when it could not
  * start. The first boot may resume a snapshot (m->restore) or an incoming migration
- * (m->incoming_fd) instead of loading the kernel. */
+ * (m->incoming) instead of loading the kernel. */
 static int boot_once(struct machine *m)
 {
 	const struct vm_config *cfg = m->cfg;
@@ -207,7 +207,7 @@ static int boot_once(struct machine *m)
 	 * errors are not hidden behind a /dev/kvm one. */
 	if (vm_alloc_ram(vm, layout, nr, m->restore ? &rf : NULL) < 0)
 		goto out;
-	if (!m->restore && m->incoming_fd < 0 && arch_load_kernel(vm) < 0)
+	if (!m->restore && !m->incoming && arch_load_kernel(vm) < 0)
 		goto out;
 	if (vm_open_kvm(vm) < 0)
 		goto out;
@@ -215,10 +215,10 @@ static int boot_once(struct machine *m)
 	vm->kvm_fd_kept = true;
 	if (arch_vm_init(vm) < 0 || vm_create_vcpus(vm, cfg->cpus) < 0)
 		goto out;
-	if (m->incoming_fd >= 0) {
+	if (m->incoming) {
 		/* Guest RAM first; the devices take over the source's backends only once it has
 		 * stopped. */
-		state = migrate_receive_ram(vm, m->incoming_fd, sigwatch_fd(m->sig), &state_len);
+		state = migrate_receive_ram(m->incoming, vm, sigwatch_fd(m->sig), &state_len);
 		if (!state) {
 			incoming_signalled(m); /* then 128+N */
 			goto out;
@@ -248,7 +248,7 @@ static int boot_once(struct machine *m)
 				  "not started here and the source keeps running it");
 			goto fail_incoming;
 		}
-		if (state && migrate_finish(m->incoming_fd, true) < 0) {
+		if (state && migrate_finish(m->incoming, true) < 0) {
 			log_error(
 				"migration: the source went away before the hand-over; not starting the VM");
 			goto out;
@@ -303,7 +303,7 @@ static int boot_once(struct machine *m)
 	goto out;
 fail_incoming:
 	if (state)
-		migrate_finish(m->incoming_fd, false);
+		migrate_finish(m->incoming, false);
 out:
 	free(state);
 	vm_resume_all(vm); /* release parked device workers before teardown */
@@ -324,7 +324,6 @@ struct machine *machine_create(const struct vm_config *cfg)
 		return NULL;
 	}
 	m->cfg = cfg;
-	m->incoming_fd = -1;
 	m->notify_fd = -1;
 	m->shutdown_tfd = -1;
 	m->kvm_fd = -1;
@@ -372,9 +371,9 @@ void machine_set_restore(struct machine *m, struct snapshot *s, bool copy, bool 
 	m->user_paused = start_paused;
 }
 
-void machine_set_incoming(struct machine *m, int fd)
+void machine_set_incoming(struct machine *m, struct migrate_in *in)
 {
-	m->incoming_fd = fd;
+	m->incoming = in;
 }
 
 void machine_set_notify(struct machine *m, int notify_fd)
@@ -394,10 +393,8 @@ int machine_run(struct machine *m)
 			snapshot_close(m->restore);
 			m->restore = NULL;
 		}
-		if (m->incoming_fd >= 0) {
-			close(m->incoming_fd);
-			m->incoming_fd = -1;
-		}
+		migrate_in_close(m->incoming);
+		m->incoming = NULL;
 		if (m->last_signal && reason != VM_HANDOFF)
 			reason = VM_SIGNAL; /* a signal during a reboot ends it too */
 		switch (reason) {
@@ -438,8 +435,7 @@ void machine_destroy(struct machine *m)
 		close(m->shutdown_tfd);
 	loop_destroy(m->loop);
 	sigwatch_stop(m->sig);
-	if (m->incoming_fd >= 0)
-		close(m->incoming_fd);
+	migrate_in_close(m->incoming);
 	if (m->restore)
 		snapshot_close(m->restore);
 	ser_writer_free(&m->keep);

@@ -43,8 +43,9 @@ struct machine *machine_create(const struct vm_config *cfg);
 /* The first boot resumes this snapshot (taken over: closed by the machine) instead of
  * loading the kernel; with start_paused it stays paused until resumed. */
 void machine_set_restore(struct machine *m, struct snapshot *s, bool copy, bool start_paused);
-/* The first boot receives an incoming migration on fd (taken over) instead. */
-void machine_set_incoming(struct machine *m, int fd);
+/* The first boot receives the incoming migration in (taken over) instead. */
+struct migrate_in;
+void machine_set_incoming(struct machine *m, struct migrate_in *in);
 /* Tell systemd through notify_fd (core/notify.h; taken over, -1: none) READY=1 once the first
  * boot's vCPUs run, STOPPING=1 when the VM stops for good. */
 void machine_set_notify(struct machine *m, int notify_fd);

@@ -214,44 +214,47 @@ struct incoming_stats {
 	double t_final;
 };
 
-/* One destination per process: the figures printed at the end, and the stream's channel (the
- * fd the machine holds is its socket). */
-static struct incoming_stats in_stats;
-static struct chan in_chan = { .fd = -1 };
-
-/* What ends a receive early: its deadline, and stop_fd (readable: a termination signal came). */
-static struct {
-	int stop_fd;
-	double deadline; /* now_ms() time */
-	bool stopped;    /* stop_fd ended it */
-	unsigned reads;
-} in_guard = { .stop_fd = -1 };
-
-/* disks=copy on the destination: what the source said of its disks, and the images this
- * command line names, opened for the copy by migrate_accept_disks and written back and closed
- * at the final record, before the devices open (and lock) them. */
-static struct {
-	bool copy;      /* the source's hello asked for disks=copy */
-	bool same_host; /* the source is on this host: a unix socket, or TCP from a loopback address */
-	unsigned n;
-	uint64_t size[MIG_MAX_DISKS], dev[MIG_MAX_DISKS], ino[MIG_MAX_DISKS]; /* the source's */
-	int fd[MIG_MAX_DISKS];
-	bool open; /* fd[0..n) are open */
-	uint64_t bytes;
-} in_disks;
-static uint8_t in_dbuf[MIG_DISK_BLOCK];
+/* One incoming migration, migrate_accept to migrate_in_close. */
+struct migrate_in {
+	int fd;           /* the stream's socket */
+	struct chan chan; /* on fd */
+	struct incoming_stats stats;
+	/* What ends a receive early: its deadline, and stop_fd (readable: a termination signal
+	 * came). */
+	struct {
+		int stop_fd;
+		double deadline; /* now_ms() time */
+		bool stopped;    /* stop_fd ended it */
+		unsigned reads;
+	} guard;
+	/* disks=copy: what the source said of its disks, and the images this command line names,
+	 * opened for the copy by migrate_accept_disks and written back and closed at the final
+	 * record, before the devices open (and lock) them. */
+	struct {
+		bool copy;      /* the source's hello asked for disks=copy */
+		bool same_host; /* the source is on this host: a unix socket, or TCP from a loopback
+				 * address */
+		unsigned n;
+		uint64_t size[MIG_MAX_DISKS], dev[MIG_MAX_DISKS], ino[MIG_MAX_DISKS]; /* the source's */
+		int fd[MIG_MAX_DISKS];
+		bool open; /* fd[0..n) are open */
+		uint64_t bytes;
+		uint8_t *buf; /* one block (MIG_DISK_BLOCK), from migrate_accept_disks on */
+	} disks;
+};
 
 /* read_all for the destination (the channel's reader): a hostile or stalled source cannot hold
  * it past the deadline, and a termination signal ends it. Data already there is taken without
  * waiting; stop_fd is looked at whenever the stream has to be waited for, and every 64 reads. */
-static int in_read(int fd, void *p, size_t n)
+static int in_read(void *ctx, int fd, void *p, size_t n)
 {
+	struct migrate_in *in = ctx;
 	uint8_t *b = p;
 
 	while (n) {
 		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN },
-					 { .fd = in_guard.stop_fd, .events = POLLIN } };
-		double left = in_guard.deadline - now_ms();
+					 { .fd = in->guard.stop_fd, .events = POLLIN } };
+		double left = in->guard.deadline - now_ms();
 		ssize_t got = -1;
 		int r;
 
@@ -259,7 +262,7 @@ static int in_read(int fd, void *p, size_t n)
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		if (++in_guard.reads % 64) {
+		if (++in->guard.reads % 64) {
 			got = recv(fd, b, n, MSG_DONTWAIT);
 			if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				return -1;
@@ -270,7 +273,7 @@ static int in_read(int fd, void *p, size_t n)
 			if (r < 0 && errno != EINTR)
 				return -1;
 			if (r > 0 && pfd[1].revents) {
-				in_guard.stopped = true;
+				in->guard.stopped = true;
 				errno = EINTR;
 				return -1;
 			}
@@ -296,11 +299,11 @@ static int in_read(int fd, void *p, size_t n)
 }
 
 /* Why a receive read failed, for its one line. */
-static const char *in_why(void)
+static const char *in_why(const struct migrate_in *in)
 {
-	if (in_guard.stopped)
+	if (in->guard.stopped)
 		return "a termination signal came";
-	if (in_chan.auth_failed)
+	if (in->chan.auth_failed)
 		return "a message did not authenticate: changed on the way, or not the source's";
 	if (errno == ETIMEDOUT)
 		return "the receive's deadline passed";
@@ -311,15 +314,16 @@ static const char *in_why(void)
 
 /* The first 8 bytes decide: a plain stream starts with its hello, an encrypted one with the
  * channel's magic (core/chan.h). Both sides must agree on having a key. Every read goes
- * through in_read. A stop (in_guard.stopped) is not printed: the caller says why. */
-static int incoming_channel(int fd, const char *uri, const struct vm_keys *keys, uint8_t hello[16])
+ * through in_read. A stop (in->guard.stopped) is not printed: the caller says why. */
+static int incoming_channel(struct migrate_in *in, int fd, const char *uri, const struct vm_keys *keys,
+			    uint8_t hello[16])
 {
 	uint8_t magic[8];
 
-	if (in_read(fd, magic, 8) < 0) {
-		if (!in_guard.stopped)
+	if (in_read(in, fd, magic, 8) < 0) {
+		if (!in->guard.stopped)
 			log_error("migration from %s: no hello from the source (%s); the VM was not started",
-				  uri, in_why());
+				  uri, in_why(in));
 		return -1;
 	}
 	if (!memcmp(magic, CHAN_MAGIC, 8)) {
@@ -330,21 +334,22 @@ static int incoming_channel(int fd, const char *uri, const struct vm_keys *keys,
 				uri);
 			return -1;
 		}
-		if (chan_accept(&in_chan, fd, keys->migration_key, in_read) < 0) {
-			if (in_chan.auth_failed)
+		if (chan_accept(&in->chan, fd, keys->migration_key, in_read, in) < 0) {
+			if (in->chan.auth_failed)
 				log_error(
 					"migration from %s: the source did not authenticate: its --migration-key "
 					"is not this one; the VM was not started",
 					uri);
-			else if (!in_guard.stopped)
+			else if (!in->guard.stopped)
 				log_error(
 					"migration from %s: the key exchange broke (%s); the VM was not started",
-					uri, in_why());
+					uri, in_why(in));
 			return -1;
 		}
-		if (chan_read(&in_chan, hello, 16) < 0) {
-			if (!in_guard.stopped)
-				log_error("migration from %s: no hello from the source (%s)", uri, in_why());
+		if (chan_read(&in->chan, hello, 16) < 0) {
+			if (!in->guard.stopped)
+				log_error("migration from %s: no hello from the source (%s)", uri,
+					  in_why(in));
 			return -1;
 		}
 		return 0;
@@ -355,12 +360,13 @@ static int incoming_channel(int fd, const char *uri, const struct vm_keys *keys,
 			  uri);
 		return -1;
 	}
-	chan_init_plain(&in_chan, fd);
-	in_chan.read_fn = in_read;
+	chan_init_plain(&in->chan, fd);
+	in->chan.read_fn = in_read;
+	in->chan.read_ctx = in;
 	memcpy(hello, magic, 8);
-	if (chan_read(&in_chan, hello + 8, 8) < 0) {
-		if (!in_guard.stopped)
-			log_error("migration from %s: no hello from the source (%s)", uri, in_why());
+	if (chan_read(&in->chan, hello + 8, 8) < 0) {
+		if (!in->guard.stopped)
+			log_error("migration from %s: no hello from the source (%s)", uri, in_why(in));
 		return -1;
 	}
 	return 0;
@@ -385,7 +391,9 @@ static bool peer_is_loopback(int fd)
 	return true;
 }
 
-int migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys, struct snap_config *sc)
+/* migrate_accept's work: the stream's fd, or -1 (printed unless stopped). */
+static int accept_stream(struct migrate_in *in, const char *uri, int stop_fd, const struct vm_keys *keys,
+			 struct snap_config *sc)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -428,14 +436,14 @@ int migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys, str
 		return -1;
 	}
 	fprintf(stderr, "kvmbox: waiting for a migration on %s\n", uri);
-	in_guard.stop_fd = stop_fd;
+	in->guard.stop_fd = stop_fd;
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = lfd, .events = POLLIN },
 					 { .fd = stop_fd, .events = POLLIN } };
 
 		if (poll(pfd, 2, -1) > 0 && pfd[1].revents) {
 			errno = EINTR;
-			in_guard.stopped = true;
+			in->guard.stopped = true;
 			break;
 		}
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -451,7 +459,7 @@ int migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys, str
 	if (family == AF_UNIX)
 		unixsock_unlink(((struct sockaddr_un *)&ss)->sun_path, &ust);
 	if (fd < 0) {
-		if (!in_guard.stopped)
+		if (!in->guard.stopped)
 			log_error("--incoming %s: accept: %s", uri, strerror(errno));
 		return -1;
 	}
@@ -467,10 +475,10 @@ int migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys, str
 			return -1;
 		}
 	}
-	in_stats.t_start = now_ms();
-	in_guard.deadline = in_stats.t_start + MIG_RECV_DEADLINE_S * 1000.0;
+	in->stats.t_start = now_ms();
+	in->guard.deadline = in->stats.t_start + MIG_RECV_DEADLINE_S * 1000.0;
 	set_timeouts(fd, MIG_IO_TIMEOUT_S);
-	if (incoming_channel(fd, uri, keys, hello) < 0)
+	if (incoming_channel(in, fd, uri, keys, hello) < 0)
 		goto fail;
 	if (memcmp(hello, MIG_MAGIC, 8) ||
 	    (get_le32(hello + 8) != MIG_VERSION && get_le32(hello + 8) != MIG_VERSION_DISKS)) {
@@ -484,11 +492,11 @@ int migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys, str
 			uri, arch_id_name(get_le32(hello + 12)), arch_id_name(arch_this));
 		goto fail;
 	}
-	if (recv_u64(&in_chan, &clen) < 0 || clen > (1u << 20) || !(cbuf = malloc(clen ? clen : 1)) ||
-	    chan_read(&in_chan, cbuf, clen) < 0) {
-		if (!in_guard.stopped)
+	if (recv_u64(&in->chan, &clen) < 0 || clen > (1u << 20) || !(cbuf = malloc(clen ? clen : 1)) ||
+	    chan_read(&in->chan, cbuf, clen) < 0) {
+		if (!in->guard.stopped)
 			log_error("migration from %s: the configuration did not arrive: %s", uri,
-				  clen > (1u << 20) ? "too long" : in_why());
+				  clen > (1u << 20) ? "too long" : in_why(in));
 		goto fail;
 	}
 	ser_reader_init(&r, cbuf, clen);
@@ -498,36 +506,55 @@ int migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys, str
 	}
 	free(cbuf);
 	cbuf = NULL;
-	in_disks.copy = get_le32(hello + 8) == MIG_VERSION_DISKS;
-	if (in_disks.copy) {
+	in->disks.copy = get_le32(hello + 8) == MIG_VERSION_DISKS;
+	if (in->disks.copy) {
 		/* u32 count, then per disk u64 size, st_dev, st_ino. */
 		uint32_t n = 0;
 
-		if (recv_u32(&in_chan, &n) < 0)
+		if (recv_u32(&in->chan, &n) < 0)
 			goto disks_broken;
 		if (n > MIG_MAX_DISKS) {
 			snap_config_free(sc);
 			log_error("migration from %s: malformed list of disks", uri);
 			goto fail;
 		}
-		in_disks.n = n;
+		in->disks.n = n;
 		for (uint32_t i = 0; i < n; i++)
-			if (recv_u64(&in_chan, &in_disks.size[i]) < 0 ||
-			    recv_u64(&in_chan, &in_disks.dev[i]) < 0 ||
-			    recv_u64(&in_chan, &in_disks.ino[i]) < 0)
+			if (recv_u64(&in->chan, &in->disks.size[i]) < 0 ||
+			    recv_u64(&in->chan, &in->disks.dev[i]) < 0 ||
+			    recv_u64(&in->chan, &in->disks.ino[i]) < 0)
 				goto disks_broken;
-		in_disks.same_host = family == AF_UNIX || peer_is_loopback(fd);
+		in->disks.same_host = family == AF_UNIX || peer_is_loopback(fd);
 	}
 	return fd;
 disks_broken:
 	snap_config_free(sc);
-	if (!in_guard.stopped)
-		log_error("migration from %s: the list of disks did not arrive: %s", uri, in_why());
+	if (!in->guard.stopped)
+		log_error("migration from %s: the list of disks did not arrive: %s", uri, in_why(in));
 fail:
 	free(cbuf);
-	chan_free(&in_chan);
+	chan_free(&in->chan);
 	close(fd);
 	return -1;
+}
+
+struct migrate_in *migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys,
+				  struct snap_config *sc)
+{
+	struct migrate_in *in = calloc(1, sizeof(*in));
+
+	if (!in) {
+		log_error("--incoming %s: out of memory", uri);
+		return NULL;
+	}
+	in->chan.fd = -1;
+	in->guard.stop_fd = -1;
+	in->fd = accept_stream(in, uri, stop_fd, keys, sc);
+	if (in->fd < 0) {
+		free(in);
+		return NULL;
+	}
+	return in;
 }
 
 bool migrate_disk_record_ok(const uint64_t *sizes, unsigned n, uint32_t disk, uint64_t offset, uint32_t len)
@@ -538,18 +565,18 @@ bool migrate_disk_record_ok(const uint64_t *sizes, unsigned n, uint32_t disk, ui
 	       (len == MIG_DISK_BLOCK || len == sizes[disk] - offset);
 }
 
-static void close_disks(void)
+static void close_disks(struct migrate_in *in)
 {
-	if (!in_disks.open)
+	if (!in->disks.open)
 		return;
-	for (unsigned i = 0; i < in_disks.n; i++)
-		close(in_disks.fd[i]);
-	in_disks.open = false;
+	for (unsigned i = 0; i < in->disks.n; i++)
+		close(in->disks.fd[i]);
+	in->disks.open = false;
 }
 
 /* Open image i (path, this command line's) for the copy and check it against the source's
  * disk i. 0, or -1 with one line in msg. */
-static int open_copy_target(unsigned i, const char *path, char *msg, size_t len)
+static int open_copy_target(struct migrate_in *in, unsigned i, const char *path, char *msg, size_t len)
 {
 	struct stat st;
 	uint64_t size = 0;
@@ -587,18 +614,18 @@ static int open_copy_target(unsigned i, const char *path, char *msg, size_t len)
 	} else {
 		size = (uint64_t)st.st_size;
 	}
-	if (in_disks.same_host && (uint64_t)st.st_dev == in_disks.dev[i] &&
-	    (uint64_t)st.st_ino == in_disks.ino[i]) {
+	if (in->disks.same_host && (uint64_t)st.st_dev == in->disks.dev[i] &&
+	    (uint64_t)st.st_ino == in->disks.ino[i]) {
 		snprintf(msg, len,
 			 "disk %u (%s) is the source's own image (same file on this host): copying it onto "
 			 "itself would corrupt it; give another image, or migrate without disks=copy",
 			 i, path);
 		goto fail;
 	}
-	if (size != in_disks.size[i]) {
+	if (size != in->disks.size[i]) {
 		snprintf(msg, len,
 			 "disk %u (%s) is %llu bytes here, the source's is %llu; give an image of that size",
-			 i, path, (unsigned long long)size, (unsigned long long)in_disks.size[i]);
+			 i, path, (unsigned long long)size, (unsigned long long)in->disks.size[i]);
 		goto fail;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
@@ -609,25 +636,29 @@ static int open_copy_target(unsigned i, const char *path, char *msg, size_t len)
 		snprintf(msg, len, "disk %u (%s): %s", i, path, strerror(errno));
 		goto fail;
 	}
-	in_disks.fd[i] = fd;
+	in->disks.fd[i] = fd;
 	return 0;
 fail:
 	close(fd);
 	return -1;
 }
 
-int migrate_accept_disks(const struct vm_config *local, char *msg, size_t len)
+int migrate_accept_disks(struct migrate_in *in, const struct vm_config *local, char *msg, size_t len)
 {
 	unsigned n = 0;
 
-	if (!in_disks.copy)
+	if (!in->disks.copy)
 		return 0;
+	if (!in->disks.buf && !(in->disks.buf = malloc(MIG_DISK_BLOCK))) {
+		snprintf(msg, len, "out of memory for the disk copy's buffer");
+		return -1;
+	}
 	for (unsigned i = 0; i < local->nr_devs; i++)
 		if (local->devs[i].type->disk_path)
 			n++;
-	if (n != in_disks.n) {
+	if (n != in->disks.n) {
 		snprintf(msg, len, "the source copies %u disks (disks=copy), this command line has %u",
-			 in_disks.n, n);
+			 in->disks.n, n);
 		return -1;
 	}
 	n = 0;
@@ -636,64 +667,65 @@ int migrate_accept_disks(const struct vm_config *local, char *msg, size_t len)
 
 		if (!d->type->disk_path)
 			continue;
-		if (open_copy_target(n, d->type->disk_path(d->cfg), msg, len) < 0) {
+		if (open_copy_target(in, n, d->type->disk_path(d->cfg), msg, len) < 0) {
 			for (unsigned k = 0; k < n; k++)
-				close(in_disks.fd[k]);
+				close(in->disks.fd[k]);
 			return -1;
 		}
 		n++;
 	}
-	in_disks.open = true;
+	in->disks.open = true;
 	/* The answer the source waits for: go on. */
-	if (send_u32(&in_chan, 0) < 0 || chan_flush(&in_chan, false) < 0) {
+	if (send_u32(&in->chan, 0) < 0 || chan_flush(&in->chan, false) < 0) {
 		snprintf(msg, len, "the source went away (%s)", strerror(errno));
-		close_disks();
+		close_disks(in);
 		return -1;
 	}
 	return 0;
 }
 
-void migrate_refuse(const char *msg)
+void migrate_refuse(struct migrate_in *in, const char *msg)
 {
 	size_t n = strlen(msg);
 
-	if (in_disks.copy) {
+	if (in->disks.copy) {
 		/* A disks=copy source waits for an answer: tell it why (its one-line error). */
 		if (n > MIG_MAX_REFUSAL)
 			n = MIG_MAX_REFUSAL;
-		if (send_u32(&in_chan, 1) == 0 && send_u32(&in_chan, (uint32_t)n) == 0 &&
-		    chan_write(&in_chan, msg, n) == 0)
-			chan_flush(&in_chan, true);
+		if (send_u32(&in->chan, 1) == 0 && send_u32(&in->chan, (uint32_t)n) == 0 &&
+		    chan_write(&in->chan, msg, n) == 0)
+			chan_flush(&in->chan, true);
 	}
-	close_disks();
-	chan_free(&in_chan);
+	close_disks(in);
+	chan_free(&in->chan);
 }
 
 /* One disk record: u32 disk, u64 offset, u32 length, then the data (REC_DISK) or nothing
  * (REC_DISK_ZERO: zeroes). 0, -1 broken stream, -2 malformed. */
-static int receive_disk(struct chan *c, uint32_t type)
+static int receive_disk(struct migrate_in *in, uint32_t type)
 {
+	struct chan *c = &in->chan;
 	uint32_t disk, len;
 	uint64_t off;
 
 	if (recv_u32(c, &disk) < 0 || recv_u64(c, &off) < 0 || recv_u32(c, &len) < 0)
 		return -1;
-	if (!in_disks.open || !migrate_disk_record_ok(in_disks.size, in_disks.n, disk, off, len))
+	if (!in->disks.open || !migrate_disk_record_ok(in->disks.size, in->disks.n, disk, off, len))
 		return -2;
 	if (type == REC_DISK) {
-		if (chan_read(c, in_dbuf, len) < 0)
+		if (chan_read(c, in->disks.buf, len) < 0)
 			return -1;
-		in_disks.bytes += len;
-		in_stats.bytes += len;
+		in->disks.bytes += len;
+		in->stats.bytes += len;
 	} else {
 		/* A hole where the file system can punch one (a sparse image stays sparse), else
 		 * written zeroes (a block device, or no hole punching). */
-		if (fallocate(in_disks.fd[disk], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		if (fallocate(in->disks.fd[disk], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 			      (off_t)len) == 0)
 			return 0;
-		memset(in_dbuf, 0, len);
+		memset(in->disks.buf, 0, len);
 	}
-	if (pwrite_all(in_disks.fd[disk], in_dbuf, len, off) < 0) {
+	if (pwrite_all(in->disks.fd[disk], in->disks.buf, len, off) < 0) {
 		log_error("migration: writing disk %u at %llu failed: %s; the VM was not started", disk,
 			  (unsigned long long)off, strerror(errno));
 		return -3;
@@ -701,14 +733,13 @@ static int receive_disk(struct chan *c, uint32_t type)
 	return 0;
 }
 
-uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len)
+uint8_t *migrate_receive_ram(struct migrate_in *in, struct vm *vm, int stop_fd, uint64_t *len)
 {
 	uint64_t npages = vm->mem.total / PAGE_SIZE;
 	uint8_t *state = NULL;
-	struct chan *c = &in_chan; /* on fd, from migrate_accept */
+	struct chan *c = &in->chan;
 
-	(void)fd;
-	in_guard.stop_fd = stop_fd;
+	in->guard.stop_fd = stop_fd;
 	for (;;) {
 		uint32_t type, count;
 		uint64_t first, slen;
@@ -732,14 +763,14 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len)
 				else if (chan_read(c, dst, PAGE_SIZE) < 0)
 					goto broken;
 			}
-			in_stats.bytes += (type == REC_PAGES ? count * PAGE_SIZE : 0) + 16;
+			in->stats.bytes += (type == REC_PAGES ? count * PAGE_SIZE : 0) + 16;
 			break;
 		case REC_ROUND:
-			in_stats.rounds++;
+			in->stats.rounds++;
 			break;
 		case REC_DISK:
 		case REC_DISK_ZERO: {
-			int ret = receive_disk(c, type);
+			int ret = receive_disk(in, type);
 
 			if (ret == -1)
 				goto broken;
@@ -747,23 +778,23 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len)
 				goto malformed;
 			if (ret < 0)
 				goto failed;
-			in_stats.bytes += 20;
+			in->stats.bytes += 20;
 			break;
 		}
 		case REC_FINAL:
-			in_stats.t_final = now_ms();
+			in->stats.t_final = now_ms();
 			/* The copied disks are on stable storage and unlocked before the devices open
 			 * them; the source's last dirty blocks came before this record. */
-			if (in_disks.open) {
-				for (unsigned i = 0; i < in_disks.n; i++)
-					if (fdatasync(in_disks.fd[i]) < 0 && errno != EINVAL) {
+			if (in->disks.open) {
+				for (unsigned i = 0; i < in->disks.n; i++)
+					if (fdatasync(in->disks.fd[i]) < 0 && errno != EINVAL) {
 						log_error(
 							"migration: writing the copied disk %u back failed: %s; "
 							"the VM was not started",
 							i, strerror(errno));
 						goto failed;
 					}
-				close_disks();
+				close_disks(in);
 			}
 			if (recv_u64(c, &slen) < 0)
 				goto broken;
@@ -775,7 +806,7 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len)
 			/* Encrypted, the state ends the source's stream: its FINAL message. */
 			if (!chan_at_end(c))
 				goto malformed;
-			in_stats.bytes += slen;
+			in->stats.bytes += slen;
 			*len = slen;
 			return state;
 		default:
@@ -785,36 +816,46 @@ uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len)
 malformed:
 	log_error("migration: malformed stream from the source; the VM was not started");
 failed:
-	close_disks();
+	close_disks(in);
 	free(state);
 	return NULL;
 broken:
-	close_disks();
-	if (in_guard.stopped)
+	close_disks(in);
+	if (in->guard.stopped)
 		log_error("migration: a termination signal came before the hand-over; the VM was not "
 			  "started here and the source keeps running it");
 	else
 		log_error("migration: the stream from the source broke (%s); the VM was not started",
-			  in_why());
+			  in_why(in));
 	free(state);
 	return NULL;
 }
 
-int migrate_finish(int fd, bool ok)
+int migrate_finish(struct migrate_in *in, bool ok)
 {
 	int ret;
 	double t = now_ms();
 
-	(void)fd;
-	ret = send_u32(&in_chan, ok ? 0 : 1) < 0 || chan_flush(&in_chan, true) < 0 ? -1 : 0;
-	chan_free(&in_chan);
+	ret = send_u32(&in->chan, ok ? 0 : 1) < 0 || chan_flush(&in->chan, true) < 0 ? -1 : 0;
+	chan_free(&in->chan);
 	if (ok)
 		fprintf(stderr,
 			"kvmbox: migration received: %u rounds, %.1f MiB (disks %.1f MiB), total %.0f ms, "
 			"downtime %.0f ms (final state to running)\n",
-			in_stats.rounds, (double)in_stats.bytes / (1 << 20),
-			(double)in_disks.bytes / (1 << 20), t - in_stats.t_start, t - in_stats.t_final);
+			in->stats.rounds, (double)in->stats.bytes / (1 << 20),
+			(double)in->disks.bytes / (1 << 20), t - in->stats.t_start, t - in->stats.t_final);
 	return ret;
+}
+
+void migrate_in_close(struct migrate_in *in)
+{
+	if (!in)
+		return;
+	close_disks(in);
+	chan_free(&in->chan);
+	close(in->fd);
+	free(in->disks.buf);
+	free(in);
 }
 
 /* ---- source -------------------------------------------------------------------- */

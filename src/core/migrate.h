@@ -53,22 +53,26 @@ struct migration *migrate_start(struct vm *vm, const char *uri, bool copy_disks,
 /* Source: stop a migration in progress (the VM is going away), wait, free; *m = NULL. */
 void migrate_cancel(struct migration **m);
 
+/* Destination: one incoming migration, from migrate_accept to migrate_in_close. */
+struct migrate_in;
+
 /* Destination: listen on uri (tcp:IP:PORT or unix:PATH), accept one
  * source (over a unix socket: only one of our uid or root), set up the stream's channel
  * (encrypted with keys' migration key; plain TCP only with keys' insecure_migration), read its
- * hello and configuration into *sc. Returns the stream fd or -1 (printed, except when stop_fd
- * became readable: a termination signal). From the accept on, the receive has an overall
- * deadline (10 min). */
-int migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys, struct snap_config *sc);
+ * hello and configuration into *sc. Returns the incoming migration, or NULL (printed, except
+ * when stop_fd became readable: a termination signal). From the accept on, the receive has an
+ * overall deadline (10 min). */
+struct migrate_in *migrate_accept(const char *uri, int stop_fd, const struct vm_keys *keys,
+				  struct snap_config *sc);
 /* Destination, after migrate_accept and the configuration's check, when the source asked for
  * disks=copy (else a no-op, 0): open the images local (this command line) names for the copy,
  * check each against the source's disk of the same index (size, writable, not the source's own
  * file when the source is on this host) and tell the source to go on. 0, or -1 with one line
  * in msg (then call migrate_refuse). */
-int migrate_accept_disks(const struct vm_config *local, char *msg, size_t len);
+int migrate_accept_disks(struct migrate_in *in, const struct vm_config *local, char *msg, size_t len);
 /* Destination: refuse the migration with msg (one line): a disks=copy source, which waits for
- * an answer, gets msg as its error; any other finds the stream closed. */
-void migrate_refuse(const char *msg);
+ * an answer, gets msg as its error; any other finds the stream closed (migrate_in_close). */
+void migrate_refuse(struct migrate_in *in, const char *msg);
 /* Destination: does a disk record (disk index, byte offset, length) fit: a known disk, a whole
  * 64 KiB block at a block boundary (or the disk's shorter last one), inside the disk. */
 bool migrate_disk_record_ok(const uint64_t *sizes, unsigned n, uint32_t disk, uint64_t offset, uint32_t len);
@@ -76,9 +80,12 @@ bool migrate_disk_record_ok(const uint64_t *sizes, unsigned n, uint32_t disk, ui
  * state blob (malloc'ed, *len) for vm_state_load, or NULL (printed), also when
  * stop_fd becomes readable (a termination signal) or the deadline passes. The
  * VM has RAM and vCPUs; its devices are created after this returns. */
-uint8_t *migrate_receive_ram(struct vm *vm, int fd, int stop_fd, uint64_t *len);
+uint8_t *migrate_receive_ram(struct migrate_in *in, struct vm *vm, int stop_fd, uint64_t *len);
 /* Destination: tell the source whether the state loaded (ok) and print the
  * migration figures. 0 or -1. */
-int migrate_finish(int fd, bool ok);
+int migrate_finish(struct migrate_in *in, bool ok);
+/* Destination: close the stream and whatever the migration still holds, free in (NULL: a
+ * no-op). */
+void migrate_in_close(struct migrate_in *in);
 
 #endif

@@ -258,13 +258,14 @@ static const unsigned long ioctl_vsock_rings[] = {
 static const unsigned long ioctl_vsock_open[] = { VHOST_SET_OWNER, VHOST_GET_FEATURES, VHOST_VSOCK_SET_GUEST_CID, 0 };
 /* vsock's unix-socket mode (--vsock uds=, virtio/vsock_uds.c): its worker accepts host
  * programs on the listener (SO_PEERCRED), connects to PATH_<port> for the guest (a unix
- * socket), moves bytes with readv/writev, half-closes with shutdown and wakes itself through
- * an eventfd. A failed migration listens again (migrate: lstat, stale socket removed, bind
+ * socket), moves bytes with readv/writev, half-closes with shutdown, wakes itself through
+ * an eventfd and arms its handshake timer (timerfd_settime; dropping the connections disarms
+ * it, on the migration thread and main too). A failed migration listens again (migrate: lstat, stale socket removed, bind
  * under umask 0177, listen); the hand-over and the end remove the socket file (main too). A
  * reboot (main) builds the device again. Only in the lists of a VM with --vsock uds=. */
 static const int sys_vsock_uds[] = { S(accept4), S(connect), S(bind), S(listen), S(getsockopt), S(shutdown),
 				     S(readv), S(writev), S(read), S(umask), S(newfstatat), S(unlink),
-				     S(unlinkat), -1 };
+				     S(unlinkat), S(timerfd_settime), -1 };
 
 /* A passed-through PCI function (--device vfio=, devices/vfio_pci.c). A guest's register access
  * on a vCPU: config space and trapped BAR parts are pread64/pwrite64 on the VFIO device fd;

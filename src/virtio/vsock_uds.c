@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/loop.h"
 #include "../core/unixsock.h"
 #include "../core/util.h"
 #include "vsock.h"
@@ -57,8 +58,9 @@ struct uconn {
 	bool guest_shut_send, guest_shut_rcv; /* the guest's SHUTDOWN flags */
 	bool readable;                        /* epoll said so; cleared on EAGAIN */
 	bool host_eof;                        /* the socket's read side ended (SHUTDOWN SEND owed or sent) */
-	bool host_hup; /* the host side closed both ways (or failed): no longer on the loop */
-	bool wr_shut;  /* shutdown(SHUT_WR) done */
+	bool host_hup;     /* the host side closed both ways (or failed): no longer on the loop */
+	bool wr_shut;      /* shutdown(SHUT_WR) done */
+	uint64_t deadline; /* C_LINE, C_REQUEST: now_ns() by which the state must end (0: none) */
 	char line[CONN_LINE_MAX];
 	unsigned linelen;
 };
@@ -69,7 +71,9 @@ struct vsock_uds {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int lfd; /* the listener, -1 when released */
 	struct stat lst;
-	int wake; /* eventfd: the worker has connections to drop or a batch to finish */
+	int wake;                 /* eventfd: the worker has connections to drop or a batch to finish */
+	struct loop_timer *timer; /* the earliest deadline of a connection in C_LINE or C_REQUEST */
+	uint64_t timer_at;        /* what it is armed for (0: disarmed) */
 	bool drop_pending;
 	bool listen_paused; /* accept failed (out of fds): listen again when a connection ends */
 	bool rx_starved;    /* the driver gave no rx buffer: wait for its kick */
@@ -388,6 +392,7 @@ static void guest_response(struct uconn *c)
 		return;
 	}
 	c->state = C_ESTABLISHED;
+	c->deadline = 0;
 	n = snprintf(ok, sizeof(ok), "OK %u\n", c->host_port);
 	iov.iov_base = ok;
 	iov.iov_len = (size_t)n;
@@ -695,6 +700,34 @@ static void update_watches(struct vsock_uds *u)
 	}
 }
 
+/* Arm the timer for the earliest deadline of a handshake, or disarm it when there is none. */
+static void arm_timer(struct vsock_uds *u)
+{
+	uint64_t at = 0;
+
+	for (unsigned i = 0; i < VSOCK_UDS_MAX_CONNS; i++) {
+		const struct uconn *c = &u->conns[i];
+
+		if (c->state != C_FREE && c->state != C_ESTABLISHED && c->deadline &&
+		    (!at || c->deadline < at))
+			at = c->deadline;
+	}
+	if (at == u->timer_at)
+		return;
+	if (at) {
+		struct timespec ts = { .tv_sec = (time_t)(at / 1000000000u),
+				       .tv_nsec = (long)(at % 1000000000u) };
+
+		if (loop_timer_set(u->timer, &ts) < 0) {
+			log_debug("%s: timer: %s", u->vd->name, strerror(errno));
+			return; /* the next event tries again */
+		}
+	} else if (loop_timer_set(u->timer, NULL) < 0) {
+		log_debug("%s: timer: %s", u->vd->name, strerror(errno));
+	}
+	u->timer_at = at;
+}
+
 static void drop_now(struct vsock_uds *u)
 {
 	for (unsigned i = 0; i < VSOCK_UDS_MAX_CONNS; i++)
@@ -702,6 +735,7 @@ static void drop_now(struct vsock_uds *u)
 	u->nrst = 0;
 	u->rx_starved = false;
 	u->drop_pending = false;
+	arm_timer(u);
 }
 
 /* Move everything that can move. */
@@ -711,8 +745,10 @@ static void pump(struct vsock_uds *u)
 
 	if (u->drop_pending)
 		drop_now(u);
-	if (!running(u))
+	if (!running(u)) {
+		arm_timer(u);
 		return;
+	}
 	tx = do_tx(u);
 	rx = do_rx(u);
 	if (tx)
@@ -720,6 +756,7 @@ static void pump(struct vsock_uds *u)
 	if (rx)
 		virtio_notify_used(u->vd, VIRTIO_VSOCK_RXQ);
 	update_watches(u);
+	arm_timer(u);
 }
 
 void vsock_uds_kick(struct vsock_uds *u)
@@ -795,6 +832,7 @@ static void read_line(struct uconn *c)
 	c->host_port = alloc_port(u);
 	c->state = C_REQUEST;
 	c->send_request = true;
+	c->deadline = now_ns() + VSOCK_UDS_HANDSHAKE_MS * 1000000ull; /* the guest's turn */
 }
 
 static void on_conn(struct loop *l, int fd, uint32_t events, void *opaque)
@@ -867,7 +905,34 @@ static void on_listen(struct loop *l, int fd, uint32_t events, void *opaque)
 	}
 	c->state = C_LINE;
 	c->guest_port = 0;
+	c->deadline = now_ns() + VSOCK_UDS_HANDSHAKE_MS * 1000000ull;
 out:
+	pump(u);
+	pthread_mutex_unlock(&u->vd->lock);
+}
+
+/* A handshake ran out of time: a host client that sent no complete CONNECT line is closed; one
+ * whose guest never answered the REQUEST is closed and the guest gets an RST (a RESPONSE of its
+ * that is still coming then meets no connection and is answered with an RST too). */
+static void on_timer(void *opaque)
+{
+	struct vsock_uds *u = opaque;
+	uint64_t now = now_ns();
+
+	pthread_mutex_lock(&u->vd->lock);
+	if (u->drop_pending)
+		drop_now(u);
+	u->timer_at = 0; /* it fired (or was re-armed meanwhile: arm_timer sets it again) */
+	for (unsigned i = 0; i < VSOCK_UDS_MAX_CONNS; i++) {
+		struct uconn *c = &u->conns[i];
+
+		if (c->state == C_FREE || c->state == C_ESTABLISHED || !c->deadline || c->deadline > now)
+			continue;
+		log_debug("%s: %s: %s after %u ms; closed", u->vd->name, u->path,
+			  c->state == C_LINE ? "no CONNECT line" : "the guest did not accept",
+			  VSOCK_UDS_HANDSHAKE_MS);
+		conn_rst(c);
+	}
 	pump(u);
 	pthread_mutex_unlock(&u->vd->lock);
 }
@@ -940,7 +1005,11 @@ struct vsock_uds *vsock_uds_create(struct virtio_dev *vd, uint32_t cid, const ch
 		free(u);
 		return NULL;
 	}
-	if (uds_listen(u) < 0) {
+	u->timer = loop_timer_new(vd->loop, CLOCK_MONOTONIC, on_timer, u);
+	if (!u->timer)
+		log_error("%s: timerfd: %s; raise the open file limit", vd->name, strerror(errno));
+	if (!u->timer || uds_listen(u) < 0) {
+		loop_timer_free(u->timer);
 		loop_del(vd->loop, u->wake);
 		close(u->wake);
 		free(u);
@@ -970,6 +1039,7 @@ void vsock_uds_destroy(struct vsock_uds *u)
 		return;
 	drop_now(u);
 	uds_unlisten(u);
+	loop_timer_free(u->timer);
 	loop_del(u->vd->loop, u->wake);
 	close(u->wake);
 	free(u);

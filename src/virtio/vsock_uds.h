@@ -5,7 +5,9 @@
  *                  same-uid or root peers only) and writes "CONNECT <port>\n"; kvmbox opens a
  *                  stream to the guest's port and answers "OK <host_port>\n" once the guest
  *                  accepted (it closes the connection when the guest refuses or resets it);
- *                  the bytes that follow are the stream's.
+ *                  the bytes that follow are the stream's. A client that has not sent its
+ *                  line within VSOCK_UDS_HANDSHAKE_MS, or whose guest has not answered
+ *                  within that much more, is closed (the core loop's timer, no thread).
  *   guest -> host  a guest connection to CID 2 port P is a connection to the unix socket
  *                  PATH_P (kvmbox connects to it); nothing listening there: the guest gets RST.
  *
@@ -24,7 +26,9 @@
  *
  * Threads: everything runs on the device's worker, with vd->lock held. A device reset (vCPU)
  * or a load only marks the connections to be dropped and wakes the worker through an eventfd;
- * a live migration's release and reacquire run while the worker is parked. */
+ * a live migration's release and reacquire run while the worker is parked. The handshakes'
+ * deadlines are this process's CLOCK_MONOTONIC and live only with their connections, which
+ * a reset, a load or a hand-over drops (nothing of a connection is ever saved). */
 #ifndef KVMBOX_VIRTIO_VSOCK_UDS_H
 #define KVMBOX_VIRTIO_VSOCK_UDS_H
 
@@ -37,6 +41,10 @@
 #define VSOCK_UDS_MAX_PKT   (64 << 10)  /* largest payload the guest may send in one packet */
 #define VSOCK_HDR_LEN       44          /* struct virtio_vsock_hdr */
 #define VSOCK_UDS_PORT_BASE 0x40000000u /* host ports for host-initiated connections from here */
+/* A host client has this long after it connected to send its complete "CONNECT <port>\n", then
+ * the guest this long to accept (RESPONSE) or refuse (RST); else the client is closed (and the
+ * guest sent an RST). Firecracker's is 2 s too. */
+#define VSOCK_UDS_HANDSHAKE_MS 2000u
 
 /* struct virtio_vsock_hdr's op, type and SHUTDOWN flags. */
 enum {

@@ -259,14 +259,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pthread_t t;
 	uint8_t *copy = malloc(size ? size : 1), *state;
 	uint64_t slen;
-	int fd;
+	struct migrate_in *in;
 
 	memcpy(copy, data, size);
 	fix_stream(copy, size);
 	f = (struct feed){ copy, size };
 	FUZZ_CHECK(pthread_create(&t, NULL, feeder, &f) == 0);
-	fd = migrate_accept(uri, -1, &(struct vm_keys){ 0 }, &sc);
-	if (fd >= 0) {
+	in = migrate_accept(uri, -1, &(struct vm_keys){ 0 }, &sc);
+	if (in) {
 		/* This destination's own command line: one disk, the copy target (only asked for by
 		 * a version 3 stream). */
 		static struct disk_config dc;
@@ -276,27 +276,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		dc.path = copy_path;
 		lc.devs[0] = (struct dev_config){ .type = &virtio_blk_type, .cfg = &dc };
 		lc.nr_devs = 1;
-		if (migrate_accept_disks(&lc, msg, sizeof(msg)) < 0) {
-			migrate_refuse(msg);
+		if (migrate_accept_disks(in, &lc, msg, sizeof(msg)) < 0) {
+			migrate_refuse(in, msg);
 			snap_config_free(&sc);
-			close(fd);
+			migrate_in_close(in);
 			goto out;
 		}
 	}
-	if (fd >= 0) {
+	if (in) {
 		struct vm *vm = fake_vm_create();
 
-		state = migrate_receive_ram(vm, fd, -1, &slen);
+		state = migrate_receive_ram(in, vm, -1, &slen);
 		if (state) {
 			struct ser_reader r;
 
 			ser_reader_init(&r, state, slen);
-			migrate_finish(fd, vm_state_load(vm, &r) == 0);
+			migrate_finish(in, vm_state_load(vm, &r) == 0);
 			free(state);
 		}
 		fake_vm_destroy(vm);
 		snap_config_free(&sc);
-		close(fd);
+		migrate_in_close(in);
 	}
 out:
 	pthread_join(t, NULL);

@@ -2,7 +2,7 @@
 # host-bench.sh - kvmbox measurements, run by busybox sh inside the emulated host.
 # Usage: host-bench.sh [RUNS [PARTS]]   (default 5, all)
 #   PARTS: a comma-separated subset of boot,trace,seccomp,up,diskcopy,virtio,latency (the sections below, in
-#   that order); empty or "all": every one.
+#   that order); empty or "all": every one. vsock: of the virtio phases only idle and the vsock ones.
 #
 # The VMMs booted side by side, round robin, RUNS times each (whichever are in /kvmbox):
 #   kvmbox        /kvmbox/kvmbox (the glibc static build), bzImage
@@ -331,7 +331,10 @@ rm -f $W/dsrc.img $W/ddst.img
 # default when /dev/vhost-net is usable) and again on kvmbox's user-space path (vhost=off,
 # phases netout-user and netin-user). Phase vsock: VSOCK_MB MiB from the guest to the host's
 # vsock-echo (tests/linux/vsock-echo.c) and back, at once, over --vsock (vhost-vsock); mb is
-# each way. A phase ending in -off runs with --seccomp off (the
+# each way. Phase vsocklat: 1000 round trips of 64 bytes from the guest to that echo (vsock-echo
+# ping), its line gets rtts= size= min_us= median_us= mean_us= p99_us= max_us=. Ending in -uds:
+# the same through --vsock cid=43,uds=PATH (kvmbox's own data path), the echo on PATH_5005
+# (vsock-echo userve). A phase ending in -off runs with --seccomp off (the
 # sandbox's cost). One line per phase:
 #   KVMBOX-VB phase=P mb=N secs=T status=S kvmbox_exits=N kvmbox_io=N kvmbox_mmio=N ...
 BLK_MB=256
@@ -345,8 +348,16 @@ fi
 echo "KVMBOX-I vhost-net: $([ -c /dev/vhost-net ] && echo usable || echo 'no /dev/vhost-net')"
 rm -f $W/disk.img
 truncate -s $((BLK_MB + 16))M $W/disk.img
-VB_PHASES="idle blkwrite blkread netout netin netout-user netin-user vsock blkwrite-off blkread-off netout-off netin-off"
-part virtio || VB_PHASES=
+VS_PHASES="vsock vsock-uds vsocklat vsocklat-uds"
+VB_PHASES="idle blkwrite blkread netout netin netout-user netin-user $VS_PHASES blkwrite-off blkread-off netout-off netin-off"
+if part virtio; then
+	:
+elif part vsock; then
+	VB_PHASES="idle $VS_PHASES"
+else
+	VB_PHASES=
+fi
+VSU=$W/vb.vsock
 for phase in $VB_PHASES; do
 	sc=on
 	case $phase in *-off) sc=off ;; esac
@@ -354,24 +365,31 @@ for phase in $VB_PHASES; do
 	case $phase in
 	blk*) mb=$BLK_MB ;;
 	net*) mb=$NET_MB ;;
-	vsock) mb=$VSOCK_MB ;;
+	vsocklat*) mb=0 ;;
+	vsock*) mb=$VSOCK_MB ;;
 	esac
-	vh=
+	vh= vs=
 	case $phase in *-user) vh=,vhost=off ;; esac
+	case $phase in
+	vsock*-uds) vs="--vsock cid=43,uds=$VSU" ;;
+	vsock*) vs="--vsock cid=43" ;;
+	esac
 	# Busybox nc quits after the first buffer when its stdin ends: the receiver reads a sleep.
 	case $phase in
 	netout*) sleep 900 | nc -l -p 5003 >/dev/null & ;;
 	netin*) dd if=/dev/zero bs=1M count=$mb 2>/dev/null | nc -l -p 5004 & ;;
-	vsock)
+	vsock*)
 		: >$W/vsock-serve.out
-		/kvmbox/vsock-echo serve 5005 - once >$W/vsock-serve.out 2>&1 &
+		rm -f $VSU ${VSU}_5005
+		case $phase in
+		*-uds) /kvmbox/vsock-echo userve ${VSU}_5005 - once >$W/vsock-serve.out 2>&1 & ;;
+		*) /kvmbox/vsock-echo serve 5005 - once >$W/vsock-serve.out 2>&1 & ;;
+		esac
 		vsp=$!
 		n=0
 		while ! grep -q listening $W/vsock-serve.out && [ $n -lt 50 ]; do usleep 100000; n=$((n + 1)); done
 		;;
 	esac
-	vs=
-	[ $phase = vsock ] && vs="--vsock cid=43"
 	# shellcheck disable=SC2086
 	kvmbox run --stats --seccomp $sc --no-reboot -m ${MEM_MB}M -d $W/disk.img --net tap=tap0$vh $vs \
 		-k /kvmbox/vmlinuz -i $GV \
@@ -383,12 +401,13 @@ for phase in $VB_PHASES; do
 	wait $pid
 	st=$?
 	kill $guard 2>/dev/null
-	[ $phase = vsock ] && kill $vsp 2>/dev/null # it ends by itself after its one connection
+	case $phase in vsock*) kill $vsp 2>/dev/null ;; esac # it ends by itself after its one connection
 	v=$(tr -d '\r' <$W/vb.out | sed -n 's/.*KVMBOX-V vbench //p' | head -n1)
 	secs=$(echo " $v" | sed -n 's/.* secs=\([^ ]*\).*/\1/p')
 	gst=$(echo " $v" | sed -n 's/.* status=\([^ ]*\).*/\1/p')
 	ks=$(grep 'stats:' $W/vb.err | head -n1 | sed 's/.*stats: *//; s/\([a-z_]*\)=/kvmbox_\1=/g')
-	echo "KVMBOX-VB phase=$phase mb=$mb secs=${secs:--} guest_status=${gst:--} status=$st $ks"
+	lat=$(echo " $v" | grep -oE ' (rtts|size|[a-z0-9]+_us|error)=[^ ]*' | tr -d '\n')
+	echo "KVMBOX-VB phase=$phase mb=$mb secs=${secs:--} guest_status=${gst:--} status=$st$lat $ks"
 	[ "$st" = 0 ] || tail -n 5 $W/vb.err | sed 's/^/KVMBOX-I stderr: /'
 	[ -n "$v" ] || tr -d '\r' <$W/vb.out | tail -n 5 | sed 's/^/KVMBOX-I guest: /'
 done

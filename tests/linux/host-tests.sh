@@ -39,7 +39,7 @@ RT="linux-rt-policy linux-rt-mlock linux-rt-hugepages linux-rt-hugetlbfs linux-r
 VSOCK="linux-vsock-bad-cid linux-vsock-host-to-guest linux-vsock-guest-to-host linux-vsock-cid-in-use
 	linux-vsock-reset linux-vsock-snapshot linux-vsock-migrate-fail linux-vsock-migrate linux-vsock-driver-reload
 	linux-vsock-reboot"
-VSU="linux-vsock-uds-host-to-guest linux-vsock-uds-guest-to-host linux-vsock-uds-snapshot"
+VSU="linux-vsock-uds-host-to-guest linux-vsock-uds-guest-to-host linux-vsock-uds-snapshot linux-vsock-uds-migrate"
 ALL=$(echo $BOOT $V1 $V2 $LINK $LINKT $LINKR $LIFE1 $LIFE2 $LIFE3 $LIFE4 $VSOCK $VSU $SEC $BAD $RT)
 # The x86 tier runs in two emulated hosts of one CPU each, side by side (tests/linux/run.sh;
 # DEVELOPERS.md, Known traps): part "a" and part "b" (these groups), of about equal time.
@@ -1555,12 +1555,19 @@ want $VSOCK && vsock_tests
 # The same guest and helpers as above; no vhost-vsock needed. The host's side is vsock-echo's
 # uconnect (through PATH: "CONNECT <port>\n", "OK <n>\n") and userve (on PATH_<port>).
 #   uds-host-to-guest  a host program connects through PATH to the guest's echo server: 16 MiB,
-#                      the guest's copy and the echo have the blob's sha256
+#                      the guest's copy and the echo have the blob's sha256; a CONNECT to a port
+#                      nobody listens on in the guest is closed (its RST) without an OK line
 #   uds-guest-to-host  the guest connects to CID 2 port 5001, which is PATH_5001, the host's echo
 #                      server: 16 MiB, the host's copy and the echo have the guest's sha256
 #   uds-snapshot       snapshot with a connection held, kill -9 (PATH is left, stale), restore
 #                      from the same command line: the held connection ends (the transport reset
 #                      event), kvmbox listens at PATH again, new connections both ways (2 MiB)
+#   uds-migrate        the restored VM, with a connection held each way (the host's through PATH
+#                      to the guest's echo, the guest's to PATH_5002), live-migrated (unix
+#                      socket) to a destination on this host with the same PATH: the source
+#                      removes its socket at the hand-over, both held connections end (the host's
+#                      with the source, the guest's with the transport reset event), the
+#                      destination listens at PATH, new connections both ways (2 MiB)
 # shellcheck disable=SC2086
 vsock_uds_tests() {
 	if [ ! -x $KB/vsock-echo ]; then
@@ -1597,6 +1604,18 @@ vsock_uds_tests() {
 	fi
 	VS_CONN="vsock-echo uconnect $VU"
 	vs_h2g vu1 5000 vuecho1
+	if [ -z "$VSWHY" ]; then
+		# A port nobody listens on in the guest: its RST (at worst the 2 s handshake timeout)
+		# closes the host's client, no "OK" line, well within 10 s.
+		t0=$(now)
+		timeout -k 2 10 vsock-echo uconnect $VU 5999 </dev/null >/dev/null 2>$W/vurefused.err
+		rc=$?
+		el=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+		echo "KVMBOX-I vsock uds CONNECT to a closed port: status $rc after ${el}s: $(cat $W/vurefused.err)"
+		if [ $rc != 1 ] || ! grep -q 'no OK line' $W/vurefused.err; then
+			VSWHY="CONNECT 5999 (nobody listens in the guest): status $rc after ${el}s, '$(cat $W/vurefused.err)' (want 1, no OK line)"
+		fi
+	fi
 	if [ -z "$VSWHY" ]; then lres PASS linux-vsock-uds-host-to-guest; else lfail linux-vsock-uds-host-to-guest vu1 "$VSWHY"; fi
 	vs_g2h vu1
 	if [ -z "$VSWHY" ]; then lres PASS linux-vsock-uds-guest-to-host; else lfail linux-vsock-uds-guest-to-host vu1 "$VSWHY"; fi
@@ -1631,8 +1650,69 @@ vsock_uds_tests() {
 		fi
 	fi
 	if [ -z "$why" ]; then lres PASS linux-vsock-uds-snapshot; else lfail linux-vsock-uds-snapshot vu2 "$why"; fi
+
+	if [ -n "$why" ] || ! alive $P; then
+		notrun linux-vsock-uds-migrate "no restored VM to migrate (uds-snapshot: ${why:-its VM is gone})"
+	else
+		rm -f $W/vu3.in $W/vu3.sock $W/vumig.sock $W/vuhold.out
+		mkfifo $W/vu3.in
+		exec 8<>$W/vu3.in
+		vsock-echo uhold $VU 5000 >$W/vuhold.out 2>&1 &
+		UH=$!
+		lcmd vu2 $VSFD 30 vhold 5002
+		h=$R
+		lstart vu3 $W/vu3.in run $VUVM --incoming unix:$W/vumig.sock --api $W/vu3.sock
+		D=$LPID
+		n=0
+		while { ! grep -q 'waiting for a migration' $W/vu3.err || ! grep -q connected $W/vuhold.out; } &&
+			alive $D && [ $n -lt 50 ]; do
+			usleep 200000
+			n=$((n + 1))
+		done
+		hh=$(cat $W/vuhold.out)
+		LPID=$P
+		lctl $W/vu2.sock migrate unix:$W/vumig.sock
+		mrc=$CTL_RC
+		lreap $P 15
+		src=$RC
+		LPID=$D
+		P=$D
+		why=
+		if [ "$h" != connected ] || [ "$hh" != connected ]; then
+			why="before the migration: the guest's hold '$h', the host's (uhold) '$hh'"
+		elif [ "$mrc" != 0 ] || [ "$src" != 0 ]; then
+			why="ctl migrate status $mrc ($(echo "$CTL" | tr -d '\n' | tr -s ' ' | cut -c1-200)), source status $src"
+		elif ! lwait vu3 '^KVMBOX-C [0-9]* end' 30 $D; then
+			why="destination: no counter: $WHY"
+		else
+			VSFD=8 # the destination's console is vu3.in
+			n=0
+			while alive $UH && [ $n -lt 50 ]; do
+				usleep 200000
+				n=$((n + 1))
+			done
+			if alive $UH || ! grep -q '^closed' $W/vuhold.out; then
+				why="the host's connection held through PATH across the migration: '$(tr '\n' ' ' <$W/vuhold.out)' (want closed)"
+			elif ! vs_held vu3 20; then
+				why="the guest's connection held across the migration says '$R' after 20 s (want closed)"
+			elif [ ! -S $VU ]; then
+				why="the destination does not listen at $VU: $(ls -l $VU 2>&1)"
+			else
+				vs_h2g vu3 5000 vuecho3
+				why=$VSWHY
+				if [ -z "$why" ]; then
+					vs_g2h vu3
+					why=$VSWHY
+				fi
+			fi
+		fi
+		lkill $UH
+		if [ -z "$why" ]; then lres PASS linux-vsock-uds-migrate; else lfail linux-vsock-uds-migrate vu3 "$why"; fi
+		exec 8>&-
+	fi
 	VS_CONN=
 	VS_MB=16
+	VSFD=7
 	lkill $P $HS1 $HS2
 	exec 7>&-
 }

@@ -47,7 +47,8 @@ arm64 | aarch64)
 	# tun for the guests' taps; the guest's virtio drivers and ext4, as on x86 (the PCI host,
 	# the ITS and the PL031 are built in; no ACPI button: arm64 guests power off through PSCI).
 	KB_HOST_EXTRA_MODULES="tun"
-	KB_GUEST_MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng virtio_balloon crc32c_generic ext4"
+	KB_GUEST_MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng virtio_balloon crc32c_generic ext4
+	gpio_keys evdev"
 	KB_HOST_TESTS=tests/linux/arm64/host-tests.sh
 	KB_HOST_BENCH=tests/linux/host-bench.sh # console=ttyS0 is the 16550 there too
 	# The Makefile builds an arm64 host's own architecture in build/, a cross build in build/arm64/.

@@ -13,13 +13,20 @@
  *                                        (a connection the transport reset ends with an error)
  *   vsock-echo claim CID                 hold guest CID CID on /dev/vhost-vsock (as a VM would)
  *                                        until killed: prints "claimed", or the error
+ *   vsock-echo ping CID PORT COUNT SIZE  round trips to an echo server: COUNT times SIZE bytes
+ *                                        out and the same SIZE bytes back (checked), one at a
+ *                                        time; prints "rtts=N size=S min_us=.. median_us=..
+ *                                        mean_us=.. p99_us=.. max_us=.." (status 0), or the
+ *                                        error on stderr (status 1)
  * The unix-socket mode of kvmbox's vsock (--vsock cid=N,uds=PATH), from the host's side:
  *   vsock-echo userve PATH_PORT [COPY|-] [once]  serve as above on the unix socket PATH_PORT
  *                                        (what a guest's connection to CID 2 port PORT reaches)
  *   vsock-echo uconnect PATH PORT        connect as above through the unix socket PATH: sends
  *                                        "CONNECT PORT\n", needs "OK <n>\n" back first (else
  *                                        "no OK line" on stderr, status 1)
- *   vsock-echo uhold PATH PORT           hold as above, through PATH */
+ *   vsock-echo uhold PATH PORT           hold as above, through PATH
+ *   vsock-echo uping PATH PORT COUNT SIZE  ping as above, through PATH (the "OK" line is not
+ *                                        timed) */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vhost.h>
@@ -240,6 +247,67 @@ static int client(int fd)
 	return s.err || rerr;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int ping(int fd, const char *count, const char *size)
+{
+	long n = strtol(count, NULL, 10), sz = strtol(size, NULL, 10);
+	char out[BUF], in[BUF];
+	double *rtt, sum = 0;
+	ssize_t r;
+
+	if (n < 1 || n > 1000000 || sz < 1 || sz > BUF) {
+		fprintf(stderr, "vsock-echo: ping: COUNT 1 to 1000000 and SIZE 1 to %d, not '%s' '%s'\n", BUF, count, size);
+		return 1;
+	}
+	rtt = calloc((size_t)n, sizeof(*rtt));
+	if (!rtt)
+		return 1;
+	for (long i = 0; i < n; i++) {
+		double t0;
+		long got = 0;
+
+		for (long k = 0; k < sz; k++)
+			out[k] = (char)(i + k);
+		t0 = now();
+		if (write_all(fd, out, (size_t)sz) < 0) {
+			fprintf(stderr, "vsock-echo: ping %ld: write: %s\n", i, strerror(errno));
+			return 1;
+		}
+		while (got < sz) {
+			r = read(fd, in + got, (size_t)(sz - got));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				fprintf(stderr, "vsock-echo: ping %ld: read: %s\n", i, r ? strerror(errno) : "end of stream");
+				return 1;
+			}
+			got += r;
+		}
+		rtt[i] = (now() - t0) * 1e6;
+		if (memcmp(in, out, (size_t)sz)) {
+			fprintf(stderr, "vsock-echo: ping %ld: the echo differs from what was sent\n", i);
+			return 1;
+		}
+		sum += rtt[i];
+	}
+	/* The server sees the end; what it still sends is drained. */
+	shutdown(fd, SHUT_WR);
+	while ((r = read(fd, in, sizeof(in))) > 0 || (r < 0 && errno == EINTR))
+		;
+	qsort(rtt, (size_t)n, sizeof(*rtt), cmp_double);
+	printf("rtts=%ld size=%ld min_us=%.1f median_us=%.1f mean_us=%.1f p99_us=%.1f max_us=%.1f\n", n, sz, rtt[0],
+	       n % 2 ? rtt[n / 2] : (rtt[n / 2 - 1] + rtt[n / 2]) / 2, sum / (double)n, rtt[(n * 99 + 99) / 100 - 1],
+	       rtt[n - 1]);
+	free(rtt);
+	return 0;
+}
+
 static int hold(int fd)
 {
 	char c;
@@ -287,9 +355,14 @@ int main(int argc, char **argv)
 		return hold(vsock_connect(argv[2], argv[3]));
 	else if (argc == 4 && !strcmp(argv[1], "uhold"))
 		return hold(unix_connect(argv[2], argv[3]));
+	else if (argc == 6 && !strcmp(argv[1], "ping"))
+		return ping(vsock_connect(argv[2], argv[3]), argv[4], argv[5]);
+	else if (argc == 6 && !strcmp(argv[1], "uping"))
+		return ping(unix_connect(argv[2], argv[3]), argv[4], argv[5]);
 	else if (argc == 3 && !strcmp(argv[1], "claim"))
 		return claim(argv[2]);
 	fprintf(stderr, "usage: vsock-echo serve PORT [COPY|-] [once] | connect CID PORT | hold CID PORT | claim CID"
-			" | userve PATH_PORT [COPY|-] [once] | uconnect PATH PORT | uhold PATH PORT\n");
+			" | ping CID PORT COUNT SIZE | userve PATH_PORT [COPY|-] [once] | uconnect PATH PORT | uhold PATH PORT"
+			" | uping PATH PORT COUNT SIZE\n");
 	return 2;
 }

@@ -75,6 +75,26 @@ int bus_fixture_free(void **state)
 	return 0;
 }
 
+uint32_t bus_fixture_read(struct bus_fixture *fx, uint64_t addr, unsigned len)
+{
+	uint8_t b[4] = { 0 };
+	uint32_t v = 0;
+
+	assert_true(len <= sizeof(b));
+	assert_true(bus_dispatch(&fx->bus, addr, b, len, false));
+	for (unsigned i = 0; i < len; i++)
+		v |= (uint32_t)b[i] << (8 * i);
+	return v;
+}
+
+void bus_fixture_write(struct bus_fixture *fx, uint64_t addr, unsigned len, uint32_t v)
+{
+	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+
+	assert_true(len <= sizeof(b));
+	assert_true(bus_dispatch(&fx->bus, addr, b, len, true));
+}
+
 void device_and_bus_destroy(struct device *dev, struct bus *bus)
 {
 	dev->ops->destroy(dev);

@@ -85,6 +85,10 @@ struct bus_fixture {
 void *bus_fixture_new(void **state, size_t size, enum bus_space space);
 /* The cmocka teardown of that state: destroy the device and the bus, free the state. */
 int bus_fixture_free(void **state);
+/* A guest access of len (1, 2 or 4) bytes at addr on the fixture's bus, little-endian; it must
+ * reach a device. */
+uint32_t bus_fixture_read(struct bus_fixture *fx, uint64_t addr, unsigned len);
+void bus_fixture_write(struct bus_fixture *fx, uint64_t addr, unsigned len, uint32_t v);
 /* Destroy dev, check that it let go of all it claimed on bus (the only device
  * there), then destroy the bus. */
 void device_and_bus_destroy(struct device *dev, struct bus *bus);

@@ -41,20 +41,12 @@ static int setup(void **state)
 
 static uint32_t rd(struct ctx *c, uint16_t port, uint32_t len)
 {
-	uint8_t b[4] = { 0 };
-	uint32_t v = 0;
-
-	assert_true(bus_dispatch(&c->fx.bus, port, b, len, false));
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint32_t)b[i] << (8 * i);
-	return v;
+	return bus_fixture_read(&c->fx, port, len);
 }
 
 static void wr(struct ctx *c, uint16_t port, uint32_t len, uint32_t v)
 {
-	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
-
-	assert_true(bus_dispatch(&c->fx.bus, port, b, len, true));
+	bus_fixture_write(&c->fx, port, len, v);
 }
 
 static uint16_t cnt(int typ, int en)

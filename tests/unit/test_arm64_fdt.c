@@ -224,6 +224,27 @@ static void test_uart_rtc_clock(void **state)
 	free(fdt);
 }
 
+/* The power button: a PL061 whose pin 3 is the gpio-keys node's KEY_POWER. */
+static void test_power_button(void **state)
+{
+	void *fdt = build(&full);
+	uint32_t gpio_irq[3] = { 0, ARM64_SPI_GPIO, 4 }, key[3] = { ARM64_PHANDLE_GPIO, 3, 0 };
+	const char *gpio = "/pl061@9020000";
+
+	assert_int_equal(fdt_stringlist_search(fdt, node(fdt, gpio), "compatible", "arm,pl061"), 0);
+	assert_int_equal(fdt_stringlist_search(fdt, node(fdt, gpio), "compatible", "arm,primecell"), 1);
+	assert_reg(fdt, gpio, 0x09020000, 0x1000);
+	assert_cells(fdt, gpio, "interrupts", gpio_irq, 3);
+	assert_int_equal(cell(fdt, gpio, "#gpio-cells"), 2);
+	assert_int_equal(cell(fdt, gpio, "clocks"), ARM64_PHANDLE_CLOCK);
+	assert_str(fdt, gpio, "clock-names", "apb_pclk");
+	assert_int_equal(fdt_node_offset_by_phandle(fdt, ARM64_PHANDLE_GPIO), node(fdt, gpio));
+	assert_str(fdt, "/gpio-keys", "compatible", "gpio-keys");
+	assert_int_equal(cell(fdt, "/gpio-keys/poweroff", "linux,code"), 116);
+	assert_cells(fdt, "/gpio-keys/poweroff", "gpios", key, 3);
+	free(fdt);
+}
+
 static void test_pci_host(void **state)
 {
 	void *fdt = build(&full);
@@ -296,6 +317,7 @@ int main(void)
 		cmocka_unit_test(test_cpu_reg_is_mpidr),
 		cmocka_unit_test(test_gic_its_timer),
 		cmocka_unit_test(test_uart_rtc_clock),
+		cmocka_unit_test(test_power_button),
 		cmocka_unit_test(test_pci_host),
 		cmocka_unit_test(test_minimal_no_its_no_initrd),
 		cmocka_unit_test(test_too_small_buffer_fails),

@@ -41,18 +41,12 @@ static int setup(void **state)
 
 static uint32_t rd(struct ctx *c, uint64_t off)
 {
-	uint8_t b[4];
-
-	assert_true(bus_dispatch(&c->fx.bus, BASE + off, b, 4, false));
-	return get_le32(b);
+	return bus_fixture_read(&c->fx, BASE + off, 4);
 }
 
 static void wr(struct ctx *c, uint64_t off, uint32_t v)
 {
-	uint8_t b[4];
-
-	put_le32(b, v);
-	assert_true(bus_dispatch(&c->fx.bus, BASE + off, b, 4, true));
+	bus_fixture_write(&c->fx, BASE + off, 4, v);
 }
 
 static void test_counter_is_host_time(void **state)

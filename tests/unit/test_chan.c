@@ -39,7 +39,7 @@ static void *dest_thread(void *arg)
 	d->ret = -1;
 	if (read_all(d->fd, d->magic, 8) < 0)
 		return NULL;
-	d->ret = chan_accept(&d->c, d->fd, d->key, NULL);
+	d->ret = chan_accept(&d->c, d->fd, d->key, NULL, NULL);
 	d->auth_failed = d->c.auth_failed;
 	/* Refused: hang up, as migrate_accept does. */
 	if (d->ret < 0)

@@ -343,23 +343,24 @@ static int destination(struct fixture *f, struct source *s)
 	struct snap_config sc;
 	char uri[128], msg[512] = "";
 	pthread_t t;
-	int fd, ret;
+	struct migrate_in *in;
+	int ret;
 
 	snprintf(s->sock, sizeof(s->sock), "/tmp/kvmbox-test-diskcopy-%d.sock", (int)getpid());
 	snprintf(uri, sizeof(uri), "unix:%s", s->sock);
 	local.devs[0] = (struct dev_config){ .type = &virtio_blk_type, .cfg = &dc };
 	local.nr_devs = 1;
 	assert_int_equal(pthread_create(&t, NULL, source_thread, s), 0);
-	fd = migrate_accept(uri, -1, &(struct vm_keys){ 0 }, &sc);
-	assert_true(fd >= 0);
-	ret = migrate_accept_disks(&local, msg, sizeof(msg));
+	in = migrate_accept(uri, -1, &(struct vm_keys){ 0 }, &sc);
+	assert_non_null(in);
+	ret = migrate_accept_disks(in, &local, msg, sizeof(msg));
 	if (ret < 0)
-		migrate_refuse(msg);
+		migrate_refuse(in, msg);
 	else
-		migrate_refuse("test over"); /* the source has read its answer: close what is open */
+		migrate_refuse(in, "test over"); /* the source has read its answer: close what is open */
 	pthread_join(t, NULL);
 	snap_config_free(&sc);
-	close(fd);
+	migrate_in_close(in);
 	return ret;
 }
 

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -140,12 +141,16 @@ static int act(enum action a, int fd)
 		break;
 	case DO_VSOCK_UDS: {
 		/* What vsock_uds.c's worker does: accept a host program (its credentials), connect
-		 * for the guest, move bytes, half-close. On an unbound socket each call fails. */
+		 * for the guest, move bytes, half-close, arm the handshake timer. On an unbound socket
+		 * (and fd -1) each call fails. */
 		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		struct itimerspec its = { 0 };
 		struct ucred cr;
 		socklen_t len = sizeof(cr);
 		struct iovec iov = { b, 1 };
 		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+		timerfd_settime(-1, 0, &its, NULL);
 
 		connect(s, (struct sockaddr *)&sa, sizeof(sa));
 		accept4(s, NULL, NULL, SOCK_NONBLOCK);
@@ -157,11 +162,15 @@ static int act(enum action a, int fd)
 		break;
 	}
 	case DO_UDS_LISTEN: {
-		/* Listening again (unixsock_listen) and removing the socket file. */
+		/* Listening again (unixsock_listen) and removing the socket file; dropping the
+		 * connections disarms the handshake timer. */
 		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		struct itimerspec its = { 0 };
 		struct stat st;
 		int s = socket(AF_UNIX, SOCK_STREAM, 0);
 		mode_t old = umask(0177);
+
+		timerfd_settime(-1, 0, &its, NULL);
 
 		umask(old);
 		lstat("/nonexistent/kvmbox", &st);

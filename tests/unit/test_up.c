@@ -157,18 +157,21 @@ static void test_up_merge(void **state)
 	up_config_free(&uc);
 }
 
-/* Read-only sharing, separate taps and CPUs, names with every allowed character. */
+/* Read-only sharing, separate taps and CPUs, cards on one link, names with every allowed character. */
 static void test_up_no_conflict(void **state)
 {
 	static const char text[] = "[vm a_1.x-y]\n"
 				   "kernel = /k\n"
 				   "disk = /srv/shared.img,ro\n"
 				   "net = tap=tap0\n"
+				   "net = link=lan,mac=52:54:00:00:00:01\n"
 				   "vcpu-affinity = 0=2,1=3\n"
 				   "[vm b]\n"
 				   "kernel = /k\n"
 				   "disk = /srv/shared.img,ro\n"
 				   "net = tap=tap1\n"
+				   "net = link=lan,mac=52:54:00:00:00:02\n"
+				   "net = link=lan\n"
 				   "vcpu-affinity = 0=4-5\n";
 
 	assert_int_equal(load(text), 0);
@@ -193,6 +196,7 @@ static const struct {
 	{ "[vm a]\nkernel = /k\ndisk = /srv/x.img\n[vm b]\nkernel = /k\ndisk = /srv/x.img,ro\n", 6, "disk /srv/x.img is also [vm a]'s (line 3), writable in one of them" },
 	{ "[defaults]\ndisk = /srv/x.img\n[vm a]\nkernel = /k\n[vm b]\nkernel = /k\n", 2, "disk /srv/x.img is also [vm a]'s (line 2)" },
 	{ "[vm a]\nkernel = /k\nnet = tap=tap0\n[vm b]\nkernel = /k\nnet = tap=tap1\nnet = tap=tap0\n", 7, "tap tap0 is also [vm a]'s (line 3); give each VM its own tap" },
+	{ "[vm a]\nkernel = /k\nnet = link=lan,linkdir=/run/l,mac=52:54:00:00:00:07\n[vm b]\nkernel = /k\nnet = link=lan,linkdir=/run/l,mac=52:54:00:00:00:07\n", 6, "mac 52:54:00:00:00:07 on /run/l/lan is also [vm a]'s (line 3); give each card on a link its own mac=" },
 	{ "[vm a]\nkernel = /k\nvcpu-affinity = 0=2,1=3\n[vm b]\nkernel = /k\nvcpu-affinity = 0=1,1=3-4\n", 6, "vcpu-affinity dedicates host CPUs 3 that [vm a] has too (line 3)" },
 	{ "[vm a]\nkernel = /k\nafter = z\n", 3, "after = z: no such VM in this file" },
 	{ "[vm a]\nkernel = /k\nafter = a\n", 3, "after = a: a VM cannot start after itself" },

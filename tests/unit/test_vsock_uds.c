@@ -4,7 +4,8 @@
  * host connections through PATH ("CONNECT <port>\n" -> REQUEST, RESPONSE -> "OK <port>\n"),
  * data both ways with the guest's credit respected and ours enforced, CREDIT_REQUEST answered,
  * SHUTDOWN both ways, the connection limit, hostile headers (dropped or RST, the device never
- * broken), a device reset dropping the connections, and the path errors. */
+ * broken), a device reset dropping the connections, the handshake timeouts (no CONNECT line, a
+ * guest that never answers) and the path errors. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -255,6 +256,29 @@ static bool host_eof(struct fx *f, int fd)
 	return false;
 }
 
+static int64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Run the device's loop until fd is at its end (EOF or ECONNRESET), for at most ms: the ms it
+ * took from t0, or -1 (still open, or data came instead). */
+static int64_t host_eof_after(struct fx *f, int fd, const struct timespec *t0, int64_t ms)
+{
+	while (ms_since(t0) < ms) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		char c;
+
+		run(f, 5);
+		if (poll(&p, 1, 0) > 0)
+			return read(fd, &c, 1) <= 0 ? ms_since(t0) : -1;
+	}
+	return -1;
+}
+
 /* A guest connection from gport to the host's listener at port: the accepted socket. */
 static int guest_conn(struct fx *f, int lfd, uint32_t gport, uint32_t port, uint32_t buf_alloc)
 {
@@ -460,6 +484,85 @@ static void test_host_connect(void **state)
 	expect_none(f);
 	close(c2);
 	assert_int_equal(virtio_vsock_uds_conns(f->x.vd), 1);
+	close(c);
+}
+
+/* Host clients whose CONNECT line never completes (nothing sent, half a line) are closed after
+ * VSOCK_UDS_HANDSHAKE_MS, not before and not much after; the guest never hears of them; an
+ * established connection is left alone. */
+static void test_line_timeout(void **state)
+{
+	struct fx *f = *state;
+	struct timespec t0;
+	struct pkt p;
+	char line[32], buf[32] = { 0 };
+	uint32_t okport;
+	int silent, half, ok, lfd, g;
+	int64_t t;
+
+	add_rx(f, 16);
+	lfd = host_listen(f, 5000);
+	g = guest_conn(f, lfd, 1000, 5000, 65536);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	silent = host_connect(f);
+	half = host_connect(f);
+	assert_int_equal(write(half, "CONNECT 12", 10), 10);
+	ok = host_connect(f);
+	assert_int_equal(write(ok, "CONNECT 77\n", 11), 11);
+	expect_pkt(f, &p, VSOCK_OP_REQUEST);
+	okport = p.src_port;
+	send_op(f, 77, okport, VSOCK_OP_RESPONSE, 0, NULL, 0, 65536);
+	snprintf(line, sizeof(line), "OK %u\n", okport);
+	assert_int_equal(host_read(f, ok, buf, strlen(line)), strlen(line));
+	assert_string_equal(buf, line);
+	assert_int_equal(virtio_vsock_uds_conns(f->x.vd), 4);
+	t = host_eof_after(f, silent, &t0, VSOCK_UDS_HANDSHAKE_MS + 1500);
+	assert_true(t >= (int64_t)VSOCK_UDS_HANDSHAKE_MS - 50);
+	assert_true(host_eof_after(f, half, &t0, VSOCK_UDS_HANDSHAKE_MS + 1500) >= 0);
+	expect_none(f); /* no REQUEST, no RST: the guest never knew */
+	assert_int_equal(virtio_vsock_uds_conns(f->x.vd), 2);
+	/* Both established connections still carry data. */
+	assert_int_equal(write(g, "g", 1), 1);
+	expect_pkt(f, &p, VSOCK_OP_RW);
+	assert_int_equal(p.dst_port, 1000);
+	send_op(f, 77, okport, VSOCK_OP_RW, 0, "x", 1, 65536);
+	assert_int_equal(host_read(f, ok, buf, 1), 1);
+	assert_int_equal(buf[0], 'x');
+	close(silent);
+	close(half);
+	close(ok);
+	close(g);
+	close(lfd);
+}
+
+/* A host client whose guest never answers its REQUEST is closed after VSOCK_UDS_HANDSHAKE_MS and
+ * the guest gets an RST for it; the guest's late RESPONSE then meets no connection (RST). */
+static void test_guest_silent_timeout(void **state)
+{
+	struct fx *f = *state;
+	struct timespec t0;
+	struct pkt p;
+	uint32_t hport;
+	int c;
+	int64_t t;
+
+	add_rx(f, 16);
+	c = host_connect(f);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(write(c, "CONNECT 4321\n", 13), 13);
+	expect_pkt(f, &p, VSOCK_OP_REQUEST);
+	hport = p.src_port;
+	assert_int_equal(p.dst_port, 4321);
+	t = host_eof_after(f, c, &t0, VSOCK_UDS_HANDSHAKE_MS + 1500);
+	assert_true(t >= (int64_t)VSOCK_UDS_HANDSHAKE_MS - 50);
+	expect_pkt(f, &p, VSOCK_OP_RST);
+	assert_int_equal(p.src_port, hport);
+	assert_int_equal(p.dst_port, 4321);
+	assert_int_equal(virtio_vsock_uds_conns(f->x.vd), 0);
+	send_op(f, 4321, hport, VSOCK_OP_RESPONSE, 0, NULL, 0, 65536);
+	expect_pkt(f, &p, VSOCK_OP_RST);
+	assert_int_equal(p.dst_port, 4321);
+	assert_int_equal(f->x.f.needs_reset, 0);
 	close(c);
 }
 
@@ -769,6 +872,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_credit_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credit_overrun, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_connect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_silent_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_packets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_short_rx_buffer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_limit, setup, teardown),

@@ -15,6 +15,7 @@
 #include "../../devices/pci.h"
 #include "../../devices/pci_ecam.h"
 #include "../../devices/pl031.h"
+#include "../../devices/pl061.h"
 #include "../../devices/uart.h"
 #include "../../devices/uart_mmio.h"
 #include "../arch.h"
@@ -130,6 +131,13 @@ static bool arm64_has_pci(const struct vm *vm)
 	return vm->cfg->nr_devs > 0 || vm->cfg->console == CONSOLE_VIRTIO;
 }
 
+/* The power button: a press of the gpio-keys KEY_POWER pin (fdt.c). */
+static void press_power_button(void *dev)
+{
+	if (pl061_pulse(dev, PL061_POWER_PIN) < 0)
+		log_warn("power button: the key press could not be timed; the guest was not asked");
+}
+
 static size_t console_to_uart(void *dev, const uint8_t *buf, size_t n)
 {
 	return uart_receive(dev, buf, n);
@@ -170,6 +178,11 @@ int arch_create_devices(struct vm *vm)
 	if (!d)
 		return -1;
 	vm_add_device(vm, d);
+	d = pl061_create("pl061", &vm->mmio, ARM64_GPIO_BASE, SPI(ARM64_SPI_GPIO), vm->loop);
+	if (!d)
+		return -1;
+	vm_add_device(vm, d);
+	vm->power_button = (struct vm_power_button){ .press = press_power_button, .ctx = d };
 	/* The PCI host only when a virtio device needs it (arm64_has_pci): a VM without one keeps
 	 * the machine it had before PCI existed here. */
 	if (arm64_has_pci(vm)) {
@@ -185,8 +198,8 @@ int arch_create_devices(struct vm *vm)
 		vm_add_device(vm, d);
 	}
 #undef SPI
-	/* Power-off and reset need no device: PSCI SYSTEM_OFF/RESET reach vcpu.c as
-	 * KVM_EXIT_SYSTEM_EVENT. */
+	/* The guest's own power-off and reset need no device: PSCI SYSTEM_OFF/RESET reach vcpu.c
+	 * as KVM_EXIT_SYSTEM_EVENT. */
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* fdt.c - the arm64 guest's device tree (see fdt.h), written with libfdt's sequential-write API.
  * Bindings: Documentation/devicetree/bindings/ in Linux (interrupt-controller/arm,gic-v3.yaml,
- * timer/arm,arch_timer.yaml, arm/psci.yaml, serial/8250.yaml, rtc/arm,pl031.yaml). */
+ * timer/arm,arch_timer.yaml, arm/psci.yaml, serial/8250.yaml, rtc/arm,pl031.yaml,
+ * gpio/pl061-gpio.yaml, input/gpio-keys.yaml). */
 #include "fdt.h"
 
 #include <libfdt.h>
@@ -9,6 +10,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "devices/pl061.h"
 #include "layout.h"
 
 #define ARM64_APB_CLOCK_HZ 24000000 /* the PL031's bus clock: only its existence matters */
@@ -184,6 +186,10 @@ static void node_devices(struct dtw *w)
 	static const uint32_t uart_irq[3] = { ARM64_DT_IRQ_SPI, ARM64_SPI_UART, ARM64_DT_IRQ_LEVEL_HIGH };
 	static const uint32_t rtc_irq[3] = { ARM64_DT_IRQ_SPI, ARM64_SPI_RTC, ARM64_DT_IRQ_LEVEL_HIGH };
 	static const char rtc_compat[] = "arm,pl031\0arm,primecell";
+	static const uint32_t gpio_irq[3] = { ARM64_DT_IRQ_SPI, ARM64_SPI_GPIO, ARM64_DT_IRQ_LEVEL_HIGH };
+	static const char gpio_compat[] = "arm,pl061\0arm,primecell";
+	/* <&gpio pin flags>: active high */
+	static const uint32_t power_gpio[3] = { ARM64_PHANDLE_GPIO, PL061_POWER_PIN, 0 };
 
 	/* AMBA (PrimeCell) devices need their bus clock "apb_pclk" to probe. */
 	DT(w, fdt_begin_node(w->fdt, "apb-pclk"));
@@ -209,6 +215,26 @@ static void node_devices(struct dtw *w)
 	prop_irqs(w, rtc_irq, 1);
 	DT(w, fdt_property_cell(w->fdt, "clocks", ARM64_PHANDLE_CLOCK));
 	DT(w, fdt_property_string(w->fdt, "clock-names", "apb_pclk"));
+	DT(w, fdt_end_node(w->fdt));
+
+	/* The power button: pin PL061_POWER_PIN of the PL061 is KEY_POWER (116, linux,code). */
+	begin(w, "pl061", ARM64_GPIO_BASE);
+	DT(w, fdt_property(w->fdt, "compatible", gpio_compat, sizeof(gpio_compat)));
+	prop_reg(w, ARM64_GPIO_BASE, ARM64_GPIO_SIZE);
+	prop_irqs(w, gpio_irq, 1);
+	DT(w, fdt_property(w->fdt, "gpio-controller", NULL, 0));
+	DT(w, fdt_property_cell(w->fdt, "#gpio-cells", 2));
+	DT(w, fdt_property_cell(w->fdt, "clocks", ARM64_PHANDLE_CLOCK));
+	DT(w, fdt_property_string(w->fdt, "clock-names", "apb_pclk"));
+	DT(w, fdt_property_cell(w->fdt, "phandle", ARM64_PHANDLE_GPIO));
+	DT(w, fdt_end_node(w->fdt));
+	DT(w, fdt_begin_node(w->fdt, "gpio-keys"));
+	DT(w, fdt_property_string(w->fdt, "compatible", "gpio-keys"));
+	DT(w, fdt_begin_node(w->fdt, "poweroff"));
+	DT(w, fdt_property_string(w->fdt, "label", "GPIO Key Poweroff"));
+	DT(w, fdt_property_cell(w->fdt, "linux,code", 116));
+	prop_cells(w, "gpios", power_gpio, 3);
+	DT(w, fdt_end_node(w->fdt));
 	DT(w, fdt_end_node(w->fdt));
 }
 

@@ -13,6 +13,7 @@
 #define ARM64_PHANDLE_GIC   1
 #define ARM64_PHANDLE_ITS   2
 #define ARM64_PHANDLE_CLOCK 3
+#define ARM64_PHANDLE_GPIO  4
 
 /* Interrupt specifier cells of the GICv3 binding. */
 #define ARM64_DT_IRQ_SPI        0

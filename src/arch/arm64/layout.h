@@ -8,6 +8,7 @@
  *   0x080a0000  GICv3 redistributors, 128 KiB per vCPU, up to 0x08ffffff (123 vCPUs)
  *   0x09000000  16550A UART (console), one 4 KiB page
  *   0x09010000  PL031 RTC, one 4 KiB page
+ *   0x09020000  PL061 GPIO (the power button: gpio-keys), one 4 KiB page
  *   0x10000000 .. 0x2fffffff  32-bit PCI MMIO window   } the ECAM PCI host (fdt.c)
  *   0x30000000 .. 0x3fffffff  PCI ECAM (256 buses)     }
  *   0x40000000  RAM, one region, up to the 64-bit PCI window
@@ -36,6 +37,8 @@
 #define ARM64_UART_CLOCK 1843200 /* the usual 16550 crystal; there is no baud rate */
 #define ARM64_RTC_BASE   0x09010000ULL
 #define ARM64_RTC_SIZE   0x1000ULL
+#define ARM64_GPIO_BASE  0x09020000ULL
+#define ARM64_GPIO_SIZE  0x1000ULL
 
 #define ARM64_PCI_MMIO_BASE   0x10000000ULL
 #define ARM64_PCI_MMIO_SIZE   0x20000000ULL
@@ -58,6 +61,7 @@
 #define ARM64_SPI_RTC        2
 #define ARM64_SPI_PCI_INTX   3 /* PCI INTx: ARM64_PCI_INTX_LINES SPIs from here */
 #define ARM64_PCI_INTX_LINES 4
+#define ARM64_SPI_GPIO       7 /* after the INTx lines */
 /* Interrupt IDs the in-kernel vGIC handles: 32 private ones plus the SPIs (multiple of 32). */
 #define ARM64_GIC_NR_IRQS 128
 #define ARM64_GIC_NR_SPIS (ARM64_GIC_NR_IRQS - 32)

@@ -14,9 +14,10 @@ VIRTIO="arm64-virtio-devices arm64-virtio-rng arm64-virtio-net-ping arm64-virtio
 	arm64-virtio-blk-ext4 arm64-virtio-console"
 TINY="arm64-tiny-serial-off arm64-tiny-reset arm64-tiny-smp arm64-tiny-nisv-crash"
 LIFE="arm64-life-pause arm64-life-snapshot-restore arm64-life-migrate arm64-life-migrate-dirty
-	arm64-life-balloon"
+	arm64-life-shutdown arm64-life-balloon"
 BAD="arm64-bad-not-a-kernel arm64-bad-elf arm64-bad-memory-1M arm64-bad-cpus-too-many"
-ALL=$(echo $BOOT $VIRTIO $TINY $LIFE $BAD)
+UP="arm64-up-boot arm64-up-cpus arm64-up-link-ping arm64-up-link-tcp arm64-up-isolated arm64-up-sigterm"
+ALL=$(echo $BOOT $VIRTIO $TINY $LIFE $UP $BAD)
 if [ "${1:-}" = --list ]; then
 	echo "$ALL" | tr ' ' '\n'
 	exit 0
@@ -571,7 +572,7 @@ lreap() {
 }
 
 # shellcheck disable=SC2086
-if want arm64-life-migrate-dirty; then
+if want arm64-life-migrate-dirty arm64-life-shutdown; then
 	rm -f $W/m1.in $W/m2.in $W/m1.sock $W/d2.sock
 	mkfifo $W/m1.in $W/m2.in
 	exec 5<>$W/m1.in 6<>$W/m2.in
@@ -640,6 +641,19 @@ if want arm64-life-migrate-dirty; then
 				why="disk after the migration: '$d', image $i3"
 			fi
 		fi
+		# The power button (the PL061's gpio-keys KEY_POWER; the guest's acpid powers off)
+		# on the destination: `ctl shutdown` ends kvmbox with status 0, the guest's own.
+		swhy="not run: $why"
+		if [ -z "$why" ]; then
+			lctl $W/d2.sock shutdown timeout=30
+			lreap $D 40
+			if [ "$CTL_RC" = 0 ] && [ "$RC" = 0 ] && has 'KVMBOX-ACPI power button' d2; then
+				swhy=
+			else
+				seen=$(has 'KVMBOX-ACPI power button' d2 && echo saw || echo 'did not see')
+				swhy="ctl shutdown status $CTL_RC, kvmbox status $RC (want 0 and 0); the guest $seen the key"
+			fi
+		fi
 		kill -KILL $D 2>/dev/null
 		wait $D
 	fi
@@ -652,6 +666,14 @@ if want arm64-life-migrate-dirty; then
 		res FAIL arm64-life-migrate-dirty "$why"
 		diag arm64-life-migrate-dirty m1
 		diag arm64-life-migrate-dirty d2
+	fi
+	if [ -z "$swhy" ]; then
+		res PASS arm64-life-shutdown
+	else
+		res FAIL arm64-life-shutdown "$swhy"
+		[ -n "$why" ] || diag arm64-life-shutdown d2
+		tr -d '\r' <$W/m1.out | grep -iE 'acpid|gpio|input|modules' | head -n 8 |
+			sed 's/^/KVMBOX-L arm64-life-shutdown boot: /'
 	fi
 fi
 
@@ -722,6 +744,143 @@ if want arm64-life-balloon; then
 	else
 		res FAIL arm64-life-balloon "$why"
 		diag arm64-life-balloon b1
+	fi
+fi
+
+# --- kvmbox up: three VMs from one file, two on a link, CPU partitions (three boots at once) ---
+# One [vm] section each: A (serve, 10.1.0.1, its vCPU on host CPU 0) and B (fetch, after A, on
+# CPU 1) on link lan-u; C (isolated, 10.1.0.3, CPUs not dedicated) alone on link lan-v. B pings A
+# and fetches 16 MiB from it, and tells A the sum it got; C's pings to A go unanswered. B and C
+# power off (restart = no); then SIGTERM to up presses A's power button (the PL061's gpio-keys
+# KEY_POWER: the guest's acpid powers off) and up exits 0 with no VM process left.
+
+# up_cpus PID: the Cpus_allowed_list of each vCPU thread of PID, one line each, sorted.
+up_cpus() {
+	for _t in /proc/$1/task/*; do
+		case $(cat $_t/comm 2>/dev/null) in
+		vcpu*) sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' $_t/status ;;
+		esac
+	done | sort | tr '\n' ' '
+}
+# up_pid NAME: NAME's pid in the last `ctl list` reply (CTL); empty when it has none.
+up_pid() {
+	echo "$CTL" | tr -d ' \n' | sed -n "s/.*{\"name\":\"$1\",\([^}]*\)}.*/\1/p" |
+		sed -n 's/.*"pid":\([0-9][0-9]*\).*/\1/p'
+}
+# up_log NAME: the console log of NAME, carriage returns dropped.
+up_log() { tr -d '\r' <$W/up/state/$1.console.log 2>/dev/null; }
+# up_v NAME KEY: the rest of NAME's first "KVMBOX-V KEY ..." line.
+up_v() { up_log $1 | sed -n "s/^.*KVMBOX-V $2 //p" | head -n1; }
+
+# shellcheck disable=SC2086
+if want $UP; then
+	rm -rf $W/up
+	mkdir -p $W/up
+	lg="$GAPPEND kvmbox.test=link kvmbox.mb=16"
+	cat >$W/up/system.conf <<-EOC
+		[defaults]
+		state-dir = $W/up/state
+		kernel = $IMG
+		initrd = $GV
+		memory = 256M
+		restart = no
+		shutdown-timeout = 30
+
+		[vm a]
+		net = link=lan-u,mac=52:54:00:00:0b:01
+		vcpu-affinity = 0=0
+		append = $lg kvmbox.role=serve kvmbox.ip=10.1.0.1
+
+		[vm b]
+		after = a
+		net = link=lan-u
+		vcpu-affinity = 0=1
+		append = $lg kvmbox.role=fetch kvmbox.ip=10.1.0.2 kvmbox.peer=10.1.0.1
+
+		[vm c]
+		net = link=lan-v
+		append = $lg kvmbox.role=isolated kvmbox.ip=10.1.0.3 kvmbox.peer=10.1.0.1
+	EOC
+	DM0=$(dmesg | wc -l)
+	KVMBOX_LINK_DIR=$W/up/links kvmbox up --api $W/up/up.sock $W/up/system.conf </dev/null >$W/up.out 2>$W/up.err &
+	U=$!
+	# All three running, each with its vCPU threads: their CPUs then.
+	n=0 ca= cb= cc= pa= pb= pc=
+	while alive $U && [ $n -lt 300 ]; do
+		CTL=$(kvmbox ctl --timeout 5 $W/up/up.sock list 2>&1)
+		pa=$(up_pid a) pb=$(up_pid b) pc=$(up_pid c)
+		if [ -n "$pa" ] && [ -n "$pb" ] && [ -n "$pc" ]; then
+			ca=$(up_cpus $pa) cb=$(up_cpus $pb) cc=$(up_cpus $pc)
+			[ -n "$ca" ] && [ -n "$cb" ] && [ -n "$cc" ] && break
+		fi
+		usleep 200000
+		n=$((n + 1))
+	done
+	echo "KVMBOX-I up: pids a=$pa b=$pb c=$pc; vCPU CPUs a '$ca' b '$cb' c '$cc'; list $(echo "$CTL" | tr -d ' \n' | cut -c1-300)"
+	# Until B has told A its sum and C has pinged (or one of them ended without).
+	n=0
+	while alive $U && [ $n -lt $((BOOT_TMO * 3 * 5)) ]; do
+		up_log a | grep -q 'KVMBOX-V peer said' && up_log c | grep -q 'KVMBOX-V isolated' && break
+		{ alive "${pb:-0}" || alive "${pc:-0}"; } || break
+		usleep 200000
+		n=$((n + 1))
+	done
+	lctl $W/up/up.sock list
+	kill -TERM $U 2>/dev/null
+	lreap $U 40
+	urc=$RC left=
+	for p in $pa $pb $pc; do alive $p && left="$left $p" && kill -KILL $p; done
+	echo "KVMBOX-I up: status $urc; A '$(up_v a serving)' / '$(up_v a "peer said")'; B '$(up_v b fetched)'; C '$(up_v c isolated)'"
+
+	if up_log a | grep -q KVMBOX-INIT && up_log b | grep -q KVMBOX-INIT && up_log c | grep -q KVMBOX-INIT &&
+		[ -n "$pa" ] && [ -n "$pb" ] && [ -n "$pc" ]; then
+		res PASS arm64-up-boot
+	else
+		res FAIL arm64-up-boot "init markers in the console logs: a $(up_log a | grep -c KVMBOX-INIT)," \
+			"b $(up_log b | grep -c KVMBOX-INIT), c $(up_log c | grep -c KVMBOX-INIT); pids '$pa' '$pb' '$pc'"
+		tail -n 8 $W/up.err | sed 's/^/KVMBOX-L arm64-up-boot up: /'
+	fi
+	if [ "$ca" = "0 " ] && [ "$cb" = "1 " ] && [ "$cc" = "0-1 " ]; then
+		res PASS arm64-up-cpus
+	else
+		res FAIL arm64-up-cpus "vCPU threads' Cpus_allowed_list: a '$ca' (want 0), b '$cb' (want 1)," \
+			"c '$cc' (want 0-1)"
+	fi
+	r=$(up_v b ping)
+	if [ "$(field "$r" status)" = 0 ] && [ "${r#*3 packets received}" != "$r" ]; then
+		res PASS arm64-up-link-ping
+	else
+		res FAIL arm64-up-link-ping "B pinging A over link lan-u: '${r:-no report}'"
+		up_log b | tail -n 8 | sed 's/^/KVMBOX-L arm64-up-link-ping b: /'
+	fi
+	sa=$(up_v a serving) fb=$(up_v b fetched) said=$(up_v a "peer said")
+	if [ "$(field "$sa" bytes)" = $((16 * 1048576)) ] && [ "$(field "$fb" bytes)" = $((16 * 1048576)) ] &&
+		[ -n "$(field "$sa" sum)" ] && [ "$(field "$fb" sum)" = "$(field "$sa" sum)" ] &&
+		[ "$said" = "$(field "$sa" sum)" ]; then
+		res PASS arm64-up-link-tcp
+		echo "KVMBOX-I up: 16 MiB A -> B in $(field "$fb" secs) s"
+	else
+		res FAIL arm64-up-link-tcp "16 MiB A -> B: A served '${sa:-nothing}', B fetched '${fb:-nothing}'," \
+			"A heard back '${said:-nothing}'"
+		up_log a | tail -n 8 | sed 's/^/KVMBOX-L arm64-up-link-tcp a: /'
+	fi
+	r=$(up_v c isolated)
+	if [ -n "$(up_v c link)" ] && [ -n "$r" ] && [ "$(field "$r" status)" != 0 ] &&
+		[ "${r#*" 0 packets received"}" != "$r" ]; then
+		res PASS arm64-up-isolated
+	else
+		res FAIL arm64-up-isolated "C on link lan-v pinging A: '${r:-no report}' (want none answered)"
+		up_log c | tail -n 8 | sed 's/^/KVMBOX-L arm64-up-isolated c: /'
+	fi
+	if [ "$urc" = 0 ] && [ -z "$left" ] && grep -q '^kvmbox up: SIGTERM' $W/up.err &&
+		grep -q '^kvmbox up: vm a: exited with status 0' $W/up.err && up_log a | grep -q 'KVMBOX-ACPI power button'; then
+		res PASS arm64-up-sigterm
+	else
+		res FAIL arm64-up-sigterm "kvmbox up after SIGTERM: status $urc (want 0), VM processes left:'${left:- none}'," \
+			"A: '$(grep '^kvmbox up: vm a: exited' $W/up.err)' (want status 0), its guest" \
+			"$(up_log a | grep -q 'KVMBOX-ACPI power button' && echo saw || echo 'did not see') the power button"
+		up_log a | grep -iE 'acpid|gpio|input|modules' | head -n 8 | sed 's/^/KVMBOX-L arm64-up-sigterm a: /'
+		tail -n 8 $W/up.err | sed 's/^/KVMBOX-L arm64-up-sigterm up: /'
 	fi
 fi
 
