@@ -5,9 +5,9 @@
 # tests/scripts/run.sh), guests, guests-asan, musl (make static-musl: its size and tiny guests
 # booted by it, received by the glibc build), linux, linux-arm64 (the arm64 Linux tier with
 # its tiny arm64 guests, in an emulated arm64 host), linux-vfio (PCI pass-through of an emulated
-# NVMe controller behind an emulated IOMMU: tests/linux/vfio/run.sh, make all static first;
-# not in "all"); "all" is
-# every one of them but linux-vfio in that order. Every tier prints one line per test as it finishes:
+# NVMe controller behind an emulated IOMMU: tests/linux/vfio/run.sh, make all static first);
+# "all" is every one of them, in the order unit, unit-asan, unit-tsan, scripts, guests,
+# guests-asan, musl, linux-vfio, linux, linux-arm64. Every tier prints one line per test as it finishes:
 # "PASS: name", "FAIL: name: why" or "SKIP: name: why"; each tier ends with its time, and the
 # last line is "N passed, N failed, N skipped, N retried". build/check.log gets everything
 # the tiers print (the unit tests' TAP output, the guest and Linux tiers' diagnostics).
@@ -154,7 +154,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 tiers=("$@")
 ((${#tiers[@]})) || tiers=(all)
-[ "${tiers[*]}" = all ] && tiers=(unit unit-asan unit-tsan scripts guests guests-asan musl linux linux-arm64)
+[ "${tiers[*]}" = all ] && tiers=(unit unit-asan unit-tsan scripts guests guests-asan musl linux-vfio linux linux-arm64)
 : >"$tmp/results"
 # A tier can run beside others, started earlier; its lines and its own time are kept in files and
 # printed in its turn. side_start TIER COMMAND...: start it; side_pid[TIER] is its process.
@@ -201,6 +201,11 @@ for tier in "${tiers[@]}"; do
 	if [ "$tier" = musl ] && [ -n "$musl_pid" ]; then
 		wait "$musl_pid"
 	fi
+	# linux-vfio's emulated host (one thread) runs beside the musl tier's tiny guests (one
+	# thread), once the musl build is done.
+	if [ "$tier" = musl ] && [[ " ${tiers[*]} " == *" linux-vfio "* ]]; then
+		side_start linux-vfio tests/linux/vfio/run.sh
+	fi
 	if [ -n "${side_pid[$tier]:-}" ]; then
 		wait "${side_pid[$tier]}"
 		secs=$(cat "$tmp/$tier.secs" 2>/dev/null)
@@ -215,7 +220,7 @@ for tier in "${tiers[@]}"; do
 	musl) run_musl ;;
 	linux) run_linux x86_64 build/linux ;;
 	linux-arm64) run_linux arm64 build/arm64/linux ;;
-	linux-vfio) tests/linux/vfio/run.sh ;;
+	linux-vfio) side_or tests/linux/vfio/run.sh ;;
 	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan scripts guests guests-asan musl linux linux-arm64 linux-vfio)" ;;
 	esac 2>&1 | tee -a "$log" "$tmp/tier"
 	grep -a -E '^(PASS|FAIL|SKIP|RETRY): ' "$tmp/tier" | tee -a "$tmp/results" | awk -v tier="$tier" -v s="${secs:-$((SECONDS - start))}" "$TALLY"'

@@ -596,6 +596,28 @@ kb_kick() {
 	kb_monitor "$1" "sendkey shift" >/dev/null
 }
 
+# kb_kicker PID LOG SOCKET PREFIX [KICKLOG]: for an emulated host whose console goes to the file
+# LOG: while PID lives, kb_kick through SOCKET after every KVMBOX_HOST_KICK (15) seconds in which
+# LOG did not grow (the CPU's state at the first), each logged after PREFIX to KICKLOG (default
+# LOG). (tests/linux/run.sh and tests/guests/emulated.sh read the console as it comes and kick
+# from their own loops.)
+kb_kicker() {
+	local pid=$1 log=$2 sock=$3 prefix=$4 out=${5:-$2} kick=${KVMBOX_HOST_KICK:-15} last=-1 size quiet=0 kicks=0
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 1
+		size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+		if [[ $size != "$last" ]]; then
+			last=$size quiet=0
+			continue
+		fi
+		quiet=$((quiet + 1))
+		((quiet % kick)) && continue
+		echo "${prefix}the emulated host printed nothing for ${quiet}s; a key press to wake it (kick $((kicks + 1)))" >>"$out"
+		kb_kick "$sock" "$prefix" "$( ((kicks)) || echo dump)" >>"$out"
+		kicks=$((kicks + 1))
+	done
+}
+
 # kb_have_qemu: can we run the emulated host at all? Prints the reason when not.
 kb_have_qemu() {
 	if ! command -v "$KB_QEMU" >/dev/null 2>&1; then

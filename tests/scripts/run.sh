@@ -157,13 +157,17 @@ t_bench_no_kvm() {
 # only demo_status_ctrl_a_x (the status relay, non-zero); demo_status_poweroff runs by name
 # (kvmbox's status 0 on a guest's poweroff is the Linux tier's linux-poweroff-exit0). The keys go in through a FIFO once the guest's shell prompt is seen.
 t_demo() {
-	local t=$1 keys=$2 want=$3 fifo=$WORK/$1.in log=$WORK/$1.log pid rc n size last=-1 quiet=0
+	local t=$1 keys=$2 want=$3 fifo=$WORK/$1.in log=$WORK/$1.log pid kpid rc n
 	source tests/linux/lib.sh
 	why=$(kb_have_qemu) || { skip "$t" "$why"; return; }
 	[[ -x build/kvmbox-static ]] || { fail "$t" "build/kvmbox-static missing (make static)"; return; }
 	mkfifo "$fifo"
 	KB_MONITOR=$WORK/$1.mon KVMBOX_DEMO_EMULATED=1 timeout -k 5 300 tests/linux/demo.sh <"$fifo" >"$log" 2>&1 &
 	pid=$!
+	# 15 s without output: a key press through QEMU's monitor wakes a CPU that QEMU's one-CPU
+	# TCG left with its timer interrupt pending (DEVELOPERS.md, Known traps).
+	kb_kicker "$pid" "$log" "$WORK/$1.mon" "demo: qemu monitor: " &
+	kpid=$!
 	exec 5>"$fifo"
 	# The guest's shell prompt after its banner (guest-init's shell scenario).
 	ready() { awk '/to stop the VM\./ { b = 1 } b && /\/ # / { ok = 1 } END { exit !ok }' "$log"; }
@@ -171,23 +175,20 @@ t_demo() {
 		ready && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
-		# 15 s without output: a key press through QEMU's monitor wakes a CPU that QEMU's
-		# one-CPU TCG left with its timer interrupt pending (DEVELOPERS.md, Known traps).
-		((n % 10)) && continue
-		size=$(stat -c %s "$log" 2>/dev/null || echo 0)
-		if [[ $size == "$last" ]]; then quiet=$((quiet + 1)); else quiet=0 last=$size; fi
-		((quiet >= 15)) && { kb_kick "$WORK/$1.mon" ""; quiet=0; }
 	done
 	if ! ready; then
 		exec 5>&-
-		kill "$pid" 2>/dev/null
+		kill "$pid" "$kpid" 2>/dev/null
 		wait "$pid"
+		wait "$kpid" 2>/dev/null
 		fail "$t" "the demo guest's shell did not start: $(tail -n2 "$log" | tr '\r\n' '  ' | cut -c1-200)"
 		return
 	fi
 	printf '%b' "$keys" >&5
 	wait "$pid"
 	rc=$?
+	kill "$kpid" 2>/dev/null
+	wait "$kpid" 2>/dev/null
 	exec 5>&-
 	[[ $rc == "$want" ]] || { fail "$t" "make demo exited $rc, kvmbox's status is $want: $(tail -n3 "$log" | tr '\r\n' '  ' | cut -c1-200)"; return; }
 	grep -aq "kvmbox exited with status $want" "$log" ||
