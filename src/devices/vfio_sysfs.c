@@ -106,12 +106,26 @@ int vfio_sysfs_check(const char *root, const char *bdf, int *group, char *err, s
 		return fail(err, errlen, "vfio=%s: no such PCI function (%s); lspci -D lists the host's", bdf,
 			    path);
 	snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/iommu_group", root, bdf);
-	if (link_name(path, grp, sizeof(grp)) < 0 || !grp[0])
-		return fail(
-			err, errlen,
-			"vfio=%s: the function has no IOMMU group: the host runs without an IOMMU; enable "
-			"VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (Intel) or amd_iommu=on",
-			bdf);
+	if (link_name(path, grp, sizeof(grp)) < 0 || !grp[0]) {
+		/* An IOMMU found through the device tree (an arm64 SMMU) groups a function only
+		 * when a driver first probes it, so an unbound function has no group there yet:
+		 * binding it to vfio-pci is the next step on either kind of host. */
+		snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/driver", root, bdf);
+		if (link_name(path, drv, sizeof(drv)) == 0 && !drv[0])
+			return fail(err, errlen,
+				    "vfio=%s: the function has no IOMMU group and is bound to no driver; "
+				    "bind it with: modprobe vfio-pci; echo vfio-pci > "
+				    "/sys/bus/pci/devices/%s/driver_override; echo %s > "
+				    "/sys/bus/pci/drivers_probe (an arm64 SMMU groups it then); if it "
+				    "still has none the host runs without an IOMMU: boot with "
+				    "intel_iommu=on (Intel) or amd_iommu=on, or describe the SMMU (arm64)",
+				    bdf, bdf, bdf);
+		return fail(err, errlen,
+			    "vfio=%s: the function has no IOMMU group: the host runs without an IOMMU; "
+			    "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (Intel) or "
+			    "amd_iommu=on, or describe the SMMU in the firmware's tables (arm64)",
+			    bdf);
+	}
 	errno = 0;
 	g = strtol(grp, &end, 10);
 	if (errno || *end || end == grp || g < 0 || g > INT_MAX)

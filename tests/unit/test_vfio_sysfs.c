@@ -129,9 +129,18 @@ static void test_sysfs_check(void **state)
 	check_fn(t, "0000:00:05.0", 0,
 		 "bound to no driver, not vfio-pci; bind it with: modprobe vfio-pci; echo "
 		 "vfio-pci");
-	/* No IOMMU: no group link. */
+	/* No IOMMU: no group link. Bound to no driver, binding it to vfio-pci comes first (an
+	 * arm64 SMMU groups a function when a driver probes it); bound to one, no IOMMU. */
 	sh("cd %s && mkdir -p bus/pci/devices/0000:00:06.0", t->root);
+	check_fn(t, "0000:00:06.0", 0,
+		 "no IOMMU group and is bound to no driver; bind it with: modprobe vfio-pci; echo "
+		 "vfio-pci > /sys/bus/pci/devices/0000:00:06.0/driver_override; echo 0000:00:06.0 > "
+		 "/sys/bus/pci/drivers_probe");
 	check_fn(t, "0000:00:06.0", 0, "intel_iommu=on");
+	sh("cd %s && mkdir -p bus/pci/drivers/nvme && ln -s ../../../../bus/pci/drivers/nvme "
+	   "bus/pci/devices/0000:00:06.0/driver",
+	   t->root);
+	check_fn(t, "0000:00:06.0", 0, "the function has no IOMMU group: the host runs without an IOMMU");
 	/* A group with a bridge (pcieport), an unbound function and a stub: viable. */
 	add_fn(t, "0000:01:00.0", 7, "vfio-pci");
 	add_fn(t, "0000:00:1c.0", 7, "pcieport");

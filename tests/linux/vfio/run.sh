@@ -52,16 +52,33 @@ all) TESTS="probe unbound guest-io guest-msix guest-reboot refuse-state guest-in
 *) echo "usage: $0 [all|probe]" >&2; exit 2 ;;
 esac
 skip_all() { for t in $TESTS; do echo "SKIP: vfio-$t: $*"; done; exit 0; }
-[[ $KB_ARCH == x86_64 ]] || skip_all "x86_64 only (KVMBOX_ARCH=$KB_ARCH)"
-OUT=${KVMBOX_LINUX_OUT:-build/linux-vfio}
 TMO=${KVMBOX_LINUX_TIMEOUT:-600}
-IOMMU_ARGS=${KVMBOX_VFIO_IOMMU_ARGS-intel_iommu=on}
+if [[ $KB_ARCH == arm64 ]]; then
+	OUT=${KVMBOX_LINUX_OUT:-build/arm64/linux-vfio}
+	# The SMMUv3 comes from the device tree and translates by default (Debian's arm64 kernel has
+	# ARM_SMMU_V3 built in and bypass disabled); iommu.passthrough=0 says so.
+	IOMMU_ARGS=${KVMBOX_VFIO_IOMMU_ARGS-iommu.passthrough=0}
+	cc=gcc
+	[[ $(uname -m) != aarch64 ]] && cc=aarch64-linux-gnu-gcc
+	build=${KVMBOX_BUILD:-$(dirname "$KB_DEFAULT_BIN")}
+else
+	OUT=${KVMBOX_LINUX_OUT:-build/linux-vfio}
+	IOMMU_ARGS=${KVMBOX_VFIO_IOMMU_ARGS-intel_iommu=on}
+	cc=gcc
+	build=${KVMBOX_BUILD:-build}
+fi
 VFIO_HOST_MODULES="vfio vfio_iommu_type1 vfio_pci"
 VFIO_GUEST_MODULES="crc64_rocksoft_generic crct10dif_generic nvme"
 # qemu's emulated NVMe controller (1b36:0010) with a raw image the emulated host can read back.
 # shellcheck disable=SC2034,SC2054 # for kb_boot_host; the commas are qemu's
-KB_QEMU_MACHINE=(-M q35 -vga none -device intel-iommu,intremap=on,caching-mode=on
-	-device nvme,drive=nv0,serial=kvmbox-vfio -drive "if=none,id=nv0,file=$OUT/nvme.img,format=raw")
+# On arm64 the virt board's own SMMUv3 (iommu=smmuv3) sits in front of its PCIe host bridge; its
+# ITS (on by default) takes the MSIs.
+if [[ $KB_ARCH == arm64 ]]; then
+	KB_QEMU_MACHINE=(-M virt,virtualization=on,gic-version=3,iommu=smmuv3)
+else
+	KB_QEMU_MACHINE=(-M q35 -vga none -device intel-iommu,intremap=on,caching-mode=on)
+fi
+KB_QEMU_MACHINE+=(-device nvme,drive=nv0,serial=kvmbox-vfio -drive "if=none,id=nv0,file=$OUT/nvme.img,format=raw")
 
 # A failure before the emulated host ran fails every test.
 fail() { for t in $TESTS; do echo "FAIL: vfio-$t: $*"; done; exit 1; }
@@ -91,12 +108,12 @@ mkdir -p "$d/kvmbox/vfio/host" "$d/kvmbox/vfio/guest"
 	fail "copy modules"
 install -m 755 tests/linux/vfio/host-vfio.sh "$d/kvmbox/host-vfio.sh" || fail "copy host-vfio.sh"
 # vfio-check links kvmbox's own VFIO code from the library of the build.
-lib=${KVMBOX_BUILD:-build}/libkvmbox.a
+lib=$build/libkvmbox.a
 [[ -f $lib ]] || fail "no $lib: make all first"
-gcc -static -O2 -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE -o "$d/kvmbox/vfio-check" tests/linux/vfio/vfio-check.c \
+"$cc" -static -O2 -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE -o "$d/kvmbox/vfio-check" tests/linux/vfio/vfio-check.c \
 	"$lib" -pthread || fail "cannot build tests/linux/vfio/vfio-check.c"
 if [[ $MODE == all ]]; then
-	bin=${KVMBOX_BIN:-${KVMBOX_BUILD:-build}/kvmbox-static}
+	bin=${KVMBOX_BIN:-$build/kvmbox-static}
 	[[ -x $bin ]] || fail "no $bin: make static first"
 	install -m 755 "$bin" "$d/kvmbox/kvmbox" || fail "copy $bin"
 	# The guest's initramfs: busybox, guest-vfio as /init, the nvme driver in /modules.
