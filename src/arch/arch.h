@@ -42,6 +42,11 @@ void arch_vcpu_dump(struct vcpu *vcpu, FILE *f);
 /* Default GSI routes (the in-kernel irqchip pins) into out; returns the
  * count and sets *first_free to the first GSI free for MSI routes. */
 int arch_default_routes(struct kvm_irq_routing_entry *out, int max, uint32_t *first_free);
+/* The routing GSI (for KVM_IRQFD) of the interrupt line that KVM_IRQ_LINE raises as
+ * irq_line (an irq_line's gsi, e.g. pci_intx_gsi's): the same number on x86 (an IOAPIC pin),
+ * the SPI's route pin on arm64, where KVM_IRQ_LINE encodes type and INTID instead. -1 when
+ * the line has no route. */
+int64_t arch_line_route_gsi(uint32_t irq_line);
 /* Snapshot state: one vCPU's full KVM state; the VM-wide irqchips, timer
  * and clock; the host CPU features the guest may rely on (checked on
  * restore so a snapshot is refused on a host that lacks them). load

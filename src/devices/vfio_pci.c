@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../arch/arch.h"
 #include "../core/log.h"
 #include "../core/vm.h"
 #include "pci.h"
@@ -377,7 +378,15 @@ static int irqs_setup(struct vfio_pci *p)
 	if (p->cfg.intx_pin && p->vd.intx_count) {
 		if (efd_new(p, &p->intx_efd) < 0 || efd_new(p, &p->intx_resample) < 0)
 			return -1;
-		p->intx_gsi = pci_intx_gsi(p->vm->pci_host, p->pci.slot, p->cfg.intx_pin);
+		/* The irqfd takes the line's route, not KVM_IRQ_LINE's number (they differ on arm64). */
+		int64_t gsi = arch_line_route_gsi(pci_intx_gsi(p->vm->pci_host, p->pci.slot, p->cfg.intx_pin));
+
+		if (gsi < 0) {
+			log_error("%s: INTx pin %d on slot %d has no interrupt route", p->dev.name,
+				  p->cfg.intx_pin, p->pci.slot);
+			return -1;
+		}
+		p->intx_gsi = (uint32_t)gsi;
 		if (vm_irqfd_resample(p->vm, p->intx_efd, p->intx_resample, p->intx_gsi, true) < 0) {
 			close(p->intx_efd);
 			p->intx_efd = -1;

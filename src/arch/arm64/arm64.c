@@ -312,6 +312,17 @@ void arch_vcpu_dump(struct vcpu *v, FILE *f)
 	}
 }
 
+int64_t arch_line_route_gsi(uint32_t irq_line)
+{
+	/* SPI(n)'s encoding: type SPI, INTID 32 + n; the route of GSI n is that SPI. */
+	uint32_t intid = irq_line >> KVM_ARM_IRQ_NUM_SHIFT & KVM_ARM_IRQ_NUM_MASK;
+
+	if ((irq_line >> KVM_ARM_IRQ_TYPE_SHIFT & KVM_ARM_IRQ_TYPE_MASK) != KVM_ARM_IRQ_TYPE_SPI ||
+	    intid < 32 || intid - 32 >= ARM64_GIC_NR_SPIS)
+		return -1;
+	return intid - 32;
+}
+
 int arch_default_routes(struct kvm_irq_routing_entry *out, int max, uint32_t *first_free)
 {
 	/* What KVM sets up by itself when the vGIC initialises: GSI n is SPI n (INTID 32 + n). */

@@ -258,6 +258,11 @@ void arch_vcpu_dump(struct vcpu *v, FILE *f)
 	x86_dump_regs(v->fd, v->id, f);
 }
 
+int64_t arch_line_route_gsi(uint32_t irq_line)
+{
+	return irq_line < 24 ? (int64_t)irq_line : -1; /* the IOAPIC's pins, arch_default_routes' GSIs */
+}
+
 int arch_default_routes(struct kvm_irq_routing_entry *out, int max, uint32_t *first_free)
 {
 	/* What KVM sets up by itself with KVM_CREATE_IRQCHIP: ISA IRQs 0-15 to
