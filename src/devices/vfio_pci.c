@@ -379,7 +379,8 @@ static int irqs_setup(struct vfio_pci *p)
 		if (efd_new(p, &p->intx_efd) < 0 || efd_new(p, &p->intx_resample) < 0)
 			return -1;
 		/* The irqfd takes the line's route, not KVM_IRQ_LINE's number (they differ on arm64). */
-		int64_t gsi = arch_line_route_gsi(pci_intx_gsi(p->vm->pci_host, p->pci.slot, p->cfg.intx_pin));
+		int64_t gsi =
+			arch_line_route_gsi(pci_intx_gsi(p->vm->pci_host, p->pci.slot, p->cfg.intx_pin));
 
 		if (gsi < 0) {
 			log_error("%s: INTx pin %d on slot %d has no interrupt route", p->dev.name,

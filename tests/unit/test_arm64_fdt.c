@@ -282,7 +282,20 @@ static void test_pci_host(void **state)
 		assert_int_equal(fdt32_to_cpu(e[7]), 0); /* SPI */
 		assert_int_equal(fdt32_to_cpu(e[8]), ARM64_SPI_PCI_INTX + (slot + pin - 1) % 4);
 		assert_int_equal(fdt32_to_cpu(e[9]), 4);
+		/* The line KVM_IRQ_LINE raises for it (arm64.c's SPI(), pci_intx_gsi) routes, for an
+		 * irqfd (vfio_pci's INTx), to the GSI of the SPI the guest was told. */
+		assert_int_equal(
+			arm64_spi_route_gsi(ARM64_IRQ_LINE_SPI(ARM64_SPI_PCI_INTX + (slot + pin - 1) % 4)),
+			fdt32_to_cpu(e[8]));
 	}
+	/* Not an SPI's line: a PPI, an INTID below 32 or past the SPIs, a vCPU index. */
+	assert_int_equal(arm64_spi_route_gsi(ARM64_IRQ_LINE_TYPE_PPI << ARM64_IRQ_LINE_TYPE_SHIFT | 27), -1);
+	assert_int_equal(arm64_spi_route_gsi(ARM64_IRQ_LINE_SPI(0) - 1), -1);
+	assert_int_equal(arm64_spi_route_gsi(ARM64_IRQ_LINE_SPI(ARM64_GIC_NR_SPIS)), -1);
+	assert_int_equal(arm64_spi_route_gsi(ARM64_IRQ_LINE_SPI(ARM64_GIC_NR_SPIS - 1)),
+			 ARM64_GIC_NR_SPIS - 1);
+	assert_int_equal(arm64_spi_route_gsi(ARM64_IRQ_LINE_SPI(8) | 1u << ARM64_IRQ_LINE_VCPU_SHIFT), -1);
+	assert_int_equal(arm64_spi_route_gsi(12), -1); /* an x86 GSI */
 	free(fdt);
 }
 

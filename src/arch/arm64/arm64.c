@@ -143,10 +143,15 @@ static size_t console_to_uart(void *dev, const uint8_t *buf, size_t n)
 	return uart_receive(dev, buf, n);
 }
 
-#define SPI(n)                                 \
-	((struct irq_line){ .set = vm_irq_set, \
-			    .ctx = vm,         \
-			    .gsi = KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT | (32 + (n)) })
+_Static_assert(ARM64_IRQ_LINE_TYPE_SHIFT == KVM_ARM_IRQ_TYPE_SHIFT &&
+		       ARM64_IRQ_LINE_TYPE_MASK == KVM_ARM_IRQ_TYPE_MASK &&
+		       ARM64_IRQ_LINE_TYPE_SPI == KVM_ARM_IRQ_TYPE_SPI &&
+		       ARM64_IRQ_LINE_TYPE_PPI == KVM_ARM_IRQ_TYPE_PPI &&
+		       ARM64_IRQ_LINE_VCPU_SHIFT == KVM_ARM_IRQ_VCPU_SHIFT &&
+		       ARM64_IRQ_LINE_VCPU_MASK == KVM_ARM_IRQ_VCPU_MASK &&
+		       ARM64_IRQ_LINE_NUM_MASK == KVM_ARM_IRQ_NUM_MASK && KVM_ARM_IRQ_NUM_SHIFT == 0,
+	       "layout.h's KVM_IRQ_LINE encoding is KVM's");
+#define SPI(n) ((struct irq_line){ .set = vm_irq_set, .ctx = vm, .gsi = ARM64_IRQ_LINE_SPI(n) })
 int arch_create_devices(struct vm *vm)
 {
 	struct arm64_vm *a = vm->arch;
@@ -314,13 +319,7 @@ void arch_vcpu_dump(struct vcpu *v, FILE *f)
 
 int64_t arch_line_route_gsi(uint32_t irq_line)
 {
-	/* SPI(n)'s encoding: type SPI, INTID 32 + n; the route of GSI n is that SPI. */
-	uint32_t intid = irq_line >> KVM_ARM_IRQ_NUM_SHIFT & KVM_ARM_IRQ_NUM_MASK;
-
-	if ((irq_line >> KVM_ARM_IRQ_TYPE_SHIFT & KVM_ARM_IRQ_TYPE_MASK) != KVM_ARM_IRQ_TYPE_SPI ||
-	    intid < 32 || intid - 32 >= ARM64_GIC_NR_SPIS)
-		return -1;
-	return intid - 32;
+	return arm64_spi_route_gsi(irq_line);
 }
 
 int arch_default_routes(struct kvm_irq_routing_entry *out, int max, uint32_t *first_free)

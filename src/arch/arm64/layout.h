@@ -23,6 +23,8 @@
 #ifndef KVMBOX_ARM64_LAYOUT_H
 #define KVMBOX_ARM64_LAYOUT_H
 
+#include <stdint.h>
+
 #define ARM64_GIC_DIST_BASE     0x08000000ULL
 #define ARM64_GIC_DIST_SIZE     0x10000ULL
 #define ARM64_GIC_ITS_BASE      0x08080000ULL
@@ -65,6 +67,31 @@
 /* Interrupt IDs the in-kernel vGIC handles: 32 private ones plus the SPIs (multiple of 32). */
 #define ARM64_GIC_NR_IRQS 128
 #define ARM64_GIC_NR_SPIS (ARM64_GIC_NR_IRQS - 32)
+
+/* KVM_IRQ_LINE's encoding of an interrupt (arm64's asm/kvm.h, which an x86 build of the unit
+ * tests lacks; arm64.c checks these against it): type, vCPU index, INTID. */
+#define ARM64_IRQ_LINE_TYPE_SHIFT 24
+#define ARM64_IRQ_LINE_TYPE_MASK  0xfu
+#define ARM64_IRQ_LINE_TYPE_SPI   1u
+#define ARM64_IRQ_LINE_TYPE_PPI   2u
+#define ARM64_IRQ_LINE_VCPU_SHIFT 16
+#define ARM64_IRQ_LINE_VCPU_MASK  0xffu
+#define ARM64_IRQ_LINE_NUM_MASK   0xffffu
+/* The KVM_IRQ_LINE number of SPI n. */
+#define ARM64_IRQ_LINE_SPI(n) (ARM64_IRQ_LINE_TYPE_SPI << ARM64_IRQ_LINE_TYPE_SHIFT | (32u + (n)))
+
+/* KVM_IRQ_LINE raises SPI n as ARM64_IRQ_LINE_SPI(n) (arm64.c's SPI()); an irqfd needs the
+ * line's routing GSI instead, which is n (arm64.c's arch_default_routes). -1 for no SPI. */
+static inline int64_t arm64_spi_route_gsi(uint32_t irq_line)
+{
+	uint32_t intid = irq_line & ARM64_IRQ_LINE_NUM_MASK;
+
+	if ((irq_line >> ARM64_IRQ_LINE_TYPE_SHIFT & ARM64_IRQ_LINE_TYPE_MASK) != ARM64_IRQ_LINE_TYPE_SPI ||
+	    (irq_line >> ARM64_IRQ_LINE_VCPU_SHIFT & ARM64_IRQ_LINE_VCPU_MASK) || intid < 32 ||
+	    intid - 32 >= ARM64_GIC_NR_SPIS)
+		return -1;
+	return intid - 32;
+}
 
 /* Private peripheral interrupts of the architected timer (PPI n is INTID 16 + n). */
 #define ARM64_PPI_TIMER_SEC    13
