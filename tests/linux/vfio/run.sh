@@ -38,10 +38,15 @@
 # The VFIO host modules (vfio, vfio_iommu_type1, vfio_pci) and the guest's nvme driver come from
 # the same Debian kernel package as the default tier's, extracted into OUT (the shared cache's
 # module lists stay as they are).
-# Environment: KVMBOX_LINUX_OUT (default build/linux-vfio), KVMBOX_CACHE, KVMBOX_LINUX_TIMEOUT
+# With KVMBOX_ARCH=arm64 the emulated host is QEMU's arm64 virt board with its SMMUv3
+# (iommu=smmuv3) and the same NVMe controller; kvmbox and vfio-check are the cross-built ones
+# (build/arm64), the host kernel gets iommu.passthrough=0 (DEVELOPERS.md, "On arm64").
+# Environment: KVMBOX_LINUX_OUT (default build/linux-vfio, build/arm64/linux-vfio on arm64),
+# KVMBOX_CACHE, KVMBOX_LINUX_TIMEOUT
 # (seconds for the whole emulated host, default 600), KVMBOX_VERBOSE=1 (echo the console),
 # KVMBOX_VFIO_IOMMU_ARGS (the IOMMU part of the host kernel's command line, default
-# intel_iommu=on; intel_iommu=off shows the failure without an IOMMU).
+# intel_iommu=on, iommu.passthrough=0 on arm64; intel_iommu=off shows the failure without an
+# IOMMU).
 set -uo pipefail
 cd "$(dirname "$0")/../../.." || exit 1
 source tests/linux/lib.sh
