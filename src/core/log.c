@@ -57,3 +57,13 @@ void log_debug(const char *fmt, ...)
 	vlog("debug: ", fmt, ap);
 	va_end(ap);
 }
+
+int log_fmt(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	return -1;
+}

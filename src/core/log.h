@@ -3,6 +3,7 @@
 #define KVMBOX_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /* Print "kvmbox: <message>\n" to stderr. Messages name the thing, the problem
  * and the fix, on one line. */
@@ -14,5 +15,8 @@ void log_set_context(const char *context);
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Printed only when KVMBOX_DEBUG is set in the environment. */
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The one line for a caller that prints it itself (or passes it on): formatted into err (len
+ * bytes, truncated), nothing printed. Returns -1, a failure's usual return value. */
+int log_fmt(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -5,22 +5,19 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <linux/vfio.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-static int fail(struct vfio_dev *d, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
+#include "../core/log.h"
 
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
+/* Close what d has open and return ret (a failure's -1, from log_fmt). */
+static int closed(struct vfio_dev *d, int ret)
+{
 	vfio_dev_close(d);
-	return -1;
+	return ret;
 }
 
 void vfio_dev_init(struct vfio_dev *d)
@@ -66,54 +63,65 @@ int vfio_dev_open(struct vfio_dev *d, const struct vfio_paths *paths, const char
 	snprintf(path, sizeof(path), "%s/vfio", paths->devdir);
 	d->container = open(path, O_RDWR | O_CLOEXEC);
 	if (d->container < 0)
-		return fail(d, err, errlen, "vfio=%s: %s: %s; modprobe vfio-pci (and vfio_iommu_type1)", bdf,
-			    path, strerror(errno));
+		return closed(d, log_fmt(err, errlen,
+					 "vfio=%s: %s: %s; modprobe vfio-pci (and vfio_iommu_type1)", bdf,
+					 path, strerror(errno)));
 	api = ioctl(d->container, VFIO_GET_API_VERSION);
 	if (api != VFIO_API_VERSION)
-		return fail(d, err, errlen, "vfio=%s: the kernel's VFIO API is version %d, kvmbox speaks %d",
-			    bdf, api, VFIO_API_VERSION);
+		return closed(d, log_fmt(err, errlen,
+					 "vfio=%s: the kernel's VFIO API is version %d, kvmbox speaks %d",
+					 bdf, api, VFIO_API_VERSION));
 	if (ioctl(d->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) <= 0)
-		return fail(d, err, errlen, "vfio=%s: no type-1 v2 IOMMU in VFIO; modprobe vfio_iommu_type1",
-			    bdf);
+		return closed(d,
+			      log_fmt(err, errlen,
+				      "vfio=%s: no type-1 v2 IOMMU in VFIO; modprobe vfio_iommu_type1", bdf));
 	d->group = vfio_group_open(paths->devdir, d->group_nr, err, errlen);
 	if (d->group < 0) {
 		vfio_dev_close(d);
 		return -1;
 	}
 	if (ioctl(d->group, VFIO_GROUP_GET_STATUS, &gs) < 0)
-		return fail(d, err, errlen, "vfio=%s: VFIO_GROUP_GET_STATUS: %s", bdf, strerror(errno));
+		return closed(
+			d, log_fmt(err, errlen, "vfio=%s: VFIO_GROUP_GET_STATUS: %s", bdf, strerror(errno)));
 	if (!(gs.flags & VFIO_GROUP_FLAGS_VIABLE))
-		return fail(
-			d, err, errlen,
-			"vfio=%s: IOMMU group %d is not viable: bind every function of /sys/kernel/iommu_groups/"
-			"%d/devices to vfio-pci",
-			bdf, d->group_nr, d->group_nr);
+		return closed(
+			d,
+			log_fmt(err, errlen,
+				"vfio=%s: IOMMU group %d is not viable: bind every function of /sys/kernel/iommu_groups/"
+				"%d/devices to vfio-pci",
+				bdf, d->group_nr, d->group_nr));
 	if (ioctl(d->group, VFIO_GROUP_SET_CONTAINER, &d->container) < 0)
-		return fail(d, err, errlen, "vfio=%s: VFIO_GROUP_SET_CONTAINER: %s", bdf, strerror(errno));
+		return closed(d, log_fmt(err, errlen, "vfio=%s: VFIO_GROUP_SET_CONTAINER: %s", bdf,
+					 strerror(errno)));
 	if (ioctl(d->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0)
-		return fail(d, err, errlen,
-			    "vfio=%s: VFIO_SET_IOMMU (type-1 v2): %s; is the IOMMU on (intel_iommu=on)?", bdf,
-			    strerror(errno));
+		return closed(
+			d,
+			log_fmt(err, errlen,
+				"vfio=%s: VFIO_SET_IOMMU (type-1 v2): %s; is the IOMMU on (intel_iommu=on)?",
+				bdf, strerror(errno)));
 	d->fd = ioctl(d->group, VFIO_GROUP_GET_DEVICE_FD, bdf);
 	if (d->fd < 0)
-		return fail(d, err, errlen, "vfio=%s: VFIO_GROUP_GET_DEVICE_FD: %s", bdf, strerror(errno));
+		return closed(d, log_fmt(err, errlen, "vfio=%s: VFIO_GROUP_GET_DEVICE_FD: %s", bdf,
+					 strerror(errno)));
 	if (ioctl(d->fd, VFIO_DEVICE_GET_INFO, &di) < 0)
-		return fail(d, err, errlen, "vfio=%s: VFIO_DEVICE_GET_INFO: %s", bdf, strerror(errno));
+		return closed(
+			d, log_fmt(err, errlen, "vfio=%s: VFIO_DEVICE_GET_INFO: %s", bdf, strerror(errno)));
 	if (!(di.flags & VFIO_DEVICE_FLAGS_PCI) || di.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX)
-		return fail(d, err, errlen, "vfio=%s: not a PCI device to VFIO (flags %#x, %u regions)", bdf,
-			    di.flags, di.num_regions);
+		return closed(d, log_fmt(err, errlen,
+					 "vfio=%s: not a PCI device to VFIO (flags %#x, %u regions)", bdf,
+					 di.flags, di.num_regions));
 	d->can_reset = di.flags & VFIO_DEVICE_FLAGS_RESET;
 	for (int r = 0; r < VFIO_DEV_REGIONS; r++) {
 		struct vfio_region_info ri = { .argsz = sizeof(ri), .index = (uint32_t)r };
 
 		if (ioctl(d->fd, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0)
-			return fail(d, err, errlen, "vfio=%s: VFIO_DEVICE_GET_REGION_INFO %d: %s", bdf, r,
-				    strerror(errno));
+			return closed(d, log_fmt(err, errlen, "vfio=%s: VFIO_DEVICE_GET_REGION_INFO %d: %s",
+						 bdf, r, strerror(errno)));
 		d->region[r] = (struct vfio_dev_region){ ri.size, ri.offset, ri.flags };
 	}
 	if (d->region[VFIO_DEV_CONFIG].size < 256)
-		return fail(d, err, errlen, "vfio=%s: config region of %llu bytes", bdf,
-			    (unsigned long long)d->region[VFIO_DEV_CONFIG].size);
+		return closed(d, log_fmt(err, errlen, "vfio=%s: config region of %llu bytes", bdf,
+					 (unsigned long long)d->region[VFIO_DEV_CONFIG].size));
 	d->intx_count = irq_count(d, VFIO_PCI_INTX_IRQ_INDEX);
 	d->msi_count = irq_count(d, VFIO_PCI_MSI_IRQ_INDEX);
 	d->msix_count = irq_count(d, VFIO_PCI_MSIX_IRQ_INDEX);

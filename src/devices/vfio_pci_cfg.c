@@ -1,9 +1,10 @@
 /* vfio_pci_cfg.c - the virtual config space of a passed-through PCI function (see the header). */
 #include "vfio_pci_cfg.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "../core/log.h"
 
 #define HEADER_END       0x40
 #define CMD_FORWARD      (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE)
@@ -30,16 +31,6 @@ static void put(uint8_t *b, uint32_t off, uint32_t len, uint32_t v)
 		b[off + i] = (uint8_t)(v >> (8 * i));
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static bool pow2(uint64_t v)
 {
 	return v && !(v & (v - 1));
@@ -54,41 +45,43 @@ static int parse_bars(struct vfio_pci_cfg *c, const uint64_t size[PCI_NUM_BARS],
 
 		if (b->type == PCI_BAR_MEM64_HI) {
 			if (size[i])
-				return fail(err, errlen,
-					    "BAR %d is the upper half of BAR %d but has a region of its own",
-					    i, i - 1);
+				return log_fmt(
+					err, errlen,
+					"BAR %d is the upper half of BAR %d but has a region of its own", i,
+					i - 1);
 			continue;
 		}
 		if (!size[i])
 			continue;
 		if (!pow2(size[i]))
-			return fail(err, errlen, "BAR %d: size %#llx is not a power of two", i,
-				    (unsigned long long)size[i]);
+			return log_fmt(err, errlen, "BAR %d: size %#llx is not a power of two", i,
+				       (unsigned long long)size[i]);
 		if (raw & 1) {
 			if (size[i] < 4 || size[i] > 256)
-				return fail(err, errlen, "I/O BAR %d: size %llu outside 4..256 bytes", i,
-					    (unsigned long long)size[i]);
+				return log_fmt(err, errlen, "I/O BAR %d: size %llu outside 4..256 bytes", i,
+					       (unsigned long long)size[i]);
 			b->type = PCI_BAR_IO;
 		} else {
 			if (size[i] < 16)
-				return fail(err, errlen, "memory BAR %d: size %llu below 16 bytes", i,
-					    (unsigned long long)size[i]);
+				return log_fmt(err, errlen, "memory BAR %d: size %llu below 16 bytes", i,
+					       (unsigned long long)size[i]);
 			switch ((raw >> 1) & 3) {
 			case 0:
 				if (size[i] > 0x80000000ULL)
-					return fail(err, errlen, "32-bit BAR %d: size %#llx above 2 GiB", i,
-						    (unsigned long long)size[i]);
+					return log_fmt(err, errlen, "32-bit BAR %d: size %#llx above 2 GiB",
+						       i, (unsigned long long)size[i]);
 				b->type = PCI_BAR_MEM32;
 				break;
 			case 2:
 				if (i == PCI_NUM_BARS - 1)
-					return fail(err, errlen, "BAR 5 claims 64 bits: there is no BAR 6");
+					return log_fmt(err, errlen,
+						       "BAR 5 claims 64 bits: there is no BAR 6");
 				b->type = PCI_BAR_MEM64;
 				c->bar[i + 1].type = PCI_BAR_MEM64_HI;
 				break;
 			default:
-				return fail(err, errlen, "memory BAR %d: reserved type %u", i,
-					    (raw >> 1) & 3);
+				return log_fmt(err, errlen, "memory BAR %d: reserved type %u", i,
+					       (raw >> 1) & 3);
 			}
 			b->prefetch = raw & 0x8;
 		}
@@ -108,7 +101,7 @@ static int parse_msix(struct vfio_pci_cfg *c, int off, char *err, size_t errlen)
 	uint32_t table, pba;
 
 	if (off + MSIX_CAP_LEN > PCI_CONFIG_SIZE)
-		return fail(err, errlen, "MSI-X capability at %#x runs past config space", off);
+		return log_fmt(err, errlen, "MSI-X capability at %#x runs past config space", off);
 	table = get(c->phys, (uint32_t)off + 4, 4);
 	pba = get(c->phys, (uint32_t)off + 8, 4);
 	m->cap = off;
@@ -118,14 +111,14 @@ static int parse_msix(struct vfio_pci_cfg *c, int off, char *err, size_t errlen)
 	m->pba_bar = (int)(pba & 7);
 	m->pba_off = pba & ~7u;
 	if (m->table_bar >= PCI_NUM_BARS || !mem_bar(c, m->table_bar))
-		return fail(err, errlen, "MSI-X table in BAR %d, which is no memory BAR", m->table_bar);
+		return log_fmt(err, errlen, "MSI-X table in BAR %d, which is no memory BAR", m->table_bar);
 	if (m->pba_bar >= PCI_NUM_BARS || !mem_bar(c, m->pba_bar))
-		return fail(err, errlen, "MSI-X PBA in BAR %d, which is no memory BAR", m->pba_bar);
+		return log_fmt(err, errlen, "MSI-X PBA in BAR %d, which is no memory BAR", m->pba_bar);
 	if ((uint64_t)m->table_off + (uint64_t)m->nvec * VFIO_MSIX_ENTRY_SIZE > c->bar[m->table_bar].size)
-		return fail(err, errlen, "MSI-X table of %u vectors at %#x leaves BAR %d", m->nvec,
-			    m->table_off, m->table_bar);
+		return log_fmt(err, errlen, "MSI-X table of %u vectors at %#x leaves BAR %d", m->nvec,
+			       m->table_off, m->table_bar);
 	if ((uint64_t)m->pba_off + (m->nvec + 63) / 64 * 8 > c->bar[m->pba_bar].size)
-		return fail(err, errlen, "MSI-X PBA at %#x leaves BAR %d", m->pba_off, m->pba_bar);
+		return log_fmt(err, errlen, "MSI-X PBA at %#x leaves BAR %d", m->pba_off, m->pba_bar);
 	return 0;
 }
 
@@ -152,21 +145,22 @@ static int parse_caps(struct vfio_pci_cfg *c, char *err, size_t errlen)
 		uint8_t id;
 
 		if (off < HEADER_END || off > PCI_CONFIG_SIZE - 4)
-			return fail(err, errlen, "capability pointer %#x outside 0x40..0xfc", off);
+			return log_fmt(err, errlen, "capability pointer %#x outside 0x40..0xfc", off);
 		if (seen[off / 4])
-			return fail(err, errlen, "capability list loops at %#x", off);
+			return log_fmt(err, errlen, "capability list loops at %#x", off);
 		seen[off / 4] = true;
 		id = c->phys[off];
 		if (id == PCI_CAP_ID_MSIX) {
 			if (c->msix.cap)
-				return fail(err, errlen, "two MSI-X capabilities (%#x, %#x)", c->msix.cap,
-					    off);
+				return log_fmt(err, errlen, "two MSI-X capabilities (%#x, %#x)", c->msix.cap,
+					       off);
 			if (parse_msix(c, off, err, errlen) < 0)
 				return -1;
 		}
 		if (id == PCI_CAP_ID_MSI) {
 			if (off + msi_len(c->phys, off) > PCI_CONFIG_SIZE)
-				return fail(err, errlen, "MSI capability at %#x runs past config space", off);
+				return log_fmt(err, errlen, "MSI capability at %#x runs past config space",
+					       off);
 			c->msi_cap = off;
 		} else {
 			c->caps[c->ncaps++] = (uint8_t)off;
@@ -192,19 +186,19 @@ int vfio_pci_cfg_parse(struct vfio_pci_cfg *c, const uint8_t phys[PCI_CONFIG_SIZ
 	c->vendor = (uint16_t)get(phys, PCI_VENDOR_ID, 2);
 	c->device = (uint16_t)get(phys, PCI_DEVICE_ID, 2);
 	if (c->vendor == 0xffff || c->vendor == 0)
-		return fail(err, errlen, "vendor id %#06x: the function does not answer config reads",
-			    c->vendor);
+		return log_fmt(err, errlen, "vendor id %#06x: the function does not answer config reads",
+			       c->vendor);
 	if (htype != 0)
-		return fail(err, errlen,
-			    "header type %u: only endpoints (type 0) can be passed through, not bridges",
-			    htype);
+		return log_fmt(err, errlen,
+			       "header type %u: only endpoints (type 0) can be passed through, not bridges",
+			       htype);
 	c->revision = phys[PCI_REVISION_ID];
 	c->class_code = get(phys, PCI_CLASS_PROG, 3);
 	c->subsys_vendor = (uint16_t)get(phys, PCI_SUBSYSTEM_VENDOR_ID, 2);
 	c->subsys_id = (uint16_t)get(phys, PCI_SUBSYSTEM_ID, 2);
 	c->intx_pin = phys[PCI_INTERRUPT_PIN];
 	if (c->intx_pin > 4)
-		return fail(err, errlen, "interrupt pin %u is not 0..4", c->intx_pin);
+		return log_fmt(err, errlen, "interrupt pin %u is not 0..4", c->intx_pin);
 	if (parse_bars(c, region_size, err, errlen) < 0 || parse_caps(c, err, errlen) < 0)
 		return -1;
 	/* Everything past the header is the device's but what is emulated. */

@@ -6,24 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../core/log.h"
+
 #define SYSFS_DEVICES "/sys/bus/pci/devices/"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* n hex digits at s; their value in *v. */
 static bool hexn(const char *s, int n, unsigned *v)
@@ -62,10 +53,10 @@ int vfio_parse_bdf(const char *arg, char bdf[VFIO_BDF_LEN], char *err, size_t er
 	snprintf(bdf, VFIO_BDF_LEN, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
 	return 0;
 bad:
-	return fail(err, errlen,
-		    "vfio=%s: not a PCI address; give DOMAIN:BUS:DEVICE.FUNCTION as lspci -D prints it "
-		    "(0000:01:00.0) or its directory under " SYSFS_DEVICES,
-		    arg);
+	return log_fmt(err, errlen,
+		       "vfio=%s: not a PCI address; give DOMAIN:BUS:DEVICE.FUNCTION as lspci -D prints it "
+		       "(0000:01:00.0) or its directory under " SYSFS_DEVICES,
+		       arg);
 }
 
 /* The last component of the link at path (a driver's or a group's name), "" when path is no
@@ -103,8 +94,8 @@ int vfio_sysfs_check(const char *root, const char *bdf, int *group, char *err, s
 
 	snprintf(path, sizeof(path), "%s/bus/pci/devices/%s", root, bdf);
 	if (access(path, F_OK) < 0)
-		return fail(err, errlen, "vfio=%s: no such PCI function (%s); lspci -D lists the host's", bdf,
-			    path);
+		return log_fmt(err, errlen, "vfio=%s: no such PCI function (%s); lspci -D lists the host's",
+			       bdf, path);
 	snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/iommu_group", root, bdf);
 	if (link_name(path, grp, sizeof(grp)) < 0 || !grp[0]) {
 		/* An IOMMU found through the device tree (an arm64 SMMU) groups a function only
@@ -112,34 +103,34 @@ int vfio_sysfs_check(const char *root, const char *bdf, int *group, char *err, s
 		 * binding it to vfio-pci is the next step on either kind of host. */
 		snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/driver", root, bdf);
 		if (link_name(path, drv, sizeof(drv)) == 0 && !drv[0])
-			return fail(err, errlen,
-				    "vfio=%s: the function has no IOMMU group and is bound to no driver; "
-				    "bind it with: modprobe vfio-pci; echo vfio-pci > "
-				    "/sys/bus/pci/devices/%s/driver_override; echo %s > "
-				    "/sys/bus/pci/drivers_probe (an arm64 SMMU groups it then); if it "
-				    "still has none the host runs without an IOMMU: boot with "
-				    "intel_iommu=on (Intel) or amd_iommu=on, or describe the SMMU (arm64)",
-				    bdf, bdf, bdf);
-		return fail(err, errlen,
-			    "vfio=%s: the function has no IOMMU group: the host runs without an IOMMU; "
-			    "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (Intel) or "
-			    "amd_iommu=on, or describe the SMMU in the firmware's tables (arm64)",
-			    bdf);
+			return log_fmt(err, errlen,
+				       "vfio=%s: the function has no IOMMU group and is bound to no driver; "
+				       "bind it with: modprobe vfio-pci; echo vfio-pci > "
+				       "/sys/bus/pci/devices/%s/driver_override; echo %s > "
+				       "/sys/bus/pci/drivers_probe (an arm64 SMMU groups it then); if it "
+				       "still has none the host runs without an IOMMU: boot with "
+				       "intel_iommu=on (Intel) or amd_iommu=on, or describe the SMMU (arm64)",
+				       bdf, bdf, bdf);
+		return log_fmt(err, errlen,
+			       "vfio=%s: the function has no IOMMU group: the host runs without an IOMMU; "
+			       "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (Intel) or "
+			       "amd_iommu=on, or describe the SMMU in the firmware's tables (arm64)",
+			       bdf);
 	}
 	errno = 0;
 	g = strtol(grp, &end, 10);
 	if (errno || *end || end == grp || g < 0 || g > INT_MAX)
-		return fail(err, errlen, "vfio=%s: IOMMU group '%s' is not a number", bdf, grp);
+		return log_fmt(err, errlen, "vfio=%s: IOMMU group '%s' is not a number", bdf, grp);
 	snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/driver", root, bdf);
 	if (link_name(path, drv, sizeof(drv)) < 0)
-		return fail(err, errlen, "vfio=%s: cannot read its driver link", bdf);
+		return log_fmt(err, errlen, "vfio=%s: cannot read its driver link", bdf);
 	if (strcmp(drv, "vfio-pci")) {
 		char unbind[2 * VFIO_BDF_LEN + 64] = "";
 
 		if (drv[0])
 			snprintf(unbind, sizeof(unbind), "echo %s > /sys/bus/pci/devices/%s/driver/unbind; ",
 				 bdf, bdf);
-		return fail(
+		return log_fmt(
 			err, errlen,
 			"vfio=%s: the function is bound to %s, not vfio-pci; bind it with: modprobe vfio-pci; "
 			"%secho vfio-pci > /sys/bus/pci/devices/%s/driver_override; echo %s > "
@@ -149,8 +140,8 @@ int vfio_sysfs_check(const char *root, const char *bdf, int *group, char *err, s
 	snprintf(path, sizeof(path), "%s/kernel/iommu_groups/%ld/devices", root, g);
 	d = opendir(path);
 	if (!d)
-		return fail(err, errlen, "vfio=%s: cannot list IOMMU group %ld (%s): %s", bdf, g, path,
-			    strerror(errno));
+		return log_fmt(err, errlen, "vfio=%s: cannot list IOMMU group %ld (%s): %s", bdf, g, path,
+			       strerror(errno));
 	while ((e = readdir(d))) {
 		char other[PATH_MAX + NAME_MAX + 16];
 
@@ -158,11 +149,11 @@ int vfio_sysfs_check(const char *root, const char *bdf, int *group, char *err, s
 			continue;
 		snprintf(other, sizeof(other), "%s/%s/driver", path, e->d_name);
 		if (link_name(other, drv, sizeof(drv)) < 0 || !driver_ok(drv)) {
-			fail(err, errlen,
-			     "vfio=%s: IOMMU group %ld is not viable: %s in the same group is bound to %s; "
-			     "bind every function of the group to vfio-pci (ls /sys/kernel/iommu_groups/%ld/"
-			     "devices) or move the device to another slot",
-			     bdf, g, e->d_name, drv, g);
+			log_fmt(err, errlen,
+				"vfio=%s: IOMMU group %ld is not viable: %s in the same group is bound to %s; "
+				"bind every function of the group to vfio-pci (ls /sys/kernel/iommu_groups/%ld/"
+				"devices) or move the device to another slot",
+				bdf, g, e->d_name, drv, g);
 			closedir(d); /* after the message: e lives in d */
 			return -1;
 		}
@@ -183,21 +174,23 @@ int vfio_group_open(const char *devdir, int group, char *err, size_t errlen)
 		return fd;
 	switch (errno) {
 	case ENOENT:
-		return fail(err, errlen,
-			    "%s: no such file: load vfio-pci (modprobe vfio-pci) and bind the device to it",
-			    path);
+		return log_fmt(
+			err, errlen,
+			"%s: no such file: load vfio-pci (modprobe vfio-pci) and bind the device to it",
+			path);
 	case EACCES:
 	case EPERM:
-		return fail(err, errlen,
-			    "%s: permission denied: run kvmbox as root or give its user the group's device "
-			    "(chown USER %s; /dev/vfio/vfio must be readable and writable too)",
-			    path, path);
+		return log_fmt(
+			err, errlen,
+			"%s: permission denied: run kvmbox as root or give its user the group's device "
+			"(chown USER %s; /dev/vfio/vfio must be readable and writable too)",
+			path, path);
 	case EBUSY:
-		return fail(
+		return log_fmt(
 			err, errlen,
 			"%s: in use: IOMMU group %d is already open (another VMM, or a second vfio= of this VM in the same group)",
 			path, group);
 	default:
-		return fail(err, errlen, "%s: %s", path, strerror(errno));
+		return log_fmt(err, errlen, "%s: %s", path, strerror(errno));
 	}
 }

@@ -20,7 +20,8 @@
 # (seconds for the whole emulated host, default 1200), KVMBOX_BOOT_TIMEOUT (seconds per guest
 # boot, default 120), KVMBOX_VERBOSE=1 (echo the serial log), KVMBOX_HOST_LOGLEVEL=N (the
 # emulated host's console log level, default 1), KVMBOX_LINUX_OUT (directory for
-# the host initramfs and host.log, default build/linux: another one lets two runs coexist).
+# the host initramfs and host.log, default build/linux: another one lets two runs coexist),
+# KVMBOX_LINK_YARDSTICK=1 (linux-link-throughput also times the tap path: docs/PERFORMANCE.md).
 # KVMBOX_ARCH=arm64: the arm64 tier instead (emulated arm64 host, tests/linux/arm64/host-tests.sh,
 # build/arm64/kvmbox-static, output in build/arm64/linux; see tests/linux/lib.sh).
 set -uo pipefail
@@ -165,6 +166,8 @@ host_state=booting
 nokvm=
 : >"$LOG"
 bt=${KVMBOX_BOOT_TIMEOUT:-}
+ys=
+[[ ${KVMBOX_LINK_YARDSTICK:-0} == 1 ]] && ys="kvmbox.yardstick=1 "
 # An emulated host that prints nothing for this long has wedged (host-init prints a heartbeat,
 # "KVMBOX-I alive", every 10 s while the tests run; a test that hangs ends at its own timeout):
 # it is stopped, and its tests fail with that reason.
@@ -184,7 +187,7 @@ status=
 [[ $KB_ARCH == x86_64 ]] && status=$OUT/ttyS1
 rm -f "$OUT/ttyS1"
 exec 3< <(KB_PIDFILE=$OUT/qemu.pid KB_STATUS_FILE=$status KB_MONITOR=$OUT/monitor.sock kb_boot_host "$INITRD" "$TMO" \
-	"kvmbox.host=tests $part_arg${only:+kvmbox.only=$only} ${bt:+kvmbox.boot_timeout=$bt} ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
+	"kvmbox.host=tests $part_arg$ys${only:+kvmbox.only=$only} ${bt:+kvmbox.boot_timeout=$bt} ${KVMBOX_HOST_LOGLEVEL:+kvmbox.loglevel=$KVMBOX_HOST_LOGLEVEL}" 2>&1)
 qpid=$!
 # stop_host: stop qemu: through kb_boot_host's `timeout` (the child of $qpid), which stops it.
 stop_host() {
