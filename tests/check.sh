@@ -5,7 +5,8 @@
 # tests/scripts/run.sh), guests, guests-asan, musl (make static-musl: its size and tiny guests
 # booted by it, received by the glibc build), linux, linux-arm64 (the arm64 Linux tier with
 # its tiny arm64 guests, in an emulated arm64 host), linux-vfio (PCI pass-through of an emulated
-# NVMe controller behind an emulated IOMMU: tests/linux/vfio/run.sh, make all static first);
+# NVMe controller behind an emulated IOMMU, x86_64 and arm64: tests/linux/vfio/run.sh, after
+# make all static and the arm64 cross build);
 # "all" is every one of them, in the order unit, unit-asan, unit-tsan, scripts, guests,
 # guests-asan, musl, linux-vfio, linux, linux-arm64. Every tier prints one line per test as it finishes:
 # "PASS: name", "FAIL: name: why" or "SKIP: name: why"; each tier ends with its time, and the
@@ -53,6 +54,13 @@ run_unit() {
 	[ "$n" -gt 0 ] || echo "FAIL: $name: no unit test binaries in $dir/tests (make unit)"
 }
 
+# run_vfio: the linux-vfio tier: tests/linux/vfio/run.sh in the emulated x86_64 host (vfio-*),
+# then in the emulated arm64 host (arm64-vfio-*; its build is build/arm64's).
+run_vfio() {
+	tests/linux/vfio/run.sh
+	env -u KVMBOX_BUILD KVMBOX_ARCH=arm64 tests/linux/vfio/run.sh |
+		sed -u 's/^\(PASS\|FAIL\|SKIP\): vfio-/\1: arm64-vfio-/'
+}
 # run_scripts: the scripts tier (tests/scripts/run.sh), names prefixed.
 run_scripts() {
 	tests/scripts/run.sh 2>&1 | sed -u "s/^\(PASS\|FAIL\|SKIP\): /\1: scripts\//"
@@ -204,7 +212,7 @@ for tier in "${tiers[@]}"; do
 	# linux-vfio's emulated host (one thread) runs beside the musl tier's tiny guests (one
 	# thread), once the musl build is done.
 	if [ "$tier" = musl ] && [[ " ${tiers[*]} " == *" linux-vfio "* ]]; then
-		side_start linux-vfio tests/linux/vfio/run.sh
+		side_start linux-vfio run_vfio
 	fi
 	if [ -n "${side_pid[$tier]:-}" ]; then
 		wait "${side_pid[$tier]}"
@@ -220,7 +228,7 @@ for tier in "${tiers[@]}"; do
 	musl) run_musl ;;
 	linux) run_linux x86_64 build/linux ;;
 	linux-arm64) run_linux arm64 build/arm64/linux ;;
-	linux-vfio) side_or tests/linux/vfio/run.sh ;;
+	linux-vfio) side_or run_vfio ;;
 	*) echo "FAIL: check.sh: unknown tier $tier (unit unit-asan unit-tsan scripts guests guests-asan musl linux linux-arm64 linux-vfio)" ;;
 	esac 2>&1 | tee -a "$log" "$tmp/tier"
 	grep -a -E '^(PASS|FAIL|SKIP|RETRY): ' "$tmp/tier" | tee -a "$tmp/results" | awk -v tier="$tier" -v s="${secs:-$((SECONDS - start))}" "$TALLY"'
