@@ -12,6 +12,9 @@
 
 #include "fakes.h"
 
+#include "arch/x86/layout.h"
+#include "devices/pci.h"
+
 void fake_ram_init(struct fake_ram *r, const struct mem_region *layout, int nr)
 {
 	uint64_t total = 0;
@@ -73,6 +76,21 @@ int bus_fixture_free(void **state)
 	bus_destroy(&b->bus);
 	free(b);
 	return 0;
+}
+
+void fake_x86_pci_host(struct pci_host_config *cfg, struct bus *mmio, struct bus *pio, struct irq_line intx)
+{
+	*cfg = (struct pci_host_config){
+		.mmio = mmio,
+		.mem32 = { X86_PCI_MMIO_START, X86_PCI_MMIO_END - X86_PCI_MMIO_START },
+		.mem64 = { X86_PCI_MMIO64_START, X86_PCI_MMIO64_SIZE },
+		.io_bus = pio,
+		.io = { X86_PCI_IO_START, X86_PCI_IO_SIZE },
+		.io_bus_base = X86_PCI_IO_START,
+		.intx = intx,
+		.intx_gsi_base = X86_PCI_INTX_GSI_BASE,
+		.intx_lines = X86_PCI_INTX_GSI_COUNT,
+	};
 }
 
 uint32_t bus_fixture_read(struct bus_fixture *fx, uint64_t addr, unsigned len)

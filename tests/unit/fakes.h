@@ -85,6 +85,10 @@ struct bus_fixture {
 void *bus_fixture_new(void **state, size_t size, enum bus_space space);
 /* The cmocka teardown of that state: destroy the device and the bus, free the state. */
 int bus_fixture_free(void **state);
+/* The x86 PCI host's windows and INTx lines (arch/x86/layout.h) on the given buses, its INTx
+ * lines driven through intx: what the PCI device tests build their host from. */
+struct pci_host_config;
+void fake_x86_pci_host(struct pci_host_config *cfg, struct bus *mmio, struct bus *pio, struct irq_line intx);
 /* A guest access of len (1, 2 or 4) bytes at addr on the fixture's bus, little-endian; it must
  * reach a device. */
 uint32_t bus_fixture_read(struct bus_fixture *fx, uint64_t addr, unsigned len);

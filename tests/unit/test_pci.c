@@ -20,6 +20,7 @@
 #include "devices/pci.h"
 #include "devices/pci_cf8.h"
 #include "devices/pci_ecam.h"
+#include "fakes.h"
 
 struct fdev {
 	struct device dev;
@@ -93,20 +94,11 @@ static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 	struct fdev *f = &c->f;
-	struct pci_host_config cfg = {
-		.mmio = &c->mmio,
-		.mem32 = { X86_PCI_MMIO_START, X86_PCI_MMIO_END - X86_PCI_MMIO_START },
-		.mem64 = { X86_PCI_MMIO64_START, X86_PCI_MMIO64_SIZE },
-		.io_bus = &c->pio,
-		.io = { X86_PCI_IO_START, X86_PCI_IO_SIZE },
-		.io_bus_base = X86_PCI_IO_START,
-		.intx = { .set = fake_irq, .ctx = c },
-		.intx_gsi_base = X86_PCI_INTX_GSI_BASE,
-		.intx_lines = X86_PCI_INTX_GSI_COUNT,
-	};
+	struct pci_host_config cfg;
 
 	bus_init(&c->pio, BUS_PIO);
 	bus_init(&c->mmio, BUS_MMIO);
+	fake_x86_pci_host(&cfg, &c->mmio, &c->pio, (struct irq_line){ .set = fake_irq, .ctx = c });
 	c->host = pci_host_create("pci", &cfg);
 	assert_non_null(c->host);
 	c->cf8 = pci_cf8_create("pci-cf8", c->host, &c->pio, X86_PCI_CONFIG_ADDR);

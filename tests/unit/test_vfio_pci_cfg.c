@@ -16,6 +16,7 @@
 #include "core/bus.h"
 #include "devices/pci.h"
 #include "devices/vfio_pci_cfg.h"
+#include "fakes.h"
 
 /* The device's config region as VFIO would show it: reads and writes go to dev[]. */
 struct fake {
@@ -151,21 +152,12 @@ static void no_irq(void *p, uint32_t gsi, int level)
 static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
-	struct pci_host_config hc = {
-		.mmio = &c->mmio,
-		.mem32 = { X86_PCI_MMIO_START, X86_PCI_MMIO_END - X86_PCI_MMIO_START },
-		.mem64 = { X86_PCI_MMIO64_START, X86_PCI_MMIO64_SIZE },
-		.io_bus = &c->pio,
-		.io = { X86_PCI_IO_START, X86_PCI_IO_SIZE },
-		.io_bus_base = X86_PCI_IO_START,
-		.intx = { .set = no_irq, .ctx = c },
-		.intx_gsi_base = X86_PCI_INTX_GSI_BASE,
-		.intx_lines = X86_PCI_INTX_GSI_COUNT,
-	};
+	struct pci_host_config hc;
 	char err[200] = "";
 
 	bus_init(&c->pio, BUS_PIO);
 	bus_init(&c->mmio, BUS_MMIO);
+	fake_x86_pci_host(&hc, &c->mmio, &c->pio, (struct irq_line){ .set = no_irq, .ctx = c });
 	c->host = pci_host_create("pci", &hc);
 	assert_non_null(c->host);
 	make_phys(c->fake.dev);

@@ -16,6 +16,7 @@
 #include "core/vm.h"
 #include "devices/pci.h"
 #include "devices/pci_cf8.h"
+#include "fakes.h"
 #include "virtio/virtio_pci.h"
 
 #define RAM_SIZE (1u << 20)
@@ -162,17 +163,7 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct mem_region r = { .gpa = 0, .size = RAM_SIZE };
-	struct pci_host_config cfg = {
-		.mmio = &f->vm.mmio,
-		.mem32 = { X86_PCI_MMIO_START, X86_PCI_MMIO_END - X86_PCI_MMIO_START },
-		.mem64 = { X86_PCI_MMIO64_START, X86_PCI_MMIO64_SIZE },
-		.io_bus = &f->vm.pio,
-		.io = { X86_PCI_IO_START, X86_PCI_IO_SIZE },
-		.io_bus_base = X86_PCI_IO_START,
-		.intx = { .set = fake_irq, .ctx = f },
-		.intx_gsi_base = X86_PCI_INTX_GSI_BASE,
-		.intx_lines = X86_PCI_INTX_GSI_COUNT,
-	};
+	struct pci_host_config cfg;
 
 	f->ram = calloc(1, RAM_SIZE);
 	guest_mem_init_static(&f->vm.mem, f->ram, &r, 1);
@@ -181,6 +172,7 @@ static int setup(void **state)
 	pthread_mutex_init(&f->vm.route_lock, NULL);
 	f->vm.vm_fd = -1;
 	/* The x86 machine's PCI host (arch_create_devices). */
+	fake_x86_pci_host(&cfg, &f->vm.mmio, &f->vm.pio, (struct irq_line){ .set = fake_irq, .ctx = f });
 	f->vm.pci_host = pci_host_create("pci", &cfg);
 	assert_non_null(f->vm.pci_host);
 	f->cf8 = pci_cf8_create("pci-cf8", f->vm.pci_host, &f->vm.pio, 0xcf8);
