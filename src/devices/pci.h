@@ -99,9 +99,18 @@
 #define PCI_STATUS_INTERRUPT     0x0008
 #define PCI_STATUS_CAP_LIST      0x0010
 
+#define PCI_CAP_ID_PM   0x01
 #define PCI_CAP_ID_MSI  0x05
 #define PCI_CAP_ID_VNDR 0x09
+#define PCI_CAP_ID_EXP  0x10
 #define PCI_CAP_ID_MSIX 0x11
+
+/* The MSI-X capability's Message Control bits, and its table (PCI 3.0, 6.8.2). */
+#define PCI_MSIX_CTRL_ENABLE  0x8000
+#define PCI_MSIX_CTRL_MASKALL 0x4000
+#define PCI_MSIX_CTRL_QSIZE   0x07ff /* table size - 1 */
+#define PCI_MSIX_ENTRY_SIZE   16
+#define PCI_MSIX_MAX_VECTORS  2048
 
 /* First config offset handed out to capabilities. */
 #define PCI_CAP_START 0x40

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ENTRY_SIZE  16
-#define MAX_VECTORS 2048
+#include "../core/util.h"
+#include "pci.h"
 
 static void update(struct vfio_msix *m, unsigned vec)
 {
@@ -29,7 +29,7 @@ static void update(struct vfio_msix *m, unsigned vec)
 int vfio_msix_init(struct vfio_msix *m, unsigned nvec, const struct vfio_msix_ops *ops, void *ctx)
 {
 	memset(m, 0, sizeof(*m));
-	if (nvec < 1 || nvec > MAX_VECTORS)
+	if (nvec < 1 || nvec > PCI_MSIX_MAX_VECTORS)
 		return -1;
 	m->e = calloc(nvec, sizeof(*m->e));
 	if (!m->e)
@@ -91,24 +91,23 @@ void vfio_msix_table_access(struct vfio_msix *m, uint64_t off, uint8_t *data, ui
 {
 	unsigned vec;
 
-	if ((len != 4 && len != 8) || off % len || off >= (uint64_t)m->nvec * ENTRY_SIZE) {
+	if ((len != 4 && len != 8) || off % len || off >= (uint64_t)m->nvec * PCI_MSIX_ENTRY_SIZE) {
 		if (!is_write)
 			memset(data, 0xff, len);
 		return;
 	}
-	vec = (unsigned)(off / ENTRY_SIZE);
+	vec = (unsigned)(off / PCI_MSIX_ENTRY_SIZE);
 	for (uint32_t k = 0; k < len / 4; k++) {
-		unsigned i = (unsigned)(off % ENTRY_SIZE) / 4 + k;
+		unsigned i = (unsigned)(off % PCI_MSIX_ENTRY_SIZE) / 4 + k;
 		uint32_t *p = dword(&m->e[vec], i);
 
 		if (is_write) {
-			uint32_t v = (uint32_t)data[4 * k] | (uint32_t)data[4 * k + 1] << 8 |
-				     (uint32_t)data[4 * k + 2] << 16 | (uint32_t)data[4 * k + 3] << 24;
+			uint32_t v = (uint32_t)get_le(data + 4 * k, 4);
+
 			/* Only the Mask bit of vector control is defined; the rest is reserved. */
 			*p = i == 3 ? (v & VFIO_MSIX_VECTOR_MASKED) : v;
 		} else {
-			for (int b = 0; b < 4; b++)
-				data[4 * k + (uint32_t)b] = (uint8_t)(*p >> (8 * b));
+			put_le(data + 4 * k, 4, *p);
 		}
 	}
 	if (is_write)

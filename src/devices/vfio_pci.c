@@ -88,7 +88,7 @@ static void intx_set(struct vfio_pci *p, bool on)
 static void msix_control(struct vfio_pci *p)
 {
 	uint16_t ctrl = (uint16_t)pci_config_read(&p->pci, (uint32_t)p->cfg.msix.cap + 2, 2);
-	bool en = ctrl & VFIO_MSIX_CTRL_ENABLE, mask = ctrl & VFIO_MSIX_CTRL_MASKALL;
+	bool en = ctrl & PCI_MSIX_CTRL_ENABLE, mask = ctrl & PCI_MSIX_CTRL_MASKALL;
 
 	if (en && !p->msix_on) {
 		intx_set(p, false);
@@ -169,7 +169,7 @@ static void hook_bar_io(struct pci_dev *pdev, int bar, struct bus_access *a)
 {
 	struct vfio_pci *p = (struct vfio_pci *)pdev->owner;
 	const struct vfio_pci_msix *mx = &p->cfg.msix;
-	uint64_t tsize = (uint64_t)mx->nvec * VFIO_MSIX_ENTRY_SIZE, psize = ((mx->nvec + 63) / 64) * 8;
+	uint64_t tsize = (uint64_t)mx->nvec * PCI_MSIX_ENTRY_SIZE, psize = ((mx->nvec + 63) / 64) * 8;
 	uint64_t off = a->offset;
 
 	if (p->has_msix && bar == mx->table_bar && off >= mx->table_off && off - mx->table_off < tsize) {
@@ -263,7 +263,7 @@ static void bars_map(struct vfio_pci *p)
 		if (p->has_msix && (mx->table_bar == i || mx->pba_bar == i)) {
 			b->trap_lo = b->trap_hi = 0;
 			if (mx->table_bar == i)
-				trap_pages(b, mx->table_off, (uint64_t)mx->nvec * VFIO_MSIX_ENTRY_SIZE);
+				trap_pages(b, mx->table_off, (uint64_t)mx->nvec * PCI_MSIX_ENTRY_SIZE);
 			if (mx->pba_bar == i)
 				trap_pages(b, mx->pba_off, ((mx->nvec + 63) / 64) * 8);
 			if (b->trap_lo == 0 && b->trap_hi == b->size)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../core/log.h"
+#include "../core/util.h"
 
 #define HEADER_END       0x40
 #define CMD_FORWARD      (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE)
@@ -16,21 +17,6 @@
 #define EXP_DEVCTL_WMASK 0x7fff /* all but Initiate FLR */
 #define MSIX_CAP_LEN     12
 
-static uint32_t get(const uint8_t *b, uint32_t off, uint32_t len)
-{
-	uint32_t v = 0;
-
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint32_t)b[off + i] << (8 * i);
-	return v;
-}
-
-static void put(uint8_t *b, uint32_t off, uint32_t len, uint32_t v)
-{
-	for (uint32_t i = 0; i < len; i++)
-		b[off + i] = (uint8_t)(v >> (8 * i));
-}
-
 static bool pow2(uint64_t v)
 {
 	return v && !(v & (v - 1));
@@ -40,7 +26,7 @@ static bool pow2(uint64_t v)
 static int parse_bars(struct vfio_pci_cfg *c, const uint64_t size[PCI_NUM_BARS], char *err, size_t errlen)
 {
 	for (int i = 0; i < PCI_NUM_BARS; i++) {
-		uint32_t raw = get(c->phys, PCI_BASE_ADDRESS_0 + 4 * (uint32_t)i, 4);
+		uint32_t raw = (uint32_t)get_le(c->phys + PCI_BASE_ADDRESS_0 + 4 * (uint32_t)i, 4);
 		struct vfio_pci_bar *b = &c->bar[i];
 
 		if (b->type == PCI_BAR_MEM64_HI) {
@@ -102,10 +88,10 @@ static int parse_msix(struct vfio_pci_cfg *c, int off, char *err, size_t errlen)
 
 	if (off + MSIX_CAP_LEN > PCI_CONFIG_SIZE)
 		return log_fmt(err, errlen, "MSI-X capability at %#x runs past config space", off);
-	table = get(c->phys, (uint32_t)off + 4, 4);
-	pba = get(c->phys, (uint32_t)off + 8, 4);
+	table = (uint32_t)get_le(c->phys + (uint32_t)off + 4, 4);
+	pba = (uint32_t)get_le(c->phys + (uint32_t)off + 8, 4);
 	m->cap = off;
-	m->nvec = (get(c->phys, (uint32_t)off + 2, 2) & VFIO_MSIX_CTRL_QSIZE) + 1;
+	m->nvec = ((uint32_t)get_le(c->phys + (uint32_t)off + 2, 2) & PCI_MSIX_CTRL_QSIZE) + 1;
 	m->table_bar = (int)(table & 7);
 	m->table_off = table & ~7u;
 	m->pba_bar = (int)(pba & 7);
@@ -114,7 +100,7 @@ static int parse_msix(struct vfio_pci_cfg *c, int off, char *err, size_t errlen)
 		return log_fmt(err, errlen, "MSI-X table in BAR %d, which is no memory BAR", m->table_bar);
 	if (m->pba_bar >= PCI_NUM_BARS || !mem_bar(c, m->pba_bar))
 		return log_fmt(err, errlen, "MSI-X PBA in BAR %d, which is no memory BAR", m->pba_bar);
-	if ((uint64_t)m->table_off + (uint64_t)m->nvec * VFIO_MSIX_ENTRY_SIZE > c->bar[m->table_bar].size)
+	if ((uint64_t)m->table_off + (uint64_t)m->nvec * PCI_MSIX_ENTRY_SIZE > c->bar[m->table_bar].size)
 		return log_fmt(err, errlen, "MSI-X table of %u vectors at %#x leaves BAR %d", m->nvec,
 			       m->table_off, m->table_bar);
 	if ((uint64_t)m->pba_off + (m->nvec + 63) / 64 * 8 > c->bar[m->pba_bar].size)
@@ -124,7 +110,7 @@ static int parse_msix(struct vfio_pci_cfg *c, int off, char *err, size_t errlen)
 
 static int msi_len(const uint8_t *phys, int off)
 {
-	uint32_t flags = get(phys, (uint32_t)off + 2, 2);
+	uint32_t flags = (uint32_t)get_le(phys + (uint32_t)off + 2, 2);
 
 	if (flags & MSI_FLAGS_MASKB)
 		return (flags & MSI_FLAGS_64BIT) ? 24 : 20;
@@ -138,7 +124,7 @@ static int parse_caps(struct vfio_pci_cfg *c, char *err, size_t errlen)
 	bool seen[PCI_CONFIG_SIZE / 4] = { false };
 	int off;
 
-	if (!(get(c->phys, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST))
+	if (!((uint32_t)get_le(c->phys + PCI_STATUS, 2) & PCI_STATUS_CAP_LIST))
 		return 0;
 	off = c->phys[PCI_CAPABILITY_LIST] & ~3;
 	while (off) {
@@ -183,8 +169,8 @@ int vfio_pci_cfg_parse(struct vfio_pci_cfg *c, const uint8_t phys[PCI_CONFIG_SIZ
 
 	memset(c, 0, sizeof(*c));
 	memcpy(c->phys, phys, PCI_CONFIG_SIZE);
-	c->vendor = (uint16_t)get(phys, PCI_VENDOR_ID, 2);
-	c->device = (uint16_t)get(phys, PCI_DEVICE_ID, 2);
+	c->vendor = (uint16_t)get_le(phys + PCI_VENDOR_ID, 2);
+	c->device = (uint16_t)get_le(phys + PCI_DEVICE_ID, 2);
 	if (c->vendor == 0xffff || c->vendor == 0)
 		return log_fmt(err, errlen, "vendor id %#06x: the function does not answer config reads",
 			       c->vendor);
@@ -193,9 +179,9 @@ int vfio_pci_cfg_parse(struct vfio_pci_cfg *c, const uint8_t phys[PCI_CONFIG_SIZ
 			       "header type %u: only endpoints (type 0) can be passed through, not bridges",
 			       htype);
 	c->revision = phys[PCI_REVISION_ID];
-	c->class_code = get(phys, PCI_CLASS_PROG, 3);
-	c->subsys_vendor = (uint16_t)get(phys, PCI_SUBSYSTEM_VENDOR_ID, 2);
-	c->subsys_id = (uint16_t)get(phys, PCI_SUBSYSTEM_ID, 2);
+	c->class_code = (uint32_t)get_le(phys + PCI_CLASS_PROG, 3);
+	c->subsys_vendor = (uint16_t)get_le(phys + PCI_SUBSYSTEM_VENDOR_ID, 2);
+	c->subsys_id = (uint16_t)get_le(phys + PCI_SUBSYSTEM_ID, 2);
 	c->intx_pin = phys[PCI_INTERRUPT_PIN];
 	if (c->intx_pin > 4)
 		return log_fmt(err, errlen, "interrupt pin %u is not 0..4", c->intx_pin);
@@ -208,9 +194,9 @@ int vfio_pci_cfg_parse(struct vfio_pci_cfg *c, const uint8_t phys[PCI_CONFIG_SIZ
 
 		mark(c, off, 2, false);
 		if (c->phys[off] == PCI_CAP_ID_PM && off + PM_CTRL + 2 <= PCI_CONFIG_SIZE)
-			put(c->pt_wmask, (uint32_t)off + PM_CTRL, 2, PM_CTRL_WMASK);
+			put_le(c->pt_wmask + (uint32_t)off + PM_CTRL, 2, PM_CTRL_WMASK);
 		else if (c->phys[off] == PCI_CAP_ID_EXP && off + EXP_DEVCTL + 2 <= PCI_CONFIG_SIZE)
-			put(c->pt_wmask, (uint32_t)off + EXP_DEVCTL, 2, EXP_DEVCTL_WMASK);
+			put_le(c->pt_wmask + (uint32_t)off + EXP_DEVCTL, 2, EXP_DEVCTL_WMASK);
 	}
 	if (c->msix.cap)
 		mark(c, c->msix.cap, MSIX_CAP_LEN, false);
@@ -251,10 +237,11 @@ int vfio_pci_cfg_setup(const struct vfio_pci_cfg *c, struct pci_dev *pdev, struc
 		uint32_t off = (uint32_t)c->msix.cap;
 
 		/* Table size from the device; Enable and Function Mask start clear (as after reset). */
-		pci_config_write(pdev, off + 2, 2, get(c->phys, off + 2, 2) & VFIO_MSIX_CTRL_QSIZE);
-		pci_config_write(pdev, off + 4, 4, get(c->phys, off + 4, 4));
-		pci_config_write(pdev, off + 8, 4, get(c->phys, off + 8, 4));
-		pci_config_set_wmask(pdev, off + 2, 2, VFIO_MSIX_CTRL_ENABLE | VFIO_MSIX_CTRL_MASKALL);
+		pci_config_write(pdev, off + 2, 2,
+				 (uint32_t)get_le(c->phys + off + 2, 2) & PCI_MSIX_CTRL_QSIZE);
+		pci_config_write(pdev, off + 4, 4, (uint32_t)get_le(c->phys + off + 4, 4));
+		pci_config_write(pdev, off + 8, 4, (uint32_t)get_le(c->phys + off + 8, 4));
+		pci_config_set_wmask(pdev, off + 2, 2, PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_MASKALL);
 	}
 	/* pci.c keeps the guest's bits of passed-through bytes, for vfio_pci_cfg_guest_write. */
 	for (uint32_t i = HEADER_END; i < PCI_CONFIG_SIZE; i++)
@@ -296,8 +283,8 @@ int vfio_pci_cfg_guest_write(const struct vfio_pci_cfg *c, const struct vfio_pci
 
 		if (io->read(io->ctx, PCI_COMMAND, cmd, 2) < 0)
 			return -1;
-		v = (get(cmd, 0, 2) & ~(uint32_t)CMD_FORWARD) | (v & CMD_FORWARD);
-		put(cmd, 0, 2, v);
+		v = ((uint32_t)get_le(cmd, 2) & ~(uint32_t)CMD_FORWARD) | (v & CMD_FORWARD);
+		put_le(cmd, 2, v);
 		if (io->write(io->ctx, PCI_COMMAND, cmd, 2) < 0)
 			return -1;
 	}

@@ -33,15 +33,6 @@
 
 #include "pci.h"
 
-#define PCI_CAP_ID_PM  0x01
-#define PCI_CAP_ID_EXP 0x10
-/* MSI-X: message control bits, table entries. */
-#define VFIO_MSIX_CTRL_ENABLE  0x8000
-#define VFIO_MSIX_CTRL_MASKALL 0x4000
-#define VFIO_MSIX_CTRL_QSIZE   0x07ff
-#define VFIO_MSIX_ENTRY_SIZE   16
-#define VFIO_MSIX_MAX_VECTORS  2048
-
 struct vfio_pci_bar {
 	enum pci_bar_type type; /* PCI_BAR_UNUSED: not implemented; PCI_BAR_MEM64_HI: upper half */
 	bool prefetch;
@@ -50,7 +41,7 @@ struct vfio_pci_bar {
 
 struct vfio_pci_msix {
 	int cap;       /* config offset; 0: the device has no MSI-X */
-	unsigned nvec; /* 1..VFIO_MSIX_MAX_VECTORS */
+	unsigned nvec; /* 1..PCI_MSIX_MAX_VECTORS */
 	int table_bar, pba_bar;
 	uint32_t table_off, pba_off; /* in their BARs */
 };

@@ -25,9 +25,7 @@
 
 #define VPCI_NO_VECTOR 0xffff
 
-#define MSIX_MAX_VECTORS  (VIRTIO_MAX_QUEUES + 1)
-#define MSIX_CTRL_ENABLE  0x8000
-#define MSIX_CTRL_MASKALL 0x4000
+#define MSIX_MAX_VECTORS (VIRTIO_MAX_QUEUES + 1)
 
 struct msix_vector {
 	uint32_t addr_lo, addr_hi, data, ctrl; /* the table entry */
@@ -93,8 +91,8 @@ static bool msix_enabled(struct vpci *p, bool *maskall)
 {
 	uint16_t ctrl = (uint16_t)pci_config_read(&p->pci, (uint32_t)p->msix_cap + 2, 2);
 
-	*maskall = ctrl & MSIX_CTRL_MASKALL;
-	return ctrl & MSIX_CTRL_ENABLE;
+	*maskall = ctrl & PCI_MSIX_CTRL_MASKALL;
+	return ctrl & PCI_MSIX_CTRL_ENABLE;
 }
 
 /* Route vector v to its current message; caller holds vd->lock. */
@@ -471,7 +469,7 @@ static void common_access(struct vpci *p, struct bus_access *a)
 
 static void msix_table_access(struct vpci *p, uint32_t off, struct bus_access *a)
 {
-	unsigned idx = off / 16, field = (off % 16) / 4;
+	unsigned idx = off / PCI_MSIX_ENTRY_SIZE, field = (off % PCI_MSIX_ENTRY_SIZE) / 4;
 	struct msix_vector *v;
 	uint32_t *reg;
 
@@ -876,7 +874,7 @@ out:
 	/* BARs, COMMAND, MSI-X control: through the guest's write masks, and BAR 0 mapped (with its
 	 * ioeventfds) where the loaded address says; outside vd->lock, as a guest's write is. */
 	pci_dev_load_config(&p->pci, cfg);
-	if ((p->isr & 1) && !(pci_config_read(&p->pci, (uint32_t)p->msix_cap + 2, 2) & MSIX_CTRL_ENABLE))
+	if ((p->isr & 1) && !(pci_config_read(&p->pci, (uint32_t)p->msix_cap + 2, 2) & PCI_MSIX_CTRL_ENABLE))
 		pci_set_irq(&p->pci, 1);
 	if (vd->ops->loaded) {
 		pthread_mutex_lock(&vd->lock);
@@ -1074,7 +1072,7 @@ struct device *virtio_pci_create(struct vm *vm, struct virtio_dev *vd)
 		goto fail;
 	p->msix_cap = c;
 	pci_config_write(pd, (uint32_t)c + 2, 2, p->nvectors - 1);
-	pci_config_set_wmask(pd, (uint32_t)c + 2, 2, MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL);
+	pci_config_set_wmask(pd, (uint32_t)c + 2, 2, PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_MASKALL);
 	pci_config_write(pd, (uint32_t)c + 4, 4, VPCI_MSIX_OFF | 0);
 	pci_config_write(pd, (uint32_t)c + 8, 4, VPCI_PBA_OFF | 0);
 	add_virtio_cap(pd, VIRTIO_PCI_CAP_COMMON_CFG, VPCI_COMMON_OFF, VPCI_COMMON_LEN, 0, false);

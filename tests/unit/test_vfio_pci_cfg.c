@@ -62,21 +62,6 @@ struct ctx {
 
 static struct ctx *the_ctx; /* for the hooks: one device per test */
 
-static void put(uint8_t *b, uint32_t off, uint32_t len, uint32_t v)
-{
-	for (uint32_t i = 0; i < len; i++)
-		b[off + i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get(const uint8_t *b, uint32_t off, uint32_t len)
-{
-	uint32_t v = 0;
-
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint32_t)b[off + i] << (8 * i);
-	return v;
-}
-
 /* An NVMe-like function: BAR0 64-bit 16 KiB, BAR4 I/O 32 bytes, BAR5 32-bit prefetchable 4 KiB;
  * capabilities PM 0x40 -> MSI 0x50 (64-bit, maskable) -> MSI-X 0x70 -> PCIe 0x80. */
 static const uint64_t sizes[PCI_NUM_BARS] = { 0x4000, 0, 0, 0, 0x20, 0x1000 };
@@ -84,37 +69,37 @@ static const uint64_t sizes[PCI_NUM_BARS] = { 0x4000, 0, 0, 0, 0x20, 0x1000 };
 static void make_phys(uint8_t *p)
 {
 	memset(p, 0, PCI_CONFIG_SIZE);
-	put(p, PCI_VENDOR_ID, 2, 0x1b36);
-	put(p, PCI_DEVICE_ID, 2, 0x0010);
-	put(p, PCI_COMMAND, 2, PCI_COMMAND_PARITY);
-	put(p, PCI_STATUS, 2, PCI_STATUS_CAP_LIST);
+	put_le(p + PCI_VENDOR_ID, 2, 0x1b36);
+	put_le(p + PCI_DEVICE_ID, 2, 0x0010);
+	put_le(p + PCI_COMMAND, 2, PCI_COMMAND_PARITY);
+	put_le(p + PCI_STATUS, 2, PCI_STATUS_CAP_LIST);
 	p[PCI_REVISION_ID] = 2;
-	put(p, PCI_CLASS_PROG, 3, 0x010802);
-	put(p, PCI_BASE_ADDRESS_0, 4, 0xfebf0004);      /* 64-bit memory */
-	put(p, PCI_BASE_ADDRESS_0 + 4, 4, 0);           /* its upper half */
-	put(p, PCI_BASE_ADDRESS_0 + 16, 4, 0xc001);     /* I/O */
-	put(p, PCI_BASE_ADDRESS_0 + 20, 4, 0xfe000008); /* 32-bit prefetchable */
-	put(p, PCI_SUBSYSTEM_VENDOR_ID, 2, 0x1af4);
-	put(p, PCI_SUBSYSTEM_ID, 2, 0x1100);
+	put_le(p + PCI_CLASS_PROG, 3, 0x010802);
+	put_le(p + PCI_BASE_ADDRESS_0, 4, 0xfebf0004);      /* 64-bit memory */
+	put_le(p + PCI_BASE_ADDRESS_0 + 4, 4, 0);           /* its upper half */
+	put_le(p + PCI_BASE_ADDRESS_0 + 16, 4, 0xc001);     /* I/O */
+	put_le(p + PCI_BASE_ADDRESS_0 + 20, 4, 0xfe000008); /* 32-bit prefetchable */
+	put_le(p + PCI_SUBSYSTEM_VENDOR_ID, 2, 0x1af4);
+	put_le(p + PCI_SUBSYSTEM_ID, 2, 0x1100);
 	p[PCI_CAPABILITY_LIST] = 0x40;
 	p[PCI_INTERRUPT_PIN] = 1;
 	p[0x40] = PCI_CAP_ID_PM;
 	p[0x41] = 0x50;
-	put(p, 0x42, 2, 0x0003);
-	put(p, 0x44, 2, 0x0008); /* PMCSR: No_Soft_Reset */
+	put_le(p + 0x42, 2, 0x0003);
+	put_le(p + 0x44, 2, 0x0008); /* PMCSR: No_Soft_Reset */
 	p[0x50] = PCI_CAP_ID_MSI;
 	p[0x51] = 0x70;
-	put(p, 0x52, 2, 0x0180); /* 64-bit, per-vector mask */
+	put_le(p + 0x52, 2, 0x0180); /* 64-bit, per-vector mask */
 	p[0x70] = PCI_CAP_ID_MSIX;
 	p[0x71] = 0x80;
-	put(p, 0x72, 2, VFIO_MSIX_CTRL_ENABLE | 7); /* 8 vectors; enabled on the host side */
-	put(p, 0x74, 4, 0x2000 | 0);                /* table: BAR0 + 0x2000 */
-	put(p, 0x78, 4, 0x3000 | 0);                /* PBA: BAR0 + 0x3000 */
+	put_le(p + 0x72, 2, PCI_MSIX_CTRL_ENABLE | 7); /* 8 vectors; enabled on the host side */
+	put_le(p + 0x74, 4, 0x2000 | 0);               /* table: BAR0 + 0x2000 */
+	put_le(p + 0x78, 4, 0x3000 | 0);               /* PBA: BAR0 + 0x3000 */
 	p[0x80] = PCI_CAP_ID_EXP;
 	p[0x81] = 0;
-	put(p, 0x82, 2, 0x0002);
-	put(p, 0x84, 4, 0x10008000); /* DevCap */
-	put(p, 0x88, 2, 0x8000);     /* DevCtl: Initiate FLR reads 0 on hardware; set to see it kept */
+	put_le(p + 0x82, 2, 0x0002);
+	put_le(p + 0x84, 4, 0x10008000); /* DevCap */
+	put_le(p + 0x88, 2, 0x8000);     /* DevCtl: Initiate FLR reads 0 on hardware; set to see it kept */
 }
 
 static void hook_read(struct pci_dev *pdev, uint32_t off, uint8_t *data, uint32_t len)
@@ -191,14 +176,14 @@ static uint32_t cfg_rd(struct ctx *c, uint16_t reg, uint32_t len)
 
 	pci_host_config_access(pci_host_of(c->host), (struct pci_cfg_addr){ 0, (uint8_t)c->slot, 0, reg }, b,
 			       len, false);
-	return get(b, 0, len);
+	return (uint32_t)get_le(b + 0, len);
 }
 
 static void cfg_wr(struct ctx *c, uint16_t reg, uint32_t len, uint32_t v)
 {
 	uint8_t b[4];
 
-	put(b, 0, len, v);
+	put_le(b + 0, len, v);
 	pci_host_config_access(pci_host_of(c->host), (struct pci_cfg_addr){ 0, (uint8_t)c->slot, 0, reg }, b,
 			       len, true);
 }
@@ -250,7 +235,7 @@ static void test_header_and_bar_sizing(void **state)
 	assert_int_equal(cfg_rd(c, PCI_BASE_ADDRESS_0 + 20, 4), 0xfffff008);
 	assert_int_equal(cfg_rd(c, PCI_ROM_ADDRESS, 4), 0);
 	/* None of it reached the device: the BARs there keep the host's addresses. */
-	assert_int_equal(get(c->fake.dev, PCI_BASE_ADDRESS_0, 4), 0xfebf0004);
+	assert_int_equal((uint32_t)get_le(c->fake.dev + PCI_BASE_ADDRESS_0, 4), 0xfebf0004);
 	assert_int_equal(c->fake.writes, 0);
 }
 
@@ -272,7 +257,7 @@ static void test_capability_list(void **state)
 	assert_int_equal(cfg_rd(c, 0x78, 4), 0x3000);
 	/* Passed through, and live: a change on the device shows. */
 	assert_int_equal(cfg_rd(c, 0x84, 4), 0x10008000);
-	put(c->fake.dev, 0x84, 4, 0x12345678);
+	put_le(c->fake.dev + 0x84, 4, 0x12345678);
 	assert_int_equal(cfg_rd(c, 0x84, 4), 0x12345678);
 	assert_int_equal(cfg_rd(c, 0x42, 2), 0x0003);
 	/* A dword read across an emulated and a passed-through half. */
@@ -285,7 +270,7 @@ static void test_msix_control(void **state)
 	struct ctx *c = *state;
 
 	cfg_wr(c, 0x72, 2, 0xffff);
-	assert_int_equal(cfg_rd(c, 0x72, 2), VFIO_MSIX_CTRL_ENABLE | VFIO_MSIX_CTRL_MASKALL | 7);
+	assert_int_equal(cfg_rd(c, 0x72, 2), PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_MASKALL | 7);
 	cfg_wr(c, 0x74, 4, 0xffffffff);
 	assert_int_equal(cfg_rd(c, 0x74, 4), 0x2000);
 	assert_int_equal(c->fake.writes, 0);
@@ -298,25 +283,25 @@ static void test_write_mask(void **state)
 
 	/* PCIe Device Control: all but Initiate FLR (bit 15), which keeps the device's value. */
 	cfg_wr(c, 0x88, 2, 0x7fff);
-	assert_int_equal(get(c->fake.dev, 0x88, 2), 0xffff);
+	assert_int_equal((uint32_t)get_le(c->fake.dev + 0x88, 2), 0xffff);
 	cfg_wr(c, 0x88, 2, 0x0000);
-	assert_int_equal(get(c->fake.dev, 0x88, 2), 0x8000);
+	assert_int_equal((uint32_t)get_le(c->fake.dev + 0x88, 2), 0x8000);
 	cfg_wr(c, 0x88, 2, 0x8000);
-	assert_int_equal(get(c->fake.dev, 0x88, 2), 0x8000);
+	assert_int_equal((uint32_t)get_le(c->fake.dev + 0x88, 2), 0x8000);
 	/* PMCSR: PowerState and PME_En only. */
 	cfg_wr(c, 0x44, 2, 0xffff);
-	assert_int_equal(get(c->fake.dev, 0x44, 2), 0x0008 | 0x0103);
+	assert_int_equal((uint32_t)get_le(c->fake.dev + 0x44, 2), 0x0008 | 0x0103);
 	/* Read-only registers: Device Capabilities, PM Capabilities, the capability headers. */
 	int w = c->fake.writes;
 	cfg_wr(c, 0x84, 4, 0xffffffff);
 	cfg_wr(c, 0x42, 2, 0xffff);
 	cfg_wr(c, 0x80, 2, 0xffff);
 	assert_int_equal(c->fake.writes, w);
-	assert_int_equal(get(c->fake.dev, 0x84, 4), 0x10008000);
+	assert_int_equal((uint32_t)get_le(c->fake.dev + 0x84, 4), 0x10008000);
 	assert_int_equal(cfg_rd(c, 0x80, 2), 0x0010);
 	/* The hidden MSI capability cannot be written into the device either. */
 	cfg_wr(c, 0x52, 2, 0x0001);
-	assert_int_equal(get(c->fake.dev, 0x52, 2), 0x0180);
+	assert_int_equal((uint32_t)get_le(c->fake.dev + 0x52, 2), 0x0180);
 }
 
 /* COMMAND: decode, bus master and INTx disable are forwarded; other bits keep the device's. */
@@ -325,11 +310,12 @@ static void test_command_forwarded(void **state)
 	struct ctx *c = *state;
 
 	cfg_wr(c, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
-	assert_int_equal(get(c->fake.dev, PCI_COMMAND, 2), PCI_COMMAND_PARITY | PCI_COMMAND_MEMORY |
-								   PCI_COMMAND_MASTER |
-								   PCI_COMMAND_INTX_DISABLE);
+	assert_int_equal((uint32_t)get_le(c->fake.dev + PCI_COMMAND, 2),
+			 PCI_COMMAND_PARITY | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
+				 PCI_COMMAND_INTX_DISABLE);
 	cfg_wr(c, PCI_COMMAND, 1, 0);
-	assert_int_equal(get(c->fake.dev, PCI_COMMAND, 2), PCI_COMMAND_PARITY | PCI_COMMAND_INTX_DISABLE);
+	assert_int_equal((uint32_t)get_le(c->fake.dev + PCI_COMMAND, 2),
+			 PCI_COMMAND_PARITY | PCI_COMMAND_INTX_DISABLE);
 }
 
 /* A device whose config region fails: passed-through bytes read as all ones, writes report. */
@@ -372,7 +358,7 @@ static void test_refused(void **state)
 	p[PCI_HEADER_TYPE] = 1;
 	expect_refused(p, sz, "bridges");
 	make_phys(p);
-	put(p, PCI_VENDOR_ID, 2, 0xffff);
+	put_le(p + PCI_VENDOR_ID, 2, 0xffff);
 	expect_refused(p, sz, "does not answer");
 	make_phys(p);
 	p[0x81] = 0x40; /* PCIe points back to PM */
@@ -385,13 +371,13 @@ static void test_refused(void **state)
 	p[0xfc] = PCI_CAP_ID_MSIX;
 	expect_refused(p, sz, "runs past");
 	make_phys(p);
-	put(p, 0x72, 2, 0x7ff); /* 2048 vectors: 32 KiB of table in a 16 KiB BAR */
+	put_le(p + 0x72, 2, 0x7ff); /* 2048 vectors: 32 KiB of table in a 16 KiB BAR */
 	expect_refused(p, sz, "leaves BAR 0");
 	make_phys(p);
-	put(p, 0x74, 4, 0x2000 | 2); /* table in the unimplemented BAR 2 */
+	put_le(p + 0x74, 4, 0x2000 | 2); /* table in the unimplemented BAR 2 */
 	expect_refused(p, sz, "no memory BAR");
 	make_phys(p);
-	put(p, PCI_BASE_ADDRESS_0 + 20, 4, 0x4); /* BAR 5 claims 64 bits */
+	put_le(p + PCI_BASE_ADDRESS_0 + 20, 4, 0x4); /* BAR 5 claims 64 bits */
 	expect_refused(p, sz, "no BAR 6");
 	make_phys(p);
 	sz[0] = 0x3000;
@@ -425,7 +411,7 @@ static void test_no_msix(void **state)
 	assert_int_equal(v->ncaps, 1);
 	assert_false(v->passthrough[0x50]);
 	assert_true(v->passthrough[0x70]); /* no longer a capability: the device's bytes */
-	put(p, PCI_STATUS, 2, 0);
+	put_le(p + PCI_STATUS, 2, 0);
 	assert_int_equal(vfio_pci_cfg_parse(v, p, sizes, err, sizeof(err)), 0);
 	assert_int_equal(v->ncaps, 0);
 	assert_int_equal(v->msi_cap, 0);

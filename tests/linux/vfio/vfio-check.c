@@ -40,7 +40,7 @@ int main(int argc, char **argv)
 	uint8_t config[PCI_CONFIG_SIZE];
 	uint64_t sizes[PCI_NUM_BARS];
 	struct vfio_dev d, d2;
-	int fds[VFIO_MSIX_MAX_VECTORS], kvm, vm, kdev, efd, rfd;
+	int fds[PCI_MSIX_MAX_VECTORS], kvm, vm, kdev, efd, rfd;
 	unsigned n;
 	void *mem;
 
