@@ -535,16 +535,13 @@ int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign)
 	return KVM_IOCTL(vm->vm_fd, KVM_IRQFD, &f);
 }
 
-int vm_irqfd_resample(struct vm *vm, int efd, int resample_efd, uint32_t gsi, bool assign)
+int vm_irqfd_resample(struct vm *vm, int efd, int resample_efd, uint32_t gsi)
 {
-	struct kvm_irqfd f = { .fd = (uint32_t)efd, .gsi = gsi };
+	struct kvm_irqfd f = { .fd = (uint32_t)efd,
+			       .gsi = gsi,
+			       .flags = KVM_IRQFD_FLAG_RESAMPLE,
+			       .resamplefd = (uint32_t)resample_efd };
 
-	if (assign) {
-		f.flags = KVM_IRQFD_FLAG_RESAMPLE;
-		f.resamplefd = (uint32_t)resample_efd;
-	} else {
-		f.flags = KVM_IRQFD_FLAG_DEASSIGN;
-	}
 	return KVM_IOCTL(vm->vm_fd, KVM_IRQFD, &f);
 }
 

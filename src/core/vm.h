@@ -192,8 +192,8 @@ void vm_gsi_unroute(struct vm *vm, uint32_t gsi);
 int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign);
 /* The level-triggered kind, for a passed-through device's INTx: a write to efd asserts the
  * irqchip pin gsi until the guest's EOI, which deasserts it and writes resample_efd (the device
- * then unmasks its line). assign false detaches (resample_efd ignored). 0 or -1 (printed). */
-int vm_irqfd_resample(struct vm *vm, int efd, int resample_efd, uint32_t gsi, bool assign);
+ * then unmasks its line); vm_irqfd(efd, gsi, false) detaches it. 0 or -1 (printed). */
+int vm_irqfd_resample(struct vm *vm, int efd, int resample_efd, uint32_t gsi);
 
 /* Device memory the guest reaches without exits (a passed-through device's BAR, mmap'd): host
  * [host, host+size) appears at guest-physical gpa in a KVM memory slot of its own, until

@@ -279,24 +279,6 @@ static void bars_map(struct vfio_pci *p)
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
-static void vfio_pci_reset(struct device *dev)
-{
-	struct vfio_pci *p = (struct vfio_pci *)dev;
-
-	pthread_mutex_lock(&p->lock);
-	if (p->has_msix) {
-		vfio_msix_reset(&p->msix);
-		if (p->msix_on) {
-			vfio_dev_set_irqs(&p->vd, VFIO_PCI_MSIX_IRQ_INDEX, NULL, 0);
-			p->msix_on = false;
-		}
-	}
-	pthread_mutex_unlock(&p->lock);
-	if (p->vd.can_reset && vfio_dev_reset(&p->vd) < 0)
-		log_warn("%s: VFIO_DEVICE_RESET: %s", dev->name, strerror(errno));
-	intx_set(p, true);
-}
-
 static void vfio_pci_destroy(struct device *dev)
 {
 	struct vfio_pci *p = (struct vfio_pci *)dev;
@@ -315,7 +297,7 @@ static void vfio_pci_destroy(struct device *dev)
 	if (p->intx_efd >= 0) {
 		if (p->intx_on)
 			vfio_dev_set_irqs(&p->vd, VFIO_PCI_INTX_IRQ_INDEX, NULL, 0);
-		vm_irqfd_resample(p->vm, p->intx_efd, -1, p->intx_gsi, false);
+		vm_irqfd(p->vm, p->intx_efd, p->intx_gsi, false);
 		close(p->intx_efd);
 	}
 	if (p->intx_resample >= 0)
@@ -338,9 +320,9 @@ static void vfio_pci_destroy(struct device *dev)
 	free(p);
 }
 
+/* No reset hook: a guest reboot builds the VM again, and vfio_pci_create resets the function. */
 static const struct device_ops vfio_pci_ops = {
 	.type = "vfio-pci",
-	.reset = vfio_pci_reset,
 	.destroy = vfio_pci_destroy,
 };
 
@@ -388,7 +370,7 @@ static int irqs_setup(struct vfio_pci *p)
 			return -1;
 		}
 		p->intx_gsi = (uint32_t)gsi;
-		if (vm_irqfd_resample(p->vm, p->intx_efd, p->intx_resample, p->intx_gsi, true) < 0) {
+		if (vm_irqfd_resample(p->vm, p->intx_efd, p->intx_resample, p->intx_gsi) < 0) {
 			close(p->intx_efd);
 			p->intx_efd = -1;
 			return -1;
