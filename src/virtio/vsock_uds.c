@@ -700,17 +700,22 @@ static void update_watches(struct vsock_uds *u)
 	}
 }
 
+/* c's handshake deadline: while it is in C_LINE or C_REQUEST, else 0. */
+static uint64_t handshake_deadline(const struct uconn *c)
+{
+	return c->state == C_LINE || c->state == C_REQUEST ? c->deadline : 0;
+}
+
 /* Arm the timer for the earliest deadline of a handshake, or disarm it when there is none. */
 static void arm_timer(struct vsock_uds *u)
 {
 	uint64_t at = 0;
 
 	for (unsigned i = 0; i < VSOCK_UDS_MAX_CONNS; i++) {
-		const struct uconn *c = &u->conns[i];
+		uint64_t d = handshake_deadline(&u->conns[i]);
 
-		if (c->state != C_FREE && c->state != C_ESTABLISHED && c->deadline &&
-		    (!at || c->deadline < at))
-			at = c->deadline;
+		if (d && (!at || d < at))
+			at = d;
 	}
 	if (at == u->timer_at)
 		return;
@@ -925,8 +930,9 @@ static void on_timer(void *opaque)
 	u->timer_at = 0; /* it fired (or was re-armed meanwhile: arm_timer sets it again) */
 	for (unsigned i = 0; i < VSOCK_UDS_MAX_CONNS; i++) {
 		struct uconn *c = &u->conns[i];
+		uint64_t d = handshake_deadline(c);
 
-		if (c->state == C_FREE || c->state == C_ESTABLISHED || !c->deadline || c->deadline > now)
+		if (!d || d > now)
 			continue;
 		log_debug("%s: %s: %s after %u ms; closed", u->vd->name, u->path,
 			  c->state == C_LINE ? "no CONNECT line" : "the guest did not accept",
