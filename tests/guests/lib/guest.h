@@ -113,6 +113,14 @@ static inline void sti(void)
 {
 	__asm__ volatile("sti" ::: "memory");
 }
+/* Take an interrupt the LAPIC latched while interrupts were off (a tick or an edge raised
+ * before the guest disabled its source): it is delivered once sti's shadow ends, before cli.
+ * A test that stops one interrupt source and counts the next calls this in between, so a
+ * late delivery of the old source is not counted as the new one. */
+static inline void irq_drain(void)
+{
+	__asm__ volatile("sti; nop; nop; cli" ::: "memory");
+}
 /* Enable interrupts and halt atomically (sti's shadow covers hlt), then mask again. */
 static inline void wait_for_irq(void)
 {
