@@ -595,6 +595,23 @@ int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, bool pio, int efd, 
 	return KVM_IOCTL(vm->vm_fd, KVM_IOEVENTFD, &e);
 }
 
+int vm_kvm_device(struct vm *vm, uint32_t type)
+{
+	struct kvm_create_device cd = { .type = type };
+
+	for (unsigned i = 0; i < vm->nr_kvm_devs; i++)
+		if (vm->kvm_devs[i].type == type)
+			return vm->kvm_devs[i].fd;
+	if (vm->nr_kvm_devs == VM_KVM_DEVS) {
+		errno = ENOSPC;
+		return -1;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_DEVICE, &cd) < 0)
+		return -1;
+	vm->kvm_devs[vm->nr_kvm_devs++] = (struct vm_kvm_dev){ type, (int)cd.fd };
+	return (int)cd.fd;
+}
+
 void vm_destroy(struct vm *vm)
 {
 	struct device *d, *next;
@@ -613,6 +630,9 @@ void vm_destroy(struct vm *vm)
 			d->ops->destroy(d);
 	}
 	vm->devices = NULL;
+	for (unsigned i = 0; i < vm->nr_kvm_devs; i++)
+		close(vm->kvm_devs[i].fd);
+	vm->nr_kvm_devs = 0;
 	arch_vm_destroy(vm);
 	guest_mem_free(&vm->mem);
 	bus_destroy(&vm->pio);

@@ -52,6 +52,8 @@ struct vm_power_button {
 	void *ctx;
 };
 
+#define VM_KVM_DEVS 4
+
 struct vm {
 	const struct vm_config *cfg;
 	int kvm_fd;
@@ -107,6 +109,13 @@ struct vm {
 	 * dispatched, in order, before any exit is handled and when the VM pauses. */
 	struct kvm_coalesced_mmio_ring *coalesced_ring;
 	pthread_mutex_t coalesced_lock;
+
+	/* KVM devices the VM's devices share (vm_kvm_device). */
+	struct vm_kvm_dev {
+		uint32_t type;
+		int fd;
+	} kvm_devs[VM_KVM_DEVS];
+	unsigned nr_kvm_devs;
 
 	/* Architecture private data (boot info, cpuid template ...). */
 	void *arch;
@@ -199,6 +208,11 @@ int vm_irqfd_resample(struct vm *vm, int efd, int resample_efd, uint32_t gsi);
  * [host, host+size) appears at guest-physical gpa in a KVM memory slot of its own, until
  * vm_mem_slot_remove. gpa, size and host page-aligned; must not overlap RAM or another slot.
  * Any thread. The slot, or -1 (printed: out of slots, or KVM refused). */
+/* The VM's one KVM device of `type` (KVM_CREATE_DEVICE), created on the first call and closed
+ * with the VM: KVM allows one VFIO device (KVM_DEV_TYPE_VFIO) per VM, which every passed-through
+ * function's group joins. At device creation. Its fd, or -1 with errno set. */
+int vm_kvm_device(struct vm *vm, uint32_t type);
+
 #define VM_DEV_SLOT_BASE GUEST_MEM_MAX_REGIONS
 #define VM_DEV_SLOTS     32
 int vm_mem_slot_add(struct vm *vm, uint64_t gpa, void *host, uint64_t size);

@@ -796,6 +796,13 @@ struct pci_host *pci_host_of(struct device *dev)
 	return dev && dev->ops == &pci_host_ops ? to_host(dev) : NULL;
 }
 
+bool pci_host_has_io(struct device *host)
+{
+	const struct pci_host *h = pci_host_of(host);
+
+	return h && h->cfg.io.size;
+}
+
 /* [base, base + size) is empty or does not wrap and ends at or below last. */
 static bool fits(uint64_t base, uint64_t size, uint64_t last)
 {

@@ -112,6 +112,16 @@
 #define PCI_MSIX_ENTRY_SIZE   16
 #define PCI_MSIX_MAX_VECTORS  2048
 
+/* The MSI capability's Message Control bits (PCI 3.0, 6.8.1): Enable, Multiple Message Capable
+ * (log2 of the vectors the function has), Multiple Message Enable (log2 of those the guest
+ * enabled), 64-bit address, per-vector masking. */
+#define PCI_MSI_FLAGS_ENABLE  0x0001
+#define PCI_MSI_FLAGS_QMASK   0x000e
+#define PCI_MSI_FLAGS_QSIZE   0x0070
+#define PCI_MSI_FLAGS_64BIT   0x0080
+#define PCI_MSI_FLAGS_MASKBIT 0x0100
+#define PCI_MSI_MAX_VECTORS   32
+
 /* First config offset handed out to capabilities. */
 #define PCI_CAP_START 0x40
 
@@ -215,6 +225,9 @@ struct device *pci_host_create(const char *name, const struct pci_host_config *c
 
 /* The host behind a device created by pci_host_create; NULL for any other. */
 struct pci_host *pci_host_of(struct device *dev);
+
+/* Whether the host has a PCI I/O window for I/O BARs (x86's ports; arm64's machine has none). */
+bool pci_host_has_io(struct device *host);
 
 /* A guest config access decoded by a front-end: read or write len (1, 2 or
  * 4) bytes at at.reg, all within one dword. Anything else, and absent

@@ -213,9 +213,8 @@ int vfio_dev_reset(struct vfio_dev *d)
 	return ioctl(d->fd, VFIO_DEVICE_RESET) < 0 ? -1 : 0;
 }
 
-int vfio_dev_kvm_add(struct vfio_dev *d, int vm_fd)
+int vfio_dev_kvm_add(struct vfio_dev *d, int kvm_vfio_fd)
 {
-	struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
 	int32_t gfd = d->group;
 	struct kvm_device_attr attr = {
 		.group = KVM_DEV_VFIO_GROUP,
@@ -223,14 +222,5 @@ int vfio_dev_kvm_add(struct vfio_dev *d, int vm_fd)
 		.addr = (uintptr_t)&gfd,
 	};
 
-	if (ioctl(vm_fd, KVM_CREATE_DEVICE, &cd) < 0)
-		return -1;
-	if (ioctl((int)cd.fd, KVM_SET_DEVICE_ATTR, &attr) < 0) {
-		int e = errno;
-
-		close((int)cd.fd);
-		errno = e;
-		return -1;
-	}
-	return (int)cd.fd;
+	return ioctl(kvm_vfio_fd, KVM_SET_DEVICE_ATTR, &attr) < 0 ? -1 : 0;
 }

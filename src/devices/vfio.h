@@ -6,8 +6,9 @@
  * (the API version, the type-1 v2 IOMMU), /dev/vfio/N, the group's own viability, the container
  * and its IOMMU, the device fd, its regions (BARs, config space) and interrupt counts. One
  * container per function: each maps the guest's RAM itself (VFIO_IOMMU_MAP_DMA with
- * IOVA = guest physical address), so devices in different groups need nothing shared. The
- * mapped memory is pinned by the kernel for as long as the container lives.
+ * IOVA = guest physical address), so devices in different groups share no VFIO object (the
+ * KVM VFIO device they join is the VM's: vm_kvm_device). The mapped memory is pinned by the
+ * kernel for as long as the container lives.
  * Every call after set-up is a pread/pwrite or an ioctl on the fds here: which threads make
  * them is the caller's business (and its seccomp filter's). */
 #ifndef KVMBOX_DEVICES_VFIO_H
@@ -74,8 +75,9 @@ int vfio_dev_set_intx(struct vfio_dev *d, int fd, int unmask_fd);
 /* Function-level reset (VFIO_DEVICE_RESET): 0, or -1 (errno; ENOTTY when not offered). */
 int vfio_dev_reset(struct vfio_dev *d);
 
-/* Tell KVM (vm_fd) about the group (the KVM VFIO pseudo-device, which KVM needs for coherent
- * DMA and interrupt bypass): the pseudo-device's fd, or -1 (errno). */
-int vfio_dev_kvm_add(struct vfio_dev *d, int vm_fd);
+/* Tell KVM about the group: add it to the VM's KVM VFIO pseudo-device kvm_vfio_fd (KVM_DEV_TYPE_VFIO,
+ * one per VM for all groups: vm_kvm_device), which KVM needs for coherent DMA and interrupt
+ * bypass. 0, or -1 (errno). */
+int vfio_dev_kvm_add(struct vfio_dev *d, int kvm_vfio_fd);
 
 #endif

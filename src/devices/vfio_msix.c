@@ -114,6 +114,17 @@ void vfio_msix_table_access(struct vfio_msix *m, uint64_t off, uint8_t *data, ui
 		update(m, vec);
 }
 
+void vfio_msix_set_entry(struct vfio_msix *m, unsigned vec, uint64_t addr, uint32_t data, bool masked)
+{
+	struct vfio_msix_entry *e = &m->e[vec];
+
+	e->addr_lo = (uint32_t)addr;
+	e->addr_hi = (uint32_t)(addr >> 32);
+	e->data = data;
+	e->ctrl = masked ? VFIO_MSIX_VECTOR_MASKED : 0;
+	update(m, vec);
+}
+
 void vfio_msix_pba_read(struct vfio_msix *m, uint64_t off, uint8_t *data, uint32_t len)
 {
 	for (uint32_t i = 0; i < len; i++) {

@@ -11,6 +11,9 @@
  * and data are taken as the guest wrote them (the interrupt controller checks them). Entries
  * start masked with a zero message, as after a function reset.
  *
+ * The same vectors serve a function's MSI capability, which has no table: its vectors' messages
+ * and masks come from config space, set with vfio_msix_set_entry (vfio_pci.c).
+ *
  * Accesses: 4 or 8 bytes, naturally aligned (the PCI rule for the table); anything else reads
  * as all ones and is dropped, as are accesses outside the table. Not thread-safe: the caller
  * serialises (the device's lock). */
@@ -58,6 +61,10 @@ void vfio_msix_control(struct vfio_msix *m, bool enabled, bool maskall);
 
 /* A guest access of len bytes at off in the table (off 0 = entry 0). */
 void vfio_msix_table_access(struct vfio_msix *m, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
+
+/* Set vector vec's message and mask as a whole (an MSI vector, from config space); it is
+ * rerouted if that changes where it goes. vec < nvec. */
+void vfio_msix_set_entry(struct vfio_msix *m, unsigned vec, uint64_t addr, uint32_t data, bool masked);
 
 /* A guest read of len bytes at off in the PBA (bit n = vector n). Writes to the PBA are
  * ignored by the caller (it is read-only). */

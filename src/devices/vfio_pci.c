@@ -29,6 +29,22 @@ struct vbar {
 	int slot[2]; /* KVM slots of [0, trap_lo) and [trap_hi, size) while mapped; -1 */
 };
 
+struct vfio_pci;
+
+/* The vectors of one VFIO interrupt index, MSI-X or MSI: each vector's VFIO eventfd is a KVM
+ * irqfd on a GSI routed to the vector's message while the vector is live (vfio_msix.h). */
+struct vecs {
+	struct vfio_pci *p;
+	unsigned index;   /* VFIO_PCI_MSIX_IRQ_INDEX or VFIO_PCI_MSI_IRQ_INDEX */
+	const char *what; /* "MSI-X", "MSI" */
+	unsigned nvec;    /* vectors the function has; 0: none of this kind */
+	unsigned on;      /* vectors VFIO signals (has the eventfds of); 0: the index is off */
+	struct vfio_msix tbl;
+	int *efd;       /* per vector: VFIO signals it */
+	int *gsi;       /* per vector: its GSI, -1 until first routed */
+	bool *attached; /* its irqfd is attached */
+};
+
 struct vfio_pci {
 	struct device dev;
 	struct pci_dev pci;
@@ -39,19 +55,13 @@ struct vfio_pci {
 	pthread_mutex_t lock; /* msix, the interrupt state below */
 	struct vbar bar[PCI_NUM_BARS];
 
-	struct vfio_msix msix;
-	bool has_msix;
-	bool msix_on;       /* VFIO's MSI-X index has the eventfds */
-	int *vec_efd;       /* per vector: VFIO signals it */
-	int *vec_gsi;       /* per vector: its GSI, -1 until first routed */
-	bool *vec_attached; /* its irqfd is attached */
+	struct vecs msix, msi;
 
 	int intx_efd, intx_resample; /* -1: no INTx */
 	uint32_t intx_gsi;
 	bool intx_on; /* VFIO's INTx index has the eventfds */
 
-	int kvm_dev; /* the KVM VFIO device, -1 */
-	int nr_dma;  /* RAM regions DMA-mapped (the first nr_dma) */
+	int nr_dma; /* RAM regions DMA-mapped (the first nr_dma) */
 };
 
 /* ---- config space ------------------------------------------------------------------------ */
@@ -82,31 +92,76 @@ static void intx_set(struct vfio_pci *p, bool on)
 	p->intx_on = on;
 }
 
+/* INTx is on while neither MSI nor MSI-X is (VFIO has one interrupt index at a time). */
+static void intx_update(struct vfio_pci *p)
+{
+	intx_set(p, !p->msix.on && !p->msi.on);
+}
+
+static void vecs_off(struct vecs *v)
+{
+	if (!v->on)
+		return;
+	if (vfio_dev_set_irqs(&v->p->vd, v->index, NULL, 0) < 0)
+		log_warn("%s: VFIO %s off: %s", v->p->dev.name, v->what, strerror(errno));
+	v->on = 0;
+}
+
+/* Give VFIO the eventfds of the first n vectors (before any of them goes live): true, or false
+ * with a warning (the other kind is on, or VFIO refused). */
+static bool vecs_on(struct vecs *v, unsigned n)
+{
+	struct vfio_pci *p = v->p;
+	const struct vecs *other = v == &p->msix ? &p->msi : &p->msix;
+
+	if (v->on == n)
+		return true;
+	vecs_off(v);
+	if (other->on) {
+		log_warn("%s: the guest enabled %s while %s is on; a function uses one of them: its %s "
+			 "interrupts are lost",
+			 p->dev.name, v->what, other->what, v->what);
+		return false;
+	}
+	intx_set(p, false);
+	if (vfio_dev_set_irqs(&p->vd, v->index, v->efd, n) < 0) {
+		log_warn("%s: VFIO %s on (%u vectors): %s; the device's interrupts are lost", p->dev.name,
+			 v->what, n, strerror(errno));
+		return false;
+	}
+	v->on = n;
+	return true;
+}
+
 /* The guest's MSI-X Enable / Function Mask bits changed (or may have); caller holds the lock.
  * VFIO gets the vector eventfds before any vector goes live, and loses them after the last
- * one stopped; INTx is off meanwhile (VFIO has one interrupt index at a time). */
+ * one stopped. */
 static void msix_control(struct vfio_pci *p)
 {
 	uint16_t ctrl = (uint16_t)pci_config_read(&p->pci, (uint32_t)p->cfg.msix.cap + 2, 2);
 	bool en = ctrl & PCI_MSIX_CTRL_ENABLE, mask = ctrl & PCI_MSIX_CTRL_MASKALL;
 
-	if (en && !p->msix_on) {
-		intx_set(p, false);
-		if (vfio_dev_set_irqs(&p->vd, VFIO_PCI_MSIX_IRQ_INDEX, p->vec_efd, p->msix.nvec) < 0) {
-			log_warn("%s: VFIO MSI-X on (%u vectors): %s; the device's interrupts are lost",
-				 p->dev.name, p->msix.nvec, strerror(errno));
-			en = false;
-		} else {
-			p->msix_on = true;
-		}
-	}
-	vfio_msix_control(&p->msix, en, mask);
-	if (!en && p->msix_on) {
-		if (vfio_dev_set_irqs(&p->vd, VFIO_PCI_MSIX_IRQ_INDEX, NULL, 0) < 0)
-			log_warn("%s: VFIO MSI-X off: %s", p->dev.name, strerror(errno));
-		p->msix_on = false;
-		intx_set(p, true);
-	}
+	if (en && !vecs_on(&p->msix, p->msix.nvec))
+		en = false;
+	vfio_msix_control(&p->msix.tbl, en, mask);
+	if (!en)
+		vecs_off(&p->msix);
+	intx_update(p);
+}
+
+/* The guest wrote the MSI capability; caller holds the lock. Its vectors' messages and masks are
+ * config space's; a change of the enabled count gives VFIO the eventfds again. */
+static void msi_control(struct vfio_pci *p)
+{
+	struct vfio_pci_msi_state st;
+	bool en;
+
+	vfio_pci_cfg_msi_state(&p->cfg, &p->pci, &st);
+	en = st.enabled && vecs_on(&p->msi, st.nvec);
+	vfio_pci_msi_apply(&st, &p->msi.tbl, en);
+	if (!en)
+		vecs_off(&p->msi);
+	intx_update(p);
 }
 
 static void hook_config_read(struct pci_dev *pdev, uint32_t off, uint8_t *data, uint32_t len)
@@ -123,45 +178,51 @@ static void hook_config_write(struct pci_dev *pdev, uint32_t off, uint32_t len)
 
 	if (vfio_pci_cfg_guest_write(&p->cfg, &p->io, pdev, off, len) < 0)
 		log_warn("%s: config write at %#x refused by the device", p->dev.name, off);
-	if (p->has_msix && off < cap + 4 && off + len > cap + 2) {
+	if (p->msix.nvec && off < cap + 4 && off + len > cap + 2) {
 		pthread_mutex_lock(&p->lock);
 		msix_control(p);
 		pthread_mutex_unlock(&p->lock);
 	}
+	if (p->msi.nvec && vfio_pci_cfg_msi_touched(&p->cfg, off, len)) {
+		pthread_mutex_lock(&p->lock);
+		msi_control(p);
+		pthread_mutex_unlock(&p->lock);
+	}
 }
 
-/* ---- MSI-X vectors: VFIO eventfd -> KVM irqfd -> GSI routed to the guest's message -------- */
+/* ---- MSI-X and MSI vectors: VFIO eventfd -> KVM irqfd -> GSI routed to the guest's message -- */
 
 static int vec_route(void *ctx, unsigned vec, uint64_t addr, uint32_t data)
 {
-	struct vfio_pci *p = ctx;
+	struct vecs *v = ctx;
+	struct vm *vm = v->p->vm;
 
-	if (p->vec_gsi[vec] < 0) {
-		p->vec_gsi[vec] = vm_gsi_alloc(p->vm);
-		if (p->vec_gsi[vec] < 0)
+	if (v->gsi[vec] < 0) {
+		v->gsi[vec] = vm_gsi_alloc(vm);
+		if (v->gsi[vec] < 0)
 			return -1;
 	}
-	if (vm_gsi_route_msi(p->vm, (uint32_t)p->vec_gsi[vec], addr, data, (uint32_t)p->pci.slot << 3) < 0)
+	if (vm_gsi_route_msi(vm, (uint32_t)v->gsi[vec], addr, data, (uint32_t)v->p->pci.slot << 3) < 0)
 		return -1;
-	if (!p->vec_attached[vec]) {
-		if (vm_irqfd(p->vm, p->vec_efd[vec], (uint32_t)p->vec_gsi[vec], true) < 0)
+	if (!v->attached[vec]) {
+		if (vm_irqfd(vm, v->efd[vec], (uint32_t)v->gsi[vec], true) < 0)
 			return -1;
-		p->vec_attached[vec] = true;
+		v->attached[vec] = true;
 	}
 	return 0;
 }
 
 static void vec_unroute(void *ctx, unsigned vec)
 {
-	struct vfio_pci *p = ctx;
+	struct vecs *v = ctx;
 
-	if (p->vec_attached[vec]) {
-		vm_irqfd(p->vm, p->vec_efd[vec], (uint32_t)p->vec_gsi[vec], false);
-		p->vec_attached[vec] = false;
+	if (v->attached[vec]) {
+		vm_irqfd(v->p->vm, v->efd[vec], (uint32_t)v->gsi[vec], false);
+		v->attached[vec] = false;
 	}
 }
 
-static const struct vfio_msix_ops msix_ops = { .route = vec_route, .unroute = vec_unroute };
+static const struct vfio_msix_ops vec_ops = { .route = vec_route, .unroute = vec_unroute };
 
 /* ---- BARs ---------------------------------------------------------------------------------- */
 
@@ -172,16 +233,16 @@ static void hook_bar_io(struct pci_dev *pdev, int bar, struct bus_access *a)
 	uint64_t tsize = (uint64_t)mx->nvec * PCI_MSIX_ENTRY_SIZE, psize = ((mx->nvec + 63) / 64) * 8;
 	uint64_t off = a->offset;
 
-	if (p->has_msix && bar == mx->table_bar && off >= mx->table_off && off - mx->table_off < tsize) {
+	if (p->msix.nvec && bar == mx->table_bar && off >= mx->table_off && off - mx->table_off < tsize) {
 		pthread_mutex_lock(&p->lock);
-		vfio_msix_table_access(&p->msix, off - mx->table_off, a->data, a->len, a->is_write);
+		vfio_msix_table_access(&p->msix.tbl, off - mx->table_off, a->data, a->len, a->is_write);
 		pthread_mutex_unlock(&p->lock);
 		return;
 	}
-	if (p->has_msix && bar == mx->pba_bar && off >= mx->pba_off && off - mx->pba_off < psize) {
+	if (p->msix.nvec && bar == mx->pba_bar && off >= mx->pba_off && off - mx->pba_off < psize) {
 		if (!a->is_write) {
 			pthread_mutex_lock(&p->lock);
-			vfio_msix_pba_read(&p->msix, off - mx->pba_off, a->data, a->len);
+			vfio_msix_pba_read(&p->msix.tbl, off - mx->pba_off, a->data, a->len);
 			pthread_mutex_unlock(&p->lock);
 		}
 		return;
@@ -260,7 +321,7 @@ static void bars_map(struct vfio_pci *p)
 		if ((t != PCI_BAR_MEM32 && t != PCI_BAR_MEM64) || !(r->flags & VFIO_REGION_INFO_FLAG_MMAP) ||
 		    b->size < PAGE || r->size != b->size)
 			continue;
-		if (p->has_msix && (mx->table_bar == i || mx->pba_bar == i)) {
+		if (mx->cap && (mx->table_bar == i || mx->pba_bar == i)) {
 			b->trap_lo = b->trap_hi = 0;
 			if (mx->table_bar == i)
 				trap_pages(b, mx->table_off, (uint64_t)mx->nvec * PCI_MSIX_ENTRY_SIZE);
@@ -279,6 +340,24 @@ static void bars_map(struct vfio_pci *p)
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
+/* Every vector unrouted, VFIO's index off, the eventfds closed and the GSIs freed. */
+static void vecs_destroy(struct vecs *v)
+{
+	vfio_msix_destroy(&v->tbl);
+	vecs_off(v);
+	for (unsigned i = 0; v->efd && i < v->nvec; i++) {
+		if (v->efd[i] >= 0)
+			close(v->efd[i]);
+		if (v->gsi[i] >= 0)
+			vm_gsi_unroute(v->p->vm, (uint32_t)v->gsi[i]);
+	}
+	free(v->efd);
+	free(v->gsi);
+	free(v->attached);
+	v->efd = v->gsi = NULL;
+	v->attached = NULL;
+}
+
 static void vfio_pci_destroy(struct device *dev)
 {
 	struct vfio_pci *p = (struct vfio_pci *)dev;
@@ -289,11 +368,8 @@ static void vfio_pci_destroy(struct device *dev)
 		if (p->bar[i].map)
 			munmap(p->bar[i].map, p->bar[i].size);
 	}
-	if (p->has_msix) {
-		vfio_msix_destroy(&p->msix);
-		if (p->msix_on)
-			vfio_dev_set_irqs(&p->vd, VFIO_PCI_MSIX_IRQ_INDEX, NULL, 0);
-	}
+	vecs_destroy(&p->msix);
+	vecs_destroy(&p->msi);
 	if (p->intx_efd >= 0) {
 		if (p->intx_on)
 			vfio_dev_set_irqs(&p->vd, VFIO_PCI_INTX_IRQ_INDEX, NULL, 0);
@@ -302,19 +378,8 @@ static void vfio_pci_destroy(struct device *dev)
 	}
 	if (p->intx_resample >= 0)
 		close(p->intx_resample);
-	for (unsigned v = 0; p->vec_efd && v < p->cfg.msix.nvec; v++) {
-		if (p->vec_efd[v] >= 0)
-			close(p->vec_efd[v]);
-		if (p->vec_gsi[v] >= 0)
-			vm_gsi_unroute(p->vm, (uint32_t)p->vec_gsi[v]);
-	}
-	free(p->vec_efd);
-	free(p->vec_gsi);
-	free(p->vec_attached);
 	for (int i = 0; i < p->nr_dma; i++)
 		vfio_dev_unmap_dma(&p->vd, p->vm->mem.regions[i].gpa, p->vm->mem.regions[i].size);
-	if (p->kvm_dev >= 0)
-		close(p->kvm_dev);
 	vfio_dev_close(&p->vd);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
@@ -334,29 +399,41 @@ static int efd_new(struct vfio_pci *p, int *fd)
 	return *fd < 0 ? -1 : 0;
 }
 
-/* Interrupts: MSI-X vectors' eventfds, INTx on its resampling irqfd. After pci_add_device. */
+/* n vectors of VFIO interrupt index `index`, each with its eventfd, none routed. */
+static int vecs_setup(struct vfio_pci *p, struct vecs *v, unsigned index, const char *what, unsigned n)
+{
+	v->p = p;
+	v->index = index;
+	v->what = what;
+	v->efd = malloc(n * sizeof(int));
+	v->gsi = malloc(n * sizeof(int));
+	v->attached = calloc(n, sizeof(bool));
+	if (!v->efd || !v->gsi || !v->attached) {
+		log_error("%s: out of memory for %u %s vectors", p->dev.name, n, what);
+		return -1;
+	}
+	v->nvec = n;
+	for (unsigned i = 0; i < n; i++)
+		v->efd[i] = v->gsi[i] = -1;
+	for (unsigned i = 0; i < n; i++)
+		if (efd_new(p, &v->efd[i]) < 0)
+			return -1;
+	if (vfio_msix_init(&v->tbl, n, &vec_ops, v) < 0) {
+		log_error("%s: out of memory for %u %s vectors", p->dev.name, n, what);
+		return -1;
+	}
+	return 0;
+}
+
+/* Interrupts: MSI-X's and MSI's vector eventfds, INTx on its resampling irqfd. After
+ * pci_add_device. */
 static int irqs_setup(struct vfio_pci *p)
 {
-	unsigned n = p->cfg.msix.nvec;
-
-	if (p->has_msix) {
-		p->vec_efd = malloc(n * sizeof(int));
-		p->vec_gsi = malloc(n * sizeof(int));
-		p->vec_attached = calloc(n, sizeof(bool));
-		if (!p->vec_efd || !p->vec_gsi || !p->vec_attached) {
-			log_error("%s: out of memory for %u MSI-X vectors", p->dev.name, n);
-			return -1;
-		}
-		for (unsigned v = 0; v < n; v++)
-			p->vec_efd[v] = p->vec_gsi[v] = -1;
-		for (unsigned v = 0; v < n; v++)
-			if (efd_new(p, &p->vec_efd[v]) < 0)
-				return -1;
-		if (vfio_msix_init(&p->msix, n, &msix_ops, p) < 0) {
-			log_error("%s: out of memory for %u MSI-X vectors", p->dev.name, n);
-			return -1;
-		}
-	}
+	if (p->cfg.msix.cap &&
+	    vecs_setup(p, &p->msix, VFIO_PCI_MSIX_IRQ_INDEX, "MSI-X", p->cfg.msix.nvec) < 0)
+		return -1;
+	if (p->cfg.msi.cap && vecs_setup(p, &p->msi, VFIO_PCI_MSI_IRQ_INDEX, "MSI", p->cfg.msi.nvec) < 0)
+		return -1;
 	if (p->cfg.intx_pin && p->vd.intx_count) {
 		if (efd_new(p, &p->intx_efd) < 0 || efd_new(p, &p->intx_resample) < 0)
 			return -1;
@@ -386,6 +463,7 @@ static struct vfio_pci *vfio_pci_create(struct vm *vm, const char *bdf, unsigned
 	uint8_t phys[PCI_CONFIG_SIZE];
 	uint64_t sizes[PCI_NUM_BARS];
 	char err[512];
+	int kvm_vfio;
 
 	if (!p) {
 		log_error("vfio=%s: out of memory", bdf);
@@ -394,7 +472,7 @@ static struct vfio_pci *vfio_pci_create(struct vm *vm, const char *bdf, unsigned
 	p->dev.ops = &vfio_pci_ops;
 	snprintf(p->dev.name, sizeof(p->dev.name), "vfio%u", index);
 	p->vm = vm;
-	p->kvm_dev = p->intx_efd = p->intx_resample = -1;
+	p->intx_efd = p->intx_resample = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	vfio_dev_init(&p->vd);
 	for (int i = 0; i < PCI_NUM_BARS; i++)
@@ -432,9 +510,14 @@ static struct vfio_pci *vfio_pci_create(struct vm *vm, const char *bdf, unsigned
 			goto fail;
 		}
 	}
-	p->kvm_dev = vfio_dev_kvm_add(&p->vd, vm->vm_fd);
-	if (p->kvm_dev < 0) {
+	kvm_vfio = vm_kvm_device(vm, KVM_DEV_TYPE_VFIO);
+	if (kvm_vfio < 0) {
 		log_error("vfio=%s: KVM VFIO device: %s; the host's KVM lacks CONFIG_KVM_VFIO", bdf,
+			  strerror(errno));
+		goto fail;
+	}
+	if (vfio_dev_kvm_add(&p->vd, kvm_vfio) < 0) {
+		log_error("vfio=%s: adding IOMMU group %d to the KVM VFIO device: %s", bdf, p->vd.group_nr,
 			  strerror(errno));
 		goto fail;
 	}
@@ -448,10 +531,25 @@ static struct vfio_pci *vfio_pci_create(struct vm *vm, const char *bdf, unsigned
 		log_error("vfio=%s: %s; this function cannot be passed through", bdf, err);
 		goto fail;
 	}
-	p->has_msix = p->cfg.msix.cap != 0;
-	if (p->has_msix && p->cfg.msix.nvec > p->vd.msix_count) {
+	/* A machine without PCI I/O space cannot place an I/O BAR: the guest sees it unimplemented
+	 * (the function's driver then has to do with its memory BARs, as AHCI's and most do). */
+	for (int i = 0; i < PCI_NUM_BARS; i++) {
+		if (p->cfg.bar[i].type == PCI_BAR_IO && !pci_host_has_io(vm->pci_host)) {
+			log_warn(
+				"vfio=%s: BAR%d is I/O space, which this machine's PCI host has none of; the "
+				"guest sees no BAR%d",
+				bdf, i, i);
+			p->cfg.bar[i].type = PCI_BAR_UNUSED;
+		}
+	}
+	if (p->cfg.msix.cap && p->cfg.msix.nvec > p->vd.msix_count) {
 		log_error("vfio=%s: the MSI-X capability says %u vectors, VFIO offers %u", bdf,
 			  p->cfg.msix.nvec, p->vd.msix_count);
+		goto fail;
+	}
+	if (p->cfg.msi.cap && p->cfg.msi.nvec > p->vd.msi_count) {
+		log_error("vfio=%s: the MSI capability says %u vectors, VFIO offers %u", bdf, p->cfg.msi.nvec,
+			  p->vd.msi_count);
 		goto fail;
 	}
 	p->io = (struct vfio_pci_cfg_io){ .read = cfg_read, .write = cfg_write, .ctx = &p->vd };
@@ -464,8 +562,9 @@ static struct vfio_pci *vfio_pci_create(struct vm *vm, const char *bdf, unsigned
 		goto fail;
 	if (irqs_setup(p) < 0)
 		goto fail;
-	log_debug("%s: %s %04x:%04x on slot %d, %u MSI-X vectors, INTx %s", p->dev.name, bdf, p->cfg.vendor,
-		  p->cfg.device, p->pci.slot, p->cfg.msix.nvec, p->intx_efd >= 0 ? "on" : "off");
+	log_debug("%s: %s %04x:%04x on slot %d, %u MSI-X vectors, %u MSI vectors, INTx %s", p->dev.name, bdf,
+		  p->cfg.vendor, p->cfg.device, p->pci.slot, p->msix.nvec, p->msi.nvec,
+		  p->intx_efd >= 0 ? "on" : "off");
 	return p;
 fail:
 	vfio_pci_destroy(&p->dev);

@@ -11,8 +11,13 @@
  *             bus and forwarded with pread/pwrite on the device fd
  *   MSI-X     one eventfd per vector, given to VFIO when the guest enables MSI-X; each live
  *             vector's eventfd is a KVM irqfd on a GSI routed to the guest's message
+ *   MSI       the same with the vectors of the MSI capability: VFIO gets the eventfds of the
+ *             vectors the guest enabled (Multiple Message Enable), each vector's message is
+ *             config space's address and data (its number in the data's low bits) and its
+ *             mask bit there unroutes it. A guest enabling both gets the second refused with a
+ *             warning, as VFIO has one interrupt index at a time
  *   INTx      VFIO's eventfd on a resampling irqfd of the slot's INTx GSI (the guest's EOI
- *             unmasks the line in the device); off while MSI-X is on, as VFIO requires
+ *             unmasks the line in the device); off while MSI or MSI-X is on, as VFIO requires
  * The VM is rebuilt on a guest reboot, which opens and resets the function again. The device's
  * state is in the hardware: snapshots, hibernation and migration are refused
  * (device_type.pinned). */

@@ -9,8 +9,6 @@
 
 #define HEADER_END       0x40
 #define CMD_FORWARD      (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE)
-#define MSI_FLAGS_64BIT  0x0080
-#define MSI_FLAGS_MASKB  0x0100
 #define PM_CTRL          4      /* PMCSR, in the power management capability */
 #define PM_CTRL_WMASK    0x0103 /* PowerState, PME_En */
 #define EXP_DEVCTL       8      /* Device Control, in the PCI Express capability */
@@ -108,13 +106,30 @@ static int parse_msix(struct vfio_pci_cfg *c, int off, char *err, size_t errlen)
 	return 0;
 }
 
-static int msi_len(const uint8_t *phys, int off)
+/* The MSI capability at off: its layout from the device's Message Control. */
+static int parse_msi(struct vfio_pci_cfg *c, int off, char *err, size_t errlen)
 {
-	uint32_t flags = (uint32_t)get_le(phys + (uint32_t)off + 2, 2);
+	struct vfio_pci_msi *m = &c->msi;
+	uint32_t flags = (uint32_t)get_le(c->phys + (uint32_t)off + 2, 2);
+	unsigned mmc = (flags & PCI_MSI_FLAGS_QMASK) >> 1;
 
-	if (flags & MSI_FLAGS_MASKB)
-		return (flags & MSI_FLAGS_64BIT) ? 24 : 20;
-	return (flags & MSI_FLAGS_64BIT) ? 14 : 10;
+	if (m->cap)
+		return log_fmt(err, errlen, "two MSI capabilities (%#x, %#x)", m->cap, off);
+	if (mmc > 5)
+		return log_fmt(err, errlen, "MSI capability at %#x claims 2^%u vectors (at most 32)", off,
+			       mmc);
+	m->cap = off;
+	m->nvec = 1u << mmc;
+	m->is64 = flags & PCI_MSI_FLAGS_64BIT;
+	m->maskable = flags & PCI_MSI_FLAGS_MASKBIT;
+	m->data_off = m->is64 ? 12 : 8;
+	m->mask_off = m->is64 ? 16 : 12;
+	m->len = (int)m->data_off + 2;
+	if (m->maskable)
+		m->len = (int)m->mask_off + 8;
+	if (off + m->len > PCI_CONFIG_SIZE)
+		return log_fmt(err, errlen, "MSI capability at %#x runs past config space", off);
+	return 0;
 }
 
 /* Walk the capability list: at most one visit per dword of the device-specific space, each in
@@ -143,14 +158,9 @@ static int parse_caps(struct vfio_pci_cfg *c, char *err, size_t errlen)
 			if (parse_msix(c, off, err, errlen) < 0)
 				return -1;
 		}
-		if (id == PCI_CAP_ID_MSI) {
-			if (off + msi_len(c->phys, off) > PCI_CONFIG_SIZE)
-				return log_fmt(err, errlen, "MSI capability at %#x runs past config space",
-					       off);
-			c->msi_cap = off;
-		} else {
-			c->caps[c->ncaps++] = (uint8_t)off;
-		}
+		if (id == PCI_CAP_ID_MSI && parse_msi(c, off, err, errlen) < 0)
+			return -1;
+		c->caps[c->ncaps++] = (uint8_t)off;
 		off = c->phys[off + 1] & ~3;
 	}
 	return 0;
@@ -200,8 +210,8 @@ int vfio_pci_cfg_parse(struct vfio_pci_cfg *c, const uint8_t phys[PCI_CONFIG_SIZ
 	}
 	if (c->msix.cap)
 		mark(c, c->msix.cap, MSIX_CAP_LEN, false);
-	if (c->msi_cap)
-		mark(c, c->msi_cap, msi_len(phys, c->msi_cap), false);
+	if (c->msi.cap)
+		mark(c, c->msi.cap, c->msi.len, false);
 	/* A mask on an emulated byte (a capability overlapping another) would forward it: drop it. */
 	for (int i = 0; i < PCI_CONFIG_SIZE; i++)
 		if (!c->passthrough[i])
@@ -243,11 +253,61 @@ int vfio_pci_cfg_setup(const struct vfio_pci_cfg *c, struct pci_dev *pdev, struc
 		pci_config_write(pdev, off + 8, 4, (uint32_t)get_le(c->phys + off + 8, 4));
 		pci_config_set_wmask(pdev, off + 2, 2, PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_MASKALL);
 	}
+	if (c->msi.cap) {
+		const struct vfio_pci_msi *m = &c->msi;
+		uint32_t off = (uint32_t)m->cap;
+
+		/* The device's flags; Enable and Multiple Message Enable start clear (after reset). */
+		pci_config_write(pdev, off + 2, 2,
+				 (uint32_t)get_le(c->phys + off + 2, 2) &
+					 (PCI_MSI_FLAGS_QMASK | PCI_MSI_FLAGS_64BIT | PCI_MSI_FLAGS_MASKBIT));
+		pci_config_set_wmask(pdev, off + 2, 2, PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE);
+		pci_config_set_wmask(pdev, off + 4, 4, 0xfffffffc);
+		if (m->is64)
+			pci_config_set_wmask(pdev, off + 8, 4, 0xffffffff);
+		pci_config_set_wmask(pdev, off + m->data_off, 2, 0xffff);
+		if (m->maskable)
+			pci_config_set_wmask(pdev, off + m->mask_off, 4,
+					     m->nvec == 32 ? 0xffffffff : (1u << m->nvec) - 1);
+	}
 	/* pci.c keeps the guest's bits of passed-through bytes, for vfio_pci_cfg_guest_write. */
 	for (uint32_t i = HEADER_END; i < PCI_CONFIG_SIZE; i++)
 		if (c->pt_wmask[i])
 			pci_config_set_wmask(pdev, i, 1, c->pt_wmask[i]);
 	return 0;
+}
+
+void vfio_pci_cfg_msi_state(const struct vfio_pci_cfg *c, struct pci_dev *pdev, struct vfio_pci_msi_state *st)
+{
+	const struct vfio_pci_msi *m = &c->msi;
+	uint32_t off = (uint32_t)m->cap, flags = pci_config_read(pdev, off + 2, 2);
+	unsigned mme = (flags & PCI_MSI_FLAGS_QSIZE) >> 4;
+
+	st->enabled = flags & PCI_MSI_FLAGS_ENABLE;
+	/* More than the function has (5..7 are reserved too) is undefined: give it what it has. */
+	st->nvec = mme <= 5 && (1u << mme) <= m->nvec ? 1u << mme : m->nvec;
+	st->addr = pci_config_read(pdev, off + 4, 4);
+	if (m->is64)
+		st->addr |= (uint64_t)pci_config_read(pdev, off + 8, 4) << 32;
+	st->data = (uint16_t)pci_config_read(pdev, off + m->data_off, 2);
+	st->mask = m->maskable ? pci_config_read(pdev, off + m->mask_off, 4) : 0;
+}
+
+void vfio_pci_msi_apply(const struct vfio_pci_msi_state *st, struct vfio_msix *m, bool en)
+{
+	for (unsigned v = 0; v < m->nvec; v++) {
+		bool masked = v >= st->nvec || (st->mask >> v & 1);
+
+		vfio_msix_set_entry(m, v, st->addr, masked ? st->data : vfio_pci_msi_data(st, v), masked);
+	}
+	vfio_msix_control(m, en, false);
+}
+
+bool vfio_pci_cfg_msi_touched(const struct vfio_pci_cfg *c, uint32_t off, uint32_t len)
+{
+	uint32_t lo = (uint32_t)c->msi.cap + 2, hi = (uint32_t)c->msi.cap + (uint32_t)c->msi.len;
+
+	return c->msi.cap && off < hi && off + len > lo;
 }
 
 void vfio_pci_cfg_guest_read(const struct vfio_pci_cfg *c, const struct vfio_pci_cfg_io *io, uint32_t off,

@@ -12,15 +12,17 @@
  *                 pointer; interrupt line and pin. Also the id and next bytes of every
  *                 capability (the list is relinked), the whole MSI-X capability (only its
  *                 Enable and Function Mask bits are writable; the table size and the table and
- *                 PBA locations are the device's) and the whole MSI capability.
+ *                 PBA locations are the device's) and the whole MSI capability (Enable, Multiple
+ *                 Message Enable, the message address and data and the mask bits are the
+ *                 guest's; the vector count, 64-bit and per-vector-mask flags the device's;
+ *                 the pending bits read 0). Nothing of either reaches the device: their
+ *                 interrupts are routed with KVM irqfds from VFIO's eventfds (vfio_pci.c).
  *   passed through everything else from 0x40 on (the bodies of the PCI Express, power
  *                 management and vendor capabilities...): a guest read reads the device; a
  *                 guest write reaches the device only for the bits of pt_wmask, which are the
  *                 power management control (PowerState, PME_En) and the PCI Express Device
  *                 Control register but its Initiate-FLR bit (resets go through VFIO).
- *   hidden        the MSI capability is unlinked: the guest sees MSI-X (emulated with KVM
- *                 irqfds) or, without MSI-X, INTx only. A device with MSI only thus runs on
- *                 INTx.
+ * A function with both MSI and MSI-X shows both, as on hardware; the guest enables one.
  * COMMAND's I/O, Memory, Bus Master and INTx-disable bits are forwarded to the device by
  * vfio_pci_cfg_guest_write (the Bus Master bit is what lets the device DMA into guest RAM).
  * Extended config space (PCIe, 256..4095) reads as 0 (pci.c): no extended capability is passed. */
@@ -32,6 +34,7 @@
 #include <stdint.h>
 
 #include "pci.h"
+#include "vfio_msix.h"
 
 struct vfio_pci_bar {
 	enum pci_bar_type type; /* PCI_BAR_UNUSED: not implemented; PCI_BAR_MEM64_HI: upper half */
@@ -46,13 +49,30 @@ struct vfio_pci_msix {
 	uint32_t table_off, pba_off; /* in their BARs */
 };
 
+struct vfio_pci_msi {
+	int cap;       /* config offset; 0: the device has no MSI */
+	unsigned nvec; /* vectors the function has (Multiple Message Capable): 1, 2, 4 .. 32 */
+	bool is64, maskable;
+	uint32_t data_off, mask_off; /* from cap: message data; mask bits (maskable only) */
+	int len;                     /* of the capability: 10, 14, 20 or 24 bytes */
+};
+
+/* What the guest programmed in the MSI capability. */
+struct vfio_pci_msi_state {
+	bool enabled;
+	unsigned nvec; /* vectors enabled: 1 << Multiple Message Enable, at most msi.nvec */
+	uint64_t addr;
+	uint16_t data; /* vector v sends (data & ~(nvec - 1)) | v: vfio_pci_msi_data */
+	uint32_t mask; /* per-vector mask bits; 0 without per-vector masking */
+};
+
 struct vfio_pci_cfg {
 	uint8_t phys[PCI_CONFIG_SIZE];     /* as read from the device at set-up */
 	bool passthrough[PCI_CONFIG_SIZE]; /* guest reads read the device */
 	uint8_t pt_wmask[PCI_CONFIG_SIZE]; /* bits of passed-through bytes a guest may write */
 	struct vfio_pci_bar bar[PCI_NUM_BARS];
 	struct vfio_pci_msix msix;
-	int msi_cap;                       /* hidden; 0: none */
+	struct vfio_pci_msi msi;
 	uint8_t caps[PCI_CONFIG_SIZE / 4]; /* offsets of the capabilities the guest sees, in order */
 	int ncaps;
 	uint16_t vendor, device, subsys_vendor, subsys_id;
@@ -80,6 +100,24 @@ int vfio_pci_cfg_parse(struct vfio_pci_cfg *c, const uint8_t phys[PCI_CONFIG_SIZ
  * (a BAR pci_set_bar refused). */
 int vfio_pci_cfg_setup(const struct vfio_pci_cfg *c, struct pci_dev *pdev, struct device *owner,
 		       const struct pci_dev_ops *ops);
+
+/* The MSI capability as the guest has programmed it in pdev (c->msi.cap set). */
+void vfio_pci_cfg_msi_state(const struct vfio_pci_cfg *c, struct pci_dev *pdev,
+			    struct vfio_pci_msi_state *st);
+
+/* Whether a config write of len bytes at off touched the MSI capability's registers. */
+bool vfio_pci_cfg_msi_touched(const struct vfio_pci_cfg *c, uint32_t off, uint32_t len);
+
+/* The message data of enabled vector v (v < st->nvec): the low bits of the data select it. */
+static inline uint32_t vfio_pci_msi_data(const struct vfio_pci_msi_state *st, unsigned v)
+{
+	return ((uint32_t)st->data & ~(st->nvec - 1)) | v;
+}
+
+/* Point MSI's vectors m (one per vector the function has) where st says: each enabled vector
+ * with its message and mask bit, the others masked; then on (en: st->enabled and VFIO took the
+ * eventfds) or off. Only enabled, unmasked vectors are routed. */
+void vfio_pci_msi_apply(const struct vfio_pci_msi_state *st, struct vfio_msix *m, bool en);
 
 /* The pci_dev_ops.config_read hook's work: data holds the emulated bytes of [off, off+len);
  * replace the passed-through ones with the device's. A failed device read leaves all ones. */

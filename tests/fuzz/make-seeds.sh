@@ -34,7 +34,7 @@ blob() {
 }
 
 rm -rf "$C"
-mkdir -p "$C"/{bzimage,elf_pvh,arm64_image,legacy,pci_cfg,virtqueue,virtio_pci,snapshot,migrate_recv,api}
+mkdir -p "$C"/{bzimage,elf_pvh,arm64_image,legacy,pci_cfg,virtqueue,virtio_pci,snapshot,migrate_recv,api,vfio_cfg}
 
 # ---- kernels: the harnesses' selector byte, then the file ----
 # bzImage, protocol 2.15, one setup sector, 64-bit, init_size 1 MiB; 8 MiB of RAM, with and
@@ -192,6 +192,34 @@ cat >"$C/api/commands" <<'JSON'
 JSON
 printf '%s\n' '{"id":1,"command":"nosuch"}' '{"command":"info","arguments":{"x":1}}' 'not json' \
 	'{"id":[1,{"a":null}],"command":"hibernate"}' '[]' '{"command":5}' >"$C/api/errors"
+
+# ---- vfio_cfg: a function's config space, its BAR sizes, then guest accesses ----
+# vc OFF BYTES HEX: a config access (write when HEX is given, padded to 8 bytes)
+vc() { if [[ -n ${3:-} ]]; then echo "$(printf '%02x' $(($2 | 4)))$(printf '%02x' $(($1)))$3$(printf '0%.0s' $(seq $((16 - ${#3}))))"; else echo "$(printf '%02x' $2)$(printf '%02x' $(($1)))"; fi; }
+# vt OFF HEX: an MSI-X table write of 4 bytes; vp OFF: a PBA read of 8
+vt() { echo "0e$(le 2 "$1")$2$(printf '0%.0s' $(seq $((16 - ${#2}))))"; }
+vp() { echo "13$(le 2 "$1")"; }
+cfg=$(mktemp)
+# NVMe-like: BAR0 64-bit 16 KiB; PM 0x40 -> MSI 0x50 (4 vectors, 64-bit, maskable) -> MSI-X 0x70
+# (8 vectors, table BAR0+0x2000, PBA BAR0+0x3000) -> PCIe 0x80.
+blob "$cfg" 256 0 361b1000 6 1000 8 02020801 0x10 04 0x2c f41a0011 0x34 40 0x3d 01 \
+	0x40 01500300 0x50 05708401 0x70 11800700 0x74 00200000 0x78 00300000 0x80 10000200
+{
+	cat "$cfg"
+	hex 0e 00 00 00 00 00
+	# MSI: address, data, two vectors enabled, one masked, then off; MSI-X on, a vector, the PBA
+	hex "$(vc 0x54 2 00e0feff)$(vc 0x58 2 00000000)$(vc 0x5c 2 20400000)$(vc 0x52 1 1100)$(vc 0x60 2 02000000)$(vc 0x50 2)"
+	hex "$(vc 0x52 1 0000)$(vc 0x72 1 0080)$(vt 0 00e0feff)$(vt 8 21400000)$(vt 12 00000000)$(vp 0)$(vc 0x72 1 0000)"
+} >"$C/vfio_cfg/nvme"
+# AHCI-like: BAR4 I/O 32 bytes, BAR5 32-bit 4 KiB, MSI only (one vector, 64-bit, no masks) at 0x80.
+blob "$cfg" 256 0 86802229 6 1000 8 02010601 0x20 01000000 0x24 00000000 0x34 80 0x3d 01 \
+	0x80 05008000
+{
+	cat "$cfg"
+	hex 00 00 00 00 05 0c
+	hex "$(vc 0x84 2 00e0feff)$(vc 0x8c 1 2140)$(vc 0x82 1 0100)$(vc 0x84 2 0010e0fe)$(vc 0x82 1 0000)$(vc 0x04 1 0600)"
+} >"$C/vfio_cfg/ahci"
+rm -f "$cfg"
 
 # ---- snapshot and migration: the harnesses write their own VM's ----
 KVMBOX_FUZZ_SEED=$C/snapshot/vm "$B/fuzz_snapshot"

@@ -556,6 +556,8 @@ static void test_windows_and_intx_from_config(void **state)
 	h = pci_host_of(c->host);
 	assert_non_null(h);
 	assert_null(pci_host_of(&f->dev));
+	assert_true(pci_host_has_io(c->host));
+	assert_false(pci_host_has_io(&f->dev));
 	assert_int_equal(c->mmio.nr, 0); /* the core claims nothing itself */
 	pci_dev_init(&f->pci, &f->dev, &f_ops, 0x1af4, 0x1041, 0x020000, 1);
 	assert_int_equal(pci_set_bar(&f->pci, 0, PCI_BAR_MEM32, 0x1000, false), 0);
@@ -654,6 +656,7 @@ static void test_host_config_refused(void **state)
 	bus_init(&mmio, BUS_MMIO);
 	d = pci_host_create("pci", &ok);
 	assert_non_null(d);
+	assert_false(pci_host_has_io(d)); /* arm64's kind: memory windows only */
 	d->ops->destroy(d);
 	bad = ok;
 	bad.intx_lines = 0;

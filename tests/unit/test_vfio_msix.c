@@ -128,6 +128,37 @@ static void test_route_when_live(void **state)
 	vfio_msix_destroy(&m);
 }
 
+/* MSI's vectors: message and mask set whole from config space, routed while enabled. */
+static void test_set_entry(void **state)
+{
+	struct vfio_msix m;
+	struct rec r = { 0 };
+
+	(void)state;
+	assert_int_equal(vfio_msix_init(&m, NVEC, &ops, &r), 0);
+	vfio_msix_set_entry(&m, 0, 0xfee00000, 0x4020, false);
+	vfio_msix_set_entry(&m, 1, 0xfee00000, 0x4021, true);
+	assert_int_equal(r.routes, 0); /* not enabled yet */
+	vfio_msix_control(&m, true, false);
+	assert_true(r.live[0]);
+	assert_false(r.live[1]);
+	assert_int_equal(r.data[0], 0x4020);
+	/* Same again: nothing; a new address: rerouted; unmasked: routed; masked: stopped. */
+	vfio_msix_set_entry(&m, 0, 0xfee00000, 0x4020, false);
+	assert_int_equal(r.routes, 1);
+	vfio_msix_set_entry(&m, 0, 0x1fee01000ULL, 0x4020, false);
+	assert_int_equal(r.routes, 2);
+	assert_int_equal(r.unroutes, 1);
+	assert_int_equal(r.addr[0], 0x1fee01000ULL);
+	vfio_msix_set_entry(&m, 1, 0xfee00000, 0x4021, false);
+	assert_true(r.live[1]);
+	vfio_msix_set_entry(&m, 0, 0x1fee01000ULL, 0x4020, true);
+	assert_false(r.live[0]);
+	vfio_msix_control(&m, false, false);
+	assert_false(r.live[1]);
+	vfio_msix_destroy(&m);
+}
+
 static void test_pba_and_refusal(void **state)
 {
 	struct vfio_msix m;
@@ -207,6 +238,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_route_when_live),
+		cmocka_unit_test(test_set_entry),
 		cmocka_unit_test(test_pba_and_refusal),
 		cmocka_unit_test(test_odd_accesses),
 	};

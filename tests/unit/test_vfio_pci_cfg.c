@@ -1,6 +1,6 @@
 /* Unit tests for the config space of a passed-through PCI function (devices/vfio_pci_cfg.c):
- * BARs sized from VFIO's regions, the relinked capability list with MSI hidden, the emulated
- * MSI-X capability, passed-through reads and the write mask on forwarded writes, against a
+ * BARs sized from VFIO's regions, the relinked capability list, the emulated MSI-X and MSI
+ * capabilities, passed-through reads and the write mask on forwarded writes, against a
  * fake device config region, through the PCI core as the guest reaches it. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -63,7 +63,7 @@ struct ctx {
 static struct ctx *the_ctx; /* for the hooks: one device per test */
 
 /* An NVMe-like function: BAR0 64-bit 16 KiB, BAR4 I/O 32 bytes, BAR5 32-bit prefetchable 4 KiB;
- * capabilities PM 0x40 -> MSI 0x50 (64-bit, maskable) -> MSI-X 0x70 -> PCIe 0x80. */
+ * capabilities PM 0x40 -> MSI 0x50 (4 vectors, 64-bit, maskable) -> MSI-X 0x70 -> PCIe 0x80. */
 static const uint64_t sizes[PCI_NUM_BARS] = { 0x4000, 0, 0, 0, 0x20, 0x1000 };
 
 static void make_phys(uint8_t *p)
@@ -89,7 +89,7 @@ static void make_phys(uint8_t *p)
 	put_le(p + 0x44, 2, 0x0008); /* PMCSR: No_Soft_Reset */
 	p[0x50] = PCI_CAP_ID_MSI;
 	p[0x51] = 0x70;
-	put_le(p + 0x52, 2, 0x0180); /* 64-bit, per-vector mask */
+	put_le(p + 0x52, 2, 0x0184); /* 4 vectors, 64-bit, per-vector mask */
 	p[0x70] = PCI_CAP_ID_MSIX;
 	p[0x71] = 0x80;
 	put_le(p + 0x72, 2, PCI_MSIX_CTRL_ENABLE | 7); /* 8 vectors; enabled on the host side */
@@ -207,11 +207,18 @@ static void test_parse(void **state)
 	assert_int_equal(v->msix.table_off, 0x2000);
 	assert_int_equal(v->msix.pba_bar, 0);
 	assert_int_equal(v->msix.pba_off, 0x3000);
-	assert_int_equal(v->msi_cap, 0x50);
-	assert_int_equal(v->ncaps, 3);
+	assert_int_equal(v->msi.cap, 0x50);
+	assert_int_equal(v->msi.nvec, 4);
+	assert_true(v->msi.is64);
+	assert_true(v->msi.maskable);
+	assert_int_equal(v->msi.data_off, 12);
+	assert_int_equal(v->msi.mask_off, 16);
+	assert_int_equal(v->msi.len, 24);
+	assert_int_equal(v->ncaps, 4);
 	assert_int_equal(v->caps[0], 0x40);
-	assert_int_equal(v->caps[1], 0x70);
-	assert_int_equal(v->caps[2], 0x80);
+	assert_int_equal(v->caps[1], 0x50);
+	assert_int_equal(v->caps[2], 0x70);
+	assert_int_equal(v->caps[3], 0x80);
 }
 
 /* The guest sizes the BARs as on hardware and finds the header the device's. */
@@ -239,17 +246,21 @@ static void test_header_and_bar_sizing(void **state)
 	assert_int_equal(c->fake.writes, 0);
 }
 
-/* The list skips MSI; MSI-X is the emulated one; the rest is read from the device live. */
+/* The list as the device has it; MSI and MSI-X are emulated; the rest is read from the device
+ * live. */
 static void test_capability_list(void **state)
 {
 	struct ctx *c = *state;
 
 	assert_true(cfg_rd(c, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
 	assert_int_equal(cfg_rd(c, PCI_CAPABILITY_LIST, 1), 0x40);
-	assert_int_equal(cfg_rd(c, 0x40, 2), 0x7001); /* PM, next MSI-X (MSI unlinked) */
+	assert_int_equal(cfg_rd(c, 0x40, 2), 0x5001);
+	assert_int_equal(cfg_rd(c, 0x50, 2), 0x7005);
 	assert_int_equal(cfg_rd(c, 0x70, 2), 0x8011);
 	assert_int_equal(cfg_rd(c, 0x80, 2), 0x0010);
-	assert_int_equal(cfg_rd(c, 0x50, 4), 0); /* the hidden MSI capability */
+	/* MSI: the device's vector count and flags, Enable and the message clear. */
+	assert_int_equal(cfg_rd(c, 0x52, 2), 0x0184);
+	assert_int_equal(cfg_rd(c, 0x54, 4), 0);
 	/* MSI-X: the table size and locations are the device's; Enable starts clear here even
 	 * though the host side has it set. */
 	assert_int_equal(cfg_rd(c, 0x72, 2), 7);
@@ -276,6 +287,156 @@ static void test_msix_control(void **state)
 	assert_int_equal(c->fake.writes, 0);
 }
 
+/* MSI: Enable, Multiple Message Enable, the message and the mask bits are the guest's; the
+ * vector count and flags, the reserved address bits and the pending bits are not; nothing
+ * reaches the device. The state says what vfio_pci routes. */
+static void test_msi(void **state)
+{
+	struct ctx *c = *state;
+	struct vfio_pci_msi_state st;
+
+	cfg_wr(c, 0x52, 2, 0xffff);
+	assert_int_equal(cfg_rd(c, 0x52, 2), 0x0184 | PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE);
+	cfg_wr(c, 0x54, 4, 0xfee01007);
+	assert_int_equal(cfg_rd(c, 0x54, 4), 0xfee01004);
+	cfg_wr(c, 0x58, 4, 0x1);
+	cfg_wr(c, 0x5c, 4, 0xabcd4322); /* data is 16 bits; the next two are reserved */
+	assert_int_equal(cfg_rd(c, 0x5c, 4), 0x4322);
+	cfg_wr(c, 0x60, 4, 0xffffffff);
+	assert_int_equal(cfg_rd(c, 0x60, 4), 0xf); /* four vectors, four mask bits */
+	cfg_wr(c, 0x64, 4, 0xffffffff);
+	assert_int_equal(cfg_rd(c, 0x64, 4), 0); /* pending: read-only */
+	assert_int_equal(c->fake.writes, 0);
+
+	/* Multiple Message Enable 7 (reserved, more than the function has): its four. */
+	vfio_pci_cfg_msi_state(&c->cfg, &c->pci, &st);
+	assert_true(st.enabled);
+	assert_int_equal(st.nvec, 4);
+	assert_int_equal(st.addr, 0x1fee01004ULL);
+	assert_int_equal(st.data, 0x4322);
+	assert_int_equal(st.mask, 0xf);
+	assert_int_equal(vfio_pci_msi_data(&st, 0), 0x4320);
+	assert_int_equal(vfio_pci_msi_data(&st, 3), 0x4323);
+	/* Two enabled: bit 0 of the data selects. */
+	cfg_wr(c, 0x52, 2, PCI_MSI_FLAGS_ENABLE | 1 << 4);
+	cfg_wr(c, 0x60, 4, 0x2);
+	vfio_pci_cfg_msi_state(&c->cfg, &c->pci, &st);
+	assert_int_equal(st.nvec, 2);
+	assert_int_equal(st.mask, 0x2);
+	assert_int_equal(vfio_pci_msi_data(&st, 1), 0x4323);
+	cfg_wr(c, 0x52, 2, 0);
+	vfio_pci_cfg_msi_state(&c->cfg, &c->pci, &st);
+	assert_false(st.enabled);
+	assert_int_equal(st.nvec, 1);
+
+	/* Which writes are MSI's: from Message Control to the pending bits, not the header. */
+	assert_true(vfio_pci_cfg_msi_touched(&c->cfg, 0x50, 4));
+	assert_true(vfio_pci_cfg_msi_touched(&c->cfg, 0x64, 4));
+	assert_false(vfio_pci_cfg_msi_touched(&c->cfg, 0x50, 2));
+	assert_false(vfio_pci_cfg_msi_touched(&c->cfg, 0x68, 4));
+}
+
+struct msi_rec {
+	bool live[4];
+	uint32_t data[4];
+};
+
+static int msi_route(void *ctx, unsigned vec, uint64_t addr, uint32_t data)
+{
+	struct msi_rec *r = ctx;
+
+	assert_true(vec < 4);
+	assert_int_equal(addr, 0xfee01000);
+	r->live[vec] = true;
+	r->data[vec] = data;
+	return 0;
+}
+
+static void msi_unroute(void *ctx, unsigned vec)
+{
+	struct msi_rec *r = ctx;
+
+	r->live[vec] = false;
+}
+
+/* vfio_pci_msi_apply: the enabled, unmasked vectors routed, each with its number in the data. */
+static void test_msi_apply(void **state)
+{
+	static const struct vfio_msix_ops msi_ops = { .route = msi_route, .unroute = msi_unroute };
+	struct vfio_pci_msi_state st = { .enabled = true, .nvec = 2, .addr = 0xfee01000, .data = 0x4321 };
+	struct msi_rec r = { 0 };
+	struct vfio_msix m;
+
+	(void)state;
+	assert_int_equal(vfio_msix_init(&m, 4, &msi_ops, &r), 0);
+	vfio_pci_msi_apply(&st, &m, true);
+	assert_true(r.live[0] && r.live[1]);
+	assert_false(r.live[2] || r.live[3]);
+	assert_int_equal(r.data[0], 0x4320);
+	assert_int_equal(r.data[1], 0x4321);
+	st.mask = 0x1; /* vector 0 masked */
+	vfio_pci_msi_apply(&st, &m, true);
+	assert_false(r.live[0]);
+	assert_true(r.live[1]);
+	st.nvec = 1; /* one enabled: vector 1 goes */
+	st.mask = 0;
+	vfio_pci_msi_apply(&st, &m, true);
+	assert_true(r.live[0]);
+	assert_false(r.live[1]);
+	vfio_pci_msi_apply(&st, &m, false); /* VFIO refused, or MSI off */
+	assert_false(r.live[0]);
+	vfio_msix_destroy(&m);
+}
+
+/* MSI's layouts: 32-bit without masking is 10 bytes, a vector count past 32 is refused. */
+static void test_msi_layouts(void **state)
+{
+	struct vfio_pci_cfg *v = malloc(sizeof(*v));
+	uint8_t p[PCI_CONFIG_SIZE];
+	char err[200] = "";
+
+	(void)state;
+	make_phys(p);
+	put_le(p + 0x52, 2, 0x0000);
+	assert_int_equal(vfio_pci_cfg_parse(v, p, sizes, err, sizeof(err)), 0);
+	assert_int_equal(v->msi.nvec, 1);
+	assert_false(v->msi.is64);
+	assert_false(v->msi.maskable);
+	assert_int_equal(v->msi.data_off, 8);
+	assert_int_equal(v->msi.len, 10);
+	assert_true(v->passthrough[0x5a]);
+	put_le(p + 0x52, 2, 0x0100);
+	assert_int_equal(vfio_pci_cfg_parse(v, p, sizes, err, sizeof(err)), 0);
+	assert_int_equal(v->msi.mask_off, 12);
+	assert_int_equal(v->msi.len, 20);
+	put_le(p + 0x52, 2, 0x000c); /* 2^6 vectors */
+	assert_int_equal(vfio_pci_cfg_parse(v, p, sizes, err, sizeof(err)), -1);
+	assert_string_equal(err, "MSI capability at 0x50 claims 2^6 vectors (at most 32)");
+	put_le(p + 0x52, 2, 0x0180);
+	p[0xf0] = PCI_CAP_ID_MSI; /* a second one, at the end of the list */
+	p[0x81] = 0xf0;
+	assert_int_equal(vfio_pci_cfg_parse(v, p, sizes, err, sizeof(err)), -1);
+	assert_string_equal(err, "two MSI capabilities (0x50, 0xf0)");
+	p[0x81] = 0;
+	p[0x51] = 0xe8; /* a 64-bit maskable one at 0xe8 runs to 0x100 */
+	p[0xe8] = PCI_CAP_ID_MSI;
+	put_le(p + 0xea, 2, 0x0180);
+	p[0x41] = 0xe8;
+	assert_int_equal(vfio_pci_cfg_parse(v, p, sizes, err, sizeof(err)), 0);
+	p[0xe4] = PCI_CAP_ID_MSI;
+	put_le(p + 0xe6, 2, 0x0180);
+	p[0x41] = 0xe4;
+	p[0xe5] = 0;
+	assert_int_equal(vfio_pci_cfg_parse(v, p, sizes, err, sizeof(err)), 0);
+	p[0xec] = PCI_CAP_ID_MSI;
+	put_le(p + 0xee, 2, 0x0180);
+	p[0x41] = 0xec;
+	p[0xed] = 0;
+	assert_int_equal(vfio_pci_cfg_parse(v, p, sizes, err, sizeof(err)), -1);
+	assert_string_equal(err, "MSI capability at 0xec runs past config space");
+	free(v);
+}
+
 /* Passed-through writes: only the mask's bits reach the device, the rest keeps its value. */
 static void test_write_mask(void **state)
 {
@@ -299,9 +460,9 @@ static void test_write_mask(void **state)
 	assert_int_equal(c->fake.writes, w);
 	assert_int_equal((uint32_t)get_le(c->fake.dev + 0x84, 4), 0x10008000);
 	assert_int_equal(cfg_rd(c, 0x80, 2), 0x0010);
-	/* The hidden MSI capability cannot be written into the device either. */
+	/* The emulated MSI capability is not written into the device either. */
 	cfg_wr(c, 0x52, 2, 0x0001);
-	assert_int_equal((uint32_t)get_le(c->fake.dev + 0x52, 2), 0x0180);
+	assert_int_equal((uint32_t)get_le(c->fake.dev + 0x52, 2), 0x0184);
 }
 
 /* COMMAND: decode, bus master and INTx disable are forwarded; other bits keep the device's. */
@@ -394,7 +555,7 @@ static void test_refused(void **state)
 	expect_refused(p, sz, "interrupt pin");
 }
 
-/* A function without capabilities and with MSI only: no list, INTx only. */
+/* A function with MSI only, then without capabilities: no list, INTx only. */
 static void test_no_msix(void **state)
 {
 	struct vfio_pci_cfg *v = malloc(sizeof(*v));
@@ -407,14 +568,14 @@ static void test_no_msix(void **state)
 	p[0x51] = 0; /* PM -> MSI -> end */
 	assert_int_equal(vfio_pci_cfg_parse(v, p, sizes, err, sizeof(err)), 0);
 	assert_int_equal(v->msix.cap, 0);
-	assert_int_equal(v->msi_cap, 0x50);
-	assert_int_equal(v->ncaps, 1);
+	assert_int_equal(v->msi.cap, 0x50);
+	assert_int_equal(v->ncaps, 2);
 	assert_false(v->passthrough[0x50]);
 	assert_true(v->passthrough[0x70]); /* no longer a capability: the device's bytes */
 	put_le(p + PCI_STATUS, 2, 0);
 	assert_int_equal(vfio_pci_cfg_parse(v, p, sizes, err, sizeof(err)), 0);
 	assert_int_equal(v->ncaps, 0);
-	assert_int_equal(v->msi_cap, 0);
+	assert_int_equal(v->msi.cap, 0);
 	free(v);
 }
 
@@ -425,6 +586,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_header_and_bar_sizing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capability_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msix_control, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msi, setup, teardown),
+		cmocka_unit_test(test_msi_layouts),
+		cmocka_unit_test(test_msi_apply),
 		cmocka_unit_test_setup_teardown(test_write_mask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_command_forwarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_errors, setup, teardown),

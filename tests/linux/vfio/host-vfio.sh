@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # host-vfio.sh MODE KVM_OK - in the emulated host of tests/linux/vfio/run.sh (busybox sh): load
 # vfio, vfio_iommu_type1 and vfio_pci (/kvmbox/vfio/host/order), bind the emulated NVMe controller
-# (class 0x010802) to vfio-pci, and report. Lines for the harness start with KVMBOX-VFIO; each
+# (class 0x010802) and the AHCI controller at slot 6 (0x010601, MSI only) to vfio-pci, and report. Lines for the harness start with KVMBOX-VFIO; each
 # test's verdict is "KVMBOX-VFIO T <name> PASS ..." or "KVMBOX-VFIO T <name> FAIL why" (run.sh
 # turns them into PASS:/FAIL: lines; a test never reached fails there).
 #   probe   the evidence that VFIO can work here (test probe): DMAR/IOMMU kernel lines, the
@@ -12,10 +12,11 @@
 #           (/kvmbox/vfio/guest.gz, tests/linux/vfio/guest-vfio) on the function passed through:
 #           pass 1 writes and reads back, reboots (kvmbox builds the VM again, the function is
 #           reset), pass 2 finds pass 1's data and writes more (tests guest-io, guest-msix,
-#           guest-reboot); meanwhile kvmbox ctl snapshot, hibernate and migrate are refused
+#           guest-reboot), each pass also on the AHCI controller's disk, on MSI (guest-msi); meanwhile kvmbox ctl snapshot, hibernate and migrate are refused
 #           with their line and the guest runs on (test refuse-state); then the guest once
-#           more with pci=nomsi, on the function's INTx (test guest-intx); "KVMBOX-VFIO sums MD5_AT_1MIB MD5_AT_2MIB MD5_AT_3MIB" for run.sh's check of the
-#           image after the run (test image)
+#           more with pci=nomsi, on the function's INTx (test guest-intx); "KVMBOX-VFIO sums
+#           NVME_1MIB NVME_2MIB NVME_3MIB AHCI_1MIB AHCI_2MIB" (md5s) for run.sh's check of the
+#           images after the run (test image)
 mode=$1
 kvm_ok=$2
 say() { echo "KVMBOX-VFIO $*"; }
@@ -85,6 +86,19 @@ drv=$(basename "$(readlink "$sys/driver" 2>/dev/null)" 2>/dev/null)
 [ "$drv" = vfio-pci ] || verdict FAIL "$dev is bound to '${drv:-nothing}', not vfio-pci"
 [ -c "/dev/vfio/$group" ] || verdict FAIL "no /dev/vfio/$group"
 say "nvme $dev $(cat "$sys/vendor"):$(cat "$sys/device") group $group driver $drv /dev/vfio/$group"
+# The AHCI controller (MSI only) where run.sh put it; the host's ahci driver (a guest module,
+# loaded above) took it: the same fix.
+sata=0000:00:06.0
+ssys=/sys/bus/pci/devices/$sata
+[ "$(cat "$ssys/class" 2>/dev/null)" = 0x010601 ] || verdict FAIL "no AHCI controller (class 0x010601) at $sata"
+[ -e "$ssys/driver" ] && echo "$sata" >"$ssys/driver/unbind"
+echo vfio-pci >"$ssys/driver_override" && echo "$sata" >/sys/bus/pci/drivers_probe
+sdrv=$(basename "$(readlink "$ssys/driver" 2>/dev/null)" 2>/dev/null)
+sgroup=$(basename "$(readlink "$ssys/iommu_group")")
+[ "$sdrv" = vfio-pci ] || verdict FAIL "$sata is bound to '${sdrv:-nothing}', not vfio-pci"
+[ "$(ls "$ssys/iommu_group/devices" | tr '\n' ' ')" = "$sata " ] && [ -c "/dev/vfio/$sgroup" ] ||
+	verdict FAIL "$sata in IOMMU group '$sgroup' with: $(ls "$ssys/iommu_group/devices" | tr '\n' ' ')"
+say "ahci $sata $(cat "$ssys/vendor"):$(cat "$ssys/device") group $sgroup driver $sdrv /dev/vfio/$sgroup"
 [ "$kvm_ok" = 1 ] || verdict FAIL "no /dev/kvm (kvm_amd did not load; see KVMBOX-HOST nokvm)"
 # kvmbox's VFIO code against the kernel, one step a line.
 out=$(/kvmbox/vfio-check "$dev" 2>&1)
@@ -100,7 +114,7 @@ verdict PASS "($dev in IOMMU group $group, bound to vfio-pci, /dev/vfio/$group, 
 t0=$(cut -d' ' -f1 /proc/uptime)
 api=/tmp/vfio-api.sock
 timeout 180 /kvmbox/kvmbox run -k /kvmbox/vmlinuz -i /kvmbox/vfio/guest.gz -m 256M -c 1 \
-	-a "console=ttyS0 quiet panic=-1" --device "vfio=$dev" --api $api >/tmp/guest.log 2>&1 &
+	-a "console=ttyS0 quiet panic=-1" --device "vfio=$dev" --device "vfio=$sata" --api $api >/tmp/guest.log 2>&1 &
 kpid=$!
 # While the guest runs: snapshot, hibernate and migrate refused with one line, the VM running on
 # (its passes below still have to complete). The control socket comes up with the VM; an answer
@@ -162,6 +176,19 @@ if [ $irq_ok = 1 ]; then
 else
 	say T guest-msix FAIL "the nvme MSI-X counts did not grow in both passes: '$p1' '$p2'"
 fi
+# MSI: the AHCI controller's disk in both passes; its interrupts are MSI and their count grew.
+m1=$(grep -a -m1 '^VFIO-G msi1 ' /tmp/guest.log | tr -d '\r')
+m2=$(grep -a -m1 '^VFIO-G msi2 ' /tmp/guest.log | tr -d '\r')
+msi_ok=1
+for m in "$m1" "$m2"; do
+	case $m in "VFIO-G msi"?" ok "*) ;; *) msi_ok=0; continue ;; esac
+	[ "$(fld "$m" 8)" -gt "$(fld "$m" 7)" ] 2>/dev/null || msi_ok=0
+done
+if [ $msi_ok = 1 ]; then
+	say T guest-msi PASS "(1 MiB written and read back on the AHCI disk in each pass; ahci MSI interrupts $(fld "$m1" 7) -> $(fld "$m1" 8) in pass 1, $(fld "$m2" 7) -> $(fld "$m2" 8) in pass 2)"
+else
+	say T guest-msi FAIL "'${m1:-no msi1 line}' '${m2:-no msi2 line}'; $why"
+fi
 case "$st|$p2" in
 "0|VFIO-G pass2 ok "*) say T guest-reboot PASS "(after the guest's reboot the reset function served pass 2, pass 1's data intact; kvmbox exited 0)" ;;
 *) say T guest-reboot FAIL "${p2:-no pass 2 line}; $why" ;;
@@ -183,6 +210,7 @@ case "$sti|$pi" in
 	;;
 *) say T guest-intx FAIL "${pi:-no result line}; kvmbox status $sti; last lines: $(tail -n 3 /tmp/guest-intx.log | tr -d '\r' | tr '\n' '|' | cut -c1-300)" ;;
 esac
-case "$p1|$p2|$pi" in
-"VFIO-G pass1 ok "*"|VFIO-G pass2 ok "*"|VFIO-G passintx ok "*) say sums "$(fld "$p1" 5)" "$(fld "$p2" 5)" "$(fld "$pi" 5)" ;;
+case "$p1|$p2|$pi|$m1|$m2" in
+"VFIO-G pass1 ok "*"|VFIO-G pass2 ok "*"|VFIO-G passintx ok "*"|VFIO-G msi1 ok "*"|VFIO-G msi2 ok "*)
+	say sums "$(fld "$p1" 5)" "$(fld "$p2" 5)" "$(fld "$pi" 5)" "$(fld "$m1" 5)" "$(fld "$m2" 5)" ;;
 esac

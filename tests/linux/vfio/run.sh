@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/linux/vfio/run.sh - the VFIO pass-through host: an emulated x86 host of its own (not part
-# of the default Linux tier) with an emulated Intel IOMMU and an emulated NVMe controller, which
-# its kernel binds to vfio-pci for kvmbox to pass through.
+# of the default Linux tier) with an emulated Intel IOMMU, an emulated NVMe controller (MSI-X)
+# and an emulated AHCI controller (ICH9: MSI only) with a disk, which its kernel binds to
+# vfio-pci for kvmbox to pass through.
 #
 #   tests/linux/vfio/run.sh [all]   the probe below, then kvmbox itself in the emulated host:
 #                                   vfio-unbound (the function on the host's nvme driver:
@@ -9,7 +10,9 @@
 #                                   kernel, tests/linux/vfio/guest-vfio as /init, the nvme
 #                                   driver) with --device vfio=BDF: vfio-guest-io (1 MiB written
 #                                   and read back), vfio-guest-msix (the guest's nvme MSI-X
-#                                   counts grow), vfio-guest-reboot (the guest reboots, kvmbox
+#                                   counts grow), vfio-guest-msi (the AHCI controller passed
+#                                   through beside it: 1 MiB on its disk in each pass, on MSI,
+#                                   whose counts grow), vfio-guest-reboot (the guest reboots, kvmbox
 #                                   builds the VM again and resets the function, pass 2 finds
 #                                   pass 1's data and writes more, kvmbox exits 0),
 #                                   vfio-refuse-state (kvmbox ctl snapshot, hibernate and
@@ -17,8 +20,8 @@
 #                                   which it then does), vfio-guest-intx (the guest again with
 #                                   pci=nomsi: 1 MiB at 3 MiB on the function's INTx, through a
 #                                   resampling irqfd), vfio-image
-#                                   (after the run, qemu's image file holds what the guest
-#                                   said it wrote, at all three places)
+#                                   (after the run, qemu's image files hold what the guest
+#                                   said it wrote, at all five places)
 #   tests/linux/vfio/run.sh probe   boot it and check what VFIO needs: DMAR up, the controller in
 #                                   an IOMMU group of its own, bound to vfio-pci, /dev/vfio/N,
 #                                   /dev/kvm (kvm_amd with an Intel IOMMU), then kvmbox's own
@@ -53,7 +56,7 @@ source tests/linux/lib.sh
 MODE=${1:-all}
 case $MODE in
 probe) TESTS="probe" ;;
-all) TESTS="probe unbound guest-io guest-msix guest-reboot refuse-state guest-intx image" ;;
+all) TESTS="probe unbound guest-io guest-msix guest-msi guest-reboot refuse-state guest-intx image" ;;
 *) echo "usage: $0 [all|probe]" >&2; exit 2 ;;
 esac
 skip_all() { for t in $TESTS; do echo "SKIP: vfio-$t: $*"; done; exit 0; }
@@ -73,7 +76,7 @@ else
 	build=${KVMBOX_BUILD:-build}
 fi
 VFIO_HOST_MODULES="vfio vfio_iommu_type1 vfio_pci"
-VFIO_GUEST_MODULES="crc64_rocksoft_generic crct10dif_generic nvme"
+VFIO_GUEST_MODULES="crc64_rocksoft_generic crct10dif_generic nvme ahci sd_mod"
 # qemu's emulated NVMe controller (1b36:0010) with a raw image the emulated host can read back.
 # shellcheck disable=SC2034,SC2054 # for kb_boot_host; the commas are qemu's
 # On arm64 the virt board's own SMMUv3 (iommu=smmuv3) sits in front of its PCIe host bridge; its
@@ -83,7 +86,12 @@ if [[ $KB_ARCH == arm64 ]]; then
 else
 	KB_QEMU_MACHINE=(-M q35 -vga none -device intel-iommu,intremap=on,caching-mode=on)
 fi
+# shellcheck disable=SC2054 # the commas are qemu's
 KB_QEMU_MACHINE+=(-device nvme,drive=nv0,serial=kvmbox-vfio -drive "if=none,id=nv0,file=$OUT/nvme.img,format=raw")
+# The AHCI controller at slot 6 (host-vfio.sh looks for it there): MSI with one vector, no MSI-X.
+# shellcheck disable=SC2054 # the commas are qemu's
+KB_QEMU_MACHINE+=(-device ich9-ahci,id=sata1,addr=0x6 -drive "if=none,id=vfioahci0,file=$OUT/ahci.img,format=raw"
+	-device ide-hd,drive=vfioahci0,bus=sata1.0)
 
 # A failure before the emulated host ran fails every test.
 fail() { for t in $TESTS; do echo "FAIL: vfio-$t: $*"; done; exit 1; }
@@ -91,8 +99,8 @@ kb_have_qemu >/dev/null || skip_all "$(kb_have_qemu)"
 mkdir -p "$OUT" || fail "cannot make $OUT"
 kb_fetch_kernel || fail "kb_fetch_kernel"
 
-# The modules, extracted once per kernel version into OUT/modules-<kver>.
-mods=$OUT/modules-$KB_KVER
+# The modules, extracted once per kernel version and module list into OUT/modules-<kver>-<sum>.
+mods=$OUT/modules-$KB_KVER-$(echo "$VFIO_HOST_MODULES|$VFIO_GUEST_MODULES" | md5sum | cut -c1-8)
 if [[ ! -f $mods/.complete ]]; then
 	{ rm -rf -- "$mods" && mkdir -p "$mods"; } || fail "cannot make $mods"
 	deb=$(_kb_deb "linux-image-$KB_KVER-unsigned") || fail "no kernel package"
@@ -133,7 +141,8 @@ fi
 initrd=$OUT/host-initrd
 kb_host_initrd_from "$initrd" "$d" || fail "cannot build the host initramfs"
 # A fresh image each run: the emulated host checks what the guest wrote.
-rm -f -- "$OUT/nvme.img" && truncate -s 64M "$OUT/nvme.img" || fail "cannot make $OUT/nvme.img"
+rm -f -- "$OUT/nvme.img" "$OUT/ahci.img" && truncate -s 64M "$OUT/nvme.img" && truncate -s 16M "$OUT/ahci.img" ||
+	fail "cannot make $OUT/nvme.img and ahci.img"
 
 start=$(date +%s)
 # One CPU, one thread (QEMU's multi-threaded TCG corrupts nested guests' memory now and then:
@@ -159,14 +168,13 @@ for t in $TESTS; do
 	if [[ $t == image ]]; then
 		# What the guest said it wrote, in qemu's file, after the emulated host is gone.
 		sums=$(grep -a -m1 '^KVMBOX-VFIO sums ' "$OUT/host.log" | tr -d '\r')
-		read -r _ _ s1 s2 s3 <<<"$sums"
-		i1=$(dd if="$OUT/nvme.img" bs=1M skip=1 count=1 2>/dev/null | md5sum | cut -d' ' -f1)
-		i2=$(dd if="$OUT/nvme.img" bs=1M skip=2 count=1 2>/dev/null | md5sum | cut -d' ' -f1)
-		i3=$(dd if="$OUT/nvme.img" bs=1M skip=3 count=1 2>/dev/null | md5sum | cut -d' ' -f1)
+		read -r _ _ s1 s2 s3 s4 s5 <<<"$sums"
+		mib() { dd if="$OUT/$1" bs=1M skip="$2" count=1 2>/dev/null | md5sum | cut -d' ' -f1; }
+		i1=$(mib nvme.img 1) i2=$(mib nvme.img 2) i3=$(mib nvme.img 3) i4=$(mib ahci.img 1) i5=$(mib ahci.img 2)
 		if [[ -z $sums ]]; then echo "FAIL: vfio-image: the guest reported no sums (see vfio-guest-*)"; status=1
-		elif [[ $s1 == "$i1" && $s2 == "$i2" && $s3 == "$i3" ]]; then
-			echo "PASS: vfio-image ($OUT/nvme.img holds the three MiB the guest wrote: $i1 $i2 $i3)"
-		else echo "FAIL: vfio-image: $OUT/nvme.img has $i1 $i2 $i3 at 1, 2 and 3 MiB, the guest wrote $s1 $s2 $s3"; status=1; fi
+		elif [[ $s1 == "$i1" && $s2 == "$i2" && $s3 == "$i3" && $s4 == "$i4" && $s5 == "$i5" ]]; then
+			echo "PASS: vfio-image ($OUT/nvme.img holds the three MiB the guest wrote: $i1 $i2 $i3; ahci.img the two: $i4 $i5)"
+		else echo "FAIL: vfio-image: nvme.img has $i1 $i2 $i3 at 1, 2 and 3 MiB, ahci.img $i4 $i5 at 1 and 2; the guest wrote $s1 $s2 $s3 and $s4 $s5"; status=1; fi
 		continue
 	fi
 	res=$(grep -a -m1 -E "^KVMBOX-VFIO T $t (PASS|FAIL)" "$OUT/host.log" | tr -d '\r')

@@ -87,7 +87,7 @@ int main(int argc, char **argv)
 			       (unsigned long long)cfg.bar[b].size, cfg.bar[b].prefetch);
 	printf("ok caps %d msix cap %#x vectors %u table bar %d +%#x pba bar %d +%#x msi cap %#x\n",
 	       cfg.ncaps, cfg.msix.cap, cfg.msix.nvec, cfg.msix.table_bar, cfg.msix.table_off,
-	       cfg.msix.pba_bar, cfg.msix.pba_off, cfg.msi_cap);
+	       cfg.msix.pba_bar, cfg.msix.pba_off, cfg.msi.cap);
 	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		return fail("mmap");
@@ -119,9 +119,13 @@ int main(int argc, char **argv)
 	vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	if (vm < 0)
 		return fail("KVM_CREATE_VM");
-	kdev = vfio_dev_kvm_add(&d, vm);
-	if (kdev < 0)
+	struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
+
+	if (ioctl(vm, KVM_CREATE_DEVICE, &cd) < 0)
 		return fail("kvm vfio device");
+	kdev = (int)cd.fd;
+	if (vfio_dev_kvm_add(&d, kdev) < 0)
+		return fail("kvm vfio device: group add");
 	printf("ok kvm vfio device, group added\n");
 	if (vfio_dev_open(&d2, NULL, bdf, err, sizeof(err)) == 0) {
 		printf("vfio-check FAIL second open: the group opened twice\n");
