@@ -166,12 +166,16 @@ case $p1 in
 "") say T guest-io FAIL "no pass 1 line; $why" ;;
 *) say T guest-io FAIL "$p1" ;;
 esac
-irq_ok=1
-for p in "$p1" "$p2"; do
-	case $p in "VFIO-G pass"?" ok "*) ;; *) irq_ok=0; continue ;; esac
-	[ "$(fld "$p" 8)" -gt "$(fld "$p" 7)" ] 2>/dev/null || irq_ok=0
-done
-if [ $irq_ok = 1 ]; then
+# grew KIND LINE1 LINE2: both "VFIO-G KIND<N> ok ..." lines are there and their counts grew.
+grew() {
+	k=$1
+	shift
+	for l in "$@"; do
+		case $l in "VFIO-G $k"?" ok "*) ;; *) return 1 ;; esac
+		[ "$(fld "$l" 8)" -gt "$(fld "$l" 7)" ] 2>/dev/null || return 1
+	done
+}
+if grew pass "$p1" "$p2"; then
 	say T guest-msix PASS "(nvme MSI-X interrupts $(fld "$p1" 7) -> $(fld "$p1" 8) in pass 1, $(fld "$p2" 7) -> $(fld "$p2" 8) in pass 2)"
 else
 	say T guest-msix FAIL "the nvme MSI-X counts did not grow in both passes: '$p1' '$p2'"
@@ -179,12 +183,7 @@ fi
 # MSI: the AHCI controller's disk in both passes; its interrupts are MSI and their count grew.
 m1=$(grep -a -m1 '^VFIO-G msi1 ' /tmp/guest.log | tr -d '\r')
 m2=$(grep -a -m1 '^VFIO-G msi2 ' /tmp/guest.log | tr -d '\r')
-msi_ok=1
-for m in "$m1" "$m2"; do
-	case $m in "VFIO-G msi"?" ok "*) ;; *) msi_ok=0; continue ;; esac
-	[ "$(fld "$m" 8)" -gt "$(fld "$m" 7)" ] 2>/dev/null || msi_ok=0
-done
-if [ $msi_ok = 1 ]; then
+if grew msi "$m1" "$m2"; then
 	say T guest-msi PASS "(1 MiB written and read back on the AHCI disk in each pass; ahci MSI interrupts $(fld "$m1" 7) -> $(fld "$m1" 8) in pass 1, $(fld "$m2" 7) -> $(fld "$m2" 8) in pass 2)"
 else
 	say T guest-msi FAIL "'${m1:-no msi1 line}' '${m2:-no msi2 line}'; $why"
