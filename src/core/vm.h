@@ -204,15 +204,15 @@ int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign);
  * then unmasks its line); vm_irqfd(efd, gsi, false) detaches it. 0 or -1 (printed). */
 int vm_irqfd_resample(struct vm *vm, int efd, int resample_efd, uint32_t gsi);
 
-/* Device memory the guest reaches without exits (a passed-through device's BAR, mmap'd): host
- * [host, host+size) appears at guest-physical gpa in a KVM memory slot of its own, until
- * vm_mem_slot_remove. gpa, size and host page-aligned; must not overlap RAM or another slot.
- * Any thread. The slot, or -1 (printed: out of slots, or KVM refused). */
 /* The VM's one KVM device of `type` (KVM_CREATE_DEVICE), created on the first call and closed
  * with the VM: KVM allows one VFIO device (KVM_DEV_TYPE_VFIO) per VM, which every passed-through
  * function's group joins. At device creation. Its fd, or -1 with errno set. */
 int vm_kvm_device(struct vm *vm, uint32_t type);
 
+/* Device memory the guest reaches without exits (a passed-through device's BAR, mmap'd): host
+ * [host, host+size) appears at guest-physical gpa in a KVM memory slot of its own, until
+ * vm_mem_slot_remove. gpa, size and host page-aligned; must not overlap RAM or another slot.
+ * Any thread. The slot, or -1 (printed: out of slots, or KVM refused). */
 #define VM_DEV_SLOT_BASE GUEST_MEM_MAX_REGIONS
 #define VM_DEV_SLOTS     32
 int vm_mem_slot_add(struct vm *vm, uint64_t gpa, void *host, uint64_t size);

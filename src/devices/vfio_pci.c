@@ -174,11 +174,10 @@ static void hook_config_read(struct pci_dev *pdev, uint32_t off, uint8_t *data, 
 static void hook_config_write(struct pci_dev *pdev, uint32_t off, uint32_t len)
 {
 	struct vfio_pci *p = (struct vfio_pci *)pdev->owner;
-	uint32_t cap = (uint32_t)p->cfg.msix.cap;
 
 	if (vfio_pci_cfg_guest_write(&p->cfg, &p->io, pdev, off, len) < 0)
 		log_warn("%s: config write at %#x refused by the device", p->dev.name, off);
-	if (p->msix.nvec && off < cap + 4 && off + len > cap + 2) {
+	if (p->msix.nvec && vfio_pci_cfg_msix_touched(&p->cfg, off, len)) {
 		pthread_mutex_lock(&p->lock);
 		msix_control(p);
 		pthread_mutex_unlock(&p->lock);

@@ -303,11 +303,21 @@ void vfio_pci_msi_apply(const struct vfio_pci_msi_state *st, struct vfio_msix *m
 	vfio_msix_control(m, en, false);
 }
 
+/* A write of len bytes at off overlaps [cap + 2, cap + caplen): a capability's registers, past
+ * its id and next bytes. cap 0: no such capability. */
+static bool touched(int cap, int caplen, uint32_t off, uint32_t len)
+{
+	return cap && off < (uint32_t)(cap + caplen) && off + len > (uint32_t)cap + 2;
+}
+
+bool vfio_pci_cfg_msix_touched(const struct vfio_pci_cfg *c, uint32_t off, uint32_t len)
+{
+	return touched(c->msix.cap, 4, off, len); /* Message Control: the only writable register */
+}
+
 bool vfio_pci_cfg_msi_touched(const struct vfio_pci_cfg *c, uint32_t off, uint32_t len)
 {
-	uint32_t lo = (uint32_t)c->msi.cap + 2, hi = (uint32_t)c->msi.cap + (uint32_t)c->msi.len;
-
-	return c->msi.cap && off < hi && off + len > lo;
+	return touched(c->msi.cap, c->msi.len, off, len);
 }
 
 void vfio_pci_cfg_guest_read(const struct vfio_pci_cfg *c, const struct vfio_pci_cfg_io *io, uint32_t off,

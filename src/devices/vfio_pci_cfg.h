@@ -105,7 +105,9 @@ int vfio_pci_cfg_setup(const struct vfio_pci_cfg *c, struct pci_dev *pdev, struc
 void vfio_pci_cfg_msi_state(const struct vfio_pci_cfg *c, struct pci_dev *pdev,
 			    struct vfio_pci_msi_state *st);
 
-/* Whether a config write of len bytes at off touched the MSI capability's registers. */
+/* Whether a config write of len bytes at off touched the MSI-X capability's Message Control,
+ * or the MSI capability's registers. */
+bool vfio_pci_cfg_msix_touched(const struct vfio_pci_cfg *c, uint32_t off, uint32_t len);
 bool vfio_pci_cfg_msi_touched(const struct vfio_pci_cfg *c, uint32_t off, uint32_t len);
 
 /* The message data of enabled vector v (v < st->nvec): the low bits of the data select it. */

@@ -103,7 +103,7 @@ static void h_write(struct pci_dev *pdev, uint32_t off, uint32_t len)
 	struct fx *f = the;
 
 	vfio_pci_cfg_guest_write(&f->cfg, &f->io, pdev, off, len);
-	if (f->msix.nvec) {
+	if (f->msix.nvec && vfio_pci_cfg_msix_touched(&f->cfg, off, len)) {
 		uint32_t cap = (uint32_t)f->cfg.msix.cap;
 		uint16_t ctrl = (uint16_t)pci_config_read(pdev, cap + 2, 2);
 

@@ -334,6 +334,11 @@ static void test_msi(void **state)
 	assert_true(vfio_pci_cfg_msi_touched(&c->cfg, 0x64, 4));
 	assert_false(vfio_pci_cfg_msi_touched(&c->cfg, 0x50, 2));
 	assert_false(vfio_pci_cfg_msi_touched(&c->cfg, 0x68, 4));
+	/* MSI-X's: only Message Control (0x72). */
+	assert_true(vfio_pci_cfg_msix_touched(&c->cfg, 0x70, 4));
+	assert_true(vfio_pci_cfg_msix_touched(&c->cfg, 0x73, 1));
+	assert_false(vfio_pci_cfg_msix_touched(&c->cfg, 0x70, 2));
+	assert_false(vfio_pci_cfg_msix_touched(&c->cfg, 0x74, 4));
 }
 
 struct msi_rec {
